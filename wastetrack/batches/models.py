@@ -1,0 +1,76 @@
+"""Batches (one tagged unit of waste) and the QR label codes that identify them."""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Unit(StrEnum):
+    kg = "kg"
+    count = "count"
+    m3 = "m3"
+
+
+class Label(Model):
+    """A QR code, pre-printed on label stock or made with its batch; bound at most once."""
+
+    code = fields.CharField(max_length=16, primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="labels", on_delete=fields.RESTRICT
+    )
+    stream: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.WasteStream", related_name="labels", on_delete=fields.RESTRICT
+    )
+    issued_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.User", related_name="issued_labels", null=True, on_delete=fields.SET_NULL
+    )
+    issued_at = fields.DatetimeField(auto_now_add=True)
+    bound_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "label"
+
+
+class Batch(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=16, unique=True)
+    stream: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.WasteStream", related_name="batches", on_delete=fields.RESTRICT
+    )
+    category: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.WasteCategory", related_name="batches", on_delete=fields.RESTRICT
+    )
+    waste_code = fields.CharField(max_length=16, null=True)
+    producer: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="produced_batches", on_delete=fields.RESTRICT
+    )
+    origin_site: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.Site", related_name="batches", null=True, on_delete=fields.RESTRICT
+    )
+    # The producer's region path, copied so a manager's subtree filter needs no join.
+    region_path = fields.CharField(max_length=255, db_index=True)
+    quantity = fields.DecimalField(max_digits=12, decimal_places=3)
+    unit = fields.CharEnumField(Unit, max_length=8)
+    state = fields.CharField(max_length=24, db_index=True)
+    holder: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="held_batches", on_delete=fields.RESTRICT
+    )
+    carrier: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="carried_batches", null=True, on_delete=fields.RESTRICT
+    )
+    destination: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="destined_batches", null=True, on_delete=fields.RESTRICT
+    )
+    parent: fields.ForeignKeyNullableRelation["Batch"] = fields.ForeignKeyField(
+        "wastetrack.Batch", related_name="children", null=True, on_delete=fields.RESTRICT
+    )
+    tagged_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    last_seq = fields.IntField(default=0)
+    last_hash = fields.CharField(max_length=64, default="")
+    last_device_time = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "batch"

@@ -1,0 +1,51 @@
+"""Reference catalog: waste streams, categories and treatment methods, loaded from data files."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class WasteStream(Model):
+    code = fields.CharField(max_length=32, primary_key=True)
+    name_zh = fields.CharField(max_length=64)
+    name_en = fields.CharField(max_length=64)
+    default_unit = fields.CharField(max_length=8)
+    source = fields.CharField(max_length=255)
+    edition = fields.CharField(max_length=32)
+
+    class Meta:
+        table = "waste_stream"
+
+
+class WasteCategory(Model):
+    key = fields.CharField(max_length=64, primary_key=True)
+    stream: fields.ForeignKeyRelation[WasteStream] = fields.ForeignKeyField(
+        "wastetrack.WasteStream", related_name="categories", on_delete=fields.RESTRICT
+    )
+    parent_key = fields.CharField(max_length=64, null=True)
+    code = fields.CharField(max_length=32)
+    name_zh = fields.CharField(max_length=64)
+    name_en = fields.CharField(max_length=96)
+    colour = fields.CharField(max_length=7, null=True)
+    hazard = fields.JSONField(default=list)
+    storage_limit_hours = fields.IntField(null=True)
+    density_kg_m3 = fields.DecimalField(max_digits=8, decimal_places=2, null=True)
+    level = fields.IntField(null=True)
+    scheme = fields.CharField(max_length=64)
+    scheme_version = fields.CharField(max_length=16)
+    source = fields.CharField(max_length=255)
+    edition = fields.CharField(max_length=32)
+
+    class Meta:
+        table = "waste_category"
+
+
+class TreatmentMethod(Model):
+    code = fields.CharField(max_length=8, primary_key=True)
+    name_zh = fields.CharField(max_length=64)
+    name_en = fields.CharField(max_length=128)
+    mode = fields.CharField(max_length=16)
+    source = fields.CharField(max_length=255)
+    edition = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "treatment_method"

@@ -1,0 +1,51 @@
+"""The append-only custody event log: one hash-chained row per step of a batch."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class CustodyEvent(Model):
+    id = fields.UUIDField(primary_key=True)
+    batch: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Batch", related_name="events", on_delete=fields.RESTRICT
+    )
+    seq = fields.IntField()
+    event_type = fields.CharField(max_length=24)
+    state_after = fields.CharField(max_length=24)
+    outcome = fields.CharField(max_length=24, null=True)
+    reason = fields.TextField(null=True)
+    method: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.TreatmentMethod", related_name="events", null=True, on_delete=fields.RESTRICT
+    )
+    mode = fields.CharField(max_length=16, null=True)
+    to_organization: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="received_handovers", null=True,
+        on_delete=fields.RESTRICT,
+    )
+    related_batch: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.Batch", related_name="related_events", null=True, on_delete=fields.RESTRICT
+    )
+    corrects: fields.ForeignKeyNullableRelation["CustodyEvent"] = fields.ForeignKeyField(
+        "wastetrack.CustodyEvent", related_name="corrections", null=True, on_delete=fields.RESTRICT
+    )
+    details = fields.JSONField(default=dict)
+    device_time = fields.DatetimeField()
+    server_time = fields.DatetimeField()
+    actor: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.User", related_name="events", on_delete=fields.RESTRICT
+    )
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="events", on_delete=fields.RESTRICT
+    )
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
+    weight_kg = fields.DecimalField(max_digits=12, decimal_places=3, null=True)
+    photo_sha256 = fields.CharField(max_length=64, null=True)
+    client_event_id = fields.UUIDField(null=True, unique=True)
+    payload_digest = fields.CharField(max_length=64, null=True)
+    prev_hash = fields.CharField(max_length=64)
+    hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "custody_event"
+        unique_together = (("batch", "seq"),)

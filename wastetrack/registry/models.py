@@ -1,0 +1,110 @@
+"""Registry: regions, organizations, their sites, licences and vessels."""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class RegionLevel(StrEnum):
+    city = "city"
+    town = "town"
+    village = "village"
+
+
+class OrganizationKind(StrEnum):
+    collection_point = "collection_point"
+    community = "community"
+    clinic = "clinic"
+    hospital = "hospital"
+    enterprise = "enterprise"
+    agri_input_shop = "agri_input_shop"
+    recovery_point = "recovery_point"
+    fishing_port = "fishing_port"
+    vessel_owner = "vessel_owner"
+    carrier = "carrier"
+    treatment_facility = "treatment_facility"
+    authority = "authority"
+
+
+class Region(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=64)
+    level = fields.CharEnumField(RegionLevel, max_length=16)
+    parent: fields.ForeignKeyNullableRelation["Region"] = fields.ForeignKeyField(
+        "wastetrack.Region", related_name="children", null=True, on_delete=fields.RESTRICT
+    )
+    # Materialized path "/1/4/17/" so a subtree is one indexed prefix match.
+    path = fields.CharField(max_length=255, db_index=True)
+
+    class Meta:
+        table = "region"
+
+
+class Organization(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=128)
+    kind = fields.CharEnumField(OrganizationKind, max_length=32)
+    region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
+        "wastetrack.Region", related_name="organizations", on_delete=fields.RESTRICT
+    )
+    credit_code = fields.CharField(max_length=32, null=True, unique=True)
+    bed_count = fields.IntField(null=True)
+    contact_phone = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "organization"
+
+
+class Site(Model):
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="sites", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=128)
+    region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
+        "wastetrack.Region", related_name="sites", on_delete=fields.RESTRICT
+    )
+    latitude = fields.FloatField()
+    longitude = fields.FloatField()
+
+    class Meta:
+        table = "site"
+
+
+class FacilityLicence(Model):
+    """A treatment facility's permit for one category (and its sub-categories)."""
+
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="licences", on_delete=fields.CASCADE
+    )
+    category_key = fields.CharField(max_length=64)
+    method_codes = fields.JSONField(default=list)
+    permit_number = fields.CharField(max_length=64, null=True)
+    valid_until = fields.DateField(null=True)
+
+    class Meta:
+        table = "facility_licence"
+        unique_together = (("organization", "category_key"),)
+
+
+class Vessel(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=128)
+    registration_number = fields.CharField(max_length=64, unique=True)
+    imo_number = fields.CharField(max_length=16, null=True)
+    mmsi = fields.CharField(max_length=16, null=True)
+    gross_tonnage = fields.DecimalField(max_digits=10, decimal_places=2)
+    vessel_type = fields.CharField(max_length=32, default="fishing")
+    home_port: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="home_vessels", on_delete=fields.RESTRICT
+    )
+    owner: fields.ForeignKeyNullableRelation[Organization] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="owned_vessels", null=True, on_delete=fields.RESTRICT
+    )
+
+    class Meta:
+        table = "vessel"
