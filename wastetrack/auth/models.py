@@ -23,6 +23,7 @@ class User(Model):
     password_hash = fields.CharField(max_length=255)
     full_name = fields.CharField(max_length=64, default="")
     role = fields.CharEnumField(Role, max_length=32)
+    organization_id: int
     organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="users", on_delete=fields.RESTRICT
     )

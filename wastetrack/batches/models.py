@@ -7,15 +7,18 @@ from tortoise.models import Model
 
 
 class Unit(StrEnum):
-    kg = "kg"
-    count = "count"
-    m3 = "m3"
+    # Upper-case names: a member called `count` would shadow str.count.
+    KG = "kg"
+    COUNT = "count"
+    M3 = "m3"
 
 
 class Label(Model):
     """A QR code, pre-printed on label stock or made with its batch; bound at most once."""
 
     code = fields.CharField(max_length=16, primary_key=True)
+    organization_id: int
+    stream_id: str
     organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="labels", on_delete=fields.RESTRICT
     )
@@ -34,6 +37,14 @@ class Label(Model):
 
 class Batch(Model):
     id = fields.IntField(primary_key=True)
+    stream_id: str
+    category_id: str
+    producer_id: int
+    origin_site_id: int | None
+    holder_id: int
+    carrier_id: int | None
+    destination_id: int | None
+    parent_id: int | None
     code = fields.CharField(max_length=16, unique=True)
     stream: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.WasteStream", related_name="batches", on_delete=fields.RESTRICT
@@ -57,10 +68,16 @@ class Batch(Model):
         "wastetrack.Organization", related_name="held_batches", on_delete=fields.RESTRICT
     )
     carrier: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "wastetrack.Organization", related_name="carried_batches", null=True, on_delete=fields.RESTRICT
+        "wastetrack.Organization",
+        related_name="carried_batches",
+        null=True,
+        on_delete=fields.RESTRICT,
     )
     destination: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "wastetrack.Organization", related_name="destined_batches", null=True, on_delete=fields.RESTRICT
+        "wastetrack.Organization",
+        related_name="destined_batches",
+        null=True,
+        on_delete=fields.RESTRICT,
     )
     parent: fields.ForeignKeyNullableRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="children", null=True, on_delete=fields.RESTRICT

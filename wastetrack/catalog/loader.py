@@ -28,10 +28,17 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
         "INSERT INTO waste_stream (code, name_zh, name_en, default_unit, source, edition)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO UPDATE SET"
         " name_zh = EXCLUDED.name_zh, name_en = EXCLUDED.name_en,"
-        " default_unit = EXCLUDED.default_unit, source = EXCLUDED.source, edition = EXCLUDED.edition",
+        " default_unit = EXCLUDED.default_unit, source = EXCLUDED.source,"
+        " edition = EXCLUDED.edition",
         [
-            [s["code"], s["name_zh"], s["name_en"], s["default_unit"], streams["source"],
-             streams["version"]]
+            [
+                s["code"],
+                s["name_zh"],
+                s["name_en"],
+                s["default_unit"],
+                streams["source"],
+                streams["version"],
+            ]
             for s in streams["items"]
         ],
     )
@@ -39,16 +46,29 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
     for name in CATEGORY_FILES:
         doc = read_data_file(name)
         for item in doc["items"]:
-            rows.append([
-                item["key"], doc["stream"], item.get("parent"), item["code"], item["name_zh"],
-                item["name_en"], item.get("colour"), json.dumps(item.get("hazard", [])),
-                item.get("storage_limit_hours"), item.get("density_kg_m3"), item.get("level"),
-                item.get("scheme", doc["source"].split(";")[0][:64]),
-                item.get("scheme_version", doc["version"]), doc["source"][:255], doc["version"],
-            ])
+            rows.append(
+                [
+                    item["key"],
+                    doc["stream"],
+                    item.get("parent"),
+                    item["code"],
+                    item["name_zh"],
+                    item["name_en"],
+                    item.get("colour"),
+                    json.dumps(item.get("hazard", [])),
+                    item.get("storage_limit_hours"),
+                    item.get("density_kg_m3"),
+                    item.get("level"),
+                    item.get("scheme", doc["source"].split(";")[0][:64]),
+                    item.get("scheme_version", doc["version"]),
+                    doc["source"][:255],
+                    doc["version"],
+                ]
+            )
     await client.execute_many(
         "INSERT INTO waste_category (key, stream_id, parent_key, code, name_zh, name_en, colour,"
-        " hazard, storage_limit_hours, density_kg_m3, level, scheme, scheme_version, source, edition)"
+        " hazard, storage_limit_hours, density_kg_m3, level, scheme, scheme_version, source,"
+        " edition)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, $15)"
         " ON CONFLICT (key) DO UPDATE SET stream_id = EXCLUDED.stream_id,"
         " parent_key = EXCLUDED.parent_key, code = EXCLUDED.code, name_zh = EXCLUDED.name_zh,"
@@ -66,8 +86,14 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
         " name_zh = EXCLUDED.name_zh, name_en = EXCLUDED.name_en, mode = EXCLUDED.mode,"
         " source = EXCLUDED.source, edition = EXCLUDED.edition",
         [
-            [m["code"], m["name_zh"], m["name_en"], m["mode"], methods["source"][:255],
-             methods["version"]]
+            [
+                m["code"],
+                m["name_zh"],
+                m["name_en"],
+                m["mode"],
+                methods["source"][:255],
+                methods["version"],
+            ]
             for m in methods["items"]
         ],
     )

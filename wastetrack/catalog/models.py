@@ -18,6 +18,7 @@ class WasteStream(Model):
 
 class WasteCategory(Model):
     key = fields.CharField(max_length=64, primary_key=True)
+    stream_id: str
     stream: fields.ForeignKeyRelation[WasteStream] = fields.ForeignKeyField(
         "wastetrack.WasteStream", related_name="categories", on_delete=fields.RESTRICT
     )
@@ -26,7 +27,7 @@ class WasteCategory(Model):
     name_zh = fields.CharField(max_length=64)
     name_en = fields.CharField(max_length=96)
     colour = fields.CharField(max_length=7, null=True)
-    hazard = fields.JSONField(default=list)
+    hazard: list[str] = fields.JSONField(default=list)
     storage_limit_hours = fields.IntField(null=True)
     density_kg_m3 = fields.DecimalField(max_digits=8, decimal_places=2, null=True)
     level = fields.IntField(null=True)

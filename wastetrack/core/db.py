@@ -39,7 +39,9 @@ def credentials_from_url(url: str) -> dict[str, Any]:
     """Split a postgres URL (TCP or ?host=/socket/dir) into asyncpg credentials."""
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql"):
-        raise ValueError(f"WASTETRACK_DATABASE_URL must be a postgres:// URL, got {parsed.scheme!r}")
+        raise ValueError(
+            f"WASTETRACK_DATABASE_URL must be a postgres:// URL, got {parsed.scheme!r}"
+        )
     query = parse_qs(parsed.query)
     host = query.get("host", [parsed.hostname or "127.0.0.1"])[0]
     return {
@@ -61,7 +63,9 @@ def tortoise_config(url: str, *, pool_size: int = 10) -> dict[str, Any]:
     credentials = credentials_from_url(url)
     credentials.update({"minsize": 1, "maxsize": pool_size})
     return {
-        "connections": {"default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}},
+        "connections": {
+            "default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
+        },
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,

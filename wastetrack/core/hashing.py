@@ -19,8 +19,9 @@ def _default(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default,
-                      ensure_ascii=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), default=_default, ensure_ascii=False
+    )
 
 
 def sha256_hex(value: Any) -> str:

@@ -35,7 +35,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
-        if self.environment not in ("development", "test") and self.secret_key == DEVELOPMENT_SECRET:
+        if (
+            self.environment not in ("development", "test")
+            and self.secret_key == DEVELOPMENT_SECRET
+        ):
             raise ValueError("WASTETRACK_SECRET_KEY must be set outside development")
         if len(self.secret_key) < 32:
             raise ValueError("WASTETRACK_SECRET_KEY must be at least 32 characters")

@@ -1,11 +1,21 @@
 """The append-only custody event log: one hash-chained row per step of a batch."""
 
+import uuid
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 
 class CustodyEvent(Model):
     id = fields.UUIDField(primary_key=True)
+    batch_id: int
+    method_id: str | None
+    to_organization_id: int | None
+    related_batch_id: int | None
+    corrects_id: uuid.UUID | None
+    actor_id: int
+    organization_id: int
     batch: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="events", on_delete=fields.RESTRICT
     )
@@ -19,7 +29,9 @@ class CustodyEvent(Model):
     )
     mode = fields.CharField(max_length=16, null=True)
     to_organization: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
-        "wastetrack.Organization", related_name="received_handovers", null=True,
+        "wastetrack.Organization",
+        related_name="received_handovers",
+        null=True,
         on_delete=fields.RESTRICT,
     )
     related_batch: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
@@ -28,7 +40,7 @@ class CustodyEvent(Model):
     corrects: fields.ForeignKeyNullableRelation["CustodyEvent"] = fields.ForeignKeyField(
         "wastetrack.CustodyEvent", related_name="corrections", null=True, on_delete=fields.RESTRICT
     )
-    details = fields.JSONField(default=dict)
+    details: dict[str, Any] = fields.JSONField(default=dict)
     device_time = fields.DatetimeField()
     server_time = fields.DatetimeField()
     actor: fields.ForeignKeyRelation = fields.ForeignKeyField(

@@ -29,6 +29,7 @@ class OrganizationKind(StrEnum):
 
 class Region(Model):
     id = fields.IntField(primary_key=True)
+    parent_id: int | None
     code = fields.CharField(max_length=32, unique=True)
     name = fields.CharField(max_length=64)
     level = fields.CharEnumField(RegionLevel, max_length=16)
@@ -44,6 +45,7 @@ class Region(Model):
 
 class Organization(Model):
     id = fields.IntField(primary_key=True)
+    region_id: int
     name = fields.CharField(max_length=128)
     kind = fields.CharEnumField(OrganizationKind, max_length=32)
     region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
@@ -60,6 +62,8 @@ class Organization(Model):
 
 class Site(Model):
     id = fields.IntField(primary_key=True)
+    organization_id: int
+    region_id: int
     organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="sites", on_delete=fields.RESTRICT
     )
@@ -78,11 +82,12 @@ class FacilityLicence(Model):
     """A treatment facility's permit for one category (and its sub-categories)."""
 
     id = fields.IntField(primary_key=True)
+    organization_id: int
     organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="licences", on_delete=fields.CASCADE
     )
     category_key = fields.CharField(max_length=64)
-    method_codes = fields.JSONField(default=list)
+    method_codes: list[str] = fields.JSONField(default=list)
     permit_number = fields.CharField(max_length=64, null=True)
     valid_until = fields.DateField(null=True)
 
@@ -97,13 +102,18 @@ class Vessel(Model):
     registration_number = fields.CharField(max_length=64, unique=True)
     imo_number = fields.CharField(max_length=16, null=True)
     mmsi = fields.CharField(max_length=16, null=True)
+    home_port_id: int
+    owner_id: int | None
     gross_tonnage = fields.DecimalField(max_digits=10, decimal_places=2)
     vessel_type = fields.CharField(max_length=32, default="fishing")
     home_port: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="home_vessels", on_delete=fields.RESTRICT
     )
     owner: fields.ForeignKeyNullableRelation[Organization] = fields.ForeignKeyField(
-        "wastetrack.Organization", related_name="owned_vessels", null=True, on_delete=fields.RESTRICT
+        "wastetrack.Organization",
+        related_name="owned_vessels",
+        null=True,
+        on_delete=fields.RESTRICT,
     )
 
     class Meta:

@@ -1,0 +1,45 @@
+"""The FastAPI application: routers, error mapping and the database's life."""
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from mobile_api import errors
+from mobile_api.routers import admin, auth, batches, catalog, events, photos
+from wastetrack.core import db
+from wastetrack.core.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> FastAPI:
+    """Build the app; with manage_database it migrates and opens the database at start-up."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not manage_database:
+            yield
+            return
+        url = db.resolve_database_url(settings)
+        await db.migrate(url)
+        async with db.database(url, pool_size=settings.db_pool_size):
+            yield
+
+    app = FastAPI(
+        title="wastetrack",
+        version="0.1.0",
+        summary="Tracks solid waste from the QR tag to final treatment (无废城市).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (auth, catalog, batches, events, photos, admin):
+        app.include_router(module.router)
+    app.include_router(batches.public_router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def health() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "ok"}
+
+    return app

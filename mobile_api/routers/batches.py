@@ -1,0 +1,147 @@
+"""Scan, tag, list and follow batches; label images; label stock."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
+
+from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.presenters import batch_read, render_public_page
+from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
+from schemas.events import ChainVerification, EventCreate, EventRead
+from wastetrack.batches import service as batches
+from wastetrack.custody import service as custody
+from wastetrack.custody.rules import EventType
+
+router = APIRouter(prefix="/m/v1", tags=["batches"])
+
+
+@router.get("/scan", response_model=ScanRead)
+async def scan(
+    user: CurrentUser,
+    settings: AppSettings,
+    qr: Annotated[str, Query(min_length=1, max_length=512, description="scanned URL or code")],
+) -> ScanRead:
+    """What a scanned QR code or typed code is, and what this user may do next."""
+    found = await custody.scan(principal=user, scanned=qr, secret=settings.secret_key)
+    if found.batch is not None:
+        return ScanRead(
+            kind="batch", batch=batch_read(found.batch, settings), actions=found.actions
+        )
+    assert found.label is not None
+    return ScanRead(
+        kind="label",
+        actions=found.actions,
+        label=LabelRead(
+            code=found.label.code,
+            stream=found.label.stream_id,
+            organization_id=found.label.organization_id,
+        ),
+    )
+
+
+@router.post("/batches", response_model=BatchRead, status_code=201)
+async def create_batch(
+    body: BatchCreate,
+    user: CurrentUser,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
+) -> BatchRead:
+    """Tag a new batch or bind a pre-printed label; a retry with the same client_event_id
+    returns the same batch."""
+    submission = EventCreate.model_validate(
+        {
+            **body.model_dump(exclude={"label"}),
+            "event_type": EventType.tagged,
+            "batch": body.label,
+        }
+    )
+    result = await custody.record_one(
+        principal=user, submission=submission, secret=settings.secret_key
+    )
+    if result.status == "duplicate":
+        response.status_code = 200
+    batch = await batches.get_visible_batch(user, result.batch_code or "")
+    return batch_read(batch, settings)
+
+
+@router.get("/batches", response_model=BatchPage)
+async def list_batches(
+    user: CurrentUser,
+    settings: AppSettings,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    state: Annotated[str | None, Query(max_length=24)] = None,
+) -> BatchPage:
+    """The user's batches, newest first; pass next_cursor to get the next page."""
+    page, next_cursor = await batches.list_recent(user, limit=limit, cursor=cursor, state=state)
+    return BatchPage(items=[batch_read(b, settings) for b in page], next_cursor=next_cursor)
+
+
+@router.get("/batches/{code}", response_model=BatchRead)
+async def get_batch(code: str, user: CurrentUser, settings: AppSettings) -> BatchRead:
+    """One batch the user may see."""
+    return batch_read(await batches.get_visible_batch(user, code), settings)
+
+
+@router.get("/batches/{code}/events", response_model=list[EventRead])
+async def batch_events(code: str, user: CurrentUser) -> list:
+    """A batch's custody events in order."""
+    _, events = await custody.history(principal=user, code=code)
+    return events
+
+
+@router.get("/batches/{code}/verify", response_model=ChainVerification)
+async def verify_batch(code: str, user: CurrentUser) -> dict:
+    """Recompute the batch's hash chain and say whether it is intact."""
+    return await custody.verify_chain(principal=user, code=code)
+
+
+@router.get(
+    "/batches/{code}/label.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def batch_label(code: str, user: CurrentUser, settings: AppSettings) -> Response:
+    """The batch's label as a 50×30 mm PNG at 300 dpi."""
+    png = await batches.label_png(
+        principal=user, code=code, base_url=settings.public_base_url, secret=settings.secret_key
+    )
+    return Response(png, media_type="image/png")
+
+
+@router.post(
+    "/labels",
+    response_class=Response,
+    responses={201: {"content": {"application/pdf": {}}}},
+    status_code=201,
+)
+async def issue_labels(
+    body: LabelIssue, user: ManagerOnly, settings: AppSettings, _: Transaction
+) -> Response:
+    """Issue unbound label codes for an organization and get them as an A4 PDF sheet."""
+    issued, pdf = await batches.issue_label_sheet(
+        principal=user,
+        organization_id=body.organization_id,
+        stream=body.stream,
+        count=body.count,
+        base_url=settings.public_base_url,
+        secret=settings.secret_key,
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        status_code=201,
+        headers={"X-Label-Count": str(len(issued))},
+    )
+
+
+public_router = APIRouter(tags=["public"])
+
+
+@public_router.get("/q/{token}", response_class=HTMLResponse)
+async def public_page(token: str, settings: AppSettings) -> HTMLResponse:
+    """The page a plain phone camera opens: category, state and dates, no names."""
+    summary = await batches.public_summary(scanned=f"/q/{token}", secret=settings.secret_key)
+    return HTMLResponse(render_public_page(summary))

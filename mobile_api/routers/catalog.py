@@ -1,0 +1,27 @@
+"""The reference catalog, read-only."""
+
+from fastapi import APIRouter
+
+from mobile_api.deps import CurrentUser
+from schemas.catalog import CategoryRead, MethodRead, StreamRead
+from wastetrack.catalog import service as catalog
+
+router = APIRouter(prefix="/m/v1/catalog", tags=["catalog"])
+
+
+@router.get("/streams", response_model=list[StreamRead])
+async def streams(_: CurrentUser) -> list:
+    """Waste streams the tracker records."""
+    return await catalog.list_streams()
+
+
+@router.get("/categories", response_model=list[CategoryRead])
+async def categories(_: CurrentUser, stream: str | None = None) -> list:
+    """Waste categories with their official codes, optionally of one stream."""
+    return await catalog.list_categories(stream=stream)
+
+
+@router.get("/methods", response_model=list[MethodRead])
+async def methods(_: CurrentUser) -> list:
+    """Treatment methods (R/D codes) and the mode each counts as."""
+    return await catalog.list_methods()

@@ -1,0 +1,34 @@
+"""Tokens and users."""
+
+from pydantic import Field
+
+from schemas.base import Schema
+from wastetrack.auth.models import Role
+
+
+class TokenRead(Schema):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class RefreshCreate(Schema):
+    refresh_token: str = Field(min_length=10, max_length=2000)
+
+
+class UserCreate(Schema):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")
+    password: str = Field(min_length=8, max_length=256)
+    role: Role
+    organization_id: int
+    full_name: str = Field("", max_length=64)
+
+
+class UserRead(Schema):
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    organization_id: int
+    is_active: bool

@@ -1,0 +1,86 @@
+"""Batches, scans and label stock."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from schemas.base import Schema
+from schemas.events import Latitude, Longitude
+from wastetrack.batches.models import Unit
+
+
+class BatchCreate(Schema):
+    """Tag a new batch, or bind a pre-printed label (give its code or scanned URL as `label`)."""
+
+    client_event_id: UUID
+    label: str | None = Field(None, max_length=512)
+    stream: str | None = Field(None, max_length=32)
+    category: str = Field(max_length=64)
+    waste_code: str | None = Field(None, max_length=16)
+    quantity: Decimal = Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)
+    unit: Unit
+    producer_organization_id: int | None = None
+    origin_site_id: int | None = None
+    carrier_organization_id: int | None = None
+    destination_organization_id: int | None = None
+    device_time: AwareDatetime
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    photo_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    note: str | None = Field(None, max_length=1000)
+
+
+class BatchRead(Schema):
+    code: str
+    qr_url: str
+    stream: str = Field(validation_alias="stream_id")
+    category: str = Field(validation_alias="category_id")
+    waste_code: str | None
+    producer_id: int
+    origin_site_id: int | None
+    quantity: Decimal
+    unit: Unit
+    state: str
+    holder_id: int
+    carrier_id: int | None
+    destination_id: int | None
+    parent_id: int | None
+    tagged_at: datetime
+    created_at: datetime
+    last_seq: int
+
+
+class BatchPage(Schema):
+    items: list[BatchRead]
+    next_cursor: str | None
+
+
+class LabelRead(Schema):
+    code: str
+    stream: str
+    organization_id: int
+
+
+class ScanRead(Schema):
+    kind: Literal["batch", "label"]
+    batch: BatchRead | None = None
+    label: LabelRead | None = None
+    actions: list[str]
+
+
+class LabelIssue(Schema):
+    organization_id: int
+    stream: str = Field(max_length=32)
+    count: int = Field(ge=1, le=1000)
+
+
+class PhotoRead(Schema):
+    sha256: str
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    created: bool

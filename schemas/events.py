@@ -1,0 +1,140 @@
+"""Custody events as phones submit them, one at a time or in an offline sync."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from schemas.base import Schema
+from wastetrack.batches.models import Unit
+from wastetrack.custody.rules import EventType, Outcome
+
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class EventCreate(Schema):
+    """One step in a batch's custody, as recorded on the phone."""
+
+    client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
+    event_type: EventType
+    batch: str | None = Field(
+        None,
+        max_length=512,
+        description="scanned QR URL or typed code; for `tagged`, the label to bind"
+        " (none: a new code)",
+    )
+    device_time: AwareDatetime = Field(description="when it happened, by the phone's clock")
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    weight_kg: Decimal | None = Field(None, ge=0, le=100_000, max_digits=12, decimal_places=3)
+    photo_sha256: Sha256 | None = None
+    note: str | None = Field(None, max_length=1000)
+    # tagged
+    stream: str | None = Field(None, max_length=32)
+    category: str | None = Field(None, max_length=64)
+    waste_code: str | None = Field(None, max_length=16)
+    quantity: Decimal | None = Field(None, gt=0, le=1_000_000, max_digits=12, decimal_places=3)
+    unit: Unit | None = None
+    producer_organization_id: int | None = None
+    origin_site_id: int | None = None
+    carrier_organization_id: int | None = None
+    # tagged, in_transit
+    destination_organization_id: int | None = None
+    # handed_over
+    to_organization_id: int | None = None
+    # received, cancelled, corrected
+    outcome: Outcome | None = None
+    reason: str | None = Field(None, max_length=1000)
+    # treated
+    method: str | None = Field(None, max_length=8)
+    # aggregated
+    children: list[str] | None = Field(None, min_length=1, max_length=500)
+    # corrected
+    corrects: UUID | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> "EventCreate":
+        required: dict[EventType, tuple[str, ...]] = {
+            EventType.tagged: ("category", "quantity", "unit"),
+            EventType.handed_over: ("to_organization_id",),
+            EventType.received: ("outcome",),
+            EventType.treated: ("method",),
+            EventType.aggregated: ("children",),
+            EventType.corrected: ("corrects",),
+            EventType.cancelled: ("reason",),
+        }
+        for name in required.get(self.event_type, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is required for a {self.event_type.value} event")
+        if self.event_type != EventType.tagged and self.batch is None:
+            raise ValueError(f"batch is required for a {self.event_type.value} event")
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together")
+        return self
+
+
+class EventError(Schema):
+    code: str
+    field: str | None = None
+    detail: str
+
+
+class EventResult(Schema):
+    client_event_id: UUID | None
+    status: Literal["applied", "duplicate", "conflict", "rejected"]
+    batch_code: str | None = None
+    event_id: UUID | None = None
+    state: str | None = None
+    error: EventError | None = None
+
+
+class EventRead(Schema):
+    id: UUID
+    seq: int
+    event_type: str
+    state_after: str
+    outcome: str | None
+    reason: str | None
+    method: str | None = Field(None, validation_alias="method_id")
+    mode: str | None
+    to_organization_id: int | None
+    related_batch_id: int | None
+    corrects_id: UUID | None
+    details: dict[str, Any]
+    device_time: datetime
+    server_time: datetime
+    actor_id: int
+    organization_id: int
+    latitude: float | None
+    longitude: float | None
+    weight_kg: Decimal | None
+    photo_sha256: str | None
+    client_event_id: UUID | None
+    prev_hash: str
+    hash: str
+
+
+class SyncRequest(Schema):
+    events: list[dict[str, Any]] = Field(
+        min_length=1, description="up to 500 events; each is checked on its own"
+    )
+
+
+class SyncResponse(Schema):
+    results: list[EventResult]
+    applied: int
+    duplicates: int
+    conflicts: int
+    rejected: int
+
+
+class ChainVerification(Schema):
+    batch_code: str
+    events: int
+    valid: bool
+    broken_at_seq: int | None = None
+    detail: str | None = None

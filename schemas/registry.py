@@ -1,0 +1,107 @@
+"""Regions, organizations, sites, licences and vessels."""
+
+from datetime import date
+from decimal import Decimal
+
+from pydantic import Field
+
+from schemas.base import Schema
+from wastetrack.registry.models import OrganizationKind, RegionLevel
+
+
+class RegionCreate(Schema):
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=64)
+    level: RegionLevel
+    parent_id: int | None = None
+
+
+class RegionRead(Schema):
+    id: int
+    code: str
+    name: str
+    level: RegionLevel
+    parent_id: int | None
+    path: str
+
+
+class OrganizationCreate(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    kind: OrganizationKind
+    region_id: int
+    credit_code: str | None = Field(None, max_length=32)
+    bed_count: int | None = Field(None, ge=0, le=100_000)
+    contact_phone: str | None = Field(None, max_length=32)
+
+
+class OrganizationUpdate(Schema):
+    name: str | None = Field(None, min_length=1, max_length=128)
+    region_id: int | None = None
+    bed_count: int | None = Field(None, ge=0, le=100_000)
+    contact_phone: str | None = Field(None, max_length=32)
+
+
+class OrganizationRead(Schema):
+    id: int
+    name: str
+    kind: OrganizationKind
+    region_id: int
+    credit_code: str | None
+    bed_count: int | None
+    contact_phone: str | None
+
+
+class SiteCreate(Schema):
+    organization_id: int
+    name: str = Field(min_length=1, max_length=128)
+    region_id: int | None = None
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class SiteRead(Schema):
+    id: int
+    organization_id: int
+    name: str
+    region_id: int
+    latitude: float
+    longitude: float
+
+
+class LicenceCreate(Schema):
+    category_key: str = Field(min_length=1, max_length=64)
+    method_codes: list[str] = Field(min_length=1, max_length=40)
+    permit_number: str | None = Field(None, max_length=64)
+    valid_until: date | None = None
+
+
+class LicenceRead(Schema):
+    id: int
+    organization_id: int
+    category_key: str
+    method_codes: list[str]
+    permit_number: str | None
+    valid_until: date | None
+
+
+class VesselCreate(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    registration_number: str = Field(min_length=1, max_length=64)
+    imo_number: str | None = Field(None, pattern=r"^\d{7}$")
+    mmsi: str | None = Field(None, pattern=r"^\d{9}$")
+    gross_tonnage: Decimal = Field(gt=0, le=1_000_000)
+    vessel_type: str = Field("fishing", max_length=32)
+    home_port_id: int
+    owner_id: int | None = None
+
+
+class VesselRead(Schema):
+    id: int
+    name: str
+    registration_number: str
+    imo_number: str | None
+    mmsi: str | None
+    gross_tonnage: Decimal
+    vessel_type: str
+    home_port_id: int
+    owner_id: int | None

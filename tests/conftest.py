@@ -1,0 +1,93 @@
+"""A real PostgreSQL for the whole run: the embedded server in a temporary directory (or
+WASTETRACK_DATABASE_URL's server), a fresh database per run, tables emptied after each test."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tortoise import connections
+
+from mobile_api.app import create_app
+from tests.factories import World, build_world
+from wastetrack.core import db
+from wastetrack.core.settings import Settings
+
+CATALOG_TABLES = {"waste_stream", "waste_category", "treatment_method"}
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=tmp_path_factory.mktemp("data"),
+        secret_key="test-secret-" + "x" * 40,
+        public_base_url="http://testserver",
+        login_max_failures=3,
+        login_lock_seconds=60,
+        photo_max_bytes=200_000,
+    )
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    external = os.environ.get("WASTETRACK_DATABASE_URL")
+    if external:
+        return external
+    return db.start_embedded_server(Path(tmp_path_factory.mktemp("pg")))
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    url = db.with_database(server_url, f"wastetrack_test_{uuid.uuid4().hex[:12]}")
+    await db.migrate(url)
+    yield url
+    await db.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def orm(database_url: str) -> AsyncIterator[list[str]]:
+    async with db.database(database_url, pool_size=5):
+        rows = await connections.get("default").execute_query_dict(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )
+        yield [
+            r["tablename"]
+            for r in rows
+            if r["tablename"] not in CATALOG_TABLES and not r["tablename"].startswith("tortoise")
+        ]
+
+
+@pytest.fixture(autouse=True)
+async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    if (
+        "orm" not in request.fixturenames
+        and "world" not in request.fixturenames
+        and "client" not in request.fixturenames
+    ):
+        yield
+        return
+    tables: list[str] = request.getfixturevalue("orm")
+    yield
+    await connections.get("default").execute_script(
+        f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, orm: list[str]):  # type: ignore[no-untyped-def]
+    return create_app(settings, manage_database=False)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def world(orm: list[str], settings: Settings) -> World:
+    return await build_world(settings)

@@ -1,0 +1,230 @@
+"""Batches as a user may see them, and label stock."""
+
+import base64
+from datetime import date, datetime
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from wastetrack.auth.models import Role
+from wastetrack.batches.labels import LabelText, render_label_png, render_label_sheet_pdf
+from wastetrack.batches.models import Batch, Label
+from wastetrack.catalog import service as catalog
+from wastetrack.core import codes
+from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.custody.rules import Party
+from wastetrack.registry import service as registry
+
+NOT_FOUND = "no batch or label with this code"
+MAX_LABELS_PER_SHEET_RUN = 1000
+
+
+def visible_batches(principal: Principal) -> QuerySet[Batch]:
+    """Batches the user's organization produced, holds, carries or receives; managers add
+    their region subtree; admins see everything."""
+    if principal.role == Role.admin:
+        return Batch.all()
+    org = principal.organization_id
+    scope = Q(producer_id=org) | Q(holder_id=org) | Q(carrier_id=org) | Q(destination_id=org)
+    if principal.sees_region:
+        scope |= Q(region_path__startswith=principal.region_path)
+    return Batch.filter(scope)
+
+
+def parties(principal: Principal, batch: Batch) -> set[Party]:
+    """How the user's organization stands to a batch."""
+    org = principal.organization_id
+    found = set()
+    for party, org_id in (
+        (Party.producer, batch.producer_id),
+        (Party.holder, batch.holder_id),
+        (Party.carrier, batch.carrier_id),
+        (Party.destination, batch.destination_id),
+    ):
+        if org_id == org:
+            found.add(party)
+    if principal.role == Role.admin or (
+        principal.sees_region and batch.region_path.startswith(principal.region_path)
+    ):
+        found.add(Party.region)
+    return found
+
+
+def resolve_code(scanned: str, *, secret: str, field: str = "batch") -> str:
+    """The code behind a scanned URL or a typed code; forged and mistyped ones are refused
+    with the same answer as unknown ones."""
+    code = codes.code_from_scan(scanned, secret=secret)
+    if code is None:
+        raise NotFound(NOT_FOUND, field=field)
+    return code
+
+
+async def get_visible_batch(principal: Principal, code: str) -> Batch:
+    batch = await visible_batches(principal).get_or_none(code=code)
+    if batch is None:
+        raise NotFound(NOT_FOUND, field="code")
+    return batch
+
+
+async def get_label_for_binding(principal: Principal, code: str) -> Label | None:
+    """An unbound label of the user's organization, or None."""
+    return await Label.get_or_none(
+        code=code, organization_id=principal.organization_id, bound_at=None
+    )
+
+
+def encode_cursor(batch: Batch) -> str:
+    return base64.urlsafe_b64encode(f"{batch.created_at.isoformat()}|{batch.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        stamp, batch_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), int(batch_id)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("cursor is not one this server issued", field="cursor") from None
+
+
+async def list_recent(
+    principal: Principal, *, limit: int, cursor: str | None = None, state: str | None = None
+) -> tuple[list[Batch], str | None]:
+    """The user's batches, newest first, one page at a time."""
+    query = visible_batches(principal).prefetch_related("category")
+    if state:
+        query = query.filter(state=state)
+    if cursor:
+        stamp, batch_id = _decode_cursor(cursor)
+        query = query.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, id__lt=batch_id))
+    page = await query.order_by("-created_at", "-id").limit(limit + 1)
+    next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
+    return page[:limit], next_cursor
+
+
+async def issue_labels(
+    principal: Principal, *, organization_id: int, stream: str, count: int
+) -> list[Label]:
+    """Issue unbound label codes for an organization's pre-printed stock."""
+    if principal.role not in (Role.manager, Role.admin):
+        raise Forbidden("only managers issue label stock", field="role")
+    if not 1 <= count <= MAX_LABELS_PER_SHEET_RUN:
+        raise ValidationFailed(
+            f"count must lie between 1 and {MAX_LABELS_PER_SHEET_RUN}", field="count"
+        )
+    snap = await catalog.snapshot()
+    if stream not in snap.streams:
+        raise ValidationFailed(f"unknown stream {stream!r}", field="stream")
+    org = await registry.get_organization(organization_id)
+    if principal.role == Role.manager and not org.region.path.startswith(principal.region_path):
+        raise Forbidden("the organization lies outside your region", field="organization_id")
+    labels = [
+        Label(
+            code=codes.new_code(),
+            organization=org,
+            stream_id=stream,
+            issued_by_id=principal.user_id,
+        )
+        for _ in range(count)
+    ]
+    await Label.bulk_create(labels)
+    return labels
+
+
+async def _label_text(
+    code: str,
+    *,
+    stream: str,
+    category: str | None,
+    tagged_on: date | None,
+    base_url: str,
+    secret: str,
+) -> LabelText:
+    snap = await catalog.snapshot()
+    stream_row = snap.streams[stream]
+    colour, category_zh, category_en = "#333333", stream_row.name_zh, stream_row.name_en
+    if category is not None:
+        for key in snap.ancestors(category):
+            if snap.categories[key].colour:
+                colour = snap.categories[key].colour or colour
+                break
+        category_zh, category_en = (
+            snap.categories[category].name_zh,
+            snap.categories[category].name_en,
+        )
+    return LabelText(
+        code=code,
+        url=codes.qr_url(code, base_url=base_url, secret=secret),
+        category_zh=category_zh,
+        category_en=category_en,
+        stream_zh=stream_row.name_zh,
+        stream_en=stream_row.name_en,
+        colour=colour,
+        tagged_on=tagged_on,
+    )
+
+
+async def label_png(*, principal: Principal, code: str, base_url: str, secret: str) -> bytes:
+    """The PNG label of a batch the user may see."""
+    batch = await get_visible_batch(principal, code)
+    text = await _label_text(
+        batch.code,
+        stream=batch.stream_id,
+        category=batch.category_id,
+        tagged_on=batch.tagged_at.date(),
+        base_url=base_url,
+        secret=secret,
+    )
+    return render_label_png(text)
+
+
+async def issue_label_sheet(
+    *,
+    principal: Principal,
+    organization_id: int,
+    stream: str,
+    count: int,
+    base_url: str,
+    secret: str,
+) -> tuple[list[Label], bytes]:
+    """Issue unbound codes and lay them out on A4 sheets."""
+    issued = await issue_labels(
+        principal, organization_id=organization_id, stream=stream, count=count
+    )
+    texts = [
+        await _label_text(
+            label.code,
+            stream=stream,
+            category=None,
+            tagged_on=None,
+            base_url=base_url,
+            secret=secret,
+        )
+        for label in issued
+    ]
+    return issued, render_label_sheet_pdf(texts, title=f"wastetrack labels {stream}")
+
+
+async def public_summary(*, scanned: str, secret: str) -> dict[str, str | None]:
+    """What anyone holding the QR may know: category, state and dates, nothing about parties."""
+    code = resolve_code(scanned, secret=secret)
+    batch = await Batch.get_or_none(code=code).prefetch_related("category", "stream")
+    if batch is None:
+        label = await Label.get_or_none(code=code).prefetch_related("stream")
+        if label is None:
+            raise NotFound(NOT_FOUND, field="code")
+        return {
+            "code": code,
+            "stream": label.stream.name_zh,
+            "category": None,
+            "state": "unbound",
+            "tagged_at": None,
+            "updated_at": None,
+        }
+    return {
+        "code": code,
+        "stream": batch.stream.name_zh,
+        "category": f"{batch.category.name_zh} ({batch.category.code})",
+        "state": batch.state,
+        "tagged_at": batch.tagged_at.date().isoformat(),
+        "updated_at": batch.updated_at.date().isoformat(),
+    }

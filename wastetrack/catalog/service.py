@@ -1,0 +1,107 @@
+"""Read access to the reference catalog, cached in memory because it only changes by migration."""
+
+import re
+from dataclasses import dataclass
+
+from wastetrack.catalog.models import TreatmentMethod, WasteCategory, WasteStream
+from wastetrack.core.errors import NotFound, ValidationFailed
+
+HW_CODE_RE = re.compile(r"^\d{3}-\d{3}-\d{2}$")
+FINAL_MODES = {"reuse", "recycling", "energy_recovery", "other_recovery", "disposal"}
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSnapshot:
+    streams: dict[str, WasteStream]
+    categories: dict[str, WasteCategory]
+    methods: dict[str, TreatmentMethod]
+
+    def ancestors(self, key: str) -> list[str]:
+        """The category and every parent up to its root, nearest first."""
+        chain = []
+        current: str | None = key
+        while current is not None and current in self.categories:
+            chain.append(current)
+            current = self.categories[current].parent_key
+        return chain
+
+    def hw_number(self, key: str) -> str | None:
+        """The two-digit HW class a category belongs to, if it is hazardous or medical."""
+        for ancestor in self.ancestors(key):
+            code = self.categories[ancestor].code
+            if code.startswith("HW"):
+                return code[2:]
+        return None
+
+
+_snapshot: CatalogSnapshot | None = None
+
+
+async def snapshot() -> CatalogSnapshot:
+    global _snapshot
+    if _snapshot is None:
+        _snapshot = CatalogSnapshot(
+            streams={s.code: s for s in await WasteStream.all()},
+            categories={c.key: c for c in await WasteCategory.all()},
+            methods={m.code: m for m in await TreatmentMethod.all()},
+        )
+    return _snapshot
+
+
+def forget_snapshot() -> None:
+    global _snapshot
+    _snapshot = None
+
+
+async def list_streams() -> list[WasteStream]:
+    """All waste streams."""
+    return list((await snapshot()).streams.values())
+
+
+async def list_categories(*, stream: str | None = None) -> list[WasteCategory]:
+    """Categories, optionally of one stream."""
+    catalog = await snapshot()
+    if stream is not None and stream not in catalog.streams:
+        raise NotFound(f"unknown stream {stream!r}", field="stream")
+    return [c for c in catalog.categories.values() if stream is None or c.stream_id == stream]
+
+
+async def list_methods() -> list[TreatmentMethod]:
+    """Treatment methods with their modes."""
+    return list((await snapshot()).methods.values())
+
+
+async def category_for_stream(*, stream: str, category: str) -> WasteCategory:
+    """The category, refused when it is unknown or belongs to another stream."""
+    catalog = await snapshot()
+    if stream not in catalog.streams:
+        raise ValidationFailed(f"unknown stream {stream!r}", field="stream")
+    found = catalog.categories.get(category)
+    if found is None:
+        raise ValidationFailed(f"unknown category {category!r}", field="category")
+    if found.stream_id != stream:
+        raise ValidationFailed(
+            f"category {category!r} belongs to stream {found.stream_id!r}, not {stream!r}",
+            field="category",
+        )
+    return found
+
+
+async def validate_waste_code(*, category: str, waste_code: str | None) -> None:
+    """A 名录 code must match ^\\d{3}-\\d{3}-\\d{2}$ and end with its category's HW number."""
+    catalog = await snapshot()
+    hw = catalog.hw_number(category)
+    if waste_code is None:
+        return
+    if hw is None:
+        raise ValidationFailed(
+            "waste_code applies only to hazardous and medical categories", field="waste_code"
+        )
+    if not HW_CODE_RE.match(waste_code):
+        raise ValidationFailed(
+            "waste_code must have the form NNN-NNN-NN (国家危险废物名录)", field="waste_code"
+        )
+    if waste_code[-2:] != hw:
+        raise ValidationFailed(
+            f"waste_code must end in {hw}, the HW number of its category", field="waste_code"
+        )

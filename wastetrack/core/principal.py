@@ -1,0 +1,19 @@
+"""Who is acting: the authenticated user as the domain sees it."""
+
+from dataclasses import dataclass
+
+from wastetrack.auth.models import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    username: str
+    role: Role
+    organization_id: int
+    region_path: str
+
+    @property
+    def sees_region(self) -> bool:
+        """Managers and auditors see every batch produced in their region subtree."""
+        return self.role in (Role.manager, Role.auditor)

@@ -1,0 +1,777 @@
+"""Recording custody events: one path for single posts, batch creation and offline sync."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from schemas.events import EventCreate, EventResult
+from wastetrack.auth.models import Role
+from wastetrack.batches import service as batches
+from wastetrack.batches.models import Batch, Label, Unit
+from wastetrack.catalog import service as catalog
+from wastetrack.catalog.service import FINAL_MODES
+from wastetrack.core import codes
+from wastetrack.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    ValidationFailed,
+)
+from wastetrack.core.hashing import sha256_hex
+from wastetrack.core.principal import Principal
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import (
+    FINAL_STATES,
+    RULES,
+    EventType,
+    Outcome,
+    Party,
+    State,
+)
+from wastetrack.evidence.models import Photo
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import Organization, OrganizationKind, Site
+
+TAGGING_ROLES = frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator})
+MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
+CLOCK_SKEW = timedelta(minutes=10)
+BATCH_FIELDS = [
+    "state",
+    "holder_id",
+    "carrier_id",
+    "destination_id",
+    "parent_id",
+    "last_seq",
+    "last_hash",
+    "last_device_time",
+    "updated_at",
+]
+
+
+@dataclass
+class _Outcome:
+    """What one submission came to, kept with the error for callers that raise it."""
+
+    result: EventResult
+    error: DomainError | None = None
+
+
+@dataclass
+class _Work:
+    """Everything one call loaded up front, and the rows it will write at the end."""
+
+    principal: Principal
+    secret: str
+    now: datetime
+    batches: dict[str, Batch] = field(default_factory=dict)
+    labels: dict[str, Label] = field(default_factory=dict)
+    organizations: dict[int, Organization] = field(default_factory=dict)
+    photos: set[str] = field(default_factory=set)
+    licences: dict[tuple[int, str], list[str] | None] = field(default_factory=dict)
+    new_events: list[CustodyEvent] = field(default_factory=list)
+    touched: dict[int, Batch] = field(default_factory=dict)
+
+
+def payload_digest(submission: EventCreate) -> str:
+    return sha256_hex(submission.model_dump(mode="json"))
+
+
+def event_hash(event: CustodyEvent, *, batch_code: str, related_code: str | None) -> str:
+    """SHA-256 over the event's content and the previous event's hash."""
+    return sha256_hex(
+        {
+            "prev_hash": event.prev_hash,
+            "batch": batch_code,
+            "seq": event.seq,
+            "event_type": event.event_type,
+            "state_after": event.state_after,
+            "outcome": event.outcome,
+            "reason": event.reason,
+            "method": event.method_id,
+            "mode": event.mode,
+            "to_organization": event.to_organization_id,
+            "related_batch": related_code,
+            "corrects": event.corrects_id,
+            "details": event.details,
+            "device_time": event.device_time.astimezone(UTC),
+            "server_time": event.server_time.astimezone(UTC),
+            "actor": event.actor_id,
+            "organization": event.organization_id,
+            "latitude": event.latitude,
+            "longitude": event.longitude,
+            "weight_kg": Decimal(event.weight_kg) if event.weight_kg is not None else None,
+            "photo": event.photo_sha256,
+            "client_event_id": event.client_event_id,
+        }
+    )
+
+
+async def record_events(
+    *, principal: Principal, submissions: list[EventCreate], secret: str
+) -> list[_Outcome]:
+    """Apply events exactly once each, per batch in device-time order; a refused event is
+    reported and never stops the others. Runs inside the caller's transaction."""
+    if principal.role == Role.auditor:
+        raise Forbidden("auditors read; they do not record events", field="role")
+    work = _Work(principal=principal, secret=secret, now=datetime.now(UTC))
+    outcomes: list[_Outcome | None] = [None] * len(submissions)
+    codes_of: list[str | None] = []
+    for index, sub in enumerate(submissions):
+        try:
+            codes_of.append(_code_of(sub, secret))
+        except DomainError as error:
+            codes_of.append(None)
+            outcomes[index] = _rejected(sub, error)
+    await _load(work, submissions, codes_of)
+
+    known = {
+        row["client_event_id"]: row
+        for row in await CustodyEvent.filter(
+            client_event_id__in=[s.client_event_id for s in submissions]
+        ).values("client_event_id", "payload_digest", "id", "state_after", "batch__code")
+    }
+    order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
+    for index in order:
+        if outcomes[index] is not None:
+            continue
+        sub = submissions[index]
+        digest = payload_digest(sub)
+        seen = known.get(sub.client_event_id)
+        if seen is not None:
+            outcomes[index] = _seen_before(sub, seen, digest)
+            continue
+        try:
+            event = await _apply(work, sub, codes_of[index], digest)
+        except DomainError as error:
+            outcomes[index] = _rejected(sub, error)
+            continue
+        known[sub.client_event_id] = {
+            "payload_digest": digest,
+            "id": event.id,
+            "state_after": event.state_after,
+            "batch__code": _code_by_id(work, event.batch_id),
+        }
+        outcomes[index] = _Outcome(
+            EventResult(
+                client_event_id=sub.client_event_id,
+                status="applied",
+                batch_code=known[sub.client_event_id]["batch__code"],
+                event_id=event.id,
+                state=event.state_after,
+            )
+        )
+    if work.new_events:
+        await CustodyEvent.bulk_create(work.new_events)
+    if work.touched:
+        for batch in work.touched.values():
+            batch.updated_at = work.now
+        await Batch.bulk_update(list(work.touched.values()), fields=BATCH_FIELDS)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _code_of(sub: EventCreate, secret: str) -> str | None:
+    if sub.batch is None:
+        return None
+    return batches.resolve_code(sub.batch, secret=secret)
+
+
+def _code_by_id(work: _Work, batch_id: int) -> str:
+    return next(b.code for b in work.batches.values() if b.id == batch_id)
+
+
+def _rejected(sub: EventCreate, error: DomainError) -> _Outcome:
+    return _Outcome(
+        EventResult.model_validate(
+            {
+                "client_event_id": sub.client_event_id,
+                "status": "rejected",
+                "error": {"code": error.code, "field": error.field, "detail": error.detail},
+            }
+        ),
+        error,
+    )
+
+
+def _seen_before(sub: EventCreate, seen: dict[str, Any], digest: str) -> _Outcome:
+    if seen["payload_digest"] == digest:
+        return _Outcome(
+            EventResult(
+                client_event_id=sub.client_event_id,
+                status="duplicate",
+                batch_code=seen["batch__code"],
+                event_id=seen["id"],
+                state=seen["state_after"],
+            )
+        )
+    error = Conflict(
+        "this client_event_id was already used for an event with other content",
+        field="client_event_id",
+    )
+    return _Outcome(
+        EventResult.model_validate(
+            {
+                "client_event_id": sub.client_event_id,
+                "status": "conflict",
+                "batch_code": seen["batch__code"],
+                "event_id": seen["id"],
+                "error": {"code": error.code, "field": error.field, "detail": error.detail},
+            }
+        ),
+        error,
+    )
+
+
+async def _load(work: _Work, submissions: list[EventCreate], codes_of: list[str | None]) -> None:
+    """Lock every batch and label the call touches, in one order, and fetch what it refers to."""
+    wanted: set[str] = {code for code in codes_of if code}
+    for sub in submissions:
+        for child in sub.children or []:
+            code = codes.code_from_scan(child, secret=work.secret)
+            if code:
+                wanted.add(code)
+    if wanted:
+        for batch in await Batch.filter(code__in=wanted).order_by("id").select_for_update():
+            work.batches[batch.code] = batch
+        label_codes = [c for c in wanted if c not in work.batches]
+        if label_codes:
+            for label in await Label.filter(code__in=label_codes).select_for_update():
+                work.labels[label.code] = label
+    org_ids = {work.principal.organization_id}
+    for sub in submissions:
+        org_ids.update(
+            i
+            for i in (
+                sub.to_organization_id,
+                sub.destination_organization_id,
+                sub.producer_organization_id,
+                sub.carrier_organization_id,
+            )
+            if i
+        )
+    for org in await Organization.filter(id__in=org_ids).prefetch_related("region"):
+        work.organizations[org.id] = org
+    shas = {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
+    if shas:
+        work.photos = set(await Photo.filter(sha256__in=shas).values_list("sha256", flat=True))  # type: ignore[arg-type]
+
+
+def _organization(work: _Work, organization_id: int, field_name: str) -> Organization:
+    org = work.organizations.get(organization_id)
+    if org is None:
+        raise ValidationFailed(f"no organization {organization_id}", field=field_name)
+    return org
+
+
+def _check_common(work: _Work, sub: EventCreate, tagged_at: datetime | None) -> None:
+    if sub.device_time > work.now + CLOCK_SKEW:
+        raise ValidationFailed("device_time lies in the future", field="device_time")
+    if tagged_at is not None and sub.device_time < tagged_at - CLOCK_SKEW:
+        raise ValidationFailed("device_time precedes the batch's tagging", field="device_time")
+    if sub.photo_sha256 and sub.photo_sha256 not in work.photos:
+        raise ValidationFailed("upload the photo before referring to it", field="photo_sha256")
+
+
+def _new_event(
+    work: _Work,
+    batch: Batch,
+    sub: EventCreate | None,
+    *,
+    event_type: EventType,
+    state: str,
+    digest: str | None,
+    **values: Any,
+) -> CustodyEvent:
+    """Append one event to the batch's chain (in memory until the call writes)."""
+    details = values.pop("details", {})
+    if sub is not None and sub.note:
+        details = {**details, "note": sub.note}
+    event = CustodyEvent(
+        id=uuid.uuid4(),
+        batch_id=batch.id,
+        seq=batch.last_seq + 1,
+        event_type=event_type.value,
+        state_after=state,
+        device_time=sub.device_time if sub else work.now,
+        server_time=work.now,
+        actor_id=work.principal.user_id,
+        organization_id=work.principal.organization_id,
+        latitude=sub.latitude if sub else None,
+        longitude=sub.longitude if sub else None,
+        weight_kg=sub.weight_kg if sub else None,
+        photo_sha256=sub.photo_sha256 if sub else None,
+        client_event_id=sub.client_event_id if sub else None,
+        payload_digest=digest,
+        prev_hash=batch.last_hash or "0" * 64,
+        details=details,
+        **values,
+    )
+    related = values.get("related_batch_id")
+    event.hash = event_hash(
+        event,
+        batch_code=batch.code,
+        related_code=_code_by_id(work, related) if related else None,
+    )
+    batch.state = state
+    batch.last_seq = event.seq
+    batch.last_hash = event.hash
+    batch.last_device_time = event.device_time
+    work.new_events.append(event)
+    work.touched[batch.id] = batch
+    return event
+
+
+async def _apply(work: _Work, sub: EventCreate, code: str | None, digest: str) -> CustodyEvent:
+    if sub.event_type == EventType.tagged:
+        return await _tag(work, sub, code, digest)
+    batch = work.batches.get(code or "")
+    if batch is None:
+        raise NotFound(batches.NOT_FOUND, field="batch")
+    relation = batches.parties(work.principal, batch)
+    if not relation:
+        raise NotFound(batches.NOT_FOUND, field="batch")
+    _check_allowed(work.principal, batch, relation, sub.event_type)
+    _check_common(work, sub, batch.tagged_at)
+    handler = _HANDLERS[sub.event_type]
+    return await handler(work, sub, batch, digest)
+
+
+def _check_allowed(
+    principal: Principal, batch: Batch, relation: set[Party], event_type: EventType
+) -> None:
+    rule = RULES[event_type]
+    if principal.role not in rule.roles:
+        raise Forbidden(
+            f"a {principal.role.value} cannot record a {event_type.value} event", field="event_type"
+        )
+    if batch.state not in rule.from_states:
+        detail = (
+            f"the batch is {batch.state}, a final state: nothing may follow it"
+            if batch.state in FINAL_STATES
+            else f"a {event_type.value} event cannot follow the state {batch.state}"
+        )
+        raise RuleViolation(detail, field="event_type")
+    if not relation & rule.parties:
+        raise Forbidden(
+            f"your organization may not record {event_type.value} for this batch"
+            f" (it must be the batch's {' or '.join(sorted(p.value for p in rule.parties))})",
+            field="batch",
+        )
+
+
+def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
+    """The event types this user may record next on this batch."""
+    relation = batches.parties(principal, batch)
+    actions = []
+    for event_type in RULES:
+        try:
+            _check_allowed(principal, batch, relation, event_type)
+        except DomainError:
+            continue
+        actions.append(event_type.value)
+    return actions
+
+
+async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> CustodyEvent:
+    principal = work.principal
+    if principal.role not in TAGGING_ROLES:
+        raise Forbidden(f"a {principal.role.value} cannot tag batches", field="event_type")
+    label: Label | None = None
+    if code is not None:
+        if code in work.batches:
+            raise Conflict("this label is bound to a batch already", field="batch")
+        label = work.labels.get(code)
+        if label is None or label.organization_id != principal.organization_id:
+            raise NotFound(batches.NOT_FOUND, field="batch")
+    stream = sub.stream or (label.stream_id if label else None)
+    if stream is None:
+        raise ValidationFailed("stream is required for a new batch", field="stream")
+    if label is not None and stream != label.stream_id:
+        raise ValidationFailed(
+            f"this label was issued for the {label.stream_id} stream",
+            field="stream",
+        )
+    category = await catalog.category_for_stream(stream=stream, category=sub.category or "")
+    await catalog.validate_waste_code(category=category.key, waste_code=sub.waste_code)
+    assert sub.quantity is not None and sub.unit is not None
+    if sub.quantity > MAX_QUANTITY[sub.unit]:
+        raise ValidationFailed(
+            f"quantity above {MAX_QUANTITY[sub.unit]} {sub.unit.value} is implausible"
+            " for one batch",
+            field="quantity",
+        )
+    producer = _organization(
+        work, sub.producer_organization_id or principal.organization_id, "producer_organization_id"
+    )
+    if producer.id != principal.organization_id and principal.role == Role.generator:
+        raise Forbidden(
+            "a generator tags only its own organization's waste", field="producer_organization_id"
+        )
+    if sub.origin_site_id is not None and not await Site.exists(
+        id=sub.origin_site_id, organization_id=producer.id
+    ):
+        raise ValidationFailed(
+            "the origin site must belong to the producer", field="origin_site_id"
+        )
+    carrier = (
+        _organization(work, sub.carrier_organization_id, "carrier_organization_id").id
+        if sub.carrier_organization_id
+        else (principal.organization_id if principal.organization_id != producer.id else None)
+    )
+    destination = (
+        _organization(work, sub.destination_organization_id, "destination_organization_id").id
+        if sub.destination_organization_id
+        else None
+    )
+    _check_common(work, sub, None)
+    if label is None:
+        label = await Label.create(
+            code=codes.new_code(),
+            organization_id=principal.organization_id,
+            stream_id=stream,
+            issued_by_id=principal.user_id,
+        )
+    label.bound_at = work.now
+    await label.save(update_fields=["bound_at"])
+    batch = await Batch.create(
+        code=label.code,
+        stream_id=stream,
+        category_id=category.key,
+        waste_code=sub.waste_code,
+        producer_id=producer.id,
+        origin_site_id=sub.origin_site_id,
+        region_path=producer.region.path,
+        quantity=sub.quantity,
+        unit=sub.unit,
+        state=State.tagged.value,
+        holder_id=producer.id,
+        carrier_id=carrier,
+        destination_id=destination,
+        tagged_at=sub.device_time,
+    )
+    work.batches[batch.code] = batch
+    return _new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.tagged,
+        state=State.tagged.value,
+        digest=digest,
+        details={
+            "stream": stream,
+            "category": category.key,
+            "quantity": str(sub.quantity),
+            "unit": sub.unit.value,
+            "waste_code": sub.waste_code,
+        },
+    )
+
+
+async def _collected(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    org = work.principal.organization_id
+    if batch.carrier_id is None and org != batch.producer_id:
+        batch.carrier_id = org
+    batch.holder_id = org
+    return _new_event(
+        work, batch, sub, event_type=EventType.collected, state=State.collected.value, digest=digest
+    )
+
+
+async def _handed_over(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    assert sub.to_organization_id is not None
+    receiver = _organization(work, sub.to_organization_id, "to_organization_id")
+    if receiver.id == batch.holder_id:
+        raise ValidationFailed(
+            "the batch is already held by this organization", field="to_organization_id"
+        )
+    batch.holder_id = receiver.id
+    if receiver.kind == OrganizationKind.carrier:
+        batch.carrier_id = receiver.id
+    return _new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.handed_over,
+        state=State.handed_over.value,
+        digest=digest,
+        to_organization_id=receiver.id,
+    )
+
+
+async def _in_transit(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    org = work.principal.organization_id
+    batch.holder_id = org
+    batch.carrier_id = org
+    if sub.destination_organization_id:
+        destination = _organization(
+            work, sub.destination_organization_id, "destination_organization_id"
+        )
+        batch.destination_id = destination.id
+    return _new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.in_transit,
+        state=State.in_transit.value,
+        digest=digest,
+        details={"destination": batch.destination_id},
+    )
+
+
+async def _stored(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    batch.holder_id = work.principal.organization_id
+    return _new_event(
+        work, batch, sub, event_type=EventType.stored, state=State.stored.value, digest=digest
+    )
+
+
+async def _licensed_methods(work: _Work, batch: Batch) -> list[str]:
+    """The methods the acting facility may use on this batch's category; refused without a
+    valid licence."""
+    org = work.organizations[work.principal.organization_id]
+    if org.kind != OrganizationKind.treatment_facility:
+        raise Forbidden("only a treatment facility may receive or treat waste", field="batch")
+    key = (org.id, batch.category_id)
+    if key not in work.licences:
+        licence = await registry.licence_covering(
+            organization_id=org.id,
+            category_key=batch.category_id,
+            on=work.now.date(),
+        )
+        work.licences[key] = list(licence.method_codes) if licence else None
+    methods = work.licences[key]
+    if methods is None:
+        raise Forbidden(
+            f"your facility holds no valid licence for {batch.category_id}",
+            field="batch",
+        )
+    return methods
+
+
+async def _received(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    await _licensed_methods(work, batch)
+    outcome = sub.outcome
+    if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
+        raise ValidationFailed("weight_kg is required when waste is accepted", field="weight_kg")
+    if outcome in (Outcome.partially_accepted, Outcome.rejected) and not sub.reason:
+        raise ValidationFailed(
+            "reason is required when waste is refused in whole or part", field="reason"
+        )
+    if outcome == Outcome.rejected:
+        batch.destination_id = None
+        state = State.rejected
+    else:
+        batch.holder_id = work.principal.organization_id
+        batch.destination_id = work.principal.organization_id
+        state = State.received
+    assert outcome is not None
+    return _new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.received,
+        state=state.value,
+        digest=digest,
+        outcome=outcome.value,
+        reason=sub.reason,
+    )
+
+
+async def _treated(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    allowed = await _licensed_methods(work, batch)
+    snap = await catalog.snapshot()
+    method = snap.methods.get(sub.method or "")
+    if method is None:
+        raise ValidationFailed(f"unknown treatment method {sub.method!r}", field="method")
+    if method.code not in allowed:
+        raise Forbidden(f"your licence does not cover method {method.code}", field="method")
+    # Storage and grouping (R12, R13, D13-D15) are not a fate: the batch waits at the facility.
+    state = State.treated if method.mode in FINAL_MODES else State.stored
+    return _new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.treated,
+        state=state.value,
+        digest=digest,
+        method_id=method.code,
+        mode=method.mode,
+    )
+
+
+async def _aggregated(work: _Work, sub: EventCreate, parent: Batch, digest: str) -> CustodyEvent:
+    assert sub.children is not None
+    children: list[Batch] = []
+    for index, scanned in enumerate(sub.children):
+        field_name = f"children[{index}]"
+        code = codes.code_from_scan(scanned, secret=work.secret)
+        child = work.batches.get(code or "")
+        relation = batches.parties(work.principal, child) if child else set()
+        if child is None or not relation:
+            raise NotFound(batches.NOT_FOUND, field=field_name)
+        if child.id == parent.id or child in children:
+            raise ValidationFailed(
+                "a batch cannot be aggregated twice or into itself", field=field_name
+            )
+        if child.stream_id != parent.stream_id:
+            raise ValidationFailed("children must belong to the parent's stream", field=field_name)
+        try:
+            _check_allowed(work.principal, child, relation, EventType.aggregated)
+        except DomainError as error:
+            error.field = field_name
+            raise
+        children.append(child)
+    ancestor = parent.parent_id
+    if ancestor and any(child.id == ancestor for child in children):
+        raise ValidationFailed("a batch cannot contain its own container", field="children")
+    for child in children:
+        child.parent_id = parent.id
+        _new_event(
+            work,
+            child,
+            None,
+            event_type=EventType.aggregated,
+            state=State.aggregated.value,
+            digest=None,
+            related_batch_id=parent.id,
+            details={"into": parent.code, "event": str(sub.client_event_id)},
+        )
+    return _new_event(
+        work,
+        parent,
+        sub,
+        event_type=EventType.aggregated,
+        state=parent.state,
+        digest=digest,
+        details={"children": [c.code for c in children]},
+    )
+
+
+async def _corrected(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    target = await CustodyEvent.get_or_none(id=sub.corrects, batch_id=batch.id)
+    if target is None:
+        raise ValidationFailed("corrects must name an event of this batch", field="corrects")
+    principal = work.principal
+    if target.organization_id != principal.organization_id and principal.role not in (
+        Role.manager,
+        Role.admin,
+    ):
+        raise Forbidden(
+            "only the recording organization or a manager may correct an event", field="corrects"
+        )
+    changed = {
+        name: getattr(sub, name)
+        for name in ("weight_kg", "latitude", "longitude", "photo_sha256", "reason")
+        if getattr(sub, name) is not None
+    }
+    if not changed and not sub.note:
+        raise ValidationFailed(
+            "a correction must change weight_kg, position, photo, reason or note", field="corrects"
+        )
+    return _new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.corrected,
+        state=batch.state,
+        digest=digest,
+        corrects_id=target.id,
+        reason=sub.reason,
+        details={"corrected_fields": sorted(changed)},
+    )
+
+
+async def _cancelled(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+    return _new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.cancelled,
+        state=State.cancelled.value,
+        digest=digest,
+        reason=sub.reason,
+    )
+
+
+_HANDLERS = {
+    EventType.collected: _collected,
+    EventType.handed_over: _handed_over,
+    EventType.in_transit: _in_transit,
+    EventType.stored: _stored,
+    EventType.received: _received,
+    EventType.treated: _treated,
+    EventType.aggregated: _aggregated,
+    EventType.corrected: _corrected,
+    EventType.cancelled: _cancelled,
+}
+
+
+async def history(*, principal: Principal, code: str) -> tuple[Batch, list[CustodyEvent]]:
+    """A visible batch and its events in order."""
+    batch = await batches.get_visible_batch(principal, code)
+    return batch, await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
+
+
+async def verify_chain(*, principal: Principal, code: str) -> dict[str, Any]:
+    """Recompute every hash of a batch's chain and report the first break."""
+    batch, events = await history(principal=principal, code=code)
+    related_ids = {e.related_batch_id for e in events if e.related_batch_id}
+    related = (
+        dict(await Batch.filter(id__in=related_ids).values_list("id", "code"))
+        if related_ids
+        else {}
+    )
+    previous = "0" * 64
+    for expected_seq, event in enumerate(events, start=1):
+        problem = None
+        if event.seq != expected_seq:
+            problem = f"event {expected_seq} is missing"
+        elif event.prev_hash != previous:
+            problem = "prev_hash does not match the previous event"
+        elif event.hash != event_hash(
+            event,
+            batch_code=batch.code,
+            related_code=related.get(event.related_batch_id),
+        ):
+            problem = "the event's content does not match its hash"
+        if problem:
+            return {
+                "batch_code": batch.code,
+                "events": len(events),
+                "valid": False,
+                "broken_at_seq": expected_seq,
+                "detail": problem,
+            }
+        previous = event.hash
+    return {"batch_code": batch.code, "events": len(events), "valid": True}
+
+
+async def record_one(*, principal: Principal, submission: EventCreate, secret: str) -> EventResult:
+    """Apply one event; a refusal or a conflicting resend raises its error."""
+    (outcome,) = await record_events(principal=principal, submissions=[submission], secret=secret)
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    batch: Batch | None
+    label: Label | None
+    actions: list[str]
+
+
+async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult:
+    """What a scanned or typed code names for this user, and the events they may record next."""
+    code = batches.resolve_code(scanned, secret=secret, field="qr")
+    batch = await batches.visible_batches(principal).get_or_none(code=code)
+    if batch is not None:
+        return ScanResult(batch=batch, label=None, actions=allowed_actions(principal, batch))
+    label = await batches.get_label_for_binding(principal, code)
+    if label is None:
+        raise NotFound(batches.NOT_FOUND, field="qr")
+    actions = [EventType.tagged.value] if principal.role in TAGGING_ROLES else []
+    return ScanResult(batch=None, label=label, actions=actions)

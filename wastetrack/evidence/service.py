@@ -1,0 +1,58 @@
+"""Evidence photos: type-checked, size-limited, stored once by content hash."""
+
+import hashlib
+import io
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.evidence.models import Photo
+
+FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
+
+
+def photo_path(data_dir: Path, sha256: str, extension: str) -> Path:
+    return data_dir / "photos" / sha256[:2] / f"{sha256}.{extension}"
+
+
+async def store_photo(
+    *, principal: Principal, content: bytes, data_dir: Path, max_bytes: int
+) -> tuple[Photo, bool]:
+    """Keep a JPEG or PNG under its SHA-256; a re-upload returns the stored one."""
+    if not content:
+        raise ValidationFailed("the file is empty", field="file")
+    if len(content) > max_bytes:
+        raise ValidationFailed(f"photos may not exceed {max_bytes} bytes", field="file")
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image_format = image.format or ""
+            width, height = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ValidationFailed(
+            "the file is not a readable JPEG or PNG image", field="file"
+        ) from None
+    if image_format not in FORMATS:
+        raise ValidationFailed(f"only JPEG and PNG are accepted, not {image_format}", field="file")
+    sha256 = hashlib.sha256(content).hexdigest()
+    existing = await Photo.get_or_none(sha256=sha256)
+    if existing is not None:
+        return existing, False
+    content_type, extension = FORMATS[image_format]
+    path = photo_path(data_dir, sha256, extension)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".part")
+    temporary.write_bytes(content)
+    temporary.replace(path)
+    photo = await Photo.create(
+        sha256=sha256,
+        content_type=content_type,
+        size_bytes=len(content),
+        width=width,
+        height=height,
+        uploaded_by_id=principal.user_id,
+        organization_id=principal.organization_id,
+    )
+    return photo, True

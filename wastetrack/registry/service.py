@@ -1,0 +1,233 @@
+"""Registry rules: the region tree, organizations, sites, licences and vessels."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from wastetrack.catalog import service as catalog
+from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
+from wastetrack.registry.models import (
+    FacilityLicence,
+    Organization,
+    OrganizationKind,
+    Region,
+    RegionLevel,
+    Site,
+    Vessel,
+)
+
+_CHILD_LEVEL = {RegionLevel.city: RegionLevel.town, RegionLevel.town: RegionLevel.village}
+
+
+async def get_region(region_id: int) -> Region:
+    region = await Region.get_or_none(id=region_id)
+    if region is None:
+        raise NotFound(f"no region {region_id}", field="region_id")
+    return region
+
+
+async def create_region(
+    *, code: str, name: str, level: RegionLevel, parent_id: int | None = None
+) -> Region:
+    """Add a region under its parent: city → town/street → village/community."""
+    if await Region.exists(code=code):
+        raise Conflict(f"region code {code!r} is taken", field="code")
+    parent = await get_region(parent_id) if parent_id is not None else None
+    if parent is None and level != RegionLevel.city:
+        raise ValidationFailed("only a city may have no parent", field="parent_id")
+    if parent is not None and _CHILD_LEVEL.get(parent.level) != level:
+        raise ValidationFailed(
+            f"a {level.value} cannot sit under a {parent.level.value}", field="level"
+        )
+    region = await Region.create(code=code, name=name, level=level, parent=parent, path="/")
+    region.path = f"{parent.path if parent else '/'}{region.id}/"
+    await region.save(update_fields=["path"])
+    return region
+
+
+async def list_regions(*, within: str | None = None) -> list[Region]:
+    """Regions, optionally only a subtree given by its path."""
+    query = Region.all().order_by("path")
+    if within:
+        query = query.filter(path__startswith=within)
+    return await query
+
+
+async def get_organization(organization_id: int, *, field: str = "organization_id") -> Organization:
+    org = await Organization.get_or_none(id=organization_id).prefetch_related("region")
+    if org is None:
+        raise NotFound(f"no organization {organization_id}", field=field)
+    return org
+
+
+def _check_beds(kind: OrganizationKind, bed_count: int | None) -> None:
+    if bed_count is not None and kind not in (OrganizationKind.clinic, OrganizationKind.hospital):
+        raise ValidationFailed("bed_count applies to clinics and hospitals", field="bed_count")
+    if bed_count is not None and bed_count < 0:
+        raise ValidationFailed("bed_count must be zero or more", field="bed_count")
+
+
+async def create_organization(
+    *,
+    name: str,
+    kind: OrganizationKind,
+    region_id: int,
+    credit_code: str | None = None,
+    bed_count: int | None = None,
+    contact_phone: str | None = None,
+) -> Organization:
+    """Register an organization of any kind in a region."""
+    _check_beds(kind, bed_count)
+    region = await get_region(region_id)
+    if credit_code and await Organization.exists(credit_code=credit_code):
+        raise Conflict(f"credit code {credit_code!r} is registered already", field="credit_code")
+    org = await Organization.create(
+        name=name,
+        kind=kind,
+        region=region,
+        credit_code=credit_code,
+        bed_count=bed_count,
+        contact_phone=contact_phone,
+    )
+    org.region = region
+    return org
+
+
+async def update_organization(*, organization_id: int, changes: dict[str, Any]) -> Organization:
+    """Change an organization's name, region, beds or contact."""
+    org = await get_organization(organization_id)
+    if "region_id" in changes:
+        org.region = await get_region(changes.pop("region_id"))
+    _check_beds(org.kind, changes.get("bed_count", org.bed_count))
+    for key, value in changes.items():
+        setattr(org, key, value)
+    await org.save()
+    return org
+
+
+async def list_organizations(
+    *, kind: OrganizationKind | None = None, within: str | None = None
+) -> list[Organization]:
+    """Organizations, by kind and region subtree."""
+    query = Organization.all().prefetch_related("region").order_by("id")
+    if kind:
+        query = query.filter(kind=kind)
+    if within:
+        query = query.filter(region__path__startswith=within)
+    return await query
+
+
+async def create_site(
+    *, organization_id: int, name: str, region_id: int | None, latitude: float, longitude: float
+) -> Site:
+    """Add a site with coordinates to an organization."""
+    org = await get_organization(organization_id)
+    region = await get_region(region_id) if region_id else org.region
+    if not (-90 <= latitude <= 90):
+        raise ValidationFailed("latitude must lie between -90 and 90", field="latitude")
+    if not (-180 <= longitude <= 180):
+        raise ValidationFailed("longitude must lie between -180 and 180", field="longitude")
+    return await Site.create(
+        organization=org, name=name, region=region, latitude=latitude, longitude=longitude
+    )
+
+
+async def list_sites(*, organization_id: int | None = None) -> list[Site]:
+    query = Site.all().order_by("id")
+    if organization_id:
+        query = query.filter(organization_id=organization_id)
+    return await query
+
+
+async def add_licence(
+    *,
+    organization_id: int,
+    category_key: str,
+    method_codes: list[str],
+    permit_number: str | None = None,
+    valid_until: date | None = None,
+) -> FacilityLicence:
+    """License a treatment facility for a category (and its sub-categories) and methods."""
+    org = await get_organization(organization_id)
+    if org.kind != OrganizationKind.treatment_facility:
+        raise ValidationFailed(
+            "only treatment facilities hold treatment licences", field="organization_id"
+        )
+    snap = await catalog.snapshot()
+    if category_key not in snap.categories:
+        raise ValidationFailed(f"unknown category {category_key!r}", field="category_key")
+    unknown = [m for m in method_codes if m not in snap.methods]
+    if unknown:
+        raise ValidationFailed(f"unknown treatment methods {unknown}", field="method_codes")
+    licence, _ = await FacilityLicence.update_or_create(
+        organization=org,
+        category_key=category_key,
+        defaults={
+            "method_codes": method_codes,
+            "permit_number": permit_number,
+            "valid_until": valid_until,
+        },
+    )
+    return licence
+
+
+async def list_licences(*, organization_id: int) -> list[FacilityLicence]:
+    return await FacilityLicence.filter(organization_id=organization_id).order_by("id")
+
+
+async def licence_covering(
+    *, organization_id: int, category_key: str, on: date
+) -> FacilityLicence | None:
+    """The facility's valid licence for this category or one of its parents, if any."""
+    ancestors = (await catalog.snapshot()).ancestors(category_key)
+    for licence in await FacilityLicence.filter(
+        organization_id=organization_id, category_key__in=ancestors
+    ):
+        if licence.valid_until is None or licence.valid_until >= on:
+            return licence
+    return None
+
+
+async def create_vessel(
+    *,
+    name: str,
+    registration_number: str,
+    gross_tonnage: Decimal,
+    home_port_id: int,
+    imo_number: str | None = None,
+    mmsi: str | None = None,
+    vessel_type: str = "fishing",
+    owner_id: int | None = None,
+) -> Vessel:
+    """Register a vessel with its home port."""
+    port = await get_organization(home_port_id, field="home_port_id")
+    if port.kind != OrganizationKind.fishing_port:
+        raise ValidationFailed("home port must be a fishing port", field="home_port_id")
+    if gross_tonnage <= 0:
+        raise ValidationFailed("gross_tonnage must be positive", field="gross_tonnage")
+    if imo_number is not None and not (imo_number.isdigit() and len(imo_number) == 7):
+        raise ValidationFailed("imo_number must have 7 digits", field="imo_number")
+    if mmsi is not None and not (mmsi.isdigit() and len(mmsi) == 9):
+        raise ValidationFailed("mmsi must have 9 digits", field="mmsi")
+    if await Vessel.exists(registration_number=registration_number):
+        raise Conflict(
+            f"vessel {registration_number!r} is registered already", field="registration_number"
+        )
+    owner = await get_organization(owner_id, field="owner_id") if owner_id else None
+    return await Vessel.create(
+        name=name,
+        registration_number=registration_number,
+        gross_tonnage=gross_tonnage,
+        home_port=port,
+        imo_number=imo_number,
+        mmsi=mmsi,
+        vessel_type=vessel_type,
+        owner=owner,
+    )
+
+
+async def list_vessels(*, home_port_id: int | None = None) -> list[Vessel]:
+    query = Vessel.all().order_by("id")
+    if home_port_id:
+        query = query.filter(home_port_id=home_port_id)
+    return await query
