@@ -112,12 +112,5 @@ def event(event_type: str, batch: str | None = None, *, minutes: int = 0, **fiel
 
 def medical_bag(**fields: Any) -> dict:
     """A tagged event for a bag of infectious waste."""
-    return event(
-        "tagged",
-        minutes=0,
-        stream="medical",
-        category="med.infectious",
-        quantity="3.5",
-        unit="kg",
-        **fields,
-    )
+    values = {"stream": "medical", "category": "med.infectious", "quantity": "3.5", "unit": "kg"}
+    return event("tagged", minutes=0, **{**values, **fields})

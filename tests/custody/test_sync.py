@@ -1,0 +1,128 @@
+"""Offline sync: each event applied exactly once, in device-time order, bad ones reported."""
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.custody.helpers import tag_bag
+from tests.factories import World, event, medical_bag
+from wastetrack.batches.models import Batch, Label
+from wastetrack.custody.models import CustodyEvent
+
+
+async def sync(client: httpx.AsyncClient, world: World, who: str, events: list) -> httpx.Response:
+    return await client.post("/m/v1/sync", json={"events": events}, headers=world.headers(who))
+
+
+async def test_resend_is_a_duplicate_and_changes_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = medical_bag(carrier_organization_id=world.orgs["carrier"].id)
+    first = await sync(client, world, "clinic", [bag])
+    assert first.json()["results"][0]["status"] == "applied"
+    again = await sync(client, world, "clinic", [bag])
+    result = again.json()["results"][0]
+    assert result["status"] == "duplicate"
+    assert result["batch_code"] == first.json()["results"][0]["batch_code"]
+    assert await Batch.all().count() == 1
+    assert await CustodyEvent.all().count() == 1
+
+
+async def test_same_id_with_other_content_is_a_conflict(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = medical_bag()
+    await sync(client, world, "clinic", [bag])
+    changed = {**bag, "quantity": "9.9"}
+    result = (await sync(client, world, "clinic", [changed])).json()["results"][0]
+    assert result["status"] == "conflict"
+    assert result["error"]["field"] == "client_event_id"
+    assert await Batch.all().count() == 1
+
+
+async def test_single_post_conflict_is_409(client: httpx.AsyncClient, world: World) -> None:
+    batch = await tag_bag(client, world)
+    body = event("cancelled", batch["code"], minutes=5, reason="typo")
+    assert (await client.post("/m/v1/events", json=body,
+                              headers=world.headers("clinic"))).status_code == 201
+    assert (await client.post("/m/v1/events", json=body,
+                              headers=world.headers("clinic"))).status_code == 200
+    body["reason"] = "something else"
+    response = await client.post("/m/v1/events", json=body, headers=world.headers("clinic"))
+    assert response.status_code == 409
+
+
+async def test_events_of_a_batch_apply_in_device_time_order(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    later = event("in_transit", batch["code"], minutes=30,
+                  destination_organization_id=world.orgs["facility"].id)
+    earlier = event("collected", batch["code"], minutes=10)
+    response = await sync(client, world, "carrier", [later, earlier])
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["applied", "applied"]
+    events = await CustodyEvent.filter(batch__code=batch["code"]).order_by("seq")
+    assert [e.event_type for e in events] == ["tagged", "collected", "in_transit"]
+
+
+async def test_bad_event_never_drops_the_good_ones(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    good = medical_bag()
+    refused = medical_bag(category="hh.recyclable.paper")
+    malformed = {"client_event_id": str(uuid.uuid4()), "event_type": "tagged",
+                 "device_time": "yesterday"}
+    not_even_an_id = {"event_type": "collected"}
+    response = await sync(client, world, "clinic", [good, refused, malformed, not_even_an_id])
+    body = response.json()
+    assert response.status_code == 200
+    assert [r["status"] for r in body["results"]] == ["applied", "rejected", "rejected",
+                                                      "rejected"]
+    assert body["results"][1]["error"]["field"] == "category"
+    assert body["results"][2]["error"]["field"] == "device_time"
+    assert body["results"][2]["client_event_id"] == malformed["client_event_id"]
+    assert body["results"][3]["client_event_id"] is None
+    assert (body["applied"], body["rejected"]) == (1, 3)
+    assert await Batch.all().count() == 1
+
+
+async def test_more_than_500_events_are_refused_whole(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await sync(client, world, "clinic", [medical_bag() for _ in range(501)])
+    assert response.status_code == 422
+    assert response.json()["field"] == "events"
+    assert await Batch.all().count() == 0
+
+
+async def test_offline_collector_binds_labels_and_collects_in_one_sync(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    pdf = await client.post("/m/v1/labels", headers=world.headers("manager"), json={
+        "organization_id": world.orgs["community"].id, "stream": "household", "count": 2})
+    assert pdf.status_code == 201
+    codes = [label.code for label in await Label.filter(organization=world.orgs["community"])]
+    entries = []
+    for minute, code in enumerate(codes):
+        entries.append(event("tagged", code, minutes=minute, category="hh.food.household",
+                             quantity="12.5", unit="kg"))
+        entries.append(event("collected", code, minutes=minute + 5))
+    response = await sync(client, world, "collector", list(reversed(entries)))
+    assert response.json()["applied"] == 4, response.text
+    assert await Batch.filter(state="collected").count() == 2
+
+
+async def test_crash_mid_request_leaves_nothing_half_written(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(CustodyEvent, "bulk_create", crash)
+    with pytest.raises(RuntimeError):
+        await sync(client, world, "clinic", [medical_bag(), medical_bag()])
+    monkeypatch.undo()
+    assert await Batch.all().count() == 0
+    assert await Label.all().count() == 0
