@@ -20,10 +20,10 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         if not manage_database:
             yield
             return
-        url = db.resolve_database_url(settings)
-        await db.migrate(url)
-        async with db.database(url, pool_size=settings.db_pool_size):
-            yield
+        with db.server_database_url(settings) as url:
+            await db.migrate(url)
+            async with db.database(url, pool_size=settings.db_pool_size):
+                yield
 
     app = FastAPI(
         title="wastetrack",

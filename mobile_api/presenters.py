@@ -30,7 +30,7 @@ _BATCH_ATTRIBUTES = (
 def batch_read(batch: Batch, settings: Settings) -> BatchRead:
     values = {name: getattr(batch, name) for name in _BATCH_ATTRIBUTES}
     values["qr_url"] = codes.qr_url(
-        batch.code, base_url=settings.public_base_url, secret=settings.secret_key
+        batch.code, base_url=settings.base_url, secret=settings.secret_key
     )
     return BatchRead.model_validate(values)
 

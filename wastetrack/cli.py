@@ -34,14 +34,14 @@ T = TypeVar("T")
 def _run(work: Callable[[], Awaitable[T]]) -> T:
     """Migrate, open the database and run work in one transaction; domain errors exit 2."""
 
-    async def main() -> T:
-        url = db.resolve_database_url(get_settings())
+    async def main(url: str) -> T:
         await db.migrate(url)
         async with db.database(url, pool_size=2), in_transaction():
             return await work()
 
     try:
-        return asyncio.run(main())
+        with db.server_database_url(get_settings()) as url:
+            return asyncio.run(main(url))
     except DomainError as error:
         field = f" ({error.field})" if error.field else ""
         typer.echo(f"error{field}: {error.detail}", err=True)
@@ -63,17 +63,18 @@ def serve(
     from mobile_api.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port or settings.port}
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
 
 
 @app.command()
 def migrate() -> None:
     """Apply pending migrations."""
 
-    async def main() -> None:
-        await db.migrate(db.resolve_database_url(get_settings()))
-
-    asyncio.run(main())
+    with db.server_database_url(get_settings()) as url:
+        asyncio.run(db.migrate(url))
     typer.echo("migrations applied")
 
 
@@ -241,7 +242,7 @@ def labels_issue(
             organization_id=organization_id,
             stream=stream,
             count=count,
-            base_url=settings.public_base_url,
+            base_url=settings.base_url,
             secret=settings.secret_key,
         )
         out.write_bytes(pdf)

@@ -106,7 +106,7 @@ async def verify_batch(code: str, user: CurrentUser) -> dict:
 async def batch_label(code: str, user: CurrentUser, settings: AppSettings) -> Response:
     """The batch's label as a 50×30 mm PNG at 300 dpi."""
     png = await batches.label_png(
-        principal=user, code=code, base_url=settings.public_base_url, secret=settings.secret_key
+        principal=user, code=code, base_url=settings.base_url, secret=settings.secret_key
     )
     return Response(png, media_type="image/png")
 
@@ -126,7 +126,7 @@ async def issue_labels(
         organization_id=body.organization_id,
         stream=body.stream,
         count=body.count,
-        base_url=settings.public_base_url,
+        base_url=settings.base_url,
         secret=settings.secret_key,
     )
     return Response(

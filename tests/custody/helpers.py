@@ -7,11 +7,15 @@ import httpx
 from tests.factories import World, event, medical_bag
 
 
-async def post_event(client: httpx.AsyncClient, world: World, who: str, body: dict) -> httpx.Response:
+async def post_event(
+    client: httpx.AsyncClient, world: World, who: str, body: dict
+) -> httpx.Response:
     return await client.post("/m/v1/events", json=body, headers=world.headers(who))
 
 
-async def tag_bag(client: httpx.AsyncClient, world: World, who: str = "clinic", **fields: Any) -> dict:
+async def tag_bag(
+    client: httpx.AsyncClient, world: World, who: str = "clinic", **fields: Any
+) -> dict:
     body = medical_bag(**fields)
     body.pop("event_type")
     response = await client.post("/m/v1/batches", json=body, headers=world.headers(who))
@@ -19,14 +23,19 @@ async def tag_bag(client: httpx.AsyncClient, world: World, who: str = "clinic", 
     return response.json()
 
 
-async def advance(
-    client: httpx.AsyncClient, world: World, code: str, *, until: str
-) -> None:
+async def advance(client: httpx.AsyncClient, world: World, code: str, *, until: str) -> None:
     """Move a medical bag along the usual chain up to and including `until`."""
     steps = [
         ("carrier", event("collected", code, minutes=10)),
-        ("carrier", event("in_transit", code, minutes=20,
-                          destination_organization_id=world.orgs["facility"].id)),
+        (
+            "carrier",
+            event(
+                "in_transit",
+                code,
+                minutes=20,
+                destination_organization_id=world.orgs["facility"].id,
+            ),
+        ),
         ("facility", event("received", code, minutes=60, outcome="accepted", weight_kg="3.4")),
         ("facility", event("treated", code, minutes=120, method="D10")),
     ]

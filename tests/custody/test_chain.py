@@ -1,5 +1,7 @@
 """A batch's custody chain: order, roles, parties, licences and the hash chain."""
 
+import itertools
+
 import httpx
 
 from tests.custody.helpers import advance, post_event, tag_bag
@@ -14,24 +16,39 @@ async def test_medical_bag_follows_its_chain_to_treatment(
     await advance(client, world, batch["code"], until="treated")
     response = await client.get(f"/m/v1/batches/{batch['code']}", headers=world.headers("clinic"))
     assert response.json()["state"] == "treated"
-    events = (await client.get(f"/m/v1/batches/{batch['code']}/events",
-                               headers=world.headers("clinic"))).json()
+    events = (
+        await client.get(f"/m/v1/batches/{batch['code']}/events", headers=world.headers("clinic"))
+    ).json()
     assert [e["event_type"] for e in events] == [
-        "tagged", "collected", "in_transit", "received", "treated"]
+        "tagged",
+        "collected",
+        "in_transit",
+        "received",
+        "treated",
+    ]
     assert events[-1]["mode"] == "disposal"
-    assert all(e["prev_hash"] == p["hash"] for p, e in zip(events, events[1:], strict=False))
-    verdict = (await client.get(f"/m/v1/batches/{batch['code']}/verify",
-                                headers=world.headers("clinic"))).json()
-    assert verdict == {"batch_code": batch["code"], "events": 5, "valid": True,
-                       "broken_at_seq": None, "detail": None}
+    assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(events))
+    verdict = (
+        await client.get(f"/m/v1/batches/{batch['code']}/verify", headers=world.headers("clinic"))
+    ).json()
+    assert verdict == {
+        "batch_code": batch["code"],
+        "events": 5,
+        "valid": True,
+        "broken_at_seq": None,
+        "detail": None,
+    }
 
 
 async def test_tampered_event_breaks_the_chain(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="received")
-    await CustodyEvent.filter(batch__code=batch["code"], seq=2).update(latitude=10.0, longitude=10.0)
-    verdict = (await client.get(f"/m/v1/batches/{batch['code']}/verify",
-                                headers=world.headers("clinic"))).json()
+    await CustodyEvent.filter(batch__code=batch["code"], seq=2).update(
+        latitude=10.0, longitude=10.0
+    )
+    verdict = (
+        await client.get(f"/m/v1/batches/{batch['code']}/verify", headers=world.headers("clinic"))
+    ).json()
     assert verdict["valid"] is False
     assert verdict["broken_at_seq"] == 2
 
@@ -39,8 +56,9 @@ async def test_tampered_event_breaks_the_chain(client: httpx.AsyncClient, world:
 async def test_collector_cannot_record_treatment(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="received")
-    response = await post_event(client, world, "carrier", event("treated", batch["code"],
-                                                                minutes=90, method="D10"))
+    response = await post_event(
+        client, world, "carrier", event("treated", batch["code"], minutes=90, method="D10")
+    )
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"] == "event_type"
@@ -48,12 +66,20 @@ async def test_collector_cannot_record_treatment(client: httpx.AsyncClient, worl
 
 
 async def test_unlicensed_facility_cannot_receive(client: httpx.AsyncClient, world: World) -> None:
-    batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id,
-                          destination_organization_id=world.orgs["unlicensed"].id)
+    batch = await tag_bag(
+        client,
+        world,
+        carrier_organization_id=world.orgs["carrier"].id,
+        destination_organization_id=world.orgs["unlicensed"].id,
+    )
     await advance(client, world, batch["code"], until="collected")
     await post_event(client, world, "carrier", event("in_transit", batch["code"], minutes=20))
-    response = await post_event(client, world, "unlicensed", event(
-        "received", batch["code"], minutes=60, outcome="accepted", weight_kg="3"))
+    response = await post_event(
+        client,
+        world,
+        "unlicensed",
+        event("received", batch["code"], minutes=60, outcome="accepted", weight_kg="3"),
+    )
     assert response.status_code == 403
     assert "no valid licence for med.infectious" in response.json()["detail"]
 
@@ -61,8 +87,9 @@ async def test_unlicensed_facility_cannot_receive(client: httpx.AsyncClient, wor
 async def test_treatment_method_must_be_licensed(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="received")
-    response = await post_event(client, world, "facility",
-                                event("treated", batch["code"], minutes=90, method="R1"))
+    response = await post_event(
+        client, world, "facility", event("treated", batch["code"], minutes=90, method="R1")
+    )
     assert response.status_code == 403
     assert response.json()["field"] == "method"
 
@@ -72,19 +99,25 @@ async def test_pending_storage_is_not_a_final_treatment(
 ) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="received")
-    stored = await post_event(client, world, "facility",
-                              event("treated", batch["code"], minutes=90, method="D15"))
+    stored = await post_event(
+        client, world, "facility", event("treated", batch["code"], minutes=90, method="D15")
+    )
     assert stored.json()["state"] == "stored"
-    final = await post_event(client, world, "facility",
-                             event("treated", batch["code"], minutes=100, method="D9"))
+    final = await post_event(
+        client, world, "facility", event("treated", batch["code"], minutes=100, method="D9")
+    )
     assert final.json()["state"] == "treated"
 
 
 async def test_nothing_follows_a_final_state(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="treated")
-    response = await post_event(client, world, "facility", event(
-        "received", batch["code"], minutes=130, outcome="accepted", weight_kg="1"))
+    response = await post_event(
+        client,
+        world,
+        "facility",
+        event("received", batch["code"], minutes=130, outcome="accepted", weight_kg="1"),
+    )
     assert response.status_code == 409
     assert response.json()["code"] == "rule_violation"
     assert "final state" in response.json()["detail"]
@@ -92,13 +125,16 @@ async def test_nothing_follows_a_final_state(client: httpx.AsyncClient, world: W
 
 async def test_out_of_order_event_is_refused(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    response = await post_event(client, world, "carrier", event(
-        "in_transit", batch["code"], minutes=5))
+    response = await post_event(
+        client, world, "carrier", event("in_transit", batch["code"], minutes=5)
+    )
     assert response.status_code == 409
     assert "cannot follow the state tagged" in response.json()["detail"]
 
 
-async def test_other_organization_cannot_see_or_act(client: httpx.AsyncClient, world: World) -> None:
+async def test_other_organization_cannot_see_or_act(
+    client: httpx.AsyncClient, world: World
+) -> None:
     batch = await tag_bag(client, world)
     seen = await client.get(f"/m/v1/batches/{batch['code']}", headers=world.headers("other_clinic"))
     assert seen.status_code == 404
@@ -107,18 +143,26 @@ async def test_other_organization_cannot_see_or_act(client: httpx.AsyncClient, w
     assert acted.json()["detail"] == "no batch or label with this code"
 
 
-async def test_rejected_waste_goes_back_on_the_road(client: httpx.AsyncClient, world: World) -> None:
+async def test_rejected_waste_goes_back_on_the_road(
+    client: httpx.AsyncClient, world: World
+) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="in_transit")
-    missing_reason = await post_event(client, world, "facility", event(
-        "received", batch["code"], minutes=60, outcome="rejected"))
+    missing_reason = await post_event(
+        client, world, "facility", event("received", batch["code"], minutes=60, outcome="rejected")
+    )
     assert missing_reason.status_code == 422
     assert missing_reason.json()["field"] == "reason"
-    rejected = await post_event(client, world, "facility", event(
-        "received", batch["code"], minutes=61, outcome="rejected", reason="bag torn"))
+    rejected = await post_event(
+        client,
+        world,
+        "facility",
+        event("received", batch["code"], minutes=61, outcome="rejected", reason="bag torn"),
+    )
     assert rejected.json()["state"] == "rejected"
-    again = await post_event(client, world, "carrier", event("in_transit", batch["code"],
-                                                             minutes=70))
+    again = await post_event(
+        client, world, "carrier", event("in_transit", batch["code"], minutes=70)
+    )
     assert again.status_code == 201
 
 
@@ -127,8 +171,9 @@ async def test_accepting_waste_needs_a_measured_weight(
 ) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="in_transit")
-    response = await post_event(client, world, "facility", event(
-        "received", batch["code"], minutes=60, outcome="accepted"))
+    response = await post_event(
+        client, world, "facility", event("received", batch["code"], minutes=60, outcome="accepted")
+    )
     assert response.status_code == 422
     assert response.json()["field"] == "weight_kg"
 
@@ -139,28 +184,43 @@ async def test_bags_aggregate_into_a_container_and_stay_visible_to_their_clinic(
     carrier = world.orgs["carrier"].id
     bags = [await tag_bag(client, world, carrier_organization_id=carrier) for _ in range(3)]
     other = await tag_bag(client, world, "other_clinic", carrier_organization_id=carrier)
-    container = await tag_bag(client, world, "carrier",
-                              producer_organization_id=carrier)
-    response = await post_event(client, world, "carrier", event(
-        "aggregated", container["code"], minutes=30,
-        children=[b["qr_url"] for b in bags] + [other["code"]]))
+    container = await tag_bag(client, world, "carrier", producer_organization_id=carrier)
+    response = await post_event(
+        client,
+        world,
+        "carrier",
+        event(
+            "aggregated",
+            container["code"],
+            minutes=30,
+            children=[b["qr_url"] for b in bags] + [other["code"]],
+        ),
+    )
     assert response.status_code == 201, response.text
-    child = (await client.get(f"/m/v1/batches/{bags[0]['code']}",
-                              headers=world.headers("clinic"))).json()
+    child = (
+        await client.get(f"/m/v1/batches/{bags[0]['code']}", headers=world.headers("clinic"))
+    ).json()
     assert child["state"] == "aggregated"
     assert child["parent_id"] is not None
-    after = await post_event(client, world, "carrier", event("collected", bags[1]["code"],
-                                                             minutes=40))
+    after = await post_event(
+        client, world, "carrier", event("collected", bags[1]["code"], minutes=40)
+    )
     assert after.status_code == 409
-    assert (await client.get(f"/m/v1/batches/{bags[2]['code']}/verify",
-                             headers=world.headers("clinic"))).json()["valid"]
+    assert (
+        await client.get(f"/m/v1/batches/{bags[2]['code']}/verify", headers=world.headers("clinic"))
+    ).json()["valid"]
 
 
 async def test_a_batch_cannot_contain_itself(client: httpx.AsyncClient, world: World) -> None:
-    container = await tag_bag(client, world, "carrier",
-                              producer_organization_id=world.orgs["carrier"].id)
-    response = await post_event(client, world, "carrier", event(
-        "aggregated", container["code"], minutes=30, children=[container["code"]]))
+    container = await tag_bag(
+        client, world, "carrier", producer_organization_id=world.orgs["carrier"].id
+    )
+    response = await post_event(
+        client,
+        world,
+        "carrier",
+        event("aggregated", container["code"], minutes=30, children=[container["code"]]),
+    )
     assert response.status_code == 422
     assert response.json()["field"] == "children[0]"
 
@@ -170,18 +230,34 @@ async def test_correction_names_the_event_and_keeps_the_original(
 ) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="received")
-    events = (await client.get(f"/m/v1/batches/{batch['code']}/events",
-                               headers=world.headers("facility"))).json()
+    events = (
+        await client.get(f"/m/v1/batches/{batch['code']}/events", headers=world.headers("facility"))
+    ).json()
     received = events[-1]
-    by_other = await post_event(client, world, "carrier", event(
-        "corrected", batch["code"], minutes=80, corrects=received["id"], weight_kg="3.9"))
+    by_other = await post_event(
+        client,
+        world,
+        "carrier",
+        event("corrected", batch["code"], minutes=80, corrects=received["id"], weight_kg="3.9"),
+    )
     assert by_other.status_code == 403
-    fixed = await post_event(client, world, "facility", event(
-        "corrected", batch["code"], minutes=80, corrects=received["id"], weight_kg="3.9",
-        reason="scale recalibrated"))
+    fixed = await post_event(
+        client,
+        world,
+        "facility",
+        event(
+            "corrected",
+            batch["code"],
+            minutes=80,
+            corrects=received["id"],
+            weight_kg="3.9",
+            reason="scale recalibrated",
+        ),
+    )
     assert fixed.status_code == 201
-    events = (await client.get(f"/m/v1/batches/{batch['code']}/events",
-                               headers=world.headers("facility"))).json()
+    events = (
+        await client.get(f"/m/v1/batches/{batch['code']}/events", headers=world.headers("facility"))
+    ).json()
     assert events[3]["weight_kg"] == "3.400"
     assert events[-1]["corrects_id"] == received["id"]
     assert events[-1]["state_after"] == "received"
@@ -190,19 +266,25 @@ async def test_correction_names_the_event_and_keeps_the_original(
 async def test_cancel_only_before_collection(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="collected")
-    late = await post_event(client, world, "clinic", event("cancelled", batch["code"],
-                                                           minutes=20, reason="mistake"))
+    late = await post_event(
+        client, world, "clinic", event("cancelled", batch["code"], minutes=20, reason="mistake")
+    )
     assert late.status_code == 409
     fresh = await tag_bag(client, world)
-    ok = await post_event(client, world, "clinic", event("cancelled", fresh["code"], minutes=5,
-                                                         reason="wrong category"))
+    ok = await post_event(
+        client,
+        world,
+        "clinic",
+        event("cancelled", fresh["code"], minutes=5, reason="wrong category"),
+    )
     assert ok.json()["state"] == "cancelled"
 
 
 async def test_auditor_cannot_record_events(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world)
-    response = await post_event(client, world, "auditor", event("cancelled", batch["code"],
-                                                                minutes=5, reason="x"))
+    response = await post_event(
+        client, world, "auditor", event("cancelled", batch["code"], minutes=5, reason="x")
+    )
     assert response.status_code == 403
 
 
@@ -212,8 +294,7 @@ async def test_manager_sees_only_their_region_subtree(
     batch = await tag_bag(client, world)
     city = await client.get(f"/m/v1/batches/{batch['code']}", headers=world.headers("manager"))
     assert city.status_code == 200
-    town = await client.get(f"/m/v1/batches/{batch['code']}",
-                            headers=world.headers("town_manager"))
+    town = await client.get(f"/m/v1/batches/{batch['code']}", headers=world.headers("town_manager"))
     assert town.status_code == 404
 
 
@@ -221,7 +302,8 @@ async def test_device_time_in_the_future_is_refused(
     client: httpx.AsyncClient, world: World
 ) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    response = await post_event(client, world, "carrier",
-                                event("collected", batch["code"], minutes=60 * 24))
+    response = await post_event(
+        client, world, "carrier", event("collected", batch["code"], minutes=60 * 24)
+    )
     assert response.status_code == 422
     assert response.json()["field"] == "device_time"

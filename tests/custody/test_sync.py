@@ -44,10 +44,12 @@ async def test_same_id_with_other_content_is_a_conflict(
 async def test_single_post_conflict_is_409(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world)
     body = event("cancelled", batch["code"], minutes=5, reason="typo")
-    assert (await client.post("/m/v1/events", json=body,
-                              headers=world.headers("clinic"))).status_code == 201
-    assert (await client.post("/m/v1/events", json=body,
-                              headers=world.headers("clinic"))).status_code == 200
+    assert (
+        await client.post("/m/v1/events", json=body, headers=world.headers("clinic"))
+    ).status_code == 201
+    assert (
+        await client.post("/m/v1/events", json=body, headers=world.headers("clinic"))
+    ).status_code == 200
     body["reason"] = "something else"
     response = await client.post("/m/v1/events", json=body, headers=world.headers("clinic"))
     assert response.status_code == 409
@@ -57,8 +59,12 @@ async def test_events_of_a_batch_apply_in_device_time_order(
     client: httpx.AsyncClient, world: World
 ) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    later = event("in_transit", batch["code"], minutes=30,
-                  destination_organization_id=world.orgs["facility"].id)
+    later = event(
+        "in_transit",
+        batch["code"],
+        minutes=30,
+        destination_organization_id=world.orgs["facility"].id,
+    )
     earlier = event("collected", batch["code"], minutes=10)
     response = await sync(client, world, "carrier", [later, earlier])
     statuses = [r["status"] for r in response.json()["results"]]
@@ -67,19 +73,19 @@ async def test_events_of_a_batch_apply_in_device_time_order(
     assert [e.event_type for e in events] == ["tagged", "collected", "in_transit"]
 
 
-async def test_bad_event_never_drops_the_good_ones(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_bad_event_never_drops_the_good_ones(client: httpx.AsyncClient, world: World) -> None:
     good = medical_bag()
     refused = medical_bag(category="hh.recyclable.paper")
-    malformed = {"client_event_id": str(uuid.uuid4()), "event_type": "tagged",
-                 "device_time": "yesterday"}
+    malformed = {
+        "client_event_id": str(uuid.uuid4()),
+        "event_type": "tagged",
+        "device_time": "yesterday",
+    }
     not_even_an_id = {"event_type": "collected"}
     response = await sync(client, world, "clinic", [good, refused, malformed, not_even_an_id])
     body = response.json()
     assert response.status_code == 200
-    assert [r["status"] for r in body["results"]] == ["applied", "rejected", "rejected",
-                                                      "rejected"]
+    assert [r["status"] for r in body["results"]] == ["applied", "rejected", "rejected", "rejected"]
     assert body["results"][1]["error"]["field"] == "category"
     assert body["results"][2]["error"]["field"] == "device_time"
     assert body["results"][2]["client_event_id"] == malformed["client_event_id"]
@@ -100,14 +106,25 @@ async def test_more_than_500_events_are_refused_whole(
 async def test_offline_collector_binds_labels_and_collects_in_one_sync(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    pdf = await client.post("/m/v1/labels", headers=world.headers("manager"), json={
-        "organization_id": world.orgs["community"].id, "stream": "household", "count": 2})
+    pdf = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs["community"].id, "stream": "household", "count": 2},
+    )
     assert pdf.status_code == 201
     codes = [label.code for label in await Label.filter(organization=world.orgs["community"])]
     entries = []
     for minute, code in enumerate(codes):
-        entries.append(event("tagged", code, minutes=minute, category="hh.food.household",
-                             quantity="12.5", unit="kg"))
+        entries.append(
+            event(
+                "tagged",
+                code,
+                minutes=minute,
+                category="hh.food.household",
+                quantity="12.5",
+                unit="kg",
+            )
+        )
         entries.append(event("collected", code, minutes=minute + 5))
     response = await sync(client, world, "collector", list(reversed(entries)))
     assert response.json()["applied"] == 4, response.text

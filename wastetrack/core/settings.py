@@ -22,7 +22,9 @@ class Settings(BaseSettings):
         description="embedded database, uploaded photos",
     )
     secret_key: str = Field(DEVELOPMENT_SECRET, description="signs tokens and QR codes")
-    public_base_url: str = Field("http://127.0.0.1:8000", description="prefix of QR URLs")
+    public_base_url: str | None = Field(
+        None, description="prefix of QR URLs; default http://{host}:{port}"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     access_token_minutes: int = 15
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
     photo_max_bytes: int = 5 * 1024 * 1024
     sync_max_events: int = 500
     db_pool_size: int = 10
+
+    @property
+    def base_url(self) -> str:
+        """Where phones reach the service: the prefix of every QR URL."""
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

@@ -1,0 +1,182 @@
+"""Scanning, binding pre-printed labels, listing and the public page."""
+
+import httpx
+
+from tests.custody.helpers import advance, tag_bag
+from tests.factories import World, medical_bag
+from wastetrack.batches.models import Batch, Label
+from wastetrack.core import codes
+
+
+async def issue(client: httpx.AsyncClient, world: World, org: str, count: int = 1) -> list[str]:
+    await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs[org].id, "stream": "medical", "count": count},
+    )
+    labels = await Label.filter(organization=world.orgs[org], bound_at=None)
+    return [
+        codes.qr_url(label.code, base_url="http://testserver", secret=world.settings.secret_key)
+        for label in labels
+    ]
+
+
+async def test_scan_returns_the_batch_and_next_actions(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    clinic = (
+        await client.get(
+            "/m/v1/scan", params={"qr": batch["qr_url"]}, headers=world.headers("clinic")
+        )
+    ).json()
+    assert clinic["kind"] == "batch"
+    assert clinic["batch"]["code"] == batch["code"]
+    assert "cancelled" in clinic["actions"]
+    assert "collected" not in clinic["actions"]
+    carrier = (
+        await client.get(
+            "/m/v1/scan", params={"qr": batch["code"].lower()}, headers=world.headers("carrier")
+        )
+    ).json()
+    assert "collected" in carrier["actions"]
+
+
+async def test_forged_qr_is_refused_like_an_unknown_code(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world)
+    forged = batch["qr_url"][:-1] + ("A" if batch["qr_url"][-1] != "A" else "B")
+    unknown = codes.qr_url(
+        codes.new_code(), base_url="http://testserver", secret=world.settings.secret_key
+    )
+    mistyped = batch["code"][:-1] + ("0" if batch["code"][-1] != "0" else "1")
+    answers = []
+    for qr in (forged, unknown, mistyped):
+        response = await client.get(
+            "/m/v1/scan", params={"qr": qr}, headers=world.headers("clinic")
+        )
+        assert response.status_code == 404
+        answers.append(response.json()["detail"])
+    assert len(set(answers)) == 1
+
+
+async def test_first_scan_binds_a_preprinted_label(client: httpx.AsyncClient, world: World) -> None:
+    (url,) = await issue(client, world, "clinic")
+    scanned = (
+        await client.get("/m/v1/scan", params={"qr": url}, headers=world.headers("clinic"))
+    ).json()
+    assert scanned["kind"] == "label"
+    assert scanned["actions"] == ["tagged"]
+    body = medical_bag()
+    body.pop("event_type")
+    bound = await client.post(
+        "/m/v1/batches", json={**body, "label": url}, headers=world.headers("clinic")
+    )
+    assert bound.status_code == 201
+    assert bound.json()["qr_url"] == url
+    retry = await client.post(
+        "/m/v1/batches", json={**body, "label": url}, headers=world.headers("clinic")
+    )
+    assert retry.status_code == 200
+    second = medical_bag()
+    second.pop("event_type")
+    rebind = await client.post(
+        "/m/v1/batches", json={**second, "label": url}, headers=world.headers("clinic")
+    )
+    assert rebind.status_code == 409
+    assert await Batch.all().count() == 1
+
+
+async def test_label_of_another_organization_cannot_be_bound(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    (url,) = await issue(client, world, "other_clinic")
+    body = medical_bag()
+    body.pop("event_type")
+    response = await client.post(
+        "/m/v1/batches", json={**body, "label": url}, headers=world.headers("clinic")
+    )
+    assert response.status_code == 404
+    assert await Batch.all().count() == 0
+
+
+async def test_label_stream_must_match(client: httpx.AsyncClient, world: World) -> None:
+    (url,) = await issue(client, world, "clinic")
+    body = medical_bag(stream="household", category="hh.residual")
+    body.pop("event_type")
+    response = await client.post(
+        "/m/v1/batches", json={**body, "label": url}, headers=world.headers("clinic")
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "stream"
+
+
+async def test_recent_batches_page_with_a_cursor(client: httpx.AsyncClient, world: World) -> None:
+    made = [(await tag_bag(client, world))["code"] for _ in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await client.get("/m/v1/batches", params=params, headers=world.headers("clinic"))
+        ).json()
+        seen += [b["code"] for b in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(made))
+    other = (await client.get("/m/v1/batches", headers=world.headers("other_clinic"))).json()
+    assert other["items"] == []
+
+
+async def test_bad_cursor_is_a_clear_error(client: httpx.AsyncClient, world: World) -> None:
+    response = await client.get(
+        "/m/v1/batches", params={"cursor": "!!"}, headers=world.headers("clinic")
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "cursor"
+
+
+async def test_public_page_shows_state_but_no_parties(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, batch["code"], until="treated")
+    path = batch["qr_url"].removeprefix("http://testserver")
+    page = await client.get(path)
+    assert page.status_code == 200
+    assert "已处置" in page.text and "感染性废物" in page.text
+    for name in ("北山社区卫生室", "荣成医废转运有限公司", "荣成医疗废物处置中心"):
+        assert name not in page.text
+    forged = await client.get(path[:-1] + ("A" if path[-1] != "A" else "B"))
+    assert forged.status_code == 404
+    bare = await client.get(f"/q/{batch['code']}")
+    assert bare.status_code == 404
+
+
+async def test_tagging_refuses_absurd_quantities_and_bad_codes(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    cases = [
+        ({"quantity": "-1"}, "quantity"),
+        ({"quantity": "200000", "unit": "kg"}, "quantity"),
+        ({"unit": "tonnes"}, "unit"),
+        ({"category": "med.unknown"}, "category"),
+        ({"stream": "hazardous", "category": "hw.08", "waste_code": "900-249-09"}, "waste_code"),
+        ({"stream": "hazardous", "category": "hw.08", "waste_code": "900-24-08"}, "waste_code"),
+        ({"waste_code": "900-249-08"}, "waste_code"),
+    ]
+    for change, field in cases:
+        body = {**medical_bag(), **change}
+        body.pop("event_type")
+        response = await client.post("/m/v1/batches", json=body, headers=world.headers("clinic"))
+        assert response.status_code == 422, (change, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["field"] == field, (change, response.json())
+    assert await Batch.all().count() == 0
+    valid = {**medical_bag(stream="hazardous", category="hw.08", waste_code="900-249-08")}
+    valid.pop("event_type")
+    assert (
+        await client.post("/m/v1/batches", json=valid, headers=world.headers("clinic"))
+    ).status_code == 201

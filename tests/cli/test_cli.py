@@ -1,0 +1,218 @@
+"""The `wastetrack` command and the service on a real uvicorn, against their own database."""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pypdf
+import pytest
+import zxingcpp
+from PIL import Image
+
+from wastetrack.core import db
+
+
+@pytest.fixture
+def cli_env(server_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    url = db.with_database(server_url, f"wastetrack_cli_{uuid.uuid4().hex[:8]}")
+    yield {
+        **os.environ,
+        "WASTETRACK_DATABASE_URL": url,
+        "WASTETRACK_DATA_DIR": str(tmp_path),
+        "WASTETRACK_SECRET_KEY": "cli-test-secret-" + "y" * 32,
+    }
+    import asyncio
+
+    asyncio.run(db.drop_database(url))
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wastetrack.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def run_json(env: dict[str, str], *args: str) -> dict:
+    done = run(env, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_registry_users_and_labels_from_the_command_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    city = run_json(
+        cli_env, "registry", "region", "--code", "371082", "--name", "荣成市", "--level", "city"
+    )
+    clinic = run_json(
+        cli_env,
+        "registry",
+        "org",
+        "--name",
+        "卫生室",
+        "--kind",
+        "clinic",
+        "--region",
+        str(city["id"]),
+        "--beds",
+        "5",
+    )
+    run_json(
+        cli_env,
+        "user",
+        "create",
+        "--username",
+        "root",
+        "--role",
+        "admin",
+        "--org",
+        str(clinic["id"]),
+        "--password",
+        "root-password",
+    )
+    refused = run(
+        cli_env,
+        "registry",
+        "org",
+        "--name",
+        "x",
+        "--kind",
+        "carrier",
+        "--region",
+        str(city["id"]),
+        "--beds",
+        "5",
+    )
+    assert refused.returncode == 2
+    assert "bed_count" in refused.stderr
+    out = tmp_path / "labels.pdf"
+    issued = run_json(
+        cli_env,
+        "labels",
+        "issue",
+        "--org",
+        str(clinic["id"]),
+        "--stream",
+        "medical",
+        "--count",
+        "5",
+        "--out",
+        str(out),
+    )
+    assert issued["issued"] == 5
+    page = pypdf.PdfReader(out).pages[0]
+    urls = [
+        r.text for p in page.images for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(p.data)))
+    ]
+    assert len(urls) == 5 and all("/q/" in u for u in urls)
+
+
+def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> None:
+    first = run(cli_env, "demo")
+    assert first.returncode == 0, first.stderr
+    logins = json.loads(first.stdout.strip().splitlines()[-1])
+    assert set(logins) == {
+        "manager",
+        "collector",
+        "clinic",
+        "carrier",
+        "facility",
+        "port_operator",
+        "shop",
+        "admin",
+    }
+    second = run(cli_env, "demo")
+    assert "nothing changed" in second.stdout
+    assert json.loads(second.stdout.strip().splitlines()[-1]) == logins
+
+
+def test_service_on_uvicorn_tags_and_serves_a_decodable_label(cli_env: dict[str, str]) -> None:
+    city = run_json(
+        cli_env, "registry", "region", "--code", "371082", "--name", "荣成市", "--level", "city"
+    )
+    clinic = run_json(
+        cli_env,
+        "registry",
+        "org",
+        "--name",
+        "卫生室",
+        "--kind",
+        "clinic",
+        "--region",
+        str(city["id"]),
+    )
+    run_json(
+        cli_env,
+        "user",
+        "create",
+        "--username",
+        "nurse",
+        "--role",
+        "generator",
+        "--org",
+        str(clinic["id"]),
+        "--password",
+        "nurse-password",
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wastetrack.cli", "serve", "--port", str(port)],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            for _ in range(100):
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            tokens = http.post(
+                "/m/v1/auth/token", data={"username": "nurse", "password": "nurse-password"}
+            ).json()
+            headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+            batch = http.post(
+                "/m/v1/batches",
+                headers=headers,
+                json={
+                    "client_event_id": str(uuid.uuid4()),
+                    "stream": "medical",
+                    "category": "med.sharps",
+                    "quantity": "1.2",
+                    "unit": "kg",
+                    "device_time": datetime.now(UTC).isoformat(),
+                },
+            )
+            assert batch.status_code == 201, batch.text
+            assert batch.json()["qr_url"].startswith(f"{base}/q/")
+            png = http.get(f"/m/v1/batches/{batch.json()['code']}/label.png", headers=headers)
+            decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))]
+            assert decoded == [batch.json()["qr_url"]]
+            public = http.get(batch.json()["qr_url"].removeprefix(base))
+            assert "损伤性废物" in public.text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

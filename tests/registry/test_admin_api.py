@@ -1,0 +1,164 @@
+"""The registry through the admin API."""
+
+import httpx
+
+from tests.factories import World
+
+
+async def test_admin_builds_a_region_tree_with_an_organization_and_user(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    h = world.headers("admin")
+    town = await client.post(
+        "/admin/v1/regions",
+        headers=h,
+        json={
+            "code": "371082102",
+            "name": "俚岛镇",
+            "level": "town",
+            "parent_id": world.regions["city"].id,
+        },
+    )
+    assert town.status_code == 201
+    assert town.json()["path"] == f"/{world.regions['city'].id}/{town.json()['id']}/"
+    village = await client.post(
+        "/admin/v1/regions",
+        headers=h,
+        json={
+            "code": "371082102001",
+            "name": "烟墩角村",
+            "level": "village",
+            "parent_id": town.json()["id"],
+        },
+    )
+    shop = await client.post(
+        "/admin/v1/organizations",
+        headers=h,
+        json={"name": "俚岛农资店", "kind": "agri_input_shop", "region_id": village.json()["id"]},
+    )
+    assert shop.status_code == 201
+    user = await client.post(
+        "/admin/v1/users",
+        headers=h,
+        json={
+            "username": "lidao_shop",
+            "password": "a-long-password",
+            "role": "generator",
+            "organization_id": shop.json()["id"],
+        },
+    )
+    assert user.status_code == 201
+    login = await client.post(
+        "/m/v1/auth/token", data={"username": "lidao_shop", "password": "a-long-password"}
+    )
+    assert login.status_code == 200
+
+
+async def test_region_levels_must_nest(client: httpx.AsyncClient, world: World) -> None:
+    response = await client.post(
+        "/admin/v1/regions",
+        headers=world.headers("admin"),
+        json={"code": "X1", "name": "x", "level": "village", "parent_id": world.regions["city"].id},
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "level"
+
+
+async def test_beds_belong_to_clinics_and_hospitals(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await client.post(
+        "/admin/v1/organizations",
+        headers=world.headers("admin"),
+        json={
+            "name": "x",
+            "kind": "carrier",
+            "region_id": world.regions["city"].id,
+            "bed_count": 3,
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "bed_count"
+    patched = await client.patch(
+        f"/admin/v1/organizations/{world.orgs['clinic'].id}",
+        headers=world.headers("admin"),
+        json={"bed_count": 12},
+    )
+    assert patched.json()["bed_count"] == 12
+
+
+async def test_licences_name_known_categories_and_methods(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    url = f"/admin/v1/organizations/{world.orgs['facility'].id}/licences"
+    bad = await client.post(
+        url, headers=world.headers("admin"), json={"category_key": "hw.08", "method_codes": ["R99"]}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["field"] == "method_codes"
+    not_facility = await client.post(
+        f"/admin/v1/organizations/{world.orgs['carrier'].id}/licences",
+        headers=world.headers("admin"),
+        json={"category_key": "hw.08", "method_codes": ["R9"]},
+    )
+    assert not_facility.status_code == 422
+    ok = await client.post(
+        url,
+        headers=world.headers("admin"),
+        json={"category_key": "hw.08", "method_codes": ["R9"], "permit_number": "鲁危证 001"},
+    )
+    assert ok.status_code == 201
+    listed = await client.get(url, headers=world.headers("manager"))
+    assert {lic["category_key"] for lic in listed.json()} == {"med.hw01", "hw.08"}
+
+
+async def test_vessel_registration_rules(client: httpx.AsyncClient, world: World) -> None:
+    h = world.headers("admin")
+    body = {
+        "name": "鲁荣渔 56789",
+        "registration_number": "370000-2019-001",
+        "gross_tonnage": "120",
+        "home_port_id": world.orgs["port"].id,
+        "mmsi": "412345678",
+    }
+    assert (await client.post("/admin/v1/vessels", headers=h, json=body)).status_code == 201
+    assert (await client.post("/admin/v1/vessels", headers=h, json=body)).status_code == 409
+    wrong_port = {**body, "registration_number": "B", "home_port_id": world.orgs["clinic"].id}
+    response = await client.post("/admin/v1/vessels", headers=h, json=wrong_port)
+    assert response.json()["field"] == "home_port_id"
+    bad_imo = {**body, "registration_number": "C", "imo_number": "12"}
+    assert (await client.post("/admin/v1/vessels", headers=h, json=bad_imo)).json()[
+        "field"
+    ] == "imo_number"
+
+
+async def test_only_admins_change_the_registry(client: httpx.AsyncClient, world: World) -> None:
+    response = await client.post(
+        "/admin/v1/organizations",
+        headers=world.headers("manager"),
+        json={"name": "x", "kind": "carrier", "region_id": world.regions["city"].id},
+    )
+    assert response.status_code == 403
+    assert (
+        await client.get("/admin/v1/organizations", headers=world.headers("clinic"))
+    ).status_code == 403
+
+
+async def test_town_manager_lists_only_their_subtree(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    orgs = (
+        await client.get("/admin/v1/organizations", headers=world.headers("town_manager"))
+    ).json()
+    assert {o["name"] for o in orgs} == {"石岛卫生院", "石岛渔港", "石岛管理区环保所"}
+
+
+async def test_malformed_json_names_the_problem(client: httpx.AsyncClient, world: World) -> None:
+    response = await client.post(
+        "/admin/v1/regions",
+        headers={**world.headers("admin"), "content-type": "application/json"},
+        content=b"{not json",
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["rule"] == "json_invalid"

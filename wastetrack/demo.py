@@ -1,0 +1,340 @@
+"""A small, realistic Rongcheng data set, loaded through the same services the API uses."""
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from schemas.events import EventCreate
+from wastetrack.auth import service as auth
+from wastetrack.auth.models import Role
+from wastetrack.core.principal import Principal
+from wastetrack.custody import service as custody
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import Organization, OrganizationKind, Region, RegionLevel
+
+CITY_CODE = "371082"
+# Rongcheng's 22 towns and streets (荣成市辖 12 街道、10 镇; 石岛管理区 counted as its streets).
+TOWNS = [
+    "崖头街道",
+    "城西街道",
+    "宁津街道",
+    "港湾街道",
+    "桃园街道",
+    "王连街道",
+    "东山街道",
+    "斥山街道",
+    "寻山街道",
+    "崂山街道",
+    "石岛街道",
+    "蜊江街道",
+    "俚岛镇",
+    "成山镇",
+    "埠柳镇",
+    "港西镇",
+    "夏庄镇",
+    "荫子镇",
+    "滕家镇",
+    "大疃镇",
+    "上庄镇",
+    "人和镇",
+]
+VILLAGES = {
+    "崖头街道": ["北山社区", "南山社区", "观海社区"],
+    "俚岛镇": ["烟墩角村", "大庄许家村"],
+    "石岛街道": ["石岛湾社区", "渔港社区"],
+    "成山镇": ["西霞口村"],
+}
+PASSWORDS = {
+    "admin": "demo-admin-2025",
+    "manager": "demo-manager-2025",
+    "collector": "demo-collector-2025",
+    "clinic": "demo-clinic-2025",
+    "carrier": "demo-carrier-2025",
+    "facility": "demo-facility-2025",
+    "port_operator": "demo-port-2025",
+    "shop": "demo-shop-2025",
+}
+DEMO_USERS = {
+    # demo role: (username, role, organization key)
+    "admin": ("demo_admin", Role.admin, "bureau"),
+    "manager": ("demo_manager", Role.manager, "bureau"),
+    "collector": ("demo_collector", Role.collector, "community"),
+    "clinic": ("demo_clinic", Role.generator, "clinic"),
+    "carrier": ("demo_carrier", Role.carrier, "carrier"),
+    "facility": ("demo_facility", Role.facility_operator, "medical_plant"),
+    "port_operator": ("demo_port", Role.port_operator, "port"),
+    "shop": ("demo_shop", Role.generator, "shop"),
+}
+EXTRA_USERS = {
+    "hospital": ("demo_hospital", Role.generator, "hospital"),
+    "enterprise": ("demo_enterprise", Role.generator, "enterprise"),
+    "incinerator": ("demo_incinerator", Role.facility_operator, "incinerator"),
+    "recycler": ("demo_recycler", Role.facility_operator, "recycler"),
+    "hw_plant": ("demo_hw_plant", Role.facility_operator, "hw_plant"),
+}
+
+
+async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dict[str, str]]:
+    """Create the demo registry and chains unless they exist; return the demo logins."""
+    if await Region.exists(code=CITY_CODE):
+        echo("demo data already loaded; nothing changed")
+    else:
+        orgs = await _registry(echo)
+        principals = await _users(orgs)
+        count = await _chains(orgs, principals, secret)
+        echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
+    return {
+        role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
+    }
+
+
+async def _registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
+    city = await registry.create_region(code=CITY_CODE, name="荣成市", level=RegionLevel.city)
+    towns: dict[str, Region] = {}
+    villages: dict[str, Region] = {}
+    for index, name in enumerate(TOWNS, start=1):
+        towns[name] = await registry.create_region(
+            code=f"{CITY_CODE}{index:03d}", name=name, level=RegionLevel.town, parent_id=city.id
+        )
+        for v_index, village in enumerate(VILLAGES.get(name, []), start=1):
+            villages[village] = await registry.create_region(
+                code=f"{CITY_CODE}{index:03d}{v_index:03d}",
+                name=village,
+                level=RegionLevel.village,
+                parent_id=towns[name].id,
+            )
+    echo(f"regions: 1 city, {len(towns)} towns, {len(villages)} villages/communities")
+    specs: list[tuple[str, str, OrganizationKind, Region, dict[str, Any]]] = [
+        ("bureau", "威海市生态环境局荣成分局", OrganizationKind.authority, city, {}),
+        ("community", "北山社区居委会", OrganizationKind.community, villages["北山社区"], {}),
+        ("point", "北山社区3号投放点", OrganizationKind.collection_point, villages["北山社区"], {}),
+        (
+            "clinic",
+            "烟墩角村卫生室",
+            OrganizationKind.clinic,
+            villages["烟墩角村"],
+            {"bed_count": 4},
+        ),
+        (
+            "hospital",
+            "荣成市人民医院",
+            OrganizationKind.hospital,
+            towns["崖头街道"],
+            {"bed_count": 850},
+        ),
+        (
+            "enterprise",
+            "荣成某船舶修造有限公司",
+            OrganizationKind.enterprise,
+            towns["港湾街道"],
+            {},
+        ),
+        ("shop", "俚岛镇农资经营部", OrganizationKind.agri_input_shop, towns["俚岛镇"], {}),
+        (
+            "recovery_point",
+            "俚岛镇农药包装废弃物回收站",
+            OrganizationKind.recovery_point,
+            towns["俚岛镇"],
+            {},
+        ),
+        ("port", "石岛渔港", OrganizationKind.fishing_port, villages["渔港社区"], {}),
+        (
+            "vessel_owner",
+            "荣成某远洋渔业有限公司",
+            OrganizationKind.vessel_owner,
+            towns["石岛街道"],
+            {},
+        ),
+        ("carrier", "荣成市医疗废物转运有限公司", OrganizationKind.carrier, city, {}),
+        (
+            "medical_plant",
+            "威海市医疗废物集中处置中心",
+            OrganizationKind.treatment_facility,
+            city,
+            {},
+        ),
+        ("incinerator", "荣成市生活垃圾焚烧发电厂", OrganizationKind.treatment_facility, city, {}),
+        ("recycler", "荣成市再生资源回收利用中心", OrganizationKind.treatment_facility, city, {}),
+        ("hw_plant", "威海市危险废物综合处置中心", OrganizationKind.treatment_facility, city, {}),
+    ]
+    orgs = {}
+    for key, name, kind, region, extra in specs:
+        orgs[key] = await registry.create_organization(
+            name=name, kind=kind, region_id=region.id, **extra
+        )
+    sites = [
+        ("point", 37.1650, 122.4870),
+        ("clinic", 37.2380, 122.5810),
+        ("port", 36.8930, 122.4280),
+        ("hospital", 37.1640, 122.4700),
+        ("enterprise", 36.9050, 122.4100),
+    ]
+    for key, lat, lon in sites:
+        await registry.create_site(
+            organization_id=orgs[key].id,
+            name=orgs[key].name,
+            region_id=None,
+            latitude=lat,
+            longitude=lon,
+        )
+    licences = [
+        ("medical_plant", "med.hw01", ["D9", "D10", "D15"]),
+        ("incinerator", "hh.residual", ["R1", "D10"]),
+        ("incinerator", "marine.marpol", ["R1", "D10"]),
+        ("recycler", "hh.recyclable", ["R3", "R4", "R5", "R13"]),
+        ("recycler", "hh.food", ["R3"]),
+        ("recycler", "agri.plastic_bottle", ["R3", "R5"]),
+        ("recycler", "pfw", ["R3", "R4", "R5", "D10"]),
+        ("hw_plant", "hw.08", ["R9", "D10"]),
+        ("hw_plant", "hw.49", ["D10"]),
+        ("hw_plant", "hh.hazardous", ["R4", "D10"]),
+    ]
+    for key, category, methods in licences:
+        await registry.add_licence(
+            organization_id=orgs[key].id,
+            category_key=category,
+            method_codes=methods,
+            permit_number=f"鲁环许-{key}",
+        )
+    for number, (name, gt) in enumerate(
+        [("鲁荣渔55021", "98"), ("鲁荣渔58836", "455"), ("鲁荣渔51277", "36")], start=1
+    ):
+        await registry.create_vessel(
+            name=name,
+            registration_number=f"37108220{number:04d}",
+            gross_tonnage=Decimal(gt),
+            home_port_id=orgs["port"].id,
+            owner_id=orgs["vessel_owner"].id,
+        )
+    return orgs
+
+
+async def _users(orgs: dict[str, Organization]) -> dict[str, Principal]:
+    principals = {}
+    for role_name, (username, role, org_key) in {**DEMO_USERS, **EXTRA_USERS}.items():
+        password = PASSWORDS.get(role_name, f"demo-{role_name}-2025")
+        user = await auth.create_user(
+            username=username, password=password, role=role, organization_id=orgs[org_key].id
+        )
+        principals[role_name] = await auth.principal_for(user)
+    return principals
+
+
+async def _chains(
+    orgs: dict[str, Organization], principals: dict[str, Principal], secret: str
+) -> int:
+    """Some 300 batches over the last 60 days, most treated, some still on their way."""
+    rng = random.Random(20251231)
+    now = datetime.now(UTC)
+    plans = (
+        [("clinic", "medical", "med.infectious", "kg", "carrier", "medical_plant", "D10")] * 60
+        + [("hospital", "medical", "med.sharps", "kg", "carrier", "medical_plant", "D9")] * 60
+        + [("collector", "household", "hh.residual", "kg", "collector", "incinerator", "R1")] * 70
+        + [("collector", "household", "hh.recyclable.paper", "kg", "collector", "recycler", "R3")]
+        * 40
+        + [("collector", "household", "hh.food.household", "kg", "collector", "recycler", "R3")]
+        * 30
+        + [("enterprise", "hazardous", "hw.08", "kg", "carrier", "hw_plant", "R9")] * 15
+        + [("shop", "agri_packaging", "agri.plastic_bottle", "count", "carrier", "recycler", "R3")]
+        * 15
+        + [("port_operator", "marine", "marpol2018.A", "m3", "port_operator", "incinerator", "R1")]
+        * 10
+    )
+    count = 0
+    for producer, stream, category, unit, mover, facility, method in plans:
+        start = now - timedelta(days=rng.uniform(1, 60), hours=rng.uniform(0, 8))
+        quantity = {
+            "kg": Decimal(rng.randint(15, 400)) / 10,
+            "count": Decimal(rng.randint(20, 300)),
+            "m3": Decimal(rng.randint(2, 30)) / 10,
+        }[unit]
+        extra: dict[str, Any] = {}
+        if stream == "hazardous":
+            extra["waste_code"] = "900-249-08"
+        if producer in ("clinic", "hospital", "enterprise", "shop"):
+            extra["carrier_organization_id"] = orgs["carrier"].id
+        if producer == "collector":
+            extra["producer_organization_id"] = orgs["point"].id
+        if producer == "port_operator":
+            extra["producer_organization_id"] = orgs["vessel_owner"].id
+        (tagged,) = await custody.record_events(
+            principal=principals[producer],
+            secret=secret,
+            submissions=[
+                _event(
+                    "tagged",
+                    None,
+                    start,
+                    stream=stream,
+                    category=category,
+                    quantity=quantity,
+                    unit=unit,
+                    **extra,
+                )
+            ],
+        )
+        code = tagged.result.batch_code
+        assert code is not None and tagged.error is None, tagged.error
+        count += 1
+        base = quantity if unit == "kg" else Decimal(rng.randint(5, 80))
+        weight = (base * Decimal(str(round(rng.uniform(0.92, 1.02), 3)))).quantize(Decimal("0.001"))
+        steps = [
+            (mover, _event("collected", code, start + timedelta(hours=2))),
+            (
+                mover,
+                _event(
+                    "in_transit",
+                    code,
+                    start + timedelta(hours=3),
+                    destination_organization_id=orgs[facility].id,
+                ),
+            ),
+            (
+                "facility_" + facility,
+                _event(
+                    "received",
+                    code,
+                    start + timedelta(hours=6),
+                    outcome="accepted",
+                    weight_kg=weight,
+                ),
+            ),
+            (
+                "facility_" + facility,
+                _event("treated", code, start + timedelta(hours=30), method=method),
+            ),
+        ]
+        # Recent batches are still on their way; nothing is recorded ahead of the clock.
+        stop = len(steps) if start < now - timedelta(days=3) else rng.randint(0, len(steps))
+        for who, submission in steps[:stop]:
+            if submission.device_time > now:
+                break
+            principal = principals[_FACILITY_USERS.get(who, who)]
+            (outcome,) = await custody.record_events(
+                principal=principal, secret=secret, submissions=[submission]
+            )
+            assert outcome.error is None, (who, outcome.error)
+    return count
+
+
+_FACILITY_USERS = {
+    "facility_medical_plant": "facility",
+    "facility_incinerator": "incinerator",
+    "facility_recycler": "recycler",
+    "facility_hw_plant": "hw_plant",
+}
+
+
+def _event(event_type: str, code: str | None, when: datetime, **fields: Any) -> EventCreate:
+    return EventCreate.model_validate(
+        {
+            "client_event_id": uuid.uuid4(),
+            "event_type": event_type,
+            "batch": code,
+            "device_time": when,
+            **fields,
+        }
+    )
