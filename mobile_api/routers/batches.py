@@ -57,12 +57,13 @@ async def create_batch(
             "batch": body.label,
         }
     )
-    result = await custody.record_one(
+    recorded = await custody.record_one(
         principal=user, submission=submission, secret=settings.secret_key
     )
-    if result.status == "duplicate":
+    batch = recorded.batch
+    if batch is None:  # a resend: answer with the batch the first send made
         response.status_code = 200
-    batch = await batches.get_visible_batch(user, result.batch_code or "")
+        batch = await batches.get_visible_batch(user, recorded.result.batch_code or "")
     return batch_read(batch, settings)
 
 

@@ -1,5 +1,7 @@
 """Record custody events, one at a time or as an offline sync."""
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from pydantic import TypeAdapter, ValidationError
 
@@ -11,6 +13,7 @@ from wastetrack.custody import service as custody
 
 router = APIRouter(prefix="/m/v1", tags=["events"])
 _event = TypeAdapter(EventCreate)
+_events = TypeAdapter(list[EventCreate])
 
 
 @router.post("/events", response_model=EventResult, status_code=201)
@@ -22,10 +25,10 @@ async def record_event(
     response: Response,
 ) -> EventResult:
     """Record one custody event; a resend with the same client_event_id is not applied twice."""
-    result = await custody.record_one(principal=user, submission=body, secret=settings.secret_key)
-    if result.status == "duplicate":
+    recorded = await custody.record_one(principal=user, submission=body, secret=settings.secret_key)
+    if recorded.result.status == "duplicate":
         response.status_code = 200
-    return result
+    return recorded.result
 
 
 @router.post("/sync", response_model=SyncResponse)
@@ -39,7 +42,12 @@ async def sync(
         )
     results: list[EventResult | None] = [None] * len(body.events)
     valid: list[tuple[int, EventCreate]] = []
-    for index, raw in enumerate(body.events):
+    try:  # the usual case, every entry well-formed, in one pass
+        valid = list(enumerate(_events.validate_python(body.events)))
+        checked_one_by_one: list[tuple[int, Any]] = []
+    except ValidationError:
+        checked_one_by_one = list(enumerate(body.events))
+    for index, raw in checked_one_by_one:
         try:
             valid.append((index, _event.validate_python(raw)))
         except ValidationError as error:

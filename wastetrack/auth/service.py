@@ -1,6 +1,8 @@
 """Passwords, tokens and throttled logins."""
 
+import time
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -96,10 +98,16 @@ async def _record_failure(*, username: str, now: datetime, settings: Settings) -
 async def issue_tokens(*, user: User, settings: Settings) -> dict[str, str | int]:
     """A short-lived access token and a one-use refresh token."""
     now = datetime.now(UTC)
+    principal = await principal_for(user)
+    # The access token carries the principal, so a request needs no user lookup; it lives
+    # minutes, and refreshing it re-reads the user, so deactivation takes effect by expiry.
     access = jwt.encode(
         {
             "sub": str(user.id),
             "role": user.role.value,
+            "name": user.username,
+            "org": principal.organization_id,
+            "region": principal.region_path,
             "typ": "access",
             "iat": now,
             "exp": now + timedelta(minutes=settings.access_token_minutes),
@@ -149,12 +157,32 @@ async def refresh(*, refresh_token: str, settings: Settings) -> dict[str, str | 
     return await issue_tokens(user=user, settings=settings)
 
 
+# Phones send the same access token for its whole life; verifying its signature each time
+# costs more than the rest of the request's authentication. Keyed by the token itself.
+_verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+_VERIFIED_MAX = 4096
+
+
 async def principal_from_access_token(*, token: str, settings: Settings) -> Principal:
+    """The user an access token speaks for, read from its signed claims."""
+    cached = _verified.get(token)
+    if cached is not None and cached[0] > time.time():
+        return cached[1]
     claims = _decode(token, expected="access", settings=settings)
-    user = await User.get_or_none(id=int(claims["sub"]), is_active=True)
-    if user is None:
-        raise Unauthorized("invalid token")
-    return await principal_for(user)
+    try:
+        principal = Principal(
+            user_id=int(claims["sub"]),
+            username=claims["name"],
+            role=Role(claims["role"]),
+            organization_id=int(claims["org"]),
+            region_path=claims["region"],
+        )
+    except (KeyError, ValueError):
+        raise Unauthorized("invalid token") from None
+    _verified[token] = (float(claims["exp"]), principal)
+    if len(_verified) > _VERIFIED_MAX:
+        _verified.popitem(last=False)
+    return principal
 
 
 async def list_users() -> list[User]:

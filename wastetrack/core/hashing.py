@@ -18,10 +18,13 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), default=_default, ensure_ascii=False
+)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), default=_default, ensure_ascii=False
-    )
+    return _ENCODER.encode(value)
 
 
 def sha256_hex(value: Any) -> str:

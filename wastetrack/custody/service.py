@@ -1,5 +1,6 @@
 """Recording custody events: one path for single posts, batch creation and offline sync."""
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.hashing import sha256_hex
 from wastetrack.core.principal import Principal
+from wastetrack.custody import repository
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
     FINAL_STATES,
@@ -39,25 +41,16 @@ from wastetrack.registry.models import Organization, OrganizationKind, Site
 TAGGING_ROLES = frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator})
 MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
 CLOCK_SKEW = timedelta(minutes=10)
-BATCH_FIELDS = [
-    "state",
-    "holder_id",
-    "carrier_id",
-    "destination_id",
-    "parent_id",
-    "last_seq",
-    "last_hash",
-    "last_device_time",
-    "updated_at",
-]
 
 
 @dataclass
-class _Outcome:
-    """What one submission came to, kept with the error for callers that raise it."""
+class Recorded:
+    """What one submission came to: the result for the phone, the error for callers that raise
+    it, and the batch as it now stands when the event was applied."""
 
     result: EventResult
     error: DomainError | None = None
+    batch: Batch | None = None
 
 
 @dataclass
@@ -68,19 +61,28 @@ class _Work:
     secret: str
     now: datetime
     batches: dict[str, Batch] = field(default_factory=dict)
+    codes_by_id: dict[int, str] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)
     organizations: dict[int, Organization] = field(default_factory=dict)
     photos: set[str] = field(default_factory=set)
     licences: dict[tuple[int, str], list[str] | None] = field(default_factory=dict)
-    new_events: list[CustodyEvent] = field(default_factory=list)
+    sites: dict[int, int] = field(default_factory=dict)
+    batch_ids: list[int] = field(default_factory=list)
+    new_labels: list[repository.NewLabel] = field(default_factory=list)
+    bound_labels: list[str] = field(default_factory=list)
+    new_batches: dict[int, Batch] = field(default_factory=dict)
+    new_events: list[repository.NewEvent] = field(default_factory=list)
     touched: dict[int, Batch] = field(default_factory=dict)
 
 
 def payload_digest(submission: EventCreate) -> str:
-    return sha256_hex(submission.model_dump(mode="json"))
+    """The same content always serializes the same way: fields in declaration order."""
+    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
 
 
-def event_hash(event: CustodyEvent, *, batch_code: str, related_code: str | None) -> str:
+def event_hash(
+    event: CustodyEvent | repository.NewEvent, *, batch_code: str, related_code: str | None
+) -> str:
     """SHA-256 over the event's content and the previous event's hash."""
     return sha256_hex(
         {
@@ -112,13 +114,13 @@ def event_hash(event: CustodyEvent, *, batch_code: str, related_code: str | None
 
 async def record_events(
     *, principal: Principal, submissions: list[EventCreate], secret: str
-) -> list[_Outcome]:
+) -> list[Recorded]:
     """Apply events exactly once each, per batch in device-time order; a refused event is
     reported and never stops the others. Runs inside the caller's transaction."""
     if principal.role == Role.auditor:
         raise Forbidden("auditors read; they do not record events", field="role")
     work = _Work(principal=principal, secret=secret, now=datetime.now(UTC))
-    outcomes: list[_Outcome | None] = [None] * len(submissions)
+    outcomes: list[Recorded | None] = [None] * len(submissions)
     codes_of: list[str | None] = []
     for index, sub in enumerate(submissions):
         try:
@@ -127,13 +129,11 @@ async def record_events(
             codes_of.append(None)
             outcomes[index] = _rejected(sub, error)
     await _load(work, submissions, codes_of)
+    work.batch_ids = await repository.allocate_batch_ids(
+        sum(sub.event_type == EventType.tagged for sub in submissions)
+    )
 
-    known = {
-        row["client_event_id"]: row
-        for row in await CustodyEvent.filter(
-            client_event_id__in=[s.client_event_id for s in submissions]
-        ).values("client_event_id", "payload_digest", "id", "state_after", "batch__code")
-    }
+    known = await repository.known_events([s.client_event_id for s in submissions])
     order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
     for index in order:
         if outcomes[index] is not None:
@@ -155,22 +155,31 @@ async def record_events(
             "state_after": event.state_after,
             "batch__code": _code_by_id(work, event.batch_id),
         }
-        outcomes[index] = _Outcome(
+        outcomes[index] = Recorded(
             EventResult(
                 client_event_id=sub.client_event_id,
                 status="applied",
                 batch_code=known[sub.client_event_id]["batch__code"],
                 event_id=event.id,
                 state=event.state_after,
-            )
+            ),
+            batch=work.batches[known[sub.client_event_id]["batch__code"]],
         )
-    if work.new_events:
-        await CustodyEvent.bulk_create(work.new_events)
-    if work.touched:
-        for batch in work.touched.values():
-            batch.updated_at = work.now
-        await Batch.bulk_update(list(work.touched.values()), fields=BATCH_FIELDS)
+    await _write(work)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _write(work: _Work) -> None:
+    """Everything the call decided, in an order that satisfies the foreign keys."""
+    for batch in work.touched.values():
+        batch.updated_at = work.now
+    await repository.insert_labels(work.new_labels, bound_at=work.now)
+    await repository.bind_labels(work.bound_labels, bound_at=work.now)
+    await repository.insert_batches(list(work.new_batches.values()))
+    await repository.update_batches(
+        [b for b in work.touched.values() if b.id not in work.new_batches]
+    )
+    await repository.insert_events(work.new_events)
 
 
 def _code_of(sub: EventCreate, secret: str) -> str | None:
@@ -180,11 +189,16 @@ def _code_of(sub: EventCreate, secret: str) -> str | None:
 
 
 def _code_by_id(work: _Work, batch_id: int) -> str:
-    return next(b.code for b in work.batches.values() if b.id == batch_id)
+    return work.codes_by_id[batch_id]
 
 
-def _rejected(sub: EventCreate, error: DomainError) -> _Outcome:
-    return _Outcome(
+def _remember(work: _Work, batch: Batch) -> None:
+    work.batches[batch.code] = batch
+    work.codes_by_id[batch.id] = batch.code
+
+
+def _rejected(sub: EventCreate, error: DomainError) -> Recorded:
+    return Recorded(
         EventResult.model_validate(
             {
                 "client_event_id": sub.client_event_id,
@@ -196,9 +210,9 @@ def _rejected(sub: EventCreate, error: DomainError) -> _Outcome:
     )
 
 
-def _seen_before(sub: EventCreate, seen: dict[str, Any], digest: str) -> _Outcome:
+def _seen_before(sub: EventCreate, seen: dict[str, Any], digest: str) -> Recorded:
     if seen["payload_digest"] == digest:
-        return _Outcome(
+        return Recorded(
             EventResult(
                 client_event_id=sub.client_event_id,
                 status="duplicate",
@@ -211,7 +225,7 @@ def _seen_before(sub: EventCreate, seen: dict[str, Any], digest: str) -> _Outcom
         "this client_event_id was already used for an event with other content",
         field="client_event_id",
     )
-    return _Outcome(
+    return Recorded(
         EventResult.model_validate(
             {
                 "client_event_id": sub.client_event_id,
@@ -234,13 +248,19 @@ async def _load(work: _Work, submissions: list[EventCreate], codes_of: list[str 
             if code:
                 wanted.add(code)
     if wanted:
-        for batch in await Batch.filter(code__in=wanted).order_by("id").select_for_update():
-            work.batches[batch.code] = batch
+        for batch in await repository.lock_batches(wanted):
+            _remember(work, batch)
         label_codes = [c for c in wanted if c not in work.batches]
         if label_codes:
             for label in await Label.filter(code__in=label_codes).select_for_update():
                 work.labels[label.code] = label
-    org_ids = {work.principal.organization_id}
+    # The acting organization matters only to tagging, receiving and treating.
+    needs_own = {EventType.tagged, EventType.received, EventType.treated}
+    org_ids = (
+        {work.principal.organization_id}
+        if any(sub.event_type in needs_own for sub in submissions)
+        else set()
+    )
     for sub in submissions:
         org_ids.update(
             i
@@ -252,8 +272,13 @@ async def _load(work: _Work, submissions: list[EventCreate], codes_of: list[str 
             )
             if i
         )
-    for org in await Organization.filter(id__in=org_ids).prefetch_related("region"):
-        work.organizations[org.id] = org
+    if org_ids:
+        for org in await Organization.filter(id__in=org_ids).prefetch_related("region"):
+            work.organizations[org.id] = org
+    site_ids = {sub.origin_site_id for sub in submissions if sub.origin_site_id}
+    if site_ids:
+        sites = await Site.filter(id__in=site_ids).values_list("id", "organization_id")
+        work.sites = {int(site_id): int(org_id) for site_id, org_id in sites}
     shas = {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
     if shas:
         work.photos = set(await Photo.filter(sha256__in=shas).values_list("sha256", flat=True))  # type: ignore[arg-type]
@@ -284,12 +309,12 @@ def _new_event(
     state: str,
     digest: str | None,
     **values: Any,
-) -> CustodyEvent:
+) -> repository.NewEvent:
     """Append one event to the batch's chain (in memory until the call writes)."""
     details = values.pop("details", {})
     if sub is not None and sub.note:
         details = {**details, "note": sub.note}
-    event = CustodyEvent(
+    event = repository.NewEvent(
         id=uuid.uuid4(),
         batch_id=batch.id,
         seq=batch.last_seq + 1,
@@ -324,7 +349,9 @@ def _new_event(
     return event
 
 
-async def _apply(work: _Work, sub: EventCreate, code: str | None, digest: str) -> CustodyEvent:
+async def _apply(
+    work: _Work, sub: EventCreate, code: str | None, digest: str
+) -> repository.NewEvent:
     if sub.event_type == EventType.tagged:
         return await _tag(work, sub, code, digest)
     batch = work.batches.get(code or "")
@@ -375,7 +402,7 @@ def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
     return actions
 
 
-async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> CustodyEvent:
+async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> repository.NewEvent:
     principal = work.principal
     if principal.role not in TAGGING_ROLES:
         raise Forbidden(f"a {principal.role.value} cannot tag batches", field="event_type")
@@ -410,9 +437,7 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
         raise Forbidden(
             "a generator tags only its own organization's waste", field="producer_organization_id"
         )
-    if sub.origin_site_id is not None and not await Site.exists(
-        id=sub.origin_site_id, organization_id=producer.id
-    ):
+    if sub.origin_site_id is not None and work.sites.get(sub.origin_site_id) != producer.id:
         raise ValidationFailed(
             "the origin site must belong to the producer", field="origin_site_id"
         )
@@ -428,16 +453,22 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
     )
     _check_common(work, sub, None)
     if label is None:
-        label = await Label.create(
-            code=codes.new_code(),
-            organization_id=principal.organization_id,
-            stream_id=stream,
-            issued_by_id=principal.user_id,
+        code = codes.new_code()
+        work.new_labels.append(
+            repository.NewLabel(
+                code=code,
+                organization_id=principal.organization_id,
+                stream_id=stream,
+                issued_by_id=principal.user_id,
+                issued_at=work.now,
+            )
         )
-    label.bound_at = work.now
-    await label.save(update_fields=["bound_at"])
-    batch = await Batch.create(
-        code=label.code,
+    else:
+        code = label.code
+        work.bound_labels.append(code)
+    batch = Batch(
+        id=work.batch_ids.pop(),
+        code=code,
         stream_id=stream,
         category_id=category.key,
         waste_code=sub.waste_code,
@@ -451,8 +482,14 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
         carrier_id=carrier,
         destination_id=destination,
         tagged_at=sub.device_time,
+        created_at=work.now,
+        updated_at=work.now,
+        last_seq=0,
+        last_hash="",
+        last_device_time=None,
     )
-    work.batches[batch.code] = batch
+    _remember(work, batch)
+    work.new_batches[batch.id] = batch
     return _new_event(
         work,
         batch,
@@ -470,7 +507,9 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
     )
 
 
-async def _collected(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+async def _collected(
+    work: _Work, sub: EventCreate, batch: Batch, digest: str
+) -> repository.NewEvent:
     org = work.principal.organization_id
     if batch.carrier_id is None and org != batch.producer_id:
         batch.carrier_id = org
@@ -480,7 +519,9 @@ async def _collected(work: _Work, sub: EventCreate, batch: Batch, digest: str) -
     )
 
 
-async def _handed_over(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+async def _handed_over(
+    work: _Work, sub: EventCreate, batch: Batch, digest: str
+) -> repository.NewEvent:
     assert sub.to_organization_id is not None
     receiver = _organization(work, sub.to_organization_id, "to_organization_id")
     if receiver.id == batch.holder_id:
@@ -501,7 +542,9 @@ async def _handed_over(work: _Work, sub: EventCreate, batch: Batch, digest: str)
     )
 
 
-async def _in_transit(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+async def _in_transit(
+    work: _Work, sub: EventCreate, batch: Batch, digest: str
+) -> repository.NewEvent:
     org = work.principal.organization_id
     batch.holder_id = org
     batch.carrier_id = org
@@ -521,7 +564,7 @@ async def _in_transit(work: _Work, sub: EventCreate, batch: Batch, digest: str) 
     )
 
 
-async def _stored(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+async def _stored(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
     batch.holder_id = work.principal.organization_id
     return _new_event(
         work, batch, sub, event_type=EventType.stored, state=State.stored.value, digest=digest
@@ -551,7 +594,9 @@ async def _licensed_methods(work: _Work, batch: Batch) -> list[str]:
     return methods
 
 
-async def _received(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+async def _received(
+    work: _Work, sub: EventCreate, batch: Batch, digest: str
+) -> repository.NewEvent:
     await _licensed_methods(work, batch)
     outcome = sub.outcome
     if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
@@ -580,7 +625,7 @@ async def _received(work: _Work, sub: EventCreate, batch: Batch, digest: str) ->
     )
 
 
-async def _treated(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+async def _treated(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
     allowed = await _licensed_methods(work, batch)
     snap = await catalog.snapshot()
     method = snap.methods.get(sub.method or "")
@@ -602,7 +647,9 @@ async def _treated(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> 
     )
 
 
-async def _aggregated(work: _Work, sub: EventCreate, parent: Batch, digest: str) -> CustodyEvent:
+async def _aggregated(
+    work: _Work, sub: EventCreate, parent: Batch, digest: str
+) -> repository.NewEvent:
     assert sub.children is not None
     children: list[Batch] = []
     for index, scanned in enumerate(sub.children):
@@ -650,8 +697,12 @@ async def _aggregated(work: _Work, sub: EventCreate, parent: Batch, digest: str)
     )
 
 
-async def _corrected(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
-    target = await CustodyEvent.get_or_none(id=sub.corrects, batch_id=batch.id)
+async def _corrected(
+    work: _Work, sub: EventCreate, batch: Batch, digest: str
+) -> repository.NewEvent:
+    target: CustodyEvent | repository.NewEvent | None = next(
+        (e for e in work.new_events if e.id == sub.corrects and e.batch_id == batch.id), None
+    ) or await CustodyEvent.get_or_none(id=sub.corrects, batch_id=batch.id)
     if target is None:
         raise ValidationFailed("corrects must name an event of this batch", field="corrects")
     principal = work.principal
@@ -684,7 +735,9 @@ async def _corrected(work: _Work, sub: EventCreate, batch: Batch, digest: str) -
     )
 
 
-async def _cancelled(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> CustodyEvent:
+async def _cancelled(
+    work: _Work, sub: EventCreate, batch: Batch, digest: str
+) -> repository.NewEvent:
     return _new_event(
         work,
         batch,
@@ -749,12 +802,12 @@ async def verify_chain(*, principal: Principal, code: str) -> dict[str, Any]:
     return {"batch_code": batch.code, "events": len(events), "valid": True}
 
 
-async def record_one(*, principal: Principal, submission: EventCreate, secret: str) -> EventResult:
+async def record_one(*, principal: Principal, submission: EventCreate, secret: str) -> Recorded:
     """Apply one event; a refusal or a conflicting resend raises its error."""
     (outcome,) = await record_events(principal=principal, submissions=[submission], secret=secret)
     if outcome.error is not None:
         raise outcome.error
-    return outcome.result
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,347 @@
+"""Ingest throughput: offline sync and single-event posts through a real uvicorn, against raw
+asyncpg executemany of the same rows into the same server.
+
+    python bench/ingest.py --json
+
+Prints one JSON object. Targets (2 cores): ratio >= 0.10, single_p99_ms <= 150,
+server_peak_rss_mb <= 300.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from wastetrack.auth import service as auth
+from wastetrack.auth.models import Role
+from wastetrack.core import db
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind, RegionLevel
+
+PASSWORD = "bench-password-1"
+SECRET = "bench-secret-" + "z" * 40
+
+
+async def seed(url: str) -> dict[str, int]:
+    """A city, a community with its collectors, and a licensed incinerator."""
+    await db.migrate(url)
+    async with db.database(url, pool_size=2):
+        city = await registry.create_region(code="371082", name="荣成市", level=RegionLevel.city)
+        community = await registry.create_organization(
+            name="北山社区", kind=OrganizationKind.community, region_id=city.id
+        )
+        plant = await registry.create_organization(
+            name="焚烧发电厂", kind=OrganizationKind.treatment_facility, region_id=city.id
+        )
+        await registry.add_licence(
+            organization_id=plant.id, category_key="hh.residual", method_codes=["R1", "D10"]
+        )
+        for index in range(32):
+            await auth.create_user(
+                username=f"collector{index}",
+                password=PASSWORD,
+                role=Role.collector,
+                organization_id=community.id,
+            )
+        await auth.create_user(
+            username="plant",
+            password=PASSWORD,
+            role=Role.facility_operator,
+            organization_id=plant.id,
+        )
+        return {"plant": plant.id}
+
+
+def event(kind: str, code: str | None, when: datetime, **fields: Any) -> dict[str, Any]:
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "event_type": kind,
+        "device_time": when.isoformat(),
+        "latitude": 37.16,
+        "longitude": 122.48,
+        **fields,
+    }
+    if code:
+        body["batch"] = code
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RssWatch(threading.Thread):
+    """Samples the server process's resident memory every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+
+async def token(http: httpx.AsyncClient, username: str) -> dict[str, str]:
+    response = await http.post(
+        "/m/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def sync_phase(
+    http: httpx.AsyncClient, ids: dict[str, int], requests: int
+) -> tuple[int, float]:
+    """Collectors sync tag→collect→dispatch; the plant syncs receive→treat; 500 events each."""
+    collector = await token(http, "collector0")
+    plant = await token(http, "plant")
+    start_time = datetime.now(UTC) - timedelta(hours=6)
+    events = 0
+    elapsed = 0.0
+    for _ in range(requests):
+        # Chains start with new batches; the server makes their codes, so tag first.
+        tags = [
+            event(
+                "tagged",
+                None,
+                start_time,
+                stream="household",
+                category="hh.residual",
+                quantity="12.5",
+                unit="kg",
+            )
+            for _ in range(250)
+        ]
+        began = time.perf_counter()
+        answer = await http.post("/m/v1/sync", json={"events": tags}, headers=collector)
+        elapsed += time.perf_counter() - began
+        codes = [r["batch_code"] for r in answer.json()["results"] if r["status"] == "applied"]
+        events += len(codes)
+        onward = []
+        for code in codes:
+            onward.append(event("collected", code, start_time + timedelta(minutes=10)))
+            onward.append(
+                event(
+                    "in_transit",
+                    code,
+                    start_time + timedelta(minutes=20),
+                    destination_organization_id=ids["plant"],
+                )
+            )
+        for chunk in (onward[:500], onward[500:]):
+            if chunk:
+                began = time.perf_counter()
+                answer = await http.post("/m/v1/sync", json={"events": chunk}, headers=collector)
+                elapsed += time.perf_counter() - began
+                events += answer.json()["applied"]
+        at_plant = []
+        for code in codes:
+            at_plant.append(
+                event(
+                    "received",
+                    code,
+                    start_time + timedelta(hours=1),
+                    outcome="accepted",
+                    weight_kg="12.4",
+                )
+            )
+            at_plant.append(event("treated", code, start_time + timedelta(hours=2), method="R1"))
+        for chunk in (at_plant[:500], at_plant[500:]):
+            if chunk:
+                began = time.perf_counter()
+                answer = await http.post("/m/v1/sync", json={"events": chunk}, headers=plant)
+                elapsed += time.perf_counter() - began
+                events += answer.json()["applied"]
+    return events, elapsed
+
+
+async def single_phase(base_url: str, clients: int, per_client: int) -> dict[str, float]:
+    """32 phones, each with its own connection, tag a batch, then post collected and in_transit
+    one event at a time. Each phone's connection is opened before the clock starts."""
+    latencies: list[float] = []
+    when = datetime.now(UTC) - timedelta(hours=1)
+
+    logged_in: list[int] = []
+    all_in, start = asyncio.Event(), asyncio.Event()
+
+    async def phone(index: int) -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+            headers = await token(http, f"collector{index}")
+            logged_in.append(index)
+            if len(logged_in) == clients:
+                all_in.set()
+            await start.wait()
+            for _ in range(per_client // 3):
+                began = time.perf_counter()
+                body = event(
+                    "tagged",
+                    None,
+                    when,
+                    stream="household",
+                    category="hh.residual",
+                    quantity="8",
+                    unit="kg",
+                )
+                body.pop("event_type")
+                created = await http.post("/m/v1/batches", json=body, headers=headers)
+                latencies.append(time.perf_counter() - began)
+                code = created.json()["code"]
+                for kind, minutes in (("collected", 5), ("in_transit", 10)):
+                    began = time.perf_counter()
+                    response = await http.post(
+                        "/m/v1/events",
+                        json=event(kind, code, when + timedelta(minutes=minutes)),
+                        headers=headers,
+                    )
+                    latencies.append(time.perf_counter() - began)
+                    assert response.status_code == 201, response.text
+
+    phones = [asyncio.create_task(phone(i)) for i in range(clients)]
+    await all_in.wait()
+    began = time.perf_counter()
+    start.set()
+    await asyncio.gather(*phones)
+    total = time.perf_counter() - began
+    ordered = sorted(latencies)
+    return {
+        "single_events_per_s": round(len(latencies) / total, 1),
+        "single_p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "single_p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 1),
+        "single_requests": len(latencies),
+    }
+
+
+async def raw_executemany(url: str, repeats: int) -> tuple[int, float]:
+    """The same custody_event rows, inserted by plain asyncpg executemany (500 rows per
+    transaction, as one sync request) into a copy table; the median of several passes."""
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        rows = await conn.fetch("SELECT * FROM custody_event")
+        columns = list(rows[0].keys())
+        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        statement = f"INSERT INTO bench_copy ({', '.join(columns)}) VALUES ({placeholders})"
+        values = [tuple(row.values()) for row in rows]
+        timings = []
+        for _ in range(repeats):
+            await conn.execute("DROP TABLE IF EXISTS bench_copy")
+            await conn.execute("CREATE TABLE bench_copy (LIKE custody_event INCLUDING ALL)")
+            began = time.perf_counter()
+            for start in range(0, len(values), 500):
+                async with conn.transaction():
+                    await conn.executemany(statement, values[start : start + 500])
+            timings.append(time.perf_counter() - began)
+        return len(values), statistics.median(timings)
+    finally:
+        await conn.close()
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """One uvicorn worker, as `wastetrack serve` runs it."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "mobile_api.app:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def main(arguments: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="wastetrack-bench-"))
+    server_url = os.environ.get("WASTETRACK_DATABASE_URL") or db.start_embedded_server(work)
+    url = db.with_database(server_url, f"wastetrack_bench_{uuid.uuid4().hex[:8]}")
+    ids = await seed(url)
+    port = free_port()
+    env = {
+        **os.environ,
+        "WASTETRACK_DATABASE_URL": url,
+        "WASTETRACK_DATA_DIR": str(work),
+        "WASTETRACK_SECRET_KEY": SECRET,
+        "WASTETRACK_ENVIRONMENT": "production",
+    }
+    server = start_server(env, port)
+    watch = RssWatch(server.pid)
+    watch.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=60, limits=httpx.Limits(max_connections=64)
+        ) as http:
+            for _ in range(200):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            await sync_phase(http, ids, 1)  # warm-up
+            synced, sync_seconds = await sync_phase(http, ids, arguments.sync_rounds)
+            single = await single_phase(f"http://127.0.0.1:{port}", 32, arguments.single_per_client)
+    finally:
+        watch.running = False
+        server.terminate()
+        server.wait(timeout=30)
+    rows, raw_seconds = await raw_executemany(url, repeats=5)
+    await db.drop_database(url)
+    sync_rate = synced / sync_seconds
+    raw_rate = rows / raw_seconds
+    return {
+        "sync_events": synced,
+        "sync_events_per_s": round(sync_rate, 1),
+        "raw_executemany_rows": rows,
+        "raw_executemany_rows_per_s": round(raw_rate, 1),
+        "ratio": round(sync_rate / raw_rate, 3),
+        **single,
+        "server_peak_rss_mb": round(watch.peak / 2**20, 1),
+        "cpu_count": os.cpu_count(),
+        "targets": {"ratio": ">= 0.10", "single_p99_ms": "<= 150", "server_peak_rss_mb": "<= 300"},
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--sync-rounds",
+        type=int,
+        default=4,
+        help="rounds of 250 chains (5 events each) through /m/v1/sync",
+    )
+    parser.add_argument(
+        "--single-per-client",
+        type=int,
+        default=30,
+        help="single-event posts per client (32 clients)",
+    )
+    result = asyncio.run(main(parser.parse_args()))
+    print(json.dumps(result) if parser.parse_args().json else json.dumps(result, indent=2))

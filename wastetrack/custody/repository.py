@@ -1,0 +1,223 @@
+"""Set-based writes for the custody log: one statement per table however many events a sync
+carries. The ORM builds one statement per row, which a 500-event sync cannot afford."""
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from tortoise import connections
+
+from wastetrack.batches.models import Batch
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """A custody event not yet written; same attribute names as the CustodyEvent model."""
+
+    id: uuid.UUID
+    batch_id: int
+    seq: int
+    event_type: str
+    state_after: str
+    device_time: datetime
+    server_time: datetime
+    actor_id: int
+    organization_id: int
+    prev_hash: str
+    hash: str = ""
+    outcome: str | None = None
+    reason: str | None = None
+    method_id: str | None = None
+    mode: str | None = None
+    to_organization_id: int | None = None
+    related_batch_id: int | None = None
+    corrects_id: uuid.UUID | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    latitude: float | None = None
+    longitude: float | None = None
+    weight_kg: Decimal | None = None
+    photo_sha256: str | None = None
+    client_event_id: uuid.UUID | None = None
+    payload_digest: str | None = None
+
+
+@dataclass(slots=True)
+class NewLabel:
+    code: str
+    organization_id: int
+    stream_id: str
+    issued_by_id: int
+    issued_at: datetime
+
+
+EVENT_COLUMNS = {
+    "id": "uuid",
+    "batch_id": "int",
+    "seq": "int",
+    "event_type": "text",
+    "state_after": "text",
+    "outcome": "text",
+    "reason": "text",
+    "method_id": "text",
+    "mode": "text",
+    "to_organization_id": "int",
+    "related_batch_id": "int",
+    "corrects_id": "uuid",
+    "details": "text",
+    "device_time": "timestamptz",
+    "server_time": "timestamptz",
+    "actor_id": "int",
+    "organization_id": "int",
+    "latitude": "float8",
+    "longitude": "float8",
+    "weight_kg": "numeric",
+    "photo_sha256": "text",
+    "client_event_id": "uuid",
+    "payload_digest": "text",
+    "prev_hash": "text",
+    "hash": "text",
+}
+NEW_BATCH_COLUMNS = {
+    "id": "int",
+    "code": "text",
+    "stream_id": "text",
+    "category_id": "text",
+    "waste_code": "text",
+    "producer_id": "int",
+    "origin_site_id": "int",
+    "region_path": "text",
+    "quantity": "numeric",
+    "unit": "text",
+    "state": "text",
+    "holder_id": "int",
+    "carrier_id": "int",
+    "destination_id": "int",
+    "parent_id": "int",
+    "tagged_at": "timestamptz",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    "last_seq": "int",
+    "last_hash": "text",
+    "last_device_time": "timestamptz",
+}
+CHANGED_BATCH_COLUMNS = [
+    "state",
+    "holder_id",
+    "carrier_id",
+    "destination_id",
+    "parent_id",
+    "last_seq",
+    "last_hash",
+    "last_device_time",
+    "updated_at",
+]
+
+
+def _unnest(columns: dict[str, str]) -> str:
+    return ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(columns.values(), start=1))
+
+
+async def lock_batches(codes: set[str]) -> list[Batch]:
+    """The batches with these codes, locked for the rest of the transaction, in id order so
+    that concurrent calls cannot deadlock."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT * FROM batch WHERE code = ANY($1::text[]) ORDER BY id FOR UPDATE", [list(codes)]
+    )
+    return [Batch(**row) for row in rows]
+
+
+async def known_events(client_event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Events already recorded under these client ids, with what a resend needs to be told."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT e.client_event_id, e.payload_digest, e.id, e.state_after,"
+        " b.code AS batch__code FROM custody_event e JOIN batch b ON b.id = e.batch_id"
+        " WHERE e.client_event_id = ANY($1::uuid[])",
+        [client_event_ids],
+    )
+    return {row["client_event_id"]: row for row in rows}
+
+
+async def allocate_batch_ids(count: int) -> list[int]:
+    """Batch ids taken from the table's sequence before the rows exist, so events made in the
+    same call can point at batches made in the same call."""
+    if count == 0:
+        return []
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT nextval(pg_get_serial_sequence('batch', 'id')) AS id FROM generate_series(1, $1)",
+        [count],
+    )
+    return [int(row["id"]) for row in rows]
+
+
+async def insert_labels(labels: Sequence[NewLabel], *, bound_at: datetime) -> None:
+    if not labels:
+        return
+    await connections.get("default").execute_query(
+        "INSERT INTO label (code, organization_id, stream_id, issued_by_id, issued_at, bound_at)"
+        " SELECT *, $5::timestamptz FROM unnest($1::text[], $2::int[], $3::text[], $4::int[],"
+        " $6::timestamptz[])",
+        [
+            [x.code for x in labels],
+            [x.organization_id for x in labels],
+            [x.stream_id for x in labels],
+            [x.issued_by_id for x in labels],
+            bound_at,
+            [x.issued_at for x in labels],
+        ],
+    )
+
+
+async def bind_labels(codes: Sequence[str], *, bound_at: datetime) -> None:
+    if codes:
+        await connections.get("default").execute_query(
+            "UPDATE label SET bound_at = $1 WHERE code = ANY($2::text[])", [bound_at, list(codes)]
+        )
+
+
+async def insert_batches(batches: Sequence[Batch]) -> None:
+    if not batches:
+        return
+    columns = ", ".join(NEW_BATCH_COLUMNS)
+    await connections.get("default").execute_query(
+        f"INSERT INTO batch ({columns}) SELECT * FROM unnest({_unnest(NEW_BATCH_COLUMNS)})",
+        [[_value(getattr(b, name)) for b in batches] for name in NEW_BATCH_COLUMNS],
+    )
+
+
+async def update_batches(batches: Sequence[Batch]) -> None:
+    if not batches:
+        return
+    kinds = {"id": "int", **{name: NEW_BATCH_COLUMNS[name] for name in CHANGED_BATCH_COLUMNS}}
+    assignments = ", ".join(f"{name} = v.{name}" for name in CHANGED_BATCH_COLUMNS)
+    await connections.get("default").execute_query(
+        f"UPDATE batch SET {assignments} FROM unnest({_unnest(kinds)})"
+        f" AS v({', '.join(kinds)}) WHERE batch.id = v.id",
+        [[_value(getattr(b, name)) for b in batches] for name in kinds],
+    )
+
+
+async def insert_events(events: Sequence[NewEvent]) -> None:
+    if not events:
+        return
+    columns = list(EVENT_COLUMNS)
+    select = ", ".join(f"{name}::jsonb" if name == "details" else name for name in columns)
+    await connections.get("default").execute_query(
+        f"INSERT INTO custody_event ({', '.join(columns)}) SELECT {select}"
+        f" FROM unnest({_unnest(EVENT_COLUMNS)}) AS v({', '.join(columns)})",
+        [
+            [
+                json.dumps(e.details, ensure_ascii=False) if name == "details" else getattr(e, name)
+                for e in events
+            ]
+            for name in columns
+        ],
+    )
+
+
+def _value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
