@@ -144,5 +144,7 @@ public_router = APIRouter(tags=["public"])
 @public_router.get("/q/{token}", response_class=HTMLResponse)
 async def public_page(token: str, settings: AppSettings) -> HTMLResponse:
     """The page a plain phone camera opens: category, state and dates, no names."""
-    summary = await batches.public_summary(scanned=f"/q/{token}", secret=settings.secret_key)
+    summary = await batches.public_summary(
+        scanned=f"/q/{token}", secret=settings.secret_key, timezone=settings.timezone
+    )
     return HTMLResponse(render_public_page(summary))

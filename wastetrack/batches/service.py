@@ -2,6 +2,7 @@
 
 import base64
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
@@ -204,8 +205,10 @@ async def issue_label_sheet(
     return issued, render_label_sheet_pdf(texts, title=f"wastetrack labels {stream}")
 
 
-async def public_summary(*, scanned: str, secret: str) -> dict[str, str | None]:
-    """What anyone holding the QR may know: category, state and dates, nothing about parties."""
+async def public_summary(*, scanned: str, secret: str, timezone: str) -> dict[str, str | None]:
+    """What anyone holding the QR may know: category, state and dates (in the city's time
+    zone), nothing about parties."""
+    tz = ZoneInfo(timezone)
     code = resolve_code(scanned, secret=secret)
     batch = await Batch.get_or_none(code=code).prefetch_related("category", "stream")
     if batch is None:
@@ -225,6 +228,6 @@ async def public_summary(*, scanned: str, secret: str) -> dict[str, str | None]:
         "stream": batch.stream.name_zh,
         "category": f"{batch.category.name_zh} ({batch.category.code})",
         "state": batch.state,
-        "tagged_at": batch.tagged_at.date().isoformat(),
-        "updated_at": batch.updated_at.date().isoformat(),
+        "tagged_at": batch.tagged_at.astimezone(tz).date().isoformat(),
+        "updated_at": batch.updated_at.astimezone(tz).date().isoformat(),
     }

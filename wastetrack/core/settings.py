@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         None, description="prefix of QR URLs; default http://{host}:{port}"
     )
+    timezone: str = Field("Asia/Shanghai", description="the city's time zone for dates and days")
     host: str = "127.0.0.1"
     port: int = 8000
     access_token_minutes: int = 15
