@@ -58,38 +58,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def register_clinic(env: dict[str, str], *, username: str, role: str) -> dict:
+    """A city, a clinic in it and one user of the clinic, made through the CLI."""
+    city = run_json(
+        env, "registry", "region", "--code", "371082", "--name", "荣成市", "--level", "city"
+    )
+    clinic = run_json(env, "registry", "org", "--name", "卫生室", "--kind", "clinic",
+                      "--region", str(city["id"]), "--beds", "5")  # fmt: skip
+    run_json(env, "user", "create", "--username", username, "--role", role, "--org",
+             str(clinic["id"]), "--password", f"{username}-password")  # fmt: skip
+    return {"city": city["id"], "clinic": clinic["id"]}
+
+
 def test_registry_users_and_labels_from_the_command_line(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    city = run_json(
-        cli_env, "registry", "region", "--code", "371082", "--name", "荣成市", "--level", "city"
-    )
-    clinic = run_json(
-        cli_env,
-        "registry",
-        "org",
-        "--name",
-        "卫生室",
-        "--kind",
-        "clinic",
-        "--region",
-        str(city["id"]),
-        "--beds",
-        "5",
-    )
-    run_json(
-        cli_env,
-        "user",
-        "create",
-        "--username",
-        "root",
-        "--role",
-        "admin",
-        "--org",
-        str(clinic["id"]),
-        "--password",
-        "root-password",
-    )
+    ids = register_clinic(cli_env, username="root", role="admin")
     refused = run(
         cli_env,
         "registry",
@@ -99,7 +83,7 @@ def test_registry_users_and_labels_from_the_command_line(
         "--kind",
         "carrier",
         "--region",
-        str(city["id"]),
+        str(ids["city"]),
         "--beds",
         "5",
     )
@@ -111,7 +95,7 @@ def test_registry_users_and_labels_from_the_command_line(
         "labels",
         "issue",
         "--org",
-        str(clinic["id"]),
+        str(ids["clinic"]),
         "--stream",
         "medical",
         "--count",
@@ -147,33 +131,7 @@ def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> No
 
 
 def test_service_on_uvicorn_tags_and_serves_a_decodable_label(cli_env: dict[str, str]) -> None:
-    city = run_json(
-        cli_env, "registry", "region", "--code", "371082", "--name", "荣成市", "--level", "city"
-    )
-    clinic = run_json(
-        cli_env,
-        "registry",
-        "org",
-        "--name",
-        "卫生室",
-        "--kind",
-        "clinic",
-        "--region",
-        str(city["id"]),
-    )
-    run_json(
-        cli_env,
-        "user",
-        "create",
-        "--username",
-        "nurse",
-        "--role",
-        "generator",
-        "--org",
-        str(clinic["id"]),
-        "--password",
-        "nurse-password",
-    )
+    register_clinic(cli_env, username="nurse", role="generator")
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wastetrack.cli", "serve", "--port", str(port)],
