@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from mobile_api import errors
-from mobile_api.routers import admin, auth, batches, catalog, events, photos
+from mobile_api.routers import admin, auth, batches, catalog, events, photos, ports
 from wastetrack.core import db
 from wastetrack.core.settings import Settings, get_settings
 
@@ -38,9 +38,10 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (auth, catalog, batches, events, photos, admin):
+    for module in (auth, catalog, batches, events, photos, ports, admin):
         app.include_router(module.router)
     app.include_router(batches.public_router)
+    app.include_router(ports.public_router)
 
     @app.get("/healthz", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.exceptions import IntegrityError
 
+from schemas.base import field_of
 from wastetrack.core.errors import DomainError
 
 PROBLEM = "application/problem+json"
@@ -33,17 +34,6 @@ def problem(
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
-
-
-def field_of(location: tuple[Any, ...] | list[Any]) -> str:
-    """'body.events[3].weight_kg' style names from a pydantic error location."""
-    parts: list[str] = []
-    for part in location:
-        if isinstance(part, int):
-            parts[-1 if parts else 0 :] = [f"{parts[-1] if parts else ''}[{part}]"]
-        else:
-            parts.append(str(part))
-    return ".".join(p for p in parts if p not in ("body", "query", "path", "form"))
 
 
 def install(app: FastAPI) -> None:

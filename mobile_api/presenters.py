@@ -1,11 +1,15 @@
 """Shapes domain objects into response contracts where a field needs the server's settings."""
 
 import html
+from zoneinfo import ZoneInfo
 
 from schemas.batches import BatchRead
+from schemas.ports import BerthRead, CleanUpRead, DeliveryLineRead, DeliveryRead
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
 from wastetrack.core.settings import Settings
+from wastetrack.ports import service as ports
+from wastetrack.ports.models import Berth, CleanUp, Delivery
 
 _BATCH_ATTRIBUTES = (
     "code",
@@ -70,4 +74,95 @@ def render_public_page(summary: dict[str, str | None]) -> str:
         "th{text-align:left;padding-right:1rem;color:#555}td,th{padding:.3rem 0}</style></head>"
         f"<body><h1>固体废物追溯</h1><table>{cells}</table>"
         "<p>公众监督：如发现违规处置，请向荣成市生态环境主管部门反映。</p></body></html>"
+    )
+
+
+def berth_read(berth: Berth, settings: Settings) -> BerthRead:
+    url = codes.qr_url(berth.code, base_url=settings.base_url, secret=settings.secret_key)
+    return BerthRead(
+        id=berth.id,
+        port_id=berth.port_id,
+        name=berth.name,
+        code=berth.code,
+        qr_url=url,
+        latitude=berth.latitude,
+        longitude=berth.longitude,
+        geofence_m=berth.geofence_m,
+    )
+
+
+def delivery_read(delivery: Delivery, settings: Settings) -> DeliveryRead:
+    """A delivery with its lines; its lines and their batches must be fetched."""
+    return DeliveryRead(
+        id=delivery.id,
+        receipt_number=delivery.receipt_number,
+        receipt_url=ports.receipt_url(
+            delivery.receipt_number, base_url=settings.base_url, secret=settings.secret_key
+        ),
+        vessel_id=delivery.vessel_id,
+        port_id=delivery.port_id,
+        berth_id=delivery.berth_id,
+        port_call_id=delivery.port_call_id,
+        started_at=delivery.started_at,
+        ended_at=delivery.ended_at,
+        distance_m=delivery.distance_m,
+        flags=delivery.flags,
+        lines=[
+            DeliveryLineRead(
+                category=line.category_id,
+                volume_m3=line.volume_m3,
+                mass_kg=line.mass_kg,
+                mass_derived=line.mass_derived,
+                batch_code=line.batch.code,
+            )
+            for line in delivery.lines
+        ],
+    )
+
+
+def cleanup_read(cleanup: CleanUp) -> CleanUpRead:
+    """A clean-up; its batch must be fetched."""
+    return CleanUpRead.model_validate(
+        {
+            **{
+                name: getattr(cleanup, name)
+                for name in CleanUpRead.model_fields
+                if name != "batch_code"
+            },
+            "batch_code": cleanup.batch.code,
+        }
+    )
+
+
+def render_public_receipt(delivery: Delivery, timezone: str) -> str:
+    """The public check of a receipt: who delivered what, where and when."""
+    tz = ZoneInfo(timezone)
+    rows = [
+        ("接收单 Receipt", delivery.receipt_number),
+        ("港口 Port", f"{delivery.port.name} · {delivery.berth.name}"),
+        ("船名 Ship", f"{delivery.vessel.name} ({delivery.vessel.registration_number})"),
+        ("时间 Time", delivery.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
+    ] + [
+        (
+            line.category_id,
+            " / ".join(
+                filter(
+                    None,
+                    [
+                        f"{line.volume_m3} m³" if line.volume_m3 is not None else "",
+                        f"{line.mass_kg} kg" if line.mass_kg is not None else "",
+                    ],
+                )
+            ),
+        )
+        for line in delivery.lines
+    ]
+    cells = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+    )
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        "<title>船舶垃圾接收单 wastetrack</title></head>"
+        f"<body><h1>船舶垃圾接收单</h1><table>{cells}</table></body></html>"
     )

@@ -89,6 +89,8 @@ class EventResult(Schema):
     batch_code: str | None = None
     event_id: UUID | None = None
     state: str | None = None
+    record_id: int | None = Field(None, description="the delivery or clean-up made")
+    flags: list[str] | None = Field(None, description="a delivery's flags")
     error: EventError | None = None
 
 
@@ -120,7 +122,9 @@ class EventRead(Schema):
 
 class SyncRequest(Schema):
     events: list[dict[str, Any]] = Field(
-        min_length=1, description="up to 500 events; each is checked on its own"
+        min_length=1,
+        description="up to 500 entries, each checked on its own: custody events, or records"
+        " with kind `delivery` or `cleanup`",
     )
 
 

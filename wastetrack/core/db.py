@@ -20,6 +20,7 @@ MODEL_MODULES = [
     "wastetrack.batches.models",
     "wastetrack.custody.models",
     "wastetrack.evidence.models",
+    "wastetrack.ports.models",
 ]
 log = logging.getLogger(__name__)
 

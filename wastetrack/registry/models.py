@@ -106,6 +106,8 @@ class Vessel(Model):
     owner_id: int | None
     gross_tonnage = fields.DecimalField(max_digits=10, decimal_places=2)
     vessel_type = fields.CharField(max_length=32, default="fishing")
+    flag_state = fields.CharField(max_length=3, default="CHN")
+    crew = fields.IntField(null=True)
     home_port: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="home_vessels", on_delete=fields.RESTRICT
     )

@@ -1,0 +1,238 @@
+"""Fishing ports: berths, port calls, deliveries and receipts, clean-ups, sea areas, metrics."""
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
+
+from mobile_api.deps import AdminOnly, AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.presenters import (
+    berth_read,
+    cleanup_read,
+    delivery_read,
+    render_public_receipt,
+)
+from schemas.ports import (
+    BerthCreate,
+    BerthRead,
+    CleanUpCreate,
+    CleanUpRead,
+    DeliveryCreate,
+    DeliveryRead,
+    FishingPortCreate,
+    FishingPortRead,
+    FloatReplacementCreate,
+    FloatReplacementRead,
+    PortCallClose,
+    PortCallCreate,
+    PortCallRead,
+    PortMetricsRead,
+    SeaAreaMetricsRead,
+    SeaAreaRead,
+)
+from wastetrack.batches import labels
+from wastetrack.core import codes
+from wastetrack.ports import service as ports
+
+router = APIRouter(tags=["ports"])
+
+
+@router.put("/admin/v1/ports/{port_id}", response_model=FishingPortRead)
+async def register_port(
+    port_id: int, body: FishingPortCreate, _: AdminOnly, __: Transaction
+) -> object:
+    """Record a fishing port's grade, position and reception facility."""
+    return await ports.register_port(port_id=port_id, **body.model_dump())
+
+
+@router.post("/admin/v1/ports/{port_id}/berths", response_model=BerthRead, status_code=201)
+async def add_berth(
+    port_id: int, body: BerthCreate, settings: AppSettings, _: AdminOnly, __: Transaction
+) -> BerthRead:
+    """Add a berth; its fixed QR code is in the answer."""
+    return berth_read(await ports.add_berth(port_id=port_id, **body.model_dump()), settings)
+
+
+@router.get("/m/v1/ports/{port_id}/berths", response_model=list[BerthRead])
+async def list_berths(port_id: int, settings: AppSettings, _: CurrentUser) -> list[BerthRead]:
+    """A port's berths and their QR codes."""
+    return [berth_read(b, settings) for b in await ports.list_berths(port_id=port_id)]
+
+
+@router.get(
+    "/m/v1/berths/{code}/label.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def berth_label(code: str, settings: AppSettings, _: CurrentUser) -> Response:
+    """The berth's QR plate as a PNG, for printing and fixing at the quay."""
+    berth = await ports.berth_from_scan(code, secret=settings.secret_key, field="code")
+    text = labels.LabelText(
+        code=berth.code,
+        url=codes.qr_url(berth.code, base_url=settings.base_url, secret=settings.secret_key),
+        category_zh=f"泊位 {berth.name}",
+        category_en=f"Berth {berth.name}",
+        stream_zh="船舶垃圾交付扫码",
+        stream_en="Scan to deliver ship waste",
+        colour="#0077B6",
+    )
+    return Response(labels.render_label_png(text), media_type="image/png")
+
+
+@router.post("/m/v1/port-calls", response_model=PortCallRead, status_code=201)
+async def open_port_call(body: PortCallCreate, user: CurrentUser, _: Transaction) -> object:
+    """Record a vessel's arrival at your port, with its advance waste notification."""
+    return await ports.open_port_call(
+        principal=user, **body.model_dump(exclude={"notification"}), notification=body.notification
+    )
+
+
+@router.post("/m/v1/port-calls/{port_call_id}/departure", response_model=PortCallRead)
+async def close_port_call(
+    port_call_id: int, body: PortCallClose, user: CurrentUser, _: Transaction
+) -> object:
+    """Record the vessel's departure."""
+    return await ports.close_port_call(
+        principal=user, port_call_id=port_call_id, departed_at=body.departed_at
+    )
+
+
+@router.get("/m/v1/port-calls", response_model=list[PortCallRead])
+async def list_port_calls(
+    user: CurrentUser, vessel_id: int | None = None, open_only: bool = False
+) -> list:
+    """Port calls at your port (managers: in their region), newest first."""
+    return await ports.list_port_calls(principal=user, vessel_id=vessel_id, open_only=open_only)
+
+
+@router.post("/m/v1/deliveries", response_model=DeliveryRead, status_code=201)
+async def record_delivery(
+    body: DeliveryCreate,
+    user: CurrentUser,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
+) -> DeliveryRead:
+    """Record what a vessel handed over at a scanned berth; each line becomes a batch."""
+    result = await ports.record_delivery(
+        principal=user, submission=body, secret=settings.secret_key
+    )
+    if result.error is not None:
+        raise result.error
+    if result.status == "duplicate":
+        response.status_code = 200
+    assert result.record_id is not None
+    delivery = await ports.get_delivery(principal=user, delivery_id=result.record_id)
+    return delivery_read(delivery, settings)
+
+
+@router.get("/m/v1/deliveries", response_model=list[DeliveryRead])
+async def list_deliveries(
+    user: CurrentUser, settings: AppSettings, vessel_id: int | None = None
+) -> list[DeliveryRead]:
+    """Deliveries, newest first; with vessel_id, that vessel's receipts."""
+    found = await ports.list_deliveries(principal=user, vessel_id=vessel_id)
+    return [delivery_read(d, settings) for d in found]
+
+
+@router.get("/m/v1/deliveries/{delivery_id}", response_model=DeliveryRead)
+async def get_delivery(delivery_id: int, user: CurrentUser, settings: AppSettings) -> DeliveryRead:
+    """One delivery."""
+    return delivery_read(
+        await ports.get_delivery(principal=user, delivery_id=delivery_id), settings
+    )
+
+
+@router.get(
+    "/m/v1/deliveries/{delivery_id}/receipt.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def delivery_receipt(delivery_id: int, user: CurrentUser, settings: AppSettings) -> Response:
+    """The waste delivery receipt for the vessel (IMO fields), with a QR back to the record."""
+    pdf = await ports.receipt_pdf(
+        principal=user,
+        delivery_id=delivery_id,
+        base_url=settings.base_url,
+        secret=settings.secret_key,
+        timezone=settings.timezone,
+    )
+    return Response(pdf, media_type="application/pdf")
+
+
+@router.post("/m/v1/cleanups", response_model=CleanUpRead, status_code=201)
+async def record_cleanup(
+    body: CleanUpCreate,
+    user: CurrentUser,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
+) -> CleanUpRead:
+    """Record a beach or sea-surface clean-up; the litter enters the custody chain."""
+    result = await ports.record_cleanup(principal=user, submission=body, secret=settings.secret_key)
+    if result.error is not None:
+        raise result.error
+    if result.status == "duplicate":
+        response.status_code = 200
+    assert result.record_id is not None
+    return cleanup_read(await ports.get_cleanup(principal=user, cleanup_id=result.record_id))
+
+
+@router.get("/m/v1/cleanups", response_model=list[CleanUpRead])
+async def list_cleanups(user: CurrentUser) -> list[CleanUpRead]:
+    """Clean-ups of your organization (managers: in their region)."""
+    return [cleanup_read(c) for c in await ports.list_cleanups(principal=user)]
+
+
+@router.post("/m/v1/float-replacements", response_model=FloatReplacementRead, status_code=201)
+async def record_float_replacement(
+    body: FloatReplacementCreate, user: CurrentUser, _: Transaction
+) -> object:
+    """Record aquaculture floats replaced (浮球整治)."""
+    return await ports.record_float_replacement(principal=user, submission=body)
+
+
+@router.get("/m/v1/float-replacements", response_model=list[FloatReplacementRead])
+async def list_float_replacements(user: CurrentUser) -> list:
+    """Float replacements of your organization (managers: in their region)."""
+    return await ports.list_float_replacements(principal=user)
+
+
+@router.get("/m/v1/sea-areas", response_model=list[SeaAreaRead])
+async def list_sea_areas(_: CurrentUser) -> list:
+    """Named sea areas (无废航区) with their polygons."""
+    return await ports.list_sea_areas()
+
+
+Period = Annotated[date, Query(description="calendar day in the city's time zone, included")]
+
+
+@router.get("/m/v1/metrics/ports", response_model=PortMetricsRead)
+async def port_metrics(
+    user: ManagerOnly, settings: AppSettings, date_from: Period, date_to: Period
+) -> dict:
+    """Port garbage and sewage collection-and-treatment rate per port, with its counts."""
+    return await ports.port_metrics(
+        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+    )
+
+
+@router.get("/m/v1/metrics/sea-areas", response_model=SeaAreaMetricsRead)
+async def sea_area_metrics(
+    user: ManagerOnly, settings: AppSettings, date_from: Period, date_to: Period
+) -> dict:
+    """Per sea area, the share of its vessels whose deliveries were recorded."""
+    return await ports.sea_area_metrics(
+        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+    )
+
+
+public_router = APIRouter(tags=["public"])
+
+
+@public_router.get("/r/{token}", response_class=HTMLResponse)
+async def public_receipt(token: str, settings: AppSettings) -> HTMLResponse:
+    """The page a receipt's QR opens: which vessel delivered what, where and when."""
+    delivery = await ports.receipt_from_scan(scanned=f"/r/{token}", secret=settings.secret_key)
+    return HTMLResponse(render_public_receipt(delivery, settings.timezone))

@@ -1,0 +1,125 @@
+"""Offline sync: a phone's backlog of custody events, port deliveries and clean-ups, each
+checked on its own and applied exactly once, in one transaction."""
+
+import uuid
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.base import field_of
+from schemas.events import EventCreate, EventResult
+from schemas.ports import CleanUpCreate, DeliveryCreate
+from wastetrack.core.errors import DomainError, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.custody import service as custody
+from wastetrack.ports import service as ports
+
+_events = TypeAdapter(list[EventCreate])
+_event = TypeAdapter(EventCreate)
+_records: dict[str, TypeAdapter[Any]] = {
+    "delivery": TypeAdapter(DeliveryCreate),
+    "cleanup": TypeAdapter(CleanUpCreate),
+}
+
+
+async def apply(
+    *,
+    principal: Principal,
+    entries: list[dict[str, Any]],
+    secret: str,
+    max_entries: int,
+) -> list[EventResult]:
+    """One result per entry, in the order sent. Deliveries and clean-ups go first (they make
+    batches); events follow, each batch's in device-time order."""
+    if len(entries) > max_entries:
+        raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
+    results: list[EventResult | None] = [None] * len(entries)
+    events: list[tuple[int, dict[str, Any]]] = []
+    for index, raw in enumerate(entries):
+        kind = raw.get("kind", "event")
+        if kind == "event":
+            events.append((index, {k: v for k, v in raw.items() if k != "kind"}))
+        elif kind in _records:
+            results[index] = await _apply_record(principal, kind, raw, secret)
+        else:
+            results[index] = _invalid(raw, "kind", "kind must be event, delivery or cleanup")
+    valid: list[tuple[int, EventCreate]] = []
+    try:  # the usual case, every event well-formed, in one pass
+        valid = list(
+            zip(
+                [i for i, _ in events],
+                _events.validate_python([raw for _, raw in events]),
+                strict=True,
+            )
+        )
+    except ValidationError:
+        for index, raw in events:
+            try:
+                valid.append((index, _event.validate_python(raw)))
+            except ValidationError as error:
+                first = error.errors()[0]
+                results[index] = _invalid(raw, field_of(first["loc"]) or None, first["msg"])
+    if valid:
+        outcomes = await custody.record_events(
+            principal=principal, submissions=[sub for _, sub in valid], secret=secret
+        )
+        for (index, _sub), outcome in zip(valid, outcomes, strict=True):
+            results[index] = outcome.result
+    return [r for r in results if r is not None]
+
+
+async def _apply_record(
+    principal: Principal,
+    kind: str,
+    raw: dict[str, Any],
+    secret: str,
+) -> EventResult:
+    try:
+        record = _records[kind].validate_python(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        return _invalid(raw, field_of(first["loc"]) or None, first["msg"])
+    recorder = ports.record_delivery if kind == "delivery" else ports.record_cleanup
+    try:
+        result = await recorder(principal=principal, submission=record, secret=secret)
+    except DomainError as error:
+        return _refused(record.client_event_id, error)
+    if result.error is not None:
+        return _refused(record.client_event_id, result.error, status=result.status)
+    return EventResult(
+        client_event_id=record.client_event_id,
+        status=result.status,  # type: ignore[arg-type]
+        record_id=result.record_id,
+        flags=result.flags,
+    )
+
+
+def _refused(
+    client_event_id: uuid.UUID, error: DomainError, status: str = "rejected"
+) -> EventResult:
+    return EventResult.model_validate(
+        {
+            "client_event_id": client_event_id,
+            "status": status,
+            "error": {"code": error.code, "field": error.field, "detail": error.detail},
+        }
+    )
+
+
+def _invalid(raw: dict[str, Any], field: str | None, detail: str) -> EventResult:
+    return EventResult.model_validate(
+        {
+            "client_event_id": _client_id(raw),
+            "status": "rejected",
+            "error": {"code": "validation_failed", "field": field, "detail": detail},
+        }
+    )
+
+
+def _client_id(raw: object) -> str | None:
+    """The client_event_id of an entry that failed validation, when it is at least a UUID."""
+    value = raw.get("client_event_id") if isinstance(raw, dict) else None
+    try:
+        return str(uuid.UUID(str(value))) if value else None
+    except ValueError:
+        return None
