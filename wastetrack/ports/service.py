@@ -420,7 +420,7 @@ async def record_delivery(
             ],
         )
         delivery = await Delivery.create(
-            receipt_number=f"pending-{submission.client_event_id}",
+            receipt_number=f"pending-{submission.client_event_id.hex[:20]}",
             vessel=vessel,
             port_id=berth.port_id,
             berth=berth,

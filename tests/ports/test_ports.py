@@ -1,0 +1,478 @@
+"""Fishing ports: a port call with deliveries, its receipt, the waste reaching treatment,
+clean-ups, and the port metrics with their counts."""
+
+import io
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import httpx
+import pypdf
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests.custody.helpers import post_event
+from tests.factories import World, event, make_user
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
+from wastetrack.ports.models import Delivery
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind, Vessel
+
+BERTH = (36.8930, 122.4280)
+NOW = datetime.now(UTC)
+CITY_TODAY = NOW.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+@dataclass
+class Harbour:
+    berth_url: str
+    berth_id: int
+    small: Vessel
+    large: Vessel
+    other_berth_url: str
+
+
+@pytest.fixture
+async def harbour(client: httpx.AsyncClient, world: World) -> Harbour:
+    admin = world.headers("admin")
+    port = world.orgs["port"]
+    other = await registry.create_organization(
+        name="龙眼港", kind=OrganizationKind.fishing_port, region_id=world.regions["other_town"].id
+    )
+    owner = await registry.create_organization(
+        name="荣成某渔业公司",
+        kind=OrganizationKind.vessel_owner,
+        region_id=world.regions["other_town"].id,
+    )
+    plant = await registry.create_organization(
+        name="焚烧发电厂",
+        kind=OrganizationKind.treatment_facility,
+        region_id=world.regions["city"].id,
+    )
+    world.orgs.update({"owner": owner, "plant": plant, "other_port": other})
+    await registry.add_licence(
+        organization_id=plant.id, category_key="marine.marpol", method_codes=["R1", "D10"]
+    )
+    await make_user(world, "crew", Role.generator, owner)
+    await make_user(world, "plant", Role.facility_operator, plant)
+    for org, lat in ((port, BERTH[0]), (other, 37.10)):
+        response = await client.put(
+            f"/admin/v1/ports/{org.id}",
+            headers=admin,
+            json={
+                "grade": "中心渔港",
+                "latitude": lat,
+                "longitude": BERTH[1],
+                "reception_facility": org is port,
+            },
+        )
+        assert response.status_code == 200, response.text
+    berth = (
+        await client.post(
+            f"/admin/v1/ports/{port.id}/berths",
+            headers=admin,
+            json={"name": "3号泊位", "latitude": BERTH[0], "longitude": BERTH[1]},
+        )
+    ).json()
+    other_berth = (
+        await client.post(
+            f"/admin/v1/ports/{other.id}/berths",
+            headers=admin,
+            json={"name": "1号泊位", "latitude": 37.10, "longitude": BERTH[1]},
+        )
+    ).json()
+    small = await registry.create_vessel(
+        name="鲁荣渔55021",
+        registration_number="371082200001",
+        gross_tonnage=Decimal(98),
+        home_port_id=port.id,
+        owner_id=owner.id,
+    )
+    large = await registry.create_vessel(
+        name="鲁荣渔58836",
+        registration_number="371082200002",
+        gross_tonnage=Decimal(455),
+        home_port_id=port.id,
+        owner_id=owner.id,
+        imo_number="9876543",
+    )
+    return Harbour(berth["qr_url"], berth["id"], small, large, other_berth["qr_url"])
+
+
+async def arrive(client: httpx.AsyncClient, world: World, vessel: Vessel, **extra: object) -> dict:
+    response = await client.post(
+        "/m/v1/port-calls",
+        headers=world.headers("port"),
+        json={
+            "vessel_id": vessel.id,
+            "arrived_at": (NOW - timedelta(hours=5)).isoformat(),
+            "days_at_sea": 10,
+            "crew": 8,
+            **extra,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def delivery(harbour: Harbour, vessel: Vessel, *lines: dict, **extra: object) -> dict:
+    return {
+        "client_event_id": str(uuid.uuid4()),
+        "berth": harbour.berth_url,
+        "vessel_id": vessel.id,
+        "started_at": (NOW - timedelta(hours=3)).isoformat(),
+        "ended_at": (NOW - timedelta(hours=2, minutes=30)).isoformat(),
+        "latitude": BERTH[0] + 0.0005,
+        "longitude": BERTH[1],
+        "lines": list(lines) or [{"annex_v": "A", "scheme_version": "2018", "volume_m3": "0.5"}],
+        **extra,
+    }
+
+
+async def deliver(
+    client: httpx.AsyncClient, world: World, body: dict, who: str = "port"
+) -> httpx.Response:
+    return await client.post("/m/v1/deliveries", json=body, headers=world.headers(who))
+
+
+async def test_port_call_delivery_reaches_treatment_and_counts(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    await arrive(
+        client,
+        world,
+        harbour.small,
+        fishing_area="shidao_se",
+        notification=[
+            {"category": "marpol2018.A", "to_deliver_m3": "0.5", "storage_capacity_m3": "2"}
+        ],
+    )
+    response = await deliver(
+        client,
+        world,
+        delivery(
+            harbour,
+            harbour.small,
+            {"annex_v": "A", "scheme_version": "2018", "volume_m3": "0.5"},
+            {"category": "marine.sewage", "volume_m3": "1.2"},
+            {"category": "pfw.plastic.nets", "mass_kg": "30"},
+        ),
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["flags"] == []
+    plastics, sewage, nets = body["lines"]
+    assert (plastics["mass_kg"], plastics["mass_derived"]) == ("25.000", True)
+    assert sewage["mass_kg"] == "1200.000"
+    assert nets["mass_derived"] is False
+    batch = await Batch.get(code=plastics["batch_code"])
+    assert (batch.state, batch.holder_id) == ("collected", world.orgs["port"].id)
+    assert batch.producer_id == world.orgs["owner"].id
+    for step in (
+        event(
+            "in_transit",
+            plastics["batch_code"],
+            minutes=5,
+            destination_organization_id=world.orgs["plant"].id,
+        ),
+    ):
+        assert (await post_event(client, world, "port", step)).status_code == 201
+    for step in (
+        event("received", plastics["batch_code"], minutes=30, outcome="accepted", weight_kg="24"),
+        event("treated", plastics["batch_code"], minutes=35, method="R1"),
+    ):
+        assert (await post_event(client, world, "plant", step)).status_code == 201
+    day = CITY_TODAY
+    metrics = (
+        await client.get(
+            "/m/v1/metrics/ports",
+            headers=world.headers("manager"),
+            params={"date_from": (day - timedelta(days=1)).isoformat(), "date_to": day.isoformat()},
+        )
+    ).json()
+    port = next(p for p in metrics["ports"] if p["port_id"] == world.orgs["port"].id)
+    garbage = next(g for g in port["groups"] if g["group"] == "garbage")
+    assert garbage["expected"] == "120.0"  # 8 crew × 10 days × 1.5 kg
+    assert garbage["delivered"] == "25.000"
+    assert garbage["collection_treatment_rate"] == {
+        "numerator": "25.000",
+        "denominator": "120.0",
+        "rate": "0.2083",
+        "unit": "kg",
+    }
+    sewage_metric = next(g for g in port["groups"] if g["group"] == "sewage")
+    assert sewage_metric["delivered"] == "1.200"
+    assert sewage_metric["treated"] == "0"
+    assert metrics["reception_facility_share"]["numerator"] == "1"
+    assert metrics["reception_facility_share"]["denominator"] == "2"
+    areas = (
+        await client.get(
+            "/m/v1/metrics/sea-areas",
+            headers=world.headers("manager"),
+            params={"date_from": day.isoformat(), "date_to": day.isoformat()},
+        )
+    ).json()["areas"]
+    shidao = next(a for a in areas if a["code"] == "shidao_se")
+    assert (shidao["vessels"], shidao["vessels_with_deliveries"]) == (2, 1)
+
+
+async def test_sewage_is_expected_only_from_vessels_under_400_gt(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    await arrive(client, world, harbour.large)
+    day = CITY_TODAY.isoformat()
+    metrics = (
+        await client.get(
+            "/m/v1/metrics/ports",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day},
+        )
+    ).json()
+    port = next(p for p in metrics["ports"] if p["port_id"] == world.orgs["port"].id)
+    expected = {g["group"]: g["expected"] for g in port["groups"]}
+    assert expected == {"garbage": "120.0", "sewage": "0"}
+
+
+async def test_receipt_carries_the_imo_fields_and_a_qr_back_to_the_record(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    await arrive(client, world, harbour.large)
+    made = (await deliver(client, world, delivery(harbour, harbour.large))).json()
+    pdf = await client.get(
+        f"/m/v1/deliveries/{made['id']}/receipt.pdf", headers=world.headers("crew")
+    )
+    assert pdf.headers["content-type"] == "application/pdf"
+    page = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0]
+    text = page.extract_text()
+    for field in ("鲁荣渔58836", "9876543", "455", made["receipt_number"], "石岛渔港"):
+        assert field in text, field
+    (picture,) = page.images
+    (url,) = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(picture.data)))]
+    assert url == made["receipt_url"]
+    public = await client.get(url.removeprefix("http://testserver"))
+    assert "鲁荣渔58836" in public.text
+    forged = await client.get(url.removeprefix("http://testserver")[:-1] + "0")
+    assert forged.status_code == 404
+    listed = (
+        await client.get(
+            "/m/v1/deliveries",
+            params={"vessel_id": harbour.large.id},
+            headers=world.headers("crew"),
+        )
+    ).json()
+    assert [d["receipt_number"] for d in listed] == [made["receipt_number"]]
+
+
+async def test_delivery_without_a_port_call_is_kept_but_flagged(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    response = await deliver(client, world, delivery(harbour, harbour.small))
+    assert response.status_code == 201
+    assert response.json()["flags"] == ["no_open_port_call"]
+
+
+async def test_delivery_far_from_the_berth_is_flagged(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    await arrive(client, world, harbour.small)
+    body = delivery(harbour, harbour.small, latitude=BERTH[0] + 0.05)
+    response = await deliver(client, world, body)
+    assert response.json()["flags"] == ["outside_geofence"]
+    assert response.json()["distance_m"] > 5000
+
+
+async def test_delivery_refusals_name_the_field(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    cases = [
+        (delivery(harbour, harbour.small, vessel_id=999_999), 404, "vessel_id"),
+        (
+            delivery(harbour, harbour.small, {"category": "marine.sewage", "volume_m3": "-1"}),
+            422,
+            "lines[0].volume_m3",
+        ),
+        (
+            delivery(
+                harbour, harbour.small, {"annex_v": "K", "scheme_version": "2013", "volume_m3": "1"}
+            ),
+            422,
+            "lines[0].annex_v",
+        ),
+        (
+            delivery(harbour, harbour.small, {"category": "med.sharps", "mass_kg": "1"}),
+            422,
+            "lines[0].category",
+        ),
+        (delivery(harbour, harbour.small, berth=harbour.other_berth_url), 403, "berth"),
+        (delivery(harbour, harbour.small, berth=harbour.berth_url[:-1] + "0"), 404, "berth"),
+    ]
+    for body, status, field in cases:
+        response = await deliver(client, world, body)
+        assert response.status_code == status, (field, response.text)
+        assert response.json()["field"] == field, response.json()
+    assert await Delivery.all().count() == 0
+    assert await Batch.all().count() == 0
+
+
+async def test_crew_delivery_hands_the_waste_to_the_port(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    await arrive(client, world, harbour.small)
+    response = await deliver(client, world, delivery(harbour, harbour.small), who="crew")
+    assert response.status_code == 201, response.text
+    batch = await Batch.get(code=response.json()["lines"][0]["batch_code"])
+    assert (batch.state, batch.holder_id) == ("handed_over", world.orgs["port"].id)
+    stranger = await deliver(client, world, delivery(harbour, harbour.small), who="clinic")
+    assert stranger.status_code == 403
+
+
+async def test_deliveries_and_cleanups_sync_exactly_once(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    body = delivery(harbour, harbour.small)
+    entries = [
+        {**body, "kind": "delivery"},
+        {**body, "kind": "delivery"},
+        {**delivery(harbour, harbour.small, vessel_id=999_999), "kind": "delivery"},
+    ]
+    answer = (
+        await client.post("/m/v1/sync", json={"events": entries}, headers=world.headers("port"))
+    ).json()
+    assert [r["status"] for r in answer["results"]] == ["applied", "duplicate", "rejected"]
+    assert answer["results"][0]["flags"] == ["no_open_port_call"]
+    assert answer["results"][2]["error"]["field"] == "vessel_id"
+    changed = {**body, "kind": "delivery", "ended_at": NOW.isoformat()}
+    again = (
+        await client.post("/m/v1/sync", json={"events": [changed]}, headers=world.headers("port"))
+    ).json()
+    assert again["results"][0]["status"] == "conflict"
+    assert await Delivery.all().count() == 1
+    assert await Batch.all().count() == 1
+
+
+async def test_open_port_calls_are_one_per_vessel(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    call = await arrive(client, world, harbour.small)
+    again = await client.post(
+        "/m/v1/port-calls",
+        headers=world.headers("port"),
+        json={
+            "vessel_id": harbour.small.id,
+            "arrived_at": NOW.isoformat(),
+            "days_at_sea": 1,
+            "crew": 3,
+        },
+    )
+    assert again.status_code == 409
+    unknown_area = await client.post(
+        "/m/v1/port-calls",
+        headers=world.headers("port"),
+        json={
+            "vessel_id": harbour.large.id,
+            "arrived_at": NOW.isoformat(),
+            "days_at_sea": 1,
+            "crew": 3,
+            "fishing_area": "atlantis",
+        },
+    )
+    assert unknown_area.json()["field"] == "fishing_area"
+    closed = await client.post(
+        f"/m/v1/port-calls/{call['id']}/departure",
+        headers=world.headers("port"),
+        json={"departed_at": NOW.isoformat()},
+    )
+    assert closed.json()["departed_at"] is not None
+    by_clinic = await client.post(
+        "/m/v1/port-calls",
+        headers=world.headers("clinic"),
+        json={
+            "vessel_id": harbour.small.id,
+            "arrived_at": NOW.isoformat(),
+            "days_at_sea": 1,
+            "crew": 3,
+        },
+    )
+    assert by_clinic.status_code == 403
+
+
+def cleanup(world: World, **extra: object) -> dict:
+    return {
+        "client_event_id": str(uuid.uuid4()),
+        "region_id": world.regions["other_town"].id,
+        "area_name": "石岛湾沙滩",
+        "setting": "beach",
+        "started_at": (NOW - timedelta(hours=4)).isoformat(),
+        "ended_at": (NOW - timedelta(hours=2)).isoformat(),
+        "latitude": 36.88,
+        "longitude": 122.44,
+        "participants": 25,
+        "item_counts": {"floats": 42, "ropes": 17, "bottles": 120, "foam": 60},
+        "total_weight_kg": "86.5",
+        **extra,
+    }
+
+
+async def test_cleanup_enters_the_custody_chain(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    response = await client.post(
+        "/m/v1/cleanups", json=cleanup(world), headers=world.headers("port")
+    )
+    assert response.status_code == 201, response.text
+    batch = await Batch.get(code=response.json()["batch_code"])
+    assert (batch.category_id, batch.state, batch.quantity) == (
+        "marine.beach_litter",
+        "collected",
+        Decimal("86.5"),
+    )
+    unknown = await client.post(
+        "/m/v1/cleanups",
+        json=cleanup(world, item_counts={"kelp": 3}),
+        headers=world.headers("port"),
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["field"] == "item_counts.kelp"
+    by_clinic = await client.post(
+        "/m/v1/cleanups", json=cleanup(world), headers=world.headers("clinic")
+    )
+    assert by_clinic.status_code == 403
+    synced = (
+        await client.post(
+            "/m/v1/sync",
+            headers=world.headers("collector"),
+            json={"events": [{**cleanup(world), "kind": "cleanup"}]},
+        )
+    ).json()
+    assert synced["applied"] == 1
+
+
+async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, world: World) -> None:
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "region_id": world.regions["other_town"].id,
+        "replaced_on": NOW.date().isoformat(),
+        "foam_floats_removed": 1200,
+        "new_floats_installed": 1150,
+        "new_float_type": "环保型塑料浮球",
+    }
+    for _ in range(2):
+        response = await client.post(
+            "/m/v1/float-replacements", json=body, headers=world.headers("port")
+        )
+        assert response.status_code == 201
+    listed = (await client.get("/m/v1/float-replacements", headers=world.headers("manager"))).json()
+    assert [r["foam_floats_removed"] for r in listed] == [1200]
+
+
+async def test_berth_plate_decodes_to_the_berth(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    code = harbour.berth_url.rsplit("/", 1)[1].split(".")[0]
+    png = await client.get(f"/m/v1/berths/{code}/label.png", headers=world.headers("port"))
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))]
+    assert decoded == [harbour.berth_url]
