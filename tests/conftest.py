@@ -15,7 +15,8 @@ from tests.factories import World, build_world
 from wastetrack.core import db
 from wastetrack.core.settings import Settings
 
-CATALOG_TABLES = {"waste_stream", "waste_category", "treatment_method"}
+# Reference data loaded by migrations: kept across tests.
+REFERENCE_TABLES = {"waste_stream", "waste_category", "treatment_method", "sea_area"}
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +57,7 @@ async def orm(database_url: str) -> AsyncIterator[list[str]]:
         yield [
             r["tablename"]
             for r in rows
-            if r["tablename"] not in CATALOG_TABLES and not r["tablename"].startswith("tortoise")
+            if r["tablename"] not in REFERENCE_TABLES and not r["tablename"].startswith("tortoise")
         ]
 
 

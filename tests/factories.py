@@ -114,3 +114,8 @@ def medical_bag(**fields: Any) -> dict:
     """A tagged event for a bag of infectious waste."""
     values = {"stream": "medical", "category": "med.infectious", "quantity": "3.5", "unit": "kg"}
     return event("tagged", minutes=0, **{**values, **fields})
+
+
+def forged(url: str) -> str:
+    """The same URL with its last character changed: a signature that does not match."""
+    return url[:-1] + ("A" if url[-1] != "A" else "B")

@@ -3,7 +3,7 @@
 import httpx
 
 from tests.custody.helpers import advance, tag_bag
-from tests.factories import World, medical_bag
+from tests.factories import World, forged, medical_bag
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import codes
 
@@ -46,13 +46,13 @@ async def test_forged_qr_is_refused_like_an_unknown_code(
     client: httpx.AsyncClient, world: World
 ) -> None:
     batch = await tag_bag(client, world)
-    forged = batch["qr_url"][:-1] + ("A" if batch["qr_url"][-1] != "A" else "B")
+    forgery = forged(batch["qr_url"])
     unknown = codes.qr_url(
         codes.new_code(), base_url="http://testserver", secret=world.settings.secret_key
     )
     mistyped = batch["code"][:-1] + ("0" if batch["code"][-1] != "0" else "1")
     answers = []
-    for qr in (forged, unknown, mistyped):
+    for qr in (forgery, unknown, mistyped):
         response = await client.get(
             "/m/v1/scan", params={"qr": qr}, headers=world.headers("clinic")
         )
@@ -149,8 +149,7 @@ async def test_public_page_shows_state_but_no_parties(
     assert "已处置" in page.text and "感染性废物" in page.text
     for name in ("北山社区卫生室", "荣成医废转运有限公司", "荣成医疗废物处置中心"):
         assert name not in page.text
-    forged = await client.get(path[:-1] + ("A" if path[-1] != "A" else "B"))
-    assert forged.status_code == 404
+    assert (await client.get(forged(path))).status_code == 404
     bare = await client.get(f"/q/{batch['code']}")
     assert bare.status_code == 404
 
