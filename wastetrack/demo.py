@@ -8,12 +8,27 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.events import EventCreate
+from schemas.ports import (
+    CleanUpCreate,
+    DeliveryCreate,
+    DeliveryLineCreate,
+    FloatReplacementCreate,
+    NotificationLine,
+)
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
+from wastetrack.core import codes
 from wastetrack.core.principal import Principal
 from wastetrack.custody import service as custody
+from wastetrack.ports import service as ports
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import Organization, OrganizationKind, Region, RegionLevel
+from wastetrack.registry.models import (
+    Organization,
+    OrganizationKind,
+    Region,
+    RegionLevel,
+    Vessel,
+)
 
 CITY_CODE = "371082"
 # Rongcheng's 22 towns and streets (荣成市辖 12 街道、10 镇; 石岛管理区 counted as its streets).
@@ -74,6 +89,7 @@ EXTRA_USERS = {
     "incinerator": ("demo_incinerator", Role.facility_operator, "incinerator"),
     "recycler": ("demo_recycler", Role.facility_operator, "recycler"),
     "hw_plant": ("demo_hw_plant", Role.facility_operator, "hw_plant"),
+    "sewage_plant": ("demo_sewage_plant", Role.facility_operator, "sewage_plant"),
 }
 
 
@@ -85,6 +101,7 @@ async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dic
         orgs = await _registry(echo)
         principals = await _users(orgs)
         count = await _chains(orgs, principals, secret)
+        count += await _ports(orgs, principals, secret)
         echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
     return {
         role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
@@ -159,6 +176,8 @@ async def _registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
         ("incinerator", "荣成市生活垃圾焚烧发电厂", OrganizationKind.treatment_facility, city, {}),
         ("recycler", "荣成市再生资源回收利用中心", OrganizationKind.treatment_facility, city, {}),
         ("hw_plant", "威海市危险废物综合处置中心", OrganizationKind.treatment_facility, city, {}),
+        ("sewage_plant", "荣成市第二污水处理厂", OrganizationKind.treatment_facility, city, {}),
+        ("other_port", "龙须岛渔港", OrganizationKind.fishing_port, towns["成山镇"], {}),
     ]
     orgs = {}
     for key, name, kind, region, extra in specs:
@@ -191,6 +210,8 @@ async def _registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
         ("hw_plant", "hw.08", ["R9", "D10"]),
         ("hw_plant", "hw.49", ["D10"]),
         ("hw_plant", "hh.hazardous", ["R4", "D10"]),
+        ("sewage_plant", "marine.sewage", ["D8"]),
+        ("recycler", "marine.beach_litter", ["R3", "D10"]),
     ]
     for key, category, methods in licences:
         await registry.add_licence(
@@ -318,6 +339,173 @@ async def _chains(
             )
             assert outcome.error is None, (who, outcome.error)
     return count
+
+
+async def _ports(
+    orgs: dict[str, Organization], principals: dict[str, Principal], secret: str
+) -> int:
+    """石岛渔港 with two berths, port calls of the three demo vessels, their deliveries (most
+    carried on to treatment), a beach clean-up and a float replacement."""
+    port = orgs["port"]
+    await ports.register_port(
+        port_id=port.id,
+        grade="中心渔港",
+        latitude=36.8930,
+        longitude=122.4280,
+        reception_facility=True,
+        listed=True,
+    )
+    await ports.register_port(
+        port_id=orgs["other_port"].id,
+        grade="二级渔港",
+        latitude=37.3960,
+        longitude=122.6890,
+        reception_facility=False,
+        listed=True,
+    )
+    berths = [
+        await ports.add_berth(
+            port_id=port.id, name=name, latitude=lat, longitude=lon, geofence_m=None
+        )
+        for name, lat, lon in (("1号泊位", 36.8935, 122.4272), ("3号泊位", 36.8926, 122.4291))
+    ]
+    operator = principals["port_operator"]
+    now = datetime.now(UTC)
+    batches = 0
+    for index, vessel in enumerate(await Vessel.filter(home_port_id=port.id).order_by("id")):
+        for trip in range(4):
+            arrived = now - timedelta(days=7 * trip + index + 1, hours=6)
+            call = await ports.open_port_call(
+                principal=operator,
+                vessel_id=vessel.id,
+                arrived_at=arrived,
+                days_at_sea=6 + trip,
+                crew=6 + index * 4,
+                fishing_area="shidao_se" if index != 1 else "chengshantou_nw",
+                notification=[
+                    NotificationLine(category="marpol2018.A", to_deliver_m3=Decimal("0.4"))
+                ],
+            )
+            lines = [
+                DeliveryLineCreate(
+                    annex_v="A",
+                    scheme_version="2018",
+                    volume_m3=Decimal("0.4") + Decimal(trip) / 10,
+                ),
+                DeliveryLineCreate(annex_v="C", scheme_version="2018", volume_m3=Decimal("0.3")),
+                DeliveryLineCreate(category="pfw.plastic.nets", mass_kg=Decimal(12 + 3 * trip)),
+            ]
+            if vessel.gross_tonnage < 400:
+                lines.append(DeliveryLineCreate(category="marine.sewage", volume_m3=Decimal("0.8")))
+            berth = berths[trip % 2]
+            result = await ports.record_delivery(
+                principal=operator,
+                secret=secret,
+                submission=DeliveryCreate(
+                    client_event_id=uuid.uuid4(),
+                    berth=codes.qr_url(berth.code, base_url="http://demo", secret=secret),
+                    vessel_id=vessel.id,
+                    started_at=arrived + timedelta(hours=1),
+                    ended_at=arrived + timedelta(hours=2),
+                    latitude=berth.latitude,
+                    longitude=berth.longitude,
+                    lines=lines,
+                ),
+            )
+            assert result.error is None, result.error
+            await ports.close_port_call(
+                principal=operator, port_call_id=call.id, departed_at=arrived + timedelta(hours=20)
+            )
+            delivery = await ports.get_delivery(
+                principal=operator, delivery_id=result.record_id or 0
+            )
+            batches += len(delivery.lines)
+            if trip == 0:
+                continue  # the latest trip's waste is still at the port
+            for line in delivery.lines:
+                facility = {"marine.sewage": "sewage_plant", "pfw.plastic.nets": "recycler"}.get(
+                    line.category_id, "incinerator"
+                )
+                method = {"sewage_plant": "D8", "recycler": "R3"}.get(facility, "R1")
+                await _carry(
+                    principals,
+                    operator,
+                    facility,
+                    orgs[facility].id,
+                    line.batch.code,
+                    arrived + timedelta(hours=4),
+                    method,
+                    secret,
+                )
+    cleanup = await ports.record_cleanup(
+        principal=operator,
+        secret=secret,
+        submission=CleanUpCreate(
+            client_event_id=uuid.uuid4(),
+            region_id=port.region_id,
+            area_name="石岛湾东沙滩",
+            setting="beach",
+            started_at=now - timedelta(days=3, hours=4),
+            ended_at=now - timedelta(days=3, hours=1),
+            latitude=36.8810,
+            longitude=122.4420,
+            participants=32,
+            item_counts={
+                "floats": 46,
+                "ropes": 21,
+                "nets": 6,
+                "bottles": 133,
+                "foam": 75,
+                "fish_boxes": 4,
+                "other_plastics": 58,
+            },
+            total_weight_kg=Decimal("96.4"),
+        ),
+    )
+    assert cleanup.error is None, cleanup.error
+    await ports.record_float_replacement(
+        principal=operator,
+        submission=FloatReplacementCreate(
+            client_event_id=uuid.uuid4(),
+            region_id=port.region_id,
+            replaced_on=(now - timedelta(days=10)).date(),
+            foam_floats_removed=2400,
+            new_floats_installed=2300,
+            new_float_type="环保型塑料浮球",
+        ),
+    )
+    return batches + 1
+
+
+async def _carry(
+    principals: dict[str, Principal],
+    operator: Principal,
+    facility: str,
+    facility_id: int,
+    code: str,
+    when: datetime,
+    method: str,
+    secret: str,
+) -> None:
+    """Take a batch from the port to a facility and treat it there."""
+    for principal, submission in (
+        (operator, _event("in_transit", code, when, destination_organization_id=facility_id)),
+        (
+            principals[facility],
+            _event(
+                "received",
+                code,
+                when + timedelta(hours=2),
+                outcome="accepted",
+                weight_kg=Decimal("10"),
+            ),
+        ),
+        (principals[facility], _event("treated", code, when + timedelta(hours=20), method=method)),
+    ):
+        (outcome,) = await custody.record_events(
+            principal=principal, secret=secret, submissions=[submission]
+        )
+        assert outcome.error is None, (code, outcome.error)
 
 
 _FACILITY_USERS = {

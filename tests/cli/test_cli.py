@@ -1,5 +1,6 @@
 """The `wastetrack` command and the service on a real uvicorn, against their own database."""
 
+import asyncio
 import io
 import json
 import os
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pypdf
 import pytest
@@ -30,8 +32,6 @@ def cli_env(server_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "WASTETRACK_DATA_DIR": str(tmp_path),
         "WASTETRACK_SECRET_KEY": "cli-test-secret-" + "y" * 32,
     }
-    import asyncio
-
     asyncio.run(db.drop_database(url))
 
 
@@ -128,6 +128,24 @@ def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> No
     second = run(cli_env, "demo")
     assert "nothing changed" in second.stdout
     assert json.loads(second.stdout.strip().splitlines()[-1]) == logins
+    counts = asyncio.run(_demo_counts(cli_env["WASTETRACK_DATABASE_URL"]))
+    assert counts["streams"] == 5  # batches of every stream
+    assert counts["port_calls"] >= 10 and counts["deliveries"] >= 10
+    assert counts["cleanups"] == 1 and counts["treated"] > 200
+
+
+async def _demo_counts(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        return {
+            "streams": await conn.fetchval("SELECT count(DISTINCT stream_id) FROM batch"),
+            "treated": await conn.fetchval("SELECT count(*) FROM batch WHERE state = 'treated'"),
+            "port_calls": await conn.fetchval("SELECT count(*) FROM port_call"),
+            "deliveries": await conn.fetchval("SELECT count(*) FROM delivery"),
+            "cleanups": await conn.fetchval("SELECT count(*) FROM cleanup"),
+        }
+    finally:
+        await conn.close()
 
 
 def test_service_on_uvicorn_tags_and_serves_a_decodable_label(cli_env: dict[str, str]) -> None:
