@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 
 from schemas.base import Schema
 from schemas.events import Latitude, Longitude
+from schemas.ports import BerthRead
 from wastetrack.batches.models import Unit
 
 
@@ -65,9 +66,10 @@ class LabelRead(Schema):
 
 
 class ScanRead(Schema):
-    kind: Literal["batch", "label"]
+    kind: Literal["batch", "label", "berth"]
     batch: BatchRead | None = None
     label: LabelRead | None = None
+    berth: BerthRead | None = None
     actions: list[str]
 
 

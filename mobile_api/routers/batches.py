@@ -6,12 +6,13 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
 from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
-from mobile_api.presenters import batch_read, render_public_page
+from mobile_api.presenters import batch_read, berth_read, render_public_page
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
 from wastetrack.batches import service as batches
 from wastetrack.custody import service as custody
 from wastetrack.custody.rules import EventType
+from wastetrack.scan import service as scanning
 
 router = APIRouter(prefix="/m/v1", tags=["batches"])
 
@@ -23,10 +24,14 @@ async def scan(
     qr: Annotated[str, Query(min_length=1, max_length=512, description="scanned URL or code")],
 ) -> ScanRead:
     """What a scanned QR code or typed code is, and what this user may do next."""
-    found = await custody.scan(principal=user, scanned=qr, secret=settings.secret_key)
+    found = await scanning.scan(principal=user, scanned=qr, secret=settings.secret_key)
     if found.batch is not None:
         return ScanRead(
             kind="batch", batch=batch_read(found.batch, settings), actions=found.actions
+        )
+    if found.berth is not None:
+        return ScanRead(
+            kind="berth", berth=berth_read(found.berth, settings), actions=found.actions
         )
     assert found.label is not None
     return ScanRead(

@@ -476,3 +476,25 @@ async def test_berth_plate_decodes_to_the_berth(
     png = await client.get(f"/m/v1/berths/{code}/label.png", headers=world.headers("port"))
     decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))]
     assert decoded == [harbour.berth_url]
+
+
+async def test_scanning_a_berth_plate_offers_a_delivery(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    operator = (
+        await client.get(
+            "/m/v1/scan", params={"qr": harbour.berth_url}, headers=world.headers("port")
+        )
+    ).json()
+    assert (operator["kind"], operator["actions"]) == ("berth", ["delivery"])
+    assert operator["berth"]["name"] == "3号泊位"
+    clinic = (
+        await client.get(
+            "/m/v1/scan", params={"qr": harbour.berth_url}, headers=world.headers("clinic")
+        )
+    ).json()
+    assert clinic["actions"] == []
+    forgery = await client.get(
+        "/m/v1/scan", params={"qr": forged(harbour.berth_url)}, headers=world.headers("port")
+    )
+    assert forgery.status_code == 404

@@ -1,0 +1,41 @@
+"""What a scanned QR code or typed code names: a batch, an unbound label or a berth plate."""
+
+from dataclasses import dataclass
+
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch, Label
+from wastetrack.core.errors import NotFound
+from wastetrack.core.principal import Principal
+from wastetrack.custody import service as custody
+from wastetrack.ports import service as ports
+from wastetrack.ports.models import Berth
+from wastetrack.registry.models import Vessel
+
+DELIVERY = "delivery"
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    batch: Batch | None
+    label: Label | None
+    berth: Berth | None
+    actions: list[str]
+
+
+async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
+    """The thing behind the code, with what this user may do next; unknown, forged and
+    mistyped codes get one and the same refusal."""
+    try:
+        found = await custody.scan(principal=principal, scanned=scanned, secret=secret)
+        return Scanned(found.batch, found.label, None, found.actions)
+    except NotFound as not_a_batch:
+        try:
+            berth = await ports.berth_from_scan(scanned, secret=secret, field="qr")
+        except NotFound:
+            raise not_a_batch from None
+    may_deliver = (
+        principal.role == Role.port_operator and principal.organization_id == berth.port_id
+    ) or (
+        principal.role == Role.generator and await Vessel.exists(owner_id=principal.organization_id)
+    )
+    return Scanned(None, None, berth, [DELIVERY] if may_deliver else [])
