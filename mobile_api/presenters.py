@@ -16,6 +16,7 @@ _BATCH_ATTRIBUTES = (
     "stream_id",
     "category_id",
     "waste_code",
+    "hazard",
     "producer_id",
     "origin_site_id",
     "quantity",

@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from schemas.base import Schema
-from schemas.events import Latitude, Longitude
+from schemas.events import Hazard, Latitude, Longitude
 from schemas.ports import BerthRead
 from wastetrack.batches.models import Unit
 
@@ -21,6 +21,7 @@ class BatchCreate(Schema):
     stream: str | None = Field(None, max_length=32)
     category: str = Field(max_length=64)
     waste_code: str | None = Field(None, max_length=16)
+    hazard: list[Hazard] | None = Field(None, max_length=5)
     quantity: Decimal = Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)
     unit: Unit
     producer_organization_id: int | None = None
@@ -40,6 +41,7 @@ class BatchRead(Schema):
     stream: str = Field(validation_alias="stream_id")
     category: str = Field(validation_alias="category_id")
     waste_code: str | None
+    hazard: list[str] | None
     producer_id: int
     origin_site_id: int | None
     quantity: Decimal

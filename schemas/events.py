@@ -14,6 +14,7 @@ from wastetrack.custody.rules import EventType, Outcome
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Hazard = Literal["T", "C", "I", "R", "In"]
 
 
 class EventCreate(Schema):
@@ -37,6 +38,9 @@ class EventCreate(Schema):
     stream: str | None = Field(None, max_length=32)
     category: str | None = Field(None, max_length=64)
     waste_code: str | None = Field(None, max_length=16)
+    hazard: list[Hazard] | None = Field(
+        None, max_length=5, description="hazard characteristics; default: the category's"
+    )
     quantity: Decimal | None = Field(None, gt=0, le=1_000_000, max_digits=12, decimal_places=3)
     unit: Unit | None = None
     producer_organization_id: int | None = None

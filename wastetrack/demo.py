@@ -275,6 +275,7 @@ async def _chains(
         extra: dict[str, Any] = {}
         if stream == "hazardous":
             extra["waste_code"] = "900-249-08"
+            extra["hazard"] = ["T", "I"]
         if producer in ("clinic", "hospital", "enterprise", "shop"):
             extra["carrier_organization_id"] = orgs["carrier"].id
         if producer == "collector":

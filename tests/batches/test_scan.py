@@ -174,7 +174,11 @@ async def test_tagging_refuses_absurd_quantities_and_bad_codes(
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["field"] == field, (change, response.json())
     assert await Batch.all().count() == 0
-    valid = {**medical_bag(stream="hazardous", category="hw.08", waste_code="900-249-08")}
+    valid = {
+        **medical_bag(
+            stream="hazardous", category="hw.08", waste_code="900-249-08", hazard=["T", "I"]
+        )
+    }
     valid.pop("event_type")
     assert (
         await client.post("/m/v1/batches", json=valid, headers=world.headers("clinic"))

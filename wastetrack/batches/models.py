@@ -53,6 +53,7 @@ class Batch(Model):
         "wastetrack.WasteCategory", related_name="batches", on_delete=fields.RESTRICT
     )
     waste_code = fields.CharField(max_length=16, null=True)
+    hazard: list[str] | None = fields.JSONField(null=True)
     producer: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="produced_batches", on_delete=fields.RESTRICT
     )

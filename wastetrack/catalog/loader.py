@@ -99,6 +99,16 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
     )
 
 
+async def load_stream_rules(client: BaseDBAsyncClient) -> None:
+    """Each stream's rules (treatment methods, fields required at tagging, manifest). Apart
+    from load_catalog, which older migrations run before the rules column exists."""
+    streams = read_data_file("streams.json")
+    await client.execute_many(
+        "UPDATE waste_stream SET rules = $2::jsonb WHERE code = $1",
+        [[s["code"], json.dumps(s["rules"], ensure_ascii=False)] for s in streams["items"]],
+    )
+
+
 async def unload_catalog(client: BaseDBAsyncClient) -> None:
     """Reverse of load_catalog: empties the catalog tables."""
     await client.execute_script(

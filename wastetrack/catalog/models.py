@@ -1,5 +1,7 @@
 """Reference catalog: waste streams, categories and treatment methods, loaded from data files."""
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -9,6 +11,8 @@ class WasteStream(Model):
     name_zh = fields.CharField(max_length=64)
     name_en = fields.CharField(max_length=64)
     default_unit = fields.CharField(max_length=8)
+    # The stream's rules as data: treatment_methods (null: any), tag_requires, manifest.
+    rules: dict[str, Any] | None = fields.JSONField(null=True)
     source = fields.CharField(max_length=255)
     edition = fields.CharField(max_length=32)
 

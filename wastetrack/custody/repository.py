@@ -88,6 +88,7 @@ NEW_BATCH_COLUMNS = {
     "stream_id": "text",
     "category_id": "text",
     "waste_code": "text",
+    "hazard": "jsonb",
     "producer_id": "int",
     "origin_site_id": "int",
     "region_path": "text",
@@ -185,7 +186,13 @@ async def insert_batches(batches: Sequence[Batch]) -> None:
     columns = ", ".join(NEW_BATCH_COLUMNS)
     await connections.get("default").execute_query(
         f"INSERT INTO batch ({columns}) SELECT * FROM unnest({_unnest(NEW_BATCH_COLUMNS)})",
-        [[_value(getattr(b, name)) for b in batches] for name in NEW_BATCH_COLUMNS],
+        [
+            [
+                json.dumps(b.hazard or []) if name == "hazard" else _value(getattr(b, name))
+                for b in batches
+            ]
+            for name in NEW_BATCH_COLUMNS
+        ],
     )
 
 

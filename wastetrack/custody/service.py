@@ -423,6 +423,10 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
         )
     category = await catalog.category_for_stream(stream=stream, category=sub.category or "")
     await catalog.validate_waste_code(category=category.key, waste_code=sub.waste_code)
+    rules = (await catalog.snapshot()).streams[stream].rules or {}
+    for required in rules.get("tag_requires", []):
+        if not getattr(sub, required):
+            raise ValidationFailed(f"{required} is required to tag {stream} waste", field=required)
     assert sub.quantity is not None and sub.unit is not None
     if sub.quantity > MAX_QUANTITY[sub.unit]:
         raise ValidationFailed(
@@ -472,6 +476,7 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
         stream_id=stream,
         category_id=category.key,
         waste_code=sub.waste_code,
+        hazard=sub.hazard or list(category.hazard),
         producer_id=producer.id,
         origin_site_id=sub.origin_site_id,
         region_path=producer.region.path,
@@ -633,6 +638,12 @@ async def _treated(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> 
         raise ValidationFailed(f"unknown treatment method {sub.method!r}", field="method")
     if method.code not in allowed:
         raise Forbidden(f"your licence does not cover method {method.code}", field="method")
+    stream_methods = (snap.streams[batch.stream_id].rules or {}).get("treatment_methods")
+    if stream_methods is not None and method.code not in stream_methods:
+        raise RuleViolation(
+            f"{batch.stream_id} waste may only be treated by {', '.join(stream_methods)}",
+            field="method",
+        )
     # Storage and grouping (R12, R13, D13-D15) are not a fate: the batch waits at the facility.
     state = State.treated if method.mode in FINAL_MODES else State.stored
     return _new_event(
