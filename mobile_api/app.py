@@ -1,15 +1,32 @@
 """The FastAPI application: routers, error mapping and the database's life."""
 
+import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from tortoise.transactions import in_transaction
 
 from mobile_api import errors
-from mobile_api.routers import admin, auth, batches, catalog, events, photos, ports
+from mobile_api.routers import admin, auth, batches, catalog, events, medical, photos, ports
+from wastetrack.alerts import service as alerts
 from wastetrack.core import db
 from wastetrack.core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+async def _watch_alerts(interval: float) -> None:
+    """Raise time-based alerts (overdue storage) even when nobody is looking at them."""
+    while True:
+        try:
+            async with in_transaction():
+                await alerts.refresh()
+        except Exception:  # a failed round must not end the watch
+            log.exception("alert refresh failed")
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> FastAPI:
@@ -28,7 +45,13 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                 # collector from walking it again on every full collection.
                 gc.collect()
                 gc.freeze()
-                yield
+                watcher = asyncio.create_task(_watch_alerts(settings.alert_refresh_seconds))
+                try:
+                    yield
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
 
     app = FastAPI(
         title="wastetrack",
@@ -38,7 +61,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (auth, catalog, batches, events, photos, ports, admin):
+    for module in (auth, catalog, batches, events, photos, ports, medical, admin):
         app.include_router(module.router)
     app.include_router(batches.public_router)
     app.include_router(ports.public_router)

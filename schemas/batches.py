@@ -88,3 +88,13 @@ class PhotoRead(Schema):
     width: int
     height: int
     created: bool
+
+
+class FateRead(Schema):
+    code: str
+    state: str
+    containers: list[str] = Field(description="containers it was aggregated into, innermost first")
+    fate_state: str = Field(description="the state of the batch or its outermost container")
+    method: str | None
+    mode: str | None
+    treated_at: datetime | None

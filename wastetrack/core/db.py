@@ -21,6 +21,7 @@ MODEL_MODULES = [
     "wastetrack.custody.models",
     "wastetrack.evidence.models",
     "wastetrack.ports.models",
+    "wastetrack.alerts.models",
 ]
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     photo_max_bytes: int = 5 * 1024 * 1024
     sync_max_events: int = 500
     db_pool_size: int = 10
+    alert_refresh_seconds: float = Field(300, description="how often time-based alerts are raised")
 
     @property
     def base_url(self) -> str:

@@ -839,3 +839,28 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult
         raise NotFound(batches.NOT_FOUND, field="qr")
     actions = [EventType.tagged.value] if principal.role in TAGGING_ROLES else []
     return ScanResult(batch=None, label=label, actions=actions)
+
+
+async def fate(*, principal: Principal, code: str) -> dict[str, Any]:
+    """What became of a batch the user may see, following it into the containers it was
+    aggregated into (a clinic's bag in a carrier's round), without naming other parties."""
+    batch = await batches.get_visible_batch(principal, code)
+    final = batch
+    containers = []
+    while final.parent_id is not None:
+        final = await Batch.get(id=final.parent_id)
+        containers.append(final.code)
+    treated = (
+        await CustodyEvent.filter(batch_id=final.id, event_type=EventType.treated)
+        .order_by("-seq")
+        .first()
+    )
+    return {
+        "code": batch.code,
+        "state": batch.state,
+        "containers": containers,
+        "fate_state": final.state,
+        "method": treated.method_id if treated else None,
+        "mode": treated.mode if treated else None,
+        "treated_at": treated.device_time if treated else None,
+    }

@@ -1,0 +1,41 @@
+"""Alerts, the fate of a bag, and which clinics the medical-waste collection reaches."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from mobile_api.deps import CurrentUser, ManagerOnly, Transaction
+from schemas.alerts import AlertRead, MedicalCoverageRead
+from schemas.batches import FateRead
+from wastetrack.alerts import service as alerts
+from wastetrack.custody import service as custody
+from wastetrack.medical import service as medical
+
+router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
+
+
+@router.get("/alerts", response_model=list[AlertRead])
+async def list_alerts(user: CurrentUser, _: Transaction, open_only: bool = True) -> list:
+    """Alerts of your organization (managers: their region), such as overdue medical storage."""
+    return await alerts.list_alerts(principal=user, open_only=open_only)
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertRead)
+async def acknowledge_alert(alert_id: int, user: ManagerOnly, _: Transaction) -> object:
+    """Acknowledge an alert; who and when are kept."""
+    return await alerts.acknowledge(principal=user, alert_id=alert_id)
+
+
+@router.get("/batches/{code}/fate", response_model=FateRead)
+async def batch_fate(code: str, user: CurrentUser) -> dict:
+    """What became of a batch, followed into the containers it was aggregated into."""
+    return await custody.fate(principal=user, code=code)
+
+
+@router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)
+async def medical_coverage(
+    user: ManagerOnly, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> dict:
+    """Clinics and hospitals collected in the last N days (≤ 19-bed clinics apart), with the
+    ones missed."""
+    return await medical.collection_coverage(principal=user, days=days)
