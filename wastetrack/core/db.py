@@ -22,6 +22,7 @@ MODEL_MODULES = [
     "wastetrack.evidence.models",
     "wastetrack.ports.models",
     "wastetrack.alerts.models",
+    "wastetrack.household.models",
 ]
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,7 @@
 """Port rules: berths, port calls, deliveries that enter the custody chain, receipts, clean-ups,
 float replacement, zero-waste sea areas and the port collection-and-treatment rate."""
 
-import hashlib
 import math
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -13,7 +11,6 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from schemas.events import EventCreate
 from schemas.ports import (
     CleanUpCreate,
     DeliveryCreate,
@@ -22,13 +19,13 @@ from schemas.ports import (
     NotificationLine,
 )
 from wastetrack.auth.models import Role
-from wastetrack.batches.models import Batch, Unit
+from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
-from wastetrack.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.custody import service as custody
-from wastetrack.custody.rules import EventType, State
+from wastetrack.custody import intake
+from wastetrack.custody.rules import State
 from wastetrack.evidence.models import Photo
 from wastetrack.ports.loader import read_data_file
 from wastetrack.ports.models import (
@@ -267,115 +264,14 @@ async def _resolve_lines(lines: list[DeliveryLineCreate]) -> list[_Line]:
     return resolved
 
 
-def _digest(submission: DeliveryCreate | CleanUpCreate) -> str:
-    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
-
-
-def _line_event_id(client_event_id: uuid.UUID, index: int, step: str) -> uuid.UUID:
-    """Stable ids for the custody events a record makes, so its resend makes none."""
-    return uuid.uuid5(client_event_id, f"{index}:{step}")
-
-
-async def _chain_batches(
-    *,
-    principal: Principal,
-    record_id: uuid.UUID,
-    when: datetime,
-    secret: str,
-    lines: list[tuple[str, Decimal, Unit]],
-    producer_id: int,
-    handover_to: int | None,
-    latitude: float | None,
-    longitude: float | None,
-) -> list[Batch]:
-    """Tag one batch per line and put it in the port's (or team's) hands, through the custody
-    chain itself; any refusal undoes the whole record."""
-    submissions = []
-    for index, (category, quantity, unit) in enumerate(lines):
-        base = {"device_time": when, "latitude": latitude, "longitude": longitude}
-        submissions.append(
-            EventCreate.model_validate(
-                {
-                    **base,
-                    "client_event_id": _line_event_id(record_id, index, "tagged"),
-                    "event_type": EventType.tagged,
-                    "stream": MARINE_STREAM,
-                    "category": category,
-                    "quantity": quantity,
-                    "unit": unit,
-                    "producer_organization_id": producer_id,
-                }
-            )
-        )
-    outcomes = await custody.record_events(
-        principal=principal, submissions=submissions, secret=secret
-    )
-    batches = []
-    follow = []
-    for index, outcome in enumerate(outcomes):
-        if outcome.error is not None:
-            outcome.error.field = f"lines[{index}].{outcome.error.field or 'category'}"
-            raise outcome.error
-        assert outcome.batch is not None
-        batches.append(outcome.batch)
-        step = EventType.handed_over if handover_to else EventType.collected
-        follow.append(
-            EventCreate.model_validate(
-                {
-                    "client_event_id": _line_event_id(record_id, index, step.value),
-                    "event_type": step,
-                    "batch": outcome.batch.code,
-                    "device_time": when,
-                    "latitude": latitude,
-                    "longitude": longitude,
-                    **({"to_organization_id": handover_to} if handover_to else {}),
-                }
-            )
-        )
-    for outcome in await custody.record_events(
-        principal=principal, submissions=follow, secret=secret
-    ):
-        if outcome.error is not None:
-            raise outcome.error
-    return batches
-
-
-@dataclass(slots=True)
-class RecordResult:
-    client_event_id: uuid.UUID
-    status: str
-    record_id: int | None = None
-    error: DomainError | None = None
-    flags: list[str] | None = None
-
-
-async def _seen(
-    model: type[Delivery] | type[CleanUp], client_event_id: uuid.UUID, digest: str
-) -> RecordResult | None:
-    known = await model.get_or_none(client_event_id=client_event_id)
-    if known is None:
-        return None
-    if known.payload_digest == digest:
-        return RecordResult(client_event_id, "duplicate", known.id)
-    return RecordResult(
-        client_event_id,
-        "conflict",
-        known.id,
-        Conflict(
-            "this client_event_id was already used for a record with other content",
-            field="client_event_id",
-        ),
-    )
-
-
 async def record_delivery(
     *, principal: Principal, submission: DeliveryCreate, secret: str
-) -> RecordResult:
+) -> intake.RecordResult:
     """Record what a vessel handed over at a berth: one batch per line enters the custody
     chain in the port's hands. Far from the berth or without an open port call it is kept but
     flagged. Exactly once per client_event_id."""
-    digest = _digest(submission)
-    seen = await _seen(Delivery, submission.client_event_id, digest)
+    digest = intake.digest(submission)
+    seen = await intake.seen(Delivery, submission.client_event_id, digest)
     if seen is not None:
         return seen
     berth = await berth_from_scan(submission.berth, secret=secret)
@@ -403,19 +299,20 @@ async def record_delivery(
         if distance > berth.geofence_m:
             flags.append(OUTSIDE_GEOFENCE)
     async with in_transaction():
-        batches = await _chain_batches(
+        batches = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,
             when=submission.ended_at,
             secret=secret,
+            stream=MARINE_STREAM,
             producer_id=producer,
             handover_to=handover_to,
             latitude=submission.latitude,
             longitude=submission.longitude,
             lines=[
-                (line.category, line.mass_kg, Unit.KG)
+                intake.IntakeLine(line.category, line.mass_kg, Unit.KG)
                 if line.mass_kg is not None
-                else (line.category, line.volume_m3 or Decimal(0), Unit.M3)
+                else intake.IntakeLine(line.category, line.volume_m3 or Decimal(0), Unit.M3)
                 for line in lines
             ],
         )
@@ -453,7 +350,7 @@ async def record_delivery(
                 for line, batch in zip(lines, batches, strict=True)
             ]
         )
-    return RecordResult(submission.client_event_id, "applied", delivery.id, flags=flags)
+    return intake.RecordResult(submission.client_event_id, "applied", delivery.id, flags=flags)
 
 
 async def _port_call_for(
@@ -575,11 +472,11 @@ async def receipt_pdf(
 
 async def record_cleanup(
     *, principal: Principal, submission: CleanUpCreate, secret: str
-) -> RecordResult:
+) -> intake.RecordResult:
     """Record a beach or sea-surface clean-up; what it picked up enters the custody chain as
     one batch of beach litter in the team's hands. Exactly once per client_event_id."""
-    digest = _digest(submission)
-    seen = await _seen(CleanUp, submission.client_event_id, digest)
+    digest = intake.digest(submission)
+    seen = await intake.seen(CleanUp, submission.client_event_id, digest)
     if seen is not None:
         return seen
     if principal.role not in CLEANUP_ROLES:
@@ -597,12 +494,13 @@ async def record_cleanup(
     if missing:
         raise ValidationFailed("upload the photos before referring to them", field="photos")
     async with in_transaction():
-        (batch,) = await _chain_batches(
+        (batch,) = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,
             when=submission.ended_at,
             secret=secret,
-            lines=[(BEACH_LITTER, submission.total_weight_kg, Unit.KG)],
+            stream=MARINE_STREAM,
+            lines=[intake.IntakeLine(BEACH_LITTER, submission.total_weight_kg, Unit.KG)],
             producer_id=principal.organization_id,
             handover_to=None,
             latitude=submission.latitude,
@@ -616,7 +514,7 @@ async def record_cleanup(
             client_event_id=submission.client_event_id,
             payload_digest=digest,
         )
-    return RecordResult(submission.client_event_id, "applied", cleanup.id)
+    return intake.RecordResult(submission.client_event_id, "applied", cleanup.id)
 
 
 def _cleanup_scope(principal: Principal) -> Q:

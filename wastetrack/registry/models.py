@@ -38,6 +38,8 @@ class Region(Model):
     )
     # Materialized path "/1/4/17/" so a subtree is one indexed prefix match.
     path = fields.CharField(max_length=255, db_index=True)
+    # Since when the community or village has sorted household-waste collection (分类收集).
+    sorted_collection_since = fields.DateField(null=True)
 
     class Meta:
         table = "region"
@@ -73,6 +75,8 @@ class Site(Model):
     )
     latitude = fields.FloatField()
     longitude = fields.FloatField()
+    # The fixed QR plate of the site (e.g. a 投放点 collection point).
+    code = fields.CharField(max_length=16, unique=True, null=True)
 
     class Meta:
         table = "site"

@@ -1,0 +1,127 @@
+"""Records that bring waste into the custody chain (a vessel's delivery, a clean-up, a pickup
+at a collection point): each line becomes a batch, tagged and put in the recorder's (or a
+receiver's) hands through the chain itself, and a record is applied exactly once."""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.events import EventCreate
+from wastetrack.batches.models import Batch, Unit
+from wastetrack.core.errors import Conflict, DomainError
+from wastetrack.core.principal import Principal
+from wastetrack.custody import service as custody
+from wastetrack.custody.rules import EventType
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeLine:
+    category: str
+    quantity: Decimal
+    unit: Unit
+
+
+@dataclass(slots=True)
+class RecordResult:
+    client_event_id: uuid.UUID
+    status: str
+    record_id: int | None = None
+    error: DomainError | None = None
+    flags: list[str] | None = None
+
+
+def digest(submission: BaseModel) -> str:
+    """The same content always serializes the same way: fields in declaration order."""
+    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+
+
+async def seen(model: Any, client_event_id: uuid.UUID, payload_digest: str) -> RecordResult | None:
+    """A resend's answer, when a record with this client_event_id exists: duplicate with the
+    same content, conflict with other content."""
+    known = await model.get_or_none(client_event_id=client_event_id)
+    if known is None:
+        return None
+    if known.payload_digest == payload_digest:
+        return RecordResult(client_event_id, "duplicate", known.id)
+    return RecordResult(
+        client_event_id,
+        "conflict",
+        known.id,
+        Conflict(
+            "this client_event_id was already used for a record with other content",
+            field="client_event_id",
+        ),
+    )
+
+
+def _event_id(record_id: uuid.UUID, index: int, step: str) -> uuid.UUID:
+    """Stable ids for the custody events a record makes, so its resend makes none."""
+    return uuid.uuid5(record_id, f"{index}:{step}")
+
+
+async def take_in(
+    *,
+    principal: Principal,
+    record_id: uuid.UUID,
+    when: datetime,
+    secret: str,
+    stream: str,
+    lines: list[IntakeLine],
+    producer_id: int,
+    handover_to: int | None,
+    latitude: float | None,
+    longitude: float | None,
+    origin_site_id: int | None = None,
+) -> list[Batch]:
+    """Tag one batch per line and put it in the recorder's hands (collected), or hand it to
+    `handover_to`; any refusal raises, naming the line, and the caller's savepoint undoes all."""
+    place = {"device_time": when, "latitude": latitude, "longitude": longitude}
+    tags = [
+        EventCreate.model_validate(
+            {
+                **place,
+                "client_event_id": _event_id(record_id, index, "tagged"),
+                "event_type": EventType.tagged,
+                "stream": stream,
+                "category": line.category,
+                "quantity": line.quantity,
+                "unit": line.unit,
+                "producer_organization_id": producer_id,
+                "origin_site_id": origin_site_id,
+            }
+        )
+        for index, line in enumerate(lines)
+    ]
+    batches = []
+    for index, outcome in enumerate(
+        await custody.record_events(principal=principal, submissions=tags, secret=secret)
+    ):
+        if outcome.error is not None:
+            outcome.error.field = f"lines[{index}].{outcome.error.field or 'category'}"
+            raise outcome.error
+        assert outcome.batch is not None
+        batches.append(outcome.batch)
+    step = EventType.handed_over if handover_to else EventType.collected
+    follow = [
+        EventCreate.model_validate(
+            {
+                **place,
+                "client_event_id": _event_id(record_id, index, step.value),
+                "event_type": step,
+                "batch": batch.code,
+                **({"to_organization_id": handover_to} if handover_to else {}),
+            }
+        )
+        for index, batch in enumerate(batches)
+    ]
+    for outcome in await custody.record_events(
+        principal=principal, submissions=follow, secret=secret
+    ):
+        if outcome.error is not None:
+            raise outcome.error
+    return batches

@@ -1,0 +1,37 @@
+"""Household waste sorting: pickups at collection points and their sorting-quality checks."""
+
+from decimal import Decimal
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Pickup(Model):
+    """A collector's pickup of one class at a collection point; it became a batch."""
+
+    id = fields.IntField(primary_key=True)
+    site_id: int
+    site: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Site", related_name="pickups", on_delete=fields.RESTRICT
+    )
+    region_path = fields.CharField(max_length=255, db_index=True)
+    batch_id: int
+    batch: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Batch", related_name="pickups", on_delete=fields.RESTRICT
+    )
+    picked_up_at = fields.DatetimeField(db_index=True)
+    quality_checked = fields.BooleanField(default=False)
+    quality_passed = fields.BooleanField(null=True)
+    contamination_share: Decimal | None = fields.DecimalField(
+        max_digits=4, decimal_places=3, null=True
+    )
+    photo_sha256 = fields.CharField(max_length=64, null=True)
+    recorded_by_id: int
+    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.User", related_name="pickups", on_delete=fields.RESTRICT
+    )
+    client_event_id = fields.UUIDField(unique=True)
+    payload_digest = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "pickup"
