@@ -1,10 +1,9 @@
 """Alerts and the medical collection coverage."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from schemas.base import Schema
+from schemas.base import Ratio, Schema
 
 
 class AlertRead(Schema):
@@ -19,13 +18,6 @@ class AlertRead(Schema):
     acknowledged_at: datetime | None
 
 
-class Count(Schema):
-    numerator: int
-    denominator: int
-    rate: Decimal | None
-    unit: str
-
-
 class MissedInstitution(Schema):
     id: int
     name: str
@@ -36,6 +28,6 @@ class MissedInstitution(Schema):
 class MedicalCoverageRead(Schema):
     days: int
     since: datetime
-    all_institutions: Count
-    small_clinics: Count
+    all_institutions: Ratio
+    small_clinics: Ratio
     not_collected: list[MissedInstitution]

@@ -1,5 +1,6 @@
 """The one base model every API contract builds on."""
 
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -20,3 +21,12 @@ def field_of(location: tuple[Any, ...] | list[Any]) -> str:
         elif part not in ("body", "query", "path", "form"):
             parts.append(str(part))
     return ".".join(parts)
+
+
+class Ratio(Schema):
+    """A rate is never shown bare: numerator, denominator and unit come with it."""
+
+    numerator: Decimal
+    denominator: Decimal
+    rate: Decimal | None
+    unit: str

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.base import Schema
+from schemas.base import Ratio, Schema
 from schemas.events import Latitude, Longitude, Sha256
 
 Volume = Annotated[Decimal, Field(ge=0, le=10_000, max_digits=10, decimal_places=3)]
@@ -201,15 +201,6 @@ class SeaAreaRead(Schema):
     zero_waste: bool
     polygon: list[list[float]]
     source: str
-
-
-class Ratio(Schema):
-    """A rate is never shown bare: numerator, denominator and the period."""
-
-    numerator: Decimal
-    denominator: Decimal
-    rate: Decimal | None
-    unit: str
 
 
 class PortGroupMetric(Schema):

@@ -104,8 +104,8 @@ async def test_coverage_counts_small_clinics_apart(client: httpx.AsyncClient, wo
             "/m/v1/metrics/medical-coverage", params={"days": 30}, headers=world.headers("manager")
         )
     ).json()
-    assert coverage["all_institutions"]["numerator"] == 1
-    assert coverage["all_institutions"]["denominator"] == 2
+    assert coverage["all_institutions"]["numerator"] == "1"
+    assert coverage["all_institutions"]["denominator"] == "2"
     assert coverage["small_clinics"]["rate"] == "0.5000"
     assert [m["name"] for m in coverage["not_collected"]] == ["石岛卫生院"]
     assert (

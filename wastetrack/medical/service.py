@@ -1,25 +1,15 @@
 """Medical waste: which clinics and hospitals the collection system reaches."""
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry.models import Organization, OrganizationKind
 
 SMALL_CLINIC_MAX_BEDS = 19  # the plan (第九章 第三节): clinics of 19 beds or fewer
-
-
-def _ratio(numerator: int, denominator: int) -> dict[str, Any]:
-    rate = (Decimal(numerator) / denominator).quantize(Decimal("0.0001")) if denominator else None
-    return {
-        "numerator": numerator,
-        "denominator": denominator,
-        "rate": rate,
-        "unit": "institutions",
-    }
 
 
 async def collection_coverage(
@@ -50,8 +40,8 @@ async def collection_coverage(
     return {
         "days": days,
         "since": now - timedelta(days=days),
-        "all_institutions": _ratio(len(collected), len(institutions)),
-        "small_clinics": _ratio(sum(o.id in collected for o in small), len(small)),
+        "all_institutions": ratio(len(collected), len(institutions), "institutions"),
+        "small_clinics": ratio(sum(o.id in collected for o in small), len(small), "institutions"),
         "not_collected": [
             {"id": o.id, "name": o.name, "kind": o.kind.value, "bed_count": o.bed_count}
             for o in institutions

@@ -3,7 +3,7 @@ float replacement, zero-waste sea areas and the port collection-and-treatment ra
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from wastetrack.core.metrics import period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
 from wastetrack.custody.rules import State
@@ -572,20 +573,6 @@ async def list_float_replacements(*, principal: Principal) -> list[FloatReplacem
 # ---- metrics ---------------------------------------------------------------------------------
 
 
-def _ratio(numerator: Decimal, denominator: Decimal, unit: str) -> dict[str, Any]:
-    rate = (numerator / denominator).quantize(Decimal("0.0001")) if denominator else None
-    return {"numerator": numerator, "denominator": denominator, "rate": rate, "unit": unit}
-
-
-def period_bounds(date_from: date, date_to: date, timezone: str) -> tuple[datetime, datetime]:
-    """Calendar days in the city's time zone, both ends included."""
-    if date_to < date_from:
-        raise ValidationFailed("date_to precedes date_from", field="date_to")
-    tz = ZoneInfo(timezone)
-    start = datetime.combine(date_from, time.min, tz)
-    return start, datetime.combine(date_to + timedelta(days=1), time.min, tz)
-
-
 async def port_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> dict[str, Any]:
@@ -639,7 +626,7 @@ async def port_metrics(
                     "expected": expected,
                     "delivered": delivered,
                     "treated": treated,
-                    "collection_treatment_rate": _ratio(treated, expected, group["unit"]),
+                    "collection_treatment_rate": ratio(treated, expected, group["unit"]),
                 }
             )
         result.append(
@@ -659,7 +646,7 @@ async def port_metrics(
         "date_to": date_to,
         "timezone": timezone,
         "ports": result,
-        "reception_facility_share": _ratio(Decimal(equipped), Decimal(len(listed)), "ports"),
+        "reception_facility_share": ratio(Decimal(equipped), Decimal(len(listed)), "ports"),
     }
 
 
@@ -713,7 +700,7 @@ async def sea_area_metrics(
                 "name_zh": area.name_zh,
                 "vessels": len(members),
                 "vessels_with_deliveries": with_deliveries,
-                "share": _ratio(Decimal(with_deliveries), Decimal(len(members)), "vessels"),
+                "share": ratio(Decimal(with_deliveries), Decimal(len(members)), "vessels"),
             }
         )
     return {"date_from": date_from, "date_to": date_to, "timezone": timezone, "areas": areas}

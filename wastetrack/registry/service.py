@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from wastetrack.catalog import service as catalog
+from wastetrack.core import codes
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.registry.models import (
     FacilityLicence,
@@ -127,8 +128,14 @@ async def create_site(
         raise ValidationFailed("latitude must lie between -90 and 90", field="latitude")
     if not (-180 <= longitude <= 180):
         raise ValidationFailed("longitude must lie between -180 and 180", field="longitude")
+    # Every site gets a fixed QR plate: collection points are scanned at each pickup.
     return await Site.create(
-        organization=org, name=name, region=region, latitude=latitude, longitude=longitude
+        organization=org,
+        name=name,
+        region=region,
+        latitude=latitude,
+        longitude=longitude,
+        code=codes.new_code(),
     )
 
 

@@ -1,0 +1,159 @@
+"""Household waste sorting (生活垃圾分类): pickups at collection points with a quality check,
+which communities and villages sort, and the coverage and accuracy that follow."""
+
+from datetime import date
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from schemas.household import PickupCreate
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Unit
+from wastetrack.catalog import service as catalog
+from wastetrack.core import codes
+from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
+from wastetrack.core.metrics import period_bounds, ratio
+from wastetrack.core.principal import Principal
+from wastetrack.custody import intake
+from wastetrack.evidence.models import Photo
+from wastetrack.household.models import Pickup
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import Region, RegionLevel, Site
+
+HOUSEHOLD = "household"
+
+
+async def site_from_scan(scanned: str, *, secret: str, field: str = "site") -> Site:
+    """The collection point a scanned plate names; forged codes are refused like unknown ones."""
+    code = codes.code_from_scan(scanned, secret=secret)
+    site = await Site.get_or_none(code=code).prefetch_related("region") if code else None
+    if site is None:
+        raise NotFound("no collection point with this code", field=field)
+    return site
+
+
+async def record_pickup(
+    *, principal: Principal, submission: PickupCreate, secret: str
+) -> intake.RecordResult:
+    """A collector picks up one class at a scanned collection point: the load becomes a batch
+    in the collector's hands, with its sorting-quality check. Exactly once."""
+    digest = intake.digest(submission)
+    seen = await intake.seen(Pickup, submission.client_event_id, digest)
+    if seen is not None:
+        return seen
+    if principal.role != Role.collector:
+        raise Forbidden("pickups are recorded by collectors", field="role")
+    site = await site_from_scan(submission.site, secret=secret)
+    await catalog.category_for_stream(stream=HOUSEHOLD, category=submission.category)
+    quality = submission.quality
+    if (
+        quality is not None
+        and quality.photo_sha256 is not None
+        and not await Photo.exists(sha256=quality.photo_sha256)
+    ):
+        raise ValidationFailed(
+            "upload the photo before referring to it", field="quality.photo_sha256"
+        )
+    async with in_transaction():
+        (batch,) = await intake.take_in(
+            principal=principal,
+            record_id=submission.client_event_id,
+            when=submission.device_time,
+            secret=secret,
+            stream=HOUSEHOLD,
+            lines=[intake.IntakeLine(submission.category, submission.weight_kg, Unit.KG)],
+            producer_id=site.organization_id,
+            handover_to=None,
+            origin_site_id=site.id,
+            latitude=submission.latitude,
+            longitude=submission.longitude,
+        )
+        pickup = await Pickup.create(
+            site=site,
+            region_path=site.region.path,
+            batch_id=batch.id,
+            picked_up_at=submission.device_time,
+            quality_checked=quality is not None,
+            quality_passed=quality.passed if quality else None,
+            contamination_share=quality.contamination_share if quality else None,
+            photo_sha256=quality.photo_sha256 if quality else None,
+            recorded_by_id=principal.user_id,
+            client_event_id=submission.client_event_id,
+            payload_digest=digest,
+        )
+    return intake.RecordResult(submission.client_event_id, "applied", pickup.id)
+
+
+async def get_pickup(*, principal: Principal, pickup_id: int) -> Pickup:
+    """A pickup the user recorded or manages."""
+    pickup = await Pickup.get_or_none(id=pickup_id).prefetch_related("batch")
+    if pickup is None or not (
+        pickup.recorded_by_id == principal.user_id
+        or principal.role == Role.admin
+        or (principal.sees_region and pickup.region_path.startswith(principal.region_path))
+    ):
+        raise NotFound(f"no pickup {pickup_id}", field="pickup_id")
+    return pickup
+
+
+async def set_sorted_collection(*, region_id: int, since: date | None) -> Region:
+    """Record since when a community or village has sorted collection (None: it has none)."""
+    region = await registry.get_region(region_id)
+    if region.level != RegionLevel.village:
+        raise ValidationFailed(
+            "sorted collection is recorded per community or village", field="region_id"
+        )
+    region.sorted_collection_since = since
+    await region.save(update_fields=["sorted_collection_since"])
+    return region
+
+
+async def sorting_metrics(
+    *, principal: Principal, date_from: date, date_to: date, timezone: str
+) -> dict[str, Any]:
+    """Sorting coverage (communities and villages with sorted collection by the end of the
+    period ÷ all) and sorting accuracy (quality checks passed ÷ performed in the period), for
+    the user's region and per town."""
+    start, end = period_bounds(date_from, date_to, timezone)
+    regions = await Region.filter(path__startswith=principal.region_path).order_by("path")
+    villages = [r for r in regions if r.level == RegionLevel.village]
+    checks = await Pickup.filter(
+        region_path__startswith=principal.region_path,
+        picked_up_at__gte=start,
+        picked_up_at__lt=end,
+        quality_checked=True,
+    ).values("region_path", "quality_passed")
+
+    def covered(group: list[Region]) -> int:
+        return sum(
+            1
+            for v in group
+            if v.sorted_collection_since is not None and v.sorted_collection_since <= date_to
+        )
+
+    towns = []
+    for town in (r for r in regions if r.level == RegionLevel.town):
+        in_town = [v for v in villages if v.path.startswith(town.path)]
+        town_checks = [c for c in checks if c["region_path"].startswith(town.path)]
+        towns.append(
+            {
+                "region_id": town.id,
+                "name": town.name,
+                "coverage": ratio(covered(in_town), len(in_town), "communities and villages"),
+                "accuracy": ratio(
+                    sum(bool(c["quality_passed"]) for c in town_checks),
+                    len(town_checks),
+                    "quality checks",
+                ),
+            }
+        )
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "timezone": timezone,
+        "coverage": ratio(covered(villages), len(villages), "communities and villages"),
+        "accuracy": ratio(
+            sum(bool(c["quality_passed"]) for c in checks), len(checks), "quality checks"
+        ),
+        "towns": towns,
+    }
