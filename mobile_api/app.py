@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from tortoise.transactions import in_transaction
 
 from mobile_api import errors
-from mobile_api.routers import admin, auth, batches, catalog, events, medical, photos, ports
+from mobile_api.routers import (
+    admin,
+    auth,
+    batches,
+    catalog,
+    events,
+    household,
+    medical,
+    photos,
+    ports,
+)
 from wastetrack.alerts import service as alerts
 from wastetrack.core import db
 from wastetrack.core.settings import Settings, get_settings
@@ -61,7 +71,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (auth, catalog, batches, events, photos, ports, medical, admin):
+    for module in (auth, catalog, batches, events, photos, ports, medical, household, admin):
         app.include_router(module.router)
     app.include_router(batches.public_router)
     app.include_router(ports.public_router)

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field
 from schemas.base import Schema
 from schemas.events import Hazard, Latitude, Longitude
 from schemas.ports import BerthRead
+from schemas.registry import SiteRead
 from wastetrack.batches.models import Unit
 
 
@@ -68,10 +69,11 @@ class LabelRead(Schema):
 
 
 class ScanRead(Schema):
-    kind: Literal["batch", "label", "berth"]
+    kind: Literal["batch", "label", "berth", "site"]
     batch: BatchRead | None = None
     label: LabelRead | None = None
     berth: BerthRead | None = None
+    site: SiteRead | None = None
     actions: list[str]
 
 

@@ -23,6 +23,7 @@ class RegionRead(Schema):
     level: RegionLevel
     parent_id: int | None
     path: str
+    sorted_collection_since: date | None
 
 
 class OrganizationCreate(Schema):
@@ -66,6 +67,7 @@ class SiteRead(Schema):
     region_id: int
     latitude: float
     longitude: float
+    code: str | None = Field(description="the site's fixed QR plate code")
 
 
 class LicenceCreate(Schema):

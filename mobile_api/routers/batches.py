@@ -9,6 +9,7 @@ from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
 from mobile_api.presenters import batch_read, berth_read, render_public_page
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
+from schemas.registry import SiteRead
 from wastetrack.batches import service as batches
 from wastetrack.custody import service as custody
 from wastetrack.custody.rules import EventType
@@ -28,6 +29,10 @@ async def scan(
     if found.batch is not None:
         return ScanRead(
             kind="batch", batch=batch_read(found.batch, settings), actions=found.actions
+        )
+    if found.site is not None:
+        return ScanRead(
+            kind="site", site=SiteRead.model_validate(found.site), actions=found.actions
         )
     if found.berth is not None:
         return ScanRead(

@@ -1,4 +1,5 @@
-"""What a scanned QR code or typed code names: a batch, an unbound label or a berth plate."""
+"""What a scanned QR code or typed code names: a batch, an unbound label, a berth plate or a
+collection point's plate."""
 
 from dataclasses import dataclass
 
@@ -7,11 +8,13 @@ from wastetrack.batches.models import Batch, Label
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody import service as custody
+from wastetrack.household import service as household
 from wastetrack.ports import service as ports
 from wastetrack.ports.models import Berth
-from wastetrack.registry.models import Vessel
+from wastetrack.registry.models import Site, Vessel
 
 DELIVERY = "delivery"
+PICKUP = "pickup"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +22,7 @@ class Scanned:
     batch: Batch | None
     label: Label | None
     berth: Berth | None
+    site: Site | None
     actions: list[str]
 
 
@@ -27,15 +31,21 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
     mistyped codes get one and the same refusal."""
     try:
         found = await custody.scan(principal=principal, scanned=scanned, secret=secret)
-        return Scanned(found.batch, found.label, None, found.actions)
+        return Scanned(found.batch, found.label, None, None, found.actions)
     except NotFound as not_a_batch:
+        refusal = not_a_batch
+    try:
+        berth = await ports.berth_from_scan(scanned, secret=secret, field="qr")
+    except NotFound:
         try:
-            berth = await ports.berth_from_scan(scanned, secret=secret, field="qr")
+            site = await household.site_from_scan(scanned, secret=secret, field="qr")
         except NotFound:
-            raise not_a_batch from None
+            raise refusal from None
+        actions = [PICKUP] if principal.role == Role.collector else []
+        return Scanned(None, None, None, site, actions)
     may_deliver = (
         principal.role == Role.port_operator and principal.organization_id == berth.port_id
     ) or (
         principal.role == Role.generator and await Vessel.exists(owner_id=principal.organization_id)
     )
-    return Scanned(None, None, berth, [DELIVERY] if may_deliver else [])
+    return Scanned(None, None, berth, None, [DELIVERY] if may_deliver else [])

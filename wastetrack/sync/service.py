@@ -2,16 +2,20 @@
 checked on its own and applied exactly once, in one transaction."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.base import field_of
 from schemas.events import EventCreate, EventResult
+from schemas.household import PickupCreate
 from schemas.ports import CleanUpCreate, DeliveryCreate
 from wastetrack.core.errors import DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.custody import intake
 from wastetrack.custody import service as custody
+from wastetrack.household import service as household
 from wastetrack.ports import service as ports
 
 _events = TypeAdapter(list[EventCreate])
@@ -19,6 +23,12 @@ _event = TypeAdapter(EventCreate)
 _records: dict[str, TypeAdapter[Any]] = {
     "delivery": TypeAdapter(DeliveryCreate),
     "cleanup": TypeAdapter(CleanUpCreate),
+    "pickup": TypeAdapter(PickupCreate),
+}
+_recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
+    "delivery": ports.record_delivery,
+    "cleanup": ports.record_cleanup,
+    "pickup": household.record_pickup,
 }
 
 
@@ -42,7 +52,9 @@ async def apply(
         elif kind in _records:
             results[index] = await _apply_record(principal, kind, raw, secret)
         else:
-            results[index] = _invalid(raw, "kind", "kind must be event, delivery or cleanup")
+            results[index] = _invalid(
+                raw, "kind", "kind must be event, delivery, cleanup or pickup"
+            )
     valid: list[tuple[int, EventCreate]] = []
     try:  # the usual case, every event well-formed, in one pass
         valid = list(
@@ -79,7 +91,7 @@ async def _apply_record(
     except ValidationError as error:
         first = error.errors()[0]
         return _invalid(raw, field_of(first["loc"]) or None, first["msg"])
-    recorder = ports.record_delivery if kind == "delivery" else ports.record_cleanup
+    recorder = _recorders[kind]
     try:
         result = await recorder(principal=principal, submission=record, secret=secret)
     except DomainError as error:

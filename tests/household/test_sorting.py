@@ -1,0 +1,181 @@
+"""Household sorting: pickups at collection points with quality checks, coverage, accuracy."""
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests.factories import World, forged
+from wastetrack.batches.models import Batch
+from wastetrack.core import codes
+from wastetrack.household.models import Pickup
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+@pytest.fixture
+async def point_url(client: httpx.AsyncClient, world: World) -> str:
+    point = await registry.create_organization(
+        name="北山社区3号投放点",
+        kind=OrganizationKind.collection_point,
+        region_id=world.regions["village"].id,
+    )
+    world.orgs["point"] = point
+    site = await client.post(
+        "/admin/v1/sites",
+        headers=world.headers("admin"),
+        json={
+            "organization_id": point.id,
+            "name": "3号投放点",
+            "latitude": 37.165,
+            "longitude": 122.487,
+        },
+    )
+    assert site.status_code == 201, site.text
+    return codes.qr_url(
+        site.json()["code"], base_url="http://testserver", secret=world.settings.secret_key
+    )
+
+
+def pickup(point_url: str, **extra: object) -> dict:
+    return {
+        "client_event_id": str(uuid.uuid4()),
+        "site": point_url,
+        "category": "hh.food.household",
+        "weight_kg": "42.5",
+        "device_time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "quality": {"passed": True, "contamination_share": "0.04"},
+        **extra,
+    }
+
+
+async def post(
+    client: httpx.AsyncClient, world: World, body: dict, who: str = "collector"
+) -> httpx.Response:
+    return await client.post("/m/v1/pickups", json=body, headers=world.headers(who))
+
+
+async def test_pickup_becomes_a_collected_batch_from_its_point(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    body = pickup(point_url)
+    response = await post(client, world, body)
+    assert response.status_code == 201, response.text
+    assert response.json()["quality_passed"] is True
+    batch = await Batch.get(code=response.json()["batch_code"])
+    assert (batch.state, batch.category_id) == ("collected", "hh.food.household")
+    assert batch.producer_id == world.orgs["point"].id
+    assert batch.holder_id == world.orgs["community"].id
+    assert batch.origin_site_id is not None
+    assert (await post(client, world, body)).status_code == 200
+    assert await Pickup.all().count() == 1
+
+
+async def test_pickup_refusals_name_the_field(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    cases = [
+        (pickup(point_url, category="med.sharps"), "collector", 422, "category"),
+        (pickup(point_url, weight_kg="-3"), "collector", 422, "weight_kg"),
+        (
+            pickup(point_url, quality={"passed": False, "contamination_share": "1.5"}),
+            "collector",
+            422,
+            "quality.contamination_share",
+        ),
+        (pickup(forged(point_url)), "collector", 404, "site"),
+        (pickup(point_url), "clinic", 403, "role"),
+    ]
+    for body, who, status, field in cases:
+        response = await post(client, world, body, who)
+        assert response.status_code == status, (field, response.text)
+        assert response.json()["field"] == field
+    assert await Batch.all().count() == 0
+
+
+async def test_collector_scans_the_point_plate(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    scanned = (
+        await client.get("/m/v1/scan", params={"qr": point_url}, headers=world.headers("collector"))
+    ).json()
+    assert (scanned["kind"], scanned["actions"]) == ("site", ["pickup"])
+    code = scanned["site"]["code"]
+    png = await client.get(f"/m/v1/sites/{code}/label.png", headers=world.headers("collector"))
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))]
+    assert decoded == [point_url]
+
+
+async def test_pickups_sync_offline_exactly_once(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    body = {**pickup(point_url), "kind": "pickup"}
+    answer = (
+        await client.post(
+            "/m/v1/sync", headers=world.headers("collector"), json={"events": [body, body]}
+        )
+    ).json()
+    assert [r["status"] for r in answer["results"]] == ["applied", "duplicate"]
+    assert await Pickup.all().count() == 1
+
+
+async def test_sorting_coverage_and_accuracy_with_their_counts(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    village = world.regions["village"].id
+    town = await client.put(
+        f"/admin/v1/regions/{world.regions['town'].id}/sorting",
+        headers=world.headers("admin"),
+        json={"sorted_collection_since": "2024-01-01"},
+    )
+    assert (town.status_code, town.json()["field"]) == (422, "region_id")
+    marked = await client.put(
+        f"/admin/v1/regions/{village}/sorting",
+        headers=world.headers("admin"),
+        json={"sorted_collection_since": "2024-01-01"},
+    )
+    assert marked.json()["sorted_collection_since"] == "2024-01-01"
+    await post(client, world, pickup(point_url))
+    await post(
+        client,
+        world,
+        pickup(
+            point_url,
+            category="hh.residual",
+            quality={"passed": False, "contamination_share": "0.3"},
+        ),
+    )
+    await post(client, world, pickup(point_url, category="hh.recyclable.paper", quality=None))
+    day = CITY_TODAY.isoformat()
+    metrics = (
+        await client.get(
+            "/m/v1/metrics/sorting",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day},
+        )
+    ).json()
+    assert metrics["coverage"] == {
+        "numerator": "1",
+        "denominator": "1",
+        "rate": "1.0000",
+        "unit": "communities and villages",
+    }
+    assert (metrics["accuracy"]["numerator"], metrics["accuracy"]["denominator"]) == ("1", "2")
+    by_town = {t["name"]: t for t in metrics["towns"]}
+    assert by_town["崖头街道"]["accuracy"]["rate"] == "0.5000"
+    assert by_town["石岛管理区"]["coverage"]["denominator"] == "0"
+    before = (
+        await client.get(
+            "/m/v1/metrics/sorting",
+            headers=world.headers("manager"),
+            params={"date_from": "2023-01-01", "date_to": "2023-12-31"},
+        )
+    ).json()
+    assert before["coverage"]["numerator"] == "0"
