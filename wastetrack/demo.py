@@ -3,11 +3,12 @@
 import random
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from schemas.events import EventCreate
+from schemas.household import PickupCreate, QualityCheck
 from schemas.ports import (
     CleanUpCreate,
     DeliveryCreate,
@@ -15,11 +16,13 @@ from schemas.ports import (
     FloatReplacementCreate,
     NotificationLine,
 )
+from wastetrack.alerts import service as alerts
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
 from wastetrack.core import codes
 from wastetrack.core.principal import Principal
 from wastetrack.custody import service as custody
+from wastetrack.household import service as household
 from wastetrack.ports import service as ports
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import (
@@ -27,6 +30,7 @@ from wastetrack.registry.models import (
     OrganizationKind,
     Region,
     RegionLevel,
+    Site,
     Vessel,
 )
 
@@ -102,6 +106,7 @@ async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dic
         principals = await _users(orgs)
         count = await _chains(orgs, principals, secret)
         count += await _ports(orgs, principals, secret)
+        count += await _household_and_medical(orgs, principals, secret)
         echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
     return {
         role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
@@ -476,6 +481,69 @@ async def _ports(
         ),
     )
     return batches + 1
+
+
+async def _household_and_medical(
+    orgs: dict[str, Organization], principals: dict[str, Principal], secret: str
+) -> int:
+    """Three communities and villages with sorted collection, 40 pickups with quality checks at
+    北山社区's collection point, and one clinic bag left past its 48 hours."""
+    for name in ("北山社区", "南山社区", "烟墩角村"):
+        village = await Region.get(name=name)
+        await household.set_sorted_collection(region_id=village.id, since=date(2023, 6, 1))
+    site = await Site.get(organization_id=orgs["point"].id)
+    point = codes.qr_url(site.code or "", base_url="http://demo", secret=secret)
+    rng = random.Random(19095)
+    now = datetime.now(UTC)
+    classes = [
+        "hh.food.household",
+        "hh.residual",
+        "hh.recyclable.paper",
+        "hh.recyclable.plastic",
+        "hh.hazardous.battery",
+    ]
+    for index in range(40):
+        passed = rng.random() < 0.8
+        result = await household.record_pickup(
+            principal=principals["collector"],
+            secret=secret,
+            submission=PickupCreate(
+                client_event_id=uuid.uuid4(),
+                site=point,
+                category=classes[index % 5],
+                weight_kg=Decimal(rng.randint(20, 900)) / 10,
+                device_time=now - timedelta(days=rng.uniform(0.2, 30)),
+                latitude=site.latitude,
+                longitude=site.longitude,
+                quality=QualityCheck(
+                    passed=passed,
+                    contamination_share=Decimal(
+                        rng.randint(0, 8) if passed else rng.randint(15, 40)
+                    )
+                    / 100,
+                ),
+            ),
+        )
+        assert result.error is None, result.error
+    (overdue,) = await custody.record_events(
+        principal=principals["clinic"],
+        secret=secret,
+        submissions=[
+            _event(
+                "tagged",
+                None,
+                now - timedelta(hours=72),
+                stream="medical",
+                category="med.infectious",
+                quantity=Decimal("2.2"),
+                unit="kg",
+                carrier_organization_id=orgs["carrier"].id,
+            )
+        ],
+    )
+    assert overdue.error is None, overdue.error
+    await alerts.refresh()
+    return 41
 
 
 async def _carry(

@@ -132,6 +132,7 @@ def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> No
     assert counts["streams"] == 5  # batches of every stream
     assert counts["port_calls"] >= 10 and counts["deliveries"] >= 10
     assert counts["cleanups"] == 1 and counts["treated"] > 200
+    assert counts["pickups"] == 40 and counts["alerts"] >= 1
 
 
 async def _demo_counts(url: str) -> dict[str, int]:
@@ -143,6 +144,8 @@ async def _demo_counts(url: str) -> dict[str, int]:
             "port_calls": await conn.fetchval("SELECT count(*) FROM port_call"),
             "deliveries": await conn.fetchval("SELECT count(*) FROM delivery"),
             "cleanups": await conn.fetchval("SELECT count(*) FROM cleanup"),
+            "pickups": await conn.fetchval("SELECT count(*) FROM pickup"),
+            "alerts": await conn.fetchval("SELECT count(*) FROM alert"),
         }
     finally:
         await conn.close()
