@@ -18,6 +18,7 @@ from mobile_api.routers import (
     events,
     household,
     medical,
+    pesticide,
     photos,
     ports,
 )
@@ -71,7 +72,18 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (auth, catalog, batches, events, photos, ports, medical, household, admin):
+    for module in (
+        auth,
+        catalog,
+        batches,
+        events,
+        photos,
+        ports,
+        medical,
+        household,
+        pesticide,
+        admin,
+    ):
         app.include_router(module.router)
     app.include_router(batches.public_router)
     app.include_router(ports.public_router)

@@ -23,6 +23,7 @@ MODEL_MODULES = [
     "wastetrack.ports.models",
     "wastetrack.alerts.models",
     "wastetrack.household.models",
+    "wastetrack.pesticide.models",
 ]
 log = logging.getLogger(__name__)
 

@@ -77,6 +77,8 @@ async def take_in(
     latitude: float | None,
     longitude: float | None,
     origin_site_id: int | None = None,
+    collect: bool = True,
+    destination_id: int | None = None,
 ) -> list[Batch]:
     """Tag one batch per line and put it in the recorder's hands (collected), or hand it to
     `handover_to`; any refusal raises, naming the line, and the caller's savepoint undoes all."""
@@ -93,6 +95,7 @@ async def take_in(
                 "unit": line.unit,
                 "producer_organization_id": producer_id,
                 "origin_site_id": origin_site_id,
+                "destination_organization_id": destination_id,
             }
         )
         for index, line in enumerate(lines)
@@ -106,6 +109,8 @@ async def take_in(
             raise outcome.error
         assert outcome.batch is not None
         batches.append(outcome.batch)
+    if not collect and handover_to is None:
+        return batches
     step = EventType.handed_over if handover_to else EventType.collected
     follow = [
         EventCreate.model_validate(

@@ -10,12 +10,14 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.base import field_of
 from schemas.events import EventCreate, EventResult
 from schemas.household import PickupCreate
+from schemas.pesticide import ReturnCreate
 from schemas.ports import CleanUpCreate, DeliveryCreate
 from wastetrack.core.errors import DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
 from wastetrack.custody import service as custody
 from wastetrack.household import service as household
+from wastetrack.pesticide import service as pesticide
 from wastetrack.ports import service as ports
 
 _events = TypeAdapter(list[EventCreate])
@@ -24,11 +26,13 @@ _records: dict[str, TypeAdapter[Any]] = {
     "delivery": TypeAdapter(DeliveryCreate),
     "cleanup": TypeAdapter(CleanUpCreate),
     "pickup": TypeAdapter(PickupCreate),
+    "return": TypeAdapter(ReturnCreate),
 }
 _recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
     "delivery": ports.record_delivery,
     "cleanup": ports.record_cleanup,
     "pickup": household.record_pickup,
+    "return": pesticide.record_return,
 }
 
 
@@ -53,7 +57,7 @@ async def apply(
             results[index] = await _apply_record(principal, kind, raw, secret)
         else:
             results[index] = _invalid(
-                raw, "kind", "kind must be event, delivery, cleanup or pickup"
+                raw, "kind", "kind must be event, delivery, cleanup, pickup or return"
             )
     valid: list[tuple[int, EventCreate]] = []
     try:  # the usual case, every event well-formed, in one pass

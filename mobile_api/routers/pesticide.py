@@ -1,0 +1,132 @@
+"""Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
+from schemas.pesticide import (
+    ConsignmentCreate,
+    ConsignmentRead,
+    CreditRead,
+    FarmerIdentity,
+    PesticideMetricsRead,
+    ReturnCreate,
+    ReturnRead,
+    SaleCreate,
+    SaleRead,
+)
+from wastetrack.core.exports import to_csv, to_xlsx
+from wastetrack.pesticide import service as pesticide
+
+router = APIRouter(tags=["pesticide packaging"])
+Period = Annotated[date, Query(description="calendar day in the city's time zone, included")]
+
+
+@router.post("/m/v1/pesticide/returns", response_model=ReturnRead, status_code=201)
+async def record_return(
+    body: ReturnCreate,
+    user: CurrentUser,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
+) -> ReturnRead:
+    """A farmer returns empty containers; credit points are awarded by the configured rule."""
+    result = await pesticide.record_return(
+        principal=user, submission=body, secret=settings.secret_key
+    )
+    if result.error is not None:
+        raise result.error
+    if result.status == "duplicate":
+        response.status_code = 200
+    assert result.record_id is not None
+    record, balance = await pesticide.get_return(principal=user, return_id=result.record_id)
+    return ReturnRead(
+        id=record.id,
+        point_id=record.point_id,
+        farmer=record.farmer.masked,
+        returned_at=record.returned_at,
+        lines=record.lines,
+        points=record.points,
+        balance=balance,
+    )
+
+
+@router.post("/p/v1/credits", response_model=CreditRead)
+async def farmer_credits(body: FarmerIdentity, settings: AppSettings) -> dict:
+    """A farmer's credit balance (信用积分), asked with the phone or ID number used at returns;
+    no account needed."""
+    return await pesticide.credits(identity=body, secret=settings.secret_key)
+
+
+@router.post("/m/v1/pesticide/sales", response_model=SaleRead, status_code=201)
+async def record_sale(body: SaleCreate, user: CurrentUser, _: Transaction) -> object:
+    """A shop records pesticide packages sold, against which take-back is measured."""
+    return await pesticide.record_sale(principal=user, submission=body)
+
+
+@router.post("/m/v1/pesticide/consignments", response_model=ConsignmentRead, status_code=201)
+async def record_consignment(
+    body: ConsignmentCreate,
+    user: CurrentUser,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
+) -> object:
+    """Send collected packaging on to treatment: a batch per material enters the chain."""
+    result = await pesticide.record_consignment(
+        principal=user, submission=body, secret=settings.secret_key
+    )
+    if result.error is not None:
+        raise result.error
+    if result.status == "duplicate":
+        response.status_code = 200
+    assert result.record_id is not None
+    return await pesticide.get_consignment(principal=user, consignment_id=result.record_id)
+
+
+@router.get(
+    "/m/v1/pesticide/ledger.{extension}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            }
+        }
+    },
+)
+async def ledger(
+    extension: Annotated[str, Path(pattern="^(csv|xlsx)$")],
+    user: CurrentUser,
+    settings: AppSettings,
+    date_from: Period,
+    date_to: Period,
+) -> Response:
+    """The point's ledger (台账) of returns and consignments, as CSV or XLSX."""
+    headers, rows = await pesticide.ledger(
+        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+    )
+    name = f"pesticide-ledger-{date_from}-{date_to}.{extension}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if extension == "xlsx":
+        return Response(
+            to_xlsx(headers, rows, title="台账"),
+            headers=disposition,
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    return Response(
+        to_csv(headers, rows), media_type="text/csv; charset=utf-8", headers=disposition
+    )
+
+
+@router.get("/m/v1/metrics/pesticide", response_model=PesticideMetricsRead)
+async def recovery(
+    user: ManagerOnly, settings: AppSettings, date_from: Period, date_to: Period
+) -> dict:
+    """Recovery rate of pesticide packaging: returned ÷ sold, per material."""
+    return await pesticide.recovery_metrics(
+        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+    )

@@ -1,0 +1,176 @@
+"""Pesticide packaging take-back: returns with credits, sales, consignments, ledger, recovery."""
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import openpyxl
+import pytest
+
+from tests.factories import World, make_user
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
+from wastetrack.pesticide.models import Farmer, PackagingReturn
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+PHONE = "13812345678"
+CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+@pytest.fixture
+async def points(world: World) -> World:
+    shop = await registry.create_organization(
+        name="俚岛镇农资经营部",
+        kind=OrganizationKind.agri_input_shop,
+        region_id=world.regions["village"].id,
+    )
+    station = await registry.create_organization(
+        name="俚岛镇回收站",
+        kind=OrganizationKind.recovery_point,
+        region_id=world.regions["village"].id,
+    )
+    world.orgs.update({"shop": shop, "station": station})
+    await make_user(world, "shop", Role.generator, shop)
+    await make_user(world, "station", Role.collector, station)
+    return world
+
+
+def a_return(**extra: object) -> dict:
+    return {
+        "client_event_id": str(uuid.uuid4()),
+        "farmer_phone": PHONE,
+        "returned_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "lines": [
+            {"material": "agri.plastic_bottle", "count": 12, "weight_kg": "0.6"},
+            {"material": "agri.drum", "count": 1},
+        ],
+        **extra,
+    }
+
+
+async def post(
+    client: httpx.AsyncClient,
+    world: World,
+    body: dict,
+    who: str = "shop",
+    path: str = "/m/v1/pesticide/returns",
+) -> httpx.Response:
+    return await client.post(path, json=body, headers=world.headers(who))
+
+
+async def test_return_awards_points_and_keeps_no_phone_number(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    body = a_return()
+    first = await post(client, points, body)
+    assert first.status_code == 201, first.text
+    assert (first.json()["points"], first.json()["balance"]) == ("17.0", "17.0")
+    assert first.json()["farmer"] == "138****5678"
+    assert (await post(client, points, body)).status_code == 200
+    second = await post(client, points, a_return(), who="station")
+    assert second.json()["balance"] == "34.0"
+    farmer = await Farmer.get()
+    assert PHONE not in (farmer.key, farmer.masked)
+    lookup = await client.post("/p/v1/credits", json={"farmer_phone": PHONE})
+    assert lookup.json() == {"farmer": "138****5678", "points": "34.0", "returns": 2}
+    stranger = await client.post("/p/v1/credits", json={"farmer_phone": "13900000000"})
+    assert stranger.json()["points"] == "0"
+
+
+async def test_return_refusals_name_the_field(client: httpx.AsyncClient, points: World) -> None:
+    cases = [
+        (
+            a_return(lines=[{"material": "agri.unknown", "count": 3}]),
+            "shop",
+            422,
+            "lines[0].material",
+        ),
+        (a_return(lines=[{"material": "agri.drum", "count": -2}]), "shop", 422, "lines[0].count"),
+        (a_return(farmer_phone="12345"), "shop", 422, "farmer_phone"),
+        (a_return(farmer_id_number="37108219800101123X"), "shop", 422, None),
+        (a_return(), "clinic", 403, "role"),
+    ]
+    for body, who, status, field in cases:
+        response = await post(client, points, body, who)
+        assert response.status_code == status, (field, response.text)
+        if field:
+            assert response.json()["field"] == field
+    assert await PackagingReturn.all().count() == 0
+
+
+async def test_consignment_sends_a_batch_per_material_to_treatment(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    response = await post(
+        client,
+        points,
+        {
+            "client_event_id": str(uuid.uuid4()),
+            "destination_organization_id": points.orgs["unlicensed"].id,
+            "sent_at": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(),
+            "lines": [
+                {"material": "agri.plastic_bottle", "count": 240, "weight_kg": "12.5"},
+                {"material": "agri.drum", "count": 6, "weight_kg": "9"},
+            ],
+        },
+        who="station",
+        path="/m/v1/pesticide/consignments",
+    )
+    assert response.status_code == 201, response.text
+    codes = [line["batch_code"] for line in response.json()["lines"]]
+    for batch in await Batch.filter(code__in=codes):
+        assert (batch.state, batch.stream_id) == ("tagged", "agri_packaging")
+        assert (batch.producer_id, batch.destination_id) == (
+            points.orgs["station"].id,
+            points.orgs["unlicensed"].id,
+        )
+
+
+async def test_ledger_exports_and_recovery_rate(client: httpx.AsyncClient, points: World) -> None:
+    await post(client, points, a_return())
+    sale = {
+        "client_event_id": str(uuid.uuid4()),
+        "sold_on": CITY_TODAY.isoformat(),
+        "material": "agri.plastic_bottle",
+        "count": 100,
+    }
+    assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
+    assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
+    by_station = await post(
+        client,
+        points,
+        {**sale, "client_event_id": str(uuid.uuid4())},
+        who="station",
+        path="/m/v1/pesticide/sales",
+    )
+    assert by_station.status_code == 403
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    csv = await client.get("/m/v1/pesticide/ledger.csv", params=day, headers=points.headers("shop"))
+    text = csv.content.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("日期 date,类型 kind")
+    assert "138****5678" in text and PHONE not in text
+    assert len(text.splitlines()) == 3
+    xlsx = await client.get(
+        "/m/v1/pesticide/ledger.xlsx", params=day, headers=points.headers("shop")
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None and sheet.max_row == 3
+    metrics = (
+        await client.get("/m/v1/metrics/pesticide", params=day, headers=points.headers("manager"))
+    ).json()
+    bottles = next(m for m in metrics["materials"] if m["material"] == "agri.plastic_bottle")
+    assert (bottles["sold"], bottles["returned"]) == (100, 12)
+    assert bottles["recovery_rate"]["rate"] == "0.1200"
+
+
+async def test_returns_sync_offline_exactly_once(client: httpx.AsyncClient, points: World) -> None:
+    body = {**a_return(), "kind": "return"}
+    answer = (
+        await client.post(
+            "/m/v1/sync", json={"events": [body, body]}, headers=points.headers("station")
+        )
+    ).json()
+    assert [r["status"] for r in answer["results"]] == ["applied", "duplicate"]

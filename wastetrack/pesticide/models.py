@@ -1,0 +1,88 @@
+"""Pesticide packaging take-back (农药包装废弃物回收): farmers, returns, sales, consignments."""
+
+from decimal import Decimal
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Farmer(Model):
+    """A farmer with no account, known by a keyed hash of a phone or ID number."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=64, unique=True)
+    masked = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "farmer"
+
+
+class PackagingReturn(Model):
+    id = fields.IntField(primary_key=True)
+    point_id: int
+    point: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="packaging_returns", on_delete=fields.RESTRICT
+    )
+    farmer_id: int
+    farmer: fields.ForeignKeyRelation[Farmer] = fields.ForeignKeyField(
+        "wastetrack.Farmer", related_name="returns", on_delete=fields.RESTRICT
+    )
+    returned_at = fields.DatetimeField(db_index=True)
+    # [{material, count, weight_kg}]
+    lines: list[dict[str, str | int]] = fields.JSONField()
+    points: Decimal = fields.DecimalField(max_digits=10, decimal_places=1)
+    recorded_by_id: int
+    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.User", related_name="packaging_returns", on_delete=fields.RESTRICT
+    )
+    client_event_id = fields.UUIDField(unique=True)
+    payload_digest = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "packaging_return"
+
+
+class PackageSale(Model):
+    """Pesticide packages a shop sold: what take-back is measured against."""
+
+    id = fields.IntField(primary_key=True)
+    shop_id: int
+    shop: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="package_sales", on_delete=fields.RESTRICT
+    )
+    sold_on = fields.DateField(db_index=True)
+    material = fields.CharField(max_length=64)
+    count = fields.IntField()
+    client_event_id = fields.UUIDField(unique=True)
+
+    class Meta:
+        table = "package_sale"
+
+
+class Consignment(Model):
+    """Packaging a point sends on to treatment; each material became a batch."""
+
+    id = fields.IntField(primary_key=True)
+    point_id: int
+    point: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="consignments", on_delete=fields.RESTRICT
+    )
+    destination_id: int
+    destination: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Organization",
+        related_name="received_consignments",
+        on_delete=fields.RESTRICT,
+    )
+    sent_at = fields.DatetimeField(db_index=True)
+    # [{material, count, weight_kg, batch_code}]
+    lines: list[dict[str, str | int]] = fields.JSONField()
+    recorded_by_id: int
+    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.User", related_name="consignments", on_delete=fields.RESTRICT
+    )
+    client_event_id = fields.UUIDField(unique=True)
+    payload_digest = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "consignment"

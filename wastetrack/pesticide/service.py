@@ -1,0 +1,329 @@
+"""Pesticide packaging take-back (谁生产、经营，谁回收): shops and recovery points take back
+containers from farmers, award credit points (信用积分), keep the ledger (台账), and send the
+packaging on to treatment through the custody chain."""
+
+import hashlib
+import hmac
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
+from tortoise.functions import Sum
+from tortoise.transactions import in_transaction
+
+from schemas.pesticide import ConsignmentCreate, FarmerIdentity, ReturnCreate, SaleCreate
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Unit
+from wastetrack.catalog import service as catalog
+from wastetrack.core.errors import DomainError, Forbidden, NotFound
+from wastetrack.core.metrics import period_bounds, ratio
+from wastetrack.core.principal import Principal
+from wastetrack.custody import intake
+from wastetrack.pesticide.models import Consignment, Farmer, PackageSale, PackagingReturn
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import Organization, OrganizationKind
+
+STREAM = "agri_packaging"
+POINT_KINDS = frozenset({OrganizationKind.agri_input_shop, OrganizationKind.recovery_point})
+POINT_ROLES = frozenset({Role.generator, Role.collector})
+LEDGER_HEADERS = [
+    "日期 date",
+    "类型 kind",
+    "来源 source",
+    "材质 material",
+    "数量 count",
+    "重量 weight_kg",
+    "去向 destination",
+    "积分 points",
+]
+
+
+def _credit_rules() -> dict[str, Any]:
+    text = resources.files("wastetrack.pesticide").joinpath("data", "credit_rules.json")
+    rules: dict[str, Any] = json.loads(text.read_text("utf-8"))
+    return rules
+
+
+CREDIT_RULES = _credit_rules()
+
+
+def farmer_key(identity: FarmerIdentity, *, secret: str) -> tuple[str, str]:
+    """A keyed hash of the phone or ID number (never stored in clear) and a masked form."""
+    value = (identity.farmer_phone or identity.farmer_id_number or "").upper()
+    key = hmac.new(secret.encode(), b"farmer:" + value.encode(), hashlib.sha256).hexdigest()
+    masked = (
+        f"{value[:3]}****{value[-4:]}" if identity.farmer_phone else f"{value[:4]}****{value[-4:]}"
+    )
+    return key, masked
+
+
+async def _point(principal: Principal) -> Organization:
+    org = await registry.get_organization(principal.organization_id)
+    if org.kind not in POINT_KINDS or principal.role not in POINT_ROLES:
+        raise Forbidden(
+            "take-back is recorded by agri-input shops and recovery points", field="role"
+        )
+    return org
+
+
+async def _check_materials(materials: list[str], fields: list[str]) -> None:
+    """Each material must be a pesticide-packaging category; a refusal names its field."""
+    for material, field_name in zip(materials, fields, strict=True):
+        try:
+            await catalog.category_for_stream(stream=STREAM, category=material)
+        except DomainError as error:
+            error.field = field_name
+            raise
+
+
+def points_for(lines: list[dict[str, Any]]) -> Decimal:
+    """Credit points by the configured rule: points per item of each material."""
+    per_item = CREDIT_RULES["points_per_item"]
+    total = sum(
+        (Decimal(str(per_item.get(line["material"], 0))) * int(line["count"]) for line in lines),
+        Decimal(0),
+    )
+    return total.quantize(Decimal("0.1"))
+
+
+async def record_return(
+    *, principal: Principal, submission: ReturnCreate, secret: str
+) -> intake.RecordResult:
+    """A farmer returns containers: counts and weights per material, credit points awarded.
+    Exactly once per client_event_id."""
+    digest = intake.digest(submission)
+    seen = await intake.seen(PackagingReturn, submission.client_event_id, digest)
+    if seen is not None:
+        return seen
+    point = await _point(principal)
+    await _check_materials(
+        [line.material for line in submission.lines],
+        [f"lines[{i}].material" for i in range(len(submission.lines))],
+    )
+    key, masked = farmer_key(submission, secret=secret)
+    farmer, _ = await Farmer.get_or_create(key=key, defaults={"masked": masked})
+    lines = [line.model_dump(mode="json") for line in submission.lines]
+    record = await PackagingReturn.create(
+        point=point,
+        farmer=farmer,
+        returned_at=submission.returned_at,
+        lines=lines,
+        points=points_for(lines),
+        recorded_by_id=principal.user_id,
+        client_event_id=submission.client_event_id,
+        payload_digest=digest,
+    )
+    return intake.RecordResult(submission.client_event_id, "applied", record.id)
+
+
+async def get_return(*, principal: Principal, return_id: int) -> tuple[PackagingReturn, Decimal]:
+    """A return of the user's point, and its farmer's balance after it."""
+    record = (
+        await PackagingReturn.filter(id=return_id, point_id=principal.organization_id)
+        .first()
+        .prefetch_related("farmer")
+    )
+    if record is None:
+        raise NotFound(f"no return {return_id}", field="return_id")
+    return record, await balance_of(record.farmer_id)
+
+
+async def balance_of(farmer_id: int) -> Decimal:
+    rows = (
+        await PackagingReturn.filter(farmer_id=farmer_id)
+        .annotate(total=Sum("points"))
+        .values("total")
+    )
+    return Decimal(rows[0]["total"] or 0) if rows else Decimal(0)
+
+
+async def credits(*, identity: FarmerIdentity, secret: str) -> dict[str, Any]:
+    """A farmer's credit balance, asked with the phone or ID number the returns were made with."""
+    key, masked = farmer_key(identity, secret=secret)
+    farmer = await Farmer.get_or_none(key=key)
+    if farmer is None:
+        return {"farmer": masked, "points": Decimal(0), "returns": 0}
+    return {
+        "farmer": farmer.masked,
+        "points": await balance_of(farmer.id),
+        "returns": await PackagingReturn.filter(farmer_id=farmer.id).count(),
+    }
+
+
+async def record_sale(*, principal: Principal, submission: SaleCreate) -> PackageSale:
+    """A shop records packages sold; a resend is not counted twice."""
+    shop = await _point(principal)
+    if shop.kind != OrganizationKind.agri_input_shop:
+        raise Forbidden("sales are recorded by agri-input shops", field="role")
+    known = await PackageSale.get_or_none(client_event_id=submission.client_event_id)
+    if known is not None:
+        return known
+    await _check_materials([submission.material], ["material"])
+    return await PackageSale.create(shop=shop, **submission.model_dump())
+
+
+async def record_consignment(
+    *, principal: Principal, submission: ConsignmentCreate, secret: str
+) -> intake.RecordResult:
+    """Packaging a point sends on to treatment: one batch per material, tagged at the point
+    for its destination, waiting for a carrier. Exactly once."""
+    digest = intake.digest(submission)
+    seen = await intake.seen(Consignment, submission.client_event_id, digest)
+    if seen is not None:
+        return seen
+    point = await _point(principal)
+    await _check_materials(
+        [line.material for line in submission.lines],
+        [f"lines[{i}].material" for i in range(len(submission.lines))],
+    )
+    destination = await registry.get_organization(
+        submission.destination_organization_id, field="destination_organization_id"
+    )
+    async with in_transaction():
+        batches = await intake.take_in(
+            principal=principal,
+            record_id=submission.client_event_id,
+            when=submission.sent_at,
+            secret=secret,
+            stream=STREAM,
+            lines=[
+                intake.IntakeLine(line.material, line.weight_kg, Unit.KG)
+                for line in submission.lines
+            ],
+            producer_id=point.id,
+            handover_to=None,
+            latitude=None,
+            longitude=None,
+            collect=False,
+            destination_id=destination.id,
+        )
+        record = await Consignment.create(
+            point=point,
+            destination=destination,
+            sent_at=submission.sent_at,
+            lines=[
+                {**line.model_dump(mode="json"), "batch_code": batch.code}
+                for line, batch in zip(submission.lines, batches, strict=True)
+            ],
+            recorded_by_id=principal.user_id,
+            client_event_id=submission.client_event_id,
+            payload_digest=digest,
+        )
+    return intake.RecordResult(submission.client_event_id, "applied", record.id)
+
+
+async def get_consignment(*, principal: Principal, consignment_id: int) -> Consignment:
+    record = await Consignment.get_or_none(id=consignment_id, point_id=principal.organization_id)
+    if record is None:
+        raise NotFound(f"no consignment {consignment_id}", field="consignment_id")
+    return record
+
+
+def _point_scope(principal: Principal, field: str) -> Q:
+    if principal.role == Role.admin:
+        return Q()
+    own: dict[str, Any] = {f"{field}_id": principal.organization_id}
+    scope = Q(**own)
+    if principal.sees_region:
+        region: dict[str, Any] = {f"{field}__region__path__startswith": principal.region_path}
+        scope |= Q(**region)
+    return scope
+
+
+async def ledger(
+    *, principal: Principal, date_from: date, date_to: date, timezone: str
+) -> tuple[list[str], list[list[Any]]]:
+    """The 台账: every return and consignment in the period, a row per material."""
+    start, end = period_bounds(date_from, date_to, timezone)
+    tz = ZoneInfo(timezone)
+    returns = await PackagingReturn.filter(
+        _point_scope(principal, "point"),
+        returned_at__gte=start,
+        returned_at__lt=end,
+    ).prefetch_related("farmer", "point")
+    sent = await Consignment.filter(
+        _point_scope(principal, "point"),
+        sent_at__gte=start,
+        sent_at__lt=end,
+    ).prefetch_related("destination", "point")
+    rows: list[tuple[datetime, list[Any]]] = []
+    for record in returns:
+        for line in record.lines:
+            rows.append(
+                (
+                    record.returned_at,
+                    [
+                        record.returned_at.astimezone(tz).date().isoformat(),
+                        "return",
+                        f"{record.point.name} ← 农户 {record.farmer.masked}",
+                        line["material"],
+                        line["count"],
+                        line.get("weight_kg"),
+                        None,
+                        str(points_for([line])),
+                    ],
+                )
+            )
+    for consignment in sent:
+        for line in consignment.lines:
+            rows.append(
+                (
+                    consignment.sent_at,
+                    [
+                        consignment.sent_at.astimezone(tz).date().isoformat(),
+                        "consignment",
+                        consignment.point.name,
+                        line["material"],
+                        line["count"],
+                        line["weight_kg"],
+                        f"{consignment.destination.name} ({line['batch_code']})",
+                        None,
+                    ],
+                )
+            )
+    return LEDGER_HEADERS, [row for _, row in sorted(rows, key=lambda pair: pair[0])]
+
+
+async def recovery_metrics(
+    *, principal: Principal, date_from: date, date_to: date, timezone: str
+) -> dict[str, Any]:
+    """Recovery rate = containers returned ÷ containers sold (generation estimated from sales),
+    per material and in all, in the user's region."""
+    start, end = period_bounds(date_from, date_to, timezone)
+    sales = await PackageSale.filter(
+        _point_scope(principal, "shop"),
+        sold_on__gte=date_from,
+        sold_on__lte=date_to,
+    ).values("material", "count")
+    returns = await PackagingReturn.filter(
+        _point_scope(principal, "point"),
+        returned_at__gte=start,
+        returned_at__lt=end,
+    ).values_list("lines", flat=True)
+    sold: dict[str, int] = {}
+    returned: dict[str, int] = {}
+    for sale in sales:
+        sold[sale["material"]] = sold.get(sale["material"], 0) + sale["count"]
+    for lines in returns:
+        for line in lines:  # type: ignore[union-attr]
+            returned[line["material"]] = returned.get(line["material"], 0) + int(line["count"])
+    materials = sorted(set(sold) | set(returned))
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "timezone": timezone,
+        "recovery_rate": ratio(sum(returned.values()), sum(sold.values()), "containers"),
+        "materials": [
+            {
+                "material": m,
+                "sold": sold.get(m, 0),
+                "returned": returned.get(m, 0),
+                "recovery_rate": ratio(returned.get(m, 0), sold.get(m, 0), "containers"),
+            }
+            for m in materials
+        ],
+    }
