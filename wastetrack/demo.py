@@ -9,6 +9,13 @@ from typing import Any
 
 from schemas.events import EventCreate
 from schemas.household import PickupCreate, QualityCheck
+from schemas.pesticide import (
+    ConsignmentCreate,
+    ConsignmentLine,
+    PackagingLine,
+    ReturnCreate,
+    SaleCreate,
+)
 from schemas.ports import (
     CleanUpCreate,
     DeliveryCreate,
@@ -23,6 +30,7 @@ from wastetrack.core import codes
 from wastetrack.core.principal import Principal
 from wastetrack.custody import service as custody
 from wastetrack.household import service as household
+from wastetrack.pesticide import service as pesticide
 from wastetrack.ports import service as ports
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import (
@@ -94,6 +102,7 @@ EXTRA_USERS = {
     "recycler": ("demo_recycler", Role.facility_operator, "recycler"),
     "hw_plant": ("demo_hw_plant", Role.facility_operator, "hw_plant"),
     "sewage_plant": ("demo_sewage_plant", Role.facility_operator, "sewage_plant"),
+    "station": ("demo_station", Role.collector, "recovery_point"),
 }
 
 
@@ -107,6 +116,7 @@ async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dic
         count = await _chains(orgs, principals, secret)
         count += await _ports(orgs, principals, secret)
         count += await _household_and_medical(orgs, principals, secret)
+        count += await _pesticide(orgs, principals, secret)
         echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
     return {
         role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
@@ -544,6 +554,59 @@ async def _household_and_medical(
     assert overdue.error is None, overdue.error
     await alerts.refresh()
     return 41
+
+
+async def _pesticide(
+    orgs: dict[str, Organization], principals: dict[str, Principal], secret: str
+) -> int:
+    """Sales at the shop, returns by ten farmers at the shop and the recovery point, and one
+    consignment of bottles to the recycler."""
+    rng = random.Random(2020)
+    now = datetime.now(UTC)
+    materials = ["agri.plastic_bottle", "agri.plastic_bag", "agri.glass_bottle", "agri.drum"]
+    for day in range(30):
+        for material in materials:
+            await pesticide.record_sale(
+                principal=principals["shop"],
+                submission=SaleCreate(
+                    client_event_id=uuid.uuid4(),
+                    sold_on=(now - timedelta(days=day)).date(),
+                    material=material,
+                    count=rng.randint(5, 40),
+                ),
+            )
+    for index in range(30):
+        who = principals["shop"] if index % 3 else principals["station"]
+        result = await pesticide.record_return(
+            principal=who,
+            secret=secret,
+            submission=ReturnCreate(
+                client_event_id=uuid.uuid4(),
+                farmer_phone=f"1386310{index % 10:04d}",
+                returned_at=now - timedelta(days=rng.uniform(0.5, 29)),
+                lines=[
+                    PackagingLine(material=m, count=rng.randint(1, 20))
+                    for m in rng.sample(materials, 2)
+                ],
+            ),
+        )
+        assert result.error is None, result.error
+    sent = await pesticide.record_consignment(
+        principal=principals["station"],
+        secret=secret,
+        submission=ConsignmentCreate(
+            client_event_id=uuid.uuid4(),
+            destination_organization_id=orgs["recycler"].id,
+            sent_at=now - timedelta(days=2),
+            lines=[
+                ConsignmentLine(
+                    material="agri.plastic_bottle", count=310, weight_kg=Decimal("15.5")
+                )
+            ],
+        ),
+    )
+    assert sent.error is None, sent.error
+    return 1
 
 
 async def _carry(

@@ -133,6 +133,7 @@ def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> No
     assert counts["port_calls"] >= 10 and counts["deliveries"] >= 10
     assert counts["cleanups"] == 1 and counts["treated"] > 200
     assert counts["pickups"] == 40 and counts["alerts"] >= 1
+    assert counts["returns"] == 30
 
 
 async def _demo_counts(url: str) -> dict[str, int]:
@@ -146,6 +147,7 @@ async def _demo_counts(url: str) -> dict[str, int]:
             "cleanups": await conn.fetchval("SELECT count(*) FROM cleanup"),
             "pickups": await conn.fetchval("SELECT count(*) FROM pickup"),
             "alerts": await conn.fetchval("SELECT count(*) FROM alert"),
+            "returns": await conn.fetchval("SELECT count(*) FROM packaging_return"),
         }
     finally:
         await conn.close()
