@@ -4,10 +4,12 @@ import html
 from zoneinfo import ZoneInfo
 
 from schemas.batches import BatchRead
+from schemas.manifests import DiscrepancyRead, LegRead, ManifestRead, RevisionRead
 from schemas.ports import BerthRead, CleanUpRead, DeliveryLineRead, DeliveryRead
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
 from wastetrack.core.settings import Settings
+from wastetrack.manifests.models import Manifest
 from wastetrack.ports import service as ports
 from wastetrack.ports.models import Berth, CleanUp, Delivery
 
@@ -166,4 +168,23 @@ def render_public_receipt(delivery: Delivery, timezone: str) -> str:
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         "<title>船舶垃圾接收单 wastetrack</title></head>"
         f"<body><h1>船舶垃圾接收单</h1><table>{cells}</table></body></html>"
+    )
+
+
+def manifest_read(manifest: Manifest) -> ManifestRead:
+    """A manifest with its legs, discrepancies and revisions (all fetched)."""
+    return ManifestRead.model_validate(
+        {
+            **{
+                name: getattr(manifest, name)
+                for name in ManifestRead.model_fields
+                if name not in ("legs", "discrepancies", "revisions")
+            },
+            "legs": [
+                LegRead.model_validate(leg)
+                for leg in sorted(manifest.legs, key=lambda leg: leg.seq)
+            ],
+            "discrepancies": [DiscrepancyRead.model_validate(d) for d in manifest.discrepancies],
+            "revisions": [RevisionRead.model_validate(r) for r in manifest.revisions],
+        }
     )

@@ -9,6 +9,8 @@ from tortoise.models import Model
 class Alert(Model):
     id = fields.IntField(primary_key=True)
     kind = fields.CharField(max_length=32)
+    # What the alert is about, e.g. a batch code or a manifest number: one alert per subject.
+    subject = fields.CharField(max_length=32)
     batch_id: int | None
     batch: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="alerts", null=True, on_delete=fields.RESTRICT
@@ -32,4 +34,4 @@ class Alert(Model):
 
     class Meta:
         table = "alert"
-        unique_together = (("kind", "batch"),)
+        unique_together = (("kind", "subject"),)

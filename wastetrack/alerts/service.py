@@ -11,6 +11,7 @@ from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 
 OVERDUE_STORAGE = "overdue_storage"
+MANIFEST_OVERDUE = "manifest_overdue"
 
 
 async def refresh(*, now: datetime | None = None) -> int:
@@ -18,19 +19,41 @@ async def refresh(*, now: datetime | None = None) -> int:
     storage limit (医疗废物: 48 h by default). One statement; raising twice is impossible."""
     now = now or datetime.now(UTC)
     rows = await connections.get("default").execute_query_dict(
-        "INSERT INTO alert (kind, batch_id, organization_id, region_path, raised_at, due_at,"
-        " details)"
-        " SELECT $1, b.id, b.producer_id, b.region_path, $2,"
+        "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path, raised_at,"
+        " due_at, details)"
+        " SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2,"
         "  b.tagged_at + make_interval(hours => c.storage_limit_hours),"
         "  jsonb_build_object('code', b.code, 'category', c.key,"
         "   'limit_hours', c.storage_limit_hours)"
         " FROM batch b JOIN waste_category c ON c.key = b.category_id"
         " WHERE b.state = 'tagged' AND c.storage_limit_hours IS NOT NULL"
         "  AND b.tagged_at + make_interval(hours => c.storage_limit_hours) < $2"
-        " ON CONFLICT (kind, batch_id) DO NOTHING RETURNING id",
+        " ON CONFLICT (kind, subject) DO NOTHING RETURNING id",
         [OVERDUE_STORAGE, now],
     )
-    return len(rows)
+    return len(rows) + await _overdue_manifests(now)
+
+
+async def _overdue_manifests(now: datetime) -> int:
+    """Raise an alert for every manifest whose receiver has not decided within 5 working days
+    of arrival (危险废物转移管理办法)."""
+    from wastetrack.manifests.service import overdue_for_decision
+
+    raised = 0
+    for manifest in await overdue_for_decision(now=now):
+        _, created = await Alert.get_or_create(
+            kind=MANIFEST_OVERDUE,
+            subject=manifest.number,
+            defaults={
+                "organization_id": manifest.receiver_id,
+                "region_path": manifest.region_path,
+                "raised_at": now,
+                "due_at": manifest.decision_due_at,
+                "details": {"manifest": manifest.number, "producer": manifest.producer_id},
+            },
+        )
+        raised += created
+    return raised
 
 
 def _scope(principal: Principal) -> Q:

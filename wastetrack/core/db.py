@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "wastetrack.alerts.models",
     "wastetrack.household.models",
     "wastetrack.pesticide.models",
+    "wastetrack.manifests.models",
 ]
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """One settings class for the whole service, read from WASTETRACK_* environment variables."""
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class Settings(BaseSettings):
     photo_max_bytes: int = 5 * 1024 * 1024
     sync_max_events: int = 500
     db_pool_size: int = 10
+    manifest_area_code: str = Field(
+        "3710", pattern=r"^\d{4}$", description="province + prefecture in manifest numbers"
+    )
+    manifest_quantity_tolerance: Decimal = Field(
+        Decimal("0.05"), ge=0, le=1, description="received vs declared before a discrepancy"
+    )
     alert_refresh_seconds: float = Field(300, description="how often time-based alerts are raised")
 
     @property

@@ -1,0 +1,141 @@
+"""Hazardous-waste transfer manifests: draft, signatures, arrival, decision, revisions, PDF."""
+
+from typing import Literal
+
+from fastapi import APIRouter, Response
+
+from mobile_api.deps import AppSettings, CurrentUser, Transaction
+from mobile_api.presenters import manifest_read
+from schemas.manifests import (
+    Arrival,
+    Decision,
+    LegSign,
+    ManifestCreate,
+    ManifestRead,
+    RevisionCreate,
+    RevisionRead,
+)
+from wastetrack.manifests import service as manifests
+from wastetrack.manifests.pdf import render_manifest_pdf
+
+router = APIRouter(prefix="/m/v1/manifests", tags=["manifests"])
+
+
+@router.post("", response_model=ManifestRead, status_code=201)
+async def create_manifest(
+    body: ManifestCreate, user: CurrentUser, settings: AppSettings, _: Transaction
+) -> ManifestRead:
+    """The producer drafts a manifest: one trip, one waste type, its batches and carriers."""
+    made = await manifests.create_manifest(
+        principal=user,
+        submission=body,
+        area_code=settings.manifest_area_code,
+        secret=settings.secret_key,
+    )
+    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=made.id))
+
+
+@router.get("", response_model=list[ManifestRead])
+async def list_manifests(user: CurrentUser, discrepant: bool = False) -> list[ManifestRead]:
+    """Manifests you are party to (managers: your region); discrepant=true for mismatches."""
+    return [
+        manifest_read(m)
+        for m in await manifests.list_manifests(principal=user, discrepant=discrepant)
+    ]
+
+
+@router.get("/{manifest_id}", response_model=ManifestRead)
+async def get_manifest(manifest_id: int, user: CurrentUser) -> ManifestRead:
+    """One manifest with its sections, discrepancies and revisions."""
+    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+
+
+@router.post("/{manifest_id}/sign", response_model=ManifestRead)
+async def sign_producer(
+    manifest_id: int, user: CurrentUser, settings: AppSettings, _: Transaction
+) -> ManifestRead:
+    """The producer signs (and so locks) its section; the batches go to the first carrier."""
+    await manifests.sign_producer(
+        principal=user, manifest_id=manifest_id, secret=settings.secret_key
+    )
+    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+
+
+@router.post("/{manifest_id}/legs/{seq}/sign", response_model=ManifestRead)
+async def sign_leg(
+    manifest_id: int,
+    seq: int,
+    body: LegSign,
+    user: CurrentUser,
+    settings: AppSettings,
+    _: Transaction,
+) -> ManifestRead:
+    """A carrier signs its leg at handover, with time and place."""
+    await manifests.sign_leg(
+        principal=user, manifest_id=manifest_id, seq=seq, signature=body, secret=settings.secret_key
+    )
+    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+
+
+@router.post("/{manifest_id}/arrival", response_model=ManifestRead)
+async def arrive(
+    manifest_id: int, body: Arrival, user: CurrentUser, _: Transaction
+) -> ManifestRead:
+    """The receiver records the arrival; the decision is due within 5 working days."""
+    await manifests.arrive(principal=user, manifest_id=manifest_id, arrived_at=body.arrived_at)
+    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+
+
+@router.post("/{manifest_id}/decision", response_model=ManifestRead)
+async def decide(
+    manifest_id: int, body: Decision, user: CurrentUser, settings: AppSettings, _: Transaction
+) -> ManifestRead:
+    """The receiver accepts, partially accepts or rejects, and signs its section."""
+    done = await manifests.decide(
+        principal=user,
+        manifest_id=manifest_id,
+        decision=body,
+        tolerance=settings.manifest_quantity_tolerance,
+        secret=settings.secret_key,
+    )
+    return manifest_read(done)
+
+
+@router.post("/{manifest_id}/revisions", response_model=RevisionRead, status_code=201)
+async def propose_revision(
+    manifest_id: int, body: RevisionCreate, user: CurrentUser, _: Transaction
+) -> object:
+    """Propose a correction; every other party must approve it."""
+    return await manifests.propose_revision(principal=user, manifest_id=manifest_id, revision=body)
+
+
+@router.post("/{manifest_id}/revisions/{revision_id}/{answer}", response_model=RevisionRead)
+async def answer_revision(
+    manifest_id: int,
+    revision_id: int,
+    answer: Literal["approve", "reject"],
+    user: CurrentUser,
+    _: Transaction,
+) -> object:
+    """Approve or reject a proposed correction."""
+    return await manifests.answer_revision(
+        principal=user,
+        manifest_id=manifest_id,
+        revision_id=revision_id,
+        approve=answer == "approve",
+    )
+
+
+@router.get(
+    "/{manifest_id}/manifest.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def manifest_pdf(manifest_id: int, user: CurrentUser, settings: AppSettings) -> Response:
+    """The manifest as a PDF with its QR code."""
+    manifest = await manifests.get_manifest(principal=user, manifest_id=manifest_id)
+    names = await manifests.party_names(manifest)
+    url = f"{settings.base_url}/m/v1/manifests/{manifest.id}"
+    return Response(
+        render_manifest_pdf(manifest, url=url, party_names=names), media_type="application/pdf"
+    )
