@@ -412,6 +412,7 @@ class Migration(migrations.Migration):
                         on_delete=OnDelete.RESTRICT,
                     ),
                 ),
+                ("proposer_organization_id", fields.IntField()),
                 (
                     "changes",
                     fields.JSONField(

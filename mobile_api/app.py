@@ -17,6 +17,7 @@ from mobile_api.routers import (
     catalog,
     events,
     household,
+    manifests,
     medical,
     pesticide,
     photos,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         medical,
         household,
         pesticide,
+        manifests,
         admin,
     ):
         app.include_router(module.router)

@@ -151,7 +151,7 @@ class ManifestRevision(Model):
     proposed_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.User", related_name="manifest_revisions", on_delete=fields.RESTRICT
     )
-    proposer_organization_id: int
+    proposer_organization_id = fields.IntField()
     changes: dict[str, Any] = fields.JSONField()
     previous: dict[str, Any] = fields.JSONField(default=dict)
     reason = fields.TextField()

@@ -270,6 +270,9 @@ async def arrive(*, principal: Principal, manifest_id: int, arrived_at: datetime
         raise RuleViolation("every leg must be signed before arrival", field="arrived_at")
     if manifest.arrived_at is not None:
         raise Conflict("the arrival is recorded already", field="arrived_at")
+    last_handover = max(leg.handover_at for leg in manifest.legs if leg.handover_at)
+    if arrived_at < last_handover:
+        raise ValidationFailed("arrived_at precedes the last handover", field="arrived_at")
     manifest.arrived_at = arrived_at
     manifest.decision_due_at = add_working_days(arrived_at, DECISION_WORKING_DAYS)
     manifest.state = "arrived"

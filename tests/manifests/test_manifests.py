@@ -1,0 +1,355 @@
+"""Transfer manifests: numbering, locked sections, legs in order, decision, discrepancies,
+revisions, the overdue alert, the PDF."""
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pypdf
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests.factories import World, make_user, medical_bag
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+NOW = datetime.now(UTC)
+
+
+@dataclass
+class Parties:
+    batches: list[str]
+    body: dict
+
+
+@pytest.fixture
+async def parties(client: httpx.AsyncClient, world: World) -> Parties:
+    city = world.regions["city"].id
+    maker = await registry.create_organization(
+        name="荣成某船舶修造公司", kind=OrganizationKind.enterprise, region_id=city
+    )
+    plant = await registry.create_organization(
+        name="危废处置中心", kind=OrganizationKind.treatment_facility, region_id=city
+    )
+    second = await registry.create_organization(
+        name="联运承运公司", kind=OrganizationKind.carrier, region_id=city
+    )
+    await registry.add_licence(
+        organization_id=plant.id, category_key="hw.08", method_codes=["R9", "D10"]
+    )
+    world.orgs.update({"maker": maker, "plant": plant, "second": second})
+    await make_user(world, "maker", Role.generator, maker)
+    await make_user(world, "plant", Role.facility_operator, plant)
+    await make_user(world, "second", Role.carrier, second)
+    codes = []
+    for _ in range(2):
+        bag = medical_bag(
+            stream="hazardous",
+            category="hw.08",
+            waste_code="900-249-08",
+            hazard=["T", "I"],
+            quantity="400",
+        )
+        bag.pop("event_type")
+        made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
+        assert made.status_code == 201, made.text
+        codes.append(made.json()["code"])
+    body = {
+        "category": "hw.08",
+        "waste_code": "900-249-08",
+        "waste_name": "废机油",
+        "hazard": ["T", "I"],
+        "physical_form": "液态",
+        "packaging": "200L铁桶×4",
+        "quantity_kg": "800",
+        "emergency_measures": "泄漏时用吸油毡围堵，禁止明火",
+        "batches": codes,
+        "receiver_organization_id": plant.id,
+        "legs": [
+            {
+                "carrier_organization_id": world.orgs["carrier"].id,
+                "vehicle_plate": "鲁K12345",
+                "permit_number": "鲁危运001",
+            },
+            {
+                "carrier_organization_id": second.id,
+                "vehicle_plate": "鲁K67890",
+                "permit_number": "鲁危运002",
+            },
+        ],
+    }
+    return Parties(codes, body)
+
+
+async def call(
+    client: httpx.AsyncClient, world: World, who: str, path: str, body: dict | None = None
+) -> httpx.Response:
+    return await client.post(f"/m/v1/manifests{path}", json=body or {}, headers=world.headers(who))
+
+
+async def drive_to_arrival(
+    client: httpx.AsyncClient, world: World, parties: Parties, arrived: datetime = NOW
+) -> dict:
+    made = (await call(client, world, "maker", "", parties.body)).json()
+    mid = made["id"]
+    assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    for seq, who in ((1, "carrier"), (2, "second")):
+        signed = await call(
+            client,
+            world,
+            who,
+            f"/{mid}/legs/{seq}/sign",
+            {
+                "handover_at": (arrived - timedelta(hours=3 - seq)).isoformat(),
+                "handover_place": "石岛",
+            },
+        )
+        assert signed.status_code == 200, signed.text
+    arrival = await call(
+        client, world, "plant", f"/{mid}/arrival", {"arrived_at": arrived.isoformat()}
+    )
+    assert arrival.status_code == 200, arrival.text
+    return arrival.json()
+
+
+async def test_manifest_runs_from_draft_to_acceptance(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    made = await call(client, world, "maker", "", parties.body)
+    assert made.status_code == 201, made.text
+    manifest = made.json()
+    assert manifest["number"].startswith(f"{NOW.year}3710") and len(manifest["number"]) == 14
+    mid = manifest["id"]
+    early = await call(
+        client,
+        world,
+        "carrier",
+        f"/{mid}/legs/1/sign",
+        {"handover_at": NOW.isoformat(), "handover_place": "厂区"},
+    )
+    assert early.status_code == 409
+    assert (await call(client, world, "maker", f"/{mid}/sign")).json()["state"] == "submitted"
+    locked = await call(client, world, "maker", f"/{mid}/sign")
+    assert (locked.status_code, locked.json()["field"]) == (409, "producer")
+    batch = await Batch.get(code=parties.batches[0])
+    assert (batch.state, batch.holder_id) == ("handed_over", world.orgs["carrier"].id)
+    out_of_order = await call(
+        client,
+        world,
+        "second",
+        f"/{mid}/legs/2/sign",
+        {"handover_at": NOW.isoformat(), "handover_place": "石岛"},
+    )
+    assert out_of_order.status_code == 409
+    wrong_carrier = await call(
+        client,
+        world,
+        "second",
+        f"/{mid}/legs/1/sign",
+        {"handover_at": NOW.isoformat(), "handover_place": "石岛"},
+    )
+    assert wrong_carrier.status_code == 403
+    arrived = await drive_to_arrival_after_producer(client, world, mid)
+    assert arrived["decision_due_at"] is not None
+    decided = await call(
+        client,
+        world,
+        "plant",
+        f"/{mid}/decision",
+        {"decision": "accepted", "received_quantity_kg": "790", "method": "R9"},
+    )
+    assert decided.status_code == 200, decided.text
+    assert (decided.json()["state"], decided.json()["discrepancies"]) == ("accepted", [])
+    assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"received"}
+    again = await call(
+        client,
+        world,
+        "plant",
+        f"/{mid}/decision",
+        {"decision": "rejected", "received_quantity_kg": "0", "reason": "x"},
+    )
+    assert again.status_code == 409
+    pdf = await client.get(f"/m/v1/manifests/{mid}/manifest.pdf", headers=world.headers("maker"))
+    page = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0]
+    assert manifest["number"] in page.extract_text()
+    (picture,) = page.images
+    urls = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(picture.data)))]
+    assert urls == [f"http://testserver/m/v1/manifests/{mid}"]
+
+
+async def drive_to_arrival_after_producer(
+    client: httpx.AsyncClient, world: World, mid: int
+) -> dict:
+    for seq, who in ((1, "carrier"), (2, "second")):
+        signed = await call(
+            client,
+            world,
+            who,
+            f"/{mid}/legs/{seq}/sign",
+            {"handover_at": (NOW - timedelta(hours=3 - seq)).isoformat(), "handover_place": "石岛"},
+        )
+        assert signed.status_code == 200, signed.text
+    return (
+        await call(client, world, "plant", f"/{mid}/arrival", {"arrived_at": NOW.isoformat()})
+    ).json()
+
+
+async def test_mismatches_become_discrepancies_for_producer_and_authority(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    arrived = await drive_to_arrival(client, world, parties)
+    decided = await call(
+        client,
+        world,
+        "plant",
+        f"/{arrived['id']}/decision",
+        {
+            "decision": "partially_accepted",
+            "received_quantity_kg": "640",
+            "method": "D10",
+            "reason": "一桶渗漏",
+            "found": {"packaging": "200L铁桶×3"},
+        },
+    )
+    assert decided.status_code == 200, decided.text
+    fields = {d["field"]: d for d in decided.json()["discrepancies"]}
+    assert fields["quantity_kg"]["found"] == "640"
+    assert fields["packaging"]["declared"] == "200L铁桶×4"
+    for who in ("maker", "manager"):
+        listed = (
+            await client.get(
+                "/m/v1/manifests", params={"discrepant": True}, headers=world.headers(who)
+            )
+        ).json()
+        assert [m["id"] for m in listed] == [arrived["id"]]
+
+
+async def test_manifest_refusals(client: httpx.AsyncClient, world: World, parties: Parties) -> None:
+    household = {**parties.body, "category": "hh.hazardous.battery"}
+    exempt = await call(client, world, "maker", "", household)
+    assert (exempt.status_code, exempt.json()["field"]) == (409, "category")
+    assert "exempt" in exempt.json()["detail"]
+    unlicensed = await call(
+        client,
+        world,
+        "maker",
+        "",
+        {**parties.body, "receiver_organization_id": world.orgs["unlicensed"].id},
+    )
+    assert (unlicensed.status_code, unlicensed.json()["field"]) == (403, "receiver_organization_id")
+    other_code = await call(
+        client, world, "maker", "", {**parties.body, "waste_code": "900-214-08"}
+    )
+    assert (other_code.status_code, other_code.json()["field"]) == (422, "batches[0]")
+    by_carrier = await call(client, world, "carrier", "", parties.body)
+    assert by_carrier.status_code == 403
+    arrived = await drive_to_arrival(client, world, parties)
+    bad_method = await call(
+        client,
+        world,
+        "plant",
+        f"/{arrived['id']}/decision",
+        {"decision": "accepted", "received_quantity_kg": "800", "method": "R1"},
+    )
+    assert (bad_method.status_code, bad_method.json()["field"]) == (403, "method")
+
+
+async def test_revision_applies_only_when_every_other_party_approves(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    made = (await call(client, world, "maker", "", parties.body)).json()
+    mid = made["id"]
+    draft_revision = await call(
+        client,
+        world,
+        "maker",
+        f"/{mid}/revisions",
+        {"changes": {"quantity_kg": "780"}, "reason": "称重更正"},
+    )
+    assert draft_revision.status_code == 409
+    await call(client, world, "maker", f"/{mid}/sign")
+    proposed = (
+        await call(
+            client,
+            world,
+            "maker",
+            f"/{mid}/revisions",
+            {"changes": {"quantity_kg": "780"}, "reason": "称重更正"},
+        )
+    ).json()
+    rid = proposed["id"]
+    for who in ("carrier", "second"):
+        answer = await call(client, world, who, f"/{mid}/revisions/{rid}/approve")
+        assert answer.json()["state"] == "pending"
+    done = (await call(client, world, "plant", f"/{mid}/revisions/{rid}/approve")).json()
+    assert (done["state"], done["previous"]) == ("approved", {"quantity_kg": "800.000"})
+    manifest = (await client.get(f"/m/v1/manifests/{mid}", headers=world.headers("maker"))).json()
+    assert manifest["quantity_kg"] == "780.000"
+    second = (
+        await call(
+            client,
+            world,
+            "carrier",
+            f"/{mid}/revisions",
+            {"changes": {"packaging": "200L铁桶×5"}, "reason": "现场清点"},
+        )
+    ).json()
+    refused = (await call(client, world, "maker", f"/{mid}/revisions/{second['id']}/reject")).json()
+    assert refused["state"] == "rejected"
+    outsider = await call(client, world, "clinic", f"/{mid}/revisions/{second['id']}/approve")
+    assert outsider.status_code == 404
+
+
+async def test_undecided_manifest_raises_an_alert_after_5_working_days(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    old = []
+    for _ in range(2):
+        bag = medical_bag(
+            stream="hazardous",
+            category="hw.08",
+            waste_code="900-249-08",
+            hazard=["T", "I"],
+            quantity="400",
+            device_time=(NOW - timedelta(days=12)).isoformat(),
+        )
+        bag.pop("event_type")
+        old.append(
+            (await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))).json()[
+                "code"
+            ]
+        )
+    parties.body["batches"] = old
+    arrived = await drive_to_arrival(client, world, parties, arrived=NOW - timedelta(days=9))
+    alerts = (await client.get("/m/v1/alerts", headers=world.headers("plant"))).json()
+    assert [(a["kind"], a["details"]["manifest"]) for a in alerts] == [
+        ("manifest_overdue", arrived["number"])
+    ]
+
+
+async def test_arrival_cannot_precede_the_last_handover(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    made = (await call(client, world, "maker", "", parties.body)).json()
+    mid = made["id"]
+    await call(client, world, "maker", f"/{mid}/sign")
+    for seq, who in ((1, "carrier"), (2, "second")):
+        await call(
+            client,
+            world,
+            who,
+            f"/{mid}/legs/{seq}/sign",
+            {"handover_at": NOW.isoformat(), "handover_place": "石岛"},
+        )
+    early = await call(
+        client,
+        world,
+        "plant",
+        f"/{mid}/arrival",
+        {"arrived_at": (NOW - timedelta(hours=5)).isoformat()},
+    )
+    assert (early.status_code, early.json()["field"]) == (422, "arrived_at")
