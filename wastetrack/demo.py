@@ -9,6 +9,7 @@ from typing import Any
 
 from schemas.events import EventCreate
 from schemas.household import PickupCreate, QualityCheck
+from schemas.manifests import Decision, LegCreate, LegSign, ManifestCreate
 from schemas.pesticide import (
     ConsignmentCreate,
     ConsignmentLine,
@@ -30,6 +31,7 @@ from wastetrack.core import codes
 from wastetrack.core.principal import Principal
 from wastetrack.custody import service as custody
 from wastetrack.household import service as household
+from wastetrack.manifests import service as manifests
 from wastetrack.pesticide import service as pesticide
 from wastetrack.ports import service as ports
 from wastetrack.registry import service as registry
@@ -117,6 +119,7 @@ async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dic
         count += await _ports(orgs, principals, secret)
         count += await _household_and_medical(orgs, principals, secret)
         count += await _pesticide(orgs, principals, secret)
+        count += await _manifests(orgs, principals, secret)
         echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
     return {
         role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
@@ -273,7 +276,6 @@ async def _chains(
         * 40
         + [("collector", "household", "hh.food.household", "kg", "collector", "recycler", "R3")]
         * 30
-        + [("enterprise", "hazardous", "hw.08", "kg", "carrier", "hw_plant", "R9")] * 15
         + [("shop", "agri_packaging", "agri.plastic_bottle", "count", "carrier", "recycler", "R3")]
         * 15
         + [("port_operator", "marine", "marpol2018.A", "m3", "port_operator", "incinerator", "R1")]
@@ -288,9 +290,6 @@ async def _chains(
             "m3": Decimal(rng.randint(2, 30)) / 10,
         }[unit]
         extra: dict[str, Any] = {}
-        if stream == "hazardous":
-            extra["waste_code"] = "900-249-08"
-            extra["hazard"] = ["T", "I"]
         if producer in ("clinic", "hospital", "enterprise", "shop"):
             extra["carrier_organization_id"] = orgs["carrier"].id
         if producer == "collector":
@@ -607,6 +606,96 @@ async def _pesticide(
     )
     assert sent.error is None, sent.error
     return 1
+
+
+async def _manifests(
+    orgs: dict[str, Organization], principals: dict[str, Principal], secret: str
+) -> int:
+    """Waste oil from the shipyard on transfer manifests: five accepted and treated, one
+    arrived and still undecided past its 5 working days (an open alert)."""
+    now = datetime.now(UTC)
+    made = 0
+    for trip in range(6):
+        start = now - timedelta(days=40 - trip * 6)
+        tagged = await custody.record_events(
+            principal=principals["enterprise"],
+            secret=secret,
+            submissions=[
+                _event(
+                    "tagged",
+                    None,
+                    start,
+                    stream="hazardous",
+                    category="hw.08",
+                    waste_code="900-249-08",
+                    hazard=["T", "I"],
+                    quantity=Decimal(400),
+                    unit="kg",
+                )
+                for _ in range(2)
+            ],
+        )
+        codes_ = [outcome.result.batch_code or "" for outcome in tagged]
+        made += len(codes_)
+        manifest = await manifests.create_manifest(
+            principal=principals["enterprise"],
+            area_code="3710",
+            secret=secret,
+            submission=ManifestCreate(
+                category="hw.08",
+                waste_code="900-249-08",
+                waste_name="废机油",
+                hazard=["T", "I"],
+                physical_form="液态",
+                packaging="200L铁桶×4",
+                quantity_kg=Decimal(800),
+                emergency_measures="泄漏时用吸油毡围堵，禁止明火",
+                batches=codes_,
+                receiver_organization_id=orgs["hw_plant"].id,
+                legs=[
+                    LegCreate(
+                        carrier_organization_id=orgs["carrier"].id,
+                        vehicle_plate="鲁K12345",
+                        permit_number="鲁危运2023001",
+                    )
+                ],
+            ),
+        )
+        await manifests.sign_producer(
+            principal=principals["enterprise"], manifest_id=manifest.id, secret=secret
+        )
+        await manifests.sign_leg(
+            principal=principals["carrier"],
+            manifest_id=manifest.id,
+            seq=1,
+            secret=secret,
+            signature=LegSign(
+                handover_at=start + timedelta(hours=2), handover_place="荣成某船舶修造公司"
+            ),
+        )
+        await manifests.arrive(
+            principal=principals["hw_plant"],
+            manifest_id=manifest.id,
+            arrived_at=start + timedelta(hours=5),
+        )
+        if trip == 5:
+            continue
+        await manifests.decide(
+            principal=principals["hw_plant"],
+            manifest_id=manifest.id,
+            secret=secret,
+            tolerance=Decimal("0.05"),
+            decision=Decision(decision="accepted", received_quantity_kg=Decimal(792), method="R9"),
+        )
+        for code in codes_:
+            (outcome,) = await custody.record_events(
+                principal=principals["hw_plant"],
+                secret=secret,
+                submissions=[_event("treated", code, start + timedelta(days=2), method="R9")],
+            )
+            assert outcome.error is None, outcome.error
+    await alerts.refresh()
+    return made
 
 
 async def _carry(

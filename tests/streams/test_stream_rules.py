@@ -56,3 +56,37 @@ async def test_medical_waste_only_by_methods_allowed_for_the_stream(
     assert refused.status_code == 409
     assert refused.json()["field"] == "method"
     assert "D9, D10, D15" in refused.json()["detail"]
+
+
+async def test_hazardous_waste_moves_only_on_a_signed_manifest(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    body = medical_bag(
+        stream="hazardous",
+        category="hw.08",
+        waste_code="900-249-08",
+        hazard=["T"],
+        carrier_organization_id=world.orgs["carrier"].id,
+    )
+    body.pop("event_type")
+    batch = (await client.post("/m/v1/batches", json=body, headers=world.headers("clinic"))).json()
+    assert (
+        await post_event(client, world, "carrier", event("collected", batch["code"], minutes=5))
+    ).status_code == 201
+    moved = await post_event(
+        client, world, "carrier", event("in_transit", batch["code"], minutes=10)
+    )
+    assert (moved.status_code, moved.json()["field"]) == (409, "batch")
+    assert "manifest" in moved.json()["detail"]
+    household = await tag_bag(
+        client,
+        world,
+        stream="household",
+        category="hh.hazardous.battery",
+        carrier_organization_id=world.orgs["carrier"].id,
+    )
+    await post_event(client, world, "carrier", event("collected", household["code"], minutes=5))
+    exempt = await post_event(
+        client, world, "carrier", event("in_transit", household["code"], minutes=10)
+    )
+    assert exempt.status_code == 201

@@ -143,6 +143,16 @@ async def known_events(client_event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dic
     return {row["client_event_id"]: row for row in rows}
 
 
+async def on_signed_manifest(code: str) -> bool:
+    """Whether a transfer manifest signed by its producer lists this batch."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT 1 FROM manifest WHERE batch_codes @> $1::jsonb"
+        " AND producer_signed_at IS NOT NULL LIMIT 1",
+        [json.dumps([code])],
+    )
+    return bool(rows)
+
+
 async def allocate_batch_ids(count: int) -> list[int]:
     """Batch ids taken from the table's sequence before the rows exist, so events made in the
     same call can point at batches made in the same call."""

@@ -524,10 +524,21 @@ async def _collected(
     )
 
 
+async def _check_manifest(batch: Batch) -> None:
+    """Streams whose rules say `manifest` move only on a manifest the producer has signed."""
+    rules = (await catalog.snapshot()).streams[batch.stream_id].rules or {}
+    if rules.get("manifest") and not await repository.on_signed_manifest(batch.code):
+        raise RuleViolation(
+            f"{batch.stream_id} waste moves only on a transfer manifest signed by its producer",
+            field="batch",
+        )
+
+
 async def _handed_over(
     work: _Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
+    await _check_manifest(batch)
     receiver = _organization(work, sub.to_organization_id, "to_organization_id")
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
@@ -550,6 +561,7 @@ async def _handed_over(
 async def _in_transit(
     work: _Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
+    await _check_manifest(batch)
     org = work.principal.organization_id
     batch.holder_id = org
     batch.carrier_id = org

@@ -188,6 +188,11 @@ async def sign_producer(*, principal: Principal, manifest_id: int, secret: str) 
         raise Conflict(LOCKED, field="producer")
     first = min(manifest.legs, key=lambda leg: leg.seq)
     now = datetime.now(UTC)
+    # Signed first: the hand-over below is allowed only on a signed manifest.
+    manifest.producer_signed_by_id = principal.user_id
+    manifest.producer_signed_at = now
+    manifest.state = "submitted"
+    await manifest.save(update_fields=["producer_signed_by_id", "producer_signed_at", "state"])
     await _record(
         principal,
         [
@@ -203,10 +208,6 @@ async def sign_producer(*, principal: Principal, manifest_id: int, secret: str) 
         ],
         secret,
     )
-    manifest.producer_signed_by_id = principal.user_id
-    manifest.producer_signed_at = now
-    manifest.state = "submitted"
-    await manifest.save(update_fields=["producer_signed_by_id", "producer_signed_at", "state"])
     return manifest
 
 
