@@ -12,7 +12,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label, Unit
 from wastetrack.catalog import service as catalog
-from wastetrack.catalog.service import FINAL_MODES
+from wastetrack.catalog.service import FINAL_MODES, CatalogSnapshot
 from wastetrack.core import codes
 from wastetrack.core.errors import (
     Conflict,
@@ -60,6 +60,7 @@ class _Work:
     principal: Principal
     secret: str
     now: datetime
+    catalog: CatalogSnapshot
     batches: dict[str, Batch] = field(default_factory=dict)
     codes_by_id: dict[int, str] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)
@@ -119,7 +120,9 @@ async def record_events(
     reported and never stops the others. Runs inside the caller's transaction."""
     if principal.role == Role.auditor:
         raise Forbidden("auditors read; they do not record events", field="role")
-    work = _Work(principal=principal, secret=secret, now=datetime.now(UTC))
+    work = _Work(
+        principal=principal, secret=secret, now=datetime.now(UTC), catalog=await catalog.snapshot()
+    )
     outcomes: list[Recorded | None] = [None] * len(submissions)
     codes_of: list[str | None] = []
     for index, sub in enumerate(submissions):
@@ -423,7 +426,7 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
         )
     category = await catalog.category_for_stream(stream=stream, category=sub.category or "")
     await catalog.validate_waste_code(category=category.key, waste_code=sub.waste_code)
-    rules = (await catalog.snapshot()).streams[stream].rules or {}
+    rules = work.catalog.streams[stream].rules or {}
     for required in rules.get("tag_requires", []):
         if not getattr(sub, required):
             raise ValidationFailed(f"{required} is required to tag {stream} waste", field=required)
@@ -524,9 +527,9 @@ async def _collected(
     )
 
 
-async def _check_manifest(batch: Batch) -> None:
+async def _check_manifest(work: _Work, batch: Batch) -> None:
     """Streams whose rules say `manifest` move only on a manifest the producer has signed."""
-    rules = (await catalog.snapshot()).streams[batch.stream_id].rules or {}
+    rules = work.catalog.streams[batch.stream_id].rules or {}
     if rules.get("manifest") and not await repository.on_signed_manifest(batch.code):
         raise RuleViolation(
             f"{batch.stream_id} waste moves only on a transfer manifest signed by its producer",
@@ -538,7 +541,7 @@ async def _handed_over(
     work: _Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
-    await _check_manifest(batch)
+    await _check_manifest(work, batch)
     receiver = _organization(work, sub.to_organization_id, "to_organization_id")
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
@@ -561,7 +564,7 @@ async def _handed_over(
 async def _in_transit(
     work: _Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    await _check_manifest(batch)
+    await _check_manifest(work, batch)
     org = work.principal.organization_id
     batch.holder_id = org
     batch.carrier_id = org
@@ -644,7 +647,7 @@ async def _received(
 
 async def _treated(work: _Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
     allowed = await _licensed_methods(work, batch)
-    snap = await catalog.snapshot()
+    snap = work.catalog
     method = snap.methods.get(sub.method or "")
     if method is None:
         raise ValidationFailed(f"unknown treatment method {sub.method!r}", field="method")
