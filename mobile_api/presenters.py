@@ -3,12 +3,15 @@
 import html
 from zoneinfo import ZoneInfo
 
+from fastapi import Response
+
 from schemas.batches import BatchRead
 from schemas.manifests import DiscrepancyRead, LegRead, ManifestRead, RevisionRead
 from schemas.ports import BerthRead, CleanUpRead, DeliveryLineRead, DeliveryRead
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
 from wastetrack.core.settings import Settings
+from wastetrack.custody.intake import RecordResult
 from wastetrack.manifests.models import Manifest
 from wastetrack.ports import service as ports
 from wastetrack.ports.models import Berth, CleanUp, Delivery
@@ -188,3 +191,14 @@ def manifest_read(manifest: Manifest) -> ManifestRead:
             "revisions": [RevisionRead.model_validate(r) for r in manifest.revisions],
         }
     )
+
+
+def recorded_id(result: RecordResult, response: Response) -> int:
+    """The id of the record a submission made or had made before: a refusal or a conflicting
+    resend raises, a same-content resend answers 200 instead of 201."""
+    if result.error is not None:
+        raise result.error
+    if result.status == "duplicate":
+        response.status_code = 200
+    assert result.record_id is not None
+    return result.record_id

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from mobile_api.deps import AdminOnly, AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.presenters import recorded_id
 from schemas.household import PickupCreate, PickupRead, RegionSorting, SortingMetricsRead
 from schemas.registry import RegionRead
 from wastetrack.batches import labels
@@ -27,12 +28,8 @@ async def record_pickup(
     result = await household.record_pickup(
         principal=user, submission=body, secret=settings.secret_key
     )
-    if result.error is not None:
-        raise result.error
-    if result.status == "duplicate":
-        response.status_code = 200
-    assert result.record_id is not None
-    pickup = await household.get_pickup(principal=user, pickup_id=result.record_id)
+    record_id = recorded_id(result, response)
+    pickup = await household.get_pickup(principal=user, pickup_id=record_id)
     return PickupRead.model_validate(
         {
             **{

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.presenters import recorded_id
 from schemas.pesticide import (
     ConsignmentCreate,
     ConsignmentRead,
@@ -36,12 +37,8 @@ async def record_return(
     result = await pesticide.record_return(
         principal=user, submission=body, secret=settings.secret_key
     )
-    if result.error is not None:
-        raise result.error
-    if result.status == "duplicate":
-        response.status_code = 200
-    assert result.record_id is not None
-    record, balance = await pesticide.get_return(principal=user, return_id=result.record_id)
+    record_id = recorded_id(result, response)
+    record, balance = await pesticide.get_return(principal=user, return_id=record_id)
     return ReturnRead(
         id=record.id,
         point_id=record.point_id,
@@ -78,12 +75,8 @@ async def record_consignment(
     result = await pesticide.record_consignment(
         principal=user, submission=body, secret=settings.secret_key
     )
-    if result.error is not None:
-        raise result.error
-    if result.status == "duplicate":
-        response.status_code = 200
-    assert result.record_id is not None
-    return await pesticide.get_consignment(principal=user, consignment_id=result.record_id)
+    record_id = recorded_id(result, response)
+    return await pesticide.get_consignment(principal=user, consignment_id=record_id)
 
 
 @router.get(

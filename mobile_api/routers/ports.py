@@ -11,6 +11,7 @@ from mobile_api.presenters import (
     berth_read,
     cleanup_read,
     delivery_read,
+    recorded_id,
     render_public_receipt,
 )
 from schemas.ports import (
@@ -118,12 +119,8 @@ async def record_delivery(
     result = await ports.record_delivery(
         principal=user, submission=body, secret=settings.secret_key
     )
-    if result.error is not None:
-        raise result.error
-    if result.status == "duplicate":
-        response.status_code = 200
-    assert result.record_id is not None
-    delivery = await ports.get_delivery(principal=user, delivery_id=result.record_id)
+    record_id = recorded_id(result, response)
+    delivery = await ports.get_delivery(principal=user, delivery_id=record_id)
     return delivery_read(delivery, settings)
 
 
@@ -171,12 +168,8 @@ async def record_cleanup(
 ) -> CleanUpRead:
     """Record a beach or sea-surface clean-up; the litter enters the custody chain."""
     result = await ports.record_cleanup(principal=user, submission=body, secret=settings.secret_key)
-    if result.error is not None:
-        raise result.error
-    if result.status == "duplicate":
-        response.status_code = 200
-    assert result.record_id is not None
-    return cleanup_read(await ports.get_cleanup(principal=user, cleanup_id=result.record_id))
+    record_id = recorded_id(result, response)
+    return cleanup_read(await ports.get_cleanup(principal=user, cleanup_id=record_id))
 
 
 @router.get("/m/v1/cleanups", response_model=list[CleanUpRead])
