@@ -1,13 +1,16 @@
-"""Alerts, the fate of a bag, and which clinics the medical-waste collection reaches."""
+"""Alerts, a batch's fate and EPCIS history, and which clinics the medical-waste collection
+reaches."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
-from mobile_api.deps import CurrentUser, ManagerOnly, Transaction
+from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
 from schemas.alerts import AlertRead, MedicalCoverageRead
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
+from wastetrack.custody import epcis
 from wastetrack.custody import service as custody
 from wastetrack.medical import service as medical
 
@@ -30,6 +33,17 @@ async def acknowledge_alert(alert_id: int, user: ManagerOnly, _: Transaction) ->
 async def batch_fate(code: str, user: CurrentUser) -> dict:
     """What became of a batch, followed into the containers it was aggregated into."""
     return await custody.fate(principal=user, code=code)
+
+
+@router.get(
+    "/batches/{code}/epcis.jsonld",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/ld+json": {}}}},
+)
+async def batch_epcis(code: str, user: CurrentUser, settings: AppSettings) -> JSONResponse:
+    """The batch's custody history as a GS1 EPCIS 2.0 JSON-LD document."""
+    document = await epcis.batch_document(principal=user, code=code, timezone=settings.timezone)
+    return JSONResponse(document, media_type="application/ld+json")
 
 
 @router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)
