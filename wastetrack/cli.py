@@ -251,6 +251,15 @@ def labels_issue(
     _echo(_run(work))
 
 
+@app.command("rollups-rebuild")
+def rollups_rebuild() -> None:
+    """Recompute the daily roll-ups from the custody log (they are kept up to date anyway)."""
+    from wastetrack.rollups import service as rollups
+
+    rows = _run(lambda: rollups.rebuild(timezone=get_settings().timezone))
+    _echo({"rollup_rows": rows})
+
+
 @app.command()
 def demo() -> None:
     """Load (idempotently) a small Rongcheng data set; the last line maps demo roles to logins."""

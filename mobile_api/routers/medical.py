@@ -1,6 +1,7 @@
 """Alerts, a batch's fate and EPCIS history, and which clinics the medical-waste collection
 reaches."""
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,6 +14,7 @@ from wastetrack.alerts import service as alerts
 from wastetrack.custody import epcis
 from wastetrack.custody import service as custody
 from wastetrack.medical import service as medical
+from wastetrack.rollups import service as rollups
 
 router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
 
@@ -44,6 +46,17 @@ async def batch_epcis(code: str, user: CurrentUser, settings: AppSettings) -> JS
     """The batch's custody history as a GS1 EPCIS 2.0 JSON-LD document."""
     document = await epcis.batch_document(principal=user, code=code, timezone=settings.timezone)
     return JSONResponse(document, media_type="application/ld+json")
+
+
+@router.get("/metrics/utilization")
+async def utilization(
+    user: ManagerOnly,
+    date_from: Annotated[date, Query(description="city day, included")],
+    date_to: Annotated[date, Query(description="city day, included")],
+) -> dict:
+    """Generated and treated kilograms by stream, category and mode, with the utilization and
+    harmless-treatment rates, from the daily roll-ups."""
+    return await rollups.utilization(principal=user, date_from=date_from, date_to=date_to)
 
 
 @router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)

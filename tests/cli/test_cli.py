@@ -127,6 +127,9 @@ def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> No
     }
     second = run(cli_env, "demo")
     assert "nothing changed" in second.stdout
+    before = asyncio.run(_rollups(cli_env["WASTETRACK_DATABASE_URL"]))
+    assert run_json(cli_env, "rollups-rebuild")["rollup_rows"] > 0
+    assert asyncio.run(_rollups(cli_env["WASTETRACK_DATABASE_URL"])) == before
     assert json.loads(second.stdout.strip().splitlines()[-1]) == logins
     counts = asyncio.run(_demo_counts(cli_env["WASTETRACK_DATABASE_URL"]))
     assert counts["streams"] == 5  # batches of every stream
@@ -134,6 +137,20 @@ def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> No
     assert counts["cleanups"] == 1 and counts["treated"] > 200
     assert counts["pickups"] == 40 and counts["alerts"] >= 1
     assert counts["returns"] == 30
+
+
+async def _rollups(url: str) -> list[tuple]:
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT day, region_path, stream_id, category_id, measure, mode, weight_kg,"
+            " volume_m3, items, batches FROM rollup_daily"
+            " WHERE weight_kg <> 0 OR volume_m3 <> 0 OR items <> 0 OR batches <> 0"
+            " ORDER BY 1, 2, 3, 4, 5, 6"
+        )
+        return [tuple(row) for row in rows]
+    finally:
+        await conn.close()
 
 
 async def _demo_counts(url: str) -> dict[str, int]:

@@ -25,6 +25,7 @@ MODEL_MODULES = [
     "wastetrack.household.models",
     "wastetrack.pesticide.models",
     "wastetrack.manifests.models",
+    "wastetrack.rollups.models",
 ]
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.hashing import sha256_hex
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import repository
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
@@ -37,6 +38,7 @@ from wastetrack.custody.rules import (
 from wastetrack.evidence.models import Photo
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind, Site
+from wastetrack.rollups import service as rollups
 
 TAGGING_ROLES = frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator})
 MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
@@ -61,6 +63,7 @@ class _Work:
     secret: str
     now: datetime
     catalog: CatalogSnapshot
+    timezone: str
     batches: dict[str, Batch] = field(default_factory=dict)
     codes_by_id: dict[int, str] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)
@@ -121,7 +124,11 @@ async def record_events(
     if principal.role == Role.auditor:
         raise Forbidden("auditors read; they do not record events", field="role")
     work = _Work(
-        principal=principal, secret=secret, now=datetime.now(UTC), catalog=await catalog.snapshot()
+        principal=principal,
+        secret=secret,
+        now=datetime.now(UTC),
+        catalog=await catalog.snapshot(),
+        timezone=get_settings().timezone,
     )
     outcomes: list[Recorded | None] = [None] * len(submissions)
     codes_of: list[str | None] = []
@@ -183,6 +190,7 @@ async def _write(work: _Work) -> None:
         [b for b in work.touched.values() if b.id not in work.new_batches]
     )
     await repository.insert_events(work.new_events)
+    await rollups.apply(event_ids=[e.id for e in work.new_events], timezone=work.timezone)
 
 
 def _code_of(sub: EventCreate, secret: str) -> str | None:

@@ -1,0 +1,138 @@
+"""Daily roll-ups: maintained in the transaction that records the events, rebuilt from the
+log on demand, read by the utilization metrics. One SQL definition serves both paths, so the
+incremental table and a rebuild agree exactly."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from tortoise import connections
+
+from wastetrack.catalog.service import FINAL_MODES
+from wastetrack.core.metrics import ratio
+from wastetrack.core.principal import Principal
+from wastetrack.rollups.models import DailyRollup
+
+RECOVERY_MODES = ("reuse", "recycling", "energy_recovery", "other_recovery")
+_COLUMNS = (
+    "day, region_path, stream_id, category_id, measure, mode, weight_kg, volume_m3, items, batches"
+)
+
+# What each event contributes. Tagging adds the declared quantity as generated; a treatment
+# adds the batch's weight (the treatment's own, else the last weight measured on receipt, else
+# the declared kilograms) under its mode; a container's first aggregation withdraws the
+# container's own declared quantity from "generated" on its tagging day, since its contents
+# were counted when they were tagged.
+_CONTRIBUTIONS = """
+SELECT (CASE WHEN e.event_type = 'aggregated' THEN b.tagged_at ELSE e.device_time END
+        AT TIME ZONE $1)::date AS day,
+       b.region_path, b.stream_id, b.category_id,
+       CASE WHEN e.event_type = 'treated' THEN 'treated' ELSE 'tagged' END AS measure,
+       COALESCE(e.mode, '') AS mode,
+       SUM(sign * CASE WHEN e.event_type = 'treated'
+                       THEN COALESCE(e.weight_kg, received.weight_kg,
+                                     CASE WHEN b.unit = 'kg' THEN b.quantity END, 0)
+                       WHEN b.unit = 'kg' THEN b.quantity ELSE 0 END) AS weight_kg,
+       SUM(sign * CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END) AS volume_m3,
+       SUM(sign * CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END)::bigint AS items,
+       SUM(sign)::int AS batches
+FROM custody_event e
+JOIN batch b ON b.id = e.batch_id
+CROSS JOIN LATERAL (SELECT CASE WHEN e.event_type = 'aggregated' THEN -1 ELSE 1 END AS sign) s
+LEFT JOIN LATERAL (
+    SELECT r.weight_kg FROM custody_event r
+    WHERE e.event_type = 'treated' AND r.batch_id = e.batch_id AND r.event_type = 'received'
+      AND r.weight_kg IS NOT NULL AND r.seq < e.seq
+    ORDER BY r.seq DESC LIMIT 1
+) received ON TRUE
+WHERE {where}
+  AND (e.event_type IN ('tagged', 'treated')
+       OR (e.event_type = 'aggregated' AND e.related_batch_id IS NULL AND NOT EXISTS (
+           SELECT 1 FROM custody_event earlier
+           WHERE earlier.batch_id = e.batch_id AND earlier.event_type = 'aggregated'
+             AND earlier.related_batch_id IS NULL AND earlier.seq < e.seq)))
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_UPSERT = f"""
+INSERT INTO rollup_daily ({_COLUMNS})
+{{select}}
+ON CONFLICT (day, region_path, stream_id, category_id, measure, mode) DO UPDATE SET
+    weight_kg = rollup_daily.weight_kg + EXCLUDED.weight_kg,
+    volume_m3 = rollup_daily.volume_m3 + EXCLUDED.volume_m3,
+    items = rollup_daily.items + EXCLUDED.items,
+    batches = rollup_daily.batches + EXCLUDED.batches
+"""
+
+
+async def apply(*, event_ids: list[Any], timezone: str) -> None:
+    """Add what these just-written events contribute (called in their transaction)."""
+    if not event_ids:
+        return
+    select = _CONTRIBUTIONS.format(where="e.id = ANY($2::uuid[])")
+    await connections.get("default").execute_query(
+        _UPSERT.format(select=select), [timezone, event_ids]
+    )
+
+
+async def rebuild(*, timezone: str) -> int:
+    """Recompute every roll-up from the log; returns the number of rows."""
+    client = connections.get("default")
+    await client.execute_script(
+        "LOCK TABLE rollup_daily IN EXCLUSIVE MODE; DELETE FROM rollup_daily;"
+    )
+    select = _CONTRIBUTIONS.format(where="TRUE")
+    await client.execute_query(f"INSERT INTO rollup_daily ({_COLUMNS}) {select}", [timezone])
+    return await DailyRollup.all().count()
+
+
+async def snapshot() -> list[tuple[Any, ...]]:
+    """Every roll-up row as plain values, in a stable order (to compare two states)."""
+    rows = (
+        await DailyRollup.all()
+        .order_by("day", "region_path", "stream_id", "category_id", "measure", "mode")
+        .values_list(
+            "day",
+            "region_path",
+            "stream_id",
+            "category_id",
+            "measure",
+            "mode",
+            "weight_kg",
+            "volume_m3",
+            "items",
+            "batches",
+        )
+    )
+    return [tuple(row) for row in rows if any(row[6:])]
+
+
+async def utilization(*, principal: Principal, date_from: date, date_to: date) -> dict[str, Any]:
+    """Per stream and category: generated, treated by mode, the utilization rate (recovered ÷
+    finally treated; storage pending treatment excluded) and the harmless treatment rate
+    (finally treated ÷ generated), all in kilograms, read from the roll-ups."""
+    rows = await DailyRollup.filter(
+        day__gte=date_from, day__lte=date_to, region_path__startswith=principal.region_path
+    ).values("stream_id", "category_id", "measure", "mode", "weight_kg")
+    groups: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for row in rows:
+        key = (row["stream_id"], row["category_id"])
+        bucket = groups.setdefault(key, {})
+        name = "generated" if row["measure"] == "tagged" else row["mode"]
+        bucket[name] = bucket.get(name, Decimal(0)) + Decimal(row["weight_kg"])
+    result = []
+    for (stream, category), bucket in sorted(groups.items()):
+        recovered = sum((bucket.get(m, Decimal(0)) for m in RECOVERY_MODES), Decimal(0))
+        final = sum((bucket.get(m, Decimal(0)) for m in FINAL_MODES), Decimal(0))
+        result.append(
+            {
+                "stream": stream,
+                "category": category,
+                "generated_kg": bucket.get("generated", Decimal(0)),
+                "treated_kg": {
+                    mode: bucket[mode] for mode in sorted(bucket) if mode != "generated"
+                },
+                "utilization_rate": ratio(recovered, final, "kg"),
+                "harmless_treatment_rate": ratio(final, bucket.get("generated", Decimal(0)), "kg"),
+            }
+        )
+    return {"date_from": date_from, "date_to": date_to, "categories": result}
