@@ -190,7 +190,10 @@ async def _write(work: _Work) -> None:
         [b for b in work.touched.values() if b.id not in work.new_batches]
     )
     await repository.insert_events(work.new_events)
-    await rollups.apply(event_ids=[e.id for e in work.new_events], timezone=work.timezone)
+    await rollups.apply(
+        event_ids=[e.id for e in work.new_events if rollups.contributes(e)],
+        timezone=work.timezone,
+    )
 
 
 def _code_of(sub: EventCreate, secret: str) -> str | None:

@@ -64,6 +64,13 @@ ON CONFLICT (day, region_path, stream_id, category_id, measure, mode) DO UPDATE 
 """
 
 
+def contributes(event: Any) -> bool:
+    """Whether an event can change a roll-up (the rest cost nothing to record)."""
+    return event.event_type in ("tagged", "treated") or (
+        event.event_type == "aggregated" and event.related_batch_id is None
+    )
+
+
 async def apply(*, event_ids: list[Any], timezone: str) -> None:
     """Add what these just-written events contribute (called in their transaction)."""
     if not event_ids:
