@@ -30,15 +30,18 @@ from wastetrack.core.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-async def _watch_alerts(interval: float) -> None:
+async def _watch_alerts(settings: Settings) -> None:
     """Raise time-based alerts (overdue storage) even when nobody is looking at them."""
     while True:
         try:
             async with in_transaction():
-                await alerts.refresh()
+                await alerts.refresh(
+                    weight_tolerance=settings.weight_discrepancy_tolerance,
+                    idle_hours=settings.idle_batch_hours,
+                )
         except Exception:  # a failed round must not end the watch
             log.exception("alert refresh failed")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(settings.alert_refresh_seconds)
 
 
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> FastAPI:
@@ -57,7 +60,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                 # collector from walking it again on every full collection.
                 gc.collect()
                 gc.freeze()
-                watcher = asyncio.create_task(_watch_alerts(settings.alert_refresh_seconds))
+                watcher = asyncio.create_task(_watch_alerts(settings))
                 try:
                     yield
                 finally:

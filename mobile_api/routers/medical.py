@@ -20,9 +20,17 @@ router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
 
 
 @router.get("/alerts", response_model=list[AlertRead])
-async def list_alerts(user: CurrentUser, _: Transaction, open_only: bool = True) -> list:
-    """Alerts of your organization (managers: their region), such as overdue medical storage."""
-    return await alerts.list_alerts(principal=user, open_only=open_only)
+async def list_alerts(
+    user: CurrentUser, settings: AppSettings, _: Transaction, open_only: bool = True
+) -> list:
+    """Alerts of your organization (managers: their region): overdue storage or manifest
+    decisions, weight discrepancies, idle batches, scan anomalies."""
+    return await alerts.list_alerts(
+        principal=user,
+        open_only=open_only,
+        weight_tolerance=settings.weight_discrepancy_tolerance,
+        idle_hours=settings.idle_batch_hours,
+    )
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertRead)

@@ -14,24 +14,68 @@ OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
 
 
-async def refresh(*, now: datetime | None = None) -> int:
-    """Raise an alert for every batch still waiting at its producer past its category's
-    storage limit (医疗废物: 48 h by default). One statement; raising twice is impossible."""
+# Each rule is one set-based INSERT … SELECT; ON CONFLICT keeps an alert from being raised
+# twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold.
+_RULES: dict[str, str] = {
+    # A batch still at its producer past its category's storage limit (医疗废物: 48 h).
+    "overdue_storage": """
+        SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2,
+               b.tagged_at + make_interval(hours => c.storage_limit_hours),
+               jsonb_build_object('code', b.code, 'category', c.key,
+                                  'limit_hours', c.storage_limit_hours)
+        FROM batch b JOIN waste_category c ON c.key = b.category_id
+        WHERE b.state = 'tagged' AND c.storage_limit_hours IS NOT NULL
+          AND b.tagged_at + make_interval(hours => c.storage_limit_hours) < $2""",
+    # Weight measured on receipt differs from the declared kilograms beyond the tolerance.
+    "weight_discrepancy": """
+        SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2, NULL::timestamptz,
+               jsonb_build_object('code', b.code, 'declared_kg', b.quantity,
+                                  'received_kg', e.weight_kg)
+        FROM custody_event e JOIN batch b ON b.id = e.batch_id
+        WHERE e.event_type = 'received' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
+          AND b.quantity > 0 AND abs(e.weight_kg - b.quantity) / b.quantity > $3""",
+    # A batch left in one live state longer than allowed (one alert per batch and state).
+    "idle_batch": """
+        SELECT $1, left(b.code || ':' || b.state, 32), b.id, b.holder_id, b.region_path, $2,
+               b.last_device_time + make_interval(hours => $3::int),
+               jsonb_build_object('code', b.code, 'state', b.state, 'since', b.last_device_time)
+        FROM batch b
+        WHERE b.state NOT IN ('treated', 'cancelled', 'aggregated', 'tagged')
+          AND b.last_device_time + make_interval(hours => $3::int) < $2""",
+    # A delivery scanned far from its berth, or with no open port call.
+    "scan_anomaly": """
+        SELECT $1, d.receipt_number, NULL::int, d.port_id, o.region_path_, $2,
+               NULL::timestamptz,
+               jsonb_build_object('receipt', d.receipt_number, 'flags', d.flags,
+                                  'distance_m', d.distance_m)
+        FROM delivery d
+        JOIN (SELECT o.id, r.path AS region_path_ FROM organization o
+              JOIN region r ON r.id = o.region_id) o ON o.id = d.port_id
+        WHERE jsonb_array_length(d.flags) > 0""",
+}
+
+
+async def refresh(
+    *, now: datetime | None = None, weight_tolerance: float = 0.10, idle_hours: int = 168
+) -> int:
+    """Raise every alert a rule calls for and has not raised yet; returns how many."""
     now = now or datetime.now(UTC)
-    rows = await connections.get("default").execute_query_dict(
-        "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path, raised_at,"
-        " due_at, details)"
-        " SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2,"
-        "  b.tagged_at + make_interval(hours => c.storage_limit_hours),"
-        "  jsonb_build_object('code', b.code, 'category', c.key,"
-        "   'limit_hours', c.storage_limit_hours)"
-        " FROM batch b JOIN waste_category c ON c.key = b.category_id"
-        " WHERE b.state = 'tagged' AND c.storage_limit_hours IS NOT NULL"
-        "  AND b.tagged_at + make_interval(hours => c.storage_limit_hours) < $2"
-        " ON CONFLICT (kind, subject) DO NOTHING RETURNING id",
-        [OVERDUE_STORAGE, now],
-    )
-    return len(rows) + await _overdue_manifests(now)
+    client = connections.get("default")
+    raised = 0
+    for kind, select in _RULES.items():
+        params: list[object] = [kind, now]
+        if kind == "weight_discrepancy":
+            params.append(weight_tolerance)
+        elif kind == "idle_batch":
+            params.append(idle_hours)
+        rows = await client.execute_query_dict(
+            "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path,"
+            f" raised_at, due_at, details) {select}"
+            " ON CONFLICT (kind, subject) DO NOTHING RETURNING id",
+            params,
+        )
+        raised += len(rows)
+    return raised + await _overdue_manifests(now)
 
 
 async def _overdue_manifests(now: datetime) -> int:
@@ -65,9 +109,11 @@ def _scope(principal: Principal) -> Q:
     return scope
 
 
-async def list_alerts(*, principal: Principal, open_only: bool) -> list[Alert]:
+async def list_alerts(
+    *, principal: Principal, open_only: bool, weight_tolerance: float, idle_hours: int
+) -> list[Alert]:
     """Alerts of the user's organization (managers: their region), newest first."""
-    await refresh()
+    await refresh(weight_tolerance=weight_tolerance, idle_hours=idle_hours)
     query = Alert.filter(_scope(principal)).order_by("-raised_at", "-id")
     if open_only:
         query = query.filter(acknowledged_at=None)

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     manifest_quantity_tolerance: Decimal = Field(
         Decimal("0.05"), ge=0, le=1, description="received vs declared before a discrepancy"
     )
+    weight_discrepancy_tolerance: float = Field(
+        0.10, ge=0, le=10, description="received vs declared kg before an alert"
+    )
+    idle_batch_hours: int = Field(168, ge=1, description="hours in one state before an alert")
     alert_refresh_seconds: float = Field(300, description="how often time-based alerts are raised")
 
     @property

@@ -1,0 +1,86 @@
+"""The alert rules beyond storage: weight on receipt, idle batches, scan anomalies."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+
+from tests.custody.helpers import advance, post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.registry import service as registry
+
+
+async def kinds(client: httpx.AsyncClient, world: World, who: str) -> list[tuple[str, str]]:
+    listed = (await client.get("/m/v1/alerts", headers=world.headers(who))).json()
+    return sorted((a["kind"], a["details"].get("code", "")) for a in listed)
+
+
+async def test_weight_far_from_the_declaration_raises_an_alert(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    carrier = world.orgs["carrier"].id
+    off = await tag_bag(client, world, carrier_organization_id=carrier)  # declared 3.5 kg
+    await advance(client, world, off["code"], until="in_transit")
+    await post_event(
+        client,
+        world,
+        "facility",
+        event("received", off["code"], minutes=60, outcome="accepted", weight_kg="2.0"),
+    )
+    close = await tag_bag(client, world, carrier_organization_id=carrier)
+    await advance(client, world, close["code"], until="received")  # weighed 3.4 kg: within 10 %
+    assert await kinds(client, world, "clinic") == [("weight_discrepancy", off["code"])]
+
+
+async def test_batch_idle_in_one_state_raises_an_alert_once_per_state(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    old = (datetime.now(UTC) - timedelta(days=9)).isoformat()
+    bag = await tag_bag(
+        client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=old
+    )
+    await post_event(
+        client, world, "carrier", {**event("collected", bag["code"]), "device_time": old}
+    )
+    fresh = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await post_event(client, world, "carrier", event("collected", fresh["code"], minutes=5))
+    assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
+    assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
+
+
+async def test_flagged_delivery_is_a_scan_anomaly(client: httpx.AsyncClient, world: World) -> None:
+    port = world.orgs["port"]
+    await client.put(
+        f"/admin/v1/ports/{port.id}",
+        headers=world.headers("admin"),
+        json={"grade": "一级", "latitude": 36.89, "longitude": 122.43},
+    )
+    berth = (
+        await client.post(
+            f"/admin/v1/ports/{port.id}/berths",
+            headers=world.headers("admin"),
+            json={"name": "1号", "latitude": 36.89, "longitude": 122.43},
+        )
+    ).json()
+    vessel = await registry.create_vessel(
+        name="鲁荣渔1", registration_number="R1", gross_tonnage=Decimal(50), home_port_id=port.id
+    )
+    now = datetime.now(UTC)
+    made = await client.post(
+        "/m/v1/deliveries",
+        headers=world.headers("port"),
+        json={
+            "client_event_id": str(uuid.uuid4()),
+            "berth": berth["qr_url"],
+            "vessel_id": vessel.id,
+            "started_at": (now - timedelta(hours=2)).isoformat(),
+            "ended_at": (now - timedelta(hours=1)).isoformat(),
+            "lines": [{"category": "marine.sewage", "volume_m3": "1"}],
+        },
+    )
+    assert made.json()["flags"] == ["no_open_port_call"]
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("port"))).json()
+    assert [(a["kind"], a["details"]["flags"]) for a in listed] == [
+        ("scan_anomaly", ["no_open_port_call"])
+    ]
