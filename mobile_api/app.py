@@ -17,6 +17,7 @@ from mobile_api.routers import (
     catalog,
     events,
     household,
+    indicators,
     manifests,
     medical,
     pesticide,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         household,
         pesticide,
         manifests,
+        indicators,
         admin,
     ):
         app.include_router(module.router)

@@ -16,7 +16,7 @@ from wastetrack.core import db
 from wastetrack.core.settings import Settings
 
 # Reference data loaded by migrations: kept across tests.
-REFERENCE_TABLES = {"waste_stream", "waste_category", "treatment_method", "sea_area"}
+REFERENCE_TABLES = {"waste_stream", "waste_category", "treatment_method", "sea_area", "indicator"}
 
 
 @pytest.fixture(scope="session")

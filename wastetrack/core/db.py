@@ -26,6 +26,7 @@ MODEL_MODULES = [
     "wastetrack.pesticide.models",
     "wastetrack.manifests.models",
     "wastetrack.rollups.models",
+    "wastetrack.indicators.models",
 ]
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,32 @@
+"""The plan's indicators against their 2025 targets."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter
+
+from mobile_api.deps import AppSettings, ManagerOnly, Transaction
+from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
+from wastetrack.indicators import service as indicators
+
+router = APIRouter(prefix="/m/v1/indicators", tags=["indicators"])
+
+
+@router.get("", response_model=IndicatorsRead)
+async def overview(user: ManagerOnly, settings: AppSettings) -> dict:
+    """Every indicator with baseline, target, actual value with its counts, and status."""
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    return {
+        "status_rule": indicators.STATUS_RULE,
+        "indicators": await indicators.overview(
+            principal=user, today=today, timezone=settings.timezone
+        ),
+    }
+
+
+@router.post("/{code}/values", response_model=IndicatorValueRead, status_code=201)
+async def enter_value(
+    code: str, body: IndicatorValueCreate, user: ManagerOnly, _: Transaction
+) -> object:
+    """Enter a value the tracker cannot compute, with its source; the author is kept."""
+    return await indicators.enter_value(principal=user, code=code, **body.model_dump())

@@ -1,0 +1,66 @@
+"""The plan's indicators: seeded targets, computed and entered values, status by the rule."""
+
+from datetime import date
+from decimal import Decimal
+
+import httpx
+
+from tests.custody.helpers import post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.indicators.models import Indicator
+from wastetrack.indicators.service import status
+
+
+async def overview(client: httpx.AsyncClient, world: World) -> dict[str, dict]:
+    answer = (await client.get("/m/v1/indicators", headers=world.headers("manager"))).json()
+    assert "baseline" in answer["status_rule"]
+    return {i["code"]: i for i in answer["indicators"]}
+
+
+async def test_plan_targets_are_seeded(client: httpx.AsyncClient, world: World) -> None:
+    found = await overview(client, world)
+    assert found["fishing_port_collection"]["target_2025"] == "100.00"
+    assert found["zero_waste_cells"]["target_2025"] == "70.00"
+    assert found["beverage_carton_recycling"]["target_2025"] == "40.00"
+    assert found["rural_sewage_treatment"]["baseline_2020"] == "43.40"
+    assert found["straw_utilization"]["status"] == "no_data"
+
+
+async def test_computed_indicator_comes_with_its_counts(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await post_event(client, world, "carrier", event("collected", bag["code"], minutes=5))
+    clinics = (await overview(client, world))["small_clinic_collection"]
+    assert clinics["actual"]["source"] == "computed"
+    assert (clinics["actual"]["numerator"], clinics["actual"]["denominator"]) == ("1", "2")
+    assert (clinics["actual"]["value"], clinics["status"]) == ("50.00", "off_track")
+
+
+async def test_entered_value_keeps_source_and_author(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    url = "/m/v1/indicators/straw_utilization/values"
+    body = {"value": "96.5", "period_end": "2025-12-31", "source_note": "市农业农村局年报"}
+    made = await client.post(url, json=body, headers=world.headers("manager"))
+    assert made.status_code == 201
+    straw = (await overview(client, world))["straw_utilization"]
+    assert (straw["actual"]["value"], straw["actual"]["entered_by"]) == ("96.50", "manager")
+    assert straw["status"] == "on_track"
+    computed = await client.post(
+        "/m/v1/indicators/fishing_port_collection/values",
+        json=body,
+        headers=world.headers("manager"),
+    )
+    assert (computed.status_code, computed.json()["field"]) == (409, "code")
+    assert (await client.post(url, json=body, headers=world.headers("clinic"))).status_code == 403
+
+
+async def test_status_rule_with_a_baseline() -> None:
+    sewage = await Indicator.get(code="rural_sewage_treatment")  # 43.4 → 55
+    mid_plan = date(2023, 7, 1)  # half the plan period elapsed
+    assert status(sewage, Decimal("50"), mid_plan) == "on_track"  # 57 % of the way
+    assert status(sewage, Decimal("47"), mid_plan) == "at_risk"  # 31 %, within 25 points
+    assert status(sewage, Decimal("44"), mid_plan) == "off_track"  # 5 %
+    assert status(sewage, Decimal("55"), date(2026, 1, 1)) == "on_track"
+    assert status(sewage, None, mid_plan) == "no_data"

@@ -1,0 +1,156 @@
+"""The plan's indicators against their targets: actual values computed from the tracker's own
+data where it holds them, entered with source and author where it does not, and a status by a
+stated rule."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from wastetrack.core.errors import Conflict, NotFound
+from wastetrack.core.principal import Principal
+from wastetrack.household import service as household
+from wastetrack.indicators.models import Indicator, IndicatorValue
+from wastetrack.medical import service as medical
+from wastetrack.pesticide import service as pesticide
+from wastetrack.ports import service as ports
+
+PLAN_START, PLAN_END = date(2021, 1, 1), date(2025, 12, 31)
+AT_RISK_MARGIN = Decimal("0.25")
+STATUS_RULE = (
+    "with a 2020 baseline: on track when progress from baseline to target is at least the "
+    "elapsed share of 2021–2025, at risk within 25 points of it, off track below; without a "
+    "baseline: on track at or above target, at risk within 10 % of it, off track below"
+)
+
+
+async def _computed(
+    code: str, *, principal: Principal, today: date, timezone: str
+) -> dict[str, Any] | None:
+    """The tracker's own figure for a computed indicator over its natural period."""
+    year_ago = today - timedelta(days=365)
+    if code == "sorting_coverage":
+        ratio = (
+            await household.sorting_metrics(
+                principal=principal, date_from=year_ago, date_to=today, timezone=timezone
+            )
+        )["coverage"]
+    elif code == "port_garbage_rate":
+        metrics = await ports.port_metrics(
+            principal=principal, date_from=year_ago, date_to=today, timezone=timezone
+        )
+        rates = [
+            g["collection_treatment_rate"]
+            for p in metrics["ports"]
+            for g in p["groups"]
+            if g["group"] == "garbage"
+        ]
+        numerator = sum((Decimal(r["numerator"]) for r in rates), Decimal(0))
+        denominator = sum((Decimal(r["denominator"]) for r in rates), Decimal(0))
+        ratio = {
+            "numerator": numerator,
+            "denominator": denominator,
+            "rate": numerator / denominator if denominator else None,
+        }
+    elif code == "small_clinic_coverage":
+        ratio = (await medical.collection_coverage(principal=principal, days=30))["small_clinics"]
+        year_ago = today - timedelta(days=30)
+    elif code == "pesticide_recovery":
+        ratio = (
+            await pesticide.recovery_metrics(
+                principal=principal, date_from=year_ago, date_to=today, timezone=timezone
+            )
+        )["recovery_rate"]
+    else:
+        return None
+    if ratio["rate"] is None:
+        return None
+    return {
+        "value": (Decimal(ratio["rate"]) * 100).quantize(Decimal("0.01")),
+        "numerator": ratio["numerator"],
+        "denominator": ratio["denominator"],
+        "period_start": year_ago,
+        "period_end": today,
+        "source": "computed",
+    }
+
+
+def status(indicator: Indicator, value: Decimal | None, today: date) -> str:
+    """on_track, at_risk, off_track, no_data or no_target, by STATUS_RULE."""
+    if value is None:
+        return "no_data"
+    if indicator.target is None:
+        return "no_target"
+    target = Decimal(indicator.target)
+    if value >= target:
+        return "on_track"
+    if indicator.baseline is not None and target != Decimal(indicator.baseline):
+        baseline = Decimal(indicator.baseline)
+        progress = (value - baseline) / (target - baseline)
+        elapsed = (
+            Decimal(min(max((today - PLAN_START).days, 0), (PLAN_END - PLAN_START).days))
+            / (PLAN_END - PLAN_START).days
+        )
+        if progress >= elapsed:
+            return "on_track"
+        return "at_risk" if progress >= elapsed - AT_RISK_MARGIN else "off_track"
+    return "at_risk" if value >= target * Decimal("0.9") else "off_track"
+
+
+async def overview(*, principal: Principal, today: date, timezone: str) -> list[dict[str, Any]]:
+    """Every indicator with baseline, target, actual value (and its counts) and status."""
+    result = []
+    for indicator in await Indicator.all().order_by("code"):
+        actual = None
+        if indicator.computed_by:
+            actual = await _computed(
+                indicator.computed_by, principal=principal, today=today, timezone=timezone
+            )
+        else:
+            entered = (
+                await IndicatorValue.filter(indicator_id=indicator.code)
+                .order_by("-period_end", "-id")
+                .first()
+                .prefetch_related("entered_by")
+            )
+            if entered is not None:
+                actual = {
+                    "value": entered.value,
+                    "period_end": entered.period_end,
+                    "source": "entered",
+                    "source_note": entered.source_note,
+                    "entered_by": entered.entered_by.username,
+                    "entered_at": entered.entered_at,
+                }
+        result.append(
+            {
+                "code": indicator.code,
+                "name_zh": indicator.name_zh,
+                "name_en": indicator.name_en,
+                "unit": indicator.unit,
+                "baseline_2020": indicator.baseline,
+                "target_2025": indicator.target,
+                "target_text": indicator.target_text,
+                "section": indicator.section,
+                "actual": actual,
+                "status": status(indicator, actual["value"] if actual else None, today),
+            }
+        )
+    return result
+
+
+async def enter_value(
+    *, principal: Principal, code: str, value: Decimal, period_end: date, source_note: str
+) -> IndicatorValue:
+    """Enter a value for an indicator the tracker cannot compute, with its source."""
+    indicator = await Indicator.get_or_none(code=code)
+    if indicator is None:
+        raise NotFound(f"no indicator {code!r}", field="code")
+    if indicator.computed_by:
+        raise Conflict("this indicator is computed from the tracker's own data", field="code")
+    return await IndicatorValue.create(
+        indicator=indicator,
+        value=value,
+        period_end=period_end,
+        source_note=source_note,
+        entered_by_id=principal.user_id,
+    )
