@@ -15,6 +15,7 @@ from mobile_api.routers import (
     auth,
     batches,
     catalog,
+    cells,
     events,
     household,
     indicators,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         pesticide,
         manifests,
         indicators,
+        cells,
         admin,
     ):
         app.include_router(module.router)

@@ -64,7 +64,9 @@ async def utilization(
 ) -> dict:
     """Generated and treated kilograms by stream, category and mode, with the utilization and
     harmless-treatment rates, from the daily roll-ups."""
-    return await rollups.utilization(principal=user, date_from=date_from, date_to=date_to)
+    return await rollups.utilization(
+        region_path=user.region_path, date_from=date_from, date_to=date_to
+    )
 
 
 @router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)

@@ -27,6 +27,7 @@ MODEL_MODULES = [
     "wastetrack.manifests.models",
     "wastetrack.rollups.models",
     "wastetrack.indicators.models",
+    "wastetrack.cells.models",
 ]
 log = logging.getLogger(__name__)
 

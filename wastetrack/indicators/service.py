@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from wastetrack.cells import service as cells
 from wastetrack.core.errors import Conflict, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
@@ -54,6 +55,8 @@ async def _computed(
     elif code == "small_clinic_coverage":
         ratio = (await medical.collection_coverage(principal=principal, days=30))["small_clinics"]
         year_ago = today - timedelta(days=30)
+    elif code == "cell_achievement":
+        ratio = (await cells.achievement(principal=principal, today=today))["share"]
     elif code == "pesticide_recovery":
         ratio = (
             await pesticide.recovery_metrics(

@@ -10,7 +10,6 @@ from tortoise import connections
 
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.metrics import ratio
-from wastetrack.core.principal import Principal
 from wastetrack.rollups.models import DailyRollup
 
 RECOVERY_MODES = ("reuse", "recycling", "energy_recovery", "other_recovery")
@@ -113,12 +112,12 @@ async def snapshot() -> list[tuple[Any, ...]]:
     return [tuple(row) for row in rows if any(row[6:])]
 
 
-async def utilization(*, principal: Principal, date_from: date, date_to: date) -> dict[str, Any]:
+async def utilization(*, region_path: str, date_from: date, date_to: date) -> dict[str, Any]:
     """Per stream and category: generated, treated by mode, the utilization rate (recovered ÷
     finally treated; storage pending treatment excluded) and the harmless treatment rate
     (finally treated ÷ generated), all in kilograms, read from the roll-ups."""
     rows = await DailyRollup.filter(
-        day__gte=date_from, day__lte=date_to, region_path__startswith=principal.region_path
+        day__gte=date_from, day__lte=date_to, region_path__startswith=region_path
     ).values("stream_id", "category_id", "measure", "mode", "weight_kg")
     groups: dict[tuple[str, str], dict[str, Decimal]] = {}
     for row in rows:

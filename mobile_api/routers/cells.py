@@ -1,0 +1,56 @@
+"""Zero-waste cells (无废细胞): types and criteria, cells, assessments, achievement."""
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter
+
+from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
+from schemas.cells import (
+    AssessmentCreate,
+    AssessmentRead,
+    CellAchievementRead,
+    CellCreate,
+    CellRead,
+)
+from wastetrack.cells import service as cells
+
+router = APIRouter(tags=["zero-waste cells"])
+
+
+@router.get("/m/v1/cell-types")
+async def cell_types(_: CurrentUser) -> dict[str, Any]:
+    """Cell types with their criteria, weights, thresholds and the tier scores (configuration)."""
+    return cells.CONFIG
+
+
+@router.post("/m/v1/cells", response_model=CellRead, status_code=201)
+async def create_cell(body: CellCreate, user: ManagerOnly, _: Transaction) -> object:
+    """Register a place as a zero-waste cell of a type."""
+    return await cells.create_cell(principal=user, **body.model_dump())
+
+
+@router.get("/m/v1/cells", response_model=list[CellRead])
+async def list_cells(user: ManagerOnly) -> list:
+    """Cells in your region."""
+    return await cells.list_cells(principal=user)
+
+
+@router.post("/m/v1/cells/{cell_id}/assessments", response_model=AssessmentRead, status_code=201)
+async def assess(cell_id: int, body: AssessmentCreate, user: ManagerOnly, _: Transaction) -> object:
+    """Assess a cell at a level (county, then city, then province)."""
+    return await cells.assess(
+        principal=user,
+        cell_id=cell_id,
+        level=body.level,
+        assessed_on=body.assessed_on,
+        entered={k: v.model_dump() for k, v in body.entered.items()},
+    )
+
+
+@router.get("/m/v1/metrics/cells", response_model=CellAchievementRead)
+async def achievement(user: ManagerOnly, settings: AppSettings) -> dict:
+    """Share of cells currently achieving the standard, per type, against the 70 % target."""
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    return await cells.achievement(principal=user, today=today)

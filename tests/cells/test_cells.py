@@ -1,0 +1,145 @@
+"""Zero-waste cells: computed and evidenced criteria, mandatory ones, levels, achievement."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from tests.custody.helpers import post_event
+from tests.factories import World, event
+from wastetrack.core import codes
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+EVIDENCE = {
+    "reduction_measures": {"value": "95", "evidence": "现场检查记录"},
+    "publicity": {"value": "90", "evidence": "宣传活动照片"},
+}
+
+
+async def sorted_pickups(
+    client: httpx.AsyncClient, world: World, *, passed: int, failed: int
+) -> list[str]:
+    """Paper picked up in the village with quality checks; returns the batch codes."""
+    point = await registry.create_organization(
+        name="投放点", kind=OrganizationKind.collection_point, region_id=world.regions["village"].id
+    )
+    site = (
+        await client.post(
+            "/admin/v1/sites",
+            headers=world.headers("admin"),
+            json={"organization_id": point.id, "name": "1号", "latitude": 37.1, "longitude": 122.4},
+        )
+    ).json()
+    url = codes.qr_url(site["code"], base_url="http://testserver", secret=world.settings.secret_key)
+    made = []
+    for index in range(passed + failed):
+        response = await client.post(
+            "/m/v1/pickups",
+            headers=world.headers("collector"),
+            json={
+                "client_event_id": str(uuid.uuid4()),
+                "site": url,
+                "category": "hh.recyclable.paper",
+                "weight_kg": "10",
+                "device_time": (datetime.now(UTC) - timedelta(hours=2)).isoformat(),
+                "quality": {"passed": index < passed, "contamination_share": "0.05"},
+            },
+        )
+        assert response.status_code == 201, response.text
+        made.append(response.json()["batch_code"])
+    return made
+
+
+async def recycle(client: httpx.AsyncClient, world: World, code: str) -> None:
+    """The collector takes the paper to the recycler, which recycles it (R3)."""
+    for who, body in (
+        (
+            "collector",
+            event(
+                "in_transit",
+                code,
+                minutes=100,
+                destination_organization_id=world.orgs["unlicensed"].id,
+            ),
+        ),
+        ("unlicensed", event("received", code, minutes=105, outcome="accepted", weight_kg="10")),
+        ("unlicensed", event("treated", code, minutes=110, method="R3")),
+    ):
+        response = await post_event(client, world, who, body)
+        assert response.status_code == 201, response.text
+
+
+async def cell(client: httpx.AsyncClient, world: World, name: str) -> int:
+    made = await client.post(
+        "/m/v1/cells",
+        headers=world.headers("manager"),
+        json={"cell_type": "community", "name": name, "region_id": world.regions["village"].id},
+    )
+    assert made.status_code == 201, made.text
+    return int(made.json()["id"])
+
+
+async def assess(
+    client: httpx.AsyncClient, world: World, cell_id: int, level: str, entered: dict
+) -> httpx.Response:
+    return await client.post(
+        f"/m/v1/cells/{cell_id}/assessments",
+        headers=world.headers("manager"),
+        json={
+            "level": level,
+            "entered": entered,
+            "assessed_on": CITY_TODAY.isoformat(),
+        },
+    )
+
+
+async def test_failed_mandatory_criterion_fails_the_cell(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await sorted_pickups(client, world, passed=3, failed=2)  # 60 %; 80 % is required
+    result = (
+        await assess(client, world, await cell(client, world, "北山社区"), "county", EVIDENCE)
+    ).json()
+    assert result["scores"]["sorting_accuracy"]["value"] == "60.00"
+    assert result["scores"]["sorting_accuracy"]["passed"] is False
+    assert result["scores"]["recovery_share"]["note"] == "no data in the tracker"
+    assert result["tier"] == "not_achieved"
+
+
+async def test_cell_climbs_the_levels_and_counts_towards_the_target(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batches = await sorted_pickups(client, world, passed=9, failed=1)
+    for code in batches[:4]:
+        await recycle(client, world, code)
+    good = await cell(client, world, "北山社区")
+    await cell(client, world, "南山社区")
+    early = await assess(client, world, good, "city", EVIDENCE)
+    assert (early.status_code, early.json()["field"]) == (409, "level")
+    missing = await assess(client, world, good, "county", {"publicity": EVIDENCE["publicity"]})
+    assert (missing.status_code, missing.json()["field"]) == (422, "entered.reduction_measures")
+    county = (await assess(client, world, good, "county", EVIDENCE)).json()
+    assert county["scores"]["recovery_share"]["value"] == "100.00"
+    assert (county["total"], county["tier"]) == ("100.00", "excellent")
+    city = await assess(client, world, good, "city", EVIDENCE)
+    assert city.status_code == 201
+    achieved = (await client.get("/m/v1/metrics/cells", headers=world.headers("manager"))).json()
+    assert (achieved["share"]["numerator"], achieved["share"]["denominator"]) == ("1", "2")
+    assert achieved["target_share"] == "0.70"
+    indicator = next(
+        i
+        for i in (await client.get("/m/v1/indicators", headers=world.headers("manager"))).json()[
+            "indicators"
+        ]
+        if i["code"] == "zero_waste_cells"
+    )
+    assert (indicator["actual"]["value"], indicator["status"]) == ("50.00", "off_track")
+    by_clinic = await client.post(
+        "/m/v1/cells",
+        headers=world.headers("clinic"),
+        json={"cell_type": "school", "name": "x", "region_id": world.regions["village"].id},
+    )
+    assert by_clinic.status_code == 403

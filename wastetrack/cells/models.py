@@ -1,0 +1,49 @@
+"""Zero-waste cells (无废细胞): places assessed against their type's criteria."""
+
+from decimal import Decimal
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Cell(Model):
+    id = fields.IntField(primary_key=True)
+    cell_type = fields.CharField(max_length=32)
+    name = fields.CharField(max_length=128)
+    region_id: int
+    region: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.Region", related_name="cells", on_delete=fields.RESTRICT
+    )
+    region_path = fields.CharField(max_length=255, db_index=True)
+    organization_id: int | None
+    organization: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="cells", null=True, on_delete=fields.RESTRICT
+    )
+
+    class Meta:
+        table = "zero_waste_cell"
+
+
+class CellAssessment(Model):
+    """One assessment at one level (county initial → city → province recognition)."""
+
+    id = fields.IntField(primary_key=True)
+    cell_id: int
+    cell: fields.ForeignKeyRelation[Cell] = fields.ForeignKeyField(
+        "wastetrack.Cell", related_name="assessments", on_delete=fields.RESTRICT
+    )
+    level = fields.CharField(max_length=16)
+    assessed_on = fields.DateField()
+    expires_on = fields.DateField()
+    scores: dict[str, Any] = fields.JSONField()
+    total: Decimal = fields.DecimalField(max_digits=6, decimal_places=2)
+    tier = fields.CharField(max_length=16)
+    assessor_id: int
+    assessor: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "wastetrack.User", related_name="cell_assessments", on_delete=fields.RESTRICT
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "cell_assessment"

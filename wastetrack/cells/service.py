@@ -1,0 +1,217 @@
+"""Zero-waste cell assessments: criteria computed from the tracker's data over the last 12
+months or entered with evidence, weighted scores, mandatory criteria, tiers, levels, expiry,
+and the achievement rate against the plan's target (70 % of city cells by the end of 2025)."""
+
+import json
+from datetime import date, timedelta
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from tortoise.functions import Count
+
+from wastetrack.auth.models import Role
+from wastetrack.cells.models import Cell, CellAssessment
+from wastetrack.core.errors import Forbidden, NotFound, RuleViolation, ValidationFailed
+from wastetrack.core.metrics import ratio
+from wastetrack.core.principal import Principal
+from wastetrack.household.models import Pickup
+from wastetrack.registry import service as registry
+from wastetrack.rollups import service as rollups
+
+
+def _config() -> dict[str, Any]:
+    text = resources.files("wastetrack.cells").joinpath("data", "cell_types.json")
+    config: dict[str, Any] = json.loads(text.read_text("utf-8"))
+    return config
+
+
+CONFIG = _config()
+TYPES = {t["code"]: t for t in CONFIG["items"]}
+LEVELS: list[str] = CONFIG["levels"]
+TARGET_SHARE = Decimal("0.70")
+
+
+def _manager(principal: Principal) -> None:
+    if principal.role not in (Role.manager, Role.admin):
+        raise Forbidden("zero-waste cells are managed by managers", field="role")
+
+
+async def create_cell(
+    *,
+    principal: Principal,
+    cell_type: str,
+    name: str,
+    region_id: int,
+    organization_id: int | None,
+) -> Cell:
+    """Register a place as a cell of a type."""
+    _manager(principal)
+    if cell_type not in TYPES:
+        raise ValidationFailed(f"unknown cell type {cell_type!r}", field="cell_type")
+    region = await registry.get_region(region_id)
+    if not region.path.startswith(principal.region_path) and principal.role != Role.admin:
+        raise Forbidden("the region lies outside yours", field="region_id")
+    if organization_id is not None:
+        await registry.get_organization(organization_id)
+    return await Cell.create(
+        cell_type=cell_type,
+        name=name,
+        region=region,
+        region_path=region.path,
+        organization_id=organization_id,
+    )
+
+
+async def _cell(principal: Principal, cell_id: int) -> Cell:
+    cell = await Cell.get_or_none(id=cell_id)
+    if cell is None or not (
+        principal.role == Role.admin or cell.region_path.startswith(principal.region_path)
+    ):
+        raise NotFound(f"no cell {cell_id}", field="cell_id")
+    return cell
+
+
+async def list_cells(*, principal: Principal) -> list[Cell]:
+    return await Cell.filter(region_path__startswith=principal.region_path).order_by("id")
+
+
+async def _metric(metric: str, cell: Cell, today: date) -> Decimal | None:
+    """A computed criterion over the last 12 months in the cell's region, in percent."""
+    since = today - timedelta(days=365)
+    if metric == "sorting_accuracy":
+        checks = (
+            await Pickup.filter(
+                region_path__startswith=cell.region_path,
+                quality_checked=True,
+                picked_up_at__gte=since,
+            )
+            .annotate(n=Count("id"))
+            .group_by("quality_passed")
+            .values("quality_passed", "n")
+        )
+        total = sum(c["n"] for c in checks)
+        passed = sum(c["n"] for c in checks if c["quality_passed"])
+        return Decimal(passed * 100) / total if total else None
+    if metric == "recovery_share":
+        answer = await rollups.utilization(
+            region_path=cell.region_path, date_from=since, date_to=today
+        )
+        recovered = sum(
+            (Decimal(c["utilization_rate"]["numerator"]) for c in answer["categories"]), Decimal(0)
+        )
+        final = sum(
+            (Decimal(c["utilization_rate"]["denominator"]) for c in answer["categories"]),
+            Decimal(0),
+        )
+        return recovered * 100 / final if final else None
+    raise ValueError(f"unknown cell metric {metric}")
+
+
+async def assess(
+    *,
+    principal: Principal,
+    cell_id: int,
+    level: str,
+    assessed_on: date,
+    entered: dict[str, dict[str, Any]],
+) -> CellAssessment:
+    """Score a cell at a level: computed criteria from the tracker, the others as entered with
+    evidence; a failed mandatory criterion fails the cell whatever its score."""
+    _manager(principal)
+    cell = await _cell(principal, cell_id)
+    if level not in LEVELS:
+        raise ValidationFailed(f"level must be one of {', '.join(LEVELS)}", field="level")
+    index = LEVELS.index(level)
+    if (
+        index > 0
+        and not await CellAssessment.filter(
+            cell_id=cell.id,
+            level=LEVELS[index - 1],
+            tier__in=["achieved", "excellent"],
+            expires_on__gte=assessed_on,
+        ).exists()
+    ):
+        raise RuleViolation(
+            f"a {level} assessment needs a current {LEVELS[index - 1]} one", field="level"
+        )
+    scores: dict[str, Any] = {}
+    total = Decimal(0)
+    mandatory_failed = False
+    for criterion in TYPES[cell.cell_type]["criteria"]:
+        code = criterion["code"]
+        if criterion["kind"] == "computed":
+            value = await _metric(criterion["metric"], cell, assessed_on)
+            note = (
+                "computed from the tracker over the last 12 months"
+                if value is not None
+                else "no data in the tracker"
+            )
+        else:
+            given = entered.get(code)
+            if given is None or not str(given.get("evidence", "")).strip():
+                raise ValidationFailed(
+                    f"{code} needs a value and its evidence", field=f"entered.{code}"
+                )
+            value, note = Decimal(str(given["value"])), str(given["evidence"])
+            if not 0 <= value <= 100:
+                raise ValidationFailed(
+                    "values are percentages from 0 to 100", field=f"entered.{code}.value"
+                )
+        passed = value is not None and value >= Decimal(str(criterion["threshold"]))
+        if passed:
+            total += Decimal(str(criterion["weight"]))
+        elif criterion["mandatory"]:
+            mandatory_failed = True
+        scores[code] = {
+            "value": None if value is None else str(value.quantize(Decimal("0.01"))),
+            "threshold": criterion["threshold"],
+            "weight": criterion["weight"],
+            "mandatory": criterion["mandatory"],
+            "passed": passed,
+            "note": note,
+        }
+    if mandatory_failed or total < CONFIG["achieved_score"]:
+        tier = "not_achieved"
+    else:
+        tier = "excellent" if total >= CONFIG["excellent_score"] else "achieved"
+    return await CellAssessment.create(
+        cell=cell,
+        level=level,
+        assessed_on=assessed_on,
+        expires_on=assessed_on.replace(year=assessed_on.year + CONFIG["valid_years"]),
+        scores=scores,
+        total=total,
+        tier=tier,
+        assessor_id=principal.user_id,
+    )
+
+
+async def achievement(*, principal: Principal, today: date) -> dict[str, Any]:
+    """Cells with a current achieved or excellent assessment ÷ all cells, per type and in all,
+    against the plan's 70 % target."""
+    cells = await Cell.filter(region_path__startswith=principal.region_path)
+    achieved = set(
+        await CellAssessment.filter(
+            cell_id__in=[c.id for c in cells],
+            tier__in=["achieved", "excellent"],
+            expires_on__gte=today,
+        ).values_list("cell_id", flat=True)
+    )
+    per_type = []
+    for code, kind in TYPES.items():
+        of_type = [c for c in cells if c.cell_type == code]
+        if of_type:
+            per_type.append(
+                {
+                    "cell_type": code,
+                    "name_zh": kind["name_zh"],
+                    "share": ratio(sum(c.id in achieved for c in of_type), len(of_type), "cells"),
+                }
+            )
+    return {
+        "today": today,
+        "target_share": TARGET_SHARE,
+        "share": ratio(len(achieved), len(cells), "cells"),
+        "types": per_type,
+    }
