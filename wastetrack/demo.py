@@ -27,6 +27,7 @@ from schemas.ports import (
 from wastetrack.alerts import service as alerts
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
+from wastetrack.cells import service as cells
 from wastetrack.core import codes
 from wastetrack.core.principal import Principal
 from wastetrack.custody import service as custody
@@ -120,6 +121,7 @@ async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dic
         count += await _household_and_medical(orgs, principals, secret)
         count += await _pesticide(orgs, principals, secret)
         count += await _manifests(orgs, principals, secret)
+        await _cells(orgs, principals)
         echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
     return {
         role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
@@ -696,6 +698,49 @@ async def _manifests(
             assert outcome.error is None, outcome.error
     await alerts.refresh()
     return made
+
+
+async def _cells(orgs: dict[str, Organization], principals: dict[str, Principal]) -> None:
+    """Ten zero-waste cells; six assessed at county level with evidence, some passing."""
+    manager = principals["manager"]
+    today = datetime.now(UTC).date()
+    evidence = {
+        "reduction_measures": {"value": 85, "evidence": "2025年度现场核查记录"},
+        "publicity": {"value": 90, "evidence": "宣传活动台账与照片"},
+        "medical_waste_compliance": {"value": 95, "evidence": "卫健部门检查通报"},
+        "port_collection": {"value": 92, "evidence": "渔港接收台账"},
+        "solid_waste_utilization": {"value": 93, "evidence": "固废管理台账"},
+        "hazardous_compliance": {"value": 91, "evidence": "规范化评估报告"},
+    }
+    places = [
+        ("community", "北山社区", "北山社区", None, True),
+        ("community", "南山社区", "南山社区", None, True),
+        ("community", "烟墩角村", "烟墩角村", None, True),
+        ("hospital", "荣成市人民医院", "崖头街道", "hospital", True),
+        ("fishing_port", "石岛渔港", "渔港社区", "port", True),
+        ("government_office", "荣成分局机关", "崖头街道", "bureau", True),
+        ("school", "崖头中学", "崖头街道", None, False),
+        ("scenic_area", "那香海景区", "成山镇", None, False),
+        ("express_outlet", "石岛快递网点", "石岛街道", None, False),
+        ("restaurant", "渔港饭店", "渔港社区", None, False),
+    ]
+    for cell_type, name, region_name, org_key, assessed in places:
+        region = await Region.get(name=region_name)
+        cell = await cells.create_cell(
+            principal=manager,
+            cell_type=cell_type,
+            name=name,
+            region_id=region.id,
+            organization_id=orgs[org_key].id if org_key else None,
+        )
+        if assessed:
+            await cells.assess(
+                principal=manager,
+                cell_id=cell.id,
+                level="county",
+                assessed_on=today,
+                entered=evidence,
+            )
 
 
 async def _carry(
