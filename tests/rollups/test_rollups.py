@@ -1,6 +1,6 @@
 """Roll-ups kept in the recording transaction agree exactly with a rebuild from the log."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -80,3 +80,20 @@ async def test_utilization_comes_with_its_counts(client: httpx.AsyncClient, worl
             params={"date_from": day, "date_to": day},
         )
     ).status_code == 403
+
+
+async def test_monthly_and_daily_layers_give_the_same_answer(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await build_history(client, world)
+    first = CITY_TODAY.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    city = world.regions["city"].path
+    assert rollups.whole_months(first, last)
+    monthly = await rollups.utilization(region_path=city, date_from=first, date_to=last)
+    # One more day before the month makes the period partial: the daily layer answers.
+    daily = await rollups.utilization(
+        region_path=city, date_from=first - timedelta(days=1), date_to=last
+    )
+    assert monthly["categories"] == daily["categories"]
+    assert monthly["categories"]

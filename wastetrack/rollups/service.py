@@ -2,7 +2,7 @@
 log on demand, read by the utilization metrics. One SQL definition serves both paths, so the
 incremental table and a rebuild agree exactly."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +10,7 @@ from tortoise import connections
 
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.metrics import ratio
-from wastetrack.rollups.models import DailyRollup
+from wastetrack.rollups.models import DailyRollup, MonthlyRollup
 
 RECOVERY_MODES = ("reuse", "recycling", "energy_recovery", "other_recovery")
 _COLUMNS = (
@@ -52,14 +52,31 @@ WHERE {where}
              AND earlier.related_batch_id IS NULL AND earlier.seq < e.seq)))
 GROUP BY 1, 2, 3, 4, 5, 6
 """
-_UPSERT = f"""
-INSERT INTO rollup_daily ({_COLUMNS})
-{{select}}
-ON CONFLICT (day, region_path, stream_id, category_id, measure, mode) DO UPDATE SET
-    weight_kg = rollup_daily.weight_kg + EXCLUDED.weight_kg,
-    volume_m3 = rollup_daily.volume_m3 + EXCLUDED.volume_m3,
-    items = rollup_daily.items + EXCLUDED.items,
-    batches = rollup_daily.batches + EXCLUDED.batches
+# Days add up into months, villages into their town: the monthly layer is the daily one summed.
+_TOWN = "COALESCE(substring(c.region_path from '^/[0-9]+/[0-9]+/'), c.region_path)"
+_MONTHLY = f"""
+SELECT date_trunc('month', c.day)::date, {_TOWN}, c.stream_id, c.category_id, c.measure, c.mode,
+       SUM(c.weight_kg), SUM(c.volume_m3), SUM(c.items)::bigint, SUM(c.batches)::int
+FROM ({{source}}) c GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_MONTHLY_COLUMNS = (
+    "month, town_path, stream_id, category_id, measure, mode, weight_kg, volume_m3, items, batches"
+)
+_ADD = """
+    weight_kg = {table}.weight_kg + EXCLUDED.weight_kg,
+    volume_m3 = {table}.volume_m3 + EXCLUDED.volume_m3,
+    items = {table}.items + EXCLUDED.items,
+    batches = {table}.batches + EXCLUDED.batches"""
+_INCREMENT = f"""
+WITH c AS ({{contributions}}),
+daily AS (
+    INSERT INTO rollup_daily ({_COLUMNS}) SELECT * FROM c
+    ON CONFLICT (day, region_path, stream_id, category_id, measure, mode) DO UPDATE SET
+    {_ADD.format(table="rollup_daily")}
+)
+INSERT INTO rollup_monthly ({_MONTHLY_COLUMNS}) {_MONTHLY.format(source="SELECT * FROM c")}
+ON CONFLICT (month, town_path, stream_id, category_id, measure, mode) DO UPDATE SET
+{_ADD.format(table="rollup_monthly")}
 """
 
 
@@ -71,54 +88,78 @@ def contributes(event: Any) -> bool:
 
 
 async def apply(*, event_ids: list[Any], timezone: str) -> None:
-    """Add what these just-written events contribute (called in their transaction)."""
+    """Add what these just-written events contribute, to the daily and monthly roll-ups, in
+    one statement (called in the events' transaction)."""
     if not event_ids:
         return
-    select = _CONTRIBUTIONS.format(where="e.id = ANY($2::uuid[])")
+    contributions = _CONTRIBUTIONS.format(where="e.id = ANY($2::uuid[])")
     await connections.get("default").execute_query(
-        _UPSERT.format(select=select), [timezone, event_ids]
+        _INCREMENT.format(contributions=contributions), [timezone, event_ids]
     )
 
 
 async def rebuild(*, timezone: str) -> int:
-    """Recompute every roll-up from the log; returns the number of rows."""
+    """Recompute every roll-up from the log; returns the number of daily rows."""
     client = connections.get("default")
     await client.execute_script(
-        "LOCK TABLE rollup_daily IN EXCLUSIVE MODE; DELETE FROM rollup_daily;"
+        "LOCK TABLE rollup_daily, rollup_monthly IN EXCLUSIVE MODE;"
+        " DELETE FROM rollup_daily; DELETE FROM rollup_monthly;"
     )
-    select = _CONTRIBUTIONS.format(where="TRUE")
-    await client.execute_query(f"INSERT INTO rollup_daily ({_COLUMNS}) {select}", [timezone])
+    await client.execute_query(
+        f"INSERT INTO rollup_daily ({_COLUMNS}) {_CONTRIBUTIONS.format(where='TRUE')}",
+        [timezone],
+    )
+    await client.execute_query(
+        f"INSERT INTO rollup_monthly ({_MONTHLY_COLUMNS})"
+        f" {_MONTHLY.format(source='SELECT * FROM rollup_daily')}"
+    )
     return await DailyRollup.all().count()
 
 
-async def snapshot() -> list[tuple[Any, ...]]:
-    """Every roll-up row as plain values, in a stable order (to compare two states)."""
-    rows = (
+_SUMS = ("measure", "mode", "weight_kg", "volume_m3", "items", "batches")
+
+
+async def snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every roll-up row of both layers as plain values, in a stable order (to compare two
+    states); rows that add up to nothing are left out."""
+    daily = (
         await DailyRollup.all()
         .order_by("day", "region_path", "stream_id", "category_id", "measure", "mode")
-        .values_list(
-            "day",
-            "region_path",
-            "stream_id",
-            "category_id",
-            "measure",
-            "mode",
-            "weight_kg",
-            "volume_m3",
-            "items",
-            "batches",
-        )
+        .values_list("day", "region_path", "stream_id", "category_id", *_SUMS)
     )
-    return [tuple(row) for row in rows if any(row[6:])]
+    monthly = (
+        await MonthlyRollup.all()
+        .order_by("month", "town_path", "stream_id", "category_id", "measure", "mode")
+        .values_list("month", "town_path", "stream_id", "category_id", *_SUMS)
+    )
+    return {
+        "daily": [tuple(r) for r in daily if any(r[6:])],
+        "monthly": [tuple(r) for r in monthly if any(r[6:])],
+    }
+
+
+def whole_months(date_from: date, date_to: date) -> bool:
+    return date_from.day == 1 and (date_to + timedelta(days=1)).day == 1
+
+
+async def _rows(region_path: str, date_from: date, date_to: date) -> list[dict[str, Any]]:
+    """The monthly layer when the period is whole months over the city or a town (what a
+    dashboard asks), else the daily one."""
+    fields_ = ("stream_id", "category_id", "measure", "mode", "weight_kg")
+    if whole_months(date_from, date_to) and region_path.count("/") <= 3:
+        return await MonthlyRollup.filter(
+            month__gte=date_from, month__lte=date_to, town_path__startswith=region_path
+        ).values(*fields_)
+    return await DailyRollup.filter(
+        day__gte=date_from, day__lte=date_to, region_path__startswith=region_path
+    ).values(*fields_)
 
 
 async def utilization(*, region_path: str, date_from: date, date_to: date) -> dict[str, Any]:
     """Per stream and category: generated, treated by mode, the utilization rate (recovered ÷
     finally treated; storage pending treatment excluded) and the harmless treatment rate
     (finally treated ÷ generated), all in kilograms, read from the roll-ups."""
-    rows = await DailyRollup.filter(
-        day__gte=date_from, day__lte=date_to, region_path__startswith=region_path
-    ).values("stream_id", "category_id", "measure", "mode", "weight_kg")
+    rows = await _rows(region_path, date_from, date_to)
     groups: dict[tuple[str, str], dict[str, Decimal]] = {}
     for row in rows:
         key = (row["stream_id"], row["category_id"])
