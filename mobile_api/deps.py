@@ -1,9 +1,10 @@
 """Request dependencies, declared once as Annotated aliases."""
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from tortoise.transactions import in_transaction
 
@@ -12,6 +13,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.errors import Forbidden, Unauthorized
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
+from wastetrack.registry import service as registry
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/m/v1/auth/token", auto_error=False)
 
@@ -58,3 +60,21 @@ def _require(*roles: Role):  # type: ignore[no-untyped-def]
 
 ManagerOnly = Annotated[Principal, Depends(_require(Role.manager, Role.admin))]
 AdminOnly = Annotated[Principal, Depends(_require(Role.admin))]
+
+
+async def _region_scoped(
+    user: ManagerOnly,
+    region_id: Annotated[
+        int | None, Query(description="narrow to this region's subtree (within yours)")
+    ] = None,
+) -> Principal:
+    if region_id is None:
+        return user
+    path = await registry.subtree_path(
+        within=user.region_path, region_id=region_id, admin=user.role == Role.admin
+    )
+    return replace(user, region_path=path)
+
+
+# A manager whose region may be narrowed by ?region_id= for metrics over a sub-region.
+RegionScoped = Annotated[Principal, Depends(_region_scoped)]

@@ -5,7 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from mobile_api.deps import AdminOnly, AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.deps import (
+    AdminOnly,
+    AppSettings,
+    CurrentUser,
+    RegionScoped,
+    Transaction,
+)
 from mobile_api.presenters import recorded_id
 from schemas.household import PickupCreate, PickupRead, RegionSorting, SortingMetricsRead
 from schemas.registry import RegionRead
@@ -75,7 +81,7 @@ Period = Annotated[date, Query(description="calendar day in the city's time zone
 
 @router.get("/m/v1/metrics/sorting", response_model=SortingMetricsRead)
 async def sorting_metrics(
-    user: ManagerOnly, settings: AppSettings, date_from: Period, date_to: Period
+    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
 ) -> dict:
     """Sorting coverage by town and sorting accuracy, with their counts."""
     return await household.sorting_metrics(

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 
-from mobile_api.deps import AppSettings, ManagerOnly, Transaction
+from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, Transaction
 from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
 from wastetrack.indicators import service as indicators
 
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/m/v1/indicators", tags=["indicators"])
 
 
 @router.get("", response_model=IndicatorsRead)
-async def overview(user: ManagerOnly, settings: AppSettings) -> dict:
+async def overview(user: RegionScoped, settings: AppSettings) -> dict:
     """Every indicator with baseline, target, actual value with its counts, and status."""
     today = datetime.now(ZoneInfo(settings.timezone)).date()
     return {

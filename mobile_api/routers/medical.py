@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, RegionScoped, Transaction
 from schemas.alerts import AlertRead, MedicalCoverageRead
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
@@ -58,7 +58,7 @@ async def batch_epcis(code: str, user: CurrentUser, settings: AppSettings) -> JS
 
 @router.get("/metrics/utilization")
 async def utilization(
-    user: ManagerOnly,
+    user: RegionScoped,
     date_from: Annotated[date, Query(description="city day, included")],
     date_to: Annotated[date, Query(description="city day, included")],
 ) -> dict:
@@ -71,7 +71,7 @@ async def utilization(
 
 @router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)
 async def medical_coverage(
-    user: ManagerOnly, days: Annotated[int, Query(ge=1, le=366)] = 30
+    user: RegionScoped, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> dict:
     """Clinics and hospitals collected in the last N days (≤ 19-bed clinics apart), with the
     ones missed."""

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.deps import AppSettings, CurrentUser, RegionScoped, Transaction
 from mobile_api.presenters import recorded_id
 from schemas.pesticide import (
     ConsignmentCreate,
@@ -117,7 +117,7 @@ async def ledger(
 
 @router.get("/m/v1/metrics/pesticide", response_model=PesticideMetricsRead)
 async def recovery(
-    user: ManagerOnly, settings: AppSettings, date_from: Period, date_to: Period
+    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
 ) -> dict:
     """Recovery rate of pesticide packaging: returned ÷ sold, per material."""
     return await pesticide.recovery_metrics(

@@ -6,7 +6,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
-from mobile_api.deps import AdminOnly, AppSettings, CurrentUser, ManagerOnly, Transaction
+from mobile_api.deps import (
+    AdminOnly,
+    AppSettings,
+    CurrentUser,
+    RegionScoped,
+    Transaction,
+)
 from mobile_api.presenters import (
     berth_read,
     cleanup_read,
@@ -203,7 +209,7 @@ Period = Annotated[date, Query(description="calendar day in the city's time zone
 
 @router.get("/m/v1/metrics/ports", response_model=PortMetricsRead)
 async def port_metrics(
-    user: ManagerOnly, settings: AppSettings, date_from: Period, date_to: Period
+    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
 ) -> dict:
     """Port garbage and sewage collection-and-treatment rate per port, with its counts."""
     return await ports.port_metrics(
@@ -213,7 +219,7 @@ async def port_metrics(
 
 @router.get("/m/v1/metrics/sea-areas", response_model=SeaAreaMetricsRead)
 async def sea_area_metrics(
-    user: ManagerOnly, settings: AppSettings, date_from: Period, date_to: Period
+    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
 ) -> dict:
     """Per sea area, the share of its vessels whose deliveries were recorded."""
     return await ports.sea_area_metrics(

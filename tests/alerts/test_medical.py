@@ -111,3 +111,20 @@ async def test_coverage_counts_small_clinics_apart(client: httpx.AsyncClient, wo
     assert (
         await client.get("/m/v1/metrics/medical-coverage", headers=world.headers("clinic"))
     ).status_code == 403
+
+
+async def test_metrics_narrow_to_a_sub_region_but_not_beyond_yours(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await post_event(client, world, "carrier", event("collected", bag["code"], minutes=5))
+    url = "/m/v1/metrics/medical-coverage"
+    town = await client.get(
+        url, params={"region_id": world.regions["other_town"].id}, headers=world.headers("manager")
+    )
+    assert town.json()["all_institutions"]["denominator"] == "1"  # only 石岛卫生院
+    assert town.json()["all_institutions"]["numerator"] == "0"
+    beyond = await client.get(
+        url, params={"region_id": world.regions["town"].id}, headers=world.headers("town_manager")
+    )
+    assert (beyond.status_code, beyond.json()["field"]) == (404, "region_id")

@@ -238,3 +238,11 @@ async def list_vessels(*, home_port_id: int | None = None) -> list[Vessel]:
     if home_port_id:
         query = query.filter(home_port_id=home_port_id)
     return await query
+
+
+async def subtree_path(*, within: str, region_id: int, admin: bool) -> str:
+    """The path of a region inside the subtree `within` (anywhere for admins)."""
+    region = await get_region(region_id)
+    if not admin and not region.path.startswith(within):
+        raise NotFound(f"no region {region_id} in your area", field="region_id")
+    return region.path
