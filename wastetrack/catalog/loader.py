@@ -1,10 +1,10 @@
 """Loads the versioned catalog data files into the database (used by a data migration)."""
 
 import json
-from importlib import resources
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+
+from wastetrack.core.data import read_data_file
 
 CATEGORY_FILES = [
     "categories_household.json",
@@ -15,15 +15,9 @@ CATEGORY_FILES = [
 ]
 
 
-def read_data_file(name: str) -> dict[str, Any]:
-    text = resources.files("wastetrack.catalog").joinpath("data", name).read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
-
-
 async def load_catalog(client: BaseDBAsyncClient) -> None:
     """Insert or update every stream, category and method from the data files."""
-    streams = read_data_file("streams.json")
+    streams = read_data_file("wastetrack.catalog", "streams.json")
     await client.execute_many(
         "INSERT INTO waste_stream (code, name_zh, name_en, default_unit, source, edition)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO UPDATE SET"
@@ -44,7 +38,7 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
     )
     rows = []
     for name in CATEGORY_FILES:
-        doc = read_data_file(name)
+        doc = read_data_file("wastetrack.catalog", name)
         for item in doc["items"]:
             rows.append(
                 [
@@ -79,7 +73,7 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
         " edition = EXCLUDED.edition",
         rows,
     )
-    methods = read_data_file("treatment_methods.json")
+    methods = read_data_file("wastetrack.catalog", "treatment_methods.json")
     await client.execute_many(
         "INSERT INTO treatment_method (code, name_zh, name_en, mode, source, edition)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO UPDATE SET"
@@ -102,7 +96,7 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
 async def load_stream_rules(client: BaseDBAsyncClient) -> None:
     """Each stream's rules (treatment methods, fields required at tagging, manifest). Apart
     from load_catalog, which older migrations run before the rules column exists."""
-    streams = read_data_file("streams.json")
+    streams = read_data_file("wastetrack.catalog", "streams.json")
     await client.execute_many(
         "UPDATE waste_stream SET rules = $2::jsonb WHERE code = $1",
         [[s["code"], json.dumps(s["rules"], ensure_ascii=False)] for s in streams["items"]],

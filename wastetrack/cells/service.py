@@ -2,16 +2,15 @@
 months or entered with evidence, weighted scores, mandatory criteria, tiers, levels, expiry,
 and the achievement rate against the plan's target (70 % of city cells by the end of 2025)."""
 
-import json
 from datetime import date, timedelta
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 from tortoise.functions import Count
 
 from wastetrack.auth.models import Role
 from wastetrack.cells.models import Cell, CellAssessment
+from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
@@ -19,14 +18,7 @@ from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
 
-
-def _config() -> dict[str, Any]:
-    text = resources.files("wastetrack.cells").joinpath("data", "cell_types.json")
-    config: dict[str, Any] = json.loads(text.read_text("utf-8"))
-    return config
-
-
-CONFIG = _config()
+CONFIG = read_data_file("wastetrack.cells", "cell_types.json")
 TYPES = {t["code"]: t for t in CONFIG["items"]}
 LEVELS: list[str] = CONFIG["levels"]
 TARGET_SHARE = Decimal("0.70")

@@ -1,15 +1,14 @@
 """Loads the plan's indicators into the database (used by a data migration)."""
 
-import json
-from importlib import resources
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+
+from wastetrack.core.data import read_data_file
 
 
 async def load_indicators(client: BaseDBAsyncClient) -> None:
     """Insert or update every indicator from indicators.json."""
-    text = resources.files("wastetrack.indicators").joinpath("data", "indicators.json")
-    doc = json.loads(text.read_text("utf-8"))
+    doc = read_data_file("wastetrack.indicators", "indicators.json")
     await client.execute_many(
         "INSERT INTO indicator (code, name_zh, name_en, unit, baseline, target, target_text,"
         " direction, computed_by, section, source)"

@@ -4,10 +4,8 @@ packaging on to treatment through the custody chain."""
 
 import hashlib
 import hmac
-import json
 from datetime import date, datetime
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +17,7 @@ from schemas.pesticide import ConsignmentCreate, FarmerIdentity, ReturnCreate, S
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
+from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import DomainError, Forbidden, NotFound
 from wastetrack.core.metrics import period_bounds, ratio
 from wastetrack.core.principal import Principal
@@ -42,13 +41,7 @@ LEDGER_HEADERS = [
 ]
 
 
-def _credit_rules() -> dict[str, Any]:
-    text = resources.files("wastetrack.pesticide").joinpath("data", "credit_rules.json")
-    rules: dict[str, Any] = json.loads(text.read_text("utf-8"))
-    return rules
-
-
-CREDIT_RULES = _credit_rules()
+CREDIT_RULES = read_data_file("wastetrack.pesticide", "credit_rules.json")
 
 
 def farmer_key(identity: FarmerIdentity, *, secret: str) -> tuple[str, str]:

@@ -1,21 +1,15 @@
 """Loads the named sea areas into the database (used by a data migration)."""
 
 import json
-from importlib import resources
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-
-def read_data_file(name: str) -> dict[str, Any]:
-    text = resources.files("wastetrack.ports").joinpath("data", name).read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
+from wastetrack.core.data import read_data_file
 
 
 async def load_sea_areas(client: BaseDBAsyncClient) -> None:
     """Insert or update every sea area from sea_areas.json."""
-    doc = read_data_file("sea_areas.json")
+    doc = read_data_file("wastetrack.ports", "sea_areas.json")
     await client.execute_many(
         "INSERT INTO sea_area (code, name_zh, name_en, zero_waste, polygon, source, edition)"
         " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (code) DO UPDATE SET"

@@ -22,13 +22,13 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
+from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
 from wastetrack.custody.rules import State
 from wastetrack.evidence.models import Photo
-from wastetrack.ports.loader import read_data_file
 from wastetrack.ports.models import (
     Berth,
     CleanUp,
@@ -43,8 +43,10 @@ from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_p
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind, Vessel
 
-PORT_RULES = read_data_file("port_rules.json")
-LITTER_ITEMS = {item["code"] for item in read_data_file("marine_litter_items.json")["items"]}
+PORT_RULES = read_data_file("wastetrack.ports", "port_rules.json")
+LITTER_ITEMS = {
+    item["code"] for item in read_data_file("wastetrack.ports", "marine_litter_items.json")["items"]
+}
 MARINE_STREAM = "marine"
 BEACH_LITTER = "marine.beach_litter"
 CLEANUP_ROLES = frozenset({Role.collector, Role.port_operator, Role.carrier})
