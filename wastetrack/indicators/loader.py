@@ -1,6 +1,5 @@
 """Loads the plan's indicators into the database (used by a data migration)."""
 
-
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from wastetrack.core.data import read_data_file
