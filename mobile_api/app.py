@@ -5,8 +5,10 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from tortoise.transactions import in_transaction
 
 from mobile_api import errors
@@ -16,6 +18,7 @@ from mobile_api.routers import (
     batches,
     catalog,
     cells,
+    dashboard,
     events,
     household,
     indicators,
@@ -92,10 +95,12 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         indicators,
         cells,
         admin,
+        dashboard,
     ):
         app.include_router(module.router)
     app.include_router(batches.public_router)
     app.include_router(ports.public_router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/healthz", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -183,3 +183,26 @@ async def utilization(*, region_path: str, date_from: date, date_to: date) -> di
             }
         )
     return {"date_from": date_from, "date_to": date_to, "categories": result}
+
+
+async def monthly_series(*, region_path: str, months: list[date]) -> dict[str, dict[str, Any]]:
+    """Per stream and month: generated and finally treated kilograms and the utilization rate
+    (recovered ÷ finally treated), from the monthly layer (the city or a town)."""
+    rows = await MonthlyRollup.filter(month__in=months, town_path__startswith=region_path).values(
+        "month", "stream_id", "measure", "mode", "weight_kg"
+    )
+    series: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        stream = series.setdefault(
+            row["stream_id"],
+            {m.isoformat(): {"recovered": Decimal(0), "final": Decimal(0)} for m in months},
+        )
+        cell = stream[row["month"].isoformat()]
+        if row["measure"] == "treated" and row["mode"] in FINAL_MODES:
+            cell["final"] += Decimal(row["weight_kg"])
+            if row["mode"] in RECOVERY_MODES:
+                cell["recovered"] += Decimal(row["weight_kg"])
+    for stream in series.values():
+        for cell in stream.values():
+            cell["rate"] = ratio(cell["recovered"], cell["final"], "kg")
+    return series
