@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter
 
 from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, RegionScoped, Transaction
+from mobile_api.tables import Format, export
 from schemas.cells import (
     AssessmentCreate,
     AssessmentRead,
@@ -50,7 +51,10 @@ async def assess(cell_id: int, body: AssessmentCreate, user: ManagerOnly, _: Tra
 
 
 @router.get("/m/v1/metrics/cells", response_model=CellAchievementRead)
-async def achievement(user: RegionScoped, settings: AppSettings) -> dict:
+async def achievement(user: RegionScoped, settings: AppSettings, format: Format = "json") -> Any:
     """Share of cells currently achieving the standard, per type, against the 70 % target."""
     today = datetime.now(ZoneInfo(settings.timezone)).date()
-    return await cells.achievement(principal=user, today=today)
+    result = await cells.achievement(principal=user, today=today)
+    if format != "json":
+        return export(result["types"], name="cells", format=format)
+    return result

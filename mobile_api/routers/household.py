@@ -1,7 +1,7 @@
 """Household waste sorting: pickups at collection points, sorting coverage and accuracy."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -13,6 +13,7 @@ from mobile_api.deps import (
     Transaction,
 )
 from mobile_api.presenters import recorded_id
+from mobile_api.tables import Format, export
 from schemas.household import PickupCreate, PickupRead, RegionSorting, SortingMetricsRead
 from schemas.registry import RegionRead
 from wastetrack.batches import labels
@@ -81,9 +82,16 @@ Period = Annotated[date, Query(description="calendar day in the city's time zone
 
 @router.get("/m/v1/metrics/sorting", response_model=SortingMetricsRead)
 async def sorting_metrics(
-    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
-) -> dict:
+    user: RegionScoped,
+    settings: AppSettings,
+    date_from: Period,
+    date_to: Period,
+    format: Format = "json",
+) -> Any:
     """Sorting coverage by town and sorting accuracy, with their counts."""
-    return await household.sorting_metrics(
+    result = await household.sorting_metrics(
         principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
     )
+    if format != "json":
+        return export(result["towns"], name="sorting", format=format)
+    return result

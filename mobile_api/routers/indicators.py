@@ -1,11 +1,13 @@
 """The plan's indicators against their 2025 targets."""
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 
 from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, Transaction
+from mobile_api.tables import Format, export
 from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
 from wastetrack.indicators import service as indicators
 
@@ -13,15 +15,18 @@ router = APIRouter(prefix="/m/v1/indicators", tags=["indicators"])
 
 
 @router.get("", response_model=IndicatorsRead)
-async def overview(user: RegionScoped, settings: AppSettings) -> dict:
+async def overview(user: RegionScoped, settings: AppSettings, format: Format = "json") -> Any:
     """Every indicator with baseline, target, actual value with its counts, and status."""
     today = datetime.now(ZoneInfo(settings.timezone)).date()
-    return {
+    result = {
         "status_rule": indicators.STATUS_RULE,
         "indicators": await indicators.overview(
             principal=user, today=today, timezone=settings.timezone
         ),
     }
+    if format != "json":
+        return export(list(result["indicators"]), name="indicators", format=format)
+    return result
 
 
 @router.post("/{code}/values", response_model=IndicatorValueRead, status_code=201)

@@ -2,12 +2,13 @@
 reaches."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, RegionScoped, Transaction
+from mobile_api.tables import Format, export
 from schemas.alerts import AlertRead, MedicalCoverageRead
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
@@ -21,16 +22,23 @@ router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
 
 @router.get("/alerts", response_model=list[AlertRead])
 async def list_alerts(
-    user: CurrentUser, settings: AppSettings, _: Transaction, open_only: bool = True
-) -> list:
+    user: CurrentUser,
+    settings: AppSettings,
+    _: Transaction,
+    open_only: bool = True,
+    format: Format = "json",
+) -> Any:
     """Alerts of your organization (managers: their region): overdue storage or manifest
     decisions, weight discrepancies, idle batches, scan anomalies."""
-    return await alerts.list_alerts(
+    result = await alerts.list_alerts(
         principal=user,
         open_only=open_only,
         weight_tolerance=settings.weight_discrepancy_tolerance,
         idle_hours=settings.idle_batch_hours,
     )
+    if format != "json":
+        return export([AlertRead.model_validate(a) for a in result], name="alerts", format=format)
+    return result
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertRead)
@@ -61,18 +69,25 @@ async def utilization(
     user: RegionScoped,
     date_from: Annotated[date, Query(description="city day, included")],
     date_to: Annotated[date, Query(description="city day, included")],
-) -> dict:
+    format: Format = "json",
+) -> Any:
     """Generated and treated kilograms by stream, category and mode, with the utilization and
     harmless-treatment rates, from the daily roll-ups."""
-    return await rollups.utilization(
+    result = await rollups.utilization(
         region_path=user.region_path, date_from=date_from, date_to=date_to
     )
+    if format != "json":
+        return export(result["categories"], name="utilization", format=format)
+    return result
 
 
 @router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)
 async def medical_coverage(
-    user: RegionScoped, days: Annotated[int, Query(ge=1, le=366)] = 30
-) -> dict:
+    user: RegionScoped, days: Annotated[int, Query(ge=1, le=366)] = 30, format: Format = "json"
+) -> Any:
     """Clinics and hospitals collected in the last N days (≤ 19-bed clinics apart), with the
     ones missed."""
-    return await medical.collection_coverage(principal=user, days=days)
+    result = await medical.collection_coverage(principal=user, days=days)
+    if format != "json":
+        return export(result["not_collected"], name="medical-coverage-missed", format=format)
+    return result

@@ -1,12 +1,13 @@
 """Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
 from mobile_api.deps import AppSettings, CurrentUser, RegionScoped, Transaction
 from mobile_api.presenters import recorded_id
+from mobile_api.tables import Format, export
 from schemas.pesticide import (
     ConsignmentCreate,
     ConsignmentRead,
@@ -117,9 +118,16 @@ async def ledger(
 
 @router.get("/m/v1/metrics/pesticide", response_model=PesticideMetricsRead)
 async def recovery(
-    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
-) -> dict:
+    user: RegionScoped,
+    settings: AppSettings,
+    date_from: Period,
+    date_to: Period,
+    format: Format = "json",
+) -> Any:
     """Recovery rate of pesticide packaging: returned ÷ sold, per material."""
-    return await pesticide.recovery_metrics(
+    result = await pesticide.recovery_metrics(
         principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
     )
+    if format != "json":
+        return export(result["materials"], name="pesticide-recovery", format=format)
+    return result

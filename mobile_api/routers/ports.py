@@ -1,7 +1,7 @@
 """Fishing ports: berths, port calls, deliveries and receipts, clean-ups, sea areas, metrics."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
@@ -20,6 +20,7 @@ from mobile_api.presenters import (
     recorded_id,
     render_public_receipt,
 )
+from mobile_api.tables import Format, export
 from schemas.ports import (
     BerthCreate,
     BerthRead,
@@ -209,22 +210,40 @@ Period = Annotated[date, Query(description="calendar day in the city's time zone
 
 @router.get("/m/v1/metrics/ports", response_model=PortMetricsRead)
 async def port_metrics(
-    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
-) -> dict:
+    user: RegionScoped,
+    settings: AppSettings,
+    date_from: Period,
+    date_to: Period,
+    format: Format = "json",
+) -> Any:
     """Port garbage and sewage collection-and-treatment rate per port, with its counts."""
-    return await ports.port_metrics(
+    result = await ports.port_metrics(
         principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
     )
+    if format != "json":
+        return export(
+            [{"port": p["port_name"], **g} for p in result["ports"] for g in p["groups"]],
+            name="ports",
+            format=format,
+        )
+    return result
 
 
 @router.get("/m/v1/metrics/sea-areas", response_model=SeaAreaMetricsRead)
 async def sea_area_metrics(
-    user: RegionScoped, settings: AppSettings, date_from: Period, date_to: Period
-) -> dict:
+    user: RegionScoped,
+    settings: AppSettings,
+    date_from: Period,
+    date_to: Period,
+    format: Format = "json",
+) -> Any:
     """Per sea area, the share of its vessels whose deliveries were recorded."""
-    return await ports.sea_area_metrics(
+    result = await ports.sea_area_metrics(
         principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
     )
+    if format != "json":
+        return export(result["areas"], name="sea-areas", format=format)
+    return result
 
 
 public_router = APIRouter(tags=["public"])

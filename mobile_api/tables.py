@@ -1,0 +1,48 @@
+"""Any table view as CSV or XLSX: `?format=csv` or `?format=xlsx` on a metric or list route
+turns its rows (nested fields flattened as `coverage.numerator`) into a spreadsheet."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Response
+from pydantic import BaseModel
+
+from wastetrack.core.exports import to_csv, to_xlsx
+
+Format = Annotated[
+    Literal["json", "csv", "xlsx"], Query(description="json, or a spreadsheet of the table")
+]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    elif isinstance(value, (datetime, date)):
+        value = value.isoformat()
+    elif isinstance(value, Decimal):
+        value = str(value)
+    return {prefix.rstrip("."): value}
+
+
+def export(rows: list[Any], *, name: str, format: str) -> Response:
+    """The rows as a CSV or XLSX download, columns in first-seen order."""
+    flat = [_flat(row) for row in rows]
+    headers: list[str] = []
+    for row in flat:
+        headers += [key for key in row if key not in headers]
+    table = [[row.get(h) for h in headers] for row in flat]
+    disposition = {"Content-Disposition": f'attachment; filename="{name}.{format}"'}
+    if format == "xlsx":
+        return Response(to_xlsx(headers, table, title=name), media_type=XLSX, headers=disposition)
+    return Response(
+        to_csv(headers, table), media_type="text/csv; charset=utf-8", headers=disposition
+    )

@@ -1,0 +1,50 @@
+"""Every table view downloads as CSV and XLSX that a spreadsheet opens."""
+
+import csv
+import io
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+import openpyxl
+
+from tests.custody.helpers import advance, tag_bag
+from tests.factories import World
+
+DAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+PERIOD = {"date_from": DAY, "date_to": DAY}
+VIEWS = [
+    ("/m/v1/metrics/utilization", PERIOD, "utilization_rate.numerator"),
+    ("/m/v1/metrics/sorting", PERIOD, "coverage.denominator"),
+    ("/m/v1/metrics/ports", PERIOD, "collection_treatment_rate.rate"),
+    ("/m/v1/metrics/sea-areas", PERIOD, "share.numerator"),
+    ("/m/v1/metrics/pesticide", PERIOD, None),
+    ("/m/v1/metrics/medical-coverage", {}, "name"),
+    ("/m/v1/metrics/cells", {}, None),
+    ("/m/v1/indicators", {}, "actual.value"),
+    ("/m/v1/alerts", {}, "kind"),
+]
+
+
+async def test_table_views_download_as_csv_and_xlsx(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await tag_bag(client, world, device_time="2020-01-01T08:00:00+08:00")  # overdue: an alert
+    await advance(client, world, bag["code"], until="treated")
+    await tag_bag(client, world, "other_clinic")  # a clinic never collected
+    for path, params, column in VIEWS:
+        got = await client.get(
+            path, params={**params, "format": "csv"}, headers=world.headers("manager")
+        )
+        assert got.status_code == 200, (path, got.text)
+        assert got.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+        if column:
+            assert column in rows[0], (path, rows[0])
+            assert len(rows) >= 2, path
+        book = await client.get(
+            path, params={**params, "format": "xlsx"}, headers=world.headers("manager")
+        )
+        sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
+        assert sheet is not None and sheet.max_row == max(len(rows), 1), path
