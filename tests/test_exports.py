@@ -16,6 +16,7 @@ PERIOD = {"date_from": DAY, "date_to": DAY}
 VIEWS = [
     ("/m/v1/metrics/utilization", PERIOD, "utilization_rate.numerator"),
     ("/m/v1/metrics/sorting", PERIOD, "coverage.denominator"),
+    ("/m/v1/metrics/mass-balance", PERIOD, "received_over_declared.rate"),
     ("/m/v1/metrics/ports", PERIOD, "collection_treatment_rate.rate"),
     ("/m/v1/metrics/sea-areas", PERIOD, "share.numerator"),
     ("/m/v1/metrics/pesticide", PERIOD, None),

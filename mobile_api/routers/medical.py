@@ -81,6 +81,23 @@ async def utilization(
     return result
 
 
+@router.get("/metrics/mass-balance")
+async def mass_balance(
+    user: RegionScoped,
+    date_from: Annotated[date, Query(description="city day, included")],
+    date_to: Annotated[date, Query(description="city day, included")],
+    format: Format = "json",
+) -> Any:
+    """Kilograms declared at tagging against kilograms weighed on receipt, per stream and
+    category, for the batches received in the period."""
+    result = await rollups.mass_balance(
+        region_path=user.region_path, date_from=date_from, date_to=date_to
+    )
+    if format != "json":
+        return export(result["categories"], name="mass-balance", format=format)
+    return result
+
+
 @router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)
 async def medical_coverage(
     user: RegionScoped, days: Annotated[int, Query(ge=1, le=366)] = 30, format: Format = "json"

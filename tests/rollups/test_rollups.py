@@ -97,3 +97,28 @@ async def test_monthly_and_daily_layers_give_the_same_answer(
     )
     assert monthly["categories"] == daily["categories"]
     assert monthly["categories"]
+
+
+async def test_mass_balance_compares_declared_and_received_kilograms(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    carrier = world.orgs["carrier"].id
+    for _ in range(2):  # declared 3.5 kg each, weighed 3.4 kg on receipt
+        bag = await tag_bag(client, world, carrier_organization_id=carrier)
+        await advance(client, world, bag["code"], until="received")
+    await tag_bag(client, world)  # not received: not in the balance
+    day = CITY_TODAY.isoformat()
+    answer = (
+        await client.get(
+            "/m/v1/metrics/mass-balance",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day},
+        )
+    ).json()
+    (infectious,) = answer["categories"]
+    assert (infectious["declared_kg"], infectious["received_kg"]) == ("7.000", "6.800")
+    assert infectious["difference_kg"] == "-0.200"
+    assert infectious["received_over_declared"]["rate"] == "0.9714"
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental

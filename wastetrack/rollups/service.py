@@ -26,9 +26,14 @@ _CONTRIBUTIONS = """
 SELECT (CASE WHEN e.event_type = 'aggregated' THEN b.tagged_at ELSE e.device_time END
         AT TIME ZONE $1)::date AS day,
        b.region_path, b.stream_id, b.category_id,
-       CASE WHEN e.event_type = 'treated' THEN 'treated' ELSE 'tagged' END AS measure,
+       CASE WHEN part.name = 'declared' THEN 'declared'
+            WHEN e.event_type IN ('treated', 'received') THEN e.event_type
+            ELSE 'tagged' END AS measure,
        COALESCE(e.mode, '') AS mode,
-       SUM(sign * CASE WHEN e.event_type = 'treated'
+       SUM(sign * CASE WHEN part.name = 'declared'
+                            THEN CASE WHEN b.unit = 'kg' THEN b.quantity ELSE 0 END
+                       WHEN e.event_type = 'received' THEN e.weight_kg
+                       WHEN e.event_type = 'treated'
                        THEN COALESCE(e.weight_kg, received.weight_kg,
                                      CASE WHEN b.unit = 'kg' THEN b.quantity END, 0)
                        WHEN b.unit = 'kg' THEN b.quantity ELSE 0 END) AS weight_kg,
@@ -38,6 +43,12 @@ SELECT (CASE WHEN e.event_type = 'aggregated' THEN b.tagged_at ELSE e.device_tim
 FROM custody_event e
 JOIN batch b ON b.id = e.batch_id
 CROSS JOIN LATERAL (SELECT CASE WHEN e.event_type = 'aggregated' THEN -1 ELSE 1 END AS sign) s
+-- A weighed receipt counts twice: what arrived (received) and what was declared (declared),
+-- for the mass balance of the chain.
+CROSS JOIN LATERAL (
+    SELECT name FROM (VALUES ('main'), ('declared')) AS parts(name)
+    WHERE name = 'main' OR e.event_type = 'received'
+) part
 LEFT JOIN LATERAL (
     SELECT r.weight_kg FROM custody_event r
     WHERE e.event_type = 'treated' AND r.batch_id = e.batch_id AND r.event_type = 'received'
@@ -46,6 +57,7 @@ LEFT JOIN LATERAL (
 ) received ON TRUE
 WHERE {where}
   AND (e.event_type IN ('tagged', 'treated')
+       OR (e.event_type = 'received' AND e.weight_kg IS NOT NULL AND b.unit = 'kg')
        OR (e.event_type = 'aggregated' AND e.related_batch_id IS NULL AND NOT EXISTS (
            SELECT 1 FROM custody_event earlier
            WHERE earlier.batch_id = e.batch_id AND earlier.event_type = 'aggregated'
@@ -82,7 +94,7 @@ ON CONFLICT (month, town_path, stream_id, category_id, measure, mode) DO UPDATE 
 
 def contributes(event: Any) -> bool:
     """Whether an event can change a roll-up (the rest cost nothing to record)."""
-    return event.event_type in ("tagged", "treated") or (
+    return event.event_type in ("tagged", "treated", "received") or (
         event.event_type == "aggregated" and event.related_batch_id is None
     )
 
@@ -159,7 +171,11 @@ async def utilization(*, region_path: str, date_from: date, date_to: date) -> di
     """Per stream and category: generated, treated by mode, the utilization rate (recovered ÷
     finally treated; storage pending treatment excluded) and the harmless treatment rate
     (finally treated ÷ generated), all in kilograms, read from the roll-ups."""
-    rows = await _rows(region_path, date_from, date_to)
+    rows = [
+        r
+        for r in await _rows(region_path, date_from, date_to)
+        if r["measure"] in ("tagged", "treated")
+    ]
     groups: dict[tuple[str, str], dict[str, Decimal]] = {}
     for row in rows:
         key = (row["stream_id"], row["category_id"])
@@ -206,3 +222,31 @@ async def monthly_series(*, region_path: str, months: list[date]) -> dict[str, d
         for cell in stream.values():
             cell["rate"] = ratio(cell["recovered"], cell["final"], "kg")
     return series
+
+
+async def mass_balance(*, region_path: str, date_from: date, date_to: date) -> dict[str, Any]:
+    """Per stream and category: kilograms declared at tagging and weighed on receipt, for the
+    batches received in the period (measured in kg), and their ratio."""
+    totals: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for row in await _rows(region_path, date_from, date_to):
+        if row["measure"] in ("declared", "received"):
+            cell = totals.setdefault(
+                (row["stream_id"], row["category_id"]),
+                {"declared": Decimal(0), "received": Decimal(0)},
+            )
+            cell[row["measure"]] += Decimal(row["weight_kg"])
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "categories": [
+            {
+                "stream": stream,
+                "category": category,
+                "declared_kg": cell["declared"],
+                "received_kg": cell["received"],
+                "difference_kg": cell["received"] - cell["declared"],
+                "received_over_declared": ratio(cell["received"], cell["declared"], "kg"),
+            }
+            for (stream, category), cell in sorted(totals.items())
+        ],
+    }
