@@ -3,6 +3,7 @@ the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
 import json
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells
 from wastetrack.core.errors import DomainError
+from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import service as custody
 from wastetrack.household import service as household
@@ -31,6 +33,13 @@ ALERT_ZH = {
     "weight_discrepancy": "重量差异",
     "idle_batch": "批次长时间未流转",
     "scan_anomaly": "扫码异常",
+}
+STREAM_ZH = {
+    "household": "生活垃圾",
+    "medical": "医疗废物",
+    "hazardous": "危险废物",
+    "agri_packaging": "农药包装废弃物",
+    "marine": "船舶及海洋垃圾",
 }
 STATUS_ZH = {
     "on_track": "进展顺利",
@@ -129,8 +138,12 @@ async def overview(
     charts: dict[str, Any] = {
         "utilization": {
             "months": [m.strftime("%Y-%m") for m in months],
+            # A month with nothing finally treated is a gap, not 0 %.
             "streams": {
-                stream: [float(v["rate"]["rate"] or 0) * 100 for v in values.values()]
+                stream: [
+                    None if v["rate"]["rate"] is None else float(v["rate"]["rate"]) * 100
+                    for v in values.values()
+                ]
                 for stream, values in series.items()
             },
         },
@@ -139,6 +152,15 @@ async def overview(
             "covered": [float(t["coverage"]["rate"] or 0) * 100 for t in sorting["towns"]],
         },
     }
+    year_from, year_to = months[0], first - timedelta(days=1)
+    streams = _by_stream(
+        await rollups.utilization(
+            region_path=user.region_path, date_from=year_from, date_to=year_to
+        ),
+        await rollups.mass_balance(
+            region_path=user.region_path, date_from=year_from, date_to=year_to
+        ),
+    )
     achievement = await cells.achievement(principal=user, today=today)
     charts["cells"] = {
         "types": [t["name_zh"] for t in achievement["types"]],
@@ -152,11 +174,14 @@ async def overview(
             "today": today,
             "status_zh": STATUS_ZH,
             "alert_zh": ALERT_ZH,
+            "stream_zh": STREAM_ZH,
             "indicators": await indicators.overview(
                 principal=user, today=today, timezone=settings.timezone
             ),
             "sorting": sorting,
             "cells": achievement,
+            "streams": streams,
+            "year": (year_from, year_to),
             "alerts": await alerts.list_alerts(
                 principal=user,
                 open_only=True,
@@ -166,6 +191,37 @@ async def overview(
             "charts": json.dumps(charts, ensure_ascii=False),
         },
     )
+
+
+def _by_stream(utilization: dict[str, Any], balance: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per stream: generated, finally treated and recovered kg, and declared vs received kg."""
+    rows: dict[str, dict[str, Decimal]] = {}
+    zero = {
+        "generated": Decimal(0),
+        "final": Decimal(0),
+        "recovered": Decimal(0),
+        "declared": Decimal(0),
+        "received": Decimal(0),
+    }
+    for c in utilization["categories"]:
+        row = rows.setdefault(c["stream"], dict(zero))
+        row["generated"] += Decimal(c["generated_kg"])
+        row["final"] += Decimal(c["harmless_treatment_rate"]["numerator"])
+        row["recovered"] += Decimal(c["utilization_rate"]["numerator"])
+    for c in balance["categories"]:
+        row = rows.setdefault(c["stream"], dict(zero))
+        row["declared"] += Decimal(c["declared_kg"])
+        row["received"] += Decimal(c["received_kg"])
+    return [
+        {
+            "stream": name,
+            **values,
+            "harmless": ratio(values["final"], values["generated"], "kg"),
+            "utilization": ratio(values["recovered"], values["final"], "kg"),
+            "balance": ratio(values["received"], values["declared"], "kg"),
+        }
+        for name, values in sorted(rows.items())
+    ]
 
 
 @router.post("/alerts/{alert_id}/ack")
