@@ -48,11 +48,6 @@ async def snapshot() -> CatalogSnapshot:
     return _snapshot
 
 
-def forget_snapshot() -> None:
-    global _snapshot
-    _snapshot = None
-
-
 async def list_streams() -> list[WasteStream]:
     """All waste streams."""
     return list((await snapshot()).streams.values())
