@@ -33,16 +33,22 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def export(rows: list[Any], *, name: str, format: str) -> Response:
-    """The rows as a CSV or XLSX download, columns in first-seen order."""
+def export(
+    rows: list[Any], *, name: str, format: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The rows as a CSV or XLSX download, columns in first-seen order; headers added (e.g.
+    the period used)."""
     flat = [_flat(row) for row in rows]
-    headers: list[str] = []
+    columns: list[str] = []
     for row in flat:
-        headers += [key for key in row if key not in headers]
-    table = [[row.get(h) for h in headers] for row in flat]
-    disposition = {"Content-Disposition": f'attachment; filename="{name}.{format}"'}
+        columns += [key for key in row if key not in columns]
+    table = [[row.get(h) for h in columns] for row in flat]
+    disposition = {
+        "Content-Disposition": f'attachment; filename="{name}.{format}"',
+        **(headers or {}),
+    }
     if format == "xlsx":
-        return Response(to_xlsx(headers, table, title=name), media_type=XLSX, headers=disposition)
+        return Response(to_xlsx(columns, table, title=name), media_type=XLSX, headers=disposition)
     return Response(
-        to_csv(headers, table), media_type="text/csv; charset=utf-8", headers=disposition
+        to_csv(columns, table), media_type="text/csv; charset=utf-8", headers=disposition
     )

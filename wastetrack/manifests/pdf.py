@@ -2,10 +2,12 @@
 
 import io
 from collections.abc import Sequence
+from datetime import datetime
 
 from fpdf import FPDF
 
-from wastetrack.batches.labels import CJK_FONT_CANDIDATES, find_font, qr_image
+from wastetrack.batches.labels import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
+from wastetrack.core.timefmt import local_time
 from wastetrack.manifests.models import Manifest
 
 
@@ -14,66 +16,72 @@ def render_manifest_pdf(
     *,
     url: str,
     party_names: dict[int, str],
+    timezone: str,
     cjk_fonts: Sequence[str] = CJK_FONT_CANDIDATES,
 ) -> bytes:
-    """One page: the producer's, carriers' and receiver's sections, signatures and a QR."""
+    """One page: the producer's, carriers' and receiver's sections, signatures and a QR; times
+    in the city's zone (``settings.timezone``) to the minute."""
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_title(f"Manifest {manifest.number}")
+    pdf.set_creator("wastetrack")
     pdf.add_page()
-    cjk = find_font(cjk_fonts)
-    if cjk:
-        pdf.add_font("manifest", "", cjk)
+    cjk = add_cjk_font(pdf, "manifest", cjk_fonts)
     family = "manifest" if cjk else "Helvetica"
 
     def text(value: object) -> str:
+        if isinstance(value, datetime):
+            value = local_time(value, timezone)
         value = "" if value is None else str(value)
-        return value if cjk else value.encode("latin-1", "replace").decode("latin-1")
+        return value if cjk else latin1(value)
 
     def row(label: str, value: object) -> None:
-        pdf.cell(55, 6, text(label))
-        pdf.cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
+        # Labels are "中文 English": without a CJK font only the English half is printed.
+        pdf.cell(58, 6, label if cjk else latin1(label.split(" ", 1)[-1]))
+        pdf.multi_cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
 
     pdf.set_font(family, size=14)
-    pdf.cell(
-        0,
-        10,
-        text(
-            "危险废物转移联单 Hazardous waste transfer manifest"
-            if cjk
-            else "Hazardous waste transfer manifest"
-        ),
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    title = "危险废物转移联单 Hazardous waste transfer manifest"
+    pdf.cell(0, 10, title if cjk else latin1(title.split(" ", 1)[1]))
+    pdf.ln(12)
     qr = io.BytesIO()
     qr_image(url, box_size=6).save(qr, format="PNG")
     pdf.image(qr, x=170, y=8, w=30, h=30)
     pdf.set_font(family, size=9)
-    row("Number", manifest.number)
-    row("State", manifest.state)
+    row("联单编号 Number", manifest.number)
+    row("状态 State", manifest.state)
     pdf.ln(2)
-    row("Producer (移出人)" if cjk else "Producer", party_names.get(manifest.producer_id))
-    row("Waste", f"{manifest.waste_name} · {manifest.waste_code} · {','.join(manifest.hazard)}")
-    row("Form / packaging", f"{manifest.physical_form} / {manifest.packaging}")
-    row("Quantity (kg)", manifest.quantity_kg)
-    row("Emergency measures", manifest.emergency_measures[:90])
-    row("Batches", ", ".join(manifest.batch_codes)[:90])
-    row("Signed", manifest.producer_signed_at)
+    row("移出人 Producer", party_names.get(manifest.producer_id))
+    hazard = ",".join(manifest.hazard)
+    row("废物 Waste", f"{manifest.waste_name} · {manifest.waste_code} · {hazard}")
+    row("形态/包装 Form / packaging", f"{manifest.physical_form} / {manifest.packaging}")
+    row("数量 Quantity (kg)", manifest.quantity_kg)
+    row("应急措施 Emergency measures", manifest.emergency_measures)
+    row("批次 Batches", ", ".join(manifest.batch_codes))
+    row("移出人签字 Signed", manifest.producer_signed_at)
     for leg in sorted(manifest.legs, key=lambda leg: leg.seq):
         pdf.ln(2)
-        row(f"Carrier leg {leg.seq}", party_names.get(leg.carrier_id))
-        row("Vehicle / permit", f"{leg.vehicle_plate} / {leg.permit_number}")
-        row("Handover", f"{leg.handover_at or ''} {leg.handover_place or ''}")
-        row("Signed", leg.signed_at)
+        row(f"承运人 Carrier leg {leg.seq}", party_names.get(leg.carrier_id))
+        row("车牌/许可证 Vehicle / permit", f"{leg.vehicle_plate} / {leg.permit_number}")
+        row(
+            "交接 Handover",
+            f"{local_time(leg.handover_at, timezone, empty='')} {leg.handover_place or ''}",
+        )
+        row("承运人签字 Signed", leg.signed_at)
     pdf.ln(2)
-    row("Receiver (接受人)" if cjk else "Receiver", party_names.get(manifest.receiver_id))
-    row("Arrived / due", f"{manifest.arrived_at or ''} / {manifest.decision_due_at or ''}")
+    row("接受人 Receiver", party_names.get(manifest.receiver_id))
     row(
-        "Decision",
+        "运抵/决定期限 Arrived / due",
+        f"{local_time(manifest.arrived_at, timezone)} / "
+        f"{local_time(manifest.decision_due_at, timezone)}",
+    )
+    row(
+        "接收决定 Decision",
         f"{manifest.decision or ''} {manifest.received_quantity_kg or ''} kg "
         f"{manifest.method_id or ''}",
     )
-    row("Signed", manifest.receiver_signed_at)
+    row("接受人签字 Signed", manifest.receiver_signed_at)
     for item in manifest.discrepancies:
-        row("Discrepancy", f"{item.field}: {item.declared} → {item.found}")
+        row("差异 Discrepancy", f"{item.field}: {item.declared} → {item.found}")
+    pdf.ln(2)
+    row("核验 Check", url)
     return bytes(pdf.output())

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from fpdf import FPDF
 
-from wastetrack.batches.labels import CJK_FONT_CANDIDATES, find_font, qr_image
+from wastetrack.batches.labels import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
+from wastetrack.core.timefmt import local_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class ReceiptText:
     flags: Sequence[str]
     signed_by: str
     recorded_at: datetime
+    timezone: str  # the city's (settings.timezone): every time is printed in it
 
 
 def render_receipt_pdf(
@@ -53,16 +55,15 @@ def render_receipt_pdf(
     pdf.set_title(f"Waste delivery receipt {receipt.number}")
     pdf.set_creator("wastetrack")
     pdf.add_page()
-    cjk = find_font(cjk_fonts)
-    if cjk:
-        pdf.add_font("receipt", "", cjk)
-        family = "receipt"
-    else:
-        family = "Helvetica"
+    cjk = add_cjk_font(pdf, "receipt", cjk_fonts)
+    family = "receipt" if cjk else "Helvetica"
 
     def text(value: str) -> str:
         # Without a CJK font the core fonts carry Latin-1 only: keep the English half.
-        return value if cjk else value.encode("latin-1", "replace").decode("latin-1")
+        return value if cjk else latin1(value)
+
+    def when(value: datetime) -> str:
+        return local_time(value, receipt.timezone)
 
     pdf.set_font(family, size=15)
     title = "船舶垃圾/污染物接收单  Waste Delivery Receipt" if cjk else "Waste Delivery Receipt"
@@ -73,28 +74,30 @@ def render_receipt_pdf(
     qr_image(receipt.url, box_size=6).save(qr, format="PNG")
     pdf.image(qr, x=165, y=10, w=32, h=32)
     rows = [
-        ("Port / terminal", f"{receipt.port_name} · {receipt.berth_name}"),
-        ("Reception facility provider", receipt.reception_provider),
-        ("Discharge from", receipt.discharge_from.isoformat(timespec="minutes")),
-        ("Discharge to", receipt.discharge_to.isoformat(timespec="minutes")),
-        ("Ship name", receipt.ship_name),
-        ("Registration number", receipt.registration_number),
-        ("IMO number", receipt.imo_number or "—"),
-        ("Gross tonnage", f"{receipt.gross_tonnage}"),
-        ("Type of ship", receipt.ship_type),
-        ("Owner or operator", receipt.owner or "—"),
-        ("Flag state", receipt.flag_state),
+        ("港口/泊位 Port / terminal", f"{receipt.port_name} · {receipt.berth_name}"),
+        ("接收单位 Reception facility provider", receipt.reception_provider),
+        ("开始交付 Discharge from", when(receipt.discharge_from)),
+        ("结束交付 Discharge to", when(receipt.discharge_to)),
+        ("船名 Ship name", receipt.ship_name),
+        ("船舶登记号 Registration number", receipt.registration_number),
+        ("IMO 编号 IMO number", receipt.imo_number or "—"),
+        ("总吨 Gross tonnage", f"{receipt.gross_tonnage}"),
+        ("船舶类型 Type of ship", receipt.ship_type),
+        ("船舶所有人或经营人 Owner or operator", receipt.owner or "—"),
+        ("船旗国 Flag state", receipt.flag_state),
     ]
     pdf.ln(8)
     for label, value in rows:
         pdf.set_font(family, size=9)
-        pdf.cell(55, 6, label)
+        pdf.cell(62, 6, label if cjk else latin1(label.split(" ", 1)[1]))
         pdf.cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font(family, size=9)
     widths = (70, 28, 28, 20, 34)
-    for width, head in zip(widths, ("Category", "m³", "kg", "kg from m³", "Batch"), strict=True):
-        pdf.cell(width, 7, head if cjk else head.replace("³", "3"), border=1)
+    heads = ("类别 Category", "m³", "kg", "折算 est.", "批次 Batch")
+    heads_en = ("Category", "m3", "kg", "kg from m3", "Batch")
+    for width, head in zip(widths, heads if cjk else heads_en, strict=True):
+        pdf.cell(width, 7, head, border=1)
     pdf.ln()
     for line in receipt.lines:
         name = f"{line.category_code} {line.category_name_zh if cjk else line.category_name_en}"
@@ -102,7 +105,7 @@ def render_receipt_pdf(
             text(name),
             f"{line.volume_m3 or ''}",
             f"{line.mass_kg or ''}",
-            "yes" if line.mass_derived else "",
+            ("是 yes" if cjk else "yes") if line.mass_derived else "",
             line.batch_code,
         )
         for width, value in zip(widths, cells, strict=True):
@@ -112,17 +115,13 @@ def render_receipt_pdf(
         pdf.ln(3)
         pdf.cell(0, 6, "Flags: " + ", ".join(receipt.flags), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
+    signed = f"接收单位签字 Signed for the reception facility: {receipt.signed_by}"
+    pdf.cell(0, 6, text(signed if cjk else signed.split(" ", 1)[1]), new_x="LMARGIN", new_y="NEXT")
+    recorded = when(receipt.recorded_at)
     pdf.cell(
         0,
         6,
-        text(f"Signed for the reception facility: {receipt.signed_by}"),
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
-    pdf.cell(
-        0,
-        6,
-        f"Recorded {receipt.recorded_at.isoformat(timespec='seconds')}",
+        f"记录时间 Recorded {recorded}" if cjk else f"Recorded {recorded}",
         new_x="LMARGIN",
         new_y="NEXT",
     )

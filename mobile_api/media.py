@@ -1,0 +1,46 @@
+"""Files the API answers (PNG labels, PDF documents, CSV and XLSX tables), declared in the
+OpenAPI document as binary strings so that a generated client keeps their bytes."""
+
+from typing import Any
+
+from fastapi import FastAPI
+
+PNG = "image/png"
+PDF = "application/pdf"
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+BINARY: dict[str, str] = {"type": "string", "format": "binary"}
+
+
+def binary(
+    *media_types: str, status: int = 200, description: str = "The file"
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route answering a file in one of media_types."""
+    content = {media: {"schema": dict(BINARY)} for media in media_types}
+    return {status: {"description": description, "content": content}}
+
+
+def document_tables(app: FastAPI) -> None:
+    """A route taking ``?format=`` (mobile_api.tables.Format) also answers its table as CSV or
+    XLSX: add both to its 200 response in the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                parameters = operation.get("parameters", [])
+                if not any(p["name"] == "format" and p["in"] == "query" for p in parameters):
+                    continue
+                ok = operation.setdefault("responses", {}).setdefault(
+                    "200", {"description": "Successful Response"}
+                )
+                ok.setdefault("content", {}).update(
+                    binary(CSV, XLSX)[200]["content"],
+                )
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,147 @@
+"""The pages a plain phone camera opens from a printed QR code, without an account: batch
+labels and collection-point and berth plates (``/q/``), delivery receipts (``/r/``) and
+transfer manifests (``/t/``). A browser gets a page in Chinese; a client whose ``Accept``
+header prefers ``application/json`` gets the same facts as JSON. Unknown, forged and mistyped
+codes all get the same 404 (a page, or problem+json), so the pages are no oracle."""
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from mobile_api.deps import AppSettings, PublicRateLimit
+from mobile_api.errors import problem
+from mobile_api.presenters import STATE_NAMES_ZH
+from schemas.base import Code
+from schemas.public import PublicBatchRead, PublicManifestRead, PublicPlateRead, PublicReceiptRead
+from wastetrack.core.errors import NotFound
+from wastetrack.core.timefmt import local_time
+from wastetrack.scan import public
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+templates.env.filters["local_time"] = local_time
+router = APIRouter(tags=["public"], dependencies=[PublicRateLimit])
+
+MANIFEST_STATES_ZH = {
+    "draft": "草稿",
+    "submitted": "已提交",
+    "arrived": "已运抵",
+    "accepted": "已接收",
+    "partially_accepted": "部分接收",
+    "rejected": "已拒收",
+}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep them apart
+
+
+def manifest_state_zh(state: str) -> str:
+    if state.startswith("in_transit_leg_"):
+        return f"运输中（第 {state.rsplit('_', 1)[1]} 段）"
+    return MANIFEST_STATES_ZH.get(state, state)
+
+
+def wants_json(request: Request) -> bool:
+    """Whether the Accept header ranks application/json above text/html (a browser's
+    ``text/html,…,*/*;q=0.8`` does not; ``application/json`` alone does)."""
+    ranks: dict[str, float] = {}
+    for item in request.headers.get("accept", "").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranks[media.lower()] = max(quality, ranks.get(media.lower(), 0.0))
+
+    def rank(media: str) -> float:
+        kind = media.split("/")[0]
+        return ranks.get(media, ranks.get(f"{kind}/*", ranks.get("*/*", 0.0)))
+
+    return rank("application/json") > rank("text/html")
+
+
+def _answer(
+    request: Request, settings: AppSettings, template: str, read: BaseModel, **context: Any
+) -> Response:
+    if wants_json(request):
+        return Response(read.model_dump_json(), media_type="application/json", headers=_VARY)
+    return templates.TemplateResponse(
+        request, template, {"item": read, "tz": settings.timezone, **context}, headers=_VARY
+    )
+
+
+def _refusal(request: Request, error: NotFound) -> Response:
+    """One answer for every code that names nothing a stranger may see."""
+    if wants_json(request):
+        return problem(
+            status=error.status,
+            title=error.title,
+            detail=error.detail,
+            code=error.code,
+            field=error.field,
+            headers=_VARY,
+        )
+    return templates.TemplateResponse(
+        request, "public_not_found.html", {}, status_code=404, headers=_VARY
+    )
+
+
+@router.get(
+    "/q/{token}",
+    response_model=PublicBatchRead | PublicPlateRead,
+    responses={200: {"content": _HTML}, 404: {"description": "no such code"}},
+)
+async def public_code(token: Code, request: Request, settings: AppSettings) -> Response:
+    """What a label or a plate names: a batch's category and state (no parties), or a
+    collection point or berth."""
+    try:
+        found = await public.plate_or_batch(scanned=f"/q/{token}", secret=settings.secret_key)
+    except NotFound as refusal:
+        return _refusal(request, refusal)
+    if isinstance(found, public.PublicPlate):
+        return _answer(request, settings, "public_plate.html", PublicPlateRead(**asdict(found)))
+    read = PublicBatchRead(**asdict(found), state_zh=STATE_NAMES_ZH.get(found.state, found.state))
+    return _answer(request, settings, "public_batch.html", read)
+
+
+@router.get(
+    "/r/{token}",
+    response_model=PublicReceiptRead,
+    responses={200: {"content": _HTML}, 404: {"description": "no such receipt"}},
+)
+async def public_receipt(token: Code, request: Request, settings: AppSettings) -> Response:
+    """The page a receipt's QR opens: which vessel delivered what, where and when."""
+    try:
+        found = await public.receipt(scanned=f"/r/{token}", secret=settings.secret_key)
+    except NotFound as refusal:
+        return _refusal(request, refusal)
+    return _answer(
+        request, settings, "public_receipt.html", PublicReceiptRead.model_validate(asdict(found))
+    )
+
+
+@router.get(
+    "/t/{token}",
+    response_model=PublicManifestRead,
+    responses={200: {"content": _HTML}, 404: {"description": "no such manifest"}},
+)
+async def public_manifest(token: Code, request: Request, settings: AppSettings) -> Response:
+    """The page a transfer manifest's QR opens: number, waste, parties, state, signatures."""
+    try:
+        found = await public.manifest(scanned=f"/t/{token}", secret=settings.secret_key)
+    except NotFound as refusal:
+        return _refusal(request, refusal)
+    return _answer(
+        request,
+        settings,
+        "public_manifest.html",
+        PublicManifestRead(**asdict(found)),
+        state_zh=manifest_state_zh(found.state),
+    )

@@ -1,0 +1,111 @@
+"""Every route with a period takes it from one dependency: reversed and over-long periods are
+refused naming date_to, an omitted one is the city's current year to date, and the response
+says which period it used (the X-Period header)."""
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from mobile_api.deps import DateFrom, OpenFrom
+from tests.factories import World
+
+ROUTES = [
+    "/m/v1/metrics/sorting",
+    "/m/v1/metrics/ports",
+    "/m/v1/metrics/sea-areas",
+    "/m/v1/metrics/pesticide",
+    "/m/v1/metrics/utilization",
+    "/m/v1/metrics/mass-balance",
+    "/m/v1/pesticide/ledger.csv",
+    "/m/v1/pesticide/ledger.xlsx",
+    "/admin/v1/calendar",
+]
+COVERAGE = "/m/v1/metrics/medical-coverage"  # without a period: the last N days
+TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+def test_every_period_comes_from_the_shared_dependency(app: FastAPI) -> None:
+    shared = {
+        DateFrom.__metadata__[0].description,
+        OpenFrom.__metadata__[0].description,
+    }
+    with_period = {
+        path: parameter["description"]
+        for path, item in app.openapi()["paths"].items()
+        for operation in item.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "date_from"
+    }
+    templates = {path.replace("ledger.csv", "ledger.{extension}") for path in ROUTES}
+    assert set(with_period) >= templates - {"/m/v1/pesticide/ledger.xlsx"} | {COVERAGE}
+    assert {path for path, text in with_period.items() if text not in shared} == set()
+
+
+REVERSED = {"date_from": "2026-03-01", "date_to": "2026-02-28"}
+OVER_FIVE_YEARS = {"date_from": "2020-01-01", "date_to": "2025-01-01"}
+FUTURE_START = {"date_from": f"{TODAY.year + 1}-01-01"}  # after today, the default end
+
+
+@pytest.mark.parametrize(
+    ("path", "period"),
+    [(path, period) for path in ROUTES for period in (REVERSED, OVER_FIVE_YEARS, FUTURE_START)]
+    + [(COVERAGE, REVERSED), (COVERAGE, OVER_FIVE_YEARS)],
+)
+async def test_a_bad_period_is_refused_naming_date_to(
+    client: httpx.AsyncClient, world: World, path: str, period: dict
+) -> None:
+    response = await client.get(path, params=period, headers=world.headers("manager"))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "date_to"
+
+
+@pytest.mark.parametrize("path", ROUTES)
+async def test_an_omitted_period_is_this_year_to_date_and_said(
+    client: httpx.AsyncClient, world: World, path: str
+) -> None:
+    response = await client.get(path, headers=world.headers("manager"))
+    assert response.status_code == 200, response.text
+    assert response.headers["x-period"] == f"{TODAY.year}-01-01/{TODAY.isoformat()}"
+
+
+async def test_ledger_without_dates_names_the_year_to_date_in_its_file(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await client.get("/m/v1/pesticide/ledger.csv", headers=world.headers("manager"))
+    assert response.status_code == 200
+    expected = f'filename="pesticide-ledger-{TODAY.year}-01-01-{TODAY.isoformat()}.csv"'
+    assert expected in response.headers["content-disposition"]
+
+
+async def test_one_end_given_fills_the_other_within_its_year(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    headers = world.headers("manager")
+    only_end = await client.get(
+        "/m/v1/metrics/utilization", params={"date_to": "2025-06-30"}, headers=headers
+    )
+    assert only_end.headers["x-period"] == "2025-01-01/2025-06-30"
+    only_start = await client.get(
+        "/m/v1/metrics/utilization", params={"date_from": "2024-05-01"}, headers=headers
+    )
+    assert only_start.headers["x-period"] == f"2024-05-01/{TODAY.isoformat()}"
+    exported = await client.get(
+        "/m/v1/metrics/utilization",
+        params={"date_from": "2024-05-01", "date_to": "2024-05-31", "format": "csv"},
+        headers=headers,
+    )
+    assert exported.headers["x-period"] == "2024-05-01/2024-05-31"
+
+
+async def test_five_years_less_a_day_is_accepted(client: httpx.AsyncClient, world: World) -> None:
+    last = date(2025, 12, 31)
+    response = await client.get(
+        "/m/v1/metrics/mass-balance",
+        params={"date_from": "2021-01-01", "date_to": last.isoformat()},
+        headers=world.headers("manager"),
+    )
+    assert response.status_code == 200, response.text

@@ -1,0 +1,31 @@
+"""One way to print a moment on every document and page: the city's local time, to the minute
+(``2026-11-30 14:05``), never UTC with microseconds. Callers pass ``settings.timezone``."""
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+MINUTE = "%Y-%m-%d %H:%M"
+
+
+def local_time(value: datetime | date | None, timezone: str | ZoneInfo, *, empty: str = "—") -> str:
+    """A moment in the given zone to the minute; a date as it is; ``empty`` for none.
+
+    A naive datetime is taken as UTC, which is how the database hands them back.
+    """
+    if value is None:
+        return empty
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    zone = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
+    return value.astimezone(zone).strftime(MINUTE)
+
+
+def local_date(value: datetime, timezone: str | ZoneInfo) -> date:
+    """The calendar day a moment falls on in the given zone."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(
+        timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
+    ).date()
