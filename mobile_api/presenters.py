@@ -1,16 +1,14 @@
 """Shapes domain objects into response contracts where a field needs the server's settings."""
 
-import html
-from zoneinfo import ZoneInfo
-
 from fastapi import Response
 
 from schemas.batches import BatchRead
 from schemas.manifests import DiscrepancyRead, LegRead, ManifestRead, RevisionRead
 from schemas.ports import BerthRead, CleanUpRead, DeliveryLineRead, DeliveryRead
 from wastetrack.batches.models import Batch
-from wastetrack.core import codes
+from wastetrack.core import codes, observability
 from wastetrack.core.settings import Settings
+from wastetrack.custody import labels
 from wastetrack.custody.intake import RecordResult
 from wastetrack.manifests.models import Manifest
 from wastetrack.ports import service as ports
@@ -45,42 +43,7 @@ def batch_read(batch: Batch, settings: Settings) -> BatchRead:
     return BatchRead.model_validate(values)
 
 
-STATE_NAMES_ZH = {
-    "unbound": "未启用",
-    "tagged": "已贴标",
-    "collected": "已收集",
-    "handed_over": "已交接",
-    "in_transit": "运输中",
-    "stored": "贮存中",
-    "received": "已接收",
-    "rejected": "已拒收",
-    "treated": "已处置",
-    "aggregated": "已合并装箱",
-    "cancelled": "已作废",
-}
-
-
-def render_public_page(summary: dict[str, str | None]) -> str:
-    """A minimal, dependency-free page for the public-supervision QR view."""
-    rows = [
-        ("编码 Code", summary["code"]),
-        ("类别 Stream", summary["stream"]),
-        ("分类 Category", summary["category"] or "—"),
-        ("状态 State", STATE_NAMES_ZH.get(summary["state"] or "", summary["state"])),
-        ("贴标日期 Tagged", summary["tagged_at"] or "—"),
-        ("最近更新 Updated", summary["updated_at"] or "—"),
-    ]
-    cells = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
-    )
-    return (
-        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        "<title>固体废物追溯 wastetrack</title><style>body{font-family:sans-serif;margin:1rem}"
-        "th{text-align:left;padding-right:1rem;color:#555}td,th{padding:.3rem 0}</style></head>"
-        f"<body><h1>固体废物追溯</h1><table>{cells}</table>"
-        "<p>公众监督：如发现违规处置，请向荣成市生态环境主管部门反映。</p></body></html>"
-    )
+STATE_NAMES_ZH: dict[str, str] = {"unbound": labels.UNBOUND_LABEL, **labels.STATE_LABELS}
 
 
 def berth_read(berth: Berth, settings: Settings) -> BerthRead:
@@ -140,40 +103,6 @@ def cleanup_read(cleanup: CleanUp) -> CleanUpRead:
     )
 
 
-def render_public_receipt(delivery: Delivery, timezone: str) -> str:
-    """The public check of a receipt: who delivered what, where and when."""
-    tz = ZoneInfo(timezone)
-    rows = [
-        ("接收单 Receipt", delivery.receipt_number),
-        ("港口 Port", f"{delivery.port.name} · {delivery.berth.name}"),
-        ("船名 Ship", f"{delivery.vessel.name} ({delivery.vessel.registration_number})"),
-        ("时间 Time", delivery.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
-    ] + [
-        (
-            line.category_id,
-            " / ".join(
-                filter(
-                    None,
-                    [
-                        f"{line.volume_m3} m³" if line.volume_m3 is not None else "",
-                        f"{line.mass_kg} kg" if line.mass_kg is not None else "",
-                    ],
-                )
-            ),
-        )
-        for line in delivery.lines
-    ]
-    cells = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
-    )
-    return (
-        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        "<title>船舶垃圾接收单 wastetrack</title></head>"
-        f"<body><h1>船舶垃圾接收单</h1><table>{cells}</table></body></html>"
-    )
-
-
 def manifest_read(manifest: Manifest) -> ManifestRead:
     """A manifest with its legs, discrepancies and revisions (all fetched)."""
     return ManifestRead.model_validate(
@@ -196,6 +125,7 @@ def manifest_read(manifest: Manifest) -> ManifestRead:
 def recorded_id(result: RecordResult, response: Response) -> int:
     """The id of the record a submission made or had made before: a refusal or a conflicting
     resend raises, a same-content resend answers 200 instead of 201."""
+    observability.posted_results("record", [result])
     if result.error is not None:
         raise result.error
     if result.status == "duplicate":

