@@ -2,6 +2,7 @@
 WASTETRACK_DATABASE_URL's server), a fresh database per run, tables emptied after each test."""
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,13 +11,24 @@ import httpx
 import pytest
 from tortoise import connections
 
+# Code that reads the process's settings (get_settings) must not create keys in the user's
+# own data directory: the whole run gets a throwaway one.
+os.environ.setdefault("WASTETRACK_DATA_DIR", tempfile.mkdtemp(prefix="wastetrack-test-"))
+
 from mobile_api.app import create_app
 from tests.factories import World, build_world
 from wastetrack.core import db
 from wastetrack.core.settings import Settings
 
 # Reference data loaded by migrations: kept across tests.
-REFERENCE_TABLES = {"waste_stream", "waste_category", "treatment_method", "sea_area", "indicator"}
+REFERENCE_TABLES = {
+    "waste_stream",
+    "waste_category",
+    "treatment_method",
+    "sea_area",
+    "indicator",
+    "working_calendar",
+}
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +40,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         public_base_url="http://testserver",
         login_max_failures=3,
         login_lock_seconds=60,
+        # The suite logs in and opens public pages far more often than any person would;
+        # tests/security/test_rate_limits.py checks the limits with its own, low ones.
+        rate_limit_login="10000/minute",
+        rate_limit_login_failures="10000/minute",
+        rate_limit_refresh="10000/minute",
+        rate_limit_public="10000/minute",
         photo_max_bytes=200_000,
     )
 

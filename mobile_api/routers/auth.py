@@ -5,26 +5,35 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
-from mobile_api.deps import AppSettings, Transaction
+from mobile_api.deps import (
+    AppSettings,
+    ClientAddress,
+    LoginRateLimit,
+    RefreshRateLimit,
+)
 from schemas.auth import RefreshCreate, TokenRead
 from wastetrack.auth import service as auth
 
 router = APIRouter(prefix="/m/v1/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=TokenRead)
+@router.post("/token", response_model=TokenRead, dependencies=[LoginRateLimit])
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], settings: AppSettings
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    settings: AppSettings,
+    address: ClientAddress,
 ) -> dict:
     """Exchange a username and password for an access token and a refresh token."""
     # No request transaction here: a refused login must still count towards the throttle.
     user = await auth.authenticate(
-        username=form.username, password=form.password, settings=settings
+        username=form.username, password=form.password, settings=settings, address=address
     )
     return await auth.issue_tokens(user=user, settings=settings)
 
 
-@router.post("/refresh", response_model=TokenRead)
-async def refresh(body: RefreshCreate, settings: AppSettings, _: Transaction) -> dict:
-    """Exchange a refresh token for new tokens; the old refresh token stops working."""
+@router.post("/refresh", response_model=TokenRead, dependencies=[RefreshRateLimit])
+async def refresh(body: RefreshCreate, settings: AppSettings) -> dict:
+    """Exchange a refresh token for new tokens; the old refresh token stops working, and
+    presenting it again revokes every token of its login."""
+    # No request transaction: refusing a reused token must still commit the revocation.
     return await auth.refresh(refresh_token=body.refresh_token, settings=settings)

@@ -3,6 +3,7 @@
 import itertools
 
 import httpx
+from tortoise.transactions import in_transaction
 
 from tests.custody.helpers import advance, post_event, tag_bag
 from tests.factories import World, event
@@ -43,9 +44,14 @@ async def test_medical_bag_follows_its_chain_to_treatment(
 async def test_tampered_event_breaks_the_chain(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     await advance(client, world, batch["code"], until="received")
-    await CustodyEvent.filter(batch__code=batch["code"], seq=2).update(
-        latitude=10.0, longitude=10.0
-    )
+    # As an intruder with the database owner's rights would: the append-only trigger off.
+    async with in_transaction() as conn:
+        await conn.execute_script("SET LOCAL session_replication_role = replica")
+        await (
+            CustodyEvent.filter(batch__code=batch["code"], seq=2)
+            .using_db(conn)
+            .update(latitude=10.0, longitude=10.0)
+        )
     verdict = (
         await client.get(f"/m/v1/batches/{batch['code']}/verify", headers=world.headers("clinic"))
     ).json()

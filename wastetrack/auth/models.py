@@ -35,9 +35,11 @@ class User(Model):
 
 
 class RefreshToken(Model):
-    """One issued refresh token; rotation revokes it, so a stolen copy works once at most."""
+    """One issued refresh token; rotation revokes it, so a stolen copy works once at most, and
+    presenting a rotated one revokes its whole family (every token descended from one login)."""
 
     jti = fields.UUIDField(primary_key=True)
+    family = fields.UUIDField(db_index=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "wastetrack.User", related_name="refresh_tokens", on_delete=fields.CASCADE
     )

@@ -1,5 +1,6 @@
 """Passwords, tokens and throttled logins."""
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
@@ -8,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from tortoise.transactions import in_transaction
 
-from wastetrack.auth.models import LoginThrottle, RefreshToken, Role, User
-from wastetrack.core.errors import Conflict, TooManyRequests, Unauthorized, ValidationFailed
+from wastetrack.auth.models import RefreshToken, Role, User
+from wastetrack.core import keys, ratelimit
+from wastetrack.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
+from wastetrack.registry import access
 from wastetrack.registry import service as registry
 
 _hasher = PasswordHasher()
@@ -44,7 +48,8 @@ async def create_user(
         raise Conflict(f"username {username!r} is taken", field="username")
     return await User.create(
         username=username,
-        password_hash=hash_password(password),
+        # argon2 takes tens of milliseconds of CPU: in a thread, the event loop keeps serving.
+        password_hash=await asyncio.to_thread(hash_password, password),
         role=role,
         organization=org,
         full_name=full_name,
@@ -62,42 +67,49 @@ async def principal_for(user: User) -> Principal:
     )
 
 
-async def authenticate(*, username: str, password: str, settings: Settings) -> User:
-    """The user behind a correct password; refusals never say whether the user exists."""
-    now = datetime.now(UTC)
-    throttle = await LoginThrottle.get_or_none(username=username)
-    if throttle and throttle.locked_until and throttle.locked_until > now:
-        raise TooManyRequests(
-            "too many failed logins; try again later",
-            retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
-        )
+async def authenticate(
+    *, username: str, password: str, settings: Settings, address: str = "unknown"
+) -> User:
+    """The user behind a correct password; refusals never say whether the user exists.
+
+    Failures back off per client address and account (a wait that doubles), so another
+    address can never lock an account out; failures per address across all accounts are
+    capped, so spraying usernames from one address is throttled."""
+    key = f"login|{address}|{username.casefold()}"
+    await ratelimit.check_backoff(
+        key=key,
+        free=settings.login_max_failures,
+        first=settings.login_lock_seconds,
+        longest=settings.login_lock_max_seconds,
+    )
+    await ratelimit.test(
+        scope="login-failures", key=address, rate=settings.rate_limit_login_failures
+    )
     user = await User.get_or_none(username=username, is_active=True)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        await asyncio.to_thread(
+            _hasher.verify, user.password_hash if user else _DUMMY_HASH, password
+        )
         ok = user is not None
     except (VerifyMismatchError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        await _record_failure(username=username, now=now, settings=settings)
+        await ratelimit.record_failure(key=key, forget_after=settings.login_forget_seconds)
+        await ratelimit.count(
+            scope="login-failures", key=address, rate=settings.rate_limit_login_failures
+        )
         raise Unauthorized(_REFUSED)
-    if throttle:
-        await throttle.delete()
+    await ratelimit.forget(key=key)
     return user
 
 
-async def _record_failure(*, username: str, now: datetime, settings: Settings) -> None:
-    throttle, _ = await LoginThrottle.get_or_create(username=username)
-    throttle.failures += 1
-    throttle.last_failure_at = now
-    if throttle.failures >= settings.login_max_failures:
-        throttle.locked_until = now + timedelta(seconds=settings.login_lock_seconds)
-        throttle.failures = 0
-    await throttle.save()
-
-
-async def issue_tokens(*, user: User, settings: Settings) -> dict[str, str | int]:
-    """A short-lived access token and a one-use refresh token."""
+async def issue_tokens(
+    *, user: User, settings: Settings, family: uuid.UUID | None = None
+) -> dict[str, str | int]:
+    """A short-lived access token and a one-use refresh token; a login starts a new token
+    family, a refresh continues the family of the token it replaces."""
     now = datetime.now(UTC)
+    ring = keys.ring(settings.secret_key)
     principal = await principal_for(user)
     # The access token carries the principal, so a request needs no user lookup; it lives
     # minutes, and refreshing it re-reads the user, so deactivation takes effect by expiry.
@@ -112,16 +124,18 @@ async def issue_tokens(*, user: User, settings: Settings) -> dict[str, str | int
             "iat": now,
             "exp": now + timedelta(minutes=settings.access_token_minutes),
         },
-        settings.secret_key,
+        ring.key(keys.JWT),
         algorithm="HS256",
+        headers={"kid": str(ring.current)},
     )
     jti = uuid.uuid4()
     expires = now + timedelta(days=settings.refresh_token_days)
-    await RefreshToken.create(jti=jti, user=user, expires_at=expires)
+    await RefreshToken.create(jti=jti, family=family or jti, user=user, expires_at=expires)
     refresh = jwt.encode(
         {"sub": str(user.id), "typ": "refresh", "jti": str(jti), "iat": now, "exp": expires},
-        settings.secret_key,
+        ring.key(keys.JWT),
         algorithm="HS256",
+        headers={"kid": str(ring.current)},
     )
     return {
         "access_token": access,
@@ -132,8 +146,13 @@ async def issue_tokens(*, user: User, settings: Settings) -> dict[str, str | int
 
 
 def _decode(token: str, *, expected: str, settings: Settings) -> dict:
+    ring = keys.ring(settings.secret_key)
     try:
-        claims = jwt.decode(token, settings.secret_key, algorithms=["HS256"])
+        # The key id picks the key version; a token naming an unknown version is just invalid.
+        kid = jwt.get_unverified_header(token).get("kid")
+        if not isinstance(kid, str) or not kid.isdigit() or int(kid) not in ring.masters:
+            raise Unauthorized("invalid token")
+        claims = jwt.decode(token, ring.key(keys.JWT, int(kid)), algorithms=["HS256"])
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.PyJWTError:
@@ -144,17 +163,41 @@ def _decode(token: str, *, expected: str, settings: Settings) -> dict:
 
 
 async def refresh(*, refresh_token: str, settings: Settings) -> dict[str, str | int]:
-    """Exchange a refresh token for new tokens; the old one stops working."""
+    """Exchange a refresh token for new tokens; the old one stops working, and presenting it
+    again revokes every token of its family. Runs its own transactions: a refused reuse must
+    still commit the revocation."""
     claims = _decode(refresh_token, expected="refresh", settings=settings)
-    stored = await RefreshToken.select_for_update().get_or_none(jti=claims.get("jti"))
-    if stored is None or stored.revoked_at is not None:
-        raise Unauthorized("refresh token revoked")
-    stored.revoked_at = datetime.now(UTC)
-    await stored.save(update_fields=["revoked_at"])
-    user = await User.get_or_none(id=int(claims["sub"]), is_active=True)
+    async with in_transaction():
+        stored = await RefreshToken.select_for_update().get_or_none(jti=claims.get("jti"))
+        if stored is None:
+            raise Unauthorized("refresh token revoked")
+        now = datetime.now(UTC)
+        reused = stored.revoked_at is not None
+        if reused:
+            # The thief and the owner hold the same family and cannot be told apart: end it.
+            await RefreshToken.filter(family=stored.family, revoked_at=None).update(revoked_at=now)
+        else:
+            stored.revoked_at = now
+            await stored.save(update_fields=["revoked_at"])
+            user = await User.get_or_none(id=int(claims["sub"]), is_active=True)
+            if user is None:
+                raise Unauthorized("invalid token")
+            return await issue_tokens(user=user, settings=settings, family=stored.family)
+    raise Unauthorized("refresh token reused; every token of this login is revoked")
+
+
+async def deactivate_user(*, user_id: int) -> User:
+    """Stop a user from logging in; their refresh tokens are revoked at once (by a database
+    trigger, so any path that deactivates does it) and access tokens end within minutes."""
+    user = await User.get_or_none(id=user_id)
     if user is None:
-        raise Unauthorized("invalid token")
-    return await issue_tokens(user=user, settings=settings)
+        raise NotFound("no such user", field="user_id")
+    user.is_active = False
+    await user.save(update_fields=["is_active"])
+    for token, (_, principal) in list(_verified.items()):
+        if principal.user_id == user_id:
+            _verified.pop(token, None)
+    return user
 
 
 # Phones send the same access token for its whole life; verifying its signature each time
@@ -185,6 +228,6 @@ async def principal_from_access_token(*, token: str, settings: Settings) -> Prin
     return principal
 
 
-async def list_users() -> list[User]:
-    """All users, oldest first."""
-    return await User.all().order_by("id")
+async def list_users(*, principal: Principal) -> list[User]:
+    """The users `principal` may read (registry read scope), oldest first."""
+    return await access.readable(User.all(), principal).order_by("id")

@@ -1,9 +1,17 @@
-"""Batch codes: short, typable, with a check character; QR URLs signed with a truncated HMAC."""
+"""Batch codes: short, typable, with a check character; QR URLs signed with a truncated HMAC.
+
+A signature is one key-id character (the key version, in the codes' alphabet) followed by 8
+characters of HMAC under that version's `qr` key, so labels printed before a `keys rotate`
+keep scanning. Labels printed before key ids existed carry the 8 characters alone, made with the
+raw version-1 master; those still verify.
+"""
 
 import hashlib
 import hmac
 import re
 import secrets
+
+from wastetrack.core import keys
 
 # Crockford's base32: no I, L, O or U, so codes survive handwriting and typing.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -38,10 +46,33 @@ def is_valid_code(code: str) -> bool:
     return check_character(code[:-1]) == code[-1]
 
 
-def signature(code: str, secret: str) -> str:
-    digest = hmac.new(secret.encode(), b"qr:" + code.encode(), hashlib.sha256).digest()
-    value = int.from_bytes(digest[:5], "big")
-    return "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(SIG_LENGTH)))
+def _mac(key: bytes, value: str) -> str:
+    digest = hmac.new(key, b"qr:" + value.encode(), hashlib.sha256).digest()
+    number = int.from_bytes(digest[:5], "big")
+    return "".join(ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(SIG_LENGTH)))
+
+
+def signature(value: str, secret: str) -> str:
+    """The key id of the current key version and the truncated HMAC of value under it."""
+    ring = keys.ring(secret)
+    return ALPHABET[ring.current] + _mac(ring.key(keys.QR), value)
+
+
+def verify(value: str, sig: str, secret: str) -> bool:
+    """Whether sig signs value under the key version it names (or, without a key id, under the
+    raw version-1 master that signed labels before key ids)."""
+    ring = keys.ring(secret)
+    sig = normalize(sig)
+    if len(sig) == SIG_LENGTH:
+        expected = _mac(ring.legacy_qr_key, value)
+    elif len(sig) == SIG_LENGTH + 1 and sig[0] in ALPHABET:
+        version = ALPHABET.index(sig[0])
+        if version not in ring.masters:
+            return False
+        expected = sig[0] + _mac(ring.key(keys.QR, version), value)
+    else:
+        return False
+    return hmac.compare_digest(sig, expected)
 
 
 def qr_url(code: str, *, base_url: str, secret: str) -> str:
@@ -53,7 +84,7 @@ def code_from_scan(scanned: str, *, secret: str) -> str | None:
     match = _URL_RE.search(scanned.strip())
     if match:
         code, sig = normalize(match.group(1)), normalize(match.group(2))
-        if not is_valid_code(code) or not hmac.compare_digest(sig, signature(code, secret)):
+        if not is_valid_code(code) or not verify(code, sig, secret):
             return None
         return code
     if "/" in scanned or "." in scanned:

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from tortoise import Tortoise
 
@@ -19,6 +19,7 @@ MODEL_MODULES = [
     "wastetrack.auth.models",
     "wastetrack.batches.models",
     "wastetrack.custody.models",
+    "wastetrack.custody.checkpoints",
     "wastetrack.evidence.models",
     "wastetrack.ports.models",
     "wastetrack.alerts.models",
@@ -28,6 +29,8 @@ MODEL_MODULES = [
     "wastetrack.rollups.models",
     "wastetrack.indicators.models",
     "wastetrack.cells.models",
+    "wastetrack.core.ratelimit",
+    "wastetrack.calendar.models",
 ]
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,68 @@ async def migrate(url: str) -> None:
     await ensure_database(url)
     await run_migrations(config=tortoise_config(url, pool_size=2))
     await Tortoise.close_connections()
+    # Derived data: facts computed by other counting rules are rebuilt from the log.
+    from wastetrack.core.settings import get_settings
+    from wastetrack.rollups import facts
+
+    async with database(url, pool_size=2):
+        await facts.ensure_current(timezone=get_settings().timezone)
+
+
+APP_ROLE = "wastetrack_app"
+# Tables the service only appends to (custody_event, checkpoint) or only reads.
+_APPEND_ONLY = ("custody_event", "checkpoint")
+_READ_ONLY = ("legacy_chain", "tortoise_migrations")
+
+
+def app_role_grants(database: str, role: str = APP_ROLE) -> str:
+    """The privileges the service needs and no more: the SQL to run as the owner after every
+    migration (also what an operator runs on an external server)."""
+    return f"""
+GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO {role};
+GRANT USAGE ON SCHEMA public TO {role};
+REVOKE CREATE ON SCHEMA public FROM {role};
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO {role};
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role};
+REVOKE UPDATE, DELETE, TRUNCATE ON {", ".join(_APPEND_ONLY)} FROM {role};
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {", ".join(_READ_ONLY)} FROM {role};
+"""
+
+
+async def ensure_app_role(url: str, *, password: str, role: str = APP_ROLE) -> str:
+    """Create (or refresh) the service's own non-superuser role and its grants, connected as
+    the owner at url; returns the same URL connecting as that role."""
+    import asyncpg
+
+    credentials = credentials_from_url(url)
+    conn = await asyncpg.connect(**credentials)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        if not exists:
+            with contextlib.suppress(asyncpg.DuplicateObjectError):  # another process won
+                await conn.execute(f"CREATE ROLE {role} LOGIN")
+        # Quoted by the server: the password never goes through string formatting here.
+        literal = await conn.fetchval("SELECT quote_literal($1::text)", password)
+        await conn.execute(
+            f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"
+            f" PASSWORD {literal}"
+        )
+        await conn.execute(app_role_grants(credentials["database"], role))
+    finally:
+        await conn.close()
+    parsed = urlparse(url)
+    host = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=f"{quote(role)}:{quote(password, safe='')}@{host}").geturl()
+
+
+async def service_url(url: str, settings: Settings) -> str:
+    """The URL the running service connects with: on the embedded server its own role (created
+    here, password kept in the data directory); an external URL is used as configured."""
+    if settings.database_url:
+        return url
+    from wastetrack.core import keys
+
+    return await ensure_app_role(url, password=keys.database_password(settings.data_dir))
 
 
 @contextlib.asynccontextmanager
@@ -161,6 +226,37 @@ async def database(url: str, *, pool_size: int = 10) -> AsyncIterator[None]:
         yield
     finally:
         await Tortoise.close_connections()
+
+
+class ClusterLock:
+    """A PostgreSQL session advisory lock that one process of a cluster of workers holds for
+    its life, on its own connection (a pooled one would hand the lock to other work): the
+    holder runs the cluster's background rounds, the others skip theirs. When the holder dies
+    its connection closes, the server drops the lock and the next worker to try takes over."""
+
+    def __init__(self, url: str, *, key: int) -> None:
+        self.url = url
+        self.key = key
+        self._conn: Any = None
+        self.held = False
+
+    async def acquire(self) -> bool:
+        """True while this process holds the lock (taking it now if it is free)."""
+        import asyncpg
+
+        if self._conn is not None and self._conn.is_closed():
+            self._conn, self.held = None, False
+        if self.held:
+            return True
+        if self._conn is None:
+            self._conn = await asyncpg.connect(**credentials_from_url(self.url))
+        self.held = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key))
+        return self.held
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+        self._conn, self.held = None, False
 
 
 # For Tortoise's own CLI (`tortoise -c wastetrack.core.db.TORTOISE_ORM makemigrations`), which

@@ -1,6 +1,7 @@
-"""Canonical JSON and SHA-256, so the same content always hashes the same way."""
+"""Canonical JSON and SHA-256 (plain or keyed), so the same content always hashes the same way."""
 
 import hashlib
+import hmac
 import json
 from datetime import datetime
 from decimal import Decimal
@@ -29,3 +30,8 @@ def canonical_json(value: Any) -> str:
 
 def sha256_hex(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def hmac_sha256_hex(key: bytes, value: Any) -> str:
+    """HMAC-SHA256 of the same canonical serialization: only the key holder can produce it."""
+    return hmac.new(key, canonical_json(value).encode(), hashlib.sha256).hexdigest()

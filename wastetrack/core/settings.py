@@ -5,14 +5,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEVELOPMENT_SECRET = "development-secret-change-me-development-secret"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WASTETRACK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="WASTETRACK_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: str = Field("development", description="development, test or production")
     database_url: str | None = Field(
@@ -22,7 +22,12 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(platformdirs.user_data_dir("wastetrack")),
         description="embedded database, uploaded photos",
     )
-    secret_key: str = Field(DEVELOPMENT_SECRET, description="signs tokens and QR codes")
+    secret_key: str = Field(
+        "",
+        validation_alias=AliasChoices("WASTETRACK_SECRET", "WASTETRACK_SECRET_KEY", "secret_key"),
+        description="master secret (>= 32 chars); unset: generated in <data_dir>/keys/master.key",
+    )
+    secret_file: Path | None = Field(None, description="a file holding the master secret")
     public_base_url: str | None = Field(
         None, description="prefix of QR URLs; default http://{host}:{port}"
     )
@@ -31,9 +36,32 @@ class Settings(BaseSettings):
     port: int = 8000
     access_token_minutes: int = 15
     refresh_token_days: int = 30
-    login_max_failures: int = 5
-    login_lock_seconds: int = 300
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins of one account from one address before back-off"
+    )
+    login_lock_seconds: int = Field(
+        30, ge=1, description="first back-off wait; doubles with each further failure"
+    )
+    login_lock_max_seconds: int = Field(900, ge=1, description="longest back-off wait")
+    login_forget_seconds: int = Field(
+        3600, ge=60, description="failed logins are forgotten this long after the first"
+    )
+    rate_limit_login: str = Field("30/minute", description="login attempts per client address")
+    rate_limit_login_failures: str = Field(
+        "50/hour", description="failed logins per client address, any usernames (spraying)"
+    )
+    rate_limit_refresh: str = Field("60/minute", description="token refreshes per client address")
+    rate_limit_public: str = Field(
+        "30/minute", description="public lookups (/p/, /q/, /r/) per client address"
+    )
+    trust_proxy: bool = Field(
+        False, description="take the client address and scheme from X-Forwarded-For/-Proto"
+    )
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="largest request body except photo uploads"
+    )
     photo_max_bytes: int = 5 * 1024 * 1024
+    photo_max_pixels: int = Field(40_000_000, ge=1, description="largest photo, width × height")
     sync_max_events: int = 500
     db_pool_size: int = 10
     manifest_area_code: str = Field(
@@ -47,6 +75,13 @@ class Settings(BaseSettings):
     )
     idle_batch_hours: int = Field(168, ge=1, description="hours in one state before an alert")
     alert_refresh_seconds: float = Field(300, description="how often time-based alerts are raised")
+    log_format: str | None = Field(
+        None, pattern=r"^(json|console)$", description="json or console; default json unless a TTY"
+    )
+    log_level: str = Field("INFO", description="root log level: DEBUG, INFO, WARNING…")
+    metrics_token: str | None = Field(
+        None, repr=False, description="bearer token for /metrics from other hosts"
+    )
 
     @property
     def base_url(self) -> str:
@@ -54,14 +89,15 @@ class Settings(BaseSettings):
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> "Settings":
-        if (
-            self.environment not in ("development", "test")
-            and self.secret_key == DEVELOPMENT_SECRET
-        ):
-            raise ValueError("WASTETRACK_SECRET_KEY must be set outside development")
-        if len(self.secret_key) < 32:
-            raise ValueError("WASTETRACK_SECRET_KEY must be at least 32 characters")
+    def _resolve_secret(self) -> "Settings":
+        # No default secret in any environment: a configured one must be strong, and without
+        # one the first start generates a key in the data directory (see wastetrack.core.keys).
+        from wastetrack.core import keys
+
+        self.secret_key = keys.resolve_master(
+            configured=self.secret_key, secret_file=self.secret_file, data_dir=self.data_dir
+        )
+        keys.install(self.secret_key, self.data_dir)
         return self
 
 

@@ -1,0 +1,34 @@
+"""Signed daily checkpoints of the custody log, for managers and auditors to keep outside it."""
+
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+
+from mobile_api.deps import AppSettings, Transaction, _require
+from wastetrack.auth.models import Role
+from wastetrack.core.principal import Principal
+from wastetrack.custody import checkpoints
+
+router = APIRouter(prefix="/m/v1/checkpoints", tags=["checkpoints"])
+
+Overseer = Annotated[Principal, Depends(_require(Role.manager, Role.auditor, Role.admin))]
+
+
+@router.get("")
+async def list_checkpoints(
+    _: Overseer,
+    __: Transaction,
+    since: Annotated[date | None, Query(description="the first day to list")] = None,
+) -> list[dict[str, Any]]:
+    """Every sealed day: event count, Merkle root, Ed25519 signature and public key."""
+    return await checkpoints.list_checkpoints(since=since)
+
+
+@router.get("/proof")
+async def event_proof(
+    _: Overseer, settings: AppSettings, __: Transaction, event_id: Annotated[UUID, Query()]
+) -> dict[str, Any]:
+    """The audit path from one custody event to its day's signed checkpoint root."""
+    return await checkpoints.inclusion_proof(event_id=event_id, timezone=settings.timezone)

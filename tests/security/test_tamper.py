@@ -1,0 +1,245 @@
+"""Tamper evidence: keyed chain hashes, the anchored head, the append-only trigger, the
+service's own database role, signed daily checkpoints and `wastetrack verify`."""
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import pytest
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from tests.custody.helpers import advance, tag_bag
+from tests.factories import World
+from wastetrack.batches.models import Batch
+from wastetrack.core import db
+from wastetrack.custody import checkpoints
+from wastetrack.custody.checkpoints import Checkpoint, LegacyChain
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.service import event_hash
+
+
+async def as_superuser_without_triggers(*statements: tuple[str, list]) -> None:
+    """What an intruder with the owner's password can do: switch triggers off and edit rows."""
+    async with in_transaction() as conn:
+        await conn.execute_script("SET LOCAL session_replication_role = replica")
+        for sql, values in statements:
+            await conn.execute_query(sql, values)
+
+
+async def verdict(client: httpx.AsyncClient, world: World, code: str) -> dict:
+    response = await client.get(f"/m/v1/batches/{code}/verify", headers=world.headers("clinic"))
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_deleting_the_last_event_of_a_chain_is_detected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, batch["code"], until="collected")
+    assert (await verdict(client, world, batch["code"]))["valid"] is True
+    await as_superuser_without_triggers(
+        (
+            "DELETE FROM custody_event WHERE seq = 2 AND batch_id ="
+            " (SELECT id FROM batch WHERE code = $1)",
+            [batch["code"]],
+        )
+    )
+    found = await verdict(client, world, batch["code"])
+    assert found["valid"] is False
+    assert found["broken_at_seq"] == 2
+    assert "head" in found["detail"]
+
+
+async def test_a_batch_head_moved_past_its_last_event_is_detected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world)
+    await Batch.filter(code=batch["code"]).update(last_seq=2)
+    assert (await verdict(client, world, batch["code"]))["valid"] is False
+
+
+async def test_a_rewritten_event_with_a_recomputed_unkeyed_hash_is_detected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world)
+    event = await CustodyEvent.get(batch__code=batch["code"], seq=1)
+    event.latitude = 10.0
+    forged = event_hash(event, batch_code=batch["code"], related_code=None, key=None)
+    await as_superuser_without_triggers(
+        ("UPDATE custody_event SET latitude = 10.0, hash = $1 WHERE id = $2", [forged, event.id]),
+        ("UPDATE batch SET last_hash = $1 WHERE code = $2", [forged, batch["code"]]),
+    )
+    found = await verdict(client, world, batch["code"])
+    assert found["valid"] is False
+    assert found["broken_at_seq"] == 1
+
+
+async def test_a_chain_from_before_keyed_hashes_still_verifies(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world)
+    row = await Batch.get(code=batch["code"])
+    event = await CustodyEvent.get(batch_id=row.id, seq=1)
+    plain = event_hash(event, batch_code=row.code, related_code=None, key=None)
+    await as_superuser_without_triggers(
+        ("UPDATE custody_event SET hash = $1 WHERE id = $2", [plain, event.id]),
+        ("UPDATE batch SET last_hash = $1 WHERE id = $2", [plain, row.id]),
+    )
+    assert (await verdict(client, world, batch["code"]))["valid"] is False
+    await as_superuser_without_triggers(
+        ("INSERT INTO legacy_chain (batch_id, through_seq) VALUES ($1, 1)", [row.id])
+    )
+    assert (await verdict(client, world, batch["code"]))["valid"] is True
+
+
+async def test_the_custody_log_refuses_update_and_delete(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world)
+    rows = CustodyEvent.filter(batch__code=batch["code"])
+    with pytest.raises(Exception, match="custody_event is append-only: UPDATE refused"):
+        await rows.update(latitude=1.0)
+    with pytest.raises(Exception, match="custody_event is append-only: DELETE refused"):
+        await rows.delete()
+    with pytest.raises(Exception, match="legacy_chain is append-only: INSERT refused"):
+        await LegacyChain.create(batch_id=1, through_seq=1)
+    assert await rows.count() == 1
+
+
+async def test_the_service_role_cannot_delete_or_rewrite_custody_events(
+    database_url: str, client: httpx.AsyncClient, world: World, tmp_path: Path
+) -> None:
+    batch = await tag_bag(client, world)
+    role_url = await db.ensure_app_role(database_url, password="role-test-password-0123456789")
+    conn = await asyncpg.connect(**db.credentials_from_url(role_url))
+    try:
+        assert await conn.fetchval("SELECT current_user") == db.APP_ROLE
+        assert not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert await conn.fetchval("SELECT count(*) FROM custody_event") == 1
+        await conn.execute("UPDATE batch SET last_seq = last_seq WHERE code = $1", batch["code"])
+        for sql in (
+            "DELETE FROM custody_event",
+            "UPDATE custody_event SET latitude = 1",
+            "TRUNCATE custody_event CASCADE",
+            "DELETE FROM checkpoint",
+            "INSERT INTO legacy_chain VALUES (1, 1)",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def test_a_checkpoint_signs_the_day_and_detects_a_removed_event(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    settings = world.settings
+    for _ in range(3):
+        await tag_bag(client, world)
+    now = datetime.now(UTC)
+    assert (
+        await checkpoints.seal_completed_days(
+            timezone=settings.timezone, data_dir=settings.data_dir, now=now
+        )
+        == []
+    )
+    sealed = await checkpoints.seal_completed_days(
+        timezone=settings.timezone, data_dir=settings.data_dir, now=now + timedelta(days=1)
+    )
+    today = now.astimezone(ZoneInfo(settings.timezone)).date()
+    assert [c.day for c in sealed] == [today]
+    listed = await client.get("/m/v1/checkpoints", headers=world.headers("auditor"))
+    assert listed.status_code == 200
+    (exported,) = listed.json()
+    assert exported["events"] == 3 and checkpoints.signature_is_valid(exported)
+    assert not checkpoints.signature_is_valid({**exported, "events": 2})
+    assert (
+        await client.get("/m/v1/checkpoints", headers=world.headers("clinic"))
+    ).status_code == 403
+
+    event = await CustodyEvent.all().order_by("server_time").first()
+    assert event is not None
+    proof = await client.get(
+        "/m/v1/checkpoints/proof",
+        params={"event_id": str(event.id)},
+        headers=world.headers("auditor"),
+    )
+    assert proof.status_code == 200
+    assert checkpoints.proof_is_valid(proof.json())
+    assert not checkpoints.proof_is_valid({**proof.json(), "event_hash": "0" * 64})
+
+    checkpoint = await Checkpoint.get(day=today)
+    key = exported["public_key"]
+    intact = await checkpoints.check_checkpoint(
+        checkpoint, timezone=settings.timezone, public_key=key
+    )
+    assert intact["valid"] is True
+    await as_superuser_without_triggers(("DELETE FROM custody_event WHERE id = $1", [event.id]))
+    broken = await checkpoints.check_checkpoint(
+        checkpoint, timezone=settings.timezone, public_key=key
+    )
+    assert broken["valid"] is False
+    assert "3 events were sealed" in broken["detail"]
+
+
+def test_merkle_proofs_hold_for_every_leaf_of_odd_sized_trees() -> None:
+    for size in (1, 2, 3, 5, 8, 13):
+        leaves = [checkpoints.leaf_hash(f"e{i}", f"{i:064x}") for i in range(size)]
+        root = checkpoints.merkle_root(leaves)
+        for index in range(size):
+            path = checkpoints.inclusion_path(leaves, index)
+            assert checkpoints.verify_inclusion(
+                leaf=leaves[index], index=index, size=size, path=path, root=root
+            )
+            other = leaves[(index + 1) % size]
+            assert size == 1 or not checkpoints.verify_inclusion(
+                leaf=other, index=index, size=size, path=path, root=root
+            )
+
+
+async def test_wastetrack_verify_exits_non_zero_on_a_break(
+    database_url: str, client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await tag_bag(client, world)
+    settings = world.settings
+    await checkpoints.seal_completed_days(
+        timezone=settings.timezone,
+        data_dir=settings.data_dir,
+        now=datetime.now(UTC) + timedelta(days=1),
+    )
+    env = {
+        **os.environ,
+        "WASTETRACK_DATABASE_URL": database_url,
+        "WASTETRACK_DATA_DIR": str(settings.data_dir),
+        "WASTETRACK_SECRET": settings.secret_key,
+        "WASTETRACK_TIMEZONE": settings.timezone,
+    }
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "wastetrack.cli", "verify"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    intact = verify()
+    assert intact.returncode == 0, intact.stderr + intact.stdout
+    assert '"valid": true' in intact.stdout
+    await Batch.filter(code=batch["code"]).update(last_seq=5)
+    broken = verify()
+    assert broken.returncode == 1
+    assert batch["code"] in broken.stdout
+    await connections.get("default").execute_query(
+        "UPDATE batch SET last_seq = 1 WHERE code = $1", [batch["code"]]
+    )
+    assert verify().returncode == 0

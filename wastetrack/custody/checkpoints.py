@@ -1,0 +1,312 @@
+"""Tamper evidence beyond one chain: a signed Merkle root over each day's custody events, the
+proof that an event is in it, and the audit of every chain and checkpoint.
+
+A day is a calendar day in the city's time zone, by server time; its leaves are the events in
+(server_time, id) order. The tree is RFC 9162's (Certificate Transparency 2.0): leaf hash
+SHA-256(0x00 ‖ event id ‖ ":" ‖ event hash), node hash SHA-256(0x01 ‖ left ‖ right). The root is
+signed with the installation's Ed25519 key (`<data_dir>/keys/checkpoint-ed25519.pem`); each
+checkpoint carries the public key, so an exported file can be checked anywhere.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tortoise import connections, fields
+from tortoise.models import Model
+
+from wastetrack.core import keys
+from wastetrack.core.errors import NotFound
+from wastetrack.core.hashing import canonical_json
+
+SCHEME = "wastetrack-checkpoint-v1"
+
+
+class Checkpoint(Model):
+    """One sealed day of the custody log; rows are never updated or deleted (a trigger)."""
+
+    day = fields.DateField(primary_key=True)
+    events = fields.IntField()
+    root = fields.CharField(max_length=64)
+    signature = fields.CharField(max_length=128)
+    public_key = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "checkpoint"
+
+
+class LegacyChain(Model):
+    """A chain begun before chain hashes were keyed: its events up to through_seq carry plain
+    SHA-256 hashes. Written once by migration 0017 and never again (a trigger)."""
+
+    batch_id = fields.IntField(primary_key=True, generated=False)
+    through_seq = fields.IntField()
+
+    class Meta:
+        table = "legacy_chain"
+
+
+# --- The Merkle tree (RFC 9162, section 2.1) ---
+
+
+def leaf_hash(event_id: UUID | str, event_hash: str) -> bytes:
+    return hashlib.sha256(b"\x00" + f"{event_id}:{event_hash}".encode()).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than n."""
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = _split(len(leaves))
+    return _node(merkle_root(leaves[:k]), merkle_root(leaves[k:]))
+
+
+def inclusion_path(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """The sibling hashes from the leaf up to the root."""
+    if len(leaves) <= 1:
+        return []
+    k = _split(len(leaves))
+    if index < k:
+        return [*inclusion_path(leaves[:k], index), merkle_root(leaves[k:])]
+    return [*inclusion_path(leaves[k:], index - k), merkle_root(leaves[:k])]
+
+
+def verify_inclusion(
+    *, leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 section 2.1.3.2: whether leaf sits at index of a tree of size with this root."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for sibling in path:
+        if sn == 0:
+            return False
+        if fn % 2 == 1 or fn == sn:
+            r = _node(sibling, r)
+            while fn % 2 == 0 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = _node(r, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+# --- Days, seals and checks ---
+
+
+def _bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), ZoneInfo(timezone))
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+async def _day_leaves(day: date, timezone: str) -> list[tuple[UUID, bytes]]:
+    from wastetrack.custody.models import CustodyEvent
+
+    start, end = _bounds(day, timezone)
+    rows = (
+        await CustodyEvent.filter(server_time__gte=start, server_time__lt=end)
+        .order_by("server_time", "id")
+        .values_list("id", "hash")
+    )
+    return [(event_id, leaf_hash(event_id, event_hash)) for event_id, event_hash in rows]
+
+
+def signed_message(*, day: date, events: int, root: str) -> bytes:
+    return canonical_json(
+        {"scheme": SCHEME, "day": day.isoformat(), "events": events, "root": root}
+    ).encode()
+
+
+async def days_with_events(timezone: str, *, after: date | None = None) -> list[date]:
+    """The days (city time) that have custody events, oldest first; only those after a day."""
+    since = _bounds(after, timezone)[1] if after else datetime.min.replace(tzinfo=UTC)
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT DISTINCT (server_time AT TIME ZONE $1)::date AS day FROM custody_event"
+        " WHERE server_time >= $2 ORDER BY day",
+        [timezone, since],
+    )
+    return [row["day"] for row in rows]
+
+
+async def seal_day(*, day: date, timezone: str, data_dir: Path) -> Checkpoint:
+    """Sign the Merkle root of one day's events and store it as that day's checkpoint."""
+    leaves = [leaf for _, leaf in await _day_leaves(day, timezone)]
+    root = merkle_root(leaves).hex()
+    key = keys.signing_key(data_dir)
+    signature = key.sign(signed_message(day=day, events=len(leaves), root=root))
+    return await Checkpoint.create(
+        day=day,
+        events=len(leaves),
+        root=root,
+        signature=signature.hex(),
+        public_key=keys.public_key_hex(key),
+    )
+
+
+async def seal_completed_days(
+    *, timezone: str, data_dir: Path, now: datetime | None = None
+) -> list[Checkpoint]:
+    """Checkpoint every finished day (in the city's time zone) that has events and no
+    checkpoint yet; today stays open."""
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()
+    # Days are sealed in order, so only the days after the last checkpoint can be open; a gap
+    # before it is tampering, which audit() reports.
+    last = await Checkpoint.all().order_by("-day").first()
+    created = []
+    for day in await days_with_events(timezone, after=last.day if last else None):
+        if day < today:
+            created.append(await seal_day(day=day, timezone=timezone, data_dir=data_dir))
+    return created
+
+
+def checkpoint_read(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {
+        "day": checkpoint.day.isoformat(),
+        "events": checkpoint.events,
+        "root": checkpoint.root,
+        "signature": checkpoint.signature,
+        "public_key": checkpoint.public_key,
+        "scheme": SCHEME,
+    }
+
+
+async def list_checkpoints(*, since: date | None = None) -> list[dict[str, Any]]:
+    """Every checkpoint, oldest first: what an auditor keeps outside the system."""
+    query = Checkpoint.all().order_by("day")
+    if since is not None:
+        query = query.filter(day__gte=since)
+    return [checkpoint_read(checkpoint) for checkpoint in await query]
+
+
+def signature_is_valid(checkpoint: dict[str, Any]) -> bool:
+    """Whether an exported checkpoint's signature holds under the public key it names."""
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint["public_key"])).verify(
+            bytes.fromhex(checkpoint["signature"]),
+            signed_message(
+                day=date.fromisoformat(checkpoint["day"]),
+                events=int(checkpoint["events"]),
+                root=checkpoint["root"],
+            ),
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+async def check_checkpoint(
+    checkpoint: Checkpoint, *, timezone: str, public_key: str
+) -> dict[str, Any]:
+    """Whether a checkpoint is signed by this installation's key and the log still holds
+    exactly the events it sealed."""
+    found = checkpoint_read(checkpoint)
+    problem = None
+    if checkpoint.public_key != public_key:
+        problem = "signed by another key than this installation's"
+    elif not signature_is_valid(found):
+        problem = "the signature does not verify"
+    else:
+        leaves = [leaf for _, leaf in await _day_leaves(checkpoint.day, timezone)]
+        if len(leaves) != checkpoint.events:
+            problem = f"{checkpoint.events} events were sealed, the log now has {len(leaves)}"
+        elif merkle_root(leaves).hex() != checkpoint.root:
+            problem = "the day's events no longer match the sealed root"
+    return {"day": found["day"], "valid": problem is None, "detail": problem}
+
+
+async def inclusion_proof(*, event_id: UUID, timezone: str) -> dict[str, Any]:
+    """The audit path from one event to its day's checkpoint root."""
+    from wastetrack.custody.models import CustodyEvent
+
+    event = await CustodyEvent.get_or_none(id=event_id)
+    if event is None:
+        raise NotFound("no such event", field="event_id")
+    day = event.server_time.astimezone(ZoneInfo(timezone)).date()
+    checkpoint = await Checkpoint.get_or_none(day=day)
+    if checkpoint is None:
+        raise NotFound("the event's day has no checkpoint yet", field="event_id")
+    leaves = await _day_leaves(day, timezone)
+    index = next((i for i, (found, _) in enumerate(leaves) if found == event.id), None)
+    if index is None:  # pragma: no cover - the event was just read from the same log
+        raise NotFound("no such event", field="event_id")
+    return {
+        "event_id": str(event.id),
+        "event_hash": event.hash,
+        "leaf_index": index,
+        "tree_size": checkpoint.events,
+        "path": [sibling.hex() for sibling in inclusion_path([leaf for _, leaf in leaves], index)],
+        "checkpoint": checkpoint_read(checkpoint),
+    }
+
+
+def proof_is_valid(proof: dict[str, Any]) -> bool:
+    """Check a proof with nothing but its own content: the path and the signed root."""
+    checkpoint = proof["checkpoint"]
+    return signature_is_valid(checkpoint) and verify_inclusion(
+        leaf=leaf_hash(proof["event_id"], proof["event_hash"]),
+        index=int(proof["leaf_index"]),
+        size=int(checkpoint["events"]),
+        path=[bytes.fromhex(sibling) for sibling in proof["path"]],
+        root=bytes.fromhex(checkpoint["root"]),
+    )
+
+
+async def audit(*, secret: str, timezone: str, data_dir: Path) -> dict[str, Any]:
+    """Every chain and every checkpoint, and the problems found; valid only with none."""
+    from wastetrack.batches.models import Batch
+    from wastetrack.custody import service as custody
+    from wastetrack.custody.models import CustodyEvent
+
+    problems: list[dict[str, Any]] = []
+    chains = 0
+    for batch in await Batch.all().order_by("id"):
+        chains += 1
+        events = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
+        verdict = await custody.check_chain(batch=batch, events=events, secret=secret)
+        if not verdict["valid"]:
+            problems.append({"kind": "chain", **verdict})
+    public_key = keys.public_key_hex(keys.signing_key(data_dir))
+    checkpoints = await Checkpoint.all().order_by("day")
+    for checkpoint in checkpoints:
+        verdict = await check_checkpoint(checkpoint, timezone=timezone, public_key=public_key)
+        if not verdict["valid"]:
+            problems.append({"kind": "checkpoint", **verdict})
+    if checkpoints:
+        sealed = {c.day for c in checkpoints}
+        last = checkpoints[-1].day
+        for day in await days_with_events(timezone):
+            if day < last and day not in sealed:
+                problems.append(
+                    {
+                        "kind": "checkpoint",
+                        "day": day.isoformat(),
+                        "valid": False,
+                        "detail": "events on a day before the last checkpoint, but no checkpoint",
+                    }
+                )
+    return {
+        "valid": not problems,
+        "chains": chains,
+        "checkpoints": len(checkpoints),
+        "problems": problems,
+    }
