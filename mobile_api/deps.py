@@ -1,16 +1,20 @@
 """Request dependencies, declared once as Annotated aliases."""
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Annotated
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from tortoise.transactions import in_transaction
 
+from schemas.base import Id
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core.errors import Forbidden, Unauthorized
+from wastetrack.core import observability, ratelimit
+from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
 from wastetrack.registry import service as registry
@@ -24,6 +28,42 @@ def get_app_settings(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def _client_address(request: Request, settings: AppSettings) -> str:
+    """Who is asking, for rate limits: the peer, or the first X-Forwarded-For hop when the
+    service runs behind a proxy it trusts (uvicorn's --proxy-headers rewrites the peer too)."""
+    if settings.trust_proxy:
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded[:64]
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(_client_address)]
+
+
+def served_over_https(request: Request, settings: Settings) -> bool:
+    """Whether the client reached us over HTTPS: directly (or via uvicorn's --proxy-headers),
+    or through a trusted proxy that says so in X-Forwarded-Proto."""
+    if request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return settings.trust_proxy and forwarded == "https"
+
+
+def _limited(scope: str, setting: str) -> Any:
+    async def check(address: ClientAddress, settings: AppSettings) -> None:
+        await ratelimit.hit(scope=scope, key=address, rate=getattr(settings, setting))
+
+    return Depends(check)
+
+
+# Per client address, in the database so that every worker counts together; declared in a
+# route's `dependencies` so the count is taken before (and outside) its transaction.
+LoginRateLimit = _limited("login", "rate_limit_login")
+RefreshRateLimit = _limited("refresh", "rate_limit_refresh")
+PublicRateLimit = _limited("public", "rate_limit_public")
 
 
 async def _transaction() -> AsyncIterator[None]:
@@ -41,7 +81,11 @@ async def _current_user(
 ) -> Principal:
     if not token:
         raise Unauthorized("a bearer access token is required")
-    return await auth.principal_from_access_token(token=token, settings=settings)
+    principal = await auth.principal_from_access_token(token=token, settings=settings)
+    observability.bind_principal(
+        user_id=principal.user_id, organization_id=principal.organization_id
+    )
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(_current_user)]
@@ -65,7 +109,7 @@ AdminOnly = Annotated[Principal, Depends(_require(Role.admin))]
 async def _region_scoped(
     user: ManagerOnly,
     region_id: Annotated[
-        int | None, Query(description="narrow to this region's subtree (within yours)")
+        Id | None, Query(description="narrow to this region's subtree (within yours)")
     ] = None,
 ) -> Principal:
     if region_id is None:
@@ -78,3 +122,82 @@ async def _region_scoped(
 
 # A manager whose region may be narrowed by ?region_id= for metrics over a sub-region.
 RegionScoped = Annotated[Principal, Depends(_region_scoped)]
+
+
+MAX_PERIOD_YEARS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CityPeriod:
+    """The calendar days (in the city's time zone, both included) a metric, register or ledger
+    covers; ``defaulted`` when the request named neither end."""
+
+    date_from: date
+    date_to: date
+    defaulted: bool = False
+
+    def headers(self) -> dict[str, str]:
+        """``X-Period: 2026-01-01/2026-11-30`` (an ISO 8601 interval): the period used."""
+        return {"X-Period": f"{self.date_from.isoformat()}/{self.date_to.isoformat()}"}
+
+
+DateFrom = Annotated[
+    date | None,
+    Query(description="first city day, included; default 1 January of date_to's year"),
+]
+DateTo = Annotated[date | None, Query(description="last city day, included; default today")]
+
+
+def _years_after(day: date, years: int) -> date:
+    if day.year + years > date.max.year:
+        return date.max
+    if (day.month, day.day) == (2, 29):
+        return date(day.year + years, 3, 1)
+    return day.replace(year=day.year + years)
+
+
+def check_period(date_from: date | None, date_to: date | None) -> None:
+    """Refuse a reversed period or one longer than MAX_PERIOD_YEARS, naming date_to."""
+    if date_from is None or date_to is None:
+        return
+    if date_from > date_to:
+        raise ValidationFailed(
+            f"date_to ({date_to}) precedes date_from ({date_from})", field="date_to"
+        )
+    if date_to >= _years_after(date_from, MAX_PERIOD_YEARS):
+        raise ValidationFailed(f"a period covers at most {MAX_PERIOD_YEARS} years", field="date_to")
+
+
+def _period(
+    response: Response, settings: AppSettings, date_from: DateFrom = None, date_to: DateTo = None
+) -> CityPeriod:
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    end = date_to or today
+    period = CityPeriod(
+        date_from=date_from or end.replace(month=1, day=1),
+        date_to=end,
+        defaulted=date_from is None and date_to is None,
+    )
+    check_period(period.date_from, period.date_to)
+    response.headers.update(period.headers())
+    return period
+
+
+# ?date_from=&date_to=, both optional: the current calendar year to date by default. The period
+# used comes back in the X-Period header (routes answering a file add period.headers()).
+Period = Annotated[CityPeriod, Depends(_period)]
+
+
+OpenFrom = Annotated[date | None, Query(description="first city day, included")]
+OpenTo = Annotated[date | None, Query(description="last city day, included")]
+
+
+def _open_period(
+    date_from: OpenFrom = None, date_to: OpenTo = None
+) -> tuple[date | None, date | None]:
+    check_period(date_from, date_to)
+    return date_from, date_to
+
+
+# The same checks for a route that gives an omitted period its own meaning (the last N days).
+OpenPeriod = Annotated[tuple[date | None, date | None], Depends(_open_period)]

@@ -1,5 +1,6 @@
 """One place that turns every error into application/problem+json."""
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,10 +9,29 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.exceptions import IntegrityError
 
-from schemas.base import field_of
+from mobile_api.tables import XLSX
+from schemas.base import error_field
 from wastetrack.core.errors import DomainError
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
+
+# RFC 9457 problem details as this API writes them; `field` names the input at fault.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_CONTENT = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 def problem(
@@ -36,7 +56,42 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def _document_problems(app: FastAPI) -> None:
+    """Every error an operation can answer is problem+json: say so in the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                ok = responses.get("200", {}).setdefault("content", {})
+                problem_content = dict(_PROBLEM_CONTENT)
+                if "text/html" in ok:  # a page: people see its errors as pages too
+                    problem_content["text/html"] = {"schema": {"type": "string"}}
+                for status, response in responses.items():
+                    if status[0] in "45":
+                        response["content"] = problem_content
+                responses["default"] = {"description": "Problem", "content": problem_content}
+                if any(p.get("name") == "format" for p in operation.get("parameters", [])):
+                    # ?format=csv|xlsx: the same rows as a spreadsheet (mobile_api.tables)
+                    ok.setdefault("text/csv", {"schema": {"type": "string"}})
+                    ok.setdefault(XLSX, {"schema": {"type": "string", "format": "binary"}})
+        schemas = document["components"]["schemas"]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
         headers = None
@@ -55,8 +110,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": field_of(e["loc"]), "rule": e["type"], "detail": e["msg"]}
-            for e in error.errors()
+            {"field": error_field(e), "rule": e["type"], "detail": e["msg"]} for e in error.errors()
         ]
         first = errors[0] if errors else {"field": None, "detail": "invalid request"}
         return problem(
@@ -86,4 +140,15 @@ def install(app: FastAPI) -> None:
             title="Conflict",
             code="concurrent_write",
             detail="another request wrote the same record at the same time; retry",
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        # Logged with its traceback; the client learns only that it was not its fault.
+        log.error("unhandled error", exc_info=error)
+        return problem(
+            status=500,
+            title="Internal server error",
+            code="internal_error",
+            detail="the server failed to answer this request; it has been logged",
         )

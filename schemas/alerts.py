@@ -1,9 +1,11 @@
 """Alerts and the medical collection coverage."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from schemas.base import Ratio, Schema
+from pydantic import Field
+
+from schemas.base import Definition, Ratio, Schema
 
 
 class AlertRead(Schema):
@@ -26,8 +28,15 @@ class MissedInstitution(Schema):
 
 
 class MedicalCoverageRead(Schema):
+    date_from: date = Field(description="city day, included")
+    date_to: date = Field(description="city day, included")
     days: int
-    since: datetime
     all_institutions: Ratio
-    small_clinics: Ratio
+    small_institutions: Ratio = Field(
+        description="medical institutions of any kind with a known bed count ≤ 19"
+    )
+    unknown_bed_count: list[MissedInstitution] = Field(
+        description="institutions whose bed count is unknown: in no small-institution figure"
+    )
     not_collected: list[MissedInstitution]
+    definition: Definition

@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from schemas.base import Schema
+from schemas.base import Id, Schema, Text
 from wastetrack.auth.models import Role
 
 
@@ -14,15 +14,15 @@ class TokenRead(Schema):
 
 
 class RefreshCreate(Schema):
-    refresh_token: str = Field(min_length=10, max_length=2000)
+    refresh_token: Text = Field(min_length=10, max_length=2000)
 
 
 class UserCreate(Schema):
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")
-    password: str = Field(min_length=8, max_length=256)
+    username: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")
+    password: Text = Field(min_length=8, max_length=256)
     role: Role
-    organization_id: int
-    full_name: str = Field("", max_length=64)
+    organization_id: Id
+    full_name: Text = Field("", max_length=64)
 
 
 class UserRead(Schema):

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from schemas.base import Schema
+from schemas.base import Id, Schema, Text
 from schemas.events import Hazard, Latitude, Longitude
 from schemas.ports import BerthRead
 from schemas.registry import SiteRead
@@ -18,22 +18,22 @@ class BatchCreate(Schema):
     """Tag a new batch, or bind a pre-printed label (give its code or scanned URL as `label`)."""
 
     client_event_id: UUID
-    label: str | None = Field(None, max_length=512)
-    stream: str | None = Field(None, max_length=32)
-    category: str = Field(max_length=64)
-    waste_code: str | None = Field(None, max_length=16)
+    label: Text | None = Field(None, max_length=512)
+    stream: Text | None = Field(None, max_length=32)
+    category: Text = Field(max_length=64)
+    waste_code: Text | None = Field(None, max_length=16)
     hazard: list[Hazard] | None = Field(None, max_length=5)
     quantity: Decimal = Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)
     unit: Unit
-    producer_organization_id: int | None = None
-    origin_site_id: int | None = None
-    carrier_organization_id: int | None = None
-    destination_organization_id: int | None = None
+    producer_organization_id: Id | None = None
+    origin_site_id: Id | None = None
+    carrier_organization_id: Id | None = None
+    destination_organization_id: Id | None = None
     device_time: AwareDatetime
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    photo_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
-    note: str | None = Field(None, max_length=1000)
+    photo_sha256: Text | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    note: Text | None = Field(None, max_length=1000)
 
 
 class BatchRead(Schema):
@@ -78,8 +78,8 @@ class ScanRead(Schema):
 
 
 class LabelIssue(Schema):
-    organization_id: int
-    stream: str = Field(max_length=32)
+    organization_id: Id
+    stream: Text = Field(max_length=32)
     count: int = Field(ge=1, le=1000)
 
 

@@ -28,6 +28,10 @@ class CategoryRead(Schema):
     storage_limit_hours: int | None
     density_kg_m3: Decimal | None
     level: int | None
+    waste_code: str | None = Field(None, description="the 名录 code the category fixes")
+    waste_code_pattern: str | None = Field(
+        None, description="the pattern its 名录 codes match (inherited when both are null)"
+    )
     scheme: str
     scheme_version: str
     source: str

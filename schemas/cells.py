@@ -6,14 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Ratio, Schema
+from schemas.base import Definition, Id, Key, Ratio, Schema, Text
 
 
 class CellCreate(Schema):
-    cell_type: str = Field(max_length=32)
-    name: str = Field(min_length=1, max_length=128)
-    region_id: int
-    organization_id: int | None = None
+    cell_type: Text = Field(max_length=32)
+    name: Text = Field(min_length=1, max_length=128)
+    region_id: Id
+    organization_id: Id | None = None
 
 
 class CellRead(Schema):
@@ -26,13 +26,13 @@ class CellRead(Schema):
 
 class Entered(Schema):
     value: Decimal = Field(ge=0, le=100)
-    evidence: str = Field(min_length=1, max_length=500, description="document, visit, photo…")
+    evidence: Text = Field(min_length=1, max_length=500, description="document, visit, photo…")
 
 
 class AssessmentCreate(Schema):
     level: Literal["county", "city", "province"]
     assessed_on: date
-    entered: dict[str, Entered] = Field(default_factory=dict)
+    entered: dict[Key, Entered] = Field(default_factory=dict)
 
 
 class AssessmentRead(Schema):
@@ -57,3 +57,4 @@ class CellAchievementRead(Schema):
     target_share: Decimal
     share: Ratio
     types: list[TypeShare]
+    definition: Definition

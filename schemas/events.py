@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.base import Schema
+from schemas.base import Code, Id, Schema, Text, rule_error
 from wastetrack.batches.models import Unit
 from wastetrack.custody.rules import EventType, Outcome
 
@@ -22,7 +22,7 @@ class EventCreate(Schema):
 
     client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
     event_type: EventType
-    batch: str | None = Field(
+    batch: Text | None = Field(
         None,
         max_length=512,
         description="scanned QR URL or typed code; for `tagged`, the label to bind"
@@ -33,32 +33,35 @@ class EventCreate(Schema):
     longitude: Longitude | None = None
     weight_kg: Decimal | None = Field(None, ge=0, le=100_000, max_digits=12, decimal_places=3)
     photo_sha256: Sha256 | None = None
-    note: str | None = Field(None, max_length=1000)
+    note: Text | None = Field(None, max_length=1000)
     # tagged
-    stream: str | None = Field(None, max_length=32)
-    category: str | None = Field(None, max_length=64)
-    waste_code: str | None = Field(None, max_length=16)
+    stream: Text | None = Field(None, max_length=32)
+    category: Text | None = Field(None, max_length=64)
+    waste_code: Text | None = Field(None, max_length=16)
     hazard: list[Hazard] | None = Field(
         None, max_length=5, description="hazard characteristics; default: the category's"
     )
     quantity: Decimal | None = Field(None, gt=0, le=1_000_000, max_digits=12, decimal_places=3)
     unit: Unit | None = None
-    producer_organization_id: int | None = None
-    origin_site_id: int | None = None
-    carrier_organization_id: int | None = None
+    producer_organization_id: Id | None = None
+    origin_site_id: Id | None = None
+    carrier_organization_id: Id | None = None
     # tagged, in_transit
-    destination_organization_id: int | None = None
+    destination_organization_id: Id | None = None
     # handed_over
-    to_organization_id: int | None = None
+    to_organization_id: Id | None = None
     # received, cancelled, corrected
     outcome: Outcome | None = None
-    reason: str | None = Field(None, max_length=1000)
+    reason: Text | None = Field(None, max_length=1000)
     # treated
-    method: str | None = Field(None, max_length=8)
+    method: Text | None = Field(None, max_length=8)
     # aggregated
-    children: list[str] | None = Field(None, min_length=1, max_length=500)
+    children: list[Code] | None = Field(None, min_length=1, max_length=500)
     # corrected
     corrects: UUID | None = None
+    event_time: AwareDatetime | None = Field(
+        None, description="corrected: the corrected event's true time (of a `tagged` event)"
+    )
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> "EventCreate":
@@ -73,11 +76,11 @@ class EventCreate(Schema):
         }
         for name in required.get(self.event_type, ()):
             if getattr(self, name) is None:
-                raise ValueError(f"{name} is required for a {self.event_type.value} event")
+                raise rule_error(name, f"{name} is required for a {self.event_type.value} event")
         if self.event_type != EventType.tagged and self.batch is None:
-            raise ValueError(f"batch is required for a {self.event_type.value} event")
+            raise rule_error("batch", f"batch is required for a {self.event_type.value} event")
         if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("latitude and longitude go together")
+            raise rule_error("longitude", "latitude and longitude go together")
         return self
 
 
@@ -125,7 +128,7 @@ class EventRead(Schema):
 
 
 class SyncRequest(Schema):
-    events: list[dict[str, Any]] = Field(
+    events: list[Any] = Field(
         min_length=1,
         description="up to 500 entries, each checked on its own: custody events, or records"
         " with kind `delivery` or `cleanup`",

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from schemas.base import Ratio, Schema
+from schemas.base import Ratio, Schema, Text
 from schemas.events import Latitude, Longitude, Sha256
 
 
@@ -24,8 +24,8 @@ class QualityCheck(Schema):
 class PickupCreate(Schema):
     client_event_id: UUID
     kind: Literal["pickup"] = "pickup"
-    site: str = Field(min_length=1, max_length=512, description="scanned collection-point QR")
-    category: str = Field(max_length=64, description="a GB/T 19095-2019 class or sub-class")
+    site: Text = Field(min_length=1, max_length=512, description="scanned collection-point QR")
+    category: Text = Field(max_length=64, description="a GB/T 19095-2019 class or sub-class")
     weight_kg: Decimal = Field(gt=0, le=100_000, max_digits=12, decimal_places=3)
     device_time: AwareDatetime
     latitude: Latitude | None = None

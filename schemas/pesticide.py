@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.base import Ratio, Schema
+from schemas.base import Id, Ratio, Schema, Text, rule_error
 
 Phone = Field(None, pattern=r"^1\d{10}$", description="mainland mobile number")
 IdNumber = Field(None, pattern=r"^\d{17}[\dXx]$", description="resident ID number")
@@ -16,25 +16,25 @@ IdNumber = Field(None, pattern=r"^\d{17}[\dXx]$", description="resident ID numbe
 class FarmerIdentity(Schema):
     """A farmer needs no account: a phone number or ID number, kept only as a keyed hash."""
 
-    farmer_phone: str | None = Phone
-    farmer_id_number: str | None = IdNumber
+    farmer_phone: Text | None = Phone
+    farmer_id_number: Text | None = IdNumber
 
     @model_validator(mode="after")
     def _one_identity(self) -> "FarmerIdentity":
         if (self.farmer_phone is None) == (self.farmer_id_number is None):
-            raise ValueError("give farmer_phone or farmer_id_number")
+            raise rule_error("farmer_phone", "give farmer_phone or farmer_id_number")
         return self
 
 
 class PackagingLine(Schema):
-    material: str = Field(max_length=64, description="an agri_packaging category, e.g. agri.drum")
+    material: Text = Field(max_length=64, description="an agri_packaging category, e.g. agri.drum")
     count: int = Field(ge=0, le=100_000)
     weight_kg: Decimal | None = Field(None, ge=0, le=100_000, max_digits=10, decimal_places=3)
 
     @model_validator(mode="after")
     def _something(self) -> "PackagingLine":
         if not self.count and not self.weight_kg:
-            raise ValueError("a line needs a count or a weight")
+            raise rule_error("count", "a line needs a count or a weight")
         return self
 
 
@@ -64,7 +64,7 @@ class CreditRead(Schema):
 class SaleCreate(Schema):
     client_event_id: UUID
     sold_on: date
-    material: str = Field(max_length=64)
+    material: Text = Field(max_length=64)
     count: int = Field(gt=0, le=1_000_000)
 
 
@@ -77,14 +77,14 @@ class SaleRead(Schema):
 
 
 class ConsignmentLine(Schema):
-    material: str = Field(max_length=64)
+    material: Text = Field(max_length=64)
     count: int = Field(ge=0, le=1_000_000)
     weight_kg: Decimal = Field(gt=0, le=100_000, max_digits=10, decimal_places=3)
 
 
 class ConsignmentCreate(Schema):
     client_event_id: UUID
-    destination_organization_id: int
+    destination_organization_id: Id
     sent_at: AwareDatetime
     lines: list[ConsignmentLine] = Field(min_length=1, max_length=20)
 

@@ -5,15 +5,15 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from schemas.base import Schema
+from schemas.base import Id, Key, Schema, Text
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
 
 class RegionCreate(Schema):
-    code: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=64)
+    code: Text = Field(min_length=1, max_length=32)
+    name: Text = Field(min_length=1, max_length=64)
     level: RegionLevel
-    parent_id: int | None = None
+    parent_id: Id | None = None
 
 
 class RegionRead(Schema):
@@ -27,19 +27,19 @@ class RegionRead(Schema):
 
 
 class OrganizationCreate(Schema):
-    name: str = Field(min_length=1, max_length=128)
+    name: Text = Field(min_length=1, max_length=128)
     kind: OrganizationKind
-    region_id: int
-    credit_code: str | None = Field(None, max_length=32)
+    region_id: Id
+    credit_code: Text | None = Field(None, max_length=32)
     bed_count: int | None = Field(None, ge=0, le=100_000)
-    contact_phone: str | None = Field(None, max_length=32)
+    contact_phone: Text | None = Field(None, max_length=32)
 
 
 class OrganizationUpdate(Schema):
-    name: str | None = Field(None, min_length=1, max_length=128)
-    region_id: int | None = None
+    name: Text | None = Field(None, min_length=1, max_length=128)
+    region_id: Id | None = None
     bed_count: int | None = Field(None, ge=0, le=100_000)
-    contact_phone: str | None = Field(None, max_length=32)
+    contact_phone: Text | None = Field(None, max_length=32)
 
 
 class OrganizationRead(Schema):
@@ -53,9 +53,9 @@ class OrganizationRead(Schema):
 
 
 class SiteCreate(Schema):
-    organization_id: int
-    name: str = Field(min_length=1, max_length=128)
-    region_id: int | None = None
+    organization_id: Id
+    name: Text = Field(min_length=1, max_length=128)
+    region_id: Id | None = None
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
 
@@ -71,9 +71,9 @@ class SiteRead(Schema):
 
 
 class LicenceCreate(Schema):
-    category_key: str = Field(min_length=1, max_length=64)
-    method_codes: list[str] = Field(min_length=1, max_length=40)
-    permit_number: str | None = Field(None, max_length=64)
+    category_key: Text = Field(min_length=1, max_length=64)
+    method_codes: list[Text] = Field(min_length=1, max_length=40)
+    permit_number: Text | None = Field(None, max_length=64)
     valid_until: date | None = None
 
 
@@ -87,14 +87,14 @@ class LicenceRead(Schema):
 
 
 class VesselCreate(Schema):
-    name: str = Field(min_length=1, max_length=128)
-    registration_number: str = Field(min_length=1, max_length=64)
-    imo_number: str | None = Field(None, pattern=r"^\d{7}$")
-    mmsi: str | None = Field(None, pattern=r"^\d{9}$")
+    name: Text = Field(min_length=1, max_length=128)
+    registration_number: Text = Field(min_length=1, max_length=64)
+    imo_number: Text | None = Field(None, pattern=r"^\d{7}$")
+    mmsi: Text | None = Field(None, pattern=r"^\d{9}$")
     gross_tonnage: Decimal = Field(gt=0, le=1_000_000)
-    vessel_type: str = Field("fishing", max_length=32)
-    home_port_id: int
-    owner_id: int | None = None
+    vessel_type: Text = Field("fishing", max_length=32)
+    home_port_id: Id
+    owner_id: Id | None = None
 
 
 class VesselRead(Schema):
@@ -107,3 +107,22 @@ class VesselRead(Schema):
     vessel_type: str
     home_port_id: int
     owner_id: int | None
+
+
+class ServiceAgreementCreate(Schema):
+    """A carrier or collector (provider) serving a client organization for some streams."""
+
+    provider_organization_id: Id
+    client_organization_id: Id
+    streams: list[Key] = Field(min_length=1, max_length=10)
+    valid_from: date
+    valid_to: date | None = None
+
+
+class ServiceAgreementRead(Schema):
+    id: int
+    provider_organization_id: int = Field(validation_alias="provider_id")
+    client_organization_id: int = Field(validation_alias="client_id")
+    streams: list[str]
+    valid_from: date
+    valid_to: date | None

@@ -1,11 +1,15 @@
-"""The registry, managed by administrators (managers may read)."""
+"""The registry, managed by administrators. Managers read their region subtree (admins: all);
+vessels, berths and service agreements are also read by the organizations they concern."""
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from mobile_api.deps import AdminOnly, ManagerOnly, Transaction
+from mobile_api.deps import AdminOnly, CurrentUser, ManagerOnly, Period, Transaction
 from schemas.auth import UserCreate, UserRead
+from schemas.base import Id, Text
+from schemas.calendar import CalendarDayRead, CalendarDayUpdate, CalendarLoadRead
 from schemas.registry import (
     LicenceCreate,
     LicenceRead,
@@ -14,12 +18,15 @@ from schemas.registry import (
     OrganizationUpdate,
     RegionCreate,
     RegionRead,
+    ServiceAgreementCreate,
+    ServiceAgreementRead,
     SiteCreate,
     SiteRead,
     VesselCreate,
     VesselRead,
 )
 from wastetrack.auth import service as auth
+from wastetrack.calendar import service as calendar
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -34,8 +41,8 @@ async def create_region(body: RegionCreate, _: AdminOnly, __: Transaction) -> ob
 
 @router.get("/regions", response_model=list[RegionRead])
 async def list_regions(user: ManagerOnly) -> list:
-    """Regions in the user's subtree."""
-    return await registry.list_regions(within=user.region_path)
+    """Regions the user may read."""
+    return await registry.list_regions(principal=user)
 
 
 @router.post("/organizations", response_model=OrganizationRead, status_code=201)
@@ -46,7 +53,7 @@ async def create_organization(body: OrganizationCreate, _: AdminOnly, __: Transa
 
 @router.patch("/organizations/{organization_id}", response_model=OrganizationRead)
 async def update_organization(
-    organization_id: int, body: OrganizationUpdate, _: AdminOnly, __: Transaction
+    organization_id: Id, body: OrganizationUpdate, _: AdminOnly, __: Transaction
 ) -> object:
     """Change an organization's name, region, beds or contact."""
     return await registry.update_organization(
@@ -58,8 +65,8 @@ async def update_organization(
 async def list_organizations(
     user: ManagerOnly, kind: Annotated[OrganizationKind | None, Query()] = None
 ) -> list:
-    """Organizations in the user's region subtree."""
-    return await registry.list_organizations(kind=kind, within=user.region_path)
+    """Organizations the user may read, optionally of one kind."""
+    return await registry.list_organizations(principal=user, kind=kind)
 
 
 @router.post("/sites", response_model=SiteRead, status_code=201)
@@ -69,25 +76,25 @@ async def create_site(body: SiteCreate, _: AdminOnly, __: Transaction) -> object
 
 
 @router.get("/sites", response_model=list[SiteRead])
-async def list_sites(_: ManagerOnly, organization_id: int | None = None) -> list:
-    """Sites, optionally of one organization."""
-    return await registry.list_sites(organization_id=organization_id)
+async def list_sites(user: ManagerOnly, organization_id: Id | None = None) -> list:
+    """Sites the user may read, optionally of one organization."""
+    return await registry.list_sites(principal=user, organization_id=organization_id)
 
 
 @router.post(
     "/organizations/{organization_id}/licences", response_model=LicenceRead, status_code=201
 )
 async def add_licence(
-    organization_id: int, body: LicenceCreate, _: AdminOnly, __: Transaction
+    organization_id: Id, body: LicenceCreate, _: AdminOnly, __: Transaction
 ) -> object:
     """License a treatment facility for a category and methods."""
     return await registry.add_licence(organization_id=organization_id, **body.model_dump())
 
 
 @router.get("/organizations/{organization_id}/licences", response_model=list[LicenceRead])
-async def list_licences(organization_id: int, _: ManagerOnly) -> list:
-    """A facility's licences."""
-    return await registry.list_licences(organization_id=organization_id)
+async def list_licences(organization_id: Id, user: ManagerOnly) -> list:
+    """A facility's licences (when the user may read the facility)."""
+    return await registry.list_licences(principal=user, organization_id=organization_id)
 
 
 @router.post("/vessels", response_model=VesselRead, status_code=201)
@@ -97,9 +104,30 @@ async def create_vessel(body: VesselCreate, _: AdminOnly, __: Transaction) -> ob
 
 
 @router.get("/vessels", response_model=list[VesselRead])
-async def list_vessels(_: ManagerOnly, home_port_id: int | None = None) -> list:
-    """Vessels, optionally of one home port."""
-    return await registry.list_vessels(home_port_id=home_port_id)
+async def list_vessels(
+    user: CurrentUser,
+    home_port_id: Id | None = None,
+    registration_number: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
+) -> list:
+    """Vessels the user may read; a port operator finds any vessel by registration number."""
+    return await registry.list_vessels(
+        principal=user, home_port_id=home_port_id, registration_number=registration_number
+    )
+
+
+@router.post("/service-agreements", response_model=ServiceAgreementRead, status_code=201)
+async def create_service_agreement(
+    body: ServiceAgreementCreate, _: AdminOnly, __: Transaction
+) -> object:
+    """Register that a carrier or collector serves a client: it may then tag the client's waste
+    of the named streams while the agreement is valid."""
+    return await registry.create_service_agreement(**body.model_dump())
+
+
+@router.get("/service-agreements", response_model=list[ServiceAgreementRead])
+async def list_service_agreements(user: CurrentUser) -> list:
+    """Service agreements the user may read."""
+    return await registry.list_service_agreements(principal=user)
 
 
 @router.post("/users", response_model=UserRead, status_code=201)
@@ -109,6 +137,38 @@ async def create_user(body: UserCreate, _: AdminOnly, __: Transaction) -> object
 
 
 @router.get("/users", response_model=list[UserRead])
-async def list_users(_: AdminOnly) -> list:
-    """All users."""
-    return await auth.list_users()
+async def list_users(user: ManagerOnly) -> list:
+    """Users the caller may read: all (admins), or of the manager's region subtree."""
+    return await auth.list_users(principal=user)
+
+
+@router.get("/calendar", response_model=list[CalendarDayRead])
+async def list_calendar(_: ManagerOnly, period: Period) -> list:
+    """Working days and holidays of a period (at most a year; default: this year to date),
+    with where each comes from."""
+    return await calendar.list_days(date_from=period.date_from, date_to=period.date_to)
+
+
+@router.get("/calendar/{day}", response_model=CalendarDayRead)
+async def get_calendar_day(day: date, _: ManagerOnly) -> object:
+    """One day of the official calendar (or the Monday–Friday rule where it has no data)."""
+    return await calendar.get_day(day=day)
+
+
+@router.put("/calendar/{day}", response_model=CalendarDayRead)
+async def set_calendar_day(
+    day: date, body: CalendarDayUpdate, user: AdminOnly, __: Transaction
+) -> object:
+    """Declare a day a working day or a holiday (a new year's notice, a local change)."""
+    return await calendar.set_day(
+        day=day,
+        is_working_day=body.is_working_day,
+        name=body.name,
+        source=f"admin {user.username}",
+    )
+
+
+@router.post("/calendar/load", response_model=CalendarLoadRead)
+async def load_calendar(_: AdminOnly, __: Transaction, year: int | None = None) -> object:
+    """Load a year (or every year) from the installed chinesecalendar library."""
+    return await calendar.load_from_library(year=year)

@@ -26,6 +26,7 @@ async def upload_photo(
         content=content,
         data_dir=settings.data_dir,
         max_bytes=settings.photo_max_bytes,
+        max_pixels=settings.photo_max_pixels,
     )
     if not created:
         response.status_code = 200

@@ -1,5 +1,6 @@
 """Evidence photos: type-checked, size-limited, stored once by content hash."""
 
+import asyncio
 import hashlib
 import io
 from pathlib import Path
@@ -17,26 +18,48 @@ def photo_path(data_dir: Path, sha256: str, extension: str) -> Path:
     return data_dir / "photos" / sha256[:2] / f"{sha256}.{extension}"
 
 
-async def store_photo(
-    *, principal: Principal, content: bytes, data_dir: Path, max_bytes: int
-) -> tuple[Photo, bool]:
-    """Keep a JPEG or PNG under its SHA-256; a re-upload returns the stored one."""
-    if not content:
-        raise ValidationFailed("the file is empty", field="file")
-    if len(content) > max_bytes:
-        raise ValidationFailed(f"photos may not exceed {max_bytes} bytes", field="file")
+def _inspect(content: bytes, *, max_pixels: int) -> tuple[str, int, int, str]:
+    """Format, width and height of a JPEG or PNG, and its SHA-256; refuses anything else."""
+    too_large = ValidationFailed(
+        f"photos may not exceed {max_pixels} pixels (width × height)", field="file"
+    )
     try:
+        # Image.open reads only the header; verify() checks the data without decoding it.
         with Image.open(io.BytesIO(content)) as image:
             image_format = image.format or ""
             width, height = image.size
+            if width * height > max_pixels:
+                raise too_large
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    except Image.DecompressionBombError:  # Pillow's own, higher ceiling
+        raise too_large from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationFailed(
             "the file is not a readable JPEG or PNG image", field="file"
         ) from None
     if image_format not in FORMATS:
         raise ValidationFailed(f"only JPEG and PNG are accepted, not {image_format}", field="file")
-    sha256 = hashlib.sha256(content).hexdigest()
+    return image_format, width, height, hashlib.sha256(content).hexdigest()
+
+
+async def store_photo(
+    *,
+    principal: Principal,
+    content: bytes,
+    data_dir: Path,
+    max_bytes: int,
+    max_pixels: int = 40_000_000,
+) -> tuple[Photo, bool]:
+    """Keep a JPEG or PNG under its SHA-256; a re-upload returns the stored one. Its pixel
+    count is read from the header and checked before anything is decoded."""
+    if not content:
+        raise ValidationFailed("the file is empty", field="file")
+    if len(content) > max_bytes:
+        raise ValidationFailed(f"photos may not exceed {max_bytes} bytes", field="file")
+    # Checking and hashing megabytes takes CPU: in a thread, the event loop keeps serving.
+    image_format, width, height, sha256 = await asyncio.to_thread(
+        _inspect, content, max_pixels=max_pixels
+    )
     existing = await Photo.get_or_none(sha256=sha256)
     if existing is not None:
         return existing, False

@@ -16,6 +16,8 @@ class OrganizationKind(StrEnum):
     collection_point = "collection_point"
     community = "community"
     clinic = "clinic"
+    village_clinic = "village_clinic"
+    township_hospital = "township_hospital"
     hospital = "hospital"
     enterprise = "enterprise"
     agri_input_shop = "agri_input_shop"
@@ -25,6 +27,18 @@ class OrganizationKind(StrEnum):
     carrier = "carrier"
     treatment_facility = "treatment_facility"
     authority = "authority"
+
+
+# Medical institutions (医疗卫生机构): they register their bed count; those with 19 beds or fewer
+# are the plan's small institutions.
+MEDICAL_KINDS = frozenset(
+    {
+        OrganizationKind.clinic,
+        OrganizationKind.village_clinic,
+        OrganizationKind.township_hospital,
+        OrganizationKind.hospital,
+    }
+)
 
 
 class Region(Model):
@@ -124,3 +138,26 @@ class Vessel(Model):
 
     class Meta:
         table = "vessel"
+
+
+class ServiceAgreement(Model):
+    """A carrier or collector serving a client organization (收运服务协议): it may tag the client's
+    waste of the named streams while the agreement is valid."""
+
+    id = fields.IntField(primary_key=True)
+    provider_id: int
+    client_id: int
+    provider: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="agreements_as_provider", on_delete=fields.CASCADE
+    )
+    client: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="agreements_as_client", on_delete=fields.CASCADE
+    )
+    streams: list[str] = fields.JSONField(default=list)
+    valid_from = fields.DateField()
+    valid_to = fields.DateField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "service_agreement"
+        indexes = (("provider_id", "client_id"),)

@@ -4,15 +4,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.registry import access
 from wastetrack.registry.models import (
+    MEDICAL_KINDS,
     FacilityLicence,
     Organization,
     OrganizationKind,
     Region,
     RegionLevel,
+    ServiceAgreement,
     Site,
     Vessel,
 )
@@ -46,12 +51,13 @@ async def create_region(
     return region
 
 
-async def list_regions(*, within: str | None = None) -> list[Region]:
-    """Regions, optionally only a subtree given by its path."""
-    query = Region.all().order_by("path")
-    if within:
-        query = query.filter(path__startswith=within)
-    return await query
+async def list_regions(*, principal: Principal) -> list[Region]:
+    """Regions the user may read: its subtree (a manager), all (an admin), or its own
+    organization's region."""
+    query = access.readable(
+        Region.all(), principal, organization=("organizations__id",), region="path"
+    )
+    return await query.distinct().order_by("path")
 
 
 async def get_organization(organization_id: int, *, field: str = "organization_id") -> Organization:
@@ -61,9 +67,14 @@ async def get_organization(organization_id: int, *, field: str = "organization_i
     return org
 
 
-def _check_beds(kind: OrganizationKind, bed_count: int | None) -> None:
-    if bed_count is not None and kind not in (OrganizationKind.clinic, OrganizationKind.hospital):
-        raise ValidationFailed("bed_count applies to clinics and hospitals", field="bed_count")
+def _check_beds(kind: OrganizationKind, bed_count: int | None, *, required: bool = True) -> None:
+    if bed_count is not None and kind not in MEDICAL_KINDS:
+        raise ValidationFailed("bed_count applies to medical institutions", field="bed_count")
+    if bed_count is None and required and kind in MEDICAL_KINDS:
+        raise ValidationFailed(
+            "bed_count is required for a medical institution (0 when it has no beds)",
+            field="bed_count",
+        )
     if bed_count is not None and bed_count < 0:
         raise ValidationFailed("bed_count must be zero or more", field="bed_count")
 
@@ -99,7 +110,7 @@ async def update_organization(*, organization_id: int, changes: dict[str, Any]) 
     org = await get_organization(organization_id)
     if "region_id" in changes:
         org.region = await get_region(changes.pop("region_id"))
-    _check_beds(org.kind, changes.get("bed_count", org.bed_count))
+    _check_beds(org.kind, changes.get("bed_count", org.bed_count), required="bed_count" in changes)
     for key, value in changes.items():
         setattr(org, key, value)
     await org.save()
@@ -107,15 +118,15 @@ async def update_organization(*, organization_id: int, changes: dict[str, Any]) 
 
 
 async def list_organizations(
-    *, kind: OrganizationKind | None = None, within: str | None = None
+    *, principal: Principal, kind: OrganizationKind | None = None
 ) -> list[Organization]:
-    """Organizations, by kind and region subtree."""
-    query = Organization.all().prefetch_related("region").order_by("id")
+    """Organizations the user may read, optionally of one kind."""
+    query = access.readable(
+        Organization.all(), principal, organization=("id",), region="region__path"
+    )
     if kind:
         query = query.filter(kind=kind)
-    if within:
-        query = query.filter(region__path__startswith=within)
-    return await query
+    return await query.prefetch_related("region").order_by("id")
 
 
 async def create_site(
@@ -139,11 +150,12 @@ async def create_site(
     )
 
 
-async def list_sites(*, organization_id: int | None = None) -> list[Site]:
-    query = Site.all().order_by("id")
+async def list_sites(*, principal: Principal, organization_id: int | None = None) -> list[Site]:
+    """Sites the user may read, optionally of one organization."""
+    query = access.readable(Site.all(), principal)
     if organization_id:
         query = query.filter(organization_id=organization_id)
-    return await query
+    return await query.order_by("id")
 
 
 async def add_licence(
@@ -178,7 +190,9 @@ async def add_licence(
     return licence
 
 
-async def list_licences(*, organization_id: int) -> list[FacilityLicence]:
+async def list_licences(*, principal: Principal, organization_id: int) -> list[FacilityLicence]:
+    """A facility's licences, when the user may read the facility."""
+    await access.readable_organization(principal, organization_id)
     return await FacilityLicence.filter(organization_id=organization_id).order_by("id")
 
 
@@ -233,11 +247,71 @@ async def create_vessel(
     )
 
 
-async def list_vessels(*, home_port_id: int | None = None) -> list[Vessel]:
-    query = Vessel.all().order_by("id")
+async def list_vessels(
+    *,
+    principal: Principal,
+    home_port_id: int | None = None,
+    registration_number: str | None = None,
+) -> list[Vessel]:
+    """Vessels the user may read (home port or owner theirs, or in their region); a port
+    operator also finds any vessel by its exact registration number, since a port receives
+    every vessel's waste."""
+    query = Vessel.all()
+    if registration_number is not None:
+        query = query.filter(registration_number=registration_number)
+    if not (registration_number is not None and principal.role == Role.port_operator):
+        query = access.readable(
+            query,
+            principal,
+            organization=("home_port_id", "owner_id"),
+            region="home_port__region__path",
+        )
     if home_port_id:
         query = query.filter(home_port_id=home_port_id)
-    return await query
+    return await query.order_by("id")
+
+
+async def create_service_agreement(
+    *,
+    provider_organization_id: int,
+    client_organization_id: int,
+    streams: list[str],
+    valid_from: date,
+    valid_to: date | None = None,
+) -> ServiceAgreement:
+    """Register that a carrier or collector serves a client for some streams: it may then tag
+    the client's waste of those streams."""
+    provider = await get_organization(provider_organization_id, field="provider_organization_id")
+    client = await get_organization(client_organization_id, field="client_organization_id")
+    if provider.id == client.id:
+        raise ValidationFailed(
+            "an organization needs no agreement with itself", field="client_organization_id"
+        )
+    if valid_to is not None and valid_to < valid_from:
+        raise ValidationFailed("valid_to precedes valid_from", field="valid_to")
+    snap = await catalog.snapshot()
+    unknown = [s for s in streams if s not in snap.streams]
+    if unknown:
+        raise ValidationFailed(f"unknown streams {unknown}", field="streams")
+    return await ServiceAgreement.create(
+        provider=provider,
+        client=client,
+        streams=sorted(set(streams)),
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
+
+
+async def list_service_agreements(*, principal: Principal) -> list[ServiceAgreement]:
+    """Agreements the user may read: its organization's, as provider or client, or those of
+    clients in its region."""
+    query = access.readable(
+        ServiceAgreement.all(),
+        principal,
+        organization=("provider_id", "client_id"),
+        region="client__region__path",
+    )
+    return await query.order_by("id")
 
 
 async def subtree_path(*, within: str, region_id: int, admin: bool) -> str:

@@ -1,0 +1,146 @@
+"""Pure ASGI middleware around the whole app: security headers on every HTML page, and request
+bodies capped before they are read."""
+
+import json
+import secrets
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from wastetrack.core.settings import Settings
+
+PROBLEM = "application/problem+json"
+
+# Scripts only from this origin or inline with the request's nonce; no plugins, no framing,
+# forms post only here. Styles may be inline (the templates and ECharts use them).
+_CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self';"
+    " frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """Content-Security-Policy (with a per-request script nonce the templates read from
+    `request.state.csp_nonce`), X-Content-Type-Options, X-Frame-Options and Referrer-Policy on
+    every HTML response; nosniff on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = next(
+                    (v for k, v in headers if k.lower() == b"content-type"), b""
+                ).lower()
+                added = [(b"x-content-type-options", b"nosniff")]
+                if content_type.startswith(b"text/html"):
+                    added += [
+                        (b"content-security-policy", _CSP.format(nonce=nonce).encode()),
+                        (b"x-frame-options", b"DENY"),
+                        (b"referrer-policy", b"same-origin"),
+                    ]
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in added if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuse a request body larger than the route allows before reading it (Content-Length),
+    and stop one sent without a length (chunked) as soon as it passes the cap: 413
+    problem+json either way. Photo uploads get their own, larger cap."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    def _cap(self, path: str) -> int:
+        if path.startswith("/m/v1/photos"):
+            # Room for multipart framing, and for the route to name a modestly oversized
+            # file itself (422 on `file`); anything far larger is cut off here.
+            return 2 * self.settings.photo_max_bytes + 64 * 1024
+        return self.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = self._cap(scope["path"])
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await _refuse(send, 400, "invalid Content-Length", "bad_request")
+                return
+            if declared > cap:
+                await _refuse(send, 413, f"the request body may not exceed {cap} bytes")
+                return
+        received = 0
+        over = False
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    # Stop reading here: the app sees the client gone, and whatever it
+                    # answers to that is replaced by the 413 below.
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over and not started:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await _refuse(send, 413, f"the request body may not exceed {cap} bytes")
+
+
+async def _refuse(send: Send, status: int, detail: str, code: str = "body_too_large") -> None:
+    body: dict[str, Any] = {
+        "type": f"https://wastetrack.dev/problems/{code}",
+        "title": "Request body too large" if status == 413 else "Bad request",
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "field": None,
+    }
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,25 @@
+"""The official working-day calendar (工作日历)."""
+
+from datetime import date
+
+from pydantic import Field
+
+from schemas.base import Schema
+
+
+class CalendarDayRead(Schema):
+    day: date
+    is_working_day: bool
+    name: str | None
+    source: str
+
+
+class CalendarDayUpdate(Schema):
+    is_working_day: bool
+    name: str | None = Field(None, max_length=64)
+
+
+class CalendarLoadRead(Schema):
+    years: list[int]
+    days: int
+    source: str

@@ -1,0 +1,121 @@
+"""Rate limits per client address and account, counted in PostgreSQL so that every worker
+shares them, answered with 429 problem+json and Retry-After."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from mobile_api.app import create_app
+from tests.factories import PASSWORD, World
+from wastetrack.core.ratelimit import RateLimitCounter, backoff_seconds
+from wastetrack.core.settings import Settings
+
+
+def limited(settings: Settings, **limits: object) -> Settings:
+    return settings.model_copy(update={"trust_proxy": True, **limits})
+
+
+async def _client(settings: Settings) -> httpx.AsyncClient:
+    app = create_app(settings, manage_database=False)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+async def workers(settings: Settings, world: World) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Two app instances — two workers — with low limits and the same database."""
+    low = limited(
+        settings,
+        rate_limit_public="3/minute",
+        rate_limit_login="50/minute",
+        rate_limit_login_failures="5/hour",
+        login_max_failures=2,
+        login_lock_seconds=30,
+    )
+    clients = [await _client(low), await _client(low)]
+    yield clients
+    for c in clients:
+        await c.aclose()
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+async def _login(client: httpx.AsyncClient, username: str, password: str, address: str) -> int:
+    response = await client.post(
+        "/m/v1/auth/token",
+        data={"username": username, "password": password},
+        headers=_from(address),
+    )
+    return response.status_code
+
+
+async def test_public_lookups_are_limited_per_address_across_workers(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    body = {"farmer_phone": "13800000000"}
+    first, second = workers
+    statuses = [
+        (await c.post("/p/v1/credits", json=body, headers=_from("203.0.113.7"))).status_code
+        for c in (first, second, first)
+    ]
+    assert 429 not in statuses
+    refused = await second.post("/p/v1/credits", json=body, headers=_from("203.0.113.7"))
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    other = await first.post("/p/v1/credits", json=body, headers=_from("203.0.113.8"))
+    assert other.status_code != 429  # another address has its own count
+    assert await RateLimitCounter.filter(key__contains="203.0.113.7").exists()
+
+
+async def test_public_pages_are_limited_too(workers: list[httpx.AsyncClient]) -> None:
+    client = workers[0]
+    statuses = [
+        (await client.get("/q/NOSUCHCODE", headers=_from("198.51.100.1"))).status_code
+        for _ in range(4)
+    ]
+    assert statuses[-1] == 429 and 429 not in statuses[:3]
+
+
+async def test_spraying_usernames_from_one_address_is_throttled(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    client = workers[0]
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        assert await _login(client, name, "wrong-password", "192.0.2.9") == 401
+    # Even a right password waits: the address has used up its failures.
+    assert await _login(client, "clinic", PASSWORD, "192.0.2.9") == 429
+    assert await _login(client, "clinic", PASSWORD, "192.0.2.10") == 200
+
+
+async def test_failed_logins_back_off_per_address_and_never_lock_out_the_owner(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    client = workers[1]
+    for _ in range(2):
+        assert await _login(client, "admin", "wrong-password", "192.0.2.66") == 401
+    refused = await client.post(
+        "/m/v1/auth/token",
+        data={"username": "admin", "password": PASSWORD},
+        headers=_from("192.0.2.66"),
+    )
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 30
+    # The attacker's failures do not reach the admin's own address.
+    assert await _login(client, "admin", PASSWORD, "192.0.2.1") == 200
+
+
+def test_back_off_doubles_and_is_capped() -> None:
+    waits = [backoff_seconds(failures=n, free=3, first=30, longest=900) for n in range(2, 10)]
+    assert waits == [0, 30, 60, 120, 240, 480, 900, 900]
+
+
+async def test_login_attempts_per_address_are_limited(settings: Settings, world: World) -> None:
+    client = await _client(limited(settings, rate_limit_login="2/minute"))
+    try:
+        statuses = [await _login(client, "clinic", PASSWORD, "192.0.2.50") for _ in range(3)]
+    finally:
+        await client.aclose()
+    assert statuses == [200, 200, 429]

@@ -1,0 +1,168 @@
+"""Rate limits shared by every worker: counters in PostgreSQL behind the `limits` library, and
+the login back-off per client address and account.
+
+Counters are written with one UPSERT each, on a connection of their own: a request that fails
+and rolls back its transaction still counts."""
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from tortoise import connections, fields
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
+from tortoise.exceptions import BaseORMException
+from tortoise.models import Model
+
+from wastetrack.core.errors import TooManyRequests
+
+
+class RateLimitCounter(Model):
+    """One fixed-window counter (or one login back-off) by key."""
+
+    key = fields.CharField(max_length=255, primary_key=True)
+    count = fields.IntField(default=0)
+    expires_at = fields.DatetimeField()
+    touched_at = fields.DatetimeField()
+
+    class Meta:
+        table = "rate_limit_counter"
+
+
+_INCREMENT = """
+INSERT INTO rate_limit_counter AS c (key, count, expires_at, touched_at)
+VALUES ($1, $2, now() + make_interval(secs => $3), now())
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN c.expires_at <= now() THEN EXCLUDED.count ELSE c.count + EXCLUDED.count END,
+    expires_at = CASE WHEN c.expires_at <= now() THEN EXCLUDED.expires_at ELSE c.expires_at END,
+    touched_at = now()
+RETURNING count
+"""
+
+
+def _pool() -> BaseDBAsyncClient:
+    """The connection pool itself, outside any transaction the caller may be in."""
+    client = connections.get("default")
+    while isinstance(client, TransactionalDBClient):
+        client = client._parent
+    return client
+
+
+class PostgresStorage(Storage):
+    """A `limits` storage in the service's own database, so every worker sees one count."""
+
+    STORAGE_SCHEME: ClassVar[list[str]] = ["wastetrack+postgresql"]  # type: ignore[misc]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return BaseORMException
+
+    async def _fetchval(self, sql: str, *args: object) -> Any:
+        async with _pool().acquire_connection() as connection:
+            return await connection.fetchval(sql, *args)
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return int(await self._fetchval(_INCREMENT, key, amount, float(expiry)))
+
+    async def get(self, key: str) -> int:
+        value = await self._fetchval(
+            "SELECT count FROM rate_limit_counter WHERE key = $1 AND expires_at > now()", key
+        )
+        return int(value or 0)
+
+    async def get_expiry(self, key: str) -> float:
+        value = await self._fetchval(
+            "SELECT extract(epoch FROM expires_at) FROM rate_limit_counter"
+            " WHERE key = $1 AND expires_at > now()",
+            key,
+        )
+        return float(value) if value is not None else datetime.now(UTC).timestamp()
+
+    async def check(self) -> bool:
+        return await self._fetchval("SELECT 1") == 1
+
+    async def reset(self) -> int | None:
+        async with _pool().acquire_connection() as connection:
+            status = await connection.execute("DELETE FROM rate_limit_counter")
+        return int(status.split()[-1])
+
+    async def clear(self, key: str) -> None:
+        await self._fetchval("DELETE FROM rate_limit_counter WHERE key = $1", key)
+
+
+_storage = PostgresStorage()
+_limiter = FixedWindowRateLimiter(_storage)
+
+
+def limit(rate: str) -> RateLimitItem:
+    """'30/minute', '5 per 10 seconds': the notation of the `limits` library."""
+    return parse(rate)
+
+
+async def hit(*, scope: str, key: str, rate: str) -> None:
+    """Count one request of `key` (a client address, an account) against `rate`; past it,
+    TooManyRequests carries the seconds until the window ends."""
+    item = limit(rate)
+    if await _limiter.hit(item, scope, key):
+        return
+    stats = await _limiter.get_window_stats(item, scope, key)
+    wait = max(1, math.ceil(stats.reset_time - datetime.now(UTC).timestamp()))
+    raise TooManyRequests(f"too many requests; try again in {wait} s", field=None, retry_after=wait)
+
+
+async def count(*, scope: str, key: str, rate: str) -> None:
+    """Count one event of `key` against `rate` without refusing it (a later `test` will)."""
+    await _limiter.hit(limit(rate), scope, key)
+
+
+async def test(*, scope: str, key: str, rate: str) -> None:
+    """Refuse when `key` has used up `rate`, without counting this request."""
+    item = limit(rate)
+    if await _limiter.test(item, scope, key):
+        return
+    stats = await _limiter.get_window_stats(item, scope, key)
+    wait = max(1, math.ceil(stats.reset_time - datetime.now(UTC).timestamp()))
+    raise TooManyRequests(f"too many requests; try again in {wait} s", field=None, retry_after=wait)
+
+
+def backoff_seconds(*, failures: int, free: int, first: int, longest: int) -> int:
+    """The wait after `failures` failed attempts: none for the first `free`, then `first`
+    seconds doubling with each further failure, never more than `longest`."""
+    if failures < free:
+        return 0
+    return min(longest, first * 2 ** (failures - free))
+
+
+async def check_backoff(*, key: str, free: int, first: int, longest: int) -> None:
+    """Refuse while the back-off earned by earlier failures of `key` lasts."""
+    async with _pool().acquire_connection() as connection:
+        row = await connection.fetchrow(
+            "SELECT count, touched_at FROM rate_limit_counter"
+            " WHERE key = $1 AND expires_at > now()",
+            f"backoff|{key}",
+        )
+    if row is None:
+        return
+    wait = backoff_seconds(failures=row["count"], free=free, first=first, longest=longest)
+    until = row["touched_at"] + timedelta(seconds=wait)
+    remaining = math.ceil((until - datetime.now(UTC)).total_seconds())
+    if remaining > 0:
+        raise TooManyRequests(
+            "too many failed attempts from this address; try again later",
+            retry_after=remaining,
+        )
+
+
+async def record_failure(*, key: str, forget_after: int) -> int:
+    """Count a failure of `key`; the count is forgotten `forget_after` seconds after the first."""
+    return await _storage.incr(f"backoff|{key}", forget_after)
+
+
+async def forget(*, key: str) -> None:
+    """A success wipes the slate for `key`."""
+    await _storage.clear(f"backoff|{key}")
