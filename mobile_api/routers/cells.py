@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, RegionScoped, Transaction
 from mobile_api.tables import Format, export
+from schemas.base import Id
 from schemas.cells import (
     AssessmentCreate,
     AssessmentRead,
@@ -39,7 +40,7 @@ async def list_cells(user: ManagerOnly) -> list:
 
 
 @router.post("/m/v1/cells/{cell_id}/assessments", response_model=AssessmentRead, status_code=201)
-async def assess(cell_id: int, body: AssessmentCreate, user: ManagerOnly, _: Transaction) -> object:
+async def assess(cell_id: Id, body: AssessmentCreate, user: ManagerOnly, _: Transaction) -> object:
     """Assess a cell at a level (county, then city, then province)."""
     return await cells.assess(
         principal=user,

@@ -1,11 +1,14 @@
 """Hazardous-waste transfer manifests: draft, signatures, arrival, decision, revisions, PDF."""
 
+import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Response
 
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
+from mobile_api.media import PDF, binary
 from mobile_api.presenters import manifest_read
+from schemas.base import Id, Int32
 from schemas.manifests import (
     Arrival,
     Decision,
@@ -17,6 +20,7 @@ from schemas.manifests import (
 )
 from wastetrack.manifests import service as manifests
 from wastetrack.manifests.pdf import render_manifest_pdf
+from wastetrack.scan import public
 
 router = APIRouter(prefix="/m/v1/manifests", tags=["manifests"])
 
@@ -45,14 +49,14 @@ async def list_manifests(user: CurrentUser, discrepant: bool = False) -> list[Ma
 
 
 @router.get("/{manifest_id}", response_model=ManifestRead)
-async def get_manifest(manifest_id: int, user: CurrentUser) -> ManifestRead:
+async def get_manifest(manifest_id: Id, user: CurrentUser) -> ManifestRead:
     """One manifest with its sections, discrepancies and revisions."""
     return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
 
 
 @router.post("/{manifest_id}/sign", response_model=ManifestRead)
 async def sign_producer(
-    manifest_id: int, user: CurrentUser, settings: AppSettings, _: Transaction
+    manifest_id: Id, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> ManifestRead:
     """The producer signs (and so locks) its section; the batches go to the first carrier."""
     await manifests.sign_producer(
@@ -63,8 +67,8 @@ async def sign_producer(
 
 @router.post("/{manifest_id}/legs/{seq}/sign", response_model=ManifestRead)
 async def sign_leg(
-    manifest_id: int,
-    seq: int,
+    manifest_id: Id,
+    seq: Int32,
     body: LegSign,
     user: CurrentUser,
     settings: AppSettings,
@@ -79,16 +83,22 @@ async def sign_leg(
 
 @router.post("/{manifest_id}/arrival", response_model=ManifestRead)
 async def arrive(
-    manifest_id: int, body: Arrival, user: CurrentUser, _: Transaction
+    manifest_id: Id, body: Arrival, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> ManifestRead:
-    """The receiver records the arrival; the decision is due within 5 working days."""
-    await manifests.arrive(principal=user, manifest_id=manifest_id, arrived_at=body.arrived_at)
+    """The receiver records the arrival; the decision is due by the end of the 5th working day
+    after the day of arrival (city time, official calendar with holidays and make-up days)."""
+    await manifests.arrive(
+        principal=user,
+        manifest_id=manifest_id,
+        arrived_at=body.arrived_at,
+        timezone=settings.timezone,
+    )
     return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
 
 
 @router.post("/{manifest_id}/decision", response_model=ManifestRead)
 async def decide(
-    manifest_id: int, body: Decision, user: CurrentUser, settings: AppSettings, _: Transaction
+    manifest_id: Id, body: Decision, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> ManifestRead:
     """The receiver accepts, partially accepts or rejects, and signs its section."""
     done = await manifests.decide(
@@ -103,7 +113,7 @@ async def decide(
 
 @router.post("/{manifest_id}/revisions", response_model=RevisionRead, status_code=201)
 async def propose_revision(
-    manifest_id: int, body: RevisionCreate, user: CurrentUser, _: Transaction
+    manifest_id: Id, body: RevisionCreate, user: CurrentUser, _: Transaction
 ) -> object:
     """Propose a correction; every other party must approve it."""
     return await manifests.propose_revision(principal=user, manifest_id=manifest_id, revision=body)
@@ -111,8 +121,8 @@ async def propose_revision(
 
 @router.post("/{manifest_id}/revisions/{revision_id}/{answer}", response_model=RevisionRead)
 async def answer_revision(
-    manifest_id: int,
-    revision_id: int,
+    manifest_id: Id,
+    revision_id: Id,
     answer: Literal["approve", "reject"],
     user: CurrentUser,
     _: Transaction,
@@ -129,13 +139,16 @@ async def answer_revision(
 @router.get(
     "/{manifest_id}/manifest.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses=binary(PDF, description="The transfer manifest"),
 )
-async def manifest_pdf(manifest_id: int, user: CurrentUser, settings: AppSettings) -> Response:
+async def manifest_pdf(manifest_id: Id, user: CurrentUser, settings: AppSettings) -> Response:
     """The manifest as a PDF with its QR code."""
     manifest = await manifests.get_manifest(principal=user, manifest_id=manifest_id)
     names = await manifests.party_names(manifest)
-    url = f"{settings.base_url}/m/v1/manifests/{manifest.id}"
-    return Response(
-        render_manifest_pdf(manifest, url=url, party_names=names), media_type="application/pdf"
+    url = public.manifest_url(
+        manifest.number, base_url=settings.base_url, secret=settings.secret_key
     )
+    pdf = await asyncio.to_thread(  # CPU: off the event loop
+        render_manifest_pdf, manifest, url=url, party_names=names, timezone=settings.timezone
+    )
+    return Response(pdf, media_type="application/pdf")

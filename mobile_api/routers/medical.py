@@ -1,15 +1,25 @@
 """Alerts, a batch's fate and EPCIS history, and which clinics the medical-waste collection
 reaches."""
 
-from datetime import date
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, RegionScoped, Transaction
+from mobile_api.deps import (
+    AppSettings,
+    CurrentUser,
+    ManagerOnly,
+    OpenPeriod,
+    Period,
+    RegionScoped,
+    Transaction,
+)
 from mobile_api.tables import Format, export
 from schemas.alerts import AlertRead, MedicalCoverageRead
+from schemas.base import Code, Id
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
 from wastetrack.custody import epcis
@@ -23,32 +33,36 @@ router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
 @router.get("/alerts", response_model=list[AlertRead])
 async def list_alerts(
     user: CurrentUser,
-    settings: AppSettings,
     _: Transaction,
     open_only: bool = True,
     format: Format = "json",
 ) -> Any:
     """Alerts of your organization (managers: their region): overdue storage or manifest
     decisions, weight discrepancies, idle batches, scan anomalies."""
-    result = await alerts.list_alerts(
-        principal=user,
-        open_only=open_only,
-        weight_tolerance=settings.weight_discrepancy_tolerance,
-        idle_hours=settings.idle_batch_hours,
-    )
+    result = await alerts.list_alerts(principal=user, open_only=open_only)
     if format != "json":
         return export([AlertRead.model_validate(a) for a in result], name="alerts", format=format)
     return result
 
 
+@router.post("/alerts/refresh")
+async def refresh_alerts(_: ManagerOnly, settings: AppSettings, __: Transaction) -> dict[str, int]:
+    """Raise every alert a rule calls for now, instead of at the service's next round."""
+    raised = await alerts.refresh(
+        weight_tolerance=settings.weight_discrepancy_tolerance,
+        idle_hours=settings.idle_batch_hours,
+    )
+    return {"raised": raised}
+
+
 @router.post("/alerts/{alert_id}/ack", response_model=AlertRead)
-async def acknowledge_alert(alert_id: int, user: ManagerOnly, _: Transaction) -> object:
+async def acknowledge_alert(alert_id: Id, user: ManagerOnly, _: Transaction) -> object:
     """Acknowledge an alert; who and when are kept."""
     return await alerts.acknowledge(principal=user, alert_id=alert_id)
 
 
 @router.get("/batches/{code}/fate", response_model=FateRead)
-async def batch_fate(code: str, user: CurrentUser) -> dict:
+async def batch_fate(code: Code, user: CurrentUser) -> dict:
     """What became of a batch, followed into the containers it was aggregated into."""
     return await custody.fate(principal=user, code=code)
 
@@ -58,7 +72,7 @@ async def batch_fate(code: str, user: CurrentUser) -> dict:
     response_class=JSONResponse,
     responses={200: {"content": {"application/ld+json": {}}}},
 )
-async def batch_epcis(code: str, user: CurrentUser, settings: AppSettings) -> JSONResponse:
+async def batch_epcis(code: Code, user: CurrentUser, settings: AppSettings) -> JSONResponse:
     """The batch's custody history as a GS1 EPCIS 2.0 JSON-LD document."""
     document = await epcis.batch_document(principal=user, code=code, timezone=settings.timezone)
     return JSONResponse(document, media_type="application/ld+json")
@@ -67,44 +81,58 @@ async def batch_epcis(code: str, user: CurrentUser, settings: AppSettings) -> JS
 @router.get("/metrics/utilization")
 async def utilization(
     user: RegionScoped,
-    date_from: Annotated[date, Query(description="city day, included")],
-    date_to: Annotated[date, Query(description="city day, included")],
+    period: Period,
     format: Format = "json",
 ) -> Any:
     """Generated and treated kilograms by stream, category and mode, with the utilization and
     harmless-treatment rates, from the daily roll-ups."""
     result = await rollups.utilization(
-        region_path=user.region_path, date_from=date_from, date_to=date_to
+        region_path=user.region_path, date_from=period.date_from, date_to=period.date_to
     )
     if format != "json":
-        return export(result["categories"], name="utilization", format=format)
+        return export(
+            result["categories"], name="utilization", format=format, headers=period.headers()
+        )
     return result
 
 
 @router.get("/metrics/mass-balance")
 async def mass_balance(
     user: RegionScoped,
-    date_from: Annotated[date, Query(description="city day, included")],
-    date_to: Annotated[date, Query(description="city day, included")],
+    period: Period,
     format: Format = "json",
 ) -> Any:
     """Kilograms declared at tagging against kilograms weighed on receipt, per stream and
     category, for the batches received in the period."""
     result = await rollups.mass_balance(
-        region_path=user.region_path, date_from=date_from, date_to=date_to
+        region_path=user.region_path, date_from=period.date_from, date_to=period.date_to
     )
     if format != "json":
-        return export(result["categories"], name="mass-balance", format=format)
+        return export(
+            result["categories"], name="mass-balance", format=format, headers=period.headers()
+        )
     return result
 
 
 @router.get("/metrics/medical-coverage", response_model=MedicalCoverageRead)
 async def medical_coverage(
-    user: RegionScoped, days: Annotated[int, Query(ge=1, le=366)] = 30, format: Format = "json"
+    user: RegionScoped,
+    settings: AppSettings,
+    period: OpenPeriod,
+    days: Annotated[int, Query(ge=1, le=366, description="without a period: the last N days")] = 30,
+    format: Format = "json",
 ) -> Any:
-    """Clinics and hospitals collected in the last N days (≤ 19-bed clinics apart), with the
-    ones missed."""
-    result = await medical.collection_coverage(principal=user, days=days)
+    """Medical institutions reached by the central collection in a period (a medical batch
+    collected by or handed over to a carrier): small ones (known beds ≤ 19) apart, unknown bed
+    counts listed apart, and the ones missed."""
+    result = await medical.collection_coverage(
+        principal=user,
+        today=datetime.now(ZoneInfo(settings.timezone)).date(),
+        timezone=settings.timezone,
+        date_from=period[0],
+        date_to=period[1],
+        days=days,
+    )
     if format != "json":
         return export(result["not_collected"], name="medical-coverage-missed", format=format)
     return result

@@ -12,6 +12,7 @@ from wastetrack.registry import service as registry
 
 
 async def kinds(client: httpx.AsyncClient, world: World, who: str) -> list[tuple[str, str]]:
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
     listed = (await client.get("/m/v1/alerts", headers=world.headers(who))).json()
     return sorted((a["kind"], a["details"].get("code", "")) for a in listed)
 
@@ -80,6 +81,7 @@ async def test_flagged_delivery_is_a_scan_anomaly(client: httpx.AsyncClient, wor
         },
     )
     assert made.json()["flags"] == ["no_open_port_call"]
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
     listed = (await client.get("/m/v1/alerts", headers=world.headers("port"))).json()
     assert [(a["kind"], a["details"]["flags"]) for a in listed] == [
         ("scan_anomaly", ["no_open_port_call"])

@@ -105,7 +105,8 @@ async def test_failed_mandatory_criterion_fails_the_cell(
     ).json()
     assert result["scores"]["sorting_accuracy"]["value"] == "60.00"
     assert result["scores"]["sorting_accuracy"]["passed"] is False
-    assert result["scores"]["recovery_share"]["note"] == "no data in the tracker"
+    # Utilization is a cohort (metrics.md §5): of the 5 batches generated, none recovered yet.
+    assert result["scores"]["recovery_share"]["value"] == "0.00"
     assert result["tier"] == "not_achieved"
 
 
@@ -122,7 +123,8 @@ async def test_cell_climbs_the_levels_and_counts_towards_the_target(
     missing = await assess(client, world, good, "county", {"publicity": EVIDENCE["publicity"]})
     assert (missing.status_code, missing.json()["field"]) == (422, "entered.reduction_measures")
     county = (await assess(client, world, good, "county", EVIDENCE)).json()
-    assert county["scores"]["recovery_share"]["value"] == "100.00"
+    # 4 of the 10 batches generated were recycled (a cohort share, metrics.md §5).
+    assert county["scores"]["recovery_share"]["value"] == "40.00"
     assert (county["total"], county["tier"]) == ("100.00", "excellent")
     city = await assess(client, world, good, "city", EVIDENCE)
     assert city.status_code == 201

@@ -7,6 +7,7 @@ import httpx
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
+from wastetrack.core.data import read_data_file
 from wastetrack.indicators.models import Indicator
 from wastetrack.indicators.service import status
 
@@ -64,3 +65,33 @@ async def test_status_rule_with_a_baseline() -> None:
     assert status(sewage, Decimal("44"), mid_plan) == "off_track"  # 5 %
     assert status(sewage, Decimal("55"), date(2026, 1, 1)) == "on_track"
     assert status(sewage, None, mid_plan) == "no_data"
+
+
+async def test_sections_follow_the_plan(orm: list[str]) -> None:
+    carton = await Indicator.get(code="beverage_carton_recycling")
+    assert (carton.section, carton.target) == ("第九章第一节", Decimal(40))
+    villages = await Indicator.get(code="rural_household_waste_harmless")
+    assert villages.section.startswith("第八章第三节")
+    clinics = await Indicator.get(code="small_clinic_collection")
+    assert clinics.section == "第九章第三节"
+    assert "未给数值" in (clinics.target_text or "")
+
+
+async def test_the_data_file_and_the_migrated_indicators_agree(orm: list[str]) -> None:
+    """A correction to indicators.json needs a data migration that writes it."""
+    doc = read_data_file("wastetrack.indicators", "indicators.json")
+    for item in doc["items"]:
+        stored = await Indicator.get(code=item["code"])
+        assert (
+            stored.section,
+            stored.target_text,
+            None if stored.baseline is None else Decimal(stored.baseline),
+            None if stored.target is None else Decimal(stored.target),
+            stored.source,
+        ) == (
+            item["section"],
+            item["target_text"],
+            None if item["baseline"] is None else Decimal(str(item["baseline"])),
+            None if item["target"] is None else Decimal(str(item["target"])),
+            doc["source"],
+        ), item["code"]

@@ -14,6 +14,7 @@ from PIL import Image
 from tests.factories import World, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
+from wastetrack.manifests import service as manifests
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -178,7 +179,7 @@ async def test_manifest_runs_from_draft_to_acceptance(
     assert manifest["number"] in page.extract_text()
     (picture,) = page.images
     urls = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(picture.data)))]
-    assert urls == [f"http://testserver/m/v1/manifests/{mid}"]
+    assert [url.rsplit(".", 1)[0] for url in urls] == [f"http://testserver/t/{manifest['number']}"]
 
 
 async def drive_to_arrival_after_producer(
@@ -325,6 +326,7 @@ async def test_undecided_manifest_raises_an_alert_after_5_working_days(
         )
     parties.body["batches"] = old
     arrived = await drive_to_arrival(client, world, parties, arrived=NOW - timedelta(days=9))
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
     alerts = (await client.get("/m/v1/alerts", headers=world.headers("plant"))).json()
     assert [(a["kind"], a["details"]["manifest"]) for a in alerts] == [
         ("manifest_overdue", arrived["number"])
@@ -353,3 +355,52 @@ async def test_arrival_cannot_precede_the_last_handover(
         {"arrived_at": (NOW - timedelta(hours=5)).isoformat()},
     )
     assert (early.status_code, early.json()["field"]) == (422, "arrived_at")
+
+
+@pytest.mark.parametrize(
+    ("arrived_at", "due_at"),
+    [
+        # UTC 16:30 on Monday 2 March is 00:30 on Tuesday in the city: 5 working days from
+        # Tuesday, due by the end of Tuesday 10 March (city time).
+        ("2026-03-02T16:30:00+00:00", "2026-03-10T16:00:00+00:00"),
+        ("2026-03-03T00:30:00+08:00", "2026-03-10T16:00:00+00:00"),
+        ("2026-03-02T15:30:00+00:00", "2026-03-09T16:00:00+00:00"),
+        # Spring Festival 2026: 15–23 February off, Saturday 14 February worked.
+        ("2026-02-12T10:00:00+08:00", "2026-02-26T16:00:00+00:00"),
+        # National Day 2026: 1–7 October off, Saturday 10 October worked.
+        ("2026-09-30T09:00:00+08:00", "2026-10-13T16:00:00+00:00"),
+    ],
+)
+async def test_decision_is_due_after_5_official_working_days_in_city_time(
+    orm: list[str], arrived_at: str, due_at: str
+) -> None:
+    due = await manifests.decision_due(
+        arrived_at=datetime.fromisoformat(arrived_at), timezone="Asia/Shanghai"
+    )
+    assert due == datetime.fromisoformat(due_at)
+
+
+async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_city_day(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    tagged = []
+    for _ in range(2):
+        bag = medical_bag(
+            stream="hazardous",
+            category="hw.08",
+            waste_code="900-249-08",
+            hazard=["T", "I"],
+            quantity="400",
+            device_time="2026-11-15T08:00:00+08:00",
+        )
+        bag.pop("event_type")
+        made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
+        tagged.append(made.json()["code"])
+    parties.body["batches"] = tagged
+    # Monday 16 November 16:30 UTC = Tuesday 17 November 00:30 in Rongcheng.
+    arrived = await drive_to_arrival(
+        client, world, parties, arrived=datetime(2026, 11, 16, 16, 30, tzinfo=UTC)
+    )
+    assert datetime.fromisoformat(arrived["decision_due_at"]) == datetime(
+        2026, 11, 24, 16, 0, tzinfo=UTC
+    )

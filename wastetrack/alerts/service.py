@@ -1,9 +1,13 @@
 """Alert rules that watch the custody log, and their acknowledgement."""
 
+import json
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise import connections
 from tortoise.expressions import Q
+from tortoise.functions import Count
 
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
@@ -12,20 +16,50 @@ from wastetrack.core.principal import Principal
 
 OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
+SCAN_ANOMALY = "scan_anomaly"
+
+
+@dataclass(frozen=True, slots=True)
+class ClockAnomaly:
+    """An event whose device time lies before its batch's previous event's by more than the
+    clock skew allowed: recorded, and flagged for the manager (a wrong clock, or a late sync)."""
+
+    batch_id: int
+    code: str
+    seq: int
+    organization_id: int
+    region_path: str
+    device_time: datetime
+    previous_device_time: datetime
+    client_event_id: uuid.UUID | None
 
 
 # Each rule is one set-based INSERT … SELECT; ON CONFLICT keeps an alert from being raised
 # twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold.
 _RULES: dict[str, str] = {
-    # A batch still at its producer past its category's storage limit (医疗废物: 48 h).
+    # A batch still at its producer past its category's storage limit (医疗废物: 48 h). The
+    # clock starts at the tagging of the waste: a container's at its oldest child's, down
+    # through containers of containers, so aggregating old bags does not restart it.
     "overdue_storage": """
+        WITH RECURSIVE tree (root_id, id, tagged_at, depth) AS (
+            SELECT b.id, b.id, b.tagged_at, 0
+            FROM batch b JOIN waste_category c ON c.key = b.category_id
+            WHERE b.state = 'tagged' AND c.storage_limit_hours IS NOT NULL
+          UNION ALL
+            SELECT t.root_id, k.id, k.tagged_at, t.depth + 1
+            FROM tree t JOIN batch k ON k.parent_id = t.id
+        ), clock AS (
+            SELECT root_id,
+                   COALESCE(min(tagged_at) FILTER (WHERE depth > 0), min(tagged_at)) AS since
+            FROM tree GROUP BY root_id
+        )
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2,
-               b.tagged_at + make_interval(hours => c.storage_limit_hours),
+               k.since + make_interval(hours => c.storage_limit_hours),
                jsonb_build_object('code', b.code, 'category', c.key,
-                                  'limit_hours', c.storage_limit_hours)
-        FROM batch b JOIN waste_category c ON c.key = b.category_id
-        WHERE b.state = 'tagged' AND c.storage_limit_hours IS NOT NULL
-          AND b.tagged_at + make_interval(hours => c.storage_limit_hours) < $2""",
+                                  'limit_hours', c.storage_limit_hours, 'since', k.since)
+        FROM clock k JOIN batch b ON b.id = k.root_id
+        JOIN waste_category c ON c.key = b.category_id
+        WHERE k.since + make_interval(hours => c.storage_limit_hours) < $2""",
     # Weight measured on receipt differs from the declared kilograms beyond the tolerance.
     "weight_discrepancy": """
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2, NULL::timestamptz,
@@ -100,6 +134,43 @@ async def _overdue_manifests(now: datetime) -> int:
     return raised
 
 
+async def flag_clock_anomalies(*, anomalies: list[ClockAnomaly], now: datetime) -> int:
+    """Raise a scan_anomaly alert per event recorded with a device clock running backwards
+    (one per batch event); returns how many were raised."""
+    if not anomalies:
+        return 0
+    client = connections.get("default")
+    raised = 0
+    for anomaly in anomalies:
+        behind = anomaly.previous_device_time - anomaly.device_time
+        rows = await client.execute_query_dict(
+            "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path,"
+            " raised_at, due_at, details) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7::jsonb)"
+            " ON CONFLICT (kind, subject) DO NOTHING RETURNING id",
+            [
+                SCAN_ANOMALY,
+                f"{anomaly.code}:{anomaly.seq}"[:32],
+                anomaly.batch_id,
+                anomaly.organization_id,
+                anomaly.region_path,
+                now,
+                json.dumps(
+                    {
+                        "code": anomaly.code,
+                        "seq": anomaly.seq,
+                        "flags": ["device_clock_behind"],
+                        "device_time": anomaly.device_time.isoformat(),
+                        "previous_device_time": anomaly.previous_device_time.isoformat(),
+                        "behind_seconds": int(behind.total_seconds()),
+                        "client_event_id": str(anomaly.client_event_id),
+                    }
+                ),
+            ],
+        )
+        raised += len(rows)
+    return raised
+
+
 def _scope(principal: Principal) -> Q:
     if principal.role == Role.admin:
         return Q()
@@ -109,15 +180,47 @@ def _scope(principal: Principal) -> Q:
     return scope
 
 
-async def list_alerts(
-    *, principal: Principal, open_only: bool, weight_tolerance: float, idle_hours: int
-) -> list[Alert]:
-    """Alerts of the user's organization (managers: their region), newest first."""
-    await refresh(weight_tolerance=weight_tolerance, idle_hours=idle_hours)
+async def list_alerts(*, principal: Principal, open_only: bool) -> list[Alert]:
+    """Alerts of the user's organization (managers: their region), newest first. Reading
+    writes nothing: the service's background round (or POST /m/v1/alerts/refresh, or
+    `wastetrack alerts-refresh`) raises them."""
     query = Alert.filter(_scope(principal)).order_by("-raised_at", "-id")
     if open_only:
         query = query.filter(acknowledged_at=None)
     return await query.limit(500)
+
+
+async def count_by_kind(*, principal: Principal) -> dict[str, dict[str, int]]:
+    """Per kind of alert the user may read: how many are open and how many acknowledged."""
+    rows = (
+        await Alert.filter(_scope(principal))
+        .annotate(open=Count("id", _filter=Q(acknowledged_at=None)), total=Count("id"))
+        .group_by("kind")
+        .values("kind", "open", "total")
+    )
+    return {
+        r["kind"]: {"open": r["open"], "acknowledged": r["total"] - r["open"]}
+        for r in sorted(rows, key=lambda r: r["kind"])
+    }
+
+
+async def alert_page(
+    *,
+    principal: Principal,
+    kind: str | None,
+    acknowledged: bool | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Alert], int]:
+    """One page of the alerts the user may read, newest first, optionally of one kind and
+    only open (acknowledged=False) or only acknowledged ones; with the count of all matches."""
+    query = Alert.filter(_scope(principal))
+    if kind is not None:
+        query = query.filter(kind=kind)
+    if acknowledged is not None:
+        query = query.filter(acknowledged_at__isnull=not acknowledged)
+    total = await query.count()
+    return await query.order_by("-raised_at", "-id").offset(offset).limit(limit), total
 
 
 async def acknowledge(*, principal: Principal, alert_id: int) -> Alert:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from wastetrack.catalog.models import TreatmentMethod, WasteCategory, WasteStream
 from wastetrack.core.errors import NotFound, ValidationFailed
 
-HW_CODE_RE = re.compile(r"^\d{3}-\d{3}-\d{2}$")
+# 国家危险废物名录: industry(3)-sequence(3)-HW number(2), ASCII digits only (no \\d: it takes
+# full-width and other Unicode digits), matched in full (no trailing newline).
+WASTE_CODE_FORM = re.compile(r"[0-9]{3}-[0-9]{3}-[0-9]{2}")
 FINAL_MODES = {"reuse", "recycling", "energy_recovery", "other_recovery", "disposal"}
 
 
@@ -24,6 +26,14 @@ class CatalogSnapshot:
             chain.append(current)
             current = self.categories[current].parent_key
         return chain
+
+    def waste_code_rule(self, key: str) -> WasteCategory | None:
+        """The nearest category up the tree that fixes a waste code or a code pattern."""
+        for ancestor in self.ancestors(key):
+            found = self.categories[ancestor]
+            if found.waste_code or found.waste_code_pattern:
+                return found
+        return None
 
     def hw_number(self, key: str) -> str | None:
         """The two-digit HW class a category belongs to, if it is hazardous or medical."""
@@ -83,20 +93,33 @@ async def category_for_stream(*, stream: str, category: str) -> WasteCategory:
 
 
 async def validate_waste_code(*, category: str, waste_code: str | None) -> None:
-    """A 名录 code must match ^\\d{3}-\\d{3}-\\d{2}$ and end with its category's HW number."""
-    catalog = await snapshot()
-    hw = catalog.hw_number(category)
+    """A 名录 code has the form NNN-NNN-NN in ASCII digits and obeys its category: the exact
+    code a category fixes (med.sharps: 841-002-01) or the pattern of its HW class (hw.08:
+    NNN-NNN-08), as catalog data."""
     if waste_code is None:
         return
-    if hw is None:
+    catalog = await snapshot()
+    rule = catalog.waste_code_rule(category)
+    if rule is None:
         raise ValidationFailed(
             "waste_code applies only to hazardous and medical categories", field="waste_code"
         )
-    if not HW_CODE_RE.match(waste_code):
+    if not WASTE_CODE_FORM.fullmatch(waste_code):
         raise ValidationFailed(
-            "waste_code must have the form NNN-NNN-NN (国家危险废物名录)", field="waste_code"
+            "waste_code must have the form NNN-NNN-NN in ASCII digits (国家危险废物名录)",
+            field="waste_code",
         )
-    if waste_code[-2:] != hw:
+    if rule.waste_code is not None and waste_code != rule.waste_code:
         raise ValidationFailed(
-            f"waste_code must end in {hw}, the HW number of its category", field="waste_code"
+            f"waste_code of {category} must be {rule.waste_code} ({rule.name_zh})",
+            field="waste_code",
+        )
+    if rule.waste_code_pattern is not None and not re.fullmatch(
+        rule.waste_code_pattern, waste_code
+    ):
+        hw = catalog.hw_number(category)
+        raise ValidationFailed(
+            f"waste_code of {category} must match {rule.waste_code_pattern}"
+            + (f" (the HW{hw} class)" if hw else ""),
+            field="waste_code",
         )

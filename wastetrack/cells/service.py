@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from tortoise.functions import Count
 
 from wastetrack.auth.models import Role
@@ -22,6 +23,41 @@ CONFIG = read_data_file("wastetrack.cells", "cell_types.json")
 TYPES = {t["code"]: t for t in CONFIG["items"]}
 LEVELS: list[str] = CONFIG["levels"]
 TARGET_SHARE = Decimal("0.70")
+ACHIEVED_TIERS = ("achieved", "excellent")
+ACHIEVEMENT_DEFINITION = {
+    "formula": (
+        "registered cells whose latest assessment on or before the day (by assessment date; on"
+        " the same date the higher level — province, city, county — then the later record)"
+        " passed, the day being strictly before the same calendar date three years on"
+        " (29 February → 28 February) ÷ registered cells; target 70 %"
+    ),
+    "source": (
+        "荣成市“十四五”生态环境保护规划 第九章第四节"
+        " (2025年底前，70%以上的城市细胞达到创建标准要求); metrics.md §6"
+    ),
+}
+
+
+def expiry(assessed_on: date) -> date:
+    """The first day an assessment no longer counts: the same calendar date three years on
+    (29 February → 28 February)."""
+    return assessed_on + relativedelta(years=CONFIG["valid_years"])
+
+
+def governs(assessments: list[CellAssessment], day: date) -> CellAssessment | None:
+    """The assessment that decides a cell's standing on a day: the latest by assessment date;
+    on the same date the higher level, then the later record."""
+    made = [a for a in assessments if a.assessed_on <= day]
+    if not made:
+        return None
+    return max(made, key=lambda a: (a.assessed_on, LEVELS.index(a.level), a.id))
+
+
+def is_achieved(assessment: CellAssessment | None, day: date) -> bool:
+    """Passed (any tier) and the day strictly before its expiry."""
+    return (
+        assessment is not None and assessment.tier in ACHIEVED_TIERS and day < assessment.expires_on
+    )
 
 
 def _manager(principal: Principal) -> None:
@@ -120,8 +156,9 @@ async def assess(
         and not await CellAssessment.filter(
             cell_id=cell.id,
             level=LEVELS[index - 1],
-            tier__in=["achieved", "excellent"],
-            expires_on__gte=assessed_on,
+            tier__in=ACHIEVED_TIERS,
+            assessed_on__lte=assessed_on,
+            expires_on__gt=assessed_on,
         ).exists()
     ):
         raise RuleViolation(
@@ -171,7 +208,7 @@ async def assess(
         cell=cell,
         level=level,
         assessed_on=assessed_on,
-        expires_on=assessed_on.replace(year=assessed_on.year + CONFIG["valid_years"]),
+        expires_on=expiry(assessed_on),
         scores=scores,
         total=total,
         tier=tier,
@@ -180,16 +217,19 @@ async def assess(
 
 
 async def achievement(*, principal: Principal, today: date) -> dict[str, Any]:
-    """Cells with a current achieved or excellent assessment ÷ all cells, per type and in all,
-    against the plan's 70 % target."""
+    """Registered cells achieving the standard on a day (their latest assessment governs) ÷ all
+    registered cells, per type and in all, against the plan's 70 % target."""
     cells = await Cell.filter(region_path__startswith=principal.region_path)
-    achieved = set(
-        await CellAssessment.filter(
-            cell_id__in=[c.id for c in cells],
-            tier__in=["achieved", "excellent"],
-            expires_on__gte=today,
-        ).values_list("cell_id", flat=True)
-    )
+    by_cell: dict[int, list[CellAssessment]] = {c.id: [] for c in cells}
+    for assessment in await CellAssessment.filter(
+        cell_id__in=list(by_cell), assessed_on__lte=today
+    ):
+        by_cell[assessment.cell_id].append(assessment)
+    achieved = {
+        cell_id
+        for cell_id, assessments in by_cell.items()
+        if is_achieved(governs(assessments, today), today)
+    }
     per_type = []
     for code, kind in TYPES.items():
         of_type = [c for c in cells if c.cell_type == code]
@@ -204,6 +244,7 @@ async def achievement(*, principal: Principal, today: date) -> dict[str, Any]:
     return {
         "today": today,
         "target_share": TARGET_SHARE,
-        "share": ratio(len(achieved), len(cells), "cells"),
+        "share": ratio(len(achieved), len(cells), "cells", ACHIEVEMENT_DEFINITION),
         "types": per_type,
+        "definition": ACHIEVEMENT_DEFINITION,
     }

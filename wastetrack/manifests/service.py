@@ -13,9 +13,11 @@ from schemas.manifests import Decision, LegSign, ManifestCreate, RevisionCreate
 from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
+from wastetrack.calendar import service as calendar
 from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import service as custody
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.models import (
@@ -34,14 +36,12 @@ LOCKED = "this section is signed and locked; propose a revision instead"
 FINAL = {"accepted", "partially_accepted", "rejected", "cancelled"}
 
 
-def add_working_days(start: datetime, days: int) -> datetime:
-    """Monday to Friday; public holidays are not modelled."""
-    current = start
-    while days > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            days -= 1
-    return current
+async def decision_due(*, arrived_at: datetime, timezone: str) -> datetime:
+    """The end of the 5th working day after the day of arrival, both days in the city's time
+    zone whatever offset the client sent, working days from the official calendar."""
+    arrival_day = calendar.local_date(arrived_at, timezone=timezone)
+    due = await calendar.add_working_days(start=arrival_day, n=DECISION_WORKING_DAYS)
+    return calendar.day_start(due.day + timedelta(days=1), timezone=timezone)
 
 
 async def _next_number(*, area_code: str, year: int) -> str:
@@ -179,8 +179,11 @@ def _event_id(manifest: Manifest, step: str, code: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"manifest:{manifest.number}:{step}:{code}")
 
 
-async def sign_producer(*, principal: Principal, manifest_id: int, secret: str) -> Manifest:
-    """The producer signs its section (locking it): the batches go to the first carrier."""
+async def sign_producer(
+    *, principal: Principal, manifest_id: int, secret: str, handed_over_at: datetime | None = None
+) -> Manifest:
+    """The producer signs its section (locking it): the batches go to the first carrier, at
+    `handed_over_at` by the producer's clock (default: now)."""
     manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
     if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
         raise Forbidden("only the producer signs the producer's section", field="role")
@@ -200,7 +203,7 @@ async def sign_producer(*, principal: Principal, manifest_id: int, secret: str) 
                 "client_event_id": _event_id(manifest, "handover", code),
                 "event_type": EventType.handed_over,
                 "batch": code,
-                "device_time": now,
+                "device_time": handed_over_at or now,
                 "to_organization_id": first.carrier_id,
                 "note": f"联单 {manifest.number}",
             }
@@ -263,8 +266,11 @@ def _receiver(principal: Principal, manifest: Manifest) -> None:
         raise Forbidden("only the receiver (接受人) signs the receiver's section", field="role")
 
 
-async def arrive(*, principal: Principal, manifest_id: int, arrived_at: datetime) -> Manifest:
-    """The receiver records arrival; the decision is due within 5 working days."""
+async def arrive(
+    *, principal: Principal, manifest_id: int, arrived_at: datetime, timezone: str | None = None
+) -> Manifest:
+    """The receiver records arrival; the decision is due by the end of the 5th working day
+    after the day of arrival (city time zone, official calendar)."""
     manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
     _receiver(principal, manifest)
     if any(leg.signed_at is None for leg in manifest.legs):
@@ -275,7 +281,9 @@ async def arrive(*, principal: Principal, manifest_id: int, arrived_at: datetime
     if arrived_at < last_handover:
         raise ValidationFailed("arrived_at precedes the last handover", field="arrived_at")
     manifest.arrived_at = arrived_at
-    manifest.decision_due_at = add_working_days(arrived_at, DECISION_WORKING_DAYS)
+    manifest.decision_due_at = await decision_due(
+        arrived_at=arrived_at, timezone=timezone or get_settings().timezone
+    )
     manifest.state = "arrived"
     await manifest.save(update_fields=["arrived_at", "decision_due_at", "state"])
     return manifest

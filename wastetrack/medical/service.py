@@ -1,50 +1,123 @@
-"""Medical waste: which clinics and hospitals the collection system reaches."""
+"""Medical waste: which medical institutions the central collection reaches (metrics.md §6)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
+from tortoise.expressions import Q
+
+from wastetrack.calendar.service import day_start
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
-from wastetrack.registry.models import Organization, OrganizationKind
+from wastetrack.registry.models import MEDICAL_KINDS, Organization, OrganizationKind
 
-SMALL_CLINIC_MAX_BEDS = 19  # the plan (第九章 第三节): clinics of 19 beds or fewer
+SMALL_INSTITUTION_MAX_BEDS = 19  # the plan (第九章第三节): 19 beds or fewer (含19张床位)
+MEDICAL_STREAM = "medical"
+MAX_PERIOD_DAYS = 366
+
+SMALL_DEFINITION = {
+    "formula": (
+        "small medical institutions (any medical kind with a known bed count ≤ 19) with at least"
+        " one medical-stream batch collected by a carrier or handed over to a carrier on a day"
+        " of the period (city time) ÷ small medical institutions; institutions without a known"
+        " bed count are listed apart, never counted"
+    ),
+    "source": (
+        "荣成市“十四五”生态环境保护规划 第九章第三节 (19张床位（含19张床位）以下医疗卫生机构"
+        "医疗废物就近集中收集); metrics.md §6"
+    ),
+}
+ALL_DEFINITION = {
+    "formula": (
+        "medical institutions of every kind with at least one medical-stream batch collected by"
+        " or handed over to a carrier on a day of the period ÷ medical institutions"
+    ),
+    "source": "医疗废物收集处置体系覆盖率 (standards.md §7); metrics.md §6",
+}
+
+
+def _period(
+    *, date_from: date | None, date_to: date | None, days: int | None, today: date
+) -> tuple[date, date]:
+    if date_from is None and date_to is None:
+        span = days or 30
+        if not 1 <= span <= MAX_PERIOD_DAYS:
+            raise ValidationFailed("days must lie between 1 and 366", field="days")
+        return today - timedelta(days=span - 1), today
+    if date_from is None or date_to is None:
+        raise ValidationFailed("give both date_from and date_to", field="date_from")
+    if date_to < date_from:
+        raise ValidationFailed("date_to precedes date_from", field="date_to")
+    if (date_to - date_from).days >= MAX_PERIOD_DAYS:
+        raise ValidationFailed("a period is at most 366 days", field="date_to")
+    return date_from, date_to
+
+
+async def covered_institutions(
+    *, institution_ids: list[int], date_from: date, date_to: date, timezone: str
+) -> set[int]:
+    """The institutions with a medical-stream batch collected by a carrier, or handed over to
+    a carrier, on a city day of [date_from, date_to]."""
+    if not institution_ids:
+        return set()
+    carrier = OrganizationKind.carrier
+    found = await CustodyEvent.filter(
+        Q(event_type="collected", organization__kind=carrier)
+        | Q(event_type="handed_over", to_organization__kind=carrier),
+        batch__stream_id=MEDICAL_STREAM,
+        batch__producer_id__in=institution_ids,
+        device_time__gte=day_start(date_from, timezone=timezone),
+        device_time__lt=day_start(date_to + timedelta(days=1), timezone=timezone),
+    ).values_list("batch__producer_id", flat=True)
+    return {int(i) for i in found}  # type: ignore[call-overload]
+
+
+def _row(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "kind": org.kind.value, "bed_count": org.bed_count}
 
 
 async def collection_coverage(
-    *, principal: Principal, days: int, now: datetime | None = None
+    *,
+    principal: Principal,
+    today: date,
+    timezone: str,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    days: int | None = None,
 ) -> dict[str, Any]:
-    """Registered clinics and hospitals in the user's region with at least one bag collected in
-    the last `days` days, all of them and small clinics (≤ 19 beds) apart, and the ones missed."""
-    if not 1 <= days <= 366:
-        raise ValidationFailed("days must lie between 1 and 366", field="days")
-    now = now or datetime.now(UTC)
+    """Medical institutions in the user's region reached by the central collection in a period
+    (default: the last `days` city days up to today): small institutions (known beds ≤ 19)
+    apart, unknown bed counts listed apart, and the ones missed."""
+    date_from, date_to = _period(date_from=date_from, date_to=date_to, days=days, today=today)
     institutions = await Organization.filter(
-        kind__in=[OrganizationKind.clinic, OrganizationKind.hospital],
-        region__path__startswith=principal.region_path,
+        kind__in=sorted(MEDICAL_KINDS), region__path__startswith=principal.region_path
     ).order_by("id")
-    collected = set(
-        await CustodyEvent.filter(
-            event_type="collected",
-            device_time__gte=now - timedelta(days=days),
-            batch__producer_id__in=[o.id for o in institutions],
-        ).values_list("batch__producer_id", flat=True)
+    covered = await covered_institutions(
+        institution_ids=[o.id for o in institutions],
+        date_from=date_from,
+        date_to=date_to,
+        timezone=timezone,
     )
     small = [
         o
         for o in institutions
-        if o.kind == OrganizationKind.clinic
-        and (o.bed_count is None or o.bed_count <= SMALL_CLINIC_MAX_BEDS)
+        if o.bed_count is not None and o.bed_count <= SMALL_INSTITUTION_MAX_BEDS
     ]
     return {
-        "days": days,
-        "since": now - timedelta(days=days),
-        "all_institutions": ratio(len(collected), len(institutions), "institutions"),
-        "small_clinics": ratio(sum(o.id in collected for o in small), len(small), "institutions"),
-        "not_collected": [
-            {"id": o.id, "name": o.name, "kind": o.kind.value, "bed_count": o.bed_count}
-            for o in institutions
-            if o.id not in collected
-        ],
+        "date_from": date_from,
+        "date_to": date_to,
+        "days": (date_to - date_from).days + 1,
+        "all_institutions": ratio(
+            sum(o.id in covered for o in institutions),
+            len(institutions),
+            "institutions",
+            ALL_DEFINITION,
+        ),
+        "small_institutions": ratio(
+            sum(o.id in covered for o in small), len(small), "institutions", SMALL_DEFINITION
+        ),
+        "unknown_bed_count": [_row(o) for o in institutions if o.bed_count is None],
+        "not_collected": [_row(o) for o in institutions if o.id not in covered],
+        "definition": SMALL_DEFINITION,
     }

@@ -1,0 +1,59 @@
+"""An event whose device time runs backwards from its batch's previous event by more than the
+clock skew is recorded, and flagged to the manager as a scan anomaly."""
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tests.custody.helpers import post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.alerts.models import Alert
+
+
+def ago(hours: float) -> str:
+    return (datetime.now(UTC) - timedelta(hours=hours)).isoformat()
+
+
+async def test_a_backwards_clock_is_flagged_not_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier, device_time=ago(5))
+    collected = event("collected", bag["code"], device_time=ago(1))
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    behind = event(
+        "in_transit",
+        bag["code"],
+        device_time=ago(3),
+        destination_organization_id=world.orgs["facility"].id,
+    )
+    recorded = await post_event(client, world, "carrier", behind)
+    assert recorded.status_code == 201, recorded.text
+    again = await post_event(client, world, "carrier", behind)  # the phone resends it
+    assert again.status_code in (200, 201)
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    (anomaly,) = [a for a in listed if a["kind"] == "scan_anomaly"]
+    assert anomaly["details"]["code"] == bag["code"]
+    assert anomaly["details"]["flags"] == ["device_clock_behind"]
+    assert anomaly["details"]["seq"] == 3
+    assert 7100 < anomaly["details"]["behind_seconds"] < 7300
+    assert anomaly["organization_id"] == carrier
+
+
+async def test_a_clock_behind_within_the_skew_is_not_flagged(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = await tag_bag(
+        client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=ago(2)
+    )
+    collected = event("collected", bag["code"], device_time=ago(1))
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    slightly = event(
+        "in_transit",
+        bag["code"],
+        device_time=ago(1 + 5 / 60),
+        destination_organization_id=world.orgs["facility"].id,
+    )
+    assert (await post_event(client, world, "carrier", slightly)).status_code == 201
+    assert await Alert.filter(kind="scan_anomaly").count() == 0

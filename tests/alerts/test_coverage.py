@@ -1,0 +1,137 @@
+"""Small medical institutions' coverage (metrics.md §6): every medical kind with a known bed
+count ≤ 19; unknown counts apart; covered = a medical batch collected by or handed over to a
+carrier on a city day of the period."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+
+from tests.custody.helpers import post_event, tag_bag
+from tests.factories import World, event, make_user
+from wastetrack.auth.models import Role
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import Organization, OrganizationKind
+
+URL = "/m/v1/metrics/medical-coverage"
+
+
+async def coverage(client: httpx.AsyncClient, world: World, **params: str) -> dict:
+    response = await client.get(URL, params=params, headers=world.headers("manager"))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_township_hospital_of_15_beds_is_a_small_institution(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    hospital = await registry.create_organization(
+        name="人和镇卫生院",
+        kind=OrganizationKind.township_hospital,
+        region_id=world.regions["town"].id,
+        bed_count=15,
+    )
+    await make_user(world, "township", Role.generator, hospital)
+    bag = await tag_bag(client, world, "township", carrier_organization_id=world.orgs["carrier"].id)
+    assert (
+        await post_event(client, world, "carrier", event("collected", bag["code"], minutes=5))
+    ).status_code == 201
+    found = await coverage(client, world)
+    small = found["small_institutions"]
+    assert (small["numerator"], small["denominator"]) == ("1", "3")
+    assert found["definition"]["source"].startswith("荣成市")
+    assert "≤ 19" in small["definition"]["formula"]
+    assert "人和镇卫生院" not in [m["name"] for m in found["not_collected"]]
+
+
+async def test_a_clinic_without_a_bed_count_is_listed_apart_never_guessed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    # Registered before bed counts were required: the count is unknown.
+    await Organization.create(
+        name="某村卫生室",
+        kind=OrganizationKind.village_clinic,
+        region_id=world.regions["village"].id,
+        bed_count=None,
+    )
+    found = await coverage(client, world)
+    assert [u["name"] for u in found["unknown_bed_count"]] == ["某村卫生室"]
+    assert found["small_institutions"]["denominator"] == "2"
+    assert found["all_institutions"]["denominator"] == "3"
+
+
+async def test_registering_a_medical_institution_requires_its_bed_count(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    village = world.regions["village"].id
+    body = {"name": "新村卫生室", "kind": "village_clinic", "region_id": village}
+    url = "/admin/v1/organizations"
+    refused = await client.post(url, json=body, headers=world.headers("admin"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "bed_count")
+    made = await client.post(
+        "/admin/v1/organizations", json={**body, "bed_count": 0}, headers=world.headers("admin")
+    )
+    assert made.status_code == 201, made.text
+    beds_on_a_carrier = await client.post(
+        "/admin/v1/organizations",
+        json={**body, "kind": "carrier", "bed_count": 3},
+        headers=world.headers("admin"),
+    )
+    assert (beds_on_a_carrier.status_code, beds_on_a_carrier.json()["field"]) == (
+        422,
+        "bed_count",
+    )
+
+
+async def test_only_medical_batches_reaching_a_carrier_count(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    # A hazardous batch of the clinic collected by the carrier: not medical, not coverage.
+    drum = await tag_bag(
+        client,
+        world,
+        stream="hazardous",
+        category="hw.08",
+        waste_code="900-249-08",
+        hazard=["T", "I"],
+        carrier_organization_id=world.orgs["carrier"].id,
+    )
+    await post_event(client, world, "carrier", event("collected", drum["code"], minutes=5))
+    assert (await coverage(client, world))["small_institutions"]["numerator"] == "0"
+    # A medical bag handed over by the clinic to the carrier: coverage.
+    bag = await tag_bag(client, world)
+    handed = await post_event(
+        client,
+        world,
+        "clinic",
+        event("handed_over", bag["code"], minutes=5, to_organization_id=world.orgs["carrier"].id),
+    )
+    assert handed.status_code == 201, handed.text
+    assert (await coverage(client, world))["small_institutions"]["numerator"] == "1"
+
+
+async def test_the_period_is_in_city_days(client: httpx.AsyncClient, world: World) -> None:
+    # Collected at 16:30 UTC: the next day in the city.
+    evening = (datetime.now(UTC) - timedelta(days=3)).replace(
+        hour=16, minute=30, second=0, microsecond=0
+    )
+    city_day = (evening + timedelta(hours=8)).date()
+    bag = await tag_bag(
+        client,
+        world,
+        carrier_organization_id=world.orgs["carrier"].id,
+        device_time=(evening - timedelta(hours=1)).isoformat(),
+    )
+    collected = event("collected", bag["code"], device_time=evening.isoformat())
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    day_before = str(city_day - timedelta(days=1))
+    before = await coverage(client, world, date_from=day_before, date_to=day_before)
+    assert before["small_institutions"]["numerator"] == "0"
+    on_the_day = await coverage(client, world, date_from=str(city_day), date_to=str(city_day))
+    assert on_the_day["small_institutions"]["numerator"] == "1"
+    assert (on_the_day["date_from"], on_the_day["days"]) == (str(city_day), 1)
+    backwards = await client.get(
+        URL,
+        params={"date_from": str(city_day), "date_to": str(date(2020, 1, 1))},
+        headers=world.headers("manager"),
+    )
+    assert (backwards.status_code, backwards.json()["field"]) == (422, "date_to")

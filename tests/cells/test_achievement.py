@@ -1,0 +1,118 @@
+"""Zero-waste cell achievement as of a day (metrics.md §6): the latest assessment governs,
+achieved strictly before the same calendar date three years on, 29 February → 28 February."""
+
+from datetime import date
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from tests.factories import World
+from wastetrack.cells import service as cells
+from wastetrack.cells.models import Cell, CellAssessment
+
+
+async def make_cell(world: World, name: str = "北山社区") -> Cell:
+    village = world.regions["village"]
+    return await Cell.create(
+        cell_type="community", name=name, region_id=village.id, region_path=village.path
+    )
+
+
+async def record(world: World, cell: Cell, level: str, on: date, tier: str) -> CellAssessment:
+    """An assessment as the service stores it (scores are beside the point here)."""
+    return await CellAssessment.create(
+        cell=cell,
+        level=level,
+        assessed_on=on,
+        expires_on=cells.expiry(on),
+        scores={},
+        total=Decimal(90 if tier != "not_achieved" else 50),
+        tier=tier,
+        assessor_id=world.users["manager"].id,
+    )
+
+
+async def achieved_on(world: World, day: date) -> tuple[str, str]:
+    share = (await cells.achievement(principal=world.principals["manager"], today=day))["share"]
+    return str(share["numerator"]), str(share["denominator"])
+
+
+@pytest.mark.parametrize(
+    ("assessed_on", "expires_on"),
+    [
+        (date(2024, 2, 29), date(2027, 2, 28)),
+        (date(2023, 5, 10), date(2026, 5, 10)),
+        (date(2025, 12, 31), date(2028, 12, 31)),
+    ],
+)
+def test_an_assessment_lapses_on_the_same_calendar_date_three_years_on(
+    assessed_on: date, expires_on: date
+) -> None:
+    assert cells.expiry(assessed_on) == expires_on
+
+
+async def test_achieved_then_failed_reassessment_is_not_achieved(world: World) -> None:
+    cell = await make_cell(world)
+    await make_cell(world, "南山社区")  # registered, never assessed: in the denominator
+    await record(world, cell, "county", date(2025, 1, 10), "achieved")
+    assert await achieved_on(world, date(2025, 5, 31)) == ("1", "2")
+    await record(world, cell, "county", date(2025, 6, 1), "not_achieved")
+    assert await achieved_on(world, date(2025, 7, 1)) == ("0", "2")
+    # As of a day before the failed re-assessment, the earlier one still governs.
+    assert await achieved_on(world, date(2025, 5, 31)) == ("1", "2")
+
+
+async def test_on_the_same_date_the_higher_level_governs_then_the_later_record(
+    world: World,
+) -> None:
+    day = date(2025, 3, 1)
+    passed_city = await make_cell(world, "甲")
+    await record(world, passed_city, "city", day, "excellent")
+    await record(world, passed_city, "county", day, "not_achieved")
+    failed_province = await make_cell(world, "乙")
+    await record(world, failed_province, "county", day, "achieved")
+    await record(world, failed_province, "province", day, "not_achieved")
+    re_entered = await make_cell(world, "丙")
+    await record(world, re_entered, "county", day, "not_achieved")
+    await record(world, re_entered, "county", day, "achieved")
+    result = await cells.achievement(principal=world.principals["manager"], today=day)
+    assert (result["share"]["numerator"], result["share"]["denominator"]) == (2, 3)
+    assert result["definition"]["formula"].startswith("registered cells whose latest")
+    assert result["target_share"] == Decimal("0.70")
+
+
+async def test_achievement_ends_on_the_exact_expiry_day(world: World) -> None:
+    cell = await make_cell(world)
+    await record(world, cell, "county", date(2023, 5, 10), "achieved")
+    assert await achieved_on(world, date(2026, 5, 9)) == ("1", "1")
+    assert await achieved_on(world, date(2026, 5, 10)) == ("0", "1")
+
+
+async def test_an_assessment_of_29_february_lapses_on_28_february(world: World) -> None:
+    cell = await make_cell(world)
+    await record(world, cell, "county", date(2024, 2, 29), "achieved")
+    assert await achieved_on(world, date(2027, 2, 27)) == ("1", "1")
+    assert await achieved_on(world, date(2027, 2, 28)) == ("0", "1")
+
+
+async def test_an_assessment_dated_29_february_is_recorded(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    made = await client.post(
+        "/m/v1/cells",
+        headers=world.headers("manager"),
+        json={"cell_type": "factory", "name": "某厂", "region_id": world.regions["village"].id},
+    )
+    evidence = {"value": "95", "evidence": "检查记录"}
+    assessed = await client.post(
+        f"/m/v1/cells/{made.json()['id']}/assessments",
+        headers=world.headers("manager"),
+        json={
+            "level": "county",
+            "assessed_on": "2024-02-29",
+            "entered": {"solid_waste_utilization": evidence, "hazardous_compliance": evidence},
+        },
+    )
+    assert assessed.status_code == 201, assessed.text
+    assert assessed.json()["expires_on"] == "2027-02-28"

@@ -1,0 +1,146 @@
+"""Working days from the official calendar table (pinned chinesecalendar edition), in the city's
+time zone; Monday–Friday only for years without data, and said so."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import httpx
+import pytest
+from tortoise import connections
+
+from tests.factories import World
+from wastetrack.calendar import service as calendar
+from wastetrack.calendar.models import CalendarDay
+from wastetrack.core.data import read_data_file
+from wastetrack.core.errors import ValidationFailed
+
+SHANGHAI = "Asia/Shanghai"
+NO_DATA_YEAR = 2031
+
+
+@pytest.fixture
+async def restore_calendar(orm: list[str]) -> AsyncIterator[None]:
+    """The calendar is reference data kept across tests: put back what a test changed."""
+    yield
+    await CalendarDay.filter(day__gte=date(NO_DATA_YEAR - 4, 1, 1)).delete()
+    await calendar.load_pinned(connections.get("default"))
+
+
+@pytest.mark.parametrize(
+    ("start", "n", "due"),
+    [
+        # Spring Festival 2026: 15–23 February off, Saturday 14 and Saturday 28 worked (调休).
+        (date(2026, 2, 13), 1, date(2026, 2, 14)),
+        (date(2026, 2, 12), 5, date(2026, 2, 26)),
+        (date(2026, 2, 27), 1, date(2026, 2, 28)),
+        # National Day 2026: 1–7 October off, Sunday 20 September and Saturday 10 October worked.
+        (date(2026, 9, 19), 1, date(2026, 9, 20)),
+        (date(2026, 9, 30), 5, date(2026, 10, 13)),
+        (date(2026, 10, 9), 1, date(2026, 10, 10)),
+        # An ordinary week: the start day itself is not counted.
+        (date(2026, 3, 2), 5, date(2026, 3, 9)),
+        (date(2026, 3, 2), 0, date(2026, 3, 2)),
+    ],
+)
+async def test_working_days_follow_holidays_and_make_up_days(
+    orm: list[str], start: date, n: int, due: date
+) -> None:
+    counted = await calendar.add_working_days(start=start, n=n)
+    assert (counted.day, counted.assumed_years) == (due, ())
+
+
+async def test_the_pinned_edition_is_loaded_for_every_day_of_its_years(orm: list[str]) -> None:
+    assert (
+        await CalendarDay.filter(day__gte=date(2026, 1, 1), day__lt=date(2027, 1, 1)).count() == 365
+    )
+    spring = await calendar.get_day(day=date(2026, 2, 17))
+    assert (spring.is_working_day, spring.name) == (False, "Spring Festival")
+    assert spring.source == "chinesecalendar 1.11.0 (pinned)"
+    make_up = await calendar.get_day(day=date(2026, 10, 10))
+    assert (make_up.is_working_day, make_up.name) == (True, "National Day")
+
+
+async def test_a_year_without_data_falls_back_to_weekdays_and_says_so(orm: list[str]) -> None:
+    # Friday 31 January 2031 + 1 working day = Monday 3 February, assumed.
+    counted = await calendar.add_working_days(start=date(2031, 1, 31), n=1)
+    assert (counted.day, counted.assumed_years) == (date(2031, 2, 3), (NO_DATA_YEAR,))
+    assert (await calendar.get_day(day=date(2031, 2, 1))).source == calendar.WEEKDAY_RULE
+    crossing = await calendar.add_working_days(start=date(2026, 12, 30), n=5)
+    assert crossing.assumed_years == (2027,)
+
+
+async def test_an_admin_declares_a_new_years_holiday(
+    client: httpx.AsyncClient, world: World, restore_calendar: None
+) -> None:
+    url = f"/admin/v1/calendar/{NO_DATA_YEAR}-02-03"
+    body = {"is_working_day": False, "name": "春节"}
+    refused = await client.put(url, json=body, headers=world.headers("manager"))
+    assert refused.status_code == 403
+    made = await client.put(url, json=body, headers=world.headers("admin"))
+    assert made.status_code == 200, made.text
+    assert made.json() == {
+        "day": f"{NO_DATA_YEAR}-02-03",
+        "is_working_day": False,
+        "name": "春节",
+        "source": "admin admin",
+    }
+    counted = await calendar.add_working_days(start=date(2031, 1, 31), n=1)
+    assert counted.day == date(2031, 2, 4)
+    read = await client.get(url, headers=world.headers("manager"))
+    assert read.json()["name"] == "春节"
+    listed = await client.get(
+        "/admin/v1/calendar",
+        params={"date_from": "2026-09-30", "date_to": "2026-10-10"},
+        headers=world.headers("manager"),
+    )
+    days = {d["day"]: d["is_working_day"] for d in listed.json()}
+    assert (days["2026-10-01"], days["2026-10-10"], len(days)) == (False, True, 11)
+
+
+async def test_load_from_the_library_and_refuse_years_it_does_not_know(
+    orm: list[str], restore_calendar: None
+) -> None:
+    await calendar.set_day(
+        day=date(2026, 2, 17), is_working_day=True, name=None, source="a mistake"
+    )
+    loaded = await calendar.load_from_library(year=2026)
+    assert (loaded["years"], loaded["days"]) == ([2026], 365)
+    assert (await calendar.get_day(day=date(2026, 2, 17))).is_working_day is False
+    with pytest.raises(ValidationFailed) as refused:
+        await calendar.load_from_library(year=NO_DATA_YEAR)
+    assert refused.value.field == "year"
+
+
+@pytest.mark.parametrize(
+    ("instant", "day"),
+    [
+        (datetime(2026, 3, 2, 16, 30, tzinfo=UTC), date(2026, 3, 3)),
+        (datetime(2026, 3, 2, 15, 59, tzinfo=UTC), date(2026, 3, 2)),
+        (datetime(2026, 3, 3, 0, 30, tzinfo=timezone(timedelta(hours=8))), date(2026, 3, 3)),
+        (datetime(2026, 3, 2, 11, 30, tzinfo=timezone(timedelta(hours=-5))), date(2026, 3, 3)),
+    ],
+)
+def test_a_day_is_the_citys_day_whatever_offset_was_sent(instant: datetime, day: date) -> None:
+    assert calendar.local_date(instant, timezone=SHANGHAI) == day
+
+
+def test_a_day_starts_at_midnight_in_the_city() -> None:
+    assert calendar.day_start(date(2026, 3, 11), timezone=SHANGHAI) == datetime(
+        2026, 3, 10, 16, 0, tzinfo=UTC
+    )
+
+
+def test_the_pinned_edition_agrees_with_the_installed_library() -> None:
+    """A newer chinesecalendar that changes a pinned year needs a new data migration."""
+    from chinese_calendar import constants
+
+    pinned = read_data_file("wastetrack.calendar", calendar.PINNED_FILE)
+    years = set(pinned["years"])
+    library = {
+        day.isoformat(): (working, str(getattr(name, "value", name)))
+        for days, working in ((constants.holidays, False), (constants.workdays, True))
+        for day, name in days.items()
+        if day.year in years
+    }
+    assert {i["day"]: (i["working"], i["name"]) for i in pinned["items"]} == library
+    assert pinned["licence"].startswith("MIT")

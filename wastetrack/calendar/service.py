@@ -1,0 +1,192 @@
+"""Working days from the official calendar table, in the city's time zone.
+
+The table holds every day of each year it knows (weekends, public holidays, make-up working days
+调休). A day the table does not hold falls back to Monday–Friday, and the answer says so."""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from wastetrack.calendar.models import CalendarDay
+from wastetrack.core.data import read_data_file
+from wastetrack.core.errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+PINNED_FILE = "working_calendar_cn_1.11.0.json"
+WEEKDAY_RULE = "weekday rule (no calendar data for this year)"
+# How many calendar days one query reads ahead per working day wanted (Spring Festival and
+# National Day close up to 9 days in a row).
+_WINDOW_PER_DAY = 2
+_WINDOW_SLACK = 20
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingDayCount:
+    """The day reached, and the years whose days were assumed Monday–Friday for want of data."""
+
+    day: date
+    assumed_years: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DayInfo:
+    day: date
+    is_working_day: bool
+    name: str | None
+    source: str
+
+
+def local_date(instant: datetime, *, timezone: str) -> date:
+    """The calendar day an instant falls on in the city, whatever offset the client sent."""
+    if instant.tzinfo is None:
+        raise ValueError("a naive datetime has no day in the city")
+    return instant.astimezone(ZoneInfo(timezone)).date()
+
+
+def day_start(day: date, *, timezone: str) -> datetime:
+    """The instant (UTC) the city's day begins."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def _weekday_rule(day: date) -> bool:
+    return day.weekday() < 5
+
+
+async def add_working_days(*, start: date, n: int) -> WorkingDayCount:
+    """The n-th working day after `start` (start itself not counted), from the calendar table;
+    days the table lacks count Monday–Friday and their years are reported."""
+    if n < 0:
+        raise ValueError("n must not be negative")
+    current = start
+    remaining = n
+    assumed: set[int] = set()
+    while remaining > 0:
+        window_end = current + timedelta(days=remaining * _WINDOW_PER_DAY + _WINDOW_SLACK)
+        rows = dict(
+            await CalendarDay.filter(day__gt=current, day__lte=window_end).values_list(
+                "day", "is_working_day"
+            )
+        )
+        while remaining > 0 and current < window_end:
+            current += timedelta(days=1)
+            working = rows.get(current)
+            if working is None:
+                assumed.add(current.year)
+                working = _weekday_rule(current)
+            if working:
+                remaining -= 1
+    if assumed:
+        log.warning(
+            "no official calendar for %s: counted Monday to Friday",
+            ", ".join(map(str, sorted(assumed))),
+        )
+    return WorkingDayCount(day=current, assumed_years=tuple(sorted(assumed)))
+
+
+async def get_day(*, day: date) -> DayInfo:
+    """One day as the calendar has it, or as the weekday rule assumes it."""
+    row = await CalendarDay.get_or_none(day=day)
+    if row is None:
+        return DayInfo(day, _weekday_rule(day), None, WEEKDAY_RULE)
+    return DayInfo(row.day, row.is_working_day, row.name, row.source)
+
+
+async def set_day(*, day: date, is_working_day: bool, name: str | None, source: str) -> DayInfo:
+    """An administrator declares one day a working day or a holiday (e.g. a year the library
+    does not know yet, or a local change)."""
+    if name is not None and len(name) > 64:
+        raise ValidationFailed("name is at most 64 characters", field="name")
+    await CalendarDay.update_or_create(
+        day=day, defaults={"is_working_day": is_working_day, "name": name, "source": source[:128]}
+    )
+    return await get_day(day=day)
+
+
+async def list_days(*, date_from: date, date_to: date) -> list[DayInfo]:
+    """Every day of a period (at most a year), as the calendar has it."""
+    if date_to < date_from or (date_to - date_from).days > 366:
+        raise ValidationFailed("give a period of at most 366 days", field="date_to")
+    rows = {r.day: r for r in await CalendarDay.filter(day__gte=date_from, day__lte=date_to)}
+    out = []
+    day = date_from
+    while day <= date_to:
+        row = rows.get(day)
+        out.append(
+            DayInfo(day, _weekday_rule(day), None, WEEKDAY_RULE)
+            if row is None
+            else DayInfo(row.day, row.is_working_day, row.name, row.source)
+        )
+        day += timedelta(days=1)
+    return out
+
+
+def _year_rows(year: int, exceptions: dict[date, tuple[bool, str]], source: str) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    day = date(year, 1, 1)
+    while day.year == year:
+        working, name = exceptions.get(day, (_weekday_rule(day), None))
+        rows.append([day, working, name, source])
+        day += timedelta(days=1)
+    return rows
+
+
+_UPSERT = (
+    "INSERT INTO working_calendar (day, is_working_day, name, source) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (day) DO UPDATE SET is_working_day = EXCLUDED.is_working_day,"
+    " name = EXCLUDED.name, source = EXCLUDED.source"
+)
+
+
+def library_years() -> list[int]:
+    """The years the installed chinesecalendar knows."""
+    from chinese_calendar import constants
+
+    return sorted({d.year for d in constants.holidays} | {d.year for d in constants.workdays})
+
+
+def _library_exceptions(year: int) -> dict[date, tuple[bool, str]]:
+    from chinese_calendar import constants
+
+    found: dict[date, tuple[bool, str]] = {}
+    for days, working in ((constants.holidays, False), (constants.workdays, True)):
+        for day, name in days.items():
+            if day.year == year:
+                found[day] = (working, str(getattr(name, "value", name)))
+    return found
+
+
+async def load_from_library(*, year: int | None) -> dict[str, Any]:
+    """Load one year (or every year) the installed chinesecalendar knows into the table,
+    replacing those days."""
+    import chinese_calendar
+
+    known = library_years()
+    years = known if year is None else [year]
+    if year is not None and year not in known:
+        raise ValidationFailed(
+            f"chinesecalendar {chinese_calendar.__version__} does not know {year}"
+            f" (it covers {known[0]}–{known[-1]}); set its days by hand",
+            field="year",
+        )
+    source = f"chinesecalendar {chinese_calendar.__version__}"
+    rows = [r for y in years for r in _year_rows(y, _library_exceptions(y), source)]
+    await connections.get("default").execute_many(_UPSERT, rows)
+    return {"years": years, "days": len(rows), "source": source}
+
+
+async def load_pinned(client: BaseDBAsyncClient, name: str = PINNED_FILE) -> None:
+    """Load a pinned edition of the calendar (a data migration's reference data)."""
+    doc = read_data_file("wastetrack.calendar", name)
+    exceptions = {
+        date.fromisoformat(item["day"]): (bool(item["working"]), str(item["name"]))
+        for item in doc["items"]
+    }
+    source = f"{doc['edition']} (pinned)"
+    rows = [r for y in doc["years"] for r in _year_rows(int(y), exceptions, source)]
+    await client.execute_many(_UPSERT, rows)
