@@ -16,7 +16,7 @@ PERIOD = {"date_from": DAY, "date_to": DAY}
 VIEWS = [
     ("/m/v1/metrics/utilization", PERIOD, "utilization_rate.numerator"),
     ("/m/v1/metrics/sorting", PERIOD, "coverage.denominator"),
-    ("/m/v1/metrics/mass-balance", PERIOD, "received_over_declared.rate"),
+    ("/m/v1/metrics/mass-balance", PERIOD, "weighed_over_declared.rate"),
     ("/m/v1/metrics/ports", PERIOD, "collection_treatment_rate.rate"),
     ("/m/v1/metrics/sea-areas", PERIOD, "share.numerator"),
     ("/m/v1/metrics/pesticide", PERIOD, None),
@@ -34,6 +34,7 @@ async def test_table_views_download_as_csv_and_xlsx(
     await tag_bag(client, world, device_time="2020-01-01T08:00:00+08:00")  # overdue: an alert
     await advance(client, world, bag["code"], until="treated")
     await tag_bag(client, world, "other_clinic")  # a clinic never collected
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
     for path, params, column in VIEWS:
         got = await client.get(
             path, params={**params, "format": "csv"}, headers=world.headers("manager")

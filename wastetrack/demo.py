@@ -121,6 +121,7 @@ async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dic
         count += await _household_and_medical(orgs, principals, secret)
         count += await _pesticide(orgs, principals, secret)
         count += await _manifests(orgs, principals, secret)
+        count += await _messy_histories(orgs, principals, secret)
         await _cells(orgs, principals)
         echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
     return {
@@ -224,7 +225,8 @@ async def _registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
         ("incinerator", "hh.residual", ["R1", "D10"]),
         ("incinerator", "marine.marpol", ["R1", "D10"]),
         ("recycler", "hh.recyclable", ["R3", "R4", "R5", "R13"]),
-        ("recycler", "hh.food", ["R3"]),
+        ("incinerator", "hh.recyclable", ["R1"]),
+        ("recycler", "hh.food", ["R3", "R13"]),
         ("recycler", "agri.plastic_bottle", ["R3", "R5"]),
         ("recycler", "pfw", ["R3", "R4", "R5", "D10"]),
         ("hw_plant", "hw.08", ["R9", "D10"]),
@@ -317,7 +319,9 @@ async def _chains(
         code = tagged.result.batch_code
         assert code is not None and tagged.error is None, tagged.error
         count += 1
-        base = quantity if unit == "kg" else Decimal(rng.randint(5, 80))
+        # What the plant's weighbridge reads: near the declared kg, or near the estimate from
+        # the catalog's unit mass (bottles, 0.05 kg) or density (MARPOL A plastics, 50 kg/m³).
+        base = {"kg": quantity, "count": quantity * Decimal("0.05"), "m3": quantity * 50}[unit]
         weight = (base * Decimal(str(round(rng.uniform(0.92, 1.02), 3)))).quantize(Decimal("0.001"))
         steps = [
             (mover, _event("collected", code, start + timedelta(hours=2))),
@@ -453,6 +457,10 @@ async def _ports(
                     arrived + timedelta(hours=4),
                     method,
                     secret,
+                    # Weighed at the plant: a little less than the mass derived or declared.
+                    weight=(Decimal(line.mass_kg or 1) * Decimal("0.96")).quantize(
+                        Decimal("0.001")
+                    ),
                 )
     cleanup = await ports.record_cleanup(
         principal=operator,
@@ -664,7 +672,10 @@ async def _manifests(
             ),
         )
         await manifests.sign_producer(
-            principal=principals["enterprise"], manifest_id=manifest.id, secret=secret
+            principal=principals["enterprise"],
+            manifest_id=manifest.id,
+            secret=secret,
+            handed_over_at=start + timedelta(hours=1),
         )
         await manifests.sign_leg(
             principal=principals["carrier"],
@@ -743,6 +754,174 @@ async def _cells(orgs: dict[str, Organization], principals: dict[str, Principal]
             )
 
 
+async def _messy_histories(
+    orgs: dict[str, Organization], principals: dict[str, Principal], secret: str
+) -> int:
+    """What a real month also holds, so the dashboard shows how the definitions treat it: a
+    cancelled bag, a rejected load delivered elsewhere, a partial acceptance, and corrections
+    of a tagging, a weighing and a treatment (docs/metrics.md)."""
+    now = datetime.now(UTC)
+    start = now - timedelta(days=12)
+
+    async def record(who: str, *submissions: EventCreate) -> list[Any]:
+        outcomes = await custody.record_events(
+            principal=principals[who], secret=secret, submissions=list(submissions)
+        )
+        for outcome in outcomes:
+            assert outcome.error is None, (who, outcome.error)
+        return outcomes
+
+    async def tag(who: str, when: datetime, **fields: Any) -> str:
+        (outcome,) = await record(who, _event("tagged", None, when, **fields))
+        code: str = outcome.result.batch_code
+        return code
+
+    point = {"producer_organization_id": orgs["point"].id}
+    # Tagged twice by mistake: the second label is cancelled.
+    twice = await tag(
+        "clinic",
+        start,
+        stream="medical",
+        category="med.infectious",
+        quantity=Decimal("2.4"),
+        unit="kg",
+        carrier_organization_id=orgs["carrier"].id,
+    )
+    await record(
+        "clinic", _event("cancelled", twice, start + timedelta(minutes=5), reason="重复贴标")
+    )
+    # Paper soaked with kitchen waste: refused by the recycler, burnt for energy instead.
+    paper = await tag(
+        "collector",
+        start,
+        stream="household",
+        category="hh.recyclable.paper",
+        quantity=Decimal("180"),
+        unit="kg",
+        **point,
+    )
+    await record(
+        "collector",
+        _event("collected", paper, start + timedelta(hours=1)),
+        _event(
+            "in_transit",
+            paper,
+            start + timedelta(hours=2),
+            destination_organization_id=orgs["recycler"].id,
+        ),
+    )
+    await record(
+        "recycler",
+        _event(
+            "received",
+            paper,
+            start + timedelta(hours=4),
+            outcome="rejected",
+            reason="纸类混入大量厨余，拒收",
+        ),
+    )
+    await record(
+        "collector",
+        _event(
+            "in_transit",
+            paper,
+            start + timedelta(hours=5),
+            destination_organization_id=orgs["incinerator"].id,
+        ),
+    )
+    await record(
+        "incinerator",
+        _event(
+            "received",
+            paper,
+            start + timedelta(hours=7),
+            outcome="accepted",
+            weight_kg=Decimal("176.5"),
+        ),
+        _event("treated", paper, start + timedelta(hours=20), method="R1"),
+    )
+    # Food waste partly in plastic bags: the rest is accepted and weighed.
+    food = await tag(
+        "collector",
+        start + timedelta(days=1),
+        stream="household",
+        category="hh.food.household",
+        quantity=Decimal("240"),
+        unit="kg",
+        **point,
+    )
+    await record(
+        "collector",
+        _event("collected", food, start + timedelta(days=1, hours=1)),
+        _event(
+            "in_transit",
+            food,
+            start + timedelta(days=1, hours=2),
+            destination_organization_id=orgs["recycler"].id,
+        ),
+    )
+    (received,) = await record(
+        "recycler",
+        _event(
+            "received",
+            food,
+            start + timedelta(days=1, hours=3),
+            outcome="partially_accepted",
+            weight_kg=Decimal("1650"),
+            reason="约三成为袋装混合垃圾，退回分拣",
+        ),
+    )
+    # The weighbridge reading was typed without its decimal point.
+    await record(
+        "recycler",
+        _event(
+            "corrected",
+            food,
+            start + timedelta(days=1, hours=5),
+            corrects=received.result.event_id,
+            weight_kg=Decimal("165.0"),
+            reason="地磅读数录入漏小数点",
+        ),
+    )
+    (treated,) = await record(
+        "recycler", _event("treated", food, start + timedelta(days=2), method="R13")
+    )
+    await record(
+        "recycler",
+        _event(
+            "corrected",
+            food,
+            start + timedelta(days=2, hours=1),
+            corrects=treated.result.event_id,
+            method="R3",
+            reason="已堆肥处理，误录为暂存R13",
+        ),
+    )
+    # A collector typed 35 kg for 3.5 kg of glass, and corrected it the same day.
+    glass = await tag(
+        "collector",
+        start + timedelta(days=3),
+        stream="household",
+        category="hh.recyclable.glass",
+        quantity=Decimal("35"),
+        unit="kg",
+        **point,
+    )
+    history = await custody.history(principal=principals["collector"], code=glass)
+    await record(
+        "collector",
+        _event(
+            "corrected",
+            glass,
+            start + timedelta(days=3, hours=2),
+            corrects=history[1][0].id,
+            quantity=Decimal("3.5"),
+            reason="数量录入错误",
+        ),
+    )
+    return 4
+
+
 async def _carry(
     principals: dict[str, Principal],
     operator: Principal,
@@ -752,6 +931,7 @@ async def _carry(
     when: datetime,
     method: str,
     secret: str,
+    weight: Decimal,
 ) -> None:
     """Take a batch from the port to a facility and treat it there."""
     for principal, submission in (
@@ -763,7 +943,7 @@ async def _carry(
                 code,
                 when + timedelta(hours=2),
                 outcome="accepted",
-                weight_kg=Decimal("10"),
+                weight_kg=weight,
             ),
         ),
         (principals[facility], _event("treated", code, when + timedelta(hours=20), method=method)),

@@ -143,10 +143,10 @@ async def _rollups(url: str) -> list[tuple]:
     conn = await asyncpg.connect(**db.credentials_from_url(url))
     try:
         rows = await conn.fetch(
-            "SELECT day, region_path, stream_id, category_id, measure, mode, weight_kg,"
-            " volume_m3, items, batches FROM rollup_daily"
-            " WHERE weight_kg <> 0 OR volume_m3 <> 0 OR items <> 0 OR batches <> 0"
-            " ORDER BY 1, 2, 3, 4, 5, 6"
+            "SELECT day, region_path, stream_id, category_id, fate, mode, mass_kg,"
+            " estimated_kg, balance_weighed_kg, balance_declared_kg, volume_m3, items, batches"
+            " FROM cohort_daily WHERE mass_kg <> 0 OR balance_declared_kg <> 0"
+            " OR volume_m3 <> 0 OR items <> 0 OR batches <> 0 ORDER BY 1, 2, 3, 4, 5, 6"
         )
         return [tuple(row) for row in rows]
     finally:

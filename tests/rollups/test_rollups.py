@@ -63,14 +63,17 @@ async def test_utilization_comes_with_its_counts(client: httpx.AsyncClient, worl
     ).json()
     medical = {c["category"]: c for c in answer["categories"]}
     infectious = medical["med.infectious"]
-    # 3.5 + 2 + 1.5 + 1.5 kg tagged; the container's own 3 kg is not generated twice.
-    assert infectious["generated_kg"] == "8.500"
-    assert infectious["treated_kg"] == {"disposal": "3.400", "pending": "3.400"}
-    assert infectious["harmless_treatment_rate"]["numerator"] == "3.400"
-    assert infectious["harmless_treatment_rate"]["denominator"] == "8.500"
+    # One mass per batch: the two weighed bags count 3.4 kg each (their receipt), the two bags
+    # in the load their declared 1.5 kg; the load itself is a container, counted through them.
+    assert infectious["generated_kg"] == "9.800"
+    assert infectious["batches"] == 4
+    assert infectious["treated_kg"] == {"disposal": "6.400", "pending": "3.400"}
+    assert infectious["harmless_treatment_rate"]["numerator"] == "6.400"
+    assert infectious["harmless_treatment_rate"]["denominator"] == "9.800"
+    assert infectious["harmless_treatment_rate"]["definition"]["source"]
+    assert infectious["fates"]["pending"]["numerator"] == "3.400"
     assert infectious["utilization_rate"]["rate"] == "0.0000"
-    container = medical["med.hw01"]
-    assert (container["generated_kg"], container["treated_kg"]) == ("0.000", {"disposal": "3.400"})
+    assert "med.hw01" not in medical
     paper = medical["hh.recyclable.paper"]
     assert paper["harmless_treatment_rate"]["rate"] == "0.0000"
     assert (
@@ -99,7 +102,7 @@ async def test_monthly_and_daily_layers_give_the_same_answer(
     assert monthly["categories"]
 
 
-async def test_mass_balance_compares_declared_and_received_kilograms(
+async def test_mass_balance_compares_declared_and_weighed_kilograms(
     client: httpx.AsyncClient, world: World
 ) -> None:
     carrier = world.orgs["carrier"].id
@@ -116,9 +119,9 @@ async def test_mass_balance_compares_declared_and_received_kilograms(
         )
     ).json()
     (infectious,) = answer["categories"]
-    assert (infectious["declared_kg"], infectious["received_kg"]) == ("7.000", "6.800")
+    assert (infectious["declared_kg"], infectious["weighed_kg"]) == ("7.000", "6.800")
     assert infectious["difference_kg"] == "-0.200"
-    assert infectious["received_over_declared"]["rate"] == "0.9714"
+    assert infectious["weighed_over_declared"]["rate"] == "0.9714"
     incremental = await rollups.snapshot()
     await rollups.rebuild(timezone="Asia/Shanghai")
     assert await rollups.snapshot() == incremental

@@ -34,7 +34,14 @@ class WasteCategory(Model):
     hazard: list[str] = fields.JSONField(default=list)
     storage_limit_hours = fields.IntField(null=True)
     density_kg_m3 = fields.DecimalField(max_digits=8, decimal_places=2, null=True)
+    # Mass of one item, for batches counted in units; with density, the estimated-mass basis.
+    unit_mass_kg = fields.DecimalField(max_digits=10, decimal_places=4, null=True)
+    mass_basis_source = fields.CharField(max_length=255, null=True)
     level = fields.IntField(null=True)
+    # The 名录 code a category fixes (841-002-01 for sharps), or the pattern its codes follow
+    # (`[0-9]{3}-[0-9]{3}-08` for HW08); inherited by sub-categories that set neither.
+    waste_code = fields.CharField(max_length=16, null=True)
+    waste_code_pattern = fields.CharField(max_length=64, null=True)
     scheme = fields.CharField(max_length=64)
     scheme_version = fields.CharField(max_length=16)
     source = fields.CharField(max_length=255)
@@ -49,6 +56,9 @@ class TreatmentMethod(Model):
     name_zh = fields.CharField(max_length=64)
     name_en = fields.CharField(max_length=128)
     mode = fields.CharField(max_length=16)
+    # Whether a batch treated this way counts as harmlessly treated (无害化); with its source.
+    harmless = fields.BooleanField(default=False, db_default=False)
+    harmless_source = fields.CharField(max_length=255, null=True)
     source = fields.CharField(max_length=255)
     edition = fields.CharField(max_length=64)
 

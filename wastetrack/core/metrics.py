@@ -9,13 +9,28 @@ from zoneinfo import ZoneInfo
 from wastetrack.core.errors import ValidationFailed
 
 
-def ratio(numerator: Decimal | int, denominator: Decimal | int, unit: str) -> dict[str, Any]:
+def ratio(
+    numerator: Decimal | int,
+    denominator: Decimal | int,
+    unit: str,
+    definition: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A rate with what it was computed from (and, for the published figures, its
+    definition: the formula in words and its source)."""
     rate = (
         (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"))
         if denominator
         else None
     )
-    return {"numerator": numerator, "denominator": denominator, "rate": rate, "unit": unit}
+    answer: dict[str, Any] = {
+        "numerator": numerator,
+        "denominator": denominator,
+        "rate": rate,
+        "unit": unit,
+    }
+    if definition is not None:
+        answer["definition"] = definition
+    return answer
 
 
 def period_bounds(date_from: date, date_to: date, timezone: str) -> tuple[datetime, datetime]:

@@ -107,6 +107,11 @@ NEW_BATCH_COLUMNS = {
     "last_device_time": "timestamptz",
 }
 CHANGED_BATCH_COLUMNS = [
+    # A correction of the tagging event changes these four.
+    "category_id",
+    "quantity",
+    "unit",
+    "tagged_at",
     "state",
     "holder_id",
     "carrier_id",

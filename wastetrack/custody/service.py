@@ -1,6 +1,8 @@
 """Recording custody events: one path for single posts, batch creation and offline sync."""
 
+import functools
 import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -8,12 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.events import EventCreate, EventResult
+from wastetrack.alerts import service as alerts
 from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label, Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.catalog.service import FINAL_MODES, CatalogSnapshot
-from wastetrack.core import codes
+from wastetrack.core import codes, keys, observability
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
@@ -22,10 +25,11 @@ from wastetrack.core.errors import (
     RuleViolation,
     ValidationFailed,
 )
-from wastetrack.core.hashing import sha256_hex
+from wastetrack.core.hashing import hmac_sha256_hex, sha256_hex
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import repository
+from wastetrack.custody.checkpoints import LegacyChain
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
     FINAL_STATES,
@@ -36,13 +40,17 @@ from wastetrack.custody.rules import (
     State,
 )
 from wastetrack.evidence.models import Photo
+from wastetrack.registry import access
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind, Site
 from wastetrack.rollups import service as rollups
+from wastetrack.rollups.facts import FACT_EVENTS
 
 TAGGING_ROLES = frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator})
 MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
 CLOCK_SKEW = timedelta(minutes=10)
+# No phone records waste before this; earlier times are clocks reset to their epoch.
+DEVICE_TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -77,6 +85,7 @@ class _Work:
     new_batches: dict[int, Batch] = field(default_factory=dict)
     new_events: list[repository.NewEvent] = field(default_factory=list)
     touched: dict[int, Batch] = field(default_factory=dict)
+    clock_anomalies: list[alerts.ClockAnomaly] = field(default_factory=list)
 
 
 def payload_digest(submission: EventCreate) -> str:
@@ -85,35 +94,39 @@ def payload_digest(submission: EventCreate) -> str:
 
 
 def event_hash(
-    event: CustodyEvent | repository.NewEvent, *, batch_code: str, related_code: str | None
+    event: CustodyEvent | repository.NewEvent,
+    *,
+    batch_code: str,
+    related_code: str | None,
+    key: bytes | None,
 ) -> str:
-    """SHA-256 over the event's content and the previous event's hash."""
-    return sha256_hex(
-        {
-            "prev_hash": event.prev_hash,
-            "batch": batch_code,
-            "seq": event.seq,
-            "event_type": event.event_type,
-            "state_after": event.state_after,
-            "outcome": event.outcome,
-            "reason": event.reason,
-            "method": event.method_id,
-            "mode": event.mode,
-            "to_organization": event.to_organization_id,
-            "related_batch": related_code,
-            "corrects": event.corrects_id,
-            "details": event.details,
-            "device_time": event.device_time.astimezone(UTC),
-            "server_time": event.server_time.astimezone(UTC),
-            "actor": event.actor_id,
-            "organization": event.organization_id,
-            "latitude": event.latitude,
-            "longitude": event.longitude,
-            "weight_kg": Decimal(event.weight_kg) if event.weight_kg is not None else None,
-            "photo": event.photo_sha256,
-            "client_event_id": event.client_event_id,
-        }
-    )
+    """HMAC-SHA256 under the chain_mac key over the event's content and the previous event's
+    hash; without a key, the plain SHA-256 of chains recorded before keys (see LegacyChain)."""
+    content = {
+        "prev_hash": event.prev_hash,
+        "batch": batch_code,
+        "seq": event.seq,
+        "event_type": event.event_type,
+        "state_after": event.state_after,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "method": event.method_id,
+        "mode": event.mode,
+        "to_organization": event.to_organization_id,
+        "related_batch": related_code,
+        "corrects": event.corrects_id,
+        "details": event.details,
+        "device_time": event.device_time.astimezone(UTC),
+        "server_time": event.server_time.astimezone(UTC),
+        "actor": event.actor_id,
+        "organization": event.organization_id,
+        "latitude": event.latitude,
+        "longitude": event.longitude,
+        "weight_kg": Decimal(event.weight_kg) if event.weight_kg is not None else None,
+        "photo": event.photo_sha256,
+        "client_event_id": event.client_event_id,
+    }
+    return sha256_hex(content) if key is None else hmac_sha256_hex(key, content)
 
 
 async def record_events(
@@ -176,6 +189,10 @@ async def record_events(
             batch=work.batches[known[sub.client_event_id]["batch__code"]],
         )
     await _write(work)
+    applied = {e.client_event_id for e in work.new_events}
+    await alerts.flag_clock_anomalies(
+        anomalies=[a for a in work.clock_anomalies if a.client_event_id in applied], now=work.now
+    )
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -191,7 +208,7 @@ async def _write(work: _Work) -> None:
     )
     await repository.insert_events(work.new_events)
     await rollups.apply(
-        event_ids=[e.id for e in work.new_events if rollups.contributes(e)],
+        batch_ids=[e.batch_id for e in work.new_events if e.event_type in FACT_EVENTS],
         timezone=work.timezone,
     )
 
@@ -305,13 +322,35 @@ def _organization(work: _Work, organization_id: int, field_name: str) -> Organiz
     return org
 
 
-def _check_common(work: _Work, sub: EventCreate, tagged_at: datetime | None) -> None:
+def _check_common(
+    work: _Work, sub: EventCreate, tagged_at: datetime | None, batch: Batch | None = None
+) -> None:
     if sub.device_time > work.now + CLOCK_SKEW:
         raise ValidationFailed("device_time lies in the future", field="device_time")
+    if sub.device_time < DEVICE_TIME_FLOOR:
+        raise ValidationFailed(
+            f"device_time precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}: the phone's clock is wrong",
+            field="device_time",
+        )
     if tagged_at is not None and sub.device_time < tagged_at - CLOCK_SKEW:
         raise ValidationFailed("device_time precedes the batch's tagging", field="device_time")
     if sub.photo_sha256 and sub.photo_sha256 not in work.photos:
         raise ValidationFailed("upload the photo before referring to it", field="photo_sha256")
+    previous = batch.last_device_time if batch is not None else None
+    if batch is not None and previous is not None and sub.device_time < previous - CLOCK_SKEW:
+        # Flagged, not refused: a phone with a wrong clock, or one that synced late.
+        work.clock_anomalies.append(
+            alerts.ClockAnomaly(
+                batch_id=batch.id,
+                code=batch.code,
+                seq=batch.last_seq + 1,
+                organization_id=work.principal.organization_id,
+                region_path=batch.region_path,
+                device_time=sub.device_time,
+                previous_device_time=previous,
+                client_event_id=sub.client_event_id,
+            )
+        )
 
 
 def _new_event(
@@ -353,6 +392,7 @@ def _new_event(
         event,
         batch_code=batch.code,
         related_code=_code_by_id(work, related) if related else None,
+        key=keys.ring(work.secret).key(keys.CHAIN_MAC),
     )
     batch.state = state
     batch.last_seq = event.seq
@@ -375,7 +415,7 @@ async def _apply(
     if not relation:
         raise NotFound(batches.NOT_FOUND, field="batch")
     _check_allowed(work.principal, batch, relation, sub.event_type)
-    _check_common(work, sub, batch.tagged_at)
+    _check_common(work, sub, batch.tagged_at, batch)
     handler = _HANDLERS[sub.event_type]
     return await handler(work, sub, batch, digest)
 
@@ -425,7 +465,11 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
         if code in work.batches:
             raise Conflict("this label is bound to a batch already", field="batch")
         label = work.labels.get(code)
-        if label is None or label.organization_id != principal.organization_id:
+        # A label of the user's own stock, or of stock issued to the producer it tags for.
+        if label is None or label.organization_id not in (
+            principal.organization_id,
+            sub.producer_organization_id,
+        ):
             raise NotFound(batches.NOT_FOUND, field="batch")
     stream = sub.stream or (label.stream_id if label else None)
     if stream is None:
@@ -451,10 +495,13 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
     producer = _organization(
         work, sub.producer_organization_id or principal.organization_id, "producer_organization_id"
     )
-    if producer.id != principal.organization_id and principal.role == Role.generator:
-        raise Forbidden(
-            "a generator tags only its own organization's waste", field="producer_organization_id"
-        )
+    await access.check_may_tag_for(
+        principal=principal,
+        producer_id=producer.id,
+        stream=stream,
+        label_organization_id=label.organization_id if label else None,
+        on=sub.device_time.date(),
+    )
     if sub.origin_site_id is not None and work.sites.get(sub.origin_site_id) != producer.id:
         raise ValidationFailed(
             "the origin site must belong to the producer", field="origin_site_id"
@@ -734,14 +781,51 @@ async def _aggregated(
     )
 
 
+# What a correction may change, by the type of the event it corrects (docs/metrics.md §2);
+# position, photo, reason and note may be corrected on any event.
+CORRECTABLE: dict[str, tuple[str, ...]] = {
+    EventType.tagged: ("event_time", "quantity", "unit", "category"),
+    EventType.received: ("outcome", "weight_kg"),
+    EventType.treated: ("method", "weight_kg"),
+}
+_ANY_EVENT = ("weight_kg", "latitude", "longitude", "photo_sha256", "reason")
+_CORRECTION_FIELDS = (*dict.fromkeys(f for fs in CORRECTABLE.values() for f in fs), *_ANY_EVENT)
+
+
+async def _correction_target(work: _Work, sub: EventCreate, batch: Batch) -> Any:
+    """The event a correction applies to: a correction of a correction names the same original
+    event, so per field the latest correction wins."""
+    target: CustodyEvent | repository.NewEvent | None = None
+    wanted = sub.corrects
+    while True:
+        target = next(
+            (e for e in work.new_events if e.id == wanted and e.batch_id == batch.id), None
+        ) or await CustodyEvent.get_or_none(id=wanted, batch_id=batch.id)
+        if target is None:
+            raise ValidationFailed("corrects must name an event of this batch", field="corrects")
+        if target.event_type != EventType.corrected:
+            return target
+        wanted = target.corrects_id
+
+
+async def _is_latest_step(work: _Work, batch: Batch, target: Any) -> bool:
+    """Whether no step other than corrections follows the event (its state is the batch's)."""
+    if any(
+        e.batch_id == batch.id and e.seq > target.seq and e.event_type != EventType.corrected
+        for e in work.new_events
+    ):
+        return False
+    return not await (
+        CustodyEvent.filter(batch_id=batch.id, seq__gt=target.seq)
+        .exclude(event_type=EventType.corrected)
+        .exists()
+    )
+
+
 async def _corrected(
     work: _Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    target: CustodyEvent | repository.NewEvent | None = next(
-        (e for e in work.new_events if e.id == sub.corrects and e.batch_id == batch.id), None
-    ) or await CustodyEvent.get_or_none(id=sub.corrects, batch_id=batch.id)
-    if target is None:
-        raise ValidationFailed("corrects must name an event of this batch", field="corrects")
+    target = await _correction_target(work, sub, batch)
     principal = work.principal
     if target.organization_id != principal.organization_id and principal.role not in (
         Role.manager,
@@ -750,31 +834,126 @@ async def _corrected(
         raise Forbidden(
             "only the recording organization or a manager may correct an event", field="corrects"
         )
+    allowed = CORRECTABLE.get(target.event_type, ())
     changed = {
         name: getattr(sub, name)
-        for name in ("weight_kg", "latitude", "longitude", "photo_sha256", "reason")
+        for name in _CORRECTION_FIELDS
         if getattr(sub, name) is not None
     }
+    for name in changed:
+        if name not in allowed and name not in _ANY_EVENT:
+            raise ValidationFailed(
+                f"{name} cannot be corrected on a {target.event_type} event"
+                f" (correctable there: {', '.join(allowed + _ANY_EVENT)})",
+                field=name,
+            )
     if not changed and not sub.note:
         raise ValidationFailed(
-            "a correction must change weight_kg, position, photo, reason or note", field="corrects"
+            "a correction must change a field of the event it corrects, or add a note",
+            field="corrects",
         )
+    state = batch.state
+    if target.event_type == EventType.tagged:
+        await _correct_tagging(work, batch, changed)
+    elif "outcome" in changed or "method" in changed:
+        state = await _corrected_state(work, sub, batch, target, changed)
     return _new_event(
         work,
         batch,
         sub,
         event_type=EventType.corrected,
-        state=batch.state,
+        state=state,
         digest=digest,
         corrects_id=target.id,
         reason=sub.reason,
-        details={"corrected_fields": sorted(changed)},
+        details={
+            "corrected_fields": sorted(changed),
+            "corrected": {
+                name: value.isoformat() if isinstance(value, datetime) else str(value)
+                for name, value in sorted(changed.items())
+            },
+        },
     )
+
+
+async def _correct_tagging(work: _Work, batch: Batch, changed: dict[str, Any]) -> None:
+    """The batch carries its tagging after corrections: time, quantity, unit, category."""
+    if "event_time" in changed:
+        when: datetime = changed["event_time"]
+        if when > work.now + CLOCK_SKEW:
+            raise ValidationFailed("event_time lies in the future", field="event_time")
+        batch.tagged_at = when
+    if "category" in changed:
+        category = await catalog.category_for_stream(
+            stream=batch.stream_id, category=changed["category"]
+        )
+        await catalog.validate_waste_code(category=category.key, waste_code=batch.waste_code)
+        batch.category_id = category.key
+    unit = changed.get("unit", batch.unit)
+    quantity = Decimal(changed.get("quantity", batch.quantity))
+    if quantity > MAX_QUANTITY[Unit(unit)]:
+        raise ValidationFailed(
+            f"quantity above {MAX_QUANTITY[Unit(unit)]} {unit} is implausible for one batch",
+            field="quantity",
+        )
+    batch.quantity = quantity
+    batch.unit = Unit(unit)
+
+
+async def _corrected_state(
+    work: _Work, sub: EventCreate, batch: Batch, target: Any, changed: dict[str, Any]
+) -> str:
+    """A corrected receipt outcome or treatment method; when it changes the state the event
+    set, the event must still be the batch's latest step."""
+    if target.event_type == EventType.received:
+        outcome = Outcome(changed["outcome"])
+        if outcome == Outcome.partially_accepted and not (sub.reason or target.reason):
+            raise ValidationFailed("reason is required for a partial acceptance", field="reason")
+        if outcome != Outcome.rejected and sub.weight_kg is None and target.weight_kg is None:
+            raise ValidationFailed(
+                "weight_kg is required when waste is accepted", field="weight_kg"
+            )
+        new_state = State.rejected if outcome == Outcome.rejected else State.received
+    else:
+        method = work.catalog.methods.get(changed["method"])
+        if method is None:
+            raise ValidationFailed(
+                f"unknown treatment method {changed['method']!r}", field="method"
+            )
+        stream_methods = (work.catalog.streams[batch.stream_id].rules or {}).get(
+            "treatment_methods"
+        )
+        if stream_methods is not None and method.code not in stream_methods:
+            raise RuleViolation(
+                f"{batch.stream_id} waste may only be treated by {', '.join(stream_methods)}",
+                field="method",
+            )
+        new_state = State.treated if method.mode in FINAL_MODES else State.stored
+    if new_state.value == target.state_after:
+        return batch.state
+    if not await _is_latest_step(work, batch, target):
+        raise RuleViolation(
+            f"this correction would change the batch's state from {target.state_after} to"
+            f" {new_state.value}, but later steps follow that event: correct those first",
+            field="corrects",
+        )
+    if new_state == State.rejected:
+        batch.destination_id = None
+    elif target.event_type == EventType.received:
+        batch.holder_id = target.organization_id
+        batch.destination_id = target.organization_id
+    return new_state.value
 
 
 async def _cancelled(
     work: _Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
+    if await Batch.filter(parent_id=batch.id).exists() or any(
+        b.parent_id == batch.id for b in work.touched.values()
+    ):
+        raise RuleViolation(
+            "a container that holds batches cannot be cancelled", field="event_type"
+        )
     return _new_event(
         work,
         batch,
@@ -805,43 +984,76 @@ async def history(*, principal: Principal, code: str) -> tuple[Batch, list[Custo
     return batch, await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
 
 
-async def verify_chain(*, principal: Principal, code: str) -> dict[str, Any]:
-    """Recompute every hash of a batch's chain and report the first break."""
+async def verify_chain(*, principal: Principal, code: str, secret: str) -> dict[str, Any]:
+    """Recompute every hash of a visible batch's chain, check its anchored head, and report
+    the first break."""
     batch, events = await history(principal=principal, code=code)
+    return await check_chain(batch=batch, events=events, secret=secret)
+
+
+async def check_chain(*, batch: Batch, events: list[CustodyEvent], secret: str) -> dict[str, Any]:
+    """The verdict on one chain: hashes (keyed, or plain up to the seq the chain had when keys
+    came), links, and the batch row's head, so a chain cut short is caught too."""
+    ring = keys.ring(secret)
+    legacy = await LegacyChain.get_or_none(batch_id=batch.id)
+    legacy_through = legacy.through_seq if legacy else 0
     related_ids = {e.related_batch_id for e in events if e.related_batch_id}
     related = (
         dict(await Batch.filter(id__in=related_ids).values_list("id", "code"))
         if related_ids
         else {}
     )
-    previous = "0" * 64
+
+    def broken(seq: int, detail: str) -> dict[str, Any]:
+        return {
+            "batch_code": batch.code,
+            "events": len(events),
+            "valid": False,
+            "broken_at_seq": seq,
+            "detail": detail,
+        }
+
+    previous, floor = "0" * 64, 1
     for expected_seq, event in enumerate(events, start=1):
-        problem = None
         if event.seq != expected_seq:
-            problem = f"event {expected_seq} is missing"
-        elif event.prev_hash != previous:
-            problem = "prev_hash does not match the previous event"
-        elif event.hash != event_hash(
+            return broken(expected_seq, f"event {expected_seq} is missing")
+        if event.prev_hash != previous:
+            return broken(expected_seq, "prev_hash does not match the previous event")
+        hashed = functools.partial(
+            event_hash,
             event,
             batch_code=batch.code,
             related_code=related.get(event.related_batch_id),
-        ):
-            problem = "the event's content does not match its hash"
-        if problem:
-            return {
-                "batch_code": batch.code,
-                "events": len(events),
-                "valid": False,
-                "broken_at_seq": expected_seq,
-                "detail": problem,
-            }
+        )
+        if event.seq <= legacy_through:
+            matches = hmac.compare_digest(event.hash, hashed(key=None))
+        else:
+            # Any key version may have written it, but a chain never goes back to an older one.
+            version = next(
+                (
+                    v
+                    for v in ring.versions
+                    if v >= floor
+                    and hmac.compare_digest(event.hash, hashed(key=ring.key(keys.CHAIN_MAC, v)))
+                ),
+                None,
+            )
+            matches, floor = version is not None, version or floor
+        if not matches:
+            return broken(expected_seq, "the event's content does not match its hash")
         previous = event.hash
+    if batch.last_seq != len(events) or (batch.last_hash or "0" * 64) != previous:
+        return broken(
+            len(events) + 1,
+            f"the chain ends at seq {len(events)} but the batch's head is seq {batch.last_seq}",
+        )
     return {"batch_code": batch.code, "events": len(events), "valid": True}
 
 
 async def record_one(*, principal: Principal, submission: EventCreate, secret: str) -> Recorded:
     """Apply one event; a refusal or a conflicting resend raises its error."""
     (outcome,) = await record_events(principal=principal, submissions=[submission], secret=secret)
+    observability.posted_results("event", [outcome.result])
     if outcome.error is not None:
         raise outcome.error
     return outcome

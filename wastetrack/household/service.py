@@ -19,8 +19,12 @@ from wastetrack.evidence.models import Photo
 from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Region, RegionLevel, Site
+from wastetrack.rollups.service import definition
 
 HOUSEHOLD = "household"
+
+COVERAGE = definition("sorting_coverage")
+ACCURACY = definition("sorting_accuracy")
 
 
 async def site_from_scan(scanned: str, *, secret: str, field: str = "site") -> Site:
@@ -139,11 +143,14 @@ async def sorting_metrics(
             {
                 "region_id": town.id,
                 "name": town.name,
-                "coverage": ratio(covered(in_town), len(in_town), "communities and villages"),
+                "coverage": ratio(
+                    covered(in_town), len(in_town), "communities and villages", COVERAGE
+                ),
                 "accuracy": ratio(
                     sum(bool(c["quality_passed"]) for c in town_checks),
                     len(town_checks),
                     "quality checks",
+                    ACCURACY,
                 ),
             }
         )
@@ -151,9 +158,9 @@ async def sorting_metrics(
         "date_from": date_from,
         "date_to": date_to,
         "timezone": timezone,
-        "coverage": ratio(covered(villages), len(villages), "communities and villages"),
+        "coverage": ratio(covered(villages), len(villages), "communities and villages", COVERAGE),
         "accuracy": ratio(
-            sum(bool(c["quality_passed"]) for c in checks), len(checks), "quality checks"
+            sum(bool(c["quality_passed"]) for c in checks), len(checks), "quality checks", ACCURACY
         ),
         "towns": towns,
     }

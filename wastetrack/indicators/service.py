@@ -36,25 +36,28 @@ async def _computed(
             )
         )["coverage"]
     elif code == "port_garbage_rate":
+        # 渔港污水和垃圾收集处置率: the lower of the listed ports' garbage and sewage rates.
         metrics = await ports.port_metrics(
             principal=principal, date_from=year_ago, date_to=today, timezone=timezone
         )
-        rates = [
-            g["collection_treatment_rate"]
-            for p in metrics["ports"]
-            for g in p["groups"]
-            if g["group"] == "garbage"
-        ]
-        numerator = sum((Decimal(r["numerator"]) for r in rates), Decimal(0))
-        denominator = sum((Decimal(r["denominator"]) for r in rates), Decimal(0))
-        ratio = {
-            "numerator": numerator,
-            "denominator": denominator,
-            "rate": numerator / denominator if denominator else None,
-        }
+        listed = metrics["listed_ports"]
+        weaker = next(
+            (
+                g["collection_treatment_rate"]
+                for g in listed["groups"]
+                if g["group"] == listed["headline"]["group"]
+            ),
+            None,
+        )
+        if weaker is None:
+            return None
+        ratio = weaker
     elif code == "small_clinic_coverage":
-        ratio = (await medical.collection_coverage(principal=principal, days=30))["small_clinics"]
-        year_ago = today - timedelta(days=30)
+        coverage = await medical.collection_coverage(
+            principal=principal, today=today, timezone=timezone, days=30
+        )
+        ratio = coverage["small_institutions"]
+        year_ago = coverage["date_from"]
     elif code == "cell_achievement":
         ratio = (await cells.achievement(principal=principal, today=today))["share"]
     elif code == "pesticide_recovery":

@@ -17,6 +17,7 @@ from schemas.pesticide import ConsignmentCreate, FarmerIdentity, ReturnCreate, S
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
+from wastetrack.core import keys
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import DomainError, Forbidden, NotFound
 from wastetrack.core.metrics import period_bounds, ratio
@@ -25,6 +26,7 @@ from wastetrack.custody import intake
 from wastetrack.pesticide.models import Consignment, Farmer, PackageSale, PackagingReturn
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
+from wastetrack.rollups.service import definition
 
 STREAM = "agri_packaging"
 POINT_KINDS = frozenset({OrganizationKind.agri_input_shop, OrganizationKind.recovery_point})
@@ -40,14 +42,14 @@ LEDGER_HEADERS = [
     "积分 points",
 ]
 
-
 CREDIT_RULES = read_data_file("wastetrack.pesticide", "credit_rules.json")
 
 
 def farmer_key(identity: FarmerIdentity, *, secret: str) -> tuple[str, str]:
     """A keyed hash of the phone or ID number (never stored in clear) and a masked form."""
     value = (identity.farmer_phone or identity.farmer_id_number or "").upper()
-    key = hmac.new(secret.encode(), b"farmer:" + value.encode(), hashlib.sha256).hexdigest()
+    identity_key = keys.ring(secret).farmer_identity
+    key = hmac.new(identity_key, b"farmer:" + value.encode(), hashlib.sha256).hexdigest()
     masked = (
         f"{value[:3]}****{value[-4:]}" if identity.farmer_phone else f"{value[:4]}****{value[-4:]}"
     )
@@ -309,7 +311,12 @@ async def recovery_metrics(
         "date_from": date_from,
         "date_to": date_to,
         "timezone": timezone,
-        "recovery_rate": ratio(sum(returned.values()), sum(sold.values()), "containers"),
+        "recovery_rate": ratio(
+            sum(returned.values()),
+            sum(sold.values()),
+            "containers",
+            definition("pesticide_recovery"),
+        ),
         "materials": [
             {
                 "material": m,

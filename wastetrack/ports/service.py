@@ -1,6 +1,7 @@
 """Port rules: berths, port calls, deliveries that enter the custody chain, receipts, clean-ups,
 float replacement, zero-waste sea areas and the port collection-and-treatment rate."""
 
+import asyncio
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -8,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
@@ -27,7 +29,6 @@ from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFail
 from wastetrack.core.metrics import period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
-from wastetrack.custody.rules import State
 from wastetrack.evidence.models import Photo
 from wastetrack.ports.models import (
     Berth,
@@ -42,6 +43,7 @@ from wastetrack.ports.models import (
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind, Vessel
+from wastetrack.rollups import service as rollups
 
 PORT_RULES = read_data_file("wastetrack.ports", "port_rules.json")
 LITTER_ITEMS = {
@@ -413,7 +415,7 @@ async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
     if marker not in scanned:
         raise NotFound("no receipt with this number", field="receipt")
     number, _, sig = scanned.rsplit(marker, 1)[1].partition(".")
-    if not sig or codes.signature(number, secret) != sig:
+    if not sig or not codes.verify(number, sig, secret):
         raise NotFound("no receipt with this number", field="receipt")
     delivery = await Delivery.get_or_none(receipt_number=number).prefetch_related(
         "lines", "vessel", "port", "berth"
@@ -435,7 +437,9 @@ async def receipt_pdf(
     snap = await catalog.snapshot()
     tz = ZoneInfo(timezone)
     vessel = delivery.vessel
-    return render_receipt_pdf(
+    # Laying out the PDF takes CPU: in a thread, the event loop keeps serving.
+    return await asyncio.to_thread(
+        render_receipt_pdf,
         ReceiptText(
             number=delivery.receipt_number,
             url=receipt_url(delivery.receipt_number, base_url=base_url, secret=secret),
@@ -466,7 +470,8 @@ async def receipt_pdf(
             flags=delivery.flags,
             signed_by=delivery.recorded_by.username,
             recorded_at=delivery.recorded_at.astimezone(tz),
-        )
+            timezone=timezone,
+        ),
     )
 
 
@@ -575,11 +580,31 @@ async def list_float_replacements(*, principal: Principal) -> list[FloatReplacem
 # ---- metrics ---------------------------------------------------------------------------------
 
 
+async def _line_facts(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
+    """Each delivery line whose batch was tagged in the period, with its batch's fact (fate
+    after corrections and containers, one mass): cancelled lines are left out."""
+    if not port_ids:
+        return []
+    rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
+        "SELECT d.port_id, l.category_id, l.volume_m3, f.fate, f.mass_kg"
+        " FROM delivery_line l JOIN delivery d ON d.id = l.delivery_id"
+        " JOIN batch_fact f ON f.batch_id = l.batch_id"
+        " WHERE d.port_id = ANY($1::int[]) AND f.day BETWEEN $2 AND $3 AND f.fate <> 'cancelled'",
+        [port_ids, date_from, date_to],
+    )
+    return rows
+
+
+def _group_rate(treated: Decimal, expected: Decimal, unit: str) -> dict[str, Any]:
+    return ratio(treated, expected, unit, rollups.definition("port_collection_treatment_rate"))
+
+
 async def port_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> dict[str, Any]:
-    """Per port: expected garbage and sewage (crew × days at sea × rate, sewage from vessels
-    under 400 GT only), delivered, delivered and finally treated, and their ratio."""
+    """Per port and pooled over the listed ports: expected garbage and sewage (crew × days at
+    sea × rate, sewage from vessels under 400 GT only), delivered, harmlessly treated, their
+    ratio, and the headline 污水和垃圾收集处置率 (the lower of the two)."""
     start, end = period_bounds(date_from, date_to, timezone)
     snap = await catalog.snapshot()
     ports = await Organization.filter(
@@ -594,12 +619,15 @@ async def port_metrics(
     ).prefetch_related("vessel")
     deliveries = await Delivery.filter(
         port_id__in=[p.id for p in ports], started_at__gte=start, started_at__lt=end
-    ).prefetch_related("lines__batch")
+    )
+    lines = await _line_facts([p.id for p in ports], date_from, date_to)
     small = Decimal(PORT_RULES["small_vessel_max_gt"])
+    pooled: dict[str, dict[str, Decimal]] = {}
     result = []
     for port in ports:
         port_calls = [c for c in calls if c.port_id == port.id]
         port_deliveries = [d for d in deliveries if d.port_id == port.id]
+        listed = port.id in profiles and profiles[port.id].listed
         groups = []
         for name, group in PORT_RULES["groups"].items():
             rate = Decimal(str(group["per_person_day"]))
@@ -612,15 +640,24 @@ async def port_metrics(
                 Decimal(0),
             )
             delivered = treated = Decimal(0)
-            for delivery in port_deliveries:
-                for line in delivery.lines:
-                    if not set(snap.ancestors(line.category_id)) & set(group["categories"]):
-                        continue
-                    amount = line.mass_kg if group["unit"] == "kg" else line.volume_m3
-                    amount = Decimal(amount or 0)
-                    delivered += amount
-                    if line.batch.state == State.treated:
-                        treated += amount
+            for line in lines:
+                if line["port_id"] != port.id:
+                    continue
+                if not set(snap.ancestors(line["category_id"])) & set(group["categories"]):
+                    continue
+                amount = Decimal(
+                    (line["mass_kg"] if group["unit"] == "kg" else line["volume_m3"]) or 0
+                )
+                delivered += amount
+                if line["fate"] in rollups.HARMLESS_FATES:
+                    treated += amount
+            if listed:
+                total = pooled.setdefault(
+                    name, {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
+                )
+                total["expected"] += expected
+                total["delivered"] += delivered
+                total["treated"] += treated
             groups.append(
                 {
                     "group": name,
@@ -628,27 +665,58 @@ async def port_metrics(
                     "expected": expected,
                     "delivered": delivered,
                     "treated": treated,
-                    "collection_treatment_rate": ratio(treated, expected, group["unit"]),
+                    "collection_treatment_rate": _group_rate(treated, expected, group["unit"]),
                 }
             )
         result.append(
             {
                 "port_id": port.id,
                 "port_name": port.name,
+                "listed": listed,
                 "port_calls": len(port_calls),
                 "deliveries": len(port_deliveries),
                 "flagged_deliveries": sum(bool(d.flags) for d in port_deliveries),
                 "groups": groups,
             }
         )
-    listed = [p for p in profiles.values() if p.listed]
-    equipped = sum(p.reception_facility for p in listed)
+    listed_groups = [
+        {
+            "group": name,
+            "name_zh": group["name_zh"],
+            **pooled.get(
+                name, {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
+            ),
+        }
+        for name, group in PORT_RULES["groups"].items()
+    ]
+    for g in listed_groups:
+        unit = PORT_RULES["groups"][g["group"]]["unit"]
+        g["collection_treatment_rate"] = _group_rate(g["treated"], g["expected"], unit)
+    rates = [g["collection_treatment_rate"] for g in listed_groups]
+    known = [r for r in rates if r["rate"] is not None]
+    # The headline is only as good as its weaker half; it is a figure only when both are.
+    lowest = min(known, key=lambda r: r["rate"]) if len(known) == len(rates) else None
+    listed_profiles = [p for p in profiles.values() if p.listed]
+    equipped = sum(p.reception_facility for p in listed_profiles)
     return {
         "date_from": date_from,
         "date_to": date_to,
         "timezone": timezone,
         "ports": result,
-        "reception_facility_share": ratio(Decimal(equipped), Decimal(len(listed)), "ports"),
+        "listed_ports": {
+            "groups": listed_groups,
+            "headline": {
+                "rate": lowest["rate"] if lowest else None,
+                "group": next(
+                    (g["group"] for g in listed_groups if g["collection_treatment_rate"] is lowest),
+                    None,
+                ),
+                "definition": rollups.definition("port_headline"),
+            },
+        },
+        "reception_facility_share": ratio(
+            Decimal(equipped), Decimal(len(listed_profiles)), "ports"
+        ),
     }
 
 

@@ -1,134 +1,57 @@
-"""Daily roll-ups: maintained in the transaction that records the events, rebuilt from the
-log on demand, read by the utilization metrics. One SQL definition serves both paths, so the
-incremental table and a rebuild agree exactly."""
+"""The utilization, harmless-treatment and mass-balance figures, read from the sums of batch
+facts (see `facts.py` for how they are kept). Every share is a ratio of masses over one cohort —
+the batches tagged in the period — so no numerator holds a batch its denominator lacks."""
 
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from tortoise import connections
-
-from wastetrack.catalog.service import FINAL_MODES
+from wastetrack.core.data import read_data_file
 from wastetrack.core.metrics import ratio
+from wastetrack.rollups.facts import (
+    FATES,
+    OUTSIDE_COHORT,
+    apply,
+    ensure_current,
+    rebuild,
+)
 from wastetrack.rollups.models import DailyRollup, MonthlyRollup
 
-RECOVERY_MODES = ("reuse", "recycling", "energy_recovery", "other_recovery")
-_COLUMNS = (
-    "day, region_path, stream_id, category_id, measure, mode, weight_kg, volume_m3, items, batches"
+__all__ = [
+    "apply",
+    "definition",
+    "ensure_current",
+    "mass_balance",
+    "monthly_series",
+    "rebuild",
+    "snapshot",
+    "utilization",
+]
+
+HARMLESS_FATES = ("recovered", "disposed_harmless")
+_SUMS = (
+    "mass_kg",
+    "estimated_kg",
+    "balance_weighed_kg",
+    "balance_declared_kg",
+    "volume_m3",
+    "items",
+    "batches",
 )
 
-# What each event contributes. Tagging adds the declared quantity as generated; a treatment
-# adds the batch's weight (the treatment's own, else the last weight measured on receipt, else
-# the declared kilograms) under its mode; a container's first aggregation withdraws the
-# container's own declared quantity from "generated" on its tagging day, since its contents
-# were counted when they were tagged.
-_CONTRIBUTIONS = """
-SELECT (CASE WHEN e.event_type = 'aggregated' THEN b.tagged_at ELSE e.device_time END
-        AT TIME ZONE $1)::date AS day,
-       b.region_path, b.stream_id, b.category_id,
-       CASE WHEN part.name = 'declared' THEN 'declared'
-            WHEN e.event_type IN ('treated', 'received') THEN e.event_type
-            ELSE 'tagged' END AS measure,
-       COALESCE(e.mode, '') AS mode,
-       SUM(sign * CASE WHEN part.name = 'declared'
-                            THEN CASE WHEN b.unit = 'kg' THEN b.quantity ELSE 0 END
-                       WHEN e.event_type = 'received' THEN e.weight_kg
-                       WHEN e.event_type = 'treated'
-                       THEN COALESCE(e.weight_kg, received.weight_kg,
-                                     CASE WHEN b.unit = 'kg' THEN b.quantity END, 0)
-                       WHEN b.unit = 'kg' THEN b.quantity ELSE 0 END) AS weight_kg,
-       SUM(sign * CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END) AS volume_m3,
-       SUM(sign * CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END)::bigint AS items,
-       SUM(sign)::int AS batches
-FROM custody_event e
-JOIN batch b ON b.id = e.batch_id
-CROSS JOIN LATERAL (SELECT CASE WHEN e.event_type = 'aggregated' THEN -1 ELSE 1 END AS sign) s
--- A weighed receipt counts twice: what arrived (received) and what was declared (declared),
--- for the mass balance of the chain.
-CROSS JOIN LATERAL (
-    SELECT name FROM (VALUES ('main'), ('declared')) AS parts(name)
-    WHERE name = 'main' OR e.event_type = 'received'
-) part
-LEFT JOIN LATERAL (
-    SELECT r.weight_kg FROM custody_event r
-    WHERE e.event_type = 'treated' AND r.batch_id = e.batch_id AND r.event_type = 'received'
-      AND r.weight_kg IS NOT NULL AND r.seq < e.seq
-    ORDER BY r.seq DESC LIMIT 1
-) received ON TRUE
-WHERE {where}
-  AND (e.event_type IN ('tagged', 'treated')
-       OR (e.event_type = 'received' AND e.weight_kg IS NOT NULL AND b.unit = 'kg')
-       OR (e.event_type = 'aggregated' AND e.related_batch_id IS NULL AND NOT EXISTS (
-           SELECT 1 FROM custody_event earlier
-           WHERE earlier.batch_id = e.batch_id AND earlier.event_type = 'aggregated'
-             AND earlier.related_batch_id IS NULL AND earlier.seq < e.seq)))
-GROUP BY 1, 2, 3, 4, 5, 6
-"""
-# Days add up into months, villages into their town: the monthly layer is the daily one summed.
-_TOWN = "COALESCE(substring(c.region_path from '^/[0-9]+/[0-9]+/'), c.region_path)"
-_MONTHLY = f"""
-SELECT date_trunc('month', c.day)::date, {_TOWN}, c.stream_id, c.category_id, c.measure, c.mode,
-       SUM(c.weight_kg), SUM(c.volume_m3), SUM(c.items)::bigint, SUM(c.batches)::int
-FROM ({{source}}) c GROUP BY 1, 2, 3, 4, 5, 6
-"""
-_MONTHLY_COLUMNS = (
-    "month, town_path, stream_id, category_id, measure, mode, weight_kg, volume_m3, items, batches"
-)
-_ADD = """
-    weight_kg = {table}.weight_kg + EXCLUDED.weight_kg,
-    volume_m3 = {table}.volume_m3 + EXCLUDED.volume_m3,
-    items = {table}.items + EXCLUDED.items,
-    batches = {table}.batches + EXCLUDED.batches"""
-_INCREMENT = f"""
-WITH c AS ({{contributions}}),
-daily AS (
-    INSERT INTO rollup_daily ({_COLUMNS}) SELECT * FROM c
-    ON CONFLICT (day, region_path, stream_id, category_id, measure, mode) DO UPDATE SET
-    {_ADD.format(table="rollup_daily")}
-)
-INSERT INTO rollup_monthly ({_MONTHLY_COLUMNS}) {_MONTHLY.format(source="SELECT * FROM c")}
-ON CONFLICT (month, town_path, stream_id, category_id, measure, mode) DO UPDATE SET
-{_ADD.format(table="rollup_monthly")}
-"""
+
+@cache
+def _definitions() -> dict[str, dict[str, str]]:
+    items: dict[str, dict[str, str]] = read_data_file("wastetrack.rollups", "definitions.json")[
+        "items"
+    ]
+    return items
 
 
-def contributes(event: Any) -> bool:
-    """Whether an event can change a roll-up (the rest cost nothing to record)."""
-    return event.event_type in ("tagged", "treated", "received") or (
-        event.event_type == "aggregated" and event.related_batch_id is None
-    )
-
-
-async def apply(*, event_ids: list[Any], timezone: str) -> None:
-    """Add what these just-written events contribute, to the daily and monthly roll-ups, in
-    one statement (called in the events' transaction)."""
-    if not event_ids:
-        return
-    contributions = _CONTRIBUTIONS.format(where="e.id = ANY($2::uuid[])")
-    await connections.get("default").execute_query(
-        _INCREMENT.format(contributions=contributions), [timezone, event_ids]
-    )
-
-
-async def rebuild(*, timezone: str) -> int:
-    """Recompute every roll-up from the log; returns the number of daily rows."""
-    client = connections.get("default")
-    await client.execute_script(
-        "LOCK TABLE rollup_daily, rollup_monthly IN EXCLUSIVE MODE;"
-        " DELETE FROM rollup_daily; DELETE FROM rollup_monthly;"
-    )
-    await client.execute_query(
-        f"INSERT INTO rollup_daily ({_COLUMNS}) {_CONTRIBUTIONS.format(where='TRUE')}",
-        [timezone],
-    )
-    await client.execute_query(
-        f"INSERT INTO rollup_monthly ({_MONTHLY_COLUMNS})"
-        f" {_MONTHLY.format(source='SELECT * FROM rollup_daily')}"
-    )
-    return await DailyRollup.all().count()
-
-
-_SUMS = ("measure", "mode", "weight_kg", "volume_m3", "items", "batches")
+def definition(name: str) -> dict[str, str]:
+    """The formula in words and its source, returned with every figure of that name."""
+    return dict(_definitions()[name])
 
 
 async def snapshot() -> dict[str, list[tuple[Any, ...]]]:
@@ -136,13 +59,13 @@ async def snapshot() -> dict[str, list[tuple[Any, ...]]]:
     states); rows that add up to nothing are left out."""
     daily = (
         await DailyRollup.all()
-        .order_by("day", "region_path", "stream_id", "category_id", "measure", "mode")
-        .values_list("day", "region_path", "stream_id", "category_id", *_SUMS)
+        .order_by("day", "region_path", "stream_id", "category_id", "fate", "mode")
+        .values_list("day", "region_path", "stream_id", "category_id", "fate", "mode", *_SUMS)
     )
     monthly = (
         await MonthlyRollup.all()
-        .order_by("month", "town_path", "stream_id", "category_id", "measure", "mode")
-        .values_list("month", "town_path", "stream_id", "category_id", *_SUMS)
+        .order_by("month", "town_path", "stream_id", "category_id", "fate", "mode")
+        .values_list("month", "town_path", "stream_id", "category_id", "fate", "mode", *_SUMS)
     )
     return {
         "daily": [tuple(r) for r in daily if any(r[6:])],
@@ -157,84 +80,114 @@ def whole_months(date_from: date, date_to: date) -> bool:
 async def _rows(region_path: str, date_from: date, date_to: date) -> list[dict[str, Any]]:
     """The monthly layer when the period is whole months over the city or a town (what a
     dashboard asks), else the daily one."""
-    fields_ = ("stream_id", "category_id", "measure", "mode", "weight_kg")
+    names = ("stream_id", "category_id", "fate", "mode", *_SUMS)
     if whole_months(date_from, date_to) and region_path.count("/") <= 3:
         return await MonthlyRollup.filter(
             month__gte=date_from, month__lte=date_to, town_path__startswith=region_path
-        ).values(*fields_)
+        ).values(*names)
     return await DailyRollup.filter(
         day__gte=date_from, day__lte=date_to, region_path__startswith=region_path
-    ).values(*fields_)
+    ).values(*names)
+
+
+def _cohort_figures(bucket: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one cohort from its sums per fate and mode."""
+    generated: Decimal = sum(bucket["fates"].values(), Decimal(0))
+    harmless = sum((bucket["fates"].get(f, Decimal(0)) for f in HARMLESS_FATES), Decimal(0))
+    recovered = bucket["fates"].get("recovered", Decimal(0))
+    return {
+        "batches": bucket["batches"],
+        "generated_kg": generated,
+        "estimated_share": ratio(
+            bucket["estimated_kg"], generated, "kg", definition("estimated_share")
+        ),
+        "fates": {
+            fate: ratio(bucket["fates"].get(fate, Decimal(0)), generated, "kg") for fate in FATES
+        },
+        "treated_kg": dict(sorted(bucket["modes"].items())),
+        "harmless_treatment_rate": ratio(
+            harmless, generated, "kg", definition("harmless_treatment_rate")
+        ),
+        "utilization_rate": ratio(recovered, generated, "kg", definition("utilization_rate")),
+    }
+
+
+def _empty() -> dict[str, Any]:
+    return {"fates": {}, "modes": {}, "estimated_kg": Decimal(0), "batches": 0}
+
+
+def _add(bucket: dict[str, Any], row: dict[str, Any]) -> None:
+    mass = Decimal(row["mass_kg"])
+    bucket["fates"][row["fate"]] = bucket["fates"].get(row["fate"], Decimal(0)) + mass
+    if row["mode"]:
+        bucket["modes"][row["mode"]] = bucket["modes"].get(row["mode"], Decimal(0)) + mass
+    bucket["estimated_kg"] += Decimal(row["estimated_kg"])
+    bucket["batches"] += int(row["batches"])
 
 
 async def utilization(*, region_path: str, date_from: date, date_to: date) -> dict[str, Any]:
-    """Per stream and category: generated, treated by mode, the utilization rate (recovered ÷
-    finally treated; storage pending treatment excluded) and the harmless treatment rate
-    (finally treated ÷ generated), all in kilograms, read from the roll-ups."""
-    rows = [
-        r
-        for r in await _rows(region_path, date_from, date_to)
-        if r["measure"] in ("tagged", "treated")
-    ]
-    groups: dict[tuple[str, str], dict[str, Decimal]] = {}
-    for row in rows:
-        key = (row["stream_id"], row["category_id"])
-        bucket = groups.setdefault(key, {})
-        name = "generated" if row["measure"] == "tagged" else row["mode"]
-        bucket[name] = bucket.get(name, Decimal(0)) + Decimal(row["weight_kg"])
-    result = []
-    for (stream, category), bucket in sorted(groups.items()):
-        recovered = sum((bucket.get(m, Decimal(0)) for m in RECOVERY_MODES), Decimal(0))
-        final = sum((bucket.get(m, Decimal(0)) for m in FINAL_MODES), Decimal(0))
-        result.append(
-            {
-                "stream": stream,
-                "category": category,
-                "generated_kg": bucket.get("generated", Decimal(0)),
-                "treated_kg": {
-                    mode: bucket[mode] for mode in sorted(bucket) if mode != "generated"
-                },
-                "utilization_rate": ratio(recovered, final, "kg"),
-                "harmless_treatment_rate": ratio(final, bucket.get("generated", Decimal(0)), "kg"),
-            }
-        )
-    return {"date_from": date_from, "date_to": date_to, "categories": result}
+    """Per stream and category, and per stream: of the batches tagged in the period, their mass
+    by fate, the harmless-treatment and utilization rates, and the estimated share."""
+    categories: dict[tuple[str, str], dict[str, Any]] = {}
+    streams: dict[str, dict[str, Any]] = {}
+    for row in await _rows(region_path, date_from, date_to):
+        if row["fate"] in OUTSIDE_COHORT or not row["batches"]:
+            continue
+        _add(categories.setdefault((row["stream_id"], row["category_id"]), _empty()), row)
+        _add(streams.setdefault(row["stream_id"], _empty()), row)
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "categories": [
+            {"stream": stream, "category": category, **_cohort_figures(bucket)}
+            for (stream, category), bucket in sorted(categories.items())
+        ],
+        "streams": [
+            {"stream": stream, **_cohort_figures(bucket)}
+            for stream, bucket in sorted(streams.items())
+        ],
+    }
 
 
 async def monthly_series(*, region_path: str, months: list[date]) -> dict[str, dict[str, Any]]:
-    """Per stream and month: generated and finally treated kilograms and the utilization rate
-    (recovered ÷ finally treated), from the monthly layer (the city or a town)."""
+    """Per stream and month (the cohort tagged in that month): recovered and generated kg and
+    the utilization rate, from the monthly layer (the city or a town)."""
     rows = await MonthlyRollup.filter(month__in=months, town_path__startswith=region_path).values(
-        "month", "stream_id", "measure", "mode", "weight_kg"
+        "month", "stream_id", "fate", "mass_kg"
     )
     series: dict[str, dict[str, Any]] = {}
     for row in rows:
+        if row["fate"] in OUTSIDE_COHORT:
+            continue
         stream = series.setdefault(
             row["stream_id"],
-            {m.isoformat(): {"recovered": Decimal(0), "final": Decimal(0)} for m in months},
+            {m.isoformat(): {"recovered": Decimal(0), "generated": Decimal(0)} for m in months},
         )
         cell = stream[row["month"].isoformat()]
-        if row["measure"] == "treated" and row["mode"] in FINAL_MODES:
-            cell["final"] += Decimal(row["weight_kg"])
-            if row["mode"] in RECOVERY_MODES:
-                cell["recovered"] += Decimal(row["weight_kg"])
+        cell["generated"] += Decimal(row["mass_kg"])
+        if row["fate"] == "recovered":
+            cell["recovered"] += Decimal(row["mass_kg"])
     for stream in series.values():
         for cell in stream.values():
-            cell["rate"] = ratio(cell["recovered"], cell["final"], "kg")
+            cell["rate"] = ratio(
+                cell["recovered"], cell["generated"], "kg", definition("utilization_rate")
+            )
     return series
 
 
 async def mass_balance(*, region_path: str, date_from: date, date_to: date) -> dict[str, Any]:
-    """Per stream and category: kilograms declared at tagging and weighed on receipt, for the
-    batches received in the period (measured in kg), and their ratio."""
+    """Per stream and category, for the batches tagged in the period that were weighed on an
+    accepted receipt or at treatment: kilograms weighed against kilograms declared."""
     totals: dict[tuple[str, str], dict[str, Decimal]] = {}
     for row in await _rows(region_path, date_from, date_to):
-        if row["measure"] in ("declared", "received"):
-            cell = totals.setdefault(
-                (row["stream_id"], row["category_id"]),
-                {"declared": Decimal(0), "received": Decimal(0)},
-            )
-            cell[row["measure"]] += Decimal(row["weight_kg"])
+        if row["fate"] == "cancelled" or not row["balance_declared_kg"]:
+            continue
+        cell = totals.setdefault(
+            (row["stream_id"], row["category_id"]),
+            {"declared": Decimal(0), "weighed": Decimal(0)},
+        )
+        cell["declared"] += Decimal(row["balance_declared_kg"])
+        cell["weighed"] += Decimal(row["balance_weighed_kg"])
     return {
         "date_from": date_from,
         "date_to": date_to,
@@ -243,9 +196,11 @@ async def mass_balance(*, region_path: str, date_from: date, date_to: date) -> d
                 "stream": stream,
                 "category": category,
                 "declared_kg": cell["declared"],
-                "received_kg": cell["received"],
-                "difference_kg": cell["received"] - cell["declared"],
-                "received_over_declared": ratio(cell["received"], cell["declared"], "kg"),
+                "weighed_kg": cell["weighed"],
+                "difference_kg": cell["weighed"] - cell["declared"],
+                "weighed_over_declared": ratio(
+                    cell["weighed"], cell["declared"], "kg", definition("mass_balance")
+                ),
             }
             for (stream, category), cell in sorted(totals.items())
         ],

@@ -1,0 +1,196 @@
+"""A small, independent reading of docs/metrics.md §2–5 in plain Python over the custody
+events — no roll-up SQL — against which the service's figures are checked."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+RECOVERY = {"reuse", "recycling", "energy_recovery", "other_recovery"}
+MILLI = Decimal("0.001")
+
+
+@dataclass
+class Catalog:
+    parent: dict[str, str | None]
+    unit_mass: dict[str, Decimal | None]
+    density: dict[str, Decimal | None]
+    mode: dict[str, str]
+    harmless: dict[str, bool]
+
+    def factor(self, category: str, unit: str) -> Decimal | None:
+        table = self.unit_mass if unit == "count" else self.density
+        key: str | None = category
+        while key is not None:
+            if table.get(key) is not None:
+                return table[key]
+            key = self.parent.get(key)
+        return None
+
+
+@dataclass
+class Fact:
+    day: date
+    region: str
+    stream: str
+    category: str
+    fate: str
+    mass: Decimal
+    estimated: bool
+    balance: tuple[Decimal, Decimal] | None  # (weighed, declared)
+
+
+@dataclass
+class _Batch:
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def facts(
+    events: list[dict[str, Any]], regions: dict[int, str], catalog: Catalog, timezone: str
+) -> dict[int, Fact]:
+    """Every batch's fact. `events` are custody_event rows as dicts; `regions` maps a batch id
+    to its origin region path."""
+    tz = ZoneInfo(timezone)
+    chains: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: (e["batch_id"], e["seq"])):
+        chains[e["batch_id"]].append(e)
+    by_id = {e["id"]: e for e in events}
+
+    # Per original event and field, the latest correction's value.
+    corrected: dict[Any, dict[str, str]] = defaultdict(dict)
+    for e in sorted(events, key=lambda e: e["seq"]):
+        if e["event_type"] == "corrected":
+            root = e["corrects_id"]
+            while by_id[root]["event_type"] == "corrected":
+                root = by_id[root]["corrects_id"]
+            corrected[root].update((e["details"] or {}).get("corrected", {}))
+
+    def value(e: dict[str, Any], name: str, column: str | None = None) -> Any:
+        fix = corrected.get(e["id"], {})
+        return fix[name] if name in fix else e[column or name]
+
+    parent: dict[int, int] = {}
+    for batch_id, chain in chains.items():
+        for e in chain:
+            if e["event_type"] == "aggregated" and e["related_batch_id"] is not None:
+                parent[batch_id] = e["related_batch_id"]
+    children: dict[int, list[int]] = defaultdict(list)
+    for child, p in parent.items():
+        children[p].append(child)
+
+    def tagging(batch_id: int) -> dict[str, Any]:
+        t = chains[batch_id][0]
+        fix = corrected.get(t["id"], {})
+        return {
+            "time": datetime.fromisoformat(fix["event_time"])
+            if "event_time" in fix
+            else t["device_time"],
+            "quantity": Decimal(fix.get("quantity", t["details"]["quantity"])),
+            "unit": fix.get("unit", t["details"]["unit"]),
+            "category": fix.get("category", t["details"]["category"]),
+            "stream": t["details"]["stream"],
+        }
+
+    def own_fate(batch_id: int) -> str:
+        deciding = [
+            e for e in chains[batch_id] if e["event_type"] in ("received", "treated", "cancelled")
+        ]
+        if not deciding:
+            return "in_progress"
+        last = deciding[-1]
+        if last["event_type"] == "cancelled":
+            return "cancelled"
+        if last["event_type"] == "received":
+            return "rejected" if value(last, "outcome") == "rejected" else "in_progress"
+        method = value(last, "method", "method_id")
+        if catalog.mode[method] == "pending":
+            return "pending"
+        if catalog.mode[method] in RECOVERY:
+            return "recovered"
+        return "disposed_harmless" if catalog.harmless[method] else "disposed_not_harmless"
+
+    def weighed(batch_id: int) -> Decimal | None:
+        found = None
+        for e in chains[batch_id]:
+            weight = value(e, "weight_kg")
+            if weight is None:
+                continue
+            if e["event_type"] == "treated" or (
+                e["event_type"] == "received"
+                and value(e, "outcome") in ("accepted", "partially_accepted")
+            ):
+                found = Decimal(weight)
+        return found
+
+    result = {}
+    for batch_id in chains:
+        tag = tagging(batch_id)
+        root = batch_id
+        while root in parent:
+            root = parent[root]
+        fate = "container" if batch_id in children else own_fate(root)
+        weight = weighed(batch_id)
+        if weight is not None:
+            mass, estimated = weight, False
+        elif tag["unit"] == "kg":
+            mass, estimated = tag["quantity"], False
+        else:
+            factor = catalog.factor(tag["category"], tag["unit"])
+            mass, estimated = tag["quantity"] * (factor or 0), True
+        balance = None
+        if weight is not None and batch_id in children:
+            declared = sum(
+                (tagging(c)["quantity"] for c in children[batch_id] if tagging(c)["unit"] == "kg"),
+                Decimal(0),
+            )
+            balance = (weight, declared)
+        elif weight is not None and tag["unit"] == "kg":
+            balance = (weight, tag["quantity"])
+        result[batch_id] = Fact(
+            day=tag["time"].astimezone(tz).date(),
+            region=regions[batch_id],
+            stream=tag["stream"],
+            category=tag["category"],
+            fate=fate,
+            mass=mass.quantize(MILLI, ROUND_HALF_UP),
+            estimated=estimated,
+            balance=balance,
+        )
+    return result
+
+
+def utilization(
+    all_facts: dict[int, Fact], *, region: str, date_from: date, date_to: date
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per stream and category: the cohort's batches, mass, mass by fate, estimated mass."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for f in all_facts.values():
+        if f.fate in ("cancelled", "container") or not f.region.startswith(region):
+            continue
+        if not date_from <= f.day <= date_to:
+            continue
+        cell = out.setdefault(
+            (f.stream, f.category),
+            {"batches": 0, "generated": Decimal(0), "estimated": Decimal(0), "fates": {}},
+        )
+        cell["batches"] += 1
+        cell["generated"] += f.mass
+        cell["estimated"] += f.mass if f.estimated else 0
+        cell["fates"][f.fate] = cell["fates"].get(f.fate, Decimal(0)) + f.mass
+    return out
+
+
+def mass_balance(
+    all_facts: dict[int, Fact], *, region: str, date_from: date, date_to: date
+) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    out: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+    for f in all_facts.values():
+        if f.fate == "cancelled" or f.balance is None or not f.balance[1]:
+            continue
+        if not f.region.startswith(region) or not date_from <= f.day <= date_to:
+            continue
+        weighed, declared = out.get((f.stream, f.category), (Decimal(0), Decimal(0)))
+        out[(f.stream, f.category)] = (weighed + f.balance[0], declared + f.balance[1])
+    return out

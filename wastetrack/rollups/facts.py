@@ -1,0 +1,248 @@
+"""One fact per batch, as every metric counts it (docs/metrics.md §2–4), and the daily and
+monthly sums of those facts. One SQL definition serves both paths: the recording transaction
+recomputes the facts of the batches it touched (and of what was aggregated into them) and adds
+the difference to the sums; a rebuild computes every fact from the log. So the incremental sums
+and a rebuild agree exactly, on any history."""
+
+from typing import Any
+
+from tortoise import connections
+
+# Bump when the counting rules change: the next start-up rebuilds the stored facts.
+DEFINITION_VERSION = "2026-11-cohorts-1"
+
+RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
+# Fates that leave every figure (a cancelled batch) or are counted through their children
+# (a container).
+OUTSIDE_COHORT = ("cancelled", "container")
+FATES = (
+    "recovered",
+    "disposed_harmless",
+    "disposed_not_harmless",
+    "pending",
+    "rejected",
+    "in_progress",
+)
+# Events after which a batch's fact may differ; the rest cost nothing to record.
+FACT_EVENTS = frozenset({"tagged", "received", "treated", "cancelled", "aggregated", "corrected"})
+
+_FACT_COLUMNS = (
+    "batch_id, day, region_path, stream_id, category_id, fate, mode, mass_kg, estimated,"
+    " balance_weighed_kg, balance_declared_kg, volume_m3, items"
+)
+_SUM_COLUMNS = (
+    "mass_kg, estimated_kg, balance_weighed_kg, balance_declared_kg, volume_m3, items, batches"
+)
+
+# $1 the city's time zone, $2 the recovery modes; {scope} selects the batches to compute.
+# - corrections: per corrected event and field, the latest correction's value (a correction of
+#   a correction names the same original event);
+# - decided: the latest fate-deciding event (receipt, treatment, cancellation) after corrections;
+# - a batch aggregated into a container takes the fate of its outermost container;
+# - weighed: the latest weight measured on an accepted receipt or at treatment;
+# - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
+#   (inherited from its parents), marked estimated.
+_FACTS = """
+WITH RECURSIVE scope AS ({scope}),
+up (id, cur, depth) AS (
+    SELECT b.id, b.parent_id, 1 FROM batch b
+    WHERE b.parent_id IS NOT NULL AND b.id IN (SELECT id FROM scope)
+    UNION ALL
+    SELECT up.id, p.parent_id, up.depth + 1 FROM up JOIN batch p ON p.id = up.cur
+    WHERE p.parent_id IS NOT NULL
+),
+root AS (SELECT DISTINCT ON (id) id, cur AS root FROM up ORDER BY id, depth DESC),
+fate_scope AS (SELECT id FROM scope UNION SELECT root FROM root),
+corrections AS (
+    SELECT c.corrects_id,
+           (array_agg(c.details->'corrected'->>'outcome' ORDER BY c.seq DESC)
+               FILTER (WHERE c.details->'corrected' ? 'outcome'))[1] AS outcome,
+           (array_agg(c.details->'corrected'->>'method' ORDER BY c.seq DESC)
+               FILTER (WHERE c.details->'corrected' ? 'method'))[1] AS method,
+           (array_agg(c.details->'corrected'->>'weight_kg' ORDER BY c.seq DESC)
+               FILTER (WHERE c.details->'corrected' ? 'weight_kg'))[1]::numeric AS weight_kg
+    FROM custody_event c
+    WHERE c.event_type = 'corrected' AND c.batch_id IN (SELECT id FROM fate_scope)
+    GROUP BY c.corrects_id
+),
+ev AS (
+    SELECT e.batch_id, e.seq, e.event_type,
+           COALESCE(k.outcome, e.outcome) AS outcome,
+           COALESCE(k.method, e.method_id) AS method,
+           COALESCE(k.weight_kg, e.weight_kg) AS weight_kg
+    FROM custody_event e LEFT JOIN corrections k ON k.corrects_id = e.id
+    WHERE e.event_type IN ('received', 'treated', 'cancelled')
+      AND e.batch_id IN (SELECT id FROM fate_scope)
+),
+decided AS (
+    SELECT DISTINCT ON (ev.batch_id) ev.batch_id,
+           CASE WHEN ev.event_type = 'cancelled' THEN 'cancelled'
+                WHEN ev.event_type = 'received' AND ev.outcome = 'rejected' THEN 'rejected'
+                WHEN ev.event_type = 'received' THEN 'in_progress'
+                WHEN m.mode = 'pending' THEN 'pending'
+                WHEN m.mode = ANY($2::text[]) THEN 'recovered'
+                WHEN m.harmless THEN 'disposed_harmless'
+                ELSE 'disposed_not_harmless' END AS fate,
+           CASE WHEN ev.event_type = 'treated' THEN m.mode ELSE '' END AS mode
+    FROM ev LEFT JOIN treatment_method m ON m.code = ev.method
+    ORDER BY ev.batch_id, ev.seq DESC
+),
+weighed AS (
+    SELECT DISTINCT ON (batch_id) batch_id, weight_kg FROM ev
+    WHERE weight_kg IS NOT NULL AND batch_id IN (SELECT id FROM scope)
+      AND (event_type = 'treated'
+           OR (event_type = 'received' AND outcome IN ('accepted', 'partially_accepted')))
+    ORDER BY batch_id, seq DESC
+),
+kids AS (
+    SELECT parent_id AS id, SUM(CASE WHEN unit = 'kg' THEN quantity ELSE 0 END) AS declared_kg
+    FROM batch WHERE parent_id IN (SELECT id FROM scope) GROUP BY parent_id
+),
+basis AS (
+    SELECT c.key,
+           COALESCE(c.unit_mass_kg, p.unit_mass_kg, g.unit_mass_kg) AS unit_mass_kg,
+           COALESCE(c.density_kg_m3, p.density_kg_m3, g.density_kg_m3) AS density_kg_m3
+    FROM waste_category c
+    LEFT JOIN waste_category p ON p.key = c.parent_key
+    LEFT JOIN waste_category g ON g.key = p.parent_key
+)
+SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_path,
+       b.stream_id, b.category_id,
+       CASE WHEN k.id IS NOT NULL THEN 'container' ELSE COALESCE(d.fate, 'in_progress') END
+           AS fate,
+       CASE WHEN k.id IS NOT NULL THEN '' ELSE COALESCE(d.mode, '') END AS mode,
+       COALESCE(w.weight_kg,
+                CASE b.unit WHEN 'kg' THEN b.quantity
+                            WHEN 'count' THEN b.quantity * f.unit_mass_kg
+                            WHEN 'm3' THEN b.quantity * f.density_kg_m3 END,
+                0)::numeric(14, 3) AS mass_kg,
+       w.weight_kg IS NULL AND b.unit <> 'kg' AS estimated,
+       CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.declared_kg > 0 THEN w.weight_kg END
+            WHEN b.unit = 'kg' THEN w.weight_kg END AS balance_weighed_kg,
+       CASE WHEN w.weight_kg IS NULL THEN NULL
+            WHEN k.id IS NOT NULL THEN NULLIF(k.declared_kg, 0)
+            WHEN b.unit = 'kg' THEN b.quantity END AS balance_declared_kg,
+       CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
+       CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items
+FROM batch b
+JOIN scope s ON s.id = b.id
+LEFT JOIN root r ON r.id = b.id
+LEFT JOIN decided d ON d.batch_id = COALESCE(r.root, b.id)
+LEFT JOIN weighed w ON w.batch_id = b.id
+LEFT JOIN kids k ON k.id = b.id
+LEFT JOIN basis f ON f.key = b.category_id
+"""
+
+# A fact's contribution to the sums (sign -1 withdraws a stale fact).
+_CONTRIBUTION = """
+SELECT day, region_path, stream_id, category_id, fate, mode,
+       {sign} * mass_kg AS mass_kg,
+       {sign} * CASE WHEN estimated THEN mass_kg ELSE 0 END AS estimated_kg,
+       {sign} * COALESCE(balance_weighed_kg, 0) AS balance_weighed_kg,
+       {sign} * COALESCE(balance_declared_kg, 0) AS balance_declared_kg,
+       {sign} * volume_m3 AS volume_m3, {sign} * items AS items, {sign} AS batches
+FROM {source}
+"""
+_DAILY_KEY = "day, region_path, stream_id, category_id, fate, mode"
+_TOWN = "COALESCE(substring(region_path from '^/[0-9]+/[0-9]+/'), region_path)"
+_MONTHLY_KEY = "month, town_path, stream_id, category_id, fate, mode"
+_SUMS = (
+    "SUM(mass_kg), SUM(estimated_kg), SUM(balance_weighed_kg), SUM(balance_declared_kg),"
+    " SUM(volume_m3), SUM(items)::bigint, SUM(batches)::int"
+)
+_DAILY = f"SELECT {_DAILY_KEY}, {_SUMS} FROM ({{source}}) c GROUP BY 1, 2, 3, 4, 5, 6"
+_MONTHLY = (
+    f"SELECT date_trunc('month', day)::date, {_TOWN}, stream_id, category_id, fate, mode,"
+    f" {_SUMS} FROM ({{source}}) c GROUP BY 1, 2, 3, 4, 5, 6"
+)
+
+
+def _add(table: str) -> str:
+    return ", ".join(
+        f"{name} = {table}.{name} + EXCLUDED.{name}" for name in _SUM_COLUMNS.split(", ")
+    )
+
+
+# Affected: the batches the events touched and everything aggregated into them, recursively
+# (a child's fate follows its container).
+_AFFECTED = """
+WITH RECURSIVE down (id) AS (
+    SELECT unnest($3::int[])
+    UNION
+    SELECT b.id FROM batch b JOIN down ON b.parent_id = down.id
+)
+SELECT id FROM down
+"""
+_INCREMENT = f"""
+WITH fresh AS ({_FACTS.format(scope=_AFFECTED)}),
+stale AS (SELECT * FROM batch_fact WHERE batch_id IN (SELECT batch_id FROM fresh)),
+saved AS (
+    INSERT INTO batch_fact ({_FACT_COLUMNS}) SELECT * FROM fresh
+    ON CONFLICT (batch_id) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in _FACT_COLUMNS.split(", ")[1:])}
+),
+delta AS (
+    {_CONTRIBUTION.format(sign=1, source="fresh")}
+    UNION ALL
+    {_CONTRIBUTION.format(sign=-1, source="stale")}
+),
+daily AS (
+    INSERT INTO cohort_daily ({_DAILY_KEY}, {_SUM_COLUMNS})
+    {_DAILY.format(source="SELECT * FROM delta")}
+    ON CONFLICT ({_DAILY_KEY}) DO UPDATE SET {_add("cohort_daily")}
+)
+INSERT INTO cohort_monthly ({_MONTHLY_KEY}, {_SUM_COLUMNS})
+{_MONTHLY.format(source="SELECT * FROM delta")}
+ON CONFLICT ({_MONTHLY_KEY}) DO UPDATE SET {_add("cohort_monthly")}
+"""
+
+
+async def apply(*, batch_ids: list[int], timezone: str) -> None:
+    """Recompute the facts of these batches (and of what they contain) and add the difference
+    to the daily and monthly sums, in one statement inside the recording transaction."""
+    if not batch_ids:
+        return
+    await connections.get("default").execute_query(
+        _INCREMENT, [timezone, RECOVERY_MODES, sorted(set(batch_ids))]
+    )
+
+
+async def rebuild(*, timezone: str) -> int:
+    """Recompute every fact and both layers of sums from the log; returns the daily rows."""
+    client = connections.get("default")
+    await client.execute_script(
+        "LOCK TABLE batch_fact, cohort_daily, cohort_monthly IN EXCLUSIVE MODE;"
+        " TRUNCATE batch_fact, cohort_daily, cohort_monthly;"
+    )
+    await client.execute_query(
+        f"INSERT INTO batch_fact ({_FACT_COLUMNS}) {_FACTS.format(scope='SELECT id FROM batch')}",
+        [timezone, RECOVERY_MODES],
+    )
+    await client.execute_query(
+        f"INSERT INTO cohort_daily ({_DAILY_KEY}, {_SUM_COLUMNS})"
+        f" {_DAILY.format(source=_CONTRIBUTION.format(sign=1, source='batch_fact'))}"
+    )
+    await client.execute_query(
+        f"INSERT INTO cohort_monthly ({_MONTHLY_KEY}, {_SUM_COLUMNS})"
+        f" {_MONTHLY.format(source=_CONTRIBUTION.format(sign=1, source='batch_fact'))}"
+    )
+    await client.execute_query(
+        "INSERT INTO rollup_definition (id, version) VALUES (1, $1)"
+        " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
+        [DEFINITION_VERSION],
+    )
+    rows: list[dict[str, Any]] = await client.execute_query_dict(
+        "SELECT count(*) AS n FROM cohort_daily"
+    )
+    return int(rows[0]["n"])
+
+
+async def ensure_current(*, timezone: str) -> bool:
+    """Rebuild when the stored facts were computed by other rules (or never); True if it did."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT version FROM rollup_definition WHERE id = 1"
+    )
+    if rows and rows[0]["version"] == DEFINITION_VERSION:
+        return False
+    await rebuild(timezone=timezone)
+    return True
