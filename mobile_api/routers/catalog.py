@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from mobile_api.deps import CurrentUser
+from schemas.base import Key
 from schemas.catalog import CategoryRead, MethodRead, StreamRead
 from wastetrack.catalog import service as catalog
 
@@ -16,7 +17,7 @@ async def streams(_: CurrentUser) -> list:
 
 
 @router.get("/categories", response_model=list[CategoryRead])
-async def categories(_: CurrentUser, stream: str | None = None) -> list:
+async def categories(_: CurrentUser, stream: Key | None = None) -> list:
     """Waste categories with their official codes, optionally of one stream."""
     return await catalog.list_categories(stream=stream)
 

@@ -1,19 +1,22 @@
 """Household waste sorting: pickups at collection points, sorting coverage and accuracy."""
 
-from datetime import date
-from typing import Annotated, Any
+import asyncio
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from mobile_api.deps import (
     AdminOnly,
     AppSettings,
     CurrentUser,
+    Period,
     RegionScoped,
     Transaction,
 )
+from mobile_api.media import PNG, binary
 from mobile_api.presenters import recorded_id
 from mobile_api.tables import Format, export
+from schemas.base import Code, Id
 from schemas.household import PickupCreate, PickupRead, RegionSorting, SortingMetricsRead
 from schemas.registry import RegionRead
 from wastetrack.batches import labels
@@ -52,9 +55,9 @@ async def record_pickup(
 @router.get(
     "/m/v1/sites/{code}/label.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses=binary(PNG, description="The collection point's QR plate"),
 )
-async def site_label(code: str, settings: AppSettings, _: CurrentUser) -> Response:
+async def site_label(code: Code, settings: AppSettings, _: CurrentUser) -> Response:
     """The collection point's fixed QR plate as a PNG."""
     site = await household.site_from_scan(code, secret=settings.secret_key, field="code")
     text = labels.LabelText(
@@ -66,32 +69,32 @@ async def site_label(code: str, settings: AppSettings, _: CurrentUser) -> Respon
         stream_en=site.name,
         colour="#2E8B57",
     )
-    return Response(labels.render_label_png(text), media_type="image/png")
+    png = await asyncio.to_thread(labels.render_label_png, text)  # CPU: off the event loop
+    return Response(png, media_type="image/png")
 
 
 @router.put("/admin/v1/regions/{region_id}/sorting", response_model=RegionRead)
-async def set_sorting(region_id: int, body: RegionSorting, _: AdminOnly, __: Transaction) -> object:
+async def set_sorting(region_id: Id, body: RegionSorting, _: AdminOnly, __: Transaction) -> object:
     """Record since when a community or village has sorted collection."""
     return await household.set_sorted_collection(
         region_id=region_id, since=body.sorted_collection_since
     )
 
 
-Period = Annotated[date, Query(description="calendar day in the city's time zone, included")]
-
-
 @router.get("/m/v1/metrics/sorting", response_model=SortingMetricsRead)
 async def sorting_metrics(
     user: RegionScoped,
     settings: AppSettings,
-    date_from: Period,
-    date_to: Period,
+    period: Period,
     format: Format = "json",
 ) -> Any:
     """Sorting coverage by town and sorting accuracy, with their counts."""
     result = await household.sorting_metrics(
-        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+        principal=user,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
     )
     if format != "json":
-        return export(result["towns"], name="sorting", format=format)
+        return export(result["towns"], name="sorting", format=format, headers=period.headers())
     return result

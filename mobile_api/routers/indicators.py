@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, Transaction
 from mobile_api.tables import Format, export
+from schemas.base import Code
 from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
 from wastetrack.indicators import service as indicators
 
@@ -31,7 +32,7 @@ async def overview(user: RegionScoped, settings: AppSettings, format: Format = "
 
 @router.post("/{code}/values", response_model=IndicatorValueRead, status_code=201)
 async def enter_value(
-    code: str, body: IndicatorValueCreate, user: ManagerOnly, _: Transaction
+    code: Code, body: IndicatorValueCreate, user: ManagerOnly, _: Transaction
 ) -> object:
     """Enter a value the tracker cannot compute, with its source; the author is kept."""
     return await indicators.enter_value(principal=user, code=code, **body.model_dump())

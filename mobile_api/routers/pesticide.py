@@ -1,11 +1,18 @@
 """Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
 
-from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 
-from mobile_api.deps import AppSettings, CurrentUser, RegionScoped, Transaction
+from mobile_api.deps import (
+    AppSettings,
+    CurrentUser,
+    Period,
+    PublicRateLimit,
+    RegionScoped,
+    Transaction,
+)
+from mobile_api.media import CSV, XLSX, binary
 from mobile_api.presenters import recorded_id
 from mobile_api.tables import Format, export
 from schemas.pesticide import (
@@ -23,7 +30,6 @@ from wastetrack.core.exports import to_csv, to_xlsx
 from wastetrack.pesticide import service as pesticide
 
 router = APIRouter(tags=["pesticide packaging"])
-Period = Annotated[date, Query(description="calendar day in the city's time zone, included")]
 
 
 @router.post("/m/v1/pesticide/returns", response_model=ReturnRead, status_code=201)
@@ -51,7 +57,7 @@ async def record_return(
     )
 
 
-@router.post("/p/v1/credits", response_model=CreditRead)
+@router.post("/p/v1/credits", response_model=CreditRead, dependencies=[PublicRateLimit])
 async def farmer_credits(body: FarmerIdentity, settings: AppSettings) -> dict:
     """A farmer's credit balance (信用积分), asked with the phone or ID number used at returns;
     no account needed."""
@@ -83,28 +89,24 @@ async def record_consignment(
 @router.get(
     "/m/v1/pesticide/ledger.{extension}",
     response_class=Response,
-    responses={
-        200: {
-            "content": {
-                "text/csv": {},
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
-            }
-        }
-    },
+    responses=binary(CSV, XLSX, description="The ledger as CSV or XLSX"),
 )
 async def ledger(
     extension: Annotated[str, Path(pattern="^(csv|xlsx)$")],
     user: CurrentUser,
     settings: AppSettings,
-    date_from: Period,
-    date_to: Period,
+    period: Period,
 ) -> Response:
-    """The point's ledger (台账) of returns and consignments, as CSV or XLSX."""
+    """The point's ledger (台账) of returns and consignments, as CSV or XLSX; without dates,
+    the current year to date."""
     headers, rows = await pesticide.ledger(
-        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+        principal=user,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
     )
-    name = f"pesticide-ledger-{date_from}-{date_to}.{extension}"
-    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    name = f"pesticide-ledger-{period.date_from}-{period.date_to}.{extension}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"', **period.headers()}
     if extension == "xlsx":
         return Response(
             to_xlsx(headers, rows, title="台账"),
@@ -120,14 +122,18 @@ async def ledger(
 async def recovery(
     user: RegionScoped,
     settings: AppSettings,
-    date_from: Period,
-    date_to: Period,
+    period: Period,
     format: Format = "json",
 ) -> Any:
     """Recovery rate of pesticide packaging: returned ÷ sold, per material."""
     result = await pesticide.recovery_metrics(
-        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+        principal=user,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
     )
     if format != "json":
-        return export(result["materials"], name="pesticide-recovery", format=format)
+        return export(
+            result["materials"], name="pesticide-recovery", format=format, headers=period.headers()
+        )
     return result

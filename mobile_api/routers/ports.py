@@ -1,26 +1,27 @@
 """Fishing ports: berths, port calls, deliveries and receipts, clean-ups, sea areas, metrics."""
 
-from datetime import date
-from typing import Annotated, Any
+import asyncio
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Response
 
 from mobile_api.deps import (
     AdminOnly,
     AppSettings,
     CurrentUser,
+    Period,
     RegionScoped,
     Transaction,
 )
+from mobile_api.media import PDF, PNG, binary
 from mobile_api.presenters import (
     berth_read,
     cleanup_read,
     delivery_read,
     recorded_id,
-    render_public_receipt,
 )
 from mobile_api.tables import Format, export
+from schemas.base import Code, Id
 from schemas.ports import (
     BerthCreate,
     BerthRead,
@@ -42,13 +43,14 @@ from schemas.ports import (
 from wastetrack.batches import labels
 from wastetrack.core import codes
 from wastetrack.ports import service as ports
+from wastetrack.registry import access
 
 router = APIRouter(tags=["ports"])
 
 
 @router.put("/admin/v1/ports/{port_id}", response_model=FishingPortRead)
 async def register_port(
-    port_id: int, body: FishingPortCreate, _: AdminOnly, __: Transaction
+    port_id: Id, body: FishingPortCreate, _: AdminOnly, __: Transaction
 ) -> object:
     """Record a fishing port's grade, position and reception facility."""
     return await ports.register_port(port_id=port_id, **body.model_dump())
@@ -56,24 +58,25 @@ async def register_port(
 
 @router.post("/admin/v1/ports/{port_id}/berths", response_model=BerthRead, status_code=201)
 async def add_berth(
-    port_id: int, body: BerthCreate, settings: AppSettings, _: AdminOnly, __: Transaction
+    port_id: Id, body: BerthCreate, settings: AppSettings, _: AdminOnly, __: Transaction
 ) -> BerthRead:
     """Add a berth; its fixed QR code is in the answer."""
     return berth_read(await ports.add_berth(port_id=port_id, **body.model_dump()), settings)
 
 
 @router.get("/m/v1/ports/{port_id}/berths", response_model=list[BerthRead])
-async def list_berths(port_id: int, settings: AppSettings, _: CurrentUser) -> list[BerthRead]:
-    """A port's berths and their QR codes."""
+async def list_berths(port_id: Id, settings: AppSettings, user: CurrentUser) -> list[BerthRead]:
+    """A port's berths and their QR codes (its operators, managers of its region, admins)."""
+    await access.readable_organization(user, port_id, field="port_id")
     return [berth_read(b, settings) for b in await ports.list_berths(port_id=port_id)]
 
 
 @router.get(
     "/m/v1/berths/{code}/label.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses=binary(PNG, description="The berth's QR plate"),
 )
-async def berth_label(code: str, settings: AppSettings, _: CurrentUser) -> Response:
+async def berth_label(code: Code, settings: AppSettings, _: CurrentUser) -> Response:
     """The berth's QR plate as a PNG, for printing and fixing at the quay."""
     berth = await ports.berth_from_scan(code, secret=settings.secret_key, field="code")
     text = labels.LabelText(
@@ -85,7 +88,8 @@ async def berth_label(code: str, settings: AppSettings, _: CurrentUser) -> Respo
         stream_en="Scan to deliver ship waste",
         colour="#0077B6",
     )
-    return Response(labels.render_label_png(text), media_type="image/png")
+    png = await asyncio.to_thread(labels.render_label_png, text)  # CPU: off the event loop
+    return Response(png, media_type="image/png")
 
 
 @router.post("/m/v1/port-calls", response_model=PortCallRead, status_code=201)
@@ -98,7 +102,7 @@ async def open_port_call(body: PortCallCreate, user: CurrentUser, _: Transaction
 
 @router.post("/m/v1/port-calls/{port_call_id}/departure", response_model=PortCallRead)
 async def close_port_call(
-    port_call_id: int, body: PortCallClose, user: CurrentUser, _: Transaction
+    port_call_id: Id, body: PortCallClose, user: CurrentUser, _: Transaction
 ) -> object:
     """Record the vessel's departure."""
     return await ports.close_port_call(
@@ -108,7 +112,7 @@ async def close_port_call(
 
 @router.get("/m/v1/port-calls", response_model=list[PortCallRead])
 async def list_port_calls(
-    user: CurrentUser, vessel_id: int | None = None, open_only: bool = False
+    user: CurrentUser, vessel_id: Id | None = None, open_only: bool = False
 ) -> list:
     """Port calls at your port (managers: in their region), newest first."""
     return await ports.list_port_calls(principal=user, vessel_id=vessel_id, open_only=open_only)
@@ -133,7 +137,7 @@ async def record_delivery(
 
 @router.get("/m/v1/deliveries", response_model=list[DeliveryRead])
 async def list_deliveries(
-    user: CurrentUser, settings: AppSettings, vessel_id: int | None = None
+    user: CurrentUser, settings: AppSettings, vessel_id: Id | None = None
 ) -> list[DeliveryRead]:
     """Deliveries, newest first; with vessel_id, that vessel's receipts."""
     found = await ports.list_deliveries(principal=user, vessel_id=vessel_id)
@@ -141,7 +145,7 @@ async def list_deliveries(
 
 
 @router.get("/m/v1/deliveries/{delivery_id}", response_model=DeliveryRead)
-async def get_delivery(delivery_id: int, user: CurrentUser, settings: AppSettings) -> DeliveryRead:
+async def get_delivery(delivery_id: Id, user: CurrentUser, settings: AppSettings) -> DeliveryRead:
     """One delivery."""
     return delivery_read(
         await ports.get_delivery(principal=user, delivery_id=delivery_id), settings
@@ -151,9 +155,9 @@ async def get_delivery(delivery_id: int, user: CurrentUser, settings: AppSetting
 @router.get(
     "/m/v1/deliveries/{delivery_id}/receipt.pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses=binary(PDF, description="The waste delivery receipt"),
 )
-async def delivery_receipt(delivery_id: int, user: CurrentUser, settings: AppSettings) -> Response:
+async def delivery_receipt(delivery_id: Id, user: CurrentUser, settings: AppSettings) -> Response:
     """The waste delivery receipt for the vessel (IMO fields), with a QR back to the record."""
     pdf = await ports.receipt_pdf(
         principal=user,
@@ -205,26 +209,26 @@ async def list_sea_areas(_: CurrentUser) -> list:
     return await ports.list_sea_areas()
 
 
-Period = Annotated[date, Query(description="calendar day in the city's time zone, included")]
-
-
 @router.get("/m/v1/metrics/ports", response_model=PortMetricsRead)
 async def port_metrics(
     user: RegionScoped,
     settings: AppSettings,
-    date_from: Period,
-    date_to: Period,
+    period: Period,
     format: Format = "json",
 ) -> Any:
     """Port garbage and sewage collection-and-treatment rate per port, with its counts."""
     result = await ports.port_metrics(
-        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+        principal=user,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
     )
     if format != "json":
         return export(
             [{"port": p["port_name"], **g} for p in result["ports"] for g in p["groups"]],
             name="ports",
             format=format,
+            headers=period.headers(),
         )
     return result
 
@@ -233,24 +237,16 @@ async def port_metrics(
 async def sea_area_metrics(
     user: RegionScoped,
     settings: AppSettings,
-    date_from: Period,
-    date_to: Period,
+    period: Period,
     format: Format = "json",
 ) -> Any:
     """Per sea area, the share of its vessels whose deliveries were recorded."""
     result = await ports.sea_area_metrics(
-        principal=user, date_from=date_from, date_to=date_to, timezone=settings.timezone
+        principal=user,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
     )
     if format != "json":
-        return export(result["areas"], name="sea-areas", format=format)
+        return export(result["areas"], name="sea-areas", format=format, headers=period.headers())
     return result
-
-
-public_router = APIRouter(tags=["public"])
-
-
-@public_router.get("/r/{token}", response_class=HTMLResponse)
-async def public_receipt(token: str, settings: AppSettings) -> HTMLResponse:
-    """The page a receipt's QR opens: which vessel delivered what, where and when."""
-    delivery = await ports.receipt_from_scan(scanned=f"/r/{token}", secret=settings.secret_key)
-    return HTMLResponse(render_public_receipt(delivery, settings.timezone))

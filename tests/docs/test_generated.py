@@ -1,0 +1,113 @@
+"""Tables in docs/ that restate code: the custody state machine and the settings.
+
+The custody table is generated whole from `wastetrack/custody/rules.py`; the configuration
+table's variables and defaults are checked against `wastetrack/core/settings.py` (its meanings
+are written by hand). A failure prints the text to paste.
+"""
+
+import re
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+
+from tests.docs.pages import ROOT
+from wastetrack.core.settings import Settings
+from wastetrack.custody.rules import FINAL_STATES, RULES, EventType, Party, State
+
+BEGIN, END = "<!-- generated from {}: do not edit by hand -->", "<!-- end of generated text -->"
+
+
+def _names(values: Any, order: type[Enum]) -> str:
+    chosen = set(values)
+    if chosen == set(order):
+        return f"any {order.__name__.lower()}"
+    return ", ".join(f"`{v.value}`" for v in order if v in chosen)
+
+
+def render_custody_rules() -> str:
+    """The state machine as a Markdown table, one row per event type, in the enum's order."""
+    lines = [
+        "| event | may follow the states | recorded by the roles | actor's organization is the"
+        " batch's |",
+        "|---|---|---|---|",
+    ]
+    for event in EventType:
+        rule = RULES.get(event)
+        if rule is None:
+            lines.append(f"| `{event.value}` | (creates the batch) | | |")
+            continue
+        roles = ", ".join(f"`{role.value}`" for role in sorted(rule.roles, key=lambda r: r.value))
+        lines.append(
+            f"| `{event.value}` | {_names(rule.from_states, State)} | {roles}"
+            f" | {_names(rule.parties, Party)} |"
+        )
+    lines.append("")
+    lines.append(f"Final states: {_names(FINAL_STATES, State)}.")
+    return "\n".join(lines)
+
+
+def _generated_section(text: str, source: str) -> str:
+    begin = BEGIN.format(source)
+    assert begin in text and END in text, f"the page lacks the markers {begin!r} … {END!r}"
+    return text.split(begin, 1)[1].split(END, 1)[0].strip()
+
+
+def test_custody_doc_states_the_rules_of_the_code() -> None:
+    page = (ROOT / "docs" / "custody.md").read_text(encoding="utf-8")
+    expected = render_custody_rules()
+    assert _generated_section(page, "wastetrack/custody/rules.py") == expected, (
+        "docs/custody.md is out of date; paste between the markers:\n" + expected
+    )
+
+
+def _default(name: str) -> str | None:
+    """The default as the docs write it, or None where the doc may say it in words."""
+    field = Settings.model_fields[name]
+    if field.default_factory is not None or "secret" in name or "key" in name:
+        return None
+    value = field.default
+    if value is None or value is PydanticUndefined:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, Decimal | float | int | str):
+        return f"`{value}`"
+    return f"`{value!r}`"
+
+
+def configuration_rows() -> dict[str, tuple[str, str]]:
+    page = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = _generated_section(page, "wastetrack/core/settings.py")
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        match = re.fullmatch(r"`WASTETRACK_([A-Z0-9_]+)`", cells[0])
+        if match and len(cells) == 3:
+            rows[match.group(1).lower()] = (cells[1], cells[2])
+    return rows
+
+
+def test_configuration_doc_lists_every_setting_with_its_default() -> None:
+    rows = configuration_rows()
+    skeleton = "\n".join(
+        f"| `WASTETRACK_{name.upper()}` | {_default(name) or '…'} |"
+        f" {Settings.model_fields[name].description or '…'} |"
+        for name in Settings.model_fields
+    )
+    assert set(rows) == set(Settings.model_fields), (
+        "docs/operations.md's configuration table must list exactly the settings; rows:\n"
+        + skeleton
+    )
+    for name, (default, meaning) in rows.items():
+        expected = _default(name)
+        assert expected is None or default == expected, (name, default, expected)
+        assert meaning, f"WASTETRACK_{name.upper()} needs a meaning in docs/operations.md"
+
+
+def test_renderers_follow_the_code() -> None:
+    table = render_custody_rules()
+    assert "| `treated` | `stored`, `received` | `facility_operator` | `holder` |" in table
+    assert "| `corrected` | any state |" in table
+    assert _default("port") == "`8000`" and _default("database_url") == "unset"
