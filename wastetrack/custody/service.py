@@ -836,9 +836,7 @@ async def _corrected(
         )
     allowed = CORRECTABLE.get(target.event_type, ())
     changed = {
-        name: getattr(sub, name)
-        for name in _CORRECTION_FIELDS
-        if getattr(sub, name) is not None
+        name: getattr(sub, name) for name in _CORRECTION_FIELDS if getattr(sub, name) is not None
     }
     for name in changed:
         if name not in allowed and name not in _ANY_EVENT:
