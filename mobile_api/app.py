@@ -4,54 +4,94 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from tortoise.transactions import in_transaction
 
-from mobile_api import errors
+from mobile_api import errors, media
+from mobile_api.middleware import BodyLimit, SecurityHeaders
 from mobile_api.routers import (
     admin,
     auth,
     batches,
     catalog,
     cells,
+    checkpoints,
     dashboard,
     events,
     household,
     indicators,
     manifests,
     medical,
+    ops,
     pesticide,
     photos,
     ports,
+    public,
 )
 from wastetrack.alerts import service as alerts
-from wastetrack.core import db
+from wastetrack.core import db, observability
 from wastetrack.core.settings import Settings, get_settings
+from wastetrack.custody import checkpoints as custody_checkpoints
 
 log = logging.getLogger(__name__)
+# pg advisory lock key of the background rounds ("wastetr" in ASCII): one worker runs them.
+BACKGROUND_LOCK_KEY = 0x77617374657472
 
 
-async def _watch_alerts(settings: Settings) -> None:
-    """Raise time-based alerts (overdue storage) even when nobody is looking at them."""
+async def _watch_alerts(settings: Settings, lock: db.ClusterLock) -> None:
+    """Raise time-based alerts (overdue storage) even when nobody is looking at them; with
+    several workers only the one holding the cluster lock does, the others skip the round."""
     while True:
         try:
+            leader = await lock.acquire()
+        except Exception:  # database unreachable: try again next round
+            log.exception("background lock unavailable")
+            leader = False
+        if leader:
+            await _background_round(settings)
+        else:
+            observability.JOB_SKIPPED.labels("alert_refresh").inc()
+        await asyncio.sleep(settings.alert_refresh_seconds)
+
+
+async def _background_round(settings: Settings) -> None:
+    try:
+        with observability.job_round("alert_refresh"):
             async with in_transaction():
                 await alerts.refresh(
                     weight_tolerance=settings.weight_discrepancy_tolerance,
                     idle_hours=settings.idle_batch_hours,
                 )
-        except Exception:  # a failed round must not end the watch
-            log.exception("alert refresh failed")
-        await asyncio.sleep(settings.alert_refresh_seconds)
+    except Exception:  # a failed round must not end the watch
+        log.exception("alert refresh failed")
+    try:
+        # Each finished day of the custody log gets its signed checkpoint.
+        async with in_transaction():
+            await custody_checkpoints.seal_completed_days(
+                timezone=settings.timezone, data_dir=settings.data_dir
+            )
+    except Exception:
+        log.exception("checkpoint sealing failed")
 
 
-def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> FastAPI:
-    """Build the app; with manage_database it migrates and opens the database at start-up."""
+def create_worker_app() -> FastAPI:
+    """The app of one of several uvicorn workers (`wastetrack serve --workers N`): the parent
+    has started the database and migrated it, and passes its URL in WASTETRACK_DATABASE_URL."""
+    return create_app(get_settings(), migrate=False)
+
+
+def create_app(
+    settings: Settings | None = None, *, manage_database: bool = True, migrate: bool = True
+) -> FastAPI:
+    """Build the app; with manage_database it opens the database at start-up (migrating it
+    first unless migrate is False)."""
     settings = settings or get_settings()
+    observability.configure_logging(settings.log_format, level=settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -59,19 +99,24 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             yield
             return
         with db.server_database_url(settings) as url:
-            await db.migrate(url)
+            if migrate:
+                await db.migrate(url)
+                # Served as a role that can only append to the custody log, never edit it.
+                url = await db.service_url(url, settings)
             async with db.database(url, pool_size=settings.db_pool_size):
                 # Everything loaded at start-up lives as long as the process: keep the
                 # collector from walking it again on every full collection.
                 gc.collect()
                 gc.freeze()
-                watcher = asyncio.create_task(_watch_alerts(settings))
+                lock = db.ClusterLock(url, key=BACKGROUND_LOCK_KEY)
+                watcher = asyncio.create_task(_watch_alerts(settings, lock))
                 try:
                     yield
                 finally:
                     watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await watcher
+                    await lock.close()
 
     app = FastAPI(
         title="wastetrack",
@@ -81,6 +126,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     )
     app.state.settings = settings
     errors.install(app)
+    media.document_tables(app)
     for module in (
         auth,
         catalog,
@@ -96,15 +142,24 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         cells,
         admin,
         dashboard,
+        checkpoints,
     ):
         app.include_router(module.router)
-    app.include_router(batches.public_router)
-    app.include_router(ports.public_router)
+    app.include_router(public.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    if settings.environment == "test":
+        # Which worker answered, for the tests of `serve --workers N` (never in production).
+        @app.middleware("http")
+        async def worker_pid(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            response = await call_next(request)
+            response.headers["x-worker-pid"] = str(os.getpid())
+            return response
 
-    @app.get("/healthz", tags=["ops"])
-    async def health() -> dict[str, str]:
-        """Liveness probe."""
-        return {"status": "ok"}
-
+    # Bodies are capped before any route reads them; every response gets its security headers.
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
+    # Last, so its middleware is the outermost: every request is timed and logged, refused or not.
+    ops.install(app)
     return app

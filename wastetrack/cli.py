@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,7 +16,7 @@ from tortoise.transactions import in_transaction
 from wastetrack.auth.models import Role
 from wastetrack.core import db
 from wastetrack.core.errors import DomainError
-from wastetrack.core.settings import get_settings
+from wastetrack.core.settings import Settings, get_settings
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
 app = typer.Typer(
@@ -28,6 +30,17 @@ registry_app = typer.Typer(
 app.add_typer(user_app, name="user")
 app.add_typer(labels_app, name="labels")
 app.add_typer(registry_app, name="registry")
+calendar_app = typer.Typer(
+    help="The official working-day calendar (holidays, make-up working days).",
+    no_args_is_help=True,
+)
+app.add_typer(calendar_app, name="calendar")
+keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+checkpoints_app = typer.Typer(
+    help="Signed daily checkpoints of the custody log.", no_args_is_help=True
+)
+app.add_typer(checkpoints_app, name="checkpoints")
 T = TypeVar("T")
 
 
@@ -56,26 +69,150 @@ def _echo(value: dict[str, Any]) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default: WASTETRACK_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default: WASTETRACK_PORT")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="worker processes; default: the CPU count")
+    ] = None,
 ) -> None:
     """Start the HTTP service (migrating first; embedded PostgreSQL unless a URL is set)."""
     import uvicorn
-
-    from mobile_api.app import create_app
 
     settings = get_settings()
     settings = settings.model_copy(
         update={"host": host or settings.host, "port": port or settings.port}
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    workers = workers or os.cpu_count() or 1
+    if workers > 1:
+        _serve_workers(settings, workers)
+        return
+    from mobile_api.app import create_app
+
+    # log_config=None: uvicorn keeps the app's structured logging (one line per request is
+    # the app's own, so uvicorn's access log is off).
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+def _serve_workers(settings: Settings, workers: int) -> None:
+    """Start the database and migrate once here, then run the workers on its URL: they only
+    serve (one of them also runs the background rounds, see mobile_api.app)."""
+    import uvicorn
+
+    from wastetrack.core import observability
+
+    observability.configure_logging(settings.log_format, level=settings.log_level)
+
+    async def prepare(url: str) -> str:
+        await db.migrate(url)
+        return await db.service_url(url, settings)
+
+    with (
+        db.server_database_url(settings) as url,
+        tempfile.TemporaryDirectory(prefix="wastetrack-metrics-") as metrics_dir,
+    ):
+        # The workers are spawned: they read their settings from this environment.
+        os.environ["WASTETRACK_DATABASE_URL"] = asyncio.run(prepare(url))
+        os.environ["WASTETRACK_HOST"] = settings.host
+        os.environ["WASTETRACK_PORT"] = str(settings.port)
+        # Every worker writes its metric samples there and /metrics sums them.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        uvicorn.run(
+            "mobile_api.app:create_worker_app",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+        )
 
 
 @app.command()
 def migrate() -> None:
     """Apply pending migrations."""
 
-    with db.server_database_url(get_settings()) as url:
+    settings = get_settings()
+    with db.server_database_url(settings) as url:
         asyncio.run(db.migrate(url))
+        # On the embedded server, also (re)create the service's own role and its grants.
+        asyncio.run(db.service_url(url, settings))
     typer.echo("migrations applied")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new master key version for new labels, receipts and tokens; old ones keep verifying.
+    Restart the service afterwards."""
+    from wastetrack.core import codes, keys
+
+    settings = get_settings()
+    version = keys.rotate(master=settings.secret_key, data_dir=settings.data_dir)
+    _echo({"version": version, "kid": codes.ALPHABET[version]})
+
+
+@app.command()
+def verify() -> None:
+    """Audit every custody chain and every checkpoint; exit 1 on any break."""
+    from wastetrack.custody import checkpoints
+
+    settings = get_settings()
+    report = _run(
+        lambda: checkpoints.audit(
+            secret=settings.secret_key, timezone=settings.timezone, data_dir=settings.data_dir
+        )
+    )
+    _echo(report)
+    if not report["valid"]:
+        raise typer.Exit(1)
+
+
+@app.command("alerts-refresh")
+def alerts_refresh() -> None:
+    """Raise every alert a rule calls for now (the service also does it on its own)."""
+    from wastetrack.alerts import service as alerts
+
+    settings = get_settings()
+    raised = _run(
+        lambda: alerts.refresh(
+            weight_tolerance=settings.weight_discrepancy_tolerance,
+            idle_hours=settings.idle_batch_hours,
+        )
+    )
+    _echo({"raised": raised})
+
+
+@checkpoints_app.command("seal")
+def checkpoints_seal() -> None:
+    """Checkpoint every finished day that has none yet (the service also does it on its own)."""
+    from wastetrack.custody import checkpoints
+
+    settings = get_settings()
+    sealed = _run(
+        lambda: checkpoints.seal_completed_days(
+            timezone=settings.timezone, data_dir=settings.data_dir
+        )
+    )
+    _echo({"sealed": [c.day.isoformat() for c in sealed]})
+
+
+@checkpoints_app.command("export")
+def checkpoints_export(
+    out: Annotated[Path | None, typer.Option(help="JSON file to write (default: stdout)")] = None,
+) -> None:
+    """Every checkpoint with its signature and public key, to keep outside the system."""
+    from wastetrack.custody import checkpoints
+
+    exported = _run(checkpoints.list_checkpoints)
+    text = json.dumps({"checkpoints": exported}, ensure_ascii=False, indent=1)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+        _echo({"checkpoints": len(exported), "file": str(out)})
 
 
 @user_app.command("create")
@@ -98,6 +235,22 @@ def user_create(
             full_name=full_name,
         )
         return {"id": user.id, "username": user.username, "role": user.role.value}
+
+    _echo(_run(work))
+
+
+@user_app.command("deactivate")
+def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
+    """Stop a user from logging in; their refresh tokens are revoked at once."""
+    from wastetrack.auth import service as auth
+    from wastetrack.auth.models import User
+
+    async def work() -> dict[str, Any]:
+        user = await User.get_or_none(username=username)
+        if user is None:
+            raise DomainError("no such user", field="username")
+        user = await auth.deactivate_user(user_id=user.id)
+        return {"id": user.id, "username": user.username, "is_active": user.is_active}
 
     _echo(_run(work))
 
@@ -137,6 +290,30 @@ def organization_create(
             name=name, kind=kind, region_id=region_id, bed_count=bed_count, credit_code=credit_code
         )
         return {"id": org.id, "name": org.name, "kind": org.kind.value}
+
+    _echo(_run(work))
+
+
+@registry_app.command("agreement")
+def agreement_create(
+    provider_id: Annotated[int, typer.Option("--provider", help="the carrier or collector")],
+    client_id: Annotated[int, typer.Option("--client", help="the organization it serves")],
+    streams: Annotated[list[str], typer.Option("--stream", help="repeat for several")],
+    valid_from: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"])],
+    valid_to: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+) -> None:
+    """Register a service agreement: the provider may tag the client's waste of these streams."""
+    from wastetrack.registry import service as registry
+
+    async def work() -> dict[str, Any]:
+        agreement = await registry.create_service_agreement(
+            provider_organization_id=provider_id,
+            client_organization_id=client_id,
+            streams=streams,
+            valid_from=valid_from.date(),
+            valid_to=valid_to.date() if valid_to else None,
+        )
+        return {"id": agreement.id, "streams": agreement.streams}
 
     _echo(_run(work))
 
@@ -251,6 +428,45 @@ def labels_issue(
     _echo(_run(work))
 
 
+@calendar_app.command("load")
+def calendar_load(
+    year: Annotated[int | None, typer.Option(help="default: every year the library knows")] = None,
+) -> None:
+    """Load working days and holidays from the installed chinesecalendar library."""
+    from wastetrack.calendar import service as calendar
+
+    _echo(_run(lambda: calendar.load_from_library(year=year)))
+
+
+@calendar_app.command("set")
+def calendar_set(
+    day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    working: Annotated[bool, typer.Option("--working/--holiday", help="a working or rest day")],
+    name: Annotated[str | None, typer.Option(help="the holiday, e.g. 春节")] = None,
+) -> None:
+    """Declare one day a working day or a holiday (e.g. a year the library does not know)."""
+    from wastetrack.calendar import service as calendar
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        typer.echo("error (day): give the day as YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+
+    async def work() -> dict[str, Any]:
+        info = await calendar.set_day(
+            day=when, is_working_day=working, name=name, source="admin (command line)"
+        )
+        return {
+            "day": info.day,
+            "is_working_day": info.is_working_day,
+            "name": info.name,
+            "source": info.source,
+        }
+
+    _echo(_run(work))
+
+
 @app.command("rollups-rebuild")
 def rollups_rebuild() -> None:
     """Recompute the daily roll-ups from the custody log (they are kept up to date anyway)."""
@@ -258,6 +474,55 @@ def rollups_rebuild() -> None:
 
     rows = _run(lambda: rollups.rebuild(timezone=get_settings().timezone))
     _echo({"rollup_rows": rows})
+
+
+@app.command()
+def backup(out: Annotated[Path, typer.Option(help="tar file to write")]) -> None:
+    """Write the database (pg_dump's custom format) and the photos into one tar file."""
+    from wastetrack.core import backup as backups
+
+    settings = get_settings()
+    with db.server_database_url(settings) as url:
+        summary = _or_exit(
+            lambda: backups.backup(
+                database_url=url,
+                data_dir=settings.data_dir,
+                out=out,
+                external=bool(settings.database_url),
+            )
+        )
+    _echo(summary)
+
+
+@app.command()
+def restore(archive: Annotated[Path, typer.Argument(help="a file written by backup")]) -> None:
+    """Restore a backup into an empty database and the photo directory, then verify every
+    custody chain (exit 1 when one is broken)."""
+    from wastetrack.core import backup as backups
+
+    settings = get_settings()
+    with db.server_database_url(settings) as url:
+        summary = _or_exit(
+            lambda: backups.restore(
+                database_url=url,
+                data_dir=settings.data_dir,
+                archive=archive,
+                external=bool(settings.database_url),
+            )
+        )
+    _echo(summary)
+    if summary["chains"]["broken"]:
+        raise typer.Exit(1)
+
+
+def _or_exit(work: Callable[[], T]) -> T:
+    """Run work; a domain error is printed and exits 2."""
+    try:
+        return work()
+    except DomainError as error:
+        field = f" ({error.field})" if error.field else ""
+        typer.echo(f"error{field}: {error.detail}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -3,10 +3,16 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import HTMLResponse
 
-from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, Transaction
-from mobile_api.presenters import batch_read, berth_read, render_public_page
+from mobile_api.deps import (
+    AppSettings,
+    CurrentUser,
+    ManagerOnly,
+    Transaction,
+)
+from mobile_api.media import PDF, PNG, binary
+from mobile_api.presenters import batch_read, berth_read
+from schemas.base import Code
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
@@ -91,33 +97,37 @@ async def list_batches(
 
 
 @router.get("/batches/{code}", response_model=BatchRead)
-async def get_batch(code: str, user: CurrentUser, settings: AppSettings) -> BatchRead:
+async def get_batch(code: Code, user: CurrentUser, settings: AppSettings) -> BatchRead:
     """One batch the user may see."""
     return batch_read(await batches.get_visible_batch(user, code), settings)
 
 
 @router.get("/batches/{code}/events", response_model=list[EventRead])
-async def batch_events(code: str, user: CurrentUser) -> list:
+async def batch_events(code: Code, user: CurrentUser) -> list:
     """A batch's custody events in order."""
     _, events = await custody.history(principal=user, code=code)
     return events
 
 
 @router.get("/batches/{code}/verify", response_model=ChainVerification)
-async def verify_batch(code: str, user: CurrentUser) -> dict:
+async def verify_batch(code: Code, user: CurrentUser, settings: AppSettings) -> dict:
     """Recompute the batch's hash chain and say whether it is intact."""
-    return await custody.verify_chain(principal=user, code=code)
+    return await custody.verify_chain(principal=user, code=code, secret=settings.secret_key)
 
 
 @router.get(
     "/batches/{code}/label.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses=binary(PNG, description="The label, 50×30 mm at 300 dpi"),
 )
-async def batch_label(code: str, user: CurrentUser, settings: AppSettings) -> Response:
+async def batch_label(code: Code, user: CurrentUser, settings: AppSettings) -> Response:
     """The batch's label as a 50×30 mm PNG at 300 dpi."""
     png = await batches.label_png(
-        principal=user, code=code, base_url=settings.base_url, secret=settings.secret_key
+        principal=user,
+        code=code,
+        base_url=settings.base_url,
+        secret=settings.secret_key,
+        timezone=settings.timezone,
     )
     return Response(png, media_type="image/png")
 
@@ -125,7 +135,7 @@ async def batch_label(code: str, user: CurrentUser, settings: AppSettings) -> Re
 @router.post(
     "/labels",
     response_class=Response,
-    responses={201: {"content": {"application/pdf": {}}}},
+    responses=binary(PDF, status=201, description="A4 sheets of labels"),
     status_code=201,
 )
 async def issue_labels(
@@ -146,15 +156,3 @@ async def issue_labels(
         status_code=201,
         headers={"X-Label-Count": str(len(issued))},
     )
-
-
-public_router = APIRouter(tags=["public"])
-
-
-@public_router.get("/q/{token}", response_class=HTMLResponse)
-async def public_page(token: str, settings: AppSettings) -> HTMLResponse:
-    """The page a plain phone camera opens: category, state and dates, no names."""
-    summary = await batches.public_summary(
-        scanned=f"/q/{token}", secret=settings.secret_key, timezone=settings.timezone
-    )
-    return HTMLResponse(render_public_page(summary))

@@ -4,7 +4,10 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -23,6 +26,16 @@ _hasher = PasswordHasher()
 # Verified against when the user does not exist, so a refusal takes as long either way.
 _DUMMY_HASH = _hasher.hash("wastetrack-no-such-user")
 _REFUSED = "incorrect username or password"
+
+
+# argon2 takes tens of milliseconds of CPU and 64 MiB of memory per hash: it runs in this one
+# thread, so the event loop keeps serving and a burst of logins cannot add 64 MiB each.
+_ARGON2 = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
+T = TypeVar("T")
+
+
+async def _in_argon2_thread(work: Callable[..., T], *args: str) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_ARGON2, work, *args)
 
 
 def hash_password(password: str) -> str:
@@ -48,8 +61,7 @@ async def create_user(
         raise Conflict(f"username {username!r} is taken", field="username")
     return await User.create(
         username=username,
-        # argon2 takes tens of milliseconds of CPU: in a thread, the event loop keeps serving.
-        password_hash=await asyncio.to_thread(hash_password, password),
+        password_hash=await _in_argon2_thread(hash_password, password),
         role=role,
         organization=org,
         full_name=full_name,
@@ -87,7 +99,7 @@ async def authenticate(
     )
     user = await User.get_or_none(username=username, is_active=True)
     try:
-        await asyncio.to_thread(
+        await _in_argon2_thread(
             _hasher.verify, user.password_hash if user else _DUMMY_HASH, password
         )
         ok = user is not None

@@ -1,9 +1,11 @@
 """Batches as a user may see them, and label stock."""
 
+import asyncio
 import base64
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from typing import Any
 
+from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
@@ -14,10 +16,13 @@ from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.timefmt import local_date
 from wastetrack.custody.rules import Party
 from wastetrack.registry import service as registry
 
 NOT_FOUND = "no batch or label with this code"
+# The columns naming an organization that sees the batch (its parties).
+PARTY_COLUMNS = ("producer_id", "holder_id", "carrier_id", "destination_id")
 MAX_LABELS_PER_SHEET_RUN = 1000
 
 
@@ -27,7 +32,8 @@ def visible_batches(principal: Principal) -> QuerySet[Batch]:
     if principal.role == Role.admin:
         return Batch.all()
     org = principal.organization_id
-    scope = Q(producer_id=org) | Q(holder_id=org) | Q(carrier_id=org) | Q(destination_id=org)
+    party: list[dict[str, Any]] = [{column: org} for column in PARTY_COLUMNS]
+    scope = Q(*(Q(**where) for where in party), join_type=Q.OR)
     if principal.sees_region:
         scope |= Q(region_path__startswith=principal.region_path)
     return Batch.filter(scope)
@@ -91,15 +97,54 @@ async def list_recent(
     principal: Principal, *, limit: int, cursor: str | None = None, state: str | None = None
 ) -> tuple[list[Batch], str | None]:
     """The user's batches, newest first, one page at a time."""
-    query = visible_batches(principal).prefetch_related("category")
-    if state:
-        query = query.filter(state=state)
-    if cursor:
-        stamp, batch_id = _decode_cursor(cursor)
-        query = query.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, id__lt=batch_id))
-    page = await query.order_by("-created_at", "-id").limit(limit + 1)
+    after = _decode_cursor(cursor) if cursor else None
+    sql, params = page_query(principal, limit=limit + 1, after=after, state=state)
+    rows = await connections.get("default").execute_query_dict(sql, params)
+    ids = [row["id"] for row in rows]
+    found = {b.id: b for b in await Batch.filter(id__in=ids).prefetch_related("category")}
+    page = [found[batch_id] for batch_id in ids if batch_id in found]
     next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
     return page[:limit], next_cursor
+
+
+def page_query(
+    principal: Principal, *, limit: int, after: tuple[datetime, int] | None, state: str | None
+) -> tuple[str, list[object]]:
+    """SQL and parameters for the ids of one page of visible_batches, newest first: one
+    keyset-ordered index scan per way of seeing a batch (each party, the region subtree),
+    merged. The same rows as visible_batches' OR, read from the indexes of migration 0019
+    instead of the whole table."""
+    params: list[object] = []
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    common = []
+    if state:
+        common.append(f"state = {param(state)}")
+    if after:
+        common.append(f"(created_at, id) < ({param(after[0])}, {param(after[1])})")
+    page = param(limit)
+    conditions: list[str] = []
+    if principal.role == Role.admin:
+        conditions.append("TRUE")
+    else:
+        org = param(principal.organization_id)
+        conditions += [f"{column} = {org}" for column in PARTY_COLUMNS]
+        if principal.sees_region:
+            escaped = principal.region_path.translate({ord(c): f"\\{c}" for c in "\\%_"})
+            conditions.append(f"region_path LIKE {param(escaped + '%')}")
+    branches = [
+        f"(SELECT id, created_at FROM batch WHERE {' AND '.join([where, *common])}"
+        f" ORDER BY created_at DESC, id DESC LIMIT {page})"
+        for where in conditions
+    ]
+    sql = (
+        f"SELECT id FROM ({' UNION '.join(branches)}) AS seen"
+        f" ORDER BY created_at DESC, id DESC LIMIT {page}"
+    )
+    return sql, params
 
 
 async def issue_labels(
@@ -164,18 +209,20 @@ async def _label_text(
     )
 
 
-async def label_png(*, principal: Principal, code: str, base_url: str, secret: str) -> bytes:
-    """The PNG label of a batch the user may see."""
+async def label_png(
+    *, principal: Principal, code: str, base_url: str, secret: str, timezone: str
+) -> bytes:
+    """The PNG label of a batch the user may see, dated by the city's calendar."""
     batch = await get_visible_batch(principal, code)
     text = await _label_text(
         batch.code,
         stream=batch.stream_id,
         category=batch.category_id,
-        tagged_on=batch.tagged_at.date(),
+        tagged_on=local_date(batch.tagged_at, timezone),
         base_url=base_url,
         secret=secret,
     )
-    return render_label_png(text)
+    return await asyncio.to_thread(render_label_png, text)  # CPU: off the event loop
 
 
 async def issue_label_sheet(
@@ -202,32 +249,7 @@ async def issue_label_sheet(
         )
         for label in issued
     ]
-    return issued, render_label_sheet_pdf(texts, title=f"wastetrack labels {stream}")
-
-
-async def public_summary(*, scanned: str, secret: str, timezone: str) -> dict[str, str | None]:
-    """What anyone holding the QR may know: category, state and dates (in the city's time
-    zone), nothing about parties."""
-    tz = ZoneInfo(timezone)
-    code = resolve_code(scanned, secret=secret)
-    batch = await Batch.get_or_none(code=code).prefetch_related("category", "stream")
-    if batch is None:
-        label = await Label.get_or_none(code=code).prefetch_related("stream")
-        if label is None:
-            raise NotFound(NOT_FOUND, field="code")
-        return {
-            "code": code,
-            "stream": label.stream.name_zh,
-            "category": None,
-            "state": "unbound",
-            "tagged_at": None,
-            "updated_at": None,
-        }
-    return {
-        "code": code,
-        "stream": batch.stream.name_zh,
-        "category": f"{batch.category.name_zh} ({batch.category.code})",
-        "state": batch.state,
-        "tagged_at": batch.tagged_at.astimezone(tz).date().isoformat(),
-        "updated_at": batch.updated_at.astimezone(tz).date().isoformat(),
-    }
+    sheet = await asyncio.to_thread(  # CPU: off the event loop
+        render_label_sheet_pdf, texts, title=f"wastetrack labels {stream}"
+    )
+    return issued, sheet
