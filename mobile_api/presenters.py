@@ -43,7 +43,10 @@ def batch_read(batch: Batch, settings: Settings) -> BatchRead:
     return BatchRead.model_validate(values)
 
 
-STATE_NAMES_ZH: dict[str, str] = {"unbound": labels.UNBOUND_LABEL, **labels.STATE_LABELS}
+STATE_NAMES_ZH: dict[str, str] = {
+    "unbound": labels.UNBOUND_LABEL,
+    **{str(state): name for state, name in labels.STATE_LABELS.items()},
+}
 
 
 def berth_read(berth: Berth, settings: Settings) -> BerthRead:

@@ -1,25 +1,35 @@
 """The managers' dashboard: server-rendered pages in Chinese, charts by the vendored ECharts,
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
-import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from mobile_api.deps import AppSettings, Transaction
+from mobile_api.deps import (
+    AppSettings,
+    ClientAddress,
+    LoginRateLimit,
+    Transaction,
+    served_over_https,
+)
 from wastetrack.alerts import service as alerts
+from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
+from wastetrack.catalog import service as catalog
 from wastetrack.cells import service as cells
-from wastetrack.core.errors import DomainError
+from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
 from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
+from wastetrack.core.timefmt import local_time
+from wastetrack.custody import labels
 from wastetrack.custody import service as custody
 from wastetrack.household import service as household
 from wastetrack.indicators import service as indicators
@@ -34,13 +44,6 @@ ALERT_ZH = {
     "idle_batch": "批次长时间未流转",
     "scan_anomaly": "扫码异常",
 }
-STREAM_ZH = {
-    "household": "生活垃圾",
-    "medical": "医疗废物",
-    "hazardous": "危险废物",
-    "agri_packaging": "农药包装废弃物",
-    "marine": "船舶及海洋垃圾",
-}
 STATUS_ZH = {
     "on_track": "进展顺利",
     "at_risk": "存在风险",
@@ -49,6 +52,7 @@ STATUS_ZH = {
     "no_target": "无量化目标",
 }
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+templates.env.filters["local_time"] = local_time
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 
 
@@ -71,22 +75,41 @@ def _today(timezone: str) -> date:
     return datetime.now(ZoneInfo(timezone)).date()
 
 
+async def _zh() -> dict[str, dict[str, str]]:
+    """Every Chinese label a page may need, by kind of key: the catalog's names and the
+    custody log's labels."""
+    snap = await catalog.snapshot()
+    return {
+        "streams": {code: s.name_zh for code, s in snap.streams.items()},
+        "categories": {key: labels.category_label(c) for key, c in snap.categories.items()},
+        "methods": {code: m.name_zh for code, m in snap.methods.items()},
+        "modes": dict(labels.MODE_LABELS),
+        "events": {str(k): v for k, v in labels.EVENT_TYPE_LABELS.items()},
+        "states": {str(k): v for k, v in labels.STATE_LABELS.items()},
+        "alerts": ALERT_ZH,
+        "status": STATUS_ZH,
+    }
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, error: str | None = None) -> Response:
     """The login page."""
     return templates.TemplateResponse(request, "login.html", {"error": error})
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[LoginRateLimit])
 async def login(
     request: Request,
     settings: AppSettings,
+    address: ClientAddress,
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
 ) -> Response:
     """Log in with the same account as the API; managers, auditors and admins get in."""
     try:
-        user = await auth.authenticate(username=username, password=password, settings=settings)
+        user = await auth.authenticate(
+            username=username, password=password, settings=settings, address=address
+        )
     except DomainError as error:
         return templates.TemplateResponse(
             request, "login.html", {"error": error.detail}, status_code=error.status
@@ -101,6 +124,7 @@ async def login(
         COOKIE,
         str(tokens["access_token"]),
         httponly=True,
+        secure=served_over_https(request, settings),
         samesite="strict",
         max_age=settings.access_token_minutes * 60,
     )
@@ -118,29 +142,26 @@ async def logout() -> Response:
 async def overview(
     request: Request, user: Reader, settings: AppSettings, _: Transaction
 ) -> Response:
-    """Indicators against targets, utilization by stream over 12 months, sorting coverage by
-    town, zero-waste cells and open alerts."""
+    """Indicators against targets, the last 12 months to date by stream, sorting coverage by
+    town, zero-waste cells and open alerts by kind."""
     if user is None:
         return RedirectResponse(TO_LOGIN, status_code=303)
     today = _today(settings.timezone)
-    first = today.replace(day=1)
-    months = []
-    for back in range(11, -1, -1):
-        year, month = divmod(first.year * 12 + first.month - 1 - back, 12)
-        months.append(date(year, month + 1, 1))
+    months = _last_twelve_months(today)
+    # The period is the last 12 months including the current one up to today, in the city's
+    # time zone: the month in progress is where the newest data is.
+    period_from, period_to = months[0], today
     series = await rollups.monthly_series(region_path=user.region_path, months=months)
     sorting = await household.sorting_metrics(
-        principal=user,
-        date_from=today - timedelta(days=365),
-        date_to=today,
-        timezone=settings.timezone,
+        principal=user, date_from=period_from, date_to=period_to, timezone=settings.timezone
     )
+    zh = await _zh()
     charts: dict[str, Any] = {
         "utilization": {
             "months": [m.strftime("%Y-%m") for m in months],
             # A month with nothing finally treated is a gap, not 0 %.
             "streams": {
-                stream: [
+                zh["streams"].get(stream, stream): [
                     None if v["rate"]["rate"] is None else float(v["rate"]["rate"]) * 100
                     for v in values.values()
                 ]
@@ -152,13 +173,12 @@ async def overview(
             "covered": [float(t["coverage"]["rate"] or 0) * 100 for t in sorting["towns"]],
         },
     }
-    year_from, year_to = months[0], first - timedelta(days=1)
     streams = _by_stream(
         await rollups.utilization(
-            region_path=user.region_path, date_from=year_from, date_to=year_to
+            region_path=user.region_path, date_from=period_from, date_to=period_to
         ),
         await rollups.mass_balance(
-            region_path=user.region_path, date_from=year_from, date_to=year_to
+            region_path=user.region_path, date_from=period_from, date_to=period_to
         ),
     )
     achievement = await cells.achievement(principal=user, today=today)
@@ -172,65 +192,188 @@ async def overview(
         {
             "user": user,
             "today": today,
-            "status_zh": STATUS_ZH,
-            "alert_zh": ALERT_ZH,
-            "stream_zh": STREAM_ZH,
+            "tz": settings.timezone,
+            "zh": zh,
             "indicators": await indicators.overview(
                 principal=user, today=today, timezone=settings.timezone
             ),
             "sorting": sorting,
             "cells": achievement,
             "streams": streams,
-            "year": (year_from, year_to),
-            "alerts": await alerts.list_alerts(
-                principal=user,
-                open_only=True,
-                weight_tolerance=settings.weight_discrepancy_tolerance,
-                idle_hours=settings.idle_batch_hours,
-            ),
-            "charts": json.dumps(charts, ensure_ascii=False),
+            "period": (period_from, period_to),
+            "alert_counts": await alerts.count_by_kind(principal=user),
+            "charts": charts,
         },
     )
 
 
+def _last_twelve_months(today: date) -> list[date]:
+    """The first days of the 12 months up to and including today's."""
+    months = []
+    for back in range(11, -1, -1):
+        year, month = divmod(today.year * 12 + today.month - 1 - back, 12)
+        months.append(date(year, month + 1, 1))
+    return months
+
+
 def _by_stream(utilization: dict[str, Any], balance: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per stream: generated, finally treated and recovered kg, and declared vs received kg."""
-    rows: dict[str, dict[str, Decimal]] = {}
-    zero = {
-        "generated": Decimal(0),
-        "final": Decimal(0),
-        "recovered": Decimal(0),
-        "declared": Decimal(0),
-        "received": Decimal(0),
-    }
-    for c in utilization["categories"]:
-        row = rows.setdefault(c["stream"], dict(zero))
-        row["generated"] += Decimal(c["generated_kg"])
-        row["final"] += Decimal(c["harmless_treatment_rate"]["numerator"])
-        row["recovered"] += Decimal(c["utilization_rate"]["numerator"])
+    """Per stream: the cohort's generated, harmlessly treated and recovered kg with their rates
+    (from the roll-ups' own per-stream figures), and weighed vs declared kg."""
+    weighed: dict[str, dict[str, Decimal]] = {}
     for c in balance["categories"]:
-        row = rows.setdefault(c["stream"], dict(zero))
-        row["declared"] += Decimal(c["declared_kg"])
-        row["received"] += Decimal(c["received_kg"])
-    return [
+        cell = weighed.setdefault(c["stream"], {"declared": Decimal(0), "weighed": Decimal(0)})
+        cell["declared"] += Decimal(c["declared_kg"])
+        cell["weighed"] += Decimal(c["weighed_kg"])
+    rows = []
+    for s in utilization["streams"]:
+        cell = weighed.get(s["stream"], {"declared": Decimal(0), "weighed": Decimal(0)})
+        rows.append(
+            {
+                "stream": s["stream"],
+                "generated": s["generated_kg"],
+                "final": s["harmless_treatment_rate"]["numerator"],
+                "recovered": s["utilization_rate"]["numerator"],
+                "declared": cell["declared"],
+                "received": cell["weighed"],
+                "harmless": s["harmless_treatment_rate"],
+                "utilization": s["utilization_rate"],
+                "balance": ratio(cell["weighed"], cell["declared"], "kg"),
+            }
+        )
+    return rows
+
+
+ALERTS_PER_PAGE = 20
+ALERT_STATES = {"open": False, "acknowledged": True, "all": None}
+
+
+def _alert_subject(alert: Alert, zh: dict[str, dict[str, str]]) -> str:
+    """What the alert is about, in words: the batch code with its state or category, the
+    event, the receipt or the manifest (never the stored subject key, e.g. `CODE:state`)."""
+    details: dict[str, Any] = alert.details if isinstance(alert.details, dict) else {}
+    code = details.get("code")
+    if alert.kind == "idle_batch" and code:
+        return f"{code} · {zh['states'].get(details.get('state', ''), '状态未知')}"
+    if alert.kind == "overdue_storage" and code:
+        return f"{code} · {zh['categories'].get(details.get('category', ''), '类别未知')}"
+    if alert.kind == "scan_anomaly":
+        if code and details.get("seq") is not None:
+            return f"{code} · 第 {details['seq']} 条事件（设备时钟倒退）"
+        if details.get("receipt"):
+            return f"交付回执 {details['receipt']}"
+    if alert.kind == "weight_discrepancy" and code:
+        return (
+            f"{code} · 申报 {details.get('declared_kg')} kg，称重 {details.get('received_kg')} kg"
+        )
+    if alert.kind == "manifest_overdue":
+        return f"联单 {alert.subject}"
+    return str(code or alert.subject)
+
+
+def _alerts_url(kind: str | None, state: str, page: int = 1) -> str:
+    query = urlencode({k: v for k, v in (("kind", kind), ("state", state), ("page", page)) if v})
+    return f"/dashboard/alerts?{query}"
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alert_list(
+    request: Request,
+    user: Reader,
+    settings: AppSettings,
+    _: Transaction,
+    kind: Annotated[str | None, Query()] = None,
+    state: Annotated[str, Query()] = "open",
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    """Alerts grouped by kind with counts, filtered by kind and state, a page at a time."""
+    if user is None:
+        return RedirectResponse(TO_LOGIN, status_code=303)
+    zh = await _zh()
+    kind = kind if kind in ALERT_ZH else None
+    state = state if state in ALERT_STATES else "open"
+    found, total = await alerts.alert_page(
+        principal=user,
+        kind=kind,
+        acknowledged=ALERT_STATES[state],
+        offset=(page - 1) * ALERTS_PER_PAGE,
+        limit=ALERTS_PER_PAGE,
+    )
+    pages = max(1, -(-total // ALERTS_PER_PAGE))
+    return templates.TemplateResponse(
+        request,
+        "alerts.html",
         {
-            "stream": name,
-            **values,
-            "harmless": ratio(values["final"], values["generated"], "kg"),
-            "utilization": ratio(values["recovered"], values["final"], "kg"),
-            "balance": ratio(values["received"], values["declared"], "kg"),
-        }
-        for name, values in sorted(rows.items())
-    ]
+            "user": user,
+            "tz": settings.timezone,
+            "zh": zh,
+            "counts": await alerts.count_by_kind(principal=user),
+            "kind": kind,
+            "state": state,
+            "page": page,
+            "pages": pages,
+            "total": total,
+            "here": _alerts_url(kind, state, page),
+            "previous": _alerts_url(kind, state, page - 1) if page > 1 else None,
+            "next": _alerts_url(kind, state, page + 1) if page < pages else None,
+            "filter_url": lambda k, s: _alerts_url(k, s),
+            "rows": [
+                {
+                    "id": a.id,
+                    "kind": zh["alerts"].get(a.kind, a.kind),
+                    "subject": _alert_subject(a, zh),
+                    "raised_at": a.raised_at,
+                    "acknowledged_at": a.acknowledged_at,
+                }
+                for a in found
+            ],
+            "can_acknowledge": user.role in (Role.manager, Role.admin),
+        },
+    )
+
+
+def _back(url: str) -> str:
+    """Back to the alerts page the form was on; any other target is refused (no open
+    redirect through the form)."""
+    return (
+        url
+        if url.startswith("/dashboard/alerts?") or url == "/dashboard/alerts"
+        else ("/dashboard/alerts")
+    )
+
+
+@router.post("/alerts/ack")
+async def acknowledge_many(
+    user: Reader,
+    _: Transaction,
+    ids: Annotated[list[int] | None, Form()] = None,
+    back: Annotated[str, Form()] = "/dashboard/alerts",
+) -> Response:
+    """Acknowledge the alerts ticked on the alerts page (ones acknowledged meanwhile are
+    skipped)."""
+    if user is None:
+        return RedirectResponse(TO_LOGIN, status_code=303)
+    if not ids:
+        raise ValidationFailed("tick at least one alert to acknowledge", field="ids")
+    for alert_id in sorted(set(ids)):
+        try:
+            await alerts.acknowledge(principal=user, alert_id=alert_id)
+        except Conflict:
+            continue
+    return RedirectResponse(_back(back), status_code=303)
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def acknowledge(alert_id: int, user: Reader, _: Transaction) -> Response:
-    """Acknowledge an alert from the dashboard."""
+async def acknowledge(
+    alert_id: int,
+    user: Reader,
+    _: Transaction,
+    back: Annotated[str, Form()] = "/dashboard/alerts",
+) -> Response:
+    """Acknowledge one alert from the dashboard."""
     if user is None:
         return RedirectResponse(TO_LOGIN, status_code=303)
     await alerts.acknowledge(principal=user, alert_id=alert_id)
-    return RedirectResponse("/dashboard#alerts", status_code=303)
+    return RedirectResponse(_back(back), status_code=303)
 
 
 @router.get("/batches", response_class=HTMLResponse)
@@ -245,17 +388,19 @@ async def trace(request: Request, user: Reader, settings: AppSettings, code: str
         except DomainError as error:
             context["error"] = error.detail
         else:
-            tz = ZoneInfo(settings.timezone)
+            zh = await _zh()
             context.update(
                 batch=batch,
                 events=events,
-                tz=tz,
-                points=json.dumps(
-                    [
-                        {"name": f"{e.seq} {e.event_type}", "value": [e.longitude, e.latitude]}
-                        for e in events
-                        if e.latitude is not None
-                    ]
-                ),
+                tz=ZoneInfo(settings.timezone),
+                zh=zh,
+                points=[
+                    {
+                        "name": f"{e.seq} {zh['events'].get(e.event_type, e.event_type)}",
+                        "value": [e.longitude, e.latitude],
+                    }
+                    for e in events
+                    if e.latitude is not None
+                ],
             )
     return templates.TemplateResponse(request, "trace.html", context)

@@ -1,17 +1,23 @@
 """The dashboard in a real headless Chromium against the service on uvicorn with the demo."""
 
+import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.test_cli import cli_env, free_port, run  # noqa: F401  (cli_env is a fixture)
+from tests.cli.test_cli import free_port, run
+from wastetrack.core import db
+from wastetrack.core.data import read_data_file
+from wastetrack.custody.labels import MODE_LABELS
+from wastetrack.custody.rules import EventType, State
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER):
@@ -28,13 +34,27 @@ from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-@pytest.fixture
-def served(cli_env: dict[str, str]) -> Iterator[str]:  # noqa: F811
-    assert run(cli_env, "demo").returncode == 0
+@pytest.fixture(scope="module")
+def demo_env(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One demo database for the whole module: loading it is the slow part."""
+    url = db.with_database(server_url, f"wastetrack_browser_{uuid.uuid4().hex[:8]}")
+    yield {
+        **os.environ,
+        "WASTETRACK_DATABASE_URL": url,
+        "WASTETRACK_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
+        "WASTETRACK_SECRET_KEY": "browser-test-secret-" + "z" * 32,
+    }
+    asyncio.run(db.drop_database(url))
+
+
+@pytest.fixture(scope="module")
+def served(demo_env: dict[str, str]) -> Iterator[str]:
+    done = run(demo_env, "demo")
+    assert done.returncode == 0, done.stderr
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wastetrack.cli", "serve", "--port", str(port)],
-        env=cli_env,
+        env=demo_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -52,8 +72,9 @@ def served(cli_env: dict[str, str]) -> Iterator[str]:  # noqa: F811
         server.wait(timeout=20)
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    tmp_path = tmp_path_factory.mktemp("chromium")
     options = Options()
     options.binary_location = CHROMIUM or ""
     for flag in (
@@ -77,12 +98,63 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
-def test_manager_logs_in_and_sees_every_panel(served: str, browser: webdriver.Chrome) -> None:
-    browser.get(f"{served}/dashboard")
-    assert browser.current_url.endswith("/dashboard/login")
+def _internal_keys() -> set[str]:
+    """Every key the code stores that a person must never read: event types, states, stream
+    codes, category keys (e.g. `hw.08`, `med.infectious`), treatment modes, alert kinds."""
+    keys = {str(k) for k in (*EventType, *State)} | set(MODE_LABELS)
+    keys |= {"overdue_storage", "manifest_overdue", "weight_discrepancy", "idle_batch"}
+    keys.add("scan_anomaly")
+    keys |= {s["code"] for s in read_data_file("wastetrack.catalog", "streams.json")["items"]}
+    for stream in keys & {"household", "medical", "hazardous", "agri_packaging", "marine"}:
+        data = read_data_file("wastetrack.catalog", f"categories_{stream}.json")
+        keys |= {item["key"] for item in data["items"]}
+    return keys
+
+
+INTERNAL_KEYS = _internal_keys()
+# A key on its own, not inside a longer word, code or username (e.g. demo_manager).
+KEY = re.compile(
+    r"(?<![\w.])("
+    + "|".join(sorted(map(re.escape, INTERNAL_KEYS), key=len, reverse=True))
+    + r")(?![\w.])"
+)
+CHART_TEXT = """
+return [...document.querySelectorAll('.chart, .map')].map(el => {
+  const chart = echarts.getInstanceByDom(el);
+  if (!chart) return '';
+  const o = chart.getOption();
+  return JSON.stringify([(o.series || []).map(s => [s.name, (s.data || []).map(d => d && d.name)]),
+                         (o.xAxis || []).map(a => a.data), (o.legend || []).map(l => l.data)]);
+}).join(' ');
+"""
+
+
+def _leaked(browser: webdriver.Chrome) -> set[str]:
+    """Internal keys in the page's visible text and in its charts' names and labels."""
+    text = browser.find_element(By.TAG_NAME, "body").text + browser.execute_script(CHART_TEXT)
+    return set(KEY.findall(text))
+
+
+def _log_in(browser: webdriver.Chrome, base: str) -> None:
+    browser.get(f"{base}/dashboard")
+    if not browser.current_url.endswith("/dashboard/login"):
+        return
     browser.find_element(By.ID, "username").send_keys("demo_manager")
     browser.find_element(By.ID, "password").send_keys("demo-manager-2025")
     browser.find_element(By.ID, "login").click()
+    WebDriverWait(browser, 20).until(expected_conditions.url_to_be(f"{base}/dashboard"))
+
+
+def test_the_key_pattern_catches_keys_and_spares_words() -> None:
+    assert {"hw.08", "handed_over", "treated", "med.infectious"} <= INTERNAL_KEYS
+    assert KEY.findall("B645ECYS4:in_transit · 废矿物油 (HW08) hw.08") == ["in_transit", "hw.08"]
+    assert KEY.findall("demo_manager HW08 untreated") == []
+
+
+def test_manager_logs_in_and_sees_every_panel(served: str, browser: webdriver.Chrome) -> None:
+    browser.get(f"{served}/dashboard")
+    assert browser.current_url.endswith("/dashboard/login")
+    _log_in(browser, served)
     wait = WebDriverWait(browser, 20)
     for chart in ("utilization", "sorting", "cells"):
         wait.until(
@@ -90,31 +162,77 @@ def test_manager_logs_in_and_sees_every_panel(served: str, browser: webdriver.Ch
         )
     text = browser.find_element(By.ID, "indicators").text
     assert "渔港污水和垃圾收集处置率" in text and "系统计算" in text
+    today = browser.find_element(By.ID, "period").text
+    assert "含本月至今日" in today
     shot = os.environ.get("WASTETRACK_DASHBOARD_SCREENSHOT")
     if shot:
         browser.save_screenshot(shot)
-    alerts = browser.find_element(By.ID, "alerts")
-    before = alerts.find_element(By.TAG_NAME, "h2").text
-    alerts.find_element(By.TAG_NAME, "button").click()
-    # The acknowledgement reloads the page: wait for the new count, not the old page's.
-    patient = WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException])
-    patient.until(lambda b: b.find_element(By.CSS_SELECTOR, "#alerts h2").text != before)
     browser.get(f"{served}/dashboard/batches")
-    code = _a_batch_code(served)
+    code = _a_batch_code(served, "treated")
     browser.find_element(By.ID, "code").send_keys(code)
     browser.find_element(By.ID, "find").click()
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#map canvas")))
+    wait.until(lambda b: b.find_element(By.ID, "map").get_attribute("data-ready") == "1")
     assert code in browser.find_element(By.ID, "timeline").text
 
 
-def _a_batch_code(base: str) -> str:
+def test_no_page_shows_an_internal_key(served: str, browser: webdriver.Chrome) -> None:
+    _log_in(browser, served)
+    wait = WebDriverWait(browser, 20)
+    pages = ["/dashboard", "/dashboard/alerts", "/dashboard/alerts?state=all&page=2"]
+    pages += [
+        f"/dashboard/batches?code={_a_batch_code(served, s)}" for s in ("treated", "in_transit")
+    ]
+    for page in pages:
+        browser.get(served + page)
+        if page == "/dashboard":
+            wait.until(
+                expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#cells canvas"))
+            )
+        if "code=" in page:
+            wait.until(lambda b: b.find_element(By.ID, "map").get_attribute("data-ready") == "1")
+        assert _leaked(browser) == set(), page
+
+
+def test_alerts_are_grouped_paginated_and_acknowledged_in_bulk(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    _log_in(browser, served)
+    browser.get(f"{served}/dashboard/alerts")
+    groups = browser.find_elements(By.CSS_SELECTOR, "#groups tr.group")
+    assert len(groups) >= 2
+    open_total = sum(int(g.find_elements(By.TAG_NAME, "td")[1].text) for g in groups)
+    assert f"（{open_total} 条）" in browser.find_element(By.CSS_SELECTOR, "#alerts h2").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tr.alert")) == 20
+    assert "第 1 /" in browser.find_element(By.ID, "pages").text
+    browser.find_element(By.ID, "next").click()
+    WebDriverWait(browser, 20).until(lambda b: "第 2 /" in b.find_element(By.ID, "pages").text)
+    browser.get(f"{served}/dashboard/alerts")
+    browser.find_element(By.ID, "select-all").click()
+    picks = browser.find_elements(By.CSS_SELECTOR, "input.pick")
+    assert picks and all(p.is_selected() for p in picks)
+    browser.find_element(By.ID, "select-all").click()
+    picks[0].click()
+    picks[1].click()
+    browser.find_element(By.ID, "ack-selected").click()
+    patient = WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException])
+    patient.until(
+        lambda b: f"（{open_total - 2} 条）" in b.find_element(By.CSS_SELECTOR, "#alerts h2").text
+    )
+    browser.find_elements(By.CSS_SELECTOR, "button.ack-one")[0].click()
+    patient.until(
+        lambda b: f"（{open_total - 3} 条）" in b.find_element(By.CSS_SELECTOR, "#alerts h2").text
+    )
+
+
+def _a_batch_code(base: str, state: str) -> str:
     tokens = httpx.post(
         f"{base}/m/v1/auth/token",
         data={"username": "demo_manager", "password": "demo-manager-2025"},
     ).json()
     page = httpx.get(
         f"{base}/m/v1/batches",
-        params={"limit": 1, "state": "treated"},
+        params={"limit": 1, "state": state},
         headers={"Authorization": f"Bearer {tokens['access_token']}"},
     ).json()
     return str(page["items"][0]["code"])

@@ -48,4 +48,6 @@ async def test_trace_page_shows_a_batch_the_manager_may_see(
     assert "no batch or label with this code" in hidden.text
     await login(client, "manager")
     shown = await client.get("/dashboard/batches", params={"code": bag["code"]})
-    assert bag["code"] in shown.text and "tagged" in shown.text and "[122.5, 37.2]" in shown.text
+    assert bag["code"] in shown.text and "[122.5, 37.2]" in shown.text
+    assert "已贴标" in shown.text and "<td>贴标登记</td>" in shown.text
+    assert ">tagged<" not in shown.text and "· tagged" not in shown.text

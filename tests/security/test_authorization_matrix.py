@@ -96,6 +96,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/admin/v1/vessels"): USERS,
     ("POST", "/admin/v1/vessels"): ADMIN,
     ("GET", "/dashboard"): DASHBOARD,
+    ("GET", "/dashboard/alerts"): DASHBOARD,
+    ("POST", "/dashboard/alerts/ack"): DASHBOARD,
     ("POST", "/dashboard/alerts/{alert_id}/ack"): DASHBOARD,
     ("GET", "/dashboard/batches"): DASHBOARD,
     ("GET", "/dashboard/login"): ANYONE,
