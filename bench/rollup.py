@@ -299,6 +299,7 @@ async def load(
 async def build_rollups(conn: asyncpg.Connection) -> None:
     """The rebuild the service runs (wastetrack.rollups.facts.rebuild), over the whole log."""
     await conn.execute("TRUNCATE batch_fact, cohort_daily, cohort_monthly")
+    await conn.execute("SET work_mem = '256MB'")
     await conn.execute(
         f"INSERT INTO batch_fact ({facts._FACT_COLUMNS})"
         f" {facts._FACTS.format(scope='SELECT id FROM batch')}",
