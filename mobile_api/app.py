@@ -34,7 +34,7 @@ from mobile_api.routers import (
     public,
 )
 from wastetrack.alerts import service as alerts
-from wastetrack.core import db, observability
+from wastetrack.core import db, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody import checkpoints as custody_checkpoints
 
@@ -77,6 +77,10 @@ async def _background_round(settings: Settings) -> None:
             )
     except Exception:
         log.exception("checkpoint sealing failed")
+    try:
+        await ratelimit.prune()
+    except Exception:
+        log.exception("pruning rate-limit counters failed")
 
 
 def create_worker_app() -> FastAPI:

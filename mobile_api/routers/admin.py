@@ -169,6 +169,8 @@ async def set_calendar_day(
 
 
 @router.post("/calendar/load", response_model=CalendarLoadRead)
-async def load_calendar(_: AdminOnly, __: Transaction, year: int | None = None) -> object:
+async def load_calendar(
+    _: AdminOnly, __: Transaction, year: Annotated[int | None, Query(ge=2000, le=2100)] = None
+) -> object:
     """Load a year (or every year) from the installed chinesecalendar library."""
     return await calendar.load_from_library(year=year)

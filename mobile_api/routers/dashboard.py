@@ -377,7 +377,12 @@ async def acknowledge(
 
 
 @router.get("/batches", response_class=HTMLResponse)
-async def trace(request: Request, user: Reader, settings: AppSettings, code: str = "") -> Response:
+async def trace(
+    request: Request,
+    user: Reader,
+    settings: AppSettings,
+    code: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
     """The trace of one batch: a timeline of its custody events and their points on a map."""
     if user is None:
         return RedirectResponse(TO_LOGIN, status_code=303)

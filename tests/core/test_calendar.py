@@ -95,6 +95,11 @@ async def test_an_admin_declares_a_new_years_holiday(
     )
     days = {d["day"]: d["is_working_day"] for d in listed.json()}
     assert (days["2026-10-01"], days["2026-10-10"], len(days)) == (False, True, 11)
+    absurd = await client.post(
+        "/admin/v1/calendar/load", params={"year": 10**12}, headers=world.headers("admin")
+    )
+    assert absurd.status_code == 422
+    assert absurd.json()["errors"][0]["field"] == "year"
 
 
 async def test_load_from_the_library_and_refuse_years_it_does_not_know(

@@ -2,13 +2,14 @@
 shares them, answered with 429 problem+json and Retry-After."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from mobile_api.app import create_app
 from tests.factories import PASSWORD, World
-from wastetrack.core.ratelimit import RateLimitCounter, backoff_seconds
+from wastetrack.core.ratelimit import RateLimitCounter, backoff_seconds, prune
 from wastetrack.core.settings import Settings
 
 
@@ -119,3 +120,16 @@ async def test_login_attempts_per_address_are_limited(settings: Settings, world:
     finally:
         await client.aclose()
     assert statuses == [200, 200, 429]
+
+
+async def test_counters_of_ended_windows_are_pruned(world: World) -> None:
+    now = datetime.now(UTC)
+    for key, ended in (("old", timedelta(days=2)), ("recent", timedelta(hours=1))):
+        await RateLimitCounter.create(
+            key=key, count=3, expires_at=now - ended, touched_at=now - ended
+        )
+    await RateLimitCounter.create(
+        key="live", count=1, expires_at=now + timedelta(minutes=1), touched_at=now
+    )
+    assert await prune() == 1
+    assert sorted(await RateLimitCounter.all().values_list("key", flat=True)) == ["live", "recent"]

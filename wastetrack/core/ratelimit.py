@@ -95,6 +95,16 @@ class PostgresStorage(Storage):
         await self._fetchval("DELETE FROM rate_limit_counter WHERE key = $1", key)
 
 
+async def prune(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Forget counters whose window ended more than `older_than` ago (one row per client
+    address and account would otherwise pile up for ever); returns how many went."""
+    async with _pool().acquire_connection() as connection:
+        status = await connection.execute(
+            "DELETE FROM rate_limit_counter WHERE expires_at < now() - $1::interval", older_than
+        )
+    return int(status.split()[-1])
+
+
 _storage = PostgresStorage()
 _limiter = FixedWindowRateLimiter(_storage)
 
