@@ -33,6 +33,7 @@ from mobile_api.routers import (
     ports,
     public,
 )
+from mobile_api.routers import app as phone_app
 from wastetrack.alerts import service as alerts
 from wastetrack.core import db, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
@@ -150,6 +151,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(public.router)
+    app.include_router(phone_app.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     if settings.environment == "test":
         # Which worker answered, for the tests of `serve --workers N` (never in production).

@@ -1,0 +1,103 @@
+// The mobile API as the app calls it: OAuth2 password login, the access token on every call,
+// refreshed silently with the one-use refresh token when it has expired.
+import { getKv, setKv } from './store.js';
+
+export class Offline extends Error {}
+export class Problem extends Error {
+  constructor(status, body) {
+    super((body && (body.detail || body.title)) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+    this.field = this.body.field || null;
+  }
+}
+
+function claims(accessToken) {
+  const part = accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+  const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+async function keep(tokens) {
+  const who = claims(tokens.access_token);
+  const profile = { user_id: Number(who.sub), username: who.name, role: who.role, organization_id: who.org };
+  await setKv('tokens', { access: tokens.access_token, refresh: tokens.refresh_token });
+  await setKv('profile', profile);
+  return profile;
+}
+
+export async function logIn(username, password) {
+  const form = new URLSearchParams({ grant_type: 'password', username, password });
+  let response;
+  try {
+    response = await fetch('/m/v1/auth/token', { method: 'POST', body: form });
+  } catch (error) {
+    throw new Offline('offline');
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Problem(response.status, body);
+  return keep(body);
+}
+
+let refreshing = null;
+
+// One refresh at a time: the refresh token is single-use, and presenting it twice revokes
+// the whole login.
+async function refresh() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      const tokens = await getKv('tokens');
+      if (!tokens) throw new Problem(401, { detail: '请先登录 · please log in' });
+      const response = await fetch('/m/v1/auth/refresh', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: tokens.refresh }),
+      });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) {
+        await setKv('tokens', null);
+        throw new Problem(response.status, body);
+      }
+      await keep(body);
+    })().finally(() => { refreshing = null; });
+  }
+  return refreshing;
+}
+
+// fetch with the user's token; Offline when the network is unreachable, Problem on an error answer.
+export async function call(path, { method = 'GET', json, form } = {}) {
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    const tokens = await getKv('tokens');
+    const headers = { Accept: 'application/json' };
+    if (tokens) headers.Authorization = `Bearer ${tokens.access}`;
+    let body;
+    if (json !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(json);
+    } else if (form !== undefined) {
+      body = form;
+    }
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body });
+    } catch (error) {
+      throw new Offline(String(error));
+    }
+    if (response.status === 401 && attempt === 0 && tokens && tokens.refresh) {
+      try {
+        await refresh();
+      } catch (error) {
+        if (error instanceof Problem) throw error;
+        throw new Offline(String(error));
+      }
+      continue;
+    }
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) throw new Problem(response.status, answer);
+    return answer;
+  }
+  throw new Problem(401, { detail: '请重新登录 · please log in again' });
+}
+
+export async function profile() { return getKv('profile'); }
+export async function loggedIn() { return Boolean(await getKv('tokens')); }

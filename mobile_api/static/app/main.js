@@ -1,0 +1,679 @@
+// The collector's phone: log in, scan, record each action into a durable queue, sync it.
+import { call, logIn, loggedIn, Offline, Problem, profile } from './api.js';
+import { checkTyped } from './checkchar.js';
+import { Scanner } from './scanner.js';
+import {
+  dropEntry, enqueue, entries, getEntry, getKv, getRef, putEntry, putPhoto, setKv, setRef, wipe,
+} from './store.js';
+import { syncNow } from './sync.js';
+
+const $ = (id) => document.getElementById(id);
+const VIEWS = ['login-view', 'scan-view', 'result-view', 'round-view', 'queue-view'];
+const UNITS = { kg: '千克 kg', count: '件 count', m3: '立方米 m³' };
+const OUTCOMES = { accepted: '接收 accepted', partially_accepted: '部分接收 partly accepted', rejected: '拒收 rejected' };
+const STATUS = {
+  pending: '待同步 pending',
+  applied: '已记录 applied',
+  duplicate: '已记录（重复） duplicate',
+  conflict: '冲突 conflict',
+  rejected: '被拒 rejected',
+};
+// Forms the app offers for these scan actions; the others (corrections) stay with the API.
+const FORM_ACTIONS = ['tagged', 'collected', 'handed_over', 'in_transit', 'stored', 'received', 'treated', 'cancelled', 'pickup', 'delivery'];
+const OFFLINE_ACTIONS = ['collected', 'handed_over', 'in_transit', 'stored'];
+
+let labels = { events: {}, states: {} };
+let me = null;
+let scanner = null;
+let current = null; // the scan being acted on: {qr, found, offline}
+let round = null; // {load: {qr, code, found}, bags: [{qr, code, found}]}
+
+// ---- small helpers -------------------------------------------------------------------------
+
+function show(view) {
+  for (const id of VIEWS) $(id).hidden = id !== view;
+  if (view !== 'scan-view' && view !== 'round-view' && scanner) scanner.stop();
+}
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function status(text) { $('status').textContent = text; }
+
+function eventLabel(type) {
+  if (type === 'pickup') return '上门收集 pickup';
+  if (type === 'delivery') return '船舶送交 delivery';
+  return labels.events[type] || type;
+}
+
+function stateLabel(state) { return labels.states[state] || state; }
+
+async function reference(name) { return ((await getRef(name)) || { items: [] }).items; }
+
+async function categoryName(key) {
+  const found = (await reference('categories')).find((c) => c.key === key);
+  return found ? `${found.name_zh} ${found.name_en} (${found.waste_code || found.code})` : key;
+}
+
+async function streamName(code) {
+  const found = (await reference('streams')).find((s) => s.code === code);
+  return found ? `${found.name_zh} ${found.name_en}` : code;
+}
+
+function decimal(value) { return value === '' || value === null || value === undefined ? null : String(value); }
+
+// The phone's position when the user has granted it, within three seconds; none otherwise.
+function position() {
+  if (!navigator.geolocation) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), 3000);
+    navigator.geolocation.getCurrentPosition(
+      (p) => { clearTimeout(timer); resolve({ latitude: p.coords.latitude, longitude: p.coords.longitude }); },
+      () => { clearTimeout(timer); resolve(null); },
+      { enableHighAccuracy: true, timeout: 3000, maximumAge: 60000 },
+    );
+  });
+}
+
+// A photo downscaled to at most 1600 px and re-encoded as JPEG, kept until the next sync and
+// named by the SHA-256 of its bytes (the photo route stores it under the same hash).
+async function keepPhoto(file) {
+  const bitmap = await createImageBitmap(file);
+  const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.8));
+  const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
+  const sha256 = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  await putPhoto(sha256, blob);
+  return { sha256, preview: canvas.toDataURL('image/jpeg', 0.6) };
+}
+
+// Device times strictly increase, so the server applies a round's events in the order made.
+let lastTime = 0;
+function deviceTime() {
+  lastTime = Math.max(Date.now(), lastTime + 1);
+  return new Date(lastTime).toISOString();
+}
+
+// ---- network state, reference data and sync ------------------------------------------------
+
+function paintNetwork() {
+  const online = navigator.onLine;
+  $('net').textContent = online ? '在线 online' : '离线 offline';
+  $('net').classList.toggle('offline', !online);
+}
+
+async function versionOf(items) {
+  const bytes = new TextEncoder().encode(JSON.stringify(items));
+  const digest = await crypto.subtle.digest('SHA-256', bytes);
+  return [...new Uint8Array(digest).slice(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// The reference data the forms need, each kept with a version (a hash of its content).
+async function refreshReference() {
+  const sources = {
+    streams: '/m/v1/catalog/streams',
+    categories: '/m/v1/catalog/categories',
+    methods: '/m/v1/catalog/methods',
+    vessels: '/admin/v1/vessels',
+    agreements: '/admin/v1/service-agreements',
+  };
+  if (me && ['manager', 'admin'].includes(me.role)) {
+    sources.organizations = '/admin/v1/organizations';
+    sources.sites = '/admin/v1/sites';
+  }
+  if (me && me.role === 'port_operator') sources.berths = `/m/v1/ports/${me.organization_id}/berths`;
+  let changed = 0;
+  for (const [name, path] of Object.entries(sources)) {
+    try {
+      const items = await call(path);
+      const version = await versionOf(items);
+      const old = await getRef(name);
+      if (!old || old.version !== version) changed += 1;
+      await setRef(name, { version, fetched_at: new Date().toISOString(), items });
+    } catch (error) {
+      if (error instanceof Offline) return;
+      if (!(error instanceof Problem) || error.status !== 403) throw error;
+    }
+  }
+  try {
+    const fresh = await fetch('/app/labels.json').then((r) => r.json());
+    labels = fresh;
+    await setRef('labels', { version: await versionOf(fresh), items: fresh });
+  } catch (error) { /* offline: the cached names stay */ }
+  await setKv('reference_checked', new Date().toISOString());
+  if (changed) status(`参考数据已更新 reference data updated (${changed})`);
+}
+
+async function paintQueueCount() {
+  const all = await entries();
+  $('queue-count').textContent = String(all.filter((e) => e.status === 'pending').length);
+}
+
+async function sync() {
+  if (!(await loggedIn())) return;
+  $('sync-status').textContent = '同步中… syncing';
+  try {
+    const sent = await syncNow();
+    $('sync-status').textContent = sent === null
+      ? '离线，稍后同步 offline: will sync when online'
+      : `已同步 ${sent} 条 synced ${sent}`;
+  } catch (error) {
+    $('sync-status').textContent = `同步失败 sync failed: ${error.message}`;
+  }
+  await paintQueueCount();
+  if (!$('queue-view').hidden) await paintQueue();
+}
+
+async function record(body, summary) {
+  await enqueue(body, summary);
+  status(`已保存，待同步 saved to the queue: ${summary}`);
+  await paintQueueCount();
+  if (navigator.onLine) sync();
+}
+
+// ---- log in and out ------------------------------------------------------------------------
+
+async function start() {
+  paintNetwork();
+  const cached = await getRef('labels');
+  if (cached) labels = cached.items;
+  if (!(await loggedIn())) {
+    show('login-view');
+    return;
+  }
+  me = await profile();
+  $('who').textContent = me.username;
+  $('logout').hidden = false;
+  show('scan-view');
+  await paintQueueCount();
+  if (navigator.onLine) {
+    refreshReference().catch((error) => status(error.message));
+    sync();
+  }
+}
+
+$('login-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  $('login-error').textContent = '';
+  try {
+    me = await logIn($('username').value.trim(), $('password').value);
+  } catch (error) {
+    $('login-error').textContent = error instanceof Offline
+      ? '离线时无法登录 · cannot log in offline'
+      : `登录失败 · ${error.message}`;
+    return;
+  }
+  $('password').value = '';
+  await start();
+});
+
+$('logout').addEventListener('click', async () => {
+  const waiting = (await entries()).filter((e) => e.status === 'pending').length;
+  if (waiting && !window.confirm(`还有 ${waiting} 条未同步，退出将删除。Log out and delete ${waiting} unsynced records?`)) return;
+  await wipe();
+  me = null;
+  $('who').textContent = '';
+  $('logout').hidden = true;
+  show('login-view');
+});
+
+// ---- scanning ------------------------------------------------------------------------------
+
+function startCamera(onCode) {
+  scanner = scanner || new Scanner($('video'), $('frame'));
+  return scanner.start(onCode).then(
+    () => { $('reader').textContent = `识别方式 reader: ${scanner.reader}`; },
+    (error) => { $('scan-error').textContent = `无法打开相机 camera unavailable: ${error.message}`; },
+  );
+}
+
+$('camera').addEventListener('click', () => {
+  $('scan-error').textContent = '';
+  startCamera((text) => lookUp(text));
+});
+
+$('typed-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const checked = checkTyped($('typed').value);
+  $('typed-error').textContent = checked.error || '';
+  if (checked.code) lookUp(checked.code);
+});
+
+async function scanQr(qr) {
+  try {
+    const found = await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`);
+    await setKv(`scan:${qr}`, found);
+    return { qr, found, offline: false };
+  } catch (error) {
+    if (!(error instanceof Offline)) throw error;
+    return { qr, found: await getKv(`scan:${qr}`), offline: true };
+  }
+}
+
+async function lookUp(qr) {
+  $('scan-error').textContent = '';
+  try {
+    current = await scanQr(qr);
+  } catch (error) {
+    $('scan-error').textContent = `查无此码 · ${error.message}`;
+    show('scan-view');
+    return;
+  }
+  await paintResult();
+}
+
+function codeOf(qr) {
+  const match = /\/q\/([0-9A-Za-z-]+)\./.exec(qr);
+  return match ? match[1].toUpperCase() : qr;
+}
+
+async function paintResult() {
+  const { found, offline, qr } = current;
+  const summary = $('summary');
+  summary.replaceChildren();
+  const card = el('div', { class: 'card' });
+  const rows = [];
+  let actions;
+  if (!found) {
+    card.append(el('p', { text: `离线：暂不能查询此码，可先记录，联网后核对。Offline: recorded now, checked on sync. (${codeOf(qr)})` }));
+    actions = OFFLINE_ACTIONS;
+  } else {
+    actions = found.actions;
+    if (offline) card.append(el('p', { class: 'hint', text: '离线：显示上次查询结果 · offline: last known' }));
+    if (found.kind === 'batch') {
+      const b = found.batch;
+      rows.push(['批次 Batch', b.code], ['状态 State', stateLabel(b.state)],
+        ['类别 Category', await categoryName(b.category)], ['废物流 Stream', await streamName(b.stream)],
+        ['数量 Quantity', `${b.quantity} ${UNITS[b.unit] || b.unit}`], ['贴标 Tagged', new Date(b.tagged_at).toLocaleString('zh-CN')]);
+    } else if (found.kind === 'label') {
+      rows.push(['空白标签 Unused label', found.label.code], ['废物流 Stream', await streamName(found.label.stream)]);
+    } else if (found.kind === 'berth') {
+      rows.push(['泊位 Berth', found.berth.name], ['编码 Code', found.berth.code]);
+    } else if (found.kind === 'site') {
+      rows.push(['收集点 Collection point', found.site.name], ['编码 Code', found.site.code || '']);
+    }
+    const list = el('dl');
+    for (const [term, value] of rows) list.append(el('dt', { text: term }), el('dd', { text: value }));
+    card.append(list);
+  }
+  summary.append(card);
+  const buttons = $('actions');
+  buttons.replaceChildren();
+  const offered = actions.filter((a) => FORM_ACTIONS.includes(a));
+  for (const action of offered) {
+    const button = el('button', { type: 'button', class: 'primary', 'data-action': action, text: eventLabel(action) });
+    button.addEventListener('click', () => openForm(action));
+    buttons.append(button);
+  }
+  if (!offered.length) buttons.append(el('p', { class: 'hint', text: '您在此无可做的操作 · nothing you may record here' }));
+  $('action-form').hidden = true;
+  show('result-view');
+  // A berth or collection-point plate opens its form at once.
+  if (found && ['berth', 'site'].includes(found.kind) && offered.length === 1) openForm(offered[0]);
+}
+
+$('back').addEventListener('click', () => show('scan-view'));
+
+// ---- the action forms ----------------------------------------------------------------------
+
+function field(name, text, input) {
+  input.name = name;
+  input.id = `f-${name}`;
+  return el('label', { for: input.id }, text, input);
+}
+
+function select(options, { blank } = {}) {
+  const node = el('select');
+  if (blank !== undefined) node.append(el('option', { value: '', text: blank }));
+  for (const [value, text] of options) node.append(el('option', { value, text }));
+  return node;
+}
+
+async function organizations() {
+  const known = new Map();
+  for (const o of await reference('organizations')) known.set(o.id, `${o.name} (#${o.id})`);
+  for (const a of await reference('agreements')) {
+    for (const id of [a.provider_organization_id, a.client_organization_id]) {
+      if (!known.has(id)) known.set(id, `#${id}`);
+    }
+  }
+  const b = current && current.found && current.found.batch;
+  if (b) {
+    for (const id of [b.producer_id, b.holder_id, b.carrier_id, b.destination_id]) {
+      if (id && !known.has(id)) known.set(id, `#${id}`);
+    }
+  }
+  if (me) known.delete(me.organization_id);
+  return [...known.entries()].map(([id, text]) => [String(id), text]);
+}
+
+async function categoriesOf(stream) {
+  return (await reference('categories'))
+    .filter((c) => !stream || c.stream === stream)
+    .map((c) => [c.key, `${c.name_zh} ${c.name_en}${c.waste_code ? ` (${c.waste_code})` : ''}`]);
+}
+
+async function openForm(action) {
+  const form = $('action-form');
+  form.replaceChildren(el('h2', { text: eventLabel(action) }));
+  form.dataset.action = action;
+  const found = current.found;
+  const stream = found && (found.batch ? found.batch.stream : found.label ? found.label.stream : null);
+  const add = (...nodes) => form.append(...nodes);
+  if (action === 'tagged') {
+    const streamCode = stream || 'household';
+    const unit = ((await reference('streams')).find((s) => s.code === streamCode) || {}).default_unit || 'kg';
+    add(field('category', '类别 Category', select(await categoriesOf(streamCode))));
+    add(field('quantity', '数量 Quantity', el('input', { type: 'number', step: '0.001', min: '0', required: true })));
+    const units = select(Object.entries(UNITS));
+    units.value = unit;
+    add(field('unit', '单位 Unit', units));
+    add(field('producer_organization_id', '产生单位 Producer (optional)', select(await organizations(), { blank: '本单位 my organization' })));
+  }
+  if (action === 'handed_over') {
+    add(field('to_organization_id', '交给 To organization', select(await organizations())));
+  }
+  if (action === 'in_transit') {
+    add(field('destination_organization_id', '目的地 Destination (optional)', select(await organizations(), { blank: '—' })));
+  }
+  if (action === 'received') {
+    add(field('outcome', '结果 Outcome', select(Object.entries(OUTCOMES))));
+    add(field('refused_kg', '拒收重量 Refused kg (if partly accepted)', el('input', { type: 'number', step: '0.001', min: '0' })));
+    add(field('reason', '原因 Reason (if rejected)', el('input')));
+  }
+  if (action === 'treated') {
+    const methods = (await reference('methods')).map((m) => [m.code, `${m.code} ${m.name_zh} ${m.name_en}`]);
+    add(field('method', '处置方式 Method', select(methods)));
+  }
+  if (action === 'cancelled') add(field('reason', '作废原因 Reason', el('input', { required: true })));
+  if (action === 'pickup') {
+    add(field('category', '类别 Category', select(await categoriesOf('household'))));
+    add(field('quality_passed', '分类合格 Sorted correctly', select([['', '未检查 not checked'], ['yes', '合格 passed'], ['no', '不合格 failed']])));
+    add(field('contamination_share', '混入比例 Contamination share (0–1)', el('input', { type: 'number', step: '0.01', min: '0', max: '1' })));
+  }
+  if (action === 'delivery') {
+    const vessels = (await reference('vessels')).map((v) => [String(v.id), `${v.name} ${v.registration_number}`]);
+    add(field('vessel_id', '船舶 Vessel', select(vessels)));
+    add(field('category', '类别 Category', select(await categoriesOf('marine'))));
+    add(field('volume_m3', '体积 Volume (m³)', el('input', { type: 'number', step: '0.001', min: '0' })));
+  }
+  if (action !== 'cancelled') {
+    const required = action === 'pickup';
+    add(field('weight_kg', '称重 Weight (kg)', el('input', { type: 'number', step: '0.001', min: '0', required })));
+  }
+  if (!['pickup', 'delivery'].includes(action)) add(field('note', '备注 Note', el('input', { maxlength: '1000' })));
+  const photo = el('input', { type: 'file', accept: 'image/*', capture: 'environment' });
+  const preview = el('img', { class: 'photo-preview', alt: '', hidden: true });
+  photo.addEventListener('change', async () => {
+    if (!photo.files.length) return;
+    const kept = await keepPhoto(photo.files[0]);
+    form.dataset.photo = kept.sha256;
+    preview.src = kept.preview;
+    preview.hidden = false;
+  });
+  delete form.dataset.photo;
+  add(field('photo', '照片 Photo (optional)', photo), preview);
+  add(el('button', { type: 'submit', id: 'save', class: 'primary', text: '记录 Record' }));
+  form.hidden = false;
+}
+
+$('action-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const action = form.dataset.action;
+  const value = (name) => (form.elements[name] ? form.elements[name].value : '');
+  const where = await position();
+  const body = { client_event_id: crypto.randomUUID() };
+  const qr = current.qr;
+  if (action === 'pickup') {
+    Object.assign(body, { kind: 'pickup', site: qr, category: value('category'), weight_kg: decimal(value('weight_kg')), device_time: deviceTime() });
+    if (value('quality_passed')) {
+      body.quality = { passed: value('quality_passed') === 'yes', contamination_share: decimal(value('contamination_share')) || '0', photo_sha256: form.dataset.photo || null };
+    }
+  } else if (action === 'delivery') {
+    const now = deviceTime();
+    Object.assign(body, {
+      kind: 'delivery', berth: qr, vessel_id: Number(value('vessel_id')), started_at: now, ended_at: now,
+      lines: [{ category: value('category'), volume_m3: decimal(value('volume_m3')), mass_kg: decimal(value('weight_kg')) }],
+    });
+  } else {
+    Object.assign(body, { event_type: action, batch: qr, device_time: deviceTime() });
+    for (const name of ['weight_kg', 'quantity', 'refused_kg']) if (value(name)) body[name] = decimal(value(name));
+    for (const name of ['note', 'reason', 'outcome', 'method', 'category', 'unit']) if (value(name)) body[name] = value(name);
+    for (const name of ['to_organization_id', 'destination_organization_id', 'producer_organization_id']) {
+      if (value(name)) body[name] = Number(value(name));
+    }
+    if (form.dataset.photo) body.photo_sha256 = form.dataset.photo;
+  }
+  if (where) Object.assign(body, where);
+  await record(body, `${eventLabel(action)} · ${codeOf(qr)}`);
+  form.hidden = true;
+  show('scan-view');
+});
+
+// ---- a carrier's round: bags into one load -------------------------------------------------
+
+function paintRound() {
+  $('round-load').textContent = round.load ? round.load.code : '—';
+  const list = $('round-bags');
+  list.replaceChildren();
+  for (const [index, bag] of round.bags.entries()) {
+    const remove = el('button', { type: 'button', text: '移除 Remove' });
+    remove.addEventListener('click', () => { round.bags.splice(index, 1); paintRound(); });
+    list.append(el('li', { 'data-code': bag.code }, `${bag.code} `, remove));
+  }
+  $('round-scan').textContent = round.load ? '扫袋 Scan a bag' : '扫装车标签 Scan the load label';
+}
+
+$('round-start').addEventListener('click', () => {
+  round = { load: null, bags: [] };
+  $('round-tag').hidden = true;
+  $('round-error').textContent = '';
+  paintRound();
+  show('round-view');
+});
+
+async function addToRound(qr) {
+  $('round-error').textContent = '';
+  const scanned = await scanQr(qr).catch((error) => ({ error }));
+  if (scanned.error) {
+    $('round-error').textContent = `查无此码 · ${scanned.error.message}`;
+    return;
+  }
+  const item = { qr, code: codeOf(qr), found: scanned.found };
+  if (!round.load) {
+    round.load = item;
+    const unbound = scanned.found && scanned.found.kind === 'label';
+    if (unbound || !scanned.found) {
+      // A new load on a pre-printed label is tagged first. Offline the app cannot tell a
+      // new label from a batch: the user says which.
+      const tag = $('round-tag');
+      tag.replaceChildren(
+        field('load_category', '装车类别 Load category', select(await categoriesOf(unbound ? scanned.found.label.stream : null))),
+        field('load_quantity', '袋数或重量 Bags or weight', el('input', { type: 'number', step: '0.001', min: '0' })),
+        field('load_unit', '单位 Unit', select(Object.entries(UNITS))),
+      );
+      if (!unbound) {
+        const fresh = el('input', { type: 'checkbox', checked: true });
+        tag.prepend(field('load_new', '离线未知：这是新标签，登记装车 Offline: a new label, tag the load', fresh));
+      }
+      tag.hidden = false;
+    }
+  } else if (item.code === round.load.code || round.bags.some((b) => b.code === item.code)) {
+    $('round-error').textContent = '已扫过 · already in this round';
+    return;
+  } else {
+    round.bags.push(item);
+  }
+  paintRound();
+}
+
+$('round-scan').addEventListener('click', () => startCamera((text) => addToRound(text)));
+
+$('round-typed-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const checked = checkTyped($('round-typed').value);
+  $('round-error').textContent = checked.error || '';
+  if (checked.code) {
+    $('round-typed').value = '';
+    addToRound(checked.code);
+  }
+});
+
+$('round-cancel').addEventListener('click', () => { round = null; show('scan-view'); });
+
+$('round-finish').addEventListener('click', async () => {
+  if (!round.load || !round.bags.length) {
+    $('round-error').textContent = '请先扫装车标签和至少一袋 · scan the load and at least one bag';
+    return;
+  }
+  const where = (await position()) || {};
+  const load = round.load.qr;
+  const fresh = $('f-load_new');
+  if (!$('round-tag').hidden && (!fresh || fresh.checked)) {
+    const quantity = $('f-load_quantity').value || String(round.bags.length);
+    await enqueue({
+      client_event_id: crypto.randomUUID(), event_type: 'tagged', batch: load, device_time: deviceTime(),
+      category: $('f-load_category').value, quantity, unit: $('f-load_unit').value, ...where,
+    }, `${eventLabel('tagged')} · ${round.load.code}`);
+  }
+  // Each clinic's bag is collected on its own, then goes into the load whole.
+  for (const bag of round.bags) {
+    const state = bag.found && bag.found.batch && bag.found.batch.state;
+    if (!state || state === 'tagged') {
+      await enqueue({ client_event_id: crypto.randomUUID(), event_type: 'collected', batch: bag.qr, device_time: deviceTime(), ...where },
+        `${eventLabel('collected')} · ${bag.code}`);
+    }
+  }
+  await record({
+    client_event_id: crypto.randomUUID(), event_type: 'aggregated', batch: load, device_time: deviceTime(),
+    children: round.bags.map((b) => b.qr), ...where,
+  }, `${eventLabel('aggregated')} · ${round.load.code} ← ${round.bags.length}`);
+  round = null;
+  show('scan-view');
+});
+
+// ---- the queue: results, correction and resend ---------------------------------------------
+
+function resultText(entry) {
+  const r = entry.result;
+  if (!r) return STATUS[entry.status];
+  const parts = [STATUS[r.status] || r.status];
+  if (r.state) parts.push(stateLabel(r.state));
+  if (r.batch_code) parts.push(r.batch_code);
+  if (r.error) parts.push(`${r.error.field ? `字段 field ${r.error.field}: ` : ''}${r.error.detail}`);
+  return parts.join(' · ');
+}
+
+async function paintQueue() {
+  const list = $('queue');
+  list.replaceChildren();
+  const all = (await entries()).reverse();
+  for (const entry of all) {
+    const item = el('li', { class: entry.status, 'data-id': entry.client_event_id },
+      el('div', { text: entry.summary }),
+      el('div', { class: 'status', text: resultText(entry) }));
+    if (entry.status === 'rejected') {
+      const fix = el('button', { type: 'button', class: 'fix', text: '修改并重发 Correct and resend' });
+      fix.addEventListener('click', () => editEntry(entry.client_event_id));
+      const discard = el('button', { type: 'button', class: 'discard', text: '放弃 Discard' });
+      discard.addEventListener('click', async () => {
+        await dropEntry(entry.client_event_id);
+        await paintQueue();
+      });
+      item.append(fix, discard);
+    }
+    list.append(item);
+  }
+}
+
+// A rejected entry's fields, the one the server named first; lists one item a line.
+async function editEntry(id) {
+  const entry = await getEntry(id);
+  const form = $('edit-form');
+  form.replaceChildren(el('h3', { text: `修改 Correct: ${entry.summary}` }));
+  form.dataset.id = id;
+  const named = entry.result && entry.result.error && entry.result.error.field;
+  const namedRoot = named ? named.replace(/\[.*$/, '') : null;
+  const keys = Object.keys(entry.body).filter((k) => !['client_event_id', 'kind', 'device_time'].includes(k));
+  keys.sort((a, b) => (b === namedRoot) - (a === namedRoot));
+  for (const key of keys) {
+    const value = entry.body[key];
+    let input;
+    if (Array.isArray(value)) {
+      input = el('textarea', { rows: String(Math.max(2, value.length)) });
+      input.value = value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : v)).join('\n');
+    } else {
+      input = el('input');
+      input.value = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+    }
+    const wrapped = field(`edit-${key}`, key === namedRoot ? `${key} ⚠ ${entry.result.error.detail}` : key, input);
+    if (key === namedRoot) wrapped.classList.add('error');
+    form.append(wrapped);
+  }
+  form.append(el('button', { type: 'submit', id: 'resend', class: 'primary', text: '重新发送 Resend' }));
+  form.hidden = false;
+}
+
+$('edit-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const entry = await getEntry(form.dataset.id);
+  for (const key of Object.keys(entry.body)) {
+    const input = form.elements[`edit-${key}`];
+    if (!input) continue;
+    const old = entry.body[key];
+    const text = input.value.trim();
+    if (Array.isArray(old)) {
+      entry.body[key] = text.split('\n').map((s) => s.trim()).filter(Boolean)
+        .map((s) => (s.startsWith('{') ? JSON.parse(s) : s));
+    } else if (typeof old === 'number') {
+      entry.body[key] = text === '' ? null : Number(text);
+    } else if (old !== null && typeof old === 'object') {
+      entry.body[key] = JSON.parse(text);
+    } else {
+      entry.body[key] = text === '' ? null : text;
+    }
+  }
+  // Never applied (a rejection is not stored), so it keeps its client_event_id.
+  entry.status = 'pending';
+  entry.result = null;
+  await putEntry(entry);
+  form.hidden = true;
+  await paintQueue();
+  await paintQueueCount();
+  if (navigator.onLine) await sync();
+});
+
+$('show-queue').addEventListener('click', async () => {
+  $('edit-form').hidden = true;
+  show('queue-view');
+  await paintQueue();
+});
+$('queue-back').addEventListener('click', () => show('scan-view'));
+$('sync').addEventListener('click', () => sync());
+
+window.addEventListener('online', () => {
+  paintNetwork();
+  refreshReference().catch(() => {});
+  sync();
+});
+window.addEventListener('offline', paintNetwork);
+
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch((error) => status(`离线缓存不可用 no offline cache: ${error.message}`));
+}
+
+start().catch((error) => status(error.message));

@@ -1,0 +1,62 @@
+// What the phone keeps: tokens and profile (kv), reference data with its version (ref), the
+// durable queue of recorded actions (queue) and photos waiting for upload (photos).
+import { openDB, deleteDB } from '/static/vendor/idb.js';
+
+const NAME = 'wastetrack-app';
+let opened = null;
+
+function db() {
+  if (!opened) {
+    opened = openDB(NAME, 1, {
+      upgrade(database) {
+        database.createObjectStore('kv');
+        database.createObjectStore('ref');
+        const queue = database.createObjectStore('queue', { keyPath: 'client_event_id' });
+        queue.createIndex('seq', 'seq');
+        database.createObjectStore('photos');
+      },
+    });
+  }
+  return opened;
+}
+
+export async function getKv(key) { return (await db()).get('kv', key); }
+export async function setKv(key, value) { return (await db()).put('kv', value, key); }
+
+export async function getRef(name) { return (await db()).get('ref', name); }
+export async function setRef(name, value) { return (await db()).put('ref', value, name); }
+
+export async function putPhoto(sha256, blob) { return (await db()).put('photos', blob, sha256); }
+export async function photos() {
+  const database = await db();
+  const keys = await database.getAllKeys('photos');
+  return Promise.all(keys.map(async (key) => [key, await database.get('photos', key)]));
+}
+export async function dropPhoto(sha256) { return (await db()).delete('photos', sha256); }
+
+// A queue entry: {client_event_id, seq, body, summary, status, result}; status is `pending`
+// until the server answers, then the result's status (applied, duplicate, conflict, rejected).
+export async function enqueue(body, summary) {
+  const database = await db();
+  const entry = {
+    client_event_id: body.client_event_id,
+    seq: Date.now() + Math.random(),
+    body,
+    summary,
+    status: 'pending',
+    result: null,
+  };
+  await database.put('queue', entry);
+  return entry;
+}
+export async function entries() { return (await db()).getAllFromIndex('queue', 'seq'); }
+export async function putEntry(entry) { return (await db()).put('queue', entry); }
+export async function getEntry(id) { return (await db()).get('queue', id); }
+export async function dropEntry(id) { return (await db()).delete('queue', id); }
+
+// Log-out: everything this user left on the phone goes, queue included.
+export async function wipe() {
+  if (opened) (await opened).close();
+  opened = null;
+  await deleteDB(NAME);
+}

@@ -1,0 +1,515 @@
+"""The phone app at /app in Debian's headless Chromium, against the service on uvicorn with
+the tests' small world: log in, scan a real label through a fake camera, record a carrier's
+round offline, sync it exactly once, correct and resend a rejected event, log out."""
+
+import asyncio
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from PIL import Image
+
+from tests.cli.test_cli import free_port
+from tests.factories import PASSWORD
+from wastetrack.core import codes, db
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+if not (CHROMIUM and DRIVER):
+    if os.environ.get("CI"):
+        pytest.fail("CI must install Debian's chromium and chromium-driver", pytrace=False)
+    pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Set to write docs/app-scan.png and docs/app-result.png from this run.
+SCREENSHOTS = os.environ.get("WASTETRACK_APP_SCREENSHOTS") == "1"
+BAGS = 3
+
+
+@pytest.fixture(scope="module")
+def env(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    url = db.with_database(server_url, f"wastetrack_app_{uuid.uuid4().hex[:8]}")
+    yield {
+        **os.environ,
+        "WASTETRACK_DATABASE_URL": url,
+        "WASTETRACK_DATA_DIR": str(tmp_path_factory.mktemp("app-data")),
+        "WASTETRACK_SECRET_KEY": "app-test-secret-" + "q" * 32,
+    }
+    asyncio.run(db.drop_database(url))
+
+
+@pytest.fixture(scope="module")
+def small_world(env: dict[str, str], served: str) -> dict[str, Any]:
+    """The tests' small world (tests/factories.py), made in a process of its own once the
+    served app has migrated the database."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.app.world"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def served(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wastetrack.cli", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _headers(base: str, username: str) -> dict[str, str]:
+    tokens = httpx.post(
+        f"{base}/m/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    tokens.raise_for_status()
+    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+
+def _query(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def fetch() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(url)
+        try:
+            return list(await connection.fetch(sql, *args))
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
+
+
+@pytest.fixture(scope="module")
+def round_data(served: str, env: dict[str, str], small_world: dict[str, Any]) -> dict[str, Any]:
+    """Three clinic bags for the carrier to pick up, and the label for the load."""
+    clinic = _headers(served, "clinic")
+    bags = []
+    for _ in range(BAGS):
+        tagged = httpx.post(
+            f"{served}/m/v1/batches",
+            headers=clinic,
+            json={
+                "client_event_id": str(uuid.uuid4()),
+                "stream": "medical",
+                "category": "med.infectious",
+                "quantity": "2.5",
+                "unit": "kg",
+                "carrier_organization_id": small_world["orgs"]["carrier"],
+                "device_time": _now(),
+            },
+        )
+        assert tagged.status_code == 201, tagged.text
+        bags.append(tagged.json()["code"])
+    label = httpx.get(f"{served}/m/v1/batches/{bags[0]}/label.png", headers=clinic)
+    assert label.status_code == 200
+    return {
+        "bags": bags,
+        "load": small_world["load"],
+        "label_png": label.content,
+        "db": env["WASTETRACK_DATABASE_URL"],
+    }
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def _y4m(png: bytes, path: Path) -> Path:
+    """The label as a few frames of 640×480 video, the way Chromium's fake camera reads it."""
+    label = Image.open(io.BytesIO(png)).convert("RGB")
+    label.thumbnail((600, 440))
+    frame = Image.new("RGB", (640, 480), "white")
+    frame.paste(label, ((640 - label.width) // 2, (480 - label.height) // 2))
+    y, cb, cr = frame.convert("YCbCr").split()
+    chroma = [c.resize((320, 240)) for c in (cb, cr)]
+    with path.open("wb") as out:
+        out.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for _ in range(5):
+            out.write(b"FRAME\n" + y.tobytes() + chroma[0].tobytes() + chroma[1].tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(
+    round_data: dict[str, Any], served: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[webdriver.Chrome]:
+    tmp_path = tmp_path_factory.mktemp("chromium-app")
+    video = _y4m(round_data["label_png"], tmp_path / "label.y4m")
+    options = Options()
+    options.binary_location = CHROMIUM or ""
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=420,900",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(DRIVER or ""))
+    driver.execute_cdp_cmd(
+        "Browser.grantPermissions", {"origin": served, "permissions": ["geolocation"]}
+    )
+    driver.execute_cdp_cmd(
+        "Emulation.setGeolocationOverride",
+        {"latitude": 37.1652, "longitude": 122.4867, "accuracy": 10},
+    )
+    driver.execute_cdp_cmd("Network.enable", {})
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(browser: webdriver.Chrome, condition: Any, timeout: float = 15) -> Any:
+    return WebDriverWait(browser, timeout).until(condition)
+
+
+def _find(browser: webdriver.Chrome, css: str) -> Any:
+    """The element once the app has drawn it (the app draws after async IndexedDB reads)."""
+    return _wait(browser, lambda b: (b.find_elements(By.CSS_SELECTOR, css) or [None])[0])
+
+
+def _visible(browser: webdriver.Chrome, element_id: str) -> bool:
+    return bool(browser.find_element(By.ID, element_id).is_displayed())
+
+
+def _network(browser: webdriver.Chrome, *, offline: bool) -> None:
+    browser.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+
+
+QUEUE = """
+const done = arguments[arguments.length - 1];
+const open = indexedDB.open('wastetrack-app');
+open.onsuccess = () => {
+  const request = open.result.transaction('queue').objectStore('queue').getAll();
+  request.onsuccess = () => { done(request.result); open.result.close(); };
+};
+"""
+
+
+def test_collector_logs_in_and_the_app_is_installable(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    browser.get(f"{served}/app")
+    assert browser.current_url == f"{served}/app/"
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    browser.find_element(By.ID, "username").send_keys("carrier")
+    browser.find_element(By.ID, "password").send_keys("wrong-password")
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: b.find_element(By.ID, "login-error").text)
+    browser.find_element(By.ID, "password").clear()
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    assert browser.find_element(By.ID, "who").text == "carrier"
+    scope = browser.execute_async_script(
+        "const done = arguments[0];"
+        "navigator.serviceWorker.ready.then(r => done(r.scope), () => done(null));"
+    )
+    assert scope == f"{served}/app/"
+    manifest = httpx.get(f"{served}/app/manifest.webmanifest").json()
+    assert manifest["start_url"] == "/app/" and manifest["display"] == "standalone"
+    for icon in manifest["icons"]:
+        assert httpx.get(served + icon["src"]).headers["content-type"] == "image/png"
+    # The reference data the forms need is cached with its version.
+    streams = browser.execute_async_script(
+        "const done = arguments[0];"
+        "import('/static/app/store.js').then(async s => {"
+        "  for (let i = 0; i < 50; i++) { const r = await s.getRef('categories');"
+        "    if (r) return done(r); await new Promise(t => setTimeout(t, 100)); } done(null); });"
+    )
+    assert streams and streams["version"] and len(streams["items"]) > 10
+
+
+def test_the_check_character_agrees_with_the_server(browser: webdriver.Chrome) -> None:
+    rng = random.Random(14)
+    bodies = ["".join(rng.choice(codes.ALPHABET) for _ in range(8)) for _ in range(3000)]
+    typed = [
+        codes.new_code().lower().replace("1", rng.choice("1iIlL")).replace("0", rng.choice("0oO"))
+        for _ in range(300)
+    ]
+    typed += [
+        c[:3] + rng.choice(codes.ALPHABET) + c[4:] for c in (codes.new_code() for _ in range(300))
+    ]
+    answer = browser.execute_async_script(
+        "const [bodies, typed, done] = arguments;"
+        "import('/static/app/checkchar.js').then(m => done({"
+        "  checks: bodies.map(m.checkCharacter),"
+        "  valid: typed.map(t => m.isValidCode(m.normalize(t)))}));",
+        bodies,
+        typed,
+    )
+    assert answer["checks"] == [codes.check_character(b) for b in bodies]
+    assert answer["valid"] == [codes.is_valid_code(codes.normalize(t)) for t in typed]
+    assert any(answer["valid"]) and not all(answer["valid"])
+
+
+def test_a_mistyped_code_is_caught_before_it_is_sent(
+    browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    code = round_data["bags"][1]
+    wrong = code[:-1] + next(c for c in codes.ALPHABET if c != code[-1])
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(wrong)
+    browser.find_element(By.ID, "lookup").click()
+    assert "校验位" in browser.find_element(By.ID, "typed-error").text
+    assert _visible(browser, "scan-view")
+    typed.clear()
+    typed.send_keys(code.lower())
+    browser.find_element(By.ID, "lookup").click()
+    _wait(browser, lambda b: _visible(b, "result-view"))
+    assert code in browser.find_element(By.ID, "summary").text
+    browser.find_element(By.ID, "back").click()
+
+
+def test_the_camera_scans_a_printed_label(
+    browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    code = round_data["bags"][0]
+    browser.find_element(By.ID, "camera").click()
+    _wait(browser, lambda b: _visible(b, "result-view"), timeout=20)
+    summary = browser.find_element(By.ID, "summary").text
+    assert code in summary and "已贴标" in summary and "Infectious waste" in summary
+    actions = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#actions button")]
+    assert any(a.startswith("收集") for a in actions), actions
+    # Linux Chromium has no BarcodeDetector: the vendored reader decoded the frames.
+    assert "jsQR" in (browser.find_element(By.ID, "reader").get_attribute("textContent") or "")
+    if SCREENSHOTS:
+        browser.save_screenshot(str(DOCS / "app-scan.png"))
+    browser.find_element(By.ID, "back").click()
+
+
+def test_an_offline_round_syncs_exactly_once(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    bags, load = round_data["bags"], round_data["load"]
+    nowhere = next(c for c in (codes.new_code() for _ in range(10)) if c not in bags)
+    _network(browser, offline=True)
+    _wait(browser, lambda b: "离线" in b.find_element(By.ID, "net").text)
+    # Reopened in airplane mode, the app starts from the service worker's cache.
+    browser.refresh()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    assert "离线" in browser.find_element(By.ID, "net").text
+    browser.find_element(By.ID, "round-start").click()
+    for code in [load, *bags, nowhere]:
+        field = browser.find_element(By.ID, "round-typed")
+        field.send_keys(code)
+        browser.find_element(By.ID, "round-add").click()
+        _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
+    # Offline the load's label is unknown: the app offers to tag it as a new load.
+    _wait(browser, lambda b: _visible(b, "round-tag"))
+    _find(browser, "#f-load_category option[value='med.infectious']").click()
+    browser.find_element(By.ID, "f-load_quantity").send_keys("7.5")
+    browser.find_element(By.ID, "round-finish").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    queued = browser.execute_async_script(QUEUE)
+    # tagged (the load), collected (each bag, and the code that names nothing), aggregated
+    assert len(queued) == 1 + BAGS + 1 + 1 and {e["status"] for e in queued} == {"pending"}
+    assert browser.find_element(By.ID, "queue-count").text == str(len(queued))
+    assert all(e["body"].get("latitude") == pytest.approx(37.1652) for e in queued)
+
+    _network(browser, offline=False)
+    _wait(browser, lambda b: all(e["status"] != "pending" for e in b.execute_async_script(QUEUE)))
+    browser.find_element(By.ID, "show-queue").click()
+    done = browser.execute_async_script(QUEUE)
+    status = {(e["body"]["event_type"], e["body"]["batch"]): e for e in done}
+    assert status[("tagged", load)]["status"] == "applied"
+    assert all(status[("collected", bag)]["status"] == "applied" for bag in bags)
+    unknown = status[("collected", nowhere)]
+    assert unknown["status"] == "rejected" and unknown["result"]["error"]["field"] == "batch"
+    rejected = status[("aggregated", load)]
+    assert rejected["status"] == "rejected"
+    assert rejected["result"]["error"]["field"] == f"children[{BAGS}]"
+    shown = _find(browser, f"li[data-id='{rejected['client_event_id']}']")
+    assert "被拒" in shown.text and f"children[{BAGS}]" in shown.text
+    assert rejected["result"]["error"]["detail"] in shown.text
+    if SCREENSHOTS:
+        browser.save_screenshot(str(DOCS / "app-result.png"))
+
+    # The user discards the pickup of a bag that does not exist, drops it from the load
+    # and sends the load again.
+    _find(browser, f"li[data-id='{unknown['client_event_id']}'] button.discard").click()
+    _wait(browser, lambda b: len(b.execute_async_script(QUEUE)) == len(queued) - 1)
+    gone = f"li[data-id='{unknown['client_event_id']}']"
+    _wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, gone))
+    shown = _find(browser, f"li[data-id='{rejected['client_event_id']}']")
+    shown.find_element(By.CSS_SELECTOR, "button.fix").click()
+    children = _find(browser, "#f-edit-children")
+    children.clear()
+    children.send_keys("\n".join(bags))
+    browser.find_element(By.ID, "resend").click()
+    _wait(
+        browser,
+        lambda b: all(e["status"] == "applied" for e in b.execute_async_script(QUEUE)),
+    )
+
+    # Sent again whole (a phone that lost the answers): nothing is applied twice.
+    browser.execute_async_script(
+        "const done = arguments[0];"
+        "import('/static/app/store.js').then(async s => {"
+        "  for (const e of await s.entries()) { e.status = 'pending'; await s.putEntry(e); }"
+        "  done(); });"
+    )
+    browser.find_element(By.ID, "sync").click()
+    _wait(browser, lambda b: all(e["status"] != "pending" for e in b.execute_async_script(QUEUE)))
+    final = browser.execute_async_script(QUEUE)
+    assert {e["status"] for e in final} == {"duplicate"}
+
+    url = round_data["db"]
+    ids = [uuid.UUID(e["client_event_id"]) for e in final]
+    rows = _query(
+        url,
+        "SELECT client_event_id, count(*) AS n FROM custody_event"
+        " WHERE client_event_id = ANY($1::uuid[]) GROUP BY client_event_id",
+        ids,
+    )
+    assert {r["client_event_id"] for r in rows} == set(ids) and {r["n"] for r in rows} == {1}
+    states = _query(
+        url,
+        "SELECT b.code, b.state, p.code AS parent,"
+        " (SELECT count(*) FROM custody_event e WHERE e.batch_id = b.id) AS events"
+        " FROM batch b LEFT JOIN batch p ON p.id = b.parent_id WHERE b.code = ANY($1::text[])",
+        [*bags, load],
+    )
+    found = {r["code"]: r for r in states}
+    for bag in bags:  # tagged, collected, aggregated: each once
+        assert (found[bag]["state"], found[bag]["parent"], found[bag]["events"]) == (
+            "aggregated",
+            load,
+            3,
+        )
+    assert found[load]["events"] == 2  # tagged, aggregated
+    carrier = _headers(served, "carrier")
+    for code in [*bags, load]:
+        verified = httpx.get(f"{served}/m/v1/batches/{code}/verify", headers=carrier).json()
+        assert verified["valid"] is True, verified
+
+
+def test_an_action_records_weight_position_and_a_downscaled_photo(
+    browser: webdriver.Chrome, round_data: dict[str, Any], tmp_path: Path
+) -> None:
+    load = round_data["load"]
+    Image.new("RGB", (3200, 2400), "orange").save(tmp_path / "bag.jpg", quality=95)
+    browser.find_element(By.ID, "queue-back").click()
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(load)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(
+        browser,
+        lambda b: _visible(b, "result-view") and load in b.find_element(By.ID, "summary").text,
+    )
+    browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+    browser.find_element(By.ID, "f-weight_kg").send_keys("7.25")
+    browser.find_element(By.ID, "f-photo").send_keys(str(tmp_path / "bag.jpg"))
+    _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".photo-preview").is_displayed())
+    browser.find_element(By.ID, "save").click()
+    _wait(
+        browser,
+        lambda b: any(
+            e["body"].get("event_type") == "collected"
+            and e["body"]["batch"] == load
+            and e["status"] == "applied"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+    (row,) = _query(
+        round_data["db"],
+        "SELECT e.weight_kg, e.latitude, p.width, p.height, p.size_bytes FROM custody_event e"
+        " JOIN batch b ON b.id = e.batch_id JOIN photo p ON p.sha256 = e.photo_sha256"
+        " WHERE b.code = $1 AND e.event_type = 'collected'",
+        load,
+    )
+    assert row["weight_kg"] == Decimal("7.25") and row["latitude"] == pytest.approx(37.1652)
+    assert (row["width"], row["height"]) == (1600, 1200)
+
+
+TOKENS = """
+const [access, done] = arguments;
+import('/static/app/store.js').then(async s => {
+  const tokens = await s.getKv('tokens');
+  if (access !== null) await s.setKv('tokens', { ...tokens, access });
+  done(tokens);
+});
+"""
+
+
+def test_an_expired_access_token_is_refreshed_silently(
+    browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    before = browser.execute_async_script(TOKENS, "not-a-valid-token")
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(round_data["bags"][2])
+    browser.find_element(By.ID, "lookup").click()
+    _wait(
+        browser,
+        lambda b: (
+            _visible(b, "result-view")
+            and round_data["bags"][2] in b.find_element(By.ID, "summary").text
+        ),
+    )
+    after = browser.execute_async_script(TOKENS, None)
+    assert after["access"] not in (before["access"], "not-a-valid-token")
+    assert after["refresh"] != before["refresh"]  # the refresh token is used once
+
+
+def test_logging_out_wipes_the_tokens(browser: webdriver.Chrome) -> None:
+    browser.find_element(By.ID, "logout").click()
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    names = browser.execute_async_script(
+        "const done = arguments[0]; indexedDB.databases().then(d => done(d.map(x => x.name)));"
+    )
+    assert "wastetrack-app" not in names
+    browser.refresh()
+    _wait(browser, lambda b: _visible(b, "login-view"))
