@@ -109,6 +109,25 @@ async def test_only_medical_batches_reaching_a_carrier_count(
     assert (await coverage(client, world))["small_institutions"]["numerator"] == "1"
 
 
+async def test_a_bag_scanned_into_a_carriers_load_is_collected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    load = await tag_bag(client, world, "carrier", producer_organization_id=carrier)
+    assert (await coverage(client, world))["small_institutions"]["numerator"] == "0"
+    packed = await post_event(
+        client,
+        world,
+        "carrier",
+        event("aggregated", load["code"], minutes=5, children=[bag["code"]]),
+    )
+    assert packed.status_code == 201, packed.text
+    found = await coverage(client, world)
+    assert found["small_institutions"]["numerator"] == "1"
+    assert "carrier's load" in found["small_institutions"]["definition"]["formula"]
+
+
 async def test_the_period_is_in_city_days(client: httpx.AsyncClient, world: World) -> None:
     # Collected at 16:30 UTC: the next day in the city.
     evening = (datetime.now(UTC) - timedelta(days=3)).replace(

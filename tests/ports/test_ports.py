@@ -302,6 +302,12 @@ async def test_delivery_refusals_name_the_field(
             422,
             "lines[0].volume_m3",
         ),
+        # Sewage counts in m³: a line weighed in kg alone would count as nothing.
+        (
+            delivery(harbour, harbour.small, {"category": "marine.sewage", "mass_kg": "900"}),
+            422,
+            "lines[0].volume_m3",
+        ),
         (
             delivery(
                 harbour, harbour.small, {"annex_v": "K", "scheme_version": "2013", "volume_m3": "1"}

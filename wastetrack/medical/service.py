@@ -19,9 +19,9 @@ MAX_PERIOD_DAYS = 366
 SMALL_DEFINITION = {
     "formula": (
         "small medical institutions (any medical kind with a known bed count ≤ 19) with at least"
-        " one medical-stream batch collected by a carrier or handed over to a carrier on a day"
-        " of the period (city time) ÷ small medical institutions; institutions without a known"
-        " bed count are listed apart, never counted"
+        " one medical-stream batch collected by a carrier, put into a carrier's load or handed"
+        " over to a carrier on a day of the period (city time) ÷ small medical institutions;"
+        " institutions without a known bed count are listed apart, never counted"
     ),
     "source": (
         "荣成市“十四五”生态环境保护规划 第九章第三节 (19张床位（含19张床位）以下医疗卫生机构"
@@ -31,7 +31,8 @@ SMALL_DEFINITION = {
 ALL_DEFINITION = {
     "formula": (
         "medical institutions of every kind with at least one medical-stream batch collected by"
-        " or handed over to a carrier on a day of the period ÷ medical institutions"
+        " a carrier, put into a carrier's load or handed over to a carrier on a day of the"
+        " period ÷ medical institutions"
     ),
     "source": "医疗废物收集处置体系覆盖率 (standards.md §7); metrics.md §6",
 }
@@ -57,13 +58,14 @@ def _period(
 async def covered_institutions(
     *, institution_ids: list[int], date_from: date, date_to: date, timezone: str
 ) -> set[int]:
-    """The institutions with a medical-stream batch collected by a carrier, or handed over to
-    a carrier, on a city day of [date_from, date_to]."""
+    """The institutions with a medical-stream batch collected by a carrier, put into a
+    carrier's load (aggregated by the carrier: a round scanning each clinic's bag into one
+    container), or handed over to a carrier, on a city day of [date_from, date_to]."""
     if not institution_ids:
         return set()
     carrier = OrganizationKind.carrier
     found = await CustodyEvent.filter(
-        Q(event_type="collected", organization__kind=carrier)
+        Q(event_type__in=("collected", "aggregated"), organization__kind=carrier)
         | Q(event_type="handed_over", to_organization__kind=carrier),
         batch__stream_id=MEDICAL_STREAM,
         batch__producer_id__in=institution_ids,

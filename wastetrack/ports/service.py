@@ -252,6 +252,18 @@ async def _resolve_lines(lines: list[DeliveryLineCreate]) -> list[_Line]:
                 raise ValidationFailed(
                     f"{key!r} is not a marine waste category", field=f"lines[{index}].category"
                 )
+        by_volume = [
+            name
+            for name, group in PORT_RULES["groups"].items()
+            if group["unit"] == "m3" and set(snap.ancestors(key)) & set(group["categories"])
+        ]
+        if by_volume and not line.volume_m3:
+            # The indicator counts these in m³ (port_rules.json): a line in kg alone would count
+            # as nothing, so it is refused rather than silently left out.
+            raise ValidationFailed(
+                f"{key} is reported in m³ ({by_volume[0]}): give volume_m3",
+                field=f"lines[{index}].volume_m3",
+            )
         mass, derived = line.mass_kg, False
         if mass is None and line.volume_m3:
             density = next(
