@@ -619,7 +619,7 @@ async function editEntry(id) {
       input = el('input');
       input.value = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
     }
-    const wrapped = field(`edit-${key}`, key === namedRoot ? `${key} ⚠ ${entry.result.error.detail}` : key, input);
+    const wrapped = field(`edit-${key}`, key === namedRoot ? `${key} — ${entry.result.error.detail}` : key, input);
     if (key === namedRoot) wrapped.classList.add('error');
     form.append(wrapped);
   }
