@@ -6,6 +6,7 @@ from schemas.batches import BatchRead
 from schemas.manifests import DiscrepancyRead, LegRead, ManifestRead, RevisionRead
 from schemas.ports import BerthRead, CleanUpRead, DeliveryLineRead, DeliveryRead
 from wastetrack.batches.models import Batch
+from wastetrack.batches.service import SplitLinks
 from wastetrack.core import codes, observability
 from wastetrack.core.settings import Settings
 from wastetrack.custody import labels
@@ -35,8 +36,10 @@ _BATCH_ATTRIBUTES = (
 )
 
 
-def batch_read(batch: Batch, settings: Settings) -> BatchRead:
+def batch_read(batch: Batch, settings: Settings, links: SplitLinks | None = None) -> BatchRead:
     values = {name: getattr(batch, name) for name in _BATCH_ATTRIBUTES}
+    if links is not None:
+        values.update(split_from=links.split_from, remainders=links.remainders)
     values["qr_url"] = codes.qr_url(
         batch.code, base_url=settings.base_url, secret=settings.secret_key
     )

@@ -55,6 +55,13 @@ class BatchRead(Schema):
     tagged_at: datetime
     created_at: datetime
     last_seq: int
+    split_from: str | None = Field(
+        None, description="the batch whose partial acceptance left this one as its refused part"
+    )
+    remainders: list[str] = Field(
+        default_factory=list,
+        description="batches split off as the refused part of partial acceptances of this one",
+    )
 
 
 class BatchPage(Schema):

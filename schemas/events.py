@@ -53,6 +53,16 @@ class EventCreate(Schema):
     # received, cancelled, corrected
     outcome: Outcome | None = None
     reason: Text | None = Field(None, max_length=1000)
+    refused_kg: Decimal | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        max_digits=12,
+        decimal_places=3,
+        description="received, partially_accepted: the mass refused, which leaves as a"
+        " remainder batch of its own; default: the declared kg (for batches counted in units or"
+        " m³, the catalog's estimate) minus weight_kg",
+    )
     # treated
     method: Text | None = Field(None, max_length=8)
     # aggregated
@@ -79,6 +89,13 @@ class EventCreate(Schema):
                 raise rule_error(name, f"{name} is required for a {self.event_type.value} event")
         if self.event_type != EventType.tagged and self.batch is None:
             raise rule_error("batch", f"batch is required for a {self.event_type.value} event")
+        if self.refused_kg is not None and not (
+            self.event_type == EventType.received and self.outcome == Outcome.partially_accepted
+        ):
+            raise rule_error(
+                "refused_kg",
+                "refused_kg is stated only on a received event with outcome partially_accepted",
+            )
         if (self.latitude is None) != (self.longitude is None):
             raise rule_error("longitude", "latitude and longitude go together")
         return self

@@ -4,6 +4,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from pydantic import Field
+
 from schemas.base import Schema
 
 
@@ -21,6 +23,12 @@ class PublicBatchRead(Schema):
     state_zh: str
     tagged_at: datetime | None
     updated_at: datetime | None
+    split_from: str | None = Field(
+        None, description="the batch whose partial acceptance left this one as its refused part"
+    )
+    remainders: list[str] = Field(
+        default_factory=list, description="the refused parts split off this batch on receipt"
+    )
 
 
 class PublicPlateRead(Schema):

@@ -27,6 +27,7 @@ from schemas.ports import (
 from wastetrack.alerts import service as alerts
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
 from wastetrack.cells import service as cells
 from wastetrack.core import codes
 from wastetrack.core.principal import Principal
@@ -227,6 +228,7 @@ async def _registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
         ("recycler", "hh.recyclable", ["R3", "R4", "R5", "R13"]),
         ("incinerator", "hh.recyclable", ["R1"]),
         ("recycler", "hh.food", ["R3", "R13"]),
+        ("incinerator", "hh.food", ["R1"]),
         ("recycler", "agri.plastic_bottle", ["R3", "R5"]),
         ("recycler", "pfw", ["R3", "R4", "R5", "D10"]),
         ("hw_plant", "hw.08", ["R9", "D10"]),
@@ -758,8 +760,9 @@ async def _messy_histories(
     orgs: dict[str, Organization], principals: dict[str, Principal], secret: str
 ) -> int:
     """What a real month also holds, so the dashboard shows how the definitions treat it: a
-    cancelled bag, a rejected load delivered elsewhere, a partial acceptance, and corrections
-    of a tagging, a weighing and a treatment (docs/metrics.md)."""
+    cancelled bag, a rejected load delivered elsewhere, a partial acceptance whose refused
+    remainder is treated elsewhere, and corrections of a tagging, a weighing and a treatment
+    (docs/metrics.md)."""
     now = datetime.now(UTC)
     start = now - timedelta(days=12)
 
@@ -882,6 +885,29 @@ async def _messy_histories(
             weight_kg=Decimal("165.0"),
             reason="地磅读数录入漏小数点",
         ),
+    )
+    # The corrected weighing leaves 75 kg refused: a remainder batch of its own, which the
+    # collector takes to the incinerator instead.
+    rest = (await Batch.get(split_from__code=food)).code
+    await record(
+        "collector",
+        _event(
+            "in_transit",
+            rest,
+            start + timedelta(days=1, hours=6),
+            destination_organization_id=orgs["incinerator"].id,
+        ),
+    )
+    await record(
+        "incinerator",
+        _event(
+            "received",
+            rest,
+            start + timedelta(days=1, hours=8),
+            outcome="accepted",
+            weight_kg=Decimal("72.5"),
+        ),
+        _event("treated", rest, start + timedelta(days=1, hours=20), method="R1"),
     )
     (treated,) = await record(
         "recycler", _event("treated", food, start + timedelta(days=2), method="R13")

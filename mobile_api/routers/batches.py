@@ -34,7 +34,9 @@ async def scan(
     found = await scanning.scan(principal=user, scanned=qr, secret=settings.secret_key)
     if found.batch is not None:
         return ScanRead(
-            kind="batch", batch=batch_read(found.batch, settings), actions=found.actions
+            kind="batch",
+            batch=batch_read(found.batch, settings, found.links),
+            actions=found.actions,
         )
     if found.site is not None:
         return ScanRead(
@@ -98,8 +100,9 @@ async def list_batches(
 
 @router.get("/batches/{code}", response_model=BatchRead)
 async def get_batch(code: Code, user: CurrentUser, settings: AppSettings) -> BatchRead:
-    """One batch the user may see."""
-    return batch_read(await batches.get_visible_batch(user, code), settings)
+    """One batch the user may see, with the batches a partial acceptance links it to."""
+    batch = await batches.get_visible_batch(user, code)
+    return batch_read(batch, settings, await batches.split_links(batch))
 
 
 @router.get("/batches/{code}/events", response_model=list[EventRead])

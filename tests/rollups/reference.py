@@ -1,5 +1,7 @@
 """A small, independent reading of docs/metrics.md §2–5 in plain Python over the custody
-events — no roll-up SQL — against which the service's figures are checked."""
+events — no roll-up SQL — against which the service's figures are checked. A partial
+acceptance's remainder is a batch with a chain of its own, so `facts` counts it like any other;
+`remainders` says independently what each remainder should weigh."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -193,4 +195,62 @@ def mass_balance(
             continue
         weighed, declared = out.get((f.stream, f.category), (Decimal(0), Decimal(0)))
         out[(f.stream, f.category)] = (weighed + f.balance[0], declared + f.balance[1])
+    return out
+
+
+def remainders(events: list[dict[str, Any]], catalog: Catalog) -> dict[int, Decimal | None]:
+    """Per batch that was received in part at some time: the kg its live (not cancelled)
+    remainder should hold, None for none. The refused part is as the receiver stated it, else
+    the declared kg (count and m³ by the catalog's factor) minus the accepted weight, both as
+    they stood when the receipt or its latest correction of outcome or weight was recorded;
+    nothing is left when that is not positive."""
+    chains: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: (e["batch_id"], e["seq"])):
+        chains[e["batch_id"]].append(e)
+    out: dict[int, Decimal | None] = {}
+    for batch_id, chain in chains.items():
+        tagged = chain[0]
+        declared = {
+            "quantity": Decimal(tagged["details"]["quantity"]),
+            "unit": tagged["details"]["unit"],
+            "category": tagged["details"]["category"],
+        }
+        receipts: dict[Any, dict[str, Any]] = {}
+        refused: Decimal | None = None
+        for e in chain:
+            fix = (
+                (e["details"] or {}).get("corrected", {}) if e["event_type"] == "corrected" else {}
+            )
+            if e["corrects_id"] == tagged["id"]:
+                declared.update((k, fix[k]) for k in ("quantity", "unit", "category") if k in fix)
+                continue
+            if e["event_type"] == "received":
+                receipts[e["id"]] = {
+                    "outcome": e["outcome"],
+                    "weight": e["weight_kg"],
+                    "stated": e["details"].get("refused_kg")
+                    if e["details"].get("refused_basis") == "stated"
+                    else None,
+                }
+                receipt = receipts[e["id"]]
+            elif e["corrects_id"] in receipts and fix.keys() & {"outcome", "weight_kg"}:
+                receipt = receipts[e["corrects_id"]]
+                receipt["outcome"] = fix.get("outcome", receipt["outcome"])
+                receipt["weight"] = fix.get("weight_kg", receipt["weight"])
+            else:
+                continue
+            if receipt["outcome"] != "partially_accepted":
+                refused = None
+            elif receipt["stated"] is not None:
+                refused = Decimal(receipt["stated"])
+            else:
+                quantity = Decimal(declared["quantity"])
+                if declared["unit"] == "kg":
+                    basis = quantity
+                else:
+                    factor = catalog.factor(declared["category"], declared["unit"])
+                    basis = (quantity * (factor or 0)).quantize(MILLI, ROUND_HALF_UP)
+                refused = basis - Decimal(receipt["weight"] or 0)
+                refused = refused if refused > 0 else None
+            out[batch_id] = refused
     return out

@@ -45,6 +45,7 @@ class Batch(Model):
     carrier_id: int | None
     destination_id: int | None
     parent_id: int | None
+    split_from_id: int | None
     code = fields.CharField(max_length=16, unique=True)
     stream: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.WasteStream", related_name="batches", on_delete=fields.RESTRICT
@@ -82,6 +83,10 @@ class Batch(Model):
     )
     parent: fields.ForeignKeyNullableRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="children", null=True, on_delete=fields.RESTRICT
+    )
+    # The batch a partial acceptance split this remainder from (the refused part).
+    split_from: fields.ForeignKeyNullableRelation["Batch"] = fields.ForeignKeyField(
+        "wastetrack.Batch", related_name="remainders", null=True, on_delete=fields.RESTRICT
     )
     tagged_at = fields.DatetimeField()
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -72,6 +73,31 @@ async def get_visible_batch(principal: Principal, code: str) -> Batch:
     if batch is None:
         raise NotFound(NOT_FOUND, field="code")
     return batch
+
+
+@dataclass(frozen=True, slots=True)
+class SplitLinks:
+    """A partial acceptance's link, both ways: the batch this remainder was split from, and
+    the remainders split from this batch (oldest first)."""
+
+    split_from: str | None = None
+    remainders: list[str] = field(default_factory=list)
+
+
+async def split_links(batch: Batch) -> SplitLinks:
+    """The codes a batch is linked to by partial acceptances."""
+    split_from = (
+        await Batch.filter(id=batch.split_from_id).values_list("code", flat=True)
+        if batch.split_from_id is not None
+        else []
+    )
+    remainders = (
+        await Batch.filter(split_from_id=batch.id).order_by("id").values_list("code", flat=True)
+    )
+    return SplitLinks(
+        split_from=str(split_from[0]) if split_from else None,
+        remainders=[str(code) for code in remainders],
+    )
 
 
 async def get_label_for_binding(principal: Principal, code: str) -> Label | None:

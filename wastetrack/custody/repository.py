@@ -99,6 +99,7 @@ NEW_BATCH_COLUMNS = {
     "carrier_id": "int",
     "destination_id": "int",
     "parent_id": "int",
+    "split_from_id": "int",
     "tagged_at": "timestamptz",
     "created_at": "timestamptz",
     "updated_at": "timestamptz",

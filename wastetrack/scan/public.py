@@ -7,10 +7,11 @@ the paper it is printed on already shows, so that the holder can check the paper
 record.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
@@ -38,6 +39,9 @@ class PublicBatch:
     state: str
     tagged_at: datetime | None
     updated_at: datetime | None
+    # A partial acceptance's link, both ways (codes only: no parties).
+    split_from: str | None = None
+    remainders: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ async def plate_or_batch(*, scanned: str, secret: str) -> PublicBatch | PublicPl
         raise NotFound(NOT_FOUND, field="code")
     batch = await Batch.get_or_none(code=code).prefetch_related("category", "stream")
     if batch is not None:
+        links = await batches.split_links(batch)
         return PublicBatch(
             code=code,
             stream_zh=batch.stream.name_zh,
@@ -105,6 +110,8 @@ async def plate_or_batch(*, scanned: str, secret: str) -> PublicBatch | PublicPl
             state=batch.state,
             tagged_at=batch.tagged_at,
             updated_at=batch.updated_at,
+            split_from=links.split_from,
+            remainders=links.remainders,
         )
     label = await Label.get_or_none(code=code).prefetch_related("stream")
     if label is not None:

@@ -4,6 +4,7 @@ collection point's plate."""
 from dataclasses import dataclass
 
 from wastetrack.auth.models import Role
+from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
@@ -24,6 +25,7 @@ class Scanned:
     berth: Berth | None
     site: Site | None
     actions: list[str]
+    links: batches.SplitLinks | None = None
 
 
 async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
@@ -31,7 +33,8 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
     mistyped codes get one and the same refusal."""
     try:
         found = await custody.scan(principal=principal, scanned=scanned, secret=secret)
-        return Scanned(found.batch, found.label, None, None, found.actions)
+        links = await batches.split_links(found.batch) if found.batch is not None else None
+        return Scanned(found.batch, found.label, None, None, found.actions, links)
     except NotFound as not_a_batch:
         refusal = not_a_batch
     try:

@@ -1,0 +1,302 @@
+"""A partial acceptance counts the accepted part at the receiver; the refused part leaves as a
+remainder batch of its own (same cohort, rejected, back with whoever delivered it) that follows
+its own fate, so the declared mass is counted once (docs/metrics.md §3)."""
+
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from tests.custody.helpers import post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.batches.models import Batch
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.registry import service as registry
+from wastetrack.rollups import service as rollups
+
+JSON = {"Accept": "application/json"}
+
+
+async def _delivered(client: httpx.AsyncClient, world: World, quantity: str = "3.5") -> str:
+    bag = await tag_bag(
+        client, world, quantity=quantity, carrier_organization_id=world.orgs["carrier"].id
+    )
+    code: str = bag["code"]
+    for body in (
+        event("collected", code, minutes=10),
+        event(
+            "in_transit", code, minutes=20, destination_organization_id=world.orgs["facility"].id
+        ),
+    ):
+        response = await post_event(client, world, "carrier", body)
+        assert response.status_code == 201, response.text
+    return code
+
+
+def _partial(code: str, weight: str, **fields: Any) -> dict[str, Any]:
+    return event(
+        "received",
+        code,
+        minutes=60,
+        outcome="partially_accepted",
+        weight_kg=weight,
+        reason="two bags torn",
+        **fields,
+    )
+
+
+async def _receive_in_part(
+    client: httpx.AsyncClient, world: World, code: str, weight: str, **fields: Any
+) -> dict[str, Any]:
+    response = await post_event(client, world, "facility", _partial(code, weight, **fields))
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def _batch(client: httpx.AsyncClient, world: World, who: str, code: str) -> dict[str, Any]:
+    response = await client.get(f"/m/v1/batches/{code}", headers=world.headers(who))
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def _remainder_of(client: httpx.AsyncClient, world: World, code: str) -> dict[str, Any]:
+    (remainder,) = (await _batch(client, world, "clinic", code))["remainders"]
+    return await _batch(client, world, "carrier", remainder)
+
+
+async def _utilization(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    response = await client.get(
+        "/m/v1/metrics/utilization",
+        params={"date_from": (today - timedelta(days=1)).isoformat(), "date_to": today.isoformat()},
+        headers=world.headers("manager"),
+    )
+    assert response.status_code == 200, response.text
+    (cell,) = [c for c in response.json()["categories"] if c["category"] == "med.infectious"]
+    return dict(cell)
+
+
+async def test_partial_acceptance_splits_the_refused_part_into_a_rejected_remainder(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    receipt = await _receive_in_part(client, world, code, "2.0")
+    assert receipt["state"] == "received"
+    original = await _batch(client, world, "clinic", code)
+    remainder = await _remainder_of(client, world, code)
+    assert remainder["code"] != code and remainder["split_from"] == code
+    assert Decimal(remainder["quantity"]) == Decimal("1.5") and remainder["unit"] == "kg"
+    assert remainder["state"] == "rejected"
+    assert remainder["tagged_at"] == original["tagged_at"]  # the same cohort
+    assert (remainder["stream"], remainder["category"]) == ("medical", "med.infectious")
+    assert remainder["producer_id"] == world.orgs["clinic"].id
+    assert remainder["holder_id"] == world.orgs["carrier"].id
+    events = (
+        await client.get(
+            f"/m/v1/batches/{remainder['code']}/events", headers=world.headers("carrier")
+        )
+    ).json()
+    assert [(e["event_type"], e["state_after"], e["outcome"]) for e in events] == [
+        ("tagged", "tagged", None),
+        ("received", "rejected", "rejected"),
+    ]
+    assert events[0]["details"]["split_from"] == code
+    assert {e["organization_id"] for e in events} == {world.orgs["facility"].id}
+    verified = await client.get(
+        f"/m/v1/batches/{remainder['code']}/verify", headers=world.headers("carrier")
+    )
+    assert verified.json()["valid"] is True
+    history = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
+    ).json()
+    assert history[-1]["details"]["remainder"] == remainder["code"]
+    assert history[-1]["details"]["refused_kg"] == "1.500"
+
+
+async def test_the_link_shows_both_ways_on_scan_and_public_pages(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    await _receive_in_part(client, world, code, "2.0")
+    remainder = await _remainder_of(client, world, code)
+    scanned = await client.get(
+        "/m/v1/scan", params={"qr": remainder["qr_url"]}, headers=world.headers("carrier")
+    )
+    assert scanned.json()["batch"]["split_from"] == code
+    original = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("clinic"))
+    assert original.json()["batch"]["remainders"] == [remainder["code"]]
+    public = await client.get(remainder["qr_url"].removeprefix("http://testserver"), headers=JSON)
+    assert public.json()["split_from"] == code
+    page = await client.get(
+        (await _batch(client, world, "clinic", code))["qr_url"].removeprefix("http://testserver")
+    )
+    assert remainder["code"] in page.text and "拒收部分" in page.text
+
+
+async def test_a_stated_refused_mass_wins_and_nothing_left_makes_no_remainder(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    stated = await _delivered(client, world)
+    await _receive_in_part(client, world, stated, "2.0", refused_kg="1.2")
+    assert Decimal((await _remainder_of(client, world, stated))["quantity"]) == Decimal("1.2")
+    heavier = await _delivered(client, world)
+    await _receive_in_part(client, world, heavier, "3.6")
+    assert (await _batch(client, world, "clinic", heavier))["remainders"] == []
+
+
+async def test_refused_kg_belongs_to_a_partial_acceptance_only(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    body = event("received", code, minutes=60, outcome="accepted", weight_kg="3.5", refused_kg="1")
+    response = await post_event(client, world, "facility", body)
+    assert response.status_code == 422
+    assert response.json()["field"] == "refused_kg"
+
+
+async def test_a_remainder_re_delivered_elsewhere_is_counted_once_where_it_is_treated(
+    client: httpx.AsyncClient, world: World, tmp_path: Path, database_url: str
+) -> None:
+    await registry.add_licence(
+        organization_id=world.orgs["unlicensed"].id,
+        category_key="med.hw01",
+        method_codes=["D10"],
+    )
+    code = await _delivered(client, world)
+    await _receive_in_part(client, world, code, "2.0")
+    remainder = (await _remainder_of(client, world, code))["code"]
+    cell = await _utilization(client, world)
+    assert cell["batches"] == 2
+    assert Decimal(cell["generated_kg"]) == Decimal("3.5")  # 2.0 accepted + 1.5 refused
+    assert Decimal(cell["fates"]["rejected"]["numerator"]) == Decimal("1.5")
+    for who, body in (
+        (
+            "carrier",
+            event(
+                "in_transit",
+                remainder,
+                minutes=80,
+                destination_organization_id=world.orgs["unlicensed"].id,
+            ),
+        ),
+        (
+            "unlicensed",
+            event("received", remainder, minutes=90, outcome="accepted", weight_kg="1.4"),
+        ),
+        ("unlicensed", event("treated", remainder, minutes=100, method="D10")),
+        ("facility", event("treated", code, minutes=110, method="D10")),
+    ):
+        response = await post_event(client, world, who, body)
+        assert response.status_code == 201, response.text
+    cell = await _utilization(client, world)
+    assert cell["batches"] == 2
+    assert Decimal(cell["generated_kg"]) == Decimal("3.4")  # each part as weighed where treated
+    assert Decimal(cell["harmless_treatment_rate"]["numerator"]) == Decimal("3.4")
+    assert Decimal(cell["fates"].get("rejected", {}).get("numerator", 0)) == 0
+    incremental = await rollups.snapshot()
+    rebuild = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wastetrack.cli",
+        "rollups-rebuild",
+        env={
+            **os.environ,
+            "WASTETRACK_DATABASE_URL": database_url,
+            "WASTETRACK_DATA_DIR": str(tmp_path),
+            "WASTETRACK_SECRET_KEY": "cli-test-secret-" + "z" * 32,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(rebuild.communicate(), timeout=120)
+    assert rebuild.returncode == 0, stderr.decode()
+    assert json.loads(stdout.decode().strip().splitlines()[-1])["rollup_rows"] > 0
+    assert await rollups.snapshot() == incremental
+
+
+async def test_a_weight_correction_resizes_the_remainder_and_an_acceptance_cancels_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    receipt = await _receive_in_part(client, world, code, "2.0")
+    remainder = (await _remainder_of(client, world, code))["code"]
+    fix = event("corrected", code, minutes=70, corrects=receipt["event_id"], weight_kg="2.5")
+    assert (await post_event(client, world, "facility", fix)).status_code == 201
+    assert Decimal((await _batch(client, world, "carrier", remainder))["quantity"]) == Decimal(
+        "1.0"
+    )
+    assert Decimal((await _utilization(client, world))["generated_kg"]) == Decimal("3.5")
+    accept = event("corrected", code, minutes=75, corrects=receipt["event_id"], outcome="accepted")
+    assert (await post_event(client, world, "facility", accept)).status_code == 201
+    assert (await _batch(client, world, "carrier", remainder))["state"] == "cancelled"
+    cell = await _utilization(client, world)
+    assert (cell["batches"], Decimal(cell["generated_kg"])) == (1, Decimal("2.5"))
+    assert await CustodyEvent.filter(batch__code=remainder).count() == 4
+
+
+async def test_a_correction_is_refused_once_the_remainder_has_moved_on(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    receipt = await _receive_in_part(client, world, code, "2.0")
+    remainder = (await _remainder_of(client, world, code))["code"]
+    moved = event(
+        "in_transit", remainder, minutes=80, destination_organization_id=world.orgs["unlicensed"].id
+    )
+    assert (await post_event(client, world, "carrier", moved)).status_code == 201
+    fix = event("corrected", code, minutes=90, corrects=receipt["event_id"], weight_kg="2.5")
+    refused = await post_event(client, world, "facility", fix)
+    assert refused.status_code == 409
+    assert refused.json()["field"] == "weight_kg"
+    assert remainder in refused.json()["detail"]
+    assert Decimal((await _batch(client, world, "carrier", remainder))["quantity"]) == Decimal(
+        "1.5"
+    )
+    unchanged = event("corrected", code, minutes=95, corrects=receipt["event_id"], note="ok")
+    assert (await post_event(client, world, "facility", unchanged)).status_code == 201
+
+
+async def test_a_replayed_sync_makes_the_remainder_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    body = _partial(code, "2.0")
+    for expected in ("applied", "duplicate"):
+        response = await client.post(
+            "/m/v1/sync", json={"events": [body]}, headers=world.headers("facility")
+        )
+        assert response.json()["results"][0]["status"] == expected
+    original = await Batch.get(code=code)
+    assert await Batch.filter(split_from_id=original.id).count() == 1
+    cell = await _utilization(client, world)
+    assert (cell["batches"], Decimal(cell["generated_kg"])) == (2, Decimal("3.5"))
+
+
+async def test_a_corrected_tagging_time_moves_the_remainder_with_its_original(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    await _receive_in_part(client, world, code, "2.0")
+    remainder = (await _remainder_of(client, world, code))["code"]
+    history = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
+    ).json()
+    earlier = datetime.fromisoformat(history[0]["device_time"]) - timedelta(days=1)
+    fix = event(
+        "corrected", code, minutes=70, corrects=history[0]["id"], event_time=earlier.isoformat()
+    )
+    assert (await post_event(client, world, "clinic", fix)).status_code == 201
+    moved = await _batch(client, world, "carrier", remainder)
+    assert datetime.fromisoformat(moved["tagged_at"]) == earlier
+    assert datetime.fromisoformat((await _batch(client, world, "clinic", code))["tagged_at"]) == (
+        earlier
+    )
