@@ -38,6 +38,7 @@ from wastetrack.alerts import service as alerts
 from wastetrack.core import db, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody import checkpoints as custody_checkpoints
+from wastetrack.rollups import service as rollups
 
 log = logging.getLogger(__name__)
 # pg advisory lock key of the background rounds ("wastetr" in ASCII): one worker runs them.
@@ -84,6 +85,20 @@ async def _background_round(settings: Settings) -> None:
         log.exception("pruning rate-limit counters failed")
 
 
+async def _fold_sums(settings: Settings, lock: db.ClusterLock) -> None:
+    """Fold the changes recorded meanwhile into the metric sums, every few seconds, on the
+    worker that holds the cluster lock (readers add what is not folded yet, so this only keeps
+    their reads short)."""
+    while True:
+        await asyncio.sleep(settings.rollup_fold_seconds)
+        try:
+            if await lock.acquire():
+                with observability.job_round("rollup_fold"):
+                    await rollups.fold()
+        except Exception:  # a failed round must not end the loop
+            log.exception("folding the metric sums failed")
+
+
 def create_worker_app() -> FastAPI:
     """The app of one of several uvicorn workers (`wastetrack serve --workers N`): the parent
     has started the database and migrated it, and passes its URL in WASTETRACK_DATABASE_URL."""
@@ -114,13 +129,17 @@ def create_app(
                 gc.collect()
                 gc.freeze()
                 lock = db.ClusterLock(url, key=BACKGROUND_LOCK_KEY)
-                watcher = asyncio.create_task(_watch_alerts(settings, lock))
+                tasks = [
+                    asyncio.create_task(_watch_alerts(settings, lock)),
+                    asyncio.create_task(_fold_sums(settings, lock)),
+                ]
                 try:
                     yield
                 finally:
-                    watcher.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watcher
+                    for task in tasks:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                     await lock.close()
 
     app = FastAPI(

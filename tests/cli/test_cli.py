@@ -140,13 +140,28 @@ def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> No
 
 
 async def _rollups(url: str) -> list[tuple]:
+    """The daily sums as a reader sees them: the folded layer plus the changes not folded yet."""
+    measures = (
+        "mass_kg",
+        "estimated_kg",
+        "balance_weighed_kg",
+        "balance_declared_kg",
+        "volume_m3",
+        "items",
+        "batches",
+    )
+    columns = ", ".join(
+        ("day", "region_path", "stream_id", "category_id", "fate", "mode", *measures)
+    )
+    sums = ", ".join(f"SUM({m})" for m in measures)
     conn = await asyncpg.connect(**db.credentials_from_url(url))
     try:
         rows = await conn.fetch(
-            "SELECT day, region_path, stream_id, category_id, fate, mode, mass_kg,"
-            " estimated_kg, balance_weighed_kg, balance_declared_kg, volume_m3, items, batches"
-            " FROM cohort_daily WHERE mass_kg <> 0 OR balance_declared_kg <> 0"
-            " OR volume_m3 <> 0 OR items <> 0 OR batches <> 0 ORDER BY 1, 2, 3, 4, 5, 6"
+            f"SELECT day, region_path, stream_id, category_id, fate, mode, {sums} FROM ("
+            f" SELECT {columns} FROM cohort_daily UNION ALL SELECT {columns} FROM cohort_delta"
+            ") s GROUP BY 1, 2, 3, 4, 5, 6"
+            " HAVING SUM(mass_kg) <> 0 OR SUM(balance_declared_kg) <> 0 OR SUM(volume_m3) <> 0"
+            " OR SUM(items) <> 0 OR SUM(batches) <> 0 ORDER BY 1, 2, 3, 4, 5, 6"
         )
         return [tuple(row) for row in rows]
     finally:

@@ -442,7 +442,8 @@ async def _compare(client: httpx.AsyncClient, world: World, day_from: date, day_
 
 async def _reset() -> None:
     await connections.get("default").execute_script(
-        "TRUNCATE custody_event, batch, label, batch_fact, cohort_daily, cohort_monthly"
+        "TRUNCATE custody_event, batch, label, batch_fact, cohort_delta, cohort_daily,"
+        " cohort_monthly, cohort_city_monthly"
         " RESTART IDENTITY CASCADE"
     )
 

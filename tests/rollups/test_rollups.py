@@ -85,21 +85,31 @@ async def test_utilization_comes_with_its_counts(client: httpx.AsyncClient, worl
     ).status_code == 403
 
 
-async def test_monthly_and_daily_layers_give_the_same_answer(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_every_layer_gives_the_same_answer(client: httpx.AsyncClient, world: World) -> None:
     await build_history(client, world)
     first = CITY_TODAY.replace(day=1)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    city = world.regions["city"].path
     assert rollups.whole_months(first, last)
-    monthly = await rollups.utilization(region_path=city, date_from=first, date_to=last)
-    # One more day before the month makes the period partial: the daily layer answers.
-    daily = await rollups.utilization(
-        region_path=city, date_from=first - timedelta(days=1), date_to=last
-    )
-    assert monthly["categories"] == daily["categories"]
-    assert monthly["categories"]
+    # Whole months of the city read its monthly sums, of a town the towns' sums, of a village
+    # the daily ones; one more day before the month makes the period partial: daily again.
+    for area, layer in (
+        ("city", "cohort_city_monthly"),
+        ("town", "cohort_monthly"),
+        ("village", "cohort_daily"),
+    ):
+        path = world.regions[area].path
+        assert rollups.layer(path, first, last)._meta.db_table == layer
+        monthly = await rollups.utilization(region_path=path, date_from=first, date_to=last)
+        daily = await rollups.utilization(
+            region_path=path, date_from=first - timedelta(days=1), date_to=last
+        )
+        assert rollups.layer(path, first - timedelta(days=1), last)._meta.db_table == "cohort_daily"
+        assert monthly["categories"] == daily["categories"]
+        assert monthly["categories"]
+        series = await rollups.monthly_series(region_path=path, months=[first])
+        assert {
+            stream: cell[first.isoformat()]["generated"] for stream, cell in series.items()
+        } == {s["stream"]: s["generated_kg"] for s in monthly["streams"]}
 
 
 async def test_mass_balance_compares_declared_and_weighed_kilograms(

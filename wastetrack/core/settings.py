@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     )
     idle_batch_hours: int = Field(168, ge=1, description="hours in one state before an alert")
     alert_refresh_seconds: float = Field(300, description="how often time-based alerts are raised")
+    rollup_fold_seconds: float = Field(
+        2, gt=0, description="how often recorded changes are folded into the metric sums"
+    )
     log_format: str | None = Field(
         None, pattern=r"^(json|console)$", description="json or console; default json unless a TTY"
     )

@@ -1,8 +1,9 @@
-"""One fact per batch, as every metric counts it (docs/metrics.md §2–4), and the daily and
-monthly sums of those facts. One SQL definition serves both paths: the recording transaction
-recomputes the facts of the batches it touched (and of what was aggregated into them) and adds
-the difference to the sums; a rebuild computes every fact from the log. So the incremental sums
-and a rebuild agree exactly, on any history."""
+"""One fact per batch, as every metric counts it (docs/metrics.md §2–4), and the daily, monthly
+and city-monthly sums of those facts. One SQL definition serves both paths: the recording
+transaction recomputes the facts of the batches it touched (and of what was aggregated into
+them) and appends the difference to `cohort_delta`, which a background round folds into the
+sums (readers add what is not folded yet); a rebuild computes every fact from the log. So the
+incremental sums and a rebuild agree exactly, on any history."""
 
 from typing import Any
 
@@ -10,7 +11,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 # Bump when the counting rules change: the next start-up rebuilds the stored facts.
-DEFINITION_VERSION = "2026-11-cohorts-1"
+DEFINITION_VERSION = "2026-11-cohorts-2"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
 # Fates that leave every figure (a cancelled batch) or are counted through their children
@@ -144,24 +145,42 @@ SELECT day, region_path, stream_id, category_id, fate, mode,
        {sign} * volume_m3 AS volume_m3, {sign} * items AS items, {sign} AS batches
 FROM {source}
 """
-_DAILY_KEY = "day, region_path, stream_id, category_id, fate, mode"
-_TOWN = "COALESCE(substring(region_path from '^/[0-9]+/[0-9]+/'), region_path)"
-_MONTHLY_KEY = "month, town_path, stream_id, category_id, fate, mode"
+_CELL = "stream_id, category_id, fate, mode"
+_MONTH = "date_trunc('month', day)::date"
+# Each layer of sums: its table, its date and region columns, and how a fact's day and region
+# map to them (a town is the first two levels of a region path, the city the first).
+_LAYERS = (
+    ("cohort_daily", "day, region_path", "day, region_path"),
+    (
+        "cohort_monthly",
+        "month, town_path",
+        f"{_MONTH}, COALESCE(substring(region_path from '^/[0-9]+/[0-9]+/'), region_path)",
+    ),
+    (
+        "cohort_city_monthly",
+        "month, city_path",
+        f"{_MONTH}, substring(region_path from '^/[0-9]+/')",
+    ),
+)
 _SUMS = (
     "SUM(mass_kg), SUM(estimated_kg), SUM(balance_weighed_kg), SUM(balance_declared_kg),"
     " SUM(volume_m3), SUM(items)::bigint, SUM(batches)::int"
 )
-_DAILY = f"SELECT {_DAILY_KEY}, {_SUMS} FROM ({{source}}) c GROUP BY 1, 2, 3, 4, 5, 6"
-_MONTHLY = (
-    f"SELECT date_trunc('month', day)::date, {_TOWN}, stream_id, category_id, fate, mode,"
-    f" {_SUMS} FROM ({{source}}) c GROUP BY 1, 2, 3, 4, 5, 6"
-)
+_TABLES = ", ".join(["cohort_delta", *(table for table, _, _ in _LAYERS)])
 
 
-def _add(table: str) -> str:
-    return ", ".join(
+def _insert_sums(table: str, key: str, cell: str, source: str, *, add: bool) -> str:
+    """Sum the contributions in `source` into a layer: as fresh rows, or added to its rows."""
+    insert = (
+        f"INSERT INTO {table} ({key}, {_CELL}, {_SUM_COLUMNS})"
+        f" SELECT {cell}, {_CELL}, {_SUMS} FROM ({source}) c GROUP BY 1, 2, 3, 4, 5, 6"
+    )
+    if not add:
+        return insert
+    added = ", ".join(
         f"{name} = {table}.{name} + EXCLUDED.{name}" for name in _SUM_COLUMNS.split(", ")
     )
+    return f"{insert} ON CONFLICT ({key}, {_CELL}) DO UPDATE SET {added}"
 
 
 # Affected: the batches the events touched and everything aggregated into them, recursively
@@ -174,6 +193,7 @@ WITH RECURSIVE down (id) AS (
 )
 SELECT id FROM down
 """
+_NONZERO = " OR ".join(f"SUM({name}) <> 0" for name in _SUM_COLUMNS.split(", "))
 _INCREMENT = f"""
 WITH fresh AS ({_FACTS.format(scope=_AFFECTED)}),
 stale AS (SELECT * FROM batch_fact WHERE batch_id IN (SELECT batch_id FROM fresh)),
@@ -187,36 +207,57 @@ delta AS (
     UNION ALL
     {_CONTRIBUTION.format(sign=-1, source="stale")}
 ),
-daily AS (
-    INSERT INTO cohort_daily ({_DAILY_KEY}, {_SUM_COLUMNS})
-    {_DAILY.format(source="SELECT * FROM delta")}
-    ON CONFLICT ({_DAILY_KEY}) DO UPDATE SET {_add("cohort_daily")}
+appended AS (
+    INSERT INTO cohort_delta (day, region_path, {_CELL}, {_SUM_COLUMNS})
+    SELECT day, region_path, {_CELL}, {_SUMS} FROM delta GROUP BY 1, 2, 3, 4, 5, 6
+    HAVING {_NONZERO}
 )
-INSERT INTO cohort_monthly ({_MONTHLY_KEY}, {_SUM_COLUMNS})
-{_MONTHLY.format(source="SELECT * FROM delta")}
-ON CONFLICT ({_MONTHLY_KEY}) DO UPDATE SET {_add("cohort_monthly")}
+SELECT 1
 """
+# Folding: the changes recorded so far move from cohort_delta into every layer, in one
+# statement (a reader sees them either in the deltas or in the layers, never in both).
+_FOLD = (
+    "WITH moved AS (DELETE FROM cohort_delta RETURNING *),\n"
+    + ",\n".join(
+        f"add_{table} AS ({_insert_sums(table, key, cell, 'SELECT * FROM moved', add=True)})"
+        for table, key, cell in _LAYERS
+    )
+    + "\nSELECT count(*) AS n FROM moved"
+)
 
 
 async def apply(*, batch_ids: list[int], timezone: str) -> None:
-    """Recompute the facts of these batches (and of what they contain) and add the difference
-    to the daily and monthly sums, in one statement inside the recording transaction."""
+    """Recompute the facts of these batches (and of what they contain) and append the
+    difference to the sums' changes, in one statement inside the recording transaction."""
     if not batch_ids:
         return
-    await connections.get("default").execute_query(
-        _INCREMENT, [timezone, RECOVERY_MODES, sorted(set(batch_ids))]
-    )
+    client = connections.get("default")
+    # Planning this statement costs ten times executing it for a batch or two, and PostgreSQL
+    # keeps re-planning it (an array parameter's size is unknown to a generic plan): reuse the
+    # generic plan, for this statement only (local to the transaction, undone right after).
+    await client.execute_query("SET LOCAL plan_cache_mode = force_generic_plan")
+    await client.execute_query(_INCREMENT, [timezone, RECOVERY_MODES, sorted(set(batch_ids))])
+    await client.execute_query("SET LOCAL plan_cache_mode = DEFAULT")
+
+
+async def fold() -> int:
+    """Move the changes recorded so far into every layer of sums; returns how many change rows
+    it moved. Run by the service's background round every few seconds; safe to run anywhere,
+    any time, concurrently (a change row is deleted, and so added, exactly once)."""
+    async with in_transaction() as client:
+        rows: list[dict[str, Any]] = await client.execute_query_dict(_FOLD)
+    return int(rows[0]["n"])
 
 
 async def rebuild(*, timezone: str) -> int:
-    """Recompute every fact and both layers of sums from the log, in one transaction that
+    """Recompute every fact and every layer of sums from the log, in one transaction that
     holds recording off; returns the daily rows."""
     async with in_transaction() as client:
         # The whole log is sorted by batch and sequence: give the sorts memory, not disk.
         await client.execute_script(
             "SET LOCAL work_mem = '256MB';"
-            " LOCK TABLE batch_fact, cohort_daily, cohort_monthly IN EXCLUSIVE MODE;"
-            " TRUNCATE batch_fact, cohort_daily, cohort_monthly;"
+            f" LOCK TABLE batch_fact, {_TABLES} IN EXCLUSIVE MODE;"
+            f" TRUNCATE batch_fact, {_TABLES};"
         )
         await client.execute_query(
             f"INSERT INTO batch_fact ({_FACT_COLUMNS})"
@@ -224,14 +265,8 @@ async def rebuild(*, timezone: str) -> int:
             [timezone, RECOVERY_MODES],
         )
         source = _CONTRIBUTION.format(sign=1, source="batch_fact")
-        await client.execute_query(
-            f"INSERT INTO cohort_daily ({_DAILY_KEY}, {_SUM_COLUMNS})"
-            f" {_DAILY.format(source=source)}"
-        )
-        await client.execute_query(
-            f"INSERT INTO cohort_monthly ({_MONTHLY_KEY}, {_SUM_COLUMNS})"
-            f" {_MONTHLY.format(source=source)}"
-        )
+        for table, key, cell in _LAYERS:
+            await client.execute_query(_insert_sums(table, key, cell, source, add=False))
         await client.execute_query(
             "INSERT INTO rollup_definition (id, version) VALUES (1, $1)"
             " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",

@@ -1,7 +1,9 @@
 """What every metric reads: one fact per batch (its cohort day, mass and fate after
-corrections), and daily and monthly sums of those facts, kept up to date as events are recorded."""
+corrections), and the daily, monthly and city-monthly sums of those facts, kept up to date as
+events are recorded."""
 
 from decimal import Decimal
+from typing import ClassVar
 
 from tortoise import fields
 from tortoise.models import Model
@@ -34,7 +36,11 @@ class BatchFact(Model):
 
 
 class CohortSums(Model):
-    """What both layers sum over the batch facts of a cell."""
+    """What every layer sums over the batch facts of a cell. `period` and `area` name the
+    layer's date and region columns (an area path matches itself and everything under it)."""
+
+    period: ClassVar[str]
+    area: ClassVar[str]
 
     stream_id = fields.CharField(max_length=32)
     category_id = fields.CharField(max_length=64)
@@ -47,11 +53,11 @@ class CohortSums(Model):
         abstract = True
 
 
-class DailyRollup(CohortSums):
-    """Sums of batch facts per tagging day (city time) × producer region × stream × category ×
-    fate × treatment mode."""
+class DaySums(CohortSums):
+    """The sums per tagging day (city time) and producer region."""
 
-    id = fields.IntField(primary_key=True)
+    period, area = "day", "region_path"
+
     day = fields.DateField()
     region_path = fields.CharField(max_length=255)
     mass_kg: Decimal = fields.DecimalField(max_digits=16, decimal_places=3, default=0)
@@ -61,18 +67,35 @@ class DailyRollup(CohortSums):
     volume_m3: Decimal = fields.DecimalField(max_digits=14, decimal_places=3, default=0)
 
     class Meta:
+        abstract = True
+
+
+class DailyRollup(DaySums):
+    """Sums of batch facts per tagging day (city time) × producer region × stream × category ×
+    fate × treatment mode."""
+
+    id = fields.IntField(primary_key=True)
+
+    class Meta:
         table = "cohort_daily"
         unique_together = (("day", "region_path", "stream_id", "category_id", "fate", "mode"),)
 
 
-class MonthlyRollup(CohortSums):
-    """The same sums per calendar month (city time) × town (or the city itself): what
-    dashboards over whole months read, a few thousand rows for years of data."""
+class CohortDelta(DaySums):
+    """What recorded events changed in the sums and is not yet folded into them. Recording only
+    appends here — concurrent recordings never wait on one another's sums — a background round
+    folds the rows into every layer, and readers add the rows not yet folded."""
 
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
+
+    class Meta:
+        table = "cohort_delta"
+
+
+class MonthSums(CohortSums):
+    """The sums per calendar month (city time), wider than a day's."""
+
     month = fields.DateField()
-    town_path = fields.CharField(max_length=255)
-    # Wider than the daily layer's: a month of a whole city.
     mass_kg: Decimal = fields.DecimalField(max_digits=18, decimal_places=3, default=0)
     estimated_kg: Decimal = fields.DecimalField(max_digits=18, decimal_places=3, default=0)
     balance_weighed_kg: Decimal = fields.DecimalField(max_digits=18, decimal_places=3, default=0)
@@ -80,8 +103,35 @@ class MonthlyRollup(CohortSums):
     volume_m3: Decimal = fields.DecimalField(max_digits=16, decimal_places=3, default=0)
 
     class Meta:
+        abstract = True
+
+
+class MonthlyRollup(MonthSums):
+    """The sums per month × town (or the city itself, for batches registered there): what
+    dashboards of a town over whole months read."""
+
+    period, area = "month", "town_path"
+
+    id = fields.IntField(primary_key=True)
+    town_path = fields.CharField(max_length=255)
+
+    class Meta:
         table = "cohort_monthly"
         unique_together = (("month", "town_path", "stream_id", "category_id", "fate", "mode"),)
+
+
+class CityMonthlyRollup(MonthSums):
+    """The sums per month of the whole city: what city-wide dashboards over whole months read,
+    a few hundred rows a month however many batches there are."""
+
+    period, area = "month", "city_path"
+
+    id = fields.IntField(primary_key=True)
+    city_path = fields.CharField(max_length=255)
+
+    class Meta:
+        table = "cohort_city_monthly"
+        unique_together = (("month", "city_path", "stream_id", "category_id", "fate", "mode"),)
 
 
 class RollupDefinition(Model):

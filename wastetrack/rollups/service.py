@@ -7,6 +7,8 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from tortoise import connections
+
 from wastetrack.core.data import read_data_file
 from wastetrack.core.metrics import ratio
 from wastetrack.rollups.facts import (
@@ -14,18 +16,22 @@ from wastetrack.rollups.facts import (
     OUTSIDE_COHORT,
     apply,
     ensure_current,
+    fold,
     rebuild,
 )
-from wastetrack.rollups.models import DailyRollup, MonthlyRollup
+from wastetrack.rollups.models import CityMonthlyRollup, CohortSums, DailyRollup, MonthlyRollup
 
 __all__ = [
     "apply",
     "definition",
     "ensure_current",
+    "fold",
+    "layer",
     "mass_balance",
     "monthly_series",
     "rebuild",
     "snapshot",
+    "sums_query",
     "utilization",
 ]
 
@@ -55,39 +61,71 @@ def definition(name: str) -> dict[str, str]:
 
 
 async def snapshot() -> dict[str, list[tuple[Any, ...]]]:
-    """Every roll-up row of both layers as plain values, in a stable order (to compare two
-    states); rows that add up to nothing are left out."""
-    daily = (
-        await DailyRollup.all()
-        .order_by("day", "region_path", "stream_id", "category_id", "fate", "mode")
-        .values_list("day", "region_path", "stream_id", "category_id", "fate", "mode", *_SUMS)
-    )
-    monthly = (
-        await MonthlyRollup.all()
-        .order_by("month", "town_path", "stream_id", "category_id", "fate", "mode")
-        .values_list("month", "town_path", "stream_id", "category_id", "fate", "mode", *_SUMS)
-    )
-    return {
-        "daily": [tuple(r) for r in daily if any(r[6:])],
-        "monthly": [tuple(r) for r in monthly if any(r[6:])],
-    }
+    """Every roll-up row of every layer as plain values, in a stable order (to compare two
+    states), after folding the changes recorded so far; rows that add up to nothing are left
+    out."""
+    await fold()
+    layers: dict[str, list[tuple[Any, ...]]] = {}
+    for name, model in (
+        ("daily", DailyRollup),
+        ("monthly", MonthlyRollup),
+        ("city_monthly", CityMonthlyRollup),
+    ):
+        key = (model.period, model.area, "stream_id", "category_id", "fate", "mode")
+        rows = await model.all().order_by(*key).values_list(*key, *_SUMS)
+        layers[name] = [tuple(r) for r in rows if any(r[6:])]
+    return layers
 
 
 def whole_months(date_from: date, date_to: date) -> bool:
     return date_from.day == 1 and (date_to + timedelta(days=1)).day == 1
 
 
-async def _rows(region_path: str, date_from: date, date_to: date) -> list[dict[str, Any]]:
-    """The monthly layer when the period is whole months over the city or a town (what a
-    dashboard asks), else the daily one."""
-    names = ("stream_id", "category_id", "fate", "mode", *_SUMS)
-    if whole_months(date_from, date_to) and region_path.count("/") <= 3:
-        return await MonthlyRollup.filter(
-            month__gte=date_from, month__lte=date_to, town_path__startswith=region_path
-        ).values(*names)
-    return await DailyRollup.filter(
-        day__gte=date_from, day__lte=date_to, region_path__startswith=region_path
-    ).values(*names)
+def _month_end(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def layer(region_path: str, date_from: date, date_to: date) -> type[CohortSums]:
+    """The coarsest layer that answers a question exactly: whole months of the city or of a
+    town read the monthly sums (a few hundred rows a month), anything else the daily ones."""
+    if whole_months(date_from, date_to):
+        if region_path.count("/") <= 2:
+            return CityMonthlyRollup
+        if region_path.count("/") == 3:
+            return MonthlyRollup
+    return DailyRollup
+
+
+def sums_query(region_path: str, date_from: date, date_to: date, *, by_month: bool = False) -> str:
+    """The SQL of a question's sums per stream, category, fate and mode (and month): the layer
+    that answers it plus the changes not folded into it yet, read in one statement so that a
+    fold running meanwhile is seen either before or after. Parameters: $1 from, $2 to, $3 the
+    region path."""
+    model = layer(region_path, date_from, date_to)
+    columns = ", ".join(_SUMS)
+    month = ", date_trunc('month', period)::date AS month" if by_month else ""
+    return f"""
+SELECT stream_id, category_id, fate, mode{month}, {", ".join(f"SUM({c}) AS {c}" for c in _SUMS)}
+FROM (
+    SELECT {model.period} AS period, stream_id, category_id, fate, mode, {columns}
+    FROM {model._meta.db_table}
+    WHERE {model.period} BETWEEN $1 AND $2 AND {model.area} LIKE $3 || '%'
+    UNION ALL
+    SELECT day, stream_id, category_id, fate, mode, {columns}
+    FROM cohort_delta WHERE day BETWEEN $1 AND $2 AND region_path LIKE $3 || '%'
+) sums
+GROUP BY {"1, 2, 3, 4, 5" if by_month else "1, 2, 3, 4"}
+"""
+
+
+async def _rows(
+    region_path: str, date_from: date, date_to: date, *, by_month: bool = False
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
+        sums_query(region_path, date_from, date_to, by_month=by_month),
+        [date_from, date_to, region_path],
+    )
+    return rows
 
 
 def _cohort_figures(bucket: dict[str, Any]) -> dict[str, Any]:
@@ -151,19 +189,19 @@ async def utilization(*, region_path: str, date_from: date, date_to: date) -> di
 
 async def monthly_series(*, region_path: str, months: list[date]) -> dict[str, dict[str, Any]]:
     """Per stream and month (the cohort tagged in that month): recovered and generated kg and
-    the utilization rate, from the monthly layer (the city or a town)."""
-    rows = await MonthlyRollup.filter(month__in=months, town_path__startswith=region_path).values(
-        "month", "stream_id", "fate", "mass_kg"
-    )
+    the utilization rate, from the coarsest layer of sums that answers it."""
+    rows = await _rows(region_path, months[0], _month_end(months[-1]), by_month=True)
     series: dict[str, dict[str, Any]] = {}
+    wanted = {m.isoformat() for m in months}
     for row in rows:
-        if row["fate"] in OUTSIDE_COHORT:
+        month = row["month"].isoformat()
+        if row["fate"] in OUTSIDE_COHORT or month not in wanted:
             continue
         stream = series.setdefault(
             row["stream_id"],
             {m.isoformat(): {"recovered": Decimal(0), "generated": Decimal(0)} for m in months},
         )
-        cell = stream[row["month"].isoformat()]
+        cell = stream[month]
         cell["generated"] += Decimal(row["mass_kg"])
         if row["fate"] == "recovered":
             cell["recovered"] += Decimal(row["mass_kg"])

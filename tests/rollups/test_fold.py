@@ -1,0 +1,83 @@
+"""Recording appends the changes to the sums; a fold moves them into the layers. Readers see
+the same figures before and after a fold, and concurrent recordings never wait on each other's
+sums."""
+
+import asyncio
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+from tortoise.transactions import in_transaction
+
+from schemas.events import EventCreate
+from tests.custody.helpers import tag_bag
+from tests.factories import World, medical_bag
+from tests.rollups.test_rollups import build_history
+from wastetrack.custody import service as custody
+from wastetrack.rollups import service as rollups
+from wastetrack.rollups.models import CityMonthlyRollup, CohortDelta, DailyRollup, MonthlyRollup
+
+CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+async def _figures(world: World) -> list[dict[str, object]]:
+    """Utilization for today and for this whole month, city-wide (daily and city layers)."""
+    first = CITY_TODAY.replace(day=1)
+    last = rollups._month_end(first)
+    city = world.regions["city"].path
+    answers = []
+    for date_from, date_to in ((CITY_TODAY, CITY_TODAY), (first, last)):
+        answers.append(
+            await rollups.utilization(region_path=city, date_from=date_from, date_to=date_to)
+        )
+    return answers
+
+
+async def test_figures_are_the_same_before_and_after_a_fold(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await build_history(client, world)
+    assert await CohortDelta.all().count() > 0
+    for model in (DailyRollup, MonthlyRollup, CityMonthlyRollup):
+        assert await model.all().count() == 0  # nothing folded yet: readers add the changes
+    before = await _figures(world)
+    assert before[0]["categories"] and before[1]["categories"]
+    assert await rollups.fold() > 0
+    assert await CohortDelta.all().count() == 0
+    assert await rollups.fold() == 0
+    assert await _figures(world) == before
+    await tag_bag(client, world, quantity="2")  # half folded, half pending
+    after_one_more = await _figures(world)
+    assert after_one_more != before
+    await rollups.fold()
+    assert await _figures(world) == after_one_more
+
+
+async def test_concurrent_recordings_do_not_wait_on_each_others_sums(world: World) -> None:
+    """Two taggings of the same cohort (same day, region, category) in two open transactions:
+    the second records and commits while the first is still open."""
+    secret = world.settings.secret_key
+    principal = world.principals["clinic"]
+    first_recorded, second_done = asyncio.Event(), asyncio.Event()
+
+    async def record(then_wait: bool) -> None:
+        async with in_transaction():
+            body = medical_bag()
+            submission = EventCreate.model_validate(body)
+            (result,) = await custody.record_events(
+                principal=principal, submissions=[submission], secret=secret
+            )
+            assert result.result.status == "applied"
+            if then_wait:
+                first_recorded.set()
+                await asyncio.wait_for(second_done.wait(), timeout=10)
+
+    async def second() -> None:
+        await first_recorded.wait()
+        await record(then_wait=False)
+        second_done.set()
+
+    await asyncio.gather(record(then_wait=True), second())
+    await rollups.fold()
+    (row,) = await DailyRollup.filter(category_id="med.infectious").values("batches")
+    assert row["batches"] == 2
