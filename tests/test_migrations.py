@@ -1,11 +1,14 @@
 """The schema comes from migrations, and the migrations describe the models."""
 
+import hashlib
 import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import asyncpg
+import pytest
 from tortoise import Tortoise
 from tortoise.migrations.autodetector import MigrationAutodetector
 
@@ -62,3 +65,47 @@ async def test_empty_database_migrates_with_catalog(server_url: str) -> None:
         assert pending == {"R12", "R13", "D13", "D14", "D15"}
     finally:
         await db.drop_database(url)
+
+
+# --- migrations are history ------------------------------------------------------------------
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+HISTORY = MIGRATIONS / "HISTORY"
+HOW_TO = "append its line: (cd migrations && sha256sum NNNN_name.py >> HISTORY)"
+
+
+def _recorded() -> dict[str, str]:
+    lines = [line.split() for line in HISTORY.read_text().splitlines() if line.strip()]
+    return {name: digest for digest, name in lines}
+
+
+def test_a_migration_once_recorded_is_never_edited_or_removed() -> None:
+    recorded = _recorded()
+    present = sorted(p.name for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    for name, digest in recorded.items():
+        path = MIGRATIONS / name
+        assert path.exists(), f"{name} was removed: migrations are history, never deleted"
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert actual == digest, (
+            f"{name} was edited: migrations are history; change the schema with a new migration"
+        )
+    unrecorded = [name for name in present if name not in recorded]
+    assert not unrecorded, f"new migrations {unrecorded} are not in migrations/HISTORY: {HOW_TO}"
+
+
+def test_the_history_of_migrations_only_grows() -> None:
+    """No commit ever changed or removed a line of migrations/HISTORY (only additions pass)."""
+    root = MIGRATIONS.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    log = subprocess.run(
+        ["git", "log", "--format=", "-p", "--", "migrations/HISTORY"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    removed = [
+        line for line in log.splitlines() if line.startswith("-") and not line.startswith("---")
+    ]
+    assert not removed, f"lines of migrations/HISTORY were changed or removed: {removed}"
