@@ -1,0 +1,268 @@
+"""A small, independent reading of docs/metrics.md §6 in plain Python — small medical
+institutions covered, zero-waste cells achieved, fishing-port garbage and sewage — over the
+histories the tests recorded, against which the service's figures are checked. No SQL and
+nothing from wastetrack: batch fates and masses come from tests/rollups/reference.py."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.rollups.reference import Fact
+
+RATE_PLACES = Decimal("0.0001")
+
+
+def rate(numerator: Decimal | int, denominator: Decimal | int) -> Decimal | None:
+    """A ratio as every figure shows it: four places, none without a denominator."""
+    if not denominator:
+        return None
+    return (Decimal(numerator) / Decimal(denominator)).quantize(RATE_PLACES)
+
+
+def city_day(moment: datetime, timezone: str) -> date:
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+# ---- small medical institutions ---------------------------------------------------------------
+
+MEDICAL_KINDS = frozenset({"clinic", "village_clinic", "township_hospital", "hospital"})
+SMALL_MAX_BEDS = 19  # 19 beds or fewer (含19张床位)
+
+
+@dataclass(frozen=True)
+class Institution:
+    id: int
+    kind: str
+    beds: int | None
+    region: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One custody event as the history recorded it."""
+
+    batch: str
+    producer: int
+    stream: str
+    event_type: str
+    actor_kind: str
+    to_kind: str | None
+    time: datetime
+
+
+def medical_coverage(
+    institutions: Iterable[Institution],
+    steps: Iterable[Step],
+    *,
+    region: str,
+    date_from: date,
+    date_to: date,
+    timezone: str,
+) -> dict[str, Any]:
+    """Covered = a medical batch of theirs, not cancelled, collected by a carrier, put into a
+    carrier's load, or handed to a carrier on a city day of the period. Small = a medical kind
+    with a known bed count ≤ 19."""
+    steps = list(steps)
+    medical = [i for i in institutions if i.kind in MEDICAL_KINDS and i.region.startswith(region)]
+    cancelled = {s.batch for s in steps if s.event_type == "cancelled"}
+    covered = {
+        s.producer
+        for s in steps
+        if s.stream == "medical"
+        and s.batch not in cancelled
+        and (
+            (s.event_type in ("collected", "aggregated") and s.actor_kind == "carrier")
+            or (s.event_type == "handed_over" and s.to_kind == "carrier")
+        )
+        and date_from <= city_day(s.time, timezone) <= date_to
+    }
+    small = [i for i in medical if i.beds is not None and i.beds <= SMALL_MAX_BEDS]
+    return {
+        "all": (sum(i.id in covered for i in medical), len(medical)),
+        "small": (sum(i.id in covered for i in small), len(small)),
+        "unknown_bed_count": sorted(i.id for i in medical if i.beds is None),
+        "not_collected": sorted(i.id for i in medical if i.id not in covered),
+    }
+
+
+# ---- zero-waste cells -------------------------------------------------------------------------
+
+LEVELS = ("county", "city", "province")
+VALID_YEARS = 3
+PASSED = ("achieved", "excellent")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    cell: int
+    level: str
+    on: date
+    tier: str
+    order: int  # the order in which it was recorded
+
+
+def expiry(on: date) -> date:
+    """The same calendar date three years on; 29 February → 28 February."""
+    year = on.year + VALID_YEARS
+    try:
+        return on.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
+def tier(criteria: list[dict[str, Any]], values: dict[str, Decimal | None], scores: dict) -> str:
+    """Weighted score of the criteria met (value ≥ threshold); a missed mandatory criterion
+    fails whatever the score. `values` holds None for a criterion without data."""
+    total = Decimal(0)
+    for criterion in criteria:
+        value = values.get(criterion["code"])
+        if value is not None and value >= Decimal(str(criterion["threshold"])):
+            total += Decimal(str(criterion["weight"]))
+        elif criterion["mandatory"]:
+            return "not_achieved"
+    if total >= scores["excellent_score"]:
+        return "excellent"
+    return "achieved" if total >= scores["achieved_score"] else "not_achieved"
+
+
+def may_assess(assessments: Iterable[Assessment], *, cell: int, level: str, on: date) -> bool:
+    """A level above county needs a passed, unexpired assessment of the level below."""
+    index = LEVELS.index(level)
+    return index == 0 or any(
+        a.cell == cell
+        and a.level == LEVELS[index - 1]
+        and a.tier in PASSED
+        and a.on <= on < expiry(a.on)
+        for a in assessments
+    )
+
+
+def achieved_on(assessments: Iterable[Assessment], *, cell: int, day: date) -> bool:
+    """The cell's latest assessment up to the day (by date; on one date the higher level,
+    then the later record) passed, and the day is before its expiry."""
+    made = [a for a in assessments if a.cell == cell and a.on <= day]
+    if not made:
+        return False
+    latest = max(made, key=lambda a: (a.on, LEVELS.index(a.level), a.order))
+    return latest.tier in PASSED and day < expiry(latest.on)
+
+
+def cell_achievement(
+    cells: dict[int, str], assessments: list[Assessment], day: date
+) -> dict[str, tuple[int, int]]:
+    """(achieved, registered) over all cells (key "") and per cell type."""
+    achieved = {c for c in cells if achieved_on(assessments, cell=c, day=day)}
+    out = {"": (len(achieved), len(cells))}
+    for kind in set(cells.values()):
+        of_kind = [c for c, k in cells.items() if k == kind]
+        out[kind] = (sum(c in achieved for c in of_kind), len(of_kind))
+    return out
+
+
+# ---- fishing ports ----------------------------------------------------------------------------
+
+
+# port_rules.json, as docs/metrics.md §6 describes it (the test checks these against the file).
+@dataclass(frozen=True)
+class Group:
+    unit: str
+    root: str  # the category whose subtree the group counts
+    per_person_day: Decimal
+
+
+GROUPS = {
+    "garbage": Group("kg", "marine.marpol", Decimal("1.5")),
+    "sewage": Group("m3", "marine.sewage", Decimal("0.06")),
+}
+SMALL_VESSEL_GT = Decimal(400)  # sewage is expected only from vessels under 400 GT
+HARMLESS = ("recovered", "disposed_harmless")
+
+
+@dataclass(frozen=True)
+class PortCall:
+    port: int
+    arrived_at: datetime
+    crew: int
+    days_at_sea: int
+    gross_tonnage: Decimal
+
+
+@dataclass(frozen=True)
+class Line:
+    port: int
+    batch_id: int
+    category: str
+    volume_m3: Decimal | None
+
+
+def _in_group(category: str, root: str, parent: dict[str, str | None]) -> bool:
+    key: str | None = category
+    while key is not None:
+        if key == root:
+            return True
+        key = parent.get(key)
+    return False
+
+
+def port_figures(
+    *,
+    ports: dict[int, bool],
+    calls: list[PortCall],
+    lines: list[Line],
+    facts: dict[int, Fact],
+    parent: dict[str, str | None],
+    date_from: date,
+    date_to: date,
+    timezone: str,
+) -> dict[str, Any]:
+    """Per port (`ports`: id → listed) and group: expected (crew × days at sea × rate, of the
+    calls arriving in the period), delivered and harmlessly treated (of the lines whose batch
+    was tagged in the period and not cancelled: kg = the batch's mass, m³ = the line's
+    volume); pooled over the listed ports; the headline is the lower pooled rate, when both
+    groups have an expectation."""
+    per_port: dict[int, dict[str, dict[str, Decimal]]] = {}
+    arrived = [c for c in calls if date_from <= city_day(c.arrived_at, timezone) <= date_to]
+    for port in ports:
+        groups = {}
+        for name, group in GROUPS.items():
+            expected = sum(
+                (
+                    Decimal(c.crew * c.days_at_sea) * group.per_person_day
+                    for c in arrived
+                    if c.port == port and (name == "garbage" or c.gross_tonnage < SMALL_VESSEL_GT)
+                ),
+                Decimal(0),
+            )
+            delivered = treated = Decimal(0)
+            for line in lines:
+                fact = facts[line.batch_id]
+                if line.port != port or fact.fate == "cancelled":
+                    continue
+                if not date_from <= fact.day <= date_to:
+                    continue
+                if not _in_group(line.category, group.root, parent):
+                    continue
+                amount = fact.mass if group.unit == "kg" else (line.volume_m3 or Decimal(0))
+                delivered += amount
+                treated += amount if fact.fate in HARMLESS else 0
+            groups[name] = {"expected": expected, "delivered": delivered, "treated": treated}
+        per_port[port] = groups
+    pooled = {
+        name: {
+            key: sum((per_port[p][name][key] for p in ports if ports[p]), Decimal(0))
+            for key in ("expected", "delivered", "treated")
+        }
+        for name in GROUPS
+    }
+    rates = {name: rate(g["treated"], g["expected"]) for name, g in pooled.items()}
+    known = [r for r in rates.values() if r is not None]
+    headline = min(known) if len(known) == len(rates) else None
+    return {
+        "ports": per_port,
+        "calls": {port: sum(c.port == port for c in arrived) for port in ports},
+        "pooled": pooled,
+        "headline": headline,
+    }
