@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -349,10 +350,15 @@ async def raw_single_commits(url: str, *, connections: int, rows: int) -> tuple[
             await conn.close()
 
 
-def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    """The service as an operator starts it: `wastetrack serve --workers N`."""
+def start_server(
+    env: dict[str, str], port: int, workers: int, profile: str | None = None
+) -> subprocess.Popen[bytes]:
+    """The service as an operator starts it: `wastetrack serve --workers N` (under py-spy,
+    sampling every worker into collapsed stacks, with --profile)."""
+    spy = ["py-spy", "record", "--subprocesses", "--format", "raw", "-o", profile, "--"]
     return subprocess.Popen(
         [
+            *(spy if profile else []),
             sys.executable,
             "-m",
             "wastetrack.cli",
@@ -363,7 +369,9 @@ def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Pop
             str(workers),
         ],
         env={**env, "WASTETRACK_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,  # the bench's stdout is its JSON alone (py-spy talks there)
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 
@@ -384,7 +392,7 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         "WASTETRACK_RATE_LIMIT_LOGIN_FAILURES": "10000/minute",
     }
     load_before = os.getloadavg()
-    server = start_server(env, port, arguments.workers)
+    server = start_server(env, port, arguments.workers, arguments.profile)
     watch = RssWatch(server.pid)
     watch.start()
     try:
@@ -403,8 +411,9 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
             single = await single_phase(f"http://127.0.0.1:{port}", 32, arguments.single_per_client)
     finally:
         watch.running = False
-        server.terminate()
-        server.wait(timeout=30)
+        # py-spy writes its profile on SIGINT; the service stops on it too
+        os.killpg(server.pid, signal.SIGINT if arguments.profile else signal.SIGTERM)
+        server.wait(timeout=60)
     rows, raw_seconds = await raw_executemany(url, repeats=5)
     single_rows, single_seconds = await raw_single_commits(
         url, connections=32, rows=int(single["single_requests"])
@@ -456,6 +465,9 @@ if __name__ == "__main__":
         type=int,
         default=45,
         help="single-event posts per client (32 clients)",
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="sample the server with py-spy into collapsed stacks"
     )
     result = asyncio.run(main(parser.parse_args()))
     print(json.dumps(result) if parser.parse_args().json else json.dumps(result, indent=2))
