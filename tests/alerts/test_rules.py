@@ -31,7 +31,28 @@ async def test_weight_far_from_the_declaration_raises_an_alert(
     )
     close = await tag_bag(client, world, carrier_organization_id=carrier)
     await advance(client, world, close["code"], until="received")  # weighed 3.4 kg: within 10 %
-    assert await kinds(client, world, "clinic") == [("weight_discrepancy", off["code"])]
+    # Partly accepted: 2.0 kg weighed, the rest (1.5 kg) refused as a remainder: nothing lost.
+    split = await tag_bag(client, world, carrier_organization_id=carrier)
+    await advance(client, world, split["code"], until="in_transit")
+    partial = event(
+        "received",
+        split["code"],
+        minutes=60,
+        outcome="partially_accepted",
+        weight_kg="2.0",
+        reason="one bag leaking",
+    )
+    assert (await post_event(client, world, "facility", partial)).status_code == 201
+    # Stated refused 0.5 kg: 2.5 of 3.5 kg accounted for, beyond the tolerance.
+    short = await tag_bag(client, world, carrier_organization_id=carrier)
+    await advance(client, world, short["code"], until="in_transit")
+    stated = {**partial, "client_event_id": str(uuid.uuid4()), "batch": short["code"]}
+    assert (
+        await post_event(client, world, "facility", {**stated, "refused_kg": "0.5"})
+    ).status_code == 201
+    assert await kinds(client, world, "clinic") == sorted(
+        [("weight_discrepancy", off["code"]), ("weight_discrepancy", short["code"])]
+    )
 
 
 async def test_batch_idle_in_one_state_raises_an_alert_once_per_state(

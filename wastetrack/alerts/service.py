@@ -60,14 +60,19 @@ _RULES: dict[str, str] = {
         FROM clock k JOIN batch b ON b.id = k.root_id
         JOIN waste_category c ON c.key = b.category_id
         WHERE k.since + make_interval(hours => c.storage_limit_hours) < $2""",
-    # Weight measured on receipt differs from the declared kilograms beyond the tolerance.
+    # Weight measured on receipt differs from the declared kilograms beyond the tolerance; a
+    # partial acceptance is weighed with its refused part (split off as a remainder batch).
     "weight_discrepancy": """
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2, NULL::timestamptz,
                jsonb_build_object('code', b.code, 'declared_kg', b.quantity,
-                                  'received_kg', e.weight_kg)
+                                  'received_kg', e.weight_kg,
+                                  'refused_kg', e.details->>'refused_kg')
         FROM custody_event e JOIN batch b ON b.id = e.batch_id
+        CROSS JOIN LATERAL (
+            SELECT e.weight_kg + COALESCE((e.details->>'refused_kg')::numeric, 0) AS weighed
+        ) w
         WHERE e.event_type = 'received' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
-          AND b.quantity > 0 AND abs(e.weight_kg - b.quantity) / b.quantity > $3""",
+          AND b.quantity > 0 AND abs(w.weighed - b.quantity) / b.quantity > $3""",
     # A batch left in one live state longer than allowed (one alert per batch and state).
     "idle_batch": """
         SELECT $1, left(b.code || ':' || b.state, 32), b.id, b.holder_id, b.region_path, $2,
