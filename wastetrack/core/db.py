@@ -1,5 +1,6 @@
 """Database connection: an external PostgreSQL by URL, or the embedded server from the wheel."""
 
+import asyncio
 import contextlib
 import logging
 import warnings
@@ -159,8 +160,8 @@ async def migrate(url: str) -> None:
 
 
 APP_ROLE = "wastetrack_app"
-# Tables the service only appends to (custody_event, checkpoint) or only reads.
-_APPEND_ONLY = ("custody_event", "checkpoint")
+# Tables the service only appends to (custody_event, checkpoint, change_log) or only reads.
+_APPEND_ONLY = ("custody_event", "checkpoint", "change_log")
 _READ_ONLY = ("legacy_chain", "tortoise_migrations")
 
 
@@ -239,19 +240,22 @@ class ClusterLock:
         self.key = key
         self._conn: Any = None
         self.held = False
+        # Several background loops of one process share the lock and its one connection.
+        self._guard = asyncio.Lock()
 
     async def acquire(self) -> bool:
         """True while this process holds the lock (taking it now if it is free)."""
         import asyncpg
 
-        if self._conn is not None and self._conn.is_closed():
-            self._conn, self.held = None, False
-        if self.held:
-            return True
-        if self._conn is None:
-            self._conn = await asyncpg.connect(**credentials_from_url(self.url))
-        self.held = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key))
-        return self.held
+        async with self._guard:
+            if self._conn is not None and self._conn.is_closed():
+                self._conn, self.held = None, False
+            if self.held:
+                return True
+            if self._conn is None:
+                self._conn = await asyncpg.connect(**credentials_from_url(self.url))
+            self.held = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key))
+            return self.held
 
     async def close(self) -> None:
         if self._conn is not None:
