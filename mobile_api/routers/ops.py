@@ -79,7 +79,10 @@ async def ready() -> dict[str, Any]:
 )
 async def metrics() -> Response:
     """Prometheus metrics: open to loopback, else WASTETRACK_METRICS_TOKEN or a manager."""
-    body = observability.exposition(open_alerts=await observability.open_alerts_by_kind())
+    body = observability.exposition(
+        open_alerts=await observability.open_alerts_by_kind(),
+        pending_changes=await observability.metric_changes_pending(),
+    )
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 

@@ -11,9 +11,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from mobile_api.app import create_app
+from tests.custody.helpers import tag_bag
 from tests.factories import World, event, medical_bag
 from wastetrack.alerts.models import Alert
 from wastetrack.core.settings import Settings
+from wastetrack.rollups import service as rollups
 
 METRICS_TOKEN = "metrics-" + "m" * 32
 
@@ -126,6 +128,16 @@ async def test_open_alerts_by_kind_are_read_at_scrape_time(
     scraped = await scrape(client)
     assert value(scraped, "wastetrack_open_alerts", kind="idle_batch") == 2
     assert ("wastetrack_open_alerts", frozenset({("kind", "weight_discrepancy")})) not in scraped
+
+
+async def test_changes_to_the_metric_sums_not_folded_yet_are_read_at_scrape_time(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    assert value(await scrape(client), "wastetrack_metric_changes_pending") == 0
+    await tag_bag(client, world)
+    assert value(await scrape(client), "wastetrack_metric_changes_pending") >= 1
+    await rollups.fold()
+    assert value(await scrape(client), "wastetrack_metric_changes_pending") == 0
 
 
 async def _remote_get(

@@ -240,9 +240,10 @@ def job_round(job: str) -> Iterator[None]:
 # --- metrics exposition -----------------------------------------------------------------------
 
 
-class _OpenAlerts(Collector):
-    def __init__(self, counts: dict[str, int]) -> None:
+class _ReadAtScrape(Collector):
+    def __init__(self, counts: dict[str, int], pending_changes: int | None) -> None:
         self.counts = counts
+        self.pending_changes = pending_changes
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily(
@@ -251,6 +252,13 @@ class _OpenAlerts(Collector):
         for kind, count in sorted(self.counts.items()):
             gauge.add_metric([kind], count)
         yield gauge
+        if self.pending_changes is not None:
+            yield GaugeMetricFamily(
+                "wastetrack_metric_changes_pending",
+                "Recorded changes to the metric sums not folded into them yet (a number that"
+                " keeps growing means the fold round has stopped).",
+                value=self.pending_changes,
+            )
 
 
 async def open_alerts_by_kind() -> dict[str, int]:
@@ -261,9 +269,18 @@ async def open_alerts_by_kind() -> dict[str, int]:
     return {row["kind"]: int(row["open"]) for row in rows}
 
 
-def exposition(*, open_alerts: dict[str, int]) -> bytes:
+async def metric_changes_pending() -> int:
+    """Rows of cohort_delta the fold round has not moved into the sums yet."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT count(*) AS n FROM cohort_delta"
+    )
+    return int(rows[0]["n"])
+
+
+def exposition(*, open_alerts: dict[str, int], pending_changes: int | None = None) -> bytes:
     """Every metric in Prometheus' text format: this process's, or all workers' in
-    multiprocess mode, followed by the open alerts read at scrape time."""
+    multiprocess mode, followed by what is read at scrape time (open alerts, pending changes
+    to the metric sums)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -271,7 +288,7 @@ def exposition(*, open_alerts: dict[str, int]) -> bytes:
     else:
         own = generate_latest(REGISTRY)
     alerts = CollectorRegistry()
-    alerts.register(_OpenAlerts(open_alerts))
+    alerts.register(_ReadAtScrape(open_alerts, pending_changes))
     return own + generate_latest(alerts)
 
 
