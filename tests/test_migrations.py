@@ -63,8 +63,39 @@ async def test_empty_database_migrates_with_catalog(server_url: str) -> None:
         assert {"HW08", "HW49", "HW50"} <= hw
         assert not {"HW41", "HW42", "HW43", "HW44"} & hw
         assert pending == {"R12", "R13", "D13", "D14", "D15"}
+        # Every migration can be undone: down to nothing, then up again.
+        down = _migrate_down_to_nothing(url)
+        assert down.returncode == 0, down.stderr
+        conn = await asyncpg.connect(**db.credentials_from_url(url))
+        try:
+            left = await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'tortoise_migrations'"
+            )
+        finally:
+            await conn.close()
+        assert left == 0
+        again = _cli_migrate(url)
+        assert again.returncode == 0, again.stderr
     finally:
         await db.drop_database(url)
+
+
+def _migrate_down_to_nothing(url: str) -> subprocess.CompletedProcess[str]:
+    script = (
+        "import asyncio, sys\n"
+        "from tortoise.migrations.api import migrate\n"
+        "from wastetrack.core import db\n"
+        "asyncio.run(migrate(config=db.tortoise_config(sys.argv[1], pool_size=2),"
+        " target='wastetrack.__first__', direction='backward'))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 # --- migrations are history ------------------------------------------------------------------
