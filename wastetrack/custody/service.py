@@ -309,7 +309,7 @@ async def _load(work: _Work, submissions: list[EventCreate], codes_of: list[str 
             if i
         )
     if org_ids:
-        for org in await Organization.filter(id__in=org_ids).prefetch_related("region"):
+        for org in await Organization.filter(id__in=org_ids).select_related("region"):
             work.organizations[org.id] = org
     site_ids = {sub.origin_site_id for sub in submissions if sub.origin_site_id}
     if site_ids:
