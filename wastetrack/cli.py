@@ -52,16 +52,43 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
         async with db.database(url, pool_size=2), in_transaction():
             return await work()
 
-    try:
+    def start() -> T:
         with db.server_database_url(get_settings()) as url:
             return asyncio.run(main(url))
+
+    return _or_exit(start)
+
+
+def _run_and_print(
+    work: Callable[[], Awaitable[T]], shape: Callable[[T], object] | None = None
+) -> T:
+    """_run work and print its result, or shape(result), as one line of JSON; return the
+    result."""
+    result = _run(work)
+    _echo(result if shape is None else shape(result))
+    return result
+
+
+def _print_on_server(work: Callable[[str], T]) -> T:
+    """Run work on the database server's URL (the embedded server runs meanwhile) and print
+    its result as one line of JSON; domain errors exit 2."""
+    with db.server_database_url(get_settings()) as url:
+        result = _or_exit(lambda: work(url))
+    _echo(result)
+    return result
+
+
+def _or_exit(work: Callable[[], T]) -> T:
+    """Run work; a domain error is printed and exits 2."""
+    try:
+        return work()
     except DomainError as error:
         field = f" ({error.field})" if error.field else ""
         typer.echo(f"error{field}: {error.detail}", err=True)
         raise typer.Exit(2) from None
 
 
-def _echo(value: dict[str, Any]) -> None:
+def _echo(value: object) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False, default=str))
 
 
@@ -160,12 +187,11 @@ def verify() -> None:
     from wastetrack.custody import checkpoints
 
     settings = get_settings()
-    report = _run(
+    report = _run_and_print(
         lambda: checkpoints.audit(
             secret=settings.secret_key, timezone=settings.timezone, data_dir=settings.data_dir
         )
     )
-    _echo(report)
     if not report["valid"]:
         raise typer.Exit(1)
 
@@ -176,13 +202,13 @@ def alerts_refresh() -> None:
     from wastetrack.alerts import service as alerts
 
     settings = get_settings()
-    raised = _run(
+    _run_and_print(
         lambda: alerts.refresh(
             weight_tolerance=settings.weight_discrepancy_tolerance,
             idle_hours=settings.idle_batch_hours,
-        )
+        ),
+        lambda raised: {"raised": raised},
     )
-    _echo({"raised": raised})
 
 
 @checkpoints_app.command("seal")
@@ -191,12 +217,12 @@ def checkpoints_seal() -> None:
     from wastetrack.custody import checkpoints
 
     settings = get_settings()
-    sealed = _run(
+    _run_and_print(
         lambda: checkpoints.seal_completed_days(
             timezone=settings.timezone, data_dir=settings.data_dir
-        )
+        ),
+        lambda sealed: {"sealed": [c.day.isoformat() for c in sealed]},
     )
-    _echo({"sealed": [c.day.isoformat() for c in sealed]})
 
 
 @checkpoints_app.command("export")
@@ -236,7 +262,7 @@ def user_create(
         )
         return {"id": user.id, "username": user.username, "role": user.role.value}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @user_app.command("deactivate")
@@ -252,7 +278,7 @@ def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
         user = await auth.deactivate_user(user_id=user.id)
         return {"id": user.id, "username": user.username, "is_active": user.is_active}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @registry_app.command("region")
@@ -271,7 +297,7 @@ def region_create(
         )
         return {"id": region.id, "path": region.path}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @registry_app.command("org")
@@ -291,7 +317,7 @@ def organization_create(
         )
         return {"id": org.id, "name": org.name, "kind": org.kind.value}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @registry_app.command("agreement")
@@ -315,7 +341,7 @@ def agreement_create(
         )
         return {"id": agreement.id, "streams": agreement.streams}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @registry_app.command("site")
@@ -338,7 +364,7 @@ def site_create(
         )
         return {"id": site.id, "name": site.name}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @registry_app.command("licence")
@@ -362,7 +388,7 @@ def licence_add(
         )
         return {"id": licence.id, "category": licence.category_key, "methods": licence.method_codes}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @registry_app.command("vessel")
@@ -388,7 +414,7 @@ def vessel_create(
         )
         return {"id": vessel.id, "registration_number": vessel.registration_number}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @labels_app.command("issue")
@@ -425,7 +451,7 @@ def labels_issue(
         out.write_bytes(pdf)
         return {"issued": len(issued), "first": issued[0].code, "pdf": str(out)}
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @calendar_app.command("load")
@@ -435,7 +461,7 @@ def calendar_load(
     """Load working days and holidays from the installed chinesecalendar library."""
     from wastetrack.calendar import service as calendar
 
-    _echo(_run(lambda: calendar.load_from_library(year=year)))
+    _run_and_print(lambda: calendar.load_from_library(year=year))
 
 
 @calendar_app.command("set")
@@ -464,7 +490,7 @@ def calendar_set(
             "source": info.source,
         }
 
-    _echo(_run(work))
+    _run_and_print(work)
 
 
 @app.command("rollups-rebuild")
@@ -472,8 +498,10 @@ def rollups_rebuild() -> None:
     """Recompute the daily roll-ups from the custody log (they are kept up to date anyway)."""
     from wastetrack.rollups import service as rollups
 
-    rows = _run(lambda: rollups.rebuild(timezone=get_settings().timezone))
-    _echo({"rollup_rows": rows})
+    _run_and_print(
+        lambda: rollups.rebuild(timezone=get_settings().timezone),
+        lambda rows: {"rollup_rows": rows},
+    )
 
 
 @app.command()
@@ -482,16 +510,14 @@ def backup(out: Annotated[Path, typer.Option(help="tar file to write")]) -> None
     from wastetrack.core import backup as backups
 
     settings = get_settings()
-    with db.server_database_url(settings) as url:
-        summary = _or_exit(
-            lambda: backups.backup(
-                database_url=url,
-                data_dir=settings.data_dir,
-                out=out,
-                external=bool(settings.database_url),
-            )
+    _print_on_server(
+        lambda url: backups.backup(
+            database_url=url,
+            data_dir=settings.data_dir,
+            out=out,
+            external=bool(settings.database_url),
         )
-    _echo(summary)
+    )
 
 
 @app.command()
@@ -501,28 +527,16 @@ def restore(archive: Annotated[Path, typer.Argument(help="a file written by back
     from wastetrack.core import backup as backups
 
     settings = get_settings()
-    with db.server_database_url(settings) as url:
-        summary = _or_exit(
-            lambda: backups.restore(
-                database_url=url,
-                data_dir=settings.data_dir,
-                archive=archive,
-                external=bool(settings.database_url),
-            )
+    summary = _print_on_server(
+        lambda url: backups.restore(
+            database_url=url,
+            data_dir=settings.data_dir,
+            archive=archive,
+            external=bool(settings.database_url),
         )
-    _echo(summary)
+    )
     if summary["chains"]["broken"]:
         raise typer.Exit(1)
-
-
-def _or_exit(work: Callable[[], T]) -> T:
-    """Run work; a domain error is printed and exits 2."""
-    try:
-        return work()
-    except DomainError as error:
-        field = f" ({error.field})" if error.field else ""
-        typer.echo(f"error{field}: {error.detail}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -531,8 +545,7 @@ def demo() -> None:
     from wastetrack.demo import load_demo
 
     settings = get_settings()
-    credentials = _run(lambda: load_demo(secret=settings.secret_key, echo=typer.echo))
-    typer.echo(json.dumps(credentials, ensure_ascii=False))
+    _run_and_print(lambda: load_demo(secret=settings.secret_key, echo=typer.echo))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -287,6 +288,7 @@ async def _chains(
         + [("port_operator", "marine", "marpol2018.A", "m3", "port_operator", "incinerator", "R1")]
         * 10
     )
+    post = _Poster(principals, secret)
     count = 0
     for producer, stream, category, unit, mover, facility, method in plans:
         start = now - timedelta(days=rng.uniform(1, 60), hours=rng.uniform(0, 8))
@@ -302,24 +304,9 @@ async def _chains(
             extra["producer_organization_id"] = orgs["point"].id
         if producer == "port_operator":
             extra["producer_organization_id"] = orgs["vessel_owner"].id
-        (tagged,) = await custody.record_events(
-            principal=principals[producer],
-            secret=secret,
-            submissions=[
-                _event(
-                    "tagged",
-                    None,
-                    start,
-                    stream=stream,
-                    category=category,
-                    quantity=quantity,
-                    unit=unit,
-                    **extra,
-                )
-            ],
+        code = await post.tag(
+            producer, start, stream=stream, category=category, quantity=quantity, unit=unit, **extra
         )
-        code = tagged.result.batch_code
-        assert code is not None and tagged.error is None, tagged.error
         count += 1
         # What the plant's weighbridge reads: near the declared kg, or near the estimate from
         # the catalog's unit mass (bottles, 0.05 kg) or density (MARPOL A plastics, 50 kg/m³).
@@ -337,7 +324,7 @@ async def _chains(
                 ),
             ),
             (
-                "facility_" + facility,
+                _PLANT_OPERATORS[facility],
                 _event(
                     "received",
                     code,
@@ -347,7 +334,7 @@ async def _chains(
                 ),
             ),
             (
-                "facility_" + facility,
+                _PLANT_OPERATORS[facility],
                 _event("treated", code, start + timedelta(hours=30), method=method),
             ),
         ]
@@ -356,11 +343,7 @@ async def _chains(
         for who, submission in steps[:stop]:
             if submission.device_time > now:
                 break
-            principal = principals[_FACILITY_USERS.get(who, who)]
-            (outcome,) = await custody.record_events(
-                principal=principal, secret=secret, submissions=[submission]
-            )
-            assert outcome.error is None, (who, outcome.error)
+            await post(who, submission)
     return count
 
 
@@ -393,6 +376,7 @@ async def _ports(
         for name, lat, lon in (("1号泊位", 36.8935, 122.4272), ("3号泊位", 36.8926, 122.4291))
     ]
     operator = principals["port_operator"]
+    post = _Poster(principals, secret)
     now = datetime.now(UTC)
     batches = 0
     for index, vessel in enumerate(await Vessel.filter(home_port_id=port.id).order_by("id")):
@@ -450,19 +434,26 @@ async def _ports(
                     line.category_id, "incinerator"
                 )
                 method = {"sewage_plant": "D8", "recycler": "R3"}.get(facility, "R1")
-                await _carry(
-                    principals,
-                    operator,
+                code = line.batch.code
+                when = arrived + timedelta(hours=4)
+                # Weighed at the plant: a little less than the mass derived or declared.
+                weight = (Decimal(line.mass_kg or 1) * Decimal("0.96")).quantize(Decimal("0.001"))
+                await post(
+                    "port_operator",
+                    _event("in_transit", code, when, destination_organization_id=orgs[facility].id),
+                )
+                await post(
                     facility,
-                    orgs[facility].id,
-                    line.batch.code,
-                    arrived + timedelta(hours=4),
-                    method,
-                    secret,
-                    # Weighed at the plant: a little less than the mass derived or declared.
-                    weight=(Decimal(line.mass_kg or 1) * Decimal("0.96")).quantize(
-                        Decimal("0.001")
+                    _event(
+                        "received",
+                        code,
+                        when + timedelta(hours=2),
+                        outcome="accepted",
+                        weight_kg=weight,
                     ),
+                )
+                await post(
+                    facility, _event("treated", code, when + timedelta(hours=20), method=method)
                 )
     cleanup = await ports.record_cleanup(
         principal=operator,
@@ -546,23 +537,15 @@ async def _household_and_medical(
             ),
         )
         assert result.error is None, result.error
-    (overdue,) = await custody.record_events(
-        principal=principals["clinic"],
-        secret=secret,
-        submissions=[
-            _event(
-                "tagged",
-                None,
-                now - timedelta(hours=72),
-                stream="medical",
-                category="med.infectious",
-                quantity=Decimal("2.2"),
-                unit="kg",
-                carrier_organization_id=orgs["carrier"].id,
-            )
-        ],
+    await _Poster(principals, secret).tag(
+        "clinic",
+        now - timedelta(hours=72),
+        stream="medical",
+        category="med.infectious",
+        quantity=Decimal("2.2"),
+        unit="kg",
+        carrier_organization_id=orgs["carrier"].id,
     )
-    assert overdue.error is None, overdue.error
     await alerts.refresh()
     return 41
 
@@ -625,14 +608,14 @@ async def _manifests(
 ) -> int:
     """Waste oil from the shipyard on transfer manifests: five accepted and treated, one
     arrived and still undecided past its 5 working days (an open alert)."""
+    post = _Poster(principals, secret)
     now = datetime.now(UTC)
     made = 0
     for trip in range(6):
         start = now - timedelta(days=40 - trip * 6)
-        tagged = await custody.record_events(
-            principal=principals["enterprise"],
-            secret=secret,
-            submissions=[
+        tagged = await post(
+            "enterprise",
+            *(
                 _event(
                     "tagged",
                     None,
@@ -645,7 +628,7 @@ async def _manifests(
                     unit="kg",
                 )
                 for _ in range(2)
-            ],
+            ),
         )
         codes_ = [outcome.result.batch_code or "" for outcome in tagged]
         made += len(codes_)
@@ -703,12 +686,7 @@ async def _manifests(
             decision=Decision(decision="accepted", received_quantity_kg=Decimal(792), method="R9"),
         )
         for code in codes_:
-            (outcome,) = await custody.record_events(
-                principal=principals["hw_plant"],
-                secret=secret,
-                submissions=[_event("treated", code, start + timedelta(days=2), method="R9")],
-            )
-            assert outcome.error is None, outcome.error
+            await post("hw_plant", _event("treated", code, start + timedelta(days=2), method="R9"))
     await alerts.refresh()
     return made
 
@@ -765,23 +743,30 @@ async def _messy_histories(
     (docs/metrics.md)."""
     now = datetime.now(UTC)
     start = now - timedelta(days=12)
+    post = _Poster(principals, secret)
 
-    async def record(who: str, *submissions: EventCreate) -> list[Any]:
-        outcomes = await custody.record_events(
-            principal=principals[who], secret=secret, submissions=list(submissions)
+    async def burn(code: str, sent: datetime, treated: datetime, weight: str) -> None:
+        """The collector takes the batch to the incinerator, where it is weighed two hours
+        later and burnt for energy (R1)."""
+        await post(
+            "collector",
+            _event("in_transit", code, sent, destination_organization_id=orgs["incinerator"].id),
         )
-        for outcome in outcomes:
-            assert outcome.error is None, (who, outcome.error)
-        return outcomes
-
-    async def tag(who: str, when: datetime, **fields: Any) -> str:
-        (outcome,) = await record(who, _event("tagged", None, when, **fields))
-        code: str = outcome.result.batch_code
-        return code
+        await post(
+            "incinerator",
+            _event(
+                "received",
+                code,
+                sent + timedelta(hours=2),
+                outcome="accepted",
+                weight_kg=Decimal(weight),
+            ),
+            _event("treated", code, treated, method="R1"),
+        )
 
     point = {"producer_organization_id": orgs["point"].id}
     # Tagged twice by mistake: the second label is cancelled.
-    twice = await tag(
+    twice = await post.tag(
         "clinic",
         start,
         stream="medical",
@@ -790,11 +775,11 @@ async def _messy_histories(
         unit="kg",
         carrier_organization_id=orgs["carrier"].id,
     )
-    await record(
+    await post(
         "clinic", _event("cancelled", twice, start + timedelta(minutes=5), reason="重复贴标")
     )
     # Paper soaked with kitchen waste: refused by the recycler, burnt for energy instead.
-    paper = await tag(
+    paper = await post.tag(
         "collector",
         start,
         stream="household",
@@ -803,7 +788,7 @@ async def _messy_histories(
         unit="kg",
         **point,
     )
-    await record(
+    await post(
         "collector",
         _event("collected", paper, start + timedelta(hours=1)),
         _event(
@@ -813,7 +798,7 @@ async def _messy_histories(
             destination_organization_id=orgs["recycler"].id,
         ),
     )
-    await record(
+    await post(
         "recycler",
         _event(
             "received",
@@ -823,28 +808,9 @@ async def _messy_histories(
             reason="纸类混入大量厨余，拒收",
         ),
     )
-    await record(
-        "collector",
-        _event(
-            "in_transit",
-            paper,
-            start + timedelta(hours=5),
-            destination_organization_id=orgs["incinerator"].id,
-        ),
-    )
-    await record(
-        "incinerator",
-        _event(
-            "received",
-            paper,
-            start + timedelta(hours=7),
-            outcome="accepted",
-            weight_kg=Decimal("176.5"),
-        ),
-        _event("treated", paper, start + timedelta(hours=20), method="R1"),
-    )
+    await burn(paper, start + timedelta(hours=5), start + timedelta(hours=20), "176.5")
     # Food waste partly in plastic bags: the rest is accepted and weighed.
-    food = await tag(
+    food = await post.tag(
         "collector",
         start + timedelta(days=1),
         stream="household",
@@ -853,7 +819,7 @@ async def _messy_histories(
         unit="kg",
         **point,
     )
-    await record(
+    await post(
         "collector",
         _event("collected", food, start + timedelta(days=1, hours=1)),
         _event(
@@ -863,7 +829,7 @@ async def _messy_histories(
             destination_organization_id=orgs["recycler"].id,
         ),
     )
-    (received,) = await record(
+    (received,) = await post(
         "recycler",
         _event(
             "received",
@@ -875,7 +841,7 @@ async def _messy_histories(
         ),
     )
     # The weighbridge reading was typed without its decimal point.
-    await record(
+    await post(
         "recycler",
         _event(
             "corrected",
@@ -889,30 +855,13 @@ async def _messy_histories(
     # The corrected weighing leaves 75 kg refused: a remainder batch of its own, which the
     # collector takes to the incinerator instead.
     rest = (await Batch.get(split_from__code=food)).code
-    await record(
-        "collector",
-        _event(
-            "in_transit",
-            rest,
-            start + timedelta(days=1, hours=6),
-            destination_organization_id=orgs["incinerator"].id,
-        ),
+    await burn(
+        rest, start + timedelta(days=1, hours=6), start + timedelta(days=1, hours=20), "72.5"
     )
-    await record(
-        "incinerator",
-        _event(
-            "received",
-            rest,
-            start + timedelta(days=1, hours=8),
-            outcome="accepted",
-            weight_kg=Decimal("72.5"),
-        ),
-        _event("treated", rest, start + timedelta(days=1, hours=20), method="R1"),
-    )
-    (treated,) = await record(
+    (treated,) = await post(
         "recycler", _event("treated", food, start + timedelta(days=2), method="R13")
     )
-    await record(
+    await post(
         "recycler",
         _event(
             "corrected",
@@ -924,7 +873,7 @@ async def _messy_histories(
         ),
     )
     # A collector typed 35 kg for 3.5 kg of glass, and corrected it the same day.
-    glass = await tag(
+    glass = await post.tag(
         "collector",
         start + timedelta(days=3),
         stream="household",
@@ -934,7 +883,7 @@ async def _messy_histories(
         **point,
     )
     history = await custody.history(principal=principals["collector"], code=glass)
-    await record(
+    await post(
         "collector",
         _event(
             "corrected",
@@ -948,44 +897,37 @@ async def _messy_histories(
     return 4
 
 
-async def _carry(
-    principals: dict[str, Principal],
-    operator: Principal,
-    facility: str,
-    facility_id: int,
-    code: str,
-    when: datetime,
-    method: str,
-    secret: str,
-    weight: Decimal,
-) -> None:
-    """Take a batch from the port to a facility and treat it there."""
-    for principal, submission in (
-        (operator, _event("in_transit", code, when, destination_organization_id=facility_id)),
-        (
-            principals[facility],
-            _event(
-                "received",
-                code,
-                when + timedelta(hours=2),
-                outcome="accepted",
-                weight_kg=weight,
-            ),
-        ),
-        (principals[facility], _event("treated", code, when + timedelta(hours=20), method=method)),
-    ):
-        (outcome,) = await custody.record_events(
-            principal=principal, secret=secret, submissions=[submission]
-        )
-        assert outcome.error is None, (code, outcome.error)
-
-
-_FACILITY_USERS = {
-    "facility_medical_plant": "facility",
-    "facility_incinerator": "incinerator",
-    "facility_recycler": "recycler",
-    "facility_hw_plant": "hw_plant",
+# The demo user who operates each treatment plant.
+_PLANT_OPERATORS = {
+    "medical_plant": "facility",
+    "incinerator": "incinerator",
+    "recycler": "recycler",
+    "hw_plant": "hw_plant",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _Poster:
+    """Posts custody events as a demo user (by their demo role name); the demo is built from
+    events that must all be recorded, so a refused one stops the load."""
+
+    principals: dict[str, Principal]
+    secret: str
+
+    async def __call__(self, who: str, *submissions: EventCreate) -> list[custody.Recorded]:
+        outcomes = await custody.record_events(
+            principal=self.principals[who], secret=self.secret, submissions=list(submissions)
+        )
+        for outcome in outcomes:
+            assert outcome.error is None, (who, outcome.error)
+        return outcomes
+
+    async def tag(self, who: str, when: datetime, **fields: Any) -> str:
+        """Tag one new batch; its code."""
+        (outcome,) = await self(who, _event("tagged", None, when, **fields))
+        code = outcome.result.batch_code
+        assert code is not None
+        return code
 
 
 def _event(event_type: str, code: str | None, when: datetime, **fields: Any) -> EventCreate:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from dateutil.relativedelta import relativedelta
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -209,11 +210,8 @@ async def overview(
 
 def _last_twelve_months(today: date) -> list[date]:
     """The first days of the 12 months up to and including today's."""
-    months = []
-    for back in range(11, -1, -1):
-        year, month = divmod(today.year * 12 + today.month - 1 - back, 12)
-        months.append(date(year, month + 1, 1))
-    return months
+    this_month = today.replace(day=1)
+    return [this_month - relativedelta(months=back) for back in range(11, -1, -1)]
 
 
 def _by_stream(utilization: dict[str, Any], balance: dict[str, Any]) -> list[dict[str, Any]]:
