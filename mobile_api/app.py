@@ -20,6 +20,7 @@ from mobile_api.routers import (
     batches,
     catalog,
     cells,
+    changes,
     checkpoints,
     dashboard,
     events,
@@ -167,6 +168,7 @@ def create_app(
         admin,
         dashboard,
         checkpoints,
+        changes,
     ):
         app.include_router(module.router)
     app.include_router(public.router)

@@ -136,6 +136,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/m/v1/catalog/categories"): USERS,
     ("GET", "/m/v1/catalog/methods"): USERS,
     ("GET", "/m/v1/catalog/streams"): USERS,
+    ("GET", "/m/v1/changes"): USERS,
     ("GET", "/m/v1/cell-types"): USERS,
     ("GET", "/m/v1/cells"): MANAGERS,
     ("POST", "/m/v1/cells"): MANAGERS,

@@ -1,0 +1,225 @@
+"""The change feed: custody events, manifest changes and alerts in commit order, each once,
+only to those who may see them, and never skipping a transaction that commits late."""
+
+import asyncio
+from dataclasses import astuple
+
+import httpx
+import pytest
+from tortoise.transactions import in_transaction
+
+from schemas.events import EventCreate
+from tests.custody.helpers import advance, tag_bag
+from tests.factories import World, medical_bag
+from tests.manifests.test_manifests import Parties, call, parties  # noqa: F401 (fixture)
+from wastetrack.changes import service as changes
+from wastetrack.changes.models import Position
+from wastetrack.custody import service as custody
+
+
+async def feed(
+    client: httpx.AsyncClient, world: World, who: str, *, after: str | None = None, limit: int = 500
+) -> dict:
+    params: dict[str, str | int] = {"limit": limit}
+    if after is not None:
+        params["after"] = after
+    response = await client.get("/m/v1/changes", params=params, headers=world.headers(who))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def summary(page: dict) -> list[tuple[str, str | None]]:
+    """Each change as (type, what it says happened)."""
+    return [
+        (c["type"], c["data"].get("event_type") or c["data"].get("state") or c["data"].get("kind"))
+        for c in page["changes"]
+    ]
+
+
+async def test_events_and_alerts_come_in_the_order_they_were_committed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = await tag_bag(
+        client, world, quantity="5", carrier_organization_id=world.orgs["carrier"].id
+    )
+    await advance(client, world, bag["code"], until="received")  # 3.4 kg weighed: > 10 % off
+    refreshed = await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    assert refreshed.status_code == 200, refreshed.text
+    (alert,) = (await client.get("/m/v1/alerts", headers=world.headers("clinic"))).json()
+    acked = await client.post(f"/m/v1/alerts/{alert['id']}/ack", headers=world.headers("manager"))
+    assert acked.status_code == 200, acked.text
+
+    page = await feed(client, world, "clinic")
+    assert summary(page) == [
+        ("batch.event_recorded", "tagged"),
+        ("batch.event_recorded", "collected"),
+        ("batch.event_recorded", "in_transit"),
+        ("batch.event_recorded", "received"),
+        ("alert.raised", "weight_discrepancy"),
+        ("alert.changed", "weight_discrepancy"),
+    ]
+    first = page["changes"][0]["data"]
+    assert (first["batch"], first["seq"]) == (bag["code"], 1)
+    assert page["changes"][-1]["data"]["acknowledged"] is True
+    assert page["next"] == page["changes"][-1]["cursor"]
+    # Nothing new: the same cursor comes back, and reading on from it returns nothing.
+    again = await feed(client, world, "clinic", after=page["next"])
+    assert again == {"changes": [], "next": page["next"]}
+
+
+async def test_manifest_changes_reach_its_parties_only(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    made = await call(client, world, "maker", "", parties.body)
+    assert made.status_code == 201, made.text
+    signed = await call(client, world, "maker", f"/{made.json()['id']}/sign")
+    assert signed.status_code == 200, signed.text
+
+    manifest_changes = [
+        (c["data"]["number"], c["data"]["state"])
+        for c in (await feed(client, world, "second"))["changes"]
+        if c["type"] == "manifest.changed"
+    ]
+    number = made.json()["number"]
+    assert manifest_changes == [(number, "draft"), (number, "submitted")]
+    maker = summary(await feed(client, world, "maker"))
+    assert maker == [
+        ("batch.event_recorded", "tagged"),
+        ("batch.event_recorded", "tagged"),
+        ("manifest.changed", "draft"),
+        # signing locks the section first, then hands both batches to the first carrier
+        ("manifest.changed", "submitted"),
+        ("batch.event_recorded", "handed_over"),
+        ("batch.event_recorded", "handed_over"),
+    ]
+    assert (await feed(client, world, "clinic"))["changes"] == []
+
+
+async def test_changes_of_another_organizations_batch_are_not_visible(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    own = await tag_bag(client, world, "clinic")
+    other = await tag_bag(client, world, "other_clinic")
+
+    def batches(page: dict) -> list[str]:
+        return [c["data"]["batch"] for c in page["changes"]]
+
+    assert batches(await feed(client, world, "clinic")) == [own["code"]]
+    assert batches(await feed(client, world, "other_clinic")) == [other["code"]]
+    assert batches(await feed(client, world, "town_manager")) == [other["code"]]  # region
+    assert batches(await feed(client, world, "manager")) == [own["code"], other["code"]]
+    assert batches(await feed(client, world, "auditor")) == [own["code"], other["code"]]
+    assert batches(await feed(client, world, "admin")) == [own["code"], other["code"]]
+    assert batches(await feed(client, world, "carrier")) == []
+
+
+async def test_paging_returns_every_change_exactly_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for _ in range(5):
+        await tag_bag(client, world)
+    whole = await feed(client, world, "clinic")
+    assert len(whole["changes"]) == 5
+    seen: list[dict] = []
+    cursor = None
+    for _ in range(10):
+        page = await feed(client, world, "clinic", after=cursor, limit=2)
+        assert len(page["changes"]) <= 2
+        if not page["changes"]:
+            assert page["next"] == cursor
+            break
+        seen += page["changes"]
+        cursor = page["next"]
+    assert seen == whole["changes"]
+    positions = [changes.decode_cursor(c["cursor"]) for c in seen]
+    assert len(set(positions)) == 5
+    assert positions == sorted(positions, key=lambda p: (p.txid, p.id))
+
+
+async def test_a_poll_moves_past_changes_the_reader_may_not_see(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Others' changes are read over once, not on every poll, and nothing of one's own that
+    comes after them is skipped."""
+    await tag_bag(client, world, "clinic")
+    head = (await feed(client, world, "clinic"))["next"]
+    await tag_bag(client, world, "other_clinic")
+    polled = await feed(client, world, "clinic", after=head)
+    assert polled["changes"] == []
+    moved = changes.decode_cursor(polled["next"])
+    assert (moved.txid, moved.id) > astuple(changes.decode_cursor(head))
+    own = await tag_bag(client, world, "clinic")
+    after_others = await feed(client, world, "clinic", after=polled["next"])
+    assert [c["data"]["batch"] for c in after_others["changes"]] == [own["code"]]
+
+
+async def test_a_transaction_committing_late_is_not_skipped(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The first transaction records (lower txid) and stays open while a second commits: the
+    feed holds the second back until the first ends, then returns both, in commit order of
+    their transactions' ids, from the same cursor."""
+    secret = world.settings.secret_key
+    principal = world.principals["clinic"]
+    start = await feed(client, world, "clinic")
+    assert start["changes"] == []
+    first_recorded, release = asyncio.Event(), asyncio.Event()
+
+    async def record(body: dict, *, hold: bool) -> str:
+        async with in_transaction():
+            (result,) = await custody.record_events(
+                principal=principal, submissions=[EventCreate.model_validate(body)], secret=secret
+            )
+            assert result.result.status == "applied"
+            if hold:
+                first_recorded.set()
+                await asyncio.wait_for(release.wait(), timeout=10)
+        assert result.batch is not None
+        return result.batch.code
+
+    first = asyncio.create_task(record(medical_bag(), hold=True))
+    await asyncio.wait_for(first_recorded.wait(), timeout=10)
+    second_code = await record(medical_bag(), hold=False)
+
+    while_open = await feed(client, world, "clinic", after=start["next"])
+    assert while_open == {"changes": [], "next": start["next"]}
+
+    release.set()
+    first_code = await first
+    after_commit = await feed(client, world, "clinic", after=while_open["next"])
+    assert [c["data"]["batch"] for c in after_commit["changes"]] == [first_code, second_code]
+    done = await feed(client, world, "clinic", after=after_commit["next"])
+    assert done["changes"] == []
+
+
+@pytest.mark.parametrize(
+    "after",
+    ["not-a-cursor", "MS4y=", changes.encode_cursor(Position(1, 2)) + "x", "LTEuMg", "%%%"],
+)
+async def test_a_malformed_cursor_is_refused_naming_after(
+    client: httpx.AsyncClient, world: World, after: str
+) -> None:
+    response = await client.get(
+        "/m/v1/changes", params={"after": after}, headers=world.headers("clinic")
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "after"
+
+
+@pytest.mark.parametrize("limit", [0, 501, -1])
+async def test_limit_out_of_bounds_is_refused(
+    client: httpx.AsyncClient, world: World, limit: int
+) -> None:
+    response = await client.get(
+        "/m/v1/changes", params={"limit": limit}, headers=world.headers("clinic")
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "limit"
+
+
+def test_cursor_round_trips() -> None:
+    position = Position(txid=2**63 + 5, id=12345)
+    assert changes.decode_cursor(changes.encode_cursor(position)) == position
