@@ -463,6 +463,37 @@ def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
     return actions
 
 
+def _issue_label(work: _Work, stream: str) -> str:
+    """A new code, issued to the acting organization as a label of the stream."""
+    code = codes.new_code()
+    work.new_labels.append(
+        repository.NewLabel(
+            code=code,
+            organization_id=work.principal.organization_id,
+            stream_id=stream,
+            issued_by_id=work.principal.user_id,
+            issued_at=work.now,
+        )
+    )
+    return code
+
+
+def _new_batch(work: _Work, **fields: Any) -> Batch:
+    """A batch about to be tagged (its chain empty), written with the call's other changes."""
+    batch = Batch(
+        **fields,
+        state=State.tagged.value,
+        created_at=work.now,
+        updated_at=work.now,
+        last_seq=0,
+        last_hash="",
+        last_device_time=None,
+    )
+    _remember(work, batch)
+    work.new_batches[batch.id] = batch
+    return batch
+
+
 async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> repository.NewEvent:
     principal = work.principal
     if principal.role not in TAGGING_ROLES:
@@ -525,20 +556,12 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
     )
     _check_common(work, sub, None)
     if label is None:
-        code = codes.new_code()
-        work.new_labels.append(
-            repository.NewLabel(
-                code=code,
-                organization_id=principal.organization_id,
-                stream_id=stream,
-                issued_by_id=principal.user_id,
-                issued_at=work.now,
-            )
-        )
+        code = _issue_label(work, stream)
     else:
         code = label.code
         work.bound_labels.append(code)
-    batch = Batch(
+    batch = _new_batch(
+        work,
         id=work.batch_ids.pop(),
         code=code,
         stream_id=stream,
@@ -550,19 +573,11 @@ async def _tag(work: _Work, sub: EventCreate, code: str | None, digest: str) -> 
         region_path=producer.region.path,
         quantity=sub.quantity,
         unit=sub.unit,
-        state=State.tagged.value,
         holder_id=producer.id,
         carrier_id=carrier,
         destination_id=destination,
         tagged_at=sub.device_time,
-        created_at=work.now,
-        updated_at=work.now,
-        last_seq=0,
-        last_hash="",
-        last_device_time=None,
     )
-    _remember(work, batch)
-    work.new_batches[batch.id] = batch
     return _new_event(
         work,
         batch,
@@ -784,21 +799,11 @@ async def _split_remainder(
 ) -> Batch:
     """A new batch for the refused part: its own code, the original's tagging time, refused by
     the receiver (a tagging and a rejection in its chain) and held by the deliverer."""
-    principal = work.principal
-    code = codes.new_code()
-    work.new_labels.append(
-        repository.NewLabel(
-            code=code,
-            organization_id=principal.organization_id,
-            stream_id=batch.stream_id,
-            issued_by_id=principal.user_id,
-            issued_at=work.now,
-        )
-    )
     (batch_id,) = await repository.allocate_batch_ids(1)
-    remainder = Batch(
+    remainder = _new_batch(
+        work,
         id=batch_id,
-        code=code,
+        code=_issue_label(work, batch.stream_id),
         stream_id=batch.stream_id,
         category_id=batch.category_id,
         waste_code=batch.waste_code,
@@ -808,20 +813,12 @@ async def _split_remainder(
         region_path=batch.region_path,
         quantity=refused_kg,
         unit=Unit.KG,
-        state=State.tagged.value,
         holder_id=holder_id,
         carrier_id=batch.carrier_id,
         destination_id=None,
         split_from_id=batch.id,
         tagged_at=batch.tagged_at,
-        created_at=work.now,
-        updated_at=work.now,
-        last_seq=0,
-        last_hash="",
-        last_device_time=None,
     )
-    _remember(work, remainder)
-    work.new_batches[remainder.id] = remainder
     _new_event(
         work,
         remainder,
