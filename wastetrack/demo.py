@@ -32,7 +32,7 @@ from wastetrack.batches.models import Batch
 from wastetrack.cells import service as cells
 from wastetrack.core import codes
 from wastetrack.core.principal import Principal
-from wastetrack.custody import service as custody
+from wastetrack.custody import chain, recorder
 from wastetrack.household import service as household
 from wastetrack.manifests import service as manifests
 from wastetrack.pesticide import service as pesticide
@@ -882,7 +882,7 @@ async def _messy_histories(
         unit="kg",
         **point,
     )
-    history = await custody.history(principal=principals["collector"], code=glass)
+    history = await chain.history(principal=principals["collector"], code=glass)
     await post(
         "collector",
         _event(
@@ -914,8 +914,8 @@ class _Poster:
     principals: dict[str, Principal]
     secret: str
 
-    async def __call__(self, who: str, *submissions: EventCreate) -> list[custody.Recorded]:
-        outcomes = await custody.record_events(
+    async def __call__(self, who: str, *submissions: EventCreate) -> list[recorder.Recorded]:
+        outcomes = await recorder.record_events(
             principal=self.principals[who], secret=self.secret, submissions=list(submissions)
         )
         for outcome in outcomes:

@@ -17,7 +17,7 @@ from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, Label
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
 from wastetrack.batches import service as batches
-from wastetrack.custody import service as custody
+from wastetrack.custody import chain, recorder
 from wastetrack.custody.rules import EventType
 from wastetrack.scan import service as scanning
 
@@ -75,7 +75,7 @@ async def create_batch(
             "batch": body.label,
         }
     )
-    recorded = await custody.record_one(
+    recorded = await recorder.record_one(
         principal=user, submission=submission, secret=settings.secret_key
     )
     batch = recorded.batch
@@ -108,14 +108,14 @@ async def get_batch(code: Code, user: CurrentUser, settings: AppSettings) -> Bat
 @router.get("/batches/{code}/events", response_model=list[EventRead])
 async def batch_events(code: Code, user: CurrentUser) -> list:
     """A batch's custody events in order."""
-    _, events = await custody.history(principal=user, code=code)
+    _, events = await chain.history(principal=user, code=code)
     return events
 
 
 @router.get("/batches/{code}/verify", response_model=ChainVerification)
 async def verify_batch(code: Code, user: CurrentUser, settings: AppSettings) -> dict:
     """Recompute the batch's hash chain and say whether it is intact."""
-    return await custody.verify_chain(principal=user, code=code, secret=settings.secret_key)
+    return await chain.verify_chain(principal=user, code=code, secret=settings.secret_key)
 
 
 @router.get(

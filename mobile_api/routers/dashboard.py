@@ -30,8 +30,7 @@ from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
 from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_time
-from wastetrack.custody import labels
-from wastetrack.custody import service as custody
+from wastetrack.custody import chain, labels
 from wastetrack.household import service as household
 from wastetrack.indicators import service as indicators
 from wastetrack.rollups import service as rollups
@@ -387,7 +386,7 @@ async def trace(
     context: dict[str, Any] = {"user": user, "code": code, "batch": None, "events": []}
     if code:
         try:
-            batch, events = await custody.history(principal=user, code=code.strip().upper())
+            batch, events = await chain.history(principal=user, code=code.strip().upper())
         except DomainError as error:
             context["error"] = error.detail
         else:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
 from schemas.events import EventCreate, EventResult, SyncRequest, SyncResponse
-from wastetrack.custody import service as custody
+from wastetrack.custody import recorder
 from wastetrack.sync import service as offline_sync
 
 router = APIRouter(prefix="/m/v1", tags=["events"])
@@ -19,7 +19,9 @@ async def record_event(
     response: Response,
 ) -> EventResult:
     """Record one custody event; a resend with the same client_event_id is not applied twice."""
-    recorded = await custody.record_one(principal=user, submission=body, secret=settings.secret_key)
+    recorded = await recorder.record_one(
+        principal=user, submission=body, secret=settings.secret_key
+    )
     if recorded.result.status == "duplicate":
         response.status_code = 200
     return recorded.result

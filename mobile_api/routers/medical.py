@@ -22,8 +22,7 @@ from schemas.alerts import AlertRead, MedicalCoverageRead
 from schemas.base import Code, Id
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
-from wastetrack.custody import epcis
-from wastetrack.custody import service as custody
+from wastetrack.custody import epcis, queries
 from wastetrack.medical import service as medical
 from wastetrack.rollups import service as rollups
 
@@ -64,7 +63,7 @@ async def acknowledge_alert(alert_id: Id, user: ManagerOnly, _: Transaction) -> 
 @router.get("/batches/{code}/fate", response_model=FateRead)
 async def batch_fate(code: Code, user: CurrentUser) -> dict:
     """What became of a batch, followed into the containers it was aggregated into."""
-    return await custody.fate(principal=user, code=code)
+    return await queries.fate(principal=user, code=code)
 
 
 @router.get(

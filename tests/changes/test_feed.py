@@ -14,7 +14,7 @@ from tests.factories import World, medical_bag
 from tests.manifests.test_manifests import Parties, call, parties  # noqa: F401 (fixture)
 from wastetrack.changes import service as changes
 from wastetrack.changes.models import Position
-from wastetrack.custody import service as custody
+from wastetrack.custody import recorder
 
 
 async def feed(
@@ -169,7 +169,7 @@ async def test_a_transaction_committing_late_is_not_skipped(
 
     async def record(body: dict, *, hold: bool) -> str:
         async with in_transaction():
-            (result,) = await custody.record_events(
+            (result,) = await recorder.record_events(
                 principal=principal, submissions=[EventCreate.model_validate(body)], secret=secret
             )
             assert result.result.status == "applied"

@@ -13,7 +13,7 @@ from schemas.events import EventCreate
 from tests.custody.helpers import tag_bag
 from tests.factories import World, medical_bag
 from tests.rollups.test_rollups import build_history
-from wastetrack.custody import service as custody
+from wastetrack.custody import recorder
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.models import CityMonthlyRollup, CohortDelta, DailyRollup, MonthlyRollup
 
@@ -64,7 +64,7 @@ async def test_concurrent_recordings_do_not_wait_on_each_others_sums(world: Worl
         async with in_transaction():
             body = medical_bag()
             submission = EventCreate.model_validate(body)
-            (result,) = await custody.record_events(
+            (result,) = await recorder.record_events(
                 principal=principal, submissions=[submission], secret=secret
             )
             assert result.result.status == "applied"

@@ -19,9 +19,9 @@ from tests.factories import World
 from wastetrack.batches.models import Batch
 from wastetrack.core import db
 from wastetrack.custody import checkpoints
+from wastetrack.custody.chain import event_hash
 from wastetrack.custody.checkpoints import Checkpoint, LegacyChain
 from wastetrack.custody.models import CustodyEvent
-from wastetrack.custody.service import event_hash
 
 
 async def as_superuser_without_triggers(*statements: tuple[str, list]) -> None:

@@ -184,7 +184,7 @@ async def _verify_chains(database_url: str) -> dict[str, Any]:
     from wastetrack.batches.models import Batch
     from wastetrack.core.principal import Principal
     from wastetrack.core.settings import get_settings
-    from wastetrack.custody import service as custody
+    from wastetrack.custody import chain
 
     system = Principal(
         user_id=0, username="restore", role=Role.admin, organization_id=0, region_path=""
@@ -193,7 +193,7 @@ async def _verify_chains(database_url: str) -> dict[str, Any]:
         codes = await Batch.all().order_by("id").values_list("code", flat=True)
         broken = []
         for code in codes:
-            report = await custody.verify_chain(
+            report = await chain.verify_chain(
                 principal=system, code=str(code), secret=get_settings().secret_key
             )
             if not report["valid"]:

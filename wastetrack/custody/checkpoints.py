@@ -274,7 +274,7 @@ def proof_is_valid(proof: dict[str, Any]) -> bool:
 async def audit(*, secret: str, timezone: str, data_dir: Path) -> dict[str, Any]:
     """Every chain and every checkpoint, and the problems found; valid only with none."""
     from wastetrack.batches.models import Batch
-    from wastetrack.custody import service as custody
+    from wastetrack.custody import chain
     from wastetrack.custody.models import CustodyEvent
 
     problems: list[dict[str, Any]] = []
@@ -282,7 +282,7 @@ async def audit(*, secret: str, timezone: str, data_dir: Path) -> dict[str, Any]
     for batch in await Batch.all().order_by("id"):
         chains += 1
         events = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
-        verdict = await custody.check_chain(batch=batch, events=events, secret=secret)
+        verdict = await chain.check_chain(batch=batch, events=events, secret=secret)
         if not verdict["valid"]:
             problems.append({"kind": "chain", **verdict})
     public_key = keys.public_key_hex(keys.signing_key(data_dir))

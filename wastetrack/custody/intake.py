@@ -15,7 +15,7 @@ from schemas.events import EventCreate
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.core.errors import Conflict, DomainError
 from wastetrack.core.principal import Principal
-from wastetrack.custody import service as custody
+from wastetrack.custody import recorder
 from wastetrack.custody.rules import EventType
 
 
@@ -102,7 +102,7 @@ async def take_in(
     ]
     batches = []
     for index, outcome in enumerate(
-        await custody.record_events(principal=principal, submissions=tags, secret=secret)
+        await recorder.record_events(principal=principal, submissions=tags, secret=secret)
     ):
         if outcome.error is not None:
             outcome.error.field = f"lines[{index}].{outcome.error.field or 'category'}"
@@ -124,7 +124,7 @@ async def take_in(
         )
         for index, batch in enumerate(batches)
     ]
-    for outcome in await custody.record_events(
+    for outcome in await recorder.record_events(
         principal=principal, submissions=follow, secret=secret
     ):
         if outcome.error is not None:

@@ -18,7 +18,7 @@ from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
-from wastetrack.custody import service as custody
+from wastetrack.custody import recorder
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.models import (
     Manifest,
@@ -168,7 +168,7 @@ async def list_manifests(*, principal: Principal, discrepant: bool) -> list[Mani
 
 async def _record(principal: Principal, events: list[dict[str, Any]], secret: str) -> None:
     submissions = [EventCreate.model_validate(e) for e in events]
-    for outcome in await custody.record_events(
+    for outcome in await recorder.record_events(
         principal=principal, submissions=submissions, secret=secret
     ):
         if outcome.error is not None:

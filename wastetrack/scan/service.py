@@ -8,7 +8,7 @@ from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
-from wastetrack.custody import service as custody
+from wastetrack.custody import queries
 from wastetrack.household import service as household
 from wastetrack.ports import service as ports
 from wastetrack.ports.models import Berth
@@ -32,7 +32,7 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
     """The thing behind the code, with what this user may do next; unknown, forged and
     mistyped codes get one and the same refusal."""
     try:
-        found = await custody.scan(principal=principal, scanned=scanned, secret=secret)
+        found = await queries.scan(principal=principal, scanned=scanned, secret=secret)
         links = await batches.split_links(found.batch) if found.batch is not None else None
         return Scanned(found.batch, found.label, None, None, found.actions, links)
     except NotFound as not_a_batch:

@@ -15,8 +15,7 @@ from schemas.ports import CleanUpCreate, DeliveryCreate
 from wastetrack.core import observability
 from wastetrack.core.errors import DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.custody import intake
-from wastetrack.custody import service as custody
+from wastetrack.custody import intake, recorder
 from wastetrack.household import service as household
 from wastetrack.pesticide import service as pesticide
 from wastetrack.ports import service as ports
@@ -83,7 +82,7 @@ async def apply(
                 first = error.errors()[0]
                 results[index] = _invalid(raw, error_field(first) or None, first["msg"])
     if valid:
-        outcomes = await custody.record_events(
+        outcomes = await recorder.record_events(
             principal=principal, submissions=[sub for _, sub in valid], secret=secret
         )
         for (index, _sub), outcome in zip(valid, outcomes, strict=True):

@@ -1,0 +1,136 @@
+"""Tagging: a new batch bound to a label (or to a code issued on the spot), by a role that may
+tag, for a producer it may tag for."""
+
+from decimal import Decimal
+
+from schemas.events import EventCreate
+from wastetrack.auth.models import Role
+from wastetrack.batches import service as batches
+from wastetrack.batches.models import Label, Unit
+from wastetrack.catalog import service as catalog
+from wastetrack.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
+from wastetrack.custody import repository
+from wastetrack.custody.rules import (
+    EventType,
+    State,
+)
+from wastetrack.custody.work import (
+    Work,
+    check_common,
+    issue_label,
+    new_batch,
+    new_event,
+    organization,
+)
+from wastetrack.registry import access
+
+TAGGING_ROLES = frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator})
+
+
+MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
+
+
+async def tag(work: Work, sub: EventCreate, code: str | None, digest: str) -> repository.NewEvent:
+    principal = work.principal
+    if principal.role not in TAGGING_ROLES:
+        raise Forbidden(f"a {principal.role.value} cannot tag batches", field="event_type")
+    label: Label | None = None
+    if code is not None:
+        if code in work.batches:
+            raise Conflict("this label is bound to a batch already", field="batch")
+        label = work.labels.get(code)
+        # A label of the user's own stock, or of stock issued to the producer it tags for.
+        if label is None or label.organization_id not in (
+            principal.organization_id,
+            sub.producer_organization_id,
+        ):
+            raise NotFound(batches.NOT_FOUND, field="batch")
+    stream = sub.stream or (label.stream_id if label else None)
+    if stream is None:
+        raise ValidationFailed("stream is required for a new batch", field="stream")
+    if label is not None and stream != label.stream_id:
+        raise ValidationFailed(
+            f"this label was issued for the {label.stream_id} stream",
+            field="stream",
+        )
+    category = await catalog.category_for_stream(stream=stream, category=sub.category or "")
+    await catalog.validate_waste_code(category=category.key, waste_code=sub.waste_code)
+    rules = work.catalog.streams[stream].rules or {}
+    for required in rules.get("tag_requires", []):
+        if not getattr(sub, required):
+            raise ValidationFailed(f"{required} is required to tag {stream} waste", field=required)
+    assert sub.quantity is not None and sub.unit is not None
+    if sub.quantity > MAX_QUANTITY[sub.unit]:
+        raise ValidationFailed(
+            f"quantity above {MAX_QUANTITY[sub.unit]} {sub.unit.value} is implausible"
+            " for one batch",
+            field="quantity",
+        )
+    producer = organization(
+        work, sub.producer_organization_id or principal.organization_id, "producer_organization_id"
+    )
+    await access.check_may_tag_for(
+        principal=principal,
+        producer_id=producer.id,
+        stream=stream,
+        label_organization_id=label.organization_id if label else None,
+        on=sub.device_time.date(),
+    )
+    if sub.origin_site_id is not None and work.sites.get(sub.origin_site_id) != producer.id:
+        raise ValidationFailed(
+            "the origin site must belong to the producer", field="origin_site_id"
+        )
+    carrier = (
+        organization(work, sub.carrier_organization_id, "carrier_organization_id").id
+        if sub.carrier_organization_id
+        else (principal.organization_id if principal.organization_id != producer.id else None)
+    )
+    destination = (
+        organization(work, sub.destination_organization_id, "destination_organization_id").id
+        if sub.destination_organization_id
+        else None
+    )
+    check_common(work, sub, None)
+    if label is None:
+        code = issue_label(work, stream)
+    else:
+        code = label.code
+        work.bound_labels.append(code)
+    batch = new_batch(
+        work,
+        id=work.batch_ids.pop(),
+        code=code,
+        stream_id=stream,
+        category_id=category.key,
+        waste_code=sub.waste_code,
+        hazard=sub.hazard or list(category.hazard),
+        producer_id=producer.id,
+        origin_site_id=sub.origin_site_id,
+        region_path=producer.region.path,
+        quantity=sub.quantity,
+        unit=sub.unit,
+        holder_id=producer.id,
+        carrier_id=carrier,
+        destination_id=destination,
+        tagged_at=sub.device_time,
+    )
+    return new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.tagged,
+        state=State.tagged.value,
+        digest=digest,
+        details={
+            "stream": stream,
+            "category": category.key,
+            "quantity": str(sub.quantity),
+            "unit": sub.unit.value,
+            "waste_code": sub.waste_code,
+        },
+    )

@@ -1,0 +1,124 @@
+"""A batch's hash chain: how an event is hashed, and the verdict on a whole chain."""
+
+import functools
+import hmac
+from datetime import UTC
+from decimal import Decimal
+from typing import Any
+
+from wastetrack.batches import service as batches
+from wastetrack.batches.models import Batch
+from wastetrack.core import keys
+from wastetrack.core.hashing import hmac_sha256_hex, sha256_hex
+from wastetrack.core.principal import Principal
+from wastetrack.custody import repository
+from wastetrack.custody.checkpoints import LegacyChain
+from wastetrack.custody.models import CustodyEvent
+
+
+def event_hash(
+    event: CustodyEvent | repository.NewEvent,
+    *,
+    batch_code: str,
+    related_code: str | None,
+    key: bytes | None,
+) -> str:
+    """HMAC-SHA256 under the chain_mac key over the event's content and the previous event's
+    hash; without a key, the plain SHA-256 of chains recorded before keys (see LegacyChain)."""
+    content = {
+        "prev_hash": event.prev_hash,
+        "batch": batch_code,
+        "seq": event.seq,
+        "event_type": event.event_type,
+        "state_after": event.state_after,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "method": event.method_id,
+        "mode": event.mode,
+        "to_organization": event.to_organization_id,
+        "related_batch": related_code,
+        "corrects": event.corrects_id,
+        "details": event.details,
+        "device_time": event.device_time.astimezone(UTC),
+        "server_time": event.server_time.astimezone(UTC),
+        "actor": event.actor_id,
+        "organization": event.organization_id,
+        "latitude": event.latitude,
+        "longitude": event.longitude,
+        "weight_kg": Decimal(event.weight_kg) if event.weight_kg is not None else None,
+        "photo": event.photo_sha256,
+        "client_event_id": event.client_event_id,
+    }
+    return sha256_hex(content) if key is None else hmac_sha256_hex(key, content)
+
+
+async def history(*, principal: Principal, code: str) -> tuple[Batch, list[CustodyEvent]]:
+    """A visible batch and its events in order."""
+    batch = await batches.get_visible_batch(principal, code)
+    return batch, await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
+
+
+async def verify_chain(*, principal: Principal, code: str, secret: str) -> dict[str, Any]:
+    """Recompute every hash of a visible batch's chain, check its anchored head, and report
+    the first break."""
+    batch, events = await history(principal=principal, code=code)
+    return await check_chain(batch=batch, events=events, secret=secret)
+
+
+async def check_chain(*, batch: Batch, events: list[CustodyEvent], secret: str) -> dict[str, Any]:
+    """The verdict on one chain: hashes (keyed, or plain up to the seq the chain had when keys
+    came), links, and the batch row's head, so a chain cut short is caught too."""
+    ring = keys.ring(secret)
+    legacy = await LegacyChain.get_or_none(batch_id=batch.id)
+    legacy_through = legacy.through_seq if legacy else 0
+    related_ids = {e.related_batch_id for e in events if e.related_batch_id}
+    related = (
+        dict(await Batch.filter(id__in=related_ids).values_list("id", "code"))
+        if related_ids
+        else {}
+    )
+
+    def broken(seq: int, detail: str) -> dict[str, Any]:
+        return {
+            "batch_code": batch.code,
+            "events": len(events),
+            "valid": False,
+            "broken_at_seq": seq,
+            "detail": detail,
+        }
+
+    previous, floor = "0" * 64, 1
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            return broken(expected_seq, f"event {expected_seq} is missing")
+        if event.prev_hash != previous:
+            return broken(expected_seq, "prev_hash does not match the previous event")
+        hashed = functools.partial(
+            event_hash,
+            event,
+            batch_code=batch.code,
+            related_code=related.get(event.related_batch_id),
+        )
+        if event.seq <= legacy_through:
+            matches = hmac.compare_digest(event.hash, hashed(key=None))
+        else:
+            # Any key version may have written it, but a chain never goes back to an older one.
+            version = next(
+                (
+                    v
+                    for v in ring.versions
+                    if v >= floor
+                    and hmac.compare_digest(event.hash, hashed(key=ring.key(keys.CHAIN_MAC, v)))
+                ),
+                None,
+            )
+            matches, floor = version is not None, version or floor
+        if not matches:
+            return broken(expected_seq, "the event's content does not match its hash")
+        previous = event.hash
+    if batch.last_seq != len(events) or (batch.last_hash or "0" * 64) != previous:
+        return broken(
+            len(events) + 1,
+            f"the chain ends at seq {len(events)} but the batch's head is seq {batch.last_seq}",
+        )
+    return {"batch_code": batch.code, "events": len(events), "valid": True}

@@ -1,0 +1,200 @@
+"""Corrections: what a correction may change, by the type of the event it corrects, and how a
+corrected tagging, receipt or treatment carries over to the batch (docs/metrics.md §2)."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from schemas.events import EventCreate
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch, Unit
+from wastetrack.batches.tagging import MAX_QUANTITY
+from wastetrack.catalog import service as catalog
+from wastetrack.catalog.service import FINAL_MODES
+from wastetrack.core.errors import (
+    Forbidden,
+    RuleViolation,
+    ValidationFailed,
+)
+from wastetrack.custody import remainders, repository
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import (
+    EventType,
+    Outcome,
+    State,
+)
+from wastetrack.custody.work import CLOCK_SKEW, Work, new_event
+
+# What a correction may change, by the type of the event it corrects (docs/metrics.md §2);
+# position, photo, reason and note may be corrected on any event.
+CORRECTABLE: dict[str, tuple[str, ...]] = {
+    EventType.tagged: ("event_time", "quantity", "unit", "category"),
+    EventType.received: ("outcome", "weight_kg"),
+    EventType.treated: ("method", "weight_kg"),
+}
+
+
+_ANY_EVENT = ("weight_kg", "latitude", "longitude", "photo_sha256", "reason")
+
+
+_CORRECTION_FIELDS = (*dict.fromkeys(f for fs in CORRECTABLE.values() for f in fs), *_ANY_EVENT)
+
+
+async def _correction_target(work: Work, sub: EventCreate, batch: Batch) -> Any:
+    """The event a correction applies to: a correction of a correction names the same original
+    event, so per field the latest correction wins."""
+    target: CustodyEvent | repository.NewEvent | None = None
+    wanted = sub.corrects
+    while True:
+        target = next(
+            (e for e in work.new_events if e.id == wanted and e.batch_id == batch.id), None
+        ) or await CustodyEvent.get_or_none(id=wanted, batch_id=batch.id)
+        if target is None:
+            raise ValidationFailed("corrects must name an event of this batch", field="corrects")
+        if target.event_type != EventType.corrected:
+            return target
+        wanted = target.corrects_id
+
+
+async def _is_latest_step(work: Work, batch: Batch, target: Any) -> bool:
+    """Whether no step other than corrections follows the event (its state is the batch's)."""
+    if any(
+        e.batch_id == batch.id and e.seq > target.seq and e.event_type != EventType.corrected
+        for e in work.new_events
+    ):
+        return False
+    return not await (
+        CustodyEvent.filter(batch_id=batch.id, seq__gt=target.seq)
+        .exclude(event_type=EventType.corrected)
+        .exists()
+    )
+
+
+async def corrected(work: Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
+    target = await _correction_target(work, sub, batch)
+    principal = work.principal
+    if target.organization_id != principal.organization_id and principal.role not in (
+        Role.manager,
+        Role.admin,
+    ):
+        raise Forbidden(
+            "only the recording organization or a manager may correct an event", field="corrects"
+        )
+    allowed = CORRECTABLE.get(target.event_type, ())
+    changed = {
+        name: getattr(sub, name) for name in _CORRECTION_FIELDS if getattr(sub, name) is not None
+    }
+    for name in changed:
+        if name not in allowed and name not in _ANY_EVENT:
+            raise ValidationFailed(
+                f"{name} cannot be corrected on a {target.event_type} event"
+                f" (correctable there: {', '.join(allowed + _ANY_EVENT)})",
+                field=name,
+            )
+    if not changed and not sub.note:
+        raise ValidationFailed(
+            "a correction must change a field of the event it corrects, or add a note",
+            field="corrects",
+        )
+    state = batch.state
+    deliverer = remainders.deliverer(batch, target.organization_id)
+    follow = None
+    if target.event_type == EventType.received and changed.keys() & {"outcome", "weight_kg"}:
+        follow = await remainders.follow_remainder(
+            work, sub, batch, target, changed, deliverer=deliverer
+        )
+    if target.event_type == EventType.tagged:
+        await _correct_tagging(work, batch, changed)
+        if "event_time" in changed:
+            await remainders.follow_tagging_time(work, sub, batch)
+    elif "outcome" in changed or "method" in changed:
+        state = await _corrected_state(work, sub, batch, target, changed)
+    remainder = await follow() if follow is not None else None
+    follows = {"remainder": remainder} if remainder else {}
+    return new_event(
+        work,
+        batch,
+        sub,
+        event_type=EventType.corrected,
+        state=state,
+        digest=digest,
+        corrects_id=target.id,
+        reason=sub.reason,
+        details={
+            "corrected_fields": sorted(changed),
+            "corrected": {
+                name: value.isoformat() if isinstance(value, datetime) else str(value)
+                for name, value in sorted(changed.items())
+            },
+            **follows,
+        },
+    )
+
+
+async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) -> None:
+    """The batch carries its tagging after corrections: time, quantity, unit, category."""
+    if "event_time" in changed:
+        when: datetime = changed["event_time"]
+        if when > work.now + CLOCK_SKEW:
+            raise ValidationFailed("event_time lies in the future", field="event_time")
+        batch.tagged_at = when
+    if "category" in changed:
+        category = await catalog.category_for_stream(
+            stream=batch.stream_id, category=changed["category"]
+        )
+        await catalog.validate_waste_code(category=category.key, waste_code=batch.waste_code)
+        batch.category_id = category.key
+    unit = changed.get("unit", batch.unit)
+    quantity = Decimal(changed.get("quantity", batch.quantity))
+    if quantity > MAX_QUANTITY[Unit(unit)]:
+        raise ValidationFailed(
+            f"quantity above {MAX_QUANTITY[Unit(unit)]} {unit} is implausible for one batch",
+            field="quantity",
+        )
+    batch.quantity = quantity
+    batch.unit = Unit(unit)
+
+
+async def _corrected_state(
+    work: Work, sub: EventCreate, batch: Batch, target: Any, changed: dict[str, Any]
+) -> str:
+    """A corrected receipt outcome or treatment method; when it changes the state the event
+    set, the event must still be the batch's latest step."""
+    if target.event_type == EventType.received:
+        outcome = Outcome(changed["outcome"])
+        if outcome == Outcome.partially_accepted and not (sub.reason or target.reason):
+            raise ValidationFailed("reason is required for a partial acceptance", field="reason")
+        if outcome != Outcome.rejected and sub.weight_kg is None and target.weight_kg is None:
+            raise ValidationFailed(
+                "weight_kg is required when waste is accepted", field="weight_kg"
+            )
+        new_state = State.rejected if outcome == Outcome.rejected else State.received
+    else:
+        method = work.catalog.methods.get(changed["method"])
+        if method is None:
+            raise ValidationFailed(
+                f"unknown treatment method {changed['method']!r}", field="method"
+            )
+        stream_methods = (work.catalog.streams[batch.stream_id].rules or {}).get(
+            "treatment_methods"
+        )
+        if stream_methods is not None and method.code not in stream_methods:
+            raise RuleViolation(
+                f"{batch.stream_id} waste may only be treated by {', '.join(stream_methods)}",
+                field="method",
+            )
+        new_state = State.treated if method.mode in FINAL_MODES else State.stored
+    if new_state.value == target.state_after:
+        return batch.state
+    if not await _is_latest_step(work, batch, target):
+        raise RuleViolation(
+            f"this correction would change the batch's state from {target.state_after} to"
+            f" {new_state.value}, but later steps follow that event: correct those first",
+            field="corrects",
+        )
+    if new_state == State.rejected:
+        batch.destination_id = None
+    elif target.event_type == EventType.received:
+        batch.holder_id = target.organization_id
+        batch.destination_id = target.organization_id
+    return new_state.value

@@ -1,0 +1,62 @@
+"""Reads about one batch: what a scanned code names and what may follow, and its fate."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from wastetrack.batches import service as batches
+from wastetrack.batches.models import Batch, Label
+from wastetrack.batches.tagging import TAGGING_ROLES
+from wastetrack.core.errors import (
+    NotFound,
+)
+from wastetrack.core.principal import Principal
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import (
+    EventType,
+)
+from wastetrack.custody.transitions import allowed_actions
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    batch: Batch | None
+    label: Label | None
+    actions: list[str]
+
+
+async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult:
+    """What a scanned or typed code names for this user, and the events they may record next."""
+    code = batches.resolve_code(scanned, secret=secret, field="qr")
+    batch = await batches.visible_batches(principal).get_or_none(code=code)
+    if batch is not None:
+        return ScanResult(batch=batch, label=None, actions=allowed_actions(principal, batch))
+    label = await batches.get_label_for_binding(principal, code)
+    if label is None:
+        raise NotFound(batches.NOT_FOUND, field="qr")
+    actions = [EventType.tagged.value] if principal.role in TAGGING_ROLES else []
+    return ScanResult(batch=None, label=label, actions=actions)
+
+
+async def fate(*, principal: Principal, code: str) -> dict[str, Any]:
+    """What became of a batch the user may see, following it into the containers it was
+    aggregated into (a clinic's bag in a carrier's round), without naming other parties."""
+    batch = await batches.get_visible_batch(principal, code)
+    final = batch
+    containers = []
+    while final.parent_id is not None:
+        final = await Batch.get(id=final.parent_id)
+        containers.append(final.code)
+    treated = (
+        await CustodyEvent.filter(batch_id=final.id, event_type=EventType.treated)
+        .order_by("-seq")
+        .first()
+    )
+    return {
+        "code": batch.code,
+        "state": batch.state,
+        "containers": containers,
+        "fate_state": final.state,
+        "method": treated.method_id if treated else None,
+        "mode": treated.mode if treated else None,
+        "treated_at": treated.device_time if treated else None,
+    }

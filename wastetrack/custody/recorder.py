@@ -1,0 +1,263 @@
+"""Recording custody events: one path for single posts, batch creation and offline sync.
+
+Each submission is applied exactly once (its client_event_id and payload digest), per batch in
+device-time order, by the handler of its event type; everything is written at the end in a few
+set-based statements."""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.events import EventCreate, EventResult
+from wastetrack.alerts import service as alerts
+from wastetrack.auth.models import Role
+from wastetrack.batches import service as batches
+from wastetrack.batches.models import Batch, Label
+from wastetrack.batches.tagging import tag
+from wastetrack.catalog import service as catalog
+from wastetrack.core import codes, observability
+from wastetrack.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+)
+from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
+from wastetrack.custody import corrections, repository, transitions
+from wastetrack.custody.rules import (
+    EventType,
+)
+from wastetrack.custody.transitions import check_allowed
+from wastetrack.custody.work import Work, check_common, code_by_id, remember
+from wastetrack.evidence.models import Photo
+from wastetrack.registry.models import Organization, Site
+from wastetrack.rollups import service as rollups
+from wastetrack.rollups.facts import FACT_EVENTS
+
+# Event fields added after phones first stored payload digests (see payload_digest).
+LATE_FIELDS = ("refused_kg",)
+
+
+@dataclass
+class Recorded:
+    """What one submission came to: the result for the phone, the error for callers that raise
+    it, and the batch as it now stands when the event was applied."""
+
+    result: EventResult
+    error: DomainError | None = None
+    batch: Batch | None = None
+
+
+def payload_digest(submission: EventCreate) -> str:
+    """The same content always serializes the same way: fields in declaration order. Fields
+    added later count only when given, so a resend recorded before them stays a duplicate."""
+    late = {name for name in LATE_FIELDS if getattr(submission, name) is None}
+    return hashlib.sha256(submission.model_dump_json(exclude=late).encode()).hexdigest()
+
+
+async def record_events(
+    *, principal: Principal, submissions: list[EventCreate], secret: str
+) -> list[Recorded]:
+    """Apply events exactly once each, per batch in device-time order; a refused event is
+    reported and never stops the others. Runs inside the caller's transaction."""
+    if principal.role == Role.auditor:
+        raise Forbidden("auditors read; they do not record events", field="role")
+    work = Work(
+        principal=principal,
+        secret=secret,
+        now=datetime.now(UTC),
+        catalog=await catalog.snapshot(),
+        timezone=get_settings().timezone,
+    )
+    outcomes: list[Recorded | None] = [None] * len(submissions)
+    codes_of: list[str | None] = []
+    for index, sub in enumerate(submissions):
+        try:
+            codes_of.append(_code_of(sub, secret))
+        except DomainError as error:
+            codes_of.append(None)
+            outcomes[index] = _rejected(sub, error)
+    await _load(work, submissions, codes_of)
+    work.batch_ids = await repository.allocate_batch_ids(
+        sum(sub.event_type == EventType.tagged for sub in submissions)
+    )
+
+    known = await repository.known_events([s.client_event_id for s in submissions])
+    order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
+    for index in order:
+        if outcomes[index] is not None:
+            continue
+        sub = submissions[index]
+        digest = payload_digest(sub)
+        seen = known.get(sub.client_event_id)
+        if seen is not None:
+            outcomes[index] = _seen_before(sub, seen, digest)
+            continue
+        try:
+            event = await _apply(work, sub, codes_of[index], digest)
+        except DomainError as error:
+            outcomes[index] = _rejected(sub, error)
+            continue
+        known[sub.client_event_id] = {
+            "payload_digest": digest,
+            "id": event.id,
+            "state_after": event.state_after,
+            "batch__code": code_by_id(work, event.batch_id),
+        }
+        outcomes[index] = Recorded(
+            EventResult(
+                client_event_id=sub.client_event_id,
+                status="applied",
+                batch_code=known[sub.client_event_id]["batch__code"],
+                event_id=event.id,
+                state=event.state_after,
+            ),
+            batch=work.batches[known[sub.client_event_id]["batch__code"]],
+        )
+    await _write(work)
+    applied = {e.client_event_id for e in work.new_events}
+    await alerts.flag_clock_anomalies(
+        anomalies=[a for a in work.clock_anomalies if a.client_event_id in applied], now=work.now
+    )
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _write(work: Work) -> None:
+    """Everything the call decided, in an order that satisfies the foreign keys."""
+    for batch in work.touched.values():
+        batch.updated_at = work.now
+    await repository.insert_labels(work.new_labels, bound_at=work.now)
+    await repository.bind_labels(work.bound_labels, bound_at=work.now)
+    await repository.insert_batches(list(work.new_batches.values()))
+    await repository.update_batches(
+        [b for b in work.touched.values() if b.id not in work.new_batches]
+    )
+    await repository.insert_events(work.new_events)
+    await rollups.apply(
+        batch_ids=[e.batch_id for e in work.new_events if e.event_type in FACT_EVENTS],
+        timezone=work.timezone,
+    )
+
+
+def _code_of(sub: EventCreate, secret: str) -> str | None:
+    if sub.batch is None:
+        return None
+    return batches.resolve_code(sub.batch, secret=secret)
+
+
+def _rejected(sub: EventCreate, error: DomainError) -> Recorded:
+    return Recorded(
+        EventResult.model_validate(
+            {
+                "client_event_id": sub.client_event_id,
+                "status": "rejected",
+                "error": {"code": error.code, "field": error.field, "detail": error.detail},
+            }
+        ),
+        error,
+    )
+
+
+def _seen_before(sub: EventCreate, seen: dict[str, Any], digest: str) -> Recorded:
+    if seen["payload_digest"] == digest:
+        return Recorded(
+            EventResult(
+                client_event_id=sub.client_event_id,
+                status="duplicate",
+                batch_code=seen["batch__code"],
+                event_id=seen["id"],
+                state=seen["state_after"],
+            )
+        )
+    error = Conflict(
+        "this client_event_id was already used for an event with other content",
+        field="client_event_id",
+    )
+    return Recorded(
+        EventResult.model_validate(
+            {
+                "client_event_id": sub.client_event_id,
+                "status": "conflict",
+                "batch_code": seen["batch__code"],
+                "event_id": seen["id"],
+                "error": {"code": error.code, "field": error.field, "detail": error.detail},
+            }
+        ),
+        error,
+    )
+
+
+async def _load(work: Work, submissions: list[EventCreate], codes_of: list[str | None]) -> None:
+    """Lock every batch and label the call touches, in one order, and fetch what it refers to."""
+    wanted: set[str] = {code for code in codes_of if code}
+    for sub in submissions:
+        for child in sub.children or []:
+            code = codes.code_from_scan(child, secret=work.secret)
+            if code:
+                wanted.add(code)
+    if wanted:
+        for batch in await repository.lock_batches(wanted):
+            remember(work, batch)
+        label_codes = [c for c in wanted if c not in work.batches]
+        if label_codes:
+            for label in await Label.filter(code__in=label_codes).select_for_update():
+                work.labels[label.code] = label
+    # The acting organization matters only to tagging, receiving and treating.
+    needs_own = {EventType.tagged, EventType.received, EventType.treated}
+    org_ids = (
+        {work.principal.organization_id}
+        if any(sub.event_type in needs_own for sub in submissions)
+        else set()
+    )
+    for sub in submissions:
+        org_ids.update(
+            i
+            for i in (
+                sub.to_organization_id,
+                sub.destination_organization_id,
+                sub.producer_organization_id,
+                sub.carrier_organization_id,
+            )
+            if i
+        )
+    if org_ids:
+        for org in await Organization.filter(id__in=org_ids).select_related("region"):
+            work.organizations[org.id] = org
+    site_ids = {sub.origin_site_id for sub in submissions if sub.origin_site_id}
+    if site_ids:
+        sites = await Site.filter(id__in=site_ids).values_list("id", "organization_id")
+        work.sites = {int(site_id): int(org_id) for site_id, org_id in sites}
+    shas = {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
+    if shas:
+        work.photos = set(await Photo.filter(sha256__in=shas).values_list("sha256", flat=True))  # type: ignore[arg-type]
+
+
+_HANDLERS = {**transitions.HANDLERS, EventType.corrected: corrections.corrected}
+
+
+async def _apply(
+    work: Work, sub: EventCreate, code: str | None, digest: str
+) -> repository.NewEvent:
+    if sub.event_type == EventType.tagged:
+        return await tag(work, sub, code, digest)
+    batch = work.batches.get(code or "")
+    if batch is None:
+        raise NotFound(batches.NOT_FOUND, field="batch")
+    relation = batches.parties(work.principal, batch)
+    if not relation:
+        raise NotFound(batches.NOT_FOUND, field="batch")
+    check_allowed(work.principal, batch, relation, sub.event_type)
+    check_common(work, sub, batch.tagged_at, batch)
+    handler = _HANDLERS[sub.event_type]
+    return await handler(work, sub, batch, digest)
+
+
+async def record_one(*, principal: Principal, submission: EventCreate, secret: str) -> Recorded:
+    """Apply one event; a refusal or a conflicting resend raises its error."""
+    (outcome,) = await record_events(principal=principal, submissions=[submission], secret=secret)
+    observability.posted_results("event", [outcome.result])
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome

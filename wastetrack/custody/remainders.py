@@ -1,0 +1,298 @@
+"""The remainder of a partial acceptance (docs/metrics.md §3): the refused part leaves the
+receipt as a batch of its own, in the original's cohort, rejected and back with whoever
+delivered it, so it follows its own fate (returned, re-delivered) and is counted once."""
+
+from collections.abc import Awaitable, Callable
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from schemas.events import EventCreate
+from wastetrack.batches.models import Batch, Unit
+from wastetrack.core.errors import (
+    RuleViolation,
+)
+from wastetrack.custody import repository
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import (
+    EventType,
+    Outcome,
+    State,
+)
+from wastetrack.custody.work import Work, issue_label, new_batch, new_event, remember
+
+# The remainder of a partial acceptance (docs/metrics.md §3): the refused part leaves the
+# receipt as a batch of its own, in the original's cohort, rejected and back with whoever
+# delivered it, so it follows its own fate (returned, re-delivered) and is counted once.
+MILLI = Decimal("0.001")
+
+
+def _declared_kg(work: Work, batch: Batch) -> Decimal:
+    """The mass a receipt is set against: the declared kg, or for a batch counted in units or
+    m³ the catalog's estimate, as the batch facts make it before anything is weighed."""
+    if batch.unit == Unit.KG:
+        return Decimal(batch.quantity)
+    column = "unit_mass_kg" if batch.unit == Unit.COUNT else "density_kg_m3"
+    # The facts inherit a factor from the parent and grandparent category only.
+    for key in work.catalog.ancestors(batch.category_id)[:3]:
+        factor = getattr(work.catalog.categories[key], column)
+        if factor is not None:
+            return (Decimal(batch.quantity) * Decimal(factor)).quantize(MILLI, ROUND_HALF_UP)
+    return Decimal(0)
+
+
+def refused_kg(
+    work: Work,
+    batch: Batch,
+    *,
+    outcome: Outcome,
+    weight_kg: Decimal | str | None,
+    stated: Decimal | None,
+) -> Decimal | None:
+    """What a receipt refuses in part: as stated, else the declared mass minus the accepted
+    weight; None when nothing is left over."""
+    if outcome != Outcome.partially_accepted:
+        return None
+    refused = stated if stated is not None else _declared_kg(work, batch) - Decimal(weight_kg or 0)
+    return refused.quantize(MILLI, ROUND_HALF_UP) if refused > 0 else None
+
+
+def deliverer(batch: Batch, receiver_id: int) -> int:
+    """Who brought the batch to the receiver, and so takes the refused part back."""
+    for org_id in (batch.holder_id, batch.carrier_id):
+        if org_id is not None and org_id != receiver_id:
+            return org_id
+    return batch.producer_id
+
+
+async def split(
+    work: Work,
+    batch: Batch,
+    *,
+    refused_kg: Decimal,
+    holder_id: int,
+    sub: EventCreate,
+    reason: str | None,
+) -> Batch:
+    """A new batch for the refused part: its own code, the original's tagging time, refused by
+    the receiver (a tagging and a rejection in its chain) and held by the deliverer."""
+    (batch_id,) = await repository.allocate_batch_ids(1)
+    remainder = new_batch(
+        work,
+        id=batch_id,
+        code=issue_label(work, batch.stream_id),
+        stream_id=batch.stream_id,
+        category_id=batch.category_id,
+        waste_code=batch.waste_code,
+        hazard=batch.hazard,
+        producer_id=batch.producer_id,
+        origin_site_id=batch.origin_site_id,
+        region_path=batch.region_path,
+        quantity=refused_kg,
+        unit=Unit.KG,
+        holder_id=holder_id,
+        carrier_id=batch.carrier_id,
+        destination_id=None,
+        split_from_id=batch.id,
+        tagged_at=batch.tagged_at,
+    )
+    new_event(
+        work,
+        remainder,
+        None,
+        event_type=EventType.tagged,
+        state=State.tagged.value,
+        digest=None,
+        # Tagged when the original was: the remainder is the same waste, in the same cohort.
+        device_time=batch.tagged_at,
+        related_batch_id=batch.id,
+        details={
+            "split_from": batch.code,
+            "reason": reason,
+            "stream": batch.stream_id,
+            "category": batch.category_id,
+            "quantity": str(refused_kg),
+            "unit": Unit.KG.value,
+            "waste_code": batch.waste_code,
+        },
+    )
+    new_event(
+        work,
+        remainder,
+        None,
+        event_type=EventType.received,
+        state=State.rejected.value,
+        digest=None,
+        device_time=sub.device_time,
+        outcome=Outcome.rejected.value,
+        reason=reason,
+        details={"split_from": batch.code},
+    )
+    return remainder
+
+
+async def follow_tagging_time(work: Work, sub: EventCreate, batch: Batch) -> None:
+    """A remainder stays in its original's cohort: a corrected tagging time carries over to
+    the remainders split from the batch (and to theirs), as corrections in their chains."""
+    found = {b.code for b in work.batches.values() if b.split_from_id == batch.id}
+    found |= {
+        str(code)
+        for code in await Batch.filter(split_from_id=batch.id).values_list("code", flat=True)
+    }
+    missing = found - work.batches.keys()
+    if missing:
+        for locked in await repository.lock_batches(missing):
+            remember(work, locked)
+    for code in sorted(found):
+        remainder = work.batches[code]
+        if remainder.tagged_at == batch.tagged_at:
+            continue
+        tagging = next(
+            (e for e in work.new_events if e.batch_id == remainder.id and e.seq == 1), None
+        ) or await CustodyEvent.get(batch_id=remainder.id, seq=1)
+        new_event(
+            work,
+            remainder,
+            None,
+            event_type=EventType.corrected,
+            state=remainder.state,
+            digest=None,
+            device_time=sub.device_time,
+            corrects_id=tagging.id,
+            reason=f"the tagging time of {batch.code} was corrected",
+            details={
+                "split_from": batch.code,
+                "corrected_fields": ["event_time"],
+                "corrected": {"event_time": batch.tagged_at.isoformat()},
+            },
+        )
+        remainder.tagged_at = batch.tagged_at
+        await follow_tagging_time(work, sub, remainder)
+
+
+async def _live_remainder(work: Work, batch: Batch) -> Batch | None:
+    """The batch's remainder that is not cancelled, locked for this call."""
+    for candidate in work.batches.values():
+        if candidate.split_from_id == batch.id and candidate.state != State.cancelled:
+            return candidate
+    found = (
+        await Batch.filter(split_from_id=batch.id)
+        .exclude(state=State.cancelled.value)
+        .values_list("code", flat=True)
+    )
+    for code in found:
+        if code not in work.batches:
+            for locked in await repository.lock_batches({str(code)}):
+                remember(work, locked)
+        remainder = work.batches[str(code)]
+        if remainder.state != State.cancelled:
+            return remainder
+    return None
+
+
+async def _corrected_value(work: Work, target: Any, name: str, column: str) -> Any:
+    """A field of an event as its corrections so far leave it."""
+    value = getattr(target, column)
+    fixes: list[CustodyEvent | repository.NewEvent] = [
+        *await CustodyEvent.filter(corrects_id=target.id).order_by("seq"),
+        *(e for e in work.new_events if e.corrects_id == target.id),
+    ]
+    for fix in fixes:
+        corrected = (fix.details or {}).get("corrected", {})
+        if name in corrected:
+            value = corrected[name]
+    return value
+
+
+async def follow_remainder(
+    work: Work,
+    sub: EventCreate,
+    batch: Batch,
+    target: Any,
+    changed: dict[str, Any],
+    *,
+    deliverer: int,
+) -> Callable[[], Awaitable[str | None]]:
+    """The one rule for correcting a receipt's outcome or weight: its remainder follows (made,
+    resized or cancelled) while it still lies where the split left it; once anyone has recorded
+    a step on it, the correction is refused. Checks now, before the correction changes
+    anything, and returns the step that applies it (which gives the remainder's code)."""
+    outcome = Outcome(
+        changed.get("outcome") or await _corrected_value(work, target, "outcome", "outcome")
+    )
+    weight = changed.get("weight_kg")
+    if weight is None:
+        weight = await _corrected_value(work, target, "weight_kg", "weight_kg")
+    details = target.details or {}
+    stated = Decimal(details["refused_kg"]) if details.get("refused_basis") == "stated" else None
+    refused = refused_kg(work, batch, outcome=outcome, weight_kg=weight, stated=stated)
+    remainder = await _live_remainder(work, batch)
+    reason = f"the partial acceptance of {batch.code} was corrected"
+
+    async def make() -> str | None:
+        if refused is None:
+            return None
+        made = await split(
+            work,
+            batch,
+            refused_kg=refused,
+            holder_id=deliverer,
+            sub=sub,
+            reason=sub.reason or target.reason,
+        )
+        return made.code
+
+    if remainder is None:
+        return make
+    live = remainder
+    if refused == Decimal(live.quantity):
+
+        async def keep() -> str | None:
+            return live.code
+
+        return keep
+    own: list[CustodyEvent | repository.NewEvent] = [
+        *await CustodyEvent.filter(batch_id=live.id).order_by("seq"),
+        *(e for e in work.new_events if e.batch_id == live.id),
+    ]
+    if any("split_from" not in (e.details or {}) for e in own):
+        raise RuleViolation(
+            f"the refused part left as batch {live.code}, on which steps have been recorded"
+            " since: this correction would change it; correct that batch instead",
+            field="outcome" if "outcome" in changed else "weight_kg",
+        )
+    marker = {"split_from": batch.code}
+
+    async def follow() -> str | None:
+        if refused is None:
+            new_event(
+                work,
+                live,
+                None,
+                event_type=EventType.cancelled,
+                state=State.cancelled.value,
+                digest=None,
+                device_time=sub.device_time,
+                reason=reason,
+                details=marker,
+            )
+            return None
+        new_event(
+            work,
+            live,
+            None,
+            event_type=EventType.corrected,
+            state=live.state,
+            digest=None,
+            device_time=sub.device_time,
+            corrects_id=own[0].id,
+            reason=reason,
+            details={
+                **marker,
+                "corrected_fields": ["quantity"],
+                "corrected": {"quantity": str(refused)},
+            },
+        )
+        live.quantity = refused
+        return live.code
+
+    return follow

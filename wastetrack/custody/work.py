@@ -1,0 +1,186 @@
+"""The unit of work of one recording call: what it loaded up front, the rows it will write at
+the end, and the steps every event type shares (the common checks, appending an event to a
+batch's chain, issuing a label, a batch about to be tagged)."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.events import EventCreate
+from wastetrack.alerts import service as alerts
+from wastetrack.batches.models import Batch, Label
+from wastetrack.catalog.service import CatalogSnapshot
+from wastetrack.core import codes, keys
+from wastetrack.core.errors import (
+    ValidationFailed,
+)
+from wastetrack.core.principal import Principal
+from wastetrack.custody import repository
+from wastetrack.custody.chain import event_hash
+from wastetrack.custody.rules import (
+    EventType,
+    State,
+)
+from wastetrack.registry.models import Organization
+
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+# No phone records waste before this; earlier times are clocks reset to their epoch.
+DEVICE_TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Work:
+    """Everything one call loaded up front, and the rows it will write at the end."""
+
+    principal: Principal
+    secret: str
+    now: datetime
+    catalog: CatalogSnapshot
+    timezone: str
+    batches: dict[str, Batch] = field(default_factory=dict)
+    codes_by_id: dict[int, str] = field(default_factory=dict)
+    labels: dict[str, Label] = field(default_factory=dict)
+    organizations: dict[int, Organization] = field(default_factory=dict)
+    photos: set[str] = field(default_factory=set)
+    licences: dict[tuple[int, str], list[str] | None] = field(default_factory=dict)
+    sites: dict[int, int] = field(default_factory=dict)
+    batch_ids: list[int] = field(default_factory=list)
+    new_labels: list[repository.NewLabel] = field(default_factory=list)
+    bound_labels: list[str] = field(default_factory=list)
+    new_batches: dict[int, Batch] = field(default_factory=dict)
+    new_events: list[repository.NewEvent] = field(default_factory=list)
+    touched: dict[int, Batch] = field(default_factory=dict)
+    clock_anomalies: list[alerts.ClockAnomaly] = field(default_factory=list)
+
+
+def code_by_id(work: Work, batch_id: int) -> str:
+    return work.codes_by_id[batch_id]
+
+
+def remember(work: Work, batch: Batch) -> None:
+    work.batches[batch.code] = batch
+    work.codes_by_id[batch.id] = batch.code
+
+
+def organization(work: Work, organization_id: int, field_name: str) -> Organization:
+    org = work.organizations.get(organization_id)
+    if org is None:
+        raise ValidationFailed(f"no organization {organization_id}", field=field_name)
+    return org
+
+
+def check_common(
+    work: Work, sub: EventCreate, tagged_at: datetime | None, batch: Batch | None = None
+) -> None:
+    if sub.device_time > work.now + CLOCK_SKEW:
+        raise ValidationFailed("device_time lies in the future", field="device_time")
+    if sub.device_time < DEVICE_TIME_FLOOR:
+        raise ValidationFailed(
+            f"device_time precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}: the phone's clock is wrong",
+            field="device_time",
+        )
+    if tagged_at is not None and sub.device_time < tagged_at - CLOCK_SKEW:
+        raise ValidationFailed("device_time precedes the batch's tagging", field="device_time")
+    if sub.photo_sha256 and sub.photo_sha256 not in work.photos:
+        raise ValidationFailed("upload the photo before referring to it", field="photo_sha256")
+    previous = batch.last_device_time if batch is not None else None
+    if batch is not None and previous is not None and sub.device_time < previous - CLOCK_SKEW:
+        # Flagged, not refused: a phone with a wrong clock, or one that synced late.
+        work.clock_anomalies.append(
+            alerts.ClockAnomaly(
+                batch_id=batch.id,
+                code=batch.code,
+                seq=batch.last_seq + 1,
+                organization_id=work.principal.organization_id,
+                region_path=batch.region_path,
+                device_time=sub.device_time,
+                previous_device_time=previous,
+                client_event_id=sub.client_event_id,
+            )
+        )
+
+
+def new_event(
+    work: Work,
+    batch: Batch,
+    sub: EventCreate | None,
+    *,
+    event_type: EventType,
+    state: str,
+    digest: str | None,
+    **values: Any,
+) -> repository.NewEvent:
+    """Append one event to the batch's chain (in memory until the call writes)."""
+    details = values.pop("details", {})
+    # Events the service writes itself (a remainder's) may carry the time of what caused them.
+    when = values.pop("device_time", None) or (sub.device_time if sub else work.now)
+    if sub is not None and sub.note:
+        details = {**details, "note": sub.note}
+    event = repository.NewEvent(
+        id=uuid.uuid4(),
+        batch_id=batch.id,
+        seq=batch.last_seq + 1,
+        event_type=event_type.value,
+        state_after=state,
+        device_time=when,
+        server_time=work.now,
+        actor_id=work.principal.user_id,
+        organization_id=work.principal.organization_id,
+        latitude=sub.latitude if sub else None,
+        longitude=sub.longitude if sub else None,
+        weight_kg=sub.weight_kg if sub else None,
+        photo_sha256=sub.photo_sha256 if sub else None,
+        client_event_id=sub.client_event_id if sub else None,
+        payload_digest=digest,
+        prev_hash=batch.last_hash or "0" * 64,
+        details=details,
+        **values,
+    )
+    related = values.get("related_batch_id")
+    event.hash = event_hash(
+        event,
+        batch_code=batch.code,
+        related_code=code_by_id(work, related) if related else None,
+        key=keys.ring(work.secret).key(keys.CHAIN_MAC),
+    )
+    batch.state = state
+    batch.last_seq = event.seq
+    batch.last_hash = event.hash
+    batch.last_device_time = event.device_time
+    work.new_events.append(event)
+    work.touched[batch.id] = batch
+    return event
+
+
+def issue_label(work: Work, stream: str) -> str:
+    """A new code, issued to the acting organization as a label of the stream."""
+    code = codes.new_code()
+    work.new_labels.append(
+        repository.NewLabel(
+            code=code,
+            organization_id=work.principal.organization_id,
+            stream_id=stream,
+            issued_by_id=work.principal.user_id,
+            issued_at=work.now,
+        )
+    )
+    return code
+
+
+def new_batch(work: Work, **fields: Any) -> Batch:
+    """A batch about to be tagged (its chain empty), written with the call's other changes."""
+    batch = Batch(
+        **fields,
+        state=State.tagged.value,
+        created_at=work.now,
+        updated_at=work.now,
+        last_seq=0,
+        last_hash="",
+        last_device_time=None,
+    )
+    remember(work, batch)
+    work.new_batches[batch.id] = batch
+    return batch
