@@ -8,8 +8,8 @@ import pytest
 from tests.custody.helpers import tag_bag
 from tests.factories import World, event, medical_bag
 from wastetrack.batches.models import Batch, Label
-from wastetrack.custody import repository
 from wastetrack.custody.models import CustodyEvent
+from wastetrack.rollups import service as rollups
 
 
 async def sync(client: httpx.AsyncClient, world: World, who: str, events: list) -> httpx.Response:
@@ -138,10 +138,11 @@ async def test_crash_mid_request_leaves_nothing_half_written(
     async def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("power cut")
 
-    # The last write of a call: labels and batches are already written when it fails.
-    monkeypatch.setattr(repository, "insert_events", crash)
+    # The last write of a call: labels, batches and events are already written when it fails.
+    monkeypatch.setattr(rollups, "apply", crash)
     with pytest.raises(RuntimeError):
         await sync(client, world, "clinic", [medical_bag(), medical_bag()])
     monkeypatch.undo()
     assert await Batch.all().count() == 0
     assert await Label.all().count() == 0
+    assert await CustodyEvent.all().count() == 0

@@ -125,16 +125,20 @@ async def record_events(
 
 
 async def _write(work: Work) -> None:
-    """Everything the call decided, in an order that satisfies the foreign keys."""
+    """Everything the call decided: one statement for the rows, one for the roll-up facts
+    (which read those rows)."""
+    if not work.new_events:
+        return
     for batch in work.touched.values():
         batch.updated_at = work.now
-    await repository.insert_labels(work.new_labels, bound_at=work.now)
-    await repository.bind_labels(work.bound_labels, bound_at=work.now)
-    await repository.insert_batches(list(work.new_batches.values()))
-    await repository.update_batches(
-        [b for b in work.touched.values() if b.id not in work.new_batches]
+    await repository.write(
+        labels=work.new_labels,
+        bound_labels=work.bound_labels,
+        new_batches=list(work.new_batches.values()),
+        changed_batches=[b for b in work.touched.values() if b.id not in work.new_batches],
+        events=work.new_events,
+        bound_at=work.now,
     )
-    await repository.insert_events(work.new_events)
     await rollups.apply(
         batch_ids=[e.batch_id for e in work.new_events if e.event_type in FACT_EVENTS],
         timezone=work.timezone,

@@ -55,6 +55,13 @@ class NewLabel:
     issued_at: datetime
 
 
+LABEL_COLUMNS = {
+    "code": "text",
+    "organization_id": "int",
+    "stream_id": "text",
+    "issued_by_id": "int",
+    "issued_at": "timestamptz",
+}
 EVENT_COLUMNS = {
     "id": "uuid",
     "batch_id": "int",
@@ -125,10 +132,6 @@ CHANGED_BATCH_COLUMNS = [
 ]
 
 
-def _unnest(columns: dict[str, str]) -> str:
-    return ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(columns.values(), start=1))
-
-
 async def lock_batches(codes: set[str]) -> list[Batch]:
     """The batches with these codes, locked for the rest of the transaction, in id order so
     that concurrent calls cannot deadlock."""
@@ -171,73 +174,75 @@ async def allocate_batch_ids(count: int) -> list[int]:
     return [int(row["id"]) for row in rows]
 
 
-async def insert_labels(labels: Sequence[NewLabel], *, bound_at: datetime) -> None:
-    if not labels:
-        return
-    await connections.get("default").execute_query(
-        "INSERT INTO label (code, organization_id, stream_id, issued_by_id, issued_at, bound_at)"
-        " SELECT *, $5::timestamptz FROM unnest($1::text[], $2::int[], $3::text[], $4::int[],"
-        " $6::timestamptz[])",
-        [
-            [x.code for x in labels],
-            [x.organization_id for x in labels],
-            [x.stream_id for x in labels],
-            [x.issued_by_id for x in labels],
-            bound_at,
-            [x.issued_at for x in labels],
-        ],
-    )
+_CHANGED_KINDS = {"id": "int", **{name: NEW_BATCH_COLUMNS[name] for name in CHANGED_BATCH_COLUMNS}}
+_EVENT_SELECT = ", ".join(f"{name}::jsonb" if name == "details" else name for name in EVENT_COLUMNS)
 
 
-async def bind_labels(codes: Sequence[str], *, bound_at: datetime) -> None:
-    if codes:
-        await connections.get("default").execute_query(
-            "UPDATE label SET bound_at = $1 WHERE code = ANY($2::text[])", [bound_at, list(codes)]
-        )
+def _write_statement() -> str:
+    """Labels issued and bound, batches made and changed, and the events, in one statement:
+    a sub-statement whose array is empty writes nothing. The foreign keys are checked at the
+    end of the statement, when the batches an event points at exist."""
+    numbers = iter(range(1, 1000))
 
+    def arrays(columns: dict[str, str]) -> str:
+        return ", ".join(f"${next(numbers)}::{kind}[]" for kind in columns.values())
 
-async def insert_batches(batches: Sequence[Batch]) -> None:
-    if not batches:
-        return
-    columns = ", ".join(NEW_BATCH_COLUMNS)
-    await connections.get("default").execute_query(
-        f"INSERT INTO batch ({columns}) SELECT * FROM unnest({_unnest(NEW_BATCH_COLUMNS)})",
-        [
-            [
-                json.dumps(b.hazard or []) if name == "hazard" else _value(getattr(b, name))
-                for b in batches
-            ]
-            for name in NEW_BATCH_COLUMNS
-        ],
-    )
-
-
-async def update_batches(batches: Sequence[Batch]) -> None:
-    if not batches:
-        return
-    kinds = {"id": "int", **{name: NEW_BATCH_COLUMNS[name] for name in CHANGED_BATCH_COLUMNS}}
+    bound_at = f"${next(numbers)}::timestamptz"
+    labels = arrays(LABEL_COLUMNS)
+    bound = f"${next(numbers)}::text[]"
+    batches = arrays(NEW_BATCH_COLUMNS)
+    changed = arrays(_CHANGED_KINDS)
+    events = arrays(EVENT_COLUMNS)
     assignments = ", ".join(f"{name} = v.{name}" for name in CHANGED_BATCH_COLUMNS)
-    await connections.get("default").execute_query(
-        f"UPDATE batch SET {assignments} FROM unnest({_unnest(kinds)})"
-        f" AS v({', '.join(kinds)}) WHERE batch.id = v.id",
-        [[_value(getattr(b, name)) for b in batches] for name in kinds],
+    return (
+        f"WITH issued AS (INSERT INTO label ({', '.join(LABEL_COLUMNS)}, bound_at)"
+        f" SELECT *, {bound_at} FROM unnest({labels})),"
+        f" bound AS (UPDATE label SET bound_at = {bound_at} WHERE code = ANY({bound})),"
+        f" made AS (INSERT INTO batch ({', '.join(NEW_BATCH_COLUMNS)})"
+        f" SELECT * FROM unnest({batches})),"
+        f" changed AS (UPDATE batch SET {assignments} FROM unnest({changed})"
+        f" AS v({', '.join(_CHANGED_KINDS)}) WHERE batch.id = v.id)"
+        f" INSERT INTO custody_event ({', '.join(EVENT_COLUMNS)}) SELECT {_EVENT_SELECT}"
+        f" FROM unnest({events}) AS v({', '.join(EVENT_COLUMNS)})"
     )
 
 
-async def insert_events(events: Sequence[NewEvent]) -> None:
-    if not events:
-        return
-    columns = list(EVENT_COLUMNS)
-    select = ", ".join(f"{name}::jsonb" if name == "details" else name for name in columns)
+_WRITE = _write_statement()
+
+
+async def write(
+    *,
+    labels: Sequence[NewLabel],
+    bound_labels: Sequence[str],
+    new_batches: Sequence[Batch],
+    changed_batches: Sequence[Batch],
+    events: Sequence[NewEvent],
+    bound_at: datetime,
+) -> None:
+    """Everything one recording call decided, in one round trip."""
     await connections.get("default").execute_query(
-        f"INSERT INTO custody_event ({', '.join(columns)}) SELECT {select}"
-        f" FROM unnest({_unnest(EVENT_COLUMNS)}) AS v({', '.join(columns)})",
+        _WRITE,
         [
-            [
-                json.dumps(e.details, ensure_ascii=False) if name == "details" else getattr(e, name)
-                for e in events
-            ]
-            for name in columns
+            bound_at,
+            *([getattr(x, name) for x in labels] for name in LABEL_COLUMNS),
+            list(bound_labels),
+            *(
+                [
+                    json.dumps(b.hazard or []) if name == "hazard" else _value(getattr(b, name))
+                    for b in new_batches
+                ]
+                for name in NEW_BATCH_COLUMNS
+            ),
+            *([_value(getattr(b, name)) for b in changed_batches] for name in _CHANGED_KINDS),
+            *(
+                [
+                    json.dumps(e.details, ensure_ascii=False)
+                    if name == "details"
+                    else getattr(e, name)
+                    for e in events
+                ]
+                for name in EVENT_COLUMNS
+            ),
         ],
     )
 
