@@ -89,7 +89,7 @@ async def seed_registry(conn: asyncpg.Connection) -> tuple[list[str], dict[str, 
         town = await conn.fetchval(
             "INSERT INTO region (code, name, level, parent_id, path) VALUES ($1, $2, 'town', $3,"
             " '/') RETURNING id",
-            f"T{town_index:03d}",
+            f"371082{town_index + 1:03d}",
             f"镇{town_index}",
             city,
         )
@@ -98,7 +98,7 @@ async def seed_registry(conn: asyncpg.Connection) -> tuple[list[str], dict[str, 
             village = await conn.fetchval(
                 "INSERT INTO region (code, name, level, parent_id, path) VALUES ($1, $2,"
                 " 'village', $3, '/') RETURNING id",
-                f"V{town_index:03d}{village_index}",
+                f"371082{town_index + 1:03d}{village_index + 1:03d}",
                 f"村{town_index}-{village_index}",
                 town,
             )

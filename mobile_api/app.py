@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from tortoise.transactions import in_transaction
@@ -16,14 +17,18 @@ from mobile_api import errors, media
 from mobile_api.middleware import BodyLimit, SecurityHeaders
 from mobile_api.routers import (
     admin,
+    apikeys,
+    audit,
     auth,
     batches,
     catalog,
     cells,
     changes,
     checkpoints,
+    cosign,
     dashboard,
     events,
+    fleet,
     household,
     indicators,
     manifests,
@@ -33,6 +38,8 @@ from mobile_api.routers import (
     photos,
     ports,
     public,
+    registers,
+    webhooks,
 )
 from mobile_api.routers import app as phone_app
 from wastetrack.alerts import service as alerts
@@ -40,6 +47,7 @@ from wastetrack.core import db, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody import checkpoints as custody_checkpoints
 from wastetrack.rollups import service as rollups
+from wastetrack.webhooks import dispatcher as webhook_dispatcher
 
 log = logging.getLogger(__name__)
 # pg advisory lock key of the background rounds ("wastetr" in ASCII): one worker runs them.
@@ -69,6 +77,7 @@ async def _background_round(settings: Settings) -> None:
                 await alerts.refresh(
                     weight_tolerance=settings.weight_discrepancy_tolerance,
                     idle_hours=settings.idle_batch_hours,
+                    leg_overdue_hours=settings.leg_overdue_hours,
                 )
     except Exception:  # a failed round must not end the watch
         log.exception("alert refresh failed")
@@ -100,6 +109,13 @@ async def _fold_sums(settings: Settings, lock: db.ClusterLock) -> None:
             log.exception("folding the metric sums failed")
 
 
+async def _dispatch_webhooks(settings: Settings, lock: db.ClusterLock) -> None:
+    """Send webhook deliveries from the worker that holds the cluster lock, after the changes
+    that caused them have committed (wastetrack.webhooks.dispatcher)."""
+    async with httpx.AsyncClient() as client:
+        await webhook_dispatcher.run(settings, client, leader=lock.acquire)
+
+
 def create_worker_app() -> FastAPI:
     """The app of one of several uvicorn workers (`wastetrack serve --workers N`): the parent
     has started the database and migrated it, and passes its URL in WASTETRACK_DATABASE_URL."""
@@ -124,7 +140,9 @@ def create_app(
                 await db.migrate(url)
                 # Served as a role that can only append to the custody log, never edit it.
                 url = await db.service_url(url, settings)
-            async with db.database(url, pool_size=settings.db_pool_size):
+            async with db.database(
+                url, pool_size=settings.db_pool_size, replica_url=settings.replica_url
+            ):
                 # Everything loaded at start-up lives as long as the process: keep the
                 # collector from walking it again on every full collection.
                 gc.collect()
@@ -133,6 +151,7 @@ def create_app(
                 tasks = [
                     asyncio.create_task(_watch_alerts(settings, lock)),
                     asyncio.create_task(_fold_sums(settings, lock)),
+                    asyncio.create_task(_dispatch_webhooks(settings, lock)),
                 ]
                 try:
                     yield
@@ -169,6 +188,12 @@ def create_app(
         dashboard,
         checkpoints,
         changes,
+        apikeys,
+        audit,
+        registers,
+        webhooks,
+        cosign,
+        fleet,
     ):
         app.include_router(module.router)
     app.include_router(public.router)

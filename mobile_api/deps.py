@@ -11,9 +11,11 @@ from fastapi.security import OAuth2PasswordBearer
 from tortoise.transactions import in_transaction
 
 from schemas.base import Id
+from wastetrack.apikeys import service as apikeys
+from wastetrack.audit import service as audit
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core import observability, ratelimit
+from wastetrack.core import observability, ratelimit, replica
 from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
@@ -76,15 +78,37 @@ async def _transaction() -> AsyncIterator[None]:
 Transaction = Annotated[None, Depends(_transaction, scope="function")]
 
 
+async def _replica_read() -> AsyncIterator[None]:
+    """A dashboard, metric or export read: on a read-only snapshot of the replica when
+    WASTETRACK_REPLICA_URL is set (it may lag the primary by the replication delay)."""
+    async with replica.reading():
+        yield
+
+
+# Declared after the route's other dependencies: authentication still reads the primary.
+ReplicaRead = Annotated[None, Depends(_replica_read, scope="function")]
+
+
 async def _current_user(
-    token: Annotated[str | None, Depends(_bearer)], settings: AppSettings
+    request: Request, token: Annotated[str | None, Depends(_bearer)], settings: AppSettings
 ) -> Principal:
     if not token:
         raise Unauthorized("a bearer access token is required")
-    principal = await auth.principal_from_access_token(token=token, settings=settings)
+    if token.startswith(apikeys.TOKEN_PREFIX):
+        # An API key: its service user, limited to the routes its scopes open.
+        principal, scopes = await apikeys.authenticate(token=token, secret=settings.secret_key)
+        route = request.scope.get("route")
+        apikeys.check_scope(
+            scopes=scopes,
+            method=request.method,
+            route_path=getattr(route, "path", request.url.path),
+        )
+    else:
+        principal = await auth.principal_from_access_token(token=token, settings=settings)
     observability.bind_principal(
         user_id=principal.user_id, organization_id=principal.organization_id
     )
+    audit.bind_actor(user_id=principal.user_id, api_key_id=principal.api_key_id)
     return principal
 
 

@@ -17,6 +17,7 @@ from wastetrack.ports.models import Berth, CleanUp, Delivery
 
 _BATCH_ATTRIBUTES = (
     "code",
+    "identifier",
     "stream_id",
     "category_id",
     "waste_code",

@@ -38,6 +38,11 @@ class BatchCreate(Schema):
 
 class BatchRead(Schema):
     code: str
+    identifier: str | None = Field(
+        None,
+        description="the HJ 1276-2022 数字识别码 of a hazardous-waste batch (37 characters:"
+        " credit code, waste code digits, YYYYMMDD, sequence); searchable like code",
+    )
     qr_url: str
     stream: str = Field(validation_alias="stream_id")
     category: str = Field(validation_alias="category_id")

@@ -7,7 +7,9 @@ from pydantic import Field
 
 from schemas.base import Schema
 
-ChangeType = Literal["batch.event_recorded", "manifest.changed", "alert.raised", "alert.changed"]
+ChangeType = Literal[
+    "batch.event_recorded", "manifest.changed", "alert.raised", "alert.changed", "delivery.recorded"
+]
 
 
 class ChangeRead(Schema):

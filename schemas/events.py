@@ -50,6 +50,20 @@ class EventCreate(Schema):
     destination_organization_id: Id | None = None
     # handed_over
     to_organization_id: Id | None = None
+    # collected, handed_over: from the producer
+    producer_pin: str | None = Field(
+        None,
+        pattern=r"^\d{6}$",
+        description="the producer's one-time PIN (from its printed list), confirming that it"
+        " handed the waste over; required where the stream's rule says so",
+    )
+    # collected, in_transit, handed_over to a carrier
+    vehicle_plate: Text | None = Field(
+        None,
+        max_length=16,
+        description="the carrier's vehicle (鲁K12345); required for the streams whose rule"
+        " `vehicle_required` says so once the carrier has registered its fleet",
+    )
     # received, cancelled, corrected
     outcome: Outcome | None = None
     reason: Text | None = Field(None, max_length=1000)

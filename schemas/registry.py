@@ -3,14 +3,19 @@
 from datetime import date
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import AliasPath, Field
 
 from schemas.base import Id, Key, Schema, Text
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
 
 class RegionCreate(Schema):
-    code: Text = Field(min_length=1, max_length=32)
+    code: Text = Field(
+        min_length=1,
+        max_length=32,
+        description="administrative-division code, extending the parent's: a city or county"
+        " 6 digits (GB/T 2260), a town 9, a village 12 (统计用区划代码)",
+    )
     name: Text = Field(min_length=1, max_length=64)
     level: RegionLevel
     parent_id: Id | None = None
@@ -26,11 +31,17 @@ class RegionRead(Schema):
     sorted_collection_since: date | None
 
 
+CREDIT_CODE = (
+    "unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters with its check"
+    " character; stored upper case without spaces or hyphens"
+)
+
+
 class OrganizationCreate(Schema):
     name: Text = Field(min_length=1, max_length=128)
     kind: OrganizationKind
     region_id: Id
-    credit_code: Text | None = Field(None, max_length=32)
+    credit_code: Text | None = Field(None, max_length=32, description=CREDIT_CODE)
     bed_count: int | None = Field(None, ge=0, le=100_000)
     contact_phone: Text | None = Field(None, max_length=32)
 
@@ -38,6 +49,7 @@ class OrganizationCreate(Schema):
 class OrganizationUpdate(Schema):
     name: Text | None = Field(None, min_length=1, max_length=128)
     region_id: Id | None = None
+    credit_code: Text | None = Field(None, max_length=32, description=CREDIT_CODE)
     bed_count: int | None = Field(None, ge=0, le=100_000)
     contact_phone: Text | None = Field(None, max_length=32)
 
@@ -47,6 +59,10 @@ class OrganizationRead(Schema):
     name: str
     kind: OrganizationKind
     region_id: int
+    region_code: str = Field(
+        validation_alias=AliasPath("region", "code"),
+        description="the region's administrative-division code: its identity across instances",
+    )
     credit_code: str | None
     bed_count: int | None
     contact_phone: str | None

@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 
 from wastetrack.auth.models import Role
 from wastetrack.core import db
+from wastetrack.core.db import credentials_from_url
 from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.registry.models import OrganizationKind, RegionLevel
@@ -41,6 +42,10 @@ checkpoints_app = typer.Typer(
     help="Signed daily checkpoints of the custody log.", no_args_is_help=True
 )
 app.add_typer(checkpoints_app, name="checkpoints")
+replica_app = typer.Typer(
+    help="A streaming read replica of the embedded server on this machine.", no_args_is_help=True
+)
+app.add_typer(replica_app, name="replica")
 T = TypeVar("T")
 
 
@@ -241,6 +246,70 @@ def checkpoints_export(
         _echo({"checkpoints": len(exported), "file": str(out)})
 
 
+def _on_embedded_server(work: Callable[[str, Settings], Awaitable[T]]) -> T:
+    """Run work on the embedded server's URL (migrated, the service's role in place) and print
+    its result; a configured WASTETRACK_DATABASE_URL is refused (its replicas are the
+    operator's)."""
+    from wastetrack.core.errors import Conflict
+
+    settings = get_settings()
+
+    async def main(url: str) -> T:
+        if settings.database_url:
+            raise Conflict(
+                "replicas are made of the embedded server; unset WASTETRACK_DATABASE_URL",
+                field="database_url",
+            )
+        await db.migrate(url)
+        await db.service_url(url, settings)
+        return await work(url, settings)
+
+    return _print_on_server(lambda url: asyncio.run(main(url)))
+
+
+@replica_app.command("start")
+def replica_start() -> None:
+    """Create (the first time) and start a streaming standby of the embedded server in
+    <data_dir>/replica; prints the URL to put in WASTETRACK_REPLICA_URL."""
+    from wastetrack.core import replica
+
+    _on_embedded_server(
+        lambda url, settings: replica.start(
+            primary_url=url,
+            pgdata=replica.replica_dir(settings.data_dir),
+            database=credentials_from_url(url)["database"],
+            user=db.APP_ROLE,
+        )
+    )
+
+
+@replica_app.command("status")
+def replica_status() -> None:
+    """Whether the standby runs, its URL, and how far its replay lags the primary."""
+    from wastetrack.core import replica
+
+    _on_embedded_server(
+        lambda url, settings: replica.status(
+            primary_url=url,
+            pgdata=replica.replica_dir(settings.data_dir),
+            database=credentials_from_url(url)["database"],
+            user=db.APP_ROLE,
+        )
+    )
+
+
+@replica_app.command("drop")
+def replica_drop() -> None:
+    """Stop the standby, delete it and release the WAL the primary keeps for it."""
+    from wastetrack.core import replica
+
+    async def work(url: str, settings: Settings) -> dict[str, bool]:
+        await replica.drop(primary_url=url, pgdata=replica.replica_dir(settings.data_dir))
+        return {"dropped": True}
+
+    _on_embedded_server(work)
+
+
 @user_app.command("create")
 def user_create(
     username: Annotated[str, typer.Option()],
@@ -283,7 +352,10 @@ def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
 
 @registry_app.command("region")
 def region_create(
-    code: Annotated[str, typer.Option()],
+    code: Annotated[
+        str,
+        typer.Option(help="division code: city 6 digits (GB/T 2260), town 9, village 12"),
+    ],
     name: Annotated[str, typer.Option()],
     level: Annotated[RegionLevel, typer.Option()],
     parent_id: Annotated[int | None, typer.Option("--parent")] = None,
@@ -295,7 +367,7 @@ def region_create(
         region = await registry.create_region(
             code=code, name=name, level=level, parent_id=parent_id
         )
-        return {"id": region.id, "path": region.path}
+        return {"id": region.id, "code": region.code, "path": region.path}
 
     _run_and_print(work)
 
@@ -306,7 +378,9 @@ def organization_create(
     kind: Annotated[OrganizationKind, typer.Option()],
     region_id: Annotated[int, typer.Option("--region")],
     bed_count: Annotated[int | None, typer.Option("--beds")] = None,
-    credit_code: Annotated[str | None, typer.Option()] = None,
+    credit_code: Annotated[
+        str | None, typer.Option(help="unified social credit code (统一社会信用代码), 18 chars")
+    ] = None,
 ) -> None:
     """Register an organization."""
     from wastetrack.registry import service as registry
@@ -315,7 +389,12 @@ def organization_create(
         org = await registry.create_organization(
             name=name, kind=kind, region_id=region_id, bed_count=bed_count, credit_code=credit_code
         )
-        return {"id": org.id, "name": org.name, "kind": org.kind.value}
+        return {
+            "id": org.id,
+            "name": org.name,
+            "kind": org.kind.value,
+            "credit_code": org.credit_code,
+        }
 
     _run_and_print(work)
 

@@ -170,7 +170,9 @@ async def _registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
             "荣成某船舶修造有限公司",
             OrganizationKind.enterprise,
             towns["港湾街道"],
-            {},
+            # Fictional, but well-formed (both check characters hold): its hazardous batches
+            # get their HJ 1276 数字识别码.
+            {"credit_code": "91371082MA3C7K2B9G"},
         ),
         ("shop", "俚岛镇农资经营部", OrganizationKind.agri_input_shop, towns["俚岛镇"], {}),
         (

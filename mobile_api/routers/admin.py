@@ -55,7 +55,7 @@ async def create_organization(body: OrganizationCreate, _: AdminOnly, __: Transa
 async def update_organization(
     organization_id: Id, body: OrganizationUpdate, _: AdminOnly, __: Transaction
 ) -> object:
-    """Change an organization's name, region, beds or contact."""
+    """Change an organization's name, region, beds, contact or unified social credit code."""
     return await registry.update_organization(
         organization_id=organization_id, changes=body.model_dump(exclude_unset=True)
     )
@@ -63,10 +63,13 @@ async def update_organization(
 
 @router.get("/organizations", response_model=list[OrganizationRead])
 async def list_organizations(
-    user: ManagerOnly, kind: Annotated[OrganizationKind | None, Query()] = None
+    user: ManagerOnly,
+    kind: Annotated[OrganizationKind | None, Query()] = None,
+    credit_code: Annotated[str | None, Query(max_length=32)] = None,
 ) -> list:
-    """Organizations the user may read, optionally of one kind."""
-    return await registry.list_organizations(principal=user, kind=kind)
+    """Organizations the user may read, optionally of one kind or by unified social credit code
+    (统一社会信用代码; spaces, hyphens and case ignored)."""
+    return await registry.list_organizations(principal=user, kind=kind, credit_code=credit_code)
 
 
 @router.post("/sites", response_model=SiteRead, status_code=201)

@@ -1,5 +1,6 @@
 """Scan, tag, list and follow batches; label images; label stock."""
 
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -121,16 +122,40 @@ async def verify_batch(code: Code, user: CurrentUser, settings: AppSettings) -> 
 @router.get(
     "/batches/{code}/label.png",
     response_class=Response,
-    responses=binary(PNG, description="The label, 50×30 mm at 300 dpi"),
+    responses=binary(
+        PNG,
+        description="The label at 300 dpi: HJ 1276-2022 (100, 150 or 200 mm square) for"
+        " hazardous waste, else 50×30 mm",
+    ),
 )
-async def batch_label(code: Code, user: CurrentUser, settings: AppSettings) -> Response:
-    """The batch's label as a 50×30 mm PNG at 300 dpi."""
+async def batch_label(
+    code: Code,
+    user: CurrentUser,
+    settings: AppSettings,
+    size: Annotated[
+        int | None,
+        Query(description="hazardous waste: the label's side in mm: 100, 150 or 200"),
+    ] = None,
+    volume_l: Annotated[
+        Decimal | None,
+        Query(
+            gt=0,
+            le=100_000,
+            description="hazardous waste: the container's volume in litres,"
+            " which picks the smallest size HJ 1276-2022 allows",
+        ),
+    ] = None,
+) -> Response:
+    """The batch's label as a PNG at 300 dpi: the HJ 1276-2022 label of hazardous waste, sized
+    by size or volume_l (≤ 50 L: 100 mm, ≤ 450 L: 150 mm, larger: 200 mm), else 50×30 mm."""
     png = await batches.label_png(
         principal=user,
         code=code,
         base_url=settings.base_url,
         secret=settings.secret_key,
         timezone=settings.timezone,
+        size_mm=size,
+        volume_l=volume_l,
     )
     return Response(png, media_type="image/png")
 

@@ -6,7 +6,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 
-from mobile_api.deps import AppSettings, CurrentUser, ManagerOnly, RegionScoped, Transaction
+from mobile_api.deps import (
+    AppSettings,
+    CurrentUser,
+    ManagerOnly,
+    RegionScoped,
+    ReplicaRead,
+    Transaction,
+)
 from mobile_api.tables import Format, export
 from schemas.base import Id
 from schemas.cells import (
@@ -52,7 +59,9 @@ async def assess(cell_id: Id, body: AssessmentCreate, user: ManagerOnly, _: Tran
 
 
 @router.get("/m/v1/metrics/cells", response_model=CellAchievementRead)
-async def achievement(user: RegionScoped, settings: AppSettings, format: Format = "json") -> Any:
+async def achievement(
+    user: RegionScoped, settings: AppSettings, _: ReplicaRead, format: Format = "json"
+) -> Any:
     """Share of cells currently achieving the standard, per type, against the 70 % target."""
     today = datetime.now(ZoneInfo(settings.timezone)).date()
     result = await cells.achievement(principal=user, today=today)

@@ -17,6 +17,7 @@ from mobile_api.deps import (
     AppSettings,
     ClientAddress,
     LoginRateLimit,
+    ReplicaRead,
     Transaction,
     served_over_https,
 )
@@ -31,6 +32,7 @@ from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_time
 from wastetrack.custody import chain, labels
+from wastetrack.fleet import service as fleet
 from wastetrack.household import service as household
 from wastetrack.indicators import service as indicators
 from wastetrack.rollups import service as rollups
@@ -140,7 +142,7 @@ async def logout() -> Response:
 
 @router.get("", response_class=HTMLResponse)
 async def overview(
-    request: Request, user: Reader, settings: AppSettings, _: Transaction
+    request: Request, user: Reader, settings: AppSettings, _: ReplicaRead
 ) -> Response:
     """Indicators against targets, the last 12 months to date by stream, sorting coverage by
     town, zero-waste cells and open alerts by kind."""
@@ -391,8 +393,10 @@ async def trace(
             context["error"] = error.detail
         else:
             zh = await _zh()
+            carried = await fleet.trajectory(principal=user, code=batch.code)
             context.update(
                 batch=batch,
+                track=[[lon, lat] for _, lat, lon in carried.points],
                 events=events,
                 tz=ZoneInfo(settings.timezone),
                 zh=zh,

@@ -11,6 +11,7 @@ from mobile_api.deps import (
     CurrentUser,
     Period,
     RegionScoped,
+    ReplicaRead,
     Transaction,
 )
 from mobile_api.media import PNG, binary
@@ -86,6 +87,7 @@ async def sorting_metrics(
     user: RegionScoped,
     settings: AppSettings,
     period: Period,
+    _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
     """Sorting coverage by town and sorting accuracy, with their counts."""

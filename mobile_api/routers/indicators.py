@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 
-from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, Transaction
+from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, ReplicaRead, Transaction
 from mobile_api.tables import Format, export
 from schemas.base import Code
 from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
@@ -16,7 +16,9 @@ router = APIRouter(prefix="/m/v1/indicators", tags=["indicators"])
 
 
 @router.get("", response_model=IndicatorsRead)
-async def overview(user: RegionScoped, settings: AppSettings, format: Format = "json") -> Any:
+async def overview(
+    user: RegionScoped, settings: AppSettings, _: ReplicaRead, format: Format = "json"
+) -> Any:
     """Every indicator with baseline, target, actual value with its counts, and status."""
     today = datetime.now(ZoneInfo(settings.timezone)).date()
     result = {

@@ -9,6 +9,7 @@ from mobile_api.deps import AppSettings, CurrentUser, Transaction
 from mobile_api.media import PDF, binary
 from mobile_api.presenters import manifest_read
 from schemas.base import Id, Int32
+from schemas.cosign import BulkSign, BulkSigned, BulkSignResult
 from schemas.manifests import (
     Arrival,
     Decision,
@@ -18,6 +19,7 @@ from schemas.manifests import (
     RevisionCreate,
     RevisionRead,
 )
+from wastetrack.batches import identifiers
 from wastetrack.manifests import service as manifests
 from wastetrack.manifests.pdf import render_manifest_pdf
 from wastetrack.scan import public
@@ -37,6 +39,35 @@ async def create_manifest(
         secret=settings.secret_key,
     )
     return manifest_read(await manifests.get_manifest(principal=user, manifest_id=made.id))
+
+
+@router.post("/sign", response_model=BulkSigned)
+async def sign_many(
+    body: BulkSign, user: CurrentUser, settings: AppSettings, _: Transaction
+) -> BulkSigned:
+    """Sign many manifests of one round at once (carrier: your legs; producer: your sections):
+    all or nothing, a refusal names its item (`manifests[3]`), a retry changes nothing."""
+    done = await manifests.sign_many(
+        principal=user,
+        role=body.role,
+        signatures=[manifests.Signature(**item.model_dump()) for item in body.manifests],
+        secret=settings.secret_key,
+    )
+    results = [
+        BulkSignResult(
+            manifest_id=signed.manifest.id,
+            number=signed.manifest.number,
+            seq=signed.seq,
+            status="already_signed" if signed.already else "signed",
+            state=signed.manifest.state,
+        )
+        for signed in done
+    ]
+    return BulkSigned(
+        results=results,
+        signed=sum(r.status == "signed" for r in results),
+        already_signed=sum(r.status == "already_signed" for r in results),
+    )
 
 
 @router.get("", response_model=list[ManifestRead])
@@ -145,10 +176,16 @@ async def manifest_pdf(manifest_id: Id, user: CurrentUser, settings: AppSettings
     """The manifest as a PDF with its QR code."""
     manifest = await manifests.get_manifest(principal=user, manifest_id=manifest_id)
     names = await manifests.party_names(manifest)
+    labelled = await identifiers.of_codes(manifest.batch_codes)
     url = public.manifest_url(
         manifest.number, base_url=settings.base_url, secret=settings.secret_key
     )
     pdf = await asyncio.to_thread(  # CPU: off the event loop
-        render_manifest_pdf, manifest, url=url, party_names=names, timezone=settings.timezone
+        render_manifest_pdf,
+        manifest,
+        url=url,
+        party_names=names,
+        timezone=settings.timezone,
+        identifiers=labelled,
     )
     return Response(pdf, media_type="application/pdf")

@@ -15,6 +15,7 @@ from mobile_api.deps import (
     OpenPeriod,
     Period,
     RegionScoped,
+    ReplicaRead,
     Transaction,
 )
 from mobile_api.tables import Format, export
@@ -81,6 +82,7 @@ async def batch_epcis(code: Code, user: CurrentUser, settings: AppSettings) -> J
 async def utilization(
     user: RegionScoped,
     period: Period,
+    _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
     """Generated and treated kilograms by stream, category and mode, with the utilization and
@@ -99,6 +101,7 @@ async def utilization(
 async def mass_balance(
     user: RegionScoped,
     period: Period,
+    _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
     """Kilograms declared at tagging against kilograms weighed on receipt, per stream and
@@ -118,6 +121,7 @@ async def medical_coverage(
     user: RegionScoped,
     settings: AppSettings,
     period: OpenPeriod,
+    _: ReplicaRead,
     days: Annotated[int, Query(ge=1, le=366, description="without a period: the last N days")] = 30,
     format: Format = "json",
 ) -> Any:

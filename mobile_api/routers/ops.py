@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mobile_api.deps import AppSettings
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core import observability
+from wastetrack.core import observability, replica
 from wastetrack.core.errors import Forbidden, Unauthorized
 
 router = APIRouter(tags=["ops"])
@@ -66,9 +66,14 @@ async def health() -> dict[str, str]:
     "/readyz",
     responses={503: {"description": "database unreachable or migrations pending"}},
 )
-async def ready() -> dict[str, Any]:
-    """Readiness: the database answers and every migration shipped with the code is applied."""
-    return await observability.readiness()
+async def ready(settings: AppSettings) -> dict[str, Any]:
+    """Readiness: the database answers and every migration shipped with the code is applied;
+    a lagging or unreachable read replica makes it degraded, still ready (200)."""
+    result = await observability.readiness()
+    result["replica"] = await replica.health(max_lag_seconds=settings.replica_max_lag_seconds)
+    if result["replica"].get("state") == "degraded":
+        result["status"] = "degraded"
+    return result
 
 
 @router.get(

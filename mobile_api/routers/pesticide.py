@@ -10,6 +10,7 @@ from mobile_api.deps import (
     Period,
     PublicRateLimit,
     RegionScoped,
+    ReplicaRead,
     Transaction,
 )
 from mobile_api.media import CSV, XLSX, binary
@@ -123,6 +124,7 @@ async def recovery(
     user: RegionScoped,
     settings: AppSettings,
     period: Period,
+    _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
     """Recovery rate of pesticide packaging: returned ÷ sold, per material."""

@@ -11,6 +11,7 @@ from mobile_api.deps import (
     CurrentUser,
     Period,
     RegionScoped,
+    ReplicaRead,
     Transaction,
 )
 from mobile_api.media import PDF, PNG, binary
@@ -214,6 +215,7 @@ async def port_metrics(
     user: RegionScoped,
     settings: AppSettings,
     period: Period,
+    _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
     """Port garbage and sewage collection-and-treatment rate per port, with its counts."""
@@ -238,6 +240,7 @@ async def sea_area_metrics(
     user: RegionScoped,
     settings: AppSettings,
     period: Period,
+    _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
     """Per sea area, the share of its vessels whose deliveries were recorded."""

@@ -13,6 +13,7 @@ async def test_ready_when_migrations_are_applied(client: httpx.AsyncClient) -> N
     assert response.json() == {
         "status": "ready",
         "migrations": len(observability.migrations_on_disk()),
+        "replica": {"configured": False},
     }
 
 

@@ -40,6 +40,8 @@ PERIODS = [
     (DAY - timedelta(days=1), DAY - timedelta(days=1)),
 ]
 SERIAL = itertools.count(1)
+# Town codes 371082200–371082999: valid 9-digit codes under the city, apart from the factory's.
+TOWN_SERIAL = itertools.count()
 EXAMPLES = settings(
     max_examples=6,
     deadline=None,
@@ -70,7 +72,7 @@ async def new_town(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
         "/admin/v1/regions",
         headers=world.headers("admin"),
         json={
-            "code": f"371082{900 + n}",
+            "code": f"371082{200 + next(TOWN_SERIAL) % 800:03d}",
             "name": f"测试镇{n}",
             "level": "town",
             "parent_id": world.regions["city"].id,

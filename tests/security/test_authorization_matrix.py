@@ -68,6 +68,8 @@ USERS = ANYONE - {"anonymous"}
 MANAGERS = frozenset({"manager", "admin"})
 OVERSIGHT = frozenset({"manager", "auditor", "admin"})
 ADMIN = frozenset({"admin"})
+FLEET = frozenset({"carrier", "admin"})
+FLEET_READERS = frozenset({"carrier", "manager", "auditor", "admin"})
 DASHBOARD = "dashboard"  # cookie session for managers, auditors and admins; others go to login
 
 # Who gets past authentication and authorization, per route (an empty or dummy request: the
@@ -122,6 +124,11 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/r/{token}"): ANYONE,
     ("GET", "/t/{token}"): ANYONE,
     ("GET", "/m/v1/alerts"): USERS,
+    ("GET", "/m/v1/api-keys"): ADMIN,
+    ("POST", "/m/v1/api-keys"): ADMIN,
+    ("DELETE", "/m/v1/api-keys/{key_id}"): ADMIN,
+    ("GET", "/m/v1/audit"): OVERSIGHT,
+    ("GET", "/m/v1/audit.csv"): OVERSIGHT,
     ("POST", "/m/v1/alerts/refresh"): MANAGERS,
     ("POST", "/m/v1/alerts/{alert_id}/ack"): MANAGERS,
     ("GET", "/m/v1/batches"): USERS,
@@ -131,6 +138,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/m/v1/batches/{code}/events"): USERS,
     ("GET", "/m/v1/batches/{code}/fate"): USERS,
     ("GET", "/m/v1/batches/{code}/label.png"): USERS,
+    ("GET", "/m/v1/batches/{code}/trajectory"): USERS,
     ("GET", "/m/v1/batches/{code}/verify"): USERS,
     ("GET", "/m/v1/berths/{code}/label.png"): USERS,
     ("GET", "/m/v1/catalog/categories"): USERS,
@@ -146,6 +154,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/m/v1/cleanups"): USERS,
     ("POST", "/m/v1/cleanups"): USERS,
     ("GET", "/m/v1/deliveries"): USERS,
+    ("GET", "/m/v1/drivers"): FLEET_READERS,
+    ("POST", "/m/v1/drivers"): FLEET,
+    ("DELETE", "/m/v1/drivers/{driver_id}"): FLEET,
     ("POST", "/m/v1/deliveries"): USERS,
     ("GET", "/m/v1/deliveries/{delivery_id}"): USERS,
     ("GET", "/m/v1/deliveries/{delivery_id}/receipt.pdf"): USERS,
@@ -165,6 +176,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/m/v1/manifests/{manifest_id}/revisions"): USERS,
     ("POST", "/m/v1/manifests/{manifest_id}/revisions/{revision_id}/{answer}"): USERS,
     ("POST", "/m/v1/manifests/{manifest_id}/sign"): USERS,
+    ("POST", "/m/v1/manifests/sign"): USERS,
+    # The producer's own user or a manager: never a carrier, who would confirm for itself.
+    ("POST", "/m/v1/organizations/{organization_id}/pins"): MANAGERS | {"clinic"},
     ("GET", "/m/v1/metrics/cells"): MANAGERS,
     ("GET", "/m/v1/metrics/mass-balance"): MANAGERS,
     ("GET", "/m/v1/metrics/medical-coverage"): MANAGERS,
@@ -179,6 +193,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/m/v1/pesticide/sales"): USERS,
     ("POST", "/m/v1/photos"): USERS,
     ("POST", "/m/v1/pickups"): USERS,
+    ("GET", "/m/v1/registers/incoming"): USERS,
+    ("GET", "/m/v1/registers/inventory"): USERS,
+    ("GET", "/m/v1/registers/medical-handover"): USERS,
+    ("GET", "/m/v1/registers/outgoing"): USERS,
     ("GET", "/m/v1/port-calls"): USERS,
     ("POST", "/m/v1/port-calls"): USERS,
     ("POST", "/m/v1/port-calls/{port_call_id}/departure"): USERS,
@@ -187,6 +205,18 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/m/v1/sea-areas"): USERS,
     ("GET", "/m/v1/sites/{code}/label.png"): USERS,
     ("POST", "/m/v1/sync"): USERS,
+    ("GET", "/m/v1/vehicles"): FLEET_READERS,
+    ("POST", "/m/v1/vehicles"): FLEET,
+    ("PATCH", "/m/v1/vehicles/{plate}"): FLEET,
+    ("DELETE", "/m/v1/vehicles/{plate}"): FLEET,
+    ("POST", "/m/v1/vehicles/{plate}/positions"): frozenset({"carrier"}),
+    ("GET", "/m/v1/webhooks"): MANAGERS,
+    ("POST", "/m/v1/webhooks"): MANAGERS,
+    ("DELETE", "/m/v1/webhooks/{webhook_id}"): MANAGERS,
+    ("GET", "/m/v1/webhooks/{webhook_id}"): MANAGERS,
+    ("GET", "/m/v1/webhooks/{webhook_id}/deliveries"): MANAGERS,
+    ("POST", "/m/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): MANAGERS,
+    ("POST", "/m/v1/webhooks/{webhook_id}/enable"): MANAGERS,
 }
 
 

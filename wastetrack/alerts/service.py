@@ -13,10 +13,13 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 
 OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
 SCAN_ANOMALY = "scan_anomaly"
+LEG_OVERDUE = "leg_overdue"
+WEBHOOK_DISABLED = "webhook_disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +94,46 @@ _RULES: dict[str, str] = {
         JOIN (SELECT o.id, r.path AS region_path_ FROM organization o
               JOIN region r ON r.id = o.region_id) o ON o.id = d.port_id
         WHERE jsonb_array_length(d.flags) > 0""",
+    # A signed manifest leg whose next step (the next leg's signature, or the receiver's
+    # arrival) has not come within the expected hours of its handover; and a batch in transit
+    # off any manifest as long. Cleared (see _clear_resolved) once the step comes.
+    LEG_OVERDUE: """
+        SELECT $1, m.number || ':' || l.seq, NULL::int, l.carrier_id, m.region_path, $2,
+               l.handover_at + make_interval(hours => $3::int),
+               jsonb_build_object('manifest', m.number, 'leg', l.seq,
+                                  'vehicle_plate', l.vehicle_plate, 'since', l.handover_at)
+        FROM manifest_leg l JOIN manifest m ON m.id = l.manifest_id
+        LEFT JOIN manifest_leg n ON n.manifest_id = l.manifest_id AND n.seq = l.seq + 1
+        WHERE l.handover_at IS NOT NULL AND m.state <> 'cancelled'
+          AND l.handover_at + make_interval(hours => $3::int) < $2
+          AND CASE WHEN n.id IS NULL THEN m.arrived_at IS NULL ELSE n.signed_at IS NULL END
+      UNION ALL
+        SELECT $1, b.code, b.id, b.holder_id, b.region_path, $2,
+               b.last_device_time + make_interval(hours => $3::int),
+               jsonb_build_object('code', b.code, 'vehicle_plate',
+                                  (SELECT e.details->>'vehicle_plate' FROM custody_event e
+                                   WHERE e.batch_id = b.id ORDER BY e.seq DESC LIMIT 1),
+                                  'since', b.last_device_time)
+        FROM batch b
+        WHERE b.state = 'in_transit'
+          AND b.last_device_time + make_interval(hours => $3::int) < $2
+          AND NOT EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code)""",
 }
+# Rules whose alerts clear themselves when their condition ends (the leg arrived).
+_SELF_CLEARING = (LEG_OVERDUE,)
 
 
 async def refresh(
-    *, now: datetime | None = None, weight_tolerance: float = 0.10, idle_hours: int = 168
+    *,
+    now: datetime | None = None,
+    weight_tolerance: float = 0.10,
+    idle_hours: int = 168,
+    leg_overdue_hours: int | None = None,
 ) -> int:
     """Raise every alert a rule calls for and has not raised yet; returns how many."""
     now = now or datetime.now(UTC)
+    if leg_overdue_hours is None:
+        leg_overdue_hours = get_settings().leg_overdue_hours
     client = connections.get("default")
     raised = 0
     for kind, select in _RULES.items():
@@ -107,6 +142,8 @@ async def refresh(
             params.append(weight_tolerance)
         elif kind == "idle_batch":
             params.append(idle_hours)
+        elif kind == LEG_OVERDUE:
+            params.append(leg_overdue_hours)
         rows = await client.execute_query_dict(
             "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path,"
             f" raised_at, due_at, details) {select}"
@@ -114,7 +151,23 @@ async def refresh(
             params,
         )
         raised += len(rows)
+        if kind in _SELF_CLEARING:
+            await _clear_resolved(select, params)
     return raised + await _overdue_manifests(now)
+
+
+async def _clear_resolved(select: str, params: list[object]) -> None:
+    """Close the open alerts of a self-clearing rule that its query no longer selects: marked
+    acknowledged by nobody, with the time they cleared in their details."""
+    await connections.get("default").execute_query(
+        "WITH still (kind, subject, batch_id, organization_id, region_path, raised_at, due_at,"
+        f" details) AS ({select})"
+        " UPDATE alert a SET acknowledged_at = $2,"
+        " details = a.details || jsonb_build_object('cleared_at', $2::timestamptz)"
+        " WHERE a.kind = $1 AND a.acknowledged_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM still s WHERE s.subject = a.subject)",
+        params,
+    )
 
 
 async def _overdue_manifests(now: datetime) -> int:
@@ -174,6 +227,37 @@ async def flag_clock_anomalies(*, anomalies: list[ClockAnomaly], now: datetime) 
         )
         raised += len(rows)
     return raised
+
+
+async def flag_webhook_disabled(
+    *,
+    subscription_id: int,
+    times_disabled: int,
+    organization_id: int,
+    region_path: str,
+    url: str,
+    failures: int,
+    last_error: str | None,
+    now: datetime,
+) -> Alert:
+    """Raise a webhook_disabled alert for the subscription's organization: its deliveries
+    failed too often in a row and wait until someone enables it again (one alert each time)."""
+    alert, _ = await Alert.get_or_create(
+        kind=WEBHOOK_DISABLED,
+        subject=f"webhook:{subscription_id}:{times_disabled}"[:32],
+        defaults={
+            "organization_id": organization_id,
+            "region_path": region_path,
+            "raised_at": now,
+            "details": {
+                "webhook_id": subscription_id,
+                "url": url,
+                "consecutive_failures": failures,
+                "last_error": last_error,
+            },
+        },
+    )
+    return alert
 
 
 def _scope(principal: Principal) -> Q:

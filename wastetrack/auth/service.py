@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from tortoise.transactions import in_transaction
 
+from wastetrack.audit import service as audit
 from wastetrack.auth.models import RefreshToken, Role, User
 from wastetrack.core import keys, ratelimit
 from wastetrack.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -59,13 +60,21 @@ async def create_user(
     org = await registry.get_organization(organization_id)
     if await User.exists(username=username):
         raise Conflict(f"username {username!r} is taken", field="username")
-    return await User.create(
+    user = await User.create(
         username=username,
         password_hash=await _in_argon2_thread(hash_password, password),
         role=role,
         organization=org,
         full_name=full_name,
     )
+    await audit.record(
+        action="user.created",
+        subject=user,
+        organization_id=org.id,
+        region_path=org.region.path,
+        after=audit.snapshot(user),
+    )
+    return user
 
 
 async def principal_for(user: User) -> Principal:
@@ -201,11 +210,20 @@ async def refresh(*, refresh_token: str, settings: Settings) -> dict[str, str | 
 async def deactivate_user(*, user_id: int) -> User:
     """Stop a user from logging in; their refresh tokens are revoked at once (by a database
     trigger, so any path that deactivates does it) and access tokens end within minutes."""
-    user = await User.get_or_none(id=user_id)
+    user = await User.get_or_none(id=user_id).prefetch_related("organization__region")
     if user is None:
         raise NotFound("no such user", field="user_id")
+    before = audit.snapshot(user)
     user.is_active = False
     await user.save(update_fields=["is_active"])
+    await audit.record(
+        action="user.deactivated",
+        subject=user,
+        organization_id=user.organization_id,
+        region_path=user.organization.region.path,
+        before=before,
+        after=audit.snapshot(user),
+    )
     for token, (_, principal) in list(_verified.items()):
         if principal.user_id == user_id:
             _verified.pop(token, None)

@@ -47,6 +47,8 @@ class Batch(Model):
     parent_id: int | None
     split_from_id: int | None
     code = fields.CharField(max_length=16, unique=True)
+    # The HJ 1276-2022 数字识别码 of a hazardous-waste batch (wastetrack.batches.identifiers).
+    identifier = fields.CharField(max_length=37, null=True, unique=True)
     stream: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.WasteStream", related_name="batches", on_delete=fields.RESTRICT
     )
@@ -97,3 +99,15 @@ class Batch(Model):
 
     class Meta:
         table = "batch"
+
+
+class IdentifierSequence(Model):
+    """The last HJ 1276 sequence number issued per unit, waste code and day.
+
+    Tagging upserts the row (and so locks it until commit): concurrent taggings take turns."""
+
+    prefix = fields.CharField(max_length=34, primary_key=True)
+    last_number = fields.IntField()
+
+    class Meta:
+        table = "identifier_sequence"

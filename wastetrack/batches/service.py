@@ -2,24 +2,38 @@
 
 import asyncio
 import base64
+import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
+from PIL import Image
 from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from wastetrack.auth.models import Role
-from wastetrack.batches.labels import LabelText, render_label_png, render_label_sheet_pdf
+from wastetrack.batches import identifiers
+from wastetrack.batches.labels import (
+    HazardousLabelText,
+    LabelSize,
+    LabelText,
+    render_hj1276_png,
+    render_label_png,
+    render_label_sheet_pdf,
+    size_for,
+)
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_date
+from wastetrack.cosign import service as cosign
 from wastetrack.custody.rules import Party
 from wastetrack.registry import service as registry
+from wastetrack.registry.models import Organization
 
 NOT_FOUND = "no batch or label with this code"
 # The columns naming an organization that sees the batch (its parties).
@@ -68,8 +82,23 @@ def resolve_code(scanned: str, *, secret: str, field: str = "batch") -> str:
     return code
 
 
+async def resolve_scan(scanned: str, *, secret: str, field: str = "batch") -> str:
+    """The code behind a scanned URL, a typed code or an HJ 1276 数字识别码; unknown
+    identifiers get the same answer as unknown codes."""
+    identifier = identifiers.normalize(scanned)
+    if identifier is None:
+        return resolve_code(scanned, secret=secret, field=field)
+    found = await Batch.filter(identifier=identifier).values_list("code", flat=True)
+    if not found:
+        raise NotFound(NOT_FOUND, field=field)
+    return str(found[0])
+
+
 async def get_visible_batch(principal: Principal, code: str) -> Batch:
-    batch = await visible_batches(principal).get_or_none(code=code)
+    """A batch the user may see, by its code or its HJ 1276 数字识别码."""
+    identifier = identifiers.normalize(code)
+    where = {"identifier": identifier} if identifier else {"code": code}
+    batch = await visible_batches(principal).get_or_none(**where)
     if batch is None:
         raise NotFound(NOT_FOUND, field="code")
     return batch
@@ -236,10 +265,33 @@ async def _label_text(
 
 
 async def label_png(
-    *, principal: Principal, code: str, base_url: str, secret: str, timezone: str
+    *,
+    principal: Principal,
+    code: str,
+    base_url: str,
+    secret: str,
+    timezone: str,
+    size_mm: int | None = None,
+    volume_l: Decimal | None = None,
 ) -> bytes:
-    """The PNG label of a batch the user may see, dated by the city's calendar."""
+    """The PNG label of a batch the user may see, dated by the city's calendar: for hazardous
+    waste the HJ 1276-2022 label, sized by size_mm or the container's volume_l; else the
+    50×30 mm label."""
     batch = await get_visible_batch(principal, code)
+    snap = await catalog.snapshot()
+    if identifiers.applies(snap.streams[batch.stream_id].rules):
+        return await _hj1276_png(
+            batch,
+            size=size_for(side_mm=size_mm, volume_l=volume_l),
+            base_url=base_url,
+            secret=secret,
+            timezone=timezone,
+        )
+    if size_mm is not None or volume_l is not None:
+        raise ValidationFailed(
+            "label sizes by container apply to hazardous-waste labels (HJ 1276) only",
+            field="size" if size_mm is not None else "volume_l",
+        )
     text = await _label_text(
         batch.code,
         stream=batch.stream_id,
@@ -260,9 +312,13 @@ async def issue_label_sheet(
     base_url: str,
     secret: str,
 ) -> tuple[list[Label], bytes]:
-    """Issue unbound codes and lay them out on A4 sheets."""
+    """Issue unbound codes and lay them out on A4 sheets; a producer whose handovers need its
+    one-time PINs gets a new PIN list on the last page (wastetrack.cosign)."""
     issued = await issue_labels(
         principal, organization_id=organization_id, stream=stream, count=count
+    )
+    pins = await cosign.pins_for_label_sheet(
+        principal=principal, organization_id=organization_id, stream=stream, secret=secret
     )
     texts = [
         await _label_text(
@@ -276,6 +332,42 @@ async def issue_label_sheet(
         for label in issued
     ]
     sheet = await asyncio.to_thread(  # CPU: off the event loop
-        render_label_sheet_pdf, texts, title=f"wastetrack labels {stream}"
+        render_label_sheet_pdf, texts, title=f"wastetrack labels {stream}", pins=pins
     )
     return issued, sheet
+
+
+async def _hj1276_png(
+    batch: Batch, *, size: LabelSize, base_url: str, secret: str, timezone: str
+) -> bytes:
+    snap = await catalog.snapshot()
+    category = snap.categories[batch.category_id]
+    hw = snap.hw_number(batch.category_id)
+    producer = await Organization.get(id=batch.producer_id)
+    quantity = format(batch.quantity.normalize(), "f")
+    text = HazardousLabelText(
+        code=batch.code,
+        url=codes.qr_url(batch.code, base_url=base_url, secret=secret),
+        identifier=batch.identifier,
+        waste_name=category.name_zh,
+        category=f"HW{hw} {category.name_zh}" if hw else category.name_zh,
+        waste_code=batch.waste_code,
+        hazards=tuple(batch.hazard or ()),
+        producer=producer.name,
+        contact=producer.contact_phone,
+        tagged_on=local_date(batch.tagged_at, timezone),
+        weight=f"{quantity} {batch.unit.value}",
+    )
+    png = await asyncio.to_thread(render_hj1276_png, text, size=size)  # CPU: off the event loop
+    if _overflow(png):
+        raise ValidationFailed(
+            f"this batch's label does not fit {size.side_mm} × {size.side_mm} mm at"
+            f" {size.text_mm:g} mm text: ask for a larger size",
+            field="size",
+        )
+    return png
+
+
+def _overflow(png: bytes) -> int:
+    with Image.open(io.BytesIO(png)) as image:
+        return int(image.info.get("OverflowPx", "0"))

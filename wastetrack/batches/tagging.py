@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from schemas.events import EventCreate
 from wastetrack.auth.models import Role
+from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Label, Unit
 from wastetrack.catalog import service as catalog
@@ -14,6 +15,7 @@ from wastetrack.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import repository
 from wastetrack.custody.rules import (
     EventType,
@@ -96,6 +98,14 @@ async def tag(work: Work, sub: EventCreate, code: str | None, digest: str) -> re
         else None
     )
     check_common(work, sub, None)
+    identifier = identifiers.pending_prefix(
+        stream_rules=rules,
+        credit_code=producer.credit_code,
+        waste_code=sub.waste_code,
+        tagged_at=sub.device_time,
+        timezone=work.timezone,
+        require_credit_code=get_settings().hj1276_require_credit_code,
+    )
     if label is None:
         code = issue_label(work, stream)
     else:
@@ -105,6 +115,7 @@ async def tag(work: Work, sub: EventCreate, code: str | None, digest: str) -> re
         work,
         id=work.batch_ids.pop(),
         code=code,
+        identifier=identifier,  # numbered when the call writes (identifiers.number)
         stream_id=stream,
         category_id=category.key,
         waste_code=sub.waste_code,

@@ -15,6 +15,7 @@ class ChangeKind(StrEnum):
     manifest_changed = "manifest.changed"
     alert_raised = "alert.raised"
     alert_changed = "alert.changed"
+    delivery_recorded = "delivery.recorded"
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,14 @@ def _readable(principal: Principal, param: Any) -> str:
         return "TRUE"
     org = param(principal.organization_id)
     batch_party = " OR ".join(f"b.{column} = {org}" for column in PARTY_COLUMNS)
-    alerts = param([ChangeKind.alert_raised.value, ChangeKind.alert_changed.value])
+    # Alerts and port deliveries (migration 0023) are scoped to one organization.
+    alerts = param(
+        [
+            ChangeKind.alert_raised.value,
+            ChangeKind.alert_changed.value,
+            ChangeKind.delivery_recorded.value,
+        ]
+    )
     ways = [
         f"(c.kind = {param(ChangeKind.batch_event_recorded.value)} AND EXISTS ("
         f"SELECT 1 FROM batch b WHERE b.id = c.batch_id AND ({batch_party})))",

@@ -32,6 +32,11 @@ MODEL_MODULES = [
     "wastetrack.cells.models",
     "wastetrack.core.ratelimit",
     "wastetrack.calendar.models",
+    "wastetrack.webhooks.models",
+    "wastetrack.apikeys.models",
+    "wastetrack.audit.models",
+    "wastetrack.cosign.models",
+    "wastetrack.fleet.models",
 ]
 log = logging.getLogger(__name__)
 
@@ -160,8 +165,9 @@ async def migrate(url: str) -> None:
 
 
 APP_ROLE = "wastetrack_app"
-# Tables the service only appends to (custody_event, checkpoint, change_log) or only reads.
-_APPEND_ONLY = ("custody_event", "checkpoint", "change_log")
+# Tables the service only appends to (custody_event, checkpoint, change_log, audit_entry) or
+# only reads.
+_APPEND_ONLY = ("custody_event", "checkpoint", "change_log", "audit_entry")
 _READ_ONLY = ("legacy_chain", "tortoise_migrations")
 
 
@@ -216,15 +222,21 @@ async def service_url(url: str, settings: Settings) -> str:
 
 
 @contextlib.asynccontextmanager
-async def database(url: str, *, pool_size: int = 10) -> AsyncIterator[None]:
-    """Open Tortoise on an already migrated database for the life of the block."""
+async def database(
+    url: str, *, pool_size: int = 10, replica_url: str | None = None
+) -> AsyncIterator[None]:
+    """Open Tortoise on an already migrated database for the life of the block; with
+    replica_url, `replica.reading()` blocks read from that standby meanwhile."""
+    from wastetrack.core import replica
+
     # Global fallback: uvicorn serves requests in tasks that do not inherit the lifespan's
     # context, so they must find the ORM through the process-wide fallback.
     await Tortoise.init(
         config=tortoise_config(url, pool_size=pool_size), _enable_global_fallback=True
     )
     try:
-        yield
+        async with replica.serving(replica_url, pool_size=pool_size):
+            yield
     finally:
         await Tortoise.close_connections()
 

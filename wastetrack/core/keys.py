@@ -27,7 +27,9 @@ QR = "qr"
 FARMER_IDENTITY = "farmer_identity"
 CHAIN_MAC = "chain_mac"
 WEBHOOK = "webhook"
-PURPOSES = (JWT, QR, FARMER_IDENTITY, CHAIN_MAC, WEBHOOK)
+API_KEY = "api_key"
+PRODUCER_PIN = "producer_pin"
+PURPOSES = (JWT, QR, FARMER_IDENTITY, CHAIN_MAC, WEBHOOK, API_KEY, PRODUCER_PIN)
 
 MIN_SECRET_LENGTH = 32
 # A version travels as one character of the codes' alphabet in QR URLs.

@@ -12,6 +12,8 @@ class Principal:
     role: Role
     organization_id: int
     region_path: str
+    # Set when an API key authenticates: the key whose scopes narrow what this principal may do.
+    api_key_id: int | None = None
 
     @property
     def sees_region(self) -> bool:

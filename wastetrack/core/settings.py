@@ -18,6 +18,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="postgres://user:pass@host:port/db; unset starts an embedded server"
     )
+    replica_url: str | None = Field(
+        None,
+        description="a streaming standby (`wastetrack replica start` prints it): dashboard,"
+        " metric and export reads go there; unset: every read goes to the primary",
+    )
+    replica_max_lag_seconds: float = Field(
+        30, gt=0, description="replica lag beyond which /readyz reports it degraded"
+    )
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("wastetrack")),
         description="embedded database, uploaded photos",
@@ -32,6 +40,11 @@ class Settings(BaseSettings):
         None, description="prefix of QR URLs; default http://{host}:{port}"
     )
     timezone: str = Field("Asia/Shanghai", description="the city's time zone for dates and days")
+    hj1276_require_credit_code: bool = Field(
+        False,
+        description="refuse to tag hazardous waste for a producer without a unified social credit"
+        " code (else the batch is tagged without an HJ 1276 数字识别码)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     access_token_minutes: int = 15
@@ -74,6 +87,9 @@ class Settings(BaseSettings):
         0.10, ge=0, le=10, description="received vs declared kg before an alert"
     )
     idle_batch_hours: int = Field(168, ge=1, description="hours in one state before an alert")
+    leg_overdue_hours: int = Field(
+        48, ge=1, description="hours a manifest leg or an in-transit batch may take before an alert"
+    )
     alert_refresh_seconds: float = Field(300, description="how often time-based alerts are raised")
     rollup_fold_seconds: float = Field(
         2, gt=0, description="how often recorded changes are folded into the metric sums"
@@ -84,6 +100,26 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="root log level: DEBUG, INFO, WARNING…")
     metrics_token: str | None = Field(
         None, repr=False, description="bearer token for /metrics from other hosts"
+    )
+    webhooks_allow_private: bool = Field(
+        False, description="allow webhook targets on private or loopback addresses (on-premise)"
+    )
+    webhooks_timeout_seconds: float = Field(5, gt=0, description="one webhook POST at most")
+    webhooks_max_failures: int = Field(
+        10, ge=1, description="consecutive failed deliveries before a subscription is disabled"
+    )
+    webhooks_retry_seconds: float = Field(
+        10, gt=0, description="first retry delay; doubles with each failure of a delivery"
+    )
+    webhooks_retry_max_seconds: float = Field(3600, gt=0, description="longest retry delay")
+    webhooks_dispatch_seconds: float = Field(
+        1, gt=0, description="how often the dispatcher looks for new changes when idle"
+    )
+    cosign_pin_failures: str = Field(
+        "5/hour", description="wrong PINs per producer before its PINs are locked for the window"
+    )
+    cosign_pins_per_list: int = Field(
+        40, ge=10, le=100, description="one-time PINs on each printed list of a producer"
     )
 
     @property

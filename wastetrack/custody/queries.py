@@ -26,7 +26,7 @@ class ScanResult:
 
 async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult:
     """What a scanned or typed code names for this user, and the events they may record next."""
-    code = batches.resolve_code(scanned, secret=secret, field="qr")
+    code = await batches.resolve_scan(scanned, secret=secret, field="qr")
     batch = await batches.visible_batches(principal).get_or_none(code=code)
     if batch is not None:
         return ScanResult(batch=batch, label=None, actions=allowed_actions(principal, batch))

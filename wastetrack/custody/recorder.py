@@ -12,6 +12,7 @@ from typing import Any
 from schemas.events import EventCreate, EventResult
 from wastetrack.alerts import service as alerts
 from wastetrack.auth.models import Role
+from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
 from wastetrack.batches.tagging import tag
@@ -37,7 +38,7 @@ from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FACT_EVENTS
 
 # Event fields added after phones first stored payload digests (see payload_digest).
-LATE_FIELDS = ("refused_kg",)
+LATE_FIELDS = ("refused_kg", "producer_pin", "vehicle_plate")
 
 
 @dataclass
@@ -131,6 +132,7 @@ async def _write(work: Work) -> None:
         return
     for batch in work.touched.values():
         batch.updated_at = work.now
+    await identifiers.number(work.new_batches.values())
     await repository.write(
         labels=work.new_labels,
         bound_labels=work.bound_labels,
@@ -209,7 +211,13 @@ async def _load(work: Work, submissions: list[EventCreate], codes_of: list[str |
             for label in await Label.filter(code__in=label_codes).select_for_update():
                 work.labels[label.code] = label
     # The acting organization matters only to tagging, receiving and treating.
-    needs_own = {EventType.tagged, EventType.received, EventType.treated}
+    needs_own = {
+        EventType.tagged,
+        EventType.received,
+        EventType.treated,
+        EventType.collected,  # a carrier's vehicle (wastetrack.fleet)
+        EventType.in_transit,
+    }
     org_ids = (
         {work.principal.organization_id}
         if any(sub.event_type in needs_own for sub in submissions)

@@ -92,6 +92,7 @@ EVENT_COLUMNS = {
 NEW_BATCH_COLUMNS = {
     "id": "int",
     "code": "text",
+    "identifier": "text",
     "stream_id": "text",
     "category_id": "text",
     "waste_code": "text",

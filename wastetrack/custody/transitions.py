@@ -2,6 +2,7 @@
 of `rules.RULES`) and what each event does to the batch."""
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from schemas.events import EventCreate
 from wastetrack.batches import service as batches
@@ -16,6 +17,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
+from wastetrack.cosign.service import producer_confirmation
 from wastetrack.custody import remainders, repository
 from wastetrack.custody.rules import (
     FINAL_STATES,
@@ -26,6 +28,7 @@ from wastetrack.custody.rules import (
     State,
 )
 from wastetrack.custody.work import Work, new_event, organization
+from wastetrack.fleet import service as fleet
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -66,15 +69,41 @@ def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
     return actions
 
 
+async def _vehicle(work: Work, sub: EventCreate, batch: Batch, carrier_id: int) -> dict[str, Any]:
+    """The vehicle a carrier takes the batch into, for the event's details: required, and
+    checked against the carrier's fleet, as the stream's rule `vehicle_required` says."""
+    carrier = organization(work, carrier_id, "vehicle_plate")
+    if carrier.kind != OrganizationKind.carrier:
+        return {}
+    rule = (work.catalog.streams[batch.stream_id].rules or {}).get("vehicle_required")
+    plate = await fleet.plate_for_carriage(
+        organization_id=carrier.id,
+        plate=sub.vehicle_plate,
+        rule=rule,
+        on=sub.device_time.astimezone(ZoneInfo(work.timezone)).date(),
+        enrolled_cache=work.fleets,
+    )
+    return {"vehicle_plate": plate} if plate else {}
+
+
 async def _collected(
     work: Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
     org = work.principal.organization_id
+    vehicle = await _vehicle(work, sub, batch, org)
+    # Last of the checks: it spends the producer's PIN.
+    confirmed = await producer_confirmation(work, sub, batch)
     if batch.carrier_id is None and org != batch.producer_id:
         batch.carrier_id = org
     batch.holder_id = org
     return new_event(
-        work, batch, sub, event_type=EventType.collected, state=State.collected.value, digest=digest
+        work,
+        batch,
+        sub,
+        event_type=EventType.collected,
+        state=State.collected.value,
+        digest=digest,
+        details={**confirmed, **vehicle},
     )
 
 
@@ -98,6 +127,9 @@ async def _handed_over(
         raise ValidationFailed(
             "the batch is already held by this organization", field="to_organization_id"
         )
+    vehicle = await _vehicle(work, sub, batch, receiver.id)
+    # Last of the checks: it spends the producer's PIN.
+    confirmed = await producer_confirmation(work, sub, batch)
     batch.holder_id = receiver.id
     if receiver.kind == OrganizationKind.carrier:
         batch.carrier_id = receiver.id
@@ -109,6 +141,7 @@ async def _handed_over(
         state=State.handed_over.value,
         digest=digest,
         to_organization_id=receiver.id,
+        details={**confirmed, **vehicle},
     )
 
 
@@ -117,6 +150,7 @@ async def _in_transit(
 ) -> repository.NewEvent:
     await _check_manifest(work, batch)
     org = work.principal.organization_id
+    vehicle = await _vehicle(work, sub, batch, org)
     batch.holder_id = org
     batch.carrier_id = org
     if sub.destination_organization_id:
@@ -131,7 +165,7 @@ async def _in_transit(
         event_type=EventType.in_transit,
         state=State.in_transit.value,
         digest=digest,
-        details={"destination": batch.destination_id},
+        details={"destination": batch.destination_id, **vehicle},
     )
 
 

@@ -46,6 +46,8 @@ class Work:
     organizations: dict[int, Organization] = field(default_factory=dict)
     photos: set[str] = field(default_factory=set)
     licences: dict[tuple[int, str], list[str] | None] = field(default_factory=dict)
+    # Per carrier: whether it has registered its fleet (wastetrack.fleet).
+    fleets: dict[int, bool] = field(default_factory=dict)
     sites: dict[int, int] = field(default_factory=dict)
     batch_ids: list[int] = field(default_factory=list)
     new_labels: list[repository.NewLabel] = field(default_factory=list)

@@ -7,6 +7,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from schemas.household import PickupCreate
+from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
@@ -107,8 +108,16 @@ async def set_sorted_collection(*, region_id: int, since: date | None) -> Region
         raise ValidationFailed(
             "sorted collection is recorded per community or village", field="region_id"
         )
+    before = audit.snapshot(region)
     region.sorted_collection_since = since
     await region.save(update_fields=["sorted_collection_since"])
+    await audit.record(
+        action="region.updated",
+        subject=region,
+        region_path=region.path,
+        before=before,
+        after=audit.snapshot(region),
+    )
     return region
 
 

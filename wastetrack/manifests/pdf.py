@@ -6,6 +6,7 @@ from datetime import datetime
 
 from fpdf import FPDF
 
+from wastetrack.batches.identifiers import spaced
 from wastetrack.batches.labels import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
 from wastetrack.core.timefmt import local_time
 from wastetrack.manifests.models import Manifest
@@ -18,6 +19,7 @@ def render_manifest_pdf(
     party_names: dict[int, str],
     timezone: str,
     cjk_fonts: Sequence[str] = CJK_FONT_CANDIDATES,
+    identifiers: dict[str, str] | None = None,
 ) -> bytes:
     """One page: the producer's, carriers' and receiver's sections, signatures and a QR; times
     in the city's zone (``settings.timezone``) to the minute."""
@@ -57,6 +59,15 @@ def render_manifest_pdf(
     row("数量 Quantity (kg)", manifest.quantity_kg)
     row("应急措施 Emergency measures", manifest.emergency_measures)
     row("批次 Batches", ", ".join(manifest.batch_codes))
+    known = identifiers or {}
+    if known:
+        # The HJ 1276-2022 数字识别码 each batch's label carries.
+        row(
+            "数字识别码 Identifiers",
+            "\n".join(
+                f"{code}: {spaced(known[code])}" for code in manifest.batch_codes if code in known
+            ),
+        )
     row("移出人签字 Signed", manifest.producer_signed_at)
     for leg in sorted(manifest.legs, key=lambda leg: leg.seq):
         pdf.ln(2)

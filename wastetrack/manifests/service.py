@@ -2,9 +2,10 @@
 by signatures, the receiver's decision within 5 working days, discrepancies, revisions."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.expressions import Q
 
@@ -15,11 +16,19 @@ from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.catalog import service as catalog
-from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
+from wastetrack.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    ValidationFailed,
+)
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import recorder
 from wastetrack.custody.rules import EventType
+from wastetrack.fleet import service as fleet
 from wastetrack.manifests.models import (
     Manifest,
     ManifestDiscrepancy,
@@ -96,6 +105,7 @@ async def create_manifest(
             f"the receiver holds no valid licence for {category.key}",
             field="receiver_organization_id",
         )
+    plates = []
     for index, leg in enumerate(submission.legs):
         carrier = await registry.get_organization(
             leg.carrier_organization_id, field=f"legs[{index}].carrier_organization_id"
@@ -104,6 +114,15 @@ async def create_manifest(
             raise ValidationFailed(
                 "a leg's carrier must be a carrier", field=f"legs[{index}].carrier_organization_id"
             )
+        plates.append(
+            await fleet.plate_for_carriage(
+                organization_id=carrier.id,
+                plate=leg.vehicle_plate,
+                rule=fleet.REGISTERED,
+                on=datetime.now(UTC).date(),
+                field=f"legs[{index}].vehicle_plate",
+            )
+        )
     producer = await registry.get_organization(principal.organization_id)
     manifest = await Manifest.create(
         number=await _next_number(area_code=area_code, year=datetime.now(UTC).year),
@@ -128,10 +147,10 @@ async def create_manifest(
                 manifest=manifest,
                 seq=seq,
                 carrier_id=leg.carrier_organization_id,
-                vehicle_plate=leg.vehicle_plate,
+                vehicle_plate=plate,
                 permit_number=leg.permit_number,
             )
-            for seq, leg in enumerate(submission.legs, start=1)
+            for seq, (leg, plate) in enumerate(zip(submission.legs, plates, strict=True), start=1)
         ]
     )
     return manifest
@@ -205,6 +224,7 @@ async def sign_producer(
                 "batch": code,
                 "device_time": handed_over_at or now,
                 "to_organization_id": first.carrier_id,
+                "vehicle_plate": first.vehicle_plate,
                 "note": f"联单 {manifest.number}",
             }
             for code in manifest.batch_codes
@@ -232,6 +252,13 @@ async def sign_leg(
         earlier.signed_at is None for earlier in legs if earlier.seq < seq
     ):
         raise RuleViolation("the producer and the earlier legs sign first", field="seq")
+    # The leg's vehicle must be the carrier's, licensed for hazardous goods on the day.
+    await fleet.plate_for_carriage(
+        organization_id=leg.carrier_id,
+        plate=leg.vehicle_plate,
+        rule=fleet.HAZARDOUS_LICENCE,
+        on=calendar.local_date(signature.handover_at, timezone=get_settings().timezone),
+    )
     if seq == 1:
         await _record(
             principal,
@@ -242,6 +269,7 @@ async def sign_leg(
                     "batch": code,
                     "device_time": signature.handover_at,
                     "destination_organization_id": manifest.receiver_id,
+                    "vehicle_plate": leg.vehicle_plate,
                     "note": f"联单 {manifest.number}",
                 }
                 for code in manifest.batch_codes
@@ -256,6 +284,110 @@ async def sign_leg(
     manifest.state = f"in_transit_leg_{seq}"
     await manifest.save(update_fields=["state"])
     return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One item of a bulk signing: the manifest, for a carrier its leg (default: its first leg
+    not signed yet) and the handover's time and place."""
+
+    manifest_id: int
+    seq: int | None = None
+    handover_at: datetime | None = None
+    handover_place: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    manifest: Manifest
+    seq: int | None
+    already: bool
+
+
+async def sign_many(
+    *,
+    principal: Principal,
+    role: Literal["producer", "carrier"],
+    signatures: list[Signature],
+    secret: str,
+) -> list[Signed]:
+    """Sign many manifests of one round at once (e-Manifest's "quicker sign"), each by the
+    single-signature rule: all or nothing, every refusal named `manifests[i]`; an item signed
+    already with the same content is reported as such, so a retry is harmless."""
+    done: list[Signed] = []
+    refused: list[tuple[int, DomainError]] = []
+    for index, signature in enumerate(signatures):
+        try:
+            if role == "producer":
+                done.append(await _sign_as_producer(principal, signature, secret))
+            else:
+                done.append(await _sign_as_carrier(principal, signature, secret))
+        except DomainError as error:
+            refused.append((index, error))
+    if refused:
+        # The request's transaction rolls back what the items before the refusal signed.
+        index, first = refused[0]
+        first.extra["errors"] = [
+            {
+                "field": f"manifests[{i}]",
+                "code": error.code,
+                "detail": error.detail,
+                "item_field": error.field,
+            }
+            for i, error in refused
+        ]
+        first.extra["item_field"] = first.field
+        first.field = f"manifests[{index}]"
+        first.detail = f"manifests[{index}]: {first.detail} (nothing was signed)"
+        raise first
+    return done
+
+
+async def _sign_as_producer(principal: Principal, signature: Signature, secret: str) -> Signed:
+    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id)
+    if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
+        raise Forbidden("only the producer signs the producer's section", field="role")
+    if manifest.producer_signed_at is not None:
+        return Signed(manifest, None, already=True)
+    signed = await sign_producer(
+        principal=principal,
+        manifest_id=manifest.id,
+        secret=secret,
+        handed_over_at=signature.handover_at,
+    )
+    return Signed(signed, None, already=False)
+
+
+async def _sign_as_carrier(principal: Principal, signature: Signature, secret: str) -> Signed:
+    if signature.handover_at is None or not signature.handover_place:
+        raise ValidationFailed("a carrier signs with the handover's time and place", field="role")
+    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id)
+    own = sorted(
+        (leg for leg in manifest.legs if leg.carrier_id == principal.organization_id),
+        key=lambda leg: leg.seq,
+    )
+    if signature.seq is not None:
+        own = [leg for leg in own if leg.seq == signature.seq]
+    if not own or principal.role != Role.carrier:
+        raise Forbidden("only the leg's carrier signs it", field="role")
+    leg = next((leg for leg in own if leg.signed_at is None), own[-1])
+    if leg.signed_at is not None:
+        if (leg.handover_at, leg.handover_place) == (
+            signature.handover_at,
+            signature.handover_place,
+        ):
+            return Signed(manifest, leg.seq, already=True)
+        raise Conflict(LOCKED, field=f"legs[{leg.seq}]")
+    signed = await sign_leg(
+        principal=principal,
+        manifest_id=manifest.id,
+        seq=leg.seq,
+        signature=LegSign(
+            handover_at=signature.handover_at, handover_place=signature.handover_place
+        ),
+        secret=secret,
+    )
+    return Signed(signed, leg.seq, already=False)
 
 
 def _receiver(principal: Principal, manifest: Manifest) -> None:

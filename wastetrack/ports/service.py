@@ -20,6 +20,7 @@ from schemas.ports import (
     FloatReplacementCreate,
     NotificationLine,
 )
+from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
@@ -77,7 +78,8 @@ async def register_port(
 ) -> FishingPort:
     """Record a fishing port's grade, position and reception facility."""
     org = await _fishing_port_org(port_id)
-    port, _ = await FishingPort.update_or_create(
+    existing = await FishingPort.get_or_none(organization=org)
+    port, created = await FishingPort.update_or_create(
         organization=org,
         defaults={
             "grade": grade,
@@ -86,6 +88,14 @@ async def register_port(
             "reception_facility": reception_facility,
             "listed": listed,
         },
+    )
+    await audit.record(
+        action="port.registered" if created else "port.updated",
+        subject=port,
+        organization_id=org.id,
+        region_path=org.region.path,
+        before=audit.snapshot(existing) if existing is not None else None,
+        after=audit.snapshot(port),
     )
     return port
 
@@ -97,7 +107,7 @@ async def add_berth(
     org = await _fishing_port_org(port_id)
     if await Berth.exists(port_id=org.id, name=name):
         raise Conflict(f"the port has a berth named {name!r} already", field="name")
-    return await Berth.create(
+    berth = await Berth.create(
         port=org,
         name=name,
         code=codes.new_code(),
@@ -105,6 +115,14 @@ async def add_berth(
         longitude=longitude,
         geofence_m=geofence_m or PORT_RULES["default_geofence_m"],
     )
+    await audit.record(
+        action="berth.created",
+        subject=berth,
+        organization_id=org.id,
+        region_path=org.region.path,
+        after=audit.snapshot(berth),
+    )
+    return berth
 
 
 async def list_berths(*, port_id: int) -> list[Berth]:

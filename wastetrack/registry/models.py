@@ -3,7 +3,10 @@
 from enum import StrEnum
 
 from tortoise import fields
+from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
+
+from wastetrack.registry import identities
 
 
 class RegionLevel(StrEnum):
@@ -57,6 +60,10 @@ class Region(Model):
 
     class Meta:
         table = "region"
+        # The format by level; that a child's code extends its parent's is the service's rule.
+        constraints = (
+            CheckConstraint(check=identities.region_code_check_sql(), name="region_code_format"),
+        )
 
 
 class Organization(Model):
@@ -74,6 +81,13 @@ class Organization(Model):
 
     class Meta:
         table = "organization"
+        # Length and alphabet; the check characters are verified by the service.
+        constraints = (
+            CheckConstraint(
+                check=f"credit_code ~ '{identities.CREDIT_PATTERN}'",
+                name="organization_credit_code_format",
+            ),
+        )
 
 
 class Site(Model):

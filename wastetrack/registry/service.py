@@ -4,12 +4,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.registry import access
+from wastetrack.registry import access, identities
 from wastetrack.registry.models import (
     MEDICAL_KINDS,
     FacilityLicence,
@@ -35,9 +36,8 @@ async def get_region(region_id: int) -> Region:
 async def create_region(
     *, code: str, name: str, level: RegionLevel, parent_id: int | None = None
 ) -> Region:
-    """Add a region under its parent: city → town/street → village/community."""
-    if await Region.exists(code=code):
-        raise Conflict(f"region code {code!r} is taken", field="code")
+    """Add a region under its parent: city → town/street → village/community, keyed by its
+    administrative-division code, which extends its parent's."""
     parent = await get_region(parent_id) if parent_id is not None else None
     if parent is None and level != RegionLevel.city:
         raise ValidationFailed("only a city may have no parent", field="parent_id")
@@ -45,9 +45,20 @@ async def create_region(
         raise ValidationFailed(
             f"a {level.value} cannot sit under a {parent.level.value}", field="level"
         )
+    code = identities.check_region_code(
+        code, level=level, parent_code=parent.code if parent else None
+    )
+    if await Region.exists(code=code):
+        raise Conflict(f"region code {code!r} is taken", field="code")
     region = await Region.create(code=code, name=name, level=level, parent=parent, path="/")
     region.path = f"{parent.path if parent else '/'}{region.id}/"
     await region.save(update_fields=["path"])
+    await audit.record(
+        action="region.created",
+        subject=region,
+        region_path=region.path,
+        after=audit.snapshot(region),
+    )
     return region
 
 
@@ -88,11 +99,11 @@ async def create_organization(
     bed_count: int | None = None,
     contact_phone: str | None = None,
 ) -> Organization:
-    """Register an organization of any kind in a region."""
+    """Register an organization of any kind in a region, by its unified social credit code
+    when it has one."""
     _check_beds(kind, bed_count)
     region = await get_region(region_id)
-    if credit_code and await Organization.exists(credit_code=credit_code):
-        raise Conflict(f"credit code {credit_code!r} is registered already", field="credit_code")
+    credit_code = await _free_credit_code(credit_code)
     org = await Organization.create(
         name=name,
         kind=kind,
@@ -102,30 +113,70 @@ async def create_organization(
         contact_phone=contact_phone,
     )
     org.region = region
+    await audit.record(
+        action="organization.created",
+        subject=org,
+        organization_id=org.id,
+        region_path=region.path,
+        after=audit.snapshot(org),
+    )
     return org
 
 
+async def _free_credit_code(
+    credit_code: str | None, *, organization_id: int | None = None
+) -> str | None:
+    """The normalized credit code when it is valid and no other organization holds it."""
+    if not credit_code:
+        return None
+    code = identities.normalize_credit_code(credit_code)
+    holders = Organization.filter(credit_code=code)
+    if organization_id is not None:
+        holders = holders.exclude(id=organization_id)
+    if await holders.exists():
+        raise Conflict(f"credit code {code!r} is registered already", field="credit_code")
+    return code
+
+
 async def update_organization(*, organization_id: int, changes: dict[str, Any]) -> Organization:
-    """Change an organization's name, region, beds or contact."""
+    """Change an organization's name, region, credit code, beds or contact."""
     org = await get_organization(organization_id)
+    before = audit.snapshot(org)
+    if "credit_code" in changes:
+        changes["credit_code"] = await _free_credit_code(
+            changes["credit_code"], organization_id=org.id
+        )
     if "region_id" in changes:
         org.region = await get_region(changes.pop("region_id"))
     _check_beds(org.kind, changes.get("bed_count", org.bed_count), required="bed_count" in changes)
     for key, value in changes.items():
         setattr(org, key, value)
     await org.save()
+    await audit.record(
+        action="organization.updated",
+        subject=org,
+        organization_id=org.id,
+        region_path=org.region.path,
+        before=before,
+        after=audit.snapshot(org),
+    )
     return org
 
 
 async def list_organizations(
-    *, principal: Principal, kind: OrganizationKind | None = None
+    *,
+    principal: Principal,
+    kind: OrganizationKind | None = None,
+    credit_code: str | None = None,
 ) -> list[Organization]:
-    """Organizations the user may read, optionally of one kind."""
+    """Organizations the user may read, optionally of one kind or by credit code."""
     query = access.readable(
         Organization.all(), principal, organization=("id",), region="region__path"
     )
     if kind:
         query = query.filter(kind=kind)
+    if credit_code is not None:
+        query = query.filter(credit_code=identities.normalize_credit_code(credit_code))
     return await query.prefetch_related("region").order_by("id")
 
 
@@ -140,7 +191,7 @@ async def create_site(
     if not (-180 <= longitude <= 180):
         raise ValidationFailed("longitude must lie between -180 and 180", field="longitude")
     # Every site gets a fixed QR plate: collection points are scanned at each pickup.
-    return await Site.create(
+    site = await Site.create(
         organization=org,
         name=name,
         region=region,
@@ -148,6 +199,14 @@ async def create_site(
         longitude=longitude,
         code=codes.new_code(),
     )
+    await audit.record(
+        action="site.created",
+        subject=site,
+        organization_id=org.id,
+        region_path=org.region.path,
+        after=audit.snapshot(site),
+    )
+    return site
 
 
 async def list_sites(*, principal: Principal, organization_id: int | None = None) -> list[Site]:
@@ -178,7 +237,8 @@ async def add_licence(
     unknown = [m for m in method_codes if m not in snap.methods]
     if unknown:
         raise ValidationFailed(f"unknown treatment methods {unknown}", field="method_codes")
-    licence, _ = await FacilityLicence.update_or_create(
+    existing = await FacilityLicence.get_or_none(organization=org, category_key=category_key)
+    licence, created = await FacilityLicence.update_or_create(
         organization=org,
         category_key=category_key,
         defaults={
@@ -186,6 +246,14 @@ async def add_licence(
             "permit_number": permit_number,
             "valid_until": valid_until,
         },
+    )
+    await audit.record(
+        action="licence.created" if created else "licence.updated",
+        subject=licence,
+        organization_id=org.id,
+        region_path=org.region.path,
+        before=audit.snapshot(existing) if existing is not None else None,
+        after=audit.snapshot(licence),
     )
     return licence
 
@@ -235,7 +303,7 @@ async def create_vessel(
             f"vessel {registration_number!r} is registered already", field="registration_number"
         )
     owner = await get_organization(owner_id, field="owner_id") if owner_id else None
-    return await Vessel.create(
+    vessel = await Vessel.create(
         name=name,
         registration_number=registration_number,
         gross_tonnage=gross_tonnage,
@@ -245,6 +313,14 @@ async def create_vessel(
         vessel_type=vessel_type,
         owner=owner,
     )
+    await audit.record(
+        action="vessel.created",
+        subject=vessel,
+        organization_id=port.id,
+        region_path=port.region.path,
+        after=audit.snapshot(vessel),
+    )
+    return vessel
 
 
 async def list_vessels(
@@ -293,13 +369,21 @@ async def create_service_agreement(
     unknown = [s for s in streams if s not in snap.streams]
     if unknown:
         raise ValidationFailed(f"unknown streams {unknown}", field="streams")
-    return await ServiceAgreement.create(
+    agreement = await ServiceAgreement.create(
         provider=provider,
         client=client,
         streams=sorted(set(streams)),
         valid_from=valid_from,
         valid_to=valid_to,
     )
+    await audit.record(
+        action="service_agreement.created",
+        subject=agreement,
+        organization_id=client.id,
+        region_path=client.region.path,
+        after=audit.snapshot(agreement),
+    )
+    return agreement
 
 
 async def list_service_agreements(*, principal: Principal) -> list[ServiceAgreement]:

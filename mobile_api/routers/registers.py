@@ -1,0 +1,141 @@
+"""Registers (台账) per organization: incoming, outgoing, storage inventory and the medical
+handover register, as JSON, CSV or XLSX."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from mobile_api.deps import AppSettings, CurrentUser, Period
+from mobile_api.tables import Format, export
+from schemas.base import Id
+from schemas.registers import IncomingRead, InventoryRead, MedicalHandoverRead, OutgoingRead
+from wastetrack.registers import service as registers
+
+router = APIRouter(prefix="/m/v1/registers", tags=["registers"])
+
+OrganizationId = Annotated[
+    Id | None, Query(description="whose register; default your own organization")
+]
+SiteId = Annotated[
+    Id | None, Query(description="only batches produced at this site of the organization")
+]
+
+
+@router.get("/incoming", response_model=list[IncomingRead])
+async def incoming(
+    user: CurrentUser,
+    settings: AppSettings,
+    period: Period,
+    organization_id: OrganizationId = None,
+    site_id: SiteId = None,
+    format: Format = "json",
+) -> Any:
+    """入库 register: batches that came into the organization's custody in the period."""
+    scope = await registers.scope_for(
+        principal=user, organization_id=organization_id, site_id=site_id
+    )
+    rows = await registers.incoming(
+        scope=scope,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
+    )
+    if format != "json":
+        return export(
+            [IncomingRead.model_validate(r) for r in rows],
+            name="incoming",
+            format=format,
+            headers=period.headers(),
+        )
+    return rows
+
+
+@router.get("/outgoing", response_model=list[OutgoingRead])
+async def outgoing(
+    user: CurrentUser,
+    settings: AppSettings,
+    period: Period,
+    organization_id: OrganizationId = None,
+    site_id: SiteId = None,
+    format: Format = "json",
+) -> Any:
+    """出库 register: batches that left the organization's custody in the period."""
+    scope = await registers.scope_for(
+        principal=user, organization_id=organization_id, site_id=site_id
+    )
+    rows = await registers.outgoing(
+        scope=scope,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
+    )
+    if format != "json":
+        return export(
+            [OutgoingRead.model_validate(r) for r in rows],
+            name="outgoing",
+            format=format,
+            headers=period.headers(),
+        )
+    return rows
+
+
+@router.get("/inventory", response_model=InventoryRead)
+async def inventory(
+    user: CurrentUser,
+    settings: AppSettings,
+    period: Period,
+    organization_id: OrganizationId = None,
+    site_id: SiteId = None,
+    format: Format = "json",
+    table: Annotated[
+        Literal["batches", "balance"],
+        Query(description="which table a CSV or XLSX holds: the batches held, or the balance"),
+    ] = "batches",
+) -> Any:
+    """库存 register: batches held at the end of the period with their storage days, and per
+    waste category opening + incoming - outgoing = closing."""
+    scope = await registers.scope_for(
+        principal=user, organization_id=organization_id, site_id=site_id
+    )
+    result = InventoryRead.model_validate(
+        await registers.inventory(
+            scope=scope,
+            date_from=period.date_from,
+            date_to=period.date_to,
+            timezone=settings.timezone,
+        )
+    )
+    if format != "json":
+        rows = result.batches if table == "batches" else result.balance
+        return export(rows, name=f"inventory-{table}", format=format, headers=period.headers())
+    return result
+
+
+@router.get("/medical-handover", response_model=list[MedicalHandoverRead])
+async def medical_handover(
+    user: CurrentUser,
+    settings: AppSettings,
+    period: Period,
+    organization_id: OrganizationId = None,
+    site_id: SiteId = None,
+    format: Format = "json",
+) -> Any:
+    """医疗废物交接登记: medical-waste handovers between the organization and another, with
+    the user who recorded each side; kept at least 3 years."""
+    scope = await registers.scope_for(
+        principal=user, organization_id=organization_id, site_id=site_id
+    )
+    rows = await registers.medical_handovers(
+        scope=scope,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
+    )
+    if format != "json":
+        return export(
+            [MedicalHandoverRead.model_validate(r) for r in rows],
+            name="medical-handover",
+            format=format,
+            headers=period.headers(),
+        )
+    return rows

@@ -1,0 +1,172 @@
+"""API keys over HTTP: issued once, stored as a keyed hash, scoped, touched at most once a
+minute, revocable; keys never manage keys."""
+
+import hashlib
+import hmac
+
+import httpx
+import pytest
+from tortoise import connections
+
+from tests.factories import World, medical_bag
+from tests.security.test_authorization_matrix import ANYONE, EXPECTED, concrete, route_table
+from wastetrack.apikeys.scopes import WRITES, Scope
+from wastetrack.core import keys
+from wastetrack.custody.models import CustodyEvent
+
+
+async def issue(
+    client: httpx.AsyncClient, world: World, scopes: list[str], org: str = "clinic", **extra: object
+) -> dict:
+    response = await client.post(
+        "/m/v1/api-keys",
+        headers=world.headers("admin"),
+        json={"name": "weighbridge", "scopes": scopes, "organization_id": world.orgs[org].id}
+        | extra,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def bearer(key: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key['key']}"}
+
+
+async def _row(key_id: int) -> dict:
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT row_to_json(k)::text AS text, k.secret_hash, k.last_used_at"
+        " FROM api_key k WHERE id = $1",
+        [key_id],
+    )
+    return rows[0]
+
+
+async def test_a_key_is_shown_once_and_stored_only_as_a_keyed_hash(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = await issue(client, world, ["read"])
+    token = key["key"]
+    assert token.startswith(f"wt_{key['prefix']}_")
+    row = await _row(key["id"])
+    secret = token.rsplit("_", 1)[1] if token.count("_") == 2 else token[len(key["prefix"]) + 4 :]
+    assert token not in row["text"] and secret not in row["text"]
+    expected = hmac.new(
+        keys.ring(world.settings.secret_key).key(keys.API_KEY), token.encode(), hashlib.sha256
+    ).hexdigest()
+    assert row["secret_hash"] == expected
+    listed = (await client.get("/m/v1/api-keys", headers=world.headers("admin"))).json()
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert "key" not in listed[0] and token not in str(listed)
+    assert listed[0]["created_by_username"] == "admin" and listed[0]["role"] == "generator"
+
+
+async def test_a_read_key_reads_but_may_not_record_events(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = await issue(client, world, ["read"])
+    assert (await client.get("/m/v1/batches", headers=bearer(key))).status_code == 200
+    refused = await client.post("/m/v1/events", headers=bearer(key), json=medical_bag())
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["field"] == "scope" and "'events'" in refused.json()["detail"]
+
+
+async def test_an_events_key_records_as_its_service_user_and_notes_its_use(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = await issue(client, world, ["events"])
+    assert (await _row(key["id"]))["last_used_at"] is None
+    recorded = await client.post("/m/v1/events", headers=bearer(key), json=medical_bag())
+    assert recorded.status_code == 201, recorded.text
+    event = await CustodyEvent.get().prefetch_related("actor")
+    assert event.actor.username == f"apikey.{key['prefix']}"
+    assert event.actor.organization_id == world.orgs["clinic"].id
+    assert (await _row(key["id"]))["last_used_at"] is not None
+    manifest = await client.post("/m/v1/manifests", headers=bearer(key), json={})
+    assert manifest.status_code == 403 and "'manifests'" in manifest.json()["detail"]
+
+
+async def test_a_manifests_key_reaches_the_manifest_routes(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = await issue(client, world, ["manifests"])
+    response = await client.post("/m/v1/manifests", headers=bearer(key), json={})
+    assert response.status_code == 422  # past authentication and scope: the body is empty
+
+
+async def test_last_use_is_written_at_most_once_a_minute(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = await issue(client, world, ["read"])
+    await client.get("/m/v1/batches", headers=bearer(key))
+    first = (await _row(key["id"]))["last_used_at"]
+    await client.get("/m/v1/batches", headers=bearer(key))
+    assert (await _row(key["id"]))["last_used_at"] == first
+    await connections.get("default").execute_query(
+        "UPDATE api_key SET last_used_at = last_used_at - interval '61 seconds' WHERE id = $1",
+        [key["id"]],
+    )
+    await client.get("/m/v1/batches", headers=bearer(key))
+    assert (await _row(key["id"]))["last_used_at"] > first
+
+
+async def test_a_revoked_or_unknown_key_is_refused(client: httpx.AsyncClient, world: World) -> None:
+    key = await issue(client, world, ["read", "events"])
+    assert (await client.get("/m/v1/batches", headers=bearer(key))).status_code == 200
+    forged = key["key"][:-1] + ("A" if key["key"][-1] != "A" else "B")
+    for token in (forged, "wt_000000000000_" + "x" * 43, "wt_nonsense"):
+        response = await client.get("/m/v1/batches", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, token
+    revoked = await client.delete(f"/m/v1/api-keys/{key['id']}", headers=world.headers("admin"))
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    response = await client.get("/m/v1/batches", headers=bearer(key))
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+async def test_keys_cannot_issue_keys(client: httpx.AsyncClient, world: World) -> None:
+    key = await issue(client, world, ["read", "events", "manifests"], org="bureau", role="manager")
+    response = await client.post(
+        "/m/v1/api-keys", headers=bearer(key), json={"name": "x", "scopes": ["read"]}
+    )
+    assert response.status_code == 403 and response.json()["field"] == "scope"
+
+
+async def test_no_key_acts_as_an_administrator(client: httpx.AsyncClient, world: World) -> None:
+    response = await client.post(
+        "/m/v1/api-keys",
+        headers=world.headers("admin"),
+        json={"name": "x", "scopes": ["read"], "role": "admin"},
+    )
+    assert response.status_code == 422 and response.json()["field"] == "role"
+
+
+def test_every_scoped_write_is_a_route_of_the_app(app) -> None:  # type: ignore[no-untyped-def]
+    assert not set(WRITES) - route_table(app)
+
+
+async def test_a_key_with_every_scope_writes_only_where_a_scope_opens_the_route(
+    app,  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient,
+    world: World,
+) -> None:
+    key = await issue(client, world, [s.value for s in Scope], org="carrier")
+    writes = sorted(
+        (m, p)
+        for m, p in route_table(app)
+        if m not in ("GET", "HEAD") and p.startswith("/m/") and EXPECTED.get((m, p)) != ANYONE
+    )
+    assert len(writes) > len(WRITES)
+    for method, path in writes:
+        response = await client.request(method, concrete(path), headers=bearer(key), json={})
+        if (method, path) in WRITES:
+            assert response.status_code not in (401, 403), (method, path, response.text)
+        else:
+            assert response.status_code in (401, 403), (method, path, response.status_code)
+
+
+@pytest.mark.parametrize("who", ["clinic", "manager", "auditor"])
+async def test_only_admins_manage_keys(client: httpx.AsyncClient, world: World, who: str) -> None:
+    response = await client.post(
+        "/m/v1/api-keys", headers=world.headers(who), json={"name": "x", "scopes": ["read"]}
+    )
+    assert response.status_code == 403

@@ -1,0 +1,217 @@
+"""The audit log: one entry per registry, user, licence and API key change, written with the
+change (or not at all), readable by managers (their region), auditors and admins."""
+
+import csv
+import io
+
+import asyncpg
+import httpx
+import pytest
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from tests.factories import World
+from wastetrack.audit.models import AuditEntry
+from wastetrack.auth import service as auth
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+
+async def entries(client: httpx.AsyncClient, world: World, who: str = "auditor", **params: object):  # type: ignore[no-untyped-def]
+    response = await client.get("/m/v1/audit", headers=world.headers(who), params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["entries"]
+
+
+@pytest.fixture
+async def baseline(world: World) -> int:
+    """The last entry written while building the world: each test reads what follows it."""
+    last = await AuditEntry.all().order_by("-id").first()
+    return last.id if last else 0
+
+
+async def test_an_organization_update_is_recorded_with_before_after_actor_and_request(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    org = world.orgs["clinic"]
+    response = await client.patch(
+        f"/admin/v1/organizations/{org.id}",
+        headers={**world.headers("admin"), "X-Request-ID": "audit-test-1"},
+        json={"name": "北山社区卫生服务站", "bed_count": 8},
+    )
+    assert response.status_code == 200, response.text
+    [entry] = await entries(client, world, subject_type="organization", after=baseline)
+    assert entry["action"] == "organization.updated"
+    assert entry["subject_id"] == str(org.id) and entry["organization_id"] == org.id
+    assert entry["before"]["name"] == "北山社区卫生室" and entry["before"]["bed_count"] == 6
+    assert entry["after"]["name"] == "北山社区卫生服务站" and entry["after"]["bed_count"] == 8
+    assert entry["actor_user_id"] == world.users["admin"].id
+    assert entry["request_id"] == "audit-test-1"
+
+
+async def test_the_world_s_registry_was_audited_as_it_was_built(world: World) -> None:
+    actions = set(await AuditEntry.all().values_list("action", flat=True))
+    assert {"region.created", "organization.created", "licence.created"} <= actions
+
+
+async def test_a_new_user_is_recorded_without_the_password_hash(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    response = await client.post(
+        "/admin/v1/users",
+        headers=world.headers("admin"),
+        json={
+            "username": "new_nurse",
+            "password": "a-long-password",
+            "role": "generator",
+            "organization_id": world.orgs["clinic"].id,
+        },
+    )
+    assert response.status_code == 201, response.text
+    [entry] = await entries(client, world, subject_type="user", after=baseline)
+    assert entry["action"] == "user.created" and entry["after"]["username"] == "new_nurse"
+    assert "password_hash" not in entry["after"]
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT count(*) AS n FROM audit_entry WHERE after::text LIKE '%argon2%'"
+        " OR after::text LIKE '%a-long-password%'"
+    )
+    assert rows[0]["n"] == 0
+
+
+async def test_deactivating_a_user_is_recorded(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    await auth.deactivate_user(user_id=world.users["collector"].id)
+    [entry] = await entries(client, world, subject_type="user", after=baseline)
+    assert entry["action"] == "user.deactivated"
+    assert entry["before"]["is_active"] is True and entry["after"]["is_active"] is False
+    assert entry["actor_user_id"] is None  # the CLI and jobs act as nobody in particular
+
+
+async def test_licence_changes_are_recorded_as_created_then_updated(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    url = f"/admin/v1/organizations/{world.orgs['facility'].id}/licences"
+    for methods in (["D10"], ["D10", "D9"]):
+        body = {"category_key": "med.sharps", "method_codes": methods}
+        response = await client.post(url, headers=world.headers("admin"), json=body)
+        assert response.status_code == 201, response.text
+    created, updated = await entries(client, world, subject_type="licence", after=baseline)
+    assert created["action"] == "licence.created" and created["before"] is None
+    assert updated["action"] == "licence.updated"
+    assert updated["before"]["method_codes"] == ["D10"]
+    assert updated["after"]["method_codes"] == ["D10", "D9"]
+
+
+async def test_issuing_and_revoking_a_key_is_recorded_without_its_secret(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    issued = await client.post(
+        "/m/v1/api-keys",
+        headers=world.headers("admin"),
+        json={"name": "BI", "scopes": ["read"], "organization_id": world.orgs["bureau"].id},
+    )
+    key = issued.json()
+    await client.delete(f"/m/v1/api-keys/{key['id']}", headers=world.headers("admin"))
+    found = await entries(client, world, subject_type="api_key", after=baseline)
+    assert [e["action"] for e in found] == ["api_key.issued", "api_key.revoked"]
+    assert found[1]["before"]["revoked_at"] is None and found[1]["after"]["revoked_at"]
+    assert all(e["actor_user_id"] == world.users["admin"].id for e in found)
+    text = str(found)
+    assert key["key"] not in text and "secret_hash" not in text
+
+
+async def test_a_failed_change_writes_no_entry(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    org = world.orgs["carrier"]
+    response = await client.patch(
+        f"/admin/v1/organizations/{org.id}", headers=world.headers("admin"), json={"bed_count": 3}
+    )
+    assert response.status_code == 422
+    with pytest.raises(RuntimeError):
+        async with in_transaction():
+            await registry.create_organization(
+                name="回滚测试", kind=OrganizationKind.carrier, region_id=world.regions["city"].id
+            )
+            raise RuntimeError("a later step of the same request fails")
+    assert await entries(client, world, who="admin", after=baseline) == []
+
+
+async def test_the_log_refuses_edits(world: World) -> None:
+    conn = connections.get("default")
+    for sql in ("UPDATE audit_entry SET action = 'x'", "DELETE FROM audit_entry"):
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await conn.execute_query(sql)
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("clinic", 403), ("carrier", 403), ("manager", 200), ("auditor", 200)]
+)
+async def test_managers_and_auditors_read_the_log_clinics_do_not(
+    client: httpx.AsyncClient, world: World, who: str, status: int
+) -> None:
+    for path in ("/m/v1/audit", "/m/v1/audit.csv"):
+        response = await client.get(path, headers=world.headers(who))
+        assert response.status_code == status, (path, response.text)
+
+
+async def test_a_manager_reads_the_entries_of_their_region_only(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    for key in ("clinic", "other_clinic"):
+        org = world.orgs[key]
+        await client.patch(
+            f"/admin/v1/organizations/{org.id}",
+            headers=world.headers("admin"),
+            json={"contact_phone": "0631-7000000"},
+        )
+    town = await entries(client, world, who="town_manager", after=baseline)
+    assert [e["organization_id"] for e in town] == [world.orgs["other_clinic"].id]
+    city = await entries(client, world, who="manager", after=baseline)
+    assert {e["organization_id"] for e in city} == {
+        world.orgs["clinic"].id,
+        world.orgs["other_clinic"].id,
+    }
+
+
+async def test_pages_follow_each_other_and_the_csv_holds_the_same_entries(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    first = await client.get("/m/v1/audit", headers=world.headers("admin"), params={"limit": 2})
+    second = await client.get(
+        "/m/v1/audit",
+        headers=world.headers("admin"),
+        params={"limit": 2, "after": first.json()["next"]},
+    )
+    ids = [e["id"] for e in first.json()["entries"] + second.json()["entries"]]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    exported = await client.get("/m/v1/audit.csv", headers=world.headers("admin"))
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [int(r["id"]) for r in rows[:4]] == ids
+    assert rows[0]["action"] == "region.created"
+
+
+async def test_region_and_port_changes_are_recorded(
+    client: httpx.AsyncClient, world: World, baseline: int
+) -> None:
+    admin = world.headers("admin")
+    village = world.regions["village"].id
+    sorting = await client.put(
+        f"/admin/v1/regions/{village}/sorting",
+        headers=admin,
+        json={"sorted_collection_since": "2026-03-01"},
+    )
+    assert sorting.status_code == 200, sorting.text
+    berth = await client.post(
+        f"/admin/v1/ports/{world.orgs['port'].id}/berths",
+        headers=admin,
+        json={"name": "一号泊位", "latitude": 36.9, "longitude": 122.4},
+    )
+    assert berth.status_code == 201, berth.text
+    region, added = await entries(client, world, who="admin", after=baseline)
+    assert region["action"] == "region.updated"
+    assert region["before"]["sorted_collection_since"] is None
+    assert region["after"]["sorted_collection_since"] == "2026-03-01"
+    assert added["action"] == "berth.created" and added["after"]["name"] == "一号泊位"

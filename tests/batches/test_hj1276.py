@@ -1,0 +1,255 @@
+"""HJ 1276-2022: the 数字识别码 of hazardous-waste batches (format, numbering under concurrent
+tagging, lookup) and the label as the standard draws it, decoded by an independent reader."""
+
+import asyncio
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pypdf
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests.custody.helpers import tag_bag
+from tests.factories import World, make_user, medical_bag
+from wastetrack.auth.models import Role
+from wastetrack.batches import identifiers
+from wastetrack.batches.models import Batch
+from wastetrack.core.settings import get_settings
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+# GB 32100-2015's own worked example, with its correct check character.
+CREDIT_CODE = "91350100M000100Y43"
+DPI = 300
+
+
+def px(mm: float) -> int:
+    return round(mm / 25.4 * DPI)
+
+
+@pytest.fixture
+async def maker(world: World) -> str:
+    """A shipyard with a credit code, able to tag its own hazardous waste."""
+    org = await registry.create_organization(
+        name="荣成某船舶修造公司",
+        kind=OrganizationKind.enterprise,
+        region_id=world.regions["city"].id,
+        credit_code=CREDIT_CODE,
+        contact_phone="0631-7561234",
+    )
+    world.orgs["maker"] = org
+    await make_user(world, "maker", Role.generator, org)
+    return "maker"
+
+
+def drum(**fields: object) -> dict:
+    values = {
+        "stream": "hazardous",
+        "category": "hw.08",
+        "waste_code": "900-249-08",
+        "hazard": ["T", "I"],
+        "quantity": "180",
+    }
+    body = medical_bag(**{**values, **fields})
+    body.pop("event_type")
+    return body
+
+
+async def tag(client: httpx.AsyncClient, world: World, who: str, **fields: object) -> dict:
+    made = await client.post("/m/v1/batches", json=drum(**fields), headers=world.headers(who))
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+def city_day(value: str) -> str:
+    when = datetime.fromisoformat(value).astimezone(ZoneInfo("Asia/Shanghai"))
+    return f"{when:%Y%m%d}"
+
+
+async def test_identifier_has_four_segments_and_37_characters(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    # 23:30 UTC is the next morning in Rongcheng: the date segment is the city's day.
+    late = (datetime.now(UTC) - timedelta(days=1)).replace(hour=23, minute=30)
+    first = await tag(client, world, maker, device_time=late.isoformat())
+    second = await tag(client, world, maker, device_time=late.isoformat())
+    other_code = await tag(client, world, maker, waste_code="900-214-08")
+    day = f"{late.astimezone(ZoneInfo('Asia/Shanghai')):%Y%m%d}"
+    assert day != f"{late:%Y%m%d}"
+    assert first["identifier"] == f"{CREDIT_CODE}90024908{day}001"
+    assert second["identifier"] == f"{CREDIT_CODE}90024908{day}002"
+    assert len(first["identifier"]) == identifiers.LENGTH == 37
+    assert identifiers.segments(first["identifier"]) == (CREDIT_CODE, "90024908", day, "001")
+    # Another waste code counts from 001 again.
+    assert other_code["identifier"].endswith("001")
+    assert other_code["identifier"][18:26] == "90021408"
+
+
+async def test_concurrent_taggings_never_share_an_identifier(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    when = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    made = await asyncio.gather(
+        *(
+            client.post("/m/v1/batches", json=drum(device_time=when), headers=world.headers(maker))
+            for _ in range(8)
+        )
+    )
+    assert [response.status_code for response in made] == [201] * 8, [r.text for r in made]
+    numbers = sorted(response.json()["identifier"][-3:] for response in made)
+    assert numbers == [f"{n:03d}" for n in range(1, 9)]
+    stored = await Batch.filter(identifier__isnull=False).values_list("identifier", flat=True)
+    assert len(set(stored)) == len(stored) == 8
+
+
+async def test_non_hazardous_and_uncoded_producers_get_no_identifier(
+    client: httpx.AsyncClient, world: World, maker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bag = await tag_bag(client, world)
+    assert bag["identifier"] is None
+    # A producer without a credit code: tagged without one by default ...
+    plant = await registry.create_organization(
+        name="无代码企业", kind=OrganizationKind.enterprise, region_id=world.regions["city"].id
+    )
+    await make_user(world, "uncoded", Role.generator, plant)
+    assert (await tag(client, world, "uncoded"))["identifier"] is None
+    # ... and refused when the city requires the code.
+    monkeypatch.setattr(get_settings(), "hj1276_require_credit_code", True)
+    refused = await client.post("/m/v1/batches", json=drum(), headers=world.headers("uncoded"))
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "producer_organization_id"
+    assert (await tag(client, world, maker))["identifier"] is not None
+
+
+async def test_scan_and_lookup_accept_the_identifier(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    made = await tag(client, world, maker)
+    identifier = made["identifier"]
+    typed = identifiers.spaced(identifier).lower()  # as a person would type it off the label
+    for qr in (identifier, typed):
+        scanned = await client.get("/m/v1/scan", params={"qr": qr}, headers=world.headers(maker))
+        assert scanned.status_code == 200, scanned.text
+        assert (scanned.json()["kind"], scanned.json()["batch"]["code"]) == ("batch", made["code"])
+    found = await client.get(f"/m/v1/batches/{identifier}", headers=world.headers(maker))
+    assert found.json()["code"] == made["code"]
+    # An unknown identifier, and a known one the user may not see, answer as an unknown code.
+    unknown = identifier[:-3] + "999"
+    answers = [
+        await client.get("/m/v1/scan", params={"qr": unknown}, headers=world.headers(maker)),
+        await client.get("/m/v1/scan", params={"qr": identifier}, headers=world.headers("clinic")),
+        await client.get("/m/v1/scan", params={"qr": "ZZZZZZZZZ"}, headers=world.headers(maker)),
+    ]
+    assert [a.status_code for a in answers] == [404, 404, 404]
+    assert len({a.json()["detail"] for a in answers}) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "side_mm", "text_mm"),
+    [
+        ({}, 100, 3),
+        ({"volume_l": "50"}, 100, 3),
+        ({"volume_l": "200"}, 150, 5),
+        ({"volume_l": "1000"}, 200, 6),
+        ({"size": "200"}, 200, 6),
+    ],
+)
+async def test_hazardous_label_has_its_true_size_and_decodes(
+    client: httpx.AsyncClient,
+    world: World,
+    maker: str,
+    query: dict,
+    side_mm: int,
+    text_mm: int,
+) -> None:
+    made = await tag(client, world, maker)
+    response = await client.get(
+        f"/m/v1/batches/{made['code']}/label.png", params=query, headers=world.headers(maker)
+    )
+    assert response.status_code == 200, response.text
+    image = Image.open(io.BytesIO(response.content))
+    assert image.size == (px(side_mm), px(side_mm))
+    assert round(image.info["dpi"][0]) == DPI
+    assert image.info["Standard"] == "HJ 1276-2022"
+    assert int(image.info["MinTextHeightPx"]) >= px(text_mm)
+    assert image.info["OverflowPx"] == "0"
+    assert image.info["Identifier"] == made["identifier"]
+    assert [r.text for r in zxingcpp.read_barcodes(image)] == [made["qr_url"]]
+
+
+async def test_label_size_applies_to_hazardous_waste_only(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    bag = await tag_bag(client, world)
+    refused = await client.get(
+        f"/m/v1/batches/{bag['code']}/label.png",
+        params={"size": "100"},
+        headers=world.headers("clinic"),
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "size")
+    wrong = await client.get(
+        f"/m/v1/batches/{bag['code']}/label.png",
+        params={"size": "120"},
+        headers=world.headers("clinic"),
+    )
+    assert wrong.status_code == 422
+
+
+async def test_manifest_pdf_prints_each_batch_identifier(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    city = world.regions["city"].id
+    plant = await registry.create_organization(
+        name="危废处置中心", kind=OrganizationKind.treatment_facility, region_id=city
+    )
+    await registry.add_licence(
+        organization_id=plant.id, category_key="hw.08", method_codes=["R9", "D10"]
+    )
+    made = [
+        await tag(
+            client, world, maker, device_time=(datetime.now(UTC) - timedelta(hours=3)).isoformat()
+        )
+        for _ in range(2)
+    ]
+    created = await client.post(
+        "/m/v1/manifests",
+        json={
+            "category": "hw.08",
+            "waste_code": "900-249-08",
+            "waste_name": "废机油",
+            "hazard": ["T", "I"],
+            "physical_form": "液态",
+            "packaging": "200L铁桶×2",
+            "quantity_kg": "360",
+            "emergency_measures": "泄漏时用吸油毡围堵，禁止明火",
+            "batches": [m["code"] for m in made],
+            "receiver_organization_id": plant.id,
+            "legs": [
+                {
+                    "carrier_organization_id": world.orgs["carrier"].id,
+                    "vehicle_plate": "鲁K12345",
+                    "permit_number": "鲁危运001",
+                }
+            ],
+        },
+        headers=world.headers(maker),
+    )
+    assert created.status_code == 201, created.text
+    pdf = await client.get(
+        f"/m/v1/manifests/{created.json()['id']}/manifest.pdf", headers=world.headers(maker)
+    )
+    text = re.sub(r"\s+", " ", pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text())
+    for batch in made:
+        assert identifiers.spaced(batch["identifier"]) in text
+
+
+def test_identifier_text_is_recognized_only_in_its_own_shape() -> None:
+    identifier = f"{CREDIT_CODE}9002490820261130001"
+    assert identifiers.normalize(f" {identifiers.spaced(identifier).lower()} ") == identifier
+    assert identifiers.normalize(identifier.replace("Y", "O")) is None  # no O in credit codes
+    assert identifiers.normalize(identifier[:-1]) is None
+    assert identifiers.normalize("R98H0PN9Q") is None

@@ -1,0 +1,154 @@
+"""A carrier signs the manifests of one round in one request: all or nothing, idempotent."""
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.factories import World, make_user, medical_bag
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.manifests.models import ManifestLeg
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+async def round_of_three(client: httpx.AsyncClient, world: World) -> list[int]:
+    """Three drafted manifests of one producer, each of one batch and one leg by the carrier."""
+    city = world.regions["city"].id
+    maker = await registry.create_organization(
+        name="荣成某船舶修造公司", kind=OrganizationKind.enterprise, region_id=city
+    )
+    plant = await registry.create_organization(
+        name="危废处置中心", kind=OrganizationKind.treatment_facility, region_id=city
+    )
+    await registry.add_licence(
+        organization_id=plant.id, category_key="hw.08", method_codes=["R9", "D10"]
+    )
+    await make_user(world, "maker", Role.generator, maker)
+    ids = []
+    for _ in range(3):
+        bag = medical_bag(
+            stream="hazardous",
+            category="hw.08",
+            waste_code="900-249-08",
+            hazard=["T", "I"],
+            quantity="400",
+            device_time=(NOW - timedelta(hours=3)).isoformat(),
+        )
+        bag.pop("event_type")
+        made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
+        assert made.status_code == 201, made.text
+        manifest = await client.post(
+            "/m/v1/manifests",
+            json={
+                "category": "hw.08",
+                "waste_code": "900-249-08",
+                "waste_name": "废机油",
+                "hazard": ["T", "I"],
+                "physical_form": "液态",
+                "packaging": "200L铁桶×2",
+                "quantity_kg": "400",
+                "emergency_measures": "泄漏时用吸油毡围堵，禁止明火",
+                "batches": [made.json()["code"]],
+                "receiver_organization_id": plant.id,
+                "legs": [
+                    {
+                        "carrier_organization_id": world.orgs["carrier"].id,
+                        "vehicle_plate": "鲁K12345",
+                        "permit_number": "鲁危运001",
+                    }
+                ],
+            },
+            headers=world.headers("maker"),
+        )
+        assert manifest.status_code == 201, manifest.text
+        ids.append(manifest.json()["id"])
+    return ids
+
+
+async def bulk(
+    client: httpx.AsyncClient, world: World, who: str, role: str, ids: list[int]
+) -> httpx.Response:
+    items = [
+        {"manifest_id": i}
+        if role == "producer"
+        else {
+            "manifest_id": i,
+            "handover_at": (NOW - timedelta(hours=1)).isoformat(),
+            "handover_place": "石岛",
+        }
+        for i in ids
+    ]
+    return await client.post(
+        "/m/v1/manifests/sign",
+        json={"role": role, "manifests": items},
+        headers=world.headers(who),
+    )
+
+
+async def test_one_bad_manifest_signs_none_and_names_its_index(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    first, _middle, last = round_of_three
+    # The producer signs two of three in one request: the middle one stays a draft.
+    signed = await bulk(client, world, "maker", "producer", [first, last])
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["signed"] == 2
+    events_before = await CustodyEvent.all().count()
+    refused = await bulk(client, world, "carrier", "carrier", round_of_three)
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["field"] == "manifests[1]"
+    assert [e["field"] for e in problem["errors"]] == ["manifests[1]"]
+    assert await ManifestLeg.filter(signed_at__not_isnull=True).count() == 0
+    assert await CustodyEvent.all().count() == events_before
+    assert {b.state for b in await Batch.all()} == {"tagged", "handed_over"}
+
+
+async def test_a_retried_bulk_signature_changes_nothing(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    assert (await bulk(client, world, "maker", "producer", round_of_three)).status_code == 200
+    signed = await bulk(client, world, "carrier", "carrier", round_of_three)
+    assert signed.status_code == 200, signed.text
+    assert (signed.json()["signed"], signed.json()["already_signed"]) == (3, 0)
+    assert {r["state"] for r in signed.json()["results"]} == {"in_transit_leg_1"}
+    events = await CustodyEvent.all().count()
+    again = await bulk(client, world, "carrier", "carrier", round_of_three)
+    assert again.status_code == 200, again.text
+    assert (again.json()["signed"], again.json()["already_signed"]) == (0, 3)
+    assert await CustodyEvent.all().count() == events
+    assert {b.state for b in await Batch.all()} == {"in_transit"}
+    # The same legs with another time are a different signature: refused, the section locked.
+    other = await client.post(
+        "/m/v1/manifests/sign",
+        json={
+            "role": "carrier",
+            "manifests": [
+                {
+                    "manifest_id": round_of_three[2],
+                    "handover_at": NOW.isoformat(),
+                    "handover_place": "石岛",
+                }
+            ],
+        },
+        headers=world.headers("carrier"),
+    )
+    assert (other.status_code, other.json()["field"]) == (409, "manifests[0]")
+
+
+async def test_a_carrier_must_say_when_and_where_for_each_item(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    response = await client.post(
+        "/m/v1/manifests/sign",
+        json={"role": "carrier", "manifests": [{"manifest_id": round_of_three[0]}]},
+        headers=world.headers("carrier"),
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "manifests[0].handover_at"

@@ -1,0 +1,204 @@
+"""A producer without an account confirms a handover with a one-time PIN from its printed list."""
+
+import io
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pypdf
+import pytest
+
+from tests.factories import World, event, medical_bag
+from wastetrack.batches.models import Batch
+from wastetrack.cosign import service as cosign
+from wastetrack.cosign.models import PinList, PinUse
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import Organization, OrganizationKind
+
+
+@pytest.fixture
+async def farm_clinic(world: World) -> Organization:
+    """A village clinic with no user account, served by the carrier."""
+    clinic = await registry.create_organization(
+        name="西村卫生室",
+        kind=OrganizationKind.clinic,
+        region_id=world.regions["village"].id,
+        bed_count=0,
+    )
+    await registry.create_service_agreement(
+        provider_organization_id=world.orgs["carrier"].id,
+        client_organization_id=clinic.id,
+        streams=["medical"],
+        valid_from=date.today() - timedelta(days=30),
+    )
+    return clinic
+
+
+async def issue(client: httpx.AsyncClient, world: World, who: str, org_id: int) -> httpx.Response:
+    return await client.post(f"/m/v1/organizations/{org_id}/pins", headers=world.headers(who))
+
+
+def printed_codes(pdf: bytes) -> list[str]:
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    return re.findall(r"(?<!\d)\d{6}(?!\d)", text)
+
+
+async def tag(client: httpx.AsyncClient, world: World, clinic: Organization) -> str:
+    body = medical_bag(producer_organization_id=clinic.id)
+    body.pop("event_type")
+    made = await client.post("/m/v1/batches", json=body, headers=world.headers("carrier"))
+    assert made.status_code == 201, made.text
+    return str(made.json()["code"])
+
+
+async def collect(
+    client: httpx.AsyncClient, world: World, code: str, pin: str | None, minutes: int = 30
+) -> httpx.Response:
+    fields = {} if pin is None else {"producer_pin": pin}
+    body = event("collected", code, minutes=minutes, **fields)
+    return await client.post("/m/v1/events", json=body, headers=world.headers("carrier"))
+
+
+async def test_the_pin_list_pdf_prints_the_producers_current_codes(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    refused = await issue(client, world, "carrier", farm_clinic.id)
+    assert refused.status_code == 403, refused.text
+    issued = await issue(client, world, "manager", farm_clinic.id)
+    assert issued.status_code == 201, issued.text
+    assert issued.headers["content-type"] == "application/pdf"
+    assert (issued.headers["X-Pin-List"], issued.headers["X-Pin-Count"]) == ("1", "40")
+    pin_list = await PinList.get(organization_id=farm_clinic.id)
+    codes = cosign.list_codes(secret=world.settings.secret_key, pin_list=pin_list)
+    assert printed_codes(issued.content) == codes
+    assert len(set(codes)) == 40
+
+
+async def test_a_collection_with_the_right_pin_is_confirmed_on_the_event(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    code = await tag(client, world, farm_clinic)
+    missing = await collect(client, world, code, None)
+    assert (missing.status_code, missing.json()["field"]) == (422, "producer_pin")
+    done = await collect(client, world, code, codes[4])
+    assert done.status_code == 201, done.text
+    events = await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("carrier"))
+    collected = events.json()[-1]
+    assert collected["event_type"] == "collected"
+    assert collected["details"]["producer_confirmed"] == "pin"
+    assert collected["details"]["producer_pin"] == "1/5"
+    assert codes[4] not in str(collected["details"])
+
+
+async def test_a_wrong_or_spent_pin_is_refused_and_nothing_is_written(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    first, second = await tag(client, world, farm_clinic), await tag(client, world, farm_clinic)
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes)
+    refused = await collect(client, world, first, wrong)
+    assert (refused.status_code, refused.json()["field"]) == (422, "producer_pin")
+    assert (await collect(client, world, first, codes[0])).status_code == 201
+    # The same code an hour later, for another handover: spent.
+    spent = await collect(client, world, second, codes[0], minutes=95)
+    assert (spent.status_code, spent.json()["field"]) == (422, "producer_pin")
+    assert "used already" in spent.json()["detail"]
+    assert (await Batch.get(code=second)).state == "tagged"
+    assert await CustodyEvent.filter(batch__code=second).count() == 1
+    assert await PinUse.all().count() == 1
+
+
+async def test_a_new_list_revokes_the_old_one(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    old = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    new = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    code = await tag(client, world, farm_clinic)
+    stale = old[0] if old[0] not in new else old[1]
+    refused = await collect(client, world, code, stale)
+    assert (refused.status_code, refused.json()["field"]) == (422, "producer_pin")
+    assert (await collect(client, world, code, new[0])).status_code == 201
+
+
+async def test_pins_lock_after_repeated_wrong_attempts(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    code = await tag(client, world, farm_clinic)
+    wrong = [f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes][:5]
+    for pin in wrong:
+        assert (await collect(client, world, code, pin)).status_code == 422
+    locked = await collect(client, world, code, codes[0])
+    assert (locked.status_code, locked.json()["field"]) == (429, "producer_pin")
+    assert "Retry-After" in locked.headers
+    assert (await Batch.get(code=code)).state == "tagged"
+
+
+async def test_a_producer_with_its_own_users_may_hand_over_without_a_pin(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    body = medical_bag(carrier_organization_id=world.orgs["carrier"].id)
+    body.pop("event_type")
+    made = await client.post("/m/v1/batches", json=body, headers=world.headers("clinic"))
+    code = made.json()["code"]
+    done = await collect(client, world, code, None)
+    assert done.status_code == 201, done.text
+    events = await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("carrier"))
+    assert "producer_confirmed" not in events.json()[-1]["details"]
+
+
+def test_codes_depend_on_the_producer_and_the_list() -> None:
+    secret = "pin-test-secret-" + "y" * 40
+    lists = [
+        PinList(
+            organization_id=org, serial=serial, key_version=1, size=10, issued_at=datetime.now(UTC)
+        )
+        for org, serial in ((1, 1), (2, 1), (1, 2))
+    ]
+    codes = [cosign.list_codes(secret=secret, pin_list=pin_list) for pin_list in lists]
+    assert codes[0] == cosign.list_codes(secret=secret, pin_list=lists[0])
+    assert codes[0] != codes[1] and codes[0] != codes[2]
+
+
+async def test_one_pin_confirms_every_bag_the_carrier_takes_on_the_same_visit(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    bags = [await tag(client, world, farm_clinic) for _ in range(2)]
+    synced = await client.post(
+        "/m/v1/sync",
+        json={
+            "events": [
+                event("collected", bag, minutes=30 + i, producer_pin=codes[0])
+                for i, bag in enumerate(bags)
+            ]
+        },
+        headers=world.headers("carrier"),
+    )
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["applied"] == 2
+    assert {b.state for b in await Batch.filter(code__in=bags)} == {"collected"}
+
+
+async def test_label_stock_for_a_producer_without_users_ends_with_a_new_pin_list(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    old = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    sheet = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": farm_clinic.id, "stream": "medical", "count": 3},
+    )
+    assert sheet.status_code == 201, sheet.text
+    reader = pypdf.PdfReader(io.BytesIO(sheet.content))
+    assert len(reader.pages) == 2  # the labels, then the PIN list
+    current = await PinList.get(organization_id=farm_clinic.id, revoked_at=None)
+    assert current.serial == 2
+    new = cosign.list_codes(secret=world.settings.secret_key, pin_list=current)
+    assert printed_codes(sheet.content) == new
+    code = await tag(client, world, farm_clinic)
+    stale = next(pin for pin in old if pin not in new)
+    assert (await collect(client, world, code, stale)).status_code == 422
+    assert (await collect(client, world, code, new[0])).status_code == 201

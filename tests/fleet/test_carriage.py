@@ -1,0 +1,202 @@
+"""The plate a carriage names, the positions a vehicle reports, the trajectory of a batch and
+the alert on a leg overdue."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.custody.helpers import post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.alerts import service as alerts
+from wastetrack.alerts.models import Alert
+from wastetrack.core.errors import ValidationFailed
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.fleet import service as fleet
+
+PLATE = "鲁K12345"
+
+
+async def register(client: httpx.AsyncClient, world: World, plate: str = PLATE, **fields) -> None:
+    body = {"plate": plate, "permit_number": "371082000001", "capacity_kg": "2000", **fields}
+    response = await client.post("/m/v1/vehicles", json=body, headers=world.headers("carrier"))
+    assert response.status_code == 201, response.text
+
+
+async def bag_for_carrier(client: httpx.AsyncClient, world: World) -> str:
+    return (await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id))["code"]
+
+
+async def test_medical_collection_needs_a_registered_vehicle_of_the_carrier(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await register(client, world)
+    await register(client, world, plate="鲁K54321")
+    await client.delete("/m/v1/vehicles/鲁K54321", headers=world.headers("carrier"))
+    code = await bag_for_carrier(client, world)
+    for plate, why in [
+        (None, "name the vehicle"),
+        ("鲁K99999", "not a registered vehicle"),
+        ("鲁K54321", "retired"),
+        ("K12345", "not a Chinese plate"),
+    ]:
+        fields = {"vehicle_plate": plate} if plate else {}
+        response = await post_event(
+            client, world, "carrier", event("collected", code, minutes=10, **fields)
+        )
+        assert response.status_code == 422, (plate, response.text)
+        assert response.json()["field"] == "vehicle_plate"
+        assert why in response.json()["detail"]
+    response = await post_event(
+        client, world, "carrier", event("collected", code, minutes=10, vehicle_plate="鲁k 12345")
+    )
+    assert response.status_code == 201, response.text
+    recorded = await CustodyEvent.get(batch__code=code, event_type="collected")
+    assert recorded.details["vehicle_plate"] == PLATE
+
+
+async def test_a_carrier_without_a_registered_fleet_is_not_held_to_the_plate_rule(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await bag_for_carrier(client, world)
+    response = await post_event(client, world, "carrier", event("collected", code, minutes=10))
+    assert response.status_code == 201, response.text
+
+
+async def test_hazardous_waste_needs_a_licence_valid_on_the_day(world: World) -> None:
+    from wastetrack.fleet.models import Vehicle
+
+    carrier = world.orgs["carrier"].id
+    await Vehicle.create(
+        organization_id=carrier,
+        plate=PLATE,
+        permit_number="1",
+        capacity_kg=1000,
+        hazardous_licence_number="鲁交危许字1",
+        hazardous_licence_expires=date(2026, 6, 30),
+    )
+    await Vehicle.create(
+        organization_id=carrier, plate="鲁K54321", permit_number="2", capacity_kg=1
+    )
+
+    async def check(plate: str, on: date, rule: str = fleet.HAZARDOUS_LICENCE) -> str | None:
+        return await fleet.plate_for_carriage(
+            organization_id=carrier, plate=plate, rule=rule, on=on
+        )
+
+    assert await check(PLATE, date(2026, 6, 30)) == PLATE
+    with pytest.raises(ValidationFailed, match="valid on 2026-07-01"):
+        await check(PLATE, date(2026, 7, 1))
+    with pytest.raises(ValidationFailed, match="道路危险货物运输许可"):
+        await check("鲁K54321", date(2026, 1, 1))
+    # Medical waste asks only for a registered vehicle.
+    assert await check("鲁K54321", date(2026, 7, 1), fleet.REGISTERED) == "鲁K54321"
+
+
+def fix(minutes: float, lat: float, lon: float, start: datetime) -> dict:
+    return {
+        "time": (start + timedelta(minutes=minutes)).isoformat(),
+        "latitude": lat,
+        "longitude": lon,
+    }
+
+
+async def test_positions_are_stored_once_per_vehicle_and_time(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await register(client, world)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    first = [fix(m, 37.16, 122.41 + m / 1000, start) for m in (0, 1, 2)]
+    url = "/m/v1/vehicles/鲁K12345/positions"
+    headers = world.headers("carrier")
+    response = await client.post(url, json={"positions": first}, headers=headers)
+    assert response.json() == {"received": 3, "stored": 3}
+    resent = [*first[1:], fix(3, 37.17, 122.5, start)]
+    response = await client.post(url, json={"positions": resent}, headers=headers)
+    assert response.json() == {"received": 3, "stored": 1}
+    elsewhere = await client.post(
+        "/m/v1/vehicles/鲁K99999/positions", json={"positions": first}, headers=headers
+    )
+    assert elsewhere.status_code == 404
+    bad = await client.post(
+        url, json={"positions": [{**first[0], "latitude": 91}]}, headers=headers
+    )
+    assert bad.status_code == 422
+
+
+async def test_trajectory_follows_the_vehicle_from_pickup_to_receipt(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await register(client, world)
+    code = await bag_for_carrier(client, world)
+    # The factory's events happen 2 hours ago plus `minutes`.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    collected = event("collected", code, minutes=10, vehicle_plate=PLATE)
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    received = event("received", code, minutes=60, outcome="accepted", weight_kg="3.4")
+    in_transit = event(
+        "in_transit",
+        code,
+        minutes=20,
+        destination_organization_id=world.orgs["facility"].id,
+        vehicle_plate=PLATE,
+    )
+    assert (await post_event(client, world, "carrier", in_transit)).status_code == 201
+    assert (await post_event(client, world, "facility", received)).status_code == 201
+    points = [
+        fix(5, 37.0, 122.0, start),  # before the pickup
+        fix(15, 37.1, 122.1, start),
+        fix(30, 37.2, 122.2, start),
+        fix(59, 37.3, 122.3, start),
+        fix(90, 37.4, 122.4, start),  # after the receipt
+    ]
+    response = await client.post(
+        "/m/v1/vehicles/鲁K12345/positions",
+        json={"positions": points},
+        headers=world.headers("carrier"),
+    )
+    assert response.status_code == 200, response.text
+    for who in ("clinic", "carrier", "facility", "manager"):
+        response = await client.get(f"/m/v1/batches/{code}/trajectory", headers=world.headers(who))
+        assert response.status_code == 200, (who, response.text)
+        feature = response.json()
+        assert feature["geometry"] == {
+            "type": "LineString",
+            "coordinates": [[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]],
+        }
+        assert [c["vehicle_plate"] for c in feature["properties"]["carriages"]] == [PLATE, PLATE]
+    hidden = await client.get(
+        f"/m/v1/batches/{code}/trajectory", headers=world.headers("other_clinic")
+    )
+    assert hidden.status_code == 404
+    # The dashboard's trace draws the same track on its map.
+    client.cookies.set("wt_session", world.tokens["manager"])
+    page = await client.get("/dashboard/batches", params={"code": code})
+    assert '"trace-track">[[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]<' in page.text
+
+
+async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await bag_for_carrier(client, world)
+    for body in (
+        event("collected", code, minutes=10),
+        event(
+            "in_transit", code, minutes=20, destination_organization_id=world.orgs["facility"].id
+        ),
+    ):
+        assert (await post_event(client, world, "carrier", body)).status_code == 201
+    # In transit since 1 h 40 min ago: overdue at one hour, not at two.
+    assert await alerts.refresh(leg_overdue_hours=2) == 0
+    await alerts.refresh(leg_overdue_hours=1)
+    (alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE)
+    assert (alert.subject, alert.organization_id) == (code, world.orgs["carrier"].id)
+    assert alert.acknowledged_at is None
+    listed = await client.get("/m/v1/alerts", headers=world.headers("carrier"))
+    assert [a["kind"] for a in listed.json()] == [alerts.LEG_OVERDUE]
+    received = event("received", code, minutes=60, outcome="accepted", weight_kg="3.4")
+    assert (await post_event(client, world, "facility", received)).status_code == 201
+    await alerts.refresh(leg_overdue_hours=1)
+    await alert.refresh_from_db()
+    assert alert.acknowledged_at is not None and alert.acknowledged_by_id is None
+    assert "cleared_at" in alert.details

@@ -1,0 +1,80 @@
+"""A manifest leg's vehicle: a registered vehicle of the leg's carrier, licensed for hazardous
+goods on the day; and the alert on a leg overdue."""
+
+from datetime import timedelta
+
+import httpx
+
+from tests.factories import World
+from tests.manifests.test_manifests import NOW, Parties, call, parties  # noqa: F401
+from wastetrack.alerts import service as alerts
+from wastetrack.alerts.models import Alert
+from wastetrack.custody.models import CustodyEvent
+
+
+async def test_a_legs_vehicle_must_be_the_carriers_and_licensed_on_the_day(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    vehicle = {"plate": "鲁K12345", "permit_number": "1", "capacity_kg": "5000"}
+    headers = world.headers("carrier")
+    assert (await client.post("/m/v1/vehicles", json=vehicle, headers=headers)).status_code == 201
+    body = parties.body
+    stranger = {**body, "legs": [{**body["legs"][0], "vehicle_plate": "鲁K99999"}, body["legs"][1]]}
+    refused = await call(client, world, "maker", "", stranger)
+    assert (refused.status_code, refused.json()["field"]) == (422, "legs[0].vehicle_plate")
+    made = await call(client, world, "maker", "", body)
+    assert made.status_code == 201, made.text
+    mid = made.json()["id"]
+    # The hand-over puts the waste in a vehicle without a hazardous-goods licence: refused.
+    unlicensed = await call(client, world, "maker", f"/{mid}/sign")
+    assert (unlicensed.status_code, unlicensed.json()["field"]) == (422, "vehicle_plate")
+    licence = {"hazardous_licence_number": "鲁交危许字1", "hazardous_licence_expires": "2099-12-31"}
+    patched = await client.patch("/m/v1/vehicles/鲁K12345", json=licence, headers=headers)
+    assert patched.status_code == 200, patched.text
+    assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    signed = await call(
+        client,
+        world,
+        "carrier",
+        f"/{mid}/legs/1/sign",
+        {"handover_at": (NOW - timedelta(hours=2)).isoformat(), "handover_place": "石岛"},
+    )
+    assert signed.status_code == 200, signed.text
+    plates = [
+        (e.event_type, e.details.get("vehicle_plate"))
+        for e in await CustodyEvent.filter(batch__code=parties.batches[0])
+    ]
+    assert ("handed_over", "鲁K12345") in plates and ("in_transit", "鲁K12345") in plates
+
+
+async def test_a_leg_overdue_raises_an_alert_cleared_by_the_next_step(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    number = (await call(client, world, "maker", f"/{mid}/sign")).json()["number"]
+
+    async def sign(seq: int, who: str, hours_ago: int) -> None:
+        when = (NOW - timedelta(hours=hours_ago)).isoformat()
+        body = {"handover_at": when, "handover_place": "石岛"}
+        assert (await call(client, world, who, f"/{mid}/legs/{seq}/sign", body)).status_code == 200
+
+    async def open_legs() -> list[str]:
+        await alerts.refresh(leg_overdue_hours=1)
+        return sorted(
+            a.subject for a in await Alert.filter(kind=alerts.LEG_OVERDUE, acknowledged_at=None)
+        )
+
+    await sign(1, "carrier", 2)
+    assert await open_legs() == [f"{number}:1"]
+    await sign(2, "second", 1)
+    assert await open_legs() == [f"{number}:2"]
+    arrival = await call(client, world, "plant", f"/{mid}/arrival", {"arrived_at": NOW.isoformat()})
+    assert arrival.status_code == 200, arrival.text
+    assert await open_legs() == []
+    cleared = await Alert.filter(kind=alerts.LEG_OVERDUE).order_by("id")
+    assert [a.details["leg"] for a in cleared] == [1, 2]
+    assert all(a.details.get("cleared_at") for a in cleared)

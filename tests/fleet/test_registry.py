@@ -1,0 +1,185 @@
+"""A carrier's fleet over HTTP: vehicles and drivers registered, validated, changed, retired;
+only the carrier's own users (and admins) manage it, managers read their region's."""
+
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from tests.factories import World, make_user
+from wastetrack.auth.models import Role
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+VEHICLE = {
+    "plate": "鲁k·12345",
+    "permit_number": "鲁交运管许可威字371082000001",
+    "capacity_kg": "2000",
+}
+
+
+async def register(client: httpx.AsyncClient, world: World, who: str = "carrier", **fields) -> dict:
+    response = await client.post(
+        "/m/v1/vehicles", json={**VEHICLE, **fields}, headers=world.headers(who)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_carrier_registers_a_vehicle_under_its_normalized_plate(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    created = await register(
+        client,
+        world,
+        hazardous_licence_number="鲁交危许字371000001",
+        hazardous_licence_expires="2030-12-31",
+    )
+    assert created["plate"] == "鲁K12345"
+    assert created["organization_id"] == world.orgs["carrier"].id
+    for who in ("carrier", "manager", "auditor", "admin"):
+        listed = (await client.get("/m/v1/vehicles", headers=world.headers(who))).json()
+        assert [v["plate"] for v in listed] == ["鲁K12345"], who
+    # The other town's manager reads only its own region: the carrier is the city's.
+    listed = (await client.get("/m/v1/vehicles", headers=world.headers("town_manager"))).json()
+    assert listed == []
+
+
+@pytest.mark.parametrize(
+    "plate", ["ABC12345", "鲁I12345", "鲁K1234", "鲁K1234567", "鲁KD1234X", "鲁K12 34O"]
+)
+async def test_a_plate_not_of_the_national_form_is_refused(
+    client: httpx.AsyncClient, world: World, plate: str
+) -> None:
+    response = await client.post(
+        "/m/v1/vehicles", json={**VEHICLE, "plate": plate}, headers=world.headers("carrier")
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "plate"
+
+
+@pytest.mark.parametrize("plate", ["鲁KD12345", "鲁K12345F", "京AF0236"])
+async def test_new_energy_plates_have_six_characters(
+    client: httpx.AsyncClient, world: World, plate: str
+) -> None:
+    assert (await register(client, world, plate=plate))["plate"] == plate
+
+
+async def test_a_plate_is_registered_once(client: httpx.AsyncClient, world: World) -> None:
+    await register(client, world)
+    response = await client.post(
+        "/m/v1/vehicles", json={**VEHICLE, "plate": "鲁K 12345"}, headers=world.headers("carrier")
+    )
+    assert response.status_code == 409
+    assert response.json()["field"] == "plate"
+
+
+async def test_licence_number_and_expiry_go_together(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await client.post(
+        "/m/v1/vehicles",
+        json={**VEHICLE, "hazardous_licence_number": "鲁交危许字371000001"},
+        headers=world.headers("carrier"),
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "hazardous_licence_expires"
+
+
+async def test_admin_registers_for_a_named_carrier_only(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await client.post("/m/v1/vehicles", json=VEHICLE, headers=world.headers("admin"))
+    assert (response.status_code, response.json()["field"]) == (422, "organization_id")
+    response = await client.post(
+        "/m/v1/vehicles",
+        json={**VEHICLE, "organization_id": world.orgs["facility"].id},
+        headers=world.headers("admin"),
+    )
+    assert (response.status_code, response.json()["field"]) == (422, "organization_id")
+    created = await register(client, world, "admin", organization_id=world.orgs["carrier"].id)
+    assert created["organization_id"] == world.orgs["carrier"].id
+
+
+async def test_a_carrier_cannot_touch_another_carriers_fleet(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await register(client, world)
+    rival = await registry.create_organization(
+        name="威海危运公司", kind=OrganizationKind.carrier, region_id=world.regions["city"].id
+    )
+    await make_user(world, "rival", Role.carrier, rival)
+    response = await client.post(
+        "/m/v1/vehicles",
+        json={**VEHICLE, "plate": "鲁K54321", "organization_id": world.orgs["carrier"].id},
+        headers=world.headers("rival"),
+    )
+    assert (response.status_code, response.json()["field"]) == (403, "organization_id")
+    response = await client.patch(
+        "/m/v1/vehicles/鲁K12345", json={"capacity_kg": "1"}, headers=world.headers("rival")
+    )
+    assert response.status_code == 404
+    assert (await client.get("/m/v1/vehicles", headers=world.headers("rival"))).json() == []
+
+
+async def test_a_vehicle_is_changed_then_retired_and_kept(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    driver = await client.post(
+        "/m/v1/drivers",
+        json={"name": "王师傅", "licence_number": "371082198001010011", "phone": "13800000000"},
+        headers=world.headers("carrier"),
+    )
+    assert driver.status_code == 201, driver.text
+    await register(client, world)
+    headers = world.headers("carrier")
+    changed = await client.patch(
+        "/m/v1/vehicles/鲁K12345",
+        json={"capacity_kg": "3500", "driver_id": driver.json()["id"]},
+        headers=headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert Decimal(changed.json()["capacity_kg"]) == 3500
+    assert changed.json()["driver_id"] == driver.json()["id"]
+    removed = await client.patch(
+        "/m/v1/vehicles/鲁K12345", json={"permit_number": None}, headers=headers
+    )
+    assert (removed.status_code, removed.json()["field"]) == (422, "permit_number")
+    retired = await client.delete("/m/v1/vehicles/鲁K12345", headers=headers)
+    assert retired.status_code == 200 and retired.json()["retired_at"] is not None
+    assert (await client.get("/m/v1/vehicles", headers=headers)).json() == []
+    kept = await client.get("/m/v1/vehicles?include_retired=true", headers=headers)
+    assert [v["plate"] for v in kept.json()] == ["鲁K12345"]
+    again = await client.patch(
+        "/m/v1/vehicles/鲁K12345", json={"capacity_kg": "1"}, headers=headers
+    )
+    assert again.status_code == 409
+    assert (await client.delete("/m/v1/vehicles/鲁K12345", headers=headers)).status_code == 409
+
+
+async def test_drivers_are_registered_listed_and_retired(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    headers = world.headers("carrier")
+    half = await client.post(
+        "/m/v1/drivers",
+        json={"name": "李师傅", "licence_number": "3710", "qualification_number": "3710000001"},
+        headers=headers,
+    )
+    assert (half.status_code, half.json()["field"]) == (422, "qualification_expires")
+    created = await client.post(
+        "/m/v1/drivers",
+        json={
+            "name": "李师傅",
+            "licence_number": "371082198001010022",
+            "qualification_number": "371000000001",
+            "qualification_expires": "2029-06-30",
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    listed = (await client.get("/m/v1/drivers", headers=world.headers("manager"))).json()
+    assert [d["name"] for d in listed] == ["李师傅"]
+    gone = await client.delete(f"/m/v1/drivers/{created.json()['id']}", headers=headers)
+    assert gone.status_code == 200
+    assert (await client.get("/m/v1/drivers", headers=headers)).json() == []

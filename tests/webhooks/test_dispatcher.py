@@ -1,0 +1,216 @@
+"""Deliveries: received by a real HTTP listener, signed with the secret shown at creation, only
+what the owner may see, in order per batch, retried with back-off, disabled with an alert after
+repeated failures, re-enabled, replayed."""
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tests.custody.helpers import advance, tag_bag
+from tests.factories import World
+from tests.webhooks.conftest import Listener, Received
+from tests.webhooks.helpers import drain, subscribe
+from wastetrack.core.settings import Settings
+from wastetrack.webhooks.dispatcher import dispatch_once
+
+
+def verified(received: Received, secret: str) -> dict:
+    """The body, after checking its signature as an integrator would."""
+    expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(received.headers["x-wastetrack-signature"], expected)
+    return json.loads(received.body)
+
+
+async def deliveries(client: httpx.AsyncClient, world: World, who: str, hook: dict) -> list:
+    response = await client.get(
+        f"/m/v1/webhooks/{hook['id']}/deliveries", headers=world.headers(who)
+    )
+    assert response.status_code == 200, response.text
+    return list(reversed(response.json()))  # oldest first
+
+
+async def test_events_arrive_in_order_signed_with_the_secret_shown_once(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="in_transit")
+
+    done = await drain(settings, sender)
+
+    assert (done.enqueued, done.delivered, done.failed) == (3, 3, 0)
+    bodies = [verified(r, hook["secret"]) for r in listener.received]
+    assert [(b["type"], b["data"]["batch"], b["data"]["event_type"]) for b in bodies] == [
+        ("batch.event_recorded", bag["code"], "tagged"),
+        ("batch.event_recorded", bag["code"], "collected"),
+        ("batch.event_recorded", bag["code"], "in_transit"),
+    ]
+    assert {r.path for r in listener.received} == {"/hooks"}
+    log = await deliveries(client, world, "manager", hook)
+    assert [(d["status"], d["attempts"], d["next_attempt_at"]) for d in log] == [
+        ("delivered", 1, None)
+    ] * 3
+    assert [d["event_id"] for d in log] == [b["id"] for b in bodies]
+    assert [str(d["id"]) for d in log] == [
+        r.headers["x-wastetrack-delivery"] for r in listener.received
+    ]
+    # Nothing new: another round sends nothing.
+    assert not (await dispatch_once(settings=settings, client=sender)).busy
+    assert len(listener.received) == 3
+
+
+async def test_a_subscription_hears_only_what_its_owner_may_see(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    # 石岛's manager oversees other_clinic's town, not clinic's (崖头).
+    town = await subscribe(
+        client, world, "town_manager", listener.url + "?town", ["batch.event_recorded"]
+    )
+    await tag_bag(client, world, "clinic")
+    theirs = await tag_bag(client, world, "other_clinic")
+
+    await drain(settings, sender)
+
+    assert [verified(r, town["secret"])["data"]["batch"] for r in listener.received] == [
+        theirs["code"]
+    ]
+
+
+async def test_a_failed_delivery_is_retried_after_its_back_off_and_later_ones_wait(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="collected")
+    listener.plan = [500]
+
+    first = await drain(settings, sender)
+
+    # The tagging failed; the collection of the same batch may not overtake it.
+    assert (first.delivered, first.failed) == (0, 1)
+    assert len(listener.received) == 1
+    log = await deliveries(client, world, "manager", hook)
+    assert [(d["status"], d["attempts"], d["last_error"]) for d in log] == [
+        ("pending", 1, "HTTP 500"),
+        ("pending", 0, None),
+    ]
+    retry_at = datetime.fromisoformat(log[0]["next_attempt_at"])
+    assert retry_at > datetime.now(UTC) + timedelta(seconds=settings.webhooks_retry_seconds - 2)
+
+    later = await drain(settings, sender, now=retry_at + timedelta(seconds=1))
+
+    assert (later.delivered, later.failed) == (2, 0)
+    bodies = [verified(r, hook["secret"]) for r in listener.received]
+    assert [b["data"]["event_type"] for b in bodies] == ["tagged", "tagged", "collected"]
+    assert bodies[0] == bodies[1]  # the same event id and body on the retry
+    assert listener.received[0].body == listener.received[1].body
+
+
+async def test_repeated_failures_disable_the_subscription_with_an_alert_until_enabled(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    for _ in range(settings.webhooks_max_failures):
+        await tag_bag(client, world)
+    listener.plan = [503] * settings.webhooks_max_failures
+
+    done = await drain(settings, sender)
+
+    assert done.disabled == [hook["id"]]
+    headers = world.headers("manager")
+    read = (await client.get(f"/m/v1/webhooks/{hook['id']}", headers=headers)).json()
+    assert (read["active"], read["consecutive_failures"]) == (False, 3)
+    alerts = (await client.get("/m/v1/alerts", headers=headers)).json()
+    (alert,) = [a for a in alerts if a["kind"] == "webhook_disabled"]
+    assert alert["details"]["webhook_id"] == hook["id"]
+    # Disabled: nothing is sent, however late it gets.
+    await tag_bag(client, world)
+    await drain(settings, sender, now=datetime.now(UTC) + timedelta(days=1))
+    assert len(listener.received) == settings.webhooks_max_failures
+
+    enabled = await client.post(f"/m/v1/webhooks/{hook['id']}/enable", headers=headers)
+    assert enabled.status_code == 200 and enabled.json()["active"] is True
+    await drain(settings, sender)
+
+    log = await deliveries(client, world, "manager", hook)
+    assert [d["status"] for d in log] == ["delivered"] * (settings.webhooks_max_failures + 1)
+    assert len(listener.received) == 2 * settings.webhooks_max_failures + 1
+
+
+async def test_a_delivery_is_replayed_by_id_with_the_same_event(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world)
+    await drain(settings, sender)
+    (delivery,) = await deliveries(client, world, "manager", hook)
+
+    replayed = await client.post(
+        f"/m/v1/webhooks/{hook['id']}/deliveries/{delivery['id']}/replay",
+        headers=world.headers("manager"),
+    )
+    assert replayed.status_code == 202, replayed.text
+    assert replayed.json()["status"] == "pending"
+    await drain(settings, sender)
+
+    first, again = (verified(r, hook["secret"]) for r in listener.received)
+    assert first == again and first["id"] == delivery["event_id"]
+    missing = await client.post(
+        f"/m/v1/webhooks/{hook['id']}/deliveries/999999/replay", headers=world.headers("manager")
+    )
+    assert missing.status_code == 404
+
+
+async def test_a_private_target_is_refused_again_at_send_time(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world)
+    strict = settings.model_copy(update={"webhooks_allow_private": False})
+
+    done = await drain(strict, sender)
+
+    assert (done.delivered, done.failed) == (0, 1)
+    assert listener.received == []
+    (delivery,) = await deliveries(client, world, "manager", hook)
+    assert delivery["last_error"].startswith("refused: 127.0.0.1 is a private")
+
+
+async def test_events_not_asked_for_are_not_delivered(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    await subscribe(client, world, "manager", listener.url, ["alert.raised"])
+    await tag_bag(client, world)
+    done = await drain(settings, sender)
+    assert done.enqueued == 0 and listener.received == []

@@ -1,0 +1,82 @@
+"""Which change becomes which webhook event: manifests signed and decided, port deliveries."""
+
+from datetime import timedelta
+
+import httpx
+
+from tests.factories import World, make_user
+from tests.manifests.test_manifests import NOW, Parties, call, drive_to_arrival, parties  # noqa: F401
+from tests.ports.test_ports import Harbour, arrive, deliver, delivery, harbour  # noqa: F401
+from tests.webhooks.conftest import Listener
+from tests.webhooks.helpers import drain, subscribe
+from tests.webhooks.test_dispatcher import verified
+from wastetrack.auth.models import Role
+from wastetrack.core.settings import Settings
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+
+async def test_manifest_signatures_and_the_decision_are_delivered(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+    parties: Parties,  # noqa: F811
+) -> None:
+    hook = await subscribe(
+        client, world, "manager", listener.url, ["manifest.signed", "manifest.decided"]
+    )
+    arrived = await drive_to_arrival(client, world, parties, arrived=NOW - timedelta(hours=1))
+    decided = await call(
+        client,
+        world,
+        "plant",
+        f"/{arrived['id']}/decision",
+        {"decision": "accepted", "received_quantity_kg": "790", "method": "R9"},
+    )
+    assert decided.status_code == 200, decided.text
+
+    await drain(settings, sender)
+
+    bodies = [verified(r, hook["secret"]) for r in listener.received]
+    # The draft and the arrival are changes of the feed, but neither a signature nor a decision.
+    assert [(b["type"], b["data"]["state"]) for b in bodies] == [
+        ("manifest.signed", "submitted"),
+        ("manifest.signed", "in_transit_leg_1"),
+        ("manifest.signed", "in_transit_leg_2"),
+        ("manifest.decided", "accepted"),
+    ]
+    assert {b["data"]["number"] for b in bodies} == {arrived["number"]}
+
+
+async def test_a_port_delivery_is_delivered_to_the_ports_region_only(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+    harbour: Harbour,  # noqa: F811
+) -> None:
+    town = await subscribe(client, world, "town_manager", listener.url, ["delivery.recorded"])
+    await arrive(client, world, harbour.small)
+    recorded = await deliver(client, world, delivery(harbour, harbour.small))
+    assert recorded.status_code == 201, recorded.text
+    # The 崖头 town office oversees another town than the port's (石岛).
+    office = world.regions["town"]
+    yatou = await registry.create_organization(
+        name="崖头街道环保所", kind=OrganizationKind.authority, region_id=office.id
+    )
+    await make_user(world, "yatou_manager", Role.manager, yatou)
+    await subscribe(client, world, "yatou_manager", listener.url + "?yatou", ["delivery.recorded"])
+    await deliver(client, world, delivery(harbour, harbour.small))
+
+    await drain(settings, sender)
+
+    heard = [(r.path, verified(r, town["secret"])) for r in listener.received if r.path == "/hooks"]
+    assert [b["type"] for _, b in heard] == ["delivery.recorded"] * 2
+    assert heard[0][1]["data"]["receipt"] == recorded.json()["receipt_number"]
+    assert heard[0][1]["data"]["batches"] == [
+        line["batch_code"] for line in recorded.json()["lines"]
+    ]
+    assert [r for r in listener.received if r.path != "/hooks"] == []

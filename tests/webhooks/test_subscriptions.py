@@ -1,0 +1,126 @@
+"""Subscribing: who may, what is refused (unknown events, bad or private URLs), and that a
+subscription is its owner's alone."""
+
+import httpx
+import pytest
+
+from mobile_api.app import create_app
+from tests.factories import World
+from tests.webhooks.helpers import subscribe
+from wastetrack.core.settings import Settings
+from wastetrack.webhooks.models import WebhookSubscription
+
+HOOK = "http://127.0.0.1:9/hooks"
+
+
+async def test_the_secret_is_shown_once_and_not_kept_in_clear(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    created = await subscribe(client, world, "manager", HOOK, ["batch.event_recorded"])
+    assert created["secret"].startswith("whsec_") and len(created["secret"]) > 40
+    assert (created["url"], created["events"], created["active"]) == (
+        HOOK,
+        ["batch.event_recorded"],
+        True,
+    )
+    stored = await WebhookSubscription.get(id=created["id"])
+    assert created["secret"].encode() not in bytes(stored.secret_ciphertext)
+    read = await client.get(f"/m/v1/webhooks/{created['id']}", headers=world.headers("manager"))
+    assert read.status_code == 200 and "secret" not in read.json()
+    listed = await client.get("/m/v1/webhooks", headers=world.headers("manager"))
+    assert [w["id"] for w in listed.json()] == [created["id"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": HOOK, "events": ["batch.deleted"]}, "events[0]"),
+        ({"url": HOOK, "events": []}, "events"),
+        ({"url": "ftp://example.org/x", "events": ["alert.raised"]}, "url"),
+        ({"url": "not a url", "events": ["alert.raised"]}, "url"),
+        ({"url": "http://example.org:99999/", "events": ["alert.raised"]}, "url"),
+    ],
+)
+async def test_unknown_events_and_bad_urls_are_refused_naming_the_field(
+    client: httpx.AsyncClient, world: World, body: dict, field: str
+) -> None:
+    response = await client.post("/m/v1/webhooks", json=body, headers=world.headers("manager"))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+async def test_private_and_loopback_targets_are_refused_unless_allowed(
+    world: World, settings: Settings, url: str
+) -> None:
+    strict = create_app(
+        settings.model_copy(update={"webhooks_allow_private": False}), manage_database=False
+    )
+    transport = httpx.ASGITransport(app=strict)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post(
+            "/m/v1/webhooks",
+            json={"url": url, "events": ["alert.raised"]},
+            headers=world.headers("manager"),
+        )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "url"
+    assert await WebhookSubscription.all().count() == 0
+
+
+async def test_someone_elses_subscription_is_not_found(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    created = await subscribe(client, world, "manager", HOOK, ["alert.raised"])
+    other = world.headers("town_manager")
+    path = f"/m/v1/webhooks/{created['id']}"
+    assert (await client.get(path, headers=other)).status_code == 404
+    assert (await client.get(f"{path}/deliveries", headers=other)).status_code == 404
+    assert (await client.post(f"{path}/enable", headers=other)).status_code == 404
+    assert (await client.delete(path, headers=other)).status_code == 404
+    assert (await client.get("/m/v1/webhooks", headers=other)).json() == []
+    assert (await client.delete(path, headers=world.headers("manager"))).status_code == 204
+    assert (await client.get(path, headers=world.headers("manager"))).status_code == 404
+
+
+async def test_only_managers_and_admins_subscribe(client: httpx.AsyncClient, world: World) -> None:
+    response = await client.post(
+        "/m/v1/webhooks",
+        json={"url": HOOK, "events": ["alert.raised"]},
+        headers=world.headers("clinic"),
+    )
+    assert response.status_code == 403, response.text
+    assert response.json()["field"] == "role"
+
+
+async def test_subscribing_enabling_and_deleting_are_in_the_audit_log(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    created = await subscribe(client, world, "manager", HOOK, ["alert.raised"])
+    h = world.headers("manager")
+    assert (await client.post(f"/m/v1/webhooks/{created['id']}/enable", headers=h)).is_success
+    assert (await client.delete(f"/m/v1/webhooks/{created['id']}", headers=h)).status_code == 204
+    log = await client.get("/m/v1/audit", params={"subject_type": "webhook"}, headers=h)
+    entries = log.json()
+    actions = [(e["action"], e["actor_user_id"]) for e in entries["entries"]]
+    manager = world.users["manager"].id
+    assert sorted(actions) == sorted(
+        [("webhook.created", manager), ("webhook.enabled", manager), ("webhook.deleted", manager)]
+    ), entries
+    for entry in entries["entries"]:
+        text = str(entry)
+        assert created["secret"] not in text and "secret_ciphertext" not in text
+        assert (entry["before"] or entry["after"])["url"] == HOOK

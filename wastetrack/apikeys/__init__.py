@@ -1,0 +1,1 @@
+"""API keys: scoped, revocable credentials for machines, each acting as a service user."""

@@ -1,0 +1,1 @@
+"""The audit log: who changed the registry, users, licences, API keys and webhooks, and how."""

@@ -1,0 +1,1 @@
+"""Carriers' fleets: vehicles, drivers and the GPS positions their phones report."""

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions to the change feed, and their deliveries to integrators."""

@@ -1,0 +1,268 @@
+"""Webhook subscriptions: who may subscribe to what, where deliveries may go, the signing
+secret, and the deliveries' log (replay, re-enabling).
+
+The secret is shown once, at creation; the service keeps it AES-GCM encrypted under the key
+ring's webhook key (`wastetrack.core.keys`), since it must sign every delivery with it."""
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from tortoise import connections
+
+from wastetrack.audit import service as audit
+from wastetrack.changes.models import Change, ChangeKind
+from wastetrack.core import keys
+from wastetrack.core.errors import NotFound, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+
+BATCH_EVENT_RECORDED = "batch.event_recorded"
+MANIFEST_SIGNED = "manifest.signed"
+MANIFEST_DECIDED = "manifest.decided"
+ALERT_RAISED = "alert.raised"
+DELIVERY_RECORDED = "delivery.recorded"
+EVENT_TYPES = (
+    BATCH_EVENT_RECORDED,
+    MANIFEST_SIGNED,
+    MANIFEST_DECIDED,
+    ALERT_RAISED,
+    DELIVERY_RECORDED,
+)
+# The manifest states a signature leads to (producer: submitted; carrier n: in_transit_leg_n)
+# and the receiver's decisions (wastetrack.manifests.service).
+_SIGNED_STATES = ("submitted",)
+_SIGNED_PREFIX = "in_transit_leg_"
+_DECISIONS = ("accepted", "partially_accepted", "rejected")
+_SECRET_AAD = b"wastetrack/webhook-secret"
+SIGNATURE_HEADER = "X-Wastetrack-Signature"
+DELIVERY_HEADER = "X-Wastetrack-Delivery"
+EVENT_HEADER = "X-Wastetrack-Event"
+# Not in the audit log: the sealed secret, and the feed position that moves with every round.
+_UNAUDITED = frozenset({"secret_ciphertext", "secret_key_version", "cursor_txid", "cursor_id"})
+
+
+class TargetRefused(ValueError):
+    """A webhook URL this service will not call."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """What a change becomes for a subscriber: its event type, and the key that orders it
+    (one batch's events, one manifest's changes, go out in the order they were committed)."""
+
+    type: str
+    order_key: str
+
+
+def event_for(change: Change) -> WebhookEvent | None:
+    """The webhook event a change of the feed stands for, if any."""
+    data = change.data
+    if change.kind == ChangeKind.batch_event_recorded:
+        return WebhookEvent(BATCH_EVENT_RECORDED, f"batch:{data['batch_id']}")
+    if change.kind == ChangeKind.manifest_changed:
+        state, before = data.get("state"), data.get("previous_state")
+        if state == before:
+            return None
+        key = f"manifest:{data['manifest_id']}"
+        if state in _SIGNED_STATES or str(state).startswith(_SIGNED_PREFIX):
+            return WebhookEvent(MANIFEST_SIGNED, key)
+        if state in _DECISIONS:
+            return WebhookEvent(MANIFEST_DECIDED, key)
+        return None
+    if change.kind == ChangeKind.alert_raised:
+        batch = data.get("batch_id")
+        return WebhookEvent(
+            ALERT_RAISED, f"batch:{batch}" if batch is not None else f"alert:{data['alert_id']}"
+        )
+    if change.kind == ChangeKind.delivery_recorded:
+        return WebhookEvent(DELIVERY_RECORDED, f"delivery:{data['delivery_id']}")
+    return None
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The X-Wastetrack-Signature value: sha256=<hex HMAC-SHA256 of the raw body>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _encrypt(secret: str, master: str) -> tuple[bytes, int]:
+    ring = keys.ring(master)
+    nonce = os.urandom(12)
+    sealed = AESGCM(ring.key(keys.WEBHOOK)).encrypt(nonce, secret.encode(), _SECRET_AAD)
+    return nonce + sealed, ring.current
+
+
+def secret_of(subscription: WebhookSubscription, *, master: str) -> str:
+    """The subscription's signing secret, decrypted with the key version that sealed it."""
+    key = keys.ring(master).key(keys.WEBHOOK, subscription.secret_key_version)
+    sealed = bytes(subscription.secret_ciphertext)
+    return AESGCM(key).decrypt(sealed[:12], sealed[12:], _SECRET_AAD).decode()
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast
+
+
+async def check_target(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL that is not http(s), or whose host is or resolves to a private, loopback,
+    link-local or reserved address (SSRF) unless private targets are allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetRefused("the URL must be http:// or https:// with a host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise TargetRefused("the URL's port is not a number between 0 and 65535") from None
+    if allow_private:
+        return
+    host = parts.hostname
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError:
+            raise TargetRefused(f"the host {host} does not resolve") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    for address in addresses:
+        if _refused(address):
+            raise TargetRefused(
+                f"{host} is a private, loopback, link-local or reserved address ({address})"
+            )
+
+
+async def create_subscription(
+    *, principal: Principal, url: str, events: list[str], master: str, allow_private: bool
+) -> tuple[WebhookSubscription, str]:
+    """Subscribe `url` to `events` as `principal` (who hears what they may see, from now
+    on); returns the subscription and its signing secret, which is never shown again."""
+    unknown = [name for name in events if name not in EVENT_TYPES]
+    if unknown or not events:
+        raise ValidationFailed(f"events must name some of {', '.join(EVENT_TYPES)}", field="events")
+    try:
+        await check_target(url, allow_private=allow_private)
+    except TargetRefused as refused:
+        raise ValidationFailed(str(refused), field="url") from None
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    sealed, version = _encrypt(secret, master)
+    # Starts after every change of transactions begun before this one: only new changes.
+    (row,) = await connections.get("default").execute_query_dict(
+        "SELECT pg_current_xact_id()::text AS txid"
+    )
+    subscription = await WebhookSubscription.create(
+        owner_id=principal.user_id,
+        organization_id=principal.organization_id,
+        url=url,
+        events=list(dict.fromkeys(events)),
+        secret_ciphertext=sealed,
+        secret_key_version=version,
+        cursor_txid=int(row["txid"]),
+        cursor_id=0,
+    )
+    await _audit("webhook.created", principal, subscription, before=None)
+    return subscription, secret
+
+
+async def _audit(
+    action: str,
+    principal: Principal,
+    subscription: WebhookSubscription,
+    *,
+    before: dict[str, Any] | None,
+    gone: bool = False,
+) -> None:
+    """The audit log's entry for a change of a subscription (its secret never in it)."""
+    await audit.record(
+        action=action,
+        subject=subscription,
+        organization_id=subscription.organization_id,
+        region_path=principal.region_path,
+        before=before,
+        after=None if gone else audit.snapshot(subscription, without=_UNAUDITED),
+    )
+
+
+async def list_subscriptions(*, principal: Principal) -> list[WebhookSubscription]:
+    """The principal's own subscriptions, oldest first."""
+    return await WebhookSubscription.filter(owner_id=principal.user_id).order_by("id")
+
+
+async def get_subscription(
+    *, principal: Principal, subscription_id: int, for_update: bool = False
+) -> WebhookSubscription:
+    """One of the principal's own subscriptions; anybody else's is not found."""
+    query = WebhookSubscription.filter(id=subscription_id, owner_id=principal.user_id)
+    if for_update:
+        query = query.select_for_update()
+    found = await query.first()
+    if found is None:
+        raise NotFound(f"no webhook {subscription_id}", field="webhook_id")
+    return found
+
+
+async def delete_subscription(*, principal: Principal, subscription_id: int) -> None:
+    """Stop and forget a subscription with its deliveries' log."""
+    subscription = await get_subscription(principal=principal, subscription_id=subscription_id)
+    before = audit.snapshot(subscription, without=_UNAUDITED)
+    await subscription.delete()
+    await _audit("webhook.deleted", principal, subscription, before=before, gone=True)
+
+
+async def enable_subscription(*, principal: Principal, subscription_id: int) -> WebhookSubscription:
+    """Re-enable a disabled subscription; its waiting deliveries are tried again at once."""
+    subscription = await get_subscription(
+        principal=principal, subscription_id=subscription_id, for_update=True
+    )
+    now = datetime.now(UTC)
+    before = audit.snapshot(subscription, without=_UNAUDITED)
+    subscription.active = True
+    subscription.consecutive_failures = 0
+    subscription.disabled_at = None
+    await subscription.save(update_fields=["active", "consecutive_failures", "disabled_at"])
+    await WebhookDelivery.filter(
+        subscription_id=subscription.id, status=DeliveryStatus.pending
+    ).update(next_attempt_at=now)
+    await _audit("webhook.enabled", principal, subscription, before=before)
+    return subscription
+
+
+async def list_deliveries(
+    *, principal: Principal, subscription_id: int, limit: int = 100
+) -> list[WebhookDelivery]:
+    """A subscription's deliveries, newest first."""
+    await get_subscription(principal=principal, subscription_id=subscription_id)
+    return (
+        await WebhookDelivery.filter(subscription_id=subscription_id).order_by("-id").limit(limit)
+    )
+
+
+async def replay_delivery(
+    *, principal: Principal, subscription_id: int, delivery_id: int
+) -> WebhookDelivery:
+    """Send a delivery again (same event id, same body), as soon as the dispatcher runs."""
+    await get_subscription(principal=principal, subscription_id=subscription_id)
+    delivery = (
+        await WebhookDelivery.filter(id=delivery_id, subscription_id=subscription_id)
+        .select_for_update()
+        .first()
+    )
+    if delivery is None:
+        raise NotFound(f"no delivery {delivery_id}", field="delivery_id")
+    delivery.status = DeliveryStatus.pending
+    delivery.next_attempt_at = datetime.now(UTC)
+    delivery.delivered_at = None
+    await delivery.save(update_fields=["status", "next_attempt_at", "delivered_at"])
+    return delivery
