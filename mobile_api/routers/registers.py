@@ -1,13 +1,14 @@
 """Registers (台账) per organization: incoming, outgoing, storage inventory and the medical
 handover register, as JSON, CSV or XLSX."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from mobile_api.deps import AppSettings, CurrentUser, Period
 from mobile_api.tables import Format, export
-from schemas.base import Id
+from schemas.base import Id, Schema
 from schemas.registers import IncomingRead, InventoryRead, MedicalHandoverRead, OutgoingRead
 from wastetrack.registers import service as registers
 
@@ -21,6 +22,33 @@ SiteId = Annotated[
 ]
 
 
+async def _register(
+    load: Callable[..., Awaitable[Any]],
+    *,
+    user: CurrentUser,
+    settings: AppSettings,
+    period: Period,
+    organization_id: int | None,
+    site_id: int | None,
+) -> Any:
+    """One register of the organization the user may read, over the period's city days."""
+    scope = await registers.scope_for(
+        principal=user, organization_id=organization_id, site_id=site_id
+    )
+    return await load(
+        scope=scope, date_from=period.date_from, date_to=period.date_to, timezone=settings.timezone
+    )
+
+
+def _answer(rows: list[Any], read: type[Schema], *, name: str, format: str, period: Period) -> Any:
+    """The rows as JSON, or as a CSV or XLSX download of the same read model."""
+    if format == "json":
+        return rows
+    return export(
+        [read.model_validate(r) for r in rows], name=name, format=format, headers=period.headers()
+    )
+
+
 @router.get("/incoming", response_model=list[IncomingRead])
 async def incoming(
     user: CurrentUser,
@@ -31,23 +59,15 @@ async def incoming(
     format: Format = "json",
 ) -> Any:
     """入库 register: batches that came into the organization's custody in the period."""
-    scope = await registers.scope_for(
-        principal=user, organization_id=organization_id, site_id=site_id
+    rows = await _register(
+        registers.incoming,
+        user=user,
+        settings=settings,
+        period=period,
+        organization_id=organization_id,
+        site_id=site_id,
     )
-    rows = await registers.incoming(
-        scope=scope,
-        date_from=period.date_from,
-        date_to=period.date_to,
-        timezone=settings.timezone,
-    )
-    if format != "json":
-        return export(
-            [IncomingRead.model_validate(r) for r in rows],
-            name="incoming",
-            format=format,
-            headers=period.headers(),
-        )
-    return rows
+    return _answer(rows, IncomingRead, name="incoming", format=format, period=period)
 
 
 @router.get("/outgoing", response_model=list[OutgoingRead])
@@ -60,23 +80,15 @@ async def outgoing(
     format: Format = "json",
 ) -> Any:
     """出库 register: batches that left the organization's custody in the period."""
-    scope = await registers.scope_for(
-        principal=user, organization_id=organization_id, site_id=site_id
+    rows = await _register(
+        registers.outgoing,
+        user=user,
+        settings=settings,
+        period=period,
+        organization_id=organization_id,
+        site_id=site_id,
     )
-    rows = await registers.outgoing(
-        scope=scope,
-        date_from=period.date_from,
-        date_to=period.date_to,
-        timezone=settings.timezone,
-    )
-    if format != "json":
-        return export(
-            [OutgoingRead.model_validate(r) for r in rows],
-            name="outgoing",
-            format=format,
-            headers=period.headers(),
-        )
-    return rows
+    return _answer(rows, OutgoingRead, name="outgoing", format=format, period=period)
 
 
 @router.get("/inventory", response_model=InventoryRead)
@@ -94,15 +106,14 @@ async def inventory(
 ) -> Any:
     """库存 register: batches held at the end of the period with their storage days, and per
     waste category opening + incoming - outgoing = closing."""
-    scope = await registers.scope_for(
-        principal=user, organization_id=organization_id, site_id=site_id
-    )
     result = InventoryRead.model_validate(
-        await registers.inventory(
-            scope=scope,
-            date_from=period.date_from,
-            date_to=period.date_to,
-            timezone=settings.timezone,
+        await _register(
+            registers.inventory,
+            user=user,
+            settings=settings,
+            period=period,
+            organization_id=organization_id,
+            site_id=site_id,
         )
     )
     if format != "json":
@@ -122,20 +133,12 @@ async def medical_handover(
 ) -> Any:
     """医疗废物交接登记: medical-waste handovers between the organization and another, with
     the user who recorded each side; kept at least 3 years."""
-    scope = await registers.scope_for(
-        principal=user, organization_id=organization_id, site_id=site_id
+    rows = await _register(
+        registers.medical_handovers,
+        user=user,
+        settings=settings,
+        period=period,
+        organization_id=organization_id,
+        site_id=site_id,
     )
-    rows = await registers.medical_handovers(
-        scope=scope,
-        date_from=period.date_from,
-        date_to=period.date_to,
-        timezone=settings.timezone,
-    )
-    if format != "json":
-        return export(
-            [MedicalHandoverRead.model_validate(r) for r in rows],
-            name="medical-handover",
-            format=format,
-            headers=period.headers(),
-        )
-    return rows
+    return _answer(rows, MedicalHandoverRead, name="medical-handover", format=format, period=period)
