@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -50,7 +50,7 @@ class ReturnRead(Schema):
     point_id: int
     farmer: str
     returned_at: datetime
-    lines: list[dict]
+    lines: list[dict[str, Any]]
     points: Decimal
     balance: Decimal
 
@@ -94,7 +94,7 @@ class ConsignmentRead(Schema):
     point_id: int
     destination_id: int
     sent_at: datetime
-    lines: list[dict]
+    lines: list[dict[str, Any]]
 
 
 class MaterialRecovery(Schema):

@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -75,7 +75,7 @@ class PortCallRead(Schema):
     days_at_sea: int
     crew: int
     fishing_area: str | None
-    notification: list[dict]
+    notification: list[dict[str, Any]]
 
 
 class DeliveryLineCreate(Schema):

@@ -1,6 +1,7 @@
 """The registry, managed by administrators. Managers read their region subtree (admins: all);
 vessels, berths and service agreements are also read by the organizations they concern."""
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Annotated
 
@@ -40,7 +41,7 @@ async def create_region(body: RegionCreate, _: AdminOnly, __: Transaction) -> ob
 
 
 @router.get("/regions", response_model=list[RegionRead])
-async def list_regions(user: ManagerOnly) -> list:
+async def list_regions(user: ManagerOnly) -> Sequence[object]:
     """Regions the user may read."""
     return await registry.list_regions(principal=user)
 
@@ -66,7 +67,7 @@ async def list_organizations(
     user: ManagerOnly,
     kind: Annotated[OrganizationKind | None, Query()] = None,
     credit_code: Annotated[str | None, Query(max_length=32)] = None,
-) -> list:
+) -> Sequence[object]:
     """Organizations the user may read, optionally of one kind or by unified social credit code
     (统一社会信用代码; spaces, hyphens and case ignored)."""
     return await registry.list_organizations(principal=user, kind=kind, credit_code=credit_code)
@@ -79,7 +80,7 @@ async def create_site(body: SiteCreate, _: AdminOnly, __: Transaction) -> object
 
 
 @router.get("/sites", response_model=list[SiteRead])
-async def list_sites(user: ManagerOnly, organization_id: Id | None = None) -> list:
+async def list_sites(user: ManagerOnly, organization_id: Id | None = None) -> Sequence[object]:
     """Sites the user may read, optionally of one organization."""
     return await registry.list_sites(principal=user, organization_id=organization_id)
 
@@ -95,7 +96,7 @@ async def add_licence(
 
 
 @router.get("/organizations/{organization_id}/licences", response_model=list[LicenceRead])
-async def list_licences(organization_id: Id, user: ManagerOnly) -> list:
+async def list_licences(organization_id: Id, user: ManagerOnly) -> Sequence[object]:
     """A facility's licences (when the user may read the facility)."""
     return await registry.list_licences(principal=user, organization_id=organization_id)
 
@@ -111,7 +112,7 @@ async def list_vessels(
     user: CurrentUser,
     home_port_id: Id | None = None,
     registration_number: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
-) -> list:
+) -> Sequence[object]:
     """Vessels the user may read; a port operator finds any vessel by registration number."""
     return await registry.list_vessels(
         principal=user, home_port_id=home_port_id, registration_number=registration_number
@@ -128,7 +129,7 @@ async def create_service_agreement(
 
 
 @router.get("/service-agreements", response_model=list[ServiceAgreementRead])
-async def list_service_agreements(user: CurrentUser) -> list:
+async def list_service_agreements(user: CurrentUser) -> Sequence[object]:
     """Service agreements the user may read."""
     return await registry.list_service_agreements(principal=user)
 
@@ -140,13 +141,13 @@ async def create_user(body: UserCreate, _: AdminOnly, __: Transaction) -> object
 
 
 @router.get("/users", response_model=list[UserRead])
-async def list_users(user: ManagerOnly) -> list:
+async def list_users(user: ManagerOnly) -> Sequence[object]:
     """Users the caller may read: all (admins), or of the manager's region subtree."""
     return await auth.list_users(principal=user)
 
 
 @router.get("/calendar", response_model=list[CalendarDayRead])
-async def list_calendar(_: ManagerOnly, period: Period) -> list:
+async def list_calendar(_: ManagerOnly, period: Period) -> Sequence[object]:
     """Working days and holidays of a period (at most a year; default: this year to date),
     with where each comes from."""
     return await calendar.list_days(date_from=period.date_from, date_to=period.date_to)

@@ -1,5 +1,6 @@
 """Log in and refresh tokens (OAuth2 password flow)."""
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -22,7 +23,7 @@ async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     settings: AppSettings,
     address: ClientAddress,
-) -> dict:
+) -> Mapping[str, object]:
     """Exchange a username and password for an access token and a refresh token."""
     # No request transaction here: a refused login must still count towards the throttle.
     user = await auth.authenticate(
@@ -32,7 +33,7 @@ async def login(
 
 
 @router.post("/refresh", response_model=TokenRead, dependencies=[RefreshRateLimit])
-async def refresh(body: RefreshCreate, settings: AppSettings) -> dict:
+async def refresh(body: RefreshCreate, settings: AppSettings) -> Mapping[str, object]:
     """Exchange a refresh token for new tokens; the old refresh token stops working, and
     presenting it again revokes every token of its login."""
     # No request transaction: refusing a reused token must still commit the revocation.

@@ -1,5 +1,6 @@
 """Scan, tag, list and follow batches; label images; label stock."""
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated
 
@@ -107,14 +108,16 @@ async def get_batch(code: Code, user: CurrentUser, settings: AppSettings) -> Bat
 
 
 @router.get("/batches/{code}/events", response_model=list[EventRead])
-async def batch_events(code: Code, user: CurrentUser) -> list:
+async def batch_events(code: Code, user: CurrentUser) -> Sequence[object]:
     """A batch's custody events in order."""
     _, events = await chain.history(principal=user, code=code)
     return events
 
 
 @router.get("/batches/{code}/verify", response_model=ChainVerification)
-async def verify_batch(code: Code, user: CurrentUser, settings: AppSettings) -> dict:
+async def verify_batch(
+    code: Code, user: CurrentUser, settings: AppSettings
+) -> Mapping[str, object]:
     """Recompute the batch's hash chain and say whether it is intact."""
     return await chain.verify_chain(principal=user, code=code, secret=settings.secret_key)
 

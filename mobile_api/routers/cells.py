@@ -1,5 +1,6 @@
 """Zero-waste cells (无废细胞): types and criteria, cells, assessments, achievement."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,7 +42,7 @@ async def create_cell(body: CellCreate, user: ManagerOnly, _: Transaction) -> ob
 
 
 @router.get("/m/v1/cells", response_model=list[CellRead])
-async def list_cells(user: ManagerOnly) -> list:
+async def list_cells(user: ManagerOnly) -> Sequence[object]:
     """Cells in your region."""
     return await cells.list_cells(principal=user)
 

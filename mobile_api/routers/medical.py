@@ -1,6 +1,7 @@
 """Alerts, a batch's fate and EPCIS history, and which clinics the medical-waste collection
 reaches."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -62,7 +63,7 @@ async def acknowledge_alert(alert_id: Id, user: ManagerOnly, _: Transaction) -> 
 
 
 @router.get("/batches/{code}/fate", response_model=FateRead)
-async def batch_fate(code: Code, user: CurrentUser) -> dict:
+async def batch_fate(code: Code, user: CurrentUser) -> Mapping[str, object]:
     """What became of a batch, followed into the containers it was aggregated into."""
     return await queries.fate(principal=user, code=code)
 

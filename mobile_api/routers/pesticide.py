@@ -1,5 +1,6 @@
 """Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -59,7 +60,7 @@ async def record_return(
 
 
 @router.post("/p/v1/credits", response_model=CreditRead, dependencies=[PublicRateLimit])
-async def farmer_credits(body: FarmerIdentity, settings: AppSettings) -> dict:
+async def farmer_credits(body: FarmerIdentity, settings: AppSettings) -> Mapping[str, object]:
     """A farmer's credit balance (信用积分), asked with the phone or ID number used at returns;
     no account needed."""
     return await pesticide.credits(identity=body, secret=settings.secret_key)

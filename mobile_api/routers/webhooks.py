@@ -22,7 +22,7 @@ def _delivery(delivery: WebhookDelivery) -> WebhookDeliveryRead:
     return WebhookDeliveryRead(
         id=delivery.id,
         event_id=str(delivery.event_id),
-        type=delivery.event_type,  # type: ignore[arg-type]
+        type=delivery.event_type,
         status=delivery.status.value,
         attempts=delivery.attempts,
         last_status_code=delivery.last_status_code,

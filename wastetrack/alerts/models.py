@@ -1,9 +1,14 @@
 """Alerts raised by the tracker's rules, acknowledged by a manager."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.batches.models import Batch
+    from wastetrack.registry.models import Organization
 
 
 class Alert(Model):
@@ -12,11 +17,11 @@ class Alert(Model):
     # What the alert is about, e.g. a batch code or a manifest number: one alert per subject.
     subject = fields.CharField(max_length=32)
     batch_id: int | None
-    batch: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    batch: fields.ForeignKeyNullableRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="alerts", null=True, on_delete=fields.RESTRICT
     )
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="alerts", on_delete=fields.RESTRICT
     )
     region_path = fields.CharField(max_length=255, db_index=True)
@@ -24,7 +29,7 @@ class Alert(Model):
     due_at = fields.DatetimeField(null=True)
     details: dict[str, Any] = fields.JSONField(default=dict)
     acknowledged_by_id: int | None
-    acknowledged_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    acknowledged_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User",
         related_name="acknowledged_alerts",
         null=True,

@@ -13,6 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.expressions import Q
 
@@ -65,7 +66,7 @@ def _digest(token: str, *, secret: str, version: int) -> str:
     ).hexdigest()
 
 
-def _public(key: ApiKey) -> dict:
+def _public(key: ApiKey) -> dict[str, Any]:
     return audit.snapshot(key, without=frozenset({"hash_version"}))
 
 

@@ -1,9 +1,13 @@
 """Users, refresh tokens and login throttling."""
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.registry.models import Organization
 
 
 class Role(StrEnum):
@@ -24,7 +28,7 @@ class User(Model):
     full_name = fields.CharField(max_length=64, default="")
     role = fields.CharEnumField(Role, max_length=32)
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="users", on_delete=fields.RESTRICT
     )
     is_active = fields.BooleanField(default=True)

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -166,7 +166,7 @@ async def issue_tokens(
     }
 
 
-def _decode(token: str, *, expected: str, settings: Settings) -> dict:
+def _decode(token: str, *, expected: str, settings: Settings) -> dict[str, Any]:
     ring = keys.ring(settings.secret_key)
     try:
         # The key id picks the key version; a token naming an unknown version is just invalid.

@@ -71,7 +71,8 @@ def qr_image(url: str, *, box_size: int = 10) -> Image.Image:
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=box_size, border=4)
     qr.add_data(url)
     qr.make(fit=True)
-    return qr.make_image(fill_color="black", back_color="white").get_image().convert("RGB")
+    image: Image.Image = qr.make_image(fill_color="black", back_color="white").get_image()
+    return image.convert("RGB")
 
 
 def _mm(value: float) -> int:

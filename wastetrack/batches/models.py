@@ -1,9 +1,15 @@
 """Batches (one tagged unit of waste) and the QR label codes that identify them."""
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.catalog.models import WasteCategory, WasteStream
+    from wastetrack.registry.models import Organization, Site
 
 
 class Unit(StrEnum):
@@ -19,13 +25,13 @@ class Label(Model):
     code = fields.CharField(max_length=16, primary_key=True)
     organization_id: int
     stream_id: str
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="labels", on_delete=fields.RESTRICT
     )
-    stream: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    stream: fields.ForeignKeyRelation["WasteStream"] = fields.ForeignKeyField(
         "wastetrack.WasteStream", related_name="labels", on_delete=fields.RESTRICT
     )
-    issued_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    issued_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="issued_labels", null=True, on_delete=fields.SET_NULL
     )
     issued_at = fields.DatetimeField(auto_now_add=True)
@@ -49,18 +55,18 @@ class Batch(Model):
     code = fields.CharField(max_length=16, unique=True)
     # The HJ 1276-2022 数字识别码 of a hazardous-waste batch (wastetrack.batches.identifiers).
     identifier = fields.CharField(max_length=37, null=True, unique=True)
-    stream: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    stream: fields.ForeignKeyRelation["WasteStream"] = fields.ForeignKeyField(
         "wastetrack.WasteStream", related_name="batches", on_delete=fields.RESTRICT
     )
-    category: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    category: fields.ForeignKeyRelation["WasteCategory"] = fields.ForeignKeyField(
         "wastetrack.WasteCategory", related_name="batches", on_delete=fields.RESTRICT
     )
     waste_code = fields.CharField(max_length=16, null=True)
     hazard: list[str] | None = fields.JSONField(null=True)
-    producer: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    producer: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="produced_batches", on_delete=fields.RESTRICT
     )
-    origin_site: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    origin_site: fields.ForeignKeyNullableRelation["Site"] = fields.ForeignKeyField(
         "wastetrack.Site", related_name="batches", null=True, on_delete=fields.RESTRICT
     )
     # The producer's region path, copied so a manager's subtree filter needs no join.
@@ -68,16 +74,16 @@ class Batch(Model):
     quantity = fields.DecimalField(max_digits=12, decimal_places=3)
     unit = fields.CharEnumField(Unit, max_length=8)
     state = fields.CharField(max_length=24, db_index=True)
-    holder: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    holder: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="held_batches", on_delete=fields.RESTRICT
     )
-    carrier: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    carrier: fields.ForeignKeyNullableRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization",
         related_name="carried_batches",
         null=True,
         on_delete=fields.RESTRICT,
     )
-    destination: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    destination: fields.ForeignKeyNullableRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization",
         related_name="destined_batches",
         null=True,

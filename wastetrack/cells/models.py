@@ -1,10 +1,14 @@
 """Zero-waste cells (无废细胞): places assessed against their type's criteria."""
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.registry.models import Organization, Region
 
 
 class Cell(Model):
@@ -12,12 +16,12 @@ class Cell(Model):
     cell_type = fields.CharField(max_length=32)
     name = fields.CharField(max_length=128)
     region_id: int
-    region: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    region: fields.ForeignKeyRelation["Region"] = fields.ForeignKeyField(
         "wastetrack.Region", related_name="cells", on_delete=fields.RESTRICT
     )
     region_path = fields.CharField(max_length=255, db_index=True)
     organization_id: int | None
-    organization: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyNullableRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="cells", null=True, on_delete=fields.RESTRICT
     )
 
@@ -40,7 +44,7 @@ class CellAssessment(Model):
     total: Decimal = fields.DecimalField(max_digits=6, decimal_places=2)
     tier = fields.CharField(max_length=16)
     assessor_id: int
-    assessor: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    assessor: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="cell_assessments", on_delete=fields.RESTRICT
     )
     created_at = fields.DatetimeField(auto_now_add=True)

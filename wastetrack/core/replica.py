@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 from tortoise import connections
-from tortoise.backends.asyncpg import AsyncpgDBClient
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction

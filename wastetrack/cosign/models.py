@@ -3,9 +3,14 @@ a farmer) confirms that its waste left it. The codes themselves are never stored
 derived from the key ring (see `wastetrack.cosign.service`); only lists and spent codes are."""
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.registry.models import Organization
 
 
 class PinList(Model):
@@ -13,7 +18,7 @@ class PinList(Model):
 
     id = fields.IntField(primary_key=True)
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="pin_lists", on_delete=fields.RESTRICT
     )
     serial = fields.IntField(description="the producer's n-th list, printed on it")
@@ -21,7 +26,7 @@ class PinList(Model):
     size = fields.IntField()
     issued_at = fields.DatetimeField()
     issued_by_id: int | None
-    issued_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    issued_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="pin_lists_issued", null=True, on_delete=fields.RESTRICT
     )
     revoked_at: datetime | None = fields.DatetimeField(null=True)
@@ -36,12 +41,12 @@ class PinUse(Model):
 
     id = fields.IntField(primary_key=True)
     pin_list_id: int
-    pin_list: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    pin_list: fields.ForeignKeyRelation["PinList"] = fields.ForeignKeyField(
         "wastetrack.PinList", related_name="uses", on_delete=fields.RESTRICT
     )
     position = fields.IntField(description="1-based, as printed")
     used_by_id: int
-    used_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    used_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="pin_uses", on_delete=fields.RESTRICT
     )
     device_time = fields.DatetimeField(description="the handover's time by the phone's clock")

@@ -3,9 +3,13 @@ positions its vehicles report."""
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.registry.models import Organization
 
 
 class Vehicle(Model):
@@ -13,7 +17,7 @@ class Vehicle(Model):
 
     id = fields.IntField(primary_key=True)
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="vehicles", on_delete=fields.RESTRICT
     )
     # Normalized: upper-case, no spaces or separators (鲁K12345, 鲁KD12345 new-energy).
@@ -25,7 +29,7 @@ class Vehicle(Model):
     hazardous_licence_expires: date | None = fields.DateField(null=True)
     capacity_kg: Decimal = fields.DecimalField(max_digits=10, decimal_places=1)
     driver_id: int | None
-    driver: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    driver: fields.ForeignKeyNullableRelation["Driver"] = fields.ForeignKeyField(
         "wastetrack.Driver", related_name="vehicles", null=True, on_delete=fields.RESTRICT
     )
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -40,7 +44,7 @@ class Driver(Model):
 
     id = fields.IntField(primary_key=True)
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="drivers", on_delete=fields.RESTRICT
     )
     name = fields.CharField(max_length=64)

@@ -438,5 +438,5 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
             .limit(MAX_TRAJECTORY_POINTS)
             .values_list("time", "latitude", "longitude")
         )
-        points.extend(rows)  # type: ignore[arg-type]
+        points.extend(rows)
     return Trajectory(batch_code=batch.code, carriages=stretches, points=points)

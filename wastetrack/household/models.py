@@ -1,9 +1,15 @@
 """Household waste sorting: pickups at collection points and their sorting-quality checks."""
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.batches.models import Batch
+    from wastetrack.registry.models import Site
 
 
 class Pickup(Model):
@@ -11,12 +17,12 @@ class Pickup(Model):
 
     id = fields.IntField(primary_key=True)
     site_id: int
-    site: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    site: fields.ForeignKeyRelation["Site"] = fields.ForeignKeyField(
         "wastetrack.Site", related_name="pickups", on_delete=fields.RESTRICT
     )
     region_path = fields.CharField(max_length=255, db_index=True)
     batch_id: int
-    batch: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    batch: fields.ForeignKeyRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="pickups", on_delete=fields.RESTRICT
     )
     picked_up_at = fields.DatetimeField(db_index=True)
@@ -27,7 +33,7 @@ class Pickup(Model):
     )
     photo_sha256 = fields.CharField(max_length=64, null=True)
     recorded_by_id: int
-    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="pickups", on_delete=fields.RESTRICT
     )
     client_event_id = fields.UUIDField(unique=True)

@@ -1,9 +1,13 @@
 """The plan's indicators with their 2020 baseline and 2025 target, and values entered for them."""
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
 
 
 class Indicator(Model):
@@ -35,7 +39,7 @@ class IndicatorValue(Model):
     value: Decimal = fields.DecimalField(max_digits=8, decimal_places=2)
     source_note = fields.CharField(max_length=255)
     entered_by_id: int
-    entered_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    entered_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="indicator_values", on_delete=fields.RESTRICT
     )
     entered_at = fields.DatetimeField(auto_now_add=True)

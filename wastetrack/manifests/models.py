@@ -4,10 +4,15 @@ locked by its party's signature; revisions instead of edits; discrepancies on re
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.catalog.models import TreatmentMethod, WasteCategory
+    from wastetrack.registry.models import Organization
 
 
 class ManifestSerial(Model):
@@ -26,12 +31,12 @@ class Manifest(Model):
     state = fields.CharField(max_length=24, db_index=True)
     # 移出人 section
     producer_id: int
-    producer: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    producer: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="manifests_out", on_delete=fields.RESTRICT
     )
     region_path = fields.CharField(max_length=255, db_index=True)
     category_id: str
-    category: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    category: fields.ForeignKeyRelation["WasteCategory"] = fields.ForeignKeyField(
         "wastetrack.WasteCategory", related_name="manifests", on_delete=fields.RESTRICT
     )
     waste_code = fields.CharField(max_length=16)
@@ -43,7 +48,7 @@ class Manifest(Model):
     emergency_measures = fields.TextField()
     batch_codes: list[str] = fields.JSONField()
     producer_signed_by_id: int | None
-    producer_signed_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    producer_signed_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User",
         related_name="manifest_producer_signatures",
         null=True,
@@ -52,7 +57,7 @@ class Manifest(Model):
     producer_signed_at = fields.DatetimeField(null=True)
     # 接受人 section
     receiver_id: int
-    receiver: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    receiver: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="manifests_in", on_delete=fields.RESTRICT
     )
     arrived_at = fields.DatetimeField(null=True)
@@ -62,7 +67,7 @@ class Manifest(Model):
         max_digits=12, decimal_places=3, null=True
     )
     method_id: str | None
-    method: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    method: fields.ForeignKeyNullableRelation["TreatmentMethod"] = fields.ForeignKeyField(
         "wastetrack.TreatmentMethod",
         related_name="manifests",
         null=True,
@@ -70,7 +75,7 @@ class Manifest(Model):
     )
     decision_reason: str | None = fields.TextField(null=True)
     receiver_signed_by_id: int | None
-    receiver_signed_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    receiver_signed_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User",
         related_name="manifest_receiver_signatures",
         null=True,
@@ -78,7 +83,7 @@ class Manifest(Model):
     )
     receiver_signed_at = fields.DatetimeField(null=True)
     created_by_id: int
-    created_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    created_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="manifests_created", on_delete=fields.RESTRICT
     )
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -100,7 +105,7 @@ class ManifestLeg(Model):
     )
     seq = fields.IntField()
     carrier_id: int
-    carrier: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    carrier: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="manifest_legs", on_delete=fields.RESTRICT
     )
     vehicle_plate = fields.CharField(max_length=16)
@@ -108,7 +113,7 @@ class ManifestLeg(Model):
     handover_at = fields.DatetimeField(null=True)
     handover_place = fields.CharField(max_length=128, null=True)
     signed_by_id: int | None
-    signed_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    signed_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User",
         related_name="manifest_leg_signatures",
         null=True,
@@ -148,7 +153,7 @@ class ManifestRevision(Model):
         "wastetrack.Manifest", related_name="revisions", on_delete=fields.RESTRICT
     )
     proposed_by_id: int
-    proposed_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    proposed_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="manifest_revisions", on_delete=fields.RESTRICT
     )
     proposer_organization_id = fields.IntField()

@@ -564,7 +564,7 @@ async def answer_revision(
 
 async def party_names(manifest: Manifest) -> dict[int, str]:
     ids = _parties(manifest)
-    return dict(await Organization.filter(id__in=ids).values_list("id", "name"))  # type: ignore[arg-type]
+    return dict(await Organization.filter(id__in=ids).values_list("id", "name"))
 
 
 async def overdue_for_decision(*, now: datetime) -> list[Manifest]:

@@ -1,9 +1,14 @@
 """Pesticide packaging take-back (农药包装废弃物回收): farmers, returns, sales, consignments."""
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.registry.models import Organization
 
 
 class Farmer(Model):
@@ -21,7 +26,7 @@ class Farmer(Model):
 class PackagingReturn(Model):
     id = fields.IntField(primary_key=True)
     point_id: int
-    point: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    point: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="packaging_returns", on_delete=fields.RESTRICT
     )
     farmer_id: int
@@ -33,7 +38,7 @@ class PackagingReturn(Model):
     lines: list[dict[str, str | int]] = fields.JSONField()
     points: Decimal = fields.DecimalField(max_digits=10, decimal_places=1)
     recorded_by_id: int
-    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="packaging_returns", on_delete=fields.RESTRICT
     )
     client_event_id = fields.UUIDField(unique=True)
@@ -48,7 +53,7 @@ class PackageSale(Model):
 
     id = fields.IntField(primary_key=True)
     shop_id: int
-    shop: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    shop: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="package_sales", on_delete=fields.RESTRICT
     )
     sold_on = fields.DateField(db_index=True)
@@ -65,11 +70,11 @@ class Consignment(Model):
 
     id = fields.IntField(primary_key=True)
     point_id: int
-    point: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    point: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="consignments", on_delete=fields.RESTRICT
     )
     destination_id: int
-    destination: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    destination: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization",
         related_name="received_consignments",
         on_delete=fields.RESTRICT,
@@ -78,7 +83,7 @@ class Consignment(Model):
     # [{material, count, weight_kg, batch_code}]
     lines: list[dict[str, str | int]] = fields.JSONField()
     recorded_by_id: int
-    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="consignments", on_delete=fields.RESTRICT
     )
     client_event_id = fields.UUIDField(unique=True)

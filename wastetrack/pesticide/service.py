@@ -304,7 +304,7 @@ async def recovery_metrics(
     for sale in sales:
         sold[sale["material"]] = sold.get(sale["material"], 0) + sale["count"]
     for lines in returns:
-        for line in lines:  # type: ignore[union-attr]
+        for line in lines:
             returned[line["material"]] = returned.get(line["material"], 0) + int(line["count"])
     materials = sorted(set(sold) | set(returned))
     return {

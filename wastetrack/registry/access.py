@@ -137,7 +137,7 @@ async def _holds(
         client_id=producer_id,
         valid_from__lte=on,
     ).values_list("streams", flat=True)
-    return any(stream in streams for streams in agreements)  # type: ignore[operator]
+    return any(stream in streams for streams in agreements)
 
 
 async def check_may_tag_for(

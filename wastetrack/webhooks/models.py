@@ -7,9 +7,14 @@ one). A delivery keeps the exact body it sends, so every retry carries the same 
 same signature."""
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.registry.models import Organization
 
 
 class DeliveryStatus(StrEnum):
@@ -21,11 +26,11 @@ class WebhookSubscription(Model):
     id = fields.IntField(primary_key=True)
     # The owner's read rights decide what the subscription hears.
     owner_id: int
-    owner: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    owner: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="webhooks", on_delete=fields.CASCADE
     )
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="webhooks", on_delete=fields.CASCADE
     )
     url = fields.CharField(max_length=2048)
