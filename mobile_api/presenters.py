@@ -12,7 +12,7 @@ from wastetrack.core.settings import Settings
 from wastetrack.custody import labels
 from wastetrack.custody.intake import RecordResult
 from wastetrack.manifests.models import Manifest
-from wastetrack.ports import service as ports
+from wastetrack.ports import deliveries
 from wastetrack.ports.models import Berth, CleanUp, Delivery
 
 _BATCH_ATTRIBUTES = (
@@ -72,7 +72,7 @@ def delivery_read(delivery: Delivery, settings: Settings) -> DeliveryRead:
     return DeliveryRead(
         id=delivery.id,
         receipt_number=delivery.receipt_number,
-        receipt_url=ports.receipt_url(
+        receipt_url=deliveries.receipt_url(
             delivery.receipt_number, base_url=settings.base_url, secret=settings.secret_key
         ),
         vessel_id=delivery.vessel_id,

@@ -1,6 +1,7 @@
 """Fishing ports: berths, port calls, deliveries and receipts, clean-ups, sea areas, metrics."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Response
 from mobile_api.deps import (
     AdminOnly,
     AppSettings,
+    CityPeriod,
     CurrentUser,
     Period,
     RegionScoped,
@@ -43,7 +45,9 @@ from schemas.ports import (
 )
 from wastetrack.batches import labels
 from wastetrack.core import codes
-from wastetrack.ports import service as ports
+from wastetrack.core.principal import Principal
+from wastetrack.core.settings import Settings
+from wastetrack.ports import berths, cleanups, deliveries, metrics, port_calls
 from wastetrack.registry import access
 
 router = APIRouter(tags=["ports"])
@@ -54,7 +58,7 @@ async def register_port(
     port_id: Id, body: FishingPortCreate, _: AdminOnly, __: Transaction
 ) -> object:
     """Record a fishing port's grade, position and reception facility."""
-    return await ports.register_port(port_id=port_id, **body.model_dump())
+    return await berths.register_port(port_id=port_id, **body.model_dump())
 
 
 @router.post("/admin/v1/ports/{port_id}/berths", response_model=BerthRead, status_code=201)
@@ -62,14 +66,14 @@ async def add_berth(
     port_id: Id, body: BerthCreate, settings: AppSettings, _: AdminOnly, __: Transaction
 ) -> BerthRead:
     """Add a berth; its fixed QR code is in the answer."""
-    return berth_read(await ports.add_berth(port_id=port_id, **body.model_dump()), settings)
+    return berth_read(await berths.add_berth(port_id=port_id, **body.model_dump()), settings)
 
 
 @router.get("/m/v1/ports/{port_id}/berths", response_model=list[BerthRead])
 async def list_berths(port_id: Id, settings: AppSettings, user: CurrentUser) -> list[BerthRead]:
     """A port's berths and their QR codes (its operators, managers of its region, admins)."""
     await access.readable_organization(user, port_id, field="port_id")
-    return [berth_read(b, settings) for b in await ports.list_berths(port_id=port_id)]
+    return [berth_read(b, settings) for b in await berths.list_berths(port_id=port_id)]
 
 
 @router.get(
@@ -79,7 +83,7 @@ async def list_berths(port_id: Id, settings: AppSettings, user: CurrentUser) -> 
 )
 async def berth_label(code: Code, settings: AppSettings, _: CurrentUser) -> Response:
     """The berth's QR plate as a PNG, for printing and fixing at the quay."""
-    berth = await ports.berth_from_scan(code, secret=settings.secret_key, field="code")
+    berth = await berths.berth_from_scan(code, secret=settings.secret_key, field="code")
     text = labels.LabelText(
         code=berth.code,
         url=codes.qr_url(berth.code, base_url=settings.base_url, secret=settings.secret_key),
@@ -96,7 +100,7 @@ async def berth_label(code: Code, settings: AppSettings, _: CurrentUser) -> Resp
 @router.post("/m/v1/port-calls", response_model=PortCallRead, status_code=201)
 async def open_port_call(body: PortCallCreate, user: CurrentUser, _: Transaction) -> object:
     """Record a vessel's arrival at your port, with its advance waste notification."""
-    return await ports.open_port_call(
+    return await port_calls.open_port_call(
         principal=user, **body.model_dump(exclude={"notification"}), notification=body.notification
     )
 
@@ -106,7 +110,7 @@ async def close_port_call(
     port_call_id: Id, body: PortCallClose, user: CurrentUser, _: Transaction
 ) -> object:
     """Record the vessel's departure."""
-    return await ports.close_port_call(
+    return await port_calls.close_port_call(
         principal=user, port_call_id=port_call_id, departed_at=body.departed_at
     )
 
@@ -116,7 +120,9 @@ async def list_port_calls(
     user: CurrentUser, vessel_id: Id | None = None, open_only: bool = False
 ) -> list:
     """Port calls at your port (managers: in their region), newest first."""
-    return await ports.list_port_calls(principal=user, vessel_id=vessel_id, open_only=open_only)
+    return await port_calls.list_port_calls(
+        principal=user, vessel_id=vessel_id, open_only=open_only
+    )
 
 
 @router.post("/m/v1/deliveries", response_model=DeliveryRead, status_code=201)
@@ -128,11 +134,11 @@ async def record_delivery(
     response: Response,
 ) -> DeliveryRead:
     """Record what a vessel handed over at a scanned berth; each line becomes a batch."""
-    result = await ports.record_delivery(
+    result = await deliveries.record_delivery(
         principal=user, submission=body, secret=settings.secret_key
     )
     record_id = recorded_id(result, response)
-    delivery = await ports.get_delivery(principal=user, delivery_id=record_id)
+    delivery = await deliveries.get_delivery(principal=user, delivery_id=record_id)
     return delivery_read(delivery, settings)
 
 
@@ -141,7 +147,7 @@ async def list_deliveries(
     user: CurrentUser, settings: AppSettings, vessel_id: Id | None = None
 ) -> list[DeliveryRead]:
     """Deliveries, newest first; with vessel_id, that vessel's receipts."""
-    found = await ports.list_deliveries(principal=user, vessel_id=vessel_id)
+    found = await deliveries.list_deliveries(principal=user, vessel_id=vessel_id)
     return [delivery_read(d, settings) for d in found]
 
 
@@ -149,7 +155,7 @@ async def list_deliveries(
 async def get_delivery(delivery_id: Id, user: CurrentUser, settings: AppSettings) -> DeliveryRead:
     """One delivery."""
     return delivery_read(
-        await ports.get_delivery(principal=user, delivery_id=delivery_id), settings
+        await deliveries.get_delivery(principal=user, delivery_id=delivery_id), settings
     )
 
 
@@ -160,7 +166,7 @@ async def get_delivery(delivery_id: Id, user: CurrentUser, settings: AppSettings
 )
 async def delivery_receipt(delivery_id: Id, user: CurrentUser, settings: AppSettings) -> Response:
     """The waste delivery receipt for the vessel (IMO fields), with a QR back to the record."""
-    pdf = await ports.receipt_pdf(
+    pdf = await deliveries.receipt_pdf(
         principal=user,
         delivery_id=delivery_id,
         base_url=settings.base_url,
@@ -179,15 +185,17 @@ async def record_cleanup(
     response: Response,
 ) -> CleanUpRead:
     """Record a beach or sea-surface clean-up; the litter enters the custody chain."""
-    result = await ports.record_cleanup(principal=user, submission=body, secret=settings.secret_key)
+    result = await cleanups.record_cleanup(
+        principal=user, submission=body, secret=settings.secret_key
+    )
     record_id = recorded_id(result, response)
-    return cleanup_read(await ports.get_cleanup(principal=user, cleanup_id=record_id))
+    return cleanup_read(await cleanups.get_cleanup(principal=user, cleanup_id=record_id))
 
 
 @router.get("/m/v1/cleanups", response_model=list[CleanUpRead])
 async def list_cleanups(user: CurrentUser) -> list[CleanUpRead]:
     """Clean-ups of your organization (managers: in their region)."""
-    return [cleanup_read(c) for c in await ports.list_cleanups(principal=user)]
+    return [cleanup_read(c) for c in await cleanups.list_cleanups(principal=user)]
 
 
 @router.post("/m/v1/float-replacements", response_model=FloatReplacementRead, status_code=201)
@@ -195,19 +203,41 @@ async def record_float_replacement(
     body: FloatReplacementCreate, user: CurrentUser, _: Transaction
 ) -> object:
     """Record aquaculture floats replaced (浮球整治)."""
-    return await ports.record_float_replacement(principal=user, submission=body)
+    return await cleanups.record_float_replacement(principal=user, submission=body)
 
 
 @router.get("/m/v1/float-replacements", response_model=list[FloatReplacementRead])
 async def list_float_replacements(user: CurrentUser) -> list:
     """Float replacements of your organization (managers: in their region)."""
-    return await ports.list_float_replacements(principal=user)
+    return await cleanups.list_float_replacements(principal=user)
 
 
 @router.get("/m/v1/sea-areas", response_model=list[SeaAreaRead])
 async def list_sea_areas(_: CurrentUser) -> list:
     """Named sea areas (无废航区) with their polygons."""
-    return await ports.list_sea_areas()
+    return await metrics.list_sea_areas()
+
+
+async def _metrics_answer(
+    compute: Callable[..., Awaitable[dict[str, Any]]],
+    *,
+    principal: Principal,
+    settings: Settings,
+    period: CityPeriod,
+    format: Format,
+    name: str,
+    rows: Callable[[dict[str, Any]], list[Any]],
+) -> Any:
+    """A port metric over the period: the JSON document, or its `rows` as a CSV/XLSX file."""
+    result = await compute(
+        principal=principal,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
+    )
+    if format != "json":
+        return export(rows(result), name=name, format=format, headers=period.headers())
+    return result
 
 
 @router.get("/m/v1/metrics/ports", response_model=PortMetricsRead)
@@ -219,20 +249,17 @@ async def port_metrics(
     format: Format = "json",
 ) -> Any:
     """Port garbage and sewage collection-and-treatment rate per port, with its counts."""
-    result = await ports.port_metrics(
+    return await _metrics_answer(
+        metrics.port_metrics,
         principal=user,
-        date_from=period.date_from,
-        date_to=period.date_to,
-        timezone=settings.timezone,
+        settings=settings,
+        period=period,
+        format=format,
+        name="ports",
+        rows=lambda result: [
+            {"port": p["port_name"], **g} for p in result["ports"] for g in p["groups"]
+        ],
     )
-    if format != "json":
-        return export(
-            [{"port": p["port_name"], **g} for p in result["ports"] for g in p["groups"]],
-            name="ports",
-            format=format,
-            headers=period.headers(),
-        )
-    return result
 
 
 @router.get("/m/v1/metrics/sea-areas", response_model=SeaAreaMetricsRead)
@@ -244,12 +271,12 @@ async def sea_area_metrics(
     format: Format = "json",
 ) -> Any:
     """Per sea area, the share of its vessels whose deliveries were recorded."""
-    result = await ports.sea_area_metrics(
+    return await _metrics_answer(
+        metrics.sea_area_metrics,
         principal=user,
-        date_from=period.date_from,
-        date_to=period.date_to,
-        timezone=settings.timezone,
+        settings=settings,
+        period=period,
+        format=format,
+        name="sea-areas",
+        rows=lambda result: result["areas"],
     )
-    if format != "json":
-        return export(result["areas"], name="sea-areas", format=format, headers=period.headers())
-    return result

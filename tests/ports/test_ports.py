@@ -464,15 +464,20 @@ async def test_cleanup_enters_the_custody_chain(
     assert synced["applied"] == 1
 
 
-async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, world: World) -> None:
-    body = {
+def float_replacement(world: World, region: str = "other_town", **extra: object) -> dict:
+    return {
         "client_event_id": str(uuid.uuid4()),
-        "region_id": world.regions["other_town"].id,
+        "region_id": world.regions[region].id,
         "replaced_on": NOW.date().isoformat(),
         "foam_floats_removed": 1200,
         "new_floats_installed": 1150,
         "new_float_type": "环保型塑料浮球",
+        **extra,
     }
+
+
+async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, world: World) -> None:
+    body = float_replacement(world)
     for _ in range(2):
         response = await client.post(
             "/m/v1/float-replacements", json=body, headers=world.headers("port")
@@ -511,3 +516,45 @@ async def test_scanning_a_berth_plate_offers_a_delivery(
         "/m/v1/scan", params={"qr": forged(harbour.berth_url)}, headers=world.headers("port")
     )
     assert forgery.status_code == 404
+
+
+async def test_port_records_are_read_by_the_parties_they_name_and_their_region(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    await arrive(client, world, harbour.small)
+    response = await deliver(client, world, delivery(harbour, harbour.small))
+    assert response.status_code == 201, response.text
+    readers = ["port", "crew", "town_manager", "manager", "auditor", "admin", "clinic", "plant"]
+    seen = {}
+    for who in readers:
+        deliveries = await client.get("/m/v1/deliveries", headers=world.headers(who))
+        calls = await client.get("/m/v1/port-calls", headers=world.headers(who))
+        seen[who] = (len(deliveries.json()), len(calls.json()))
+    assert seen == {
+        "port": (1, 1),
+        # the vessel's owner reads its deliveries; port calls belong to the port
+        "crew": (1, 0),
+        "town_manager": (1, 1),
+        "manager": (1, 1),
+        "auditor": (1, 1),
+        "admin": (1, 1),
+        "clinic": (0, 0),
+        "plant": (0, 0),
+    }
+
+
+async def test_a_region_reader_still_reads_its_own_records_outside_its_region(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await client.post(
+        "/m/v1/float-replacements",
+        json=float_replacement(world, region="town"),
+        headers=world.headers("town_manager"),
+    )
+    assert response.status_code == 201, response.text
+    counts = {
+        who: len((await client.get("/m/v1/float-replacements", headers=world.headers(who))).json())
+        for who in ("town_manager", "manager", "port", "clinic")
+    }
+    # town_manager's region is the other town, but the record names its organization
+    assert counts == {"town_manager": 1, "manager": 1, "port": 0, "clinic": 0}

@@ -25,7 +25,7 @@ from tests.rollups import reference
 from tests.rollups import reference_indicators as ref
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells_service
-from wastetrack.ports.service import PORT_RULES
+from wastetrack.ports.rules import PORT_RULES
 from wastetrack.registry.models import Organization
 from wastetrack.rollups import service as rollups
 

@@ -13,7 +13,7 @@ from wastetrack.household import service as household
 from wastetrack.indicators.models import Indicator, IndicatorValue
 from wastetrack.medical import service as medical
 from wastetrack.pesticide import service as pesticide
-from wastetrack.ports import service as ports
+from wastetrack.ports import metrics as port_metrics
 
 PLAN_START, PLAN_END = date(2021, 1, 1), date(2025, 12, 31)
 AT_RISK_MARGIN = Decimal("0.25")
@@ -37,7 +37,7 @@ async def _computed(
         )["coverage"]
     elif code == "port_garbage_rate":
         # 渔港污水和垃圾收集处置率: the lower of the listed ports' garbage and sewage rates.
-        metrics = await ports.port_metrics(
+        metrics = await port_metrics.port_metrics(
             principal=principal, date_from=year_ago, date_to=today, timezone=timezone
         )
         listed = metrics["listed_ports"]

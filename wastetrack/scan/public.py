@@ -18,7 +18,7 @@ from wastetrack.core import codes
 from wastetrack.core.errors import NotFound
 from wastetrack.manifests import service as manifests
 from wastetrack.manifests.models import Manifest
-from wastetrack.ports import service as ports
+from wastetrack.ports.deliveries import receipt_from_scan
 from wastetrack.ports.models import Berth
 from wastetrack.registry.models import Site
 
@@ -138,7 +138,7 @@ async def plate_or_batch(*, scanned: str, secret: str) -> PublicBatch | PublicPl
 async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
     """The delivery behind a receipt's QR (``/r/``): who delivered what, where and when."""
     try:
-        delivery = await ports.receipt_from_scan(scanned=scanned, secret=secret)
+        delivery = await receipt_from_scan(scanned=scanned, secret=secret)
     except NotFound:
         raise NotFound(NOT_FOUND, field="code") from None
     snap = await catalog.snapshot()

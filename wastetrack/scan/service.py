@@ -10,7 +10,7 @@ from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody import queries
 from wastetrack.household import service as household
-from wastetrack.ports import service as ports
+from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.models import Berth
 from wastetrack.registry.models import Site, Vessel
 
@@ -38,7 +38,7 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
     except NotFound as not_a_batch:
         refusal = not_a_batch
     try:
-        berth = await ports.berth_from_scan(scanned, secret=secret, field="qr")
+        berth = await berth_from_scan(scanned, secret=secret, field="qr")
     except NotFound:
         try:
             site = await household.site_from_scan(scanned, secret=secret, field="qr")

@@ -18,7 +18,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.custody import intake, recorder
 from wastetrack.household import service as household
 from wastetrack.pesticide import service as pesticide
-from wastetrack.ports import service as ports
+from wastetrack.ports import cleanups, deliveries
 
 _events = TypeAdapter(list[EventCreate])
 _event = TypeAdapter(EventCreate)
@@ -29,8 +29,8 @@ _records: dict[str, TypeAdapter[Any]] = {
     "return": TypeAdapter(ReturnCreate),
 }
 _recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
-    "delivery": ports.record_delivery,
-    "cleanup": ports.record_cleanup,
+    "delivery": deliveries.record_delivery,
+    "cleanup": cleanups.record_cleanup,
     "pickup": household.record_pickup,
     "return": pesticide.record_return,
 }

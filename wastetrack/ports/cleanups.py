@@ -1,0 +1,123 @@
+"""Clean-ups and floats: beach and sea-surface clean-ups (净滩行动), whose litter enters the
+custody chain as one batch, and aquaculture float replacement (浮球整治)."""
+
+from typing import TypeVar
+
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from schemas.ports import CleanUpCreate, FloatReplacementCreate
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Unit
+from wastetrack.core.data import read_data_file
+from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.custody import intake
+from wastetrack.evidence.models import Photo
+from wastetrack.ports.access import readable
+from wastetrack.ports.models import CleanUp, FloatReplacement
+from wastetrack.ports.rules import MARINE_STREAM
+from wastetrack.registry import service as registry
+
+LITTER_ITEMS = {
+    item["code"] for item in read_data_file("wastetrack.ports", "marine_litter_items.json")["items"]
+}
+BEACH_LITTER = "marine.beach_litter"
+CLEANUP_ROLES = frozenset({Role.collector, Role.port_operator, Role.carrier})
+
+M = TypeVar("M", bound=Model)
+
+
+async def record_cleanup(
+    *, principal: Principal, submission: CleanUpCreate, secret: str
+) -> intake.RecordResult:
+    """Record a beach or sea-surface clean-up; what it picked up enters the custody chain as
+    one batch of beach litter in the team's hands. Exactly once per client_event_id."""
+    digest = intake.digest(submission)
+    seen = await intake.seen(CleanUp, submission.client_event_id, digest)
+    if seen is not None:
+        return seen
+    if principal.role not in CLEANUP_ROLES:
+        raise Forbidden(f"a {principal.role.value} cannot record clean-ups", field="role")
+    if submission.ended_at < submission.started_at:
+        raise ValidationFailed("ended_at precedes started_at", field="ended_at")
+    unknown = sorted(set(submission.item_counts) - LITTER_ITEMS)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown litter items {unknown}; see the taxonomy", field=f"item_counts.{unknown[0]}"
+        )
+    await registry.get_region(submission.region_id)
+    stored = set(await Photo.filter(sha256__in=submission.photos).values_list("sha256", flat=True))
+    missing = [sha for sha in submission.photos if sha not in stored]
+    if missing:
+        raise ValidationFailed("upload the photos before referring to them", field="photos")
+    async with in_transaction():
+        (batch,) = await intake.take_in(
+            principal=principal,
+            record_id=submission.client_event_id,
+            when=submission.ended_at,
+            secret=secret,
+            stream=MARINE_STREAM,
+            lines=[intake.IntakeLine(BEACH_LITTER, submission.total_weight_kg, Unit.KG)],
+            producer_id=principal.organization_id,
+            handover_to=None,
+            latitude=submission.latitude,
+            longitude=submission.longitude,
+        )
+        cleanup = await CleanUp.create(
+            **submission.model_dump(exclude={"client_event_id", "kind"}),
+            organization_id=principal.organization_id,
+            batch_id=batch.id,
+            recorded_by_id=principal.user_id,
+            client_event_id=submission.client_event_id,
+            payload_digest=digest,
+        )
+    return intake.RecordResult(submission.client_event_id, "applied", cleanup.id)
+
+
+def _readable(query: QuerySet[M], principal: Principal) -> QuerySet[M]:
+    """Records of the user's organization, and for region readers every record in their
+    region: clean-ups and float replacements alike."""
+    return readable(query, principal, organization=("organization_id",), region="region__path")
+
+
+async def get_cleanup(*, principal: Principal, cleanup_id: int) -> CleanUp:
+    """A clean-up the user's organization or region covers, with its batch."""
+    found = (
+        await _readable(CleanUp.filter(id=cleanup_id), principal).first().prefetch_related("batch")
+    )
+    if found is None:
+        raise NotFound(f"no clean-up {cleanup_id}", field="cleanup_id")
+    return found
+
+
+async def list_cleanups(*, principal: Principal) -> list[CleanUp]:
+    """Clean-ups of the user's organization (managers: in their region), newest first."""
+    return (
+        await _readable(CleanUp.all(), principal)
+        .order_by("-started_at")
+        .limit(500)
+        .prefetch_related("batch")
+    )
+
+
+async def record_float_replacement(
+    *, principal: Principal, submission: FloatReplacementCreate
+) -> FloatReplacement:
+    """Record aquaculture floats replaced (the plan's 浮球整治); a resend is not counted twice."""
+    if principal.role == Role.auditor:
+        raise Forbidden("auditors read; they do not record", field="role")
+    known = await FloatReplacement.get_or_none(client_event_id=submission.client_event_id)
+    if known is not None:
+        return known
+    await registry.get_region(submission.region_id)
+    return await FloatReplacement.create(
+        **submission.model_dump(),
+        organization_id=principal.organization_id,
+        recorded_by_id=principal.user_id,
+    )
+
+
+async def list_float_replacements(*, principal: Principal) -> list[FloatReplacement]:
+    return await _readable(FloatReplacement.all(), principal).order_by("-replaced_on")

@@ -1,0 +1,299 @@
+"""Deliveries: what a vessel hands over at a berth, each line entering the custody chain as a
+batch, and the signed receipt (PDF and public QR check) the vessel keeps."""
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from schemas.ports import DeliveryCreate, DeliveryLineCreate
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Unit
+from wastetrack.catalog import service as catalog
+from wastetrack.core import codes
+from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
+from wastetrack.core.geometry import distance_m
+from wastetrack.core.principal import Principal
+from wastetrack.custody import intake
+from wastetrack.ports.access import readable
+from wastetrack.ports.berths import berth_from_scan
+from wastetrack.ports.models import Delivery, DeliveryLine, PortCall
+from wastetrack.ports.port_calls import get_vessel
+from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
+from wastetrack.ports.rules import MARINE_STREAM, PORT_RULES
+from wastetrack.registry.models import Vessel
+
+NO_PORT_CALL = "no_open_port_call"
+OUTSIDE_GEOFENCE = "outside_geofence"
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    category: str
+    volume_m3: Decimal | None
+    mass_kg: Decimal | None
+    mass_derived: bool
+
+
+async def _resolve_lines(lines: list[DeliveryLineCreate]) -> list[_Line]:
+    """Each line's catalog category (MARPOL letters checked against their scheme version) and
+    its mass, derived from volume and the category's density when not weighed."""
+    snap = await catalog.snapshot()
+    resolved = []
+    for index, line in enumerate(lines):
+        if line.annex_v is not None:
+            key = f"marpol{line.scheme_version}.{line.annex_v.upper()}"
+            if key not in snap.categories:
+                raise ValidationFailed(
+                    f"MARPOL Annex V has no category {line.annex_v.upper()} in the"
+                    f" {line.scheme_version} scheme",
+                    field=f"lines[{index}].annex_v",
+                )
+        else:
+            key = line.category or ""
+            if key not in snap.categories or snap.categories[key].stream_id != MARINE_STREAM:
+                raise ValidationFailed(
+                    f"{key!r} is not a marine waste category", field=f"lines[{index}].category"
+                )
+        by_volume = [
+            name
+            for name, group in PORT_RULES["groups"].items()
+            if group["unit"] == "m3" and set(snap.ancestors(key)) & set(group["categories"])
+        ]
+        if by_volume and not line.volume_m3:
+            # The indicator counts these in m³ (port_rules.json): a line in kg alone would count
+            # as nothing, so it is refused rather than silently left out.
+            raise ValidationFailed(
+                f"{key} is reported in m³ ({by_volume[0]}): give volume_m3",
+                field=f"lines[{index}].volume_m3",
+            )
+        mass, derived = line.mass_kg, False
+        if mass is None and line.volume_m3:
+            density = next(
+                (
+                    snap.categories[k].density_kg_m3
+                    for k in snap.ancestors(key)
+                    if snap.categories[k].density_kg_m3 is not None
+                ),
+                None,
+            )
+            if density is not None:
+                mass = (line.volume_m3 * Decimal(density)).quantize(Decimal("0.001"))
+                derived = True
+        resolved.append(_Line(key, line.volume_m3, mass, derived))
+    return resolved
+
+
+async def record_delivery(
+    *, principal: Principal, submission: DeliveryCreate, secret: str
+) -> intake.RecordResult:
+    """Record what a vessel handed over at a berth: one batch per line enters the custody
+    chain in the port's hands. Far from the berth or without an open port call it is kept but
+    flagged. Exactly once per client_event_id."""
+    digest = intake.digest(submission)
+    seen = await intake.seen(Delivery, submission.client_event_id, digest)
+    if seen is not None:
+        return seen
+    berth = await berth_from_scan(submission.berth, secret=secret)
+    vessel = await get_vessel(submission.vessel_id)
+    if principal.role == Role.port_operator:
+        if berth.port_id != principal.organization_id:
+            raise Forbidden("this berth belongs to another port", field="berth")
+        producer, handover_to = vessel.owner_id or berth.port_id, None
+    elif principal.role == Role.generator and vessel.owner_id == principal.organization_id:
+        producer, handover_to = principal.organization_id, berth.port_id
+    else:
+        raise Forbidden(
+            "deliveries are recorded by the port's operators or the vessel's crew", field="role"
+        )
+    lines = await _resolve_lines(submission.lines)
+    flags: list[str] = []
+    call = await _port_call_for(submission, vessel=vessel, port_id=berth.port_id)
+    if call is None:
+        flags.append(NO_PORT_CALL)
+    distance = None
+    if submission.latitude is not None and submission.longitude is not None:
+        distance = distance_m(
+            submission.latitude, submission.longitude, berth.latitude, berth.longitude
+        )
+        if distance > berth.geofence_m:
+            flags.append(OUTSIDE_GEOFENCE)
+    async with in_transaction():
+        batches = await intake.take_in(
+            principal=principal,
+            record_id=submission.client_event_id,
+            when=submission.ended_at,
+            secret=secret,
+            stream=MARINE_STREAM,
+            producer_id=producer,
+            handover_to=handover_to,
+            latitude=submission.latitude,
+            longitude=submission.longitude,
+            lines=[
+                intake.IntakeLine(line.category, line.mass_kg, Unit.KG)
+                if line.mass_kg is not None
+                else intake.IntakeLine(line.category, line.volume_m3 or Decimal(0), Unit.M3)
+                for line in lines
+            ],
+        )
+        delivery = await Delivery.create(
+            receipt_number=f"pending-{submission.client_event_id.hex[:20]}",
+            vessel=vessel,
+            port_id=berth.port_id,
+            berth=berth,
+            port_call=call,
+            started_at=submission.started_at,
+            ended_at=submission.ended_at,
+            recorded_at=datetime.now(UTC),
+            latitude=submission.latitude,
+            longitude=submission.longitude,
+            distance_m=distance,
+            flags=flags,
+            recorded_by_id=principal.user_id,
+            client_event_id=submission.client_event_id,
+            payload_digest=digest,
+        )
+        delivery.receipt_number = (
+            f"WR{berth.port_id:03d}{submission.started_at:%Y%m%d}{delivery.id:06d}"
+        )
+        await delivery.save(update_fields=["receipt_number"])
+        await DeliveryLine.bulk_create(
+            [
+                DeliveryLine(
+                    delivery=delivery,
+                    category_id=line.category,
+                    volume_m3=line.volume_m3,
+                    mass_kg=line.mass_kg,
+                    mass_derived=line.mass_derived,
+                    batch_id=batch.id,
+                )
+                for line, batch in zip(lines, batches, strict=True)
+            ]
+        )
+    return intake.RecordResult(submission.client_event_id, "applied", delivery.id, flags=flags)
+
+
+async def _port_call_for(
+    submission: DeliveryCreate, *, vessel: Vessel, port_id: int
+) -> PortCall | None:
+    if submission.port_call_id is not None:
+        call = await PortCall.get_or_none(id=submission.port_call_id)
+        if call is None or call.vessel_id != vessel.id or call.port_id != port_id:
+            raise ValidationFailed(
+                "the port call is not this vessel's at this port", field="port_call_id"
+            )
+        return call
+    return (
+        await PortCall.filter(
+            Q(departed_at=None) | Q(departed_at__gte=submission.started_at),
+            vessel_id=vessel.id,
+            port_id=port_id,
+            arrived_at__lte=submission.ended_at,
+        )
+        .order_by("-arrived_at")
+        .first()
+    )
+
+
+def _readable_deliveries(principal: Principal) -> QuerySet[Delivery]:
+    """Deliveries at the user's port or by their organization's vessels, and for region
+    readers every delivery at a port in their region."""
+    return readable(
+        Delivery.all(),
+        principal,
+        organization=("port_id", "vessel__owner_id"),
+        region="port__region__path",
+    )
+
+
+async def get_delivery(*, principal: Principal, delivery_id: int) -> Delivery:
+    """A delivery the user's port, vessel owner or region covers, with lines and parties."""
+    delivery = (
+        await _readable_deliveries(principal)
+        .filter(id=delivery_id)
+        .first()
+        .prefetch_related("lines__batch", "vessel__owner", "port", "berth", "recorded_by")
+    )
+    if delivery is None:
+        raise NotFound(f"no delivery {delivery_id}", field="delivery_id")
+    return delivery
+
+
+async def list_deliveries(*, principal: Principal, vessel_id: int | None) -> list[Delivery]:
+    """Deliveries, newest first, per vessel when asked: the vessel's receipts."""
+    query = _readable_deliveries(principal).order_by("-started_at")
+    if vessel_id is not None:
+        query = query.filter(vessel_id=vessel_id)
+    return await query.limit(500).prefetch_related("lines__batch")
+
+
+async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
+    """The delivery behind a receipt's QR, for its public check."""
+    marker = "/r/"
+    if marker not in scanned:
+        raise NotFound("no receipt with this number", field="receipt")
+    number, _, sig = scanned.rsplit(marker, 1)[1].partition(".")
+    if not sig or not codes.verify(number, sig, secret):
+        raise NotFound("no receipt with this number", field="receipt")
+    delivery = await Delivery.get_or_none(receipt_number=number).prefetch_related(
+        "lines", "vessel", "port", "berth"
+    )
+    if delivery is None:
+        raise NotFound("no receipt with this number", field="receipt")
+    return delivery
+
+
+def receipt_url(number: str, *, base_url: str, secret: str) -> str:
+    """The signed address a receipt's QR carries, for its public check."""
+    return f"{base_url.rstrip('/')}/r/{number}.{codes.signature(number, secret)}"
+
+
+async def receipt_pdf(
+    *, principal: Principal, delivery_id: int, base_url: str, secret: str, timezone: str
+) -> bytes:
+    """The delivery's receipt for the vessel, times in the city's time zone."""
+    delivery = await get_delivery(principal=principal, delivery_id=delivery_id)
+    snap = await catalog.snapshot()
+    tz = ZoneInfo(timezone)
+    vessel = delivery.vessel
+    # Laying out the PDF takes CPU: in a thread, the event loop keeps serving.
+    return await asyncio.to_thread(
+        render_receipt_pdf,
+        ReceiptText(
+            number=delivery.receipt_number,
+            url=receipt_url(delivery.receipt_number, base_url=base_url, secret=secret),
+            port_name=delivery.port.name,
+            berth_name=delivery.berth.name,
+            reception_provider=delivery.port.name,
+            discharge_from=delivery.started_at.astimezone(tz),
+            discharge_to=delivery.ended_at.astimezone(tz),
+            ship_name=vessel.name,
+            registration_number=vessel.registration_number,
+            imo_number=vessel.imo_number,
+            gross_tonnage=vessel.gross_tonnage,
+            ship_type=vessel.vessel_type,
+            owner=vessel.owner.name if vessel.owner else None,
+            flag_state=vessel.flag_state,
+            lines=[
+                ReceiptLine(
+                    category_code=snap.categories[line.category_id].code,
+                    category_name_zh=snap.categories[line.category_id].name_zh,
+                    category_name_en=snap.categories[line.category_id].name_en,
+                    volume_m3=line.volume_m3,
+                    mass_kg=line.mass_kg,
+                    mass_derived=line.mass_derived,
+                    batch_code=line.batch.code,
+                )
+                for line in delivery.lines
+            ],
+            flags=delivery.flags,
+            signed_by=delivery.recorded_by.username,
+            recorded_at=delivery.recorded_at.astimezone(tz),
+            timezone=timezone,
+        ),
+    )

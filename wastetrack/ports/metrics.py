@@ -1,0 +1,206 @@
+"""Port metrics: the port garbage and sewage collection-and-treatment rate (污水和垃圾收集处置率)
+per port and over the listed ports, and per zero-waste sea area (无废航区) the share of its
+vessels whose deliveries were recorded."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from tortoise import connections
+
+from wastetrack.catalog import service as catalog
+from wastetrack.core.geometry import point_in_polygon
+from wastetrack.core.metrics import period_bounds, ratio
+from wastetrack.core.principal import Principal
+from wastetrack.ports.models import Delivery, FishingPort, PortCall, SeaArea
+from wastetrack.ports.rules import PORT_RULES
+from wastetrack.registry.models import Organization, OrganizationKind, Vessel
+from wastetrack.rollups import service as rollups
+
+
+async def _line_facts(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
+    """Each delivery line whose batch was tagged in the period, with its batch's fact (fate
+    after corrections and containers, one mass): cancelled lines are left out."""
+    if not port_ids:
+        return []
+    rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
+        "SELECT d.port_id, l.category_id, l.volume_m3, f.fate, f.mass_kg"
+        " FROM delivery_line l JOIN delivery d ON d.id = l.delivery_id"
+        " JOIN batch_fact f ON f.batch_id = l.batch_id"
+        " WHERE d.port_id = ANY($1::int[]) AND f.day BETWEEN $2 AND $3 AND f.fate <> 'cancelled'",
+        [port_ids, date_from, date_to],
+    )
+    return rows
+
+
+def _group_rate(treated: Decimal, expected: Decimal, unit: str) -> dict[str, Any]:
+    return ratio(treated, expected, unit, rollups.definition("port_collection_treatment_rate"))
+
+
+async def port_metrics(
+    *, principal: Principal, date_from: date, date_to: date, timezone: str
+) -> dict[str, Any]:
+    """Per port and pooled over the listed ports: expected garbage and sewage (crew × days at
+    sea × rate, sewage from vessels under 400 GT only), delivered, harmlessly treated, their
+    ratio, and the headline 污水和垃圾收集处置率 (the lower of the two)."""
+    start, end = period_bounds(date_from, date_to, timezone)
+    snap = await catalog.snapshot()
+    ports = await Organization.filter(
+        kind=OrganizationKind.fishing_port, region__path__startswith=principal.region_path
+    ).order_by("id")
+    profiles = {
+        p.organization_id: p
+        for p in await FishingPort.filter(organization_id__in=[p.id for p in ports])
+    }
+    calls = await PortCall.filter(
+        port_id__in=[p.id for p in ports], arrived_at__gte=start, arrived_at__lt=end
+    ).prefetch_related("vessel")
+    deliveries = await Delivery.filter(
+        port_id__in=[p.id for p in ports], started_at__gte=start, started_at__lt=end
+    )
+    lines = await _line_facts([p.id for p in ports], date_from, date_to)
+    small = Decimal(PORT_RULES["small_vessel_max_gt"])
+    pooled: dict[str, dict[str, Decimal]] = {}
+    result = []
+    for port in ports:
+        port_calls = [c for c in calls if c.port_id == port.id]
+        port_deliveries = [d for d in deliveries if d.port_id == port.id]
+        listed = port.id in profiles and profiles[port.id].listed
+        groups = []
+        for name, group in PORT_RULES["groups"].items():
+            rate = Decimal(str(group["per_person_day"]))
+            expected = sum(
+                (
+                    Decimal(c.crew * c.days_at_sea) * rate
+                    for c in port_calls
+                    if group["vessels"] == "all" or c.vessel.gross_tonnage < small
+                ),
+                Decimal(0),
+            )
+            delivered = treated = Decimal(0)
+            for line in lines:
+                if line["port_id"] != port.id:
+                    continue
+                if not set(snap.ancestors(line["category_id"])) & set(group["categories"]):
+                    continue
+                amount = Decimal(
+                    (line["mass_kg"] if group["unit"] == "kg" else line["volume_m3"]) or 0
+                )
+                delivered += amount
+                if line["fate"] in rollups.HARMLESS_FATES:
+                    treated += amount
+            if listed:
+                total = pooled.setdefault(
+                    name, {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
+                )
+                total["expected"] += expected
+                total["delivered"] += delivered
+                total["treated"] += treated
+            groups.append(
+                {
+                    "group": name,
+                    "name_zh": group["name_zh"],
+                    "expected": expected,
+                    "delivered": delivered,
+                    "treated": treated,
+                    "collection_treatment_rate": _group_rate(treated, expected, group["unit"]),
+                }
+            )
+        result.append(
+            {
+                "port_id": port.id,
+                "port_name": port.name,
+                "listed": listed,
+                "port_calls": len(port_calls),
+                "deliveries": len(port_deliveries),
+                "flagged_deliveries": sum(bool(d.flags) for d in port_deliveries),
+                "groups": groups,
+            }
+        )
+    listed_groups = [
+        {
+            "group": name,
+            "name_zh": group["name_zh"],
+            **pooled.get(
+                name, {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
+            ),
+        }
+        for name, group in PORT_RULES["groups"].items()
+    ]
+    for g in listed_groups:
+        unit = PORT_RULES["groups"][g["group"]]["unit"]
+        g["collection_treatment_rate"] = _group_rate(g["treated"], g["expected"], unit)
+    rates = [g["collection_treatment_rate"] for g in listed_groups]
+    known = [r for r in rates if r["rate"] is not None]
+    # The headline is only as good as its weaker half; it is a figure only when both are.
+    lowest = min(known, key=lambda r: r["rate"]) if len(known) == len(rates) else None
+    listed_profiles = [p for p in profiles.values() if p.listed]
+    equipped = sum(p.reception_facility for p in listed_profiles)
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "timezone": timezone,
+        "ports": result,
+        "listed_ports": {
+            "groups": listed_groups,
+            "headline": {
+                "rate": lowest["rate"] if lowest else None,
+                "group": next(
+                    (g["group"] for g in listed_groups if g["collection_treatment_rate"] is lowest),
+                    None,
+                ),
+                "definition": rollups.definition("port_headline"),
+            },
+        },
+        "reception_facility_share": ratio(
+            Decimal(equipped), Decimal(len(listed_profiles)), "ports"
+        ),
+    }
+
+
+async def list_sea_areas() -> list[SeaArea]:
+    """The named sea areas (无废航区), by code."""
+    return await SeaArea.all().order_by("code")
+
+
+async def sea_area_metrics(
+    *, principal: Principal, date_from: date, date_to: date, timezone: str
+) -> dict[str, Any]:
+    """Per sea area: vessels counted in it (home port inside it, or a port call declaring it),
+    and the share of them whose deliveries were recorded in the period."""
+    start, end = period_bounds(date_from, date_to, timezone)
+    ports = {
+        p.organization_id: p
+        for p in await FishingPort.filter(
+            organization__region__path__startswith=principal.region_path
+        )
+    }
+    vessels = await Vessel.filter(home_port_id__in=list(ports)).only("id", "home_port_id")
+    calls = await PortCall.filter(
+        arrived_at__gte=start, arrived_at__lt=end, fishing_area__not_isnull=True
+    ).values("vessel_id", "fishing_area")
+    delivered = set(
+        await Delivery.filter(started_at__gte=start, started_at__lt=end).values_list(
+            "vessel_id", flat=True
+        )
+    )
+    areas = []
+    for area in await list_sea_areas():
+        members = {
+            v.id
+            for v in vessels
+            if point_in_polygon(
+                ports[v.home_port_id].longitude, ports[v.home_port_id].latitude, area.polygon
+            )
+        } | {c["vessel_id"] for c in calls if c["fishing_area"] == area.code}
+        with_deliveries = len(members & delivered)
+        areas.append(
+            {
+                "code": area.code,
+                "name_zh": area.name_zh,
+                "vessels": len(members),
+                "vessels_with_deliveries": with_deliveries,
+                "share": ratio(Decimal(with_deliveries), Decimal(len(members)), "vessels"),
+            }
+        )
+    return {"date_from": date_from, "date_to": date_to, "timezone": timezone, "areas": areas}

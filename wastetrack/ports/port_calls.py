@@ -1,0 +1,103 @@
+"""Port calls: a vessel's stay at a port from arrival (with its advance waste notification) to
+departure, recorded by the port's operators."""
+
+from datetime import datetime
+from typing import Any
+
+from schemas.ports import NotificationLine
+from wastetrack.auth.models import Role
+from wastetrack.catalog import service as catalog
+from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.ports.access import readable
+from wastetrack.ports.models import PortCall, SeaArea
+from wastetrack.ports.rules import MARINE_STREAM
+from wastetrack.registry.models import Vessel
+
+
+def _operator_port(principal: Principal) -> int:
+    if principal.role != Role.port_operator:
+        raise Forbidden("only port operators record port calls", field="role")
+    return principal.organization_id
+
+
+async def get_vessel(vessel_id: int) -> Vessel:
+    """The vessel with this id; an unknown one is 'not found' on vessel_id."""
+    vessel = await Vessel.get_or_none(id=vessel_id)
+    if vessel is None:
+        raise NotFound(f"no vessel {vessel_id}", field="vessel_id")
+    return vessel
+
+
+async def _check_notification(lines: list[NotificationLine]) -> list[dict[str, Any]]:
+    snap = await catalog.snapshot()
+    checked = []
+    for index, line in enumerate(lines):
+        category = snap.categories.get(line.category)
+        if category is None or category.stream_id != MARINE_STREAM:
+            raise ValidationFailed(
+                f"{line.category!r} is not a marine waste category",
+                field=f"notification[{index}].category",
+            )
+        checked.append(line.model_dump(mode="json"))
+    return checked
+
+
+async def open_port_call(
+    *,
+    principal: Principal,
+    vessel_id: int,
+    arrived_at: datetime,
+    days_at_sea: int,
+    crew: int,
+    fishing_area: str | None,
+    notification: list[NotificationLine],
+) -> PortCall:
+    """Record a vessel's arrival at the operator's port, with its advance waste notification."""
+    port_id = _operator_port(principal)
+    vessel = await get_vessel(vessel_id)
+    if fishing_area is not None and not await SeaArea.exists(code=fishing_area):
+        raise ValidationFailed(f"unknown sea area {fishing_area!r}", field="fishing_area")
+    if await PortCall.exists(vessel_id=vessel.id, departed_at=None):
+        raise Conflict("the vessel has a port call that is still open", field="vessel_id")
+    return await PortCall.create(
+        vessel=vessel,
+        port_id=port_id,
+        arrived_at=arrived_at,
+        days_at_sea=days_at_sea,
+        crew=crew,
+        fishing_area=fishing_area,
+        notification=await _check_notification(notification),
+        recorded_by_id=principal.user_id,
+    )
+
+
+async def close_port_call(
+    *, principal: Principal, port_call_id: int, departed_at: datetime
+) -> PortCall:
+    """Record the vessel's departure."""
+    port_id = _operator_port(principal)
+    call = await PortCall.get_or_none(id=port_call_id, port_id=port_id)
+    if call is None:
+        raise NotFound(f"no port call {port_call_id} at your port", field="port_call_id")
+    if call.departed_at is not None:
+        raise Conflict("the port call is closed already", field="port_call_id")
+    if departed_at < call.arrived_at:
+        raise ValidationFailed("departed_at precedes the arrival", field="departed_at")
+    call.departed_at = departed_at
+    await call.save(update_fields=["departed_at"])
+    return call
+
+
+async def list_port_calls(
+    *, principal: Principal, vessel_id: int | None, open_only: bool
+) -> list[PortCall]:
+    """Port calls at the user's port (managers: in their region)."""
+    query = readable(
+        PortCall.all(), principal, organization=("port_id",), region="port__region__path"
+    ).order_by("-arrived_at")
+    if vessel_id is not None:
+        query = query.filter(vessel_id=vessel_id)
+    if open_only:
+        query = query.filter(departed_at=None)
+    return await query.limit(500)
