@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.base import Code, Id, Schema, Text, rule_error
 from wastetrack.batches.models import Unit
-from wastetrack.custody.rules import EventType, Outcome
+from wastetrack.custody.rules import SPECS, EventType, Outcome, required_rule
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
@@ -89,20 +89,9 @@ class EventCreate(Schema):
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> "EventCreate":
-        required: dict[EventType, tuple[str, ...]] = {
-            EventType.tagged: ("category", "quantity", "unit"),
-            EventType.handed_over: ("to_organization_id",),
-            EventType.received: ("outcome",),
-            EventType.treated: ("method",),
-            EventType.aggregated: ("children",),
-            EventType.corrected: ("corrects",),
-            EventType.cancelled: ("reason",),
-        }
-        for name in required.get(self.event_type, ()):
+        for name in SPECS[self.event_type].required:
             if getattr(self, name) is None:
-                raise rule_error(name, f"{name} is required for a {self.event_type.value} event")
-        if self.event_type != EventType.tagged and self.batch is None:
-            raise rule_error("batch", f"batch is required for a {self.event_type.value} event")
+                raise rule_error(name, required_rule(self.event_type, name))
         if self.refused_kg is not None and not (
             self.event_type == EventType.received and self.outcome == Outcome.partially_accepted
         ):

@@ -1,8 +1,8 @@
 """Tables in docs/ that restate code: the custody state machine and the settings.
 
-The custody table is generated whole from `wastetrack/custody/rules.py`; the configuration
-table's variables and defaults are checked against `wastetrack/core/settings.py` (its meanings
-are written by hand). A failure prints the text to paste.
+The custody tables are generated whole from `wastetrack/custody/rules.py` (`SPECS`); the
+configuration table's variables and defaults are checked against `wastetrack/core/settings.py`
+(its meanings are written by hand). A failure prints the text to paste.
 """
 
 import re
@@ -14,7 +14,17 @@ from pydantic_core import PydanticUndefined
 
 from tests.docs.pages import ROOT
 from wastetrack.core.settings import Settings
-from wastetrack.custody.rules import FINAL_STATES, RULES, EventType, Party, State
+from wastetrack.custody.rules import (
+    FINAL_STATES,
+    SPECS,
+    STATE_LABELS,
+    Carrier,
+    EventSpec,
+    Holder,
+    Party,
+    Rollup,
+    State,
+)
 
 BEGIN, END = "<!-- generated from {}: do not edit by hand -->", "<!-- end of generated text -->"
 
@@ -26,24 +36,65 @@ def _names(values: Any, order: type[Enum]) -> str:
     return ", ".join(f"`{v.value}`" for v in order if v in chosen)
 
 
+_HOLDER = {
+    Holder.unchanged: "unchanged",
+    Holder.producer: "its producer (a remainder: the deliverer)",
+    Holder.actor: "the actor's organization",
+    Holder.receiver: "the receiver",
+    Holder.acceptor: "the receiver, if it accepts",
+}
+_CARRIER = {
+    Carrier.unchanged: "unchanged",
+    Carrier.stated: "the stated one, else the tagger unless it is the producer",
+    Carrier.actor_if_none: "the actor, if none yet and it is not the producer",
+    Carrier.actor: "the actor's organization",
+    Carrier.receiver_if_carrier: "the receiver, if it is a carrier",
+}
+_ROLLUP = {
+    Rollup.none: "no",
+    Rollup.fact: "may change the batch's fact",
+    Rollup.fate: "decides its fate",
+}
+
+
+def _targets(spec: EventSpec) -> str:
+    names = [f"`{t.value}`" if t is not None else "unchanged" for t in spec.targets]
+    text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"{text}: {spec.note}" if spec.note else text
+
+
 def render_custody_rules() -> str:
-    """The state machine as a Markdown table, one row per event type, in the enum's order."""
+    """The state machine as Markdown tables, one row per event type, in the enum's order: who
+    may record it when, then what a request must carry, what it does and how it counts."""
     lines = [
-        "| event | may follow the states | recorded by the roles | actor's organization is the"
-        " batch's |",
-        "|---|---|---|---|",
+        "| event | 中文 | may follow the states | recorded by the roles | actor's organization is"
+        " the batch's |",
+        "|---|---|---|---|---|",
     ]
-    for event in EventType:
-        rule = RULES.get(event)
-        if rule is None:
-            lines.append(f"| `{event.value}` | (creates the batch) | | |")
+    for event, spec in SPECS.items():
+        roles = ", ".join(f"`{role.value}`" for role in sorted(spec.roles, key=lambda r: r.value))
+        if not spec.from_states:
+            lines.append(f"| `{event.value}` | {spec.label} | (creates the batch) | {roles} | |")
             continue
-        roles = ", ".join(f"`{role.value}`" for role in sorted(rule.roles, key=lambda r: r.value))
         lines.append(
-            f"| `{event.value}` | {_names(rule.from_states, State)} | {roles}"
-            f" | {_names(rule.parties, Party)} |"
+            f"| `{event.value}` | {spec.label} | {_names(spec.from_states, State)} | {roles}"
+            f" | {_names(spec.parties, Party)} |"
+        )
+    lines += [
+        "",
+        "| event | required fields | leaves the batch | held by | carrier | in the roll-ups |",
+        "|---|---|---|---|---|---|",
+    ]
+    for event, spec in SPECS.items():
+        required = ", ".join(f"`{name}`" for name in spec.required)
+        lines.append(
+            f"| `{event.value}` | {required} | {_targets(spec)} | {_HOLDER[spec.holder]}"
+            f" | {_CARRIER[spec.carrier]} | {_ROLLUP[spec.rollup]} |"
         )
     lines.append("")
+    lines.append(
+        "States: " + ", ".join(f"`{state.value}` {STATE_LABELS[state]}" for state in State) + "."
+    )
     lines.append(f"Final states: {_names(FINAL_STATES, State)}.")
     return "\n".join(lines)
 
@@ -108,6 +159,9 @@ def test_configuration_doc_lists_every_setting_with_its_default() -> None:
 
 def test_renderers_follow_the_code() -> None:
     table = render_custody_rules()
-    assert "| `treated` | `stored`, `received` | `facility_operator` | `holder` |" in table
-    assert "| `corrected` | any state |" in table
+    assert "| `treated` | 处置 | `stored`, `received` | `facility_operator` | `holder` |" in table
+    assert "| `corrected` | 更正 | any state |" in table
+    handed_over = "| `handed_over` | `to_organization_id`, `batch` | `handed_over` | the receiver |"
+    assert handed_over in table
+    assert "`rejected` 已拒收" in table
     assert _default("port") == "`8000`" and _default("database_url") == "unset"

@@ -14,6 +14,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
+from wastetrack.custody.rules import FINAL_STATES, EventType, State, sql_list
 
 OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
@@ -37,17 +38,21 @@ class ClockAnomaly:
     client_event_id: uuid.UUID | None
 
 
+# A batch idles in a live state other than `tagged`, which overdue_storage watches.
+_NOT_IDLING = sql_list(s for s in State if s in FINAL_STATES or s == State.tagged)
+
 # Each rule is one set-based INSERT … SELECT; ON CONFLICT keeps an alert from being raised
-# twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold.
+# twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold. The custody
+# spec's state and event keys are formatted in once, at import.
 _RULES: dict[str, str] = {
     # A batch still at its producer past its category's storage limit (医疗废物: 48 h). The
     # clock starts at the tagging of the waste: a container's at its oldest child's, down
     # through containers of containers, so aggregating old bags does not restart it.
-    "overdue_storage": """
+    "overdue_storage": f"""
         WITH RECURSIVE tree (root_id, id, tagged_at, depth) AS (
             SELECT b.id, b.id, b.tagged_at, 0
             FROM batch b JOIN waste_category c ON c.key = b.category_id
-            WHERE b.state = 'tagged' AND c.storage_limit_hours IS NOT NULL
+            WHERE b.state = '{State.tagged}' AND c.storage_limit_hours IS NOT NULL
           UNION ALL
             SELECT t.root_id, k.id, k.tagged_at, t.depth + 1
             FROM tree t JOIN batch k ON k.parent_id = t.id
@@ -65,7 +70,7 @@ _RULES: dict[str, str] = {
         WHERE k.since + make_interval(hours => c.storage_limit_hours) < $2""",
     # Weight measured on receipt differs from the declared kilograms beyond the tolerance; a
     # partial acceptance is weighed with its refused part (split off as a remainder batch).
-    "weight_discrepancy": """
+    "weight_discrepancy": f"""
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2, NULL::timestamptz,
                jsonb_build_object('code', b.code, 'declared_kg', b.quantity,
                                   'received_kg', e.weight_kg,
@@ -74,15 +79,15 @@ _RULES: dict[str, str] = {
         CROSS JOIN LATERAL (
             SELECT e.weight_kg + COALESCE((e.details->>'refused_kg')::numeric, 0) AS weighed
         ) w
-        WHERE e.event_type = 'received' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
+        WHERE e.event_type = '{EventType.received}' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
           AND b.quantity > 0 AND abs(w.weighed - b.quantity) / b.quantity > $3""",
     # A batch left in one live state longer than allowed (one alert per batch and state).
-    "idle_batch": """
+    "idle_batch": f"""
         SELECT $1, left(b.code || ':' || b.state, 32), b.id, b.holder_id, b.region_path, $2,
                b.last_device_time + make_interval(hours => $3::int),
                jsonb_build_object('code', b.code, 'state', b.state, 'since', b.last_device_time)
         FROM batch b
-        WHERE b.state NOT IN ('treated', 'cancelled', 'aggregated', 'tagged')
+        WHERE b.state NOT IN ({_NOT_IDLING})
           AND b.last_device_time + make_interval(hours => $3::int) < $2""",
     # A delivery scanned far from its berth, or with no open port call.
     "scan_anomaly": """
@@ -97,7 +102,7 @@ _RULES: dict[str, str] = {
     # A signed manifest leg whose next step (the next leg's signature, or the receiver's
     # arrival) has not come within the expected hours of its handover; and a batch in transit
     # off any manifest as long. Cleared (see _clear_resolved) once the step comes.
-    LEG_OVERDUE: """
+    LEG_OVERDUE: f"""
         SELECT $1, m.number || ':' || l.seq, NULL::int, l.carrier_id, m.region_path, $2,
                l.handover_at + make_interval(hours => $3::int),
                jsonb_build_object('manifest', m.number, 'leg', l.seq,
@@ -115,7 +120,7 @@ _RULES: dict[str, str] = {
                                    WHERE e.batch_id = b.id ORDER BY e.seq DESC LIMIT 1),
                                   'since', b.last_device_time)
         FROM batch b
-        WHERE b.state = 'in_transit'
+        WHERE b.state = '{State.in_transit}'
           AND b.last_device_time + make_interval(hours => $3::int) < $2
           AND NOT EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code)""",
 }

@@ -4,7 +4,6 @@ tag, for a producer it may tag for."""
 from decimal import Decimal
 
 from schemas.events import EventCreate
-from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Label, Unit
@@ -18,6 +17,7 @@ from wastetrack.core.errors import (
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import repository
 from wastetrack.custody.rules import (
+    SPECS,
     EventType,
     State,
 )
@@ -31,7 +31,7 @@ from wastetrack.custody.work import (
 )
 from wastetrack.registry import access
 
-TAGGING_ROLES = frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator})
+TAGGING_ROLES = SPECS[EventType.tagged].roles
 
 
 MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}

@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.events import EventCreate
-from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
@@ -19,24 +18,20 @@ from wastetrack.core.errors import (
 from wastetrack.custody import remainders, repository
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
+    CORRECTABLE_ON_ANY,
+    SPECS,
     EventType,
     Outcome,
     State,
 )
 from wastetrack.custody.work import CLOCK_SKEW, Work, new_event
 
-# What a correction may change, by the type of the event it corrects (docs/metrics.md §2);
-# position, photo, reason and note may be corrected on any event.
+# What a correction may change, by the type of the event it corrects (the spec's `correctable`,
+# docs/metrics.md §2); position, photo, reason and note may be corrected on any event.
 CORRECTABLE: dict[str, tuple[str, ...]] = {
-    EventType.tagged: ("event_time", "quantity", "unit", "category"),
-    EventType.received: ("outcome", "weight_kg"),
-    EventType.treated: ("method", "weight_kg"),
+    event: spec.correctable for event, spec in SPECS.items() if spec.correctable
 }
-
-
-_ANY_EVENT = ("weight_kg", "latitude", "longitude", "photo_sha256", "reason")
-
-
+_ANY_EVENT = CORRECTABLE_ON_ANY
 _CORRECTION_FIELDS = (*dict.fromkeys(f for fs in CORRECTABLE.values() for f in fs), *_ANY_EVENT)
 
 
@@ -73,10 +68,8 @@ async def _is_latest_step(work: Work, batch: Batch, target: Any) -> bool:
 async def corrected(work: Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
     target = await _correction_target(work, sub, batch)
     principal = work.principal
-    if target.organization_id != principal.organization_id and principal.role not in (
-        Role.manager,
-        Role.admin,
-    ):
+    overriders = SPECS[EventType.corrected].overriders
+    if target.organization_id != principal.organization_id and principal.role not in overriders:
         raise Forbidden(
             "only the recording organization or a manager may correct an event", field="corrects"
         )

@@ -1,35 +1,12 @@
-"""Chinese labels of the custody log's internal keys, as data: one per event type, state and
-treatment mode, read by every page and document that shows them to a person. Categories,
-streams and methods carry their own `name_zh` in the catalog; `category_label` adds the code."""
+"""Chinese labels of the custody log's internal keys, read by every page and document that shows
+them to a person: one per event type and state (the custody spec's, `rules.SPECS` and
+`rules.STATE_LABELS`) and per treatment mode. Categories, streams and methods carry their own
+`name_zh` in the catalog; `category_label` adds the code."""
 
 from wastetrack.catalog.models import WasteCategory
-from wastetrack.custody.rules import EventType, State
+from wastetrack.custody.rules import SPECS, STATE_LABELS, EventType, State
 
-EVENT_TYPE_LABELS: dict[EventType, str] = {
-    EventType.tagged: "贴标登记",
-    EventType.collected: "收集",
-    EventType.handed_over: "交接",
-    EventType.in_transit: "运输",
-    EventType.stored: "贮存",
-    EventType.received: "接收",
-    EventType.treated: "处置",
-    EventType.aggregated: "合并装箱",
-    EventType.corrected: "更正",
-    EventType.cancelled: "作废",
-}
-
-STATE_LABELS: dict[State, str] = {
-    State.tagged: "已贴标",
-    State.collected: "已收集",
-    State.handed_over: "已交接",
-    State.in_transit: "运输中",
-    State.stored: "贮存中",
-    State.received: "已接收",
-    State.rejected: "已拒收",
-    State.treated: "已处置",
-    State.aggregated: "已合并装箱",
-    State.cancelled: "已作废",
-}
+EVENT_TYPE_LABELS: dict[EventType, str] = {event: spec.label for event, spec in SPECS.items()}
 
 # A public scan of a label that no batch uses yet.
 UNBOUND_LABEL = "未启用"

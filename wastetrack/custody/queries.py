@@ -5,15 +5,12 @@ from typing import Any
 
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
-from wastetrack.batches.tagging import TAGGING_ROLES
 from wastetrack.core.errors import (
     NotFound,
 )
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
-from wastetrack.custody.rules import (
-    EventType,
-)
+from wastetrack.custody.rules import SPECS, EventType
 from wastetrack.custody.transitions import allowed_actions
 
 
@@ -33,7 +30,7 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult
     label = await batches.get_label_for_binding(principal, code)
     if label is None:
         raise NotFound(batches.NOT_FOUND, field="qr")
-    actions = [EventType.tagged.value] if principal.role in TAGGING_ROLES else []
+    actions = [EventType.tagged.value] if principal.role in SPECS[EventType.tagged].roles else []
     return ScanResult(batch=None, label=label, actions=actions)
 
 

@@ -1,9 +1,17 @@
-"""The custody state machine as data: which event may follow which state, by whom."""
+"""The custody state machine as data: one `EventSpec` per event type, in `SPECS`.
 
+Each spec says which states an event may follow, who may record it (roles, and how the actor's
+organization must stand to the batch), the fields a request must carry, the state it leaves the
+batch in, whom the batch is then with, how it counts in the roll-ups and its Chinese label. The
+request validators, the guards (`check_allowed`), the scan's list of actions, the handlers, the
+roll-up, alert and register SQL, the labels and the table in docs/custody.md all read it."""
+
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from wastetrack.auth.models import Role
+from wastetrack.core.errors import Forbidden, RuleViolation
 
 
 class EventType(StrEnum):
@@ -48,76 +56,246 @@ class Party(StrEnum):
     region = "region"
 
 
+class Holder(StrEnum):
+    """Whom an event leaves the batch with (`batch.holder_id`)."""
+
+    unchanged = "unchanged"
+    producer = "producer"  # a new batch: its producer (a remainder: its deliverer)
+    actor = "actor"  # the actor's organization
+    receiver = "receiver"  # the organization it is handed to (`to_organization_id`)
+    acceptor = "acceptor"  # the receiving facility, if it accepts (its handler reads the outcome)
+
+
+class Carrier(StrEnum):
+    """What an event does to the batch's carrier (`batch.carrier_id`)."""
+
+    unchanged = "unchanged"
+    stated = "stated"  # tagging: the stated carrier, else the tagger unless it is the producer
+    actor_if_none = "actor_if_none"  # the actor, if no carrier is set and it is not the producer
+    actor = "actor"
+    receiver_if_carrier = "receiver_if_carrier"  # the receiver, when it is a carrier
+
+
+class Rollup(StrEnum):
+    """How an event counts in the roll-ups (wastetrack/rollups/facts.py, docs/metrics.md)."""
+
+    none = "none"  # the batch's fact cannot change: recording it costs the roll-ups nothing
+    fact = "fact"  # may change the batch's fact (its mass, category or container)
+    fate = "fate"  # decides the batch's fate: the latest such event, after corrections
+
+
+STATE_LABELS: dict[State, str] = {
+    State.tagged: "已贴标",
+    State.collected: "已收集",
+    State.handed_over: "已交接",
+    State.in_transit: "运输中",
+    State.stored: "贮存中",
+    State.received: "已接收",
+    State.rejected: "已拒收",
+    State.treated: "已处置",
+    State.aggregated: "已合并装箱",
+    State.cancelled: "已作废",
+}
+
 FINAL_STATES = frozenset({State.treated, State.cancelled, State.aggregated})
 FIELD_ROLES = frozenset({Role.collector, Role.carrier, Role.port_operator})
 HANDLER_ROLES = FIELD_ROLES | {Role.generator, Role.facility_operator}
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
-    from_states: frozenset[State]
+class EventSpec:
+    """One event type: its guards, its contract, its effect and how it counts."""
+
+    label: str
+    from_states: frozenset[State]  # empty: the event creates the batch
     roles: frozenset[Role]
-    parties: frozenset[Party]
+    parties: frozenset[Party]  # empty: no batch yet (tagging checks its producer itself)
+    required: tuple[str, ...]  # request fields, in the order they are checked
+    targets: tuple[State | None, ...]  # the states it may leave; None: the batch's own state
+    holder: Holder = Holder.unchanged
+    carrier: Carrier = Carrier.unchanged
+    rollup: Rollup = Rollup.none
+    # Fields a correction of an event of this type may change (beyond CORRECTABLE_ON_ANY).
+    correctable: tuple[str, ...] = ()
+    # Roles that may act on another organization's event (a correction's).
+    overriders: frozenset[Role] = frozenset()
+    note: str = ""  # how the handler picks its target or holder, where it computes them
+
+    @property
+    def target(self) -> State | None:
+        """The state the event always leaves, or None where the handler computes it."""
+        return self.targets[0] if len(self.targets) == 1 else None
 
 
-_ANY_LIVE = frozenset(set(State) - FINAL_STATES)
+def _states(*states: State) -> frozenset[State]:
+    return frozenset(states)
 
-RULES: dict[EventType, Rule] = {
-    EventType.collected: Rule(
-        frozenset({State.tagged}),
-        FIELD_ROLES,
-        frozenset({Party.producer, Party.holder, Party.carrier}),
+
+def _parties(*parties: Party) -> frozenset[Party]:
+    return frozenset(parties)
+
+
+# Every event but the tagging names its batch; that requirement is checked last.
+_BATCH = ("batch",)
+
+SPECS: dict[EventType, EventSpec] = {
+    EventType.tagged: EventSpec(
+        label="贴标登记",
+        from_states=frozenset(),
+        roles=frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator}),
+        parties=frozenset(),
+        required=("category", "quantity", "unit"),
+        targets=(State.tagged,),
+        holder=Holder.producer,
+        carrier=Carrier.stated,
+        rollup=Rollup.fact,
+        correctable=("event_time", "quantity", "unit", "category"),
     ),
-    EventType.handed_over: Rule(
-        frozenset(
-            {
-                State.tagged,
-                State.collected,
-                State.handed_over,
-                State.stored,
-                State.received,
-                State.rejected,
-                State.in_transit,
-            }
+    EventType.collected: EventSpec(
+        label="收集",
+        from_states=_states(State.tagged),
+        roles=FIELD_ROLES,
+        parties=_parties(Party.producer, Party.holder, Party.carrier),
+        required=_BATCH,
+        targets=(State.collected,),
+        holder=Holder.actor,
+        carrier=Carrier.actor_if_none,
+    ),
+    EventType.handed_over: EventSpec(
+        label="交接",
+        from_states=_states(
+            State.tagged,
+            State.collected,
+            State.handed_over,
+            State.stored,
+            State.received,
+            State.rejected,
+            State.in_transit,
         ),
-        HANDLER_ROLES,
-        frozenset({Party.holder}),
+        roles=HANDLER_ROLES,
+        parties=_parties(Party.holder),
+        required=("to_organization_id", *_BATCH),
+        targets=(State.handed_over,),
+        holder=Holder.receiver,
+        carrier=Carrier.receiver_if_carrier,
     ),
-    EventType.in_transit: Rule(
-        frozenset({State.collected, State.handed_over, State.stored, State.rejected}),
-        FIELD_ROLES,
-        frozenset({Party.holder, Party.carrier}),
+    EventType.in_transit: EventSpec(
+        label="运输",
+        from_states=_states(State.collected, State.handed_over, State.stored, State.rejected),
+        roles=FIELD_ROLES,
+        parties=_parties(Party.holder, Party.carrier),
+        required=_BATCH,
+        targets=(State.in_transit,),
+        holder=Holder.actor,
+        carrier=Carrier.actor,
     ),
-    EventType.stored: Rule(
-        frozenset({State.collected, State.handed_over, State.in_transit, State.received}),
-        HANDLER_ROLES,
-        frozenset({Party.holder, Party.destination}),
+    EventType.stored: EventSpec(
+        label="贮存",
+        from_states=_states(State.collected, State.handed_over, State.in_transit, State.received),
+        roles=HANDLER_ROLES,
+        parties=_parties(Party.holder, Party.destination),
+        required=_BATCH,
+        targets=(State.stored,),
+        holder=Holder.actor,
     ),
-    EventType.received: Rule(
-        frozenset({State.in_transit, State.handed_over, State.stored}),
-        frozenset({Role.facility_operator}),
-        frozenset({Party.holder, Party.destination}),
+    EventType.received: EventSpec(
+        label="接收",
+        from_states=_states(State.in_transit, State.handed_over, State.stored),
+        roles=frozenset({Role.facility_operator}),
+        parties=_parties(Party.holder, Party.destination),
+        required=("outcome", *_BATCH),
+        targets=(State.received, State.rejected),
+        holder=Holder.acceptor,
+        rollup=Rollup.fate,
+        correctable=("outcome", "weight_kg"),
+        note="`rejected` when the outcome is `rejected`, else `received`",
     ),
-    EventType.treated: Rule(
-        frozenset({State.received, State.stored}),
-        frozenset({Role.facility_operator}),
-        frozenset({Party.holder}),
+    EventType.treated: EventSpec(
+        label="处置",
+        from_states=_states(State.received, State.stored),
+        roles=frozenset({Role.facility_operator}),
+        parties=_parties(Party.holder),
+        required=("method", *_BATCH),
+        targets=(State.treated, State.stored),
+        rollup=Rollup.fate,
+        correctable=("method", "weight_kg"),
+        note="`stored` for a method of the pending mode (storage is not a fate)",
     ),
-    EventType.aggregated: Rule(
-        frozenset(
-            {State.tagged, State.collected, State.handed_over, State.in_transit, State.stored}
+    EventType.aggregated: EventSpec(
+        label="合并装箱",
+        from_states=_states(
+            State.tagged, State.collected, State.handed_over, State.in_transit, State.stored
         ),
-        HANDLER_ROLES,
-        frozenset({Party.holder, Party.carrier, Party.producer}),
+        roles=HANDLER_ROLES,
+        parties=_parties(Party.holder, Party.carrier, Party.producer),
+        required=("children", *_BATCH),
+        targets=(State.aggregated, None),
+        rollup=Rollup.fact,
+        note="the children become `aggregated`; the container keeps its state",
     ),
-    EventType.corrected: Rule(
-        frozenset(State),
-        HANDLER_ROLES | {Role.manager, Role.admin},
-        frozenset({Party.producer, Party.holder, Party.carrier, Party.destination, Party.region}),
+    EventType.corrected: EventSpec(
+        label="更正",
+        from_states=frozenset(State),
+        roles=HANDLER_ROLES | {Role.manager, Role.admin},
+        parties=frozenset(Party),
+        required=("corrects", *_BATCH),
+        targets=(None, State.received, State.rejected, State.treated, State.stored),
+        holder=Holder.acceptor,
+        rollup=Rollup.fact,
+        overriders=frozenset({Role.manager, Role.admin}),
+        note="a corrected outcome or method may change the state the corrected event left",
     ),
-    EventType.cancelled: Rule(
-        frozenset({State.tagged}),
-        frozenset({Role.generator, Role.collector, Role.port_operator, Role.manager, Role.admin}),
-        frozenset({Party.producer, Party.region}),
+    EventType.cancelled: EventSpec(
+        label="作废",
+        from_states=_states(State.tagged),
+        roles=frozenset(
+            {Role.generator, Role.collector, Role.port_operator, Role.manager, Role.admin}
+        ),
+        parties=_parties(Party.producer, Party.region),
+        required=("reason", *_BATCH),
+        targets=(State.cancelled,),
+        rollup=Rollup.fate,
     ),
 }
+
+# What a correction may change on an event of any type.
+CORRECTABLE_ON_ANY = ("weight_kg", "latitude", "longitude", "photo_sha256", "reason")
+
+
+def required_rule(event_type: EventType, field: str) -> str:
+    """The rule a request breaks when it lacks one of its event type's required fields."""
+    return f"{field} is required for a {event_type.value} event"
+
+
+def events_counted(*rollups: Rollup) -> tuple[EventType, ...]:
+    """The event types that count in the roll-ups in one of these ways, in the enum's order."""
+    return tuple(e for e, spec in SPECS.items() if spec.rollup in rollups)
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """Constant keys as a SQL list (`'a', 'b'`), formatted into query text once, at import:
+    the keys are the enums' own, never user input."""
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def check_allowed(event_type: EventType, *, role: Role, state: str, relation: set[Party]) -> None:
+    """Refuse an event the spec does not allow here: by role, by the batch's state, by how the
+    actor's organization stands to the batch (checked in that order)."""
+    spec = SPECS[event_type]
+    if role not in spec.roles:
+        raise Forbidden(
+            f"a {role.value} cannot record a {event_type.value} event", field="event_type"
+        )
+    if state not in spec.from_states:
+        detail = (
+            f"the batch is {state}, a final state: nothing may follow it"
+            if state in FINAL_STATES
+            else f"a {event_type.value} event cannot follow the state {state}"
+        )
+        raise RuleViolation(detail, field="event_type")
+    if not relation & spec.parties:
+        raise Forbidden(
+            f"your organization may not record {event_type.value} for this batch"
+            f" (it must be the batch's {' or '.join(sorted(p.value for p in spec.parties))})",
+            field="batch",
+        )

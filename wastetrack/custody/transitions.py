@@ -1,5 +1,6 @@
-"""The steps of a batch's custody after its tagging: who may record which event (the guards
-of `rules.RULES`) and what each event does to the batch."""
+"""The steps of a batch's custody after its tagging: the guards of the spec (`rules.SPECS`), its
+custody effect and target state (`step`), and what only some event types do besides (licences,
+manifests, vehicles, remainders, aggregation)."""
 
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,11 +19,12 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.cosign.service import producer_confirmation
-from wastetrack.custody import remainders, repository
+from wastetrack.custody import remainders, repository, rules
 from wastetrack.custody.rules import (
-    FINAL_STATES,
-    RULES,
+    SPECS,
+    Carrier,
     EventType,
+    Holder,
     Outcome,
     Party,
     State,
@@ -30,43 +32,69 @@ from wastetrack.custody.rules import (
 from wastetrack.custody.work import Work, new_event, organization
 from wastetrack.fleet import service as fleet
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import OrganizationKind
+from wastetrack.registry.models import Organization, OrganizationKind
 
 
 def check_allowed(
     principal: Principal, batch: Batch, relation: set[Party], event_type: EventType
 ) -> None:
-    rule = RULES[event_type]
-    if principal.role not in rule.roles:
-        raise Forbidden(
-            f"a {principal.role.value} cannot record a {event_type.value} event", field="event_type"
-        )
-    if batch.state not in rule.from_states:
-        detail = (
-            f"the batch is {batch.state}, a final state: nothing may follow it"
-            if batch.state in FINAL_STATES
-            else f"a {event_type.value} event cannot follow the state {batch.state}"
-        )
-        raise RuleViolation(detail, field="event_type")
-    if not relation & rule.parties:
-        raise Forbidden(
-            f"your organization may not record {event_type.value} for this batch"
-            f" (it must be the batch's {' or '.join(sorted(p.value for p in rule.parties))})",
-            field="batch",
-        )
+    """Refuse an event the spec does not allow this user on this batch (`rules.check_allowed`)."""
+    rules.check_allowed(event_type, role=principal.role, state=batch.state, relation=relation)
 
 
 def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
     """The event types this user may record next on this batch."""
     relation = batches.parties(principal, batch)
     actions = []
-    for event_type in RULES:
+    for event_type in SPECS:
         try:
             check_allowed(principal, batch, relation, event_type)
         except DomainError:
             continue
         actions.append(event_type.value)
     return actions
+
+
+def take_custody(
+    batch: Batch, event_type: EventType, *, actor: int, receiver: Organization | None = None
+) -> None:
+    """Apply the spec's custody effect: whom the batch is with, and its carrier. A tagging's
+    (the producer, the stated carrier) is the new batch's; an acceptor is its handler's."""
+    spec = SPECS[event_type]
+    if spec.holder == Holder.actor:
+        batch.holder_id = actor
+    elif spec.holder == Holder.receiver:
+        assert receiver is not None
+        batch.holder_id = receiver.id
+    if spec.carrier == Carrier.actor or (
+        spec.carrier == Carrier.actor_if_none
+        and batch.carrier_id is None
+        and actor != batch.producer_id
+    ):
+        batch.carrier_id = actor
+    elif spec.carrier == Carrier.receiver_if_carrier:
+        assert receiver is not None
+        if receiver.kind == OrganizationKind.carrier:
+            batch.carrier_id = receiver.id
+
+
+def step(
+    work: Work,
+    sub: EventCreate,
+    batch: Batch,
+    digest: str,
+    *,
+    receiver: Organization | None = None,
+    **values: Any,
+) -> repository.NewEvent:
+    """The event as its spec says: the custody effect, then the spec's one target state."""
+    event_type = sub.event_type
+    target = SPECS[event_type].target
+    assert target is not None, f"{event_type} computes its state: its handler records it"
+    take_custody(batch, event_type, actor=work.principal.organization_id, receiver=receiver)
+    return new_event(
+        work, batch, sub, event_type=event_type, state=target.value, digest=digest, **values
+    )
 
 
 async def _vehicle(work: Work, sub: EventCreate, batch: Batch, carrier_id: int) -> dict[str, Any]:
@@ -89,28 +117,16 @@ async def _vehicle(work: Work, sub: EventCreate, batch: Batch, carrier_id: int) 
 async def _collected(
     work: Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    org = work.principal.organization_id
-    vehicle = await _vehicle(work, sub, batch, org)
+    vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     # Last of the checks: it spends the producer's PIN.
     confirmed = await producer_confirmation(work, sub, batch)
-    if batch.carrier_id is None and org != batch.producer_id:
-        batch.carrier_id = org
-    batch.holder_id = org
-    return new_event(
-        work,
-        batch,
-        sub,
-        event_type=EventType.collected,
-        state=State.collected.value,
-        digest=digest,
-        details={**confirmed, **vehicle},
-    )
+    return step(work, sub, batch, digest, details={**confirmed, **vehicle})
 
 
 async def _check_manifest(work: Work, batch: Batch) -> None:
     """Streams whose rules say `manifest` move only on a manifest the producer has signed."""
-    rules = work.catalog.streams[batch.stream_id].rules or {}
-    if rules.get("manifest") and not await repository.on_signed_manifest(batch.code):
+    stream_rules = work.catalog.streams[batch.stream_id].rules or {}
+    if stream_rules.get("manifest") and not await repository.on_signed_manifest(batch.code):
         raise RuleViolation(
             f"{batch.stream_id} waste moves only on a transfer manifest signed by its producer",
             field="batch",
@@ -130,16 +146,12 @@ async def _handed_over(
     vehicle = await _vehicle(work, sub, batch, receiver.id)
     # Last of the checks: it spends the producer's PIN.
     confirmed = await producer_confirmation(work, sub, batch)
-    batch.holder_id = receiver.id
-    if receiver.kind == OrganizationKind.carrier:
-        batch.carrier_id = receiver.id
-    return new_event(
+    return step(
         work,
-        batch,
         sub,
-        event_type=EventType.handed_over,
-        state=State.handed_over.value,
-        digest=digest,
+        batch,
+        digest,
+        receiver=receiver,
         to_organization_id=receiver.id,
         details={**confirmed, **vehicle},
     )
@@ -149,31 +161,20 @@ async def _in_transit(
     work: Work, sub: EventCreate, batch: Batch, digest: str
 ) -> repository.NewEvent:
     await _check_manifest(work, batch)
-    org = work.principal.organization_id
-    vehicle = await _vehicle(work, sub, batch, org)
-    batch.holder_id = org
-    batch.carrier_id = org
+    vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     if sub.destination_organization_id:
         destination = organization(
             work, sub.destination_organization_id, "destination_organization_id"
         )
         batch.destination_id = destination.id
-    return new_event(
-        work,
-        batch,
-        sub,
-        event_type=EventType.in_transit,
-        state=State.in_transit.value,
-        digest=digest,
-        details={"destination": batch.destination_id, **vehicle},
-    )
+    return step(work, sub, batch, digest, details={"destination": batch.destination_id, **vehicle})
 
 
-async def _stored(work: Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
-    batch.holder_id = work.principal.organization_id
-    return new_event(
-        work, batch, sub, event_type=EventType.stored, state=State.stored.value, digest=digest
-    )
+async def _as_specified(
+    work: Work, sub: EventCreate, batch: Batch, digest: str
+) -> repository.NewEvent:
+    """An event that is its spec alone: guards, custody effect and target state (`stored`)."""
+    return step(work, sub, batch, digest)
 
 
 async def _licensed_methods(work: Work, batch: Batch) -> list[str]:
@@ -334,15 +335,7 @@ async def _cancelled(
         raise RuleViolation(
             "a container that holds batches cannot be cancelled", field="event_type"
         )
-    return new_event(
-        work,
-        batch,
-        sub,
-        event_type=EventType.cancelled,
-        state=State.cancelled.value,
-        digest=digest,
-        reason=sub.reason,
-    )
+    return step(work, sub, batch, digest, reason=sub.reason)
 
 
 # The handler of each event type after tagging, but corrections (wastetrack.custody.corrections).
@@ -350,7 +343,7 @@ HANDLERS = {
     EventType.collected: _collected,
     EventType.handed_over: _handed_over,
     EventType.in_transit: _in_transit,
-    EventType.stored: _stored,
+    EventType.stored: _as_specified,
     EventType.received: _received,
     EventType.treated: _treated,
     EventType.aggregated: _aggregated,

@@ -22,7 +22,7 @@ from wastetrack.calendar.service import day_start
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_date, local_time
-from wastetrack.custody.rules import FINAL_STATES, EventType, State
+from wastetrack.custody.rules import FINAL_STATES, SPECS, EventType, Holder, State
 from wastetrack.registry import access
 from wastetrack.registry.models import Organization, Site
 
@@ -35,21 +35,28 @@ REFUSED_REMAINDER = "refused_remainder"
 MEDICAL_HANDOVER_RETENTION_YEARS = 3
 
 # Which organization an event leaves as the batch's holder (None: the holder is unchanged), as
-# the custody service sets batches.holder_id. SQL over custody_event e, its batch b and, for a
-# correction, the event it corrects t. A remainder's tagging (the refused part of a partial
-# acceptance) leaves it with whoever delivered the original: see _REMAINDER_HOLDER.
-HOLDER_RULES: dict[EventType, str] = {
-    EventType.tagged: "CASE WHEN b.split_from_id IS NULL THEN b.producer_id END",
-    EventType.collected: "e.organization_id",
-    EventType.in_transit: "e.organization_id",
-    EventType.stored: "e.organization_id",
-    EventType.handed_over: "e.to_organization_id",
+# the custody spec's `holder` effect says and the custody service sets batches.holder_id. SQL
+# over custody_event e, its batch b and, for a correction, the event it corrects t. A
+# remainder's tagging (the refused part of a partial acceptance) leaves it with whoever
+# delivered the original: see _REMAINDER_HOLDER.
+_HOLDER_SQL: dict[Holder, str] = {
+    Holder.producer: "CASE WHEN b.split_from_id IS NULL THEN b.producer_id END",
+    Holder.actor: "e.organization_id",
+    Holder.receiver: "e.to_organization_id",
+}
+# Holder.acceptor: a receipt's receiver holds an accepted batch, and a receipt's outcome
+# corrected to an acceptance makes its receiver the holder.
+_ACCEPTOR: dict[EventType, str] = {
     EventType.received: f"CASE WHEN e.state_after = '{State.received}' THEN e.organization_id END",
-    # A receipt's outcome corrected to an acceptance makes its receiver the holder.
     EventType.corrected: (
         f"CASE WHEN t.event_type = '{EventType.received}' AND e.state_after = '{State.received}'"
         " AND e.details->'corrected' ? 'outcome' THEN t.organization_id END"
     ),
+}
+HOLDER_RULES: dict[EventType, str] = {
+    event: _ACCEPTOR[event] if spec.holder == Holder.acceptor else _HOLDER_SQL[spec.holder]
+    for event, spec in SPECS.items()
+    if spec.holder != Holder.unchanged
 }
 _HOLDER_CASE = (
     "CASE e.event_type "
@@ -75,7 +82,8 @@ scope AS (
 ev AS (
     SELECT e.batch_id, e.seq, e.event_type, e.state_after, e.actor_id, e.details,
            e.organization_id AS actor_org, e.to_organization_id, e.related_batch_id,
-           CASE WHEN e.event_type = 'tagged' THEN b.tagged_at ELSE e.device_time END AS at,
+           CASE WHEN e.event_type = '{EventType.tagged}' THEN b.tagged_at ELSE e.device_time END
+               AS at,
            {_HOLDER_CASE} AS sets
     FROM custody_event e JOIN batch b ON b.id = e.batch_id
     LEFT JOIN custody_event t ON t.id = e.corrects_id
@@ -98,7 +106,7 @@ remainder_holder AS (
 settled AS (
     SELECT ev.*, COALESCE(ev.sets, rh.holder) AS sets2
     FROM ev LEFT JOIN remainder_holder rh
-        ON ev.event_type = 'tagged' AND rh.batch_id = ev.batch_id
+        ON ev.event_type = '{EventType.tagged}' AND rh.batch_id = ev.batch_id
 ),
 held AS (
     SELECT s.*, max(sets2) OVER (PARTITION BY batch_id, grp) AS holder

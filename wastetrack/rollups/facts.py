@@ -10,6 +10,8 @@ from typing import Any
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted, sql_list
+
 # Bump when the counting rules change: the next start-up rebuilds the stored facts.
 DEFINITION_VERSION = "2026-11-cohorts-2"
 
@@ -25,8 +27,10 @@ FATES = (
     "rejected",
     "in_progress",
 )
-# Events after which a batch's fact may differ; the rest cost nothing to record.
-FACT_EVENTS = frozenset({"tagged", "received", "treated", "cancelled", "aggregated", "corrected"})
+# Events after which a batch's fact may differ; the rest cost nothing to record (the custody
+# spec's `rollup`). The fate-deciding ones are the receipt, the treatment and the cancellation.
+FACT_EVENTS = frozenset(events_counted(Rollup.fact, Rollup.fate))
+FATE_EVENTS = events_counted(Rollup.fate)
 
 _FACT_COLUMNS = (
     "batch_id, day, region_path, stream_id, category_id, fate, mode, mass_kg, estimated,"
@@ -36,7 +40,8 @@ _SUM_COLUMNS = (
     "mass_kg, estimated_kg, balance_weighed_kg, balance_declared_kg, volume_m3, items, batches"
 )
 
-# $1 the city's time zone, $2 the recovery modes; {scope} selects the batches to compute.
+# $1 the city's time zone, $2 the recovery modes; {scope} selects the batches to compute. The
+# custody spec's keys are formatted in once, below, as constants (the plans stay literal ones).
 # - corrections: per corrected event and field, the latest correction's value (a correction of
 #   a correction names the same original event);
 # - decided: the latest fate-deciding event (receipt, treatment, cancellation) after corrections;
@@ -64,7 +69,7 @@ corrections AS (
            (array_agg(c.details->'corrected'->>'weight_kg' ORDER BY c.seq DESC)
                FILTER (WHERE c.details->'corrected' ? 'weight_kg'))[1]::numeric AS weight_kg
     FROM custody_event c
-    WHERE c.event_type = 'corrected' AND c.batch_id IN (SELECT id FROM fate_scope)
+    WHERE c.event_type = '{E.corrected}' AND c.batch_id IN (SELECT id FROM fate_scope)
     GROUP BY c.corrects_id
 ),
 ev AS (
@@ -73,27 +78,27 @@ ev AS (
            COALESCE(k.method, e.method_id) AS method,
            COALESCE(k.weight_kg, e.weight_kg) AS weight_kg
     FROM custody_event e LEFT JOIN corrections k ON k.corrects_id = e.id
-    WHERE e.event_type IN ('received', 'treated', 'cancelled')
+    WHERE e.event_type IN ({fate_events})
       AND e.batch_id IN (SELECT id FROM fate_scope)
 ),
 decided AS (
     SELECT DISTINCT ON (ev.batch_id) ev.batch_id,
-           CASE WHEN ev.event_type = 'cancelled' THEN 'cancelled'
-                WHEN ev.event_type = 'received' AND ev.outcome = 'rejected' THEN 'rejected'
-                WHEN ev.event_type = 'received' THEN 'in_progress'
+           CASE WHEN ev.event_type = '{E.cancelled}' THEN 'cancelled'
+                WHEN ev.event_type = '{E.received}' AND ev.outcome = '{O.rejected}' THEN 'rejected'
+                WHEN ev.event_type = '{E.received}' THEN 'in_progress'
                 WHEN m.mode = 'pending' THEN 'pending'
                 WHEN m.mode = ANY($2::text[]) THEN 'recovered'
                 WHEN m.harmless THEN 'disposed_harmless'
                 ELSE 'disposed_not_harmless' END AS fate,
-           CASE WHEN ev.event_type = 'treated' THEN m.mode ELSE '' END AS mode
+           CASE WHEN ev.event_type = '{E.treated}' THEN m.mode ELSE '' END AS mode
     FROM ev LEFT JOIN treatment_method m ON m.code = ev.method
     ORDER BY ev.batch_id, ev.seq DESC
 ),
 weighed AS (
     SELECT DISTINCT ON (batch_id) batch_id, weight_kg FROM ev
     WHERE weight_kg IS NOT NULL AND batch_id IN (SELECT id FROM scope)
-      AND (event_type = 'treated'
-           OR (event_type = 'received' AND outcome IN ('accepted', 'partially_accepted')))
+      AND (event_type = '{E.treated}'
+           OR (event_type = '{E.received}' AND outcome IN ({weighed_outcomes})))
     ORDER BY batch_id, seq DESC
 ),
 kids AS (
@@ -134,6 +139,14 @@ LEFT JOIN weighed w ON w.batch_id = b.id
 LEFT JOIN kids k ON k.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
 """
+
+_FACTS = _FACTS.format(
+    scope="{scope}",
+    E=EventType,
+    O=Outcome,
+    fate_events=sql_list(FATE_EVENTS),
+    weighed_outcomes=sql_list((Outcome.accepted, Outcome.partially_accepted)),
+)
 
 # A fact's contribution to the sums (sign -1 withdraws a stale fact).
 _CONTRIBUTION = """
