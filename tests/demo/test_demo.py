@@ -1,0 +1,102 @@
+"""The demo loads on an empty database and builds the same world every time: the fingerprint of
+its rows, users, batches and the dashboard's key figures is fixed in `demo_fingerprint.json`.
+
+Only what does not depend on the day the demo is loaded is fingerprinted: the demo is placed
+relative to now, so figures over calendar months (and the manifest left past its 5 working days,
+which a public holiday can delay) are left out; roll-ups are taken over a window holding it all.
+"""
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise import connections
+
+from wastetrack.auth import service as auth
+from wastetrack.auth.models import User
+from wastetrack.cells import service as cells
+from wastetrack.demo import DEMO_USERS, PASSWORDS, load_demo
+from wastetrack.household import service as household
+from wastetrack.registry.models import Region
+from wastetrack.rollups import service as rollups
+
+EXPECTED = Path(__file__).with_name("demo_fingerprint.json")
+# Rows the demo writes whose number depends on the day it is loaded. (The custody log's monthly
+# partitions are named by month: only the tables in the fingerprint are counted.)
+DATE_DEPENDENT = {"alert"}
+CITY_TIMEZONE = "Asia/Shanghai"
+
+
+async def test_the_demo_builds_the_same_world_on_an_empty_database(orm: list[str]) -> None:
+    lines: list[str] = []
+    logins = await load_demo(secret="demo-test-secret-" + "x" * 32, echo=lines.append)
+    assert logins == {
+        role: {"username": username, "password": PASSWORDS[role]}
+        for role, (username, _, _) in DEMO_USERS.items()
+    }
+    assert lines == [
+        "regions: 1 city, 22 towns, 8 villages/communities",
+        "loaded 17 organizations and 388 batches with their custody chains",
+    ]
+    expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
+    fingerprint = await _fingerprint(list(expected["tables"]))
+    for part, value in expected.items():
+        assert fingerprint[part] == value, part
+    again: list[str] = []
+    assert await load_demo(secret="other", echo=again.append) == logins
+    assert again == ["demo data already loaded; nothing changed"]
+    assert await _table_counts(list(expected["tables"])) == expected["tables"]
+
+
+async def _table_counts(tables: list[str]) -> dict[str, int]:
+    conn = connections.get("default")
+    counts = {}
+    for table in sorted(set(tables) - DATE_DEPENDENT):
+        rows = await conn.execute_query_dict(f'SELECT count(*) AS n FROM "{table}"')
+        counts[table] = rows[0]["n"]
+    return counts
+
+
+async def _fingerprint(tables: list[str]) -> dict[str, Any]:
+    conn = connections.get("default")
+    users = await User.all().order_by("username").prefetch_related("organization")
+    batches = await conn.execute_query_dict(
+        "SELECT stream_id, state, count(*) AS n FROM batch GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    amounts = await conn.execute_query_dict(
+        "SELECT category_id, unit, count(*) AS n, sum(quantity)::text AS quantity"
+        " FROM batch GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    events = await conn.execute_query_dict(
+        "SELECT event_type, count(*) AS n FROM custody_event GROUP BY 1 ORDER BY 1"
+    )
+    city = await Region.get(code="371082")
+    today = datetime.now(ZoneInfo(CITY_TIMEZONE)).date()
+    wide = {"region_path": city.path, "date_from": today - timedelta(days=400), "date_to": today}
+    manager = await auth.principal_for(next(u for u in users if u.username == "demo_manager"))
+    sorting = await household.sorting_metrics(
+        principal=manager,
+        date_from=wide["date_from"],
+        date_to=today,
+        timezone=CITY_TIMEZONE,
+    )
+    return _plain(
+        {
+            "tables": await _table_counts(tables),
+            "users": [[u.username, str(u.role.value), u.organization.name] for u in users],
+            "batches": [[r["stream_id"], r["state"], r["n"]] for r in batches],
+            "amounts": [[r["category_id"], r["unit"], r["n"], r["quantity"]] for r in amounts],
+            "events": [[r["event_type"], r["n"]] for r in events],
+            "utilization": (await rollups.utilization(**wide))["streams"],
+            "mass_balance": (await rollups.mass_balance(**wide))["categories"],
+            "sorting": sorting,
+            "cells": await cells.achievement(principal=manager, today=today),
+        }
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a value: decimals and dates as text."""
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,54 @@
+"""A small, realistic Rongcheng data set (`scenario.json`), loaded through the same services
+the API uses by one small loader per part of the city."""
+
+from collections.abc import Callable
+from typing import Any
+
+from wastetrack.demo.cells import load_cells
+from wastetrack.demo.custody import load_chains, load_messy_histories
+from wastetrack.demo.manifests import load_manifests
+from wastetrack.demo.marine import load_ports
+from wastetrack.demo.registry import (
+    CITY_CODE,
+    DEMO_USERS,
+    EXTRA_USERS,
+    PASSWORDS,
+    TOWNS,
+    VILLAGES,
+    load_registry,
+    load_users,
+)
+from wastetrack.demo.scenario import SCENARIO, Demo
+from wastetrack.demo.streams import load_household_and_medical, load_pesticide
+from wastetrack.registry.models import Region
+
+__all__ = [
+    "CITY_CODE",
+    "DEMO_USERS",
+    "EXTRA_USERS",
+    "PASSWORDS",
+    "SCENARIO",
+    "TOWNS",
+    "VILLAGES",
+    "load_demo",
+]
+
+
+async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dict[str, str]]:
+    """Create the demo registry and chains unless they exist; return the demo logins."""
+    if await Region.exists(code=CITY_CODE):
+        echo("demo data already loaded; nothing changed")
+    else:
+        orgs = await load_registry(echo)
+        demo = Demo(orgs=orgs, principals=await load_users(orgs), secret=secret)
+        count = await load_chains(demo)
+        count += await load_ports(demo)
+        count += await load_household_and_medical(demo)
+        count += await load_pesticide(demo)
+        count += await load_manifests(demo)
+        count += await load_messy_histories(demo)
+        await load_cells(demo)
+        echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
+    return {
+        role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
+    }
