@@ -7,6 +7,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pypdf
 import pytest
 from PIL import Image
 
@@ -42,6 +44,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 # Set to write docs/app-scan.png and docs/app-result.png from this run.
 SCREENSHOTS = os.environ.get("WASTETRACK_APP_SCREENSHOTS") == "1"
 BAGS = 3
+PLATE = "鲁K5W321"
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +141,8 @@ def round_data(served: str, env: dict[str, str], small_world: dict[str, Any]) ->
     label = httpx.get(f"{served}/m/v1/batches/{bags[0]}/label.png", headers=clinic)
     assert label.status_code == 200
     return {
+        "carrier": small_world["orgs"]["carrier"],
+        "clinic": small_world["orgs"]["clinic"],
         "bags": bags,
         "load": small_world["load"],
         "label_png": label.content,
@@ -472,6 +477,82 @@ def test_an_action_records_weight_position_and_a_downscaled_photo(
     )
     assert row["weight_kg"] == Decimal("7.25") and row["latitude"] == pytest.approx(37.1652)
     assert (row["width"], row["height"]) == (1600, 1200)
+
+
+REFERENCE = """
+const [name, done] = arguments;
+import('/static/app/store.js').then(async s => done(await s.getRef(name)));
+"""
+
+
+def test_a_carrier_records_its_vehicle_and_the_producers_pin(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    tagged = httpx.post(
+        f"{served}/m/v1/batches",
+        headers=_headers(served, "clinic"),
+        json={
+            "client_event_id": str(uuid.uuid4()),
+            "stream": "medical",
+            "category": "med.infectious",
+            "quantity": "1.5",
+            "unit": "kg",
+            "carrier_organization_id": round_data["carrier"],
+            "device_time": _now(),
+        },
+    )
+    assert tagged.status_code == 201, tagged.text
+    bag = tagged.json()["code"]
+    # The carrier registers a vehicle (from now on its medical collections name one) and the
+    # manager prints the clinic's one-time PINs; reopened, the app offers the vehicle.
+    vehicle = httpx.post(
+        f"{served}/m/v1/vehicles",
+        headers=_headers(served, "carrier"),
+        json={"plate": PLATE, "permit_number": "鲁交运管荣字371082000001", "capacity_kg": "2000"},
+    )
+    assert vehicle.status_code == 201, vehicle.text
+    pins = httpx.post(
+        f"{served}/m/v1/organizations/{round_data['clinic']}/pins",
+        headers=_headers(served, "manager"),
+    )
+    assert pins.status_code == 201, pins.text
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pins.content)).pages)
+    pin = re.findall(r"(?<!\d)\d{6}(?!\d)", text)[0]
+    browser.refresh()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _wait(browser, lambda b: PLATE in str(b.execute_async_script(REFERENCE, "vehicles")))
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(bag)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(
+        browser,
+        lambda b: _visible(b, "result-view") and bag in b.find_element(By.ID, "summary").text,
+    )
+    browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+    offered = browser.find_elements(By.CSS_SELECTOR, "#vehicle-plates option")
+    assert [o.get_attribute("value") for o in offered] == [PLATE]
+    browser.find_element(By.ID, "f-vehicle_plate").send_keys(PLATE)
+    browser.find_element(By.ID, "f-producer_pin").send_keys(pin)
+    browser.find_element(By.ID, "save").click()
+    _wait(
+        browser,
+        lambda b: any(
+            e["body"].get("event_type") == "collected"
+            and e["body"]["batch"] == bag
+            and e["status"] == "applied"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+    (row,) = _query(
+        round_data["db"],
+        "SELECT e.details FROM custody_event e JOIN batch b ON b.id = e.batch_id"
+        " WHERE b.code = $1 AND e.event_type = 'collected'",
+        bag,
+    )
+    details = json.loads(row["details"])
+    assert details["vehicle_plate"] == PLATE
+    assert details["producer_confirmed"] == "pin"
 
 
 TOKENS = """

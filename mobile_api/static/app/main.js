@@ -128,6 +128,7 @@ async function refreshReference() {
     methods: '/m/v1/catalog/methods',
     vessels: '/admin/v1/vessels',
     agreements: '/admin/v1/service-agreements',
+    vehicles: '/m/v1/vehicles',
   };
   if (me && ['manager', 'admin'].includes(me.role)) {
     sources.organizations = '/admin/v1/organizations';
@@ -398,6 +399,16 @@ async function openForm(action) {
     add(field('method', '处置方式 Method', select(methods)));
   }
   if (action === 'cancelled') add(field('reason', '作废原因 Reason', el('input', { required: true })));
+  if (['collected', 'in_transit', 'handed_over'].includes(action)) {
+    // The carrier's vehicle: its registered plates offered, any plate typed (the server checks it).
+    const plates = el('datalist', { id: 'vehicle-plates' });
+    for (const v of await reference('vehicles')) if (!v.retired_at) plates.append(el('option', { value: v.plate }));
+    add(field('vehicle_plate', '车牌 Vehicle plate', el('input', { list: 'vehicle-plates', maxlength: '16', autocapitalize: 'characters' })), plates);
+  }
+  if (['collected', 'handed_over'].includes(action)) {
+    // A producer without the app confirms the handover with a one-time PIN from its printed list.
+    add(field('producer_pin', '产生单位确认码 Producer PIN', el('input', { inputmode: 'numeric', pattern: '\\d{6}', maxlength: '6', autocomplete: 'off' })));
+  }
   if (action === 'pickup') {
     add(field('category', '类别 Category', select(await categoriesOf('household'))));
     add(field('quality_passed', '分类合格 Sorted correctly', select([['', '未检查 not checked'], ['yes', '合格 passed'], ['no', '不合格 failed']])));
@@ -451,7 +462,7 @@ $('action-form').addEventListener('submit', async (event) => {
   } else {
     Object.assign(body, { event_type: action, batch: qr, device_time: deviceTime() });
     for (const name of ['weight_kg', 'quantity', 'refused_kg']) if (value(name)) body[name] = decimal(value(name));
-    for (const name of ['note', 'reason', 'outcome', 'method', 'category', 'unit']) if (value(name)) body[name] = value(name);
+    for (const name of ['note', 'reason', 'outcome', 'method', 'category', 'unit', 'producer_pin', 'vehicle_plate']) if (value(name)) body[name] = value(name);
     for (const name of ['to_organization_id', 'destination_organization_id', 'producer_organization_id']) {
       if (value(name)) body[name] = Number(value(name));
     }
