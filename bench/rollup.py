@@ -243,13 +243,17 @@ async def load(
             )
             method_low = method_high
     await conn.execute(PLAN, round(events_wanted / 3.7))
+    # The log is partitioned by batch id: take the ids and make their partitions first.
+    await conn.execute(
+        "SELECT setval(pg_get_serial_sequence('batch', 'id'), (SELECT max(id) FROM plan));"
+        " SELECT wastetrack_custody_partitions_ahead(1)"
+    )
     await conn.execute(PLANNED, START, villages)
     await conn.execute(BATCHES, orgs["producer"], orgs["facility"])
     await conn.execute(EVENTS, orgs["user"], orgs["producer"])
     await conn.execute(CORRECTIONS, orgs["user"], orgs["producer"])
     await conn.execute(
-        "SELECT setval(pg_get_serial_sequence('batch', 'id'), (SELECT max(id) FROM batch));"
-        " DROP TABLE plan, planned, bench_mix, bench_method;"
+        "DROP TABLE plan, planned, bench_mix, bench_method;"
         " SET session_replication_role = DEFAULT; ANALYZE"
     )
     loaded: int = await conn.fetchval("SELECT count(*) FROM custody_event")

@@ -8,7 +8,6 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from tortoise.transactions import in_transaction
@@ -46,8 +45,8 @@ from wastetrack.alerts import service as alerts
 from wastetrack.core import db, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody import checkpoints as custody_checkpoints
+from wastetrack.custody import partitions as custody_partitions
 from wastetrack.rollups import service as rollups
-from wastetrack.webhooks import dispatcher as webhook_dispatcher
 
 log = logging.getLogger(__name__)
 # pg advisory lock key of the background rounds ("wastetr" in ASCII): one worker runs them.
@@ -109,11 +108,21 @@ async def _fold_sums(settings: Settings, lock: db.ClusterLock) -> None:
             log.exception("folding the metric sums failed")
 
 
-async def _dispatch_webhooks(settings: Settings, lock: db.ClusterLock) -> None:
-    """Send webhook deliveries from the worker that holds the cluster lock, after the changes
-    that caused them have committed (wastetrack.webhooks.dispatcher)."""
-    async with httpx.AsyncClient() as client:
-        await webhook_dispatcher.run(settings, client, leader=lock.acquire)
+async def _keep_partitions_ahead(settings: Settings, lock: db.ClusterLock) -> None:
+    """Keep empty custody log partitions ahead of the batch ids, on the worker that holds the
+    cluster lock; the first round runs at start-up."""
+    while True:
+        try:
+            if await lock.acquire():
+                with observability.job_round("custody_partitions"):
+                    made = await custody_partitions.ensure_ahead(
+                        ahead=settings.custody_partitions_ahead
+                    )
+                if made:
+                    log.info("custody log partitions made: %s", ", ".join(made))
+        except Exception:  # a failed round must not end the loop
+            log.exception("making custody log partitions failed")
+        await asyncio.sleep(settings.custody_partition_seconds)
 
 
 def create_worker_app() -> FastAPI:
@@ -147,11 +156,13 @@ def create_app(
                 # collector from walking it again on every full collection.
                 gc.collect()
                 gc.freeze()
+                # Webhook deliveries go out from their own process, not from a worker
+                # (wastetrack.webhooks.deliverer, started by `wastetrack serve`).
                 lock = db.ClusterLock(url, key=BACKGROUND_LOCK_KEY)
                 tasks = [
                     asyncio.create_task(_watch_alerts(settings, lock)),
                     asyncio.create_task(_fold_sums(settings, lock)),
-                    asyncio.create_task(_dispatch_webhooks(settings, lock)),
+                    asyncio.create_task(_keep_partitions_ahead(settings, lock)),
                 ]
                 try:
                     yield

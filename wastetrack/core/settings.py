@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     rollup_fold_seconds: float = Field(
         2, gt=0, description="how often recorded changes are folded into the metric sums"
     )
+    custody_partitions_ahead: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="empty custody log partitions (a million batch ids each) kept ahead of the"
+        " batch id sequence",
+    )
+    custody_partition_seconds: float = Field(
+        600, gt=0, description="how often the custody log's partitions ahead are checked"
+    )
     log_format: str | None = Field(
         None, pattern=r"^(json|console)$", description="json or console; default json unless a TTY"
     )
@@ -114,6 +124,12 @@ class Settings(BaseSettings):
     webhooks_retry_max_seconds: float = Field(3600, gt=0, description="longest retry delay")
     webhooks_dispatch_seconds: float = Field(
         1, gt=0, description="how often the dispatcher looks for new changes when idle"
+    )
+    webhooks_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="how much the webhook deliverer process lowers its CPU priority (os.nice)",
     )
     cosign_pin_failures: str = Field(
         "5/hour", description="wrong PINs per producer before its PINs are locked for the window"

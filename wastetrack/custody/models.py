@@ -1,4 +1,10 @@
-"""The append-only custody event log: one hash-chained row per step of a batch."""
+"""The append-only custody event log: one hash-chained row per step of a batch.
+
+In the database custody_event is partitioned by range of batch_id (migration 0029,
+wastetrack.custody.partitions): a batch's chain lives in one partition. Its primary key is
+(id, batch_id) and a correction points at an event of its own batch through the composite key
+(batch_id, corrects_id); Tortoise sees an ordinary table keyed by id, which reads need no more.
+A unique index across partitions is impossible, so exactly-once lives in client_event."""
 
 import uuid
 from typing import Any
@@ -53,7 +59,8 @@ class CustodyEvent(Model):
     longitude = fields.FloatField(null=True)
     weight_kg = fields.DecimalField(max_digits=12, decimal_places=3, null=True)
     photo_sha256 = fields.CharField(max_length=64, null=True)
-    client_event_id = fields.UUIDField(null=True, unique=True)
+    # Part of the hashed content; its uniqueness is kept by ClientEvent.
+    client_event_id = fields.UUIDField(null=True)
     payload_digest = fields.CharField(max_length=64, null=True)
     prev_hash = fields.CharField(max_length=64)
     hash = fields.CharField(max_length=64)
@@ -61,3 +68,16 @@ class CustodyEvent(Model):
     class Meta:
         table = "custody_event"
         unique_together = (("batch", "seq"),)
+
+
+class ClientEvent(Model):
+    """The phone's id of each recorded custody event, once: a resend conflicts here.
+
+    Written in the same statement as the event, which (batch_id, event_id) references."""
+
+    client_event_id = fields.UUIDField(primary_key=True)
+    batch_id = fields.IntField()
+    event_id = fields.UUIDField()
+
+    class Meta:
+        table = "client_event"

@@ -144,10 +144,13 @@ async def lock_batches(codes: set[str]) -> list[Batch]:
 
 async def known_events(client_event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     """Events already recorded under these client ids, with what a resend needs to be told."""
+    # Through client_event, the one place a client id is unique: its batch_id leads each
+    # lookup to the event's own partition.
     rows = await connections.get("default").execute_query_dict(
-        "SELECT e.client_event_id, e.payload_digest, e.id, e.state_after,"
-        " b.code AS batch__code FROM custody_event e JOIN batch b ON b.id = e.batch_id"
-        " WHERE e.client_event_id = ANY($1::uuid[])",
+        "SELECT c.client_event_id, e.payload_digest, e.id, e.state_after,"
+        " b.code AS batch__code FROM client_event c"
+        " JOIN custody_event e ON e.batch_id = c.batch_id AND e.id = c.event_id"
+        " JOIN batch b ON b.id = c.batch_id WHERE c.client_event_id = ANY($1::uuid[])",
         [client_event_ids],
     )
     return {row["client_event_id"]: row for row in rows}
@@ -180,20 +183,26 @@ _EVENT_SELECT = ", ".join(f"{name}::jsonb" if name == "details" else name for na
 
 
 def _write_statement() -> str:
-    """Labels issued and bound, batches made and changed, and the events, in one statement:
-    a sub-statement whose array is empty writes nothing. The foreign keys are checked at the
-    end of the statement, when the batches an event points at exist."""
+    """Labels issued and bound, batches made and changed, the events and their client ids, in
+    one statement: a sub-statement whose array is empty writes nothing. The foreign keys are
+    checked at the end of the statement, when the batches and events they point at exist; a
+    client id already in client_event fails the whole statement (a concurrent resend)."""
     numbers = iter(range(1, 1000))
 
+    def placeholders(columns: dict[str, str]) -> dict[str, str]:
+        return {name: f"${next(numbers)}::{kind}[]" for name, kind in columns.items()}
+
     def arrays(columns: dict[str, str]) -> str:
-        return ", ".join(f"${next(numbers)}::{kind}[]" for kind in columns.values())
+        return ", ".join(placeholders(columns).values())
 
     bound_at = f"${next(numbers)}::timestamptz"
     labels = arrays(LABEL_COLUMNS)
     bound = f"${next(numbers)}::text[]"
     batches = arrays(NEW_BATCH_COLUMNS)
     changed = arrays(_CHANGED_KINDS)
-    events = arrays(EVENT_COLUMNS)
+    event_arrays = placeholders(EVENT_COLUMNS)
+    events = ", ".join(event_arrays.values())
+    client_ids = ", ".join(event_arrays[name] for name in ("client_event_id", "batch_id", "id"))
     assignments = ", ".join(f"{name} = v.{name}" for name in CHANGED_BATCH_COLUMNS)
     return (
         f"WITH issued AS (INSERT INTO label ({', '.join(LABEL_COLUMNS)}, bound_at)"
@@ -202,7 +211,10 @@ def _write_statement() -> str:
         f" made AS (INSERT INTO batch ({', '.join(NEW_BATCH_COLUMNS)})"
         f" SELECT * FROM unnest({batches})),"
         f" changed AS (UPDATE batch SET {assignments} FROM unnest({changed})"
-        f" AS v({', '.join(_CHANGED_KINDS)}) WHERE batch.id = v.id)"
+        f" AS v({', '.join(_CHANGED_KINDS)}) WHERE batch.id = v.id),"
+        f" claimed AS (INSERT INTO client_event (client_event_id, batch_id, event_id)"
+        f" SELECT * FROM unnest({client_ids}) AS v(client_event_id, batch_id, event_id)"
+        f" WHERE v.client_event_id IS NOT NULL)"
         f" INSERT INTO custody_event ({', '.join(EVENT_COLUMNS)}) SELECT {_EVENT_SELECT}"
         f" FROM unnest({events}) AS v({', '.join(EVENT_COLUMNS)})"
     )

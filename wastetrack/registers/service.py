@@ -86,7 +86,7 @@ ev AS (
                AS at,
            {_HOLDER_CASE} AS sets
     FROM custody_event e JOIN batch b ON b.id = e.batch_id
-    LEFT JOIN custody_event t ON t.id = e.corrects_id
+    LEFT JOIN custody_event t ON t.batch_id = e.batch_id AND t.id = e.corrects_id
     WHERE e.batch_id IN (SELECT id FROM scope)
 ),
 first_pass AS (
