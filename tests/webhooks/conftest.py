@@ -5,10 +5,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import pytest
 
 from wastetrack.core.settings import Settings
+from wastetrack.webhooks import dispatcher
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +61,7 @@ async def listener() -> AsyncIterator[Listener]:
 
 
 @pytest.fixture
-async def sender() -> AsyncIterator[httpx.AsyncClient]:
-    """The dispatcher's own HTTP client (real HTTP to the listener)."""
-    async with httpx.AsyncClient() as client:
+async def sender() -> AsyncIterator[aiohttp.ClientSession]:
+    """The dispatcher's own HTTP session (real HTTP to the listener)."""
+    async with dispatcher.sender() as client:
         yield client

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import aiohttp
 import httpx
 
 from tests.factories import World
@@ -20,7 +21,7 @@ async def subscribe(
 
 
 async def drain(
-    settings: Settings, sender: httpx.AsyncClient, *, now: datetime | None = None
+    settings: Settings, sender: aiohttp.ClientSession, *, now: datetime | None = None
 ) -> DispatchRound:
     """Rounds until one does nothing (one delivery per batch goes out per round); the sum."""
     total = DispatchRound()

@@ -2,11 +2,14 @@
 what the owner may see, in order per batch, retried with back-off, disabled with an alert after
 repeated failures, re-enabled, replayed."""
 
+import asyncio
 import hashlib
 import hmac
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import httpx
 
 from tests.custody.helpers import advance, tag_bag
@@ -14,7 +17,8 @@ from tests.factories import World
 from tests.webhooks.conftest import Listener, Received
 from tests.webhooks.helpers import drain, subscribe
 from wastetrack.core.settings import Settings
-from wastetrack.webhooks.dispatcher import dispatch_once
+from wastetrack.webhooks.dispatcher import dispatch_once, enqueue
+from wastetrack.webhooks.models import WebhookDelivery, WebhookSubscription
 
 
 def verified(received: Received, secret: str) -> dict:
@@ -37,7 +41,7 @@ async def test_events_arrive_in_order_signed_with_the_secret_shown_once(
     world: World,
     settings: Settings,
     listener: Listener,
-    sender: httpx.AsyncClient,
+    sender: aiohttp.ClientSession,
 ) -> None:
     hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
     bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
@@ -71,7 +75,7 @@ async def test_a_subscription_hears_only_what_its_owner_may_see(
     world: World,
     settings: Settings,
     listener: Listener,
-    sender: httpx.AsyncClient,
+    sender: aiohttp.ClientSession,
 ) -> None:
     # 石岛's manager oversees other_clinic's town, not clinic's (崖头).
     town = await subscribe(
@@ -92,7 +96,7 @@ async def test_a_failed_delivery_is_retried_after_its_back_off_and_later_ones_wa
     world: World,
     settings: Settings,
     listener: Listener,
-    sender: httpx.AsyncClient,
+    sender: aiohttp.ClientSession,
 ) -> None:
     hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
     bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
@@ -126,7 +130,7 @@ async def test_repeated_failures_disable_the_subscription_with_an_alert_until_en
     world: World,
     settings: Settings,
     listener: Listener,
-    sender: httpx.AsyncClient,
+    sender: aiohttp.ClientSession,
 ) -> None:
     hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
     for _ in range(settings.webhooks_max_failures):
@@ -161,7 +165,7 @@ async def test_a_delivery_is_replayed_by_id_with_the_same_event(
     world: World,
     settings: Settings,
     listener: Listener,
-    sender: httpx.AsyncClient,
+    sender: aiohttp.ClientSession,
 ) -> None:
     hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
     await tag_bag(client, world)
@@ -189,7 +193,7 @@ async def test_a_private_target_is_refused_again_at_send_time(
     world: World,
     settings: Settings,
     listener: Listener,
-    sender: httpx.AsyncClient,
+    sender: aiohttp.ClientSession,
 ) -> None:
     hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
     await tag_bag(client, world)
@@ -208,9 +212,114 @@ async def test_events_not_asked_for_are_not_delivered(
     world: World,
     settings: Settings,
     listener: Listener,
-    sender: httpx.AsyncClient,
+    sender: aiohttp.ClientSession,
 ) -> None:
     await subscribe(client, world, "manager", listener.url, ["alert.raised"])
     await tag_bag(client, world)
     done = await drain(settings, sender)
     assert done.enqueued == 0 and listener.received == []
+
+
+async def test_subscriptions_of_one_owner_share_a_read_yet_each_hears_from_its_own_start(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    early = await subscribe(
+        client, world, "manager", listener.url + "?early", ["batch.event_recorded"]
+    )
+    before = await tag_bag(client, world)
+    await drain(settings, sender)
+    late = await subscribe(
+        client, world, "manager", listener.url + "?late", ["batch.event_recorded"]
+    )
+    after = await tag_bag(client, world)
+
+    done = await drain(settings, sender)
+
+    assert (done.enqueued, done.delivered) == (2, 2)
+    heard = {
+        path: [
+            verified(r, hook["secret"])["data"]["batch"]
+            for r in listener.received
+            if r.path == path
+        ]
+        for path, hook in (("/hooks?early", early), ("/hooks?late", late))
+    }
+    assert heard == {
+        "/hooks?early": [before["code"], after["code"]],
+        "/hooks?late": [after["code"]],
+    }
+    bodies = [json.loads(r.body) for r in listener.received[1:]]
+    assert bodies[0]["id"] != bodies[1]["id"]  # one event id per delivery
+    assert {k: v for k, v in bodies[0].items() if k != "id"} == {
+        k: v for k, v in bodies[1].items() if k != "id"
+    }
+
+
+async def test_an_unreachable_receiver_fails_the_delivery_with_the_reason(
+    client: httpx.AsyncClient, world: World, settings: Settings, sender: aiohttp.ClientSession
+) -> None:
+    with socket.socket() as closed:  # a port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    hook = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    await tag_bag(client, world)
+
+    done = await drain(settings, sender)
+
+    assert (done.delivered, done.failed) == (0, 1)
+    (delivery,) = await deliveries(client, world, "manager", hook)
+    assert (delivery["status"], delivery["attempts"]) == ("pending", 1)
+    assert delivery["last_error"].startswith("ClientConnectorError: ")
+    assert delivery["last_status_code"] is None
+
+
+async def test_a_receiver_slower_than_the_timeout_fails_the_delivery(
+    client: httpx.AsyncClient, world: World, settings: Settings, sender: aiohttp.ClientSession
+) -> None:
+    async def answer_late(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(1)
+        writer.close()
+
+    server = await asyncio.start_server(answer_late, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hook = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    await tag_bag(client, world)
+    impatient = settings.model_copy(update={"webhooks_timeout_seconds": 0.2})
+
+    async with server:
+        done = await drain(impatient, sender)
+
+    assert (done.delivered, done.failed) == (0, 1)
+    (delivery,) = await deliveries(client, world, "manager", hook)
+    assert delivery["last_error"].startswith("TimeoutError")
+
+
+async def test_a_page_enqueued_again_after_a_lost_cursor_adds_no_second_delivery(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="collected")
+    # As a deliverer that read the subscriptions before another one moved their cursors.
+    stale = await WebhookSubscription.filter(id=hook["id"])
+
+    assert await enqueue(subscriptions=await WebhookSubscription.filter(id=hook["id"])) == 2
+    await enqueue(subscriptions=stale)
+    await drain(settings, sender)
+
+    assert await WebhookDelivery.filter(subscription_id=hook["id"]).count() == 2
+    bodies = [verified(r, hook["secret"]) for r in listener.received]
+    assert [b["data"]["event_type"] for b in bodies] == ["tagged", "collected"]
