@@ -11,6 +11,7 @@ import zxingcpp
 from PIL import Image
 
 from tests.factories import World, forged
+from tests.streams.test_record_once import stored_photo
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
 from wastetrack.household.models import Pickup
@@ -76,6 +77,19 @@ async def test_pickup_becomes_a_collected_batch_from_its_point(
     assert batch.origin_site_id is not None
     assert (await post(client, world, body)).status_code == 200
     assert await Pickup.all().count() == 1
+
+
+async def test_a_quality_check_photo_must_be_uploaded_first(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    quality = {"passed": False, "contamination_share": "0.2", "photo_sha256": "d" * 64}
+    refused = await post(client, world, pickup(point_url, quality=quality))
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "quality.photo_sha256"
+    assert await Pickup.all().count() == 0
+    sha = await stored_photo(world, "collector", "e" * 64)
+    kept = await post(client, world, pickup(point_url, quality={**quality, "photo_sha256": sha}))
+    assert kept.status_code == 201, kept.text
 
 
 async def test_pickup_refusals_name_the_field(

@@ -4,17 +4,21 @@ receiver's) hands through the chain itself, and a record is applied exactly once
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Protocol, TypeVar
 
-from pydantic import BaseModel
+from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.core.errors import Conflict, DomainError
 from wastetrack.core.principal import Principal
+from wastetrack.core.records import IdempotentRecord
 from wastetrack.custody import recorder
 from wastetrack.custody.rules import EventType
 
@@ -35,12 +39,27 @@ class RecordResult:
     flags: list[str] | None = None
 
 
-def digest(submission: BaseModel) -> str:
+class Submission(Protocol):
+    """What a phone sends for a record: its own id for it, and content to digest."""
+
+    @property
+    def client_event_id(self) -> uuid.UUID: ...
+
+    def model_dump_json(self) -> str: ...
+
+
+R = TypeVar("R", bound=IdempotentRecord)
+M = TypeVar("M", bound=Model)
+
+
+def digest(submission: Submission) -> str:
     """The same content always serializes the same way: fields in declaration order."""
     return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
 
 
-async def seen(model: Any, client_event_id: uuid.UUID, payload_digest: str) -> RecordResult | None:
+async def seen(
+    model: type[IdempotentRecord], client_event_id: uuid.UUID, payload_digest: str
+) -> RecordResult | None:
     """A resend's answer, when a record with this client_event_id exists: duplicate with the
     same content, conflict with other content."""
     known = await model.get_or_none(client_event_id=client_event_id)
@@ -57,6 +76,54 @@ async def seen(model: Any, client_event_id: uuid.UUID, payload_digest: str) -> R
             field="client_event_id",
         ),
     )
+
+
+async def record_once(
+    *,
+    model: type[R],
+    submission: Submission,
+    apply: Callable[[str], Awaitable[R]],
+    flags: Callable[[R], list[str]] | None = None,
+) -> RecordResult:
+    """Apply a stream's record exactly once: a resend is answered from the stored record
+    (duplicate, or conflict when its content differs); otherwise `apply(payload_digest)` runs
+    its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
+    client_event_id = submission.client_event_id
+    payload_digest = digest(submission)
+    answer = await seen(model, client_event_id, payload_digest)
+    if answer is not None:
+        return answer
+    try:
+        async with in_transaction():
+            record = await apply(payload_digest)
+    except IntegrityError:
+        # A concurrent request with the same client_event_id committed first (the unique
+        # record or custody-event id refused this one): answer as its resend.
+        answer = await seen(model, client_event_id, payload_digest)
+        if answer is None:
+            raise
+        return answer
+    return RecordResult(
+        client_event_id, "applied", record.id, flags=flags(record) if flags else None
+    )
+
+
+async def kept_once(
+    *, model: type[M], client_event_id: uuid.UUID, create: Callable[[], Awaitable[M]]
+) -> M:
+    """A tally kept by client_event_id alone (no digest: a sale, a float replacement): a
+    resend, even one racing the first send, gets the stored row and counts nothing twice."""
+    known = await model.get_or_none(client_event_id=client_event_id)
+    if known is not None:
+        return known
+    try:
+        async with in_transaction():
+            return await create()
+    except IntegrityError:
+        known = await model.get_or_none(client_event_id=client_event_id)
+        if known is None:
+            raise
+        return known
 
 
 def _event_id(record_id: uuid.UUID, index: int, step: str) -> uuid.UUID:

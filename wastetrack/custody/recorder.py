@@ -32,7 +32,7 @@ from wastetrack.custody.rules import (
 )
 from wastetrack.custody.transitions import check_allowed
 from wastetrack.custody.work import Work, check_common, code_by_id, remember
-from wastetrack.evidence.models import Photo
+from wastetrack.evidence import service as evidence
 from wastetrack.registry.models import Organization, Site
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FACT_EVENTS
@@ -241,9 +241,9 @@ async def _load(work: Work, submissions: list[EventCreate], codes_of: list[str |
     if site_ids:
         sites = await Site.filter(id__in=site_ids).values_list("id", "organization_id")
         work.sites = {int(site_id): int(org_id) for site_id, org_id in sites}
-    shas = {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
-    if shas:
-        work.photos = set(await Photo.filter(sha256__in=shas).values_list("sha256", flat=True))  # type: ignore[arg-type]
+    work.photos = await evidence.stored_photos(
+        {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
+    )
 
 
 _HANDLERS = {**transitions.HANDLERS, EventType.corrected: corrections.corrected}

@@ -22,6 +22,7 @@ from wastetrack.custody.rules import (
     EventType,
     State,
 )
+from wastetrack.evidence import service as evidence
 from wastetrack.registry.models import Organization
 
 CLOCK_SKEW = timedelta(minutes=10)
@@ -86,8 +87,7 @@ def check_common(
         )
     if tagged_at is not None and sub.device_time < tagged_at - CLOCK_SKEW:
         raise ValidationFailed("device_time precedes the batch's tagging", field="device_time")
-    if sub.photo_sha256 and sub.photo_sha256 not in work.photos:
-        raise ValidationFailed("upload the photo before referring to it", field="photo_sha256")
+    evidence.check_stored(sub.photo_sha256, stored=work.photos, field="photo_sha256")
     previous = batch.last_device_time if batch is not None else None
     if batch is not None and previous is not None and sub.device_time < previous - CLOCK_SKEW:
         # Flagged, not refused: a phone with a wrong clock, or one that synced late.

@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import io
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -12,6 +13,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.evidence.models import Photo
 
 FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
+UPLOAD_FIRST = "upload the photo before referring to it"
 
 
 def photo_path(data_dir: Path, sha256: str, extension: str) -> Path:
@@ -79,3 +81,28 @@ async def store_photo(
         organization_id=principal.organization_id,
     )
     return photo, True
+
+
+async def stored_photos(shas: Collection[str]) -> set[str]:
+    """Which of these photos are stored, in one query however many are asked."""
+    if not shas:
+        return set()
+    return set(await Photo.filter(sha256__in=list(shas)).values_list("sha256", flat=True))  # type: ignore[arg-type]
+
+
+def check_stored(shas: str | Sequence[str] | None, *, stored: Collection[str], field: str) -> None:
+    """Refuse a reference to a photo not uploaded: a single photo names `field`, a list names
+    the first missing one's place (`photos[2]`)."""
+    if shas is None or isinstance(shas, str):
+        if shas is not None and shas not in stored:
+            raise ValidationFailed(UPLOAD_FIRST, field=field)
+        return
+    for index, sha in enumerate(shas):
+        if sha not in stored:
+            raise ValidationFailed(UPLOAD_FIRST, field=f"{field}[{index}]")
+
+
+async def require_photos(shas: str | Sequence[str] | None, *, field: str) -> None:
+    """Every photo a record refers to is stored (see check_stored for the field it names)."""
+    wanted = [shas] if isinstance(shas, str) else list(shas or [])
+    check_stored(shas, stored=await stored_photos(wanted), field=field)

@@ -4,7 +4,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tortoise import fields
-from tortoise.models import Model
+
+from wastetrack.core.records import IdempotentRecord
 
 if TYPE_CHECKING:
     from wastetrack.auth.models import User
@@ -12,10 +13,9 @@ if TYPE_CHECKING:
     from wastetrack.registry.models import Site
 
 
-class Pickup(Model):
+class Pickup(IdempotentRecord):
     """A collector's pickup of one class at a collection point; it became a batch."""
 
-    id = fields.IntField(primary_key=True)
     site_id: int
     site: fields.ForeignKeyRelation["Site"] = fields.ForeignKeyField(
         "wastetrack.Site", related_name="pickups", on_delete=fields.RESTRICT
@@ -36,8 +36,6 @@ class Pickup(Model):
     recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="pickups", on_delete=fields.RESTRICT
     )
-    client_event_id = fields.UUIDField(unique=True)
-    payload_digest = fields.CharField(max_length=64)
 
     class Meta:
         table = "pickup"

@@ -4,8 +4,6 @@ which communities and villages sort, and the coverage and accuracy that follow."
 from datetime import date
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from schemas.household import PickupCreate
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
@@ -16,7 +14,7 @@ from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
-from wastetrack.evidence.models import Photo
+from wastetrack.evidence import service as evidence
 from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Region, RegionLevel, Site
@@ -42,24 +40,16 @@ async def record_pickup(
 ) -> intake.RecordResult:
     """A collector picks up one class at a scanned collection point: the load becomes a batch
     in the collector's hands, with its sorting-quality check. Exactly once."""
-    digest = intake.digest(submission)
-    seen = await intake.seen(Pickup, submission.client_event_id, digest)
-    if seen is not None:
-        return seen
-    if principal.role != Role.collector:
-        raise Forbidden("pickups are recorded by collectors", field="role")
-    site = await site_from_scan(submission.site, secret=secret)
-    await catalog.category_for_stream(stream=HOUSEHOLD, category=submission.category)
-    quality = submission.quality
-    if (
-        quality is not None
-        and quality.photo_sha256 is not None
-        and not await Photo.exists(sha256=quality.photo_sha256)
-    ):
-        raise ValidationFailed(
-            "upload the photo before referring to it", field="quality.photo_sha256"
+
+    async def apply(payload_digest: str) -> Pickup:
+        if principal.role != Role.collector:
+            raise Forbidden("pickups are recorded by collectors", field="role")
+        site = await site_from_scan(submission.site, secret=secret)
+        await catalog.category_for_stream(stream=HOUSEHOLD, category=submission.category)
+        quality = submission.quality
+        await evidence.require_photos(
+            quality.photo_sha256 if quality else None, field="quality.photo_sha256"
         )
-    async with in_transaction():
         (batch,) = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,
@@ -73,7 +63,7 @@ async def record_pickup(
             latitude=submission.latitude,
             longitude=submission.longitude,
         )
-        pickup = await Pickup.create(
+        return await Pickup.create(
             site=site,
             region_path=site.region.path,
             batch_id=batch.id,
@@ -84,9 +74,10 @@ async def record_pickup(
             photo_sha256=quality.photo_sha256 if quality else None,
             recorded_by_id=principal.user_id,
             client_event_id=submission.client_event_id,
-            payload_digest=digest,
+            payload_digest=payload_digest,
         )
-    return intake.RecordResult(submission.client_event_id, "applied", pickup.id)
+
+    return await intake.record_once(model=Pickup, submission=submission, apply=apply)
 
 
 async def get_pickup(*, principal: Principal, pickup_id: int) -> Pickup:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 from tortoise import fields
 from tortoise.models import Model
 
+from wastetrack.core.records import IdempotentRecord
+
 if TYPE_CHECKING:
     from wastetrack.auth.models import User
     from wastetrack.registry.models import Organization
@@ -23,8 +25,7 @@ class Farmer(Model):
         table = "farmer"
 
 
-class PackagingReturn(Model):
-    id = fields.IntField(primary_key=True)
+class PackagingReturn(IdempotentRecord):
     point_id: int
     point: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="packaging_returns", on_delete=fields.RESTRICT
@@ -41,8 +42,6 @@ class PackagingReturn(Model):
     recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="packaging_returns", on_delete=fields.RESTRICT
     )
-    client_event_id = fields.UUIDField(unique=True)
-    payload_digest = fields.CharField(max_length=64)
 
     class Meta:
         table = "packaging_return"
@@ -65,10 +64,9 @@ class PackageSale(Model):
         table = "package_sale"
 
 
-class Consignment(Model):
+class Consignment(IdempotentRecord):
     """Packaging a point sends on to treatment; each material became a batch."""
 
-    id = fields.IntField(primary_key=True)
     point_id: int
     point: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="consignments", on_delete=fields.RESTRICT
@@ -86,8 +84,6 @@ class Consignment(Model):
     recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="consignments", on_delete=fields.RESTRICT
     )
-    client_event_id = fields.UUIDField(unique=True)
-    payload_digest = fields.CharField(max_length=64)
 
     class Meta:
         table = "consignment"

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 from tortoise.functions import Sum
-from tortoise.transactions import in_transaction
 
 from schemas.pesticide import ConsignmentCreate, FarmerIdentity, ReturnCreate, SaleCreate
 from wastetrack.auth.models import Role
@@ -90,29 +89,28 @@ async def record_return(
 ) -> intake.RecordResult:
     """A farmer returns containers: counts and weights per material, credit points awarded.
     Exactly once per client_event_id."""
-    digest = intake.digest(submission)
-    seen = await intake.seen(PackagingReturn, submission.client_event_id, digest)
-    if seen is not None:
-        return seen
-    point = await _point(principal)
-    await _check_materials(
-        [line.material for line in submission.lines],
-        [f"lines[{i}].material" for i in range(len(submission.lines))],
-    )
-    key, masked = farmer_key(submission, secret=secret)
-    farmer, _ = await Farmer.get_or_create(key=key, defaults={"masked": masked})
-    lines = [line.model_dump(mode="json") for line in submission.lines]
-    record = await PackagingReturn.create(
-        point=point,
-        farmer=farmer,
-        returned_at=submission.returned_at,
-        lines=lines,
-        points=points_for(lines),
-        recorded_by_id=principal.user_id,
-        client_event_id=submission.client_event_id,
-        payload_digest=digest,
-    )
-    return intake.RecordResult(submission.client_event_id, "applied", record.id)
+
+    async def apply(payload_digest: str) -> PackagingReturn:
+        point = await _point(principal)
+        await _check_materials(
+            [line.material for line in submission.lines],
+            [f"lines[{i}].material" for i in range(len(submission.lines))],
+        )
+        key, masked = farmer_key(submission, secret=secret)
+        farmer, _ = await Farmer.get_or_create(key=key, defaults={"masked": masked})
+        lines = [line.model_dump(mode="json") for line in submission.lines]
+        return await PackagingReturn.create(
+            point=point,
+            farmer=farmer,
+            returned_at=submission.returned_at,
+            lines=lines,
+            points=points_for(lines),
+            recorded_by_id=principal.user_id,
+            client_event_id=submission.client_event_id,
+            payload_digest=payload_digest,
+        )
+
+    return await intake.record_once(model=PackagingReturn, submission=submission, apply=apply)
 
 
 async def get_return(*, principal: Principal, return_id: int) -> tuple[PackagingReturn, Decimal]:
@@ -154,11 +152,14 @@ async def record_sale(*, principal: Principal, submission: SaleCreate) -> Packag
     shop = await _point(principal)
     if shop.kind != OrganizationKind.agri_input_shop:
         raise Forbidden("sales are recorded by agri-input shops", field="role")
-    known = await PackageSale.get_or_none(client_event_id=submission.client_event_id)
-    if known is not None:
-        return known
-    await _check_materials([submission.material], ["material"])
-    return await PackageSale.create(shop=shop, **submission.model_dump())
+
+    async def create() -> PackageSale:
+        await _check_materials([submission.material], ["material"])
+        return await PackageSale.create(shop=shop, **submission.model_dump())
+
+    return await intake.kept_once(
+        model=PackageSale, client_event_id=submission.client_event_id, create=create
+    )
 
 
 async def record_consignment(
@@ -166,19 +167,16 @@ async def record_consignment(
 ) -> intake.RecordResult:
     """Packaging a point sends on to treatment: one batch per material, tagged at the point
     for its destination, waiting for a carrier. Exactly once."""
-    digest = intake.digest(submission)
-    seen = await intake.seen(Consignment, submission.client_event_id, digest)
-    if seen is not None:
-        return seen
-    point = await _point(principal)
-    await _check_materials(
-        [line.material for line in submission.lines],
-        [f"lines[{i}].material" for i in range(len(submission.lines))],
-    )
-    destination = await registry.get_organization(
-        submission.destination_organization_id, field="destination_organization_id"
-    )
-    async with in_transaction():
+
+    async def apply(payload_digest: str) -> Consignment:
+        point = await _point(principal)
+        await _check_materials(
+            [line.material for line in submission.lines],
+            [f"lines[{i}].material" for i in range(len(submission.lines))],
+        )
+        destination = await registry.get_organization(
+            submission.destination_organization_id, field="destination_organization_id"
+        )
         batches = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,
@@ -196,7 +194,7 @@ async def record_consignment(
             collect=False,
             destination_id=destination.id,
         )
-        record = await Consignment.create(
+        return await Consignment.create(
             point=point,
             destination=destination,
             sent_at=submission.sent_at,
@@ -206,9 +204,10 @@ async def record_consignment(
             ],
             recorded_by_id=principal.user_id,
             client_event_id=submission.client_event_id,
-            payload_digest=digest,
+            payload_digest=payload_digest,
         )
-    return intake.RecordResult(submission.client_event_id, "applied", record.id)
+
+    return await intake.record_once(model=Consignment, submission=submission, apply=apply)
 
 
 async def get_consignment(*, principal: Principal, consignment_id: int) -> Consignment:

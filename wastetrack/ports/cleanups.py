@@ -5,7 +5,6 @@ from typing import TypeVar
 
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
 
 from schemas.ports import CleanUpCreate, FloatReplacementCreate
 from wastetrack.auth.models import Role
@@ -14,7 +13,7 @@ from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
-from wastetrack.evidence.models import Photo
+from wastetrack.evidence import service as evidence
 from wastetrack.ports.access import readable
 from wastetrack.ports.models import CleanUp, FloatReplacement
 from wastetrack.ports.rules import MARINE_STREAM
@@ -34,25 +33,20 @@ async def record_cleanup(
 ) -> intake.RecordResult:
     """Record a beach or sea-surface clean-up; what it picked up enters the custody chain as
     one batch of beach litter in the team's hands. Exactly once per client_event_id."""
-    digest = intake.digest(submission)
-    seen = await intake.seen(CleanUp, submission.client_event_id, digest)
-    if seen is not None:
-        return seen
-    if principal.role not in CLEANUP_ROLES:
-        raise Forbidden(f"a {principal.role.value} cannot record clean-ups", field="role")
-    if submission.ended_at < submission.started_at:
-        raise ValidationFailed("ended_at precedes started_at", field="ended_at")
-    unknown = sorted(set(submission.item_counts) - LITTER_ITEMS)
-    if unknown:
-        raise ValidationFailed(
-            f"unknown litter items {unknown}; see the taxonomy", field=f"item_counts.{unknown[0]}"
-        )
-    await registry.get_region(submission.region_id)
-    stored = set(await Photo.filter(sha256__in=submission.photos).values_list("sha256", flat=True))
-    missing = [sha for sha in submission.photos if sha not in stored]
-    if missing:
-        raise ValidationFailed("upload the photos before referring to them", field="photos")
-    async with in_transaction():
+
+    async def apply(payload_digest: str) -> CleanUp:
+        if principal.role not in CLEANUP_ROLES:
+            raise Forbidden(f"a {principal.role.value} cannot record clean-ups", field="role")
+        if submission.ended_at < submission.started_at:
+            raise ValidationFailed("ended_at precedes started_at", field="ended_at")
+        unknown = sorted(set(submission.item_counts) - LITTER_ITEMS)
+        if unknown:
+            raise ValidationFailed(
+                f"unknown litter items {unknown}; see the taxonomy",
+                field=f"item_counts.{unknown[0]}",
+            )
+        await registry.get_region(submission.region_id)
+        await evidence.require_photos(submission.photos, field="photos")
         (batch,) = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,
@@ -65,15 +59,16 @@ async def record_cleanup(
             latitude=submission.latitude,
             longitude=submission.longitude,
         )
-        cleanup = await CleanUp.create(
+        return await CleanUp.create(
             **submission.model_dump(exclude={"client_event_id", "kind"}),
             organization_id=principal.organization_id,
             batch_id=batch.id,
             recorded_by_id=principal.user_id,
             client_event_id=submission.client_event_id,
-            payload_digest=digest,
+            payload_digest=payload_digest,
         )
-    return intake.RecordResult(submission.client_event_id, "applied", cleanup.id)
+
+    return await intake.record_once(model=CleanUp, submission=submission, apply=apply)
 
 
 def _readable(query: QuerySet[M], principal: Principal) -> QuerySet[M]:
@@ -108,14 +103,17 @@ async def record_float_replacement(
     """Record aquaculture floats replaced (the plan's 浮球整治); a resend is not counted twice."""
     if principal.role == Role.auditor:
         raise Forbidden("auditors read; they do not record", field="role")
-    known = await FloatReplacement.get_or_none(client_event_id=submission.client_event_id)
-    if known is not None:
-        return known
-    await registry.get_region(submission.region_id)
-    return await FloatReplacement.create(
-        **submission.model_dump(),
-        organization_id=principal.organization_id,
-        recorded_by_id=principal.user_id,
+
+    async def create() -> FloatReplacement:
+        await registry.get_region(submission.region_id)
+        return await FloatReplacement.create(
+            **submission.model_dump(),
+            organization_id=principal.organization_id,
+            recorded_by_id=principal.user_id,
+        )
+
+    return await intake.kept_once(
+        model=FloatReplacement, client_event_id=submission.client_event_id, create=create
     )
 
 

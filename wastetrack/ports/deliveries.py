@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
 
 from schemas.ports import DeliveryCreate, DeliveryLineCreate
 from wastetrack.auth.models import Role
@@ -95,35 +94,32 @@ async def record_delivery(
     """Record what a vessel handed over at a berth: one batch per line enters the custody
     chain in the port's hands. Far from the berth or without an open port call it is kept but
     flagged. Exactly once per client_event_id."""
-    digest = intake.digest(submission)
-    seen = await intake.seen(Delivery, submission.client_event_id, digest)
-    if seen is not None:
-        return seen
-    berth = await berth_from_scan(submission.berth, secret=secret)
-    vessel = await get_vessel(submission.vessel_id)
-    if principal.role == Role.port_operator:
-        if berth.port_id != principal.organization_id:
-            raise Forbidden("this berth belongs to another port", field="berth")
-        producer, handover_to = vessel.owner_id or berth.port_id, None
-    elif principal.role == Role.generator and vessel.owner_id == principal.organization_id:
-        producer, handover_to = principal.organization_id, berth.port_id
-    else:
-        raise Forbidden(
-            "deliveries are recorded by the port's operators or the vessel's crew", field="role"
-        )
-    lines = await _resolve_lines(submission.lines)
-    flags: list[str] = []
-    call = await _port_call_for(submission, vessel=vessel, port_id=berth.port_id)
-    if call is None:
-        flags.append(NO_PORT_CALL)
-    distance = None
-    if submission.latitude is not None and submission.longitude is not None:
-        distance = distance_m(
-            submission.latitude, submission.longitude, berth.latitude, berth.longitude
-        )
-        if distance > berth.geofence_m:
-            flags.append(OUTSIDE_GEOFENCE)
-    async with in_transaction():
+
+    async def apply(payload_digest: str) -> Delivery:
+        berth = await berth_from_scan(submission.berth, secret=secret)
+        vessel = await get_vessel(submission.vessel_id)
+        if principal.role == Role.port_operator:
+            if berth.port_id != principal.organization_id:
+                raise Forbidden("this berth belongs to another port", field="berth")
+            producer, handover_to = vessel.owner_id or berth.port_id, None
+        elif principal.role == Role.generator and vessel.owner_id == principal.organization_id:
+            producer, handover_to = principal.organization_id, berth.port_id
+        else:
+            raise Forbidden(
+                "deliveries are recorded by the port's operators or the vessel's crew", field="role"
+            )
+        lines = await _resolve_lines(submission.lines)
+        flags: list[str] = []
+        call = await _port_call_for(submission, vessel=vessel, port_id=berth.port_id)
+        if call is None:
+            flags.append(NO_PORT_CALL)
+        distance = None
+        if submission.latitude is not None and submission.longitude is not None:
+            distance = distance_m(
+                submission.latitude, submission.longitude, berth.latitude, berth.longitude
+            )
+            if distance > berth.geofence_m:
+                flags.append(OUTSIDE_GEOFENCE)
         batches = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,
@@ -156,7 +152,7 @@ async def record_delivery(
             flags=flags,
             recorded_by_id=principal.user_id,
             client_event_id=submission.client_event_id,
-            payload_digest=digest,
+            payload_digest=payload_digest,
         )
         delivery.receipt_number = (
             f"WR{berth.port_id:03d}{submission.started_at:%Y%m%d}{delivery.id:06d}"
@@ -175,7 +171,11 @@ async def record_delivery(
                 for line, batch in zip(lines, batches, strict=True)
             ]
         )
-    return intake.RecordResult(submission.client_event_id, "applied", delivery.id, flags=flags)
+        return delivery
+
+    return await intake.record_once(
+        model=Delivery, submission=submission, apply=apply, flags=lambda d: d.flags
+    )
 
 
 async def _port_call_for(

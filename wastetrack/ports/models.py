@@ -5,6 +5,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
+from wastetrack.core.records import IdempotentRecord
+
 
 class FishingPort(Model):
     """What a fishing-port organization adds to the registry."""
@@ -69,10 +71,9 @@ class PortCall(Model):
         table = "port_call"
 
 
-class Delivery(Model):
+class Delivery(IdempotentRecord):
     """What one vessel handed over at one berth; each line became a batch."""
 
-    id = fields.IntField(primary_key=True)
     receipt_number = fields.CharField(max_length=32, unique=True)
     vessel_id: int
     vessel: fields.ForeignKeyRelation = fields.ForeignKeyField(
@@ -101,8 +102,6 @@ class Delivery(Model):
     recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.User", related_name="deliveries", on_delete=fields.RESTRICT
     )
-    client_event_id = fields.UUIDField(unique=True)
-    payload_digest = fields.CharField(max_length=64)
     lines: fields.ReverseRelation["DeliveryLine"]
 
     class Meta:
@@ -131,10 +130,9 @@ class DeliveryLine(Model):
         table = "delivery_line"
 
 
-class CleanUp(Model):
+class CleanUp(IdempotentRecord):
     """A beach or sea-surface clean-up (净滩行动) and what it picked up."""
 
-    id = fields.IntField(primary_key=True)
     organization_id: int
     organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="cleanups", on_delete=fields.RESTRICT
@@ -161,8 +159,6 @@ class CleanUp(Model):
     recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "wastetrack.User", related_name="cleanups", on_delete=fields.RESTRICT
     )
-    client_event_id = fields.UUIDField(unique=True)
-    payload_digest = fields.CharField(max_length=64)
 
     class Meta:
         table = "cleanup"

@@ -1,0 +1,15 @@
+"""The columns every idempotent stream record shares (a pickup, a delivery, a clean-up, a
+packaging return, a consignment): the phone's own id for it and the digest of what it sent, so
+a resend is told apart from a new record (see custody.intake.record_once)."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class IdempotentRecord(Model):
+    id = fields.IntField(primary_key=True)
+    client_event_id = fields.UUIDField(unique=True)
+    payload_digest = fields.CharField(max_length=64)
+
+    class Meta:
+        abstract = True
