@@ -17,7 +17,7 @@ from tests.factories import World
 from tests.webhooks.conftest import Listener, Received
 from tests.webhooks.helpers import drain, subscribe
 from wastetrack.core.settings import Settings
-from wastetrack.webhooks.dispatcher import dispatch_once, enqueue
+from wastetrack.webhooks.dispatcher import Pace, dispatch_once, enqueue
 from wastetrack.webhooks.models import WebhookDelivery, WebhookSubscription
 
 
@@ -323,3 +323,27 @@ async def test_a_page_enqueued_again_after_a_lost_cursor_adds_no_second_delivery
     assert await WebhookDelivery.filter(subscription_id=hook["id"]).count() == 2
     bodies = [verified(r, hook["secret"]) for r in listener.received]
     assert [b["data"]["event_type"] for b in bodies] == ["tagged", "collected"]
+
+
+def test_deliveries_yield_to_a_burst_of_recording_for_a_bounded_time() -> None:
+    pace = Pace(limit=50, longest=5)
+    # A quiet feed (10 changes a second) never holds a round back.
+    assert not any(pace.hold(head=10 * t, now=float(t)) for t in range(5))
+    # A burst (1,000 a second): held from the first measured second, for 5 s at most; then the
+    # deliverer drains whatever the rate, until a round finds nothing to send.
+    held = [pace.hold(head=50 + 1000 * t, now=5.0 + t) for t in range(1, 9)]
+    assert held == [True, True, True, True, True, False, False, False]
+    pace.drained()
+    assert pace.hold(head=10_050, now=15.0)
+    # The burst ends: the next measured second releases the deliveries at once.
+    assert not pace.hold(head=10_060, now=16.0)
+    # Half-second rounds: the rate is measured over a whole second, not each round.
+    pace = Pace(limit=50, longest=5)
+    assert [pace.hold(head=h, now=t) for h, t in [(0, 0.0), (40, 0.5), (45, 1.0)]] == [
+        False,
+        False,
+        False,
+    ]
+    # limit 0 never holds, whatever the rate.
+    never = Pace(limit=0, longest=5)
+    assert not any(never.hold(head=10_000 * t, now=float(t)) for t in range(5))

@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     webhooks_dispatch_seconds: float = Field(
         1, gt=0, description="how often the dispatcher looks for new changes when idle"
     )
+    webhooks_yield_changes_per_second: float = Field(
+        50,
+        ge=0,
+        description="while changes are recorded faster than this, webhook deliveries wait"
+        " (0: never wait)",
+    )
+    webhooks_yield_seconds: float = Field(
+        30, gt=0, description="longest a burst of recording holds webhook deliveries back"
+    )
     webhooks_nice: int = Field(
         10,
         ge=0,
