@@ -2,8 +2,9 @@
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 
@@ -15,6 +16,21 @@ from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind, RegionLevel
 
 PASSWORD = "correct-horse-battery"
+CITY_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _clock() -> tuple[date, datetime]:
+    """The tests' day in the city and the instant their stories end (their "now"): the real
+    now, except in the first three hours of a city day, when the stories end a minute before
+    that midnight instead — so that a story of a few hours, told backwards from its end, never
+    straddles two city days, whenever the suite runs."""
+    now = datetime.now(UTC)
+    day = (now.astimezone(CITY_ZONE) - timedelta(hours=3)).date()
+    midnight = datetime.combine(day + timedelta(days=1), time(), CITY_ZONE)
+    return day, min(now, midnight - timedelta(minutes=1))
+
+
+CITY_TODAY, NOW = _clock()
 _HASH = PasswordHasher().hash(PASSWORD)
 
 
@@ -98,7 +114,7 @@ async def build_world(settings: Settings) -> World:
 
 def event(event_type: str, batch: str | None = None, *, minutes: int = 0, **fields: Any) -> dict:
     """An event body as a phone would send it."""
-    when = datetime.now(UTC) - timedelta(hours=2) + timedelta(minutes=minutes)
+    when = NOW - timedelta(hours=2) + timedelta(minutes=minutes)
     body = {
         "client_event_id": str(uuid.uuid4()),
         "event_type": event_type,

@@ -2,16 +2,14 @@
 
 import csv
 import io
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import httpx
 import openpyxl
 
 from tests.custody.helpers import advance, tag_bag
-from tests.factories import World
+from tests.factories import CITY_TODAY, World
 
-DAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+DAY = CITY_TODAY.isoformat()
 PERIOD = {"date_from": DAY, "date_to": DAY}
 VIEWS = [
     ("/m/v1/metrics/utilization", PERIOD, "utilization_rate.numerator"),

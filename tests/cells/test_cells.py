@@ -1,18 +1,16 @@
 """Zero-waste cells: computed and evidenced criteria, mandatory ones, levels, achievement."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import httpx
 
 from tests.custody.helpers import post_event
-from tests.factories import World, event
+from tests.factories import CITY_TODAY, NOW, World, event
 from wastetrack.core import codes
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
-CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 EVIDENCE = {
     "reduction_measures": {"value": "95", "evidence": "现场检查记录"},
     "publicity": {"value": "90", "evidence": "宣传活动照片"},
@@ -44,7 +42,7 @@ async def sorted_pickups(
                 "site": url,
                 "category": "hh.recyclable.paper",
                 "weight_kg": "10",
-                "device_time": (datetime.now(UTC) - timedelta(hours=2)).isoformat(),
+                "device_time": (NOW - timedelta(hours=2)).isoformat(),
                 "quality": {"passed": index < passed, "contamination_share": "0.05"},
             },
         )

@@ -2,23 +2,20 @@
 
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import httpx
 import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.factories import World, forged
+from tests.factories import CITY_TODAY, NOW, World, forged
 from tests.streams.test_record_once import stored_photo
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
 from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
-
-CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 
 
 @pytest.fixture
@@ -51,7 +48,7 @@ def pickup(point_url: str, **extra: object) -> dict:
         "site": point_url,
         "category": "hh.food.household",
         "weight_kg": "42.5",
-        "device_time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "device_time": (NOW - timedelta(hours=1)).isoformat(),
         "quality": {"passed": True, "contamination_share": "0.04"},
         **extra,
     }

@@ -2,14 +2,13 @@
 
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import httpx
 import openpyxl
 import pytest
 
-from tests.factories import World, make_user
+from tests.factories import CITY_TODAY, NOW, World, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.pesticide.models import Farmer, PackagingReturn
@@ -17,7 +16,6 @@ from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
 PHONE = "13812345678"
-CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 
 
 @pytest.fixture
@@ -42,7 +40,7 @@ def a_return(**extra: object) -> dict:
     return {
         "client_event_id": str(uuid.uuid4()),
         "farmer_phone": PHONE,
-        "returned_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "returned_at": (NOW - timedelta(hours=1)).isoformat(),
         "lines": [
             {"material": "agri.plastic_bottle", "count": 12, "weight_kg": "0.6"},
             {"material": "agri.drum", "count": 1},
@@ -110,7 +108,7 @@ async def test_consignment_sends_a_batch_per_material_to_treatment(
         {
             "client_event_id": str(uuid.uuid4()),
             "destination_organization_id": points.orgs["unlicensed"].id,
-            "sent_at": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(),
+            "sent_at": (NOW - timedelta(minutes=30)).isoformat(),
             "lines": [
                 {"material": "agri.plastic_bottle", "count": 240, "weight_kg": "12.5"},
                 {"material": "agri.drum", "count": 6, "weight_kg": "9"},

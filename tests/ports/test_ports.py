@@ -4,9 +4,8 @@ clean-ups, and the port metrics with their counts."""
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import httpx
 import pypdf
@@ -15,7 +14,7 @@ import zxingcpp
 from PIL import Image
 
 from tests.custody.helpers import post_event
-from tests.factories import World, event, forged, make_user
+from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.ports.models import Delivery
@@ -23,8 +22,6 @@ from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind, Vessel
 
 BERTH = (36.8930, 122.4280)
-NOW = datetime.now(UTC)
-CITY_TODAY = NOW.astimezone(ZoneInfo("Asia/Shanghai")).date()
 
 
 @dataclass

@@ -3,21 +3,17 @@ the same figures before and after a fold, and concurrent recordings never wait o
 sums."""
 
 import asyncio
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import httpx
 from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
 from tests.custody.helpers import tag_bag
-from tests.factories import World, medical_bag
+from tests.factories import CITY_TODAY, World, medical_bag
 from tests.rollups.test_rollups import build_history
 from wastetrack.custody import recorder
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.models import CityMonthlyRollup, CohortDelta, DailyRollup, MonthlyRollup
-
-CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 
 
 async def _figures(world: World) -> list[dict[str, object]]:

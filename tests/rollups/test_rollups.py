@@ -1,15 +1,16 @@
 """Roll-ups kept in the recording transaction agree exactly with a rebuild from the log."""
 
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import httpx
 
 from tests.custody.helpers import advance, post_event, tag_bag
-from tests.factories import World, event
+from tests.factories import (
+    CITY_TODAY,
+    World,
+    event,
+)
 from wastetrack.rollups import service as rollups
-
-CITY_TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
 
 
 async def build_history(client: httpx.AsyncClient, world: World) -> None:
