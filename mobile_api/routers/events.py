@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Response
 
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
-from schemas.events import EventCreate, EventResult, SyncRequest, SyncResponse
+from schemas.events import EventCreate, EventResult
+from schemas.sync import SyncRequest, SyncResponse
 from wastetrack.custody import recorder
 from wastetrack.sync import service as offline_sync
 
@@ -24,7 +25,7 @@ async def record_event(
     )
     if recorded.result.status == "duplicate":
         response.status_code = 200
-    return recorded.result
+    return EventResult.model_validate(recorded.result)
 
 
 @router.post("/sync", response_model=SyncResponse)
@@ -44,7 +45,7 @@ async def sync(
         for status in ("applied", "duplicate", "conflict", "rejected")
     }
     answer = SyncResponse(
-        results=results,
+        results=[EventResult.model_validate(result) for result in results],
         applied=counts["applied"],
         duplicates=counts["duplicate"],
         conflicts=counts["conflict"],

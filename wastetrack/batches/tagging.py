@@ -3,7 +3,6 @@ tag, for a producer it may tag for."""
 
 from decimal import Decimal
 
-from schemas.events import EventCreate
 from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Label, Unit
@@ -16,6 +15,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import repository
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import (
     SPECS,
     EventType,
@@ -37,7 +37,7 @@ TAGGING_ROLES = SPECS[EventType.tagged].roles
 MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
 
 
-async def tag(work: Work, sub: EventCreate, code: str | None, digest: str) -> repository.NewEvent:
+async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> repository.NewEvent:
     principal = work.principal
     if principal.role not in TAGGING_ROLES:
         raise Forbidden(f"a {principal.role.value} cannot tag batches", field="event_type")

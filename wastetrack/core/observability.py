@@ -13,7 +13,7 @@ import os
 import pkgutil
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from functools import cache
 from importlib import import_module
@@ -183,7 +183,7 @@ def bind_principal(*, user_id: int, organization_id: int) -> None:
 
 
 class _Result(Protocol):
-    """What an entry came to (an EventResult), as far as the logs and counters care."""
+    """What an entry came to (an EntryResult), as far as the logs and counters care."""
 
     @property
     def client_event_id(self) -> Any: ...
@@ -205,16 +205,11 @@ def _entry_line(result: _Result, **extra: Any) -> dict[str, Any]:
     }
 
 
-def sync_results(*, entries: Sequence[Mapping[str, Any]], results: Sequence[_Result]) -> None:
+def sync_results(*, kinds: Sequence[str], results: Sequence[_Result]) -> None:
     """Count an offline sync's results and log one line per entry, in the order sent."""
-    for raw, result in zip(entries, results, strict=True):
-        kind = raw.get("kind", "event") if isinstance(raw, Mapping) else "event"
-        kind = kind if isinstance(kind, str) and kind in _SYNC_KINDS else "invalid"
+    for kind, result in zip(kinds, results, strict=True):
         SYNC_RESULTS.labels(kind, result.status).inc()
         log.info("sync_entry", **_entry_line(result, kind=kind))
-
-
-_SYNC_KINDS = frozenset({"event", "delivery", "cleanup", "pickup", "return"})
 
 
 def posted_results(kind: str, results: Iterable[_Result]) -> None:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from schemas.events import EventCreate
 from wastetrack.auth.models import Role, User
 from wastetrack.batches.labels import PinPage, render_pin_list_pdf
 from wastetrack.batches.models import Batch
@@ -33,6 +32,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.core.timefmt import local_date
 from wastetrack.cosign.models import PinList, PinUse
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import EventType
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization
@@ -159,7 +159,7 @@ async def pin_required(*, work: "Work", batch: Batch) -> bool:
     return await _required(rules=rules, producer_id=batch.producer_id)
 
 
-async def producer_confirmation(work: "Work", sub: EventCreate, batch: Batch) -> dict[str, Any]:
+async def producer_confirmation(work: "Work", sub: EventCommand, batch: Batch) -> dict[str, Any]:
     """Check the producer's PIN recorded with a handover and spend it; the details the event
     keeps (`producer_confirmed: "pin"`), or none when no PIN applies. Wrong or spent PINs count
     against the producer's limit, on a connection of their own so a refusal still counts."""

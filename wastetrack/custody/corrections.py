@@ -5,7 +5,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from schemas.events import EventCreate
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
@@ -16,6 +15,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.custody import remainders, repository
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
     CORRECTABLE_ON_ANY,
@@ -35,7 +35,7 @@ _ANY_EVENT = CORRECTABLE_ON_ANY
 _CORRECTION_FIELDS = (*dict.fromkeys(f for fs in CORRECTABLE.values() for f in fs), *_ANY_EVENT)
 
 
-async def _correction_target(work: Work, sub: EventCreate, batch: Batch) -> Any:
+async def _correction_target(work: Work, sub: EventCommand, batch: Batch) -> Any:
     """The event a correction applies to: a correction of a correction names the same original
     event, so per field the latest correction wins."""
     target: CustodyEvent | repository.NewEvent | None = None
@@ -65,7 +65,9 @@ async def _is_latest_step(work: Work, batch: Batch, target: Any) -> bool:
     )
 
 
-async def corrected(work: Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
+async def corrected(
+    work: Work, sub: EventCommand, batch: Batch, digest: str
+) -> repository.NewEvent:
     target = await _correction_target(work, sub, batch)
     principal = work.principal
     overriders = SPECS[EventType.corrected].overriders
@@ -149,7 +151,7 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
 
 
 async def _corrected_state(
-    work: Work, sub: EventCreate, batch: Batch, target: Any, changed: dict[str, Any]
+    work: Work, sub: EventCommand, batch: Batch, target: Any, changed: dict[str, Any]
 ) -> str:
     """A corrected receipt outcome or treatment method; when it changes the state the event
     set, the event must still be the batch's latest step."""

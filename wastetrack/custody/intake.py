@@ -2,7 +2,6 @@
 at a collection point): each line becomes a batch, tagged and put in the recorder's (or a
 receiver's) hands through the chain itself, and a record is applied exactly once."""
 
-import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,12 +13,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from schemas.events import EventCreate
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.core.errors import Conflict, DomainError
 from wastetrack.core.principal import Principal
 from wastetrack.core.records import IdempotentRecord
 from wastetrack.custody import recorder
+from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.results import Status
 from wastetrack.custody.rules import EventType
 
 
@@ -33,7 +33,7 @@ class IntakeLine:
 @dataclass(slots=True)
 class RecordResult:
     client_event_id: uuid.UUID
-    status: str
+    status: Status
     record_id: int | None = None
     error: DomainError | None = None
     flags: list[str] | None = None
@@ -45,16 +45,11 @@ class Submission(Protocol):
     @property
     def client_event_id(self) -> uuid.UUID: ...
 
-    def model_dump_json(self) -> str: ...
+    def digest(self) -> str: ...
 
 
 R = TypeVar("R", bound=IdempotentRecord)
 M = TypeVar("M", bound=Model)
-
-
-def digest(submission: Submission) -> str:
-    """The same content always serializes the same way: fields in declaration order."""
-    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
 
 
 async def seen(
@@ -89,7 +84,7 @@ async def record_once(
     (duplicate, or conflict when its content differs); otherwise `apply(payload_digest)` runs
     its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
     client_event_id = submission.client_event_id
-    payload_digest = digest(submission)
+    payload_digest = submission.digest()
     answer = await seen(model, client_event_id, payload_digest)
     if answer is not None:
         return answer
@@ -151,7 +146,7 @@ async def take_in(
     `handover_to`; any refusal raises, naming the line, and the caller's savepoint undoes all."""
     place = {"device_time": when, "latitude": latitude, "longitude": longitude}
     tags = [
-        EventCreate.model_validate(
+        EventCommand.model_validate(
             {
                 **place,
                 "client_event_id": _event_id(record_id, index, "tagged"),
@@ -180,7 +175,7 @@ async def take_in(
         return batches
     step = EventType.handed_over if handover_to else EventType.collected
     follow = [
-        EventCreate.model_validate(
+        EventCommand.model_validate(
             {
                 **place,
                 "client_event_id": _event_id(record_id, index, step.value),

@@ -4,12 +4,10 @@ Each submission is applied exactly once (its client_event_id and payload digest)
 device-time order, by the handler of its event type; everything is written at the end in a few
 set-based statements."""
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.events import EventCreate, EventResult
 from wastetrack.alerts import service as alerts
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
@@ -27,6 +25,8 @@ from wastetrack.core.errors import (
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
+from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.results import EntryResult
 from wastetrack.custody.rules import (
     EventType,
 )
@@ -37,29 +37,19 @@ from wastetrack.registry.models import Organization, Site
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FACT_EVENTS
 
-# Event fields added after phones first stored payload digests (see payload_digest).
-LATE_FIELDS = ("refused_kg", "producer_pin", "vehicle_plate")
-
 
 @dataclass
 class Recorded:
     """What one submission came to: the result for the phone, the error for callers that raise
     it, and the batch as it now stands when the event was applied."""
 
-    result: EventResult
+    result: EntryResult
     error: DomainError | None = None
     batch: Batch | None = None
 
 
-def payload_digest(submission: EventCreate) -> str:
-    """The same content always serializes the same way: fields in declaration order. Fields
-    added later count only when given, so a resend recorded before them stays a duplicate."""
-    late = {name for name in LATE_FIELDS if getattr(submission, name) is None}
-    return hashlib.sha256(submission.model_dump_json(exclude=late).encode()).hexdigest()
-
-
 async def record_events(
-    *, principal: Principal, submissions: list[EventCreate], secret: str
+    *, principal: Principal, submissions: list[EventCommand], secret: str
 ) -> list[Recorded]:
     """Apply events exactly once each, per batch in device-time order; a refused event is
     reported and never stops the others. Runs inside the caller's transaction."""
@@ -91,7 +81,7 @@ async def record_events(
         if outcomes[index] is not None:
             continue
         sub = submissions[index]
-        digest = payload_digest(sub)
+        digest = sub.digest()
         seen = known.get(sub.client_event_id)
         if seen is not None:
             outcomes[index] = _seen_before(sub, seen, digest)
@@ -108,7 +98,7 @@ async def record_events(
             "batch__code": code_by_id(work, event.batch_id),
         }
         outcomes[index] = Recorded(
-            EventResult(
+            EntryResult(
                 client_event_id=sub.client_event_id,
                 status="applied",
                 batch_code=known[sub.client_event_id]["batch__code"],
@@ -147,29 +137,20 @@ async def _write(work: Work) -> None:
     )
 
 
-def _code_of(sub: EventCreate, secret: str) -> str | None:
+def _code_of(sub: EventCommand, secret: str) -> str | None:
     if sub.batch is None:
         return None
     return batches.resolve_code(sub.batch, secret=secret)
 
 
-def _rejected(sub: EventCreate, error: DomainError) -> Recorded:
-    return Recorded(
-        EventResult.model_validate(
-            {
-                "client_event_id": sub.client_event_id,
-                "status": "rejected",
-                "error": {"code": error.code, "field": error.field, "detail": error.detail},
-            }
-        ),
-        error,
-    )
+def _rejected(sub: EventCommand, error: DomainError) -> Recorded:
+    return Recorded(EntryResult.refused(sub.client_event_id, error), error)
 
 
-def _seen_before(sub: EventCreate, seen: dict[str, Any], digest: str) -> Recorded:
+def _seen_before(sub: EventCommand, seen: dict[str, Any], digest: str) -> Recorded:
     if seen["payload_digest"] == digest:
         return Recorded(
-            EventResult(
+            EntryResult(
                 client_event_id=sub.client_event_id,
                 status="duplicate",
                 batch_code=seen["batch__code"],
@@ -182,20 +163,18 @@ def _seen_before(sub: EventCreate, seen: dict[str, Any], digest: str) -> Recorde
         field="client_event_id",
     )
     return Recorded(
-        EventResult.model_validate(
-            {
-                "client_event_id": sub.client_event_id,
-                "status": "conflict",
-                "batch_code": seen["batch__code"],
-                "event_id": seen["id"],
-                "error": {"code": error.code, "field": error.field, "detail": error.detail},
-            }
+        EntryResult.refused(
+            sub.client_event_id,
+            error,
+            status="conflict",
+            batch_code=seen["batch__code"],
+            event_id=seen["id"],
         ),
         error,
     )
 
 
-async def _load(work: Work, submissions: list[EventCreate], codes_of: list[str | None]) -> None:
+async def _load(work: Work, submissions: list[EventCommand], codes_of: list[str | None]) -> None:
     """Lock every batch and label the call touches, in one order, and fetch what it refers to."""
     wanted: set[str] = {code for code in codes_of if code}
     for sub in submissions:
@@ -250,7 +229,7 @@ _HANDLERS = {**transitions.HANDLERS, EventType.corrected: corrections.corrected}
 
 
 async def _apply(
-    work: Work, sub: EventCreate, code: str | None, digest: str
+    work: Work, sub: EventCommand, code: str | None, digest: str
 ) -> repository.NewEvent:
     if sub.event_type == EventType.tagged:
         return await tag(work, sub, code, digest)
@@ -266,7 +245,7 @@ async def _apply(
     return await handler(work, sub, batch, digest)
 
 
-async def record_one(*, principal: Principal, submission: EventCreate, secret: str) -> Recorded:
+async def record_one(*, principal: Principal, submission: EventCommand, secret: str) -> Recorded:
     """Apply one event; a refusal or a conflicting resend raises its error."""
     (outcome,) = await record_events(principal=principal, submissions=[submission], secret=secret)
     observability.posted_results("event", [outcome.result])

@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from schemas.events import EventCreate
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.core.errors import (
     RuleViolation,
 )
 from wastetrack.custody import repository
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
     EventType,
@@ -70,7 +70,7 @@ async def split(
     *,
     refused_kg: Decimal,
     holder_id: int,
-    sub: EventCreate,
+    sub: EventCommand,
     reason: str | None,
 ) -> Batch:
     """A new batch for the refused part: its own code, the original's tagging time, refused by
@@ -130,7 +130,7 @@ async def split(
     return remainder
 
 
-async def follow_tagging_time(work: Work, sub: EventCreate, batch: Batch) -> None:
+async def follow_tagging_time(work: Work, sub: EventCommand, batch: Batch) -> None:
     """A remainder stays in its original's cohort: a corrected tagging time carries over to
     the remainders split from the batch (and to theirs), as corrections in their chains."""
     found = {b.code for b in work.batches.values() if b.split_from_id == batch.id}
@@ -179,11 +179,11 @@ async def _live_remainder(work: Work, batch: Batch) -> Batch | None:
         .exclude(state=State.cancelled.value)
         .values_list("code", flat=True)
     )
-    for code in found:
+    for code in map(str, found):
         if code not in work.batches:
-            for locked in await repository.lock_batches({str(code)}):
+            for locked in await repository.lock_batches({code}):
                 remember(work, locked)
-        remainder = work.batches[str(code)]
+        remainder = work.batches[code]
         if remainder.state != State.cancelled:
             return remainder
     return None
@@ -205,7 +205,7 @@ async def _corrected_value(work: Work, target: Any, name: str, column: str) -> A
 
 async def follow_remainder(
     work: Work,
-    sub: EventCreate,
+    sub: EventCommand,
     batch: Batch,
     target: Any,
     changed: dict[str, Any],

@@ -5,7 +5,6 @@ manifests, vehicles, remainders, aggregation)."""
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from schemas.events import EventCreate
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.catalog.service import FINAL_MODES
@@ -20,6 +19,7 @@ from wastetrack.core.errors import (
 from wastetrack.core.principal import Principal
 from wastetrack.cosign.service import producer_confirmation
 from wastetrack.custody import remainders, repository, rules
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import (
     SPECS,
     Carrier,
@@ -80,7 +80,7 @@ def take_custody(
 
 def step(
     work: Work,
-    sub: EventCreate,
+    sub: EventCommand,
     batch: Batch,
     digest: str,
     *,
@@ -97,7 +97,7 @@ def step(
     )
 
 
-async def _vehicle(work: Work, sub: EventCreate, batch: Batch, carrier_id: int) -> dict[str, Any]:
+async def _vehicle(work: Work, sub: EventCommand, batch: Batch, carrier_id: int) -> dict[str, Any]:
     """The vehicle a carrier takes the batch into, for the event's details: required, and
     checked against the carrier's fleet, as the stream's rule `vehicle_required` says."""
     carrier = organization(work, carrier_id, "vehicle_plate")
@@ -115,7 +115,7 @@ async def _vehicle(work: Work, sub: EventCreate, batch: Batch, carrier_id: int) 
 
 
 async def _collected(
-    work: Work, sub: EventCreate, batch: Batch, digest: str
+    work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     # Last of the checks: it spends the producer's PIN.
@@ -134,7 +134,7 @@ async def _check_manifest(work: Work, batch: Batch) -> None:
 
 
 async def _handed_over(
-    work: Work, sub: EventCreate, batch: Batch, digest: str
+    work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
     await _check_manifest(work, batch)
@@ -158,7 +158,7 @@ async def _handed_over(
 
 
 async def _in_transit(
-    work: Work, sub: EventCreate, batch: Batch, digest: str
+    work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     await _check_manifest(work, batch)
     vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
@@ -171,7 +171,7 @@ async def _in_transit(
 
 
 async def _as_specified(
-    work: Work, sub: EventCreate, batch: Batch, digest: str
+    work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     """An event that is its spec alone: guards, custody effect and target state (`stored`)."""
     return step(work, sub, batch, digest)
@@ -200,7 +200,9 @@ async def _licensed_methods(work: Work, batch: Batch) -> list[str]:
     return methods
 
 
-async def _received(work: Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
+async def _received(
+    work: Work, sub: EventCommand, batch: Batch, digest: str
+) -> repository.NewEvent:
     await _licensed_methods(work, batch)
     outcome = sub.outcome
     if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
@@ -248,7 +250,7 @@ async def _received(work: Work, sub: EventCreate, batch: Batch, digest: str) -> 
     )
 
 
-async def _treated(work: Work, sub: EventCreate, batch: Batch, digest: str) -> repository.NewEvent:
+async def _treated(work: Work, sub: EventCommand, batch: Batch, digest: str) -> repository.NewEvent:
     allowed = await _licensed_methods(work, batch)
     snap = work.catalog
     method = snap.methods.get(sub.method or "")
@@ -277,7 +279,7 @@ async def _treated(work: Work, sub: EventCreate, batch: Batch, digest: str) -> r
 
 
 async def _aggregated(
-    work: Work, sub: EventCreate, parent: Batch, digest: str
+    work: Work, sub: EventCommand, parent: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.children is not None
     children: list[Batch] = []
@@ -327,7 +329,7 @@ async def _aggregated(
 
 
 async def _cancelled(
-    work: Work, sub: EventCreate, batch: Batch, digest: str
+    work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     if await Batch.filter(parent_id=batch.id).exists() or any(
         b.parent_id == batch.id for b in work.touched.values()

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.events import EventCreate
 from wastetrack.alerts import service as alerts
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog.service import CatalogSnapshot
@@ -18,6 +17,7 @@ from wastetrack.core.errors import (
 from wastetrack.core.principal import Principal
 from wastetrack.custody import repository
 from wastetrack.custody.chain import event_hash
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import (
     EventType,
     State,
@@ -76,7 +76,7 @@ def organization(work: Work, organization_id: int, field_name: str) -> Organizat
 
 
 def check_common(
-    work: Work, sub: EventCreate, tagged_at: datetime | None, batch: Batch | None = None
+    work: Work, sub: EventCommand, tagged_at: datetime | None, batch: Batch | None = None
 ) -> None:
     if sub.device_time > work.now + CLOCK_SKEW:
         raise ValidationFailed("device_time lies in the future", field="device_time")
@@ -108,7 +108,7 @@ def check_common(
 def new_event(
     work: Work,
     batch: Batch,
-    sub: EventCreate | None,
+    sub: EventCommand | None,
     *,
     event_type: EventType,
     state: str,

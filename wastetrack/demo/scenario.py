@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from schemas.events import EventCreate
 from wastetrack.core.principal import Principal
 from wastetrack.custody import recorder
+from wastetrack.custody.commands import EventCommand
 from wastetrack.registry.models import Organization
 
 SCENARIO: dict[str, Any] = json.loads(
@@ -46,7 +46,7 @@ class Demo:
     def fields(self, spec: dict[str, Any] | None, **local: Any) -> dict[str, Any]:
         return {name: self.resolve(value, **local) for name, value in (spec or {}).items()}
 
-    async def post(self, who: str, *submissions: EventCreate) -> list[recorder.Recorded]:
+    async def post(self, who: str, *submissions: EventCommand) -> list[recorder.Recorded]:
         """Record custody events as a demo user (by their demo role name); the demo is built
         from events that must all be recorded, so a refused one stops the load."""
         outcomes = await recorder.record_events(
@@ -64,9 +64,9 @@ class Demo:
         return code
 
 
-def event(event_type: str, code: str | None, when: datetime, **fields: Any) -> EventCreate:
+def event(event_type: str, code: str | None, when: datetime, **fields: Any) -> EventCommand:
     """One custody event as the phone would submit it."""
-    return EventCreate.model_validate(
+    return EventCommand.model_validate(
         {
             "client_event_id": uuid.uuid4(),
             "event_type": event_type,

@@ -1,33 +1,22 @@
-"""Offline sync: a phone's backlog of custody events, port deliveries and clean-ups, each
-checked on its own and applied exactly once, in one transaction."""
+"""Offline sync: a phone's backlog of custody events and stream records (deliveries,
+clean-ups, pickups, returns), each checked on its own and applied exactly once, in one
+transaction."""
 
-import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
-from pydantic import TypeAdapter, ValidationError
-
-from schemas.base import error_field
-from schemas.events import EventCreate, EventResult
-from schemas.household import PickupCreate
-from schemas.pesticide import ReturnCreate
-from schemas.ports import CleanUpCreate, DeliveryCreate
 from wastetrack.core import observability
 from wastetrack.core.errors import DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake, recorder
+from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.results import EntryError, EntryResult
 from wastetrack.household import service as household
 from wastetrack.pesticide import service as pesticide
 from wastetrack.ports import cleanups, deliveries
+from wastetrack.sync.entries import Invalid, StreamRecord
 
-_events = TypeAdapter(list[EventCreate])
-_event = TypeAdapter(EventCreate)
-_records: dict[str, TypeAdapter[Any]] = {
-    "delivery": TypeAdapter(DeliveryCreate),
-    "cleanup": TypeAdapter(CleanUpCreate),
-    "pickup": TypeAdapter(PickupCreate),
-    "return": TypeAdapter(ReturnCreate),
-}
+Entry = EventCommand | StreamRecord | Invalid
+
 _recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
     "delivery": deliveries.record_delivery,
     "cleanup": cleanups.record_cleanup,
@@ -39,111 +28,58 @@ _recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
 async def apply(
     *,
     principal: Principal,
-    entries: list[Any],
+    entries: Sequence[Entry],
     secret: str,
     max_entries: int,
-) -> list[EventResult]:
-    """One result per entry, in the order sent. Deliveries and clean-ups go first (they make
-    batches); events follow, each batch's in device-time order."""
+) -> list[EntryResult]:
+    """One result per entry, in the order sent. Stream records go first (they make batches);
+    events follow, each batch's in device-time order."""
     if len(entries) > max_entries:
         raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
-    results: list[EventResult | None] = [None] * len(entries)
-    events: list[tuple[int, dict[str, Any]]] = []
-    for index, raw in enumerate(entries):
-        # A phone's backlog may hold anything: each entry is judged alone, never the request.
-        if not isinstance(raw, dict):
-            results[index] = _invalid(raw, None, "each entry must be a JSON object")
-            continue
-        kind = raw.get("kind", "event")
-        if not isinstance(kind, str):
-            results[index] = _invalid(raw, "kind", "kind must be a string")
-        elif kind == "event":
-            events.append((index, {k: v for k, v in raw.items() if k != "kind"}))
-        elif kind in _records:
-            results[index] = await _apply_record(principal, kind, raw, secret)
+    results: list[EntryResult | None] = [None] * len(entries)
+    events: list[tuple[int, EventCommand]] = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, Invalid):
+            results[index] = EntryResult(
+                client_event_id=entry.client_event_id,
+                status="rejected",
+                error=EntryError("validation_failed", entry.field, entry.detail),
+            )
+        elif isinstance(entry, EventCommand):
+            events.append((index, entry))
         else:
-            results[index] = _invalid(
-                raw, "kind", "kind must be event, delivery, cleanup, pickup or return"
-            )
-    valid: list[tuple[int, EventCreate]] = []
-    try:  # the usual case, every event well-formed, in one pass
-        valid = list(
-            zip(
-                [i for i, _ in events],
-                _events.validate_python([raw for _, raw in events]),
-                strict=True,
-            )
-        )
-    except ValidationError:
-        for index, raw in events:
-            try:
-                valid.append((index, _event.validate_python(raw)))
-            except ValidationError as error:
-                first = error.errors()[0]
-                results[index] = _invalid(raw, error_field(first) or None, first["msg"])
-    if valid:
+            results[index] = await _apply_record(principal, entry, secret)
+    if events:
         outcomes = await recorder.record_events(
-            principal=principal, submissions=[sub for _, sub in valid], secret=secret
+            principal=principal, submissions=[sub for _, sub in events], secret=secret
         )
-        for (index, _sub), outcome in zip(valid, outcomes, strict=True):
+        for (index, _sub), outcome in zip(events, outcomes, strict=True):
             results[index] = outcome.result
     answered = [r for r in results if r is not None]
-    observability.sync_results(entries=entries, results=answered)
+    observability.sync_results(kinds=[_kind(entry) for entry in entries], results=answered)
     return answered
 
 
-async def _apply_record(
-    principal: Principal,
-    kind: str,
-    raw: dict[str, Any],
-    secret: str,
-) -> EventResult:
+def _kind(entry: Entry) -> str:
+    return "event" if isinstance(entry, EventCommand) else entry.kind
+
+
+async def _apply_record(principal: Principal, record: StreamRecord, secret: str) -> EntryResult:
     try:
-        record = _records[kind].validate_python(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        return _invalid(raw, error_field(first) or None, first["msg"])
-    recorder = _recorders[kind]
-    try:
-        result = await recorder(principal=principal, submission=record, secret=secret)
+        result = await _recorders[record.kind](
+            principal=principal, submission=record, secret=secret
+        )
     except DomainError as error:
-        return _refused(record.client_event_id, error)
+        return EntryResult.refused(record.client_event_id, error)
     if result.error is not None:
-        return _refused(record.client_event_id, result.error, status=result.status)
-    return EventResult(
+        return EntryResult.refused(
+            record.client_event_id,
+            result.error,
+            status=result.status,
+        )
+    return EntryResult(
         client_event_id=record.client_event_id,
-        status=result.status,  # type: ignore[arg-type]
+        status=result.status,
         record_id=result.record_id,
         flags=result.flags,
     )
-
-
-def _refused(
-    client_event_id: uuid.UUID, error: DomainError, status: str = "rejected"
-) -> EventResult:
-    return EventResult.model_validate(
-        {
-            "client_event_id": client_event_id,
-            "status": status,
-            "error": {"code": error.code, "field": error.field, "detail": error.detail},
-        }
-    )
-
-
-def _invalid(raw: object, field: str | None, detail: str) -> EventResult:
-    return EventResult.model_validate(
-        {
-            "client_event_id": _client_id(raw),
-            "status": "rejected",
-            "error": {"code": "validation_failed", "field": field, "detail": detail},
-        }
-    )
-
-
-def _client_id(raw: object) -> str | None:
-    """The client_event_id of an entry that failed validation, when it is at least a UUID."""
-    value = raw.get("client_event_id") if isinstance(raw, dict) else None
-    try:
-        return str(uuid.UUID(str(value))) if value else None
-    except ValueError:
-        return None

@@ -1,0 +1,81 @@
+"""What the domain accepts: commands, validated once where they enter, and the value types
+their fields share. HTTP contracts in ``schemas/`` build on these; the domain never imports
+``schemas/``."""
+
+import hashlib
+from typing import Annotated, Any, ClassVar, Literal
+
+from annotated_types import Interval
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+# PostgreSQL stores no NUL character in text or JSON: refused at the edge, naming the field.
+NO_NUL = r"^[^\x00]*$"
+INT32_MAX = 2**31 - 1
+
+Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
+"""Any string the API accepts: no NUL characters; lengths come from the column, per field."""
+
+Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
+"""A row id: the columns are PostgreSQL integers (int32)."""
+
+Int32 = Annotated[int, Interval(ge=-INT32_MAX - 1, le=INT32_MAX)]
+
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+"""A short name used as a JSON object key (item counts, indicator scores)."""
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
+"""A code, a signed token or a scanned URL in a path or query."""
+
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A photo's SHA-256, lower-case hex, as the evidence store names it."""
+Hazard = Literal["T", "C", "I", "R", "In"]
+"""Hazard characteristics: toxicity, corrosivity, ignitability, reactivity, infectivity."""
+
+
+class Command(BaseModel):
+    """A request to the domain, checked field by field when it is made: a phone's event, a
+    port's delivery, a manifest. The API's contracts extend these with their documentation;
+    the domain (the demo, a manifest's own events) makes them directly."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True, str_strip_whitespace=True)
+
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields added after clients first stored digests of this command."""
+
+    def digest(self) -> str:
+        """What makes a resend a duplicate: the same content always serializes the same way
+        (fields in declaration order). Late fields count only when given, so a resend recorded
+        before they existed stays a duplicate."""
+        late = {name for name in self.LATE_FIELDS if getattr(self, name) is None}
+        return hashlib.sha256(self.model_dump_json(exclude=late).encode()).hexdigest()
+
+
+def field_of(location: tuple[Any, ...] | list[Any]) -> str:
+    """'events[3].weight_kg' style names from a pydantic error location."""
+    parts: list[str] = []
+    for part in location:
+        if isinstance(part, int) and parts:
+            parts[-1] = f"{parts[-1]}[{part}]"
+        elif isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part not in ("body", "query", "path", "form"):
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def rule_error(field: str, message: str) -> PydanticCustomError:
+    """A rule across several fields (raised in a model_validator) that names the field the
+    client must fix: ``error_field`` appends it to the model's location."""
+    return PydanticCustomError("model_rule", message, {"field": field})
+
+
+def error_field(error: Any) -> str:
+    """The field a pydantic error names: its location, and a model rule's own field."""
+    name = field_of(error["loc"])
+    own = (error.get("ctx") or {}).get("field") if error.get("type") == "model_rule" else None
+    if own:
+        return f"{name}.{own}" if name else str(own)
+    return name

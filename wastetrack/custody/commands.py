@@ -1,0 +1,111 @@
+"""A custody event as the domain accepts it: one command per step in a batch's custody."""
+
+from decimal import Decimal
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from wastetrack.batches.models import Unit
+from wastetrack.core.commands import (
+    Code,
+    Command,
+    Hazard,
+    Id,
+    Latitude,
+    Longitude,
+    Sha256,
+    Text,
+    rule_error,
+)
+from wastetrack.custody.rules import SPECS, EventType, Outcome, required_rule
+
+
+class EventCommand(Command):
+    """One step in a batch's custody, as recorded on the phone (or made by the domain for a
+    record that brings waste into the chain, or a manifest's leg)."""
+
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("refused_kg", "producer_pin", "vehicle_plate")
+
+    client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
+    event_type: EventType
+    batch: Text | None = Field(
+        None,
+        max_length=512,
+        description="scanned QR URL or typed code; for `tagged`, the label to bind"
+        " (none: a new code)",
+    )
+    device_time: AwareDatetime = Field(description="when it happened, by the phone's clock")
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    weight_kg: Decimal | None = Field(None, ge=0, le=100_000, max_digits=12, decimal_places=3)
+    photo_sha256: Sha256 | None = None
+    note: Text | None = Field(None, max_length=1000)
+    # tagged
+    stream: Text | None = Field(None, max_length=32)
+    category: Text | None = Field(None, max_length=64)
+    waste_code: Text | None = Field(None, max_length=16)
+    hazard: list[Hazard] | None = Field(
+        None, max_length=5, description="hazard characteristics; default: the category's"
+    )
+    quantity: Decimal | None = Field(None, gt=0, le=1_000_000, max_digits=12, decimal_places=3)
+    unit: Unit | None = None
+    producer_organization_id: Id | None = None
+    origin_site_id: Id | None = None
+    carrier_organization_id: Id | None = None
+    # tagged, in_transit
+    destination_organization_id: Id | None = None
+    # handed_over
+    to_organization_id: Id | None = None
+    # collected, handed_over: from the producer
+    producer_pin: str | None = Field(
+        None,
+        pattern=r"^\d{6}$",
+        description="the producer's one-time PIN (from its printed list), confirming that it"
+        " handed the waste over; required where the stream's rule says so",
+    )
+    # collected, in_transit, handed_over to a carrier
+    vehicle_plate: Text | None = Field(
+        None,
+        max_length=16,
+        description="the carrier's vehicle (鲁K12345); required for the streams whose rule"
+        " `vehicle_required` says so once the carrier has registered its fleet",
+    )
+    # received, cancelled, corrected
+    outcome: Outcome | None = None
+    reason: Text | None = Field(None, max_length=1000)
+    refused_kg: Decimal | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        max_digits=12,
+        decimal_places=3,
+        description="received, partially_accepted: the mass refused, which leaves as a"
+        " remainder batch of its own; default: the declared kg (for batches counted in units or"
+        " m³, the catalog's estimate) minus weight_kg",
+    )
+    # treated
+    method: Text | None = Field(None, max_length=8)
+    # aggregated
+    children: list[Code] | None = Field(None, min_length=1, max_length=500)
+    # corrected
+    corrects: UUID | None = None
+    event_time: AwareDatetime | None = Field(
+        None, description="corrected: the corrected event's true time (of a `tagged` event)"
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> "EventCommand":
+        for name in SPECS[self.event_type].required:
+            if getattr(self, name) is None:
+                raise rule_error(name, required_rule(self.event_type, name))
+        if self.refused_kg is not None and not (
+            self.event_type == EventType.received and self.outcome == Outcome.partially_accepted
+        ):
+            raise rule_error(
+                "refused_kg",
+                "refused_kg is stated only on a received event with outcome partially_accepted",
+            )
+        if (self.latitude is None) != (self.longitude is None):
+            raise rule_error("longitude", "latitude and longitude go together")
+        return self
