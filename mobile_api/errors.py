@@ -12,6 +12,7 @@ from tortoise.exceptions import IntegrityError
 from mobile_api.tables import XLSX
 from schemas.base import error_field
 from wastetrack.core.errors import DomainError
+from wastetrack.custody import partitions
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -134,6 +135,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, error: IntegrityError) -> JSONResponse:
+        if partitions.missing(error):
+            log.error("custody log has no partition for a new batch", exc_info=error)
+            return problem(
+                status=503,
+                title="Service unavailable",
+                code="log_partition_missing",
+                detail="the custody log has no partition for new batches yet (the background"
+                " job makes them ahead); nothing was written, retry shortly",
+                headers={"Retry-After": "30"},
+            )
         # Only a race between two concurrent requests reaches here; services check first.
         return problem(
             status=409,

@@ -47,8 +47,11 @@ async def test_an_event_beyond_the_last_partition_needs_the_job_first(
     bag = medical_bag()
     bag.pop("event_type")
     refused = await client.post("/m/v1/batches", json=bag, headers=world.headers("clinic"))
-    # No partition for the row (a check violation): nothing is written, the phone retries.
-    assert refused.status_code == 409, refused.text
+    # No partition for the row: the service's own condition, not a conflict; nothing is
+    # written, and the phone is told to retry.
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "log_partition_missing"
+    assert refused.headers["Retry-After"] == "30"
     assert await CustodyEvent.all().count() == 0
     assert await partitions.ensure_ahead(ahead=1)
     recorded = await client.post("/m/v1/batches", json=bag, headers=world.headers("clinic"))

@@ -46,6 +46,20 @@ async def partitions(conn: BaseDBAsyncClient | None = None) -> list[Partition]:
     return sorted(found, key=lambda p: p.low)
 
 
+def missing(error: BaseException) -> bool:
+    """Whether a failed write found no partition for its batch id: the background job has not
+    kept up with the batch id sequence (PostgreSQL's check violation on the log itself), which
+    is the service's condition to fix, not a conflict between requests."""
+    seen: list[BaseException] = [error]
+    while seen:
+        cause = seen.pop()
+        if getattr(cause, "sqlstate", None) == "23514" and "no partition" in str(cause):
+            return True
+        # Tortoise wraps the driver's error as its first argument.
+        seen.extend(e for e in (cause.__cause__, *cause.args[:1]) if isinstance(e, BaseException))
+    return False
+
+
 def _range(bound: str) -> tuple[int, int]:
     # "FOR VALUES FROM ('0') TO ('1000000')"
     low, high = (part.split(")")[0].strip("' ") for part in bound.split("(")[1:3])
