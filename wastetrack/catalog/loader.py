@@ -6,13 +6,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from wastetrack.core.data import read_data_file
 
-CATEGORY_FILES = [
-    "categories_household.json",
-    "categories_medical.json",
-    "categories_hazardous.json",
-    "categories_agri_packaging.json",
-    "categories_marine.json",
-]
+
+def category_file(stream: str) -> str:
+    """Each stream's categories are in their own file, named after the stream's code: a new
+    stream is a `streams.json` entry and its categories file, with no list to extend here."""
+    return f"categories_{stream}.json"
 
 
 async def load_catalog(client: BaseDBAsyncClient) -> None:
@@ -37,8 +35,8 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
         ],
     )
     rows = []
-    for name in CATEGORY_FILES:
-        doc = read_data_file("wastetrack.catalog", name)
+    for stream in streams["items"]:
+        doc = read_data_file("wastetrack.catalog", category_file(stream["code"]))
         for item in doc["items"]:
             rows.append(
                 [
