@@ -5,7 +5,7 @@ from importlib.resources import files
 
 from PIL import ImageFont
 
-from wastetrack.batches.labels import CJK_FONT_CANDIDATES
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES
 from wastetrack.core.fonts import CJK_FONT, cjk_repertoire
 from wastetrack.core.fonts.build_subset import gb2312, project_text
 

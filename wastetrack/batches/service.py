@@ -15,15 +15,8 @@ from tortoise.queryset import QuerySet
 
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
-from wastetrack.batches.labels import (
-    HazardousLabelText,
-    LabelSize,
-    LabelText,
-    render_hj1276_png,
-    render_label_png,
-    render_label_sheet_pdf,
-    size_for,
-)
+from wastetrack.batches.hj1276 import HazardousLabelText, LabelSize, render_hj1276_png, size_for
+from wastetrack.batches.labels import LabelText, render_label_png, render_label_sheet_pdf
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes

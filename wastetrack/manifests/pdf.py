@@ -6,8 +6,8 @@ from datetime import datetime
 
 from fpdf import FPDF
 
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
 from wastetrack.batches.identifiers import spaced
-from wastetrack.batches.labels import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
 from wastetrack.core.timefmt import local_time
 from wastetrack.manifests.models import Manifest
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from fpdf import FPDF
 
-from wastetrack.batches.labels import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
 from wastetrack.core.timefmt import local_time
 
 

@@ -1,0 +1,213 @@
+"""Reference data: the registry (regions, organizations, agreements, sites, licences,
+vessels), the working-day calendar, and the Rongcheng demo that loads a world of both."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+import typer
+
+from wastetrack.cli.running import run_and_print
+from wastetrack.core.settings import get_settings
+from wastetrack.registry.models import OrganizationKind, RegionLevel
+
+registry_app = typer.Typer(
+    help="Regions, organizations, sites, licences, vessels.", no_args_is_help=True
+)
+calendar_app = typer.Typer(
+    help="The official working-day calendar (holidays, make-up working days).",
+    no_args_is_help=True,
+)
+
+
+@registry_app.command("region")
+def region_create(
+    code: Annotated[
+        str,
+        typer.Option(help="division code: city 6 digits (GB/T 2260), town 9, village 12"),
+    ],
+    name: Annotated[str, typer.Option()],
+    level: Annotated[RegionLevel, typer.Option()],
+    parent_id: Annotated[int | None, typer.Option("--parent")] = None,
+) -> None:
+    """Add a region."""
+    from wastetrack.registry import service as registry
+
+    async def work() -> dict[str, object]:
+        region = await registry.create_region(
+            code=code, name=name, level=level, parent_id=parent_id
+        )
+        return {"id": region.id, "code": region.code, "path": region.path}
+
+    run_and_print(work)
+
+
+@registry_app.command("org")
+def organization_create(
+    name: Annotated[str, typer.Option()],
+    kind: Annotated[OrganizationKind, typer.Option()],
+    region_id: Annotated[int, typer.Option("--region")],
+    bed_count: Annotated[int | None, typer.Option("--beds")] = None,
+    credit_code: Annotated[
+        str | None, typer.Option(help="unified social credit code (统一社会信用代码), 18 chars")
+    ] = None,
+) -> None:
+    """Register an organization."""
+    from wastetrack.registry import service as registry
+
+    async def work() -> dict[str, object]:
+        org = await registry.create_organization(
+            name=name, kind=kind, region_id=region_id, bed_count=bed_count, credit_code=credit_code
+        )
+        return {
+            "id": org.id,
+            "name": org.name,
+            "kind": org.kind.value,
+            "credit_code": org.credit_code,
+        }
+
+    run_and_print(work)
+
+
+@registry_app.command("agreement")
+def agreement_create(
+    provider_id: Annotated[int, typer.Option("--provider", help="the carrier or collector")],
+    client_id: Annotated[int, typer.Option("--client", help="the organization it serves")],
+    streams: Annotated[list[str], typer.Option("--stream", help="repeat for several")],
+    valid_from: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"])],
+    valid_to: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+) -> None:
+    """Register a service agreement: the provider may tag the client's waste of these streams."""
+    from wastetrack.registry import agreements
+
+    async def work() -> dict[str, object]:
+        agreement = await agreements.create_service_agreement(
+            provider_organization_id=provider_id,
+            client_organization_id=client_id,
+            streams=streams,
+            valid_from=valid_from.date(),
+            valid_to=valid_to.date() if valid_to else None,
+        )
+        return {"id": agreement.id, "streams": agreement.streams}
+
+    run_and_print(work)
+
+
+@registry_app.command("site")
+def site_create(
+    organization_id: Annotated[int, typer.Option("--org")],
+    name: Annotated[str, typer.Option()],
+    latitude: Annotated[float, typer.Option("--lat")],
+    longitude: Annotated[float, typer.Option("--lon")],
+) -> None:
+    """Add a site with coordinates."""
+    from wastetrack.registry import service as registry
+
+    async def work() -> dict[str, object]:
+        site = await registry.create_site(
+            organization_id=organization_id,
+            name=name,
+            region_id=None,
+            latitude=latitude,
+            longitude=longitude,
+        )
+        return {"id": site.id, "name": site.name}
+
+    run_and_print(work)
+
+
+@registry_app.command("licence")
+def licence_add(
+    organization_id: Annotated[int, typer.Option("--org")],
+    category: Annotated[str, typer.Option()],
+    methods: Annotated[str, typer.Option(help="comma-separated R/D codes, e.g. D9,D10")],
+    permit_number: Annotated[str | None, typer.Option("--permit")] = None,
+    valid_until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+) -> None:
+    """License a treatment facility for a category and methods."""
+    from wastetrack.registry import service as registry
+
+    async def work() -> dict[str, object]:
+        licence = await registry.add_licence(
+            organization_id=organization_id,
+            category_key=category,
+            method_codes=[m.strip() for m in methods.split(",") if m.strip()],
+            permit_number=permit_number,
+            valid_until=date.fromisoformat(valid_until) if valid_until else None,
+        )
+        return {"id": licence.id, "category": licence.category_key, "methods": licence.method_codes}
+
+    run_and_print(work)
+
+
+@registry_app.command("vessel")
+def vessel_create(
+    name: Annotated[str, typer.Option()],
+    registration_number: Annotated[str, typer.Option("--registration")],
+    gross_tonnage: Annotated[str, typer.Option("--gt")],
+    home_port_id: Annotated[int, typer.Option("--home-port")],
+    imo_number: Annotated[str | None, typer.Option("--imo")] = None,
+    mmsi: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Register a vessel with its home port."""
+    from wastetrack.registry import vessels
+
+    async def work() -> dict[str, object]:
+        vessel = await vessels.create_vessel(
+            name=name,
+            registration_number=registration_number,
+            gross_tonnage=Decimal(gross_tonnage),
+            home_port_id=home_port_id,
+            imo_number=imo_number,
+            mmsi=mmsi,
+        )
+        return {"id": vessel.id, "registration_number": vessel.registration_number}
+
+    run_and_print(work)
+
+
+@calendar_app.command("load")
+def calendar_load(
+    year: Annotated[int | None, typer.Option(help="default: every year the library knows")] = None,
+) -> None:
+    """Load working days and holidays from the installed chinesecalendar library."""
+    from wastetrack.calendar import service as calendar
+
+    run_and_print(lambda: calendar.load_from_library(year=year))
+
+
+@calendar_app.command("set")
+def calendar_set(
+    day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    working: Annotated[bool, typer.Option("--working/--holiday", help="a working or rest day")],
+    name: Annotated[str | None, typer.Option(help="the holiday, e.g. 春节")] = None,
+) -> None:
+    """Declare one day a working day or a holiday (e.g. a year the library does not know)."""
+    from wastetrack.calendar import service as calendar
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        typer.echo("error (day): give the day as YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+
+    async def work() -> dict[str, object]:
+        info = await calendar.set_day(
+            day=when, is_working_day=working, name=name, source="admin (command line)"
+        )
+        return {
+            "day": info.day,
+            "is_working_day": info.is_working_day,
+            "name": info.name,
+            "source": info.source,
+        }
+
+    run_and_print(work)
+
+
+def demo() -> None:
+    """Load (idempotently) a small Rongcheng data set; the last line maps demo roles to logins."""
+    from wastetrack.demo import load_demo
+
+    settings = get_settings()
+    run_and_print(lambda: load_demo(secret=settings.secret_key, echo=typer.echo))

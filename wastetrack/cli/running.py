@@ -1,0 +1,67 @@
+"""How a command reaches the database and reports: one transaction on a migrated database, one
+line of JSON on stdout, and a domain error as a message on stderr with exit status 2. Every
+command goes through these, so scripts (.ci/fresh-clone, the docs' examples) can rely on it.
+"""
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from tortoise.transactions import in_transaction
+
+from wastetrack.core import db
+from wastetrack.core.errors import DomainError
+from wastetrack.core.settings import get_settings
+
+T = TypeVar("T")
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Migrate, open the database and run work in one transaction; domain errors exit 2."""
+
+    async def main(url: str) -> T:
+        await db.migrate(url)
+        async with db.database(url, pool_size=2), in_transaction():
+            return await work()
+
+    def start() -> T:
+        with db.server_database_url(get_settings()) as url:
+            return asyncio.run(main(url))
+
+    return or_exit(start)
+
+
+def run_and_print(
+    work: Callable[[], Awaitable[T]], shape: Callable[[T], object] | None = None
+) -> T:
+    """run work and print its result, or shape(result), as one line of JSON; return the
+    result."""
+    result = run(work)
+    echo(result if shape is None else shape(result))
+    return result
+
+
+def print_on_server(work: Callable[[str], T]) -> T:
+    """Run work on the database server's URL (the embedded server runs meanwhile) and print
+    its result as one line of JSON; domain errors exit 2."""
+    with db.server_database_url(get_settings()) as url:
+        result = or_exit(lambda: work(url))
+    echo(result)
+    return result
+
+
+def or_exit(work: Callable[[], T]) -> T:
+    """Run work; a domain error is printed and exits 2."""
+    try:
+        return work()
+    except DomainError as error:
+        field = f" ({error.field})" if error.field else ""
+        typer.echo(f"error{field}: {error.detail}", err=True)
+        raise typer.Exit(2) from None
+
+
+def echo(value: object) -> None:
+    """Print value as one line of JSON (dates, decimals and the like as their text)."""
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
