@@ -1,6 +1,7 @@
 """The schema comes from migrations, and the migrations describe the models."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,61 @@ def test_the_history_of_migrations_only_grows() -> None:
         line for line in log.splitlines() if line.startswith("-") and not line.startswith("---")
     ]
     assert not removed, f"lines of migrations/HISTORY were changed or removed: {removed}"
+
+
+# --- data migrations pin the edition they load -----------------------------------------------
+
+# Migrates the database given, then prints every data file read meanwhile: `read_data_file` is
+# wrapped before any loader imports it by name, and reads made while importing are dropped.
+_MIGRATE_RECORDING_READS = (
+    "import asyncio, json, sys\n"
+    "from wastetrack.core import data\n"
+    "read, reads = data.read_data_file, []\n"
+    "def recording(package, name):\n"
+    "    reads.append([package, name])\n"
+    "    return read(package, name)\n"
+    "data.read_data_file = recording\n"
+    "from wastetrack.core import db\n"
+    "reads.clear()\n"
+    "asyncio.run(db.migrate(sys.argv[1]))\n"
+    "print(json.dumps(reads))\n"
+)
+# The editions the old data migrations load: changing what they load fails here.
+PINNED_READS = [
+    ["wastetrack.catalog", "editions/catalog.2026-11/streams.json"],
+    ["wastetrack.ports", "editions/sea_areas.2026-11.json"],
+    ["wastetrack.indicators", "editions/indicators.2026-11.json"],
+]
+
+
+def _migrate_recording_reads(url: str) -> list[list[str]]:
+    run = subprocess.run(
+        [sys.executable, "-c", _MIGRATE_RECORDING_READS, url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    reads: list[list[str]] = json.loads(run.stdout.splitlines()[-1])
+    return reads
+
+
+async def test_data_migrations_read_only_pinned_editions(server_url: str) -> None:
+    """Migrations are history: a fresh database must get what each data migration loaded when
+    it was written, so every data file read while migrating an empty database is a frozen
+    edition (under an `editions/` folder) or a file a migration names in a string (the
+    calendar's), never today's copy of a file that changes."""
+    url = db.with_database(server_url, f"wastetrack_pins_{uuid.uuid4().hex[:8]}")
+    try:
+        reads = _migrate_recording_reads(url)
+    finally:
+        await db.drop_database(url)
+    assert all(pinned in reads for pinned in PINNED_READS), reads
+    sources = "\n".join(p.read_text("utf-8") for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    unpinned = [
+        f"{package}: {name}"
+        for package, name in reads
+        if not name.startswith("editions/") and f'"{name}"' not in sources
+    ]
+    assert not unpinned, f"data migrations read files that are not a pinned edition: {unpinned}"

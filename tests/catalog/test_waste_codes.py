@@ -6,8 +6,8 @@ import pytest
 
 from tests.factories import World, medical_bag
 from wastetrack.batches.models import Batch
+from wastetrack.catalog import loader
 from wastetrack.catalog import service as catalog
-from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import ValidationFailed
 
 
@@ -129,7 +129,7 @@ async def test_the_catalog_files_and_the_migrated_rules_agree(orm: list[str]) ->
     """A change to a code in the data files needs a migration that loads it."""
     snap = await catalog.snapshot()
     for name in ("categories_medical.json", "categories_hazardous.json"):
-        for item in read_data_file("wastetrack.catalog", name)["items"]:
+        for item in loader.read_edition(name)["items"]:
             found = snap.categories[item["key"]]
             assert (found.waste_code, found.waste_code_pattern) == (
                 item.get("waste_code"),

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.cli.test_cli import free_port, run
+from wastetrack.catalog import loader
 from wastetrack.core import db
-from wastetrack.core.data import read_data_file
 from wastetrack.custody.labels import MODE_LABELS
 from wastetrack.custody.rules import EventType, State
 
@@ -104,9 +104,9 @@ def _internal_keys() -> set[str]:
     keys = {str(k) for k in (*EventType, *State)} | set(MODE_LABELS)
     keys |= {"overdue_storage", "manifest_overdue", "weight_discrepancy", "idle_batch"}
     keys.add("scan_anomaly")
-    keys |= {s["code"] for s in read_data_file("wastetrack.catalog", "streams.json")["items"]}
+    keys |= {s["code"] for s in loader.read_edition("streams.json")["items"]}
     for stream in keys & {"household", "medical", "hazardous", "agri_packaging", "marine"}:
-        data = read_data_file("wastetrack.catalog", f"categories_{stream}.json")
+        data = loader.read_edition(loader.category_file(stream))
         keys |= {item["key"] for item in data["items"]}
     return keys
 

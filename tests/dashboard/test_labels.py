@@ -1,9 +1,7 @@
 """Every internal key a page can show has its Chinese label, in one place."""
 
-import json
-from pathlib import Path
-
 from mobile_api.presenters import STATE_NAMES_ZH
+from wastetrack.catalog import loader
 from wastetrack.custody import labels
 from wastetrack.custody.rules import EventType, State
 
@@ -11,8 +9,8 @@ from wastetrack.custody.rules import EventType, State
 def test_every_event_type_state_and_mode_has_a_chinese_label() -> None:
     assert set(labels.EVENT_TYPE_LABELS) == set(EventType)
     assert set(labels.STATE_LABELS) == set(State)
-    methods = Path(labels.__file__).parent.parent / "catalog" / "data" / "treatment_methods.json"
-    assert set(labels.MODE_LABELS) == set(json.loads(methods.read_text())["modes"])
+    methods = loader.read_edition("treatment_methods.json")
+    assert set(labels.MODE_LABELS) == set(methods["modes"])
     for name in (*labels.EVENT_TYPE_LABELS.values(), *labels.STATE_LABELS.values()):
         assert name and all("\u4e00" <= ch <= "\u9fff" for ch in name)
 

@@ -7,7 +7,7 @@ import httpx
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
-from wastetrack.core.data import read_data_file
+from wastetrack.indicators import loader
 from wastetrack.indicators.models import Indicator
 from wastetrack.indicators.service import status
 
@@ -78,8 +78,8 @@ async def test_sections_follow_the_plan(orm: list[str]) -> None:
 
 
 async def test_the_data_file_and_the_migrated_indicators_agree(orm: list[str]) -> None:
-    """A correction to indicators.json needs a data migration that writes it."""
-    doc = read_data_file("wastetrack.indicators", "indicators.json")
+    """A correction to the indicators is a new edition and a data migration that loads it."""
+    doc = loader.read_edition()
     for item in doc["items"]:
         stored = await Indicator.get(code=item["code"])
         assert (

@@ -1,8 +1,9 @@
 """Adding a stream is catalog data: a textile stream (废旧纺织品) with two categories and its
-allowed methods, loaded by the catalog loader from `tests/streams/data/` as a data migration
-would, is tagged, collected, handed over, received and treated through the API, and counted in
-the metrics, the dashboard and the registers, with no code of its own. (A rule module is added
-only for a record of the stream's own, as the household pickup is.)"""
+allowed methods, a catalog edition whose files are in `tests/streams/data/editions/`, loaded by
+name by the catalog loader as a data migration would, is tagged, collected, handed over,
+received and treated through the API, and counted in the metrics, the dashboard and the
+registers, with no code of its own. (A rule module is added only for a record of the stream's
+own, as the household pickup is.)"""
 
 import json
 import re
@@ -24,29 +25,33 @@ from wastetrack.registry.models import OrganizationKind
 from wastetrack.rollups import service as rollups
 
 TEXTILE = "textile"
-# This folder's data files, read in place of the shipped streams and category files.
+TEXTILE_EDITION = "catalog.textile"
+# The textile edition's own files are in this folder's data, laid out as the shipped editions;
+# its treatment methods are the shipped edition's (a new stream picks from them).
 DATA_PACKAGE = "tests.streams"
-DATA_FILES = ("streams.json", loader.category_file(TEXTILE))
+METHODS_FILE = "treatment_methods.json"
 TODAY = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
 
 
-def _textile_data(package: str, name: str) -> dict[str, Any]:
-    """The loader's data files with the textile stream's in place of the shipped ones; the
-    treatment methods stay the shipped ones (a new stream picks from them)."""
-    return read_data_file(DATA_PACKAGE if name in DATA_FILES else package, name)
+def _textile_edition(package: str, name: str) -> dict[str, Any]:
+    """A file of the textile edition, as the loader asks for it by its path."""
+    if name == f"editions/{TEXTILE_EDITION}/{METHODS_FILE}":
+        return read_data_file(package, f"editions/{loader.CURRENT_EDITION}/{METHODS_FILE}")
+    return read_data_file(DATA_PACKAGE, name)
 
 
 @pytest.fixture(scope="module")
 async def textile(orm: list[str]) -> AsyncIterator[None]:
     """The textile stream in the catalog for this module, loaded by the loader's own functions
-    fed this folder's files; removed at the end (after the last test's batches are gone), so
-    every other test sees the shipped catalog. The catalog is cached in memory because only a
-    migration changes it: the cache starts empty here, and the one from before comes back."""
+    given the textile edition by name; removed at the end (after the last test's batches are
+    gone), so every other test sees the shipped catalog. The catalog is cached in memory
+    because only a migration changes it: the cache starts empty here, and the one from before
+    comes back."""
     client = connections.get("default")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loader, "read_data_file", _textile_data)
-        await loader.load_catalog(client)
-        await loader.load_stream_rules(client)
+        patch.setattr(loader, "read_data_file", _textile_edition)
+        await loader.load_catalog(client, edition=TEXTILE_EDITION)
+        await loader.load_stream_rules(client, edition=TEXTILE_EDITION)
         patch.setattr(catalog, "_snapshot", None)
         yield
         await client.execute_query("DELETE FROM waste_category WHERE stream_id = $1", [TEXTILE])

@@ -1,10 +1,25 @@
-"""Loads the versioned catalog data files into the database (used by a data migration)."""
+"""Loads one edition of the catalog data files into the database (used by data migrations).
+
+An edition is a frozen set of files in `data/editions/catalog.<yyyy-mm>/`: `streams.json`, one
+`categories_<stream>.json` per stream and `treatment_methods.json`. Migrations are history, so
+each data migration loads an edition by name and a fresh database gets exactly what every
+migration loaded when it was written: a change to the catalog is a new edition (new files, the
+old ones kept) and a new data migration that loads it with `edition=` its name."""
 
 import json
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from wastetrack.core.data import read_data_file
+
+PINNED_EDITION = "catalog.2026-11"
+"""The edition migrations 0002, 0004 and 0006 load (they call these loaders without naming one).
+Never change it, nor its files: that would change what a fresh database gets from them."""
+
+CURRENT_EDITION = PINNED_EDITION
+"""The edition a fully migrated database holds (the one the latest catalog data migration
+loads), for readers that check the files against the database; a new edition moves it."""
 
 
 def category_file(stream: str) -> str:
@@ -13,9 +28,14 @@ def category_file(stream: str) -> str:
     return f"categories_{stream}.json"
 
 
-async def load_catalog(client: BaseDBAsyncClient) -> None:
-    """Insert or update every stream, category and method from the data files."""
-    streams = read_data_file("wastetrack.catalog", "streams.json")
+def read_edition(name: str, edition: str = CURRENT_EDITION) -> dict[str, Any]:
+    """The file `name` of a catalog edition, parsed."""
+    return read_data_file("wastetrack.catalog", f"editions/{edition}/{name}")
+
+
+async def load_catalog(client: BaseDBAsyncClient, edition: str = PINNED_EDITION) -> None:
+    """Insert or update every stream, category and method of the edition."""
+    streams = read_edition("streams.json", edition)
     await client.execute_many(
         "INSERT INTO waste_stream (code, name_zh, name_en, default_unit, source, edition)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO UPDATE SET"
@@ -36,7 +56,7 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
     )
     rows = []
     for stream in streams["items"]:
-        doc = read_data_file("wastetrack.catalog", category_file(stream["code"]))
+        doc = read_edition(category_file(stream["code"]), edition)
         for item in doc["items"]:
             rows.append(
                 [
@@ -71,7 +91,7 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
         " edition = EXCLUDED.edition",
         rows,
     )
-    methods = read_data_file("wastetrack.catalog", "treatment_methods.json")
+    methods = read_edition("treatment_methods.json", edition)
     await client.execute_many(
         "INSERT INTO treatment_method (code, name_zh, name_en, mode, source, edition)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO UPDATE SET"
@@ -91,10 +111,11 @@ async def load_catalog(client: BaseDBAsyncClient) -> None:
     )
 
 
-async def load_stream_rules(client: BaseDBAsyncClient) -> None:
-    """Each stream's rules (treatment methods, fields required at tagging, manifest). Apart
-    from load_catalog, which older migrations run before the rules column exists."""
-    streams = read_data_file("wastetrack.catalog", "streams.json")
+async def load_stream_rules(client: BaseDBAsyncClient, edition: str = PINNED_EDITION) -> None:
+    """Each stream's rules in the edition (treatment methods, fields required at tagging,
+    manifest). Apart from load_catalog, which older migrations run before the rules column
+    exists."""
+    streams = read_edition("streams.json", edition)
     await client.execute_many(
         "UPDATE waste_stream SET rules = $2::jsonb WHERE code = $1",
         [[s["code"], json.dumps(s["rules"], ensure_ascii=False)] for s in streams["items"]],

@@ -1,13 +1,33 @@
-"""Loads the plan's indicators into the database (used by a data migration)."""
+"""Loads one edition of the plan's indicators into the database (used by data migrations).
+
+An edition is a frozen file, `data/editions/indicators.<yyyy-mm>.json`: a data migration loads
+one by name, so a fresh database gets what each migration loaded when it was written; a
+correction is a new edition (a new file, the old one kept) and a new data migration that loads
+it with `edition=` its name."""
+
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from wastetrack.core.data import read_data_file
 
+PINNED_EDITION = "indicators.2026-11"
+"""The edition migrations 0010 and 0012 load (they call load_indicators without naming one).
+Never change it, nor its file: that would change what a fresh database gets from them."""
 
-async def load_indicators(client: BaseDBAsyncClient) -> None:
-    """Insert or update every indicator from indicators.json."""
-    doc = read_data_file("wastetrack.indicators", "indicators.json")
+CURRENT_EDITION = PINNED_EDITION
+"""The edition a fully migrated database holds (the one the latest indicator data migration
+loads), for readers that check the file against the database; a new edition moves it."""
+
+
+def read_edition(edition: str = CURRENT_EDITION) -> dict[str, Any]:
+    """An edition of the indicators, parsed."""
+    return read_data_file("wastetrack.indicators", f"editions/{edition}.json")
+
+
+async def load_indicators(client: BaseDBAsyncClient, edition: str = PINNED_EDITION) -> None:
+    """Insert or update every indicator of the edition."""
+    doc = read_edition(edition)
     await client.execute_many(
         "INSERT INTO indicator (code, name_zh, name_en, unit, baseline, target, target_text,"
         " direction, computed_by, section, source)"
