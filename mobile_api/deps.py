@@ -1,6 +1,6 @@
 """Request dependencies, declared once as Annotated aliases."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -115,7 +115,9 @@ async def _current_user(
 CurrentUser = Annotated[Principal, Depends(_current_user)]
 
 
-def _require(*roles: Role):  # type: ignore[no-untyped-def]
+def _require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through only a user with one of `roles`."""
+
     async def check(user: CurrentUser) -> Principal:
         if user.role not in roles:
             raise Forbidden(

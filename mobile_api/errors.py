@@ -87,6 +87,7 @@ def _document_problems(app: FastAPI) -> None:
         app.openapi_schema = document
         return document
 
+    # FastAPI's documented way to extend the generated schema; mypy forbids assigning a method.
     app.openapi = openapi  # type: ignore[method-assign]
 
 

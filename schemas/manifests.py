@@ -2,78 +2,38 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime
 
-from schemas.base import Code, Id, Schema, Text, rule_error
-from schemas.events import Hazard
-
-Quantity = Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)
-
-
-class LegCreate(Schema):
-    carrier_organization_id: Id
-    vehicle_plate: Text = Field(min_length=5, max_length=16)
-    permit_number: Text = Field(min_length=1, max_length=64)
+from schemas.base import Schema
+from wastetrack.manifests.commands import (
+    DecisionCommand,
+    LegSignCommand,
+    ManifestCommand,
+    RevisionCommand,
+)
 
 
-class ManifestCreate(Schema):
-    """The 移出人 section, the receiver and the carriers' legs in order."""
-
-    category: Text = Field(max_length=64, description="the HW category, e.g. hw.08")
-    waste_code: Text = Field(max_length=16)
-    waste_name: Text = Field(min_length=1, max_length=128)
-    hazard: list[Hazard] = Field(min_length=1, max_length=5)
-    physical_form: Text = Field(min_length=1, max_length=32, description="e.g. 液态, 固态")
-    packaging: Text = Field(min_length=1, max_length=64, description="e.g. 200L铁桶×4")
-    quantity_kg: Decimal = Quantity
-    emergency_measures: Text = Field(min_length=1, max_length=2000)
-    batches: list[Code] = Field(min_length=1, max_length=200, description="batch codes or QR URLs")
-    receiver_organization_id: Id
-    legs: list[LegCreate] = Field(min_length=1, max_length=5)
+class ManifestCreate(ManifestCommand):
+    """A producer's draft manifest: one trip of one waste type, its batches, the receiver and
+    the carriers' legs in order."""
 
 
-class LegSign(Schema):
-    handover_at: AwareDatetime
-    handover_place: Text = Field(min_length=1, max_length=128)
+class LegSign(LegSignCommand):
+    """A carrier's signature on its leg at handover, with the time and place."""
 
 
 class Arrival(Schema):
     arrived_at: AwareDatetime
 
 
-class Found(Schema):
-    """What the receiver found, where it differs from the declaration."""
-
-    waste_name: Text | None = Field(None, max_length=128)
-    hazard: list[Hazard] | None = Field(None, max_length=5)
-    physical_form: Text | None = Field(None, max_length=32)
-    packaging: Text | None = Field(None, max_length=64)
+class Decision(DecisionCommand):
+    """The receiver's decision, signing its section: accepted (with the method), partially
+    accepted or rejected (with the reason), and what it found different."""
 
 
-class Decision(Schema):
-    decision: Literal["accepted", "partially_accepted", "rejected"]
-    received_quantity_kg: Decimal = Field(ge=0, le=1_000_000, max_digits=12, decimal_places=3)
-    method: Text | None = Field(None, max_length=8, description="利用/处置方式 (R/D code)")
-    reason: Text | None = Field(None, max_length=2000)
-    found: Found = Field(default_factory=Found)
-
-    @model_validator(mode="after")
-    def _complete(self) -> "Decision":
-        if self.decision != "rejected" and self.method is None:
-            raise rule_error("method", "method is required when waste is accepted")
-        if self.decision != "accepted" and not self.reason:
-            raise rule_error("reason", "reason is required when waste is refused in whole or part")
-        return self
-
-
-class RevisionCreate(Schema):
-    changes: dict[
-        Literal["waste_name", "physical_form", "packaging", "quantity_kg", "emergency_measures"],
-        Annotated[Text, Field(max_length=2000)],
-    ] = Field(min_length=1)
-    reason: Text = Field(min_length=1, max_length=2000)
+class RevisionCreate(RevisionCommand):
+    """A correction proposed to a signed manifest; every other party must approve it."""
 
 
 class LegRead(Schema):

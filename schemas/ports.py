@@ -2,16 +2,18 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
-from uuid import UUID
+from typing import Any
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field
 
-from schemas.base import Definition, Id, Key, Ratio, Schema, Text, rule_error
-from schemas.events import Latitude, Longitude, Sha256
-
-Volume = Annotated[Decimal, Field(ge=0, le=10_000, max_digits=10, decimal_places=3)]
-Mass = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=12, decimal_places=3)]
+from schemas.base import Definition, Id, Ratio, Schema, Text
+from wastetrack.core.commands import Latitude, Longitude
+from wastetrack.ports.commands import (
+    CleanUpCommand,
+    DeliveryCommand,
+    FloatReplacementCommand,
+    NotificationLineCommand,
+)
 
 
 class FishingPortCreate(Schema):
@@ -44,22 +46,13 @@ class BerthRead(Schema):
     geofence_m: int
 
 
-class NotificationLine(Schema):
-    """One category of an advance waste notification."""
-
-    category: Text = Field(max_length=64)
-    to_deliver_m3: Volume
-    storage_capacity_m3: Volume | None = None
-    retained_m3: Volume | None = None
-
-
 class PortCallCreate(Schema):
     vessel_id: Id
     arrived_at: AwareDatetime
     days_at_sea: int = Field(ge=0, le=400)
     crew: int = Field(ge=1, le=500)
     fishing_area: Text | None = Field(None, max_length=32)
-    notification: list[NotificationLine] = Field(default_factory=list, max_length=40)
+    notification: list[NotificationLineCommand] = Field(default_factory=list, max_length=40)
 
 
 class PortCallClose(Schema):
@@ -78,45 +71,9 @@ class PortCallRead(Schema):
     notification: list[dict[str, Any]]
 
 
-class DeliveryLineCreate(Schema):
-    """A category handed over: by catalog key, or by MARPOL Annex V letter and scheme version."""
-
-    category: Text | None = Field(None, max_length=64)
-    annex_v: Text | None = Field(None, pattern=r"^[A-Ka-k]$")
-    scheme_version: Literal["2013", "2018"] | None = None
-    volume_m3: Volume | None = None
-    mass_kg: Mass | None = None
-
-    @model_validator(mode="after")
-    def _one_way_to_name_it(self) -> "DeliveryLineCreate":
-        if (self.category is None) == (self.annex_v is None):
-            raise rule_error("category", "give either category or annex_v (with scheme_version)")
-        if self.annex_v is not None and self.scheme_version is None:
-            raise rule_error("scheme_version", "annex_v needs scheme_version (2013 or 2018)")
-        if not (self.volume_m3 or self.mass_kg):
-            raise rule_error("volume_m3", "a line needs a positive volume_m3 or mass_kg")
-        return self
-
-
-class DeliveryCreate(Schema):
-    client_event_id: UUID
-    kind: Literal["delivery"] = "delivery"
-    berth: Text = Field(min_length=1, max_length=512, description="scanned berth QR or its code")
-    vessel_id: Id
-    port_call_id: Id | None = None
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
-    latitude: Latitude | None = None
-    longitude: Longitude | None = None
-    lines: list[DeliveryLineCreate] = Field(min_length=1, max_length=40)
-
-    @model_validator(mode="after")
-    def _times_in_order(self) -> "DeliveryCreate":
-        if self.ended_at < self.started_at:
-            raise rule_error("ended_at", "ended_at precedes started_at")
-        if (self.latitude is None) != (self.longitude is None):
-            raise rule_error("longitude", "latitude and longitude go together")
-        return self
+class DeliveryCreate(DeliveryCommand):
+    """A vessel's delivery at a berth, recorded by the port's operator (or sent in a sync with
+    kind `delivery`): one batch per line, a signed receipt for the vessel."""
 
 
 class DeliveryLineRead(Schema):
@@ -142,20 +99,9 @@ class DeliveryRead(Schema):
     lines: list[DeliveryLineRead]
 
 
-class CleanUpCreate(Schema):
-    client_event_id: UUID
-    kind: Literal["cleanup"] = "cleanup"
-    region_id: Id
-    area_name: Text = Field(min_length=1, max_length=128)
-    setting: Literal["beach", "sea_surface"]
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
-    latitude: Latitude
-    longitude: Longitude
-    participants: int | None = Field(None, ge=1, le=10_000)
-    item_counts: dict[Key, Annotated[int, Field(ge=0, le=10_000_000)]] = Field(max_length=40)
-    total_weight_kg: Mass = Field(gt=0)
-    photos: list[Sha256] = Field(default_factory=list, max_length=20)
+class CleanUpCreate(CleanUpCommand):
+    """A beach or sea-surface clean-up (or a sync entry with kind `cleanup`): its litter enters
+    the custody chain as one batch in the team's hands."""
 
 
 class CleanUpRead(Schema):
@@ -175,13 +121,9 @@ class CleanUpRead(Schema):
     batch_code: str
 
 
-class FloatReplacementCreate(Schema):
-    client_event_id: UUID
-    region_id: Id
-    replaced_on: date
-    foam_floats_removed: int = Field(ge=0, le=10_000_000)
-    new_floats_installed: int = Field(ge=0, le=10_000_000)
-    new_float_type: Text = Field(min_length=1, max_length=64)
+class FloatReplacementCreate(FloatReplacementCommand):
+    """Aquaculture floats replaced; a resend with the same client_event_id is not counted
+    twice."""
 
 
 class FloatReplacementRead(Schema):

@@ -28,6 +28,7 @@ from schemas.registry import (
 )
 from wastetrack.auth import service as auth
 from wastetrack.calendar import service as calendar
+from wastetrack.registry import agreements, vessels
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -104,7 +105,7 @@ async def list_licences(organization_id: Id, user: ManagerOnly) -> Sequence[obje
 @router.post("/vessels", response_model=VesselRead, status_code=201)
 async def create_vessel(body: VesselCreate, _: AdminOnly, __: Transaction) -> object:
     """Register a vessel."""
-    return await registry.create_vessel(**body.model_dump())
+    return await vessels.create_vessel(**body.model_dump())
 
 
 @router.get("/vessels", response_model=list[VesselRead])
@@ -114,7 +115,7 @@ async def list_vessels(
     registration_number: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
 ) -> Sequence[object]:
     """Vessels the user may read; a port operator finds any vessel by registration number."""
-    return await registry.list_vessels(
+    return await vessels.list_vessels(
         principal=user, home_port_id=home_port_id, registration_number=registration_number
     )
 
@@ -125,13 +126,13 @@ async def create_service_agreement(
 ) -> object:
     """Register that a carrier or collector serves a client: it may then tag the client's waste
     of the named streams while the agreement is valid."""
-    return await registry.create_service_agreement(**body.model_dump())
+    return await agreements.create_service_agreement(**body.model_dump())
 
 
 @router.get("/service-agreements", response_model=list[ServiceAgreementRead])
 async def list_service_agreements(user: CurrentUser) -> Sequence[object]:
     """Service agreements the user may read."""
-    return await registry.list_service_agreements(principal=user)
+    return await agreements.list_service_agreements(principal=user)
 
 
 @router.post("/users", response_model=UserRead, status_code=201)

@@ -32,7 +32,7 @@ from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_time
 from wastetrack.custody import chain, labels
-from wastetrack.fleet import service as fleet
+from wastetrack.fleet import tracking
 from wastetrack.household import service as household
 from wastetrack.indicators import service as indicators
 from wastetrack.rollups import service as rollups
@@ -215,7 +215,9 @@ def _last_twelve_months(today: date) -> list[date]:
     return [this_month - relativedelta(months=back) for back in range(11, -1, -1)]
 
 
-def _by_stream(utilization: dict[str, Any], balance: dict[str, Any]) -> list[dict[str, Any]]:
+def _by_stream(
+    utilization: rollups.Utilization, balance: rollups.MassBalance
+) -> list[dict[str, Any]]:
     """Per stream: the cohort's generated, harmlessly treated and recovered kg with their rates
     (from the roll-ups' own per-stream figures), and weighed vs declared kg."""
     weighed: dict[str, dict[str, Decimal]] = {}
@@ -393,7 +395,7 @@ async def trace(
             context["error"] = error.detail
         else:
             zh = await _zh()
-            carried = await fleet.trajectory(principal=user, code=batch.code)
+            carried = await tracking.trajectory(principal=user, code=batch.code)
             context.update(
                 batch=batch,
                 track=[[lon, lat] for _, lat, lon in carried.points],

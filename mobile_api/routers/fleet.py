@@ -21,6 +21,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.errors import Forbidden, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.fleet import service as fleet
+from wastetrack.fleet import tracking
 
 router = APIRouter(prefix="/m/v1", tags=["fleet"])
 
@@ -86,11 +87,11 @@ async def record_positions(
     plate: Plate, body: PositionBatch, user: CarrierOnly, _: Transaction
 ) -> PositionsStored:
     """GPS fixes of one of your vehicles; resending a fix (same time) stores it once."""
-    received, stored = await fleet.record_positions(
+    received, stored = await tracking.record_positions(
         principal=user,
         plate=plate,
         positions=[
-            fleet.Position(time=p.time, latitude=p.latitude, longitude=p.longitude)
+            tracking.Position(time=p.time, latitude=p.latitude, longitude=p.longitude)
             for p in body.positions
         ],
     )
@@ -122,7 +123,7 @@ async def retire_driver(driver_id: Id, user: FleetManager, _: Transaction) -> ob
 async def batch_trajectory(code: Code, user: CurrentUser) -> Trajectory:
     """The batch's path as a GeoJSON LineString: its carriers' vehicle positions between each
     pickup and the batch's next step."""
-    found = await fleet.trajectory(principal=user, code=code)
+    found = await tracking.trajectory(principal=user, code=code)
     coordinates = [(lon, lat) for _, lat, lon in found.points]
     return Trajectory(
         geometry=LineString(coordinates=coordinates) if len(coordinates) >= 2 else None,

@@ -20,7 +20,7 @@ from schemas.manifests import (
     RevisionRead,
 )
 from wastetrack.batches import identifiers
-from wastetrack.manifests import service as manifests
+from wastetrack.manifests import drafting, queries, receiving, revisions, signing
 from wastetrack.manifests.pdf import render_manifest_pdf
 from wastetrack.scan import public
 
@@ -32,13 +32,13 @@ async def create_manifest(
     body: ManifestCreate, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> ManifestRead:
     """The producer drafts a manifest: one trip, one waste type, its batches and carriers."""
-    made = await manifests.create_manifest(
+    made = await drafting.create_manifest(
         principal=user,
         submission=body,
         area_code=settings.manifest_area_code,
         secret=settings.secret_key,
     )
-    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=made.id))
+    return manifest_read(await queries.get_manifest(principal=user, manifest_id=made.id))
 
 
 @router.post("/sign", response_model=BulkSigned)
@@ -47,10 +47,10 @@ async def sign_many(
 ) -> BulkSigned:
     """Sign many manifests of one round at once (carrier: your legs; producer: your sections):
     all or nothing, a refusal names its item (`manifests[3]`), a retry changes nothing."""
-    done = await manifests.sign_many(
+    done = await signing.sign_many(
         principal=user,
         role=body.role,
-        signatures=[manifests.Signature(**item.model_dump()) for item in body.manifests],
+        signatures=[signing.Signature(**item.model_dump()) for item in body.manifests],
         secret=settings.secret_key,
     )
     results = [
@@ -75,14 +75,14 @@ async def list_manifests(user: CurrentUser, discrepant: bool = False) -> list[Ma
     """Manifests you are party to (managers: your region); discrepant=true for mismatches."""
     return [
         manifest_read(m)
-        for m in await manifests.list_manifests(principal=user, discrepant=discrepant)
+        for m in await queries.list_manifests(principal=user, discrepant=discrepant)
     ]
 
 
 @router.get("/{manifest_id}", response_model=ManifestRead)
 async def get_manifest(manifest_id: Id, user: CurrentUser) -> ManifestRead:
     """One manifest with its sections, discrepancies and revisions."""
-    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+    return manifest_read(await queries.get_manifest(principal=user, manifest_id=manifest_id))
 
 
 @router.post("/{manifest_id}/sign", response_model=ManifestRead)
@@ -90,10 +90,8 @@ async def sign_producer(
     manifest_id: Id, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> ManifestRead:
     """The producer signs (and so locks) its section; the batches go to the first carrier."""
-    await manifests.sign_producer(
-        principal=user, manifest_id=manifest_id, secret=settings.secret_key
-    )
-    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+    await signing.sign_producer(principal=user, manifest_id=manifest_id, secret=settings.secret_key)
+    return manifest_read(await queries.get_manifest(principal=user, manifest_id=manifest_id))
 
 
 @router.post("/{manifest_id}/legs/{seq}/sign", response_model=ManifestRead)
@@ -106,10 +104,10 @@ async def sign_leg(
     _: Transaction,
 ) -> ManifestRead:
     """A carrier signs its leg at handover, with time and place."""
-    await manifests.sign_leg(
+    await signing.sign_leg(
         principal=user, manifest_id=manifest_id, seq=seq, signature=body, secret=settings.secret_key
     )
-    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+    return manifest_read(await queries.get_manifest(principal=user, manifest_id=manifest_id))
 
 
 @router.post("/{manifest_id}/arrival", response_model=ManifestRead)
@@ -118,13 +116,13 @@ async def arrive(
 ) -> ManifestRead:
     """The receiver records the arrival; the decision is due by the end of the 5th working day
     after the day of arrival (city time, official calendar with holidays and make-up days)."""
-    await manifests.arrive(
+    await receiving.arrive(
         principal=user,
         manifest_id=manifest_id,
         arrived_at=body.arrived_at,
         timezone=settings.timezone,
     )
-    return manifest_read(await manifests.get_manifest(principal=user, manifest_id=manifest_id))
+    return manifest_read(await queries.get_manifest(principal=user, manifest_id=manifest_id))
 
 
 @router.post("/{manifest_id}/decision", response_model=ManifestRead)
@@ -132,7 +130,7 @@ async def decide(
     manifest_id: Id, body: Decision, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> ManifestRead:
     """The receiver accepts, partially accepts or rejects, and signs its section."""
-    done = await manifests.decide(
+    done = await receiving.decide(
         principal=user,
         manifest_id=manifest_id,
         decision=body,
@@ -147,7 +145,7 @@ async def propose_revision(
     manifest_id: Id, body: RevisionCreate, user: CurrentUser, _: Transaction
 ) -> object:
     """Propose a correction; every other party must approve it."""
-    return await manifests.propose_revision(principal=user, manifest_id=manifest_id, revision=body)
+    return await revisions.propose_revision(principal=user, manifest_id=manifest_id, revision=body)
 
 
 @router.post("/{manifest_id}/revisions/{revision_id}/{answer}", response_model=RevisionRead)
@@ -159,7 +157,7 @@ async def answer_revision(
     _: Transaction,
 ) -> object:
     """Approve or reject a proposed correction."""
-    return await manifests.answer_revision(
+    return await revisions.answer_revision(
         principal=user,
         manifest_id=manifest_id,
         revision_id=revision_id,
@@ -174,8 +172,8 @@ async def answer_revision(
 )
 async def manifest_pdf(manifest_id: Id, user: CurrentUser, settings: AppSettings) -> Response:
     """The manifest as a PDF with its QR code."""
-    manifest = await manifests.get_manifest(principal=user, manifest_id=manifest_id)
-    names = await manifests.party_names(manifest)
+    manifest = await queries.get_manifest(principal=user, manifest_id=manifest_id)
+    names = await queries.party_names(manifest)
     labelled = await identifiers.of_codes(manifest.batch_codes)
     url = public.manifest_url(
         manifest.number, base_url=settings.base_url, secret=settings.secret_key

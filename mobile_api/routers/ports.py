@@ -1,7 +1,7 @@
 """Fishing ports: berths, port calls, deliveries and receipts, clean-ups, sea areas, metrics."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -118,7 +118,7 @@ async def close_port_call(
 @router.get("/m/v1/port-calls", response_model=list[PortCallRead])
 async def list_port_calls(
     user: CurrentUser, vessel_id: Id | None = None, open_only: bool = False
-) -> list:
+) -> Sequence[object]:
     """Port calls at your port (managers: in their region), newest first."""
     return await port_calls.list_port_calls(
         principal=user, vessel_id=vessel_id, open_only=open_only
@@ -207,26 +207,26 @@ async def record_float_replacement(
 
 
 @router.get("/m/v1/float-replacements", response_model=list[FloatReplacementRead])
-async def list_float_replacements(user: CurrentUser) -> list:
+async def list_float_replacements(user: CurrentUser) -> Sequence[object]:
     """Float replacements of your organization (managers: in their region)."""
     return await cleanups.list_float_replacements(principal=user)
 
 
 @router.get("/m/v1/sea-areas", response_model=list[SeaAreaRead])
-async def list_sea_areas(_: CurrentUser) -> list:
+async def list_sea_areas(_: CurrentUser) -> Sequence[object]:
     """Named sea areas (无废航区) with their polygons."""
     return await metrics.list_sea_areas()
 
 
 async def _metrics_answer(
-    compute: Callable[..., Awaitable[dict[str, Any]]],
+    compute: Callable[..., Awaitable[Mapping[str, Any]]],
     *,
     principal: Principal,
     settings: Settings,
     period: CityPeriod,
     format: Format,
     name: str,
-    rows: Callable[[dict[str, Any]], list[Any]],
+    rows: Callable[[Mapping[str, Any]], list[Any]],
 ) -> Any:
     """A port metric over the period: the JSON document, or its `rows` as a CSV/XLSX file."""
     result = await compute(

@@ -10,6 +10,7 @@ from mobile_api.deps import AppSettings, CurrentUser, Period
 from mobile_api.tables import Format, export
 from schemas.base import Id, Schema
 from schemas.registers import IncomingRead, InventoryRead, MedicalHandoverRead, OutgoingRead
+from wastetrack.registers import handovers, movements
 from wastetrack.registers import service as registers
 
 router = APIRouter(prefix="/m/v1/registers", tags=["registers"])
@@ -32,7 +33,7 @@ async def _register(
     site_id: int | None,
 ) -> Any:
     """One register of the organization the user may read, over the period's city days."""
-    scope = await registers.scope_for(
+    scope = await movements.scope_for(
         principal=user, organization_id=organization_id, site_id=site_id
     )
     return await load(
@@ -134,7 +135,7 @@ async def medical_handover(
     """医疗废物交接登记: medical-waste handovers between the organization and another, with
     the user who recorded each side; kept at least 3 years."""
     rows = await _register(
-        registers.medical_handovers,
+        handovers.medical_handovers,
         user=user,
         settings=settings,
         period=period,

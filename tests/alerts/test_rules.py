@@ -8,7 +8,7 @@ import httpx
 
 from tests.custody.helpers import advance, post_event, tag_bag
 from tests.factories import World, event
-from wastetrack.registry import service as registry
+from wastetrack.registry import vessels
 
 
 async def kinds(client: httpx.AsyncClient, world: World, who: str) -> list[tuple[str, str]]:
@@ -85,7 +85,7 @@ async def test_flagged_delivery_is_a_scan_anomaly(client: httpx.AsyncClient, wor
             json={"name": "1号", "latitude": 36.89, "longitude": 122.43},
         )
     ).json()
-    vessel = await registry.create_vessel(
+    vessel = await vessels.create_vessel(
         name="鲁荣渔1", registration_number="R1", gross_tonnage=Decimal(50), home_port_id=port.id
     )
     now = datetime.now(UTC)

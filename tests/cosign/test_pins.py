@@ -13,6 +13,7 @@ from wastetrack.batches.models import Batch
 from wastetrack.cosign import service as cosign
 from wastetrack.cosign.models import PinList, PinUse
 from wastetrack.custody.models import CustodyEvent
+from wastetrack.registry import agreements
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
 
@@ -26,7 +27,7 @@ async def farm_clinic(world: World) -> Organization:
         region_id=world.regions["village"].id,
         bed_count=0,
     )
-    await registry.create_service_agreement(
+    await agreements.create_service_agreement(
         provider_organization_id=world.orgs["carrier"].id,
         client_organization_id=clinic.id,
         streams=["medical"],

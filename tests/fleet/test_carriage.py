@@ -12,7 +12,7 @@ from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.custody.models import CustodyEvent
-from wastetrack.fleet import service as fleet
+from wastetrack.fleet import plates
 
 PLATE = "鲁K12345"
 
@@ -79,8 +79,8 @@ async def test_hazardous_waste_needs_a_licence_valid_on_the_day(world: World) ->
         organization_id=carrier, plate="鲁K54321", permit_number="2", capacity_kg=1
     )
 
-    async def check(plate: str, on: date, rule: str = fleet.HAZARDOUS_LICENCE) -> str | None:
-        return await fleet.plate_for_carriage(
+    async def check(plate: str, on: date, rule: str = plates.HAZARDOUS_LICENCE) -> str | None:
+        return await plates.plate_for_carriage(
             organization_id=carrier, plate=plate, rule=rule, on=on
         )
 
@@ -90,7 +90,7 @@ async def test_hazardous_waste_needs_a_licence_valid_on_the_day(world: World) ->
     with pytest.raises(ValidationFailed, match="道路危险货物运输许可"):
         await check("鲁K54321", date(2026, 1, 1))
     # Medical waste asks only for a registered vehicle.
-    assert await check("鲁K54321", date(2026, 7, 1), fleet.REGISTERED) == "鲁K54321"
+    assert await check("鲁K54321", date(2026, 7, 1), plates.REGISTERED) == "鲁K54321"
 
 
 def fix(minutes: float, lat: float, lon: float, start: datetime) -> dict:

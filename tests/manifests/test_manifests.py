@@ -14,7 +14,7 @@ from PIL import Image
 from tests.factories import World, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
-from wastetrack.manifests import service as manifests
+from wastetrack.manifests.receiving import decision_due
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -377,7 +377,7 @@ async def test_arrival_cannot_precede_the_last_handover(
 async def test_decision_is_due_after_5_official_working_days_in_city_time(
     orm: list[str], arrived_at: str, due_at: str
 ) -> None:
-    due = await manifests.decision_due(
+    due = await decision_due(
         arrived_at=datetime.fromisoformat(arrived_at), timezone="Asia/Shanghai"
     )
     assert due == datetime.fromisoformat(due_at)

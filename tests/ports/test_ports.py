@@ -14,11 +14,12 @@ import zxingcpp
 from PIL import Image
 
 from tests.custody.helpers import post_event
-from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user
+from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, forged, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.ports.models import Delivery
 from wastetrack.registry import service as registry
+from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind, Vessel
 
 BERTH = (36.8930, 122.4280)
@@ -82,14 +83,14 @@ async def harbour(client: httpx.AsyncClient, world: World) -> Harbour:
             json={"name": "1号泊位", "latitude": 37.10, "longitude": BERTH[1]},
         )
     ).json()
-    small = await registry.create_vessel(
+    small = await vessels.create_vessel(
         name="鲁荣渔55021",
         registration_number="371082200001",
         gross_tonnage=Decimal(98),
         home_port_id=port.id,
         owner_id=owner.id,
     )
-    large = await registry.create_vessel(
+    large = await vessels.create_vessel(
         name="鲁荣渔58836",
         registration_number="371082200002",
         gross_tonnage=Decimal(455),
@@ -100,13 +101,18 @@ async def harbour(client: httpx.AsyncClient, world: World) -> Harbour:
     return Harbour(berth["qr_url"], berth["id"], small, large, other_berth["qr_url"])
 
 
+# Five hours before the stories end: possibly the city's previous day, which the metrics'
+# periods below include.
+ARRIVED_AT = NOW - timedelta(hours=5)
+
+
 async def arrive(client: httpx.AsyncClient, world: World, vessel: Vessel, **extra: object) -> dict:
     response = await client.post(
         "/m/v1/port-calls",
         headers=world.headers("port"),
         json={
             "vessel_id": vessel.id,
-            "arrived_at": (NOW - timedelta(hours=5)).isoformat(),
+            "arrived_at": ARRIVED_AT.isoformat(),
             "days_at_sea": 10,
             "crew": 8,
             **extra,
@@ -228,12 +234,14 @@ async def test_sewage_is_expected_only_from_vessels_under_400_gt(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:
     await arrive(client, world, harbour.large)
-    day = CITY_TODAY.isoformat()
     metrics = (
         await client.get(
             "/m/v1/metrics/ports",
             headers=world.headers("manager"),
-            params={"date_from": day, "date_to": day},
+            params={
+                "date_from": ARRIVED_AT.astimezone(CITY_ZONE).date().isoformat(),
+                "date_to": CITY_TODAY.isoformat(),
+            },
         )
     ).json()
     port = next(p for p in metrics["ports"] if p["port_id"] == world.orgs["port"].id)

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from tests.custody.helpers import advance, post_event, tag_bag
 from tests.factories import World, event
-from wastetrack.registers import service as registers
+from wastetrack.registers import movements
 from wastetrack.registry.models import Site
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -392,7 +392,7 @@ async def test_a_register_finds_its_batches_through_indexes_not_the_whole_log(
         await conn.execute_query("SET LOCAL enable_seqscan = off")
         await conn.execute_query("SET LOCAL enable_indexscan = off")
         await conn.execute_query("SET LOCAL enable_indexonlyscan = off")
-        found = await conn.execute_query_dict(f"EXPLAIN {registers._MOVEMENTS}", params)
+        found = await conn.execute_query_dict(f"EXPLAIN {movements.MOVEMENTS}", params)
         await conn.rollback()
     plan = "\n".join(row["QUERY PLAN"] for row in found)
     assert not re.search(r"Seq Scan on custody_event", plan), plan

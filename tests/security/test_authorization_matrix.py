@@ -15,6 +15,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Label
 from wastetrack.core import codes
 from wastetrack.registry import service as registry
+from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind
 
 ROLES = (
@@ -263,7 +264,7 @@ async def harbour(world: World) -> dict[str, int]:
     owner = await registry.create_organization(
         name="某渔业公司", kind=OrganizationKind.vessel_owner, region_id=world.regions["town"].id
     )
-    vessel = await registry.create_vessel(
+    vessel = await vessels.create_vessel(
         name="鲁荣渔1号",
         registration_number="LRY-0001",
         gross_tonnage=120,

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from wastetrack.core.settings import Settings
-from wastetrack.webhooks import dispatcher
+from wastetrack.webhooks import sending
 
 
 @pytest.fixture(scope="session")
@@ -63,5 +63,5 @@ async def listener() -> AsyncIterator[Listener]:
 @pytest.fixture
 async def sender() -> AsyncIterator[aiohttp.ClientSession]:
     """The dispatcher's own HTTP session (real HTTP to the listener)."""
-    async with dispatcher.sender() as client:
+    async with sending.sender() as client:
         yield client

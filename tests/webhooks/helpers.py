@@ -7,7 +7,8 @@ import httpx
 
 from tests.factories import World
 from wastetrack.core.settings import Settings
-from wastetrack.webhooks.dispatcher import DispatchRound, dispatch_once
+from wastetrack.webhooks.dispatcher import dispatch_once
+from wastetrack.webhooks.sending import DispatchRound
 
 
 async def subscribe(

@@ -17,8 +17,10 @@ from tests.factories import World
 from tests.webhooks.conftest import Listener, Received
 from tests.webhooks.helpers import drain, subscribe
 from wastetrack.core.settings import Settings
-from wastetrack.webhooks.dispatcher import Pace, dispatch_once, enqueue
+from wastetrack.webhooks.dispatcher import dispatch_once
+from wastetrack.webhooks.enqueuing import enqueue
 from wastetrack.webhooks.models import WebhookDelivery, WebhookSubscription
+from wastetrack.webhooks.pace import Pace
 
 
 def verified(received: Received, secret: str) -> dict:

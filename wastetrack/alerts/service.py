@@ -178,7 +178,7 @@ async def _clear_resolved(select: str, params: list[object]) -> None:
 async def _overdue_manifests(now: datetime) -> int:
     """Raise an alert for every manifest whose receiver has not decided within 5 working days
     of arrival (危险废物转移管理办法)."""
-    from wastetrack.manifests.service import overdue_for_decision
+    from wastetrack.manifests.queries import overdue_for_decision
 
     raised = 0
     for manifest in await overdue_for_decision(now=now):

@@ -19,6 +19,7 @@ from tortoise.models import Model
 from wastetrack.audit.models import AuditEntry
 from wastetrack.core.principal import Principal
 from wastetrack.registry import access
+from wastetrack.registry.models import Organization, Region
 
 # Never copied into before/after, whatever the model.
 SECRET_FIELDS = frozenset(
@@ -96,6 +97,24 @@ async def record(
         before=clean_before if before is not None else None,
         after=clean_after if after is not None else None,
         request_id=str(request_id)[:64] if request_id else None,
+    )
+
+
+async def created(action: str, row: Model, *, within: Organization | Region) -> AuditEntry:
+    """The entry for a row just created: nothing before, its snapshot after. `within` is the
+    organization the row belongs to (its region must be loaded), or the region itself for a
+    region: it decides who may read the entry."""
+    if isinstance(within, Organization):
+        organization_id: int | None = within.id
+        region_path = within.region.path
+    else:
+        organization_id, region_path = None, within.path
+    return await record(
+        action=action,
+        subject=row,
+        organization_id=organization_id,
+        region_path=region_path,
+        after=snapshot(row),
     )
 
 

@@ -67,13 +67,7 @@ async def create_user(
         organization=org,
         full_name=full_name,
     )
-    await audit.record(
-        action="user.created",
-        subject=user,
-        organization_id=org.id,
-        region_path=org.region.path,
-        after=audit.snapshot(user),
-    )
+    await audit.created("user.created", user, within=org)
     return user
 
 

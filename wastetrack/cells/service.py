@@ -4,7 +4,7 @@ and the achievement rate against the plan's target (70 % of city cells by the en
 
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from dateutil.relativedelta import relativedelta
 from tortoise.functions import Count
@@ -13,7 +13,7 @@ from wastetrack.auth.models import Role
 from wastetrack.cells.models import Cell, CellAssessment
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, RuleViolation, ValidationFailed
-from wastetrack.core.metrics import ratio
+from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
@@ -24,7 +24,7 @@ TYPES = {t["code"]: t for t in CONFIG["items"]}
 LEVELS: list[str] = CONFIG["levels"]
 TARGET_SHARE = Decimal("0.70")
 ACHIEVED_TIERS = ("achieved", "excellent")
-ACHIEVEMENT_DEFINITION = {
+ACHIEVEMENT_DEFINITION: Definition = {
     "formula": (
         "registered cells whose latest assessment on or before the day (by assessment date; on"
         " the same date the higher level — province, city, county — then the later record)"
@@ -36,6 +36,22 @@ ACHIEVEMENT_DEFINITION = {
         " (2025年底前，70%以上的城市细胞达到创建标准要求); metrics.md §6"
     ),
 }
+
+
+class TypeAchievement(TypedDict):
+    cell_type: str
+    name_zh: str
+    share: Rate
+
+
+class Achievement(TypedDict):
+    """Cells achieving the standard on a day, in all and per type, against the target."""
+
+    today: date
+    target_share: Decimal
+    share: Rate
+    types: list[TypeAchievement]
+    definition: Definition
 
 
 def expiry(assessed_on: date) -> date:
@@ -217,7 +233,7 @@ async def assess(
     )
 
 
-async def achievement(*, principal: Principal, today: date) -> dict[str, Any]:
+async def achievement(*, principal: Principal, today: date) -> Achievement:
     """Registered cells achieving the standard on a day (their latest assessment governs) ÷ all
     registered cells, per type and in all, against the plan's 70 % target."""
     cells = await Cell.filter(region_path__startswith=principal.region_path)
@@ -231,7 +247,7 @@ async def achievement(*, principal: Principal, today: date) -> dict[str, Any]:
         for cell_id, assessments in by_cell.items()
         if is_achieved(governs(assessments, today), today)
     }
-    per_type = []
+    per_type: list[TypeAchievement] = []
     for code, kind in TYPES.items():
         of_type = [c for c in cells if c.cell_type == code]
         if of_type:

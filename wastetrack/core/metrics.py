@@ -1,20 +1,40 @@
 """What every rate needs: its numerator, denominator and unit, and calendar-day periods in
-the city's time zone. A rate is never shown bare."""
+the city's time zone. A rate is never shown bare.
+
+Metric results are typed dicts: the answers are JSON documents that routes, spreadsheets, the
+dashboard and the demo's fingerprint read as they are, and the types name every key."""
 
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from wastetrack.core.errors import ValidationFailed
+
+
+class Definition(TypedDict):
+    """What a published figure means: the formula in words, and where it comes from."""
+
+    formula: str
+    source: str
+
+
+class Rate(TypedDict):
+    """A rate with what it was computed from; only published figures carry a definition."""
+
+    numerator: Decimal | int
+    denominator: Decimal | int
+    rate: Decimal | None
+    unit: str
+    definition: NotRequired[Definition]
 
 
 def ratio(
     numerator: Decimal | int,
     denominator: Decimal | int,
     unit: str,
-    definition: dict[str, str] | None = None,
-) -> dict[str, Any]:
+    definition: Definition | None = None,
+) -> Rate:
     """A rate with what it was computed from (and, for the published figures, its
     definition: the formula in words and its source)."""
     rate = (
@@ -22,7 +42,7 @@ def ratio(
         if denominator
         else None
     )
-    answer: dict[str, Any] = {
+    answer: Rate = {
         "numerator": numerator,
         "denominator": denominator,
         "rate": rate,

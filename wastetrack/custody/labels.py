@@ -4,7 +4,10 @@ them to a person: one per event type and state (the custody spec's, `rules.SPECS
 `name_zh` in the catalog; `category_label` adds the code."""
 
 from wastetrack.catalog.models import WasteCategory
-from wastetrack.custody.rules import SPECS, STATE_LABELS, EventType, State
+from wastetrack.custody.rules import SPECS, EventType, State
+
+# Re-exported: pages and documents read every label from this module.
+from wastetrack.custody.rules import STATE_LABELS as STATE_LABELS
 
 EVENT_TYPE_LABELS: dict[EventType, str] = {event: spec.label for event, spec in SPECS.items()}
 

@@ -7,10 +7,16 @@ wastetrack.custody.partitions): a batch's chain lives in one partition. Its prim
 A unique index across partitions is impossible, so exactly-once lives in client_event."""
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.batches.models import Batch
+    from wastetrack.catalog.models import TreatmentMethod
+    from wastetrack.registry.models import Organization
 
 
 class CustodyEvent(Model):
@@ -22,7 +28,7 @@ class CustodyEvent(Model):
     corrects_id: uuid.UUID | None
     actor_id: int
     organization_id: int
-    batch: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    batch: fields.ForeignKeyRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="events", on_delete=fields.RESTRICT
     )
     seq = fields.IntField()
@@ -30,17 +36,17 @@ class CustodyEvent(Model):
     state_after = fields.CharField(max_length=24)
     outcome = fields.CharField(max_length=24, null=True)
     reason = fields.TextField(null=True)
-    method: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    method: fields.ForeignKeyNullableRelation["TreatmentMethod"] = fields.ForeignKeyField(
         "wastetrack.TreatmentMethod", related_name="events", null=True, on_delete=fields.RESTRICT
     )
     mode = fields.CharField(max_length=16, null=True)
-    to_organization: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    to_organization: fields.ForeignKeyNullableRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization",
         related_name="received_handovers",
         null=True,
         on_delete=fields.RESTRICT,
     )
-    related_batch: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    related_batch: fields.ForeignKeyNullableRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="related_events", null=True, on_delete=fields.RESTRICT
     )
     corrects: fields.ForeignKeyNullableRelation["CustodyEvent"] = fields.ForeignKeyField(
@@ -49,10 +55,10 @@ class CustodyEvent(Model):
     details: dict[str, Any] = fields.JSONField(default=dict)
     device_time = fields.DatetimeField()
     server_time = fields.DatetimeField()
-    actor: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    actor: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="events", on_delete=fields.RESTRICT
     )
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="events", on_delete=fields.RESTRICT
     )
     latitude = fields.FloatField(null=True)

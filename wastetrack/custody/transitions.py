@@ -30,7 +30,7 @@ from wastetrack.custody.rules import (
     State,
 )
 from wastetrack.custody.work import Work, new_event, organization
-from wastetrack.fleet import service as fleet
+from wastetrack.fleet import plates
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
 
@@ -104,7 +104,7 @@ async def _vehicle(work: Work, sub: EventCommand, batch: Batch, carrier_id: int)
     if carrier.kind != OrganizationKind.carrier:
         return {}
     rule = (work.catalog.streams[batch.stream_id].rules or {}).get("vehicle_required")
-    plate = await fleet.plate_for_carriage(
+    plate = await plates.plate_for_carriage(
         organization_id=carrier.id,
         plate=sub.vehicle_plate,
         rule=rule,

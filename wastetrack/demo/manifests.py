@@ -3,10 +3,15 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from schemas.manifests import Decision, LegCreate, LegSign, ManifestCreate
 from wastetrack.alerts import service as alerts
 from wastetrack.demo.scenario import SCENARIO, Demo, after, event
-from wastetrack.manifests import service as manifests
+from wastetrack.manifests import drafting, receiving, signing
+from wastetrack.manifests.commands import (
+    DecisionCommand,
+    LegCommand,
+    LegSignCommand,
+    ManifestCommand,
+)
 
 
 async def load_manifests(demo: Demo) -> int:
@@ -35,45 +40,45 @@ async def _shipment(demo: Demo, start: datetime, *, undecided: bool) -> list[str
     )
     codes_ = [outcome.result.batch_code or "" for outcome in tagged]
     form = spec["manifest"]
-    manifest = await manifests.create_manifest(
+    manifest = await drafting.create_manifest(
         principal=demo.principals[producer],
         area_code=spec["area_code"],
         secret=demo.secret,
-        submission=ManifestCreate.model_validate(
+        submission=ManifestCommand.model_validate(
             {
                 **{k: v for k, v in form.items() if k != "leg"},
                 "batches": codes_,
                 "receiver_organization_id": demo.orgs[receiver].id,
                 "legs": [
-                    LegCreate(carrier_organization_id=demo.orgs[spec["carrier"]].id, **form["leg"])
+                    LegCommand(carrier_organization_id=demo.orgs[spec["carrier"]].id, **form["leg"])
                 ],
             }
         ),
     )
-    await manifests.sign_producer(
+    await signing.sign_producer(
         principal=demo.principals[producer],
         manifest_id=manifest.id,
         secret=demo.secret,
         handed_over_at=start + after(spec["handed_over"]),
     )
-    await manifests.sign_leg(
+    await signing.sign_leg(
         principal=demo.principals[spec["carrier"]],
         manifest_id=manifest.id,
         seq=1,
         secret=demo.secret,
-        signature=LegSign(
+        signature=LegSignCommand(
             handover_at=start + after(spec["leg_handover"]), handover_place=spec["handover_place"]
         ),
     )
-    await manifests.arrive(
+    await receiving.arrive(
         principal=demo.principals[receiver],
         manifest_id=manifest.id,
         arrived_at=start + after(spec["arrived"]),
     )
     if undecided:
         return codes_
-    decision = Decision.model_validate(spec["decision"])
-    await manifests.decide(
+    decision = DecisionCommand.model_validate(spec["decision"])
+    await receiving.decide(
         principal=demo.principals[receiver],
         manifest_id=manifest.id,
         secret=demo.secret,

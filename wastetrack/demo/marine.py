@@ -6,17 +6,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from schemas.ports import (
-    CleanUpCreate,
-    DeliveryCreate,
-    DeliveryLineCreate,
-    FloatReplacementCreate,
-    NotificationLine,
-)
 from wastetrack.core import codes
 from wastetrack.demo.scenario import SCENARIO, Demo, after, event
 from wastetrack.ports.berths import add_berth, register_port
 from wastetrack.ports.cleanups import record_cleanup, record_float_replacement
+from wastetrack.ports.commands import (
+    CleanUpCommand,
+    DeliveryCommand,
+    DeliveryLineCommand,
+    FloatReplacementCommand,
+    NotificationLineCommand,
+)
 from wastetrack.ports.deliveries import get_delivery, record_delivery
 from wastetrack.ports.models import Berth
 from wastetrack.ports.port_calls import close_port_call, open_port_call
@@ -77,22 +77,24 @@ async def _trip(
         days_at_sea=6 + trip,
         crew=data["crew"],
         fishing_area=data["fishing_area"],
-        notification=[NotificationLine.model_validate(line) for line in spec["notification"]],
+        notification=[
+            NotificationLineCommand.model_validate(line) for line in spec["notification"]
+        ],
     )
     lines = [
-        DeliveryLineCreate(
+        DeliveryLineCommand(
             annex_v="A", scheme_version="2018", volume_m3=Decimal("0.4") + Decimal(trip) / 10
         ),
-        DeliveryLineCreate(annex_v="C", scheme_version="2018", volume_m3=Decimal("0.3")),
-        DeliveryLineCreate(category="pfw.plastic.nets", mass_kg=Decimal(12 + 3 * trip)),
+        DeliveryLineCommand(annex_v="C", scheme_version="2018", volume_m3=Decimal("0.3")),
+        DeliveryLineCommand(category="pfw.plastic.nets", mass_kg=Decimal(12 + 3 * trip)),
     ]
     if vessel.gross_tonnage < spec["sewage_below_gross_tonnage"]:
-        lines.append(DeliveryLineCreate(category="marine.sewage", volume_m3=Decimal("0.8")))
+        lines.append(DeliveryLineCommand(category="marine.sewage", volume_m3=Decimal("0.8")))
     berth = berths[trip % 2]
     result = await record_delivery(
         principal=operator,
         secret=secret,
-        submission=DeliveryCreate(
+        submission=DeliveryCommand(
             client_event_id=uuid.uuid4(),
             berth=codes.qr_url(berth.code, base_url="http://demo", secret=secret),
             vessel_id=vessel.id,
@@ -139,7 +141,7 @@ async def _cleanup(demo: Demo, spec: dict[str, Any], region_id: int, now: dateti
     result = await record_cleanup(
         principal=operator,
         secret=demo.secret,
-        submission=CleanUpCreate(
+        submission=CleanUpCommand(
             client_event_id=uuid.uuid4(),
             region_id=region_id,
             area_name=cleanup["area_name"],
@@ -157,7 +159,7 @@ async def _cleanup(demo: Demo, spec: dict[str, Any], region_id: int, now: dateti
     floats = spec["float_replacement"]
     await record_float_replacement(
         principal=operator,
-        submission=FloatReplacementCreate(
+        submission=FloatReplacementCommand(
             client_event_id=uuid.uuid4(),
             region_id=region_id,
             replaced_on=(now + after(floats["replaced"])).date(),

@@ -11,6 +11,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.demo.scenario import SCENARIO
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind, Region, RegionLevel
+from wastetrack.registry.vessels import create_vessel
 
 CITY = SCENARIO["city"]
 CITY_CODE: str = CITY["code"]
@@ -62,7 +63,7 @@ async def load_registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
         )
     vessels = SCENARIO["vessels"]
     for number, vessel in enumerate(vessels["fleet"], start=1):
-        await registry.create_vessel(
+        await create_vessel(
             name=vessel["name"],
             registration_number=f"{vessels['registration_prefix']}{number:04d}",
             gross_tonnage=Decimal(vessel["gross_tonnage"]),

@@ -6,19 +6,19 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from schemas.household import PickupCreate, QualityCheck
-from schemas.pesticide import (
-    ConsignmentCreate,
-    ConsignmentLine,
-    PackagingLine,
-    ReturnCreate,
-    SaleCreate,
-)
 from wastetrack.alerts import service as alerts
 from wastetrack.core import codes
 from wastetrack.demo.scenario import SCENARIO, Demo, after
 from wastetrack.household import service as household
+from wastetrack.household.commands import PickupCommand, QualityCheckCommand
 from wastetrack.pesticide import service as pesticide
+from wastetrack.pesticide.commands import (
+    ConsignmentCommand,
+    ConsignmentLineCommand,
+    PackagingLineCommand,
+    ReturnCommand,
+    SaleCommand,
+)
 from wastetrack.registry.models import Region, Site
 
 
@@ -37,12 +37,13 @@ async def load_household_and_medical(demo: Demo) -> int:
     now = datetime.now(UTC)
     classes = spec["classes"]
     weight, contamination = spec["weight_kg"], spec["contamination_percent"]
-    for index in range(spec["pickups"]):
+    pickups: int = spec["pickups"]
+    for index in range(pickups):
         passed = rng.random() < spec["passed_share"]
         result = await household.record_pickup(
             principal=demo.principals[spec["collector"]],
             secret=demo.secret,
-            submission=PickupCreate(
+            submission=PickupCommand(
                 client_event_id=uuid.uuid4(),
                 site=point,
                 category=classes[index % len(classes)],
@@ -50,7 +51,7 @@ async def load_household_and_medical(demo: Demo) -> int:
                 device_time=now - timedelta(days=rng.uniform(*spec["days_ago"])),
                 latitude=site.latitude,
                 longitude=site.longitude,
-                quality=QualityCheck(
+                quality=QualityCheckCommand(
                     passed=passed,
                     contamination_share=Decimal(
                         rng.randint(*contamination["passed" if passed else "failed"])
@@ -63,7 +64,7 @@ async def load_household_and_medical(demo: Demo) -> int:
     bag = spec["forgotten_bag"]
     await demo.tag(bag["who"], now + after(bag["tagged"]), **demo.fields(bag["fields"]))
     await alerts.refresh()
-    return spec["pickups"] + 1
+    return pickups + 1
 
 
 async def load_pesticide(demo: Demo) -> int:
@@ -78,7 +79,7 @@ async def load_pesticide(demo: Demo) -> int:
         for material in materials:
             await pesticide.record_sale(
                 principal=shop,
-                submission=SaleCreate(
+                submission=SaleCommand(
                     client_event_id=uuid.uuid4(),
                     sold_on=(now - timedelta(days=day)).date(),
                     material=material,
@@ -89,12 +90,12 @@ async def load_pesticide(demo: Demo) -> int:
         result = await pesticide.record_return(
             principal=shop if index % 3 else station,
             secret=demo.secret,
-            submission=ReturnCreate(
+            submission=ReturnCommand(
                 client_event_id=uuid.uuid4(),
                 farmer_phone=f"{spec['farmer_phone_prefix']}{index % spec['farmers']:04d}",
                 returned_at=now - timedelta(days=rng.uniform(*spec["returned_days_ago"])),
                 lines=[
-                    PackagingLine(material=m, count=rng.randint(*spec["return_count"]))
+                    PackagingLineCommand(material=m, count=rng.randint(*spec["return_count"]))
                     for m in rng.sample(materials, 2)
                 ],
             ),
@@ -104,11 +105,11 @@ async def load_pesticide(demo: Demo) -> int:
     sent = await pesticide.record_consignment(
         principal=station,
         secret=demo.secret,
-        submission=ConsignmentCreate(
+        submission=ConsignmentCommand(
             client_event_id=uuid.uuid4(),
             destination_organization_id=demo.orgs[consignment["to"]].id,
             sent_at=now + after(consignment["sent"]),
-            lines=[ConsignmentLine.model_validate(line) for line in consignment["lines"]],
+            lines=[ConsignmentLineCommand.model_validate(line) for line in consignment["lines"]],
         ),
     )
     assert sent.error is None, sent.error

@@ -1,61 +1,20 @@
-"""A carrier's fleet: who manages and reads it, the plate a carriage names, GPS positions and
-the trajectory of a batch."""
+"""A carrier's fleet register: who manages and reads it, its vehicles and its drivers. The plate
+of a carriage is checked in wastetrack.fleet.plates, positions and trajectories kept in
+wastetrack.fleet.tracking."""
 
-import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tortoise import connections
-
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
-from wastetrack.batches import service as batches
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.custody.models import CustodyEvent
-from wastetrack.fleet.models import Driver, Vehicle, VehiclePosition
+from wastetrack.fleet.models import Driver, Vehicle
+from wastetrack.fleet.plates import compact_plate, normalize_plate
 from wastetrack.registry import access
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
-
-# 机动车号牌 (GA 36): province abbreviation, issuing-office letter (no I or O), then five
-# characters, or six for new-energy plates (D/F then five, small cars; five digits then D/F,
-# large vehicles).
-PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
-PLATE_FORM = re.compile(
-    rf"[{PROVINCES}][A-HJ-NP-Z]"
-    r"(?:[A-HJ-NP-Z0-9]{5}|[DF][A-HJ-NP-Z0-9][0-9]{4}|[0-9]{5}[DF])"
-)
-# Separators people type or print between the parts of a plate.
-_PLATE_SEPARATORS = re.compile(r"[\s·•．.\-]")
-
-# Stream rule `vehicle_required`: any registered vehicle, or one holding a valid 道路危险货物
-# 运输许可 on the day of carriage.
-REGISTERED = "registered"
-HAZARDOUS_LICENCE = "hazardous_licence"
-
-# Positions a phone may send in one call, and how many a trajectory returns at most.
-MAX_POSITIONS = 1000
-MAX_TRAJECTORY_POINTS = 10_000
-
-# The custody events that start a carriage (they name the vehicle) and every other event
-# ends it: the batch left the vehicle (handed over, stored, received …).
-PICKUPS = ("collected", "in_transit", "handed_over")
-
-
-def normalize_plate(plate: str, *, field: str = "plate") -> str:
-    """The plate upper-case without separators, refused unless it has the national form."""
-    normalized = _PLATE_SEPARATORS.sub("", plate).upper()
-    if not PLATE_FORM.fullmatch(normalized):
-        raise ValidationFailed(
-            f"{plate!r} is not a Chinese plate: a province abbreviation, a letter and 5"
-            " characters (6 for new-energy vehicles), e.g. 鲁K12345 or 鲁KD12345",
-            field=field,
-        )
-    return normalized
-
 
 # ---- who manages, who reads -----------------------------------------------------------------
 
@@ -88,8 +47,9 @@ def _managed_rows(principal: Principal) -> dict[str, Any]:
     return {} if principal.role == Role.admin else {"organization_id": principal.organization_id}
 
 
-async def _managed_vehicle(principal: Principal, plate: str) -> Vehicle:
-    normalized = _PLATE_SEPARATORS.sub("", plate).upper()
+async def managed_vehicle(principal: Principal, plate: str) -> Vehicle:
+    """A vehicle of the user's fleet by its plate, locked for the change that follows."""
+    normalized = compact_plate(plate)
     vehicle = (
         await Vehicle.filter(plate=normalized, **_managed_rows(principal))
         .select_for_update()
@@ -146,13 +106,7 @@ async def create_vehicle(
         hazardous_licence_expires=hazardous_licence_expires,
         driver_id=driver_id,
     )
-    await audit.record(
-        action="vehicle.created",
-        subject=vehicle,
-        organization_id=org.id,
-        region_path=org.region.path,
-        after=audit.snapshot(vehicle),
-    )
+    await audit.created("vehicle.created", vehicle, within=org)
     return vehicle
 
 
@@ -168,7 +122,7 @@ async def list_vehicles(*, principal: Principal, include_retired: bool = False) 
 
 async def update_vehicle(*, principal: Principal, plate: str, changes: dict[str, Any]) -> Vehicle:
     """Change a vehicle's permit, licence, capacity or driver; its plate stays."""
-    vehicle = await _managed_vehicle(principal, plate)
+    vehicle = await managed_vehicle(principal, plate)
     if vehicle.retired_at is not None:
         raise Conflict("the vehicle is retired", field="plate")
     before = audit.snapshot(vehicle)
@@ -194,7 +148,7 @@ async def update_vehicle(*, principal: Principal, plate: str, changes: dict[str,
 
 async def retire_vehicle(*, principal: Principal, plate: str) -> Vehicle:
     """Take a vehicle out of service; it and its positions stay for the custody chain."""
-    vehicle = await _managed_vehicle(principal, plate)
+    vehicle = await managed_vehicle(principal, plate)
     if vehicle.retired_at is not None:
         raise Conflict("the vehicle is retired already", field="plate")
     before = audit.snapshot(vehicle)
@@ -239,13 +193,7 @@ async def create_driver(
         qualification_expires=qualification_expires,
         phone=phone,
     )
-    await audit.record(
-        action="driver.created",
-        subject=driver,
-        organization_id=org.id,
-        region_path=org.region.path,
-        after=audit.snapshot(driver),
-    )
+    await audit.created("driver.created", driver, within=org)
     return driver
 
 
@@ -283,160 +231,3 @@ async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:
         after=audit.snapshot(driver),
     )
     return driver
-
-
-# ---- the plate of a carriage ----------------------------------------------------------------
-
-
-async def enrolled(organization_id: int) -> bool:
-    """Whether the carrier has registered its fleet (any vehicle, even one retired since)."""
-    return await Vehicle.exists(organization_id=organization_id)
-
-
-async def plate_for_carriage(
-    *,
-    organization_id: int,
-    plate: str | None,
-    rule: str | None,
-    on: date,
-    field: str = "vehicle_plate",
-    enrolled_cache: dict[int, bool] | None = None,
-) -> str | None:
-    """The normalized plate a carrier names for a carriage, checked against its fleet.
-
-    A carrier that has registered its fleet must name one of its vehicles, not retired, where
-    the stream's rule (`vehicle_required`) asks for one, and any plate it names must be such a
-    vehicle; under the `hazardous_licence` rule the vehicle's 道路危险货物运输许可 must be valid
-    on the day. Until a carrier registers its first vehicle, a plate is recorded as stated."""
-    if plate is None and rule is None:
-        return None
-    normalized = normalize_plate(plate, field=field) if plate is not None else None
-    cache = enrolled_cache if enrolled_cache is not None else {}
-    if organization_id not in cache:
-        cache[organization_id] = await enrolled(organization_id)
-    if not cache[organization_id]:
-        return normalized
-    if normalized is None:
-        if rule is None:
-            return None
-        raise ValidationFailed(
-            "name the vehicle (vehicle_plate): this waste moves only in a registered vehicle",
-            field=field,
-        )
-    vehicle = await Vehicle.get_or_none(plate=normalized, organization_id=organization_id)
-    if vehicle is None:
-        raise ValidationFailed(
-            f"{normalized} is not a registered vehicle of the carrier", field=field
-        )
-    if vehicle.retired_at is not None:
-        raise ValidationFailed(f"{normalized} is retired", field=field)
-    if rule == HAZARDOUS_LICENCE and (
-        vehicle.hazardous_licence_expires is None or vehicle.hazardous_licence_expires < on
-    ):
-        raise ValidationFailed(
-            f"{normalized} holds no hazardous-goods transport licence (道路危险货物运输许可)"
-            f" valid on {on.isoformat()}",
-            field=field,
-        )
-    return normalized
-
-
-# ---- positions and trajectories -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    time: datetime
-    latitude: float
-    longitude: float
-
-
-async def record_positions(
-    *, principal: Principal, plate: str, positions: list[Position]
-) -> tuple[int, int]:
-    """Store a vehicle's GPS fixes, each (vehicle, time) once, so an offline phone may resend
-    its whole buffer; returns (received, newly stored)."""
-    if principal.role != Role.carrier:
-        raise Forbidden("a carrier's phones report its vehicles' positions", field="role")
-    vehicle = await _managed_vehicle(principal, plate)
-    if vehicle.retired_at is not None:
-        raise Conflict("the vehicle is retired", field="plate")
-    if not positions:
-        return 0, 0
-    now = datetime.now(UTC)
-    rows = await connections.get("default").execute_query_dict(
-        "INSERT INTO vehicle_position (vehicle_id, time, latitude, longitude, received_at)"
-        " SELECT $1, t, lat, lon, $5"
-        " FROM unnest($2::timestamptz[], $3::float8[], $4::float8[]) AS p (t, lat, lon)"
-        " ON CONFLICT (vehicle_id, time) DO NOTHING RETURNING id",
-        [
-            vehicle.id,
-            [p.time for p in positions],
-            [p.latitude for p in positions],
-            [p.longitude for p in positions],
-            now,
-        ],
-    )
-    return len(positions), len(rows)
-
-
-@dataclass(frozen=True, slots=True)
-class Carriage:
-    """One stretch of a batch's path in one vehicle: from its pickup until the next event."""
-
-    plate: str
-    start: datetime
-    end: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Trajectory:
-    batch_code: str
-    carriages: list[Carriage]
-    points: list[tuple[datetime, float, float]]
-
-
-def carriages(events: list[CustodyEvent]) -> list[Carriage]:
-    """The stretches a batch spent in vehicles, read from its chain: each event naming a
-    vehicle starts one, the next event of the batch ends it."""
-    found = []
-    ordered = sorted(events, key=lambda e: e.seq)
-    for index, event in enumerate(ordered):
-        plate = (event.details or {}).get("vehicle_plate")
-        if event.event_type not in PICKUPS or not plate:
-            continue
-        following = ordered[index + 1] if index + 1 < len(ordered) else None
-        found.append(
-            Carriage(
-                plate=plate,
-                start=event.device_time,
-                end=following.device_time if following else None,
-            )
-        )
-    return found
-
-
-async def trajectory(*, principal: Principal, code: str) -> Trajectory:
-    """The GPS positions of the vehicles that carried a batch, between each pickup and the
-    batch's next step, for whoever may see the batch."""
-    batch = await batches.get_visible_batch(principal, code)
-    events = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
-    stretches = carriages(events)
-    points: list[tuple[datetime, float, float]] = []
-    vehicles = dict(
-        await Vehicle.filter(plate__in={c.plate for c in stretches}).values_list("plate", "id")
-    )
-    for stretch in stretches:
-        vehicle_id = vehicles.get(stretch.plate)
-        if vehicle_id is None:
-            continue  # a plate recorded before its carrier registered the vehicle
-        query = VehiclePosition.filter(vehicle_id=vehicle_id, time__gte=stretch.start)
-        if stretch.end is not None:
-            query = query.filter(time__lte=stretch.end)
-        rows = (
-            await query.order_by("time")
-            .limit(MAX_TRAJECTORY_POINTS)
-            .values_list("time", "latitude", "longitude")
-        )
-        points.extend(rows)
-    return Trajectory(batch_code=batch.code, carriages=stretches, points=points)

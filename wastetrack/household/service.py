@@ -2,19 +2,19 @@
 which communities and villages sort, and the coverage and accuracy that follow."""
 
 from datetime import date
-from typing import Any
+from typing import TypedDict
 
-from schemas.household import PickupCreate
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
-from wastetrack.core.metrics import period_bounds, ratio
+from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
+from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Region, RegionLevel, Site
@@ -24,6 +24,24 @@ HOUSEHOLD = "household"
 
 COVERAGE = definition("sorting_coverage")
 ACCURACY = definition("sorting_accuracy")
+
+
+class TownSorting(TypedDict):
+    region_id: int
+    name: str
+    coverage: Rate
+    accuracy: Rate
+
+
+class SortingMetrics(TypedDict):
+    """Sorting coverage and accuracy for a region, and per town."""
+
+    date_from: date
+    date_to: date
+    timezone: str
+    coverage: Rate
+    accuracy: Rate
+    towns: list[TownSorting]
 
 
 async def site_from_scan(scanned: str, *, secret: str, field: str = "site") -> Site:
@@ -36,7 +54,7 @@ async def site_from_scan(scanned: str, *, secret: str, field: str = "site") -> S
 
 
 async def record_pickup(
-    *, principal: Principal, submission: PickupCreate, secret: str
+    *, principal: Principal, submission: PickupCommand, secret: str
 ) -> intake.RecordResult:
     """A collector picks up one class at a scanned collection point: the load becomes a batch
     in the collector's hands, with its sorting-quality check. Exactly once."""
@@ -114,7 +132,7 @@ async def set_sorted_collection(*, region_id: int, since: date | None) -> Region
 
 async def sorting_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
-) -> dict[str, Any]:
+) -> SortingMetrics:
     """Sorting coverage (communities and villages with sorted collection by the end of the
     period ÷ all) and sorting accuracy (quality checks passed ÷ performed in the period), for
     the user's region and per town."""
@@ -135,7 +153,7 @@ async def sorting_metrics(
             if v.sorted_collection_since is not None and v.sorted_collection_since <= date_to
         )
 
-    towns = []
+    towns: list[TownSorting] = []
     for town in (r for r in regions if r.level == RegionLevel.town):
         in_town = [v for v in villages if v.path.startswith(town.path)]
         town_checks = [c for c in checks if c["region_path"].startswith(town.path)]

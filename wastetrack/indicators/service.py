@@ -2,12 +2,13 @@
 data where it holds them, entered with source and author where it does not, and a status by a
 stated rule."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Literal, NotRequired, TypedDict
 
 from wastetrack.cells import service as cells
 from wastetrack.core.errors import Conflict, NotFound
+from wastetrack.core.metrics import Rate
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
 from wastetrack.indicators.models import Indicator, IndicatorValue
@@ -23,12 +24,43 @@ STATUS_RULE = (
     "baseline: on track at or above target, at risk within 10 % of it, off track below"
 )
 
+Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
+
+
+class Actual(TypedDict):
+    """An indicator's actual value: computed (with its counts and period) or entered (with
+    its source and author); each kind carries only its own keys."""
+
+    value: Decimal
+    source: Literal["computed", "entered"]
+    period_end: date
+    numerator: NotRequired[Decimal | int]
+    denominator: NotRequired[Decimal | int]
+    period_start: NotRequired[date]
+    source_note: NotRequired[str]
+    entered_by: NotRequired[str]
+    entered_at: NotRequired[datetime]
+
+
+class IndicatorStatus(TypedDict):
+    code: str
+    name_zh: str
+    name_en: str
+    unit: str
+    baseline_2020: Decimal | None
+    target_2025: Decimal | None
+    target_text: str | None
+    section: str
+    actual: Actual | None
+    status: Status
+
 
 async def _computed(
     code: str, *, principal: Principal, today: date, timezone: str
-) -> dict[str, Any] | None:
+) -> Actual | None:
     """The tracker's own figure for a computed indicator over its natural period."""
     year_ago = today - timedelta(days=365)
+    ratio: Rate
     if code == "sorting_coverage":
         ratio = (
             await household.sorting_metrics(
@@ -80,7 +112,7 @@ async def _computed(
     }
 
 
-def status(indicator: Indicator, value: Decimal | None, today: date) -> str:
+def status(indicator: Indicator, value: Decimal | None, today: date) -> Status:
     """on_track, at_risk, off_track, no_data or no_target, by STATUS_RULE."""
     if value is None:
         return "no_data"
@@ -102,11 +134,11 @@ def status(indicator: Indicator, value: Decimal | None, today: date) -> str:
     return "at_risk" if value >= target * Decimal("0.9") else "off_track"
 
 
-async def overview(*, principal: Principal, today: date, timezone: str) -> list[dict[str, Any]]:
+async def overview(*, principal: Principal, today: date, timezone: str) -> list[IndicatorStatus]:
     """Every indicator with baseline, target, actual value (and its counts) and status."""
-    result = []
+    result: list[IndicatorStatus] = []
     for indicator in await Indicator.all().order_by("code"):
-        actual = None
+        actual: Actual | None = None
         if indicator.computed_by:
             actual = await _computed(
                 indicator.computed_by, principal=principal, today=today, timezone=timezone

@@ -1,13 +1,13 @@
 """Medical waste: which medical institutions the central collection reaches (metrics.md §6)."""
 
 from datetime import date, timedelta
-from typing import Any
+from typing import TypedDict
 
 from tortoise.expressions import Q
 
 from wastetrack.calendar.service import day_start
 from wastetrack.core.errors import ValidationFailed
-from wastetrack.core.metrics import ratio
+from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry.models import MEDICAL_KINDS, Organization, OrganizationKind
@@ -16,7 +16,7 @@ SMALL_INSTITUTION_MAX_BEDS = 19  # the plan (第九章第三节): 19 beds or few
 MEDICAL_STREAM = "medical"
 MAX_PERIOD_DAYS = 366
 
-SMALL_DEFINITION = {
+SMALL_DEFINITION: Definition = {
     "formula": (
         "small medical institutions (any medical kind with a known bed count ≤ 19) with at least"
         " one medical-stream batch collected by a carrier, put into a carrier's load or handed"
@@ -28,7 +28,7 @@ SMALL_DEFINITION = {
         "医疗废物就近集中收集); metrics.md §6"
     ),
 }
-ALL_DEFINITION = {
+ALL_DEFINITION: Definition = {
     "formula": (
         "medical institutions of every kind with at least one medical-stream batch collected by"
         " a carrier, put into a carrier's load or handed over to a carrier on a day of the"
@@ -36,6 +36,26 @@ ALL_DEFINITION = {
     ),
     "source": "医疗废物收集处置体系覆盖率 (standards.md §7); metrics.md §6",
 }
+
+
+class Institution(TypedDict):
+    id: int
+    name: str
+    kind: str
+    bed_count: int | None
+
+
+class Coverage(TypedDict):
+    """The institutions reached in a period, in all and the small ones, and those missed."""
+
+    date_from: date
+    date_to: date
+    days: int
+    all_institutions: Rate
+    small_institutions: Rate
+    unknown_bed_count: list[Institution]
+    not_collected: list[Institution]
+    definition: Definition
 
 
 def _period(
@@ -75,7 +95,7 @@ async def covered_institutions(
     return {int(i) for i in found}  # type: ignore[call-overload]
 
 
-def _row(org: Organization) -> dict[str, Any]:
+def _row(org: Organization) -> Institution:
     return {"id": org.id, "name": org.name, "kind": org.kind.value, "bed_count": org.bed_count}
 
 
@@ -87,7 +107,7 @@ async def collection_coverage(
     date_from: date | None = None,
     date_to: date | None = None,
     days: int | None = None,
-) -> dict[str, Any]:
+) -> Coverage:
     """Medical institutions in the user's region reached by the central collection in a period
     (default: the last `days` city days up to today): small institutions (known beds ≤ 19)
     apart, unknown bed counts listed apart, and the ones missed."""

@@ -6,22 +6,27 @@ import hashlib
 import hmac
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 from tortoise.functions import Sum
 
-from schemas.pesticide import ConsignmentCreate, FarmerIdentity, ReturnCreate, SaleCreate
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import keys
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import DomainError, Forbidden, NotFound
-from wastetrack.core.metrics import period_bounds, ratio
+from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
+from wastetrack.pesticide.commands import (
+    ConsignmentCommand,
+    FarmerIdentity,
+    ReturnCommand,
+    SaleCommand,
+)
 from wastetrack.pesticide.models import Consignment, Farmer, PackageSale, PackagingReturn
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
@@ -42,6 +47,31 @@ LEDGER_HEADERS = [
 ]
 
 CREDIT_RULES = read_data_file("wastetrack.pesticide", "credit_rules.json")
+
+
+class Credits(TypedDict):
+    """A farmer's balance, shown with the masked identity it was asked with."""
+
+    farmer: str
+    points: Decimal
+    returns: int
+
+
+class MaterialRecovery(TypedDict):
+    material: str
+    sold: int
+    returned: int
+    recovery_rate: Rate
+
+
+class RecoveryMetrics(TypedDict):
+    """Containers returned against containers sold, in all and per material."""
+
+    date_from: date
+    date_to: date
+    timezone: str
+    recovery_rate: Rate
+    materials: list[MaterialRecovery]
 
 
 def farmer_key(identity: FarmerIdentity, *, secret: str) -> tuple[str, str]:
@@ -85,7 +115,7 @@ def points_for(lines: list[dict[str, Any]]) -> Decimal:
 
 
 async def record_return(
-    *, principal: Principal, submission: ReturnCreate, secret: str
+    *, principal: Principal, submission: ReturnCommand, secret: str
 ) -> intake.RecordResult:
     """A farmer returns containers: counts and weights per material, credit points awarded.
     Exactly once per client_event_id."""
@@ -134,7 +164,7 @@ async def balance_of(farmer_id: int) -> Decimal:
     return Decimal(rows[0]["total"] or 0) if rows else Decimal(0)
 
 
-async def credits(*, identity: FarmerIdentity, secret: str) -> dict[str, Any]:
+async def credits(*, identity: FarmerIdentity, secret: str) -> Credits:
     """A farmer's credit balance, asked with the phone or ID number the returns were made with."""
     key, masked = farmer_key(identity, secret=secret)
     farmer = await Farmer.get_or_none(key=key)
@@ -147,7 +177,7 @@ async def credits(*, identity: FarmerIdentity, secret: str) -> dict[str, Any]:
     }
 
 
-async def record_sale(*, principal: Principal, submission: SaleCreate) -> PackageSale:
+async def record_sale(*, principal: Principal, submission: SaleCommand) -> PackageSale:
     """A shop records packages sold; a resend is not counted twice."""
     shop = await _point(principal)
     if shop.kind != OrganizationKind.agri_input_shop:
@@ -163,7 +193,7 @@ async def record_sale(*, principal: Principal, submission: SaleCreate) -> Packag
 
 
 async def record_consignment(
-    *, principal: Principal, submission: ConsignmentCreate, secret: str
+    *, principal: Principal, submission: ConsignmentCommand, secret: str
 ) -> intake.RecordResult:
     """Packaging a point sends on to treatment: one batch per material, tagged at the point
     for its destination, waiting for a carrier. Exactly once."""
@@ -284,7 +314,7 @@ async def ledger(
 
 async def recovery_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
-) -> dict[str, Any]:
+) -> RecoveryMetrics:
     """Recovery rate = containers returned ÷ containers sold (generation estimated from sales),
     per material and in all, in the user's region."""
     start, end = period_bounds(date_from, date_to, timezone)

@@ -65,13 +65,7 @@ async def add_berth(
         longitude=longitude,
         geofence_m=geofence_m or PORT_RULES["default_geofence_m"],
     )
-    await audit.record(
-        action="berth.created",
-        subject=berth,
-        organization_id=org.id,
-        region_path=org.region.path,
-        after=audit.snapshot(berth),
-    )
+    await audit.created("berth.created", berth, within=org)
     return berth
 
 

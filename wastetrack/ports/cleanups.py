@@ -6,7 +6,6 @@ from typing import TypeVar
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from schemas.ports import CleanUpCreate, FloatReplacementCreate
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.core.data import read_data_file
@@ -15,6 +14,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
 from wastetrack.ports.access import readable
+from wastetrack.ports.commands import CleanUpCommand, FloatReplacementCommand
 from wastetrack.ports.models import CleanUp, FloatReplacement
 from wastetrack.ports.rules import MARINE_STREAM
 from wastetrack.registry import service as registry
@@ -29,7 +29,7 @@ M = TypeVar("M", bound=Model)
 
 
 async def record_cleanup(
-    *, principal: Principal, submission: CleanUpCreate, secret: str
+    *, principal: Principal, submission: CleanUpCommand, secret: str
 ) -> intake.RecordResult:
     """Record a beach or sea-surface clean-up; what it picked up enters the custody chain as
     one batch of beach litter in the team's hands. Exactly once per client_event_id."""
@@ -98,7 +98,7 @@ async def list_cleanups(*, principal: Principal) -> list[CleanUp]:
 
 
 async def record_float_replacement(
-    *, principal: Principal, submission: FloatReplacementCreate
+    *, principal: Principal, submission: FloatReplacementCommand
 ) -> FloatReplacement:
     """Record aquaculture floats replaced (the plan's 浮球整治); a resend is not counted twice."""
     if principal.role == Role.auditor:

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from schemas.ports import DeliveryCreate, DeliveryLineCreate
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
@@ -21,6 +20,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
 from wastetrack.ports.access import readable
 from wastetrack.ports.berths import berth_from_scan
+from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
 from wastetrack.ports.models import Delivery, DeliveryLine, PortCall
 from wastetrack.ports.port_calls import get_vessel
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
@@ -39,7 +39,7 @@ class _Line:
     mass_derived: bool
 
 
-async def _resolve_lines(lines: list[DeliveryLineCreate]) -> list[_Line]:
+async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
     """Each line's catalog category (MARPOL letters checked against their scheme version) and
     its mass, derived from volume and the category's density when not weighed."""
     snap = await catalog.snapshot()
@@ -89,7 +89,7 @@ async def _resolve_lines(lines: list[DeliveryLineCreate]) -> list[_Line]:
 
 
 async def record_delivery(
-    *, principal: Principal, submission: DeliveryCreate, secret: str
+    *, principal: Principal, submission: DeliveryCommand, secret: str
 ) -> intake.RecordResult:
     """Record what a vessel handed over at a berth: one batch per line enters the custody
     chain in the port's hands. Far from the berth or without an open port call it is kept but
@@ -179,7 +179,7 @@ async def record_delivery(
 
 
 async def _port_call_for(
-    submission: DeliveryCreate, *, vessel: Vessel, port_id: int
+    submission: DeliveryCommand, *, vessel: Vessel, port_id: int
 ) -> PortCall | None:
     if submission.port_call_id is not None:
         call = await PortCall.get_or_none(id=submission.port_call_id)

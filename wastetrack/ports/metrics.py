@@ -4,18 +4,83 @@ vessels whose deliveries were recorded."""
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from tortoise import connections
 
 from wastetrack.catalog import service as catalog
 from wastetrack.core.geometry import point_in_polygon
-from wastetrack.core.metrics import period_bounds, ratio
+from wastetrack.core.metrics import Definition, Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.ports.models import Delivery, FishingPort, PortCall, SeaArea
 from wastetrack.ports.rules import PORT_RULES
 from wastetrack.registry.models import Organization, OrganizationKind, Vessel
 from wastetrack.rollups import service as rollups
+
+
+class GroupTotals(TypedDict):
+    """Garbage or sewage: expected from the port calls, delivered, harmlessly treated."""
+
+    expected: Decimal
+    delivered: Decimal
+    treated: Decimal
+
+
+class GroupFigures(GroupTotals):
+    group: str
+    name_zh: str
+    collection_treatment_rate: Rate
+
+
+class PortFigures(TypedDict):
+    port_id: int
+    port_name: str
+    listed: bool
+    port_calls: int
+    deliveries: int
+    flagged_deliveries: int
+    groups: list[GroupFigures]
+
+
+class Headline(TypedDict):
+    """污水和垃圾收集处置率: the weaker group's rate, a figure only when both groups have one."""
+
+    rate: Decimal | None
+    group: str | None
+    definition: Definition
+
+
+class ListedPorts(TypedDict):
+    groups: list[GroupFigures]
+    headline: Headline
+
+
+class PortMetrics(TypedDict):
+    date_from: date
+    date_to: date
+    timezone: str
+    ports: list[PortFigures]
+    listed_ports: ListedPorts
+    reception_facility_share: Rate
+
+
+class SeaAreaFigures(TypedDict):
+    code: str
+    name_zh: str
+    vessels: int
+    vessels_with_deliveries: int
+    share: Rate
+
+
+class SeaAreaMetrics(TypedDict):
+    date_from: date
+    date_to: date
+    timezone: str
+    areas: list[SeaAreaFigures]
+
+
+def _no_totals() -> GroupTotals:
+    return {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
 
 
 async def _line_facts(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
@@ -33,13 +98,13 @@ async def _line_facts(port_ids: list[int], date_from: date, date_to: date) -> li
     return rows
 
 
-def _group_rate(treated: Decimal, expected: Decimal, unit: str) -> dict[str, Any]:
+def _group_rate(treated: Decimal, expected: Decimal, unit: str) -> Rate:
     return ratio(treated, expected, unit, rollups.definition("port_collection_treatment_rate"))
 
 
 async def port_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
-) -> dict[str, Any]:
+) -> PortMetrics:
     """Per port and pooled over the listed ports: expected garbage and sewage (crew × days at
     sea × rate, sewage from vessels under 400 GT only), delivered, harmlessly treated, their
     ratio, and the headline 污水和垃圾收集处置率 (the lower of the two)."""
@@ -60,13 +125,13 @@ async def port_metrics(
     )
     lines = await _line_facts([p.id for p in ports], date_from, date_to)
     small = Decimal(PORT_RULES["small_vessel_max_gt"])
-    pooled: dict[str, dict[str, Decimal]] = {}
-    result = []
+    pooled: dict[str, GroupTotals] = {}
+    result: list[PortFigures] = []
     for port in ports:
         port_calls = [c for c in calls if c.port_id == port.id]
         port_deliveries = [d for d in deliveries if d.port_id == port.id]
         listed = port.id in profiles and profiles[port.id].listed
-        groups = []
+        groups: list[GroupFigures] = []
         for name, group in PORT_RULES["groups"].items():
             rate = Decimal(str(group["per_person_day"]))
             expected = sum(
@@ -90,9 +155,7 @@ async def port_metrics(
                 if line["fate"] in rollups.HARMLESS_FATES:
                     treated += amount
             if listed:
-                total = pooled.setdefault(
-                    name, {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
-                )
+                total = pooled.setdefault(name, _no_totals())
                 total["expected"] += expected
                 total["delivered"] += delivered
                 total["treated"] += treated
@@ -117,23 +180,23 @@ async def port_metrics(
                 "groups": groups,
             }
         )
-    listed_groups = [
-        {
-            "group": name,
-            "name_zh": group["name_zh"],
-            **pooled.get(
-                name, {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
-            ),
-        }
-        for name, group in PORT_RULES["groups"].items()
-    ]
-    for g in listed_groups:
-        unit = PORT_RULES["groups"][g["group"]]["unit"]
-        g["collection_treatment_rate"] = _group_rate(g["treated"], g["expected"], unit)
+    listed_groups: list[GroupFigures] = []
+    for name, group in PORT_RULES["groups"].items():
+        total = pooled.get(name, _no_totals())
+        listed_groups.append(
+            {
+                "group": name,
+                "name_zh": group["name_zh"],
+                **total,
+                "collection_treatment_rate": _group_rate(
+                    total["treated"], total["expected"], group["unit"]
+                ),
+            }
+        )
     rates = [g["collection_treatment_rate"] for g in listed_groups]
-    known = [r for r in rates if r["rate"] is not None]
+    known = [(r["rate"], r) for r in rates if r["rate"] is not None]
     # The headline is only as good as its weaker half; it is a figure only when both are.
-    lowest = min(known, key=lambda r: r["rate"]) if len(known) == len(rates) else None
+    lowest = min(known, key=lambda pair: pair[0])[1] if len(known) == len(rates) else None
     listed_profiles = [p for p in profiles.values() if p.listed]
     equipped = sum(p.reception_facility for p in listed_profiles)
     return {
@@ -165,7 +228,7 @@ async def list_sea_areas() -> list[SeaArea]:
 
 async def sea_area_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
-) -> dict[str, Any]:
+) -> SeaAreaMetrics:
     """Per sea area: vessels counted in it (home port inside it, or a port call declaring it),
     and the share of them whose deliveries were recorded in the period."""
     start, end = period_bounds(date_from, date_to, timezone)
@@ -184,7 +247,7 @@ async def sea_area_metrics(
             "vessel_id", flat=True
         )
     )
-    areas = []
+    areas: list[SeaAreaFigures] = []
     for area in await list_sea_areas():
         members = {
             v.id

@@ -1,11 +1,17 @@
 """Fishing ports: berths, port calls, waste deliveries, clean-ups, float replacement, sea areas."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
 
 from wastetrack.core.records import IdempotentRecord
+
+if TYPE_CHECKING:
+    from wastetrack.auth.models import User
+    from wastetrack.batches.models import Batch
+    from wastetrack.catalog.models import WasteCategory
+    from wastetrack.registry.models import Organization, Region, Vessel
 
 
 class FishingPort(Model):
@@ -13,7 +19,7 @@ class FishingPort(Model):
 
     id = fields.IntField(primary_key=True)
     organization_id: int
-    organization: fields.OneToOneRelation = fields.OneToOneField(
+    organization: fields.OneToOneRelation["Organization"] = fields.OneToOneField(
         "wastetrack.Organization", related_name="fishing_port", on_delete=fields.CASCADE
     )
     grade = fields.CharField(max_length=16)
@@ -31,7 +37,7 @@ class Berth(Model):
 
     id = fields.IntField(primary_key=True)
     port_id: int
-    port: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    port: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="berths", on_delete=fields.RESTRICT
     )
     name = fields.CharField(max_length=64)
@@ -48,11 +54,11 @@ class Berth(Model):
 class PortCall(Model):
     id = fields.IntField(primary_key=True)
     vessel_id: int
-    vessel: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    vessel: fields.ForeignKeyRelation["Vessel"] = fields.ForeignKeyField(
         "wastetrack.Vessel", related_name="port_calls", on_delete=fields.RESTRICT
     )
     port_id: int
-    port: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    port: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="port_calls", on_delete=fields.RESTRICT
     )
     arrived_at = fields.DatetimeField()
@@ -63,7 +69,7 @@ class PortCall(Model):
     # Advance waste notification: [{category, to_deliver_m3, storage_capacity_m3, retained_m3}]
     notification: list[dict[str, Any]] = fields.JSONField(default=list)
     recorded_by_id: int
-    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="port_calls", on_delete=fields.RESTRICT
     )
 
@@ -76,19 +82,19 @@ class Delivery(IdempotentRecord):
 
     receipt_number = fields.CharField(max_length=32, unique=True)
     vessel_id: int
-    vessel: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    vessel: fields.ForeignKeyRelation["Vessel"] = fields.ForeignKeyField(
         "wastetrack.Vessel", related_name="deliveries", on_delete=fields.RESTRICT
     )
     port_id: int
-    port: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    port: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="deliveries", on_delete=fields.RESTRICT
     )
     berth_id: int
-    berth: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    berth: fields.ForeignKeyRelation["Berth"] = fields.ForeignKeyField(
         "wastetrack.Berth", related_name="deliveries", on_delete=fields.RESTRICT
     )
     port_call_id: int | None
-    port_call: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+    port_call: fields.ForeignKeyNullableRelation["PortCall"] = fields.ForeignKeyField(
         "wastetrack.PortCall", related_name="deliveries", null=True, on_delete=fields.RESTRICT
     )
     started_at = fields.DatetimeField()
@@ -99,7 +105,7 @@ class Delivery(IdempotentRecord):
     distance_m = fields.FloatField(null=True)
     flags: list[str] = fields.JSONField(default=list)
     recorded_by_id: int
-    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="deliveries", on_delete=fields.RESTRICT
     )
     lines: fields.ReverseRelation["DeliveryLine"]
@@ -115,14 +121,14 @@ class DeliveryLine(Model):
         "wastetrack.Delivery", related_name="lines", on_delete=fields.CASCADE
     )
     category_id: str
-    category: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    category: fields.ForeignKeyRelation["WasteCategory"] = fields.ForeignKeyField(
         "wastetrack.WasteCategory", related_name="delivery_lines", on_delete=fields.RESTRICT
     )
     volume_m3 = fields.DecimalField(max_digits=10, decimal_places=3, null=True)
     mass_kg = fields.DecimalField(max_digits=12, decimal_places=3, null=True)
     mass_derived = fields.BooleanField(default=False)
     batch_id: int
-    batch: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    batch: fields.ForeignKeyRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="delivery_lines", on_delete=fields.RESTRICT
     )
 
@@ -134,11 +140,11 @@ class CleanUp(IdempotentRecord):
     """A beach or sea-surface clean-up (净滩行动) and what it picked up."""
 
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="cleanups", on_delete=fields.RESTRICT
     )
     region_id: int
-    region: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    region: fields.ForeignKeyRelation["Region"] = fields.ForeignKeyField(
         "wastetrack.Region", related_name="cleanups", on_delete=fields.RESTRICT
     )
     area_name = fields.CharField(max_length=128)
@@ -152,11 +158,11 @@ class CleanUp(IdempotentRecord):
     total_weight_kg = fields.DecimalField(max_digits=10, decimal_places=3)
     photos: list[str] = fields.JSONField(default=list)
     batch_id: int
-    batch: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    batch: fields.ForeignKeyRelation["Batch"] = fields.ForeignKeyField(
         "wastetrack.Batch", related_name="cleanups", on_delete=fields.RESTRICT
     )
     recorded_by_id: int
-    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="cleanups", on_delete=fields.RESTRICT
     )
 
@@ -169,11 +175,11 @@ class FloatReplacement(Model):
 
     id = fields.IntField(primary_key=True)
     organization_id: int
-    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="float_replacements", on_delete=fields.RESTRICT
     )
     region_id: int
-    region: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    region: fields.ForeignKeyRelation["Region"] = fields.ForeignKeyField(
         "wastetrack.Region", related_name="float_replacements", on_delete=fields.RESTRICT
     )
     replaced_on = fields.DateField()
@@ -181,7 +187,7 @@ class FloatReplacement(Model):
     new_floats_installed = fields.IntField()
     new_float_type = fields.CharField(max_length=64)
     recorded_by_id: int
-    recorded_by: fields.ForeignKeyRelation = fields.ForeignKeyField(
+    recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="float_replacements", on_delete=fields.RESTRICT
     )
     client_event_id = fields.UUIDField(unique=True)

@@ -4,12 +4,12 @@ departure, recorded by the port's operators."""
 from datetime import datetime
 from typing import Any
 
-from schemas.ports import NotificationLine
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.ports.access import readable
+from wastetrack.ports.commands import NotificationLineCommand
 from wastetrack.ports.models import PortCall, SeaArea
 from wastetrack.ports.rules import MARINE_STREAM
 from wastetrack.registry.models import Vessel
@@ -29,7 +29,7 @@ async def get_vessel(vessel_id: int) -> Vessel:
     return vessel
 
 
-async def _check_notification(lines: list[NotificationLine]) -> list[dict[str, Any]]:
+async def _check_notification(lines: list[NotificationLineCommand]) -> list[dict[str, Any]]:
     snap = await catalog.snapshot()
     checked = []
     for index, line in enumerate(lines):
@@ -51,7 +51,7 @@ async def open_port_call(
     days_at_sea: int,
     crew: int,
     fishing_area: str | None,
-    notification: list[NotificationLine],
+    notification: list[NotificationLineCommand],
 ) -> PortCall:
     """Record a vessel's arrival at the operator's port, with its advance waste notification."""
     port_id = _operator_port(principal)

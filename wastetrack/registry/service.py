@@ -1,11 +1,11 @@
-"""Registry rules: the region tree, organizations, sites, licences and vessels."""
+"""Registry rules: the region tree, organizations, their sites and treatment licences.
+Vessels (wastetrack.registry.vessels) and service agreements (wastetrack.registry.agreements)
+are registered apart."""
 
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from wastetrack.audit import service as audit
-from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
@@ -18,9 +18,7 @@ from wastetrack.registry.models import (
     OrganizationKind,
     Region,
     RegionLevel,
-    ServiceAgreement,
     Site,
-    Vessel,
 )
 
 _CHILD_LEVEL = {RegionLevel.city: RegionLevel.town, RegionLevel.town: RegionLevel.village}
@@ -53,12 +51,7 @@ async def create_region(
     region = await Region.create(code=code, name=name, level=level, parent=parent, path="/")
     region.path = f"{parent.path if parent else '/'}{region.id}/"
     await region.save(update_fields=["path"])
-    await audit.record(
-        action="region.created",
-        subject=region,
-        region_path=region.path,
-        after=audit.snapshot(region),
-    )
+    await audit.created("region.created", region, within=region)
     return region
 
 
@@ -113,13 +106,7 @@ async def create_organization(
         contact_phone=contact_phone,
     )
     org.region = region
-    await audit.record(
-        action="organization.created",
-        subject=org,
-        organization_id=org.id,
-        region_path=region.path,
-        after=audit.snapshot(org),
-    )
+    await audit.created("organization.created", org, within=org)
     return org
 
 
@@ -199,13 +186,7 @@ async def create_site(
         longitude=longitude,
         code=codes.new_code(),
     )
-    await audit.record(
-        action="site.created",
-        subject=site,
-        organization_id=org.id,
-        region_path=org.region.path,
-        after=audit.snapshot(site),
-    )
+    await audit.created("site.created", site, within=org)
     return site
 
 
@@ -275,127 +256,6 @@ async def licence_covering(
         if licence.valid_until is None or licence.valid_until >= on:
             return licence
     return None
-
-
-async def create_vessel(
-    *,
-    name: str,
-    registration_number: str,
-    gross_tonnage: Decimal,
-    home_port_id: int,
-    imo_number: str | None = None,
-    mmsi: str | None = None,
-    vessel_type: str = "fishing",
-    owner_id: int | None = None,
-) -> Vessel:
-    """Register a vessel with its home port."""
-    port = await get_organization(home_port_id, field="home_port_id")
-    if port.kind != OrganizationKind.fishing_port:
-        raise ValidationFailed("home port must be a fishing port", field="home_port_id")
-    if gross_tonnage <= 0:
-        raise ValidationFailed("gross_tonnage must be positive", field="gross_tonnage")
-    if imo_number is not None and not (imo_number.isdigit() and len(imo_number) == 7):
-        raise ValidationFailed("imo_number must have 7 digits", field="imo_number")
-    if mmsi is not None and not (mmsi.isdigit() and len(mmsi) == 9):
-        raise ValidationFailed("mmsi must have 9 digits", field="mmsi")
-    if await Vessel.exists(registration_number=registration_number):
-        raise Conflict(
-            f"vessel {registration_number!r} is registered already", field="registration_number"
-        )
-    owner = await get_organization(owner_id, field="owner_id") if owner_id else None
-    vessel = await Vessel.create(
-        name=name,
-        registration_number=registration_number,
-        gross_tonnage=gross_tonnage,
-        home_port=port,
-        imo_number=imo_number,
-        mmsi=mmsi,
-        vessel_type=vessel_type,
-        owner=owner,
-    )
-    await audit.record(
-        action="vessel.created",
-        subject=vessel,
-        organization_id=port.id,
-        region_path=port.region.path,
-        after=audit.snapshot(vessel),
-    )
-    return vessel
-
-
-async def list_vessels(
-    *,
-    principal: Principal,
-    home_port_id: int | None = None,
-    registration_number: str | None = None,
-) -> list[Vessel]:
-    """Vessels the user may read (home port or owner theirs, or in their region); a port
-    operator also finds any vessel by its exact registration number, since a port receives
-    every vessel's waste."""
-    query = Vessel.all()
-    if registration_number is not None:
-        query = query.filter(registration_number=registration_number)
-    if not (registration_number is not None and principal.role == Role.port_operator):
-        query = access.readable(
-            query,
-            principal,
-            organization=("home_port_id", "owner_id"),
-            region="home_port__region__path",
-        )
-    if home_port_id:
-        query = query.filter(home_port_id=home_port_id)
-    return await query.order_by("id")
-
-
-async def create_service_agreement(
-    *,
-    provider_organization_id: int,
-    client_organization_id: int,
-    streams: list[str],
-    valid_from: date,
-    valid_to: date | None = None,
-) -> ServiceAgreement:
-    """Register that a carrier or collector serves a client for some streams: it may then tag
-    the client's waste of those streams."""
-    provider = await get_organization(provider_organization_id, field="provider_organization_id")
-    client = await get_organization(client_organization_id, field="client_organization_id")
-    if provider.id == client.id:
-        raise ValidationFailed(
-            "an organization needs no agreement with itself", field="client_organization_id"
-        )
-    if valid_to is not None and valid_to < valid_from:
-        raise ValidationFailed("valid_to precedes valid_from", field="valid_to")
-    snap = await catalog.snapshot()
-    unknown = [s for s in streams if s not in snap.streams]
-    if unknown:
-        raise ValidationFailed(f"unknown streams {unknown}", field="streams")
-    agreement = await ServiceAgreement.create(
-        provider=provider,
-        client=client,
-        streams=sorted(set(streams)),
-        valid_from=valid_from,
-        valid_to=valid_to,
-    )
-    await audit.record(
-        action="service_agreement.created",
-        subject=agreement,
-        organization_id=client.id,
-        region_path=client.region.path,
-        after=audit.snapshot(agreement),
-    )
-    return agreement
-
-
-async def list_service_agreements(*, principal: Principal) -> list[ServiceAgreement]:
-    """Agreements the user may read: its organization's, as provider or client, or those of
-    clients in its region."""
-    query = access.readable(
-        ServiceAgreement.all(),
-        principal,
-        organization=("provider_id", "client_id"),
-        region="client__region__path",
-    )
-    return await query.order_by("id")
 
 
 async def subtree_path(*, within: str, region_id: int, admin: bool) -> str:

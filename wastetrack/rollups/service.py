@@ -5,12 +5,12 @@ the batches tagged in the period — so no numerator holds a batch its denominat
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from tortoise import connections
 
 from wastetrack.core.data import read_data_file
-from wastetrack.core.metrics import ratio
+from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.rollups.facts import (
     FATES,
     OUTSIDE_COHORT,
@@ -36,6 +36,68 @@ __all__ = [
 ]
 
 HARMLESS_FATES = ("recovered", "disposed_harmless")
+
+
+class CohortFigures(TypedDict):
+    """One cohort's figures: its batches and mass, the mass by fate and by treatment mode, and
+    the rates that follow."""
+
+    batches: int
+    generated_kg: Decimal
+    estimated_share: Rate
+    fates: dict[str, Rate]
+    treated_kg: dict[str, Decimal]
+    harmless_treatment_rate: Rate
+    utilization_rate: Rate
+
+
+class StreamFigures(CohortFigures):
+    stream: str
+
+
+class CategoryFigures(StreamFigures):
+    category: str
+
+
+class Utilization(TypedDict):
+    date_from: date
+    date_to: date
+    categories: list[CategoryFigures]
+    streams: list[StreamFigures]
+
+
+class MonthFigures(TypedDict):
+    """A stream's cohort of one month: recovered and generated kg, and their rate."""
+
+    recovered: Decimal
+    generated: Decimal
+    rate: NotRequired[Rate]
+
+
+class CategoryBalance(TypedDict):
+    stream: str
+    category: str
+    declared_kg: Decimal
+    weighed_kg: Decimal
+    difference_kg: Decimal
+    weighed_over_declared: Rate
+
+
+class MassBalance(TypedDict):
+    date_from: date
+    date_to: date
+    categories: list[CategoryBalance]
+
+
+class _Bucket(TypedDict):
+    """The sums of one cohort while the rows are added up."""
+
+    fates: dict[str, Decimal]
+    modes: dict[str, Decimal]
+    estimated_kg: Decimal
+    batches: int
+
+
 _SUMS = (
     "mass_kg",
     "estimated_kg",
@@ -48,16 +110,14 @@ _SUMS = (
 
 
 @cache
-def _definitions() -> dict[str, dict[str, str]]:
-    items: dict[str, dict[str, str]] = read_data_file("wastetrack.rollups", "definitions.json")[
-        "items"
-    ]
+def _definitions() -> dict[str, Definition]:
+    items: dict[str, Definition] = read_data_file("wastetrack.rollups", "definitions.json")["items"]
     return items
 
 
-def definition(name: str) -> dict[str, str]:
+def definition(name: str) -> Definition:
     """The formula in words and its source, returned with every figure of that name."""
-    return dict(_definitions()[name])
+    return _definitions()[name].copy()
 
 
 async def snapshot() -> dict[str, list[tuple[Any, ...]]]:
@@ -128,7 +188,7 @@ async def _rows(
     return rows
 
 
-def _cohort_figures(bucket: dict[str, Any]) -> dict[str, Any]:
+def _cohort_figures(bucket: _Bucket) -> CohortFigures:
     """The figures of one cohort from its sums per fate and mode."""
     generated: Decimal = sum(bucket["fates"].values(), Decimal(0))
     harmless = sum((bucket["fates"].get(f, Decimal(0)) for f in HARMLESS_FATES), Decimal(0))
@@ -150,11 +210,11 @@ def _cohort_figures(bucket: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _empty() -> dict[str, Any]:
+def _empty() -> _Bucket:
     return {"fates": {}, "modes": {}, "estimated_kg": Decimal(0), "batches": 0}
 
 
-def _add(bucket: dict[str, Any], row: dict[str, Any]) -> None:
+def _add(bucket: _Bucket, row: dict[str, Any]) -> None:
     mass = Decimal(row["mass_kg"])
     bucket["fates"][row["fate"]] = bucket["fates"].get(row["fate"], Decimal(0)) + mass
     if row["mode"]:
@@ -163,11 +223,11 @@ def _add(bucket: dict[str, Any], row: dict[str, Any]) -> None:
     bucket["batches"] += int(row["batches"])
 
 
-async def utilization(*, region_path: str, date_from: date, date_to: date) -> dict[str, Any]:
+async def utilization(*, region_path: str, date_from: date, date_to: date) -> Utilization:
     """Per stream and category, and per stream: of the batches tagged in the period, their mass
     by fate, the harmless-treatment and utilization rates, and the estimated share."""
-    categories: dict[tuple[str, str], dict[str, Any]] = {}
-    streams: dict[str, dict[str, Any]] = {}
+    categories: dict[tuple[str, str], _Bucket] = {}
+    streams: dict[str, _Bucket] = {}
     for row in await _rows(region_path, date_from, date_to):
         if row["fate"] in OUTSIDE_COHORT or not row["batches"]:
             continue
@@ -187,11 +247,13 @@ async def utilization(*, region_path: str, date_from: date, date_to: date) -> di
     }
 
 
-async def monthly_series(*, region_path: str, months: list[date]) -> dict[str, dict[str, Any]]:
+async def monthly_series(
+    *, region_path: str, months: list[date]
+) -> dict[str, dict[str, MonthFigures]]:
     """Per stream and month (the cohort tagged in that month): recovered and generated kg and
     the utilization rate, from the coarsest layer of sums that answers it."""
     rows = await _rows(region_path, months[0], _month_end(months[-1]), by_month=True)
-    series: dict[str, dict[str, Any]] = {}
+    series: dict[str, dict[str, MonthFigures]] = {}
     wanted = {m.isoformat() for m in months}
     for row in rows:
         month = row["month"].isoformat()
@@ -213,7 +275,7 @@ async def monthly_series(*, region_path: str, months: list[date]) -> dict[str, d
     return series
 
 
-async def mass_balance(*, region_path: str, date_from: date, date_to: date) -> dict[str, Any]:
+async def mass_balance(*, region_path: str, date_from: date, date_to: date) -> MassBalance:
     """Per stream and category, for the batches tagged in the period that were weighed on an
     accepted receipt or at treatment: kilograms weighed against kilograms declared."""
     totals: dict[tuple[str, str], dict[str, Decimal]] = {}

@@ -16,8 +16,8 @@ from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import NotFound
-from wastetrack.manifests import service as manifests
 from wastetrack.manifests.models import Manifest
+from wastetrack.manifests.queries import party_names
 from wastetrack.ports.deliveries import receipt_from_scan
 from wastetrack.ports.models import Berth
 from wastetrack.registry.models import Site
@@ -177,7 +177,7 @@ async def manifest(*, scanned: str, secret: str) -> PublicManifest:
     if found is None:
         raise NotFound(NOT_FOUND, field="code")
     await found.fetch_related("legs")
-    names = await manifests.party_names(found)
+    names = await party_names(found)
     return PublicManifest(
         number=found.number,
         state=found.state,

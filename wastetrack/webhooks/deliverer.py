@@ -29,7 +29,7 @@ from tortoise import Tortoise
 
 from wastetrack.core import db
 from wastetrack.core.settings import Settings
-from wastetrack.webhooks import dispatcher
+from wastetrack.webhooks import dispatcher, sending
 
 log = logging.getLogger(__name__)
 # pg advisory lock key of the deliverer ("webhook" in ASCII), apart from the workers' own.
@@ -103,7 +103,7 @@ async def deliver(*, settings: Settings, url: str) -> None:
     """Open the database and send deliveries for ever, while this process holds the lock."""
     lock = db.ClusterLock(url, key=LOCK_KEY)
     try:
-        async with database(url, nice=os.nice(0)), dispatcher.sender() as client:
+        async with database(url, nice=os.nice(0)), sending.sender() as client:
             await dispatcher.run(settings, client, leader=lock.acquire)
     finally:
         await lock.close()

@@ -39,7 +39,7 @@ EVENT_TYPES = (
     DELIVERY_RECORDED,
 )
 # The manifest states a signature leads to (producer: submitted; carrier n: in_transit_leg_n)
-# and the receiver's decisions (wastetrack.manifests.service).
+# and the receiver's decisions (wastetrack.manifests.signing and receiving).
 _SIGNED_STATES = ("submitted",)
 _SIGNED_PREFIX = "in_transit_leg_"
 _DECISIONS = ("accepted", "partially_accepted", "rejected")

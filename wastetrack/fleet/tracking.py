@@ -1,0 +1,121 @@
+"""Tracking: the GPS positions a carrier's phones report for its vehicles, and the trajectory
+of a batch read from them along the carriages of its custody chain."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise import connections
+
+from wastetrack.auth.models import Role
+from wastetrack.batches import service as batches
+from wastetrack.core.errors import Conflict, Forbidden
+from wastetrack.core.principal import Principal
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.fleet.models import Vehicle, VehiclePosition
+from wastetrack.fleet.service import managed_vehicle
+
+# Positions a phone may send in one call, and how many a trajectory returns at most.
+MAX_POSITIONS = 1000
+MAX_TRAJECTORY_POINTS = 10_000
+
+# The custody events that start a carriage (they name the vehicle) and every other event
+# ends it: the batch left the vehicle (handed over, stored, received …).
+PICKUPS = ("collected", "in_transit", "handed_over")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    time: datetime
+    latitude: float
+    longitude: float
+
+
+async def record_positions(
+    *, principal: Principal, plate: str, positions: list[Position]
+) -> tuple[int, int]:
+    """Store a vehicle's GPS fixes, each (vehicle, time) once, so an offline phone may resend
+    its whole buffer; returns (received, newly stored)."""
+    if principal.role != Role.carrier:
+        raise Forbidden("a carrier's phones report its vehicles' positions", field="role")
+    vehicle = await managed_vehicle(principal, plate)
+    if vehicle.retired_at is not None:
+        raise Conflict("the vehicle is retired", field="plate")
+    if not positions:
+        return 0, 0
+    now = datetime.now(UTC)
+    rows = await connections.get("default").execute_query_dict(
+        "INSERT INTO vehicle_position (vehicle_id, time, latitude, longitude, received_at)"
+        " SELECT $1, t, lat, lon, $5"
+        " FROM unnest($2::timestamptz[], $3::float8[], $4::float8[]) AS p (t, lat, lon)"
+        " ON CONFLICT (vehicle_id, time) DO NOTHING RETURNING id",
+        [
+            vehicle.id,
+            [p.time for p in positions],
+            [p.latitude for p in positions],
+            [p.longitude for p in positions],
+            now,
+        ],
+    )
+    return len(positions), len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Carriage:
+    """One stretch of a batch's path in one vehicle: from its pickup until the next event."""
+
+    plate: str
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Trajectory:
+    batch_code: str
+    carriages: list[Carriage]
+    points: list[tuple[datetime, float, float]]
+
+
+def carriages(events: list[CustodyEvent]) -> list[Carriage]:
+    """The stretches a batch spent in vehicles, read from its chain: each event naming a
+    vehicle starts one, the next event of the batch ends it."""
+    found = []
+    ordered = sorted(events, key=lambda e: e.seq)
+    for index, event in enumerate(ordered):
+        plate = (event.details or {}).get("vehicle_plate")
+        if event.event_type not in PICKUPS or not plate:
+            continue
+        following = ordered[index + 1] if index + 1 < len(ordered) else None
+        found.append(
+            Carriage(
+                plate=plate,
+                start=event.device_time,
+                end=following.device_time if following else None,
+            )
+        )
+    return found
+
+
+async def trajectory(*, principal: Principal, code: str) -> Trajectory:
+    """The GPS positions of the vehicles that carried a batch, between each pickup and the
+    batch's next step, for whoever may see the batch."""
+    batch = await batches.get_visible_batch(principal, code)
+    events = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
+    stretches = carriages(events)
+    points: list[tuple[datetime, float, float]] = []
+    vehicles = dict(
+        await Vehicle.filter(plate__in={c.plate for c in stretches}).values_list("plate", "id")
+    )
+    for stretch in stretches:
+        vehicle_id = vehicles.get(stretch.plate)
+        if vehicle_id is None:
+            continue  # a plate recorded before its carrier registered the vehicle
+        query = VehiclePosition.filter(vehicle_id=vehicle_id, time__gte=stretch.start)
+        if stretch.end is not None:
+            query = query.filter(time__lte=stretch.end)
+        rows = (
+            await query.order_by("time")
+            .limit(MAX_TRAJECTORY_POINTS)
+            .values_list("time", "latitude", "longitude")
+        )
+        points.extend(rows)
+    return Trajectory(batch_code=batch.code, carriages=stretches, points=points)

@@ -1,0 +1,120 @@
+"""Drafting a transfer manifest (危险废物转移管理办法, 部令第23号, 2022): the producer's batches of
+one waste type, a licensed receiver, registered carriers' vehicles, and its number."""
+
+from datetime import UTC, datetime
+
+from wastetrack.auth.models import Role
+from wastetrack.batches import service as batches
+from wastetrack.catalog import service as catalog
+from wastetrack.core.errors import Forbidden, RuleViolation, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.fleet.plates import REGISTERED, plate_for_carriage
+from wastetrack.manifests.commands import ManifestCommand
+from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+HAZARDOUS = "hazardous"
+
+
+async def _next_number(*, area_code: str, year: int) -> str:
+    """year(4) + province(2) + prefecture(2) + serial(6), serials never reused."""
+    key = f"{year}{area_code}"
+    serial, _ = await ManifestSerial.get_or_create(key=key)
+    serial = await ManifestSerial.select_for_update().get(key=key)
+    serial.last_serial += 1
+    await serial.save(update_fields=["last_serial"])
+    return f"{key}{serial.last_serial:06d}"
+
+
+async def create_manifest(
+    *, principal: Principal, submission: ManifestCommand, area_code: str, secret: str
+) -> Manifest:
+    """The producer drafts a manifest for one trip of one waste type and its batches."""
+    if principal.role != Role.generator:
+        raise Forbidden("the producer (移出人) drafts the manifest", field="role")
+    snap = await catalog.snapshot()
+    category = snap.categories.get(submission.category)
+    if category is not None and category.stream_id == "household":
+        raise RuleViolation(
+            "household hazardous waste (家庭源) is exempt from transfer manifests", field="category"
+        )
+    category = await catalog.category_for_stream(stream=HAZARDOUS, category=submission.category)
+    await catalog.validate_waste_code(category=category.key, waste_code=submission.waste_code)
+    codes = []
+    for index, scanned in enumerate(submission.batches):
+        code = batches.resolve_code(scanned, secret=secret, field=f"batches[{index}]")
+        batch = await batches.get_visible_batch(principal, code)
+        if (
+            batch.producer_id != principal.organization_id
+            or batch.waste_code != submission.waste_code
+        ):
+            raise ValidationFailed(
+                "every batch must be yours and of the manifest's waste code",
+                field=f"batches[{index}]",
+            )
+        if batch.state not in ("tagged", "stored"):
+            raise RuleViolation(
+                f"batch {code} has left the producer already", field=f"batches[{index}]"
+            )
+        codes.append(code)
+    receiver = await registry.get_organization(
+        submission.receiver_organization_id, field="receiver_organization_id"
+    )
+    licence = await registry.licence_covering(
+        organization_id=receiver.id, category_key=category.key, on=datetime.now(UTC).date()
+    )
+    if receiver.kind != OrganizationKind.treatment_facility or licence is None:
+        raise Forbidden(
+            f"the receiver holds no valid licence for {category.key}",
+            field="receiver_organization_id",
+        )
+    plates = []
+    for index, leg in enumerate(submission.legs):
+        carrier = await registry.get_organization(
+            leg.carrier_organization_id, field=f"legs[{index}].carrier_organization_id"
+        )
+        if carrier.kind != OrganizationKind.carrier:
+            raise ValidationFailed(
+                "a leg's carrier must be a carrier", field=f"legs[{index}].carrier_organization_id"
+            )
+        plates.append(
+            await plate_for_carriage(
+                organization_id=carrier.id,
+                plate=leg.vehicle_plate,
+                rule=REGISTERED,
+                on=datetime.now(UTC).date(),
+                field=f"legs[{index}].vehicle_plate",
+            )
+        )
+    producer = await registry.get_organization(principal.organization_id)
+    manifest = await Manifest.create(
+        number=await _next_number(area_code=area_code, year=datetime.now(UTC).year),
+        state="draft",
+        producer_id=producer.id,
+        region_path=producer.region.path,
+        category_id=category.key,
+        waste_code=submission.waste_code,
+        waste_name=submission.waste_name,
+        hazard=list(submission.hazard),
+        physical_form=submission.physical_form,
+        packaging=submission.packaging,
+        quantity_kg=submission.quantity_kg,
+        emergency_measures=submission.emergency_measures,
+        batch_codes=codes,
+        receiver_id=receiver.id,
+        created_by_id=principal.user_id,
+    )
+    await ManifestLeg.bulk_create(
+        [
+            ManifestLeg(
+                manifest=manifest,
+                seq=seq,
+                carrier_id=leg.carrier_organization_id,
+                vehicle_plate=plate,
+                permit_number=leg.permit_number,
+            )
+            for seq, (leg, plate) in enumerate(zip(submission.legs, plates, strict=True), start=1)
+        ]
+    )
+    return manifest

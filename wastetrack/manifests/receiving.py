@@ -1,0 +1,139 @@
+"""The receiver's section (危险废物转移管理办法): the arrival, the decision due within 5 working
+days, and the decision itself, its discrepancies and the batches received in the custody
+chain."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
+from wastetrack.calendar import service as calendar
+from wastetrack.core.errors import Conflict, Forbidden, RuleViolation, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
+from wastetrack.custody.rules import EventType
+from wastetrack.manifests.chain import event_id, record
+from wastetrack.manifests.commands import DecisionCommand
+from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
+from wastetrack.manifests.queries import get_manifest
+from wastetrack.manifests.signing import LOCKED
+from wastetrack.registry import service as registry
+
+DECISION_WORKING_DAYS = 5
+
+
+async def decision_due(*, arrived_at: datetime, timezone: str) -> datetime:
+    """The end of the 5th working day after the day of arrival, both days in the city's time
+    zone whatever offset the client sent, working days from the official calendar."""
+    arrival_day = calendar.local_date(arrived_at, timezone=timezone)
+    due = await calendar.add_working_days(start=arrival_day, n=DECISION_WORKING_DAYS)
+    return calendar.day_start(due.day + timedelta(days=1), timezone=timezone)
+
+
+def _receiver(principal: Principal, manifest: Manifest) -> None:
+    if (
+        principal.organization_id != manifest.receiver_id
+        or principal.role != Role.facility_operator
+    ):
+        raise Forbidden("only the receiver (接受人) signs the receiver's section", field="role")
+
+
+async def arrive(
+    *, principal: Principal, manifest_id: int, arrived_at: datetime, timezone: str | None = None
+) -> Manifest:
+    """The receiver records arrival; the decision is due by the end of the 5th working day
+    after the day of arrival (city time zone, official calendar)."""
+    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    _receiver(principal, manifest)
+    if any(leg.signed_at is None for leg in manifest.legs):
+        raise RuleViolation("every leg must be signed before arrival", field="arrived_at")
+    if manifest.arrived_at is not None:
+        raise Conflict("the arrival is recorded already", field="arrived_at")
+    last_handover = max(leg.handover_at for leg in manifest.legs if leg.handover_at)
+    if arrived_at < last_handover:
+        raise ValidationFailed("arrived_at precedes the last handover", field="arrived_at")
+    manifest.arrived_at = arrived_at
+    manifest.decision_due_at = await decision_due(
+        arrived_at=arrived_at, timezone=timezone or get_settings().timezone
+    )
+    manifest.state = "arrived"
+    await manifest.save(update_fields=["arrived_at", "decision_due_at", "state"])
+    return manifest
+
+
+async def decide(
+    *,
+    principal: Principal,
+    manifest_id: int,
+    decision: DecisionCommand,
+    tolerance: Decimal,
+    secret: str,
+) -> Manifest:
+    """The receiver accepts, partially accepts or rejects, with the quantity received and the
+    method; mismatches become discrepancies; the batches are received in the custody chain."""
+    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    _receiver(principal, manifest)
+    if manifest.receiver_signed_at is not None:
+        raise Conflict(LOCKED, field="decision")
+    if manifest.arrived_at is None:
+        raise RuleViolation("record the arrival first", field="decision")
+    if decision.method is not None:
+        licence = await registry.licence_covering(
+            organization_id=manifest.receiver_id,
+            category_key=manifest.category_id,
+            on=datetime.now(UTC).date(),
+        )
+        if licence is None or decision.method not in licence.method_codes:
+            raise Forbidden(
+                f"your licence does not cover {decision.method} for {manifest.category_id}",
+                field="method",
+            )
+    now = datetime.now(UTC)
+    declared = manifest.quantity_kg
+    found: list[tuple[str, str, str]] = []
+    if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
+        found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
+    for name in ("waste_name", "physical_form", "packaging"):
+        value = getattr(decision.found, name)
+        if value is not None and value != getattr(manifest, name):
+            found.append((name, getattr(manifest, name), value))
+    if decision.found.hazard is not None and set(decision.found.hazard) != set(manifest.hazard):
+        found.append(("hazard", ",".join(manifest.hazard), ",".join(decision.found.hazard)))
+    await ManifestDiscrepancy.bulk_create(
+        [
+            ManifestDiscrepancy(manifest=manifest, field=f, declared=d, found=v, recorded_at=now)
+            for f, d, v in found
+        ]
+    )
+    share = decision.received_quantity_kg / declared if declared else Decimal(1)
+    held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
+    await record(
+        principal,
+        [
+            {
+                "client_event_id": event_id(manifest, "received", code),
+                "event_type": EventType.received,
+                "batch": code,
+                "device_time": manifest.arrived_at,
+                "outcome": decision.decision,
+                "reason": decision.reason,
+                **(
+                    {}
+                    if decision.decision == "rejected"
+                    else {"weight_kg": (held[code].quantity * share).quantize(Decimal("0.001"))}
+                ),
+                "note": f"联单 {manifest.number}",
+            }
+            for code in manifest.batch_codes
+        ],
+        secret,
+    )
+    manifest.decision = decision.decision
+    manifest.received_quantity_kg = decision.received_quantity_kg
+    manifest.method_id = decision.method
+    manifest.decision_reason = decision.reason
+    manifest.receiver_signed_by_id = principal.user_id
+    manifest.receiver_signed_at = now
+    manifest.state = decision.decision
+    await manifest.save()
+    return await get_manifest(principal=principal, manifest_id=manifest_id)

@@ -1,0 +1,70 @@
+"""Revisions of a signed manifest (危险废物转移管理办法): a party proposes a correction, every
+other party approves it, and only then does it apply, the old values kept."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
+from wastetrack.core.principal import Principal
+from wastetrack.manifests.commands import RevisionCommand
+from wastetrack.manifests.models import ManifestRevision
+from wastetrack.manifests.queries import get_manifest, parties
+
+
+async def propose_revision(
+    *, principal: Principal, manifest_id: int, revision: RevisionCommand
+) -> ManifestRevision:
+    """A party proposes a correction to a signed manifest; the others must approve it."""
+    manifest = await get_manifest(principal=principal, manifest_id=manifest_id)
+    if principal.organization_id not in parties(manifest):
+        raise Forbidden("only the manifest's parties propose revisions", field="role")
+    if manifest.producer_signed_at is None:
+        raise RuleViolation("a draft is edited by its producer, not revised", field="changes")
+    if "quantity_kg" in revision.changes:
+        try:
+            if Decimal(revision.changes["quantity_kg"]) <= 0:
+                raise ValueError
+        except (ArithmeticError, ValueError):
+            raise ValidationFailed(
+                "quantity_kg must be a positive number", field="changes.quantity_kg"
+            ) from None
+    return await ManifestRevision.create(
+        manifest=manifest,
+        proposed_by_id=principal.user_id,
+        proposer_organization_id=principal.organization_id,
+        changes=revision.changes,
+        reason=revision.reason,
+        approvals=[principal.organization_id],
+        created_at=datetime.now(UTC),
+    )
+
+
+async def answer_revision(
+    *, principal: Principal, manifest_id: int, revision_id: int, approve: bool
+) -> ManifestRevision:
+    """Another party approves or rejects; approved by all, the change applies and the old
+    values stay in the revision."""
+    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    revision = await ManifestRevision.get_or_none(id=revision_id, manifest_id=manifest.id)
+    if revision is None:
+        raise NotFound(f"no revision {revision_id}", field="revision_id")
+    party_ids = parties(manifest)
+    if principal.organization_id not in party_ids:
+        raise Forbidden("only the manifest's parties answer revisions", field="role")
+    if revision.state != "pending":
+        raise Conflict(f"the revision is {revision.state} already", field="revision_id")
+    if principal.organization_id in revision.approvals:
+        raise Conflict("your organization has answered already", field="revision_id")
+    now = datetime.now(UTC)
+    if not approve:
+        revision.state, revision.decided_at = "rejected", now
+    else:
+        revision.approvals = [*revision.approvals, principal.organization_id]
+        if party_ids <= set(revision.approvals):
+            revision.previous = {k: str(getattr(manifest, k)) for k in revision.changes}
+            for key, value in revision.changes.items():
+                setattr(manifest, key, Decimal(value) if key == "quantity_kg" else value)
+            await manifest.save(update_fields=list(revision.changes))
+            revision.state, revision.decided_at = "approved", now
+    await revision.save()
+    return revision

@@ -1,0 +1,220 @@
+"""Signing a manifest's sections in order (危险废物转移管理办法): the producer's, which locks
+the declaration and hands the batches to the first carrier, then each carrier's leg at
+handover; one at a time or many of a round at once."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from wastetrack.auth.models import Role
+from wastetrack.calendar import service as calendar
+from wastetrack.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    ValidationFailed,
+)
+from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
+from wastetrack.custody.rules import EventType
+from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
+from wastetrack.manifests.chain import event_id, record
+from wastetrack.manifests.commands import LegSignCommand
+from wastetrack.manifests.models import Manifest
+from wastetrack.manifests.queries import get_manifest
+
+LOCKED = "this section is signed and locked; propose a revision instead"
+
+
+async def sign_producer(
+    *, principal: Principal, manifest_id: int, secret: str, handed_over_at: datetime | None = None
+) -> Manifest:
+    """The producer signs its section (locking it): the batches go to the first carrier, at
+    `handed_over_at` by the producer's clock (default: now)."""
+    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
+        raise Forbidden("only the producer signs the producer's section", field="role")
+    if manifest.producer_signed_at is not None:
+        raise Conflict(LOCKED, field="producer")
+    first = min(manifest.legs, key=lambda leg: leg.seq)
+    now = datetime.now(UTC)
+    # Signed first: the hand-over below is allowed only on a signed manifest.
+    manifest.producer_signed_by_id = principal.user_id
+    manifest.producer_signed_at = now
+    manifest.state = "submitted"
+    await manifest.save(update_fields=["producer_signed_by_id", "producer_signed_at", "state"])
+    await record(
+        principal,
+        [
+            {
+                "client_event_id": event_id(manifest, "handover", code),
+                "event_type": EventType.handed_over,
+                "batch": code,
+                "device_time": handed_over_at or now,
+                "to_organization_id": first.carrier_id,
+                "vehicle_plate": first.vehicle_plate,
+                "note": f"联单 {manifest.number}",
+            }
+            for code in manifest.batch_codes
+        ],
+        secret,
+    )
+    return manifest
+
+
+async def sign_leg(
+    *, principal: Principal, manifest_id: int, seq: int, signature: LegSignCommand, secret: str
+) -> Manifest:
+    """A carrier signs its leg at handover (time and place), in order; the first leg puts the
+    batches in transit to the receiver."""
+    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    legs = sorted(manifest.legs, key=lambda leg: leg.seq)
+    leg = next((leg for leg in legs if leg.seq == seq), None)
+    if leg is None:
+        raise NotFound(f"no leg {seq}", field="seq")
+    if principal.organization_id != leg.carrier_id or principal.role != Role.carrier:
+        raise Forbidden("only the leg's carrier signs it", field="role")
+    if leg.signed_at is not None:
+        raise Conflict(LOCKED, field=f"legs[{seq}]")
+    if manifest.producer_signed_at is None or any(
+        earlier.signed_at is None for earlier in legs if earlier.seq < seq
+    ):
+        raise RuleViolation("the producer and the earlier legs sign first", field="seq")
+    # The leg's vehicle must be the carrier's, licensed for hazardous goods on the day.
+    await plate_for_carriage(
+        organization_id=leg.carrier_id,
+        plate=leg.vehicle_plate,
+        rule=HAZARDOUS_LICENCE,
+        on=calendar.local_date(signature.handover_at, timezone=get_settings().timezone),
+    )
+    if seq == 1:
+        await record(
+            principal,
+            [
+                {
+                    "client_event_id": event_id(manifest, "transit", code),
+                    "event_type": EventType.in_transit,
+                    "batch": code,
+                    "device_time": signature.handover_at,
+                    "destination_organization_id": manifest.receiver_id,
+                    "vehicle_plate": leg.vehicle_plate,
+                    "note": f"联单 {manifest.number}",
+                }
+                for code in manifest.batch_codes
+            ],
+            secret,
+        )
+    leg.handover_at = signature.handover_at
+    leg.handover_place = signature.handover_place
+    leg.signed_by_id = principal.user_id
+    leg.signed_at = datetime.now(UTC)
+    await leg.save(update_fields=["handover_at", "handover_place", "signed_by_id", "signed_at"])
+    manifest.state = f"in_transit_leg_{seq}"
+    await manifest.save(update_fields=["state"])
+    return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One item of a bulk signing: the manifest, for a carrier its leg (default: its first leg
+    not signed yet) and the handover's time and place."""
+
+    manifest_id: int
+    seq: int | None = None
+    handover_at: datetime | None = None
+    handover_place: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    manifest: Manifest
+    seq: int | None
+    already: bool
+
+
+async def sign_many(
+    *,
+    principal: Principal,
+    role: Literal["producer", "carrier"],
+    signatures: list[Signature],
+    secret: str,
+) -> list[Signed]:
+    """Sign many manifests of one round at once (e-Manifest's "quicker sign"), each by the
+    single-signature rule: all or nothing, every refusal named `manifests[i]`; an item signed
+    already with the same content is reported as such, so a retry is harmless."""
+    done: list[Signed] = []
+    refused: list[tuple[int, DomainError]] = []
+    for index, signature in enumerate(signatures):
+        try:
+            if role == "producer":
+                done.append(await _sign_as_producer(principal, signature, secret))
+            else:
+                done.append(await _sign_as_carrier(principal, signature, secret))
+        except DomainError as error:
+            refused.append((index, error))
+    if refused:
+        # The request's transaction rolls back what the items before the refusal signed.
+        index, first = refused[0]
+        first.extra["errors"] = [
+            {
+                "field": f"manifests[{i}]",
+                "code": error.code,
+                "detail": error.detail,
+                "item_field": error.field,
+            }
+            for i, error in refused
+        ]
+        first.extra["item_field"] = first.field
+        first.field = f"manifests[{index}]"
+        first.detail = f"manifests[{index}]: {first.detail} (nothing was signed)"
+        raise first
+    return done
+
+
+async def _sign_as_producer(principal: Principal, signature: Signature, secret: str) -> Signed:
+    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id)
+    if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
+        raise Forbidden("only the producer signs the producer's section", field="role")
+    if manifest.producer_signed_at is not None:
+        return Signed(manifest, None, already=True)
+    signed = await sign_producer(
+        principal=principal,
+        manifest_id=manifest.id,
+        secret=secret,
+        handed_over_at=signature.handover_at,
+    )
+    return Signed(signed, None, already=False)
+
+
+async def _sign_as_carrier(principal: Principal, signature: Signature, secret: str) -> Signed:
+    if signature.handover_at is None or not signature.handover_place:
+        raise ValidationFailed("a carrier signs with the handover's time and place", field="role")
+    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id)
+    own = sorted(
+        (leg for leg in manifest.legs if leg.carrier_id == principal.organization_id),
+        key=lambda leg: leg.seq,
+    )
+    if signature.seq is not None:
+        own = [leg for leg in own if leg.seq == signature.seq]
+    if not own or principal.role != Role.carrier:
+        raise Forbidden("only the leg's carrier signs it", field="role")
+    leg = next((leg for leg in own if leg.signed_at is None), own[-1])
+    if leg.signed_at is not None:
+        if (leg.handover_at, leg.handover_place) == (
+            signature.handover_at,
+            signature.handover_place,
+        ):
+            return Signed(manifest, leg.seq, already=True)
+        raise Conflict(LOCKED, field=f"legs[{leg.seq}]")
+    signed = await sign_leg(
+        principal=principal,
+        manifest_id=manifest.id,
+        seq=leg.seq,
+        signature=LegSignCommand(
+            handover_at=signature.handover_at, handover_place=signature.handover_place
+        ),
+        secret=secret,
+    )
+    return Signed(signed, leg.seq, already=False)

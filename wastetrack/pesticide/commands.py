@@ -1,0 +1,78 @@
+"""What pesticide-packaging take-back accepts: a farmer's return, a shop's sale and a point's
+consignment to treatment, each checked field by field when it is made."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from wastetrack.core.commands import Command, Id, Text, rule_error
+
+Phone = Field(None, pattern=r"^1\d{10}$", description="mainland mobile number")
+IdNumber = Field(None, pattern=r"^\d{17}[\dXx]$", description="resident ID number")
+
+
+class FarmerIdentity(Command):
+    """A farmer needs no account: a phone number or ID number, kept only as a keyed hash."""
+
+    farmer_phone: Text | None = Phone
+    farmer_id_number: Text | None = IdNumber
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> "FarmerIdentity":
+        if (self.farmer_phone is None) == (self.farmer_id_number is None):
+            raise rule_error("farmer_phone", "give farmer_phone or farmer_id_number")
+        return self
+
+
+class PackagingLineCommand(Command):
+    """Containers of one material handed back: counted, weighed, or both."""
+
+    material: Text = Field(max_length=64, description="an agri_packaging category, e.g. agri.drum")
+    count: int = Field(ge=0, le=100_000)
+    weight_kg: Decimal | None = Field(None, ge=0, le=100_000, max_digits=10, decimal_places=3)
+
+    @model_validator(mode="after")
+    def _something(self) -> "PackagingLineCommand":
+        if not self.count and not self.weight_kg:
+            raise rule_error("count", "a line needs a count or a weight")
+        return self
+
+
+class ReturnCommand(FarmerIdentity):
+    """A farmer's containers returned at a shop or recovery point; `kind` tells it apart in an
+    offline sync."""
+
+    client_event_id: UUID
+    kind: Literal["return"] = "return"
+    returned_at: AwareDatetime
+    lines: list[PackagingLineCommand] = Field(min_length=1, max_length=20)
+
+
+class SaleCommand(Command):
+    """Packages of one material a shop sold on a day: what the recovery rate is measured
+    against."""
+
+    client_event_id: UUID
+    sold_on: date
+    material: Text = Field(max_length=64)
+    count: int = Field(gt=0, le=1_000_000)
+
+
+class ConsignmentLineCommand(Command):
+    """Packaging of one material sent on: it becomes one batch."""
+
+    material: Text = Field(max_length=64)
+    count: int = Field(ge=0, le=1_000_000)
+    weight_kg: Decimal = Field(gt=0, le=100_000, max_digits=10, decimal_places=3)
+
+
+class ConsignmentCommand(Command):
+    """Packaging a point sends on to treatment at a destination organization."""
+
+    client_event_id: UUID
+    destination_organization_id: Id
+    sent_at: AwareDatetime
+    lines: list[ConsignmentLineCommand] = Field(min_length=1, max_length=20)
