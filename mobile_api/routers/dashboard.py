@@ -1,14 +1,11 @@
 """The managers' dashboard: server-rendered pages in Chinese, charts by the vendored ECharts,
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from dateutil.relativedelta import relativedelta
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -26,16 +23,12 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
-from wastetrack.cells import service as cells
 from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
-from wastetrack.core.metrics import ratio
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_time
 from wastetrack.custody import chain, labels
+from wastetrack.dashboard import service as dashboard
 from wastetrack.fleet import tracking
-from wastetrack.household import service as household
-from wastetrack.indicators import service as indicators
-from wastetrack.rollups import service as rollups
 
 COOKIE = "wt_session"
 READERS = (Role.manager, Role.admin, Role.auditor)
@@ -71,10 +64,6 @@ async def _reader(request: Request, settings: AppSettings) -> Principal | None:
 
 Reader = Annotated[Principal | None, Depends(_reader)]
 TO_LOGIN = "/dashboard/login"
-
-
-def _today(timezone: str) -> date:
-    return datetime.now(ZoneInfo(timezone)).date()
 
 
 async def _zh() -> dict[str, dict[str, str]]:
@@ -148,100 +137,46 @@ async def overview(
     town, zero-waste cells and open alerts by kind."""
     if user is None:
         return RedirectResponse(TO_LOGIN, status_code=303)
-    today = _today(settings.timezone)
-    months = _last_twelve_months(today)
-    # The period is the last 12 months including the current one up to today, in the city's
-    # time zone: the month in progress is where the newest data is.
-    period_from, period_to = months[0], today
-    series = await rollups.monthly_series(region_path=user.region_path, months=months)
-    sorting = await household.sorting_metrics(
-        principal=user, date_from=period_from, date_to=period_to, timezone=settings.timezone
-    )
+    seen = await dashboard.overview(principal=user, timezone=settings.timezone)
     zh = await _zh()
     charts: dict[str, Any] = {
         "utilization": {
-            "months": [m.strftime("%Y-%m") for m in months],
+            "months": [m.strftime("%Y-%m") for m in seen.months],
             # A month with nothing finally treated is a gap, not 0 %.
             "streams": {
                 zh["streams"].get(stream, stream): [
                     None if v["rate"]["rate"] is None else float(v["rate"]["rate"]) * 100
                     for v in values.values()
                 ]
-                for stream, values in series.items()
+                for stream, values in seen.monthly.items()
             },
         },
         "sorting": {
-            "towns": [t["name"] for t in sorting["towns"]],
-            "covered": [float(t["coverage"]["rate"] or 0) * 100 for t in sorting["towns"]],
+            "towns": [t["name"] for t in seen.sorting["towns"]],
+            "covered": [float(t["coverage"]["rate"] or 0) * 100 for t in seen.sorting["towns"]],
         },
-    }
-    streams = _by_stream(
-        await rollups.utilization(
-            region_path=user.region_path, date_from=period_from, date_to=period_to
-        ),
-        await rollups.mass_balance(
-            region_path=user.region_path, date_from=period_from, date_to=period_to
-        ),
-    )
-    achievement = await cells.achievement(principal=user, today=today)
-    charts["cells"] = {
-        "types": [t["name_zh"] for t in achievement["types"]],
-        "share": [float(t["share"]["rate"] or 0) * 100 for t in achievement["types"]],
+        "cells": {
+            "types": [t["name_zh"] for t in seen.cells["types"]],
+            "share": [float(t["share"]["rate"] or 0) * 100 for t in seen.cells["types"]],
+        },
     }
     return templates.TemplateResponse(
         request,
         "overview.html",
         {
             "user": user,
-            "today": today,
+            "today": seen.today,
             "tz": settings.timezone,
             "zh": zh,
-            "indicators": await indicators.overview(
-                principal=user, today=today, timezone=settings.timezone
-            ),
-            "sorting": sorting,
-            "cells": achievement,
-            "streams": streams,
-            "period": (period_from, period_to),
-            "alert_counts": await alerts.count_by_kind(principal=user),
+            "indicators": seen.indicators,
+            "sorting": seen.sorting,
+            "cells": seen.cells,
+            "streams": seen.streams,
+            "period": seen.period,
+            "alert_counts": seen.alert_counts,
             "charts": charts,
         },
     )
-
-
-def _last_twelve_months(today: date) -> list[date]:
-    """The first days of the 12 months up to and including today's."""
-    this_month = today.replace(day=1)
-    return [this_month - relativedelta(months=back) for back in range(11, -1, -1)]
-
-
-def _by_stream(
-    utilization: rollups.Utilization, balance: rollups.MassBalance
-) -> list[dict[str, Any]]:
-    """Per stream: the cohort's generated, harmlessly treated and recovered kg with their rates
-    (from the roll-ups' own per-stream figures), and weighed vs declared kg."""
-    weighed: dict[str, dict[str, Decimal]] = {}
-    for c in balance["categories"]:
-        cell = weighed.setdefault(c["stream"], {"declared": Decimal(0), "weighed": Decimal(0)})
-        cell["declared"] += Decimal(c["declared_kg"])
-        cell["weighed"] += Decimal(c["weighed_kg"])
-    rows = []
-    for s in utilization["streams"]:
-        cell = weighed.get(s["stream"], {"declared": Decimal(0), "weighed": Decimal(0)})
-        rows.append(
-            {
-                "stream": s["stream"],
-                "generated": s["generated_kg"],
-                "final": s["harmless_treatment_rate"]["numerator"],
-                "recovered": s["utilization_rate"]["numerator"],
-                "declared": cell["declared"],
-                "received": cell["weighed"],
-                "harmless": s["harmless_treatment_rate"],
-                "utilization": s["utilization_rate"],
-                "balance": ratio(cell["weighed"], cell["declared"], "kg"),
-            }
-        )
-    return rows
 
 
 ALERTS_PER_PAGE = 20
