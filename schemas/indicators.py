@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.base import Schema, Text
+from wastetrack.indicators.service import Status
 
 
 class Actual(Schema):
@@ -31,7 +32,7 @@ class IndicatorRead(Schema):
     target_text: str | None
     section: str
     actual: Actual | None
-    status: Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
+    status: Status
 
 
 class IndicatorsRead(Schema):
