@@ -237,6 +237,12 @@ async def test_manifest_refusals(client: httpx.AsyncClient, world: World, partie
     exempt = await call(client, world, "maker", "", household)
     assert (exempt.status_code, exempt.json()["field"]) == (409, "category")
     assert "exempt" in exempt.json()["detail"]
+    # Which streams travel with a manifest is the stream's rule (catalog data), not a name.
+    medical = await call(client, world, "maker", "", {**parties.body, "category": "med.sharps"})
+    assert (medical.status_code, medical.json()["field"]) == (409, "category")
+    assert "(medical) is exempt" in medical.json()["detail"]
+    unknown = await call(client, world, "maker", "", {**parties.body, "category": "no.such"})
+    assert (unknown.status_code, unknown.json()["field"]) == (422, "category")
     unlicensed = await call(
         client,
         world,

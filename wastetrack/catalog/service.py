@@ -76,15 +76,16 @@ async def list_methods() -> list[TreatmentMethod]:
     return list((await snapshot()).methods.values())
 
 
-async def category_for_stream(*, stream: str, category: str) -> WasteCategory:
-    """The category, refused when it is unknown or belongs to another stream."""
+async def category_for_stream(*, stream: str | None, category: str) -> WasteCategory:
+    """The category, refused when it is unknown or belongs to another stream than `stream`
+    (when one is named)."""
     catalog = await snapshot()
-    if stream not in catalog.streams:
+    if stream is not None and stream not in catalog.streams:
         raise ValidationFailed(f"unknown stream {stream!r}", field="stream")
     found = catalog.categories.get(category)
     if found is None:
         raise ValidationFailed(f"unknown category {category!r}", field="category")
-    if found.stream_id != stream:
+    if stream is not None and found.stream_id != stream:
         raise ValidationFailed(
             f"category {category!r} belongs to stream {found.stream_id!r}, not {stream!r}",
             field="category",

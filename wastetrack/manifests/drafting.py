@@ -14,8 +14,6 @@ from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
-HAZARDOUS = "hazardous"
-
 
 async def _next_number(*, area_code: str, year: int) -> str:
     """year(4) + province(2) + prefecture(2) + serial(6), serials never reused."""
@@ -33,13 +31,16 @@ async def create_manifest(
     """The producer drafts a manifest for one trip of one waste type and its batches."""
     if principal.role != Role.generator:
         raise Forbidden("the producer (移出人) drafts the manifest", field="role")
-    snap = await catalog.snapshot()
-    category = snap.categories.get(submission.category)
-    if category is not None and category.stream_id == "household":
+    category = await catalog.category_for_stream(stream=None, category=submission.category)
+    stream = (await catalog.snapshot()).streams[category.stream_id]
+    if not (stream.rules or {}).get("manifest"):
+        # The stream's rule, as data: household hazardous waste (家庭源) and medical waste,
+        # for instance, travel without a transfer manifest.
         raise RuleViolation(
-            "household hazardous waste (家庭源) is exempt from transfer manifests", field="category"
+            f"{stream.name_zh} ({stream.code}) is exempt from transfer manifests (its stream's"
+            " rule `manifest`)",
+            field="category",
         )
-    category = await catalog.category_for_stream(stream=HAZARDOUS, category=submission.category)
     await catalog.validate_waste_code(category=category.key, waste_code=submission.waste_code)
     codes = []
     for index, scanned in enumerate(submission.batches):
