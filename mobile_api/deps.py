@@ -115,21 +115,21 @@ async def _current_user(
 CurrentUser = Annotated[Principal, Depends(_current_user)]
 
 
-def _require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that lets through only a user with one of `roles`."""
+def require(*roles: Role, detail: str | None = None) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through only a user with one of `roles`; the refusal says
+    `detail`, or which roles it needs."""
+    refusal = detail or f"this needs the role {' or '.join(r.value for r in roles)}"
 
     async def check(user: CurrentUser) -> Principal:
         if user.role not in roles:
-            raise Forbidden(
-                f"this needs the role {' or '.join(r.value for r in roles)}", field="role"
-            )
+            raise Forbidden(refusal, field="role")
         return user
 
     return check
 
 
-ManagerOnly = Annotated[Principal, Depends(_require(Role.manager, Role.admin))]
-AdminOnly = Annotated[Principal, Depends(_require(Role.admin))]
+ManagerOnly = Annotated[Principal, Depends(require(Role.manager, Role.admin))]
+AdminOnly = Annotated[Principal, Depends(require(Role.admin))]
 
 
 async def _region_scoped(

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from mobile_api import media
-from mobile_api.deps import _require
+from mobile_api.deps import require
 from schemas.audit import AuditEntryRead, AuditPage
 from schemas.base import Id
 from wastetrack.audit import service as audit
@@ -15,7 +15,7 @@ from wastetrack.core.principal import Principal
 
 router = APIRouter(prefix="/m/v1", tags=["audit"])
 
-Overseer = Annotated[Principal, Depends(_require(Role.manager, Role.auditor, Role.admin))]
+Overseer = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.admin))]
 SubjectType = Annotated[
     str | None,
     Query(

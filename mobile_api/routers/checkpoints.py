@@ -6,14 +6,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from mobile_api.deps import AppSettings, Transaction, _require
+from mobile_api.deps import AppSettings, Transaction, require
 from wastetrack.auth.models import Role
 from wastetrack.core.principal import Principal
 from wastetrack.custody import checkpoints
 
 router = APIRouter(prefix="/m/v1/checkpoints", tags=["checkpoints"])
 
-Overseer = Annotated[Principal, Depends(_require(Role.manager, Role.auditor, Role.admin))]
+Overseer = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.admin))]
 
 
 @router.get("")

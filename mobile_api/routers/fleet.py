@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from mobile_api.deps import CurrentUser, Transaction
+from mobile_api.deps import CurrentUser, Transaction, require
 from schemas.base import Code, Id
 from schemas.fleet import (
     DriverCreate,
@@ -18,7 +18,7 @@ from schemas.fleet import (
     VehicleUpdate,
 )
 from wastetrack.auth.models import Role
-from wastetrack.core.errors import Forbidden, ValidationFailed
+from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.fleet import service as fleet
 from wastetrack.fleet import tracking
@@ -26,25 +26,19 @@ from wastetrack.fleet import tracking
 router = APIRouter(prefix="/m/v1", tags=["fleet"])
 
 
-def _roles(roles: frozenset[Role], detail: str):  # type: ignore[no-untyped-def]
-    async def check(user: CurrentUser) -> Principal:
-        if user.role not in roles:
-            raise Forbidden(detail, field="role")
-        return user
-
-    return check
-
-
 FleetManager = Annotated[
-    Principal, Depends(_roles(fleet.FLEET_MANAGERS, "only a carrier's users manage its fleet"))
+    Principal,
+    Depends(require(*fleet.FLEET_MANAGERS, detail="only a carrier's users manage its fleet")),
 ]
 FleetReader = Annotated[
     Principal,
-    Depends(_roles(fleet.FLEET_READERS, "fleets are read by their carrier and the managers")),
+    Depends(
+        require(*fleet.FLEET_READERS, detail="fleets are read by their carrier and the managers")
+    ),
 ]
 CarrierOnly = Annotated[
     Principal,
-    Depends(_roles(frozenset({Role.carrier}), "a carrier's phones report its vehicles")),
+    Depends(require(Role.carrier, detail="a carrier's phones report its vehicles")),
 ]
 Plate = Annotated[str, Path(min_length=1, max_length=32, description="the plate, e.g. 鲁K12345")]
 
