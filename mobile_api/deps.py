@@ -24,7 +24,7 @@ from wastetrack.registry import service as registry
 _bearer = OAuth2PasswordBearer(tokenUrl="/m/v1/auth/token", auto_error=False)
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -32,7 +32,7 @@ def get_app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _client_address(request: Request, settings: AppSettings) -> str:
+async def _client_address(request: Request, settings: AppSettings) -> str:
     """Who is asking, for rate limits: the peer, or the first X-Forwarded-For hop when the
     service runs behind a proxy it trusts (uvicorn's --proxy-headers rewrites the peer too)."""
     if settings.trust_proxy:
@@ -194,7 +194,7 @@ def check_period(date_from: date | None, date_to: date | None) -> None:
         raise ValidationFailed(f"a period covers at most {MAX_PERIOD_YEARS} years", field="date_to")
 
 
-def _period(
+async def _period(
     response: Response, settings: AppSettings, date_from: DateFrom = None, date_to: DateTo = None
 ) -> CityPeriod:
     today = datetime.now(ZoneInfo(settings.timezone)).date()
@@ -218,7 +218,7 @@ OpenFrom = Annotated[date | None, Query(description="first city day, included")]
 OpenTo = Annotated[date | None, Query(description="last city day, included")]
 
 
-def _open_period(
+async def _open_period(
     date_from: OpenFrom = None, date_to: OpenTo = None
 ) -> tuple[date | None, date | None]:
     check_period(date_from, date_to)

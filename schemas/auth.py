@@ -1,9 +1,24 @@
 """Tokens and users."""
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import ConfigDict, Field
 
 from schemas.base import Id, Schema, Text
 from wastetrack.auth.models import Role
+
+
+class PasswordForm(Schema):
+    """The OAuth2 password grant (RFC 6749 §4.3), sent as a form; a password is taken as typed."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)
+
+    grant_type: Literal["password"] | None = None
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=256)
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = None
 
 
 class TokenRead(Schema):

@@ -3,8 +3,7 @@
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form
 
 from mobile_api.deps import (
     AppSettings,
@@ -12,7 +11,7 @@ from mobile_api.deps import (
     LoginRateLimit,
     RefreshRateLimit,
 )
-from schemas.auth import RefreshCreate, TokenRead
+from schemas.auth import PasswordForm, RefreshCreate, TokenRead
 from wastetrack.auth import service as auth
 
 router = APIRouter(prefix="/m/v1/auth", tags=["auth"])
@@ -20,7 +19,7 @@ router = APIRouter(prefix="/m/v1/auth", tags=["auth"])
 
 @router.post("/token", response_model=TokenRead, dependencies=[LoginRateLimit])
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordForm, Form()],
     settings: AppSettings,
     address: ClientAddress,
 ) -> Mapping[str, object]:
