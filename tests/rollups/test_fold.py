@@ -5,15 +5,25 @@ sums."""
 import asyncio
 
 import httpx
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
 from tests.custody.helpers import tag_bag
 from tests.factories import CITY_TODAY, World, medical_bag
 from tests.rollups.test_rollups import build_history
+from wastetrack.batches.models import Batch
+from wastetrack.core.settings import Settings
 from wastetrack.custody import recorder
+from wastetrack.rollups import facts
 from wastetrack.rollups import service as rollups
-from wastetrack.rollups.models import CityMonthlyRollup, CohortDelta, DailyRollup, MonthlyRollup
+from wastetrack.rollups.models import (
+    BatchFact,
+    CityMonthlyRollup,
+    CohortDelta,
+    DailyRollup,
+    MonthlyRollup,
+)
 
 
 async def _figures(world: World) -> list[dict[str, object]]:
@@ -77,3 +87,26 @@ async def test_concurrent_recordings_do_not_wait_on_each_others_sums(world: Worl
     await rollups.fold()
     (row,) = await DailyRollup.filter(category_id="med.infectious").values("batches")
     assert row["batches"] == 2
+
+
+async def test_start_up_installs_the_recording_function_as_the_code_defines_it(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    database = connections.get("default")
+    # A function left by other code (an older release): replaced at the next start-up.
+    await database.execute_script(
+        "DROP FUNCTION wastetrack_apply_facts(text, text[], int[]);"
+        " CREATE FUNCTION wastetrack_apply_facts(text, text[], int[])"
+        " RETURNS int LANGUAGE sql AS 'SELECT 0'"
+    )
+    await facts.ensure_current(timezone=settings.timezone)
+    rows = await database.execute_query_dict(
+        "SELECT prosrc, proconfig FROM pg_proc WHERE proname = 'wastetrack_apply_facts'"
+    )
+    assert len(rows) == 1
+    assert "INSERT INTO cohort_delta" in rows[0]["prosrc"]
+    assert "plan_cache_mode=force_generic_plan" in rows[0]["proconfig"]
+    # And recording goes through it: a tagging's fact is there.
+    bag = await tag_bag(client, world)
+    batch = await Batch.get(code=bag["code"])
+    assert await BatchFact.filter(batch_id=batch.id).exists()

@@ -239,18 +239,32 @@ _FOLD = (
 )
 
 
+# The recording transaction's one call: the statement above as a function, so that it runs on
+# its generic plan in one round trip (the settings hold for the function only). Planning the
+# statement costs ten times executing it for a batch or two, and PostgreSQL would keep
+# re-planning it (an array parameter's size is unknown to a generic plan). It reads a handful
+# of batches by their keys: a sequential scan is never right for it, however small the tables
+# were when the plan was made (a plan made on a young database scanned them whole). Installed
+# from this text by `ensure_current`, so the statement has one definition.
+_APPLY = "wastetrack_apply_facts"
+_APPLY_SETTINGS = ["plan_cache_mode=force_generic_plan", "enable_seqscan=off"]
+_APPLY_FUNCTION = f"""
+DROP FUNCTION IF EXISTS {_APPLY}(text, text[], int[]);
+CREATE FUNCTION {_APPLY}(timezone text, recovery_modes text[], batch_ids int[])
+RETURNS int LANGUAGE sql VOLATILE
+{" ".join(f"SET {setting.replace('=', ' = ')}" for setting in _APPLY_SETTINGS)}
+AS $body${_INCREMENT}$body$
+"""
+
+
 async def apply(*, batch_ids: list[int], timezone: str) -> None:
     """Recompute the facts of these batches (and of what they contain) and append the
-    difference to the sums' changes, in one statement inside the recording transaction."""
+    difference to the sums' changes, in one call inside the recording transaction."""
     if not batch_ids:
         return
-    client = connections.get("default")
-    # Planning this statement costs ten times executing it for a batch or two, and PostgreSQL
-    # keeps re-planning it (an array parameter's size is unknown to a generic plan): reuse the
-    # generic plan, for this statement only (local to the transaction, undone right after).
-    await client.execute_query("SET LOCAL plan_cache_mode = force_generic_plan")
-    await client.execute_query(_INCREMENT, [timezone, RECOVERY_MODES, sorted(set(batch_ids))])
-    await client.execute_query("SET LOCAL plan_cache_mode = DEFAULT")
+    await connections.get("default").execute_query(
+        f"SELECT {_APPLY}($1, $2, $3)", [timezone, RECOVERY_MODES, sorted(set(batch_ids))]
+    )
 
 
 async def fold() -> int:
@@ -292,10 +306,19 @@ async def rebuild(*, timezone: str) -> int:
 
 
 async def ensure_current(*, timezone: str) -> bool:
-    """Rebuild when the stored facts were computed by other rules (or never); True if it did."""
-    rows = await connections.get("default").execute_query_dict(
-        "SELECT version FROM rollup_definition WHERE id = 1"
+    """Install the recording's function as this code defines it, and rebuild when the stored
+    facts were computed by other rules (or never); True if it rebuilt."""
+    client = connections.get("default")
+    installed = await client.execute_query_dict(
+        "SELECT prosrc, proconfig FROM pg_proc WHERE proname = $1", [_APPLY]
     )
+    if not installed or (installed[0]["prosrc"], installed[0]["proconfig"]) != (
+        _INCREMENT,
+        _APPLY_SETTINGS,
+    ):
+        async with in_transaction() as replacing:
+            await replacing.execute_script(_APPLY_FUNCTION)
+    rows = await client.execute_query_dict("SELECT version FROM rollup_definition WHERE id = 1")
     if rows and rows[0]["version"] == DEFINITION_VERSION:
         return False
     await rebuild(timezone=timezone)
