@@ -8,14 +8,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
-from tortoise.transactions import in_transaction
 
 from schemas.base import Id
 from wastetrack.apikeys import service as apikeys
 from wastetrack.audit import service as audit
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core import observability, ratelimit, replica
+from wastetrack.core import db, observability, ratelimit, replica
 from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
@@ -70,8 +69,8 @@ PublicRateLimit = _limited("public", "rate_limit_public")
 
 async def _transaction() -> AsyncIterator[None]:
     """The request's one transaction: committed before the response leaves, rolled back on
-    any error."""
-    async with in_transaction():
+    any error; begun in arrival order when the pool is busy."""
+    async with db.transaction():
         yield
 
 

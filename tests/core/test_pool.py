@@ -1,11 +1,16 @@
 """A pooled connection goes back to the pool without a reset round trip, unless a transaction
-was left open on it: that one is rolled back before anyone else gets the connection."""
+was left open on it: that one is rolled back before anyone else gets the connection. Requests
+waiting for a connection begin in arrival order."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from tortoise import connections
+
+from wastetrack.core import db
 
 
 def _pool() -> Any:
@@ -51,3 +56,48 @@ async def test_a_connection_released_outside_a_transaction_is_not_reset(orm: lis
         # RESET ALL (asyncpg's default reset) would have undone the mark.
         assert await conn.fetchval("SHOW application_name") == "marked"
         await conn.execute("RESET application_name")
+
+
+async def test_requests_get_their_connections_in_arrival_order(
+    orm: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every pooled connection busy, waiting requests get a connection first come first
+    served, and none that arrives later overtakes them when a connection comes free."""
+    pool = _pool()
+    size = pool.get_max_size()
+    all_busy, release = asyncio.Event(), asyncio.Event()
+    served: list[str] = []
+    acquire = type(pool).acquire
+
+    async def acquire_in_turn(self: Any, *args: Any, **kwargs: Any) -> Any:
+        connection = await acquire(self, *args, **kwargs)
+        served.append(asyncio.current_task().get_name())  # type: ignore[union-attr]
+        return connection
+
+    # Tortoise awaits pool.acquire() for every transaction: record who got a connection when.
+    monkeypatch.setattr(type(pool), "acquire", acquire_in_turn)
+
+    async def request(*, hold: bool = False) -> None:
+        async with db.transaction():
+            await connections.get("default").execute_query("SELECT 1")
+            if hold:
+                if served.count("holder") == size:
+                    all_busy.set()
+                await release.wait()
+
+    holders = [asyncio.create_task(request(hold=True), name="holder") for _ in range(size)]
+    await all_busy.wait()
+    waiting = []
+    for n in range(10):
+        waiting.append(asyncio.create_task(request(), name=f"waiter {n}"))
+        await asyncio.sleep(0.005)
+    release.set()
+    # Latecomers keep arriving while the waiters are being served.
+    late = []
+    for n in range(20):
+        late.append(asyncio.create_task(request(), name=f"late {n}"))
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*holders, *waiting, *late)
+    assert [name for name in served if name != "holder"] == [f"waiter {n}" for n in range(10)] + [
+        f"late {n}" for n in range(20)
+    ]
