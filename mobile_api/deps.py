@@ -2,9 +2,8 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
@@ -14,7 +13,7 @@ from wastetrack.apikeys import service as apikeys
 from wastetrack.audit import service as audit
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core import db, observability, ratelimit, replica
+from wastetrack.core import cityday, db, observability, ratelimit, replica
 from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
@@ -196,7 +195,7 @@ def check_period(date_from: date | None, date_to: date | None) -> None:
 async def _period(
     response: Response, settings: AppSettings, date_from: DateFrom = None, date_to: DateTo = None
 ) -> CityPeriod:
-    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    today = cityday.today(settings.timezone)
     end = date_to or today
     period = CityPeriod(
         date_from=date_from or end.replace(month=1, day=1),

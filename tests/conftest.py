@@ -5,6 +5,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,10 @@ os.environ.setdefault("WASTETRACK_DATA_DIR", tempfile.mkdtemp(prefix="wastetrack
 
 from mobile_api.app import create_app
 from tests.factories import World, build_world
+from wastetrack.calendar import service as calendar
+from wastetrack.calendar.models import CalendarDay
 from wastetrack.core import db
+from wastetrack.core.data import read_data_file
 from wastetrack.core.settings import Settings
 
 # Reference data loaded by migrations: kept across tests.
@@ -77,6 +81,20 @@ async def orm(database_url: str) -> AsyncIterator[list[str]]:
             for r in rows
             if r["tablename"] not in REFERENCE_TABLES and not r["tablename"].startswith("tortoise")
         ]
+
+
+async def restore_pinned_calendar() -> None:
+    """The working calendar is reference data kept across tests: put back what a test changed
+    (days set by hand after the pinned edition's last year, and the pinned days themselves)."""
+    pinned = read_data_file("wastetrack.calendar", calendar.PINNED_FILE)
+    await CalendarDay.filter(day__gt=date(max(pinned["years"]), 12, 31)).delete()
+    await calendar.load_pinned(connections.get("default"))
+
+
+@pytest.fixture
+async def restore_calendar(orm: list[str]) -> AsyncIterator[None]:
+    yield
+    await restore_pinned_calendar()
 
 
 @pytest.fixture(autouse=True)

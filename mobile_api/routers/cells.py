@@ -1,9 +1,7 @@
 """Zero-waste cells (无废细胞): types and criteria, cells, assessments, achievement."""
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 
@@ -25,6 +23,7 @@ from schemas.cells import (
     CellRead,
 )
 from wastetrack.cells import service as cells
+from wastetrack.core import cityday
 
 router = APIRouter(tags=["zero-waste cells"])
 
@@ -48,7 +47,9 @@ async def list_cells(user: ManagerOnly) -> Sequence[object]:
 
 
 @router.post("/m/v1/cells/{cell_id}/assessments", response_model=AssessmentRead, status_code=201)
-async def assess(cell_id: Id, body: AssessmentCreate, user: ManagerOnly, _: Transaction) -> object:
+async def assess(
+    cell_id: Id, body: AssessmentCreate, user: ManagerOnly, settings: AppSettings, _: Transaction
+) -> object:
     """Assess a cell at a level (county, then city, then province)."""
     return await cells.assess(
         principal=user,
@@ -56,6 +57,7 @@ async def assess(cell_id: Id, body: AssessmentCreate, user: ManagerOnly, _: Tran
         level=body.level,
         assessed_on=body.assessed_on,
         entered={k: v.model_dump() for k, v in body.entered.items()},
+        timezone=settings.timezone,
     )
 
 
@@ -64,7 +66,7 @@ async def achievement(
     user: RegionScoped, settings: AppSettings, _: ReplicaRead, format: Format = "json"
 ) -> Any:
     """Share of cells currently achieving the standard, per type, against the 70 % target."""
-    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    today = cityday.today(settings.timezone)
     result = await cells.achievement(principal=user, today=today)
     if format != "json":
         return export(result["types"], name="cells", format=format)

@@ -1,8 +1,6 @@
 """The plan's indicators against their 2025 targets."""
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 
@@ -10,6 +8,7 @@ from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, ReplicaRead,
 from mobile_api.tables import Format, export
 from schemas.base import Code
 from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
+from wastetrack.core import cityday
 from wastetrack.indicators import service as indicators
 
 router = APIRouter(prefix="/m/v1/indicators", tags=["indicators"])
@@ -20,7 +19,7 @@ async def overview(
     user: RegionScoped, settings: AppSettings, _: ReplicaRead, format: Format = "json"
 ) -> Any:
     """Every indicator with baseline, target, actual value with its counts, and status."""
-    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    today = cityday.today(settings.timezone)
     result = {
         "status_rule": indicators.STATUS_RULE,
         "indicators": await indicators.overview(

@@ -37,6 +37,7 @@ async def create_manifest(
         submission=body,
         area_code=settings.manifest_area_code,
         secret=settings.secret_key,
+        timezone=settings.timezone,
     )
     return manifest_read(await queries.get_manifest(principal=user, manifest_id=made.id))
 
@@ -52,6 +53,7 @@ async def sign_many(
         role=body.role,
         signatures=[signing.Signature(**item.model_dump()) for item in body.manifests],
         secret=settings.secret_key,
+        timezone=settings.timezone,
     )
     results = [
         BulkSignResult(
@@ -105,7 +107,12 @@ async def sign_leg(
 ) -> ManifestRead:
     """A carrier signs its leg at handover, with time and place."""
     await signing.sign_leg(
-        principal=user, manifest_id=manifest_id, seq=seq, signature=body, secret=settings.secret_key
+        principal=user,
+        manifest_id=manifest_id,
+        seq=seq,
+        signature=body,
+        secret=settings.secret_key,
+        timezone=settings.timezone,
     )
     return manifest_read(await queries.get_manifest(principal=user, manifest_id=manifest_id))
 
@@ -136,6 +143,7 @@ async def decide(
         decision=body,
         tolerance=settings.manifest_quantity_tolerance,
         secret=settings.secret_key,
+        timezone=settings.timezone,
     )
     return manifest_read(done)
 

@@ -2,9 +2,7 @@
 reaches."""
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -24,6 +22,7 @@ from schemas.alerts import AlertRead, MedicalCoverageRead
 from schemas.base import Code, Id
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
+from wastetrack.core import cityday
 from wastetrack.custody import epcis, queries
 from wastetrack.medical import service as medical
 from wastetrack.rollups import service as rollups
@@ -131,7 +130,7 @@ async def medical_coverage(
     counts listed apart, and the ones missed."""
     result = await medical.collection_coverage(
         principal=user,
-        today=datetime.now(ZoneInfo(settings.timezone)).date(),
+        today=cityday.today(settings.timezone),
         timezone=settings.timezone,
         date_from=period[0],
         date_to=period[1],

@@ -1,13 +1,13 @@
 """Zero-waste cells: computed and evidenced criteria, mandatory ones, levels, achievement."""
 
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import httpx
 
 from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, NOW, World, event
-from wastetrack.core import codes
+from wastetrack.core import cityday, codes
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -18,9 +18,14 @@ EVIDENCE = {
 
 
 async def sorted_pickups(
-    client: httpx.AsyncClient, world: World, *, passed: int, failed: int
+    client: httpx.AsyncClient,
+    world: World,
+    *,
+    passed: int,
+    failed: int,
+    at: datetime = NOW - timedelta(hours=2),
 ) -> list[str]:
-    """Paper picked up in the village with quality checks; returns the batch codes."""
+    """Paper picked up in the village with quality checks (at a moment); the batch codes."""
     point = await registry.create_organization(
         name="投放点", kind=OrganizationKind.collection_point, region_id=world.regions["village"].id
     )
@@ -42,7 +47,7 @@ async def sorted_pickups(
                 "site": url,
                 "category": "hh.recyclable.paper",
                 "weight_kg": "10",
-                "device_time": (NOW - timedelta(hours=2)).isoformat(),
+                "device_time": at.isoformat(),
                 "quality": {"passed": index < passed, "contamination_share": "0.05"},
             },
         )
@@ -81,7 +86,12 @@ async def cell(client: httpx.AsyncClient, world: World, name: str) -> int:
 
 
 async def assess(
-    client: httpx.AsyncClient, world: World, cell_id: int, level: str, entered: dict
+    client: httpx.AsyncClient,
+    world: World,
+    cell_id: int,
+    level: str,
+    entered: dict,
+    on: date = CITY_TODAY,
 ) -> httpx.Response:
     return await client.post(
         f"/m/v1/cells/{cell_id}/assessments",
@@ -89,7 +99,7 @@ async def assess(
         json={
             "level": level,
             "entered": entered,
-            "assessed_on": CITY_TODAY.isoformat(),
+            "assessed_on": on.isoformat(),
         },
     )
 
@@ -143,3 +153,23 @@ async def test_cell_climbs_the_levels_and_counts_towards_the_target(
         json={"cell_type": "school", "name": "x", "region_id": world.regions["village"].id},
     )
     assert by_clinic.status_code == 403
+
+
+async def test_computed_criteria_cover_the_twelve_months_ending_on_the_assessment_day(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """City days, whatever offset the phone sent: the window's first day counts from its city
+    midnight, the day before it and the days after the assessment do not."""
+    on = CITY_TODAY - timedelta(days=1)
+    first = cityday.year_to(on)
+    midnight = cityday.day_start(first, world.settings.timezone)
+    west = timezone(timedelta(hours=-10))  # the first day is still the day before at −10:00
+    await sorted_pickups(
+        client, world, passed=2, failed=0, at=(midnight + timedelta(minutes=30)).astimezone(west)
+    )
+    await sorted_pickups(client, world, passed=0, failed=1, at=midnight - timedelta(minutes=30))
+    await sorted_pickups(client, world, passed=0, failed=1)  # today: after the assessment
+    result = (
+        await assess(client, world, await cell(client, world, "西山社区"), "county", EVIDENCE, on)
+    ).json()
+    assert result["scores"]["sorting_accuracy"]["value"] == "100.00", result

@@ -89,6 +89,14 @@ def test_registry_users_and_labels_from_the_command_line(
     )
     assert refused.returncode == 2
     assert "bed_count" in refused.stderr
+    carrier = run_json(cli_env, "registry", "org", "--name", "运输公司", "--kind", "carrier",
+                       "--region", str(ids["city"]))  # fmt: skip
+    agreement = ("registry", "agreement", "--provider", str(carrier["id"]),
+                 "--client", str(ids["clinic"]), "--stream", "medical")  # fmt: skip
+    bad_day = run(cli_env, *agreement, "--from", "2026-13-01")
+    assert bad_day.returncode == 2 and "--from" in bad_day.stderr
+    made = run_json(cli_env, *agreement, "--from", "2026-11-01", "--to", "2027-10-31")
+    assert made["streams"] == ["medical"]
     out = tmp_path / "labels.pdf"
     issued = run_json(
         cli_env,

@@ -1,12 +1,10 @@
 """Working days from the official calendar table (pinned chinesecalendar edition), in the city's
 time zone; Monday–Friday only for years without data, and said so."""
 
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 
 import httpx
 import pytest
-from tortoise import connections
 
 from tests.factories import World
 from wastetrack.calendar import service as calendar
@@ -16,14 +14,6 @@ from wastetrack.core.errors import ValidationFailed
 
 SHANGHAI = "Asia/Shanghai"
 NO_DATA_YEAR = 2031
-
-
-@pytest.fixture
-async def restore_calendar(orm: list[str]) -> AsyncIterator[None]:
-    """The calendar is reference data kept across tests: put back what a test changed."""
-    yield
-    await CalendarDay.filter(day__gte=date(NO_DATA_YEAR - 4, 1, 1)).delete()
-    await calendar.load_pinned(connections.get("default"))
 
 
 @pytest.mark.parametrize(
@@ -114,25 +104,6 @@ async def test_load_from_the_library_and_refuse_years_it_does_not_know(
     with pytest.raises(ValidationFailed) as refused:
         await calendar.load_from_library(year=NO_DATA_YEAR)
     assert refused.value.field == "year"
-
-
-@pytest.mark.parametrize(
-    ("instant", "day"),
-    [
-        (datetime(2026, 3, 2, 16, 30, tzinfo=UTC), date(2026, 3, 3)),
-        (datetime(2026, 3, 2, 15, 59, tzinfo=UTC), date(2026, 3, 2)),
-        (datetime(2026, 3, 3, 0, 30, tzinfo=timezone(timedelta(hours=8))), date(2026, 3, 3)),
-        (datetime(2026, 3, 2, 11, 30, tzinfo=timezone(timedelta(hours=-5))), date(2026, 3, 3)),
-    ],
-)
-def test_a_day_is_the_citys_day_whatever_offset_was_sent(instant: datetime, day: date) -> None:
-    assert calendar.local_date(instant, timezone=SHANGHAI) == day
-
-
-def test_a_day_starts_at_midnight_in_the_city() -> None:
-    assert calendar.day_start(date(2026, 3, 11), timezone=SHANGHAI) == datetime(
-        2026, 3, 10, 16, 0, tzinfo=UTC
-    )
 
 
 def test_the_pinned_edition_agrees_with_the_installed_library() -> None:

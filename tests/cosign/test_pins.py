@@ -2,13 +2,13 @@
 
 import io
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pypdf
 import pytest
 
-from tests.factories import World, event, medical_bag
+from tests.factories import CITY_TODAY, World, event, medical_bag
 from wastetrack.batches.models import Batch
 from wastetrack.cosign import service as cosign
 from wastetrack.cosign.models import PinList, PinUse
@@ -31,7 +31,7 @@ async def farm_clinic(world: World) -> Organization:
         provider_organization_id=world.orgs["carrier"].id,
         client_organization_id=clinic.id,
         streams=["medical"],
-        valid_from=date.today() - timedelta(days=30),
+        valid_from=CITY_TODAY - timedelta(days=30),
     )
     return clinic
 

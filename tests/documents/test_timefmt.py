@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wastetrack.core.timefmt import local_date, local_time
+from wastetrack.core.timefmt import local_time
 
 
 @pytest.mark.parametrize(
@@ -23,9 +23,3 @@ def test_local_time_prints_the_city_minute(
     value: datetime | date | None, zone: str | ZoneInfo, shown: str
 ) -> None:
     assert local_time(value, zone) == shown
-
-
-def test_local_date_is_the_city_day() -> None:
-    late = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
-    assert local_date(late, "Asia/Shanghai") == date(2027, 1, 1)
-    assert local_date(late, "UTC") == date(2026, 12, 31)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tortoise import connections
 
-from tests.factories import World
+from tests.factories import CITY_TODAY, World
 from tests.rollups import reference
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
@@ -460,7 +460,7 @@ async def test_figures_equal_the_reference_on_random_histories(
 ) -> None:
     await _reset()
     if not await registry.licence_covering(
-        organization_id=world.orgs["unlicensed"].id, category_key="med.hw01", on=date.today()
+        organization_id=world.orgs["unlicensed"].id, category_key="med.hw01", on=CITY_TODAY
     ):
         await registry.add_licence(
             organization_id=world.orgs["unlicensed"].id,

@@ -3,17 +3,18 @@ slip past) × every role, and reads and tagging across own organization / anothe
 organization / another region."""
 
 import re
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from tests.factories import World, make_user, medical_bag
+from tests.conftest import restore_pinned_calendar
+from tests.factories import CITY_TODAY, World, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Label
-from wastetrack.core import codes
+from wastetrack.core import cityday, codes
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind
@@ -231,6 +232,15 @@ def test_every_route_has_an_expectation(app) -> None:  # type: ignore[no-untyped
 
 @pytest.mark.parametrize(("method", "path"), sorted(EXPECTED, key=lambda mp: (mp[1], mp[0])))
 async def test_role_gate(client: httpx.AsyncClient, world: World, method: str, path: str) -> None:
+    try:
+        await _check_role_gate(client, world, method, path)
+    finally:
+        if path.startswith("/admin/v1/calendar"):
+            # Loading and setting days change reference data that other tests read.
+            await restore_pinned_calendar()
+
+
+async def _check_role_gate(client: httpx.AsyncClient, world: World, method: str, path: str) -> None:
     allowed = EXPECTED[(method, path)]
     seen: dict[str, int] = {}
     for role in ROLES:
@@ -367,6 +377,7 @@ async def _agreement(
     client_org: str,
     streams: list[str],
     valid_to: date | None = None,
+    valid_from: date = CITY_TODAY - timedelta(days=30),
 ) -> None:
     response = await client.post(
         "/admin/v1/service-agreements",
@@ -375,7 +386,7 @@ async def _agreement(
             "provider_organization_id": world.orgs[provider].id,
             "client_organization_id": world.orgs[client_org].id,
             "streams": streams,
-            "valid_from": (date.today() - timedelta(days=30)).isoformat(),
+            "valid_from": valid_from.isoformat(),
             "valid_to": valid_to.isoformat() if valid_to else None,
         },
     )
@@ -398,13 +409,59 @@ async def test_a_service_agreement_lets_its_provider_tag_for_its_client(
     await _agreement(client, world, "carrier", "clinic", ["household"])
     assert await _tag(client, world, "carrier", producer_organization_id=clinic) == 403
     await _agreement(
-        client, world, "carrier", "clinic", ["medical"], valid_to=date.today() - timedelta(days=1)
+        client, world, "carrier", "clinic", ["medical"], valid_to=CITY_TODAY - timedelta(days=1)
     )
     assert await _tag(client, world, "carrier", producer_organization_id=clinic) == 403
     await _agreement(client, world, "carrier", "clinic", ["medical"])
     assert await _tag(client, world, "carrier", producer_organization_id=clinic) == 201
     other = world.orgs["other_clinic"].id
     assert await _tag(client, world, "carrier", producer_organization_id=other) == 403
+
+
+@pytest.mark.parametrize(
+    ("city_time", "offset_hours", "valid_from", "valid_to", "status"),
+    [
+        # 00:30 in the city is still yesterday at −10:00: the agreement that starts today holds.
+        (timedelta(minutes=30), -10, CITY_TODAY, None, 201),
+        # 23:30 yesterday in the city is already today at +14:00: an agreement whose last
+        # day was yesterday holds…
+        (
+            timedelta(minutes=-30),
+            14,
+            CITY_TODAY - timedelta(days=30),
+            CITY_TODAY - timedelta(days=1),
+            201,
+        ),
+        # …and the agreement that starts today does not.
+        (timedelta(minutes=-30), 14, CITY_TODAY, None, 403),
+    ],
+)
+async def test_an_agreements_days_are_the_citys_whatever_offset_the_phone_sends(
+    client: httpx.AsyncClient,
+    world: World,
+    city_time: timedelta,
+    offset_hours: int,
+    valid_from: date,
+    valid_to: date | None,
+    status: int,
+) -> None:
+    clinic = world.orgs["clinic"].id
+    await _agreement(
+        client, world, "carrier", "clinic", ["medical"], valid_from=valid_from, valid_to=valid_to
+    )
+    moment = cityday.day_start(CITY_TODAY, world.settings.timezone) + city_time
+    sent = moment.astimezone(timezone(timedelta(hours=offset_hours)))
+    assert sent.date() != cityday.local_date(moment, world.settings.timezone)
+    assert (
+        await _tag(
+            client,
+            world,
+            "carrier",
+            producer_organization_id=clinic,
+            device_time=sent.isoformat(),
+        )
+        == status
+    )
 
 
 async def test_label_stock_issued_to_the_producer_lets_a_carrier_tag_for_it(

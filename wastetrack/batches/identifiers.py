@@ -26,8 +26,8 @@ from typing import Any
 from tortoise import connections
 
 from wastetrack.batches.models import Batch
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Conflict, ValidationFailed
-from wastetrack.core.timefmt import local_date
 
 STANDARD = "HJ 1276-2022"
 UNIT_LENGTH = 18

@@ -20,9 +20,9 @@ from wastetrack.batches.labels import LabelText, render_label_png, render_label_
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.core.timefmt import local_date
 from wastetrack.cosign import service as cosign
 from wastetrack.custody.rules import Party
 from wastetrack.registry import service as registry

@@ -7,6 +7,7 @@ from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Label, Unit
 from wastetrack.catalog import service as catalog
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import (
     Conflict,
     Forbidden,
@@ -81,7 +82,7 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         producer_id=producer.id,
         stream=stream,
         label_organization_id=label.organization_id if label else None,
-        on=sub.device_time.date(),
+        on=local_date(sub.device_time, work.timezone),
     )
     if sub.origin_site_id is not None and work.sites.get(sub.origin_site_id) != producer.id:
         raise ValidationFailed(

@@ -5,9 +5,8 @@ The table holds every day of each year it knows (weekends, public holidays, make
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -40,18 +39,6 @@ class DayInfo:
     is_working_day: bool
     name: str | None
     source: str
-
-
-def local_date(instant: datetime, *, timezone: str) -> date:
-    """The calendar day an instant falls on in the city, whatever offset the client sent."""
-    if instant.tzinfo is None:
-        raise ValueError("a naive datetime has no day in the city")
-    return instant.astimezone(ZoneInfo(timezone)).date()
-
-
-def day_start(day: date, *, timezone: str) -> datetime:
-    """The instant (UTC) the city's day begins."""
-    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
 def _weekday_rule(day: date) -> bool:

@@ -2,7 +2,7 @@
 months or entered with evidence, weighted scores, mandatory criteria, tiers, levels, expiry,
 and the achievement rate against the plan's target (70 % of city cells by the end of 2025)."""
 
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -11,6 +11,7 @@ from tortoise.functions import Count
 
 from wastetrack.auth.models import Role
 from wastetrack.cells.models import Cell, CellAssessment
+from wastetrack.core import cityday
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
@@ -121,15 +122,18 @@ async def list_cells(*, principal: Principal) -> list[Cell]:
     return await Cell.filter(region_path__startswith=principal.region_path).order_by("id")
 
 
-async def _metric(metric: str, cell: Cell, today: date) -> Decimal | None:
-    """A computed criterion over the last 12 months in the cell's region, in percent."""
-    since = today - timedelta(days=365)
+async def _metric(metric: str, cell: Cell, day: date, timezone: str) -> Decimal | None:
+    """A computed criterion over the twelve months ending on ``day`` (the assessment's, in the
+    city) in the cell's region, in percent."""
+    first = cityday.year_to(day)
     if metric == "sorting_accuracy":
+        start, end = cityday.days_bounds(first, day, timezone)
         checks = (
             await Pickup.filter(
                 region_path__startswith=cell.region_path,
                 quality_checked=True,
-                picked_up_at__gte=since,
+                picked_up_at__gte=start,
+                picked_up_at__lt=end,
             )
             .annotate(n=Count("id"))
             .group_by("quality_passed")
@@ -140,7 +144,7 @@ async def _metric(metric: str, cell: Cell, today: date) -> Decimal | None:
         return Decimal(passed * 100) / total if total else None
     if metric == "recovery_share":
         answer = await rollups.utilization(
-            region_path=cell.region_path, date_from=since, date_to=today
+            region_path=cell.region_path, date_from=first, date_to=day
         )
         recovered = sum(
             (Decimal(c["utilization_rate"]["numerator"]) for c in answer["categories"]), Decimal(0)
@@ -160,6 +164,7 @@ async def assess(
     level: str,
     assessed_on: date,
     entered: dict[str, dict[str, Any]],
+    timezone: str,
 ) -> CellAssessment:
     """Score a cell at a level: computed criteria from the tracker, the others as entered with
     evidence; a failed mandatory criterion fails the cell whatever its score."""
@@ -187,9 +192,9 @@ async def assess(
     for criterion in TYPES[cell.cell_type]["criteria"]:
         code = criterion["code"]
         if criterion["kind"] == "computed":
-            value = await _metric(criterion["metric"], cell, assessed_on)
+            value = await _metric(criterion["metric"], cell, assessed_on, timezone)
             note = (
-                "computed from the tracker over the last 12 months"
+                "computed from the tracker over the twelve months ending on the assessment day"
                 if value is not None
                 else "no data in the tracker"
             )

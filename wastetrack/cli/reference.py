@@ -1,7 +1,7 @@
 """Reference data: the registry (regions, organizations, agreements, sites, licences,
 vessels), the working-day calendar, and the Rongcheng demo that loads a world of both."""
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
@@ -74,8 +74,8 @@ def agreement_create(
     provider_id: Annotated[int, typer.Option("--provider", help="the carrier or collector")],
     client_id: Annotated[int, typer.Option("--client", help="the organization it serves")],
     streams: Annotated[list[str], typer.Option("--stream", help="repeat for several")],
-    valid_from: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"])],
-    valid_to: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"])] = None,
+    valid_from: Annotated[date, typer.Option("--from", parser=date.fromisoformat)],
+    valid_to: Annotated[date | None, typer.Option("--to", parser=date.fromisoformat)] = None,
 ) -> None:
     """Register a service agreement: the provider may tag the client's waste of these streams."""
     from wastetrack.registry import agreements
@@ -85,8 +85,8 @@ def agreement_create(
             provider_organization_id=provider_id,
             client_organization_id=client_id,
             streams=streams,
-            valid_from=valid_from.date(),
-            valid_to=valid_to.date() if valid_to else None,
+            valid_from=valid_from,
+            valid_to=valid_to,
         )
         return {"id": agreement.id, "streams": agreement.streams}
 

@@ -4,11 +4,11 @@ the city's time zone. A rate is never shown bare.
 Metric results are typed dicts: the answers are JSON documents that routes, spreadsheets, the
 dashboard and the demo's fingerprint read as they are, and the types name every key."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import NotRequired, TypedDict
-from zoneinfo import ZoneInfo
 
+from wastetrack.core.cityday import days_bounds
 from wastetrack.core.errors import ValidationFailed
 
 
@@ -57,8 +57,4 @@ def period_bounds(date_from: date, date_to: date, timezone: str) -> tuple[dateti
     """Calendar days in the city's time zone, both ends included, as [start, end)."""
     if date_to < date_from:
         raise ValidationFailed("date_to precedes date_from", field="date_to")
-    tz = ZoneInfo(timezone)
-    return (
-        datetime.combine(date_from, time.min, tz),
-        datetime.combine(date_to + timedelta(days=1), time.min, tz),
-    )
+    return days_bounds(date_from, date_to, timezone)

@@ -4,6 +4,8 @@
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from wastetrack.core.cityday import zone
+
 MINUTE = "%Y-%m-%d %H:%M"
 
 
@@ -18,14 +20,4 @@ def local_time(value: datetime | date | None, timezone: str | ZoneInfo, *, empty
         return value.isoformat()
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    zone = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
-    return value.astimezone(zone).strftime(MINUTE)
-
-
-def local_date(value: datetime, timezone: str | ZoneInfo) -> date:
-    """The calendar day a moment falls on in the given zone."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(
-        timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
-    ).date()
+    return value.astimezone(zone(timezone)).strftime(MINUTE)

@@ -27,10 +27,10 @@ from wastetrack.batches.labels import PinPage, render_pin_list_pdf
 from wastetrack.batches.models import Batch
 from wastetrack.catalog import service as catalog
 from wastetrack.core import keys, ratelimit
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, TooManyRequests, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
-from wastetrack.core.timefmt import local_date
 from wastetrack.cosign.models import PinList, PinUse
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import EventType

@@ -10,18 +10,17 @@ checkpoint carries the public key, so an exported file can be checked anywhere.
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tortoise import connections, fields
 from tortoise.models import Model
 
-from wastetrack.core import keys
+from wastetrack.core import cityday, keys
 from wastetrack.core.errors import NotFound
 from wastetrack.core.hashing import canonical_json
 
@@ -114,15 +113,10 @@ def verify_inclusion(
 # --- Days, seals and checks ---
 
 
-def _bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(), ZoneInfo(timezone))
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
-
-
 async def _day_leaves(day: date, timezone: str) -> list[tuple[UUID, bytes]]:
     from wastetrack.custody.models import CustodyEvent
 
-    start, end = _bounds(day, timezone)
+    start, end = cityday.days_bounds(day, day, timezone)
     rows = (
         await CustodyEvent.filter(server_time__gte=start, server_time__lt=end)
         .order_by("server_time", "id")
@@ -139,7 +133,11 @@ def signed_message(*, day: date, events: int, root: str) -> bytes:
 
 async def days_with_events(timezone: str, *, after: date | None = None) -> list[date]:
     """The days (city time) that have custody events, oldest first; only those after a day."""
-    since = _bounds(after, timezone)[1] if after else datetime.min.replace(tzinfo=UTC)
+    since = (
+        cityday.day_start(after + timedelta(days=1), timezone)
+        if after
+        else datetime.min.replace(tzinfo=UTC)
+    )
     rows = await connections.get("default").execute_query_dict(
         "SELECT DISTINCT (server_time AT TIME ZONE $1)::date AS day FROM custody_event"
         " WHERE server_time >= $2 ORDER BY day",
@@ -168,7 +166,7 @@ async def seal_completed_days(
 ) -> list[Checkpoint]:
     """Checkpoint every finished day (in the city's time zone) that has events and no
     checkpoint yet; today stays open."""
-    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()
+    today = cityday.today(timezone, now=now)
     # Days are sealed in order, so only the days after the last checkpoint can be open; a gap
     # before it is tampering, which audit() reports.
     last = await Checkpoint.all().order_by("-day").first()
@@ -241,7 +239,7 @@ async def inclusion_proof(*, event_id: UUID, timezone: str) -> dict[str, Any]:
     event = await CustodyEvent.get_or_none(id=event_id)
     if event is None:
         raise NotFound("no such event", field="event_id")
-    day = event.server_time.astimezone(ZoneInfo(timezone)).date()
+    day = cityday.local_date(event.server_time, timezone)
     checkpoint = await Checkpoint.get_or_none(day=day)
     if checkpoint is None:
         raise NotFound("the event's day has no checkpoint yet", field="event_id")

@@ -3,12 +3,12 @@ custody effect and target state (`step`), and what only some event types do besi
 manifests, vehicles, remainders, aggregation)."""
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core import codes
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import (
     DomainError,
     Forbidden,
@@ -108,7 +108,7 @@ async def _vehicle(work: Work, sub: EventCommand, batch: Batch, carrier_id: int)
         organization_id=carrier.id,
         plate=sub.vehicle_plate,
         rule=rule,
-        on=sub.device_time.astimezone(ZoneInfo(work.timezone)).date(),
+        on=local_date(sub.device_time, work.timezone),
         enrolled_cache=work.fleets,
     )
     return {"vehicle_plate": plate} if plate else {}
@@ -188,7 +188,7 @@ async def _licensed_methods(work: Work, batch: Batch) -> list[str]:
         licence = await registry.licence_covering(
             organization_id=org.id,
             category_key=batch.category_id,
-            on=work.now.date(),
+            on=local_date(work.now, work.timezone),
         )
         work.licences[key] = list(licence.method_codes) if licence else None
     methods = work.licences[key]

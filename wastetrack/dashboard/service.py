@@ -3,15 +3,15 @@ serves — the plan's indicators, the last 12 months by stream, sorting coverage
 cells and open alerts — so the page only lays it out."""
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import TypedDict
-from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
 from wastetrack.alerts import service as alerts
 from wastetrack.cells import service as cells
+from wastetrack.core import cityday
 from wastetrack.core.metrics import Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
@@ -52,7 +52,7 @@ class Overview:
 
 async def overview(*, principal: Principal, timezone: str) -> Overview:
     """What the manager's region holds today, by the city's calendar."""
-    today = datetime.now(ZoneInfo(timezone)).date()
+    today = cityday.today(timezone)
     months = last_twelve_months(today)
     period_from, period_to = months[0], today
     region = principal.region_path

@@ -11,7 +11,7 @@ async def load_cells(demo: Demo) -> None:
     """Ten zero-waste cells; six assessed at county level with evidence, some passing."""
     spec = SCENARIO["cells"]
     manager = demo.principals[spec["assessor"]]
-    today = datetime.now(UTC).date()
+    today = demo.day(datetime.now(UTC))
     for place in spec["places"]:
         region = await Region.get(name=place["region"])
         org_key = place["organization"]
@@ -29,4 +29,5 @@ async def load_cells(demo: Demo) -> None:
                 level=spec["level"],
                 assessed_on=today,
                 entered=spec["evidence"],
+                timezone=demo.timezone,
             )

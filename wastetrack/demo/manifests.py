@@ -44,6 +44,7 @@ async def _shipment(demo: Demo, start: datetime, *, undecided: bool) -> list[str
         principal=demo.principals[producer],
         area_code=spec["area_code"],
         secret=demo.secret,
+        timezone=demo.timezone,
         submission=ManifestCommand.model_validate(
             {
                 **{k: v for k, v in form.items() if k != "leg"},
@@ -66,6 +67,7 @@ async def _shipment(demo: Demo, start: datetime, *, undecided: bool) -> list[str
         manifest_id=manifest.id,
         seq=1,
         secret=demo.secret,
+        timezone=demo.timezone,
         signature=LegSignCommand(
             handover_at=start + after(spec["leg_handover"]), handover_place=spec["handover_place"]
         ),
@@ -74,6 +76,7 @@ async def _shipment(demo: Demo, start: datetime, *, undecided: bool) -> list[str
         principal=demo.principals[receiver],
         manifest_id=manifest.id,
         arrived_at=start + after(spec["arrived"]),
+        timezone=demo.timezone,
     )
     if undecided:
         return codes_
@@ -84,6 +87,7 @@ async def _shipment(demo: Demo, start: datetime, *, undecided: bool) -> list[str
         secret=demo.secret,
         tolerance=Decimal(spec["tolerance"]),
         decision=decision,
+        timezone=demo.timezone,
     )
     for code in codes_:
         await demo.post(

@@ -162,7 +162,7 @@ async def _cleanup(demo: Demo, spec: dict[str, Any], region_id: int, now: dateti
         submission=FloatReplacementCommand(
             client_event_id=uuid.uuid4(),
             region_id=region_id,
-            replaced_on=(now + after(floats["replaced"])).date(),
+            replaced_on=demo.day(now + after(floats["replaced"])),
             foam_floats_removed=floats["foam_floats_removed"],
             new_floats_installed=floats["new_floats_installed"],
             new_float_type=floats["new_float_type"],

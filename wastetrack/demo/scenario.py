@@ -4,11 +4,13 @@ times relative to now, and posting custody events as a demo user."""
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from wastetrack.core import cityday
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import recorder
 from wastetrack.custody.commands import EventCommand
 from wastetrack.registry.models import Organization
@@ -42,6 +44,14 @@ class Demo:
         if isinstance(value, str) and value.startswith("$"):
             return self.saved[value[1:]]
         return value
+
+    @property
+    def timezone(self) -> str:
+        return get_settings().timezone
+
+    def day(self, instant: datetime) -> date:
+        """The city's day of a moment of the story."""
+        return cityday.local_date(instant, self.timezone)
 
     def fields(self, spec: dict[str, Any] | None, **local: Any) -> dict[str, Any]:
         return {name: self.resolve(value, **local) for name, value in (spec or {}).items()}

@@ -81,7 +81,7 @@ async def load_pesticide(demo: Demo) -> int:
                 principal=shop,
                 submission=SaleCommand(
                     client_event_id=uuid.uuid4(),
-                    sold_on=(now - timedelta(days=day)).date(),
+                    sold_on=demo.day(now - timedelta(days=day)),
                     material=material,
                     count=rng.randint(*spec["sale_count"]),
                 ),

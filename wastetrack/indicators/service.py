@@ -2,11 +2,12 @@
 data where it holds them, entered with source and author where it does not, and a status by a
 stated rule."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, NotRequired, TypedDict
 
 from wastetrack.cells import service as cells
+from wastetrack.core import cityday
 from wastetrack.core.errors import Conflict, NotFound
 from wastetrack.core.metrics import Rate
 from wastetrack.core.principal import Principal
@@ -59,7 +60,7 @@ async def _computed(
     code: str, *, principal: Principal, today: date, timezone: str
 ) -> Actual | None:
     """The tracker's own figure for a computed indicator over its natural period."""
-    year_ago = today - timedelta(days=365)
+    year_ago = cityday.year_to(today)
     ratio: Rate
     if code == "sorting_coverage":
         ratio = (

@@ -1,11 +1,10 @@
 """Drafting a transfer manifest (危险废物转移管理办法, 部令第23号, 2022): the producer's batches of
 one waste type, a licensed receiver, registered carriers' vehicles, and its number."""
 
-from datetime import UTC, datetime
-
 from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
 from wastetrack.catalog import service as catalog
+from wastetrack.core import cityday
 from wastetrack.core.errors import Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.fleet.plates import REGISTERED, plate_for_carriage
@@ -26,9 +25,15 @@ async def _next_number(*, area_code: str, year: int) -> str:
 
 
 async def create_manifest(
-    *, principal: Principal, submission: ManifestCommand, area_code: str, secret: str
+    *,
+    principal: Principal,
+    submission: ManifestCommand,
+    area_code: str,
+    secret: str,
+    timezone: str,
 ) -> Manifest:
     """The producer drafts a manifest for one trip of one waste type and its batches."""
+    today = cityday.today(timezone)
     if principal.role != Role.generator:
         raise Forbidden("the producer (移出人) drafts the manifest", field="role")
     category = await catalog.category_for_stream(stream=None, category=submission.category)
@@ -63,7 +68,7 @@ async def create_manifest(
         submission.receiver_organization_id, field="receiver_organization_id"
     )
     licence = await registry.licence_covering(
-        organization_id=receiver.id, category_key=category.key, on=datetime.now(UTC).date()
+        organization_id=receiver.id, category_key=category.key, on=today
     )
     if receiver.kind != OrganizationKind.treatment_facility or licence is None:
         raise Forbidden(
@@ -84,13 +89,13 @@ async def create_manifest(
                 organization_id=carrier.id,
                 plate=leg.vehicle_plate,
                 rule=REGISTERED,
-                on=datetime.now(UTC).date(),
+                on=today,
                 field=f"legs[{index}].vehicle_plate",
             )
         )
     producer = await registry.get_organization(principal.organization_id)
     manifest = await Manifest.create(
-        number=await _next_number(area_code=area_code, year=datetime.now(UTC).year),
+        number=await _next_number(area_code=area_code, year=today.year),
         state="draft",
         producer_id=producer.id,
         region_path=producer.region.path,

@@ -8,9 +8,9 @@ from decimal import Decimal
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
+from wastetrack.core import cityday
 from wastetrack.core.errors import Conflict, Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.core.settings import get_settings
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.chain import event_id, record
 from wastetrack.manifests.commands import DecisionCommand
@@ -25,9 +25,9 @@ DECISION_WORKING_DAYS = 5
 async def decision_due(*, arrived_at: datetime, timezone: str) -> datetime:
     """The end of the 5th working day after the day of arrival, both days in the city's time
     zone whatever offset the client sent, working days from the official calendar."""
-    arrival_day = calendar.local_date(arrived_at, timezone=timezone)
+    arrival_day = cityday.local_date(arrived_at, timezone)
     due = await calendar.add_working_days(start=arrival_day, n=DECISION_WORKING_DAYS)
-    return calendar.day_start(due.day + timedelta(days=1), timezone=timezone)
+    return cityday.day_start(due.day + timedelta(days=1), timezone)
 
 
 def _receiver(principal: Principal, manifest: Manifest) -> None:
@@ -39,7 +39,7 @@ def _receiver(principal: Principal, manifest: Manifest) -> None:
 
 
 async def arrive(
-    *, principal: Principal, manifest_id: int, arrived_at: datetime, timezone: str | None = None
+    *, principal: Principal, manifest_id: int, arrived_at: datetime, timezone: str
 ) -> Manifest:
     """The receiver records arrival; the decision is due by the end of the 5th working day
     after the day of arrival (city time zone, official calendar)."""
@@ -53,9 +53,7 @@ async def arrive(
     if arrived_at < last_handover:
         raise ValidationFailed("arrived_at precedes the last handover", field="arrived_at")
     manifest.arrived_at = arrived_at
-    manifest.decision_due_at = await decision_due(
-        arrived_at=arrived_at, timezone=timezone or get_settings().timezone
-    )
+    manifest.decision_due_at = await decision_due(arrived_at=arrived_at, timezone=timezone)
     manifest.state = "arrived"
     await manifest.save(update_fields=["arrived_at", "decision_due_at", "state"])
     return manifest
@@ -68,6 +66,7 @@ async def decide(
     decision: DecisionCommand,
     tolerance: Decimal,
     secret: str,
+    timezone: str,
 ) -> Manifest:
     """The receiver accepts, partially accepts or rejects, with the quantity received and the
     method; mismatches become discrepancies; the batches are received in the custody chain."""
@@ -81,7 +80,7 @@ async def decide(
         licence = await registry.licence_covering(
             organization_id=manifest.receiver_id,
             category_key=manifest.category_id,
-            on=datetime.now(UTC).date(),
+            on=cityday.today(timezone),
         )
         if licence is None or decision.method not in licence.method_codes:
             raise Forbidden(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from wastetrack.auth.models import Role
-from wastetrack.calendar import service as calendar
+from wastetrack.core import cityday
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
@@ -17,7 +17,6 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
-from wastetrack.core.settings import get_settings
 from wastetrack.custody.rules import EventType
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import event_id, record
@@ -65,7 +64,13 @@ async def sign_producer(
 
 
 async def sign_leg(
-    *, principal: Principal, manifest_id: int, seq: int, signature: LegSignCommand, secret: str
+    *,
+    principal: Principal,
+    manifest_id: int,
+    seq: int,
+    signature: LegSignCommand,
+    secret: str,
+    timezone: str,
 ) -> Manifest:
     """A carrier signs its leg at handover (time and place), in order; the first leg puts the
     batches in transit to the receiver."""
@@ -87,7 +92,7 @@ async def sign_leg(
         organization_id=leg.carrier_id,
         plate=leg.vehicle_plate,
         rule=HAZARDOUS_LICENCE,
-        on=calendar.local_date(signature.handover_at, timezone=get_settings().timezone),
+        on=cityday.local_date(signature.handover_at, timezone),
     )
     if seq == 1:
         await record(
@@ -140,6 +145,7 @@ async def sign_many(
     role: Literal["producer", "carrier"],
     signatures: list[Signature],
     secret: str,
+    timezone: str,
 ) -> list[Signed]:
     """Sign many manifests of one round at once (e-Manifest's "quicker sign"), each by the
     single-signature rule: all or nothing, every refusal named `manifests[i]`; an item signed
@@ -151,7 +157,7 @@ async def sign_many(
             if role == "producer":
                 done.append(await _sign_as_producer(principal, signature, secret))
             else:
-                done.append(await _sign_as_carrier(principal, signature, secret))
+                done.append(await _sign_as_carrier(principal, signature, secret, timezone))
         except DomainError as error:
             refused.append((index, error))
     if refused:
@@ -188,7 +194,9 @@ async def _sign_as_producer(principal: Principal, signature: Signature, secret: 
     return Signed(signed, None, already=False)
 
 
-async def _sign_as_carrier(principal: Principal, signature: Signature, secret: str) -> Signed:
+async def _sign_as_carrier(
+    principal: Principal, signature: Signature, secret: str, timezone: str
+) -> Signed:
     if signature.handover_at is None or not signature.handover_place:
         raise ValidationFailed("a carrier signs with the handover's time and place", field="role")
     manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id)
@@ -216,5 +224,6 @@ async def _sign_as_carrier(principal: Principal, signature: Signature, secret: s
             handover_at=signature.handover_at, handover_place=signature.handover_place
         ),
         secret=secret,
+        timezone=timezone,
     )
     return Signed(signed, leg.seq, already=False)

@@ -5,7 +5,7 @@ from typing import TypedDict
 
 from tortoise.expressions import Q
 
-from wastetrack.calendar.service import day_start
+from wastetrack.core.cityday import days_bounds
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
@@ -84,13 +84,14 @@ async def covered_institutions(
     if not institution_ids:
         return set()
     carrier = OrganizationKind.carrier
+    start, end = days_bounds(date_from, date_to, timezone)
     found = await CustodyEvent.filter(
         Q(event_type__in=("collected", "aggregated"), organization__kind=carrier)
         | Q(event_type="handed_over", to_organization__kind=carrier),
         batch__stream_id=MEDICAL_STREAM,
         batch__producer_id__in=institution_ids,
-        device_time__gte=day_start(date_from, timezone=timezone),
-        device_time__lt=day_start(date_to + timedelta(days=1), timezone=timezone),
+        device_time__gte=start,
+        device_time__lt=end,
     ).values_list("batch__producer_id", flat=True)
     return {int(i) for i in found}  # type: ignore[call-overload]
 

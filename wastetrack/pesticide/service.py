@@ -7,7 +7,6 @@ import hmac
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
-from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 from tortoise.functions import Sum
@@ -16,6 +15,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import keys
+from wastetrack.core.cityday import local_date
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import DomainError, Forbidden, NotFound
 from wastetrack.core.metrics import Rate, period_bounds, ratio
@@ -263,7 +263,6 @@ async def ledger(
 ) -> tuple[list[str], list[list[Any]]]:
     """The 台账: every return and consignment in the period, a row per material."""
     start, end = period_bounds(date_from, date_to, timezone)
-    tz = ZoneInfo(timezone)
     returns = await PackagingReturn.filter(
         _point_scope(principal, "point"),
         returned_at__gte=start,
@@ -281,7 +280,7 @@ async def ledger(
                 (
                     record.returned_at,
                     [
-                        record.returned_at.astimezone(tz).date().isoformat(),
+                        local_date(record.returned_at, timezone).isoformat(),
                         "return",
                         f"{record.point.name} ← 农户 {record.farmer.masked}",
                         line["material"],
@@ -298,7 +297,7 @@ async def ledger(
                 (
                     consignment.sent_at,
                     [
-                        consignment.sent_at.astimezone(tz).date().isoformat(),
+                        local_date(consignment.sent_at, timezone).isoformat(),
                         "consignment",
                         consignment.point.name,
                         line["material"],

@@ -11,7 +11,9 @@ from typing import Any
 
 from tortoise import connections
 
-from wastetrack.core.timefmt import local_date, local_time
+from wastetrack.core.cityday import local_date
+from wastetrack.core.metrics import period_bounds
+from wastetrack.core.timefmt import local_time
 from wastetrack.custody.rules import EventType
 from wastetrack.medical.service import MEDICAL_STREAM
 from wastetrack.registers.movements import (
@@ -21,7 +23,6 @@ from wastetrack.registers.movements import (
     movements,
     organization_names,
     party,
-    period_bounds,
 )
 
 MEDICAL_HANDOVER_RETENTION_YEARS = 3

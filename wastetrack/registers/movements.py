@@ -10,13 +10,12 @@ cancelled batch is in no register. Movement times are device times made monotoni
 phone with a late clock cannot take a batch out before it came in)."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from tortoise import connections
 
-from wastetrack.calendar.service import day_start
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody.rules import FINAL_STATES, SPECS, EventType, Holder, State
@@ -155,14 +154,6 @@ async def scope_for(
         if site is None:
             raise NotFound(f"organization {org.id} has no site {site_id}", field="site_id")
     return Scope(organization=org, site=site)
-
-
-def period_bounds(date_from: date, date_to: date, timezone: str) -> tuple[datetime, datetime]:
-    """The period's city days as UTC instants: the first day's start, the day after's start."""
-    return (
-        day_start(date_from, timezone=timezone),
-        day_start(date_to + timedelta(days=1), timezone=timezone),
-    )
 
 
 async def movements(scope: Scope, *, until: datetime) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from wastetrack.core.metrics import period_bounds
 from wastetrack.custody.rules import EventType
 from wastetrack.registers.movements import (
     Scope,
@@ -17,7 +18,6 @@ from wastetrack.registers.movements import (
     movements,
     organization_names,
     party,
-    period_bounds,
 )
 
 # `how` of a remainder batch coming back to the deliverer (docs/metrics.md §3).

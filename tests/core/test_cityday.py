@@ -1,0 +1,111 @@
+"""The city's day: one rule, in one module, whatever offset a client sends and whatever zone the
+machine runs in."""
+
+import ast
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from wastetrack.core import cityday
+
+SHANGHAI = "Asia/Shanghai"
+ROOT = Path(__file__).resolve().parents[2]
+OWNER = ROOT / "wastetrack" / "core" / "cityday.py"
+
+
+@pytest.mark.parametrize(
+    ("instant", "day"),
+    [
+        (datetime(2026, 3, 2, 16, 30, tzinfo=UTC), date(2026, 3, 3)),
+        (datetime(2026, 3, 2, 15, 59, tzinfo=UTC), date(2026, 3, 2)),
+        (datetime(2026, 3, 3, 0, 30, tzinfo=timezone(timedelta(hours=8))), date(2026, 3, 3)),
+        (datetime(2026, 3, 2, 11, 30, tzinfo=timezone(timedelta(hours=-5))), date(2026, 3, 3)),
+        (datetime(2026, 3, 3, 14, 30, tzinfo=timezone(timedelta(hours=14))), date(2026, 3, 3)),
+        # Naive: as the database hands it back, UTC.
+        (datetime(2026, 12, 31, 16, 30), date(2027, 1, 1)),
+    ],
+)
+def test_a_day_is_the_citys_day_whatever_offset_was_sent(instant: datetime, day: date) -> None:
+    assert cityday.local_date(instant, SHANGHAI) == day
+
+
+def test_today_is_the_citys_day_not_the_machines() -> None:
+    eight_in_the_morning = datetime(2027, 1, 1, 0, 0, tzinfo=UTC)
+    assert cityday.today(SHANGHAI, now=eight_in_the_morning) == date(2027, 1, 1)
+    assert cityday.today("UTC", now=eight_in_the_morning - timedelta(seconds=1)) == date(
+        2026, 12, 31
+    )
+
+
+def test_days_are_half_open_from_the_citys_midnight() -> None:
+    assert cityday.day_start(date(2026, 3, 11), SHANGHAI) == datetime(
+        2026, 3, 10, 16, 0, tzinfo=UTC
+    )
+    start, end = cityday.days_bounds(date(2026, 3, 11), date(2026, 3, 12), SHANGHAI)
+    assert (start, end) == (
+        datetime(2026, 3, 10, 16, 0, tzinfo=UTC),
+        datetime(2026, 3, 12, 16, 0, tzinfo=UTC),
+    )
+    assert cityday.local_date(end - timedelta(microseconds=1), SHANGHAI) == date(2026, 3, 12)
+    assert cityday.local_date(end, SHANGHAI) == date(2026, 3, 13)
+
+
+@pytest.mark.parametrize(
+    ("day", "first"),
+    [
+        (date(2027, 2, 28), date(2026, 3, 1)),
+        (date(2028, 2, 29), date(2027, 3, 1)),
+        (date(2026, 12, 1), date(2025, 12, 2)),
+    ],
+)
+def test_twelve_months_end_on_a_day(day: date, first: date) -> None:
+    assert cityday.year_to(day) == first
+
+
+def _day_taken_elsewhere(source: str, name: str) -> list[str]:
+    """`x.date()` (the day of a moment in whatever zone it carries) and `date.today()` /
+    `datetime.today()` (the machine's day): each is a date rule made outside the city."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        bare = not node.args and not node.keywords
+        machine_day = node.func.attr == "today" and ast.unparse(node.func.value) in (
+            "date",
+            "datetime",
+        )
+        if (node.func.attr == "date" and bare) or machine_day:
+            found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_only_the_city_day_module_turns_a_moment_into_a_day() -> None:
+    sources = [
+        path
+        for package in ("wastetrack", "mobile_api", "schemas")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != OWNER
+    ]
+    assert len(sources) > 100
+    offenders = [
+        line
+        for path in sources
+        for line in _day_taken_elsewhere(
+            path.read_text(encoding="utf-8"), str(path.relative_to(ROOT))
+        )
+    ]
+    assert offenders == [], "use wastetrack.core.cityday:\n" + "\n".join(offenders)
+
+
+def test_the_guard_sees_a_day_taken_elsewhere() -> None:
+    sample = (
+        "from datetime import UTC, date, datetime\n"
+        "a = datetime.now(UTC).date()\n"
+        "b = date.today()\n"
+        "c = datetime(2026, 1, 1).date\n"
+    )
+    assert _day_taken_elsewhere(sample, "sample.py") == [
+        "sample.py:2: datetime.now(UTC).date()",
+        "sample.py:3: date.today()",
+    ]
