@@ -4,13 +4,13 @@ WASTETRACK_DATABASE_URL's server), a fresh database per run, tables emptied afte
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from datetime import date
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from tortoise import connections
+from tortoise import connections, fields
 
 # Code that reads the process's settings (get_settings) must not create keys in the user's
 # own data directory: the whole run gets a throwaway one.
@@ -33,6 +33,27 @@ REFERENCE_TABLES = {
     "indicator",
     "working_calendar",
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_day_where_a_moment_belongs() -> Iterator[None]:
+    """A plain `date` compared with (or written to) a timestamp column is midnight in the
+    database session's zone, not the city's: every day's bounds come from
+    `wastetrack.core.cityday`. The whole suite refuses such a value, so a query that slips one
+    in fails in whichever test reaches it."""
+    to_db_value = fields.DatetimeField.to_db_value
+
+    def moments_only(self: fields.DatetimeField, value: object, instance: object) -> object:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            raise TypeError(
+                f"{self.model_field_name} holds moments; {value!r} is a day"
+                " (use wastetrack.core.cityday.days_bounds)"
+            )
+        return to_db_value(self, value, instance)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fields.DatetimeField, "to_db_value", moments_only)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from wastetrack.core import cityday
+from wastetrack.household.models import Pickup
 
 SHANGHAI = "Asia/Shanghai"
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +110,12 @@ def test_the_guard_sees_a_day_taken_elsewhere() -> None:
         "sample.py:2: datetime.now(UTC).date()",
         "sample.py:3: date.today()",
     ]
+
+
+async def test_the_suite_refuses_a_day_where_a_moment_belongs(orm: list[str]) -> None:
+    """tests/conftest.py: a `date` against a timestamp column would be midnight in the
+    database session's zone."""
+    with pytest.raises(TypeError, match="picked_up_at holds moments"):
+        await Pickup.filter(picked_up_at__gte=date(2026, 3, 1)).count()
+    start, end = cityday.days_bounds(date(2026, 3, 1), date(2026, 3, 1), SHANGHAI)
+    assert await Pickup.filter(picked_up_at__gte=start, picked_up_at__lt=end).count() == 0

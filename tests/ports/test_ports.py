@@ -473,7 +473,7 @@ def float_replacement(world: World, region: str = "other_town", **extra: object)
     return {
         "client_event_id": str(uuid.uuid4()),
         "region_id": world.regions[region].id,
-        "replaced_on": NOW.date().isoformat(),
+        "replaced_on": CITY_TODAY.isoformat(),
         "foam_floats_removed": 1200,
         "new_floats_installed": 1150,
         "new_float_type": "环保型塑料浮球",

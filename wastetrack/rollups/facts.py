@@ -159,7 +159,9 @@ SELECT day, region_path, stream_id, category_id, fate, mode,
 FROM {source}
 """
 _CELL = "stream_id, category_id, fate, mode"
-_MONTH = "date_trunc('month', day)::date"
+# A date column as a timestamp without zone: the month of the day itself, never shifted by
+# the database session's time zone.
+_MONTH = "date_trunc('month', day::timestamp)::date"
 # Each layer of sums: its table, its date and region columns, and how a fact's day and region
 # map to them (a town is the first two levels of a region path, the city the first).
 _LAYERS = (
