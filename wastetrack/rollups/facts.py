@@ -159,9 +159,7 @@ SELECT day, region_path, stream_id, category_id, fate, mode,
 FROM {source}
 """
 _CELL = "stream_id, category_id, fate, mode"
-# A date column as a timestamp without zone: the month of the day itself, never shifted by
-# the database session's time zone.
-_MONTH = "date_trunc('month', day::timestamp)::date"
+_MONTH = "date_trunc('month', day)::date"
 # Each layer of sums: its table, its date and region columns, and how a fact's day and region
 # map to them (a town is the first two levels of a region path, the city the first).
 _LAYERS = (

@@ -163,7 +163,7 @@ def sums_query(region_path: str, date_from: date, date_to: date, *, by_month: bo
     region path."""
     model = layer(region_path, date_from, date_to)
     columns = ", ".join(_SUMS)
-    month = ", date_trunc('month', period::timestamp)::date AS month" if by_month else ""
+    month = ", date_trunc('month', period)::date AS month" if by_month else ""
     return f"""
 SELECT stream_id, category_id, fate, mode{month}, {", ".join(f"SUM({c}) AS {c}" for c in _SUMS)}
 FROM (
