@@ -7,26 +7,29 @@ machine runs in. ``tests/core/test_cityday.py`` keeps ``.date()`` and ``date.tod
 the rest of the code."""
 
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
 
-@cache
 def zone(timezone: str | ZoneInfo) -> ZoneInfo:
     """The zone for a name (``Asia/Shanghai``); a zone as it is."""
     return timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
 
 
-def local_date(instant: datetime, timezone: str | ZoneInfo) -> date:
-    """The calendar day an instant falls on in the city.
+def in_city(instant: datetime, timezone: str | ZoneInfo) -> datetime:
+    """The instant on the city's clock.
 
     A naive datetime is taken as UTC, which is how the database hands them back.
     """
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=UTC)
-    return instant.astimezone(zone(timezone)).date()
+    return instant.astimezone(zone(timezone))
+
+
+def local_date(instant: datetime, timezone: str | ZoneInfo) -> date:
+    """The calendar day an instant falls on in the city."""
+    return in_city(instant, timezone).date()
 
 
 def today(timezone: str | ZoneInfo, *, now: datetime | None = None) -> date:

@@ -1,10 +1,10 @@
 """One way to print a moment on every document and page: the city's local time, to the minute
 (``2026-11-30 14:05``), never UTC with microseconds. Callers pass ``settings.timezone``."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from wastetrack.core.cityday import zone
+from wastetrack.core.cityday import in_city
 
 MINUTE = "%Y-%m-%d %H:%M"
 
@@ -18,6 +18,4 @@ def local_time(value: datetime | date | None, timezone: str | ZoneInfo, *, empty
         return empty
     if not isinstance(value, datetime):
         return value.isoformat()
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone(timezone)).strftime(MINUTE)
+    return in_city(value, timezone).strftime(MINUTE)

@@ -1,8 +1,7 @@
 """The demo's zero-waste cells (无废细胞) and their county-level assessments."""
 
-from datetime import UTC, datetime
-
 from wastetrack.cells import service as cells
+from wastetrack.core import cityday
 from wastetrack.demo.scenario import SCENARIO, Demo
 from wastetrack.registry.models import Region
 
@@ -11,7 +10,7 @@ async def load_cells(demo: Demo) -> None:
     """Ten zero-waste cells; six assessed at county level with evidence, some passing."""
     spec = SCENARIO["cells"]
     manager = demo.principals[spec["assessor"]]
-    today = demo.day(datetime.now(UTC))
+    today = cityday.today(demo.timezone)
     for place in spec["places"]:
         region = await Region.get(name=place["region"])
         org_key = place["organization"]
