@@ -5,7 +5,7 @@ nothing from wastetrack: batch fates and masses come from tests/rollups/referenc
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -111,6 +111,23 @@ def expiry(on: date) -> date:
         return on.replace(year=year)
     except ValueError:
         return date(year, 2, 28)
+
+
+def sorting_accuracy(
+    checks: list[tuple[datetime, bool]], *, on: date, timezone: str
+) -> Decimal | None:
+    """A cell's computed sorting accuracy when assessed on `on` (docs/metrics.md §6): of the
+    quality-checked pickups whose city day lies in the twelve months ending on `on` — after the
+    same date a year before (after 28 February for a 29 February) — the share that passed, in
+    percent to the hundredth."""
+    try:
+        first = on.replace(year=on.year - 1) + timedelta(days=1)
+    except ValueError:
+        first = date(on.year - 1, 3, 1)
+    inside = [passed for moment, passed in checks if first <= city_day(moment, timezone) <= on]
+    if not inside:
+        return None
+    return (Decimal(sum(inside) * 100) / len(inside)).quantize(Decimal("0.01"))
 
 
 def tier(criteria: list[dict[str, Any]], values: dict[str, Decimal | None], scores: dict) -> str:

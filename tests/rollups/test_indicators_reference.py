@@ -1,16 +1,18 @@
-"""The service's small-medical-institution coverage, zero-waste cell achievement and fishing-port
-garbage and sewage rates equal an independent reading of docs/metrics.md §6
-(tests/rollups/reference_indicators.py) over randomized histories recorded through the API:
-bed counts either side of 19 and unknown, events either side of the city's midnight sent in
-+08:00 and in UTC, cancellations, other streams, assessments on random dates (29 February
-too) and failed re-assessments, port calls, deliveries in kg and m³, receipts, rejections,
-treatments harmless or not, and lines aggregated into containers treated or not."""
+"""The service's small-medical-institution coverage, zero-waste cell achievement, a cell's
+computed sorting accuracy and fishing-port garbage and sewage rates equal an independent
+reading of docs/metrics.md §6 (tests/rollups/reference_indicators.py) over randomized
+histories recorded through the API: bed counts either side of 19 and unknown, events either
+side of the city's midnight sent in +08:00, in UTC and at −10:00, cancellations, other
+streams, assessments on random dates (29 February too) and failed re-assessments, pickups
+either side of the midnights that bound an assessment's twelve months, port calls,
+deliveries in kg and m³, receipts, rejections, treatments harmless or not, and lines
+aggregated into containers treated or not."""
 
 import itertools
 import json
 import uuid
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +27,7 @@ from tests.rollups import reference
 from tests.rollups import reference_indicators as ref
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells_service
+from wastetrack.core import codes
 from wastetrack.ports.rules import PORT_RULES
 from wastetrack.registry.models import Organization
 from wastetrack.rollups import service as rollups
@@ -424,6 +427,104 @@ async def test_cell_achievement_equals_the_reference_on_random_histories(
     for day in sorted(days):
         result = await cells_service.achievement(principal=scoped, today=day)
         assert_cells(result, ref.cell_achievement(cells, made, day))
+
+
+CHECK = st.fixed_dictionaries(
+    {
+        "edge": st.sampled_from(["first", "end"]),
+        "minutes": st.integers(min_value=-90, max_value=90),
+        "offset": st.sampled_from([8, 0, -10]),
+        "passed": st.booleans(),
+    }
+)
+WINDOW_BOUNDARIES = [
+    {"edge": "first", "minutes": -1, "offset": 8, "passed": False},
+    {"edge": "first", "minutes": 0, "offset": -10, "passed": True},
+    {"edge": "end", "minutes": -1, "offset": 0, "passed": True},
+    {"edge": "end", "minutes": 0, "offset": 8, "passed": False},
+]
+
+
+@EXAMPLES
+@given(
+    checks=st.lists(CHECK, min_size=1, max_size=6),
+    days_ago=st.integers(min_value=1, max_value=3),
+)
+@example(checks=WINDOW_BOUNDARIES, days_ago=1)
+async def test_a_cells_sorting_accuracy_equals_the_reference_on_random_histories(
+    client: httpx.AsyncClient, world: World, checks: list[dict[str, Any]], days_ago: int
+) -> None:
+    """Pickups either side of the city midnights that open and close the twelve months ending
+    on the assessment day, sent in +08:00, UTC and −10:00."""
+    town = await new_town(client, world)
+    point = await new_organization(client, world, "collection_point", town["id"])
+    community = await new_organization(client, world, "community", town["id"])
+    collector = await user_of(world, community["id"], Role.collector)
+    site = await post(
+        client,
+        world,
+        "admin",
+        "/admin/v1/sites",
+        {"organization_id": point["id"], "name": "1号", "latitude": 37.1, "longitude": 122.4},
+        record=False,
+    )
+    on = datetime.now(CITY).date() - timedelta(days=days_ago)
+    try:
+        first = on.replace(year=on.year - 1) + timedelta(days=1)
+    except ValueError:
+        first = date(on.year - 1, 3, 1)
+    midnights = {
+        "first": datetime.combine(first, datetime.min.time(), CITY),
+        "end": datetime.combine(on + timedelta(days=1), datetime.min.time(), CITY),
+    }
+    recorded: list[tuple[datetime, bool]] = []
+    for check in checks:
+        moment = midnights[check["edge"]] + timedelta(minutes=check["minutes"])
+        if moment > datetime.now(UTC) - timedelta(minutes=1):
+            continue  # not yet: a phone cannot send it
+        sent = moment.astimezone(timezone(timedelta(hours=check["offset"])))
+        await post(
+            client,
+            world,
+            collector,
+            "/m/v1/pickups",
+            {
+                "site": codes.qr_url(
+                    site["code"], base_url="http://testserver", secret=world.settings.secret_key
+                ),
+                "category": "hh.recyclable.paper",
+                "weight_kg": "10",
+                "device_time": sent.isoformat(),
+                "quality": {"passed": check["passed"], "contamination_share": "0.05"},
+            },
+        )
+        recorded.append((moment, check["passed"]))
+    cell = await post(
+        client,
+        world,
+        "manager",
+        "/m/v1/cells",
+        {"cell_type": "community", "name": f"细胞{next(SERIAL)}", "region_id": town["id"]},
+        record=False,
+    )
+    config = (await client.get("/m/v1/cell-types", headers=world.headers("manager"))).json()
+    (cell_type,) = [t for t in config["items"] if t["code"] == "community"]
+    entered = {
+        c["code"]: {"value": "100", "evidence": "检查记录"}
+        for c in cell_type["criteria"]
+        if c["kind"] == "evidence"
+    }
+    answer = await post(
+        client,
+        world,
+        "manager",
+        f"/m/v1/cells/{cell['id']}/assessments",
+        {"level": "county", "assessed_on": on.isoformat(), "entered": entered},
+        record=False,
+    )
+    want = ref.sorting_accuracy(recorded, on=on, timezone=TZ)
+    got = answer["scores"]["sorting_accuracy"]["value"]
+    assert (None if got is None else Decimal(got)) == want, (recorded, answer["scores"])
 
 
 # ---- fishing ports ----------------------------------------------------------------------------
