@@ -12,7 +12,7 @@ from wastetrack.alerts import service as alerts
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
-from wastetrack.batches.models import Batch, Label
+from wastetrack.batches.models import Batch
 from wastetrack.batches.tagging import tag
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes, observability
@@ -33,7 +33,6 @@ from wastetrack.custody.rules import (
 from wastetrack.custody.transitions import check_allowed
 from wastetrack.custody.work import Work, check_common, code_by_id, remember
 from wastetrack.evidence import service as evidence
-from wastetrack.registry.models import Organization, Site
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FACT_EVENTS
 
@@ -71,10 +70,7 @@ async def record_events(
             codes_of.append(None)
             outcomes[index] = _rejected(sub, error)
     await _load(work, submissions, codes_of)
-    work.batch_ids = await repository.allocate_batch_ids(
-        sum(sub.event_type == EventType.tagged for sub in submissions)
-    )
-
+    # After the locks: a resend that waited for its original's lock sees it committed.
     known = await repository.known_events([s.client_event_id for s in submissions])
     order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
     for index in order:
@@ -174,32 +170,29 @@ def _seen_before(sub: EventCommand, seen: dict[str, Any], digest: str) -> Record
     )
 
 
+# The acting organization matters only to tagging, receiving and treating, and to a
+# carrier's vehicle (wastetrack.fleet) when collecting or moving waste.
+_NEEDS_OWN = {
+    EventType.tagged,
+    EventType.received,
+    EventType.treated,
+    EventType.collected,
+    EventType.in_transit,
+}
+
+
 async def _load(work: Work, submissions: list[EventCommand], codes_of: list[str | None]) -> None:
-    """Lock every batch and label the call touches, in one order, and fetch what it refers to."""
+    """Lock every batch and label the call touches, in one order, fetch what it refers to and
+    take batch ids for its taggings, in one statement."""
     wanted: set[str] = {code for code in codes_of if code}
     for sub in submissions:
         for child in sub.children or []:
             code = codes.code_from_scan(child, secret=work.secret)
             if code:
                 wanted.add(code)
-    if wanted:
-        for batch in await repository.lock_batches(wanted):
-            remember(work, batch)
-        label_codes = [c for c in wanted if c not in work.batches]
-        if label_codes:
-            for label in await Label.filter(code__in=label_codes).select_for_update():
-                work.labels[label.code] = label
-    # The acting organization matters only to tagging, receiving and treating.
-    needs_own = {
-        EventType.tagged,
-        EventType.received,
-        EventType.treated,
-        EventType.collected,  # a carrier's vehicle (wastetrack.fleet)
-        EventType.in_transit,
-    }
     org_ids = (
         {work.principal.organization_id}
-        if any(sub.event_type in needs_own for sub in submissions)
+        if any(sub.event_type in _NEEDS_OWN for sub in submissions)
         else set()
     )
     for sub in submissions:
@@ -213,13 +206,18 @@ async def _load(work: Work, submissions: list[EventCommand], codes_of: list[str 
             )
             if i
         )
-    if org_ids:
-        for org in await Organization.filter(id__in=org_ids).select_related("region"):
-            work.organizations[org.id] = org
-    site_ids = {sub.origin_site_id for sub in submissions if sub.origin_site_id}
-    if site_ids:
-        sites = await Site.filter(id__in=site_ids).values_list("id", "organization_id")
-        work.sites = {int(site_id): int(org_id) for site_id, org_id in sites}
+    loaded = await repository.load(
+        codes=wanted,
+        organization_ids=org_ids,
+        site_ids={sub.origin_site_id for sub in submissions if sub.origin_site_id},
+        new_batches=sum(sub.event_type == EventType.tagged for sub in submissions),
+    )
+    for batch in loaded.batches:
+        remember(work, batch)
+    work.labels = {label.code: label for label in loaded.labels}
+    work.organizations = {org.id: org for org in loaded.organizations}
+    work.sites = loaded.sites
+    work.batch_ids = loaded.batch_ids
     work.photos = await evidence.stored_photos(
         {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
     )

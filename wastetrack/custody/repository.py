@@ -12,7 +12,8 @@ from typing import Any
 
 from tortoise import connections
 
-from wastetrack.batches.models import Batch
+from wastetrack.batches.models import Batch, Label
+from wastetrack.registry.models import Organization, Region
 
 
 @dataclass(slots=True)
@@ -133,13 +134,29 @@ CHANGED_BATCH_COLUMNS = [
 ]
 
 
+_LOCK_BATCHES = "SELECT * FROM batch WHERE code = ANY($1::text[]) ORDER BY id FOR UPDATE"
+_BATCH_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('batch', 'id')) FROM generate_series(1, {count})"
+)
+
+
 async def lock_batches(codes: set[str]) -> list[Batch]:
     """The batches with these codes, locked for the rest of the transaction, in id order so
     that concurrent calls cannot deadlock."""
-    rows = await connections.get("default").execute_query_dict(
-        "SELECT * FROM batch WHERE code = ANY($1::text[]) ORDER BY id FOR UPDATE", [list(codes)]
+    rows = await connections.get("default").execute_query_dict(_LOCK_BATCHES, [list(codes)])
+    # Tortoise's own constructor for rows read from the database (no per-field validation).
+    return [Batch._init_from_db(**row) for row in rows]
+
+
+async def allocate_batch_ids(count: int) -> list[int]:
+    """Batch ids taken from the table's sequence before the rows exist, so events made in the
+    same call can point at batches made in the same call."""
+    if count == 0:
+        return []
+    rows = await connections.get("default").execute_query(
+        _BATCH_IDS.format(count="$1::int"), [count]
     )
-    return [Batch(**row) for row in rows]
+    return [int(row[0]) for row in rows[1]]
 
 
 async def known_events(client_event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
@@ -156,6 +173,69 @@ async def known_events(client_event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dic
     return {row["client_event_id"]: row for row in rows}
 
 
+@dataclass(slots=True)
+class Loaded:
+    """What a recording call reads before it decides anything, from one statement."""
+
+    batches: list[Batch]
+    """The batches with the call's codes, locked, in id order."""
+    labels: list[Label]
+    """The labels with the call's other codes (not yet bound to a batch), locked."""
+    organizations: list[Organization]
+    """With their region."""
+    sites: dict[int, int]
+    """Site id → its organization's id."""
+    batch_ids: list[int]
+    """Fresh batch ids for the batches the call may tag."""
+
+
+# Each part is an array of rows of its table's type, which asyncpg decodes with their column
+# names and types; the batch locks come before the label locks, as a call takes them.
+_LOAD = (
+    f"WITH locked AS ({_LOCK_BATCHES}),"
+    " labelled AS (SELECT * FROM label WHERE code = ANY($1::text[])"
+    " AND code NOT IN (SELECT code FROM locked) ORDER BY code FOR UPDATE)"
+    " SELECT ARRAY(SELECT ROW(b.*)::batch FROM locked b ORDER BY b.id) AS batches,"
+    " ARRAY(SELECT ROW(l.*)::label FROM labelled l ORDER BY l.code) AS labels,"
+    " ARRAY(SELECT o FROM organization o WHERE o.id = ANY($2::int[])) AS organizations,"
+    " ARRAY(SELECT r FROM region r WHERE r.id IN"
+    " (SELECT region_id FROM organization WHERE id = ANY($2::int[]))) AS regions,"
+    " ARRAY(SELECT ROW(s.id, s.organization_id) FROM site s WHERE s.id = ANY($3::int[]))"
+    " AS sites,"
+    f" ARRAY({_BATCH_IDS.format(count='$4::int')}) AS batch_ids"
+)
+
+
+async def load(
+    *,
+    codes: set[str],
+    organization_ids: set[int],
+    site_ids: set[int],
+    new_batches: int,
+) -> Loaded:
+    """Lock the call's batches and labels and read what the call refers to, in one round
+    trip. The events already recorded under its client ids are read after this, by a
+    statement of their own (`known_events`): this statement's snapshot is taken before it
+    waits for a lock, so it cannot see what the lock's holder committed meanwhile."""
+    (row,) = await connections.get("default").execute_query_dict(
+        _LOAD, [list(codes), list(organization_ids), list(site_ids), new_batches]
+    )
+    regions = {r["id"]: Region._init_from_db(**r) for r in row["regions"]}
+    organizations = []
+    for record in row["organizations"]:
+        org = Organization._init_from_db(**record)
+        # where select_related("region") would put it
+        object.__setattr__(org, "_region", regions[org.region_id])
+        organizations.append(org)
+    return Loaded(
+        batches=[Batch._init_from_db(**r) for r in row["batches"]],
+        labels=[Label._init_from_db(**r) for r in row["labels"]],
+        organizations=organizations,
+        sites={int(site_id): int(org_id) for site_id, org_id in row["sites"]},
+        batch_ids=[int(i) for i in row["batch_ids"]],
+    )
+
+
 async def on_signed_manifest(code: str) -> bool:
     """Whether a transfer manifest signed by its producer lists this batch."""
     rows = await connections.get("default").execute_query_dict(
@@ -164,18 +244,6 @@ async def on_signed_manifest(code: str) -> bool:
         [json.dumps([code])],
     )
     return bool(rows)
-
-
-async def allocate_batch_ids(count: int) -> list[int]:
-    """Batch ids taken from the table's sequence before the rows exist, so events made in the
-    same call can point at batches made in the same call."""
-    if count == 0:
-        return []
-    rows = await connections.get("default").execute_query_dict(
-        "SELECT nextval(pg_get_serial_sequence('batch', 'id')) AS id FROM generate_series(1, $1)",
-        [count],
-    )
-    return [int(row["id"]) for row in rows]
 
 
 _CHANGED_KINDS = {"id": "int", **{name: NEW_BATCH_COLUMNS[name] for name in CHANGED_BATCH_COLUMNS}}

@@ -1,0 +1,121 @@
+"""What a recording call reads before it decides anything, in one statement: the batches and
+labels it touches (locked), the organizations and sites it names, and fresh batch ids; and the
+events already recorded under its client ids, read after the locks."""
+
+import asyncio
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+import httpx
+import pytest
+from tortoise.transactions import in_transaction
+
+from tests.custody.helpers import post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.batches.models import Label, Unit
+from wastetrack.core import codes
+from wastetrack.core.settings import Settings
+from wastetrack.custody import recorder, repository
+from wastetrack.custody.commands import EventCommand
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+
+async def test_one_statement_reads_and_locks_what_a_call_touches(
+    client: httpx.AsyncClient, world: World, database_url: str
+) -> None:
+    tagged = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    code = tagged["code"]
+    collected = event("collected", code, minutes=10)
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    spare = codes.new_code()
+    await Label.create(
+        code=spare,
+        organization=world.orgs["clinic"],
+        stream_id="medical",
+        issued_by=world.users["clinic"],
+        issued_at=datetime.fromisoformat(collected["device_time"]),
+    )
+    clinic, carrier = world.orgs["clinic"], world.orgs["carrier"]
+    site = await registry.create_site(
+        organization_id=clinic.id, name="诊室", region_id=None, latitude=37.16, longitude=122.42
+    )
+
+    async with in_transaction():
+        loaded = await repository.load(
+            codes={code, spare, "NOSUCHCODE"},
+            organization_ids={clinic.id, carrier.id},
+            site_ids={site.id},
+            new_batches=2,
+        )
+        # Locked until the call's transaction ends: another connection cannot take them.
+        other = await asyncpg.connect(database_url)
+        try:
+            for table, key in (("batch", code), ("label", spare)):
+                with pytest.raises(asyncpg.LockNotAvailableError):
+                    await other.fetch(
+                        f"SELECT 1 FROM {table} WHERE code = $1 FOR UPDATE NOWAIT", key
+                    )
+        finally:
+            await other.close()
+
+    (batch,) = loaded.batches
+    assert (batch.code, batch.state, batch.last_seq) == (code, "collected", 2)
+    assert batch.unit is Unit.KG and batch.quantity == Decimal(tagged["quantity"])
+    assert isinstance(batch.quantity, Decimal) and batch.tagged_at.tzinfo is not None
+    assert batch.hazard == tagged["hazard"]
+    # The bag's own label is bound to it: only the spare one is read as a label.
+    assert [label.code for label in loaded.labels] == [spare]
+    read = {org.id: (org.kind, org.region.path) for org in loaded.organizations}
+    assert read == {
+        clinic.id: (OrganizationKind.clinic, world.regions["village"].path),
+        carrier.id: (OrganizationKind.carrier, world.regions["city"].path),
+    }
+    assert loaded.sites == {site.id: clinic.id}
+    first, second = loaded.batch_ids
+    assert second > first > batch.id
+
+
+async def test_a_call_that_touches_nothing_reads_nothing(orm: list[str]) -> None:
+    async with in_transaction():
+        loaded = await repository.load(
+            codes=set(), organization_ids=set(), site_ids=set(), new_batches=0
+        )
+    assert loaded == repository.Loaded([], [], [], {}, [])
+
+
+async def test_a_resend_that_waited_for_its_original_is_a_duplicate(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    """A phone that timed out resends while its first request still holds the batch: the
+    resend waits for the lock, and once the original commits it must see it recorded."""
+    tagged = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    collected = EventCommand.model_validate(event("collected", tagged["code"], minutes=10))
+    carrier = world.principals["carrier"]
+    holding, released = asyncio.Event(), asyncio.Event()
+
+    async def original() -> list[recorder.Recorded]:
+        async with in_transaction():
+            recorded = await recorder.record_events(
+                principal=carrier, submissions=[collected], secret=settings.secret_key
+            )
+            holding.set()
+            await released.wait()
+            return recorded
+
+    async def resend() -> list[recorder.Recorded]:
+        await holding.wait()
+        async with in_transaction():
+            return await recorder.record_events(
+                principal=carrier, submissions=[collected], secret=settings.secret_key
+            )
+
+    first_task, second_task = asyncio.create_task(original()), asyncio.create_task(resend())
+    await holding.wait()
+    await asyncio.sleep(0.3)  # the resend is now waiting for the batch's lock
+    assert not second_task.done()
+    released.set()
+    (first,), (second,) = await first_task, await second_task
+    assert first.result.status == "applied"
+    assert (second.result.status, second.result.event_id) == ("duplicate", first.result.event_id)
