@@ -124,6 +124,46 @@ class RssWatch(threading.Thread):
         return sorted(self.peaks.values(), reverse=True)[:workers]
 
 
+class CpuMeter:
+    """CPU seconds used so far by the service (the server and its workers) and by PostgreSQL
+    (the embedded server's postmaster and its backends), to split a phase's cost between the
+    Python and the database. An external database (WASTETRACK_DATABASE_URL) is not measured."""
+
+    def __init__(self, server_pid: int, pgdata: Path | None) -> None:
+        self.service = psutil.Process(server_pid)
+        self.postmaster = (
+            psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+            if pgdata is not None
+            else None
+        )
+
+    @staticmethod
+    def _seconds(root: psutil.Process | None) -> float | None:
+        if root is None:
+            return None
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue  # a backend that ended since the list was read
+            total += times.user + times.system
+        return total
+
+    def read(self) -> tuple[float | None, float | None]:
+        return self._seconds(self.service), self._seconds(self.postmaster)
+
+
+def cpu_ms_per_event(
+    before: tuple[float | None, float | None], after: tuple[float | None, float | None], events: int
+) -> dict[str, float | None]:
+    """Milliseconds of CPU per event in the service and in PostgreSQL between two readings."""
+    return {
+        name: None if a is None or b is None else round((b - a) * 1000 / events, 2)
+        for name, a, b in zip(("service", "database"), before, after, strict=True)
+    }
+
+
 async def token(http: httpx.AsyncClient, username: str) -> dict[str, str]:
     response = await http.post(
         "/m/v1/auth/token", data={"username": username, "password": PASSWORD}
@@ -230,7 +270,9 @@ class Phone:
         await self.writer.wait_closed()
 
 
-async def single_phase(base_url: str, clients: int, per_client: int) -> dict[str, float]:
+async def single_phase(
+    base_url: str, clients: int, per_client: int, meter: CpuMeter
+) -> dict[str, Any]:
     """32 phones, each on its own open connection, tag a batch, then post collected and
     in_transit one event at a time."""
     latencies: list[float] = []
@@ -277,9 +319,9 @@ async def single_phase(base_url: str, clients: int, per_client: int) -> dict[str
     # One untimed chain per phone first, so the timed part is not 32 phones firing their
     # first request in the same instant.
     await asyncio.gather(*(work(phone, 1, timed=False) for phone in phones))
-    began = time.perf_counter()
+    began, cpu_before = time.perf_counter(), meter.read()
     await asyncio.gather(*(work(phone, per_client // 3, timed=True) for phone in phones))
-    total = time.perf_counter() - began
+    total, cpu_after = time.perf_counter() - began, meter.read()
     for phone in phones:
         await phone.close()
     ordered = sorted(latencies)
@@ -292,6 +334,7 @@ async def single_phase(base_url: str, clients: int, per_client: int) -> dict[str
             kind: round(sorted(values)[int(len(values) * 0.99) - 1] * 1000, 1)
             for kind, values in by_kind.items()
         },
+        "single_cpu_ms_per_event": cpu_ms_per_event(cpu_before, cpu_after, len(latencies)),
     }
 
 
@@ -395,6 +438,9 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
     server = start_server(env, port, arguments.workers, arguments.profile)
     watch = RssWatch(server.pid)
     watch.start()
+    meter = CpuMeter(
+        server.pid, None if "WASTETRACK_DATABASE_URL" in os.environ else work / "pgdata"
+    )
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", timeout=60, limits=httpx.Limits(max_connections=64)
@@ -407,8 +453,12 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
                     assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
                     await asyncio.sleep(0.1)
             await sync_phase(http, ids, 1)  # warm-up
+            sync_cpu_before = meter.read()
             synced, sync_seconds = await sync_phase(http, ids, arguments.sync_rounds)
-            single = await single_phase(f"http://127.0.0.1:{port}", 32, arguments.single_per_client)
+            sync_cpu = cpu_ms_per_event(sync_cpu_before, meter.read(), synced)
+            single = await single_phase(
+                f"http://127.0.0.1:{port}", 32, arguments.single_per_client, meter
+            )
     finally:
         watch.running = False
         # py-spy writes its profile on SIGINT; the service stops on it too
@@ -427,6 +477,7 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         "workers": arguments.workers,
         "sync_events": synced,
         "sync_events_per_s": round(sync_rate, 1),
+        "sync_cpu_ms_per_event": sync_cpu,
         "raw_executemany_rows": rows,
         "raw_executemany_rows_per_s": round(raw_rate, 1),
         "ratio": round(sync_rate / raw_rate, 3),
