@@ -455,7 +455,7 @@ def test_an_action_records_weight_position_and_a_downscaled_photo(
         lambda b: _visible(b, "result-view") and load in b.find_element(By.ID, "summary").text,
     )
     browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
-    browser.find_element(By.ID, "f-weight_kg").send_keys("7.25")
+    _find(browser, "#f-weight_kg").send_keys("7.25")
     browser.find_element(By.ID, "f-photo").send_keys(str(tmp_path / "bag.jpg"))
     _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".photo-preview").is_displayed())
     browser.find_element(By.ID, "save").click()
@@ -530,6 +530,7 @@ def test_a_carrier_records_its_vehicle_and_the_producers_pin(
         lambda b: _visible(b, "result-view") and bag in b.find_element(By.ID, "summary").text,
     )
     browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+    _find(browser, "#vehicle-plates option")
     offered = browser.find_elements(By.CSS_SELECTOR, "#vehicle-plates option")
     assert [o.get_attribute("value") for o in offered] == [PLATE]
     browser.find_element(By.ID, "f-vehicle_plate").send_keys(PLATE)
