@@ -168,10 +168,13 @@ async def migrate(url: str) -> None:
     await Tortoise.close_connections()
     # Derived data: facts computed by other counting rules are rebuilt from the log.
     from wastetrack.core.settings import get_settings
+    from wastetrack.custody import repository
     from wastetrack.rollups import facts
 
     async with database(url, pool_size=2):
         await facts.ensure_current(timezone=get_settings().timezone)
+        # The recording's write, as a function defined by this code (core.sqlfunctions).
+        await repository.WRITE.ensure()
 
 
 APP_ROLE = "wastetrack_app"

@@ -13,6 +13,7 @@ from typing import Any
 from tortoise import connections
 
 from wastetrack.batches.models import Batch, Label
+from wastetrack.core.sqlfunctions import SqlFunction
 from wastetrack.registry.models import Organization, Region
 
 
@@ -250,29 +251,34 @@ _CHANGED_KINDS = {"id": "int", **{name: NEW_BATCH_COLUMNS[name] for name in CHAN
 _EVENT_SELECT = ", ".join(f"{name}::jsonb" if name == "details" else name for name in EVENT_COLUMNS)
 
 
-def _write_statement() -> str:
+def _write_statement() -> tuple[str, tuple[str, ...]]:
     """Labels issued and bound, batches made and changed, the events and their client ids, in
-    one statement: a sub-statement whose array is empty writes nothing. The foreign keys are
-    checked at the end of the statement, when the batches and events they point at exist; a
-    client id already in client_event fails the whole statement (a concurrent resend)."""
-    numbers = iter(range(1, 1000))
+    one statement, and its parameters' types: a sub-statement whose array is empty writes
+    nothing. The foreign keys are checked at the end of the statement, when the batches and
+    events they point at exist; a client id already in client_event fails the whole statement
+    (a concurrent resend)."""
+    kinds: list[str] = []
+
+    def parameter(kind: str) -> str:
+        kinds.append(kind)
+        return f"${len(kinds)}::{kind}"
 
     def placeholders(columns: dict[str, str]) -> dict[str, str]:
-        return {name: f"${next(numbers)}::{kind}[]" for name, kind in columns.items()}
+        return {name: parameter(f"{kind}[]") for name, kind in columns.items()}
 
     def arrays(columns: dict[str, str]) -> str:
         return ", ".join(placeholders(columns).values())
 
-    bound_at = f"${next(numbers)}::timestamptz"
+    bound_at = parameter("timestamptz")
     labels = arrays(LABEL_COLUMNS)
-    bound = f"${next(numbers)}::text[]"
+    bound = parameter("text[]")
     batches = arrays(NEW_BATCH_COLUMNS)
     changed = arrays(_CHANGED_KINDS)
     event_arrays = placeholders(EVENT_COLUMNS)
     events = ", ".join(event_arrays.values())
     client_ids = ", ".join(event_arrays[name] for name in ("client_event_id", "batch_id", "id"))
     assignments = ", ".join(f"{name} = v.{name}" for name in CHANGED_BATCH_COLUMNS)
-    return (
+    statement = (
         f"WITH issued AS (INSERT INTO label ({', '.join(LABEL_COLUMNS)}, bound_at)"
         f" SELECT *, {bound_at} FROM unnest({labels})),"
         f" bound AS (UPDATE label SET bound_at = {bound_at} WHERE code = ANY({bound})),"
@@ -286,9 +292,19 @@ def _write_statement() -> str:
         f" INSERT INTO custody_event ({', '.join(EVENT_COLUMNS)}) SELECT {_EVENT_SELECT}"
         f" FROM unnest({events}) AS v({', '.join(EVENT_COLUMNS)})"
     )
+    return statement, tuple(kinds)
 
 
-_WRITE = _write_statement()
+_WRITE_STATEMENT, _WRITE_PARAMETERS = _write_statement()
+# On its generic plan: with one event, planning the statement cost more than running it
+# (see wastetrack.core.sqlfunctions).
+WRITE = SqlFunction(
+    name="wastetrack_write_custody",
+    parameters=_WRITE_PARAMETERS,
+    returns="void",
+    body=_WRITE_STATEMENT,
+    settings=("plan_cache_mode=force_generic_plan",),
+)
 
 
 async def write(
@@ -302,7 +318,7 @@ async def write(
 ) -> None:
     """Everything one recording call decided, in one round trip."""
     await connections.get("default").execute_query(
-        _WRITE,
+        WRITE.call,
         [
             bound_at,
             *([getattr(x, name) for x in labels] for name in LABEL_COLUMNS),

@@ -10,6 +10,7 @@ from typing import Any
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from wastetrack.core.sqlfunctions import SqlFunction
 from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted, sql_list
 
 # Bump when the counting rules change: the next start-up rebuilds the stored facts.
@@ -246,15 +247,13 @@ _FOLD = (
 # of batches by their keys: a sequential scan is never right for it, however small the tables
 # were when the plan was made (a plan made on a young database scanned them whole). Installed
 # from this text by `ensure_current`, so the statement has one definition.
-_APPLY = "wastetrack_apply_facts"
-_APPLY_SETTINGS = ["plan_cache_mode=force_generic_plan", "enable_seqscan=off"]
-_APPLY_FUNCTION = f"""
-DROP FUNCTION IF EXISTS {_APPLY}(text, text[], int[]);
-CREATE FUNCTION {_APPLY}(timezone text, recovery_modes text[], batch_ids int[])
-RETURNS int LANGUAGE sql VOLATILE
-{" ".join(f"SET {setting.replace('=', ' = ')}" for setting in _APPLY_SETTINGS)}
-AS $body${_INCREMENT}$body$
-"""
+APPLY = SqlFunction(
+    name="wastetrack_apply_facts",
+    parameters=("text", "text[]", "int[]"),  # the city's zone, recovery modes, batch ids
+    returns="int",
+    body=_INCREMENT,
+    settings=("plan_cache_mode=force_generic_plan", "enable_seqscan=off"),
+)
 
 
 async def apply(*, batch_ids: list[int], timezone: str) -> None:
@@ -263,7 +262,7 @@ async def apply(*, batch_ids: list[int], timezone: str) -> None:
     if not batch_ids:
         return
     await connections.get("default").execute_query(
-        f"SELECT {_APPLY}($1, $2, $3)", [timezone, RECOVERY_MODES, sorted(set(batch_ids))]
+        APPLY.call, [timezone, RECOVERY_MODES, sorted(set(batch_ids))]
     )
 
 
@@ -308,16 +307,8 @@ async def rebuild(*, timezone: str) -> int:
 async def ensure_current(*, timezone: str) -> bool:
     """Install the recording's function as this code defines it, and rebuild when the stored
     facts were computed by other rules (or never); True if it rebuilt."""
+    await APPLY.ensure()
     client = connections.get("default")
-    installed = await client.execute_query_dict(
-        "SELECT prosrc, proconfig FROM pg_proc WHERE proname = $1", [_APPLY]
-    )
-    if not installed or (installed[0]["prosrc"], installed[0]["proconfig"]) != (
-        _INCREMENT,
-        _APPLY_SETTINGS,
-    ):
-        async with in_transaction() as replacing:
-            await replacing.execute_script(_APPLY_FUNCTION)
     rows = await client.execute_query_dict("SELECT version FROM rollup_definition WHERE id = 1")
     if rows and rows[0]["version"] == DEFINITION_VERSION:
         return False

@@ -1,0 +1,65 @@
+"""Statements kept as SQL functions: installed from the code's text, replaced when what is
+installed differs (an older release's body, settings or parameters), and called in one round
+trip with their own settings."""
+
+from tortoise import connections
+
+from wastetrack.core.sqlfunctions import SqlFunction
+from wastetrack.custody import repository
+from wastetrack.rollups import facts
+
+
+async def _installed(name: str) -> list[dict]:
+    return await connections.get("default").execute_query_dict(
+        "SELECT pg_get_function_identity_arguments(oid) AS arguments, prosrc, proconfig"
+        " FROM pg_proc WHERE proname = $1",
+        [name],
+    )
+
+
+async def test_a_function_is_installed_as_defined_and_replaced_when_it_differs(
+    orm: list[str],
+) -> None:
+    function = SqlFunction(
+        name="wastetrack_test_add",
+        parameters=("int", "int[]"),
+        returns="int",
+        body="SELECT $1 + coalesce(sum(x), 0)::int FROM unnest($2::int[]) AS x"
+        " WHERE current_setting('plan_cache_mode') = 'force_generic_plan'",
+        settings=("plan_cache_mode=force_generic_plan",),
+    )
+    database = connections.get("default")
+    # What an older release left: another body, and an overload with other parameters.
+    await database.execute_script(
+        "CREATE OR REPLACE FUNCTION wastetrack_test_add(int, int[]) RETURNS int"
+        " LANGUAGE sql AS 'SELECT 0';"
+        " CREATE OR REPLACE FUNCTION wastetrack_test_add(text) RETURNS int"
+        " LANGUAGE sql AS 'SELECT 0'"
+    )
+    try:
+        assert await function.ensure() is True
+        (installed,) = await _installed(function.name)
+        assert installed["arguments"] == "integer, integer[]"
+        assert (installed["prosrc"], installed["proconfig"]) == (
+            function.body,
+            ["plan_cache_mode=force_generic_plan"],
+        )
+        assert await function.ensure() is False  # as defined: left alone
+        # Called with its parameters, it runs with its own settings (the body checks them),
+        # which do not leak into the session.
+        rows = await database.execute_query_dict(function.call + " AS n", [2, [3, 4]])
+        assert rows[0]["n"] == 9
+        (setting,) = await database.execute_query_dict("SHOW plan_cache_mode")
+        assert setting["plan_cache_mode"] == "auto"
+    finally:
+        await database.execute_script("DROP FUNCTION IF EXISTS wastetrack_test_add(int, int[])")
+
+
+async def test_start_up_installs_the_recording_statements_on_their_generic_plans(
+    orm: list[str],
+) -> None:
+    for function in (repository.WRITE, facts.APPLY):
+        (installed,) = await _installed(function.name)
+        assert installed["prosrc"] == function.body
+        assert "plan_cache_mode=force_generic_plan" in installed["proconfig"]
+    assert repository.WRITE.body.startswith("WITH issued AS (INSERT INTO label")

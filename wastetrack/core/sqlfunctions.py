@@ -1,0 +1,57 @@
+"""Statements of the recording transaction kept as SQL functions, installed from the code's
+own text at start-up.
+
+A statement with array parameters stays on custom plans: PostgreSQL re-plans it on every call
+(a generic plan cannot know an array's length), and for the recording's statements planning
+costs more than running them for one event. A function carries its own settings (a generic
+plan, say) for its body only, and is one round trip. Its text lives here, next to the Python
+that calls it, so each statement has one definition; `ensure` replaces an installed function
+whose body or settings differ (left by an older release)."""
+
+from dataclasses import dataclass
+
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+
+@dataclass(frozen=True)
+class SqlFunction:
+    name: str
+    parameters: tuple[str, ...]
+    """The parameters' types, in order; the body refers to them as $1, $2, …"""
+    returns: str
+    body: str
+    settings: tuple[str, ...] = ()
+    """Settings for the body only, as `name=value` (as pg_proc.proconfig keeps them)."""
+
+    @property
+    def call(self) -> str:
+        """The statement that calls it, passing its parameters through."""
+        arguments = ", ".join(f"${number}" for number in range(1, len(self.parameters) + 1))
+        return f"SELECT {self.name}({arguments})"
+
+    def definition(self) -> str:
+        """SQL that drops every function of this name (whatever its parameters were) and
+        creates this one."""
+        settings = " ".join(f"SET {s.replace('=', ' = ')}" for s in self.settings)
+        return (
+            "DO $drop$ DECLARE f regprocedure; BEGIN"
+            f" FOR f IN SELECT oid FROM pg_proc WHERE proname = '{self.name}' LOOP"
+            " EXECUTE 'DROP FUNCTION ' || f; END LOOP; END $drop$;\n"
+            f"CREATE FUNCTION {self.name}({', '.join(self.parameters)}) RETURNS {self.returns}"
+            f" LANGUAGE sql VOLATILE {settings}\nAS $body${self.body}$body$"
+        )
+
+    async def ensure(self) -> bool:
+        """Install the function as defined here unless it is; True if it (re)installed it."""
+        installed = await connections.get("default").execute_query_dict(
+            "SELECT prosrc, proconfig FROM pg_proc WHERE proname = $1", [self.name]
+        )
+        if len(installed) == 1 and (installed[0]["prosrc"], installed[0]["proconfig"]) == (
+            self.body,
+            list(self.settings) or None,
+        ):
+            return False
+        async with in_transaction() as replacing:
+            await replacing.execute_script(self.definition())
+        return True
