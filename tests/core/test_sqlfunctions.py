@@ -45,6 +45,16 @@ async def test_a_function_is_installed_as_defined_and_replaced_when_it_differs(
             ["plan_cache_mode=force_generic_plan"],
         )
         assert await function.ensure() is False  # as defined: left alone
+        # The same body and settings over other parameters is another function.
+        await database.execute_script(
+            "DROP FUNCTION wastetrack_test_add(int, int[]);"
+            " CREATE FUNCTION wastetrack_test_add(bigint, int[]) RETURNS int LANGUAGE sql"
+            " SET plan_cache_mode = force_generic_plan"
+            f" AS $body${function.body}$body$"
+        )
+        assert await function.ensure() is True
+        (installed,) = await _installed(function.name)
+        assert installed["arguments"] == "integer, integer[]"
         # Called with its parameters, it runs with its own settings (the body checks them),
         # which do not leak into the session.
         rows = await database.execute_query_dict(function.call + " AS n", [2, [3, 4]])
@@ -62,4 +72,5 @@ async def test_start_up_installs_the_recording_statements_on_their_generic_plans
         (installed,) = await _installed(function.name)
         assert installed["prosrc"] == function.body
         assert "plan_cache_mode=force_generic_plan" in installed["proconfig"]
+        assert await function.ensure() is False  # installed as defined: not replaced again
     assert repository.WRITE.body.startswith("WITH issued AS (INSERT INTO label")

@@ -6,7 +6,7 @@ A statement with array parameters stays on custom plans: PostgreSQL re-plans it 
 costs more than running them for one event. A function carries its own settings (a generic
 plan, say) for its body only, and is one round trip. Its text lives here, next to the Python
 that calls it, so each statement has one definition; `ensure` replaces an installed function
-whose body or settings differ (left by an older release)."""
+whose body, settings or parameters differ (left by an older release)."""
 
 from dataclasses import dataclass
 
@@ -45,12 +45,17 @@ class SqlFunction:
     async def ensure(self) -> bool:
         """Install the function as defined here unless it is; True if it (re)installed it."""
         installed = await connections.get("default").execute_query_dict(
-            "SELECT prosrc, proconfig FROM pg_proc WHERE proname = $1", [self.name]
+            "SELECT prosrc, proconfig,"
+            " oidvectortypes(proargtypes) = array_to_string($2::text[]::regtype[], ', ')"
+            " AS same_parameters"
+            " FROM pg_proc WHERE proname = $1",
+            [self.name, list(self.parameters)],
         )
-        if len(installed) == 1 and (installed[0]["prosrc"], installed[0]["proconfig"]) == (
-            self.body,
-            list(self.settings) or None,
-        ):
+        if len(installed) == 1 and (
+            installed[0]["prosrc"],
+            installed[0]["proconfig"],
+            installed[0]["same_parameters"],
+        ) == (self.body, list(self.settings) or None, True):
             return False
         async with in_transaction() as replacing:
             await replacing.execute_script(self.definition())
