@@ -72,7 +72,7 @@ SELECT stream_id, category_id, fate, mode, SUM(mass_kg),
        SUM(CASE WHEN estimated THEN mass_kg ELSE 0 END),
        SUM(COALESCE(balance_weighed_kg, 0)), SUM(COALESCE(balance_declared_kg, 0)),
        SUM(volume_m3), SUM(items), COUNT(*)
-FROM ({facts._FACTS.format(scope=PERIOD_SCOPE)}) f
+FROM ({facts._facts(PERIOD_SCOPE)}) f
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 """
 
@@ -265,8 +265,7 @@ async def build_rollups(conn: asyncpg.Connection) -> None:
     await conn.execute(f"TRUNCATE batch_fact, {facts._TABLES}")
     await conn.execute("SET work_mem = '256MB'")
     await conn.execute(
-        f"INSERT INTO batch_fact ({facts._FACT_COLUMNS})"
-        f" {facts._FACTS.format(scope='SELECT id FROM batch')}",
+        f"INSERT INTO batch_fact ({facts._FACT_COLUMNS}) {facts._facts('SELECT id FROM batch')}",
         TZ,
         facts.RECOVERY_MODES,
     )

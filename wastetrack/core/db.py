@@ -173,8 +173,9 @@ async def migrate(url: str) -> None:
 
     async with database(url, pool_size=2):
         await facts.ensure_current(timezone=get_settings().timezone)
-        # The recording's write, as a function defined by this code (core.sqlfunctions).
-        await repository.WRITE.ensure()
+        # The recording's read and write, as functions defined by this code (core.sqlfunctions).
+        for function in repository.FUNCTIONS:
+            await function.ensure()
 
 
 APP_ROLE = "wastetrack_app"

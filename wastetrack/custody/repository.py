@@ -13,7 +13,7 @@ from typing import Any
 from tortoise import connections
 
 from wastetrack.batches.models import Batch, Label
-from wastetrack.core.sqlfunctions import SqlFunction
+from wastetrack.core.sqlfunctions import BY_KEY, SqlFunction
 from wastetrack.registry.models import Organization, Region
 
 
@@ -160,17 +160,28 @@ async def allocate_batch_ids(count: int) -> list[int]:
     return [int(row[0]) for row in rows[1]]
 
 
+# Through client_event, the one place a client id is unique: its batch_id leads each lookup to
+# the event's own partition.
+KNOWN = SqlFunction(
+    name="wastetrack_known_events",
+    parameters=("uuid[]",),
+    returns=(
+        "TABLE (client_event_id uuid, payload_digest text, id uuid, state_after text,"
+        " batch__code text)"
+    ),
+    body=(
+        "SELECT c.client_event_id, e.payload_digest::text, e.id, e.state_after::text,"
+        " b.code::text FROM client_event c"
+        " JOIN custody_event e ON e.batch_id = c.batch_id AND e.id = c.event_id"
+        " JOIN batch b ON b.id = c.batch_id WHERE c.client_event_id = ANY($1::uuid[])"
+    ),
+    settings=BY_KEY,
+)
+
+
 async def known_events(client_event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     """Events already recorded under these client ids, with what a resend needs to be told."""
-    # Through client_event, the one place a client id is unique: its batch_id leads each
-    # lookup to the event's own partition.
-    rows = await connections.get("default").execute_query_dict(
-        "SELECT c.client_event_id, e.payload_digest, e.id, e.state_after,"
-        " b.code AS batch__code FROM client_event c"
-        " JOIN custody_event e ON e.batch_id = c.batch_id AND e.id = c.event_id"
-        " JOIN batch b ON b.id = c.batch_id WHERE c.client_event_id = ANY($1::uuid[])",
-        [client_event_ids],
-    )
+    rows = await connections.get("default").execute_query_dict(KNOWN.call, [client_event_ids])
     return {row["client_event_id"]: row for row in rows}
 
 
@@ -192,18 +203,27 @@ class Loaded:
 
 # Each part is an array of rows of its table's type, which asyncpg decodes with their column
 # names and types; the batch locks come before the label locks, as a call takes them.
-_LOAD = (
-    f"WITH locked AS ({_LOCK_BATCHES}),"
-    " labelled AS (SELECT * FROM label WHERE code = ANY($1::text[])"
-    " AND code NOT IN (SELECT code FROM locked) ORDER BY code FOR UPDATE)"
-    " SELECT ARRAY(SELECT ROW(b.*)::batch FROM locked b ORDER BY b.id) AS batches,"
-    " ARRAY(SELECT ROW(l.*)::label FROM labelled l ORDER BY l.code) AS labels,"
-    " ARRAY(SELECT o FROM organization o WHERE o.id = ANY($2::int[])) AS organizations,"
-    " ARRAY(SELECT r FROM region r WHERE r.id IN"
-    " (SELECT region_id FROM organization WHERE id = ANY($2::int[]))) AS regions,"
-    " ARRAY(SELECT ROW(s.id, s.organization_id) FROM site s WHERE s.id = ANY($3::int[]))"
-    " AS sites,"
-    f" ARRAY({_BATCH_IDS.format(count='$4::int')}) AS batch_ids"
+LOAD = SqlFunction(
+    name="wastetrack_load_custody",
+    parameters=("text[]", "int[]", "int[]", "int"),  # codes, organizations, sites, new batches
+    returns=(
+        "TABLE (batches batch[], labels label[], organizations organization[],"
+        " regions region[], sites int[], batch_ids bigint[])"
+    ),
+    body=(
+        f"WITH locked AS ({_LOCK_BATCHES}),"
+        " labelled AS (SELECT * FROM label WHERE code = ANY($1::text[])"
+        " AND code NOT IN (SELECT code FROM locked) ORDER BY code FOR UPDATE)"
+        " SELECT ARRAY(SELECT ROW(b.*)::batch FROM locked b ORDER BY b.id),"
+        " ARRAY(SELECT ROW(l.*)::label FROM labelled l ORDER BY l.code),"
+        " ARRAY(SELECT o FROM organization o WHERE o.id = ANY($2::int[])),"
+        " ARRAY(SELECT r FROM region r WHERE r.id IN"
+        " (SELECT region_id FROM organization WHERE id = ANY($2::int[]))),"
+        # site id and its organization's id, as pairs
+        " ARRAY(SELECT ARRAY[s.id, s.organization_id] FROM site s WHERE s.id = ANY($3::int[])),"
+        f" ARRAY({_BATCH_IDS.format(count='$4::int')})"
+    ),
+    settings=BY_KEY,
 )
 
 
@@ -219,7 +239,7 @@ async def load(
     statement of their own (`known_events`): this statement's snapshot is taken before it
     waits for a lock, so it cannot see what the lock's holder committed meanwhile."""
     (row,) = await connections.get("default").execute_query_dict(
-        _LOAD, [list(codes), list(organization_ids), list(site_ids), new_batches]
+        LOAD.call, [list(codes), list(organization_ids), list(site_ids), new_batches]
     )
     regions = {r["id"]: Region._init_from_db(**r) for r in row["regions"]}
     organizations = []
@@ -303,8 +323,10 @@ WRITE = SqlFunction(
     parameters=_WRITE_PARAMETERS,
     returns="void",
     body=_WRITE_STATEMENT,
-    settings=("plan_cache_mode=force_generic_plan",),
+    settings=BY_KEY,
 )
+FUNCTIONS = (LOAD, KNOWN, WRITE)
+"""The recording's statements kept as SQL functions, installed by `wastetrack migrate`."""
 
 
 async def write(

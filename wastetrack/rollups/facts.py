@@ -10,7 +10,7 @@ from typing import Any
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from wastetrack.core.sqlfunctions import SqlFunction
+from wastetrack.core.sqlfunctions import BY_KEY, SqlFunction
 from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted, sql_list
 
 # Bump when the counting rules change: the next start-up rebuilds the stored facts.
@@ -41,25 +41,46 @@ _SUM_COLUMNS = (
     "mass_kg, estimated_kg, balance_weighed_kg, balance_declared_kg, volume_m3, items, batches"
 )
 
-# $1 the city's time zone, $2 the recovery modes; {scope} selects the batches to compute. The
-# custody spec's keys are formatted in once, below, as constants (the plans stay literal ones).
+
+# $1 the city's time zone, $2 the recovery modes; `scope` selects the batches to compute. The
+# custody spec's keys are formatted in as constants (the plans stay literal ones).
 # - corrections: per corrected event and field, the latest correction's value (a correction of
 #   a correction names the same original event);
 # - decided: the latest fate-deciding event (receipt, treatment, cancellation) after corrections;
-# - a batch aggregated into a container takes the fate of its outermost container;
+# - a batch aggregated into a container takes the fate of its outermost container (`up` climbs
+#   from each batch through its containers; `root` is the last one it reached);
 # - weighed: the latest weight measured on an accepted receipt or at treatment;
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
 #   (inherited from its parents), marked estimated.
-_FACTS = """
+def _facts(scope: str, *, by_key: bool = False) -> str:
+    """The facts of the batches `scope` selects. By key (the recording's few batches), every
+    table is reached through an index on the scope's ids as an array, so no plan can join a
+    whole table, however young the statistics it was made on; otherwise (a rebuild, a period)
+    through joins, which suit many batches."""
+
+    def among(column: str, selected: str) -> str:
+        if by_key:
+            return f"{column} = ANY(ARRAY(SELECT id FROM {selected}))"
+        return f"{column} IN (SELECT id FROM {selected})"
+
+    # Without a key, only batches in a container start the climb (a partial index has them).
+    climbing = (
+        among("b.id", "scope")
+        if by_key
+        else f"b.parent_id IS NOT NULL AND {among('b.id', 'scope')}"
+    )
+    kinds, outcomes = EventType, Outcome
+    return f"""
 WITH RECURSIVE scope AS ({scope}),
 up (id, cur, depth) AS (
-    SELECT b.id, b.parent_id, 1 FROM batch b
-    WHERE b.parent_id IS NOT NULL AND b.id IN (SELECT id FROM scope)
+    SELECT b.id, b.parent_id, 1 FROM batch b WHERE {climbing}
     UNION ALL
     SELECT up.id, p.parent_id, up.depth + 1 FROM up JOIN batch p ON p.id = up.cur
-    WHERE p.parent_id IS NOT NULL
 ),
-root AS (SELECT DISTINCT ON (id) id, cur AS root FROM up ORDER BY id, depth DESC),
+root AS (
+    SELECT DISTINCT ON (id) id, cur AS root FROM up WHERE cur IS NOT NULL
+    ORDER BY id, depth DESC
+),
 fate_scope AS (SELECT id FROM scope UNION SELECT root FROM root),
 corrections AS (
     SELECT c.corrects_id,
@@ -70,7 +91,7 @@ corrections AS (
            (array_agg(c.details->'corrected'->>'weight_kg' ORDER BY c.seq DESC)
                FILTER (WHERE c.details->'corrected' ? 'weight_kg'))[1]::numeric AS weight_kg
     FROM custody_event c
-    WHERE c.event_type = '{E.corrected}' AND c.batch_id IN (SELECT id FROM fate_scope)
+    WHERE c.event_type = '{kinds.corrected}' AND {among("c.batch_id", "fate_scope")}
     GROUP BY c.corrects_id
 ),
 ev AS (
@@ -79,32 +100,34 @@ ev AS (
            COALESCE(k.method, e.method_id) AS method,
            COALESCE(k.weight_kg, e.weight_kg) AS weight_kg
     FROM custody_event e LEFT JOIN corrections k ON k.corrects_id = e.id
-    WHERE e.event_type IN ({fate_events})
-      AND e.batch_id IN (SELECT id FROM fate_scope)
+    WHERE e.event_type IN ({sql_list(FATE_EVENTS)})
+      AND {among("e.batch_id", "fate_scope")}
 ),
 decided AS (
     SELECT DISTINCT ON (ev.batch_id) ev.batch_id,
-           CASE WHEN ev.event_type = '{E.cancelled}' THEN 'cancelled'
-                WHEN ev.event_type = '{E.received}' AND ev.outcome = '{O.rejected}' THEN 'rejected'
-                WHEN ev.event_type = '{E.received}' THEN 'in_progress'
+           CASE WHEN ev.event_type = '{kinds.cancelled}' THEN 'cancelled'
+                WHEN ev.event_type = '{kinds.received}' AND ev.outcome = '{outcomes.rejected}'
+                    THEN 'rejected'
+                WHEN ev.event_type = '{kinds.received}' THEN 'in_progress'
                 WHEN m.mode = 'pending' THEN 'pending'
                 WHEN m.mode = ANY($2::text[]) THEN 'recovered'
                 WHEN m.harmless THEN 'disposed_harmless'
                 ELSE 'disposed_not_harmless' END AS fate,
-           CASE WHEN ev.event_type = '{E.treated}' THEN m.mode ELSE '' END AS mode
+           CASE WHEN ev.event_type = '{kinds.treated}' THEN m.mode ELSE '' END AS mode
     FROM ev LEFT JOIN treatment_method m ON m.code = ev.method
     ORDER BY ev.batch_id, ev.seq DESC
 ),
 weighed AS (
     SELECT DISTINCT ON (batch_id) batch_id, weight_kg FROM ev
     WHERE weight_kg IS NOT NULL AND batch_id IN (SELECT id FROM scope)
-      AND (event_type = '{E.treated}'
-           OR (event_type = '{E.received}' AND outcome IN ({weighed_outcomes})))
+      AND (event_type = '{kinds.treated}'
+           OR (event_type = '{kinds.received}'
+               AND outcome IN ({sql_list((outcomes.accepted, outcomes.partially_accepted))})))
     ORDER BY batch_id, seq DESC
 ),
 kids AS (
     SELECT parent_id AS id, SUM(CASE WHEN unit = 'kg' THEN quantity ELSE 0 END) AS declared_kg
-    FROM batch WHERE parent_id IN (SELECT id FROM scope) GROUP BY parent_id
+    FROM batch WHERE parent_id IS NOT NULL AND {among("parent_id", "scope")} GROUP BY parent_id
 ),
 basis AS (
     SELECT c.key,
@@ -133,21 +156,14 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
        CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
        CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items
 FROM batch b
-JOIN scope s ON s.id = b.id
 LEFT JOIN root r ON r.id = b.id
 LEFT JOIN decided d ON d.batch_id = COALESCE(r.root, b.id)
 LEFT JOIN weighed w ON w.batch_id = b.id
 LEFT JOIN kids k ON k.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
+WHERE {among("b.id", "scope")}
 """
 
-_FACTS = _FACTS.format(
-    scope="{scope}",
-    E=EventType,
-    O=Outcome,
-    fate_events=sql_list(FATE_EVENTS),
-    weighed_outcomes=sql_list((Outcome.accepted, Outcome.partially_accepted)),
-)
 
 # A fact's contribution to the sums (sign -1 withdraws a stale fact).
 _CONTRIBUTION = """
@@ -209,8 +225,10 @@ SELECT id FROM down
 """
 _NONZERO = " OR ".join(f"SUM({name}) <> 0" for name in _SUM_COLUMNS.split(", "))
 _INCREMENT = f"""
-WITH fresh AS ({_FACTS.format(scope=_AFFECTED)}),
-stale AS (SELECT * FROM batch_fact WHERE batch_id IN (SELECT batch_id FROM fresh)),
+WITH fresh AS ({_facts(_AFFECTED, by_key=True)}),
+stale AS (
+    SELECT * FROM batch_fact WHERE batch_id = ANY(ARRAY(SELECT batch_id FROM fresh))
+),
 saved AS (
     INSERT INTO batch_fact ({_FACT_COLUMNS}) SELECT * FROM fresh
     ON CONFLICT (batch_id) DO UPDATE SET
@@ -252,7 +270,7 @@ APPLY = SqlFunction(
     parameters=("text", "text[]", "int[]"),  # the city's zone, recovery modes, batch ids
     returns="int",
     body=_INCREMENT,
-    settings=("plan_cache_mode=force_generic_plan", "enable_seqscan=off"),
+    settings=BY_KEY,
 )
 
 
@@ -286,8 +304,7 @@ async def rebuild(*, timezone: str) -> int:
             f" TRUNCATE batch_fact, {_TABLES};"
         )
         await client.execute_query(
-            f"INSERT INTO batch_fact ({_FACT_COLUMNS})"
-            f" {_FACTS.format(scope='SELECT id FROM batch')}",
+            f"INSERT INTO batch_fact ({_FACT_COLUMNS}) {_facts('SELECT id FROM batch')}",
             [timezone, RECOVERY_MODES],
         )
         source = _CONTRIBUTION.format(sign=1, source="batch_fact")
