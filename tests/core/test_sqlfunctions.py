@@ -97,27 +97,37 @@ async def test_the_recording_statements_reach_every_table_by_key_whatever_the_st
     index) to join a handful of batches costs in proportion to the data."""
     whole: dict[str, list[str]] = {}
     plans: dict[str, str] = {}
-    functions = (*repository.FUNCTIONS, facts.APPLY)
-    for function in functions:
+    # A PL/pgSQL body's statements are planned one by one.
+    assert repository._LOCK_AND_READ in repository.LOAD.body
+    assert repository._KNOWN in repository.LOAD.body
+    statements = {
+        repository.LOAD: (repository._LOCK_AND_READ, repository._KNOWN),
+        repository.WRITE: (repository.WRITE.body,),
+        facts.APPLY: (facts.APPLY.body,),
+    }
+    assert set(statements) == {*repository.FUNCTIONS, facts.APPLY}
+    for function, bodies in statements.items():
         nulls = ", ".join(["NULL"] * len(function.parameters))
-        async with in_transaction() as connection:
-            for setting in function.settings:
-                name, value = setting.split("=")
-                await connection.execute_script(f"SET LOCAL {name} = {value}")
-            await connection.execute_script(
-                f"PREPARE recording_statement ({', '.join(function.parameters)}) AS {function.body}"
-            )
-            (row,) = await connection.execute_query_dict(
-                f"EXPLAIN (FORMAT JSON) EXECUTE recording_statement ({nulls})"
-            )
-            text = await connection.execute_query_dict(
-                f"EXPLAIN EXECUTE recording_statement ({nulls})"
-            )
-            await connection.execute_script("DEALLOCATE recording_statement")
-        plans[function.name] = "\n".join(line["QUERY PLAN"] for line in text)
-        whole[function.name] = [
-            f"{scan['Node Type']} on {scan['Relation Name']}"
-            for scan in _scans(json.loads(row["QUERY PLAN"])[0]["Plan"])
-            if "=" not in scan.get("Index Cond", scan.get("Recheck Cond", ""))
-        ]
-    assert whole == {function.name: [] for function in functions}, plans
+        for number, body in enumerate(bodies):
+            name = f"{function.name}.{number}"
+            async with in_transaction() as connection:
+                for setting in function.settings:
+                    key, value = setting.split("=")
+                    await connection.execute_script(f"SET LOCAL {key} = {value}")
+                await connection.execute_script(
+                    f"PREPARE recording_statement ({', '.join(function.parameters)}) AS {body}"
+                )
+                (row,) = await connection.execute_query_dict(
+                    f"EXPLAIN (FORMAT JSON) EXECUTE recording_statement ({nulls})"
+                )
+                text = await connection.execute_query_dict(
+                    f"EXPLAIN EXECUTE recording_statement ({nulls})"
+                )
+                await connection.execute_script("DEALLOCATE recording_statement")
+            plans[name] = "\n".join(line["QUERY PLAN"] for line in text)
+            whole[name] = [
+                f"{scan['Node Type']} on {scan['Relation Name']}"
+                for scan in _scans(json.loads(row["QUERY PLAN"])[0]["Plan"])
+                if "=" not in scan.get("Index Cond", scan.get("Recheck Cond", ""))
+            ]
+    assert whole == {name: [] for name in plans}, plans

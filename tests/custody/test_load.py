@@ -3,6 +3,7 @@ labels it touches (locked), the organizations and sites it names, and fresh batc
 events already recorded under its client ids, read after the locks."""
 
 import asyncio
+import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -22,7 +23,7 @@ from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
 
-async def test_one_statement_reads_and_locks_what_a_call_touches(
+async def test_one_round_trip_reads_and_locks_what_a_call_touches(
     client: httpx.AsyncClient, world: World, database_url: str
 ) -> None:
     tagged = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
@@ -48,6 +49,7 @@ async def test_one_statement_reads_and_locks_what_a_call_touches(
             organization_ids={clinic.id, carrier.id},
             site_ids={site.id},
             new_batches=2,
+            client_event_ids=[uuid.UUID(collected["client_event_id"]), uuid.uuid4()],
         )
         # Locked until the call's transaction ends: another connection cannot take them.
         other = await asyncpg.connect(database_url)
@@ -75,14 +77,19 @@ async def test_one_statement_reads_and_locks_what_a_call_touches(
     assert loaded.sites == {site.id: clinic.id}
     first, second = loaded.batch_ids
     assert second > first > batch.id
+    # Of the client ids, the one recorded, with what a resend is told.
+    (seen,) = loaded.known.values()
+    assert list(loaded.known) == [uuid.UUID(collected["client_event_id"])]
+    assert (seen["state_after"], seen["batch__code"]) == ("collected", code)
+    assert isinstance(seen["id"], uuid.UUID) and len(seen["payload_digest"]) == 64
 
 
 async def test_a_call_that_touches_nothing_reads_nothing(orm: list[str]) -> None:
     async with in_transaction():
         loaded = await repository.load(
-            codes=set(), organization_ids=set(), site_ids=set(), new_batches=0
+            codes=set(), organization_ids=set(), site_ids=set(), new_batches=0, client_event_ids=[]
         )
-    assert loaded == repository.Loaded([], [], [], {}, [])
+    assert loaded == repository.Loaded([], [], [], {}, [], {})
 
 
 async def test_a_resend_that_waited_for_its_original_is_a_duplicate(

@@ -38,6 +38,8 @@ class SqlFunction:
     body: str
     settings: tuple[str, ...] = ()
     """Settings for the body only, as `name=value` (as pg_proc.proconfig keeps them)."""
+    language: str = "sql"
+    """`plpgsql` for a body of several statements whose results it combines."""
 
     @property
     def call(self) -> str:
@@ -55,7 +57,7 @@ class SqlFunction:
             f" FOR f IN SELECT oid FROM pg_proc WHERE proname = '{self.name}' LOOP"
             " EXECUTE 'DROP FUNCTION ' || f; END LOOP; END $drop$;\n"
             f"CREATE FUNCTION {self.name}({', '.join(self.parameters)}) RETURNS {self.returns}"
-            f" LANGUAGE sql VOLATILE {settings}\nAS $body${self.body}$body$"
+            f" LANGUAGE {self.language} VOLATILE {settings}\nAS $body${self.body}$body$"
         )
 
     async def ensure(self) -> bool:

@@ -4,6 +4,7 @@ Each submission is applied exactly once (its client_event_id and payload digest)
 device-time order, by the handler of its event type; everything is written at the end in a few
 set-based statements."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,9 +70,7 @@ async def record_events(
         except DomainError as error:
             codes_of.append(None)
             outcomes[index] = _rejected(sub, error)
-    await _load(work, submissions, codes_of)
-    # After the locks: a resend that waited for its original's lock sees it committed.
-    known = await repository.known_events([s.client_event_id for s in submissions])
+    known = await _load(work, submissions, codes_of)
     order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
     for index in order:
         if outcomes[index] is not None:
@@ -181,9 +180,12 @@ _NEEDS_OWN = {
 }
 
 
-async def _load(work: Work, submissions: list[EventCommand], codes_of: list[str | None]) -> None:
+async def _load(
+    work: Work, submissions: list[EventCommand], codes_of: list[str | None]
+) -> dict[uuid.UUID, dict[str, Any]]:
     """Lock every batch and label the call touches, in one order, fetch what it refers to and
-    take batch ids for its taggings, in one statement."""
+    take batch ids for its taggings, in one round trip; returns the events already recorded
+    under the call's client ids."""
     wanted: set[str] = {code for code in codes_of if code}
     for sub in submissions:
         for child in sub.children or []:
@@ -211,6 +213,8 @@ async def _load(work: Work, submissions: list[EventCommand], codes_of: list[str 
         organization_ids=org_ids,
         site_ids={sub.origin_site_id for sub in submissions if sub.origin_site_id},
         new_batches=sum(sub.event_type == EventType.tagged for sub in submissions),
+        # read after the locks: a resend that waited for its original's lock sees it committed
+        client_event_ids=[sub.client_event_id for sub in submissions],
     )
     for batch in loaded.batches:
         remember(work, batch)
@@ -221,6 +225,7 @@ async def _load(work: Work, submissions: list[EventCommand], codes_of: list[str 
     work.photos = await evidence.stored_photos(
         {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
     )
+    return loaded.known
 
 
 _HANDLERS = {**transitions.HANDLERS, EventType.corrected: corrections.corrected}

@@ -160,34 +160,9 @@ async def allocate_batch_ids(count: int) -> list[int]:
     return [int(row[0]) for row in rows[1]]
 
 
-# Through client_event, the one place a client id is unique: its batch_id leads each lookup to
-# the event's own partition.
-KNOWN = SqlFunction(
-    name="wastetrack_known_events",
-    parameters=("uuid[]",),
-    returns=(
-        "TABLE (client_event_id uuid, payload_digest text, id uuid, state_after text,"
-        " batch__code text)"
-    ),
-    body=(
-        "SELECT c.client_event_id, e.payload_digest::text, e.id, e.state_after::text,"
-        " b.code::text FROM client_event c"
-        " JOIN custody_event e ON e.batch_id = c.batch_id AND e.id = c.event_id"
-        " JOIN batch b ON b.id = c.batch_id WHERE c.client_event_id = ANY($1::uuid[])"
-    ),
-    settings=BY_KEY,
-)
-
-
-async def known_events(client_event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """Events already recorded under these client ids, with what a resend needs to be told."""
-    rows = await connections.get("default").execute_query_dict(KNOWN.call, [client_event_ids])
-    return {row["client_event_id"]: row for row in rows}
-
-
 @dataclass(slots=True)
 class Loaded:
-    """What a recording call reads before it decides anything, from one statement."""
+    """What a recording call reads before it decides anything, in one round trip."""
 
     batches: list[Batch]
     """The batches with the call's codes, locked, in id order."""
@@ -199,31 +174,59 @@ class Loaded:
     """Site id → its organization's id."""
     batch_ids: list[int]
     """Fresh batch ids for the batches the call may tag."""
+    known: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    """Events already recorded under the call's client ids, with what a resend needs to be
+    told (payload_digest, id, state_after, batch__code)."""
 
 
-# Each part is an array of rows of its table's type, which asyncpg decodes with their column
-# names and types; the batch locks come before the label locks, as a call takes them.
+# Two statements in one call. The first locks the batches, then the labels (in that order, as
+# every call takes them), and reads what the call refers to: each part is an array of rows of
+# its table's type, which asyncpg decodes with their column names and types. The second reads
+# the client ids already recorded. It must be a statement of its own: a statement's snapshot is
+# taken before it waits for a lock, so a resend that waited for its original's lock would not
+# see it committed; the second statement's snapshot is taken after the locks. It goes through
+# client_event, the one place a client id is unique, whose batch_id leads each lookup to the
+# event's own partition.
+_LOCK_AND_READ = (
+    f"WITH locked AS ({_LOCK_BATCHES}),"
+    " labelled AS (SELECT * FROM label WHERE code = ANY($1::text[])"
+    " AND code NOT IN (SELECT code FROM locked) ORDER BY code FOR UPDATE)"
+    " SELECT ARRAY(SELECT ROW(b.*)::batch FROM locked b ORDER BY b.id) AS batches,"
+    " ARRAY(SELECT ROW(l.*)::label FROM labelled l ORDER BY l.code) AS labels,"
+    " ARRAY(SELECT o FROM organization o WHERE o.id = ANY($2::int[])) AS organizations,"
+    " ARRAY(SELECT r FROM region r WHERE r.id IN"
+    " (SELECT region_id FROM organization WHERE id = ANY($2::int[]))) AS regions,"
+    # site id and its organization's id, as pairs
+    " ARRAY(SELECT ARRAY[s.id, s.organization_id] FROM site s WHERE s.id = ANY($3::int[]))"
+    " AS sites,"
+    f" ARRAY({_BATCH_IDS.format(count='$4::int')}) AS batch_ids"
+)
+_KNOWN = (
+    "SELECT array_agg(c.client_event_id) AS client_ids,"
+    " array_agg(e.payload_digest::text) AS digests, array_agg(e.id) AS ids,"
+    " array_agg(e.state_after::text) AS states, array_agg(b.code::text) AS codes"
+    " FROM client_event c"
+    " JOIN custody_event e ON e.batch_id = c.batch_id AND e.id = c.event_id"
+    " JOIN batch b ON b.id = c.batch_id WHERE c.client_event_id = ANY($5::uuid[])"
+)
 LOAD = SqlFunction(
     name="wastetrack_load_custody",
-    parameters=("text[]", "int[]", "int[]", "int"),  # codes, organizations, sites, new batches
+    # codes, organizations, sites, how many new batches, client ids
+    parameters=("text[]", "int[]", "int[]", "int", "uuid[]"),
     returns=(
         "TABLE (batches batch[], labels label[], organizations organization[],"
-        " regions region[], sites int[], batch_ids bigint[])"
+        " regions region[], sites int[], batch_ids bigint[], known_client_ids uuid[],"
+        " known_digests text[], known_ids uuid[], known_states text[], known_codes text[])"
     ),
     body=(
-        f"WITH locked AS ({_LOCK_BATCHES}),"
-        " labelled AS (SELECT * FROM label WHERE code = ANY($1::text[])"
-        " AND code NOT IN (SELECT code FROM locked) ORDER BY code FOR UPDATE)"
-        " SELECT ARRAY(SELECT ROW(b.*)::batch FROM locked b ORDER BY b.id),"
-        " ARRAY(SELECT ROW(l.*)::label FROM labelled l ORDER BY l.code),"
-        " ARRAY(SELECT o FROM organization o WHERE o.id = ANY($2::int[])),"
-        " ARRAY(SELECT r FROM region r WHERE r.id IN"
-        " (SELECT region_id FROM organization WHERE id = ANY($2::int[]))),"
-        # site id and its organization's id, as pairs
-        " ARRAY(SELECT ARRAY[s.id, s.organization_id] FROM site s WHERE s.id = ANY($3::int[])),"
-        f" ARRAY({_BATCH_IDS.format(count='$4::int')})"
+        "\n#variable_conflict use_column\nDECLARE read record;\nBEGIN\n"
+        f"SELECT * INTO read FROM ({_LOCK_AND_READ}) AS locked_and_read;\n"
+        "RETURN QUERY SELECT read.batches, read.labels, read.organizations, read.regions,"
+        f" read.sites, read.batch_ids, known.* FROM ({_KNOWN}) AS known;\n"
+        "END\n"
     ),
     settings=BY_KEY,
+    language="plpgsql",
 )
 
 
@@ -233,13 +236,13 @@ async def load(
     organization_ids: set[int],
     site_ids: set[int],
     new_batches: int,
+    client_event_ids: list[uuid.UUID],
 ) -> Loaded:
-    """Lock the call's batches and labels and read what the call refers to, in one round
-    trip. The events already recorded under its client ids are read after this, by a
-    statement of their own (`known_events`): this statement's snapshot is taken before it
-    waits for a lock, so it cannot see what the lock's holder committed meanwhile."""
+    """Lock the call's batches and labels, read what the call refers to, then the events
+    already recorded under its client ids, in one round trip (see `LOAD`)."""
     (row,) = await connections.get("default").execute_query_dict(
-        LOAD.call, [list(codes), list(organization_ids), list(site_ids), new_batches]
+        LOAD.call,
+        [list(codes), list(organization_ids), list(site_ids), new_batches, client_event_ids],
     )
     regions = {r["id"]: Region._init_from_db(**r) for r in row["regions"]}
     organizations = []
@@ -248,12 +251,34 @@ async def load(
         # where select_related("region") would put it
         object.__setattr__(org, "_region", regions[org.region_id])
         organizations.append(org)
+    known = zip(
+        *(
+            row[name] or []
+            for name in (
+                "known_client_ids",
+                "known_digests",
+                "known_ids",
+                "known_states",
+                "known_codes",
+            )
+        ),
+        strict=True,
+    )
     return Loaded(
         batches=[Batch._init_from_db(**r) for r in row["batches"]],
         labels=[Label._init_from_db(**r) for r in row["labels"]],
         organizations=organizations,
         sites={int(site_id): int(org_id) for site_id, org_id in row["sites"]},
         batch_ids=[int(i) for i in row["batch_ids"]],
+        known={
+            client_id: {
+                "payload_digest": digest,
+                "id": event_id,
+                "state_after": state,
+                "batch__code": code,
+            }
+            for client_id, digest, event_id, state, code in known
+        },
     )
 
 
@@ -325,7 +350,7 @@ WRITE = SqlFunction(
     body=_WRITE_STATEMENT,
     settings=BY_KEY,
 )
-FUNCTIONS = (LOAD, KNOWN, WRITE)
+FUNCTIONS = (LOAD, WRITE)
 """The recording's statements kept as SQL functions, installed by `wastetrack migrate`."""
 
 
