@@ -3,6 +3,8 @@ installed differs (an older release's body, settings or parameters), and called 
 trip with their own settings."""
 
 import json
+import re
+from dataclasses import replace
 from typing import Any
 
 from tortoise import connections
@@ -49,6 +51,11 @@ async def test_a_function_is_installed_as_defined_and_replaced_when_it_differs(
             ["plan_cache_mode=force_generic_plan"],
         )
         assert await function.ensure() is False  # as defined: left alone
+        # The same body, settings and parameters with another result is another function
+        # (pg_proc's body and settings would not show it; the definition's fingerprint does).
+        assert await replace(function, returns="bigint").ensure() is True
+        assert await function.ensure() is True
+        assert await function.ensure() is False
         # The same body and settings over other parameters is another function.
         await database.execute_script(
             "DROP FUNCTION wastetrack_test_add(int, int[]);"
@@ -80,20 +87,33 @@ async def test_start_up_installs_the_recording_statements_on_their_generic_plans
     assert repository.WRITE.body.startswith("WITH issued AS (INSERT INTO label")
 
 
-def _scans(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan that reads a table."""
-    found = [plan] if "Relation Name" in plan and plan["Node Type"] != "ModifyTable" else []
-    for child in plan.get("Plans", []):
-        found.extend(_scans(child))
-    return found
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan."""
+    return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
 
 
-async def test_the_recording_statements_reach_every_table_by_key_whatever_the_statistics(
+def _by_key(node: dict[str, Any]) -> bool:
+    """Whether a plan node that reads a table reaches its rows by key: no sequential scan, and
+    an index searched by equality (a bitmap heap scan is as good as its bitmap index scans,
+    which are nodes of their own). PostgreSQL 18 may search an index by equality on a later
+    column, skipping through the values of the first; on empty partitions it does (an
+    organization's index looked up by batch), and with real statistics it takes the index
+    that the key leads, re-planning after each analyze. That choice is the planner's, made
+    from statistics, and not checked here."""
+    if node["Node Type"] == "Seq Scan":
+        return False
+    if "Index Name" not in node:
+        return True
+    return re.search(r"\(\(?\w+\)?(::[a-z ]+)? = ", node.get("Index Cond", "")) is not None
+
+
+async def test_the_recording_statements_reach_every_table_by_key_on_young_statistics(
     orm: list[str],
 ) -> None:
-    """A function's generic plan is made from the statistics of the moment (a young database's,
-    here), which cannot know that the recording touches one to four batches. Whatever they say,
-    every table must be reached through an index by key: a plan that scans a table (or a whole
+    """A function's generic plan is made from the statistics of the moment (at its first call
+    on a connection, and again after the tables are analyzed); they cannot know that the
+    recording touches one to four batches. On a young database's statistics, as here, every
+    table must still be reached through an index by key: a plan that scans a table (or a whole
     index) to join a handful of batches costs in proportion to the data."""
     whole: dict[str, list[str]] = {}
     plans: dict[str, str] = {}
@@ -124,10 +144,11 @@ async def test_the_recording_statements_reach_every_table_by_key_whatever_the_st
                     f"EXPLAIN EXECUTE recording_statement ({nulls})"
                 )
                 await connection.execute_script("DEALLOCATE recording_statement")
-            plans[name] = "\n".join(line["QUERY PLAN"] for line in text)
-            whole[name] = [
-                f"{scan['Node Type']} on {scan['Relation Name']}"
-                for scan in _scans(json.loads(row["QUERY PLAN"])[0]["Plan"])
-                if "=" not in scan.get("Index Cond", scan.get("Recheck Cond", ""))
-            ]
+                plans[name] = "\n".join(line["QUERY PLAN"] for line in text)
+                whole[name] = [
+                    f"{node['Node Type']} {node.get('Index Name', '')}"
+                    f" on {node.get('Relation Name', '')}"
+                    for node in _nodes(json.loads(row["QUERY PLAN"])[0]["Plan"])
+                    if not _by_key(node)
+                ]
     assert whole == {name: [] for name in plans}, plans

@@ -1,6 +1,6 @@
-"""What a recording call reads before it decides anything, in one statement: the batches and
+"""What a recording call reads before it decides anything, in one round trip: the batches and
 labels it touches (locked), the organizations and sites it names, and fresh batch ids; and the
-events already recorded under its client ids, read after the locks."""
+events already recorded under its client ids, read by a second statement after the locks."""
 
 import asyncio
 import uuid
@@ -93,7 +93,7 @@ async def test_a_call_that_touches_nothing_reads_nothing(orm: list[str]) -> None
 
 
 async def test_a_resend_that_waited_for_its_original_is_a_duplicate(
-    client: httpx.AsyncClient, world: World, settings: Settings
+    client: httpx.AsyncClient, world: World, settings: Settings, database_url: str
 ) -> None:
     """A phone that timed out resends while its first request still holds the batch: the
     resend waits for the lock, and once the original commits it must see it recorded."""
@@ -120,7 +120,18 @@ async def test_a_resend_that_waited_for_its_original_is_a_duplicate(
 
     first_task, second_task = asyncio.create_task(original()), asyncio.create_task(resend())
     await holding.wait()
-    await asyncio.sleep(0.3)  # the resend is now waiting for the batch's lock
+    # Release the original only once the resend waits for the batch's lock (else the test
+    # would not test the wait).
+    watcher = await asyncpg.connect(database_url)
+    try:
+        for _ in range(200):
+            if await watcher.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the resend never waited for the original's lock")
+    finally:
+        await watcher.close()
     assert not second_task.done()
     released.set()
     (first,), (second,) = await first_task, await second_task

@@ -8,6 +8,7 @@ plan, say) for its body only, and is one round trip. Its text lives here, next t
 that calls it, so each statement has one definition; `ensure` replaces an installed function
 whose body, settings or parameters differ (left by an older release)."""
 
+import hashlib
 from dataclasses import dataclass
 
 from tortoise import connections
@@ -48,22 +49,35 @@ class SqlFunction:
         arguments = ", ".join(f"${number}" for number in range(1, len(self.parameters) + 1))
         return f"SELECT * FROM {self.name}({arguments})"
 
+    def _create(self) -> str:
+        settings = " ".join(f"SET {s.replace('=', ' = ')}" for s in self.settings)
+        return (
+            f"CREATE FUNCTION {self.name}({', '.join(self.parameters)}) RETURNS {self.returns}"
+            f" LANGUAGE {self.language} VOLATILE {settings}\nAS $body${self.body}$body$"
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """The digest of the whole definition (what pg_proc keeps of it does not show a
+        renamed result column, say), kept as the installed function's comment."""
+        return "wastetrack " + hashlib.sha256(self._create().encode()).hexdigest()
+
     def definition(self) -> str:
         """SQL that drops every function of this name (whatever its parameters were) and
         creates this one."""
-        settings = " ".join(f"SET {s.replace('=', ' = ')}" for s in self.settings)
         return (
             "DO $drop$ DECLARE f regprocedure; BEGIN"
             f" FOR f IN SELECT oid FROM pg_proc WHERE proname = '{self.name}' LOOP"
             " EXECUTE 'DROP FUNCTION ' || f; END LOOP; END $drop$;\n"
-            f"CREATE FUNCTION {self.name}({', '.join(self.parameters)}) RETURNS {self.returns}"
-            f" LANGUAGE {self.language} VOLATILE {settings}\nAS $body${self.body}$body$"
+            f"{self._create()};\n"
+            f"COMMENT ON FUNCTION {self.name}({', '.join(self.parameters)})"
+            f" IS '{self.fingerprint}'"
         )
 
     async def ensure(self) -> bool:
         """Install the function as defined here unless it is; True if it (re)installed it."""
         installed = await connections.get("default").execute_query_dict(
-            "SELECT prosrc, proconfig,"
+            "SELECT prosrc, proconfig, obj_description(oid, 'pg_proc') AS fingerprint,"
             " oidvectortypes(proargtypes) = array_to_string($2::text[]::regtype[], ', ')"
             " AS same_parameters"
             " FROM pg_proc WHERE proname = $1",
@@ -72,8 +86,9 @@ class SqlFunction:
         if len(installed) == 1 and (
             installed[0]["prosrc"],
             installed[0]["proconfig"],
+            installed[0]["fingerprint"],
             installed[0]["same_parameters"],
-        ) == (self.body, list(self.settings) or None, True):
+        ) == (self.body, list(self.settings) or None, self.fingerprint, True):
             return False
         async with in_transaction() as replacing:
             await replacing.execute_script(self.definition())
