@@ -53,10 +53,10 @@ _SUM_COLUMNS = (
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
 #   (inherited from its parents), marked estimated.
 def _facts(scope: str, *, by_key: bool = False) -> str:
-    """The facts of the batches `scope` selects. By key (the recording's few batches), every
-    table is reached through an index on the scope's ids as an array, so no plan can join a
-    whole table, however young the statistics it was made on; otherwise (a rebuild, a period)
-    through joins, which suit many batches."""
+    """The facts of the batches `scope` selects. By key (the recording's few batches), the
+    batch tables are reached through the scope's ids as an array and the custody log batch by
+    batch, so no plan can join a whole table, however young the statistics it was made on;
+    otherwise (a rebuild, a period) through joins, which suit many batches."""
 
     def among(column: str, selected: str) -> str:
         if by_key:
