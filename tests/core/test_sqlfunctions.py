@@ -1,6 +1,6 @@
 """Statements kept as SQL functions: installed from the code's text, replaced when what is
-installed differs (an older release's body, settings or parameters), and called in one round
-trip with their own settings."""
+installed differs (an older release's body, settings, parameters or result), and called in one
+round trip with their own settings."""
 
 import json
 import re

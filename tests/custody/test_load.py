@@ -119,21 +119,26 @@ async def test_a_resend_that_waited_for_its_original_is_a_duplicate(
             )
 
     first_task, second_task = asyncio.create_task(original()), asyncio.create_task(resend())
-    await holding.wait()
-    # Release the original only once the resend waits for the batch's lock (else the test
-    # would not test the wait).
-    watcher = await asyncpg.connect(database_url)
     try:
-        for _ in range(200):
-            if await watcher.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the resend never waited for the original's lock")
+        await holding.wait()
+        # Release the original only once the resend waits for the batch's lock (else the
+        # test would not test the wait).
+        watcher = await asyncpg.connect(database_url)
+        try:
+            for _ in range(200):
+                if await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the resend never waited for the original's lock")
+        finally:
+            await watcher.close()
+        assert not second_task.done()
     finally:
-        await watcher.close()
-    assert not second_task.done()
-    released.set()
+        released.set()  # never leave the original holding its locks
     (first,), (second,) = await first_task, await second_task
     assert first.result.status == "applied"
     assert (second.result.status, second.result.event_id) == ("duplicate", first.result.event_id)

@@ -6,12 +6,14 @@ A statement with array parameters stays on custom plans: PostgreSQL re-plans it 
 costs more than running them for one event. A function carries its own settings (a generic
 plan, say) for its body only, and is one round trip. Its text lives here, next to the Python
 that calls it, so each statement has one definition; `ensure` replaces an installed function
-whose body, settings or parameters differ (left by an older release)."""
+whose definition differs (left by an older release): its body, settings or parameters, or a
+fingerprint of the whole definition kept as its comment."""
 
 import hashlib
 from dataclasses import dataclass
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 BY_KEY = (
@@ -74,22 +76,32 @@ class SqlFunction:
             f" IS '{self.fingerprint}'"
         )
 
-    async def ensure(self) -> bool:
-        """Install the function as defined here unless it is; True if it (re)installed it."""
-        installed = await connections.get("default").execute_query_dict(
+    async def _installed_as_defined(self, client: BaseDBAsyncClient) -> bool:
+        installed = await client.execute_query_dict(
             "SELECT prosrc, proconfig, obj_description(oid, 'pg_proc') AS fingerprint,"
             " oidvectortypes(proargtypes) = array_to_string($2::text[]::regtype[], ', ')"
             " AS same_parameters"
             " FROM pg_proc WHERE proname = $1",
             [self.name, list(self.parameters)],
         )
-        if len(installed) == 1 and (
+        return len(installed) == 1 and (
             installed[0]["prosrc"],
             installed[0]["proconfig"],
             installed[0]["fingerprint"],
             installed[0]["same_parameters"],
-        ) == (self.body, list(self.settings) or None, self.fingerprint, True):
+        ) == (self.body, list(self.settings) or None, self.fingerprint, True)
+
+    async def ensure(self) -> bool:
+        """Install the function as defined here unless it is; True if it (re)installed it.
+        Two start-ups at once (two hosts, or `migrate` beside a starting service) take turns:
+        the second finds the function as defined and leaves it."""
+        if await self._installed_as_defined(connections.get("default")):
             return False
         async with in_transaction() as replacing:
+            await replacing.execute_query(
+                "SELECT pg_advisory_xact_lock(hashtext('wastetrack_sqlfunctions'))"
+            )
+            if await self._installed_as_defined(replacing):
+                return False
             await replacing.execute_script(self.definition())
         return True

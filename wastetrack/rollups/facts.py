@@ -63,15 +63,19 @@ def _facts(scope: str, *, by_key: bool = False) -> str:
             return f"{column} = ANY(ARRAY(SELECT id FROM {selected}))"
         return f"{column} IN (SELECT id FROM {selected})"
 
-    def events(alias: str, selected: str) -> str:
-        # By key, the custody log is read batch by batch, so that each lookup goes to its
-        # batch's partition alone (an array of keys would probe every partition's index).
+    def events(alias: str, selected: str, condition: str) -> str:
+        # The events of the selected batches that meet the condition. By key, the custody log
+        # is read batch by batch, so that each lookup goes to its batch's partition alone (an
+        # array of keys would probe every partition's index).
         if by_key:
             return (
                 f"{selected} AS {alias}_of CROSS JOIN LATERAL (SELECT * FROM custody_event"
-                f" WHERE batch_id = {alias}_of.id OFFSET 0) AS {alias}"
+                f" WHERE batch_id = {alias}_of.id AND {condition} OFFSET 0) AS {alias}"
             )
-        return f"(SELECT * FROM custody_event WHERE {among('batch_id', selected)}) AS {alias}"
+        return (
+            f"(SELECT * FROM custody_event WHERE {among('batch_id', selected)} AND {condition})"
+            f" AS {alias}"
+        )
 
     # Without a key, only batches in a container start the climb (a partial index has them).
     climbing = (
@@ -100,8 +104,7 @@ corrections AS (
                FILTER (WHERE c.details->'corrected' ? 'method'))[1] AS method,
            (array_agg(c.details->'corrected'->>'weight_kg' ORDER BY c.seq DESC)
                FILTER (WHERE c.details->'corrected' ? 'weight_kg'))[1]::numeric AS weight_kg
-    FROM {events("c", "fate_scope")}
-    WHERE c.event_type = '{kinds.corrected}'
+    FROM {events("c", "fate_scope", f"event_type = '{kinds.corrected}'")}
     GROUP BY c.corrects_id
 ),
 ev AS (
@@ -109,8 +112,8 @@ ev AS (
            COALESCE(k.outcome, e.outcome) AS outcome,
            COALESCE(k.method, e.method_id) AS method,
            COALESCE(k.weight_kg, e.weight_kg) AS weight_kg
-    FROM {events("e", "fate_scope")} LEFT JOIN corrections k ON k.corrects_id = e.id
-    WHERE e.event_type IN ({sql_list(FATE_EVENTS)})
+    FROM {events("e", "fate_scope", f"event_type IN ({sql_list(FATE_EVENTS)})")}
+    LEFT JOIN corrections k ON k.corrects_id = e.id
 ),
 decided AS (
     SELECT DISTINCT ON (ev.batch_id) ev.batch_id,
