@@ -11,6 +11,7 @@ fingerprint of the whole definition kept as its comment."""
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -44,10 +45,10 @@ class SqlFunction:
     language: str = "sql"
     """`plpgsql` for a body of several statements whose results it combines."""
 
-    @property
+    @cached_property
     def call(self) -> str:
         """The statement that calls it, passing its parameters through; a function that
-        returns a table gives its columns."""
+        returns a table gives its columns. Made once: each recording call runs it."""
         arguments = ", ".join(f"${number}" for number in range(1, len(self.parameters) + 1))
         return f"SELECT * FROM {self.name}({arguments})"
 

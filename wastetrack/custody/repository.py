@@ -174,7 +174,7 @@ class Loaded:
     """Site id → its organization's id."""
     batch_ids: list[int]
     """Fresh batch ids for the batches the call may tag."""
-    known: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    known: dict[uuid.UUID, dict[str, Any]]
     """Events already recorded under the call's client ids, with what a resend needs to be
     told (payload_digest, id, state_after, batch__code)."""
 
