@@ -1,7 +1,11 @@
 """Ingest throughput: offline sync and single-event posts through `wastetrack serve --workers
 N`, against references measured in the same run on the same server: raw asyncpg executemany of
 the same rows (for sync) and 32 asyncpg connections committing one event row per transaction
-(for single posts).
+(for single posts). Then the framework floor (bench/floor.py): the same posts and as many synced
+events, validated and inserted through FastAPI and the service's transaction dependency with
+no rules; `floor_ratio` and `floor_sync_ratio` are the best `single_ratio` and `ratio` this
+stack reaches on this machine, `single_vs_floor` and `sync_vs_floor` how much of it the
+service keeps.
 
     python bench/ingest.py --json --workers 2
 
@@ -398,7 +402,8 @@ def start_server(
 ) -> subprocess.Popen[bytes]:
     """The service as an operator starts it: `wastetrack serve --workers N` (under py-spy,
     sampling every worker into collapsed stacks, with --profile)."""
-    spy = ["py-spy", "record", "--subprocesses", "--format", "raw", "-o", profile, "--"]
+    spy = ["py-spy", "record", "--subprocesses", "--rate", "500", "--format", "raw"]
+    spy += ["-o", str(profile), "--"]
     return subprocess.Popen(
         [
             *(spy if profile else []),
@@ -416,6 +421,100 @@ def start_server(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def start_floor(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """The framework floor (bench/floor.py) under uvicorn, with the service's worker count."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "floor:create_app",
+            "--factory",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**os.environ, "FLOOR_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+async def floor_phase(
+    url: str, pgdata: Path | None, workers: int, clients: int, per_client: int, sync_events: int
+) -> dict[str, Any]:
+    """32 phones post the single phase's collected events to the framework floor (validated,
+    one row committed each), then as many events as the sync phase synced go in 500-event sync
+    requests: the least a post and a synced event cost in the service's stack here."""
+    sync_requests = max(1, round(sync_events / 500))
+    setup = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        await setup.execute("DROP TABLE IF EXISTS bench_floor")
+        await setup.execute("CREATE TABLE bench_floor (LIKE custody_event INCLUDING ALL)")
+    finally:
+        await setup.close()
+    port = free_port()
+    server = start_floor(url, port, workers)
+    meter = CpuMeter(server.pid, pgdata)
+    try:
+        for _ in range(1200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
+                await asyncio.sleep(0.1)
+        phones = [Phone("127.0.0.1", port, "floor") for _ in range(clients)]
+        for phone in phones:
+            await phone.connect()
+        when = datetime.now(UTC) - timedelta(hours=1)
+
+        async def work(phone: Phone, posts: int) -> None:
+            for _ in range(posts):
+                status, answer = await phone.post(
+                    "/floor", event("collected", "floor", when + timedelta(minutes=5))
+                )
+                assert status == 201, answer
+
+        await asyncio.gather(*(work(phone, 3) for phone in phones))
+        posts = per_client // 3 * 3
+        began, cpu_before = time.perf_counter(), meter.read()
+        await asyncio.gather(*(work(phone, posts) for phone in phones))
+        total, cpu_after = time.perf_counter() - began, meter.read()
+        for phone in phones:
+            await phone.close()
+        # Sync: 500-event requests one at a time, as the sync phase sends them.
+        synced, sync_seconds = 0, 0.0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            for request in range(sync_requests + 1):
+                body = {
+                    "events": [
+                        event("collected", "floor", when + timedelta(minutes=5)) for _ in range(500)
+                    ]
+                }
+                began = time.perf_counter()
+                answer = await http.post("/floor/sync", json=body)
+                if request:  # the first is a warm-up
+                    sync_seconds += time.perf_counter() - began
+                    synced += answer.json()["applied"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    return {
+        "floor_posts_per_s": round(clients * posts / total, 1),
+        "floor_cpu_ms_per_post": cpu_ms_per_event(cpu_before, cpu_after, clients * posts),
+        "floor_sync_events_per_s": round(synced / sync_seconds, 1),
+    }
 
 
 async def main(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -468,6 +567,14 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
     single_rows, single_seconds = await raw_single_commits(
         url, connections=32, rows=int(single["single_requests"])
     )
+    floor = await floor_phase(
+        url,
+        None if "WASTETRACK_DATABASE_URL" in os.environ else work / "pgdata",
+        arguments.workers,
+        32,
+        arguments.single_per_client,
+        synced,
+    )
     await db.drop_database(url)
     sync_rate = synced / sync_seconds
     raw_rate = rows / raw_seconds
@@ -485,6 +592,11 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         "raw_single_commit_rows": single_rows,
         "raw_single_commit_rows_per_s": round(raw_single_rate, 1),
         "single_ratio": round(single["single_events_per_s"] / raw_single_rate, 3),
+        **floor,
+        "floor_ratio": round(floor["floor_posts_per_s"] / raw_single_rate, 3),
+        "single_vs_floor": round(single["single_events_per_s"] / floor["floor_posts_per_s"], 3),
+        "floor_sync_ratio": round(floor["floor_sync_events_per_s"] / raw_rate, 3),
+        "sync_vs_floor": round(sync_rate / floor["floor_sync_events_per_s"], 3),
         "server_peak_rss_mb": round(max(peaks) / 2**20, 1),
         "worker_peak_rss_mb": [round(peak / 2**20, 1) for peak in peaks],
         "server_peak_rss_mb_total": round(watch.peak_total / 2**20, 1),
