@@ -452,9 +452,9 @@ def start_floor(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
 async def floor_phase(
     url: str, pgdata: Path | None, workers: int, clients: int, per_client: int, sync_events: int
 ) -> dict[str, Any]:
-    """32 phones post the single phase's collected events to the framework floor (validated,
-    one row committed each), then as many events as the sync phase synced go in 500-event sync
-    requests: the least a post and a synced event cost in the service's stack here."""
+    """32 phones post as many collected events as the single phase posted to the framework
+    floor (validated, one row committed each), then as many as the sync phase synced go in
+    500-event sync requests: the least a post and a synced event cost in this stack here."""
     sync_requests = max(1, round(sync_events / 500))
     setup = await asyncpg.connect(**db.credentials_from_url(url))
     try:
@@ -504,6 +504,7 @@ async def floor_phase(
                 }
                 began = time.perf_counter()
                 answer = await http.post("/floor/sync", json=body)
+                answer.raise_for_status()
                 if request:  # the first is a warm-up
                     sync_seconds += time.perf_counter() - began
                     synced += answer.json()["applied"]
