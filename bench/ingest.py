@@ -1,11 +1,11 @@
 """Ingest throughput: offline sync and single-event posts through `wastetrack serve --workers
 N`, against references measured in the same run on the same server: raw asyncpg executemany of
 the same rows (for sync) and 32 asyncpg connections committing one event row per transaction
-(for single posts). Then the framework floor (bench/floor.py): the same posts and as many synced
-events, validated and inserted through FastAPI and the service's transaction dependency with
-no rules; `floor_ratio` and `floor_sync_ratio` are the best `single_ratio` and `ratio` this
-stack reaches on this machine, `single_vs_floor` and `sync_vs_floor` how much of it the
-service keeps.
+(for single posts). Then the framework floor (bench/floor.py): as many posts and synced events,
+validated and inserted through FastAPI and the service's transaction dependency with no rules;
+`floor_ratio` and `floor_sync_ratio` bound `single_ratio` and `ratio` on this machine while each
+post (each sync request) has a transaction of its own, and `single_vs_floor` and
+`sync_vs_floor` say how much of that the service keeps.
 
     python bench/ingest.py --json --workers 2
 
@@ -423,8 +423,10 @@ def start_server(
     )
 
 
-def start_floor(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    """The framework floor (bench/floor.py) under uvicorn, with the service's worker count."""
+def start_floor(url: str, port: int, workers: int, work: Path) -> subprocess.Popen[bytes]:
+    """The framework floor (bench/floor.py) under uvicorn, with the service's worker count;
+    each worker marks itself ready in work/floor-ready, and the log goes to work/floor.log."""
+    (work / "floor-ready").mkdir()
     return subprocess.Popen(
         [
             sys.executable,
@@ -442,20 +444,31 @@ def start_floor(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
             "warning",
             "--no-access-log",
         ],
-        env={**os.environ, "FLOOR_DATABASE_URL": url},
+        env={
+            **os.environ,
+            "FLOOR_DATABASE_URL": url,
+            "FLOOR_READY_DIR": str(work / "floor-ready"),
+        },
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=(work / "floor.log").open("wb"),
         start_new_session=True,
     )
 
 
 async def floor_phase(
-    url: str, pgdata: Path | None, workers: int, clients: int, per_client: int, sync_events: int
+    url: str,
+    scratch: Path,
+    pgdata: Path | None,
+    workers: int,
+    clients: int,
+    per_client: int,
+    sync_events: int,
 ) -> dict[str, Any]:
     """32 phones post as many collected events as the single phase posted to the framework
-    floor (validated, one row committed each), then as many as the sync phase synced go in
-    500-event sync requests: the least a post and a synced event cost in this stack here."""
-    sync_requests = max(1, round(sync_events / 500))
+    floor (validated, one row committed each), then about as many events as the sync phase
+    synced go in sync requests of its sizes (250, 500, 500 a round): the least a post and a
+    synced event cost in this stack while each has a transaction of its own."""
+    sync_sizes = [250, 500, 500] * max(1, round(sync_events / 1250))
     setup = await asyncpg.connect(**db.credentials_from_url(url))
     try:
         await setup.execute("DROP TABLE IF EXISTS bench_floor")
@@ -463,17 +476,12 @@ async def floor_phase(
     finally:
         await setup.close()
     port = free_port()
-    server = start_floor(url, port, workers)
+    server = start_floor(url, port, workers, scratch)
     meter = CpuMeter(server.pid, pgdata)
     try:
-        for _ in range(1200):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
-                await asyncio.sleep(0.1)
+        while len(list((scratch / "floor-ready").iterdir())) < workers:
+            assert server.poll() is None, (scratch / "floor.log").read_text()
+            await asyncio.sleep(0.1)
         phones = [Phone("127.0.0.1", port, "floor") for _ in range(clients)]
         for phone in phones:
             await phone.connect()
@@ -493,21 +501,25 @@ async def floor_phase(
         total, cpu_after = time.perf_counter() - began, meter.read()
         for phone in phones:
             await phone.close()
-        # Sync: 500-event requests one at a time, as the sync phase sends them.
+        # Sync: one request at a time, as the sync phase sends them; the first is a warm-up.
         synced, sync_seconds = 0, 0.0
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            for request in range(sync_requests + 1):
+            for request, size in enumerate([500, *sync_sizes]):
                 body = {
                     "events": [
-                        event("collected", "floor", when + timedelta(minutes=5)) for _ in range(500)
+                        event("collected", "floor", when + timedelta(minutes=5))
+                        for _ in range(size)
                     ]
                 }
+                if request == 1:
+                    sync_cpu_before = meter.read()
                 began = time.perf_counter()
                 answer = await http.post("/floor/sync", json=body)
                 answer.raise_for_status()
-                if request:  # the first is a warm-up
+                if request:
                     sync_seconds += time.perf_counter() - began
                     synced += answer.json()["applied"]
+            sync_cpu = cpu_ms_per_event(sync_cpu_before, meter.read(), synced)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -515,6 +527,7 @@ async def floor_phase(
         "floor_posts_per_s": round(clients * posts / total, 1),
         "floor_cpu_ms_per_post": cpu_ms_per_event(cpu_before, cpu_after, clients * posts),
         "floor_sync_events_per_s": round(synced / sync_seconds, 1),
+        "floor_sync_cpu_ms_per_event": sync_cpu,
     }
 
 
@@ -564,19 +577,22 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         # py-spy writes its profile on SIGINT; the service stops on it too
         os.killpg(server.pid, signal.SIGINT if arguments.profile else signal.SIGTERM)
         server.wait(timeout=60)
-    rows, raw_seconds = await raw_executemany(url, repeats=5)
-    single_rows, single_seconds = await raw_single_commits(
-        url, connections=32, rows=int(single["single_requests"])
-    )
-    floor = await floor_phase(
-        url,
-        None if "WASTETRACK_DATABASE_URL" in os.environ else work / "pgdata",
-        arguments.workers,
-        32,
-        arguments.single_per_client,
-        synced,
-    )
-    await db.drop_database(url)
+    try:
+        rows, raw_seconds = await raw_executemany(url, repeats=5)
+        single_rows, single_seconds = await raw_single_commits(
+            url, connections=32, rows=int(single["single_requests"])
+        )
+        floor = await floor_phase(
+            url,
+            work,
+            None if "WASTETRACK_DATABASE_URL" in os.environ else work / "pgdata",
+            arguments.workers,
+            32,
+            arguments.single_per_client,
+            synced,
+        )
+    finally:
+        await db.drop_database(url)
     sync_rate = synced / sync_seconds
     raw_rate = rows / raw_seconds
     raw_single_rate = single_rows / single_seconds
