@@ -46,6 +46,7 @@ from wastetrack.core import db, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody import checkpoints as custody_checkpoints
 from wastetrack.custody import partitions as custody_partitions
+from wastetrack.custody.posts import PostQueue
 from wastetrack.rollups import service as rollups
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # The worker's single posts, recorded together (wastetrack.custody.posts).
+    app.state.posts = PostQueue(settings.secret_key)
     errors.install(app)
     media.document_tables(app)
     for module in (

@@ -17,6 +17,7 @@ from wastetrack.core import cityday, db, observability, ratelimit, replica
 from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
+from wastetrack.custody.posts import PostQueue
 from wastetrack.registry import service as registry
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/m/v1/auth/token", auto_error=False)
@@ -74,6 +75,16 @@ async def _transaction() -> AsyncIterator[None]:
 
 
 Transaction = Annotated[None, Depends(_transaction, scope="function")]
+
+
+async def _posts(request: Request) -> PostQueue:
+    posts: PostQueue = request.app.state.posts
+    return posts
+
+
+# The worker's queue of single posts: the two recording routes record through it, in a
+# transaction of its own shared with the posts waiting beside them, instead of `Transaction`.
+Posts = Annotated[PostQueue, Depends(_posts)]
 
 
 async def _replica_read() -> AsyncIterator[None]:

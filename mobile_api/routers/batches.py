@@ -10,6 +10,7 @@ from mobile_api.deps import (
     AppSettings,
     CurrentUser,
     ManagerOnly,
+    Posts,
     Transaction,
 )
 from mobile_api.media import PDF, PNG, binary
@@ -19,7 +20,7 @@ from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, Label
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
 from wastetrack.batches import service as batches
-from wastetrack.custody import chain, recorder
+from wastetrack.custody import chain, posts
 from wastetrack.custody.rules import EventType
 from wastetrack.scan import service as scanning
 
@@ -62,11 +63,7 @@ async def scan(
 
 @router.post("/batches", response_model=BatchRead, status_code=201)
 async def create_batch(
-    body: BatchCreate,
-    user: CurrentUser,
-    settings: AppSettings,
-    _: Transaction,
-    response: Response,
+    body: BatchCreate, user: CurrentUser, settings: AppSettings, queue: Posts, response: Response
 ) -> BatchRead:
     """Tag a new batch or bind a pre-printed label; a retry with the same client_event_id
     returns the same batch."""
@@ -77,9 +74,7 @@ async def create_batch(
             "batch": body.label,
         }
     )
-    recorded = await recorder.record_one(
-        principal=user, submission=submission, secret=settings.secret_key
-    )
+    recorded = await posts.record_one(queue, principal=user, submission=submission)
     batch = recorded.batch
     if batch is None:  # a resend: answer with the batch the first send made
         response.status_code = 200

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, Response
 
-from mobile_api.deps import AppSettings, CurrentUser, Transaction
+from mobile_api.deps import AppSettings, CurrentUser, Posts, Transaction
 from schemas.events import EventCreate, EventResult
 from schemas.sync import SyncRequest, SyncResponse
-from wastetrack.custody import recorder
+from wastetrack.custody import posts
 from wastetrack.sync import service as offline_sync
 
 router = APIRouter(prefix="/m/v1", tags=["events"])
@@ -13,16 +13,10 @@ router = APIRouter(prefix="/m/v1", tags=["events"])
 
 @router.post("/events", response_model=EventResult, status_code=201)
 async def record_event(
-    body: EventCreate,
-    user: CurrentUser,
-    settings: AppSettings,
-    _: Transaction,
-    response: Response,
+    body: EventCreate, user: CurrentUser, queue: Posts, response: Response
 ) -> EventResult:
     """Record one custody event; a resend with the same client_event_id is not applied twice."""
-    recorded = await recorder.record_one(
-        principal=user, submission=body, secret=settings.secret_key
-    )
+    recorded = await posts.record_one(queue, principal=user, submission=body)
     if recorded.result.status == "duplicate":
         response.status_code = 200
     return EventResult.model_validate(recorded.result)

@@ -16,7 +16,7 @@ from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.batches.tagging import tag
 from wastetrack.catalog import service as catalog
-from wastetrack.core import codes, observability
+from wastetrack.core import codes
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
@@ -53,10 +53,37 @@ async def record_events(
 ) -> list[Recorded]:
     """Apply events exactly once each, per batch in device-time order; a refused event is
     reported and never stops the others. Runs inside the caller's transaction."""
+    check_may_record(principal)
+    order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
+    return await _record([principal] * len(submissions), submissions, order, secret)
+
+
+async def record_posts(
+    posts: list[tuple[Principal, EventCommand]], *, secret: str
+) -> list[Recorded]:
+    """Apply single posts of several principals together, in the order they arrived (as
+    separate posts are), each exactly once and judged alone (see `posts.PostQueue`). Runs
+    inside the caller's transaction."""
+    return await _record(
+        [principal for principal, _ in posts],
+        [submission for _, submission in posts],
+        list(range(len(posts))),
+        secret,
+    )
+
+
+def check_may_record(principal: Principal) -> None:
+    """Auditors read; everyone else may record."""
     if principal.role == Role.auditor:
         raise Forbidden("auditors read; they do not record events", field="role")
+
+
+async def _record(
+    principals: list[Principal], submissions: list[EventCommand], order: list[int], secret: str
+) -> list[Recorded]:
+    """Apply submissions[i] as principals[i], in `order`; one read before, one write after."""
     work = Work(
-        principal=principal,
+        principal=principals[0],
         secret=secret,
         now=datetime.now(UTC),
         catalog=await catalog.snapshot(),
@@ -70,12 +97,14 @@ async def record_events(
         except DomainError as error:
             codes_of.append(None)
             outcomes[index] = _rejected(sub, error)
-    known = await _load(work, submissions, codes_of)
-    order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
+    known = await _load(work, principals, submissions, codes_of)
     for index in order:
         if outcomes[index] is not None:
             continue
         sub = submissions[index]
+        # The rules, the event's actor and organization, its labels and clock anomalies are
+        # the submitter's.
+        work.principal = principals[index]
         digest = sub.digest()
         seen = known.get(sub.client_event_id)
         if seen is not None:
@@ -181,7 +210,10 @@ _NEEDS_OWN = {
 
 
 async def _load(
-    work: Work, submissions: list[EventCommand], codes_of: list[str | None]
+    work: Work,
+    principals: list[Principal],
+    submissions: list[EventCommand],
+    codes_of: list[str | None],
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """Lock every batch and label the call touches, in one order, fetch what it refers to and
     take batch ids for its taggings, in one round trip; returns the events already recorded
@@ -192,11 +224,11 @@ async def _load(
             code = codes.code_from_scan(child, secret=work.secret)
             if code:
                 wanted.add(code)
-    org_ids = (
-        {work.principal.organization_id}
-        if any(sub.event_type in _NEEDS_OWN for sub in submissions)
-        else set()
-    )
+    org_ids = {
+        principal.organization_id
+        for principal, sub in zip(principals, submissions, strict=True)
+        if sub.event_type in _NEEDS_OWN
+    }
     for sub in submissions:
         org_ids.update(
             i
@@ -246,12 +278,3 @@ async def _apply(
     check_common(work, sub, batch.tagged_at, batch)
     handler = _HANDLERS[sub.event_type]
     return await handler(work, sub, batch, digest)
-
-
-async def record_one(*, principal: Principal, submission: EventCommand, secret: str) -> Recorded:
-    """Apply one event; a refusal or a conflicting resend raises its error."""
-    (outcome,) = await record_events(principal=principal, submissions=[submission], secret=secret)
-    observability.posted_results("event", [outcome.result])
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome

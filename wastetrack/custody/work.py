@@ -37,6 +37,7 @@ class Work:
     """Everything one call loaded up front, and the rows it will write at the end."""
 
     principal: Principal
+    """Whose submission is being applied (several principals share a call of single posts)."""
     secret: str
     now: datetime
     catalog: CatalogSnapshot
