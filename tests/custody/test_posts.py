@@ -4,6 +4,7 @@ within one flush is a duplicate."""
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,10 +13,12 @@ from tortoise import connections
 
 from tests.custody.helpers import tag_bag
 from tests.factories import World, event, medical_bag
-from wastetrack.core.errors import Forbidden
+from wastetrack.batches.models import Batch
+from wastetrack.core.errors import Forbidden, ServiceUnavailable
 from wastetrack.core.settings import Settings
 from wastetrack.custody import posts, repository
 from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.models import CustodyEvent
 
 
 def command(body: dict[str, Any]) -> EventCommand:
@@ -170,3 +173,102 @@ async def test_an_auditor_is_refused_before_anything_is_queued(
             queue, principal=world.principals["auditor"], submission=command(medical_bag())
         )
     assert not queue._waiting
+
+
+async def test_a_refused_correction_leaves_no_trace_on_a_batch_the_flush_writes(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    """The correction's checks fail after it would have changed the batch in memory; the other
+    post of the flush writes that batch: it must be written as it was."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    before = await Batch.get(code=bag["code"])
+    tagging = await CustodyEvent.get(batch_id=before.id, seq=1)
+    queue = posts.PostQueue(settings.secret_key)
+    correction = event(
+        "corrected",
+        bag["code"],
+        minutes=8,
+        corrects=str(tagging.id),
+        event_time=(before.tagged_at - timedelta(minutes=30)).isoformat(),
+        category="med.pathological",
+        quantity="200000",
+    )
+    collected = event("collected", bag["code"], minutes=10)
+    refused, applied = await asyncio.gather(
+        queue.record(principal=world.principals["clinic"], submission=command(correction)),
+        queue.record(principal=world.principals["carrier"], submission=command(collected)),
+    )
+    assert refused.result.status == "rejected" and refused.error is not None
+    assert refused.error.field == "quantity"
+    assert applied.result.status == "applied"
+    after = await Batch.get(code=bag["code"])
+    assert (after.tagged_at, after.category_id, after.quantity) == (
+        before.tagged_at,
+        before.category_id,
+        before.quantity,
+    )
+    assert after.state == "collected"
+
+
+async def test_each_post_is_answered_with_its_batch_as_its_own_event_left_it(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    queue = posts.PostQueue(settings.secret_key)
+    collected = event("collected", bag["code"], minutes=10)
+    moving = event(
+        "in_transit", bag["code"], minutes=20, destination_organization_id=world.orgs["facility"].id
+    )
+    carrier = world.principals["carrier"]
+    first, second = await asyncio.gather(
+        queue.record(principal=carrier, submission=command(collected)),
+        queue.record(principal=carrier, submission=command(moving)),
+    )
+    assert first.batch is not None and second.batch is not None
+    assert (first.batch.state, first.batch.last_seq) == ("collected", 2)
+    assert (second.batch.state, second.batch.last_seq) == ("in_transit", 3)
+
+
+async def test_a_lone_post_that_fails_is_tried_once_more(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deadlock, or a resend committed meanwhile through another worker, fails a call once;
+    a lone post is tried again like the posts of a larger flush."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    write = repository.write
+    calls: list[int] = []
+
+    async def failing_once(**kwargs: Any) -> None:
+        calls.append(len(kwargs["events"]))
+        if len(calls) == 1:
+            raise RuntimeError("deadlock detected")
+        await write(**kwargs)
+
+    monkeypatch.setattr(repository, "write", failing_once)
+    queue = posts.PostQueue(settings.secret_key)
+    collected = event("collected", bag["code"], minutes=10)
+    outcome = await queue.record(
+        principal=world.principals["carrier"], submission=command(collected)
+    )
+    assert calls == [1, 1] and outcome.result.status == "applied"
+
+
+async def test_a_stopped_flush_leaves_nobody_waiting(world: World, settings: Settings) -> None:
+    """Cancelled when the worker stops: every waiting post is answered 503, and the queue
+    starts a new flush for the next post."""
+    queue = posts.PostQueue(settings.secret_key)
+    waiting = asyncio.ensure_future(
+        queue.record(principal=world.principals["clinic"], submission=command(medical_bag()))
+    )
+    await asyncio.sleep(0)  # queued, and its flush created but not yet run
+    assert queue._flush_task is not None
+    queue._flush_task.cancel()
+    with pytest.raises(ServiceUnavailable):
+        await waiting
+    outcome = await queue.record(
+        principal=world.principals["clinic"], submission=command(medical_bag())
+    )
+    assert outcome.result.status == "applied"

@@ -51,6 +51,14 @@ class TooManyRequests(DomainError):
     title = "Too many requests"
 
 
+class ServiceUnavailable(DomainError):
+    """The service cannot answer now (it is stopping, say); nothing was written."""
+
+    status = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
 class RuleViolation(DomainError):
     """A custody rule refused the action (order of events, role, licence)."""
 

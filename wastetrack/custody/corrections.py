@@ -127,18 +127,19 @@ async def corrected(
 
 
 async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) -> None:
-    """The batch carries its tagging after corrections: time, quantity, unit, category."""
-    if "event_time" in changed:
-        when: datetime = changed["event_time"]
-        if when > work.now + CLOCK_SKEW:
-            raise ValidationFailed("event_time lies in the future", field="event_time")
-        batch.tagged_at = when
+    """The batch carries its tagging after corrections: time, quantity, unit, category. Every
+    check comes before the first change: a refused correction leaves the batch as it was (other
+    events of the same call, a sync's or a flush's, are written with it)."""
+    tagged_at: datetime = changed.get("event_time", batch.tagged_at)
+    if "event_time" in changed and tagged_at > work.now + CLOCK_SKEW:
+        raise ValidationFailed("event_time lies in the future", field="event_time")
+    category_id = batch.category_id
     if "category" in changed:
         category = await catalog.category_for_stream(
             stream=batch.stream_id, category=changed["category"]
         )
         await catalog.validate_waste_code(category=category.key, waste_code=batch.waste_code)
-        batch.category_id = category.key
+        category_id = category.key
     unit = changed.get("unit", batch.unit)
     quantity = Decimal(changed.get("quantity", batch.quantity))
     if quantity > MAX_QUANTITY[Unit(unit)]:
@@ -146,6 +147,8 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
             f"quantity above {MAX_QUANTITY[Unit(unit)]} {unit} is implausible for one batch",
             field="quantity",
         )
+    batch.tagged_at = tagged_at
+    batch.category_id = category_id
     batch.quantity = quantity
     batch.unit = Unit(unit)
 

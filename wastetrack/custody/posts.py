@@ -8,15 +8,18 @@ is recorded at once, so batching comes only from load.
 
 Each post is judged alone: a refusal is that post's result and changes nothing. A flush that
 fails as a whole (a deadlock, a full identifier sequence, a missing partition of the log, a
-resend recorded meanwhile by another worker) is retried with each post in a transaction of its
-own, so no post fails for its neighbours and none is recorded twice. A post is answered only
-after the commit that holds it."""
+resend recorded meanwhile through another worker) is tried once more with each post in a
+transaction of its own, a lone post too, so no post fails for its neighbours and none is
+recorded twice. A post is answered only after the commit that holds it. One flush at a time:
+a post that waits for a batch's lock (held by a sync, or by another worker's flush) holds up
+the posts queued behind it in its worker."""
 
 import asyncio
 import contextvars
 from dataclasses import dataclass, field
 
 from wastetrack.core import db, observability
+from wastetrack.core.errors import ServiceUnavailable
 from wastetrack.core.principal import Principal
 from wastetrack.custody import recorder
 from wastetrack.custody.commands import EventCommand
@@ -49,6 +52,7 @@ class PostQueue:
         self.secret = secret
         self._waiting: list[_Post] = []
         self._flushing = False
+        self._in_flight: list[_Post] = []
         self._flush_task: asyncio.Task[None] | None = None  # held: the loop keeps weak ones
 
     async def record(self, *, principal: Principal, submission: EventCommand) -> recorder.Recorded:
@@ -62,35 +66,44 @@ class PostQueue:
             self._flush_task = asyncio.get_running_loop().create_task(
                 self._flush(), context=contextvars.Context()
             )
+            self._flush_task.add_done_callback(self._flushed)
         return await post.answer
 
     async def _flush(self) -> None:
-        posts: list[_Post] = []
-        try:
-            while self._waiting:
-                posts = self._waiting[:MAX_PER_FLUSH]
-                del self._waiting[:MAX_PER_FLUSH]
-                await self._record(posts)
-        except BaseException as error:  # cancelled (the worker stops): nobody waits forever
-            for post in [*posts, *self._waiting]:
-                post.settle(error)
-            self._waiting.clear()
-            raise
-        finally:
+        while self._waiting:
+            posts = self._waiting[:MAX_PER_FLUSH]
+            del self._waiting[:MAX_PER_FLUSH]
+            self._in_flight = posts
+            await self._record(posts, retry=True)
+        # No await since the queue was found empty: a post arriving from now on starts the
+        # next flush.
+        self._in_flight = []
+        self._flushing = False
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        """A flush that did not end normally (cancelled when the worker stops, even before it
+        began) leaves nobody waiting, and the next post starts a flush."""
+        if task.cancelled() or task.exception() is not None:
+            stopped = ServiceUnavailable("the service is stopping; send the event again")
+            for post in [*self._in_flight, *self._waiting]:
+                post.settle(stopped)
+            self._in_flight, self._waiting = [], []
             self._flushing = False
 
-    async def _record(self, posts: list[_Post]) -> None:
+    async def _record(self, posts: list[_Post], *, retry: bool) -> None:
         try:
             async with db.transaction():
                 outcomes = await recorder.record_posts(
                     [(post.principal, post.submission) for post in posts], secret=self.secret
                 )
         except Exception as error:
-            if len(posts) == 1:
+            if not retry:
                 posts[0].settle(error)
                 return
-            for post in posts:  # each alone: none fails for its neighbours
-                await self._record([post])
+            # Once more, each alone: none fails for its neighbours, and a lone post meets a
+            # deadlock or a concurrent resend's commit no more than once.
+            for post in posts:
+                await self._record([post], retry=False)
             return
         for post, outcome in zip(posts, outcomes, strict=True):
             post.settle(outcome)

@@ -4,6 +4,7 @@ Each submission is applied exactly once (its client_event_id and payload digest)
 device-time order, by the handler of its event type; everything is written at the end in a few
 set-based statements."""
 
+import copy
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,6 +99,9 @@ async def _record(
             codes_of.append(None)
             outcomes[index] = _rejected(sub, error)
     known = await _load(work, principals, submissions, codes_of)
+    # Each applied event's batch as that event left it: later events of the call (another
+    # post of a flush, say) go on changing the batch itself.
+    as_left: list[tuple[Batch, Batch]] = []
     for index in order:
         if outcomes[index] is not None:
             continue
@@ -121,17 +125,21 @@ async def _record(
             "state_after": event.state_after,
             "batch__code": code_by_id(work, event.batch_id),
         }
+        batch = work.batches[known[sub.client_event_id]["batch__code"]]
+        as_left.append((copy.copy(batch), batch))
         outcomes[index] = Recorded(
             EntryResult(
                 client_event_id=sub.client_event_id,
                 status="applied",
-                batch_code=known[sub.client_event_id]["batch__code"],
+                batch_code=batch.code,
                 event_id=event.id,
                 state=event.state_after,
             ),
-            batch=work.batches[known[sub.client_event_id]["batch__code"]],
+            batch=as_left[-1][0],
         )
     await _write(work)
+    for left, batch in as_left:  # what the write gave every batch it wrote
+        left.identifier, left.updated_at = batch.identifier, batch.updated_at
     applied = {e.client_event_id for e in work.new_events}
     await alerts.flag_clock_anomalies(
         anomalies=[a for a in work.clock_anomalies if a.client_event_id in applied], now=work.now
