@@ -342,6 +342,13 @@ async def single_phase(
     }
 
 
+async def fresh_copy_of_log(conn: asyncpg.Connection, table: str) -> None:
+    """An empty table with custody_event's columns and indexes (no triggers, no foreign keys),
+    for the references and the floor to insert into."""
+    await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    await conn.execute(f"CREATE TABLE {table} (LIKE custody_event INCLUDING ALL)")
+
+
 async def raw_executemany(url: str, repeats: int) -> tuple[int, float]:
     """The same custody_event rows, inserted by plain asyncpg executemany (500 rows per
     transaction, as one sync request) into a copy table; the median of several passes."""
@@ -354,8 +361,7 @@ async def raw_executemany(url: str, repeats: int) -> tuple[int, float]:
         values = [tuple(row.values()) for row in rows]
         timings = []
         for _ in range(repeats):
-            await conn.execute("DROP TABLE IF EXISTS bench_copy")
-            await conn.execute("CREATE TABLE bench_copy (LIKE custody_event INCLUDING ALL)")
+            await fresh_copy_of_log(conn, "bench_copy")
             began = time.perf_counter()
             for start in range(0, len(values), 500):
                 async with conn.transaction():
@@ -372,8 +378,7 @@ async def raw_single_commits(url: str, *, connections: int, rows: int) -> tuple[
     setup = await asyncpg.connect(**db.credentials_from_url(url))
     try:
         source = await setup.fetch("SELECT * FROM custody_event LIMIT $1", rows)
-        await setup.execute("DROP TABLE IF EXISTS bench_single")
-        await setup.execute("CREATE TABLE bench_single (LIKE custody_event INCLUDING ALL)")
+        await fresh_copy_of_log(setup, "bench_single")
     finally:
         await setup.close()
     columns = list(source[0].keys())
@@ -471,8 +476,7 @@ async def floor_phase(
     sync_sizes = [250, 500, 500] * max(1, round(sync_events / 1250))
     setup = await asyncpg.connect(**db.credentials_from_url(url))
     try:
-        await setup.execute("DROP TABLE IF EXISTS bench_floor")
-        await setup.execute("CREATE TABLE bench_floor (LIKE custody_event INCLUDING ALL)")
+        await fresh_copy_of_log(setup, "bench_floor")
     finally:
         await setup.close()
     port = free_port()

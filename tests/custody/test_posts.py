@@ -4,6 +4,7 @@ within one flush is a duplicate."""
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +17,62 @@ from tests.factories import World, event, medical_bag
 from wastetrack.batches.models import Batch
 from wastetrack.core.errors import Forbidden, ServiceUnavailable
 from wastetrack.core.settings import Settings
-from wastetrack.custody import posts, repository
+from wastetrack.custody import posts, recorder, repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 
 
 def command(body: dict[str, Any]) -> EventCommand:
     return EventCommand.model_validate(body)
+
+
+@pytest.fixture
+def queue(settings: Settings) -> posts.PostQueue:
+    return posts.PostQueue(settings.secret_key)
+
+
+@pytest.fixture
+async def code(client: httpx.AsyncClient, world: World) -> str:
+    """A bag the clinic tagged for the carrier to collect."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    return str(bag["code"])
+
+
+async def together(
+    queue: posts.PostQueue, world: World, *sent: tuple[str, dict[str, Any]]
+) -> list[recorder.Recorded | BaseException]:
+    """Post these (who, body) at once: all are queued before the flush starts, so one flush
+    records them; an error is returned in its post's place."""
+    return await asyncio.gather(
+        *(
+            queue.record(principal=world.principals[who], submission=command(body))
+            for who, body in sent
+        ),
+        return_exceptions=True,
+    )
+
+
+def recorded(outcome: recorder.Recorded | BaseException) -> recorder.Recorded:
+    assert not isinstance(outcome, BaseException), outcome
+    return outcome
+
+
+def failing_write(
+    monkeypatch: pytest.MonkeyPatch, fails: Callable[[list[repository.NewEvent], int], bool]
+) -> list[int]:
+    """Make the write fail when `fails(its events, how many calls so far)`; returns the number
+    of events of each call."""
+    write = repository.write
+    calls: list[int] = []
+
+    async def patched(**kwargs: Any) -> None:
+        calls.append(len(kwargs["events"]))
+        if fails(kwargs["events"], len(calls)):
+            raise RuntimeError("the write failed")
+        await write(**kwargs)
+
+    monkeypatch.setattr(repository, "write", patched)
+    return calls
 
 
 async def writers(*client_event_ids: str) -> list[str]:
@@ -37,16 +87,12 @@ async def writers(*client_event_ids: str) -> list[str]:
 
 
 async def test_posts_waiting_together_share_one_transaction(
-    client: httpx.AsyncClient, world: World, settings: Settings
+    queue: posts.PostQueue, world: World, code: str
 ) -> None:
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    queue = posts.PostQueue(settings.secret_key)
-    collected = event("collected", bag["code"], minutes=10)
+    collected = event("collected", code, minutes=10)
     tagged = medical_bag()
-    # Both are queued before the flush starts: one flush records them.
-    first, second = await asyncio.gather(
-        queue.record(principal=world.principals["carrier"], submission=command(collected)),
-        queue.record(principal=world.principals["clinic"], submission=command(tagged)),
+    first, second = map(
+        recorded, await together(queue, world, ("carrier", collected), ("clinic", tagged))
     )
     assert (first.result.status, first.result.state) == ("applied", "collected")
     assert (second.result.status, second.result.state) == ("applied", "tagged")
@@ -59,16 +105,13 @@ async def test_posts_waiting_together_share_one_transaction(
 
 
 async def test_a_refused_post_does_not_stop_the_others_in_its_flush(
-    client: httpx.AsyncClient, world: World, settings: Settings
+    client: httpx.AsyncClient, queue: posts.PostQueue, world: World, code: str
 ) -> None:
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    queue = posts.PostQueue(settings.secret_key)
-    collected = event("collected", bag["code"], minutes=10)
+    collected = event("collected", code, minutes=10)
     # A generator may not record a collection: refused, and nothing of it is written.
-    refused = event("collected", bag["code"], minutes=11)
-    applied, rejected = await asyncio.gather(
-        queue.record(principal=world.principals["carrier"], submission=command(collected)),
-        queue.record(principal=world.principals["clinic"], submission=command(refused)),
+    refused = event("collected", code, minutes=11)
+    applied, rejected = map(
+        recorded, await together(queue, world, ("carrier", collected), ("clinic", refused))
     )
     assert applied.result.status == "applied"
     assert rejected.result.status == "rejected" and rejected.error is not None
@@ -80,7 +123,7 @@ async def test_a_refused_post_does_not_stop_the_others_in_its_flush(
     # Through the route the refusal is the post's own problem+json.
     response = await client.post(
         "/m/v1/events",
-        json=event("collected", bag["code"], minutes=12),
+        json=event("collected", code, minutes=12),
         headers=world.headers("clinic"),
     )
     assert response.status_code == 403, response.text
@@ -89,28 +132,13 @@ async def test_a_refused_post_does_not_stop_the_others_in_its_flush(
 
 
 async def test_a_flush_that_fails_as_a_whole_is_retried_post_by_post(
-    client: httpx.AsyncClient,
-    world: World,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    queue: posts.PostQueue, world: World, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    write = repository.write
-    calls: list[int] = []
-
-    async def failing_together(**kwargs: Any) -> None:
-        calls.append(len(kwargs["events"]))
-        if len(kwargs["events"]) > 1:
-            raise RuntimeError("a flush that fails as a whole")
-        await write(**kwargs)
-
-    monkeypatch.setattr(repository, "write", failing_together)
-    queue = posts.PostQueue(settings.secret_key)
-    collected = event("collected", bag["code"], minutes=10)
+    calls = failing_write(monkeypatch, lambda events, _: len(events) > 1)
+    collected = event("collected", code, minutes=10)
     tagged = medical_bag()
-    first, second = await asyncio.gather(
-        queue.record(principal=world.principals["carrier"], submission=command(collected)),
-        queue.record(principal=world.principals["clinic"], submission=command(tagged)),
+    first, second = map(
+        recorded, await together(queue, world, ("carrier", collected), ("clinic", tagged))
     )
     assert calls == [2, 1, 1]
     assert (first.result.status, second.result.status) == ("applied", "applied")
@@ -119,43 +147,25 @@ async def test_a_flush_that_fails_as_a_whole_is_retried_post_by_post(
 
 
 async def test_a_post_whose_retry_fails_gets_its_error_alone(
-    client: httpx.AsyncClient,
-    world: World,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    queue: posts.PostQueue, world: World, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    write = repository.write
     broken = medical_bag()
-
-    async def failing_for_one(**kwargs: Any) -> None:
-        if any(str(e.client_event_id) == broken["client_event_id"] for e in kwargs["events"]):
-            raise RuntimeError("this post cannot be written")
-        await write(**kwargs)
-
-    monkeypatch.setattr(repository, "write", failing_for_one)
-    queue = posts.PostQueue(settings.secret_key)
-    collected = event("collected", bag["code"], minutes=10)
-    outcomes = await asyncio.gather(
-        queue.record(principal=world.principals["carrier"], submission=command(collected)),
-        queue.record(principal=world.principals["clinic"], submission=command(broken)),
-        return_exceptions=True,
+    failing_write(
+        monkeypatch,
+        lambda events, _: any(str(e.client_event_id) == broken["client_event_id"] for e in events),
     )
-    good, bad = outcomes
+    collected = event("collected", code, minutes=10)
+    good, bad = await together(queue, world, ("carrier", collected), ("clinic", broken))
     assert not isinstance(good, BaseException) and good.result.status == "applied"
     assert isinstance(bad, RuntimeError)
 
 
 async def test_a_resend_in_the_same_flush_is_a_duplicate(
-    client: httpx.AsyncClient, world: World, settings: Settings
+    queue: posts.PostQueue, world: World, code: str
 ) -> None:
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    queue = posts.PostQueue(settings.secret_key)
-    collected = command(event("collected", bag["code"], minutes=10))
-    carrier = world.principals["carrier"]
-    original, resend = await asyncio.gather(
-        queue.record(principal=carrier, submission=collected),
-        queue.record(principal=carrier, submission=collected),
+    collected = event("collected", code, minutes=10)
+    original, resend = map(
+        recorded, await together(queue, world, ("carrier", collected), ("carrier", collected))
     )
     assert original.result.status == "applied"
     assert (resend.result.status, resend.result.event_id) == (
@@ -165,9 +175,8 @@ async def test_a_resend_in_the_same_flush_is_a_duplicate(
 
 
 async def test_an_auditor_is_refused_before_anything_is_queued(
-    world: World, settings: Settings
+    queue: posts.PostQueue, world: World
 ) -> None:
-    queue = posts.PostQueue(settings.secret_key)
     with pytest.raises(Forbidden):
         await posts.record_one(
             queue, principal=world.principals["auditor"], submission=command(medical_bag())
@@ -176,32 +185,29 @@ async def test_an_auditor_is_refused_before_anything_is_queued(
 
 
 async def test_a_refused_correction_leaves_no_trace_on_a_batch_the_flush_writes(
-    client: httpx.AsyncClient, world: World, settings: Settings
+    queue: posts.PostQueue, world: World, code: str
 ) -> None:
     """The correction's checks fail after it would have changed the batch in memory; the other
     post of the flush writes that batch: it must be written as it was."""
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    before = await Batch.get(code=bag["code"])
+    before = await Batch.get(code=code)
     tagging = await CustodyEvent.get(batch_id=before.id, seq=1)
-    queue = posts.PostQueue(settings.secret_key)
     correction = event(
         "corrected",
-        bag["code"],
+        code,
         minutes=8,
         corrects=str(tagging.id),
         event_time=(before.tagged_at - timedelta(minutes=30)).isoformat(),
         category="med.pathological",
         quantity="200000",
     )
-    collected = event("collected", bag["code"], minutes=10)
-    refused, applied = await asyncio.gather(
-        queue.record(principal=world.principals["clinic"], submission=command(correction)),
-        queue.record(principal=world.principals["carrier"], submission=command(collected)),
+    collected = event("collected", code, minutes=10)
+    refused, applied = map(
+        recorded, await together(queue, world, ("clinic", correction), ("carrier", collected))
     )
     assert refused.result.status == "rejected" and refused.error is not None
     assert refused.error.field == "quantity"
     assert applied.result.status == "applied"
-    after = await Batch.get(code=bag["code"])
+    after = await Batch.get(code=code)
     assert (after.tagged_at, after.category_id, after.quantity) == (
         before.tagged_at,
         before.category_id,
@@ -211,18 +217,14 @@ async def test_a_refused_correction_leaves_no_trace_on_a_batch_the_flush_writes(
 
 
 async def test_each_post_is_answered_with_its_batch_as_its_own_event_left_it(
-    client: httpx.AsyncClient, world: World, settings: Settings
+    queue: posts.PostQueue, world: World, code: str
 ) -> None:
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    queue = posts.PostQueue(settings.secret_key)
-    collected = event("collected", bag["code"], minutes=10)
+    collected = event("collected", code, minutes=10)
     moving = event(
-        "in_transit", bag["code"], minutes=20, destination_organization_id=world.orgs["facility"].id
+        "in_transit", code, minutes=20, destination_organization_id=world.orgs["facility"].id
     )
-    carrier = world.principals["carrier"]
-    first, second = await asyncio.gather(
-        queue.record(principal=carrier, submission=command(collected)),
-        queue.record(principal=carrier, submission=command(moving)),
+    first, second = map(
+        recorded, await together(queue, world, ("carrier", collected), ("carrier", moving))
     )
     assert first.batch is not None and second.batch is not None
     assert (first.batch.state, first.batch.last_seq) == ("collected", 2)
@@ -230,36 +232,20 @@ async def test_each_post_is_answered_with_its_batch_as_its_own_event_left_it(
 
 
 async def test_a_lone_post_that_fails_is_tried_once_more(
-    client: httpx.AsyncClient,
-    world: World,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    queue: posts.PostQueue, world: World, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A deadlock, or a resend committed meanwhile through another worker, fails a call once;
     a lone post is tried again like the posts of a larger flush."""
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
-    write = repository.write
-    calls: list[int] = []
-
-    async def failing_once(**kwargs: Any) -> None:
-        calls.append(len(kwargs["events"]))
-        if len(calls) == 1:
-            raise RuntimeError("deadlock detected")
-        await write(**kwargs)
-
-    monkeypatch.setattr(repository, "write", failing_once)
-    queue = posts.PostQueue(settings.secret_key)
-    collected = event("collected", bag["code"], minutes=10)
-    outcome = await queue.record(
-        principal=world.principals["carrier"], submission=command(collected)
+    calls = failing_write(monkeypatch, lambda _, call: call == 1)
+    (outcome,) = map(
+        recorded, await together(queue, world, ("carrier", event("collected", code, minutes=10)))
     )
     assert calls == [1, 1] and outcome.result.status == "applied"
 
 
-async def test_a_stopped_flush_leaves_nobody_waiting(world: World, settings: Settings) -> None:
+async def test_a_stopped_flush_leaves_nobody_waiting(queue: posts.PostQueue, world: World) -> None:
     """Cancelled when the worker stops: every waiting post is answered 503, and the queue
     starts a new flush for the next post."""
-    queue = posts.PostQueue(settings.secret_key)
     waiting = asyncio.ensure_future(
         queue.record(principal=world.principals["clinic"], submission=command(medical_bag()))
     )
@@ -268,7 +254,5 @@ async def test_a_stopped_flush_leaves_nobody_waiting(world: World, settings: Set
     queue._flush_task.cancel()
     with pytest.raises(ServiceUnavailable):
         await waiting
-    outcome = await queue.record(
-        principal=world.principals["clinic"], submission=command(medical_bag())
-    )
+    (outcome,) = map(recorded, await together(queue, world, ("clinic", medical_bag())))
     assert outcome.result.status == "applied"

@@ -1,8 +1,9 @@
 """Recording custody events: one path for single posts, batch creation and offline sync.
 
-Each submission is applied exactly once (its client_event_id and payload digest), per batch in
-device-time order, by the handler of its event type; everything is written at the end in a few
-set-based statements."""
+Each submission is applied exactly once (its client_event_id and payload digest), by the handler
+of its event type: per batch in device-time order (a sync), or in arrival order (single posts
+recorded together, see `posts`); everything is written at the end in a few set-based
+statements."""
 
 import copy
 import uuid
