@@ -1,9 +1,12 @@
 """Running the service: the HTTP workers and the webhook deliverer beside them."""
 
 import asyncio
+import logging
 import os
+import socket
+import sys
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,23 +63,89 @@ def serve(
 def _serve_workers(settings: Settings, workers: int) -> None:
     """Run the workers on the database serve has migrated: they only serve (one of them also
     runs the background rounds, see mobile_api.app)."""
-    import uvicorn
-
     with tempfile.TemporaryDirectory(prefix="wastetrack-metrics-") as metrics_dir:
         # The workers are spawned: they read their settings from this environment.
         os.environ["WASTETRACK_HOST"] = settings.host
         os.environ["WASTETRACK_PORT"] = str(settings.port)
         # Every worker writes its metric samples there and /metrics sums them.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-        uvicorn.run(
+        run_workers(
             "mobile_api.app:create_worker_app",
-            factory=True,
-            workers=workers,
             host=settings.host,
             port=settings.port,
-            log_config=None,
-            access_log=False,
+            workers=workers,
         )
+
+
+def run_workers(app: str, *, host: str, port: int, workers: int) -> None:
+    """Serve the ASGI app factory `app` ("module:function") from `workers` uvicorn processes,
+    each listening on a socket of its own on the same port where the system allows it (see
+    `_OwnSocketPerWorker`), restarted by uvicorn's supervisor when one dies."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    # log_config=None: uvicorn keeps the app's structured logging (one line per request is
+    # the app's own, so uvicorn's access log is off).
+    config = uvicorn.Config(
+        app, factory=True, workers=workers, host=host, port=port, log_config=None, access_log=False
+    )
+    listener: Any
+    if hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux":
+        try:
+            _check_port_free(host, port)
+        except OSError as error:
+            logging.getLogger("wastetrack").error(
+                "cannot listen on %s:%s: %s", host, port, error.strerror
+            )
+            sys.exit(STARTUP_FAILURE)
+        listener = _OwnSocketPerWorker(host, port, config.backlog)
+    else:
+        listener = config.bind_socket()
+    Multiprocess(config, sockets=[listener]).run()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, even another instance of this service: the
+    workers' own sockets would share it with that instance and split its traffic."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+class _OwnSocketPerWorker:
+    """Stands in for the listening socket uvicorn hands each worker it starts: unpickled in the
+    worker, it becomes a socket of that worker's own bound to the shared port (SO_REUSEPORT),
+    and the kernel spreads new connections evenly over the workers. On one shared socket,
+    whichever worker wakes first takes every connection waiting, so a burst of phones, or a
+    proxy's pool of kept-alive connections, lands on one worker while the others idle."""
+
+    def __init__(self, host: str, port: int, backlog: int) -> None:
+        self.host, self.port, self.backlog = host, port, backlog
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
+        return (_listen_on_shared_port, (self.host, self.port, self.backlog))
+
+
+def _listen_on_shared_port(host: str, port: int, backlog: int) -> socket.socket:
+    """The calling worker's own listening socket on the port all workers share."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        print(f"cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)  # uvicorn's supervisor then stops instead of retrying
+    return sock
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def deliver(
