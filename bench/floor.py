@@ -6,13 +6,14 @@ stack, served in the same run as the service and on the same database.
 (`mobile_api.deps.Transaction`: Tortoise, the same pool and admission), inserts one event-shaped
 row, commits, and answers a small JSON object. `POST /floor/sync` does the same for the body of
 `/m/v1/sync` (`SyncRequest`), its rows inserted by one `executemany`. No authentication, no rules,
-no middleware, no hash chain, no roll-up: whatever a real post does costs more than this. Served by
-uvicorn with the service's worker count:
+no middleware, no hash chain, no roll-up: whatever a real post does costs more than this. Served
+like the service (`wastetrack.cli.serving.run_workers`: uvicorn workers, each on its own socket of
+the shared port), with the service's worker count:
 
-    FLOOR_DATABASE_URL=postgresql://... python -m uvicorn floor:create_app --factory \\
-        --app-dir bench --workers 2 --port 8001
+    FLOOR_DATABASE_URL=postgresql://... python bench/floor.py --workers 2 --port 8001
 """
 
+import argparse
 import contextlib
 import itertools
 import os
@@ -27,6 +28,7 @@ from tortoise import connections
 from mobile_api.deps import Transaction
 from schemas.events import EventCreate
 from schemas.sync import SyncRequest
+from wastetrack.cli.serving import run_workers
 from wastetrack.core import db
 
 TABLE = "bench_floor"
@@ -89,3 +91,13 @@ def create_app() -> FastAPI:
         return {"applied": len(rows)}
 
     return app
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    arguments = parser.parse_args()
+    run_workers(
+        "floor:create_app", host="127.0.0.1", port=arguments.port, workers=arguments.workers
+    )

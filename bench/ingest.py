@@ -1,7 +1,7 @@
 """Ingest throughput: offline sync and single-event posts through `wastetrack serve --workers
 N`, against references measured in the same run on the same server: raw asyncpg executemany of
 the same rows (for sync) and 32 asyncpg connections committing one event row per transaction
-(for single posts). Then the framework floor (bench/floor.py): as many posts and synced events,
+(for single posts, measured just before and just after them, and averaged). Then the framework floor (bench/floor.py): as many posts and synced events,
 validated and inserted through FastAPI and the service's transaction dependency with no rules;
 `floor_ratio` and `floor_sync_ratio` bound `single_ratio` and `ratio` on this machine while each
 post (each sync request) has a transaction of its own, and `single_vs_floor` and
@@ -168,6 +168,13 @@ def cpu_ms_per_event(
     }
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all the machine's cores have spent working (user, system, interrupts), so far."""
+    times = psutil.cpu_times()
+    fields = ("user", "nice", "system", "irq", "softirq")
+    return sum(float(getattr(times, name, 0.0)) for name in fields)
+
+
 async def token(http: httpx.AsyncClient, username: str) -> dict[str, str]:
     response = await http.post(
         "/m/v1/auth/token", data={"username": username, "password": PASSWORD}
@@ -323,9 +330,10 @@ async def single_phase(
     # One untimed chain per phone first, so the timed part is not 32 phones firing their
     # first request in the same instant.
     await asyncio.gather(*(work(phone, 1, timed=False) for phone in phones))
-    began, cpu_before = time.perf_counter(), meter.read()
+    began, cpu_before, busy_before = time.perf_counter(), meter.read(), machine_busy_seconds()
     await asyncio.gather(*(work(phone, per_client // 3, timed=True) for phone in phones))
     total, cpu_after = time.perf_counter() - began, meter.read()
+    busy = machine_busy_seconds() - busy_before
     for phone in phones:
         await phone.close()
     ordered = sorted(latencies)
@@ -339,6 +347,9 @@ async def single_phase(
             for kind, values in by_kind.items()
         },
         "single_cpu_ms_per_event": cpu_ms_per_event(cpu_before, cpu_after, len(latencies)),
+        # Cores the whole machine kept busy (service, PostgreSQL, this client, the kernel): how
+        # close the phase came to using every core.
+        "single_machine_busy_cores": round(busy / total, 2),
     }
 
 
@@ -372,31 +383,33 @@ async def raw_executemany(url: str, repeats: int) -> tuple[int, float]:
         await conn.close()
 
 
-async def raw_single_commits(url: str, *, connections: int, rows: int) -> tuple[int, float]:
+async def raw_single_commits(
+    url: str, *, connections: int, rows: int, repeats: int = 3
+) -> tuple[int, float]:
     """custody_event rows inserted by plain asyncpg into a copy table from 32 connections at
-    once, each row its own transaction (as one event posted by one phone)."""
-    setup = await asyncpg.connect(**db.credentials_from_url(url))
-    try:
-        source = await setup.fetch("SELECT * FROM custody_event LIMIT $1", rows)
-        await fresh_copy_of_log(setup, "bench_single")
-    finally:
-        await setup.close()
-    columns = list(source[0].keys())
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    statement = f"INSERT INTO bench_single ({', '.join(columns)}) VALUES ({placeholders})"
-    values = [tuple(row.values()) for row in source]
+    once, each row its own transaction (as one event posted by one phone); the median time of
+    `repeats` runs, each into an empty copy."""
     pool = [await asyncpg.connect(**db.credentials_from_url(url)) for _ in range(connections)]
-
-    async def phone(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:
-        for row in share:
-            await conn.execute(statement, *row)  # autocommit: one transaction per row
-
     try:
-        began = time.perf_counter()
-        await asyncio.gather(
-            *(phone(conn, values[index::connections]) for index, conn in enumerate(pool))
-        )
-        return len(values), time.perf_counter() - began
+        source = await pool[0].fetch("SELECT * FROM custody_event LIMIT $1", rows)
+        columns = list(source[0].keys())
+        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        statement = f"INSERT INTO bench_single ({', '.join(columns)}) VALUES ({placeholders})"
+        values = [tuple(row.values()) for row in source]
+
+        async def phone(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:
+            for row in share:
+                await conn.execute(statement, *row)  # autocommit: one transaction per row
+
+        timings = []
+        for _ in range(repeats):
+            await fresh_copy_of_log(pool[0], "bench_single")
+            began = time.perf_counter()
+            await asyncio.gather(
+                *(phone(conn, values[index::connections]) for index, conn in enumerate(pool))
+            )
+            timings.append(time.perf_counter() - began)
+        return len(values), statistics.median(timings)
     finally:
         for conn in pool:
             await conn.close()
@@ -435,19 +448,11 @@ def start_floor(url: str, port: int, workers: int, work: Path) -> subprocess.Pop
     return subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "uvicorn",
-            "floor:create_app",
-            "--factory",
-            "--app-dir",
-            str(Path(__file__).parent),
+            str(Path(__file__).parent / "floor.py"),
             "--port",
             str(port),
             "--workers",
             str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
         ],
         env={
             **os.environ,
@@ -573,9 +578,15 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
             sync_cpu_before = meter.read()
             synced, sync_seconds = await sync_phase(http, ids, arguments.sync_rounds)
             sync_cpu = cpu_ms_per_event(sync_cpu_before, meter.read(), synced)
+            # The raw single commits just before and just after the single phase, on the same
+            # server (the service idle): the machine's speed drifts within a run, and commits
+            # that wait for the disk drift most.
+            single_rows = 32 * (arguments.single_per_client // 3) * 3
+            references = [await raw_single_commits(url, connections=32, rows=single_rows)]
             single = await single_phase(
                 f"http://127.0.0.1:{port}", 32, arguments.single_per_client, meter
             )
+            references.append(await raw_single_commits(url, connections=32, rows=single_rows))
     finally:
         watch.running = False
         # py-spy writes its profile on SIGINT; the service stops on it too
@@ -583,9 +594,6 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         server.wait(timeout=60)
     try:
         rows, raw_seconds = await raw_executemany(url, repeats=5)
-        single_rows, single_seconds = await raw_single_commits(
-            url, connections=32, rows=int(single["single_requests"])
-        )
         floor = await floor_phase(
             url,
             work,
@@ -599,7 +607,8 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         await db.drop_database(url)
     sync_rate = synced / sync_seconds
     raw_rate = rows / raw_seconds
-    raw_single_rate = single_rows / single_seconds
+    raw_single_rates = [rows_committed / seconds for rows_committed, seconds in references]
+    raw_single_rate = statistics.mean(raw_single_rates)
     peaks = watch.serving_peaks(arguments.workers)
     return {
         "workers": arguments.workers,
@@ -612,6 +621,7 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         **single,
         "raw_single_commit_rows": single_rows,
         "raw_single_commit_rows_per_s": round(raw_single_rate, 1),
+        "raw_single_commit_rows_per_s_before_after": [round(r, 1) for r in raw_single_rates],
         "single_ratio": round(single["single_events_per_s"] / raw_single_rate, 3),
         **floor,
         "floor_ratio": round(floor["floor_posts_per_s"] / raw_single_rate, 3),
