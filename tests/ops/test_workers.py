@@ -192,3 +192,19 @@ async def test_listing_alerts_raises_none_until_a_refresh(
     assert raised.json() == {"raised": 1}
     listed = await client.get("/m/v1/alerts", headers=world.headers("manager"))
     assert [a["kind"] for a in listed.json()] == ["overdue_storage"]
+
+
+def test_a_worker_loads_the_pdf_and_spreadsheet_libraries_only_to_use_them() -> None:
+    """fpdf2 and openpyxl add about 37 MB to a worker that imports them (the bench's target is
+    200 MB per worker), and most workers never print or export."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, mobile_api.app; print(sorted({'fpdf', 'openpyxl'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -6,13 +6,16 @@ port receipts share these, so a font or QR setting changes in one place.
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import qrcode
-from fpdf import FPDF
 from PIL import Image, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
 from wastetrack.core.fonts import CJK_FONT
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 DPI = 300
 CJK_FONT_CANDIDATES: tuple[str, ...] = (str(CJK_FONT),)
@@ -23,7 +26,15 @@ def find_font(candidates: Sequence[str]) -> str | None:
     return next((path for path in candidates if Path(path).is_file()), None)
 
 
-def add_cjk_font(pdf: FPDF, family: str, candidates: Sequence[str]) -> bool:
+def a4_pdf() -> "FPDF":
+    """A new A4 portrait PDF measured in millimetres. fpdf2 is imported on the first document a
+    process makes: it adds about 29 MB to every worker that imports it, and most never print."""
+    from fpdf import FPDF
+
+    return FPDF(orientation="P", unit="mm", format="A4")
+
+
+def add_cjk_font(pdf: "FPDF", family: str, candidates: Sequence[str]) -> bool:
     """Register the first CJK font found as family; False when none is (core fonts only)."""
     path = find_font(candidates)
     if path is None:

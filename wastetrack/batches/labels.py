@@ -10,8 +10,8 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
@@ -19,6 +19,7 @@ from wastetrack.batches.drawing import (
     CJK_FONT_CANDIDATES,
     DPI,
     Font,
+    a4_pdf,
     add_cjk_font,
     find_font,
     latin1,
@@ -26,6 +27,9 @@ from wastetrack.batches.drawing import (
     mm,
     qr_image,
 )
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 LABEL_MM = (50, 30)
 
@@ -108,7 +112,7 @@ def render_label_sheet_pdf(
 ) -> bytes:
     """A4 sheets, 3 × 8 labels of 70 × 37 mm: QR, code and category, for pre-printed stock;
     with `pins`, the producer's one-time PIN list on a last page of its own."""
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf = a4_pdf()
     pdf.set_auto_page_break(False)
     pdf.set_title(title)
     pdf.set_creator("wastetrack")
@@ -154,7 +158,7 @@ class PinPage:
 
 def render_pin_list_pdf(pins: PinPage, *, cjk_fonts: Sequence[str] = CJK_FONT_CANDIDATES) -> bytes:
     """The PIN list alone, on one A4 page."""
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf = a4_pdf()
     pdf.set_auto_page_break(False)
     pdf.set_title(f"wastetrack PIN list {pins.serial}")
     pdf.set_creator("wastetrack")
@@ -163,7 +167,7 @@ def render_pin_list_pdf(pins: PinPage, *, cjk_fonts: Sequence[str] = CJK_FONT_CA
     return bytes(pdf.output())
 
 
-def _pin_page(pdf: FPDF, pins: PinPage, *, cjk: bool) -> None:
+def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     """One A4 page of the producer's one-time PINs (交接确认码), numbered, each with a box to
     tick when it is given to a carrier; kept by the producer with its label stock."""
     family = "label" if cjk else "Helvetica"

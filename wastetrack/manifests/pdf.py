@@ -4,9 +4,7 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 
-from fpdf import FPDF
-
-from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, a4_pdf, add_cjk_font, latin1, qr_image
 from wastetrack.batches.identifiers import spaced
 from wastetrack.core.timefmt import local_time
 from wastetrack.manifests.models import Manifest
@@ -23,7 +21,7 @@ def render_manifest_pdf(
 ) -> bytes:
     """One page: the producer's, carriers' and receiver's sections, signatures and a QR; times
     in the city's zone (``settings.timezone``) to the minute."""
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf = a4_pdf()
     pdf.set_title(f"Manifest {manifest.number}")
     pdf.set_creator("wastetrack")
     pdf.add_page()

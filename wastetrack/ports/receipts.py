@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from fpdf import FPDF
-
-from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, add_cjk_font, latin1, qr_image
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, a4_pdf, add_cjk_font, latin1, qr_image
 from wastetrack.core.timefmt import local_time
 
 
@@ -51,7 +49,7 @@ def render_receipt_pdf(
     receipt: ReceiptText, *, cjk_fonts: Sequence[str] = CJK_FONT_CANDIDATES
 ) -> bytes:
     """One A4 page: parties, ship, quantities per category, signature and a QR to the record."""
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf = a4_pdf()
     pdf.set_title(f"Waste delivery receipt {receipt.number}")
     pdf.set_creator("wastetrack")
     pdf.add_page()
