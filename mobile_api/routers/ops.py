@@ -127,7 +127,7 @@ class RequestObserver:
                 observability.REQUEST_DURATION.labels(
                     line["method"], line["route"], str(status)
                 ).observe(line["duration_ms"] / 1000)
-            if observability.logs_info():
+            if observability.logs_info("wastetrack.request"):
                 log.info("request", **line, **party)
 
 

@@ -150,10 +150,10 @@ def test_connections_opened_at_once_are_spread_over_the_workers(
         assert all(len(sockets) == 1 for sockets in listening.values())
         assert len(set.union(*listening.values())) == 2  # not one socket shared
         assert not listening_sockets(server.pid, port)
-        answered = asyncio.run(answered_by(port, 16))
-        # Spread by the kernel's hash of each connection: one worker with fewer than 2 of 16
-        # happens once in about 2,000 runs.
-        assert {pid: answered.count(pid) >= 2 for pid in pids} == dict.fromkeys(pids, True)
+        answered = asyncio.run(answered_by(port, 64))
+        # Spread by the kernel's hash of each connection: one worker with fewer than 8 of 64
+        # happens about once in 10**10 runs.
+        assert {pid: answered.count(pid) >= 8 for pid in pids} == dict.fromkeys(pids, True)
     finally:
         stop(server)
 
@@ -167,8 +167,11 @@ def test_a_second_service_on_the_same_port_is_refused(serve_env: dict[str, str])
     try:
         pids = both_workers(server, port)
         second = start_serving(serve_env, port)
-        _, errors = second.communicate(timeout=120)
-        assert second.returncode != 0
+        try:
+            _, errors = second.communicate(timeout=60)
+        finally:
+            second.kill()
+        assert second.returncode == 3  # uvicorn's start-up failure
         assert f"cannot listen on 127.0.0.1:{port}" in errors.decode()
         assert set(asyncio.run(answered_by(port, 8))) <= pids
     finally:
@@ -195,8 +198,8 @@ async def test_listing_alerts_raises_none_until_a_refresh(
 
 
 def test_a_worker_loads_the_pdf_and_spreadsheet_libraries_only_to_use_them() -> None:
-    """fpdf2 and openpyxl add about 37 MB to a worker that imports them (the bench's target is
-    200 MB per worker), and most workers never print or export."""
+    """fpdf2 and openpyxl added 23 MB to every worker at start-up (the bench's target is 200 MB
+    per worker), and most workers never print or export."""
     loaded = subprocess.run(
         [
             sys.executable,

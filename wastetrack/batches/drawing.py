@@ -28,7 +28,7 @@ def find_font(candidates: Sequence[str]) -> str | None:
 
 def a4_pdf() -> "FPDF":
     """A new A4 portrait PDF measured in millimetres. fpdf2 is imported on the first document a
-    process makes: it adds about 29 MB to every worker that imports it, and most never print."""
+    process makes: it adds about 17 MB to a worker, and most workers never print."""
     from fpdf import FPDF
 
     return FPDF(orientation="P", unit="mm", format="A4")

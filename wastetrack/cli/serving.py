@@ -1,17 +1,22 @@
 """Running the service: the HTTP workers and the webhook deliverer beside them."""
 
 import asyncio
-import logging
+import contextlib
 import os
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
 from wastetrack.core import db
 from wastetrack.core.settings import Settings, get_settings
+
+_OWN_SOCKETS = hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
+"""Whether each worker binds a socket of its own: where the kernel spreads connections over
+sockets sharing a port (Linux)."""
 
 
 def serve(
@@ -34,6 +39,8 @@ def serve(
     )
     workers = workers or os.cpu_count() or 1
     observability.configure_logging(settings.log_format, level=settings.log_level)
+    if workers > 1 and _OWN_SOCKETS:
+        refuse_port_in_use(settings.host, settings.port)  # before migrating or starting anything
 
     async def prepare(url: str) -> str:
         await db.migrate(url)
@@ -80,37 +87,73 @@ def _serve_workers(settings: Settings, workers: int) -> None:
 def run_workers(app: str, *, host: str, port: int, workers: int) -> None:
     """Serve the ASGI app factory `app` ("module:function") from `workers` uvicorn processes,
     each listening on a socket of its own on the same port where the system allows it (see
-    `_OwnSocketPerWorker`), restarted by uvicorn's supervisor when one dies."""
+    `_OwnSocketPerWorker`), restarted by uvicorn's supervisor when one dies. Exits with
+    uvicorn's start-up failure status (3) when the port is taken or a worker cannot start."""
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    # log_config=None: uvicorn keeps the app's structured logging (one line per request is
-    # the app's own, so uvicorn's access log is off).
-    config = uvicorn.Config(
-        app, factory=True, workers=workers, host=host, port=port, log_config=None, access_log=False
-    )
-    listener: Any
-    if hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux":
-        try:
-            _check_port_free(host, port)
-        except OSError as error:
-            logging.getLogger("wastetrack").error(
-                "cannot listen on %s:%s: %s", host, port, error.strerror
-            )
-            sys.exit(STARTUP_FAILURE)
-        listener = _OwnSocketPerWorker(host, port, config.backlog)
-    else:
-        listener = config.bind_socket()
-    Multiprocess(config, sockets=[listener]).run()
+    with contextlib.ExitStack() as held:
+        listener: Any
+        if _OWN_SOCKETS:
+            port = held.enter_context(_claiming(host, port))
+            listener = _OwnSocketPerWorker(host, port)
+        # log_config=None: uvicorn keeps the app's structured logging (one line per request
+        # is the app's own, so uvicorn's access log is off).
+        config = uvicorn.Config(
+            app,
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+        if not _OWN_SOCKETS:
+            listener = config.bind_socket()
+        supervisor = Multiprocess(config, sockets=[listener])
+        supervisor.run()
+    # The supervisor stops, and returns normally, when a worker fails to start.
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)
 
 
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse a port something already listens on, even another instance of this service: the
-    workers' own sockets would share it with that instance and split its traffic."""
-    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+def refuse_port_in_use(host: str, port: int) -> None:
+    """Exit with status 3 when something listens on the port already, even another instance of
+    this service (whose workers' sockets would share it with ours and split its connections)."""
+    with _refused_when_taken(host, port), socket.socket(_family(host)) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
+
+
+@contextlib.contextmanager
+def _claiming(host: str, port: int) -> Iterator[int]:
+    """Hold the port for this service's workers while they serve, and yield it (a free one
+    chosen now when `port` is 0, so every worker binds the same). The holder is bound with
+    SO_REUSEPORT alone, never listening: it takes no connection, lets the workers bind beside
+    it, and makes the port taken for anyone else's plain bind, another instance's check
+    above included."""
+    with _refused_when_taken(host, port):
+        with socket.socket(_family(host)) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            port = probe.getsockname()[1]
+        holder = socket.socket(_family(host))
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((host, port))
+    with holder:
+        yield port
+
+
+@contextlib.contextmanager
+def _refused_when_taken(host: str, port: int) -> Iterator[None]:
+    from uvicorn.config import STARTUP_FAILURE
+
+    try:
+        yield
+    except OSError as error:
+        print(f"cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)  # uvicorn's supervisor stops instead of retrying a worker
 
 
 class _OwnSocketPerWorker:
@@ -120,27 +163,26 @@ class _OwnSocketPerWorker:
     whichever worker wakes first takes every connection waiting, so a burst of phones, or a
     proxy's pool of kept-alive connections, lands on one worker while the others idle."""
 
-    def __init__(self, host: str, port: int, backlog: int) -> None:
-        self.host, self.port, self.backlog = host, port, backlog
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
-        return (_listen_on_shared_port, (self.host, self.port, self.backlog))
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return (_bind_shared_port, (self.host, self.port))
 
 
-def _listen_on_shared_port(host: str, port: int, backlog: int) -> socket.socket:
-    """The calling worker's own listening socket on the port all workers share."""
-    from uvicorn.config import STARTUP_FAILURE
-
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
-    except OSError as error:
-        sock.close()
-        print(f"cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
-        sys.exit(STARTUP_FAILURE)  # uvicorn's supervisor then stops instead of retrying
+def _bind_shared_port(host: str, port: int) -> socket.socket:
+    """The calling worker's own socket on the port all workers share: bound, not listening yet,
+    so that no connection waits for a worker that is still starting (uvicorn listens on it once
+    the app has started)."""
+    with _refused_when_taken(host, port):
+        sock = socket.socket(_family(host))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
     return sock
 
 

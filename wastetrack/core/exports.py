@@ -15,8 +15,8 @@ def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str) -> bytes:
-    # Imported on the first XLSX a process makes: openpyxl adds about 8 MB to every worker
-    # that imports it, and most never export a spreadsheet.
+    # Imported on the first XLSX a process makes: openpyxl adds about 7 MB to a worker, and
+    # most workers never export a spreadsheet.
     from openpyxl import Workbook
 
     book = Workbook()

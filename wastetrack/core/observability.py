@@ -69,7 +69,6 @@ JOB_SKIPPED = Counter(
 )
 
 log = structlog.get_logger("wastetrack")
-_stdlib_log = logging.getLogger("wastetrack")  # the logger `log` writes through
 
 
 class NotReady(DomainError):
@@ -207,10 +206,10 @@ def _entry_line(result: _Result, **extra: Any) -> dict[str, Any]:
     }
 
 
-def logs_info() -> bool:
-    """Whether lines at INFO are written: below that level, a line per request or entry is not
-    even built (building and dropping one costs about as much as a small rule)."""
-    return _stdlib_log.isEnabledFor(logging.INFO)
+def logs_info(logger: str = "wastetrack") -> bool:
+    """Whether this logger writes lines at INFO: below that level, a line per request or entry
+    is not even built (building and dropping one costs about as much as a small rule)."""
+    return logging.getLogger(logger).isEnabledFor(logging.INFO)
 
 
 def sync_results(*, kinds: Sequence[str], results: Sequence[_Result]) -> None:
