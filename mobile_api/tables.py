@@ -1,6 +1,7 @@
 """Any table view as CSV or XLSX: `?format=csv` or `?format=xlsx` on a metric or list route
 turns its rows (nested fields flattened as `coverage.numerator`) into a spreadsheet."""
 
+import asyncio
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -33,11 +34,12 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def export(
+async def export(
     rows: list[Any], *, name: str, format: str, headers: dict[str, str] | None = None
 ) -> Response:
     """The rows as a CSV or XLSX download, columns in first-seen order; headers added (e.g.
-    the period used)."""
+    the period used). The file is written in a thread: a large table takes CPU (and the first
+    XLSX of a process imports openpyxl), and the event loop keeps serving meanwhile."""
     flat = [_flat(row) for row in rows]
     columns: list[str] = []
     for row in flat:
@@ -48,7 +50,7 @@ def export(
         **(headers or {}),
     }
     if format == "xlsx":
-        return Response(to_xlsx(columns, table, title=name), media_type=XLSX, headers=disposition)
-    return Response(
-        to_csv(columns, table), media_type="text/csv; charset=utf-8", headers=disposition
-    )
+        book = await asyncio.to_thread(to_xlsx, columns, table, title=name)
+        return Response(book, media_type=XLSX, headers=disposition)
+    text = await asyncio.to_thread(to_csv, columns, table)
+    return Response(text, media_type="text/csv; charset=utf-8", headers=disposition)

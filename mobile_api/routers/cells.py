@@ -69,5 +69,5 @@ async def achievement(
     today = cityday.today(settings.timezone)
     result = await cells.achievement(principal=user, today=today)
     if format != "json":
-        return export(result["types"], name="cells", format=format)
+        return await export(result["types"], name="cells", format=format)
     return result

@@ -98,5 +98,7 @@ async def sorting_metrics(
         timezone=settings.timezone,
     )
     if format != "json":
-        return export(result["towns"], name="sorting", format=format, headers=period.headers())
+        return await export(
+            result["towns"], name="sorting", format=format, headers=period.headers()
+        )
     return result

@@ -27,7 +27,7 @@ async def overview(
         ),
     }
     if format != "json":
-        return export(list(result["indicators"]), name="indicators", format=format)
+        return await export(list(result["indicators"]), name="indicators", format=format)
     return result
 
 

@@ -41,7 +41,9 @@ async def list_alerts(
     decisions, weight discrepancies, idle batches, scan anomalies."""
     result = await alerts.list_alerts(principal=user, open_only=open_only)
     if format != "json":
-        return export([AlertRead.model_validate(a) for a in result], name="alerts", format=format)
+        return await export(
+            [AlertRead.model_validate(a) for a in result], name="alerts", format=format
+        )
     return result
 
 
@@ -91,7 +93,7 @@ async def utilization(
         region_path=user.region_path, date_from=period.date_from, date_to=period.date_to
     )
     if format != "json":
-        return export(
+        return await export(
             result["categories"], name="utilization", format=format, headers=period.headers()
         )
     return result
@@ -110,7 +112,7 @@ async def mass_balance(
         region_path=user.region_path, date_from=period.date_from, date_to=period.date_to
     )
     if format != "json":
-        return export(
+        return await export(
             result["categories"], name="mass-balance", format=format, headers=period.headers()
         )
     return result
@@ -137,5 +139,5 @@ async def medical_coverage(
         days=days,
     )
     if format != "json":
-        return export(result["not_collected"], name="medical-coverage-missed", format=format)
+        return await export(result["not_collected"], name="medical-coverage-missed", format=format)
     return result

@@ -1,5 +1,6 @@
 """Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
 
+import asyncio
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -109,14 +110,17 @@ async def ledger(
     )
     name = f"pesticide-ledger-{period.date_from}-{period.date_to}.{extension}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"', **period.headers()}
+    # Written in a thread, as every table export is (mobile_api.tables.export).
     if extension == "xlsx":
         return Response(
-            to_xlsx(headers, rows, title="台账"),
+            await asyncio.to_thread(to_xlsx, headers, rows, title="台账"),
             headers=disposition,
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
     return Response(
-        to_csv(headers, rows), media_type="text/csv; charset=utf-8", headers=disposition
+        await asyncio.to_thread(to_csv, headers, rows),
+        media_type="text/csv; charset=utf-8",
+        headers=disposition,
     )
 
 
@@ -136,7 +140,7 @@ async def recovery(
         timezone=settings.timezone,
     )
     if format != "json":
-        return export(
+        return await export(
             result["materials"], name="pesticide-recovery", format=format, headers=period.headers()
         )
     return result

@@ -236,7 +236,7 @@ async def _metrics_answer(
         timezone=settings.timezone,
     )
     if format != "json":
-        return export(rows(result), name=name, format=format, headers=period.headers())
+        return await export(rows(result), name=name, format=format, headers=period.headers())
     return result
 
 

@@ -41,11 +41,13 @@ async def _register(
     )
 
 
-def _answer(rows: list[Any], read: type[Schema], *, name: str, format: str, period: Period) -> Any:
+async def _answer(
+    rows: list[Any], read: type[Schema], *, name: str, format: str, period: Period
+) -> Any:
     """The rows as JSON, or as a CSV or XLSX download of the same read model."""
     if format == "json":
         return rows
-    return export(
+    return await export(
         [read.model_validate(r) for r in rows], name=name, format=format, headers=period.headers()
     )
 
@@ -68,7 +70,7 @@ async def incoming(
         organization_id=organization_id,
         site_id=site_id,
     )
-    return _answer(rows, IncomingRead, name="incoming", format=format, period=period)
+    return await _answer(rows, IncomingRead, name="incoming", format=format, period=period)
 
 
 @router.get("/outgoing", response_model=list[OutgoingRead])
@@ -89,7 +91,7 @@ async def outgoing(
         organization_id=organization_id,
         site_id=site_id,
     )
-    return _answer(rows, OutgoingRead, name="outgoing", format=format, period=period)
+    return await _answer(rows, OutgoingRead, name="outgoing", format=format, period=period)
 
 
 @router.get("/inventory", response_model=InventoryRead)
@@ -119,7 +121,9 @@ async def inventory(
     )
     if format != "json":
         rows = result.batches if table == "batches" else result.balance
-        return export(rows, name=f"inventory-{table}", format=format, headers=period.headers())
+        return await export(
+            rows, name=f"inventory-{table}", format=format, headers=period.headers()
+        )
     return result
 
 
@@ -142,4 +146,6 @@ async def medical_handover(
         organization_id=organization_id,
         site_id=site_id,
     )
-    return _answer(rows, MedicalHandoverRead, name="medical-handover", format=format, period=period)
+    return await _answer(
+        rows, MedicalHandoverRead, name="medical-handover", format=format, period=period
+    )
