@@ -36,6 +36,12 @@ TABLE = "bench_floor"
 the bench before the floor is served."""
 
 
+def insert_statement(table: str, columns: list[str]) -> str:
+    """One row's INSERT into `table`, its columns' values as $1, $2, …"""
+    placeholders = ", ".join(f"${number}" for number in range(1, len(columns) + 1))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+
+
 def create_app() -> FastAPI:
     url = os.environ["FLOOR_DATABASE_URL"]
     template: dict[str, Any] = {}
@@ -70,14 +76,12 @@ def create_app() -> FastAPI:
             "device_time": command.device_time,
         }
 
-    def insert(columns: list[str]) -> str:
-        placeholders = ", ".join(f"${number}" for number in range(1, len(columns) + 1))
-        return f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({placeholders})"
-
     @app.post("/floor", status_code=201)
     async def floor(body: EventCreate, _: Transaction) -> dict[str, str]:
         values = row(body)
-        await connections.get("default").execute_query(insert(list(values)), list(values.values()))
+        await connections.get("default").execute_query(
+            insert_statement(TABLE, list(values)), list(values.values())
+        )
         return {"status": "applied", "client_event_id": str(body.client_event_id)}
 
     @app.post("/floor/sync")
@@ -86,7 +90,7 @@ def create_app() -> FastAPI:
         if not rows:
             return {"applied": 0}
         await connections.get("default").execute_many(
-            insert(list(rows[0])), [list(values.values()) for values in rows]
+            insert_statement(TABLE, list(rows[0])), [list(values.values()) for values in rows]
         )
         return {"applied": len(rows)}
 

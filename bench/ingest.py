@@ -35,6 +35,7 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
+from floor import insert_statement
 
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
@@ -368,9 +369,7 @@ async def raw_executemany(url: str, repeats: int) -> tuple[int, float]:
     conn = await asyncpg.connect(**db.credentials_from_url(url))
     try:
         rows = await conn.fetch("SELECT * FROM custody_event")
-        columns = list(rows[0].keys())
-        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-        statement = f"INSERT INTO bench_copy ({', '.join(columns)}) VALUES ({placeholders})"
+        statement = insert_statement("bench_copy", list(rows[0].keys()))
         values = [tuple(row.values()) for row in rows]
         timings = []
         for _ in range(repeats):
@@ -394,9 +393,7 @@ async def raw_single_commits(
     pool = [await asyncpg.connect(**db.credentials_from_url(url)) for _ in range(connections)]
     try:
         source = await pool[0].fetch("SELECT * FROM custody_event LIMIT $1", rows)
-        columns = list(source[0].keys())
-        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-        statement = f"INSERT INTO bench_single ({', '.join(columns)}) VALUES ({placeholders})"
+        statement = insert_statement("bench_single", list(source[0].keys()))
         values = [tuple(row.values()) for row in source]
 
         async def phone(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:

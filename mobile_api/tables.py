@@ -2,6 +2,7 @@
 turns its rows (nested fields flattened as `coverage.numerator`) into a spreadsheet."""
 
 import asyncio
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -38,19 +39,32 @@ async def export(
     rows: list[Any], *, name: str, format: str, headers: dict[str, str] | None = None
 ) -> Response:
     """The rows as a CSV or XLSX download, columns in first-seen order; headers added (e.g.
-    the period used). The file is written in a thread: a large table takes CPU (and the first
-    XLSX of a process imports openpyxl), and the event loop keeps serving meanwhile."""
+    the period used)."""
     flat = [_flat(row) for row in rows]
     columns: list[str] = []
     for row in flat:
         columns += [key for key in row if key not in columns]
     table = [[row.get(h) for h in columns] for row in flat]
-    disposition = {
-        "Content-Disposition": f'attachment; filename="{name}.{format}"',
-        **(headers or {}),
-    }
+    return await download(
+        columns, table, filename=f"{name}.{format}", sheet=name, format=format, headers=headers
+    )
+
+
+async def download(
+    columns: Sequence[str],
+    table: Sequence[Sequence[Any]],
+    *,
+    filename: str,
+    sheet: str,
+    format: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A table as a CSV or XLSX attachment. The file is written in a thread: a large table
+    takes CPU (and the first XLSX of a process imports openpyxl), and the event loop keeps
+    serving meanwhile."""
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})}
     if format == "xlsx":
-        book = await asyncio.to_thread(to_xlsx, columns, table, title=name)
+        book = await asyncio.to_thread(to_xlsx, columns, table, title=sheet)
         return Response(book, media_type=XLSX, headers=disposition)
     text = await asyncio.to_thread(to_csv, columns, table)
     return Response(text, media_type="text/csv; charset=utf-8", headers=disposition)

@@ -1,6 +1,5 @@
 """Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
 
-import asyncio
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -17,7 +16,7 @@ from mobile_api.deps import (
 )
 from mobile_api.media import CSV, XLSX, binary
 from mobile_api.presenters import recorded_id
-from mobile_api.tables import Format, export
+from mobile_api.tables import Format, download, export
 from schemas.pesticide import (
     ConsignmentCreate,
     ConsignmentRead,
@@ -29,7 +28,6 @@ from schemas.pesticide import (
     SaleCreate,
     SaleRead,
 )
-from wastetrack.core.exports import to_csv, to_xlsx
 from wastetrack.pesticide import service as pesticide
 
 router = APIRouter(tags=["pesticide packaging"])
@@ -108,19 +106,13 @@ async def ledger(
         date_to=period.date_to,
         timezone=settings.timezone,
     )
-    name = f"pesticide-ledger-{period.date_from}-{period.date_to}.{extension}"
-    disposition = {"Content-Disposition": f'attachment; filename="{name}"', **period.headers()}
-    # Written in a thread, as every table export is (mobile_api.tables.export).
-    if extension == "xlsx":
-        return Response(
-            await asyncio.to_thread(to_xlsx, headers, rows, title="台账"),
-            headers=disposition,
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-    return Response(
-        await asyncio.to_thread(to_csv, headers, rows),
-        media_type="text/csv; charset=utf-8",
-        headers=disposition,
+    return await download(
+        headers,
+        rows,
+        filename=f"pesticide-ledger-{period.date_from}-{period.date_to}.{extension}",
+        sheet="台账",
+        format=extension,
+        headers=period.headers(),
     )
 
 

@@ -121,9 +121,16 @@ def run_workers(app: str, *, host: str, port: int, workers: int) -> None:
 def refuse_port_in_use(host: str, port: int) -> None:
     """Exit with status 3 when something listens on the port already, even another instance of
     this service (whose workers' sockets would share it with ours and split its connections)."""
-    with _refused_when_taken(host, port), socket.socket(_family(host)) as probe:
+    with _refused_when_taken(host, port):
+        _free_port(host, port)
+
+
+def _free_port(host: str, port: int) -> int:
+    """The port (a free one when `port` is 0), after a plain bind that fails if it is taken."""
+    with socket.socket(_family(host)) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -134,10 +141,7 @@ def _claiming(host: str, port: int) -> Iterator[int]:
     it, and makes the port taken for anyone else's plain bind, another instance's check
     above included."""
     with _refused_when_taken(host, port):
-        with socket.socket(_family(host)) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-            port = probe.getsockname()[1]
+        port = _free_port(host, port)
         holder = socket.socket(_family(host))
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((host, port))
