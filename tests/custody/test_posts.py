@@ -58,18 +58,18 @@ def recorded(outcome: recorder.Recorded | BaseException) -> recorder.Recorded:
 
 
 def failing_write(
-    monkeypatch: pytest.MonkeyPatch, fails: Callable[[list[repository.NewEvent], int], bool]
+    monkeypatch: pytest.MonkeyPatch, fails: Callable[[list[uuid.UUID | None], int], bool]
 ) -> list[int]:
-    """Make the write fail when `fails(its events, how many calls so far)`; returns the number
-    of events of each call."""
+    """Make the write fail when `fails(its events' client ids, how many calls so far)`; returns
+    the number of events of each call."""
     write = repository.write
     calls: list[int] = []
 
-    async def patched(**kwargs: Any) -> None:
-        calls.append(len(kwargs["events"]))
-        if fails(kwargs["events"], len(calls)):
+    async def patched(rows: repository.Part) -> None:
+        calls.append(len(rows.client_event_ids))
+        if fails(rows.client_event_ids, len(calls)):
             raise RuntimeError("the write failed")
-        await write(**kwargs)
+        await write(rows)
 
     monkeypatch.setattr(repository, "write", patched)
     return calls
@@ -134,7 +134,7 @@ async def test_a_refused_post_does_not_stop_the_others_in_its_flush(
 async def test_a_flush_that_fails_as_a_whole_is_retried_post_by_post(
     queue: posts.PostQueue, world: World, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = failing_write(monkeypatch, lambda events, _: len(events) > 1)
+    calls = failing_write(monkeypatch, lambda ids, _: len(ids) > 1)
     collected = event("collected", code, minutes=10)
     tagged = medical_bag()
     first, second = map(
@@ -152,7 +152,7 @@ async def test_a_post_whose_retry_fails_gets_its_error_alone(
     broken = medical_bag()
     failing_write(
         monkeypatch,
-        lambda events, _: any(str(e.client_event_id) == broken["client_event_id"] for e in events),
+        lambda ids, _: any(str(i) == broken["client_event_id"] for i in ids),
     )
     collected = event("collected", code, minutes=10)
     good, bad = await together(queue, world, ("carrier", collected), ("clinic", broken))

@@ -2,9 +2,10 @@
 
 Each submission is applied exactly once (its client_event_id and payload digest), by the handler
 of its event type: per batch in device-time order (a sync), or in arrival order (single posts
-recorded together, see `posts`); everything is written at the end in a few set-based
-statements."""
+recorded together, see `posts`); everything is written in a few set-based statements, at the
+end or, for a long call, in parts while the rest is still being decided (`_Writes`)."""
 
+import asyncio
 import copy
 import uuid
 from dataclasses import dataclass
@@ -83,7 +84,8 @@ def check_may_record(principal: Principal) -> None:
 async def _record(
     principals: list[Principal], submissions: list[EventCommand], order: list[int], secret: str
 ) -> list[Recorded]:
-    """Apply submissions[i] as principals[i], in `order`; one read before, one write after."""
+    """Apply submissions[i] as principals[i], in `order`; one read before, the writes after
+    (in parts while deciding, see `_Writes`)."""
     work = Work(
         principal=principals[0],
         secret=secret,
@@ -100,45 +102,51 @@ async def _record(
             codes_of.append(None)
             outcomes[index] = _rejected(sub, error)
     known = await _load(work, principals, submissions, codes_of)
-    # Each applied event's batch as that event left it: later events of the call (another
-    # post of a flush, say) go on changing the batch itself.
-    as_left: list[tuple[Batch, Batch]] = []
-    for index in order:
-        if outcomes[index] is not None:
-            continue
-        sub = submissions[index]
-        # The rules, the event's actor and organization, its labels and clock anomalies are
-        # the submitter's.
-        work.principal = principals[index]
-        digest = sub.digest()
-        seen = known.get(sub.client_event_id)
-        if seen is not None:
-            outcomes[index] = _seen_before(sub, seen, digest)
-            continue
-        try:
-            event = await _apply(work, sub, codes_of[index], digest)
-        except DomainError as error:
-            outcomes[index] = _rejected(sub, error)
-            continue
-        known[sub.client_event_id] = {
-            "payload_digest": digest,
-            "id": event.id,
-            "state_after": event.state_after,
-            "batch__code": code_by_id(work, event.batch_id),
-        }
-        batch = work.batches[known[sub.client_event_id]["batch__code"]]
-        as_left.append((copy.copy(batch), batch))
-        outcomes[index] = Recorded(
-            EntryResult(
-                client_event_id=sub.client_event_id,
-                status="applied",
-                batch_code=batch.code,
-                event_id=event.id,
-                state=event.state_after,
-            ),
-            batch=as_left[-1][0],
-        )
-    await _write(work)
+    writes = _Writes(work, submissions)
+    try:
+        # Each applied event's batch as that event left it: later events of the call (another
+        # post of a flush, say) go on changing the batch itself.
+        as_left: list[tuple[Batch, Batch]] = []
+        for index in order:
+            if outcomes[index] is not None:
+                continue
+            sub = submissions[index]
+            # The rules, the event's actor and organization, its labels and clock anomalies are
+            # the submitter's.
+            work.principal = principals[index]
+            digest = sub.digest()
+            seen = known.get(sub.client_event_id)
+            if seen is not None:
+                outcomes[index] = _seen_before(sub, seen, digest)
+                continue
+            try:
+                event = await _apply(work, sub, codes_of[index], digest)
+            except DomainError as error:
+                outcomes[index] = _rejected(sub, error)
+                continue
+            known[sub.client_event_id] = {
+                "payload_digest": digest,
+                "id": event.id,
+                "state_after": event.state_after,
+                "batch__code": code_by_id(work, event.batch_id),
+            }
+            batch = work.batches[known[sub.client_event_id]["batch__code"]]
+            as_left.append((copy.copy(batch), batch))
+            outcomes[index] = Recorded(
+                EntryResult(
+                    client_event_id=sub.client_event_id,
+                    status="applied",
+                    batch_code=batch.code,
+                    event_id=event.id,
+                    state=event.state_after,
+                ),
+                batch=as_left[-1][0],
+            )
+            await writes.send_part()
+        await writes.finish()
+    except BaseException as error:
+        await writes.abandon(error)
+        raise
     for left, batch in as_left:  # what the write gave every batch it wrote
         left.identifier, left.updated_at = batch.identifier, batch.updated_at
     applied = {e.client_event_id for e in work.new_events}
@@ -148,26 +156,100 @@ async def _record(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-async def _write(work: Work) -> None:
-    """Everything the call decided: one statement for the rows, one for the roll-up facts
-    (which read those rows)."""
-    if not work.new_events:
-        return
-    for batch in work.touched.values():
-        batch.updated_at = work.now
-    await identifiers.number(work.new_batches.values())
-    await repository.write(
-        labels=work.new_labels,
-        bound_labels=work.bound_labels,
-        new_batches=list(work.new_batches.values()),
-        changed_batches=[b for b in work.touched.values() if b.id not in work.new_batches],
-        events=work.new_events,
-        bound_at=work.now,
-    )
-    await rollups.apply(
-        batch_ids=[e.batch_id for e in work.new_events if e.event_type in FACT_EVENTS],
-        timezone=work.timezone,
-    )
+PART_EVENTS = 100
+"""A call with more events than this (a sync) writes them in parts of about this many, each
+sent while the call decides the next: the database writes one part while Python works on the
+next, on another core."""
+
+
+class _Writes:
+    """The rows a call decided, on their way to the database: in parts while it decides, the
+        rest at the end, then the roll-up facts of them all (which read those rows). A part holds
+        the events decided since the last one, the batches they made and changed (every handler
+        that changes a batch gives it an event), the labels issued and bound; the batches' rows as
+        they stand when the part is taken, so a later part writes a batch's later state. Parts go
+        out in order on the call's connection, one at a time; a part is never cancelled midway (a
+    cancelled call waits for it, see `abandon`)."""
+
+    def __init__(self, work: Work, submissions: list[EventCommand]) -> None:
+        self.work = work
+        # A tagging with a waste code may take an HJ 1276 identifier, numbered at the end in
+        # prefix order (`identifiers.number`) before the call's client ids are claimed, as
+        # every call does, so that no two calls wait for each other's counters and ids.
+        self.in_parts = not any(
+            sub.event_type == EventType.tagged and sub.waste_code for sub in submissions
+        )
+        # How many of the work's events, labels, bound labels and new batches are taken.
+        self.events = self.labels = self.bound = self.batches = 0
+        self.sent: asyncio.Task[None] | None = None
+        """The part being written."""
+
+    async def send_part(self) -> None:
+        """Send what was decided since the last part once it is a part's worth."""
+        if not self.in_parts or len(self.work.new_events) - self.events < PART_EVENTS:
+            return
+        rows = self._take(list(self.work.new_batches.values())[self.batches :])
+        if self.sent is not None:  # most often written by now: a part writes faster
+            await asyncio.shield(self.sent)
+        self.sent = asyncio.ensure_future(repository.write(rows))
+        await asyncio.sleep(0)  # let it go out before the next events are decided
+
+    async def finish(self) -> None:
+        """The rest, after the part being written; then the roll-up facts."""
+        work = self.work
+        if self.sent is not None:
+            await asyncio.shield(self.sent)
+        if len(work.new_events) > self.events:
+            made = list(work.new_batches.values())[self.batches :]
+            await identifiers.number(made)
+            await repository.write(self._take(made))
+        if work.new_events:
+            await rollups.apply(
+                batch_ids=[e.batch_id for e in work.new_events if e.event_type in FACT_EVENTS],
+                timezone=work.timezone,
+            )
+
+    async def abandon(self, error: BaseException) -> None:
+        """When the call fails with `error`: wait for the part still being written, so that
+        its transaction rolls back on an idle connection, even if cancelled meanwhile. A part
+        that failed first (the statements after it fail only because it did) raises its own
+        error instead."""
+        sent, cancelled = self.sent, False
+        if sent is None:
+            return
+        while not sent.done():
+            try:
+                await asyncio.wait([sent])
+            except asyncio.CancelledError:
+                cancelled = True
+        failed = None if sent.cancelled() else sent.exception()
+        if cancelled:
+            raise asyncio.CancelledError
+        if failed is not None and failed is not error and isinstance(error, Exception):
+            raise failed
+
+    def _take(self, made: list[Batch]) -> repository.Part:
+        work = self.work
+        events = work.new_events[self.events :]
+        fresh = {batch.id for batch in made}
+        changed = [
+            work.batches[code_by_id(work, batch_id)]
+            for batch_id in dict.fromkeys(e.batch_id for e in events)
+            if batch_id not in fresh
+        ]
+        for batch in (*made, *changed):
+            batch.updated_at = work.now
+        rows = repository.part(
+            labels=work.new_labels[self.labels :],
+            bound_labels=work.bound_labels[self.bound :],
+            new_batches=made,
+            changed_batches=changed,
+            events=events,
+            bound_at=work.now,
+        )
+        self.events, self.labels = len(work.new_events), len(work.new_labels)
+        self.bound, self.batches = len(work.bound_labels), len(work.new_batches)
+        return rows
 
 
 def _code_of(sub: EventCommand, secret: str) -> str | None:

@@ -354,7 +354,18 @@ FUNCTIONS = (LOAD, WRITE)
 """The recording's statements kept as SQL functions, installed by `wastetrack migrate`."""
 
 
-async def write(
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Rows of one write, as they stood when the part was taken: a sync's later events go on
+    changing the same batches while an earlier part is being written."""
+
+    client_event_ids: list[uuid.UUID | None]
+    """Of its events, in order."""
+    arguments: list[Any]
+    """The write statement's parameters."""
+
+
+def part(
     *,
     labels: Sequence[NewLabel],
     bound_labels: Sequence[str],
@@ -362,11 +373,11 @@ async def write(
     changed_batches: Sequence[Batch],
     events: Sequence[NewEvent],
     bound_at: datetime,
-) -> None:
-    """Everything one recording call decided, in one round trip."""
-    await connections.get("default").execute_query(
-        WRITE.call,
-        [
+) -> Part:
+    """Take these rows for one write (see `WRITE`)."""
+    return Part(
+        client_event_ids=[e.client_event_id for e in events],
+        arguments=[
             bound_at,
             *([getattr(x, name) for x in labels] for name in LABEL_COLUMNS),
             list(bound_labels),
@@ -389,6 +400,11 @@ async def write(
             ),
         ],
     )
+
+
+async def write(rows: Part) -> None:
+    """One part of what a recording call decided, in one round trip."""
+    await connections.get("default").execute_query(WRITE.call, rows.arguments)
 
 
 def _value(value: Any) -> Any:
