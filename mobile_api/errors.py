@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from asyncpg.exceptions import TransactionRollbackError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -55,6 +56,11 @@ def problem(
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _lost_race(why: str) -> JSONResponse:
+    """A request that lost a race with a concurrent one and wrote nothing: the client retries."""
+    return problem(status=409, title="Conflict", code="concurrent_write", detail=f"{why}; retry")
 
 
 def _document_problems(app: FastAPI) -> None:
@@ -147,12 +153,14 @@ def install(app: FastAPI) -> None:
                 headers={"Retry-After": "30"},
             )
         # Only a race between two concurrent requests reaches here; services check first.
-        return problem(
-            status=409,
-            title="Conflict",
-            code="concurrent_write",
-            detail="another request wrote the same record at the same time; retry",
-        )
+        return _lost_race("another request wrote the same record at the same time")
+
+    @app.exception_handler(TransactionRollbackError)
+    async def _rolled_back(_: Request, error: TransactionRollbackError) -> JSONResponse:
+        # A deadlock (40P01) or a serialization failure (40001): PostgreSQL rolled this
+        # request's transaction back to let a concurrent one through. Nothing was written.
+        log.warning("transaction rolled back by the database: %s", error.sqlstate)
+        return _lost_race("the database let a concurrent request go first; nothing was written")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

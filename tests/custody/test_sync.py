@@ -1,13 +1,18 @@
 """Offline sync: each event applied exactly once, in device-time order, bad ones reported."""
 
+import asyncio
 import uuid
 
+import asyncpg
 import httpx
 import pytest
+from tortoise import connections
 
 from tests.custody.helpers import tag_bag
 from tests.factories import World, event, medical_bag
 from wastetrack.batches.models import Batch, Label
+from wastetrack.core import db
+from wastetrack.custody import repository
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.rollups import service as rollups
 
@@ -146,3 +151,39 @@ async def test_crash_mid_request_leaves_nothing_half_written(
     assert await Batch.all().count() == 0
     assert await Label.all().count() == 0
     assert await CustodyEvent.all().count() == 0
+
+
+async def test_a_sync_that_loses_a_deadlock_is_a_409_and_writes_nothing(
+    client: httpx.AsyncClient, world: World, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL breaks a deadlock by rolling one transaction back: a race lost, which the
+    phone retries (409 `concurrent_write`), never a 500."""
+    other = await asyncpg.connect(**db.credentials_from_url(database_url))
+    write, waiting = repository.write, asyncio.Event()
+
+    async def deadlocked(rows: repository.Part) -> None:
+        # Lock 1, then wait for lock 2, which the other transaction holds while it waits for 1.
+        client_ = connections.get("default")
+        await client_.execute_query("SELECT pg_advisory_xact_lock(1)")
+        waiting.set()
+        await client_.execute_query("SELECT pg_advisory_xact_lock(2)")
+        await write(rows)
+
+    async def other_side() -> None:
+        async with other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock(2)")
+            await waiting.wait()
+            await asyncio.sleep(0.2)  # the sync waits for lock 2 first: its check finds the cycle
+            await other.execute("SELECT pg_advisory_xact_lock(1)")
+
+    monkeypatch.setattr(repository, "write", deadlocked)
+    try:
+        answer, _ = await asyncio.gather(
+            sync(client, world, "clinic", [medical_bag(), medical_bag()]), other_side()
+        )
+    finally:
+        await other.close()
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "concurrent_write"
+    assert await Batch.all().count() == 0
