@@ -157,8 +157,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TransactionRollbackError)
     async def _rolled_back(_: Request, error: TransactionRollbackError) -> JSONResponse:
-        # A deadlock (40P01) or a serialization failure (40001): PostgreSQL rolled this
-        # request's transaction back to let a concurrent one through. Nothing was written.
+        # SQLSTATE class 40, a deadlock (40P01) or a serialization failure (40001) above all:
+        # PostgreSQL rolled this request's transaction back to let a concurrent one through.
+        # Nothing was written.
         log.warning("transaction rolled back by the database: %s", error.sqlstate)
         return _lost_race("the database let a concurrent request go first; nothing was written")
 

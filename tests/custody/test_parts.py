@@ -68,6 +68,25 @@ async def sync(client: httpx.AsyncClient, world: World, who: str, entries: list)
     return await client.post("/m/v1/sync", json={"events": entries}, headers=world.headers(who))
 
 
+async def refused(rows: repository.Part) -> None:
+    """A write the database refuses."""
+    await connections.get("default").execute_query("SELECT 1 / 0")
+
+
+def crash_on_the_sixth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a handler, met at the sixth event: just after the first part went out."""
+    apply = recorder._apply
+    applied: list[int] = []
+
+    async def crashes(*args: Any) -> repository.NewEvent:
+        applied.append(1)
+        if len(applied) == 6:
+            raise RuntimeError("a bug in a handler")
+        return await apply(*args)
+
+    monkeypatch.setattr(recorder, "_apply", crashes)
+
+
 async def test_a_sync_written_in_parts_leaves_what_one_write_would(
     client: httpx.AsyncClient, world: World, writes: list[int]
 ) -> None:
@@ -124,10 +143,6 @@ async def test_a_part_refused_by_the_database_is_the_error_the_sync_fails_with(
 ) -> None:
     """The statements after a failed part fail only because its transaction is aborted."""
     entries = await labelled_chains(client, world, 6)
-
-    async def refused(rows: repository.Part) -> None:
-        await connections.get("default").execute_query("SELECT 1 / 0")
-
     apply = recorder._apply
 
     async def reads_first(*args: Any) -> repository.NewEvent:
@@ -142,20 +157,25 @@ async def test_a_part_refused_by_the_database_is_the_error_the_sync_fails_with(
     assert await Batch.all().count() == 0
 
 
+async def test_a_part_that_fails_beside_a_handler_bug_leaves_the_bug_as_the_error(
+    client: httpx.AsyncClient, world: World, writes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The part's error replaces only the aborted transaction it causes, never another error
+    (a bug must not come back as a 409 to retry)."""
+    entries = await labelled_chains(client, world, 6)
+    monkeypatch.setattr(repository, "write", refused)
+    crash_on_the_sixth(monkeypatch)
+    with pytest.raises(RuntimeError, match="a bug in a handler"):
+        await sync(client, world, "collector", entries)
+    monkeypatch.undo()
+    assert await Batch.all().count() == 0
+
+
 async def test_a_failure_while_a_part_is_written_waits_for_it_then_rolls_back(
     client: httpx.AsyncClient, world: World, writes: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entries = await labelled_chains(client, world, 6)
-    apply = recorder._apply
-    applied: list[int] = []
-
-    async def crashes_on_the_sixth(*args: Any) -> repository.NewEvent:
-        applied.append(1)
-        if len(applied) == 6:  # just after the first part went out
-            raise RuntimeError("a bug in a handler")
-        return await apply(*args)
-
-    monkeypatch.setattr(recorder, "_apply", crashes_on_the_sixth)
+    crash_on_the_sixth(monkeypatch)
     # The handler's own error, not the connection's ("another operation is in progress").
     with pytest.raises(RuntimeError, match="a bug in a handler"):
         await sync(client, world, "collector", entries)

@@ -172,8 +172,17 @@ async def test_a_sync_that_loses_a_deadlock_is_a_409_and_writes_nothing(
     async def other_side() -> None:
         async with other.transaction():
             await other.execute("SELECT pg_advisory_xact_lock(2)")
-            await waiting.wait()
-            await asyncio.sleep(0.2)  # the sync waits for lock 2 first: its check finds the cycle
+            await asyncio.wait_for(waiting.wait(), 10)
+            # Once the sync waits for lock 2, it waits first: its deadlock check (after
+            # deadlock_timeout) runs first, finds the cycle and rolls the sync back.
+            for _ in range(200):
+                if await other.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
+                ):
+                    break
+                await asyncio.sleep(0.01)
             await other.execute("SELECT pg_advisory_xact_lock(1)")
 
     monkeypatch.setattr(repository, "write", deadlocked)

@@ -7,10 +7,13 @@ end or, for a long call, in parts while the rest is still being decided (`_Write
 
 import asyncio
 import copy
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from tortoise.exceptions import TransactionManagementError
 
 from wastetrack.alerts import service as alerts
 from wastetrack.auth.models import Role
@@ -39,6 +42,8 @@ from wastetrack.custody.work import Work, check_common, code_by_id, remember
 from wastetrack.evidence import service as evidence
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FACT_EVENTS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -157,9 +162,9 @@ async def _record(
 
 
 PART_EVENTS = 100
-"""A call with more events than this (a sync) writes them in parts of about this many, each
-sent while the call decides the next: the database writes one part while Python works on the
-next, on another core."""
+"""A call (a sync) sends a part each time it has decided this many more events (remainders and
+aggregations count theirs), and decides on while the database writes it, on another core,
+until a handler's own read waits for the part."""
 
 
 class _Writes:
@@ -211,9 +216,9 @@ class _Writes:
 
     async def abandon(self, error: BaseException) -> None:
         """When the call fails with `error`: wait for the part still being written, so that
-        its transaction rolls back on an idle connection, even if cancelled meanwhile. A part
-        that failed first (the statements after it fail only because it did) raises its own
-        error instead."""
+        its transaction rolls back on an idle connection, even if cancelled meanwhile. When
+        `error` is only the aborted transaction a failed part left behind, the part's own
+        error is raised instead; a part that failed beside another error is logged."""
         sent, cancelled = self.sent, False
         if sent is None:
             return
@@ -223,10 +228,14 @@ class _Writes:
             except asyncio.CancelledError:
                 cancelled = True
         failed = None if sent.cancelled() else sent.exception()
+        if failed is None or failed is error:
+            pass
+        elif isinstance(error, TransactionManagementError) and not cancelled:
+            raise failed
+        else:
+            log.error("a part of a failing recording call failed too", exc_info=failed)
         if cancelled:
             raise asyncio.CancelledError
-        if failed is not None and failed is not error and isinstance(error, Exception):
-            raise failed
 
     def _take(self, made: list[Batch]) -> repository.Part:
         work = self.work
