@@ -169,11 +169,11 @@ until a handler's own read waits for the part."""
 
 class _Writes:
     """The rows a call decided, on their way to the database: in parts while it decides, the
-        rest at the end, then the roll-up facts of them all (which read those rows). A part holds
-        the events decided since the last one, the batches they made and changed (every handler
-        that changes a batch gives it an event), the labels issued and bound; the batches' rows as
-        they stand when the part is taken, so a later part writes a batch's later state. Parts go
-        out in order on the call's connection, one at a time; a part is never cancelled midway (a
+    rest at the end, then the roll-up facts of them all (which read those rows). A part holds
+    the events decided since the last one, the batches they made and changed (every handler
+    that changes a batch gives it an event), the labels issued and bound; the batches' rows as
+    they stand when the part is taken, so a later part writes a batch's later state. Parts go
+    out in order on the call's connection, one at a time; a part is never cancelled midway (a
     cancelled call waits for it, see `abandon`)."""
 
     def __init__(self, work: Work, submissions: list[EventCommand]) -> None:
@@ -193,7 +193,7 @@ class _Writes:
         """Send what was decided since the last part once it is a part's worth."""
         if not self.in_parts or len(self.work.new_events) - self.events < PART_EVENTS:
             return
-        rows = self._take(list(self.work.new_batches.values())[self.batches :])
+        rows = self._take(self._made())
         if self.sent is not None:  # most often written by now: a part writes faster
             await asyncio.shield(self.sent)
         self.sent = asyncio.ensure_future(repository.write(rows))
@@ -205,7 +205,7 @@ class _Writes:
         if self.sent is not None:
             await asyncio.shield(self.sent)
         if len(work.new_events) > self.events:
-            made = list(work.new_batches.values())[self.batches :]
+            made = self._made()
             await identifiers.number(made)
             await repository.write(self._take(made))
         if work.new_events:
@@ -228,14 +228,16 @@ class _Writes:
             except asyncio.CancelledError:
                 cancelled = True
         failed = None if sent.cancelled() else sent.exception()
-        if failed is None or failed is error:
-            pass
-        elif isinstance(error, TransactionManagementError) and not cancelled:
-            raise failed
-        else:
+        if failed is not None and failed is not error:
+            if isinstance(error, TransactionManagementError) and not cancelled:
+                raise failed
             log.error("a part of a failing recording call failed too", exc_info=failed)
         if cancelled:
             raise asyncio.CancelledError
+
+    def _made(self) -> list[Batch]:
+        """The batches made since the last part."""
+        return list(self.work.new_batches.values())[self.batches :]
 
     def _take(self, made: list[Batch]) -> repository.Part:
         work = self.work
