@@ -14,6 +14,7 @@ from wastetrack.audit import service as audit
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
 from wastetrack.core import cityday, db, observability, ratelimit, replica
+from wastetrack.core.commands import Day
 from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
@@ -185,10 +186,10 @@ class CityPeriod:
 
 
 DateFrom = Annotated[
-    date | None,
+    Day | None,
     Query(description="first city day, included; default 1 January of date_to's year"),
 ]
-DateTo = Annotated[date | None, Query(description="last city day, included; default today")]
+DateTo = Annotated[Day | None, Query(description="last city day, included; default today")]
 
 
 def _years_after(day: date, years: int) -> date:
@@ -231,8 +232,8 @@ async def _period(
 Period = Annotated[CityPeriod, Depends(_period)]
 
 
-OpenFrom = Annotated[date | None, Query(description="first city day, included")]
-OpenTo = Annotated[date | None, Query(description="last city day, included")]
+OpenFrom = Annotated[Day | None, Query(description="first city day, included")]
+OpenTo = Annotated[Day | None, Query(description="last city day, included")]
 
 
 async def _open_period(

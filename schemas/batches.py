@@ -5,9 +5,9 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.base import Id, Schema, Text
+from schemas.base import Id, Moment, Schema, Text
 from schemas.events import Hazard, Latitude, Longitude
 from schemas.ports import BerthRead
 from schemas.registry import SiteRead
@@ -29,7 +29,7 @@ class BatchCreate(Schema):
     origin_site_id: Id | None = None
     carrier_organization_id: Id | None = None
     destination_organization_id: Id | None = None
-    device_time: AwareDatetime
+    device_time: Moment
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     photo_sha256: Text | None = Field(None, pattern=r"^[0-9a-f]{64}$")

@@ -2,9 +2,9 @@
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from schemas.base import Id, Schema, Text, rule_error
+from schemas.base import Id, Moment, Schema, Text, rule_error
 
 
 class BulkSignItem(Schema):
@@ -12,9 +12,7 @@ class BulkSignItem(Schema):
     seq: int | None = Field(
         None, ge=1, le=5, description="carrier: the leg to sign; default your first unsigned leg"
     )
-    handover_at: AwareDatetime | None = Field(
-        None, description="carrier: required; producer: default now"
-    )
+    handover_at: Moment | None = Field(None, description="carrier: required; producer: default now")
     handover_place: Text | None = Field(
         None, min_length=1, max_length=128, description="carrier: required"
     )

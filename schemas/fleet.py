@@ -4,9 +4,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.base import Id, Schema, Text
+from schemas.base import Day, Id, Moment, Schema, Text
 from schemas.events import Latitude, Longitude
 
 Capacity = Field(gt=0, le=100_000, max_digits=10, decimal_places=1)
@@ -23,7 +23,7 @@ class VehicleCreate(Schema):
     hazardous_licence_number: Text | None = Field(
         None, min_length=1, max_length=64, description="道路危险货物运输许可证号"
     )
-    hazardous_licence_expires: date | None = None
+    hazardous_licence_expires: Day | None = None
     capacity_kg: Decimal = Capacity
     driver_id: Id | None = None
     organization_id: Id | None = Field(None, description="admins: the carrier; default yours")
@@ -34,7 +34,7 @@ class VehicleUpdate(Schema):
 
     permit_number: Text | None = Field(None, min_length=1, max_length=64)
     hazardous_licence_number: Text | None = Field(None, min_length=1, max_length=64)
-    hazardous_licence_expires: date | None = None
+    hazardous_licence_expires: Day | None = None
     capacity_kg: Decimal | None = Field(None, gt=0, le=100_000, max_digits=10, decimal_places=1)
     driver_id: Id | None = None
 
@@ -58,7 +58,7 @@ class DriverCreate(Schema):
     qualification_number: Text | None = Field(
         None, min_length=1, max_length=64, description="危险货物道路运输从业资格证号"
     )
-    qualification_expires: date | None = None
+    qualification_expires: Day | None = None
     phone: Text | None = Field(None, pattern=r"^\+?[0-9 -]{5,32}$", max_length=32)
     organization_id: Id | None = Field(None, description="admins: the carrier; default yours")
 
@@ -76,7 +76,7 @@ class DriverRead(Schema):
 
 
 class PositionCreate(Schema):
-    time: AwareDatetime
+    time: Moment
     latitude: Latitude
     longitude: Longitude
 

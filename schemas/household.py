@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from schemas.base import Ratio, Schema
+from schemas.base import Day, Ratio, Schema
 from wastetrack.household.commands import PickupCommand
 
 
@@ -25,7 +25,7 @@ class PickupRead(Schema):
 
 
 class RegionSorting(Schema):
-    sorted_collection_since: date | None = Field(
+    sorted_collection_since: Day | None = Field(
         description="since when the community or village has sorted collection; null: none"
     )
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.base import Schema, Text
+from schemas.base import Day, Schema, Text
 from wastetrack.indicators.service import Status
 
 
@@ -42,7 +42,7 @@ class IndicatorsRead(Schema):
 
 class IndicatorValueCreate(Schema):
     value: Decimal = Field(ge=0, le=1000, max_digits=8, decimal_places=2)
-    period_end: date
+    period_end: Day
     source_note: Text = Field(
         min_length=1, max_length=255, description="where the figure comes from"
     )

@@ -3,9 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import AwareDatetime
-
-from schemas.base import Schema
+from schemas.base import Moment, Schema
 from wastetrack.manifests.commands import (
     DecisionCommand,
     LegSignCommand,
@@ -24,7 +22,7 @@ class LegSign(LegSignCommand):
 
 
 class Arrival(Schema):
-    arrived_at: AwareDatetime
+    arrived_at: Moment
 
 
 class Decision(DecisionCommand):

@@ -4,9 +4,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.base import Definition, Id, Ratio, Schema, Text
+from schemas.base import Definition, Id, Moment, Ratio, Schema, Text
 from wastetrack.core.commands import Latitude, Longitude
 from wastetrack.ports.commands import (
     CleanUpCommand,
@@ -48,7 +48,7 @@ class BerthRead(Schema):
 
 class PortCallCreate(Schema):
     vessel_id: Id
-    arrived_at: AwareDatetime
+    arrived_at: Moment
     days_at_sea: int = Field(ge=0, le=400)
     crew: int = Field(ge=1, le=500)
     fishing_area: Text | None = Field(None, max_length=32)
@@ -56,7 +56,7 @@ class PortCallCreate(Schema):
 
 
 class PortCallClose(Schema):
-    departed_at: AwareDatetime
+    departed_at: Moment
 
 
 class PortCallRead(Schema):

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from pydantic import AliasPath, Field
 
-from schemas.base import Id, Key, Schema, Text
+from schemas.base import Day, Id, Key, Schema, Text
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
 
@@ -90,7 +90,7 @@ class LicenceCreate(Schema):
     category_key: Text = Field(min_length=1, max_length=64)
     method_codes: list[Text] = Field(min_length=1, max_length=40)
     permit_number: Text | None = Field(None, max_length=64)
-    valid_until: date | None = None
+    valid_until: Day | None = None
 
 
 class LicenceRead(Schema):
@@ -131,8 +131,8 @@ class ServiceAgreementCreate(Schema):
     provider_organization_id: Id
     client_organization_id: Id
     streams: list[Key] = Field(min_length=1, max_length=10)
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: Day
+    valid_to: Day | None = None
 
 
 class ServiceAgreementRead(Schema):

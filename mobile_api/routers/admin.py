@@ -2,7 +2,6 @@
 vessels, berths and service agreements are also read by the organizations they concern."""
 
 from collections.abc import Sequence
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -28,6 +27,7 @@ from schemas.registry import (
 )
 from wastetrack.auth import service as auth
 from wastetrack.calendar import service as calendar
+from wastetrack.core.commands import Day
 from wastetrack.registry import agreements, vessels
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -155,14 +155,14 @@ async def list_calendar(_: ManagerOnly, period: Period) -> Sequence[object]:
 
 
 @router.get("/calendar/{day}", response_model=CalendarDayRead)
-async def get_calendar_day(day: date, _: ManagerOnly) -> object:
+async def get_calendar_day(day: Day, _: ManagerOnly) -> object:
     """One day of the official calendar (or the Monday–Friday rule where it has no data)."""
     return await calendar.get_day(day=day)
 
 
 @router.put("/calendar/{day}", response_model=CalendarDayRead)
 async def set_calendar_day(
-    day: date, body: CalendarDayUpdate, user: AdminOnly, __: Transaction
+    day: Day, body: CalendarDayUpdate, user: AdminOnly, __: Transaction
 ) -> object:
     """Declare a day a working day or a holiday (a new year's notice, a local change)."""
     return await calendar.set_day(

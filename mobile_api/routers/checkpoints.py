@@ -1,6 +1,5 @@
 """Signed daily checkpoints of the custody log, for managers and auditors to keep outside it."""
 
-from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -8,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from mobile_api.deps import AppSettings, Transaction, require
 from wastetrack.auth.models import Role
+from wastetrack.core.commands import Day
 from wastetrack.core.principal import Principal
 from wastetrack.custody import checkpoints
 
@@ -20,7 +20,7 @@ Overseer = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role
 async def list_checkpoints(
     _: Overseer,
     __: Transaction,
-    since: Annotated[date | None, Query(description="the first day to list")] = None,
+    since: Annotated[Day | None, Query(description="the first day to list")] = None,
 ) -> list[dict[str, Any]]:
     """Every sealed day: event count, Merkle root, Ed25519 signature and public key."""
     return await checkpoints.list_checkpoints(since=since)

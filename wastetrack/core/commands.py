@@ -3,10 +3,11 @@ their fields share. HTTP contracts in ``schemas/`` build on these; the domain ne
 ``schemas/``."""
 
 import hashlib
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Interval
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 # PostgreSQL stores no NUL character in text or JSON: refused at the edge, naming the field.
@@ -26,6 +27,17 @@ Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_N
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
 """A code, a signed token or a scanned URL in a path or query."""
+
+Moment = Annotated[
+    AwareDatetime,
+    Interval(ge=datetime(1900, 1, 1, tzinfo=UTC), lt=datetime(2200, 1, 1, tzinfo=UTC)),
+]
+"""A time a client sends, with its UTC offset, from 1900 to 2199: its city day and its column
+can always be computed (an extreme year overflowed there, a 500). Rules of the domain narrow it
+further, a device clock to 2000 and after, say."""
+
+Day = Annotated[date, Interval(ge=date(1900, 1, 1), le=date(2199, 12, 31))]
+"""A calendar day a client sends, in the same years as a `Moment`."""
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]

@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from wastetrack.batches.models import Unit
 from wastetrack.core.commands import (
@@ -14,6 +14,7 @@ from wastetrack.core.commands import (
     Id,
     Latitude,
     Longitude,
+    Moment,
     Sha256,
     Text,
     rule_error,
@@ -35,7 +36,7 @@ class EventCommand(Command):
         description="scanned QR URL or typed code; for `tagged`, the label to bind"
         " (none: a new code)",
     )
-    device_time: AwareDatetime = Field(description="when it happened, by the phone's clock")
+    device_time: Moment = Field(description="when it happened, by the phone's clock")
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     weight_kg: Decimal | None = Field(None, ge=0, le=100_000, max_digits=12, decimal_places=3)
@@ -90,7 +91,7 @@ class EventCommand(Command):
     children: list[Code] | None = Field(None, min_length=1, max_length=500)
     # corrected
     corrects: UUID | None = None
-    event_time: AwareDatetime | None = Field(
+    event_time: Moment | None = Field(
         None, description="corrected: the corrected event's true time (of a `tagged` event)"
     )
 

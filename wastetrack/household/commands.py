@@ -5,9 +5,9 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from wastetrack.core.commands import Command, Latitude, Longitude, Sha256, Text
+from wastetrack.core.commands import Command, Latitude, Longitude, Moment, Sha256, Text
 
 
 class QualityCheckCommand(Command):
@@ -28,7 +28,7 @@ class PickupCommand(Command):
     site: Text = Field(min_length=1, max_length=512, description="scanned collection-point QR")
     category: Text = Field(max_length=64, description="a GB/T 19095-2019 class or sub-class")
     weight_kg: Decimal = Field(gt=0, le=100_000, max_digits=12, decimal_places=3)
-    device_time: AwareDatetime
+    device_time: Moment
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     quality: QualityCheckCommand | None = None

@@ -5,9 +5,9 @@ each checked field by field when it is made."""
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from wastetrack.core.commands import Code, Command, Hazard, Id, Text, rule_error
+from wastetrack.core.commands import Code, Command, Hazard, Id, Moment, Text, rule_error
 
 Quantity = Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)
 
@@ -39,7 +39,7 @@ class ManifestCommand(Command):
 class LegSignCommand(Command):
     """A carrier's signature on its leg: when and where it took the waste over."""
 
-    handover_at: AwareDatetime
+    handover_at: Moment
     handover_place: Text = Field(min_length=1, max_length=128)
 
 

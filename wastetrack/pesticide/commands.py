@@ -1,14 +1,13 @@
 """What pesticide-packaging take-back accepts: a farmer's return, a shop's sale and a point's
 consignment to treatment, each checked field by field when it is made."""
 
-from datetime import date
 from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from wastetrack.core.commands import Command, Id, Text, rule_error
+from wastetrack.core.commands import Command, Day, Id, Moment, Text, rule_error
 
 Phone = Field(None, pattern=r"^1\d{10}$", description="mainland mobile number")
 IdNumber = Field(None, pattern=r"^\d{17}[\dXx]$", description="resident ID number")
@@ -47,7 +46,7 @@ class ReturnCommand(FarmerIdentity):
 
     client_event_id: UUID
     kind: Literal["return"] = "return"
-    returned_at: AwareDatetime
+    returned_at: Moment
     lines: list[PackagingLineCommand] = Field(min_length=1, max_length=20)
 
 
@@ -56,7 +55,7 @@ class SaleCommand(Command):
     against."""
 
     client_event_id: UUID
-    sold_on: date
+    sold_on: Day
     material: Text = Field(max_length=64)
     count: int = Field(gt=0, le=1_000_000)
 
@@ -74,5 +73,5 @@ class ConsignmentCommand(Command):
 
     client_event_id: UUID
     destination_organization_id: Id
-    sent_at: AwareDatetime
+    sent_at: Moment
     lines: list[ConsignmentLineCommand] = Field(min_length=1, max_length=20)

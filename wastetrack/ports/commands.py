@@ -1,19 +1,20 @@
 """What the ports accept: a port call's advance waste notification, a vessel's delivery at a
 berth, a clean-up and a float replacement, each checked field by field when it is made."""
 
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from wastetrack.core.commands import (
     Command,
+    Day,
     Id,
     Key,
     Latitude,
     Longitude,
+    Moment,
     Sha256,
     Text,
     rule_error,
@@ -61,8 +62,8 @@ class DeliveryCommand(Command):
     berth: Text = Field(min_length=1, max_length=512, description="scanned berth QR or its code")
     vessel_id: Id
     port_call_id: Id | None = None
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: Moment
+    ended_at: Moment
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     lines: list[DeliveryLineCommand] = Field(min_length=1, max_length=40)
@@ -85,8 +86,8 @@ class CleanUpCommand(Command):
     region_id: Id
     area_name: Text = Field(min_length=1, max_length=128)
     setting: Literal["beach", "sea_surface"]
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: Moment
+    ended_at: Moment
     latitude: Latitude
     longitude: Longitude
     participants: int | None = Field(None, ge=1, le=10_000)
@@ -100,7 +101,7 @@ class FloatReplacementCommand(Command):
 
     client_event_id: UUID
     region_id: Id
-    replaced_on: date
+    replaced_on: Day
     foam_floats_removed: int = Field(ge=0, le=10_000_000)
     new_floats_installed: int = Field(ge=0, le=10_000_000)
     new_float_type: Text = Field(min_length=1, max_length=64)
