@@ -14,7 +14,7 @@ class PasswordForm(Schema):
     model_config = ConfigDict(str_strip_whitespace=False)
 
     grant_type: Literal["password"] | None = None
-    username: str = Field(max_length=256)
+    username: Text = Field(max_length=64)  # the column's length: no longer name exists
     password: str = Field(max_length=256)
     scope: str = ""
     client_id: str | None = None

@@ -15,7 +15,7 @@ from mobile_api.deps import (
 )
 from mobile_api.media import PDF, PNG, binary
 from mobile_api.presenters import batch_read, berth_read
-from schemas.base import Code
+from schemas.base import Code, Text
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
@@ -88,7 +88,7 @@ async def list_batches(
     settings: AppSettings,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    state: Annotated[str | None, Query(max_length=24)] = None,
+    state: Annotated[Text | None, Query(max_length=24)] = None,
 ) -> BatchPage:
     """The user's batches, newest first; pass next_cursor to get the next page."""
     page, next_cursor = await batches.list_recent(user, limit=limit, cursor=cursor, state=state)

@@ -18,6 +18,7 @@ from mobile_api.deps import (
     Transaction,
     served_over_https,
 )
+from schemas.base import INT32_MAX, Id, Text
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
@@ -93,8 +94,8 @@ async def login(
     request: Request,
     settings: AppSettings,
     address: ClientAddress,
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    username: Annotated[Text, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
 ) -> Response:
     """Log in with the same account as the API; managers, auditors and admins get in."""
     try:
@@ -219,7 +220,7 @@ async def alert_list(
     _: Transaction,
     kind: Annotated[str | None, Query()] = None,
     state: Annotated[str, Query()] = "open",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=INT32_MAX)] = 1,
 ) -> Response:
     """Alerts grouped by kind with counts, filtered by kind and state, a page at a time."""
     if user is None:
@@ -281,7 +282,7 @@ def _back(url: str) -> str:
 async def acknowledge_many(
     user: Reader,
     _: Transaction,
-    ids: Annotated[list[int] | None, Form()] = None,
+    ids: Annotated[list[Id] | None, Form()] = None,
     back: Annotated[str, Form()] = "/dashboard/alerts",
 ) -> Response:
     """Acknowledge the alerts ticked on the alerts page (ones acknowledged meanwhile are
@@ -300,7 +301,7 @@ async def acknowledge_many(
 
 @router.post("/alerts/{alert_id}/ack")
 async def acknowledge(
-    alert_id: int,
+    alert_id: Id,
     user: Reader,
     _: Transaction,
     back: Annotated[str, Form()] = "/dashboard/alerts",
@@ -317,7 +318,7 @@ async def trace(
     request: Request,
     user: Reader,
     settings: AppSettings,
-    code: Annotated[str, Query(max_length=64)] = "",
+    code: Annotated[Text, Query(max_length=64)] = "",
 ) -> Response:
     """The trace of one batch: a timeline of its custody events and their points on a map."""
     if user is None:

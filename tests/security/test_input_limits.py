@@ -1,14 +1,18 @@
 """Input limits: bodies capped before they are read, image pixels checked before decoding,
 device clocks before 2000 refused, bad values named as 4xx problem+json."""
 
+import base64
 import struct
 import zlib
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from mobile_api.app import create_app
-from tests.factories import World, medical_bag
+from tests.factories import PASSWORD, World, medical_bag
+from wastetrack.core import ratelimit
+from wastetrack.core.errors import TooManyRequests
 from wastetrack.core.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -136,3 +140,60 @@ async def test_an_unexpected_error_is_still_problem_json(settings: Settings, wor
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["code"] == "internal_error"
     assert "unexpected" not in response.text
+
+
+async def test_a_login_with_an_odd_username_is_a_named_422_never_a_500(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for route in ("/m/v1/auth/token", "/dashboard/login"):
+        for username in ("a" * 65, "a\x00b"):  # longer than any username; a NUL
+            refused = await client.post(route, data={"username": username, "password": "x"})
+            assert refused.status_code == 422, (route, refused.text)
+            assert refused.json()["field"] == "username"
+
+
+async def test_a_back_off_key_too_long_for_its_column_is_kept_by_its_digest(world: World) -> None:
+    # A key holds the client's address (up to 64 characters behind a trusted proxy) and the
+    # case-folded username, which can be three times as long ("ΐ" folds to three characters).
+    key = f"login|{'f' * 64}|{'ΐ' * 64}".casefold()
+    assert len(f"backoff|{key}") > 255
+    for _ in range(2):
+        await ratelimit.record_failure(key=key, forget_after=60)
+    with pytest.raises(TooManyRequests):
+        await ratelimit.check_backoff(key=key, free=1, first=60, longest=60)
+    await ratelimit.forget(key=key)
+    await ratelimit.check_backoff(key=key, free=1, first=60, longest=60)
+
+
+async def test_a_batch_list_names_a_bad_state_or_a_forged_cursor(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    headers = world.headers("clinic")
+    state = await client.get("/m/v1/batches", params={"state": "a\x00b"}, headers=headers)
+    assert state.status_code == 422 and state.json()["field"] == "state"
+    for forged_cursor in (
+        "2026-01-01T00:00:00+00:00|99999999999",  # an id beyond int32
+        "0001-01-01T00:00:00+14:00|5",  # a time before year 1 in UTC
+        "2026-01-01T00:00:00|5",  # no offset
+    ):
+        cursor = base64.urlsafe_b64encode(forged_cursor.encode()).decode()
+        page = await client.get("/m/v1/batches", params={"cursor": cursor}, headers=headers)
+        assert page.status_code == 422, (forged_cursor, page.text)
+        assert page.json()["field"] == "cursor"
+
+
+async def test_dashboard_forms_name_ids_and_pages_out_of_range(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    login = await client.post(
+        "/dashboard/login", data={"username": "manager", "password": PASSWORD}
+    )
+    assert login.status_code == 303
+    one = await client.post("/dashboard/alerts/99999999999/ack")
+    assert one.status_code == 422 and one.json()["field"] == "alert_id"
+    many = await client.post("/dashboard/alerts/ack", data={"ids": ["1", "99999999999"]})
+    assert many.status_code == 422 and many.json()["field"].startswith("ids")
+    page = await client.get("/dashboard/alerts", params={"page": str(10**20)})
+    assert page.status_code == 422 and page.json()["field"] == "page"
+    trace = await client.get("/dashboard/batches", params={"code": "a\x00b"})
+    assert trace.status_code == 422 and trace.json()["field"] == "code"

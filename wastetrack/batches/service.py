@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from PIL import Image
+from pydantic import TypeAdapter
 from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
@@ -21,6 +22,7 @@ from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.cityday import local_date
+from wastetrack.core.commands import Id, Moment
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.cosign import service as cosign
@@ -133,11 +135,15 @@ def encode_cursor(batch: Batch) -> str:
     return base64.urlsafe_b64encode(f"{batch.created_at.isoformat()}|{batch.id}".encode()).decode()
 
 
+# A cursor comes back from the client: its time and id are checked as any other input.
+_CURSOR: TypeAdapter[tuple[datetime, int]] = TypeAdapter(tuple[Moment, Id])
+
+
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         stamp, batch_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), int(batch_id)
-    except (ValueError, UnicodeDecodeError):
+        return _CURSOR.validate_python((datetime.fromisoformat(stamp), int(batch_id)))
+    except (ValueError, UnicodeDecodeError):  # a ValidationError is a ValueError
         raise ValidationFailed("cursor is not one this server issued", field="cursor") from None
 
 

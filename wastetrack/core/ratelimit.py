@@ -4,6 +4,7 @@ the login back-off per client address and account.
 Counters are written with one UPSERT each, on a connection of their own: a request that fails
 and rolls back its transaction still counts."""
 
+import hashlib
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -42,6 +43,17 @@ RETURNING count
 """
 
 
+def _stored(key: str) -> str:
+    """The row's key: the key itself, or its digest when the column could not hold it (over
+    255 characters, a NUL, a lone surrogate): a key carries what a client sent, a username."""
+    try:
+        if len(key) <= 255 and "\x00" not in key and key.encode():
+            return key
+    except UnicodeEncodeError:
+        pass
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _pool() -> BaseDBAsyncClient:
     """The connection pool itself, outside any transaction the caller may be in."""
     client: BaseDBAsyncClient = connections.get("default")
@@ -67,11 +79,12 @@ class PostgresStorage(Storage):
             return await connection.fetchval(sql, *args)
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return int(await self._fetchval(_INCREMENT, key, amount, float(expiry)))
+        return int(await self._fetchval(_INCREMENT, _stored(key), amount, float(expiry)))
 
     async def get(self, key: str) -> int:
         value = await self._fetchval(
-            "SELECT count FROM rate_limit_counter WHERE key = $1 AND expires_at > now()", key
+            "SELECT count FROM rate_limit_counter WHERE key = $1 AND expires_at > now()",
+            _stored(key),
         )
         return int(value or 0)
 
@@ -79,7 +92,7 @@ class PostgresStorage(Storage):
         value = await self._fetchval(
             "SELECT extract(epoch FROM expires_at) FROM rate_limit_counter"
             " WHERE key = $1 AND expires_at > now()",
-            key,
+            _stored(key),
         )
         return float(value) if value is not None else datetime.now(UTC).timestamp()
 
@@ -92,7 +105,7 @@ class PostgresStorage(Storage):
         return int(status.split()[-1])
 
     async def clear(self, key: str) -> None:
-        await self._fetchval("DELETE FROM rate_limit_counter WHERE key = $1", key)
+        await self._fetchval("DELETE FROM rate_limit_counter WHERE key = $1", _stored(key))
 
 
 async def prune(*, older_than: timedelta = timedelta(days=1)) -> int:
@@ -154,7 +167,7 @@ async def check_backoff(*, key: str, free: int, first: int, longest: int) -> Non
         row = await connection.fetchrow(
             "SELECT count, touched_at FROM rate_limit_counter"
             " WHERE key = $1 AND expires_at > now()",
-            f"backoff|{key}",
+            _stored(f"backoff|{key}"),
         )
     if row is None:
         return
