@@ -4,7 +4,7 @@ clean-ups, and the port metrics with their counts."""
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import timedelta, timezone
 from decimal import Decimal
 
 import httpx
@@ -285,6 +285,23 @@ async def test_delivery_without_a_port_call_is_kept_but_flagged(
     response = await deliver(client, world, delivery(harbour, harbour.small))
     assert response.status_code == 201
     assert response.json()["flags"] == ["no_open_port_call"]
+
+
+async def test_a_receipt_number_carries_the_citys_day_whatever_offset_the_phone_sends(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    started = NOW - timedelta(hours=3)
+    city = started.astimezone(CITY_ZONE)
+    # An offset that puts the phone's own clock on another calendar day than the city's.
+    offset = timedelta(hours=-10) if city.hour < 18 else timedelta(hours=14)
+    sent = started.astimezone(timezone(offset))
+    assert sent.date() != city.date()
+    response = await deliver(
+        client, world, delivery(harbour, harbour.small, started_at=sent.isoformat())
+    )
+    assert response.status_code == 201, response.text
+    number = response.json()["receipt_number"]  # WR, the port, the day, the delivery's id
+    assert number[-14:-6] == f"{city:%Y%m%d}"
 
 
 async def test_delivery_far_from_the_berth_is_flagged(

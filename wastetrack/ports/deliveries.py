@@ -14,9 +14,11 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.geometry import distance_m
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.ports.access import readable
 from wastetrack.ports.berths import berth_from_scan
@@ -154,9 +156,9 @@ async def record_delivery(
             client_event_id=submission.client_event_id,
             payload_digest=payload_digest,
         )
-        delivery.receipt_number = (
-            f"WR{berth.port_id:03d}{submission.started_at:%Y%m%d}{delivery.id:06d}"
-        )
+        # The city's day of the discharge, whatever offset the phone sent (it may send UTC).
+        day = local_date(submission.started_at, get_settings().timezone)
+        delivery.receipt_number = f"WR{berth.port_id:03d}{day:%Y%m%d}{delivery.id:06d}"
         await delivery.save(update_fields=["receipt_number"])
         await DeliveryLine.bulk_create(
             [
