@@ -185,17 +185,18 @@ async def test_manifest_runs_from_draft_to_acceptance(
     assert [url.rsplit(".", 1)[0] for url in urls] == [f"http://testserver/t/{manifest['number']}"]
 
 
+async def sign_leg(
+    client: httpx.AsyncClient, world: World, mid: int, seq: int, who: str, at: datetime
+) -> httpx.Response:
+    body = {"handover_at": at.isoformat(), "handover_place": "石岛"}
+    return await call(client, world, who, f"/{mid}/legs/{seq}/sign", body)
+
+
 async def drive_to_arrival_after_producer(
     client: httpx.AsyncClient, world: World, mid: int
 ) -> dict:
     for seq, who in ((1, "carrier"), (2, "second")):
-        signed = await call(
-            client,
-            world,
-            who,
-            f"/{mid}/legs/{seq}/sign",
-            {"handover_at": (NOW - timedelta(hours=3 - seq)).isoformat(), "handover_place": "石岛"},
-        )
+        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=3 - seq))
         assert signed.status_code == 200, signed.text
     return (
         await call(client, world, "plant", f"/{mid}/arrival", {"arrived_at": NOW.isoformat()})
@@ -364,6 +365,27 @@ async def test_arrival_cannot_precede_the_last_handover(
         {"arrived_at": (NOW - timedelta(hours=5)).isoformat()},
     )
     assert (early.status_code, early.json()["field"]) == (422, "arrived_at")
+
+
+async def test_a_handover_or_arrival_in_the_future_is_refused(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """Recorded, a future arrival would block the decision (its events would lie in the future)
+    and push the overdue alert out for years; a later leg records no event to catch it."""
+    made = (await call(client, world, "maker", "", parties.body)).json()
+    mid = made["id"]
+    await call(client, world, "maker", f"/{mid}/sign")
+    tomorrow = NOW + timedelta(days=1)
+    for seq, who in ((1, "carrier"), (2, "second")):
+        ahead = await sign_leg(client, world, mid, seq, who, tomorrow)
+        assert (ahead.status_code, ahead.json()["field"]) == (422, "handover_at"), ahead.text
+        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=3 - seq))
+        assert signed.status_code == 200, signed.text
+    for future in (tomorrow.isoformat(), "2099-01-01T00:00:00+08:00"):
+        arrival = await call(client, world, "plant", f"/{mid}/arrival", {"arrived_at": future})
+        assert (arrival.status_code, arrival.json()["field"]) == (422, "arrived_at"), arrival.text
+    arrival = await call(client, world, "plant", f"/{mid}/arrival", {"arrived_at": NOW.isoformat()})
+    assert arrival.status_code == 200, arrival.text
 
 
 @pytest.mark.parametrize(

@@ -76,16 +76,22 @@ def organization(work: Work, organization_id: int, field_name: str) -> Organizat
     return org
 
 
+def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
+    """A time a client reports (an event's, a handover's, an arrival's): ahead of the server's
+    clock by CLOCK_SKEW at most, and not before DEVICE_TIME_FLOOR."""
+    if moment > now + CLOCK_SKEW:
+        raise ValidationFailed(f"{field} lies in the future", field=field)
+    if moment < DEVICE_TIME_FLOOR:
+        raise ValidationFailed(
+            f"{field} precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}: the phone's clock is wrong",
+            field=field,
+        )
+
+
 def check_common(
     work: Work, sub: EventCommand, tagged_at: datetime | None, batch: Batch | None = None
 ) -> None:
-    if sub.device_time > work.now + CLOCK_SKEW:
-        raise ValidationFailed("device_time lies in the future", field="device_time")
-    if sub.device_time < DEVICE_TIME_FLOOR:
-        raise ValidationFailed(
-            f"device_time precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}: the phone's clock is wrong",
-            field="device_time",
-        )
+    check_reported(sub.device_time, now=work.now, field="device_time")
     if tagged_at is not None and sub.device_time < tagged_at - CLOCK_SKEW:
         raise ValidationFailed("device_time precedes the batch's tagging", field="device_time")
     evidence.check_stored(sub.photo_sha256, stored=work.photos, field="photo_sha256")

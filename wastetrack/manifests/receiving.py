@@ -12,6 +12,7 @@ from wastetrack.core import cityday
 from wastetrack.core.errors import Conflict, Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.custody.rules import EventType
+from wastetrack.custody.work import check_reported
 from wastetrack.manifests.chain import event_id, record
 from wastetrack.manifests.commands import DecisionCommand
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
@@ -49,6 +50,7 @@ async def arrive(
         raise RuleViolation("every leg must be signed before arrival", field="arrived_at")
     if manifest.arrived_at is not None:
         raise Conflict("the arrival is recorded already", field="arrived_at")
+    check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
     last_handover = max(leg.handover_at for leg in manifest.legs if leg.handover_at)
     if arrived_at < last_handover:
         raise ValidationFailed("arrived_at precedes the last handover", field="arrived_at")

@@ -18,6 +18,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.custody.rules import EventType
+from wastetrack.custody.work import check_reported
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import event_id, record
 from wastetrack.manifests.commands import LegSignCommand
@@ -87,6 +88,7 @@ async def sign_leg(
         earlier.signed_at is None for earlier in legs if earlier.seq < seq
     ):
         raise RuleViolation("the producer and the earlier legs sign first", field="seq")
+    check_reported(signature.handover_at, now=datetime.now(UTC), field="handover_at")
     # The leg's vehicle must be the carrier's, licensed for hazardous goods on the day.
     await plate_for_carriage(
         organization_id=leg.carrier_id,
