@@ -120,10 +120,12 @@ async def test_the_recording_statements_reach_every_table_by_key_on_young_statis
     # A PL/pgSQL body's statements are planned one by one.
     assert repository._LOCK_AND_READ in repository.LOAD.body
     assert repository._KNOWN in repository.LOAD.body
+    # So are a SQL body's, each on a snapshot of its own.
+    assert facts.APPLY.body == f"{facts._LOCK};\n{facts._INCREMENT}"
     statements = {
         repository.LOAD: (repository._LOCK_AND_READ, repository._KNOWN),
         repository.WRITE: (repository.WRITE.body,),
-        facts.APPLY: (facts.APPLY.body,),
+        facts.APPLY: (facts._LOCK, facts._INCREMENT),
     }
     assert set(statements) == {*repository.FUNCTIONS, facts.APPLY}
     for function, bodies in statements.items():

@@ -10,8 +10,8 @@ from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
 from tests.custody.helpers import tag_bag
-from tests.factories import CITY_TODAY, World, medical_bag
-from tests.rollups.test_rollups import build_history
+from tests.factories import CITY_TODAY, World, event, medical_bag
+from tests.rollups.test_rollups import build_history, received_load
 from wastetrack.batches.models import Batch
 from wastetrack.core.settings import Settings
 from wastetrack.custody import recorder
@@ -110,3 +110,58 @@ async def test_start_up_installs_the_recording_function_as_the_code_defines_it(
     bag = await tag_bag(client, world)
     batch = await Batch.get(code=bag["code"])
     assert await BatchFact.filter(batch_id=batch.id).exists()
+
+
+async def test_a_load_treated_while_one_of_its_bags_is_corrected_counts_both(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The facility treats a load while, at the same moment, the clinic corrects the quantity
+    of a bag in it: the two recordings share the bag's fact. Whichever waits computes it after
+    the other committed, so the bag ends treated with its corrected mass, as a rebuild counts
+    it, and no sum goes negative."""
+    bag, tagging, load = await received_load(client, world)
+    secret = world.settings.secret_key
+    treated, released = asyncio.Event(), asyncio.Event()
+
+    async def treat() -> None:
+        async with in_transaction():
+            submission = EventCreate.model_validate(
+                event("treated", load, minutes=120, method="D10")
+            )
+            (result,) = await recorder.record_events(
+                principal=world.principals["facility"], submissions=[submission], secret=secret
+            )
+            assert result.result.status == "applied", result.result
+            treated.set()
+            await asyncio.wait_for(released.wait(), timeout=10)
+
+    async def correct() -> None:
+        await treated.wait()
+        async with in_transaction():
+            submission = EventCreate.model_validate(
+                event("corrected", bag, minutes=121, corrects=tagging, quantity="7")
+            )
+            (result,) = await recorder.record_events(
+                principal=world.principals["clinic"], submissions=[submission], secret=secret
+            )
+            assert result.result.status == "applied", result.result
+
+    async def release_once_the_correction_waits() -> None:
+        await treated.wait()
+        watcher = connections.get("default")
+        for _ in range(500):
+            waiting = await watcher.execute_query_dict(
+                "SELECT count(*) AS n FROM pg_locks WHERE NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            if waiting[0]["n"]:
+                break
+            await asyncio.sleep(0.01)
+        released.set()
+
+    await asyncio.gather(treat(), correct(), release_once_the_correction_waits())
+    fact = await BatchFact.get(batch_id=(await Batch.get(code=bag)).id)
+    assert (fact.fate, fact.mass_kg) == ("disposed_harmless", 7)
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental

@@ -22,8 +22,18 @@ async def build_history(client: httpx.AsyncClient, world: World) -> None:
     await post_event(
         client, world, "facility", event("treated", pending["code"], minutes=90, method="D15")
     )
+    _, load = await loaded_bags(client, world, bag_kg="1.5", load_kg="3")
+    await advance(client, world, load, until="treated")
+    await tag_bag(client, world, stream="household", category="hh.recyclable.paper", quantity="20")
+
+
+async def loaded_bags(
+    client: httpx.AsyncClient, world: World, *, bag_kg: str, load_kg: str
+) -> tuple[list[str], str]:
+    """Two bags of the clinic's loaded by the carrier: their codes and the load's."""
+    carrier = world.orgs["carrier"].id
     bags = [
-        await tag_bag(client, world, carrier_organization_id=carrier, quantity="1.5")
+        (await tag_bag(client, world, carrier_organization_id=carrier, quantity=bag_kg))["code"]
         for _ in range(2)
     ]
     load = await tag_bag(
@@ -32,16 +42,21 @@ async def build_history(client: httpx.AsyncClient, world: World) -> None:
         "carrier",
         producer_organization_id=carrier,
         category="med.hw01",
-        quantity="3",
+        quantity=load_kg,
     )
     await post_event(
-        client,
-        world,
-        "carrier",
-        event("aggregated", load["code"], minutes=3, children=[b["code"] for b in bags]),
+        client, world, "carrier", event("aggregated", load["code"], minutes=3, children=bags)
     )
-    await advance(client, world, load["code"], until="treated")
-    await tag_bag(client, world, stream="household", category="hh.recyclable.paper", quantity="20")
+    return bags, load["code"]
+
+
+async def received_load(client: httpx.AsyncClient, world: World) -> tuple[str, str, str]:
+    """Two 5 kg bags loaded and the load received (weighed 3.4 kg): the first bag's code and
+    tagging event id, and the load's code."""
+    bags, load = await loaded_bags(client, world, bag_kg="5", load_kg="3.5")
+    await advance(client, world, load, until="received")
+    events = await client.get(f"/m/v1/batches/{bags[0]}/events", headers=world.headers("clinic"))
+    return bags[0], events.json()[0]["id"], load
 
 
 async def test_incremental_rollups_equal_a_rebuild(client: httpx.AsyncClient, world: World) -> None:
@@ -133,6 +148,24 @@ async def test_mass_balance_compares_declared_and_weighed_kilograms(
     assert (infectious["declared_kg"], infectious["weighed_kg"]) == ("7.000", "6.800")
     assert infectious["difference_kg"] == "-0.200"
     assert infectious["weighed_over_declared"]["rate"] == "0.9714"
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental
+
+
+async def test_a_bag_corrected_in_its_load_updates_the_loads_balance(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The load's declared mass is its bags': correcting a bag's quantity after it was loaded
+    changes the load's mass balance as a rebuild counts it."""
+    bag, tagging, _ = await received_load(client, world)
+    corrected = await post_event(
+        client,
+        world,
+        "clinic",
+        event("corrected", bag, minutes=90, corrects=tagging, quantity="7"),
+    )
+    assert corrected.status_code == 201, corrected.text
     incremental = await rollups.snapshot()
     await rollups.rebuild(timezone="Asia/Shanghai")
     assert await rollups.snapshot() == incremental

@@ -13,8 +13,10 @@ from tortoise.transactions import in_transaction
 from wastetrack.core.sqlfunctions import BY_KEY, SqlFunction
 from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted, sql_list
 
-# Bump when the counting rules change: the next start-up rebuilds the stored facts.
-DEFINITION_VERSION = "2026-11-cohorts-2"
+# Bump when the counting rules change: the next start-up rebuilds the stored facts. (3: a
+# container's facts follow a correction of its bags, and concurrent recordings sharing a fact
+# take turns; facts kept before may be stale, so they are rebuilt once.)
+DEFINITION_VERSION = "2026-12-cohorts-3"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
 # Fates that leave every figure (a cancelled batch) or are counted through their children
@@ -225,15 +227,30 @@ def _insert_sums(table: str, key: str, cell: str, source: str, *, add: bool) -> 
     return f"{insert} ON CONFLICT ({key}, {_CELL}) DO UPDATE SET {added}"
 
 
-# Affected: the batches the events touched and everything aggregated into them, recursively
-# (a child's fate follows its container).
+# Affected: the batches the events touched, the containers they are directly in (a
+# container's declared mass is its contents'), and everything aggregated into those,
+# recursively (a child's fate follows its container).
 _AFFECTED = """
 WITH RECURSIVE down (id) AS (
-    SELECT unnest($3::int[])
+    SELECT id FROM (
+        SELECT unnest($3::int[]) AS id
+        UNION
+        SELECT parent_id FROM batch WHERE id = ANY($3::int[]) AND parent_id IS NOT NULL
+    ) AS touched
     UNION
     SELECT b.id FROM batch b JOIN down ON b.parent_id = down.id
 )
 SELECT id FROM down
+"""
+# First the affected facts are locked, in one order: two recordings that share a fact (a
+# container treated while one of its bags is corrected) take turns, and the second computes
+# its facts from a snapshot taken after the first committed (each statement of the function
+# takes its own), not from the one before, which would overwrite the first's fact with a stale
+# one and append a difference the sums never had.
+_LOCK = f"""
+SELECT count(*)::int FROM (
+    SELECT 1 FROM batch_fact WHERE batch_id IN ({_AFFECTED}) ORDER BY batch_id FOR UPDATE
+) AS locked
 """
 _NONZERO = " OR ".join(f"SUM({name}) <> 0" for name in _SUM_COLUMNS.split(", "))
 _INCREMENT = f"""
@@ -281,7 +298,7 @@ APPLY = SqlFunction(
     name="wastetrack_apply_facts",
     parameters=("text", "text[]", "int[]"),  # the city's zone, recovery modes, batch ids
     returns="int",
-    body=_INCREMENT,
+    body=f"{_LOCK};\n{_INCREMENT}",
     settings=BY_KEY,
 )
 
