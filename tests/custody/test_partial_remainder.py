@@ -163,6 +163,58 @@ async def test_refused_kg_belongs_to_a_partial_acceptance_only(
     assert response.json()["field"] == "refused_kg"
 
 
+async def test_a_load_is_not_accepted_in_part(client: httpx.AsyncClient, world: World) -> None:
+    """Its mass is its bags': a part refused from the load would be counted beside them."""
+    carrier = world.orgs["carrier"].id
+    bags = [
+        await tag_bag(client, world, carrier_organization_id=carrier, quantity="5")
+        for _ in range(2)
+    ]
+    load = (
+        await tag_bag(
+            client,
+            world,
+            "carrier",
+            producer_organization_id=carrier,
+            category="med.hw01",
+            quantity="9",
+        )
+    )["code"]
+    for body in (
+        event("aggregated", load, minutes=3, children=[b["code"] for b in bags]),
+        event("collected", load, minutes=10),
+        event(
+            "in_transit", load, minutes=20, destination_organization_id=world.orgs["facility"].id
+        ),
+    ):
+        response = await post_event(client, world, "carrier", body)
+        assert response.status_code == 201, response.text
+    refused = await post_event(client, world, "facility", _partial(load, "6"))  # 3 kg refused
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["field"] == "outcome"
+    assert (await _batch(client, world, "carrier", load))["state"] == "in_transit"
+    assert await Batch.filter(split_from_id__isnull=False).count() == 0
+
+
+async def test_a_batch_is_accepted_in_part_once(client: httpx.AsyncClient, world: World) -> None:
+    """A second partial acceptance would be set against the whole declared mass again,
+    counting the first refused part twice."""
+    code = await _delivered(client, world, quantity="10")
+    await _receive_in_part(client, world, code, "6")
+    stored = await post_event(client, world, "facility", event("stored", code, minutes=70))
+    assert stored.status_code == 201, stored.text
+    again = await post_event(
+        client,
+        world,
+        "facility",
+        {**_partial(code, "5"), "device_time": event("x", minutes=80)["device_time"]},
+    )
+    assert again.status_code == 409, again.text
+    assert again.json()["field"] == "outcome"
+    assert "partially accepted before" in again.json()["detail"]
+    assert len((await _batch(client, world, "clinic", code))["remainders"]) == 1
+
+
 async def test_a_remainder_re_delivered_elsewhere_is_counted_once_where_it_is_treated(
     client: httpx.AsyncClient, world: World, tmp_path: Path, database_url: str
 ) -> None:

@@ -75,6 +75,7 @@ async def split(
 ) -> Batch:
     """A new batch for the refused part: its own code, the original's tagging time, refused by
     the receiver (a tagging and a rejection in its chain) and held by the deliverer."""
+    await _check_splittable(work, batch)
     (batch_id,) = await repository.allocate_batch_ids(1)
     remainder = new_batch(
         work,
@@ -128,6 +129,27 @@ async def split(
         details={"split_from": batch.code},
     )
     return remainder
+
+
+async def _check_splittable(work: Work, batch: Batch) -> None:
+    """A refused part is split from a single batch, once. A load is accepted or rejected whole:
+    its mass is its bags', so a part refused from it would be counted beside them, under no
+    bag. A batch with a remainder is not partially accepted again: the second refusal would be
+    set against the whole declared mass, counting the first refused part twice."""
+    if any(b.parent_id == batch.id for b in work.batches.values()) or await Batch.exists(
+        parent_id=batch.id
+    ):
+        raise RuleViolation(
+            "a load is accepted or rejected whole; partial acceptance is for a single batch",
+            field="outcome",
+        )
+    earlier = await _live_remainder(work, batch)
+    if earlier is not None:
+        raise RuleViolation(
+            f"this batch was partially accepted before (remainder {earlier.code});"
+            " a later receipt accepts or rejects it whole",
+            field="outcome",
+        )
 
 
 async def follow_tagging_time(work: Work, sub: EventCommand, batch: Batch) -> None:
