@@ -122,6 +122,10 @@ async def test_positions_are_stored_once_per_vehicle_and_time(
         url, json={"positions": [{**first[0], "latitude": 91}]}, headers=headers
     )
     assert bad.status_code == 422
+    ahead = await client.post(
+        url, json={"positions": [first[0], fix(60 * 24, 37.2, 122.5, NOW)]}, headers=headers
+    )
+    assert (ahead.status_code, ahead.json()["field"]) == (422, "positions[1].time")
 
 
 async def test_trajectory_follows_the_vehicle_from_pickup_to_receipt(

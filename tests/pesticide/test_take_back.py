@@ -76,6 +76,9 @@ async def test_return_awards_points_and_keeps_no_phone_number(
     assert lookup.json() == {"farmer": "138****5678", "points": "34.0", "returns": 2}
     stranger = await client.post("/p/v1/credits", json={"farmer_phone": "13900000000"})
     assert stranger.json()["points"] == "0"
+    tomorrow = (NOW + timedelta(days=1)).isoformat()
+    ahead = await post(client, points, a_return(returned_at=tomorrow))
+    assert (ahead.status_code, ahead.json()["field"]) == (422, "returned_at")
 
 
 async def test_return_refusals_name_the_field(client: httpx.AsyncClient, points: World) -> None:

@@ -416,6 +416,19 @@ async def test_open_port_calls_are_one_per_vessel(
         },
     )
     assert unknown_area.json()["field"] == "fishing_area"
+    tomorrow = (NOW + timedelta(days=1)).isoformat()
+    ahead = await client.post(
+        f"/m/v1/port-calls/{call['id']}/departure",
+        headers=world.headers("port"),
+        json={"departed_at": tomorrow},
+    )
+    assert (ahead.status_code, ahead.json()["field"]) == (422, "departed_at")
+    early = await client.post(
+        "/m/v1/port-calls",
+        headers=world.headers("port"),
+        json={"vessel_id": harbour.large.id, "arrived_at": tomorrow, "days_at_sea": 1, "crew": 3},
+    )
+    assert (early.status_code, early.json()["field"]) == (422, "arrived_at")
     closed = await client.post(
         f"/m/v1/port-calls/{call['id']}/departure",
         headers=world.headers("port"),

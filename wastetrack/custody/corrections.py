@@ -14,6 +14,7 @@ from wastetrack.core.errors import (
     RuleViolation,
     ValidationFailed,
 )
+from wastetrack.core.reported import check_reported
 from wastetrack.custody import remainders, repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
@@ -24,7 +25,7 @@ from wastetrack.custody.rules import (
     Outcome,
     State,
 )
-from wastetrack.custody.work import CLOCK_SKEW, Work, new_event
+from wastetrack.custody.work import Work, new_event
 
 # What a correction may change, by the type of the event it corrects (the spec's `correctable`,
 # docs/metrics.md §2); position, photo, reason and note may be corrected on any event.
@@ -131,8 +132,8 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
     check comes before the first change: a refused correction leaves the batch as it was (other
     events of the same call, a sync's or a flush's, are written with it)."""
     tagged_at: datetime = changed.get("event_time", batch.tagged_at)
-    if "event_time" in changed and tagged_at > work.now + CLOCK_SKEW:
-        raise ValidationFailed("event_time lies in the future", field="event_time")
+    if "event_time" in changed:
+        check_reported(tagged_at, now=work.now, field="event_time")
     category_id = batch.category_id
     if "category" in changed:
         category = await catalog.category_for_stream(

@@ -4,7 +4,7 @@ batch's chain, issuing a label, a batch about to be tagged)."""
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from wastetrack.alerts import service as alerts
@@ -15,6 +15,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.custody import repository
 from wastetrack.custody.chain import event_hash
 from wastetrack.custody.commands import EventCommand
@@ -24,12 +25,6 @@ from wastetrack.custody.rules import (
 )
 from wastetrack.evidence import service as evidence
 from wastetrack.registry.models import Organization
-
-CLOCK_SKEW = timedelta(minutes=10)
-
-
-# No phone records waste before this; earlier times are clocks reset to their epoch.
-DEVICE_TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -74,18 +69,6 @@ def organization(work: Work, organization_id: int, field_name: str) -> Organizat
     if org is None:
         raise ValidationFailed(f"no organization {organization_id}", field=field_name)
     return org
-
-
-def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
-    """A time a client reports (an event's, a handover's, an arrival's): ahead of the server's
-    clock by CLOCK_SKEW at most, and not before DEVICE_TIME_FLOOR."""
-    if moment > now + CLOCK_SKEW:
-        raise ValidationFailed(f"{field} lies in the future", field=field)
-    if moment < DEVICE_TIME_FLOOR:
-        raise ValidationFailed(
-            f"{field} precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}: the phone's clock is wrong",
-            field=field,
-        )
 
 
 def check_common(

@@ -10,6 +10,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
 from wastetrack.core.errors import Conflict, Forbidden
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_reported
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet.models import Vehicle, VehiclePosition
 from wastetrack.fleet.service import managed_vehicle
@@ -43,6 +44,8 @@ async def record_positions(
     if not positions:
         return 0, 0
     now = datetime.now(UTC)
+    for index, position in enumerate(positions):
+        check_reported(position.time, now=now, field=f"positions[{index}].time")
     rows = await connections.get("default").execute_query_dict(
         "INSERT INTO vehicle_position (vehicle_id, time, latitude, longitude, received_at)"
         " SELECT $1, t, lat, lon, $5"

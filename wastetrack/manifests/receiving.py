@@ -11,8 +11,8 @@ from wastetrack.calendar import service as calendar
 from wastetrack.core import cityday
 from wastetrack.core.errors import Conflict, Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_reported
 from wastetrack.custody.rules import EventType
-from wastetrack.custody.work import check_reported
 from wastetrack.manifests.chain import event_id, record
 from wastetrack.manifests.commands import DecisionCommand
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy

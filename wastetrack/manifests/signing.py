@@ -17,8 +17,8 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_reported
 from wastetrack.custody.rules import EventType
-from wastetrack.custody.work import check_reported
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import event_id, record
 from wastetrack.manifests.commands import LegSignCommand

@@ -4,7 +4,7 @@ packaging on to treatment through the custody chain."""
 
 import hashlib
 import hmac
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -20,6 +20,7 @@ from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import DomainError, Forbidden, NotFound
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_reported
 from wastetrack.custody import intake
 from wastetrack.pesticide.commands import (
     ConsignmentCommand,
@@ -121,6 +122,7 @@ async def record_return(
     Exactly once per client_event_id."""
 
     async def apply(payload_digest: str) -> PackagingReturn:
+        check_reported(submission.returned_at, now=datetime.now(UTC), field="returned_at")
         point = await _point(principal)
         await _check_materials(
             [line.material for line in submission.lines],

@@ -1,13 +1,14 @@
 """Port calls: a vessel's stay at a port from arrival (with its advance waste notification) to
 departure, recorded by the port's operators."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_reported
 from wastetrack.ports.access import readable
 from wastetrack.ports.commands import NotificationLineCommand
 from wastetrack.ports.models import PortCall, SeaArea
@@ -55,6 +56,7 @@ async def open_port_call(
 ) -> PortCall:
     """Record a vessel's arrival at the operator's port, with its advance waste notification."""
     port_id = _operator_port(principal)
+    check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
     vessel = await get_vessel(vessel_id)
     if fishing_area is not None and not await SeaArea.exists(code=fishing_area):
         raise ValidationFailed(f"unknown sea area {fishing_area!r}", field="fishing_area")
@@ -82,6 +84,7 @@ async def close_port_call(
         raise NotFound(f"no port call {port_call_id} at your port", field="port_call_id")
     if call.departed_at is not None:
         raise Conflict("the port call is closed already", field="port_call_id")
+    check_reported(departed_at, now=datetime.now(UTC), field="departed_at")
     if departed_at < call.arrived_at:
         raise ValidationFailed("departed_at precedes the arrival", field="departed_at")
     call.departed_at = departed_at
