@@ -14,14 +14,27 @@ from pydantic.fields import FieldInfo
 from tests.factories import World, medical_bag
 
 _TIMES = (datetime, date, AwareDatetime, NaiveDatetime)
-_BOUNDS = (annotated_types.Ge, annotated_types.Gt, annotated_types.Interval)
+_LOWER = (annotated_types.Ge, annotated_types.Gt)
+_UPPER = (annotated_types.Le, annotated_types.Lt)
+
+
+def _bounded(metadata: list[object]) -> bool:
+    """Bounded both ways (a bound on one side alone still overflows on the other)."""
+    lower = upper = False
+    for item in metadata:
+        if isinstance(item, annotated_types.Interval):
+            lower = lower or item.ge is not None or item.gt is not None
+            upper = upper or item.le is not None or item.lt is not None
+        lower = lower or isinstance(item, _LOWER)
+        upper = upper or isinstance(item, _UPPER)
+    return lower and upper
 
 
 def _unbounded(annotation: object, bounded: bool, where: str, seen: set[type]) -> list[str]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         base, *metadata = typing.get_args(annotation)
-        bounded = bounded or any(isinstance(m, _BOUNDS) for m in metadata)
+        bounded = bounded or _bounded(metadata)
         return _unbounded(base, bounded, where, seen)
     if origin is not None:  # a union, a list, a dict …: each of its types
         return [
@@ -44,7 +57,7 @@ def _unbounded(annotation: object, bounded: bool, where: str, seen: set[type]) -
 
 
 def _field(field: FieldInfo, where: str, seen: set[type]) -> list[str]:
-    bounded = any(isinstance(m, _BOUNDS) for m in field.metadata)
+    bounded = _bounded(field.metadata)
     return _unbounded(field.annotation, bounded, where, seen)
 
 

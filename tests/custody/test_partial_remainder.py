@@ -13,10 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from tortoise.transactions import in_transaction
 
+from schemas.events import EventCreate
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.batches.models import Batch
+from wastetrack.custody import recorder
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
@@ -189,10 +192,28 @@ async def test_a_load_is_not_accepted_in_part(client: httpx.AsyncClient, world: 
     ):
         response = await post_event(client, world, "carrier", body)
         assert response.status_code == 201, response.text
+    in_transit = response.json()["event_id"]
     refused = await post_event(client, world, "facility", _partial(load, "6"))  # 3 kg refused
     assert refused.status_code == 409, refused.text
     assert refused.json()["field"] == "outcome"
-    assert (await _batch(client, world, "carrier", load))["state"] == "in_transit"
+    # Refused beside another post that writes the load in the same call: the load is written
+    # as that post left it, not as the refused receipt began to change it.
+    fix = event("corrected", load, minutes=30, corrects=in_transit, latitude=37.2, longitude=122.4)
+    async with in_transaction():
+        first, second = await recorder.record_posts(
+            [
+                (world.principals["facility"], EventCreate.model_validate(_partial(load, "6"))),
+                (world.principals["carrier"], EventCreate.model_validate(fix)),
+            ],
+            secret=world.settings.secret_key,
+        )
+    assert (first.result.status, second.result.status) == ("rejected", "applied")
+    row = await Batch.get(code=load)
+    assert (row.state, row.holder_id, row.destination_id) == (
+        "in_transit",
+        carrier,
+        world.orgs["facility"].id,
+    )
     assert await Batch.filter(split_from_id__isnull=False).count() == 0
 
 

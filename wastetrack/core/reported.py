@@ -12,8 +12,15 @@ CLOCK_SKEW = timedelta(minutes=10)
 DEVICE_TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
+def plausible(moment: datetime, *, now: datetime) -> bool:
     """Ahead of the server's clock by CLOCK_SKEW at most, and not before DEVICE_TIME_FLOOR."""
+    return DEVICE_TIME_FLOOR <= moment <= now + CLOCK_SKEW
+
+
+def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
+    """Refuse a time that is not `plausible`, naming the field and which way it is wrong."""
+    if plausible(moment, now=now):
+        return
     if moment > now + CLOCK_SKEW:
         raise ValidationFailed(f"{field} lies in the future", field=field)
     if moment < DEVICE_TIME_FLOOR:

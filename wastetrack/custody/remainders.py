@@ -74,8 +74,8 @@ async def split(
     reason: str | None,
 ) -> Batch:
     """A new batch for the refused part: its own code, the original's tagging time, refused by
-    the receiver (a tagging and a rejection in its chain) and held by the deliverer."""
-    await _check_splittable(work, batch)
+    the receiver (a tagging and a rejection in its chain) and held by the deliverer. The
+    caller has checked `check_splittable` before changing anything."""
     (batch_id,) = await repository.allocate_batch_ids(1)
     remainder = new_batch(
         work,
@@ -131,7 +131,7 @@ async def split(
     return remainder
 
 
-async def _check_splittable(work: Work, batch: Batch) -> None:
+async def check_splittable(work: Work, batch: Batch) -> None:
     """A refused part is split from a single batch, once. A load is accepted or rejected whole:
     its mass is its bags', so a part refused from it would be counted beside them, under no
     bag. A batch with a remainder is not partially accepted again: the second refusal would be
@@ -264,6 +264,8 @@ async def follow_remainder(
         return made.code
 
     if remainder is None:
+        if refused is not None:
+            await check_splittable(work, batch)
         return make
     live = remainder
     if refused == Decimal(live.quantity):

@@ -215,6 +215,8 @@ async def _received(
     refused = remainders.refused_kg(
         work, batch, outcome=outcome, weight_kg=sub.weight_kg, stated=sub.refused_kg
     )
+    if refused is not None:
+        await remainders.check_splittable(work, batch)  # before the batch changes
     deliverer = remainders.deliverer(batch, work.principal.organization_id)
     if outcome == Outcome.rejected:
         batch.destination_id = None

@@ -10,7 +10,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
 from wastetrack.core.errors import Conflict, Forbidden
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_reported
+from wastetrack.core.reported import plausible
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet.models import Vehicle, VehiclePosition
 from wastetrack.fleet.service import managed_vehicle
@@ -35,7 +35,8 @@ async def record_positions(
     *, principal: Principal, plate: str, positions: list[Position]
 ) -> tuple[int, int]:
     """Store a vehicle's GPS fixes, each (vehicle, time) once, so an offline phone may resend
-    its whole buffer; returns (received, newly stored)."""
+    its whole buffer; returns (received, newly stored). A fix at a time no clock could have
+    reported (`reported.plausible`) is received and not stored."""
     if principal.role != Role.carrier:
         raise Forbidden("a carrier's phones report its vehicles' positions", field="role")
     vehicle = await managed_vehicle(principal, plate)
@@ -44,8 +45,9 @@ async def record_positions(
     if not positions:
         return 0, 0
     now = datetime.now(UTC)
-    for index, position in enumerate(positions):
-        check_reported(position.time, now=now, field=f"positions[{index}].time")
+    # A device's buffer may hold fixes of a clock not yet set (its epoch, a week rollover) or
+    # running ahead: those are received and not stored, so the rest of the buffer still is.
+    kept = [p for p in positions if plausible(p.time, now=now)]
     rows = await connections.get("default").execute_query_dict(
         "INSERT INTO vehicle_position (vehicle_id, time, latitude, longitude, received_at)"
         " SELECT $1, t, lat, lon, $5"
@@ -53,9 +55,9 @@ async def record_positions(
         " ON CONFLICT (vehicle_id, time) DO NOTHING RETURNING id",
         [
             vehicle.id,
-            [p.time for p in positions],
-            [p.latitude for p in positions],
-            [p.longitude for p in positions],
+            [p.time for p in kept],
+            [p.latitude for p in kept],
+            [p.longitude for p in kept],
             now,
         ],
     )
