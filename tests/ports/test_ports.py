@@ -216,7 +216,7 @@ async def test_port_call_delivery_reaches_treatment_and_counts(
     assert (headline["group"], headline["rate"]) == ("sewage", "0.0000")
     sewage_metric = next(g for g in port["groups"] if g["group"] == "sewage")
     assert sewage_metric["delivered"] == "1.200"
-    assert sewage_metric["treated"] == "0"
+    assert sewage_metric["treated"] == "0.000"
     assert metrics["reception_facility_share"]["numerator"] == "1"
     assert metrics["reception_facility_share"]["denominator"] == "2"
     areas = (

@@ -6,7 +6,7 @@ nothing from wastetrack: batch fates and masses come from tests/rollups/referenc
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -230,6 +230,7 @@ def port_figures(
     calls: list[PortCall],
     lines: list[Line],
     facts: dict[int, Fact],
+    split_from: dict[int, int],
     parent: dict[str, str | None],
     date_from: date,
     date_to: date,
@@ -237,9 +238,20 @@ def port_figures(
 ) -> dict[str, Any]:
     """Per port (`ports`: id → listed) and group: expected (crew × days at sea × rate, of the
     calls arriving in the period), delivered and harmlessly treated (of the lines whose batch
-    was tagged in the period and not cancelled: kg = the batch's mass, m³ = the line's
-    volume); pooled over the listed ports; the headline is the lower pooled rate, when both
-    groups have an expectation."""
+    was tagged in the period and not cancelled, with the remainders split from it — a part a
+    receipt refused, `split_from`: remainder → original — that are not cancelled: kg = the
+    parts' masses, treated those of the harmlessly treated parts; m³ = the line's volume,
+    treated in proportion of the harmlessly treated parts' mass, to 0.001 m³); pooled over
+    the listed ports; the headline is the lower pooled rate, when both groups have an
+    expectation."""
+
+    def parts(batch: int) -> list[Fact]:
+        found = [facts[batch]]
+        for remainder, original in split_from.items():
+            if original == batch:
+                found += parts(remainder)
+        return [f for f in found if f.fate != "cancelled"]
+
     per_port: dict[int, dict[str, dict[str, Decimal]]] = {}
     arrived = [c for c in calls if date_from <= city_day(c.arrived_at, timezone) <= date_to]
     for port in ports:
@@ -262,9 +274,19 @@ def port_figures(
                     continue
                 if not _in_group(line.category, group.root, parent):
                     continue
-                amount = fact.mass if group.unit == "kg" else (line.volume_m3 or Decimal(0))
-                delivered += amount
-                treated += amount if fact.fate in HARMLESS else 0
+                masses = [(p.mass, p.fate in HARMLESS) for p in parts(line.batch_id)]
+                whole = sum((m for m, _ in masses), Decimal(0))
+                good = sum((m for m, harmless in masses if harmless), Decimal(0))
+                if group.unit == "kg":
+                    delivered += whole
+                    treated += good
+                    continue
+                volume = line.volume_m3 or Decimal(0)
+                delivered += volume
+                if whole:
+                    treated += (volume * good / whole).quantize(Decimal("0.001"), ROUND_HALF_UP)
+                elif fact.fate in HARMLESS:
+                    treated += volume
             groups[name] = {"expected": expected, "delivered": delivered, "treated": treated}
         per_port[port] = groups
     pooled = {

@@ -539,6 +539,7 @@ LINE = st.fixed_dictionaries(
             ["delivered", "cancel", "received", "rejected", "R1", "D10", "D4", "R13", "container"]
         ),
         "weight": st.one_of(st.none(), st.integers(min_value=1, max_value=500)),
+        "part": st.booleans(),  # the receipt refuses part of it (a remainder when some is left)
     }
 )
 DELIVERY = st.fixed_dictionaries(
@@ -617,6 +618,8 @@ async def deliver_onwards(
     else:
         weight = line["weight"] / 10 if line["weight"] is not None else 12.5
         receipt |= {"outcome": "accepted", "weight_kg": str(weight)}
+        if line.get("part"):
+            receipt |= {"outcome": "partially_accepted", "reason": "bilge water mixed in"}
     await post(client, world, plant, "/m/v1/events", receipt)
     if line["fate"] not in ("received", "rejected"):
         treated = {**event, "event_type": "treated", "method": line["fate"]}
@@ -883,6 +886,9 @@ PORT_BOUNDARIES = {
                 {"kind": "sewage", "amount": 120, "fate": "container", "weight": None},
                 {"kind": "garbage_m3", "amount": 50, "fate": "container", "weight": None},
                 {"kind": "garbage_kg", "amount": 40, "fate": "D4", "weight": None},
+                # Refused in part: 25 kg declared, 10 accepted and treated, 15 left rejected.
+                {"kind": "garbage_kg", "amount": 250, "fate": "D10", "weight": 100, "part": True},
+                {"kind": "sewage", "amount": 80, "fate": "D10", "weight": 300, "part": True},
             ],
         },
         {
@@ -911,6 +917,12 @@ async def test_port_rates_equal_the_reference_on_random_histories(
     town = await new_town(client, world)
     listed, calls, delivered = await record_harbour(client, world, town, plan)
     facts, ids, parent = await batch_facts()
+    # A remainder's tagging names the batch a receipt split it from.
+    tagged_remainders = await connections.get("default").execute_query_dict(
+        "SELECT batch_id, related_batch_id FROM custody_event"
+        " WHERE event_type = 'tagged' AND details ? 'split_from'"
+    )
+    split_from = {e["batch_id"]: e["related_batch_id"] for e in tagged_remainders}
     lines = [
         ref.Line(
             port,
@@ -926,6 +938,7 @@ async def test_port_rates_equal_the_reference_on_random_histories(
             calls=calls,
             lines=lines,
             facts=facts,
+            split_from=split_from,
             parent=parent,
             date_from=date_from,
             date_to=date_to,

@@ -3,7 +3,7 @@ per port and over the listed ports, and per zero-waste sea area (无废航区) t
 vessels whose deliveries were recorded."""
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypedDict
 
 from tortoise import connections
@@ -83,19 +83,69 @@ def _no_totals() -> GroupTotals:
     return {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
 
 
-async def _line_facts(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
-    """Each delivery line whose batch was tagged in the period, with its batch's fact (fate
-    after corrections and containers, one mass): cancelled lines are left out."""
+# Each delivery line whose batch was tagged in the period and is not cancelled, with the facts
+# of its parts: its batch and, when a receipt refused part of it, the remainders split from it
+# (same cohort), each with its own fate and mass; a cancelled remainder is no part.
+_LINE_PARTS = """
+WITH RECURSIVE line AS (
+    SELECT d.port_id, l.category_id, l.volume_m3, l.batch_id
+    FROM delivery_line l JOIN delivery d ON d.id = l.delivery_id
+    JOIN batch_fact f ON f.batch_id = l.batch_id
+    WHERE d.port_id = ANY($1::int[]) AND f.day BETWEEN $2 AND $3 AND f.fate <> 'cancelled'
+),
+parts (line_batch, batch_id) AS (
+    SELECT batch_id, batch_id FROM line
+    UNION ALL
+    SELECT parts.line_batch, b.id FROM parts JOIN batch b ON b.split_from_id = parts.batch_id
+)
+SELECT line.port_id, line.category_id, line.volume_m3, line.batch_id, f.fate, f.mass_kg
+FROM line JOIN parts ON parts.line_batch = line.batch_id
+JOIN batch_fact f ON f.batch_id = parts.batch_id
+WHERE f.fate <> 'cancelled'
+ORDER BY line.batch_id, parts.batch_id
+"""
+M3 = Decimal("0.001")
+
+
+async def _lines(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
+    """Each line as the figures count it: its port, category, volume and the (fate, mass) of
+    each of its parts."""
     if not port_ids:
         return []
     rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
-        "SELECT d.port_id, l.category_id, l.volume_m3, f.fate, f.mass_kg"
-        " FROM delivery_line l JOIN delivery d ON d.id = l.delivery_id"
-        " JOIN batch_fact f ON f.batch_id = l.batch_id"
-        " WHERE d.port_id = ANY($1::int[]) AND f.day BETWEEN $2 AND $3 AND f.fate <> 'cancelled'",
-        [port_ids, date_from, date_to],
+        _LINE_PARTS, [port_ids, date_from, date_to]
     )
-    return rows
+    lines: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        line = lines.setdefault(
+            row["batch_id"],
+            {
+                "port_id": row["port_id"],
+                "category_id": row["category_id"],
+                "volume_m3": row["volume_m3"],
+                "parts": [],
+            },
+        )
+        line["parts"].append((row["fate"], Decimal(row["mass_kg"] or 0)))
+    return list(lines.values())
+
+
+def line_amounts(
+    unit: str, volume_m3: Decimal | None, parts: list[tuple[str, Decimal]]
+) -> tuple[Decimal, Decimal]:
+    """What a line delivered and what of it was treated harmlessly. In kg: the masses of its
+    parts, and of those treated harmlessly. In m³: its volume, and that volume in proportion
+    to the harmlessly treated share of its parts' mass (to 0.001 m³); a line whose parts have
+    no mass counts by its own batch's fate."""
+    harmless = [mass for fate, mass in parts if fate in rollups.HARMLESS_FATES]
+    if unit == "kg":
+        return sum((mass for _, mass in parts), Decimal(0)), sum(harmless, Decimal(0))
+    volume = Decimal(volume_m3 or 0)
+    total = sum((mass for _, mass in parts), Decimal(0))
+    if total == 0:
+        return volume, volume if parts[0][0] in rollups.HARMLESS_FATES else Decimal(0)
+    treated = volume * sum(harmless, Decimal(0)) / total
+    return volume, treated.quantize(M3, ROUND_HALF_UP)
 
 
 def _group_rate(treated: Decimal, expected: Decimal, unit: str) -> Rate:
@@ -123,7 +173,7 @@ async def port_metrics(
     deliveries = await Delivery.filter(
         port_id__in=[p.id for p in ports], started_at__gte=start, started_at__lt=end
     )
-    lines = await _line_facts([p.id for p in ports], date_from, date_to)
+    lines = await _lines([p.id for p in ports], date_from, date_to)
     small = Decimal(PORT_RULES["small_vessel_max_gt"])
     pooled: dict[str, GroupTotals] = {}
     result: list[PortFigures] = []
@@ -148,12 +198,9 @@ async def port_metrics(
                     continue
                 if not set(snap.ancestors(line["category_id"])) & set(group["categories"]):
                     continue
-                amount = Decimal(
-                    (line["mass_kg"] if group["unit"] == "kg" else line["volume_m3"]) or 0
-                )
-                delivered += amount
-                if line["fate"] in rollups.HARMLESS_FATES:
-                    treated += amount
+                given, good = line_amounts(group["unit"], line["volume_m3"], line["parts"])
+                delivered += given
+                treated += good
             if listed:
                 total = pooled.setdefault(name, _no_totals())
                 total["expected"] += expected
