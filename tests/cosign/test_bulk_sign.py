@@ -11,7 +11,7 @@ from wastetrack.batches.models import Batch
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.manifests.models import ManifestLeg
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import OrganizationKind
+from wastetrack.registry.models import Organization, OrganizationKind
 
 NOW = datetime.now(UTC)
 
@@ -30,45 +30,50 @@ async def round_of_three(client: httpx.AsyncClient, world: World) -> list[int]:
         organization_id=plant.id, category_key="hw.08", method_codes=["R9", "D10"]
     )
     await make_user(world, "maker", Role.generator, maker)
-    ids = []
-    for _ in range(3):
-        bag = medical_bag(
-            stream="hazardous",
-            category="hw.08",
-            waste_code="900-249-08",
-            hazard=["T", "I"],
-            quantity="400",
-            device_time=(NOW - timedelta(hours=3)).isoformat(),
-        )
-        bag.pop("event_type")
-        made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
-        assert made.status_code == 201, made.text
-        manifest = await client.post(
-            "/m/v1/manifests",
-            json={
-                "category": "hw.08",
-                "waste_code": "900-249-08",
-                "waste_name": "废机油",
-                "hazard": ["T", "I"],
-                "physical_form": "液态",
-                "packaging": "200L铁桶×2",
-                "quantity_kg": "400",
-                "emergency_measures": "泄漏时用吸油毡围堵，禁止明火",
-                "batches": [made.json()["code"]],
-                "receiver_organization_id": plant.id,
-                "legs": [
-                    {
-                        "carrier_organization_id": world.orgs["carrier"].id,
-                        "vehicle_plate": "鲁K12345",
-                        "permit_number": "鲁危运001",
-                    }
-                ],
-            },
-            headers=world.headers("maker"),
-        )
-        assert manifest.status_code == 201, manifest.text
-        ids.append(manifest.json()["id"])
-    return ids
+    carrier = world.orgs["carrier"].id
+    return [await draft(client, world, plant.id, [carrier]) for _ in range(3)]
+
+
+async def draft(client: httpx.AsyncClient, world: World, plant_id: int, carriers: list[int]) -> int:
+    """A drafted manifest of one batch of the maker's, one leg per carrier given."""
+    bag = medical_bag(
+        stream="hazardous",
+        category="hw.08",
+        waste_code="900-249-08",
+        hazard=["T", "I"],
+        quantity="400",
+        device_time=(NOW - timedelta(hours=3)).isoformat(),
+    )
+    bag.pop("event_type")
+    made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
+    assert made.status_code == 201, made.text
+    manifest = await client.post(
+        "/m/v1/manifests",
+        json={
+            "category": "hw.08",
+            "waste_code": "900-249-08",
+            "waste_name": "废机油",
+            "hazard": ["T", "I"],
+            "physical_form": "液态",
+            "packaging": "200L铁桶×2",
+            "quantity_kg": "400",
+            "emergency_measures": "泄漏时用吸油毡围堵，禁止明火",
+            "batches": [made.json()["code"]],
+            "receiver_organization_id": plant_id,
+            "legs": [
+                {
+                    "carrier_organization_id": carrier,
+                    "vehicle_plate": "鲁K12345",
+                    "permit_number": "鲁危运001",
+                }
+                for carrier in carriers
+            ],
+        },
+        headers=world.headers("maker"),
+    )
+    assert manifest.status_code == 201, manifest.text
+    manifest_id: int = manifest.json()["id"]
+    return manifest_id
 
 
 async def bulk(
@@ -152,3 +157,19 @@ async def test_a_carrier_must_say_when_and_where_for_each_item(
     )
     assert response.status_code == 422
     assert response.json()["field"] == "manifests[0].handover_at"
+
+
+async def test_a_retry_without_seq_does_not_sign_the_carriers_next_leg(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    """Two legs by the same carrier: the resent item finds the leg it signed, not the next."""
+    plant = await Organization.get(name="危废处置中心")
+    carrier = world.orgs["carrier"].id
+    manifest = await draft(client, world, plant.id, [carrier, carrier])
+    assert (await bulk(client, world, "maker", "producer", [manifest])).status_code == 200
+    first = await bulk(client, world, "carrier", "carrier", [manifest])
+    assert (first.json()["signed"], first.json()["already_signed"]) == (1, 0), first.text
+    again = await bulk(client, world, "carrier", "carrier", [manifest])
+    assert (again.json()["signed"], again.json()["already_signed"]) == (0, 1), again.text
+    legs = await ManifestLeg.filter(manifest_id=manifest).order_by("seq")
+    assert [leg.signed_at is not None for leg in legs] == [True, False]

@@ -379,6 +379,9 @@ async def test_a_handover_or_arrival_in_the_future_is_refused(
     for seq, who in ((1, "carrier"), (2, "second")):
         ahead = await sign_leg(client, world, mid, seq, who, tomorrow)
         assert (ahead.status_code, ahead.json()["field"]) == (422, "handover_at"), ahead.text
+        if seq == 2:  # before the first leg's handover
+            early = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=5))
+            assert (early.status_code, early.json()["field"]) == (422, "handover_at"), early.text
         signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=3 - seq))
         assert signed.status_code == 200, signed.text
     for future in (tomorrow.isoformat(), "2099-01-01T00:00:00+08:00"):

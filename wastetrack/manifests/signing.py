@@ -89,6 +89,13 @@ async def sign_leg(
     ):
         raise RuleViolation("the producer and the earlier legs sign first", field="seq")
     check_reported(signature.handover_at, now=datetime.now(UTC), field="handover_at")
+    previous = [
+        earlier.handover_at for earlier in legs if earlier.seq < seq and earlier.handover_at
+    ]
+    if previous and signature.handover_at < max(previous):
+        raise ValidationFailed(
+            "handover_at precedes the previous leg's handover", field="handover_at"
+        )
     # The leg's vehicle must be the carrier's, licensed for hazardous goods on the day.
     await plate_for_carriage(
         organization_id=leg.carrier_id,
@@ -210,6 +217,20 @@ async def _sign_as_carrier(
         own = [leg for leg in own if leg.seq == signature.seq]
     if not own or principal.role != Role.carrier:
         raise Forbidden("only the leg's carrier signs it", field="role")
+    # A retry of an item without `seq` finds its leg signed with the same handover: the next
+    # leg of the same carrier is not the one it meant.
+    same = next(
+        (
+            leg
+            for leg in own
+            if leg.signed_at is not None
+            and (leg.handover_at, leg.handover_place)
+            == (signature.handover_at, signature.handover_place)
+        ),
+        None,
+    )
+    if same is not None:
+        return Signed(manifest, same.seq, already=True)
     leg = next((leg for leg in own if leg.signed_at is None), own[-1])
     if leg.signed_at is not None:
         if (leg.handover_at, leg.handover_place) == (
