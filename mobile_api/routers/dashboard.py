@@ -130,6 +130,11 @@ async def logout() -> Response:
     return response
 
 
+def _percent(rate: Any) -> float | None:
+    """A rate for the charts, in %: none stays none (a gap in the chart, not 0 %)."""
+    return None if rate is None else float(rate) * 100
+
+
 @router.get("", response_class=HTMLResponse)
 async def overview(
     request: Request, user: Reader, settings: AppSettings, _: ReplicaRead
@@ -143,22 +148,22 @@ async def overview(
     charts: dict[str, Any] = {
         "utilization": {
             "months": [m.strftime("%Y-%m") for m in seen.months],
-            # A month with nothing finally treated is a gap, not 0 %.
+            # A month with nothing generated has no rate: a gap, not 0 %.
             "streams": {
                 zh["streams"].get(stream, stream): [
-                    None if v["rate"]["rate"] is None else float(v["rate"]["rate"]) * 100
-                    for v in values.values()
+                    _percent(v["rate"]["rate"]) for v in values.values()
                 ]
                 for stream, values in seen.monthly.items()
             },
         },
         "sorting": {
             "towns": [t["name"] for t in seen.sorting["towns"]],
-            "covered": [float(t["coverage"]["rate"] or 0) * 100 for t in seen.sorting["towns"]],
+            # A town without villages (a cell type without cells) has no rate: a gap, not 0 %.
+            "covered": [_percent(t["coverage"]["rate"]) for t in seen.sorting["towns"]],
         },
         "cells": {
             "types": [t["name_zh"] for t in seen.cells["types"]],
-            "share": [float(t["share"]["rate"] or 0) * 100 for t in seen.cells["types"]],
+            "share": [_percent(t["share"]["rate"]) for t in seen.cells["types"]],
         },
     }
     return templates.TemplateResponse(

@@ -30,6 +30,9 @@ async def test_overview_shows_targets_and_counts(client: httpx.AsyncClient, worl
     for text in (
         "渔港污水和垃圾收集处置率",
         "城市细胞达到",
+        # The captions define the rates as docs/metrics.md §5 does: over what was generated.
+        "资源化利用率 = 资源化利用量 ÷ 产生量",
+        "无害化处理率 = 无害化处理量 ÷ 产生量",
         "暂无数据",
         "/static/vendor/echarts.min.js",
     ):
