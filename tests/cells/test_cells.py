@@ -173,3 +173,16 @@ async def test_computed_criteria_cover_the_twelve_months_ending_on_the_assessmen
         await assess(client, world, await cell(client, world, "西山社区"), "county", EVIDENCE, on)
     ).json()
     assert result["scores"]["sorting_accuracy"]["value"] == "100.00", result
+
+
+async def test_a_criterion_is_judged_as_it_is_shown(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """59.995 shows as 60.00 against a threshold of 60: it passes, as shown."""
+    await sorted_pickups(client, world, passed=3, failed=2)
+    entered = {**EVIDENCE, "reduction_measures": {"value": "59.995", "evidence": "现场检查记录"}}
+    result = (
+        await assess(client, world, await cell(client, world, "南山社区"), "county", entered)
+    ).json()
+    score = result["scores"]["reduction_measures"]
+    assert (score["value"], score["threshold"], score["passed"]) == ("60.00", 60, True)

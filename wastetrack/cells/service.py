@@ -209,13 +209,15 @@ async def assess(
                 raise ValidationFailed(
                     "values are percentages from 0 to 100", field=f"entered.{code}.value"
                 )
+        if value is not None:  # judged as it is shown, to the hundredth
+            value = value.quantize(Decimal("0.01"))
         passed = value is not None and value >= Decimal(str(criterion["threshold"]))
         if passed:
             total += Decimal(str(criterion["weight"]))
         elif criterion["mandatory"]:
             mandatory_failed = True
         scores[code] = {
-            "value": None if value is None else str(value.quantize(Decimal("0.01"))),
+            "value": None if value is None else str(value),
             "threshold": criterion["threshold"],
             "weight": criterion["weight"],
             "mandatory": criterion["mandatory"],
