@@ -33,7 +33,13 @@ async def overview(
 
 @router.post("/{code}/values", response_model=IndicatorValueRead, status_code=201)
 async def enter_value(
-    code: Code, body: IndicatorValueCreate, user: ManagerOnly, _: Transaction
+    code: Code,
+    body: IndicatorValueCreate,
+    user: ManagerOnly,
+    settings: AppSettings,
+    _: Transaction,
 ) -> object:
     """Enter a value the tracker cannot compute, with its source; the author is kept."""
-    return await indicators.enter_value(principal=user, code=code, **body.model_dump())
+    return await indicators.enter_value(
+        principal=user, code=code, timezone=settings.timezone, **body.model_dump()
+    )

@@ -8,7 +8,7 @@ from typing import Literal, NotRequired, TypedDict
 
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
-from wastetrack.core.errors import Conflict, NotFound
+from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
@@ -178,14 +178,29 @@ async def overview(*, principal: Principal, today: date, timezone: str) -> list[
 
 
 async def enter_value(
-    *, principal: Principal, code: str, value: Decimal, period_end: date, source_note: str
+    *,
+    principal: Principal,
+    code: str,
+    value: Decimal,
+    period_end: date,
+    source_note: str,
+    timezone: str,
 ) -> IndicatorValue:
-    """Enter a value for an indicator the tracker cannot compute, with its source."""
+    """Enter a value for an indicator the tracker cannot compute, with its source: for a
+    period that has ended (the latest period shown wins, so a mistyped future one would hide
+    every later value), and a share at most 100 %."""
     indicator = await Indicator.get_or_none(code=code)
     if indicator is None:
         raise NotFound(f"no indicator {code!r}", field="code")
     if indicator.computed_by:
         raise Conflict("this indicator is computed from the tracker's own data", field="code")
+    if period_end > cityday.today(timezone):
+        raise ValidationFailed(
+            "period_end lies in the future: a value is entered once its period has ended",
+            field="period_end",
+        )
+    if indicator.unit == "%" and value > 100:
+        raise ValidationFailed("a share is at most 100 %", field="value")
     return await IndicatorValue.create(
         indicator=indicator,
         value=value,
