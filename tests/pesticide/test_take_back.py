@@ -12,6 +12,7 @@ from tests.factories import CITY_TODAY, NOW, World, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.pesticide.models import Farmer, PackagingReturn
+from wastetrack.pesticide.service import CREDIT_RULES
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -130,7 +131,9 @@ async def test_consignment_sends_a_batch_per_material_to_treatment(
         )
 
 
-async def test_ledger_exports_and_recovery_rate(client: httpx.AsyncClient, points: World) -> None:
+async def test_ledger_exports_and_recovery_rate(
+    client: httpx.AsyncClient, points: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await post(client, points, a_return())
     sale = {
         "client_event_id": str(uuid.uuid4()),
@@ -149,9 +152,12 @@ async def test_ledger_exports_and_recovery_rate(client: httpx.AsyncClient, point
     )
     assert by_station.status_code == 403
     day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    # The ledger shows the points the return was awarded, whatever the rules say since.
+    monkeypatch.setitem(CREDIT_RULES, "points_per_item", {})
     csv = await client.get("/m/v1/pesticide/ledger.csv", params=day, headers=points.headers("shop"))
     text = csv.content.decode("utf-8-sig")
     assert text.splitlines()[0].startswith("日期 date,类型 kind")
+    assert [line.rsplit(",", 1)[1] for line in text.splitlines()[1:]] == ["17.0", ""]
     assert "138****5678" in text and PHONE not in text
     assert len(text.splitlines()) == 3
     xlsx = await client.get(

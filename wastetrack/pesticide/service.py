@@ -277,7 +277,7 @@ async def ledger(
     ).prefetch_related("destination", "point")
     rows: list[tuple[datetime, list[Any]]] = []
     for record in returns:
-        for line in record.lines:
+        for number, line in enumerate(record.lines):
             rows.append(
                 (
                     record.returned_at,
@@ -289,7 +289,9 @@ async def ledger(
                         line["count"],
                         line.get("weight_kg"),
                         None,
-                        str(points_for([line])),
+                        # The points the return was awarded, as the farmer's balance holds
+                        # them (rules change), on its first row.
+                        str(record.points) if number == 0 else None,
                     ],
                 )
             )
