@@ -1,6 +1,7 @@
 """Fishing ports: a port call with deliveries, its receipt, the waste reaching treatment,
 clean-ups, and the port metrics with their counts."""
 
+import asyncio
 import io
 import uuid
 from dataclasses import dataclass
@@ -387,6 +388,24 @@ async def test_deliveries_and_cleanups_sync_exactly_once(
     assert again["results"][0]["status"] == "conflict"
     assert await Delivery.all().count() == 1
     assert await Batch.all().count() == 1
+
+
+async def test_two_arrivals_of_one_vessel_sent_at_once_open_one_call(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    body = {
+        "vessel_id": harbour.small.id,
+        "arrived_at": NOW.isoformat(),
+        "days_at_sea": 1,
+        "crew": 3,
+    }
+    answers = await asyncio.gather(
+        *(
+            client.post("/m/v1/port-calls", headers=world.headers("port"), json=body)
+            for _ in range(2)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409]
 
 
 async def test_open_port_calls_are_one_per_vessel(

@@ -22,9 +22,11 @@ def _operator_port(principal: Principal) -> int:
     return principal.organization_id
 
 
-async def get_vessel(vessel_id: int) -> Vessel:
-    """The vessel with this id; an unknown one is 'not found' on vessel_id."""
-    vessel = await Vessel.get_or_none(id=vessel_id)
+async def get_vessel(vessel_id: int, *, lock: bool = False) -> Vessel:
+    """The vessel with this id (its row locked for this transaction, with `lock`); an unknown
+    one is 'not found' on vessel_id."""
+    query = Vessel.select_for_update() if lock else Vessel.all()
+    vessel = await query.get_or_none(id=vessel_id)
     if vessel is None:
         raise NotFound(f"no vessel {vessel_id}", field="vessel_id")
     return vessel
@@ -57,7 +59,9 @@ async def open_port_call(
     """Record a vessel's arrival at the operator's port, with its advance waste notification."""
     port_id = _operator_port(principal)
     check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
-    vessel = await get_vessel(vessel_id)
+    # The vessel's row is locked while its open call is looked for: two arrivals of one vessel
+    # sent at once (a retry, two operators) take turns, and the second finds the first open.
+    vessel = await get_vessel(vessel_id, lock=True)
     if fishing_area is not None and not await SeaArea.exists(code=fishing_area):
         raise ValidationFailed(f"unknown sea area {fishing_area!r}", field="fishing_area")
     if await PortCall.exists(vessel_id=vessel.id, departed_at=None):
