@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query, Response
 from pydantic import BaseModel
 
+from wastetrack.core.cityday import in_city
 from wastetrack.core.exports import to_csv, to_xlsx
 
 Format = Annotated[
@@ -18,17 +19,19 @@ Format = Annotated[
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+def _flat(value: Any, timezone: str, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, BaseModel):
         value = value.model_dump()
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_flat(item, f"{prefix}{key}."))
+            out.update(_flat(item, timezone, f"{prefix}{key}."))
         return out
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
-    elif isinstance(value, (datetime, date)):
+    elif isinstance(value, datetime):  # the city's clock and day, with its offset
+        value = in_city(value, timezone).isoformat()
+    elif isinstance(value, date):
         value = value.isoformat()
     elif isinstance(value, Decimal):
         value = str(value)
@@ -36,11 +39,16 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 async def export(
-    rows: list[Any], *, name: str, format: str, headers: dict[str, str] | None = None
+    rows: list[Any],
+    *,
+    name: str,
+    format: str,
+    timezone: str,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """The rows as a CSV or XLSX download, columns in first-seen order; headers added (e.g.
-    the period used)."""
-    flat = [_flat(row) for row in rows]
+    """The rows as a CSV or XLSX download, columns in first-seen order, times in the city's
+    zone (`timezone`); headers added (e.g. the period used)."""
+    flat = [_flat(row, timezone) for row in rows]
     columns: list[str] = []
     for row in flat:
         columns += [key for key in row if key not in columns]

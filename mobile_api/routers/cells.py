@@ -69,5 +69,7 @@ async def achievement(
     today = cityday.today(settings.timezone)
     result = await cells.achievement(principal=user, today=today)
     if format != "json":
-        return await export(result["types"], name="cells", format=format)
+        return await export(
+            result["types"], name="cells", format=format, timezone=settings.timezone
+        )
     return result

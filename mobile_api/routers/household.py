@@ -99,6 +99,10 @@ async def sorting_metrics(
     )
     if format != "json":
         return await export(
-            result["towns"], name="sorting", format=format, headers=period.headers()
+            result["towns"],
+            name="sorting",
+            format=format,
+            timezone=settings.timezone,
+            headers=period.headers(),
         )
     return result

@@ -27,7 +27,12 @@ async def overview(
         ),
     }
     if format != "json":
-        return await export(list(result["indicators"]), name="indicators", format=format)
+        return await export(
+            list(result["indicators"]),
+            name="indicators",
+            format=format,
+            timezone=settings.timezone,
+        )
     return result
 
 

@@ -33,6 +33,7 @@ router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
 @router.get("/alerts", response_model=list[AlertRead])
 async def list_alerts(
     user: CurrentUser,
+    settings: AppSettings,
     _: Transaction,
     open_only: bool = True,
     format: Format = "json",
@@ -42,7 +43,10 @@ async def list_alerts(
     result = await alerts.list_alerts(principal=user, open_only=open_only)
     if format != "json":
         return await export(
-            [AlertRead.model_validate(a) for a in result], name="alerts", format=format
+            [AlertRead.model_validate(a) for a in result],
+            name="alerts",
+            format=format,
+            timezone=settings.timezone,
         )
     return result
 
@@ -83,6 +87,7 @@ async def batch_epcis(code: Code, user: CurrentUser, settings: AppSettings) -> J
 @router.get("/metrics/utilization")
 async def utilization(
     user: RegionScoped,
+    settings: AppSettings,
     period: Period,
     _: ReplicaRead,
     format: Format = "json",
@@ -94,7 +99,11 @@ async def utilization(
     )
     if format != "json":
         return await export(
-            result["categories"], name="utilization", format=format, headers=period.headers()
+            result["categories"],
+            name="utilization",
+            format=format,
+            timezone=settings.timezone,
+            headers=period.headers(),
         )
     return result
 
@@ -102,6 +111,7 @@ async def utilization(
 @router.get("/metrics/mass-balance")
 async def mass_balance(
     user: RegionScoped,
+    settings: AppSettings,
     period: Period,
     _: ReplicaRead,
     format: Format = "json",
@@ -113,7 +123,11 @@ async def mass_balance(
     )
     if format != "json":
         return await export(
-            result["categories"], name="mass-balance", format=format, headers=period.headers()
+            result["categories"],
+            name="mass-balance",
+            format=format,
+            timezone=settings.timezone,
+            headers=period.headers(),
         )
     return result
 
@@ -139,5 +153,10 @@ async def medical_coverage(
         days=days,
     )
     if format != "json":
-        return await export(result["not_collected"], name="medical-coverage-missed", format=format)
+        return await export(
+            result["not_collected"],
+            name="medical-coverage-missed",
+            format=format,
+            timezone=settings.timezone,
+        )
     return result

@@ -133,6 +133,10 @@ async def recovery(
     )
     if format != "json":
         return await export(
-            result["materials"], name="pesticide-recovery", format=format, headers=period.headers()
+            result["materials"],
+            name="pesticide-recovery",
+            format=format,
+            timezone=settings.timezone,
+            headers=period.headers(),
         )
     return result

@@ -236,7 +236,13 @@ async def _metrics_answer(
         timezone=settings.timezone,
     )
     if format != "json":
-        return await export(rows(result), name=name, format=format, headers=period.headers())
+        return await export(
+            rows(result),
+            name=name,
+            format=format,
+            timezone=settings.timezone,
+            headers=period.headers(),
+        )
     return result
 
 

@@ -42,13 +42,24 @@ async def _register(
 
 
 async def _answer(
-    rows: list[Any], read: type[Schema], *, name: str, format: str, period: Period
+    rows: list[Any],
+    read: type[Schema],
+    *,
+    name: str,
+    format: str,
+    period: Period,
+    timezone: str,
 ) -> Any:
-    """The rows as JSON, or as a CSV or XLSX download of the same read model."""
+    """The rows as JSON, or as a CSV or XLSX download of the same read model (its times on the
+    city's clock)."""
     if format == "json":
         return rows
     return await export(
-        [read.model_validate(r) for r in rows], name=name, format=format, headers=period.headers()
+        [read.model_validate(r) for r in rows],
+        name=name,
+        format=format,
+        timezone=timezone,
+        headers=period.headers(),
     )
 
 
@@ -70,7 +81,14 @@ async def incoming(
         organization_id=organization_id,
         site_id=site_id,
     )
-    return await _answer(rows, IncomingRead, name="incoming", format=format, period=period)
+    return await _answer(
+        rows,
+        IncomingRead,
+        name="incoming",
+        format=format,
+        period=period,
+        timezone=settings.timezone,
+    )
 
 
 @router.get("/outgoing", response_model=list[OutgoingRead])
@@ -91,7 +109,14 @@ async def outgoing(
         organization_id=organization_id,
         site_id=site_id,
     )
-    return await _answer(rows, OutgoingRead, name="outgoing", format=format, period=period)
+    return await _answer(
+        rows,
+        OutgoingRead,
+        name="outgoing",
+        format=format,
+        period=period,
+        timezone=settings.timezone,
+    )
 
 
 @router.get("/inventory", response_model=InventoryRead)
@@ -122,7 +147,11 @@ async def inventory(
     if format != "json":
         rows = result.batches if table == "batches" else result.balance
         return await export(
-            rows, name=f"inventory-{table}", format=format, headers=period.headers()
+            rows,
+            name=f"inventory-{table}",
+            format=format,
+            timezone=settings.timezone,
+            headers=period.headers(),
         )
     return result
 
@@ -147,5 +176,10 @@ async def medical_handover(
         site_id=site_id,
     )
     return await _answer(
-        rows, MedicalHandoverRead, name="medical-handover", format=format, period=period
+        rows,
+        MedicalHandoverRead,
+        name="medical-handover",
+        format=format,
+        period=period,
+        timezone=settings.timezone,
     )

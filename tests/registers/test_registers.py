@@ -277,6 +277,11 @@ async def test_csv_and_xlsx_hold_the_same_rows(client: httpx.AsyncClient, world:
     assert as_csv.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
     assert [(r["code"], r["mass_kg"], r["from_organization.name"]) for r in table] == expected
+    # The same moments as the JSON, on the city's clock (its day, not UTC's).
+    assert [datetime.fromisoformat(r["time"]) for r in table] == [
+        datetime.fromisoformat(r["time"]) for r in json_rows
+    ]
+    assert all(r["time"].endswith("+08:00") for r in table)
 
     as_xlsx = await register(client, world, "facility", "incoming", format="xlsx")
     assert as_xlsx.status_code == 200
