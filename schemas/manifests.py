@@ -3,6 +3,8 @@
 from datetime import datetime
 from decimal import Decimal
 
+from pydantic import Field
+
 from schemas.base import Moment, Schema
 from wastetrack.manifests.commands import (
     DecisionCommand,
@@ -82,6 +84,10 @@ class ManifestRead(Schema):
     receiver_id: int
     arrived_at: datetime | None
     decision_due_at: datetime | None
+    decision_due_assumed: list[int] | None = Field(
+        description="years whose working days the deadline counted Monday to Friday, the official"
+        " calendar lacking them; computed again once an operator enters them"
+    )
     decision: str | None
     received_quantity_kg: Decimal | None
     method_id: str | None

@@ -3,7 +3,8 @@ revisions, the overdue alert, the PDF."""
 
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pypdf
@@ -14,7 +15,9 @@ from PIL import Image
 from tests.factories import World, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
-from wastetrack.manifests.receiving import decision_due
+from wastetrack.calendar import service as calendar
+from wastetrack.manifests.models import Manifest
+from wastetrack.manifests.receiving import decision_due, settle_assumed_deadlines
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -408,10 +411,36 @@ async def test_a_handover_or_arrival_in_the_future_is_refused(
 async def test_decision_is_due_after_5_official_working_days_in_city_time(
     orm: list[str], arrived_at: str, due_at: str
 ) -> None:
-    due = await decision_due(
+    due, assumed = await decision_due(
         arrived_at=datetime.fromisoformat(arrived_at), timezone="Asia/Shanghai"
     )
-    assert due == datetime.fromisoformat(due_at)
+    assert (due, assumed) == (datetime.fromisoformat(due_at), [])
+
+
+async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_calendar(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """Arrived on Wednesday 30 December 2026: the official calendar ends with 2026, so 1 January
+    2027 counts as a working day until an operator enters it as the holiday it is."""
+    arrived = await drive_to_arrival(client, world, parties)
+    arrival = datetime(2026, 12, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    due, assumed = await decision_due(arrived_at=arrival, timezone="Asia/Shanghai")
+    assert (due, assumed) == (datetime(2027, 1, 6, 16, 0, tzinfo=UTC), [2027])
+    # As if it had arrived then: the deadline says what it assumed.
+    await Manifest.filter(id=arrived["id"]).update(
+        arrived_at=arrival, decision_due_at=due, decision_due_assumed=assumed
+    )
+    read = await client.get(f"/m/v1/manifests/{arrived['id']}", headers=world.headers("plant"))
+    assert read.json()["decision_due_assumed"] == [2027]
+    await calendar.set_day(
+        day=date(2027, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
+    )
+    assert await settle_assumed_deadlines(timezone="Asia/Shanghai") == 1
+    moved = await Manifest.get(id=arrived["id"])
+    assert (moved.decision_due_at, moved.decision_due_assumed) == (
+        datetime(2027, 1, 7, 16, 0, tzinfo=UTC),
+        [2027],  # the other days of 2027 are still assumed
+    )
 
 
 async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_city_day(

@@ -179,7 +179,9 @@ async def _overdue_manifests(now: datetime) -> int:
     """Raise an alert for every manifest whose receiver has not decided within 5 working days
     of arrival (危险废物转移管理办法)."""
     from wastetrack.manifests.queries import overdue_for_decision
+    from wastetrack.manifests.receiving import settle_assumed_deadlines
 
+    await settle_assumed_deadlines(timezone=get_settings().timezone)
     raised = 0
     for manifest in await overdue_for_decision(now=now):
         _, created = await Alert.get_or_create(

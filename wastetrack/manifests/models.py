@@ -62,6 +62,9 @@ class Manifest(Model):
     )
     arrived_at = fields.DatetimeField(null=True)
     decision_due_at = fields.DatetimeField(null=True)
+    # Years whose working days the deadline assumed Monday to Friday, no official calendar
+    # holding them yet; such a deadline is computed again each alert round until none is.
+    decision_due_assumed: list[int] | None = fields.JSONField(null=True)
     decision = fields.CharField(max_length=24, null=True)
     received_quantity_kg: Decimal | None = fields.DecimalField(
         max_digits=12, decimal_places=3, null=True

@@ -81,7 +81,13 @@ def render_manifest_pdf(
     row(
         "运抵/决定期限 Arrived / due",
         f"{local_time(manifest.arrived_at, timezone)} / "
-        f"{local_time(manifest.decision_due_at, timezone)}",
+        f"{local_time(manifest.decision_due_at, timezone)}"
+        + (
+            f"（{'、'.join(map(str, manifest.decision_due_assumed))}年按周一至周五推算"
+            " counted Monday–Friday）"
+            if manifest.decision_due_assumed
+            else ""
+        ),
     )
     row(
         "接收决定 Decision",

@@ -23,12 +23,28 @@ from wastetrack.registry import service as registry
 DECISION_WORKING_DAYS = 5
 
 
-async def decision_due(*, arrived_at: datetime, timezone: str) -> datetime:
+async def decision_due(*, arrived_at: datetime, timezone: str) -> tuple[datetime, list[int]]:
     """The end of the 5th working day after the day of arrival, both days in the city's time
-    zone whatever offset the client sent, working days from the official calendar."""
+    zone whatever offset the client sent, working days from the official calendar; and the
+    years whose days it had to assume Monday to Friday (the calendar lacks them)."""
     arrival_day = cityday.local_date(arrived_at, timezone)
     due = await calendar.add_working_days(start=arrival_day, n=DECISION_WORKING_DAYS)
-    return cityday.day_start(due.day + timedelta(days=1), timezone)
+    return cityday.day_start(due.day + timedelta(days=1), timezone), list(due.assumed_years)
+
+
+async def settle_assumed_deadlines(*, timezone: str) -> int:
+    """Compute again the deadlines that assumed days the calendar lacked, now that it may hold
+    them (an operator entered the year's official days); returns how many moved."""
+    moved = 0
+    for manifest in await Manifest.filter(state="arrived", decision_due_assumed__not_isnull=True):
+        if not manifest.decision_due_assumed or manifest.arrived_at is None:
+            continue
+        due, assumed = await decision_due(arrived_at=manifest.arrived_at, timezone=timezone)
+        if (due, assumed) != (manifest.decision_due_at, manifest.decision_due_assumed):
+            moved += due != manifest.decision_due_at
+            manifest.decision_due_at, manifest.decision_due_assumed = due, assumed or None
+            await manifest.save(update_fields=["decision_due_at", "decision_due_assumed"])
+    return moved
 
 
 def _receiver(principal: Principal, manifest: Manifest) -> None:
@@ -55,9 +71,12 @@ async def arrive(
     if arrived_at < last_handover:
         raise ValidationFailed("arrived_at precedes the last handover", field="arrived_at")
     manifest.arrived_at = arrived_at
-    manifest.decision_due_at = await decision_due(arrived_at=arrived_at, timezone=timezone)
+    due, assumed = await decision_due(arrived_at=arrived_at, timezone=timezone)
+    manifest.decision_due_at, manifest.decision_due_assumed = due, assumed or None
     manifest.state = "arrived"
-    await manifest.save(update_fields=["arrived_at", "decision_due_at", "state"])
+    await manifest.save(
+        update_fields=["arrived_at", "decision_due_at", "decision_due_assumed", "state"]
+    )
     return manifest
 
 
