@@ -432,6 +432,11 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
     )
     read = await client.get(f"/m/v1/manifests/{arrived['id']}", headers=world.headers("plant"))
     assert read.json()["decision_due_assumed"] == [2027]
+    pdf = await client.get(
+        f"/m/v1/manifests/{arrived['id']}/manifest.pdf", headers=world.headers("plant")
+    )
+    assert pdf.status_code == 200
+    assert "Monday" in pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
     await calendar.set_day(
         day=date(2027, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
     )
