@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from tortoise.transactions import in_transaction
 
 from mobile_api import errors, media
+from mobile_api.idempotency import Idempotency
 from mobile_api.middleware import BodyLimit, SecurityHeaders
 from mobile_api.routers import (
     admin,
@@ -42,7 +43,7 @@ from mobile_api.routers import (
 )
 from mobile_api.routers import app as phone_app
 from wastetrack.alerts import service as alerts
-from wastetrack.core import db, observability, ratelimit
+from wastetrack.core import db, idempotency, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody import checkpoints as custody_checkpoints
 from wastetrack.custody import partitions as custody_partitions
@@ -91,8 +92,9 @@ async def _background_round(settings: Settings) -> None:
         log.exception("checkpoint sealing failed")
     try:
         await ratelimit.prune()
+        await idempotency.prune()
     except Exception:
-        log.exception("pruning rate-limit counters failed")
+        log.exception("pruning rate-limit counters or kept answers failed")
 
 
 async def _fold_sums(settings: Settings, lock: db.ClusterLock) -> None:
@@ -225,6 +227,8 @@ def create_app(
             response.headers["x-worker-pid"] = str(os.getpid())
             return response
 
+    # A resend named by an Idempotency-Key gets the first answer; inside the body cap.
+    app.add_middleware(Idempotency, settings=settings)
     # Bodies are capped before any route reads them; every response gets its security headers.
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(SecurityHeaders)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.transactions import in_transaction
 
 from wastetrack.core.settings import Settings
@@ -248,6 +249,16 @@ async def service_url(url: str, settings: Settings) -> str:
 # connections per worker) the p99 was five times the p50. A semaphore of the pool's size,
 # which queues its waiters first come first served, admits them instead.
 _admission: asyncio.Semaphore | None = None
+
+
+def pool() -> BaseDBAsyncClient:
+    """The connection pool itself, outside any transaction the caller may be in: for what must
+    be written whether the request's transaction commits or not (rate-limit counts, kept
+    answers)."""
+    client: BaseDBAsyncClient = connections.get("default")
+    while isinstance(client, TransactionalDBClient):
+        client = client._parent
+    return client
 
 
 @contextlib.asynccontextmanager

@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
-from tortoise import connections, fields
-from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
+from tortoise import fields
 from tortoise.exceptions import BaseORMException
 from tortoise.models import Model
 
+from wastetrack.core import db
 from wastetrack.core.errors import TooManyRequests
 
 
@@ -54,14 +54,6 @@ def _stored(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _pool() -> BaseDBAsyncClient:
-    """The connection pool itself, outside any transaction the caller may be in."""
-    client: BaseDBAsyncClient = connections.get("default")
-    while isinstance(client, TransactionalDBClient):
-        client = client._parent
-    return client
-
-
 class PostgresStorage(Storage):
     """A `limits` storage in the service's own database, so every worker sees one count."""
 
@@ -75,7 +67,7 @@ class PostgresStorage(Storage):
         return BaseORMException
 
     async def _fetchval(self, sql: str, *args: object) -> Any:
-        async with _pool().acquire_connection() as connection:
+        async with db.pool().acquire_connection() as connection:
             return await connection.fetchval(sql, *args)
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
@@ -100,7 +92,7 @@ class PostgresStorage(Storage):
         return bool(await self._fetchval("SELECT 1") == 1)
 
     async def reset(self) -> int | None:
-        async with _pool().acquire_connection() as connection:
+        async with db.pool().acquire_connection() as connection:
             status = await connection.execute("DELETE FROM rate_limit_counter")
         return int(status.split()[-1])
 
@@ -111,7 +103,7 @@ class PostgresStorage(Storage):
 async def prune(*, older_than: timedelta = timedelta(days=1)) -> int:
     """Forget counters whose window ended more than `older_than` ago (one row per client
     address and account would otherwise pile up for ever); returns how many went."""
-    async with _pool().acquire_connection() as connection:
+    async with db.pool().acquire_connection() as connection:
         status = await connection.execute(
             "DELETE FROM rate_limit_counter WHERE expires_at < now() - $1::interval", older_than
         )
@@ -163,7 +155,7 @@ def backoff_seconds(*, failures: int, free: int, first: int, longest: int) -> in
 
 async def check_backoff(*, key: str, free: int, first: int, longest: int) -> None:
     """Refuse while the back-off earned by earlier failures of `key` lasts."""
-    async with _pool().acquire_connection() as connection:
+    async with db.pool().acquire_connection() as connection:
         row = await connection.fetchrow(
             "SELECT count, touched_at FROM rate_limit_counter"
             " WHERE key = $1 AND expires_at > now()",

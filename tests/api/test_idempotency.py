@@ -1,0 +1,69 @@
+"""A request named by an Idempotency-Key is answered once: a resend gets the first answer
+again and writes nothing; the key belongs to whoever sent it."""
+
+import asyncio
+
+import httpx
+
+from tests.factories import World
+from wastetrack.cells.models import Cell
+
+
+def _cell(world: World, name: str) -> dict[str, object]:
+    return {"cell_type": "community", "name": name, "region_id": world.regions["village"].id}
+
+
+async def _create(
+    client: httpx.AsyncClient, world: World, body: dict[str, object], key: str, who: str = "manager"
+) -> httpx.Response:
+    return await client.post(
+        "/m/v1/cells", json=body, headers={**world.headers(who), "Idempotency-Key": key}
+    )
+
+
+async def test_a_resend_gets_the_first_answer_and_writes_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    first = await _create(client, world, _cell(world, "东山社区"), "k-1")
+    assert first.status_code == 201, first.text
+    again = await _create(client, world, _cell(world, "东山社区"), "k-1")
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert await Cell.filter(name="东山社区").count() == 1
+
+
+async def test_a_key_names_one_request(client: httpx.AsyncClient, world: World) -> None:
+    assert (await _create(client, world, _cell(world, "西山社区"), "k-2")).status_code == 201
+    other = await _create(client, world, _cell(world, "南山社区"), "k-2")
+    assert (other.status_code, other.json()["field"]) == (422, "Idempotency-Key")
+    assert other.headers["content-type"] == "application/problem+json"
+    assert await Cell.filter(name="南山社区").count() == 0
+    bad = await _create(client, world, _cell(world, "北山社区"), "not a key")
+    assert (bad.status_code, bad.json()["field"]) == (400, "Idempotency-Key")
+
+
+async def test_a_refused_request_frees_its_key(client: httpx.AsyncClient, world: World) -> None:
+    refused = await _create(client, world, {**_cell(world, "中山社区"), "cell_type": "x"}, "k-3")
+    assert refused.status_code == 422
+    fixed = await _create(client, world, _cell(world, "中山社区"), "k-3")
+    assert fixed.status_code == 201, fixed.text
+    assert "idempotent-replayed" not in fixed.headers
+
+
+async def test_two_sends_at_once_write_once(client: httpx.AsyncClient, world: World) -> None:
+    answers = await asyncio.gather(
+        *(_create(client, world, _cell(world, "新山社区"), "k-4") for _ in range(2))
+    )
+    assert sorted(a.status_code for a in answers) in ([201, 201], [201, 409])
+    assert await Cell.filter(name="新山社区").count() == 1
+
+
+async def test_a_key_is_its_senders(client: httpx.AsyncClient, world: World) -> None:
+    """Another user's identical key and request is another request: no answer of someone
+    else's is ever given back."""
+    mine = await _create(client, world, _cell(world, "共山社区"), "k-5")
+    theirs = await _create(client, world, _cell(world, "共山社区"), "k-5", who="admin")
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert "idempotent-replayed" not in theirs.headers
+    assert await Cell.filter(name="共山社区").count() == 2

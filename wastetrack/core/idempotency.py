@@ -1,0 +1,84 @@
+"""Requests named by an Idempotency-Key (IETF draft-ietf-httpapi-idempotency-key-header): the
+first answer to a key is kept, for its owner, and given again to a resend of the same request,
+which changes nothing. Kept on a connection of the pool's own, outside the request's
+transaction, like the rate-limit counters."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from wastetrack.core import db
+
+KEEP = timedelta(hours=24)
+"""How long an answer is kept: a resend after that is a new request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What a key holds: the request it named (its fingerprint), and its answer once given
+    (None while the first request is still being answered)."""
+
+    fingerprint: str
+    status: int | None
+    content_type: str | None
+    body: bytes | None
+
+
+async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
+    """Take the key for a request about to be answered; None when taken, else what the key
+    holds already (an older claim than KEEP is forgotten first)."""
+    async with db.pool().acquire_connection() as connection:
+        await connection.execute(
+            "DELETE FROM idempotency_key WHERE owner = $1 AND key = $2"
+            " AND created_at < now() - $3::interval",
+            owner,
+            key,
+            KEEP,
+        )
+        taken = await connection.fetchval(
+            "INSERT INTO idempotency_key (owner, key, fingerprint) VALUES ($1, $2, $3)"
+            " ON CONFLICT (owner, key) DO NOTHING RETURNING true",
+            owner,
+            key,
+            fingerprint,
+        )
+        if taken:
+            return None
+        row = await connection.fetchrow(
+            "SELECT fingerprint, status, content_type, body FROM idempotency_key"
+            " WHERE owner = $1 AND key = $2",
+            owner,
+            key,
+        )
+    if row is None:  # forgotten meanwhile: a new request after all
+        return await claim(owner=owner, key=key, fingerprint=fingerprint)
+    return Kept(row["fingerprint"], row["status"], row["content_type"], row["body"])
+
+
+async def keep(*, owner: str, key: str, status: int, content_type: str, body: bytes) -> None:
+    """The answer the claimed request was given."""
+    await _run(
+        "UPDATE idempotency_key SET status = $3, content_type = $4, body = $5"
+        " WHERE owner = $1 AND key = $2",
+        owner,
+        key,
+        status,
+        content_type,
+        body,
+    )
+
+
+async def release(*, owner: str, key: str) -> None:
+    """The claimed request failed (or was refused): a resend may try again."""
+    await _run("DELETE FROM idempotency_key WHERE owner = $1 AND key = $2", owner, key)
+
+
+async def prune() -> int:
+    """Forget answers older than KEEP; returns how many went."""
+    status = await _run("DELETE FROM idempotency_key WHERE created_at < now() - $1::interval", KEEP)
+    return int(status.split()[-1])
+
+
+async def _run(sql: str, *arguments: object) -> str:
+    async with db.pool().acquire_connection() as connection:
+        status: str = await connection.execute(sql, *arguments)
+    return status
