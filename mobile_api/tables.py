@@ -4,7 +4,6 @@ turns its rows (nested fields flattened as `coverage.numerator`) into a spreadsh
 import asyncio
 from collections.abc import Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
@@ -33,8 +32,6 @@ def _flat(value: Any, timezone: str, prefix: str = "") -> dict[str, Any]:
         value = in_city(value, timezone).isoformat()
     elif isinstance(value, date):
         value = value.isoformat()
-    elif isinstance(value, Decimal):
-        value = str(value)
     return {prefix.rstrip("."): value}
 
 

@@ -4,6 +4,7 @@ import csv
 import io
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 # Text a spreadsheet would run as a formula ("CSV injection"): a name or note a user typed may
@@ -40,7 +41,8 @@ def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str
     sheet.append(list(headers))
     for row in rows:
         sheet.append(
-            [str(v) if v is not None and not isinstance(v, int | float) else v for v in row]
+            # Numbers stay numbers (a spreadsheet sums them); anything else is its text.
+            [v if v is None or isinstance(v, int | float | Decimal) else str(v) for v in row]
         )
         for cell in sheet[sheet.max_row]:  # text, never a formula: the cell's type says so
             if _formula(cell.value):
