@@ -9,7 +9,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.factories import CITY_TODAY, NOW, World, forged
+from tests.factories import CITY_TODAY, NOW, World, event, forged
 from tests.streams.test_record_once import stored_photo
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
@@ -192,3 +192,38 @@ async def test_sorting_coverage_and_accuracy_with_their_counts(
         )
     ).json()
     assert before["coverage"]["numerator"] == "0"
+
+
+async def test_a_check_counts_on_its_batchs_tagging_day_after_corrections(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """A phone a year behind recorded the pickup; once its tagging time is corrected, the
+    check counts in today's accuracy, as the batch does in every other figure."""
+    late = await post(
+        client, world, pickup(point_url, device_time=(NOW - timedelta(days=365)).isoformat())
+    )
+    assert late.status_code == 201, late.text
+    code = late.json()["batch_code"]
+    history = await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("collector"))
+    tagging = history.json()[0]
+    fixed = await client.post(
+        "/m/v1/events",
+        json=event(
+            "corrected",
+            code,
+            minutes=30,
+            corrects=tagging["id"],
+            event_time=(NOW - timedelta(hours=1)).isoformat(),
+        ),
+        headers=world.headers("collector"),
+    )
+    assert fixed.status_code == 201, fixed.text
+    day = CITY_TODAY.isoformat()
+    metrics = (
+        await client.get(
+            "/m/v1/metrics/sorting",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day},
+        )
+    ).json()
+    assert (metrics["accuracy"]["numerator"], metrics["accuracy"]["denominator"]) == ("1", "1")

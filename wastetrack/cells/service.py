@@ -16,7 +16,7 @@ from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
-from wastetrack.household.models import Pickup
+from wastetrack.household import service as household
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
 
@@ -129,12 +129,7 @@ async def _metric(metric: str, cell: Cell, day: date, timezone: str) -> Decimal 
     if metric == "sorting_accuracy":
         start, end = cityday.days_bounds(first, day, timezone)
         checks = (
-            await Pickup.filter(
-                region_path__startswith=cell.region_path,
-                quality_checked=True,
-                picked_up_at__gte=start,
-                picked_up_at__lt=end,
-            )
+            await household.quality_checks(region_path=cell.region_path, start=start, end=end)
             .annotate(n=Count("id"))
             .group_by("quality_passed")
             .values("quality_passed", "n")

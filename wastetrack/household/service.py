@@ -1,8 +1,10 @@
 """Household waste sorting (生活垃圾分类): pickups at collection points with a quality check,
 which communities and villages sort, and the coverage and accuracy that follow."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import TypedDict
+
+from tortoise.queryset import QuerySet
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
@@ -13,6 +15,7 @@ from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.custody import intake
+from wastetrack.custody.rules import State
 from wastetrack.evidence import service as evidence
 from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
@@ -130,6 +133,18 @@ async def set_sorted_collection(*, region_id: int, since: date | None) -> Region
     return region
 
 
+def quality_checks(*, region_path: str, start: datetime, end: datetime) -> QuerySet[Pickup]:
+    """The quality checks a period counts (docs/metrics.md §6): of the pickups in the region
+    whose batch was tagged in it and is not cancelled, the batch read after corrections as
+    every figure reads it (a phone's wrong clock corrected moves its check with it)."""
+    return Pickup.filter(
+        region_path__startswith=region_path,
+        quality_checked=True,
+        batch__tagged_at__gte=start,
+        batch__tagged_at__lt=end,
+    ).exclude(batch__state=State.cancelled.value)
+
+
 async def sorting_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> SortingMetrics:
@@ -139,12 +154,9 @@ async def sorting_metrics(
     start, end = period_bounds(date_from, date_to, timezone)
     regions = await Region.filter(path__startswith=principal.region_path).order_by("path")
     villages = [r for r in regions if r.level == RegionLevel.village]
-    checks = await Pickup.filter(
-        region_path__startswith=principal.region_path,
-        picked_up_at__gte=start,
-        picked_up_at__lt=end,
-        quality_checked=True,
-    ).values("region_path", "quality_passed")
+    checks = await quality_checks(region_path=principal.region_path, start=start, end=end).values(
+        "region_path", "quality_passed"
+    )
 
     def covered(group: list[Region]) -> int:
         return sum(
