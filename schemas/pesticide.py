@@ -4,6 +4,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import Field
+
 from schemas.base import Ratio, Schema
 from wastetrack.pesticide.commands import ConsignmentCommand, ReturnCommand, SaleCommand
 
@@ -61,6 +63,9 @@ class MaterialRecovery(Schema):
     material: str
     sold: int
     returned: int
+    returned_uncounted_kg: Decimal = Field(
+        description="returned weighed and not counted: outside the rate, which counts containers"
+    )
     recovery_rate: Ratio
 
 

@@ -3,6 +3,7 @@
 import io
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import openpyxl
@@ -171,6 +172,14 @@ async def test_ledger_exports_and_recovery_rate(
     bottles = next(m for m in metrics["materials"] if m["material"] == "agri.plastic_bottle")
     assert (bottles["sold"], bottles["returned"]) == (100, 12)
     assert bottles["recovery_rate"]["rate"] == "0.1200"
+    # Drums brought back weighed and not counted: beside the rate, not lost.
+    weighed = a_return(lines=[{"material": "agri.drum", "count": 0, "weight_kg": "12"}])
+    assert (await post(client, points, weighed)).status_code == 201
+    metrics = (
+        await client.get("/m/v1/metrics/pesticide", params=day, headers=points.headers("manager"))
+    ).json()
+    drums = next(m for m in metrics["materials"] if m["material"] == "agri.drum")
+    assert (drums["returned"], Decimal(drums["returned_uncounted_kg"])) == (1, 12)
 
 
 async def test_returns_sync_offline_exactly_once(client: httpx.AsyncClient, points: World) -> None:

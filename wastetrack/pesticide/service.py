@@ -62,6 +62,8 @@ class MaterialRecovery(TypedDict):
     material: str
     sold: int
     returned: int
+    returned_uncounted_kg: Decimal
+    """Weighed and not counted (a line without a count): outside the rate, shown beside it."""
     recovery_rate: Rate
 
 
@@ -333,12 +335,18 @@ async def recovery_metrics(
     ).values_list("lines", flat=True)
     sold: dict[str, int] = {}
     returned: dict[str, int] = {}
+    uncounted: dict[str, Decimal] = {}
     for sale in sales:
         sold[sale["material"]] = sold.get(sale["material"], 0) + sale["count"]
     for lines in returns:
         for line in lines:
-            returned[line["material"]] = returned.get(line["material"], 0) + int(line["count"])
-    materials = sorted(set(sold) | set(returned))
+            material = line["material"]
+            returned[material] = returned.get(material, 0) + int(line["count"])
+            if not int(line["count"]) and line.get("weight_kg") is not None:
+                uncounted[material] = uncounted.get(material, Decimal(0)) + Decimal(
+                    str(line["weight_kg"])
+                )
+    materials = sorted(set(sold) | set(returned) | set(uncounted))
     return {
         "date_from": date_from,
         "date_to": date_to,
@@ -354,6 +362,7 @@ async def recovery_metrics(
                 "material": m,
                 "sold": sold.get(m, 0),
                 "returned": returned.get(m, 0),
+                "returned_uncounted_kg": uncounted.get(m, Decimal(0)),
                 "recovery_rate": ratio(returned.get(m, 0), sold.get(m, 0), "containers"),
             }
             for m in materials
