@@ -144,6 +144,9 @@ async def test_ledger_exports_and_recovery_rate(
     }
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
+    ahead = {**sale, "client_event_id": str(uuid.uuid4()), "sold_on": "2199-01-01"}
+    refused = await post(client, points, ahead, path="/m/v1/pesticide/sales")
+    assert (refused.status_code, refused.json()["field"]) == (422, "sold_on")
     by_station = await post(
         client,
         points,

@@ -14,13 +14,14 @@ from tortoise.functions import Sum
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import keys
+from wastetrack.core import cityday, keys
 from wastetrack.core.cityday import local_date
 from wastetrack.core.data import read_data_file
-from wastetrack.core.errors import DomainError, Forbidden, NotFound
+from wastetrack.core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.pesticide.commands import (
     ConsignmentCommand,
@@ -186,6 +187,9 @@ async def record_sale(*, principal: Principal, submission: SaleCommand) -> Packa
     shop = await _point(principal)
     if shop.kind != OrganizationKind.agri_input_shop:
         raise Forbidden("sales are recorded by agri-input shops", field="role")
+    # A sale estimates what comes back: one dated ahead would swell a later period's figure.
+    if submission.sold_on > cityday.today(get_settings().timezone):
+        raise ValidationFailed("sold_on lies in the future", field="sold_on")
 
     async def create() -> PackageSale:
         await _check_materials([submission.material], ["material"])
