@@ -5,6 +5,7 @@ resend of the same request, which writes nothing. Routes with an id of their own
 once (a phone's client_event_id) need none; every other create route gets it this way."""
 
 import hashlib
+import logging
 import re
 
 from starlette.responses import Response
@@ -16,6 +17,8 @@ from wastetrack.auth import service as auth
 from wastetrack.core import idempotency
 from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 HEADER = b"idempotency-key"
 FIELD = "Idempotency-Key"
@@ -34,21 +37,24 @@ class Idempotency:
         if scope["type"] != "http" or scope["method"] not in _WRITES:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
-        raw_key = headers.get(HEADER)
+        raw_key = _first_header(scope, HEADER)
         if raw_key is None:
             await self.app(scope, receive, send)
             return
         key = raw_key.decode("latin-1")
         if not _KEY.match(key):
-            refusal = _refusal(400, "Bad request", "is 1 to 255 visible ASCII characters")
+            refusal = _refusal(
+                400, "Bad request", "is 1 to 255 visible ASCII characters", "bad_request"
+            )
             await refusal(scope, receive, send)
             return
-        owner = await self._owner(headers.get(b"authorization"))
+        owner = await self._owner(_first_header(scope, b"authorization"))
         if owner is None:  # no credentials the key could belong to: the route answers
             await self.app(scope, receive, send)
             return
         body = await _whole_body(receive)
+        if body is None:  # cut off (the client left, or the body cap stopped it): no claim
+            return
         fingerprint = hashlib.sha256(
             b"\n".join(
                 [scope["method"].encode(), scope["path"].encode(), scope["query_string"], body]
@@ -76,23 +82,20 @@ class Idempotency:
     async def _first(
         self, scope: Scope, receive: Receive, send: Send, *, owner: str, key: str
     ) -> None:
-        """Answer the request, keeping a successful answer; anything else frees the key."""
+        """Answer the request, keeping a successful answer (without its body when it holds a
+        secret, marked `Cache-Control: no-store`); anything else frees the key."""
         status = 500
         content_type = ""
+        secret = False
         chunks: list[bytes] = []
 
         async def keeping(message: Message) -> None:
-            nonlocal status, content_type
+            nonlocal status, content_type, secret
             if message["type"] == "http.response.start":
                 status = message["status"]
-                content_type = next(
-                    (
-                        v.decode("latin-1")
-                        for k, v in message.get("headers", [])
-                        if k == b"content-type"
-                    ),
-                    "",
-                )
+                headers = dict(message.get("headers", []))
+                content_type = headers.get(b"content-type", b"").decode("latin-1")
+                secret = b"no-store" in headers.get(b"cache-control", b"")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
             await send(message)
@@ -102,35 +105,40 @@ class Idempotency:
         except BaseException:
             await idempotency.release(owner=owner, key=key)
             raise
-        if 200 <= status < 300:
-            await idempotency.keep(
-                owner=owner,
-                key=key,
-                status=status,
-                content_type=content_type,
-                body=b"".join(chunks),
-            )
-        else:
-            await idempotency.release(owner=owner, key=key)
+        try:
+            if 200 <= status < 300:
+                await idempotency.keep(
+                    owner=owner,
+                    key=key,
+                    status=status,
+                    content_type=content_type,
+                    body=None if secret else b"".join(chunks),
+                )
+            else:
+                await idempotency.release(owner=owner, key=key)
+        except Exception:  # the answer is out: the claim's lease frees the key
+            log.exception("keeping the answer of an idempotent request failed")
 
 
-def _refusal(status: int, title: str, rule: str) -> Response:
-    code = {400: "bad_request", 409: "request_in_progress", 422: "idempotency_key_reused"}
-    return problem(
-        status=status, title=title, detail=f"{FIELD} {rule}", code=code[status], field=FIELD
-    )
+def _first_header(scope: Scope, name: bytes) -> bytes | None:
+    """A header's first value, as the routes read it (Starlette's Headers.get)."""
+    return next((value for key, value in scope.get("headers", []) if key == name), None)
 
 
-async def _whole_body(receive: Receive) -> bytes:
+def _refusal(status: int, title: str, rule: str, code: str) -> Response:
+    return problem(status=status, title=title, detail=f"{FIELD} {rule}", code=code, field=FIELD)
+
+
+async def _whole_body(receive: Receive) -> bytes | None:
+    """The request's body, or None when it was cut off before its end."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -152,25 +160,37 @@ async def _answer_kept(
 ) -> None:
     if kept.fingerprint != fingerprint:
         reused = _refusal(
-            422, "Idempotency key reused", "named another request (method, path or body)"
+            422,
+            "Idempotency key reused",
+            "named another request (method, path or body)",
+            "idempotency_key_reused",
         )
         await reused(scope, receive, send)
         return
     if kept.status is None:
-        busy = _refusal(409, "Request in progress", "names a request still being answered")
+        busy = _refusal(
+            409,
+            "Request in progress",
+            "names a request still being answered",
+            "request_in_progress",
+        )
         busy.headers["Retry-After"] = "1"
         await busy(scope, receive, send)
         return
-    body = kept.body or b""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": kept.status,
-            "headers": [
-                (b"content-type", (kept.content_type or "application/json").encode("latin-1")),
-                (b"content-length", str(len(body)).encode()),
-                (b"idempotent-replayed", b"true"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    if kept.body is None:
+        given = _refusal(
+            409,
+            "Answered once",
+            "names a request answered already with a secret, shown once and not kept",
+            "answer_not_kept",
+        )
+        await given(scope, receive, send)
+        return
+    headers = [(b"idempotent-replayed", b"true")]
+    if kept.status != 204:  # a 204 carries no content, nor its headers
+        headers += [
+            (b"content-type", (kept.content_type or "application/json").encode("latin-1")),
+            (b"content-length", str(len(kept.body)).encode()),
+        ]
+    await send({"type": "http.response.start", "status": kept.status, "headers": headers})
+    await send({"type": "http.response.body", "body": kept.body})

@@ -3,7 +3,7 @@ administrators; only people manage keys, a key never does."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from mobile_api.deps import AdminOnly, AppSettings, Transaction
 from schemas.apikeys import ApiKeyCreate, ApiKeyIssued, ApiKeyRead
@@ -33,9 +33,14 @@ async def _read(key: ApiKey) -> ApiKeyRead:
 
 @router.post("", response_model=ApiKeyIssued, status_code=201)
 async def issue_api_key(
-    body: ApiKeyCreate, user: AdminOnly, settings: AppSettings, _: Transaction
+    body: ApiKeyCreate,
+    user: AdminOnly,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
 ) -> ApiKeyIssued:
     """Issue a scoped key for an organization; the key is in this response only."""
+    response.headers["Cache-Control"] = "no-store"  # kept by no cache, nor as an answer
     issued = await apikeys.issue_key(
         principal=user,
         name=body.name,

@@ -35,9 +35,14 @@ def _delivery(delivery: WebhookDelivery) -> WebhookDeliveryRead:
 
 @router.post("", response_model=WebhookCreated, status_code=201)
 async def create_webhook(
-    body: WebhookCreate, user: ManagerOnly, settings: AppSettings, _: Transaction
+    body: WebhookCreate,
+    user: ManagerOnly,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
 ) -> WebhookCreated:
     """Subscribe a URL to events you may see; the signing secret is shown this once."""
+    response.headers["Cache-Control"] = "no-store"  # kept by no cache, nor as an answer
     subscription, secret = await webhooks.create_subscription(
         principal=user,
         url=body.url,

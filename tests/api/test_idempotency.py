@@ -2,11 +2,14 @@
 again and writes nothing; the key belongs to whoever sent it."""
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 
 from tests.factories import World
+from wastetrack.apikeys.models import ApiKey
 from wastetrack.cells.models import Cell
+from wastetrack.core import db, idempotency
 
 
 def _cell(world: World, name: str) -> dict[str, object]:
@@ -67,3 +70,42 @@ async def test_a_key_is_its_senders(client: httpx.AsyncClient, world: World) -> 
     assert (mine.status_code, theirs.status_code) == (201, 201)
     assert "idempotent-replayed" not in theirs.headers
     assert await Cell.filter(name="共山社区").count() == 2
+
+
+async def test_a_claim_left_without_an_answer_frees_its_key_after_its_lease(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A worker that died while answering left its claim: a resend is told to wait, and once
+    the lease is over it is answered."""
+    owner = f"user:{world.principals['manager'].user_id}"
+    body = _cell(world, "旧山社区")
+    first = await _create(client, world, body, "k-6")
+    assert first.status_code == 201
+    await db.pool().execute_query(
+        "UPDATE idempotency_key SET status = NULL, body = NULL WHERE owner = $1 AND key = $2",
+        [owner, "k-6"],
+    )
+    waiting = await _create(client, world, body, "k-6")
+    assert (waiting.status_code, waiting.headers["retry-after"]) == (409, "1")
+    await db.pool().execute_query(
+        "UPDATE idempotency_key SET created_at = now() - $3::interval"
+        " WHERE owner = $1 AND key = $2",
+        [owner, "k-6", idempotency.LEASE + timedelta(seconds=1)],
+    )
+    answered = await _create(client, world, body, "k-6")
+    assert answered.status_code == 201, answered.text
+
+
+async def test_an_answer_holding_a_secret_is_given_once_and_not_kept(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    body = {"name": "称重系统", "scopes": ["events"], "organization_id": world.orgs["facility"].id}
+    headers = {**world.headers("admin"), "Idempotency-Key": "k-7"}
+    issued = await client.post("/m/v1/api-keys", json=body, headers=headers)
+    assert issued.status_code == 201, issued.text
+    assert issued.headers["cache-control"] == "no-store"
+    again = await client.post("/m/v1/api-keys", json=body, headers=headers)
+    assert (again.status_code, again.json()["code"]) == (409, "answer_not_kept")
+    assert await ApiKey.filter(name="称重系统").count() == 1
+    kept = await db.pool().execute_query_dict("SELECT body FROM idempotency_key WHERE key = 'k-7'")
+    assert kept == [{"body": None}]

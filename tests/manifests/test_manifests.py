@@ -13,6 +13,8 @@ import zxingcpp
 from PIL import Image
 
 from tests.factories import World, make_user, medical_bag
+from wastetrack.alerts import service as alerts
+from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
@@ -437,15 +439,23 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
     )
     assert pdf.status_code == 200
     assert "Monday" in pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    # Early on 7 January 2027 the assumed deadline has passed: the receiver is alerted.
+    await alerts.refresh(now=datetime(2027, 1, 7, 0, 0, tzinfo=UTC))
+    number = arrived["number"]
+    assert await Alert.filter(kind="manifest_overdue", subject=number).count() == 1
     await calendar.set_day(
         day=date(2027, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
     )
-    assert await settle_assumed_deadlines(timezone="Asia/Shanghai") == 1
+    # The next round computes the deadline again and clears the alert it no longer calls for.
+    await alerts.refresh(now=datetime(2027, 1, 7, 1, 0, tzinfo=UTC))
     moved = await Manifest.get(id=arrived["id"])
     assert (moved.decision_due_at, moved.decision_due_assumed) == (
         datetime(2027, 1, 7, 16, 0, tzinfo=UTC),
         [2027],  # the other days of 2027 are still assumed
     )
+    alert = await Alert.get(kind="manifest_overdue", subject=number)
+    assert alert.acknowledged_at is not None and "cleared_at" in alert.details
+    assert await settle_assumed_deadlines(timezone="Asia/Shanghai") == 0
 
 
 async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_city_day(

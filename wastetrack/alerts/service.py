@@ -161,16 +161,21 @@ async def refresh(
     return raised + await _overdue_manifests(now)
 
 
+# Closing an open alert of kind $1 at $2 (marked acknowledged by nobody, with the time it
+# cleared in its details), where the condition that follows holds.
+_CLEAR = (
+    "UPDATE alert a SET acknowledged_at = $2,"
+    " details = a.details || jsonb_build_object('cleared_at', $2::timestamptz)"
+    " WHERE a.kind = $1 AND a.acknowledged_at IS NULL AND "
+)
+
+
 async def _clear_resolved(select: str, params: list[object]) -> None:
-    """Close the open alerts of a self-clearing rule that its query no longer selects: marked
-    acknowledged by nobody, with the time they cleared in their details."""
+    """Close the open alerts of a self-clearing rule that its query no longer selects."""
     await connections.get("default").execute_query(
         "WITH still (kind, subject, batch_id, organization_id, region_path, raised_at, due_at,"
-        f" details) AS ({select})"
-        " UPDATE alert a SET acknowledged_at = $2,"
-        " details = a.details || jsonb_build_object('cleared_at', $2::timestamptz)"
-        " WHERE a.kind = $1 AND a.acknowledged_at IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM still s WHERE s.subject = a.subject)",
+        f" details) AS ({select}) {_CLEAR}"
+        " NOT EXISTS (SELECT 1 FROM still s WHERE s.subject = a.subject)",
         params,
     )
 
@@ -181,7 +186,13 @@ async def _overdue_manifests(now: datetime) -> int:
     from wastetrack.manifests.queries import overdue_for_decision
     from wastetrack.manifests.receiving import settle_assumed_deadlines
 
-    await settle_assumed_deadlines(timezone=get_settings().timezone)
+    if await settle_assumed_deadlines(timezone=get_settings().timezone):
+        # A deadline the official days moved later is no longer overdue: its alert clears.
+        await connections.get("default").execute_query(
+            f"{_CLEAR} EXISTS (SELECT 1 FROM manifest m WHERE m.number = a.subject"
+            " AND m.state = 'arrived' AND m.decision_due_at >= $2)",
+            [MANIFEST_OVERDUE, now],
+        )
     raised = 0
     for manifest in await overdue_for_decision(now=now):
         _, created = await Alert.get_or_create(

@@ -10,6 +10,9 @@ from wastetrack.core import db
 
 KEEP = timedelta(hours=24)
 """How long an answer is kept: a resend after that is a new request."""
+LEASE = timedelta(minutes=2)
+"""How long a claim without an answer holds its key: longer than any request takes, so a claim
+left by a worker that died (or failed to keep its answer) frees the key soon after."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,18 +24,22 @@ class Kept:
     status: int | None
     content_type: str | None
     body: bytes | None
+    """None with a status: answered with a secret (`Cache-Control: no-store`), not kept."""
 
 
 async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
     """Take the key for a request about to be answered; None when taken, else what the key
-    holds already (an older claim than KEEP is forgotten first)."""
+    holds already (an answer older than KEEP, or a claim older than LEASE without one, is
+    forgotten first)."""
     async with db.pool().acquire_connection() as connection:
         await connection.execute(
             "DELETE FROM idempotency_key WHERE owner = $1 AND key = $2"
-            " AND created_at < now() - $3::interval",
+            " AND (created_at < now() - $3::interval"
+            " OR (status IS NULL AND created_at < now() - $4::interval))",
             owner,
             key,
             KEEP,
+            LEASE,
         )
         taken = await connection.fetchval(
             "INSERT INTO idempotency_key (owner, key, fingerprint) VALUES ($1, $2, $3)"
@@ -54,8 +61,8 @@ async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
     return Kept(row["fingerprint"], row["status"], row["content_type"], row["body"])
 
 
-async def keep(*, owner: str, key: str, status: int, content_type: str, body: bytes) -> None:
-    """The answer the claimed request was given."""
+async def keep(*, owner: str, key: str, status: int, content_type: str, body: bytes | None) -> None:
+    """The answer the claimed request was given (no body: one that held a secret)."""
     await _run(
         "UPDATE idempotency_key SET status = $3, content_type = $4, body = $5"
         " WHERE owner = $1 AND key = $2",
