@@ -586,6 +586,47 @@ def test_an_expired_access_token_is_refreshed_silently(
     assert after["refresh"] != before["refresh"]  # the refresh token is used once
 
 
+def test_a_second_tap_on_record_records_once(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """The form waits for the position before it closes: a second tap meanwhile is ignored."""
+    tagged = httpx.post(
+        f"{served}/m/v1/batches",
+        headers=_headers(served, "clinic"),
+        json={
+            "client_event_id": str(uuid.uuid4()),
+            "stream": "medical",
+            "category": "med.infectious",
+            "quantity": "1.5",
+            "unit": "kg",
+            "carrier_organization_id": round_data["carrier"],
+            "device_time": _now(),
+        },
+    )
+    code = tagged.json()["code"]
+    if _visible(browser, "result-view"):
+        browser.find_element(By.ID, "back").click()
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(code)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(
+        browser,
+        lambda b: _visible(b, "result-view") and code in b.find_element(By.ID, "summary").text,
+    )
+    browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+    _find(browser, "#f-vehicle_plate").send_keys(PLATE)
+    browser.execute_script("const s = document.getElementById('save'); s.click(); s.click();")
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    time.sleep(0.5)  # a second entry, if any, would be queued by now
+    queued = [
+        e
+        for e in browser.execute_async_script(QUEUE)
+        if e["body"].get("batch") == code and e["body"].get("event_type") == "collected"
+    ]
+    assert len(queued) == 1
+
+
 def test_logging_out_wipes_the_tokens(browser: webdriver.Chrome) -> None:
     browser.find_element(By.ID, "logout").click()
     _wait(browser, lambda b: _visible(b, "login-view"))
@@ -595,3 +636,33 @@ def test_logging_out_wipes_the_tokens(browser: webdriver.Chrome) -> None:
     assert "wastetrack-app" not in names
     browser.refresh()
     _wait(browser, lambda b: _visible(b, "login-view"))
+
+
+FOREIGN = """
+const [done] = arguments;
+import('/static/app/store.js').then(async s => {
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString()};
+  await s.enqueue(body, 'left by another', -1);
+  done();
+});
+"""
+
+
+def test_another_users_records_wait_for_them(browser: webdriver.Chrome) -> None:
+    """A shared phone: what one collector recorded is never sent as another's."""
+    browser.execute_async_script(FOREIGN)
+    browser.find_element(By.ID, "username").send_keys("carrier")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _wait(
+        browser,
+        lambda b: "another user" in b.find_element(By.ID, "status").get_attribute("textContent"),
+    )
+    _wait(
+        browser,
+        lambda b: "synced" in b.find_element(By.ID, "sync-status").get_attribute("textContent"),
+    )
+    (left,) = [e for e in browser.execute_async_script(QUEUE) if e["summary"] == "left by another"]
+    assert (left["status"], left["result"]) == ("pending", None)

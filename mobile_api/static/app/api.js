@@ -55,7 +55,9 @@ async function refresh() {
       });
       const body = await response.json().catch(() => null);
       if (!response.ok) {
-        await setKv('tokens', null);
+        // Refused (the token is spent, revoked or expired): log in again. A busy or failing
+        // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
+        if (response.status < 500 && response.status !== 429) await setKv('tokens', null);
         throw new Problem(response.status, body);
       }
       await keep(body);

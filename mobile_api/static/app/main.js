@@ -5,7 +5,7 @@ import { Scanner } from './scanner.js';
 import {
   dropEntry, enqueue, entries, getEntry, getKv, getRef, putEntry, putPhoto, setKv, setRef, wipe,
 } from './store.js';
-import { syncNow } from './sync.js';
+import { mine, syncNow } from './sync.js';
 
 const $ = (id) => document.getElementById(id);
 const VIEWS = ['login-view', 'scan-view', 'result-view', 'round-view', 'queue-view'];
@@ -158,7 +158,7 @@ async function refreshReference() {
 }
 
 async function paintQueueCount() {
-  const all = await entries();
+  const all = (await entries()).filter((e) => !me || mine(e, me));
   $('queue-count').textContent = String(all.filter((e) => e.status === 'pending').length);
 }
 
@@ -166,10 +166,14 @@ async function sync() {
   if (!(await loggedIn())) return;
   $('sync-status').textContent = '同步中… syncing';
   try {
-    const sent = await syncNow();
-    $('sync-status').textContent = sent === null
-      ? '离线，稍后同步 offline: will sync when online'
-      : `已同步 ${sent} 条 synced ${sent}`;
+    const done = await syncNow();
+    if (done === null) {
+      $('sync-status').textContent = '离线，稍后同步 offline: will sync when online';
+    } else {
+      $('sync-status').textContent = `已同步 ${done.sent} 条，被拒 ${done.refused} 条 synced ${done.sent}, refused ${done.refused}`;
+      // A refusal needs the collector: said where they are, not only in the queue.
+      if (done.refused) status(`${done.refused} 条被拒，请在队列中修改 ${done.refused} refused: see the queue`);
+    }
   } catch (error) {
     $('sync-status').textContent = `同步失败 sync failed: ${error.message}`;
   }
@@ -178,13 +182,19 @@ async function sync() {
 }
 
 async function record(body, summary) {
-  await enqueue(body, summary);
+  await enqueue(body, summary, me.user_id);
   status(`已保存，待同步 saved to the queue: ${summary}`);
   await paintQueueCount();
   if (navigator.onLine) sync();
 }
 
 // ---- log in and out ------------------------------------------------------------------------
+
+// A shared phone: records another user left are theirs to send; said last, so it stays shown.
+async function noteOthers() {
+  const others = (await entries()).filter((e) => e.status === 'pending' && !mine(e, me)).length;
+  if (others) status(`本机还有他人的 ${others} 条未同步记录，待其登录后同步 ${others} records of another user wait for them`);
+}
 
 async function start() {
   paintNetwork();
@@ -199,8 +209,9 @@ async function start() {
   $('logout').hidden = false;
   show('scan-view');
   await paintQueueCount();
+  await noteOthers();
   if (navigator.onLine) {
-    refreshReference().catch((error) => status(error.message));
+    refreshReference().catch((error) => status(error.message)).finally(noteOthers);
     sync();
   }
 }
@@ -221,8 +232,10 @@ $('login-form').addEventListener('submit', async (event) => {
 });
 
 $('logout').addEventListener('click', async () => {
-  const waiting = (await entries()).filter((e) => e.status === 'pending').length;
-  if (waiting && !window.confirm(`还有 ${waiting} 条未同步，退出将删除。Log out and delete ${waiting} unsynced records?`)) return;
+  // Not yet applied: waiting to be sent, or refused and waiting for a correction.
+  const open = ['pending', 'rejected', 'conflict'];
+  const waiting = (await entries()).filter((e) => open.includes(e.status)).length;
+  if (waiting && !window.confirm(`还有 ${waiting} 条未同步或被拒的记录，退出将删除。Log out and delete ${waiting} records not applied?`)) return;
   await wipe();
   me = null;
   $('who').textContent = '';
@@ -443,6 +456,18 @@ async function openForm(action) {
 $('action-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.target;
+  const button = form.querySelector('button[type=submit]');
+  // A second tap while the position is read would record the action twice.
+  if (button.disabled) return;
+  button.disabled = true;
+  try {
+    await recordAction(form);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+async function recordAction(form) {
   const action = form.dataset.action;
   const value = (name) => (form.elements[name] ? form.elements[name].value : '');
   const where = await position();
@@ -472,7 +497,7 @@ $('action-form').addEventListener('submit', async (event) => {
   await record(body, `${eventLabel(action)} · ${codeOf(qr)}`);
   form.hidden = true;
   show('scan-view');
-});
+}
 
 // ---- a carrier's round: bags into one load -------------------------------------------------
 
@@ -546,6 +571,17 @@ $('round-typed-form').addEventListener('submit', (event) => {
 $('round-cancel').addEventListener('click', () => { round = null; show('scan-view'); });
 
 $('round-finish').addEventListener('click', async () => {
+  const button = $('round-finish');
+  if (button.disabled) return; // a second tap would queue the round twice
+  button.disabled = true;
+  try {
+    await finishRound();
+  } finally {
+    button.disabled = false;
+  }
+});
+
+async function finishRound() {
   if (!round.load || !round.bags.length) {
     $('round-error').textContent = '请先扫装车标签和至少一袋 · scan the load and at least one bag';
     return;
@@ -558,14 +594,14 @@ $('round-finish').addEventListener('click', async () => {
     await enqueue({
       client_event_id: crypto.randomUUID(), event_type: 'tagged', batch: load, device_time: deviceTime(),
       category: $('f-load_category').value, quantity, unit: $('f-load_unit').value, ...where,
-    }, `${eventLabel('tagged')} · ${round.load.code}`);
+    }, `${eventLabel('tagged')} · ${round.load.code}`, me.user_id);
   }
   // Each clinic's bag is collected on its own, then goes into the load whole.
   for (const bag of round.bags) {
     const state = bag.found && bag.found.batch && bag.found.batch.state;
     if (!state || state === 'tagged') {
       await enqueue({ client_event_id: crypto.randomUUID(), event_type: 'collected', batch: bag.qr, device_time: deviceTime(), ...where },
-        `${eventLabel('collected')} · ${bag.code}`);
+        `${eventLabel('collected')} · ${bag.code}`, me.user_id);
     }
   }
   await record({
@@ -574,7 +610,7 @@ $('round-finish').addEventListener('click', async () => {
   }, `${eventLabel('aggregated')} · ${round.load.code} ← ${round.bags.length}`);
   round = null;
   show('scan-view');
-});
+}
 
 // ---- the queue: results, correction and resend ---------------------------------------------
 

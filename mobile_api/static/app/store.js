@@ -34,13 +34,15 @@ export async function photos() {
 }
 export async function dropPhoto(sha256) { return (await db()).delete('photos', sha256); }
 
-// A queue entry: {client_event_id, seq, body, summary, status, result}; status is `pending`
-// until the server answers, then the result's status (applied, duplicate, conflict, rejected).
-export async function enqueue(body, summary) {
+// A queue entry: {client_event_id, seq, user_id, body, summary, status, result}; status is
+// `pending` until the server answers, then the result's status (applied, duplicate, conflict,
+// rejected). `user_id` is who recorded it: only they send it (a shared phone).
+export async function enqueue(body, summary, userId) {
   const database = await db();
   const entry = {
     client_event_id: body.client_event_id,
     seq: Date.now() + Math.random(),
+    user_id: userId,
     body,
     summary,
     status: 'pending',

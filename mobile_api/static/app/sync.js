@@ -1,6 +1,7 @@
 // The queue's way to the server: photos first (events refer to them by content hash), then
-// the pending entries in requests of at most 500, each entry's answer kept beside it.
-import { call, Offline } from './api.js';
+// the pending entries the logged-in user recorded, in requests of at most 500, each entry's
+// answer kept beside it. Another user's entries wait for them (a shared phone).
+import { call, Offline, profile } from './api.js';
 import { dropPhoto, entries, photos, putEntry } from './store.js';
 
 export const BATCH = 500;
@@ -15,10 +16,17 @@ async function uploadPhotos() {
   }
 }
 
+export function mine(entry, me) {
+  // Entries queued before entries named their user are the user's who is logged in.
+  return entry.user_id === undefined || entry.user_id === me.user_id;
+}
+
 async function run() {
   await uploadPhotos();
-  const pending = (await entries()).filter((e) => e.status === 'pending');
+  const me = await profile();
+  const pending = (await entries()).filter((e) => e.status === 'pending' && mine(e, me));
   let sent = 0;
+  let refused = 0;
   for (let start = 0; start < pending.length; start += BATCH) {
     const chunk = pending.slice(start, start + BATCH);
     const answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) } });
@@ -29,13 +37,14 @@ async function run() {
       entry.result = result;
       entry.synced_at = new Date().toISOString();
       await putEntry(entry);
+      if (result.status === 'rejected' || result.status === 'conflict') refused += 1;
     }
     sent += chunk.length;
   }
-  return sent;
+  return { sent, refused };
 }
 
-// Sync now if nothing else is; resolves to the number sent, or null when offline.
+// Sync now if nothing else is; resolves to {sent, refused}, or null when offline.
 export async function syncNow() {
   if (!running) {
     running = run()
