@@ -666,3 +666,43 @@ def test_another_users_records_wait_for_them(browser: webdriver.Chrome) -> None:
     )
     (left,) = [e for e in browser.execute_async_script(QUEUE) if e["summary"] == "left by another"]
     assert (left["status"], left["result"]) == ("pending", None)
+
+
+SYNC_IN_HALVES = """
+const [done] = arguments;
+const real = window.fetch;
+const sizes = [];
+// A server that takes one record a request (a lower limit configured there).
+window.fetch = async (url, options) => {
+  if (String(url).endsWith('/m/v1/sync')) {
+    const count = JSON.parse(options.body).events.length;
+    sizes.push(count);
+    if (count > 1) {
+      const refusal = {status: 422, detail: 'send at most 1 entries per sync', field: 'events'};
+      return new Response(JSON.stringify(refusal), {status: 422});
+    }
+  }
+  return real(url, options);
+};
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  for (let i = 0; i < 3; i++) {
+    const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                  batch: 'ABCDEFGH2', device_time: new Date().toISOString()};
+    await s.enqueue(body, `halves ${i}`, me.user_id);
+  }
+  const sync = await import('/static/app/sync.js');
+  const answer = await sync.syncNow();
+  window.fetch = real;
+  done({answer, sizes});
+});
+"""
+
+
+def test_a_sync_refused_for_its_size_goes_again_in_halves(browser: webdriver.Chrome) -> None:
+    result = browser.execute_async_script(SYNC_IN_HALVES)
+    assert result["answer"]["sent"] == 3
+    assert result["sizes"][:2] == [3, 1]
+    assert all(n <= 1 for n in result["sizes"][1:])
+    queued = [e for e in browser.execute_async_script(QUEUE) if e["summary"].startswith("halves")]
+    assert {e["status"] for e in queued} == {"rejected"}  # answered, no longer pending

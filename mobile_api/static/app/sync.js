@@ -1,7 +1,7 @@
 // The queue's way to the server: photos first (events refer to them by content hash), then
 // the pending entries the logged-in user recorded, in requests of at most 500, each entry's
 // answer kept beside it. Another user's entries wait for them (a shared phone).
-import { call, Offline, profile } from './api.js';
+import { call, Offline, Problem, profile } from './api.js';
 import { dropPhoto, entries, photos, putEntry } from './store.js';
 
 export const BATCH = 500;
@@ -11,9 +11,21 @@ async function uploadPhotos() {
   for (const [sha256, blob] of await photos()) {
     const form = new FormData();
     form.append('file', blob, `${sha256}.jpg`);
-    await call('/m/v1/photos', { method: 'POST', form });
+    try {
+      await call('/m/v1/photos', { method: 'POST', form });
+    } catch (error) {
+      // A photo the server refuses (not a busy server) must not hold the queue back: the
+      // record naming it comes back rejected on photo_sha256, for the collector to correct.
+      if (!(error instanceof Problem) || error.status === 429 || error.status >= 500) throw error;
+    }
     await dropPhoto(sha256);
   }
+}
+
+// A request the server refuses whole for its size (a lower limit configured there, or a body
+// over its cap) is sent again in halves, down to single records.
+function tooLarge(error) {
+  return error instanceof Problem && (error.status === 413 || (error.status === 422 && error.field === 'events'));
 }
 
 export function mine(entry, me) {
@@ -27,9 +39,18 @@ async function run() {
   const pending = (await entries()).filter((e) => e.status === 'pending' && mine(e, me));
   let sent = 0;
   let refused = 0;
-  for (let start = 0; start < pending.length; start += BATCH) {
-    const chunk = pending.slice(start, start + BATCH);
-    const answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) } });
+  let size = BATCH;
+  for (let start = 0; start < pending.length; start += size) {
+    const chunk = pending.slice(start, start + size);
+    let answer;
+    try {
+      answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) } });
+    } catch (error) {
+      if (!tooLarge(error) || chunk.length === 1) throw error;
+      size = Math.max(1, Math.floor(chunk.length / 2));
+      start -= size; // the loop adds it back: the same start, half as many
+      continue;
+    }
     // One result per entry, in the order sent.
     for (const [index, entry] of chunk.entries()) {
       const result = answer.results[index];
