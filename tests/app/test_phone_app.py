@@ -627,6 +627,66 @@ def test_a_second_tap_on_record_records_once(
     assert len(queued) == 1
 
 
+UNPLATED = """
+const [code, done] = arguments;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected', batch: code,
+                device_time: new Date().toISOString()};
+  await s.enqueue(body, `unplated ${code}`, me.user_id);
+  done(body.client_event_id);
+});
+"""
+
+
+def test_a_refusal_naming_a_field_the_record_lacks_can_be_corrected(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A pickup queued without the vehicle's plate, which the carrier's registered vehicles
+    make required: the correction form offers the field the server named."""
+    tagged = httpx.post(
+        f"{served}/m/v1/batches",
+        headers=_headers(served, "clinic"),
+        json={
+            "client_event_id": str(uuid.uuid4()),
+            "stream": "medical",
+            "category": "med.infectious",
+            "quantity": "1.2",
+            "unit": "kg",
+            "carrier_organization_id": round_data["carrier"],
+            "device_time": _now(),
+        },
+    )
+    code = tagged.json()["code"]
+    entry = browser.execute_async_script(UNPLATED, code)
+    if _visible(browser, "result-view"):
+        browser.find_element(By.ID, "back").click()
+    browser.find_element(By.ID, "show-queue").click()
+    browser.find_element(By.ID, "sync").click()
+    _wait(
+        browser,
+        lambda b: any(
+            e["client_event_id"] == entry
+            and e["status"] == "rejected"
+            and e["result"]["error"]["field"] == "vehicle_plate"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+    browser.find_element(By.ID, "queue-back").click()  # the list is drawn again on return
+    browser.find_element(By.ID, "show-queue").click()
+    _find(browser, f"li[data-id='{entry}'] button.fix").click()
+    _find(browser, "#f-edit-vehicle_plate").send_keys(PLATE)
+    browser.find_element(By.ID, "resend").click()
+    _wait(
+        browser,
+        lambda b: any(
+            e["client_event_id"] == entry and e["status"] == "applied"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+    browser.find_element(By.ID, "queue-back").click()
+
+
 def test_logging_out_wipes_the_tokens(browser: webdriver.Chrome) -> None:
     browser.find_element(By.ID, "logout").click()
     _wait(browser, lambda b: _visible(b, "login-view"))

@@ -655,6 +655,12 @@ async function editEntry(id) {
   const named = entry.result && entry.result.error && entry.result.error.field;
   const namedRoot = named ? named.replace(/\[.*$/, '') : null;
   const keys = Object.keys(entry.body).filter((k) => !['client_event_id', 'kind', 'device_time'].includes(k));
+  // The field the server named may be one the record lacks (a plate, a PIN): it gets an input.
+  delete form.dataset.added;
+  if (namedRoot && named === namedRoot && !keys.includes(namedRoot) && namedRoot !== 'device_time') {
+    keys.push(namedRoot);
+    form.dataset.added = namedRoot;
+  }
   keys.sort((a, b) => (b === namedRoot) - (a === namedRoot));
   for (const key of keys) {
     const value = entry.body[key];
@@ -678,6 +684,7 @@ $('edit-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.target;
   const entry = await getEntry(form.dataset.id);
+  if (form.dataset.added && !(form.dataset.added in entry.body)) entry.body[form.dataset.added] = '';
   for (const key of Object.keys(entry.body)) {
     const input = form.elements[`edit-${key}`];
     if (!input) continue;
