@@ -43,9 +43,7 @@ class Idempotency:
             return
         key = raw_key.decode("latin-1")
         if not _KEY.match(key):
-            refusal = _refusal(
-                400, "Bad request", "is 1 to 255 visible ASCII characters", "bad_request"
-            )
+            refusal = _refusal("bad_request")
             await refusal(scope, receive, send)
             return
         owner = await self._owner(_first_header(scope, b"authorization"))
@@ -125,7 +123,25 @@ def _first_header(scope: Scope, name: bytes) -> bytes | None:
     return next((value for key, value in scope.get("headers", []) if key == name), None)
 
 
-def _refusal(status: int, title: str, rule: str, code: str) -> Response:
+# Each refusal of a key: its status, title and what the key did.
+_REFUSALS = {
+    "bad_request": (400, "Bad request", "is 1 to 255 visible ASCII characters"),
+    "idempotency_key_reused": (
+        422,
+        "Idempotency key reused",
+        "named another request (method, path or body)",
+    ),
+    "request_in_progress": (409, "Request in progress", "names a request still being answered"),
+    "answer_not_kept": (
+        409,
+        "Answered once",
+        "names a request answered already with a secret, shown once and not kept",
+    ),
+}
+
+
+def _refusal(code: str) -> Response:
+    status, title, rule = _REFUSALS[code]
     return problem(status=status, title=title, detail=f"{FIELD} {rule}", code=code, field=FIELD)
 
 
@@ -158,39 +174,23 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 async def _answer_kept(
     kept: idempotency.Kept, fingerprint: str, scope: Scope, receive: Receive, send: Send
 ) -> None:
+    refusal = None
     if kept.fingerprint != fingerprint:
-        reused = _refusal(
-            422,
-            "Idempotency key reused",
-            "named another request (method, path or body)",
-            "idempotency_key_reused",
-        )
-        await reused(scope, receive, send)
+        refusal = _refusal("idempotency_key_reused")
+    elif kept.status is None:
+        refusal = _refusal("request_in_progress")
+        refusal.headers["Retry-After"] = "1"
+    elif kept.body is None:
+        refusal = _refusal("answer_not_kept")
+    if refusal is not None:
+        await refusal(scope, receive, send)
         return
-    if kept.status is None:
-        busy = _refusal(
-            409,
-            "Request in progress",
-            "names a request still being answered",
-            "request_in_progress",
-        )
-        busy.headers["Retry-After"] = "1"
-        await busy(scope, receive, send)
-        return
-    if kept.body is None:
-        given = _refusal(
-            409,
-            "Answered once",
-            "names a request answered already with a secret, shown once and not kept",
-            "answer_not_kept",
-        )
-        await given(scope, receive, send)
-        return
+    body = kept.body or b""  # never None here: refused above
     headers = [(b"idempotent-replayed", b"true")]
     if kept.status != 204:  # a 204 carries no content, nor its headers
         headers += [
             (b"content-type", (kept.content_type or "application/json").encode("latin-1")),
-            (b"content-length", str(len(kept.body)).encode()),
+            (b"content-length", str(len(body)).encode()),
         ]
     await send({"type": "http.response.start", "status": kept.status, "headers": headers})
-    await send({"type": "http.response.body", "body": kept.body})
+    await send({"type": "http.response.body", "body": body})

@@ -120,25 +120,11 @@ def _query(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
 @pytest.fixture(scope="module")
 def round_data(served: str, env: dict[str, str], small_world: dict[str, Any]) -> dict[str, Any]:
     """Three clinic bags for the carrier to pick up, and the label for the load."""
-    clinic = _headers(served, "clinic")
-    bags = []
-    for _ in range(BAGS):
-        tagged = httpx.post(
-            f"{served}/m/v1/batches",
-            headers=clinic,
-            json={
-                "client_event_id": str(uuid.uuid4()),
-                "stream": "medical",
-                "category": "med.infectious",
-                "quantity": "2.5",
-                "unit": "kg",
-                "carrier_organization_id": small_world["orgs"]["carrier"],
-                "device_time": _now(),
-            },
-        )
-        assert tagged.status_code == 201, tagged.text
-        bags.append(tagged.json()["code"])
-    label = httpx.get(f"{served}/m/v1/batches/{bags[0]}/label.png", headers=clinic)
+    carrier = small_world["orgs"]["carrier"]
+    bags = [_clinic_bag(served, carrier, "2.5") for _ in range(BAGS)]
+    label = httpx.get(
+        f"{served}/m/v1/batches/{bags[0]}/label.png", headers=_headers(served, "clinic")
+    )
     assert label.status_code == 200
     return {
         "carrier": small_world["orgs"]["carrier"],
@@ -148,6 +134,26 @@ def round_data(served: str, env: dict[str, str], small_world: dict[str, Any]) ->
         "label_png": label.content,
         "db": env["WASTETRACK_DATABASE_URL"],
     }
+
+
+def _clinic_bag(served: str, carrier: int, quantity: str) -> str:
+    """A bag of infectious waste the clinic tagged for the carrier: its code."""
+    tagged = httpx.post(
+        f"{served}/m/v1/batches",
+        headers=_headers(served, "clinic"),
+        json={
+            "client_event_id": str(uuid.uuid4()),
+            "stream": "medical",
+            "category": "med.infectious",
+            "quantity": quantity,
+            "unit": "kg",
+            "carrier_organization_id": carrier,
+            "device_time": _now(),
+        },
+    )
+    assert tagged.status_code == 201, tagged.text
+    code: str = tagged.json()["code"]
+    return code
 
 
 def _now() -> str:
@@ -222,6 +228,18 @@ def _find(browser: webdriver.Chrome, css: str) -> Any:
 
 def _visible(browser: webdriver.Chrome, element_id: str) -> bool:
     return bool(browser.find_element(By.ID, element_id).is_displayed())
+
+
+def _look_up(browser: webdriver.Chrome, code: str) -> None:
+    """Type a code on the scan screen and wait for its batch."""
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(code)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(
+        browser,
+        lambda b: _visible(b, "result-view") and code in b.find_element(By.ID, "summary").text,
+    )
 
 
 def _network(browser: webdriver.Chrome, *, offline: bool) -> None:
@@ -446,14 +464,7 @@ def test_an_action_records_weight_position_and_a_downscaled_photo(
     load = round_data["load"]
     Image.new("RGB", (3200, 2400), "orange").save(tmp_path / "bag.jpg", quality=95)
     browser.find_element(By.ID, "queue-back").click()
-    typed = browser.find_element(By.ID, "typed")
-    typed.clear()
-    typed.send_keys(load)
-    browser.find_element(By.ID, "lookup").click()
-    _wait(
-        browser,
-        lambda b: _visible(b, "result-view") and load in b.find_element(By.ID, "summary").text,
-    )
+    _look_up(browser, load)
     browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
     _find(browser, "#f-weight_kg").send_keys("7.25")
     browser.find_element(By.ID, "f-photo").send_keys(str(tmp_path / "bag.jpg"))
@@ -488,21 +499,7 @@ import('/static/app/store.js').then(async s => done(await s.getRef(name)));
 def test_a_carrier_records_its_vehicle_and_the_producers_pin(
     served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
 ) -> None:
-    tagged = httpx.post(
-        f"{served}/m/v1/batches",
-        headers=_headers(served, "clinic"),
-        json={
-            "client_event_id": str(uuid.uuid4()),
-            "stream": "medical",
-            "category": "med.infectious",
-            "quantity": "1.5",
-            "unit": "kg",
-            "carrier_organization_id": round_data["carrier"],
-            "device_time": _now(),
-        },
-    )
-    assert tagged.status_code == 201, tagged.text
-    bag = tagged.json()["code"]
+    bag = _clinic_bag(served, round_data["carrier"], "1.5")
     # The carrier registers a vehicle (from now on its medical collections name one) and the
     # manager prints the clinic's one-time PINs; reopened, the app offers the vehicle.
     vehicle = httpx.post(
@@ -590,30 +587,10 @@ def test_a_second_tap_on_record_records_once(
     served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
 ) -> None:
     """The form waits for the position before it closes: a second tap meanwhile is ignored."""
-    tagged = httpx.post(
-        f"{served}/m/v1/batches",
-        headers=_headers(served, "clinic"),
-        json={
-            "client_event_id": str(uuid.uuid4()),
-            "stream": "medical",
-            "category": "med.infectious",
-            "quantity": "1.5",
-            "unit": "kg",
-            "carrier_organization_id": round_data["carrier"],
-            "device_time": _now(),
-        },
-    )
-    code = tagged.json()["code"]
+    code = _clinic_bag(served, round_data["carrier"], "1.5")
     if _visible(browser, "result-view"):
         browser.find_element(By.ID, "back").click()
-    typed = browser.find_element(By.ID, "typed")
-    typed.clear()
-    typed.send_keys(code)
-    browser.find_element(By.ID, "lookup").click()
-    _wait(
-        browser,
-        lambda b: _visible(b, "result-view") and code in b.find_element(By.ID, "summary").text,
-    )
+    _look_up(browser, code)
     browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
     _find(browser, "#f-vehicle_plate").send_keys(PLATE)
     browser.execute_script("const s = document.getElementById('save'); s.click(); s.click();")
@@ -644,20 +621,7 @@ def test_a_refusal_naming_a_field_the_record_lacks_can_be_corrected(
 ) -> None:
     """A pickup queued without the vehicle's plate, which the carrier's registered vehicles
     make required: the correction form offers the field the server named."""
-    tagged = httpx.post(
-        f"{served}/m/v1/batches",
-        headers=_headers(served, "clinic"),
-        json={
-            "client_event_id": str(uuid.uuid4()),
-            "stream": "medical",
-            "category": "med.infectious",
-            "quantity": "1.2",
-            "unit": "kg",
-            "carrier_organization_id": round_data["carrier"],
-            "device_time": _now(),
-        },
-    )
-    code = tagged.json()["code"]
+    code = _clinic_bag(served, round_data["carrier"], "1.2")
     entry = browser.execute_async_script(UNPLATED, code)
     if _visible(browser, "result-view"):
         browser.find_element(By.ID, "back").click()

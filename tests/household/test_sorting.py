@@ -60,6 +60,17 @@ async def post(
     return await client.post("/m/v1/pickups", json=body, headers=world.headers(who))
 
 
+async def sorting_today(client: httpx.AsyncClient, world: World) -> dict:
+    day = CITY_TODAY.isoformat()
+    response = await client.get(
+        "/m/v1/metrics/sorting",
+        headers=world.headers("manager"),
+        params={"date_from": day, "date_to": day},
+    )
+    answer: dict = response.json()
+    return answer
+
+
 async def test_pickup_becomes_a_collected_batch_from_its_point(
     client: httpx.AsyncClient, world: World, point_url: str
 ) -> None:
@@ -164,14 +175,7 @@ async def test_sorting_coverage_and_accuracy_with_their_counts(
         ),
     )
     await post(client, world, pickup(point_url, category="hh.recyclable.paper", quality=None))
-    day = CITY_TODAY.isoformat()
-    metrics = (
-        await client.get(
-            "/m/v1/metrics/sorting",
-            headers=world.headers("manager"),
-            params={"date_from": day, "date_to": day},
-        )
-    ).json()
+    metrics = await sorting_today(client, world)
     coverage = metrics["coverage"]
     assert (coverage["numerator"], coverage["denominator"], coverage["rate"]) == (
         "1",
@@ -218,12 +222,5 @@ async def test_a_check_counts_on_its_batchs_tagging_day_after_corrections(
         headers=world.headers("collector"),
     )
     assert fixed.status_code == 201, fixed.text
-    day = CITY_TODAY.isoformat()
-    metrics = (
-        await client.get(
-            "/m/v1/metrics/sorting",
-            headers=world.headers("manager"),
-            params={"date_from": day, "date_to": day},
-        )
-    ).json()
+    metrics = await sorting_today(client, world)
     assert (metrics["accuracy"]["numerator"], metrics["accuracy"]["denominator"]) == ("1", "1")
