@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
-from tests.custody.helpers import post_event, tag_bag
+from tests.custody.helpers import collect, post_event, tag_bag
 from tests.factories import World, event, make_user
 from wastetrack.auth.models import Role
 from wastetrack.registry import service as registry
@@ -116,6 +116,8 @@ async def test_a_bag_scanned_into_a_carriers_load_is_collected(
     bag = await tag_bag(client, world, carrier_organization_id=carrier)
     load = await tag_bag(client, world, "carrier", producer_organization_id=carrier)
     assert (await coverage(client, world))["small_institutions"]["numerator"] == "0"
+    # A round: the carrier collects the bag, then scans it into its load.
+    await collect(client, world, bag["code"])
     packed = await post_event(
         client,
         world,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.custody.helpers import post_event, tag_bag
+from tests.custody.helpers import collect, post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.alerts.models import Alert
 
@@ -59,6 +59,7 @@ async def test_clinic_follows_its_bag_through_the_carriers_round(
     load = await tag_bag(
         client, world, "carrier", producer_organization_id=carrier, category="med.hw01"
     )
+    await collect(client, world, bag["code"], neighbour["code"])
     steps = [
         ("carrier", event("collected", load["code"], minutes=5)),
         (

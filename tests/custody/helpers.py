@@ -44,3 +44,12 @@ async def advance(client: httpx.AsyncClient, world: World, code: str, *, until: 
         assert response.status_code == 201, response.text
         if body["event_type"] == until:
             return
+
+
+async def collect(
+    client: httpx.AsyncClient, world: World, *codes: str, who: str = "carrier", minutes: int = 5
+) -> None:
+    """The carrier collects each bag: what goes into its load must be in its hands first."""
+    for code in codes:
+        response = await post_event(client, world, who, event("collected", code, minutes=minutes))
+        assert response.status_code == 201, response.text

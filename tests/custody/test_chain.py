@@ -1,11 +1,12 @@
 """A batch's custody chain: order, roles, parties, licences and the hash chain."""
 
 import itertools
+from datetime import datetime
 
 import httpx
 from tortoise.transactions import in_transaction
 
-from tests.custody.helpers import advance, post_event, tag_bag
+from tests.custody.helpers import advance, collect, post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.custody.models import CustodyEvent
 
@@ -191,6 +192,7 @@ async def test_bags_aggregate_into_a_container_and_stay_visible_to_their_clinic(
     bags = [await tag_bag(client, world, carrier_organization_id=carrier) for _ in range(3)]
     other = await tag_bag(client, world, "other_clinic", carrier_organization_id=carrier)
     container = await tag_bag(client, world, "carrier", producer_organization_id=carrier)
+    await collect(client, world, *(b["code"] for b in [*bags, other]), minutes=20)
     response = await post_event(
         client,
         world,
@@ -215,6 +217,72 @@ async def test_bags_aggregate_into_a_container_and_stay_visible_to_their_clinic(
     assert (
         await client.get(f"/m/v1/batches/{bags[2]['code']}/verify", headers=world.headers("clinic"))
     ).json()["valid"]
+
+
+async def test_only_what_is_in_hand_goes_into_a_container(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A bag the carrier is named on but has not collected stays the clinic's: loading it would
+    skip the collection's checks (the producer's PIN, the vehicle)."""
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    load = await tag_bag(client, world, "carrier", producer_organization_id=carrier)
+    scanned = await client.get(
+        "/m/v1/scan", params={"qr": bag["qr_url"]}, headers=world.headers("carrier")
+    )
+    assert "aggregated" not in scanned.json()["actions"]
+    refused = await post_event(
+        client,
+        world,
+        "carrier",
+        event("aggregated", load["code"], minutes=5, children=[bag["code"]]),
+    )
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["field"] == "children[0]"
+    assert "holder" in refused.json()["detail"]
+    unchanged = await client.get(f"/m/v1/batches/{bag['code']}", headers=world.headers("clinic"))
+    assert (unchanged.json()["state"], unchanged.json()["parent_id"]) == ("tagged", None)
+    # The clinic may pack its own bags into a box of its own before the carrier comes.
+    box = await tag_bag(client, world)
+    packed = await post_event(
+        client, world, "clinic", event("aggregated", box["code"], minutes=5, children=[bag["code"]])
+    )
+    assert packed.status_code == 201, packed.text
+
+
+async def test_a_child_enters_its_container_at_the_time_the_phone_recorded(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Synced late, the children's events keep the round's time, not the server's: registers
+    and coverage date them by it."""
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    load = await tag_bag(
+        client,
+        world,
+        "carrier",
+        producer_organization_id=carrier,
+        device_time=event("tagged", minutes=-120)["device_time"],
+    )
+    await collect(client, world, bag["code"])
+    early = await post_event(
+        client,
+        world,
+        "carrier",
+        event("aggregated", load["code"], minutes=-60, children=[bag["code"]]),
+    )
+    assert early.status_code == 422, early.text
+    assert early.json()["field"] == "children[0]"
+    packed = event("aggregated", load["code"], minutes=30, children=[bag["code"]])
+    assert (await post_event(client, world, "carrier", packed)).status_code == 201
+    events = await client.get(
+        f"/m/v1/batches/{bag['code']}/events", headers=world.headers("clinic")
+    )
+    last = events.json()[-1]
+    assert last["event_type"] == "aggregated"
+    assert datetime.fromisoformat(last["device_time"]) == datetime.fromisoformat(
+        packed["device_time"]
+    )
 
 
 async def test_a_batch_cannot_contain_itself(client: httpx.AsyncClient, world: World) -> None:

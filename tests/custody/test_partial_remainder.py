@@ -16,7 +16,7 @@ import httpx
 from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
-from tests.custody.helpers import post_event, tag_bag
+from tests.custody.helpers import collect, post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.batches.models import Batch
 from wastetrack.custody import recorder
@@ -183,6 +183,7 @@ async def test_a_load_is_not_accepted_in_part(client: httpx.AsyncClient, world: 
             quantity="9",
         )
     )["code"]
+    await collect(client, world, *(b["code"] for b in bags), minutes=2)
     for body in (
         event("aggregated", load, minutes=3, children=[b["code"] for b in bags]),
         event("collected", load, minutes=10),

@@ -35,11 +35,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "stored": ("collected handed_over in_transit received", HANDLERS, "holder destination"),
     "received": ("handed_over in_transit stored", "facility_operator", "holder destination"),
     "treated": ("received stored", "facility_operator", "holder"),
-    "aggregated": (
-        "tagged collected handed_over in_transit stored",
-        HANDLERS,
-        "producer holder carrier",
-    ),
+    "aggregated": ("tagged collected handed_over in_transit stored", HANDLERS, "holder"),
     "corrected": (
         EVERY_STATE,
         f"{HANDLERS} manager admin",

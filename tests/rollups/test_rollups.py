@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import httpx
 
-from tests.custody.helpers import advance, post_event, tag_bag
+from tests.custody.helpers import advance, collect, post_event, tag_bag
 from tests.factories import (
     CITY_TODAY,
     World,
@@ -44,9 +44,11 @@ async def loaded_bags(
         category="med.hw01",
         quantity=load_kg,
     )
-    await post_event(
+    await collect(client, world, *bags, minutes=2)
+    packed = await post_event(
         client, world, "carrier", event("aggregated", load["code"], minutes=3, children=bags)
     )
+    assert packed.status_code == 201, packed.text
     return bags, load["code"]
 
 

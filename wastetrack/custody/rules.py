@@ -227,7 +227,7 @@ SPECS: dict[EventType, EventSpec] = {
             State.tagged, State.collected, State.handed_over, State.in_transit, State.stored
         ),
         roles=HANDLER_ROLES,
-        parties=_parties(Party.holder, Party.carrier, Party.producer),
+        parties=_parties(Party.holder),
         required=("children", *_BATCH),
         targets=(State.aggregated, None),
         rollup=Rollup.fact,

@@ -29,7 +29,7 @@ from wastetrack.custody.rules import (
     Party,
     State,
 )
-from wastetrack.custody.work import Work, new_event, organization
+from wastetrack.custody.work import Work, check_order, new_event, organization
 from wastetrack.fleet import plates
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
@@ -303,6 +303,7 @@ async def _aggregated(
         except DomainError as error:
             error.field = field_name
             raise
+        check_order(work, sub, child, field=field_name)
         children.append(child)
     ancestor = parent.parent_id
     if ancestor and any(child.id == ancestor for child in children):
@@ -316,6 +317,7 @@ async def _aggregated(
             event_type=EventType.aggregated,
             state=State.aggregated.value,
             digest=None,
+            device_time=sub.device_time,
             related_batch_id=parent.id,
             details={"into": parent.code, "event": str(sub.client_event_id)},
         )

@@ -78,8 +78,18 @@ def check_common(
     if tagged_at is not None and sub.device_time < tagged_at - CLOCK_SKEW:
         raise ValidationFailed("device_time precedes the batch's tagging", field="device_time")
     evidence.check_stored(sub.photo_sha256, stored=work.photos, field="photo_sha256")
-    previous = batch.last_device_time if batch is not None else None
-    if batch is not None and previous is not None and sub.device_time < previous - CLOCK_SKEW:
+    if batch is not None:
+        check_order(work, sub, batch)
+
+
+def check_order(work: Work, sub: EventCommand, batch: Batch, *, field: str | None = None) -> None:
+    """An event on `batch` at the submission's device time: refused before the batch's tagging
+    when `field` names what to refuse (a child scanned into a container; the batch itself is
+    checked by `check_common`), flagged when it precedes the batch's last event."""
+    if field is not None and sub.device_time < batch.tagged_at - CLOCK_SKEW:
+        raise ValidationFailed("device_time precedes the batch's tagging", field=field)
+    previous = batch.last_device_time
+    if previous is not None and sub.device_time < previous - CLOCK_SKEW:
         # Flagged, not refused: a phone with a wrong clock, or one that synced late.
         work.clock_anomalies.append(
             alerts.ClockAnomaly(
