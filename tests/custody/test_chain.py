@@ -285,6 +285,38 @@ async def test_a_child_enters_its_container_at_the_time_the_phone_recorded(
     )
 
 
+async def test_custody_moves_only_from_whoever_holds_the_batch(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A destination takes a batch only as it arrives; its carrier picks it up only where it
+    was collected or refused, never back from the facility that accepted it."""
+    facility = world.orgs["facility"].id
+    bag = await tag_bag(
+        client,
+        world,
+        carrier_organization_id=world.orgs["carrier"].id,
+        destination_organization_id=facility,
+    )
+    code = bag["code"]
+    await collect(client, world, code)
+    on_the_truck = await post_event(client, world, "facility", event("stored", code, minutes=8))
+    assert on_the_truck.status_code == 403, on_the_truck.text
+    assert on_the_truck.json()["field"] == "batch"
+    assert "while it is collected" in on_the_truck.json()["detail"]
+    for who, body in (
+        ("carrier", event("in_transit", code, minutes=20)),
+        ("facility", event("received", code, minutes=60, outcome="accepted", weight_kg="3.4")),
+    ):
+        assert (await post_event(client, world, who, body)).status_code == 201
+    stored = await post_event(client, world, "facility", event("stored", code, minutes=70))
+    assert stored.status_code == 201, stored.text
+    taken_back = await post_event(client, world, "carrier", event("in_transit", code, minutes=80))
+    assert taken_back.status_code == 403, taken_back.text
+    assert "(it must be the batch's holder)" in taken_back.json()["detail"]
+    held = await client.get(f"/m/v1/batches/{code}", headers=world.headers("facility"))
+    assert (held.json()["state"], held.json()["holder_id"]) == ("stored", facility)
+
+
 async def test_a_batch_cannot_contain_itself(client: httpx.AsyncClient, world: World) -> None:
     container = await tag_bag(
         client, world, "carrier", producer_organization_id=world.orgs["carrier"].id

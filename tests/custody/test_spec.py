@@ -26,14 +26,27 @@ LIVE = "tagged collected handed_over in_transit stored received rejected"
 EVERY_STATE = f"{LIVE} treated aggregated cancelled"
 
 # event: (the states it may follow, the roles that may record it, the parties one of which the
-# actor's organization must be), as docs/custody.md states the rules.
+# actor's organization must be), as docs/custody.md states the rules; `party@state,state` is a
+# party that may act only from those states.
 EXPECTED: dict[str, tuple[str, str, str]] = {
     "tagged": ("", "generator collector carrier port_operator", ""),
     "collected": ("tagged", FIELD, "producer holder carrier"),
     "handed_over": (LIVE, HANDLERS, "holder"),
-    "in_transit": ("collected handed_over stored rejected", FIELD, "holder carrier"),
-    "stored": ("collected handed_over in_transit received", HANDLERS, "holder destination"),
-    "received": ("handed_over in_transit stored", "facility_operator", "holder destination"),
+    "in_transit": (
+        "collected handed_over stored rejected",
+        FIELD,
+        "holder carrier@collected,rejected",
+    ),
+    "stored": (
+        "collected handed_over in_transit received",
+        HANDLERS,
+        "holder destination@in_transit",
+    ),
+    "received": (
+        "handed_over in_transit stored",
+        "facility_operator",
+        "holder destination@in_transit",
+    ),
     "treated": ("received stored", "facility_operator", "holder"),
     "aggregated": ("tagged collected handed_over in_transit stored", HANDLERS, "holder"),
     "corrected": (
@@ -67,11 +80,16 @@ def _batch(state: str, **parties: int | None) -> Batch:
 
 def _expected_refusal(event: str, role: Role, state: str, relation: set[Party]) -> str | None:
     """The guard that refuses, in the order they are checked, or None where all allow."""
-    states, roles, parties = (set(cell.split()) for cell in EXPECTED[event])
+    states, roles, party_cells = (set(cell.split()) for cell in EXPECTED[event])
     if role.value not in roles:
         return "role"
     if state not in states:
         return "state"
+    parties = set()
+    for cell in party_cells:
+        party, _, only = cell.partition("@")
+        if not only or state in only.split(","):
+            parties.add(party)
     if not {p.value for p in relation} & parties:
         return "party"
     return None

@@ -76,9 +76,12 @@ def render_custody_rules() -> str:
         if not spec.from_states:
             lines.append(f"| `{event.value}` | {spec.label} | (creates the batch) | {roles} | |")
             continue
+        parties = _names(spec.parties, Party)
+        for party, states in spec.party_states.items():
+            parties += f"; `{party.value}` only from {_names(states, State)}"
         lines.append(
             f"| `{event.value}` | {spec.label} | {_names(spec.from_states, State)} | {roles}"
-            f" | {_names(spec.parties, Party)} |"
+            f" | {parties} |"
         )
     lines += [
         "",

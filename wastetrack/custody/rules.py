@@ -6,8 +6,8 @@ batch in, whom the batch is then with, how it counts in the roll-ups and its Chi
 request validators, the guards (`check_allowed`), the scan's list of actions, the handlers, the
 roll-up, alert and register SQL, the labels and the table in docs/custody.md all read it."""
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from wastetrack.auth.models import Role
@@ -119,12 +119,21 @@ class EventSpec:
     correctable: tuple[str, ...] = ()
     # Roles that may act on another organization's event (a correction's).
     overriders: frozenset[Role] = frozenset()
+    # Parties that may act only from some of `from_states`: one that does not hold the batch
+    # takes it only as it comes to them (a destination, as the batch arrives).
+    party_states: Mapping[Party, frozenset[State]] = field(default_factory=dict)
     note: str = ""  # how the handler picks its target or holder, where it computes them
 
     @property
     def target(self) -> State | None:
         """The state the event always leaves, or None where the handler computes it."""
         return self.targets[0] if len(self.targets) == 1 else None
+
+    def parties_in(self, state: str) -> frozenset[Party]:
+        """The parties one of which may record the event on a batch in this state."""
+        return frozenset(
+            p for p in self.parties if state in self.party_states.get(p, self.from_states)
+        )
 
 
 def _states(*states: State) -> frozenset[State]:
@@ -184,6 +193,9 @@ SPECS: dict[EventType, EventSpec] = {
         from_states=_states(State.collected, State.handed_over, State.stored, State.rejected),
         roles=FIELD_ROLES,
         parties=_parties(Party.holder, Party.carrier),
+        # The batch's carrier picks it up where it was collected or refused; once handed over
+        # or stored, it moves on only with whoever holds it.
+        party_states={Party.carrier: _states(State.collected, State.rejected)},
         required=_BATCH,
         targets=(State.in_transit,),
         holder=Holder.actor,
@@ -194,6 +206,7 @@ SPECS: dict[EventType, EventSpec] = {
         from_states=_states(State.collected, State.handed_over, State.in_transit, State.received),
         roles=HANDLER_ROLES,
         parties=_parties(Party.holder, Party.destination),
+        party_states={Party.destination: _states(State.in_transit)},
         required=_BATCH,
         targets=(State.stored,),
         holder=Holder.actor,
@@ -203,6 +216,7 @@ SPECS: dict[EventType, EventSpec] = {
         from_states=_states(State.in_transit, State.handed_over, State.stored),
         roles=frozenset({Role.facility_operator}),
         parties=_parties(Party.holder, Party.destination),
+        party_states={Party.destination: _states(State.in_transit)},
         required=("outcome", *_BATCH),
         targets=(State.received, State.rejected),
         holder=Holder.acceptor,
@@ -293,9 +307,11 @@ def check_allowed(event_type: EventType, *, role: Role, state: str, relation: se
             else f"a {event_type.value} event cannot follow the state {state}"
         )
         raise RuleViolation(detail, field="event_type")
-    if not relation & spec.parties:
+    parties = spec.parties_in(state)
+    if not relation & parties:
         raise Forbidden(
             f"your organization may not record {event_type.value} for this batch"
-            f" (it must be the batch's {' or '.join(sorted(p.value for p in spec.parties))})",
+            f" while it is {state}"
+            f" (it must be the batch's {' or '.join(sorted(p.value for p in parties))})",
             field="batch",
         )
