@@ -61,7 +61,7 @@ async def listener() -> AsyncIterator[Listener]:
 
 
 @pytest.fixture
-async def sender() -> AsyncIterator[aiohttp.ClientSession]:
+async def sender(settings: Settings) -> AsyncIterator[aiohttp.ClientSession]:
     """The dispatcher's own HTTP session (real HTTP to the listener)."""
-    async with sending.sender() as client:
+    async with sending.sender(allow_private=settings.webhooks_allow_private) as client:
         yield client

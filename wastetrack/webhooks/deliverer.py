@@ -103,7 +103,10 @@ async def deliver(*, settings: Settings, url: str) -> None:
     """Open the database and send deliveries for ever, while this process holds the lock."""
     lock = db.ClusterLock(url, key=LOCK_KEY)
     try:
-        async with database(url, nice=os.nice(0)), sending.sender() as client:
+        async with (
+            database(url, nice=os.nice(0)),
+            sending.sender(allow_private=settings.webhooks_allow_private) as client,
+        ):
             await dispatcher.run(settings, client, leader=lock.acquire)
     finally:
         await lock.close()

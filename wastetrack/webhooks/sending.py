@@ -1,6 +1,8 @@
 """Sending: the deliveries that are due go out, at most one per batch and subscription at a
 time, and each outcome is recorded: delivered, or retried later with a growing delay; a
-subscription failing too often in a row is disabled, with an alert for its organization.
+subscription whose rounds fail too often in a row is disabled, with an alert for its
+organization. Whatever goes wrong with one delivery fails that delivery only: the round's other
+outcomes are recorded all the same.
 
 Deliveries go out through one aiohttp session (`sender()`), keep-alive per receiver: it spends
 about a tenth of the CPU per delivery that httpx did, which matters where the deliverer shares
@@ -8,12 +10,15 @@ the machine with the workers whose sync it must not slow."""
 
 import asyncio
 import logging
+import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
@@ -92,13 +97,55 @@ def _secret(subscription: WebhookSubscription, settings: Settings) -> str:
     return _secrets[key]
 
 
-def sender() -> aiohttp.ClientSession:
+class RefusedAddress(OSError):
+    """A receiver's name resolved, as the sender connected, to no address webhooks may go to."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, message)  # the message as strerror, which aiohttp's error shows
+
+
+class CheckedResolver(AbstractResolver):
+    """The sender's resolver: the system's (getaddrinfo in a thread, as `check_target` uses)
+    less every address `webhooks.refused_address` refuses, unless private targets are allowed.
+    aiohttp connects only to addresses this returned, and its DNS cache keeps only what this
+    returned, so the address checked is the address connected however a name answers from
+    one lookup to the next (DNS rebinding). An IP literal in a URL is not resolved: it is the
+    address `check_target` checks at send time."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self.allow_private = allow_private
+        self._system = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._system.resolve(host, port, family)
+        if self.allow_private:
+            return found
+        kept = [r for r in found if not webhooks.refused_address(r["host"])]
+        if not kept:
+            dropped = ", ".join(dict.fromkeys(r["host"] for r in found))
+            raise RefusedAddress(
+                f"refused: {host} resolves to a private, loopback, link-local or reserved"
+                f" address ({dropped})"
+            )
+        return kept
+
+    async def close(self) -> None:
+        await self._system.close()
+
+
+def sender(*, allow_private: bool) -> aiohttp.ClientSession:
     """The HTTP session deliveries are sent with (open it inside the event loop, in `async
     with`): keep-alive, SEND_CONCURRENCY * 2 connections at most, no cookies kept between
-    deliveries. Proxy variables and ~/.netrc are not read: with them aiohttp reads both again
-    in a thread for every request, which cost more CPU than the request itself."""
+    deliveries, connecting to public addresses only unless `allow_private` (the setting
+    webhooks_allow_private; `CheckedResolver`). Proxy variables and ~/.netrc are not read: with
+    them aiohttp reads both again in a thread for every request, which cost more CPU than the
+    request itself."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=SEND_CONCURRENCY * 2),
+        connector=aiohttp.TCPConnector(
+            limit=SEND_CONCURRENCY * 2, resolver=CheckedResolver(allow_private=allow_private)
+        ),
         cookie_jar=aiohttp.DummyCookieJar(),
     )
 
@@ -153,6 +200,10 @@ async def _refusals(
     return refused
 
 
+def _failed(delivery: _Due, error: str) -> _Outcome:
+    return _Outcome(delivery.id, delivery.subscription_id, False, None, error[:_ERROR_CHARS])
+
+
 async def send_due(
     *, settings: Settings, client: aiohttp.ClientSession, now: datetime
 ) -> DispatchRound:
@@ -172,18 +223,30 @@ async def send_due(
     refused = await _refusals(subscriptions, settings)
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def send(delivery: _Due) -> _Outcome:
-        subscription = subscriptions[delivery.subscription_id]
+    async def attempt(delivery: _Due) -> _Outcome:
+        subscription = subscriptions.get(delivery.subscription_id)
+        if subscription is None:  # deleted since the due deliveries were read
+            return _failed(delivery, "not sent: the subscription was deleted")
         if subscription.id in refused:
-            return _Outcome(delivery.id, subscription.id, False, None, refused[subscription.id])
-        async with gate:
-            return await _post(
-                client,
+            return _failed(delivery, refused[subscription.id])
+        try:
+            secret = _secret(subscription, settings)
+        except Exception as error:
+            log.warning("webhook %s: its signing secret cannot be unsealed", subscription.id)
+            return _failed(
                 delivery,
-                subscription,
-                settings=settings,
-                secret=_secret(subscription, settings),
+                f"not sent: the signing secret cannot be unsealed ({type(error).__name__})",
             )
+        async with gate:
+            return await _post(client, delivery, subscription, settings=settings, secret=secret)
+
+    async def send(delivery: _Due) -> _Outcome:
+        """The delivery's outcome: whatever it raises fails this delivery only."""
+        try:
+            return await attempt(delivery)
+        except Exception as error:
+            log.exception("webhook delivery %s not sent", delivery.id)
+            return _failed(delivery, f"not sent: {type(error).__name__}: {error}")
 
     outcomes = await asyncio.gather(*(send(d) for d in deliveries))
     await _record(outcomes, {d.id: d for d in deliveries}, subscriptions, settings, now, result)
@@ -229,24 +292,23 @@ async def _record(
             )
             result.failed += 1
         for subscription_id, seen in by_subscription.items():
-            await _count_failures(subscription_id, seen, subscriptions, settings, result)
+            if subscription_id in subscriptions:  # not one deleted before the round read it
+                await _count_failures(subscriptions[subscription_id], seen, settings, result)
 
 
 async def _count_failures(
-    subscription_id: int,
+    subscription: WebhookSubscription,
     seen: list[_Outcome],
-    subscriptions: dict[int, WebhookSubscription],
     settings: Settings,
     result: DispatchRound,
 ) -> None:
-    """Keep the subscription's count of failures in a row; at the limit, disable it and raise
-    an alert for its organization."""
-    subscription = subscriptions[subscription_id]
-    failures = subscription.consecutive_failures
-    reached = False
-    for outcome in seen:
-        failures = 0 if outcome.ok else failures + 1
-        reached = reached or failures >= settings.webhooks_max_failures
+    """Keep the subscription's count of failed rounds in a row, given its outcomes in this
+    round: a round in which none of its deliveries got through counts one failure, however
+    many it sent (they failed for the same cause at the same moment, and each is retried with
+    its own back-off); one that got through resets the count. At the limit, disable it and
+    raise an alert for its organization."""
+    failures = 0 if any(o.ok for o in seen) else subscription.consecutive_failures + 1
+    reached = failures >= settings.webhooks_max_failures
     if failures == subscription.consecutive_failures and not reached:
         return  # nothing to write (the usual case: all delivered, none failed before)
     updates: dict[str, Any] = {"consecutive_failures": failures}

@@ -108,7 +108,12 @@ def secret_of(subscription: WebhookSubscription, *, master: str) -> str:
     return AESGCM(key).decrypt(sealed[:12], sealed[12:], _SECRET_AAD).decode()
 
 
-def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def refused_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether webhooks may not go to this address: private, loopback, link-local, reserved,
+    unspecified or multicast (an IPv4 address mapped into IPv6 judged as itself). The one rule,
+    for `check_target` and for the sender's resolver (wastetrack.webhooks.sending)."""
+    if isinstance(address, str):
+        address = ipaddress.ip_address(address)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return not address.is_global or address.is_multicast
@@ -134,11 +139,11 @@ async def check_target(url: str, *, allow_private: bool) -> None:
             found = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a label IDNA cannot encode ("a..b")
             raise TargetRefused(f"the host {host} does not resolve") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in found]
     for address in addresses:
-        if _refused(address):
+        if refused_address(address):
             raise TargetRefused(
                 f"{host} is a private, loopback, link-local or reserved address ({address})"
             )
