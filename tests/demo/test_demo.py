@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from tortoise import connections
 
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import User
 from wastetrack.cells import service as cells
+from wastetrack.core.errors import RuleViolation
 from wastetrack.demo import DEMO_USERS, PASSWORDS, load_demo
 from wastetrack.household import service as household
 from wastetrack.registry.models import Region
@@ -32,7 +34,9 @@ CITY_TIMEZONE = "Asia/Shanghai"
 
 async def test_the_demo_builds_the_same_world_on_an_empty_database(orm: list[str]) -> None:
     lines: list[str] = []
-    logins = await load_demo(secret="demo-test-secret-" + "x" * 32, echo=lines.append)
+    logins = await load_demo(
+        secret="demo-test-secret-" + "x" * 32, echo=lines.append, environment="test"
+    )
     assert logins == {
         role: {"username": username, "password": PASSWORDS[role]}
         for role, (username, _, _) in DEMO_USERS.items()
@@ -46,9 +50,18 @@ async def test_the_demo_builds_the_same_world_on_an_empty_database(orm: list[str
     for part, value in expected.items():
         assert fingerprint[part] == value, part
     again: list[str] = []
-    assert await load_demo(secret="other", echo=again.append) == logins
+    assert await load_demo(secret="other", echo=again.append, environment="test") == logins
     assert again == ["demo data already loaded; nothing changed"]
     assert await _table_counts(list(expected["tables"])) == expected["tables"]
+
+
+async def test_the_demo_is_never_loaded_in_production(orm: list[str]) -> None:
+    """Its logins are published (the README's walkthrough uses them), an admin's among them."""
+    lines: list[str] = []
+    with pytest.raises(RuleViolation) as refused:
+        await load_demo(secret="s" * 48, echo=lines.append, environment="production")
+    assert refused.value.field == "WASTETRACK_ENVIRONMENT"
+    assert lines == []
 
 
 async def _table_counts(tables: list[str]) -> dict[str, int]:

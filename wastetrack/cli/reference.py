@@ -210,4 +210,8 @@ def demo() -> None:
     from wastetrack.demo import load_demo
 
     settings = get_settings()
-    run_and_print(lambda: load_demo(secret=settings.secret_key, echo=typer.echo))
+    run_and_print(
+        lambda: load_demo(
+            secret=settings.secret_key, echo=typer.echo, environment=settings.environment
+        )
+    )

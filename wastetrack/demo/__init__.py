@@ -4,6 +4,7 @@ the API uses by one small loader per part of the city."""
 from collections.abc import Callable
 from typing import Any
 
+from wastetrack.core.errors import RuleViolation
 from wastetrack.demo.cells import load_cells
 from wastetrack.demo.custody import load_chains, load_messy_histories
 from wastetrack.demo.manifests import load_manifests
@@ -34,8 +35,16 @@ __all__ = [
 ]
 
 
-async def load_demo(*, secret: str, echo: Callable[[str], Any]) -> dict[str, dict[str, str]]:
-    """Create the demo registry and chains unless they exist; return the demo logins."""
+async def load_demo(
+    *, secret: str, echo: Callable[[str], Any], environment: str
+) -> dict[str, dict[str, str]]:
+    """Create the demo registry and chains unless they exist; return the demo logins. Never in
+    production: the demo's passwords, an administrator's among them, are published."""
+    if environment == "production":
+        raise RuleViolation(
+            "the demo's accounts have published passwords: it is not loaded in production",
+            field="WASTETRACK_ENVIRONMENT",
+        )
     if await Region.exists(code=CITY_CODE):
         echo("demo data already loaded; nothing changed")
     else:
