@@ -1,7 +1,7 @@
 """A batch's custody chain: order, roles, parties, licences and the hash chain."""
 
 import itertools
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from tortoise.transactions import in_transaction
@@ -315,6 +315,57 @@ async def test_custody_moves_only_from_whoever_holds_the_batch(
     assert "(it must be the batch's holder)" in taken_back.json()["detail"]
     held = await client.get(f"/m/v1/batches/{code}", headers=world.headers("facility"))
     assert (held.json()["state"], held.json()["holder_id"]) == ("stored", facility)
+
+
+async def test_a_corrected_treatment_keeps_to_the_facilitys_licence(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The facility is licensed for R3 and R4 on recyclables: a correction to D10 would make a
+    recycling a disposal it may not do. A manager's correction is judged by the same licence."""
+    paper = await tag_bag(
+        client, world, "collector", stream="household", category="hh.recyclable.paper"
+    )
+    code, plant = paper["code"], world.orgs["unlicensed"].id
+    for who, body in (
+        ("collector", event("collected", code, minutes=10)),
+        ("collector", event("in_transit", code, minutes=20, destination_organization_id=plant)),
+        ("unlicensed", event("received", code, minutes=60, outcome="accepted", weight_kg="3")),
+    ):
+        assert (await post_event(client, world, who, body)).status_code == 201
+    treated = await post_event(
+        client, world, "unlicensed", event("treated", code, minutes=90, method="R3")
+    )
+    assert treated.status_code == 201, treated.text
+    for who in ("unlicensed", "manager"):
+        fix = event(
+            "corrected", code, minutes=95, corrects=treated.json()["event_id"], method="D10"
+        )
+        refused = await post_event(client, world, who, fix)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["field"] == "method"
+    fix = event("corrected", code, minutes=95, corrects=treated.json()["event_id"], method="R4")
+    assert (await post_event(client, world, "manager", fix)).status_code == 201
+
+
+async def test_a_tagging_is_not_moved_after_its_next_step_was_recorded(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A tagging corrected for a phone's wrong clock may pass the steps that phone dated, never
+    the moment the server recorded the next one."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await collect(client, world, bag["code"], minutes=10)
+    events = await client.get(
+        f"/m/v1/batches/{bag['code']}/events", headers=world.headers("clinic")
+    )
+    tagging = events.json()[0]["id"]
+    late = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    fix = event("corrected", bag["code"], minutes=40, corrects=tagging, event_time=late)
+    refused = await post_event(client, world, "clinic", fix)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "event_time"
+    earlier = event("tagged", minutes=30)["device_time"]  # past the collection's device time
+    fix = event("corrected", bag["code"], minutes=40, corrects=tagging, event_time=earlier)
+    assert (await post_event(client, world, "clinic", fix)).status_code == 201
 
 
 async def test_a_batch_cannot_contain_itself(client: httpx.AsyncClient, world: World) -> None:

@@ -378,3 +378,30 @@ async def test_a_corrected_tagging_time_moves_the_remainder_with_its_original(
     assert datetime.fromisoformat((await _batch(client, world, "clinic", code))["tagged_at"]) == (
         earlier
     )
+
+
+async def test_a_receipt_corrected_to_partial_after_later_steps_returns_the_part_to_its_deliverer(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The refused part goes back to whoever delivered the batch, as the receipt recorded it,
+    not to whoever holds the batch when the correction comes."""
+    code = await _delivered(client, world)
+    accepted = event("received", code, minutes=60, outcome="accepted", weight_kg="3.5")
+    receipt = await post_event(client, world, "facility", accepted)
+    assert receipt.status_code == 201, receipt.text
+    onward = event("handed_over", code, minutes=70, to_organization_id=world.orgs["unlicensed"].id)
+    assert (await post_event(client, world, "facility", onward)).status_code == 201
+    fix = event(
+        "corrected",
+        code,
+        minutes=80,
+        corrects=receipt.json()["event_id"],
+        outcome="partially_accepted",
+        weight_kg="2.0",
+        reason="two bags torn",
+    )
+    fixed = await post_event(client, world, "facility", fix)
+    assert fixed.status_code == 201, fixed.text
+    remainder = await _remainder_of(client, world, code)
+    assert (remainder["state"], remainder["holder_id"]) == ("rejected", world.orgs["carrier"].id)
+    assert Decimal(remainder["quantity"]) == Decimal("1.5")

@@ -12,7 +12,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.factories import World, make_user, medical_bag
+from tests.factories import World, event, make_user, medical_bag
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
@@ -442,7 +442,8 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
     # Early on 7 January 2027 the assumed deadline has passed: the receiver is alerted.
     await alerts.refresh(now=datetime(2027, 1, 7, 0, 0, tzinfo=UTC))
     number = arrived["number"]
-    assert await Alert.filter(kind="manifest_overdue", subject=number).count() == 1
+    assumed_due = f"{number}:{int(due.timestamp())}"
+    assert await Alert.filter(kind="manifest_overdue", subject=assumed_due).count() == 1
     await calendar.set_day(
         day=date(2027, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
     )
@@ -453,9 +454,14 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
         datetime(2027, 1, 7, 16, 0, tzinfo=UTC),
         [2027],  # the other days of 2027 are still assumed
     )
-    alert = await Alert.get(kind="manifest_overdue", subject=number)
+    alert = await Alert.get(kind="manifest_overdue", subject=assumed_due)
     assert alert.acknowledged_at is not None and "cleared_at" in alert.details
     assert await settle_assumed_deadlines(timezone="Asia/Shanghai") == 0
+    # Past the deadline the official days give, the receiver is alerted again.
+    assert await alerts.refresh(now=datetime(2027, 1, 8, 0, 0, tzinfo=UTC)) >= 1
+    (again,) = await Alert.filter(kind="manifest_overdue", acknowledged_at=None)
+    assert again.subject == f"{number}:{int(moved.decision_due_at.timestamp())}"
+    assert again.details["manifest"] == number
 
 
 async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_city_day(
@@ -482,3 +488,38 @@ async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_c
     assert datetime.fromisoformat(arrived["decision_due_at"]) == datetime(
         2026, 11, 24, 16, 0, tzinfo=UTC
     )
+
+
+async def test_hazardous_waste_changes_hands_only_with_an_organization_its_manifest_names(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """Off its manifest, a carrier may not collect it; on it, a carrier may not hand it to an
+    organization the manifest does not name. Refused on `batch`, nothing changed."""
+    stray = medical_bag(
+        stream="hazardous",
+        category="hw.08",
+        waste_code="900-249-08",
+        hazard=["T"],
+        quantity="50",
+        carrier_organization_id=world.orgs["carrier"].id,
+        device_time=(NOW - timedelta(hours=3)).isoformat(),
+    )
+    stray.pop("event_type")
+    made = await client.post("/m/v1/batches", json=stray, headers=world.headers("maker"))
+    assert made.status_code == 201, made.text
+    unlisted = made.json()["code"]
+    collected = await client.post(
+        "/m/v1/events", json=event("collected", unlisted), headers=world.headers("carrier")
+    )
+    assert (collected.status_code, collected.json()["field"]) == (409, "batch"), collected.text
+    assert "transfer manifest" in collected.json()["detail"]
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    code = parties.batches[0]
+    elsewhere = event("handed_over", code, to_organization_id=world.orgs["unlicensed"].id)
+    refused = await client.post("/m/v1/events", json=elsewhere, headers=world.headers("carrier"))
+    assert (refused.status_code, refused.json()["field"]) == (409, "batch"), refused.text
+    onward = event("handed_over", code, to_organization_id=world.orgs["second"].id)
+    passed = await client.post("/m/v1/events", json=onward, headers=world.headers("carrier"))
+    assert passed.status_code == 201, passed.text
+    assert (await Batch.get(code=unlisted)).state == "tagged"

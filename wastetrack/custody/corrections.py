@@ -8,14 +8,13 @@ from typing import Any
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
-from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.errors import (
     Forbidden,
     RuleViolation,
     ValidationFailed,
 )
 from wastetrack.core.reported import check_reported
-from wastetrack.custody import remainders, repository
+from wastetrack.custody import remainders, repository, transitions
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
@@ -93,9 +92,12 @@ async def corrected(
             field="corrects",
         )
     state = batch.state
-    deliverer = remainders.deliverer(batch, target.organization_id)
     follow = None
     if target.event_type == EventType.received and changed.keys() & {"outcome", "weight_kg"}:
+        deliverer = (target.details or {}).get("delivered_by")
+        if deliverer is None and await _is_latest_step(work, batch, target):
+            # A receipt recorded before receipts kept it: the batch is still as delivered.
+            deliverer = remainders.deliverer(batch, target.organization_id)
         follow = await remainders.follow_remainder(
             work, sub, batch, target, changed, deliverer=deliverer
         )
@@ -134,6 +136,13 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
     tagged_at: datetime = changed.get("event_time", batch.tagged_at)
     if "event_time" in changed:
         check_reported(tagged_at, now=work.now, field="event_time")
+        first = await _first_step_recorded(work, batch)
+        if first is not None and tagged_at > first:
+            raise ValidationFailed(
+                f"event_time would put the tagging after the batch's next step was recorded"
+                f" ({first.isoformat()})",
+                field="event_time",
+            )
     category_id = batch.category_id
     if "category" in changed:
         category = await catalog.category_for_stream(
@@ -154,6 +163,24 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
     batch.unit = Unit(unit)
 
 
+async def _first_step_recorded(work: Work, batch: Batch) -> datetime | None:
+    """When the server first recorded a step after the tagging (corrections aside), if it has:
+    the tagging happened before then, whatever the phones' clocks said (a tagging corrected for
+    a phone's wrong clock may move past the steps that phone dated, not past their recording)."""
+    if any(
+        e.batch_id == batch.id and e.seq > 1 and e.event_type != EventType.corrected
+        for e in work.new_events
+    ):
+        return work.now
+    first = (
+        await CustodyEvent.filter(batch_id=batch.id, seq__gt=1)
+        .exclude(event_type=EventType.corrected)
+        .order_by("server_time")
+        .first()
+    )
+    return first.server_time if first is not None else None
+
+
 async def _corrected_state(
     work: Work, sub: EventCommand, batch: Batch, target: Any, changed: dict[str, Any]
 ) -> str:
@@ -169,20 +196,9 @@ async def _corrected_state(
             )
         new_state = State.rejected if outcome == Outcome.rejected else State.received
     else:
-        method = work.catalog.methods.get(changed["method"])
-        if method is None:
-            raise ValidationFailed(
-                f"unknown treatment method {changed['method']!r}", field="method"
-            )
-        stream_methods = (work.catalog.streams[batch.stream_id].rules or {}).get(
-            "treatment_methods"
+        new_state, _ = await transitions.treatment_state(
+            work, batch, changed["method"], facility_id=target.organization_id
         )
-        if stream_methods is not None and method.code not in stream_methods:
-            raise RuleViolation(
-                f"{batch.stream_id} waste may only be treated by {', '.join(stream_methods)}",
-                field="method",
-            )
-        new_state = State.treated if method.mode in FINAL_MODES else State.stored
     if new_state.value == target.state_after:
         return batch.state
     if not await _is_latest_step(work, batch, target):

@@ -232,12 +232,14 @@ async def follow_remainder(
     target: Any,
     changed: dict[str, Any],
     *,
-    deliverer: int,
+    deliverer: int | None,
 ) -> Callable[[], Awaitable[str | None]]:
     """The one rule for correcting a receipt's outcome or weight: its remainder follows (made,
     resized or cancelled) while it still lies where the split left it; once anyone has recorded
-    a step on it, the correction is refused. Checks now, before the correction changes
-    anything, and returns the step that applies it (which gives the remainder's code)."""
+    a step on it, the correction is refused. A new remainder goes back to whoever delivered the
+    batch (None: not known, a receipt recorded before receipts kept it and followed by other
+    steps; then none is made). Checks now, before the correction changes anything, and returns
+    the step that applies it (which gives the remainder's code)."""
     outcome = Outcome(
         changed.get("outcome") or await _corrected_value(work, target, "outcome", "outcome")
     )
@@ -253,6 +255,7 @@ async def follow_remainder(
     async def make() -> str | None:
         if refused is None:
             return None
+        assert deliverer is not None  # checked below, before anything changes
         made = await split(
             work,
             batch,
@@ -265,6 +268,12 @@ async def follow_remainder(
 
     if remainder is None:
         if refused is not None:
+            if deliverer is None:
+                raise RuleViolation(
+                    "this correction would split off a refused part, but the receipt does not"
+                    " say who delivered the batch and later steps follow it",
+                    field="outcome" if "outcome" in changed else "weight_kg",
+                )
             await check_splittable(work, batch)
         return make
     live = remainder

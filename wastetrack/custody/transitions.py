@@ -6,6 +6,7 @@ from typing import Any
 
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
+from wastetrack.catalog.models import TreatmentMethod
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core import codes
 from wastetrack.core.cityday import local_date
@@ -117,18 +118,25 @@ async def _vehicle(work: Work, sub: EventCommand, batch: Batch, carrier_id: int)
 async def _collected(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
+    await _check_manifest(work, batch, work.principal.organization_id)
     vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     # Last of the checks: it spends the producer's PIN.
     confirmed = await producer_confirmation(work, sub, batch)
     return step(work, sub, batch, digest, details={**confirmed, **vehicle})
 
 
-async def _check_manifest(work: Work, batch: Batch) -> None:
-    """Streams whose rules say `manifest` move only on a manifest the producer has signed."""
+async def _check_manifest(work: Work, batch: Batch, taker_id: int) -> None:
+    """Streams whose rules say `manifest` change hands only on a manifest the producer has
+    signed that names the organization taking the batch (`taker_id`) as one of its carriers
+    or its receiver; a step by whoever holds the batch already moves nothing."""
     stream_rules = work.catalog.streams[batch.stream_id].rules or {}
-    if stream_rules.get("manifest") and not await repository.on_signed_manifest(batch.code):
+    if not stream_rules.get("manifest") or taker_id == batch.holder_id:
+        return
+    if not await repository.on_signed_manifest(batch.code, taker_id):
         raise RuleViolation(
-            f"{batch.stream_id} waste moves only on a transfer manifest signed by its producer",
+            f"{batch.stream_id} waste changes hands only on a transfer manifest signed by its"
+            f" producer that names the organization taking it ({taker_id}) as a carrier or"
+            " its receiver",
             field="batch",
         )
 
@@ -137,8 +145,8 @@ async def _handed_over(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
-    await _check_manifest(work, batch)
     receiver = organization(work, sub.to_organization_id, "to_organization_id")
+    await _check_manifest(work, batch, receiver.id)
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
             "the batch is already held by this organization", field="to_organization_id"
@@ -160,7 +168,7 @@ async def _handed_over(
 async def _in_transit(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    await _check_manifest(work, batch)
+    await _check_manifest(work, batch, work.principal.organization_id)
     vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     if sub.destination_organization_id:
         destination = organization(
@@ -170,17 +178,18 @@ async def _in_transit(
     return step(work, sub, batch, digest, details={"destination": batch.destination_id, **vehicle})
 
 
-async def _as_specified(
-    work: Work, sub: EventCommand, batch: Batch, digest: str
-) -> repository.NewEvent:
-    """An event that is its spec alone: guards, custody effect and target state (`stored`)."""
+async def _stored(work: Work, sub: EventCommand, batch: Batch, digest: str) -> repository.NewEvent:
+    await _check_manifest(work, batch, work.principal.organization_id)
     return step(work, sub, batch, digest)
 
 
-async def _licensed_methods(work: Work, batch: Batch) -> list[str]:
-    """The methods the acting facility may use on this batch's category; refused without a
-    valid licence."""
-    org = work.organizations[work.principal.organization_id]
+async def _licensed_methods(work: Work, batch: Batch, facility_id: int | None = None) -> list[str]:
+    """The methods the facility (by default the acting one) may use on this batch's category;
+    refused without a valid licence."""
+    org_id = facility_id or work.principal.organization_id
+    org = work.organizations.get(org_id)
+    if org is None:  # a treatment's facility, met through a manager's correction
+        org = work.organizations[org_id] = await Organization.get(id=org_id)
     if org.kind != OrganizationKind.treatment_facility:
         raise Forbidden("only a treatment facility may receive or treat waste", field="batch")
     key = (org.id, batch.category_id)
@@ -204,6 +213,7 @@ async def _received(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     await _licensed_methods(work, batch)
+    await _check_manifest(work, batch, work.principal.organization_id)
     outcome = sub.outcome
     if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
         raise ValidationFailed("weight_kg is required when waste is accepted", field="weight_kg")
@@ -232,9 +242,10 @@ async def _received(
         if refused is not None
         else None
     )
-    details: dict[str, Any] = {}
+    # Who delivered: a refused part goes back to them, now or when a correction splits it later.
+    details: dict[str, Any] = {"delivered_by": deliverer}
     if remainder is not None:
-        details = {
+        details |= {
             "remainder": remainder.code,
             "refused_kg": str(remainder.quantity),
             "refused_basis": "stated" if sub.refused_kg is not None else "declared",
@@ -252,22 +263,32 @@ async def _received(
     )
 
 
-async def _treated(work: Work, sub: EventCommand, batch: Batch, digest: str) -> repository.NewEvent:
-    allowed = await _licensed_methods(work, batch)
-    snap = work.catalog
-    method = snap.methods.get(sub.method or "")
+async def treatment_state(
+    work: Work, batch: Batch, code: str | None, *, facility_id: int | None = None
+) -> tuple[State, TreatmentMethod]:
+    """The one rule for a treatment's method, recorded or corrected: known, covered by the
+    treating facility's licence (by default the actor's) and allowed by the stream. Storage and
+    grouping (R12, R13, D13-D15) are not a fate: the batch stays `stored` at the facility."""
+    allowed = await _licensed_methods(work, batch, facility_id)
+    method = work.catalog.methods.get(code or "")
     if method is None:
-        raise ValidationFailed(f"unknown treatment method {sub.method!r}", field="method")
+        raise ValidationFailed(f"unknown treatment method {code!r}", field="method")
     if method.code not in allowed:
-        raise Forbidden(f"your licence does not cover method {method.code}", field="method")
-    stream_methods = (snap.streams[batch.stream_id].rules or {}).get("treatment_methods")
+        raise Forbidden(
+            f"the treating facility's licence does not cover method {method.code}",
+            field="method",
+        )
+    stream_methods = (work.catalog.streams[batch.stream_id].rules or {}).get("treatment_methods")
     if stream_methods is not None and method.code not in stream_methods:
         raise RuleViolation(
             f"{batch.stream_id} waste may only be treated by {', '.join(stream_methods)}",
             field="method",
         )
-    # Storage and grouping (R12, R13, D13-D15) are not a fate: the batch waits at the facility.
-    state = State.treated if method.mode in FINAL_MODES else State.stored
+    return (State.treated if method.mode in FINAL_MODES else State.stored), method
+
+
+async def _treated(work: Work, sub: EventCommand, batch: Batch, digest: str) -> repository.NewEvent:
+    state, method = await treatment_state(work, batch, sub.method)
     return new_event(
         work,
         batch,
@@ -349,7 +370,7 @@ HANDLERS = {
     EventType.collected: _collected,
     EventType.handed_over: _handed_over,
     EventType.in_transit: _in_transit,
-    EventType.stored: _as_specified,
+    EventType.stored: _stored,
     EventType.received: _received,
     EventType.treated: _treated,
     EventType.aggregated: _aggregated,
