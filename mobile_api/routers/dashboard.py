@@ -208,7 +208,7 @@ def _alert_subject(alert: Alert, zh: dict[str, dict[str, str]]) -> str:
             f"{code} · 申报 {details.get('declared_kg')} kg，称重 {details.get('received_kg')} kg"
         )
     if alert.kind == "manifest_overdue":
-        return f"联单 {alert.subject}"
+        return f"联单 {details.get('manifest', alert.subject)}"
     return str(code or alert.subject)
 
 

@@ -201,7 +201,7 @@ async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
     assert await alerts.refresh(leg_overdue_hours=2) == 0
     await alerts.refresh(leg_overdue_hours=1)
     (alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE)
-    assert (alert.subject, alert.organization_id) == (code, world.orgs["carrier"].id)
+    assert (alert.details["code"], alert.organization_id) == (code, world.orgs["carrier"].id)
     assert alert.acknowledged_at is None
     listed = await client.get("/m/v1/alerts", headers=world.headers("carrier"))
     assert [a["kind"] for a in listed.json()] == [alerts.LEG_OVERDUE]
@@ -211,3 +211,33 @@ async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
     await alert.refresh_from_db()
     assert alert.acknowledged_at is not None and alert.acknowledged_by_id is None
     assert "cleared_at" in alert.details
+
+
+async def test_a_batch_overdue_again_on_a_later_journey_raises_a_new_alert(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Refused at the plant, the batch goes out again; overdue on that journey too, it is
+    alerted again (its first alert cleared when the plant refused it)."""
+    code = await bag_for_carrier(client, world)
+    lag = int((datetime.now(UTC) - NOW).total_seconds() // 60)
+    facility = world.orgs["facility"].id
+    steps = [
+        ("carrier", event("collected", code, minutes=10 + lag)),
+        (
+            "carrier",
+            event("in_transit", code, minutes=20 + lag, destination_organization_id=facility),
+        ),
+    ]
+    for who, body in steps:
+        assert (await post_event(client, world, who, body)).status_code == 201
+    assert await alerts.refresh(leg_overdue_hours=1) == 1
+    refused = event("received", code, minutes=30 + lag, outcome="rejected", reason="leaking")
+    assert (await post_event(client, world, "facility", refused)).status_code == 201
+    await alerts.refresh(leg_overdue_hours=1)
+    assert not await Alert.filter(kind=alerts.LEG_OVERDUE, acknowledged_at=None).exists()
+    again = event("in_transit", code, minutes=40 + lag, destination_organization_id=facility)
+    assert (await post_event(client, world, "carrier", again)).status_code == 201
+    assert await alerts.refresh(leg_overdue_hours=1) == 1
+    (open_alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE, acknowledged_at=None)
+    assert open_alert.details["code"] == code
+    assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 2

@@ -101,7 +101,10 @@ _RULES: dict[str, str] = {
         WHERE jsonb_array_length(d.flags) > 0""",
     # A signed manifest leg whose next step (the next leg's signature, or the receiver's
     # arrival) has not come within the expected hours of its handover; and a batch in transit
-    # off any manifest as long. Cleared (see _clear_resolved) once the step comes.
+    # as long on no manifest under way (submitted, on a leg or arrived, not yet decided).
+    # Cleared (see _clear_resolved) once the step comes. A batch's subject carries the moment
+    # its journey began, so a batch overdue again on a later journey raises a new alert (one
+    # subject holds one alert).
     LEG_OVERDUE: f"""
         SELECT $1, m.number || ':' || l.seq, NULL::int, l.carrier_id, m.region_path, $2,
                l.handover_at + make_interval(hours => $3::int),
@@ -113,7 +116,8 @@ _RULES: dict[str, str] = {
           AND l.handover_at + make_interval(hours => $3::int) < $2
           AND CASE WHEN n.id IS NULL THEN m.arrived_at IS NULL ELSE n.signed_at IS NULL END
       UNION ALL
-        SELECT $1, b.code, b.id, b.holder_id, b.region_path, $2,
+        SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
+               b.holder_id, b.region_path, $2,
                b.last_device_time + make_interval(hours => $3::int),
                jsonb_build_object('code', b.code, 'vehicle_plate',
                                   (SELECT e.details->>'vehicle_plate' FROM custody_event e
@@ -122,7 +126,9 @@ _RULES: dict[str, str] = {
         FROM batch b
         WHERE b.state = '{State.in_transit}'
           AND b.last_device_time + make_interval(hours => $3::int) < $2
-          AND NOT EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code)""",
+          AND NOT EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code
+                          AND (m.state IN ('submitted', 'arrived')
+                               OR m.state LIKE 'in_transit_leg_%'))""",
 }
 # Rules whose alerts clear themselves when their condition ends (the leg arrived).
 _SELF_CLEARING = (LEG_OVERDUE,)
@@ -189,15 +195,18 @@ async def _overdue_manifests(now: datetime) -> int:
     if await settle_assumed_deadlines(timezone=get_settings().timezone):
         # A deadline the official days moved later is no longer overdue: its alert clears.
         await connections.get("default").execute_query(
-            f"{_CLEAR} EXISTS (SELECT 1 FROM manifest m WHERE m.number = a.subject"
+            f"{_CLEAR} EXISTS (SELECT 1 FROM manifest m WHERE m.number = a.details->>'manifest'"
             " AND m.state = 'arrived' AND m.decision_due_at >= $2)",
             [MANIFEST_OVERDUE, now],
         )
     raised = 0
     for manifest in await overdue_for_decision(now=now):
+        # One alert per deadline: one the official days moved later may fall due again.
+        assert manifest.decision_due_at is not None  # overdue: it has one
+        due = int(manifest.decision_due_at.timestamp())
         _, created = await Alert.get_or_create(
             kind=MANIFEST_OVERDUE,
-            subject=manifest.number,
+            subject=f"{manifest.number}:{due}",
             defaults={
                 "organization_id": manifest.receiver_id,
                 "region_path": manifest.region_path,
