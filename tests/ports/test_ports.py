@@ -5,7 +5,7 @@ import asyncio
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
@@ -465,6 +465,41 @@ async def test_open_port_calls_are_one_per_vessel(
         },
     )
     assert by_clinic.status_code == 403
+
+
+async def test_an_arrival_at_another_port_ends_the_call_left_open_there(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A port that never closes a vessel's call cannot keep it from arriving elsewhere; calls
+    of one vessel never overlap."""
+    other = await registry.create_organization(
+        name="俚岛渔港",
+        kind=OrganizationKind.fishing_port,
+        region_id=world.orgs["port"].region_id,
+    )
+    await make_user(world, "other_port", Role.port_operator, other)
+    first = await arrive(client, world, harbour.small)
+    later = ARRIVED_AT + timedelta(hours=3)
+    body = {"vessel_id": harbour.small.id, "days_at_sea": 1, "crew": 3}
+    there = await client.post(
+        "/m/v1/port-calls",
+        headers=world.headers("other_port"),
+        json={**body, "arrived_at": later.isoformat()},
+    )
+    assert there.status_code == 201, there.text
+    ended = await client.get("/m/v1/port-calls", headers=world.headers("port"))
+    (call,) = [c for c in ended.json() if c["id"] == first["id"]]
+    assert datetime.fromisoformat(call["departed_at"]) == later
+    overlapping = await client.post(
+        "/m/v1/port-calls",
+        headers=world.headers("port"),
+        json={**body, "arrived_at": (ARRIVED_AT + timedelta(hours=1)).isoformat()},
+    )
+    assert (overlapping.status_code, overlapping.json()["field"]) == (409, "arrived_at")
+    # An earlier call entered late is taken, and leaves the open one where it is.
+    earlier = {**body, "arrived_at": (ARRIVED_AT - timedelta(days=3)).isoformat()}
+    late_entry = await client.post("/m/v1/port-calls", headers=world.headers("port"), json=earlier)
+    assert late_entry.status_code == 201, late_entry.text
 
 
 def cleanup(world: World, **extra: object) -> dict:

@@ -56,7 +56,11 @@ async def open_port_call(
     fishing_area: str | None,
     notification: list[NotificationLineCommand],
 ) -> PortCall:
-    """Record a vessel's arrival at the operator's port, with its advance waste notification."""
+    """Record a vessel's arrival at the operator's port, with its advance waste notification.
+    A call the vessel left open at another port before this arrival ends at it (the vessel left
+    to come here; a port cannot hold a vessel by not closing its call); a call open at this
+    port, or an arrival within another of the vessel's calls, is refused. An earlier call
+    entered late is taken."""
     port_id = _operator_port(principal)
     check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
     # The vessel's row is locked while its open call is looked for: two arrivals of one vessel
@@ -64,8 +68,17 @@ async def open_port_call(
     vessel = await get_vessel(vessel_id, lock=True)
     if fishing_area is not None and not await SeaArea.exists(code=fishing_area):
         raise ValidationFailed(f"unknown sea area {fishing_area!r}", field="fishing_area")
-    if await PortCall.exists(vessel_id=vessel.id, departed_at=None):
+    left_open = await PortCall.filter(vessel_id=vessel.id, departed_at=None).first()
+    if left_open is not None and left_open.port_id == port_id:
         raise Conflict("the vessel has a port call that is still open", field="vessel_id")
+    within = PortCall.filter(vessel_id=vessel.id, arrived_at__lte=arrived_at)
+    if await within.filter(departed_at__gt=arrived_at).exists() or (
+        left_open is not None and left_open.arrived_at == arrived_at
+    ):
+        raise Conflict("the vessel was in another port call at this arrival", field="arrived_at")
+    if left_open is not None and left_open.arrived_at < arrived_at:
+        left_open.departed_at = arrived_at
+        await left_open.save(update_fields=["departed_at"])
     return await PortCall.create(
         vessel=vessel,
         port_id=port_id,
