@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     )
     rate_limit_refresh: str = Field("60/minute", description="token refreshes per client address")
     rate_limit_public: str = Field(
-        "30/minute", description="public lookups (/p/, /q/, /r/) per client address"
+        "30/minute", description="public lookups (/p/, /q/, /r/, /t/) per client address"
     )
     trust_proxy: bool = Field(
         False, description="take the client address and scheme from X-Forwarded-For/-Proto"
