@@ -6,7 +6,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from tortoise import Tortoise, connections
@@ -299,7 +299,24 @@ class ClusterLock:
     """A PostgreSQL session advisory lock that one process of a cluster of workers holds for
     its life, on its own connection (a pooled one would hand the lock to other work): the
     holder runs the cluster's background rounds, the others skip theirs. When the holder dies
-    its connection closes, the server drops the lock and the next worker to try takes over."""
+    its connection closes, the server drops the lock and the next worker to try takes over.
+
+    A holder asks the server on each call whether it still holds the lock (a partition or a
+    server restart may have ended its session while its socket looked open), within
+    CHECK_SECONDS; the server probes a silent client over TCP (KEEPALIVE), so the lock of a
+    holder whose machine died is freed in about a minute, not the kernel's two hours."""
+
+    CHECK_SECONDS = 5.0
+    KEEPALIVE: ClassVar[dict[str, str]] = {
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_interval": "10",
+        "tcp_keepalives_count": "3",
+    }
+    _HELD = (
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+        " AND pid = pg_backend_pid() AND granted"
+        " AND ((classid::bigint << 32) | objid::bigint) = $1)"
+    )
 
     def __init__(self, url: str, *, key: int) -> None:
         self.url = url
@@ -314,18 +331,31 @@ class ClusterLock:
         import asyncpg
 
         async with self._guard:
+            if self._conn is not None and self.held:
+                try:
+                    self.held = bool(
+                        await self._conn.fetchval(self._HELD, self.key, timeout=self.CHECK_SECONDS)
+                    )
+                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    self.held = False
+                if self.held:
+                    return True
+                await self.close()  # lost: a fresh session tries again
             if self._conn is not None and self._conn.is_closed():
                 self._conn, self.held = None, False
-            if self.held:
-                return True
             if self._conn is None:
-                self._conn = await asyncpg.connect(**credentials_from_url(self.url))
+                self._conn = await asyncpg.connect(
+                    **credentials_from_url(self.url), server_settings=self.KEEPALIVE
+                )
             self.held = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key))
             return self.held
 
     async def close(self) -> None:
         if self._conn is not None:
-            await self._conn.close()
+            try:
+                await asyncio.wait_for(self._conn.close(), self.CHECK_SECONDS)
+            except Exception:  # a session already gone, or a server that does not answer
+                self._conn.terminate()
         self._conn, self.held = None, False
 
 
