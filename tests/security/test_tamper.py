@@ -243,3 +243,29 @@ async def test_wastetrack_verify_exits_non_zero_on_a_break(
         "UPDATE batch SET last_seq = 1 WHERE code = $1", [batch["code"]]
     )
     assert verify().returncode == 0
+
+
+async def test_a_day_stays_open_while_a_transaction_begun_in_it_may_still_write(
+    client: httpx.AsyncClient, world: World, database_url: str
+) -> None:
+    """A sync that began before midnight and commits after it adds events to the day: the day
+    is sealed only once no transaction begun before its end is open."""
+    settings = world.settings
+    await tag_bag(client, world)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    writer = await asyncpg.connect(database_url)
+    try:
+        await writer.execute("BEGIN; SELECT 1")  # begun today, still open
+        assert (
+            await checkpoints.seal_completed_days(
+                timezone=settings.timezone, data_dir=settings.data_dir, now=tomorrow
+            )
+            == []
+        )
+        await writer.execute("COMMIT")
+    finally:
+        await writer.close()
+    sealed = await checkpoints.seal_completed_days(
+        timezone=settings.timezone, data_dir=settings.data_dir, now=tomorrow
+    )
+    assert len(sealed) == 1

@@ -165,16 +165,31 @@ async def seal_completed_days(
     *, timezone: str, data_dir: Path, now: datetime | None = None
 ) -> list[Checkpoint]:
     """Checkpoint every finished day (in the city's time zone) that has events and no
-    checkpoint yet; today stays open."""
+    checkpoint yet; today stays open, and so does a day a transaction begun before its end may
+    still add events to (a sync that began at 23:59:59 and commits after midnight)."""
     today = cityday.today(timezone, now=now)
     # Days are sealed in order, so only the days after the last checkpoint can be open; a gap
     # before it is tampering, which audit() reports.
     last = await Checkpoint.all().order_by("-day").first()
     created = []
     for day in await days_with_events(timezone, after=last.day if last else None):
-        if day < today:
-            created.append(await seal_day(day=day, timezone=timezone, data_dir=data_dir))
+        if day >= today or await _still_writing(
+            cityday.day_start(day + timedelta(days=1), timezone)
+        ):
+            break
+        created.append(await seal_day(day=day, timezone=timezone, data_dir=data_dir))
     return created
+
+
+async def _still_writing(before: datetime) -> bool:
+    """Whether another session's transaction that began before this moment is still open:
+    events it records carry a server time taken inside it, so they may belong to the day."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND xact_start < $1 LIMIT 1",
+        [before],
+    )
+    return bool(rows)
 
 
 def checkpoint_read(checkpoint: Checkpoint) -> dict[str, Any]:
