@@ -553,6 +553,127 @@ def test_a_carrier_records_its_vehicle_and_the_producers_pin(
     assert details["producer_confirmed"] == "pin"
 
 
+def _farm_clinic(served: str, carrier: int) -> int:
+    """A village clinic without a user account, served by the carrier: its handovers need a
+    one-time PIN (the medical stream's rule `producer_pin: without_users`)."""
+    admin = _headers(served, "admin")
+    regions = httpx.get(f"{served}/admin/v1/regions", headers=admin).json()
+    village = next(r["id"] for r in regions if r["code"] == "371082001001")
+    made = httpx.post(
+        f"{served}/admin/v1/organizations",
+        headers=admin,
+        json={"name": "西村卫生室", "kind": "clinic", "region_id": village, "bed_count": 0},
+    )
+    assert made.status_code == 201, made.text
+    clinic: int = made.json()["id"]
+    agreed = httpx.post(
+        f"{served}/admin/v1/service-agreements",
+        headers=admin,
+        json={
+            "provider_organization_id": carrier,
+            "client_organization_id": clinic,
+            "streams": ["medical"],
+            "valid_from": "2020-01-01",
+        },
+    )
+    assert agreed.status_code == 201, agreed.text
+    return clinic
+
+
+def test_a_round_records_the_vehicle_and_each_producers_pin(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """Since the carrier registered a vehicle (the test before), its collections name one; a
+    clinic without the app confirms with a PIN. The round sends the round's plate with each
+    bag's collection and the PIN typed beside the bag, and the load takes the bags."""
+    carrier, url = round_data["carrier"], round_data["db"]
+    farm = _farm_clinic(served, carrier)
+    pins = httpx.post(
+        f"{served}/m/v1/organizations/{farm}/pins", headers=_headers(served, "manager")
+    )
+    assert pins.status_code == 201, pins.text
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pins.content)).pages)
+    pin = re.findall(r"(?<!\d)\d{6}(?!\d)", text)[0]
+    tagged = httpx.post(
+        f"{served}/m/v1/batches",
+        headers=_headers(served, "carrier"),
+        json={
+            "client_event_id": str(uuid.uuid4()),
+            "stream": "medical",
+            "category": "med.infectious",
+            "quantity": "0.8",
+            "unit": "kg",
+            "producer_organization_id": farm,
+            "device_time": _now(),
+        },
+    )
+    assert tagged.status_code == 201, tagged.text
+    farm_bag, clinic_bag = tagged.json()["code"], _clinic_bag(served, carrier, "1.1")
+    issued = httpx.post(
+        f"{served}/m/v1/labels",
+        headers=_headers(served, "manager"),
+        json={"organization_id": carrier, "stream": "medical", "count": 1},
+    )
+    assert issued.status_code == 201, issued.text
+    (label,) = _query(
+        url, "SELECT code FROM label WHERE organization_id = $1 AND bound_at IS NULL", carrier
+    )
+    load = label["code"]
+
+    if _visible(browser, "result-view"):
+        browser.find_element(By.ID, "back").click()
+    browser.find_element(By.ID, "round-start").click()
+    _find(browser, "#round-plates option")
+    offered = browser.find_elements(By.CSS_SELECTOR, "#round-plates option")
+    assert [o.get_attribute("value") for o in offered] == [PLATE]
+    for code in [load, farm_bag, clinic_bag]:
+        browser.find_element(By.ID, "round-typed").send_keys(code)
+        browser.find_element(By.ID, "round-add").click()
+        _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
+    _wait(browser, lambda b: _visible(b, "round-tag"))  # the unused label becomes the load
+    _find(browser, "#f-load_category option[value='med.infectious']").click()
+    browser.find_element(By.ID, "round-plate").send_keys(PLATE)
+    _find(browser, f"#round-bags li[data-code='{farm_bag}'] input.round-pin").send_keys(pin)
+    browser.find_element(By.ID, "round-finish").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+
+    def mine(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in entries if e["body"].get("batch") in (load, farm_bag, clinic_bag)]
+
+    _wait(
+        browser,
+        lambda b: (
+            len(mine(b.execute_async_script(QUEUE))) == 4
+            and all(e["status"] != "pending" for e in mine(b.execute_async_script(QUEUE)))
+        ),
+    )
+    sent = {
+        (e["body"]["event_type"], e["body"]["batch"]): e
+        for e in mine(browser.execute_async_script(QUEUE))
+    }
+    assert {k: e["status"] for k, e in sent.items()} == {
+        ("tagged", load): "applied",
+        ("collected", farm_bag): "applied",
+        ("collected", clinic_bag): "applied",
+        ("aggregated", load): "applied",
+    }, {k: e["result"] for k, e in sent.items()}
+    # Empty fields are left out, and the load's aggregation names no vehicle.
+    assert "producer_pin" not in sent[("collected", clinic_bag)]["body"]
+    assert "vehicle_plate" not in sent[("aggregated", load)]["body"]
+    rows = _query(
+        url,
+        "SELECT b.code, b.state, p.code AS parent, e.details FROM batch b"
+        " JOIN custody_event e ON e.batch_id = b.id AND e.event_type = 'collected'"
+        " LEFT JOIN batch p ON p.id = b.parent_id WHERE b.code = ANY($1::text[])",
+        [farm_bag, clinic_bag],
+    )
+    found = {r["code"]: (r["state"], r["parent"], json.loads(r["details"])) for r in rows}
+    assert found[farm_bag][:2] == found[clinic_bag][:2] == ("aggregated", load)
+    assert found[farm_bag][2]["vehicle_plate"] == found[clinic_bag][2]["vehicle_plate"] == PLATE
+    assert found[farm_bag][2]["producer_confirmed"] == "pin"
+    assert "producer_confirmed" not in found[clinic_bag][2]
+
+
 TOKENS = """
 const [access, done] = arguments;
 import('/static/app/store.js').then(async s => {

@@ -26,7 +26,7 @@ let labels = { events: {}, states: {} };
 let me = null;
 let scanner = null;
 let current = null; // the scan being acted on: {qr, found, offline}
-let round = null; // {load: {qr, code, found}, bags: [{qr, code, found}]}
+let round = null; // {load: {qr, code, found}, bags: [{qr, code, found, pin}]}
 
 // ---- small helpers -------------------------------------------------------------------------
 
@@ -508,17 +508,43 @@ function paintRound() {
   for (const [index, bag] of round.bags.entries()) {
     const remove = el('button', { type: 'button', text: '移除 Remove' });
     remove.addEventListener('click', () => { round.bags.splice(index, 1); paintRound(); });
-    list.append(el('li', { 'data-code': bag.code }, `${bag.code} `, remove));
+    const item = el('li', { 'data-code': bag.code }, `${bag.code} `);
+    if (toCollect(bag)) {
+      // Optional: only a producer without the app confirms with a PIN (the server says when).
+      const pin = el('input', {
+        class: 'round-pin', 'aria-label': `产生单位确认码 Producer PIN · ${bag.code}`, placeholder: '确认码 PIN',
+        inputmode: 'numeric', pattern: '\\d{6}', maxlength: '6', autocomplete: 'off',
+      });
+      pin.value = bag.pin || '';
+      pin.addEventListener('input', () => { bag.pin = pin.value; });
+      item.append(pin, ' ');
+    }
+    item.append(remove);
+    list.append(item);
   }
   $('round-scan').textContent = round.load ? '扫袋 Scan a bag' : '扫装车标签 Scan the load label';
 }
 
-$('round-start').addEventListener('click', () => {
+// A bag the round collects before it goes into the load: one still with its producer.
+function toCollect(bag) {
+  const state = bag.found && bag.found.batch && bag.found.batch.state;
+  return !state || state === 'tagged';
+}
+
+$('round-start').addEventListener('click', async () => {
   round = { load: null, bags: [] };
   $('round-tag').hidden = true;
   $('round-error').textContent = '';
+  $('round-plate').value = '';
+  // The carrier's vehicle for the whole round: its registered plates offered, any plate typed.
+  const plates = $('round-plates');
+  plates.replaceChildren();
+  const started = round;
   paintRound();
   show('round-view');
+  const vehicles = await reference('vehicles');
+  if (round !== started) return; // started again meanwhile: that one offers the plates
+  for (const v of vehicles) if (!v.retired_at) plates.append(el('option', { value: v.plate }));
 });
 
 async function addToRound(qr) {
@@ -586,6 +612,13 @@ async function finishRound() {
     $('round-error').textContent = '请先扫装车标签和至少一袋 · scan the load and at least one bag';
     return;
   }
+  const pins = round.bags.map((b) => (toCollect(b) ? (b.pin || '').trim() : ''));
+  const wrong = round.bags.find((b, i) => pins[i] && !/^\d{6}$/.test(pins[i]));
+  if (wrong) {
+    $('round-error').textContent = `确认码为6位数字 · a producer PIN has 6 digits (${wrong.code})`;
+    return;
+  }
+  const plate = $('round-plate').value.trim();
   const where = (await position()) || {};
   const load = round.load.qr;
   const fresh = $('f-load_new');
@@ -597,11 +630,13 @@ async function finishRound() {
     }, `${eventLabel('tagged')} · ${round.load.code}`, me.user_id);
   }
   // Each clinic's bag is collected on its own, then goes into the load whole.
-  for (const bag of round.bags) {
-    const state = bag.found && bag.found.batch && bag.found.batch.state;
-    if (!state || state === 'tagged') {
-      await enqueue({ client_event_id: crypto.randomUUID(), event_type: 'collected', batch: bag.qr, device_time: deviceTime(), ...where },
-        `${eventLabel('collected')} · ${bag.code}`, me.user_id);
+  // The round's plate and the bag's PIN go with its collection, each only when typed.
+  for (const [index, bag] of round.bags.entries()) {
+    if (toCollect(bag)) {
+      const body = { client_event_id: crypto.randomUUID(), event_type: 'collected', batch: bag.qr, device_time: deviceTime(), ...where };
+      if (plate) body.vehicle_plate = plate;
+      if (pins[index]) body.producer_pin = pins[index];
+      await enqueue(body, `${eventLabel('collected')} · ${bag.code}`, me.user_id);
     }
   }
   await record({
