@@ -18,6 +18,7 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
+from wastetrack.custody import repository
 from wastetrack.manifests.models import Manifest
 from wastetrack.manifests.receiving import decision_due, settle_assumed_deadlines
 from wastetrack.registry import service as registry
@@ -509,17 +510,38 @@ async def test_hazardous_waste_changes_hands_only_with_an_organization_its_manif
     assert made.status_code == 201, made.text
     unlisted = made.json()["code"]
     collected = await client.post(
-        "/m/v1/events", json=event("collected", unlisted), headers=world.headers("carrier")
+        "/m/v1/events",
+        json=event("collected", unlisted, device_time=(NOW - timedelta(hours=2)).isoformat()),
+        headers=world.headers("carrier"),
     )
     assert (collected.status_code, collected.json()["field"]) == (409, "batch"), collected.text
     assert "transfer manifest" in collected.json()["detail"]
+    assert (await Batch.get(code=unlisted)).state == "tagged"
+    # On its manifest: the first carrier hands one batch to the second leg's carrier, not to
+    # an organization the manifest does not name; the receiver then takes both.
     mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
     assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    first_leg = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(minutes=150))
+    assert first_leg.status_code == 200, first_leg.text
     code = parties.batches[0]
-    elsewhere = event("handed_over", code, to_organization_id=world.orgs["unlicensed"].id)
+    at = (NOW - timedelta(hours=2)).isoformat()
+    elsewhere = event(
+        "handed_over", code, to_organization_id=world.orgs["unlicensed"].id, device_time=at
+    )
     refused = await client.post("/m/v1/events", json=elsewhere, headers=world.headers("carrier"))
-    assert (refused.status_code, refused.json()["field"]) == (409, "batch"), refused.text
-    onward = event("handed_over", code, to_organization_id=world.orgs["second"].id)
+    assert (refused.status_code, refused.json()["field"]) == (409, "to_organization_id")
+    onward = event("handed_over", code, to_organization_id=world.orgs["second"].id, device_time=at)
     passed = await client.post("/m/v1/events", json=onward, headers=world.headers("carrier"))
     assert passed.status_code == 201, passed.text
-    assert (await Batch.get(code=unlisted)).state == "tagged"
+    second_leg = await sign_leg(client, world, mid, 2, "second", NOW - timedelta(minutes=90))
+    assert second_leg.status_code == 200, second_leg.text
+    assert (await Batch.get(code=code)).state == "in_transit"
+    arrival = {"arrived_at": (NOW - timedelta(hours=1)).isoformat()}
+    assert (await call(client, world, "plant", f"/{mid}/arrival", arrival)).status_code == 200
+    decision = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
+    decided = await call(client, world, "plant", f"/{mid}/decision", decision)
+    assert decided.status_code == 200, decided.text
+    assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"received"}
+    # A batch the receiver refuses may go back to its producer, whom the manifest names.
+    assert await repository.on_signed_manifest(code, world.orgs["maker"].id)
+    assert not await repository.on_signed_manifest(code, world.orgs["unlicensed"].id)

@@ -8,6 +8,7 @@ from typing import Any
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import (
     Forbidden,
     RuleViolation,
@@ -196,9 +197,17 @@ async def _corrected_state(
             )
         new_state = State.rejected if outcome == Outcome.rejected else State.received
     else:
-        new_state, _ = await transitions.treatment_state(
-            work, batch, changed["method"], facility_id=target.organization_id
-        )
+        try:
+            new_state, _ = await transitions.treatment_state(
+                work,
+                batch,
+                changed["method"],
+                facility_id=target.organization_id,
+                on=local_date(target.device_time, work.timezone),
+            )
+        except Forbidden as error:
+            error.field = "method"  # what the correction changes, whatever the licence lacks
+            raise
     if new_state.value == target.state_after:
         return batch.state
     if not await _is_latest_step(work, batch, target):

@@ -284,11 +284,12 @@ async def load(
 
 async def on_signed_manifest(code: str, organization_id: int) -> bool:
     """Whether a transfer manifest signed by its producer, and not cancelled, lists this batch
-    and names the organization as one of its carriers or its receiver."""
+    and names the organization as its producer (a refused batch going back), one of its
+    carriers or its receiver."""
     rows = await connections.get("default").execute_query_dict(
         "SELECT 1 FROM manifest m WHERE m.batch_codes @> $1::jsonb"
         " AND m.producer_signed_at IS NOT NULL AND m.state <> 'cancelled'"
-        " AND (m.receiver_id = $2 OR EXISTS (SELECT 1 FROM manifest_leg l"
+        " AND (m.receiver_id = $2 OR m.producer_id = $2 OR EXISTS (SELECT 1 FROM manifest_leg l"
         " WHERE l.manifest_id = m.id AND l.carrier_id = $2)) LIMIT 1",
         [json.dumps([code]), organization_id],
     )

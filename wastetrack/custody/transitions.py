@@ -2,6 +2,7 @@
 custody effect and target state (`step`), and what only some event types do besides (licences,
 manifests, vehicles, remainders, aggregation)."""
 
+from datetime import date
 from typing import Any
 
 from wastetrack.batches import service as batches
@@ -125,7 +126,7 @@ async def _collected(
     return step(work, sub, batch, digest, details={**confirmed, **vehicle})
 
 
-async def _check_manifest(work: Work, batch: Batch, taker_id: int) -> None:
+async def _check_manifest(work: Work, batch: Batch, taker_id: int, *, field: str = "batch") -> None:
     """Streams whose rules say `manifest` change hands only on a manifest the producer has
     signed that names the organization taking the batch (`taker_id`) as one of its carriers
     or its receiver; a step by whoever holds the batch already moves nothing."""
@@ -135,9 +136,9 @@ async def _check_manifest(work: Work, batch: Batch, taker_id: int) -> None:
     if not await repository.on_signed_manifest(batch.code, taker_id):
         raise RuleViolation(
             f"{batch.stream_id} waste changes hands only on a transfer manifest signed by its"
-            f" producer that names the organization taking it ({taker_id}) as a carrier or"
-            " its receiver",
-            field="batch",
+            f" producer that names the organization taking it ({taker_id}) as a carrier, its"
+            " receiver or its producer",
+            field=field,
         )
 
 
@@ -146,7 +147,7 @@ async def _handed_over(
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
     receiver = organization(work, sub.to_organization_id, "to_organization_id")
-    await _check_manifest(work, batch, receiver.id)
+    await _check_manifest(work, batch, receiver.id, field="to_organization_id")
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
             "the batch is already held by this organization", field="to_organization_id"
@@ -183,27 +184,29 @@ async def _stored(work: Work, sub: EventCommand, batch: Batch, digest: str) -> r
     return step(work, sub, batch, digest)
 
 
-async def _licensed_methods(work: Work, batch: Batch, facility_id: int | None = None) -> list[str]:
-    """The methods the facility (by default the acting one) may use on this batch's category;
-    refused without a valid licence."""
+async def _licensed_methods(
+    work: Work, batch: Batch, facility_id: int | None = None, on: date | None = None
+) -> list[str]:
+    """The methods the facility (by default the acting one) may use on this batch's category
+    on a day (by default the server's city day); refused without a valid licence."""
+    day = on or local_date(work.now, work.timezone)
     org_id = facility_id or work.principal.organization_id
     org = work.organizations.get(org_id)
     if org is None:  # a treatment's facility, met through a manager's correction
         org = work.organizations[org_id] = await Organization.get(id=org_id)
     if org.kind != OrganizationKind.treatment_facility:
         raise Forbidden("only a treatment facility may receive or treat waste", field="batch")
-    key = (org.id, batch.category_id)
+    key = (org.id, batch.category_id, day)
     if key not in work.licences:
         licence = await registry.licence_covering(
-            organization_id=org.id,
-            category_key=batch.category_id,
-            on=local_date(work.now, work.timezone),
+            organization_id=org.id, category_key=batch.category_id, on=day
         )
         work.licences[key] = list(licence.method_codes) if licence else None
     methods = work.licences[key]
     if methods is None:
         raise Forbidden(
-            f"your facility holds no valid licence for {batch.category_id}",
+            f"{'your' if org_id == work.principal.organization_id else 'the treating'} facility"
+            f" holds no valid licence for {batch.category_id} on {day.isoformat()}",
             field="batch",
         )
     return methods
@@ -264,12 +267,18 @@ async def _received(
 
 
 async def treatment_state(
-    work: Work, batch: Batch, code: str | None, *, facility_id: int | None = None
+    work: Work,
+    batch: Batch,
+    code: str | None,
+    *,
+    facility_id: int | None = None,
+    on: date | None = None,
 ) -> tuple[State, TreatmentMethod]:
     """The one rule for a treatment's method, recorded or corrected: known, covered by the
-    treating facility's licence (by default the actor's) and allowed by the stream. Storage and
+    treating facility's licence (by default the actor's, on the server's day; a correction's:
+    the treatment's facility on the treatment's day) and allowed by the stream. Storage and
     grouping (R12, R13, D13-D15) are not a fate: the batch stays `stored` at the facility."""
-    allowed = await _licensed_methods(work, batch, facility_id)
+    allowed = await _licensed_methods(work, batch, facility_id, on)
     method = work.catalog.methods.get(code or "")
     if method is None:
         raise ValidationFailed(f"unknown treatment method {code!r}", field="method")

@@ -4,7 +4,7 @@ batch's chain, issuing a label, a batch about to be tagged)."""
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from wastetrack.alerts import service as alerts
@@ -42,7 +42,7 @@ class Work:
     labels: dict[str, Label] = field(default_factory=dict)
     organizations: dict[int, Organization] = field(default_factory=dict)
     photos: set[str] = field(default_factory=set)
-    licences: dict[tuple[int, str], list[str] | None] = field(default_factory=dict)
+    licences: dict[tuple[int, str, date], list[str] | None] = field(default_factory=dict)
     # Per carrier: whether it has registered its fleet (wastetrack.fleet).
     fleets: dict[int, bool] = field(default_factory=dict)
     sites: dict[int, int] = field(default_factory=dict)

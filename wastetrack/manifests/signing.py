@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
 from wastetrack.core.errors import (
     Conflict,
@@ -18,7 +19,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
-from wastetrack.custody.rules import EventType
+from wastetrack.custody.rules import EventType, State
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import event_id, record
 from wastetrack.manifests.commands import LegSignCommand
@@ -74,7 +75,8 @@ async def sign_leg(
     timezone: str,
 ) -> Manifest:
     """A carrier signs its leg at handover (time and place), in order; the first leg puts the
-    batches in transit to the receiver."""
+    batches in transit to the receiver, a later one those the previous carrier handed over to
+    this leg's carrier (so the receiver takes them from a batch in transit, as always)."""
     manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
     legs = sorted(manifest.legs, key=lambda leg: leg.seq)
     leg = next((leg for leg in legs if leg.seq == seq), None)
@@ -103,12 +105,18 @@ async def sign_leg(
         rule=HAZARDOUS_LICENCE,
         on=cityday.local_date(signature.handover_at, timezone),
     )
-    if seq == 1:
+    moving = list(manifest.batch_codes)
+    if seq > 1:
+        handed = Batch.filter(code__in=moving, holder_id=leg.carrier_id, state=State.handed_over)
+        moving = [str(code) for code in await handed.values_list("code", flat=True)]
+    if moving:
         await record(
             principal,
             [
                 {
-                    "client_event_id": event_id(manifest, "transit", code),
+                    "client_event_id": event_id(
+                        manifest, "transit" if seq == 1 else f"transit-{seq}", code
+                    ),
                     "event_type": EventType.in_transit,
                     "batch": code,
                     "device_time": signature.handover_at,
@@ -116,7 +124,7 @@ async def sign_leg(
                     "vehicle_plate": leg.vehicle_plate,
                     "note": f"联单 {manifest.number}",
                 }
-                for code in manifest.batch_codes
+                for code in moving
             ],
             secret,
         )
