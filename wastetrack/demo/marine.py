@@ -49,7 +49,7 @@ async def load_ports(demo: Demo) -> int:
     fleet = SCENARIO["vessels"]["fleet"]
     vessels = await Vessel.filter(home_port_id=port.id).order_by("id")
     for index, (vessel, data) in enumerate(zip(vessels, fleet, strict=True)):
-        for trip in range(spec["trips"]):
+        for trip in reversed(range(spec["trips"])):  # oldest first: calls go in order
             batches += await _trip(demo, spec, vessel, data, berths, index, trip, now)
     await _cleanup(demo, spec, port.region_id, now)
     return batches + 1

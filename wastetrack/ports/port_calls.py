@@ -59,8 +59,8 @@ async def open_port_call(
     """Record a vessel's arrival at the operator's port, with its advance waste notification.
     A call the vessel left open at another port before this arrival ends at it (the vessel left
     to come here; a port cannot hold a vessel by not closing its call); a call open at this
-    port, or an arrival within another of the vessel's calls, is refused. An earlier call
-    entered late is taken."""
+    port, or an arrival within or before another of the vessel's calls, is refused: calls are
+    entered in order, so a vessel's calls never overlap."""
     port_id = _operator_port(principal)
     check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
     # The vessel's row is locked while its open call is looked for: two arrivals of one vessel
@@ -71,12 +71,15 @@ async def open_port_call(
     left_open = await PortCall.filter(vessel_id=vessel.id, departed_at=None).first()
     if left_open is not None and left_open.port_id == port_id:
         raise Conflict("the vessel has a port call that is still open", field="vessel_id")
-    within = PortCall.filter(vessel_id=vessel.id, arrived_at__lte=arrived_at)
-    if await within.filter(departed_at__gt=arrived_at).exists() or (
-        left_open is not None and left_open.arrived_at == arrived_at
+    calls = PortCall.filter(vessel_id=vessel.id)
+    if await calls.filter(arrived_at__gte=arrived_at).exists() or (
+        await calls.filter(departed_at__gt=arrived_at).exists()
     ):
-        raise Conflict("the vessel was in another port call at this arrival", field="arrived_at")
-    if left_open is not None and left_open.arrived_at < arrived_at:
+        raise Conflict(
+            "the vessel's port calls already reach this arrival: enter them in order",
+            field="arrived_at",
+        )
+    if left_open is not None:
         left_open.departed_at = arrived_at
         await left_open.save(update_fields=["departed_at"])
     return await PortCall.create(
