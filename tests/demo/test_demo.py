@@ -58,9 +58,10 @@ async def test_the_demo_builds_the_same_world_on_an_empty_database(orm: list[str
 async def test_the_demo_is_never_loaded_in_production(orm: list[str]) -> None:
     """Its logins are published (the README's walkthrough uses them), an admin's among them."""
     lines: list[str] = []
-    with pytest.raises(RuleViolation) as refused:
-        await load_demo(secret="s" * 48, echo=lines.append, environment="production")
-    assert refused.value.field == "WASTETRACK_ENVIRONMENT"
+    for environment in ("production", " Production", "prod"):
+        with pytest.raises(RuleViolation) as refused:
+            await load_demo(secret="s" * 48, echo=lines.append, environment=environment)
+        assert refused.value.field == "WASTETRACK_ENVIRONMENT"
     assert lines == []
 
 

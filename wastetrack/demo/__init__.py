@@ -40,7 +40,7 @@ async def load_demo(
 ) -> dict[str, dict[str, str]]:
     """Create the demo registry and chains unless they exist; return the demo logins. Never in
     production: the demo's passwords, an administrator's among them, are published."""
-    if environment == "production":
+    if environment.strip().lower() in ("production", "prod"):
         raise RuleViolation(
             "the demo's accounts have published passwords: it is not loaded in production",
             field="WASTETRACK_ENVIRONMENT",
