@@ -1,10 +1,12 @@
 """The plate a carriage names, the positions a vehicle reports, the trajectory of a batch and
 the alert on a leg overdue."""
 
+import importlib
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
+from tortoise import connections
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import NOW, World, event
@@ -241,3 +243,46 @@ async def test_a_batch_overdue_again_on_a_later_journey_raises_a_new_alert(
     (open_alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE, acknowledged_at=None)
     assert open_alert.details["code"] == code
     assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 2
+
+
+async def test_an_alert_raised_before_occurrences_were_told_apart_is_rewritten_in_place(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Migration 0033 gives old alerts the subjects the rules now write: a refresh then neither
+    clears an alert still due nor raises a second one beside it."""
+    rewrite = importlib.import_module("migrations.0033_alert_occurrence_subjects").REWRITE
+    code = await bag_for_carrier(client, world)
+    lag = int((datetime.now(UTC) - NOW).total_seconds() // 60)
+    for body in (
+        event("collected", code, minutes=10 + lag),
+        event(
+            "in_transit",
+            code,
+            minutes=20 + lag,
+            destination_organization_id=world.orgs["facility"].id,
+        ),
+    ):
+        assert (await post_event(client, world, "carrier", body)).status_code == 201
+    assert await alerts.refresh(leg_overdue_hours=1) == 1
+    (alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE)
+    written = alert.subject
+    due = datetime(2027, 1, 6, 16, 0, 0, 500000, tzinfo=UTC)
+    await Alert.filter(id=alert.id).update(subject=code)  # as the release before wrote it
+    old_manifest = await Alert.create(
+        kind=alerts.MANIFEST_OVERDUE,
+        subject="20263710000042",
+        organization_id=world.orgs["facility"].id,
+        region_path=alert.region_path,
+        raised_at=datetime.now(UTC),
+        due_at=due,
+        details={"manifest": "20263710000042"},
+    )
+    await connections.get("default").execute_script(rewrite)
+    await alert.refresh_from_db()
+    await old_manifest.refresh_from_db()
+    assert alert.subject == written
+    assert old_manifest.subject == f"20263710000042:{int(due.timestamp())}"
+    assert await alerts.refresh(leg_overdue_hours=1) == 0
+    await alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+    assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 1
