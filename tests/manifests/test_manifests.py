@@ -536,6 +536,15 @@ async def test_hazardous_waste_changes_hands_only_with_an_organization_its_manif
     second_leg = await sign_leg(client, world, mid, 2, "second", NOW - timedelta(minutes=90))
     assert second_leg.status_code == 200, second_leg.text
     assert (await Batch.get(code=code)).state == "in_transit"
+    # A handover synced after the second carrier signed: its signature holds it already.
+    late = event(
+        "handed_over",
+        parties.batches[1],
+        to_organization_id=world.orgs["second"].id,
+        device_time=(NOW - timedelta(minutes=100)).isoformat(),
+    )
+    synced = await client.post("/m/v1/events", json=late, headers=world.headers("carrier"))
+    assert (synced.status_code, synced.json()["field"]) == (409, "to_organization_id")
     arrival = {"arrived_at": (NOW - timedelta(hours=1)).isoformat()}
     assert (await call(client, world, "plant", f"/{mid}/arrival", arrival)).status_code == 200
     decision = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
@@ -543,5 +552,7 @@ async def test_hazardous_waste_changes_hands_only_with_an_organization_its_manif
     assert decided.status_code == 200, decided.text
     assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"received"}
     # A batch the receiver refuses may go back to its producer, whom the manifest names.
-    assert await repository.on_signed_manifest(code, world.orgs["maker"].id)
-    assert not await repository.on_signed_manifest(code, world.orgs["unlicensed"].id)
+    maker, other = world.orgs["maker"].id, world.orgs["unlicensed"].id
+    assert await repository.on_signed_manifest(code, maker, producer=True)
+    assert not await repository.on_signed_manifest(code, maker, producer=False)
+    assert not await repository.on_signed_manifest(code, other, producer=True)

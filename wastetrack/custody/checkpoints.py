@@ -23,6 +23,7 @@ from tortoise.models import Model
 from wastetrack.core import cityday, keys
 from wastetrack.core.errors import NotFound
 from wastetrack.core.hashing import canonical_json
+from wastetrack.core.reported import CLOCK_SKEW
 
 SCHEME = "wastetrack-checkpoint-v1"
 
@@ -161,6 +162,10 @@ async def seal_day(*, day: date, timezone: str, data_dir: Path) -> Checkpoint:
     )
 
 
+# How long a recording may sit idle in its transaction at most (it waits on nothing but itself).
+IDLE_AT_MOST = timedelta(hours=1)
+
+
 async def seal_completed_days(
     *, timezone: str, data_dir: Path, now: datetime | None = None
 ) -> list[Checkpoint]:
@@ -181,13 +186,19 @@ async def seal_completed_days(
     return created
 
 
-async def _still_writing(before: datetime) -> bool:
-    """Whether another session's transaction that began before this moment is still open:
-    events it records carry a server time taken inside it, so they may belong to the day."""
+async def _still_writing(day_end: datetime) -> bool:
+    """Whether another client's transaction begun before the day's end is still open: events it
+    records carry a server time taken inside it (by the service's clock, which may differ from
+    the database's by CLOCK_SKEW), so they may belong to the day. A session idle in its
+    transaction for longer than IDLE_AT_MOST is no recording (one left open by mistake): it
+    does not hold the day open for ever."""
     rows = await connections.get("default").execute_query_dict(
         "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
-        " AND pid <> pg_backend_pid() AND xact_start < $1 LIMIT 1",
-        [before],
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        " AND xact_start < $1"
+        " AND NOT (state LIKE 'idle in transaction%' AND state_change < now() - $2::interval)"
+        " LIMIT 1",
+        [day_end + CLOCK_SKEW, IDLE_AT_MOST],
     )
     return bool(rows)
 

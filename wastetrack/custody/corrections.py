@@ -203,7 +203,7 @@ async def _corrected_state(
                 batch,
                 changed["method"],
                 facility_id=target.organization_id,
-                on=local_date(target.device_time, work.timezone),
+                on=local_date(target.server_time, work.timezone),  # the day it was judged on
             )
         except Forbidden as error:
             error.field = "method"  # what the correction changes, whatever the licence lacks

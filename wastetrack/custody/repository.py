@@ -282,16 +282,29 @@ async def load(
     )
 
 
-async def on_signed_manifest(code: str, organization_id: int) -> bool:
+async def on_signed_manifest(code: str, organization_id: int, *, producer: bool) -> bool:
     """Whether a transfer manifest signed by its producer, and not cancelled, lists this batch
-    and names the organization as its producer (a refused batch going back), one of its
-    carriers or its receiver."""
+    and names the organization as one of its carriers or its receiver, or, with `producer` (a
+    refused batch going back), as its producer."""
     rows = await connections.get("default").execute_query_dict(
         "SELECT 1 FROM manifest m WHERE m.batch_codes @> $1::jsonb"
         " AND m.producer_signed_at IS NOT NULL AND m.state <> 'cancelled'"
-        " AND (m.receiver_id = $2 OR m.producer_id = $2 OR EXISTS (SELECT 1 FROM manifest_leg l"
-        " WHERE l.manifest_id = m.id AND l.carrier_id = $2)) LIMIT 1",
-        [json.dumps([code]), organization_id],
+        " AND (m.receiver_id = $2 OR ($3 AND m.producer_id = $2)"
+        " OR EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
+        " AND l.carrier_id = $2)) LIMIT 1",
+        [json.dumps([code]), organization_id, producer],
+    )
+    return bool(rows)
+
+
+async def signed_later_leg(code: str, carrier_id: int) -> bool:
+    """Whether the carrier has signed a leg after the first of a manifest listing this batch:
+    its signature put in its hands the batches handed to it by then."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT 1 FROM manifest m JOIN manifest_leg l ON l.manifest_id = m.id"
+        " WHERE m.batch_codes @> $1::jsonb AND m.state <> 'cancelled'"
+        " AND l.carrier_id = $2 AND l.seq > 1 AND l.signed_at IS NOT NULL LIMIT 1",
+        [json.dumps([code]), carrier_id],
     )
     return bool(rows)
 

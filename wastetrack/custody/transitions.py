@@ -126,18 +126,23 @@ async def _collected(
     return step(work, sub, batch, digest, details={**confirmed, **vehicle})
 
 
+def _moves_on_manifest(work: Work, batch: Batch) -> bool:
+    return bool((work.catalog.streams[batch.stream_id].rules or {}).get("manifest"))
+
+
 async def _check_manifest(work: Work, batch: Batch, taker_id: int, *, field: str = "batch") -> None:
     """Streams whose rules say `manifest` change hands only on a manifest the producer has
-    signed that names the organization taking the batch (`taker_id`) as one of its carriers
-    or its receiver; a step by whoever holds the batch already moves nothing."""
-    stream_rules = work.catalog.streams[batch.stream_id].rules or {}
-    if not stream_rules.get("manifest") or taker_id == batch.holder_id:
+    signed that names the organization taking the batch (`taker_id`) as one of its carriers or
+    its receiver, or as its producer once the batch was refused; a step by whoever holds the
+    batch already moves nothing."""
+    if not _moves_on_manifest(work, batch) or taker_id == batch.holder_id:
         return
-    if not await repository.on_signed_manifest(batch.code, taker_id):
+    refused = batch.state == State.rejected
+    if not await repository.on_signed_manifest(batch.code, taker_id, producer=refused):
         raise RuleViolation(
             f"{batch.stream_id} waste changes hands only on a transfer manifest signed by its"
-            f" producer that names the organization taking it ({taker_id}) as a carrier, its"
-            " receiver or its producer",
+            f" producer that names the organization taking it ({taker_id}) as a carrier or its"
+            " receiver (or its producer, once the batch was refused)",
             field=field,
         )
 
@@ -148,6 +153,15 @@ async def _handed_over(
     assert sub.to_organization_id is not None
     receiver = organization(work, sub.to_organization_id, "to_organization_id")
     await _check_manifest(work, batch, receiver.id, field="to_organization_id")
+    if _moves_on_manifest(work, batch) and await repository.signed_later_leg(
+        batch.code, receiver.id
+    ):
+        # A handover synced after the next carrier signed its leg: the receiver could then not
+        # take the batch (left handed over, not in transit); the manifest holds that handover.
+        raise RuleViolation(
+            "this carrier has signed its manifest leg already: record the handover there",
+            field="to_organization_id",
+        )
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
             "the batch is already held by this organization", field="to_organization_id"
@@ -276,8 +290,9 @@ async def treatment_state(
 ) -> tuple[State, TreatmentMethod]:
     """The one rule for a treatment's method, recorded or corrected: known, covered by the
     treating facility's licence (by default the actor's, on the server's day; a correction's:
-    the treatment's facility on the treatment's day) and allowed by the stream. Storage and
-    grouping (R12, R13, D13-D15) are not a fate: the batch stays `stored` at the facility."""
+    the treatment's facility on the day the treatment was recorded) and allowed by the stream.
+    Storage and grouping (R12, R13, D13-D15) are not a fate: the batch stays `stored` at the
+    facility."""
     allowed = await _licensed_methods(work, batch, facility_id, on)
     method = work.catalog.methods.get(code or "")
     if method is None:
