@@ -676,9 +676,19 @@ async def record_harbour(
         )
         vessels.append(vessel["id"])
     calls = []
-    for call in plan["calls"]:
+    # A vessel's calls are entered in order and never overlap (the service refuses otherwise):
+    # in arrival order, a call arriving before the vessel's last departure is not made.
+    left: dict[int, datetime] = {}
+    by_arrival = sorted(
+        plan["calls"], key=lambda c: datetime.fromisoformat(at(c["minutes"], c["offset"]))
+    )
+    for call in by_arrival:
         port, operator = ports[call["port"]], operators[call["port"]]
         arrived = at(call["minutes"], call["offset"])
+        departed = at(call["minutes"] + 1, call["offset"])
+        if call["vessel"] in left and datetime.fromisoformat(arrived) < left[call["vessel"]]:
+            continue
+        left[call["vessel"]] = datetime.fromisoformat(departed)
         opened = await post(
             client,
             world,

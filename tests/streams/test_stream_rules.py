@@ -70,12 +70,8 @@ async def test_hazardous_waste_moves_only_on_a_signed_manifest(
     )
     body.pop("event_type")
     batch = (await client.post("/m/v1/batches", json=body, headers=world.headers("clinic"))).json()
-    assert (
-        await post_event(client, world, "carrier", event("collected", batch["code"], minutes=5))
-    ).status_code == 201
-    moved = await post_event(
-        client, world, "carrier", event("in_transit", batch["code"], minutes=10)
-    )
+    # Not even collected: every change of hands needs a manifest naming the taker.
+    moved = await post_event(client, world, "carrier", event("collected", batch["code"], minutes=5))
     assert (moved.status_code, moved.json()["field"]) == (409, "batch")
     assert "manifest" in moved.json()["detail"]
     household = await tag_bag(
