@@ -182,12 +182,12 @@ async def test_trajectory_follows_the_vehicle_from_pickup_to_receipt(
     assert '"trace-track">[[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]<' in page.text
 
 
-async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def _in_transit_since_100_minutes(client: httpx.AsyncClient, world: World) -> tuple[str, int]:
+    """A medical bag the carrier collected and has had in transit to the facility for 1 h 40
+    min, and the minutes the tests' clock lags the server's (overdue is judged against the
+    server's clock: tell these stories from the real now, not the tests', which stops before a
+    city midnight in the first hours of a day)."""
     code = await bag_for_carrier(client, world)
-    # Overdue is judged against the server's clock: tell this story from the real now, not the
-    # tests' (which stops before a city midnight in the first hours of a day).
     lag = int((datetime.now(UTC) - NOW).total_seconds() // 60)
     for body in (
         event("collected", code, minutes=10 + lag),
@@ -199,6 +199,13 @@ async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
         ),
     ):
         assert (await post_event(client, world, "carrier", body)).status_code == 201
+    return code, lag
+
+
+async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code, lag = await _in_transit_since_100_minutes(client, world)
     # In transit since 1 h 40 min ago: overdue at one hour, not at two.
     assert await alerts.refresh(leg_overdue_hours=2) == 0
     await alerts.refresh(leg_overdue_hours=1)
@@ -220,18 +227,8 @@ async def test_a_batch_overdue_again_on_a_later_journey_raises_a_new_alert(
 ) -> None:
     """Refused at the plant, the batch goes out again; overdue on that journey too, it is
     alerted again (its first alert cleared when the plant refused it)."""
-    code = await bag_for_carrier(client, world)
-    lag = int((datetime.now(UTC) - NOW).total_seconds() // 60)
+    code, lag = await _in_transit_since_100_minutes(client, world)
     facility = world.orgs["facility"].id
-    steps = [
-        ("carrier", event("collected", code, minutes=10 + lag)),
-        (
-            "carrier",
-            event("in_transit", code, minutes=20 + lag, destination_organization_id=facility),
-        ),
-    ]
-    for who, body in steps:
-        assert (await post_event(client, world, who, body)).status_code == 201
     assert await alerts.refresh(leg_overdue_hours=1) == 1
     refused = event("received", code, minutes=30 + lag, outcome="rejected", reason="leaking")
     assert (await post_event(client, world, "facility", refused)).status_code == 201
@@ -251,18 +248,7 @@ async def test_an_alert_raised_before_occurrences_were_told_apart_is_rewritten_i
     """Migration 0033 gives old alerts the subjects the rules now write: a refresh then neither
     clears an alert still due nor raises a second one beside it."""
     rewrite = importlib.import_module("migrations.0033_alert_occurrence_subjects").REWRITE
-    code = await bag_for_carrier(client, world)
-    lag = int((datetime.now(UTC) - NOW).total_seconds() // 60)
-    for body in (
-        event("collected", code, minutes=10 + lag),
-        event(
-            "in_transit",
-            code,
-            minutes=20 + lag,
-            destination_organization_id=world.orgs["facility"].id,
-        ),
-    ):
-        assert (await post_event(client, world, "carrier", body)).status_code == 201
+    code, _ = await _in_transit_since_100_minutes(client, world)
     assert await alerts.refresh(leg_overdue_hours=1) == 1
     (alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE)
     written = alert.subject
