@@ -130,19 +130,30 @@ def _moves_on_manifest(work: Work, batch: Batch) -> bool:
     return bool((work.catalog.streams[batch.stream_id].rules or {}).get("manifest"))
 
 
-async def _check_manifest(work: Work, batch: Batch, taker_id: int, *, field: str = "batch") -> None:
+async def _check_manifest(
+    work: Work, batch: Batch, taker_id: int, *, handover: bool = False
+) -> None:
     """Streams whose rules say `manifest` change hands only on a manifest the producer has
     signed that names the organization taking the batch (`taker_id`) as one of its carriers or
     its receiver, or as its producer once the batch was refused; a step by whoever holds the
-    batch already moves nothing."""
+    batch already moves nothing. A `handover` to a carrier that has signed a later leg already
+    is refused: that signature recorded the batch's handover to it."""
     if not _moves_on_manifest(work, batch) or taker_id == batch.holder_id:
         return
+    field = "to_organization_id" if handover else "batch"
     refused = batch.state == State.rejected
     if not await repository.on_signed_manifest(batch.code, taker_id, producer=refused):
         raise RuleViolation(
             f"{batch.stream_id} waste changes hands only on a transfer manifest signed by its"
             f" producer that names the organization taking it ({taker_id}) as a carrier or its"
             " receiver (or its producer, once the batch was refused)",
+            field=field,
+        )
+    if handover and await repository.signed_later_leg(batch.code, taker_id):
+        # A handover synced after the next carrier signed its leg: the receiver could then not
+        # take the batch (left handed over, not in transit); the manifest holds that handover.
+        raise RuleViolation(
+            "this carrier has signed its manifest leg already: record the handover there",
             field=field,
         )
 
@@ -152,16 +163,7 @@ async def _handed_over(
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
     receiver = organization(work, sub.to_organization_id, "to_organization_id")
-    await _check_manifest(work, batch, receiver.id, field="to_organization_id")
-    if _moves_on_manifest(work, batch) and await repository.signed_later_leg(
-        batch.code, receiver.id
-    ):
-        # A handover synced after the next carrier signed its leg: the receiver could then not
-        # take the batch (left handed over, not in transit); the manifest holds that handover.
-        raise RuleViolation(
-            "this carrier has signed its manifest leg already: record the handover there",
-            field="to_organization_id",
-        )
+    await _check_manifest(work, batch, receiver.id, handover=True)
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
             "the batch is already held by this organization", field="to_organization_id"
