@@ -3,6 +3,7 @@
 from typing import Any
 
 import httpx
+from tortoise.transactions import in_transaction
 
 from tests.factories import World, event, medical_bag
 
@@ -53,3 +54,11 @@ async def collect(
     for code in codes:
         response = await post_event(client, world, who, event("collected", code, minutes=minutes))
         assert response.status_code == 201, response.text
+
+
+async def as_superuser_without_triggers(*statements: tuple[str, list]) -> None:
+    """What an intruder with the owner's password can do: switch triggers off and edit rows."""
+    async with in_transaction() as conn:
+        await conn.execute_script("SET LOCAL session_replication_role = replica")
+        for sql, values in statements:
+            await conn.execute_query(sql, values)

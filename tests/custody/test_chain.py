@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from tortoise.transactions import in_transaction
 
-from tests.custody.helpers import advance, collect, post_event, tag_bag
+from tests.custody.helpers import (
+    advance,
+    as_superuser_without_triggers,
+    collect,
+    post_event,
+    tag_bag,
+)
 from tests.factories import World, event
 from wastetrack.custody.models import CustodyEvent
 
@@ -345,6 +351,40 @@ async def test_a_corrected_treatment_keeps_to_the_facilitys_licence(
         assert refused.json()["field"] == "method"
     fix = event("corrected", code, minutes=95, corrects=treated.json()["event_id"], method="R4")
     assert (await post_event(client, world, "manager", fix)).status_code == 201
+
+
+async def test_a_corrected_treatment_is_judged_by_the_licence_of_the_day_it_was_recorded(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A treatment recorded three days ago, under a licence that has lapsed since, may still be
+    corrected to another method that licence covered: the correction is judged as the
+    treatment was, on the day the server recorded it."""
+    paper = await tag_bag(
+        client, world, "collector", stream="household", category="hh.recyclable.paper"
+    )
+    code, plant = paper["code"], world.orgs["unlicensed"].id
+    for who, body in (
+        ("collector", event("collected", code, minutes=10)),
+        ("collector", event("in_transit", code, minutes=20, destination_organization_id=plant)),
+        ("unlicensed", event("received", code, minutes=60, outcome="accepted", weight_kg="3")),
+        ("unlicensed", event("treated", code, minutes=90, method="R3")),
+    ):
+        assert (await post_event(client, world, who, body)).status_code == 201
+    treated = await CustodyEvent.get(batch__code=code, event_type="treated")
+    recorded = datetime.now(UTC) - timedelta(days=3)
+    await as_superuser_without_triggers(
+        ("UPDATE custody_event SET server_time = $1 WHERE id = $2", [recorded, treated.id]),
+        (
+            "UPDATE facility_licence SET valid_until = $1 WHERE organization_id = $2",
+            [(recorded + timedelta(days=1)).date(), plant],
+        ),
+    )
+    fix = event("corrected", code, minutes=95, corrects=str(treated.id), method="R4")
+    corrected = await post_event(client, world, "manager", fix)
+    assert corrected.status_code == 201, corrected.text
+    fix = event("corrected", code, minutes=96, corrects=str(treated.id), method="D10")
+    refused = await post_event(client, world, "manager", fix)
+    assert (refused.status_code, refused.json()["field"]) == (403, "method")
 
 
 async def test_a_tagging_is_not_moved_after_its_next_step_was_recorded(

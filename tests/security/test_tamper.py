@@ -12,9 +12,8 @@ import asyncpg
 import httpx
 import pytest
 from tortoise import connections
-from tortoise.transactions import in_transaction
 
-from tests.custody.helpers import advance, tag_bag
+from tests.custody.helpers import advance, as_superuser_without_triggers, tag_bag
 from tests.factories import World
 from wastetrack.batches.models import Batch
 from wastetrack.core import db
@@ -22,14 +21,6 @@ from wastetrack.custody import checkpoints
 from wastetrack.custody.chain import event_hash
 from wastetrack.custody.checkpoints import Checkpoint, LegacyChain
 from wastetrack.custody.models import CustodyEvent
-
-
-async def as_superuser_without_triggers(*statements: tuple[str, list]) -> None:
-    """What an intruder with the owner's password can do: switch triggers off and edit rows."""
-    async with in_transaction() as conn:
-        await conn.execute_script("SET LOCAL session_replication_role = replica")
-        for sql, values in statements:
-            await conn.execute_query(sql, values)
 
 
 async def verdict(client: httpx.AsyncClient, world: World, code: str) -> dict:
