@@ -57,3 +57,46 @@ async def test_a_clock_behind_within_the_skew_is_not_flagged(
     )
     assert (await post_event(client, world, "carrier", slightly)).status_code == 201
     assert await Alert.filter(kind="scan_anomaly").count() == 0
+
+
+async def test_a_late_event_does_not_turn_the_batchs_clock_back(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """After an event synced late (3 h ago, after one 1 h ago), an event 2 h ago still precedes
+    the latest the batch has seen, and is flagged against that."""
+    bag = await tag_bag(
+        client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=ago(5)
+    )
+    facility = world.orgs["facility"].id
+    for who, body in (
+        ("carrier", event("collected", bag["code"], device_time=ago(1))),
+        (
+            "carrier",
+            event(
+                "in_transit",
+                bag["code"],
+                device_time=ago(3),
+                destination_organization_id=facility,
+            ),
+        ),
+        (
+            "facility",
+            event(
+                "received",
+                bag["code"],
+                device_time=ago(2),
+                outcome="accepted",
+                weight_kg="2.5",
+            ),
+        ),
+    ):
+        assert (await post_event(client, world, who, body)).status_code == 201
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    behind = {
+        a["details"]["seq"]: a["details"]["behind_seconds"]
+        for a in listed
+        if a["kind"] == "scan_anomaly" and a["details"]["code"] == bag["code"]
+    }
+    assert set(behind) == {3, 4}
+    assert 3500 < behind[4] < 3700

@@ -151,7 +151,9 @@ def new_event(
     batch.state = state
     batch.last_seq = event.seq
     batch.last_hash = event.hash
-    batch.last_device_time = event.device_time
+    # The latest device time the batch has seen: a late-synced event does not turn it back.
+    previous = batch.last_device_time
+    batch.last_device_time = max(previous, event.device_time) if previous else event.device_time
     work.new_events.append(event)
     work.touched[batch.id] = batch
     return event
