@@ -2,8 +2,6 @@
 
 from decimal import Decimal
 
-from pydantic import Field
-
 from wastetrack.core.commands import (
     INT32_MAX,
     NO_NUL,
@@ -53,11 +51,10 @@ class Definition(Schema):
 
 
 class Ratio(Schema):
-    """A rate is never shown bare: numerator, denominator and unit come with it."""
+    """A rate is never shown bare: numerator, denominator, unit and definition come with it."""
 
     numerator: Decimal
     denominator: Decimal
     rate: Decimal | None
     unit: str
-    # Published figures carry their definition; helper ratios have none, and say nothing.
-    definition: Definition | None = Field(None, exclude_if=lambda value: value is None)
+    definition: Definition

@@ -257,7 +257,12 @@ async def achievement(*, principal: Principal, today: date) -> Achievement:
                 {
                     "cell_type": code,
                     "name_zh": kind["name_zh"],
-                    "share": ratio(sum(c.id in achieved for c in of_type), len(of_type), "cells"),
+                    "share": ratio(
+                        sum(c.id in achieved for c in of_type),
+                        len(of_type),
+                        "cells",
+                        ACHIEVEMENT_DEFINITION,
+                    ),
                 }
             )
     return {

@@ -6,7 +6,7 @@ dashboard and the demo's fingerprint read as they are, and the types name every 
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NotRequired, TypedDict
+from typing import TypedDict
 
 from wastetrack.core.cityday import days_bounds
 from wastetrack.core.errors import ValidationFailed
@@ -20,37 +20,35 @@ class Definition(TypedDict):
 
 
 class Rate(TypedDict):
-    """A rate with what it was computed from; only published figures carry a definition."""
+    """A rate with what it was computed from and what it means."""
 
     numerator: Decimal | int
     denominator: Decimal | int
     rate: Decimal | None
     unit: str
-    definition: NotRequired[Definition]
+    definition: Definition
 
 
 def ratio(
     numerator: Decimal | int,
     denominator: Decimal | int,
     unit: str,
-    definition: Definition | None = None,
+    definition: Definition,
 ) -> Rate:
-    """A rate with what it was computed from (and, for the published figures, its
-    definition: the formula in words and its source)."""
+    """A rate with what it was computed from and its definition (the formula in words and its
+    source): no rate is published without one."""
     rate = (
         (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"))
         if denominator
         else None
     )
-    answer: Rate = {
+    return {
         "numerator": numerator,
         "denominator": denominator,
         "rate": rate,
         "unit": unit,
+        "definition": definition,
     }
-    if definition is not None:
-        answer["definition"] = definition
-    return answer
 
 
 def period_bounds(date_from: date, date_to: date, timezone: str) -> tuple[datetime, datetime]:

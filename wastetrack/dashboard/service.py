@@ -102,7 +102,9 @@ def by_stream(utilization: rollups.Utilization, balance: rollups.MassBalance) ->
                 "received": cell["weighed"],
                 "harmless": s["harmless_treatment_rate"],
                 "utilization": s["utilization_rate"],
-                "balance": ratio(cell["weighed"], cell["declared"], "kg"),
+                "balance": ratio(
+                    cell["weighed"], cell["declared"], "kg", rollups.definition("mass_balance")
+                ),
             }
         )
     return rows

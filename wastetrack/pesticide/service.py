@@ -367,7 +367,12 @@ async def recovery_metrics(
                 "sold": sold.get(m, 0),
                 "returned": returned.get(m, 0),
                 "returned_uncounted_kg": uncounted.get(m, Decimal(0)),
-                "recovery_rate": ratio(returned.get(m, 0), sold.get(m, 0), "containers"),
+                "recovery_rate": ratio(
+                    returned.get(m, 0),
+                    sold.get(m, 0),
+                    "containers",
+                    definition("pesticide_recovery"),
+                ),
             }
             for m in materials
         ],

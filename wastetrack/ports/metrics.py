@@ -85,11 +85,15 @@ def _no_totals() -> GroupTotals:
 
 # Each delivery line whose batch was tagged in the period and is not cancelled, with the facts
 # of its parts: its batch and, when a receipt refused part of it, the remainders split from it
-# (same cohort), each with its own fate and mass; a cancelled remainder is no part.
+# (same cohort), each with its own fate and mass; a cancelled remainder is no part. A line is
+# its batch after corrections: the batch's category, and its volume when it was tagged in m³
+# (else the volume measured on the line).
 _LINE_PARTS = """
 WITH RECURSIVE line AS (
-    SELECT d.port_id, l.category_id, l.volume_m3, l.batch_id
+    SELECT d.port_id, f.category_id,
+           CASE WHEN b.unit = 'm3' THEN b.quantity ELSE l.volume_m3 END AS volume_m3, l.batch_id
     FROM delivery_line l JOIN delivery d ON d.id = l.delivery_id
+    JOIN batch b ON b.id = l.batch_id
     JOIN batch_fact f ON f.batch_id = l.batch_id
     WHERE d.port_id = ANY($1::int[]) AND f.day BETWEEN $2 AND $3 AND f.fate <> 'cancelled'
 ),
@@ -263,7 +267,10 @@ async def port_metrics(
             },
         },
         "reception_facility_share": ratio(
-            Decimal(equipped), Decimal(len(listed_profiles)), "ports"
+            Decimal(equipped),
+            Decimal(len(listed_profiles)),
+            "ports",
+            rollups.definition("reception_facility_share"),
         ),
     }
 
@@ -287,12 +294,15 @@ async def sea_area_metrics(
     }
     vessels = await Vessel.filter(home_port_id__in=list(ports)).only("id", "home_port_id")
     calls = await PortCall.filter(
-        arrived_at__gte=start, arrived_at__lt=end, fishing_area__not_isnull=True
+        port_id__in=list(ports),
+        arrived_at__gte=start,
+        arrived_at__lt=end,
+        fishing_area__not_isnull=True,
     ).values("vessel_id", "fishing_area")
     delivered = set(
-        await Delivery.filter(started_at__gte=start, started_at__lt=end).values_list(
-            "vessel_id", flat=True
-        )
+        await Delivery.filter(
+            port_id__in=list(ports), started_at__gte=start, started_at__lt=end
+        ).values_list("vessel_id", flat=True)
     )
     areas: list[SeaAreaFigures] = []
     for area in await list_sea_areas():
@@ -310,7 +320,12 @@ async def sea_area_metrics(
                 "name_zh": area.name_zh,
                 "vessels": len(members),
                 "vessels_with_deliveries": with_deliveries,
-                "share": ratio(Decimal(with_deliveries), Decimal(len(members)), "vessels"),
+                "share": ratio(
+                    Decimal(with_deliveries),
+                    Decimal(len(members)),
+                    "vessels",
+                    rollups.definition("sea_area_delivery_share"),
+                ),
             }
         )
     return {"date_from": date_from, "date_to": date_to, "timezone": timezone, "areas": areas}

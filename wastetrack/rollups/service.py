@@ -200,7 +200,10 @@ def _cohort_figures(bucket: _Bucket) -> CohortFigures:
             bucket["estimated_kg"], generated, "kg", definition("estimated_share")
         ),
         "fates": {
-            fate: ratio(bucket["fates"].get(fate, Decimal(0)), generated, "kg") for fate in FATES
+            fate: ratio(
+                bucket["fates"].get(fate, Decimal(0)), generated, "kg", definition("fate_share")
+            )
+            for fate in FATES
         },
         "treated_kg": dict(sorted(bucket["modes"].items())),
         "harmless_treatment_rate": ratio(
