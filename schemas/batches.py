@@ -109,6 +109,11 @@ class FateRead(Schema):
     state: str
     containers: list[str] = Field(description="containers it was aggregated into, innermost first")
     fate_state: str = Field(description="the state of the batch or its outermost container")
-    method: str | None
+    fate: str | None = Field(
+        description="the fate the metrics count (docs/metrics.md §4): recovered,"
+        " disposed_harmless, disposed_not_harmless, pending, rejected, in_progress, cancelled;"
+        " `container` for a container, whose contents are counted instead"
+    )
+    method: str | None = Field(description="the treatment method, after corrections")
     mode: str | None
     treated_at: datetime | None

@@ -92,6 +92,19 @@ async def test_clinic_follows_its_bag_through_the_carriers_round(
     assert fate["state"] == "aggregated"
     assert fate["containers"] == [load["code"]]
     assert (fate["fate_state"], fate["method"], fate["mode"]) == ("treated", "D10", "disposal")
+    assert fate["fate"] == "disposed_harmless"
+    # The method corrected, the fate reports the batch as the metrics count it.
+    treated = (
+        await client.get(f"/m/v1/batches/{load['code']}/events", headers=world.headers("carrier"))
+    ).json()[-1]
+    fix = event("corrected", load["code"], minutes=95, corrects=treated["id"], method="D9")
+    assert (await post_event(client, world, "facility", fix)).status_code == 201
+    fate = (
+        await client.get(f"/m/v1/batches/{bag['code']}/fate", headers=world.headers("clinic"))
+    ).json()
+    assert (fate["fate_state"], fate["method"], fate["mode"]) == ("treated", "D9", "disposal")
+    own = await client.get(f"/m/v1/batches/{load['code']}/fate", headers=world.headers("carrier"))
+    assert (own.json()["fate"], own.json()["method"]) == ("container", "D9")
     hidden = await client.get(
         f"/m/v1/batches/{neighbour['code']}/fate", headers=world.headers("clinic")
     )

@@ -5,6 +5,7 @@ from typing import Any
 
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
+from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import (
     NotFound,
 )
@@ -12,6 +13,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import SPECS, EventType
 from wastetrack.custody.transitions import allowed_actions
+from wastetrack.rollups.models import BatchFact
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +38,32 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult
 
 async def fate(*, principal: Principal, code: str) -> dict[str, Any]:
     """What became of a batch the user may see, following it into the containers it was
-    aggregated into (a clinic's bag in a carrier's round), without naming other parties."""
+    aggregated into (a clinic's bag in a carrier's round), without naming other parties. The
+    fate and method are the metrics' (the batch's fact: its deciding event after corrections,
+    its outermost container's for a batch aggregated into one; a container's own fate is
+    `container`, its contents being counted instead)."""
     batch = await batches.get_visible_batch(principal, code)
     final = batch
     containers = []
     while final.parent_id is not None:
         final = await Batch.get(id=final.parent_id)
         containers.append(final.code)
+    fact = await BatchFact.get_or_none(batch_id=batch.id)
+    method = (await catalog.snapshot()).methods[fact.method] if fact and fact.method else None
     treated = (
         await CustodyEvent.filter(batch_id=final.id, event_type=EventType.treated)
         .order_by("-seq")
         .first()
+        if method
+        else None
     )
     return {
         "code": batch.code,
         "state": batch.state,
         "containers": containers,
         "fate_state": final.state,
-        "method": treated.method_id if treated else None,
-        "mode": treated.mode if treated else None,
+        "fate": fact.fate if fact else None,
+        "method": method.code if method else None,
+        "mode": method.mode if method else None,
         "treated_at": treated.device_time if treated else None,
     }

@@ -15,8 +15,9 @@ from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted,
 
 # Bump when the counting rules change: the next start-up rebuilds the stored facts. (3: a
 # container's facts follow a correction of its bags, and concurrent recordings sharing a fact
-# take turns; facts kept before may be stale, so they are rebuilt once.)
-DEFINITION_VERSION = "2026-12-cohorts-3"
+# take turns; facts kept before may be stale, so they are rebuilt once. 4: a fact keeps the
+# treatment method after corrections, which a batch's fate reports.)
+DEFINITION_VERSION = "2026-12-cohorts-4"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
 # Fates that leave every figure (a cancelled batch) or are counted through their children
@@ -37,7 +38,7 @@ FATE_EVENTS = events_counted(Rollup.fate)
 
 _FACT_COLUMNS = (
     "batch_id, day, region_path, stream_id, category_id, fate, mode, mass_kg, estimated,"
-    " balance_weighed_kg, balance_declared_kg, volume_m3, items"
+    " balance_weighed_kg, balance_declared_kg, volume_m3, items, method"
 )
 _SUM_COLUMNS = (
     "mass_kg, estimated_kg, balance_weighed_kg, balance_declared_kg, volume_m3, items, batches"
@@ -48,7 +49,8 @@ _SUM_COLUMNS = (
 # custody spec's keys are formatted in as constants (the plans stay literal ones).
 # - corrections: per corrected event and field, the latest correction's value (a correction of
 #   a correction names the same original event);
-# - decided: the latest fate-deciding event (receipt, treatment, cancellation) after corrections;
+# - decided: the latest fate-deciding event (receipt, treatment, cancellation) after corrections,
+#   and its method when it is a treatment;
 # - a batch aggregated into a container takes the fate of its outermost container (`up` climbs
 #   from each batch through its containers; `root` is the last one it reached);
 # - weighed: the latest weight measured on an accepted receipt or at treatment;
@@ -127,7 +129,8 @@ decided AS (
                 WHEN m.mode = ANY($2::text[]) THEN 'recovered'
                 WHEN m.harmless THEN 'disposed_harmless'
                 ELSE 'disposed_not_harmless' END AS fate,
-           CASE WHEN ev.event_type = '{kinds.treated}' THEN m.mode ELSE '' END AS mode
+           CASE WHEN ev.event_type = '{kinds.treated}' THEN m.mode ELSE '' END AS mode,
+           CASE WHEN ev.event_type = '{kinds.treated}' THEN ev.method END AS method
     FROM ev LEFT JOIN treatment_method m ON m.code = ev.method
     ORDER BY ev.batch_id, ev.seq DESC
 ),
@@ -168,7 +171,8 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
             WHEN k.id IS NOT NULL THEN NULLIF(k.declared_kg, 0)
             WHEN b.unit = 'kg' THEN b.quantity END AS balance_declared_kg,
        CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
-       CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items
+       CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items,
+       d.method
 FROM batch b
 LEFT JOIN root r ON r.id = b.id
 LEFT JOIN decided d ON d.batch_id = COALESCE(r.root, b.id)

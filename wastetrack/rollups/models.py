@@ -30,6 +30,9 @@ class BatchFact(Model):
     )
     volume_m3: Decimal = fields.DecimalField(max_digits=14, decimal_places=3)
     items = fields.BigIntField()
+    # The treatment method of the deciding event after corrections (a container's too, though
+    # its fate is `container`); none before a treatment.
+    method = fields.CharField(max_length=8, null=True)
 
     class Meta:
         table = "batch_fact"
