@@ -1,7 +1,9 @@
-"""Offline sync: each event applied exactly once, in device-time order, bad ones reported."""
+"""Offline sync: each event applied exactly once, in the phone's order of recording, bad ones
+reported."""
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import httpx
@@ -9,7 +11,7 @@ import pytest
 from tortoise import connections
 
 from tests.custody.helpers import tag_bag
-from tests.factories import World, event, medical_bag
+from tests.factories import NOW, World, event, medical_bag
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import db
 from wastetrack.custody import repository
@@ -76,6 +78,34 @@ async def test_events_of_a_batch_apply_in_device_time_order(
     statuses = [r["status"] for r in response.json()["results"]]
     assert statuses == ["applied", "applied"]
     events = await CustodyEvent.filter(batch__code=batch["code"]).order_by("seq")
+    assert [e.event_type for e in events] == ["tagged", "collected", "in_transit"]
+
+
+async def test_a_clock_stepped_back_a_few_seconds_keeps_the_phones_order(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A collector tags a label, its phone's clock is pulled back 40 s by the network, it
+    collects and dispatches the bag: the backlog applies in the order recorded, not with the
+    collection first (the batch not yet made) nor the dispatch before the collection."""
+    printed = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs["community"].id, "stream": "household", "count": 1},
+    )
+    assert printed.status_code == 201
+    (label,) = await Label.filter(organization=world.orgs["community"])
+    tagged = event("tagged", label.code, category="hh.food.household", quantity="2", unit="kg")
+    tagged["device_time"] = (NOW - timedelta(hours=2) + timedelta(seconds=100)).isoformat()
+    collected = event("collected", label.code)  # 100 s before the tagging, by the phone
+    dispatched = event(
+        "in_transit",
+        label.code,
+        destination_organization_id=world.orgs["facility"].id,
+    )
+    dispatched["device_time"] = (NOW - timedelta(hours=2) - timedelta(seconds=40)).isoformat()
+    response = await sync(client, world, "collector", [tagged, collected, dispatched])
+    assert [r["status"] for r in response.json()["results"]] == ["applied"] * 3, response.text
+    events = await CustodyEvent.filter(batch__code=label.code).order_by("seq")
     assert [e.event_type for e in events] == ["tagged", "collected", "in_transit"]
 
 

@@ -1,14 +1,16 @@
 """Recording custody events: one path for single posts, batch creation and offline sync.
 
 Each submission is applied exactly once (its client_event_id and payload digest), by the handler
-of its event type: per batch in device-time order (a sync), or in arrival order (single posts
-recorded together, see `posts`); everything is written in a few set-based statements, at the
-end or, for a long call, in parts while the rest is still being decided (`_Writes`)."""
+of its event type: a sync's backlog in its phone's order of recording (see `sync_order`), or
+in arrival order (single posts recorded together, see `posts`); everything is written in a few
+set-based statements, at the end or, for a long call, in parts while the rest is still being
+decided (`_Writes`)."""
 
 import asyncio
 import copy
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +32,7 @@ from wastetrack.core.errors import (
     NotFound,
 )
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import CLOCK_SKEW
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
 from wastetrack.custody.commands import EventCommand
@@ -59,11 +62,40 @@ class Recorded:
 async def record_events(
     *, principal: Principal, submissions: list[EventCommand], secret: str
 ) -> list[Recorded]:
-    """Apply events exactly once each, per batch in device-time order; a refused event is
+    """Apply events exactly once each, in the order `sync_order` gives; a refused event is
     reported and never stops the others. Runs inside the caller's transaction."""
     check_may_record(principal)
-    order = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
-    return await _record([principal] * len(submissions), submissions, order, secret)
+    return await _record([principal] * len(submissions), submissions, sync_order, secret)
+
+
+def sync_order(submissions: list[EventCommand], codes_of: list[str | None]) -> list[int]:
+    """The order a phone's backlog is applied in: the batches' events interleaved by device
+    time, and each batch's own events in the order the phone sent them (its order of
+    recording), unless that order goes back in time by more than the clock skew somewhere
+    (a backlog merged out of order): then in device-time order. A clock stepped back by a few
+    seconds between two steps does not reorder them; a tagging comes before its label's
+    other events either way."""
+    slots = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
+    slot_of = {index: place for place, index in enumerate(slots)}
+    sent: dict[str | None, list[int]] = {}
+    for index, code in enumerate(codes_of):
+        sent.setdefault(code, []).append(index)
+    order = list(slots)
+    for code, indices in sent.items():
+        if code is None or len(indices) == 1:
+            continue  # a new code's tagging, or an event refused already
+        latest = submissions[indices[0]].device_time
+        for index in indices[1:]:
+            when = submissions[index].device_time
+            if when < latest - CLOCK_SKEW:
+                indices = sorted(indices, key=lambda i: submissions[i].device_time)
+                break
+            latest = max(latest, when)
+        indices = sorted(indices, key=lambda i: submissions[i].event_type != EventType.tagged)
+        places = sorted(slot_of[i] for i in indices)  # the batch's slots in time order
+        for place, index in zip(places, indices, strict=True):
+            order[place] = index
+    return order
 
 
 async def record_posts(
@@ -75,7 +107,7 @@ async def record_posts(
     return await _record(
         [principal for principal, _ in posts],
         [submission for _, submission in posts],
-        list(range(len(posts))),
+        lambda submissions, _codes: list(range(len(submissions))),
         secret,
     )
 
@@ -87,10 +119,14 @@ def check_may_record(principal: Principal) -> None:
 
 
 async def _record(
-    principals: list[Principal], submissions: list[EventCommand], order: list[int], secret: str
+    principals: list[Principal],
+    submissions: list[EventCommand],
+    ordered: Callable[[list[EventCommand], list[str | None]], list[int]],
+    secret: str,
 ) -> list[Recorded]:
-    """Apply submissions[i] as principals[i], in `order`; one read before, the writes after
-    (in parts while deciding, see `_Writes`)."""
+    """Apply submissions[i] as principals[i], in the order `ordered` gives from the
+    submissions and their batches' codes; one read before, the writes after (in parts while
+    deciding, see `_Writes`)."""
     work = Work(
         principal=principals[0],
         secret=secret,
@@ -112,7 +148,7 @@ async def _record(
         # Each applied event's batch as that event left it: later events of the call (another
         # post of a flush, say) go on changing the batch itself.
         as_left: list[tuple[Batch, Batch]] = []
-        for index in order:
+        for index in ordered(submissions, codes_of):
             if outcomes[index] is not None:
                 continue
             sub = submissions[index]
