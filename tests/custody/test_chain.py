@@ -14,6 +14,7 @@ from tests.custody.helpers import (
     tag_bag,
 )
 from tests.factories import World, event
+from wastetrack.batches.models import Batch
 from wastetrack.custody.models import CustodyEvent
 
 
@@ -254,6 +255,24 @@ async def test_only_what_is_in_hand_goes_into_a_container(
         client, world, "clinic", event("aggregated", box["code"], minutes=5, children=[bag["code"]])
     )
     assert packed.status_code == 201, packed.text
+
+
+async def test_another_producers_bag_does_not_become_a_container(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A carrier holding two clinic bags may not scan one into the other: a container is never
+    counted itself, so the bag's own waste would drop out of every rate."""
+    carrier = world.orgs["carrier"].id
+    bags = [await tag_bag(client, world, carrier_organization_id=carrier) for _ in range(2)]
+    await collect(client, world, *(bag["code"] for bag in bags))
+    refused = await post_event(
+        client,
+        world,
+        "carrier",
+        event("aggregated", bags[0]["code"], minutes=8, children=[bags[1]["code"]]),
+    )
+    assert (refused.status_code, refused.json()["field"]) == (409, "batch")
+    assert (await Batch.get(code=bags[1]["code"])).parent_id is None
 
 
 async def test_a_child_enters_its_container_at_the_time_the_phone_recorded(

@@ -331,6 +331,14 @@ async def _aggregated(
     work: Work, sub: EventCommand, parent: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.children is not None
+    if parent.producer_id != work.principal.organization_id:
+        # A container is never in a cohort itself, its contents are (docs/metrics.md §4): a
+        # batch of another producer's waste would lose its own mass by becoming one.
+        raise RuleViolation(
+            "a container is a load your organization tagged itself; another producer's waste"
+            " does not become a container",
+            field="batch",
+        )
     children: list[Batch] = []
     for index, scanned in enumerate(sub.children):
         field_name = f"children[{index}]"
