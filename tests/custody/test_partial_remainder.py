@@ -380,6 +380,27 @@ async def test_a_corrected_tagging_time_moves_the_remainder_with_its_original(
     )
 
 
+async def test_a_remainder_takes_its_originals_corrected_category_and_keeps_its_size(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The remainder is the same waste: a corrected category carries over to it. The refused
+    part was sized against the declared quantity, so the declaration is no longer corrected
+    (the receipt is, which resizes the remainder)."""
+    code = await _delivered(client, world)
+    await _receive_in_part(client, world, code, "2.0")
+    remainder = (await _remainder_of(client, world, code))["code"]
+    tagging = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
+    ).json()[0]["id"]
+    fix = event("corrected", code, minutes=70, corrects=tagging, category="med.sharps")
+    assert (await post_event(client, world, "clinic", fix)).status_code == 201
+    assert (await _batch(client, world, "carrier", remainder))["category"] == "med.sharps"
+    resized = event("corrected", code, minutes=71, corrects=tagging, quantity="5")
+    refused = await post_event(client, world, "clinic", resized)
+    assert (refused.status_code, refused.json()["field"]) == (409, "quantity"), refused.text
+    assert Decimal((await _batch(client, world, "clinic", code))["quantity"]) == Decimal("3.5")
+
+
 async def test_a_receipt_corrected_to_partial_after_later_steps_returns_the_part_to_its_deliverer(
     client: httpx.AsyncClient, world: World
 ) -> None:

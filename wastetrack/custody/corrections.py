@@ -103,9 +103,17 @@ async def corrected(
             work, sub, batch, target, changed, deliverer=deliverer
         )
     if target.event_type == EventType.tagged:
+        if changed.keys() & {"quantity", "unit"} and await remainders.has_live_remainder(
+            work, batch
+        ):
+            raise RuleViolation(
+                "a receipt refused part of this batch against its declared quantity: correct"
+                " that receipt (its weight or outcome) rather than the declaration",
+                field="quantity" if "quantity" in changed else "unit",
+            )
         await _correct_tagging(work, batch, changed)
-        if "event_time" in changed:
-            await remainders.follow_tagging_time(work, sub, batch)
+        if changed.keys() & {"event_time", "category"}:
+            await remainders.follow_tagging(work, sub, batch)
     elif "outcome" in changed or "method" in changed:
         state = await _corrected_state(work, sub, batch, target, changed)
     remainder = await follow() if follow is not None else None

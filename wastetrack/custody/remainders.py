@@ -152,9 +152,10 @@ async def check_splittable(work: Work, batch: Batch) -> None:
         )
 
 
-async def follow_tagging_time(work: Work, sub: EventCommand, batch: Batch) -> None:
-    """A remainder stays in its original's cohort: a corrected tagging time carries over to
-    the remainders split from the batch (and to theirs), as corrections in their chains."""
+async def follow_tagging(work: Work, sub: EventCommand, batch: Batch) -> None:
+    """A remainder is its original's waste, in its cohort: a corrected tagging time or
+    category carries over to the remainders split from the batch (and to theirs), as
+    corrections in their chains."""
     found = {b.code for b in work.batches.values() if b.split_from_id == batch.id}
     found |= {
         str(code)
@@ -166,7 +167,12 @@ async def follow_tagging_time(work: Work, sub: EventCommand, batch: Batch) -> No
             remember(work, locked)
     for code in sorted(found):
         remainder = work.batches[code]
-        if remainder.tagged_at == batch.tagged_at:
+        corrected: dict[str, str] = {}
+        if remainder.tagged_at != batch.tagged_at:
+            corrected["event_time"] = batch.tagged_at.isoformat()
+        if remainder.category_id != batch.category_id:
+            corrected["category"] = batch.category_id
+        if not corrected:
             continue
         tagging = next(
             (e for e in work.new_events if e.batch_id == remainder.id and e.seq == 1), None
@@ -180,15 +186,21 @@ async def follow_tagging_time(work: Work, sub: EventCommand, batch: Batch) -> No
             digest=None,
             device_time=sub.device_time,
             corrects_id=tagging.id,
-            reason=f"the tagging time of {batch.code} was corrected",
+            reason=f"the tagging of {batch.code} was corrected",
             details={
                 "split_from": batch.code,
-                "corrected_fields": ["event_time"],
-                "corrected": {"event_time": batch.tagged_at.isoformat()},
+                "corrected_fields": sorted(corrected),
+                "corrected": corrected,
             },
         )
         remainder.tagged_at = batch.tagged_at
-        await follow_tagging_time(work, sub, remainder)
+        remainder.category_id = batch.category_id
+        await follow_tagging(work, sub, remainder)
+
+
+async def has_live_remainder(work: Work, batch: Batch) -> bool:
+    """Whether a part of the batch was refused and split off, and that part not cancelled."""
+    return await _live_remainder(work, batch) is not None
 
 
 async def _live_remainder(work: Work, batch: Batch) -> Batch | None:
