@@ -12,9 +12,11 @@ from schemas.events import Hazard, Latitude, Longitude
 from schemas.ports import BerthRead
 from schemas.registry import SiteRead
 from wastetrack.batches.models import Unit
+from wastetrack.core.commands import Located
+from wastetrack.custody.commands import MAX_QUANTITY
 
 
-class BatchCreate(Schema):
+class BatchCreate(Schema, Located):
     """Tag a new batch, or bind a pre-printed label (give its code or scanned URL as `label`)."""
 
     client_event_id: UUID
@@ -23,7 +25,7 @@ class BatchCreate(Schema):
     category: Text = Field(max_length=64)
     waste_code: Text | None = Field(None, max_length=16)
     hazard: list[Hazard] | None = Field(None, max_length=5)
-    quantity: Decimal = Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)
+    quantity: Decimal = Field(gt=0, le=MAX_QUANTITY, max_digits=12, decimal_places=3)
     unit: Unit
     producer_organization_id: Id | None = None
     origin_site_id: Id | None = None

@@ -105,9 +105,10 @@ class LicenceRead(Schema):
 class VesselCreate(Schema):
     name: Text = Field(min_length=1, max_length=128)
     registration_number: Text = Field(min_length=1, max_length=64)
-    imo_number: Text | None = Field(None, pattern=r"^\d{7}$")
-    mmsi: Text | None = Field(None, pattern=r"^\d{9}$")
-    gross_tonnage: Decimal = Field(gt=0, le=1_000_000)
+    # ASCII digits: \d takes full-width and other digits too.
+    imo_number: Text | None = Field(None, pattern=r"^[0-9]{7}$")
+    mmsi: Text | None = Field(None, pattern=r"^[0-9]{9}$")
+    gross_tonnage: Decimal = Field(gt=0, le=1_000_000, max_digits=10, decimal_places=2)
     vessel_type: Text = Field("fishing", max_length=32)
     home_port_id: Id
     owner_id: Id | None = None

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Response
 
 from mobile_api.deps import (
     AppSettings,
@@ -16,14 +16,19 @@ from wastetrack.auth import service as auth
 
 router = APIRouter(prefix="/m/v1/auth", tags=["auth"])
 
+# Tokens are kept by no cache (RFC 6749 §5.1), nor as an Idempotency-Key's answer.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 
 @router.post("/token", response_model=TokenRead, dependencies=[LoginRateLimit])
 async def login(
     form: Annotated[PasswordForm, Form()],
     settings: AppSettings,
     address: ClientAddress,
+    response: Response,
 ) -> Mapping[str, object]:
     """Exchange a username and password for an access token and a refresh token."""
+    response.headers.update(NO_STORE)
     # No request transaction here: a refused login must still count towards the throttle.
     user = await auth.authenticate(
         username=form.username, password=form.password, settings=settings, address=address
@@ -32,8 +37,11 @@ async def login(
 
 
 @router.post("/refresh", response_model=TokenRead, dependencies=[RefreshRateLimit])
-async def refresh(body: RefreshCreate, settings: AppSettings) -> Mapping[str, object]:
+async def refresh(
+    body: RefreshCreate, settings: AppSettings, response: Response
+) -> Mapping[str, object]:
     """Exchange a refresh token for new tokens; the old refresh token stops working, and
     presenting it again revokes every token of its login."""
+    response.headers.update(NO_STORE)
     # No request transaction: refusing a reused token must still commit the revocation.
     return await auth.refresh(refresh_token=body.refresh_token, settings=settings)

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import ValidationError
 
 from mobile_api.deps import (
     AppSettings,
@@ -20,6 +21,7 @@ from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, Label
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
 from wastetrack.batches import service as batches
+from wastetrack.core.errors import ValidationFailed
 from wastetrack.custody import chain, posts
 from wastetrack.custody.rules import EventType
 from wastetrack.scan import service as scanning
@@ -67,13 +69,16 @@ async def create_batch(
 ) -> BatchRead:
     """Tag a new batch or bind a pre-printed label; a retry with the same client_event_id
     returns the same batch."""
-    submission = EventCreate.model_validate(
-        {
-            **body.model_dump(exclude={"label"}),
-            "event_type": EventType.tagged,
-            "batch": body.label,
-        }
-    )
+    try:
+        submission = EventCreate.model_validate(
+            {
+                **body.model_dump(exclude={"label"}),
+                "event_type": EventType.tagged,
+                "batch": body.label,
+            }
+        )
+    except ValidationError as error:  # BatchCreate checks the event's rules first
+        raise ValidationFailed.of(error, fields={"batch": "label"}) from None
     recorded = await posts.record_one(queue, principal=user, submission=submission)
     batch = recorded.batch
     if batch is None:  # a resend: answer with the batch the first send made
@@ -180,5 +185,7 @@ async def issue_labels(
         pdf,
         media_type="application/pdf",
         status_code=201,
-        headers={"X-Label-Count": str(len(issued))},
+        # A producer whose handovers need its PINs gets a new PIN list on the sheet: kept by
+        # no cache, nor as an answer.
+        headers={"X-Label-Count": str(len(issued)), "Cache-Control": "no-store"},
     )

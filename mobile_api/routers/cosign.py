@@ -34,5 +34,6 @@ async def issue_pins(
         headers={
             "X-Pin-List": str(issued.pin_list.serial),
             "X-Pin-Count": str(issued.pin_list.size),
+            "Cache-Control": "no-store",  # the PINs: kept by no cache, nor as an answer
         },
     )

@@ -203,3 +203,16 @@ async def test_label_stock_for_a_producer_without_users_ends_with_a_new_pin_list
     stale = next(pin for pin in old if pin not in new)
     assert (await collect(client, world, code, stale)).status_code == 422
     assert (await collect(client, world, code, new[0])).status_code == 201
+
+
+async def test_a_pin_in_other_than_ascii_digits_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """Full-width digits (１２３４５６) are no PIN: refused as the field's form, never a 500."""
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    code = await tag(client, world, farm_clinic)
+    full_width = codes[0].translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    refused = await collect(client, world, code, full_width)
+    assert (refused.status_code, refused.json()["field"]) == (422, "producer_pin")
+    assert await PinUse.all().count() == 0
+    assert (await Batch.get(code=code)).state == "tagged"

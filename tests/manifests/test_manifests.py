@@ -19,7 +19,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.custody import repository
-from wastetrack.manifests.models import Manifest
+from wastetrack.manifests.models import Manifest, ManifestRevision
 from wastetrack.manifests.receiving import decision_due, settle_assumed_deadlines
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -319,6 +319,36 @@ async def test_revision_applies_only_when_every_other_party_approves(
     assert refused["state"] == "rejected"
     outsider = await call(client, world, "clinic", f"/{mid}/revisions/{second['id']}/approve")
     assert outsider.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"waste_name": "废" * 129}, "waste_name"),
+        ({"waste_name": ""}, "waste_name"),
+        ({"physical_form": "固" * 33}, "physical_form"),
+        ({"packaging": "桶" * 65}, "packaging"),
+        ({"quantity_kg": "1e9"}, "quantity_kg"),
+        ({"quantity_kg": "Infinity"}, "quantity_kg"),
+        ({"quantity_kg": "1E-20000"}, "quantity_kg"),
+        ({"quantity_kg": "0.0001"}, "quantity_kg"),
+        ({"quantity_kg": "-5"}, "quantity_kg"),
+        ({"emergency_measures": "x" * 2001}, "emergency_measures"),
+    ],
+)
+async def test_a_revision_proposes_only_what_the_manifest_holds(
+    client: httpx.AsyncClient, world: World, parties: Parties, changes: dict, field: str
+) -> None:
+    """Each proposed change is checked as the draft checks that field, when it is proposed:
+    never a revision every party approves and that then cannot apply."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    await call(client, world, "maker", f"/{mid}/sign")
+    proposed = await call(
+        client, world, "maker", f"/{mid}/revisions", {"changes": changes, "reason": "更正"}
+    )
+    assert proposed.status_code == 422, proposed.text
+    assert proposed.json()["field"] == f"changes.{field}"
+    assert await ManifestRevision.filter(manifest_id=mid).count() == 0
 
 
 async def test_undecided_manifest_raises_an_alert_after_5_working_days(

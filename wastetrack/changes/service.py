@@ -21,7 +21,7 @@ from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
 
 MAX_LIMIT = 500
-_CURSOR = re.compile(r"^(\d{1,20})\.(\d{1,19})$")
+_CURSOR = re.compile(r"^([0-9]{1,20})\.([0-9]{1,19})$")
 _BAD_CURSOR = "after is not a cursor this server issued"
 
 

@@ -4,10 +4,17 @@ their fields share. HTTP contracts in ``schemas/`` build on these; the domain ne
 
 import hashlib
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from annotated_types import Interval
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 # PostgreSQL stores no NUL character in text or JSON: refused at the edge, naming the field.
@@ -91,3 +98,16 @@ def error_field(error: Any) -> str:
     if own:
         return f"{name}.{own}" if name else str(own)
     return name
+
+
+class Located(Command):
+    """A command that may say where it was made: its latitude and longitude come together or
+    not at all. The fields are declared by each command, where they stand in its order (a
+    command's digest follows it); this mixin keeps the one rule."""
+
+    @model_validator(mode="after")
+    def _latitude_with_longitude(self) -> Self:
+        latitude, longitude = getattr(self, "latitude", None), getattr(self, "longitude", None)
+        if (latitude is None) != (longitude is None):
+            raise rule_error("longitude", "latitude and longitude go together")
+        return self

@@ -1,6 +1,11 @@
 """Domain errors: one base class carrying an HTTP status and a stable error code."""
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
+
+from pydantic import ValidationError
+
+from wastetrack.core.commands import error_field
 
 
 class DomainError(Exception):
@@ -25,6 +30,24 @@ class ValidationFailed(DomainError):
     status = 422
     code = "validation_failed"
     title = "Invalid input"
+
+    @classmethod
+    def of(cls, error: ValidationError, *, fields: Mapping[str, str] | None = None) -> Self:
+        """A command the domain made from a request refused a value: the request's refusal,
+        naming the first field at fault and its rule, never a pydantic error (a 500). `fields`
+        names the command's fields as the request names them (`quantity` made from
+        `lines[2]`, say)."""
+        names = fields or {}
+        errors = []
+        for refused in error.errors():
+            name = error_field(refused)
+            errors.append(
+                {"field": names.get(name, name), "rule": refused["type"], "detail": refused["msg"]}
+            )
+        first = errors[0]
+        return cls(
+            f"{first['field']}: {first['detail']}", field=first["field"] or None, errors=errors
+        )
 
 
 class Conflict(DomainError):

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     sync_max_events: int = 500
     db_pool_size: int = 10
     manifest_area_code: str = Field(
-        "3710", pattern=r"^\d{4}$", description="province + prefecture in manifest numbers"
+        "3710", pattern=r"^[0-9]{4}$", description="province + prefecture in manifest numbers"
     )
     manifest_quantity_tolerance: Decimal = Field(
         Decimal("0.05"), ge=0, le=1, description="received vs declared before a discrepancy"

@@ -9,10 +9,10 @@ from pydantic import Field, model_validator
 from wastetrack.batches.models import Unit
 from wastetrack.core.commands import (
     Code,
-    Command,
     Hazard,
     Id,
     Latitude,
+    Located,
     Longitude,
     Moment,
     Sha256,
@@ -21,8 +21,12 @@ from wastetrack.core.commands import (
 )
 from wastetrack.custody.rules import SPECS, EventType, Outcome, required_rule
 
+MAX_QUANTITY = 1_000_000
+"""The most a batch holds, in its unit: what a record's line may come to (a mass derived from
+a volume, say) before it becomes a batch."""
 
-class EventCommand(Command):
+
+class EventCommand(Located):
     """One step in a batch's custody, as recorded on the phone (or made by the domain for a
     record that brings waste into the chain, or a manifest's leg)."""
 
@@ -49,7 +53,7 @@ class EventCommand(Command):
     hazard: list[Hazard] | None = Field(
         None, max_length=5, description="hazard characteristics; default: the category's"
     )
-    quantity: Decimal | None = Field(None, gt=0, le=1_000_000, max_digits=12, decimal_places=3)
+    quantity: Decimal | None = Field(None, gt=0, le=MAX_QUANTITY, max_digits=12, decimal_places=3)
     unit: Unit | None = None
     producer_organization_id: Id | None = None
     origin_site_id: Id | None = None
@@ -61,7 +65,7 @@ class EventCommand(Command):
     # collected, handed_over: from the producer
     producer_pin: str | None = Field(
         None,
-        pattern=r"^\d{6}$",
+        pattern=r"^[0-9]{6}$",  # ASCII digits: \d takes full-width and other digits too
         description="the producer's one-time PIN (from its printed list), confirming that it"
         " handed the waste over; required where the stream's rule says so",
     )
@@ -107,6 +111,4 @@ class EventCommand(Command):
                 "refused_kg",
                 "refused_kg is stated only on a received event with outcome partially_accepted",
             )
-        if (self.latitude is None) != (self.longitude is None):
-            raise rule_error("longitude", "latitude and longitude go together")
         return self

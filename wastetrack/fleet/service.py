@@ -11,7 +11,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.fleet.models import Driver, Vehicle
-from wastetrack.fleet.plates import compact_plate, normalize_plate
+from wastetrack.fleet.plates import normalize_plate
 from wastetrack.registry import access
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
@@ -48,8 +48,9 @@ def _managed_rows(principal: Principal) -> dict[str, Any]:
 
 
 async def managed_vehicle(principal: Principal, plate: str) -> Vehicle:
-    """A vehicle of the user's fleet by its plate, locked for the change that follows."""
-    normalized = compact_plate(plate)
+    """A vehicle of the user's fleet by its plate, locked for the change that follows; a plate
+    not of the national form (every registered one is) is refused, naming `plate`."""
+    normalized = normalize_plate(plate)
     vehicle = (
         await Vehicle.filter(plate=normalized, **_managed_rows(principal))
         .select_for_update()

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from wastetrack.core.commands import Command, Latitude, Longitude, Moment, Sha256, Text
+from wastetrack.core.commands import Command, Latitude, Located, Longitude, Moment, Sha256, Text
 
 
 class QualityCheckCommand(Command):
@@ -20,7 +20,7 @@ class QualityCheckCommand(Command):
     photo_sha256: Sha256 | None = None
 
 
-class PickupCommand(Command):
+class PickupCommand(Located):
     """One class picked up at a collection point; `kind` tells it apart in an offline sync."""
 
     client_event_id: UUID

@@ -5,11 +5,18 @@ each checked field by field when it is made."""
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator, with_config
+from typing_extensions import TypedDict
 
 from wastetrack.core.commands import Code, Command, Hazard, Id, Moment, Text, rule_error
 
-Quantity = Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)
+# The declaration's fields, as the draft states them and a revision changes them (the columns'
+# lengths and precision).
+WasteName = Annotated[Text, Field(min_length=1, max_length=128)]
+PhysicalForm = Annotated[Text, Field(min_length=1, max_length=32, description="e.g. 液态, 固态")]
+Packaging = Annotated[Text, Field(min_length=1, max_length=64, description="e.g. 200L铁桶×4")]
+Quantity = Annotated[Decimal, Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)]
+EmergencyMeasures = Annotated[Text, Field(min_length=1, max_length=2000)]
 
 
 class LegCommand(Command):
@@ -25,12 +32,12 @@ class ManifestCommand(Command):
 
     category: Text = Field(max_length=64, description="the HW category, e.g. hw.08")
     waste_code: Text = Field(max_length=16)
-    waste_name: Text = Field(min_length=1, max_length=128)
+    waste_name: WasteName
     hazard: list[Hazard] = Field(min_length=1, max_length=5)
-    physical_form: Text = Field(min_length=1, max_length=32, description="e.g. 液态, 固态")
-    packaging: Text = Field(min_length=1, max_length=64, description="e.g. 200L铁桶×4")
-    quantity_kg: Decimal = Quantity
-    emergency_measures: Text = Field(min_length=1, max_length=2000)
+    physical_form: PhysicalForm
+    packaging: Packaging
+    quantity_kg: Quantity
+    emergency_measures: EmergencyMeasures
     batches: list[Code] = Field(min_length=1, max_length=200, description="batch codes or QR URLs")
     receiver_organization_id: Id
     legs: list[LegCommand] = Field(min_length=1, max_length=5)
@@ -71,11 +78,29 @@ class DecisionCommand(Command):
         return self
 
 
-class RevisionCommand(Command):
-    """A correction to a signed manifest's declaration, with the reason for it."""
+@with_config(
+    ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"minProperties": 1})
+)
+class RevisionChanges(TypedDict, total=False):
+    """The declaration's fields a revision may change (one at least), each checked as the draft
+    checks it."""
 
-    changes: dict[
-        Literal["waste_name", "physical_form", "packaging", "quantity_kg", "emergency_measures"],
-        Annotated[Text, Field(max_length=2000)],
-    ] = Field(min_length=1)
+    waste_name: WasteName
+    physical_form: PhysicalForm
+    packaging: Packaging
+    quantity_kg: Quantity
+    emergency_measures: EmergencyMeasures
+
+
+class RevisionCommand(Command):
+    """A correction to a signed manifest's declaration, with the reason for it: each change is
+    a value the manifest could have been drafted with, so one every party approves applies."""
+
+    changes: RevisionChanges
     reason: Text = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _a_change(self) -> "RevisionCommand":
+        if not self.changes:
+            raise rule_error("changes", "name at least one change")
+        return self

@@ -9,8 +9,10 @@ from pydantic import Field, model_validator
 
 from wastetrack.core.commands import Command, Day, Id, Moment, Text, rule_error
 
-Phone = Field(None, pattern=r"^1\d{10}$", description="mainland mobile number")
-IdNumber = Field(None, pattern=r"^\d{17}[\dXx]$", description="resident ID number")
+# ASCII digits only: \d takes full-width and other digits too, and 13８... would hash to a
+# second identity of the same farmer.
+Phone = Field(None, pattern=r"^1[0-9]{10}$", description="mainland mobile number")
+IdNumber = Field(None, pattern=r"^[0-9]{17}[0-9Xx]$", description="resident ID number")
 
 
 class FarmerIdentity(Command):

@@ -13,6 +13,7 @@ from wastetrack.core.commands import (
     Id,
     Key,
     Latitude,
+    Located,
     Longitude,
     Moment,
     Sha256,
@@ -53,7 +54,7 @@ class DeliveryLineCommand(Command):
         return self
 
 
-class DeliveryCommand(Command):
+class DeliveryCommand(Located):
     """What a vessel hands over at a berth, recorded by the port's operator; `kind` tells it
     apart in an offline sync."""
 
@@ -72,8 +73,6 @@ class DeliveryCommand(Command):
     def _times_in_order(self) -> "DeliveryCommand":
         if self.ended_at < self.started_at:
             raise rule_error("ended_at", "ended_at precedes started_at")
-        if (self.latitude is None) != (self.longitude is None):
-            raise rule_error("longitude", "latitude and longitude go together")
         return self
 
 

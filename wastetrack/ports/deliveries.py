@@ -20,6 +20,7 @@ from wastetrack.core.geometry import distance_m
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
+from wastetrack.custody.commands import MAX_QUANTITY
 from wastetrack.ports.access import readable
 from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
@@ -43,7 +44,9 @@ class _Line:
 
 async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
     """Each line's catalog category (MARPOL letters checked against their scheme version) and
-    its mass, derived from volume and the category's density when not weighed."""
+    its mass, derived from volume and the category's density when not weighed. Each line
+    becomes a batch: its mass, weighed or derived, is more than 0 kg and at most what a batch
+    holds."""
     snap = await catalog.snapshot()
     resolved = []
     for index, line in enumerate(lines):
@@ -86,8 +89,24 @@ async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
             if density is not None:
                 mass = (line.volume_m3 * Decimal(density)).quantize(Decimal("0.001"))
                 derived = True
+        if mass is not None:
+            _check_mass(mass, derived=derived, index=index)
         resolved.append(_Line(key, line.volume_m3, mass, derived))
     return resolved
+
+
+def _check_mass(mass: Decimal, *, derived: bool, index: int) -> None:
+    """A line's mass, weighed (mass_kg) or derived from volume_m3, as its batch holds it."""
+    field = f"lines[{index}].volume_m3" if derived else f"lines[{index}].mass_kg"
+    stated = f"volume_m3 comes to {mass} kg at the category's density" if derived else "mass_kg"
+    if mass <= 0:
+        remedy = "give mass_kg" if derived else "leave it out to count the line by volume_m3"
+        raise ValidationFailed(f"{stated}: a line's mass is more than 0 kg; {remedy}", field=field)
+    if mass > MAX_QUANTITY:
+        raise ValidationFailed(
+            f"{stated}: more than a batch holds ({MAX_QUANTITY} kg); split the line",
+            field=field,
+        )
 
 
 async def record_delivery(

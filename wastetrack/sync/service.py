@@ -2,7 +2,10 @@
 clean-ups, pickups, returns), each checked on its own and applied exactly once, in one
 transaction."""
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
+
+from pydantic import ValidationError
 
 from wastetrack.core import observability
 from wastetrack.core.errors import DomainError, ValidationFailed
@@ -16,6 +19,7 @@ from wastetrack.ports import cleanups, deliveries
 from wastetrack.sync.entries import Invalid, StreamRecord
 
 Entry = EventCommand | StreamRecord | Invalid
+log = logging.getLogger(__name__)
 
 _recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
     "delivery": deliveries.record_delivery,
@@ -33,7 +37,7 @@ async def apply(
     max_entries: int,
 ) -> list[EntryResult]:
     """One result per entry, in the order sent. Stream records go first (they make batches);
-    events follow, each batch's in device-time order."""
+    events follow, each batch's in the phone's order of recording (`recorder.sync_order`)."""
     if len(entries) > max_entries:
         raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
     results: list[EntryResult | None] = [None] * len(entries)
@@ -71,6 +75,11 @@ async def _apply_record(principal: Principal, record: StreamRecord, secret: str)
         )
     except DomainError as error:
         return EntryResult.refused(record.client_event_id, error)
+    except ValidationError as error:
+        # A model made from the record refused what the record's command let through (its
+        # savepoint undid what it wrote): that record is refused, never the whole sync.
+        log.warning("a %s refused past its command, by %s", record.kind, error.title)
+        return EntryResult.refused(record.client_event_id, ValidationFailed.of(error))
     if result.error is not None:
         return EntryResult.refused(
             record.client_event_id,

@@ -1,0 +1,282 @@
+"""Bad input is refused with a 422 naming the field and its rule, never a 500, and writes
+nothing: values a route's own contract let through but a command the domain makes from it
+refuses, digits that are not ASCII, a plate with a NUL, a tonnage its column cannot hold; and
+an answer holding a secret is never kept for an Idempotency-Key's resend."""
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+from tests.factories import NOW, PASSWORD, World, medical_bag
+from tests.household.test_sorting import pickup, point_url
+from tests.pesticide.test_take_back import a_return, points
+from tests.ports.test_ports import Harbour, delivery, harbour
+from wastetrack.batches.models import Batch, Unit
+from wastetrack.core import db
+from wastetrack.core.errors import ValidationFailed
+from wastetrack.custody import intake
+from wastetrack.household.models import Pickup
+from wastetrack.pesticide.models import PackagingReturn
+from wastetrack.ports.models import Delivery
+from wastetrack.registry.models import Vessel
+from wastetrack.sync import service as sync_service
+
+__all__ = ["harbour", "point_url", "points"]  # fixtures used here
+
+
+def assert_refused(response: httpx.Response, field: str) -> None:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == field, response.json()
+
+
+async def sync(client: httpx.AsyncClient, world: World, who: str, entries: list) -> dict:
+    response = await client.post("/m/v1/sync", json={"events": entries}, headers=world.headers(who))
+    assert response.status_code == 200, response.text
+    answer: dict = response.json()
+    return answer
+
+
+# ---- latitude and longitude go together, wherever a place is given -------------------------
+
+
+async def test_a_batch_with_latitude_alone_is_refused_naming_longitude(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    body = medical_bag(latitude=37.2)
+    body.pop("event_type")
+    response = await client.post("/m/v1/batches", json=body, headers=world.headers("clinic"))
+    assert_refused(response, "longitude")
+    assert await Batch.all().count() == 0
+
+
+async def test_a_pickup_with_latitude_alone_is_refused_alone_and_in_a_sync(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    alone = await client.post(
+        "/m/v1/pickups", json=pickup(point_url, latitude=37.2), headers=world.headers("collector")
+    )
+    assert_refused(alone, "longitude")
+    entries = [
+        {**pickup(point_url, latitude=37.2), "kind": "pickup"},
+        {**pickup(point_url), "kind": "pickup"},
+    ]
+    results = (await sync(client, world, "collector", entries))["results"]
+    assert [r["status"] for r in results] == ["rejected", "applied"]
+    assert results[0]["error"]["field"] == "longitude"
+    assert await Pickup.all().count() == 1
+
+
+async def test_a_record_refused_past_its_command_refuses_that_record_not_the_sync(
+    client: httpx.AsyncClient, world: World, point_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever model a record's recorder makes and fails to make, the sync answers that
+    record rejected, naming the field, and applies the others."""
+    record_pickup = sync_service._recorders["pickup"]
+
+    class Inner(BaseModel):
+        weight_kg: Decimal = Field(le=10)
+
+    async def strict(**kwargs: Any) -> intake.RecordResult:
+        Inner(weight_kg=kwargs["submission"].weight_kg)
+        return await record_pickup(**kwargs)
+
+    monkeypatch.setitem(sync_service._recorders, "pickup", strict)
+    entries = [
+        {**pickup(point_url, weight_kg="42.5"), "kind": "pickup"},
+        {**pickup(point_url, weight_kg="4.5"), "kind": "pickup"},
+    ]
+    results = (await sync(client, world, "collector", entries))["results"]
+    assert [r["status"] for r in results] == ["rejected", "applied"]
+    assert results[0]["error"] == {
+        "code": "validation_failed",
+        "field": "weight_kg",
+        "detail": "weight_kg: Input should be less than or equal to 10",
+    }
+    assert await Pickup.all().count() == 1
+
+
+# ---- a delivery line's mass, weighed or derived, is one a batch can hold ---------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ({"annex_v": "A", "scheme_version": "2018", "volume_m3": "1", "mass_kg": "0"}, "mass_kg"),
+        # 2000 m³ of Annex V J derive 2,000,000 kg: more than a batch holds.
+        ({"annex_v": "J", "scheme_version": "2018", "volume_m3": "2000"}, "volume_m3"),
+    ],
+)
+async def test_a_delivery_line_whose_mass_no_batch_holds_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World, harbour: Harbour, line: dict, field: str
+) -> None:
+    good = {"annex_v": "A", "scheme_version": "2018", "volume_m3": "0.5"}
+    body = delivery(harbour, harbour.small, good, line)
+    response = await client.post("/m/v1/deliveries", json=body, headers=world.headers("port"))
+    assert_refused(response, f"lines[1].{field}")
+    # In an offline sync the line refuses its own delivery, and the others are applied.
+    entries = [
+        {**delivery(harbour, harbour.small, line), "kind": "delivery"},
+        {**delivery(harbour, harbour.small, good), "kind": "delivery"},
+    ]
+    results = (await sync(client, world, "port", entries))["results"]
+    assert [r["status"] for r in results] == ["rejected", "applied"]
+    assert results[0]["error"]["field"] == f"lines[0].{field}"
+    assert await Delivery.all().count() == 1
+    assert await Batch.all().count() == 1
+
+
+async def test_an_event_the_domain_makes_from_a_record_refuses_as_the_record(
+    world: World,
+) -> None:
+    """A value a record's own checks let through but its custody event refuses is the record's
+    refusal (ValidationFailed, naming the line's field), never a pydantic error, a 500."""
+    with pytest.raises(ValidationFailed) as refused:
+        await intake.take_in(
+            principal=world.principals["collector"],
+            record_id=uuid.uuid4(),
+            when=NOW - timedelta(hours=1),
+            secret=world.settings.secret_key,
+            stream="household",
+            lines=[
+                intake.IntakeLine("hh.food.household", Decimal(1), Unit.KG),
+                intake.IntakeLine("hh.food.household", Decimal(0), Unit.KG),
+            ],
+            producer_id=world.orgs["community"].id,
+            handover_to=None,
+            latitude=None,
+            longitude=None,
+        )
+    assert refused.value.field == "lines[1].quantity"
+    assert refused.value.detail.startswith("lines[1].quantity: ")
+    assert await Batch.all().count() == 0
+
+
+async def test_a_stray_pydantic_error_is_a_422_problem(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    class Inner(BaseModel):
+        count: int = Field(ge=1)
+
+    @app.get("/test/stray")
+    async def stray() -> None:
+        Inner(count=0)
+
+    response = await client.get("/test/stray")
+    assert_refused(response, "count")
+    assert response.json()["errors"][0]["rule"] == "greater_than_equal"
+
+
+# ---- digits are ASCII digits -----------------------------------------------------------------
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+async def test_a_farmer_number_in_full_width_digits_is_refused(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    for field, number in (
+        ("farmer_phone", "13812345678"),
+        ("farmer_id_number", "371082198001011234"),
+    ):
+        body = {**a_return(farmer_phone=None), field: number.translate(FULL_WIDTH)}
+        response = await client.post(
+            "/m/v1/pesticide/returns", json=body, headers=points.headers("shop")
+        )
+        assert_refused(response, field)
+    assert await PackagingReturn.all().count() == 0
+
+
+async def test_vessel_numbers_and_tonnage_are_what_their_columns_hold(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    vessel = {
+        "name": "鲁荣渔50001",
+        "registration_number": "371082200009",
+        "gross_tonnage": "98",
+        "home_port_id": world.orgs["port"].id,
+    }
+    for field, value in (
+        ("imo_number", "9876543".translate(FULL_WIDTH)),
+        ("mmsi", "412345678".translate(FULL_WIDTH)),
+        ("gross_tonnage", "1E-20000"),
+        ("gross_tonnage", "0.001"),
+    ):
+        response = await client.post(
+            "/admin/v1/vessels", json={**vessel, field: value}, headers=world.headers("admin")
+        )
+        assert_refused(response, field)
+    assert await Vessel.all().count() == 0
+    kept = await client.post(
+        "/admin/v1/vessels",
+        json={**vessel, "gross_tonnage": "98.25", "imo_number": "9876543"},
+        headers=world.headers("admin"),
+    )
+    assert kept.status_code == 201, kept.text
+    assert Decimal(kept.json()["gross_tonnage"]) == Decimal("98.25")
+
+
+# ---- a plate in a path -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+async def test_a_plate_with_a_nul_is_refused_naming_plate(
+    client: httpx.AsyncClient, world: World, method: str
+) -> None:
+    response = await client.request(
+        method, "/m/v1/vehicles/%00", json={"capacity_kg": "1"}, headers=world.headers("carrier")
+    )
+    assert_refused(response, "plate")
+
+
+# ---- secrets are not kept for an Idempotency-Key's resend ----------------------------------
+
+
+async def _kept_body(key: str) -> list[dict]:
+    rows: list[dict] = await db.pool().execute_query_dict(
+        "SELECT body FROM idempotency_key WHERE key = $1", [key]
+    )
+    return rows
+
+
+async def test_a_pin_list_or_label_sheet_is_given_once_and_not_kept(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    clinic = world.orgs["clinic"].id
+    for key, path, body in (
+        ("pins-1", f"/m/v1/organizations/{clinic}/pins", None),
+        ("labels-1", "/m/v1/labels", {"organization_id": clinic, "stream": "medical", "count": 1}),
+    ):
+        headers = {**world.headers("manager"), "Idempotency-Key": key}
+        issued = await client.post(path, json=body, headers=headers)
+        assert issued.status_code == 201, issued.text
+        assert issued.headers["cache-control"] == "no-store"
+        assert await _kept_body(key) == [{"body": None}]
+        again = await client.post(path, json=body, headers=headers)
+        assert (again.status_code, again.json()["code"]) == (409, "answer_not_kept")
+
+
+async def test_tokens_are_given_once_and_not_kept(client: httpx.AsyncClient, world: World) -> None:
+    # Credentials sent along make the key the user's: the answer would otherwise be kept.
+    login = await client.post(
+        "/m/v1/auth/token",
+        data={"username": "clinic", "password": PASSWORD},
+        headers={**world.headers("clinic"), "Idempotency-Key": "token-1"},
+    )
+    assert login.status_code == 200, login.text
+    assert login.headers["cache-control"] == "no-store"
+    assert await _kept_body("token-1") == [{"body": None}]
+    refreshed = await client.post(
+        "/m/v1/auth/refresh",
+        json={"refresh_token": login.json()["refresh_token"]},
+        headers={**world.headers("clinic"), "Idempotency-Key": "refresh-1"},
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.headers["cache-control"] == "no-store"
+    assert await _kept_body("refresh-1") == [{"body": None}]
