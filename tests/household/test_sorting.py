@@ -3,6 +3,7 @@
 import io
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from tests.factories import CITY_TODAY, NOW, World, event, forged
 from tests.streams.test_record_once import stored_photo
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
+from wastetrack.custody import intake
 from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -145,6 +147,30 @@ async def test_pickups_sync_offline_exactly_once(
         )
     ).json()
     assert [r["status"] for r in answer["results"]] == ["applied", "duplicate"]
+    assert await Pickup.all().count() == 1
+
+
+async def test_a_resend_that_raced_its_first_send_is_answered_as_a_duplicate(
+    client: httpx.AsyncClient,
+    world: World,
+    point_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The resend looked for the record before the first send committed, then found the
+    record's custody events recorded: it is that record's resend, not a 500."""
+    body = pickup(point_url)
+    assert (await post(client, world, body)).status_code == 201
+    looked = intake.seen
+    calls: list[int] = []
+
+    async def before_the_first_committed(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return None if len(calls) == 1 else await looked(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "seen", before_the_first_committed)
+    again = await post(client, world, body)
+    assert again.status_code == 200, again.text
+    assert len(calls) == 2
     assert await Pickup.all().count() == 1
 
 

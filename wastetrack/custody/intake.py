@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from pydantic import ValidationError
 from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from wastetrack.batches.models import Batch, Unit
-from wastetrack.core.errors import Conflict, DomainError
+from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.records import IdempotentRecord
 from wastetrack.custody import recorder
@@ -52,16 +53,27 @@ R = TypeVar("R", bound=IdempotentRecord)
 M = TypeVar("M", bound=Model)
 
 
+class Raced(Exception):
+    """A concurrent send of the same record committed while this one was being applied (its
+    custody events were found recorded): this one is answered as its resend."""
+
+
 async def seen(
-    model: type[IdempotentRecord], client_event_id: uuid.UUID, payload_digest: str
+    model: type[R],
+    client_event_id: uuid.UUID,
+    payload_digest: str,
+    flags: Callable[[R], list[str]] | None = None,
 ) -> RecordResult | None:
     """A resend's answer, when a record with this client_event_id exists: duplicate with the
-    same content, conflict with other content."""
+    same content (and the record's flags, as its first answer gave them), conflict with other
+    content."""
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is None:
         return None
     if known.payload_digest == payload_digest:
-        return RecordResult(client_event_id, "duplicate", known.id)
+        return RecordResult(
+            client_event_id, "duplicate", known.id, flags=flags(known) if flags else None
+        )
     return RecordResult(
         client_event_id,
         "conflict",
@@ -85,16 +97,17 @@ async def record_once(
     its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
     client_event_id = submission.client_event_id
     payload_digest = submission.digest()
-    answer = await seen(model, client_event_id, payload_digest)
+    answer = await seen(model, client_event_id, payload_digest, flags)
     if answer is not None:
         return answer
     try:
         async with in_transaction():
             record = await apply(payload_digest)
-    except IntegrityError:
+    except (IntegrityError, Raced):
         # A concurrent request with the same client_event_id committed first (the unique
-        # record or custody-event id refused this one): answer as its resend.
-        answer = await seen(model, client_event_id, payload_digest)
+        # record or custody-event id refused this one, or its events were found recorded):
+        # answer as its resend.
+        answer = await seen(model, client_event_id, payload_digest, flags)
         if answer is None:
             raise
         return answer
@@ -119,6 +132,22 @@ async def kept_once(
         if known is None:
             raise
         return known
+
+
+# An intake event's fields that come from the record's line; the others (time, place) from the
+# record itself.
+_LINE_FIELDS = ("category", "quantity", "unit")
+
+
+def _event(fields: dict[str, Any], *, line: int) -> EventCommand:
+    """The custody event a record's line makes. The record's own checks come first (its
+    command, a delivery's line resolution); a value they let through and the event refuses is
+    still the record's refusal, naming the field (within its line), never a 500."""
+    try:
+        return EventCommand.model_validate(fields)
+    except ValidationError as error:
+        names = {name: f"lines[{line}].{name}" for name in _LINE_FIELDS}
+        raise ValidationFailed.of(error, fields=names) from None
 
 
 def _event_id(record_id: uuid.UUID, index: int, step: str) -> uuid.UUID:
@@ -146,7 +175,7 @@ async def take_in(
     `handover_to`; any refusal raises, naming the line, and the caller's savepoint undoes all."""
     place = {"device_time": when, "latitude": latitude, "longitude": longitude}
     tags = [
-        EventCommand.model_validate(
+        _event(
             {
                 **place,
                 "client_event_id": _event_id(record_id, index, "tagged"),
@@ -158,7 +187,8 @@ async def take_in(
                 "producer_organization_id": producer_id,
                 "origin_site_id": origin_site_id,
                 "destination_organization_id": destination_id,
-            }
+            },
+            line=index,
         )
         for index, line in enumerate(lines)
     ]
@@ -169,20 +199,22 @@ async def take_in(
         if outcome.error is not None:
             outcome.error.field = f"lines[{index}].{outcome.error.field or 'category'}"
             raise outcome.error
-        assert outcome.batch is not None
+        if outcome.batch is None:  # recorded already: a concurrent send committed first
+            raise Raced
         batches.append(outcome.batch)
     if not collect and handover_to is None:
         return batches
     step = EventType.handed_over if handover_to else EventType.collected
     follow = [
-        EventCommand.model_validate(
+        _event(
             {
                 **place,
                 "client_event_id": _event_id(record_id, index, step.value),
                 "event_type": step,
                 "batch": batch.code,
                 **({"to_organization_id": handover_to} if handover_to else {}),
-            }
+            },
+            line=index,
         )
         for index, batch in enumerate(batches)
     ]
