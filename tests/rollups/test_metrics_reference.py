@@ -82,6 +82,17 @@ class History:
         answer: dict[str, Any] = response.json()
         return answer
 
+    async def live_remainder(self, code: str, who: str) -> bool:
+        """Whether a receipt refused part of the batch and that part is not cancelled."""
+        batch = await self.client.get(f"/m/v1/batches/{code}", headers=self.world.headers(who))
+        for remainder in batch.json()["remainders"]:
+            read = await self.client.get(
+                f"/m/v1/batches/{remainder}", headers=self.world.headers("manager")
+            )
+            if read.json()["state"] != "cancelled":
+                return True
+        return False
+
     async def tag(self, who: str, minutes: int, **fields: Any) -> str:
         body = {"client_event_id": str(uuid.uuid4()), "device_time": _at(minutes), **fields}
         response = await self.client.post(
@@ -291,6 +302,16 @@ class History:
                                 (holder, {"corrects": treated["event_id"], "method": other})
                             )
             for corrector, fields in fixes:
+                if "quantity" in fields and await self.live_remainder(code, who):
+                    # Its receipt refused a part against the declaration, which then stands.
+                    body = {"event_type": "corrected", "batch": code, "device_time": _at(t0 + 50)}
+                    refused = await self.client.post(
+                        "/m/v1/events",
+                        json={"client_event_id": str(uuid.uuid4()), **body, **fields},
+                        headers=self.world.headers(corrector),
+                    )
+                    assert (refused.status_code, refused.json()["field"]) == (409, "quantity")
+                    continue
                 first = await self.post(
                     corrector,
                     {
