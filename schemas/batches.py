@@ -13,7 +13,7 @@ from schemas.ports import BerthRead
 from schemas.registry import SiteRead
 from wastetrack.batches.models import Unit
 from wastetrack.core.commands import Located
-from wastetrack.custody.commands import MAX_QUANTITY
+from wastetrack.custody.commands import QUANTITY_BOUND
 
 
 class BatchCreate(Schema, Located):
@@ -25,7 +25,7 @@ class BatchCreate(Schema, Located):
     category: Text = Field(max_length=64)
     waste_code: Text | None = Field(None, max_length=16)
     hazard: list[Hazard] | None = Field(None, max_length=5)
-    quantity: Decimal = Field(gt=0, le=MAX_QUANTITY, max_digits=12, decimal_places=3)
+    quantity: Decimal = Field(gt=0, le=QUANTITY_BOUND, max_digits=12, decimal_places=3)
     unit: Unit
     producer_organization_id: Id | None = None
     origin_site_id: Id | None = None

@@ -175,6 +175,8 @@ async def test_port_call_delivery_reaches_treatment_and_counts(
     assert nets["mass_derived"] is False
     batch = await Batch.get(code=plastics["batch_code"])
     assert (batch.state, batch.holder_id) == ("collected", world.orgs["port"].id)
+    # Not weighed, the plastics are a batch in m³: the metrics estimate their mass, marked so.
+    assert (batch.unit, batch.quantity) == ("m3", Decimal("0.5"))
     assert batch.producer_id == world.orgs["owner"].id
     for step in (
         event(
@@ -229,6 +231,45 @@ async def test_port_call_delivery_reaches_treatment_and_counts(
     ).json()["areas"]
     shidao = next(a for a in areas if a["code"] == "shidao_se")
     assert (shidao["vessels"], shidao["vessels_with_deliveries"]) == (2, 1)
+
+
+async def test_port_figures_count_a_line_as_its_batch_after_corrections(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """8 m³ of sewage typed for 0.8: corrected on the line's batch, the port's figures count
+    0.8 m³ delivered."""
+    await arrive(client, world, harbour.small)
+    response = await deliver(
+        client,
+        world,
+        delivery(harbour, harbour.small, {"category": "marine.sewage", "volume_m3": "8"}),
+    )
+    assert response.status_code == 201, response.text
+    code = response.json()["lines"][0]["batch_code"]
+    history = await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("port"))
+    fix = event("corrected", code, minutes=1, corrects=history.json()[0]["id"], quantity="0.8")
+    assert (await post_event(client, world, "port", fix)).status_code == 201, fix
+    metrics = (
+        await client.get(
+            "/m/v1/metrics/ports",
+            headers=world.headers("manager"),
+            params={
+                "date_from": (CITY_TODAY - timedelta(days=1)).isoformat(),
+                "date_to": CITY_TODAY.isoformat(),
+            },
+        )
+    ).json()
+    port = next(p for p in metrics["ports"] if p["port_id"] == world.orgs["port"].id)
+    sewage = next(g for g in port["groups"] if g["group"] == "sewage")
+    assert sewage["delivered"] == "0.800"
+
+
+async def test_a_delivery_starting_before_any_phone_could_is_refused(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    body = delivery(harbour, harbour.small, started_at="1950-01-01T00:00:00+08:00")
+    refused = await deliver(client, world, body)
+    assert (refused.status_code, refused.json()["field"]) == (422, "started_at"), refused.text
 
 
 async def test_sewage_is_expected_only_from_vessels_under_400_gt(

@@ -21,9 +21,9 @@ from wastetrack.core.commands import (
 )
 from wastetrack.custody.rules import SPECS, EventType, Outcome, required_rule
 
-MAX_QUANTITY = 1_000_000
-"""The most a batch holds, in its unit: what a record's line may come to (a mass derived from
-a volume, say) before it becomes a batch."""
+QUANTITY_BOUND = 1_000_000
+"""The bound of a quantity in a request's contract; what one batch plausibly holds, per unit,
+is the tagging's rule (`batches.tagging.MAX_QUANTITY`)."""
 
 
 class EventCommand(Located):
@@ -53,7 +53,7 @@ class EventCommand(Located):
     hazard: list[Hazard] | None = Field(
         None, max_length=5, description="hazard characteristics; default: the category's"
     )
-    quantity: Decimal | None = Field(None, gt=0, le=MAX_QUANTITY, max_digits=12, decimal_places=3)
+    quantity: Decimal | None = Field(None, gt=0, le=QUANTITY_BOUND, max_digits=12, decimal_places=3)
     unit: Unit | None = None
     producer_organization_id: Id | None = None
     origin_site_id: Id | None = None

@@ -1,6 +1,7 @@
 """Clean-ups and floats: beach and sea-surface clean-ups (净滩行动), whose litter enters the
 custody chain as one batch, and aquaculture float replacement (浮球整治)."""
 
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from tortoise.models import Model
@@ -11,6 +12,7 @@ from wastetrack.batches.models import Unit
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_reported
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
 from wastetrack.ports.access import readable
@@ -39,6 +41,8 @@ async def record_cleanup(
             raise Forbidden(f"a {principal.role.value} cannot record clean-ups", field="role")
         if submission.ended_at < submission.started_at:
             raise ValidationFailed("ended_at precedes started_at", field="ended_at")
+        # The end is the batch's tagging time, checked as every event's; the start as well.
+        check_reported(submission.started_at, now=datetime.now(UTC), field="started_at")
         unknown = sorted(set(submission.item_counts) - LITTER_ITEMS)
         if unknown:
             raise ValidationFailed(

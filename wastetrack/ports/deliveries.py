@@ -12,15 +12,16 @@ from tortoise.queryset import QuerySet
 
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
+from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.geometry import distance_m
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
-from wastetrack.custody.commands import MAX_QUANTITY
 from wastetrack.ports.access import readable
 from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
@@ -40,6 +41,13 @@ class _Line:
     volume_m3: Decimal | None
     mass_kg: Decimal | None
     mass_derived: bool
+
+    def intake(self) -> intake.IntakeLine:
+        """The batch the line becomes: in kg when weighed, else in m³ (the metrics estimate
+        its mass from the category's density, marked estimated)."""
+        if self.mass_kg is not None and not self.mass_derived:
+            return intake.IntakeLine(self.category, self.mass_kg, Unit.KG)
+        return intake.IntakeLine(self.category, self.volume_m3 or Decimal(0), Unit.M3)
 
 
 async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
@@ -89,23 +97,27 @@ async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
             if density is not None:
                 mass = (line.volume_m3 * Decimal(density)).quantize(Decimal("0.001"))
                 derived = True
-        if mass is not None:
-            _check_mass(mass, derived=derived, index=index)
         resolved.append(_Line(key, line.volume_m3, mass, derived))
+        _check_amount(resolved[-1], index=index)
     return resolved
 
 
-def _check_mass(mass: Decimal, *, derived: bool, index: int) -> None:
-    """A line's mass, weighed (mass_kg) or derived from volume_m3, as its batch holds it."""
-    field = f"lines[{index}].volume_m3" if derived else f"lines[{index}].mass_kg"
-    stated = f"volume_m3 comes to {mass} kg at the category's density" if derived else "mass_kg"
-    if mass <= 0:
-        remedy = "give mass_kg" if derived else "leave it out to count the line by volume_m3"
-        raise ValidationFailed(f"{stated}: a line's mass is more than 0 kg; {remedy}", field=field)
-    if mass > MAX_QUANTITY:
+def _check_amount(line: _Line, *, index: int) -> None:
+    """What the line's batch holds, weighed kg or else m³: more than nothing, and no more than
+    one batch plausibly holds (`tagging.MAX_QUANTITY`), named as the line gave it."""
+    batch = line.intake()
+    field = "mass_kg" if batch.unit == Unit.KG else "volume_m3"
+    if batch.quantity <= 0:
+        remedy = "leave it out to count the line by volume_m3" if field == "mass_kg" else ""
         raise ValidationFailed(
-            f"{stated}: more than a batch holds ({MAX_QUANTITY} kg); split the line",
-            field=field,
+            f"a line's {field} is more than 0{'; ' + remedy if remedy else ''}",
+            field=f"lines[{index}].{field}",
+        )
+    limit = MAX_QUANTITY[batch.unit]
+    if batch.quantity > limit:
+        raise ValidationFailed(
+            f"{field} is more than one batch holds ({limit} {batch.unit.value}); split the line",
+            field=f"lines[{index}].{field}",
         )
 
 
@@ -117,6 +129,8 @@ async def record_delivery(
     flagged. Exactly once per client_event_id."""
 
     async def apply(payload_digest: str) -> Delivery:
+        # The end is the batches' tagging time, checked as every event's; the start as well.
+        check_reported(submission.started_at, now=datetime.now(UTC), field="started_at")
         berth = await berth_from_scan(submission.berth, secret=secret)
         vessel = await get_vessel(submission.vessel_id)
         if principal.role == Role.port_operator:
@@ -151,12 +165,7 @@ async def record_delivery(
             handover_to=handover_to,
             latitude=submission.latitude,
             longitude=submission.longitude,
-            lines=[
-                intake.IntakeLine(line.category, line.mass_kg, Unit.KG)
-                if line.mass_kg is not None
-                else intake.IntakeLine(line.category, line.volume_m3 or Decimal(0), Unit.M3)
-                for line in lines
-            ],
+            lines=[line.intake() for line in lines],
         )
         delivery = await Delivery.create(
             receipt_number=f"pending-{submission.client_event_id.hex[:20]}",
@@ -175,8 +184,9 @@ async def record_delivery(
             client_event_id=submission.client_event_id,
             payload_digest=payload_digest,
         )
-        # The city's day of the discharge, whatever offset the phone sent (it may send UTC).
-        day = local_date(submission.started_at, get_settings().timezone)
+        # The delivery's day is the city's day its discharge ended, whatever offset the phone
+        # sent (it may send UTC): when its batches were tagged, as the port figures count it.
+        day = local_date(submission.ended_at, get_settings().timezone)
         delivery.receipt_number = f"WR{berth.port_id:03d}{day:%Y%m%d}{delivery.id:06d}"
         await delivery.save(update_fields=["receipt_number"])
         await DeliveryLine.bulk_create(

@@ -175,7 +175,7 @@ async def port_metrics(
         port_id__in=[p.id for p in ports], arrived_at__gte=start, arrived_at__lt=end
     ).prefetch_related("vessel")
     deliveries = await Delivery.filter(
-        port_id__in=[p.id for p in ports], started_at__gte=start, started_at__lt=end
+        port_id__in=[p.id for p in ports], ended_at__gte=start, ended_at__lt=end
     )
     lines = await _lines([p.id for p in ports], date_from, date_to)
     small = Decimal(PORT_RULES["small_vessel_max_gt"])
@@ -301,7 +301,7 @@ async def sea_area_metrics(
     ).values("vessel_id", "fishing_area")
     delivered = set(
         await Delivery.filter(
-            port_id__in=list(ports), started_at__gte=start, started_at__lt=end
+            port_id__in=list(ports), ended_at__gte=start, ended_at__lt=end
         ).values_list("vessel_id", flat=True)
     )
     areas: list[SeaAreaFigures] = []
