@@ -143,11 +143,13 @@ def facts(
             mass, estimated = tag["quantity"] * (factor or 0), True
         balance = None
         if weight is not None and batch_id in children:
-            declared = sum(
-                (tagging(c)["quantity"] for c in children[batch_id] if tagging(c)["unit"] == "kg"),
-                Decimal(0),
-            )
-            balance = (weight, declared)
+            kids = children[batch_id]
+            # Only a container of plain, unweighed kg declarations compares with its weighing.
+            if all(
+                tagging(c)["unit"] == "kg" and weighed(c) is None and c not in children
+                for c in kids
+            ):
+                balance = (weight, sum((tagging(c)["quantity"] for c in kids), Decimal(0)))
         elif weight is not None and tag["unit"] == "kg":
             balance = (weight, tag["quantity"])
         result[batch_id] = Fact(

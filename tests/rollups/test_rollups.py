@@ -155,6 +155,38 @@ async def test_mass_balance_compares_declared_and_weighed_kilograms(
     assert await rollups.snapshot() == incremental
 
 
+async def test_a_load_with_bags_in_other_units_is_not_set_against_its_weighing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A load holding a bag counted in items: its weighing covers that bag too, so setting it
+    against the kg bags alone would overstate the balance. The load is not compared."""
+    carrier = world.orgs["carrier"].id
+    kg_bag = await tag_bag(client, world, carrier_organization_id=carrier, quantity="2")
+    items = await tag_bag(
+        client, world, carrier_organization_id=carrier, quantity="40", unit="count"
+    )
+    load = await tag_bag(
+        client, world, "carrier", producer_organization_id=carrier, category="med.hw01"
+    )
+    children = [kg_bag["code"], items["code"]]
+    await collect(client, world, *children, minutes=2)
+    packed = await post_event(
+        client, world, "carrier", event("aggregated", load["code"], minutes=3, children=children)
+    )
+    assert packed.status_code == 201, packed.text
+    await advance(client, world, load["code"], until="received")  # weighed 3.4 kg
+    day = CITY_TODAY.isoformat()
+    answer = await client.get(
+        "/m/v1/metrics/mass-balance",
+        headers=world.headers("manager"),
+        params={"date_from": day, "date_to": day},
+    )
+    assert answer.json()["categories"] == []
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental
+
+
 async def test_a_bag_corrected_in_its_load_updates_the_loads_balance(
     client: httpx.AsyncClient, world: World
 ) -> None:

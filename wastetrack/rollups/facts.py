@@ -16,7 +16,9 @@ from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted,
 # Bump when the counting rules change: the next start-up rebuilds the stored facts. (3: a
 # container's facts follow a correction of its bags, and concurrent recordings sharing a fact
 # take turns; facts kept before may be stale, so they are rebuilt once. 4: a fact keeps the
-# treatment method after corrections, which a batch's fate reports.)
+# treatment method after corrections, which a batch's fate reports; a container's weighing is
+# set against its children's declarations only when every child is declared in kg, was not
+# weighed itself and holds nothing.)
 DEFINITION_VERSION = "2026-12-cohorts-4"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
@@ -54,6 +56,9 @@ _SUM_COLUMNS = (
 # - a batch aggregated into a container takes the fate of its outermost container (`up` climbs
 #   from each batch through its containers; `root` is the last one it reached);
 # - weighed: the latest weight measured on an accepted receipt or at treatment;
+# - kids: a container's children's declared kg, comparable with its weighing only when every
+#   child is declared in kg, was not weighed itself and holds nothing (else counted twice, or
+#   in other units);
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
 #   (inherited from its parents), marked estimated.
 def _facts(scope: str, *, by_key: bool = False) -> str:
@@ -143,8 +148,11 @@ weighed AS (
     ORDER BY batch_id, seq DESC
 ),
 kids AS (
-    SELECT parent_id AS id, SUM(CASE WHEN unit = 'kg' THEN quantity ELSE 0 END) AS declared_kg
-    FROM batch WHERE parent_id IS NOT NULL AND {among("parent_id", "scope")} GROUP BY parent_id
+    SELECT c.parent_id AS id, SUM(c.quantity) AS declared_kg,
+           bool_and(c.unit = 'kg' AND cw.batch_id IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM batch g WHERE g.parent_id = c.id)) AS comparable
+    FROM batch c LEFT JOIN weighed cw ON cw.batch_id = c.id
+    WHERE c.parent_id IS NOT NULL AND {among("c.parent_id", "scope")} GROUP BY c.parent_id
 ),
 basis AS (
     SELECT c.key,
@@ -165,10 +173,10 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
                             WHEN 'm3' THEN b.quantity * f.density_kg_m3 END,
                 0)::numeric(14, 3) AS mass_kg,
        w.weight_kg IS NULL AND b.unit <> 'kg' AS estimated,
-       CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.declared_kg > 0 THEN w.weight_kg END
+       CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN w.weight_kg END
             WHEN b.unit = 'kg' THEN w.weight_kg END AS balance_weighed_kg,
        CASE WHEN w.weight_kg IS NULL THEN NULL
-            WHEN k.id IS NOT NULL THEN NULLIF(k.declared_kg, 0)
+            WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN k.declared_kg END
             WHEN b.unit = 'kg' THEN b.quantity END AS balance_declared_kg,
        CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
        CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items,
