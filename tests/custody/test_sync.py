@@ -1,5 +1,5 @@
-"""Offline sync: each event applied exactly once, in the phone's order of recording, bad ones
-reported."""
+"""Offline sync: each event applied exactly once, in device-time order as far as clocks are
+trusted, bad ones reported."""
 
 import asyncio
 import uuid
@@ -107,6 +107,43 @@ async def test_a_clock_stepped_back_a_few_seconds_keeps_the_phones_order(
     assert [r["status"] for r in response.json()["results"]] == ["applied"] * 3, response.text
     events = await CustodyEvent.filter(batch__code=label.code).order_by("seq")
     assert [e.event_type for e in events] == ["tagged", "collected", "in_transit"]
+
+
+async def test_a_carriers_round_then_a_clock_step_keeps_the_bags_in_their_load(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The phone app's round: the load tagged, a bag collected and scanned into the load; the
+    clock is then pulled back 40 s and the load dispatched. Applied as recorded, the bag goes
+    into the load before the load leaves."""
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    base = NOW - timedelta(hours=1)
+
+    def at(seconds: int) -> str:
+        return (base + timedelta(seconds=seconds)).isoformat()
+
+    load = event(
+        "tagged",
+        stream="medical",
+        category="med.hw01",
+        quantity="1",
+        unit="kg",
+        producer_organization_id=carrier,
+    )
+    load["device_time"] = at(100)
+    answer = await sync(client, world, "carrier", [load])
+    code = answer.json()["results"][0]["batch_code"]
+    backlog = [
+        event("collected", code) | {"device_time": at(100)},
+        event("collected", bag["code"]) | {"device_time": at(101)},
+        event("aggregated", code, children=[bag["code"]]) | {"device_time": at(102)},
+        event("in_transit", code, destination_organization_id=world.orgs["facility"].id)
+        | {"device_time": at(62)},
+    ]
+    response = await sync(client, world, "carrier", backlog)
+    assert [r["status"] for r in response.json()["results"]] == ["applied"] * 4, response.text
+    held = await Batch.get(code=bag["code"])
+    assert (held.state, held.parent_id) == ("aggregated", (await Batch.get(code=code)).id)
 
 
 async def test_bad_event_never_drops_the_good_ones(client: httpx.AsyncClient, world: World) -> None:

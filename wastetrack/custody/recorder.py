@@ -1,10 +1,10 @@
 """Recording custody events: one path for single posts, batch creation and offline sync.
 
 Each submission is applied exactly once (its client_event_id and payload digest), by the handler
-of its event type: a sync's backlog in its phone's order of recording (see `sync_order`), or
-in arrival order (single posts recorded together, see `posts`); everything is written in a few
-set-based statements, at the end or, for a long call, in parts while the rest is still being
-decided (`_Writes`)."""
+of its event type: a sync's backlog in device-time order as far as clocks are trusted (see
+`sync_order`), or in arrival order (single posts recorded together, see `posts`); everything is
+written in a few set-based statements, at the end or, for a long call, in parts while the rest
+is still being decided (`_Writes`)."""
 
 import asyncio
 import copy
@@ -69,33 +69,33 @@ async def record_events(
 
 
 def sync_order(submissions: list[EventCommand], codes_of: list[str | None]) -> list[int]:
-    """The order a phone's backlog is applied in: the batches' events interleaved by device
-    time, and each batch's own events in the order the phone sent them (its order of
-    recording), unless that order goes back in time by more than the clock skew somewhere
-    (a backlog merged out of order): then in device-time order. A clock stepped back by a few
-    seconds between two steps does not reorder them; a tagging comes before its label's
-    other events either way."""
-    slots = sorted(range(len(submissions)), key=lambda i: submissions[i].device_time)
-    slot_of = {index: place for place, index in enumerate(slots)}
-    sent: dict[str | None, list[int]] = {}
-    for index, code in enumerate(codes_of):
-        sent.setdefault(code, []).append(index)
-    order = list(slots)
-    for code, indices in sent.items():
-        if code is None or len(indices) == 1:
-            continue  # a new code's tagging, or an event refused already
-        latest = submissions[indices[0]].device_time
-        for index in indices[1:]:
-            when = submissions[index].device_time
-            if when < latest - CLOCK_SKEW:
-                indices = sorted(indices, key=lambda i: submissions[i].device_time)
-                break
-            latest = max(latest, when)
-        indices = sorted(indices, key=lambda i: submissions[i].event_type != EventType.tagged)
-        places = sorted(slot_of[i] for i in indices)  # the batch's slots in time order
-        for place, index in zip(places, indices, strict=True):
-            order[place] = index
-    return order
+    """The order a phone's backlog is applied in: by device time, as a backlog may come in any
+    order, except that clocks are trusted only to the clock skew: an event never goes before
+    one of its batch sent earlier unless it is more than the skew earlier (a clock pulled back
+    a few seconds between two steps does not reorder them), and a tagging goes before its
+    label's other events."""
+    keys: list[datetime] = []
+    last: dict[str, list[datetime]] = {}
+    for sub, code in zip(submissions, codes_of, strict=True):
+        earlier = last.setdefault(code, []) if code is not None else []
+        key = max(
+            (k for k in earlier if k - sub.device_time <= CLOCK_SKEW), default=sub.device_time
+        )
+        keys.append(max(key, sub.device_time))
+        earlier.append(keys[-1])
+    tagged_at: dict[str | None, datetime] = {
+        code: keys[index]
+        for index, (sub, code) in enumerate(zip(submissions, codes_of, strict=True))
+        if code is not None and sub.event_type == EventType.tagged
+    }
+    return sorted(
+        range(len(submissions)),
+        key=lambda i: (
+            max(keys[i], tagged_at.get(codes_of[i], keys[i])),
+            submissions[i].event_type != EventType.tagged,
+            i,
+        ),
+    )
 
 
 async def record_posts(

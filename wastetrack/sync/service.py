@@ -37,7 +37,7 @@ async def apply(
     max_entries: int,
 ) -> list[EntryResult]:
     """One result per entry, in the order sent. Stream records go first (they make batches);
-    events follow, each batch's in the phone's order of recording (`recorder.sync_order`)."""
+    events follow, in the order `recorder.sync_order` gives."""
     if len(entries) > max_entries:
         raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
     results: list[EntryResult | None] = [None] * len(entries)
