@@ -103,13 +103,15 @@ async def corrected(
             work, sub, batch, target, changed, deliverer=deliverer
         )
     if target.event_type == EventType.tagged:
-        if changed.keys() & {"quantity", "unit"} and await remainders.has_live_remainder(
-            work, batch
-        ):
+        # What a refused part was sized against: the declared quantity and unit, and for a
+        # batch in items or m³ the category's unit mass or density too.
+        sizing = ["quantity", "unit"] + (["category"] if batch.unit != Unit.KG else [])
+        resized = [name for name in sizing if name in changed]
+        if resized and await remainders.has_live_remainder(work, batch):
             raise RuleViolation(
-                "a receipt refused part of this batch against its declared quantity: correct"
-                " that receipt (its weight or outcome) rather than the declaration",
-                field="quantity" if "quantity" in changed else "unit",
+                "a receipt refused part of this batch against its declaration: correct that"
+                " receipt (its weight or outcome) rather than the declaration",
+                field=resized[0],
             )
         await _correct_tagging(work, batch, changed)
         if changed.keys() & {"event_time", "category"}:
