@@ -7,13 +7,12 @@ from asyncpg.exceptions import TransactionRollbackError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.exceptions import IntegrityError
 
 from mobile_api.tables import XLSX
 from schemas.base import error_field
-from wastetrack.core.errors import DomainError, ValidationFailed
+from wastetrack.core.errors import DomainError
 from wastetrack.custody import partitions
 
 PROBLEM = "application/problem+json"
@@ -130,14 +129,6 @@ def install(app: FastAPI) -> None:
             field=first["field"],
             errors=errors,
         )
-
-    @app.exception_handler(ValidationError)
-    async def _invalid_inside(request: Request, error: ValidationError) -> JSONResponse:
-        # A model made from the request inside a route or service refused what the request's
-        # contract let through: still a refusal of the input, never a 500. The contract (or
-        # the domain function making the model) should have said so first: logged to fix.
-        log.warning("input refused past its contract, by %s", error.title, exc_info=error)
-        return await _domain(request, ValidationFailed.of(error))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:

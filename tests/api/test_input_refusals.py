@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from tests.factories import NOW, PASSWORD, World, medical_bag
@@ -156,21 +155,6 @@ async def test_an_event_the_domain_makes_from_a_record_refuses_as_the_record(
     assert refused.value.field == "lines[1].quantity"
     assert refused.value.detail.startswith("lines[1].quantity: ")
     assert await Batch.all().count() == 0
-
-
-async def test_a_stray_pydantic_error_is_a_422_problem(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    class Inner(BaseModel):
-        count: int = Field(ge=1)
-
-    @app.get("/test/stray")
-    async def stray() -> None:
-        Inner(count=0)
-
-    response = await client.get("/test/stray")
-    assert_refused(response, "count")
-    assert response.json()["errors"][0]["rule"] == "greater_than_equal"
 
 
 # ---- digits are ASCII digits -----------------------------------------------------------------

@@ -264,12 +264,16 @@ async def test_port_figures_count_a_line_as_its_batch_after_corrections(
     assert sewage["delivered"] == "0.800"
 
 
-async def test_a_delivery_starting_before_any_phone_could_is_refused(
+async def test_a_delivery_outside_any_phones_clock_is_refused_naming_its_end(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:
-    body = delivery(harbour, harbour.small, started_at="1950-01-01T00:00:00+08:00")
-    refused = await deliver(client, world, body)
-    assert (refused.status_code, refused.json()["field"]) == (422, "started_at"), refused.text
+    tomorrow = (NOW + timedelta(days=1)).isoformat()
+    for field, times in (
+        ("started_at", {"started_at": "1950-01-01T00:00:00+08:00"}),
+        ("ended_at", {"ended_at": tomorrow}),
+    ):
+        refused = await deliver(client, world, delivery(harbour, harbour.small, **times))
+        assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
 
 
 async def test_sewage_is_expected_only_from_vessels_under_400_gt(

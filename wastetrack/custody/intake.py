@@ -109,7 +109,10 @@ async def record_once(
         # answer as its resend.
         answer = await seen(model, client_event_id, payload_digest, flags)
         if answer is None:
-            raise
+            raise Conflict(
+                "this record's custody events were recorded already, under another record",
+                field="client_event_id",
+            ) from None
         return answer
     return RecordResult(
         client_event_id, "applied", record.id, flags=flags(record) if flags else None

@@ -9,6 +9,7 @@ from tortoise.queryset import QuerySet
 
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
+from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -41,8 +42,15 @@ async def record_cleanup(
             raise Forbidden(f"a {principal.role.value} cannot record clean-ups", field="role")
         if submission.ended_at < submission.started_at:
             raise ValidationFailed("ended_at precedes started_at", field="ended_at")
-        # The end is the batch's tagging time, checked as every event's; the start as well.
-        check_reported(submission.started_at, now=datetime.now(UTC), field="started_at")
+        # Both ends, as every reported time (the end is also the batch's tagging time).
+        now = datetime.now(UTC)
+        for name in ("started_at", "ended_at"):
+            check_reported(getattr(submission, name), now=now, field=name)
+        if submission.total_weight_kg > MAX_QUANTITY[Unit.KG]:
+            raise ValidationFailed(
+                f"more than one batch holds ({MAX_QUANTITY[Unit.KG]} kg): record it in parts",
+                field="total_weight_kg",
+            )
         unknown = sorted(set(submission.item_counts) - LITTER_ITEMS)
         if unknown:
             raise ValidationFailed(

@@ -129,8 +129,10 @@ async def record_delivery(
     flagged. Exactly once per client_event_id."""
 
     async def apply(payload_digest: str) -> Delivery:
-        # The end is the batches' tagging time, checked as every event's; the start as well.
-        check_reported(submission.started_at, now=datetime.now(UTC), field="started_at")
+        # Both ends, as every reported time (the end is also the batches' tagging time).
+        now = datetime.now(UTC)
+        for name in ("started_at", "ended_at"):
+            check_reported(getattr(submission, name), now=now, field=name)
         berth = await berth_from_scan(submission.berth, secret=secret)
         vessel = await get_vessel(submission.vessel_id)
         if principal.role == Role.port_operator:
