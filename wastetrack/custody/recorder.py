@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import TransactionManagementError
@@ -32,7 +32,6 @@ from wastetrack.core.errors import (
     NotFound,
 )
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import CLOCK_SKEW
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
 from wastetrack.custody.commands import EventCommand
@@ -68,18 +67,23 @@ async def record_events(
     return await _record([principal] * len(submissions), submissions, sync_order, secret)
 
 
+CLOCK_STEP = timedelta(minutes=1)
+"""How far a phone's clock may be pulled back between two steps (a network time correction)
+without its backlog being reordered."""
+
+
 def sync_order(submissions: list[EventCommand], codes_of: list[str | None]) -> list[int]:
     """The order a phone's backlog is applied in: by device time, as a backlog may come in any
-    order, except that clocks are trusted only to the clock skew: an event never goes before
-    one of its batch sent earlier unless it is more than the skew earlier (a clock pulled back
-    a few seconds between two steps does not reorder them), and a tagging goes before its
-    label's other events."""
+    order, except that clocks are trusted only so far: an event never goes before one of its
+    batch sent earlier unless it is more than `CLOCK_STEP` earlier (a clock pulled back a few
+    seconds between two steps does not reorder them), and a tagging goes before its label's
+    other events."""
     keys: list[datetime] = []
     last: dict[str, list[datetime]] = {}
     for sub, code in zip(submissions, codes_of, strict=True):
         earlier = last.setdefault(code, []) if code is not None else []
         key = max(
-            (k for k in earlier if k - sub.device_time <= CLOCK_SKEW), default=sub.device_time
+            (k for k in earlier if k - sub.device_time <= CLOCK_STEP), default=sub.device_time
         )
         keys.append(max(key, sub.device_time))
         earlier.append(keys[-1])
