@@ -1,13 +1,16 @@
 """The alert rules beyond storage: weight on receipt, idle batches, scan anomalies."""
 
+import importlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+from tortoise import connections
 
 from tests.custody.helpers import advance, post_event, tag_bag
 from tests.factories import World, event
+from wastetrack.alerts.models import Alert
 from wastetrack.registry import vessels
 
 
@@ -55,9 +58,11 @@ async def test_weight_far_from_the_declaration_raises_an_alert(
     )
 
 
-async def test_batch_idle_in_one_state_raises_an_alert_once_per_state(
+async def test_a_batch_idle_raises_one_alert_a_spell_cleared_when_it_moves(
     client: httpx.AsyncClient, world: World
 ) -> None:
+    """Collected nine days ago and left: one alert, however often the rules run. Sent on its
+    way eight days ago and left again: the first alert clears, a second is raised."""
     old = (datetime.now(UTC) - timedelta(days=9)).isoformat()
     bag = await tag_bag(
         client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=old
@@ -69,6 +74,43 @@ async def test_batch_idle_in_one_state_raises_an_alert_once_per_state(
     await post_event(client, world, "carrier", event("collected", fresh["code"], minutes=5))
     assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
     assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
+    later = (datetime.now(UTC) - timedelta(days=8)).isoformat()
+    dispatched = {
+        **event("in_transit", bag["code"], destination_organization_id=world.orgs["facility"].id),
+        "device_time": later,
+    }
+    assert (await post_event(client, world, "carrier", dispatched)).status_code == 201
+    assert ("idle_batch", bag["code"]) in await kinds(client, world, "carrier")
+    spells = await Alert.filter(kind="idle_batch").order_by("id")
+    assert [a.details["state"] for a in spells] == ["collected", "in_transit"]
+    assert spells[0].acknowledged_at is not None and "cleared_at" in spells[0].details
+    assert spells[1].acknowledged_at is None
+
+
+async def test_an_idle_alert_of_the_release_before_is_rewritten_in_place(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Migration 0035 gives an idle alert the subject the rule now writes: a refresh neither
+    clears it nor raises a second one beside it."""
+    rewrite = importlib.import_module("migrations.0035_idle_alert_occurrences").REWRITE
+    old = (datetime.now(UTC) - timedelta(days=9)).isoformat()
+    bag = await tag_bag(
+        client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=old
+    )
+    await post_event(
+        client, world, "carrier", {**event("collected", bag["code"]), "device_time": old}
+    )
+    assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
+    (alert,) = await Alert.filter(kind="idle_batch")
+    written = alert.subject
+    await Alert.filter(id=alert.id).update(subject=f"{bag['code']}:collected")  # as before
+    await connections.get("default").execute_script(rewrite)
+    await alert.refresh_from_db()
+    assert alert.subject == written
+    assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
+    await alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+    assert await Alert.filter(kind="idle_batch").count() == 1
 
 
 async def test_flagged_delivery_is_a_scan_anomaly(client: httpx.AsyncClient, world: World) -> None:

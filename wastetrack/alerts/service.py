@@ -61,7 +61,7 @@ _RULES: dict[str, str] = {
                    COALESCE(min(tagged_at) FILTER (WHERE depth > 0), min(tagged_at)) AS since
             FROM tree GROUP BY root_id
         )
-        SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2,
+        SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2::timestamptz,
                k.since + make_interval(hours => c.storage_limit_hours),
                jsonb_build_object('code', b.code, 'category', c.key,
                                   'limit_hours', c.storage_limit_hours, 'since', k.since)
@@ -81,9 +81,11 @@ _RULES: dict[str, str] = {
         ) w
         WHERE e.event_type = '{EventType.received}' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
           AND b.quantity > 0 AND abs(w.weighed - b.quantity) / b.quantity > $3""",
-    # A batch left in one live state longer than allowed (one alert per batch and state).
+    # A batch left in one live state longer than allowed. The subject carries the moment it
+    # last moved, so a batch idle again later raises a new alert; cleared once it moves.
     "idle_batch": f"""
-        SELECT $1, left(b.code || ':' || b.state, 32), b.id, b.holder_id, b.region_path, $2,
+        SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
+               b.holder_id, b.region_path, $2::timestamptz,
                b.last_device_time + make_interval(hours => $3::int),
                jsonb_build_object('code', b.code, 'state', b.state, 'since', b.last_device_time)
         FROM batch b
@@ -130,8 +132,9 @@ _RULES: dict[str, str] = {
                           AND (m.state IN ('submitted', 'arrived')
                                OR m.state LIKE 'in_transit_leg_%'))""",
 }
-# Rules whose alerts clear themselves when their condition ends (the leg arrived).
-_SELF_CLEARING = (LEG_OVERDUE,)
+# Rules whose alerts clear themselves when their condition ends (the leg arrived, the batch
+# was collected or moved on).
+_SELF_CLEARING = (LEG_OVERDUE, "overdue_storage", "idle_batch")
 
 
 async def refresh(
