@@ -56,6 +56,36 @@ async def test_one_failing_round_counts_once_and_its_deliveries_are_retried(
     assert len(listener.received) == 2 * heads
 
 
+async def test_a_short_outage_under_steady_traffic_does_not_disable_the_subscription(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """Rounds seconds apart, each with a new delivery the receiver refuses, reach the count of
+    failed rounds within a minute; the subscription is disabled only once it has also been
+    failing for the hours the setting asks."""
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    rounds = settings.webhooks_max_failures + 2
+    listener.plan = [503] * (rounds * 3)
+    started: list[datetime] = []
+    for _ in range(rounds):
+        await tag_bag(client, world)
+        started.append(datetime.now(UTC))  # the new delivery is due now, the older ones later
+        done = await dispatch_once(settings=settings, client=sender, now=started[-1])
+        assert (done.failed >= 1, done.disabled) == (True, [])
+    assert started[-1] - started[0] < timedelta(minutes=1)
+    subscription = await WebhookSubscription.get(id=hook["id"])
+    assert subscription.active and subscription.consecutive_failures == rounds
+    assert subscription.failing_since == started[0]
+    start = started[0]
+    later = start + timedelta(hours=settings.webhooks_disable_after_hours, minutes=1)
+    done = await dispatch_once(settings=settings, client=sender, now=later)
+    assert done.disabled == [hook["id"]]
+    assert not (await WebhookSubscription.get(id=hook["id"])).active
+
+
 async def test_a_secret_that_cannot_be_unsealed_fails_only_its_own_delivery(
     client: httpx.AsyncClient,
     world: World,

@@ -116,7 +116,13 @@ class Settings(BaseSettings):
     )
     webhooks_timeout_seconds: float = Field(5, gt=0, description="one webhook POST at most")
     webhooks_max_failures: int = Field(
-        10, ge=1, description="consecutive failed deliveries before a subscription is disabled"
+        10, ge=1, description="consecutive failed rounds before a subscription is disabled"
+    )
+    webhooks_disable_after_hours: float = Field(
+        24,
+        ge=0,
+        description="how long a subscription must have been failing, besides its failed rounds,"
+        " before it is disabled",
     )
     webhooks_retry_seconds: float = Field(
         10, gt=0, description="first retry delay; doubles with each failure of a delivery"

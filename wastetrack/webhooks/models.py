@@ -43,6 +43,8 @@ class WebhookSubscription(Model):
     cursor_id = fields.BigIntField(default=0)
     active = fields.BooleanField(default=True)
     consecutive_failures = fields.IntField(default=0)
+    # When the current run of failed rounds began (none while deliveries get through).
+    failing_since = fields.DatetimeField(null=True)
     disabled_at = fields.DatetimeField(null=True)
     times_disabled = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -293,7 +293,9 @@ async def _record(
             result.failed += 1
         for subscription_id, seen in by_subscription.items():
             if subscription_id in subscriptions:  # not one deleted before the round read it
-                await _count_failures(subscriptions[subscription_id], seen, settings, result)
+                await _count_failures(
+                    subscriptions[subscription_id], seen, settings, result, now=now
+                )
 
 
 async def _count_failures(
@@ -301,19 +303,27 @@ async def _count_failures(
     seen: list[_Outcome],
     settings: Settings,
     result: DispatchRound,
+    *,
+    now: datetime,
 ) -> None:
-    """Keep the subscription's count of failed rounds in a row, given its outcomes in this
-    round: a round in which none of its deliveries got through counts one failure, however
-    many it sent (they failed for the same cause at the same moment, and each is retried with
-    its own back-off); one that got through resets the count. At the limit, disable it and
-    raise an alert for its organization."""
+    """Keep the subscription's count of failed rounds in a row, and since when it fails, given
+    its outcomes in this round: a round in which none of its deliveries got through counts one
+    failure, however many it sent (they failed for the same cause at the same moment, and each
+    is retried with its own back-off); one that got through resets both. A subscription is
+    disabled, with an alert for its organization, once it has failed that many rounds in a row
+    and for `webhooks_disable_after_hours` as well: back-to-back rounds of new deliveries during
+    a receiver's short outage do not disable it."""
     failures = 0 if any(o.ok for o in seen) else subscription.consecutive_failures + 1
-    reached = failures >= settings.webhooks_max_failures
+    since = (subscription.failing_since or now) if failures else None
+    reached = (
+        since is not None
+        and failures >= settings.webhooks_max_failures
+        and now - since >= timedelta(hours=settings.webhooks_disable_after_hours)
+    )
     if failures == subscription.consecutive_failures and not reached:
         return  # nothing to write (the usual case: all delivered, none failed before)
-    updates: dict[str, Any] = {"consecutive_failures": failures}
+    updates: dict[str, Any] = {"consecutive_failures": failures, "failing_since": since}
     if reached and subscription.active:
-        now = datetime.now(UTC)
         updates.update(
             active=False, disabled_at=now, times_disabled=subscription.times_disabled + 1
         )

@@ -235,8 +235,11 @@ async def enable_subscription(*, principal: Principal, subscription_id: int) -> 
     before = audit.snapshot(subscription, without=_UNAUDITED)
     subscription.active = True
     subscription.consecutive_failures = 0
+    subscription.failing_since = None
     subscription.disabled_at = None
-    await subscription.save(update_fields=["active", "consecutive_failures", "disabled_at"])
+    await subscription.save(
+        update_fields=["active", "consecutive_failures", "failing_since", "disabled_at"]
+    )
     await WebhookDelivery.filter(
         subscription_id=subscription.id, status=DeliveryStatus.pending
     ).update(next_attempt_at=now)
