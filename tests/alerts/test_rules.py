@@ -74,6 +74,15 @@ async def test_a_batch_idle_raises_one_alert_a_spell_cleared_when_it_moves(
     await post_event(client, world, "carrier", event("collected", fresh["code"], minutes=5))
     assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
     assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
+    # A correction is an act on the record, not a step with the waste: the spell goes on.
+    tagging = (
+        await client.get(f"/m/v1/batches/{bag['code']}/events", headers=world.headers("clinic"))
+    ).json()[0]["id"]
+    fix = event("corrected", bag["code"], corrects=tagging, quantity="3")
+    fix["device_time"] = datetime.now(UTC).isoformat()
+    assert (await post_event(client, world, "clinic", fix)).status_code == 201
+    assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
+    assert await Alert.filter(kind="idle_batch").count() == 1
     later = (datetime.now(UTC) - timedelta(days=8)).isoformat()
     dispatched = {
         **event("in_transit", bag["code"], destination_organization_id=world.orgs["facility"].id),

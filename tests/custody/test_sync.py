@@ -146,6 +146,34 @@ async def test_a_carriers_round_then_a_clock_step_keeps_the_bags_in_their_load(
     assert (held.state, held.parent_id) == ("aggregated", (await Batch.get(code=code)).id)
 
 
+async def test_a_bag_is_tagged_before_it_goes_into_a_box_whatever_the_clock_did(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A clinic tags a bag, its clock is pulled back 40 s, it tags a box and packs the bag
+    into it: the packing waits for the bag it takes, not only for its box."""
+    base = NOW - timedelta(hours=1)
+
+    def at(seconds: int) -> str:
+        return (base + timedelta(seconds=seconds)).isoformat()
+
+    printed = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs["clinic"].id, "stream": "medical", "count": 2},
+    )
+    assert printed.status_code == 201, printed.text
+    bag, box = [label.code for label in await Label.filter(organization=world.orgs["clinic"])]
+    backlog = [
+        medical_bag(batch=bag) | {"device_time": at(30)},
+        medical_bag(batch=box) | {"device_time": at(-10)},
+        event("aggregated", box, children=[bag]) | {"device_time": at(-5)},
+    ]
+    response = await sync(client, world, "clinic", backlog)
+    assert [r["status"] for r in response.json()["results"]] == ["applied"] * 3, response.text
+    packed = await Batch.get(code=bag)
+    assert (packed.state, packed.parent_id) == ("aggregated", (await Batch.get(code=box)).id)
+
+
 async def test_bad_event_never_drops_the_good_ones(client: httpx.AsyncClient, world: World) -> None:
     good = medical_bag()
     refused = medical_bag(category="hh.recyclable.paper")

@@ -81,8 +81,9 @@ _RULES: dict[str, str] = {
         ) w
         WHERE e.event_type = '{EventType.received}' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
           AND b.quantity > 0 AND abs(w.weighed - b.quantity) / b.quantity > $3""",
-    # A batch left in one live state longer than allowed. The subject carries the moment it
-    # last moved, so a batch idle again later raises a new alert; cleared once it moves.
+    # A batch left in one live state longer than allowed, since the last step anyone took with
+    # it (its latest device time; a correction is not a step). The subject carries that moment,
+    # so a batch idle again later raises a new alert; cleared once it moves.
     "idle_batch": f"""
         SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
                b.holder_id, b.region_path, $2::timestamptz,
@@ -161,7 +162,13 @@ async def refresh(
         rows = await client.execute_query_dict(
             "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path,"
             f" raised_at, due_at, details) {select}"
-            " ON CONFLICT (kind, subject) DO NOTHING RETURNING id",
+            # An alert that cleared itself is raised again when its condition returns (a
+            # corrected time, a changed threshold); one a person acknowledged stays so.
+            " ON CONFLICT (kind, subject) DO UPDATE SET acknowledged_at = NULL,"
+            " raised_at = EXCLUDED.raised_at, due_at = EXCLUDED.due_at,"
+            " details = EXCLUDED.details"
+            " WHERE alert.acknowledged_by_id IS NULL AND alert.details ? 'cleared_at'"
+            " RETURNING id",
             params,
         )
         raised += len(rows)

@@ -103,17 +103,20 @@ async def record_once(
     try:
         async with in_transaction():
             record = await apply(payload_digest)
-    except (IntegrityError, Raced):
+    except (IntegrityError, Raced) as error:
         # A concurrent request with the same client_event_id committed first (the unique
         # record or custody-event id refused this one, or its events were found recorded):
-        # answer as its resend.
+        # answer as its resend. Any other integrity fault (a log partition missing, say)
+        # goes on to its own handler.
         answer = await seen(model, client_event_id, payload_digest, flags)
-        if answer is None:
+        if answer is not None:
+            return answer
+        if isinstance(error, Raced):
             raise Conflict(
                 "this record's custody events were recorded already, under another record",
                 field="client_event_id",
             ) from None
-        return answer
+        raise
     return RecordResult(
         client_event_id, "applied", record.id, flags=flags(record) if flags else None
     )

@@ -72,30 +72,30 @@ CLOCK_STEP = timedelta(minutes=1)
 without its backlog being reordered."""
 
 
-def sync_order(submissions: list[EventCommand], codes_of: list[str | None]) -> list[int]:
+def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> list[int]:
     """The order a phone's backlog is applied in: by device time, as a backlog may come in any
-    order, except that clocks are trusted only so far: an event never goes before one of its
-    batch sent earlier unless it is more than `CLOCK_STEP` earlier (a clock pulled back a few
-    seconds between two steps does not reorder them), and a tagging goes before its label's
-    other events."""
+    order, except that clocks are trusted only so far. An event never goes before one sent
+    earlier on a batch it acts on (its own, and the children an aggregation takes) unless it is
+    more than `CLOCK_STEP` earlier (a clock pulled back a few seconds between two steps does
+    not reorder them), nor before the tagging of any of those batches."""
     keys: list[datetime] = []
-    last: dict[str, list[datetime]] = {}
-    for sub, code in zip(submissions, codes_of, strict=True):
-        earlier = last.setdefault(code, []) if code is not None else []
-        key = max(
-            (k for k in earlier if k - sub.device_time <= CLOCK_STEP), default=sub.device_time
-        )
-        keys.append(max(key, sub.device_time))
-        earlier.append(keys[-1])
-    tagged_at: dict[str | None, datetime] = {
-        code: keys[index]
-        for index, (sub, code) in enumerate(zip(submissions, codes_of, strict=True))
-        if code is not None and sub.event_type == EventType.tagged
-    }
+    history: dict[str, list[datetime]] = {}
+    tagged_at: dict[str, datetime] = {}
+    for sub, acted_on in zip(submissions, batches_of, strict=True):
+        key = sub.device_time
+        for code in acted_on:
+            for earlier in history.get(code, ()):
+                if earlier - sub.device_time <= CLOCK_STEP:
+                    key = max(key, earlier)
+        keys.append(key)
+        for code in acted_on:
+            history.setdefault(code, []).append(key)
+        if sub.event_type == EventType.tagged and acted_on:
+            tagged_at[acted_on[0]] = key
     return sorted(
         range(len(submissions)),
         key=lambda i: (
-            max(keys[i], tagged_at.get(codes_of[i], keys[i])),
+            max([keys[i], *(tagged_at[c] for c in batches_of[i] if c in tagged_at)]),
             submissions[i].event_type != EventType.tagged,
             i,
         ),
@@ -111,7 +111,7 @@ async def record_posts(
     return await _record(
         [principal for principal, _ in posts],
         [submission for _, submission in posts],
-        lambda submissions, _codes: list(range(len(submissions))),
+        lambda submissions, _batches: list(range(len(submissions))),
         secret,
     )
 
@@ -125,12 +125,12 @@ def check_may_record(principal: Principal) -> None:
 async def _record(
     principals: list[Principal],
     submissions: list[EventCommand],
-    ordered: Callable[[list[EventCommand], list[str | None]], list[int]],
+    ordered: Callable[[list[EventCommand], list[list[str]]], list[int]],
     secret: str,
 ) -> list[Recorded]:
     """Apply submissions[i] as principals[i], in the order `ordered` gives from the
-    submissions and their batches' codes; one read before, the writes after (in parts while
-    deciding, see `_Writes`)."""
+    submissions and the codes of the batches each acts on; one read before, the writes after
+    (in parts while deciding, see `_Writes`)."""
     work = Work(
         principal=principals[0],
         secret=secret,
@@ -152,7 +152,11 @@ async def _record(
         # Each applied event's batch as that event left it: later events of the call (another
         # post of a flush, say) go on changing the batch itself.
         as_left: list[tuple[Batch, Batch]] = []
-        for index in ordered(submissions, codes_of):
+        acted_on = [
+            [code, *_children_of(sub, secret)] if code is not None else []
+            for sub, code in zip(submissions, codes_of, strict=True)
+        ]
+        for index in ordered(submissions, acted_on):
             if outcomes[index] is not None:
                 continue
             sub = submissions[index]
@@ -301,6 +305,14 @@ class _Writes:
         self.events, self.labels = len(work.new_events), len(work.new_labels)
         self.bound, self.batches = len(work.bound_labels), len(work.new_batches)
         return rows
+
+
+def _children_of(sub: EventCommand, secret: str) -> list[str]:
+    """The codes of the batches an aggregation takes (unreadable ones left to its handler)."""
+    if sub.event_type != EventType.aggregated or not sub.children:
+        return []
+    found = (codes.code_from_scan(scanned, secret=secret) for scanned in sub.children)
+    return [code for code in found if code]
 
 
 def _code_of(sub: EventCommand, secret: str) -> str | None:

@@ -151,9 +151,11 @@ def new_event(
     batch.state = state
     batch.last_seq = event.seq
     batch.last_hash = event.hash
-    # The latest device time the batch has seen: a late-synced event does not turn it back.
-    previous = batch.last_device_time
-    batch.last_device_time = max(previous, event.device_time) if previous else event.device_time
+    # The latest device time of a step taken with the batch: a late-synced event does not turn
+    # it back, and a correction (an act on the record, not on the waste) does not move it.
+    if event_type != EventType.corrected:
+        previous = batch.last_device_time
+        batch.last_device_time = max(previous, when) if previous else when
     work.new_events.append(event)
     work.touched[batch.id] = batch
     return event
