@@ -150,7 +150,8 @@ weighed AS (
 kids AS (
     SELECT c.parent_id AS id, SUM(c.quantity) AS declared_kg,
            bool_and(c.unit = 'kg' AND cw.batch_id IS NULL
-                    AND NOT EXISTS (SELECT 1 FROM batch g WHERE g.parent_id = c.id)) AS comparable
+                    AND NOT EXISTS (SELECT 1 FROM batch g WHERE g.parent_id = c.id OFFSET 0))
+               AS comparable
     FROM batch c LEFT JOIN weighed cw ON cw.batch_id = c.id
     WHERE c.parent_id IS NOT NULL AND {among("c.parent_id", "scope")} GROUP BY c.parent_id
 ),
