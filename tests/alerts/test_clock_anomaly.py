@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from tests.custody.helpers import post_event, tag_bag
-from tests.factories import World, event
+from tests.factories import World, event, medical_bag
 from wastetrack.alerts.models import Alert
+from wastetrack.batches.models import Label
 
 
 def ago(hours: float) -> str:
@@ -100,3 +101,25 @@ async def test_a_late_event_does_not_turn_the_batchs_clock_back(
     }
     assert set(behind) == {3, 4}
     assert 3500 < behind[4] < 3700
+
+
+async def test_a_label_tagged_before_it_was_printed_is_flagged(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A pre-printed label's tagging dated two days before the sheet was printed: a phone whose
+    clock is wrong (its cohort day would be too). Recorded, and flagged to the manager."""
+    printed = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs["clinic"].id, "stream": "medical", "count": 1},
+    )
+    assert printed.status_code == 201, printed.text
+    (label,) = await Label.filter(organization=world.orgs["clinic"])
+    body = medical_bag(batch=label.code, device_time=ago(48))
+    tagged = await post_event(client, world, "clinic", body)
+    assert tagged.status_code == 201, tagged.text
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    (anomaly,) = [a for a in listed if a["kind"] == "scan_anomaly"]
+    assert (anomaly["details"]["code"], anomaly["details"]["seq"]) == (label.code, 1)
+    assert 48 * 3600 - 120 < anomaly["details"]["behind_seconds"] < 48 * 3600 + 120

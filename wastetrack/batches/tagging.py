@@ -25,6 +25,7 @@ from wastetrack.custody.rules import (
 from wastetrack.custody.work import (
     Work,
     check_common,
+    flag_if_behind,
     issue_label,
     new_batch,
     new_event,
@@ -131,6 +132,8 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         destination_id=destination,
         tagged_at=sub.device_time,
     )
+    if label is not None:  # a label cannot be tagged before it was printed
+        flag_if_behind(work, sub, batch, label.issued_at)
     return new_event(
         work,
         batch,

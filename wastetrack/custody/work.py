@@ -88,9 +88,15 @@ def check_order(work: Work, sub: EventCommand, batch: Batch, *, field: str | Non
     checked by `check_common`), flagged when it precedes the batch's last event."""
     if field is not None and sub.device_time < batch.tagged_at - CLOCK_SKEW:
         raise ValidationFailed("device_time precedes the batch's tagging", field=field)
-    previous = batch.last_device_time
-    if previous is not None and sub.device_time < previous - CLOCK_SKEW:
-        # Flagged, not refused: a phone with a wrong clock, or one that synced late.
+    flag_if_behind(work, sub, batch, batch.last_device_time)
+
+
+def flag_if_behind(work: Work, sub: EventCommand, batch: Batch, known: datetime | None) -> None:
+    """Flag (not refuse) the event about to be appended to `batch` when its device time runs
+    behind `known`, a moment the batch had certainly reached (its latest step, its label's
+    printing), by more than the clock skew: a phone with a wrong clock, or one that synced
+    late."""
+    if known is not None and sub.device_time < known - CLOCK_SKEW:
         work.clock_anomalies.append(
             alerts.ClockAnomaly(
                 batch_id=batch.id,
@@ -99,7 +105,7 @@ def check_order(work: Work, sub: EventCommand, batch: Batch, *, field: str | Non
                 organization_id=work.principal.organization_id,
                 region_path=batch.region_path,
                 device_time=sub.device_time,
-                previous_device_time=previous,
+                previous_device_time=known,
                 client_event_id=sub.client_event_id,
             )
         )
