@@ -251,7 +251,11 @@ WITH RECURSIVE down (id) AS (
         SELECT parent_id FROM batch WHERE id = ANY($3::int[]) AND parent_id IS NOT NULL
     ) AS touched
     UNION
-    SELECT b.id FROM batch b JOIN down ON b.parent_id = down.id
+    -- Each level's children looked up by their parent's key (never a merge or hash join over
+    -- the whole parent index, whatever the statistics say).
+    SELECT b.id FROM down CROSS JOIN LATERAL (
+        SELECT id FROM batch WHERE parent_id = down.id OFFSET 0
+    ) AS b
 )
 SELECT id FROM down
 """
