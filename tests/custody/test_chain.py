@@ -342,11 +342,8 @@ async def test_custody_moves_only_from_whoever_holds_the_batch(
     assert (held.json()["state"], held.json()["holder_id"]) == ("stored", facility)
 
 
-async def test_a_corrected_treatment_keeps_to_the_facilitys_licence(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    """The facility is licensed for R3 and R4 on recyclables: a correction to D10 would make a
-    recycling a disposal it may not do. A manager's correction is judged by the same licence."""
+async def _received_paper(client: httpx.AsyncClient, world: World) -> str:
+    """A collector's paper, delivered to the plant licensed for R3 and R4 and accepted there."""
     paper = await tag_bag(
         client, world, "collector", stream="household", category="hh.recyclable.paper"
     )
@@ -357,6 +354,15 @@ async def test_a_corrected_treatment_keeps_to_the_facilitys_licence(
         ("unlicensed", event("received", code, minutes=60, outcome="accepted", weight_kg="3")),
     ):
         assert (await post_event(client, world, who, body)).status_code == 201
+    return str(code)
+
+
+async def test_a_corrected_treatment_keeps_to_the_facilitys_licence(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The facility is licensed for R3 and R4 on recyclables: a correction to D10 would make a
+    recycling a disposal it may not do. A manager's correction is judged by the same licence."""
+    code = await _received_paper(client, world)
     treated = await post_event(
         client, world, "unlicensed", event("treated", code, minutes=90, method="R3")
     )
@@ -378,17 +384,10 @@ async def test_a_corrected_treatment_is_judged_by_the_licence_of_the_day_it_was_
     """A treatment recorded three days ago, under a licence that has lapsed since, may still be
     corrected to another method that licence covered: the correction is judged as the
     treatment was, on the day the server recorded it."""
-    paper = await tag_bag(
-        client, world, "collector", stream="household", category="hh.recyclable.paper"
-    )
-    code, plant = paper["code"], world.orgs["unlicensed"].id
-    for who, body in (
-        ("collector", event("collected", code, minutes=10)),
-        ("collector", event("in_transit", code, minutes=20, destination_organization_id=plant)),
-        ("unlicensed", event("received", code, minutes=60, outcome="accepted", weight_kg="3")),
-        ("unlicensed", event("treated", code, minutes=90, method="R3")),
-    ):
-        assert (await post_event(client, world, who, body)).status_code == 201
+    code = await _received_paper(client, world)
+    plant = world.orgs["unlicensed"].id
+    body = event("treated", code, minutes=90, method="R3")
+    assert (await post_event(client, world, "unlicensed", body)).status_code == 201
     treated = await CustodyEvent.get(batch__code=code, event_type="treated")
     recorded = datetime.now(UTC) - timedelta(days=3)
     await as_superuser_without_triggers(
