@@ -27,9 +27,15 @@ from wastetrack.rollups import service as rollups
 JSON = {"Accept": "application/json"}
 
 
-async def _delivered(client: httpx.AsyncClient, world: World, quantity: str = "3.5") -> str:
+async def _delivered(
+    client: httpx.AsyncClient, world: World, quantity: str = "3.5", unit: str = "kg"
+) -> str:
     bag = await tag_bag(
-        client, world, quantity=quantity, carrier_organization_id=world.orgs["carrier"].id
+        client,
+        world,
+        quantity=quantity,
+        unit=unit,
+        carrier_organization_id=world.orgs["carrier"].id,
     )
     code: str = bag["code"]
     for body in (
@@ -235,6 +241,54 @@ async def test_a_batch_is_accepted_in_part_once(client: httpx.AsyncClient, world
     assert again.json()["field"] == "outcome"
     assert "partially accepted before" in again.json()["detail"]
     assert len((await _batch(client, world, "clinic", code))["remainders"]) == 1
+
+
+async def test_a_part_refused_against_an_estimate_is_an_estimate(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A bag counted in m³ is set against the catalog's estimate (0.02 m³ × 150 kg/m³ = 3 kg):
+    the part refused from it is as much an estimate, and no declaration for the mass balance,
+    unless the receiver stated it."""
+    estimated = await _delivered(client, world, quantity="0.02", unit="m3")
+    await _receive_in_part(client, world, estimated, "2.0")
+    stated = await _delivered(client, world, quantity="0.02", unit="m3")
+    await _receive_in_part(client, world, stated, "2.0", refused_kg="0.5")
+    parts = [await _remainder_of(client, world, code) for code in (estimated, stated)]
+    assert [Decimal(part["quantity"]) for part in parts] == [Decimal("1"), Decimal("0.5")]
+    cell = await _utilization(client, world)
+    assert Decimal(cell["generated_kg"]) == Decimal("5.5")  # 2.0 + 1.0 + 2.0 + 0.5
+    assert Decimal(cell["estimated_share"]["numerator"]) == Decimal("1")
+    # The part now weighed is no estimate, and its weighing has no declaration to meet.
+    for who, body in (
+        (
+            "carrier",
+            event(
+                "in_transit",
+                parts[0]["code"],
+                minutes=80,
+                destination_organization_id=world.orgs["facility"].id,
+            ),
+        ),
+        (
+            "facility",
+            event("received", parts[0]["code"], minutes=90, outcome="accepted", weight_kg="0.9"),
+        ),
+    ):
+        response = await post_event(client, world, who, body)
+        assert response.status_code == 201, response.text
+    cell = await _utilization(client, world)
+    assert Decimal(cell["estimated_share"]["numerator"]) == 0
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    balance = await client.get(
+        "/m/v1/metrics/mass-balance",
+        params={"date_from": (today - timedelta(days=1)).isoformat(), "date_to": today.isoformat()},
+        headers=world.headers("manager"),
+    )
+    assert balance.status_code == 200, balance.text
+    assert balance.json()["categories"] == [], balance.text
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental
 
 
 async def test_a_remainder_re_delivered_elsewhere_is_counted_once_where_it_is_treated(

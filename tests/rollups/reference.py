@@ -52,8 +52,8 @@ class _Batch:
 def facts(
     events: list[dict[str, Any]], regions: dict[int, str], catalog: Catalog, timezone: str
 ) -> dict[int, Fact]:
-    """Every batch's fact. `events` are custody_event rows as dicts; `regions` maps a batch id
-    to its origin region path."""
+    """Every batch's fact. `events` are custody_event rows as dicts, each with its batch's
+    `code`; `regions` maps a batch id to its origin region path."""
     tz = ZoneInfo(timezone)
     chains: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for e in sorted(events, key=lambda e: (e["batch_id"], e["seq"])):
@@ -126,6 +126,30 @@ def facts(
                 found = Decimal(weight)
         return found
 
+    # The receipt that sized each remainder (by the remainder's code), as first recorded: a
+    # correction naming a remainder resized or made it against the receipt it corrects.
+    sized_by: dict[str, dict[str, Any]] = {}
+    for e in events:
+        named = (e["details"] or {}).get("remainder")
+        if named:
+            receipt = e
+            while receipt["event_type"] == "corrected":
+                receipt = by_id[receipt["corrects_id"]]
+            sized_by[named] = receipt
+
+    def estimate_basis(batch_id: int) -> bool:
+        """Whether the declared mass is an estimate: counted in items or m³, or a remainder
+        whose refused kg the receiver did not state, set against such an estimate."""
+        if tagging(batch_id)["unit"] != "kg":
+            return True
+        first = chains[batch_id][0]
+        if "split_from" not in (first["details"] or {}):
+            return False
+        receipt = sized_by[first["code"]]
+        if receipt["details"].get("refused_basis") == "stated":
+            return False
+        return estimate_basis(first["related_batch_id"])
+
     result = {}
     for batch_id in chains:
         tag = tagging(batch_id)
@@ -137,7 +161,7 @@ def facts(
         if weight is not None:
             mass, estimated = weight, False
         elif tag["unit"] == "kg":
-            mass, estimated = tag["quantity"], False
+            mass, estimated = tag["quantity"], estimate_basis(batch_id)
         else:
             factor = catalog.factor(tag["category"], tag["unit"])
             mass, estimated = tag["quantity"] * (factor or 0), True
@@ -146,11 +170,10 @@ def facts(
             kids = children[batch_id]
             # Only a container of plain, unweighed kg declarations compares with its weighing.
             if all(
-                tagging(c)["unit"] == "kg" and weighed(c) is None and c not in children
-                for c in kids
+                not estimate_basis(c) and weighed(c) is None and c not in children for c in kids
             ):
                 balance = (weight, sum((tagging(c)["quantity"] for c in kids), Decimal(0)))
-        elif weight is not None and tag["unit"] == "kg":
+        elif weight is not None and not estimate_basis(batch_id):
             balance = (weight, tag["quantity"])
         result[batch_id] = Fact(
             day=tag["time"].astimezone(tz).date(),

@@ -805,7 +805,8 @@ async def batch_facts() -> tuple[dict[int, reference.Fact], dict[str, int], dict
     db = connections.get("default")
     events = await db.execute_query_dict(
         "SELECT id, batch_id, seq, event_type, outcome, method_id, weight_kg, corrects_id,"
-        " related_batch_id, details, device_time FROM custody_event"
+        " related_batch_id, details, device_time,"
+        " (SELECT code FROM batch b WHERE b.id = batch_id) AS code FROM custody_event"
     )
     for e in events:
         if isinstance(e["details"], str):

@@ -40,6 +40,19 @@ def _declared_kg(work: Work, batch: Batch) -> Decimal:
     return Decimal(0)
 
 
+async def estimated_basis(work: Work, batch: Batch) -> bool:
+    """Whether the declared mass a refused part is set against is the catalog's estimate: the
+    batch is counted in items or m³, or is itself a remainder sized against an estimate."""
+    if batch.unit != Unit.KG:
+        return True
+    if batch.split_from_id is None:
+        return False
+    tagging = next(
+        (e for e in work.new_events if e.batch_id == batch.id and e.seq == 1), None
+    ) or await CustodyEvent.get(batch_id=batch.id, seq=1)
+    return bool((tagging.details or {}).get("estimated"))
+
+
 def refused_kg(
     work: Work,
     batch: Batch,
@@ -69,13 +82,16 @@ async def split(
     batch: Batch,
     *,
     refused_kg: Decimal,
+    stated: bool,
     holder_id: int,
     sub: EventCommand,
     reason: str | None,
 ) -> Batch:
     """A new batch for the refused part: its own code, the original's tagging time, refused by
-    the receiver (a tagging and a rejection in its chain) and held by the deliverer. The
+    the receiver (a tagging and a rejection in its chain) and held by the deliverer. Its kg is
+    an estimate when it was not stated and the declared mass it is set against is one. The
     caller has checked `check_splittable` before changing anything."""
+    estimated = not stated and await estimated_basis(work, batch)
     (batch_id,) = await repository.allocate_batch_ids(1)
     remainder = new_batch(
         work,
@@ -113,6 +129,7 @@ async def split(
             "category": batch.category_id,
             "quantity": str(refused_kg),
             "unit": Unit.KG.value,
+            "estimated": estimated,
             "waste_code": batch.waste_code,
         },
     )
@@ -272,6 +289,7 @@ async def follow_remainder(
             work,
             batch,
             refused_kg=refused,
+            stated=stated is not None,
             holder_id=deliverer,
             sub=sub,
             reason=sub.reason or target.reason,

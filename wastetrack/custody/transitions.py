@@ -256,7 +256,13 @@ async def _received(
         state = State.received
     remainder = (
         await remainders.split(
-            work, batch, refused_kg=refused, holder_id=deliverer, sub=sub, reason=sub.reason
+            work,
+            batch,
+            refused_kg=refused,
+            stated=sub.refused_kg is not None,
+            holder_id=deliverer,
+            sub=sub,
+            reason=sub.reason,
         )
         if refused is not None
         else None

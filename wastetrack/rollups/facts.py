@@ -18,8 +18,9 @@ from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted,
 # take turns; facts kept before may be stale, so they are rebuilt once. 4: a fact keeps the
 # treatment method after corrections, which a batch's fate reports; a container's weighing is
 # set against its children's declarations only when every child is declared in kg, was not
-# weighed itself and holds nothing.)
-DEFINITION_VERSION = "2026-12-cohorts-4"
+# weighed itself and holds nothing. 5: a remainder whose refused kg was set against an estimate
+# is estimated and stays out of the mass balance.)
+DEFINITION_VERSION = "2026-12-cohorts-5"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
 # Fates that leave every figure (a cancelled batch) or are counted through their children
@@ -60,7 +61,8 @@ _SUM_COLUMNS = (
 #   child is declared in kg, was not weighed itself and holds nothing (else counted twice, or
 #   in other units);
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
-#   (inherited from its parents), marked estimated.
+#   (inherited from its parents), marked estimated. A remainder's kg set against such an
+#   estimate (its tagging says `estimated`, `t`) is an estimate too, never a declaration.
 def _facts(scope: str, *, by_key: bool = False) -> str:
     """The facts of the batches `scope` selects. By key (the recording's few batches), the
     batch tables are reached through the scope's ids as an array and the custody log batch by
@@ -150,7 +152,11 @@ weighed AS (
 kids AS (
     SELECT c.parent_id AS id, SUM(c.quantity) AS declared_kg,
            bool_and(c.unit = 'kg' AND cw.batch_id IS NULL
-                    AND NOT EXISTS (SELECT 1 FROM batch g WHERE g.parent_id = c.id OFFSET 0))
+                    AND NOT EXISTS (SELECT 1 FROM batch g WHERE g.parent_id = c.id OFFSET 0)
+                    AND NOT EXISTS (SELECT 1 FROM custody_event e
+                                    WHERE c.split_from_id IS NOT NULL AND e.batch_id = c.id
+                                      AND e.seq = 1 AND e.details->>'estimated' = 'true'
+                                    OFFSET 0))
                AS comparable
     FROM batch c LEFT JOIN weighed cw ON cw.batch_id = c.id
     WHERE c.parent_id IS NOT NULL AND {among("c.parent_id", "scope")} GROUP BY c.parent_id
@@ -173,12 +179,14 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
                             WHEN 'count' THEN b.quantity * f.unit_mass_kg
                             WHEN 'm3' THEN b.quantity * f.density_kg_m3 END,
                 0)::numeric(14, 3) AS mass_kg,
-       w.weight_kg IS NULL AND b.unit <> 'kg' AS estimated,
+       w.weight_kg IS NULL AND (b.unit <> 'kg' OR t.estimated IS TRUE) AS estimated,
        CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN w.weight_kg END
-            WHEN b.unit = 'kg' THEN w.weight_kg END AS balance_weighed_kg,
+            WHEN b.unit = 'kg' AND t.estimated IS NOT TRUE THEN w.weight_kg END
+           AS balance_weighed_kg,
        CASE WHEN w.weight_kg IS NULL THEN NULL
             WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN k.declared_kg END
-            WHEN b.unit = 'kg' THEN b.quantity END AS balance_declared_kg,
+            WHEN b.unit = 'kg' AND t.estimated IS NOT TRUE THEN b.quantity END
+           AS balance_declared_kg,
        CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
        CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items,
        d.method
@@ -188,6 +196,10 @@ LEFT JOIN decided d ON d.batch_id = COALESCE(r.root, b.id)
 LEFT JOIN weighed w ON w.batch_id = b.id
 LEFT JOIN kids k ON k.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
+LEFT JOIN LATERAL (
+    SELECT (e.details->>'estimated')::boolean AS estimated FROM custody_event e
+    WHERE b.split_from_id IS NOT NULL AND e.batch_id = b.id AND e.seq = 1 OFFSET 0
+) t ON true
 WHERE {among("b.id", "scope")}
 """
 
