@@ -9,12 +9,15 @@ import pytest
 from tortoise import connections
 
 from tests.custody.helpers import post_event, tag_bag
-from tests.factories import NOW, World, event
+from tests.factories import NOW, World, event, make_user
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
+from wastetrack.auth.models import Role
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet import plates
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
 
 PLATE = "鲁K12345"
 
@@ -180,6 +183,34 @@ async def test_trajectory_follows_the_vehicle_from_pickup_to_receipt(
     client.cookies.set("wt_session", world.tokens["manager"])
     page = await client.get("/dashboard/batches", params={"code": code})
     assert '"trace-track">[[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]<' in page.text
+
+
+async def test_a_plate_stated_by_another_carrier_shows_none_of_the_vehicles_positions(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A carrier that has not registered its fleet has its plates recorded as stated; one
+    naming another carrier's vehicle must not read that vehicle's GPS track through its own
+    batch."""
+    await register(client, world)
+    start = NOW.replace(microsecond=0) - timedelta(hours=2)
+    track = {"positions": [fix(m, 37.1, 122.1 + m / 1000, start) for m in (15, 30)]}
+    headers = world.headers("carrier")
+    posted = await client.post("/m/v1/vehicles/鲁K12345/positions", json=track, headers=headers)
+    assert posted.status_code == 200, posted.text
+    rogue = await registry.create_organization(
+        name="某运输公司", kind=OrganizationKind.carrier, region_id=world.regions["city"].id
+    )
+    await make_user(world, "rogue", Role.carrier, rogue)
+    bag = await tag_bag(client, world, "rogue", producer_organization_id=rogue.id)
+    collected = event("collected", bag["code"], minutes=10, vehicle_plate=PLATE)
+    assert (await post_event(client, world, "rogue", collected)).status_code == 201
+    response = await client.get(
+        f"/m/v1/batches/{bag['code']}/trajectory", headers=world.headers("rogue")
+    )
+    assert response.status_code == 200, response.text
+    feature = response.json()
+    assert [c["vehicle_plate"] for c in feature["properties"]["carriages"]] == [PLATE]
+    assert (feature["geometry"], feature["properties"]["times"]) == (None, [])
 
 
 async def _in_transit_since_100_minutes(client: httpx.AsyncClient, world: World) -> tuple[str, int]:

@@ -66,9 +66,11 @@ async def record_positions(
 
 @dataclass(frozen=True, slots=True)
 class Carriage:
-    """One stretch of a batch's path in one vehicle: from its pickup until the next event."""
+    """One stretch of a batch's path in one vehicle: from its pickup until the next event.
+    `carrier` is the organization the batch rode with (whose vehicle the plate must be)."""
 
     plate: str
+    carrier_id: int
     start: datetime
     end: datetime | None
 
@@ -90,9 +92,17 @@ def carriages(events: list[CustodyEvent]) -> list[Carriage]:
         if event.event_type not in PICKUPS or not plate:
             continue
         following = ordered[index + 1] if index + 1 < len(ordered) else None
+        # A handover names the vehicle of the carrier taking the batch; the other pickups, the
+        # actor's own.
+        carrier_id = (
+            event.to_organization_id
+            if event.event_type == "handed_over" and event.to_organization_id is not None
+            else event.organization_id
+        )
         found.append(
             Carriage(
                 plate=plate,
+                carrier_id=carrier_id,
                 start=event.device_time,
                 end=following.device_time if following else None,
             )
@@ -107,13 +117,18 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
     events = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
     stretches = carriages(events)
     points: list[tuple[datetime, float, float]] = []
-    vehicles = dict(
-        await Vehicle.filter(plate__in={c.plate for c in stretches}).values_list("plate", "id")
-    )
+    # A plate is the carrier's own vehicle only: one stated by a carrier that had not
+    # registered its fleet may be another carrier's, whose positions are not this batch's.
+    vehicles = {
+        (plate, carrier_id): vehicle_id
+        for vehicle_id, plate, carrier_id in await Vehicle.filter(
+            plate__in={c.plate for c in stretches}
+        ).values_list("id", "plate", "organization_id")
+    }
     for stretch in stretches:
-        vehicle_id = vehicles.get(stretch.plate)
+        vehicle_id = vehicles.get((stretch.plate, stretch.carrier_id))
         if vehicle_id is None:
-            continue  # a plate recorded before its carrier registered the vehicle
+            continue  # a plate not (or not yet) registered to the carrier it rode with
         query = VehiclePosition.filter(vehicle_id=vehicle_id, time__gte=stretch.start)
         if stretch.end is not None:
             query = query.filter(time__lte=stretch.end)
