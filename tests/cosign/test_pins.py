@@ -1,5 +1,6 @@
 """A producer without an account confirms a handover with a one-time PIN from its printed list."""
 
+import asyncio
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -135,6 +136,28 @@ async def test_pins_lock_after_repeated_wrong_attempts(
     assert (locked.status_code, locked.json()["field"]) == (429, "producer_pin")
     assert "Retry-After" in locked.headers
     assert (await Batch.get(code=code)).state == "tagged"
+
+
+async def test_concurrent_wrong_pins_count_against_the_limit_in_turn(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """Guesses sent at once (parallel syncs, several workers) are checked one after another:
+    no more of them are judged than the limit allows (5 an hour here)."""
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    bags = [await tag(client, world, farm_clinic) for _ in range(10)]
+    wrong = [f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes][:10]
+    syncs = [
+        {"events": [event("collected", bag, minutes=30, producer_pin=pin)]}
+        for bag, pin in zip(bags, wrong, strict=True)
+    ]
+    answers = await asyncio.gather(
+        *(client.post("/m/v1/sync", json=body, headers=world.headers("carrier")) for body in syncs)
+    )
+    errors = [answer.json()["results"][0]["error"] for answer in answers]
+    assert (
+        sorted(error["code"] for error in errors)
+        == ["too_many_requests"] * 5 + ["validation_failed"] * 5
+    ), errors
 
 
 async def test_a_producer_with_its_own_users_may_hand_over_without_a_pin(

@@ -246,9 +246,14 @@ async def service_url(url: str, settings: Settings) -> str:
 # Requests begin their transactions in arrival order. asyncpg's pool hands a released connection
 # to whichever task asks first, so with more concurrent requests than pooled connections a
 # waiting request could be overtaken again and again: in the ingest bench (32 phones, 10
-# connections per worker) the p99 was five times the p50. A semaphore of the pool's size,
-# which queues its waiters first come first served, admits them instead.
+# connections per worker) the p99 was five times the p50. A semaphore, which queues its waiters
+# first come first served, admits them instead. It admits one transaction fewer than the pool
+# holds: a transaction may write on a connection of its own (`pool()`, a rate-limit count)
+# while it holds a row lock others wait for, and with every connection in a transaction that
+# write would wait for ever.
 _admission: asyncio.Semaphore | None = None
+OWN_WRITES = 1
+"""Connections of the pool kept for writes outside the requests' transactions."""
 
 
 def pool() -> BaseDBAsyncClient:
@@ -286,7 +291,7 @@ async def database(
     await Tortoise.init(
         config=tortoise_config(url, pool_size=pool_size), _enable_global_fallback=True
     )
-    _admission = asyncio.Semaphore(pool_size)
+    _admission = asyncio.Semaphore(max(1, pool_size - OWN_WRITES))
     try:
         async with replica.serving(replica_url, pool_size=pool_size):
             yield

@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     photo_max_bytes: int = 5 * 1024 * 1024
     photo_max_pixels: int = Field(40_000_000, ge=1, description="largest photo, width × height")
     sync_max_events: int = 500
-    db_pool_size: int = 10
+    db_pool_size: int = Field(
+        10, ge=2, description="connections per process: one is kept for writes outside a request"
+    )
     manifest_area_code: str = Field(
         "3710", pattern=r"^[0-9]{4}$", description="province + prefecture in manifest numbers"
     )
