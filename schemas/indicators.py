@@ -6,16 +6,27 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.base import Day, Schema, Text
+from schemas.base import Day, Definition, Schema, Text
 from wastetrack.indicators.service import Status
 
 
 class Actual(Schema):
+    """Computed: the value with its numerator, denominator, their unit, the period and the
+    rate's definition; entered: the value with its source and author."""
+
     value: Decimal
     source: Literal["computed", "entered"]
     numerator: Decimal | None = None
     denominator: Decimal | None = None
-    period_start: date | None = None
+    unit: str | None = Field(
+        default=None, description="what the numerator and denominator count (computed)"
+    )
+    definition: Definition | None = Field(
+        default=None, description="the formula in words and its source (computed)"
+    )
+    period_start: date | None = Field(
+        default=None, description="equal to period_end for a standing on the day"
+    )
     period_end: date | None = None
     source_note: str | None = None
     entered_by: str | None = None

@@ -7,6 +7,7 @@ import httpx
 
 from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, NOW, World, event
+from wastetrack.cells.models import Cell, CellAssessment
 from wastetrack.core import cityday, codes
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -147,6 +148,11 @@ async def test_cell_climbs_the_levels_and_counts_towards_the_target(
         if i["code"] == "zero_waste_cells"
     )
     assert (indicator["actual"]["value"], indicator["status"]) == ("50.00", "off_track")
+    # A standing on the day, with what it counts and what it means.
+    today = cityday.today(world.settings.timezone).isoformat()
+    actual = indicator["actual"]
+    assert (actual["period_start"], actual["period_end"]) == (today, today)
+    assert (actual["unit"], actual["definition"]) == ("cells", achieved["definition"])
     by_clinic = await client.post(
         "/m/v1/cells",
         headers=world.headers("clinic"),
@@ -186,3 +192,40 @@ async def test_a_criterion_is_judged_as_it_is_shown(
     ).json()
     score = result["scores"]["reduction_measures"]
     assert (score["value"], score["threshold"], score["passed"]) == ("60.00", 60, True)
+
+
+async def test_a_cell_is_not_assessed_on_a_day_to_come(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Twelve months ending on a day to come would be scored from months not yet lived."""
+    good = await cell(client, world, "北山社区")
+    tomorrow = cityday.today(world.settings.timezone) + timedelta(days=1)
+    for day in (tomorrow, date(2199, 1, 1)):
+        refused = await assess(client, world, good, "county", EVIDENCE, day)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert (refused.status_code, refused.json()["field"]) == (422, "assessed_on")
+    assert await CellAssessment.filter(cell_id=good).count() == 0
+
+
+async def test_a_region_or_organization_outside_yours_is_not_found(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The 石岛 manager cannot tell a 崖头 region or organization from one that does not exist,
+    nor register a cell with either."""
+    home = {"cell_type": "school", "name": "石岛小学", "region_id": world.regions["other_town"].id}
+    cases = [
+        ({"region_id": world.regions["village"].id}, "region_id"),
+        ({"region_id": 999999}, "region_id"),
+        ({"organization_id": world.orgs["clinic"].id}, "organization_id"),
+        ({"organization_id": 999999}, "organization_id"),
+    ]
+    for change, field in cases:
+        refused = await client.post(
+            "/m/v1/cells", json={**home, **change}, headers=world.headers("town_manager")
+        )
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert (refused.status_code, refused.json()["field"]) == (404, field), change
+    assert await Cell.all().count() == 0
+    own = {**home, "organization_id": world.orgs["port"].id}
+    made = await client.post("/m/v1/cells", json=own, headers=world.headers("town_manager"))
+    assert made.status_code == 201, made.text

@@ -7,8 +7,9 @@ import httpx
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
+from wastetrack.core import cityday
 from wastetrack.indicators import loader
-from wastetrack.indicators.models import Indicator
+from wastetrack.indicators.models import Indicator, IndicatorValue
 from wastetrack.indicators.service import status
 
 
@@ -36,6 +37,23 @@ async def test_computed_indicator_comes_with_its_counts(
     assert clinics["actual"]["source"] == "computed"
     assert (clinics["actual"]["numerator"], clinics["actual"]["denominator"]) == ("1", "2")
     assert (clinics["actual"]["value"], clinics["status"]) == ("50.00", "off_track")
+    # A rate is never shown bare: what it counts and its definition come with it.
+    assert clinics["actual"]["unit"] == "institutions"
+    assert clinics["actual"]["definition"]["formula"]
+    assert "第九章第三节" in clinics["actual"]["definition"]["source"]
+
+
+async def test_a_standing_is_reported_on_its_day(client: httpx.AsyncClient, world: World) -> None:
+    """Sorting coverage counts the villages sorting on the day, not over twelve months: its
+    period is that day; a flow's is the twelve months to it."""
+    today = cityday.today(world.settings.timezone)
+    found = await overview(client, world)
+    coverage = found["sorting_facility_coverage"]["actual"]
+    assert (coverage["period_start"], coverage["period_end"]) == (today.isoformat(),) * 2
+    assert (coverage["numerator"], coverage["denominator"]) == ("0", "1")
+    assert coverage["unit"] == "communities and villages"
+    clinics = found["small_clinic_collection"]["actual"]
+    assert clinics["period_start"] < clinics["period_end"] == today.isoformat()
 
 
 async def test_entered_value_keeps_source_and_author(
@@ -59,6 +77,20 @@ async def test_entered_value_keeps_source_and_author(
     for wrong, field in (({"period_end": "2052-12-31"}, "period_end"), ({"value": "150"}, "value")):
         refused = await client.post(url, json={**body, **wrong}, headers=world.headers("manager"))
         assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+
+
+async def test_only_the_city_enters_a_value(client: httpx.AsyncClient, world: World) -> None:
+    """Entered values are the city's, read by every manager: a town's manager may not set
+    them; the city's manager and an admin may."""
+    url = "/m/v1/indicators/straw_utilization/values"
+    body = {"value": "80", "period_end": "2025-12-31", "source_note": "石岛管理区统计"}
+    refused = await client.post(url, json=body, headers=world.headers("town_manager"))
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (refused.status_code, refused.json()["field"]) == (403, "role")
+    assert await IndicatorValue.all().count() == 0
+    for who in ("manager", "admin"):
+        made = await client.post(url, json=body, headers=world.headers(who))
+        assert made.status_code == 201, (who, made.text)
 
 
 async def test_status_rule_with_a_baseline() -> None:

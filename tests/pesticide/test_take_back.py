@@ -193,3 +193,41 @@ async def test_returns_sync_offline_exactly_once(client: httpx.AsyncClient, poin
         )
     ).json()
     assert [r["status"] for r in answer["results"]] == ["applied", "duplicate"]
+
+
+async def test_admin_narrowed_to_a_town_counts_only_its_points(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """?region_id= narrows an admin as it narrows a manager: the recovery metric and the plan
+    indicator read only the town's shops and points."""
+    away = await registry.create_organization(
+        name="石岛农资店",
+        kind=OrganizationKind.agri_input_shop,
+        region_id=points.regions["other_town"].id,
+    )
+    await make_user(points, "away_shop", Role.generator, away)
+    for who, count in (("shop", 100), ("away_shop", 50)):
+        sale = {
+            "client_event_id": str(uuid.uuid4()),
+            "sold_on": CITY_TODAY.isoformat(),
+            "material": "agri.plastic_bottle",
+            "count": count,
+        }
+        assert (await post(client, points, sale, who, "/m/v1/pesticide/sales")).status_code == 201
+        assert (await post(client, points, a_return(), who)).status_code == 201
+    admin = points.headers("admin")
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    town = {"region_id": points.regions["town"].id}
+
+    async def returned_of_sold(params: dict) -> tuple[str, str]:
+        answer = await client.get("/m/v1/metrics/pesticide", params=params, headers=admin)
+        rate = answer.json()["recovery_rate"]
+        return rate["numerator"], rate["denominator"]
+
+    assert await returned_of_sold(day) == ("26", "150")
+    assert await returned_of_sold({**day, **town}) == ("13", "100")
+    indicators = (await client.get("/m/v1/indicators", params=town, headers=admin)).json()
+    recovery = next(
+        i for i in indicators["indicators"] if i["code"] == "pesticide_packaging_recovery"
+    )
+    assert (recovery["actual"]["numerator"], recovery["actual"]["denominator"]) == ("13", "100")

@@ -17,6 +17,7 @@ from wastetrack.core.errors import Forbidden, NotFound, RuleViolation, Validatio
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
+from wastetrack.registry import access
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
 
@@ -91,20 +92,21 @@ async def create_cell(
     region_id: int,
     organization_id: int | None,
 ) -> Cell:
-    """Register a place as a cell of a type."""
+    """Register a place of the manager's region as a cell of a type; a region or organization
+    the manager may not see is 'not found', whether or not it exists."""
     _manager(principal)
     if cell_type not in TYPES:
         raise ValidationFailed(f"unknown cell type {cell_type!r}", field="cell_type")
-    region = await registry.get_region(region_id)
-    if not region.path.startswith(principal.region_path) and principal.role != Role.admin:
-        raise Forbidden("the region lies outside yours", field="region_id")
+    region_path = await registry.subtree_path(
+        within=principal.region_path, region_id=region_id, admin=principal.role == Role.admin
+    )
     if organization_id is not None:
-        await registry.get_organization(organization_id)
+        await access.readable_organization(principal, organization_id)
     return await Cell.create(
         cell_type=cell_type,
         name=name,
-        region=region,
-        region_path=region.path,
+        region_id=region_id,
+        region_path=region_path,
         organization_id=organization_id,
     )
 
@@ -161,10 +163,18 @@ async def assess(
     entered: dict[str, dict[str, Any]],
     timezone: str,
 ) -> CellAssessment:
-    """Score a cell at a level: computed criteria from the tracker, the others as entered with
-    evidence; a failed mandatory criterion fails the cell whatever its score."""
+    """Score a cell at a level on a day up to the city's today: computed criteria from the
+    tracker, the others as entered with evidence; a failed mandatory criterion fails the cell
+    whatever its score."""
     _manager(principal)
     cell = await _cell(principal, cell_id)
+    # The computed criteria cover the twelve months ending on the assessment day: months that
+    # have not happened yet would score as empty.
+    if assessed_on > cityday.today(timezone):
+        raise ValidationFailed(
+            "assessed_on lies in the future: a cell is assessed on a day that has come",
+            field="assessed_on",
+        )
     if level not in LEVELS:
         raise ValidationFailed(f"level must be one of {', '.join(LEVELS)}", field="level")
     index = LEVELS.index(level)

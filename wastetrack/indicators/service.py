@@ -6,10 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, NotRequired, TypedDict
 
+from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
-from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
-from wastetrack.core.metrics import Rate
+from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from wastetrack.core.metrics import Definition, Rate
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
 from wastetrack.indicators.models import Indicator, IndicatorValue
@@ -29,14 +30,18 @@ Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
 
 
 class Actual(TypedDict):
-    """An indicator's actual value: computed (with its counts and period) or entered (with
-    its source and author); each kind carries only its own keys."""
+    """An indicator's actual value: computed (with its counts, their unit, its period and the
+    rate's definition) or entered (with its source and author); each kind carries only its own
+    keys."""
 
     value: Decimal
     source: Literal["computed", "entered"]
     period_end: date
     numerator: NotRequired[Decimal | int]
     denominator: NotRequired[Decimal | int]
+    unit: NotRequired[str]
+    """What the numerator and denominator count (the value is in the indicator's unit)."""
+    definition: NotRequired[Definition]
     period_start: NotRequired[date]
     source_note: NotRequired[str]
     entered_by: NotRequired[str]
@@ -59,19 +64,22 @@ class IndicatorStatus(TypedDict):
 async def _computed(
     code: str, *, principal: Principal, today: date, timezone: str
 ) -> Actual | None:
-    """The tracker's own figure for a computed indicator over its natural period."""
-    year_ago = cityday.year_to(today)
+    """The tracker's own figure for a computed indicator over its natural period: the twelve
+    months to today for a flow, today alone for a standing (what holds on the day)."""
+    period_start = cityday.year_to(today)
     ratio: Rate
     if code == "sorting_coverage":
+        # Communities and villages sorting by the day: a standing, whatever the months before.
         ratio = (
             await household.sorting_metrics(
-                principal=principal, date_from=year_ago, date_to=today, timezone=timezone
+                principal=principal, date_from=period_start, date_to=today, timezone=timezone
             )
         )["coverage"]
+        period_start = today
     elif code == "port_garbage_rate":
         # 渔港污水和垃圾收集处置率: the lower of the listed ports' garbage and sewage rates.
         metrics = await port_metrics.port_metrics(
-            principal=principal, date_from=year_ago, date_to=today, timezone=timezone
+            principal=principal, date_from=period_start, date_to=today, timezone=timezone
         )
         listed = metrics["listed_ports"]
         weaker = next(
@@ -90,13 +98,15 @@ async def _computed(
             principal=principal, today=today, timezone=timezone, days=30
         )
         ratio = coverage["small_institutions"]
-        year_ago = coverage["date_from"]
+        period_start = coverage["date_from"]
     elif code == "cell_achievement":
+        # Cells achieving the standard on the day: a standing, like sorting coverage.
         ratio = (await cells.achievement(principal=principal, today=today))["share"]
+        period_start = today
     elif code == "pesticide_recovery":
         ratio = (
             await pesticide.recovery_metrics(
-                principal=principal, date_from=year_ago, date_to=today, timezone=timezone
+                principal=principal, date_from=period_start, date_to=today, timezone=timezone
             )
         )["recovery_rate"]
     else:
@@ -107,7 +117,9 @@ async def _computed(
         "value": (Decimal(ratio["rate"]) * 100).quantize(Decimal("0.01")),
         "numerator": ratio["numerator"],
         "denominator": ratio["denominator"],
-        "period_start": year_ago,
+        "unit": ratio["unit"],
+        "definition": ratio["definition"],
+        "period_start": period_start,
         "period_end": today,
         "source": "computed",
     }
@@ -177,6 +189,20 @@ async def overview(*, principal: Principal, today: date, timezone: str) -> list[
     return result
 
 
+def _check_speaks_for_the_city(principal: Principal) -> None:
+    """Entered values are the city's, shown to every manager whatever region they ask for: a
+    manager whose region is the city itself (the root of the region tree, a path of one id)
+    enters them, or an admin; a town's manager may not."""
+    if principal.role == Role.admin:
+        return
+    if principal.role == Role.manager and principal.region_path.count("/") == 2:
+        return
+    raise Forbidden(
+        "indicator values are the city's: they are entered by a manager of the city or an admin",
+        field="role",
+    )
+
+
 async def enter_value(
     *,
     principal: Principal,
@@ -186,9 +212,10 @@ async def enter_value(
     source_note: str,
     timezone: str,
 ) -> IndicatorValue:
-    """Enter a value for an indicator the tracker cannot compute, with its source: for a
-    period that has ended (the latest period shown wins, so a mistyped future one would hide
-    every later value), and a share at most 100 %."""
+    """Enter a value for an indicator the tracker cannot compute, with its source: by a
+    manager of the city or an admin, for a period that has ended (the latest period shown
+    wins, so a mistyped future one would hide every later value), and a share at most 100 %."""
+    _check_speaks_for_the_city(principal)
     indicator = await Indicator.get_or_none(code=code)
     if indicator is None:
         raise NotFound(f"no indicator {code!r}", field="code")

@@ -256,14 +256,13 @@ async def get_consignment(*, principal: Principal, consignment_id: int) -> Consi
 
 
 def _point_scope(principal: Principal, field: str) -> Q:
-    if principal.role == Role.admin:
-        return Q()
-    own: dict[str, Any] = {f"{field}_id": principal.organization_id}
-    scope = Q(**own)
-    if principal.sees_region:
+    """The points whose records a user reads: a manager's, auditor's or admin's are those in
+    their region subtree (as ``?region_id=`` narrowed it), anyone else's their own point."""
+    if principal.sees_region or principal.role == Role.admin:
         region: dict[str, Any] = {f"{field}__region__path__startswith": principal.region_path}
-        scope |= Q(**region)
-    return scope
+        return Q(**region)
+    own: dict[str, Any] = {f"{field}_id": principal.organization_id}
+    return Q(**own)
 
 
 async def ledger(
