@@ -49,6 +49,25 @@ async def test_same_id_with_other_content_is_a_conflict(
     assert await Batch.all().count() == 1
 
 
+async def test_another_organizations_client_id_is_a_conflict_that_shows_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Client ids are the phones' own; one another organization recorded under is a conflict,
+    never an answer carrying that organization's batch, event or state."""
+    bag = medical_bag()
+    first = (await sync(client, world, "clinic", [bag])).json()["results"][0]
+    for sent in (bag, {**bag, "quantity": "9.9"}):
+        result = (await sync(client, world, "other_clinic", [sent])).json()["results"][0]
+        assert (result["status"], result["error"]["field"]) == ("conflict", "client_event_id")
+        assert (result["batch_code"], result["event_id"], result["state"]) == (None, None, None)
+        assert first["batch_code"] not in str(result)
+    assert (await sync(client, world, "clinic", [bag])).json()["results"][0] == {
+        **first,
+        "status": "duplicate",
+    }
+    assert await Batch.all().count() == 1
+
+
 async def test_single_post_conflict_is_409(client: httpx.AsyncClient, world: World) -> None:
     batch = await tag_bag(client, world)
     body = event("cancelled", batch["code"], minutes=5, reason="typo")

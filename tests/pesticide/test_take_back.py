@@ -231,3 +231,28 @@ async def test_admin_narrowed_to_a_town_counts_only_its_points(
         i for i in indicators["indicators"] if i["code"] == "pesticide_packaging_recovery"
     )
     assert (recovery["actual"]["numerator"], recovery["actual"]["denominator"]) == ("13", "100")
+
+
+async def test_another_shops_sale_id_is_a_conflict_that_shows_nothing(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """A sale is kept by its client id alone; a resend of that id by another shop must not be
+    answered with the first shop's row."""
+    other = await registry.create_organization(
+        name="石岛农资店",
+        kind=OrganizationKind.agri_input_shop,
+        region_id=points.regions["other_town"].id,
+    )
+    await make_user(points, "other_shop", Role.generator, other)
+    sale = {
+        "client_event_id": str(uuid.uuid4()),
+        "sold_on": CITY_TODAY.isoformat(),
+        "material": "agri.plastic_bottle",
+        "count": 100,
+    }
+    assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
+    taken = await post(client, points, sale, "other_shop", "/m/v1/pesticide/sales")
+    assert (taken.status_code, taken.json()["field"]) == (409, "client_event_id"), taken.text
+    assert "100" not in taken.text and str(points.orgs["shop"].id) not in taken.text
+    again = await post(client, points, sale, path="/m/v1/pesticide/sales")
+    assert again.status_code == 201 and again.json()["count"] == 100

@@ -123,13 +123,28 @@ async def record_once(
 
 
 async def kept_once(
-    *, model: type[M], client_event_id: uuid.UUID, create: Callable[[], Awaitable[M]]
+    *,
+    model: type[M],
+    client_event_id: uuid.UUID,
+    create: Callable[[], Awaitable[M]],
+    owned: Callable[[M], bool],
 ) -> M:
     """A tally kept by client_event_id alone (no digest: a sale, a float replacement): a
-    resend, even one racing the first send, gets the stored row and counts nothing twice."""
+    resend, even one racing the first send, gets the stored row and counts nothing twice. A
+    row the caller does not own (`owned`) is never shown: its id is a conflict."""
+
+    def resent(known: M) -> M:
+        if not owned(known):
+            raise Conflict(
+                "this client_event_id was already used by another organization;"
+                " a new record takes a new id",
+                field="client_event_id",
+            )
+        return known
+
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is not None:
-        return known
+        return resent(known)
     try:
         async with in_transaction():
             return await create()
@@ -137,7 +152,7 @@ async def kept_once(
         known = await model.get_or_none(client_event_id=client_event_id)
         if known is None:
             raise
-        return known
+        return resent(known)
 
 
 # An intake event's fields that come from the record's line; the others (time, place) from the

@@ -166,7 +166,7 @@ async def _record(
             digest = sub.digest()
             seen = known.get(sub.client_event_id)
             if seen is not None:
-                outcomes[index] = _seen_before(sub, seen, digest)
+                outcomes[index] = _seen_before(sub, seen, digest, work.principal)
                 continue
             try:
                 event = await _apply(work, sub, codes_of[index], digest)
@@ -178,6 +178,7 @@ async def _record(
                 "id": event.id,
                 "state_after": event.state_after,
                 "batch__code": code_by_id(work, event.batch_id),
+                "organization_id": work.principal.organization_id,
             }
             batch = work.batches[known[sub.client_event_id]["batch__code"]]
             as_left.append((copy.copy(batch), batch))
@@ -325,7 +326,19 @@ def _rejected(sub: EventCommand, error: DomainError) -> Recorded:
     return Recorded(EntryResult.refused(sub.client_event_id, error), error)
 
 
-def _seen_before(sub: EventCommand, seen: dict[str, Any], digest: str) -> Recorded:
+def _seen_before(
+    sub: EventCommand, seen: dict[str, Any], digest: str, principal: Principal
+) -> Recorded:
+    """A resend's answer from the event recorded under its client id: that event, or a
+    conflict when the content differs. An id another organization recorded under is a
+    conflict that shows nothing of that organization's event."""
+    if seen["organization_id"] != principal.organization_id:
+        error = Conflict(
+            "this client_event_id was already used by another organization;"
+            " a new record takes a new id",
+            field="client_event_id",
+        )
+        return Recorded(EntryResult.refused(sub.client_event_id, error, status="conflict"), error)
     if seen["payload_digest"] == digest:
         return Recorded(
             EntryResult(

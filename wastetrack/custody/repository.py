@@ -176,7 +176,7 @@ class Loaded:
     """Fresh batch ids for the batches the call may tag."""
     known: dict[uuid.UUID, dict[str, Any]]
     """Events already recorded under the call's client ids, with what a resend needs to be
-    told (payload_digest, id, state_after, batch__code)."""
+    told (payload_digest, id, state_after, batch__code) and whose it is (organization_id)."""
 
 
 # Two statements in one call. The first locks the batches, then the labels (in that order, as
@@ -204,7 +204,8 @@ _LOCK_AND_READ = (
 _KNOWN = (
     "SELECT array_agg(c.client_event_id) AS client_ids,"
     " array_agg(e.payload_digest::text) AS digests, array_agg(e.id) AS ids,"
-    " array_agg(e.state_after::text) AS states, array_agg(b.code::text) AS codes"
+    " array_agg(e.state_after::text) AS states, array_agg(b.code::text) AS codes,"
+    " array_agg(e.organization_id) AS orgs"
     " FROM client_event c"
     " JOIN custody_event e ON e.batch_id = c.batch_id AND e.id = c.event_id"
     " JOIN batch b ON b.id = c.batch_id WHERE c.client_event_id = ANY($5::uuid[])"
@@ -216,7 +217,8 @@ LOAD = SqlFunction(
     returns=(
         "TABLE (batches batch[], labels label[], organizations organization[],"
         " regions region[], sites int[], batch_ids bigint[], known_client_ids uuid[],"
-        " known_digests text[], known_ids uuid[], known_states text[], known_codes text[])"
+        " known_digests text[], known_ids uuid[], known_states text[], known_codes text[],"
+        " known_organizations int[])"
     ),
     body=(
         "\n#variable_conflict use_column\nDECLARE read record;\nBEGIN\n"
@@ -260,6 +262,7 @@ async def load(
                 "known_ids",
                 "known_states",
                 "known_codes",
+                "known_organizations",
             )
         ),
         strict=True,
@@ -276,8 +279,9 @@ async def load(
                 "id": event_id,
                 "state_after": state,
                 "batch__code": code,
+                "organization_id": org_id,
             }
-            for client_id, digest, event_id, state, code in known
+            for client_id, digest, event_id, state, code, org_id in known
         },
     )
 

@@ -196,7 +196,10 @@ async def record_sale(*, principal: Principal, submission: SaleCommand) -> Packa
         return await PackageSale.create(shop=shop, **submission.model_dump())
 
     return await intake.kept_once(
-        model=PackageSale, client_event_id=submission.client_event_id, create=create
+        model=PackageSale,
+        client_event_id=submission.client_event_id,
+        create=create,
+        owned=lambda sale: sale.shop_id == shop.id,
     )
 
 

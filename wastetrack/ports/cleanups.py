@@ -125,7 +125,10 @@ async def record_float_replacement(
         )
 
     return await intake.kept_once(
-        model=FloatReplacement, client_event_id=submission.client_event_id, create=create
+        model=FloatReplacement,
+        client_event_id=submission.client_event_id,
+        create=create,
+        owned=lambda kept: kept.organization_id == principal.organization_id,
     )
 
 
