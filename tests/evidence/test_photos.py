@@ -1,5 +1,6 @@
 """Evidence photos: type-checked, size-limited, stored once by content hash."""
 
+import asyncio
 import hashlib
 import io
 
@@ -38,6 +39,20 @@ async def test_photo_is_stored_by_hash_and_reupload_is_idempotent(
     again = await upload(client, world, content)
     assert again.status_code == 200
     assert again.json()["created"] is False
+
+
+async def test_the_same_photo_uploaded_twice_at_once_is_stored_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A phone retrying a slow upload: both answers give the one stored photo, and the file
+    holds the whole image."""
+    content = png_bytes("blue", (640, 480))
+    answers = await asyncio.gather(*(upload(client, world, content) for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [200, 201], [a.text for a in answers]
+    sha = hashlib.sha256(content).hexdigest()
+    assert {a.json()["sha256"] for a in answers} == {sha}
+    kept = [p for p in (world.settings.data_dir / "photos" / sha[:2]).iterdir() if sha in p.name]
+    assert [p.read_bytes() for p in kept] == [content]
 
 
 async def test_non_images_and_oversized_files_are_refused(

@@ -3,10 +3,13 @@
 import asyncio
 import hashlib
 import io
+import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
@@ -66,21 +69,36 @@ async def store_photo(
     if existing is not None:
         return existing, False
     content_type, extension = FORMATS[image_format]
-    path = photo_path(data_dir, sha256, extension)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".part")
-    temporary.write_bytes(content)
-    temporary.replace(path)
-    photo = await Photo.create(
-        sha256=sha256,
-        content_type=content_type,
-        size_bytes=len(content),
-        width=width,
-        height=height,
-        uploaded_by_id=principal.user_id,
-        organization_id=principal.organization_id,
-    )
+    # Written before the row, off the event loop, through a file of this upload's own: two
+    # uploads of the same bytes (a phone retrying a slow one, on another worker) each write a
+    # whole file and rename it into place. A file whose row is rolled back holds the bytes
+    # its name says and is harmless.
+    await asyncio.to_thread(_write, photo_path(data_dir, sha256, extension), content)
+    try:
+        async with in_transaction():
+            photo = await Photo.create(
+                sha256=sha256,
+                content_type=content_type,
+                size_bytes=len(content),
+                width=width,
+                height=height,
+                uploaded_by_id=principal.user_id,
+                organization_id=principal.organization_id,
+            )
+    except IntegrityError:
+        # The same bytes stored by a concurrent upload that committed first: its photo.
+        existing = await Photo.get_or_none(sha256=sha256)
+        if existing is None:
+            raise
+        return existing, False
     return photo, True
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
+        part.write(content)
+    Path(part.name).replace(path)
 
 
 async def stored_photos(shas: Collection[str]) -> set[str]:
