@@ -239,3 +239,23 @@ async def test_a_pin_in_other_than_ascii_digits_is_refused_naming_it(
     assert (refused.status_code, refused.json()["field"]) == (422, "producer_pin")
     assert await PinUse.all().count() == 0
     assert (await Batch.get(code=code)).state == "tagged"
+
+
+async def test_an_organization_outside_yours_is_not_found_like_one_that_does_not_exist(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """PINs and label stock for an organization the caller may not read: the same 404 as for
+    an id no organization has, so ids reveal nothing."""
+    missing = max(org.id for org in world.orgs.values()) + 1000
+    for who, path, body in (
+        ("clinic", "/m/v1/organizations/{}/pins", None),
+        ("town_manager", "/m/v1/organizations/{}/pins", None),
+        ("town_manager", "/m/v1/labels", {"stream": "medical", "count": 1}),
+    ):
+        answers = []
+        for org_id in (world.orgs["community"].id, missing):
+            url = path.format(org_id)
+            json = {**body, "organization_id": org_id} if body else None
+            answer = await client.post(url, json=json, headers=world.headers(who))
+            answers.append((answer.status_code, answer.json()["field"]))
+        assert answers == [(404, "organization_id")] * 2, (who, path, answers)

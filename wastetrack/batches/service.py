@@ -27,7 +27,7 @@ from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.cosign import service as cosign
 from wastetrack.custody.rules import Party
-from wastetrack.registry import service as registry
+from wastetrack.registry import access
 from wastetrack.registry.models import Organization
 
 NOT_FOUND = "no batch or label with this code"
@@ -214,9 +214,8 @@ async def issue_labels(
     snap = await catalog.snapshot()
     if stream not in snap.streams:
         raise ValidationFailed(f"unknown stream {stream!r}", field="stream")
-    org = await registry.get_organization(organization_id)
-    if principal.role == Role.manager and not org.region.path.startswith(principal.region_path):
-        raise Forbidden("the organization lies outside your region", field="organization_id")
+    # One outside the manager's region is 'not found', as one that does not exist.
+    org = await access.readable_organization(principal, organization_id)
     labels = [
         Label(
             code=codes.new_code(),

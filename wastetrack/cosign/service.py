@@ -34,6 +34,7 @@ from wastetrack.core.settings import get_settings
 from wastetrack.cosign.models import PinList, PinUse
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import EventType
+from wastetrack.registry import access
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization
 
@@ -94,11 +95,9 @@ async def issue_pin_list(
     Issued by the producer's own user or a manager of its region, never by a carrier."""
     if principal.role not in (Role.generator, Role.manager, Role.admin):
         raise Forbidden("a producer's PINs are issued by the producer or a manager", field="role")
-    org = await registry.get_organization(organization_id, field="organization_id")
-    if principal.role == Role.generator and org.id != principal.organization_id:
-        raise Forbidden("a producer issues only its own PINs", field="organization_id")
-    if principal.role == Role.manager and not org.region.path.startswith(principal.region_path):
-        raise Forbidden("the organization lies outside your region", field="organization_id")
+    # A producer reads only itself, a manager its region: any other organization is 'not
+    # found', as one that does not exist.
+    org = await access.readable_organization(principal, organization_id)
     pin_list, page = await _new_list(principal=principal, org=org, secret=secret, timezone=timezone)
     pdf = await asyncio.to_thread(render_pin_list_pdf, page)  # CPU: off the event loop
     return IssuedPins(pin_list, pdf)
