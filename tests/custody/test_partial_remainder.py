@@ -247,8 +247,8 @@ async def test_a_part_refused_against_an_estimate_is_an_estimate(
     client: httpx.AsyncClient, world: World
 ) -> None:
     """A bag counted in m³ is set against the catalog's estimate (0.02 m³ × 150 kg/m³ = 3 kg):
-    the part refused from it is as much an estimate, and no declaration for the mass balance,
-    unless the receiver stated it."""
+    the part refused from it is as much an estimate, and no declaration for the mass balance or
+    a weight alert, unless the receiver stated it."""
     estimated = await _delivered(client, world, quantity="0.02", unit="m3")
     await _receive_in_part(client, world, estimated, "2.0")
     stated = await _delivered(client, world, quantity="0.02", unit="m3")
@@ -271,7 +271,7 @@ async def test_a_part_refused_against_an_estimate_is_an_estimate(
         ),
         (
             "facility",
-            event("received", parts[0]["code"], minutes=90, outcome="accepted", weight_kg="0.9"),
+            event("received", parts[0]["code"], minutes=90, outcome="accepted", weight_kg="0.5"),
         ),
     ):
         response = await post_event(client, world, who, body)
@@ -286,6 +286,10 @@ async def test_a_part_refused_against_an_estimate_is_an_estimate(
     )
     assert balance.status_code == 200, balance.text
     assert balance.json()["categories"] == [], balance.text
+    # Nor is it a declaration the weighing could differ from (0.5 kg against 1 kg estimated).
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    alerts = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    assert [a for a in alerts if a["kind"] == "weight_discrepancy"] == []
     incremental = await rollups.snapshot()
     await rollups.rebuild(timezone="Asia/Shanghai")
     assert await rollups.snapshot() == incremental

@@ -14,7 +14,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
-from wastetrack.custody.rules import FINAL_STATES, EventType, State, sql_list
+from wastetrack.custody.rules import FINAL_STATES, EventType, State, estimated_remainder, sql_list
 
 OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
@@ -69,7 +69,8 @@ _RULES: dict[str, str] = {
         JOIN waste_category c ON c.key = b.category_id
         WHERE k.since + make_interval(hours => c.storage_limit_hours) < $2""",
     # Weight measured on receipt differs from the declared kilograms beyond the tolerance; a
-    # partial acceptance is weighed with its refused part (split off as a remainder batch).
+    # partial acceptance is weighed with its refused part (split off as a remainder batch). A
+    # remainder's kg set against an estimate is no declaration to differ from.
     "weight_discrepancy": f"""
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2, NULL::timestamptz,
                jsonb_build_object('code', b.code, 'declared_kg', b.quantity,
@@ -80,6 +81,7 @@ _RULES: dict[str, str] = {
             SELECT e.weight_kg + COALESCE((e.details->>'refused_kg')::numeric, 0) AS weighed
         ) w
         WHERE e.event_type = '{EventType.received}' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
+          AND NOT {estimated_remainder("b")}
           AND b.quantity > 0 AND abs(w.weighed - b.quantity) / b.quantity > $3""",
     # A batch left in one live state longer than allowed, since the last step anyone took with
     # it (its latest device time; a correction is not a step). The subject carries that moment,

@@ -292,6 +292,18 @@ def sql_list(values: Iterable[str]) -> str:
     return ", ".join(f"'{value}'" for value in values)
 
 
+def estimated_remainder(batch: str) -> str:
+    """SQL: whether the batch row `batch` is a remainder whose kg was set against the
+    catalog's estimate (its tagging says `estimated`, custody.remainders): an estimate, never a
+    declaration. Its tagging is reached by key."""
+    return (
+        f"EXISTS (SELECT 1 FROM custody_event {batch}_tagging"
+        f" WHERE {batch}.split_from_id IS NOT NULL AND {batch}_tagging.batch_id = {batch}.id"
+        f" AND {batch}_tagging.seq = 1 AND {batch}_tagging.details->>'estimated' = 'true'"
+        " OFFSET 0)"
+    )
+
+
 def check_allowed(event_type: EventType, *, role: Role, state: str, relation: set[Party]) -> None:
     """Refuse an event the spec does not allow here: by role, by the batch's state, by how the
     actor's organization stands to the batch (checked in that order)."""

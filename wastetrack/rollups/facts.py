@@ -11,7 +11,14 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from wastetrack.core.sqlfunctions import BY_KEY, SqlFunction
-from wastetrack.custody.rules import EventType, Outcome, Rollup, events_counted, sql_list
+from wastetrack.custody.rules import (
+    EventType,
+    Outcome,
+    Rollup,
+    estimated_remainder,
+    events_counted,
+    sql_list,
+)
 
 # Bump when the counting rules change: the next start-up rebuilds the stored facts. (3: a
 # container's facts follow a correction of its bags, and concurrent recordings sharing a fact
@@ -62,7 +69,7 @@ _SUM_COLUMNS = (
 #   in other units);
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
 #   (inherited from its parents), marked estimated. A remainder's kg set against such an
-#   estimate (its tagging says `estimated`, `t`) is an estimate too, never a declaration.
+#   estimate (`estimated_remainder`, `t`) is an estimate too, never a declaration.
 def _facts(scope: str, *, by_key: bool = False) -> str:
     """The facts of the batches `scope` selects. By key (the recording's few batches), the
     batch tables are reached through the scope's ids as an array and the custody log batch by
@@ -153,10 +160,7 @@ kids AS (
     SELECT c.parent_id AS id, SUM(c.quantity) AS declared_kg,
            bool_and(c.unit = 'kg' AND cw.batch_id IS NULL
                     AND NOT EXISTS (SELECT 1 FROM batch g WHERE g.parent_id = c.id OFFSET 0)
-                    AND NOT EXISTS (SELECT 1 FROM custody_event e
-                                    WHERE c.split_from_id IS NOT NULL AND e.batch_id = c.id
-                                      AND e.seq = 1 AND e.details->>'estimated' = 'true'
-                                    OFFSET 0))
+                    AND NOT {estimated_remainder("c")})
                AS comparable
     FROM batch c LEFT JOIN weighed cw ON cw.batch_id = c.id
     WHERE c.parent_id IS NOT NULL AND {among("c.parent_id", "scope")} GROUP BY c.parent_id
@@ -179,14 +183,12 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
                             WHEN 'count' THEN b.quantity * f.unit_mass_kg
                             WHEN 'm3' THEN b.quantity * f.density_kg_m3 END,
                 0)::numeric(14, 3) AS mass_kg,
-       w.weight_kg IS NULL AND (b.unit <> 'kg' OR t.estimated IS TRUE) AS estimated,
+       w.weight_kg IS NULL AND (b.unit <> 'kg' OR t.estimated) AS estimated,
        CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN w.weight_kg END
-            WHEN b.unit = 'kg' AND t.estimated IS NOT TRUE THEN w.weight_kg END
-           AS balance_weighed_kg,
+            WHEN b.unit = 'kg' AND NOT t.estimated THEN w.weight_kg END AS balance_weighed_kg,
        CASE WHEN w.weight_kg IS NULL THEN NULL
             WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN k.declared_kg END
-            WHEN b.unit = 'kg' AND t.estimated IS NOT TRUE THEN b.quantity END
-           AS balance_declared_kg,
+            WHEN b.unit = 'kg' AND NOT t.estimated THEN b.quantity END AS balance_declared_kg,
        CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
        CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items,
        d.method
@@ -196,10 +198,7 @@ LEFT JOIN decided d ON d.batch_id = COALESCE(r.root, b.id)
 LEFT JOIN weighed w ON w.batch_id = b.id
 LEFT JOIN kids k ON k.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
-LEFT JOIN LATERAL (
-    SELECT (e.details->>'estimated')::boolean AS estimated FROM custody_event e
-    WHERE b.split_from_id IS NOT NULL AND e.batch_id = b.id AND e.seq = 1 OFFSET 0
-) t ON true
+CROSS JOIN LATERAL (SELECT {estimated_remainder("b")} AS estimated) t
 WHERE {among("b.id", "scope")}
 """
 
