@@ -213,6 +213,43 @@ async def test_a_plate_stated_by_another_carrier_shows_none_of_the_vehicles_posi
     assert (feature["geometry"], feature["properties"]["times"]) == (None, [])
 
 
+async def test_a_handover_naming_a_carriers_vehicle_shows_its_track_once_the_carrier_steps_in(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A giver names the taking carrier's vehicle at a time of its choosing: the track shows
+    only after that carrier has recorded the batch's next step, and up to that step."""
+    await register(client, world)
+    start = NOW.replace(microsecond=0) - timedelta(hours=2)
+    track = {"positions": [fix(m, 37.1, 122.1 + m / 1000, start) for m in (5, 15, 30, 45)]}
+    headers = world.headers("carrier")
+    posted = await client.post("/m/v1/vehicles/鲁K12345/positions", json=track, headers=headers)
+    assert posted.status_code == 200, posted.text
+    code = await bag_for_carrier(client, world)
+    handover = event(
+        "handed_over",
+        code,
+        minutes=10,
+        to_organization_id=world.orgs["carrier"].id,
+        vehicle_plate=PLATE,
+    )
+    assert (await post_event(client, world, "clinic", handover)).status_code == 201, handover
+    url = f"/m/v1/batches/{code}/trajectory"
+    alone = (await client.get(url, headers=world.headers("clinic"))).json()
+    assert (alone["geometry"], alone["properties"]["carriages"]) == (None, [])
+    departed = event(
+        "in_transit",
+        code,
+        minutes=35,
+        destination_organization_id=world.orgs["facility"].id,
+        vehicle_plate=PLATE,
+    )
+    assert (await post_event(client, world, "carrier", departed)).status_code == 201
+    confirmed = (await client.get(url, headers=world.headers("clinic"))).json()
+    # 15 and 30 between the handover and the departure, 45 since the departure.
+    assert len(confirmed["properties"]["carriages"]) == 2
+    assert [lon for lon, _ in confirmed["geometry"]["coordinates"]] == [122.115, 122.13, 122.145]
+
+
 async def _in_transit_since_100_minutes(client: httpx.AsyncClient, world: World) -> tuple[str, int]:
     """A medical bag the carrier collected and has had in transit to the facility for 1 h 40
     min, and the minutes the tests' clock lags the server's (overdue is judged against the

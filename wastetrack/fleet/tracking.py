@@ -84,7 +84,10 @@ class Trajectory:
 
 def carriages(events: list[CustodyEvent]) -> list[Carriage]:
     """The stretches a batch spent in vehicles, read from its chain: each event naming a
-    vehicle starts one, the next event of the batch ends it."""
+    vehicle starts one, the next event of the batch ends it. A vehicle is its carrier's: the
+    actor's own on a collection or a departure; on a handover, the taking carrier's, and the
+    giver's word for it holds only once that carrier has recorded the batch's next step (so a
+    giver cannot open another carrier's track from a time of its choosing)."""
     found = []
     ordered = sorted(events, key=lambda e: e.seq)
     for index, event in enumerate(ordered):
@@ -92,13 +95,11 @@ def carriages(events: list[CustodyEvent]) -> list[Carriage]:
         if event.event_type not in PICKUPS or not plate:
             continue
         following = ordered[index + 1] if index + 1 < len(ordered) else None
-        # A handover names the vehicle of the carrier taking the batch; the other pickups, the
-        # actor's own.
-        carrier_id = (
-            event.to_organization_id
-            if event.event_type == "handed_over" and event.to_organization_id is not None
-            else event.organization_id
-        )
+        carrier_id = event.organization_id
+        if event.event_type == "handed_over":
+            carrier_id = event.to_organization_id or event.organization_id
+            if following is None or following.organization_id != carrier_id:
+                continue
         found.append(
             Carriage(
                 plate=plate,
