@@ -187,21 +187,27 @@ async def producer_confirmation(work: "Work", sub: EventCommand, batch: Batch) -
         "key": str(batch.producer_id),
         "rate": get_settings().cosign_pin_failures,
     }
-    # The producer's list is locked before its count of wrong PINs is read: checks of one
-    # producer's PINs take turns, so each sees the failures counted before it (tested first,
-    # concurrent guesses would all pass the test while one held the lock).
+
+    async def within_limit() -> None:
+        try:
+            await ratelimit.test(**limiter)
+        except TooManyRequests as error:
+            error.detail = "too many wrong PINs for this producer; " + error.detail.split("; ")[-1]
+            error.field = FIELD
+            raise
+
+    # Tested before the producer's list is locked (a producer locked out holds up no one), and
+    # again once it is: checks of one producer's PINs take turns, so each sees the failures
+    # counted before it (tested only first, concurrent guesses would all pass while one held
+    # the lock).
+    await within_limit()
     pin_list = (
         await PinList.filter(organization_id=batch.producer_id, revoked_at=None)
         .select_for_update()
         .order_by("-serial")
         .first()
     )
-    try:
-        await ratelimit.test(**limiter)
-    except TooManyRequests as error:
-        error.detail = "too many wrong PINs for this producer; " + error.detail.split("; ")[-1]
-        error.field = FIELD
-        raise
+    await within_limit()
     if pin_list is None:
         raise ValidationFailed("the producer has no PIN list; its manager issues one", field=FIELD)
     position = _position(list_codes(secret=work.secret, pin_list=pin_list), sub.producer_pin)
