@@ -53,6 +53,7 @@ async def test_the_same_photo_uploaded_twice_at_once_is_stored_once(
     assert {a.json()["sha256"] for a in answers} == {sha}
     kept = [p for p in (world.settings.data_dir / "photos" / sha[:2]).iterdir() if sha in p.name]
     assert [p.read_bytes() for p in kept] == [content]
+    assert kept[0].stat().st_mode & 0o777 == 0o644
 
 
 async def test_non_images_and_oversized_files_are_refused(

@@ -24,6 +24,9 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 DUMP = "database.dump"
 PHOTOS = "photos"
+"""The photos' folder under the data directory."""
+PART = ".part"
+"""The suffix of a photo file being written: not a photo yet, so never backed up."""
 
 
 class BackupFailed(DomainError):
@@ -89,7 +92,11 @@ def _run(command: list[str], database_url: str) -> None:
 def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> dict[str, Any]:
     """Write the database and the photos under data_dir into the tar file out."""
     photos_dir = data_dir / PHOTOS
-    photos = sorted(p for p in photos_dir.rglob("*") if p.is_file()) if photos_dir.exists() else []
+    photos = (
+        sorted(p for p in photos_dir.rglob("*") if p.is_file() and p.suffix != PART)
+        if photos_dir.exists()
+        else []
+    )
     partial = out.with_name(out.name + ".partial")
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / DUMP

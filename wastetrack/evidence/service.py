@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from wastetrack.core.backup import PART, PHOTOS
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.evidence.models import Photo
@@ -20,7 +21,7 @@ UPLOAD_FIRST = "upload the photo before referring to it"
 
 
 def photo_path(data_dir: Path, sha256: str, extension: str) -> Path:
-    return data_dir / "photos" / sha256[:2] / f"{sha256}.{extension}"
+    return data_dir / PHOTOS / sha256[:2] / f"{sha256}.{extension}"
 
 
 def _inspect(content: bytes, *, max_pixels: int) -> tuple[str, int, int, str]:
@@ -96,9 +97,15 @@ async def store_photo(
 
 def _write(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
-        part.write(content)
-    Path(part.name).replace(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=PART, delete=False) as part:
+        written = Path(part.name)
+        try:
+            part.write(content)
+        except BaseException:
+            written.unlink(missing_ok=True)
+            raise
+    written.chmod(0o644)  # as a plain write would leave it, not a temporary file's 0600
+    written.replace(path)
 
 
 async def stored_photos(shas: Collection[str]) -> set[str]:
