@@ -432,6 +432,12 @@ async def test_deliveries_and_cleanups_sync_exactly_once(
         await client.post("/m/v1/sync", json={"events": [changed]}, headers=world.headers("port"))
     ).json()
     assert again["results"][0]["status"] == "conflict"
+    # The vessel's crew sending the port's record id: a conflict that shows nothing of it.
+    taken = (
+        await client.post("/m/v1/sync", json={"events": entries[:1]}, headers=world.headers("crew"))
+    ).json()["results"][0]
+    assert (taken["status"], taken["error"]["field"]) == ("conflict", "client_event_id")
+    assert (taken.get("record_id"), taken.get("flags")) == (None, None), taken
     assert await Delivery.all().count() == 1
     assert await Batch.all().count() == 1
 

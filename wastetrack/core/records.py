@@ -10,6 +10,9 @@ class IdempotentRecord(Model):
     id = fields.IntField(primary_key=True)
     client_event_id = fields.UUIDField(unique=True)
     payload_digest = fields.CharField(max_length=64)
+    recorded_by_id: int
+    """Whose record it is (each record names its recording user, with its own back-relation):
+    a resend from another organization is not answered from it."""
 
     class Meta:
         abstract = True

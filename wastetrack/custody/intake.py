@@ -14,6 +14,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
+from wastetrack.auth.models import User
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -58,18 +59,29 @@ class Raced(Exception):
     custody events were found recorded): this one is answered as its resend."""
 
 
+OTHERS_ID = (
+    "this client_event_id was already used by another organization; a new record takes a new id"
+)
+
+
 async def seen(
     model: type[R],
     client_event_id: uuid.UUID,
     payload_digest: str,
+    principal: Principal,
     flags: Callable[[R], list[str]] | None = None,
 ) -> RecordResult | None:
     """A resend's answer, when a record with this client_event_id exists: duplicate with the
     same content (and the record's flags, as its first answer gave them), conflict with other
-    content."""
+    content; a record of another organization is a conflict that shows nothing of it."""
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is None:
         return None
+    recording_user = await User.get(id=known.recorded_by_id)
+    if recording_user.organization_id != principal.organization_id:
+        return RecordResult(
+            client_event_id, "conflict", None, Conflict(OTHERS_ID, field="client_event_id")
+        )
     if known.payload_digest == payload_digest:
         return RecordResult(
             client_event_id, "duplicate", known.id, flags=flags(known) if flags else None
@@ -88,6 +100,7 @@ async def seen(
 async def record_once(
     *,
     model: type[R],
+    principal: Principal,
     submission: Submission,
     apply: Callable[[str], Awaitable[R]],
     flags: Callable[[R], list[str]] | None = None,
@@ -97,7 +110,7 @@ async def record_once(
     its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
     client_event_id = submission.client_event_id
     payload_digest = submission.digest()
-    answer = await seen(model, client_event_id, payload_digest, flags)
+    answer = await seen(model, client_event_id, payload_digest, principal, flags)
     if answer is not None:
         return answer
     try:
@@ -108,7 +121,7 @@ async def record_once(
         # record or custody-event id refused this one, or its events were found recorded):
         # answer as its resend. Any other integrity fault (a log partition missing, say)
         # goes on to its own handler.
-        answer = await seen(model, client_event_id, payload_digest, flags)
+        answer = await seen(model, client_event_id, payload_digest, principal, flags)
         if answer is not None:
             return answer
         if isinstance(error, Raced):
@@ -135,11 +148,7 @@ async def kept_once(
 
     def resent(known: M) -> M:
         if not owned(known):
-            raise Conflict(
-                "this client_event_id was already used by another organization;"
-                " a new record takes a new id",
-                field="client_event_id",
-            )
+            raise Conflict(OTHERS_ID, field="client_event_id")
         return known
 
     known = await model.get_or_none(client_event_id=client_event_id)

@@ -98,7 +98,9 @@ async def record_pickup(
             payload_digest=payload_digest,
         )
 
-    return await intake.record_once(model=Pickup, submission=submission, apply=apply)
+    return await intake.record_once(
+        model=Pickup, principal=principal, submission=submission, apply=apply
+    )
 
 
 async def get_pickup(*, principal: Principal, pickup_id: int) -> Pickup:

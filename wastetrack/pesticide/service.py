@@ -145,7 +145,9 @@ async def record_return(
             payload_digest=payload_digest,
         )
 
-    return await intake.record_once(model=PackagingReturn, submission=submission, apply=apply)
+    return await intake.record_once(
+        model=PackagingReturn, principal=principal, submission=submission, apply=apply
+    )
 
 
 async def get_return(*, principal: Principal, return_id: int) -> tuple[PackagingReturn, Decimal]:
@@ -248,7 +250,9 @@ async def record_consignment(
             payload_digest=payload_digest,
         )
 
-    return await intake.record_once(model=Consignment, submission=submission, apply=apply)
+    return await intake.record_once(
+        model=Consignment, principal=principal, submission=submission, apply=apply
+    )
 
 
 async def get_consignment(*, principal: Principal, consignment_id: int) -> Consignment:

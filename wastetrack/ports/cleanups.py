@@ -80,7 +80,9 @@ async def record_cleanup(
             payload_digest=payload_digest,
         )
 
-    return await intake.record_once(model=CleanUp, submission=submission, apply=apply)
+    return await intake.record_once(
+        model=CleanUp, principal=principal, submission=submission, apply=apply
+    )
 
 
 def _readable(query: QuerySet[M], principal: Principal) -> QuerySet[M]:

@@ -207,7 +207,11 @@ async def record_delivery(
         return delivery
 
     return await intake.record_once(
-        model=Delivery, submission=submission, apply=apply, flags=lambda d: d.flags
+        model=Delivery,
+        principal=principal,
+        submission=submission,
+        apply=apply,
+        flags=lambda d: d.flags,
     )
 
 
