@@ -79,8 +79,9 @@ async def draft(client: httpx.AsyncClient, world: World, plant_id: int, carriers
 async def bulk(
     client: httpx.AsyncClient, world: World, who: str, role: str, ids: list[int]
 ) -> httpx.Response:
+    # The producer hands the batches over before the carrier signs for them.
     items = [
-        {"manifest_id": i}
+        {"manifest_id": i, "handover_at": (NOW - timedelta(hours=2)).isoformat()}
         if role == "producer"
         else {
             "manifest_id": i,

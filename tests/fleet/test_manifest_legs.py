@@ -6,7 +6,13 @@ from datetime import timedelta
 import httpx
 
 from tests.factories import World
-from tests.manifests.test_manifests import NOW, Parties, call, parties  # noqa: F401
+from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
+    NOW,
+    Parties,
+    call,
+    parties,
+    sign_producer,
+)
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.custody.models import CustodyEvent
@@ -24,16 +30,17 @@ async def test_a_legs_vehicle_must_be_the_carriers_and_licensed_on_the_day(
     stranger = {**body, "legs": [{**body["legs"][0], "vehicle_plate": "鲁K99999"}, body["legs"][1]]}
     refused = await call(client, world, "maker", "", stranger)
     assert (refused.status_code, refused.json()["field"]) == (422, "legs[0].vehicle_plate")
-    made = await call(client, world, "maker", "", body)
-    assert made.status_code == 201, made.text
-    mid = made.json()["id"]
-    # The hand-over puts the waste in a vehicle without a hazardous-goods licence: refused.
-    unlicensed = await call(client, world, "maker", f"/{mid}/sign")
-    assert (unlicensed.status_code, unlicensed.json()["field"]) == (422, "vehicle_plate")
+    # A vehicle without a hazardous-goods licence, as the hand-overs would refuse it: refused
+    # while the draft can still change.
+    unlicensed = await call(client, world, "maker", "", body)
+    assert (unlicensed.status_code, unlicensed.json()["field"]) == (422, "legs[0].vehicle_plate")
     licence = {"hazardous_licence_number": "鲁交危许字1", "hazardous_licence_expires": "2099-12-31"}
     patched = await client.patch("/m/v1/vehicles/鲁K12345", json=licence, headers=headers)
     assert patched.status_code == 200, patched.text
-    assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    made = await call(client, world, "maker", "", body)
+    assert made.status_code == 201, made.text
+    mid = made.json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=2))).status_code == 200
     signed = await call(
         client,
         world,
@@ -54,8 +61,9 @@ async def test_a_leg_overdue_raises_an_alert_cleared_by_the_next_step(
     world: World,
     parties: Parties,  # noqa: F811 (the fixture)
 ) -> None:
-    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
-    number = (await call(client, world, "maker", f"/{mid}/sign")).json()["number"]
+    made = (await call(client, world, "maker", "", parties.body)).json()
+    mid, number = made["id"], made["number"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=2))).status_code == 200
 
     async def sign(seq: int, who: str, hours_ago: int) -> None:
         when = (NOW - timedelta(hours=hours_ago)).isoformat()

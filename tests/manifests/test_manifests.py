@@ -101,12 +101,23 @@ async def call(
     return await client.post(f"/m/v1/manifests{path}", json=body or {}, headers=world.headers(who))
 
 
+async def sign_producer(
+    client: httpx.AsyncClient, world: World, mid: int, at: datetime = NOW - timedelta(hours=2)
+) -> httpx.Response:
+    """The producer signs, handing the batches over at `at` (a leg's handover may not precede
+    it; by default, when these tests sign the first leg)."""
+    item = {"manifest_id": mid, "handover_at": at.isoformat()}
+    body = {"role": "producer", "manifests": [item]}
+    return await client.post("/m/v1/manifests/sign", json=body, headers=world.headers("maker"))
+
+
 async def drive_to_arrival(
     client: httpx.AsyncClient, world: World, parties: Parties, arrived: datetime = NOW
 ) -> dict:
     made = (await call(client, world, "maker", "", parties.body)).json()
     mid = made["id"]
-    assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    signed = await sign_producer(client, world, mid, arrived - timedelta(hours=2))
+    assert signed.status_code == 200, signed.text
     for seq, who in ((1, "carrier"), (2, "second")):
         signed = await call(
             client,
@@ -142,7 +153,8 @@ async def test_manifest_runs_from_draft_to_acceptance(
         {"handover_at": NOW.isoformat(), "handover_place": "厂区"},
     )
     assert early.status_code == 409
-    assert (await call(client, world, "maker", f"/{mid}/sign")).json()["state"] == "submitted"
+    signed = await sign_producer(client, world, mid)
+    assert signed.json()["results"][0]["state"] == "submitted", signed.text
     locked = await call(client, world, "maker", f"/{mid}/sign")
     assert (locked.status_code, locked.json()["field"]) == (409, "producer")
     batch = await Batch.get(code=parties.batches[0])
@@ -384,7 +396,7 @@ async def test_arrival_cannot_precede_the_last_handover(
 ) -> None:
     made = (await call(client, world, "maker", "", parties.body)).json()
     mid = made["id"]
-    await call(client, world, "maker", f"/{mid}/sign")
+    await sign_producer(client, world, mid)
     for seq, who in ((1, "carrier"), (2, "second")):
         await call(
             client,
@@ -410,7 +422,7 @@ async def test_a_handover_or_arrival_in_the_future_is_refused(
     and push the overdue alert out for years; a later leg records no event to catch it."""
     made = (await call(client, world, "maker", "", parties.body)).json()
     mid = made["id"]
-    await call(client, world, "maker", f"/{mid}/sign")
+    await sign_producer(client, world, mid)
     tomorrow = NOW + timedelta(days=1)
     for seq, who in ((1, "carrier"), (2, "second")):
         ahead = await sign_leg(client, world, mid, seq, who, tomorrow)
@@ -550,7 +562,8 @@ async def test_hazardous_waste_changes_hands_only_with_an_organization_its_manif
     # On its manifest: the first carrier hands one batch to the second leg's carrier, not to
     # an organization the manifest does not name; the receiver then takes both.
     mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
-    assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    signed = await sign_producer(client, world, mid, NOW - timedelta(minutes=150))
+    assert signed.status_code == 200, signed.text
     first_leg = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(minutes=150))
     assert first_leg.status_code == 200, first_leg.text
     code = parties.batches[0]
@@ -586,3 +599,108 @@ async def test_hazardous_waste_changes_hands_only_with_an_organization_its_manif
     assert await repository.on_signed_manifest(code, maker, producer=True)
     assert not await repository.on_signed_manifest(code, maker, producer=False)
     assert not await repository.on_signed_manifest(code, other, producer=True)
+
+
+async def test_the_declaration_the_decision_compared_is_not_revised_after_it(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """A revision approved after the decision would change the quantity beside discrepancies
+    that speak of the old one: refused, proposed or approved; a field it did not compare
+    (emergency measures) may still be revised."""
+    arrived = await drive_to_arrival(client, world, parties)
+    mid = arrived["id"]
+    change = {"changes": {"quantity_kg": "640"}, "reason": "复称"}
+    pending = (await call(client, world, "maker", f"/{mid}/revisions", change)).json()
+    decision = {"decision": "accepted", "received_quantity_kg": "640", "method": "R9"}
+    decided = await call(client, world, "plant", f"/{mid}/decision", decision)
+    assert [d["field"] for d in decided.json()["discrepancies"]] == ["quantity_kg"]
+    approved = await call(client, world, "carrier", f"/{mid}/revisions/{pending['id']}/approve")
+    assert (approved.status_code, approved.json()["field"]) == (409, "changes.quantity_kg")
+    proposed = await call(client, world, "plant", f"/{mid}/revisions", change)
+    assert (proposed.status_code, proposed.json()["field"]) == (409, "changes.quantity_kg")
+    measures = {"changes": {"emergency_measures": "泄漏时用沙土覆盖"}, "reason": "补充"}
+    assert (await call(client, world, "plant", f"/{mid}/revisions", measures)).status_code == 201
+    manifest = await Manifest.get(id=mid)
+    assert manifest.quantity_kg == 800
+    assert (await ManifestRevision.get(id=pending["id"])).approvals == [world.orgs["maker"].id]
+
+
+async def test_the_first_leg_cannot_take_the_batches_before_the_producer_handed_them_over(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=2))).status_code == 200
+    early = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=3))
+    assert (early.status_code, early.json()["field"]) == (422, "handover_at"), early.text
+    assert "producer's handover" in early.json()["detail"]
+    signed = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=2))
+    assert signed.status_code == 200, signed.text
+
+
+async def test_a_legs_vehicle_refused_at_its_signature_is_named_as_the_draft_names_it(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """The second leg's vehicle lost its hazardous-goods licence after the draft."""
+    vehicle = {
+        "plate": "鲁K67890",
+        "permit_number": "2",
+        "capacity_kg": "5000",
+        "hazardous_licence_number": "鲁交危许字2",
+        "hazardous_licence_expires": "2099-12-31",
+    }
+    headers = world.headers("second")
+    assert (await client.post("/m/v1/vehicles", json=vehicle, headers=headers)).status_code == 201
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    assert (await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=2))).is_success
+    expired = {"hazardous_licence_expires": (NOW - timedelta(days=2)).date().isoformat()}
+    patched = await client.patch("/m/v1/vehicles/鲁K67890", json=expired, headers=headers)
+    assert patched.status_code == 200, patched.text
+    refused = await sign_leg(client, world, mid, 2, "second", NOW - timedelta(hours=1))
+    assert (refused.status_code, refused.json()["field"]) == (422, "legs[1].vehicle_plate")
+
+
+async def test_a_vehicle_refused_at_the_producers_signature_is_named_as_the_draft_names_it(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """The first leg's vehicle lost its hazardous-goods licence after the draft: the hand-over
+    the producer's signature records refuses it, and nothing is signed."""
+    vehicle = {
+        "plate": "鲁K12345",
+        "permit_number": "1",
+        "capacity_kg": "5000",
+        "hazardous_licence_number": "鲁交危许字1",
+        "hazardous_licence_expires": "2099-12-31",
+    }
+    headers = world.headers("carrier")
+    assert (await client.post("/m/v1/vehicles", json=vehicle, headers=headers)).status_code == 201
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    expired = {"hazardous_licence_expires": (NOW - timedelta(days=2)).date().isoformat()}
+    patched = await client.patch("/m/v1/vehicles/鲁K12345", json=expired, headers=headers)
+    assert patched.status_code == 200, patched.text
+    refused = await call(client, world, "maker", f"/{mid}/sign")
+    assert (refused.status_code, refused.json()["field"]) == (422, "legs[0].vehicle_plate")
+    assert (await Manifest.get(id=mid)).producer_signed_at is None
+
+
+async def test_a_draft_lists_each_batch_once(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    twice = {**parties.body, "batches": [*parties.batches, parties.batches[0]]}
+    refused = await call(client, world, "maker", "", twice)
+    assert (refused.status_code, refused.json()["field"]) == (422, "batches[2]"), refused.text
+    assert await Manifest.all().count() == 0
+
+
+async def test_a_draft_checks_its_legs_vehicles_as_the_producers_signature_will(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """A registered vehicle without a hazardous-goods licence is refused while the draft can
+    still change, not at the signature of a draft nobody may edit."""
+    vehicle = {"plate": "鲁K12345", "permit_number": "1", "capacity_kg": "5000"}
+    headers = world.headers("carrier")
+    assert (await client.post("/m/v1/vehicles", json=vehicle, headers=headers)).status_code == 201
+    refused = await call(client, world, "maker", "", parties.body)
+    assert (refused.status_code, refused.json()["field"]) == (422, "legs[0].vehicle_plate")
+    assert "licence" in refused.json()["detail"]
+    assert await Manifest.all().count() == 0

@@ -26,6 +26,7 @@ from wastetrack.custody.rules import (
     State,
 )
 from wastetrack.custody.work import Work, new_event
+from wastetrack.manifests.queries import deciding_manifest
 
 # What a correction may change, by the type of the event it corrects (the spec's `correctable`,
 # docs/metrics.md §2); position, photo, reason and note may be corrected on any event.
@@ -34,6 +35,9 @@ CORRECTABLE: dict[str, tuple[str, ...]] = {
 }
 _ANY_EVENT = CORRECTABLE_ON_ANY
 _CORRECTION_FIELDS = (*dict.fromkeys(f for fs in CORRECTABLE.values() for f in fs), *_ANY_EVENT)
+# What a transfer manifest's decision states of the receipts it records: its decision, the
+# quantity received and the reason.
+_DECIDED_ON_MANIFEST = ("outcome", "weight_kg", "reason")
 
 
 async def _correction_target(work: Work, sub: EventCommand, batch: Batch) -> Any:
@@ -92,6 +96,8 @@ async def corrected(
             "a correction must change a field of the event it corrects, or add a note",
             field="corrects",
         )
+    if target.event_type == EventType.received:
+        await _check_not_decided_on_manifest(work, batch, target, changed)
     state = batch.state
     follow = None
     if target.event_type == EventType.received and changed.keys() & {"outcome", "weight_kg"}:
@@ -138,6 +144,28 @@ async def corrected(
             **follows,
         },
     )
+
+
+async def _check_not_decided_on_manifest(
+    work: Work, batch: Batch, target: Any, changed: dict[str, Any]
+) -> None:
+    """A receipt a manifest's decision recorded changes only with that decision, which is
+    signed and locked: corrected here, it would leave the manifest, its PDF and its public page
+    stating another."""
+    stated = [name for name in _DECIDED_ON_MANIFEST if name in changed]
+    if not stated:
+        return
+    manifest = await deciding_manifest(
+        code=batch.code, client_event_id=target.client_event_id, secret=work.secret
+    )
+    if manifest is not None:
+        raise RuleViolation(
+            f"this receipt is the receiver's decision on transfer manifest {manifest.number},"
+            f" signed and locked: its {stated[0]} is the manifest's, and a custody correction"
+            " would leave the manifest stating another",
+            field=stated[0],
+            manifest_id=manifest.id,
+        )
 
 
 async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) -> None:

@@ -33,6 +33,8 @@ from wastetrack.custody.rules import (
 )
 from wastetrack.custody.work import Work, check_order, new_event, organization
 from wastetrack.fleet import plates
+from wastetrack.manifests.commands import ManifestStep
+from wastetrack.manifests.queries import open_manifest_of
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
 
@@ -119,7 +121,7 @@ async def _vehicle(work: Work, sub: EventCommand, batch: Batch, carrier_id: int)
 async def _collected(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    await _check_manifest(work, batch, work.principal.organization_id)
+    await _check_manifest(work, sub, batch, work.principal.organization_id)
     vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     # Last of the checks: it spends the producer's PIN.
     confirmed = await producer_confirmation(work, sub, batch)
@@ -130,15 +132,40 @@ def _moves_on_manifest(work: Work, batch: Batch) -> bool:
     return bool((work.catalog.streams[batch.stream_id].rules or {}).get("manifest"))
 
 
+# While a manifest is open (signed by its producer, not yet decided by its receiver), these
+# steps of its batches are the manifest's own, and how each is recorded there: a party's scan of
+# one would leave the manifest unable to record it (the state machine refuses a repeated step).
+_MANIFEST_ACTIONS = {
+    EventType.in_transit: "the leg's carrier signs its leg of the manifest",
+    EventType.stored: "the receiver records the arrival and its decision on the manifest first",
+    EventType.received: "the receiver records the arrival and its decision on the manifest",
+}
+
+
 async def _check_manifest(
-    work: Work, batch: Batch, taker_id: int, *, handover: bool = False
+    work: Work, sub: EventCommand, batch: Batch, taker_id: int, *, handover: bool = False
 ) -> None:
     """Streams whose rules say `manifest` change hands only on a manifest the producer has
     signed that names the organization taking the batch (`taker_id`) as one of its carriers or
     its receiver, or as its producer once the batch was refused; a step by whoever holds the
-    batch already moves nothing. A `handover` to a carrier that has signed a later leg already
-    is refused: that signature recorded the batch's handover to it."""
-    if not _moves_on_manifest(work, batch) or taker_id == batch.holder_id:
+    batch already moves nothing. While that manifest is open, its batches go in transit, are
+    stored and are received only by its own steps (`ManifestStep`). A `handover` to a carrier
+    that has signed a later leg already is refused: that signature recorded the batch's
+    handover to it."""
+    if not _moves_on_manifest(work, batch):
+        return
+    action = _MANIFEST_ACTIONS.get(sub.event_type)
+    if action is not None and not isinstance(sub, ManifestStep):
+        manifest = await open_manifest_of(batch.code)
+        if manifest is not None:
+            raise RuleViolation(
+                f"batch {batch.code} is on transfer manifest {manifest.number}, open until its"
+                f" receiver's decision: the manifest records its {sub.event_type.value} step"
+                f" ({action})",
+                field="event_type",
+                manifest_id=manifest.id,
+            )
+    if taker_id == batch.holder_id:
         return
     field = "to_organization_id" if handover else "batch"
     refused = batch.state == State.rejected
@@ -163,7 +190,7 @@ async def _handed_over(
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
     receiver = organization(work, sub.to_organization_id, "to_organization_id")
-    await _check_manifest(work, batch, receiver.id, handover=True)
+    await _check_manifest(work, sub, batch, receiver.id, handover=True)
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
             "the batch is already held by this organization", field="to_organization_id"
@@ -185,7 +212,7 @@ async def _handed_over(
 async def _in_transit(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    await _check_manifest(work, batch, work.principal.organization_id)
+    await _check_manifest(work, sub, batch, work.principal.organization_id)
     vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     if sub.destination_organization_id:
         destination = organization(
@@ -196,7 +223,7 @@ async def _in_transit(
 
 
 async def _stored(work: Work, sub: EventCommand, batch: Batch, digest: str) -> repository.NewEvent:
-    await _check_manifest(work, batch, work.principal.organization_id)
+    await _check_manifest(work, sub, batch, work.principal.organization_id)
     return step(work, sub, batch, digest)
 
 
@@ -232,7 +259,7 @@ async def _received(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     await _licensed_methods(work, batch)
-    await _check_manifest(work, batch, work.principal.organization_id)
+    await _check_manifest(work, sub, batch, work.principal.organization_id)
     outcome = sub.outcome
     if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
         raise ValidationFailed("weight_kg is required when waste is accepted", field="weight_kg")

@@ -1,14 +1,19 @@
 """What a transfer manifest accepts (危险废物转移管理办法): the producer's draft with its
 carriers' legs, a leg's signature at handover, the receiver's decision and a proposed revision,
-each checked field by field when it is made."""
+each checked field by field when it is made; and the custody steps it records itself."""
 
+import functools
+import hmac
 from decimal import Decimal
 from typing import Annotated, Literal
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict
 
+from wastetrack.core import keys
 from wastetrack.core.commands import Code, Command, Hazard, Id, Moment, Text, rule_error
+from wastetrack.custody.commands import EventCommand
 
 # The declaration's fields, as the draft states them and a revision changes them (the columns'
 # lengths and precision).
@@ -104,3 +109,47 @@ class RevisionCommand(Command):
         if not self.changes:
             raise rule_error("changes", "name at least one change")
         return self
+
+
+class ManifestStep(EventCommand):
+    """A custody step a manifest's signature or decision records for one of its batches
+    (`manifests.chain`), never made from a request: while the manifest is open, its batches go
+    in transit, are stored and are received by these alone (`custody.transitions`)."""
+
+
+# The names of the steps a manifest records, as their ids (`step_id`) spell them.
+HANDOVER_STEP = "handover"
+RECEIVED_STEP = "received"
+
+
+def transit_step(seq: int) -> str:
+    """The name of the step that puts the batches in transit on leg `seq`."""
+    return "transit" if seq == 1 else f"transit-{seq}"
+
+
+@functools.cache
+def _step_key(secret: str) -> bytes:
+    # From version 1 of the master, as the farmer identity key: a key rotation between a step
+    # and its retry must not change the step's id.
+    return keys.derive(keys.ring(secret).masters[1], "manifest_step")
+
+
+def _step_name(number: str, step: str, code: str) -> str:
+    return f"manifest:{number}:{step}:{code}"
+
+
+def step_id(*, number: str, step: str, code: str, secret: str) -> UUID:
+    """The client id of a manifest's step for one batch: the same for the same manifest, step
+    and batch, so a repeated step is applied once; keyed by the server's secret, so that no
+    party can compute it from the manifest's number and the batch's label and record an event
+    of its own under it first."""
+    mac = hmac.digest(_step_key(secret), _step_name(number, step, code).encode(), "sha256")
+    # Version 4: as random as a phone's id, to whoever lacks the key.
+    return UUID(bytes=mac[:16], version=4)
+
+
+def recorded_step_ids(*, number: str, step: str, code: str, secret: str) -> tuple[UUID, UUID]:
+    """The ids a manifest's step may be recorded under: its keyed id, and the plain uuid5 of
+    the steps recorded before ids were keyed."""
+    legacy = uuid5(NAMESPACE_URL, _step_name(number, step, code))
+    return step_id(number=number, step=step, code=code, secret=secret), legacy

@@ -1,5 +1,6 @@
 """Drafting a transfer manifest (危险废物转移管理办法, 部令第23号, 2022): the producer's batches of
-one waste type, a licensed receiver, registered carriers' vehicles, and its number."""
+one waste type, each once, a licensed receiver, carriers' vehicles fit for the stream, and its
+number."""
 
 from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
@@ -7,7 +8,7 @@ from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday
 from wastetrack.core.errors import Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.fleet.plates import REGISTERED, plate_for_carriage
+from wastetrack.fleet.plates import plate_for_carriage
 from wastetrack.manifests.commands import ManifestCommand
 from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial
 from wastetrack.registry import service as registry
@@ -47,9 +48,14 @@ async def create_manifest(
             field="category",
         )
     await catalog.validate_waste_code(category=category.key, waste_code=submission.waste_code)
-    codes = []
+    codes: list[str] = []
     for index, scanned in enumerate(submission.batches):
         code = batches.resolve_code(scanned, secret=secret, field=f"batches[{index}]")
+        if code in codes:
+            raise ValidationFailed(
+                f"batch {code} is listed twice (batches[{codes.index(code)}])",
+                field=f"batches[{index}]",
+            )
         batch = await batches.get_visible_batch(principal, code)
         if (
             batch.producer_id != principal.organization_id
@@ -75,6 +81,9 @@ async def create_manifest(
             f"the receiver holds no valid licence for {category.key}",
             field="receiver_organization_id",
         )
+    # The vehicles as the stream's rule wants them on the day, as the hand-overs will check
+    # them: a leg the producer's signature would refuse is refused while the draft can change.
+    vehicle_rule = (stream.rules or {}).get("vehicle_required")
     plates = []
     for index, leg in enumerate(submission.legs):
         carrier = await registry.get_organization(
@@ -88,7 +97,7 @@ async def create_manifest(
             await plate_for_carriage(
                 organization_id=carrier.id,
                 plate=leg.vehicle_plate,
-                rule=REGISTERED,
+                rule=vehicle_rule,
                 on=today,
                 field=f"legs[{index}].vehicle_plate",
             )

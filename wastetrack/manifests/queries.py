@@ -1,13 +1,18 @@
 """Finding manifests: those a user is party to (managers and auditors: in their region), the
-parties' names, and the ones whose receiver's decision is overdue."""
+parties' names, the ones whose receiver's decision is overdue, a batch's open manifest, and the
+custody events a manifest recorded."""
 
 from datetime import datetime
+from uuid import UUID
 
 from tortoise.expressions import Q
 
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import EventType
+from wastetrack.manifests.commands import HANDOVER_STEP, RECEIVED_STEP, recorded_step_ids
 from wastetrack.manifests.models import Manifest
 from wastetrack.registry.models import Organization
 
@@ -55,3 +60,52 @@ async def party_names(manifest: Manifest) -> dict[int, str]:
 async def overdue_for_decision(*, now: datetime) -> list[Manifest]:
     """Manifests arrived whose decision is past due."""
     return await Manifest.filter(state="arrived", decision_due_at__lt=now)
+
+
+async def open_manifest_of(code: str) -> Manifest | None:
+    """The manifest listing this batch that is open: signed by its producer, not decided by
+    its receiver, not cancelled."""
+    return (
+        await Manifest.filter(
+            batch_codes__contains=[code],
+            producer_signed_at__not_isnull=True,
+            receiver_signed_at__isnull=True,
+        )
+        .exclude(state="cancelled")
+        .first()
+    )
+
+
+async def deciding_manifest(
+    *, code: str, client_event_id: UUID | None, secret: str
+) -> Manifest | None:
+    """The manifest whose receiver's decision recorded this receipt of the batch `code` (known
+    by its client id), if one did."""
+    if client_event_id is None:
+        return None
+    decided = Manifest.filter(batch_codes__contains=[code], receiver_signed_at__not_isnull=True)
+    for manifest in await decided:
+        ids = recorded_step_ids(
+            number=manifest.number, step=RECEIVED_STEP, code=code, secret=secret
+        )
+        if client_event_id in ids:
+            return manifest
+    return None
+
+
+async def producer_handover(*, manifest: Manifest, secret: str) -> datetime | None:
+    """When the producer's signature handed the manifest's batches over to its first carrier
+    (the latest device time of the handovers it recorded); None before it signed."""
+    ids = [
+        step_id
+        for code in manifest.batch_codes
+        for step_id in recorded_step_ids(
+            number=manifest.number, step=HANDOVER_STEP, code=code, secret=secret
+        )
+    ]
+    handovers = await CustodyEvent.filter(
+        batch__code__in=manifest.batch_codes,
+        event_type=EventType.handed_over,
+        client_event_id__in=ids,
+    ).only("id", "device_time")
+    return max((event.device_time for event in handovers), default=None)

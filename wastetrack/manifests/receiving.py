@@ -13,8 +13,8 @@ from wastetrack.core.errors import Conflict, Forbidden, RuleViolation, Validatio
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
 from wastetrack.custody.rules import EventType
-from wastetrack.manifests.chain import event_id, record
-from wastetrack.manifests.commands import DecisionCommand
+from wastetrack.manifests.chain import record
+from wastetrack.manifests.commands import RECEIVED_STEP, DecisionCommand, step_id
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
 from wastetrack.manifests.queries import get_manifest
 from wastetrack.manifests.signing import LOCKED
@@ -119,19 +119,15 @@ async def decide(
             found.append((name, getattr(manifest, name), value))
     if decision.found.hazard is not None and set(decision.found.hazard) != set(manifest.hazard):
         found.append(("hazard", ",".join(manifest.hazard), ",".join(decision.found.hazard)))
-    await ManifestDiscrepancy.bulk_create(
-        [
-            ManifestDiscrepancy(manifest=manifest, field=f, declared=d, found=v, recorded_at=now)
-            for f, d, v in found
-        ]
-    )
     share = decision.received_quantity_kg / declared if declared else Decimal(1)
     held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
     await record(
         principal,
         [
             {
-                "client_event_id": event_id(manifest, "received", code),
+                "client_event_id": step_id(
+                    number=manifest.number, step=RECEIVED_STEP, code=code, secret=secret
+                ),
                 "event_type": EventType.received,
                 "batch": code,
                 "device_time": manifest.arrived_at,
@@ -147,6 +143,14 @@ async def decide(
             for code in manifest.batch_codes
         ],
         secret,
+        # A batch's share of the quantity received must be a weight a batch may have.
+        fields={"weight_kg": "received_quantity_kg", "device_time": "arrived_at"},
+    )
+    await ManifestDiscrepancy.bulk_create(
+        [
+            ManifestDiscrepancy(manifest=manifest, field=f, declared=d, found=v, recorded_at=now)
+            for f, d, v in found
+        ]
     )
     manifest.decision = decision.decision
     manifest.received_quantity_kg = decision.received_quantity_kg

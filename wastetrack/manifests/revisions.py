@@ -1,14 +1,30 @@
 """Revisions of a signed manifest (危险废物转移管理办法): a party proposes a correction, every
 other party approves it, and only then does it apply, the old values kept."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from wastetrack.core.principal import Principal
-from wastetrack.manifests.commands import RevisionCommand
-from wastetrack.manifests.models import ManifestRevision
+from wastetrack.manifests.commands import FoundCommand, RevisionCommand
+from wastetrack.manifests.models import Manifest, ManifestRevision
 from wastetrack.manifests.queries import get_manifest, parties
+
+# The declaration's fields the receiver's decision compared with what arrived (the quantity,
+# and what it may find different): once it has signed, they stay as it compared them, or its
+# discrepancies would speak of another declaration.
+DECIDED = ("quantity_kg", *FoundCommand.model_fields)
+
+
+def _check_undecided(manifest: Manifest, changes: Iterable[str]) -> None:
+    compared = [name for name in changes if name in DECIDED]
+    if manifest.receiver_signed_at is not None and compared:
+        raise RuleViolation(
+            f"the receiver's decision compared {compared[0]} with what arrived and is signed:"
+            " the declaration it compared is no longer revised",
+            field=f"changes.{compared[0]}",
+        )
 
 
 async def propose_revision(
@@ -20,6 +36,7 @@ async def propose_revision(
         raise Forbidden("only the manifest's parties propose revisions", field="role")
     if manifest.producer_signed_at is None:
         raise RuleViolation("a draft is edited by its producer, not revised", field="changes")
+    _check_undecided(manifest, revision.changes)
     # Each change was checked as the draft checks its field (RevisionCommand); kept as text.
     changes = {
         name: format(value, "f") if isinstance(value, Decimal) else value
@@ -56,6 +73,8 @@ async def answer_revision(
     if not approve:
         revision.state, revision.decided_at = "rejected", now
     else:
+        # Proposed before the decision, approved after it.
+        _check_undecided(manifest, revision.changes)
         revision.approvals = [*revision.approvals, principal.organization_id]
         if party_ids <= set(revision.approvals):
             revision.previous = {k: str(getattr(manifest, k)) for k in revision.changes}

@@ -21,10 +21,10 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
 from wastetrack.custody.rules import EventType, State
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
-from wastetrack.manifests.chain import event_id, record
-from wastetrack.manifests.commands import LegSignCommand
+from wastetrack.manifests.chain import record
+from wastetrack.manifests.commands import HANDOVER_STEP, LegSignCommand, step_id, transit_step
 from wastetrack.manifests.models import Manifest
-from wastetrack.manifests.queries import get_manifest
+from wastetrack.manifests.queries import get_manifest, producer_handover
 
 LOCKED = "this section is signed and locked; propose a revision instead"
 
@@ -50,7 +50,9 @@ async def sign_producer(
         principal,
         [
             {
-                "client_event_id": event_id(manifest, "handover", code),
+                "client_event_id": step_id(
+                    number=manifest.number, step=HANDOVER_STEP, code=code, secret=secret
+                ),
                 "event_type": EventType.handed_over,
                 "batch": code,
                 "device_time": handed_over_at or now,
@@ -61,6 +63,7 @@ async def sign_producer(
             for code in manifest.batch_codes
         ],
         secret,
+        fields={"vehicle_plate": f"legs[{first.seq - 1}].vehicle_plate"},
     )
     return manifest
 
@@ -91,19 +94,31 @@ async def sign_leg(
     ):
         raise RuleViolation("the producer and the earlier legs sign first", field="seq")
     check_reported(signature.handover_at, now=datetime.now(UTC), field="handover_at")
-    previous = [
-        earlier.handover_at for earlier in legs if earlier.seq < seq and earlier.handover_at
-    ]
-    if previous and signature.handover_at < max(previous):
-        raise ValidationFailed(
-            "handover_at precedes the previous leg's handover", field="handover_at"
+    # The first carrier takes the batches over from the producer, a later one from the carrier
+    # before it.
+    previous: datetime | None
+    if seq == 1:
+        previous, whose = await producer_handover(manifest=manifest, secret=secret), "producer's"
+    else:
+        previous = max(
+            (e.handover_at for e in legs if e.seq < seq and e.handover_at is not None),
+            default=None,
         )
-    # The leg's vehicle must be the carrier's, licensed for hazardous goods on the day.
+        whose = "previous leg's"
+    if previous is not None and signature.handover_at < previous:
+        raise ValidationFailed(
+            f"handover_at precedes the {whose} handover ({previous.isoformat()})",
+            field="handover_at",
+        )
+    # The leg's vehicle must be the carrier's, licensed for hazardous goods on the day; named
+    # as the draft lists it.
+    plate_field = f"legs[{seq - 1}].vehicle_plate"
     await plate_for_carriage(
         organization_id=leg.carrier_id,
         plate=leg.vehicle_plate,
         rule=HAZARDOUS_LICENCE,
         on=cityday.local_date(signature.handover_at, timezone),
+        field=plate_field,
     )
     moving = list(manifest.batch_codes)
     if seq > 1:
@@ -114,8 +129,8 @@ async def sign_leg(
             principal,
             [
                 {
-                    "client_event_id": event_id(
-                        manifest, "transit" if seq == 1 else f"transit-{seq}", code
+                    "client_event_id": step_id(
+                        number=manifest.number, step=transit_step(seq), code=code, secret=secret
                     ),
                     "event_type": EventType.in_transit,
                     "batch": code,
@@ -127,6 +142,7 @@ async def sign_leg(
                 for code in moving
             ],
             secret,
+            fields={"device_time": "handover_at", "vehicle_plate": plate_field},
         )
     leg.handover_at = signature.handover_at
     leg.handover_place = signature.handover_place

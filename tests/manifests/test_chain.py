@@ -1,0 +1,199 @@
+"""The custody steps a manifest records: its own while it is open, under ids no other party can
+compute, refused on the request's field when a value cannot be recorded, and corrected only
+with the manifest."""
+
+import uuid
+from datetime import timedelta
+
+import httpx
+
+from tests.factories import World, event, medical_bag
+from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
+    NOW,
+    Parties,
+    call,
+    parties,
+    sign_leg,
+    sign_producer,
+)
+from wastetrack.batches.models import Batch
+from wastetrack.core.settings import Settings
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import EventType
+from wastetrack.manifests import chain
+from wastetrack.manifests.commands import HANDOVER_STEP, step_id
+from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
+
+ACCEPTED = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
+
+
+async def post(client: httpx.AsyncClient, world: World, who: str, body: dict) -> httpx.Response:
+    return await client.post("/m/v1/events", json=body, headers=world.headers(who))
+
+
+async def test_a_carrier_cannot_scan_in_transit_what_its_leg_signature_records(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Recorded by the carrier's scan, the transit would leave the leg unsignable for ever."""
+    manifest = (await call(client, world, "maker", "", parties.body)).json()
+    mid = manifest["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    code = parties.batches[0]
+    scan = event("in_transit", code, device_time=(NOW - timedelta(hours=2)).isoformat())
+    refused = await post(client, world, "carrier", scan)
+    assert (refused.status_code, refused.json()["field"]) == (409, "event_type"), refused.text
+    assert manifest["number"] in refused.json()["detail"]
+    assert "signs its leg" in refused.json()["detail"]
+    assert (await Batch.get(code=code)).state == "handed_over"
+    signed = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=2))
+    assert signed.status_code == 200, signed.text
+    assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"in_transit"}
+
+
+async def test_a_receiver_cannot_scan_received_what_its_decision_records(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Not even as the batches come in transit on the first leg, before the second is signed:
+    its sync is refused, and the manifest then runs to its decision."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    signed = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=3))
+    assert signed.status_code == 200, signed.text
+    at = (NOW - timedelta(minutes=150)).isoformat()
+    scans = [
+        event("received", code, outcome="accepted", weight_kg="400", device_time=at)
+        for code in parties.batches
+    ]
+    synced = await client.post("/m/v1/sync", json={"events": scans}, headers=world.headers("plant"))
+    results = synced.json()["results"]
+    assert [(r["status"], r["error"]["field"]) for r in results] == [
+        ("rejected", "event_type"),
+        ("rejected", "event_type"),
+    ], synced.text
+    assert "decision" in results[0]["error"]["detail"]
+    assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"in_transit"}
+    for code in parties.batches:
+        handover = event(
+            "handed_over", code, to_organization_id=world.orgs["second"].id, device_time=at
+        )
+        assert (await post(client, world, "carrier", handover)).status_code == 201
+    signed = await sign_leg(client, world, mid, 2, "second", NOW - timedelta(hours=2))
+    assert signed.status_code == 200, signed.text
+    arrival = {"arrived_at": (NOW - timedelta(hours=1)).isoformat()}
+    assert (await call(client, world, "plant", f"/{mid}/arrival", arrival)).status_code == 200
+    decided = await call(client, world, "plant", f"/{mid}/decision", ACCEPTED)
+    assert decided.status_code == 200, decided.text
+    assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"received"}
+
+
+async def test_another_party_cannot_take_a_manifest_steps_id_first(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The number is sequential and the code on the label: an id made of them alone could be
+    used first, and the producer's signature would then conflict for ever."""
+    manifest = (await call(client, world, "maker", "", parties.body)).json()
+    code = parties.batches[0]
+    plain = uuid.uuid5(uuid.NAMESPACE_URL, f"manifest:{manifest['number']}:handover:{code}")
+    squatter = medical_bag(client_event_id=str(plain))
+    assert (await post(client, world, "clinic", squatter)).status_code == 201
+    at = NOW - timedelta(hours=2)
+    signed = await sign_producer(client, world, manifest["id"], at)
+    assert signed.status_code == 200, signed.text
+    keyed = step_id(
+        number=manifest["number"], step=HANDOVER_STEP, code=code, secret=settings.secret_key
+    )
+    handover = await CustodyEvent.get(batch__code=code, event_type=EventType.handed_over)
+    assert handover.client_event_id == keyed != plain
+    # A retry is applied once: answered by the manifest, or by the step's id if it got past.
+    events = await CustodyEvent.all().count()
+    again = await sign_producer(client, world, manifest["id"], at)
+    assert again.json()["already_signed"] == 1, again.text
+    first_leg = await Manifest.get(id=manifest["id"]).prefetch_related("legs")
+    leg = min(first_leg.legs, key=lambda leg: leg.seq)
+    step = {
+        "client_event_id": keyed,
+        "event_type": EventType.handed_over,
+        "batch": code,
+        "device_time": at,
+        "to_organization_id": leg.carrier_id,
+        "vehicle_plate": leg.vehicle_plate,
+        "note": f"联单 {manifest['number']}",
+    }
+    await chain.record(world.principals["maker"], [step], settings.secret_key)
+    assert await CustodyEvent.all().count() == events
+
+
+async def test_a_decision_no_batch_can_weigh_is_refused_on_the_received_quantity(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """120 t received of one 90 t batch: its share is above what a custody event may weigh."""
+    bag = medical_bag(
+        stream="hazardous",
+        category="hw.08",
+        waste_code="900-249-08",
+        hazard=["T", "I"],
+        quantity="90000",
+        device_time=(NOW - timedelta(hours=3)).isoformat(),
+    )
+    bag.pop("event_type")
+    made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
+    assert made.status_code == 201, made.text
+    code = made.json()["code"]
+    body = {
+        **parties.body,
+        "batches": [code],
+        "quantity_kg": "90000",
+        "legs": parties.body["legs"][:1],
+    }
+    mid = (await call(client, world, "maker", "", body)).json()["id"]
+    assert (await sign_producer(client, world, mid)).status_code == 200
+    assert (await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=2))).is_success
+    arrival = {"arrived_at": (NOW - timedelta(hours=1)).isoformat()}
+    assert (await call(client, world, "plant", f"/{mid}/arrival", arrival)).status_code == 200
+    decision = {"decision": "accepted", "received_quantity_kg": "120000", "method": "R9"}
+    refused = await call(client, world, "plant", f"/{mid}/decision", decision)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["field"] == "received_quantity_kg"
+    manifest = await Manifest.get(id=mid)
+    assert (manifest.state, manifest.decision) == ("arrived", None)
+    assert await ManifestDiscrepancy.filter(manifest_id=mid).count() == 0
+    assert (await Batch.get(code=code)).state == "in_transit"
+
+
+async def test_a_receipt_a_manifest_decided_is_not_corrected_in_the_custody_chain(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Its outcome, weight and reason are the manifest's decision, shown by its PDF and public
+    page: corrected here, they would differ there."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    for seq, who in ((1, "carrier"), (2, "second")):
+        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=3 - seq))
+        assert signed.status_code == 200, signed.text
+    arrival = {"arrived_at": NOW.isoformat()}
+    assert (await call(client, world, "plant", f"/{mid}/arrival", arrival)).status_code == 200
+    assert (await call(client, world, "plant", f"/{mid}/decision", ACCEPTED)).status_code == 200
+    code = parties.batches[0]
+    receipt = await CustodyEvent.get(batch__code=code, event_type=EventType.received)
+    for change in ({"weight_kg": "300"}, {"outcome": "rejected", "reason": "渗漏"}):
+        correction = event("corrected", code, corrects=str(receipt.id), **change)
+        refused = await post(client, world, "plant", correction)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["field"] == next(iter(change))
+        assert refused.json()["manifest_id"] == mid
+    # A note changes nothing the manifest states.
+    noted = event("corrected", code, corrects=str(receipt.id), note="桶号 A-17")
+    assert (await post(client, world, "plant", noted)).status_code == 201
+    assert (await Batch.get(code=code)).state == "received"
