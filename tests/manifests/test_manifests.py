@@ -564,6 +564,16 @@ async def test_hazardous_waste_changes_hands_only_with_an_organization_its_manif
     mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
     signed = await sign_producer(client, world, mid, NOW - timedelta(minutes=150))
     assert signed.status_code == 200, signed.text
+    # Handed on before the first leg is signed, the batch would leave that leg unsignable.
+    early = event(
+        "handed_over",
+        parties.batches[0],
+        to_organization_id=world.orgs["second"].id,
+        device_time=(NOW - timedelta(minutes=140)).isoformat(),
+    )
+    out_of_turn = await client.post("/m/v1/events", json=early, headers=world.headers("carrier"))
+    assert (out_of_turn.status_code, out_of_turn.json()["field"]) == (409, "to_organization_id")
+    assert "earlier leg" in out_of_turn.json()["detail"]
     first_leg = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(minutes=150))
     assert first_leg.status_code == 200, first_leg.text
     code = parties.batches[0]

@@ -301,16 +301,21 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
     return bool(rows)
 
 
-async def signed_later_leg(code: str, carrier_id: int) -> bool:
-    """Whether the carrier has signed a leg after the first of a manifest listing this batch:
-    its signature put in its hands the batches handed to it by then."""
-    rows = await connections.get("default").execute_query_dict(
-        "SELECT 1 FROM manifest m JOIN manifest_leg l ON l.manifest_id = m.id"
+async def later_leg(code: str, carrier_id: int) -> tuple[bool, bool]:
+    """How the carrier's leg after the first, on a manifest listing this batch, stands to a
+    handover to it: whether the carrier has signed it (its signature put in its hands the
+    batches handed to it by then), and whether a leg before it is still unsigned (that leg's
+    signature needs the batches in its carrier's hands)."""
+    (row,) = await connections.get("default").execute_query_dict(
+        "SELECT COALESCE(bool_or(l.signed_at IS NOT NULL), false) AS signed,"
+        " COALESCE(bool_or(EXISTS (SELECT 1 FROM manifest_leg e WHERE e.manifest_id = m.id"
+        " AND e.seq < l.seq AND e.signed_at IS NULL)), false) AS early"
+        " FROM manifest m JOIN manifest_leg l ON l.manifest_id = m.id"
         " WHERE m.batch_codes @> $1::jsonb AND m.state <> 'cancelled'"
-        " AND l.carrier_id = $2 AND l.seq > 1 AND l.signed_at IS NOT NULL LIMIT 1",
+        " AND l.carrier_id = $2 AND l.seq > 1",
         [json.dumps([code]), carrier_id],
     )
-    return bool(rows)
+    return bool(row["signed"]), bool(row["early"])
 
 
 _CHANGED_KINDS = {"id": "int", **{name: NEW_BATCH_COLUMNS[name] for name in CHANGED_BATCH_COLUMNS}}

@@ -149,9 +149,9 @@ async def _check_manifest(
     signed that names the organization taking the batch (`taker_id`) as one of its carriers or
     its receiver, or as its producer once the batch was refused; a step by whoever holds the
     batch already moves nothing. While that manifest is open, its batches go in transit, are
-    stored and are received only by its own steps (`ManifestStep`). A `handover` to a carrier
-    that has signed a later leg already is refused: that signature recorded the batch's
-    handover to it."""
+    stored and are received only by its own steps (`ManifestStep`). A `handover` to the
+    carrier of a later leg is refused once that carrier has signed it (the signature recorded
+    the handover) and while an earlier leg is unsigned (its signature needs the batch)."""
     if not _moves_on_manifest(work, batch):
         return
     action = _MANIFEST_ACTIONS.get(sub.event_type)
@@ -176,11 +176,22 @@ async def _check_manifest(
             " receiver (or its producer, once the batch was refused)",
             field=field,
         )
-    if handover and await repository.signed_later_leg(batch.code, taker_id):
+    if not handover:
+        return
+    signed, early = await repository.later_leg(batch.code, taker_id)
+    if signed:
         # A handover synced after the next carrier signed its leg: the receiver could then not
         # take the batch (left handed over, not in transit); the manifest holds that handover.
         raise RuleViolation(
             "this carrier has signed its manifest leg already: record the handover there",
+            field=field,
+        )
+    if early:
+        # The earlier leg's signature puts the batch in transit from its carrier's hands:
+        # handed on first, that leg could never be signed.
+        raise RuleViolation(
+            "an earlier leg of the manifest is not signed yet: its carrier signs it before"
+            " handing the batch on to this carrier",
             field=field,
         )
 
