@@ -29,7 +29,8 @@ CHAIN_MAC = "chain_mac"
 WEBHOOK = "webhook"
 API_KEY = "api_key"
 PRODUCER_PIN = "producer_pin"
-PURPOSES = (JWT, QR, FARMER_IDENTITY, CHAIN_MAC, WEBHOOK, API_KEY, PRODUCER_PIN)
+MANIFEST_STEP = "manifest_step"
+PURPOSES = (JWT, QR, FARMER_IDENTITY, CHAIN_MAC, WEBHOOK, API_KEY, PRODUCER_PIN, MANIFEST_STEP)
 
 MIN_SECRET_LENGTH = 32
 # A version travels as one character of the codes' alphabet in QR URLs.
@@ -167,6 +168,12 @@ class KeyRing:
     def farmer_identity(self) -> bytes:
         """Stable for the life of the installation: always from master version 1."""
         return self.key(FARMER_IDENTITY, 1)
+
+    @cached_property
+    def manifest_step(self) -> bytes:
+        """The key of a manifest step's client id: from master version 1, so a key rotation
+        between a step and its retry does not change the id."""
+        return self.key(MANIFEST_STEP, 1)
 
 
 _rings: dict[str, KeyRing] = {}

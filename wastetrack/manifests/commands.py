@@ -2,7 +2,6 @@
 carriers' legs, a leg's signature at handover, the receiver's decision and a proposed revision,
 each checked field by field when it is made; and the custody steps it records itself."""
 
-import functools
 import hmac
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -127,13 +126,6 @@ def transit_step(seq: int) -> str:
     return "transit" if seq == 1 else f"transit-{seq}"
 
 
-@functools.cache
-def _step_key(secret: str) -> bytes:
-    # From version 1 of the master, as the farmer identity key: a key rotation between a step
-    # and its retry must not change the step's id.
-    return keys.derive(keys.ring(secret).masters[1], "manifest_step")
-
-
 def _step_name(number: str, step: str, code: str) -> str:
     return f"manifest:{number}:{step}:{code}"
 
@@ -143,7 +135,8 @@ def step_id(*, number: str, step: str, code: str, secret: str) -> UUID:
     and batch, so a repeated step is applied once; keyed by the server's secret, so that no
     party can compute it from the manifest's number and the batch's label and record an event
     of its own under it first."""
-    mac = hmac.digest(_step_key(secret), _step_name(number, step, code).encode(), "sha256")
+    key = keys.ring(secret).manifest_step
+    mac = hmac.digest(key, _step_name(number, step, code).encode(), "sha256")
     # Version 4: as random as a phone's id, to whoever lacks the key.
     return UUID(bytes=mac[:16], version=4)
 
