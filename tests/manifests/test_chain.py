@@ -12,6 +12,7 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     NOW,
     Parties,
     call,
+    drive_to_arrival,
     parties,
     sign_leg,
     sign_producer,
@@ -197,3 +198,22 @@ async def test_a_receipt_a_manifest_decided_is_not_corrected_in_the_custody_chai
     noted = event("corrected", code, corrects=str(receipt.id), note="桶号 A-17")
     assert (await post(client, world, "plant", noted)).status_code == 201
     assert (await Batch.get(code=code)).state == "received"
+
+
+async def test_the_quantity_received_is_shared_among_the_batches_as_they_declared_it(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Two batches of 400 kg on a manifest that declares 1000 kg: 790 kg received are 395 kg
+    each, so the custody chain counts what the decision states (the declared total's share
+    would give 316 each, 632 in all)."""
+    declared_more = Parties(parties.batches, {**parties.body, "quantity_kg": "1000"})
+    arrived = await drive_to_arrival(client, world, declared_more)
+    decision = {**ACCEPTED, "received_quantity_kg": "790"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+    assert decided.status_code == 200, decided.text
+    receipts = await CustodyEvent.filter(
+        batch__code__in=parties.batches, event_type=EventType.received
+    )
+    assert sorted(str(e.weight_kg) for e in receipts) == ["395.000", "395.000"]

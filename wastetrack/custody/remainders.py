@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from wastetrack.batches.models import Batch, Unit
+from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core.errors import (
     RuleViolation,
 )
@@ -26,15 +27,15 @@ from wastetrack.custody.work import Work, issue_label, new_batch, new_event, rem
 MILLI = Decimal("0.001")
 
 
-def _declared_kg(work: Work, batch: Batch) -> Decimal:
+def declared_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal:
     """The mass a receipt is set against: the declared kg, or for a batch counted in units or
     m³ the catalog's estimate, as the batch facts make it before anything is weighed."""
     if batch.unit == Unit.KG:
         return Decimal(batch.quantity)
     column = "unit_mass_kg" if batch.unit == Unit.COUNT else "density_kg_m3"
     # The facts inherit a factor from the parent and grandparent category only.
-    for key in work.catalog.ancestors(batch.category_id)[:3]:
-        factor = getattr(work.catalog.categories[key], column)
+    for key in catalog.ancestors(batch.category_id)[:3]:
+        factor = getattr(catalog.categories[key], column)
         if factor is not None:
             return (Decimal(batch.quantity) * Decimal(factor)).quantize(MILLI, ROUND_HALF_UP)
     return Decimal(0)
@@ -65,7 +66,9 @@ def refused_kg(
     weight; None when nothing is left over."""
     if outcome != Outcome.partially_accepted:
         return None
-    refused = stated if stated is not None else _declared_kg(work, batch) - Decimal(weight_kg or 0)
+    refused = (
+        stated if stated is not None else declared_kg(work.catalog, batch) - Decimal(weight_kg or 0)
+    )
     return refused.quantize(MILLI, ROUND_HALF_UP) if refused > 0 else None
 
 

@@ -8,10 +8,12 @@ from decimal import Decimal
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
+from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday
 from wastetrack.core.errors import Conflict, Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
+from wastetrack.custody import remainders
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.chain import record
 from wastetrack.manifests.commands import RECEIVED_STEP, DecisionCommand, step_id
@@ -119,8 +121,11 @@ async def decide(
             found.append((name, getattr(manifest, name), value))
     if decision.found.hazard is not None and set(decision.found.hazard) != set(manifest.hazard):
         found.append(("hazard", ",".join(manifest.hazard), ",".join(decision.found.hazard)))
-    share = decision.received_quantity_kg / declared if declared else Decimal(1)
     held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
+    weights = _allocated(
+        decision.received_quantity_kg,
+        [remainders.declared_kg(await catalog.snapshot(), held[c]) for c in manifest.batch_codes],
+    )
     await record(
         principal,
         [
@@ -133,14 +138,10 @@ async def decide(
                 "device_time": manifest.arrived_at,
                 "outcome": decision.decision,
                 "reason": decision.reason,
-                **(
-                    {}
-                    if decision.decision == "rejected"
-                    else {"weight_kg": (held[code].quantity * share).quantize(Decimal("0.001"))}
-                ),
+                **({} if decision.decision == "rejected" else {"weight_kg": weight}),
                 "note": f"联单 {manifest.number}",
             }
-            for code in manifest.batch_codes
+            for code, weight in zip(manifest.batch_codes, weights, strict=True)
         ],
         secret,
         # A batch's share of the quantity received must be a weight a batch may have.
@@ -161,3 +162,15 @@ async def decide(
     manifest.state = decision.decision
     await manifest.save()
     return await get_manifest(principal=principal, manifest_id=manifest_id)
+
+
+def _allocated(received: Decimal, declared: list[Decimal]) -> list[Decimal]:
+    """The quantity received, shared among the batches as their declared masses are (kg, or
+    the catalog's estimate for items and m³; equally when none is known), to the gram, the
+    last taking the rounding: the batches' weights add up to what the decision states."""
+    total = sum(declared, Decimal(0))
+    parts = declared if total > 0 else [Decimal(1)] * len(declared)
+    whole = total if total > 0 else Decimal(len(declared))
+    gram = Decimal("0.001")
+    shares = [(received * part / whole).quantize(gram) for part in parts[:-1]]
+    return [*shares, received - sum(shares, Decimal(0))]
