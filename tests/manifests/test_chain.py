@@ -4,6 +4,7 @@ with the manifest."""
 
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 
@@ -24,6 +25,7 @@ from wastetrack.custody.rules import EventType
 from wastetrack.manifests import chain
 from wastetrack.manifests.commands import HANDOVER_STEP, step_id
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
+from wastetrack.manifests.receiving import _allocated
 
 ACCEPTED = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
 
@@ -217,3 +219,49 @@ async def test_the_quantity_received_is_shared_among_the_batches_as_they_declare
         batch__code__in=parties.batches, event_type=EventType.received
     )
     assert sorted(str(e.weight_kg) for e in receipts) == ["395.000", "395.000"]
+
+
+async def test_a_handover_is_judged_by_the_manifest_the_batch_is_on_now(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A draft left unsigned with the same batches has an unsigned first leg of its own; the
+    handover to the second carrier on the signed manifest is judged by that one alone."""
+    assert (await call(client, world, "maker", "", parties.body)).status_code == 201
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid)).status_code == 200
+    first = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(minutes=110))
+    assert first.status_code == 200, first.text
+    onward = event(
+        "handed_over",
+        parties.batches[0],
+        to_organization_id=world.orgs["second"].id,
+        device_time=(NOW - timedelta(minutes=100)).isoformat(),
+    )
+    handed = await post(client, world, "carrier", onward)
+    assert handed.status_code == 201, handed.text
+
+
+async def test_the_first_leg_may_precede_the_producers_signing_moment_by_a_clocks_skew(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The producer signed without a time: its hand-over is the server's moment, and the
+    carrier's phone may be up to 10 minutes behind it."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await call(client, world, "maker", f"/{mid}/sign")).status_code == 200
+    signed_at = (await Manifest.get(id=mid)).producer_signed_at
+    assert signed_at is not None
+    late = await sign_leg(client, world, mid, 1, "carrier", signed_at - timedelta(minutes=15))
+    assert (late.status_code, late.json()["field"]) == (422, "handover_at")
+    skewed = await sign_leg(client, world, mid, 1, "carrier", signed_at - timedelta(minutes=5))
+    assert skewed.status_code == 200, skewed.text
+
+
+def test_the_received_quantity_is_shared_without_a_negative_part() -> None:
+    """A batch with no known mass takes nothing; the rounding goes to the largest share."""
+    shares = _allocated(Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(0)])
+    assert sum(shares) == Decimal("1000.003") and min(shares) >= 0
+    assert shares[2] == 0 and sorted(shares[:2]) == [Decimal("500.001"), Decimal("500.002")]

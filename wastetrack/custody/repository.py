@@ -302,17 +302,22 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
 
 
 async def later_leg(code: str, carrier_id: int) -> tuple[bool, bool]:
-    """How the carrier's leg after the first, on a manifest listing this batch, stands to a
-    handover to it: whether the carrier has signed it (its signature put in its hands the
-    batches handed to it by then), and whether a leg before it is still unsigned (that leg's
-    signature needs the batches in its carrier's hands)."""
+    """How a handover of this batch to the carrier stands to the batch's open manifest
+    (producer signed, not decided, not cancelled), where the carrier holds a leg after the
+    first: whether the carrier has signed all its legs already (its signature put in its hands
+    the batches handed to it by then), and whether a leg before its next unsigned one is
+    unsigned still (that leg's signature needs the batches in its own carrier's hands)."""
     (row,) = await connections.get("default").execute_query_dict(
-        "SELECT COALESCE(bool_or(l.signed_at IS NOT NULL), false) AS signed,"
-        " COALESCE(bool_or(EXISTS (SELECT 1 FROM manifest_leg e WHERE e.manifest_id = m.id"
-        " AND e.seq < l.seq AND e.signed_at IS NULL)), false) AS early"
+        "WITH target AS (SELECT l.manifest_id,"
+        " min(l.seq) FILTER (WHERE l.signed_at IS NULL) AS seq"
         " FROM manifest m JOIN manifest_leg l ON l.manifest_id = m.id"
-        " WHERE m.batch_codes @> $1::jsonb AND m.state <> 'cancelled'"
-        " AND l.carrier_id = $2 AND l.seq > 1",
+        " WHERE m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL"
+        " AND m.receiver_signed_at IS NULL AND m.state <> 'cancelled'"
+        " AND l.carrier_id = $2 AND l.seq > 1 GROUP BY l.manifest_id)"
+        " SELECT COALESCE(bool_or(t.seq IS NULL), false) AS signed,"
+        " COALESCE(bool_or(EXISTS (SELECT 1 FROM manifest_leg e"
+        " WHERE e.manifest_id = t.manifest_id AND e.seq < t.seq AND e.signed_at IS NULL)),"
+        " false) AS early FROM target t",
         [json.dumps([code]), carrier_id],
     )
     return bool(row["signed"]), bool(row["early"])

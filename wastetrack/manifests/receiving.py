@@ -167,10 +167,12 @@ async def decide(
 def _allocated(received: Decimal, declared: list[Decimal]) -> list[Decimal]:
     """The quantity received, shared among the batches as their declared masses are (kg, or
     the catalog's estimate for items and m³; equally when none is known), to the gram, the
-    last taking the rounding: the batches' weights add up to what the decision states."""
+    largest share taking the rounding: the batches' weights add up to what the decision
+    states, and none is below zero."""
     total = sum(declared, Decimal(0))
     parts = declared if total > 0 else [Decimal(1)] * len(declared)
     whole = total if total > 0 else Decimal(len(declared))
-    gram = Decimal("0.001")
-    shares = [(received * part / whole).quantize(gram) for part in parts[:-1]]
-    return [*shares, received - sum(shares, Decimal(0))]
+    shares = [(received * part / whole).quantize(Decimal("0.001")) for part in parts]
+    largest = max(range(len(shares)), key=shares.__getitem__)
+    shares[largest] += received - sum(shares, Decimal(0))
+    return shares

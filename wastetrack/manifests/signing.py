@@ -3,7 +3,7 @@ the declaration and hands the batches to the first carrier, then each carrier's 
 handover; one at a time or many of a round at once."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from wastetrack.auth.models import Role
@@ -18,7 +18,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_reported
+from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.custody.rules import EventType, State
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import record
@@ -63,7 +63,10 @@ async def sign_producer(
             for code in manifest.batch_codes
         ],
         secret,
-        fields={"vehicle_plate": f"legs[{first.seq - 1}].vehicle_plate"},
+        fields={
+            "vehicle_plate": f"legs[{first.seq - 1}].vehicle_plate",
+            "device_time": "handover_at",
+        },
     )
     return manifest
 
@@ -88,7 +91,7 @@ async def sign_leg(
     if principal.organization_id != leg.carrier_id or principal.role != Role.carrier:
         raise Forbidden("only the leg's carrier signs it", field="role")
     if leg.signed_at is not None:
-        raise Conflict(LOCKED, field=f"legs[{seq}]")
+        raise Conflict(LOCKED, field=f"legs[{seq - 1}]")
     if manifest.producer_signed_at is None or any(
         earlier.signed_at is None for earlier in legs if earlier.seq < seq
     ):
@@ -105,7 +108,10 @@ async def sign_leg(
             default=None,
         )
         whose = "previous leg's"
-    if previous is not None and signature.handover_at < previous:
+    # The producer's moment is the server's when it stated none: a phone's clock may be off
+    # by the skew every reported time is allowed.
+    allowed = CLOCK_SKEW if seq == 1 else timedelta(0)
+    if previous is not None and signature.handover_at < previous - allowed:
         raise ValidationFailed(
             f"handover_at precedes the {whose} handover ({previous.isoformat()})",
             field="handover_at",
@@ -262,7 +268,7 @@ async def _sign_as_carrier(
             signature.handover_place,
         ):
             return Signed(manifest, leg.seq, already=True)
-        raise Conflict(LOCKED, field=f"legs[{leg.seq}]")
+        raise Conflict(LOCKED, field=f"legs[{leg.seq - 1}]")
     signed = await sign_leg(
         principal=principal,
         manifest_id=manifest.id,
