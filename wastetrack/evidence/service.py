@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import io
+import os
 import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -97,15 +98,18 @@ async def store_photo(
 
 def _write(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=PART, delete=False) as part:
-        written = Path(part.name)
-        try:
+    part = tempfile.NamedTemporaryFile(dir=path.parent, suffix=PART, delete=False)
+    written = Path(part.name)
+    try:
+        with part:
             part.write(content)
-        except BaseException:
-            written.unlink(missing_ok=True)
-            raise
-    written.chmod(0o644)  # as a plain write would leave it, not a temporary file's 0600
-    written.replace(path)
+            part.flush()
+            os.fsync(part.fileno())  # whole on disk before its name says it is the photo
+        written.chmod(0o644)  # as a plain write would leave it, not a temporary file's 0600
+        written.replace(path)
+    except BaseException:
+        written.unlink(missing_ok=True)
+        raise
 
 
 async def stored_photos(shas: Collection[str]) -> set[str]:
