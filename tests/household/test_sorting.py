@@ -10,8 +10,9 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.factories import CITY_TODAY, NOW, World, event, forged
+from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user
 from tests.streams.test_record_once import stored_photo
+from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
 from wastetrack.custody import intake
@@ -116,6 +117,13 @@ async def test_pickup_refusals_name_the_field(
         ),
         (pickup(forged(point_url)), "collector", 404, "site"),
         (pickup(point_url), "clinic", 403, "role"),
+        # Refused by the batch's tagging, named as the pickup names it.
+        (
+            pickup(point_url, device_time=(NOW + timedelta(days=1)).isoformat()),
+            "collector",
+            422,
+            "device_time",
+        ),
     ]
     for body, who, status, field in cases:
         response = await post(client, world, body, who)
@@ -147,6 +155,11 @@ async def test_pickups_sync_offline_exactly_once(
         )
     ).json()
     assert [r["status"] for r in answer["results"]] == ["applied", "duplicate"]
+    # A colleague resending it from the shared phone gets the organization's pickup back.
+    await make_user(world, "colleague", Role.collector, world.orgs["community"])
+    again = await post(client, world, {k: v for k, v in body.items() if k != "kind"}, "colleague")
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == answer["results"][0]["record_id"]
     assert await Pickup.all().count() == 1
 
 

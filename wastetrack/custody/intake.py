@@ -3,7 +3,7 @@ at a collection point): each line becomes a batch, tagged and put in the recorde
 receiver's) hands through the chain itself, and a record is applied exactly once."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -169,14 +169,22 @@ async def kept_once(
 _LINE_FIELDS = ("category", "quantity", "unit")
 
 
-def _event(fields: dict[str, Any], *, line: int) -> EventCommand:
+def _names(line: int, record_fields: Mapping[str, str] | None) -> dict[str, str]:
+    """How a record names the fields of its line's events: as the record says (a pickup's one
+    line is the record itself), else a line's own fields within its line, the others as they
+    are."""
+    if record_fields is not None:
+        return dict(record_fields)
+    return {name: f"lines[{line}].{name}" for name in _LINE_FIELDS}
+
+
+def _event(fields: dict[str, Any], *, names: dict[str, str]) -> EventCommand:
     """The custody event a record's line makes. The record's own checks come first (its
     command, a delivery's line resolution); a value they let through and the event refuses is
-    still the record's refusal, naming the field (within its line), never a 500."""
+    still the record's refusal, naming the record's field, never a 500."""
     try:
         return EventCommand.model_validate(fields)
     except ValidationError as error:
-        names = {name: f"lines[{line}].{name}" for name in _LINE_FIELDS}
         raise ValidationFailed.of(error, fields=names) from None
 
 
@@ -200,9 +208,12 @@ async def take_in(
     origin_site_id: int | None = None,
     collect: bool = True,
     destination_id: int | None = None,
+    record_fields: Mapping[str, str] | None = None,
 ) -> list[Batch]:
     """Tag one batch per line and put it in the recorder's hands (collected), or hand it to
-    `handover_to`; any refusal raises, naming the line, and the caller's savepoint undoes all."""
+    `handover_to`; any refusal raises, naming the record's field (`record_fields`: an event's
+    field → the record's; by default within its line), and the caller's savepoint undoes
+    all."""
     place = {"device_time": when, "latitude": latitude, "longitude": longitude}
     tags = [
         _event(
@@ -218,7 +229,7 @@ async def take_in(
                 "origin_site_id": origin_site_id,
                 "destination_organization_id": destination_id,
             },
-            line=index,
+            names=_names(index, record_fields),
         )
         for index, line in enumerate(lines)
     ]
@@ -227,7 +238,12 @@ async def take_in(
         await recorder.record_events(principal=principal, submissions=tags, secret=secret)
     ):
         if outcome.error is not None:
-            outcome.error.field = f"lines[{index}].{outcome.error.field or 'category'}"
+            field = outcome.error.field or "category"
+            outcome.error.field = (
+                record_fields.get(field, field)
+                if record_fields is not None
+                else f"lines[{index}].{field}"
+            )
             raise outcome.error
         if outcome.batch is None:  # recorded already: a concurrent send committed first
             raise Raced
@@ -244,7 +260,7 @@ async def take_in(
                 "batch": batch.code,
                 **({"to_organization_id": handover_to} if handover_to else {}),
             },
-            line=index,
+            names=_names(index, record_fields),
         )
         for index, batch in enumerate(batches)
     ]
@@ -252,5 +268,7 @@ async def take_in(
         principal=principal, submissions=follow, secret=secret
     ):
         if outcome.error is not None:
+            if record_fields is not None and outcome.error.field is not None:
+                outcome.error.field = record_fields.get(outcome.error.field, outcome.error.field)
             raise outcome.error
     return batches

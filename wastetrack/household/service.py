@@ -56,6 +56,16 @@ async def site_from_scan(scanned: str, *, secret: str, field: str = "site") -> S
     return site
 
 
+# How a pickup names what its batch's tagging and collection refuse.
+PICKUP_FIELDS = {
+    "quantity": "weight_kg",
+    "unit": "weight_kg",
+    "producer_organization_id": "site",
+    "origin_site_id": "site",
+    "batch": "site",
+}
+
+
 async def record_pickup(
     *, principal: Principal, submission: PickupCommand, secret: str
 ) -> intake.RecordResult:
@@ -83,6 +93,8 @@ async def record_pickup(
             origin_site_id=site.id,
             latitude=submission.latitude,
             longitude=submission.longitude,
+            # The pickup is its one line: its fields are the request's own.
+            record_fields=PICKUP_FIELDS,
         )
         return await Pickup.create(
             site=site,
@@ -104,10 +116,11 @@ async def record_pickup(
 
 
 async def get_pickup(*, principal: Principal, pickup_id: int) -> Pickup:
-    """A pickup the user recorded or manages."""
-    pickup = await Pickup.get_or_none(id=pickup_id).prefetch_related("batch")
+    """A pickup the user's organization recorded (a colleague's resend on a shared phone is
+    answered with it, as the record's owner is its organization) or the user manages."""
+    pickup = await Pickup.get_or_none(id=pickup_id).prefetch_related("batch", "recorded_by")
     if pickup is None or not (
-        pickup.recorded_by_id == principal.user_id
+        pickup.recorded_by.organization_id == principal.organization_id
         or principal.role == Role.admin
         or (principal.sees_region and pickup.region_path.startswith(principal.region_path))
     ):
