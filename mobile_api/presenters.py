@@ -67,8 +67,10 @@ def berth_read(berth: Berth, settings: Settings) -> BerthRead:
     )
 
 
-def delivery_read(delivery: Delivery, settings: Settings) -> DeliveryRead:
-    """A delivery with its lines; its lines and their batches must be fetched."""
+def delivery_read(
+    delivery: Delivery, lines: list[deliveries.LineNow], settings: Settings
+) -> DeliveryRead:
+    """A delivery with its lines as their batches stand (`deliveries.current_lines`)."""
     return DeliveryRead(
         id=delivery.id,
         receipt_number=delivery.receipt_number,
@@ -89,9 +91,10 @@ def delivery_read(delivery: Delivery, settings: Settings) -> DeliveryRead:
                 volume_m3=line.volume_m3,
                 mass_kg=line.mass_kg,
                 mass_derived=line.mass_derived,
-                batch_code=line.batch.code,
+                batch_code=line.batch_code,
+                corrected=line.corrected,
             )
-            for line in delivery.lines
+            for line in lines
         ],
     )
 

@@ -77,11 +77,14 @@ class DeliveryCreate(DeliveryCommand):
 
 
 class DeliveryLineRead(Schema):
+    """A line as its batch stands after corrections."""
+
     category: str
     volume_m3: Decimal | None
     mass_kg: Decimal | None
     mass_derived: bool
     batch_code: str
+    corrected: bool = Field(description="the line's batch was corrected since it was recorded")
 
 
 class DeliveryRead(Schema):

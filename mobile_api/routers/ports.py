@@ -139,7 +139,7 @@ async def record_delivery(
     )
     record_id = recorded_id(result, response)
     delivery = await deliveries.get_delivery(principal=user, delivery_id=record_id)
-    return delivery_read(delivery, settings)
+    return delivery_read(delivery, await deliveries.current_lines(delivery), settings)
 
 
 @router.get("/m/v1/deliveries", response_model=list[DeliveryRead])
@@ -148,15 +148,14 @@ async def list_deliveries(
 ) -> list[DeliveryRead]:
     """Deliveries, newest first; with vessel_id, that vessel's receipts."""
     found = await deliveries.list_deliveries(principal=user, vessel_id=vessel_id)
-    return [delivery_read(d, settings) for d in found]
+    return [delivery_read(d, await deliveries.current_lines(d), settings) for d in found]
 
 
 @router.get("/m/v1/deliveries/{delivery_id}", response_model=DeliveryRead)
 async def get_delivery(delivery_id: Id, user: CurrentUser, settings: AppSettings) -> DeliveryRead:
     """One delivery."""
-    return delivery_read(
-        await deliveries.get_delivery(principal=user, delivery_id=delivery_id), settings
-    )
+    delivery = await deliveries.get_delivery(principal=user, delivery_id=delivery_id)
+    return delivery_read(delivery, await deliveries.current_lines(delivery), settings)
 
 
 @router.get(

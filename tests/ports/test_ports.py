@@ -262,6 +262,23 @@ async def test_port_figures_count_a_line_as_its_batch_after_corrections(
     port = next(p for p in metrics["ports"] if p["port_id"] == world.orgs["port"].id)
     sewage = next(g for g in port["groups"] if g["group"] == "sewage")
     assert sewage["delivered"] == "0.800"
+    # The delivery, its receipt and the receipt's public check say what the figures count.
+    made = response.json()
+    read = await client.get(f"/m/v1/deliveries/{made['id']}", headers=world.headers("port"))
+    (line,) = read.json()["lines"]
+    assert (line["volume_m3"], line["mass_kg"], line["corrected"]) == ("0.800", "800.000", True)
+    assert line["mass_derived"] is True
+    pdf = await client.get(
+        f"/m/v1/deliveries/{made['id']}/receipt.pdf", headers=world.headers("port")
+    )
+    text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert "0.800" in text and "8.000" not in text
+    public = await client.get(
+        made["receipt_url"].removeprefix("http://testserver"),
+        headers={"Accept": "application/json"},
+    )
+    (shown,) = public.json()["lines"]
+    assert (shown["volume_m3"], shown["mass_derived"], shown["corrected"]) == ("0.800", True, True)
 
 
 async def test_a_delivery_outside_any_phones_clock_is_refused_naming_its_end(

@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from wastetrack.catalog.models import TreatmentMethod, WasteCategory, WasteStream
 from wastetrack.core.errors import NotFound, ValidationFailed
@@ -26,6 +27,17 @@ class CatalogSnapshot:
             chain.append(current)
             current = self.categories[current].parent_key
         return chain
+
+    def mass_factor(self, key: str, unit: str) -> Decimal | None:
+        """The kg of one item (`count`) or one m³ (`m3`) of the category, inherited from its
+        parent and grandparent only, as the roll-up facts read it: the one rule for estimating
+        a mass not weighed."""
+        column = "unit_mass_kg" if unit == "count" else "density_kg_m3"
+        for ancestor in self.ancestors(key)[:3]:
+            factor = getattr(self.categories[ancestor], column)
+            if factor is not None:
+                return Decimal(factor)
+        return None
 
     def waste_code_rule(self, key: str) -> WasteCategory | None:
         """The nearest category up the tree that fixes a waste code or a code pattern."""

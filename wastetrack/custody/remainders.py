@@ -32,13 +32,10 @@ def declared_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal:
     m³ the catalog's estimate, as the batch facts make it before anything is weighed."""
     if batch.unit == Unit.KG:
         return Decimal(batch.quantity)
-    column = "unit_mass_kg" if batch.unit == Unit.COUNT else "density_kg_m3"
-    # The facts inherit a factor from the parent and grandparent category only.
-    for key in catalog.ancestors(batch.category_id)[:3]:
-        factor = getattr(catalog.categories[key], column)
-        if factor is not None:
-            return (Decimal(batch.quantity) * Decimal(factor)).quantize(MILLI, ROUND_HALF_UP)
-    return Decimal(0)
+    factor = catalog.mass_factor(batch.category_id, batch.unit)
+    if factor is None:
+        return Decimal(0)
+    return (Decimal(batch.quantity) * factor).quantize(MILLI, ROUND_HALF_UP)
 
 
 async def estimated_basis(work: Work, batch: Batch) -> bool:

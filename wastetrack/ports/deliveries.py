@@ -86,16 +86,9 @@ async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
             )
         mass, derived = line.mass_kg, False
         if mass is None and line.volume_m3:
-            density = next(
-                (
-                    snap.categories[k].density_kg_m3
-                    for k in snap.ancestors(key)
-                    if snap.categories[k].density_kg_m3 is not None
-                ),
-                None,
-            )
+            density = snap.mass_factor(key, Unit.M3)
             if density is not None:
-                mass = (line.volume_m3 * Decimal(density)).quantize(Decimal("0.001"))
+                mass = (line.volume_m3 * density).quantize(Decimal("0.001"))
                 derived = True
         resolved.append(_Line(key, line.volume_m3, mass, derived))
         _check_amount(resolved[-1], index=index)
@@ -278,11 +271,67 @@ async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
     if not sig or not codes.verify(number, sig, secret):
         raise NotFound("no receipt with this number", field="receipt")
     delivery = await Delivery.get_or_none(receipt_number=number).prefetch_related(
-        "lines", "vessel", "port", "berth"
+        "lines__batch", "vessel", "port", "berth"
     )
     if delivery is None:
         raise NotFound("no receipt with this number", field="receipt")
     return delivery
+
+
+@dataclass(frozen=True, slots=True)
+class LineNow:
+    """A delivery line as its batch stands after corrections: the batch is the record, so the
+    receipt, its public check and the delivery's read say what the figures count."""
+
+    category_id: str
+    volume_m3: Decimal | None
+    mass_kg: Decimal | None
+    mass_derived: bool
+    batch_code: str
+    corrected: bool
+
+
+async def current_lines(delivery: Delivery) -> list[LineNow]:
+    """The delivery's lines as their batches stand; the lines and batches must be fetched. A
+    line whose batch no correction changed reads as recorded; a corrected one takes the batch's
+    category and its kg, or its m³ and the mass the category's density gives (derived)."""
+    snap = await catalog.snapshot()
+    found = []
+    for line in delivery.lines:
+        batch = line.batch
+        if batch.unit == Unit.KG:
+            unchanged = not line.mass_derived and (batch.category_id, batch.quantity) == (
+                line.category_id,
+                line.mass_kg,
+            )
+        else:
+            unchanged = (batch.category_id, batch.unit, batch.quantity) == (
+                line.category_id,
+                Unit.M3,
+                line.volume_m3,
+            )
+        if unchanged:
+            found.append(
+                LineNow(
+                    line.category_id,
+                    line.volume_m3,
+                    line.mass_kg,
+                    line.mass_derived,
+                    batch.code,
+                    corrected=False,
+                )
+            )
+            continue
+        if batch.unit == Unit.KG:
+            found.append(
+                LineNow(batch.category_id, line.volume_m3, batch.quantity, False, batch.code, True)
+            )
+            continue
+        factor = snap.mass_factor(batch.category_id, batch.unit)
+        mass = None if factor is None else (batch.quantity * factor).quantize(Decimal("0.001"))
+        volume = batch.quantity if batch.unit == Unit.M3 else None
+        found.append(LineNow(batch.category_id, volume, mass, mass is not None, batch.code, True))
+    return found
 
 
 def receipt_url(number: str, *, base_url: str, secret: str) -> str:
@@ -324,9 +373,9 @@ async def receipt_pdf(
                     volume_m3=line.volume_m3,
                     mass_kg=line.mass_kg,
                     mass_derived=line.mass_derived,
-                    batch_code=line.batch.code,
+                    batch_code=line.batch_code,
                 )
-                for line in delivery.lines
+                for line in await current_lines(delivery)
             ],
             flags=delivery.flags,
             signed_by=delivery.recorded_by.username,

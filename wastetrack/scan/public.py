@@ -18,7 +18,7 @@ from wastetrack.core import codes
 from wastetrack.core.errors import NotFound
 from wastetrack.manifests.models import Manifest
 from wastetrack.manifests.queries import party_names
-from wastetrack.ports.deliveries import receipt_from_scan
+from wastetrack.ports.deliveries import current_lines, receipt_from_scan
 from wastetrack.ports.models import Berth
 from wastetrack.registry.models import Site
 
@@ -61,6 +61,8 @@ class PublicReceiptLine:
     category_en: str
     volume_m3: Decimal | None
     mass_kg: Decimal | None
+    mass_derived: bool
+    corrected: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +159,10 @@ async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
                 category_en=snap.categories[line.category_id].name_en,
                 volume_m3=line.volume_m3,
                 mass_kg=line.mass_kg,
+                mass_derived=line.mass_derived,
+                corrected=line.corrected,
             )
-            for line in delivery.lines
+            for line in await current_lines(delivery)
         ],
     )
 
