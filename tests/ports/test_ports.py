@@ -716,3 +716,22 @@ async def test_a_region_reader_still_reads_its_own_records_outside_its_region(
     }
     # town_manager's region is the other town, but the record names its organization
     assert counts == {"town_manager": 1, "manager": 1, "port": 0, "clinic": 0}
+
+
+async def test_a_named_port_call_must_cover_the_delivery(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A call that ended before the discharge began is not its call, named or not: naming it
+    would dodge the no_open_port_call flag."""
+    call = await arrive(client, world, harbour.small)
+    departed = await client.post(
+        f"/m/v1/port-calls/{call['id']}/departure",
+        headers=world.headers("port"),
+        json={"departed_at": (NOW - timedelta(hours=4)).isoformat()},
+    )
+    assert departed.status_code == 200, departed.text
+    named = await deliver(client, world, delivery(harbour, harbour.small, port_call_id=call["id"]))
+    assert (named.status_code, named.json()["field"]) == (422, "port_call_id"), named.text
+    unnamed = await deliver(client, world, delivery(harbour, harbour.small))
+    assert unnamed.status_code == 201, unnamed.text
+    assert unnamed.json()["flags"] == ["no_open_port_call"]

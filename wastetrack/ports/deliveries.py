@@ -211,23 +211,23 @@ async def record_delivery(
 async def _port_call_for(
     submission: DeliveryCommand, *, vessel: Vessel, port_id: int
 ) -> PortCall | None:
+    """The vessel's call at the port that covers the delivery (arrived by its end, not
+    departed before its start): the one named, else the latest such."""
+    covering = PortCall.filter(
+        Q(departed_at=None) | Q(departed_at__gte=submission.started_at),
+        vessel_id=vessel.id,
+        port_id=port_id,
+        arrived_at__lte=submission.ended_at,
+    )
     if submission.port_call_id is not None:
-        call = await PortCall.get_or_none(id=submission.port_call_id)
-        if call is None or call.vessel_id != vessel.id or call.port_id != port_id:
+        call = await covering.filter(id=submission.port_call_id).first()
+        if call is None:
             raise ValidationFailed(
-                "the port call is not this vessel's at this port", field="port_call_id"
+                "the port call is not this vessel's at this port at the delivery's time",
+                field="port_call_id",
             )
         return call
-    return (
-        await PortCall.filter(
-            Q(departed_at=None) | Q(departed_at__gte=submission.started_at),
-            vessel_id=vessel.id,
-            port_id=port_id,
-            arrived_at__lte=submission.ended_at,
-        )
-        .order_by("-arrived_at")
-        .first()
-    )
+    return await covering.order_by("-arrived_at").first()
 
 
 def _readable_deliveries(principal: Principal) -> QuerySet[Delivery]:
