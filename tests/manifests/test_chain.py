@@ -50,6 +50,11 @@ async def test_a_carrier_cannot_scan_in_transit_what_its_leg_signature_records(
     assert manifest["number"] in refused.json()["detail"]
     assert "signs its leg" in refused.json()["detail"]
     assert (await Batch.get(code=code)).state == "handed_over"
+    # Nor does the carrier's scan offer it.
+    scanned = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("carrier"))
+    assert scanned.status_code == 200, scanned.text
+    assert "in_transit" not in scanned.json()["actions"]
+    assert "handed_over" in scanned.json()["actions"]
     signed = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=2))
     assert signed.status_code == 200, signed.text
     assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"in_transit"}

@@ -12,7 +12,7 @@ from wastetrack.core.errors import (
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import SPECS, EventType
-from wastetrack.custody.transitions import allowed_actions
+from wastetrack.custody.transitions import next_actions
 from wastetrack.rollups.models import BatchFact
 
 
@@ -28,7 +28,7 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult
     code = await batches.resolve_scan(scanned, secret=secret, field="qr")
     batch = await batches.visible_batches(principal).get_or_none(code=code)
     if batch is not None:
-        return ScanResult(batch=batch, label=None, actions=allowed_actions(principal, batch))
+        return ScanResult(batch=batch, label=None, actions=await next_actions(principal, batch))
     label = await batches.get_label_for_binding(principal, code)
     if label is None:
         raise NotFound(batches.NOT_FOUND, field="qr")

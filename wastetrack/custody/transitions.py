@@ -7,6 +7,7 @@ from typing import Any
 
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
+from wastetrack.catalog import service as catalog
 from wastetrack.catalog.models import TreatmentMethod
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core import codes
@@ -56,6 +57,17 @@ def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
         except DomainError:
             continue
         actions.append(event_type.value)
+    return actions
+
+
+async def next_actions(principal: Principal, batch: Batch) -> list[str]:
+    """The event types this user may record next on this batch: what the spec allows, less
+    the steps an open transfer manifest records itself (`_check_manifest`)."""
+    actions = allowed_actions(principal, batch)
+    if any(action in _MANIFEST_ACTIONS for action in actions):
+        stream = (await catalog.snapshot()).streams[batch.stream_id]
+        if (stream.rules or {}).get("manifest") and await open_manifest_of(batch.code):
+            actions = [action for action in actions if action not in _MANIFEST_ACTIONS]
     return actions
 
 
