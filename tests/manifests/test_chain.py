@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import httpx
+from pydantic import TypeAdapter
 
 from tests.factories import World, event, medical_bag
 from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
@@ -20,10 +21,11 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
 )
 from wastetrack.batches.models import Batch
 from wastetrack.core.settings import Settings
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests import chain
-from wastetrack.manifests.commands import HANDOVER_STEP, step_id
+from wastetrack.manifests.commands import HANDOVER_STEP, DecisionCommand, step_id
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
 from wastetrack.manifests.receiving import _allocated
 
@@ -270,3 +272,22 @@ def test_the_received_quantity_is_shared_without_a_negative_part() -> None:
     shares = _allocated(Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(0)])
     assert sum(shares) == Decimal("1000.003") and min(shares) >= 0
     assert shares[2] == 0 and sorted(shares[:2]) == [Decimal("500.001"), Decimal("500.002")]
+
+
+async def test_a_decisions_reason_is_refused_when_a_receipt_could_not_hold_it(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Its reason goes on every batch's receipt: the contract allows no longer a reason than a
+    custody event's, and a longer one is refused naming it, with nothing decided."""
+    limits = [
+        TypeAdapter(model).json_schema()["properties"]["reason"]["anyOf"][0]["maxLength"]
+        for model in (DecisionCommand, EventCommand)
+    ]
+    assert limits[0] == limits[1], limits
+    arrived = await drive_to_arrival(client, world, parties)
+    decision = {"decision": "rejected", "received_quantity_kg": "0", "reason": "漏" * 1001}
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+    assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
+    assert (await Manifest.get(id=arrived["id"])).state == "arrived"

@@ -70,7 +70,8 @@ class DecisionCommand(Command):
     decision: Literal["accepted", "partially_accepted", "rejected"]
     received_quantity_kg: Decimal = Field(ge=0, le=1_000_000, max_digits=12, decimal_places=3)
     method: Text | None = Field(None, max_length=8, description="利用/处置方式 (R/D code)")
-    reason: Text | None = Field(None, max_length=2000)
+    # Recorded on each batch's receipt too, so no longer than a custody event's reason.
+    reason: Text | None = Field(None, max_length=1000)
     found: FoundCommand = Field(default_factory=FoundCommand)
 
     @model_validator(mode="after")
