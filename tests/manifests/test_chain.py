@@ -3,7 +3,7 @@ compute, refused on the request's field when a value cannot be recorded, and cor
 with the manifest."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -268,10 +268,20 @@ async def test_the_first_leg_may_precede_the_producers_signing_moment_by_a_clock
 
 
 def test_the_received_quantity_is_shared_without_a_negative_part() -> None:
-    """A batch with no known mass takes nothing; the rounding goes to the largest share."""
-    shares = _allocated(Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(0)])
-    assert sum(shares) == Decimal("1000.003") and min(shares) >= 0
-    assert shares[2] == 0 and sorted(shares[:2]) == [Decimal("500.001"), Decimal("500.002")]
+    """By the largest remainders: the shares add up to the quantity received, and none is below
+    zero however many round up (a batch of no known mass takes nothing)."""
+    cases = [
+        (Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(0)]),
+        (Decimal("10.3"), [Decimal("2.5")] * 200),
+        (Decimal("0.003"), [Decimal(1)] * 5),
+    ]
+    for received, declared in cases:
+        shares = _allocated(received, declared)
+        assert sum(shares) == received and min(shares) >= 0, (received, shares)
+        assert max(shares) - min(s for s, d in zip(shares, declared, strict=True) if d) <= Decimal(
+            "0.001"
+        )
+    assert _allocated(Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(0)])[2] == 0
 
 
 async def test_a_decisions_reason_is_refused_when_a_receipt_could_not_hold_it(
@@ -291,3 +301,45 @@ async def test_a_decisions_reason_is_refused_when_a_receipt_could_not_hold_it(
     refused = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
     assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
     assert (await Manifest.get(id=arrived["id"])).state == "arrived"
+
+
+async def test_a_batch_on_an_open_manifest_goes_only_to_the_parties_it_names(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Rejected on a first manifest and back with its producer, the batch goes out again on a
+    second whose one carrier is the first's second: that carrier may not hand it to the first
+    manifest's first carrier, whom the open manifest does not name."""
+    first = await drive_to_arrival(client, world, parties)
+    rejected = {"decision": "rejected", "received_quantity_kg": "0", "reason": "漏液"}
+    decided = await call(client, world, "plant", f"/{first['id']}/decision", rejected)
+    assert decided.status_code == 200, decided.text
+    now = datetime.now(UTC)
+    code = parties.batches[0]
+    back = event(
+        "handed_over",
+        code,
+        to_organization_id=world.orgs["maker"].id,
+        device_time=(now - timedelta(minutes=3)).isoformat(),
+    )
+    returned = await post(client, world, "carrier", back)
+    assert returned.status_code == 201, returned.text
+    kept = event("stored", code, device_time=(now - timedelta(seconds=150)).isoformat())
+    stored = await post(client, world, "maker", kept)
+    assert stored.status_code == 201, stored.text
+    one_leg = {**parties.body, "batches": [code], "legs": parties.body["legs"][1:]}
+    drafted = await call(client, world, "maker", "", one_leg)
+    assert drafted.status_code == 201, drafted.text
+    again = drafted.json()["id"]
+    signed = await sign_producer(client, world, again, now - timedelta(minutes=2))
+    assert signed.status_code == 200, signed.text
+    astray = event(
+        "handed_over",
+        code,
+        to_organization_id=world.orgs["carrier"].id,
+        device_time=(now - timedelta(minutes=1)).isoformat(),
+    )
+    refused = await post(client, world, "second", astray)
+    assert (refused.status_code, refused.json()["field"]) == (409, "to_organization_id")
+    assert (await Batch.get(code=code)).holder_id == world.orgs["second"].id

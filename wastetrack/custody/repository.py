@@ -287,15 +287,22 @@ async def load(
 
 
 async def on_signed_manifest(code: str, organization_id: int, *, producer: bool) -> bool:
-    """Whether a transfer manifest signed by its producer, and not cancelled, lists this batch
-    and names the organization as one of its carriers or its receiver, or, with `producer` (a
-    refused batch going back), as its producer."""
+    """Whether the transfer manifest this batch moves on names the organization as one of its
+    carriers or its receiver, or, with `producer` (a refused batch going back), as its
+    producer: the batch's open manifest (signed by its producer, not decided, not cancelled)
+    when it has one, else any signed and not cancelled that lists it (a decided one, for a
+    refused batch's way back)."""
     rows = await connections.get("default").execute_query_dict(
-        "SELECT 1 FROM manifest m WHERE m.batch_codes @> $1::jsonb"
-        " AND m.producer_signed_at IS NOT NULL AND m.state <> 'cancelled'"
-        " AND (m.receiver_id = $2 OR ($3 AND m.producer_id = $2)"
+        "WITH listing AS (SELECT m.id, m.receiver_id, m.producer_id, m.receiver_signed_at"
+        " FROM manifest m WHERE m.batch_codes @> $1::jsonb"
+        " AND m.producer_signed_at IS NOT NULL AND m.state <> 'cancelled'),"
+        " judged AS (SELECT * FROM listing WHERE receiver_signed_at IS NULL"
+        " UNION ALL SELECT * FROM listing"
+        " WHERE NOT EXISTS (SELECT 1 FROM listing WHERE receiver_signed_at IS NULL))"
+        " SELECT 1 FROM judged m"
+        " WHERE m.receiver_id = $2 OR ($3 AND m.producer_id = $2)"
         " OR EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
-        " AND l.carrier_id = $2)) LIMIT 1",
+        " AND l.carrier_id = $2) LIMIT 1",
         [json.dumps([code]), organization_id, producer],
     )
     return bool(rows)
@@ -303,18 +310,18 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
 
 async def later_leg(code: str, carrier_id: int) -> tuple[bool, bool]:
     """How a handover of this batch to the carrier stands to the batch's open manifest
-    (producer signed, not decided, not cancelled), where the carrier holds a leg after the
-    first: whether the carrier has signed all its legs already (its signature put in its hands
-    the batches handed to it by then), and whether a leg before its next unsigned one is
-    unsigned still (that leg's signature needs the batches in its own carrier's hands)."""
+    (producer signed, not decided, not cancelled): whether the carrier has signed every leg of
+    its own, one after the first among them (that signature put in its hands the batches
+    handed to it by then), and whether a leg before the carrier's next unsigned one is unsigned
+    still (that leg's signature needs the batches in its own carrier's hands)."""
     (row,) = await connections.get("default").execute_query_dict(
         "WITH target AS (SELECT l.manifest_id,"
-        " min(l.seq) FILTER (WHERE l.signed_at IS NULL) AS seq"
+        " min(l.seq) FILTER (WHERE l.signed_at IS NULL) AS seq, bool_or(l.seq > 1) AS later"
         " FROM manifest m JOIN manifest_leg l ON l.manifest_id = m.id"
         " WHERE m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL"
         " AND m.receiver_signed_at IS NULL AND m.state <> 'cancelled'"
-        " AND l.carrier_id = $2 AND l.seq > 1 GROUP BY l.manifest_id)"
-        " SELECT COALESCE(bool_or(t.seq IS NULL), false) AS signed,"
+        " AND l.carrier_id = $2 GROUP BY l.manifest_id)"
+        " SELECT COALESCE(bool_or(t.seq IS NULL AND t.later), false) AS signed,"
         " COALESCE(bool_or(EXISTS (SELECT 1 FROM manifest_leg e"
         " WHERE e.manifest_id = t.manifest_id AND e.seq < t.seq AND e.signed_at IS NULL)),"
         " false) AS early FROM target t",

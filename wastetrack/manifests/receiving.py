@@ -3,7 +3,7 @@ days, and the decision itself, its discrepancies and the batches received in the
 chain."""
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
@@ -166,13 +166,17 @@ async def decide(
 
 def _allocated(received: Decimal, declared: list[Decimal]) -> list[Decimal]:
     """The quantity received, shared among the batches as their declared masses are (kg, or
-    the catalog's estimate for items and m³; equally when none is known), to the gram, the
-    largest share taking the rounding: the batches' weights add up to what the decision
-    states, and none is below zero."""
+    the catalog's estimate for items and m³; equally when none is known), to the gram by the
+    largest remainders: each share rounded down, the grams left over one each to the shares
+    that lost most, so the weights add up to what the decision states and none is below zero."""
     total = sum(declared, Decimal(0))
     parts = declared if total > 0 else [Decimal(1)] * len(declared)
     whole = total if total > 0 else Decimal(len(declared))
-    shares = [(received * part / whole).quantize(Decimal("0.001")) for part in parts]
-    largest = max(range(len(shares)), key=shares.__getitem__)
-    shares[largest] += received - sum(shares, Decimal(0))
+    gram = Decimal("0.001")
+    exact = [received * part / whole for part in parts]
+    shares = [value.quantize(gram, ROUND_DOWN) for value in exact]
+    left = int((received - sum(shares, Decimal(0))) / gram)
+    by_loss = sorted(range(len(shares)), key=lambda i: exact[i] - shares[i], reverse=True)
+    for index in by_loss[:left]:
+        shares[index] += gram
     return shares
