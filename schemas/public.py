@@ -46,7 +46,9 @@ class PublicReceiptLineRead(Schema):
     category_en: str
     volume_m3: Decimal | None
     mass_kg: Decimal | None
-    mass_derived: bool = Field(description="the mass is the category's density × the volume")
+    mass_derived: bool = Field(
+        description="the mass is estimated from the category's density or unit mass"
+    )
     corrected: bool = Field(description="the line's batch was corrected since the receipt")
 
 

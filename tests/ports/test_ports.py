@@ -273,6 +273,7 @@ async def test_port_figures_count_a_line_as_its_batch_after_corrections(
     )
     text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
     assert "0.800" in text and "8.000" not in text
+    assert "corrected since the delivery" in text
     public = await client.get(
         made["receipt_url"].removeprefix("http://testserver"),
         headers={"Accept": "application/json"},

@@ -110,6 +110,12 @@ def _write(path: Path, content: bytes) -> None:
     except BaseException:
         written.unlink(missing_ok=True)
         raise
+    # The rename on disk too, before the row that says the photo is stored commits.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 async def stored_photos(shas: Collection[str]) -> set[str]:

@@ -19,7 +19,7 @@ from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.geometry import distance_m
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_reported
+from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.ports.access import readable
@@ -212,12 +212,13 @@ async def _port_call_for(
     submission: DeliveryCommand, *, vessel: Vessel, port_id: int
 ) -> PortCall | None:
     """The vessel's call at the port that covers the delivery (arrived by its end, not
-    departed before its start): the one named, else the latest such."""
+    departed before its start, give or take the clock skew every reported time is allowed:
+    the port's and the crew's clocks differ): the one named, else the latest such."""
     covering = PortCall.filter(
-        Q(departed_at=None) | Q(departed_at__gte=submission.started_at),
+        Q(departed_at=None) | Q(departed_at__gte=submission.started_at - CLOCK_SKEW),
         vessel_id=vessel.id,
         port_id=port_id,
-        arrived_at__lte=submission.ended_at,
+        arrived_at__lte=submission.ended_at + CLOCK_SKEW,
     )
     if submission.port_call_id is not None:
         call = await covering.filter(id=submission.port_call_id).first()
@@ -374,6 +375,7 @@ async def receipt_pdf(
                     mass_kg=line.mass_kg,
                     mass_derived=line.mass_derived,
                     batch_code=line.batch_code,
+                    corrected=line.corrected,
                 )
                 for line in await current_lines(delivery)
             ],

@@ -20,6 +20,8 @@ class ReceiptLine:
     mass_kg: Decimal | None
     mass_derived: bool
     batch_code: str
+    corrected: bool = False
+    """The line's batch was corrected since the delivery: the line shows it as it stands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,7 @@ def render_receipt_pdf(
     pdf.set_font(family, size=9)
     widths = (70, 28, 28, 20, 34)
     heads = ("类别 Category", "m³", "kg", "折算 est.", "批次 Batch")
-    heads_en = ("Category", "m3", "kg", "kg from m3", "Batch")
+    heads_en = ("Category", "m3", "kg", "kg estimated", "Batch")
     for width, head in zip(widths, heads if cjk else heads_en, strict=True):
         pdf.cell(width, 7, head, border=1)
     pdf.ln()
@@ -104,10 +106,15 @@ def render_receipt_pdf(
             f"{line.volume_m3 or ''}",
             f"{line.mass_kg or ''}",
             ("是 yes" if cjk else "yes") if line.mass_derived else "",
-            line.batch_code,
+            f"{line.batch_code}{' *' if line.corrected else ''}",
         )
         for width, value in zip(widths, cells, strict=True):
             pdf.cell(width, 7, value, border=1)
+        pdf.ln()
+    if any(line.corrected for line in receipt.lines):
+        pdf.ln(3)
+        english = "corrected since the delivery, shown as it stands"
+        pdf.cell(0, 6, f"* 交付后已更正，按现状显示 {english}" if cjk else f"* {english}")
         pdf.ln()
     if receipt.flags:
         pdf.ln(3)
