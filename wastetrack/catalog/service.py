@@ -2,7 +2,7 @@
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from wastetrack.catalog.models import TreatmentMethod, WasteCategory, WasteStream
 from wastetrack.core.errors import NotFound, ValidationFailed
@@ -38,6 +38,15 @@ class CatalogSnapshot:
             if factor is not None:
                 return Decimal(factor)
         return None
+
+    def estimated_kg(self, key: str, unit: str, quantity: Decimal) -> Decimal | None:
+        """A quantity in items or m³ of the category as kg, by `mass_factor`, to the gram and
+        rounded half up as the database's numeric rounds the facts' masses; None with no
+        factor."""
+        factor = self.mass_factor(key, unit)
+        if factor is None:
+            return None
+        return (Decimal(quantity) * factor).quantize(Decimal("0.001"), ROUND_HALF_UP)
 
     def waste_code_rule(self, key: str) -> WasteCategory | None:
         """The nearest category up the tree that fixes a waste code or a code pattern."""

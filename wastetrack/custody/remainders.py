@@ -32,10 +32,7 @@ def declared_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal:
     m³ the catalog's estimate, as the batch facts make it before anything is weighed."""
     if batch.unit == Unit.KG:
         return Decimal(batch.quantity)
-    factor = catalog.mass_factor(batch.category_id, batch.unit)
-    if factor is None:
-        return Decimal(0)
-    return (Decimal(batch.quantity) * factor).quantize(MILLI, ROUND_HALF_UP)
+    return catalog.estimated_kg(batch.category_id, batch.unit, batch.quantity) or Decimal(0)
 
 
 async def estimated_basis(work: Work, batch: Batch) -> bool:

@@ -86,10 +86,8 @@ async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
             )
         mass, derived = line.mass_kg, False
         if mass is None and line.volume_m3:
-            density = snap.mass_factor(key, Unit.M3)
-            if density is not None:
-                mass = (line.volume_m3 * density).quantize(Decimal("0.001"))
-                derived = True
+            mass = snap.estimated_kg(key, Unit.M3, line.volume_m3)
+            derived = mass is not None
         resolved.append(_Line(key, line.volume_m3, mass, derived))
         _check_amount(resolved[-1], index=index)
     return resolved
@@ -328,8 +326,7 @@ async def current_lines(delivery: Delivery) -> list[LineNow]:
                 LineNow(batch.category_id, line.volume_m3, batch.quantity, False, batch.code, True)
             )
             continue
-        factor = snap.mass_factor(batch.category_id, batch.unit)
-        mass = None if factor is None else (batch.quantity * factor).quantize(Decimal("0.001"))
+        mass = snap.estimated_kg(batch.category_id, batch.unit, batch.quantity)
         volume = batch.quantity if batch.unit == Unit.M3 else None
         found.append(LineNow(batch.category_id, volume, mass, mass is not None, batch.code, True))
     return found

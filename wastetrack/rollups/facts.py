@@ -55,6 +55,18 @@ _SUM_COLUMNS = (
 )
 
 
+# Each category's unit mass and density, inherited from its parent and grandparent: the SQL
+# twin of `CatalogSnapshot.mass_factor` (tests/rollups/test_mass_basis.py holds them equal).
+MASS_BASIS = """
+    SELECT c.key,
+           COALESCE(c.unit_mass_kg, p.unit_mass_kg, g.unit_mass_kg) AS unit_mass_kg,
+           COALESCE(c.density_kg_m3, p.density_kg_m3, g.density_kg_m3) AS density_kg_m3
+    FROM waste_category c
+    LEFT JOIN waste_category p ON p.key = c.parent_key
+    LEFT JOIN waste_category g ON g.key = p.parent_key
+"""
+
+
 # $1 the city's time zone, $2 the recovery modes; `scope` selects the batches to compute. The
 # custody spec's keys are formatted in as constants (the plans stay literal ones).
 # - corrections: per corrected event and field, the latest correction's value (a correction of
@@ -165,14 +177,7 @@ kids AS (
     FROM batch c LEFT JOIN weighed cw ON cw.batch_id = c.id
     WHERE c.parent_id IS NOT NULL AND {among("c.parent_id", "scope")} GROUP BY c.parent_id
 ),
-basis AS (
-    SELECT c.key,
-           COALESCE(c.unit_mass_kg, p.unit_mass_kg, g.unit_mass_kg) AS unit_mass_kg,
-           COALESCE(c.density_kg_m3, p.density_kg_m3, g.density_kg_m3) AS density_kg_m3
-    FROM waste_category c
-    LEFT JOIN waste_category p ON p.key = c.parent_key
-    LEFT JOIN waste_category g ON g.key = p.parent_key
-)
+basis AS ({MASS_BASIS})
 SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_path,
        b.stream_id, b.category_id,
        CASE WHEN k.id IS NOT NULL THEN 'container' ELSE COALESCE(d.fate, 'in_progress') END
