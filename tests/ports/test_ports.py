@@ -736,3 +736,10 @@ async def test_a_named_port_call_must_cover_the_delivery(
     unnamed = await deliver(client, world, delivery(harbour, harbour.small))
     assert unnamed.status_code == 201, unnamed.text
     assert unnamed.json()["flags"] == ["no_open_port_call"]
+    # A crew phone five minutes behind the port's: within the skew two clocks may differ by.
+    behind = NOW - timedelta(hours=2, minutes=25)  # the delivery ended at NOW - 2 h 30 min
+    late_call = await arrive(client, world, harbour.large, arrived_at=behind.isoformat())
+    skewed = delivery(harbour, harbour.large, port_call_id=late_call["id"])
+    covered = await deliver(client, world, skewed)
+    assert covered.status_code == 201, covered.text
+    assert "no_open_port_call" not in covered.json()["flags"]
