@@ -21,7 +21,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.records import IdempotentRecord
 from wastetrack.custody import recorder
 from wastetrack.custody.commands import EventCommand
-from wastetrack.custody.results import Status
+from wastetrack.custody.results import Status, others_id
 from wastetrack.custody.rules import EventType
 
 
@@ -59,11 +59,6 @@ class Raced(Exception):
     custody events were found recorded): this one is answered as its resend."""
 
 
-OTHERS_ID = (
-    "this client_event_id was already used by another organization; a new record takes a new id"
-)
-
-
 async def seen(
     model: type[R],
     client_event_id: uuid.UUID,
@@ -79,9 +74,7 @@ async def seen(
         return None
     recording_user = await User.get(id=known.recorded_by_id)
     if recording_user.organization_id != principal.organization_id:
-        return RecordResult(
-            client_event_id, "conflict", None, Conflict(OTHERS_ID, field="client_event_id")
-        )
+        return RecordResult(client_event_id, "conflict", None, others_id())
     if known.payload_digest == payload_digest:
         return RecordResult(
             client_event_id, "duplicate", known.id, flags=flags(known) if flags else None
@@ -148,7 +141,7 @@ async def kept_once(
 
     def resent(known: M) -> M:
         if not owned(known):
-            raise Conflict(OTHERS_ID, field="client_event_id")
+            raise others_id()
         return known
 
     known = await model.get_or_none(client_event_id=client_event_id)

@@ -35,7 +35,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
 from wastetrack.custody.commands import EventCommand
-from wastetrack.custody.results import EntryResult
+from wastetrack.custody.results import EntryResult, others_id
 from wastetrack.custody.rules import (
     EventType,
 )
@@ -333,11 +333,7 @@ def _seen_before(
     conflict when the content differs. An id another organization recorded under is a
     conflict that shows nothing of that organization's event."""
     if seen["organization_id"] != principal.organization_id:
-        error = Conflict(
-            "this client_event_id was already used by another organization;"
-            " a new record takes a new id",
-            field="client_event_id",
-        )
+        error = others_id()
         return Recorded(EntryResult.refused(sub.client_event_id, error, status="conflict"), error)
     if seen["payload_digest"] == digest:
         return Recorded(

@@ -286,6 +286,13 @@ async def load(
     )
 
 
+# The manifests a batch ($1, its code as a JSON array) moves on: signed by their producer and
+# not cancelled; an open one is also not yet decided by its receiver.
+_SIGNED_LISTING = (
+    "m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL AND m.state <> 'cancelled'"
+)
+
+
 async def on_signed_manifest(code: str, organization_id: int, *, producer: bool) -> bool:
     """Whether the transfer manifest this batch moves on names the organization as one of its
     carriers or its receiver, or, with `producer` (a refused batch going back), as its
@@ -294,8 +301,7 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
     refused batch's way back)."""
     rows = await connections.get("default").execute_query_dict(
         "WITH listing AS (SELECT m.id, m.receiver_id, m.producer_id, m.receiver_signed_at"
-        " FROM manifest m WHERE m.batch_codes @> $1::jsonb"
-        " AND m.producer_signed_at IS NOT NULL AND m.state <> 'cancelled'),"
+        f" FROM manifest m WHERE {_SIGNED_LISTING}),"
         " judged AS (SELECT * FROM listing WHERE receiver_signed_at IS NULL"
         " UNION ALL SELECT * FROM listing"
         " WHERE NOT EXISTS (SELECT 1 FROM listing WHERE receiver_signed_at IS NULL))"
@@ -318,8 +324,7 @@ async def later_leg(code: str, carrier_id: int) -> tuple[bool, bool]:
         "WITH target AS (SELECT l.manifest_id,"
         " min(l.seq) FILTER (WHERE l.signed_at IS NULL) AS seq, bool_or(l.seq > 1) AS later"
         " FROM manifest m JOIN manifest_leg l ON l.manifest_id = m.id"
-        " WHERE m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL"
-        " AND m.receiver_signed_at IS NULL AND m.state <> 'cancelled'"
+        f" WHERE {_SIGNED_LISTING} AND m.receiver_signed_at IS NULL"
         " AND l.carrier_id = $2 GROUP BY l.manifest_id)"
         " SELECT COALESCE(bool_or(t.seq IS NULL AND t.later), false) AS signed,"
         " COALESCE(bool_or(EXISTS (SELECT 1 FROM manifest_leg e"

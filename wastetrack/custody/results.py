@@ -5,9 +5,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from wastetrack.core.errors import DomainError
+from wastetrack.core.errors import Conflict, DomainError
 
 Status = Literal["applied", "duplicate", "conflict", "rejected"]
+
+
+def others_id() -> Conflict:
+    """The refusal of a client id another organization recorded under, for a custody event or
+    a stream's record alike: it shows nothing of that organization's record."""
+    return Conflict(
+        "this client_event_id was already used by another organization; a new record takes a"
+        " new id",
+        field="client_event_id",
+    )
 
 
 @dataclass(frozen=True, slots=True)
