@@ -7,6 +7,7 @@ from pydantic import Field
 
 from schemas.base import Moment, Schema
 from wastetrack.manifests.commands import (
+    CancelCommand,
     DecisionCommand,
     LegSignCommand,
     ManifestCommand,
@@ -34,6 +35,11 @@ class Decision(DecisionCommand):
 
 class RevisionCreate(RevisionCommand):
     """A correction proposed to a signed manifest; every other party must approve it."""
+
+
+class Cancellation(CancelCommand):
+    """Cancelling a manifest before it arrives: its producer while no carrier has signed, the
+    region's manager until the arrival."""
 
 
 class LegRead(Schema):
@@ -93,6 +99,8 @@ class ManifestRead(Schema):
     method_id: str | None
     decision_reason: str | None
     receiver_signed_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
     legs: list[LegRead]
     discrepancies: list[DiscrepancyRead]
     revisions: list[RevisionRead]

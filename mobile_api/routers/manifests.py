@@ -12,6 +12,7 @@ from schemas.base import Id, Int32
 from schemas.cosign import BulkSign, BulkSigned, BulkSignResult
 from schemas.manifests import (
     Arrival,
+    Cancellation,
     Decision,
     LegSign,
     ManifestCreate,
@@ -20,7 +21,7 @@ from schemas.manifests import (
     RevisionRead,
 )
 from wastetrack.batches import identifiers
-from wastetrack.manifests import drafting, queries, receiving, revisions, signing
+from wastetrack.manifests import cancelling, drafting, queries, receiving, revisions, signing
 from wastetrack.manifests.pdf import render_manifest_pdf
 from wastetrack.scan import public
 
@@ -146,6 +147,17 @@ async def decide(
         timezone=settings.timezone,
     )
     return manifest_read(done)
+
+
+@router.post("/{manifest_id}/cancel", response_model=ManifestRead)
+async def cancel(
+    manifest_id: Id, body: Cancellation, user: CurrentUser, _: Transaction
+) -> ManifestRead:
+    """Cancel (作废) a manifest before it arrives, with the reason: its producer while no
+    carrier has signed a leg, the region's manager until the arrival. The steps it recorded
+    stay in the custody chain; its batches may go back to their producer."""
+    await cancelling.cancel(principal=user, manifest_id=manifest_id, reason=body.reason)
+    return manifest_read(await queries.get_manifest(principal=user, manifest_id=manifest_id))
 
 
 @router.post("/{manifest_id}/revisions", response_model=RevisionRead, status_code=201)

@@ -176,6 +176,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/m/v1/manifests"): USERS,
     ("GET", "/m/v1/manifests/{manifest_id}"): USERS,
     ("POST", "/m/v1/manifests/{manifest_id}/arrival"): USERS,
+    ("POST", "/m/v1/manifests/{manifest_id}/cancel"): USERS,
     ("POST", "/m/v1/manifests/{manifest_id}/decision"): USERS,
     ("POST", "/m/v1/manifests/{manifest_id}/legs/{seq}/sign"): USERS,
     ("GET", "/m/v1/manifests/{manifest_id}/manifest.pdf"): USERS,

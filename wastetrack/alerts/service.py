@@ -15,6 +15,7 @@ from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody.rules import FINAL_STATES, EventType, State, estimated_remainder, sql_list
+from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
 
 OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
@@ -117,7 +118,7 @@ _RULES: dict[str, str] = {
                                   'vehicle_plate', l.vehicle_plate, 'since', l.handover_at)
         FROM manifest_leg l JOIN manifest m ON m.id = l.manifest_id
         LEFT JOIN manifest_leg n ON n.manifest_id = l.manifest_id AND n.seq = l.seq + 1
-        WHERE l.handover_at IS NOT NULL AND m.state <> 'cancelled'
+        WHERE l.handover_at IS NOT NULL AND m.state <> '{MANIFEST_CANCELLED}'
           AND l.handover_at + make_interval(hours => $3::int) < $2
           AND CASE WHEN n.id IS NULL THEN m.arrived_at IS NULL ELSE n.signed_at IS NULL END
       UNION ALL

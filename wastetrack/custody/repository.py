@@ -14,6 +14,7 @@ from tortoise import connections
 
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core.sqlfunctions import BY_KEY, SqlFunction
+from wastetrack.manifests.models import CANCELLED
 from wastetrack.registry.models import Organization, Region
 
 
@@ -289,7 +290,7 @@ async def load(
 # The manifests a batch ($1, its code as a JSON array) moves on: signed by their producer and
 # not cancelled; an open one is also not yet decided by its receiver.
 _SIGNED_LISTING = (
-    "m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL AND m.state <> 'cancelled'"
+    f"m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL AND m.state <> '{CANCELLED}'"
 )
 
 
@@ -298,7 +299,8 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
     carriers or its receiver, or, with `producer` (a refused batch going back), as its
     producer: the batch's open manifest (signed by its producer, not decided, not cancelled)
     when it has one, else any signed and not cancelled that lists it (a decided one, for a
-    refused batch's way back)."""
+    refused batch's way back). A batch whose latest signed manifest was cancelled may go back
+    to that manifest's producer, from wherever the manifest left it."""
     rows = await connections.get("default").execute_query_dict(
         "WITH listing AS (SELECT m.id, m.receiver_id, m.producer_id, m.receiver_signed_at"
         f" FROM manifest m WHERE {_SIGNED_LISTING}),"
@@ -308,7 +310,11 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
         " SELECT 1 FROM judged m"
         " WHERE m.receiver_id = $2 OR ($3 AND m.producer_id = $2)"
         " OR EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
-        " AND l.carrier_id = $2) LIMIT 1",
+        " AND l.carrier_id = $2)"
+        " UNION ALL SELECT 1 FROM (SELECT m.state, m.producer_id FROM manifest m"
+        " WHERE m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL"
+        " ORDER BY m.producer_signed_at DESC LIMIT 1) latest"
+        f" WHERE latest.state = '{CANCELLED}' AND latest.producer_id = $2 LIMIT 1",
         [json.dumps([code]), organization_id, producer],
     )
     return bool(rows)

@@ -159,7 +159,8 @@ async def _check_manifest(
 ) -> None:
     """Streams whose rules say `manifest` change hands only on a manifest the producer has
     signed that names the organization taking the batch (`taker_id`) as one of its carriers or
-    its receiver, or as its producer once the batch was refused; a step by whoever holds the
+    its receiver, or as its producer once the batch was refused or its latest signed manifest
+    was cancelled (`repository.on_signed_manifest`); a step by whoever holds the
     batch already moves nothing. While that manifest is open, its batches go in transit, are
     stored and are received only by its own steps (`ManifestStep`). A `handover` to the
     carrier of a later leg is refused once that carrier has signed it (the signature recorded

@@ -111,6 +111,13 @@ class RevisionCommand(Command):
         return self
 
 
+class CancelCommand(Command):
+    """Cancelling a manifest before it arrives (作废), with the reason the parties and the
+    authority read on it."""
+
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
 class ManifestStep(EventCommand):
     """A custody step a manifest's signature or decision records for one of its batches
     (`manifests.chain`), never made from a request: while the manifest is open, its batches go

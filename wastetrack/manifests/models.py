@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from wastetrack.registry.models import Organization
 
 
+# The state of a manifest cancelled before it arrived (作废; see manifests.cancelling).
+CANCELLED = "cancelled"
+
+
 class ManifestSerial(Model):
     """The last serial used per year and area, for the 14-digit manifest number."""
 
@@ -90,6 +94,17 @@ class Manifest(Model):
         "wastetrack.User", related_name="manifests_created", on_delete=fields.RESTRICT
     )
     created_at = fields.DatetimeField(auto_now_add=True)
+    # 作废: withdrawn before it arrived (see manifests.cancelling); its signed steps stay in the
+    # custody chain, its unsigned sections are never signed.
+    cancelled_at = fields.DatetimeField(null=True)
+    cancelled_by_id: int | None
+    cancelled_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
+        "wastetrack.User",
+        related_name="manifests_cancelled",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    cancel_reason: str | None = fields.TextField(null=True)
     legs: fields.ReverseRelation["ManifestLeg"]
     discrepancies: fields.ReverseRelation["ManifestDiscrepancy"]
     revisions: fields.ReverseRelation["ManifestRevision"]

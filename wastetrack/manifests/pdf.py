@@ -49,6 +49,11 @@ def render_manifest_pdf(
     pdf.set_font(family, size=9)
     row("联单编号 Number", manifest.number)
     row("状态 State", manifest.state)
+    if manifest.cancelled_at is not None:
+        row(
+            "作废 Cancelled",
+            f"{local_time(manifest.cancelled_at, timezone)} {manifest.cancel_reason or ''}",
+        )
     pdf.ln(2)
     row("移出人 Producer", party_names.get(manifest.producer_id))
     hazard = ",".join(manifest.hazard)

@@ -8,12 +8,12 @@ from uuid import UUID
 from tortoise.expressions import Q
 
 from wastetrack.auth.models import Role
-from wastetrack.core.errors import NotFound
+from wastetrack.core.errors import Conflict, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.commands import HANDOVER_STEP, RECEIVED_STEP, recorded_step_ids
-from wastetrack.manifests.models import Manifest
+from wastetrack.manifests.models import CANCELLED, Manifest
 from wastetrack.registry.models import Organization
 
 
@@ -37,6 +37,18 @@ async def get_manifest(*, principal: Principal, manifest_id: int, lock: bool = F
         found = await Manifest.select_for_update().get(id=found.id)
     await found.fetch_related("legs", "discrepancies", "revisions")
     return found
+
+
+async def open_for_action(*, principal: Principal, manifest_id: int) -> Manifest:
+    """A manifest the user is party to, locked for a signature, an arrival, a decision, a
+    revision or a cancellation: refused once it is cancelled."""
+    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    if manifest.state == CANCELLED:
+        raise Conflict(
+            f"manifest {manifest.number} is cancelled ({manifest.cancel_reason})",
+            field="manifest_id",
+        )
+    return manifest
 
 
 async def list_manifests(*, principal: Principal, discrepant: bool) -> list[Manifest]:
@@ -71,7 +83,7 @@ async def open_manifest_of(code: str) -> Manifest | None:
             producer_signed_at__not_isnull=True,
             receiver_signed_at__isnull=True,
         )
-        .exclude(state="cancelled")
+        .exclude(state=CANCELLED)
         .first()
     )
 

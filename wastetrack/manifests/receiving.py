@@ -18,7 +18,7 @@ from wastetrack.custody.rules import EventType
 from wastetrack.manifests.chain import record
 from wastetrack.manifests.commands import RECEIVED_STEP, DecisionCommand, step_id
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
-from wastetrack.manifests.queries import get_manifest
+from wastetrack.manifests.queries import get_manifest, open_for_action
 from wastetrack.manifests.signing import LOCKED
 from wastetrack.registry import service as registry
 
@@ -62,7 +62,7 @@ async def arrive(
 ) -> Manifest:
     """The receiver records arrival; the decision is due by the end of the 5th working day
     after the day of arrival (city time zone, official calendar)."""
-    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     _receiver(principal, manifest)
     if any(leg.signed_at is None for leg in manifest.legs):
         raise RuleViolation("every leg must be signed before arrival", field="arrived_at")
@@ -93,7 +93,7 @@ async def decide(
 ) -> Manifest:
     """The receiver accepts, partially accepts or rejects, with the quantity received and the
     method; mismatches become discrepancies; the batches are received in the custody chain."""
-    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     _receiver(principal, manifest)
     if manifest.receiver_signed_at is not None:
         raise Conflict(LOCKED, field="decision")

@@ -9,7 +9,7 @@ from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from wastetrack.core.principal import Principal
 from wastetrack.manifests.commands import FoundCommand, RevisionCommand
 from wastetrack.manifests.models import Manifest, ManifestRevision
-from wastetrack.manifests.queries import get_manifest, parties
+from wastetrack.manifests.queries import open_for_action, parties
 
 # The declaration's fields the receiver's decision compared with what arrived (the quantity,
 # and what it may find different): once it has signed, they stay as it compared them, or its
@@ -31,7 +31,7 @@ async def propose_revision(
     *, principal: Principal, manifest_id: int, revision: RevisionCommand
 ) -> ManifestRevision:
     """A party proposes a correction to a signed manifest; the others must approve it."""
-    manifest = await get_manifest(principal=principal, manifest_id=manifest_id)
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     if principal.organization_id not in parties(manifest):
         raise Forbidden("only the manifest's parties propose revisions", field="role")
     if manifest.producer_signed_at is None:
@@ -58,7 +58,7 @@ async def answer_revision(
 ) -> ManifestRevision:
     """Another party approves or rejects; approved by all, the change applies and the old
     values stay in the revision."""
-    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     revision = await ManifestRevision.get_or_none(id=revision_id, manifest_id=manifest.id)
     if revision is None:
         raise NotFound(f"no revision {revision_id}", field="revision_id")

@@ -24,7 +24,7 @@ from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import record
 from wastetrack.manifests.commands import HANDOVER_STEP, LegSignCommand, step_id, transit_step
 from wastetrack.manifests.models import Manifest
-from wastetrack.manifests.queries import get_manifest, producer_handover
+from wastetrack.manifests.queries import get_manifest, open_for_action, producer_handover
 
 LOCKED = "this section is signed and locked; propose a revision instead"
 
@@ -34,7 +34,7 @@ async def sign_producer(
 ) -> Manifest:
     """The producer signs its section (locking it): the batches go to the first carrier, at
     `handed_over_at` by the producer's clock (default: now)."""
-    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
         raise Forbidden("only the producer signs the producer's section", field="role")
     if manifest.producer_signed_at is not None:
@@ -83,7 +83,7 @@ async def sign_leg(
     """A carrier signs its leg at handover (time and place), in order; the first leg puts the
     batches in transit to the receiver, a later one those the previous carrier handed over to
     this leg's carrier (so the receiver takes them from a batch in transit, as always)."""
-    manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     legs = sorted(manifest.legs, key=lambda leg: leg.seq)
     leg = next((leg for leg in legs if leg.seq == seq), None)
     if leg is None:

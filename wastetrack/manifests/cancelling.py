@@ -1,0 +1,47 @@
+"""Cancelling a manifest (作废) before it arrives: its producer alone while no carrier has
+signed a leg, the region's manager (the authority) at any time before arrival, as when a
+later carrier never signs. The custody chain keeps every step the manifest recorded; the
+batches are no longer the manifest's, and may go back to their producer from where they are."""
+
+from datetime import UTC, datetime
+
+from wastetrack.auth.models import Role
+from wastetrack.core.errors import Forbidden, RuleViolation
+from wastetrack.core.principal import Principal
+from wastetrack.manifests.models import CANCELLED, Manifest, ManifestRevision
+from wastetrack.manifests.queries import open_for_action
+
+
+async def cancel(*, principal: Principal, manifest_id: int, reason: str) -> Manifest:
+    """Cancel the manifest with a reason; its pending revisions are withdrawn."""
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
+    authority = principal.role in (Role.manager, Role.admin)
+    producer = (
+        principal.role == Role.generator and principal.organization_id == manifest.producer_id
+    )
+    if not (authority or producer):
+        raise Forbidden("the producer, or the region's manager, cancels a manifest", field="role")
+    if manifest.arrived_at is not None:
+        raise RuleViolation(
+            "the manifest has arrived: its receiver decides (a rejection sends the batches back)",
+            field="manifest_id",
+        )
+    signed = [leg.seq for leg in manifest.legs if leg.signed_at is not None]
+    if signed and not authority:
+        raise RuleViolation(
+            f"the carrier of leg {min(signed) - 1} has signed: the waste is on its way, and"
+            " the region's manager cancels the manifest",
+            field="manifest_id",
+        )
+    now = datetime.now(UTC)
+    manifest.state = CANCELLED
+    manifest.cancelled_at, manifest.cancelled_by_id, manifest.cancel_reason = (
+        now,
+        principal.user_id,
+        reason,
+    )
+    await manifest.save(update_fields=["state", "cancelled_at", "cancelled_by_id", "cancel_reason"])
+    await ManifestRevision.filter(manifest_id=manifest.id, state="pending").update(
+        state="withdrawn", decided_at=now
+    )
+    return manifest
