@@ -204,9 +204,9 @@ def _alert_subject(alert: Alert, zh: dict[str, dict[str, str]]) -> str:
         if details.get("receipt"):
             return f"交付回执 {details['receipt']}"
     if alert.kind == "weight_discrepancy" and code:
-        return (
-            f"{code} · 申报 {details.get('declared_kg')} kg，称重 {details.get('received_kg')} kg"
-        )
+        # Alerts raised before the rule read the mass balance's facts call it `received_kg`.
+        weighed = details.get("weighed_kg", details.get("received_kg"))
+        return f"{code} · 申报 {details.get('declared_kg')} kg，称重 {weighed} kg"
     if alert.kind == "manifest_overdue":
         return f"联单 {details.get('manifest', alert.subject)}"
     return str(code or alert.subject)

@@ -58,6 +58,36 @@ async def test_weight_far_from_the_declaration_raises_an_alert(
     )
 
 
+async def test_the_weight_alert_judges_the_receipt_as_corrected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A mistyped weight corrected clears its alert; a partial acceptance corrected to a whole
+    one (its remainder cancelled) leaves the weighing short of the whole declaration, and a
+    rejected receipt's weight never counts."""
+    carrier = world.orgs["carrier"].id
+    typo = await tag_bag(client, world, carrier_organization_id=carrier)  # declared 3.5 kg
+    whole = await tag_bag(client, world, carrier_organization_id=carrier)
+    receipts = {}
+    for bag, outcome in ((typo, "accepted"), (whole, "partially_accepted")):
+        await advance(client, world, bag["code"], until="in_transit")
+        body = event(
+            "received", bag["code"], minutes=60, outcome=outcome, weight_kg="2.0", reason="破损"
+        )
+        answer = await post_event(client, world, "facility", body)
+        assert answer.status_code == 201, answer.text
+        receipts[bag["code"]] = answer.json()["event_id"]
+    assert await kinds(client, world, "clinic") == [("weight_discrepancy", typo["code"])]
+    for code, fix in (
+        (typo["code"], {"weight_kg": "3.4"}),
+        (whole["code"], {"outcome": "accepted"}),
+    ):
+        body = event("corrected", code, minutes=70, corrects=receipts[code], **fix)
+        answer = await post_event(client, world, "facility", body)
+        assert answer.status_code == 201, answer.text
+    # 3.4 of 3.5 kg: cleared. 2.0 of 3.5 kg, the refused part no longer split off: raised.
+    assert await kinds(client, world, "clinic") == [("weight_discrepancy", whole["code"])]
+
+
 async def test_a_batch_idle_raises_one_alert_a_spell_cleared_when_it_moves(
     client: httpx.AsyncClient, world: World
 ) -> None:

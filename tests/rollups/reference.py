@@ -150,6 +150,16 @@ def facts(
             return False
         return estimate_basis(first["related_batch_id"])
 
+    def tag_code(batch_id: int) -> str:
+        return str(chains[batch_id][0]["code"])
+
+    # Each batch's remainders, by the code their tagging says they were split from.
+    split_off: dict[str, list[int]] = defaultdict(list)
+    for batch_id, chain in chains.items():
+        origin = (chain[0]["details"] or {}).get("split_from")
+        if chain[0]["event_type"] == "tagged" and origin:
+            split_off[origin].append(batch_id)
+
     result = {}
     for batch_id in chains:
         tag = tagging(batch_id)
@@ -174,7 +184,16 @@ def facts(
             ):
                 balance = (weight, sum((tagging(c)["quantity"] for c in kids), Decimal(0)))
         elif weight is not None and not estimate_basis(batch_id):
-            balance = (weight, tag["quantity"])
+            # The parts refused from it declare their own kg: its weighing covers the rest.
+            refused = sum(
+                (
+                    tagging(r)["quantity"]
+                    for r in split_off[tag_code(batch_id)]
+                    if own_fate(r) != "cancelled"
+                ),
+                Decimal(0),
+            )
+            balance = (weight, tag["quantity"] - refused)
         result[batch_id] = Fact(
             day=tag["time"].astimezone(tz).date(),
             region=regions[batch_id],

@@ -203,3 +203,58 @@ async def test_a_bag_corrected_in_its_load_updates_the_loads_balance(
     incremental = await rollups.snapshot()
     await rollups.rebuild(timezone="Asia/Shanghai")
     assert await rollups.snapshot() == incremental
+
+
+async def test_the_parts_refused_from_a_batch_are_declared_once_in_the_mass_balance(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A partial acceptance weighs the accepted part; the refused part becomes a remainder that
+    declares its own kg. The original's declared kg leaves that part out, so the balance of the
+    two is the whole declaration set against the whole weighing."""
+    carrier = world.orgs["carrier"].id
+    unstated = await tag_bag(client, world, carrier_organization_id=carrier)  # 3.5 kg
+    stated = await tag_bag(client, world, carrier_organization_id=carrier)
+    for bag, refused in ((unstated, None), (stated, "1.0")):
+        await advance(client, world, bag["code"], until="in_transit")
+        receipt = event(
+            "received",
+            bag["code"],
+            minutes=60,
+            outcome="partially_accepted",
+            weight_kg="2.0",
+            reason="一袋破损",
+            **({"refused_kg": refused} if refused else {}),
+        )
+        answer = await post_event(client, world, "facility", receipt)
+        assert answer.status_code == 201, answer.text
+    day = CITY_TODAY.isoformat()
+
+    async def balance() -> tuple[str, str]:
+        answer = await client.get(
+            "/m/v1/metrics/mass-balance",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day},
+        )
+        (category,) = answer.json()["categories"]
+        return category["declared_kg"], category["weighed_kg"]
+
+    # 2.0 weighed of 3.5 − 1.5 (the remainder the receiver left unstated), and of 3.5 − 1.0.
+    assert await balance() == ("4.500", "4.000")
+    # The first remainder goes elsewhere and is weighed: 1.5 declared once, 1.4 weighed.
+    (rest,) = (
+        await client.get(f"/m/v1/batches/{unstated['code']}", headers=world.headers("carrier"))
+    ).json()["remainders"]
+    onward = event(
+        "in_transit",
+        rest,
+        minutes=70,
+        destination_organization_id=world.orgs["facility"].id,
+    )
+    assert (await post_event(client, world, "carrier", onward)).status_code == 201
+    accepted = event("received", rest, minutes=80, outcome="accepted", weight_kg="1.4")
+    answer = await post_event(client, world, "facility", accepted)
+    assert answer.status_code == 201, answer.text
+    assert await balance() == ("6.000", "5.400")
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental

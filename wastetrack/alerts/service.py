@@ -14,7 +14,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
-from wastetrack.custody.rules import FINAL_STATES, EventType, State, estimated_remainder, sql_list
+from wastetrack.custody.rules import FINAL_STATES, State, sql_list
 from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
 
 OVERDUE_STORAGE = "overdue_storage"
@@ -69,21 +69,18 @@ _RULES: dict[str, str] = {
         FROM clock k JOIN batch b ON b.id = k.root_id
         JOIN waste_category c ON c.key = b.category_id
         WHERE k.since + make_interval(hours => c.storage_limit_hours) < $2""",
-    # Weight measured on receipt differs from the declared kilograms beyond the tolerance; a
-    # partial acceptance is weighed with its refused part (split off as a remainder batch). A
-    # remainder's kg set against an estimate is no declaration to differ from.
-    "weight_discrepancy": f"""
-        SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2, NULL::timestamptz,
-               jsonb_build_object('code', b.code, 'declared_kg', b.quantity,
-                                  'received_kg', e.weight_kg,
-                                  'refused_kg', e.details->>'refused_kg')
-        FROM custody_event e JOIN batch b ON b.id = e.batch_id
-        CROSS JOIN LATERAL (
-            SELECT e.weight_kg + COALESCE((e.details->>'refused_kg')::numeric, 0) AS weighed
-        ) w
-        WHERE e.event_type = '{EventType.received}' AND e.weight_kg IS NOT NULL AND b.unit = 'kg'
-          AND NOT {estimated_remainder("b")}
-          AND b.quantity > 0 AND abs(w.weighed - b.quantity) / b.quantity > $3""",
+    # A batch's weighing differs from its declared kilograms beyond the tolerance: the mass
+    # balance's own comparison, kept in its fact (rollups.facts) after corrections, for the
+    # batches it compares (declared in kg less the parts refused from them, which their
+    # remainders declare; not a remainder's estimated kg; a load against its bags'). Cleared
+    # when a correction brings the two together.
+    "weight_discrepancy": """
+        SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2::timestamptz, NULL::timestamptz,
+               jsonb_build_object('code', b.code, 'declared_kg', f.balance_declared_kg,
+                                  'weighed_kg', f.balance_weighed_kg)
+        FROM batch_fact f JOIN batch b ON b.id = f.batch_id
+        WHERE f.balance_declared_kg > 0
+          AND abs(f.balance_weighed_kg - f.balance_declared_kg) / f.balance_declared_kg > $3""",
     # A batch left in one live state longer than allowed, since the last step anyone took with
     # it (its latest device time; a correction is not a step). The subject carries that moment,
     # so a batch idle again later raises a new alert; cleared once it moves.
@@ -138,7 +135,7 @@ _RULES: dict[str, str] = {
 }
 # Rules whose alerts clear themselves when their condition ends (the leg arrived, the batch
 # was collected or moved on).
-_SELF_CLEARING = (LEG_OVERDUE, "overdue_storage", "idle_batch")
+_SELF_CLEARING = (LEG_OVERDUE, "overdue_storage", "idle_batch", "weight_discrepancy")
 
 
 async def refresh(

@@ -86,7 +86,10 @@ class Settings(BaseSettings):
         Decimal("0.05"), ge=0, le=1, description="received vs declared before a discrepancy"
     )
     weight_discrepancy_tolerance: float = Field(
-        0.10, ge=0, le=10, description="received vs declared kg before an alert"
+        0.10,
+        ge=0,
+        le=10,
+        description="weighed vs declared kg (a batch's mass balance) before an alert",
     )
     idle_batch_hours: int = Field(168, ge=1, description="hours in one state before an alert")
     leg_overdue_hours: int = Field(

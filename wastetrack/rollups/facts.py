@@ -15,6 +15,7 @@ from wastetrack.custody.rules import (
     EventType,
     Outcome,
     Rollup,
+    State,
     estimated_remainder,
     events_counted,
     sql_list,
@@ -26,8 +27,9 @@ from wastetrack.custody.rules import (
 # treatment method after corrections, which a batch's fate reports; a container's weighing is
 # set against its children's declarations only when every child is declared in kg, was not
 # weighed itself and holds nothing. 5: a remainder whose refused kg was set against an estimate
-# is estimated and stays out of the mass balance.)
-DEFINITION_VERSION = "2026-12-cohorts-5"
+# is estimated and stays out of the mass balance. 6: a batch's declared kg in the mass balance
+# leaves out the parts refused from it, which its remainders declare.)
+DEFINITION_VERSION = "2026-12-cohorts-6"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
 # Fates that leave every figure (a cancelled batch) or are counted through their children
@@ -79,6 +81,9 @@ MASS_BASIS = """
 # - kids: a container's children's declared kg, comparable with its weighing only when every
 #   child is declared in kg, was not weighed itself and holds nothing (else counted twice, or
 #   in other units);
+# - parts: the kg of each batch's remainders not cancelled (the parts refused from it), which
+#   its accepted weighing does not cover: its declared kg in the mass balance leaves them out,
+#   as each remainder declares its own;
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
 #   (inherited from its parents), marked estimated. A remainder's kg set against such an
 #   estimate (`estimated_remainder`, `t`) is an estimate too, never a declaration.
@@ -177,6 +182,13 @@ kids AS (
     FROM batch c LEFT JOIN weighed cw ON cw.batch_id = c.id
     WHERE c.parent_id IS NOT NULL AND {among("c.parent_id", "scope")} GROUP BY c.parent_id
 ),
+parts AS (
+    SELECT p.split_from_id AS id, SUM(p.quantity) AS refused_kg
+    FROM batch p
+    WHERE p.split_from_id IS NOT NULL AND {among("p.split_from_id", "scope")}
+      AND p.state <> '{State.cancelled}'
+    GROUP BY p.split_from_id
+),
 basis AS ({MASS_BASIS})
 SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_path,
        b.stream_id, b.category_id,
@@ -193,7 +205,8 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
             WHEN b.unit = 'kg' AND NOT t.estimated THEN w.weight_kg END AS balance_weighed_kg,
        CASE WHEN w.weight_kg IS NULL THEN NULL
             WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN k.declared_kg END
-            WHEN b.unit = 'kg' AND NOT t.estimated THEN b.quantity END AS balance_declared_kg,
+            WHEN b.unit = 'kg' AND NOT t.estimated THEN b.quantity - COALESCE(pt.refused_kg, 0)
+            END AS balance_declared_kg,
        CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
        CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items,
        d.method
@@ -202,6 +215,7 @@ LEFT JOIN root r ON r.id = b.id
 LEFT JOIN decided d ON d.batch_id = COALESCE(r.root, b.id)
 LEFT JOIN weighed w ON w.batch_id = b.id
 LEFT JOIN kids k ON k.id = b.id
+LEFT JOIN parts pt ON pt.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
 CROSS JOIN LATERAL (SELECT {estimated_remainder("b")} AS estimated) t
 WHERE {among("b.id", "scope")}
@@ -257,7 +271,8 @@ def _insert_sums(table: str, key: str, cell: str, source: str, *, add: bool) -> 
 
 
 # Affected: the batches the events touched, the containers they are directly in (a
-# container's declared mass is its contents'), and everything aggregated into those,
+# container's declared mass is its contents'), the batches they were split from (whose declared
+# kg leaves out their remainders'), and everything aggregated into those,
 # recursively (a child's fate follows its container).
 _AFFECTED = """
 WITH RECURSIVE down (id) AS (
@@ -265,6 +280,8 @@ WITH RECURSIVE down (id) AS (
         SELECT unnest($3::int[]) AS id
         UNION
         SELECT parent_id FROM batch WHERE id = ANY($3::int[]) AND parent_id IS NOT NULL
+        UNION
+        SELECT split_from_id FROM batch WHERE id = ANY($3::int[]) AND split_from_id IS NOT NULL
     ) AS touched
     UNION
     -- Each level's children looked up by their parent's key (never a merge or hash join over
