@@ -172,6 +172,7 @@ async def overview(
         {
             "user": user,
             "today": seen.today,
+            "area": seen.area,
             "tz": settings.timezone,
             "zh": zh,
             "indicators": seen.indicators,

@@ -116,8 +116,8 @@ async def mass_balance(
     _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
-    """Kilograms declared at tagging against kilograms weighed on receipt, per stream and
-    category, for the batches received in the period."""
+    """Kilograms declared at tagging against kilograms weighed (on an accepted receipt or at
+    treatment), per stream and category, for the batches tagged in the period (their cohort)."""
     result = await rollups.mass_balance(
         region_path=user.region_path, date_from=period.date_from, date_to=period.date_to
     )

@@ -42,6 +42,18 @@ async def test_overview_shows_targets_and_counts(client: httpx.AsyncClient, worl
     assert script.status_code == 200 and len(script.content) > 500_000
 
 
+async def test_the_overview_names_the_region_its_figures_cover(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A town's manager reads its town's coverage and cells, not the city's."""
+    await login(client, "town_manager")
+    page = await client.get("/dashboard")
+    assert page.status_code == 200, page.text
+    assert "石岛管理区：" in page.text and "全市：" not in page.text
+    await login(client, "manager")
+    assert "荣成市：" in (await client.get("/dashboard")).text
+
+
 async def test_trace_page_shows_a_batch_the_manager_may_see(
     client: httpx.AsyncClient, world: World
 ) -> None:

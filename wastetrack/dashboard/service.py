@@ -16,6 +16,7 @@ from wastetrack.core.metrics import Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
 from wastetrack.indicators import service as indicators
+from wastetrack.registry.models import Region
 from wastetrack.rollups import service as rollups
 
 
@@ -37,6 +38,8 @@ class StreamRow(TypedDict):
 @dataclass(frozen=True, slots=True)
 class Overview:
     today: date
+    area: str
+    """The name of the region the figures cover: the reader's."""
     months: list[date]
     """The first days of the last 12 months, the current one included."""
     period: tuple[date, date]
@@ -56,8 +59,10 @@ async def overview(*, principal: Principal, timezone: str) -> Overview:
     months = last_twelve_months(today)
     period_from, period_to = months[0], today
     region = principal.region_path
+    area = await Region.get_or_none(path=region).values_list("name", flat=True)
     return Overview(
         today=today,
+        area=str(area or region),
         months=months,
         period=(period_from, period_to),
         monthly=await rollups.monthly_series(region_path=region, months=months),
