@@ -160,6 +160,27 @@ def facts(
         if chain[0]["event_type"] == "tagged" and origin:
             split_off[origin].append(batch_id)
 
+    # A container of plain, unweighed kg declarations compares its weighing with them: each
+    # child gets its part of the weighing by its declared kg, in whole grams, the grams left
+    # over going to the largest remainders (then the lower id).
+    shares: dict[int, tuple[Decimal, Decimal]] = {}
+    for container, kids in children.items():
+        weight = weighed(container)
+        if weight is None or not all(
+            not estimate_basis(c) and weighed(c) is None and c not in children for c in kids
+        ):
+            continue
+        grams = {c: int(tagging(c)["quantity"] * 1000) for c in kids}
+        total, whole = sum(grams.values()), int(weight * 1000)
+        if not total:
+            continue
+        part = {c: divmod(whole * g, total) for c, g in grams.items()}
+        left = whole - sum(q for q, _ in part.values())
+        order = sorted(kids, key=lambda c: (-part[c][1], c))
+        for rank, c in enumerate(order):
+            share = part[c][0] + (1 if rank < left else 0)
+            shares[c] = (Decimal(share) / 1000, tagging(c)["quantity"])
+
     result = {}
     for batch_id in chains:
         tag = tagging(batch_id)
@@ -176,13 +197,10 @@ def facts(
             factor = catalog.factor(tag["category"], tag["unit"])
             mass, estimated = tag["quantity"] * (factor or 0), True
         balance = None
-        if weight is not None and batch_id in children:
-            kids = children[batch_id]
-            # Only a container of plain, unweighed kg declarations compares with its weighing.
-            if all(
-                not estimate_basis(c) and weighed(c) is None and c not in children for c in kids
-            ):
-                balance = (weight, sum((tagging(c)["quantity"] for c in kids), Decimal(0)))
+        if batch_id in shares:
+            balance = shares[batch_id]
+        elif batch_id in children:
+            pass  # in no cohort: its children carry their shares of its weighing
         elif weight is not None and not estimate_basis(batch_id):
             # The parts refused from it declare their own kg: its weighing covers the rest.
             refused = sum(

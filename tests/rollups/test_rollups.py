@@ -258,3 +258,30 @@ async def test_the_parts_refused_from_a_batch_are_declared_once_in_the_mass_bala
     incremental = await rollups.snapshot()
     await rollups.rebuild(timezone="Asia/Shanghai")
     assert await rollups.snapshot() == incremental
+
+
+async def test_a_loads_weighing_is_compared_where_its_bags_were_produced(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A load is in no cohort; its bags are. Its weighing is shared among them by their declared
+    kg, so the comparison counts in the bags' town and category, not in the carrier's."""
+    _, _, load = await received_load(client, world)  # two 5 kg bags of the clinic, 3.4 kg
+    day = CITY_TODAY.isoformat()
+    for region, expected in (
+        ("town", [("med.infectious", "10.000", "3.400")]),
+        ("other_town", []),
+    ):
+        answer = await client.get(
+            "/m/v1/metrics/mass-balance",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day, "region_id": world.regions[region].id},
+        )
+        assert answer.status_code == 200, answer.text
+        rows = [
+            (c["category"], c["declared_kg"], c["weighed_kg"]) for c in answer.json()["categories"]
+        ]
+        assert rows == expected, region
+    # 3.4 kg weighed against 10 declared: one alert, on the load that was weighed.
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    assert [(a["kind"], a["details"]["code"]) for a in listed] == [("weight_discrepancy", load)]

@@ -72,7 +72,8 @@ _RULES: dict[str, str] = {
     # A batch's weighing differs from its declared kilograms beyond the tolerance: the mass
     # balance's own comparison, kept in its fact (rollups.facts) after corrections, for the
     # batches it compares (declared in kg less the parts refused from them, which their
-    # remainders declare; not a remainder's estimated kg; a load against its bags'). Cleared
+    # remainders declare; not a remainder's estimated kg; a load against its bags', whose
+    # shares of its weighing raise nothing of their own). Cleared
     # when a correction brings the two together.
     "weight_discrepancy": """
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2::timestamptz, NULL::timestamptz,
@@ -80,7 +81,10 @@ _RULES: dict[str, str] = {
                                   'weighed_kg', f.balance_weighed_kg)
         FROM batch_fact f JOIN batch b ON b.id = f.batch_id
         WHERE f.balance_declared_kg > 0
-          AND abs(f.balance_weighed_kg - f.balance_declared_kg) / f.balance_declared_kg > $3""",
+          AND abs(f.balance_weighed_kg - f.balance_declared_kg) / f.balance_declared_kg > $3
+          -- A bag's share of its load's weighing: the load's own comparison raises the alert.
+          AND NOT EXISTS (SELECT 1 FROM batch_fact l WHERE l.batch_id = b.parent_id
+                          AND l.fate = 'container' AND l.balance_declared_kg IS NOT NULL)""",
     # A batch left in one live state longer than allowed, since the last step anyone took with
     # it (its latest device time; a correction is not a step). The subject carries that moment,
     # so a batch idle again later raises a new alert; cleared once it moves.

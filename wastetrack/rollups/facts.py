@@ -28,8 +28,9 @@ from wastetrack.custody.rules import (
 # set against its children's declarations only when every child is declared in kg, was not
 # weighed itself and holds nothing. 5: a remainder whose refused kg was set against an estimate
 # is estimated and stays out of the mass balance. 6: a batch's declared kg in the mass balance
-# leaves out the parts refused from it, which its remainders declare.)
-DEFINITION_VERSION = "2026-12-cohorts-6"
+# leaves out the parts refused from it, which its remainders declare. 7: a container's weighing
+# is shared among its children, each share counted in the child's cohort.)
+DEFINITION_VERSION = "2026-12-cohorts-7"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
 # Fates that leave every figure (a cancelled batch) or are counted through their children
@@ -81,6 +82,11 @@ MASS_BASIS = """
 # - kids: a container's children's declared kg, comparable with its weighing only when every
 #   child is declared in kg, was not weighed itself and holds nothing (else counted twice, or
 #   in other units);
+# - shares: a comparable container's weighing shared among its children by their declared kg,
+#   to the gram by the largest remainders (integer grams, ties by id), so each child's share
+#   counts in its own cohort (day, region, category): a container is in no cohort. The
+#   container's fact keeps its own comparison, for the weight alert; the sums leave it out
+#   (_CONTRIBUTION);
 # - parts: the kg of each batch's remainders not cancelled (the parts refused from it), which
 #   its accepted weighing does not cover: its declared kg in the mass balance leaves them out,
 #   as each remainder declares its own;
@@ -182,6 +188,26 @@ kids AS (
     FROM batch c LEFT JOIN weighed cw ON cw.batch_id = c.id
     WHERE c.parent_id IS NOT NULL AND {among("c.parent_id", "scope")} GROUP BY c.parent_id
 ),
+shares AS (
+    SELECT s.id, s.declared_kg,
+           ((s.base + CASE WHEN row_number() OVER (PARTITION BY s.parent_id
+                                                   ORDER BY s.rest DESC, s.id) <= s.leftover
+                           THEN 1 ELSE 0 END) / 1000.0)::numeric(14, 3) AS weighed_kg
+    FROM (
+        SELECT c.id, c.parent_id, c.quantity AS declared_kg,
+               div(g.weight * g.own, g.total) AS base, mod(g.weight * g.own, g.total) AS rest,
+               g.weight - SUM(div(g.weight * g.own, g.total)) OVER (PARTITION BY c.parent_id)
+                   AS leftover
+        FROM kids k
+        JOIN weighed kw ON kw.batch_id = k.id
+        CROSS JOIN LATERAL (SELECT id, parent_id, quantity FROM batch
+                            WHERE parent_id = k.id OFFSET 0) c
+        CROSS JOIN LATERAL (SELECT round(kw.weight_kg * 1000) AS weight,
+                                   round(c.quantity * 1000) AS own,
+                                   round(k.declared_kg * 1000) AS total) g
+        WHERE k.comparable AND k.declared_kg > 0
+    ) s
+),
 parts AS (
     SELECT p.split_from_id AS id, SUM(p.quantity) AS refused_kg
     FROM batch p
@@ -202,8 +228,10 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
                 0)::numeric(14, 3) AS mass_kg,
        w.weight_kg IS NULL AND (b.unit <> 'kg' OR t.estimated) AS estimated,
        CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN w.weight_kg END
+            WHEN sh.id IS NOT NULL THEN sh.weighed_kg
             WHEN b.unit = 'kg' AND NOT t.estimated THEN w.weight_kg END AS balance_weighed_kg,
-       CASE WHEN w.weight_kg IS NULL THEN NULL
+       CASE WHEN sh.id IS NOT NULL THEN sh.declared_kg
+            WHEN w.weight_kg IS NULL THEN NULL
             WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN k.declared_kg END
             WHEN b.unit = 'kg' AND NOT t.estimated THEN b.quantity - COALESCE(pt.refused_kg, 0)
             END AS balance_declared_kg,
@@ -216,6 +244,7 @@ LEFT JOIN decided d ON d.batch_id = COALESCE(r.root, b.id)
 LEFT JOIN weighed w ON w.batch_id = b.id
 LEFT JOIN kids k ON k.id = b.id
 LEFT JOIN parts pt ON pt.id = b.id
+LEFT JOIN shares sh ON sh.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
 CROSS JOIN LATERAL (SELECT {estimated_remainder("b")} AS estimated) t
 WHERE {among("b.id", "scope")}
@@ -227,8 +256,10 @@ _CONTRIBUTION = """
 SELECT day, region_path, stream_id, category_id, fate, mode,
        {sign} * mass_kg AS mass_kg,
        {sign} * CASE WHEN estimated THEN mass_kg ELSE 0 END AS estimated_kg,
-       {sign} * COALESCE(balance_weighed_kg, 0) AS balance_weighed_kg,
-       {sign} * COALESCE(balance_declared_kg, 0) AS balance_declared_kg,
+       {sign} * CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_weighed_kg, 0) END
+           AS balance_weighed_kg,
+       {sign} * CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_declared_kg, 0) END
+           AS balance_declared_kg,
        {sign} * volume_m3 AS volume_m3, {sign} * items AS items, {sign} AS batches
 FROM {source}
 """
