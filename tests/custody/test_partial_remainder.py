@@ -172,6 +172,20 @@ async def test_refused_kg_belongs_to_a_partial_acceptance_only(
     assert response.json()["field"] == "refused_kg"
 
 
+async def test_a_part_is_lighter_than_the_declaration_it_is_refused_from(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Refusing all 3.5 kg declared, or more, is a rejection: as a part it would leave nothing
+    declared for the accepted weighing to be set against. Nothing is written."""
+    code = await _delivered(client, world)
+    for refused in ("3.5", "9"):
+        response = await post_event(
+            client, world, "facility", _partial(code, "2.0", refused_kg=refused)
+        )
+        assert (response.status_code, response.json()["field"]) == (422, "refused_kg")
+    assert (await _batch(client, world, "clinic", code))["state"] == "in_transit"
+
+
 async def test_a_load_is_not_accepted_in_part(client: httpx.AsyncClient, world: World) -> None:
     """Its mass is its bags': a part refused from the load would be counted beside them."""
     carrier = world.orgs["carrier"].id

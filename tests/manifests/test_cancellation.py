@@ -3,7 +3,7 @@ by the region's manager until the arrival; nothing is signed on it after, and it
 go back to their producer from wherever it left them."""
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pypdf
@@ -118,7 +118,7 @@ async def test_the_regions_manager_cancels_a_manifest_a_later_carrier_never_sign
     # The second carrier holds the batch and never signs its leg.
     by_producer = await call(client, world, "maker", f"/{mid}/cancel", REASON)
     assert (by_producer.status_code, by_producer.json()["field"]) == (409, "manifest_id")
-    assert "leg 0" in by_producer.json()["detail"]
+    assert "legs[0]'s carrier has signed" in by_producer.json()["detail"]
     by_auditor = await call(client, world, "auditor", f"/{mid}/cancel", REASON)
     assert by_auditor.status_code == 403
     # A town's manager elsewhere does not see the manifest at all.
@@ -153,3 +153,40 @@ async def test_an_arrived_manifest_is_decided_not_cancelled(
     refused = await call(client, world, "manager", f"/{arrived['id']}/cancel", REASON)
     assert (refused.status_code, refused.json()["field"]) == (409, "manifest_id")
     assert (await Manifest.get(id=arrived["id"])).state == "arrived"
+
+
+async def test_after_a_cancellation_a_batch_goes_back_only_to_its_producer(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Refused on a first manifest, back home, then on a second one that is cancelled: the
+    first manifest's receiver and carriers are no way out for it, only its producer."""
+    first = await drive_to_arrival(client, world, parties, NOW - timedelta(minutes=50))
+    rejected = {"decision": "rejected", "received_quantity_kg": "0", "reason": "包装破损"}
+    decided = await call(client, world, "plant", f"/{first['id']}/decision", rejected)
+    assert decided.status_code == 200, decided.text
+    code = parties.batches[0]
+    holder = "carrier"  # it delivered the batch (never handed on) and takes it back
+    now = datetime.now(UTC)
+    for who, body in (
+        (holder, event("handed_over", code, to_organization_id=world.orgs["maker"].id)),
+        ("maker", event("stored", code)),
+    ):
+        answer = await post(client, world, who, {**body, "device_time": now.isoformat()})
+        assert answer.status_code == 201, answer.text
+    again = await call(client, world, "maker", "", {**parties.body, "batches": [code]})
+    assert again.status_code == 201, again.text
+    mid = again.json()["id"]
+    assert (await sign_producer(client, world, mid, now)).status_code == 200
+    assert (await call(client, world, "maker", f"/{mid}/cancel", REASON)).status_code == 200
+    # A retried bulk signature of the cancelled manifest is refused, not "already signed".
+    retried = await sign_producer(client, world, mid, now)
+    assert (retried.status_code, retried.json()["item_field"]) == (409, "manifest_id")
+    for elsewhere in ("plant", "second"):
+        body = event("handed_over", code, to_organization_id=world.orgs[elsewhere].id)
+        refused = await post(client, world, "carrier", {**body, "device_time": now.isoformat()})
+        assert (refused.status_code, refused.json()["field"]) == (409, "to_organization_id")
+    home = event("handed_over", code, to_organization_id=world.orgs["maker"].id)
+    back = await post(client, world, "carrier", {**home, "device_time": now.isoformat()})
+    assert back.status_code == 201, back.text

@@ -211,7 +211,8 @@ def facts(
                 ),
                 Decimal(0),
             )
-            balance = (weight, tag["quantity"] - refused)
+            if tag["quantity"] > refused:
+                balance = (weight, tag["quantity"] - refused)
         result[batch_id] = Fact(
             day=tag["time"].astimezone(tz).date(),
             region=regions[batch_id],

@@ -126,7 +126,9 @@ class History:
             body["weight_kg"] = str(plan["weight"] or Decimal("1.25"))
         if outcome != "accepted":
             body["reason"] = "overweight bags"
-        if outcome == "partially_accepted" and plan["refused"] is not None:
+        # A part stated as heavy as a declaration in kg is refused (a rejection, not a part).
+        whole = KINDS[plan["kind"]][3] == "kg" and (plan["refused"] or 0) >= plan["quantity"]
+        if outcome == "partially_accepted" and plan["refused"] is not None and not whole:
             body["refused_kg"] = str(plan["refused"])
         answer = await self.post(facility, body)
         event_id: str = answer["event_id"]

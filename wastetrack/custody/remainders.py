@@ -8,9 +8,7 @@ from typing import Any
 
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog.service import CatalogSnapshot
-from wastetrack.core.errors import (
-    RuleViolation,
-)
+from wastetrack.core.errors import RuleViolation, ValidationFailed
 from wastetrack.custody import repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
@@ -57,9 +55,16 @@ def refused_kg(
     stated: Decimal | None,
 ) -> Decimal | None:
     """What a receipt refuses in part: as stated, else the declared mass minus the accepted
-    weight; None when nothing is left over."""
+    weight; None when nothing is left over. A part stated as heavy as a declaration in kg is
+    no part: refusing it all is a rejection."""
     if outcome != Outcome.partially_accepted:
         return None
+    if stated is not None and batch.unit == Unit.KG and stated >= batch.quantity:
+        raise ValidationFailed(
+            f"refused_kg {stated} is not a part of the {batch.quantity} kg declared:"
+            " reject the batch instead",
+            field="refused_kg",
+        )
     refused = (
         stated if stated is not None else declared_kg(work.catalog, batch) - Decimal(weight_kg or 0)
     )

@@ -287,8 +287,8 @@ async def load(
     )
 
 
-# The manifests a batch ($1, its code as a JSON array) moves on: signed by their producer and
-# not cancelled; an open one is also not yet decided by its receiver.
+# The manifests a batch ($1, its code as a JSON array) may move on: signed by their producer
+# and not cancelled; an open one is also not yet decided by its receiver.
 _SIGNED_LISTING = (
     f"m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL AND m.state <> '{CANCELLED}'"
 )
@@ -297,24 +297,20 @@ _SIGNED_LISTING = (
 async def on_signed_manifest(code: str, organization_id: int, *, producer: bool) -> bool:
     """Whether the transfer manifest this batch moves on names the organization as one of its
     carriers or its receiver, or, with `producer` (a refused batch going back), as its
-    producer: the batch's open manifest (signed by its producer, not decided, not cancelled)
-    when it has one, else any signed and not cancelled that lists it (a decided one, for a
-    refused batch's way back). A batch whose latest signed manifest was cancelled may go back
-    to that manifest's producer, from wherever the manifest left it."""
+    producer. That manifest is the batch's open one (signed by its producer, not decided, not
+    cancelled) when it has one, else the latest its producer signed: a decided one, for a
+    refused batch's way back; a cancelled one names only its producer, to whom the batch may
+    go back from wherever the manifest left it."""
     rows = await connections.get("default").execute_query_dict(
-        "WITH listing AS (SELECT m.id, m.receiver_id, m.producer_id, m.receiver_signed_at"
-        f" FROM manifest m WHERE {_SIGNED_LISTING}),"
-        " judged AS (SELECT * FROM listing WHERE receiver_signed_at IS NULL"
-        " UNION ALL SELECT * FROM listing"
-        " WHERE NOT EXISTS (SELECT 1 FROM listing WHERE receiver_signed_at IS NULL))"
-        " SELECT 1 FROM judged m"
-        " WHERE m.receiver_id = $2 OR ($3 AND m.producer_id = $2)"
-        " OR EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
-        " AND l.carrier_id = $2)"
-        " UNION ALL SELECT 1 FROM (SELECT m.state, m.producer_id FROM manifest m"
+        "WITH latest AS (SELECT m.id, m.state, m.receiver_id, m.producer_id FROM manifest m"
         " WHERE m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL"
-        " ORDER BY m.producer_signed_at DESC LIMIT 1) latest"
-        f" WHERE latest.state = '{CANCELLED}' AND latest.producer_id = $2 LIMIT 1",
+        f" ORDER BY (m.state <> '{CANCELLED}' AND m.receiver_signed_at IS NULL) DESC,"
+        " m.producer_signed_at DESC LIMIT 1)"
+        f" SELECT 1 FROM latest m WHERE CASE WHEN m.state = '{CANCELLED}'"
+        " THEN m.producer_id = $2"
+        " ELSE m.receiver_id = $2 OR ($3 AND m.producer_id = $2)"
+        " OR EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
+        " AND l.carrier_id = $2) END",
         [json.dumps([code]), organization_id, producer],
     )
     return bool(rows)

@@ -29,8 +29,8 @@ async def cancel(*, principal: Principal, manifest_id: int, reason: str) -> Mani
     signed = [leg.seq for leg in manifest.legs if leg.signed_at is not None]
     if signed and not authority:
         raise RuleViolation(
-            f"the carrier of leg {min(signed) - 1} has signed: the waste is on its way, and"
-            " the region's manager cancels the manifest",
+            f"legs[{min(signed) - 1}]'s carrier has signed: the waste is on its way, and the"
+            " region's manager cancels the manifest",
             field="manifest_id",
         )
     now = datetime.now(UTC)

@@ -24,7 +24,7 @@ from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import record
 from wastetrack.manifests.commands import HANDOVER_STEP, LegSignCommand, step_id, transit_step
 from wastetrack.manifests.models import Manifest
-from wastetrack.manifests.queries import get_manifest, open_for_action, producer_handover
+from wastetrack.manifests.queries import open_for_action, producer_handover
 
 LOCKED = "this section is signed and locked; propose a revision instead"
 
@@ -219,7 +219,7 @@ async def sign_many(
 
 
 async def _sign_as_producer(principal: Principal, signature: Signature, secret: str) -> Signed:
-    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id)
+    manifest = await open_for_action(principal=principal, manifest_id=signature.manifest_id)
     if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
         raise Forbidden("only the producer signs the producer's section", field="role")
     if manifest.producer_signed_at is not None:
@@ -238,7 +238,7 @@ async def _sign_as_carrier(
 ) -> Signed:
     if signature.handover_at is None or not signature.handover_place:
         raise ValidationFailed("a carrier signs with the handover's time and place", field="role")
-    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id)
+    manifest = await open_for_action(principal=principal, manifest_id=signature.manifest_id)
     own = sorted(
         (leg for leg in manifest.legs if leg.carrier_id == principal.organization_id),
         key=lambda leg: leg.seq,

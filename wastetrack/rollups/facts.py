@@ -89,7 +89,8 @@ MASS_BASIS = """
 #   (_CONTRIBUTION);
 # - parts: the kg of each batch's remainders not cancelled (the parts refused from it), which
 #   its accepted weighing does not cover: its declared kg in the mass balance leaves them out,
-#   as each remainder declares its own;
+#   as each remainder declares its own (nothing left declared: no comparison, as receipts
+#   stating a part as heavy as the whole once allowed);
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
 #   (inherited from its parents), marked estimated. A remainder's kg set against such an
 #   estimate (`estimated_remainder`, `t`) is an estimate too, never a declaration.
@@ -229,11 +230,12 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
        w.weight_kg IS NULL AND (b.unit <> 'kg' OR t.estimated) AS estimated,
        CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN w.weight_kg END
             WHEN sh.id IS NOT NULL THEN sh.weighed_kg
-            WHEN b.unit = 'kg' AND NOT t.estimated THEN w.weight_kg END AS balance_weighed_kg,
+            WHEN b.unit = 'kg' AND NOT t.estimated AND t.declared > 0 THEN w.weight_kg
+            END AS balance_weighed_kg,
        CASE WHEN sh.id IS NOT NULL THEN sh.declared_kg
             WHEN w.weight_kg IS NULL THEN NULL
             WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN k.declared_kg END
-            WHEN b.unit = 'kg' AND NOT t.estimated THEN b.quantity - COALESCE(pt.refused_kg, 0)
+            WHEN b.unit = 'kg' AND NOT t.estimated AND t.declared > 0 THEN t.declared
             END AS balance_declared_kg,
        CASE WHEN b.unit = 'm3' THEN b.quantity ELSE 0 END AS volume_m3,
        CASE WHEN b.unit = 'count' THEN b.quantity ELSE 0 END::bigint AS items,
@@ -246,7 +248,8 @@ LEFT JOIN kids k ON k.id = b.id
 LEFT JOIN parts pt ON pt.id = b.id
 LEFT JOIN shares sh ON sh.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
-CROSS JOIN LATERAL (SELECT {estimated_remainder("b")} AS estimated) t
+CROSS JOIN LATERAL (SELECT {estimated_remainder("b")} AS estimated,
+                           b.quantity - COALESCE(pt.refused_kg, 0) AS declared) t
 WHERE {among("b.id", "scope")}
 """
 
