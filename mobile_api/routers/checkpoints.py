@@ -28,7 +28,10 @@ async def list_checkpoints(
 
 @router.get("/proof")
 async def event_proof(
-    _: Overseer, settings: AppSettings, __: Transaction, event_id: Annotated[UUID, Query()]
+    user: Overseer, settings: AppSettings, __: Transaction, event_id: Annotated[UUID, Query()]
 ) -> dict[str, Any]:
-    """The audit path from one custody event to its day's signed checkpoint root."""
-    return await checkpoints.inclusion_proof(event_id=event_id, timezone=settings.timezone)
+    """The audit path from one custody event of a batch you may see to its day's signed
+    checkpoint root."""
+    return await checkpoints.inclusion_proof(
+        principal=user, event_id=event_id, timezone=settings.timezone
+    )

@@ -553,6 +553,61 @@ def test_a_carrier_records_its_vehicle_and_the_producers_pin(
     assert details["producer_confirmed"] == "pin"
 
 
+def test_a_clinics_label_tags_the_clinics_waste_and_a_handover_takes_no_pin(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A carrier scans a clinic's unused pre-printed label: the tagging form names the clinic
+    as the producer, and the batch is the clinic's. Its handover form has no PIN field: a PIN
+    confirms only a collection from the producer's hands."""
+    clinic = round_data["clinic"]
+    issued = httpx.post(
+        f"{served}/m/v1/labels",
+        headers=_headers(served, "manager"),
+        json={"organization_id": clinic, "stream": "medical", "count": 1},
+    )
+    assert issued.status_code == 201, issued.text
+    (row,) = _query(
+        round_data["db"],
+        "SELECT code FROM label WHERE organization_id = $1 AND bound_at IS NULL",
+        clinic,
+    )
+    label = row["code"]
+    _look_up(browser, label)
+    browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='tagged']").click()
+    producer = _find(browser, "#f-producer_organization_id")
+    assert producer.get_attribute("value") == str(clinic)
+    browser.find_element(By.ID, "f-quantity").send_keys("1.5")
+    browser.find_element(By.ID, "save").click()
+    _wait(
+        browser,
+        lambda b: any(
+            e["body"].get("event_type") == "tagged"
+            and e["body"].get("batch") == label
+            and e["status"] == "applied"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+    (batch,) = _query(round_data["db"], "SELECT producer_id FROM batch WHERE code = $1", label)
+    assert batch["producer_id"] == clinic
+    collected = httpx.post(
+        f"{served}/m/v1/events",
+        headers=_headers(served, "carrier"),
+        json={
+            "client_event_id": str(uuid.uuid4()),
+            "event_type": "collected",
+            "batch": label,
+            "device_time": _now(),
+            "vehicle_plate": PLATE,
+        },
+    )
+    assert collected.status_code == 201, collected.text
+    _look_up(browser, label)
+    browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='handed_over']").click()
+    _find(browser, "#f-vehicle_plate")
+    assert not browser.find_elements(By.ID, "f-producer_pin")
+    browser.find_element(By.ID, "back").click()
+
+
 def _farm_clinic(served: str, carrier: int) -> int:
     """A village clinic without a user account, served by the carrier: its handovers need a
     one-time PIN (the medical stream's rule `producer_pin: without_users`)."""

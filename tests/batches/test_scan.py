@@ -2,10 +2,13 @@
 
 import httpx
 
-from tests.custody.helpers import advance, tag_bag
-from tests.factories import World, forged, medical_bag
+from tests.custody.helpers import advance, post_event, tag_bag
+from tests.factories import World, event, forged, make_user, medical_bag
+from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import codes
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
 
 
 async def issue(client: httpx.AsyncClient, world: World, org: str, count: int = 1) -> list[str]:
@@ -99,6 +102,69 @@ async def test_label_of_another_organization_cannot_be_bound(
     )
     assert response.status_code == 404
     assert await Batch.all().count() == 0
+
+
+async def test_a_clinics_unused_label_opens_the_tagging_form_for_a_carrier_only(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A carrier may tag on a clinic's pre-printed label (the label stock relationship): its
+    scan offers the tagging, naming the clinic whose waste it is. Another clinic, or a facility,
+    that may not tag on it gets the answer an unknown code gets."""
+    (url,) = await issue(client, world, "clinic")
+    scanned = await client.get("/m/v1/scan", params={"qr": url}, headers=world.headers("carrier"))
+    assert scanned.status_code == 200, scanned.text
+    found = scanned.json()
+    assert (found["kind"], found["actions"]) == ("label", ["tagged"])
+    assert found["label"]["organization_id"] == world.orgs["clinic"].id
+    unknown = codes.qr_url(
+        codes.new_code(), base_url="http://testserver", secret=world.settings.secret_key
+    )
+    for who in ("other_clinic", "facility"):
+        answers = [
+            await client.get("/m/v1/scan", params={"qr": qr}, headers=world.headers(who))
+            for qr in (url, unknown)
+        ]
+        assert [(a.status_code, a.json()) for a in answers] == [(404, answers[1].json())] * 2
+    body = medical_bag(producer_organization_id=world.orgs["clinic"].id)
+    body.pop("event_type")
+    tagged = await client.post(
+        "/m/v1/batches", json={**body, "label": url}, headers=world.headers("carrier")
+    )
+    assert tagged.status_code == 201, tagged.text
+    assert tagged.json()["producer_id"] == world.orgs["clinic"].id
+
+
+async def test_a_hazardous_batch_offers_its_carrier_no_collection_the_manifest_rule_refuses(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Hazardous waste changes hands only on a signed manifest, whose producer signature
+    records the handover: the carrier named on the batch is not offered a collection that
+    would be refused, and its producer still the handover."""
+    maker = await registry.create_organization(
+        name="荣成某船舶修造公司",
+        kind=OrganizationKind.enterprise,
+        region_id=world.regions["city"].id,
+    )
+    await make_user(world, "maker", Role.generator, maker)
+    body = medical_bag(
+        stream="hazardous",
+        category="hw.08",
+        waste_code="900-249-08",
+        hazard=["T", "I"],
+        quantity="400",
+        carrier_organization_id=world.orgs["carrier"].id,
+    )
+    body.pop("event_type")
+    made = await client.post("/m/v1/batches", json=body, headers=world.headers("maker"))
+    assert made.status_code == 201, made.text
+    code = made.json()["code"]
+    carrier = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("carrier"))
+    assert carrier.status_code == 200, carrier.text
+    assert "collected" not in carrier.json()["actions"]
+    refused = await post_event(client, world, "carrier", event("collected", code, minutes=10))
+    assert refused.status_code == 409, refused.text
+    producer = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("maker"))
+    assert "handed_over" in producer.json()["actions"]
 
 
 async def test_label_stream_must_match(client: httpx.AsyncClient, world: World) -> None:

@@ -206,6 +206,45 @@ async def test_one_pin_confirms_every_bag_the_carrier_takes_on_the_same_visit(
     assert {b.state for b in await Batch.filter(code__in=bags)} == {"collected"}
 
 
+async def test_a_visits_pin_replayed_days_later_under_a_clock_set_back_is_refused(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """The carrier heard PIN #1 on Monday's visit; on Wednesday it dates a new bag's collection
+    to Monday, five minutes after the first: by the phone's clock the same visit, by the
+    server's two days later. Refused as spent; the same code minutes after it was spent (the
+    visit's next bag) still confirms."""
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    first, second, later = [await tag(client, world, farm_clinic) for _ in range(3)]
+    assert (await collect(client, world, first, codes[0])).status_code == 201
+    assert (await collect(client, world, second, codes[0], minutes=32)).status_code == 201
+    await PinUse.all().update(used_at=datetime.now(UTC) - timedelta(days=2))
+    replayed = await collect(client, world, later, codes[0], minutes=35)
+    assert (replayed.status_code, replayed.json()["field"]) == (422, "producer_pin")
+    assert "used already" in replayed.json()["detail"]
+    assert (await Batch.get(code=later)).state == "tagged"
+
+
+async def test_a_pin_confirms_a_collection_and_never_a_handover(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """A handover is recorded by the party giving the batch: from the producer's hands it is
+    the producer's own record, and a PIN sent with one is refused naming it."""
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    code = await tag(client, world, farm_clinic)
+    assert (await collect(client, world, code, codes[0])).status_code == 201
+    handover = event(
+        "handed_over",
+        code,
+        minutes=40,
+        to_organization_id=world.orgs["facility"].id,
+        producer_pin=codes[1],
+    )
+    refused = await client.post("/m/v1/events", json=handover, headers=world.headers("carrier"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "producer_pin")
+    assert "collection" in refused.json()["detail"]
+    assert (await Batch.get(code=code)).state == "collected"
+
+
 async def test_label_stock_for_a_producer_without_users_ends_with_a_new_pin_list(
     client: httpx.AsyncClient, world: World, farm_clinic: Organization
 ) -> None:

@@ -250,6 +250,93 @@ async def test_a_handover_naming_a_carriers_vehicle_shows_its_track_once_the_car
     assert [lon for lon, _ in confirmed["geometry"]["coordinates"]] == [122.115, 122.13, 122.145]
 
 
+async def test_a_backdated_handover_shows_the_carriers_track_only_a_carriage_back_from_its_step(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A giver dates its handover days back, naming the taking carrier's plate: once the
+    carrier records its next step, the track shows from at most a carriage's longest time
+    (`leg_overdue_hours`, 48) before that step, the carrier's own time, not the giver's."""
+    await register(client, world)
+    start = NOW.replace(microsecond=0) - timedelta(hours=2)
+    days_ago = -4 * 24 * 60
+    track = [
+        fix(minutes, 37.1, 122 + index / 10, start)
+        for index, minutes in enumerate((days_ago + 10, -3 * 24 * 60, -24 * 60, 15, 45))
+    ]
+    posted = await client.post(
+        "/m/v1/vehicles/鲁K12345/positions",
+        json={"positions": track},
+        headers=world.headers("carrier"),
+    )
+    assert posted.status_code == 200, posted.text
+    tagged = event("tagged", minutes=days_ago)["device_time"]
+    code = (
+        await tag_bag(
+            client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=tagged
+        )
+    )["code"]
+    handover = event(
+        "handed_over",
+        code,
+        minutes=days_ago + 5,
+        to_organization_id=world.orgs["carrier"].id,
+        vehicle_plate=PLATE,
+    )
+    assert (await post_event(client, world, "clinic", handover)).status_code == 201
+    departed = event(
+        "in_transit",
+        code,
+        minutes=35,
+        destination_organization_id=world.orgs["facility"].id,
+        vehicle_plate=PLATE,
+    )
+    assert (await post_event(client, world, "carrier", departed)).status_code == 201
+    url = f"/m/v1/batches/{code}/trajectory"
+    seen = (await client.get(url, headers=world.headers("clinic"))).json()
+    # A day before the departure, 15 before it, 45 since: not the fixes of 3 and 4 days ago.
+    assert [lon for lon, _ in seen["geometry"]["coordinates"]] == [122.2, 122.3, 122.4]
+    handed, riding = seen["properties"]["carriages"]
+    departure = NOW - timedelta(hours=2) + timedelta(minutes=35)  # as `event` dates it
+    assert datetime.fromisoformat(handed["from"]) == departure - timedelta(hours=48)
+    assert datetime.fromisoformat(handed["to"]) == departure
+    assert (datetime.fromisoformat(riding["from"]), riding["to"]) == (departure, None)
+
+
+async def test_a_carriage_never_finished_shows_the_track_for_a_carriages_longest_time(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A carrier collected a bag four days ago and has recorded nothing since: its producer
+    sees the vehicle's track for the 48 hours a carriage may take, not for ever after."""
+    await register(client, world)
+    start = NOW.replace(microsecond=0) - timedelta(hours=2)
+    days_ago = -4 * 24 * 60
+    track = [
+        fix(minutes, 37.1, 122 + index / 10, start)
+        for index, minutes in enumerate((days_ago + 15, -3 * 24 * 60, -24 * 60, 60))
+    ]
+    posted = await client.post(
+        "/m/v1/vehicles/鲁K12345/positions",
+        json={"positions": track},
+        headers=world.headers("carrier"),
+    )
+    assert posted.status_code == 200, posted.text
+    tagged = event("tagged", minutes=days_ago)["device_time"]
+    code = (
+        await tag_bag(
+            client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=tagged
+        )
+    )["code"]
+    collected = event("collected", code, minutes=days_ago + 10, vehicle_plate=PLATE)
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    url = f"/m/v1/batches/{code}/trajectory"
+    seen = (await client.get(url, headers=world.headers("clinic"))).json()
+    assert [lon for lon, _ in seen["geometry"]["coordinates"]] == [122.0, 122.1]
+    (carriage,) = seen["properties"]["carriages"]
+    pickup = NOW - timedelta(hours=2) + timedelta(minutes=days_ago + 10)
+    assert datetime.fromisoformat(carriage["from"]) == pickup
+    assert datetime.fromisoformat(carriage["to"]) == pickup + timedelta(hours=48)
+
+
 async def _in_transit_since_100_minutes(client: httpx.AsyncClient, world: World) -> tuple[str, int]:
     """A medical bag the carrier collected and has had in transit to the facility for 1 h 40
     min, and the minutes the tests' clock lags the server's (overdue is judged against the

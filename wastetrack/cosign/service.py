@@ -1,5 +1,5 @@
 """Co-signature without an app: a producer confirms a handover with a one-time PIN that the
-carrier's phone records with the collected / handed_over event.
+carrier's phone records with the collected event.
 
 PINs come on a printed list (a producer without a phone still has its paper): 40 six-digit
 codes by default (`WASTETRACK_COSIGN_PINS_PER_LIST`), each good for one handover. Issuing a new
@@ -43,10 +43,13 @@ if TYPE_CHECKING:  # the custody engine imports this module
 
 FIELD = "producer_pin"
 RATE_SCOPE = "producer_pin"
-# Handovers the PIN confirms: custody leaving the producer.
-CONFIRMED_EVENTS = (EventType.collected, EventType.handed_over)
+# Handovers the PIN confirms: custody leaving the producer for the party recording the event.
+# A `handed_over` is recorded by the holder that gives the batch, so from the producer's hands
+# it is the producer's own record, which needs no PIN.
+CONFIRMED_EVENTS = (EventType.collected,)
 # One code confirms one visit: the same carrier user may record it on every batch it takes
-# from the producer within this time of the first (device clock), and nobody else ever again.
+# from the producer within this time of the first, by the phone's clock and by the server's
+# (`_same_visit`), and nobody else ever again.
 VISIT = timedelta(minutes=30)
 ALWAYS, WITHOUT_USERS = "always", "without_users"
 
@@ -170,7 +173,7 @@ async def producer_confirmation(work: "Work", sub: EventCommand, batch: Batch) -
     if not leaves_producer:
         if sub.producer_pin is not None:
             raise ValidationFailed(
-                "a producer PIN confirms only a handover from the producer to another party",
+                "a producer PIN confirms only a collection from the producer by another party",
                 field=FIELD,
             )
         return {}
@@ -223,12 +226,27 @@ async def producer_confirmation(work: "Work", sub: EventCommand, batch: Batch) -
             device_time=sub.device_time,
             used_at=work.now,
         )
-    elif spent.used_by_id != work.principal.user_id or (
-        abs(spent.device_time - sub.device_time) > VISIT
+    elif not _same_visit(
+        spent, principal=work.principal, device_time=sub.device_time, now=work.now
     ):
         await ratelimit.count(**limiter)
         raise ValidationFailed("this PIN was used already", field=FIELD)
     return {"producer_confirmed": "pin", "producer_pin": f"{pin_list.serial}/{position}"}
+
+
+def _same_visit(
+    spent: PinUse, *, principal: Principal, device_time: datetime, now: datetime
+) -> bool:
+    """Whether a spent code may confirm one more bag: taken by the user who spent it, within
+    VISIT of it by the phone's clock and by the server's. The phone's clock alone is the
+    carrier's word, set back at will: a code heard on Monday would confirm a bag tagged on
+    Wednesday and dated Monday. The server's bound still lets a visit recorded offline be
+    synced: its bags arrive together, within minutes of the first."""
+    return (
+        spent.used_by_id == principal.user_id
+        and abs(spent.device_time - device_time) <= VISIT
+        and now - spent.used_at <= VISIT
+    )
 
 
 def _position(codes: list[str], given: str) -> int | None:

@@ -23,6 +23,7 @@ from tortoise.models import Model
 from wastetrack.core import cityday, keys
 from wastetrack.core.errors import NotFound
 from wastetrack.core.hashing import canonical_json
+from wastetrack.core.principal import Principal
 from wastetrack.core.reported import CLOCK_SKEW
 
 SCHEME = "wastetrack-checkpoint-v1"
@@ -258,12 +259,19 @@ async def check_checkpoint(
     return {"day": found["day"], "valid": problem is None, "detail": problem}
 
 
-async def inclusion_proof(*, event_id: UUID, timezone: str) -> dict[str, Any]:
-    """The audit path from one event to its day's checkpoint root."""
+async def inclusion_proof(*, principal: Principal, event_id: UUID, timezone: str) -> dict[str, Any]:
+    """The audit path from one event to its day's checkpoint root, for whoever may see the
+    event's batch (`batches.visible_batches`: a manager or an auditor, its region's); any other
+    event is 'not found', as an id no event has, so the proof reveals nothing of another
+    region's log."""
+    from wastetrack.batches import service as batches
     from wastetrack.custody.models import CustodyEvent
 
     event = await CustodyEvent.get_or_none(id=event_id)
-    if event is None:
+    if (
+        event is None
+        or not await batches.visible_batches(principal).filter(id=event.batch_id).exists()
+    ):
         raise NotFound("no such event", field="event_id")
     day = cityday.local_date(event.server_time, timezone)
     checkpoint = await Checkpoint.get_or_none(day=day)

@@ -62,7 +62,7 @@ class EventCommand(Located):
     destination_organization_id: Id | None = None
     # handed_over
     to_organization_id: Id | None = None
-    # collected, handed_over: from the producer
+    # collected: from the producer's hands, by another party
     producer_pin: str | None = Field(
         None,
         pattern=r"^[0-9]{6}$",  # ASCII digits: \d takes full-width and other digits too

@@ -1,15 +1,18 @@
 """Reads about one batch: what a scanned code names and what may follow, and its fate."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import (
     NotFound,
 )
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import SPECS, EventType
 from wastetrack.custody.transitions import next_actions
@@ -29,9 +32,12 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> ScanResult
     batch = await batches.visible_batches(principal).get_or_none(code=code)
     if batch is not None:
         return ScanResult(batch=batch, label=None, actions=await next_actions(principal, batch))
-    label = await batches.get_label_for_binding(principal, code)
+    today = local_date(datetime.now(UTC), get_settings().timezone)
+    label = await batches.get_label_for_binding(principal, code, on=today)
     if label is None:
         raise NotFound(batches.NOT_FOUND, field="qr")
+    # Tagged on another organization's label, the batch is that organization's waste: the label
+    # names it (`organization_id`), and the app's form takes it as the producer.
     actions = [EventType.tagged.value] if principal.role in SPECS[EventType.tagged].roles else []
     return ScanResult(batch=None, label=label, actions=actions)
 

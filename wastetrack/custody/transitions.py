@@ -62,13 +62,25 @@ def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
 
 async def next_actions(principal: Principal, batch: Batch) -> list[str]:
     """The event types this user may record next on this batch: what the spec allows, less
-    the steps an open transfer manifest records itself (`_check_manifest`)."""
+    the steps the manifest rule would refuse (`_manifest_rule`: an open manifest's own steps,
+    a batch taken by an organization no signed manifest names, as a carrier's collection of
+    hazardous waste always is). A handover's taker is the organization it names, unknown
+    until then: the rule judges it when it is recorded."""
     actions = allowed_actions(principal, batch)
-    if any(action in _MANIFEST_ACTIONS for action in actions):
-        stream = (await catalog.snapshot()).streams[batch.stream_id]
-        if (stream.rules or {}).get("manifest") and await open_manifest_of(batch.code):
-            actions = [action for action in actions if action not in _MANIFEST_ACTIONS]
-    return actions
+    rules = (await catalog.snapshot()).streams[batch.stream_id].rules or {}
+    if not rules.get("manifest"):
+        return actions
+    offered = []
+    for action in actions:
+        if action in _TAKEN_BY_ACTOR:
+            try:
+                await _manifest_rule(
+                    rules, EventType(action), batch, principal.organization_id, own_step=False
+                )
+            except DomainError:
+                continue
+        offered.append(action)
+    return offered
 
 
 def take_custody(
@@ -140,10 +152,6 @@ async def _collected(
     return step(work, sub, batch, digest, details={**confirmed, **vehicle})
 
 
-def _moves_on_manifest(work: Work, batch: Batch) -> bool:
-    return bool((work.catalog.streams[batch.stream_id].rules or {}).get("manifest"))
-
-
 # While a manifest is open (signed by its producer, not yet decided by its receiver), these
 # steps of its batches are the manifest's own, and how each is recorded there: a party's scan of
 # one would leave the manifest unable to record it (the state machine refuses a repeated step).
@@ -154,26 +162,55 @@ _MANIFEST_ACTIONS = {
 }
 
 
+# The steps whose taker is the actor's organization (the handlers below pass it to
+# `_check_manifest`), so that the scan can ask the manifest rule before they are recorded.
+_TAKEN_BY_ACTOR = frozenset(
+    {EventType.collected, EventType.in_transit, EventType.stored, EventType.received}
+)
+
+
 async def _check_manifest(
     work: Work, sub: EventCommand, batch: Batch, taker_id: int, *, handover: bool = False
+) -> None:
+    """The manifest rule (`_manifest_rule`) on an event being recorded."""
+    rules = work.catalog.streams[batch.stream_id].rules or {}
+    await _manifest_rule(
+        rules,
+        sub.event_type,
+        batch,
+        taker_id,
+        own_step=isinstance(sub, ManifestStep),
+        handover=handover,
+    )
+
+
+async def _manifest_rule(
+    rules: dict[str, Any],
+    event_type: EventType,
+    batch: Batch,
+    taker_id: int,
+    *,
+    own_step: bool,
+    handover: bool = False,
 ) -> None:
     """Streams whose rules say `manifest` change hands only on a manifest the producer has
     signed that names the organization taking the batch (`taker_id`) as one of its carriers or
     its receiver, or as its producer once the batch was refused or its latest signed manifest
     was cancelled (`repository.on_signed_manifest`); a step by whoever holds the
     batch already moves nothing. While that manifest is open, its batches go in transit, are
-    stored and are received only by its own steps (`ManifestStep`). A `handover` to the
-    carrier of a later leg is refused once that carrier has signed it (the signature recorded
-    the handover) and while an earlier leg is unsigned (its signature needs the batch)."""
-    if not _moves_on_manifest(work, batch):
+    stored and are received only by its own steps (`own_step`: a `ManifestStep`). A `handover`
+    to the carrier of a later leg is refused once that carrier has signed it (the signature
+    recorded the handover) and while an earlier leg is unsigned (its signature needs the
+    batch). The scan asks it too (`next_actions`), so it offers no step refused here."""
+    if not rules.get("manifest"):
         return
-    action = _MANIFEST_ACTIONS.get(sub.event_type)
-    if action is not None and not isinstance(sub, ManifestStep):
+    action = _MANIFEST_ACTIONS.get(event_type)
+    if action is not None and not own_step:
         manifest = await open_manifest_of(batch.code)
         if manifest is not None:
             raise RuleViolation(
                 f"batch {batch.code} is on transfer manifest {manifest.number}, open until its"
-                f" receiver's decision: the manifest records its {sub.event_type.value} step"
+                f" receiver's decision: the manifest records its {event_type.value} step"
                 f" ({action})",
                 field="event_type",
                 manifest_id=manifest.id,

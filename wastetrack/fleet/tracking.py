@@ -2,7 +2,7 @@
 of a batch read from them along the carriages of its custody chain."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tortoise import connections
 
@@ -11,6 +11,7 @@ from wastetrack.batches import service as batches
 from wastetrack.core.errors import Conflict, Forbidden
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import plausible
+from wastetrack.core.settings import get_settings
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet.models import Vehicle, VehiclePosition
 from wastetrack.fleet.service import managed_vehicle
@@ -66,8 +67,9 @@ async def record_positions(
 
 @dataclass(frozen=True, slots=True)
 class Carriage:
-    """One stretch of a batch's path in one vehicle: from its pickup until the next event.
-    `carrier` is the organization the batch rode with (whose vehicle the plate must be)."""
+    """One stretch of a batch's path in one vehicle: the times its track is shown for, from
+    the pickup until the next event (`end` None: still riding, so far until now). `carrier` is
+    the organization the batch rode with (whose vehicle the plate must be)."""
 
     plate: str
     carrier_id: int
@@ -82,12 +84,17 @@ class Trajectory:
     points: list[tuple[datetime, float, float]]
 
 
-def carriages(events: list[CustodyEvent]) -> list[Carriage]:
+def carriages(events: list[CustodyEvent], *, longest: timedelta, now: datetime) -> list[Carriage]:
     """The stretches a batch spent in vehicles, read from its chain: each event naming a
     vehicle starts one, the next event of the batch ends it. A vehicle is its carrier's: the
     actor's own on a collection or a departure; on a handover, the taking carrier's, and the
-    giver's word for it holds only once that carrier has recorded the batch's next step (so a
-    giver cannot open another carrier's track from a time of its choosing)."""
+    giver's word for it holds only once that carrier has recorded the batch's next step.
+
+    Device times can be backdated, and only the carrier's own speak for its track: a stretch
+    lasts `longest` at most, counted from the carrier's time (back from its next step on a
+    handover, whose start is the giver's; forward from its own pickup otherwise, whatever time
+    the next party states), and never past `now`. So no party other than the carrier opens its
+    track from a time of its choosing, nor watches it for ever after an unfinished carriage."""
     found = []
     ordered = sorted(events, key=lambda e: e.seq)
     for index, event in enumerate(ordered):
@@ -96,27 +103,33 @@ def carriages(events: list[CustodyEvent]) -> list[Carriage]:
             continue
         following = ordered[index + 1] if index + 1 < len(ordered) else None
         carrier_id = event.organization_id
+        start, end = event.device_time, following.device_time if following else now
         if event.event_type == "handed_over":
             carrier_id = event.to_organization_id or event.organization_id
             if following is None or following.organization_id != carrier_id:
                 continue
+            start = max(start, end - longest)
+        else:
+            end = min(end, start + longest)
+        end = min(end, now)
+        # Riding still, and not yet for longer than a carriage may take: open until now.
+        still = following is None and end == now
         found.append(
-            Carriage(
-                plate=plate,
-                carrier_id=carrier_id,
-                start=event.device_time,
-                end=following.device_time if following else None,
-            )
+            Carriage(plate=plate, carrier_id=carrier_id, start=start, end=None if still else end)
         )
     return found
 
 
 async def trajectory(*, principal: Principal, code: str) -> Trajectory:
     """The GPS positions of the vehicles that carried a batch, between each pickup and the
-    batch's next step, for whoever may see the batch."""
+    batch's next step, for whoever may see the batch. A carriage lasts
+    `WASTETRACK_LEG_OVERDUE_HOURS` at most: one longer is overdue (`alerts`), and its track
+    beyond is no longer this batch's to show."""
     batch = await batches.get_visible_batch(principal, code)
     events = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
-    stretches = carriages(events)
+    now = datetime.now(UTC)
+    longest = timedelta(hours=get_settings().leg_overdue_hours)
+    stretches = carriages(events, longest=longest, now=now)
     points: list[tuple[datetime, float, float]] = []
     # A plate is the carrier's own vehicle only: one stated by a carrier that had not
     # registered its fleet may be another carrier's, whose positions are not this batch's.
@@ -130,9 +143,9 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
         vehicle_id = vehicles.get((stretch.plate, stretch.carrier_id))
         if vehicle_id is None:
             continue  # a plate not (or not yet) registered to the carrier it rode with
-        query = VehiclePosition.filter(vehicle_id=vehicle_id, time__gte=stretch.start)
-        if stretch.end is not None:
-            query = query.filter(time__lte=stretch.end)
+        query = VehiclePosition.filter(
+            vehicle_id=vehicle_id, time__gte=stretch.start, time__lte=stretch.end or now
+        )
         rows = (
             await query.order_by("time")
             .limit(MAX_TRAJECTORY_POINTS)

@@ -369,6 +369,8 @@ async function organizations() {
       if (id && !known.has(id)) known.set(id, `#${id}`);
     }
   }
+  const l = current && current.found && current.found.label;
+  if (l && !known.has(l.organization_id)) known.set(l.organization_id, `#${l.organization_id}`);
   if (me) known.delete(me.organization_id);
   return [...known.entries()].map(([id, text]) => [String(id), text]);
 }
@@ -394,7 +396,11 @@ async function openForm(action) {
     const units = select(Object.entries(UNITS));
     units.value = unit;
     add(field('unit', '单位 Unit', units));
-    add(field('producer_organization_id', '产生单位 Producer (optional)', select(await organizations(), { blank: '本单位 my organization' })));
+    const producer = select(await organizations(), { blank: '本单位 my organization' });
+    // Another organization's pre-printed label tags that organization's waste.
+    const owner = found && found.label ? found.label.organization_id : null;
+    if (owner && !(me && owner === me.organization_id)) producer.value = String(owner);
+    add(field('producer_organization_id', '产生单位 Producer (optional)', producer));
   }
   if (action === 'handed_over') {
     add(field('to_organization_id', '交给 To organization', select(await organizations())));
@@ -418,8 +424,9 @@ async function openForm(action) {
     for (const v of await reference('vehicles')) if (!v.retired_at) plates.append(el('option', { value: v.plate }));
     add(field('vehicle_plate', '车牌 Vehicle plate', el('input', { list: 'vehicle-plates', maxlength: '16', autocapitalize: 'characters' })), plates);
   }
-  if (['collected', 'handed_over'].includes(action)) {
-    // A producer without the app confirms the handover with a one-time PIN from its printed list.
+  if (action === 'collected') {
+    // A producer without the app confirms the collection with a one-time PIN from its printed
+    // list (a handover is recorded by the giver: from the producer's hands, its own record).
     add(field('producer_pin', '产生单位确认码 Producer PIN', el('input', { inputmode: 'numeric', pattern: '\\d{6}', maxlength: '6', autocomplete: 'off' })));
   }
   if (action === 'pickup') {
