@@ -3,6 +3,8 @@
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from schemas.base import Schema
 
 
@@ -21,5 +23,8 @@ class AuditEntryRead(Schema):
 
 
 class AuditPage(Schema):
-    entries: list[AuditEntryRead]
-    next: int
+    entries: list[AuditEntryRead] = Field(description="in the order of their transactions")
+    next: str = Field(
+        description="the cursor to read on from (pass it as `after`): the last entry's, or the"
+        " one given when nothing new is readable yet"
+    )

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from wastetrack.core.commands import (
     INT32_MAX,
-    NO_NUL,
+    NO_CONTROL,
     Code,
     Command,
     Day,
@@ -20,7 +20,7 @@ from wastetrack.core.commands import (
 
 __all__ = [
     "INT32_MAX",
-    "NO_NUL",
+    "NO_CONTROL",
     "Code",
     "Day",
     "Definition",

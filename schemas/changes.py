@@ -22,7 +22,9 @@ class ChangeRead(Schema):
 
 
 class ChangePage(Schema):
-    changes: list[ChangeRead] = Field(description="oldest commit first")
+    changes: list[ChangeRead] = Field(
+        description="in the order of their transactions, a batch's events in their order (seq)"
+    )
     next: str = Field(
         description="the cursor to read on from: the last change's, or the one given when"
         " nothing new is readable yet"

@@ -11,6 +11,7 @@ EventType = Literal[
     "batch.event_recorded",
     "manifest.signed",
     "manifest.decided",
+    "manifest.cancelled",
     "alert.raised",
     "delivery.recorded",
 ]
@@ -22,7 +23,7 @@ class WebhookCreate(Schema):
         max_length=2048,
         description="http(s) URL receiving a POST per event; not a private or loopback address",
     )
-    events: list[EventType] = Field(min_length=1, max_length=5, description="events to hear")
+    events: list[EventType] = Field(min_length=1, max_length=6, description="events to hear")
 
 
 class WebhookRead(Schema):

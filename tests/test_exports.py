@@ -8,6 +8,8 @@ import openpyxl
 
 from tests.custody.helpers import advance, tag_bag
 from tests.factories import CITY_TODAY, World
+from wastetrack.core.exports import to_xlsx
+from wastetrack.indicators.models import IndicatorValue
 
 DAY = CITY_TODAY.isoformat()
 PERIOD = {"date_from": DAY, "date_to": DAY}
@@ -75,3 +77,32 @@ async def test_text_that_would_start_a_formula_is_exported_as_text(
     cells = [row[column] for row in sheet.iter_rows(min_row=2)]
     (cell,) = [c for c in cells if c.value == hostile]
     assert cell.data_type == "s"  # a string, not a formula
+
+
+async def test_a_control_character_stored_before_it_was_refused_does_not_break_the_xlsx(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The API refuses control characters now; a row stored before may hold one, which a
+    spreadsheet cannot: the cell keeps the rest of the text, the download does not fail."""
+    response = await client.post(
+        "/m/v1/indicators/straw_utilization/values",
+        json={"value": "50", "period_end": DAY, "source_note": "县农业局统计"},
+        headers=world.headers("manager"),
+    )
+    assert response.status_code == 201, response.text
+    await IndicatorValue.all().update(source_note="县农业局\x01统计\x1f表\t一")
+    book = await client.get(
+        "/m/v1/indicators", params={"format": "xlsx"}, headers=world.headers("manager")
+    )
+    assert book.status_code == 200, book.text
+    sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
+    assert sheet is not None
+    column = [c.value for c in sheet[1]].index("actual.source_note")
+    assert "县农业局统计表\t一" in [row[column].value for row in sheet.iter_rows(min_row=2)]
+
+
+def test_headers_and_title_lose_what_a_spreadsheet_cannot_hold() -> None:
+    book = to_xlsx(["名\x0b称", "数量"], [["a\x0cb", 3]], title="表\x02")
+    sheet = openpyxl.load_workbook(io.BytesIO(book)).active
+    assert sheet is not None and sheet.title == "表"
+    assert [[c.value for c in row] for row in sheet.iter_rows()] == [["名称", "数量"], ["ab", 3]]

@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from mobile_api import media
-from mobile_api.deps import require
+from mobile_api.deps import AppSettings, require
 from schemas.audit import AuditEntryRead, AuditPage
 from schemas.base import Id
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
+from wastetrack.changes.models import START, Position
+from wastetrack.changes.paging import decode_cursor, encode_cursor
 from wastetrack.core.exports import to_csv
 from wastetrack.core.principal import Principal
 
@@ -27,37 +29,62 @@ SubjectType = Annotated[
     ),
 ]
 Actor = Annotated[Id | None, Query(description="the acting user's id")]
+After = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, description="the `next` cursor of the last page"),
+]
+
+
+def _position(after: str | None) -> Position:
+    return decode_cursor(after) if after is not None else START
 
 
 @router.get("/audit", response_model=AuditPage)
 async def read_audit(
     user: Overseer,
-    after: Annotated[
-        int | None, Query(ge=0, le=2**63 - 1, description="the `next` of the last page")
-    ] = None,
+    after: After = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_LIMIT)] = 100,
     subject_type: SubjectType = None,
     actor: Actor = None,
 ) -> AuditPage:
-    """Who changed what and when (before/after), oldest first, after an entry id; an empty
-    page means nothing newer yet (poll again with the same `next`)."""
-    entries = await audit.list_entries(
-        principal=user, after=after, limit=limit, subject_type=subject_type, actor=actor
+    """Who changed what and when (before/after), in the order of their transactions, after a
+    cursor; an empty page means nothing newer yet (poll again with `next`)."""
+    entries, next_position = await audit.list_entries(
+        principal=user,
+        after=_position(after),
+        limit=limit,
+        subject_type=subject_type,
+        actor=actor,
     )
     return AuditPage(
         entries=[AuditEntryRead.model_validate(e) for e in entries],
-        next=entries[-1].id if entries else (after or 0),
+        next=encode_cursor(next_position),
     )
 
 
 @router.get("/audit.csv", responses=media.binary(media.CSV), response_class=Response)
 async def export_audit(
-    user: Overseer, subject_type: SubjectType = None, actor: Actor = None
+    request: Request,
+    user: Overseer,
+    settings: AppSettings,
+    after: After = None,
+    subject_type: SubjectType = None,
+    actor: Actor = None,
 ) -> Response:
-    """The same entries as a CSV file (UTF-8 with BOM), before/after as JSON."""
-    rows = await audit.export_rows(principal=user, subject_type=subject_type, actor=actor)
+    """The same entries as a CSV file (UTF-8 with BOM), before/after as JSON, times on the
+    city's clock; at most 100,000 a file, with a `Link: <…>; rel="next"` header to the next
+    file when more remain."""
+    rows, more = await audit.export_rows(
+        principal=user,
+        timezone=settings.timezone,
+        after=_position(after),
+        subject_type=subject_type,
+        actor=actor,
+    )
+    headers = {"Content-Disposition": 'attachment; filename="audit.csv"'}
+    if more is not None:
+        following = request.url.include_query_params(after=encode_cursor(more))
+        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     return Response(
-        to_csv(audit.CSV_HEADERS, rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+        to_csv(audit.CSV_HEADERS, rows), media_type="text/csv; charset=utf-8", headers=headers
     )

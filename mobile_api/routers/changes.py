@@ -21,7 +21,8 @@ async def read_changes(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=changes.MAX_LIMIT)] = 100,
 ) -> ChangePage:
-    """Custody events, manifest changes and alerts you may see, in commit order, after a cursor."""
+    """Custody events, manifest changes and alerts you may see, after a cursor: in the order of
+    their transactions, a batch's events in their order."""
     position = changes.decode_cursor(after) if after is not None else START
     page, next_position = await changes.read_changes(principal=user, after=position, limit=limit)
     return ChangePage(

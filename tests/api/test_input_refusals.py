@@ -1,6 +1,7 @@
 """Bad input is refused with a 422 naming the field and its rule, never a 500, and writes
 nothing: values a route's own contract let through but a command the domain makes from it
-refuses, digits that are not ASCII, a plate with a NUL, a tonnage its column cannot hold; and
+refuses, digits that are not ASCII, a plate with a NUL, text with a control character a
+spreadsheet cannot hold, a tonnage its column cannot hold; and
 an answer holding a secret is never kept for an Idempotency-Key's resend."""
 
 import uuid
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.factories import NOW, PASSWORD, World, medical_bag
+from tests.factories import CITY_TODAY, NOW, PASSWORD, World, medical_bag
 from tests.household.test_sorting import pickup, point_url
 from tests.pesticide.test_take_back import a_return, points
 from tests.ports.test_ports import Harbour, delivery, harbour
@@ -21,6 +22,7 @@ from wastetrack.core import db
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.custody import intake
 from wastetrack.household.models import Pickup
+from wastetrack.indicators.models import IndicatorValue
 from wastetrack.pesticide.models import PackagingReturn
 from wastetrack.ports.models import Delivery
 from wastetrack.registry.models import Vessel
@@ -217,6 +219,38 @@ async def test_a_plate_with_a_nul_is_refused_naming_plate(
         method, "/m/v1/vehicles/%00", json={"capacity_kg": "1"}, headers=world.headers("carrier")
     )
     assert_refused(response, "plate")
+
+
+# ---- control characters in text ---------------------------------------------------------------
+
+
+async def _note(client: httpx.AsyncClient, world: World, note: str) -> httpx.Response:
+    return await client.post(
+        "/m/v1/indicators/straw_utilization/values",
+        json={"value": "50", "period_end": CITY_TODAY.isoformat(), "source_note": note},
+        headers=world.headers("manager"),
+    )
+
+
+@pytest.mark.parametrize(
+    "note", ["县\x01农业局", "县\x08农业局", "县\x0b农业局", "县\x0c农业局", "县\x1f农业局"]
+)
+async def test_a_control_character_in_text_is_refused_naming_the_field(
+    client: httpx.AsyncClient, world: World, note: str
+) -> None:
+    """A spreadsheet holds no control character but tab and line breaks: text with one would
+    make every XLSX download of its row fail."""
+    assert_refused(await _note(client, world, note), "source_note")
+    assert await IndicatorValue.all().count() == 0
+
+
+async def test_tabs_and_line_breaks_stay_allowed_in_text(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    note = "县农业局\t统计\r\n第二行\n第三行"
+    response = await _note(client, world, note)
+    assert response.status_code == 201, response.text
+    assert (await IndicatorValue.get()).source_note == note
 
 
 # ---- secrets are not kept for an Idempotency-Key's resend ----------------------------------

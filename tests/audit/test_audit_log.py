@@ -1,8 +1,10 @@
 """The audit log: one entry per registry, user, licence and API key change, written with the
 change (or not at all), readable by managers (their region), auditors and admins."""
 
+import asyncio
 import csv
 import io
+from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
@@ -11,8 +13,11 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from tests.factories import World
+from wastetrack.audit import service as audit
 from wastetrack.audit.models import AuditEntry
 from wastetrack.auth import service as auth
+from wastetrack.changes.models import START, Position
+from wastetrack.changes.paging import encode_cursor
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -24,14 +29,18 @@ async def entries(client: httpx.AsyncClient, world: World, who: str = "auditor",
 
 
 @pytest.fixture
-async def baseline(world: World) -> int:
-    """The last entry written while building the world: each test reads what follows it."""
-    last = await AuditEntry.all().order_by("-id").first()
-    return last.id if last else 0
+async def baseline(world: World) -> str:
+    """The cursor after the last entry written while building the world: each test reads what
+    follows it."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT txid::text AS txid, id FROM audit_entry ORDER BY txid DESC, id DESC LIMIT 1"
+    )
+    last = Position(txid=int(rows[0]["txid"]), id=rows[0]["id"]) if rows else START
+    return encode_cursor(last)
 
 
 async def test_an_organization_update_is_recorded_with_before_after_actor_and_request(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     org = world.orgs["clinic"]
     response = await client.patch(
@@ -55,7 +64,7 @@ async def test_the_world_s_registry_was_audited_as_it_was_built(world: World) ->
 
 
 async def test_a_new_user_is_recorded_without_the_password_hash(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     response = await client.post(
         "/admin/v1/users",
@@ -79,7 +88,7 @@ async def test_a_new_user_is_recorded_without_the_password_hash(
 
 
 async def test_deactivating_a_user_is_recorded(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     await auth.deactivate_user(user_id=world.users["collector"].id)
     [entry] = await entries(client, world, subject_type="user", after=baseline)
@@ -89,7 +98,7 @@ async def test_deactivating_a_user_is_recorded(
 
 
 async def test_licence_changes_are_recorded_as_created_then_updated(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     url = f"/admin/v1/organizations/{world.orgs['facility'].id}/licences"
     for methods in (["D10"], ["D10", "D9"]):
@@ -104,7 +113,7 @@ async def test_licence_changes_are_recorded_as_created_then_updated(
 
 
 async def test_issuing_and_revoking_a_key_is_recorded_without_its_secret(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     issued = await client.post(
         "/m/v1/api-keys",
@@ -122,7 +131,7 @@ async def test_issuing_and_revoking_a_key_is_recorded_without_its_secret(
 
 
 async def test_a_failed_change_writes_no_entry(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     org = world.orgs["carrier"]
     response = await client.patch(
@@ -157,7 +166,7 @@ async def test_managers_and_auditors_read_the_log_clinics_do_not(
 
 
 async def test_a_manager_reads_the_entries_of_their_region_only(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     for key in ("clinic", "other_clinic"):
         org = world.orgs[key]
@@ -194,7 +203,7 @@ async def test_pages_follow_each_other_and_the_csv_holds_the_same_entries(
 
 
 async def test_region_and_port_changes_are_recorded(
-    client: httpx.AsyncClient, world: World, baseline: int
+    client: httpx.AsyncClient, world: World, baseline: str
 ) -> None:
     admin = world.headers("admin")
     village = world.regions["village"].id
@@ -215,3 +224,95 @@ async def test_region_and_port_changes_are_recorded(
     assert region["before"]["sorted_collection_since"] is None
     assert region["after"]["sorted_collection_since"] == "2026-03-01"
     assert added["action"] == "berth.created" and added["after"]["name"] == "一号泊位"
+
+
+async def test_an_entry_committed_late_is_not_skipped_by_a_poller(
+    client: httpx.AsyncClient, world: World, baseline: str
+) -> None:
+    """Entry ids are given as entries are written, mid-transaction: a poller that read a later
+    entry of a transaction that committed first must still get the earlier one, once its
+    transaction commits."""
+    written, release = asyncio.Event(), asyncio.Event()
+    city = world.regions["city"].id
+
+    async def slow() -> None:
+        async with in_transaction():
+            await registry.create_organization(
+                name="先写后交", kind=OrganizationKind.carrier, region_id=city
+            )
+            written.set()
+            await asyncio.wait_for(release.wait(), timeout=10)
+
+    task = asyncio.create_task(slow())
+    await asyncio.wait_for(written.wait(), timeout=10)
+    async with in_transaction():
+        await registry.create_organization(
+            name="后写先交", kind=OrganizationKind.carrier, region_id=city
+        )
+    params = {"subject_type": "organization", "after": baseline}
+    while_open = await client.get("/m/v1/audit", headers=world.headers("admin"), params=params)
+    assert while_open.json() == {"entries": [], "next": baseline}
+
+    release.set()
+    await task
+    params["after"] = while_open.json()["next"]
+    found = await entries(client, world, "admin", **params)
+    assert [e["after"]["name"] for e in found] == ["先写后交", "后写先交"]
+
+
+async def test_the_csv_gives_the_city_s_clock_and_links_to_the_next_file_when_more_remain(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = await entries(client, world, "admin", limit=500)
+    assert len(listed) > 4
+    monkeypatch.setattr(audit, "MAX_EXPORT", 3)
+    rows: list[dict[str, str]] = []
+    files, url = 0, "/m/v1/audit.csv"
+    while url:
+        exported = await client.get(url, headers=world.headers("admin"))
+        assert exported.status_code == 200, exported.text
+        got = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+        assert len(got) <= 3
+        rows, files = rows + got, files + 1
+        link = exported.headers.get("link")
+        url = link.removeprefix("<").removesuffix('>; rel="next"') if link else ""
+    assert files == -(-len(listed) // 3)
+    assert [int(r["id"]) for r in rows] == [e["id"] for e in listed]
+    for row, entry in zip(rows, listed, strict=True):
+        at = datetime.fromisoformat(row["at"])
+        assert at.utcoffset() == timedelta(hours=8)  # Asia/Shanghai
+        assert at == datetime.fromisoformat(entry["at"])
+    # Exactly as many as a file holds: no link to an empty file.
+    monkeypatch.setattr(audit, "MAX_EXPORT", len(listed))
+    whole = await client.get("/m/v1/audit.csv", headers=world.headers("admin"))
+    assert "link" not in whole.headers
+    assert whole.content.decode("utf-8-sig").count("\n") == len(listed) + 1
+
+
+async def test_the_csv_continues_from_a_cursor_with_its_filters(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    first = await client.get(
+        "/m/v1/audit",
+        headers=world.headers("admin"),
+        params={"subject_type": "organization", "limit": 1},
+    )
+    rest = await entries(
+        client, world, "admin", subject_type="organization", after=first.json()["next"]
+    )
+    exported = await client.get(
+        "/m/v1/audit.csv",
+        headers=world.headers("admin"),
+        params={"subject_type": "organization", "after": first.json()["next"]},
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [int(r["id"]) for r in rows] == [e["id"] for e in rest] and rows
+
+
+@pytest.mark.parametrize("path", ["/m/v1/audit", "/m/v1/audit.csv"])
+async def test_an_after_that_is_not_a_cursor_is_refused_naming_after(
+    client: httpx.AsyncClient, world: World, path: str
+) -> None:
+    response = await client.get(path, headers=world.headers("admin"), params={"after": "15"})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "after"

@@ -1,5 +1,6 @@
-"""The change feed: custody events, manifest changes and alerts in commit order, each once,
-only to those who may see them, and never skipping a transaction that commits late."""
+"""The change feed: custody events, manifest changes and alerts in the order of their
+transactions, a batch's events in their order, each once, only to those who may see them, and
+never skipping a transaction that commits late."""
 
 import asyncio
 from dataclasses import astuple
@@ -10,7 +11,7 @@ from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
 from tests.custody.helpers import advance, tag_bag
-from tests.factories import World, medical_bag
+from tests.factories import World, event, medical_bag
 from tests.manifests.test_manifests import Parties, call, parties  # noqa: F401 (fixture)
 from wastetrack.changes import service as changes
 from wastetrack.changes.models import Position
@@ -192,6 +193,53 @@ async def test_a_transaction_committing_late_is_not_skipped(
     assert [c["data"]["batch"] for c in after_commit["changes"]] == [first_code, second_code]
     done = await feed(client, world, "clinic", after=after_commit["next"])
     assert done["changes"] == []
+
+
+async def test_a_batch_s_events_come_in_their_order_when_an_older_transaction_records_later(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A transaction's id is given at its first write: a sync that recorded one batch and then
+    waited has a lower id than a post that records the next event of another batch and
+    commits first. When the sync then records that batch's following event, the feed still
+    lists the batch's events in their order (seq)."""
+    secret = world.settings.secret_key
+    carrier = world.principals["carrier"]
+    facility = world.orgs["facility"].id
+    first = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    start = (await feed(client, world, "clinic"))["next"]
+    began, posted = asyncio.Event(), asyncio.Event()
+
+    async def record(body: dict) -> None:
+        submission = EventCreate.model_validate(body)
+        (result,) = await recorder.record_events(
+            principal=carrier, submissions=[submission], secret=secret
+        )
+        assert result.result.status == "applied", result.result
+
+    async def older_sync() -> None:
+        async with in_transaction():
+            await record(event("collected", first["code"], minutes=10))  # its id is given here
+            began.set()
+            await asyncio.wait_for(posted.wait(), timeout=10)
+            await record(
+                event("in_transit", bag["code"], minutes=20, destination_organization_id=facility)
+            )
+
+    sync = asyncio.create_task(older_sync())
+    await asyncio.wait_for(began.wait(), timeout=10)
+    async with in_transaction():
+        await record(event("collected", bag["code"], minutes=10))
+    posted.set()
+    await sync
+
+    page = await feed(client, world, "clinic", after=start)
+    assert [
+        (c["data"]["seq"], c["data"]["event_type"])
+        for c in page["changes"]
+        if c["data"]["batch"] == bag["code"]
+    ] == [(2, "collected"), (3, "in_transit")]
+    assert len(page["changes"]) == 3
 
 
 @pytest.mark.parametrize(

@@ -93,6 +93,41 @@ async def test_a_subscription_hears_only_what_its_owner_may_see(
     ]
 
 
+async def test_a_batch_s_deliveries_go_out_in_its_order_whatever_their_ids(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """Deliveries are written in the order their changes are read; a batch's go out in the
+    order of its events (seq) even when written in another."""
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="in_transit")
+    await enqueue(subscriptions=[await WebhookSubscription.get(id=hook["id"])])
+    written = await WebhookDelivery.filter(subscription_id=hook["id"]).order_by("id")
+    assert [d.seq for d in written] == [1, 2, 3]
+    await WebhookDelivery.filter(subscription_id=hook["id"]).delete()
+    copied = ("subscription_id", "change_id", "event_id", "event_type", "order_key", "seq")
+    for delivery in reversed(written):  # the last event's delivery gets the lowest id
+        await WebhookDelivery.create(
+            **{name: getattr(delivery, name) for name in copied},
+            body=delivery.body,
+            next_attempt_at=delivery.next_attempt_at,
+        )
+
+    done = await drain(settings, sender)
+
+    assert (done.delivered, done.failed) == (3, 0)
+    bodies = [verified(r, hook["secret"]) for r in listener.received]
+    assert [(b["data"]["seq"], b["data"]["event_type"]) for b in bodies] == [
+        (1, "tagged"),
+        (2, "collected"),
+        (3, "in_transit"),
+    ]
+
+
 async def test_a_failed_delivery_is_retried_after_its_back_off_and_later_ones_wait(
     client: httpx.AsyncClient,
     world: World,
@@ -134,7 +169,10 @@ async def test_repeated_failures_disable_the_subscription_with_an_alert_until_en
     listener: Listener,
     sender: aiohttp.ClientSession,
 ) -> None:
-    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    # Credentials and a token in the URL: the alert, which the organization reads, leaves
+    # them out.
+    url = listener.url.replace("http://", "http://bi:pa55w0rd@") + "?token=t0ken#frag"
+    hook = await subscribe(client, world, "manager", url, ["batch.event_recorded"])
     await tag_bag(client, world)
     listener.plan = [503] * settings.webhooks_max_failures
 
@@ -155,6 +193,7 @@ async def test_repeated_failures_disable_the_subscription_with_an_alert_until_en
     alerts = (await client.get("/m/v1/alerts", headers=headers)).json()
     (alert,) = [a for a in alerts if a["kind"] == "webhook_disabled"]
     assert alert["details"]["webhook_id"] == hook["id"]
+    assert alert["details"]["url"] == listener.url
     # Disabled: nothing is sent, however late it gets.
     await tag_bag(client, world)
     await drain(settings, sender, now=start + timedelta(days=30))

@@ -1,9 +1,11 @@
 """Which change becomes which webhook event: manifests signed and decided, port deliveries."""
 
 from datetime import timedelta
+from typing import get_args
 
 import httpx
 
+from schemas.webhooks import EventType
 from tests.factories import World, make_user
 from tests.manifests.test_manifests import NOW, Parties, call, drive_to_arrival, parties  # noqa: F401
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery, harbour  # noqa: F401
@@ -14,6 +16,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.settings import Settings
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
+from wastetrack.webhooks.service import EVENT_TYPES
 
 
 async def test_manifest_signatures_and_the_decision_are_delivered(
@@ -50,6 +53,38 @@ async def test_manifest_signatures_and_the_decision_are_delivered(
     assert {b["data"]["number"] for b in bodies} == {arrived["number"]}
 
 
+async def test_a_cancellation_is_delivered(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A carrier's system that heard the producer sign hears the cancellation too."""
+    hook = await subscribe(
+        client, world, "manager", listener.url, ["manifest.signed", "manifest.cancelled"]
+    )
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    item = {"manifest_id": mid, "handover_at": (NOW - timedelta(hours=2)).isoformat()}
+    signed = await client.post(
+        "/m/v1/manifests/sign",
+        json={"role": "producer", "manifests": [item]},
+        headers=world.headers("maker"),
+    )
+    assert signed.status_code == 200, signed.text
+    cancelled = await call(client, world, "maker", f"/{mid}/cancel", {"reason": "车辆未到"})
+    assert cancelled.status_code == 200, cancelled.text
+
+    await drain(settings, sender)
+
+    bodies = [verified(r, hook["secret"]) for r in listener.received]
+    assert [(b["type"], b["data"]["state"]) for b in bodies] == [
+        ("manifest.signed", "submitted"),
+        ("manifest.cancelled", "cancelled"),
+    ]
+
+
 async def test_a_port_delivery_is_delivered_to_the_ports_region_only(
     client: httpx.AsyncClient,
     world: World,
@@ -80,3 +115,8 @@ async def test_a_port_delivery_is_delivered_to_the_ports_region_only(
         line["batch_code"] for line in recorded.json()["lines"]
     ]
     assert [r for r in listener.received if r.path != "/hooks"] == []
+
+
+def test_the_contract_lists_every_event_the_service_sends() -> None:
+    """The subscription's contract and the events the service makes are one list."""
+    assert get_args(EventType) == EVENT_TYPES

@@ -8,6 +8,7 @@ from mobile_api.app import create_app
 from tests.factories import World
 from tests.webhooks.helpers import subscribe
 from wastetrack.core.settings import Settings
+from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.models import WebhookSubscription
 
 HOOK = "http://127.0.0.1:9/hooks"
@@ -39,6 +40,9 @@ async def test_the_secret_is_shown_once_and_not_kept_in_clear(
         ({"url": "ftp://example.org/x", "events": ["alert.raised"]}, "url"),
         ({"url": "not a url", "events": ["alert.raised"]}, "url"),
         ({"url": "http://example.org:99999/", "events": ["alert.raised"]}, "url"),
+        ({"url": "http://[::1/hooks", "events": ["alert.raised"]}, "url"),
+        ({"url": "http://[bogus]/", "events": ["alert.raised"]}, "url"),
+        ({"url": "http://user@[::1/hooks", "events": ["alert.raised"]}, "url"),
     ],
 )
 async def test_unknown_events_and_bad_urls_are_refused_naming_the_field(
@@ -124,3 +128,37 @@ async def test_subscribing_enabling_and_deleting_are_in_the_audit_log(
         text = str(entry)
         assert created["secret"] not in text and "secret_ciphertext" not in text
         assert (entry["before"] or entry["after"])["url"] == HOOK
+
+
+SECRET_HOOK = "https://bi:pa55w0rd@Hooks.Example.cn:8443/in/wastetrack?token=t0ken&x=1#frag"
+
+
+async def test_the_audit_log_keeps_the_url_without_credentials_query_or_fragment(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Managers, auditors and admins of the region read the audit log, not only the owner: a
+    token in the URL's userinfo or query would be theirs to use."""
+    created = await subscribe(client, world, "manager", SECRET_HOOK, ["alert.raised"])
+    assert created["url"] == SECRET_HOOK  # its owner reads it whole
+    h = world.headers("manager")
+    assert (await client.post(f"/m/v1/webhooks/{created['id']}/enable", headers=h)).is_success
+    assert (await client.delete(f"/m/v1/webhooks/{created['id']}", headers=h)).status_code == 204
+    log = await client.get("/m/v1/audit", params={"subject_type": "webhook"}, headers=h)
+    entries = log.json()["entries"]
+    assert len(entries) == 3
+    urls = [s["url"] for e in entries for s in (e["before"], e["after"]) if s is not None]
+    assert urls == ["https://hooks.example.cn:8443/in/wastetrack"] * 4
+    assert not any(word in str(entries) for word in ("pa55w0rd", "t0ken", "frag", "bi:"))
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("http://u:p@[2001:db8::1]:8080/a/b?q=1", "http://[2001:db8::1]:8080/a/b"),
+        ("https://example.cn", "https://example.cn"),
+        ("https://example.cn/?token=1", "https://example.cn/"),
+        ("http://[::1/hooks", "(not a valid URL)"),
+    ],
+)
+def test_a_masked_url_keeps_scheme_host_port_and_path(url: str, masked: str) -> None:
+    assert webhooks.masked_url(url) == masked

@@ -9,6 +9,9 @@ from tortoise.models import Model
 class AuditEntry(Model):
     """Append-only: a trigger refuses UPDATE and DELETE."""
 
+    # The table also has a txid column, the writing transaction's id (xid8, which the ORM does
+    # not know; the database fills it in, migration 0038): entries are read in (txid, id)
+    # order, like the change feed (wastetrack.changes.paging).
     # Actors are plain ids, not foreign keys: the log outlives what it names.
 
     id = fields.BigIntField(primary_key=True)

@@ -2,9 +2,12 @@
 
 Who acts comes from the request (bound once by authentication with `bind_actor`), so the
 services that change the registry need no extra argument; the CLI and background jobs act as
-nobody (a null actor). Snapshots never carry secrets or password hashes."""
+nobody (a null actor). Snapshots never carry secrets or password hashes. Readers page through
+the log as through the change feed (wastetrack.changes.paging), so an entry whose transaction
+commits late is not skipped by a reader who has already seen later ones."""
 
 import json
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +20,10 @@ import structlog
 from tortoise.models import Model
 
 from wastetrack.audit.models import AuditEntry
+from wastetrack.changes import paging
+from wastetrack.changes.models import START, Position
+from wastetrack.changes.paging import Param
+from wastetrack.core.cityday import in_city
 from wastetrack.core.principal import Principal
 from wastetrack.registry import access
 from wastetrack.registry.models import Organization, Region
@@ -118,27 +125,50 @@ async def created(action: str, row: Model, *, within: Organization | Region) -> 
     )
 
 
+def _readable(
+    principal: Principal, subject_type: str | None, actor: int | None
+) -> Callable[[Param], str]:
+    """SQL for 'principal may read entry c' (admins all, managers and auditors the entries
+    about their region subtree's organizations and regions), narrowed to a subject type and
+    an actor if given."""
+
+    def where(param: Param) -> str:
+        scope = access.read_scope(principal)
+        if scope.everything:
+            ways = ["TRUE"]
+        elif scope.region_path:
+            ways = [f"starts_with(c.region_path, {param(scope.region_path)})"]
+        else:
+            ways = ["FALSE"]
+        if subject_type is not None:
+            ways.append(f"c.subject_type = {param(subject_type)}")
+        if actor is not None:
+            ways.append(f"c.actor_user_id = {param(actor)}")
+        return " AND ".join(ways)
+
+    return where
+
+
 async def list_entries(
     *,
     principal: Principal,
-    after: int | None = None,
+    after: Position = START,
     limit: int = 100,
     subject_type: str | None = None,
     actor: int | None = None,
-) -> list[AuditEntry]:
-    """Entries the principal may read, oldest first, after an entry id: admins read all,
-    managers and auditors the entries about their region subtree's organizations and regions."""
-    query = AuditEntry.all()
-    scope = access.read_scope(principal)
-    if not scope.everything:
-        query = query.filter(region_path__startswith=scope.region_path or "\x00")
-    if after is not None:
-        query = query.filter(id__gt=after)
-    if subject_type is not None:
-        query = query.filter(subject_type=subject_type)
-    if actor is not None:
-        query = query.filter(actor_user_id=actor)
-    return await query.order_by("id").limit(min(limit, MAX_LIMIT))
+) -> tuple[list[AuditEntry], Position]:
+    """Entries the principal may read after `after`, in the order of their transactions
+    (wastetrack.changes.paging: an entry whose transaction commits late is not skipped), at
+    most `limit`; with the position to read from next."""
+    page, next_position = await paging.read_page(
+        table="audit_entry",
+        columns=(),
+        where=_readable(principal, subject_type, actor),
+        after=after,
+        limit=min(limit, MAX_LIMIT),
+    )
+    found = {e.id: e for e in await AuditEntry.filter(id__in=[p.id for p, _ in page])}
+    return [found[p.id] for p, _ in page], next_position
 
 
 CSV_HEADERS = (
@@ -157,37 +187,44 @@ CSV_HEADERS = (
 MAX_EXPORT = 100_000
 
 
+def _csv_row(entry: AuditEntry, timezone: str) -> list[Any]:
+    return [
+        entry.id,
+        in_city(entry.at, timezone).isoformat(),
+        entry.actor_user_id,
+        entry.actor_api_key_id,
+        entry.action,
+        entry.subject_type,
+        entry.subject_id,
+        entry.organization_id,
+        None if entry.before is None else json.dumps(entry.before, ensure_ascii=False),
+        None if entry.after is None else json.dumps(entry.after, ensure_ascii=False),
+        entry.request_id,
+    ]
+
+
 async def export_rows(
-    *, principal: Principal, subject_type: str | None = None, actor: int | None = None
-) -> list[list[Any]]:
-    """Every entry the principal may read (at most MAX_EXPORT), as CSV rows of CSV_HEADERS."""
+    *,
+    principal: Principal,
+    timezone: str,
+    after: Position = START,
+    subject_type: str | None = None,
+    actor: int | None = None,
+) -> tuple[list[list[Any]], Position | None]:
+    """The entries `list_entries` gives after `after`, at most MAX_EXPORT, as CSV rows of
+    CSV_HEADERS with times on the city's clock (`timezone`); with the position the next file
+    starts from when more remain (None when these are all)."""
     rows: list[list[Any]] = []
-    after: int | None = None
     while len(rows) < MAX_EXPORT:
-        page = await list_entries(
-            principal=principal,
-            after=after,
-            limit=MAX_LIMIT,
-            subject_type=subject_type,
-            actor=actor,
+        wanted = min(MAX_LIMIT, MAX_EXPORT - len(rows))
+        page, position = await list_entries(
+            principal=principal, after=after, limit=wanted, subject_type=subject_type, actor=actor
         )
-        for entry in page:
-            rows.append(
-                [
-                    entry.id,
-                    entry.at.isoformat(),
-                    entry.actor_user_id,
-                    entry.actor_api_key_id,
-                    entry.action,
-                    entry.subject_type,
-                    entry.subject_id,
-                    entry.organization_id,
-                    None if entry.before is None else json.dumps(entry.before, ensure_ascii=False),
-                    None if entry.after is None else json.dumps(entry.after, ensure_ascii=False),
-                    entry.request_id,
-                ]
-            )
-        if len(page) < MAX_LIMIT:
-            break
-        after = page[-1].id
-    return rows[:MAX_EXPORT]
+        rows += [_csv_row(entry, timezone) for entry in page]
+        if len(page) < wanted:
+            return rows, None
+        after = position
+    more, _ = await list_entries(
+        principal=principal, after=after, limit=1, subject_type=subject_type, actor=actor
+    )
+    return rows, after if more else None

@@ -1,1 +1,2 @@
-"""The change feed: every custody event, manifest change and alert, in commit order."""
+"""The change feed: every custody event, manifest change and alert, each batch's events in
+their order."""

@@ -1,6 +1,7 @@
 """What the change feed holds. The rows live in change_log, written by the triggers of
-migration 0022 in the transaction that makes each change; the table has no Tortoise model
-(its txid column is PostgreSQL's xid8), so it is read with SQL and returned as these."""
+migrations 0022 and 0038 in the transaction that makes each change; the table has no
+Tortoise model (its txid column is PostgreSQL's xid8), so it is read with SQL
+(wastetrack.changes.paging) and returned as these."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,8 @@ class ChangeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a reader stands in the feed: after the row `id` of transaction `txid`."""
+    """Where a reader stands in the feed (or the audit log): after the row `id` of transaction
+    `txid`."""
 
     txid: int
     id: int

@@ -17,22 +17,25 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-# PostgreSQL stores no NUL character in text or JSON: refused at the edge, naming the field.
-NO_NUL = r"^[^\x00]*$"
+# Control characters are refused at the edge, naming the field: PostgreSQL stores no NUL in
+# text or JSON, and a spreadsheet holds none of the others but tab, line feed and carriage
+# return (an XLSX download of the row would fail), which stay allowed.
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 INT32_MAX = 2**31 - 1
 
-Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
-"""Any string the API accepts: no NUL characters; lengths come from the column, per field."""
+Text = Annotated[str, StringConstraints(pattern=NO_CONTROL)]
+"""Any string the API accepts: no control characters but tab, line feed and carriage return;
+lengths come from the column, per field."""
 
 Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
 """A row id: the columns are PostgreSQL integers (int32)."""
 
 Int32 = Annotated[int, Interval(ge=-INT32_MAX - 1, le=INT32_MAX)]
 
-Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL)]
 """A short name used as a JSON object key (item counts, indicator scores)."""
 
-Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_CONTROL)]
 """A code, a signed token or a scanned URL in a path or query."""
 
 Moment = Annotated[

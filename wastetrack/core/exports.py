@@ -30,20 +30,26 @@ def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str) -> bytes:
+    """Numbers stay numbers (a spreadsheet sums them); anything else is its text, less the
+    control characters a spreadsheet cannot hold (the API refuses them, but rows stored before
+    it did may have them): openpyxl would refuse the whole file."""
     # Imported on the first XLSX a process makes: openpyxl adds about 7 MB to a worker, and
     # most workers never export a spreadsheet.
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, int | float | Decimal):
+            return value
+        return ILLEGAL_CHARACTERS_RE.sub("", str(value))
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = title[:31]
-    sheet.append(list(headers))
+    sheet.title = ILLEGAL_CHARACTERS_RE.sub("", title)[:31]
+    sheet.append([plain(h) for h in headers])
     for row in rows:
-        sheet.append(
-            # Numbers stay numbers (a spreadsheet sums them); anything else is its text.
-            [v if v is None or isinstance(v, int | float | Decimal) else str(v) for v in row]
-        )
+        sheet.append([plain(v) for v in row])
         for cell in sheet[sheet.max_row]:  # text, never a formula: the cell's type says so
             if _formula(cell.value):
                 cell.data_type = "s"

@@ -31,16 +31,17 @@ def _key(position: Position) -> tuple[int, int]:
     return (position.txid, position.id)
 
 
-# One delivery to write: subscription, change, event id, type, order key, body, first attempt.
-_Row = tuple[int, int, str, str, str, str, datetime]
+# One delivery to write: subscription, change, event id, type, order key, seq, body, first
+# attempt.
+_Row = tuple[int, int, str, str, str, int | None, str, datetime]
 # A page's deliveries in one statement, column by column (building a model per row cost the
 # deliverer more CPU than sending them); a (subscription, change) already there is skipped.
 _INSERT_DELIVERIES = """
-INSERT INTO webhook_delivery (subscription_id, change_id, event_id, event_type, order_key, body,
-                              next_attempt_at, status, attempts, created_at)
+INSERT INTO webhook_delivery (subscription_id, change_id, event_id, event_type, order_key, seq,
+                              body, next_attempt_at, status, attempts, created_at)
 SELECT v.*, 'pending', 0, now()
-FROM unnest($1::int[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-            $7::timestamptz[]) AS v
+FROM unnest($1::int[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::int[], $7::text[],
+            $8::timestamptz[]) AS v
 ON CONFLICT DO NOTHING
 """
 
@@ -95,6 +96,7 @@ async def enqueue(*, subscriptions: list[WebhookSubscription]) -> int:
                                 event_id,
                                 event.type,
                                 event.order_key,
+                                event.seq,
                                 f'{{"id":"{event_id}",{rest}',
                                 change.occurred_at,
                             )

@@ -63,8 +63,10 @@ class WebhookDelivery(Model):
     # The event id the receiver sees: the same on every retry and replay.
     event_id = fields.UUIDField(unique=True)
     event_type = fields.CharField(max_length=32)
-    # Deliveries with the same key (one batch, manifest or port delivery) go out in order.
+    # Deliveries with the same key (one batch, manifest or port delivery) go out in order:
+    # a batch's events by their seq, then the rest (no seq) by id.
     order_key = fields.CharField(max_length=48)
+    seq = fields.IntField(null=True)
     body = fields.TextField()
     status = fields.CharEnumField(DeliveryStatus, max_length=16, default=DeliveryStatus.pending)
     attempts = fields.IntField(default=0)

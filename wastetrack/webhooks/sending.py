@@ -58,11 +58,13 @@ class _Outcome:
     error: str | None
 
 
-# The earliest pending delivery of each (subscription, order key), when it is due: a later
-# delivery of the same batch waits for the earlier one (in order per batch). With what sending
-# it needs, so that one statement fetches the round's work. One pass over the pending rows of
-# active subscriptions, whatever the planner believes of the table's size (an anti-join of the
-# table with itself turned quadratic on a plan made before its statistics caught up).
+# The first pending delivery of each (subscription, order key), when it is due: a later
+# delivery of the same batch waits for the earlier one (in order per batch: by the event's seq,
+# the batch's own order, as `webhooks.WebhookEvent` says; not by id, which follows the order the
+# deliveries were written in). With what sending it needs, so that one statement fetches the
+# round's work. One pass over the pending rows of active subscriptions, whatever the planner
+# believes of the table's size (an anti-join of the table with itself turned quadratic on a
+# plan made before its statistics caught up).
 _DUE = """
 SELECT id, subscription_id, event_type, body, attempts FROM (
   SELECT DISTINCT ON (d.subscription_id, d.order_key)
@@ -70,7 +72,7 @@ SELECT id, subscription_id, event_type, body, attempts FROM (
   FROM webhook_delivery d
   WHERE d.status = 'pending'
     AND d.subscription_id IN (SELECT s.id FROM webhook_subscription s WHERE s.active)
-  ORDER BY d.subscription_id, d.order_key, d.id
+  ORDER BY d.subscription_id, d.order_key, d.seq, d.id
 ) AS head
 WHERE head.next_attempt_at <= $1
 ORDER BY head.id LIMIT $2
@@ -334,7 +336,7 @@ async def _count_failures(
             times_disabled=subscription.times_disabled + 1,
             organization_id=subscription.organization_id,
             region_path=principal.region_path,
-            url=subscription.url,
+            url=webhooks.masked_url(subscription.url),
             failures=failures,
             last_error=next((o.error for o in reversed(seen) if not o.ok), None),
             now=now,

@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tortoise import connections
@@ -24,22 +24,26 @@ from wastetrack.changes.models import Change, ChangeKind
 from wastetrack.core import keys
 from wastetrack.core.errors import NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.manifests.models import CANCELLED
 from wastetrack.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
 BATCH_EVENT_RECORDED = "batch.event_recorded"
 MANIFEST_SIGNED = "manifest.signed"
 MANIFEST_DECIDED = "manifest.decided"
+MANIFEST_CANCELLED = "manifest.cancelled"
 ALERT_RAISED = "alert.raised"
 DELIVERY_RECORDED = "delivery.recorded"
 EVENT_TYPES = (
     BATCH_EVENT_RECORDED,
     MANIFEST_SIGNED,
     MANIFEST_DECIDED,
+    MANIFEST_CANCELLED,
     ALERT_RAISED,
     DELIVERY_RECORDED,
 )
 # The manifest states a signature leads to (producer: submitted; carrier n: in_transit_leg_n)
-# and the receiver's decisions (wastetrack.manifests.signing and receiving).
+# and the receiver's decisions (wastetrack.manifests.signing and receiving); a cancellation
+# (wastetrack.manifests.cancelling) is the manifest's CANCELLED state.
 _SIGNED_STATES = ("submitted",)
 _SIGNED_PREFIX = "in_transit_leg_"
 _DECISIONS = ("accepted", "partially_accepted", "rejected")
@@ -57,18 +61,21 @@ class TargetRefused(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class WebhookEvent:
-    """What a change becomes for a subscriber: its event type, and the key that orders it
-    (one batch's events, one manifest's changes, go out in the order they were committed)."""
+    """What a change becomes for a subscriber: its event type, and what orders it. The events
+    of one key (a batch, a manifest, a port delivery) go out one at a time: a batch's custody
+    events in their order (`seq`), then those without one (an alert about it, a manifest's
+    changes) in the order they were read from the feed."""
 
     type: str
     order_key: str
+    seq: int | None = None
 
 
 def event_for(change: Change) -> WebhookEvent | None:
     """The webhook event a change of the feed stands for, if any."""
     data = change.data
     if change.kind == ChangeKind.batch_event_recorded:
-        return WebhookEvent(BATCH_EVENT_RECORDED, f"batch:{data['batch_id']}")
+        return WebhookEvent(BATCH_EVENT_RECORDED, f"batch:{data['batch_id']}", data["seq"])
     if change.kind == ChangeKind.manifest_changed:
         state, before = data.get("state"), data.get("previous_state")
         if state == before:
@@ -78,6 +85,8 @@ def event_for(change: Change) -> WebhookEvent | None:
             return WebhookEvent(MANIFEST_SIGNED, key)
         if state in _DECISIONS:
             return WebhookEvent(MANIFEST_DECIDED, key)
+        if state == CANCELLED:
+            return WebhookEvent(MANIFEST_CANCELLED, key)
         return None
     if change.kind == ChangeKind.alert_raised:
         batch = data.get("batch_id")
@@ -119,19 +128,43 @@ def refused_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address
     return not address.is_global or address.is_multicast
 
 
-async def check_target(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL that is not http(s), or whose host is or resolves to a private, loopback,
-    link-local or reserved address (SSRF) unless private targets are allowed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def _parts(url: str) -> tuple[SplitResult, str, int]:
+    """The URL's parts, its host and its port (the scheme's by default); a URL that is not
+    http(s) with a host and a valid port (an unclosed or bogus [IPv6] host) is refused."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise TargetRefused("the URL's host is not a valid name or [IPv6] address") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise TargetRefused("the URL must be http:// or https:// with a host")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise TargetRefused("the URL's port is not a number between 0 and 65535") from None
+    return parts, host, port
+
+
+def masked_url(url: str) -> str:
+    """The URL as others may read it (the audit log, the webhook_disabled alert): scheme,
+    host, port and path, without the credentials or tokens its userinfo, query or fragment
+    may carry."""
+    try:
+        parts, host, _ = _parts(url)
+    except TargetRefused:
+        return "(not a valid URL)"
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+async def check_target(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL that is not http(s), or whose host is or resolves to a private, loopback,
+    link-local or reserved address (SSRF) unless private targets are allowed."""
+    _, host, port = _parts(url)
     if allow_private:
         return
-    host = parts.hostname
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
@@ -181,6 +214,12 @@ async def create_subscription(
     return subscription, secret
 
 
+def _snapshot(subscription: WebhookSubscription) -> dict[str, Any]:
+    """The subscription as the audit log keeps it: no secret, its URL masked."""
+    kept = audit.snapshot(subscription, without=_UNAUDITED)
+    return {**kept, "url": masked_url(subscription.url)}
+
+
 async def _audit(
     action: str,
     principal: Principal,
@@ -189,14 +228,14 @@ async def _audit(
     before: dict[str, Any] | None,
     gone: bool = False,
 ) -> None:
-    """The audit log's entry for a change of a subscription (its secret never in it)."""
+    """The audit log's entry for a change of a subscription."""
     await audit.record(
         action=action,
         subject=subscription,
         organization_id=subscription.organization_id,
         region_path=principal.region_path,
         before=before,
-        after=None if gone else audit.snapshot(subscription, without=_UNAUDITED),
+        after=None if gone else _snapshot(subscription),
     )
 
 
@@ -221,7 +260,7 @@ async def get_subscription(
 async def delete_subscription(*, principal: Principal, subscription_id: int) -> None:
     """Stop and forget a subscription with its deliveries' log."""
     subscription = await get_subscription(principal=principal, subscription_id=subscription_id)
-    before = audit.snapshot(subscription, without=_UNAUDITED)
+    before = _snapshot(subscription)
     await subscription.delete()
     await _audit("webhook.deleted", principal, subscription, before=before, gone=True)
 
@@ -232,7 +271,7 @@ async def enable_subscription(*, principal: Principal, subscription_id: int) -> 
         principal=principal, subscription_id=subscription_id, for_update=True
     )
     now = datetime.now(UTC)
-    before = audit.snapshot(subscription, without=_UNAUDITED)
+    before = _snapshot(subscription)
     subscription.active = True
     subscription.consecutive_failures = 0
     subscription.failing_since = None
