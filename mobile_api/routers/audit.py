@@ -36,6 +36,11 @@ After = Annotated[
 
 
 def _position(after: str | None) -> Position:
+    """The cursor's position. A plain entry id is the `next` pages gave before they were paged
+    by transaction: every entry up to it was written before then (transaction 0), so reading
+    on from it skips none."""
+    if after is not None and after.isdigit() and int(after) < 2**63:
+        return Position(txid=0, id=int(after))
     return decode_cursor(after) if after is not None else START
 
 

@@ -681,10 +681,29 @@ def test_a_round_records_the_vehicle_and_each_producers_pin(
     _find(browser, "#round-plates option")
     offered = browser.find_elements(By.CSS_SELECTOR, "#round-plates option")
     assert [o.get_attribute("value") for o in offered] == [PLATE]
-    for code in [load, farm_bag, clinic_bag]:
+    # A clinic's label never tagged is no bag to collect: refused on the spot, not at sync.
+    issued = httpx.post(
+        f"{served}/m/v1/labels",
+        headers=_headers(served, "manager"),
+        json={"organization_id": round_data["clinic"], "stream": "medical", "count": 1},
+    )
+    assert issued.status_code == 201, issued.text
+    untagged = _query(
+        url,
+        "SELECT code FROM label WHERE organization_id = $1 AND bound_at IS NULL",
+        round_data["clinic"],
+    )[0]["code"]
+    for code in [load, untagged, farm_bag, clinic_bag]:
         browser.find_element(By.ID, "round-typed").send_keys(code)
         browser.find_element(By.ID, "round-add").click()
+        if code == untagged:
+            _wait(
+                browser, lambda b: "tag the bag first" in b.find_element(By.ID, "round-error").text
+            )
+            browser.find_element(By.ID, "round-typed").clear()
+            continue
         _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
+    assert untagged not in browser.find_element(By.ID, "round-bags").text
     _wait(browser, lambda b: _visible(b, "round-tag"))  # the unused label becomes the load
     _find(browser, "#f-load_category option[value='med.infectious']").click()
     browser.find_element(By.ID, "round-plate").send_keys(PLATE)

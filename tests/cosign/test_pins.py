@@ -222,6 +222,14 @@ async def test_a_visits_pin_replayed_days_later_under_a_clock_set_back_is_refuse
     assert (replayed.status_code, replayed.json()["field"]) == (422, "producer_pin")
     assert "used already" in replayed.json()["detail"]
     assert (await Batch.get(code=later)).state == "tagged"
+    # Its own user's late records guess nothing: they do not use up the producer's tries.
+    for _ in range(6):
+        again = await collect(client, world, later, codes[0], minutes=35)
+        assert again.status_code == 422, again.text
+    # A bag of the visit recorded offline and synced hours later still confirms.
+    await PinUse.all().update(used_at=datetime.now(UTC) - timedelta(hours=3))
+    synced = await collect(client, world, later, codes[0], minutes=35)
+    assert synced.status_code == 201, synced.text
 
 
 async def test_a_pin_confirms_a_collection_and_never_a_handover(

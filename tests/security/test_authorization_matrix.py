@@ -479,6 +479,17 @@ async def test_label_stock_issued_to_the_producer_lets_a_carrier_tag_for_it(
     other = codes.new_code()
     await Label.create(code=other, organization=world.orgs["other_clinic"], stream_id="medical")
     assert await _tag(client, world, "carrier", batch=other, producer_organization_id=clinic) == 404
+    # Another carrier's stock is its own loads': no one else tags on it, nor finds it scanning.
+    rival = await registry.create_organization(
+        name="另一运输公司", kind=OrganizationKind.carrier, region_id=world.regions["city"].id
+    )
+    load = codes.new_code()
+    await Label.create(code=load, organization=rival, stream_id="medical")
+    assert (
+        await _tag(client, world, "carrier", batch=load, producer_organization_id=rival.id) == 403
+    )
+    scanned = await client.get("/m/v1/scan", params={"qr": load}, headers=world.headers("carrier"))
+    assert scanned.status_code == 404, scanned.text
 
 
 async def test_a_port_tags_for_a_registered_vessel_owner_only(

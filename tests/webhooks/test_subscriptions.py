@@ -127,7 +127,7 @@ async def test_subscribing_enabling_and_deleting_are_in_the_audit_log(
     for entry in entries["entries"]:
         text = str(entry)
         assert created["secret"] not in text and "secret_ciphertext" not in text
-        assert (entry["before"] or entry["after"])["url"] == HOOK
+        assert (entry["before"] or entry["after"])["url"] == webhooks.masked_url(HOOK)
 
 
 SECRET_HOOK = "https://bi:pa55w0rd@Hooks.Example.cn:8443/in/wastetrack?token=t0ken&x=1#frag"
@@ -147,18 +147,27 @@ async def test_the_audit_log_keeps_the_url_without_credentials_query_or_fragment
     entries = log.json()["entries"]
     assert len(entries) == 3
     urls = [s["url"] for e in entries for s in (e["before"], e["after"]) if s is not None]
-    assert urls == ["https://hooks.example.cn:8443/in/wastetrack"] * 4
+    assert urls == [webhooks.masked_url(SECRET_HOOK)] * 4
+    assert urls[0].startswith("https://hooks.example.cn:8443/in/… [")
     assert not any(word in str(entries) for word in ("pa55w0rd", "t0ken", "frag", "bi:"))
 
 
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("http://u:p@[2001:db8::1]:8080/a/b?q=1", "http://[2001:db8::1]:8080/a/b"),
+        ("http://u:p@[2001:db8::1]:8080/a/b?q=1", "http://[2001:db8::1]:8080/a/… [142e44f6]"),
         ("https://example.cn", "https://example.cn"),
-        ("https://example.cn/?token=1", "https://example.cn/"),
+        ("https://example.cn/?token=1", "https://example.cn/ [8828ab36]"),
+        # A chat bot's hook ends in its token.
+        (
+            "https://open.feishu.cn/open-apis/bot/v2/hook/abc",
+            "https://open.feishu.cn/open-apis/… [6c515438]",
+        ),
+        ("https://x.cn/tok3n", "https://x.cn/… [9c610620]"),
         ("http://[::1/hooks", "(not a valid URL)"),
     ],
 )
-def test_a_masked_url_keeps_scheme_host_port_and_path(url: str, masked: str) -> None:
+def test_a_masked_url_keeps_scheme_host_port_and_a_paths_first_segment(
+    url: str, masked: str
+) -> None:
     assert webhooks.masked_url(url) == masked

@@ -51,6 +51,10 @@ CONFIRMED_EVENTS = (EventType.collected,)
 # from the producer within this time of the first, by the phone's clock and by the server's
 # (`_same_visit`), and nobody else ever again.
 VISIT = timedelta(minutes=30)
+# How much later than its first bag a visit's other bags may reach the server: a phone that
+# synced the first from the clinic's lobby may record the rest offline and sync them hours
+# later, within a working day; a code replayed on another day under a clock set back is not.
+SYNC_ALLOWANCE = timedelta(hours=12)
 ALWAYS, WITHOUT_USERS = "always", "without_users"
 
 
@@ -229,7 +233,10 @@ async def producer_confirmation(work: "Work", sub: EventCommand, batch: Batch) -
     elif not _same_visit(
         spent, principal=work.principal, device_time=sub.device_time, now=work.now
     ):
-        await ratelimit.count(**limiter)
+        if spent.used_by_id != work.principal.user_id:
+            # Another user's try of a spent code counts as a guess; the same user's late
+            # record of its own visit guesses nothing, and must not lock the producer out.
+            await ratelimit.count(**limiter)
         raise ValidationFailed("this PIN was used already", field=FIELD)
     return {"producer_confirmed": "pin", "producer_pin": f"{pin_list.serial}/{position}"}
 
@@ -238,14 +245,14 @@ def _same_visit(
     spent: PinUse, *, principal: Principal, device_time: datetime, now: datetime
 ) -> bool:
     """Whether a spent code may confirm one more bag: taken by the user who spent it, within
-    VISIT of it by the phone's clock and by the server's. The phone's clock alone is the
-    carrier's word, set back at will: a code heard on Monday would confirm a bag tagged on
-    Wednesday and dated Monday. The server's bound still lets a visit recorded offline be
-    synced: its bags arrive together, within minutes of the first."""
+    VISIT of it by the phone's clock, and reaching the server within VISIT + SYNC_ALLOWANCE of
+    it. The phone's clock alone is the carrier's word, set back at will: a code heard on Monday
+    would confirm a bag tagged on Wednesday and dated Monday. The server's bound still lets a
+    visit's bags recorded offline reach it later that day."""
     return (
         spent.used_by_id == principal.user_id
         and abs(spent.device_time - device_time) <= VISIT
-        and now - spent.used_at <= VISIT
+        and now - spent.used_at <= VISIT + SYNC_ALLOWANCE
     )
 
 

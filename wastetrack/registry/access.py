@@ -112,6 +112,14 @@ TAGGING_FOR_OTHERS: dict[Role, frozenset[Relationship]] = {
 }
 
 
+# Organizations whose label stock is for their own tagging only.
+_OWN_STOCK_ONLY = (
+    OrganizationKind.carrier,
+    OrganizationKind.treatment_facility,
+    OrganizationKind.authority,
+)
+
+
 async def _holds(
     relationship: Relationship,
     *,
@@ -122,7 +130,11 @@ async def _holds(
     on: date,
 ) -> bool:
     if relationship == Relationship.label_stock:
-        return label_organization_id == producer_id
+        # A producer's stock, for those who collect its waste: not another handler's own
+        # (a carrier's load labels, a plant's), nor an authority's.
+        return label_organization_id == producer_id and not await Organization.exists(
+            id=producer_id, kind__in=_OWN_STOCK_ONLY
+        )
     if relationship == Relationship.port_reception:
         return await Vessel.exists(owner_id=producer_id)
     if relationship == Relationship.local_collection_point:

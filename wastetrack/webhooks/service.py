@@ -147,8 +147,10 @@ def _parts(url: str) -> tuple[SplitResult, str, int]:
 
 def masked_url(url: str) -> str:
     """The URL as others may read it (the audit log, the webhook_disabled alert): scheme,
-    host, port and path, without the credentials or tokens its userinfo, query or fragment
-    may carry."""
+    host, port and the path's first segment, without the credentials or tokens its userinfo,
+    rest of the path (a chat bot's hook ends in its token), query or fragment may carry; with
+    a short fingerprint of the whole URL when anything is left out, so entries still tell
+    subscriptions apart."""
     try:
         parts, host, _ = _parts(url)
     except TargetRefused:
@@ -156,7 +158,17 @@ def masked_url(url: str) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None:
         netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    segments = parts.path.split("/")[1:]  # "/a/b": ["a", "b"]; "/": [""]; "": []
+    if len(segments) > 1:
+        path = f"/{segments[0]}/…"
+    elif segments and segments[0]:
+        path = "/…"
+    else:
+        path = parts.path
+    shown = urlunsplit((parts.scheme, netloc, path, "", ""))
+    if shown == url:
+        return shown
+    return f"{shown} [{hashlib.sha256(url.encode()).hexdigest()[:8]}]"
 
 
 async def check_target(url: str, *, allow_private: bool) -> None:

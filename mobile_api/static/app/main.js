@@ -562,6 +562,15 @@ async function addToRound(qr) {
     return;
   }
   const item = { qr, code: codeOf(qr), found: scanned.found };
+  // An unused label names no batch yet: a bag is tagged before a round collects it, and a
+  // load is tagged on the carrier's own stock (another's label is that producer's waste).
+  const label = scanned.found && scanned.found.kind === 'label' ? scanned.found.label : null;
+  if (label && (round.load || !me || label.organization_id !== me.organization_id)) {
+    $('round-error').textContent = round.load
+      ? '未登记的标签：先贴标登记 · an unused label: tag the bag first'
+      : '他单位的标签不能作装车标签 · another organization\'s label cannot be the load';
+    return;
+  }
   if (!round.load) {
     round.load = item;
     const unbound = scanned.found && scanned.found.kind === 'label';
