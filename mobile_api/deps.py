@@ -38,10 +38,12 @@ AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def _client_address(request: Request, settings: AppSettings) -> str:
-    """Who is asking, for rate limits: the peer, or the first X-Forwarded-For hop when the
-    service runs behind a proxy it trusts (uvicorn's --proxy-headers rewrites the peer too)."""
+    """Who is asking, for rate limits: the peer, or, behind a proxy the service trusts, the
+    address that proxy added: the last X-Forwarded-For hop. The hops before it are the
+    client's to write (a proxy appends to what it was sent), so a first hop would let each
+    request pose as a new address."""
     if settings.trust_proxy:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
         if forwarded:
             return forwarded[:64]
     return request.client.host if request.client else "unknown"

@@ -1,8 +1,8 @@
 """Tokens and users."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
 from schemas.base import Id, Schema, Text
 from wastetrack.auth.models import Role
@@ -34,7 +34,11 @@ class RefreshCreate(Schema):
 
 class UserCreate(Schema):
     username: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")
-    password: Text = Field(min_length=8, max_length=256)
+    # Taken as typed, as the login form takes it: trimmed, it would not be the one the admin
+    # gives the user.
+    password: Annotated[Text, StringConstraints(strip_whitespace=False)] = Field(
+        min_length=8, max_length=256
+    )
     role: Role
     organization_id: Id
     full_name: Text = Field("", max_length=64)

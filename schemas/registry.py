@@ -3,9 +3,9 @@
 from datetime import date
 from decimal import Decimal
 
-from pydantic import AliasPath, Field
+from pydantic import AliasPath, Field, model_validator
 
-from schemas.base import Day, Id, Key, Schema, Text
+from schemas.base import Day, Id, Key, Schema, Text, rule_error
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
 
@@ -52,6 +52,14 @@ class OrganizationUpdate(Schema):
     credit_code: Text | None = Field(None, max_length=32, description=CREDIT_CODE)
     bed_count: int | None = Field(None, ge=0, le=100_000)
     contact_phone: Text | None = Field(None, max_length=32)
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> "OrganizationUpdate":
+        # Left out, a field keeps its value; sent as null, only one that may be empty clears.
+        for name in ("name", "region_id"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise rule_error(name, f"{name} cannot be null: leave it out to keep it")
+        return self
 
 
 class OrganizationRead(Schema):

@@ -42,14 +42,15 @@ async def test_admin_builds_a_region_tree_with_an_organization_and_user(
         headers=h,
         json={
             "username": "lidao_shop",
-            "password": "a-long-password",
+            # Taken as typed, spaces and all, as the login form takes it.
+            "password": " a-long-password ",
             "role": "generator",
             "organization_id": shop.json()["id"],
         },
     )
     assert user.status_code == 201
     login = await client.post(
-        "/m/v1/auth/token", data={"username": "lidao_shop", "password": "a-long-password"}
+        "/m/v1/auth/token", data={"username": "lidao_shop", "password": " a-long-password "}
     )
     assert login.status_code == 200
 
@@ -85,6 +86,14 @@ async def test_beds_belong_to_clinics_and_hospitals(
         json={"bed_count": 12},
     )
     assert patched.json()["bed_count"] == 12
+    # A name or a region is never emptied: null is refused naming it, and nothing changes.
+    for field in ("name", "region_id"):
+        nulled = await client.patch(
+            f"/admin/v1/organizations/{world.orgs['clinic'].id}",
+            headers=world.headers("admin"),
+            json={field: None},
+        )
+        assert (nulled.status_code, nulled.json()["field"]) == (422, field), nulled.text
 
 
 async def test_licences_name_known_categories_and_methods(

@@ -38,6 +38,23 @@ def test_first_start_creates_a_private_key_file_and_reuses_it(
     assert Settings(data_dir=tmp_path / "elsewhere").secret_key != first.secret_key
 
 
+def test_an_empty_or_cut_short_key_file_is_refused_not_used(
+    tmp_path: Path, no_secret_env: None
+) -> None:
+    """A key file a full disk left empty would make every signature one anyone can forge:
+    the service refuses to start on it. Files are written whole or not at all."""
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "master.key").write_bytes(b"")
+    with pytest.raises(ValidationError, match=r"master\.key"):
+        Settings(data_dir=tmp_path)
+    (folder / "master.key").write_text(secrets.token_hex(32))
+    (folder / "master-v2.key").write_text("0123")
+    with pytest.raises(ValidationError, match=r"master-v2\.key"):
+        Settings(data_dir=tmp_path)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".part")]
+
+
 def test_configured_secret_and_secret_file_override_the_generated_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_secret_env: None
 ) -> None:

@@ -91,6 +91,17 @@ async def test_spraying_usernames_from_one_address_is_throttled(
     assert await _login(client, "clinic", PASSWORD, "192.0.2.10") == 200
 
 
+async def test_hops_a_client_writes_before_the_proxys_own_change_no_address(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    """A proxy appends the address it saw to the X-Forwarded-For it was sent: the hops before
+    it are the client's own words, and a new one per request is still one address."""
+    client = workers[0]
+    for n in range(5):
+        assert await _login(client, f"b{n}", "wrong-password", f"10.9.9.{n}, 192.0.2.20") == 401
+    assert await _login(client, "clinic", PASSWORD, "10.9.9.99, 192.0.2.20") == 429
+
+
 async def test_failed_logins_back_off_per_address_and_never_lock_out_the_owner(
     workers: list[httpx.AsyncClient],
 ) -> None:

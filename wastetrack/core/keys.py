@@ -85,15 +85,24 @@ def keys_dir(data_dir: Path) -> Path:
 
 
 def write_private(path: Path, data: bytes) -> bool:
-    """Write data to a new file readable by the owner only; False when the file already exists
-    (another process won the race, and its file is the one to use)."""
+    """Write data to a new file readable by the owner only, whole or not at all: written and
+    synced under a temporary name, then linked to its own, so another process never reads it
+    cut short. False when the file already exists (another process won the race, and its file
+    is the one to use)."""
+    part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    return True
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(part, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def read_or_create(path: Path, make: "bytes | None" = None) -> bytes:
@@ -111,7 +120,8 @@ def resolve_master(*, configured: str | None, secret_file: Path | None, data_dir
         return check_secret(
             secret_file.read_text().strip(), source=f"WASTETRACK_SECRET_FILE ({secret_file})"
         )
-    return read_or_create(keys_dir(data_dir) / "master.key").decode().strip()
+    generated = keys_dir(data_dir) / "master.key"
+    return check_secret(read_or_create(generated).decode().strip(), source=str(generated))
 
 
 def _rotated_versions(data_dir: Path) -> dict[int, bytes]:
@@ -122,7 +132,9 @@ def _rotated_versions(data_dir: Path) -> dict[int, bytes]:
     for path in folder.iterdir():
         match = _VERSION_FILE.match(path.name)
         if match:
-            found[int(match.group(1))] = path.read_bytes().strip()
+            # An empty or cut-short file (a full disk) would be a key anyone knows.
+            text = check_secret(path.read_bytes().decode().strip(), source=str(path))
+            found[int(match.group(1))] = text.encode()
     return found
 
 
