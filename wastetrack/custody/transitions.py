@@ -70,14 +70,22 @@ async def next_actions(principal: Principal, batch: Batch) -> list[str]:
     rules = (await catalog.snapshot()).streams[batch.stream_id].rules or {}
     if not rules.get("manifest"):
         return actions
+    # For one taker, the rule tells these steps apart only by whether an open manifest records
+    # them itself (`_MANIFEST_ACTIONS`): asked once per kind, not once per step.
+    refused: dict[bool, bool] = {}
     offered = []
     for action in actions:
         if action in _TAKEN_BY_ACTOR:
-            try:
-                await _manifest_rule(
-                    rules, EventType(action), batch, principal.organization_id, own_step=False
-                )
-            except DomainError:
+            kind = action in _MANIFEST_ACTIONS
+            if kind not in refused:
+                try:
+                    await _manifest_rule(
+                        rules, EventType(action), batch, principal.organization_id, own_step=False
+                    )
+                    refused[kind] = False
+                except DomainError:
+                    refused[kind] = True
+            if refused[kind]:
                 continue
         offered.append(action)
     return offered
