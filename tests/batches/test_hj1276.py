@@ -14,7 +14,7 @@ import zxingcpp
 from PIL import Image
 
 from tests.custody.helpers import tag_bag
-from tests.factories import World, make_user, medical_bag
+from tests.factories import World, event, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
 from wastetrack.batches.models import Batch
@@ -146,6 +146,66 @@ async def test_scan_and_lookup_accept_the_identifier(
     ]
     assert [a.status_code for a in answers] == [404, 404, 404]
     assert len({a.json()["detail"] for a in answers}) == 1
+
+
+async def test_records_and_manifests_take_the_identifier_as_scanned(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    """A phone sends what it scanned: an HJ 1276 label's identifier names the batch in a
+    record and in a manifest as the label's QR code does."""
+    first, second, third = [await tag(client, world, maker) for _ in range(3)]
+    # A scanner may put its group separator (GS) between the segments.
+    scanned = "\x1d".join(identifiers.segments(first["identifier"]))
+    unknown = first["identifier"][:-3] + "999"
+    entries = [
+        event("cancelled", scanned, reason="贴错标签"),
+        event("cancelled", unknown, reason="贴错标签"),
+    ]
+    synced = await client.post("/m/v1/sync", json={"events": entries}, headers=world.headers(maker))
+    assert synced.status_code == 200, synced.text
+    applied, refused = synced.json()["results"]
+    assert (applied["status"], applied["batch_code"], applied["state"]) == (
+        "applied",
+        first["code"],
+        "cancelled",
+    )
+    assert (refused["status"], refused["error"]["field"]) == ("rejected", "batch")
+    # Another organization's batch answers as an unknown one.
+    theirs = event("cancelled", second["identifier"], reason="贴错标签")
+    other = await client.post("/m/v1/events", json=theirs, headers=world.headers("clinic"))
+    assert (other.status_code, other.json()["field"]) == (404, "batch"), other.text
+
+    plant = await registry.create_organization(
+        name="危废处置中心",
+        kind=OrganizationKind.treatment_facility,
+        region_id=world.regions["city"].id,
+    )
+    await registry.add_licence(organization_id=plant.id, category_key="hw.08", method_codes=["R9"])
+    body = {
+        "category": "hw.08",
+        "waste_code": "900-249-08",
+        "waste_name": "废机油",
+        "hazard": ["T", "I"],
+        "physical_form": "液态",
+        "packaging": "200L铁桶×2",
+        "quantity_kg": "360",
+        "emergency_measures": "泄漏时用吸油毡围堵，禁止明火",
+        "batches": [identifiers.spaced(second["identifier"]).lower(), third["code"]],
+        "receiver_organization_id": plant.id,
+        "legs": [
+            {
+                "carrier_organization_id": world.orgs["carrier"].id,
+                "vehicle_plate": "鲁K12345",
+                "permit_number": "鲁危运001",
+            }
+        ],
+    }
+    drafted = await client.post("/m/v1/manifests", json=body, headers=world.headers(maker))
+    assert drafted.status_code == 201, drafted.text
+    assert drafted.json()["batch_codes"] == [second["code"], third["code"]]
+    body["batches"] = [unknown]
+    refused_draft = await client.post("/m/v1/manifests", json=body, headers=world.headers(maker))
+    assert (refused_draft.status_code, refused_draft.json()["field"]) == (404, "batches[0]")
 
 
 @pytest.mark.parametrize(

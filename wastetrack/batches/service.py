@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -68,25 +69,51 @@ def parties(principal: Principal, batch: Batch) -> set[Party]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class ScanReader:
+    """Reads the scanned or typed texts of one call: signed QR URLs and typed codes by their
+    check (`codes.code_from_scan`), HJ 1276 数字识别码 by the batches they were issued to,
+    looked up once for the call (`scan_reader`)."""
+
+    secret: str
+    by_identifier: dict[str, str] = field(default_factory=dict)
+
+    def code(self, scanned: str) -> str | None:
+        """The code a text names, or None when it is forged, mistyped or an unknown
+        identifier."""
+        identifier = identifiers.normalize(scanned)
+        if identifier is not None:
+            return self.by_identifier.get(identifier)
+        return codes.code_from_scan(scanned, secret=self.secret)
+
+    def resolve(self, scanned: str, *, field: str = "batch") -> str:
+        """The code a text names; forged, mistyped and unknown ones are refused with the same
+        answer as unknown codes."""
+        code = self.code(scanned)
+        if code is None:
+            raise NotFound(NOT_FOUND, field=field)
+        return code
+
+
+async def scan_reader(texts: Iterable[str | None], *, secret: str) -> ScanReader:
+    """The reader of a call's texts: one query for the identifiers among them, none when there
+    are none (a phone sends the text it scanned, a label's QR code or an HJ 1276 label's)."""
+    wanted = {found for text in texts if text and (found := identifiers.normalize(text))}
+    if not wanted:
+        return ScanReader(secret)
+    rows = await Batch.filter(identifier__in=wanted).values_list("identifier", "code")
+    return ScanReader(secret, {str(identifier): str(code) for identifier, code in rows})
+
+
 def resolve_code(scanned: str, *, secret: str, field: str = "batch") -> str:
-    """The code behind a scanned URL or a typed code; forged and mistyped ones are refused
-    with the same answer as unknown ones."""
-    code = codes.code_from_scan(scanned, secret=secret)
-    if code is None:
-        raise NotFound(NOT_FOUND, field=field)
-    return code
+    """The code behind a scanned URL or a typed code (no identifier: see `resolve_scan`)."""
+    return ScanReader(secret).resolve(scanned, field=field)
 
 
 async def resolve_scan(scanned: str, *, secret: str, field: str = "batch") -> str:
     """The code behind a scanned URL, a typed code or an HJ 1276 数字识别码; unknown
     identifiers get the same answer as unknown codes."""
-    identifier = identifiers.normalize(scanned)
-    if identifier is None:
-        return resolve_code(scanned, secret=secret, field=field)
-    found = await Batch.filter(identifier=identifier).values_list("code", flat=True)
-    if not found:
-        raise NotFound(NOT_FOUND, field=field)
-    return str(found[0])
+    return (await scan_reader([scanned], secret=secret)).resolve(scanned, field=field)
 
 
 async def get_visible_batch(principal: Principal, code: str) -> Batch:

@@ -38,6 +38,12 @@ Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_C
 Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_CONTROL)]
 """A code, a signed token or a scanned URL in a path or query."""
 
+SCANNED = r"^[^\x00-\x08\x0b\x0c\x0e-\x1c\x1e\x1f]*$"
+Scanned = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=SCANNED)]
+"""What a phone scanned or a user typed to name a batch: a code, a QR URL or an HJ 1276
+数字识别码. As `Code`, and a scanner's group separator (GS, 0x1D) is allowed too: it is read
+as a gap between an identifier's segments, and the text is never stored."""
+
 Moment = Annotated[
     AwareDatetime,
     Interval(ge=datetime(1900, 1, 1, tzinfo=UTC), lt=datetime(2200, 1, 1, tzinfo=UTC)),

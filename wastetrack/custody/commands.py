@@ -8,13 +8,13 @@ from pydantic import Field, model_validator
 
 from wastetrack.batches.models import Unit
 from wastetrack.core.commands import (
-    Code,
     Hazard,
     Id,
     Latitude,
     Located,
     Longitude,
     Moment,
+    Scanned,
     Sha256,
     Text,
     rule_error,
@@ -34,11 +34,10 @@ class EventCommand(Located):
 
     client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
     event_type: EventType
-    batch: Text | None = Field(
+    batch: Scanned | None = Field(
         None,
-        max_length=512,
-        description="scanned QR URL or typed code; for `tagged`, the label to bind"
-        " (none: a new code)",
+        description="scanned QR URL, typed code or HJ 1276 数字识别码; for `tagged`, the"
+        " label to bind (none: a new code)",
     )
     device_time: Moment = Field(description="when it happened, by the phone's clock")
     latitude: Latitude | None = None
@@ -92,7 +91,7 @@ class EventCommand(Located):
     # treated
     method: Text | None = Field(None, max_length=8)
     # aggregated
-    children: list[Code] | None = Field(None, min_length=1, max_length=500)
+    children: list[Scanned] | None = Field(None, min_length=1, max_length=500)
     # corrected
     corrects: UUID | None = None
     event_time: Moment | None = Field(

@@ -24,7 +24,6 @@ from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.batches.tagging import tag
 from wastetrack.catalog import service as catalog
-from wastetrack.core import codes
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
@@ -134,6 +133,10 @@ async def _record(
     work = Work(
         principal=principals[0],
         secret=secret,
+        reader=await batches.scan_reader(
+            (text for sub in submissions for text in (sub.batch, *(sub.children or ()))),
+            secret=secret,
+        ),
         now=datetime.now(UTC),
         catalog=await catalog.snapshot(),
         timezone=get_settings().timezone,
@@ -142,7 +145,7 @@ async def _record(
     codes_of: list[str | None] = []
     for index, sub in enumerate(submissions):
         try:
-            codes_of.append(_code_of(sub, secret))
+            codes_of.append(_code_of(sub, work.reader))
         except DomainError as error:
             codes_of.append(None)
             outcomes[index] = _rejected(sub, error)
@@ -153,7 +156,7 @@ async def _record(
         # post of a flush, say) go on changing the batch itself.
         as_left: list[tuple[Batch, Batch]] = []
         acted_on = [
-            [code, *_children_of(sub, secret)] if code is not None else []
+            [code, *_children_of(sub, work.reader)] if code is not None else []
             for sub, code in zip(submissions, codes_of, strict=True)
         ]
         for index in ordered(submissions, acted_on):
@@ -308,18 +311,18 @@ class _Writes:
         return rows
 
 
-def _children_of(sub: EventCommand, secret: str) -> list[str]:
+def _children_of(sub: EventCommand, reader: batches.ScanReader) -> list[str]:
     """The codes of the batches an aggregation takes (unreadable ones left to its handler)."""
     if sub.event_type != EventType.aggregated or not sub.children:
         return []
-    found = (codes.code_from_scan(scanned, secret=secret) for scanned in sub.children)
+    found = (reader.code(scanned) for scanned in sub.children)
     return [code for code in found if code]
 
 
-def _code_of(sub: EventCommand, secret: str) -> str | None:
+def _code_of(sub: EventCommand, reader: batches.ScanReader) -> str | None:
     if sub.batch is None:
         return None
-    return batches.resolve_code(sub.batch, secret=secret)
+    return reader.resolve(sub.batch)
 
 
 def _rejected(sub: EventCommand, error: DomainError) -> Recorded:
@@ -384,7 +387,7 @@ async def _load(
     wanted: set[str] = {code for code in codes_of if code}
     for sub in submissions:
         for child in sub.children or []:
-            code = codes.code_from_scan(child, secret=work.secret)
+            code = work.reader.code(child)
             if code:
                 wanted.add(code)
     org_ids = {

@@ -10,7 +10,6 @@ from wastetrack.batches.models import Batch
 from wastetrack.catalog import service as catalog
 from wastetrack.catalog.models import TreatmentMethod
 from wastetrack.catalog.service import FINAL_MODES
-from wastetrack.core import codes
 from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import (
     DomainError,
@@ -444,7 +443,7 @@ async def _aggregated(
     children: list[Batch] = []
     for index, scanned in enumerate(sub.children):
         field_name = f"children[{index}]"
-        code = codes.code_from_scan(scanned, secret=work.secret)
+        code = work.reader.code(scanned)
         child = work.batches.get(code or "")
         relation = batches.parties(work.principal, child) if child else set()
         if child is None or not relation:

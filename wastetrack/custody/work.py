@@ -9,6 +9,7 @@ from typing import Any
 
 from wastetrack.alerts import service as alerts
 from wastetrack.batches.models import Batch, Label
+from wastetrack.batches.service import ScanReader
 from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core import codes, keys
 from wastetrack.core.errors import (
@@ -34,6 +35,8 @@ class Work:
     principal: Principal
     """Whose submission is being applied (several principals share a call of single posts)."""
     secret: str
+    reader: ScanReader
+    """Reads the call's scanned texts: codes, QR URLs and HJ 1276 identifiers."""
     now: datetime
     catalog: CatalogSnapshot
     timezone: str

@@ -49,8 +49,9 @@ async def create_manifest(
         )
     await catalog.validate_waste_code(category=category.key, waste_code=submission.waste_code)
     codes: list[str] = []
+    reader = await batches.scan_reader(submission.batches, secret=secret)
     for index, scanned in enumerate(submission.batches):
-        code = batches.resolve_code(scanned, secret=secret, field=f"batches[{index}]")
+        code = reader.resolve(scanned, field=f"batches[{index}]")
         if code in codes:
             raise ValidationFailed(
                 f"batch {code} is listed twice (batches[{codes.index(code)}])",
