@@ -5,6 +5,7 @@ from datetime import date
 from pydantic import Field
 
 from schemas.base import Schema
+from wastetrack.core.commands import Text
 
 
 class CalendarDayRead(Schema):
@@ -16,7 +17,7 @@ class CalendarDayRead(Schema):
 
 class CalendarDayUpdate(Schema):
     is_working_day: bool
-    name: str | None = Field(None, max_length=64)
+    name: Text | None = Field(None, max_length=64)
 
 
 class CalendarLoadRead(Schema):

@@ -57,6 +57,32 @@ async def test_a_year_without_data_falls_back_to_weekdays_and_says_so(orm: list[
     assert (await calendar.get_day(day=date(2031, 2, 1))).source == calendar.WEEKDAY_RULE
     crossing = await calendar.add_working_days(start=date(2026, 12, 30), n=5)
     assert crossing.assumed_years == (2027,)
+    # Several starts, one read of the calendar, the same answers.
+    starts = [date(2026, 9, 30), date(2026, 12, 30), date(2031, 1, 31), date(2026, 3, 2)]
+    each = await calendar.add_working_days_each(starts=starts, n=5)
+    for start in starts:
+        assert each[start] == await calendar.add_working_days(start=start, n=5)
+
+
+async def test_the_first_day_entered_for_a_year_begins_it(
+    orm: list[str], restore_calendar: None
+) -> None:
+    """An operator enters a new year's official days: the first one fills the year with
+    Monday to Friday, so its other days are no longer assumed and a deadline stops saying so."""
+    await calendar.set_day(
+        day=date(NO_DATA_YEAR, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
+    )
+    counted = await calendar.add_working_days(start=date(NO_DATA_YEAR, 1, 31), n=1)
+    assert (counted.day, counted.assumed_years) == (date(NO_DATA_YEAR, 2, 3), ())
+    assert (await calendar.get_day(day=date(NO_DATA_YEAR, 2, 1))).source.startswith(
+        calendar.YEAR_BEGUN
+    )
+    assert await CalendarDay.filter(day__year=NO_DATA_YEAR).count() == 365
+    # A later day keeps the days entered before it.
+    await calendar.set_day(
+        day=date(NO_DATA_YEAR, 2, 3), is_working_day=False, name="春节", source="x"
+    )
+    assert (await calendar.get_day(day=date(NO_DATA_YEAR, 1, 1))).name == "元旦"
 
 
 async def test_an_admin_declares_a_new_years_holiday(
@@ -85,6 +111,15 @@ async def test_an_admin_declares_a_new_years_holiday(
     )
     days = {d["day"]: d["is_working_day"] for d in listed.json()}
     assert (days["2026-10-01"], days["2026-10-10"], len(days)) == (False, True, 11)
+    # A year is 366 days at most, as the answer says; a control character is refused, named.
+    too_long = await client.get(
+        "/admin/v1/calendar",
+        params={"date_from": "2024-01-01", "date_to": "2025-01-01"},
+        headers=world.headers("manager"),
+    )
+    assert (too_long.status_code, too_long.json()["field"]) == (422, "date_to")
+    nul = await client.put(url, json={**body, "name": "春\u0000节"}, headers=world.headers("admin"))
+    assert (nul.status_code, nul.json()["errors"][0]["field"]) == (422, "name"), nul.text
     absurd = await client.post(
         "/admin/v1/calendar/load", params={"year": 10**12}, headers=world.headers("admin")
     )

@@ -20,7 +20,7 @@ from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.custody import repository
 from wastetrack.manifests.models import Manifest, ManifestRevision
-from wastetrack.manifests.receiving import decision_due, settle_assumed_deadlines
+from wastetrack.manifests.receiving import decision_due, settle_deadlines
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -463,7 +463,7 @@ async def test_decision_is_due_after_5_official_working_days_in_city_time(
 
 
 async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_calendar(
-    client: httpx.AsyncClient, world: World, parties: Parties
+    client: httpx.AsyncClient, world: World, parties: Parties, restore_calendar: None
 ) -> None:
     """Arrived on Wednesday 30 December 2026: the official calendar ends with 2026, so 1 January
     2027 counts as a working day until an operator enters it as the holiday it is."""
@@ -495,13 +495,23 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
     moved = await Manifest.get(id=arrived["id"])
     assert (moved.decision_due_at, moved.decision_due_assumed) == (
         datetime(2027, 1, 7, 16, 0, tzinfo=UTC),
-        [2027],  # the other days of 2027 are still assumed
+        None,  # the first day entered begins the year: it is no longer assumed
     )
+    assert (await calendar.get_day(day=date(2027, 1, 4))).source.startswith(calendar.YEAR_BEGUN)
     alert = await Alert.get(kind="manifest_overdue", subject=assumed_due)
     assert alert.acknowledged_at is not None and "cleared_at" in alert.details
-    assert await settle_assumed_deadlines(timezone="Asia/Shanghai") == 0
+    # A local change in a year the calendar holds moves the deadline too.
+    await calendar.set_day(
+        day=date(2027, 1, 5), is_working_day=False, name="局部停工", source="市政府"
+    )
+    await alerts.refresh(now=datetime(2027, 1, 7, 2, 0, tzinfo=UTC))
+    moved = await Manifest.get(id=arrived["id"])
+    assert moved.decision_due_at == datetime(2027, 1, 8, 16, 0, tzinfo=UTC)
+    assert await settle_deadlines(timezone="Asia/Shanghai") == 0
+    read = await client.get(f"/m/v1/manifests/{arrived['id']}", headers=world.headers("plant"))
+    assert read.json()["decision_due_assumed"] is None
     # Past the deadline the official days give, the receiver is alerted again.
-    assert await alerts.refresh(now=datetime(2027, 1, 8, 0, 0, tzinfo=UTC)) >= 1
+    assert await alerts.refresh(now=datetime(2027, 1, 9, 0, 0, tzinfo=UTC)) >= 1
     (again,) = await Alert.filter(kind="manifest_overdue", acknowledged_at=None)
     assert again.subject == f"{number}:{int(moved.decision_due_at.timestamp())}"
     assert again.details["manifest"] == number

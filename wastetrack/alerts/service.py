@@ -204,9 +204,9 @@ async def _overdue_manifests(now: datetime) -> int:
     """Raise an alert for every manifest whose receiver has not decided within 5 working days
     of arrival (危险废物转移管理办法)."""
     from wastetrack.manifests.queries import overdue_for_decision
-    from wastetrack.manifests.receiving import settle_assumed_deadlines
+    from wastetrack.manifests.receiving import settle_deadlines
 
-    if await settle_assumed_deadlines(timezone=get_settings().timezone):
+    if await settle_deadlines(timezone=get_settings().timezone):
         # A deadline the official days moved later is no longer overdue: its alert clears.
         await connections.get("default").execute_query(
             f"{_CLEAR} EXISTS (SELECT 1 FROM manifest m WHERE m.number = a.details->>'manifest'"

@@ -4,6 +4,7 @@ The table holds every day of each year it knows (weekends, public holidays, make
 调休). A day the table does not hold falls back to Monday–Friday, and the answer says so."""
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 PINNED_FILE = "working_calendar_cn_1.11.0.json"
 WEEKDAY_RULE = "weekday rule (no calendar data for this year)"
+YEAR_BEGUN = "weekday rule, the year begun by hand"
 # How many calendar days one query reads ahead per working day wanted (Spring Festival and
 # National Day close up to 9 days in a row).
 _WINDOW_PER_DAY = 2
@@ -45,35 +47,71 @@ def _weekday_rule(day: date) -> bool:
     return day.weekday() < 5
 
 
-async def add_working_days(*, start: date, n: int) -> WorkingDayCount:
-    """The n-th working day after `start` (start itself not counted), from the calendar table;
-    days the table lacks count Monday–Friday and their years are reported."""
-    if n < 0:
-        raise ValueError("n must not be negative")
-    current = start
-    remaining = n
-    assumed: set[int] = set()
-    while remaining > 0:
-        window_end = current + timedelta(days=remaining * _WINDOW_PER_DAY + _WINDOW_SLACK)
-        rows = dict(
-            await CalendarDay.filter(day__gt=current, day__lte=window_end).values_list(
-                "day", "is_working_day"
-            )
-        )
-        while remaining > 0 and current < window_end:
-            current += timedelta(days=1)
-            working = rows.get(current)
-            if working is None:
-                assumed.add(current.year)
-                working = _weekday_rule(current)
-            if working:
-                remaining -= 1
+def _walk(
+    rows: dict[date, bool], start: date, n: int, until: date, assumed: set[int]
+) -> tuple[date, int]:
+    """Count working days after `start` up to `until` at the latest, from `rows` (a day they
+    lack counts Monday–Friday, its year added to `assumed`): the day reached and how many
+    working days are still wanted there."""
+    current, remaining = start, n
+    while remaining > 0 and current < until:
+        current += timedelta(days=1)
+        working = rows.get(current)
+        if working is None:
+            assumed.add(current.year)
+            working = _weekday_rule(current)
+        if working:
+            remaining -= 1
+    return current, remaining
+
+
+async def _rows(after: date, until: date) -> dict[date, bool]:
+    return dict(
+        await CalendarDay.filter(day__gt=after, day__lte=until).values_list("day", "is_working_day")
+    )
+
+
+def _window(start: date, n: int) -> date:
+    return start + timedelta(days=n * _WINDOW_PER_DAY + _WINDOW_SLACK)
+
+
+def _counted(day: date, assumed: set[int]) -> WorkingDayCount:
     if assumed:
         log.warning(
             "no official calendar for %s: counted Monday to Friday",
             ", ".join(map(str, sorted(assumed))),
         )
-    return WorkingDayCount(day=current, assumed_years=tuple(sorted(assumed)))
+    return WorkingDayCount(day=day, assumed_years=tuple(sorted(assumed)))
+
+
+async def add_working_days(*, start: date, n: int) -> WorkingDayCount:
+    """The n-th working day after `start` (start itself not counted), from the calendar table;
+    days the table lacks count Monday–Friday and their years are reported."""
+    if n < 0:
+        raise ValueError("n must not be negative")
+    current, remaining, assumed = start, n, set[int]()
+    while remaining > 0:
+        until = _window(current, remaining)
+        current, remaining = _walk(await _rows(current, until), current, remaining, until, assumed)
+    return _counted(current, assumed)
+
+
+async def add_working_days_each(*, starts: Iterable[date], n: int) -> dict[date, WorkingDayCount]:
+    """`add_working_days` from each of several days, reading the calendar once for them all
+    (a start whose count runs past what was read goes on alone)."""
+    wanted = sorted(set(starts))
+    if not wanted:
+        return {}
+    until = _window(wanted[-1], n)
+    rows = await _rows(wanted[0], until)
+    found: dict[date, WorkingDayCount] = {}
+    for start in wanted:
+        assumed: set[int] = set()
+        day, remaining = _walk(rows, start, n, until, assumed)
+        found[start] = (
+            _counted(day, assumed) if remaining == 0 else await add_working_days(start=start, n=n)
+        )
+    return found
 
 
 async def get_day(*, day: date) -> DayInfo:
@@ -89,6 +127,15 @@ async def set_day(*, day: date, is_working_day: bool, name: str | None, source: 
     does not know yet, or a local change)."""
     if name is not None and len(name) > 64:
         raise ValidationFailed("name is at most 64 characters", field="name")
+    if not await CalendarDay.filter(
+        day__gte=date(day.year, 1, 1), day__lte=date(day.year, 12, 31)
+    ).exists():
+        # The first day entered for a year begins it: its other days are Monday to Friday
+        # until they are entered too, and the year is no longer assumed (deadlines counted in
+        # it stop saying so). An operator enters a year's holidays and make-up days together.
+        await connections.get("default").execute_many(
+            _UPSERT, _year_rows(day.year, {}, f"{YEAR_BEGUN} ({source})")
+        )
     await CalendarDay.update_or_create(
         day=day, defaults={"is_working_day": is_working_day, "name": name, "source": source[:128]}
     )
@@ -97,7 +144,7 @@ async def set_day(*, day: date, is_working_day: bool, name: str | None, source: 
 
 async def list_days(*, date_from: date, date_to: date) -> list[DayInfo]:
     """Every day of a period (at most a year), as the calendar has it."""
-    if date_to < date_from or (date_to - date_from).days > 366:
+    if date_to < date_from or (date_to - date_from).days >= 366:
         raise ValidationFailed("give a period of at most 366 days", field="date_to")
     rows = {r.day: r for r in await CalendarDay.filter(day__gte=date_from, day__lte=date_to)}
     out = []

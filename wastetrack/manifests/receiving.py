@@ -25,24 +25,30 @@ from wastetrack.registry import service as registry
 DECISION_WORKING_DAYS = 5
 
 
+def _deadline(due: calendar.WorkingDayCount, timezone: str) -> tuple[datetime, list[int]]:
+    return cityday.day_start(due.day + timedelta(days=1), timezone), list(due.assumed_years)
+
+
 async def decision_due(*, arrived_at: datetime, timezone: str) -> tuple[datetime, list[int]]:
     """The end of the 5th working day after the day of arrival, both days in the city's time
     zone whatever offset the client sent, working days from the official calendar; and the
     years whose days it had to assume Monday to Friday (the calendar lacks them)."""
     arrival_day = cityday.local_date(arrived_at, timezone)
     due = await calendar.add_working_days(start=arrival_day, n=DECISION_WORKING_DAYS)
-    return cityday.day_start(due.day + timedelta(days=1), timezone), list(due.assumed_years)
+    return _deadline(due, timezone)
 
 
-async def settle_assumed_deadlines(*, timezone: str) -> int:
-    """Compute again the deadlines that assumed days the calendar lacked, now that it may hold
-    them (an operator entered the year's official days); returns how many moved."""
+async def settle_deadlines(*, timezone: str) -> int:
+    """Compute again the deadline of every decision awaited, from the calendar as it stands
+    now: an operator may have entered a year it lacked, or changed a day (a local holiday);
+    returns how many moved. The calendar is read once for them all."""
+    waiting = await Manifest.filter(state="arrived", arrived_at__not_isnull=True)
+    days = {m.id: cityday.local_date(m.arrived_at, timezone) for m in waiting if m.arrived_at}
+    counted = await calendar.add_working_days_each(starts=days.values(), n=DECISION_WORKING_DAYS)
     moved = 0
-    for manifest in await Manifest.filter(state="arrived", decision_due_assumed__not_isnull=True):
-        if not manifest.decision_due_assumed or manifest.arrived_at is None:
-            continue
-        due, assumed = await decision_due(arrived_at=manifest.arrived_at, timezone=timezone)
-        if (due, assumed) != (manifest.decision_due_at, manifest.decision_due_assumed):
+    for manifest in waiting:
+        due, assumed = _deadline(counted[days[manifest.id]], timezone)
+        if (due, assumed or None) != (manifest.decision_due_at, manifest.decision_due_assumed):
             moved += due != manifest.decision_due_at
             manifest.decision_due_at, manifest.decision_due_assumed = due, assumed or None
             await manifest.save(update_fields=["decision_due_at", "decision_due_assumed"])
