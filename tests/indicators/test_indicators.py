@@ -79,6 +79,20 @@ async def test_entered_value_keeps_source_and_author(
         assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
 
 
+async def test_an_entered_value_is_judged_at_its_own_period_end(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Statistics come a year or more late: a 2023 figure is judged against the share of the
+    plan elapsed by the end of 2023, whatever day it is read."""
+    url = "/m/v1/indicators/rural_sewage_treatment/values"
+    # Baseline 43.4, target 55: 52 is 74 % of the way, 60 % of the plan elapsed by 2023-12-31.
+    body = {"value": "52", "period_end": "2023-12-31", "source_note": "市生态环境局年报"}
+    made = await client.post(url, json=body, headers=world.headers("manager"))
+    assert made.status_code == 201, made.text
+    sewage = (await overview(client, world))["rural_sewage_treatment"]
+    assert (sewage["actual"]["period_end"], sewage["status"]) == ("2023-12-31", "on_track")
+
+
 async def test_only_the_city_enters_a_value(client: httpx.AsyncClient, world: World) -> None:
     """Entered values are the city's, read by every manager: a town's manager may not set
     them; the city's manager and an admin may."""

@@ -22,8 +22,9 @@ PLAN_START, PLAN_END = date(2021, 1, 1), date(2025, 12, 31)
 AT_RISK_MARGIN = Decimal("0.25")
 STATUS_RULE = (
     "with a 2020 baseline: on track when progress from baseline to target is at least the "
-    "elapsed share of 2021–2025, at risk within 25 points of it, off track below; without a "
-    "baseline: on track at or above target, at risk within 10 % of it, off track below"
+    "elapsed share of 2021–2025 at the end of the value's period, at risk within 25 points of "
+    "it, off track below; without a baseline: on track at or above target, at risk within "
+    "10 % of it, off track below"
 )
 
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
@@ -125,8 +126,10 @@ async def _computed(
     }
 
 
-def status(indicator: Indicator, value: Decimal | None, today: date) -> Status:
-    """on_track, at_risk, off_track, no_data or no_target, by STATUS_RULE."""
+def status(indicator: Indicator, value: Decimal | None, as_of: date) -> Status:
+    """on_track, at_risk, off_track, no_data or no_target, by STATUS_RULE, for a value as of
+    the end of its own period (an entered year's figure is judged at that year's end, not at
+    the day it is read)."""
     if value is None:
         return "no_data"
     if indicator.target is None:
@@ -138,7 +141,7 @@ def status(indicator: Indicator, value: Decimal | None, today: date) -> Status:
         baseline = Decimal(indicator.baseline)
         progress = (value - baseline) / (target - baseline)
         elapsed = (
-            Decimal(min(max((today - PLAN_START).days, 0), (PLAN_END - PLAN_START).days))
+            Decimal(min(max((as_of - PLAN_START).days, 0), (PLAN_END - PLAN_START).days))
             / (PLAN_END - PLAN_START).days
         )
         if progress >= elapsed:
@@ -183,7 +186,11 @@ async def overview(*, principal: Principal, today: date, timezone: str) -> list[
                 "target_text": indicator.target_text,
                 "section": indicator.section,
                 "actual": actual,
-                "status": status(indicator, actual["value"] if actual else None, today),
+                "status": status(
+                    indicator,
+                    actual["value"] if actual else None,
+                    actual["period_end"] if actual else today,
+                ),
             }
         )
     return result
