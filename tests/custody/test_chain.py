@@ -2,6 +2,7 @@
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from tortoise.transactions import in_transaction
@@ -378,23 +379,23 @@ async def test_a_corrected_treatment_keeps_to_the_facilitys_licence(
     assert (await post_event(client, world, "manager", fix)).status_code == 201
 
 
-async def test_a_corrected_treatment_is_judged_by_the_licence_of_the_day_it_was_recorded(
+async def test_a_corrected_treatment_is_judged_by_the_licence_of_the_treatments_day(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    """A treatment recorded three days ago, under a licence that has lapsed since, may still be
+    """A treatment done three days ago, under a licence that has lapsed since, may still be
     corrected to another method that licence covered: the correction is judged as the
-    treatment was, on the day the server recorded it."""
+    treatment was, on the treatment's own day."""
     code = await _received_paper(client, world)
     plant = world.orgs["unlicensed"].id
     body = event("treated", code, minutes=90, method="R3")
     assert (await post_event(client, world, "unlicensed", body)).status_code == 201
     treated = await CustodyEvent.get(batch__code=code, event_type="treated")
-    recorded = datetime.now(UTC) - timedelta(days=3)
+    done = datetime.now(UTC) - timedelta(days=3)
     await as_superuser_without_triggers(
-        ("UPDATE custody_event SET server_time = $1 WHERE id = $2", [recorded, treated.id]),
+        ("UPDATE custody_event SET device_time = $1 WHERE id = $2", [done, treated.id]),
         (
             "UPDATE facility_licence SET valid_until = $1 WHERE organization_id = $2",
-            [(recorded + timedelta(days=1)).date(), plant],
+            [(done + timedelta(days=1)).date(), plant],
         ),
     )
     fix = event("corrected", code, minutes=95, corrects=str(treated.id), method="R4")
@@ -403,6 +404,54 @@ async def test_a_corrected_treatment_is_judged_by_the_licence_of_the_day_it_was_
     fix = event("corrected", code, minutes=96, corrects=str(treated.id), method="D10")
     refused = await post_event(client, world, "manager", fix)
     assert (refused.status_code, refused.json()["field"]) == (403, "method")
+
+
+async def test_a_receipt_is_judged_by_the_licence_of_its_own_day(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Received offline at 23:50 on the licence's last day and synced after midnight: the
+    receipt stands, as a vehicle's permit or an agreement would on the event's day; a
+    treatment on the next day is refused."""
+    city = ZoneInfo(world.settings.timezone)
+    yesterday = datetime.now(city).replace(hour=23, minute=0, second=0, microsecond=0) - timedelta(
+        days=1
+    )
+    plant = world.orgs["unlicensed"].id
+    await as_superuser_without_triggers(
+        (
+            "UPDATE facility_licence SET valid_until = $1 WHERE organization_id = $2",
+            [yesterday.date(), plant],
+        ),
+    )
+    paper = await tag_bag(
+        client,
+        world,
+        "collector",
+        stream="household",
+        category="hh.recyclable.paper",
+        device_time=yesterday.isoformat(),
+    )
+    code = paper["code"]
+    at = {
+        step: (yesterday + timedelta(minutes=m)).isoformat()
+        for step, m in ((1, 10), (2, 20), (3, 50))
+    }
+    for who, body in (
+        ("collector", event("collected", code, device_time=at[1])),
+        (
+            "collector",
+            event("in_transit", code, device_time=at[2], destination_organization_id=plant),
+        ),
+        (
+            "unlicensed",
+            event("received", code, device_time=at[3], outcome="accepted", weight_kg="3"),
+        ),
+    ):
+        recorded = await post_event(client, world, who, body)
+        assert recorded.status_code == 201, recorded.text
+    today = event("treated", code, device_time=datetime.now(UTC).isoformat(), method="R3")
+    refused = await post_event(client, world, "unlicensed", today)
+    assert (refused.status_code, refused.json()["field"]) == (403, "batch"), refused.text
 
 
 async def test_a_tagging_is_not_moved_after_its_next_step_was_recorded(

@@ -27,6 +27,7 @@ from wastetrack.custody.rules import (
 )
 from wastetrack.custody.work import Work, new_event
 from wastetrack.manifests.queries import deciding_manifest
+from wastetrack.ports import lines as delivery_lines
 
 # What a correction may change, by the type of the event it corrects (the spec's `correctable`,
 # docs/metrics.md §2); position, photo, reason and note may be corrected on any event.
@@ -196,6 +197,13 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
             f"quantity above {MAX_QUANTITY[Unit(unit)]} {unit} is implausible for one batch",
             field="quantity",
         )
+    if "category" in changed or "unit" in changed:
+        await delivery_lines.check_corrected_line(
+            batch_id=batch.id,
+            category=category_id,
+            unit=Unit(unit),
+            field="category" if "category" in changed else "unit",
+        )
     batch.tagged_at = tagged_at
     batch.category_id = category_id
     batch.quantity = quantity
@@ -241,7 +249,7 @@ async def _corrected_state(
                 batch,
                 changed["method"],
                 facility_id=target.organization_id,
-                on=local_date(target.server_time, work.timezone),  # the day it was judged on
+                on=local_date(target.device_time, work.timezone),  # the treatment's own day
             )
         except Forbidden as error:
             error.field = "method"  # what the correction changes, whatever the licence lacks

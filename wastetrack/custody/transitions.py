@@ -296,11 +296,13 @@ async def _stored(work: Work, sub: EventCommand, batch: Batch, digest: str) -> r
 
 
 async def _licensed_methods(
-    work: Work, batch: Batch, facility_id: int | None = None, on: date | None = None
+    work: Work, batch: Batch, *, on: date, facility_id: int | None = None
 ) -> list[str]:
     """The methods the facility (by default the acting one) may use on this batch's category
-    on a day (by default the server's city day); refused without a valid licence."""
-    day = on or local_date(work.now, work.timezone)
+    on the day of the event (its city day, as for agreements and vehicle permits: an offline
+    receipt synced after midnight is judged on its own day); refused without a valid
+    licence."""
+    day = on
     org_id = facility_id or work.principal.organization_id
     org = work.organizations.get(org_id)
     if org is None:  # a treatment's facility, met through a manager's correction
@@ -326,7 +328,7 @@ async def _licensed_methods(
 async def _received(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    await _licensed_methods(work, batch)
+    await _licensed_methods(work, batch, on=local_date(sub.device_time, work.timezone))
     await _check_manifest(work, sub, batch, work.principal.organization_id)
     outcome = sub.outcome
     if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
@@ -388,15 +390,15 @@ async def treatment_state(
     batch: Batch,
     code: str | None,
     *,
+    on: date,
     facility_id: int | None = None,
-    on: date | None = None,
 ) -> tuple[State, TreatmentMethod]:
     """The one rule for a treatment's method, recorded or corrected: known, covered by the
-    treating facility's licence (by default the actor's, on the server's day; a correction's:
-    the treatment's facility on the day the treatment was recorded) and allowed by the stream.
+    treating facility's licence (by default the actor's; a correction's: the treatment's
+    facility) on the treatment's day, and allowed by the stream.
     Storage and grouping (R12, R13, D13-D15) are not a fate: the batch stays `stored` at the
     facility."""
-    allowed = await _licensed_methods(work, batch, facility_id, on)
+    allowed = await _licensed_methods(work, batch, on=on, facility_id=facility_id)
     method = work.catalog.methods.get(code or "")
     if method is None:
         raise ValidationFailed(f"unknown treatment method {code!r}", field="method")
@@ -415,7 +417,9 @@ async def treatment_state(
 
 
 async def _treated(work: Work, sub: EventCommand, batch: Batch, digest: str) -> repository.NewEvent:
-    state, method = await treatment_state(work, batch, sub.method)
+    state, method = await treatment_state(
+        work, batch, sub.method, on=local_date(sub.device_time, work.timezone)
+    )
     return new_event(
         work,
         batch,
