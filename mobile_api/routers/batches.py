@@ -83,7 +83,7 @@ async def create_batch(
     batch = recorded.batch
     if batch is None:  # a resend: answer with the batch the first send made
         response.status_code = 200
-        batch = await batches.get_visible_batch(user, recorded.result.batch_code or "")
+        batch = await batches.get_resent_tagging(recorded.result.batch_code or "")
     return batch_read(batch, settings)
 
 

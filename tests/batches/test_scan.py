@@ -134,6 +134,32 @@ async def test_a_clinics_unused_label_opens_the_tagging_form_for_a_carrier_only(
     assert tagged.json()["producer_id"] == world.orgs["clinic"].id
 
 
+async def test_a_resent_tagging_for_others_is_answered_with_its_batch(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A carrier tags a clinic's bag for another carrier to take: its organization is no party
+    to the batch, yet a resend of the tagging (the first answer lost) gets the batch, as the
+    first send did, not a 404."""
+    (url,) = await issue(client, world, "clinic")
+    second = await registry.create_organization(
+        name="第二医废转运公司", kind=OrganizationKind.carrier, region_id=world.regions["city"].id
+    )
+    body = medical_bag(
+        producer_organization_id=world.orgs["clinic"].id, carrier_organization_id=second.id
+    )
+    body.pop("event_type")
+    sends = [
+        await client.post(
+            "/m/v1/batches", json={**body, "label": url}, headers=world.headers("carrier")
+        )
+        for _ in range(2)
+    ]
+    assert [s.status_code for s in sends] == [201, 200], sends[1].text
+    assert sends[1].json()["code"] == sends[0].json()["code"]
+    assert sends[0].json()["carrier_id"] == second.id
+    assert await Batch.all().count() == 1
+
+
 async def test_a_hazardous_batch_offers_its_carrier_no_collection_the_manifest_rule_refuses(
     client: httpx.AsyncClient, world: World
 ) -> None:

@@ -116,6 +116,14 @@ async def resolve_scan(scanned: str, *, secret: str, field: str = "batch") -> st
     return (await scan_reader([scanned], secret=secret)).resolve(scanned, field=field)
 
 
+async def get_resent_tagging(code: str) -> Batch:
+    """The batch a resent tagging made, for the answer to the resend. The recorder answers
+    `duplicate` only to the organization that recorded the tagging, which may not see the
+    batch (it tagged for another producer and carrier, or the batch has moved on since): the
+    resend gets the batch all the same, as the first send did."""
+    return await Batch.get(code=code)
+
+
 async def get_visible_batch(principal: Principal, code: str) -> Batch:
     """A batch the user may see, by its code or its HJ 1276 数字识别码."""
     identifier = identifiers.normalize(code)
