@@ -21,7 +21,7 @@ from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, Label
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
 from wastetrack.batches import service as batches
-from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.errors import DomainError, ValidationFailed
 from wastetrack.custody import chain, posts
 from wastetrack.custody.rules import EventType
 from wastetrack.scan import service as scanning
@@ -63,6 +63,10 @@ async def scan(
     )
 
 
+_AS_SENT = {"batch": "label"}
+"""The tagging event's fields as this request names them."""
+
+
 @router.post("/batches", response_model=BatchRead, status_code=201)
 async def create_batch(
     body: BatchCreate, user: CurrentUser, settings: AppSettings, queue: Posts, response: Response
@@ -78,8 +82,12 @@ async def create_batch(
             }
         )
     except ValidationError as error:  # BatchCreate checks the event's rules first
-        raise ValidationFailed.of(error, fields={"batch": "label"}) from None
-    recorded = await posts.record_one(queue, principal=user, submission=submission)
+        raise ValidationFailed.of(error, fields=_AS_SENT) from None
+    try:
+        recorded = await posts.record_one(queue, principal=user, submission=submission)
+    except DomainError as error:
+        error.field = _AS_SENT.get(error.field or "", error.field)
+        raise
     batch = recorded.batch
     if batch is None:  # a resend: answer with the batch the first send made
         response.status_code = 200

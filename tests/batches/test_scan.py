@@ -160,6 +160,28 @@ async def test_a_resent_tagging_for_others_is_answered_with_its_batch(
     assert await Batch.all().count() == 1
 
 
+async def test_tagging_on_a_bound_code_tells_only_its_parties(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A code already bound to a batch is a conflict for the batch's parties; for anyone else
+    it answers as an unknown code does, so typed codes reveal nothing about which exist."""
+    bag = await tag_bag(client, world)
+    body = medical_bag()
+    body.pop("event_type")
+    answers = {
+        (who, label): await client.post(
+            "/m/v1/batches", json={**body, "label": label}, headers=world.headers(who)
+        )
+        for who in ("clinic", "other_clinic")
+        for label in (bag["code"], codes.new_code())
+    }
+    assert answers["clinic", bag["code"]].status_code == 409
+    theirs = [a for (who, _), a in answers.items() if who == "other_clinic"]
+    assert [(a.status_code, a.json()["field"]) for a in theirs] == [(404, "label")] * 2
+    assert theirs[0].json()["detail"] == theirs[1].json()["detail"]
+    assert await Batch.all().count() == 1
+
+
 async def test_a_hazardous_batch_offers_its_carrier_no_collection_the_manifest_rule_refuses(
     client: httpx.AsyncClient, world: World
 ) -> None:

@@ -45,7 +45,12 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         raise Forbidden(f"a {principal.role.value} cannot tag batches", field="event_type")
     label: Label | None = None
     if code is not None:
-        if code in work.batches:
+        bound = work.batches.get(code)
+        if bound is not None:
+            if not batches.parties(principal, bound):
+                # Another organization's batch answers as an unknown code: scanning or typing
+                # codes reveals nothing about which exist.
+                raise NotFound(batches.NOT_FOUND, field="batch")
             raise Conflict("this label is bound to a batch already", field="batch")
         label = work.labels.get(code)
         # A label of the user's own stock, or of stock issued to the producer it tags for.
