@@ -15,7 +15,9 @@ from tests.factories import NOW, World, event, medical_bag
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import db
 from wastetrack.custody import repository
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.recorder import sync_order
 from wastetrack.rollups import service as rollups
 
 
@@ -126,6 +128,24 @@ async def test_a_clock_stepped_back_a_few_seconds_keeps_the_phones_order(
     assert [r["status"] for r in response.json()["results"]] == ["applied"] * 3, response.text
     events = await CustodyEvent.filter(batch__code=label.code).order_by("seq")
     assert [e.event_type for e in events] == ["tagged", "collected", "in_transit"]
+
+
+def test_two_small_clock_steps_in_a_row_keep_the_order_sent() -> None:
+    """Each step is judged on the clocks' own readings: an event 45 s before the one sent just
+    before it stays after it, however far that one was moved by an earlier step."""
+    base = NOW - timedelta(hours=1)
+    sent = [
+        event("collected", "A", device_time=base.isoformat()),
+        event("stored", "A", device_time=(base - timedelta(seconds=30)).isoformat()),
+        event("stored", "A", device_time=(base - timedelta(seconds=75)).isoformat()),
+    ]
+    commands = [EventCommand.model_validate(body) for body in sent]
+    assert sync_order(commands, [["A"]] * 3) == [0, 1, 2]
+    # A step of more than a minute is a clock to believe: that event goes first.
+    commands[2] = EventCommand.model_validate(
+        event("stored", "A", device_time=(base - timedelta(seconds=120)).isoformat())
+    )
+    assert sync_order(commands, [["A"]] * 3) == [2, 0, 1]
 
 
 async def test_a_carriers_round_then_a_clock_step_keeps_the_bags_in_their_load(

@@ -78,17 +78,19 @@ def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> 
     more than `CLOCK_STEP` earlier (a clock pulled back a few seconds between two steps does
     not reorder them), nor before the tagging of any of those batches."""
     keys: list[datetime] = []
-    history: dict[str, list[datetime]] = {}
+    # Per batch, each earlier event's own device time and the key it was ordered by: the step
+    # is judged on the clocks' own readings, the order follows the keys.
+    history: dict[str, list[tuple[datetime, datetime]]] = {}
     tagged_at: dict[str, datetime] = {}
     for sub, acted_on in zip(submissions, batches_of, strict=True):
         key = sub.device_time
         for code in acted_on:
-            for earlier in history.get(code, ()):
+            for earlier, earlier_key in history.get(code, ()):
                 if earlier - sub.device_time <= CLOCK_STEP:
-                    key = max(key, earlier)
+                    key = max(key, earlier_key)
         keys.append(key)
         for code in acted_on:
-            history.setdefault(code, []).append(key)
+            history.setdefault(code, []).append((sub.device_time, key))
         if sub.event_type == EventType.tagged and acted_on:
             tagged_at[acted_on[0]] = key
     return sorted(
