@@ -138,6 +138,22 @@ async def test_pins_lock_after_repeated_wrong_attempts(
     assert (await Batch.get(code=code)).state == "tagged"
 
 
+async def test_a_wrong_pin_resent_is_one_guess(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """A record resent (its answer lost, or retried alone after its flush failed) is judged
+    again but guesses nothing more: the limit (5 an hour here) counts what was typed."""
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    code = await tag(client, world, farm_clinic)
+    wrong = [f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes][0]
+    body = event("collected", code, minutes=30, producer_pin=wrong)
+    for _ in range(6):
+        sent = await client.post("/m/v1/events", json=body, headers=world.headers("carrier"))
+        assert (sent.status_code, sent.json()["field"]) == (422, "producer_pin"), sent.text
+    confirmed = await collect(client, world, code, codes[0])
+    assert confirmed.status_code == 201, confirmed.text
+
+
 async def test_concurrent_wrong_pins_count_against_the_limit_in_turn(
     client: httpx.AsyncClient, world: World, farm_clinic: Organization
 ) -> None:

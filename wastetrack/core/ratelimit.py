@@ -135,6 +135,15 @@ async def count(*, scope: str, key: str, rate: str) -> None:
     await _limiter.hit(limit(rate), scope, key)
 
 
+async def count_once(*, scope: str, key: str, rate: str, attempt: str) -> None:
+    """`count`, once per attempt however often it is judged (a post retried alone after its
+    flush failed, a sync resent after its answer was lost): the attempt is remembered for the
+    rate's window."""
+    item = limit(rate)
+    if await _storage.incr(f"attempt|{scope}|{key}|{attempt}", item.get_expiry()) == 1:
+        await _limiter.hit(item, scope, key)
+
+
 async def test(*, scope: str, key: str, rate: str) -> None:
     """Refuse when `key` has used up `rate`, without counting this request."""
     item = limit(rate)

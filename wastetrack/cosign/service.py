@@ -217,9 +217,11 @@ async def producer_confirmation(work: "Work", sub: EventCommand, batch: Batch) -
     await within_limit()
     if pin_list is None:
         raise ValidationFailed("the producer has no PIN list; its manager issues one", field=FIELD)
+    # A guess is the code a record gave: the same record judged again guesses nothing more.
+    guess = hashlib.sha256(f"{sub.client_event_id}|{sub.producer_pin}".encode()).hexdigest()
     position = _position(list_codes(secret=work.secret, pin_list=pin_list), sub.producer_pin)
     if position is None:
-        await ratelimit.count(**limiter)
+        await ratelimit.count_once(**limiter, attempt=guess)
         raise ValidationFailed("this is not one of the producer's current PINs", field=FIELD)
     spent = await PinUse.get_or_none(pin_list_id=pin_list.id, position=position)
     if spent is None:
@@ -236,7 +238,7 @@ async def producer_confirmation(work: "Work", sub: EventCommand, batch: Batch) -
         if spent.used_by_id != work.principal.user_id:
             # Another user's try of a spent code counts as a guess; the same user's late
             # record of its own visit guesses nothing, and must not lock the producer out.
-            await ratelimit.count(**limiter)
+            await ratelimit.count_once(**limiter, attempt=guess)
         raise ValidationFailed("this PIN was used already", field=FIELD)
     return {"producer_confirmed": "pin", "producer_pin": f"{pin_list.serial}/{position}"}
 
