@@ -118,6 +118,26 @@ async def test_inventory_lists_what_is_held_with_storage_days(
     assert before["batches"] == []  # type: ignore[index]
 
 
+async def test_packing_old_bags_into_a_box_keeps_their_storage_clock(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A clinic packs three-day-old bags into a box tagged today: the box has been stored as
+    long as its oldest bag, as the overdue-storage alert counts."""
+    three_days_ago = datetime.now(UTC) - timedelta(days=3, hours=1)
+    bag = await tag_bag(client, world, device_time=three_days_ago.isoformat())
+    box = await tag_bag(client, world)
+    packed = await post_event(
+        client, world, "clinic", event("aggregated", box["code"], minutes=5, children=[bag["code"]])
+    )
+    assert packed.status_code == 201, packed.text
+    stock = await rows(
+        client, world, "clinic", "inventory", days=(today() - timedelta(days=10), today())
+    )
+    held = [(b["code"], b["storage_days"], b["overdue"]) for b in stock["batches"]]  # type: ignore[index]
+    assert held == [(box["code"], 3, True)]
+    assert datetime.fromisoformat(stock["batches"][0]["since"]) == three_days_ago  # type: ignore[index]
+
+
 async def test_a_corrected_weight_shows_and_a_cancelled_batch_is_in_no_register(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -361,8 +381,12 @@ async def test_the_refused_part_of_a_partial_acceptance_comes_back_to_the_carrie
     assert [(r["how"], r["from_organization"]["id"], r["mass_kg"]) for r in back] == [
         ("refused_remainder", world.orgs["facility"].id, "1.500")
     ]
+    # It came back when it was refused, not when the bag was tagged.
+    refused_at = datetime.fromisoformat(body["device_time"])
+    assert datetime.fromisoformat(back[0]["time"]) == refused_at
     stock = await rows(client, world, "carrier", "inventory")
     assert [b["code"] for b in stock["batches"]] == [back[0]["code"]]  # type: ignore[index]
+    assert datetime.fromisoformat(stock["batches"][0]["since"]) == refused_at  # type: ignore[index]
     assert [b["code"] for b in (await rows(client, world, "clinic", "inventory"))["batches"]] == []  # type: ignore[index]
 
 

@@ -82,9 +82,11 @@ first_pass AS (
     FROM (SELECT ev.*, count(sets) OVER (PARTITION BY batch_id ORDER BY seq) AS grp FROM ev) ev
 ),
 -- _REMAINDER_HOLDER: a remainder starts with whoever held the original before the event that
--- split it off (the deliverer), else the original's producer.
+-- split it off (the deliverer), else the original's producer, when that event was recorded
+-- (its tagging keeps the original's time for the cohort: the register's is the split's).
 remainder_holder AS (
-    SELECT DISTINCT ON (r.id) r.id AS batch_id, COALESCE(p.holder, r.producer_id) AS holder
+    SELECT DISTINCT ON (r.id) r.id AS batch_id, COALESCE(p.holder, r.producer_id) AS holder,
+           x.at AS split_at
     FROM batch r
     JOIN first_pass x ON x.batch_id = r.split_from_id AND x.details->>'remainder' = r.code
     LEFT JOIN first_pass p ON p.batch_id = x.batch_id AND p.seq = x.seq - 1
@@ -92,7 +94,7 @@ remainder_holder AS (
     ORDER BY r.id, x.seq
 ),
 settled AS (
-    SELECT ev.*, COALESCE(ev.sets, rh.holder) AS sets2
+    SELECT ev.*, COALESCE(ev.sets, rh.holder) AS sets2, COALESCE(rh.split_at, ev.at) AS at2
     FROM ev LEFT JOIN remainder_holder rh
         ON ev.event_type = '{EventType.tagged}' AND rh.batch_id = ev.batch_id
 ),
@@ -104,14 +106,14 @@ held AS (
 steps AS (
     SELECT h.*,
            CASE WHEN h.state_after NOT IN ({_ENDED}) THEN h.holder END AS custodian,
-           max(h.at) OVER (PARTITION BY batch_id ORDER BY seq) AS moved_at
+           max(h.at2) OVER (PARTITION BY batch_id ORDER BY seq) AS moved_at
     FROM held h
 ),
 moves AS (
     SELECT s.*, lag(custodian) OVER (PARTITION BY batch_id ORDER BY seq) AS before FROM steps s
 )
 SELECT m.batch_id, m.seq, m.event_type, m.moved_at, m.custodian, m.before, m.actor_id,
-       m.actor_org, m.to_organization_id, rel.code AS related_code,
+       m.actor_org, m.to_organization_id, m.related_batch_id, rel.code AS related_code,
        b.code, b.stream_id, b.category_id, c.code AS category_code, c.name_zh AS category_name,
        COALESCE(c.storage_limit_hours, pc.storage_limit_hours) AS storage_limit_hours,
        b.waste_code, b.identifier, b.quantity, b.unit, b.producer_id, b.origin_site_id,

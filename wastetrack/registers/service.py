@@ -94,7 +94,10 @@ async def inventory(
 ) -> dict[str, Any]:
     """库存: the batches in the organization's custody at the end of the period (not handed
     on, treated or put into a container), with their storage days against the category's
-    storage limit, and per waste category opening + in - out = closing (batches and kg)."""
+    storage limit, and per waste category opening + in - out = closing (batches and kg).
+    Storage starts when the waste came into the organization's hands: a container's when the
+    first of the batches put into it did (down through containers of containers), as the
+    overdue-storage alert counts, so packing old bags does not restart the clock."""
     start, end = period_bounds(date_from, date_to, timezone)
     as_of = min(end, now or datetime.now(UTC))
     org = scope.organization.id
@@ -106,6 +109,7 @@ async def inventory(
         lambda: {key: dict(zero) for key in ("opening", "incoming", "outgoing", "closing")}
     )
     categories: dict[str, str] = {}
+    since: dict[int, datetime] = {}
 
     def add(part: str, row: dict[str, Any]) -> None:
         cell = balance[row["category_id"]][part]
@@ -119,8 +123,11 @@ async def inventory(
             opening = dict(holding)
         if r["custodian"] == org:
             holding[r["batch_id"]] = r
-        else:
-            holding.pop(r["batch_id"], None)
+            since[r["batch_id"]] = aware(r["moved_at"])
+        elif holding.pop(r["batch_id"], None) is not None:
+            container = r["related_batch_id"] if r["event_type"] == EventType.aggregated else None
+            if container in holding:
+                since[container] = min(since[container], since[r["batch_id"]])
         if in_period:
             add("incoming" if r["custodian"] == org else "outgoing", r)
     for r in (holding if opening is None else opening).values():
@@ -129,13 +136,12 @@ async def inventory(
         add("closing", r)
     names = await organization_names(list(holding.values()), "producer_id", "carrier_id")
     batches = []
-    for r in sorted(holding.values(), key=lambda r: (r["moved_at"], r["batch_id"])):
-        since = aware(r["moved_at"])
-        stored = as_of - since
+    for r in sorted(holding.values(), key=lambda r: (since[r["batch_id"]], r["batch_id"])):
+        stored = as_of - since[r["batch_id"]]
         limit = r["storage_limit_hours"]
         batches.append(
             {
-                "since": since,
+                "since": since[r["batch_id"]],
                 **batch_columns(r),
                 "producer": party(names, r["producer_id"]),
                 "storage_days": max(stored.days, 0),
