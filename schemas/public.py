@@ -50,6 +50,12 @@ class PublicReceiptLineRead(Schema):
         description="the mass is estimated from the category's density or unit mass"
     )
     corrected: bool = Field(description="the line's batch was corrected since the receipt")
+    acceptance: Literal["pending", "accepted", "partially_accepted", "rejected"] = Field(
+        description="where the line stands with the reception facility, as its batch stands"
+        " now: pending (declared by the vessel, no receipt decided yet), accepted,"
+        " partially_accepted (a refused part remains) or rejected (its latest receipt)"
+    )
+    acceptance_zh: str
 
 
 class PublicReceiptRead(Schema):
@@ -63,6 +69,10 @@ class PublicReceiptRead(Schema):
     registration_number: str
     started_at: datetime
     ended_at: datetime
+    recorded_by: Literal["port", "vessel"] = Field(
+        description="port: the port recorded the delivery and signed for it; vessel: the"
+        " crew's declaration, which the port has not signed"
+    )
     lines: list[PublicReceiptLineRead]
 
 

@@ -5,8 +5,10 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
@@ -22,13 +24,14 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
+from wastetrack.custody.rules import EventType, Outcome, State
 from wastetrack.ports.access import readable
 from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
 from wastetrack.ports.models import Delivery, DeliveryLine, PortCall
 from wastetrack.ports.port_calls import get_vessel
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
-from wastetrack.ports.rules import MARINE_STREAM, PORT_RULES
+from wastetrack.ports.rules import MARINE_STREAM, volume_group
 from wastetrack.registry.models import Vessel
 
 NO_PORT_CALL = "no_open_port_call"
@@ -72,16 +75,12 @@ async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
                 raise ValidationFailed(
                     f"{key!r} is not a marine waste category", field=f"lines[{index}].category"
                 )
-        by_volume = [
-            name
-            for name, group in PORT_RULES["groups"].items()
-            if group["unit"] == "m3" and set(snap.ancestors(key)) & set(group["categories"])
-        ]
+        by_volume = volume_group(snap, key)
         if by_volume and not line.volume_m3:
             # The indicator counts these in m³ (port_rules.json): a line in kg alone would count
             # as nothing, so it is refused rather than silently left out.
             raise ValidationFailed(
-                f"{key} is reported in m³ ({by_volume[0]}): give volume_m3",
+                f"{key} is reported in m³ ({by_volume}): give volume_m3",
                 field=f"lines[{index}].volume_m3",
             )
         mass, derived = line.mass_kg, False
@@ -270,7 +269,7 @@ async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
     if not sig or not codes.verify(number, sig, secret):
         raise NotFound("no receipt with this number", field="receipt")
     delivery = await Delivery.get_or_none(receipt_number=number).prefetch_related(
-        "lines__batch", "vessel", "port", "berth"
+        "lines__batch", "vessel", "port", "berth", "recorded_by"
     )
     if delivery is None:
         raise NotFound("no receipt with this number", field="receipt")
@@ -332,6 +331,103 @@ async def current_lines(delivery: Delivery) -> list[LineNow]:
     return found
 
 
+def signed_by_port(delivery: Delivery) -> bool:
+    """Whether the port signed for the delivery: one of its users recorded it. A delivery the
+    vessel's crew recorded is the vessel's declaration, which the port has not signed; its
+    lines are accepted only as receipts decide them (`acceptances`). `recorded_by` must be
+    fetched."""
+    return delivery.recorded_by.organization_id == delivery.port_id
+
+
+class Acceptance(StrEnum):
+    """Where a delivery line stands with the reception facility, as the receipt shows it."""
+
+    pending = "pending"  # declared by the vessel, no receipt has decided on it yet
+    accepted = "accepted"
+    partially_accepted = "partially_accepted"  # a receipt refused part of it (a remainder)
+    rejected = "rejected"
+
+
+ACCEPTANCE_LABELS: dict[Acceptance, str] = {
+    Acceptance.pending: "待接收确认",
+    Acceptance.accepted: "已接收",
+    Acceptance.partially_accepted: "部分接收",
+    Acceptance.rejected: "已拒收",
+}
+
+# Per line batch: the latest receipt or treatment of the batch, or of the outermost container
+# it was aggregated into (whose fate it follows), with the receipt's outcome after corrections;
+# and whether a remainder not cancelled was split from either (a receipt refused part of it).
+# $2 the deciding event types, $3 the correction type, $4 the cancelled state.
+_DECISIONS = """
+WITH RECURSIVE up (line_batch, id, parent_id) AS (
+    SELECT b.id, b.id, b.parent_id FROM batch b WHERE b.id = ANY($1::int[])
+    UNION ALL
+    SELECT up.line_batch, p.id, p.parent_id FROM up JOIN batch p ON p.id = up.parent_id
+),
+root AS (SELECT line_batch, id FROM up WHERE parent_id IS NULL)
+SELECT root.line_batch AS batch_id, decided.event_type, decided.outcome,
+       EXISTS (SELECT 1 FROM batch r
+               WHERE r.split_from_id IN (root.id, root.line_batch) AND r.state <> $4) AS split
+FROM root
+LEFT JOIN LATERAL (
+    SELECT e.event_type,
+           COALESCE((SELECT c.details->'corrected'->>'outcome' FROM custody_event c
+                     WHERE c.batch_id = e.batch_id AND c.event_type = $3
+                       AND c.corrects_id = e.id AND c.details->'corrected' ? 'outcome'
+                     ORDER BY c.seq DESC LIMIT 1),
+                    e.outcome) AS outcome
+    FROM custody_event e
+    WHERE e.batch_id = root.id AND e.event_type = ANY($2::text[])
+    ORDER BY e.seq DESC LIMIT 1
+) decided ON true
+"""
+
+
+def acceptance(
+    *, decided_by: str | None, outcome: str | None, split: bool, port_signed: bool
+) -> Acceptance:
+    """A line's acceptance from its batch's latest receipt or treatment (`decided_by`, None
+    when neither happened) and whether a part of it was refused: rejected when the latest
+    receipt refused it, partially accepted while a refused part remains, accepted once
+    received or treated; undecided, accepted when the port signed for it at delivery and
+    pending when only the vessel declared it."""
+    if decided_by == EventType.received and outcome == Outcome.rejected:
+        return Acceptance.rejected
+    if split:
+        return Acceptance.partially_accepted
+    if decided_by is not None or port_signed:
+        return Acceptance.accepted
+    return Acceptance.pending
+
+
+async def acceptances(delivery: Delivery) -> dict[str, Acceptance]:
+    """Each line's acceptance (`acceptance`), by its batch's code, as its batch stands now;
+    the lines, their batches and `recorded_by` must be fetched."""
+    batches = {line.batch_id: line.batch.code for line in delivery.lines}
+    if not batches:
+        return {}
+    rows = await connections.get("default").execute_query_dict(
+        _DECISIONS,
+        [
+            list(batches),
+            [EventType.received.value, EventType.treated.value],
+            EventType.corrected.value,
+            State.cancelled.value,
+        ],
+    )
+    port_signed = signed_by_port(delivery)
+    return {
+        batches[row["batch_id"]]: acceptance(
+            decided_by=row["event_type"],
+            outcome=row["outcome"],
+            split=row["split"],
+            port_signed=port_signed,
+        )
+        for row in rows
+    }
+
+
 def receipt_url(number: str, *, base_url: str, secret: str) -> str:
     """The signed address a receipt's QR carries, for its public check."""
     return f"{base_url.rstrip('/')}/r/{number}.{codes.signature(number, secret)}"
@@ -345,6 +441,7 @@ async def receipt_pdf(
     snap = await catalog.snapshot()
     tz = ZoneInfo(timezone)
     vessel = delivery.vessel
+    accepted = await acceptances(delivery)
     # Laying out the PDF takes CPU: in a thread, the event loop keeps serving.
     return await asyncio.to_thread(
         render_receipt_pdf,
@@ -373,11 +470,14 @@ async def receipt_pdf(
                     mass_derived=line.mass_derived,
                     batch_code=line.batch_code,
                     corrected=line.corrected,
+                    acceptance=accepted[line.batch_code].value,
+                    acceptance_zh=ACCEPTANCE_LABELS[accepted[line.batch_code]],
                 )
                 for line in await current_lines(delivery)
             ],
             flags=delivery.flags,
-            signed_by=delivery.recorded_by.username,
+            recorded_by=delivery.recorded_by.username,
+            signed_by_port=signed_by_port(delivery),
             recorded_at=delivery.recorded_at.astimezone(tz),
             timezone=timezone,
         ),

@@ -12,7 +12,7 @@ from wastetrack.catalog import service as catalog
 from wastetrack.core.geometry import point_in_polygon
 from wastetrack.core.metrics import Definition, Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
-from wastetrack.ports.models import Delivery, FishingPort, PortCall, SeaArea
+from wastetrack.ports.models import FishingPort, PortCall, SeaArea
 from wastetrack.ports.rules import PORT_RULES
 from wastetrack.registry.models import Organization, OrganizationKind, Vessel
 from wastetrack.rollups import service as rollups
@@ -110,6 +110,29 @@ ORDER BY line.batch_id, parts.batch_id
 """
 M3 = Decimal("0.001")
 
+# Each delivery whose lines were tagged in the period: a delivery belongs to the day of its
+# earliest line not cancelled (its batch's tagging day after corrections, the day `_LINE_PARTS`
+# counts that line on), so a corrected tagging time moves the delivery with its lines.
+_DELIVERIES = """
+SELECT d.id, d.port_id, d.vessel_id, jsonb_array_length(d.flags) > 0 AS flagged
+FROM delivery d JOIN delivery_line l ON l.delivery_id = d.id
+JOIN batch_fact f ON f.batch_id = l.batch_id
+WHERE d.port_id = ANY($1::int[]) AND f.fate <> 'cancelled'
+GROUP BY d.id
+HAVING MIN(f.day) BETWEEN $2 AND $3
+ORDER BY d.id
+"""
+
+
+async def _deliveries(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
+    """The deliveries the period counts (`_DELIVERIES`): id, port, vessel and whether flagged."""
+    if not port_ids:
+        return []
+    rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
+        _DELIVERIES, [port_ids, date_from, date_to]
+    )
+    return rows
+
 
 async def _lines(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
     """Each line as the figures count it: its port, category, volume and the (fate, mass) of
@@ -174,16 +197,14 @@ async def port_metrics(
     calls = await PortCall.filter(
         port_id__in=[p.id for p in ports], arrived_at__gte=start, arrived_at__lt=end
     ).prefetch_related("vessel")
-    deliveries = await Delivery.filter(
-        port_id__in=[p.id for p in ports], ended_at__gte=start, ended_at__lt=end
-    )
+    deliveries = await _deliveries([p.id for p in ports], date_from, date_to)
     lines = await _lines([p.id for p in ports], date_from, date_to)
     small = Decimal(PORT_RULES["small_vessel_max_gt"])
     pooled: dict[str, GroupTotals] = {}
     result: list[PortFigures] = []
     for port in ports:
         port_calls = [c for c in calls if c.port_id == port.id]
-        port_deliveries = [d for d in deliveries if d.port_id == port.id]
+        port_deliveries = [d for d in deliveries if d["port_id"] == port.id]
         listed = port.id in profiles and profiles[port.id].listed
         groups: list[GroupFigures] = []
         for name, group in PORT_RULES["groups"].items():
@@ -227,7 +248,7 @@ async def port_metrics(
                 "listed": listed,
                 "port_calls": len(port_calls),
                 "deliveries": len(port_deliveries),
-                "flagged_deliveries": sum(bool(d.flags) for d in port_deliveries),
+                "flagged_deliveries": sum(d["flagged"] for d in port_deliveries),
                 "groups": groups,
             }
         )
@@ -299,11 +320,7 @@ async def sea_area_metrics(
         arrived_at__lt=end,
         fishing_area__not_isnull=True,
     ).values("vessel_id", "fishing_area")
-    delivered = set(
-        await Delivery.filter(
-            port_id__in=list(ports), ended_at__gte=start, ended_at__lt=end
-        ).values_list("vessel_id", flat=True)
-    )
+    delivered = {d["vessel_id"] for d in await _deliveries(list(ports), date_from, date_to)}
     areas: list[SeaAreaFigures] = []
     for area in await list_sea_areas():
         members = {

@@ -20,6 +20,9 @@ class ReceiptLine:
     mass_kg: Decimal | None
     mass_derived: bool
     batch_code: str
+    acceptance: str
+    """Where the line stands with the reception facility now (`deliveries.Acceptance`)."""
+    acceptance_zh: str
     corrected: bool = False
     """The line's batch was corrected since the delivery: the line shows it as it stands."""
 
@@ -42,7 +45,8 @@ class ReceiptText:
     flag_state: str
     lines: Sequence[ReceiptLine]
     flags: Sequence[str]
-    signed_by: str
+    recorded_by: str  # the user who recorded the delivery
+    signed_by_port: bool  # a user of the port: else the vessel's declaration, not signed for
     recorded_at: datetime
     timezone: str  # the city's (settings.timezone): every time is printed in it
 
@@ -73,9 +77,13 @@ def render_receipt_pdf(
     qr = io.BytesIO()
     qr_image(receipt.url, box_size=6).save(qr, format="PNG")
     pdf.image(qr, x=165, y=10, w=32, h=32)
+    provider = receipt.reception_provider
+    if not receipt.signed_by_port:
+        unsigned = "declared by the vessel, not signed for"
+        provider += f" (船方申报，未经接收单位签字 {unsigned})" if cjk else f" ({unsigned})"
     rows = [
         ("港口/泊位 Port / terminal", f"{receipt.port_name} · {receipt.berth_name}"),
-        ("接收单位 Reception facility provider", receipt.reception_provider),
+        ("接收单位 Reception facility provider", provider),
         ("开始交付 Discharge from", when(receipt.discharge_from)),
         ("结束交付 Discharge to", when(receipt.discharge_to)),
         ("船名 Ship name", receipt.ship_name),
@@ -93,20 +101,22 @@ def render_receipt_pdf(
         pdf.cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font(family, size=9)
-    widths = (70, 28, 28, 20, 34)
-    heads = ("类别 Category", "m³", "kg", "折算 est.", "批次 Batch")
-    heads_en = ("Category", "m3", "kg", "kg estimated", "Batch")
+    widths = (50, 20, 22, 14, 36, 48)
+    heads = ("类别 Category", "m³", "kg", "折算 est.", "批次 Batch", "接收 Acceptance")
+    heads_en = ("Category", "m3", "kg", "estimated", "Batch", "Acceptance")
     for width, head in zip(widths, heads if cjk else heads_en, strict=True):
         pdf.cell(width, 7, head, border=1)
     pdf.ln()
     for line in receipt.lines:
         name = f"{line.category_code} {line.category_name_zh if cjk else line.category_name_en}"
+        english = line.acceptance.replace("_", " ")
         cells = (
             text(name),
             f"{line.volume_m3 or ''}",
             f"{line.mass_kg or ''}",
             ("是 yes" if cjk else "yes") if line.mass_derived else "",
             f"{line.batch_code}{' *' if line.corrected else ''}",
+            f"{line.acceptance_zh} {english}" if cjk else english,
         )
         for width, value in zip(widths, cells, strict=True):
             pdf.cell(width, 7, value, border=1)
@@ -120,7 +130,15 @@ def render_receipt_pdf(
         pdf.ln(3)
         pdf.cell(0, 6, "Flags: " + ", ".join(receipt.flags), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
-    signed = f"接收单位签字 Signed for the reception facility: {receipt.signed_by}"
+    # Only a delivery the port recorded carries its signature; the crew's is the vessel's
+    # declaration, and each line's acceptance says what the port's receipts made of it.
+    if receipt.signed_by_port:
+        signed = f"接收单位签字 Signed for the reception facility: {receipt.recorded_by}"
+    else:
+        signed = (
+            f"船方申报 Declared by the vessel: {receipt.recorded_by};"
+            " not signed for the reception facility, see each line's acceptance"
+        )
     pdf.cell(0, 6, text(signed if cjk else signed.split(" ", 1)[1]), new_x="LMARGIN", new_y="NEXT")
     recorded = when(receipt.recorded_at)
     pdf.cell(

@@ -3,7 +3,21 @@
 
 from typing import Any
 
+from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core.data import read_data_file
 
 PORT_RULES: dict[str, Any] = read_data_file("wastetrack.ports", "port_rules.json")
 MARINE_STREAM = "marine"
+
+
+def volume_group(snap: CatalogSnapshot, category: str) -> str | None:
+    """The indicator group that counts the category in m³ (sewage), if one does: a line of
+    it counts by its m³ alone, so without them it would count as nothing."""
+    return next(
+        (
+            name
+            for name, group in PORT_RULES["groups"].items()
+            if group["unit"] == "m3" and set(snap.ancestors(category)) & set(group["categories"])
+        ),
+        None,
+    )

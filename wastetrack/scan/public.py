@@ -18,7 +18,13 @@ from wastetrack.core import codes
 from wastetrack.core.errors import NotFound
 from wastetrack.manifests.models import Manifest
 from wastetrack.manifests.queries import party_names
-from wastetrack.ports.deliveries import current_lines, receipt_from_scan
+from wastetrack.ports.deliveries import (
+    ACCEPTANCE_LABELS,
+    acceptances,
+    current_lines,
+    receipt_from_scan,
+    signed_by_port,
+)
 from wastetrack.ports.models import Berth
 from wastetrack.registry.models import Site
 
@@ -63,6 +69,8 @@ class PublicReceiptLine:
     mass_kg: Decimal | None
     mass_derived: bool
     corrected: bool
+    acceptance: str  # deliveries.Acceptance, as the line's batch stands now
+    acceptance_zh: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,9 @@ class PublicReceipt:
     registration_number: str
     started_at: datetime
     ended_at: datetime
+    # "port": the port recorded it and signed for it; "vessel": the crew's declaration, which
+    # the port has not signed (each line's acceptance says what its receipts made of it).
+    recorded_by: str
     lines: list[PublicReceiptLine]
 
 
@@ -138,12 +149,15 @@ async def plate_or_batch(*, scanned: str, secret: str) -> PublicBatch | PublicPl
 
 
 async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
-    """The delivery behind a receipt's QR (``/r/``): who delivered what, where and when."""
+    """The delivery behind a receipt's QR (``/r/``): who delivered what, where and when, who
+    recorded it (the port's signature or the vessel's declaration) and where each line stands
+    with the reception facility now."""
     try:
         delivery = await receipt_from_scan(scanned=scanned, secret=secret)
     except NotFound:
         raise NotFound(NOT_FOUND, field="code") from None
     snap = await catalog.snapshot()
+    accepted = await acceptances(delivery)
     return PublicReceipt(
         number=delivery.receipt_number,
         port=delivery.port.name,
@@ -152,6 +166,7 @@ async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
         registration_number=delivery.vessel.registration_number,
         started_at=delivery.started_at,
         ended_at=delivery.ended_at,
+        recorded_by="port" if signed_by_port(delivery) else "vessel",
         lines=[
             PublicReceiptLine(
                 category_code=snap.categories[line.category_id].code,
@@ -161,6 +176,8 @@ async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
                 mass_kg=line.mass_kg,
                 mass_derived=line.mass_derived,
                 corrected=line.corrected,
+                acceptance=accepted[line.batch_code].value,
+                acceptance_zh=ACCEPTANCE_LABELS[accepted[line.batch_code]],
             )
             for line in await current_lines(delivery)
         ],

@@ -1,0 +1,117 @@
+"""A delivery's receipt and its public check say who recorded it (the port's signature or the
+vessel's declaration) and where each line stands with the reception facility now."""
+
+import io
+
+import httpx
+import pypdf
+import pytest
+
+from tests.custody.helpers import post_event
+from tests.factories import World, event
+from tests.ports.test_ports import Harbour, arrive, deliver, delivery
+from wastetrack.ports.deliveries import Acceptance, acceptance
+
+KG_LINE = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"}
+
+
+async def receipt_text(client: httpx.AsyncClient, world: World, delivery_id: int) -> str:
+    pdf = await client.get(
+        f"/m/v1/deliveries/{delivery_id}/receipt.pdf", headers=world.headers("port")
+    )
+    assert pdf.status_code == 200, pdf.text
+    return pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+
+
+async def public_check(client: httpx.AsyncClient, made: dict) -> dict:
+    public = await client.get(
+        made["receipt_url"].removeprefix("http://testserver"),
+        headers={"Accept": "application/json"},
+    )
+    assert public.status_code == 200, public.text
+    return public.json()
+
+
+async def to_plant(client: httpx.AsyncClient, world: World, code: str) -> None:
+    """The port sends the line's batch on to the plant."""
+    step = event("in_transit", code, minutes=5, destination_organization_id=world.orgs["plant"].id)
+    response = await post_event(client, world, "port", step)
+    assert response.status_code == 201, response.text
+
+
+async def test_a_crews_delivery_is_the_vessels_declaration_until_a_receipt_decides(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """The crew's record carries no port signature: its lines are pending, and a line the
+    plant then rejects shows as rejected on the paper and on its public check."""
+    await arrive(client, world, harbour.small)
+    response = await deliver(client, world, delivery(harbour, harbour.small, KG_LINE), who="crew")
+    assert response.status_code == 201, response.text
+    made = response.json()
+    text = await receipt_text(client, world, made["id"])
+    assert "Signed for the reception facility" not in text
+    assert f"Declared by the vessel: {world.users['crew'].username}" in text
+    assert "pending" in text
+    checked = await public_check(client, made)
+    assert checked["recorded_by"] == "vessel"
+    assert [line["acceptance"] for line in checked["lines"]] == ["pending"]
+
+    code = made["lines"][0]["batch_code"]
+    await to_plant(client, world, code)
+    refusal = event("received", code, minutes=30, outcome="rejected", reason="混有油污")
+    assert (await post_event(client, world, "plant", refusal)).status_code == 201
+    assert "rejected" in await receipt_text(client, world, made["id"])
+    checked = await public_check(client, made)
+    assert [line["acceptance"] for line in checked["lines"]] == ["rejected"]
+    assert checked["number"] == made["receipt_number"]
+
+
+async def test_a_ports_delivery_is_signed_and_shows_a_part_refused_later(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    await arrive(client, world, harbour.small)
+    response = await deliver(client, world, delivery(harbour, harbour.small, KG_LINE))
+    assert response.status_code == 201, response.text
+    made = response.json()
+    text = await receipt_text(client, world, made["id"])
+    assert f"Signed for the reception facility: {world.users['port'].username}" in text
+    assert "Declared by the vessel" not in text
+    checked = await public_check(client, made)
+    assert checked["recorded_by"] == "port"
+    assert [line["acceptance"] for line in checked["lines"]] == ["accepted"]
+
+    code = made["lines"][0]["batch_code"]
+    await to_plant(client, world, code)
+    part = event(
+        "received",
+        code,
+        minutes=30,
+        outcome="partially_accepted",
+        weight_kg="20",
+        reason="10 kg 渔网缠绕，退回",
+    )
+    assert (await post_event(client, world, "plant", part)).status_code == 201
+    assert "partially accepted" in await receipt_text(client, world, made["id"])
+    checked = await public_check(client, made)
+    assert [line["acceptance"] for line in checked["lines"]] == ["partially_accepted"]
+
+
+@pytest.mark.parametrize(
+    ("decided_by", "outcome", "split", "port_signed", "expected"),
+    [
+        (None, None, False, False, Acceptance.pending),
+        (None, None, False, True, Acceptance.accepted),
+        ("received", "accepted", False, False, Acceptance.accepted),
+        ("treated", None, False, False, Acceptance.accepted),
+        ("received", "partially_accepted", True, True, Acceptance.partially_accepted),
+        # A partial acceptance corrected to a whole one leaves no refused part.
+        ("received", "partially_accepted", False, False, Acceptance.accepted),
+        ("treated", None, True, False, Acceptance.partially_accepted),
+        ("received", "rejected", False, True, Acceptance.rejected),
+    ],
+)
+def test_a_lines_acceptance_follows_its_latest_receipt(
+    decided_by: str | None, outcome: str | None, split: bool, port_signed: bool, expected: str
+) -> None:
+    found = acceptance(decided_by=decided_by, outcome=outcome, split=split, port_signed=port_signed)
+    assert found == expected
