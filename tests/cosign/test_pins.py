@@ -145,7 +145,7 @@ async def test_a_wrong_pin_resent_is_one_guess(
     again but guesses nothing more: the limit (5 an hour here) counts what was typed."""
     codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
     code = await tag(client, world, farm_clinic)
-    wrong = [f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes][0]
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes)
     body = event("collected", code, minutes=30, producer_pin=wrong)
     for _ in range(6):
         sent = await client.post("/m/v1/events", json=body, headers=world.headers("carrier"))
