@@ -51,3 +51,7 @@ class UserRead(Schema):
     role: Role
     organization_id: int
     is_active: bool
+
+
+class SessionsRevokedRead(Schema):
+    revoked: int = Field(description="refresh tokens revoked (each device's login ends with it)")

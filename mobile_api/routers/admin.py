@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from mobile_api.deps import AdminOnly, CurrentUser, ManagerOnly, Period, Transaction
-from schemas.auth import UserCreate, UserRead
+from schemas.auth import SessionsRevokedRead, UserCreate, UserRead
 from schemas.base import Id, Text
 from schemas.calendar import CalendarDayRead, CalendarDayUpdate, CalendarLoadRead
 from schemas.registry import (
@@ -139,6 +139,20 @@ async def list_service_agreements(user: CurrentUser) -> Sequence[object]:
 async def create_user(body: UserCreate, _: AdminOnly, __: Transaction) -> object:
     """Create a user bound to one organization."""
     return await auth.create_user(**body.model_dump())
+
+
+@router.post("/users/{user_id}/deactivate", response_model=UserRead)
+async def deactivate_user(user_id: Id, _: AdminOnly, __: Transaction) -> object:
+    """Stop a user from logging in (someone who left): every login of theirs ends at once, and
+    their access tokens within minutes. Audited."""
+    return await auth.deactivate_user(user_id=user_id)
+
+
+@router.post("/users/{user_id}/sessions/revoke", response_model=SessionsRevokedRead)
+async def revoke_sessions(user_id: Id, _: AdminOnly, __: Transaction) -> object:
+    """End every login of a user who keeps the account (a lost or stolen phone): each device
+    logs in again once its access token ends (within minutes). Audited."""
+    return {"revoked": await auth.revoke_sessions(user_id=user_id)}
 
 
 @router.get("/users", response_model=list[UserRead])

@@ -10,6 +10,7 @@ from mobile_api.deps import (
     ClientAddress,
     LoginRateLimit,
     RefreshRateLimit,
+    Transaction,
 )
 from schemas.auth import PasswordForm, RefreshCreate, TokenRead
 from wastetrack.auth import service as auth
@@ -45,3 +46,12 @@ async def refresh(
     response.headers.update(NO_STORE)
     # No request transaction: refusing a reused token must still commit the revocation.
     return await auth.refresh(refresh_token=body.refresh_token, settings=settings)
+
+
+@router.post("/logout", status_code=204, dependencies=[RefreshRateLimit])
+async def logout(body: RefreshCreate, settings: AppSettings, _: Transaction) -> Response:
+    """End this login (RFC 7009): its refresh token and every token of its family stop
+    working; its access token ends within minutes. An invalid or already revoked token is not
+    an error."""
+    await auth.log_out(refresh_token=body.refresh_token, settings=settings)
+    return Response(status_code=204, headers=NO_STORE)

@@ -66,3 +66,48 @@ async def test_deactivation_by_any_path_revokes_refresh_tokens(
     )
     assert await RefreshToken.filter(user=world.users["facility"], revoked_at=None).count() == 0
     assert await RefreshToken.filter(user=world.users["clinic"], revoked_at=None).exists()
+
+
+async def test_logging_out_ends_this_login_only(client: httpx.AsyncClient, world: World) -> None:
+    """The phone's log-out ends its login (every token of the family, a thief's copy too);
+    another phone of the same user keeps working; an unknown token is no error."""
+    this_phone = (await login(client, "clinic"))["refresh_token"]
+    copied = this_phone
+    other_phone = (await login(client, "clinic"))["refresh_token"]
+    out = await client.post("/m/v1/auth/logout", json={"refresh_token": this_phone})
+    assert (out.status_code, out.headers["cache-control"]) == (204, "no-store")
+    assert (await refresh(client, copied)).status_code == 401
+    assert (await refresh(client, other_phone)).status_code == 200
+    again = await client.post("/m/v1/auth/logout", json={"refresh_token": "not.a.token"})
+    assert again.status_code == 204
+
+
+async def test_an_admin_ends_a_lost_phones_logins_or_deactivates_a_user(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    carrier = world.users["carrier"].id
+    phones = [(await login(client, "carrier"))["refresh_token"] for _ in range(2)]
+    url = f"/admin/v1/users/{carrier}"
+    refused = await client.post(f"{url}/sessions/revoke", headers=world.headers("manager"))
+    assert refused.status_code == 403
+    revoked = await client.post(f"{url}/sessions/revoke", headers=world.headers("admin"))
+    # The two phones' logins, and the one the test world made for the carrier.
+    assert (revoked.status_code, revoked.json()) == (200, {"revoked": 3}), revoked.text
+    for token in phones:
+        assert (await refresh(client, token)).status_code == 401
+    # The account stays: the user logs in again on a new phone.
+    new_phone = (await login(client, "carrier"))["refresh_token"]
+    entries = await client.get(
+        "/m/v1/audit", params={"subject_type": "user"}, headers=world.headers("admin")
+    )
+    assert "user.sessions_revoked" in [e["action"] for e in entries.json()["entries"]]
+    # Deactivated, the user can neither refresh nor log in.
+    gone = await client.post(f"{url}/deactivate", headers=world.headers("admin"))
+    assert (gone.status_code, gone.json()["is_active"]) == (200, False), gone.text
+    assert (await refresh(client, new_phone)).status_code == 401
+    again = await client.post(
+        "/m/v1/auth/token", data={"username": "carrier", "password": PASSWORD}
+    )
+    assert again.status_code == 401
+    missing = await client.post("/admin/v1/users/999999/deactivate", headers=world.headers("admin"))
+    assert (missing.status_code, missing.json()["field"]) == (404, "user_id")

@@ -201,6 +201,43 @@ async def refresh(*, refresh_token: str, settings: Settings) -> dict[str, str | 
     raise Unauthorized("refresh token reused; every token of this login is revoked")
 
 
+async def log_out(*, refresh_token: str, settings: Settings) -> None:
+    """End the login a refresh token belongs to (RFC 7009): every token of its family stops
+    working, the device's and any copy's; its access token ends within minutes. A token that
+    is invalid, expired or revoked already ends nothing and is not an error."""
+    try:
+        claims = _decode(refresh_token, expected="refresh", settings=settings)
+    except Unauthorized:
+        return
+    stored = await RefreshToken.get_or_none(jti=claims.get("jti"))
+    if stored is not None:
+        await RefreshToken.filter(family=stored.family, revoked_at=None).update(
+            revoked_at=datetime.now(UTC)
+        )
+
+
+async def revoke_sessions(*, user_id: int) -> int:
+    """End every login of a user who keeps the account (a lost or stolen phone): its refresh
+    tokens are revoked, so each device must log in again once its access token ends (within
+    minutes); returns how many were revoked. Audited."""
+    user = await User.get_or_none(id=user_id).prefetch_related("organization__region")
+    if user is None:
+        raise NotFound("no such user", field="user_id")
+    revoked = await RefreshToken.filter(user_id=user_id, revoked_at=None).update(
+        revoked_at=datetime.now(UTC)
+    )
+    await audit.record(
+        action="user.sessions_revoked",
+        subject=user,
+        organization_id=user.organization_id,
+        region_path=user.organization.region.path,
+        before=None,
+        after={"revoked": revoked},
+    )
+    _forget_verified(user_id)
+    return int(revoked)
+
+
 async def deactivate_user(*, user_id: int) -> User:
     """Stop a user from logging in; their refresh tokens are revoked at once (by a database
     trigger, so any path that deactivates does it) and access tokens end within minutes."""
@@ -218,10 +255,16 @@ async def deactivate_user(*, user_id: int) -> User:
         before=before,
         after=audit.snapshot(user),
     )
+    _forget_verified(user_id)
+    return user
+
+
+def _forget_verified(user_id: int) -> None:
+    """This worker stops trusting the user's access tokens it verified (others keep theirs
+    until they expire)."""
     for token, (_, principal) in list(_verified.items()):
         if principal.user_id == user_id:
             _verified.pop(token, None)
-    return user
 
 
 # Phones send the same access token for its whole life; verifying its signature each time
