@@ -93,6 +93,18 @@ def test_short_or_known_secret_is_refused_in_every_environment(
     assert value not in str(refused.value)
 
 
+def test_another_apps_secret_key_variable_is_not_ours(
+    tmp_path: Path, no_secret_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only WASTETRACK_* variables configure the service: a shell's SECRET_KEY (Django's, say)
+    is not taken as the master secret, which comes from the key file instead."""
+    theirs = secrets.token_urlsafe(32)
+    monkeypatch.setenv("SECRET_KEY", theirs)
+    settings = Settings(data_dir=tmp_path)
+    assert settings.secret_key != theirs
+    assert (tmp_path / "keys" / "master.key").exists()
+
+
 def test_known_secret_in_a_secret_file_is_refused(tmp_path: Path, no_secret_env: None) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text("development-secret-change-me-development-secret")

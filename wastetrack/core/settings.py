@@ -11,7 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="WASTETRACK_", extra="ignore", hide_input_in_errors=True
+        env_prefix="WASTETRACK_",
+        extra="ignore",
+        hide_input_in_errors=True,
+        # `Settings(secret_key=…)` in code; the environment names only WASTETRACK_* variables.
+        populate_by_name=True,
     )
 
     environment: str = Field("development", description="development, test or production")
@@ -32,7 +36,7 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field(
         "",
-        validation_alias=AliasChoices("WASTETRACK_SECRET", "WASTETRACK_SECRET_KEY", "secret_key"),
+        validation_alias=AliasChoices("WASTETRACK_SECRET", "WASTETRACK_SECRET_KEY"),
         description="master secret (>= 32 chars); unset: generated in <data_dir>/keys/master.key",
     )
     secret_file: Path | None = Field(None, description="a file holding the master secret")
