@@ -17,6 +17,7 @@ from mobile_api.idempotency import Idempotency
 from mobile_api.middleware import BodyLimit, SecurityHeaders
 from mobile_api.routers import (
     admin,
+    apidocs,
     apikeys,
     audit,
     auth,
@@ -181,6 +182,8 @@ def create_app(
         version="0.1.0",
         summary="Tracks solid waste from the QR tag to final treatment (无废城市).",
         lifespan=lifespan,
+        docs_url=None,  # served by routers.apidocs, with no CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     # The worker's single posts, recorded together (wastetrack.custody.posts).
@@ -216,6 +219,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(public.router)
     app.include_router(phone_app.router)
+    apidocs.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     if settings.environment == "test":
         # Which worker answered, for the tests of `serve --workers N` (never in production).

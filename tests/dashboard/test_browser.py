@@ -236,3 +236,23 @@ def _a_batch_code(base: str, state: str) -> str:
         headers={"Authorization": f"Bearer {tokens['access_token']}"},
     ).json()
     return str(page["items"][0]["code"])
+
+
+def test_the_api_reference_renders_from_the_service_alone(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """/docs lists the routes with assets the service serves itself: no CDN, and nothing the
+    pages' Content-Security-Policy refuses."""
+    browser.get(f"{served}/docs")
+    wait = WebDriverWait(browser, 20)
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert "/m/v1/sync" in paths and "/m/v1/auth/logout" in paths
+    refused = [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Failed to load" in entry["message"]
+    ]
+    assert refused == []
+    scripts = [e.get_attribute("src") for e in browser.find_elements(By.CSS_SELECTOR, "script")]
+    assert all(src.startswith(served) for src in scripts if src)

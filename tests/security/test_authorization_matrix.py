@@ -114,8 +114,6 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/dashboard/login"): ANYONE,
     ("POST", "/dashboard/logout"): ANYONE,
     ("GET", "/docs"): ANYONE,
-    ("GET", "/docs/oauth2-redirect"): ANYONE,
-    ("GET", "/redoc"): ANYONE,
     ("GET", "/openapi.json"): ANYONE,
     ("GET", "/healthz"): ANYONE,
     ("GET", "/app"): ANYONE,
