@@ -3,6 +3,8 @@
 import asyncio
 import hashlib
 import io
+import struct
+import zlib
 
 import httpx
 from PIL import Image
@@ -67,6 +69,37 @@ async def test_non_images_and_oversized_files_are_refused(
     gif = io.BytesIO()
     Image.new("RGB", (8, 8)).save(gif, format="GIF")
     assert (await upload(client, world, gif.getvalue(), "x.gif")).status_code == 422
+
+
+def png_without_pixels() -> bytes:
+    """A PNG with a signature, a valid header and an end but no image data chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+async def test_malformed_images_are_refused_and_camera_jpegs_taken(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A PNG without pixels (a parser's IndexError) and a JPEG cut short are 422s naming the
+    file, not 500s nor stored; a camera's JPEG with a preview image (MPO) is a JPEG."""
+    jpeg = io.BytesIO()
+    Image.effect_noise((256, 256), 64).convert("RGB").save(jpeg, format="JPEG")
+    for broken in (png_without_pixels(), jpeg.getvalue()[:2000]):
+        refused = await upload(client, world, broken)
+        assert (refused.status_code, refused.json()["field"]) == (422, "file"), refused.text
+    camera = io.BytesIO()
+    main, preview = Image.new("RGB", (64, 48), "green"), Image.new("RGB", (16, 12), "green")
+    main.save(camera, format="MPO", save_all=True, append_images=[preview])
+    taken = await upload(client, world, camera.getvalue(), "camera.jpg")
+    assert taken.status_code == 201, taken.text
+    sha = taken.json()["sha256"]
+    (stored,) = (world.settings.data_dir / "photos").rglob(f"{sha}.*")
+    assert (stored.suffix, taken.json()["content_type"]) == (".jpg", "image/jpeg")
 
 
 async def test_events_refer_only_to_uploaded_photos(

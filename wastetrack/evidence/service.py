@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -17,8 +17,14 @@ from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.evidence.models import Photo
 
-FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
+FORMATS = {
+    "JPEG": ("image/jpeg", "jpg"),
+    # A camera's JPEG carrying a preview image (the multi-picture format): a JPEG all the same.
+    "MPO": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+}
 UPLOAD_FIRST = "upload the photo before referring to it"
+NOT_AN_IMAGE = "the file is not a readable JPEG or PNG image"
 
 
 def photo_path(data_dir: Path, sha256: str, extension: str) -> Path:
@@ -26,26 +32,30 @@ def photo_path(data_dir: Path, sha256: str, extension: str) -> Path:
 
 
 def _inspect(content: bytes, *, max_pixels: int) -> tuple[str, int, int, str]:
-    """Format, width and height of a JPEG or PNG, and its SHA-256; refuses anything else."""
+    """Format, width and height of a JPEG or PNG, and its SHA-256; refuses anything else,
+    and an image that does not decode whole. The bytes are kept as sent: they are the
+    evidence, and the phone refers to them by their hash before it uploads them."""
     too_large = ValidationFailed(
         f"photos may not exceed {max_pixels} pixels (width × height)", field="file"
     )
     try:
-        # Image.open reads only the header; verify() checks the data without decoding it.
-        with Image.open(io.BytesIO(content)) as image:
+        # Image.open reads only the header, with no other format's parser: the pixel count is
+        # checked before anything is decoded, then the image is decoded whole.
+        # (a multi-picture JPEG is opened by the JPEG parser).
+        with Image.open(io.BytesIO(content), formats=["JPEG", "PNG"]) as image:
             image_format = image.format or ""
             width, height = image.size
             if width * height > max_pixels:
                 raise too_large
-            image.verify()
+            image.load()
     except Image.DecompressionBombError:  # Pillow's own, higher ceiling
         raise too_large from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ValidationFailed(
-            "the file is not a readable JPEG or PNG image", field="file"
-        ) from None
+    except ValidationFailed:
+        raise
+    except Exception:  # any parser's complaint about a malformed file (an IndexError, say)
+        raise ValidationFailed(NOT_AN_IMAGE, field="file") from None
     if image_format not in FORMATS:
-        raise ValidationFailed(f"only JPEG and PNG are accepted, not {image_format}", field="file")
+        raise ValidationFailed(NOT_AN_IMAGE, field="file")
     return image_format, width, height, hashlib.sha256(content).hexdigest()
 
 
