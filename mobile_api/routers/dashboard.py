@@ -3,7 +3,7 @@ the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -24,7 +24,7 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
-from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
+from wastetrack.core.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_time
 from wastetrack.custody import chain, labels
@@ -33,13 +33,6 @@ from wastetrack.fleet import tracking
 
 COOKIE = "wt_session"
 READERS = (Role.manager, Role.admin, Role.auditor)
-ALERT_ZH = {
-    "overdue_storage": "医废暂存超时",
-    "manifest_overdue": "联单逾期未确认",
-    "weight_discrepancy": "重量差异",
-    "idle_batch": "批次长时间未流转",
-    "scan_anomaly": "扫码异常",
-}
 STATUS_ZH = {
     "on_track": "进展顺利",
     "at_risk": "存在风险",
@@ -64,6 +57,28 @@ async def _reader(request: Request, settings: AppSettings) -> Principal | None:
 
 
 Reader = Annotated[Principal | None, Depends(_reader)]
+
+
+async def _same_origin(request: Request, settings: AppSettings) -> None:
+    """A dashboard form posts from the dashboard's own pages. A browser says where a post
+    comes from: Sec-Fetch-Site (every current browser), else Origin. SameSite=Strict alone
+    lets a page on a sibling subdomain through, since it is the same site; this refuses it,
+    and a forged login too."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        if fetch_site in ("same-origin", "none"):
+            return
+    else:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return  # no browser of this century: SameSite keeps the cookie from it
+        forwarded = request.headers.get("x-forwarded-host") if settings.trust_proxy else None
+        if urlsplit(origin).netloc == (forwarded or request.headers.get("host")):
+            return
+    raise Forbidden("dashboard forms are posted from the dashboard's own pages", field="origin")
+
+
+SameOrigin = Depends(_same_origin)
 TO_LOGIN = "/dashboard/login"
 
 
@@ -78,18 +93,19 @@ async def _zh() -> dict[str, dict[str, str]]:
         "modes": dict(labels.MODE_LABELS),
         "events": {str(k): v for k, v in labels.EVENT_TYPE_LABELS.items()},
         "states": {str(k): v for k, v in labels.STATE_LABELS.items()},
-        "alerts": ALERT_ZH,
+        "alerts": alerts.KINDS_ZH,
         "status": STATUS_ZH,
     }
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, error: str | None = None) -> Response:
-    """The login page."""
-    return templates.TemplateResponse(request, "login.html", {"error": error})
+async def login_form(request: Request) -> Response:
+    """The login page (its only messages are the login's own answers: a link cannot put
+    words on it)."""
+    return templates.TemplateResponse(request, "login.html", {"error": None})
 
 
-@router.post("/login", dependencies=[LoginRateLimit])
+@router.post("/login", dependencies=[SameOrigin, LoginRateLimit])
 async def login(
     request: Request,
     settings: AppSettings,
@@ -123,7 +139,7 @@ async def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[SameOrigin])
 async def logout() -> Response:
     response = RedirectResponse(TO_LOGIN, status_code=303)
     response.delete_cookie(COOKIE)
@@ -195,21 +211,25 @@ def _alert_subject(alert: Alert, zh: dict[str, dict[str, str]]) -> str:
     event, the receipt or the manifest (never the stored subject key, e.g. `CODE:state`)."""
     details: dict[str, Any] = alert.details if isinstance(alert.details, dict) else {}
     code = details.get("code")
-    if alert.kind == "idle_batch" and code:
+    if alert.kind == alerts.IDLE_BATCH and code:
         return f"{code} · {zh['states'].get(details.get('state', ''), '状态未知')}"
-    if alert.kind == "overdue_storage" and code:
+    if alert.kind == alerts.OVERDUE_STORAGE and code:
         return f"{code} · {zh['categories'].get(details.get('category', ''), '类别未知')}"
-    if alert.kind == "scan_anomaly":
+    if alert.kind == alerts.SCAN_ANOMALY:
         if code and details.get("seq") is not None:
             return f"{code} · 第 {details['seq']} 条事件（设备时钟倒退）"
         if details.get("receipt"):
             return f"交付回执 {details['receipt']}"
-    if alert.kind == "weight_discrepancy" and code:
+    if alert.kind == alerts.WEIGHT_DISCREPANCY and code:
         # Alerts raised before the rule read the mass balance's facts call it `received_kg`.
         weighed = details.get("weighed_kg", details.get("received_kg"))
         return f"{code} · 申报 {details.get('declared_kg')} kg，称重 {weighed} kg"
-    if alert.kind == "manifest_overdue":
+    if alert.kind == alerts.MANIFEST_OVERDUE:
         return f"联单 {details.get('manifest', alert.subject)}"
+    if alert.kind == alerts.LEG_OVERDUE and details.get("manifest"):
+        return f"联单 {details['manifest']} · 第 {details.get('leg')} 段"
+    if alert.kind == alerts.WEBHOOK_DISABLED:
+        return f"推送订阅 #{details.get('webhook_id', '?')}"
     return str(code or alert.subject)
 
 
@@ -232,7 +252,7 @@ async def alert_list(
     if user is None:
         return RedirectResponse(TO_LOGIN, status_code=303)
     zh = await _zh()
-    kind = kind if kind in ALERT_ZH else None
+    kind = kind if kind in alerts.KINDS_ZH else None
     state = state if state in ALERT_STATES else "open"
     found, total = await alerts.alert_page(
         principal=user,
@@ -284,7 +304,7 @@ def _back(url: str) -> str:
     )
 
 
-@router.post("/alerts/ack")
+@router.post("/alerts/ack", dependencies=[SameOrigin])
 async def acknowledge_many(
     user: Reader,
     _: Transaction,
@@ -305,7 +325,7 @@ async def acknowledge_many(
     return RedirectResponse(_back(back), status_code=303)
 
 
-@router.post("/alerts/{alert_id}/ack")
+@router.post("/alerts/{alert_id}/ack", dependencies=[SameOrigin])
 async def acknowledge(
     alert_id: Id,
     user: Reader,

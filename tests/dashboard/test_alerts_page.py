@@ -83,3 +83,38 @@ async def test_an_auditor_reads_alerts_but_cannot_acknowledge(
     assert "B0000" in page.text and ids_on(page) == []
     refused = await client.post("/dashboard/alerts/ack", data={"ids": [str(alerts[0].id)]})
     assert refused.status_code == 403
+
+
+async def test_a_form_posted_from_another_site_acknowledges_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A page on a sibling subdomain is the same site, so SameSite lets the cookie through: the
+    browser's own word on where the post comes from refuses it; the dashboard's pages pass."""
+    alerts = await raise_alerts(world, "idle_batch", 1)
+    await login(client, "manager")
+    url = f"/dashboard/alerts/{alerts[0].id}/ack"
+    for foreign in (
+        {"sec-fetch-site": "same-site", "origin": "http://evil.testserver"},
+        {"origin": "http://evil.testserver"},
+    ):
+        refused = await client.post(url, data={}, headers=foreign)
+        assert (refused.status_code, refused.json()["field"]) == (403, "origin")
+    assert (await Alert.get(id=alerts[0].id)).acknowledged_at is None
+    own = {"sec-fetch-site": "same-origin", "origin": "http://testserver"}
+    assert (await client.post(url, data={}, headers=own)).status_code == 303
+    assert (await Alert.get(id=alerts[0].id)).acknowledged_at is not None
+
+
+async def test_every_kind_of_alert_has_its_name_and_filter(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Transport legs overdue and webhooks disabled are alerts too: named, and filtered."""
+    await raise_alerts(world, "leg_overdue", 2, manifest="3710202600001", leg=1)
+    await raise_alerts(world, "idle_batch", 1)
+    await login(client, "manager")
+    only = await client.get("/dashboard/alerts", params={"kind": "leg_overdue"})
+    assert len(ids_on(only)) == 2 and "运输环节超时" in only.text
+    assert "联单 3710202600001 · 第 1 段" in only.text
+    # A link cannot put words on the login page.
+    page = await client.get("/dashboard/login", params={"error": "请改用 http://evil.example 登录"})
+    assert "evil.example" not in page.text

@@ -22,6 +22,18 @@ MANIFEST_OVERDUE = "manifest_overdue"
 SCAN_ANOMALY = "scan_anomaly"
 LEG_OVERDUE = "leg_overdue"
 WEBHOOK_DISABLED = "webhook_disabled"
+WEIGHT_DISCREPANCY = "weight_discrepancy"
+IDLE_BATCH = "idle_batch"
+KINDS_ZH = {
+    OVERDUE_STORAGE: "医废暂存超时",
+    MANIFEST_OVERDUE: "联单逾期未确认",
+    WEIGHT_DISCREPANCY: "重量差异",
+    IDLE_BATCH: "批次长时间未流转",
+    SCAN_ANOMALY: "扫码异常",
+    LEG_OVERDUE: "运输环节超时",
+    WEBHOOK_DISABLED: "推送订阅已停用",
+}
+"""Every kind of alert the service raises, with its name on the dashboard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +61,7 @@ _RULES: dict[str, str] = {
     # A batch still at its producer past its category's storage limit (医疗废物: 48 h). The
     # clock starts at the tagging of the waste: a container's at its oldest child's, down
     # through containers of containers, so aggregating old bags does not restart it.
-    "overdue_storage": f"""
+    OVERDUE_STORAGE: f"""
         WITH RECURSIVE tree (root_id, id, tagged_at, depth) AS (
             SELECT b.id, b.id, b.tagged_at, 0
             FROM batch b JOIN waste_category c ON c.key = b.category_id
@@ -75,7 +87,7 @@ _RULES: dict[str, str] = {
     # remainders declare; not a remainder's estimated kg; a load against its bags', whose
     # shares of its weighing raise nothing of their own). Cleared
     # when a correction brings the two together.
-    "weight_discrepancy": """
+    WEIGHT_DISCREPANCY: """
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2::timestamptz, NULL::timestamptz,
                jsonb_build_object('code', b.code, 'declared_kg', f.balance_declared_kg,
                                   'weighed_kg', f.balance_weighed_kg)
@@ -88,7 +100,7 @@ _RULES: dict[str, str] = {
     # A batch left in one live state longer than allowed, since the last step anyone took with
     # it (its latest device time; a correction is not a step). The subject carries that moment,
     # so a batch idle again later raises a new alert; cleared once it moves.
-    "idle_batch": f"""
+    IDLE_BATCH: f"""
         SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
                b.holder_id, b.region_path, $2::timestamptz,
                b.last_device_time + make_interval(hours => $3::int),
@@ -97,7 +109,7 @@ _RULES: dict[str, str] = {
         WHERE b.state NOT IN ({_NOT_IDLING})
           AND b.last_device_time + make_interval(hours => $3::int) < $2""",
     # A delivery scanned far from its berth, or with no open port call.
-    "scan_anomaly": """
+    SCAN_ANOMALY: """
         SELECT $1, d.receipt_number, NULL::int, d.port_id, o.region_path_, $2,
                NULL::timestamptz,
                jsonb_build_object('receipt', d.receipt_number, 'flags', d.flags,
@@ -139,7 +151,7 @@ _RULES: dict[str, str] = {
 }
 # Rules whose alerts clear themselves when their condition ends (the leg arrived, the batch
 # was collected or moved on).
-_SELF_CLEARING = (LEG_OVERDUE, "overdue_storage", "idle_batch", "weight_discrepancy")
+_SELF_CLEARING = (LEG_OVERDUE, OVERDUE_STORAGE, IDLE_BATCH, WEIGHT_DISCREPANCY)
 
 
 async def refresh(
@@ -157,9 +169,9 @@ async def refresh(
     raised = 0
     for kind, select in _RULES.items():
         params: list[object] = [kind, now]
-        if kind == "weight_discrepancy":
+        if kind == WEIGHT_DISCREPANCY:
             params.append(weight_tolerance)
-        elif kind == "idle_batch":
+        elif kind == IDLE_BATCH:
             params.append(idle_hours)
         elif kind == LEG_OVERDUE:
             params.append(leg_overdue_hours)
