@@ -174,6 +174,26 @@ async def test_a_resend_in_the_same_flush_is_a_duplicate(
     )
 
 
+async def test_another_organizations_id_in_the_same_flush_is_a_conflict_that_shows_nothing(
+    queue: posts.PostQueue, world: World, code: str
+) -> None:
+    """Two organizations post under one client id in one flush: the first is applied, the
+    second is refused as an id another organization used, and learns nothing of its event."""
+    mine = event("collected", code, minutes=10)
+    theirs = medical_bag(client_event_id=mine["client_event_id"])
+    first, second = map(
+        recorded, await together(queue, world, ("carrier", mine), ("other_clinic", theirs))
+    )
+    assert first.result.status == "applied"
+    assert (second.result.status, second.result.event_id, second.result.batch_code) == (
+        "conflict",
+        None,
+        None,
+    )
+    assert second.error is not None and second.error.field == "client_event_id"
+    assert await CustodyEvent.filter(client_event_id=mine["client_event_id"]).count() == 1
+
+
 async def test_an_auditor_is_refused_before_anything_is_queued(
     queue: posts.PostQueue, world: World
 ) -> None:
