@@ -1,19 +1,26 @@
 """`wastetrack backup` / `wastetrack restore`: a round trip through the CLI keeps every row,
 every photo and every chain verifiable."""
 
+import asyncio
+import io
 import json
 import os
 import secrets
+import stat
 import subprocess
 import sys
+import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.custody.helpers import advance, tag_bag
 from tests.factories import World
+from wastetrack.core import backup as backups
 from wastetrack.core import db
 
 
@@ -34,6 +41,20 @@ def _cli(*args: str, database_url: str, data_dir: Path, secret: str) -> subproce
         timeout=120,
         check=False,
     )
+
+
+@pytest.fixture
+def empty_database(server_url: str) -> Iterator[str]:
+    """A database with no tables: its backup is small and restores in no time."""
+    url = db.with_database(server_url, f"wastetrack_empty_{uuid.uuid4().hex[:8]}")
+    asyncio.run(db.ensure_database(url))
+    yield url
+    asyncio.run(db.drop_database(url))
+
+
+def _backup(database_url: str, data_dir: Path, out: Path) -> dict:
+    # In this process (it opens no ORM): a test can step in between its parts.
+    return backups.backup(database_url=database_url, data_dir=data_dir, out=out, external=True)
 
 
 async def _row_counts(url: str) -> dict[str, int]:
@@ -110,3 +131,64 @@ def test_restore_refuses_a_file_that_is_not_a_backup(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "archive" in done.stderr
+
+
+def test_restore_refuses_a_member_that_would_land_outside_the_photos(
+    empty_database: str, tmp_path: Path
+) -> None:
+    archive = tmp_path / "wastetrack.tar"
+    _backup(empty_database, tmp_path / "source", archive)
+    # Under photos/ by its name, in keys/ once joined to the data directory: a signing key.
+    planted = b"a master key chosen by whoever wrote the archive"
+    with tarfile.open(archive, "a") as tar:
+        member = tarfile.TarInfo("photos/../keys/master-v9.key")
+        member.size = len(planted)
+        tar.addfile(member, io.BytesIO(planted))
+    target_dir = tmp_path / "target"
+    target_url = db.with_database(empty_database, f"wastetrack_restore_{uuid.uuid4().hex[:8]}")
+    try:
+        done = _cli(
+            "restore",
+            str(archive),
+            database_url=target_url,
+            data_dir=target_dir,
+            secret=secrets.token_hex(24),
+        )
+        assert not (target_dir / "keys" / "master-v9.key").exists()
+        assert not (target_dir / "photos").exists()
+        assert done.returncode == 2, done.stderr
+        assert "photos/../keys/master-v9.key" in done.stderr
+        assert "nothing was restored" in done.stderr
+    finally:
+        asyncio.run(db.drop_database(target_url))
+
+
+def test_a_photo_stored_while_the_backup_starts_is_in_it(
+    empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = tmp_path / "photos" / "cd" / ("cd" + "1" * 62 + ".jpg")
+    run_tool = backups._run
+
+    def upload_then_dump(command: list[str], database_url: str) -> None:
+        # An upload writes its file, then commits its row, just before the dump's snapshot:
+        # the dump names the photo, so the archive must hold it.
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        photo.write_bytes(b"\xff\xd8\xff\xe0 stored meanwhile")
+        run_tool(command, database_url)
+
+    monkeypatch.setattr(backups, "_run", upload_then_dump)
+    made = _backup(empty_database, tmp_path, tmp_path / "wastetrack.tar")
+    assert made["photos"] == 1
+    with tarfile.open(tmp_path / "wastetrack.tar") as tar:
+        assert f"photos/cd/{photo.name}" in tar.getnames()
+
+
+def test_only_the_owner_may_read_a_backup(empty_database: str, tmp_path: Path) -> None:
+    archive = tmp_path / "wastetrack.tar"
+    umask = os.umask(0o022)  # the usual one, which leaves new files readable by everyone
+    try:
+        _backup(empty_database, tmp_path, archive)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert not archive.with_name(archive.name + ".partial").exists()

@@ -43,6 +43,15 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+async def password_matches(password_hash: str, password: str) -> bool:
+    """Whether `password` is the one `password_hash` was made from (argon2, off the loop)."""
+    try:
+        await _in_argon2_thread(_hasher.verify, password_hash, password)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+    return True
+
+
 async def create_user(
     *, username: str, password: str, role: Role, organization_id: int, full_name: str = ""
 ) -> User:
@@ -101,13 +110,9 @@ async def authenticate(
         scope="login-failures", key=address, rate=settings.rate_limit_login_failures
     )
     user = await User.get_or_none(username=username, is_active=True)
-    try:
-        await _in_argon2_thread(
-            _hasher.verify, user.password_hash if user else _DUMMY_HASH, password
-        )
-        ok = user is not None
-    except (VerifyMismatchError, InvalidHashError):
-        ok = False
+    # A missing user costs a hash all the same: the time taken tells nothing.
+    matches = await password_matches(user.password_hash if user else _DUMMY_HASH, password)
+    ok = matches and user is not None
     if not ok or user is None:
         await ratelimit.record_failure(key=key, forget_after=settings.login_forget_seconds)
         await ratelimit.count(

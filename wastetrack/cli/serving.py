@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import socket
 import sys
@@ -11,7 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from wastetrack.cli.running import or_exit
 from wastetrack.core import db
+from wastetrack.core.errors import RuleViolation
 from wastetrack.core.settings import Settings, get_settings
 
 _OWN_SOCKETS = hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
@@ -25,9 +28,16 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=1, help="worker processes; default: the CPU count")
     ] = None,
+    allow_demo_logins: Annotated[
+        bool,
+        typer.Option(
+            help="serve beyond loopback even while demo accounts keep their published passwords"
+        ),
+    ] = False,
 ) -> None:
     """Start the HTTP service (migrating first; embedded PostgreSQL unless a URL is set) and
-    the webhook deliverer process beside it."""
+    the webhook deliverer process beside it. Beyond loopback it refuses to start while demo
+    accounts can log in with the passwords published in the source."""
     import uvicorn
 
     from wastetrack.core import observability
@@ -44,11 +54,15 @@ def serve(
 
     async def prepare(url: str) -> str:
         await db.migrate(url)
+        if not allow_demo_logins and not _loopback(settings.host):
+            await _refuse_published_logins(url, host=settings.host)
         return await db.service_url(url, settings)
 
     with db.server_database_url(settings) as url:
         # Migrated once here; the workers and the deliverer read this URL from the environment.
-        service_url = os.environ["WASTETRACK_DATABASE_URL"] = asyncio.run(prepare(url))
+        service_url = os.environ["WASTETRACK_DATABASE_URL"] = or_exit(
+            lambda: asyncio.run(prepare(url))
+        )
         settings = settings.model_copy(update={"database_url": service_url})
         with deliverer.supervised(os.environ):
             if workers > 1:
@@ -65,6 +79,32 @@ def serve(
                 log_config=None,
                 access_log=False,
             )
+
+
+def _loopback(host: str) -> bool:
+    """Whether only this machine reaches host (a name other than localhost is taken as not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _refuse_published_logins(url: str, *, host: str) -> None:
+    """Refuse to serve other machines while anyone could log in to a demo account, an
+    administrator's among them, with the password printed in the source."""
+    from wastetrack import demo
+
+    async with db.database(url, pool_size=2):
+        exposed = await demo.published_logins()
+    if exposed:
+        raise RuleViolation(
+            f"the demo accounts {', '.join(exposed)} still have their published passwords and"
+            f" {host} is reachable from other machines: deactivate each (`wastetrack user"
+            " deactivate --username U`), serve on 127.0.0.1, or pass --allow-demo-logins",
+            field="host",
+        )
 
 
 def _serve_workers(settings: Settings, workers: int) -> None:

@@ -12,7 +12,7 @@ import subprocess
 import tarfile
 import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import asyncpg
@@ -90,49 +90,65 @@ def _run(command: list[str], database_url: str) -> None:
 
 
 def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> dict[str, Any]:
-    """Write the database and the photos under data_dir into the tar file out."""
+    """Write the database and the photos under data_dir into the tar file out, readable by its
+    owner only (it holds the whole database)."""
     photos_dir = data_dir / PHOTOS
-    photos = (
-        sorted(p for p in photos_dir.rglob("*") if p.is_file() and p.suffix != PART)
-        if photos_dir.exists()
-        else []
-    )
     partial = out.with_name(out.name + ".partial")
-    with tempfile.TemporaryDirectory() as tmp:
-        dump = Path(tmp) / DUMP
-        _run(
-            [
-                pg_tool("pg_dump", database_url=database_url, external=external),
-                "--format=custom",
-                "--no-owner",
-                "--no-privileges",
-                f"--file={dump}",
-            ],
-            database_url,
-        )
-        manifest = {
-            "format": FORMAT,
-            "created_at": datetime.now(UTC).isoformat(),
-            "database": db.credentials_from_url(database_url)["database"],
-            "dump_bytes": dump.stat().st_size,
-            "photos": len(photos),
-        }
-        manifest_file = Path(tmp) / MANIFEST
-        manifest_file.write_text(json.dumps(manifest, indent=2))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # The dump is compressed already, and so are the photos (JPEG, PNG).
-        with tarfile.open(partial, "w") as tar:
-            tar.add(manifest_file, arcname=MANIFEST)
-            tar.add(dump, arcname=DUMP)
-            for photo in photos:
-                tar.add(photo, arcname=f"{PHOTOS}/{photo.relative_to(photos_dir).as_posix()}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Created here with its mode, never an existing file (which would keep its own).
+        fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise BackupFailed(
+            f"{partial} exists: another backup is writing it, or one was cut off (remove it)",
+            field="out",
+        ) from None
+    try:
+        with open(fd, "wb") as file, tempfile.TemporaryDirectory() as tmp:
+            dump = Path(tmp) / DUMP
+            _run(
+                [
+                    pg_tool("pg_dump", database_url=database_url, external=external),
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--file={dump}",
+                ],
+                database_url,
+            )
+            # Listed after the dump: an upload writes its file before it commits the row, so
+            # every photo a dumped row names is on disk by now.
+            photos = (
+                sorted(p for p in photos_dir.rglob("*") if p.is_file() and p.suffix != PART)
+                if photos_dir.exists()
+                else []
+            )
+            manifest = {
+                "format": FORMAT,
+                "created_at": datetime.now(UTC).isoformat(),
+                "database": db.credentials_from_url(database_url)["database"],
+                "dump_bytes": dump.stat().st_size,
+                "photos": len(photos),
+            }
+            manifest_file = Path(tmp) / MANIFEST
+            manifest_file.write_text(json.dumps(manifest, indent=2))
+            # The dump is compressed already, and so are the photos (JPEG, PNG).
+            with tarfile.open(fileobj=file, mode="w") as tar:
+                tar.add(manifest_file, arcname=MANIFEST)
+                tar.add(dump, arcname=DUMP)
+                for photo in photos:
+                    tar.add(photo, arcname=f"{PHOTOS}/{photo.relative_to(photos_dir).as_posix()}")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(out)  # never a half-written file under the final name
     return {"backup": str(out), "bytes": out.stat().st_size, **manifest}
 
 
 def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool) -> dict[str, Any]:
     """Load a backup into an empty database and its photos under data_dir, then verify every
-    custody chain; refuses a database that already has tables."""
+    custody chain; refuses a database that already has tables, and an archive holding anything
+    but a backup's files (nothing is restored then)."""
     if not archive.is_file():
         raise ValidationFailed(f"no backup file at {archive}", field="archive")
     try:
@@ -145,6 +161,7 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
         names = set(tar.getnames())
         if MANIFEST not in names or DUMP not in names:
             raise ValidationFailed("not a backup written by `wastetrack backup`", field="archive")
+        photos = _photo_members(tar)
         tar.extractall(tmp, members=[tar.getmember(MANIFEST), tar.getmember(DUMP)], filter="data")
         manifest = json.loads((Path(tmp) / MANIFEST).read_text())
         if manifest.get("format") != FORMAT:
@@ -164,10 +181,35 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
             ],
             database_url,
         )
-        photos = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(f"{PHOTOS}/")]
-        tar.extractall(data_dir, members=photos, filter="data")
+        tar.extractall(data_dir / PHOTOS, members=photos, filter="data")
     chains = asyncio.run(_verify_chains(database_url))
     return {"restored": str(archive), "photos": len(photos), "chains": chains}
+
+
+def _photo_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The archive's photos, named relative to the photos' folder; refuses an archive with any
+    other member than the manifest, the dump and plain files strictly under photos/ (a name
+    like photos/../keys/… would otherwise land elsewhere in the data directory)."""
+    photos = []
+    for member in tar.getmembers():
+        path = PurePosixPath(member.name)
+        if member.name in (MANIFEST, DUMP) and member.isreg():
+            continue
+        inside = (
+            member.isreg()
+            and not path.is_absolute()
+            and len(path.parts) > 1
+            and path.parts[0] == PHOTOS
+            and ".." not in path.parts
+        )
+        if not inside:
+            raise ValidationFailed(
+                f"the archive holds {member.name!r}, which is not part of a backup;"
+                " nothing was restored",
+                field="archive",
+            )
+        photos.append(member.replace(name=str(PurePosixPath(*path.parts[1:])), deep=False))
+    return photos
 
 
 async def _require_empty(database_url: str) -> None:

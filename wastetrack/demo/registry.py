@@ -34,6 +34,11 @@ PASSWORDS: dict[str, str] = {
 }
 
 
+def password_of(name: str) -> str:
+    """The password the demo gives the account of this name (printed here, so public)."""
+    return PASSWORDS.get(name, f"demo-{name}-2025")
+
+
 async def load_registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
     """Regions, organizations, sites, licences and vessels; the organizations by key."""
     regions = await _regions(echo)
@@ -98,7 +103,7 @@ async def load_users(orgs: dict[str, Organization]) -> dict[str, Principal]:
     """The demo users; their principals by demo role."""
     principals = {}
     for role_name, (username, role, org_key) in {**DEMO_USERS, **EXTRA_USERS}.items():
-        password = PASSWORDS.get(role_name, f"demo-{role_name}-2025")
+        password = password_of(role_name)
         user = await auth.create_user(
             username=username, password=password, role=role, organization_id=orgs[org_key].id
         )

