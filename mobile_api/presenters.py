@@ -85,6 +85,7 @@ def delivery_read(
         ended_at=delivery.ended_at,
         distance_m=delivery.distance_m,
         flags=delivery.flags,
+        recorded_by="port" if deliveries.signed_by_port(delivery) else "vessel",
         lines=[
             DeliveryLineRead(
                 category=line.category_id,
@@ -93,6 +94,7 @@ def delivery_read(
                 mass_derived=line.mass_derived,
                 batch_code=line.batch_code,
                 corrected=line.corrected,
+                acceptance=line.acceptance.value,
             )
             for line in lines
         ],

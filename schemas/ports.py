@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -85,6 +85,11 @@ class DeliveryLineRead(Schema):
     mass_derived: bool
     batch_code: str
     corrected: bool = Field(description="the line's batch was corrected since it was recorded")
+    acceptance: Literal["pending", "accepted", "partially_accepted", "rejected"] = Field(
+        description="where the line stands with the reception facility, as its batch stands"
+        " now: pending (declared by the vessel, no receipt decided yet), accepted,"
+        " partially_accepted (a refused part remains) or rejected (its latest receipt)"
+    )
 
 
 class DeliveryRead(Schema):
@@ -99,6 +104,10 @@ class DeliveryRead(Schema):
     ended_at: datetime
     distance_m: float | None
     flags: list[str]
+    recorded_by: Literal["port", "vessel"] = Field(
+        description="port: the port recorded the delivery and signed for it; vessel: the"
+        " crew's declaration, which the port has not signed"
+    )
     lines: list[DeliveryLineRead]
 
 

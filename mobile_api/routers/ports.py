@@ -148,7 +148,8 @@ async def list_deliveries(
 ) -> list[DeliveryRead]:
     """Deliveries, newest first; with vessel_id, that vessel's receipts."""
     found = await deliveries.list_deliveries(principal=user, vessel_id=vessel_id)
-    return [delivery_read(d, await deliveries.current_lines(d), settings) for d in found]
+    lines = await deliveries.lines_now(found)
+    return [delivery_read(d, lines[d.id], settings) for d in found]
 
 
 @router.get("/m/v1/deliveries/{delivery_id}", response_model=DeliveryRead)

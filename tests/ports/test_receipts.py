@@ -48,6 +48,7 @@ async def test_a_crews_delivery_is_the_vessels_declaration_until_a_receipt_decid
     response = await deliver(client, world, delivery(harbour, harbour.small, KG_LINE), who="crew")
     assert response.status_code == 201, response.text
     made = response.json()
+    assert (made["recorded_by"], made["lines"][0]["acceptance"]) == ("vessel", "pending")
     text = await receipt_text(client, world, made["id"])
     assert "Signed for the reception facility" not in text
     assert f"Declared by the vessel: {world.users['crew'].username}" in text
@@ -64,6 +65,13 @@ async def test_a_crews_delivery_is_the_vessels_declaration_until_a_receipt_decid
     checked = await public_check(client, made)
     assert [line["acceptance"] for line in checked["lines"]] == ["rejected"]
     assert checked["number"] == made["receipt_number"]
+    # The delivery's read, alone and listed, says the same.
+    for who in ("port", "crew"):
+        listed = await client.get("/m/v1/deliveries", headers=world.headers(who))
+        (read,) = [d for d in listed.json() if d["id"] == made["id"]]
+        assert (read["recorded_by"], read["lines"][0]["acceptance"]) == ("vessel", "rejected")
+    one = await client.get(f"/m/v1/deliveries/{made['id']}", headers=world.headers("port"))
+    assert one.json()["lines"][0]["acceptance"] == "rejected"
 
 
 async def test_a_ports_delivery_is_signed_and_shows_a_part_refused_later(

@@ -257,7 +257,7 @@ async def list_deliveries(*, principal: Principal, vessel_id: int | None) -> lis
     query = _readable_deliveries(principal).order_by("-started_at")
     if vessel_id is not None:
         query = query.filter(vessel_id=vessel_id)
-    return await query.limit(500).prefetch_related("lines__batch")
+    return await query.limit(500).prefetch_related("lines__batch", "recorded_by")
 
 
 async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
@@ -274,61 +274,6 @@ async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
     if delivery is None:
         raise NotFound("no receipt with this number", field="receipt")
     return delivery
-
-
-@dataclass(frozen=True, slots=True)
-class LineNow:
-    """A delivery line as its batch stands after corrections: the batch is the record, so the
-    receipt, its public check and the delivery's read say what the figures count."""
-
-    category_id: str
-    volume_m3: Decimal | None
-    mass_kg: Decimal | None
-    mass_derived: bool
-    batch_code: str
-    corrected: bool
-
-
-async def current_lines(delivery: Delivery) -> list[LineNow]:
-    """The delivery's lines as their batches stand; the lines and batches must be fetched. A
-    line whose batch no correction changed reads as recorded; a corrected one takes the batch's
-    category and its kg, or its m³ and the mass the category's density gives (derived)."""
-    snap = await catalog.snapshot()
-    found = []
-    for line in delivery.lines:
-        batch = line.batch
-        if batch.unit == Unit.KG:
-            unchanged = not line.mass_derived and (batch.category_id, batch.quantity) == (
-                line.category_id,
-                line.mass_kg,
-            )
-        else:
-            unchanged = (batch.category_id, batch.unit, batch.quantity) == (
-                line.category_id,
-                Unit.M3,
-                line.volume_m3,
-            )
-        if unchanged:
-            found.append(
-                LineNow(
-                    line.category_id,
-                    line.volume_m3,
-                    line.mass_kg,
-                    line.mass_derived,
-                    batch.code,
-                    corrected=False,
-                )
-            )
-            continue
-        if batch.unit == Unit.KG:
-            found.append(
-                LineNow(batch.category_id, line.volume_m3, batch.quantity, False, batch.code, True)
-            )
-            continue
-        mass = snap.estimated_kg(batch.category_id, batch.unit, batch.quantity)
-        volume = batch.quantity if batch.unit == Unit.M3 else None
-        found.append(LineNow(batch.category_id, volume, mass, mass is not None, batch.code, True))
-    return found
 
 
 def signed_by_port(delivery: Delivery) -> bool:
@@ -401,31 +346,99 @@ def acceptance(
     return Acceptance.pending
 
 
-async def acceptances(delivery: Delivery) -> dict[str, Acceptance]:
-    """Each line's acceptance (`acceptance`), by its batch's code, as its batch stands now;
-    the lines, their batches and `recorded_by` must be fetched."""
-    batches = {line.batch_id: line.batch.code for line in delivery.lines}
-    if not batches:
+async def _acceptances(found: list[Delivery]) -> dict[tuple[int, int], Acceptance]:
+    """Each line's acceptance (`acceptance`), by delivery and batch id, as its batch stands
+    now, in one query for all the deliveries; their lines and `recorded_by` must be
+    fetched."""
+    port_signed = {d.id: signed_by_port(d) for d in found}
+    delivery_of = {line.batch_id: d.id for d in found for line in d.lines}
+    if not delivery_of:
         return {}
     rows = await connections.get("default").execute_query_dict(
         _DECISIONS,
         [
-            list(batches),
+            list(delivery_of),
             [EventType.received.value, EventType.treated.value],
             EventType.corrected.value,
             State.cancelled.value,
         ],
     )
-    port_signed = signed_by_port(delivery)
     return {
-        batches[row["batch_id"]]: acceptance(
+        (delivery_of[row["batch_id"]], row["batch_id"]): acceptance(
             decided_by=row["event_type"],
             outcome=row["outcome"],
             split=row["split"],
-            port_signed=port_signed,
+            port_signed=port_signed[delivery_of[row["batch_id"]]],
         )
         for row in rows
     }
+
+
+@dataclass(frozen=True, slots=True)
+class LineNow:
+    """A delivery line as its batch stands after corrections: the batch is the record, so the
+    receipt, its public check and the delivery's read say what the figures count."""
+
+    category_id: str
+    volume_m3: Decimal | None
+    mass_kg: Decimal | None
+    mass_derived: bool
+    batch_code: str
+    corrected: bool
+    acceptance: Acceptance
+    """Where the line stands with the reception facility now (`acceptance`)."""
+
+
+async def current_lines(delivery: Delivery) -> list[LineNow]:
+    """The delivery's lines as their batches stand (`lines_now`)."""
+    return (await lines_now([delivery]))[delivery.id]
+
+
+async def lines_now(found: list[Delivery]) -> dict[int, list[LineNow]]:
+    """Each delivery's lines as their batches stand, by delivery id; the lines, their batches
+    and `recorded_by` must be fetched. A line whose batch no correction changed reads as
+    recorded; a corrected one takes the batch's category and its kg, or its m³ and the mass
+    the category's density gives (derived). Each carries its acceptance."""
+    snap = await catalog.snapshot()
+    accepted = await _acceptances(found)
+    return {
+        delivery.id: [
+            _line_now(line, snap, accepted[delivery.id, line.batch_id]) for line in delivery.lines
+        ]
+        for delivery in found
+    }
+
+
+def _line_now(line: DeliveryLine, snap: catalog.CatalogSnapshot, accepted: Acceptance) -> LineNow:
+    batch = line.batch
+    if batch.unit == Unit.KG:
+        unchanged = not line.mass_derived and (batch.category_id, batch.quantity) == (
+            line.category_id,
+            line.mass_kg,
+        )
+    else:
+        unchanged = (batch.category_id, batch.unit, batch.quantity) == (
+            line.category_id,
+            Unit.M3,
+            line.volume_m3,
+        )
+    if unchanged:
+        return LineNow(
+            line.category_id,
+            line.volume_m3,
+            line.mass_kg,
+            line.mass_derived,
+            batch.code,
+            corrected=False,
+            acceptance=accepted,
+        )
+    if batch.unit == Unit.KG:
+        return LineNow(
+            batch.category_id, line.volume_m3, batch.quantity, False, batch.code, True, accepted
+        )
+    mass = snap.estimated_kg(batch.category_id, batch.unit, batch.quantity)
+    volume = batch.quantity if batch.unit == Unit.M3 else None
+    return LineNow(batch.category_id, volume, mass, mass is not None, batch.code, True, accepted)
 
 
 def receipt_url(number: str, *, base_url: str, secret: str) -> str:
@@ -441,7 +454,6 @@ async def receipt_pdf(
     snap = await catalog.snapshot()
     tz = ZoneInfo(timezone)
     vessel = delivery.vessel
-    accepted = await acceptances(delivery)
     # Laying out the PDF takes CPU: in a thread, the event loop keeps serving.
     return await asyncio.to_thread(
         render_receipt_pdf,
@@ -470,8 +482,8 @@ async def receipt_pdf(
                     mass_derived=line.mass_derived,
                     batch_code=line.batch_code,
                     corrected=line.corrected,
-                    acceptance=accepted[line.batch_code].value,
-                    acceptance_zh=ACCEPTANCE_LABELS[accepted[line.batch_code]],
+                    acceptance=line.acceptance.value,
+                    acceptance_zh=ACCEPTANCE_LABELS[line.acceptance],
                 )
                 for line in await current_lines(delivery)
             ],

@@ -20,7 +20,6 @@ from wastetrack.manifests.models import Manifest
 from wastetrack.manifests.queries import party_names
 from wastetrack.ports.deliveries import (
     ACCEPTANCE_LABELS,
-    acceptances,
     current_lines,
     receipt_from_scan,
     signed_by_port,
@@ -157,7 +156,6 @@ async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
     except NotFound:
         raise NotFound(NOT_FOUND, field="code") from None
     snap = await catalog.snapshot()
-    accepted = await acceptances(delivery)
     return PublicReceipt(
         number=delivery.receipt_number,
         port=delivery.port.name,
@@ -176,8 +174,8 @@ async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
                 mass_kg=line.mass_kg,
                 mass_derived=line.mass_derived,
                 corrected=line.corrected,
-                acceptance=accepted[line.batch_code].value,
-                acceptance_zh=ACCEPTANCE_LABELS[accepted[line.batch_code]],
+                acceptance=line.acceptance.value,
+                acceptance_zh=ACCEPTANCE_LABELS[line.acceptance],
             )
             for line in await current_lines(delivery)
         ],
