@@ -925,3 +925,270 @@ def test_a_sync_refused_for_its_size_goes_again_in_halves(browser: webdriver.Chr
     assert all(n <= 1 for n in result["sizes"][1:])
     queued = [e for e in browser.execute_async_script(QUEUE) if e["summary"].startswith("halves")]
     assert {e["status"] for e in queued} == {"rejected"}  # answered, no longer pending
+
+
+LATER_PASS = """
+const [done] = arguments;
+const real = window.fetch;
+let release;
+const gate = new Promise((resolve) => { release = resolve; });
+let seen = 0;
+// The first sync request waits until a second record is saved meanwhile.
+window.fetch = async (url, options) => {
+  if (String(url).endsWith('/m/v1/sync') && seen++ === 0) await gate;
+  return real(url, options);
+};
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js'),
+             import('/static/app/sync.js')]).then(async ([s, a, sync]) => {
+  const me = await a.profile();
+  const queue = async (summary) => s.enqueue({client_event_id: crypto.randomUUID(),
+    event_type: 'collected', batch: 'ABCDEFGH2', device_time: new Date().toISOString()},
+    summary, me.user_id);
+  await queue('before the sync');
+  const first = sync.syncNow();
+  while (!seen) await new Promise((t) => setTimeout(t, 20));
+  await queue('during the sync');
+  const second = sync.syncNow();
+  release();
+  const answers = [await first, await second];
+  window.fetch = real;
+  done(answers);
+});
+"""
+
+
+def test_a_record_saved_during_a_sync_is_sent_by_it(browser: webdriver.Chrome) -> None:
+    answers = browser.execute_async_script(LATER_PASS)
+    assert answers[1]["sent"] == 2, answers
+    queued = [e for e in browser.execute_async_script(QUEUE) if "the sync" in e["summary"]]
+    assert len(queued) == 2 and all(e["status"] != "pending" for e in queued)
+
+
+PLANTED = """
+const [body, field, done] = arguments;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  const entry = await s.enqueue(body, `refused on ${field}`, me.user_id);
+  entry.status = 'rejected';
+  entry.result = {status: 'rejected', error: {field, detail: 'planted refusal'}};
+  await s.putEntry(entry);
+  done();
+});
+"""
+
+
+def _correct(browser: webdriver.Chrome, body: dict[str, Any], field: str) -> None:
+    """A record the server refused naming `field`, opened for correction in the queue."""
+    browser.execute_async_script(PLANTED, body, field)
+    for view in ("queue-back", "back"):
+        if browser.find_element(By.ID, view).is_displayed():
+            browser.find_element(By.ID, view).click()
+    browser.find_element(By.ID, "show-queue").click()
+    _find(browser, f"li[data-id='{body['client_event_id']}'] button.fix").click()
+
+
+def _resent(browser: webdriver.Chrome, entry: str) -> dict[str, Any]:
+    """The entry once its correction is saved (the server may refuse it again)."""
+    browser.find_element(By.ID, "resend").click()
+
+    def saved(b: webdriver.Chrome) -> dict[str, Any] | None:
+        for e in b.execute_async_script(QUEUE):
+            if e["client_event_id"] == entry and (
+                e["result"] is None or e["result"]["error"]["detail"] != "planted refusal"
+            ):
+                return dict(e)
+        return None
+
+    found: dict[str, Any] = _wait(browser, saved)
+    return found
+
+
+def test_a_refusal_inside_a_field_is_corrected_in_that_field(browser: webdriver.Chrome) -> None:
+    """`quality.photo_sha256` names a part of `quality`: the form offers `quality`, and the
+    resent record gains no key the server would refuse as unknown."""
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "kind": "pickup",
+        "site": "ABCDEFGH2",
+        "category": "hh.kitchen",
+        "weight_kg": "1.5",
+        "device_time": _now(),
+        "quality": {"passed": False, "contamination_share": "0.2", "photo_sha256": "0" * 64},
+    }
+    _correct(browser, body, "quality.photo_sha256")
+    label = _find(browser, "label[for='f-edit-quality']")
+    assert "error" in (label.get_attribute("class") or "")
+    resent = _resent(browser, body["client_event_id"])
+    assert [k for k in resent["body"] if "." in k] == []
+    assert resent["body"]["quality"] == body["quality"]
+
+
+def test_a_refused_device_time_is_corrected_in_local_time(browser: webdriver.Chrome) -> None:
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "event_type": "collected",
+        "batch": "ABCDEFGH2",
+        "device_time": "2001-02-03T04:05:06.000Z",
+    }
+    _correct(browser, body, "device_time")
+    shown = _find(browser, "#f-edit-device_time")
+    local, typed = browser.execute_script(
+        "const t = new Date(arguments[0]);"
+        "const p = (n) => String(n).padStart(2, '0');"
+        "return [`${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}T"
+        "${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())}`,"
+        " new Date('2024-05-06T07:08:09').toISOString()];",
+        body["device_time"],
+    )
+    assert shown.get_attribute("type") == "datetime-local"
+    assert shown.get_attribute("value") == local
+    browser.execute_script("arguments[0].value = '2024-05-06T07:08:09';", shown)
+    resent = _resent(browser, body["client_event_id"])
+    assert resent["body"]["device_time"] == typed and typed.endswith("Z")
+
+
+PHOTO = """
+const [done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  const canvas = new OffscreenCanvas(64, 48);
+  const context = canvas.getContext('2d');
+  context.fillStyle = `hsl(${Math.floor(Math.random() * 360)}, 70%, 50%)`;
+  context.fillRect(0, 0, 64, 48);
+  const blob = await canvas.convertToBlob({type: 'image/jpeg', quality: 0.8});
+  const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
+  const sha = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  await s.putPhoto(sha, blob);
+  done(sha);
+});
+"""
+
+PHOTOS = """
+const [done] = arguments;
+import('/static/app/store.js').then(async (s) => done((await s.photos()).map(([k]) => k)));
+"""
+
+CAPTIVE = """
+const [done] = arguments;
+const real = window.fetch;
+// A hotel or village Wi-Fi login page answers every request with its own HTML.
+window.fetch = async (url, options) => String(url).startsWith('/m/')
+  ? new Response('<html>Log in to the Wi-Fi</html>',
+                 {status: 200, headers: {'Content-Type': 'text/html'}})
+  : real(url, options);
+import('/static/app/sync.js').then(async (sync) => {
+  const answer = await sync.syncNow().catch((error) => `failed: ${error}`);
+  window.fetch = real;
+  done(answer);
+});
+"""
+
+
+def test_a_photo_answered_by_a_captive_portal_is_kept(browser: webdriver.Chrome) -> None:
+    sha = browser.execute_async_script(PHOTO)
+    assert browser.execute_async_script(CAPTIVE) is None  # offline, as far as the app knows
+    assert sha in browser.execute_async_script(PHOTOS)
+
+
+ENDED = """
+const [done] = arguments;
+// Once any sync still running has ended, the tokens become ones the server refuses.
+const modules = [import('/static/app/store.js'), import('/static/app/sync.js')];
+Promise.all(modules).then(async ([s, sync]) => {
+  await sync.syncNow().catch(() => null);
+  await s.setKv('tokens', {access: 'revoked-access-token', refresh: 'revoked-refresh-token'});
+  done();
+});
+"""
+
+
+def test_an_ended_login_keeps_the_queue_and_its_photos_for_the_next_login(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """The server refuses to renew the login (revoked, or expired after weeks offline): the
+    app asks for a log-in, keeps the record and its photo, and sends both once the same
+    collector has logged in again."""
+    bag = _clinic_bag(served, round_data["carrier"], "1.3")
+    browser.execute_async_script(ENDED)
+    sha = browser.execute_async_script(PHOTO)
+    entry = browser.execute_async_script(UNPLATED, bag)
+    browser.execute_async_script(
+        "const [id, sha, plate, done] = arguments;"
+        "import('/static/app/store.js').then(async s => { const e = await s.getEntry(id);"
+        "  Object.assign(e.body, {photo_sha256: sha, vehicle_plate: plate});"
+        "  await s.putEntry(e); done(); });",
+        entry,
+        sha,
+        PLATE,
+    )
+    for view in ("queue-back", "back"):
+        if browser.find_element(By.ID, view).is_displayed():
+            browser.find_element(By.ID, view).click()
+    browser.find_element(By.ID, "show-queue").click()
+    browser.find_element(By.ID, "sync").click()
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    assert "kept" in browser.find_element(By.ID, "login-error").text
+    assert sha in browser.execute_async_script(PHOTOS)
+    (left,) = [e for e in browser.execute_async_script(QUEUE) if e["client_event_id"] == entry]
+    assert left["status"] == "pending"
+
+    assert browser.find_element(By.ID, "username").get_attribute("value") == "carrier"
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _wait(
+        browser,
+        lambda b: any(
+            e["client_event_id"] == entry and e["status"] == "applied"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+    assert sha not in browser.execute_async_script(PHOTOS)
+    (row,) = _query(
+        round_data["db"],
+        "SELECT e.photo_sha256 FROM custody_event e JOIN batch b ON b.id = e.batch_id"
+        " WHERE b.code = $1 AND e.event_type = 'collected'",
+        bag,
+    )
+    assert row["photo_sha256"] == sha
+
+
+THEIRS = """
+const [sha, done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString(), photo_sha256: sha};
+  await s.enqueue(body, 'left by another, with a photo', -1);
+  done();
+});
+"""
+
+
+def test_logging_out_keeps_another_users_records_and_ends_the_login(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """A shared phone: the collector who logs out takes away their own records and photos;
+    another user's records and the photos they name stay for them. The server ends the login."""
+    theirs, mine = browser.execute_async_script(PHOTO), browser.execute_async_script(PHOTO)
+    browser.execute_async_script(THEIRS, theirs)
+    own = {"client_event_id": str(uuid.uuid4()), "photo_sha256": mine}
+    browser.execute_async_script(PLANTED, own, "batch")
+    tokens = browser.execute_async_script(TOKENS, None)
+    for view in ("queue-back", "back"):
+        if browser.find_element(By.ID, view).is_displayed():
+            browser.find_element(By.ID, view).click()
+    browser.find_element(By.ID, "logout").click()
+    asked = _wait(browser, lambda b: b.switch_to.alert)
+    question = asked.text
+    asked.accept()
+    assert "other users stay" in question
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    names = browser.execute_async_script(
+        "const done = arguments[0]; indexedDB.databases().then(d => done(d.map(x => x.name)));"
+    )
+    assert "wastetrack-app" in names
+    left = browser.execute_async_script(QUEUE)
+    assert left and all(e["user_id"] == -1 for e in left)
+    assert browser.execute_async_script(PHOTOS) == [theirs]  # `mine` went with its record
+    assert browser.execute_async_script(TOKENS, None) is None
+    renewed = httpx.post(f"{served}/m/v1/auth/refresh", json={"refresh_token": tokens["refresh"]})
+    assert renewed.status_code == 401

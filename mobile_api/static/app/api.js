@@ -3,6 +3,7 @@
 import { getKv, setKv } from './store.js';
 
 export class Offline extends Error {}
+
 export class Problem extends Error {
   constructor(status, body) {
     super((body && (body.detail || body.title)) || `HTTP ${status}`);
@@ -11,6 +12,10 @@ export class Problem extends Error {
     this.field = this.body.field || null;
   }
 }
+
+// Says `ended` when the server has refused the refresh token (spent, revoked, or expired after
+// long offline): the user must log in again; what they recorded stays on the phone.
+export const session = new EventTarget();
 
 function claims(accessToken) {
   const part = accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
@@ -57,7 +62,10 @@ async function refresh() {
       if (!response.ok) {
         // Refused (the token is spent, revoked or expired): log in again. A busy or failing
         // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
-        if (response.status < 500 && response.status !== 429) await setKv('tokens', null);
+        if (response.status < 500 && response.status !== 429) {
+          await setKv('tokens', null);
+          session.dispatchEvent(new Event('ended'));
+        }
         throw new Problem(response.status, body);
       }
       await keep(body);
@@ -89,8 +97,11 @@ export async function call(path, { method = 'GET', json, form } = {}) {
       try {
         await refresh();
       } catch (error) {
-        if (error instanceof Problem) throw error;
-        throw new Offline(String(error));
+        if (!(error instanceof Problem)) throw new Offline(String(error));
+        // A refused renewal ends the login: this call's own answer (401) stands, whatever the
+        // renewal was answered; a busy server's answer (429, 5xx) says to try again later.
+        if (error.status < 500 && error.status !== 429) throw new Problem(401, error.body);
+        throw error;
       }
       continue;
     }
@@ -99,6 +110,24 @@ export async function call(path, { method = 'GET', json, form } = {}) {
     return answer;
   }
   throw new Problem(401, { detail: '请重新登录 · please log in again' });
+}
+
+// Log-out ends this login on the server too (RFC 7009), when the network answers within a few
+// seconds: offline or refused, the phone forgets its tokens all the same.
+export async function endLogin() {
+  const tokens = await getKv('tokens');
+  if (tokens && tokens.refresh && navigator.onLine) {
+    try {
+      await fetch('/m/v1/auth/logout', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: tokens.refresh }),
+        signal: AbortSignal.timeout(5000),
+      });
+    } catch (error) { /* offline or slow: the login ends with its refresh token's expiry */ }
+  }
+  await setKv('tokens', null);
+  await setKv('profile', null);
 }
 
 export async function profile() { return getKv('profile'); }

@@ -1,9 +1,9 @@
 // The collector's phone: log in, scan, record each action into a durable queue, sync it.
-import { call, logIn, loggedIn, Offline, Problem, profile } from './api.js';
+import { call, endLogin, logIn, loggedIn, Offline, Problem, profile, session } from './api.js';
 import { checkTyped } from './checkchar.js';
 import { Scanner } from './scanner.js';
 import {
-  dropEntry, enqueue, entries, getEntry, getKv, getRef, putEntry, putPhoto, setKv, setRef, wipe,
+  dropEntry, enqueue, entries, getEntry, getKv, getRef, leave, putEntry, putPhoto, setKv, setRef,
 } from './store.js';
 import { mine, syncNow } from './sync.js';
 
@@ -196,6 +196,14 @@ async function noteOthers() {
   if (others) status(`本机还有他人的 ${others} 条未同步记录，待其登录后同步 ${others} records of another user wait for them`);
 }
 
+// The queue lives in the browser's storage, which the browser may clear when space runs low
+// unless the site's storage is persistent: asked once logged in, the user warned if refused.
+async function keepStorage() {
+  if (!navigator.storage || !navigator.storage.persist) return;
+  const kept = (await navigator.storage.persisted()) || (await navigator.storage.persist());
+  $('storage-warning').hidden = kept;
+}
+
 async function start() {
   paintNetwork();
   const cached = await getRef('labels');
@@ -208,6 +216,7 @@ async function start() {
   $('who').textContent = me.username;
   $('logout').hidden = false;
   show('scan-view');
+  keepStorage().catch(() => {});
   await paintQueueCount();
   await noteOthers();
   if (navigator.onLine) {
@@ -231,16 +240,35 @@ $('login-form').addEventListener('submit', async (event) => {
   await start();
 });
 
+// The login has ended without a log-out (the server refused to renew it: revoked, or expired
+// after a long time offline): the user logs in again, and what they recorded stays queued for
+// their next login.
+session.addEventListener('ended', () => {
+  if (me) $('username').value = me.username;
+  $('who').textContent = '';
+  $('logout').hidden = true;
+  $('login-error').textContent = '登录已失效，请重新登录；记录仍保存在本机 · your login has ended: log in again, your records are kept';
+  show('login-view');
+});
+
 $('logout').addEventListener('click', async () => {
-  // Not yet applied: waiting to be sent, or refused and waiting for a correction.
+  // Not yet applied: waiting to be sent, or refused and waiting for a correction. Only the
+  // user's own go; another user's records stay on a shared phone for them.
   const open = ['pending', 'rejected', 'conflict'];
-  const waiting = (await entries()).filter((e) => open.includes(e.status)).length;
-  if (waiting && !window.confirm(`还有 ${waiting} 条未同步或被拒的记录，退出将删除。Log out and delete ${waiting} records not applied?`)) return;
-  await wipe();
+  const all = await entries();
+  const waiting = all.filter((e) => mine(e, me) && open.includes(e.status)).length;
+  const others = all.filter((e) => !mine(e, me)).length;
+  const kept = others ? `\n他人的 ${others} 条记录保留在本机。${others} records of other users stay on the phone for them.` : '';
+  if (waiting && !window.confirm(`您还有 ${waiting} 条未同步或被拒的记录，退出将删除。Log out and delete your ${waiting} records not applied?${kept}`)) return;
+  const leaving = me;
+  await endLogin();
+  await leave((e) => mine(e, leaving));
   me = null;
   $('who').textContent = '';
   $('logout').hidden = true;
+  $('storage-warning').hidden = true;
   show('login-view');
+  if (others) status(`他人的 ${others} 条记录保留在本机 · ${others} records of other users stay on the phone`);
 });
 
 // ---- scanning ------------------------------------------------------------------------------
@@ -697,16 +725,27 @@ async function paintQueue() {
   }
 }
 
-// A rejected entry's fields, the one the server named first; lists one item a line.
+// An instant as a datetime-local input shows it: the phone's local time, to the second.
+function localTime(iso) {
+  const instant = new Date(iso);
+  if (Number.isNaN(instant.getTime())) return '';
+  return new Date(instant.getTime() - instant.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+}
+
+// A rejected entry's fields, the one the server named first; lists one item a line. The
+// record's time is offered only when the server named it (a phone clock that was wrong).
 async function editEntry(id) {
   const entry = await getEntry(id);
   const form = $('edit-form');
   form.replaceChildren(el('h3', { text: `修改 Correct: ${entry.summary}` }));
   form.dataset.id = id;
   const named = entry.result && entry.result.error && entry.result.error.field;
-  const namedRoot = named ? named.replace(/\[.*$/, '') : null;
+  // The body's own key: `quality` for `quality.photo_sha256`, `children` for `children[3]`.
+  const namedRoot = named ? named.split(/[.[]/)[0] : null;
   const keys = Object.keys(entry.body).filter((k) => !['client_event_id', 'kind', 'device_time'].includes(k));
-  // The field the server named may be one the record lacks (a plate, a PIN): it gets an input.
+  if (namedRoot === 'device_time' && 'device_time' in entry.body) keys.push('device_time');
+  // The field the server named may be one the record lacks (a plate, a PIN): it gets an
+  // input. Only a top-level name: a part of one (`quality.photo_sha256`) is corrected in it.
   delete form.dataset.added;
   if (namedRoot && named === namedRoot && !keys.includes(namedRoot) && namedRoot !== 'device_time') {
     keys.push(namedRoot);
@@ -716,7 +755,10 @@ async function editEntry(id) {
   for (const key of keys) {
     const value = entry.body[key];
     let input;
-    if (Array.isArray(value)) {
+    if (key === 'device_time') {
+      input = el('input', { type: 'datetime-local', step: '1', required: true });
+      input.value = localTime(value);
+    } else if (Array.isArray(value)) {
       input = el('textarea', { rows: String(Math.max(2, value.length)) });
       input.value = value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : v)).join('\n');
     } else {
@@ -741,7 +783,10 @@ $('edit-form').addEventListener('submit', async (event) => {
     if (!input) continue;
     const old = entry.body[key];
     const text = input.value.trim();
-    if (Array.isArray(old)) {
+    if (input.type === 'datetime-local') {
+      // Typed as local time, sent as the instant it names (ISO 8601 in UTC).
+      entry.body[key] = new Date(text).toISOString();
+    } else if (Array.isArray(old)) {
       entry.body[key] = text.split('\n').map((s) => s.trim()).filter(Boolean)
         .map((s) => (s.startsWith('{') ? JSON.parse(s) : s));
     } else if (typeof old === 'number') {

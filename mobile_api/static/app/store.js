@@ -56,8 +56,38 @@ export async function putEntry(entry) { return (await db()).put('queue', entry);
 export async function getEntry(id) { return (await db()).get('queue', id); }
 export async function dropEntry(id) { return (await db()).delete('queue', id); }
 
-// Log-out: everything this user left on the phone goes, queue included.
-export async function wipe() {
+// The photos a record names: its content hashes, wherever in the body they stand.
+function photosNamed(value) {
+  if (typeof value === 'string') return /^[0-9a-f]{64}$/.test(value) ? [value] : [];
+  if (value && typeof value === 'object') return Object.values(value).flatMap(photosNamed);
+  return [];
+}
+
+// Log-out on a shared phone: the user's entries go, with the photos no other user's entry
+// names, the kept data and the tokens; another user's entries stay for them. With none left,
+// the whole database goes.
+export async function leave(isTheirs) {
+  const database = await db();
+  const kept = (await database.getAll('queue')).filter((e) => !isTheirs(e));
+  if (!kept.length) {
+    await wipe();
+    return;
+  }
+  const keep = new Set(kept.flatMap((e) => photosNamed(e.body)));
+  const ids = new Set(kept.map((e) => e.client_event_id));
+  const tx = database.transaction(['kv', 'ref', 'queue', 'photos'], 'readwrite');
+  const queued = await tx.objectStore('queue').getAllKeys();
+  const photoKeys = await tx.objectStore('photos').getAllKeys();
+  await Promise.all([
+    tx.objectStore('kv').clear(),
+    tx.objectStore('ref').clear(),
+    ...queued.filter((id) => !ids.has(id)).map((id) => tx.objectStore('queue').delete(id)),
+    ...photoKeys.filter((sha) => !keep.has(sha)).map((sha) => tx.objectStore('photos').delete(sha)),
+    tx.done,
+  ]);
+}
+
+async function wipe() {
   if (opened) (await opened).close();
   opened = null;
   await deleteDB(NAME);

@@ -7,18 +7,27 @@ import { dropPhoto, entries, photos, putEntry } from './store.js';
 export const BATCH = 500;
 let running = null;
 
+// A photo goes from the phone only once the server has it: it answered with the photo's own
+// hash, or refused the file itself (too large, not an image), and then the record naming it
+// comes back rejected on photo_sha256 for the collector to correct. A login that has ended
+// (401, 403) stops the uploads and keeps every photo; any other answer keeps the photo for
+// the next sync, and a page that is not the API's (a captive portal) counts as offline.
+const REFUSED_PHOTO = [413, 415, 422];
+
 async function uploadPhotos() {
   for (const [sha256, blob] of await photos()) {
     const form = new FormData();
     form.append('file', blob, `${sha256}.jpg`);
+    let stored;
     try {
-      await call('/m/v1/photos', { method: 'POST', form });
+      stored = await call('/m/v1/photos', { method: 'POST', form });
     } catch (error) {
-      // A photo the server refuses (not a busy server) must not hold the queue back: the
-      // record naming it comes back rejected on photo_sha256, for the collector to correct.
-      if (!(error instanceof Problem) || error.status === 429 || error.status >= 500) throw error;
+      if (!(error instanceof Problem) || [401, 403, 429].includes(error.status) || error.status >= 500) throw error;
+      if (REFUSED_PHOTO.includes(error.status)) await dropPhoto(sha256);
+      continue;
     }
-    await dropPhoto(sha256);
+    if (!stored || typeof stored.sha256 !== 'string') throw new Offline('no answer from the API');
+    if (stored.sha256 === sha256) await dropPhoto(sha256);
   }
 }
 
@@ -45,6 +54,7 @@ async function run() {
     let answer;
     try {
       answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) } });
+      if (!answer || !Array.isArray(answer.results)) throw new Offline('no answer from the API');
     } catch (error) {
       if (!tooLarge(error) || chunk.length === 1) throw error;
       size = Math.max(1, Math.floor(chunk.length / 2));
@@ -65,15 +75,32 @@ async function run() {
   return { sent, refused };
 }
 
-// Sync now if nothing else is; resolves to {sent, refused}, or null when offline.
-export async function syncNow() {
-  if (!running) {
-    running = run()
-      .catch((error) => {
-        if (error instanceof Offline) return null;
-        throw error;
-      })
-      .finally(() => { running = null; });
+// Sync now if nothing else is; resolves to {sent, refused}, or null when offline. Asked while
+// a sync runs (a record saved, a correction resent meanwhile), it runs another pass when that
+// one ends, and both answer for the passes together.
+let again = false;
+
+async function passes() {
+  const total = { sent: 0, refused: 0 };
+  try {
+    do {
+      again = false;
+      const done = await run();
+      total.sent += done.sent;
+      total.refused += done.refused;
+    } while (again);
+  } catch (error) {
+    if (error instanceof Offline) return null;
+    throw error;
+  } finally {
+    // In the same turn as the last look at `again`: a later ask starts a sync of its own.
+    running = null;
   }
+  return total;
+}
+
+export function syncNow() {
+  if (running) again = true;
+  else running = passes();
   return running;
 }
