@@ -39,6 +39,7 @@ async def create_manifest(
         area_code=settings.manifest_area_code,
         secret=settings.secret_key,
         timezone=settings.timezone,
+        tolerance=settings.manifest_quantity_tolerance,
     )
     return manifest_read(await queries.get_manifest(principal=user, manifest_id=made.id))
 
@@ -162,10 +163,15 @@ async def cancel(
 
 @router.post("/{manifest_id}/revisions", response_model=RevisionRead, status_code=201)
 async def propose_revision(
-    manifest_id: Id, body: RevisionCreate, user: CurrentUser, _: Transaction
+    manifest_id: Id, body: RevisionCreate, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> object:
     """Propose a correction; every other party must approve it."""
-    return await revisions.propose_revision(principal=user, manifest_id=manifest_id, revision=body)
+    return await revisions.propose_revision(
+        principal=user,
+        manifest_id=manifest_id,
+        revision=body,
+        tolerance=settings.manifest_quantity_tolerance,
+    )
 
 
 @router.post("/{manifest_id}/revisions/{revision_id}/{answer}", response_model=RevisionRead)
@@ -174,6 +180,7 @@ async def answer_revision(
     revision_id: Id,
     answer: Literal["approve", "reject"],
     user: CurrentUser,
+    settings: AppSettings,
     _: Transaction,
 ) -> object:
     """Approve or reject a proposed correction."""
@@ -182,6 +189,7 @@ async def answer_revision(
         manifest_id=manifest_id,
         revision_id=revision_id,
         approve=answer == "approve",
+        tolerance=settings.manifest_quantity_tolerance,
     )
 
 

@@ -167,7 +167,7 @@ async def test_after_a_cancellation_a_batch_goes_back_only_to_its_producer(
     decided = await call(client, world, "plant", f"/{first['id']}/decision", rejected)
     assert decided.status_code == 200, decided.text
     code = parties.batches[0]
-    holder = "carrier"  # it delivered the batch (never handed on) and takes it back
+    holder = "second"  # it delivered the batch (its leg took it over) and takes it back
     now = datetime.now(UTC)
     for who, body in (
         (holder, event("handed_over", code, to_organization_id=world.orgs["maker"].id)),
@@ -175,7 +175,8 @@ async def test_after_a_cancellation_a_batch_goes_back_only_to_its_producer(
     ):
         answer = await post(client, world, who, {**body, "device_time": now.isoformat()})
         assert answer.status_code == 201, answer.text
-    again = await call(client, world, "maker", "", {**parties.body, "batches": [code]})
+    one = {**parties.body, "batches": [code], "quantity_kg": "400"}
+    again = await call(client, world, "maker", "", one)
     assert again.status_code == 201, again.text
     mid = again.json()["id"]
     assert (await sign_producer(client, world, mid, now)).status_code == 200

@@ -14,6 +14,7 @@ from tortoise import connections
 
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core.sqlfunctions import BY_KEY, SqlFunction
+from wastetrack.custody.rules import Outcome
 from wastetrack.manifests.models import CANCELLED
 from wastetrack.registry.models import Organization, Region
 
@@ -294,24 +295,52 @@ _SIGNED_LISTING = (
 )
 
 
+# The manifest that governs a batch: the latest its producer signed that lists it, an open one
+# (not decided, not cancelled) first; for a refused part split from a batch at a receipt (a
+# remainder, `split_from_id`), which no manifest lists, that of the batch it was split from
+# (followed to the first batch a signed manifest lists). With the batch's holder and producer,
+# and how far up the split it was found (`depth`, 0: the batch itself).
+_GOVERNING_MANIFEST = (
+    "WITH RECURSIVE lineage AS (SELECT b.code, b.split_from_id, b.holder_id, b.producer_id,"
+    " 0 AS depth FROM batch b WHERE b.code = $1"
+    " UNION ALL SELECT p.code, p.split_from_id, l.holder_id, l.producer_id, l.depth + 1"
+    " FROM lineage l JOIN batch p ON p.id = l.split_from_id)"
+    " SELECT m.id, m.state, m.decision, m.receiver_id, m.producer_id, m.receiver_signed_at,"
+    " l.holder_id AS batch_holder_id, l.producer_id AS batch_producer_id, l.depth"
+    " FROM lineage l JOIN manifest m ON m.batch_codes @> jsonb_build_array(l.code)"
+    " WHERE m.producer_signed_at IS NOT NULL"
+    f" ORDER BY l.depth, (m.state <> '{CANCELLED}' AND m.receiver_signed_at IS NULL) DESC,"
+    " m.producer_signed_at DESC LIMIT 1"
+)
+
+
 async def on_signed_manifest(code: str, organization_id: int, *, producer: bool) -> bool:
-    """Whether the transfer manifest this batch moves on names the organization as one of its
-    carriers or its receiver, or, with `producer` (a refused batch going back), as its
-    producer. That manifest is the batch's open one (signed by its producer, not decided, not
-    cancelled) when it has one, else the latest its producer signed: a decided one, for a
-    refused batch's way back; a cancelled one names only its producer, to whom the batch may
-    go back from wherever the manifest left it."""
+    """Whether the transfer manifest that governs this batch lets the organization take it
+    next. An open one (signed by its producer, not decided, not cancelled): while a leg is
+    unsigned, only the carrier of an unsigned leg (`later_leg` then wants the first), as that
+    leg's signature takes the batch from the previous carrier; once every leg is signed, its
+    receiver or one of its carriers. A decided one opens only the way back of what it refused
+    (the batch is `rejected`, as `producer` says, or its decision was a rejection, or the batch
+    is the refused part split from one of its batches) until the batch is back with its
+    producer: the producer and the manifest's carriers. A cancelled one names only its
+    producer, to whom the batch may go back from wherever the manifest left it. A remainder is
+    governed by the manifest of the batch it was split from until a manifest lists it."""
     rows = await connections.get("default").execute_query_dict(
-        "WITH latest AS (SELECT m.id, m.state, m.receiver_id, m.producer_id FROM manifest m"
-        " WHERE m.batch_codes @> $1::jsonb AND m.producer_signed_at IS NOT NULL"
-        f" ORDER BY (m.state <> '{CANCELLED}' AND m.receiver_signed_at IS NULL) DESC,"
-        " m.producer_signed_at DESC LIMIT 1)"
-        f" SELECT 1 FROM latest m WHERE CASE WHEN m.state = '{CANCELLED}'"
-        " THEN m.producer_id = $2"
-        " ELSE m.receiver_id = $2 OR ($3 AND m.producer_id = $2)"
-        " OR EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
-        " AND l.carrier_id = $2) END",
-        [json.dumps([code]), organization_id, producer],
+        f"WITH governing AS ({_GOVERNING_MANIFEST})"
+        " SELECT 1 FROM governing m WHERE CASE"
+        f" WHEN m.state = '{CANCELLED}' THEN m.producer_id = $2"
+        " WHEN m.receiver_signed_at IS NULL THEN CASE"
+        " WHEN EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
+        " AND l.signed_at IS NULL)"
+        " THEN EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
+        " AND l.signed_at IS NULL AND l.carrier_id = $2)"
+        " ELSE m.receiver_id = $2 OR EXISTS (SELECT 1 FROM manifest_leg l"
+        " WHERE l.manifest_id = m.id AND l.carrier_id = $2) END"
+        f" ELSE ($3 OR m.decision = '{Outcome.rejected.value}' OR m.depth > 0)"
+        " AND m.batch_holder_id IS DISTINCT FROM m.batch_producer_id"
+        " AND (m.producer_id = $2 OR EXISTS (SELECT 1 FROM manifest_leg l"
+        " WHERE l.manifest_id = m.id AND l.carrier_id = $2)) END",
+        [code, organization_id, producer],
     )
     return bool(rows)
 

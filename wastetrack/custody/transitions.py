@@ -200,15 +200,17 @@ async def _manifest_rule(
     own_step: bool,
     handover: bool = False,
 ) -> None:
-    """Streams whose rules say `manifest` change hands only on a manifest the producer has
-    signed that names the organization taking the batch (`taker_id`) as one of its carriers or
-    its receiver, or as its producer once the batch was refused or its latest signed manifest
-    was cancelled (`repository.on_signed_manifest`); a step by whoever holds the
-    batch already moves nothing. While that manifest is open, its batches go in transit, are
-    stored and are received only by its own steps (`own_step`: a `ManifestStep`). A `handover`
-    to the carrier of a later leg is refused once that carrier has signed it (the signature
-    recorded the handover) and while an earlier leg is unsigned (its signature needs the
-    batch). The scan asks it too (`next_actions`), so it offers no step refused here."""
+    """Streams whose rules say `manifest` change hands only as the manifest that governs the
+    batch lets the organization taking it (`taker_id`) take it (`repository.on_signed_manifest`:
+    an open one, to the carrier of its next unsigned leg, then to its receiver; a decided one,
+    only what it refused, back towards its producer; a cancelled one, to its producer); a step
+    by whoever holds the batch already moves nothing. While that manifest is open, its batches
+    go in transit, are stored and are received only by its own steps (`own_step`: a
+    `ManifestStep`; a later leg's signature records the handover from the previous carrier
+    itself). A `handover` to the carrier of a later leg is refused once that carrier has signed
+    it (the signature recorded the handover) and while an earlier leg is unsigned (its
+    signature needs the batch). The scan asks it too (`next_actions`), so it offers no step
+    refused here."""
     if not rules.get("manifest"):
         return
     action = _MANIFEST_ACTIONS.get(event_type)
@@ -228,9 +230,11 @@ async def _manifest_rule(
     refused = batch.state == State.rejected
     if not await repository.on_signed_manifest(batch.code, taker_id, producer=refused):
         raise RuleViolation(
-            f"{batch.stream_id} waste changes hands only on a transfer manifest signed by its"
-            f" producer that names the organization taking it ({taker_id}) as a carrier or its"
-            " receiver (or its producer, once the batch was refused)",
+            f"{batch.stream_id} waste changes hands only as the transfer manifest its producer"
+            f" signed allows, and it does not let organization {taker_id} take it: an open"
+            " manifest goes to the carrier of its next unsigned leg, then to its receiver; a"
+            " decided one lets only what it refused go back towards its producer; a cancelled"
+            " one, only to its producer",
             field=field,
         )
     if not handover:

@@ -45,6 +45,7 @@ async def _shipment(demo: Demo, start: datetime, *, undecided: bool) -> list[str
         area_code=spec["area_code"],
         secret=demo.secret,
         timezone=demo.timezone,
+        tolerance=Decimal(spec["tolerance"]),
         submission=ManifestCommand.model_validate(
             {
                 **{k: v for k, v in form.items() if k != "leg"},

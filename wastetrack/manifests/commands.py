@@ -129,6 +129,12 @@ HANDOVER_STEP = "handover"
 RECEIVED_STEP = "received"
 
 
+def handover_step(seq: int) -> str:
+    """The name of the step that hands the batches over to leg `seq`'s carrier: the producer's
+    (`HANDOVER_STEP`) for the first leg, the previous carrier's for a later one."""
+    return HANDOVER_STEP if seq == 1 else f"handover-{seq}"
+
+
 def transit_step(seq: int) -> str:
     """The name of the step that puts the batches in transit on leg `seq`."""
     return "transit" if seq == 1 else f"transit-{seq}"

@@ -2,12 +2,16 @@
 one waste type, each once, a licensed receiver, carriers' vehicles fit for the stream, and its
 number."""
 
+from decimal import Decimal
+
 from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
+from wastetrack.batches.models import Batch
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday
 from wastetrack.core.errors import Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.custody import remainders
 from wastetrack.fleet.plates import plate_for_carriage
 from wastetrack.manifests.commands import ManifestCommand
 from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial
@@ -25,6 +29,23 @@ async def _next_number(*, area_code: str, year: int) -> str:
     return f"{key}{serial.last_serial:06d}"
 
 
+async def check_declared_quantity(
+    *, batches: list[Batch], quantity: Decimal, tolerance: Decimal, field: str
+) -> None:
+    """A manifest's quantity is its batches' declared masses added up (kg, or the catalog's
+    estimate for items and m³, as the decision shares the quantity received among them), within
+    the tolerance its receipt is judged by: a typo (80 for 800) would be printed on the manifest
+    and make an honest receipt a discrepancy. Batches of no known mass leave nothing to judge."""
+    snapshot = await catalog.snapshot()
+    declared = sum((remainders.declared_kg(snapshot, batch) for batch in batches), Decimal(0))
+    if declared > 0 and abs(quantity - declared) / declared > tolerance:
+        raise ValidationFailed(
+            f"{field} {quantity} is more than {(tolerance * 100).normalize():f} % off the"
+            f" {declared} kg the batches declare",
+            field=field,
+        )
+
+
 async def create_manifest(
     *,
     principal: Principal,
@@ -32,8 +53,10 @@ async def create_manifest(
     area_code: str,
     secret: str,
     timezone: str,
+    tolerance: Decimal,
 ) -> Manifest:
-    """The producer drafts a manifest for one trip of one waste type and its batches."""
+    """The producer drafts a manifest for one trip of one waste type and its batches, its
+    quantity within `tolerance` of what they declare."""
     today = cityday.today(timezone)
     if principal.role != Role.generator:
         raise Forbidden("the producer (移出人) drafts the manifest", field="role")
@@ -49,6 +72,7 @@ async def create_manifest(
         )
     await catalog.validate_waste_code(category=category.key, waste_code=submission.waste_code)
     codes: list[str] = []
+    listed: list[Batch] = []
     reader = await batches.scan_reader(submission.batches, secret=secret)
     for index, scanned in enumerate(submission.batches):
         code = reader.resolve(scanned, field=f"batches[{index}]")
@@ -71,6 +95,10 @@ async def create_manifest(
                 f"batch {code} has left the producer already", field=f"batches[{index}]"
             )
         codes.append(code)
+        listed.append(batch)
+    await check_declared_quantity(
+        batches=listed, quantity=submission.quantity_kg, tolerance=tolerance, field="quantity_kg"
+    )
     receiver = await registry.get_organization(
         submission.receiver_organization_id, field="receiver_organization_id"
     )

@@ -105,19 +105,26 @@ async def decide(
         raise Conflict(LOCKED, field="decision")
     if manifest.arrived_at is None:
         raise RuleViolation("record the arrival first", field="decision")
-    if decision.method is not None:
-        licence = await registry.licence_covering(
-            organization_id=manifest.receiver_id,
-            category_key=manifest.category_id,
-            on=cityday.today(timezone),
+    # The receipts below are the batches' custody events at the arrival, which custody judges
+    # on their own city day: the licence is the one valid on that day, as there.
+    arrival_day = cityday.local_date(manifest.arrived_at, timezone)
+    licence = await registry.licence_covering(
+        organization_id=manifest.receiver_id, category_key=manifest.category_id, on=arrival_day
+    )
+    if licence is None or (
+        decision.method is not None and decision.method not in licence.method_codes
+    ):
+        raise Forbidden(
+            f"your licence did not cover {decision.method or 'receiving'} for"
+            f" {manifest.category_id} on the day of arrival ({arrival_day.isoformat()})",
+            field="method" if decision.method is not None else "decision",
         )
-        if licence is None or decision.method not in licence.method_codes:
-            raise Forbidden(
-                f"your licence does not cover {decision.method} for {manifest.category_id}",
-                field="method",
-            )
     now = datetime.now(UTC)
     declared = manifest.quantity_kg
+    held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
+    snapshot = await catalog.snapshot()
+    masses = [remainders.declared_kg(snapshot, held[code]) for code in manifest.batch_codes]
+    _check_refuses_a_part(decision, sum(masses, Decimal(0)))
     found: list[tuple[str, str, str]] = []
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
         found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
@@ -127,11 +134,7 @@ async def decide(
             found.append((name, getattr(manifest, name), value))
     if decision.found.hazard is not None and set(decision.found.hazard) != set(manifest.hazard):
         found.append(("hazard", ",".join(manifest.hazard), ",".join(decision.found.hazard)))
-    held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
-    weights = _allocated(
-        decision.received_quantity_kg,
-        [remainders.declared_kg(await catalog.snapshot(), held[c]) for c in manifest.batch_codes],
-    )
+    weights = _allocated(decision.received_quantity_kg, masses)
     await record(
         principal,
         [
@@ -150,8 +153,13 @@ async def decide(
             for code, weight in zip(manifest.batch_codes, weights, strict=True)
         ],
         secret,
-        # A batch's share of the quantity received must be a weight a batch may have.
-        fields={"weight_kg": "received_quantity_kg", "device_time": "arrived_at"},
+        # A batch's share of the quantity received must be a weight a batch may have; a
+        # receipt's outcome is the decision.
+        fields={
+            "weight_kg": "received_quantity_kg",
+            "device_time": "arrived_at",
+            "outcome": "decision",
+        },
     )
     await ManifestDiscrepancy.bulk_create(
         [
@@ -168,6 +176,19 @@ async def decide(
     manifest.state = decision.decision
     await manifest.save()
     return await get_manifest(principal=principal, manifest_id=manifest_id)
+
+
+def _check_refuses_a_part(decision: DecisionCommand, declared: Decimal) -> None:
+    """A partial acceptance refuses a part of what the batches declared (the mass each
+    receipt is set against, `remainders.declared_kg`): received whole, nothing would be split
+    off to go back, and the manifest would say partly refused of waste received in full."""
+    if decision.decision == "partially_accepted" and decision.received_quantity_kg >= declared:
+        raise ValidationFailed(
+            f"a partial acceptance refuses a part of the {declared} kg the batches declared:"
+            f" received_quantity_kg {decision.received_quantity_kg} leaves none (accept the"
+            " waste instead)",
+            field="received_quantity_kg",
+        )
 
 
 def _allocated(received: Decimal, declared: list[Decimal]) -> list[Decimal]:

@@ -1,13 +1,16 @@
 """Revisions of a signed manifest (危险废物转移管理办法): a party proposes a correction, every
 other party approves it, and only then does it apply, the old values kept."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+from wastetrack.batches.models import Batch
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from wastetrack.core.principal import Principal
 from wastetrack.manifests.commands import FoundCommand, RevisionCommand
+from wastetrack.manifests.drafting import check_declared_quantity
 from wastetrack.manifests.models import Manifest, ManifestRevision
 from wastetrack.manifests.queries import open_for_action, parties
 
@@ -27,16 +30,31 @@ def _check_undecided(manifest: Manifest, changes: Iterable[str]) -> None:
         )
 
 
+async def _check_quantity(
+    manifest: Manifest, changes: Mapping[str, Any], tolerance: Decimal
+) -> None:
+    """A revised quantity is judged against the batches' declared masses, as the draft's is."""
+    if "quantity_kg" in changes:
+        await check_declared_quantity(
+            batches=await Batch.filter(code__in=manifest.batch_codes),
+            quantity=Decimal(changes["quantity_kg"]),
+            tolerance=tolerance,
+            field="changes.quantity_kg",
+        )
+
+
 async def propose_revision(
-    *, principal: Principal, manifest_id: int, revision: RevisionCommand
+    *, principal: Principal, manifest_id: int, revision: RevisionCommand, tolerance: Decimal
 ) -> ManifestRevision:
-    """A party proposes a correction to a signed manifest; the others must approve it."""
+    """A party proposes a correction to a signed manifest; the others must approve it (a new
+    quantity within `tolerance` of what the batches declare)."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     if principal.organization_id not in parties(manifest):
         raise Forbidden("only the manifest's parties propose revisions", field="role")
     if manifest.producer_signed_at is None:
         raise RuleViolation("a draft is edited by its producer, not revised", field="changes")
     _check_undecided(manifest, revision.changes)
+    await _check_quantity(manifest, revision.changes, tolerance)
     # Each change was checked as the draft checks its field (RevisionCommand); kept as text.
     changes = {
         name: format(value, "f") if isinstance(value, Decimal) else value
@@ -54,7 +72,12 @@ async def propose_revision(
 
 
 async def answer_revision(
-    *, principal: Principal, manifest_id: int, revision_id: int, approve: bool
+    *,
+    principal: Principal,
+    manifest_id: int,
+    revision_id: int,
+    approve: bool,
+    tolerance: Decimal,
 ) -> ManifestRevision:
     """Another party approves or rejects; approved by all, the change applies and the old
     values stay in the revision."""
@@ -77,6 +100,8 @@ async def answer_revision(
         _check_undecided(manifest, revision.changes)
         revision.approvals = [*revision.approvals, principal.organization_id]
         if party_ids <= set(revision.approvals):
+            # The batches' declarations may have been corrected since it was proposed.
+            await _check_quantity(manifest, revision.changes, tolerance)
             revision.previous = {k: str(getattr(manifest, k)) for k in revision.changes}
             for key, value in revision.changes.items():
                 setattr(manifest, key, Decimal(value) if key == "quantity_kg" else value)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from wastetrack.auth.models import Role
+from wastetrack.auth.models import Role, User
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
 from wastetrack.core.errors import (
@@ -22,9 +22,16 @@ from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.custody.rules import EventType, State
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import record
-from wastetrack.manifests.commands import HANDOVER_STEP, LegSignCommand, step_id, transit_step
-from wastetrack.manifests.models import Manifest
+from wastetrack.manifests.commands import (
+    HANDOVER_STEP,
+    LegSignCommand,
+    handover_step,
+    step_id,
+    transit_step,
+)
+from wastetrack.manifests.models import Manifest, ManifestLeg
 from wastetrack.manifests.queries import open_for_action, producer_handover
+from wastetrack.registry.models import Organization
 
 LOCKED = "this section is signed and locked; propose a revision instead"
 
@@ -80,9 +87,11 @@ async def sign_leg(
     secret: str,
     timezone: str,
 ) -> Manifest:
-    """A carrier signs its leg at handover (time and place), in order; the first leg puts the
-    batches in transit to the receiver, a later one those the previous carrier handed over to
-    this leg's carrier (so the receiver takes them from a batch in transit, as always)."""
+    """A carrier signs its leg at handover (time and place), in order, and the batches go in
+    transit to the receiver in its hands: the first leg's from the producer's handover, a
+    later one's from the previous leg's carrier, the handover recorded by this signature
+    unless a scan recorded it first (so the custody chain follows the manifest, and the
+    receiver takes the batches in transit, as always)."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     legs = sorted(manifest.legs, key=lambda leg: leg.seq)
     leg = next((leg for leg in legs if leg.seq == seq), None)
@@ -128,8 +137,15 @@ async def sign_leg(
     )
     moving = list(manifest.batch_codes)
     if seq > 1:
-        handed = Batch.filter(code__in=moving, holder_id=leg.carrier_id, state=State.handed_over)
-        moving = [str(code) for code in await handed.values_list("code", flat=True)]
+        moving = await _take_over(
+            manifest=manifest,
+            previous=legs[seq - 2],
+            leg=leg,
+            at=signature.handover_at,
+            place=signature.handover_place,
+            secret=secret,
+            plate_field=plate_field,
+        )
     if moving:
         await record(
             principal,
@@ -158,6 +174,84 @@ async def sign_leg(
     manifest.state = f"in_transit_leg_{seq}"
     await manifest.save(update_fields=["state"])
     return manifest
+
+
+async def _take_over(
+    *,
+    manifest: Manifest,
+    previous: ManifestLeg,
+    leg: ManifestLeg,
+    at: datetime,
+    place: str,
+    secret: str,
+    plate_field: str,
+) -> list[str]:
+    """A later leg's signature is the handover from the previous leg's carrier to this leg's
+    (联单: the carrier signs as it takes the waste over): recorded in the custody chain, as
+    the previous carrier's handover under the user who signed its leg, for every batch that
+    carrier still holds; one its carrier scanned over already is left as it is. Returns the
+    batches this leg puts in transit: all but those in transit in its carrier's hands already
+    (the previous leg was its own)."""
+    rows = await Batch.filter(code__in=manifest.batch_codes).values_list(
+        "code", "holder_id", "state"
+    )
+    held = {str(code): (holder_id, state) for code, holder_id, state in rows}
+    handed: list[str] = []
+    moving: list[str] = []
+    for code in manifest.batch_codes:
+        holder_id, state = held[code]
+        if holder_id == leg.carrier_id:
+            if state != State.in_transit:
+                moving.append(code)
+            continue
+        if holder_id != previous.carrier_id:
+            raise RuleViolation(
+                f"batch {code} is {state} with organization {holder_id}, not with the previous"
+                f" leg's carrier ({previous.carrier_id}) to hand over to yours: the region's"
+                " manager cancels the manifest",
+                field="seq",
+            )
+        handed.append(code)
+        moving.append(code)
+    if handed:
+        await record(
+            await _leg_signatory(previous),
+            [
+                {
+                    "client_event_id": step_id(
+                        number=manifest.number,
+                        step=handover_step(leg.seq),
+                        code=code,
+                        secret=secret,
+                    ),
+                    "event_type": EventType.handed_over,
+                    "batch": code,
+                    "device_time": at,
+                    "to_organization_id": leg.carrier_id,
+                    "vehicle_plate": leg.vehicle_plate,
+                    "note": f"联单 {manifest.number} 第{leg.seq}程签收 ({place})",
+                }
+                for code in handed
+            ],
+            secret,
+            fields={"device_time": "handover_at", "vehicle_plate": plate_field},
+        )
+    return moving
+
+
+async def _leg_signatory(leg: ManifestLeg) -> Principal:
+    """The carrier of a signed leg as the user who signed it, to record what the manifest says
+    that carrier did."""
+    assert leg.signed_by_id is not None
+    user = await User.get(id=leg.signed_by_id)
+    carrier = await Organization.get(id=leg.carrier_id).select_related("region")
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=Role.carrier,
+        organization_id=carrier.id,
+        region_path=carrier.region.path,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,241 @@
+"""Where a manifest lets its batches go and what its signatures and decision record: the
+refused part's way back, nothing more after a decision, each leg taking the batches over in the
+custody chain, a partial acceptance that refuses a part, a declared quantity its batches bear
+out, and the receiver's licence on the day of arrival."""
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from tests.factories import World, event, medical_bag
+from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
+    NOW,
+    Parties,
+    call,
+    drive_to_arrival,
+    parties,
+    sign_leg,
+    sign_producer,
+)
+from wastetrack.batches.models import Batch
+from wastetrack.core.settings import Settings
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import EventType
+from wastetrack.manifests.models import Manifest, ManifestRevision
+from wastetrack.registry.models import FacilityLicence
+
+PARTLY = {
+    "decision": "partially_accepted",
+    "received_quantity_kg": "640",
+    "method": "R9",
+    "reason": "一桶渗漏",
+}
+
+
+async def post(client: httpx.AsyncClient, world: World, who: str, body: dict) -> httpx.Response:
+    return await client.post("/m/v1/events", json=body, headers=world.headers(who))
+
+
+async def tag_oil(client: httpx.AsyncClient, world: World, **fields: str) -> str:
+    """A batch of the maker's waste oil, 400 kg unless said otherwise; its code."""
+    bag = medical_bag(
+        stream="hazardous",
+        category="hw.08",
+        waste_code="900-249-08",
+        hazard=["T", "I"],
+        **{"quantity": "400", "device_time": (NOW - timedelta(hours=3)).isoformat(), **fields},
+    )
+    bag.pop("event_type")
+    made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
+    assert made.status_code == 201, made.text
+    return str(made.json()["code"])
+
+
+async def test_the_refused_part_of_a_partial_acceptance_goes_back_to_its_producer(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """No manifest lists the refused part (a batch of its own): the manifest of the batch it was
+    split from opens its way back, to the producer, not to the receiver."""
+    arrived = await drive_to_arrival(client, world, parties)
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", PARTLY)
+    assert decided.status_code == 200, decided.text
+    originals = await Batch.filter(code__in=parties.batches).values_list("id", flat=True)
+    remainders = await Batch.filter(split_from_id__in=originals)
+    assert {(b.state, b.holder_id) for b in remainders} == {("rejected", world.orgs["second"].id)}
+    refused, returned = remainders
+    at = NOW.isoformat()
+    again = event(
+        "handed_over", refused.code, to_organization_id=world.orgs["plant"].id, device_time=at
+    )
+    redelivered = await post(client, world, "second", again)
+    assert (redelivered.status_code, redelivered.json()["field"]) == (409, "to_organization_id")
+    home = event(
+        "handed_over", returned.code, to_organization_id=world.orgs["maker"].id, device_time=at
+    )
+    back = await post(client, world, "second", home)
+    assert back.status_code == 201, back.text
+    assert (await Batch.get(id=returned.id)).holder_id == world.orgs["maker"].id
+
+
+async def test_a_decided_manifest_lets_no_party_pass_the_waste_it_accepted(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Received by the plant, the batch does not leave it for the manifest's old carrier: a
+    decided manifest opens only the way back of what it refused."""
+    arrived = await drive_to_arrival(client, world, parties)
+    accepted = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", accepted)
+    assert decided.status_code == 200, decided.text
+    code = parties.batches[0]
+    out = event(
+        "handed_over",
+        code,
+        to_organization_id=world.orgs["carrier"].id,
+        device_time=NOW.isoformat(),
+    )
+    refused = await post(client, world, "plant", out)
+    assert (refused.status_code, refused.json()["field"]) == (409, "to_organization_id")
+    batch = await Batch.get(code=code)
+    assert (batch.state, batch.holder_id) == ("received", world.orgs["plant"].id)
+
+
+async def test_a_later_legs_signature_takes_the_batches_over_from_the_previous_carrier(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The first carrier scanned no handover (offline): the second leg's signature records it,
+    as the first carrier's, at the signature's time, and puts the batches in transit."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    first = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=2))
+    assert first.status_code == 200, first.text
+    at = NOW - timedelta(hours=1)
+    second = await sign_leg(client, world, mid, 2, "second", at)
+    assert second.status_code == 200, second.text
+    for code in parties.batches:
+        batch = await Batch.get(code=code)
+        assert (batch.state, batch.holder_id) == ("in_transit", world.orgs["second"].id)
+        chain = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
+        handover, transit = chain[-2:]
+        assert (handover.event_type, handover.to_organization_id) == (
+            EventType.handed_over,
+            world.orgs["second"].id,
+        )
+        assert handover.organization_id == world.orgs["carrier"].id
+        assert handover.actor_id == world.principals["carrier"].user_id
+        assert handover.device_time == transit.device_time == at
+        assert (transit.event_type, transit.organization_id) == (
+            EventType.in_transit,
+            world.orgs["second"].id,
+        )
+
+
+async def test_a_carrier_hands_the_batch_only_to_the_next_legs_carrier(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """While the second leg is unsigned, the first carrier may not hand the batch straight to
+    the receiver: the second leg could then never take it over."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    first = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=2))
+    assert first.status_code == 200, first.text
+    code = parties.batches[0]
+    at = (NOW - timedelta(minutes=90)).isoformat()
+    skip = event("handed_over", code, to_organization_id=world.orgs["plant"].id, device_time=at)
+    refused = await post(client, world, "carrier", skip)
+    assert (refused.status_code, refused.json()["field"]) == (409, "to_organization_id")
+    onward = event("handed_over", code, to_organization_id=world.orgs["second"].id, device_time=at)
+    assert (await post(client, world, "carrier", onward)).status_code == 201
+
+
+async def test_a_partial_acceptance_refuses_a_part_of_what_the_batches_declared(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """800 kg received of 800 declared leaves nothing to refuse: a 422 naming the quantity
+    received, nothing decided."""
+    arrived = await drive_to_arrival(client, world, parties)
+    for received in ("800", "900"):
+        decision = {**PARTLY, "received_quantity_kg": received}
+        refused = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+        assert (refused.status_code, refused.json()["field"]) == (422, "received_quantity_kg")
+        assert "800.000 kg" in refused.json()["detail"]
+    assert (await Manifest.get(id=arrived["id"])).state == "arrived"
+    assert {b.state for b in await Batch.filter(code__in=parties.batches)} == {"in_transit"}
+
+
+async def test_a_receipts_refusal_of_its_outcome_names_the_decision(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A load is received whole (custody refuses a part of one on `outcome`): the decision's
+    refusal names its own field, `decision`."""
+    bags = [await tag_oil(client, world) for _ in range(2)]
+    load = await tag_oil(client, world, quantity="800")
+    packed = event(
+        "aggregated", load, children=bags, device_time=(NOW - timedelta(minutes=170)).isoformat()
+    )
+    assert (await post(client, world, "maker", packed)).status_code == 201
+    body = {**parties.body, "batches": [load]}
+    arrived = await drive_to_arrival(client, world, Parties([load], body))
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", PARTLY)
+    assert (refused.status_code, refused.json()["field"]) == (409, "decision"), refused.text
+    assert (await Manifest.get(id=arrived["id"])).state == "arrived"
+
+
+async def test_a_declared_quantity_its_batches_do_not_bear_out_is_refused(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """80 kg typed for batches that declare 800 kg: refused at the draft and as a revision,
+    naming the field, with the batches' sum; 5 % off is let through."""
+    typo = await call(client, world, "maker", "", {**parties.body, "quantity_kg": "80"})
+    assert (typo.status_code, typo.json()["field"]) == (422, "quantity_kg"), typo.text
+    assert "800.000 kg" in typo.json()["detail"]
+    assert await Manifest.all().count() == 0
+    made = await call(client, world, "maker", "", {**parties.body, "quantity_kg": "760"})
+    assert made.status_code == 201, made.text
+    mid = made.json()["id"]
+    assert (await sign_producer(client, world, mid)).status_code == 200
+    change = {"changes": {"quantity_kg": "80"}, "reason": "更正"}
+    revised = await call(client, world, "carrier", f"/{mid}/revisions", change)
+    assert (revised.status_code, revised.json()["field"]) == (422, "changes.quantity_kg")
+    assert await ManifestRevision.filter(manifest_id=mid).count() == 0
+
+
+async def test_the_decision_judges_the_receivers_licence_on_the_day_of_arrival(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The licence ran to the day the waste arrived and has lapsed since: the decision taken
+    today is on that arrival, as its receipts are (their time: the arrival)."""
+    arrived_at = NOW - timedelta(days=1)
+    old = [
+        await tag_oil(client, world, device_time=(arrived_at - timedelta(hours=3)).isoformat())
+        for _ in range(2)
+    ]
+    arrived = await drive_to_arrival(
+        client, world, Parties(old, {**parties.body, "batches": old}), arrived=arrived_at
+    )
+    arrival_day = arrived_at.astimezone(ZoneInfo(settings.timezone)).date()
+    await FacilityLicence.filter(organization_id=world.orgs["plant"].id).update(
+        valid_until=arrival_day
+    )
+    accepted = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", accepted)
+    assert decided.status_code == 200, decided.text
+    receipts = await CustodyEvent.filter(batch__code__in=old, event_type=EventType.received)
+    assert {e.device_time for e in receipts} == {arrived_at}
