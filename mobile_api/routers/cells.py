@@ -36,7 +36,7 @@ async def cell_types(_: CurrentUser) -> dict[str, Any]:
 
 @router.post("/m/v1/cells", response_model=CellRead, status_code=201)
 async def create_cell(body: CellCreate, user: ManagerOnly, _: Transaction) -> object:
-    """Register a place as a zero-waste cell of a type."""
+    """Register a place as a zero-waste cell of a type, once per region, type and name."""
     return await cells.create_cell(principal=user, **body.model_dump())
 
 

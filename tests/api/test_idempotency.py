@@ -64,12 +64,14 @@ async def test_two_sends_at_once_write_once(client: httpx.AsyncClient, world: Wo
 
 async def test_a_key_is_its_senders(client: httpx.AsyncClient, world: World) -> None:
     """Another user's identical key and request is another request: no answer of someone
-    else's is ever given back."""
+    else's is ever given back. The route answers it, and a place is a cell once: a conflict
+    naming the cell the first request registered."""
     mine = await _create(client, world, _cell(world, "共山社区"), "k-5")
     theirs = await _create(client, world, _cell(world, "共山社区"), "k-5", who="admin")
-    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert (mine.status_code, theirs.status_code) == (201, 409)
+    assert (theirs.json()["field"], theirs.json()["cell_id"]) == ("name", mine.json()["id"])
     assert "idempotent-replayed" not in theirs.headers
-    assert await Cell.filter(name="共山社区").count() == 2
+    assert await Cell.filter(name="共山社区").count() == 1
 
 
 async def test_a_claim_left_without_an_answer_frees_its_key_after_its_lease(
@@ -81,6 +83,8 @@ async def test_a_claim_left_without_an_answer_frees_its_key_after_its_lease(
     body = _cell(world, "旧山社区")
     first = await _create(client, world, body, "k-6")
     assert first.status_code == 201
+    # The worker died before its answer: its transaction rolled back, its claim stayed.
+    await Cell.filter(id=first.json()["id"]).delete()
     await db.pool().execute_query(
         "UPDATE idempotency_key SET status = NULL, body = NULL WHERE owner = $1 AND key = $2",
         [owner, "k-6"],

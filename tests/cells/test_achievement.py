@@ -10,6 +10,12 @@ import pytest
 from tests.factories import World
 from wastetrack.cells import service as cells
 from wastetrack.cells.models import Cell, CellAssessment
+from wastetrack.core.errors import RuleViolation
+
+EVIDENCE = {
+    "reduction_measures": {"value": "95", "evidence": "现场检查记录"},
+    "publicity": {"value": "90", "evidence": "宣传活动照片"},
+}
 
 
 async def make_cell(world: World, name: str = "北山社区") -> Cell:
@@ -116,3 +122,60 @@ async def test_an_assessment_dated_29_february_is_recorded(
     )
     assert assessed.status_code == 201, assessed.text
     assert assessed.json()["expires_on"] == "2027-02-28"
+
+
+async def test_a_higher_level_stands_on_the_lower_levels_latest_assessment(world: World) -> None:
+    """A county pass, then a failed county re-assessment: the city may not build on the old
+    pass (the failure governs the county level as it governs the achievement)."""
+    cell = await make_cell(world)
+    await record(world, cell, "county", date(2025, 1, 10), "achieved")
+    await record(world, cell, "county", date(2025, 6, 1), "not_achieved")
+    with pytest.raises(RuleViolation) as refused:
+        await cells.assess(
+            principal=world.principals["manager"],
+            cell_id=cell.id,
+            level="city",
+            assessed_on=date(2025, 7, 1),
+            entered=EVIDENCE,
+            timezone=world.settings.timezone,
+        )
+    assert refused.value.field == "level"
+    assert await CellAssessment.filter(cell_id=cell.id, level="city").count() == 0
+    assert await achieved_on(world, date(2025, 7, 1)) == ("0", "1")
+
+
+@pytest.mark.parametrize(
+    ("county", "city_on", "accepted"),
+    [
+        # The pass before the failed re-assessment still stood on the day.
+        ([("2025-01-10", "achieved"), ("2025-06-01", "not_achieved")], "2025-05-31", True),
+        # A failure, then a pass: the latest counts.
+        ([("2025-01-10", "not_achieved"), ("2025-06-01", "achieved")], "2025-07-01", True),
+        # The same day, the later record governs.
+        ([("2025-06-01", "achieved"), ("2025-06-01", "not_achieved")], "2025-07-01", False),
+        # The latest pass has lapsed (three years on).
+        ([("2022-05-10", "achieved")], "2025-05-10", False),
+    ],
+)
+async def test_the_lower_level_governs_as_in_the_achievement(
+    world: World, county: list[tuple[str, str]], city_on: str, accepted: bool
+) -> None:
+    cell = await make_cell(world)
+    for on, tier in county:
+        await record(world, cell, "county", date.fromisoformat(on), tier)
+    day = date.fromisoformat(city_on)
+    standing = cells.governs(await CellAssessment.filter(cell_id=cell.id), day)
+    assert cells.is_achieved(standing, day) is accepted
+    try:
+        await cells.assess(
+            principal=world.principals["manager"],
+            cell_id=cell.id,
+            level="city",
+            assessed_on=day,
+            entered=EVIDENCE,
+            timezone=world.settings.timezone,
+        )
+    except RuleViolation as error:
+        assert (accepted, error.field) == (False, "level")
+    else:
+        assert accepted

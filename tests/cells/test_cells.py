@@ -229,3 +229,29 @@ async def test_a_region_or_organization_outside_yours_is_not_found(
     own = {**home, "organization_id": world.orgs["port"].id}
     made = await client.post("/m/v1/cells", json=own, headers=world.headers("town_manager"))
     assert made.status_code == 201, made.text
+
+
+async def test_a_place_is_registered_as_a_cell_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A resent registration (the answer timed out) names the cell registered first and adds
+    none: an 11th, never assessed, would lower the achievement rate."""
+    first = await cell(client, world, "北山社区")
+    village = world.regions["village"].id
+    again = await client.post(
+        "/m/v1/cells",
+        headers=world.headers("manager"),
+        json={"cell_type": "community", "name": " 北山社区  ", "region_id": village},
+    )
+    assert again.headers["content-type"] == "application/problem+json"
+    answer = again.json()
+    assert (again.status_code, answer["field"], answer["cell_id"]) == (409, "name", first)
+    school = await client.post(
+        "/m/v1/cells",
+        headers=world.headers("manager"),
+        json={"cell_type": "school", "name": "北山社区", "region_id": village},
+    )
+    assert school.status_code == 201, school.text
+    assert await Cell.filter(name="北山社区").count() == 2
+    achieved = (await client.get("/m/v1/metrics/cells", headers=world.headers("manager"))).json()
+    assert achieved["share"]["denominator"] == str(await Cell.all().count())

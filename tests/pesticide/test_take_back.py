@@ -132,6 +132,31 @@ async def test_consignment_sends_a_batch_per_material_to_treatment(
         )
 
 
+@pytest.mark.parametrize(
+    "sent_at",
+    [(NOW + timedelta(days=1)).isoformat(), "1999-12-31T08:00:00+08:00"],
+    ids=["tomorrow", "before_2000"],
+)
+async def test_a_consignment_sent_at_an_implausible_time_is_refused_naming_sent_at(
+    client: httpx.AsyncClient, points: World, sent_at: str
+) -> None:
+    """The request has no device_time: its refusal names the field the request has."""
+    refused = await post(
+        client,
+        points,
+        {
+            "client_event_id": str(uuid.uuid4()),
+            "destination_organization_id": points.orgs["unlicensed"].id,
+            "sent_at": sent_at,
+            "lines": [{"material": "agri.drum", "count": 6, "weight_kg": "9"}],
+        },
+        who="station",
+        path="/m/v1/pesticide/consignments",
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "sent_at"), refused.text
+    assert await Batch.all().count() == 0
+
+
 async def test_ledger_exports_and_recovery_rate(
     client: httpx.AsyncClient, points: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,8 @@ class Cell(Model):
 
     class Meta:
         table = "zero_waste_cell"
+        # A place is registered once: a region holds one cell of a type by a name (trimmed).
+        unique_together = (("region", "cell_type", "name"),)
 
 
 class CellAssessment(Model):

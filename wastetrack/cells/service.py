@@ -13,7 +13,7 @@ from wastetrack.auth.models import Role
 from wastetrack.cells.models import Cell, CellAssessment
 from wastetrack.core import cityday
 from wastetrack.core.data import read_data_file
-from wastetrack.core.errors import Forbidden, NotFound, RuleViolation, ValidationFailed
+from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
@@ -92,8 +92,9 @@ async def create_cell(
     region_id: int,
     organization_id: int | None,
 ) -> Cell:
-    """Register a place of the manager's region as a cell of a type; a region or organization
-    the manager may not see is 'not found', whether or not it exists."""
+    """Register a place of the manager's region as a cell of a type, once: a region holds one
+    cell of a type by a name (a resend is a conflict naming the cell registered first). A
+    region or organization the manager may not see is 'not found', whether or not it exists."""
     _manager(principal)
     if cell_type not in TYPES:
         raise ValidationFailed(f"unknown cell type {cell_type!r}", field="cell_type")
@@ -102,6 +103,16 @@ async def create_cell(
     )
     if organization_id is not None:
         await access.readable_organization(principal, organization_id)
+    name = name.strip()
+    # Every registered cell is in the achievement's denominator: a second registration of the
+    # same place (a resent request) would lower the rate with a cell never assessed.
+    existing = await Cell.get_or_none(region_id=region_id, cell_type=cell_type, name=name)
+    if existing is not None:
+        raise Conflict(
+            f"the region has a {cell_type} cell named {name!r} already (cell {existing.id})",
+            field="name",
+            cell_id=existing.id,
+        )
     return await Cell.create(
         cell_type=cell_type,
         name=name,
@@ -178,19 +189,20 @@ async def assess(
     if level not in LEVELS:
         raise ValidationFailed(f"level must be one of {', '.join(LEVELS)}", field="level")
     index = LEVELS.index(level)
-    if (
-        index > 0
-        and not await CellAssessment.filter(
-            cell_id=cell.id,
-            level=LEVELS[index - 1],
-            tier__in=ACHIEVED_TIERS,
-            assessed_on__lte=assessed_on,
-            expires_on__gt=assessed_on,
-        ).exists()
-    ):
-        raise RuleViolation(
-            f"a {level} assessment needs a current {LEVELS[index - 1]} one", field="level"
+    if index > 0:
+        # The level below stands as it stands in the achievement: by its latest assessment on
+        # or before the day. An older pass does not carry a re-assessment that failed.
+        below = LEVELS[index - 1]
+        standing = governs(
+            await CellAssessment.filter(cell_id=cell.id, level=below, assessed_on__lte=assessed_on),
+            assessed_on,
         )
+        if not is_achieved(standing, assessed_on):
+            raise RuleViolation(
+                f"a {level} assessment needs the latest {below} assessment on or before"
+                f" {assessed_on.isoformat()} to be achieved and unexpired",
+                field="level",
+            )
     scores: dict[str, Any] = {}
     total = Decimal(0)
     mandatory_failed = False

@@ -212,6 +212,9 @@ async def record_consignment(
     for its destination, waiting for a carrier. Exactly once."""
 
     async def apply(payload_digest: str) -> Consignment:
+        # Checked as the consignment's own field: the tagging would refuse it too, but as the
+        # device_time of a line the request does not have.
+        check_reported(submission.sent_at, now=datetime.now(UTC), field="sent_at")
         point = await _point(principal)
         await _check_materials(
             [line.material for line in submission.lines],
