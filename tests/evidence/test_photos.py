@@ -119,3 +119,25 @@ async def test_events_refer_only_to_uploaded_photos(
         client, world, "carrier", event("collected", batch["code"], minutes=6, photo_sha256=sha)
     )
     assert ok.status_code == 201
+
+
+async def test_a_photo_is_evidence_only_for_an_organization_that_uploaded_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A hash read off another organization's record is not one's own evidence; sending the
+    same bytes makes it so, and says `created` to the new holder without telling that another
+    organization sent them first."""
+    content = png_bytes("purple")
+    sha = (await upload(client, world, content)).json()["sha256"]  # the carrier's
+    bag = await tag_bag(client, world)
+    cited = event("cancelled", bag["code"], minutes=5, reason="贴错", photo_sha256=sha)
+    borrowed = await post_event(client, world, "clinic", cited)
+    assert (borrowed.status_code, borrowed.json()["field"]) == (422, "photo_sha256")
+    own = await client.post(
+        "/m/v1/photos",
+        files={"file": ("p.png", content, "image/png")},
+        headers=world.headers("clinic"),
+    )
+    assert (own.status_code, own.json()["sha256"]) == (201, sha)
+    assert (await post_event(client, world, "clinic", cited)).status_code == 201
+    assert len(list((world.settings.data_dir / "photos").rglob(f"{sha}.*"))) == 1

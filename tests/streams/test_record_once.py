@@ -12,7 +12,7 @@ import pytest
 from tests.factories import World
 from tests.ports.test_ports import cleanup, float_replacement
 from wastetrack.core import db
-from wastetrack.evidence.models import Photo
+from wastetrack.evidence.models import Photo, PhotoHolder
 from wastetrack.ports.models import CleanUp, FloatReplacement
 
 
@@ -28,6 +28,7 @@ async def stored_photo(world: World, who: str, sha256: str) -> str:
         uploaded_by=user,
         organization_id=user.organization_id,
     )
+    await PhotoHolder.create(photo_id=sha256, organization_id=user.organization_id)
     return sha256
 
 

@@ -422,8 +422,9 @@ async def _load(
     work.organizations = {org.id: org for org in loaded.organizations}
     work.sites = loaded.sites
     work.batch_ids = loaded.batch_ids
-    work.photos = await evidence.stored_photos(
-        {sub.photo_sha256 for sub in submissions if sub.photo_sha256}
+    work.photos = await evidence.held_photos(
+        {sub.photo_sha256 for sub in submissions if sub.photo_sha256},
+        {principal.organization_id for principal in principals},
     )
     return loaded.known
 

@@ -44,7 +44,8 @@ class Work:
     codes_by_id: dict[int, str] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)
     organizations: dict[int, Organization] = field(default_factory=dict)
-    photos: set[str] = field(default_factory=set)
+    # The photos the call's records cite that their organizations hold: (organization, photo).
+    photos: set[tuple[int, str]] = field(default_factory=set)
     licences: dict[tuple[int, str, date], list[str] | None] = field(default_factory=dict)
     # Per carrier: whether it has registered its fleet (wastetrack.fleet).
     fleets: dict[int, bool] = field(default_factory=dict)
@@ -80,7 +81,8 @@ def check_common(
     check_reported(sub.device_time, now=work.now, field="device_time")
     if tagged_at is not None and sub.device_time < tagged_at - CLOCK_SKEW:
         raise ValidationFailed("device_time precedes the batch's tagging", field="device_time")
-    evidence.check_stored(sub.photo_sha256, stored=work.photos, field="photo_sha256")
+    held = {sha for org, sha in work.photos if org == work.principal.organization_id}
+    evidence.check_stored(sub.photo_sha256, stored=held, field="photo_sha256")
     if batch is not None:
         check_order(work, sub, batch)
 

@@ -26,3 +26,23 @@ class Photo(Model):
 
     class Meta:
         table = "photo"
+
+
+class PhotoHolder(Model):
+    """An organization that uploaded a photo's bytes: it may cite the photo as evidence.
+
+    The bytes are stored once (`Photo`, with whoever sent them first); each organization that
+    sent them holds them. A hash seen on another's record is no evidence of one's own."""
+
+    id = fields.IntField(primary_key=True)
+    photo: fields.ForeignKeyRelation[Photo] = fields.ForeignKeyField(
+        "wastetrack.Photo", related_name="holders", on_delete=fields.CASCADE
+    )
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="photos_held", on_delete=fields.RESTRICT
+    )
+    first_uploaded_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "photo_holder"
+        unique_together = (("photo", "organization"),)

@@ -9,13 +9,14 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from PIL import Image
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from wastetrack.core.backup import PART, PHOTOS
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.evidence.models import Photo
+from wastetrack.evidence.models import Photo, PhotoHolder
 
 FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
@@ -23,7 +24,7 @@ FORMATS = {
     "MPO": ("image/jpeg", "jpg"),
     "PNG": ("image/png", "png"),
 }
-UPLOAD_FIRST = "upload the photo before referring to it"
+UPLOAD_FIRST = "upload the photo before referring to it (your organization's own upload)"
 NOT_AN_IMAGE = "the file is not a readable JPEG or PNG image"
 
 
@@ -79,7 +80,7 @@ async def store_photo(
     )
     existing = await Photo.get_or_none(sha256=sha256)
     if existing is not None:
-        return existing, False
+        return existing, await _hold(existing, principal)
     content_type, extension = FORMATS[image_format]
     # Written before the row, off the event loop, through a file of this upload's own: two
     # uploads of the same bytes (a phone retrying a slow one, on another worker) each write a
@@ -102,8 +103,20 @@ async def store_photo(
         existing = await Photo.get_or_none(sha256=sha256)
         if existing is None:
             raise
-        return existing, False
-    return photo, True
+        return existing, await _hold(existing, principal)
+    return photo, await _hold(photo, principal)
+
+
+async def _hold(photo: Photo, principal: Principal) -> bool:
+    """Record that the uploader's organization holds the photo; whether it did not before (the
+    answer says `created` to it alone: whether another organization sent the same bytes is
+    not told)."""
+    rows = await connections.get("default").execute_query_dict(
+        "INSERT INTO photo_holder (photo_id, organization_id, first_uploaded_at)"
+        " VALUES ($1, $2, now()) ON CONFLICT (photo_id, organization_id) DO NOTHING RETURNING id",
+        [photo.sha256, principal.organization_id],
+    )
+    return bool(rows)
 
 
 def _write(path: Path, content: bytes) -> None:
@@ -128,16 +141,22 @@ def _write(path: Path, content: bytes) -> None:
         os.close(folder)
 
 
-async def stored_photos(shas: Collection[str]) -> set[str]:
-    """Which of these photos are stored, in one query however many are asked."""
-    if not shas:
+async def held_photos(
+    shas: Collection[str], organization_ids: Collection[int]
+) -> set[tuple[int, str]]:
+    """Which of these photos each of these organizations holds (uploaded itself), as
+    (organization, photo) pairs, in one query however many are asked."""
+    if not shas or not organization_ids:
         return set()
-    return set(await Photo.filter(sha256__in=list(shas)).values_list("sha256", flat=True))  # type: ignore[arg-type]
+    rows = await PhotoHolder.filter(
+        photo_id__in=list(shas), organization_id__in=list(organization_ids)
+    ).values_list("organization_id", "photo_id")
+    return {(int(org), str(sha)) for org, sha in rows}
 
 
 def check_stored(shas: str | Sequence[str] | None, *, stored: Collection[str], field: str) -> None:
-    """Refuse a reference to a photo not uploaded: a single photo names `field`, a list names
-    the first missing one's place (`photos[2]`)."""
+    """Refuse a reference to a photo the record's organization has not uploaded: a single
+    photo names `field`, a list names the first missing one's place (`photos[2]`)."""
     if shas is None or isinstance(shas, str):
         if shas is not None and shas not in stored:
             raise ValidationFailed(UPLOAD_FIRST, field=field)
@@ -147,7 +166,11 @@ def check_stored(shas: str | Sequence[str] | None, *, stored: Collection[str], f
             raise ValidationFailed(UPLOAD_FIRST, field=f"{field}[{index}]")
 
 
-async def require_photos(shas: str | Sequence[str] | None, *, field: str) -> None:
-    """Every photo a record refers to is stored (see check_stored for the field it names)."""
+async def require_photos(
+    shas: str | Sequence[str] | None, *, principal: Principal, field: str
+) -> None:
+    """Every photo a record refers to was uploaded by the record's organization (see
+    check_stored for the field it names)."""
     wanted = [shas] if isinstance(shas, str) else list(shas or [])
-    check_stored(shas, stored=await stored_photos(wanted), field=field)
+    held = await held_photos(wanted, [principal.organization_id])
+    check_stored(shas, stored={sha for _, sha in held}, field=field)

@@ -79,7 +79,9 @@ async def record_pickup(
         await catalog.category_for_stream(stream=HOUSEHOLD, category=submission.category)
         quality = submission.quality
         await evidence.require_photos(
-            quality.photo_sha256 if quality else None, field="quality.photo_sha256"
+            quality.photo_sha256 if quality else None,
+            principal=principal,
+            field="quality.photo_sha256",
         )
         (batch,) = await intake.take_in(
             principal=principal,

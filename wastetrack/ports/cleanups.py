@@ -58,7 +58,7 @@ async def record_cleanup(
                 field=f"item_counts.{unknown[0]}",
             )
         await registry.get_region(submission.region_id)
-        await evidence.require_photos(submission.photos, field="photos")
+        await evidence.require_photos(submission.photos, principal=principal, field="photos")
         (batch,) = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,
