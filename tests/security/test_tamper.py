@@ -4,19 +4,20 @@ service's own database role, signed daily checkpoints and `wastetrack verify`.""
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tortoise import connections
 
-from tests.custody.helpers import advance, as_superuser_without_triggers, tag_bag
-from tests.factories import World
+from tests.custody.helpers import advance, as_superuser_without_triggers, post_event, tag_bag
+from tests.factories import World, event
 from wastetrack.batches.models import Batch
-from wastetrack.core import db
+from wastetrack.core import db, keys
 from wastetrack.custody import checkpoints
 from wastetrack.custody.chain import event_hash
 from wastetrack.custody.checkpoints import Checkpoint, LegacyChain
@@ -54,6 +55,41 @@ async def test_a_batch_head_moved_past_its_last_event_is_detected(
     batch = await tag_bag(client, world)
     await Batch.filter(code=batch["code"]).update(last_seq=2)
     assert (await verdict(client, world, batch["code"]))["valid"] is False
+
+
+async def test_a_batch_row_rewritten_behind_its_chain_is_detected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The batch row is in no hash: its producer, region, category and quantity are checked
+    against what the hashed tagging (and its corrections) say. A bag moved to another clinic
+    in the row alone, or swollen, no longer verifies; a corrected one still does."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    code = bag["code"]
+    tagging = await CustodyEvent.get(batch__code=code, seq=1)
+    fix = event("corrected", code, minutes=5, corrects=str(tagging.id), quantity="4.5")
+    assert (await post_event(client, world, "clinic", fix)).status_code == 201
+    assert (await verdict(client, world, code))["valid"] is True
+    other = world.orgs["other_clinic"].id
+    for column, forged in (("producer_id", other), ("quantity", 45), ("region_path", "/1/")):
+        original = await Batch.get(code=code).values_list(column, flat=True)
+        await as_superuser_without_triggers(
+            (f"UPDATE batch SET {column} = $1 WHERE code = $2", [forged, code])
+        )
+        found = await verdict(client, world, code) if column != "producer_id" else None
+        if found is None:  # the clinic no longer sees a batch moved to another producer
+            found = await verdict_as(client, world, "carrier", code)
+        assert (found["valid"], found["broken_at_seq"]) == (False, 1), (column, found)
+        assert column.removesuffix("_id") in found["detail"] or column in found["detail"]
+        await as_superuser_without_triggers(
+            (f"UPDATE batch SET {column} = $1 WHERE code = $2", [original, code])
+        )
+    assert (await verdict(client, world, code))["valid"] is True
+
+
+async def verdict_as(client: httpx.AsyncClient, world: World, who: str, code: str) -> dict:
+    response = await client.get(f"/m/v1/batches/{code}/verify", headers=world.headers(who))
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 async def test_a_rewritten_event_with_a_recomputed_unkeyed_hash_is_detected(
@@ -128,6 +164,23 @@ async def test_the_service_role_cannot_delete_or_rewrite_custody_events(
         await conn.close()
 
 
+async def test_a_checkpoint_planted_in_the_future_does_not_stop_the_sealing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Sealing went on from the latest checkpoint whatever its day: one inserted for 2099 would
+    have stopped it for good, leaving the days after it open to silent deletion."""
+    settings = world.settings
+    await tag_bag(client, world)
+    await Checkpoint.create(
+        day=date(2099, 1, 1), events=0, root="0" * 64, signature="0" * 128, public_key="0" * 64
+    )
+    now = datetime.now(UTC)
+    sealed = await checkpoints.seal_completed_days(
+        timezone=settings.timezone, data_dir=settings.data_dir, now=now + timedelta(days=1)
+    )
+    assert [c.day for c in sealed] == [now.astimezone(ZoneInfo(settings.timezone)).date()]
+
+
 async def test_a_checkpoint_signs_the_day_and_detects_a_removed_event(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -163,8 +216,25 @@ async def test_a_checkpoint_signs_the_day_and_detects_a_removed_event(
         headers=world.headers("auditor"),
     )
     assert proof.status_code == 200
-    assert checkpoints.proof_is_valid(proof.json())
-    assert not checkpoints.proof_is_valid({**proof.json(), "event_hash": "0" * 64})
+    # Checked against the key the installation publishes to anyone, not the one a proof names.
+    published = await client.get("/p/v1/checkpoints/key")
+    assert published.status_code == 200, published.text
+    key = published.json()["public_key"]
+    assert key == exported["public_key"] and "RFC 9162" in published.json()["tree"]
+    assert checkpoints.proof_is_valid(proof.json(), public_key=key)
+    assert not checkpoints.proof_is_valid({**proof.json(), "event_hash": "0" * 64}, public_key=key)
+    forger = Ed25519PrivateKey.generate()
+    forged_root = {**proof.json()["checkpoint"], "public_key": keys.public_key_hex(forger)}
+    forged_root["signature"] = forger.sign(
+        checkpoints.signed_message(
+            day=date.fromisoformat(forged_root["day"]),
+            events=int(forged_root["events"]),
+            root=forged_root["root"],
+        )
+    ).hex()
+    forged = {**proof.json(), "checkpoint": forged_root}
+    assert checkpoints.signature_is_valid(forged_root)  # a signature, by a stranger's key
+    assert not checkpoints.proof_is_valid(forged, public_key=key)
 
     checkpoint = await Checkpoint.get(day=today)
     key = exported["public_key"]

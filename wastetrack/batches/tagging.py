@@ -15,7 +15,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.settings import get_settings
-from wastetrack.custody import repository
+from wastetrack.custody import chain, repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import (
     SPECS,
@@ -152,5 +152,6 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
             "quantity": str(sub.quantity),
             "unit": sub.unit.value,
             "waste_code": sub.waste_code,
+            **chain.fixed_at_tagging(batch),
         },
     )

@@ -2,7 +2,7 @@
 
 import functools
 import hmac
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,6 +58,62 @@ def event_hash(
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+# The batch row is in no hash: what the tagging fixes for the batch's life is written into the
+# tagging's (hashed) details, and a chain is valid only while the row still says it. The row's
+# column for each detail.
+_FIXED = {
+    "producer": "producer_id",
+    "origin_site": "origin_site_id",
+    "hazard": "hazard",
+    "region": "region_path",
+}
+# And what the tagging sets that a correction of it may change (its details, then each
+# correction's `corrected`): the row keeps the last word.
+_CORRECTED = {"category": "category_id", "quantity": "quantity", "unit": "unit"}
+
+
+def fixed_at_tagging(batch: Batch) -> dict[str, Any]:
+    """The tagging's details that pin the batch row's fields set once for its life: who
+    produced it, where, its hazard characteristics and its region (taggings recorded before
+    these details were written are pinned in their stream and waste code only)."""
+    return {name: getattr(batch, column) for name, column in _FIXED.items()}
+
+
+def _row_disagrees(batch: Batch, events: list[CustodyEvent]) -> str | None:
+    """The first field of the batch row that no longer says what its hashed events say, if
+    any: the tagging's fixed details and its stream and waste code, and its time, category,
+    quantity and unit after the corrections of it, in order."""
+    tagging = events[0]
+    details = tagging.details or {}
+    stated: dict[str, Any] = {
+        "stream_id": details.get("stream"),
+        "waste_code": details.get("waste_code"),
+        "tagged_at": tagging.device_time,
+        **{column: details[name] for name, column in _CORRECTED.items() if name in details},
+        **{column: details[name] for name, column in _FIXED.items() if name in details},
+    }
+    for event in events[1:]:
+        if event.corrects_id != tagging.id:
+            continue
+        corrected = (event.details or {}).get("corrected", {})
+        for name, value in corrected.items():
+            if name == "event_time":
+                stated["tagged_at"] = datetime.fromisoformat(value)
+            elif name in _CORRECTED:
+                stated[_CORRECTED[name]] = value
+    for column, value in stated.items():
+        kept = getattr(batch, column)
+        if column == "quantity":
+            same = Decimal(str(value)) == Decimal(kept)
+        elif column == "unit":
+            same = str(value) == getattr(kept, "value", kept)
+        else:
+            same = value == kept
+        if not same:
+            return column
+    return None
 
 
 async def history(*, principal: Principal, code: str) -> tuple[Batch, list[CustodyEvent]]:
@@ -129,4 +185,7 @@ async def check_chain(*, batch: Batch, events: list[CustodyEvent], secret: str) 
             len(events) + 1,
             f"the chain ends at seq {len(events)} but the batch's head is seq {batch.last_seq}",
         )
+    changed = _row_disagrees(batch, events) if events else None
+    if changed is not None:
+        return broken(1, f"the batch's {changed} is not what its tagging (as corrected) says")
     return {"batch_code": batch.code, "events": len(events), "valid": True}

@@ -9,7 +9,7 @@ from typing import Any
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core.errors import RuleViolation, ValidationFailed
-from wastetrack.custody import repository
+from wastetrack.custody import chain, repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
@@ -133,6 +133,7 @@ async def split(
             "unit": Unit.KG.value,
             "estimated": estimated,
             "waste_code": batch.waste_code,
+            **chain.fixed_at_tagging(remainder),
         },
     )
     new_event(
