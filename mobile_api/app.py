@@ -218,6 +218,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(public.router)
+    app.include_router(checkpoints.public_router)
     app.include_router(phone_app.router)
     apidocs.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

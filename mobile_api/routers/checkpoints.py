@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
-from mobile_api.deps import AppSettings, Transaction, require
+from mobile_api.deps import AppSettings, PublicRateLimit, Transaction, require
 from wastetrack.auth.models import Role
 from wastetrack.core.commands import Day
 from wastetrack.core.principal import Principal
@@ -35,3 +35,13 @@ async def event_proof(
     return await checkpoints.inclusion_proof(
         principal=user, event_id=event_id, timezone=settings.timezone
     )
+
+
+public_router = APIRouter(prefix="/p/v1/checkpoints", tags=["checkpoints"])
+
+
+@public_router.get("/key", dependencies=[PublicRateLimit])
+async def public_key(settings: AppSettings) -> dict[str, str]:
+    """The installation's checkpoint public key, and how signed messages and leaves are made:
+    what anyone needs to check an exported checkpoint or an event's proof (no login)."""
+    return checkpoints.public_key_read(settings.data_dir)

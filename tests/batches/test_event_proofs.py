@@ -35,7 +35,8 @@ async def test_an_event_outside_the_callers_region_has_no_proof_as_an_unknown_on
     own, other = [await CustodyEvent.get(batch__code=b["code"]) for b in (ours, theirs)]
     proven = await proof("town_manager", own.id)
     assert proven.status_code == 200, proven.text
-    assert checkpoints.proof_is_valid(proven.json())
+    key = checkpoints.public_key_read(world.settings.data_dir)["public_key"]
+    assert checkpoints.proof_is_valid(proven.json(), public_key=key)
     answers = [await proof("town_manager", event_id) for event_id in (other.id, uuid.uuid4())]
     assert [(a.status_code, a.json()) for a in answers] == [(404, answers[1].json())] * 2
     assert (await proof("auditor", other.id)).status_code == 200

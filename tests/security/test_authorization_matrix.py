@@ -127,6 +127,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/m/v1/auth/refresh"): ANYONE,
     ("POST", "/m/v1/auth/token"): ANYONE,
     ("POST", "/p/v1/credits"): ANYONE,
+    ("GET", "/p/v1/checkpoints/key"): ANYONE,
     ("GET", "/q/{token}"): ANYONE,
     ("GET", "/r/{token}"): ANYONE,
     ("GET", "/t/{token}"): ANYONE,
