@@ -24,8 +24,8 @@ business-licence codes such as 914403001922038216 (华为技术有限公司) and
 (深圳市腾讯计算机系统有限公司); see tests/registry/test_identities.py. python-stdnum's
 ``cn.uscc`` computes the same check character but refuses authorities written as letters
 (N 农业 for village collective economic organizations, Y, A), which a village-level registry
-must accept, hence this module. A few codes issued in pilot areas before the standard (e.g.
-Fuzhou's 91350100M0001…) fail the check: they are refused and must be registered without one.
+must accept, hence this module. A code whose check character does not hold is refused, and
+the organization is registered without one.
 """
 
 import re
@@ -76,6 +76,8 @@ def check_region_code(code: str, *, level: str, parent_code: str | None) -> str:
             f"{code!r} does not start with a GB/T 2260 province code", field="code"
         )
     if level == "city":
+        # Usually a county-level unit (371082 荣成市); a prefecture without counties has its
+        # towns right under its own code (441900 东莞市), so 00 is allowed.
         if code.endswith("0000"):
             raise ValidationFailed(
                 f"{code!r} is a province's code, not a city's or county's", field="code"
