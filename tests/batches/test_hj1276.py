@@ -190,7 +190,7 @@ async def test_records_and_manifests_take_the_identifier_as_scanned(
         "packaging": "200L铁桶×2",
         "quantity_kg": "360",
         "emergency_measures": "泄漏时用吸油毡围堵，禁止明火",
-        "batches": [identifiers.spaced(second["identifier"]).lower(), third["code"]],
+        "batches": ["\x1d".join(identifiers.segments(second["identifier"])), third["code"]],
         "receiver_organization_id": plant.id,
         "legs": [
             {

@@ -239,3 +239,21 @@ async def test_the_decision_judges_the_receivers_licence_on_the_day_of_arrival(
     assert decided.status_code == 200, decided.text
     receipts = await CustodyEvent.filter(batch__code__in=old, event_type=EventType.received)
     assert {e.device_time for e in receipts} == {arrived_at}
+
+
+async def test_a_drum_counted_in_items_leaves_the_quantity_unjudged(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A batch of no known mass (a drum counted as one item: hazardous categories have no
+    catalog estimate) would make the batches' sum say too little: the declared quantity is not
+    judged by it, nor is a partial acceptance."""
+    counted = await tag_oil(client, world, quantity="1", unit="count")
+    body = {**parties.body, "batches": [parties.batches[0], counted], "quantity_kg": "600"}
+    made = await call(client, world, "maker", "", body)
+    assert made.status_code == 201, made.text
+    arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
+    partly = {**PARTLY, "received_quantity_kg": "500"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", partly)
+    assert decided.status_code == 200, decided.text

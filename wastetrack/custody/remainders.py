@@ -25,12 +25,18 @@ from wastetrack.custody.work import Work, issue_label, new_batch, new_event, rem
 MILLI = Decimal("0.001")
 
 
-def declared_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal:
-    """The mass a receipt is set against: the declared kg, or for a batch counted in units or
-    m³ the catalog's estimate, as the batch facts make it before anything is weighed."""
+def known_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal | None:
+    """The batch's declared mass: the declared kg, or for a batch counted in units or m³ the
+    catalog's estimate, as the batch facts make it before anything is weighed; None when the
+    catalog has none for its category (most hazardous waste)."""
     if batch.unit == Unit.KG:
         return Decimal(batch.quantity)
-    return catalog.estimated_kg(batch.category_id, batch.unit, batch.quantity) or Decimal(0)
+    return catalog.estimated_kg(batch.category_id, batch.unit, batch.quantity)
+
+
+def declared_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal:
+    """The mass a receipt is set against (`known_kg`, 0 when not known)."""
+    return known_kg(catalog, batch) or Decimal(0)
 
 
 async def estimated_basis(work: Work, batch: Batch) -> bool:

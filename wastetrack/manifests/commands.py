@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict
 
 from wastetrack.core import keys
-from wastetrack.core.commands import Code, Command, Hazard, Id, Moment, Text, rule_error
+from wastetrack.core.commands import Command, Hazard, Id, Moment, Scanned, Text, rule_error
 from wastetrack.custody.commands import EventCommand
 
 # The declaration's fields, as the draft states them and a revision changes them (the columns'
@@ -42,7 +42,9 @@ class ManifestCommand(Command):
     packaging: Packaging
     quantity_kg: Quantity
     emergency_measures: EmergencyMeasures
-    batches: list[Code] = Field(min_length=1, max_length=200, description="batch codes or QR URLs")
+    batches: list[Scanned] = Field(
+        min_length=1, max_length=200, description="batch codes, QR URLs or HJ 1276 数字识别码"
+    )
     receiver_organization_id: Id
     legs: list[LegCommand] = Field(min_length=1, max_length=5)
 
