@@ -73,7 +73,9 @@ async def _same_origin(request: Request, settings: AppSettings) -> None:
         if origin is None:
             return  # no browser of this century: SameSite keeps the cookie from it
         forwarded = request.headers.get("x-forwarded-host") if settings.trust_proxy else None
-        if urlsplit(origin).netloc == (forwarded or request.headers.get("host")):
+        # The service's own public address too: a proxy may pass Host as its upstream's.
+        ours = {forwarded or request.headers.get("host"), urlsplit(settings.base_url).netloc}
+        if urlsplit(origin).netloc in ours:
             return
     raise Forbidden("dashboard forms are posted from the dashboard's own pages", field="origin")
 
