@@ -171,10 +171,12 @@ async def test_a_checkpoint_planted_in_the_future_does_not_stop_the_sealing(
     have stopped it for good, leaving the days after it open to silent deletion."""
     settings = world.settings
     await tag_bag(client, world)
-    await Checkpoint.create(
-        day=date(2099, 1, 1), events=0, root="0" * 64, signature="0" * 128, public_key="0" * 64
-    )
     now = datetime.now(UTC)
+    yesterday = now.astimezone(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+    for planted in (yesterday, date(2099, 1, 1)):  # yesterday's, once today has passed
+        await Checkpoint.create(
+            day=planted, events=0, root="0" * 64, signature="0" * 128, public_key="0" * 64
+        )
     sealed = await checkpoints.seal_completed_days(
         timezone=settings.timezone, data_dir=settings.data_dir, now=now + timedelta(days=1)
     )

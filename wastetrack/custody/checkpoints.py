@@ -195,17 +195,27 @@ async def seal_completed_days(
     today = cityday.today(timezone, now=now)
     # Days are sealed in order, so only the days after the last checkpoint can be open; a gap
     # before it is tampering, which audit() reports.
-    last = await Checkpoint.filter(day__lt=today).order_by("-day").first()
-    # A checkpoint dated today or later was not sealed by this (it seals finished days only):
-    # it must not stop the sealing of the days before it. audit() reports it.
-    if await Checkpoint.filter(day__gte=today).exists():
-        log.error("a checkpoint is dated today or later: not sealed here; `wastetrack verify`")
+    # Only this installation's own checkpoints of finished days say how far it has sealed: one
+    # planted under another key, or dated today or later, must not stop the sealing of the
+    # days after it. A day such a row holds stays unsealed, and audit() reports the row.
+    own_key = keys.public_key_hex(keys.signing_key(data_dir))
+    last = await Checkpoint.filter(day__lt=today, public_key=own_key).order_by("-day").first()
+    after = last.day if last else None
+    taken = set(
+        await Checkpoint.filter(**({"day__gt": after} if after else {})).values_list(
+            "day", flat=True
+        )
+    )
+    if taken:
+        log.error("a checkpoint this installation did not seal is stored: `wastetrack verify`")
     created = []
-    for day in await days_with_events(timezone, after=last.day if last else None):
+    for day in await days_with_events(timezone, after=after):
         if day >= today or await _still_writing(
             cityday.day_start(day + timedelta(days=1), timezone)
         ):
             break
+        if day in taken:
+            continue
         created.append(await seal_day(day=day, timezone=timezone, data_dir=data_dir))
     return created
 
