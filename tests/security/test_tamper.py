@@ -172,13 +172,14 @@ async def test_a_checkpoint_planted_in_the_future_does_not_stop_the_sealing(
     settings = world.settings
     await tag_bag(client, world)
     now = datetime.now(UTC)
-    yesterday = now.astimezone(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
-    for planted in (yesterday, date(2099, 1, 1)):  # yesterday's, once today has passed
+    tomorrow = now.astimezone(ZoneInfo(settings.timezone)).date() + timedelta(days=1)
+    for planted in (tomorrow, date(2099, 1, 1)):  # rows no sealing of this one made
         await Checkpoint.create(
             day=planted, events=0, root="0" * 64, signature="0" * 128, public_key="0" * 64
         )
+    # Sealed two days on, when the planted 'tomorrow' has passed too: today is still sealed.
     sealed = await checkpoints.seal_completed_days(
-        timezone=settings.timezone, data_dir=settings.data_dir, now=now + timedelta(days=1)
+        timezone=settings.timezone, data_dir=settings.data_dir, now=now + timedelta(days=2)
     )
     assert [c.day for c in sealed] == [now.astimezone(ZoneInfo(settings.timezone)).date()]
 
