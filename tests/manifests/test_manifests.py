@@ -517,6 +517,28 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
     assert again.details["manifest"] == number
 
 
+async def test_a_deadline_moved_but_still_passed_keeps_one_alert(
+    client: httpx.AsyncClient, world: World, parties: Parties, restore_calendar: None
+) -> None:
+    """Overdue on its assumed deadline, then the official days move it later, still passed:
+    the first alert clears and the new deadline's is the manifest's one open alert."""
+    arrived = await drive_to_arrival(client, world, parties)
+    arrival = datetime(2026, 12, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    due, assumed = await decision_due(arrived_at=arrival, timezone="Asia/Shanghai")
+    await Manifest.filter(id=arrived["id"]).update(
+        arrived_at=arrival, decision_due_at=due, decision_due_assumed=assumed
+    )
+    await alerts.refresh(now=datetime(2027, 1, 7, 0, 0, tzinfo=UTC))
+    await calendar.set_day(
+        day=date(2027, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
+    )
+    await alerts.refresh(now=datetime(2027, 1, 8, 0, 0, tzinfo=UTC))
+    moved = await Manifest.get(id=arrived["id"])
+    assert moved.decision_due_at is not None
+    (open_alert,) = await Alert.filter(kind="manifest_overdue", acknowledged_at=None)
+    assert open_alert.subject == f"{arrived['number']}:{int(moved.decision_due_at.timestamp())}"
+
+
 async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_city_day(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:

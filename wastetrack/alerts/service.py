@@ -219,10 +219,13 @@ async def _overdue_manifests(now: datetime) -> int:
     from wastetrack.manifests.receiving import settle_deadlines
 
     if await settle_deadlines(timezone=get_settings().timezone):
-        # A deadline the official days moved later is no longer overdue: its alert clears.
+        # An alert is about one deadline (its subject carries it): once the official days
+        # move the deadline, the alert clears, and the new deadline, if passed too, raises its
+        # own below; a manifest never holds two open overdue alerts.
         await connections.get("default").execute_query(
             f"{_CLEAR} EXISTS (SELECT 1 FROM manifest m WHERE m.number = a.details->>'manifest'"
-            " AND m.state = 'arrived' AND m.decision_due_at >= $2)",
+            " AND m.state = 'arrived' AND (m.decision_due_at >= $2 OR a.subject <>"
+            " m.number || ':' || extract(epoch FROM m.decision_due_at)::bigint))",
             [MANIFEST_OVERDUE, now],
         )
     raised = 0
