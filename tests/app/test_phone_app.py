@@ -1172,6 +1172,14 @@ def test_logging_out_keeps_another_users_records_and_ends_the_login(
     browser.execute_async_script(THEIRS, theirs)
     own = {"client_event_id": str(uuid.uuid4()), "photo_sha256": mine}
     browser.execute_async_script(PLANTED, own, "batch")
+    # A sync sends this user's photos only: the server would take another's as evidence for
+    # this user's organization, and the other user's record would lose it.
+    synced = browser.execute_async_script(
+        "const [done] = arguments; import('/static/app/sync.js')"
+        ".then(async (s) => done(await s.syncNow().catch((e) => `failed: ${e}`)));"
+    )
+    assert not str(synced).startswith("failed"), synced
+    assert browser.execute_async_script(PHOTOS) == [theirs]
     tokens = browser.execute_async_script(TOKENS, None)
     for view in ("queue-back", "back"):
         if browser.find_element(By.ID, view).is_displayed():

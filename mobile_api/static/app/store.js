@@ -57,7 +57,7 @@ export async function getEntry(id) { return (await db()).get('queue', id); }
 export async function dropEntry(id) { return (await db()).delete('queue', id); }
 
 // The photos a record names: its content hashes, wherever in the body they stand.
-function photosNamed(value) {
+export function photosNamed(value) {
   if (typeof value === 'string') return /^[0-9a-f]{64}$/.test(value) ? [value] : [];
   if (value && typeof value === 'object') return Object.values(value).flatMap(photosNamed);
   return [];

@@ -2,7 +2,7 @@
 // the pending entries the logged-in user recorded, in requests of at most 500, each entry's
 // answer kept beside it. Another user's entries wait for them (a shared phone).
 import { call, Offline, Problem, profile } from './api.js';
-import { dropPhoto, entries, photos, putEntry } from './store.js';
+import { dropPhoto, entries, photos, photosNamed, putEntry } from './store.js';
 
 export const BATCH = 500;
 let running = null;
@@ -14,8 +14,16 @@ let running = null;
 // the next sync, and a page that is not the API's (a captive portal) counts as offline.
 const REFUSED_PHOTO = [413, 415, 422];
 
-async function uploadPhotos() {
+// The server takes a photo as evidence for the uploader's organization alone: a photo only
+// another user's waiting records name waits for that user's own sync (a shared phone), and
+// one they name too stays on the phone after this user's upload.
+async function uploadPhotos(me) {
+  const queued = await entries();
+  const named = (filter) => new Set(queued.filter(filter).flatMap((e) => photosNamed(e.body)));
+  const ours = named((e) => mine(e, me));
+  const theirs = named((e) => !mine(e, me));
   for (const [sha256, blob] of await photos()) {
+    if (theirs.has(sha256) && !ours.has(sha256)) continue;
     const form = new FormData();
     form.append('file', blob, `${sha256}.jpg`);
     let stored;
@@ -27,7 +35,7 @@ async function uploadPhotos() {
       continue;
     }
     if (!stored || typeof stored.sha256 !== 'string') throw new Offline('no answer from the API');
-    if (stored.sha256 === sha256) await dropPhoto(sha256);
+    if (stored.sha256 === sha256 && !theirs.has(sha256)) await dropPhoto(sha256);
   }
 }
 
@@ -43,8 +51,8 @@ export function mine(entry, me) {
 }
 
 async function run() {
-  await uploadPhotos();
   const me = await profile();
+  await uploadPhotos(me);
   const pending = (await entries()).filter((e) => e.status === 'pending' && mine(e, me));
   let sent = 0;
   let refused = 0;
