@@ -75,7 +75,8 @@ async def _same_origin(request: Request, settings: AppSettings) -> None:
         forwarded = request.headers.get("x-forwarded-host") if settings.trust_proxy else None
         # The service's own public address too: a proxy may pass Host as its upstream's.
         ours = {forwarded or request.headers.get("host"), urlsplit(settings.base_url).netloc}
-        if urlsplit(origin).netloc in ours:
+        found = urlsplit(origin).netloc
+        if found and found in ours:  # never an empty one (Origin: null, a base URL unparsed)
             return
     raise Forbidden("dashboard forms are posted from the dashboard's own pages", field="origin")
 

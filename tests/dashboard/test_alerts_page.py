@@ -4,6 +4,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from tests.dashboard.test_pages import login
 from tests.factories import World
@@ -86,7 +87,7 @@ async def test_an_auditor_reads_alerts_but_cannot_acknowledge(
 
 
 async def test_a_form_posted_from_another_site_acknowledges_nothing(
-    client: httpx.AsyncClient, world: World
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A page on a sibling subdomain is the same site, so SameSite lets the cookie through: the
     browser's own word on where the post comes from refuses it; the dashboard's pages pass."""
@@ -99,6 +100,12 @@ async def test_a_form_posted_from_another_site_acknowledges_nothing(
     ):
         refused = await client.post(url, data={}, headers=foreign)
         assert (refused.status_code, refused.json()["field"]) == (403, "origin")
+    # A sandboxed page's Origin is "null": no address matches it, a base URL without its
+    # scheme (no host to compare) neither.
+    monkeypatch.setattr(world.settings, "public_base_url", "track.example.com")
+    null = await client.post(url, data={}, headers={"origin": "null"})
+    assert (null.status_code, null.json()["field"]) == (403, "origin")
+    monkeypatch.undo()
     assert (await Alert.get(id=alerts[0].id)).acknowledged_at is None
     # Behind a proxy passing Host as its upstream's, a browser without Sec-Fetch-Site names
     # the service's public address.

@@ -248,12 +248,18 @@ async def test_a_drum_counted_in_items_leaves_the_quantity_unjudged(
 ) -> None:
     """A batch of no known mass (a drum counted as one item: hazardous categories have no
     catalog estimate) would make the batches' sum say too little: the declared quantity is not
-    judged by it, nor is a partial acceptance."""
+    judged by it, and a partial acceptance, which would share the quantity received by it, is
+    refused."""
     counted = await tag_oil(client, world, quantity="1", unit="count")
     body = {**parties.body, "batches": [parties.batches[0], counted], "quantity_kg": "600"}
     made = await call(client, world, "maker", "", body)
     assert made.status_code == 201, made.text
     arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
+    # Shared by the batches' masses, the quantity received would give the drum none: a partial
+    # acceptance is refused naming the decision, an acceptance taken.
     partly = {**PARTLY, "received_quantity_kg": "500"}
-    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", partly)
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", partly)
+    assert (refused.status_code, refused.json()["field"]) == (409, "decision"), refused.text
+    whole = {**PARTLY, "decision": "accepted", "received_quantity_kg": "600"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", whole)
     assert decided.status_code == 200, decided.text

@@ -537,6 +537,11 @@ async def test_a_deadline_moved_but_still_passed_keeps_one_alert(
     assert moved.decision_due_at is not None
     (open_alert,) = await Alert.filter(kind="manifest_overdue", acknowledged_at=None)
     assert open_alert.subject == f"{arrived['number']}:{int(moved.decision_due_at.timestamp())}"
+    # The holiday undone, the deadline moves back, and its first alert is raised again.
+    await calendar.set_day(day=date(2027, 1, 1), is_working_day=True, name=None, source="撤销")
+    await alerts.refresh(now=datetime(2027, 1, 8, 1, 0, tzinfo=UTC))
+    (open_alert,) = await Alert.filter(kind="manifest_overdue", acknowledged_at=None)
+    assert open_alert.subject == f"{arrived['number']}:{int(due.timestamp())}"
 
 
 async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_city_day(

@@ -173,9 +173,11 @@ async def test_a_checkpoint_planted_in_the_future_does_not_stop_the_sealing(
     await tag_bag(client, world)
     now = datetime.now(UTC)
     tomorrow = now.astimezone(ZoneInfo(settings.timezone)).date() + timedelta(days=1)
-    for planted in (tomorrow, date(2099, 1, 1)):  # rows no sealing of this one made
+    # Rows no sealing of this installation made: one copies its published key, unsigned.
+    own = checkpoints.public_key_read(settings.data_dir)["public_key"]
+    for planted, key in ((tomorrow, own), (date(2099, 1, 1), "0" * 64)):
         await Checkpoint.create(
-            day=planted, events=0, root="0" * 64, signature="0" * 128, public_key="0" * 64
+            day=planted, events=0, root="0" * 64, signature="0" * 128, public_key=key
         )
     # Sealed two days on, when the planted 'tomorrow' has passed too: today is still sealed.
     sealed = await checkpoints.seal_completed_days(

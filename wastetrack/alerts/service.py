@@ -230,21 +230,28 @@ async def _overdue_manifests(now: datetime) -> int:
         )
     raised = 0
     for manifest in await overdue_for_decision(now=now):
-        # One alert per deadline: one the official days moved later may fall due again.
+        # One alert per deadline: one the official days moved later may fall due again, and
+        # one cleared when its deadline moved is raised again when it moves back.
         assert manifest.decision_due_at is not None  # overdue: it has one
         due = int(manifest.decision_due_at.timestamp())
-        _, created = await Alert.get_or_create(
-            kind=MANIFEST_OVERDUE,
-            subject=f"{manifest.number}:{due}",
-            defaults={
-                "organization_id": manifest.receiver_id,
-                "region_path": manifest.region_path,
-                "raised_at": now,
-                "due_at": manifest.decision_due_at,
-                "details": {"manifest": manifest.number, "producer": manifest.producer_id},
-            },
+        rows = await connections.get("default").execute_query_dict(
+            "INSERT INTO alert (kind, subject, organization_id, region_path, raised_at, due_at,"
+            " details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
+            " ON CONFLICT (kind, subject) DO UPDATE SET acknowledged_at = NULL,"
+            " raised_at = EXCLUDED.raised_at, details = EXCLUDED.details"
+            " WHERE alert.acknowledged_by_id IS NULL AND alert.details ? 'cleared_at'"
+            " RETURNING id",
+            [
+                MANIFEST_OVERDUE,
+                f"{manifest.number}:{due}",
+                manifest.receiver_id,
+                manifest.region_path,
+                now,
+                manifest.decision_due_at,
+                json.dumps({"manifest": manifest.number, "producer": manifest.producer_id}),
+            ],
         )
-        raised += created
+        raised += len(rows)
     return raised
 
 

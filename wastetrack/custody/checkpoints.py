@@ -199,7 +199,11 @@ async def seal_completed_days(
     # planted under another key, or dated today or later, must not stop the sealing of the
     # days after it. A day such a row holds stays unsealed, and audit() reports the row.
     own_key = keys.public_key_hex(keys.signing_key(data_dir))
-    last = await Checkpoint.filter(day__lt=today, public_key=own_key).order_by("-day").first()
+    last = None
+    for row in await Checkpoint.filter(day__lt=today, public_key=own_key).order_by("-day"):
+        if signature_is_valid(checkpoint_read(row)):  # a copied key column is not a seal
+            last = row
+            break
     after = last.day if last else None
     taken = set(
         await Checkpoint.filter(**({"day__gt": after} if after else {})).values_list(
@@ -210,12 +214,12 @@ async def seal_completed_days(
         log.error("a checkpoint this installation did not seal is stored: `wastetrack verify`")
     created = []
     for day in await days_with_events(timezone, after=after):
+        if day in taken:
+            continue
         if day >= today or await _still_writing(
             cityday.day_start(day + timedelta(days=1), timezone)
         ):
             break
-        if day in taken:
-            continue
         created.append(await seal_day(day=day, timezone=timezone, data_dir=data_dir))
     return created
 

@@ -124,8 +124,17 @@ async def decide(
     held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
     snapshot = await catalog.snapshot()
     masses = [remainders.declared_kg(snapshot, held[code]) for code in manifest.batch_codes]
-    if all(remainders.known_kg(snapshot, held[code]) is not None for code in manifest.batch_codes):
-        # With a batch of no known mass, the sum says too little to judge by.
+    if any(remainders.known_kg(snapshot, held[code]) is None for code in manifest.batch_codes):
+        if decision.decision == "partially_accepted":
+            # The quantity received is shared among the batches by their masses: one of none
+            # known (a drum counted in items) would get none of it, and no refused part.
+            raise RuleViolation(
+                "a partial acceptance shares the quantity received among the batches by their"
+                " declared masses, and a batch here has none known (counted in items or m³):"
+                " accept or reject the manifest, and settle the part in a revision",
+                field="decision",
+            )
+    else:
         _check_refuses_a_part(decision, sum(masses, Decimal(0)))
     found: list[tuple[str, str, str]] = []
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:

@@ -18,7 +18,8 @@ const REFUSED_PHOTO = [413, 415, 422];
 // another user's waiting records name waits for that user's own sync (a shared phone), and
 // one they name too stays on the phone after this user's upload.
 async function uploadPhotos(me) {
-  const queued = await entries();
+  // Entries still to be applied: an applied one names a photo the server has already.
+  const queued = (await entries()).filter((e) => e.status === 'pending' || e.status === 'rejected');
   const named = (filter) => new Set(queued.filter(filter).flatMap((e) => photosNamed(e.body)));
   const ours = named((e) => mine(e, me));
   const theirs = named((e) => !mine(e, me));
