@@ -178,19 +178,24 @@ async def refresh(
         rows = await client.execute_query_dict(
             "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path,"
             f" raised_at, due_at, details) {select}"
-            # An alert that cleared itself is raised again when its condition returns (a
-            # corrected time, a changed threshold); one a person acknowledged stays so.
-            " ON CONFLICT (kind, subject) DO UPDATE SET acknowledged_at = NULL,"
-            " raised_at = EXCLUDED.raised_at, due_at = EXCLUDED.due_at,"
-            " details = EXCLUDED.details"
-            " WHERE alert.acknowledged_by_id IS NULL AND alert.details ? 'cleared_at'"
-            " RETURNING id",
+            f" {_RAISE_AGAIN}",
             params,
         )
         raised += len(rows)
         if kind in _SELF_CLEARING:
             await _clear_resolved(select, params)
     return raised + await _overdue_manifests(now)
+
+
+# An alert that cleared itself is raised again when its condition returns (a corrected time, a
+# changed threshold, a deadline moved back); one a person acknowledged stays so. Returns the
+# ids of the alerts raised.
+_RAISE_AGAIN = (
+    "ON CONFLICT (kind, subject) DO UPDATE SET acknowledged_at = NULL,"
+    " raised_at = EXCLUDED.raised_at, due_at = EXCLUDED.due_at, details = EXCLUDED.details"
+    " WHERE alert.acknowledged_by_id IS NULL AND alert.details ? 'cleared_at'"
+    " RETURNING id"
+)
 
 
 # Closing an open alert of kind $1 at $2 (marked acknowledged by nobody, with the time it
@@ -236,11 +241,7 @@ async def _overdue_manifests(now: datetime) -> int:
         due = int(manifest.decision_due_at.timestamp())
         rows = await connections.get("default").execute_query_dict(
             "INSERT INTO alert (kind, subject, organization_id, region_path, raised_at, due_at,"
-            " details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
-            " ON CONFLICT (kind, subject) DO UPDATE SET acknowledged_at = NULL,"
-            " raised_at = EXCLUDED.raised_at, details = EXCLUDED.details"
-            " WHERE alert.acknowledged_by_id IS NULL AND alert.details ? 'cleared_at'"
-            " RETURNING id",
+            f" details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) {_RAISE_AGAIN}",
             [
                 MANIFEST_OVERDUE,
                 f"{manifest.number}:{due}",

@@ -105,11 +105,6 @@ async def scan_reader(texts: Iterable[str | None], *, secret: str) -> ScanReader
     return ScanReader(secret, {str(identifier): str(code) for identifier, code in rows})
 
 
-def resolve_code(scanned: str, *, secret: str, field: str = "batch") -> str:
-    """The code behind a scanned URL or a typed code (no identifier: see `resolve_scan`)."""
-    return ScanReader(secret).resolve(scanned, field=field)
-
-
 async def resolve_scan(scanned: str, *, secret: str, field: str = "batch") -> str:
     """The code behind a scanned URL, a typed code or an HJ 1276 数字识别码; unknown
     identifiers get the same answer as unknown codes."""

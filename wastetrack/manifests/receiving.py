@@ -123,8 +123,9 @@ async def decide(
     declared = manifest.quantity_kg
     held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
     snapshot = await catalog.snapshot()
-    masses = [remainders.declared_kg(snapshot, held[code]) for code in manifest.batch_codes]
-    if any(remainders.known_kg(snapshot, held[code]) is None for code in manifest.batch_codes):
+    known = [remainders.known_kg(snapshot, held[code]) for code in manifest.batch_codes]
+    masses = [mass or Decimal(0) for mass in known]
+    if any(mass is None for mass in known):
         if decision.decision == "partially_accepted":
             # The quantity received is shared among the batches by their masses: one of none
             # known (a drum counted in items) would get none of it, and no refused part.
