@@ -51,8 +51,9 @@ class ClockAnomaly:
     client_event_id: uuid.UUID | None
 
 
-# A batch idles in a live state other than `tagged`, which overdue_storage watches.
-_NOT_IDLING = sql_list(s for s in State if s in FINAL_STATES or s == State.tagged)
+# A batch idles in a live state other than `tagged`, which overdue_storage watches. Named by
+# inclusion, so the scan reads the live batches through the state index, not every batch.
+_IDLING = sql_list(s for s in State if s not in FINAL_STATES and s != State.tagged)
 
 # Each rule is one set-based INSERT … SELECT; ON CONFLICT keeps an alert from being raised
 # twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold. The custody
@@ -106,7 +107,7 @@ _RULES: dict[str, str] = {
                b.last_device_time + make_interval(hours => $3::int),
                jsonb_build_object('code', b.code, 'state', b.state, 'since', b.last_device_time)
         FROM batch b
-        WHERE b.state NOT IN ({_NOT_IDLING})
+        WHERE b.state IN ({_IDLING})
           AND b.last_device_time + make_interval(hours => $3::int) < $2""",
     # A delivery scanned far from its berth, or with no open port call.
     SCAN_ANOMALY: """
