@@ -389,6 +389,18 @@ async def test_undecided_manifest_raises_an_alert_after_5_working_days(
     assert [(a["kind"], a["details"]["manifest"]) for a in alerts] == [
         ("manifest_overdue", arrived["number"])
     ]
+    # Decided late, the manifest is overdue no more: the next round clears its alert.
+    decided = await call(
+        client,
+        world,
+        "plant",
+        f"/{arrived['id']}/decision",
+        {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"},
+    )
+    assert decided.status_code == 200, decided.text
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    (alert,) = await Alert.filter(kind="manifest_overdue")
+    assert alert.acknowledged_at is not None and "cleared_at" in alert.details
 
 
 async def test_arrival_cannot_precede_the_last_handover(

@@ -224,16 +224,17 @@ async def _overdue_manifests(now: datetime) -> int:
     from wastetrack.manifests.queries import overdue_for_decision
     from wastetrack.manifests.receiving import settle_deadlines
 
-    if await settle_deadlines(timezone=get_settings().timezone):
-        # An alert is about one deadline (its subject carries it): once the official days
-        # move the deadline, the alert clears, and the new deadline, if passed too, raises its
-        # own below; a manifest never holds two open overdue alerts.
-        await connections.get("default").execute_query(
-            f"{_CLEAR} EXISTS (SELECT 1 FROM manifest m WHERE m.number = a.details->>'manifest'"
-            " AND m.state = 'arrived' AND (m.decision_due_at >= $2 OR a.subject <>"
-            " m.number || ':' || extract(epoch FROM m.decision_due_at)::bigint))",
-            [MANIFEST_OVERDUE, now],
-        )
+    await settle_deadlines(timezone=get_settings().timezone)
+    # An alert is about one deadline of one undecided manifest (its subject carries the
+    # deadline): it clears once the receiver decides (or the manifest is cancelled), and once
+    # the official days move the deadline; the new deadline, if passed too, raises its own
+    # below, so a manifest never holds two open overdue alerts.
+    await connections.get("default").execute_query(
+        f"{_CLEAR} NOT EXISTS (SELECT 1 FROM manifest m WHERE m.number = a.details->>'manifest'"
+        " AND m.state = 'arrived' AND m.decision_due_at < $2 AND a.subject ="
+        " m.number || ':' || extract(epoch FROM m.decision_due_at)::bigint)",
+        [MANIFEST_OVERDUE, now],
+    )
     raised = 0
     for manifest in await overdue_for_decision(now=now):
         # One alert per deadline: one the official days moved later may fall due again, and
