@@ -355,7 +355,7 @@ async def trace(
     context: dict[str, Any] = {"user": user, "code": code, "batch": None, "events": []}
     if code:
         try:
-            batch, events = await chain.history(principal=user, code=code.strip().upper())
+            batch, events = await chain.history(principal=user, code=code)
         except DomainError as error:
             context["error"] = error.detail
         else:

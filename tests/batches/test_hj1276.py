@@ -18,6 +18,7 @@ from tests.factories import World, event, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
 from wastetrack.batches.models import Batch
+from wastetrack.core import codes
 from wastetrack.core.settings import get_settings
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -137,6 +138,17 @@ async def test_scan_and_lookup_accept_the_identifier(
         assert (scanned.json()["kind"], scanned.json()["batch"]["code"]) == ("batch", made["code"])
     found = await client.get(f"/m/v1/batches/{identifier}", headers=world.headers(maker))
     assert found.json()["code"] == made["code"]
+    # The code typed off the label as it prints it, in any case, is the same batch; a code
+    # whose check fails is no batch.
+    printed = codes.printed(made["code"])
+    for typed_code in (printed, printed.lower()):
+        found = await client.get(f"/m/v1/batches/{typed_code}", headers=world.headers(maker))
+        assert found.json()["code"] == made["code"]
+        trace = await client.get(f"/m/v1/batches/{typed_code}/events", headers=world.headers(maker))
+        assert trace.status_code == 200, trace.text
+    wrong = made["code"][:-1] + ("A" if made["code"][-1] != "A" else "B")
+    missing = await client.get(f"/m/v1/batches/{wrong}", headers=world.headers(maker))
+    assert (missing.status_code, missing.json()["field"]) == (404, "code")
     # An unknown identifier, and a known one the user may not see, answer as an unknown code.
     unknown = identifier[:-3] + "999"
     answers = [

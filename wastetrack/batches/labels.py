@@ -27,6 +27,7 @@ from wastetrack.batches.drawing import (
     mm,
     qr_image,
 )
+from wastetrack.core import codes
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -74,7 +75,7 @@ def render_label_png(text: LabelText, *, cjk_fonts: Sequence[str] = CJK_FONT_CAN
         fill="black",
         font=_fitted(draw, subtitle, cjk, width - left - mm(1), 30),
     )
-    code = f"{text.code[:4]}-{text.code[4:8]}-{text.code[8:]}"
+    code = codes.printed(text.code)
     draw.text(
         (left, mm(15)),
         code,
@@ -135,7 +136,7 @@ def render_label_sheet_pdf(
         pdf.cell(cell_w - 38, 5, text.stream_zh if cjk else latin1(text.stream_en))
         pdf.set_font("Courier", style="B", size=11)
         pdf.set_xy(x + 35, y + 17)
-        pdf.cell(cell_w - 38, 6, f"{text.code[:4]}-{text.code[4:8]}-{text.code[8:]}")
+        pdf.cell(cell_w - 38, 6, codes.printed(text.code))
     if pins is not None:
         _pin_page(pdf, pins, cjk=cjk)
     return bytes(pdf.output())

@@ -120,9 +120,16 @@ async def get_resent_tagging(code: str) -> Batch:
 
 
 async def get_visible_batch(principal: Principal, code: str) -> Batch:
-    """A batch the user may see, by its code or its HJ 1276 数字识别码."""
+    """A batch the user may see, by its code (typed as a label prints it, `ABCD-EFGH-J`, in
+    any case, with the typos the check character forgives) or its HJ 1276 数字识别码."""
     identifier = identifiers.normalize(code)
-    where = {"identifier": identifier} if identifier else {"code": code}
+    typed = codes.normalize(code)
+    if identifier:
+        where = {"identifier": identifier}
+    elif codes.is_valid_code(typed):
+        where = {"code": typed}
+    else:
+        raise NotFound(NOT_FOUND, field="code")
     batch = await visible_batches(principal).get_or_none(**where)
     if batch is None:
         raise NotFound(NOT_FOUND, field="code")

@@ -40,6 +40,12 @@ def normalize(typed: str) -> str:
     return typed.strip().upper().replace("-", "").replace(" ", "").translate(_TYPO_MAP)
 
 
+def printed(code: str) -> str:
+    """A code as labels print it, in groups a person reads and types back: `ABCD-EFGH-J`
+    (`normalize` reads it so again)."""
+    return f"{code[:4]}-{code[4:8]}-{code[8:]}"
+
+
 def is_valid_code(code: str) -> bool:
     if len(code) != BODY_LENGTH + 1 or any(c not in ALPHABET for c in code):
         return False
