@@ -20,28 +20,15 @@ from schemas.base import Code
 from schemas.public import PublicBatchRead, PublicManifestRead, PublicPlateRead, PublicReceiptRead
 from wastetrack.core.errors import NotFound
 from wastetrack.core.timefmt import local_time
+from wastetrack.manifests.models import state_label as manifest_state_label
 from wastetrack.scan import public
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 templates.env.filters["local_time"] = local_time
 router = APIRouter(tags=["public"], dependencies=[PublicRateLimit])
 
-MANIFEST_STATES_ZH = {
-    "draft": "草稿",
-    "submitted": "已提交",
-    "arrived": "已运抵",
-    "accepted": "已接收",
-    "partially_accepted": "部分接收",
-    "rejected": "已拒收",
-}
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 _VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep them apart
-
-
-def manifest_state_zh(state: str) -> str:
-    if state.startswith("in_transit_leg_"):
-        return f"运输中（第 {state.rsplit('_', 1)[1]} 段）"
-    return MANIFEST_STATES_ZH.get(state, state)
 
 
 def wants_json(request: Request) -> bool:
@@ -143,5 +130,5 @@ async def public_manifest(token: Code, request: Request, settings: AppSettings) 
         settings,
         "public_manifest.html",
         PublicManifestRead(**asdict(found)),
-        state_zh=manifest_state_zh(found.state),
+        state_zh=manifest_state_label(found.state),
     )

@@ -95,7 +95,7 @@ async def test_the_producer_cancels_until_a_carrier_signs_and_the_batches_go_bac
     assert [e.event_type for e in steps] == ["tagged", "handed_over", "handed_over"]
     pdf = await client.get(f"/m/v1/manifests/{mid}/manifest.pdf", headers=world.headers("maker"))
     text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
-    assert "Cancelled" in text and "cancelled" in text
+    assert "Cancelled" in text and "已作废" in text  # the state by its name
 
 
 async def test_the_regions_manager_cancels_a_manifest_a_later_carrier_never_signs(

@@ -198,6 +198,7 @@ async def test_manifest_runs_from_draft_to_acceptance(
     pdf = await client.get(f"/m/v1/manifests/{mid}/manifest.pdf", headers=world.headers("maker"))
     page = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0]
     assert manifest["number"] in page.extract_text()
+    assert "已接收" in page.extract_text() and "accepted" not in page.extract_text()
     (picture,) = page.images
     urls = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(picture.data)))]
     assert [url.rsplit(".", 1)[0] for url in urls] == [f"http://testserver/t/{manifest['number']}"]
@@ -493,7 +494,11 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
         f"/m/v1/manifests/{arrived['id']}/manifest.pdf", headers=world.headers("plant")
     )
     assert pdf.status_code == 200
-    assert "Monday" in pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    printed = " ".join(pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text().split())
+    assert "Monday" in printed
+    # The deadline prints as its last day, the end of 6 January, not 7 January at 00:00.
+    assert "2027-01-06 当日止" in printed and "2027-01-07 00:00" not in printed
+    assert "已运抵" in printed and "arrived" not in printed  # the state by its name
     # Early on 7 January 2027 the assumed deadline has passed: the receiver is alerted.
     await alerts.refresh(now=datetime(2027, 1, 7, 0, 0, tzinfo=UTC))
     number = arrived["number"]

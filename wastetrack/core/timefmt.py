@@ -1,10 +1,10 @@
 """One way to print a moment on every document and page: the city's local time, to the minute
 (``2026-11-30 14:05``), never UTC with microseconds. Callers pass ``settings.timezone``."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from wastetrack.core.cityday import in_city
+from wastetrack.core.cityday import in_city, local_date
 
 MINUTE = "%Y-%m-%d %H:%M"
 
@@ -19,3 +19,12 @@ def local_time(value: datetime | date | None, timezone: str | ZoneInfo, *, empty
     if not isinstance(value, datetime):
         return value.isoformat()
     return in_city(value, timezone).strftime(MINUTE)
+
+
+def through_day(end: datetime | None, timezone: str | ZoneInfo, *, empty: str = "—") -> str:
+    """A deadline kept as an exclusive end (the first moment after its last day, as
+    `cityday.day_start` of the next day) as people read one: its last day, whole
+    (``2026-03-13 当日止 end of day``), not the next day at 00:00."""
+    if end is None:
+        return empty
+    return f"{local_date(end - timedelta(microseconds=1), timezone).isoformat()} 当日止 end of day"

@@ -18,6 +18,25 @@ if TYPE_CHECKING:
 # The state of a manifest cancelled before it arrived (作废; see manifests.cancelling).
 CANCELLED = "cancelled"
 
+# The Chinese names of a manifest's states and decisions (a decision names the state it
+# leaves), read by every page and document that shows them to a person.
+STATE_LABELS = {
+    "draft": "草稿",
+    "submitted": "已提交",
+    "arrived": "已运抵",
+    "accepted": "已接收",
+    "partially_accepted": "部分接收",
+    "rejected": "已拒收",
+    CANCELLED: "已作废",
+}
+
+
+def state_label(state: str) -> str:
+    """The Chinese name of a manifest's state or decision (the key itself if unknown)."""
+    if state.startswith("in_transit_leg_"):
+        return f"运输中（第 {state.rsplit('_', 1)[1]} 段）"
+    return STATE_LABELS.get(state, state)
+
 
 class ManifestSerial(Model):
     """The last serial used per year and area, for the 14-digit manifest number."""

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, a4_pdf, add_cjk_font, latin1, qr_image
 from wastetrack.batches.identifiers import spaced
-from wastetrack.core.timefmt import local_time
-from wastetrack.manifests.models import Manifest
+from wastetrack.core.timefmt import local_time, through_day
+from wastetrack.manifests.models import Manifest, state_label
 
 
 def render_manifest_pdf(
@@ -34,6 +34,10 @@ def render_manifest_pdf(
         value = "" if value is None else str(value)
         return value if cjk else latin1(value)
 
+    def named(key: str | None) -> str:
+        # A state or decision by its Chinese name; its key where no CJK font prints one.
+        return "" if key is None else state_label(key) if cjk else key
+
     def row(label: str, value: object) -> None:
         # Labels are "中文 English": without a CJK font only the English half is printed.
         pdf.cell(58, 6, label if cjk else latin1(label.split(" ", 1)[-1]))
@@ -48,7 +52,7 @@ def render_manifest_pdf(
     pdf.image(qr, x=170, y=8, w=30, h=30)
     pdf.set_font(family, size=9)
     row("联单编号 Number", manifest.number)
-    row("状态 State", manifest.state)
+    row("状态 State", named(manifest.state))
     if manifest.cancelled_at is not None:
         row(
             "作废 Cancelled",
@@ -86,7 +90,7 @@ def render_manifest_pdf(
     row(
         "运抵/决定期限 Arrived / due",
         f"{local_time(manifest.arrived_at, timezone)} / "
-        f"{local_time(manifest.decision_due_at, timezone)}"
+        f"{through_day(manifest.decision_due_at, timezone)}"
         + (
             f"（{'、'.join(map(str, manifest.decision_due_assumed))}年按周一至周五推算"
             " counted Monday–Friday）"
@@ -96,7 +100,7 @@ def render_manifest_pdf(
     )
     row(
         "接收决定 Decision",
-        f"{manifest.decision or ''} {manifest.received_quantity_kg or ''} kg "
+        f"{named(manifest.decision)} {manifest.received_quantity_kg or ''} kg "
         f"{manifest.method_id or ''}",
     )
     row("接受人签字 Signed", manifest.receiver_signed_at)
