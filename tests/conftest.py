@@ -1,7 +1,9 @@
 """A real PostgreSQL for the whole run: the embedded server in a temporary directory (or
 WASTETRACK_DATABASE_URL's server), a fresh database per run, tables emptied after each test."""
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -13,8 +15,9 @@ import pytest
 from tortoise import connections, fields
 
 # Code that reads the process's settings (get_settings) must not create keys in the user's
-# own data directory: the whole run gets a throwaway one.
-os.environ.setdefault("WASTETRACK_DATA_DIR", tempfile.mkdtemp(prefix="wastetrack-test-"))
+# own data directory, nor in one the user exported: the whole run gets a throwaway one, set
+# before the imports below and removed when the run ends (the atexit call after them).
+os.environ["WASTETRACK_DATA_DIR"] = tempfile.mkdtemp(prefix="wastetrack-test-")
 
 from mobile_api.app import create_app
 from tests.factories import World, build_world
@@ -23,6 +26,8 @@ from wastetrack.calendar.models import CalendarDay
 from wastetrack.core import db
 from wastetrack.core.data import read_data_file
 from wastetrack.core.settings import Settings
+
+atexit.register(shutil.rmtree, os.environ["WASTETRACK_DATA_DIR"], ignore_errors=True)
 
 # Reference data loaded by migrations: kept across tests.
 REFERENCE_TABLES = {

@@ -7,6 +7,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,6 +19,9 @@ def _matches(path: str, pattern: str) -> bool:
 
 
 def test_every_data_file_of_a_package_is_package_data() -> None:
+    # The tracked files are git's answer: an unpacked sdist or zip has no history to ask.
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     patterns: dict[str, list[str]] = config["tool"]["setuptools"]["package-data"]
     tracked = subprocess.run(
