@@ -4,6 +4,7 @@ choosing; the first successful answer is kept for 24 hours and given again, unch
 resend of the same request, which writes nothing. Routes with an id of their own for exactly
 once (a phone's client_event_id) need none; every other create route gets it this way."""
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -98,13 +99,23 @@ class Idempotency:
                 chunks.append(message.get("body", b""))
             await send(message)
 
+        answered = asyncio.Event()
+        holding = asyncio.create_task(_hold(answered, owner=owner, key=key))
         try:
             await self.app(scope, receive, keeping)
         except BaseException:
             await idempotency.release(owner=owner, key=key)
             raise
-        try:
-            if 200 <= status < 300:
+        finally:
+            answered.set()  # the holder stops after a renewal under way, never inside one
+            await holding
+        if not 200 <= status < 300:
+            await idempotency.release(owner=owner, key=key)
+            return
+        # What the request wrote is committed: a resend must get this answer, never run again,
+        # so keeping it is tried again before the claim is left to its lease.
+        for attempt in range(KEEP_ATTEMPTS):
+            try:
                 await idempotency.keep(
                     owner=owner,
                     key=key,
@@ -112,10 +123,32 @@ class Idempotency:
                     content_type=content_type,
                     body=None if secret else b"".join(chunks),
                 )
-            else:
-                await idempotency.release(owner=owner, key=key)
-        except Exception:  # the answer is out: the claim's lease frees the key
-            log.exception("keeping the answer of an idempotent request failed")
+                return
+            except Exception:
+                if attempt + 1 == KEEP_ATTEMPTS:
+                    log.exception("keeping the answer of an idempotent request failed")
+                    return
+                await asyncio.sleep(0.2 * 2**attempt)
+
+
+# How often keeping a committed request's answer is tried (0.2 s, 0.4 s, … apart).
+KEEP_ATTEMPTS = 4
+
+
+async def _hold(answered: asyncio.Event, *, owner: str, key: str) -> None:
+    """Renew the claim's lease every quarter lease until its request is answered (it may wait
+    for the pool, or run long), so a resend meanwhile is told to wait, never answered twice."""
+    interval = idempotency.LEASE.total_seconds() / 4
+    while True:
+        try:
+            await asyncio.wait_for(answered.wait(), interval)
+            return
+        except TimeoutError:
+            pass
+        try:
+            await idempotency.renew(owner=owner, key=key)
+        except Exception:  # the next round tries again; the lease is four rounds long
+            log.warning("renewing an idempotency claim failed", exc_info=True)
 
 
 def _first_header(scope: Scope, name: bytes) -> bytes | None:

@@ -3,13 +3,19 @@ again and writes nothing; the key belongs to whoever sent it."""
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
+import pytest
+from starlette.types import Message
 
+from mobile_api.idempotency import Idempotency
 from tests.factories import World
+from wastetrack.apikeys import service as apikeys
 from wastetrack.apikeys.models import ApiKey
 from wastetrack.cells.models import Cell
 from wastetrack.core import db, idempotency
+from wastetrack.core.settings import get_settings
 
 
 def _cell(world: World, name: str) -> dict[str, object]:
@@ -113,3 +119,85 @@ async def test_an_answer_holding_a_secret_is_given_once_and_not_kept(
     assert await ApiKey.filter(name="称重系统").count() == 1
     kept = await db.pool().execute_query_dict("SELECT body FROM idempotency_key WHERE key = 'k-7'")
     assert kept == [{"body": None}]
+
+
+def _direct(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The middleware around a bare ASGI app, with a lease of one second, called directly:
+    one request named by a key, its answer's status."""
+    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=1))
+    middleware = Idempotency(app, get_settings())
+    token = f"Bearer {apikeys.TOKEN_PREFIX}direct".encode()
+
+    async def send_once() -> int:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/direct",
+            "query_string": b"",
+            "headers": [(b"authorization", token), (b"idempotency-key", b"k-direct")],
+        }
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await middleware(scope, receive, send)
+        return int(sent[0]["status"])
+
+    return send_once
+
+
+async def test_a_request_running_past_its_lease_keeps_its_key(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that waited for the pool or ran long renews its claim: a resend meanwhile is
+    told to wait, and the request runs once."""
+    runs = 0
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(2.5)  # two and a half leases
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    send_once = _direct(slow, monkeypatch)
+    first = asyncio.create_task(send_once())
+    await asyncio.sleep(1.8)
+    assert await send_once() == 409  # still being answered
+    assert await first == 201
+    assert await send_once() == 201  # the kept answer, given again
+    assert runs == 1
+
+
+async def test_an_answer_not_kept_at_first_is_kept_on_a_later_try(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's writes are committed when its answer is kept: a failure to keep it is
+    tried again, so a resend gets the answer instead of running the request twice."""
+    runs = 0
+
+    async def quick(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal runs
+        runs += 1
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    keep = idempotency.keep
+    failures = iter([ConnectionError("the database went away for a moment")])
+
+    async def flaky(**answer: Any) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        await keep(**answer)
+
+    monkeypatch.setattr(idempotency, "keep", flaky)
+    send_once = _direct(quick, monkeypatch)
+    assert await send_once() == 201
+    await asyncio.sleep(1.5)  # past the lease
+    assert await send_once() == 201
+    assert runs == 1

@@ -11,8 +11,9 @@ from wastetrack.core import db
 KEEP = timedelta(hours=24)
 """How long an answer is kept: a resend after that is a new request."""
 LEASE = timedelta(minutes=2)
-"""How long a claim without an answer holds its key: longer than any request takes, so a claim
-left by a worker that died (or failed to keep its answer) frees the key soon after."""
+"""How long a claim without an answer holds its key unless renewed: the worker answering renews
+it while the request runs (`renew`, every quarter lease), so only a claim left by a worker that
+died frees the key, soon after."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +62,23 @@ async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
     return Kept(row["fingerprint"], row["status"], row["content_type"], row["body"])
 
 
-async def keep(*, owner: str, key: str, status: int, content_type: str, body: bytes | None) -> None:
-    """The answer the claimed request was given (no body: one that held a secret)."""
+async def renew(*, owner: str, key: str) -> None:
+    """The claimed request is still being answered: its lease starts again, so a request that
+    waited for the pool or ran long keeps its key from a resend."""
     await _run(
-        "UPDATE idempotency_key SET status = $3, content_type = $4, body = $5"
-        " WHERE owner = $1 AND key = $2",
+        "UPDATE idempotency_key SET created_at = now()"
+        " WHERE owner = $1 AND key = $2 AND status IS NULL",
+        owner,
+        key,
+    )
+
+
+async def keep(*, owner: str, key: str, status: int, content_type: str, body: bytes | None) -> None:
+    """The answer the claimed request was given (no body: one that held a secret), kept for
+    KEEP from now."""
+    await _run(
+        "UPDATE idempotency_key SET status = $3, content_type = $4, body = $5,"
+        " created_at = now() WHERE owner = $1 AND key = $2",
         owner,
         key,
         status,
