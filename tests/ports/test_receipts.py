@@ -2,6 +2,9 @@
 vessel's declaration) and where each line stands with the reception facility now."""
 
 import io
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import httpx
 import pypdf
@@ -11,6 +14,7 @@ from tests.custody.helpers import post_event
 from tests.factories import World, event
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery
 from wastetrack.ports.deliveries import Acceptance, acceptance
+from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
 
 KG_LINE = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"}
 
@@ -123,3 +127,56 @@ def test_a_lines_acceptance_follows_its_latest_receipt(
 ) -> None:
     found = acceptance(decided_by=decided_by, outcome=outcome, split=split, port_signed=port_signed)
     assert found == expected
+
+
+def test_long_texts_wrap_within_the_page() -> None:
+    """A provider's long name wraps, and the notice that the vessel declared the delivery stays
+    on the paper (each text drawn starts and, at the font's widest, ends within the page)."""
+    when = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)
+    line = ReceiptLine(
+        category_code="A",
+        category_name_zh="塑料",
+        category_name_en="Plastics",
+        volume_m3=None,
+        mass_kg=Decimal("30"),
+        mass_derived=False,
+        batch_code="ABCDEFGHJ",
+        acceptance="partially_accepted",
+        acceptance_zh="部分接收",
+    )
+    receipt = ReceiptText(
+        number="R-1",
+        url="http://testserver/t/R-1",
+        port_name="石岛中心渔港",
+        berth_name="一号泊位",
+        reception_provider="荣成市石岛湾船舶污染物接收转运处置服务有限公司第二分公司",
+        discharge_from=when,
+        discharge_to=when,
+        ship_name="鲁荣渔 12345",
+        registration_number="370000000000",
+        imo_number=None,
+        gross_tonnage=Decimal("120"),
+        ship_type="渔船",
+        owner="荣成市某某远洋渔业股份有限公司石岛分公司",
+        flag_state="中国",
+        lines=[line],
+        flags=[],
+        recorded_by="crew",
+        signed_by_port=False,
+        recorded_at=when,
+        timezone="Asia/Shanghai",
+    )
+    page = pypdf.PdfReader(io.BytesIO(render_receipt_pdf(receipt))).pages[0]
+    right = float(page.mediabox.width)
+    drawn: list[tuple[float, str]] = []
+
+    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip():
+            x = cm[0] * tm[4] + cm[2] * tm[5] + cm[4]
+            # at the font's widest: a CJK glyph is one em, a Latin one at most 0.6 em
+            ems = sum(1.0 if ord(c) >= 0x2E80 else 0.6 for c in text)
+            drawn.append((x + ems * size * max(tm[0], 1) * cm[0], text))
+
+    text = page.extract_text(visitor_text=seen)
+    assert "未经接收单位签字" in "".join(text.split())
+    assert drawn and all(end <= right for end, _ in drawn), [d for d in drawn if d[0] > right]

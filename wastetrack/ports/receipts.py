@@ -95,40 +95,53 @@ def render_receipt_pdf(
         ("船旗国 Flag state", receipt.flag_state),
     ]
     pdf.ln(8)
-    for label, value in rows:
-        pdf.set_font(family, size=9)
-        pdf.cell(62, 6, label if cjk else latin1(label.split(" ", 1)[1]))
-        pdf.cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
+    # Every text that may be long wraps within the page (multi_cell, the table's cells): a
+    # long provider's name must not push the vessel's-declaration notice off the paper.
     pdf.set_font(family, size=9)
+    for label, value in rows:
+        pdf.cell(62, 6, label if cjk else latin1(label.split(" ", 1)[1]))
+        pdf.multi_cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
     widths = (50, 20, 22, 14, 36, 48)
     heads = ("类别 Category", "m³", "kg", "折算 est.", "批次 Batch", "接收 Acceptance")
     heads_en = ("Category", "m3", "kg", "estimated", "Batch", "Acceptance")
-    for width, head in zip(widths, heads if cjk else heads_en, strict=True):
-        pdf.cell(width, 7, head, border=1)
-    pdf.ln()
-    for line in receipt.lines:
-        name = f"{line.category_code} {line.category_name_zh if cjk else line.category_name_en}"
-        english = line.acceptance.replace("_", " ")
-        cells = (
-            text(name),
-            f"{line.volume_m3 or ''}",
-            f"{line.mass_kg or ''}",
-            ("是 yes" if cjk else "yes") if line.mass_derived else "",
-            f"{line.batch_code}{' *' if line.corrected else ''}",
-            f"{line.acceptance_zh} {english}" if cjk else english,
-        )
-        for width, value in zip(widths, cells, strict=True):
-            pdf.cell(width, 7, value, border=1)
-        pdf.ln()
+    from fpdf.fonts import FontFace  # with fpdf2 itself, on the first document (drawing.a4_pdf)
+
+    headings = FontFace(emphasis="")  # the CJK font has no bold face
+    with pdf.table(
+        col_widths=widths,
+        width=sum(widths),
+        line_height=5,
+        text_align="LEFT",
+        headings_style=headings,
+    ) as table:
+        table.row(heads if cjk else heads_en)
+        for line in receipt.lines:
+            name = f"{line.category_code} {line.category_name_zh if cjk else line.category_name_en}"
+            english = line.acceptance.replace("_", " ")
+            table.row(
+                (
+                    text(name),
+                    f"{line.volume_m3 or ''}",
+                    f"{line.mass_kg or ''}",
+                    ("是 yes" if cjk else "yes") if line.mass_derived else "",
+                    f"{line.batch_code}{' *' if line.corrected else ''}",
+                    f"{line.acceptance_zh} {english}" if cjk else english,
+                )
+            )
     if any(line.corrected for line in receipt.lines):
         pdf.ln(3)
         english = "corrected since the delivery, shown as it stands"
-        pdf.cell(0, 6, f"* 交付后已更正，按现状显示 {english}" if cjk else f"* {english}")
-        pdf.ln()
+        pdf.multi_cell(
+            0,
+            6,
+            f"* 交付后已更正，按现状显示 {english}" if cjk else f"* {english}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
     if receipt.flags:
         pdf.ln(3)
-        pdf.cell(0, 6, "Flags: " + ", ".join(receipt.flags), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, "Flags: " + ", ".join(receipt.flags), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
     # Only a delivery the port recorded carries its signature; the crew's is the vessel's
     # declaration, and each line's acceptance says what the port's receipts made of it.
@@ -139,7 +152,9 @@ def render_receipt_pdf(
             f"船方申报 Declared by the vessel: {receipt.recorded_by};"
             " not signed for the reception facility, see each line's acceptance"
         )
-    pdf.cell(0, 6, text(signed if cjk else signed.split(" ", 1)[1]), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        0, 6, text(signed if cjk else signed.split(" ", 1)[1]), new_x="LMARGIN", new_y="NEXT"
+    )
     recorded = when(receipt.recorded_at)
     pdf.cell(
         0,
@@ -148,5 +163,5 @@ def render_receipt_pdf(
         new_x="LMARGIN",
         new_y="NEXT",
     )
-    pdf.cell(0, 6, text(f"Check this receipt: {receipt.url}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, text(f"Check this receipt: {receipt.url}"), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
