@@ -1,6 +1,7 @@
 """Small medical institutions' coverage (metrics.md §6): every medical kind with a known bed
-count ≤ 19; unknown counts apart; covered = a medical batch collected by or handed over to a
-carrier on a city day of the period."""
+count ≤ 19; unknown counts apart; covered = a medical batch that first came into a carrier's hands
+(collected by it, handed over to it) on a city day of the period, not a later step between
+carriers."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -156,3 +157,71 @@ async def test_the_period_is_in_city_days(client: httpx.AsyncClient, world: Worl
         headers=world.headers("manager"),
     )
     assert (backwards.status_code, backwards.json()["field"]) == (422, "date_to")
+
+
+async def test_only_the_step_from_the_clinic_into_a_carriers_hands_counts(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Collected by carrier A three days ago; today A hands it to carrier B, who packs it into
+    its load at the depot: the clinic was reached three days ago, not today."""
+    a = world.orgs["carrier"].id
+    b_org = await registry.create_organization(
+        name="威海医废运输有限公司",
+        kind=OrganizationKind.carrier,
+        region_id=world.regions["city"].id,
+    )
+    await make_user(world, "carrier_b", Role.carrier, b_org)
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    bag = await tag_bag(
+        client,
+        world,
+        carrier_organization_id=a,
+        device_time=(three_days_ago - timedelta(hours=1)).isoformat(),
+    )
+    collected = event("collected", bag["code"], device_time=three_days_ago.isoformat())
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    handed = event("handed_over", bag["code"], minutes=30, to_organization_id=b_org.id)
+    assert (await post_event(client, world, "carrier", handed)).status_code == 201
+    load = await tag_bag(client, world, "carrier_b", producer_organization_id=b_org.id)
+    packed = event("aggregated", load["code"], minutes=40, children=[bag["code"]])
+    assert (await post_event(client, world, "carrier_b", packed)).status_code == 201
+    today = (datetime.now(UTC) + timedelta(hours=8)).date()  # the city's day
+    since = str(today - timedelta(days=1))
+    now = await coverage(client, world, date_from=since, date_to=str(today))
+    assert now["small_institutions"]["numerator"] == "0"
+    assert now["all_institutions"]["numerator"] == "0"
+    then = (three_days_ago + timedelta(hours=8)).date()
+    window = await coverage(client, world, date_from=str(then), date_to=str(today))
+    assert window["small_institutions"]["numerator"] == "1"
+
+
+async def test_the_definitions_cite_public_sources(client: httpx.AsyncClient, world: World) -> None:
+    found = await coverage(client, world)
+    for figure in ("all_institutions", "small_institutions"):
+        source = found[figure]["definition"]["source"]
+        assert "standards.md" not in source
+        assert "生态环境保护规划" in source
+
+
+async def test_a_clinic_whose_bags_a_township_hospital_gathers_is_covered(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """就近集中收集: the village clinic hands its bag to the township hospital, which hands it
+    on to the carrier today; the clinic's waste first reached a carrier today."""
+    hospital = await registry.create_organization(
+        name="崖头卫生院",
+        kind=OrganizationKind.township_hospital,
+        region_id=world.regions["town"].id,
+        bed_count=40,
+    )
+    await make_user(world, "township", Role.generator, hospital)
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    gathered = event("handed_over", bag["code"], minutes=5, to_organization_id=hospital.id)
+    assert (await post_event(client, world, "clinic", gathered)).status_code == 201, gathered
+    handed = event(
+        "handed_over", bag["code"], minutes=30, to_organization_id=world.orgs["carrier"].id
+    )
+    response = await post_event(client, world, "township", handed)
+    assert response.status_code == 201, response.text
+    small = (await coverage(client, world))["small_institutions"]
+    assert (small["numerator"], small["denominator"]) == ("1", "2")

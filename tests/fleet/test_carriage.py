@@ -427,3 +427,47 @@ async def test_an_alert_raised_before_occurrences_were_told_apart_is_rewritten_i
     await alert.refresh_from_db()
     assert alert.acknowledged_at is None
     assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 1
+
+
+async def test_a_bag_packed_into_a_riding_container_rides_on_with_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """On a round the carrier's container rides from the first stop; each bag collected is
+    scanned into it (the container's own aggregated event, its state unchanged). The scan does
+    not end the container's carriage, and the bag's track goes on with the container's from the
+    packing."""
+    await register(client, world)
+    carrier = world.orgs["carrier"].id
+    start = NOW.replace(microsecond=0) - timedelta(hours=2)
+    load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    code = await bag_for_carrier(client, world)
+    steps = [
+        event("collected", load, minutes=5, vehicle_plate=PLATE),
+        event("collected", code, minutes=10, vehicle_plate=PLATE),
+        event("aggregated", load, minutes=30, children=[code]),
+    ]
+    for body in steps:
+        response = await post_event(client, world, "carrier", body)
+        assert response.status_code == 201, response.text
+    points = [
+        fix(3, 37.0, 122.0, start),  # before the round
+        fix(8, 37.1, 122.1, start),  # the container alone
+        fix(20, 37.2, 122.2, start),  # the bag in the van
+        fix(45, 37.3, 122.3, start),  # the bag in the container
+    ]
+    response = await client.post(
+        "/m/v1/vehicles/鲁K12345/positions",
+        json={"positions": points},
+        headers=world.headers("carrier"),
+    )
+    assert response.status_code == 200, response.text
+
+    async def track(batch: str) -> list[list[float]]:
+        found = await client.get(
+            f"/m/v1/batches/{batch}/trajectory", headers=world.headers("carrier")
+        )
+        assert found.status_code == 200, found.text
+        return found.json()["geometry"]["coordinates"]  # type: ignore[no-any-return]
+
+    assert await track(load) == [[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]
+    assert await track(code) == [[122.2, 37.2], [122.3, 37.3]]

@@ -152,6 +152,9 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
             "quantity": str(sub.quantity),
             "unit": sub.unit.value,
             "waste_code": sub.waste_code,
+            # The carrier the tagging leaves the batch with (stated, else the tagger unless it
+            # is the producer): the registers name each movement's carrier from the log.
+            "carrier": carrier,
             **chain.fixed_at_tagging(batch),
         },
     )

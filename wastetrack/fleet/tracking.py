@@ -1,7 +1,7 @@
 """Tracking: the GPS positions a carrier's phones report for its vehicles, and the trajectory
 of a batch read from them along the carriages of its custody chain."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from tortoise import connections
@@ -20,9 +20,20 @@ from wastetrack.fleet.service import managed_vehicle
 MAX_POSITIONS = 1000
 MAX_TRAJECTORY_POINTS = 10_000
 
-# The custody events that start a carriage (they name the vehicle) and every other event
-# ends it: the batch left the vehicle (handed over, stored, received …).
+# The custody events that start a carriage (they name the vehicle) and every other step ends
+# it: the batch left the vehicle (handed over, stored, received, packed into a container …).
+# Not a step of the batch's own: a correction, or a container's own aggregated event (a bag
+# put into it as it rides, its state unchanged).
 PICKUPS = ("collected", "in_transit", "handed_over")
+# How many containers of containers a batch's trajectory follows at most.
+MAX_NESTING = 8
+
+
+def _moves_the_batch(event: CustodyEvent) -> bool:
+    """Whether the event is a step of the batch itself, which ends a carriage."""
+    if event.event_type == "corrected":
+        return False
+    return not (event.event_type == "aggregated" and event.related_batch_id is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +107,7 @@ def carriages(events: list[CustodyEvent], *, longest: timedelta, now: datetime) 
     the next party states), and never past `now`. So no party other than the carrier opens its
     track from a time of its choosing, nor watches it for ever after an unfinished carriage."""
     found = []
-    ordered = sorted(events, key=lambda e: e.seq)
+    ordered = [e for e in sorted(events, key=lambda e: e.seq) if _moves_the_batch(e)]
     for index, event in enumerate(ordered):
         plate = (event.details or {}).get("vehicle_plate")
         if event.event_type not in PICKUPS or not plate:
@@ -124,12 +135,12 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
     """The GPS positions of the vehicles that carried a batch, between each pickup and the
     batch's next step, for whoever may see the batch. A carriage lasts
     `WASTETRACK_LEG_OVERDUE_HOURS` at most: one longer is overdue (`alerts`), and its track
-    beyond is no longer this batch's to show."""
+    beyond is no longer this batch's to show. A batch packed into a container rides on with
+    it: the container's carriages from the packing on are the batch's too."""
     batch = await batches.get_visible_batch(principal, code)
-    events = await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
     now = datetime.now(UTC)
     longest = timedelta(hours=get_settings().leg_overdue_hours)
-    stretches = carriages(events, longest=longest, now=now)
+    stretches = await _carried(batch.id, longest=longest, now=now)
     points: list[tuple[datetime, float, float]] = []
     # A plate is the carrier's own vehicle only: one stated by a carrier that had not
     # registered its fleet may be another carrier's, whose positions are not this batch's.
@@ -153,3 +164,31 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
         )
         points.extend(rows)
     return Trajectory(batch_code=batch.code, carriages=stretches, points=points)
+
+
+async def _carried(batch_id: int, *, longest: timedelta, now: datetime) -> list[Carriage]:
+    """The batch's carriages, then those of the container it was packed into from the packing
+    on (and of that container's container …)."""
+    found: list[Carriage] = []
+    since: datetime | None = None
+    for _ in range(MAX_NESTING + 1):
+        events = await CustodyEvent.filter(batch_id=batch_id).order_by("seq")
+        for stretch in carriages(events, longest=longest, now=now):
+            if since is None:
+                found.append(stretch)
+            elif stretch.end is None or stretch.end > since:
+                found.append(replace(stretch, start=max(stretch.start, since)))
+        packed = next(
+            (
+                e
+                for e in reversed(events)
+                if e.event_type == "aggregated" and e.related_batch_id is not None
+            ),
+            None,
+        )
+        container = packed.related_batch_id if packed is not None else None
+        if packed is None or container is None:
+            break
+        batch_id = container
+        since = packed.device_time if since is None else max(since, packed.device_time)
+    return found

@@ -3,38 +3,43 @@
 from datetime import date, timedelta
 from typing import TypedDict
 
-from tortoise.expressions import Q
+from tortoise import connections
 
 from wastetrack.core.cityday import days_bounds
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
-from wastetrack.custody.models import CustodyEvent
-from wastetrack.registry.models import MEDICAL_KINDS, Organization, OrganizationKind
+from wastetrack.registers.movements import HANDED_TO_CARRIER
+from wastetrack.registry.models import MEDICAL_KINDS, Organization
 
 SMALL_INSTITUTION_MAX_BEDS = 19  # the plan (第九章第三节): 19 beds or fewer (含19张床位)
 MEDICAL_STREAM = "medical"
 MAX_PERIOD_DAYS = 366
 
+# Covered: a batch of the institution's first came into a carrier's hands (collected by a
+# carrier, handed over to one, or put into a carrier's load), from the institution or from the
+# one that gathered it nearby, on a day of the period.
+_REACHED = (
+    " with at least one medical-stream batch that first came into a carrier's hands (collected"
+    " by it, handed over to it, or put into a carrier's load; from the institution or from the"
+    " one that gathered it nearby, 就近集中收集) on a day of the period (city time); later steps"
+    " between carriers do not count"
+)
+_PLAN = "荣成市“十四五”生态环境保护规划 第九章第三节"
 SMALL_DEFINITION: Definition = {
     "formula": (
-        "small medical institutions (any medical kind with a known bed count ≤ 19) with at least"
-        " one medical-stream batch collected by a carrier, put into a carrier's load or handed"
-        " over to a carrier on a day of the period (city time) ÷ small medical institutions;"
-        " institutions without a known bed count are listed apart, never counted"
+        "small medical institutions (any medical kind with a known bed count ≤ 19)"
+        + _REACHED
+        + " ÷ small medical institutions; institutions without a known bed count are listed"
+        " apart, never counted"
     ),
     "source": (
-        "荣成市“十四五”生态环境保护规划 第九章第三节 (19张床位（含19张床位）以下医疗卫生机构"
-        "医疗废物就近集中收集); metrics.md §6"
+        f"{_PLAN} (19张床位（含19张床位）以下医疗卫生机构医疗废物就近集中收集); metrics.md §6"
     ),
 }
 ALL_DEFINITION: Definition = {
-    "formula": (
-        "medical institutions of every kind with at least one medical-stream batch collected by"
-        " a carrier, put into a carrier's load or handed over to a carrier on a day of the"
-        " period ÷ medical institutions"
-    ),
-    "source": "医疗废物收集处置体系覆盖率 (standards.md §7); metrics.md §6",
+    "formula": "medical institutions of every kind" + _REACHED + " ÷ medical institutions",
+    "source": f"{_PLAN} (医疗废物集中收集处置); metrics.md §6",
 }
 
 
@@ -78,22 +83,19 @@ def _period(
 async def covered_institutions(
     *, institution_ids: list[int], date_from: date, date_to: date, timezone: str
 ) -> set[int]:
-    """The institutions with a medical-stream batch collected by a carrier, put into a
-    carrier's load (aggregated by the carrier: a round scanning each clinic's bag into one
-    container), or handed over to a carrier, on a city day of [date_from, date_to]."""
+    """The institutions a medical-stream batch of which first came into a carrier's hands on a
+    city day of [date_from, date_to]: collected by a carrier, handed over to one, or put into a
+    carrier's load (a round scanning each clinic's bag into one container), from the
+    institution or from the one that gathered it nearby. Only that first movement counts, as
+    the registers read it (`registers.movements`): a later handover between carriers, or
+    packing at the depot, does not reach the clinic again."""
     if not institution_ids:
         return set()
-    carrier = OrganizationKind.carrier
     start, end = days_bounds(date_from, date_to, timezone)
-    found = await CustodyEvent.filter(
-        Q(event_type__in=("collected", "aggregated"), organization__kind=carrier)
-        | Q(event_type="handed_over", to_organization__kind=carrier),
-        batch__stream_id=MEDICAL_STREAM,
-        batch__producer_id__in=institution_ids,
-        device_time__gte=start,
-        device_time__lt=end,
-    ).values_list("batch__producer_id", flat=True)
-    return {int(i) for i in found}  # type: ignore[call-overload]
+    rows = await connections.get("default").execute_query_dict(
+        HANDED_TO_CARRIER, [institution_ids, MEDICAL_STREAM, start, end]
+    )
+    return {int(r["producer_id"]) for r in rows}
 
 
 def _row(org: Organization) -> Institution:

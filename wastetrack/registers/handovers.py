@@ -17,24 +17,30 @@ from wastetrack.core.timefmt import local_time
 from wastetrack.custody.rules import EventType
 from wastetrack.medical.service import MEDICAL_STREAM
 from wastetrack.registers.movements import (
+    REFUSED_REMAINDER,
     Scope,
     aware,
     batch_columns,
+    is_refused_part,
     movements,
     organization_names,
     party,
 )
+from wastetrack.registers.movements import giver as movement_giver
 
 MEDICAL_HANDOVER_RETENTION_YEARS = 3
 
-# Per handover (batch, seq, giving and receiving organization): the user of each side who
-# recorded the nearest event on the batch, at or before the handover (giving side) and at or
-# after it (receiving side).
+# Per handover (batch, seq, giving and receiving organization, and the user who recorded the
+# giving, where the movement names one): that user, else the user of the giving side who
+# recorded the nearest event on the batch at or before the handover; and the user of the
+# receiving side who recorded the nearest one at or after it.
 _SIDES = """
-SELECT k.i, g.username AS giver_username, g.full_name AS giver_full_name,
+SELECT k.i, COALESCE(gu.username, g.username) AS giver_username,
+       COALESCE(gu.full_name, g.full_name) AS giver_full_name,
        r.username AS receiver_username, r.full_name AS receiver_full_name
-FROM unnest($1::int[], $2::int[], $3::int[], $4::int[])
-    WITH ORDINALITY AS k(batch_id, seq, giver, receiver, i)
+FROM unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[])
+    WITH ORDINALITY AS k(batch_id, seq, giver, receiver, giver_user, i)
+LEFT JOIN app_user gu ON gu.id = k.giver_user
 LEFT JOIN LATERAL (
     SELECT u.username, u.full_name FROM custody_event e JOIN app_user u ON u.id = e.actor_id
     WHERE e.batch_id = k.batch_id AND e.seq <= k.seq AND e.organization_id = k.giver
@@ -61,7 +67,8 @@ async def medical_handovers(
     for r in await movements(scope, until=end):
         if r["stream_id"] != MEDICAL_STREAM or aware(r["moved_at"]) < start:
             continue
-        giver = r["before"]
+        # A refused part goes back from the receiver that refused it to its deliverer.
+        giver = movement_giver(r)
         receiver = r["custodian"]
         if receiver is None and r["event_type"] == EventType.aggregated:
             receiver = r["actor_org"]
@@ -86,6 +93,7 @@ async def medical_handovers(
             [r["seq"] for r, _, _ in handovers],
             [g for _, g, _ in handovers],
             [rv for _, _, rv in handovers],
+            [r["refused_actor"] if is_refused_part(r) else None for r, _, _ in handovers],
         ],
     )
     out = []
@@ -101,7 +109,7 @@ async def medical_handovers(
                 "handed_by": _recorder(side, "giver"),
                 "received_by_organization": party(names, receiver),
                 "received_by": _recorder(side, "receiver"),
-                "how": r["event_type"],
+                "how": REFUSED_REMAINDER if is_refused_part(r) else r["event_type"],
                 "carrier": party(names, r["carrier_id"]),
                 "treatment_mode": r["mode"] or None,
                 "fate": r["fate"],

@@ -18,15 +18,15 @@ from tortoise import connections
 
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
-from wastetrack.custody.rules import FINAL_STATES, SPECS, EventType, Holder, State
+from wastetrack.custody.rules import FINAL_STATES, SPECS, Carrier, EventType, Holder, State
 from wastetrack.registry import access
-from wastetrack.registry.models import Organization, Site
+from wastetrack.registry.models import Organization, OrganizationKind, Site
 
 # Which organization an event leaves as the batch's holder (None: the holder is unchanged), as
 # the custody spec's `holder` effect says and the custody service sets batches.holder_id. SQL
 # over custody_event e, its batch b and, for a correction, the event it corrects t. A
 # remainder's tagging (the refused part of a partial acceptance) leaves it with whoever
-# delivered the original: see _REMAINDER_HOLDER.
+# delivered the original: see `remainder_origin`.
 _HOLDER_SQL: dict[Holder, str] = {
     Holder.producer: "CASE WHEN b.split_from_id IS NULL THEN b.producer_id END",
     Holder.actor: "e.organization_id",
@@ -51,13 +51,171 @@ _HOLDER_CASE = (
     + " ".join(f"WHEN '{event}' THEN {sql}" for event, sql in HOLDER_RULES.items())
     + " END"
 )
+
+# The carrier each event leaves the batch with, as the custody spec's `carrier` effect says and
+# the custody service sets batches.carrier_id (so a register names the carrier of each
+# movement, not the batch's latest one). SQL over e, b and the organization the event hands the
+# batch to (o). `CARRIER_SETS` set it outright; `CARRIER_IF_NONE` only while the batch has no
+# carrier yet (nothing ever clears one). A tagging's is the carrier it stated (its details'
+# `carrier`, where recorded), else the tagger unless it is the producer; a remainder's is the
+# original's at the event that split it off (`remainder_origin`).
+_CARRIER_SQL: dict[Carrier, str] = {
+    Carrier.actor: "e.organization_id",
+    Carrier.receiver_if_carrier: (
+        f"CASE WHEN o.kind = '{OrganizationKind.carrier}' THEN e.to_organization_id END"
+    ),
+}
+CARRIER_SETS: dict[EventType, str] = {
+    event: _CARRIER_SQL[spec.carrier]
+    for event, spec in SPECS.items()
+    if spec.carrier in _CARRIER_SQL
+}
+CARRIER_IF_NONE: dict[EventType, str] = {
+    event: "CASE WHEN e.organization_id <> b.producer_id THEN e.organization_id END"
+    for event, spec in SPECS.items()
+    if spec.carrier == Carrier.actor_if_none
+}
+assert {spec.carrier for spec in SPECS.values()} <= {
+    Carrier.unchanged,
+    Carrier.stated,
+    Carrier.actor_if_none,
+    *_CARRIER_SQL,
+}, "a carrier effect the registers do not read"
+
+
+def _case(rules: dict[EventType, str]) -> str:
+    return (
+        "CASE e.event_type "
+        + " ".join(f"WHEN '{event}' THEN {sql}" for event, sql in rules.items())
+        + " END"
+    )
+
+
 _ENDED = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
+_TAGGED = f"'{EventType.tagged}'"
+
+
+def _fold(source: str) -> str:
+    """Who holds the batch and who is its carrier after each event of `source` (columns
+    `sets`, `c_set`, `c_soft`): the latest organization an event set, a carrier-if-none only
+    while no carrier was set before it."""
+    return f"""
+    SELECT f.*, max(f.sets) OVER (PARTITION BY f.batch_id, f.grp) AS holder,
+           max(f.c_eff) OVER (PARTITION BY f.batch_id, f.cgrp) AS carrier
+    FROM (
+        SELECT f.*, count(f.sets) OVER w AS grp, count(f.c_eff) OVER w AS cgrp
+        FROM (
+            SELECT s.*, COALESCE(s.c_set, CASE WHEN count(COALESCE(s.c_set, s.c_soft)) OVER (
+                       PARTITION BY s.batch_id ORDER BY s.seq
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) = 0
+                   THEN s.c_soft END) AS c_eff
+            FROM {source} s
+        ) f
+        WINDOW w AS (PARTITION BY f.batch_id ORDER BY f.seq)
+    ) f"""
+
+
+def _moves(scope: str) -> str:
+    """The CTEs up to `moves`: each event of the batches of `scope` (a CTE listing their ids,
+    with what it needs) with `custodian`, the organization holding the batch after it, `before`,
+    the one holding it before (NULL: nobody — tagged, treated, aggregated), `carrier`, the
+    batch's carrier after it, and for a remainder's tagging the refused-part origin
+    (`refused_by`, `refused_actor`: see `remainder_origin`)."""
+    return f"""
+WITH {scope},
+ev0 AS (
+    SELECT e.batch_id, e.seq, e.event_type, e.state_after, e.actor_id, e.details, e.corrects_id,
+           e.organization_id AS actor_org, e.to_organization_id, e.related_batch_id,
+           CASE WHEN e.event_type = {_TAGGED} THEN b.tagged_at ELSE e.device_time END AS at,
+           {_HOLDER_CASE} AS sets,
+           {_case(CARRIER_SETS)} AS c_hard,
+           {_case(CARRIER_IF_NONE)} AS c_soft,
+           (e.event_type = {_TAGGED} AND b.split_from_id IS NULL) AS original_tagging,
+           CASE WHEN e.organization_id <> b.producer_id THEN e.organization_id END AS tagger,
+           b.carrier_id AS latest_carrier
+    FROM custody_event e JOIN batch b ON b.id = e.batch_id
+    LEFT JOIN custody_event t ON t.batch_id = e.batch_id AND t.id = e.corrects_id
+    LEFT JOIN organization o ON o.id = e.to_organization_id
+    WHERE e.batch_id IN (SELECT id FROM scope)
+),
+-- A tagging's carrier: the one it recorded. Recorded before taggings kept it: the collector,
+-- when another organization than the producer collected the batch (only its carrier may: a
+-- tagged batch is still with its producer); else the batch's carrier when no later event set
+-- another; else the tagger unless it is the producer (a carrier it stated is not in the log).
+ev AS (
+    SELECT ev0.*,
+           CASE WHEN NOT original_tagging THEN c_hard
+                WHEN details ? 'carrier' THEN (details->>'carrier')::int
+                ELSE COALESCE(
+                    max(c_soft) OVER (PARTITION BY batch_id),
+                    CASE WHEN bool_or(c_hard IS NOT NULL) OVER (
+                             PARTITION BY batch_id ORDER BY seq
+                             ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) THEN tagger
+                         ELSE latest_carrier END
+                ) END AS c_set
+    FROM ev0
+),
+first_pass AS ({_fold("ev")}),
+{REMAINDER_ORIGIN},
+settled AS (
+    SELECT ev.batch_id, ev.seq, ev.event_type, ev.state_after, ev.actor_id, ev.details,
+           ev.actor_org, ev.to_organization_id, ev.related_batch_id, ev.c_soft,
+           COALESCE(ev.sets, ro.holder) AS sets, COALESCE(ro.carrier, ev.c_set) AS c_set,
+           COALESCE(ro.split_at, ev.at) AS at, ro.refused_by, ro.refused_actor
+    FROM ev LEFT JOIN remainder_origin ro
+        ON ev.event_type = {_TAGGED} AND ro.batch_id = ev.batch_id
+),
+held AS ({_fold("settled")}),
+steps AS (
+    SELECT h.*,
+           CASE WHEN h.state_after NOT IN ({_ENDED}) THEN h.holder END AS custodian,
+           max(h.at) OVER (PARTITION BY batch_id ORDER BY seq) AS moved_at
+    FROM held h
+),
+moves AS (
+    SELECT s.*, lag(custodian) OVER (PARTITION BY batch_id ORDER BY seq) AS before FROM steps s
+)"""
+
+
+# The refused-part origin, one rule for every register: a remainder (the refused part of a
+# partial acceptance) starts, at the time of the event that split it off (its tagging keeps the
+# original's time for the cohort), in the hands of whoever delivered the original, as custody
+# chose (custody.remainders.deliverer) and the receipt recorded it (`delivered_by`; for a
+# correction, the corrected receipt's); for a receipt recorded before receipts kept it, the
+# same rule read from the log: the holder before the split, unless it is the receiver, else the
+# carrier then, else the producer. It is given back by the receipt's receiver (`refused_by`,
+# never the organization of a manager correcting the receipt), whose user recorded the receipt
+# (`refused_actor`); its carrier is the original's then.
+REMAINDER_ORIGIN = f"""
+remainder_origin AS (
+    SELECT DISTINCT ON (r.id) r.id AS batch_id,
+           COALESCE(
+               (x.details->>'delivered_by')::int,
+               (t.details->>'delivered_by')::int,
+               CASE WHEN p.holder <> rcv.org THEN p.holder END,
+               CASE WHEN p.carrier <> rcv.org THEN p.carrier END,
+               r.producer_id
+           ) AS holder,
+           x.carrier, x.at AS split_at, rcv.org AS refused_by, rcv.actor AS refused_actor
+    FROM batch r
+    JOIN first_pass x ON x.batch_id = r.split_from_id AND x.details->>'remainder' = r.code
+    LEFT JOIN custody_event t ON t.batch_id = x.batch_id AND t.id = x.corrects_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN x.event_type = '{EventType.corrected}' THEN t.organization_id
+                    ELSE x.actor_org END AS org,
+               CASE WHEN x.event_type = '{EventType.corrected}' THEN t.actor_id
+                    ELSE x.actor_id END AS actor
+    ) rcv
+    LEFT JOIN first_pass p ON p.batch_id = x.batch_id AND p.seq = x.seq - 1
+    WHERE r.id IN (SELECT id FROM scope)
+    ORDER BY r.id, x.seq
+)"""
 
 # $1 the organization, $2 the end of the period (exclusive, UTC). Every movement of a batch
 # that ever passed through the organization: `custodian` holds it after the event, `before`
-# held it before (NULL: nobody — tagged, treated, aggregated).
-MOVEMENTS = f"""
-WITH seen AS (
+# held it before; and the refused parts it gave back (`refused_by`).
+_ORGANIZATION_SCOPE = """
+seen AS (
     SELECT batch_id AS id FROM custody_event WHERE organization_id = $1 OR to_organization_id = $1
     UNION SELECT id FROM batch WHERE producer_id = $1 OR holder_id = $1
 ),
@@ -66,58 +224,14 @@ scope AS (
     UNION SELECT b.id FROM batch b JOIN seen s ON b.split_from_id = s.id
     UNION SELECT b.split_from_id FROM batch b JOIN seen s ON b.id = s.id
         WHERE b.split_from_id IS NOT NULL
-),
-ev AS (
-    SELECT e.batch_id, e.seq, e.event_type, e.state_after, e.actor_id, e.details,
-           e.organization_id AS actor_org, e.to_organization_id, e.related_batch_id,
-           CASE WHEN e.event_type = '{EventType.tagged}' THEN b.tagged_at ELSE e.device_time END
-               AS at,
-           {_HOLDER_CASE} AS sets
-    FROM custody_event e JOIN batch b ON b.id = e.batch_id
-    LEFT JOIN custody_event t ON t.batch_id = e.batch_id AND t.id = e.corrects_id
-    WHERE e.batch_id IN (SELECT id FROM scope)
-),
-first_pass AS (
-    SELECT ev.*, max(sets) OVER (PARTITION BY batch_id, grp) AS holder
-    FROM (SELECT ev.*, count(sets) OVER (PARTITION BY batch_id ORDER BY seq) AS grp FROM ev) ev
-),
--- _REMAINDER_HOLDER: a remainder starts with whoever held the original before the event that
--- split it off (the deliverer), else the original's producer, when that event was recorded
--- (its tagging keeps the original's time for the cohort: the register's is the split's).
-remainder_holder AS (
-    SELECT DISTINCT ON (r.id) r.id AS batch_id, COALESCE(p.holder, r.producer_id) AS holder,
-           x.at AS split_at
-    FROM batch r
-    JOIN first_pass x ON x.batch_id = r.split_from_id AND x.details->>'remainder' = r.code
-    LEFT JOIN first_pass p ON p.batch_id = x.batch_id AND p.seq = x.seq - 1
-    WHERE r.id IN (SELECT id FROM scope)
-    ORDER BY r.id, x.seq
-),
-settled AS (
-    SELECT ev.*, COALESCE(ev.sets, rh.holder) AS sets2, COALESCE(rh.split_at, ev.at) AS at2
-    FROM ev LEFT JOIN remainder_holder rh
-        ON ev.event_type = '{EventType.tagged}' AND rh.batch_id = ev.batch_id
-),
-held AS (
-    SELECT s.*, max(sets2) OVER (PARTITION BY batch_id, grp) AS holder
-    FROM (SELECT s.*, count(sets2) OVER (PARTITION BY batch_id ORDER BY seq) AS grp
-          FROM settled s) s
-),
-steps AS (
-    SELECT h.*,
-           CASE WHEN h.state_after NOT IN ({_ENDED}) THEN h.holder END AS custodian,
-           max(h.at2) OVER (PARTITION BY batch_id ORDER BY seq) AS moved_at
-    FROM held h
-),
-moves AS (
-    SELECT s.*, lag(custodian) OVER (PARTITION BY batch_id ORDER BY seq) AS before FROM steps s
-)
+)"""
+MOVEMENTS = f"""{_moves(_ORGANIZATION_SCOPE)}
 SELECT m.batch_id, m.seq, m.event_type, m.moved_at, m.custodian, m.before, m.actor_id,
        m.actor_org, m.to_organization_id, m.related_batch_id, rel.code AS related_code,
+       m.carrier AS carrier_id, m.refused_by, m.refused_actor,
        b.code, b.stream_id, b.category_id, c.code AS category_code, c.name_zh AS category_name,
        COALESCE(c.storage_limit_hours, pc.storage_limit_hours) AS storage_limit_hours,
        b.waste_code, b.identifier, b.quantity, b.unit, b.producer_id, b.origin_site_id,
-       b.carrier_id,
        b.destination_id, b.split_from_id, f.mass_kg, f.estimated, f.fate, f.mode
 FROM moves m
 JOIN batch b ON b.id = m.batch_id
@@ -126,10 +240,38 @@ LEFT JOIN waste_category pc ON pc.key = c.parent_key
 LEFT JOIN batch_fact f ON f.batch_id = b.id
 LEFT JOIN batch rel ON rel.id = m.related_batch_id
 WHERE m.custodian IS DISTINCT FROM m.before
-  AND (m.custodian = $1 OR m.before = $1)
+  AND (m.custodian = $1 OR m.before = $1 OR m.refused_by = $1)
   AND m.moved_at < $2
   AND COALESCE(f.fate, '') <> 'cancelled'
 ORDER BY m.moved_at, m.batch_id, m.seq
+"""
+
+# $1 producers, $2 a stream, $3 and $4 the period [start, end) in UTC: the producers of which a
+# batch of the stream first came into a carrier's hands in the period — the movement collecting
+# it (or handing it over, or a carrier putting it into its load), from the producer or from the
+# institution that gathered it nearby (就近集中收集: a township hospital handing a village
+# clinic's bags on); never a later step between carriers, nor a refused part coming back
+# (docs/metrics.md §6).
+_PRODUCER_SCOPE = """
+scope AS (
+    SELECT b.id FROM batch b
+    WHERE b.producer_id = ANY($1::int[]) AND b.stream_id = $2
+      AND (b.tagged_at >= $3 OR EXISTS (
+          SELECT 1 FROM custody_event e WHERE e.batch_id = b.id AND e.device_time >= $3))
+)"""
+HANDED_TO_CARRIER = f"""{_moves(_PRODUCER_SCOPE)}
+SELECT DISTINCT b.producer_id
+FROM (
+    SELECT DISTINCT ON (m.batch_id) m.batch_id, m.moved_at
+    FROM moves m
+    JOIN organization taker ON taker.id = COALESCE(
+        m.custodian, CASE WHEN m.event_type = '{EventType.aggregated}' THEN m.actor_org END)
+    WHERE taker.kind = '{OrganizationKind.carrier}' AND m.refused_by IS NULL
+      AND m.custodian IS DISTINCT FROM m.before
+    ORDER BY m.batch_id, m.seq
+) reached
+JOIN batch b ON b.id = reached.batch_id
+WHERE reached.moved_at >= $3 AND reached.moved_at < $4
 """
 
 
@@ -166,6 +308,22 @@ async def movements(scope: Scope, *, until: datetime) -> list[dict[str, Any]]:
     if scope.site is not None:
         rows = [r for r in rows if r["origin_site_id"] == scope.site.id]
     return rows
+
+
+# `how` of a remainder batch coming back to the deliverer (docs/metrics.md §3).
+REFUSED_REMAINDER = "refused_remainder"
+
+
+def giver(row: dict[str, Any]) -> int | None:
+    """Who gave the batch up in a movement: the organization holding it before, or for a
+    refused part coming back (`remainder_origin`), the receiver that refused it."""
+    found = row["before"] if row["before"] is not None else row["refused_by"]
+    return None if found is None else int(found)
+
+
+def is_refused_part(row: dict[str, Any]) -> bool:
+    """Whether the movement is a refused part going back to its deliverer."""
+    return row["refused_by"] is not None and row["before"] is None
 
 
 def aware(value: datetime) -> datetime:

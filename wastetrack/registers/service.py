@@ -12,16 +12,16 @@ from typing import Any
 from wastetrack.core.metrics import period_bounds
 from wastetrack.custody.rules import EventType
 from wastetrack.registers.movements import (
+    REFUSED_REMAINDER,
     Scope,
     aware,
     batch_columns,
+    giver,
+    is_refused_part,
     movements,
     organization_names,
     party,
 )
-
-# `how` of a remainder batch coming back to the deliverer (docs/metrics.md §3).
-REFUSED_REMAINDER = "refused_remainder"
 
 
 async def incoming(
@@ -36,7 +36,7 @@ async def incoming(
         for r in await movements(scope, until=end)
         if r["custodian"] == org and aware(r["moved_at"]) >= start
     ]
-    names = await organization_names(rows, "before", "actor_org", "carrier_id")
+    names = await organization_names(rows, "before", "refused_by", "carrier_id")
     return [
         {
             "time": aware(r["moved_at"]),
@@ -50,10 +50,9 @@ async def incoming(
 
 def _arrival(row: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
     """How a batch came in, and from whom: the refused part of a partial acceptance comes
-    back from the receiver that refused it."""
-    if row["event_type"] == EventType.tagged and row["split_from_id"] is not None:
-        return {"how": REFUSED_REMAINDER, "from_organization": party(names, row["actor_org"])}
-    return {"how": row["event_type"], "from_organization": party(names, row["before"])}
+    back from the receiver that refused it (`movements.giver`)."""
+    how = REFUSED_REMAINDER if is_refused_part(row) else row["event_type"]
+    return {"how": how, "from_organization": party(names, giver(row))}
 
 
 async def outgoing(
@@ -118,6 +117,8 @@ async def inventory(
         categories[row["category_id"]] = row["category_name"]
 
     for r in rows:
+        if org not in (r["custodian"], r["before"]):
+            continue  # a refused part it gave back: never in its custody
         in_period = aware(r["moved_at"]) >= start
         if in_period and opening is None:
             opening = dict(holding)
