@@ -116,7 +116,9 @@ async def _current_user(
         raise Unauthorized("a bearer access token is required")
     if token.startswith(apikeys.TOKEN_PREFIX):
         # An API key: its service user, limited to the routes its scopes open.
-        principal, scopes = await apikeys.authenticate(token=token, secret=settings.secret_key)
+        principal, scopes = await apikeys.authenticate(
+            token=token, settings=settings, address=await _client_address(request, settings)
+        )
         route = request.scope.get("route")
         apikeys.check_scope(
             scopes=scopes,

@@ -1,14 +1,20 @@
 """One place that turns every error into application/problem+json."""
 
 import logging
+import re
 from typing import Any
 
-from asyncpg.exceptions import TransactionRollbackError
+from asyncpg.exceptions import (
+    DataError,
+    IntegrityConstraintViolationError,
+    PostgresError,
+    TransactionRollbackError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api.tables import XLSX
 from schemas.base import error_field
@@ -58,9 +64,95 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def _postgres_error(error: BaseException) -> PostgresError | None:
+    """The server's error behind one the ORM raised (Tortoise wraps it as its first argument
+    and its cause), or the error itself when the driver raised it."""
+    seen: list[BaseException] = [error]
+    while seen:
+        cause = seen.pop()
+        if isinstance(cause, PostgresError):
+            return cause
+        seen.extend(e for e in (cause.__cause__, *cause.args[:1]) if isinstance(e, BaseException))
+    return None
+
+
+_KEY_COLUMNS = re.compile(r"^Key \(([^)]+)\)=")
+
+
+def _column(error: PostgresError) -> str | None:
+    """The column a constraint's refusal names: its own (not null), or the key's (foreign key,
+    unique: "Key (organization_id)=(7) is not present…")."""
+    if error.column_name:
+        return str(error.column_name)
+    found = _KEY_COLUMNS.match(error.detail or "")
+    return found[1] if found else None
+
+
+def _refused_value(error: PostgresError) -> JSONResponse | None:
+    """A write the database refused for its values (SQLSTATE classes 22 and 23): a lost race
+    for a unique key (409, retry), else the client's input (422, naming the column when the
+    database does). Services check first; this is the backstop, logged so a missing check is
+    found. None for any other error."""
+    state = str(error.sqlstate or "")
+    if state == "23505":
+        return _lost_race("another request wrote the same record at the same time")
+    if not state.startswith(("22", "23")):
+        return None
+    log.warning("the database refused a value (%s): %s", state, error)
+    column = _column(error)
+    # A delete of a row others refer to: RESTRICT (23001), or NO ACTION's "is still referenced".
+    if state == "23001" or (state == "23503" and "referenced from" in (error.detail or "")):
+        return problem(
+            status=409,
+            title="Conflict",
+            code="conflict",
+            detail="other records still refer to this one",
+        )
+    if state == "23503":
+        why = "no such record"
+    elif state == "23502":
+        why = "a value is required"
+    elif state.startswith("23"):
+        why = f"breaks the rule {error.constraint_name or state}"
+    else:  # class 22: too long, out of range, a character the column cannot hold (NUL)
+        why, column = f"a value does not fit its column: {error}", None
+    return problem(
+        status=422,
+        title="Invalid input",
+        code="validation_failed",
+        detail=f"{column}: {why}" if column else why,
+        field=column,
+    )
+
+
+def _internal_error(error: BaseException) -> JSONResponse:
+    # Logged with its traceback; the client learns only that it was not its fault.
+    log.error("unhandled error", exc_info=error)
+    return problem(
+        status=500,
+        title="Internal server error",
+        code="internal_error",
+        detail="the server failed to answer this request; it has been logged",
+    )
+
+
 def _lost_race(why: str) -> JSONResponse:
     """A request that lost a race with a concurrent one and wrote nothing: the client retries."""
     return problem(status=409, title="Conflict", code="concurrent_write", detail=f"{why}; retry")
+
+
+def _refusal(error: Any) -> dict[str, Any]:
+    """One refused input as a problem lists it: its field (null for the body as a whole),
+    rule and why."""
+    if error["type"] == "json_invalid":
+        # FastAPI locates a body that is no JSON at the parser's character position: no field.
+        position, why = error["loc"][-1], (error.get("ctx") or {}).get("error", error["msg"])
+        return {
+            "field": None,
+            "rule": "json_invalid",
+            "detail": f"the body is not valid JSON: {why} (at character {position})",
+        }
+    return {"field": error_field(error) or None, "rule": error["type"], "detail": error["msg"]}
 
 
 def _document_problems(app: FastAPI) -> None:
@@ -117,16 +209,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": error_field(e), "rule": e["type"], "detail": e["msg"]} for e in error.errors()
-        ]
+        errors = [_refusal(e) for e in error.errors()]
         first = errors[0] if errors else {"field": None, "detail": "invalid request"}
+        field, why = first["field"], str(first["detail"])
         return problem(
             status=422,
             title="Invalid input",
             code="validation_failed",
-            detail=f"{first['field']}: {first['detail']}",
-            field=first["field"],
+            detail=f"{field}: {why}" if field else why,
+            field=field,
             errors=errors,
         )
 
@@ -141,7 +232,10 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(_: Request, error: IntegrityError) -> JSONResponse:
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(IntegrityConstraintViolationError)
+    @app.exception_handler(DataError)
+    async def _refused_by_database(_: Request, error: Exception) -> JSONResponse:
         if partitions.missing(error):
             log.error("custody log has no partition for a new batch", exc_info=error)
             return problem(
@@ -152,8 +246,13 @@ def install(app: FastAPI) -> None:
                 " job makes them ahead); nothing was written, retry shortly",
                 headers={"Retry-After": "30"},
             )
-        # Only a race between two concurrent requests reaches here; services check first.
-        return _lost_race("another request wrote the same record at the same time")
+        cause = _postgres_error(error)
+        refused = _refused_value(cause) if cause is not None else None
+        if refused is not None:
+            return refused
+        if isinstance(error, IntegrityError):  # no SQLSTATE to tell: as a lost race
+            return _lost_race("another request wrote the same record at the same time")
+        return _internal_error(error)  # a statement the database could not run: ours to fix
 
     @app.exception_handler(TransactionRollbackError)
     async def _rolled_back(_: Request, error: TransactionRollbackError) -> JSONResponse:
@@ -165,11 +264,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
-        # Logged with its traceback; the client learns only that it was not its fault.
-        log.error("unhandled error", exc_info=error)
-        return problem(
-            status=500,
-            title="Internal server error",
-            code="internal_error",
-            detail="the server failed to answer this request; it has been logged",
-        )
+        return _internal_error(error)

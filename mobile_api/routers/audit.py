@@ -12,6 +12,7 @@ from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.changes.models import START, Position
 from wastetrack.changes.paging import decode_cursor, encode_cursor
+from wastetrack.core.commands import ascii_digits
 from wastetrack.core.exports import to_csv
 from wastetrack.core.principal import Principal
 
@@ -39,7 +40,7 @@ def _position(after: str | None) -> Position:
     """The cursor's position. A plain entry id is the `next` pages gave before they were paged
     by transaction: every entry up to it was written before then (transaction 0), so reading
     on from it skips none."""
-    if after is not None and after.isdigit() and int(after) < 2**63:
+    if after is not None and ascii_digits(after, most=19) and int(after) < 2**63:
         return Position(txid=0, id=int(after))
     return decode_cursor(after) if after is not None else START
 

@@ -8,10 +8,12 @@ import httpx
 import pytest
 from tortoise import connections
 
+from mobile_api.app import create_app
 from tests.factories import World, medical_bag
 from tests.security.test_authorization_matrix import ANYONE, EXPECTED, concrete, route_table
 from wastetrack.apikeys.scopes import WRITES, Scope
 from wastetrack.core import keys
+from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
 
 
@@ -170,3 +172,49 @@ async def test_only_admins_manage_keys(client: httpx.AsyncClient, world: World, 
         "/m/v1/api-keys", headers=world.headers(who), json={"name": "x", "scopes": ["read"]}
     )
     assert response.status_code == 403
+
+
+async def _limited_client(settings: Settings, **limits: object) -> httpx.AsyncClient:
+    app = create_app(
+        settings.model_copy(update={"trust_proxy": True, **limits}), manage_database=False
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def test_requests_are_limited_per_key(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    first, second = await issue(client, world, ["read"]), await issue(client, world, ["read"])
+    async with await _limited_client(settings, rate_limit_api_key="3/minute") as limited:
+        statuses = [
+            (await limited.get("/m/v1/batches", headers=bearer(first))).status_code
+            for _ in range(3)
+        ]
+        refused = await limited.get("/m/v1/batches", headers=bearer(first))
+        other = await limited.get("/m/v1/batches", headers=bearer(second))
+    assert statuses == [200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert other.status_code == 200  # each key has its own count
+
+
+async def test_failed_keys_are_limited_per_client_address(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    key = await issue(client, world, ["read"])
+    wrong = {"Authorization": "Bearer wt_0123456789ab_" + "A" * 43}
+    async with await _limited_client(settings, rate_limit_api_key_failures="3/hour") as limited:
+
+        async def status(headers: dict[str, str], address: str) -> int:
+            response = await limited.get(
+                "/m/v1/batches", headers={**headers, "X-Forwarded-For": address}
+            )
+            return response.status_code
+
+        guesses = [await status(wrong, "203.0.113.5") for _ in range(3)]
+        # Even a right key waits: the address has used up its failures.
+        after = await status(bearer(key), "203.0.113.5")
+        elsewhere = await status(bearer(key), "203.0.113.6")
+    assert guesses == [401, 401, 401]
+    assert (after, elsewhere) == (429, 200)

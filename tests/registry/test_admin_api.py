@@ -1,6 +1,7 @@
 """The registry through the admin API."""
 
 import httpx
+import pytest
 
 from tests.factories import World
 
@@ -170,4 +171,23 @@ async def test_malformed_json_names_the_problem(client: httpx.AsyncClient, world
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["errors"][0]["rule"] == "json_invalid"
+    problem = response.json()
+    assert problem["errors"][0]["rule"] == "json_invalid"
+    # The body as a whole is at fault, not a field named after the parser's position.
+    assert problem["field"] is None and problem["errors"][0]["field"] is None
+    assert problem["detail"].startswith("the body is not valid JSON: Expecting property name")
+
+
+@pytest.mark.parametrize("body", [b"", b"null", b"[]"])
+async def test_a_body_that_is_no_object_is_refused_naming_no_field(
+    client: httpx.AsyncClient, world: World, body: bytes
+) -> None:
+    response = await client.post(
+        "/admin/v1/regions",
+        headers={**world.headers("admin"), "content-type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["field"] is None and problem["errors"][0]["field"] is None
+    assert not problem["detail"].startswith(":")

@@ -15,8 +15,10 @@ from tests.custody.helpers import tag_bag
 from tests.factories import World
 from tests.webhooks.conftest import Listener
 from tests.webhooks.helpers import drain, subscribe
+from wastetrack.alerts.models import Alert
 from wastetrack.core.settings import Settings
 from wastetrack.webhooks import sending
+from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.dispatcher import dispatch_once
 from wastetrack.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from wastetrack.webhooks.sending import DispatchRound
@@ -200,3 +202,51 @@ async def test_the_senders_resolver_keeps_public_addresses_only_unless_private_i
         await strict.resolve("localhost", 80)
     allowed = sending.CheckedResolver(allow_private=True)
     assert "127.0.0.1" in [r["host"] for r in await allowed.resolve("localhost", 80)]
+
+
+async def test_an_errors_url_is_masked_in_the_deliverys_log_and_the_alert(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiohttp's connection timeout names the whole URL it failed on: its token (a chat bot's
+    hook path, a query's key) must not reach the delivery's log, the organization's alert or
+    the service's log."""
+    url = "http://slow.test:9/hooks/TOKEN-IN-PATH?key=TOKEN-IN-QUERY"
+    hook = await subscribe(client, world, "manager", url, ["batch.event_recorded"])
+    await tag_bag(client, world)
+    loop = asyncio.get_running_loop()
+    system = loop.getaddrinfo
+
+    async def timing_out(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.test":  # aiohttp reports a timeout while connecting with the URL
+            raise TimeoutError("the name server did not answer in time")
+        return await system(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", timing_out)
+    impatient = settings.model_copy(
+        update={"webhooks_max_failures": 1, "webhooks_disable_after_hours": 0}
+    )
+    async with sending.sender(allow_private=True) as session:
+        done = await dispatch_once(settings=impatient, client=session)
+
+    assert done.disabled == [hook["id"]]
+    (delivery,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+    assert delivery.last_error is not None
+    assert delivery.last_error.startswith("ConnectionTimeoutError: Connection timeout to host")
+    assert "http://slow.test:9/hooks/…" in delivery.last_error
+    (alert,) = await Alert.filter(kind="webhook_disabled")
+    assert alert.details["last_error"] == delivery.last_error
+    logged = caplog.text + str(alert.details)
+    assert "TOKEN" not in delivery.last_error and "TOKEN" not in logged
+
+
+def test_every_url_in_an_error_message_is_masked() -> None:
+    text = "URL('https://u:pw@hooks.test/bot/SECRET?k=SECRET') and http://x.test/a/SECRET."
+    masked = webhooks.masked_urls(text)
+    assert "SECRET" not in masked and "pw" not in masked
+    assert masked.startswith("URL('https://hooks.test/bot/… [")
+    assert "http://x.test/a/… [" in masked
+    assert webhooks.masked_urls("HTTP 503") == "HTTP 503"

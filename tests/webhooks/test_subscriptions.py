@@ -1,12 +1,16 @@
 """Subscribing: who may, what is refused (unknown events, bad or private URLs), and that a
 subscription is its owner's alone."""
 
+import asyncio
+from typing import Any
+
 import httpx
 import pytest
 
 from mobile_api.app import create_app
 from tests.factories import World
 from tests.webhooks.helpers import subscribe
+from wastetrack.audit.models import AuditEntry
 from wastetrack.core.settings import Settings
 from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.models import WebhookSubscription
@@ -171,3 +175,90 @@ def test_a_masked_url_keeps_scheme_host_port_and_a_paths_first_segment(
     url: str, masked: str
 ) -> None:
     assert webhooks.masked_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("8.8.8.8", False),
+        ("2606:4700:4700::1111", False),
+        ("127.0.0.1", True),
+        ("::1", True),
+        # IPv4-mapped: judged as the IPv4 address.
+        ("::ffff:8.8.8.8", False),
+        ("::ffff:10.0.0.1", True),
+        # NAT64's well-known prefix translates to the IPv4 address in its last 32 bits.
+        ("64:ff9b::8.8.8.8", False),
+        ("64:ff9b::127.0.0.1", True),
+        ("64:ff9b::169.254.169.254", True),
+        ("64:ff9b::10.0.0.1", True),
+        # NAT64's local-use prefix: a network's own translator, not global.
+        ("64:ff9b:1::a00:1", True),
+        ("64:ff9b:1::808:808", True),
+        # 6to4 tunnels to the IPv4 address in its second and third groups.
+        ("2002:808:808::1", False),
+        ("2002:7f00:1::1", True),
+        ("2002:a9fe:a9fe::1", True),
+        # Teredo: the server's and the client's (obfuscated) IPv4 addresses.
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", True),
+        ("2001:0:808:808:0:0:f7f7:f7f7", True),
+        # IPv4-compatible (deprecated), site-local (deprecated), reserved, multicast.
+        ("::127.0.0.1", True),
+        ("::8.8.8.8", True),
+        ("fec0::1", True),
+        ("5f00::1", True),
+        ("ff02::1", True),
+        ("224.0.0.1", True),
+    ],
+)
+def test_ipv6_addresses_are_judged_by_the_ipv4_address_they_lead_to(
+    address: str, refused: bool
+) -> None:
+    assert webhooks.refused_address(address) is refused
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
+        "http://[2002:7f00:1::1]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
+        "http://[::7f00:1]/hook",
+        "http://[fec0::1]/hook",
+    ],
+)
+async def test_ipv6_forms_of_private_ipv4_addresses_are_refused_as_targets(url: str) -> None:
+    with pytest.raises(webhooks.TargetRefused):
+        await webhooks.check_target(url, allow_private=False)
+
+
+async def test_two_deletes_at_once_delete_once_and_are_audited_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    created = await subscribe(client, world, "manager", HOOK, ["alert.raised"])
+    h = world.headers("manager")
+    answers = await asyncio.gather(
+        *(client.delete(f"/m/v1/webhooks/{created['id']}", headers=h) for _ in range(2))
+    )
+    assert sorted(a.status_code for a in answers) == [204, 404]
+    assert await AuditEntry.filter(action="webhook.deleted").count() == 1
+
+
+async def test_a_name_that_takes_too_long_to_resolve_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    system = loop.getaddrinfo
+
+    async def hanging(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hanging.test":
+            await asyncio.sleep(60)
+        return await system(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", hanging)
+    monkeypatch.setattr(webhooks, "RESOLVE_SECONDS", 0.1)
+    with pytest.raises(webhooks.TargetRefused, match="did not resolve in time"):
+        await asyncio.wait_for(
+            webhooks.check_target("http://hanging.test/hook", allow_private=False), 5
+        )

@@ -21,9 +21,10 @@ from wastetrack.apikeys.models import ApiKey
 from wastetrack.apikeys.scopes import Scope, allows, needed
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role, User
-from wastetrack.core import keys
+from wastetrack.core import keys, ratelimit
 from wastetrack.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import Settings
 from wastetrack.registry import access
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -154,9 +155,31 @@ async def revoke_key(*, principal: Principal, key_id: int) -> ApiKey:
     return key
 
 
-async def authenticate(*, token: str, secret: str) -> tuple[Principal, frozenset[Scope]]:
+async def authenticate(
+    *, token: str, settings: Settings, address: str = "unknown"
+) -> tuple[Principal, frozenset[Scope]]:
     """The service principal a key speaks for and its scopes; 401 for an unknown, malformed
-    or revoked key. Notes the use at most once a minute."""
+    or revoked key. Rate-limited as logins are: failed keys per client address (refused while
+    the address has used them up, whatever key it sends), and requests per key (429 with
+    Retry-After)."""
+    await ratelimit.test(
+        scope="api-key-failures", key=address, rate=settings.rate_limit_api_key_failures
+    )
+    try:
+        principal, scopes = await _key_principal(token=token, secret=settings.secret_key)
+    except Unauthorized:
+        await ratelimit.count(
+            scope="api-key-failures", key=address, rate=settings.rate_limit_api_key_failures
+        )
+        raise
+    await ratelimit.hit(
+        scope="api-key", key=str(principal.api_key_id), rate=settings.rate_limit_api_key
+    )
+    return principal, scopes
+
+
+async def _key_principal(*, token: str, secret: str) -> tuple[Principal, frozenset[Scope]]:
+    """The key's service principal and scopes; notes the use at most once a minute."""
     match = _TOKEN.match(token)
     if match is None:
         raise Unauthorized("invalid API key")

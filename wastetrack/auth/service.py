@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import RefreshToken, Role, User
 from wastetrack.core import keys, ratelimit
+from wastetrack.core.commands import ascii_digits
 from wastetrack.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
@@ -170,12 +171,17 @@ def _decode(token: str, *, expected: str, settings: Settings) -> dict[str, Any]:
     try:
         # The key id picks the key version; a token naming an unknown version is just invalid.
         kid = jwt.get_unverified_header(token).get("kid")
-        if not isinstance(kid, str) or not kid.isdigit() or int(kid) not in ring.masters:
+        if (
+            not isinstance(kid, str)
+            or not ascii_digits(kid, most=9)
+            or int(kid) not in ring.masters
+        ):
             raise Unauthorized("invalid token")
         claims = jwt.decode(token, ring.key(keys.JWT, int(kid)), algorithms=["HS256"])
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, TypeError, ArithmeticError):
+        # Whatever a client's token makes the decoding raise, it is just not a valid token.
         raise Unauthorized("invalid token") from None
     if claims.get("typ") != expected:
         raise Unauthorized(f"an {expected} token is required")

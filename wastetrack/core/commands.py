@@ -81,6 +81,13 @@ class Command(BaseModel):
         return hashlib.sha256(self.model_dump_json(exclude=late).encode()).hexdigest()
 
 
+def ascii_digits(text: str, *, most: int) -> bool:
+    """Whether a client's `text` is a number to read with ``int()``: 1 to `most` ASCII digits.
+    `str.isdigit` takes "²", which ``int()`` refuses (a 500), and ``int()`` itself takes "٣"
+    and full-width digits, and thousands of digits slowly."""
+    return 0 < len(text) <= most and text.isascii() and text.isdecimal()
+
+
 def field_of(location: tuple[Any, ...] | list[Any]) -> str:
     """'events[3].weight_kg' style names from a pydantic error location."""
     parts: list[str] = []

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     rate_limit_public: str = Field(
         "30/minute", description="public lookups (/p/, /q/, /r/, /t/) per client address"
     )
+    rate_limit_api_key: str = Field("600/minute", description="requests per API key")
+    rate_limit_api_key_failures: str = Field(
+        "100/hour", description="unknown, malformed or revoked API keys per client address"
+    )
     trust_proxy: bool = Field(
         False, description="take the client address and scheme from X-Forwarded-For/-Proto"
     )

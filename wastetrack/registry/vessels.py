@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
+from wastetrack.core.commands import ascii_digits
 from wastetrack.core.errors import Conflict, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.registry import access
@@ -29,9 +30,9 @@ async def create_vessel(
         raise ValidationFailed("home port must be a fishing port", field="home_port_id")
     if gross_tonnage <= 0:
         raise ValidationFailed("gross_tonnage must be positive", field="gross_tonnage")
-    if imo_number is not None and not (imo_number.isdigit() and len(imo_number) == 7):
+    if imo_number is not None and not (ascii_digits(imo_number, most=7) and len(imo_number) == 7):
         raise ValidationFailed("imo_number must have 7 digits", field="imo_number")
-    if mmsi is not None and not (mmsi.isdigit() and len(mmsi) == 9):
+    if mmsi is not None and not (ascii_digits(mmsi, most=9) and len(mmsi) == 9):
         raise ValidationFailed("mmsi must have 9 digits", field="mmsi")
     if await Vessel.exists(registration_number=registration_number):
         raise Conflict(

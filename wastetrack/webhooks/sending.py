@@ -11,6 +11,7 @@ the machine with the workers whose sync it must not slow."""
 import asyncio
 import logging
 import socket
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -161,7 +162,7 @@ async def _post(
     secret: str,
 ) -> _Outcome:
     def outcome(ok: bool, code: int | None, error: str | None) -> _Outcome:
-        return _Outcome(delivery.id, subscription.id, ok, code, error)
+        return _Outcome(delivery.id, subscription.id, ok, code, _kept(error))
 
     headers = {
         "Content-Type": "application/json",
@@ -180,7 +181,7 @@ async def _post(
         ) as response:
             await response.read()  # to the end, so that the connection is kept for the next
     except (aiohttp.ClientError, TimeoutError) as error:
-        return outcome(False, None, f"{type(error).__name__}: {error}"[:_ERROR_CHARS])
+        return outcome(False, None, _described(error))
     if 200 <= response.status < 300:
         return outcome(True, response.status, None)
     return outcome(False, response.status, f"HTTP {response.status}")
@@ -202,8 +203,19 @@ async def _refusals(
     return refused
 
 
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _kept(error: str | None) -> str | None:
+    """A delivery's error as it is recorded (and shown to the organization in the
+    webhook_disabled alert): any URL in it masked, since aiohttp's messages name the whole URL,
+    whose path or query may carry the receiver's token; cut short."""
+    return None if error is None else webhooks.masked_urls(error)[:_ERROR_CHARS]
+
+
 def _failed(delivery: _Due, error: str) -> _Outcome:
-    return _Outcome(delivery.id, delivery.subscription_id, False, None, error[:_ERROR_CHARS])
+    return _Outcome(delivery.id, delivery.subscription_id, False, None, _kept(error))
 
 
 async def send_due(
@@ -247,8 +259,14 @@ async def send_due(
         try:
             return await attempt(delivery)
         except Exception as error:
-            log.exception("webhook delivery %s not sent", delivery.id)
-            return _failed(delivery, f"not sent: {type(error).__name__}: {error}")
+            # Where it was raised, and its message with any URL masked.
+            log.error(
+                "webhook delivery %s not sent: %s\n%s",
+                delivery.id,
+                _kept(_described(error)),
+                "".join(traceback.format_tb(error.__traceback__)),
+            )
+            return _failed(delivery, f"not sent: {_described(error)}")
 
     outcomes = await asyncio.gather(*(send(d) for d in deliveries))
     await _record(outcomes, {d.id: d for d in deliveries}, subscriptions, settings, now, result)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -53,6 +54,11 @@ DELIVERY_HEADER = "X-Wastetrack-Delivery"
 EVENT_HEADER = "X-Wastetrack-Event"
 # Not in the audit log: the sealed secret, and the feed position that moves with every round.
 _UNAUDITED = frozenset({"secret_ciphertext", "secret_key_version", "cursor_txid", "cursor_id"})
+
+
+# The longest a target's name may take to resolve when it is checked: a subscription is checked
+# inside its request's transaction, and each round checks its targets before sending.
+RESOLVE_SECONDS = 5.0
 
 
 class TargetRefused(ValueError):
@@ -117,15 +123,33 @@ def secret_of(subscription: WebhookSubscription, *, master: str) -> str:
     return AESGCM(key).decrypt(sealed[:12], sealed[12:], _SECRET_AAD).decode()
 
 
+# RFC 6052's well-known NAT64 prefix: the IPv4 address it translates to is its last 32 bits.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# RFC 8215's local-use NAT64 prefix: a network's own translator, where the IPv4 address may sit
+# anywhere after the prefix; not global.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def refused_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether webhooks may not go to this address: private, loopback, link-local, reserved,
-    unspecified or multicast (an IPv4 address mapped into IPv6 judged as itself). The one rule,
-    for `check_target` and for the sender's resolver (wastetrack.webhooks.sending)."""
+    """Whether webhooks may not go to this address: private, loopback, link-local, site-local,
+    reserved, unspecified or multicast. An IPv6 address that is an IPv4 address translated
+    (IPv4-mapped, NAT64) is judged as that IPv4 address; one that tunnels to IPv4 addresses
+    (6to4, Teredo) is refused when any of them is. The one rule, for `check_target` and for the
+    sender's resolver (wastetrack.webhooks.sending)."""
     if isinstance(address, str):
         address = ipaddress.ip_address(address)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return refused_address(address.ipv4_mapped)
+        if address in _NAT64:
+            return refused_address(ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF))
+        tunnelled = [address.sixtofour, *(address.teredo or ())]
+        if any(ipv4 is not None and refused_address(ipv4) for ipv4 in tunnelled):
+            return True
+        if address.is_site_local or address in _LOCAL_NAT64:
+            return True
+    # IPv4-compatible (::a.b.c.d, deprecated) addresses are reserved: all refused.
+    return not address.is_global or address.is_multicast or address.is_reserved
 
 
 def _parts(url: str) -> tuple[SplitResult, str, int]:
@@ -171,6 +195,15 @@ def masked_url(url: str) -> str:
     return f"{shown} [{hashlib.sha256(url.encode()).hexdigest()[:8]}]"
 
 
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def masked_urls(text: str) -> str:
+    """`text` with every URL in it masked as `masked_url` masks it: an error's message, which
+    may name the whole URL it failed on (aiohttp's do), before it is kept or logged."""
+    return _URL_IN_TEXT.sub(lambda found: masked_url(found[0]), text)
+
+
 async def check_target(url: str, *, allow_private: bool) -> None:
     """Refuse a URL that is not http(s), or whose host is or resolves to a private, loopback,
     link-local or reserved address (SSRF) unless private targets are allowed."""
@@ -181,9 +214,12 @@ async def check_target(url: str, *, allow_private: bool) -> None:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            found = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
+            async with asyncio.timeout(RESOLVE_SECONDS):
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError:
+            raise TargetRefused(f"the host {host} did not resolve in time") from None
         except (OSError, UnicodeError):  # UnicodeError: a label IDNA cannot encode ("a..b")
             raise TargetRefused(f"the host {host} does not resolve") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in found]
@@ -270,8 +306,11 @@ async def get_subscription(
 
 
 async def delete_subscription(*, principal: Principal, subscription_id: int) -> None:
-    """Stop and forget a subscription with its deliveries' log."""
-    subscription = await get_subscription(principal=principal, subscription_id=subscription_id)
+    """Stop and forget a subscription with its deliveries' log. Locked, as enabling locks it:
+    of two deletes at once, the second finds nothing (404) and is not audited."""
+    subscription = await get_subscription(
+        principal=principal, subscription_id=subscription_id, for_update=True
+    )
     before = _snapshot(subscription)
     await subscription.delete()
     await _audit("webhook.deleted", principal, subscription, before=before, gone=True)
