@@ -6,8 +6,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from wastetrack.core import cityday
+from wastetrack.core.settings import Settings
 from wastetrack.household.models import Pickup
 
 SHANGHAI = "Asia/Shanghai"
@@ -119,3 +121,13 @@ async def test_the_suite_refuses_a_day_where_a_moment_belongs(orm: list[str]) ->
         await Pickup.filter(picked_up_at__gte=date(2026, 3, 1)).count()
     start, end = cityday.days_bounds(date(2026, 3, 1), date(2026, 3, 1), SHANGHAI)
     assert await Pickup.filter(picked_up_at__gte=start, picked_up_at__lt=end).count() == 0
+
+
+@pytest.mark.parametrize("name", ["Asia/Beijing", "", "UTC+8", "../../etc/passwd"])
+def test_a_time_zone_the_database_of_zones_lacks_stops_the_start(name: str, tmp_path: Path) -> None:
+    """Every date rule reads the city's zone: a wrong name is refused when the settings are
+    read, naming the setting, not met by every dated request afterwards."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(timezone=name, data_dir=tmp_path)
+    assert refused.value.errors()[0]["loc"] == ("timezone",)
+    assert Settings(timezone="Asia/Shanghai", data_dir=tmp_path).timezone == "Asia/Shanghai"

@@ -3,9 +3,10 @@
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -170,6 +171,17 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Where phones reach the service: the prefix of every QR URL."""
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # Every day, period and deadline is read in this zone: a name the time-zone database
+        # lacks ("Asia/Beijing") stops the start, not every dated request after it.
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"{name!r} is no IANA time zone (e.g. Asia/Shanghai)") from error
+        return name
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> "Settings":
