@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
+from mobile_api.deps import AppSettings
 from wastetrack.custody.labels import EVENT_TYPE_LABELS, STATE_LABELS
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "app"
@@ -43,12 +44,15 @@ async def manifest() -> FileResponse:
 
 
 @router.get("/labels.json")
-async def labels() -> JSONResponse:
-    """The Chinese names of event types and batch states, from the one place that holds them."""
+async def labels(settings: AppSettings) -> JSONResponse:
+    """The Chinese names of event types and batch states, from the one place that holds them,
+    and the city's time zone, in which the app shows every time (a visiting crew's phone may be
+    set to another)."""
     return JSONResponse(
         {
             "events": {str(k): v for k, v in EVENT_TYPE_LABELS.items()},
             "states": {str(k): v for k, v in STATE_LABELS.items()},
+            "timezone": settings.timezone,
         },
         headers=REVALIDATE,
     )

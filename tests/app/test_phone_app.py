@@ -335,6 +335,26 @@ def test_a_mistyped_code_is_caught_before_it_is_sent(
     browser.find_element(By.ID, "back").click()
 
 
+def test_times_show_in_the_citys_zone_whatever_the_phones(
+    browser: webdriver.Chrome, round_data: dict[str, Any], served: str
+) -> None:
+    """A visiting crew's phone set to UTC shows a batch's tagging in the city's time."""
+    code = round_data["bags"][2]
+    batch = httpx.get(f"{served}/m/v1/batches/{code}", headers=_headers(served, "clinic")).json()
+    shown = "return new Date(arguments[0]).toLocaleString('zh-CN', arguments[1])"
+    city = browser.execute_script(shown, batch["tagged_at"], {"timeZone": "Asia/Shanghai"})
+    utc = browser.execute_script(shown, batch["tagged_at"], {"timeZone": "UTC"})
+    assert city != utc
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
+    try:
+        _look_up(browser, code)
+        summary = browser.find_element(By.ID, "summary").text
+        assert city in summary and utc not in summary, summary
+        browser.find_element(By.ID, "back").click()
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+
+
 def test_the_camera_scans_a_printed_label(
     browser: webdriver.Chrome, round_data: dict[str, Any]
 ) -> None:

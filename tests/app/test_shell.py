@@ -62,3 +62,4 @@ async def test_the_labels_are_the_custody_logs_own(client: httpx.AsyncClient) ->
     labels = (await client.get("/app/labels.json")).json()
     assert labels["events"] == {str(k): v for k, v in EVENT_TYPE_LABELS.items()}
     assert labels["states"] == {str(k): v for k, v in STATE_LABELS.items()}
+    assert labels["timezone"] == "Asia/Shanghai"  # the app shows times in the city's zone

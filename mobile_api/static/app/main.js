@@ -55,6 +55,11 @@ function eventLabel(type) {
 }
 
 function stateLabel(state) { return labels.states[state] || state; }
+// A time as the city reads it (its zone comes with the labels), whatever zone the phone is set to.
+function cityTime(iso) {
+  const zone = labels.timezone ? { timeZone: labels.timezone } : {};
+  return new Date(iso).toLocaleString('zh-CN', zone);
+}
 
 async function reference(name) { return ((await getRef(name)) || { items: [] }).items; }
 
@@ -338,7 +343,7 @@ async function paintResult() {
       const b = found.batch;
       rows.push(['批次 Batch', b.code], ['状态 State', stateLabel(b.state)],
         ['类别 Category', await categoryName(b.category)], ['废物流 Stream', await streamName(b.stream)],
-        ['数量 Quantity', `${b.quantity} ${UNITS[b.unit] || b.unit}`], ['贴标 Tagged', new Date(b.tagged_at).toLocaleString('zh-CN')]);
+        ['数量 Quantity', `${b.quantity} ${UNITS[b.unit] || b.unit}`], ['贴标 Tagged', cityTime(b.tagged_at)]);
     } else if (found.kind === 'label') {
       rows.push(['空白标签 Unused label', found.label.code], ['废物流 Stream', await streamName(found.label.stream)]);
     } else if (found.kind === 'berth') {
