@@ -88,6 +88,13 @@ def _column(error: PostgresError) -> str | None:
     return found[1] if found else None
 
 
+# Data errors (class 22) only a client's value causes: too long, a character the column cannot
+# hold (NUL), a malformed number or time. Others of the class (an overflow, a division by zero)
+# come as well from our own SQL over stored data: a bug, answered 500 (the schemas' types keep
+# a client's number within its column).
+_INPUT_DATA_ERRORS = frozenset({"22001", "22007", "22021", "22P02", "22P05"})
+
+
 def _refused_value(error: PostgresError) -> JSONResponse | None:
     """A write the database refused for its values (SQLSTATE classes 22 and 23): a lost race
     for a unique key (409, retry), else the client's input (422, naming the column when the
@@ -96,7 +103,7 @@ def _refused_value(error: PostgresError) -> JSONResponse | None:
     state = str(error.sqlstate or "")
     if state == "23505":
         return _lost_race("another request wrote the same record at the same time")
-    if not state.startswith(("22", "23")):
+    if not (state.startswith("23") or state in _INPUT_DATA_ERRORS):
         return None
     log.warning("the database refused a value (%s): %s", state, error)
     column = _column(error)
@@ -252,7 +259,7 @@ def install(app: FastAPI) -> None:
             return refused
         if isinstance(error, IntegrityError):  # no SQLSTATE to tell: as a lost race
             return _lost_race("another request wrote the same record at the same time")
-        return _internal_error(error)  # a statement the database could not run: ours to fix
+        raise error  # a statement the database could not run: ours to fix, answered 500
 
     @app.exception_handler(TransactionRollbackError)
     async def _rolled_back(_: Request, error: TransactionRollbackError) -> JSONResponse:

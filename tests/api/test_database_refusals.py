@@ -59,7 +59,10 @@ ACTIONS: dict[str, Callable[[], Awaitable[None]]] = {
         " VALUES (repeat('x', 300), 1, now(), now())"
     ),
     "nul": lambda: _sql("SELECT $1::text", "a\x00b"),
+    "not-a-number": lambda: _sql("SELECT $1::text::int", "12a"),
+    # A computation of our own that fails (an overflow, a division by zero) is our bug.
     "out-of-range": lambda: _sql("SELECT 2147483647::int + 1"),
+    "division": lambda: _sql("SELECT 1 / 0"),
     "syntax": lambda: _sql("SELEC 1"),
 }
 
@@ -89,7 +92,9 @@ async def refusing(settings: Settings, world: World) -> AsyncIterator[httpx.Asyn
         ("still-referenced", 409, "conflict", None),
         ("too-long", 422, "validation_failed", None),
         ("nul", 422, "validation_failed", None),
-        ("out-of-range", 422, "validation_failed", None),
+        ("not-a-number", 422, "validation_failed", None),
+        ("out-of-range", 500, "internal_error", None),
+        ("division", 500, "internal_error", None),
         ("syntax", 500, "internal_error", None),
     ],
 )

@@ -1043,28 +1043,25 @@ def test_a_refusal_inside_a_field_is_corrected_in_that_field(browser: webdriver.
     assert resent["body"]["quality"] == body["quality"]
 
 
-def test_a_refused_device_time_is_corrected_in_local_time(browser: webdriver.Chrome) -> None:
+def test_a_refused_device_time_is_corrected_in_the_citys_time(browser: webdriver.Chrome) -> None:
+    """Shown and typed as the city's clock reads, whatever the phone's zone (here UTC)."""
     body = {
         "client_event_id": str(uuid.uuid4()),
         "event_type": "collected",
         "batch": "ABCDEFGH2",
         "device_time": "2001-02-03T04:05:06.000Z",
     }
-    _correct(browser, body, "device_time")
-    shown = _find(browser, "#f-edit-device_time")
-    local, typed = browser.execute_script(
-        "const t = new Date(arguments[0]);"
-        "const p = (n) => String(n).padStart(2, '0');"
-        "return [`${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}T"
-        "${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())}`,"
-        " new Date('2024-05-06T07:08:09').toISOString()];",
-        body["device_time"],
-    )
-    assert shown.get_attribute("type") == "datetime-local"
-    assert shown.get_attribute("value") == local
-    browser.execute_script("arguments[0].value = '2024-05-06T07:08:09';", shown)
-    resent = _resent(browser, body["client_event_id"])
-    assert resent["body"]["device_time"] == typed and typed.endswith("Z")
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
+    try:
+        _correct(browser, body, "device_time")
+        shown = _find(browser, "#f-edit-device_time")
+        assert shown.get_attribute("type") == "datetime-local"
+        assert shown.get_attribute("value") == "2001-02-03T12:05:06"  # 04:05 UTC is 12:05 here
+        browser.execute_script("arguments[0].value = '2024-05-06T07:08:09';", shown)
+        resent = _resent(browser, body["client_event_id"])
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+    assert resent["body"]["device_time"] == "2024-05-05T23:08:09.000Z"
 
 
 PHOTO = """

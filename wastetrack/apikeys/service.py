@@ -159,18 +159,16 @@ async def authenticate(
     *, token: str, settings: Settings, address: str = "unknown"
 ) -> tuple[Principal, frozenset[Scope]]:
     """The service principal a key speaks for and its scopes; 401 for an unknown, malformed
-    or revoked key. Rate-limited as logins are: failed keys per client address (refused while
-    the address has used them up, whatever key it sends), and requests per key (429 with
-    Retry-After)."""
-    await ratelimit.test(
-        scope="api-key-failures", key=address, rate=settings.rate_limit_api_key_failures
-    )
+    or revoked key. Rate-limited: requests per key, and refused keys per client address — an
+    address that used those up is refused any key it does not hold (429 with Retry-After); a
+    right key always works (it carries 256 random bits: guessing is no threat, and a
+    proxy's address shared by every client must not let one integrator lock out the rest)."""
+    failures = settings.rate_limit_api_key_failures
     try:
         principal, scopes = await _key_principal(token=token, secret=settings.secret_key)
     except Unauthorized:
-        await ratelimit.count(
-            scope="api-key-failures", key=address, rate=settings.rate_limit_api_key_failures
-        )
+        await ratelimit.test(scope="api-key-failures", key=address, rate=failures)
+        await ratelimit.count(scope="api-key-failures", key=address, rate=failures)
         raise
     await ratelimit.hit(
         scope="api-key", key=str(principal.api_key_id), rate=settings.rate_limit_api_key

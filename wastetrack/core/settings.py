@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     )
     rate_limit_api_key: str = Field("600/minute", description="requests per API key")
     rate_limit_api_key_failures: str = Field(
-        "100/hour", description="unknown, malformed or revoked API keys per client address"
+        "100/hour",
+        description="unknown, malformed or revoked API keys per client address; past it the"
+        " address's wrong keys are refused until the window ends (a right key always works)",
     )
     trust_proxy: bool = Field(
         False, description="take the client address and scheme from X-Forwarded-For/-Proto"

@@ -55,10 +55,33 @@ function eventLabel(type) {
 }
 
 function stateLabel(state) { return labels.states[state] || state; }
-// A time as the city reads it (its zone comes with the labels), whatever zone the phone is set to.
+// Times as the city reads them (its zone comes with the labels), whatever zone the phone is set
+// to: shown, and typed into a form, in the city's wall-clock time.
 function cityTime(iso) {
   const zone = labels.timezone ? { timeZone: labels.timezone } : {};
   return new Date(iso).toLocaleString('zh-CN', zone);
+}
+// How far the city's clock is ahead of UTC at an instant, in ms (the phone's own zone without one).
+function cityOffset(instant) {
+  if (!labels.timezone) return -instant.getTimezoneOffset() * 60000;
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: labels.timezone, hourCycle: 'h23', year: 'numeric', month: 'numeric',
+    day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+  }).formatToParts(instant);
+  const v = Object.fromEntries(parts.map((p) => [p.type, Number(p.value)]));
+  const wall = Date.UTC(v.year, v.month - 1, v.day, v.hour, v.minute, v.second);
+  return wall - Math.floor(instant.getTime() / 1000) * 1000;
+}
+// An instant as a datetime-local input holds it, in the city's time, to the second ('' if none).
+function cityInput(iso) {
+  const instant = new Date(iso);
+  if (Number.isNaN(instant.getTime())) return '';
+  return new Date(instant.getTime() + cityOffset(instant)).toISOString().slice(0, 19);
+}
+// The instant a datetime-local value names in the city's time, ISO 8601 in UTC.
+function fromCityInput(text) {
+  const wall = Date.parse(`${text.length === 16 ? `${text}:00` : text}Z`);
+  return new Date(wall - cityOffset(new Date(wall))).toISOString();
 }
 
 async function reference(name) { return ((await getRef(name)) || { items: [] }).items; }
@@ -730,13 +753,6 @@ async function paintQueue() {
   }
 }
 
-// An instant as a datetime-local input shows it: the phone's local time, to the second.
-function localTime(iso) {
-  const instant = new Date(iso);
-  if (Number.isNaN(instant.getTime())) return '';
-  return new Date(instant.getTime() - instant.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
-}
-
 // A rejected entry's fields, the one the server named first; lists one item a line. The
 // record's time is offered only when the server named it (a phone clock that was wrong).
 async function editEntry(id) {
@@ -762,7 +778,7 @@ async function editEntry(id) {
     let input;
     if (key === 'device_time') {
       input = el('input', { type: 'datetime-local', step: '1', required: true });
-      input.value = localTime(value);
+      input.value = cityInput(value);
     } else if (Array.isArray(value)) {
       input = el('textarea', { rows: String(Math.max(2, value.length)) });
       input.value = value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : v)).join('\n');
@@ -789,8 +805,8 @@ $('edit-form').addEventListener('submit', async (event) => {
     const old = entry.body[key];
     const text = input.value.trim();
     if (input.type === 'datetime-local') {
-      // Typed as local time, sent as the instant it names (ISO 8601 in UTC).
-      entry.body[key] = new Date(text).toISOString();
+      // Typed in the city's time, sent as the instant it names (ISO 8601 in UTC).
+      entry.body[key] = fromCityInput(text);
     } else if (Array.isArray(old)) {
       entry.body[key] = text.split('\n').map((s) => s.trim()).filter(Boolean)
         .map((s) => (s.startsWith('{') ? JSON.parse(s) : s));
