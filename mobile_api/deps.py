@@ -13,7 +13,7 @@ from wastetrack.apikeys import service as apikeys
 from wastetrack.audit import service as audit
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core import cityday, db, observability, ratelimit, replica
+from wastetrack.core import cityday, db, idempotency, observability, ratelimit, replica
 from wastetrack.core.commands import Day
 from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -75,11 +75,15 @@ RefreshRateLimit = _limited("refresh", "rate_limit_refresh")
 PublicRateLimit = _limited("public", "rate_limit_public")
 
 
-async def _transaction() -> AsyncIterator[None]:
+async def _transaction(request: Request) -> AsyncIterator[None]:
     """The request's one transaction: committed before the response leaves, rolled back on
-    any error; begun in arrival order when the pool is busy."""
+    any error; begun in arrival order when the pool is busy. A request named by an
+    Idempotency-Key marks its claim committed in it, with its writes."""
     async with db.transaction():
         yield
+        claim = request.scope.get("state", {}).get(idempotency.CLAIM)
+        if claim is not None:
+            await idempotency.mark_committed(owner=claim[0], key=claim[1])
 
 
 Transaction = Annotated[None, Depends(_transaction, scope="function")]

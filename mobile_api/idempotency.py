@@ -99,6 +99,8 @@ class Idempotency:
                 chunks.append(message.get("body", b""))
             await send(message)
 
+        # The request's transaction marks the claim committed with its writes (deps).
+        scope.setdefault("state", {})[idempotency.CLAIM] = (owner, key)
         answered = asyncio.Event()
         holding = asyncio.create_task(_hold(answered, owner=owner, key=key))
         try:
@@ -168,7 +170,8 @@ _REFUSALS = {
     "answer_not_kept": (
         409,
         "Answered once",
-        "names a request answered already with a secret, shown once and not kept",
+        "names a request answered already, whose answer was not kept (it held a secret shown"
+        " once, or was lost after the request's writes committed): it is not run again",
     ),
 }
 
@@ -213,7 +216,7 @@ async def _answer_kept(
     elif kept.status is None:
         refusal = _refusal("request_in_progress")
         refusal.headers["Retry-After"] = "1"
-    elif kept.body is None:
+    elif kept.body is None or kept.status == idempotency.COMMITTED:
         refusal = _refusal("answer_not_kept")
     if refusal is not None:
         await refusal(scope, receive, send)

@@ -122,9 +122,9 @@ async def test_an_answer_holding_a_secret_is_given_once_and_not_kept(
 
 
 def _direct(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The middleware around a bare ASGI app, with a lease of one second, called directly:
+    """The middleware around a bare ASGI app, with a lease of two seconds, called directly:
     one request named by a key, its answer's status."""
-    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=2))
     middleware = Idempotency(app, get_settings())
     token = f"Bearer {apikeys.TOKEN_PREFIX}direct".encode()
 
@@ -160,13 +160,13 @@ async def test_a_request_running_past_its_lease_keeps_its_key(
     async def slow(scope: Any, receive: Any, send: Any) -> None:
         nonlocal runs
         runs += 1
-        await asyncio.sleep(2.5)  # two and a half leases
+        await asyncio.sleep(5)  # two and a half leases
         await send({"type": "http.response.start", "status": 201, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
     send_once = _direct(slow, monkeypatch)
     first = asyncio.create_task(send_once())
-    await asyncio.sleep(1.8)
+    await asyncio.sleep(3.5)
     assert await send_once() == 409  # still being answered
     assert await first == 201
     assert await send_once() == 201  # the kept answer, given again
@@ -198,6 +198,28 @@ async def test_an_answer_not_kept_at_first_is_kept_on_a_later_try(
     monkeypatch.setattr(idempotency, "keep", flaky)
     send_once = _direct(quick, monkeypatch)
     assert await send_once() == 201
-    await asyncio.sleep(1.5)  # past the lease
+    await asyncio.sleep(2.5)  # past the lease
     assert await send_once() == 201
     assert runs == 1
+
+
+async def test_a_committed_request_whose_answer_is_lost_never_runs_again(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's transaction marks its claim committed with its writes: when its answer
+    cannot be kept at all (the database went away just after the commit), a resend past the
+    lease is told the request was answered, and nothing is written twice."""
+
+    async def lost(**answer: Any) -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(idempotency, "keep", lost)
+    monkeypatch.setattr("mobile_api.idempotency.KEEP_ATTEMPTS", 1)
+    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=1))
+    body = _cell(world, "后山社区")
+    first = await _create(client, world, body, "k-lost")
+    assert first.status_code == 201, first.text
+    await asyncio.sleep(1.5)  # past the lease
+    again = await _create(client, world, body, "k-lost")
+    assert (again.status_code, again.json()["code"]) == (409, "answer_not_kept")
+    assert await Cell.filter(name="后山社区").count() == 1

@@ -6,6 +6,8 @@ transaction, like the rate-limit counters."""
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tortoise import connections
+
 from wastetrack.core import db
 
 KEEP = timedelta(hours=24)
@@ -25,7 +27,8 @@ class Kept:
     status: int | None
     content_type: str | None
     body: bytes | None
-    """None with a status: answered with a secret (`Cache-Control: no-store`), not kept."""
+    """None with a status: answered with a secret (`Cache-Control: no-store`), or committed
+    and its answer lost (`COMMITTED`): not kept."""
 
 
 async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
@@ -60,6 +63,24 @@ async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
     if row is None:  # forgotten meanwhile: a new request after all
         return await claim(owner=owner, key=key, fingerprint=fingerprint)
     return Kept(row["fingerprint"], row["status"], row["content_type"], row["body"])
+
+
+CLAIM = "idempotency_claim"
+"""Where a request's scope state holds its claim (owner, key) for its transaction."""
+COMMITTED = 0
+"""The status of a claim whose request committed its writes, its answer not kept yet: set in
+the request's own transaction (`mark_committed`), so a resend never runs the request again —
+whatever befalls the answer — and no lease frees it."""
+
+
+async def mark_committed(*, owner: str, key: str) -> None:
+    """Inside the request's transaction, just before it commits: the claim's writes are done.
+    Commits, or rolls back, with them."""
+    await connections.get("default").execute_query(
+        f"UPDATE idempotency_key SET status = {COMMITTED}"
+        " WHERE owner = $1 AND key = $2 AND status IS NULL",
+        [owner, key],
+    )
 
 
 async def renew(*, owner: str, key: str) -> None:
