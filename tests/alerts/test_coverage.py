@@ -10,6 +10,7 @@ import httpx
 from tests.custody.helpers import collect, post_event, tag_bag
 from tests.factories import World, event, make_user
 from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
 
@@ -225,3 +226,53 @@ async def test_a_clinic_whose_bags_a_township_hospital_gathers_is_covered(
     assert response.status_code == 201, response.text
     small = (await coverage(client, world))["small_institutions"]
     assert (small["numerator"], small["denominator"]) == ("1", "2")
+
+
+async def test_a_refused_part_moving_later_does_not_reach_the_clinic_again(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Collected and partly refused three days ago; today the carrier takes the refused part
+    on: the clinic was reached three days ago, not today."""
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+
+    def then(minutes: int) -> str:
+        return (three_days_ago + timedelta(minutes=minutes)).isoformat()
+
+    bag = await tag_bag(
+        client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=then(0)
+    )
+    facility = world.orgs["facility"].id
+    for who, step in (
+        ("carrier", event("collected", bag["code"], device_time=then(10))),
+        (
+            "carrier",
+            event(
+                "in_transit",
+                bag["code"],
+                device_time=then(20),
+                destination_organization_id=facility,
+            ),
+        ),
+        (
+            "facility",
+            event(
+                "received",
+                bag["code"],
+                device_time=then(60),
+                outcome="partially_accepted",
+                weight_kg="2.0",
+                reason="two bags torn",
+            ),
+        ),
+    ):
+        response = await post_event(client, world, who, step)
+        assert response.status_code == 201, response.text
+    (part,) = await Batch.filter(split_from__code=bag["code"]).values_list("code", flat=True)
+    onward = event("in_transit", part, destination_organization_id=facility)
+    response = await post_event(client, world, "carrier", onward)
+    assert response.status_code == 201, response.text
+    today = (datetime.now(UTC) + timedelta(hours=8)).date()  # the city's day
+    now = await coverage(
+        client, world, date_from=str(today - timedelta(days=1)), date_to=str(today)
+    )
+    assert now["small_institutions"]["numerator"] == "0"

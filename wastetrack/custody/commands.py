@@ -19,7 +19,14 @@ from wastetrack.core.commands import (
     Text,
     rule_error,
 )
-from wastetrack.custody.rules import SPECS, EventType, Outcome, required_rule
+from wastetrack.custody.rules import (
+    SPECS,
+    EventType,
+    Outcome,
+    fields_of,
+    foreign_field_rule,
+    required_rule,
+)
 
 QUANTITY_BOUND = 1_000_000
 """The bound of a quantity in a request's contract; what one batch plausibly holds, per unit,
@@ -103,6 +110,13 @@ class EventCommand(Located):
         for name in SPECS[self.event_type].required:
             if getattr(self, name) is None:
                 raise rule_error(name, required_rule(self.event_type, name))
+        # A field the type has no use for is refused, never silently dropped (a correction
+        # naming a handover's receiver would otherwise be accepted, changing nothing). Only
+        # fields set count: a client may send nulls for the fields it does not use.
+        allowed = fields_of(self.event_type)
+        for name in type(self).model_fields:
+            if name not in allowed and getattr(self, name) is not None:
+                raise rule_error(name, foreign_field_rule(self.event_type, name))
         if self.refused_kg is not None and not (
             self.event_type == EventType.received and self.outcome == Outcome.partially_accepted
         ):

@@ -8,6 +8,7 @@ from typing import Any
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
+from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import (
     Forbidden,
@@ -23,7 +24,9 @@ from wastetrack.custody.rules import (
     SPECS,
     EventType,
     Outcome,
+    Rollup,
     State,
+    events_counted,
 )
 from wastetrack.custody.work import Work, new_event
 from wastetrack.manifests.queries import deciding_manifest
@@ -57,18 +60,29 @@ async def _correction_target(work: Work, sub: EventCommand, batch: Batch) -> Any
         wanted = target.corrects_id
 
 
-async def _is_latest_step(work: Work, batch: Batch, target: Any) -> bool:
-    """Whether no step other than corrections follows the event (its state is the batch's)."""
+async def _is_latest_step(
+    work: Work, batch: Batch, target: Any, *, among: tuple[EventType, ...] | None = None
+) -> bool:
+    """Whether no step other than corrections follows the event (its state is the batch's);
+    `among`: no step of these types (the batch's latest receipt or treatment)."""
     if any(
-        e.batch_id == batch.id and e.seq > target.seq and e.event_type != EventType.corrected
+        e.batch_id == batch.id
+        and e.seq > target.seq
+        and e.event_type != EventType.corrected
+        and (among is None or e.event_type in among)
         for e in work.new_events
     ):
         return False
-    return not await (
-        CustodyEvent.filter(batch_id=batch.id, seq__gt=target.seq)
-        .exclude(event_type=EventType.corrected)
-        .exists()
+    later = CustodyEvent.filter(batch_id=batch.id, seq__gt=target.seq).exclude(
+        event_type=EventType.corrected
     )
+    if among is not None:
+        later = later.filter(event_type__in=[e.value for e in among])
+    return not await later.exists()
+
+
+# The steps that decide a batch's fate, and weigh it (docs/metrics.md §3-4).
+_FATE_STEPS = events_counted(Rollup.fate)
 
 
 async def corrected(
@@ -101,30 +115,34 @@ async def corrected(
         await _check_not_decided_on_manifest(work, batch, target, changed)
     state = batch.state
     follow = None
+    deliverer: int | None = None
     if target.event_type == EventType.received and changed.keys() & {"outcome", "weight_kg"}:
         deliverer = (target.details or {}).get("delivered_by")
         if deliverer is None and await _is_latest_step(work, batch, target):
             # A receipt recorded before receipts kept it: the batch is still as delivered.
             deliverer = remainders.deliverer(batch, target.organization_id)
         follow = await remainders.follow_remainder(
-            work, sub, batch, target, changed, deliverer=deliverer
+            work,
+            sub,
+            batch,
+            target,
+            changed,
+            deliverer=deliverer,
+            latest=await _is_latest_step(work, batch, target, among=_FATE_STEPS),
         )
+    batch_state_before = batch.state
     if target.event_type == EventType.tagged:
-        # What a refused part was sized against: the declared quantity and unit, and for a
-        # batch in items or m³ the category's unit mass or density too.
-        sizing = ["quantity", "unit"] + (["category"] if batch.unit != Unit.KG else [])
-        resized = [name for name in sizing if name in changed]
-        if resized and await remainders.has_live_remainder(work, batch):
-            raise RuleViolation(
-                "a receipt refused part of this batch against its declaration: correct that"
-                " receipt (its weight or outcome) rather than the declaration",
-                field=resized[0],
-            )
+        await _check_not_resized(work, batch, changed)
         await _correct_tagging(work, batch, changed)
         if changed.keys() & {"event_time", "category"}:
             await remainders.follow_tagging(work, sub, batch)
-    elif "outcome" in changed or "method" in changed:
-        state = await _corrected_state(work, sub, batch, target, changed)
+    returned: dict[str, int] = {}
+    if target.event_type != EventType.tagged and ("outcome" in changed or "method" in changed):
+        state = await _corrected_state(work, sub, batch, target, changed, deliverer=deliverer)
+        if target.event_type == EventType.received and state != batch_state_before:
+            if state == State.rejected:
+                # Whom the rejection gave the batch back to, as a receipt's details say it.
+                returned = {"delivered_by": batch.holder_id}
     remainder = await follow() if follow is not None else None
     follows = {"remainder": remainder} if remainder else {}
     return new_event(
@@ -143,8 +161,38 @@ async def corrected(
                 for name, value in sorted(changed.items())
             },
             **follows,
+            **returned,
         },
     )
+
+
+async def _check_not_resized(work: Work, batch: Batch, changed: dict[str, Any]) -> None:
+    """A declaration a refused part was sized against is no longer corrected: the declared
+    quantity and unit, and for a batch in items or m³ the category's unit mass or density too
+    (correct the receipt, which resizes the part). Nor is a remainder's own size, which is its
+    original's receipt's: the refused kg, and its category when the original is in items or
+    m³, whose estimate sized it."""
+    if batch.split_from_id is not None:
+        original = next(
+            (b for b in work.batches.values() if b.id == batch.split_from_id), None
+        ) or await Batch.get(id=batch.split_from_id)
+        sizing = ["quantity", "unit"] + (["category"] if original.unit != Unit.KG else [])
+        resized = [name for name in sizing if name in changed]
+        if resized:
+            raise RuleViolation(
+                f"this batch is the part a receipt refused of batch {original.code}: its size"
+                " is that receipt's, so correct the receipt (its weight or outcome), which"
+                " resizes this part",
+                field=resized[0],
+            )
+    sizing = ["quantity", "unit"] + (["category"] if batch.unit != Unit.KG else [])
+    resized = [name for name in sizing if name in changed]
+    if resized and await remainders.has_live_remainder(work, batch):
+        raise RuleViolation(
+            "a receipt refused part of this batch against its declaration: correct that"
+            " receipt (its weight or outcome) rather than the declaration",
+            field=resized[0],
+        )
 
 
 async def _check_not_decided_on_manifest(
@@ -188,7 +236,18 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
         category = await catalog.category_for_stream(
             stream=batch.stream_id, category=changed["category"]
         )
-        await catalog.validate_waste_code(category=category.key, waste_code=batch.waste_code)
+        if category.key != batch.category_id:
+            await transitions.check_licensed_history(work, batch, category.key)
+        try:
+            await catalog.validate_waste_code(category=category.key, waste_code=batch.waste_code)
+        except ValidationFailed as error:
+            # The batch's waste code is not corrected: the category that breaks it is named.
+            error.field = "category"
+            error.detail = (
+                f"category {category.key} does not fit the batch's waste code"
+                f" {batch.waste_code}: {error.detail}"
+            )
+            raise
         category_id = category.key
     unit = changed.get("unit", batch.unit)
     quantity = Decimal(changed.get("quantity", batch.quantity))
@@ -229,10 +288,17 @@ async def _first_step_recorded(work: Work, batch: Batch) -> datetime | None:
 
 
 async def _corrected_state(
-    work: Work, sub: EventCommand, batch: Batch, target: Any, changed: dict[str, Any]
+    work: Work,
+    sub: EventCommand,
+    batch: Batch,
+    target: Any,
+    changed: dict[str, Any],
+    *,
+    deliverer: int | None,
 ) -> str:
     """A corrected receipt outcome or treatment method; when it changes the state the event
-    set, the event must still be the batch's latest step."""
+    leaves (after the corrections before this one), the event must still be the batch's latest
+    step."""
     if target.event_type == EventType.received:
         outcome = Outcome(changed["outcome"])
         if outcome == Outcome.partially_accepted and not (sub.reason or target.reason):
@@ -254,7 +320,7 @@ async def _corrected_state(
         except Forbidden as error:
             error.field = "method"  # what the correction changes, whatever the licence lacks
             raise
-    if new_state.value == target.state_after:
+    if new_state == await _state_left(work, target):
         return batch.state
     if not await _is_latest_step(work, batch, target):
         raise RuleViolation(
@@ -262,9 +328,26 @@ async def _corrected_state(
             f" {new_state.value}, but later steps follow that event: correct those first",
             field="corrects",
         )
-    if new_state == State.rejected:
-        batch.destination_id = None
-    elif target.event_type == EventType.received:
-        batch.holder_id = target.organization_id
-        batch.destination_id = target.organization_id
+    if target.event_type == EventType.received:
+        # Custody as the receipt would have left it: with the receiver, or back with whoever
+        # delivered the batch (the receipt is the latest step: the batch is still as delivered).
+        transitions.take_custody(
+            batch,
+            EventType.received,
+            actor=target.organization_id,
+            outcome=outcome,
+            deliverer=deliverer or remainders.deliverer(batch, target.organization_id),
+        )
     return new_state.value
+
+
+async def _state_left(work: Work, target: Any) -> State:
+    """The state a receipt or treatment leaves the batch in, after its corrections so far."""
+    if target.event_type == EventType.received:
+        outcome = await remainders.corrected_value(work, target, "outcome", "outcome")
+        return State.rejected if outcome == Outcome.rejected else State.received
+    code = await remainders.corrected_value(work, target, "method", "method_id")
+    method = work.catalog.methods.get(code or "")
+    if method is None:  # a method the catalog no longer lists: as the event recorded it
+        return State(target.state_after)
+    return State.treated if method.mode in FINAL_MODES else State.stored

@@ -162,13 +162,19 @@ async def kept_once(
 _LINE_FIELDS = ("category", "quantity", "unit")
 
 
-def _names(line: int, record_fields: Mapping[str, str] | None) -> dict[str, str]:
-    """How a record names the fields of its line's events: as the record says (a pickup's one
-    line is the record itself), else a line's own fields within its line, the others as they
-    are."""
+def _names(
+    line: int,
+    record_fields: Mapping[str, str] | None,
+    record_names: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """How a record names the fields of its line's events, for every refusal of them (the
+    event's contract, the recorder's rules): as the record says (a pickup's one line is the
+    record itself), else a line's own fields within its line and the others as the record
+    names them (`record_names`: the producer a delivery's vessel gives, say), or as they are.
+    Only a line's fields are ever the line's."""
     if record_fields is not None:
         return dict(record_fields)
-    return {name: f"lines[{line}].{name}" for name in _LINE_FIELDS}
+    return {name: f"lines[{line}].{name}" for name in _LINE_FIELDS} | dict(record_names or {})
 
 
 def _event(fields: dict[str, Any], *, names: dict[str, str]) -> EventCommand:
@@ -202,11 +208,13 @@ async def take_in(
     collect: bool = True,
     destination_id: int | None = None,
     record_fields: Mapping[str, str] | None = None,
+    record_names: Mapping[str, str] | None = None,
 ) -> list[Batch]:
     """Tag one batch per line and put it in the recorder's hands (collected), or hand it to
     `handover_to`; any refusal raises, naming the record's field (`record_fields`: an event's
-    field → the record's; by default within its line), and the caller's savepoint undoes
-    all."""
+    field → the record's, for a record that is its one line; else a line's fields within its
+    line, the others as `record_names` names them, or as they are: `_names`), and the
+    caller's savepoint undoes all."""
     place = {"device_time": when, "latitude": latitude, "longitude": longitude}
     tags = [
         _event(
@@ -222,7 +230,7 @@ async def take_in(
                 "origin_site_id": origin_site_id,
                 "destination_organization_id": destination_id,
             },
-            names=_names(index, record_fields),
+            names=_names(index, record_fields, record_names),
         )
         for index, line in enumerate(lines)
     ]
@@ -232,11 +240,7 @@ async def take_in(
     ):
         if outcome.error is not None:
             field = outcome.error.field or "category"
-            outcome.error.field = (
-                record_fields.get(field, field)
-                if record_fields is not None
-                else f"lines[{index}].{field}"
-            )
+            outcome.error.field = _names(index, record_fields, record_names).get(field, field)
             raise outcome.error
         if outcome.batch is None:  # recorded already: a concurrent send committed first
             raise Raced
@@ -253,15 +257,16 @@ async def take_in(
                 "batch": batch.code,
                 **({"to_organization_id": handover_to} if handover_to else {}),
             },
-            names=_names(index, record_fields),
+            names=_names(index, record_fields, record_names),
         )
         for index, batch in enumerate(batches)
     ]
-    for outcome in await recorder.record_events(
-        principal=principal, submissions=follow, secret=secret
+    for index, outcome in enumerate(
+        await recorder.record_events(principal=principal, submissions=follow, secret=secret)
     ):
         if outcome.error is not None:
-            if record_fields is not None and outcome.error.field is not None:
-                outcome.error.field = record_fields.get(outcome.error.field, outcome.error.field)
+            if outcome.error.field is not None:
+                names = _names(index, record_fields, record_names)
+                outcome.error.field = names.get(outcome.error.field, outcome.error.field)
             raise outcome.error
     return batches

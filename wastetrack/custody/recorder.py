@@ -76,21 +76,26 @@ def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> 
     order, except that clocks are trusted only so far. An event never goes before one sent
     earlier on a batch it acts on (its own, and the children an aggregation takes) unless it is
     more than `CLOCK_STEP` earlier (a clock pulled back a few seconds between two steps does
-    not reorder them), nor before the tagging of any of those batches."""
+    not reorder them), nor before the tagging of any of those batches. A correction never goes
+    before one sent earlier on the same batch, however its clock reads: per field the latest
+    correction wins, and the latest is the one sent last (a clock set back between two
+    corrections would otherwise let the earlier one win)."""
     keys: list[datetime] = []
-    # Per batch, each earlier event's own device time and the key it was ordered by: the step
-    # is judged on the clocks' own readings, the order follows the keys.
-    history: dict[str, list[tuple[datetime, datetime]]] = {}
+    # Per batch, each earlier event's own device time, the key it was ordered by and whether
+    # it is a correction: the step is judged on the clocks' own readings, the order follows the
+    # keys.
+    history: dict[str, list[tuple[datetime, datetime, bool]]] = {}
     tagged_at: dict[str, datetime] = {}
     for sub, acted_on in zip(submissions, batches_of, strict=True):
         key = sub.device_time
+        correction = sub.event_type == EventType.corrected
         for code in acted_on:
-            for earlier, earlier_key in history.get(code, ()):
-                if earlier - sub.device_time <= CLOCK_STEP:
+            for earlier, earlier_key, corrected in history.get(code, ()):
+                if earlier - sub.device_time <= CLOCK_STEP or (correction and corrected):
                     key = max(key, earlier_key)
         keys.append(key)
         for code in acted_on:
-            history.setdefault(code, []).append((sub.device_time, key))
+            history.setdefault(code, []).append((sub.device_time, key, correction))
         if sub.event_type == EventType.tagged and acted_on:
             tagged_at[acted_on[0]] = key
     return sorted(

@@ -2,6 +2,7 @@
 receipt as a batch of its own, in the original's cohort, rejected and back with whoever
 delivered it, so it follows its own fate (returned, re-delivered) and is counted once."""
 
+import uuid
 from collections.abc import Awaitable, Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -46,10 +47,7 @@ async def estimated_basis(work: Work, batch: Batch) -> bool:
         return True
     if batch.split_from_id is None:
         return False
-    tagging = next(
-        (e for e in work.new_events if e.batch_id == batch.id and e.seq == 1), None
-    ) or await CustodyEvent.get(batch_id=batch.id, seq=1)
-    return bool((tagging.details or {}).get("estimated"))
+    return bool(((await _tagging(work, batch)).details or {}).get("estimated"))
 
 
 def refused_kg(
@@ -94,11 +92,14 @@ async def split(
     holder_id: int,
     sub: EventCommand,
     reason: str | None,
+    receipt: uuid.UUID,
 ) -> Batch:
     """A new batch for the refused part: its own code, the original's tagging time, refused by
     the receiver (a tagging and a rejection in its chain) and held by the deliverer. Its kg is
-    an estimate when it was not stated and the declared mass it is set against is one. The
-    caller has checked `check_splittable` before changing anything."""
+    an estimate when it was not stated and the declared mass it is set against is one. Its
+    tagging names the receipt that refused it (`receipt`: that event's id), whose corrections
+    alone resize or cancel it. The caller has checked `check_splittable` before changing
+    anything."""
     estimated = not stated and await estimated_basis(work, batch)
     (batch_id,) = await repository.allocate_batch_ids(1)
     remainder = new_batch(
@@ -132,6 +133,7 @@ async def split(
         related_batch_id=batch.id,
         details={
             "split_from": batch.code,
+            "receipt": str(receipt),
             "reason": reason,
             "stream": batch.stream_id,
             "category": batch.category_id,
@@ -229,34 +231,72 @@ async def has_live_remainder(work: Work, batch: Batch) -> bool:
     return await _live_remainder(work, batch) is not None
 
 
-async def _live_remainder(work: Work, batch: Batch) -> Batch | None:
-    """The batch's remainder that is not cancelled, locked for this call."""
-    for candidate in work.batches.values():
-        if candidate.split_from_id == batch.id and candidate.state != State.cancelled:
-            return candidate
-    found = (
-        await Batch.filter(split_from_id=batch.id)
-        .exclude(state=State.cancelled.value)
-        .values_list("code", flat=True)
+async def _live_remainders(work: Work, batch: Batch) -> list[Batch]:
+    """The batch's remainders that are not cancelled, locked for this call."""
+    found = {
+        code
+        for code, candidate in work.batches.items()
+        if candidate.split_from_id == batch.id and candidate.state != State.cancelled
+    }
+    found |= set(
+        map(
+            str,
+            await Batch.filter(split_from_id=batch.id)
+            .exclude(state=State.cancelled.value)
+            .values_list("code", flat=True),
+        )
     )
-    for code in map(str, found):
-        if code not in work.batches:
-            for locked in await repository.lock_batches({code}):
-                remember(work, locked)
-        remainder = work.batches[code]
-        if remainder.state != State.cancelled:
+    missing = found - work.batches.keys()
+    if missing:
+        for locked in await repository.lock_batches(missing):
+            remember(work, locked)
+    return [
+        work.batches[code] for code in sorted(found) if work.batches[code].state != State.cancelled
+    ]
+
+
+async def _live_remainder(work: Work, batch: Batch) -> Batch | None:
+    """A remainder of the batch that is not cancelled (a batch has one at most: it is partially
+    accepted once), locked for this call."""
+    live = await _live_remainders(work, batch)
+    return live[0] if live else None
+
+
+async def _tagging(work: Work, batch: Batch) -> CustodyEvent | repository.NewEvent:
+    return next(
+        (e for e in work.new_events if e.batch_id == batch.id and e.seq == 1), None
+    ) or await CustodyEvent.get(batch_id=batch.id, seq=1)
+
+
+async def _corrections_of(work: Work, target: Any) -> list[CustodyEvent | repository.NewEvent]:
+    """The corrections of an event so far, in their order."""
+    return [
+        *await CustodyEvent.filter(corrects_id=target.id).order_by("seq"),
+        *(e for e in work.new_events if e.corrects_id == target.id),
+    ]
+
+
+async def remainder_of_receipt(work: Work, batch: Batch, receipt: Any) -> Batch | None:
+    """The live remainder this receipt refused, locked for this call; never one another
+    receipt of the batch made. A remainder's tagging names its receipt (`receipt`); one split
+    before it did is the receipt's by the receipt's own word: the code its details, or a
+    correction of it, gave as its remainder."""
+    live = await _live_remainders(work, batch)
+    if not live:
+        return None
+    named = {(receipt.details or {}).get("remainder")}
+    named |= {(fix.details or {}).get("remainder") for fix in await _corrections_of(work, receipt)}
+    for remainder in live:
+        link = ((await _tagging(work, remainder)).details or {}).get("receipt")
+        if link == str(receipt.id) or (link is None and remainder.code in named):
             return remainder
     return None
 
 
-async def _corrected_value(work: Work, target: Any, name: str, column: str) -> Any:
+async def corrected_value(work: Work, target: Any, name: str, column: str) -> Any:
     """A field of an event as its corrections so far leave it."""
     value = getattr(target, column)
-    fixes: list[CustodyEvent | repository.NewEvent] = [
-        *await CustodyEvent.filter(corrects_id=target.id).order_by("seq"),
-        *(e for e in work.new_events if e.corrects_id == target.id),
-    ]
-    for fix in fixes:
+    for fix in await _corrections_of(work, target):
         corrected = (fix.details or {}).get("corrected", {})
         if name in corrected:
             value = corrected[name]
@@ -271,24 +311,38 @@ async def follow_remainder(
     changed: dict[str, Any],
     *,
     deliverer: int | None,
+    latest: bool,
 ) -> Callable[[], Awaitable[str | None]]:
-    """The one rule for correcting a receipt's outcome or weight: its remainder follows (made,
-    resized or cancelled) while it still lies where the split left it; once anyone has recorded
-    a step on it, the correction is refused. A new remainder goes back to whoever delivered the
+    """The one rule for correcting a receipt's outcome or weight: the remainder that receipt
+    refused (`remainder_of_receipt`, never another receipt's) follows (made, resized or
+    cancelled) while it still lies where the split left it; once anyone has recorded a step on
+    it, the correction is refused. A part is made or resized only while the receipt is the
+    batch's latest receipt or treatment (`latest`): a later one weighed the batch again, and
+    its mass is that weighing's, so a part refused against the declaration at the earlier
+    receipt would be counted beside it. A new remainder goes back to whoever delivered the
     batch (None: not known, a receipt recorded before receipts kept it and followed by other
     steps; then none is made). Checks now, before the correction changes anything, and returns
     the step that applies it (which gives the remainder's code)."""
     outcome = Outcome(
-        changed.get("outcome") or await _corrected_value(work, target, "outcome", "outcome")
+        changed.get("outcome") or await corrected_value(work, target, "outcome", "outcome")
     )
     weight = changed.get("weight_kg")
     if weight is None:
-        weight = await _corrected_value(work, target, "weight_kg", "weight_kg")
+        weight = await corrected_value(work, target, "weight_kg", "weight_kg")
     details = target.details or {}
     stated = Decimal(details["refused_kg"]) if details.get("refused_basis") == "stated" else None
     refused = refused_kg(work, batch, outcome=outcome, weight_kg=weight, stated=stated)
-    remainder = await _live_remainder(work, batch)
+    remainder = await remainder_of_receipt(work, batch, target)
     reason = f"the partial acceptance of {batch.code} was corrected"
+    field = "outcome" if "outcome" in changed else "weight_kg"
+    sized = Decimal(remainder.quantity) if remainder is not None else None
+    if refused is not None and refused != sized and not latest:
+        raise RuleViolation(
+            f"this correction would {'resize' if remainder is not None else 'split off'} a"
+            " refused part, but a later receipt or treatment weighed the batch since: its mass"
+            " is that weighing's, and the part would be counted beside it",
+            field=field,
+        )
 
     async def make() -> str | None:
         if refused is None:
@@ -302,6 +356,7 @@ async def follow_remainder(
             holder_id=deliverer,
             sub=sub,
             reason=sub.reason or target.reason,
+            receipt=target.id,
         )
         return made.code
 
@@ -311,7 +366,7 @@ async def follow_remainder(
                 raise RuleViolation(
                     "this correction would split off a refused part, but the receipt does not"
                     " say who delivered the batch and later steps follow it",
-                    field="outcome" if "outcome" in changed else "weight_kg",
+                    field=field,
                 )
             await check_splittable(work, batch)
         return make
@@ -330,7 +385,7 @@ async def follow_remainder(
         raise RuleViolation(
             f"the refused part left as batch {live.code}, on which steps have been recorded"
             " since: this correction would change it; correct that batch instead",
-            field="outcome" if "outcome" in changed else "weight_kg",
+            field=field,
         )
     marker = {"split_from": batch.code}
 

@@ -63,7 +63,9 @@ class Holder(StrEnum):
     producer = "producer"  # a new batch: its producer (a remainder: its deliverer)
     actor = "actor"  # the actor's organization
     receiver = "receiver"  # the organization it is handed to (`to_organization_id`)
-    acceptor = "acceptor"  # the receiving facility, if it accepts (its handler reads the outcome)
+    # The receiving facility if it accepts, else whoever delivered the batch (`take_custody`
+    # reads the outcome, recorded or corrected).
+    acceptor = "acceptor"
 
 
 class Carrier(StrEnum):
@@ -112,6 +114,9 @@ class EventSpec:
     parties: frozenset[Party]  # empty: no batch yet (tagging checks its producer itself)
     required: tuple[str, ...]  # request fields, in the order they are checked
     targets: tuple[State | None, ...]  # the states it may leave; None: the batch's own state
+    # Request fields it may carry besides the required ones and `COMMON_FIELDS`; any other
+    # field set is refused (`fields_of`), never silently dropped.
+    optional: tuple[str, ...] = ()
     holder: Holder = Holder.unchanged
     carrier: Carrier = Carrier.unchanged
     rollup: Rollup = Rollup.none
@@ -154,6 +159,15 @@ SPECS: dict[EventType, EventSpec] = {
         roles=frozenset({Role.generator, Role.collector, Role.carrier, Role.port_operator}),
         parties=frozenset(),
         required=("category", "quantity", "unit"),
+        optional=(
+            "stream",
+            "waste_code",
+            "hazard",
+            "producer_organization_id",
+            "origin_site_id",
+            "carrier_organization_id",
+            "destination_organization_id",
+        ),
         targets=(State.tagged,),
         holder=Holder.producer,
         carrier=Carrier.stated,
@@ -166,6 +180,7 @@ SPECS: dict[EventType, EventSpec] = {
         roles=FIELD_ROLES,
         parties=_parties(Party.producer, Party.holder, Party.carrier),
         required=_BATCH,
+        optional=("producer_pin", "vehicle_plate"),
         targets=(State.collected,),
         holder=Holder.actor,
         carrier=Carrier.actor_if_none,
@@ -184,6 +199,7 @@ SPECS: dict[EventType, EventSpec] = {
         roles=HANDLER_ROLES,
         parties=_parties(Party.holder),
         required=("to_organization_id", *_BATCH),
+        optional=("producer_pin", "vehicle_plate"),
         targets=(State.handed_over,),
         holder=Holder.receiver,
         carrier=Carrier.receiver_if_carrier,
@@ -197,6 +213,7 @@ SPECS: dict[EventType, EventSpec] = {
         # or stored, it moves on only with whoever holds it.
         party_states={Party.carrier: _states(State.collected, State.rejected)},
         required=_BATCH,
+        optional=("destination_organization_id", "vehicle_plate"),
         targets=(State.in_transit,),
         holder=Holder.actor,
         carrier=Carrier.actor,
@@ -218,6 +235,7 @@ SPECS: dict[EventType, EventSpec] = {
         parties=_parties(Party.holder, Party.destination),
         party_states={Party.destination: _states(State.in_transit)},
         required=("outcome", *_BATCH),
+        optional=("reason", "refused_kg"),
         targets=(State.received, State.rejected),
         holder=Holder.acceptor,
         rollup=Rollup.fate,
@@ -253,6 +271,9 @@ SPECS: dict[EventType, EventSpec] = {
         roles=HANDLER_ROLES | {Role.manager, Role.admin},
         parties=frozenset(Party),
         required=("corrects", *_BATCH),
+        # And every field a correction may change (`fields_of`); `event_time` is the corrected
+        # tagging's.
+        optional=("event_time",),
         targets=(None, State.received, State.rejected, State.treated, State.stored),
         holder=Holder.acceptor,
         rollup=Rollup.fact,
@@ -274,6 +295,43 @@ SPECS: dict[EventType, EventSpec] = {
 
 # What a correction may change on an event of any type.
 CORRECTABLE_ON_ANY = ("weight_kg", "latitude", "longitude", "photo_sha256", "reason")
+
+# The request fields every event may carry: its identity, batch, time, place, weight, photo and
+# note (a tagging's `batch`: the pre-printed label it binds).
+COMMON_FIELDS = (
+    "client_event_id",
+    "event_type",
+    "batch",
+    "device_time",
+    "latitude",
+    "longitude",
+    "weight_kg",
+    "photo_sha256",
+    "note",
+)
+
+
+def _fields(event_type: EventType, spec: EventSpec) -> frozenset[str]:
+    fields = {*COMMON_FIELDS, *spec.required, *spec.optional}
+    if event_type == EventType.corrected:
+        fields |= {f for s in SPECS.values() for f in s.correctable} | set(CORRECTABLE_ON_ANY)
+    return frozenset(fields)
+
+
+_FIELDS = {event_type: _fields(event_type, spec) for event_type, spec in SPECS.items()}
+
+
+def fields_of(event_type: EventType) -> frozenset[str]:
+    """The request fields an event of this type may carry; another field set is refused."""
+    return _FIELDS[event_type]
+
+
+def foreign_field_rule(event_type: EventType, field: str) -> str:
+    """The rule a request breaks when it sets a field its event type has no use for."""
+    return (
+        f"{field} does not belong to a {event_type.value} event"
+        f" (its fields: {', '.join(sorted(_FIELDS[event_type] - {'event_type'}))})"
+    )
 
 
 def required_rule(event_type: EventType, field: str) -> str:

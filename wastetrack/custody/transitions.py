@@ -2,6 +2,7 @@
 custody effect and target state (`step`), and what only some event types do besides (licences,
 manifests, vehicles, remainders, aggregation)."""
 
+import uuid
 from datetime import date
 from typing import Any
 
@@ -22,6 +23,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.cosign.service import producer_confirmation
 from wastetrack.custody import remainders, repository, rules
 from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
     SPECS,
     Carrier,
@@ -91,16 +93,34 @@ async def next_actions(principal: Principal, batch: Batch) -> list[str]:
 
 
 def take_custody(
-    batch: Batch, event_type: EventType, *, actor: int, receiver: Organization | None = None
+    batch: Batch,
+    event_type: EventType,
+    *,
+    actor: int,
+    receiver: Organization | None = None,
+    outcome: Outcome | None = None,
+    deliverer: int | None = None,
 ) -> None:
     """Apply the spec's custody effect: whom the batch is with, and its carrier. A tagging's
-    (the producer, the stated carrier) is the new batch's; an acceptor is its handler's."""
+    (the producer, the stated carrier) is the new batch's. An acceptor (a receipt, recorded or
+    corrected: `actor` is the receiving facility) keeps the batch if it accepts it, in whole or
+    part; a batch it rejects goes back to whoever delivered it (`deliverer`), as a refused
+    part does, with no destination."""
     spec = SPECS[event_type]
     if spec.holder == Holder.actor:
         batch.holder_id = actor
     elif spec.holder == Holder.receiver:
         assert receiver is not None
         batch.holder_id = receiver.id
+    elif spec.holder == Holder.acceptor:
+        assert outcome is not None
+        if outcome == Outcome.rejected:
+            assert deliverer is not None
+            batch.holder_id = deliverer
+            batch.destination_id = None
+        else:
+            batch.holder_id = actor
+            batch.destination_id = actor
     if spec.carrier == Carrier.actor or (
         spec.carrier == Carrier.actor_if_none
         and batch.carrier_id is None
@@ -299,34 +319,125 @@ async def _stored(work: Work, sub: EventCommand, batch: Batch, digest: str) -> r
     return step(work, sub, batch, digest)
 
 
-async def _licensed_methods(
-    work: Work, batch: Batch, *, on: date, facility_id: int | None = None
-) -> list[str]:
-    """The methods the facility (by default the acting one) may use on this batch's category
-    on the day of the event (its city day, as for agreements and vehicle permits: an offline
-    receipt synced after midnight is judged on its own day); refused without a valid
-    licence."""
-    day = on
-    org_id = facility_id or work.principal.organization_id
+async def _facility(work: Work, org_id: int) -> Organization:
     org = work.organizations.get(org_id)
     if org is None:  # a treatment's facility, met through a manager's correction
         org = work.organizations[org_id] = await Organization.get(id=org_id)
     if org.kind != OrganizationKind.treatment_facility:
         raise Forbidden("only a treatment facility may receive or treat waste", field="batch")
-    key = (org.id, batch.category_id, day)
+    return org
+
+
+async def _licence(work: Work, org_id: int, category: str, day: date) -> list[str] | None:
+    """The methods the facility's licence covering the category on the day allows; None
+    without one (cached for the call)."""
+    key = (org_id, category, day)
     if key not in work.licences:
         licence = await registry.licence_covering(
-            organization_id=org.id, category_key=batch.category_id, on=day
+            organization_id=org_id, category_key=category, on=day
         )
         work.licences[key] = list(licence.method_codes) if licence else None
-    methods = work.licences[key]
-    if methods is None:
-        raise Forbidden(
-            f"{'your' if org_id == work.principal.organization_id else 'the treating'} facility"
-            f" holds no valid licence for {batch.category_id} on {day.isoformat()}",
-            field="batch",
-        )
+    return work.licences[key]
+
+
+async def _contents(work: Work, batch: Batch) -> list[str]:
+    """The categories of everything aggregated into the batch, at any depth (none for a
+    single batch): a container's waste is its contents'."""
+    categories: dict[int, str] = {}
+    frontier = [batch.id]
+    while frontier:
+        found = {
+            row["id"]: row["category_id"]
+            for row in await Batch.filter(parent_id__in=frontier).values("id", "category_id")
+        }
+        found |= {b.id: b.category_id for b in work.batches.values() if b.parent_id in frontier}
+        for known in work.batches.values():  # as this call leaves them (a corrected category)
+            if known.id in found:
+                found[known.id] = known.category_id
+        frontier = [i for i in found if i not in categories and i != batch.id]
+        categories |= found
+    return sorted(set(categories.values()) - {batch.category_id})
+
+
+async def _licensed_methods(
+    work: Work, batch: Batch, *, on: date, facility_id: int | None = None
+) -> list[str]:
+    """The methods the facility (by default the acting one) may use on this batch on the day
+    of the event (its city day, as for agreements and vehicle permits: an offline receipt
+    synced after midnight is judged on its own day): those its licences allow for the
+    batch's category and, for a container, for every category aggregated into it, at any
+    depth (each bag's waste is received and treated with it); refused without a valid
+    licence for each."""
+    org = await _facility(work, facility_id or work.principal.organization_id)
+    methods: list[str] | None = None
+    for category in (batch.category_id, *await _contents(work, batch)):
+        allowed = await _licence(work, org.id, category, on)
+        if allowed is None:
+            inside = "" if category == batch.category_id else f" (aggregated into {batch.code})"
+            raise Forbidden(
+                f"{'your' if org.id == work.principal.organization_id else 'the treating'}"
+                f" facility holds no valid licence for {category}{inside} on {on.isoformat()}",
+                field="batch",
+            )
+        methods = allowed if methods is None else [m for m in methods if m in allowed]
+    assert methods is not None
     return methods
+
+
+async def check_licensed_history(work: Work, batch: Batch, category: str) -> None:
+    """A tagging's category corrected after the batch was received or treated: each receipt
+    and treatment recorded (of the batch, of its remainders, which take the category, and of
+    the containers they went into) is judged again as `_licensed_methods` judged it, with the
+    new category, on its own day, by the facility that recorded it, and for a treatment its
+    method after corrections. Refused on `category`: a correction does not make waste a
+    facility was not licensed for look as if it had been."""
+    batches = [batch]
+    for original in batches:  # grows as it goes: the remainders, and theirs
+        parts = {b.id: b for b in await Batch.filter(split_from_id=original.id)}
+        parts |= {b.id: b for b in work.batches.values() if b.split_from_id == original.id}
+        batches += parts.values()
+    holders: dict[int, Batch] = {}
+    for found in batches:
+        current: Batch | None = found
+        while current is not None and current.id not in holders:
+            holders[current.id] = current
+            parent_id = current.parent_id
+            current = (
+                None
+                if parent_id is None
+                else next((b for b in work.batches.values() if b.id == parent_id), None)
+                or await Batch.get(id=parent_id)
+            )
+    judged: list[CustodyEvent | repository.NewEvent] = [
+        *await CustodyEvent.filter(
+            batch_id__in=list(holders),
+            event_type__in=[EventType.received.value, EventType.treated.value],
+        ),
+        *(
+            e
+            for e in work.new_events
+            if e.batch_id in holders and e.event_type in (EventType.received, EventType.treated)
+        ),
+    ]
+    for event in judged:
+        day = local_date(event.device_time, work.timezone)
+        allowed = await _licence(work, event.organization_id, category, day)
+        if allowed is None:
+            raise Forbidden(
+                f"batch {holders[event.batch_id].code} was {event.event_type} on"
+                f" {day.isoformat()} by a facility that holds no valid licence for {category}"
+                " on that day",
+                field="category",
+            )
+        if event.event_type == EventType.treated:
+            method = await remainders.corrected_value(work, event, "method", "method_id")
+            if method not in allowed:
+                raise Forbidden(
+                    f"batch {holders[event.batch_id].code} was treated by {method} on"
+                    f" {day.isoformat()}, which the facility's licence for {category} does"
+                    " not cover",
+                    field="category",
+                )
 
 
 async def _received(
@@ -348,13 +459,15 @@ async def _received(
     if refused is not None:
         await remainders.check_splittable(work, batch)  # before the batch changes
     deliverer = remainders.deliverer(batch, work.principal.organization_id)
-    if outcome == Outcome.rejected:
-        batch.destination_id = None
-        state = State.rejected
-    else:
-        batch.holder_id = work.principal.organization_id
-        batch.destination_id = work.principal.organization_id
-        state = State.received
+    take_custody(
+        batch,
+        EventType.received,
+        actor=work.principal.organization_id,
+        outcome=outcome,
+        deliverer=deliverer,
+    )
+    state = State.rejected if outcome == Outcome.rejected else State.received
+    receipt = uuid.uuid4()  # the remainder's tagging names it
     remainder = (
         await remainders.split(
             work,
@@ -364,6 +477,7 @@ async def _received(
             holder_id=deliverer,
             sub=sub,
             reason=sub.reason,
+            receipt=receipt,
         )
         if refused is not None
         else None
@@ -383,6 +497,7 @@ async def _received(
         event_type=EventType.received,
         state=state.value,
         digest=digest,
+        id=receipt,
         outcome=outcome.value,
         reason=sub.reason,
         details=details,

@@ -128,12 +128,14 @@ def new_event(
 ) -> repository.NewEvent:
     """Append one event to the batch's chain (in memory until the call writes)."""
     details = values.pop("details", {})
+    # An id the caller chose first (a receipt its remainder's tagging names), else a new one.
+    event_id = values.pop("id", None) or uuid.uuid4()
     # Events the service writes itself (a remainder's) may carry the time of what caused them.
     when = values.pop("device_time", None) or (sub.device_time if sub else work.now)
     if sub is not None and sub.note:
         details = {**details, "note": sub.note}
     event = repository.NewEvent(
-        id=uuid.uuid4(),
+        id=event_id,
         batch_id=batch.id,
         seq=batch.last_seq + 1,
         event_type=event_type.value,

@@ -158,6 +158,9 @@ async def record_delivery(
             latitude=submission.latitude,
             longitude=submission.longitude,
             lines=[line.intake() for line in lines],
+            # The batches' producer is the vessel's (its owner, else the port): a tagging
+            # refused for it is refused on the vessel.
+            record_names={"producer_organization_id": "vessel_id"},
         )
         delivery = await Delivery.create(
             receipt_number=f"pending-{submission.client_event_id.hex[:20]}",

@@ -33,12 +33,19 @@ _HOLDER_SQL: dict[Holder, str] = {
     Holder.receiver: "e.to_organization_id",
 }
 # Holder.acceptor: a receipt's receiver holds an accepted batch, and a receipt's outcome
-# corrected to an acceptance makes its receiver the holder.
+# corrected to an acceptance makes its receiver the holder; a rejected one goes back to whoever
+# delivered it (`delivered_by` in the receipt's details, or in the details of the correction
+# that rejected it; receipts recorded before they kept it leave the holder unchanged).
 _ACCEPTOR: dict[EventType, str] = {
-    EventType.received: f"CASE WHEN e.state_after = '{State.received}' THEN e.organization_id END",
+    EventType.received: (
+        f"CASE WHEN e.state_after = '{State.received}' THEN e.organization_id"
+        " ELSE (e.details->>'delivered_by')::int END"
+    ),
     EventType.corrected: (
         f"CASE WHEN t.event_type = '{EventType.received}' AND e.state_after = '{State.received}'"
-        " AND e.details->'corrected' ? 'outcome' THEN t.organization_id END"
+        " AND e.details->'corrected' ? 'outcome' THEN t.organization_id"
+        f" WHEN t.event_type = '{EventType.received}' AND e.state_after = '{State.rejected}'"
+        " AND e.details->'corrected' ? 'outcome' THEN (e.details->>'delivered_by')::int END"
     ),
 }
 HOLDER_RULES: dict[EventType, str] = {
@@ -255,7 +262,7 @@ ORDER BY m.moved_at, m.batch_id, m.seq
 _PRODUCER_SCOPE = """
 scope AS (
     SELECT b.id FROM batch b
-    WHERE b.producer_id = ANY($1::int[]) AND b.stream_id = $2
+    WHERE b.producer_id = ANY($1::int[]) AND b.stream_id = $2 AND b.split_from_id IS NULL
       AND (b.tagged_at >= $3 OR EXISTS (
           SELECT 1 FROM custody_event e WHERE e.batch_id = b.id AND e.device_time >= $3))
 )"""

@@ -1,0 +1,426 @@
+"""What a correction of a receipt or a tagging may change, and what it carries over to: a
+receipt's own remainder only, never a part counted beside a later weighing, never a
+remainder's size, and custody as a recorded receipt leaves it (docs/metrics.md §2-3)."""
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from tests.custody.helpers import collect, post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.batches.models import Batch
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.registry import service as registry
+
+
+async def _delivered(client: httpx.AsyncClient, world: World, quantity: str = "10") -> str:
+    bag = await tag_bag(
+        client, world, quantity=quantity, carrier_organization_id=world.orgs["carrier"].id
+    )
+    code: str = bag["code"]
+    for body in (
+        event("collected", code, minutes=10),
+        event(
+            "in_transit", code, minutes=20, destination_organization_id=world.orgs["facility"].id
+        ),
+    ):
+        response = await post_event(client, world, "carrier", body)
+        assert response.status_code == 201, response.text
+    return code
+
+
+async def _post(client: httpx.AsyncClient, world: World, who: str, body: dict) -> dict[str, Any]:
+    response = await post_event(client, world, who, body)
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def _batch(client: httpx.AsyncClient, world: World, code: str) -> dict[str, Any]:
+    response = await client.get(f"/m/v1/batches/{code}", headers=world.headers("manager"))
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def _fix(code: str, target: str, minutes: int, **fields: Any) -> dict[str, Any]:
+    return event("corrected", code, minutes=minutes, corrects=target, **fields)
+
+
+async def test_a_later_receipts_correction_leaves_the_earlier_receipts_remainder_alone(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Received in part (remainder X), stored, received again whole (R2): correcting R2's
+    weight neither cancels nor resizes X, and R2 corrected into a partial acceptance is a
+    second refusal, refused like one recorded directly."""
+    code = await _delivered(client, world)
+    await _post(
+        client,
+        world,
+        "facility",
+        event(
+            "received",
+            code,
+            minutes=60,
+            outcome="partially_accepted",
+            weight_kg="6",
+            reason="two bags torn",
+        ),
+    )
+    (remainder,) = (await _batch(client, world, code))["remainders"]
+    await _post(client, world, "facility", event("stored", code, minutes=70))
+    second = await _post(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=80, outcome="accepted", weight_kg="6"),
+    )
+    await _post(client, world, "facility", _fix(code, second["event_id"], 90, weight_kg="5.8"))
+    part = await _batch(client, world, remainder)
+    assert (part["state"], Decimal(part["quantity"])) == ("rejected", Decimal("4"))
+    partial = await post_event(
+        client,
+        world,
+        "facility",
+        _fix(
+            code,
+            second["event_id"],
+            95,
+            outcome="partially_accepted",
+            weight_kg="3",
+            reason="more torn",
+        ),
+    )
+    assert (partial.status_code, partial.json()["field"]) == (409, "outcome"), partial.text
+    part = await _batch(client, world, remainder)
+    assert (part["state"], Decimal(part["quantity"])) == ("rejected", Decimal("4"))
+    assert (await _batch(client, world, code))["remainders"] == [remainder]
+
+
+async def test_an_old_receipt_is_not_corrected_into_a_part_beside_a_later_weighing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Accepted 10 kg, then treated weighing 10 kg: the batch's mass is the treatment's. An
+    earlier receipt corrected into a partial acceptance would split 4 kg off beside it (14 kg
+    counted), so it is refused; on the latest receipt it splits the part off."""
+    code = await _delivered(client, world)
+    receipt = await _post(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=60, outcome="accepted", weight_kg="10"),
+    )
+    await _post(
+        client, world, "facility", event("treated", code, minutes=70, method="D10", weight_kg="10")
+    )
+    fix = _fix(
+        code,
+        receipt["event_id"],
+        80,
+        outcome="partially_accepted",
+        weight_kg="6",
+        reason="two bags torn",
+    )
+    refused = await post_event(client, world, "facility", fix)
+    assert (refused.status_code, refused.json()["field"]) == (409, "outcome"), refused.text
+    assert (await _batch(client, world, code))["remainders"] == []
+    assert not await Batch.filter(split_from__code=code).exists()
+    # Weight alone is no part: nothing is split off, the correction stands.
+    await _post(client, world, "facility", _fix(code, receipt["event_id"], 85, weight_kg="9.9"))
+
+    latest = await _delivered(client, world)
+    receipt = await _post(
+        client,
+        world,
+        "facility",
+        event("received", latest, minutes=60, outcome="accepted", weight_kg="10"),
+    )
+    await _post(client, world, "facility", event("stored", latest, minutes=65))
+    fix = _fix(
+        latest,
+        receipt["event_id"],
+        80,
+        outcome="partially_accepted",
+        weight_kg="6",
+        reason="two bags torn",
+    )
+    await _post(client, world, "facility", fix)  # storing weighs nothing
+    assert len((await _batch(client, world, latest))["remainders"]) == 1
+
+
+async def test_an_old_partial_receipt_is_not_resized_beside_a_later_weighing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code = await _delivered(client, world)
+    receipt = await _post(
+        client,
+        world,
+        "facility",
+        event(
+            "received",
+            code,
+            minutes=60,
+            outcome="partially_accepted",
+            weight_kg="6",
+            reason="two bags torn",
+        ),
+    )
+    (remainder,) = (await _batch(client, world, code))["remainders"]
+    await _post(
+        client, world, "facility", event("treated", code, minutes=70, method="D10", weight_kg="6")
+    )
+    refused = await post_event(
+        client, world, "facility", _fix(code, receipt["event_id"], 80, weight_kg="5")
+    )
+    assert (refused.status_code, refused.json()["field"]) == (409, "weight_kg"), refused.text
+    assert Decimal((await _batch(client, world, remainder))["quantity"]) == Decimal("4")
+
+
+async def test_a_remainders_own_size_is_its_receipts(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A remainder's kg was sized by its original's receipt: corrected on the remainder, it
+    would be counted beside the accepted weight. Its category too when the original is in m³
+    (its estimate sized the part); in kg the category alone is the waste's, not its size."""
+    for unit, quantity, sized in (("kg", "10", ()), ("m3", "0.1", ("category",))):
+        bag = await tag_bag(
+            client,
+            world,
+            quantity=quantity,
+            unit=unit,
+            carrier_organization_id=world.orgs["carrier"].id,
+        )
+        code = bag["code"]
+        for body in (
+            event("collected", code, minutes=10),
+            event(
+                "in_transit",
+                code,
+                minutes=20,
+                destination_organization_id=world.orgs["facility"].id,
+            ),
+        ):
+            await _post(client, world, "carrier", body)
+        await _post(
+            client,
+            world,
+            "facility",
+            event(
+                "received",
+                code,
+                minutes=60,
+                outcome="partially_accepted",
+                weight_kg="6",
+                reason="two bags torn",
+                refused_kg="4",
+            ),
+        )
+        (remainder,) = (await _batch(client, world, code))["remainders"]
+        tagging = await CustodyEvent.get(batch__code=remainder, seq=1)
+        for minutes, fields in enumerate(
+            ({"quantity": "9"}, {"unit": "count"}, {"category": "med.sharps"}), start=70
+        ):
+            name = next(iter(fields))
+            body = _fix(remainder, str(tagging.id), minutes, **fields)
+            answer = await post_event(client, world, "manager", body)  # no party of the facility's
+            if name in ("quantity", "unit") or name in sized:
+                assert (answer.status_code, answer.json()["field"]) == (409, name), answer.text
+            else:
+                assert answer.status_code == 201, answer.text
+        part = await _batch(client, world, remainder)
+        assert (Decimal(part["quantity"]), part["unit"]) == (Decimal("4"), "kg")
+
+
+async def test_a_receipt_corrected_to_a_rejection_leaves_the_batch_with_its_deliverer(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """As a rejection recorded directly does: back with the carrier, no destination; and a
+    rejection corrected back into an acceptance leaves it with the facility again."""
+    direct = await _delivered(client, world)
+    await _post(
+        client,
+        world,
+        "facility",
+        event("received", direct, minutes=60, outcome="rejected", reason="leaking"),
+    )
+    code = await _delivered(client, world)
+    receipt = await _post(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=60, outcome="accepted", weight_kg="10"),
+    )
+    await _post(
+        client,
+        world,
+        "facility",
+        _fix(code, receipt["event_id"], 70, outcome="rejected", reason="leaking"),
+    )
+    carrier = world.orgs["carrier"].id
+    for refused in (direct, code):
+        row = await Batch.get(code=refused)
+        assert (row.state, row.holder_id, row.destination_id) == ("rejected", carrier, None)
+    # Whom the rejection gave it back to, as a receipt says it (for the registers).
+    fix = await CustodyEvent.get(batch__code=code, event_type="corrected")
+    assert fix.details["delivered_by"] == carrier
+    # No longer the facility's to see: a manager corrects it back.
+    await _post(client, world, "manager", _fix(code, receipt["event_id"], 80, outcome="accepted"))
+    row = await Batch.get(code=code)
+    facility = world.orgs["facility"].id
+    assert (row.state, row.holder_id, row.destination_id) == ("received", facility, facility)
+
+
+async def test_a_category_that_breaks_the_waste_code_is_refused_on_category(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The waste code is not corrected: the category that does not fit it is named."""
+    bag = await tag_bag(client, world, category="med.sharps", waste_code="841-002-01")
+    tagging = await CustodyEvent.get(batch__code=bag["code"], seq=1)
+    answer = await post_event(
+        client,
+        world,
+        "clinic",
+        _fix(bag["code"], str(tagging.id), 10, category="med.infectious"),
+    )
+    assert (answer.status_code, answer.json()["field"]) == (422, "category"), answer.text
+
+
+async def test_a_field_an_event_has_no_use_for_is_refused_not_dropped(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A correction naming a handover's receiver (not correctable) with a note, or a receipt
+    with a method, was answered 201 with the field dropped: now a 422 names the field. Nulls
+    for the fields a client does not use are no field set."""
+    code = await _delivered(client, world)
+    handover = await _post(
+        client,
+        world,
+        "carrier",
+        event("handed_over", code, minutes=30, to_organization_id=world.orgs["facility"].id),
+    )
+    for name, value in (
+        ("to_organization_id", world.orgs["unlicensed"].id),
+        ("waste_code", "841-001-01"),
+        ("vehicle_plate", "鲁K12345"),
+        ("destination_organization_id", world.orgs["unlicensed"].id),
+    ):
+        body = _fix(code, handover["event_id"], 40, note="wrong receiver", **{name: value})
+        answer = await post_event(client, world, "carrier", body)
+        assert (answer.status_code, answer.json()["field"]) == (422, name), answer.text
+    with_method = event(
+        "received", code, minutes=60, outcome="accepted", weight_kg="10", method="D10"
+    )
+    answer = await post_event(client, world, "facility", with_method)
+    assert (answer.status_code, answer.json()["field"]) == (422, "method"), answer.text
+    nulls = {**with_method, "method": None, "children": None, "to_organization_id": None}
+    await _post(client, world, "facility", nulls)
+    synced = await client.post(
+        "/m/v1/sync",
+        json={"events": [event("stored", code, minutes=70, reason="shelf 3")]},
+        headers=world.headers("facility"),
+    )
+    (result,) = synced.json()["results"]
+    assert (result["status"], result["error"]["field"]) == ("rejected", "reason"), result
+
+
+async def _load_to(client: httpx.AsyncClient, world: World, facility: str, *categories: str) -> str:
+    """A carrier's load of one clinic bag per category, in transit to `facility`."""
+    carrier = world.orgs["carrier"].id
+    bags = [
+        (await tag_bag(client, world, category=category, carrier_organization_id=carrier))["code"]
+        for category in categories
+    ]
+    load = (
+        await tag_bag(
+            client,
+            world,
+            "carrier",
+            producer_organization_id=carrier,
+            category="med.infectious",
+            quantity="9",
+        )
+    )["code"]
+    await collect(client, world, *bags, minutes=2)
+    for body in (
+        event("aggregated", load, minutes=3, children=bags),
+        event("collected", load, minutes=10),
+        event("in_transit", load, minutes=20, destination_organization_id=world.orgs[facility].id),
+    ):
+        await _post(client, world, "carrier", body)
+    return load
+
+
+async def test_a_container_is_received_only_where_all_it_holds_is_licensed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Chemical bags in an infectious container: a facility licensed for infectious waste
+    only would receive and treat them unlicensed."""
+    await registry.add_licence(
+        organization_id=world.orgs["unlicensed"].id,
+        category_key="med.infectious",
+        method_codes=["D10"],
+    )
+    mixed = await _load_to(client, world, "unlicensed", "med.infectious", "med.chemical")
+    receipt = event("received", mixed, minutes=60, outcome="accepted", weight_kg="9")
+    refused = await post_event(client, world, "unlicensed", receipt)
+    assert (refused.status_code, refused.json()["field"]) == (403, "batch"), refused.text
+    assert "med.chemical" in refused.json()["detail"]
+    plain = await _load_to(client, world, "unlicensed", "med.infectious")
+    await _post(
+        client,
+        world,
+        "unlicensed",
+        event("received", plain, minutes=60, outcome="accepted", weight_kg="9"),
+    )
+    await _post(client, world, "unlicensed", event("treated", plain, minutes=70, method="D10"))
+
+
+async def test_a_category_corrected_after_a_receipt_is_judged_by_that_receipts_licence(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await registry.add_licence(
+        organization_id=world.orgs["unlicensed"].id,
+        category_key="med.infectious",
+        method_codes=["D10"],
+    )
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    code = bag["code"]
+    for body in (
+        event("collected", code, minutes=10),
+        event(
+            "in_transit",
+            code,
+            minutes=20,
+            destination_organization_id=world.orgs["unlicensed"].id,
+        ),
+    ):
+        await _post(client, world, "carrier", body)
+    await _post(
+        client,
+        world,
+        "unlicensed",
+        event("received", code, minutes=60, outcome="accepted", weight_kg="3.5"),
+    )
+    tagging = await CustodyEvent.get(batch__code=code, seq=1)
+    refused = await post_event(
+        client, world, "clinic", _fix(code, str(tagging.id), 70, category="med.chemical")
+    )
+    assert (refused.status_code, refused.json()["field"]) == (403, "category"), refused.text
+    assert (await _batch(client, world, code))["category"] == "med.infectious"
+    # A bag in a container is judged by the container's receipt too.
+    load = await _load_to(client, world, "unlicensed", "med.infectious")
+    await _post(
+        client,
+        world,
+        "unlicensed",
+        event("received", load, minutes=60, outcome="accepted", weight_kg="9"),
+    )
+    (child,) = await Batch.filter(parent__code=load)
+    tagging = await CustodyEvent.get(batch_id=child.id, seq=1)
+    refused = await post_event(
+        client, world, "clinic", _fix(child.code, str(tagging.id), 70, category="med.chemical")
+    )
+    assert (refused.status_code, refused.json()["field"]) == (403, "category"), refused.text
+    fine = _fix(child.code, str(tagging.id), 71, category="med.infectious", note="checked")
+    await _post(client, world, "clinic", fine)
