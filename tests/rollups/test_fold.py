@@ -3,6 +3,9 @@ the same figures before and after a fold, and concurrent recordings never wait o
 sums."""
 
 import asyncio
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import httpx
 from tortoise import connections
@@ -110,6 +113,71 @@ async def test_start_up_installs_the_recording_function_as_the_code_defines_it(
     bag = await tag_bag(client, world)
     batch = await Batch.get(code=bag["code"])
     assert await BatchFact.filter(batch_id=batch.id).exists()
+
+
+async def test_stored_facts_are_rebuilt_when_what_they_were_computed_on_changes(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    """The facts depend on more than the counting rules: the city's time zone gives their days
+    and the catalog their estimated masses and fates. Another WASTETRACK_TIMEZONE, a later
+    edition's density or a new edition marker makes the next start-up rebuild them; nothing
+    changed, it does not."""
+    # Tagged at one in the morning in the city, yesterday: the day before in UTC.
+    tagged_at = datetime.combine(
+        CITY_TODAY - timedelta(days=1), time(1), tzinfo=ZoneInfo(settings.timezone)
+    )
+    bag = await tag_bag(
+        client,
+        world,
+        device_time=tagged_at.isoformat(),
+        category="med.sharps",
+        quantity="2",
+        unit="m3",
+    )
+    batch = await Batch.get(code=bag["code"])
+    await facts.ensure_current(timezone=settings.timezone)  # whatever was stored before
+    assert not await facts.ensure_current(timezone=settings.timezone)
+    fact = await BatchFact.get(batch_id=batch.id)
+    assert fact.day == CITY_TODAY - timedelta(days=1)
+
+    assert await facts.ensure_current(timezone="UTC")
+    assert (await BatchFact.get(batch_id=batch.id)).day == CITY_TODAY - timedelta(days=2)
+    assert not await facts.ensure_current(timezone="UTC")
+    assert await facts.ensure_current(timezone=settings.timezone)
+
+    database = connections.get("default")
+    (sharps,) = await database.execute_query_dict(
+        "SELECT density_kg_m3, mass_basis_source FROM waste_category WHERE key = 'med.sharps'"
+    )
+    (d10,) = await database.execute_query_dict(
+        "SELECT edition FROM treatment_method WHERE code = 'D10'"
+    )
+    try:
+        # A later edition's density for sharps (the catalog is reference data, kept across
+        # tests: restored below).
+        await database.execute_query(
+            "UPDATE waste_category SET density_kg_m3 = 321.5, mass_basis_source = 'test 2027-01'"
+            " WHERE key = 'med.sharps'"
+        )
+        assert await facts.ensure_current(timezone=settings.timezone)
+        assert (await BatchFact.get(batch_id=batch.id)).mass_kg == Decimal("643.000")
+        assert not await facts.ensure_current(timezone=settings.timezone)
+        # A new edition marker alone (a method's edition): rebuilt too.
+        await database.execute_query(
+            "UPDATE treatment_method SET edition = 'test 2027-02' WHERE code = 'D10'"
+        )
+        assert await facts.ensure_current(timezone=settings.timezone)
+    finally:
+        await database.execute_query(
+            "UPDATE waste_category SET density_kg_m3 = $1, mass_basis_source = $2"
+            " WHERE key = 'med.sharps'",
+            [sharps["density_kg_m3"], sharps["mass_basis_source"]],
+        )
+        await database.execute_query(
+            "UPDATE treatment_method SET edition = $1 WHERE code = 'D10'", [d10["edition"]]
+        )
+    assert await facts.ensure_current(timezone=settings.timezone)
+    assert (await BatchFact.get(batch_id=batch.id)).mass_kg != Decimal("643.000")
 
 
 async def test_a_load_treated_while_one_of_its_bags_is_corrected_counts_both(

@@ -5,6 +5,7 @@ them) and appends the difference to `cohort_delta`, which a background round fol
 sums (readers add what is not folded yet); a rebuild computes every fact from the log. So the
 incremental sums and a rebuild agree exactly, on any history."""
 
+import json
 from typing import Any
 
 from tortoise import connections
@@ -424,9 +425,9 @@ async def rebuild(*, timezone: str) -> int:
         for table, key, cell in _LAYERS:
             await client.execute_query(_insert_sums(table, key, cell, source, add=False))
         await client.execute_query(
-            "INSERT INTO rollup_definition (id, version) VALUES (1, $1)"
-            " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
-            [DEFINITION_VERSION],
+            "INSERT INTO rollup_definition (id, version, basis) VALUES (1, $1, $2)"
+            " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, basis = EXCLUDED.basis",
+            [DEFINITION_VERSION, await _basis(client, timezone)],
         )
         rows: list[dict[str, Any]] = await client.execute_query_dict(
             "SELECT count(*) AS n FROM cohort_daily"
@@ -434,13 +435,51 @@ async def rebuild(*, timezone: str) -> int:
     return int(rows[0]["n"])
 
 
+# What the facts read besides the log, so a change to any of it makes them stale: each
+# category's parent and estimated-mass basis (unit mass, density) and each method's mode and
+# harmless flag, with the catalog editions and sources they came from (a later edition's data
+# migration changes them in place, without touching a batch).
+_CATALOG_BASIS = """
+SELECT (SELECT md5(string_agg(line, ';' ORDER BY line)) FROM (
+            SELECT concat_ws('|', 'category', key, parent_key, unit_mass_kg, density_kg_m3)
+            FROM waste_category
+            UNION ALL
+            SELECT concat_ws('|', 'method', code, mode, harmless) FROM treatment_method
+        ) AS values_read (line)) AS digest,
+       (SELECT array_agg(DISTINCT source ORDER BY source) FROM (
+            SELECT unnest(ARRAY[edition, mass_basis_source]) FROM waste_category
+            UNION ALL
+            SELECT unnest(ARRAY[edition, harmless_source]) FROM treatment_method
+        ) AS editions (source) WHERE source IS NOT NULL) AS editions
+"""
+
+
+async def _basis(client: Any, timezone: str) -> str:
+    """What the stored facts depend on, as one canonical text: the counting rules
+    (DEFINITION_VERSION), the city's time zone (their days) and the catalog data they read
+    (its editions, and a digest of the values themselves)."""
+    rows: list[dict[str, Any]] = await client.execute_query_dict(_CATALOG_BASIS)
+    return json.dumps(
+        {
+            "definition": DEFINITION_VERSION,
+            "timezone": timezone,
+            "catalog_editions": list(rows[0]["editions"] or []),
+            "catalog_digest": rows[0]["digest"],
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+
+
 async def ensure_current(*, timezone: str) -> bool:
     """Install the recording's function as this code defines it, and rebuild when the stored
-    facts were computed by other rules (or never); True if it rebuilt."""
+    facts were computed on another basis (or never): other counting rules, another time zone
+    or other catalog data (a later edition's unit masses, densities, method modes or harmless
+    flags). True if it rebuilt."""
     await APPLY.ensure()
     client = connections.get("default")
-    rows = await client.execute_query_dict("SELECT version FROM rollup_definition WHERE id = 1")
-    if rows and rows[0]["version"] == DEFINITION_VERSION:
+    rows = await client.execute_query_dict("SELECT basis FROM rollup_definition WHERE id = 1")
+    if rows and rows[0]["basis"] == await _basis(client, timezone):
         return False
     await rebuild(timezone=timezone)
     return True

@@ -138,11 +138,14 @@ class CityMonthlyRollup(MonthSums):
 
 
 class RollupDefinition(Model):
-    """The version of the counting rules the stored facts were computed by; a start-up that
-    finds another version rebuilds them from the log."""
+    """What the stored facts were computed on: the version of the counting rules, and the
+    whole basis (rules, city time zone, catalog editions and a digest of the catalog values the
+    facts read); a start-up that finds another basis rebuilds them from the log."""
 
     id = fields.IntField(primary_key=True)
     version = fields.CharField(max_length=32)
+    # JSON text (facts._basis); none for facts kept before 0041, which are rebuilt once.
+    basis = fields.TextField(null=True)
 
     class Meta:
         table = "rollup_definition"
