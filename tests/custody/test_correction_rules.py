@@ -264,11 +264,19 @@ async def test_a_receipt_corrected_to_a_rejection_leaves_the_batch_with_its_deli
     # Whom the rejection gave it back to, as a receipt says it (for the registers).
     fix = await CustodyEvent.get(batch__code=code, event_type="corrected")
     assert fix.details["delivered_by"] == carrier
-    # No longer the facility's to see: a manager corrects it back.
-    await _post(client, world, "manager", _fix(code, receipt["event_id"], 80, outcome="accepted"))
+    # Gone back to the carrier, it is still the facility's own record to correct back.
+    await _post(client, world, "facility", _fix(code, receipt["event_id"], 80, outcome="accepted"))
     row = await Batch.get(code=code)
     facility = world.orgs["facility"].id
     assert (row.state, row.holder_id, row.destination_id) == ("received", facility, facility)
+    # A facility that rejected a batch directly corrects its own receipt too; another
+    # organization that does not see the batch still finds none.
+    rejected = await CustodyEvent.get(batch__code=direct, event_type="received")
+    again = _fix(direct, str(rejected.id), 90, outcome="accepted", weight_kg="9.5")
+    stranger = await post_event(client, world, "unlicensed", again)
+    assert (stranger.status_code, stranger.json()["field"]) == (404, "batch")
+    await _post(client, world, "facility", again)
+    assert (await Batch.get(code=direct)).holder_id == facility
 
 
 async def test_a_category_that_breaks_the_waste_code_is_refused_on_category(

@@ -52,7 +52,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "corrected": (
         EVERY_STATE,
         f"{HANDLERS} manager admin",
-        "producer holder carrier destination region",
+        "producer holder carrier destination region recorder",
     ),
     "cancelled": ("tagged", "generator collector port_operator manager admin", "producer region"),
 }

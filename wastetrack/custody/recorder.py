@@ -34,10 +34,9 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
 from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.results import EntryResult, others_id
-from wastetrack.custody.rules import (
-    EventType,
-)
+from wastetrack.custody.rules import EventType, Party
 from wastetrack.custody.transitions import check_allowed
 from wastetrack.custody.work import Work, check_common, code_by_id, remember
 from wastetrack.evidence import service as evidence
@@ -446,6 +445,10 @@ async def _apply(
     if batch is None:
         raise NotFound(batches.NOT_FOUND, field="batch")
     relation = batches.parties(work.principal, batch)
+    if sub.event_type == EventType.corrected and await CustodyEvent.exists(
+        id=sub.corrects, batch_id=batch.id, organization_id=work.principal.organization_id
+    ):
+        relation.add(Party.recorder)
     if not relation:
         raise NotFound(batches.NOT_FOUND, field="batch")
     check_allowed(work.principal, batch, relation, sub.event_type)

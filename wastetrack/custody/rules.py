@@ -54,6 +54,9 @@ class Party(StrEnum):
     carrier = "carrier"
     destination = "destination"
     region = "region"
+    # It recorded the event a correction names: it corrects its own record even once the batch
+    # has left it (a facility's rejection sent the batch back to its deliverer).
+    recorder = "recorder"
 
 
 class Holder(StrEnum):
