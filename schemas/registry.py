@@ -95,10 +95,20 @@ class SiteRead(Schema):
 
 
 class LicenceCreate(Schema):
+    """A licence, or a new version of one: the version before ends the day before it starts."""
+
     category_key: Text = Field(min_length=1, max_length=64)
     method_codes: list[Text] = Field(min_length=1, max_length=40)
     permit_number: Text | None = Field(None, max_length=64)
-    valid_until: Day | None = None
+    valid_from: Day | None = Field(
+        None,
+        description="its first valid day; default: today in the city. A day already past needs"
+        " a reason, and no version starts before a later one's start",
+    )
+    valid_until: Day | None = Field(None, description="its last valid day; default: none")
+    reason: Text | None = Field(
+        None, max_length=500, description="why it starts on a day already past (audited)"
+    )
 
 
 class LicenceRead(Schema):
@@ -107,6 +117,9 @@ class LicenceRead(Schema):
     category_key: str
     method_codes: list[str]
     permit_number: str | None
+    valid_from: date | None = Field(
+        description="its first valid day; null (licences registered before versions): since always"
+    )
     valid_until: date | None
 
 
@@ -142,6 +155,13 @@ class ServiceAgreementCreate(Schema):
     streams: list[Key] = Field(min_length=1, max_length=10)
     valid_from: Day
     valid_to: Day | None = None
+
+
+class ServiceAgreementEnd(Schema):
+    valid_to: Day = Field(
+        description="the agreement's last valid day: today in the city or later, and not"
+        " before it began"
+    )
 
 
 class ServiceAgreementRead(Schema):

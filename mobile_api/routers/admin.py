@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from mobile_api.deps import AdminOnly, CurrentUser, ManagerOnly, Period, Transaction
+from mobile_api.deps import AdminOnly, AppSettings, CurrentUser, ManagerOnly, Period, Transaction
 from schemas.auth import SessionsRevokedRead, UserCreate, UserRead
 from schemas.base import Id, Text
 from schemas.calendar import CalendarDayRead, CalendarDayUpdate, CalendarLoadRead
@@ -19,6 +19,7 @@ from schemas.registry import (
     RegionCreate,
     RegionRead,
     ServiceAgreementCreate,
+    ServiceAgreementEnd,
     ServiceAgreementRead,
     SiteCreate,
     SiteRead,
@@ -27,6 +28,7 @@ from schemas.registry import (
 )
 from wastetrack.auth import service as auth
 from wastetrack.calendar import service as calendar
+from wastetrack.core import cityday
 from wastetrack.core.commands import Day
 from wastetrack.registry import agreements, vessels
 from wastetrack.registry import service as registry
@@ -90,10 +92,20 @@ async def list_sites(user: ManagerOnly, organization_id: Id | None = None) -> Se
     "/organizations/{organization_id}/licences", response_model=LicenceRead, status_code=201
 )
 async def add_licence(
-    organization_id: Id, body: LicenceCreate, _: AdminOnly, __: Transaction
+    organization_id: Id,
+    body: LicenceCreate,
+    settings: AppSettings,
+    _: AdminOnly,
+    __: Transaction,
 ) -> object:
-    """License a treatment facility for a category and methods."""
-    return await registry.add_licence(organization_id=organization_id, **body.model_dump())
+    """License a treatment facility for a category and methods, from a day (default: today in
+    the city; a day already past needs a reason); granting the category again adds a version
+    and ends the one before. Audited."""
+    values = body.model_dump()
+    values["valid_from"] = values["valid_from"] or cityday.today(settings.timezone)
+    return await registry.add_licence(
+        organization_id=organization_id, timezone=settings.timezone, **values
+    )
 
 
 @router.get("/organizations/{organization_id}/licences", response_model=list[LicenceRead])
@@ -129,6 +141,21 @@ async def create_service_agreement(
     return await agreements.create_service_agreement(**body.model_dump())
 
 
+@router.post("/service-agreements/{agreement_id}/end", response_model=ServiceAgreementRead)
+async def end_service_agreement(
+    agreement_id: Id,
+    body: ServiceAgreementEnd,
+    settings: AppSettings,
+    _: AdminOnly,
+    __: Transaction,
+) -> object:
+    """End an agreement on its last valid day (today in the city or later): its provider no
+    longer tags the client's waste after it. One ended already is a 409. Audited."""
+    return await agreements.end_service_agreement(
+        agreement_id=agreement_id, valid_to=body.valid_to, timezone=settings.timezone
+    )
+
+
 @router.get("/service-agreements", response_model=list[ServiceAgreementRead])
 async def list_service_agreements(user: CurrentUser) -> Sequence[object]:
     """Service agreements the user may read."""
@@ -142,10 +169,11 @@ async def create_user(body: UserCreate, _: AdminOnly, __: Transaction) -> object
 
 
 @router.post("/users/{user_id}/deactivate", response_model=UserRead)
-async def deactivate_user(user_id: Id, _: AdminOnly, __: Transaction) -> object:
+async def deactivate_user(user_id: Id, user: AdminOnly, __: Transaction) -> object:
     """Stop a user from logging in (someone who left): every login of theirs ends at once, and
-    their access tokens within minutes. Audited."""
-    return await auth.deactivate_user(user_id=user_id)
+    their access tokens within minutes. Audited. Never yourself, nor the last active
+    administrator (409)."""
+    return await auth.deactivate_user(user_id=user_id, acting_user_id=user.user_id)
 
 
 @router.post("/users/{user_id}/sessions/revoke", response_model=SessionsRevokedRead)

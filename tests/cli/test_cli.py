@@ -73,7 +73,16 @@ def register_clinic(env: dict[str, str], *, username: str, role: str) -> dict:
 def test_registry_users_and_labels_from_the_command_line(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    ids = register_clinic(cli_env, username="root", role="admin")
+    ids = register_clinic(cli_env, username="nurse", role="generator")
+    # A clinic holds no administrator (wastetrack.registry.roles): its reach would be the region.
+    misfit = run(cli_env, "user", "create", "--username", "boss", "--role", "admin",
+                 "--org", str(ids["clinic"]), "--password", "boss-password")  # fmt: skip
+    assert misfit.returncode == 2 and "role" in misfit.stderr, misfit.stderr
+    # An administrator belongs to an authority; labels are issued in its name.
+    bureau = run_json(cli_env, "registry", "org", "--name", "生态环境局", "--kind", "authority",
+                      "--region", str(ids["city"]))  # fmt: skip
+    run_json(cli_env, "user", "create", "--username", "root", "--role", "admin",
+             "--org", str(bureau["id"]), "--password", "root-admin-password")  # fmt: skip
     refused = run(
         cli_env,
         "registry",

@@ -588,7 +588,13 @@ async def plant_of(client: httpx.AsyncClient, world: World) -> str:
             world,
             "admin",
             f"/admin/v1/organizations/{plant['id']}/licences",
-            {"category_key": category, "method_codes": ["R1", "D4", "D8", "D10", "R13"]},
+            {
+                "category_key": category,
+                "method_codes": ["R1", "D4", "D8", "D10", "R13"],
+                # Licensed before the histories begin: a grant from a past day needs a reason.
+                "valid_from": "2020-01-01",
+                "reason": "licensed before the histories begin",
+            },
             record=False,
         )
     await make_user(world, "plant", Role.facility_operator, await Organization.get(id=plant["id"]))

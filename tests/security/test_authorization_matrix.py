@@ -97,6 +97,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("PUT", "/admin/v1/regions/{region_id}/sorting"): ADMIN,
     ("GET", "/admin/v1/service-agreements"): USERS,
     ("POST", "/admin/v1/service-agreements"): ADMIN,
+    ("POST", "/admin/v1/service-agreements/{agreement_id}/end"): ADMIN,
     ("GET", "/admin/v1/sites"): MANAGERS,
     ("POST", "/admin/v1/sites"): ADMIN,
     ("GET", "/admin/v1/users"): MANAGERS,

@@ -25,9 +25,8 @@ from wastetrack.core import keys, ratelimit
 from wastetrack.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
-from wastetrack.registry import access
+from wastetrack.registry import access, roles
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import OrganizationKind
 
 TOKEN_PREFIX = "wt_"
 _TOKEN = re.compile(r"^wt_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -35,24 +34,6 @@ _TOKEN = re.compile(r"^wt_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 TOUCH_EVERY = timedelta(minutes=1)
 # No password hashes to argon2: the service user cannot log in with a password.
 _NO_PASSWORD = "!api-key"
-
-# The role a key acts in when the issuer names none: what the organization's own staff do.
-DEFAULT_ROLE: dict[OrganizationKind, Role] = {
-    OrganizationKind.collection_point: Role.collector,
-    OrganizationKind.community: Role.collector,
-    OrganizationKind.recovery_point: Role.collector,
-    OrganizationKind.clinic: Role.generator,
-    OrganizationKind.village_clinic: Role.generator,
-    OrganizationKind.township_hospital: Role.generator,
-    OrganizationKind.hospital: Role.generator,
-    OrganizationKind.enterprise: Role.generator,
-    OrganizationKind.agri_input_shop: Role.generator,
-    OrganizationKind.vessel_owner: Role.generator,
-    OrganizationKind.fishing_port: Role.port_operator,
-    OrganizationKind.carrier: Role.carrier,
-    OrganizationKind.treatment_facility: Role.facility_operator,
-    OrganizationKind.authority: Role.auditor,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +67,12 @@ async def issue_key(
     if not scopes:
         raise ValidationFailed("name at least one scope", field="scopes")
     org = await registry.get_organization(organization_id or principal.organization_id)
-    acting = role or DEFAULT_ROLE[org.kind]
+    # What the organization's own staff do, unless the issuer names another role its kind
+    # holds (registry.roles: the map user creation reads too).
+    acting = role or roles.default_role(org.kind)
     if acting == Role.admin:
         raise ValidationFailed("an API key never acts as an administrator", field="role")
+    roles.check_role_fits(acting, org.kind)
     prefix = secrets.token_hex(6)
     token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     version = keys.ring(secret).current

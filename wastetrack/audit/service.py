@@ -53,7 +53,8 @@ def current_actor() -> Actor:
     return _actor.get() or Actor()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as JSON holds it (dates and times ISO 8601, decimals and ids as text)."""
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime | date):
@@ -61,9 +62,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal | UUID):
         return str(value)
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     return value
 
 
@@ -71,7 +72,7 @@ def snapshot(row: Model, *, without: frozenset[str] = frozenset()) -> dict[str, 
     """The row's stored columns as JSON values, secrets left out."""
     names = row._meta.fields_db_projection.keys()
     return {
-        name: _plain(getattr(row, name))
+        name: plain(getattr(row, name))
         for name in names
         if name not in SECRET_FIELDS and name not in without
     }

@@ -21,7 +21,7 @@ from wastetrack.core.commands import ascii_digits
 from wastetrack.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
-from wastetrack.registry import access
+from wastetrack.registry import access, roles
 from wastetrack.registry import service as registry
 
 _hasher = PasswordHasher()
@@ -56,7 +56,7 @@ async def password_matches(password_hash: str, password: str) -> bool:
 async def create_user(
     *, username: str, password: str, role: Role, organization_id: int, full_name: str = ""
 ) -> User:
-    """Create a user bound to one organization."""
+    """Create a user bound to one organization, in a role its kind holds (registry.roles)."""
     if len(password) < 8:
         raise ValidationFailed("password must have at least 8 characters", field="password")
     if (
@@ -68,6 +68,7 @@ async def create_user(
             "username must be 1-64 letters, digits, dots or underscores", field="username"
         )
     org = await registry.get_organization(organization_id)
+    roles.check_role_fits(role, org.kind)
     if await User.exists(username=username):
         raise Conflict(f"username {username!r} is taken", field="username")
     user = await User.create(
@@ -249,23 +250,45 @@ async def revoke_sessions(*, user_id: int) -> int:
     return int(revoked)
 
 
-async def deactivate_user(*, user_id: int) -> User:
+async def deactivate_user(*, user_id: int, acting_user_id: int | None = None) -> User:
     """Stop a user from logging in; their refresh tokens are revoked at once (by a database
-    trigger, so any path that deactivates does it) and access tokens end within minutes."""
-    user = await User.get_or_none(id=user_id).prefetch_related("organization__region")
-    if user is None:
-        raise NotFound("no such user", field="user_id")
-    before = audit.snapshot(user)
-    user.is_active = False
-    await user.save(update_fields=["is_active"])
-    await audit.record(
-        action="user.deactivated",
-        subject=user,
-        organization_id=user.organization_id,
-        region_path=user.organization.region.path,
-        before=before,
-        after=audit.snapshot(user),
-    )
+    trigger, so any path that deactivates does it) and access tokens end within minutes.
+
+    An administrator acting through the API (`acting_user_id`, else the request's actor)
+    never deactivates themselves nor the last active administrator: either could leave nobody
+    to manage accounts. Active administrators are locked while counted, so two deactivating
+    each other at once cannot both succeed. The command line acts as nobody and may (the
+    operator at the machine can always `wastetrack user create` another administrator, and
+    deactivates the demo's before serving beyond loopback)."""
+    acting = acting_user_id if acting_user_id is not None else audit.current_actor().user_id
+    if acting == user_id:
+        raise Conflict(
+            f"user {user_id} is you: another administrator deactivates you", field="user_id"
+        )
+    async with in_transaction():
+        user = await User.get_or_none(id=user_id).prefetch_related("organization__region")
+        if user is None:
+            raise NotFound("no such user", field="user_id")
+        if acting is not None and user.is_active and user.role == Role.admin:
+            admins = await (
+                User.filter(role=Role.admin, is_active=True).order_by("id").select_for_update()
+            )
+            if {a.id for a in admins} == {user.id}:
+                raise Conflict(
+                    f"user {user_id} is the last active administrator: create another first",
+                    field="user_id",
+                )
+        before = audit.snapshot(user)
+        user.is_active = False
+        await user.save(update_fields=["is_active"])
+        await audit.record(
+            action="user.deactivated",
+            subject=user,
+            organization_id=user.organization_id,
+            region_path=user.organization.region.path,
+            before=before,
+            after=audit.snapshot(user),
+        )
     _forget_verified(user_id)
     return user
 

@@ -122,10 +122,20 @@ def licence_add(
     category: Annotated[str, typer.Option()],
     methods: Annotated[str, typer.Option(help="comma-separated R/D codes, e.g. D9,D10")],
     permit_number: Annotated[str | None, typer.Option("--permit")] = None,
+    valid_from: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default today in the city")
+    ] = None,
     valid_until: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="why it starts on a day already past (audited)")
+    ] = None,
 ) -> None:
-    """License a treatment facility for a category and methods."""
+    """License a treatment facility for a category and methods, from a day; granting the
+    category again keeps the version before, ended the day before the new one starts."""
+    from wastetrack.core import cityday
     from wastetrack.registry import service as registry
+
+    timezone = get_settings().timezone
 
     async def work() -> dict[str, object]:
         licence = await registry.add_licence(
@@ -133,7 +143,10 @@ def licence_add(
             category_key=category,
             method_codes=[m.strip() for m in methods.split(",") if m.strip()],
             permit_number=permit_number,
+            valid_from=date.fromisoformat(valid_from) if valid_from else cityday.today(timezone),
             valid_until=date.fromisoformat(valid_until) if valid_until else None,
+            reason=reason,
+            timezone=timezone,
         )
         return {"id": licence.id, "category": licence.category_key, "methods": licence.method_codes}
 

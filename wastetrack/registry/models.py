@@ -111,7 +111,12 @@ class Site(Model):
 
 
 class FacilityLicence(Model):
-    """A treatment facility's permit for one category (and its sub-categories)."""
+    """One version of a treatment facility's permit for one category (and its
+    sub-categories): it covers the days valid_from…valid_until, both included. A change is a
+    new row, the version before ending the day before it starts, so every version stays; on a
+    day the facility may use the methods of every version covering the category or a parent
+    of it (wastetrack.registry.service.licence_covering). A valid_from of NULL (rows older
+    than migration 0042) means "since always", a valid_until of NULL "until further notice"."""
 
     id = fields.IntField(primary_key=True)
     organization_id: int
@@ -121,11 +126,12 @@ class FacilityLicence(Model):
     category_key = fields.CharField(max_length=64)
     method_codes: list[str] = fields.JSONField(default=list)
     permit_number = fields.CharField(max_length=64, null=True)
+    valid_from = fields.DateField(null=True)
     valid_until = fields.DateField(null=True)
 
     class Meta:
         table = "facility_licence"
-        unique_together = (("organization", "category_key"),)
+        indexes = (("organization_id", "category_key"),)
 
 
 class Vessel(Model):

@@ -2,14 +2,19 @@
 Vessels (wastetrack.registry.vessels) and service agreements (wastetrack.registry.agreements)
 are registered apart."""
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
 from wastetrack.audit import service as audit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import codes
+from wastetrack.core import cityday, codes
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 from wastetrack.registry import access, identities
 from wastetrack.registry.models import (
     MEDICAL_KINDS,
@@ -135,6 +140,7 @@ async def update_organization(*, organization_id: int, changes: dict[str, Any]) 
         )
     if "region_id" in changes:
         org.region = await get_region(changes.pop("region_id"))
+        await _check_sites_within(org)
     _check_beds(org.kind, changes.get("bed_count", org.bed_count), required="bed_count" in changes)
     for key, value in changes.items():
         setattr(org, key, value)
@@ -148,6 +154,22 @@ async def update_organization(*, organization_id: int, changes: dict[str, Any]) 
         after=audit.snapshot(org),
     )
     return org
+
+
+async def _check_sites_within(org: Organization) -> None:
+    """Refuse to move an organization to a region its sites would lie outside."""
+    outside = (
+        await Site.filter(organization_id=org.id)
+        .exclude(region__path__startswith=org.region.path)
+        .order_by("id")
+        .first()
+    )
+    if outside is not None:
+        raise ValidationFailed(
+            f"site {outside.id} ({outside.name}) would lie outside region {org.region.id}"
+            f" ({org.region.name}): a site lies in its organization's region or below it",
+            field="region_id",
+        )
 
 
 async def list_organizations(
@@ -170,9 +192,19 @@ async def list_organizations(
 async def create_site(
     *, organization_id: int, name: str, region_id: int | None, latitude: float, longitude: float
 ) -> Site:
-    """Add a site with coordinates to an organization."""
+    """Add a site with coordinates to an organization, in the organization's region or a
+    region below it (default: the organization's own). What is collected at the site counts
+    under the site's region, so a site elsewhere — another town, another city — is refused:
+    it would count one region's waste under another's."""
     org = await get_organization(organization_id)
     region = await get_region(region_id) if region_id else org.region
+    if not region.path.startswith(org.region.path):
+        raise ValidationFailed(
+            f"region {region.id} ({region.name}) lies outside the organization's region"
+            f" {org.region.id} ({org.region.name}): a site lies in its organization's region"
+            " or below it",
+            field="region_id",
+        )
     if not (-90 <= latitude <= 90):
         raise ValidationFailed("latitude must lie between -90 and 90", field="latitude")
     if not (-180 <= longitude <= 180):
@@ -186,13 +218,21 @@ async def create_site(
         longitude=longitude,
         code=codes.new_code(),
     )
-    await audit.created("site.created", site, within=org)
+    # Filed under the site's own region, as its pickups are: that region's managers read it.
+    await audit.record(
+        action="site.created",
+        subject=site,
+        organization_id=org.id,
+        region_path=region.path,
+        after=audit.snapshot(site),
+    )
     return site
 
 
 async def list_sites(*, principal: Principal, organization_id: int | None = None) -> list[Site]:
-    """Sites the user may read, optionally of one organization."""
-    query = access.readable(Site.all(), principal)
+    """Sites the user may read, optionally of one organization: a manager reads those in its
+    region subtree by the site's own region, the one its pickups count under."""
+    query = access.readable(Site.all(), principal, region="region__path")
     if organization_id:
         query = query.filter(organization_id=organization_id)
     return await query.order_by("id")
@@ -204,9 +244,34 @@ async def add_licence(
     category_key: str,
     method_codes: list[str],
     permit_number: str | None = None,
+    valid_from: date | None = None,
     valid_until: date | None = None,
+    reason: str | None = None,
+    timezone: str | None = None,
 ) -> FacilityLicence:
-    """License a treatment facility for a category (and its sub-categories) and methods."""
+    """License a treatment facility for a category (and its sub-categories) and methods, from
+    `valid_from` to `valid_until` (None: until further notice). The admin API and the command
+    line grant from the day they are asked to (in the city) unless told otherwise; None here
+    means "since always", as on the rows kept before licences had versions — for loading a
+    registry with its history (the demo, tests), never an administrator's default.
+
+    A licence is kept in versions: granting the category again adds a row and ends the
+    version it replaces the day before the new one starts (a version replaced on its own
+    first day ends the day before it began: it never covered a day). A version never starts
+    before a later one's start; and one that starts on a day already past — a permit
+    registered late, it judges the receipts and treatments of those days again — needs a
+    `reason`, kept in the audit entry."""
+    today = cityday.today(timezone or get_settings().timezone)
+    if valid_from is not None and valid_from < today and not (reason or "").strip():
+        raise ValidationFailed(
+            f"a licence from a day already past ({valid_from.isoformat()}) judges those days'"
+            " receipts and treatments again: give the reason",
+            field="reason",
+        )
+    if valid_until is not None and valid_from is not None and valid_until < valid_from:
+        raise ValidationFailed(
+            f"valid_until precedes valid_from ({valid_from.isoformat()})", field="valid_until"
+        )
     org = await get_organization(organization_id)
     if org.kind != OrganizationKind.treatment_facility:
         raise ValidationFailed(
@@ -218,44 +283,89 @@ async def add_licence(
     unknown = [m for m in method_codes if m not in snap.methods]
     if unknown:
         raise ValidationFailed(f"unknown treatment methods {unknown}", field="method_codes")
-    existing = await FacilityLicence.get_or_none(organization=org, category_key=category_key)
-    licence, created = await FacilityLicence.update_or_create(
-        organization=org,
-        category_key=category_key,
-        defaults={
-            "method_codes": method_codes,
-            "permit_number": permit_number,
-            "valid_until": valid_until,
-        },
-    )
-    await audit.record(
-        action="licence.created" if created else "licence.updated",
-        subject=licence,
-        organization_id=org.id,
-        region_path=org.region.path,
-        before=audit.snapshot(existing) if existing is not None else None,
-        after=audit.snapshot(licence),
-    )
+    async with in_transaction():
+        # The facility's row is locked while its versions change: two grants at once queue.
+        await Organization.filter(id=org.id).select_for_update().first()
+        versions = await FacilityLicence.filter(
+            organization_id=org.id, category_key=category_key
+        ).order_by("id")
+        start = valid_from or date.min
+        later = [v for v in versions if (v.valid_from or date.min) > start]
+        if later:
+            raise Conflict(
+                f"licence {later[0].id} for {category_key} starts on {later[0].valid_from},"
+                f" after {valid_from or 'always'}: a new version starts on or after the latest"
+                " one's start",
+                field="valid_from",
+            )
+        # Versions start in the order they are added and each ends before the next starts:
+        # only the latest can still be valid on `start`.
+        latest = versions[-1] if versions else None
+        replaced = (
+            latest
+            if latest is not None and (latest.valid_until is None or latest.valid_until >= start)
+            else None
+        )
+        before = audit.snapshot(replaced) if replaced is not None else None
+        if replaced is not None:
+            # Ending the day before a version "since always" is ending it before it began.
+            replaced.valid_until = start - timedelta(days=1) if valid_from else date.min
+            await replaced.save(update_fields=["valid_until"])
+        licence = await FacilityLicence.create(
+            organization=org,
+            category_key=category_key,
+            method_codes=method_codes,
+            permit_number=permit_number,
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
+        # One entry for the grant: the version replaced as it was, and the day it now ends.
+        after = {**audit.snapshot(licence), "reason": (reason or "").strip() or None}
+        if replaced is not None:
+            after["replaced"] = audit.plain(
+                {"id": replaced.id, "valid_until": replaced.valid_until}
+            )
+        await audit.record(
+            action="licence.updated" if replaced is not None else "licence.created",
+            subject=licence,
+            organization_id=org.id,
+            region_path=org.region.path,
+            before=before,
+            after=after,
+        )
     return licence
 
 
 async def list_licences(*, principal: Principal, organization_id: int) -> list[FacilityLicence]:
-    """A facility's licences, when the user may read the facility."""
+    """A facility's licences, every version, when the user may read the facility."""
     await access.readable_organization(principal, organization_id)
     return await FacilityLicence.filter(organization_id=organization_id).order_by("id")
 
 
-async def licence_covering(
-    *, organization_id: int, category_key: str, on: date
-) -> FacilityLicence | None:
-    """The facility's valid licence for this category or one of its parents, if any."""
+@dataclass(frozen=True)
+class Covering:
+    """What a facility is licensed for, for one category on one day: every version valid on
+    the day of a licence for the category or one of its parents."""
+
+    licences: tuple[FacilityLicence, ...]
+
+    @property
+    def method_codes(self) -> list[str]:
+        """The methods any of the covering licences allows."""
+        return sorted({m for licence in self.licences for m in licence.method_codes})
+
+
+async def licence_covering(*, organization_id: int, category_key: str, on: date) -> Covering | None:
+    """The facility's licences for this category or its parents valid on the day, their
+    methods joined (a parent's and a child's licence each add theirs); None without one."""
     ancestors = (await catalog.snapshot()).ancestors(category_key)
-    for licence in await FacilityLicence.filter(
-        organization_id=organization_id, category_key__in=ancestors
-    ):
-        if licence.valid_until is None or licence.valid_until >= on:
-            return licence
-    return None
+    licences = await FacilityLicence.filter(
+        Q(valid_from__isnull=True) | Q(valid_from__lte=on),
+        Q(valid_until__isnull=True) | Q(valid_until__gte=on),
+        organization_id=organization_id,
+        category_key__in=ancestors,
+    ).order_by("id")
+    return Covering(tuple(licences)) if licences else None
 
 
 async def subtree_path(*, within: str, region_id: int, admin: bool) -> str:

@@ -1,0 +1,127 @@
+"""A user's role fits its organization's kind, and administrators cannot lock everyone out."""
+
+import httpx
+import pytest
+
+from tests.factories import PASSWORD, World, make_user
+from wastetrack.auth import service as auth
+from wastetrack.auth.models import Role, User
+from wastetrack.core.errors import ValidationFailed
+from wastetrack.registry import roles
+from wastetrack.registry.models import OrganizationKind
+
+
+def test_every_kind_has_its_roles_and_only_authorities_oversee() -> None:
+    assert set(roles.ROLES_BY_KIND) == set(OrganizationKind)
+    overseers = {Role.manager, Role.auditor, Role.admin}
+    assert roles.kinds_for(frozenset(overseers)) == {OrganizationKind.authority}
+    assert roles.default_role(OrganizationKind.authority) == Role.auditor
+    assert roles.default_role(OrganizationKind.village_clinic) == Role.generator
+
+
+async def _create(client: httpx.AsyncClient, world: World, role: str, org: str) -> httpx.Response:
+    return await client.post(
+        "/admin/v1/users",
+        headers=world.headers("admin"),
+        json={
+            "username": f"new_{role}_{org}",
+            "password": PASSWORD,
+            "role": role,
+            "organization_id": world.orgs[org].id,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "org"),
+    [
+        ("manager", "clinic"),  # a clinic's manager would read and correct its region
+        ("auditor", "community"),
+        ("admin", "carrier"),
+        ("facility_operator", "carrier"),
+        ("carrier", "facility"),
+        ("collector", "clinic"),
+        ("generator", "bureau"),
+        ("port_operator", "community"),
+    ],
+)
+async def test_a_role_the_organization_does_not_hold_is_refused(
+    client: httpx.AsyncClient, world: World, role: str, org: str
+) -> None:
+    response = await _create(client, world, role, org)
+    assert (response.status_code, response.json()["field"]) == (422, "role"), response.text
+    assert not await User.exists(username=f"new_{role}_{org}")
+
+
+@pytest.mark.parametrize(
+    ("role", "org"),
+    [
+        ("manager", "bureau"),
+        ("auditor", "town_office"),
+        ("generator", "clinic"),
+        ("collector", "community"),
+        ("carrier", "carrier"),
+        ("facility_operator", "facility"),
+        ("port_operator", "port"),
+    ],
+)
+async def test_a_role_the_organization_holds_is_created(
+    client: httpx.AsyncClient, world: World, role: str, org: str
+) -> None:
+    response = await _create(client, world, role, org)
+    assert response.status_code == 201, response.text
+
+
+async def test_the_service_refuses_a_misfit_role_on_any_path(world: World) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        await auth.create_user(
+            username="village_boss",
+            password=PASSWORD,
+            role=Role.manager,
+            organization_id=world.orgs["clinic"].id,
+        )
+    assert refused.value.field == "role"
+
+
+async def test_an_administrator_does_not_deactivate_themselves(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await make_user(world, "second_admin", Role.admin, world.orgs["bureau"])
+    admin = world.users["admin"]
+    response = await client.post(
+        f"/admin/v1/users/{admin.id}/deactivate", headers=world.headers("admin")
+    )
+    assert (response.status_code, response.json()["field"]) == (409, "user_id"), response.text
+    assert str(admin.id) in response.json()["detail"]
+    assert (await User.get(id=admin.id)).is_active
+
+
+async def test_the_last_active_administrator_stays(client: httpx.AsyncClient, world: World) -> None:
+    second = await make_user(world, "second_admin", Role.admin, world.orgs["bureau"])
+    admin = world.users["admin"]
+    # Two administrators: one may deactivate the other …
+    done = await client.post(
+        f"/admin/v1/users/{second.id}/deactivate", headers=world.headers("admin")
+    )
+    assert done.status_code == 200, done.text
+    # … and once one is left, nobody deactivates it through the API (its token still works
+    # for minutes after its deactivation, so the second one tries).
+    last = await client.post(
+        f"/admin/v1/users/{admin.id}/deactivate", headers=world.headers("second_admin")
+    )
+    assert (last.status_code, last.json()["field"]) == (409, "user_id"), last.text
+    assert str(admin.id) in last.json()["detail"]
+    assert (await User.get(id=admin.id)).is_active
+    # Other users are deactivated as before.
+    other = await client.post(
+        f"/admin/v1/users/{world.users['collector'].id}/deactivate",
+        headers=world.headers("admin"),
+    )
+    assert other.status_code == 200, other.text
+
+
+async def test_the_command_line_may_deactivate_the_last_administrator(world: World) -> None:
+    """The operator at the machine (the demo's published administrator before serving beyond
+    loopback) can always create another with `wastetrack user create`."""
+    user = await auth.deactivate_user(user_id=world.users["admin"].id)
+    assert not user.is_active
