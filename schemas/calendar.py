@@ -18,6 +18,11 @@ class CalendarDayRead(Schema):
 class CalendarDayUpdate(Schema):
     is_working_day: bool
     name: Text | None = Field(None, max_length=64)
+    reason: Text | None = Field(
+        None,
+        max_length=500,
+        description="why (required for a day already past: it moves deadlines that have run)",
+    )
 
 
 class CalendarLoadRead(Schema):

@@ -204,20 +204,25 @@ async def get_calendar_day(day: Day, _: ManagerOnly) -> object:
 
 @router.put("/calendar/{day}", response_model=CalendarDayRead)
 async def set_calendar_day(
-    day: Day, body: CalendarDayUpdate, user: AdminOnly, __: Transaction
+    day: Day, body: CalendarDayUpdate, user: AdminOnly, settings: AppSettings, __: Transaction
 ) -> object:
-    """Declare a day a working day or a holiday (a new year's notice, a local change)."""
+    """Declare a day a working day or a holiday (a new year's notice, a local change); audited,
+    and a day already past needs a reason (it moves deadlines that have run)."""
     return await calendar.set_day(
         day=day,
         is_working_day=body.is_working_day,
         name=body.name,
         source=f"admin {user.username}",
+        reason=body.reason,
+        principal=user,
+        timezone=settings.timezone,
     )
 
 
 @router.post("/calendar/load", response_model=CalendarLoadRead)
 async def load_calendar(
-    _: AdminOnly, __: Transaction, year: Annotated[int | None, Query(ge=2000, le=2100)] = None
+    user: AdminOnly, __: Transaction, year: Annotated[int | None, Query(ge=2000, le=2100)] = None
 ) -> object:
-    """Load a year (or every year) from the installed chinesecalendar library."""
-    return await calendar.load_from_library(year=year)
+    """Load a year (or every year) from the installed chinesecalendar library; audited with
+    the days it changed."""
+    return await calendar.load_from_library(year=year, principal=user)

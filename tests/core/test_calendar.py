@@ -1,7 +1,7 @@
 """Working days from the official calendar table (pinned chinesecalendar edition), in the city's
 time zone; Monday–Friday only for years without data, and said so."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -155,3 +155,37 @@ def test_the_pinned_edition_agrees_with_the_installed_library() -> None:
     }
     assert {i["day"]: (i["working"], i["name"]) for i in pinned["items"]} == library
     assert pinned["licence"].startswith("MIT")
+
+
+async def test_a_calendar_change_is_audited_and_a_past_day_needs_a_reason(
+    client: httpx.AsyncClient, world: World, restore_calendar: None
+) -> None:
+    """A day moves every deadline counted over it (and clears overdue alerts): each change is
+    in the audit log, before and after, for the administrator's region to read; a day already
+    past needs a reason; a load from the library says which days it changed."""
+    past = (datetime.now(UTC) - timedelta(days=40)).date()
+    url = f"/admin/v1/calendar/{past.isoformat()}"
+    body = {"is_working_day": False, "name": "停工"}
+    refused = await client.put(url, json=body, headers=world.headers("admin"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "reason")
+    made = await client.put(
+        url, json={**body, "reason": "市政府通知 补记"}, headers=world.headers("admin")
+    )
+    assert made.status_code == 200, made.text
+    entries = await client.get(
+        "/m/v1/audit", params={"subject_type": "calendar"}, headers=world.headers("manager")
+    )
+    assert entries.status_code == 200, entries.text
+    (entry,) = [e for e in entries.json()["entries"] if e["action"] == "calendar.day_set"]
+    assert entry["after"]["reason"] == "市政府通知 补记"
+    assert (entry["before"]["name"], entry["after"]["name"]) != (None, None)
+    assert entry["after"]["is_working_day"] is False
+    loaded = await client.post(
+        "/admin/v1/calendar/load", params={"year": past.year}, headers=world.headers("admin")
+    )
+    assert loaded.status_code == 200, loaded.text
+    entries = await client.get(
+        "/m/v1/audit", params={"subject_type": "calendar"}, headers=world.headers("admin")
+    )
+    (load,) = [e for e in entries.json()["entries"] if e["action"] == "calendar.loaded"]
+    assert past.isoformat() in [c["day"] for c in load["after"]["changed"]]

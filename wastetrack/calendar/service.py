@@ -5,16 +5,19 @@ The table holds every day of each year it knows (weekends, public holidays, make
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from wastetrack.audit import service as audit
 from wastetrack.calendar.models import CalendarDay
+from wastetrack.core import cityday
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.principal import Principal
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +125,27 @@ async def get_day(*, day: date) -> DayInfo:
     return DayInfo(row.day, row.is_working_day, row.name, row.source)
 
 
-async def set_day(*, day: date, is_working_day: bool, name: str | None, source: str) -> DayInfo:
+async def set_day(
+    *,
+    day: date,
+    is_working_day: bool,
+    name: str | None,
+    source: str,
+    reason: str | None = None,
+    principal: Principal | None = None,
+    timezone: str | None = None,
+) -> DayInfo:
     """An administrator declares one day a working day or a holiday (e.g. a year the library
-    does not know yet, or a local change)."""
+    does not know yet, or a local change). Audited, before and after, under the administrator's
+    region: a day moves every deadline counted over it. A day already past needs a `reason`
+    (given the city's `timezone`): it moves deadlines that have run, and clears alerts."""
     if name is not None and len(name) > 64:
         raise ValidationFailed("name is at most 64 characters", field="name")
+    if timezone is not None and day < cityday.today(timezone) and not (reason or "").strip():
+        raise ValidationFailed(
+            "a day already past moves deadlines that have run: give the reason", field="reason"
+        )
+    before = await get_day(day=day)
     if not await CalendarDay.filter(
         day__gte=date(day.year, 1, 1), day__lte=date(day.year, 12, 31)
     ).exists():
@@ -136,10 +155,19 @@ async def set_day(*, day: date, is_working_day: bool, name: str | None, source: 
         await connections.get("default").execute_many(
             _UPSERT, _year_rows(day.year, {}, f"{YEAR_BEGUN} ({source})")
         )
-    await CalendarDay.update_or_create(
+    row, _ = await CalendarDay.update_or_create(
         day=day, defaults={"is_working_day": is_working_day, "name": name, "source": source[:128]}
     )
-    return await get_day(day=day)
+    after = await get_day(day=day)
+    await audit.record(
+        action="calendar.day_set",
+        subject=row,
+        region_path=principal.region_path if principal else "/",
+        organization_id=principal.organization_id if principal else None,
+        before=audit.plain(asdict(before)),
+        after=audit.plain({**asdict(after), "reason": reason}),
+    )
+    return after
 
 
 async def list_days(*, date_from: date, date_to: date) -> list[DayInfo]:
@@ -195,9 +223,12 @@ def _library_exceptions(year: int) -> dict[date, tuple[bool, str]]:
     return found
 
 
-async def load_from_library(*, year: int | None) -> dict[str, Any]:
+async def load_from_library(
+    *, year: int | None, principal: Principal | None = None
+) -> dict[str, Any]:
     """Load one year (or every year) the installed chinesecalendar knows into the table,
-    replacing those days."""
+    replacing those days; audited with the days it changed (a day an administrator set by hand
+    among them)."""
     import chinese_calendar
 
     known = library_years()
@@ -210,8 +241,28 @@ async def load_from_library(*, year: int | None) -> dict[str, Any]:
         )
     source = f"chinesecalendar {chinese_calendar.__version__}"
     rows = [r for y in years for r in _year_rows(y, _library_exceptions(y), source)]
+    held = {
+        r.day: r
+        for r in await CalendarDay.filter(
+            day__gte=date(years[0], 1, 1), day__lte=date(years[-1], 12, 31)
+        )
+    }
+    changed = [
+        {"day": day.isoformat(), "was": [old.is_working_day, old.name, old.source], "now": [w, n]}
+        for day, w, n, _ in rows
+        if (old := held.get(day)) is not None and (old.is_working_day, old.name) != (w, n)
+    ]
     await connections.get("default").execute_many(_UPSERT, rows)
-    return {"years": years, "days": len(rows), "source": source}
+    loaded = {"years": years, "days": len(rows), "source": source}
+    first = await CalendarDay.get(day=rows[0][0])
+    await audit.record(
+        action="calendar.loaded",
+        subject=first,
+        region_path=principal.region_path if principal else "/",
+        organization_id=principal.organization_id if principal else None,
+        after={**loaded, "changed": changed},
+    )
+    return loaded
 
 
 async def load_pinned(client: BaseDBAsyncClient, name: str = PINNED_FILE) -> None:
