@@ -200,6 +200,7 @@ def test_corrections_may_change_what_the_spec_says_per_event_type() -> None:
         "tagged": ("event_time", "quantity", "unit", "category"),
         "received": ("outcome", "weight_kg"),
         "treated": ("method", "weight_kg"),
+        "aggregated": ("aggregated",),
     }
 
 

@@ -73,10 +73,16 @@ def facts(
         fix = corrected.get(e["id"], {})
         return fix[name] if name in fix else e[column or name]
 
+    # Each batch's container: its latest aggregation into one that no correction undid
+    # (`aggregated: false` takes it out again, as if never scanned in).
     parent: dict[int, int] = {}
     for batch_id, chain in chains.items():
         for e in chain:
-            if e["event_type"] == "aggregated" and e["related_batch_id"] is not None:
+            if (
+                e["event_type"] == "aggregated"
+                and e["related_batch_id"] is not None
+                and corrected.get(e["id"], {}).get("aggregated") != "false"
+            ):
                 parent[batch_id] = e["related_batch_id"]
     children: dict[int, list[int]] = defaultdict(list)
     for child, p in parent.items():

@@ -5,7 +5,8 @@ later across the city's midnight, quantity, unit and category corrected, receipt
 corrected to a partial acceptance, a rejection or an acceptance, cancellations, rejections and
 re-deliveries, partial acceptances whose remainders are re-delivered, accepted in part again and
 treated elsewhere, batches in kg, items and m³, loads nested two levels (medical and household)
-treated, left pending, received untreated or rejected, producers in two towns — with the
+treated, left pending, received untreated or rejected, bags taken out of them again by a
+correction (an inner load left empty), producers in two towns — with the
 incremental roll-ups (folded or not) and after a rebuild, over days, a village, towns and whole
 months (so every layer is read). Independently of both, a batch and the parts refused from it
 never weigh more than the batch declared or was measured at."""
@@ -57,6 +58,9 @@ PLAN = st.fixed_dictionaries(
         "outcome_to": st.sampled_from(["partially_accepted", "rejected", "accepted"]),
         # Each correction corrected again, to another value of the same field.
         "recorrect": st.booleans(),
+        # A loaded bag taken out of its load again once the load has ended (scanned into the
+        # wrong one): its fate is its own, and a load it leaves empty counts as itself.
+        "undo": st.booleans(),
     }
 )
 KINDS = {
@@ -396,6 +400,7 @@ class History:
     async def run(self, plans: list[dict[str, Any]], load_end: str) -> None:
         loads: list[str] = []
         bins: list[str] = []
+        codes: list[str] = []
         for index, plan in enumerate(plans):
             who, stream, category, unit, facility = KINDS[plan["kind"]]
             t0 = plan["tag_minutes"] + index
@@ -410,6 +415,7 @@ class History:
                 unit=unit,
                 **(extra if stream == "medical" else {}),
             )
+            codes.append(code)
             end = plan["end"]
             carrier = "carrier" if stream == "medical" else "collector"
             receipt: tuple[str, str, str, bool] | None = None  # holder, event, outcome, latest
@@ -466,18 +472,27 @@ class History:
                 await self.correct_receipt(code, *receipt, plan, 300 + 20 * index)
             if plan["redeliver"] and end in ("received", "treated"):
                 await self.redeliver_remainders(code, carrier, plan, 450 + 20 * index)
-        await self.loads("carrier", "medical", "med.hw01", loads, "facility", load_end)
+        undo = {code for code, plan in zip(codes, plans, strict=True) if plan.get("undo")}
+        await self.loads("carrier", "medical", "med.hw01", loads, "facility", load_end, undo)
         await self.loads(
-            "collector", "household", "hh.recyclable.paper", bins, "unlicensed", load_end
+            "collector", "household", "hh.recyclable.paper", bins, "unlicensed", load_end, undo
         )
 
     async def loads(
-        self, who: str, stream: str, category: str, children: list[str], facility: str, end: str
+        self,
+        who: str,
+        stream: str,
+        category: str,
+        children: list[str],
+        facility: str,
+        end: str,
+        undo: set[str],
     ) -> None:
         """The batches put in containers two levels deep (one of them inside an inner
         container, the others beside it; two medical bags alone make a single load, whose
         weighing is shared among them), and the outer container taken to the facility to
-        end as `end` says."""
+        end as `end` says; then the batches in `undo` taken out of their containers again
+        (the inner one's only batch leaves it empty)."""
         if not children or (stream == "medical" and len(children) < 2):
             return
         producer = (
@@ -505,6 +520,31 @@ class History:
             inner = await container(children[:1], 600)
             outer = await container([inner, *children[1:]], 605)
         await self.deliver(outer, who, facility, 610)
+        await self.load_end(stream, outer, facility, end)
+        for code in children:
+            if code in undo:
+                await self.undo(code, who, 660)
+
+    async def undo(self, code: str, who: str, t: int) -> None:
+        """Take the batch out of the container its latest aggregation put it in."""
+        listed = await self.client.get(
+            f"/m/v1/batches/{code}/events", headers=self.world.headers("manager")
+        )
+        assert listed.status_code == 200, listed.text
+        (aggregation,) = [e for e in listed.json() if e["event_type"] == "aggregated"]
+        await self.post(
+            who,
+            {
+                "event_type": "corrected",
+                "batch": code,
+                "device_time": _at(t),
+                "corrects": aggregation["id"],
+                "aggregated": False,
+            },
+        )
+
+    async def load_end(self, stream: str, outer: str, facility: str, end: str) -> None:
+        """The outer container received, rejected or treated as `end` says."""
         if end == "in_transit":
             return
         rejected = end == "rejected"
@@ -735,6 +775,7 @@ LOADED_BAG: dict[str, Any] = {
     "corrections": [],
     "outcome_to": "accepted",
     "recorrect": False,
+    "undo": False,
 }
 # A bag received in part, whose receipt and tagging are corrected, and corrected again to
 # other values; its refused part is re-delivered, accepted in part again and treated.
@@ -810,7 +851,7 @@ def _month_end(day: date) -> date:
 )
 @given(plans=st.lists(PLAN, min_size=1, max_size=6), load_end=st.sampled_from(LOAD_ENDS))
 @example(
-    plans=[LOADED_BAG, {**LOADED_BAG, "tag_minutes": 3, "corrections": ["time"]}],
+    plans=[LOADED_BAG, {**LOADED_BAG, "tag_minutes": 3, "corrections": ["time"], "undo": True}],
     load_end="treated",
 )
 @example(
@@ -858,7 +899,8 @@ def _month_end(day: date) -> date:
             "corrections": ["outcome", "category"],
             "outcome_to": "accepted",
         },
-        {**LOADED_BAG, "kind": "household", "corrections": ["later"]},
+        # The inner bin's only bag taken out again: the bin, emptied, counts as itself.
+        {**LOADED_BAG, "kind": "household", "corrections": ["later"], "undo": True},
         {**LOADED_BAG, "kind": "household"},
     ],
     load_end="received",

@@ -37,7 +37,12 @@ class EventCommand(Located):
     """One step in a batch's custody, as recorded on the phone (or made by the domain for a
     record that brings waste into the chain, or a manifest's leg)."""
 
-    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("refused_kg", "producer_pin", "vehicle_plate")
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "refused_kg",
+        "producer_pin",
+        "vehicle_plate",
+        "aggregated",
+    )
 
     client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
     event_type: EventType
@@ -103,6 +108,11 @@ class EventCommand(Located):
     corrects: UUID | None = None
     event_time: Moment | None = Field(
         None, description="corrected: the corrected event's true time (of a `tagged` event)"
+    )
+    aggregated: bool | None = Field(
+        None,
+        description="corrected: `false` undoes the aggregation a child's own `aggregated` event"
+        " recorded (the batch was never in that container)",
     )
 
     @model_validator(mode="after")

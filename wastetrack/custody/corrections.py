@@ -28,7 +28,7 @@ from wastetrack.custody.rules import (
     State,
     events_counted,
 )
-from wastetrack.custody.work import Work, new_event
+from wastetrack.custody.work import Work, code_by_id, new_event
 from wastetrack.manifests.queries import deciding_manifest
 from wastetrack.ports import lines as delivery_lines
 
@@ -143,6 +143,10 @@ async def corrected(
             if state == State.rejected:
                 # Whom the rejection gave the batch back to, as a receipt's details say it.
                 returned = {"delivered_by": batch.holder_id}
+    undone: dict[str, str] = {}
+    if "aggregated" in changed:
+        state, container = await _undo_aggregation(work, batch, target, changed["aggregated"])
+        undone = {"out_of": container}
     remainder = await follow() if follow is not None else None
     follows = {"remainder": remainder} if remainder else {}
     return new_event(
@@ -156,14 +160,84 @@ async def corrected(
         reason=sub.reason,
         details={
             "corrected_fields": sorted(changed),
-            "corrected": {
-                name: value.isoformat() if isinstance(value, datetime) else str(value)
-                for name, value in sorted(changed.items())
-            },
+            "corrected": {name: _text(value) for name, value in sorted(changed.items())},
             **follows,
             **returned,
+            **undone,
         },
     )
+
+
+def _text(value: Any) -> str:
+    """A corrected value as the correction's details keep it (a flag as JSON spells it)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+async def _undo_aggregation(work: Work, batch: Batch, target: Any, value: bool) -> tuple[str, str]:
+    """`aggregated: false` on a child's own `aggregated` event: the batch was never in that
+    container. It leaves the container and is again in the state it was in just before the
+    aggregation (the state the event before it left, after its corrections), with whoever held
+    it then (an aggregation moves no custody); its fate is its own again, and the container's
+    facts are recomputed (its contents changed). The container keeps its history, treated or
+    not. Returns the batch's state and the container's code."""
+    if value:
+        raise ValidationFailed(
+            "aggregated is corrected only to false, undoing the aggregation: a batch goes into"
+            " a container by an aggregated event, never by a correction",
+            field="aggregated",
+        )
+    container_id = target.related_batch_id
+    if container_id is None:
+        raise ValidationFailed(
+            "an aggregation is undone one batch at a time: correct the aggregated event of the"
+            " batch taken out, on that batch, not the container's",
+            field="aggregated",
+        )
+    container = code_by_id(work, container_id) if container_id in work.codes_by_id else None
+    if container is None:
+        container = (await Batch.get(id=container_id)).code
+    undone = await _aggregation_undone(work, batch, target)
+    later = not await _is_latest_step(work, batch, target)
+    if undone or later or batch.parent_id != container_id:
+        since = (
+            " and the batch has been aggregated again or has later steps of its own since"
+            if later
+            else ""
+        )
+        raise RuleViolation(
+            f"this batch's aggregation into {container} was already undone{since}"
+            if undone
+            else f"the batch has later steps than its aggregation into {container}: it is no"
+            " longer there to take out",
+            field="aggregated",
+        )
+    before = await _state_before(work, batch, target)
+    batch.parent_id = None
+    work.refresh.add(container_id)
+    return before, container
+
+
+async def _aggregation_undone(work: Work, batch: Batch, target: Any) -> bool:
+    """Whether a correction already undid this aggregation (every correction names the
+    original event, a correction of a correction too)."""
+    corrections: list[Any] = [
+        e for e in work.new_events if e.batch_id == batch.id and e.corrects_id == target.id
+    ]
+    corrections += await CustodyEvent.filter(batch_id=batch.id, corrects_id=target.id)
+    return any("aggregated" in ((e.details or {}).get("corrected") or {}) for e in corrections)
+
+
+async def _state_before(work: Work, batch: Batch, target: Any) -> str:
+    """The batch's state just before the event: the one its chain's previous event (a
+    correction records the state it left the batch in) left it in."""
+    previous = next(
+        (e for e in work.new_events if e.batch_id == batch.id and e.seq == target.seq - 1), None
+    ) or await CustodyEvent.get(batch_id=batch.id, seq=target.seq - 1)
+    return str(previous.state_after)
 
 
 async def _check_not_resized(work: Work, batch: Batch, changed: dict[str, Any]) -> None:

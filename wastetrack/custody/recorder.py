@@ -264,7 +264,8 @@ class _Writes:
             await repository.write(self._take(made))
         if work.new_events:
             await rollups.apply(
-                batch_ids=[e.batch_id for e in work.new_events if e.event_type in FACT_EVENTS],
+                batch_ids=[e.batch_id for e in work.new_events if e.event_type in FACT_EVENTS]
+                + sorted(work.refresh),
                 timezone=work.timezone,
             )
 

@@ -266,6 +266,8 @@ SPECS: dict[EventType, EventSpec] = {
         required=("children", *_BATCH),
         targets=(State.aggregated, None),
         rollup=Rollup.fact,
+        # `aggregated: false` on a child's own event undoes its aggregation (corrections).
+        correctable=("aggregated",),
         note="the children become `aggregated`; the container keeps its state",
     ),
     EventType.corrected: EventSpec(
@@ -277,11 +279,22 @@ SPECS: dict[EventType, EventSpec] = {
         # And every field a correction may change (`fields_of`); `event_time` is the corrected
         # tagging's.
         optional=("event_time",),
-        targets=(None, State.received, State.rejected, State.treated, State.stored),
+        targets=(
+            None,
+            State.received,
+            State.rejected,
+            State.treated,
+            State.stored,
+            State.tagged,
+            State.collected,
+            State.handed_over,
+            State.in_transit,
+        ),
         holder=Holder.acceptor,
         rollup=Rollup.fact,
         overriders=frozenset({Role.manager, Role.admin}),
-        note="a corrected outcome or method may change the state the corrected event left",
+        note="a corrected outcome or method may change the state the corrected event left;"
+        " an undone aggregation (`aggregated: false`) gives the child back its state before it",
     ),
     EventType.cancelled: EventSpec(
         label="作废",

@@ -614,7 +614,11 @@ async def _aggregated(
 async def _cancelled(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    if await Batch.filter(parent_id=batch.id).exists() or any(
+    # What the call changed counts as it stands now (a child taken out of it by an undone
+    # aggregation no longer holds it, though its row is not written yet).
+    changed = [b.id for b in work.touched.values() if b.parent_id != batch.id]
+    held = Batch.filter(parent_id=batch.id)
+    if await (held.exclude(id__in=changed) if changed else held).exists() or any(
         b.parent_id == batch.id for b in work.touched.values()
     ):
         raise RuleViolation(

@@ -56,6 +56,9 @@ class Work:
     new_batches: dict[int, Batch] = field(default_factory=dict)
     new_events: list[repository.NewEvent] = field(default_factory=list)
     touched: dict[int, Batch] = field(default_factory=dict)
+    # Batches whose facts change though no event of the call is theirs: the container a child
+    # was taken out of by an undone aggregation (its contents changed).
+    refresh: set[int] = field(default_factory=set)
     clock_anomalies: list[alerts.ClockAnomaly] = field(default_factory=list)
 
 

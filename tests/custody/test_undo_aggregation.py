@@ -1,0 +1,236 @@
+"""An aggregation undone by a correction (docs/custody.md, docs/metrics.md §2): a bag scanned
+into the wrong load is taken out by `aggregated: false` on its own `aggregated` event. It is
+again as it was before the scan, its fate its own; the container keeps its history, and its
+facts follow what it still holds."""
+
+from typing import Any
+
+import httpx
+from tortoise import connections
+
+from tests.custody.helpers import collect, post_event, tag_bag
+from tests.factories import World, event
+from wastetrack.rollups import service as rollups
+
+
+async def _ok(client: httpx.AsyncClient, world: World, who: str, body: dict) -> dict[str, Any]:
+    response = await post_event(client, world, who, body)
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def _batch(client: httpx.AsyncClient, world: World, code: str) -> dict[str, Any]:
+    found = await client.get(f"/m/v1/batches/{code}", headers=world.headers("manager"))
+    assert found.status_code == 200, found.text
+    answer: dict[str, Any] = found.json()
+    return answer
+
+
+async def _own_event(client: httpx.AsyncClient, world: World, code: str, kind: str) -> str:
+    """The id of the batch's latest event of this type."""
+    listed = await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("manager"))
+    assert listed.status_code == 200, listed.text
+    return str([e for e in listed.json() if e["event_type"] == kind][-1]["id"])
+
+
+async def _fates(*codes: str) -> dict[str, str]:
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT b.code, f.fate FROM batch_fact f JOIN batch b ON b.id = f.batch_id"
+        " WHERE b.code = ANY($1::text[])",
+        [list(codes)],
+    )
+    return {r["code"]: r["fate"] for r in rows}
+
+
+async def _load(client: httpx.AsyncClient, world: World, bags: int) -> tuple[str, list[str]]:
+    """A carrier's load of `bags` clinic bags it collected."""
+    carrier = world.orgs["carrier"].id
+    codes = [
+        (await tag_bag(client, world, carrier_organization_id=carrier))["code"] for _ in range(bags)
+    ]
+    load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    await collect(client, world, *codes, minutes=2)
+    await _ok(client, world, "carrier", event("aggregated", load, minutes=3, children=codes))
+    return load, codes
+
+
+def _undo(code: str, aggregation: str, *, minutes: int = 30, **fields: Any) -> dict:
+    return event(
+        "corrected",
+        code,
+        minutes=minutes,
+        corrects=aggregation,
+        **({"aggregated": False} | fields),
+    )
+
+
+async def _treat(client: httpx.AsyncClient, world: World, load: str) -> None:
+    for who, body in (
+        ("carrier", event("collected", load, minutes=8)),
+        (
+            "carrier",
+            event(
+                "in_transit",
+                load,
+                minutes=10,
+                destination_organization_id=world.orgs["facility"].id,
+            ),
+        ),
+        ("facility", event("received", load, minutes=15, outcome="accepted", weight_kg="7")),
+        ("facility", event("treated", load, minutes=20, method="D10")),
+    ):
+        await _ok(client, world, who, body)
+
+
+async def test_a_bag_taken_out_of_a_load_is_as_before_and_its_fate_its_own(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    load, (wrong, right) = await _load(client, world, 2)
+    await _treat(client, world, load)
+    assert await _fates(wrong, right, load) == {
+        wrong: "disposed_harmless",
+        right: "disposed_harmless",
+        load: "container",
+    }
+    aggregation = await _own_event(client, world, wrong, "aggregated")
+    # Allowed though the load was treated already: the bag was never in it.
+    undone = await _ok(client, world, "carrier", _undo(wrong, aggregation))
+    assert undone["state"] == "collected"
+    bag = await _batch(client, world, wrong)
+    assert (bag["state"], bag["parent_id"], bag["holder_id"]) == (
+        "collected",
+        None,
+        world.orgs["carrier"].id,
+    )
+    assert (await _batch(client, world, right))["parent_id"] is not None
+    fate = await client.get(f"/m/v1/batches/{wrong}/fate", headers=world.headers("manager"))
+    assert (fate.json()["containers"], fate.json()["fate"]) == ([], "in_progress"), fate.text
+    assert await _fates(wrong, right, load) == {
+        wrong: "in_progress",
+        right: "disposed_harmless",
+        load: "container",
+    }
+    listed = await client.get(f"/m/v1/batches/{wrong}/events", headers=world.headers("manager"))
+    last = listed.json()[-1]
+    assert last["details"]["corrected"] == {"aggregated": "false"}
+    assert last["details"]["out_of"] == load
+    # The bag goes on with its own steps, and its chain verifies.
+    await _ok(
+        client,
+        world,
+        "carrier",
+        event(
+            "in_transit", wrong, minutes=40, destination_organization_id=world.orgs["facility"].id
+        ),
+    )
+    verified = await client.get(f"/m/v1/batches/{wrong}/verify", headers=world.headers("manager"))
+    assert verified.json()["valid"], verified.text
+
+
+async def test_a_load_left_empty_is_a_batch_in_its_own_right(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The former container's fact is recomputed by the correction on its child: it holds
+    nothing, so it counts as its own tagging declared it, with its own fate — as the same
+    load did before anything was scanned into it. A rebuild agrees."""
+    load, (bag,) = await _load(client, world, 1)
+    await _treat(client, world, load)
+    assert await _fates(bag, load) == {bag: "disposed_harmless", load: "container"}
+    aggregation = await _own_event(client, world, bag, "aggregated")
+    await _ok(client, world, "manager", _undo(bag, aggregation))
+    assert await _fates(bag, load) == {bag: "in_progress", load: "disposed_harmless"}
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental
+
+
+async def test_an_emptied_box_still_tagged_may_be_cancelled(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A clinic's box its only bag was taken out of holds nothing: it may be cancelled, in the
+    same sync as the undoing, before the bag's row is written."""
+    bag = (await tag_bag(client, world))["code"]
+    box = (await tag_bag(client, world))["code"]
+    await _ok(client, world, "clinic", event("aggregated", box, minutes=3, children=[bag]))
+    cancel = event("cancelled", box, minutes=40, reason="scanned into the wrong box")
+    refused = await post_event(client, world, "clinic", cancel)
+    assert (refused.status_code, refused.json()["field"]) == (409, "event_type"), refused.text
+    aggregation = await _own_event(client, world, bag, "aggregated")
+    synced = await client.post(
+        "/m/v1/sync",
+        json={"events": [_undo(bag, aggregation), cancel]},
+        headers=world.headers("clinic"),
+    )
+    assert synced.status_code == 200, synced.text
+    assert [r["status"] for r in synced.json()["results"]] == ["applied", "applied"], synced.text
+    assert (await _batch(client, world, box))["state"] == "cancelled"
+    assert (await _batch(client, world, bag))["state"] == "tagged"
+
+
+async def test_an_aggregation_is_undone_once_by_its_recorder_or_a_manager(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    load, (bag, other) = await _load(client, world, 2)
+    aggregation = await _own_event(client, world, bag, "aggregated")
+    # The clinic produced the bag but did not scan it into the load.
+    foreign = await post_event(client, world, "clinic", _undo(bag, aggregation))
+    assert (foreign.status_code, foreign.json()["field"]) == (403, "corrects"), foreign.text
+    # Only false: an aggregation is made by an aggregated event.
+    made = await post_event(client, world, "carrier", _undo(bag, aggregation, aggregated=True))
+    assert (made.status_code, made.json()["field"]) == (422, "aggregated"), made.text
+    # The container's own event is not the one to correct.
+    packing = await _own_event(client, world, load, "aggregated")
+    whole = await post_event(client, world, "carrier", _undo(load, packing))
+    assert (whole.status_code, whole.json()["field"]) == (422, "aggregated"), whole.text
+    # Nor is another type of event.
+    tagging = await _own_event(client, world, bag, "tagged")
+    tagged = await post_event(client, world, "manager", _undo(bag, tagging))
+    assert (tagged.status_code, tagged.json()["field"]) == (422, "aggregated"), tagged.text
+    assert (await _batch(client, world, bag))["state"] == "aggregated"
+
+    first = await _ok(client, world, "carrier", _undo(bag, aggregation))
+    again = await post_event(client, world, "manager", _undo(bag, aggregation, minutes=31))
+    assert (again.status_code, again.json()["field"]) == (409, "aggregated"), again.text
+    # A correction of the undoing correction names the same aggregation: undone already.
+    through = await post_event(client, world, "carrier", _undo(bag, first["event_id"]))
+    assert (through.status_code, through.json()["field"]) == (409, "aggregated"), through.text
+
+    # Scanned into the right load since: the first aggregation is not undone again, the
+    # second may be.
+    carrier = world.orgs["carrier"].id
+    right = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    await _ok(client, world, "carrier", event("aggregated", right, minutes=40, children=[bag]))
+    stale = await post_event(client, world, "manager", _undo(bag, aggregation, minutes=45))
+    assert (stale.status_code, stale.json()["field"]) == (409, "aggregated"), stale.text
+    second = await _own_event(client, world, bag, "aggregated")
+    assert second != aggregation
+    await _ok(client, world, "manager", _undo(bag, second, minutes=46))
+    assert (await _batch(client, world, bag))["state"] == "collected"
+    assert (await _batch(client, world, other))["state"] == "aggregated"
+
+
+async def test_a_container_taken_out_of_its_outer_load_keeps_its_contents(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An inner load taken out of the outer one: the bags in it follow the inner load's fate,
+    no longer the outer one's."""
+    inner, (bag,) = await _load(client, world, 1)
+    carrier = world.orgs["carrier"].id
+    outer = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    await _ok(client, world, "carrier", event("aggregated", outer, minutes=5, children=[inner]))
+    await _treat(client, world, outer)
+    assert await _fates(bag, inner, outer) == {
+        bag: "disposed_harmless",
+        inner: "container",
+        outer: "container",
+    }
+    aggregation = await _own_event(client, world, inner, "aggregated")
+    undone = await _ok(client, world, "carrier", _undo(inner, aggregation))
+    # The state the inner load was in when it was scanned: as its own packing left it.
+    assert undone["state"] == "tagged"
+    assert await _fates(bag, inner, outer) == {
+        bag: "in_progress",
+        inner: "container",
+        outer: "disposed_harmless",
+    }
