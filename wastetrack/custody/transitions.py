@@ -340,20 +340,36 @@ async def _licence(work: Work, org_id: int, category: str, day: date) -> list[st
     return work.licences[key]
 
 
+async def _stored_children(work: Work, parents: list[int]) -> dict[int, str]:
+    """The children the database holds of these batches (id -> category): read once for every
+    batch the call has locked, then for deeper containers as the climb down meets them."""
+    if not work.stored_children:
+        parents = [*{b.id for b in work.batches.values()} | set(parents)]
+    missing = [p for p in parents if p not in work.stored_children]
+    if missing:
+        work.stored_children.update({p: {} for p in missing})
+        rows = await Batch.filter(parent_id__in=missing).values("id", "category_id", "parent_id")
+        for row in rows:
+            work.stored_children[row["parent_id"]][row["id"]] = row["category_id"]
+    return {i: c for p in parents for i, c in work.stored_children[p].items()}
+
+
 async def _contents(work: Work, batch: Batch) -> list[str]:
     """The categories of everything aggregated into the batch, at any depth (none for a
     single batch): a container's waste is its contents'."""
     categories: dict[int, str] = {}
     frontier = [batch.id]
+    in_call = {b.id: b for b in work.batches.values()}
     while frontier:
-        found = {
-            row["id"]: row["category_id"]
-            for row in await Batch.filter(parent_id__in=frontier).values("id", "category_id")
-        }
-        found |= {b.id: b.category_id for b in work.batches.values() if b.parent_id in frontier}
-        for known in work.batches.values():  # as this call leaves them (a corrected category)
-            if known.id in found:
-                found[known.id] = known.category_id
+        found = await _stored_children(work, frontier)
+        found |= {b.id: b.category_id for b in in_call.values() if b.parent_id in frontier}
+        for child_id in list(found):  # as this call leaves them (taken out, recategorized)
+            known = in_call.get(child_id)
+            if known is not None:
+                if known.parent_id not in frontier:
+                    del found[child_id]
+                else:
+                    found[child_id] = known.category_id
         frontier = [i for i in found if i not in categories and i != batch.id]
         categories |= found
     return sorted(set(categories.values()) - {batch.category_id})

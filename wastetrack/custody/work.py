@@ -59,6 +59,9 @@ class Work:
     # Batches whose facts change though no event of the call is theirs: the container a child
     # was taken out of by an undone aggregation (its contents changed).
     refresh: set[int] = field(default_factory=set)
+    # The children the database holds, per batch of the call (id -> category), read once for
+    # every batch the call locked (`transitions.contents`): most are no containers.
+    stored_children: dict[int, dict[int, str]] = field(default_factory=dict)
     clock_anomalies: list[alerts.ClockAnomaly] = field(default_factory=list)
 
 
