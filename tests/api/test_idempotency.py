@@ -223,3 +223,25 @@ async def test_a_committed_request_whose_answer_is_lost_never_runs_again(
     again = await _create(client, world, body, "k-lost")
     assert (again.status_code, again.json()["code"]) == (409, "answer_not_kept")
     assert await Cell.filter(name="后山社区").count() == 1
+
+
+async def test_a_committed_request_that_fails_afterwards_never_runs_again(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its writes committed (the transaction marked the claim), then its answer failed (a
+    serialization error, a middleware): the claim is not freed, and a resend is told it was
+    answered rather than run again."""
+    runs = 0
+
+    async def fails_after_commit(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal runs
+        runs += 1
+        owner, key = scope["state"][idempotency.CLAIM]
+        await idempotency.mark_committed(owner=owner, key=key)
+        raise RuntimeError("the answer could not be written")
+
+    send_once = _direct(fails_after_commit, monkeypatch)
+    with pytest.raises(RuntimeError):
+        await send_once()
+    assert await send_once() == 409
+    assert runs == 1

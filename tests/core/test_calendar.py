@@ -131,7 +131,7 @@ async def test_load_from_the_library_and_refuse_years_it_does_not_know(
     orm: list[str], restore_calendar: None
 ) -> None:
     await calendar.set_day(
-        day=date(2026, 2, 17), is_working_day=True, name=None, source="a mistake"
+        day=date(2026, 2, 17), is_working_day=True, name=None, source="a mistake", reason="x"
     )
     loaded = await calendar.load_from_library(year=2026)
     assert (loaded["years"], loaded["days"]) == ([2026], 365)

@@ -272,7 +272,11 @@ async def test_a_receipt_corrected_to_a_rejection_leaves_the_batch_with_its_deli
     # A facility that rejected a batch directly corrects its own receipt too; another
     # organization that does not see the batch still finds none.
     rejected = await CustodyEvent.get(batch__code=direct, event_type="received")
-    again = _fix(direct, str(rejected.id), 90, outcome="accepted", weight_kg="9.5")
+    # Named through a manager's correction of it, the receipt is still the facility's own.
+    noted = await _post(
+        client, world, "manager", _fix(direct, str(rejected.id), 85, note="称重单已补")
+    )
+    again = _fix(direct, noted["event_id"], 90, outcome="accepted", weight_kg="9.5")
     stranger = await post_event(client, world, "unlicensed", again)
     assert (stranger.status_code, stranger.json()["field"]) == (404, "batch")
     await _post(client, world, "facility", again)
@@ -374,6 +378,17 @@ async def test_a_container_is_received_only_where_all_it_holds_is_licensed(
     refused = await post_event(client, world, "unlicensed", receipt)
     assert (refused.status_code, refused.json()["field"]) == (403, "batch"), refused.text
     assert "med.chemical" in refused.json()["detail"]
+    # Refusing it at the gate takes nothing in and needs no licence; correcting the refusal
+    # into an acceptance does, on the receipt's day.
+    rejection = await _post(
+        client,
+        world,
+        "unlicensed",
+        event("received", mixed, minutes=61, outcome="rejected", reason="not ours to treat"),
+    )
+    into = _fix(mixed, rejection["event_id"], 65, outcome="accepted", weight_kg="9")
+    corrected = await post_event(client, world, "unlicensed", into)
+    assert (corrected.status_code, corrected.json()["field"]) == (403, "outcome"), corrected.text
     plain = await _load_to(client, world, "unlicensed", "med.infectious")
     await _post(
         client,

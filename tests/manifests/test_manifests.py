@@ -505,7 +505,11 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
     assumed_due = f"{number}:{int(due.timestamp())}"
     assert await Alert.filter(kind="manifest_overdue", subject=assumed_due).count() == 1
     await calendar.set_day(
-        day=date(2027, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
+        day=date(2027, 1, 1),
+        is_working_day=False,
+        name="元旦",
+        source="国务院办公厅通知",
+        reason="补记",
     )
     # The next round computes the deadline again and clears the alert it no longer calls for.
     await alerts.refresh(now=datetime(2027, 1, 7, 1, 0, tzinfo=UTC))
@@ -519,7 +523,7 @@ async def test_a_deadline_in_a_year_the_calendar_lacks_says_so_and_follows_the_c
     assert alert.acknowledged_at is not None and "cleared_at" in alert.details
     # A local change in a year the calendar holds moves the deadline too.
     await calendar.set_day(
-        day=date(2027, 1, 5), is_working_day=False, name="局部停工", source="市政府"
+        day=date(2027, 1, 5), is_working_day=False, name="局部停工", source="市政府", reason="补记"
     )
     await alerts.refresh(now=datetime(2027, 1, 7, 2, 0, tzinfo=UTC))
     moved = await Manifest.get(id=arrived["id"])
@@ -547,7 +551,11 @@ async def test_a_deadline_moved_but_still_passed_keeps_one_alert(
     )
     await alerts.refresh(now=datetime(2027, 1, 7, 0, 0, tzinfo=UTC))
     await calendar.set_day(
-        day=date(2027, 1, 1), is_working_day=False, name="元旦", source="国务院办公厅通知"
+        day=date(2027, 1, 1),
+        is_working_day=False,
+        name="元旦",
+        source="国务院办公厅通知",
+        reason="补记",
     )
     await alerts.refresh(now=datetime(2027, 1, 8, 0, 0, tzinfo=UTC))
     moved = await Manifest.get(id=arrived["id"])
@@ -555,7 +563,9 @@ async def test_a_deadline_moved_but_still_passed_keeps_one_alert(
     (open_alert,) = await Alert.filter(kind="manifest_overdue", acknowledged_at=None)
     assert open_alert.subject == f"{arrived['number']}:{int(moved.decision_due_at.timestamp())}"
     # The holiday undone, the deadline moves back, and its first alert is raised again.
-    await calendar.set_day(day=date(2027, 1, 1), is_working_day=True, name=None, source="撤销")
+    await calendar.set_day(
+        day=date(2027, 1, 1), is_working_day=True, name=None, source="撤销", reason="补记"
+    )
     await alerts.refresh(now=datetime(2027, 1, 8, 1, 0, tzinfo=UTC))
     (open_alert,) = await Alert.filter(kind="manifest_overdue", acknowledged_at=None)
     assert open_alert.subject == f"{arrived['number']}:{int(due.timestamp())}"

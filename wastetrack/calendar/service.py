@@ -18,6 +18,7 @@ from wastetrack.core import cityday
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,13 @@ async def set_day(
 ) -> DayInfo:
     """An administrator declares one day a working day or a holiday (e.g. a year the library
     does not know yet, or a local change). Audited, before and after, under the administrator's
-    region: a day moves every deadline counted over it. A day already past needs a `reason`
-    (given the city's `timezone`): it moves deadlines that have run, and clears alerts."""
+    region: a day moves every deadline counted over it. A day already past (in the city's
+    `timezone`, by default the settings') needs a `reason`: it moves deadlines that have run,
+    and clears alerts."""
     if name is not None and len(name) > 64:
         raise ValidationFailed("name is at most 64 characters", field="name")
-    if timezone is not None and day < cityday.today(timezone) and not (reason or "").strip():
+    today = cityday.today(timezone or get_settings().timezone)
+    if day < today and not (reason or "").strip():
         raise ValidationFailed(
             "a day already past moves deadlines that have run: give the reason", field="reason"
         )

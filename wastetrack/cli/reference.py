@@ -194,6 +194,9 @@ def calendar_set(
     day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
     working: Annotated[bool, typer.Option("--working/--holiday", help="a working or rest day")],
     name: Annotated[str | None, typer.Option(help="the holiday, e.g. 春节")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="why; required for a day already past (audited)")
+    ] = None,
 ) -> None:
     """Declare one day a working day or a holiday (e.g. a year the library does not know)."""
     from wastetrack.calendar import service as calendar
@@ -206,7 +209,11 @@ def calendar_set(
 
     async def work() -> dict[str, object]:
         info = await calendar.set_day(
-            day=when, is_working_day=working, name=name, source="admin (command line)"
+            day=when,
+            is_working_day=working,
+            name=name,
+            source="admin (command line)",
+            reason=reason,
         )
         return {
             "day": info.day,

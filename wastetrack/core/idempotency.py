@@ -109,8 +109,14 @@ async def keep(*, owner: str, key: str, status: int, content_type: str, body: by
 
 
 async def release(*, owner: str, key: str) -> None:
-    """The claimed request failed (or was refused): a resend may try again."""
-    await _run("DELETE FROM idempotency_key WHERE owner = $1 AND key = $2", owner, key)
+    """The claimed request failed (or was refused): a resend may try again — unless its writes
+    committed (`COMMITTED`, whatever failed after: the answer's serialization, a middleware),
+    which never run twice."""
+    await _run(
+        "DELETE FROM idempotency_key WHERE owner = $1 AND key = $2 AND status IS NULL",
+        owner,
+        key,
+    )
 
 
 async def prune() -> int:

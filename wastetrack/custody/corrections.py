@@ -44,6 +44,16 @@ _CORRECTION_FIELDS = (*dict.fromkeys(f for fs in CORRECTABLE.values() for f in f
 _DECIDED_ON_MANIFEST = ("outcome", "weight_kg", "reason")
 
 
+async def recorded_by(work: Work, sub: EventCommand, batch: Batch, organization_id: int) -> bool:
+    """Whether the organization recorded the event a correction applies to (the original a
+    correction of a correction names too; one written earlier in this call too)."""
+    try:
+        target = await _correction_target(work, sub, batch)
+    except ValidationFailed:
+        return False  # no event of this batch: the batch stays unknown to a stranger
+    return bool(target.organization_id == organization_id)
+
+
 async def _correction_target(work: Work, sub: EventCommand, batch: Batch) -> Any:
     """The event a correction applies to: a correction of a correction names the same original
     event, so per field the latest correction wins."""
@@ -382,6 +392,19 @@ async def _corrected_state(
                 "weight_kg is required when waste is accepted", field="weight_kg"
             )
         new_state = State.rejected if outcome == Outcome.rejected else State.received
+        if outcome != Outcome.rejected:
+            # A refusal corrected into taking the waste in needs the licence on the receipt's
+            # day, as a receipt recorded so would have.
+            try:
+                await transitions.licensed_methods(
+                    work,
+                    batch,
+                    on=local_date(target.device_time, work.timezone),
+                    facility_id=target.organization_id,
+                )
+            except Forbidden as error:
+                error.field = "outcome"
+                raise
     else:
         try:
             new_state, _ = await transitions.treatment_state(

@@ -34,7 +34,6 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
 from wastetrack.custody.commands import EventCommand
-from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.results import EntryResult, others_id
 from wastetrack.custody.rules import EventType, Party
 from wastetrack.custody.transitions import check_allowed
@@ -446,8 +445,8 @@ async def _apply(
     if batch is None:
         raise NotFound(batches.NOT_FOUND, field="batch")
     relation = batches.parties(work.principal, batch)
-    if sub.event_type == EventType.corrected and await CustodyEvent.exists(
-        id=sub.corrects, batch_id=batch.id, organization_id=work.principal.organization_id
+    if sub.event_type == EventType.corrected and await corrections.recorded_by(
+        work, sub, batch, work.principal.organization_id
     ):
         relation.add(Party.recorder)
     if not relation:

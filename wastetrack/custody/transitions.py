@@ -375,7 +375,7 @@ async def _contents(work: Work, batch: Batch) -> list[str]:
     return sorted(set(categories.values()) - {batch.category_id})
 
 
-async def _licensed_methods(
+async def licensed_methods(
     work: Work, batch: Batch, *, on: date, facility_id: int | None = None
 ) -> list[str]:
     """The methods the facility (by default the acting one) may use on this batch on the day
@@ -403,7 +403,7 @@ async def _licensed_methods(
 async def check_licensed_history(work: Work, batch: Batch, category: str) -> None:
     """A tagging's category corrected after the batch was received or treated: each receipt
     and treatment recorded (of the batch, of its remainders, which take the category, and of
-    the containers they went into) is judged again as `_licensed_methods` judged it, with the
+    the containers they went into) is judged again as `licensed_methods` judged it, with the
     new category, on its own day, by the facility that recorded it, and for a treatment its
     method after corrections. Refused on `category`: a correction does not make waste a
     facility was not licensed for look as if it had been."""
@@ -436,6 +436,12 @@ async def check_licensed_history(work: Work, batch: Batch, category: str) -> Non
         ),
     ]
     for event in judged:
+        if (
+            event.event_type == EventType.received
+            and Outcome(await remainders.corrected_value(work, event, "outcome", "outcome"))
+            == Outcome.rejected
+        ):
+            continue  # a refusal at the gate took nothing in
         day = local_date(event.device_time, work.timezone)
         allowed = await _licence(work, event.organization_id, category, day)
         if allowed is None:
@@ -459,7 +465,9 @@ async def check_licensed_history(work: Work, batch: Batch, category: str) -> Non
 async def _received(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    await _licensed_methods(work, batch, on=local_date(sub.device_time, work.timezone))
+    if sub.outcome != Outcome.rejected:
+        # Taking waste in needs the licence; refusing it at the gate handles nothing.
+        await licensed_methods(work, batch, on=local_date(sub.device_time, work.timezone))
     await _check_manifest(work, sub, batch, work.principal.organization_id)
     outcome = sub.outcome
     if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
@@ -533,7 +541,7 @@ async def treatment_state(
     facility) on the treatment's day, and allowed by the stream.
     Storage and grouping (R12, R13, D13-D15) are not a fate: the batch stays `stored` at the
     facility."""
-    allowed = await _licensed_methods(work, batch, on=on, facility_id=facility_id)
+    allowed = await licensed_methods(work, batch, on=on, facility_id=facility_id)
     method = work.catalog.methods.get(code or "")
     if method is None:
         raise ValidationFailed(f"unknown treatment method {code!r}", field="method")
