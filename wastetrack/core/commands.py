@@ -83,8 +83,8 @@ class Command(BaseModel):
 
 def ascii_digits(text: str, *, most: int) -> bool:
     """Whether a client's `text` is a number to read with ``int()``: 1 to `most` ASCII digits.
-    `str.isdigit` takes "²", which ``int()`` refuses (a 500), and ``int()`` itself takes "٣"
-    and full-width digits, and thousands of digits slowly."""
+    `str.isdigit` takes "²", which ``int()`` refuses (a 500), and ``int()`` itself takes
+    Arabic-Indic and full-width digits, and thousands of digits slowly."""
     return 0 < len(text) <= most and text.isascii() and text.isdecimal()
 
 
