@@ -311,13 +311,13 @@ def _insert_sums(table: str, key: str, cell: str, source: str, *, add: bool) -> 
 # recursively (a child's fate follows its container).
 _AFFECTED = """
 WITH RECURSIVE down (id) AS (
+    -- The touched batches' own rows read by key: a filter on their parent or source would let
+    -- young statistics (few parents) walk that index's whole non-null range instead.
     SELECT id FROM (
         SELECT unnest($3::int[]) AS id
         UNION
-        SELECT parent_id FROM batch WHERE id = ANY($3::int[]) AND parent_id IS NOT NULL
-        UNION
-        SELECT split_from_id FROM batch WHERE id = ANY($3::int[]) AND split_from_id IS NOT NULL
-    ) AS touched
+        SELECT unnest(ARRAY[parent_id, split_from_id]) FROM batch WHERE id = ANY($3::int[])
+    ) AS touched WHERE id IS NOT NULL
     UNION
     -- Each level's children looked up by their parent's key (never a merge or hash join over
     -- the whole parent index, whatever the statistics say).
