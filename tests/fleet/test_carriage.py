@@ -471,3 +471,56 @@ async def test_a_bag_packed_into_a_riding_container_rides_on_with_it(
 
     assert await track(load) == [[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]
     assert await track(code) == [[122.2, 37.2], [122.3, 37.3]]
+
+
+async def test_a_bag_taken_out_of_a_load_does_not_ride_on_with_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Two bags collected in the van are scanned into the load riding in the truck; one is
+    taken out again by a correction (`aggregated: false`): it was never in the load, so its
+    track is the van's from its collection on, never the truck's, while the other bag's goes
+    on with the load's from the packing."""
+    truck = "鲁K54321"
+    await register(client, world)
+    await register(client, world, plate=truck)
+    carrier, facility = world.orgs["carrier"].id, world.orgs["facility"].id
+    start = NOW.replace(microsecond=0) - timedelta(hours=2)
+    load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    right, wrong = await bag_for_carrier(client, world), await bag_for_carrier(client, world)
+    for body in (
+        event("collected", load, minutes=5, vehicle_plate=truck),
+        event("collected", right, minutes=10, vehicle_plate=PLATE),
+        event("collected", wrong, minutes=10, vehicle_plate=PLATE),
+        event("aggregated", load, minutes=30, children=[right, wrong]),
+    ):
+        response = await post_event(client, world, "carrier", body)
+        assert response.status_code == 201, response.text
+    scan = await CustodyEvent.get(batch__code=wrong, event_type="aggregated")
+    undo = event("corrected", wrong, minutes=35, corrects=str(scan.id), aggregated=False)
+    departed = event(
+        "in_transit", load, minutes=40, destination_organization_id=facility, vehicle_plate=truck
+    )
+    received = event("received", load, minutes=90, outcome="accepted", weight_kg="7")
+    for who, body in (("carrier", undo), ("carrier", departed), ("facility", received)):
+        response = await post_event(client, world, who, body)
+        assert response.status_code == 201, response.text
+    for plate, points in (
+        (PLATE, [fix(20, 37.2, 122.2, start), fix(50, 37.5, 122.5, start)]),
+        (truck, [fix(45, 36.4, 121.4, start), fix(60, 36.6, 121.6, start)]),
+    ):
+        response = await client.post(
+            f"/m/v1/vehicles/{plate}/positions",
+            json={"positions": points},
+            headers=world.headers("carrier"),
+        )
+        assert response.status_code == 200, response.text
+
+    async def track(batch: str) -> list[list[float]]:
+        found = await client.get(
+            f"/m/v1/batches/{batch}/trajectory", headers=world.headers("carrier")
+        )
+        assert found.status_code == 200, found.text
+        return found.json()["geometry"]["coordinates"]  # type: ignore[no-any-return]
+
+    assert await track(right) == [[122.2, 37.2], [121.4, 36.4], [121.6, 36.6]]
+    assert await track(wrong) == [[122.2, 37.2], [122.5, 37.5]]

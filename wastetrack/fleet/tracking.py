@@ -15,6 +15,7 @@ from wastetrack.core.settings import get_settings
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet.models import Vehicle, VehiclePosition
 from wastetrack.fleet.service import managed_vehicle
+from wastetrack.registers.movements import undone_aggregations
 
 # Positions a phone may send in one call, and how many a trajectory returns at most.
 MAX_POSITIONS = 1000
@@ -23,7 +24,8 @@ MAX_TRAJECTORY_POINTS = 10_000
 # The custody events that start a carriage (they name the vehicle) and every other step ends
 # it: the batch left the vehicle (handed over, stored, received, packed into a container …).
 # Not a step of the batch's own: a correction, or a container's own aggregated event (a bag
-# put into it as it rides, its state unchanged).
+# put into it as it rides, its state unchanged); nor a bag's packing a correction undid
+# (`_carried` leaves it out of the chain: the bag was never in that container).
 PICKUPS = ("collected", "in_transit", "handed_over")
 # How many containers of containers a batch's trajectory follows at most.
 MAX_NESTING = 8
@@ -168,11 +170,19 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
 
 async def _carried(batch_id: int, *, longest: timedelta, now: datetime) -> list[Carriage]:
     """The batch's carriages, then those of the container it was packed into from the packing
-    on (and of that container's container …)."""
+    on (and of that container's container …). A packing a correction undid is read as the
+    registers read it (`registers.movements.aggregation_undone`): it never happened, so it
+    neither ends the batch's own carriage nor takes the batch along with that container; a
+    later packing, into the same container or another, does."""
     found: list[Carriage] = []
     since: datetime | None = None
     for _ in range(MAX_NESTING + 1):
-        events = await CustodyEvent.filter(batch_id=batch_id).order_by("seq")
+        undone = await undone_aggregations(batch_id)
+        events = [
+            e
+            for e in await CustodyEvent.filter(batch_id=batch_id).order_by("seq")
+            if e.id not in undone
+        ]
         for stretch in carriages(events, longest=longest, now=now):
             if since is None:
                 found.append(stretch)

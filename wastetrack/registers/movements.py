@@ -4,7 +4,8 @@ through an organization, from the event log, and whose register it is (the scope
 Custody is read one rule per event type (`HOLDER_RULES`): the holder an event leaves the batch
 with, as the custody service sets it. An organization holds a batch from the event that makes it
 the holder of a live batch until the event that makes someone else the holder or ends the
-batch's life (treated, aggregated into a container). Mass, fate and cancellation are the
+batch's life (treated, aggregated into a container; an aggregation a correction undid is no
+step at all, `aggregation_undone`). Mass, fate and cancellation are the
 roll-up facts' (`batch_fact`, docs/metrics.md §2–4): one mass per batch, after corrections; a
 cancelled batch is in no register. Movement times are device times made monotonic per batch (a
 phone with a late clock cannot take a batch out before it came in)."""
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from tortoise import connections
 
@@ -102,6 +104,35 @@ _ENDED = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
 _TAGGED = f"'{EventType.tagged}'"
 
 
+def aggregation_undone(event: str) -> str:
+    """SQL: whether the custody_event row `event` is a child's own `aggregated` event that a
+    correction undid — the latest correction of its `aggregated` field says false
+    (custody.corrections: the bag was never in that container; it is again as it was before the
+    scan, with whoever held it then). Such an event is no step of the child's: it neither ends
+    its holder's custody nor puts it into the container, in the registers and the vehicle
+    tracks alike; an aggregation recorded after it (into the same or another container) is a
+    step of its own. Every correction names the original event (`corrects_id`), a correction
+    of a correction too, and is on the same batch's chain. The container's own `aggregated`
+    event (no `related_batch_id`) is never undone: it moved no custody."""
+    return (
+        f"({event}.event_type = '{EventType.aggregated}' AND {event}.related_batch_id IS NOT NULL"
+        " AND (SELECT c.details->'corrected'->>'aggregated' FROM custody_event c"
+        f" WHERE c.batch_id = {event}.batch_id AND c.corrects_id = {event}.id"
+        " AND c.details->'corrected' ? 'aggregated'"
+        " ORDER BY c.seq DESC LIMIT 1) IS NOT DISTINCT FROM 'false')"
+    )
+
+
+async def undone_aggregations(batch_id: int) -> set[UUID]:
+    """The ids of the batch's own `aggregated` events a correction undid (`aggregation_undone`),
+    for a reader that walks the batch's chain itself (the vehicle tracks)."""
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT e.id FROM custody_event e WHERE e.batch_id = $1 AND {aggregation_undone('e')}",
+        [batch_id],
+    )
+    return {UUID(str(r["id"])) for r in rows}
+
+
 def _fold(source: str) -> str:
     """Who holds the batch and who is its carrier after each event of `source` (columns
     `sets`, `c_set`, `c_soft`): the latest organization an event set, a carrier-if-none only
@@ -139,7 +170,8 @@ ev0 AS (
            {_case(CARRIER_IF_NONE)} AS c_soft,
            (e.event_type = {_TAGGED} AND b.split_from_id IS NULL) AS original_tagging,
            CASE WHEN e.organization_id <> b.producer_id THEN e.organization_id END AS tagger,
-           b.carrier_id AS latest_carrier
+           b.carrier_id AS latest_carrier,
+           {aggregation_undone("e")} AS undone
     FROM custody_event e JOIN batch b ON b.id = e.batch_id
     LEFT JOIN custody_event t ON t.batch_id = e.batch_id AND t.id = e.corrects_id
     LEFT JOIN organization o ON o.id = e.to_organization_id
@@ -166,16 +198,17 @@ first_pass AS ({_fold("ev")}),
 {REMAINDER_ORIGIN},
 settled AS (
     SELECT ev.batch_id, ev.seq, ev.event_type, ev.state_after, ev.actor_id, ev.details,
-           ev.actor_org, ev.to_organization_id, ev.related_batch_id, ev.c_soft,
+           ev.actor_org, ev.to_organization_id, ev.related_batch_id, ev.c_soft, ev.undone,
            COALESCE(ev.sets, ro.holder) AS sets, COALESCE(ro.carrier, ev.c_set) AS c_set,
            COALESCE(ro.split_at, ev.at) AS at, ro.refused_by, ro.refused_actor
     FROM ev LEFT JOIN remainder_origin ro
         ON ev.event_type = {_TAGGED} AND ro.batch_id = ev.batch_id
 ),
 held AS ({_fold("settled")}),
+-- An undone aggregation leaves the child with its holder (`aggregation_undone`).
 steps AS (
     SELECT h.*,
-           CASE WHEN h.state_after NOT IN ({_ENDED}) THEN h.holder END AS custodian,
+           CASE WHEN h.state_after NOT IN ({_ENDED}) OR h.undone THEN h.holder END AS custodian,
            max(h.at) OVER (PARTITION BY batch_id ORDER BY seq) AS moved_at
     FROM held h
 ),
