@@ -59,14 +59,51 @@ class ConsignmentRead(Schema):
     lines: list[dict[str, Any]]
 
 
-class MaterialRecovery(Schema):
-    material: str
+class KgRecovery(Schema):
+    recovery_rate: Ratio | None = Field(
+        description="kg returned ÷ kg sold: a return line's weighed kg, else its count × the"
+        " material's unit mass; sold items × unit mass"
+    )
+    returned_estimated_kg: Decimal | None = Field(
+        description="of the kg returned, lines counted and not weighed (count × unit mass)"
+    )
+    omitted: str | None = Field(
+        description="why there is no kg rate: a material sold, or counted back and not weighed,"
+        " has no unit mass in the catalog"
+    )
+
+
+class Recovery(Schema):
     sold: int
     returned: int
     returned_uncounted_kg: Decimal = Field(
-        description="returned weighed and not counted: outside the rate, which counts containers"
+        description="returned weighed and not counted: outside the rate, which counts"
+        " containers; in the kg rate"
     )
     recovery_rate: Ratio
+    kg: KgRecovery
+
+
+class MaterialRecovery(Recovery):
+    material: str
+
+
+class ShopRecovery(Recovery):
+    organization_id: int
+    name: str
+    town_id: int = Field(description="the region of the shop's town")
+    materials: list[MaterialRecovery]
+
+
+class TownRecovery(Recovery):
+    """A town's shops' sales against the returns at its shops and recovery points."""
+
+    region_id: int
+    name: str
+    level: str = Field(description="town; city for shops and points registered at the city")
+    shops: int
+    points: int
+    materials: list[MaterialRecovery]
 
 
 class PesticideMetricsRead(Schema):
@@ -74,4 +111,7 @@ class PesticideMetricsRead(Schema):
     date_to: date
     timezone: str
     recovery_rate: Ratio
+    kg: KgRecovery
     materials: list[MaterialRecovery]
+    by_shop: list[ShopRecovery]
+    by_town: list[TownRecovery]

@@ -124,7 +124,8 @@ async def recovery(
     _: ReplicaRead,
     format: Format = "json",
 ) -> Any:
-    """Recovery rate of pesticide packaging: returned ÷ sold, per material."""
+    """Recovery rate of pesticide packaging: returned ÷ sold, in all, per material, by shop and
+    by town, in containers and in kg (docs/streams/pesticide.md); a table is the materials'."""
     result = await pesticide.recovery_metrics(
         principal=user,
         date_from=period.date_from,

@@ -4,6 +4,8 @@ packaging on to treatment through the custody chain."""
 
 import hashlib
 import hmac
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -31,7 +33,7 @@ from wastetrack.pesticide.commands import (
 )
 from wastetrack.pesticide.models import Consignment, Farmer, PackageSale, PackagingReturn
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import Organization, OrganizationKind
+from wastetrack.registry.models import Organization, OrganizationKind, Region, RegionLevel
 from wastetrack.rollups.service import definition
 
 STREAM = "agri_packaging"
@@ -59,23 +61,65 @@ class Credits(TypedDict):
     returns: int
 
 
-class MaterialRecovery(TypedDict):
-    material: str
+class KgRecovery(TypedDict):
+    """The flow in kg, where the catalog gives the unit masses it needs; else why not."""
+
+    recovery_rate: Rate | None
+    returned_estimated_kg: Decimal | None
+    """Of the kg returned, the lines counted and not weighed: count × unit mass (estimated)."""
+    omitted: str | None
+
+
+class Recovery(TypedDict):
+    """Containers sold and returned by some shops and points (or of one material), the rate,
+    and the same flow in kg."""
+
     sold: int
     returned: int
     returned_uncounted_kg: Decimal
-    """Weighed and not counted (a line without a count): outside the rate, shown beside it."""
+    """Weighed and not counted (a line without a count): outside the count rate, shown beside
+    it; in the kg rate."""
     recovery_rate: Rate
+    kg: KgRecovery
+
+
+class MaterialRecovery(Recovery):
+    material: str
+
+
+class ShopRecovery(Recovery):
+    """A shop's own sales and the returns it took back."""
+
+    organization_id: int
+    name: str
+    town_id: int
+    materials: list[MaterialRecovery]
+
+
+class TownRecovery(Recovery):
+    """The sales of a town's shops and the returns at its shops and recovery points. `level` is
+    `city` for those registered at the city's own region, above any town."""
+
+    region_id: int
+    name: str
+    level: str
+    shops: int
+    points: int
+    materials: list[MaterialRecovery]
 
 
 class RecoveryMetrics(TypedDict):
-    """Containers returned against containers sold, in all and per material."""
+    """Containers returned against containers sold, in all, per material, by shop and by town,
+    and in kg."""
 
     date_from: date
     date_to: date
     timezone: str
     recovery_rate: Rate
+    kg: KgRecovery
     materials: list[MaterialRecovery]
+    by_shop: list[ShopRecovery]
+    by_town: list[TownRecovery]
 
 
 def farmer_key(identity: FarmerIdentity, *, secret: str) -> tuple[str, str]:
@@ -267,11 +311,13 @@ async def get_consignment(*, principal: Principal, consignment_id: int) -> Consi
 
 def _point_scope(principal: Principal, field: str) -> Q:
     """The points whose records a user reads: a manager's, auditor's or admin's are those in
-    their region subtree (as ``?region_id=`` narrowed it), anyone else's their own point."""
+    their region subtree (as ``?region_id=`` narrowed it), anyone else's their own point.
+    ``field`` names the point on the records read; empty, the records are the points."""
     if principal.sees_region or principal.role == Role.admin:
-        region: dict[str, Any] = {f"{field}__region__path__startswith": principal.region_path}
+        path = f"{field}__region__path__startswith" if field else "region__path__startswith"
+        region: dict[str, Any] = {path: principal.region_path}
         return Q(**region)
-    own: dict[str, Any] = {f"{field}_id": principal.organization_id}
+    own: dict[str, Any] = {f"{field}_id" if field else "id": principal.organization_id}
     return Q(**own)
 
 
@@ -330,59 +376,194 @@ async def ledger(
     return LEDGER_HEADERS, [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
+def _kg_of(basis: catalog.CatalogSnapshot, material: str, items: int) -> Decimal | None:
+    """Items of a material as kg by the catalog's unit mass (the one rule for a mass not
+    weighed, as for batches); none are nothing, and None when the material has no unit mass."""
+    return basis.estimated_kg(material, "count", Decimal(items)) if items else Decimal(0)
+
+
+@dataclass
+class _Tally:
+    """What some shops and points sold and took back in the period, per material."""
+
+    sold: Counter[str] = field(default_factory=Counter)
+    returned: Counter[str] = field(default_factory=Counter)
+    # Weighed and not counted: outside the count rate, shown beside it.
+    uncounted_kg: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    # One mass per return line, as for batches (docs/metrics.md §3): the kg weighed when the
+    # line was weighed, else its count × the unit mass (estimated), kept here as items.
+    weighed_kg: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    unweighed: Counter[str] = field(default_factory=Counter)
+
+    def add_line(self, line: dict[str, Any]) -> None:
+        material, count = line["material"], int(line["count"])
+        self.returned[material] += count
+        # A weight of 0 is no weight, as the return's own check reads it (a line needs a count
+        # or a weight): such a line's mass is its count's.
+        weight = Decimal(str(line["weight_kg"])) if line.get("weight_kg") is not None else None
+        if weight:
+            self.weighed_kg[material] += weight
+            if not count:
+                self.uncounted_kg[material] += weight
+        else:
+            self.unweighed[material] += count
+
+    def merge(self, other: "_Tally") -> None:
+        self.sold.update(other.sold)
+        self.returned.update(other.returned)
+        self.unweighed.update(other.unweighed)
+        for material, kg in other.uncounted_kg.items():
+            self.uncounted_kg[material] += kg
+        for material, kg in other.weighed_kg.items():
+            self.weighed_kg[material] += kg
+
+    def materials(self) -> list[str]:
+        return sorted(set(self.sold) | set(self.returned) | set(self.weighed_kg))
+
+    def in_kg(self, materials: list[str], basis: catalog.CatalogSnapshot) -> KgRecovery:
+        """The kg rate over these materials: sales are items, so every material sold needs a
+        unit mass, as does one counted back and not weighed; without one the rate is left
+        out, naming the materials, rather than shown over part of the flow."""
+        sold_kg = returned_kg = estimated_kg = Decimal(0)
+        missing: list[str] = []
+        for material in materials:
+            sold = _kg_of(basis, material, self.sold[material])
+            estimated = _kg_of(basis, material, self.unweighed[material])
+            if sold is None or estimated is None:
+                missing.append(material)
+                continue
+            sold_kg += sold
+            estimated_kg += estimated
+            returned_kg += self.weighed_kg.get(material, Decimal(0)) + estimated
+        if missing:
+            return {
+                "recovery_rate": None,
+                "returned_estimated_kg": None,
+                "omitted": f"no unit mass in the catalog for {', '.join(missing)}",
+            }
+        return {
+            "recovery_rate": ratio(returned_kg, sold_kg, "kg", definition("pesticide_recovery_kg")),
+            "returned_estimated_kg": estimated_kg,
+            "omitted": None,
+        }
+
+    def figures(self, materials: list[str], basis: catalog.CatalogSnapshot) -> Recovery:
+        """Containers returned ÷ sold over these materials, and the same flow in kg. Both are
+        flow ratios: older packaging coming back may take them over 100 %, which the
+        definition says; they are not capped."""
+        sold = sum(self.sold[m] for m in materials)
+        returned = sum(self.returned[m] for m in materials)
+        return {
+            "sold": sold,
+            "returned": returned,
+            "returned_uncounted_kg": sum(
+                (self.uncounted_kg.get(m, Decimal(0)) for m in materials), Decimal(0)
+            ),
+            "recovery_rate": ratio(returned, sold, "containers", definition("pesticide_recovery")),
+            "kg": self.in_kg(materials, basis),
+        }
+
+    def per_material(self, basis: catalog.CatalogSnapshot) -> list[MaterialRecovery]:
+        return [{"material": m, **self.figures([m], basis)} for m in self.materials()]
+
+
+async def _towns(organizations: list[Organization]) -> dict[int, Region]:
+    """The town of each organization (by id): the region at town level on its region's path,
+    or its region itself when that lies above any town (registered at the city's own region),
+    so that every shop and point falls in one entry."""
+    prefixes: set[str] = set()
+    for org in organizations:
+        ids = org.region.path.strip("/").split("/")
+        prefixes |= {"/" + "/".join(ids[: n + 1]) + "/" for n in range(len(ids))}
+    towns = {r.path: r for r in await Region.filter(path__in=prefixes, level=RegionLevel.town)}
+    found: dict[int, Region] = {}
+    for org in organizations:
+        found[org.id] = next(
+            (town for path, town in towns.items() if org.region.path.startswith(path)),
+            org.region,
+        )
+    return found
+
+
 async def recovery_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> RecoveryMetrics:
     """Recovery rate = containers returned ÷ containers sold (generation estimated from sales),
-    per material and in all, in the user's region."""
+    per material and in all, in the user's region, by shop and by town; and the same in kg
+    where the catalog gives the unit masses. A shop's returns count for the shop and its town,
+    a recovery point's for its town alone: it sold nothing to measure them against."""
     start, end = period_bounds(date_from, date_to, timezone)
+    # A sale is dated by its city day already; a return's moment falls on the city's day.
     sales = await PackageSale.filter(
         _point_scope(principal, "shop"),
         sold_on__gte=date_from,
         sold_on__lte=date_to,
-    ).values("material", "count")
+    ).values("shop_id", "material", "count")
     returns = await PackagingReturn.filter(
         _point_scope(principal, "point"),
         returned_at__gte=start,
         returned_at__lt=end,
-    ).values_list("lines", flat=True)
-    sold: dict[str, int] = {}
-    returned: dict[str, int] = {}
-    uncounted: dict[str, Decimal] = {}
+    ).values("point_id", "lines")
+    tallies: defaultdict[int, _Tally] = defaultdict(_Tally)
     for sale in sales:
-        sold[sale["material"]] = sold.get(sale["material"], 0) + sale["count"]
-    for lines in returns:
-        for line in lines:
-            material = line["material"]
-            returned[material] = returned.get(material, 0) + int(line["count"])
-            if not int(line["count"]) and line.get("weight_kg") is not None:
-                uncounted[material] = uncounted.get(material, Decimal(0)) + Decimal(
-                    str(line["weight_kg"])
-                )
-    materials = sorted(set(sold) | set(returned) | set(uncounted))
+        tallies[sale["shop_id"]].sold[sale["material"]] += sale["count"]
+    for record in returns:
+        for line in record["lines"]:
+            tallies[record["point_id"]].add_line(line)
+    # Every shop and point of the region, idle ones too (a shop that sold nothing is seen),
+    # and any organization with records whose kind has changed since.
+    organizations = (
+        await Organization.filter(
+            Q(kind__in=POINT_KINDS) | Q(id__in=list(tallies)),
+            _point_scope(principal, ""),
+        )
+        .prefetch_related("region")
+        .order_by("name", "id")
+    )
+    town_of = await _towns(organizations)
+    basis = await catalog.snapshot()
+
+    region = _Tally()
+    for tally in tallies.values():
+        region.merge(tally)
+    by_shop: list[ShopRecovery] = []
+    in_town: dict[int, tuple[Region, _Tally, list[Organization]]] = {}
+    for org in organizations:
+        tally = tallies.get(org.id) or _Tally()
+        town = town_of[org.id]
+        _, town_tally, members = in_town.setdefault(town.id, (town, _Tally(), []))
+        town_tally.merge(tally)
+        members.append(org)
+        if org.kind == OrganizationKind.agri_input_shop or tally.sold:
+            by_shop.append(
+                {
+                    "organization_id": org.id,
+                    "name": org.name,
+                    "town_id": town.id,
+                    **tally.figures(tally.materials(), basis),
+                    "materials": tally.per_material(basis),
+                }
+            )
+    by_town: list[TownRecovery] = [
+        {
+            "region_id": town.id,
+            "name": town.name,
+            "level": town.level.value,
+            "shops": sum(o.kind == OrganizationKind.agri_input_shop for o in members),
+            "points": sum(o.kind == OrganizationKind.recovery_point for o in members),
+            **tally.figures(tally.materials(), basis),
+            "materials": tally.per_material(basis),
+        }
+        for town, tally, members in sorted(in_town.values(), key=lambda entry: entry[0].code)
+    ]
+    whole = region.figures(region.materials(), basis)
     return {
         "date_from": date_from,
         "date_to": date_to,
         "timezone": timezone,
-        "recovery_rate": ratio(
-            sum(returned.values()),
-            sum(sold.values()),
-            "containers",
-            definition("pesticide_recovery"),
-        ),
-        "materials": [
-            {
-                "material": m,
-                "sold": sold.get(m, 0),
-                "returned": returned.get(m, 0),
-                "returned_uncounted_kg": uncounted.get(m, Decimal(0)),
-                "recovery_rate": ratio(
-                    returned.get(m, 0),
-                    sold.get(m, 0),
-                    "containers",
-                    definition("pesticide_recovery"),
-                ),
-            }
-            for m in materials
-        ],
+        "recovery_rate": whole["recovery_rate"],
+        "kg": whole["kg"],
+        "materials": region.per_material(basis),
+        "by_shop": by_shop,
+        "by_town": by_town,
     }
