@@ -30,17 +30,25 @@ class RegionSorting(Schema):
     )
 
 
-class TownSorting(Schema):
+class Coverage(Schema):
+    coverage: Ratio
+    urban_coverage: Ratio
+    rural_coverage: Ratio
+    unclassified: int = Field(
+        description="communities and villages whose code says neither (统计用区划代码: 001–199"
+        " a community, 200–399 a village): in coverage only"
+    )
+
+
+class TownSorting(Coverage):
     region_id: int
     name: str
-    coverage: Ratio
     accuracy: Ratio
 
 
-class SortingMetricsRead(Schema):
+class SortingMetricsRead(Coverage):
     date_from: date
     date_to: date
     timezone: str
-    coverage: Ratio
     accuracy: Ratio
     towns: list[TownSorting]

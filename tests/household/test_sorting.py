@@ -18,7 +18,7 @@ from wastetrack.core import codes
 from wastetrack.custody import intake
 from wastetrack.household.models import Pickup
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import OrganizationKind
+from wastetrack.registry.models import OrganizationKind, RegionLevel
 
 
 @pytest.fixture
@@ -235,6 +235,46 @@ async def test_sorting_coverage_and_accuracy_with_their_counts(
         )
     ).json()
     assert before["coverage"]["numerator"] == "0"
+
+
+async def test_sorting_coverage_counts_communities_and_villages_apart(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Urban coverage counts communities, rural coverage villages, each told by its code's last
+    three digits (统计用区划代码: 001–199 a residents' committee, 200–399 a villagers'
+    committee); one whose code says neither is in the whole only, and counted apart."""
+    town = world.regions["town"]
+    made = {
+        name: await registry.create_region(
+            code=f"{town.code}{own}", name=name, level=RegionLevel.village, parent_id=town.id
+        )
+        for name, own in (("西村", "200"), ("东村", "201"), ("南社区", "002"), ("新区", "450"))
+    }
+    for name in ("西村", "新区"):
+        marked = await client.put(
+            f"/admin/v1/regions/{made[name].id}/sorting",
+            headers=world.headers("admin"),
+            json={"sorted_collection_since": "2024-01-01"},
+        )
+        assert marked.status_code == 200, marked.text
+    metrics = await sorting_today(client, world)
+    # 北山社区 (001) and 南社区 (002): no sorted collection; 西村 of 西村 and 东村; 新区 neither.
+    figures = {
+        name: (metrics[name]["numerator"], metrics[name]["denominator"], metrics[name]["unit"])
+        for name in ("coverage", "urban_coverage", "rural_coverage")
+    }
+    assert figures == {
+        "coverage": ("2", "5", "communities and villages"),
+        "urban_coverage": ("0", "2", "communities"),
+        "rural_coverage": ("1", "2", "villages"),
+    }
+    assert metrics["unclassified"] == 1
+    assert "居民委员会" in metrics["urban_coverage"]["definition"]["formula"]
+    assert "村民委员会" in metrics["rural_coverage"]["definition"]["formula"]
+    by_town = {t["name"]: t for t in metrics["towns"]}
+    assert by_town["崖头街道"]["rural_coverage"]["rate"] == "0.5000"
+    assert by_town["崖头街道"]["unclassified"] == 1
+    assert by_town["石岛管理区"]["urban_coverage"]["denominator"] == "0"
 
 
 async def test_a_check_counts_on_its_batchs_tagging_day_after_corrections(

@@ -339,3 +339,18 @@ async def test_migration_keeps_old_rows_and_guards_new_ones(database_url: str) -
 
 class _RollBack(Exception):
     pass
+
+
+@pytest.mark.parametrize(
+    ("own", "kind"),
+    [
+        ("001", "community"),
+        ("199", "community"),
+        ("200", "village"),
+        ("399", "village"),
+        ("400", None),
+        ("999", None),
+    ],
+)
+def test_a_village_level_code_tells_a_community_from_a_village(own: str, kind: str | None) -> None:
+    assert identities.settlement_kind(f"371082001{own}") == kind

@@ -80,7 +80,8 @@ async def load_registry(echo: Callable[[str], Any]) -> dict[str, Organization]:
 
 async def _regions(echo: Callable[[str], Any]) -> dict[str, Region]:
     """The city, its towns and their villages and communities, by name; codes follow the
-    order in the data file."""
+    order in the data file, a community's from 001 and a village's (村) from 200, as the
+    statistical division codes number them (`identities.settlement_kind`)."""
     city = await registry.create_region(code=CITY_CODE, name=CITY["name"], level=RegionLevel.city)
     towns: dict[str, Region] = {}
     villages: dict[str, Region] = {}
@@ -88,9 +89,12 @@ async def _regions(echo: Callable[[str], Any]) -> dict[str, Region]:
         towns[name] = await registry.create_region(
             code=f"{CITY_CODE}{index:03d}", name=name, level=RegionLevel.town, parent_id=city.id
         )
-        for v_index, village in enumerate(VILLAGES.get(name, []), start=1):
+        numbered = {"community": 0, "village": 199}
+        for village in VILLAGES.get(name, []):
+            kind = "village" if village.endswith("村") else "community"
+            numbered[kind] += 1
             villages[village] = await registry.create_region(
-                code=f"{CITY_CODE}{index:03d}{v_index:03d}",
+                code=f"{CITY_CODE}{index:03d}{numbered[kind]:03d}",
                 name=village,
                 level=RegionLevel.village,
                 parent_id=towns[name].id,

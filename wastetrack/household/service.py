@@ -19,6 +19,7 @@ from wastetrack.custody.rules import State
 from wastetrack.evidence import service as evidence
 from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
+from wastetrack.registry import identities
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Region, RegionLevel, Site
 from wastetrack.rollups.service import definition
@@ -26,23 +27,34 @@ from wastetrack.rollups.service import definition
 HOUSEHOLD = "household"
 
 COVERAGE = definition("sorting_coverage")
+URBAN_COVERAGE = definition("sorting_coverage_urban")
+RURAL_COVERAGE = definition("sorting_coverage_rural")
 ACCURACY = definition("sorting_accuracy")
 
 
-class TownSorting(TypedDict):
+class Coverage(TypedDict):
+    """Sorting coverage of an area: communities and villages together, and each apart
+    (urban: communities; rural: villages); `unclassified` counts those whose code says
+    neither, in the whole only."""
+
+    coverage: Rate
+    urban_coverage: Rate
+    rural_coverage: Rate
+    unclassified: int
+
+
+class TownSorting(Coverage):
     region_id: int
     name: str
-    coverage: Rate
     accuracy: Rate
 
 
-class SortingMetrics(TypedDict):
+class SortingMetrics(Coverage):
     """Sorting coverage and accuracy for a region, and per town."""
 
     date_from: date
     date_to: date
     timezone: str
-    coverage: Rate
     accuracy: Rate
     towns: list[TownSorting]
 
@@ -175,12 +187,25 @@ async def sorting_metrics(
         "region_path", "quality_passed"
     )
 
-    def covered(group: list[Region]) -> int:
-        return sum(
-            1
+    def coverage(group: list[Region]) -> Coverage:
+        """Of these communities and villages, those with sorted collection by the period's
+        last day: all together, and communities and villages each apart."""
+        kinds = [identities.settlement_kind(v.code) for v in group]
+        sorted_ = [
+            v.sorted_collection_since is not None and v.sorted_collection_since <= date_to
             for v in group
-            if v.sorted_collection_since is not None and v.sorted_collection_since <= date_to
-        )
+        ]
+
+        def of(kind: str) -> tuple[int, int]:
+            pairs = [s for s, k in zip(sorted_, kinds, strict=True) if k == kind]
+            return sum(pairs), len(pairs)
+
+        return {
+            "coverage": ratio(sum(sorted_), len(group), "communities and villages", COVERAGE),
+            "urban_coverage": ratio(*of("community"), "communities", URBAN_COVERAGE),
+            "rural_coverage": ratio(*of("village"), "villages", RURAL_COVERAGE),
+            "unclassified": kinds.count(None),
+        }
 
     towns: list[TownSorting] = []
     for town in (r for r in regions if r.level == RegionLevel.town):
@@ -190,9 +215,7 @@ async def sorting_metrics(
             {
                 "region_id": town.id,
                 "name": town.name,
-                "coverage": ratio(
-                    covered(in_town), len(in_town), "communities and villages", COVERAGE
-                ),
+                **coverage(in_town),
                 "accuracy": ratio(
                     sum(bool(c["quality_passed"]) for c in town_checks),
                     len(town_checks),
@@ -205,7 +228,7 @@ async def sorting_metrics(
         "date_from": date_from,
         "date_to": date_to,
         "timezone": timezone,
-        "coverage": ratio(covered(villages), len(villages), "communities and villages", COVERAGE),
+        **coverage(villages),
         "accuracy": ratio(
             sum(bool(c["quality_passed"]) for c in checks), len(checks), "quality checks", ACCURACY
         ),

@@ -43,6 +43,13 @@ NATIONAL_CODE = "100000"
 # Digits of a region code by level; the database CHECK (Region.Meta) is built from it.
 REGION_CODE_DIGITS = {"city": 6, "town": 9, "village": 12}
 
+# The statistical division codes (统计用区划代码) of the National Bureau of Statistics, which a
+# village-level code follows, tell an urban community from a rural village by its last three
+# digits: 001–199 a residents' committee (居民委员会), 200–399 a villagers' committee
+# (村民委员会). Sorting coverage is counted apart for each (docs/metrics.md §6).
+COMMUNITY_CODES = range(1, 200)
+VILLAGE_CODES = range(200, 400)
+
 CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CREDIT_PATTERN = "^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
 # Weight of position i (1-based) is 3^(i-1) mod 31.
@@ -93,6 +100,18 @@ def check_region_code(code: str, *, level: str, parent_code: str | None) -> str:
             f"a {level}'s own 3 digits cannot be 000 (that is its parent)", field="code"
         )
     return code
+
+
+def settlement_kind(code: str) -> str | None:
+    """Whether a village-level region is an urban `community` or a rural `village`, by its
+    code's last three digits (`COMMUNITY_CODES`, `VILLAGE_CODES`); None when they fall in
+    neither range: never guessed."""
+    own = int(code[-3:])
+    if own in COMMUNITY_CODES:
+        return "community"
+    if own in VILLAGE_CODES:
+        return "village"
+    return None
 
 
 def credit_check_character(first17: str) -> str:
