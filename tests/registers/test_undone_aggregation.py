@@ -134,3 +134,31 @@ async def test_a_bag_taken_out_and_scanned_into_another_load_left_once_into_that
     assert _in(incoming) == sorted([(first, "tagged"), (second, "tagged"), (bag, "collected")])
     stock = await _stock(client, world, "carrier")
     assert sorted(b["code"] for b in stock["batches"]) == sorted([first, second])
+
+
+async def test_a_bag_taken_out_idles_from_its_own_latest_step(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The undone scan was no step: the bag's idle clock (`last_device_time`, read by the
+    idle and in-transit alerts) goes back to its collection, not the scan's time."""
+    from tortoise import connections
+
+    from wastetrack.alerts import service as alerts
+    from wastetrack.batches.models import Batch
+
+    carrier = world.orgs["carrier"].id
+    (bag,) = [(await tag_bag(client, world, carrier_organization_id=carrier))["code"]]
+    load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    await collect(client, world, bag, minutes=2)
+    await _ok(client, world, "carrier", event("aggregated", load, minutes=30, children=[bag]))
+    await _undo(client, world, "carrier", bag, minutes=31)
+    collected = datetime.fromisoformat(event("collected", bag, minutes=2)["device_time"])
+    assert (await Batch.get(code=bag)).last_device_time == collected
+    # An hour idle, counted from the collection: due 62 minutes in, not 90.
+    await alerts.refresh(now=collected + timedelta(minutes=70), idle_hours=1)
+    raised = await connections.get("default").execute_query_dict(
+        "SELECT details->>'since' AS since FROM alert a JOIN batch b ON b.id = a.batch_id"
+        " WHERE a.kind = 'idle_batch' AND b.code = $1",
+        [bag],
+    )
+    assert [datetime.fromisoformat(r["since"]) for r in raised] == [collected]

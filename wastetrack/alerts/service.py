@@ -14,6 +14,7 @@ from wastetrack.auth.models import Role
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
+from wastetrack.custody.aggregations import is_step
 from wastetrack.custody.rules import FINAL_STATES, State, sql_list
 from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
 
@@ -121,7 +122,8 @@ _RULES: dict[str, str] = {
         WHERE jsonb_array_length(d.flags) > 0""",
     # A signed manifest leg whose next step (the next leg's signature, or the receiver's
     # arrival) has not come within the expected hours of its handover; and a batch in transit
-    # as long on no manifest under way (submitted, on a leg or arrived, not yet decided).
+    # as long on no manifest under way (submitted, on a leg or arrived, not yet decided), with
+    # the plate of its latest step (not a correction's, nor an undone aggregation's).
     # Cleared (see _clear_resolved) once the step comes. A batch's subject carries the moment
     # its journey began, so a batch overdue again on a later journey raises a new alert (one
     # subject holds one alert).
@@ -141,7 +143,8 @@ _RULES: dict[str, str] = {
                b.last_device_time + make_interval(hours => $3::int),
                jsonb_build_object('code', b.code, 'vehicle_plate',
                                   (SELECT e.details->>'vehicle_plate' FROM custody_event e
-                                   WHERE e.batch_id = b.id ORDER BY e.seq DESC LIMIT 1),
+                                   WHERE e.batch_id = b.id AND {is_step("e")}
+                                   ORDER BY e.seq DESC LIMIT 1),
                                   'since', b.last_device_time)
         FROM batch b
         WHERE b.state = '{State.in_transit}'

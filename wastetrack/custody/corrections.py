@@ -5,6 +5,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tortoise import connections
+
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
@@ -16,7 +18,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.reported import check_reported
-from wastetrack.custody import remainders, repository, transitions
+from wastetrack.custody import aggregations, remainders, repository, transitions
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
@@ -227,8 +229,28 @@ async def _undo_aggregation(work: Work, batch: Batch, target: Any, value: bool) 
         )
     before = await _state_before(work, batch, target)
     batch.parent_id = None
+    # The scan was no step: the bag's idle and in-transit clocks go back to its latest step.
+    batch.last_device_time = await _latest_step_time(work, batch, before=target.seq)
     work.refresh.add(container_id)
     return before, container
+
+
+async def _latest_step_time(work: Work, batch: Batch, *, before: int) -> datetime | None:
+    """The latest device time of the batch's steps before its event `before`, as `new_event`
+    keeps `last_device_time`: corrections and undone aggregations are no steps
+    (`aggregations.is_step`). Steps of this call not written yet count too."""
+    (row,) = await connections.get("default").execute_query_dict(
+        "SELECT max(e.device_time) AS at FROM custody_event e"
+        f" WHERE e.batch_id = $1 AND e.seq < $2 AND {aggregations.is_step('e')}",
+        [batch.id, before],
+    )
+    pending = [
+        e.device_time
+        for e in work.new_events
+        if e.batch_id == batch.id and e.seq < before and e.event_type != EventType.corrected
+    ]
+    times = [t for t in (row["at"], *pending) if t is not None]
+    return max(times, default=None)
 
 
 async def _aggregation_undone(work: Work, batch: Batch, target: Any) -> bool:

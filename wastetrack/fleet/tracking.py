@@ -12,10 +12,10 @@ from wastetrack.core.errors import Conflict, Forbidden
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import plausible
 from wastetrack.core.settings import get_settings
+from wastetrack.custody.aggregations import undone_aggregations
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet.models import Vehicle, VehiclePosition
 from wastetrack.fleet.service import managed_vehicle
-from wastetrack.registers.movements import undone_aggregations
 
 # Positions a phone may send in one call, and how many a trajectory returns at most.
 MAX_POSITIONS = 1000
@@ -171,7 +171,7 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
 async def _carried(batch_id: int, *, longest: timedelta, now: datetime) -> list[Carriage]:
     """The batch's carriages, then those of the container it was packed into from the packing
     on (and of that container's container …). A packing a correction undid is read as the
-    registers read it (`registers.movements.aggregation_undone`): it never happened, so it
+    registers read it (`custody.aggregations.aggregation_undone`): it never happened, so it
     neither ends the batch's own carriage nor takes the batch along with that container; a
     later packing, into the same container or another, does."""
     found: list[Carriage] = []

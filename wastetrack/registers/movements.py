@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from tortoise import connections
 
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
+from wastetrack.custody.aggregations import aggregation_undone
 from wastetrack.custody.rules import FINAL_STATES, SPECS, Carrier, EventType, Holder, State
 from wastetrack.registry import access
 from wastetrack.registry.models import Organization, OrganizationKind, Site
@@ -102,35 +102,6 @@ def _case(rules: dict[EventType, str]) -> str:
 
 _ENDED = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
 _TAGGED = f"'{EventType.tagged}'"
-
-
-def aggregation_undone(event: str) -> str:
-    """SQL: whether the custody_event row `event` is a child's own `aggregated` event that a
-    correction undid — the latest correction of its `aggregated` field says false
-    (custody.corrections: the bag was never in that container; it is again as it was before the
-    scan, with whoever held it then). Such an event is no step of the child's: it neither ends
-    its holder's custody nor puts it into the container, in the registers and the vehicle
-    tracks alike; an aggregation recorded after it (into the same or another container) is a
-    step of its own. Every correction names the original event (`corrects_id`), a correction
-    of a correction too, and is on the same batch's chain. The container's own `aggregated`
-    event (no `related_batch_id`) is never undone: it moved no custody."""
-    return (
-        f"({event}.event_type = '{EventType.aggregated}' AND {event}.related_batch_id IS NOT NULL"
-        " AND (SELECT c.details->'corrected'->>'aggregated' FROM custody_event c"
-        f" WHERE c.batch_id = {event}.batch_id AND c.corrects_id = {event}.id"
-        " AND c.details->'corrected' ? 'aggregated'"
-        " ORDER BY c.seq DESC LIMIT 1) IS NOT DISTINCT FROM 'false')"
-    )
-
-
-async def undone_aggregations(batch_id: int) -> set[UUID]:
-    """The ids of the batch's own `aggregated` events a correction undid (`aggregation_undone`),
-    for a reader that walks the batch's chain itself (the vehicle tracks)."""
-    rows = await connections.get("default").execute_query_dict(
-        f"SELECT e.id FROM custody_event e WHERE e.batch_id = $1 AND {aggregation_undone('e')}",
-        [batch_id],
-    )
-    return {UUID(str(r["id"])) for r in rows}
 
 
 def _fold(source: str) -> str:

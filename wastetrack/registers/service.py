@@ -127,7 +127,8 @@ async def inventory(
             since[r["batch_id"]] = aware(r["moved_at"])
         elif holding.pop(r["batch_id"], None) is not None:
             # An aggregation in effect: one a correction undid is no movement at all
-            # (`movements.aggregation_undone`), so the container never takes the bag's clock.
+            # (`custody.aggregations.aggregation_undone`), so the container never takes the
+            # bag's clock.
             container = r["related_batch_id"] if r["event_type"] == EventType.aggregated else None
             if container in holding:
                 since[container] = min(since[container], since[r["batch_id"]])
