@@ -84,16 +84,19 @@ async def _background_round(settings: Settings) -> None:
     except Exception:  # a failed round must not end the watch
         log.exception("alert refresh failed")
     try:
-        # Each finished day of the custody log gets its signed checkpoint.
-        async with in_transaction():
-            await custody_checkpoints.seal_completed_days(
-                timezone=settings.timezone, data_dir=settings.data_dir
-            )
+        # Each finished day of the custody log gets its signed checkpoint; a round that keeps
+        # failing shows in /metrics (wastetrack_job_failures_total), not only in the logs.
+        with observability.job_round("checkpoint_seal"):
+            async with in_transaction():
+                await custody_checkpoints.seal_completed_days(
+                    timezone=settings.timezone, data_dir=settings.data_dir
+                )
     except Exception:
         log.exception("checkpoint sealing failed")
     try:
-        await ratelimit.prune()
-        await idempotency.prune()
+        with observability.job_round("prune"):
+            await ratelimit.prune()
+            await idempotency.prune()
     except Exception:
         log.exception("pruning rate-limit counters or kept answers failed")
 
@@ -150,11 +153,13 @@ def create_app(
             return
         with db.server_database_url(settings) as url:
             if migrate:
-                await db.migrate(url)
                 # Served as a role that can only append to the custody log, never edit it.
-                url = await db.service_url(url, settings)
+                url = await db.migrate_for_service(url, settings)
             async with db.database(
-                url, pool_size=settings.db_pool_size, replica_url=settings.replica_url
+                url,
+                pool_size=settings.db_pool_size,
+                replica_url=settings.replica_url,
+                replica_max_lag_seconds=settings.replica_max_lag_seconds,
             ):
                 # Everything loaded at start-up lives as long as the process: keep the
                 # collector from walking it again on every full collection.

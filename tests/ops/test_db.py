@@ -94,3 +94,68 @@ def test_dead_processes_are_forgotten_only_under_the_wheels_lock(tmp_path: Path)
     assert not pruning.is_alive()
     assert json.loads(handles.read_text()) == [os.getpid()]
     assert sorted(path.name for path in pgdata.iterdir()) == [".handle_pids.json"]
+
+
+async def _drop_role(url: str, role: str) -> None:
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        await conn.execute(f"DROP OWNED BY {role}")  # its grants on this database
+        await conn.execute(f"DROP ROLE {role}")
+    finally:
+        await conn.close()
+
+
+async def test_start_ups_at_once_create_and_grant_the_services_role_in_turn(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A role of the test's own, so that it is created here, by whichever call comes first.
+    role = f"wastetrack_role_{secrets.token_hex(4)}"
+    password = secrets.token_hex(16)
+    try:
+        urls = await asyncio.gather(
+            *(db.ensure_app_role(database_url, password=password, role=role) for _ in range(4))
+        )
+        assert len(set(urls)) == 1
+        conn = await asyncpg.connect(**db.credentials_from_url(urls[0]))
+        try:
+            assert await conn.fetchval("SELECT current_user") == role
+        finally:
+            await conn.close()
+    finally:
+        await _drop_role(database_url, role)
+
+
+_MIGRATE_FOR_SERVICE = """
+import asyncio, sys
+from pathlib import Path
+from wastetrack.core import db
+from wastetrack.core.settings import Settings
+
+embedded = Settings(database_url=None, data_dir=Path(sys.argv[2]))  # as on the embedded server
+print(asyncio.run(db.migrate_for_service(sys.argv[1], embedded)))
+"""
+
+
+async def test_start_ups_at_once_migrate_and_refresh_the_services_role_in_turn(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`serve`, `migrate` and the app's start-up, two processes at once on the embedded server
+    (processes: migrating here would close this process's ORM)."""
+    env = {**os.environ, "WASTETRACK_SECRET_KEY": secrets.token_hex(24)}
+    starting = [
+        await asyncio.create_subprocess_exec(
+            *(sys.executable, "-c", _MIGRATE_FOR_SERVICE, database_url, str(tmp_path)),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    done = await asyncio.wait_for(
+        asyncio.gather(*(process.communicate() for process in starting)), timeout=180
+    )
+    for process, (_, errors) in zip(starting, done, strict=True):
+        assert process.returncode == 0, errors.decode()
+    urls = {out.decode().strip() for out, _ in done}
+    assert len(urls) == 1
+    assert db.credentials_from_url(urls.pop())["user"] == db.APP_ROLE

@@ -4,6 +4,7 @@ the lag and stays ready."""
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -190,3 +191,60 @@ async def test_starting_again_reuses_the_running_standby(
     status = await replica.status(**where)
     assert status["running"] and status["standby"] and status["replica_url"] == standby
     assert status["lag_bytes"] >= 0
+
+
+async def test_a_fresh_lag_after_an_idle_spell_is_not_read_as_the_idle_time(
+    orm: list[str],
+    world: World,
+    client: httpx.AsyncClient,
+    standby: str,
+    replica_admin: asyncpg.Connection,
+) -> None:
+    async with replica.serving(standby, pool_size=2):
+        await replayed(replica_admin)
+        await asyncio.sleep(2)  # no commit meanwhile: the last one replayed is 2 s old
+        checked = time.time()
+        caught_up = await replica.health(max_lag_seconds=30)
+        assert caught_up["lag_bytes"] == 0 and caught_up["lag_seconds"] == 0
+
+        await paused(replica_admin)
+        await tag_bag(client, world, quantity="1")  # not replayed
+        lagging = await replica.health(max_lag_seconds=30)
+        assert lagging["lag_bytes"] > 0
+        # Not the 2 s since the last replayed commit: no more than since it was seen caught up.
+        assert 0 < lagging["lag_seconds"] <= time.time() - checked + 0.001  # rounded to ms
+
+
+async def test_reads_go_to_the_primary_while_the_replica_lags_too_far(
+    orm: list[str],
+    world: World,
+    client: httpx.AsyncClient,
+    standby: str,
+    replica_admin: asyncpg.Connection,
+) -> None:
+    async def reads_the_replica() -> bool:
+        async with replica.reading() as on_replica:
+            (row,) = await connections.get("default").execute_query_dict(
+                "SELECT pg_is_in_recovery() AS standby,"
+                " current_setting('transaction_isolation') AS isolation,"
+                " current_setting('transaction_read_only') AS read_only"
+            )
+        assert on_replica == row["standby"]
+        if on_replica:  # a read-only snapshot from BEGIN on
+            assert (row["isolation"], row["read_only"]) == ("repeatable read", "on")
+        return on_replica
+
+    async with replica.serving(standby, pool_size=2, max_lag_seconds=0.5):
+        await replayed(replica_admin)
+        assert await reads_the_replica()
+
+        await paused(replica_admin)
+        await tag_bag(client, world, quantity="1")
+        await asyncio.sleep(0.6)
+        assert (await replica.health(max_lag_seconds=0.5))["state"] == "degraded"
+        assert not await reads_the_replica()  # by the verdict just taken, without asking again
+
+        await replica_admin.execute("SELECT pg_wal_replay_resume()")
+        await replayed(replica_admin)
+        assert (await replica.health(max_lag_seconds=0.5))["state"] == "ok"
+        assert await reads_the_replica()

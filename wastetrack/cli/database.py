@@ -16,9 +16,8 @@ def migrate() -> None:
 
     settings = get_settings()
     with db.server_database_url(settings) as url:
-        asyncio.run(db.migrate(url))
         # On the embedded server, also (re)create the service's own role and its grants.
-        asyncio.run(db.service_url(url, settings))
+        asyncio.run(db.migrate_for_service(url, settings))
     typer.echo("migrations applied")
 
 

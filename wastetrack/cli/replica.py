@@ -18,10 +18,12 @@ replica_app = typer.Typer(
 )
 
 
-def _on_embedded_server(work: Callable[[str, Settings], Awaitable[T]]) -> T:
-    """Run work on the embedded server's URL (migrated, the service's role in place) and print
-    its result; a configured WASTETRACK_DATABASE_URL is refused (its replicas are the
-    operator's)."""
+def _on_embedded_server(
+    work: Callable[[str, Settings], Awaitable[T]], *, prepare: bool = True
+) -> T:
+    """Run work on the embedded server's URL and print its result; with prepare, the database
+    is migrated and the service's role put in place first (a read-only look passes False); a
+    configured WASTETRACK_DATABASE_URL is refused (its replicas are the operator's)."""
     from wastetrack.core.errors import Conflict
 
     settings = get_settings()
@@ -32,8 +34,8 @@ def _on_embedded_server(work: Callable[[str, Settings], Awaitable[T]]) -> T:
                 "replicas are made of the embedded server; unset WASTETRACK_DATABASE_URL",
                 field="database_url",
             )
-        await db.migrate(url)
-        await db.service_url(url, settings)
+        if prepare:
+            await db.migrate_for_service(url, settings)
         return await work(url, settings)
 
     return print_on_server(lambda url: asyncio.run(main(url)))
@@ -66,7 +68,8 @@ def replica_status() -> None:
             pgdata=replica.replica_dir(settings.data_dir),
             database=credentials_from_url(url)["database"],
             user=db.APP_ROLE,
-        )
+        ),
+        prepare=False,  # only looks: no migration, no grants
     )
 
 

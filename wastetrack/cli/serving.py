@@ -4,10 +4,12 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import signal
 import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -53,12 +55,12 @@ def serve(
         refuse_port_in_use(settings.host, settings.port)  # before migrating or starting anything
 
     async def prepare(url: str) -> str:
-        await db.migrate(url)
+        service_url = await db.migrate_for_service(url, settings)
         if not allow_demo_logins and not _loopback(settings.host):
             await _refuse_published_logins(url, host=settings.host)
-        return await db.service_url(url, settings)
+        return service_url
 
-    with db.server_database_url(settings) as url:
+    with _stopping_on_sigterm(), db.server_database_url(settings) as url:
         # Migrated once here; the workers and the deliverer read this URL from the environment.
         service_url = os.environ["WASTETRACK_DATABASE_URL"] = or_exit(
             lambda: asyncio.run(prepare(url))
@@ -79,6 +81,26 @@ def serve(
                 log_config=None,
                 access_log=False,
             )
+
+
+@contextlib.contextmanager
+def _stopping_on_sigterm() -> Iterator[None]:
+    """Make SIGTERM end serve through its `finally` blocks and atexit, which stop the webhook
+    deliverer and the embedded PostgreSQL. Python's default lets SIGTERM kill the process where
+    it stands; and a single uvicorn server, once it has shut down on SIGTERM, puts back the
+    handler it found and raises the signal again: with the default one the process would die
+    there, leaving PostgreSQL holding the data directory. With this handler it raises
+    SystemExit instead, after uvicorn's own graceful shutdown. (With N workers uvicorn's
+    supervisor handles SIGTERM itself and returns; this handler only covers the start-up.)"""
+
+    def exit_cleanly(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)  # as serve exits when uvicorn's supervisor stops on SIGTERM
+
+    previous = signal.signal(signal.SIGTERM, exit_cleanly)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _loopback(host: str) -> bool:

@@ -91,7 +91,9 @@ def start_embedded_server(data_dir: Path) -> str:
 @contextlib.contextmanager
 def server_database_url(settings: Settings) -> Iterator[str]:
     """The service's database URL for the life of the block; an embedded server started here
-    is stopped on the way out (uvicorn ends on a re-raised signal, so atexit would not run)."""
+    is stopped on the way out. Only on a way out that runs `finally` blocks: a process killed
+    by a signal leaves it running, so `serve` turns SIGTERM into SystemExit
+    (wastetrack.cli.serving._stopping_on_sigterm)."""
     if settings.database_url:
         yield settings.database_url
         return
@@ -211,14 +213,35 @@ async def migrate(url: str) -> None:
     """Apply every pending migration; the schema comes from nowhere else. One process at a
     time: another (a CLI command during `serve`'s start-up) waits, then finds nothing left to
     do, where both would otherwise plan the same migration and one fail half way."""
+    async with migration_lock(url):
+        await _migrate_holding_lock(url)
+
+
+async def migrate_for_service(url: str, settings: Settings) -> str:
+    """Migrate, then give the service the URL it connects with: on the embedded server its own
+    role, created or refreshed here (password kept in the data directory); an external URL is
+    used as configured. Both steps in one hold of the migration lock, so that the grants
+    cover every table the migrations made, and two start-ups never create or alter the role
+    at once (see `_ensure_app_role_holding_lock`)."""
+    async with migration_lock(url):
+        await _migrate_holding_lock(url)
+        if settings.database_url:
+            return url
+        from wastetrack.core import keys
+
+        return await _ensure_app_role_holding_lock(
+            url, password=keys.database_password(settings.data_dir), role=APP_ROLE
+        )
+
+
+async def _migrate_holding_lock(url: str) -> None:
     from tortoise.migrations.api import migrate as run_migrations
 
-    async with migration_lock(url):
-        await ensure_database(url)
-        # Planned here, with the lock held: what another process applied meanwhile is done.
-        await run_migrations(config=tortoise_config(url, pool_size=2))
-        await Tortoise.close_connections()
-        await _ensure_derived(url)
+    await ensure_database(url)
+    # Planned here, with the lock held: what another process applied meanwhile is done.
+    await run_migrations(config=tortoise_config(url, pool_size=2))
+    await Tortoise.close_connections()
+    await _ensure_derived(url)
 
 
 async def _ensure_derived(url: str) -> None:
@@ -264,7 +287,17 @@ END $$;
 
 async def ensure_app_role(url: str, *, password: str, role: str = APP_ROLE) -> str:
     """Create (or refresh) the service's own non-superuser role and its grants, connected as
-    the owner at url; returns the same URL connecting as that role."""
+    the owner at url, under the migration lock; returns the same URL connecting as that
+    role."""
+    async with migration_lock(url):
+        return await _ensure_app_role_holding_lock(url, password=password, role=role)
+
+
+async def _ensure_app_role_holding_lock(url: str, *, password: str, role: str) -> str:
+    """ensure_app_role's work, for a caller holding the migration lock. Unlocked, two processes
+    at once fail: CREATE ROLE with a unique violation on pg_authid, ALTER ROLE and GRANT with
+    "tuple concurrently updated". (The lock is the database's and the role the server's: on
+    the embedded server, which holds the service's one database, that is the same thing.)"""
     import asyncpg
 
     credentials = credentials_from_url(url)
@@ -272,8 +305,7 @@ async def ensure_app_role(url: str, *, password: str, role: str = APP_ROLE) -> s
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
         if not exists:
-            with contextlib.suppress(asyncpg.DuplicateObjectError):  # another process won
-                await conn.execute(f"CREATE ROLE {role} LOGIN")
+            await conn.execute(f"CREATE ROLE {role} LOGIN")
         # Quoted by the server: the password never goes through string formatting here.
         literal = await conn.fetchval("SELECT quote_literal($1::text)", password)
         await conn.execute(
@@ -286,16 +318,6 @@ async def ensure_app_role(url: str, *, password: str, role: str = APP_ROLE) -> s
     parsed = urlparse(url)
     host = parsed.netloc.rpartition("@")[2]
     return parsed._replace(netloc=f"{quote(role)}:{quote(password, safe='')}@{host}").geturl()
-
-
-async def service_url(url: str, settings: Settings) -> str:
-    """The URL the running service connects with: on the embedded server its own role (created
-    here, password kept in the data directory); an external URL is used as configured."""
-    if settings.database_url:
-        return url
-    from wastetrack.core import keys
-
-    return await ensure_app_role(url, password=keys.database_password(settings.data_dir))
 
 
 # Requests begin their transactions in arrival order. asyncpg's pool hands a released connection
@@ -334,10 +356,15 @@ async def transaction() -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def database(
-    url: str, *, pool_size: int = 10, replica_url: str | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    replica_url: str | None = None,
+    replica_max_lag_seconds: float | None = None,
 ) -> AsyncIterator[None]:
     """Open Tortoise on an already migrated database for the life of the block; with
-    replica_url, `replica.reading()` blocks read from that standby meanwhile."""
+    replica_url, `replica.reading()` blocks read from that standby meanwhile (while it lags no
+    more than replica_max_lag_seconds, see replica.serving)."""
     from wastetrack.core import replica
 
     # Global fallback: uvicorn serves requests in tasks that do not inherit the lifespan's
@@ -348,7 +375,9 @@ async def database(
     )
     _admission = asyncio.Semaphore(max(1, pool_size - OWN_WRITES))
     try:
-        async with replica.serving(replica_url, pool_size=pool_size):
+        async with replica.serving(
+            replica_url, pool_size=pool_size, max_lag_seconds=replica_max_lag_seconds
+        ):
             yield
     finally:
         _admission = None

