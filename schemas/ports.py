@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Definition, Id, Moment, Ratio, Schema, Text
+from schemas.base import Id, Moment, Ratio, Schema, Text
 from wastetrack.core.commands import Latitude, Longitude
 from wastetrack.ports.commands import (
     CleanUpCommand,
@@ -176,10 +176,16 @@ class PortMetric(Schema):
     groups: list[PortGroupMetric]
 
 
-class PortHeadline(Schema):
-    rate: Decimal | None
-    group: str | None = Field(description="the weaker half the headline comes from")
-    definition: Definition
+class PortHeadline(Ratio):
+    """渔港污水和垃圾收集处置率: the lower of the listed ports' garbage and sewage rates, with
+    that group's numerator, denominator and unit, over the period."""
+
+    group: str = Field(
+        description="the group the headline comes from: the weaker one; while a group has no"
+        " expectation (denominator 0, no rate), that group"
+    )
+    date_from: date
+    date_to: date
 
 
 class ListedPortsMetric(Schema):

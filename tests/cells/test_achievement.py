@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.factories import World
+from tests.rollups import reference_indicators as ref
 from wastetrack.cells import service as cells
 from wastetrack.cells.models import Cell, CellAssessment
 from wastetrack.core.errors import RuleViolation
@@ -179,3 +180,30 @@ async def test_the_lower_level_governs_as_in_the_achievement(
         assert (accepted, error.field) == (False, "level")
     else:
         assert accepted
+
+
+async def test_a_failed_county_reassessment_refuses_a_city_assessment_as_the_oracle_does(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """County passed on 2025-01-10 and failed on 2025-06-01: a city assessment on 2025-07-01
+    is refused (409 naming `level`), since an earlier pass does not outlast a failed
+    re-assessment (docs/metrics.md §6). The randomized reference checks hold the service
+    against `reference_indicators.may_assess`, which must read the history the same way."""
+    cell = await make_cell(world)
+    history = [("2025-01-10", "achieved"), ("2025-06-01", "not_achieved")]
+    for on, tier in history:
+        await record(world, cell, "county", date.fromisoformat(on), tier)
+    refused = await client.post(
+        f"/m/v1/cells/{cell.id}/assessments",
+        headers=world.headers("manager"),
+        json={"level": "city", "assessed_on": "2025-07-01", "entered": EVIDENCE},
+    )
+    assert (refused.status_code, refused.json()["field"]) == (409, "level"), refused.text
+    assert await CellAssessment.filter(cell_id=cell.id, level="city").count() == 0
+    made = [
+        ref.Assessment(cell=cell.id, level="county", on=date.fromisoformat(on), tier=tier, order=i)
+        for i, (on, tier) in enumerate(history)
+    ]
+    assert not ref.may_assess(made, cell=cell.id, level="city", on=date(2025, 7, 1))
+    # Before the failed re-assessment the pass stood, for the oracle as for the service.
+    assert ref.may_assess(made, cell=cell.id, level="city", on=date(2025, 5, 31))

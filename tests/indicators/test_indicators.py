@@ -7,10 +7,13 @@ import httpx
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
+from tests.ports.test_ports import Harbour, arrive, deliver, delivery, harbour
 from wastetrack.core import cityday
 from wastetrack.indicators import loader
 from wastetrack.indicators.models import Indicator, IndicatorValue
 from wastetrack.indicators.service import status
+
+__all__ = ["harbour"]  # the ports' fixture, for the port indicator
 
 
 async def overview(client: httpx.AsyncClient, world: World) -> dict[str, dict]:
@@ -145,3 +148,25 @@ async def test_the_data_file_and_the_migrated_indicators_agree(orm: list[str]) -
             None if item["target"] is None else Decimal(str(item["target"])),
             doc["source"],
         ), item["code"]
+
+
+async def test_the_port_indicator_is_the_headline_under_its_own_definition(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """渔港污水和垃圾收集处置率 is the lower of the garbage and sewage rates: the indicator
+    shows the headline's counts and says so, not the weaker group's definition as if its rate
+    were the whole figure."""
+    await arrive(client, world, harbour.small)
+    line = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"}
+    assert (await deliver(client, world, delivery(harbour, harbour.small, line))).status_code == 201
+    actual = (await overview(client, world))["fishing_port_collection"]["actual"]
+    period = {"date_from": actual["period_start"], "date_to": actual["period_end"]}
+    ports = await client.get("/m/v1/metrics/ports", headers=world.headers("manager"), params=period)
+    headline = ports.json()["listed_ports"]["headline"]
+    assert (actual["numerator"], actual["denominator"], actual["unit"]) == (
+        headline["numerator"],
+        headline["denominator"],
+        headline["unit"],
+    )
+    assert actual["definition"] == headline["definition"]
+    assert "the lower of" in actual["definition"]["formula"]

@@ -2,12 +2,15 @@
 tagging after corrections."""
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 import httpx
 
 from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, CITY_ZONE, World, event
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery
+from wastetrack.ports.rules import PORT_RULES, small_vessel
+from wastetrack.registry import vessels
 
 
 async def figures(client: httpx.AsyncClient, world: World, day: date) -> tuple[int, str, int]:
@@ -52,3 +55,126 @@ async def test_a_delivery_moves_with_its_lines_corrected_tagging_day(
     assert await figures(client, world, CITY_TODAY) == (0, "0", 0)
     read = await client.get(f"/m/v1/deliveries/{made['id']}", headers=world.headers("port"))
     assert read.json()["receipt_number"] == made["receipt_number"]
+
+
+async def test_a_line_the_port_loaded_other_lines_into_counts_through_them(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A vessel without an owner leaves the port its line's producer, so the port may scan
+    other vessels' lines into that line's batch and carry the load to treatment (weighed
+    200 kg, R1). The load is a container: counted through its children, as in the cohorts —
+    each line once, with its own mass and the load's fate — not as 200 kg more delivered and
+    never treated."""
+    ownerless = await vessels.create_vessel(
+        name="鲁荣渔50001",
+        registration_number="371082200009",
+        gross_tonnage=Decimal(60),
+        home_port_id=world.orgs["port"].id,
+    )
+    codes = []
+    for vessel, kg in ((ownerless, "100"), (harbour.small, "50"), (harbour.large, "50")):
+        line = {"annex_v": "A", "scheme_version": "2018", "mass_kg": kg}
+        made = await deliver(client, world, delivery(harbour, vessel, line))
+        assert made.status_code == 201, made.text
+        codes.append(made.json()["lines"][0]["batch_code"])
+    load, *children = codes
+    steps = [
+        ("port", event("aggregated", load, minutes=5, children=children)),
+        (
+            "port",
+            event(
+                "in_transit", load, minutes=10, destination_organization_id=world.orgs["plant"].id
+            ),
+        ),
+        ("plant", event("received", load, minutes=30, outcome="accepted", weight_kg="200")),
+        ("plant", event("treated", load, minutes=35, method="R1")),
+    ]
+    for who, step in steps:
+        response = await post_event(client, world, who, step)
+        assert response.status_code == 201, response.text
+    period = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    ports = await client.get("/m/v1/metrics/ports", headers=world.headers("manager"), params=period)
+    port = next(p for p in ports.json()["ports"] if p["port_id"] == world.orgs["port"].id)
+    garbage = next(g for g in port["groups"] if g["group"] == "garbage")
+    assert (garbage["delivered"], garbage["treated"]) == ("100.000", "100.000")
+    # The same mass as the marine cohort's: the container's own declared kg is in neither.
+    cohort = await client.get(
+        "/m/v1/metrics/utilization", headers=world.headers("manager"), params=period
+    )
+    (marine,) = [s for s in cohort.json()["streams"] if s["stream"] == "marine"]
+    assert Decimal(marine["generated_kg"]) == Decimal(garbage["delivered"])
+
+
+async def headline_of(client: httpx.AsyncClient, world: World) -> tuple[dict, dict]:
+    """Today's listed-ports figures: the headline and the groups by name."""
+    period = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    answer = await client.get(
+        "/m/v1/metrics/ports", headers=world.headers("manager"), params=period
+    )
+    assert answer.status_code == 200, answer.text
+    listed = answer.json()["listed_ports"]
+    return listed["headline"], {g["group"]: g for g in listed["groups"]}
+
+
+async def test_the_headline_carries_its_counts_period_and_own_definition(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """30 kg of the 120 kg of garbage expected treated, none of the 4.8 m³ of sewage: the
+    headline is the sewage rate with its numerator, denominator and unit, over the period,
+    defined as the lower of the two — not as the sewage rate alone."""
+    await arrive(client, world, harbour.small)
+    line = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"}
+    made = await deliver(client, world, delivery(harbour, harbour.small, line))
+    code = made.json()["lines"][0]["batch_code"]
+    plant = world.orgs["plant"].id
+    steps = [
+        ("port", event("in_transit", code, minutes=5, destination_organization_id=plant)),
+        ("plant", event("received", code, minutes=30, outcome="accepted", weight_kg="30")),
+        ("plant", event("treated", code, minutes=35, method="R1")),
+    ]
+    for who, step in steps:
+        assert (await post_event(client, world, who, step)).status_code == 201
+    headline, groups = await headline_of(client, world)
+    sewage = groups["sewage"]["collection_treatment_rate"]
+    assert groups["garbage"]["collection_treatment_rate"]["rate"] == "0.2500"
+    assert headline["group"] == "sewage"
+    counts = ("numerator", "denominator", "rate", "unit")
+    assert [headline[k] for k in counts] == [sewage[k] for k in counts]
+    assert (headline["denominator"], headline["unit"]) == ("4.80", "m3")
+    assert (headline["date_from"], headline["date_to"]) == (CITY_TODAY.isoformat(),) * 2
+    assert headline["definition"] != sewage["definition"]
+    assert "the lower of" in headline["definition"]["formula"]
+    assert headline["definition"]["source"]
+
+
+async def test_without_a_sewage_expectation_the_headline_shows_why_it_has_no_figure(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """Only a vessel of 400 GT or more called: no sewage is expected, so no headline; it names
+    the group without an expectation and shows its counts."""
+    await arrive(client, world, harbour.large)
+    headline, groups = await headline_of(client, world)
+    assert groups["garbage"]["collection_treatment_rate"]["denominator"] == "120.0"
+    assert (headline["group"], headline["rate"], headline["denominator"]) == ("sewage", None, "0")
+    assert "the lower of" in headline["definition"]["formula"]
+
+
+def test_the_sewage_threshold_reads_below() -> None:
+    """The rule's key says what it means: sewage is expected from vessels strictly below it."""
+    assert PORT_RULES["small_vessel_below_gt"] == 400
+    assert small_vessel(Decimal("399.99"))
+    assert not small_vessel(Decimal(400))
+
+
+async def test_a_vessel_of_exactly_400_gt_is_expected_no_sewage(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    at_threshold = await vessels.create_vessel(
+        name="鲁荣渔50400",
+        registration_number="371082200400",
+        gross_tonnage=Decimal(400),
+        home_port_id=world.orgs["port"].id,
+    )
+    await arrive(client, world, at_threshold)
+    _, groups = await headline_of(client, world)
+    assert (groups["garbage"]["expected"], groups["sewage"]["expected"]) == ("120.0", "0")

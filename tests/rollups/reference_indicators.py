@@ -146,15 +146,19 @@ def tier(criteria: list[dict[str, Any]], values: dict[str, Decimal | None], scor
 
 
 def may_assess(assessments: Iterable[Assessment], *, cell: int, level: str, on: date) -> bool:
-    """A level above county needs a passed, unexpired assessment of the level below."""
+    """A level above county needs the latest assessment of the level below on or before the
+    day (by date, then the later record) to have passed and not expired: an earlier pass does
+    not outlast a failed re-assessment (docs/metrics.md §6)."""
     index = LEVELS.index(level)
-    return index == 0 or any(
-        a.cell == cell
-        and a.level == LEVELS[index - 1]
-        and a.tier in PASSED
-        and a.on <= on < expiry(a.on)
-        for a in assessments
-    )
+    if index == 0:
+        return True
+    below = [
+        a for a in assessments if a.cell == cell and a.level == LEVELS[index - 1] and a.on <= on
+    ]
+    if not below:
+        return False
+    latest = max(below, key=lambda a: (a.on, a.order))
+    return latest.tier in PASSED and on < expiry(latest.on)
 
 
 def achieved_on(assessments: Iterable[Assessment], *, cell: int, day: date) -> bool:
@@ -196,6 +200,9 @@ GROUPS = {
 }
 SMALL_VESSEL_GT = Decimal(400)  # sewage is expected only from vessels under 400 GT
 HARMLESS = ("recovered", "disposed_harmless")
+# A line's batch or part outside the cohorts counts nowhere: cancelled, or a container (a line
+# other loads were scanned into counts through them, docs/metrics.md §4 and §6).
+NOT_COUNTED = ("cancelled", "container")
 
 
 @dataclass(frozen=True)
@@ -238,19 +245,19 @@ def port_figures(
 ) -> dict[str, Any]:
     """Per port (`ports`: id → listed) and group: expected (crew × days at sea × rate, of the
     calls arriving in the period), delivered and harmlessly treated (of the lines whose batch
-    was tagged in the period and not cancelled, with the remainders split from it — a part a
-    receipt refused, `split_from`: remainder → original — that are not cancelled: kg = the
-    parts' masses, treated those of the harmlessly treated parts; m³ = the line's volume,
-    treated in proportion of the harmlessly treated parts' mass, to 0.001 m³); pooled over
-    the listed ports; the headline is the lower pooled rate, when both groups have an
-    expectation."""
+    was tagged in the period, not cancelled and not a container, with the remainders split
+    from it — a part a receipt refused, `split_from`: remainder → original — that are not
+    cancelled: kg = the parts' masses, treated those of the harmlessly treated parts; m³ = the
+    line's volume, treated in proportion of the harmlessly treated parts' mass, to 0.001 m³);
+    pooled over the listed ports; the headline is the lower pooled rate, when both groups have
+    an expectation."""
 
     def parts(batch: int) -> list[Fact]:
         found = [facts[batch]]
         for remainder, original in split_from.items():
             if original == batch:
                 found += parts(remainder)
-        return [f for f in found if f.fate != "cancelled"]
+        return [f for f in found if f.fate not in NOT_COUNTED]
 
     per_port: dict[int, dict[str, dict[str, Decimal]]] = {}
     arrived = [c for c in calls if date_from <= city_day(c.arrived_at, timezone) <= date_to]
@@ -268,7 +275,7 @@ def port_figures(
             delivered = treated = Decimal(0)
             for line in lines:
                 fact = facts[line.batch_id]
-                if line.port != port or fact.fate == "cancelled":
+                if line.port != port or fact.fate in NOT_COUNTED:
                     continue
                 if not date_from <= fact.day <= date_to:
                     continue

@@ -839,7 +839,7 @@ async def batch_facts() -> tuple[dict[int, reference.Fact], dict[str, int], dict
 
 def test_the_reference_port_rules_are_the_configured_ones() -> None:
     rules = PORT_RULES["groups"]
-    assert Decimal(PORT_RULES["small_vessel_max_gt"]) == ref.SMALL_VESSEL_GT
+    assert Decimal(PORT_RULES["small_vessel_below_gt"]) == ref.SMALL_VESSEL_GT
     for name, group in ref.GROUPS.items():
         assert Decimal(str(rules[name]["per_person_day"])) == group.per_person_day
         assert (rules[name]["unit"], rules[name]["categories"]) == (group.unit, [group.root])

@@ -20,6 +20,7 @@ from wastetrack.ports.commands import (
 from wastetrack.ports.deliveries import get_delivery, record_delivery
 from wastetrack.ports.models import Berth
 from wastetrack.ports.port_calls import close_port_call, open_port_call
+from wastetrack.ports.rules import small_vessel
 from wastetrack.registry.models import Vessel
 
 
@@ -88,7 +89,8 @@ async def _trip(
         DeliveryLineCommand(annex_v="C", scheme_version="2018", volume_m3=Decimal("0.3")),
         DeliveryLineCommand(category="pfw.plastic.nets", mass_kg=Decimal(12 + 3 * trip)),
     ]
-    if vessel.gross_tonnage < spec["sewage_below_gross_tonnage"]:
+    # Sewage only from the vessels the indicator expects it of: the port rules' one reading.
+    if small_vessel(vessel.gross_tonnage):
         lines.append(DeliveryLineCommand(category="marine.sewage", volume_m3=Decimal("0.8")))
     berth = berths[trip % 2]
     result = await record_delivery(

@@ -78,22 +78,14 @@ async def _computed(
         )["coverage"]
         period_start = today
     elif code == "port_garbage_rate":
-        # 渔港污水和垃圾收集处置率: the lower of the listed ports' garbage and sewage rates.
-        metrics = await port_metrics.port_metrics(
-            principal=principal, date_from=period_start, date_to=today, timezone=timezone
-        )
-        listed = metrics["listed_ports"]
-        weaker = next(
-            (
-                g["collection_treatment_rate"]
-                for g in listed["groups"]
-                if g["group"] == listed["headline"]["group"]
-            ),
-            None,
-        )
-        if weaker is None:
-            return None
-        ratio = weaker
+        # 渔港污水和垃圾收集处置率: the headline itself — the weaker group's counts under the
+        # headline's own definition (the lower of the two rates), not that group's definition,
+        # which would present one group's rate as the whole indicator.
+        ratio = (
+            await port_metrics.port_metrics(
+                principal=principal, date_from=period_start, date_to=today, timezone=timezone
+            )
+        )["listed_ports"]["headline"]
     elif code == "small_clinic_coverage":
         coverage = await medical.collection_coverage(
             principal=principal, today=today, timezone=timezone, days=30

@@ -10,12 +10,13 @@ from tortoise import connections
 
 from wastetrack.catalog import service as catalog
 from wastetrack.core.geometry import point_in_polygon
-from wastetrack.core.metrics import Definition, Rate, period_bounds, ratio
+from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.ports.models import FishingPort, PortCall, SeaArea
-from wastetrack.ports.rules import PORT_RULES
+from wastetrack.ports.rules import PORT_RULES, small_vessel
 from wastetrack.registry.models import Organization, OrganizationKind, Vessel
 from wastetrack.rollups import service as rollups
+from wastetrack.rollups.facts import OUTSIDE_COHORT
 
 
 class GroupTotals(TypedDict):
@@ -42,12 +43,15 @@ class PortFigures(TypedDict):
     groups: list[GroupFigures]
 
 
-class Headline(TypedDict):
-    """污水和垃圾收集处置率: the weaker group's rate, a figure only when both groups have one."""
+class Headline(Rate):
+    """污水和垃圾收集处置率 over the listed ports in the period: the weaker group's treated ÷
+    expected (`group` names it), a figure only when both groups have an expectation — else
+    the counts of the first group without one (its denominator 0, no rate). The definition is
+    the headline's own: the lower of the two rates, not either group's."""
 
-    rate: Decimal | None
-    group: str | None
-    definition: Definition
+    group: str
+    date_from: date
+    date_to: date
 
 
 class ListedPorts(TypedDict):
@@ -83,11 +87,17 @@ def _no_totals() -> GroupTotals:
     return {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
 
 
-# Each delivery line whose batch was tagged in the period and is not cancelled, with the facts
+# Each delivery line whose batch was tagged in the period and is in a cohort, with the facts
 # of its parts: its batch and, when a receipt refused part of it, the remainders split from it
-# (same cohort), each with its own fate and mass; a cancelled remainder is no part. A line is
-# its batch after corrections: the batch's category, and its volume when it was tagged in m³
-# (else the volume measured on the line).
+# (same cohort), each with its own fate and mass. What the cohorts leave out ($4, the roll-up's
+# `OUTSIDE_COHORT`) the lines leave out too: a cancelled batch or remainder, and a container —
+# a line the port scanned other loads into (a vessel without an owner leaves the port its
+# producer). A container is counted through its children, each with its own mass and the
+# container's fate (those that are lines count at their own line); counting the container's
+# weighing as well would count them twice and its fate never as treated. Its own declared
+# mass is counted nowhere, as in the cohorts. A line is its batch after corrections: the
+# batch's category, and its volume when it was tagged in m³ (else the volume measured on the
+# line).
 _LINE_PARTS = """
 WITH RECURSIVE line AS (
     SELECT d.port_id, f.category_id,
@@ -95,7 +105,8 @@ WITH RECURSIVE line AS (
     FROM delivery_line l JOIN delivery d ON d.id = l.delivery_id
     JOIN batch b ON b.id = l.batch_id
     JOIN batch_fact f ON f.batch_id = l.batch_id
-    WHERE d.port_id = ANY($1::int[]) AND f.day BETWEEN $2 AND $3 AND f.fate <> 'cancelled'
+    WHERE d.port_id = ANY($1::int[]) AND f.day BETWEEN $2 AND $3
+      AND f.fate <> ALL($4::text[])
 ),
 parts (line_batch, batch_id) AS (
     SELECT batch_id, batch_id FROM line
@@ -105,14 +116,16 @@ parts (line_batch, batch_id) AS (
 SELECT line.port_id, line.category_id, line.volume_m3, line.batch_id, f.fate, f.mass_kg
 FROM line JOIN parts ON parts.line_batch = line.batch_id
 JOIN batch_fact f ON f.batch_id = parts.batch_id
-WHERE f.fate <> 'cancelled'
+WHERE f.fate <> ALL($4::text[])
 ORDER BY line.batch_id, parts.batch_id
 """
 M3 = Decimal("0.001")
 
 # Each delivery whose lines were tagged in the period: a delivery belongs to the day of its
 # earliest line not cancelled (its batch's tagging day after corrections, the day `_LINE_PARTS`
-# counts that line on), so a corrected tagging time moves the delivery with its lines.
+# counts that line on), so a corrected tagging time moves the delivery with its lines. A line
+# that became a container still dates its delivery: the vessel did deliver it, though its mass
+# is counted through what the port loaded into it.
 _DELIVERIES = """
 SELECT d.id, d.port_id, d.vessel_id, jsonb_array_length(d.flags) > 0 AS flagged
 FROM delivery d JOIN delivery_line l ON l.delivery_id = d.id
@@ -140,7 +153,7 @@ async def _lines(port_ids: list[int], date_from: date, date_to: date) -> list[di
     if not port_ids:
         return []
     rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
-        _LINE_PARTS, [port_ids, date_from, date_to]
+        _LINE_PARTS, [port_ids, date_from, date_to, list(OUTSIDE_COHORT)]
     )
     lines: dict[int, dict[str, Any]] = {}
     for row in rows:
@@ -199,7 +212,6 @@ async def port_metrics(
     ).prefetch_related("vessel")
     deliveries = await _deliveries([p.id for p in ports], date_from, date_to)
     lines = await _lines([p.id for p in ports], date_from, date_to)
-    small = Decimal(PORT_RULES["small_vessel_max_gt"])
     pooled: dict[str, GroupTotals] = {}
     result: list[PortFigures] = []
     for port in ports:
@@ -213,7 +225,7 @@ async def port_metrics(
                 (
                     Decimal(c.crew * c.days_at_sea) * rate
                     for c in port_calls
-                    if group["vessels"] == "all" or c.vessel.gross_tonnage < small
+                    if group["vessels"] == "all" or small_vessel(c.vessel.gross_tonnage)
                 ),
                 Decimal(0),
             )
@@ -265,10 +277,12 @@ async def port_metrics(
                 ),
             }
         )
-    rates = [g["collection_treatment_rate"] for g in listed_groups]
-    known = [(r["rate"], r) for r in rates if r["rate"] is not None]
-    # The headline is only as good as its weaker half; it is a figure only when both are.
-    lowest = min(known, key=lambda pair: pair[0])[1] if len(known) == len(rates) else None
+    # The headline is only as good as its weaker half; it is a figure only when both are, so
+    # while a group has no expectation the headline shows that group's counts and no rate.
+    rates = {g["group"]: g["collection_treatment_rate"] for g in listed_groups}
+    known = {name: rate["rate"] for name, rate in rates.items() if rate["rate"] is not None}
+    missing = [name for name in rates if name not in known]
+    group = missing[0] if missing else min(known, key=known.__getitem__)
     listed_profiles = [p for p in profiles.values() if p.listed]
     equipped = sum(p.reception_facility for p in listed_profiles)
     return {
@@ -279,12 +293,11 @@ async def port_metrics(
         "listed_ports": {
             "groups": listed_groups,
             "headline": {
-                "rate": lowest["rate"] if lowest else None,
-                "group": next(
-                    (g["group"] for g in listed_groups if g["collection_treatment_rate"] is lowest),
-                    None,
-                ),
+                **rates[group],
                 "definition": rollups.definition("port_headline"),
+                "group": group,
+                "date_from": date_from,
+                "date_to": date_to,
             },
         },
         "reception_facility_share": ratio(

@@ -1,6 +1,7 @@
 """Port reference data: the rules of the port collection-and-treatment indicator
 (port_rules.json, with its source and edition) and the waste stream ports handle."""
 
+from decimal import Decimal
 from typing import Any
 
 from wastetrack.catalog.service import CatalogSnapshot
@@ -8,6 +9,13 @@ from wastetrack.core.data import read_data_file
 
 PORT_RULES: dict[str, Any] = read_data_file("wastetrack.ports", "port_rules.json")
 MARINE_STREAM = "marine"
+
+
+def small_vessel(gross_tonnage: Decimal) -> bool:
+    """Whether a vessel counts for the sewage expectation: strictly below the threshold (the
+    plan's 400 GT rule; a vessel of exactly 400 GT is not small). The one reading of the rule,
+    for the figures and the demo alike."""
+    return gross_tonnage < Decimal(str(PORT_RULES["small_vessel_below_gt"]))
 
 
 def volume_group(snap: CatalogSnapshot, category: str) -> str | None:
