@@ -71,7 +71,7 @@ FROM_EVENTS = f"""
 SELECT stream_id, category_id, fate, mode, SUM(mass_kg),
        SUM(CASE WHEN estimated THEN mass_kg ELSE 0 END),
        SUM(COALESCE(balance_weighed_kg, 0)), SUM(COALESCE(balance_declared_kg, 0)),
-       SUM(volume_m3), SUM(items), COUNT(*)
+       SUM(volume_m3), SUM(items), COUNT(*), COUNT(*) FILTER (WHERE mass_unknown)
 FROM ({facts._facts(PERIOD_SCOPE)}) f
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 """
@@ -269,7 +269,7 @@ async def build_rollups(conn: asyncpg.Connection) -> None:
         TZ,
         facts.RECOVERY_MODES,
     )
-    source = facts._CONTRIBUTION.format(sign=1, source="batch_fact")
+    source = facts._contribution(1, "batch_fact")
     for table, key, cell in facts._LAYERS:
         await conn.execute(facts._insert_sums(table, key, cell, source, add=False))
     await conn.execute(f"ANALYZE batch_fact; ANALYZE {facts._TABLES}")

@@ -42,6 +42,8 @@ class Fact:
     mass: Decimal
     estimated: bool
     balance: tuple[Decimal, Decimal] | None  # (weighed, declared)
+    # False when nothing gives its mass: no weighing, no kg declared, no unit mass or density.
+    mass_known: bool
 
 
 @dataclass
@@ -195,6 +197,7 @@ def facts(
             root = parent[root]
         fate = "container" if batch_id in children else own_fate(root)
         weight = weighed(batch_id)
+        known = True
         if weight is not None:
             mass, estimated = weight, False
         elif tag["unit"] == "kg":
@@ -202,6 +205,7 @@ def facts(
         else:
             factor = catalog.factor(tag["category"], tag["unit"])
             mass, estimated = tag["quantity"] * (factor or 0), True
+            known = factor is not None
         balance = None
         if batch_id in shares:
             balance = shares[batch_id]
@@ -228,6 +232,7 @@ def facts(
             mass=mass.quantize(MILLI, ROUND_HALF_UP),
             estimated=estimated,
             balance=balance,
+            mass_known=known,
         )
     return result
 
@@ -235,7 +240,8 @@ def facts(
 def utilization(
     all_facts: dict[int, Fact], *, region: str, date_from: date, date_to: date
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per stream and category: the cohort's batches, mass, mass by fate, estimated mass."""
+    """Per stream and category: the cohort's batches, those of them without a mass, mass,
+    mass by fate, estimated mass."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for f in all_facts.values():
         if f.fate in ("cancelled", "container") or not f.region.startswith(region):
@@ -244,9 +250,16 @@ def utilization(
             continue
         cell = out.setdefault(
             (f.stream, f.category),
-            {"batches": 0, "generated": Decimal(0), "estimated": Decimal(0), "fates": {}},
+            {
+                "batches": 0,
+                "without_mass": 0,
+                "generated": Decimal(0),
+                "estimated": Decimal(0),
+                "fates": {},
+            },
         )
         cell["batches"] += 1
+        cell["without_mass"] += 0 if f.mass_known else 1
         cell["generated"] += f.mass
         cell["estimated"] += f.mass if f.estimated else 0
         cell["fates"][f.fate] = cell["fates"].get(f.fate, Decimal(0)) + f.mass

@@ -35,7 +35,14 @@ CORRECTIONS = ["time", "later", "quantity", "unit", "category", "weight", "outco
 PLAN = st.fixed_dictionaries(
     {
         "kind": st.sampled_from(
-            ["medical_kg", "medical_m3", "other_medical_kg", "household", "agri_count"]
+            [
+                "medical_kg",
+                "medical_m3",
+                "other_medical_kg",
+                "household",
+                "household_count",
+                "agri_count",
+            ]
         ),
         "quantity": st.integers(min_value=1, max_value=4000).map(lambda n: Decimal(n) / 100),
         "tag_minutes": st.integers(min_value=-30, max_value=30),
@@ -70,6 +77,9 @@ KINDS = {
     "other_medical_kg": ("other_clinic", "medical", "med.infectious", "kg", "facility"),
     "household": ("collector", "household", "hh.recyclable.paper", "kg", "unlicensed"),
     "agri_count": ("collector", "agri_packaging", "agri.plastic_bottle", "count", "unlicensed"),
+    # Items of a category with no unit mass (nor its parent): no mass until weighed. (A unit
+    # corrected to items or m³ where the category has no factor makes more such batches.)
+    "household_count": ("collector", "household", "hh.recyclable.paper", "count", "unlicensed"),
 }
 METHODS = {
     "medical": ["D9", "D10", "D15"],
@@ -650,6 +660,7 @@ async def _compare(
     for key, cell in want.items():
         figures = got[key]
         assert figures["batches"] == cell["batches"], (key, context)
+        assert figures["batches_without_mass"] == cell["without_mass"], (key, context)
         assert Decimal(figures["generated_kg"]) == cell["generated"], (key, context)
         assert Decimal(figures["estimated_share"]["numerator"]) == cell["estimated"], key
         for fate, share in figures["fates"].items():
@@ -662,6 +673,15 @@ async def _compare(
         assert rate["definition"]["source"]
         recovered = figures["utilization_rate"]
         assert Decimal(recovered["numerator"]) == cell["fates"].get("recovered", 0), key
+    # Per stream, the same batches: its categories' together.
+    streams: dict[str, tuple[int, int]] = {}
+    for (stream, _), cell in want.items():
+        batches, without = streams.get(stream, (0, 0))
+        streams[stream] = (batches + cell["batches"], without + cell["without_mass"])
+    got_streams = {
+        s["stream"]: (s["batches"], s["batches_without_mass"]) for s in answer.json()["streams"]
+    }
+    assert got_streams == streams, context
     balance = await client.get(
         "/m/v1/metrics/mass-balance", params=params, headers=world.headers("manager")
     )
@@ -904,6 +924,22 @@ def _month_end(day: date) -> date:
         {**LOADED_BAG, "kind": "household"},
     ],
     load_end="received",
+)
+# Items and m³ of categories without a unit mass or density: no mass, until one is weighed.
+@example(
+    plans=[
+        {**LOADED_BAG, "kind": "household_count", "end": "tagged"},
+        {**LOADED_BAG, "kind": "household_count", "end": "received", "weight": Decimal("3")},
+        # Corrected to kg, then again to m³: agricultural packaging has no density.
+        {
+            **LOADED_BAG,
+            "kind": "agri_count",
+            "end": "collected",
+            "corrections": ["unit"],
+            "recorrect": True,
+        },
+    ],
+    load_end="treated",
 )
 async def test_figures_equal_the_reference_on_random_histories(
     client: httpx.AsyncClient, world: World, plans: list[dict[str, Any]], load_end: str

@@ -1,8 +1,10 @@
 """Roll-ups kept in the recording transaction agree exactly with a rebuild from the log."""
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
+from tortoise import connections
 
 from tests.custody.helpers import advance, collect, post_event, tag_bag
 from tests.factories import (
@@ -10,6 +12,8 @@ from tests.factories import (
     World,
     event,
 )
+from wastetrack.core.settings import Settings
+from wastetrack.rollups import facts
 from wastetrack.rollups import service as rollups
 
 
@@ -101,6 +105,78 @@ async def test_utilization_comes_with_its_counts(client: httpx.AsyncClient, worl
             params={"date_from": day, "date_to": day},
         )
     ).status_code == 403
+
+
+async def test_a_cohort_says_how_many_of_its_batches_have_no_mass(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    """Of three bags of infectious waste — one in kg, one in m³ (estimated from the density of
+    its parent category, med.hw01) and one in items, for which no medical category has a unit
+    mass — the last has no mass: it is one of the cohort's batches, and in no mass, numerator
+    or denominator. Facts kept by the rules before are rebuilt with it. Weighed on an accepted
+    receipt, it has one, and counts it."""
+    carrier = world.orgs["carrier"].id
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="3.5")
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="0.02", unit="m3")
+    items = await tag_bag(
+        client, world, carrier_organization_id=carrier, quantity="4", unit="count"
+    )
+    day = CITY_TODAY.isoformat()
+    city = world.regions["city"].path
+    month = CITY_TODAY.replace(day=1)
+
+    async def figures() -> tuple[dict[str, Any], dict[str, Any], int]:
+        answer = await client.get(
+            "/m/v1/metrics/utilization",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day},
+        )
+        assert answer.status_code == 200, answer.text
+        (category,) = answer.json()["categories"]
+        (stream,) = answer.json()["streams"]
+        series = await rollups.monthly_series(region_path=city, months=[month])
+        return category, stream, series["medical"][month.isoformat()]["batches_without_mass"]
+
+    category, stream, in_the_month = await figures()
+    for cohort in (category, stream):
+        assert (cohort["batches"], cohort["batches_without_mass"]) == (3, 1)
+        # 3.5 kg declared and 0.02 m³ × 150 kg/m³ estimated; the items count nothing.
+        assert cohort["generated_kg"] == "6.500"
+        assert cohort["estimated_share"]["numerator"] == "3.000"
+        assert cohort["fates"]["in_progress"]["denominator"] == "6.500"
+    assert in_the_month == 1
+
+    # As kept before the count existed (migration 0043's defaults, the rules of cohorts-7): the
+    # next start-up rebuilds the facts and sums, and the count with them.
+    await facts.ensure_current(timezone=settings.timezone)  # whatever was stored before
+    await connections.get("default").execute_script(
+        "UPDATE batch_fact SET mass_unknown = false;"
+        " UPDATE cohort_delta SET batches_without_mass = 0;"
+        " UPDATE cohort_daily SET batches_without_mass = 0;"
+        " UPDATE cohort_monthly SET batches_without_mass = 0;"
+        " UPDATE cohort_city_monthly SET batches_without_mass = 0;"
+        " UPDATE rollup_definition"
+        f" SET basis = replace(basis, '{facts.DEFINITION_VERSION}', '2026-12-cohorts-7');"
+    )
+    assert (await figures())[0]["batches_without_mass"] == 0
+    assert await facts.ensure_current(timezone=settings.timezone)
+    category, stream, in_the_month = await figures()
+    assert (category["batches_without_mass"], stream["batches_without_mass"], in_the_month) == (
+        1,
+        1,
+        1,
+    )
+
+    await advance(client, world, items["code"], until="received")  # weighed 3.4 kg
+    category, stream, in_the_month = await figures()
+    for cohort in (category, stream):
+        assert (cohort["batches"], cohort["batches_without_mass"]) == (3, 0)
+        assert cohort["generated_kg"] == "9.900"
+        assert cohort["estimated_share"]["numerator"] == "3.000"
+    assert in_the_month == 0
+    incremental = await rollups.snapshot()
+    await rollups.rebuild(timezone="Asia/Shanghai")
+    assert await rollups.snapshot() == incremental
 
 
 async def test_every_layer_gives_the_same_answer(client: httpx.AsyncClient, world: World) -> None:

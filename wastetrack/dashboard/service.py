@@ -22,10 +22,12 @@ from wastetrack.rollups import service as rollups
 
 class StreamRow(TypedDict):
     """Per stream: the cohort's generated, harmlessly treated and recovered kg with their
-    rates, and weighed vs declared kg."""
+    rates, how many of its batches are in none of them for want of a mass, and weighed vs
+    declared kg."""
 
     stream: str
     generated: Decimal
+    batches_without_mass: int
     final: Decimal | int
     recovered: Decimal | int
     declared: Decimal
@@ -101,6 +103,7 @@ def by_stream(utilization: rollups.Utilization, balance: rollups.MassBalance) ->
             {
                 "stream": s["stream"],
                 "generated": s["generated_kg"],
+                "batches_without_mass": s["batches_without_mass"],
                 "final": s["harmless_treatment_rate"]["numerator"],
                 "recovered": s["utilization_rate"]["numerator"],
                 "declared": cell["declared"],

@@ -30,8 +30,9 @@ from wastetrack.custody.rules import (
 # weighed itself and holds nothing. 5: a remainder whose refused kg was set against an estimate
 # is estimated and stays out of the mass balance. 6: a batch's declared kg in the mass balance
 # leaves out the parts refused from it, which its remainders declare. 7: a container's weighing
-# is shared among its children, each share counted in the child's cohort.)
-DEFINITION_VERSION = "2026-12-cohorts-7"
+# is shared among its children, each share counted in the child's cohort. 8: a batch in items or
+# m³ whose category has no unit mass or density has no mass, and the sums count such batches.)
+DEFINITION_VERSION = "2026-12-cohorts-8"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
 # Fates that leave every figure (a cancelled batch) or are counted through their children
@@ -51,12 +52,30 @@ FACT_EVENTS = frozenset(events_counted(Rollup.fact, Rollup.fate))
 FATE_EVENTS = events_counted(Rollup.fate)
 
 _FACT_COLUMNS = (
-    "batch_id, day, region_path, stream_id, category_id, fate, mode, mass_kg, estimated,"
-    " balance_weighed_kg, balance_declared_kg, volume_m3, items, method"
+    "batch_id, day, region_path, stream_id, category_id, fate, mode, mass_kg, mass_unknown,"
+    " estimated, balance_weighed_kg, balance_declared_kg, volume_m3, items, method"
 )
-_SUM_COLUMNS = (
-    "mass_kg, estimated_kg, balance_weighed_kg, balance_declared_kg, volume_m3, items, batches"
-)
+# The sums every layer keeps (cohort_delta, the fold and the snapshot with them): per column, a
+# fact's contribution to it and the type its sum is kept in (none: numeric, as summed). A
+# container's mass-balance parts are its children's shares, so it adds none of its own.
+SUMS: dict[str, tuple[str, str | None]] = {
+    "mass_kg": ("mass_kg", None),
+    "estimated_kg": ("CASE WHEN estimated THEN mass_kg ELSE 0 END", None),
+    "balance_weighed_kg": (
+        "CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_weighed_kg, 0) END",
+        None,
+    ),
+    "balance_declared_kg": (
+        "CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_declared_kg, 0) END",
+        None,
+    ),
+    "volume_m3": ("volume_m3", None),
+    "items": ("items", "bigint"),
+    "batches": ("1", "int"),
+    # Counted in `batches` but in no mass: the rates over the rest are not the whole cohort's.
+    "batches_without_mass": ("CASE WHEN mass_unknown THEN 1 ELSE 0 END", "int"),
+}
+_SUM_COLUMNS = ", ".join(SUMS)
 
 
 # Each category's unit mass and density, inherited from its parent and grandparent: the SQL
@@ -87,14 +106,16 @@ MASS_BASIS = """
 #   to the gram by the largest remainders (integer grams, ties by id), so each child's share
 #   counts in its own cohort (day, region, category): a container is in no cohort. The
 #   container's fact keeps its own comparison, for the weight alert; the sums leave it out
-#   (_CONTRIBUTION);
+#   (SUMS);
 # - parts: the kg of each batch's remainders not cancelled (the parts refused from it), which
 #   its accepted weighing does not cover: its declared kg in the mass balance leaves them out,
 #   as each remainder declares its own (nothing left declared: no comparison, as receipts
 #   stating a part as heavy as the whole once allowed);
 # - mass: that weight, else the declared kg, else quantity × the category's unit mass or density
-#   (inherited from its parents), marked estimated. A remainder's kg set against such an
-#   estimate (`estimated_remainder`, `t`) is an estimate too, never a declaration.
+#   (inherited from its parents), marked estimated; none when nothing gives it (items or m³
+#   of a category without a unit mass or density, never weighed): the fact counts 0 kg and
+#   says its mass is unknown (`m`). A remainder's kg set against such an estimate
+#   (`estimated_remainder`, `t`) is an estimate too, never a declaration.
 def _facts(scope: str, *, by_key: bool = False) -> str:
     """The facts of the batches `scope` selects. By key (the recording's few batches), the
     batch tables are reached through the scope's ids as an array and the custody log batch by
@@ -223,11 +244,7 @@ SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_pa
        CASE WHEN k.id IS NOT NULL THEN 'container' ELSE COALESCE(d.fate, 'in_progress') END
            AS fate,
        CASE WHEN k.id IS NOT NULL THEN '' ELSE COALESCE(d.mode, '') END AS mode,
-       COALESCE(w.weight_kg,
-                CASE b.unit WHEN 'kg' THEN b.quantity
-                            WHEN 'count' THEN b.quantity * f.unit_mass_kg
-                            WHEN 'm3' THEN b.quantity * f.density_kg_m3 END,
-                0)::numeric(14, 3) AS mass_kg,
+       COALESCE(m.kg, 0)::numeric(14, 3) AS mass_kg, m.kg IS NULL AS mass_unknown,
        w.weight_kg IS NULL AND (b.unit <> 'kg' OR t.estimated) AS estimated,
        CASE WHEN k.id IS NOT NULL THEN CASE WHEN k.comparable THEN w.weight_kg END
             WHEN sh.id IS NOT NULL THEN sh.weighed_kg
@@ -251,22 +268,27 @@ LEFT JOIN shares sh ON sh.id = b.id
 LEFT JOIN basis f ON f.key = b.category_id
 CROSS JOIN LATERAL (SELECT {estimated_remainder("b")} AS estimated,
                            b.quantity - COALESCE(pt.refused_kg, 0) AS declared) t
+CROSS JOIN LATERAL (SELECT COALESCE(
+                        w.weight_kg,
+                        CASE b.unit WHEN 'kg' THEN b.quantity
+                                    WHEN 'count' THEN b.quantity * f.unit_mass_kg
+                                    WHEN 'm3' THEN b.quantity * f.density_kg_m3 END) AS kg) m
 WHERE {among("b.id", "scope")}
 """
 
 
-# A fact's contribution to the sums (sign -1 withdraws a stale fact).
-_CONTRIBUTION = """
+def _contribution(sign: int, source: str) -> str:
+    """What the facts in `source` add to the sums (sign -1 withdraws stale facts)."""
+    columns = ",\n       ".join(
+        f"{sign} * ({value}) AS {name}" for name, (value, _) in SUMS.items()
+    )
+    return f"""
 SELECT day, region_path, stream_id, category_id, fate, mode,
-       {sign} * mass_kg AS mass_kg,
-       {sign} * CASE WHEN estimated THEN mass_kg ELSE 0 END AS estimated_kg,
-       {sign} * CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_weighed_kg, 0) END
-           AS balance_weighed_kg,
-       {sign} * CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_declared_kg, 0) END
-           AS balance_declared_kg,
-       {sign} * volume_m3 AS volume_m3, {sign} * items AS items, {sign} AS batches
+       {columns}
 FROM {source}
 """
+
+
 _CELL = "stream_id, category_id, fate, mode"
 _MONTH = "date_trunc('month', day)::date"
 # Each layer of sums: its table, its date and region columns, and how a fact's day and region
@@ -284,9 +306,8 @@ _LAYERS = (
         f"{_MONTH}, substring(region_path from '^/[0-9]+/')",
     ),
 )
-_SUMS = (
-    "SUM(mass_kg), SUM(estimated_kg), SUM(balance_weighed_kg), SUM(balance_declared_kg),"
-    " SUM(volume_m3), SUM(items)::bigint, SUM(batches)::int"
+_SUMS = ", ".join(
+    f"SUM({name})::{kept}" if kept else f"SUM({name})" for name, (_, kept) in SUMS.items()
 )
 _TABLES = ", ".join(["cohort_delta", *(table for table, _, _ in _LAYERS)])
 
@@ -299,9 +320,7 @@ def _insert_sums(table: str, key: str, cell: str, source: str, *, add: bool) -> 
     )
     if not add:
         return insert
-    added = ", ".join(
-        f"{name} = {table}.{name} + EXCLUDED.{name}" for name in _SUM_COLUMNS.split(", ")
-    )
+    added = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in SUMS)
     return f"{insert} ON CONFLICT ({key}, {_CELL}) DO UPDATE SET {added}"
 
 
@@ -337,7 +356,7 @@ SELECT count(*)::int FROM (
     SELECT 1 FROM batch_fact WHERE batch_id IN ({_AFFECTED}) ORDER BY batch_id FOR UPDATE
 ) AS locked
 """
-_NONZERO = " OR ".join(f"SUM({name}) <> 0" for name in _SUM_COLUMNS.split(", "))
+_NONZERO = " OR ".join(f"SUM({name}) <> 0" for name in SUMS)
 _INCREMENT = f"""
 WITH fresh AS ({_facts(_AFFECTED, by_key=True)}),
 stale AS (
@@ -349,9 +368,9 @@ saved AS (
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _FACT_COLUMNS.split(", ")[1:])}
 ),
 delta AS (
-    {_CONTRIBUTION.format(sign=1, source="fresh")}
+    {_contribution(1, "fresh")}
     UNION ALL
-    {_CONTRIBUTION.format(sign=-1, source="stale")}
+    {_contribution(-1, "stale")}
 ),
 appended AS (
     INSERT INTO cohort_delta (day, region_path, {_CELL}, {_SUM_COLUMNS})
@@ -421,7 +440,7 @@ async def rebuild(*, timezone: str) -> int:
             f"INSERT INTO batch_fact ({_FACT_COLUMNS}) {_facts('SELECT id FROM batch')}",
             [timezone, RECOVERY_MODES],
         )
-        source = _CONTRIBUTION.format(sign=1, source="batch_fact")
+        source = _contribution(1, "batch_fact")
         for table, key, cell in _LAYERS:
             await client.execute_query(_insert_sums(table, key, cell, source, add=False))
         await client.execute_query(

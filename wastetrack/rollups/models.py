@@ -21,6 +21,10 @@ class BatchFact(Model):
     fate = fields.CharField(max_length=24)
     mode = fields.CharField(max_length=16)
     mass_kg: Decimal = fields.DecimalField(max_digits=14, decimal_places=3)
+    # Nothing gives its mass (items or m³ of a category without a unit mass or density, never
+    # weighed): it counts 0 kg, and the sums count it among the batches without a mass. False
+    # on the facts kept before 0043 until they are rebuilt (cohorts-8).
+    mass_unknown = fields.BooleanField(default=False, db_default=False)
     estimated = fields.BooleanField()
     balance_weighed_kg: Decimal | None = fields.DecimalField(
         max_digits=14, decimal_places=3, null=True
@@ -51,6 +55,9 @@ class CohortSums(Model):
     mode = fields.CharField(max_length=16)
     items = fields.BigIntField(default=0)
     batches = fields.IntField(default=0)
+    # Of `batches`, those whose mass is unknown (BatchFact.mass_unknown); 0 on the rows kept
+    # before 0043 until they are rebuilt.
+    batches_without_mass = fields.IntField(default=0, db_default=0)
 
     class Meta:
         abstract = True

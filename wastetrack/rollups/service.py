@@ -14,6 +14,7 @@ from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.rollups.facts import (
     FATES,
     OUTSIDE_COHORT,
+    SUMS,
     apply,
     ensure_current,
     fold,
@@ -40,9 +41,12 @@ HARMLESS_FATES = ("recovered", "disposed_harmless")
 
 class CohortFigures(TypedDict):
     """One cohort's figures: its batches and mass, the mass by fate and by treatment mode, and
-    the rates that follow."""
+    the rates that follow. `batches_without_mass` of its batches have no known mass (items or
+    m³ of a category without a unit mass or density, never weighed): they are in no mass,
+    numerator or denominator, so a rate over the rest says so."""
 
     batches: int
+    batches_without_mass: int
     generated_kg: Decimal
     estimated_share: Rate
     fates: dict[str, Rate]
@@ -67,10 +71,12 @@ class Utilization(TypedDict):
 
 
 class MonthFigures(TypedDict):
-    """A stream's cohort of one month: recovered and generated kg, and their rate."""
+    """A stream's cohort of one month: recovered and generated kg, their rate, and how many of
+    its batches are in neither for want of a mass (as in `CohortFigures`)."""
 
     recovered: Decimal
     generated: Decimal
+    batches_without_mass: int
     rate: NotRequired[Rate]
 
 
@@ -96,17 +102,7 @@ class _Bucket(TypedDict):
     modes: dict[str, Decimal]
     estimated_kg: Decimal
     batches: int
-
-
-_SUMS = (
-    "mass_kg",
-    "estimated_kg",
-    "balance_weighed_kg",
-    "balance_declared_kg",
-    "volume_m3",
-    "items",
-    "batches",
-)
+    batches_without_mass: int
 
 
 @cache
@@ -132,7 +128,7 @@ async def snapshot() -> dict[str, list[tuple[Any, ...]]]:
         ("city_monthly", CityMonthlyRollup),
     ):
         key = (model.period, model.area, "stream_id", "category_id", "fate", "mode")
-        rows = await model.all().order_by(*key).values_list(*key, *_SUMS)
+        rows = await model.all().order_by(*key).values_list(*key, *SUMS)
         layers[name] = [tuple(r) for r in rows if any(r[6:])]
     return layers
 
@@ -162,10 +158,10 @@ def sums_query(region_path: str, date_from: date, date_to: date, *, by_month: bo
     fold running meanwhile is seen either before or after. Parameters: $1 from, $2 to, $3 the
     region path."""
     model = layer(region_path, date_from, date_to)
-    columns = ", ".join(_SUMS)
+    columns = ", ".join(SUMS)
     month = ", date_trunc('month', period)::date AS month" if by_month else ""
     return f"""
-SELECT stream_id, category_id, fate, mode{month}, {", ".join(f"SUM({c}) AS {c}" for c in _SUMS)}
+SELECT stream_id, category_id, fate, mode{month}, {", ".join(f"SUM({c}) AS {c}" for c in SUMS)}
 FROM (
     SELECT {model.period} AS period, stream_id, category_id, fate, mode, {columns}
     FROM {model._meta.db_table}
@@ -195,6 +191,7 @@ def _cohort_figures(bucket: _Bucket) -> CohortFigures:
     recovered = bucket["fates"].get("recovered", Decimal(0))
     return {
         "batches": bucket["batches"],
+        "batches_without_mass": bucket["batches_without_mass"],
         "generated_kg": generated,
         "estimated_share": ratio(
             bucket["estimated_kg"], generated, "kg", definition("estimated_share")
@@ -214,7 +211,13 @@ def _cohort_figures(bucket: _Bucket) -> CohortFigures:
 
 
 def _empty() -> _Bucket:
-    return {"fates": {}, "modes": {}, "estimated_kg": Decimal(0), "batches": 0}
+    return {
+        "fates": {},
+        "modes": {},
+        "estimated_kg": Decimal(0),
+        "batches": 0,
+        "batches_without_mass": 0,
+    }
 
 
 def _add(bucket: _Bucket, row: dict[str, Any]) -> None:
@@ -224,6 +227,7 @@ def _add(bucket: _Bucket, row: dict[str, Any]) -> None:
         bucket["modes"][row["mode"]] = bucket["modes"].get(row["mode"], Decimal(0)) + mass
     bucket["estimated_kg"] += Decimal(row["estimated_kg"])
     bucket["batches"] += int(row["batches"])
+    bucket["batches_without_mass"] += int(row["batches_without_mass"])
 
 
 async def utilization(*, region_path: str, date_from: date, date_to: date) -> Utilization:
@@ -264,10 +268,18 @@ async def monthly_series(
             continue
         stream = series.setdefault(
             row["stream_id"],
-            {m.isoformat(): {"recovered": Decimal(0), "generated": Decimal(0)} for m in months},
+            {
+                m.isoformat(): {
+                    "recovered": Decimal(0),
+                    "generated": Decimal(0),
+                    "batches_without_mass": 0,
+                }
+                for m in months
+            },
         )
         cell = stream[month]
         cell["generated"] += Decimal(row["mass_kg"])
+        cell["batches_without_mass"] += int(row["batches_without_mass"])
         if row["fate"] == "recovered":
             cell["recovered"] += Decimal(row["mass_kg"])
     for stream in series.values():
