@@ -101,6 +101,10 @@ class TownRecovery(Recovery):
     region_id: int
     name: str
     level: str = Field(description="town; city for shops and points registered at the city")
+    partial: bool = Field(
+        description="the figures cover only the part of the town inside the region asked for"
+        " (?region_id= a village)"
+    )
     shops: int
     points: int
     materials: list[MaterialRecovery]

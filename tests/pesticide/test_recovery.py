@@ -143,6 +143,16 @@ async def test_by_shop_and_by_town_a_recovery_point_counts_for_its_town(
     assert (city["level"], counts(city)) == ("city", (2, 0, None))
     assert sum(t["returned"] for t in answer["by_town"]) == 83
     assert sum(t["sold"] for t in answer["by_town"]) == 150
+    assert not any(t["partial"] for t in answer["by_town"])
+    # Asked for the first shop's village: its town's entry is that village's part, and says so.
+    narrowed = await client.get(
+        "/m/v1/metrics/pesticide",
+        params={**DAY, "region_id": towns.orgs["shop"].region_id},
+        headers=towns.headers("manager"),
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    (part,) = narrowed.json()["by_town"]
+    assert (part["region_id"], part["partial"]) == (towns.regions["town"].id, True)
 
 
 async def test_kg_counts_what_came_back_weighed_and_not_counted(

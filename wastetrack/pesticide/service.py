@@ -103,6 +103,7 @@ class TownRecovery(Recovery):
     region_id: int
     name: str
     level: str
+    partial: bool
     shops: int
     points: int
     materials: list[MaterialRecovery]
@@ -549,6 +550,9 @@ async def recovery_metrics(
             "region_id": town.id,
             "name": town.name,
             "level": town.level.value,
+            # Asked for an area inside the town (`?region_id=` a village): its part alone.
+            "partial": principal.region_path != town.path
+            and principal.region_path.startswith(town.path),
             "shops": sum(o.kind == OrganizationKind.agri_input_shop for o in members),
             "points": sum(o.kind == OrganizationKind.recovery_point for o in members),
             **tally.figures(tally.materials(), basis),
