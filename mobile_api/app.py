@@ -10,7 +10,6 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
-from tortoise.transactions import in_transaction
 
 from mobile_api import errors, media
 from mobile_api.idempotency import Idempotency
@@ -74,8 +73,10 @@ async def _watch_alerts(settings: Settings, lock: db.ClusterLock) -> None:
 
 async def _background_round(settings: Settings) -> None:
     try:
+        # Admitted as a request's transaction is (db.transaction): a connection stays free for
+        # the writes a transaction makes on a connection of its own.
         with observability.job_round("alert_refresh"):
-            async with in_transaction():
+            async with db.transaction():
                 await alerts.refresh(
                     weight_tolerance=settings.weight_discrepancy_tolerance,
                     idle_hours=settings.idle_batch_hours,
@@ -87,7 +88,7 @@ async def _background_round(settings: Settings) -> None:
         # Each finished day of the custody log gets its signed checkpoint; a round that keeps
         # failing shows in /metrics (wastetrack_job_failures_total), not only in the logs.
         with observability.job_round("checkpoint_seal"):
-            async with in_transaction():
+            async with db.transaction():
                 await custody_checkpoints.seal_completed_days(
                     timezone=settings.timezone, data_dir=settings.data_dir
                 )
