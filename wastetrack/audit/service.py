@@ -108,20 +108,44 @@ async def record(
     )
 
 
+def _scope(within: Organization | Region) -> tuple[int | None, str]:
+    """Who may read an entry: the organization a row belongs to (its region must be loaded),
+    or, for a region, the region itself."""
+    if isinstance(within, Organization):
+        return within.id, within.region.path
+    return None, within.path
+
+
 async def created(action: str, row: Model, *, within: Organization | Region) -> AuditEntry:
     """The entry for a row just created: nothing before, its snapshot after. `within` is the
     organization the row belongs to (its region must be loaded), or the region itself for a
     region: it decides who may read the entry."""
-    if isinstance(within, Organization):
-        organization_id: int | None = within.id
-        region_path = within.region.path
-    else:
-        organization_id, region_path = None, within.path
+    organization_id, region_path = _scope(within)
     return await record(
         action=action,
         subject=row,
         organization_id=organization_id,
         region_path=region_path,
+        after=snapshot(row),
+    )
+
+
+async def updated(
+    action: str, row: Model, *, within: Organization | Region, **changes: Any
+) -> AuditEntry:
+    """Set `changes` on a row, save those fields, and append the entry with the row as it was
+    and as it is; `within` as for `created`."""
+    before = snapshot(row)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    await row.save(update_fields=list(changes))
+    organization_id, region_path = _scope(within)
+    return await record(
+        action=action,
+        subject=row,
+        organization_id=organization_id,
+        region_path=region_path,
+        before=before,
         after=snapshot(row),
     )
 

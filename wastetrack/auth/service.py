@@ -278,17 +278,7 @@ async def deactivate_user(*, user_id: int, acting_user_id: int | None = None) ->
                     f"user {user_id} is the last active administrator: create another first",
                     field="user_id",
                 )
-        before = audit.snapshot(user)
-        user.is_active = False
-        await user.save(update_fields=["is_active"])
-        await audit.record(
-            action="user.deactivated",
-            subject=user,
-            organization_id=user.organization_id,
-            region_path=user.organization.region.path,
-            before=before,
-            after=audit.snapshot(user),
-        )
+        await audit.updated("user.deactivated", user, within=user.organization, is_active=False)
     _forget_verified(user_id)
     return user
 

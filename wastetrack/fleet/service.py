@@ -152,16 +152,8 @@ async def retire_vehicle(*, principal: Principal, plate: str) -> Vehicle:
     vehicle = await managed_vehicle(principal, plate)
     if vehicle.retired_at is not None:
         raise Conflict("the vehicle is retired already", field="plate")
-    before = audit.snapshot(vehicle)
-    vehicle.retired_at = datetime.now(UTC)
-    await vehicle.save(update_fields=["retired_at"])
-    await audit.record(
-        action="vehicle.retired",
-        subject=vehicle,
-        organization_id=vehicle.organization_id,
-        region_path=vehicle.organization.region.path,
-        before=before,
-        after=audit.snapshot(vehicle),
+    await audit.updated(
+        "vehicle.retired", vehicle, within=vehicle.organization, retired_at=datetime.now(UTC)
     )
     return vehicle
 
@@ -220,15 +212,7 @@ async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:
         raise NotFound(f"no driver {driver_id} in your fleet", field="driver_id")
     if driver.retired_at is not None:
         raise Conflict("the driver is retired already", field="driver_id")
-    before = audit.snapshot(driver)
-    driver.retired_at = datetime.now(UTC)
-    await driver.save(update_fields=["retired_at"])
-    await audit.record(
-        action="driver.retired",
-        subject=driver,
-        organization_id=driver.organization_id,
-        region_path=driver.organization.region.path,
-        before=before,
-        after=audit.snapshot(driver),
+    await audit.updated(
+        "driver.retired", driver, within=driver.organization, retired_at=datetime.now(UTC)
     )
     return driver

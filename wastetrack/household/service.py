@@ -149,16 +149,7 @@ async def set_sorted_collection(*, region_id: int, since: date | None) -> Region
         raise ValidationFailed(
             "sorted collection is recorded per community or village", field="region_id"
         )
-    before = audit.snapshot(region)
-    region.sorted_collection_since = since
-    await region.save(update_fields=["sorted_collection_since"])
-    await audit.record(
-        action="region.updated",
-        subject=region,
-        region_path=region.path,
-        before=before,
-        after=audit.snapshot(region),
-    )
+    await audit.updated("region.updated", region, within=region, sorted_collection_since=since)
     return region
 
 

@@ -137,16 +137,8 @@ async def end_service_agreement(
                 " longer, register a new agreement",
                 field="valid_to",
             )
-        before = audit.snapshot(agreement)
-        agreement.valid_to = valid_to
-        await agreement.save(update_fields=["valid_to"])
-        await audit.record(
-            action="service_agreement.ended",
-            subject=agreement,
-            organization_id=agreement.client_id,
-            region_path=agreement.client.region.path,
-            before=before,
-            after=audit.snapshot(agreement),
+        await audit.updated(
+            "service_agreement.ended", agreement, within=agreement.client, valid_to=valid_to
         )
     return agreement
 
