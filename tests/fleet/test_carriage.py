@@ -32,6 +32,13 @@ async def bag_for_carrier(client: httpx.AsyncClient, world: World) -> str:
     return (await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id))["code"]
 
 
+async def _track(client: httpx.AsyncClient, world: World, batch: str) -> list[list[float]]:
+    """The batch's trajectory as the carrier reads it: its points, longitude first."""
+    found = await client.get(f"/m/v1/batches/{batch}/trajectory", headers=world.headers("carrier"))
+    assert found.status_code == 200, found.text
+    return found.json()["geometry"]["coordinates"]  # type: ignore[no-any-return]
+
+
 async def test_medical_collection_needs_a_registered_vehicle_of_the_carrier(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -462,15 +469,8 @@ async def test_a_bag_packed_into_a_riding_container_rides_on_with_it(
     )
     assert response.status_code == 200, response.text
 
-    async def track(batch: str) -> list[list[float]]:
-        found = await client.get(
-            f"/m/v1/batches/{batch}/trajectory", headers=world.headers("carrier")
-        )
-        assert found.status_code == 200, found.text
-        return found.json()["geometry"]["coordinates"]  # type: ignore[no-any-return]
-
-    assert await track(load) == [[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]
-    assert await track(code) == [[122.2, 37.2], [122.3, 37.3]]
+    assert await _track(client, world, load) == [[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]
+    assert await _track(client, world, code) == [[122.2, 37.2], [122.3, 37.3]]
 
 
 async def test_a_bag_taken_out_of_a_load_does_not_ride_on_with_it(
@@ -515,12 +515,5 @@ async def test_a_bag_taken_out_of_a_load_does_not_ride_on_with_it(
         )
         assert response.status_code == 200, response.text
 
-    async def track(batch: str) -> list[list[float]]:
-        found = await client.get(
-            f"/m/v1/batches/{batch}/trajectory", headers=world.headers("carrier")
-        )
-        assert found.status_code == 200, found.text
-        return found.json()["geometry"]["coordinates"]  # type: ignore[no-any-return]
-
-    assert await track(right) == [[122.2, 37.2], [121.4, 36.4], [121.6, 36.6]]
-    assert await track(wrong) == [[122.2, 37.2], [122.5, 37.5]]
+    assert await _track(client, world, right) == [[122.2, 37.2], [121.4, 36.4], [121.6, 36.6]]
+    assert await _track(client, world, wrong) == [[122.2, 37.2], [122.5, 37.5]]
