@@ -312,3 +312,24 @@ def port_figures(
         "pooled": pooled,
         "headline": headline,
     }
+
+
+def sorting_coverage(
+    villages: Iterable[tuple[str, date | None]], *, on: date
+) -> dict[str, tuple[int, int] | int]:
+    """§6 sorting coverage as of `on`, over (village-level code, sorted since) pairs: all
+    together, communities (last three digits 001–199) and villages (200–399) apart, and how
+    many are neither."""
+    counted = {"coverage": [0, 0], "urban_coverage": [0, 0], "rural_coverage": [0, 0]}
+    unclassified = 0
+    for code, since in villages:
+        own = int(code[-3:])
+        part = "urban_coverage" if 1 <= own <= 199 else "rural_coverage" if own <= 399 else None
+        covered = since is not None and since <= on
+        for name in ("coverage", part):
+            if name is None:
+                unclassified += 1
+                continue
+            counted[name][0] += covered
+            counted[name][1] += 1
+    return {**{name: (n, d) for name, (n, d) in counted.items()}, "unclassified": unclassified}

@@ -1,6 +1,6 @@
 """The service's small-medical-institution coverage, zero-waste cell achievement, a cell's
-computed sorting accuracy and fishing-port garbage and sewage rates equal an independent
-reading of docs/metrics.md §6 (tests/rollups/reference_indicators.py) over randomized
+computed sorting accuracy, sorting coverage and fishing-port garbage and sewage rates equal an
+independent reading of docs/metrics.md §6 (tests/rollups/reference_indicators.py) over randomized
 histories recorded through the API: bed counts either side of 19 and unknown, events either
 side of the city's midnight sent in +08:00, in UTC and at −10:00, cancellations, other
 streams, assessments on random dates (29 February too) and failed re-assessments, pickups
@@ -525,6 +525,59 @@ async def test_a_cells_sorting_accuracy_equals_the_reference_on_random_histories
     want = ref.sorting_accuracy(recorded, on=on, timezone=TZ)
     got = answer["scores"]["sorting_accuracy"]["value"]
     assert (None if got is None else Decimal(got)) == want, (recorded, answer["scores"])
+
+
+# ---- sorting coverage ----------------------------------------------------------------------
+
+
+@EXAMPLES
+@given(
+    villages=st.lists(
+        st.tuples(
+            st.sampled_from([1, 2, 150, 199, 200, 201, 350, 399, 400, 998]),
+            st.sampled_from([None, -400, -1, 0, 1]),
+        ),
+        max_size=8,
+        unique_by=lambda village: village[0],
+    )
+)
+async def test_sorting_coverage_equals_the_reference_on_random_villages(
+    client: httpx.AsyncClient, world: World, villages: list[tuple[int, int | None]]
+) -> None:
+    """Communities, villages and codes that are neither, with sorted collection from long
+    before, the day before, the day itself or the day after the period's last day."""
+    town = await new_town(client, world)
+    recorded: list[tuple[str, date | None]] = []
+    for own, offset in villages:
+        code = f"{town['code']}{own:03d}"
+        region = await post(
+            client,
+            world,
+            "admin",
+            "/admin/v1/regions",
+            {"code": code, "name": f"村居{code}", "level": "village", "parent_id": town["id"]},
+            record=False,
+        )
+        since = None if offset is None else DAY + timedelta(days=offset)
+        if since is not None:
+            response = await client.put(
+                f"/admin/v1/regions/{region['id']}/sorting",
+                headers=world.headers("admin"),
+                json={"sorted_collection_since": since.isoformat()},
+            )
+            assert response.status_code == 200, response.text
+        recorded.append((code, since))
+    response = await client.get(
+        "/m/v1/metrics/sorting",
+        params={"date_from": DAY.isoformat(), "date_to": DAY.isoformat()},
+        headers=world.headers("manager"),
+    )
+    assert response.status_code == 200, response.text
+    (got,) = [t for t in response.json()["towns"] if t["region_id"] == town["id"]]
+    want = ref.sorting_coverage(recorded, on=DAY)
+    for name in ("coverage", "urban_coverage", "rural_coverage"):
+        assert_ratio(got[name], *want[name])  # type: ignore[misc]
+    assert got["unclassified"] == want["unclassified"], (recorded, got)
 
 
 # ---- fishing ports ----------------------------------------------------------------------------
