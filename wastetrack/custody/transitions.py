@@ -359,12 +359,15 @@ async def _contents(work: Work, batch: Batch) -> list[str]:
     single batch): a container's waste is its contents'."""
     categories: dict[int, str] = {}
     frontier = [batch.id]
-    in_call = {b.id: b for b in work.batches.values()}
+    # One pass over the call's batches, not one per level and receipt: a sync of 500 receipts
+    # would otherwise cost 500 times its own size.
+    in_containers = [b for b in work.batches.values() if b.parent_id is not None]
     while frontier:
         found = await _stored_children(work, frontier)
-        found |= {b.id: b.category_id for b in in_call.values() if b.parent_id in frontier}
+        found |= {b.id: b.category_id for b in in_containers if b.parent_id in frontier}
         for child_id in list(found):  # as this call leaves them (taken out, recategorized)
-            known = in_call.get(child_id)
+            code = work.codes_by_id.get(child_id)
+            known = work.batches[code] if code is not None else None
             if known is not None:
                 if known.parent_id not in frontier:
                     del found[child_id]
