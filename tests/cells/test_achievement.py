@@ -207,3 +207,37 @@ async def test_a_failed_county_reassessment_refuses_a_city_assessment_as_the_ora
     assert not ref.may_assess(made, cell=cell.id, level="city", on=date(2025, 7, 1))
     # Before the failed re-assessment the pass stood, for the oracle as for the service.
     assert ref.may_assess(made, cell=cell.id, level="city", on=date(2025, 5, 31))
+
+
+@pytest.mark.parametrize(
+    ("city_first", "county_fail_on"),
+    [(True, date(2025, 3, 1)), (False, date(2025, 3, 1)), (True, date(2025, 6, 1))],
+)
+async def test_the_same_assessments_give_the_same_standing_in_any_order_of_recording(
+    world: World, city_first: bool, county_fail_on: date
+) -> None:
+    """County passed on 2025-01-10, a city pass on 2025-06-01, a failed county re-assessment
+    dated before the city pass or on its day: recorded first, the failure refuses the city
+    assessment; recorded after it, it takes the city pass down. Either way the cell does not
+    achieve the standard on 2025-07-01 (docs/metrics.md §6)."""
+    cell = await make_cell(world)
+    await record(world, cell, "county", date(2025, 1, 10), "achieved")
+    if city_first:
+        await record(world, cell, "city", date(2025, 6, 1), "achieved")  # the county stood
+        assert await achieved_on(world, date(2025, 7, 1)) == ("1", "1")
+        await record(world, cell, "county", county_fail_on, "not_achieved")
+    else:
+        await record(world, cell, "county", county_fail_on, "not_achieved")
+        with pytest.raises(RuleViolation) as refused:
+            await cells.assess(
+                principal=world.principals["manager"],
+                cell_id=cell.id,
+                level="city",
+                assessed_on=date(2025, 6, 1),
+                entered=EVIDENCE,
+                timezone=world.settings.timezone,
+            )
+        assert refused.value.field == "level"
+    assert await achieved_on(world, date(2025, 7, 1)) == ("0", "1")
+    # Before the failure the county pass stood.
+    assert await achieved_on(world, date(2025, 2, 1)) == ("1", "1")

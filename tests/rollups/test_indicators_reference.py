@@ -362,6 +362,24 @@ CELL_BOUNDARIES = [
         "type": "factory",
         "assessments": [{"level": "city", "when": 0, "values": [100, 100, 100, 100]}],
     },
+    # A failed county re-assessment recorded after a city pass it predates takes the city pass
+    # down, as it would have refused it had it been recorded first; on one date as well.
+    {
+        "type": "hospital",
+        "assessments": [
+            {"level": "county", "when": -400, "values": [100, 100, 100]},
+            {"level": "city", "when": -100, "values": [100, 100, 100]},
+            {"level": "county", "when": -200, "values": [0, 0, 0]},
+        ],
+    },
+    {
+        "type": "hospital",
+        "assessments": [
+            {"level": "county", "when": -50, "values": [100, 100, 100]},
+            {"level": "city", "when": -50, "values": [100, 100, 100]},
+            {"level": "county", "when": -50, "values": [0, 0, 0]},
+        ],
+    },
 ]
 
 

@@ -63,13 +63,33 @@ def expiry(assessed_on: date) -> date:
     return until
 
 
-def governs(assessments: list[CellAssessment], day: date) -> CellAssessment | None:
-    """The assessment that decides a cell's standing on a day: the latest by assessment date;
-    on the same date the higher level, then the later record."""
-    made = [a for a in assessments if a.assessed_on <= day]
+def governs(
+    assessments: list[CellAssessment], day: date, *, level: str | None = None
+) -> CellAssessment | None:
+    """The assessment that decides a cell's standing on a day (at one level, or at any): the
+    latest by assessment date that stands; on the same date the higher level, then the later
+    record. `assessments` are all the cell's."""
+    made = [
+        a
+        for a in assessments
+        if a.assessed_on <= day and level in (None, a.level) and stands(assessments, a)
+    ]
     if not made:
         return None
     return max(made, key=lambda a: (a.assessed_on, LEVELS.index(a.level), a.id))
+
+
+def stands(assessments: list[CellAssessment], assessment: CellAssessment) -> bool:
+    """Whether an assessment counts: one above the first level needs the level below to be
+    achieved on its day, as the cell's whole history reads it — a failed re-assessment below,
+    dated on or before it, takes it down whenever it was recorded, so the same assessments
+    give the same standing in any order of recording (`assess` refuses one that would not
+    stand when it is made)."""
+    index = LEVELS.index(assessment.level)
+    if index == 0:
+        return True
+    day = assessment.assessed_on
+    return is_achieved(governs(assessments, day, level=LEVELS[index - 1]), day)
 
 
 def is_achieved(assessment: CellAssessment | None, day: date) -> bool:
@@ -194,8 +214,9 @@ async def assess(
         # or before the day. An older pass does not carry a re-assessment that failed.
         below = LEVELS[index - 1]
         standing = governs(
-            await CellAssessment.filter(cell_id=cell.id, level=below, assessed_on__lte=assessed_on),
+            await CellAssessment.filter(cell_id=cell.id, assessed_on__lte=assessed_on),
             assessed_on,
+            level=below,
         )
         if not is_achieved(standing, assessed_on):
             raise RuleViolation(
