@@ -110,10 +110,18 @@ async def _fold_sums(settings: Settings, lock: db.ClusterLock) -> None:
         await asyncio.sleep(settings.rollup_fold_seconds)
         try:
             if await lock.acquire():
-                with observability.job_round("rollup_fold"):
-                    await rollups.fold()
+                await _fold_round()
         except Exception:  # a failed round must not end the loop
             log.exception("folding the metric sums failed")
+
+
+async def _fold_round() -> None:
+    """One fold, admitted as a request's transaction is (as the other rounds are): it holds
+    its connection for the whole fold, which must not be the one kept for a transaction's own
+    writes."""
+    with observability.job_round("rollup_fold"):
+        async with db.transaction():
+            await rollups.fold()
 
 
 async def _keep_partitions_ahead(settings: Settings, lock: db.ClusterLock) -> None:
