@@ -1,9 +1,9 @@
 """Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from mobile_api.deps import (
     AppSettings,
@@ -123,9 +123,16 @@ async def recovery(
     period: Period,
     _: ReplicaRead,
     format: Format = "json",
+    table: Annotated[
+        Literal["materials", "shops", "towns"],
+        Query(
+            description="which table a CSV or XLSX holds: per material, by shop or by town"
+            " (a shop's or town's own materials stay in the JSON)"
+        ),
+    ] = "materials",
 ) -> Any:
     """Recovery rate of pesticide packaging: returned ÷ sold, in all, per material, by shop and
-    by town, in containers and in kg (docs/streams/pesticide.md); a table is the materials'."""
+    by town, in containers and in kg (docs/streams/pesticide.md); a table is one of them."""
     result = await pesticide.recovery_metrics(
         principal=user,
         date_from=period.date_from,
@@ -133,9 +140,14 @@ async def recovery(
         timezone=settings.timezone,
     )
     if format != "json":
+        rows = {
+            "materials": result["materials"],
+            "shops": result["by_shop"],
+            "towns": result["by_town"],
+        }[table]
         return await export(
-            result["materials"],
-            name="pesticide-recovery",
+            [{k: v for k, v in row.items() if k != "materials"} for row in rows],
+            name=f"pesticide-recovery-{table}",
             format=format,
             timezone=settings.timezone,
             headers=period.headers(),

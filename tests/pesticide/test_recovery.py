@@ -2,6 +2,8 @@
 docs/metrics.md §6): a shop's returns count for the shop and its town, a recovery point's for
 its town alone; in kg, a line weighed and not counted counts with its weight."""
 
+import csv
+import io
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,6 +58,15 @@ async def metrics(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
+
+
+def counts_of(row: dict[str, str]) -> tuple[int, int, str | None]:
+    """A spreadsheet row's counts, as `counts` reads them from the JSON."""
+    assert (row["recovery_rate.numerator"], row["recovery_rate.denominator"]) == (
+        row["returned"],
+        row["sold"],
+    )
+    return int(row["returned"]), int(row["sold"]), row["recovery_rate.rate"] or None
 
 
 def counts(figure: dict[str, Any]) -> tuple[int, int, str | None]:
@@ -153,6 +164,28 @@ async def test_by_shop_and_by_town_a_recovery_point_counts_for_its_town(
     assert narrowed.status_code == 200, narrowed.text
     (part,) = narrowed.json()["by_town"]
     assert (part["region_id"], part["partial"]) == (towns.regions["town"].id, True)
+    # The spreadsheet of each table says what the JSON says, row by row.
+    for table, key, entries in (
+        ("shops", "organization_id", shops),
+        ("towns", "region_id", by_town),
+    ):
+        sheet = await client.get(
+            "/m/v1/metrics/pesticide",
+            params={**DAY, "format": "csv", "table": table},
+            headers=towns.headers("manager"),
+        )
+        assert sheet.status_code == 200, sheet.text
+        assert f"pesticide-recovery-{table}.csv" in sheet.headers["content-disposition"]
+        rows = list(csv.DictReader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+        assert {int(r[key]): counts_of(r) for r in rows} == {
+            i: counts(entry) for i, entry in entries.items()
+        }
+    refused = await client.get(
+        "/m/v1/metrics/pesticide",
+        params={**DAY, "format": "csv", "table": "farmers"},
+        headers=towns.headers("manager"),
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "table")
 
 
 async def test_kg_counts_what_came_back_weighed_and_not_counted(
