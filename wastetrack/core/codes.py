@@ -32,7 +32,10 @@ def check_character(body: str) -> str:
 
 
 def new_code() -> str:
-    body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
+    """A fresh random code: each byte of one read of the system's CSPRNG picks a symbol by its
+    low five bits, uniformly (256 is a multiple of the alphabet's 32), as `secrets.choice` per
+    symbol would at eight reads of the random device (a tenth of a synced tagging's time)."""
+    body = "".join(ALPHABET[byte & 31] for byte in secrets.token_bytes(BODY_LENGTH))
     return body + check_character(body)
 
 
