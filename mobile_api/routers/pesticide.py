@@ -1,6 +1,6 @@
 """Pesticide packaging take-back: returns, credits, sales, consignments, ledger, recovery."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -140,11 +140,12 @@ async def recovery(
         timezone=settings.timezone,
     )
     if format != "json":
-        rows = {
+        tables: dict[str, Sequence[Mapping[str, Any]]] = {
             "materials": result["materials"],
             "shops": result["by_shop"],
             "towns": result["by_town"],
-        }[table]
+        }
+        rows = tables[table]
         return await export(
             [{k: v for k, v in row.items() if k != "materials"} for row in rows],
             name=f"pesticide-recovery-{table}",
