@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from pydantic import TypeAdapter
 
 from tests.factories import World, event, medical_bag
@@ -20,6 +21,7 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     sign_producer,
 )
 from wastetrack.batches.models import Batch
+from wastetrack.core.errors import RuleViolation
 from wastetrack.core.settings import Settings
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
@@ -269,19 +271,31 @@ async def test_the_first_leg_may_precede_the_producers_signing_moment_by_a_clock
 
 def test_the_received_quantity_is_shared_without_a_negative_part() -> None:
     """By the largest remainders: the shares add up to the quantity received, and none is below
-    zero however many round up (a batch of no known mass takes nothing)."""
+    zero however many round up."""
     cases = [
-        (Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(0)]),
+        (Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(2)]),
         (Decimal("10.3"), [Decimal("2.5")] * 200),
         (Decimal("0.003"), [Decimal(1)] * 5),
     ]
     for received, declared in cases:
-        shares = _allocated(received, declared)
+        shares = _allocated(received, {f"B{i}": mass for i, mass in enumerate(declared)})
         assert sum(shares) == received and min(shares) >= 0, (received, shares)
-        assert max(shares) - min(s for s, d in zip(shares, declared, strict=True) if d) <= Decimal(
-            "0.001"
-        )
-    assert _allocated(Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(0)])[2] == 0
+        assert max(s / d for s, d in zip(shares, declared, strict=True)) - min(
+            s / d for s, d in zip(shares, declared, strict=True)
+        ) <= Decimal("0.001")
+
+
+def test_a_share_of_a_batch_of_no_known_mass_is_never_made_up() -> None:
+    """A weighing is a measurement (docs/metrics.md §3): beside a batch of no known mass, the
+    decision's one quantity cannot be shared without making one up, neither as 0 kg (its
+    neighbour then weighed at the whole) nor as an equal part; the refusal names `decision`
+    and the batch. Alone, the batch weighs the whole quantity received."""
+    for declared in ({"A": Decimal(500), "B": None}, {"A": None, "B": None}):
+        with pytest.raises(RuleViolation) as refused:
+            _allocated(Decimal(600), declared)
+        assert refused.value.field == "decision"
+        assert "B" in refused.value.detail
+    assert _allocated(Decimal("183.5"), {"B": None}) == [Decimal("183.5")]
 
 
 async def test_a_decisions_reason_is_refused_when_a_receipt_could_not_hold_it(

@@ -3,7 +3,8 @@ refused part's way back, nothing more after a decision, each leg taking the batc
 custody chain, a partial acceptance that refuses a part, a declared quantity its batches bear
 out, and the receiver's licence on the day of arrival."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -22,7 +23,12 @@ from wastetrack.batches.models import Batch
 from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import EventType
-from wastetrack.manifests.models import Manifest, ManifestRevision
+from wastetrack.manifests.models import (
+    Manifest,
+    ManifestDiscrepancy,
+    ManifestRevision,
+    ManifestSerial,
+)
 from wastetrack.registry.models import FacilityLicence
 
 PARTLY = {
@@ -248,18 +254,152 @@ async def test_a_drum_counted_in_items_leaves_the_quantity_unjudged(
 ) -> None:
     """A batch of no known mass (a drum counted as one item: hazardous categories have no
     catalog estimate) would make the batches' sum say too little: the declared quantity is not
-    judged by it, and a partial acceptance, which would share the quantity received by it, is
-    refused."""
+    judged by it, and a decision that would share the quantity received by it, accepting in
+    whole or in part, is refused; a rejection weighs nothing and is taken."""
     counted = await tag_oil(client, world, quantity="1", unit="count")
     body = {**parties.body, "batches": [parties.batches[0], counted], "quantity_kg": "600"}
     made = await call(client, world, "maker", "", body)
     assert made.status_code == 201, made.text
     arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
-    # Shared by the batches' masses, the quantity received would give the drum none: a partial
-    # acceptance is refused naming the decision, an acceptance taken.
     partly = {**PARTLY, "received_quantity_kg": "500"}
-    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", partly)
-    assert (refused.status_code, refused.json()["field"]) == (409, "decision"), refused.text
     whole = {**PARTLY, "decision": "accepted", "received_quantity_kg": "600"}
+    for decision in (partly, whole):
+        refused = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+        assert (refused.status_code, refused.json()["field"]) == (409, "decision"), refused.text
+    rejected = {"decision": "rejected", "received_quantity_kg": "0", "reason": "桶未称重"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", rejected)
+    assert decided.status_code == 200, decided.text
+    receipts = await CustodyEvent.filter(
+        batch__code__in=body["batches"], event_type=EventType.received
+    )
+    assert [e.weight_kg for e in receipts] == [None, None]
+
+
+async def test_an_acceptance_makes_up_no_weighing_for_a_drum_of_no_known_mass(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """400 kg declared in kg beside a drum counted as one item, 600 kg received: shared by
+    the masses the batches declare, the drum's share would be a made-up 0 kg weighing and the
+    other's 600 kg a false discrepancy. The acceptance is refused naming `decision`, with what
+    to do, and changes nothing; once the producer has corrected the drum's tagging to kg, the
+    quantity is shared by the masses declared."""
+    counted = await tag_oil(client, world, quantity="1", unit="count")
+    body = {**parties.body, "batches": [parties.batches[0], counted], "quantity_kg": "600"}
+    arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
+    whole = {"decision": "accepted", "received_quantity_kg": "600", "method": "R9"}
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", whole)
+    assert (refused.status_code, refused.json()["field"]) == (409, "decision"), refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert counted in refused.json()["detail"] and "reject" in refused.json()["detail"]
+    manifest = await Manifest.get(id=arrived["id"])
+    assert (manifest.state, manifest.receiver_signed_at, manifest.decision) == (
+        "arrived",
+        None,
+        None,
+    )
+    assert not await CustodyEvent.filter(
+        batch__code__in=body["batches"], event_type=EventType.received
+    ).exists()
+    assert not await ManifestDiscrepancy.filter(manifest_id=arrived["id"]).exists()
+    assert {b.state for b in await Batch.filter(code__in=body["batches"])} == {"in_transit"}
+    drum = await Batch.get(code=counted)
+    tagging = await CustodyEvent.get(batch_id=drum.id, seq=1)
+    weighed = event("corrected", counted, corrects=str(tagging.id), quantity="200", unit="kg")
+    corrected = await post(client, world, "maker", weighed)
+    assert corrected.status_code == 201, corrected.text
     decided = await call(client, world, "plant", f"/{arrived['id']}/decision", whole)
     assert decided.status_code == 200, decided.text
+    receipts = await CustodyEvent.filter(
+        batch__code__in=body["batches"], event_type=EventType.received
+    ).select_related("batch")
+    assert {e.batch.code: e.weight_kg for e in receipts} == {
+        parties.batches[0]: Decimal("400.000"),
+        counted: Decimal("200.000"),
+    }
+    assert decided.json()["discrepancies"] == []
+
+
+async def test_a_single_drum_of_no_known_mass_is_weighed_by_the_quantity_received(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Alone on its manifest, the drum's receipt is the quantity received, measured: nothing
+    is shared, nothing made up. A part of it cannot be refused (no declared mass to refuse a
+    part of)."""
+    counted = await tag_oil(client, world, quantity="1", unit="count")
+    body = {**parties.body, "batches": [counted], "quantity_kg": "180"}
+    arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
+    partly = {**PARTLY, "received_quantity_kg": "150"}
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", partly)
+    assert (refused.status_code, refused.json()["field"]) == (409, "decision"), refused.text
+    whole = {"decision": "accepted", "received_quantity_kg": "183.5", "method": "R9"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", whole)
+    assert decided.status_code == 200, decided.text
+    receipt = await CustodyEvent.get(batch__code=counted, event_type=EventType.received)
+    assert receipt.weight_kg == Decimal("183.500")
+
+
+async def test_a_draft_takes_no_batch_stored_in_a_carriers_hands(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Its manifest cancelled after the producer's signature, the batch is stored at the first
+    carrier's depot: the producer's signature could not hand it over (only its holder may), so
+    the draft is refused naming the batch, and spends no serial."""
+    one_leg = {**parties.body, "legs": parties.body["legs"][:1]}
+    first = {**one_leg, "batches": parties.batches[1:], "quantity_kg": "400"}
+    mid = (await call(client, world, "maker", "", first)).json()["id"]
+    assert (await sign_producer(client, world, mid)).status_code == 200
+    cancelled = await call(client, world, "maker", f"/{mid}/cancel", {"reason": "车辆故障"})
+    assert cancelled.status_code == 200, cancelled.text
+    code = parties.batches[1]
+    depot = event("stored", code, device_time=(NOW - timedelta(minutes=90)).isoformat())
+    stored = await post(client, world, "carrier", depot)
+    assert stored.status_code == 201, stored.text
+    batch = await Batch.get(code=code)
+    assert (batch.state, batch.holder_id) == ("stored", world.orgs["carrier"].id)
+    serials = await ManifestSerial.all().values_list("last_serial", flat=True)
+    drafted = await call(client, world, "maker", "", one_leg)
+    assert (drafted.status_code, drafted.json()["field"]) == (409, "batches[1]"), drafted.text
+    assert await Manifest.all().count() == 1
+    assert await ManifestSerial.all().values_list("last_serial", flat=True) == serials
+
+
+async def test_a_draft_takes_a_refused_part_returned_to_its_producer(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The refused part of a partial acceptance, handed back to the producer (`handed_over`,
+    in the producer's hands), goes on a new manifest: the producer holds it, and its signature
+    hands it over to the first carrier."""
+    arrived = await drive_to_arrival(client, world, parties)
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", PARTLY)
+    assert decided.status_code == 200, decided.text
+    originals = await Batch.filter(code__in=parties.batches).values_list("id", flat=True)
+    part = (await Batch.filter(split_from_id__in=originals).order_by("id"))[0]
+    home = event(
+        "handed_over",
+        part.code,
+        to_organization_id=world.orgs["maker"].id,
+        device_time=NOW.isoformat(),
+    )
+    assert (await post(client, world, "second", home)).status_code == 201
+    part = await Batch.get(id=part.id)
+    assert (part.state, part.holder_id) == ("handed_over", world.orgs["maker"].id)
+    again = {
+        **parties.body,
+        "batches": [part.code],
+        "quantity_kg": str(part.quantity),
+        "legs": parties.body["legs"][:1],
+    }
+    drafted = await call(client, world, "maker", "", again)
+    assert drafted.status_code == 201, drafted.text
+    signed = await sign_producer(client, world, drafted.json()["id"], datetime.now(UTC))
+    assert signed.status_code == 200, signed.text
+    part = await Batch.get(id=part.id)
+    assert (part.state, part.holder_id) == ("handed_over", world.orgs["carrier"].id)

@@ -9,9 +9,10 @@ from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday
-from wastetrack.core.errors import Forbidden, RuleViolation, ValidationFailed
+from wastetrack.core.errors import DomainError, Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.custody import remainders
+from wastetrack.custody import remainders, rules
+from wastetrack.custody.rules import EventType
 from wastetrack.fleet.plates import plate_for_carriage
 from wastetrack.manifests.commands import ManifestCommand
 from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial
@@ -47,6 +48,27 @@ async def check_declared_quantity(
             f" {declared} kg the batches declare",
             field=field,
         )
+
+
+def _check_handed_over_by(principal: Principal, batch: Batch, *, field: str) -> None:
+    """The producer's signature hands every batch over to the first carrier (`sign_producer`),
+    which custody allows only the batch's holder, from the states the handover's spec lists
+    (`rules.check_allowed`): a batch it would refuse (stored at a carrier's depot, say) is
+    refused at the draft, before a serial that is never reused is spent on it, and one back in
+    the producer's hands (a refused part returned to it, still `handed_over`) is taken."""
+    try:
+        rules.check_allowed(
+            EventType.handed_over,
+            role=principal.role,
+            state=batch.state,
+            relation=batches.parties(principal, batch),
+        )
+    except DomainError as refusal:
+        raise RuleViolation(
+            f"batch {batch.code} could not be handed over to the first carrier when you sign:"
+            f" {refusal.detail}",
+            field=field,
+        ) from None
 
 
 async def create_manifest(
@@ -93,10 +115,7 @@ async def create_manifest(
                 "every batch must be yours and of the manifest's waste code",
                 field=f"batches[{index}]",
             )
-        if batch.state not in ("tagged", "stored"):
-            raise RuleViolation(
-                f"batch {code} has left the producer already", field=f"batches[{index}]"
-            )
+        _check_handed_over_by(principal, batch, field=f"batches[{index}]")
         codes.append(code)
         listed.append(batch)
     await check_declared_quantity(

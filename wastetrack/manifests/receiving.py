@@ -123,20 +123,13 @@ async def decide(
     declared = manifest.quantity_kg
     held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
     snapshot = await catalog.snapshot()
-    known = [remainders.known_kg(snapshot, held[code]) for code in manifest.batch_codes]
-    masses = [mass or Decimal(0) for mass in known]
-    if any(mass is None for mass in known):
-        if decision.decision == "partially_accepted":
-            # The quantity received is shared among the batches by their masses: one of none
-            # known (a drum counted in items) would get none of it, and no refused part.
-            raise RuleViolation(
-                "a partial acceptance shares the quantity received among the batches by their"
-                " declared masses, and a batch here has none known (counted in items or m³):"
-                " accept or reject the manifest, and settle the part in a revision",
-                field="decision",
-            )
-    else:
-        _check_refuses_a_part(decision, sum(masses, Decimal(0)))
+    known = {code: remainders.known_kg(snapshot, held[code]) for code in manifest.batch_codes}
+    # A rejection weighs nothing (its receipts carry no weight); the rest is checked before
+    # anything is written, so that a refusal changes nothing.
+    weights: list[Decimal | None] = [None] * len(known)
+    if decision.decision != "rejected":
+        weights = list(_allocated(decision.received_quantity_kg, known))
+        _check_refuses_a_part(decision, list(known.values()))
     found: list[tuple[str, str, str]] = []
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
         found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
@@ -146,7 +139,6 @@ async def decide(
             found.append((name, getattr(manifest, name), value))
     if decision.found.hazard is not None and set(decision.found.hazard) != set(manifest.hazard):
         found.append(("hazard", ",".join(manifest.hazard), ",".join(decision.found.hazard)))
-    weights = _allocated(decision.received_quantity_kg, masses)
     await record(
         principal,
         [
@@ -159,7 +151,7 @@ async def decide(
                 "device_time": manifest.arrived_at,
                 "outcome": decision.decision,
                 "reason": decision.reason,
-                **({} if decision.decision == "rejected" else {"weight_kg": weight}),
+                **({} if weight is None else {"weight_kg": weight}),
                 "note": f"联单 {manifest.number}",
             }
             for code, weight in zip(manifest.batch_codes, weights, strict=True)
@@ -190,11 +182,23 @@ async def decide(
     return await get_manifest(principal=principal, manifest_id=manifest_id)
 
 
-def _check_refuses_a_part(decision: DecisionCommand, declared: Decimal) -> None:
+def _check_refuses_a_part(decision: DecisionCommand, known: list[Decimal | None]) -> None:
     """A partial acceptance refuses a part of what the batches declared (the mass each
     receipt is set against, `remainders.declared_kg`): received whole, nothing would be split
-    off to go back, and the manifest would say partly refused of waste received in full."""
-    if decision.decision == "partially_accepted" and decision.received_quantity_kg >= declared:
+    off to go back, and the manifest would say partly refused of waste received in full. A
+    batch of no known mass declares nothing to refuse a part of (several such are refused
+    before, by `_allocated`)."""
+    if decision.decision != "partially_accepted":
+        return
+    if any(mass is None for mass in known):
+        raise RuleViolation(
+            "a partial acceptance refuses a part of what the batch declared, and it declares no"
+            " known mass (counted in items or m³, with no catalog estimate), so no part of it"
+            " can be told from the rest: accept it whole or reject it",
+            field="decision",
+        )
+    declared = sum((mass for mass in known if mass is not None), Decimal(0))
+    if decision.received_quantity_kg >= declared:
         raise ValidationFailed(
             f"a partial acceptance refuses a part of the {declared} kg the batches declared:"
             f" received_quantity_kg {decision.received_quantity_kg} leaves none (accept the"
@@ -203,16 +207,35 @@ def _check_refuses_a_part(decision: DecisionCommand, declared: Decimal) -> None:
         )
 
 
-def _allocated(received: Decimal, declared: list[Decimal]) -> list[Decimal]:
-    """The quantity received, shared among the batches as their declared masses are (kg, or
-    the catalog's estimate for items and m³; equally when none is known), to the gram by the
-    largest remainders: each share rounded down, the grams left over one each to the shares
-    that lost most, so the weights add up to what the decision states and none is below zero."""
-    total = sum(declared, Decimal(0))
-    parts = declared if total > 0 else [Decimal(1)] * len(declared)
-    whole = total if total > 0 else Decimal(len(declared))
+def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[Decimal]:
+    """The quantity received as each batch's weighing, in the order of `declared` (batch code:
+    its declared mass): the whole of it for a single batch, else shared among the batches as
+    their declared masses are (kg, or the catalog's estimate for items and m³), to the gram by
+    the largest remainders: each share rounded down, the grams left over one each to the
+    shares that lost most, so the weights add up to what the decision states and none is below
+    zero.
+
+    A weighing is a measurement (docs/metrics.md §3): beside other batches, one of no known
+    mass has no share to be given, and any weight set on it (none, an equal part) would be made
+    up yet counted as measured, and its neighbours' weights would be off by as much. The
+    decision states one quantity for the whole manifest, not a weight per batch, so such a
+    share is refused (409 naming `decision`) before anything is written."""
+    if len(declared) == 1:
+        return [received]
+    unknown = [code for code, mass in declared.items() if not mass]
+    if unknown:
+        raise RuleViolation(
+            "the quantity received is shared among the batches by their declared masses, and"
+            f" batch {', '.join(unknown)} declares none known (counted in items or m³, with no"
+            " catalog estimate): its share would be a weighing made up. A decision states one"
+            " quantity for the whole manifest, not a weight per batch: reject the manifest, or"
+            " have the producer correct that batch's tagging to its mass in kg, then decide",
+            field="decision",
+        )
+    masses = [mass for mass in declared.values() if mass]
+    total = sum(masses, Decimal(0))
     gram = Decimal("0.001")
-    exact = [received * part / whole for part in parts]
+    exact = [received * mass / total for mass in masses]
     shares = [value.quantize(gram, ROUND_DOWN) for value in exact]
     left = int((received - sum(shares, Decimal(0))) / gram)
     by_loss = sorted(range(len(shares)), key=lambda i: exact[i] - shares[i], reverse=True)
