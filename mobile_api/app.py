@@ -77,11 +77,7 @@ async def _background_round(settings: Settings) -> None:
         # the writes a transaction makes on a connection of its own.
         with observability.job_round("alert_refresh"):
             async with db.transaction():
-                await alerts.refresh(
-                    weight_tolerance=settings.weight_discrepancy_tolerance,
-                    idle_hours=settings.idle_batch_hours,
-                    leg_overdue_hours=settings.leg_overdue_hours,
-                )
+                await alerts.refresh(settings=settings)
     except Exception:  # a failed round must not end the watch
         log.exception("alert refresh failed")
     try:

@@ -54,10 +54,7 @@ async def list_alerts(
 @router.post("/alerts/refresh")
 async def refresh_alerts(_: ManagerOnly, settings: AppSettings, __: Transaction) -> dict[str, int]:
     """Raise every alert a rule calls for now, instead of at the service's next round."""
-    raised = await alerts.refresh(
-        weight_tolerance=settings.weight_discrepancy_tolerance,
-        idle_hours=settings.idle_batch_hours,
-    )
+    raised = await alerts.refresh(settings=settings)
     return {"raised": raised}
 
 

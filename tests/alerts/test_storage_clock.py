@@ -1,16 +1,26 @@
 """The 48-hour storage clock at the producer: exactly 48 h is not overdue, a moment later is;
-a container's clock is its oldest child's tagging, recursively."""
+a container's clock is its oldest child's tagging, recursively, never the empty box's own; a
+category without a limit of its own keeps its class's. The clinic's inventory (`overdue`)
+counts the same as the alert."""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
+from wastetrack.catalog.models import WasteCategory
+from wastetrack.registers import service as registers
+from wastetrack.registers.movements import Scope
 
-LIMIT = timedelta(hours=48)
+HOUR = timedelta(hours=1)
+LIMIT = 48 * HOUR
 START = (datetime.now(UTC) - timedelta(hours=100)).replace(microsecond=0)
 
 
@@ -50,3 +60,97 @@ async def test_a_containers_clock_is_its_oldest_childs_tagging_recursively(
     (alert,) = await overdue(START + LIMIT + timedelta(minutes=1))
     assert (alert.subject, alert.due_at) == (crate["code"], START + LIMIT)
     assert datetime.fromisoformat(alert.details["since"]) == START
+
+
+CITY = "Asia/Shanghai"
+
+
+async def clinic_stock(world: World, now: datetime) -> dict[str, dict[str, Any]]:
+    """The clinic's inventory as it stands at `now`, by batch code."""
+    days = [moment.astimezone(ZoneInfo(CITY)).date() for moment in (START, now)]
+    stock = await registers.inventory(
+        scope=Scope(organization=world.orgs["clinic"]),
+        date_from=days[0],
+        date_to=days[1],
+        timezone=CITY,
+        now=now,
+    )
+    return {b["code"]: b for b in stock["batches"]}
+
+
+async def test_an_empty_boxs_tagging_starts_no_clock_in_the_alert_or_the_inventory(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A sharps box tagged on Monday and first filled on Wednesday has stored waste since
+    Wednesday (docs/registers.md): the inventory's `overdue` and the alert agree."""
+    box = await tag_bag(client, world, category="med.sharps", device_time=at(0))
+    needle = await tag_bag(client, world, category="med.sharps", device_time=at(47))
+    packed = event("aggregated", box["code"], device_time=at(47.5), children=[needle["code"]])
+    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    two_days_after_the_box = START + timedelta(hours=50)
+    (held,) = (await clinic_stock(world, two_days_after_the_box)).values()
+    assert (held["code"], held["since"], held["overdue"]) == (box["code"], START + 47 * HOUR, False)
+    assert await overdue(two_days_after_the_box) == []
+    due = START + 47 * HOUR + LIMIT
+    assert (await clinic_stock(world, due))[box["code"]]["overdue"] is False
+    assert await overdue(due) == []
+    a_moment_later = due + timedelta(seconds=1)
+    assert (await clinic_stock(world, a_moment_later))[box["code"]]["overdue"] is True
+    (alert,) = await overdue(a_moment_later)
+    assert (alert.subject, alert.due_at) == (box["code"], due)
+    assert datetime.fromisoformat(alert.details["since"]) == held["since"]
+
+
+async def test_an_empty_box_packed_into_a_crate_starts_no_clock_either(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Down through containers of containers: a box tagged empty, then filled and packed into
+    a crate, gives the crate its needle's clock, in the alert and in the inventory alike."""
+    box = await tag_bag(client, world, category="med.sharps", device_time=at(0))
+    needle = await tag_bag(client, world, category="med.sharps", device_time=at(20))
+    crate = await tag_bag(client, world, category="med.hw01", device_time=at(21))
+    for container, child, hours in ((box, needle, 22), (crate, box, 23)):
+        packed = event(
+            "aggregated", container["code"], device_time=at(hours), children=[child["code"]]
+        )
+        assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    due = START + 20 * HOUR + LIMIT
+    (held,) = (await clinic_stock(world, due)).values()
+    assert (held["code"], held["since"], held["overdue"]) == (
+        crate["code"],
+        START + 20 * HOUR,
+        False,
+    )
+    assert await overdue(due) == []
+    (alert,) = await overdue(due + timedelta(seconds=1))
+    assert (alert.subject, alert.due_at) == (crate["code"], due)
+
+
+@pytest.fixture
+async def sharps_without_a_limit_of_their_own(orm: list[str]) -> AsyncIterator[None]:
+    """Sharps (841-002-01) keep the 48 h of their class, 医疗废物 (med.hw01), only by
+    inheritance: the catalogue is reference data kept across tests, so it is put back."""
+    sharps = await WasteCategory.get(key="med.sharps")
+    own = sharps.storage_limit_hours
+    await WasteCategory.filter(key="med.sharps").update(storage_limit_hours=None)
+    try:
+        yield
+    finally:
+        await WasteCategory.filter(key="med.sharps").update(storage_limit_hours=own)
+
+
+async def test_a_category_without_a_limit_of_its_own_keeps_its_classs_in_both(
+    client: httpx.AsyncClient, world: World, sharps_without_a_limit_of_their_own: None
+) -> None:
+    needle = await tag_bag(client, world, category="med.sharps", device_time=at(0))
+    assert (await clinic_stock(world, START + LIMIT))[needle["code"]]["overdue"] is False
+    assert await overdue(START + LIMIT) == []
+    later = START + LIMIT + timedelta(seconds=1)
+    held = (await clinic_stock(world, later))[needle["code"]]
+    assert (held["storage_limit_hours"], held["overdue"]) == (48, True)
+    (alert,) = await overdue(later)
+    assert (alert.subject, alert.due_at, alert.details["limit_hours"]) == (
+        needle["code"],
+        START + LIMIT,
+        48,
+    )

@@ -13,10 +13,11 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
-from wastetrack.core.settings import get_settings
+from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody.aggregations import is_step
 from wastetrack.custody.rules import FINAL_STATES, State, sql_list
 from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
+from wastetrack.registers.movements import storage_limit_hours, tagging_clock
 
 OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
@@ -56,33 +57,49 @@ class ClockAnomaly:
 # inclusion, so the scan reads the live batches through the state index, not every batch.
 _IDLING = sql_list(s for s in State if s not in FINAL_STATES and s != State.tagged)
 
+# A batch on a manifest on a signed leg, or arrived and awaiting the receiver's decision, is
+# watched by its manifest's alerts (leg_overdue per leg, manifest_overdue once arrived), not by
+# idle_batch: recording an arrival writes no custody event, so such a batch stays `in_transit`
+# for as long as the receiver lawfully takes to decide. A submitted manifest's batches (the
+# producer signed, the carrier not yet) have no manifest alert yet: idle_batch watches them.
+# SQL over the batch row b.
+_MANIFEST_WATCHES = "m.state = 'arrived' OR m.state LIKE 'in_transit_leg_%'"
+_WATCHED_BY_ITS_MANIFEST = f"""EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code
+                          AND ({_MANIFEST_WATCHES}))"""
+# A batch on a manifest under way, submitted too: leg_overdue's batches in transit are those on
+# none (a manifest's own legs are watched per leg).
+_ON_MANIFEST_UNDER_WAY = f"""EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code
+                          AND (m.state = 'submitted' OR {_MANIFEST_WATCHES}))"""
+
 # Each rule is one set-based INSERT … SELECT; ON CONFLICT keeps an alert from being raised
 # twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold. The custody
 # spec's state and event keys are formatted in once, at import.
 _RULES: dict[str, str] = {
-    # A batch still at its producer past its category's storage limit (医疗废物: 48 h). The
-    # clock starts at the tagging of the waste: a container's at its oldest child's, down
-    # through containers of containers, so aggregating old bags does not restart it.
+    # A batch still at its producer past its category's storage limit (医疗废物: 48 h; a
+    # sub-category without its own, its class's). The clock starts with the waste: a bag's at
+    # its tagging, a container's at the earliest of the batches put into it, down through
+    # containers of containers — not at the empty box's tagging, and aggregating old bags does
+    # not restart it. Limit and clock are the inventory's (registers.movements).
     OVERDUE_STORAGE: f"""
-        WITH RECURSIVE tree (root_id, id, tagged_at, depth) AS (
-            SELECT b.id, b.id, b.tagged_at, 0
+        WITH RECURSIVE tree (root_id, id, clock) AS (
+            SELECT b.id, b.id, {tagging_clock("b")}
             FROM batch b JOIN waste_category c ON c.key = b.category_id
-            WHERE b.state = '{State.tagged}' AND c.storage_limit_hours IS NOT NULL
+            WHERE b.state = '{State.tagged}' AND {storage_limit_hours("c")} IS NOT NULL
           UNION ALL
-            SELECT t.root_id, k.id, k.tagged_at, t.depth + 1
+            SELECT t.root_id, k.id, {tagging_clock("k")}
             FROM tree t JOIN batch k ON k.parent_id = t.id
         ), clock AS (
-            SELECT root_id,
-                   COALESCE(min(tagged_at) FILTER (WHERE depth > 0), min(tagged_at)) AS since
-            FROM tree GROUP BY root_id
+            SELECT t.root_id, min(t.clock) AS since, {storage_limit_hours("c")} AS limit_hours
+            FROM tree t JOIN batch b ON b.id = t.root_id
+            JOIN waste_category c ON c.key = b.category_id
+            GROUP BY t.root_id, c.key
         )
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2::timestamptz,
-               k.since + make_interval(hours => c.storage_limit_hours),
-               jsonb_build_object('code', b.code, 'category', c.key,
-                                  'limit_hours', c.storage_limit_hours, 'since', k.since)
+               k.since + make_interval(hours => k.limit_hours),
+               jsonb_build_object('code', b.code, 'category', b.category_id,
+                                  'limit_hours', k.limit_hours, 'since', k.since)
         FROM clock k JOIN batch b ON b.id = k.root_id
-        JOIN waste_category c ON c.key = b.category_id
-        WHERE k.since + make_interval(hours => c.storage_limit_hours) < $2""",
+        WHERE k.since + make_interval(hours => k.limit_hours) < $2""",
     # A batch's weighing differs from its declared kilograms beyond the tolerance: the mass
     # balance's own comparison, kept in its fact (rollups.facts) after corrections, for the
     # batches it compares (declared in kg less the parts refused from them, which their
@@ -100,8 +117,9 @@ _RULES: dict[str, str] = {
           AND NOT EXISTS (SELECT 1 FROM batch_fact l WHERE l.batch_id = b.parent_id
                           AND l.fate = 'container' AND l.balance_declared_kg IS NOT NULL)""",
     # A batch left in one live state longer than allowed, since the last step anyone took with
-    # it (its latest device time; a correction is not a step). The subject carries that moment,
-    # so a batch idle again later raises a new alert; cleared once it moves.
+    # it (its latest device time; a correction is not a step), unless its manifest watches it
+    # (`_WATCHED_BY_ITS_MANIFEST`). The subject carries that moment, so a batch idle again
+    # later raises a new alert; cleared once it moves.
     IDLE_BATCH: f"""
         SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
                b.holder_id, b.region_path, $2::timestamptz,
@@ -109,7 +127,8 @@ _RULES: dict[str, str] = {
                jsonb_build_object('code', b.code, 'state', b.state, 'since', b.last_device_time)
         FROM batch b
         WHERE b.state IN ({_IDLING})
-          AND b.last_device_time + make_interval(hours => $3::int) < $2""",
+          AND b.last_device_time + make_interval(hours => $3::int) < $2
+          AND NOT {_WATCHED_BY_ITS_MANIFEST}""",
     # A delivery scanned far from its berth, or with no open port call.
     SCAN_ANOMALY: """
         SELECT $1, d.receipt_number, NULL::int, d.port_id, o.region_path_, $2,
@@ -122,7 +141,7 @@ _RULES: dict[str, str] = {
         WHERE jsonb_array_length(d.flags) > 0""",
     # A signed manifest leg whose next step (the next leg's signature, or the receiver's
     # arrival) has not come within the expected hours of its handover; and a batch in transit
-    # as long on no manifest under way (submitted, on a leg or arrived, not yet decided), with
+    # as long on no manifest under way (`_ON_MANIFEST_UNDER_WAY`), with
     # the plate of its latest step (not a correction's, nor an undone aggregation's).
     # Cleared (see _clear_resolved) once the step comes. A batch's subject carries the moment
     # its journey began, so a batch overdue again on a later journey raises a new alert (one
@@ -149,9 +168,7 @@ _RULES: dict[str, str] = {
         FROM batch b
         WHERE b.state = '{State.in_transit}'
           AND b.last_device_time + make_interval(hours => $3::int) < $2
-          AND NOT EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code
-                          AND (m.state IN ('submitted', 'arrived')
-                               OR m.state LIKE 'in_transit_leg_%'))""",
+          AND NOT {_ON_MANIFEST_UNDER_WAY}""",
 }
 # Rules whose alerts clear themselves when their condition ends (the leg arrived, the batch
 # was collected or moved on).
@@ -160,25 +177,35 @@ _SELF_CLEARING = (LEG_OVERDUE, OVERDUE_STORAGE, IDLE_BATCH, WEIGHT_DISCREPANCY)
 
 async def refresh(
     *,
+    settings: Settings | None = None,
     now: datetime | None = None,
-    weight_tolerance: float = 0.10,
-    idle_hours: int = 168,
+    weight_tolerance: float | None = None,
+    idle_hours: int | None = None,
     leg_overdue_hours: int | None = None,
 ) -> int:
-    """Raise every alert a rule calls for and has not raised yet; returns how many."""
+    """Raise every alert a rule calls for and has not raised yet; returns how many. Thresholds
+    and the city's time zone are the app's `settings` (the CLI and the demo: the process's); a
+    threshold given here overrides its setting."""
+    overrides = {
+        "weight_discrepancy_tolerance": weight_tolerance,
+        "idle_batch_hours": idle_hours,
+        "leg_overdue_hours": leg_overdue_hours,
+    }
+    settings = (settings or get_settings()).model_copy(
+        update={name: value for name, value in overrides.items() if value is not None}
+    )
     now = now or datetime.now(UTC)
-    if leg_overdue_hours is None:
-        leg_overdue_hours = get_settings().leg_overdue_hours
+    thresholds = {
+        WEIGHT_DISCREPANCY: settings.weight_discrepancy_tolerance,
+        IDLE_BATCH: settings.idle_batch_hours,
+        LEG_OVERDUE: settings.leg_overdue_hours,
+    }
     client = connections.get("default")
     raised = 0
     for kind, select in _RULES.items():
         params: list[object] = [kind, now]
-        if kind == WEIGHT_DISCREPANCY:
-            params.append(weight_tolerance)
-        elif kind == IDLE_BATCH:
-            params.append(idle_hours)
-        elif kind == LEG_OVERDUE:
-            params.append(leg_overdue_hours)
+        if kind in thresholds:
+            params.append(thresholds[kind])
         rows = await client.execute_query_dict(
             "INSERT INTO alert (kind, subject, batch_id, organization_id, region_path,"
             f" raised_at, due_at, details) {select}"
@@ -188,7 +215,7 @@ async def refresh(
         raised += len(rows)
         if kind in _SELF_CLEARING:
             await _clear_resolved(select, params)
-    return raised + await _overdue_manifests(now)
+    return raised + await _overdue_manifests(now=now, timezone=settings.timezone)
 
 
 # An alert that cleared itself is raised again when its condition returns (a corrected time, a
@@ -221,13 +248,13 @@ async def _clear_resolved(select: str, params: list[object]) -> None:
     )
 
 
-async def _overdue_manifests(now: datetime) -> int:
+async def _overdue_manifests(*, now: datetime, timezone: str) -> int:
     """Raise an alert for every manifest whose receiver has not decided within 5 working days
-    of arrival (危险废物转移管理办法)."""
+    of arrival (危险废物转移管理办法), counted in the city's days as `arrive()` counts them."""
     from wastetrack.manifests.queries import overdue_for_decision
     from wastetrack.manifests.receiving import settle_deadlines
 
-    await settle_deadlines(timezone=get_settings().timezone)
+    await settle_deadlines(timezone=timezone)
     # An alert is about one deadline of one undecided manifest (its subject carries the
     # deadline): it clears once the receiver decides (or the manifest is cancelled), and once
     # the official days move the deadline; the new deadline, if passed too, raises its own

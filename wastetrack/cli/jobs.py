@@ -10,13 +10,7 @@ def alerts_refresh() -> None:
     from wastetrack.alerts import service as alerts
 
     settings = get_settings()
-    run_and_print(
-        lambda: alerts.refresh(
-            weight_tolerance=settings.weight_discrepancy_tolerance,
-            idle_hours=settings.idle_batch_hours,
-        ),
-        lambda raised: {"raised": raised},
-    )
+    run_and_print(lambda: alerts.refresh(settings=settings), lambda raised: {"raised": raised})
 
 
 def rollups_rebuild() -> None:

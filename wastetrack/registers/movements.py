@@ -222,9 +222,35 @@ remainder_origin AS (
     ORDER BY r.id, x.seq
 )"""
 
+
+def storage_limit_hours(category: str) -> str:
+    """SQL: the storage limit in hours of the waste_category row `category` — its own, else its
+    parent's (a sub-category the catalogue gives no limit keeps its class's, 医疗废物 48 h). The
+    one reading of the limit: the inventory's `overdue` and the overdue_storage alert."""
+    return (
+        f"COALESCE({category}.storage_limit_hours, (SELECT p.storage_limit_hours"
+        f" FROM waste_category p WHERE p.key = {category}.parent_key))"
+    )
+
+
+def tagging_clock(batch: str) -> str:
+    """SQL: when the tagging of the batch row `batch` starts its storage clock — its tagging
+    time, or NULL for a container (batches were put into it): a container's clock is the
+    earliest of theirs, not the time the empty box was tagged (docs/registers.md). A box tagged
+    on Monday and first filled on Wednesday has stored waste since Wednesday. The one reading of
+    the clock's start: the inventory's `since` and the overdue_storage alert. (A bag taken out
+    again by a correction is no longer the container's, custody.corrections.)"""
+    return (
+        f"CASE WHEN EXISTS (SELECT 1 FROM batch put_in WHERE put_in.parent_id = {batch}.id)"
+        f" THEN NULL ELSE {batch}.tagged_at END"
+    )
+
+
 # $1 the organization, $2 the end of the period (exclusive, UTC). Every movement of a batch
 # that ever passed through the organization: `custodian` holds it after the event, `before`
-# held it before; and the refused parts it gave back (`refused_by`).
+# held it before; and the refused parts it gave back (`refused_by`). `clock_at`: when the
+# movement starts the batch's storage clock with its custodian (`tagging_clock`; NULL for a
+# container's own tagging, whose clock its batches set).
 _ORGANIZATION_SCOPE = """
 seen AS (
     SELECT batch_id AS id FROM custody_event WHERE organization_id = $1 OR to_organization_id = $1
@@ -241,13 +267,14 @@ SELECT m.batch_id, m.seq, m.event_type, m.moved_at, m.custodian, m.before, m.act
        m.actor_org, m.to_organization_id, m.related_batch_id, rel.code AS related_code,
        m.carrier AS carrier_id, m.refused_by, m.refused_actor,
        b.code, b.stream_id, b.category_id, c.code AS category_code, c.name_zh AS category_name,
-       COALESCE(c.storage_limit_hours, pc.storage_limit_hours) AS storage_limit_hours,
+       {storage_limit_hours("c")} AS storage_limit_hours,
+       CASE WHEN m.event_type = {_TAGGED} AND b.split_from_id IS NULL THEN {tagging_clock("b")}
+            ELSE m.moved_at END AS clock_at,
        b.waste_code, b.identifier, b.quantity, b.unit, b.producer_id, b.origin_site_id,
        b.destination_id, b.split_from_id, f.mass_kg, f.estimated, f.fate, f.mode
 FROM moves m
 JOIN batch b ON b.id = m.batch_id
 JOIN waste_category c ON c.key = b.category_id
-LEFT JOIN waste_category pc ON pc.key = c.parent_key
 LEFT JOIN batch_fact f ON f.batch_id = b.id
 LEFT JOIN batch rel ON rel.id = m.related_batch_id
 WHERE m.custodian IS DISTINCT FROM m.before

@@ -95,8 +95,9 @@ async def inventory(
     on, treated or put into a container), with their storage days against the category's
     storage limit, and per waste category opening + in - out = closing (batches and kg).
     Storage starts when the waste came into the organization's hands: a container's when the
-    first of the batches put into it did (down through containers of containers), as the
-    overdue-storage alert counts, so packing old bags does not restart the clock."""
+    first of the batches put into it did (down through containers of containers), not when the
+    empty box was tagged (`movements.tagging_clock`, which the overdue-storage alert reads too),
+    so packing old bags does not restart the clock."""
     start, end = period_bounds(date_from, date_to, timezone)
     as_of = min(end, now or datetime.now(UTC))
     org = scope.organization.id
@@ -108,7 +109,9 @@ async def inventory(
         lambda: {key: dict(zero) for key in ("opening", "incoming", "outgoing", "closing")}
     )
     categories: dict[str, str] = {}
-    since: dict[int, datetime] = {}
+    # When each batch held began to count as stored: None while a container the organization
+    # tagged waits for the first of its batches (`clock_at`).
+    clock: dict[int, datetime | None] = {}
 
     def add(part: str, row: dict[str, Any]) -> None:
         cell = balance[row["category_id"]][part]
@@ -124,20 +127,24 @@ async def inventory(
             opening = dict(holding)
         if r["custodian"] == org:
             holding[r["batch_id"]] = r
-            since[r["batch_id"]] = aware(r["moved_at"])
+            clock[r["batch_id"]] = aware(r["clock_at"]) if r["clock_at"] else None
         elif holding.pop(r["batch_id"], None) is not None:
             # An aggregation in effect: one a correction undid is no movement at all
             # (`custody.aggregations.aggregation_undone`), so the container never takes the
             # bag's clock.
             container = r["related_batch_id"] if r["event_type"] == EventType.aggregated else None
             if container in holding:
-                since[container] = min(since[container], since[r["batch_id"]])
+                started = (clock[container], clock[r["batch_id"]])
+                clock[container] = min((c for c in started if c is not None), default=None)
         if in_period:
             add("incoming" if r["custodian"] == org else "outgoing", r)
     for r in (holding if opening is None else opening).values():
         add("opening", r)
     for r in holding.values():
         add("closing", r)
+    # A container whose batches were put in after the period (or by another organization)
+    # held nothing of this one's yet: its own tagging is all there is to count from.
+    since = {b: clock[b] or aware(r["moved_at"]) for b, r in holding.items()}
     names = await organization_names(list(holding.values()), "producer_id", "carrier_id")
     batches = []
     for r in sorted(holding.values(), key=lambda r: (since[r["batch_id"]], r["batch_id"])):

@@ -1,0 +1,151 @@
+"""The alert rules beside a manifest under way, and the settings they read: a batch on an
+arrived manifest waits for the receiver's decision, not idle; `POST /m/v1/alerts/refresh`
+judges by the app's thresholds and counts the decision's days in the app's time zone."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from mobile_api.app import create_app
+from tests.factories import World, medical_bag
+from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
+    NOW,
+    Parties,
+    call,
+    drive_to_arrival,
+    parties,
+    sign_leg,
+    sign_producer,
+)
+from wastetrack.alerts import service as alerts
+from wastetrack.alerts.models import Alert
+from wastetrack.batches.models import Batch
+from wastetrack.core.settings import Settings, get_settings
+from wastetrack.manifests.models import Manifest
+from wastetrack.manifests.receiving import decision_due
+
+CITY = ZoneInfo("Asia/Shanghai")
+
+
+async def drums_tagged(client: httpx.AsyncClient, world: World, at: datetime) -> list[str]:
+    """Two drums of waste oil the maker tagged at `at`, for a manifest to list."""
+    codes = []
+    for _ in range(2):
+        drum = medical_bag(
+            stream="hazardous",
+            category="hw.08",
+            waste_code="900-249-08",
+            hazard=["T", "I"],
+            quantity="400",
+            device_time=at.isoformat(),
+        )
+        drum.pop("event_type")
+        made = await client.post("/m/v1/batches", json=drum, headers=world.headers("maker"))
+        assert made.status_code == 201, made.text
+        codes.append(made.json()["code"])
+    return codes
+
+
+async def test_a_batch_on_an_arrived_manifest_is_not_idle_while_the_decision_is_due(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    """Arrived on 30 September, decided by the end of 13 October (National Day, and the
+    Saturday worked after it): a week on, the drums are still `in_transit` (an arrival writes
+    no custody event), and the manifest's own deadline watches them, not idle_batch."""
+    parties.body["batches"] = await drums_tagged(
+        client, world, datetime(2026, 9, 29, 8, tzinfo=CITY)
+    )
+    arrived = await drive_to_arrival(
+        client, world, parties, arrived=datetime(2026, 9, 30, 8, tzinfo=CITY)
+    )
+    assert datetime.fromisoformat(arrived["decision_due_at"]) == datetime(2026, 10, 14, tzinfo=CITY)
+    states = await Batch.filter(code__in=parties.body["batches"]).values_list("state", flat=True)
+    assert set(states) == {"in_transit"}
+    await alerts.refresh(now=datetime(2026, 10, 7, 8, tzinfo=CITY))
+    assert await Alert.filter(kind=alerts.IDLE_BATCH).count() == 0
+    await alerts.refresh(now=datetime(2026, 10, 14, 8, tzinfo=CITY))
+    assert await Alert.filter(acknowledged_at=None).values_list("kind", flat=True) == [
+        alerts.MANIFEST_OVERDUE
+    ]
+
+
+async def test_a_batch_handed_over_on_a_submitted_manifest_no_carrier_signed_is_idle(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    """The producer signed (the drums handed over to the first carrier), the carrier never
+    signed its leg: no manifest alert watches them yet (leg_overdue needs a signed leg), so
+    idle_batch does, once they have lain a week."""
+    made = (await call(client, world, "maker", "", parties.body)).json()
+    handed = NOW - timedelta(hours=2)
+    assert (await sign_producer(client, world, made["id"], handed)).status_code == 200
+    assert (await Manifest.get(id=made["id"])).state == "submitted"
+    week = timedelta(hours=get_settings().idle_batch_hours)
+    await alerts.refresh(now=handed + week - timedelta(minutes=1))
+    assert await Alert.filter(kind=alerts.IDLE_BATCH).count() == 0
+    await alerts.refresh(now=handed + week + timedelta(minutes=1))
+    idle = await Alert.filter(kind=alerts.IDLE_BATCH).values_list("details", flat=True)
+    assert sorted(d["code"] for d in idle) == sorted(parties.body["batches"])  # type: ignore[index]
+    assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 0
+
+
+async def client_of(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, manage_database=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def hourly(settings: Settings, orm: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+    """An app whose legs are overdue after an hour, where the process's settings say 48."""
+    assert get_settings().leg_overdue_hours != 1
+    async for c in client_of(settings.model_copy(update={"leg_overdue_hours": 1})):
+        yield c
+
+
+@pytest.fixture
+async def in_utc(settings: Settings, orm: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+    """An app whose city keeps UTC, where the process's settings say Asia/Shanghai."""
+    assert get_settings().timezone != "UTC"
+    async for c in client_of(settings.model_copy(update={"timezone": "UTC"})):
+        yield c
+
+
+async def test_the_refresh_route_judges_legs_by_the_apps_threshold(
+    hourly: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    made = (await call(hourly, world, "maker", "", parties.body)).json()
+    assert (await sign_producer(hourly, world, made["id"])).status_code == 200
+    signed = await sign_leg(hourly, world, made["id"], 1, "carrier", NOW - timedelta(hours=2))
+    assert signed.status_code == 200, signed.text
+    refreshed = await hourly.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    assert refreshed.status_code == 200, refreshed.text
+    (alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE)
+    assert alert.subject == f"{made['number']}:1"
+
+
+async def test_the_refresh_route_keeps_the_deadline_the_apps_time_zone_set(
+    in_utc: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    """An arrival at 16:30 UTC is on one day in UTC and on the next in Shanghai: the round
+    counts the receiver's 5 working days from the app's day, as the arrival did."""
+    day = (NOW - timedelta(days=3)).date()
+    at = datetime(day.year, day.month, day.day, 16, 30, tzinfo=UTC)
+    parties.body["batches"] = await drums_tagged(in_utc, world, at - timedelta(days=1))
+    arrived = await drive_to_arrival(in_utc, world, parties, arrived=at)
+    due, _ = await decision_due(arrived_at=at, timezone="UTC")
+    assert datetime.fromisoformat(arrived["decision_due_at"]) == due
+    refreshed = await in_utc.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    assert refreshed.status_code == 200, refreshed.text
+    assert (await Manifest.get(id=arrived["id"])).decision_due_at == due
