@@ -3,10 +3,11 @@
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from mobile_api.deps import (
     AppSettings,
+    CityPeriod,
     CurrentUser,
     ManagerOnly,
     RegionScoped,
@@ -63,13 +64,30 @@ async def assess(
 
 @router.get("/m/v1/metrics/cells", response_model=CellAchievementRead)
 async def achievement(
-    user: RegionScoped, settings: AppSettings, _: ReplicaRead, format: Format = "json"
+    user: RegionScoped,
+    settings: AppSettings,
+    response: Response,
+    _: ReplicaRead,
+    format: Format = "json",
 ) -> Any:
-    """Share of cells currently achieving the standard, per type, against the 70 % target."""
+    """Share of cells achieving the standard today, in all and per type, against the 70 %
+    target (a standing on the day: X-Period is that day)."""
     today = cityday.today(settings.timezone)
+    period = CityPeriod(date_from=today, date_to=today)
+    response.headers.update(period.headers())
     result = await cells.achievement(principal=user, today=today)
     if format != "json":
+        # The headline share (the one judged against the target) first, then each type's;
+        # every row names its day and the target, as the JSON answer does once.
+        rows = [{"cell_type": None, "name_zh": "全部", "share": result["share"]}, *result["types"]]
         return await export(
-            result["types"], name="cells", format=format, timezone=settings.timezone
+            [
+                {"today": result["today"], **row, "target_share": result["target_share"]}
+                for row in rows
+            ],
+            name="cells",
+            format=format,
+            timezone=settings.timezone,
+            headers=period.headers(),
         )
     return result

@@ -40,6 +40,19 @@ STATUS_ZH = {
     "no_data": "暂无数据",
     "no_target": "无量化目标",
 }
+UNITS_ZH = {
+    "communities and villages": "个社区和村庄",
+    "communities": "个社区",
+    "villages": "个村庄",
+    "institutions": "家机构",
+    "containers": "件",
+    "cells": "个细胞",
+    "quality checks": "次检查",
+    "ports": "个渔港",
+    "vessels": "艘船舶",
+}
+"""What a rate's numerator and denominator count (its `unit`), in words; a unit of measure
+(kg, m³) is shown as it is."""
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 templates.env.filters["local_time"] = local_time
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
@@ -98,6 +111,7 @@ async def _zh() -> dict[str, dict[str, str]]:
         "states": {str(k): v for k, v in labels.STATE_LABELS.items()},
         "alerts": alerts.KINDS_ZH,
         "status": STATUS_ZH,
+        "units": UNITS_ZH,
     }
 
 
@@ -158,8 +172,8 @@ def _percent(rate: Any) -> float | None:
 async def overview(
     request: Request, user: Reader, settings: AppSettings, _: ReplicaRead
 ) -> Response:
-    """Indicators against targets, the last 12 months to date by stream, sorting coverage by
-    town, zero-waste cells and open alerts by kind."""
+    """Indicators against targets (each over its own period), the twelve months ending today
+    by stream, sorting coverage by town, zero-waste cells and open alerts by kind."""
     if user is None:
         return RedirectResponse(TO_LOGIN, status_code=303)
     seen = await dashboard.overview(principal=user, timezone=settings.timezone)

@@ -20,20 +20,16 @@ async def overview(
 ) -> Any:
     """Every indicator with baseline, target, actual value with its counts, and status."""
     today = cityday.today(settings.timezone)
-    result = {
-        "status_rule": indicators.STATUS_RULE,
-        "indicators": await indicators.overview(
-            principal=user, today=today, timezone=settings.timezone
-        ),
-    }
+    found = await indicators.overview(principal=user, today=today, timezone=settings.timezone)
     if format != "json":
+        # Each row carries the rule its status follows, as a rate's row carries its definition.
         return await export(
-            list(result["indicators"]),
+            [{**row, "status_rule": indicators.STATUS_RULE} for row in found],
             name="indicators",
             format=format,
             timezone=settings.timezone,
         )
-    return result
+    return {"status_rule": indicators.STATUS_RULE, "indicators": found}
 
 
 @router.post("/{code}/values", response_model=IndicatorValueRead, status_code=201)

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -162,8 +163,23 @@ def test_manager_logs_in_and_sees_every_panel(served: str, browser: webdriver.Ch
         )
     text = browser.find_element(By.ID, "indicators").text
     assert "渔港污水和垃圾收集处置率" in text and "系统计算" in text
-    today = browser.find_element(By.ID, "period").text
-    assert "含本月至今日" in today
+    # Each indicator says its own period (a standing: its day), whatever the page's period.
+    shown = 0
+    for indicator in _manager_get(served, "/m/v1/indicators")["indicators"]:
+        cell = browser.find_element(
+            By.CSS_SELECTOR, f'tr[data-code="{indicator["code"]}"] td.period'
+        )
+        actual = indicator["actual"]
+        if actual is None:
+            assert cell.text == "—"
+            continue
+        start, end = actual.get("period_start"), actual["period_end"]
+        assert cell.text == (f"截至 {end}" if start in (None, end) else f"{start} 至 {end}")
+        shown += 1
+    assert shown >= 2
+    assert "口径：" in text
+    period = browser.find_element(By.ID, "period").text
+    assert "近12个月" in period and "各规划指标的统计期见其所在行" in period
     shot = os.environ.get("WASTETRACK_DASHBOARD_SCREENSHOT")
     if shot:
         browser.save_screenshot(shot)
@@ -225,16 +241,21 @@ def test_alerts_are_grouped_paginated_and_acknowledged_in_bulk(
     )
 
 
-def _a_batch_code(base: str, state: str) -> str:
+def _manager_get(base: str, path: str, params: dict[str, str | int] | None = None) -> Any:
+    """What the API answers the demo's manager on a path."""
     tokens = httpx.post(
         f"{base}/m/v1/auth/token",
         data={"username": "demo_manager", "password": "demo-manager-2025"},
     ).json()
-    page = httpx.get(
-        f"{base}/m/v1/batches",
-        params={"limit": 1, "state": state},
+    return httpx.get(
+        f"{base}{path}",
+        params=params,
         headers={"Authorization": f"Bearer {tokens['access_token']}"},
     ).json()
+
+
+def _a_batch_code(base: str, state: str) -> str:
+    page = _manager_get(base, "/m/v1/batches", {"limit": 1, "state": state})
     return str(page["items"][0]["code"])
 
 

@@ -1,9 +1,12 @@
 """The dashboard's pages through the ASGI app: login, refusals, content."""
 
+import re
+
 import httpx
 
 from tests.custody.helpers import tag_bag
 from tests.factories import PASSWORD, World
+from wastetrack.core import cityday
 
 
 async def login(
@@ -40,6 +43,45 @@ async def test_overview_shows_targets_and_counts(client: httpx.AsyncClient, worl
     assert "cdn" not in page.text.lower()
     script = await client.get("/static/vendor/echarts.min.js")
     assert script.status_code == 200 and len(script.content) > 500_000
+
+
+def indicator_rows(page: str) -> dict[str, str]:
+    """The plan-indicator table's rows by indicator code, as the page's HTML."""
+    return dict(re.findall(r'<tr data-code="([^"]+)">(.*?)</tr>', page, re.S))
+
+
+async def test_each_indicator_shows_its_own_period_unit_and_definition(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Indicators cover different periods (twelve months, 30 days, a standing on the day, an
+    entered year): each row says its own, with its unit and where its definition comes from;
+    the page's period is the twelve months ending today, the flows' own."""
+    today = cityday.today(world.settings.timezone)
+    entered = {"value": "96.5", "period_end": "2025-12-31", "source_note": "市农业农村局年报"}
+    made = await client.post(
+        "/m/v1/indicators/straw_utilization/values", json=entered, headers=world.headers("manager")
+    )
+    assert made.status_code == 201, made.text
+    answer = await client.get("/m/v1/indicators", headers=world.headers("manager"))
+    actuals = {i["code"]: i["actual"] for i in answer.json()["indicators"] if i["actual"]}
+    await login(client, "manager")
+    page = (await client.get("/dashboard")).text
+    rows = indicator_rows(page)
+    assert f"统计期：{cityday.year_to(today)} 至 {today}" in page
+    assert {"small_clinic_collection", "sorting_facility_coverage", "straw_utilization"} <= set(
+        actuals
+    )
+    for code, actual in actuals.items():
+        start, end = actual.get("period_start"), actual["period_end"]
+        said = f"截至 {end}" if start in (None, end) else f"{start} 至 {end}"
+        assert said in rows[code], (code, rows[code])
+        assert "<td>%</td>" in rows[code], code
+    assert f'<td class="period">截至 {today}</td>' in rows["sorting_facility_coverage"]
+    assert '<td class="period">截至 2025-12-31</td>' in rows["straw_utilization"]
+    clinics = rows["small_clinic_collection"]
+    definition = actuals["small_clinic_collection"]["definition"]
+    assert "家机构" in clinics and f"口径：{definition['source']}" in clinics
+    assert f'title="{definition["formula"][:30]}' in clinics  # the formula, on hover
 
 
 async def test_the_overview_names_the_region_its_figures_cover(

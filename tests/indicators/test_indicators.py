@@ -1,5 +1,7 @@
 """The plan's indicators: seeded targets, computed and entered values, status by the rule."""
 
+import csv
+import io
 from datetime import date
 from decimal import Decimal
 
@@ -11,7 +13,7 @@ from tests.ports.test_ports import Harbour, arrive, deliver, delivery, harbour
 from wastetrack.core import cityday
 from wastetrack.indicators import loader
 from wastetrack.indicators.models import Indicator, IndicatorValue
-from wastetrack.indicators.service import status
+from wastetrack.indicators.service import DIRECTIONS, STATUS_RULE, status
 
 __all__ = ["harbour"]  # the ports' fixture, for the port indicator
 
@@ -170,3 +172,63 @@ async def test_the_port_indicator_is_the_headline_under_its_own_definition(
     )
     assert actual["definition"] == headline["definition"]
     assert "the lower of" in actual["definition"]["formula"]
+
+
+def landfill_share(baseline: str | None) -> Indicator:
+    """An indicator where lower is better (a share of waste landfilled), built here: the
+    current edition holds none."""
+    return Indicator(
+        code="landfill_share",
+        name_zh="生活垃圾填埋占比",
+        name_en="share of household waste landfilled",
+        unit="%",
+        baseline=None if baseline is None else Decimal(baseline),
+        target=Decimal("10"),
+        target_text=None,
+        direction="at_most",
+        computed_by=None,
+        section="test",
+        source="test",
+    )
+
+
+async def test_an_at_most_indicator_is_on_track_at_or_below_its_target() -> None:
+    """A cap is met at or below it, at risk within 10 % above it, off track beyond: the same
+    rule as a floor, turned round."""
+    capped = landfill_share(None)
+    mid_plan = date(2023, 7, 1)
+    assert status(capped, Decimal("8"), mid_plan) == "on_track"
+    assert status(capped, Decimal("10"), mid_plan) == "on_track"
+    assert status(capped, Decimal("10.9"), mid_plan) == "at_risk"
+    assert status(capped, Decimal("11"), mid_plan) == "at_risk"
+    assert status(capped, Decimal("12"), mid_plan) == "off_track"
+    assert status(capped, Decimal("95"), mid_plan) == "off_track"
+
+
+async def test_an_at_most_indicator_progresses_down_from_its_baseline() -> None:
+    capped = landfill_share("30")  # 30 → 10
+    mid_plan = date(2023, 7, 1)  # half the plan period elapsed
+    assert status(capped, Decimal("18"), mid_plan) == "on_track"  # 60 % of the way
+    assert status(capped, Decimal("24"), mid_plan) == "at_risk"  # 30 %, within 25 points
+    assert status(capped, Decimal("29"), mid_plan) == "off_track"  # 5 %
+    assert status(capped, Decimal("35"), mid_plan) == "off_track"  # worse than the baseline
+    assert status(capped, Decimal("9"), mid_plan) == "on_track"
+
+
+async def test_status_knows_every_direction_of_the_edition() -> None:
+    assert {i["direction"] for i in loader.read_edition()["items"]} <= set(DIRECTIONS)
+    assert "at_most" in STATUS_RULE and "110 %" in STATUS_RULE
+
+
+async def test_the_spreadsheet_carries_the_status_rule(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The status column is defined in the file itself, as a rate's row carries its
+    definition."""
+    answer = await client.get(
+        "/m/v1/indicators", params={"format": "csv"}, headers=world.headers("manager")
+    )
+    assert answer.status_code == 200, answer.text
+    table = list(csv.DictReader(io.StringIO(answer.text.lstrip("\ufeff"))))
+    assert table and all(row["status_rule"] == STATUS_RULE for row in table)
+    assert list(table[0]).index("status_rule") == list(table[0]).index("status") + 1

@@ -1,6 +1,6 @@
 """The managers' overview: one typed answer composed from the metrics every other view also
-serves — the plan's indicators, the last 12 months by stream, sorting coverage, zero-waste
-cells and open alerts — so the page only lays it out."""
+serves — the plan's indicators, the twelve months ending today by stream, sorting coverage,
+zero-waste cells and open alerts — so the page only lays it out."""
 
 from dataclasses import dataclass
 from datetime import date
@@ -43,10 +43,13 @@ class Overview:
     area: str
     """The name of the region the figures cover: the reader's."""
     months: list[date]
-    """The first days of the last 12 months, the current one included."""
+    """The first days of the 12 calendar months of the monthly chart, the current one
+    included (a month is a chart's bucket, not the period of the figures)."""
     period: tuple[date, date]
-    """The last 12 months up to today, in the city's time zone: the month in progress is
-    where the newest data is."""
+    """The twelve months ending today (cityday.year_to), in the city's days: the period of the
+    stream table and of sorting accuracy, and the same twelve months the plan's flow
+    indicators cover (docs/metrics.md §6), so the page states one period for both. Each
+    indicator still carries its own (a standing is its day)."""
     monthly: dict[str, dict[str, rollups.MonthFigures]]
     streams: list[StreamRow]
     sorting: household.SortingMetrics
@@ -59,7 +62,7 @@ async def overview(*, principal: Principal, timezone: str) -> Overview:
     """What the manager's region holds today, by the city's calendar."""
     today = cityday.today(timezone)
     months = last_twelve_months(today)
-    period_from, period_to = months[0], today
+    period_from, period_to = cityday.year_to(today), today
     region = principal.region_path
     area = await Region.get_or_none(path=region).values_list("name", flat=True)
     return Overview(

@@ -20,11 +20,18 @@ from wastetrack.ports import metrics as port_metrics
 
 PLAN_START, PLAN_END = date(2021, 1, 1), date(2025, 12, 31)
 AT_RISK_MARGIN = Decimal("0.25")
+NEAR_TARGET = Decimal("0.10")
+DIRECTIONS: dict[str, int] = {"at_least": 1, "at_most": -1}
+"""Which way an indicator improves (its `direction` in the edition): +1 when higher is better,
+-1 when lower is (a landfill share). STATUS_RULE and status() read it, so a cap is never judged
+as a floor."""
 STATUS_RULE = (
-    "with a 2020 baseline: on track when progress from baseline to target is at least the "
-    "elapsed share of 2021–2025 at the end of the value's period, at risk within 25 points of "
-    "it, off track below; without a baseline: on track at or above target, at risk within "
-    "10 % of it, off track below"
+    "a target is met at or above it (direction at_least) or at or below it (at_most); a value "
+    "that meets it is on track; otherwise, with a 2020 baseline short of the target: on track "
+    "when progress from baseline to target is at least the elapsed share of 2021–2025 at the end "
+    "of the value's period, at risk within 25 points of it, off track below; otherwise: at risk "
+    "when short of the target by at most 10 % of it (at least 90 % of it for at_least, at most "
+    "110 % for at_most), off track beyond"
 )
 
 Status = Literal["on_track", "at_risk", "off_track", "no_data", "no_target"]
@@ -121,16 +128,21 @@ async def _computed(
 def status(indicator: Indicator, value: Decimal | None, as_of: date) -> Status:
     """on_track, at_risk, off_track, no_data or no_target, by STATUS_RULE, for a value as of
     the end of its own period (an entered year's figure is judged at that year's end, not at
-    the day it is read)."""
+    the day it is read). Every comparison is made on the shortfall signed by the indicator's
+    direction, so an at_most indicator's band lies above its target, never below."""
     if value is None:
         return "no_data"
     if indicator.target is None:
         return "no_target"
+    sign = DIRECTIONS[indicator.direction]
     target = Decimal(indicator.target)
-    if value >= target:
+    shortfall = (target - value) * sign
+    if shortfall <= 0:
         return "on_track"
-    if indicator.baseline is not None and target != Decimal(indicator.baseline):
-        baseline = Decimal(indicator.baseline)
+    baseline = None if indicator.baseline is None else Decimal(indicator.baseline)
+    # Progress is a share of the way from baseline to target whichever way the target lies;
+    # it means something only while the baseline itself fell short of the target.
+    if baseline is not None and (target - baseline) * sign > 0:
         progress = (value - baseline) / (target - baseline)
         elapsed = (
             Decimal(min(max((as_of - PLAN_START).days, 0), (PLAN_END - PLAN_START).days))
@@ -139,7 +151,7 @@ def status(indicator: Indicator, value: Decimal | None, as_of: date) -> Status:
         if progress >= elapsed:
             return "on_track"
         return "at_risk" if progress >= elapsed - AT_RISK_MARGIN else "off_track"
-    return "at_risk" if value >= target * Decimal("0.9") else "off_track"
+    return "at_risk" if shortfall <= abs(target) * NEAR_TARGET else "off_track"
 
 
 async def overview(*, principal: Principal, today: date, timezone: str) -> list[IndicatorStatus]:
