@@ -188,7 +188,7 @@ async def test_a_failed_county_reassessment_refuses_a_city_assessment_as_the_ora
     """County passed on 2025-01-10 and failed on 2025-06-01: a city assessment on 2025-07-01
     is refused (409 naming `level`), since an earlier pass does not outlast a failed
     re-assessment (docs/metrics.md §6). The randomized reference checks hold the service
-    against `reference_indicators.may_assess`, which must read the history the same way."""
+    against `reference_indicators.may_record`, which must read the history the same way."""
     cell = await make_cell(world)
     history = [("2025-01-10", "achieved"), ("2025-06-01", "not_achieved")]
     for on, tier in history:
@@ -204,9 +204,9 @@ async def test_a_failed_county_reassessment_refuses_a_city_assessment_as_the_ora
         ref.Assessment(cell=cell.id, level="county", on=date.fromisoformat(on), tier=tier, order=i)
         for i, (on, tier) in enumerate(history)
     ]
-    assert not ref.may_assess(made, cell=cell.id, level="city", on=date(2025, 7, 1))
+    assert not ref.may_record(made, cell=cell.id, level="city", on=date(2025, 7, 1))
     # Before the failed re-assessment the pass stood, for the oracle as for the service.
-    assert ref.may_assess(made, cell=cell.id, level="city", on=date(2025, 5, 31))
+    assert ref.may_record(made, cell=cell.id, level="city", on=date(2025, 5, 31))
 
 
 @pytest.mark.parametrize(

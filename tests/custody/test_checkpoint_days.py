@@ -4,6 +4,7 @@ scan of the whole custody log (which at ten million events took seconds each rou
 import json
 from datetime import UTC, datetime, timedelta
 
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from wastetrack.custody import checkpoints, partitions
@@ -19,14 +20,14 @@ async def _plan(sql: str, params: list[object]) -> object:
     return json.loads(plan) if isinstance(plan, str) else plan
 
 
-def _read(plan: object, node_type: str) -> set[str]:
-    """The custody log's relations that nodes of this type read in the plan."""
+def _read(plan: object, node_type: str, name: str = "Relation Name") -> set[str]:
+    """The custody log's relations (or indexes) that nodes of this type read in the plan."""
     found: set[str] = set()
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
             if node.get("Node Type") == node_type:
-                found.add(str(node.get("Relation Name")))
+                found.add(str(node.get(name)))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -48,3 +49,15 @@ async def test_a_days_events_and_the_days_to_seal_are_read_by_index(orm: list[st
     ):
         assert _read(plan, "Seq Scan") == set()
         assert _read(plan, "Bitmap Heap Scan") == made  # every partition, each by its index
+        # ... the partitions' copies of migration 0044's BRIN index, not some other index.
+        used = _read(plan, "Bitmap Index Scan", "Index Name")
+        rows = await connections.get("default").execute_query_dict(
+            "SELECT i.relname, a.amname, p.relname AS parent FROM pg_class i"
+            " JOIN pg_am a ON a.oid = i.relam JOIN pg_inherits h ON h.inhrelid = i.oid"
+            " JOIN pg_class p ON p.oid = h.inhparent WHERE i.relname = ANY($1::text[])",
+            [sorted(used)],
+        )
+        assert len(used) == len(made)
+        assert {(r["relname"], r["amname"], r["parent"]) for r in rows} == {
+            (index, "brin", "custody_event_server_time_brin") for index in used
+        }

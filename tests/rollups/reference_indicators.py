@@ -145,41 +145,48 @@ def tier(criteria: list[dict[str, Any]], values: dict[str, Decimal | None], scor
     return "achieved" if total >= scores["achieved_score"] else "not_achieved"
 
 
-def level_stands(assessments: Iterable[Assessment], *, cell: int, level: str, on: date) -> bool:
-    """The cell's latest assessment at `level` on or before the day (by date, then the later
-    record) among those that count passed, and the day is before its expiry."""
-    made = list(assessments)
-    at_level = [
-        a for a in made if a.cell == cell and a.level == level and a.on <= on and counts(made, a)
-    ]
-    if not at_level:
-        return False
-    latest = max(at_level, key=lambda a: (a.on, a.order))
-    return latest.tier in PASSED and on < expiry(latest.on)
-
-
-def counts(assessments: list[Assessment], assessment: Assessment) -> bool:
-    """A level above county counts only while the level below stands on its day, read from
-    the whole history: a failed re-assessment below, dated on or before it and recorded after
-    it, takes it down as it would have refused it (docs/metrics.md §6)."""
-    index = LEVELS.index(assessment.level)
-    return index == 0 or level_stands(
-        assessments, cell=assessment.cell, level=LEVELS[index - 1], on=assessment.on
+def _replayed(assessments: Iterable[Assessment], cell: int) -> list[Assessment]:
+    """The cell's assessments that stand: replayed in the order of their dates (on one date the
+    lower level first, then the order recorded), each kept only if `may_assess` allows it
+    among those kept before — the history as if every assessment had been recorded on its
+    day, so a failed re-assessment below recorded late refuses what it predates."""
+    kept: list[Assessment] = []
+    ordered = sorted(
+        (a for a in assessments if a.cell == cell),
+        key=lambda a: (a.on, LEVELS.index(a.level), a.order),
     )
+    for assessment in ordered:
+        if may_assess(kept, cell=cell, level=assessment.level, on=assessment.on):
+            kept.append(assessment)
+    return kept
 
 
 def may_assess(assessments: Iterable[Assessment], *, cell: int, level: str, on: date) -> bool:
-    """A level above county needs the level below to stand on the day: an earlier pass does
-    not outlast a failed re-assessment (docs/metrics.md §6)."""
+    """A level above county needs the latest assessment of the level below on or before the
+    day (by date, then the later record) to have passed and not expired: an earlier pass does
+    not outlast a failed re-assessment (docs/metrics.md §6). `assessments` are those that
+    stand."""
     index = LEVELS.index(level)
-    return index == 0 or level_stands(assessments, cell=cell, level=LEVELS[index - 1], on=on)
+    if index == 0:
+        return True
+    below = [
+        a for a in assessments if a.cell == cell and a.level == LEVELS[index - 1] and a.on <= on
+    ]
+    if not below:
+        return False
+    latest = max(below, key=lambda a: (a.on, a.order))
+    return latest.tier in PASSED and on < expiry(latest.on)
+
+
+def may_record(assessments: Iterable[Assessment], *, cell: int, level: str, on: date) -> bool:
+    """Whether the service takes an assessment now: `may_assess` among those that stand."""
+    return may_assess(_replayed(assessments, cell), cell=cell, level=level, on=on)
 
 
 def achieved_on(assessments: Iterable[Assessment], *, cell: int, day: date) -> bool:
-    """The cell's latest assessment up to the day that counts (by date; on one date the
-    higher level, then the later record) passed, and the day is before its expiry."""
-    everything = list(assessments)
-    made = [a for a in everything if a.cell == cell and a.on <= day and counts(everything, a)]
+    """The cell's latest standing assessment up to the day (by date; on one date the higher
+    level, then the later record) passed, and the day is before its expiry."""
+    made = [a for a in _replayed(assessments, cell) if a.on <= day]
     if not made:
         return False
     latest = max(made, key=lambda a: (a.on, LEVELS.index(a.level), a.order))

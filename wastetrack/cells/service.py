@@ -31,7 +31,9 @@ ACHIEVEMENT_DEFINITION: Definition = {
         "registered cells whose latest assessment on or before the day (by assessment date; on"
         " the same date the higher level — province, city, county — then the later record)"
         " passed, the day being strictly before the same calendar date three years on"
-        " (29 February → 28 February) ÷ registered cells; target 70 %"
+        " (29 February → 28 February) ÷ registered cells; an assessment above county counts"
+        " only while the level below, by its latest assessment on or before that assessment's"
+        " day, is achieved and unexpired on it, read from the whole history; target 70 %"
     ),
     "source": (
         "荣成市“十四五”生态环境保护规划 第九章第四节"
