@@ -30,7 +30,8 @@ class Arrival(Schema):
 
 class Decision(DecisionCommand):
     """The receiver's decision, signing its section: accepted (with the method), partially
-    accepted or rejected (with the reason), and what it found different."""
+    accepted or rejected (with the reason), the quantity received, perhaps each batch's weight
+    as weighed (`weights_kg`), and what it found different."""
 
 
 class RevisionCreate(RevisionCommand):

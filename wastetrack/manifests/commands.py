@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict
 
 from wastetrack.core import keys
-from wastetrack.core.commands import Command, Hazard, Id, Moment, Scanned, Text, rule_error
+from wastetrack.core.commands import Command, Hazard, Id, Key, Moment, Scanned, Text, rule_error
 from wastetrack.custody.commands import EventCommand
 
 # The declaration's fields, as the draft states them and a revision changes them (the columns'
@@ -21,6 +21,11 @@ PhysicalForm = Annotated[Text, Field(min_length=1, max_length=32, description="e
 Packaging = Annotated[Text, Field(min_length=1, max_length=64, description="e.g. 200L铁桶×4")]
 Quantity = Annotated[Decimal, Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)]
 EmergencyMeasures = Annotated[Text, Field(min_length=1, max_length=2000)]
+MAX_BATCHES = 200
+"""The most batches one manifest lists (one vehicle trip)."""
+# A batch's weighing on its receipt, as the receiver states it: a custody event's `weight_kg`
+# (its bound and precision), and above zero, as waste received is something.
+BatchWeight = Annotated[Decimal, Field(gt=0, le=100_000, max_digits=12, decimal_places=3)]
 
 
 class LegCommand(Command):
@@ -43,7 +48,9 @@ class ManifestCommand(Command):
     quantity_kg: Quantity
     emergency_measures: EmergencyMeasures
     batches: list[Scanned] = Field(
-        min_length=1, max_length=200, description="batch codes, QR URLs or HJ 1276 数字识别码"
+        min_length=1,
+        max_length=MAX_BATCHES,
+        description="batch codes, QR URLs or HJ 1276 数字识别码",
     )
     receiver_organization_id: Id
     legs: list[LegCommand] = Field(min_length=1, max_length=5)
@@ -67,10 +74,20 @@ class FoundCommand(Command):
 
 class DecisionCommand(Command):
     """The receiver's decision: accepted in whole or part (with the method) or rejected (with
-    the reason), the quantity received and what differed from the declaration."""
+    the reason), the quantity received, perhaps as weighed batch by batch, and what differed
+    from the declaration."""
 
     decision: Literal["accepted", "partially_accepted", "rejected"]
     received_quantity_kg: Decimal = Field(ge=0, le=1_000_000, max_digits=12, decimal_places=3)
+    weights_kg: dict[Key, BatchWeight] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BATCHES,
+        description="accepted in whole or part: each batch's weighing (batch code: kg), one for"
+        " every batch of the manifest, adding up to received_quantity_kg; each batch's receipt"
+        " is weighed as stated. Default: received_quantity_kg shared by the batches' declared"
+        " masses, which a batch of no known mass beside others has not",
+    )
     method: Text | None = Field(None, max_length=8, description="利用/处置方式 (R/D code)")
     # Recorded on each batch's receipt too, so no longer than a custody event's reason.
     reason: Text | None = Field(None, max_length=1000)
@@ -82,6 +99,17 @@ class DecisionCommand(Command):
             raise rule_error("method", "method is required when waste is accepted")
         if self.decision != "accepted" and not self.reason:
             raise rule_error("reason", "reason is required when waste is refused in whole or part")
+        if self.weights_kg is not None:
+            # Sent on a rejection, they would be dropped unseen: its receipts weigh nothing.
+            if self.decision == "rejected":
+                raise rule_error("weights_kg", "a rejection weighs no batch: send no weights_kg")
+            stated = sum(self.weights_kg.values(), Decimal(0))
+            if stated != self.received_quantity_kg:
+                raise rule_error(
+                    "weights_kg",
+                    f"the batches' weights add up to {stated} kg, not to the"
+                    f" received_quantity_kg {self.received_quantity_kg}",
+                )
         return self
 
 

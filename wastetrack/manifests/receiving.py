@@ -126,10 +126,11 @@ async def decide(
     known = {code: remainders.known_kg(snapshot, held[code]) for code in manifest.batch_codes}
     # A rejection weighs nothing (its receipts carry no weight); the rest is checked before
     # anything is written, so that a refusal changes nothing.
-    weights: list[Decimal | None] = [None] * len(known)
+    weights: dict[str, Decimal | None] = dict.fromkeys(manifest.batch_codes)
     if decision.decision != "rejected":
-        weights = list(_allocated(decision.received_quantity_kg, known))
-        _check_refuses_a_part(decision, list(known.values()))
+        weighed = _weighed(decision, known)
+        _check_refuses_a_part(decision, known, weighed)
+        weights.update(weighed)
     found: list[tuple[str, str, str]] = []
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
         found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
@@ -154,13 +155,13 @@ async def decide(
                 **({} if weight is None else {"weight_kg": weight}),
                 "note": f"联单 {manifest.number}",
             }
-            for code, weight in zip(manifest.batch_codes, weights, strict=True)
+            for code, weight in weights.items()
         ],
         secret,
-        # A batch's share of the quantity received must be a weight a batch may have; a
-        # receipt's outcome is the decision.
+        # A batch's weight (its share of the quantity received, or as stated) must be one a
+        # batch may have; a receipt's outcome is the decision.
         fields={
-            "weight_kg": "received_quantity_kg",
+            "weight_kg": "received_quantity_kg" if decision.weights_kg is None else "weights_kg",
             "device_time": "arrived_at",
             "outcome": "decision",
         },
@@ -182,29 +183,67 @@ async def decide(
     return await get_manifest(principal=principal, manifest_id=manifest_id)
 
 
-def _check_refuses_a_part(decision: DecisionCommand, known: list[Decimal | None]) -> None:
-    """A partial acceptance refuses a part of what the batches declared (the mass each
-    receipt is set against, `remainders.declared_kg`): received whole, nothing would be split
-    off to go back, and the manifest would say partly refused of waste received in full. A
-    batch of no known mass declares nothing to refuse a part of (several such are refused
-    before, by `_allocated`)."""
+def _weighed(decision: DecisionCommand, known: dict[str, Decimal | None]) -> dict[str, Decimal]:
+    """Each batch's weighing on its receipt (`known`: the manifest's batches, by code, with
+    their declared masses): as the receiver stated it, one for every batch and none for
+    another (the command checked that they add up to the quantity received), else the
+    quantity received shared by the declared masses (`_allocated`)."""
+    stated = decision.weights_kg
+    if stated is None:
+        return dict(zip(known, _allocated(decision.received_quantity_kg, known), strict=True))
+    for code in stated:
+        if code not in known:
+            raise ValidationFailed(
+                f"batch {code} is not on this manifest (its batches: {', '.join(known)})",
+                field=f"weights_kg.{code}",
+            )
+    missing = [code for code in known if code not in stated]
+    if missing:
+        raise ValidationFailed(
+            f"weights_kg gives no weight for batch {', '.join(missing)}: state one for every"
+            " batch of the manifest",
+            field="weights_kg",
+        )
+    return {code: stated[code] for code in known}
+
+
+def _check_refuses_a_part(
+    decision: DecisionCommand,
+    known: dict[str, Decimal | None],
+    weighed: dict[str, Decimal],
+) -> None:
+    """A partial acceptance refuses a part of what a batch declared: custody splits each
+    batch's refused part off its receipt as the batch's declared mass less its weight
+    (`remainders.refused_kg`), so at least one batch must weigh less than it declared.
+    Received whole, nothing would be split off to go back, and the manifest would say partly
+    refused of waste received in full. A batch of no known mass declares nothing a part could
+    be refused of: it is received whole, at its weight (several such, without weights, are
+    refused before, by `_allocated`)."""
     if decision.decision != "partially_accepted":
         return
-    if any(mass is None for mass in known):
+    if any(mass is not None and weighed[code] < mass for code, mass in known.items()):
+        return
+    if all(mass is None for mass in known.values()):
         raise RuleViolation(
-            "a partial acceptance refuses a part of what the batch declared, and it declares no"
-            " known mass (counted in items or m³, with no catalog estimate), so no part of it"
-            " can be told from the rest: accept it whole or reject it",
+            "a partial acceptance refuses a part of what a batch declared, and no batch here"
+            " declares a known mass (counted in items or m³, with no catalog estimate), so no"
+            " part can be told from the rest: accept the waste whole or reject it",
             field="decision",
         )
-    declared = sum((mass for mass in known if mass is not None), Decimal(0))
-    if decision.received_quantity_kg >= declared:
+    if decision.weights_kg is not None:
         raise ValidationFailed(
-            f"a partial acceptance refuses a part of the {declared} kg the batches declared:"
-            f" received_quantity_kg {decision.received_quantity_kg} leaves none (accept the"
-            " waste instead)",
-            field="received_quantity_kg",
+            "a partial acceptance refuses a part of what a batch declared: weights_kg weighs"
+            " every batch at or above its declared mass (kg, or the catalog's estimate), which"
+            " leaves none (accept the waste instead)",
+            field="weights_kg",
         )
+    declared = sum((mass for mass in known.values() if mass is not None), Decimal(0))
+    raise ValidationFailed(
+        f"a partial acceptance refuses a part of the {declared} kg the batches declared:"
+        f" received_quantity_kg {decision.received_quantity_kg} leaves none (accept the"
+        " waste instead)",
+        field="received_quantity_kg",
+    )
 
 
 def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[Decimal]:
@@ -213,27 +252,35 @@ def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[D
     their declared masses are (kg, or the catalog's estimate for items and m³), to the gram by
     the largest remainders: each share rounded down, the grams left over one each to the
     shares that lost most, so the weights add up to what the decision states and none is below
-    zero.
+    zero. A known mass of 0 kg (a small estimate, rounded) is a mass: its share is none.
 
     A weighing is a measurement (docs/metrics.md §3): beside other batches, one of no known
     mass has no share to be given, and any weight set on it (none, an equal part) would be made
-    up yet counted as measured, and its neighbours' weights would be off by as much. The
-    decision states one quantity for the whole manifest, not a weight per batch, so such a
-    share is refused (409 naming `decision`) before anything is written."""
+    up yet counted as measured, and its neighbours' weights would be off by as much; masses
+    that add up to nothing give no proportion to share by. Such a share is refused (409 naming
+    `decision`) before anything is written: the receiver states each batch's weight
+    (`weights_kg`) instead."""
     if len(declared) == 1:
         return [received]
-    unknown = [code for code, mass in declared.items() if not mass]
+    unknown = [code for code, mass in declared.items() if mass is None]
     if unknown:
         raise RuleViolation(
             "the quantity received is shared among the batches by their declared masses, and"
             f" batch {', '.join(unknown)} declares none known (counted in items or m³, with no"
-            " catalog estimate): its share would be a weighing made up. A decision states one"
-            " quantity for the whole manifest, not a weight per batch: reject the manifest, or"
-            " have the producer correct that batch's tagging to its mass in kg, then decide",
+            " catalog estimate): its share would be a weighing made up. Send each batch's"
+            " weight as weighed on arrival in weights_kg (batch code: kg, adding up to"
+            " received_quantity_kg), or reject the manifest",
             field="decision",
         )
-    masses = [mass for mass in declared.values() if mass]
+    masses = [mass for mass in declared.values() if mass is not None]
     total = sum(masses, Decimal(0))
+    if total == 0:
+        raise RuleViolation(
+            "the quantity received is shared among the batches by their declared masses, and"
+            " these add up to 0 kg: no share can be told. Send each batch's weight as weighed"
+            " on arrival in weights_kg (batch code: kg, adding up to received_quantity_kg)",
+            field="decision",
+        )
     gram = Decimal("0.001")
     exact = [received * mass / total for mass in masses]
     shares = [value.quantize(gram, ROUND_DOWN) for value in exact]

@@ -1,0 +1,222 @@
+"""The receiver's decision weighing each batch as stated (`weights_kg`), as e-Manifest records
+the quantity received per waste line: a batch of no known mass beside others is received at
+its weighing, never at a made-up share; a refused part is each batch's declared mass less its
+weight; a weight that is not one for each batch of the manifest is refused, changing nothing."""
+
+from decimal import Decimal
+
+import httpx
+import pytest
+from pydantic import TypeAdapter
+
+from tests.factories import World
+from tests.manifests.test_custody_rules import PARTLY, tag_oil
+from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
+    Parties,
+    call,
+    drive_to_arrival,
+    parties,
+)
+from wastetrack.batches.models import Batch
+from wastetrack.core.errors import RuleViolation
+from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import EventType
+from wastetrack.manifests.commands import BatchWeight
+from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
+from wastetrack.manifests.receiving import _allocated
+
+ACCEPTED = {"decision": "accepted", "method": "R9"}
+
+
+async def receipts(codes: list[str]) -> dict[str, Decimal | None]:
+    """Each batch's receipt weight, by code."""
+    events = await CustodyEvent.filter(
+        batch__code__in=codes, event_type=EventType.received
+    ).select_related("batch")
+    return {e.batch.code: e.weight_kg for e in events}
+
+
+async def weight_alerts(client: httpx.AsyncClient, world: World) -> list[str]:
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    return [a["details"]["code"] for a in listed if a["kind"] == "weight_discrepancy"]
+
+
+async def beside_a_drum(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> tuple[int, str, str]:
+    """The first 400 kg batch beside a drum counted as one item (no catalog estimate: no known
+    mass), on a manifest driven to arrival: its id, the batch's code and the drum's."""
+    oil, drum = parties.batches[0], await tag_oil(client, world, quantity="1", unit="count")
+    body = {**parties.body, "batches": [oil, drum], "quantity_kg": "600"}
+    arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
+    return arrived["id"], oil, drum
+
+
+async def test_a_drum_of_no_known_mass_is_accepted_at_the_weight_stated_for_it(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Each batch's receipt is weighed as the receiver states it, the drum's a measurement:
+    the batch in kg weighed as it declared raises no weight discrepancy, nothing is split."""
+    mid, oil, drum = await beside_a_drum(client, world, parties)
+    weights = {oil: "400", drum: "183.5"}
+    decision = {**ACCEPTED, "received_quantity_kg": "583.5", "weights_kg": weights}
+    decided = await call(client, world, "plant", f"/{mid}/decision", decision)
+    assert decided.status_code == 200, decided.text
+    assert (decided.json()["state"], decided.json()["received_quantity_kg"]) == (
+        "accepted",
+        "583.500",
+    )
+    assert await receipts([oil, drum]) == {oil: Decimal("400.000"), drum: Decimal("183.500")}
+    assert await weight_alerts(client, world) == []
+    originals = await Batch.filter(code__in=[oil, drum]).values_list("id", flat=True)
+    assert not await Batch.filter(split_from_id__in=originals).exists()
+
+
+async def test_stated_weights_are_not_shared_by_the_declared_masses(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Two batches of 400 kg, 790 kg received: weighed 450 and 340 kg, they are received so
+    (shared, they would be 395 kg each), and the one weighed off its declaration is flagged."""
+    arrived = await drive_to_arrival(client, world, parties)
+    first, second = parties.batches
+    weights = {first: "450", second: "340"}
+    decision = {**ACCEPTED, "received_quantity_kg": "790", "weights_kg": weights}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+    assert decided.status_code == 200, decided.text
+    assert await receipts(parties.batches) == {
+        first: Decimal("450.000"),
+        second: Decimal("340.000"),
+    }
+    assert sorted(await weight_alerts(client, world)) == sorted([first, second])
+
+
+async def test_a_partial_acceptance_with_weights_refuses_each_batchs_declared_mass_less_it(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A 400 kg batch weighed 300 kg leaves a refused part of 100 kg; its neighbour weighed
+    above its declaration, and the drum of no known mass, are received whole, nothing split off
+    them: 980 kg received of 800 declared is a partial acceptance all the same."""
+    drum = await tag_oil(client, world, quantity="1", unit="count")
+    first, second = parties.batches
+    body = {**parties.body, "batches": [first, second, drum], "quantity_kg": "980"}
+    arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
+    weights = {first: "300", second: "500", drum: "180"}
+    decision = {**PARTLY, "received_quantity_kg": "980", "weights_kg": weights}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+    assert decided.status_code == 200, decided.text
+    assert await receipts(body["batches"]) == {
+        first: Decimal("300.000"),
+        second: Decimal("500.000"),
+        drum: Decimal("180.000"),
+    }
+    split = await Batch.filter(split_from__code__in=body["batches"]).select_related("split_from")
+    assert [(b.split_from.code, b.quantity, b.state) for b in split] == [
+        (first, Decimal("100.000"), "rejected")
+    ]
+
+
+async def test_a_partial_acceptance_whose_weights_refuse_no_part_is_refused(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Each batch weighed at or above its declared mass leaves no part to refuse, though the
+    drum weighs little: a 422 naming `weights_kg`, nothing decided."""
+    mid, oil, drum = await beside_a_drum(client, world, parties)
+    weights = {oil: "400", drum: "50"}
+    decision = {**PARTLY, "received_quantity_kg": "450", "weights_kg": weights}
+    refused = await call(client, world, "plant", f"/{mid}/decision", decision)
+    assert (refused.status_code, refused.json()["field"]) == (422, "weights_kg"), refused.text
+    assert "leaves none" in refused.json()["detail"]
+    assert (await Manifest.get(id=mid)).state == "arrived"
+    assert await receipts([oil, drum]) == {}
+
+
+async def test_weights_not_one_for_each_batch_of_the_manifest_are_refused(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A code not on the manifest, a batch left out, weights that do not add up to the quantity
+    received, a weight of nothing or beyond what a batch may weigh, weights on a rejection:
+    each a 422 naming the field, in a problem document, and nothing decided."""
+    mid, oil, drum = await beside_a_drum(client, world, parties)
+    stranger = parties.batches[1]
+    refusals = [
+        ({oil: "400", drum: "180", stranger: "1"}, "581", f"weights_kg.{stranger}"),
+        ({oil: "580"}, "580", "weights_kg"),
+        ({oil: "400", drum: "180"}, "600", "weights_kg"),
+        ({oil: "580", drum: "0"}, "580", f"weights_kg.{drum}"),
+        ({oil: "600", drum: "-20"}, "580", f"weights_kg.{drum}"),
+        ({oil: "400", drum: "100000.001"}, "100400.001", f"weights_kg.{drum}"),
+        ({}, "580", "weights_kg"),
+    ]
+    for weights, received, field in refusals:
+        decision = {**ACCEPTED, "received_quantity_kg": received, "weights_kg": weights}
+        refused = await call(client, world, "plant", f"/{mid}/decision", decision)
+        assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    rejected = {
+        "decision": "rejected",
+        "received_quantity_kg": "580",
+        "reason": "桶未称重",
+        "weights_kg": {oil: "400", drum: "180"},
+    }
+    refused = await call(client, world, "plant", f"/{mid}/decision", rejected)
+    assert (refused.status_code, refused.json()["field"]) == (422, "weights_kg"), refused.text
+    manifest = await Manifest.get(id=mid)
+    assert (manifest.state, manifest.decision, manifest.receiver_signed_at) == (
+        "arrived",
+        None,
+        None,
+    )
+    assert await receipts([oil, drum]) == {}
+    assert not await ManifestDiscrepancy.filter(manifest_id=mid).exists()
+    assert {b.state for b in await Batch.filter(code__in=[oil, drum])} == {"in_transit"}
+
+
+async def test_without_weights_a_drum_beside_others_asks_for_each_batchs_weight(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A decision without weights is as before: beside a drum of no known mass, no share is
+    made up (409 naming `decision`), and the refusal says how to decide: a weight per batch."""
+    mid, oil, drum = await beside_a_drum(client, world, parties)
+    decision = {**ACCEPTED, "received_quantity_kg": "580"}
+    refused = await call(client, world, "plant", f"/{mid}/decision", decision)
+    assert (refused.status_code, refused.json()["field"]) == (409, "decision"), refused.text
+    assert "weights_kg" in refused.json()["detail"] and drum in refused.json()["detail"]
+    assert await receipts([oil, drum]) == {}
+
+
+def test_a_known_mass_of_nothing_is_a_mass_but_masses_of_nothing_share_nothing() -> None:
+    """A small estimate rounded to 0.000 kg is a known mass, not a missing one: its share is
+    none, its neighbour's the whole. Masses adding up to nothing give no proportion: refused,
+    asking for a weight per batch."""
+    assert _allocated(Decimal(600), {"A": Decimal(500), "B": Decimal("0.000")}) == [
+        Decimal(600),
+        Decimal(0),
+    ]
+    with pytest.raises(RuleViolation) as refused:
+        _allocated(Decimal(600), {"A": Decimal("0.000"), "B": Decimal("0.000")})
+    assert refused.value.field == "decision" and "weights_kg" in refused.value.detail
+
+
+def test_a_batchs_weight_is_bounded_as_a_custody_events_weight() -> None:
+    """Each stated weight goes on a receipt: the contract allows none a custody event could
+    not hold."""
+    stated = TypeAdapter(BatchWeight).json_schema()["anyOf"][0]
+    event = TypeAdapter(EventCommand).json_schema()["properties"]["weight_kg"]["anyOf"][0]
+    assert stated["maximum"] == event["maximum"], (stated, event)
+    assert stated["exclusiveMinimum"] == event["minimum"] == 0
