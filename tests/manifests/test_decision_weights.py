@@ -123,6 +123,58 @@ async def test_a_partial_acceptance_with_weights_refuses_each_batchs_declared_ma
     assert [(b.split_from.code, b.quantity, b.state) for b in split] == [
         (first, Decimal("100.000"), "rejected")
     ]
+    # Each receipt says what happened to its batch: only the one a part was refused of is
+    # partially accepted; the others were received whole.
+    outcomes = await CustodyEvent.filter(
+        batch__code__in=body["batches"], event_type=EventType.received
+    ).values_list("batch__code", "outcome")
+    assert dict(outcomes) == {
+        first: "partially_accepted",
+        second: "accepted",
+        drum: "accepted",
+    }
+
+
+async def test_weights_are_named_by_the_code_as_typed_or_printed(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The label prints ABCD-EFGH-J; a receiver types it so, or in lower case: the same batch.
+    Naming one batch twice so is refused, naming the key as sent."""
+    arrived = await drive_to_arrival(client, world, parties)
+    first, second = parties.batches
+    printed = f"{first[:4]}-{first[4:8]}-{first[8:]}"
+    twice = {printed: "400", first.lower(): "400"}
+    decision = {**ACCEPTED, "received_quantity_kg": "800", "weights_kg": twice}
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+    assert (refused.status_code, refused.json()["field"]) == (
+        422,
+        f"weights_kg.{first.lower()}",
+    ), refused.text
+    weights = {printed: "410", second.lower(): "390"}
+    decision = {**ACCEPTED, "received_quantity_kg": "800", "weights_kg": weights}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", decision)
+    assert decided.status_code == 200, decided.text
+    assert await receipts(parties.batches) == {
+        first: Decimal("410.000"),
+        second: Decimal("390.000"),
+    }
+
+
+@pytest.mark.parametrize("decision", ["accepted", "partially_accepted"])
+async def test_nothing_received_is_a_rejection_not_an_acceptance(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+    decision: str,
+) -> None:
+    arrived = await drive_to_arrival(client, world, parties)
+    body = {**(ACCEPTED if decision == "accepted" else PARTLY), "received_quantity_kg": "0"}
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", body)
+    assert (refused.status_code, refused.json()["field"]) == (422, "received_quantity_kg")
+    assert (await Manifest.get(id=arrived["id"])).state == "arrived"
+    assert await receipts(parties.batches) == {}
 
 
 async def test_a_partial_acceptance_whose_weights_refuse_no_part_is_refused(
@@ -200,17 +252,19 @@ async def test_without_weights_a_drum_beside_others_asks_for_each_batchs_weight(
     assert await receipts([oil, drum]) == {}
 
 
-def test_a_known_mass_of_nothing_is_a_mass_but_masses_of_nothing_share_nothing() -> None:
-    """A small estimate rounded to 0.000 kg is a known mass, not a missing one: its share is
-    none, its neighbour's the whole. Masses adding up to nothing give no proportion: refused,
-    asking for a weight per batch."""
-    assert _allocated(Decimal(600), {"A": Decimal(500), "B": Decimal("0.000")}) == [
-        Decimal(600),
-        Decimal(0),
+def test_an_estimate_of_nothing_beside_other_batches_asks_for_weights() -> None:
+    """A small estimate rounded to 0.000 kg would take a share of nothing: a receipt weighed
+    at 0 kg, made up as surely as for a batch of no known mass. Refused, asking for a weight
+    per batch; alone on its manifest, the batch weighs what was received."""
+    for declared in ({"A": Decimal(500), "B": Decimal("0.000")}, {"A": None, "B": Decimal(1)}):
+        with pytest.raises(RuleViolation) as refused:
+            _allocated(Decimal(600), declared)
+        assert refused.value.field == "decision" and "weights_kg" in refused.value.detail
+    assert _allocated(Decimal(600), {"A": Decimal("0.000")}) == [Decimal(600)]
+    assert _allocated(Decimal(600), {"A": Decimal(400), "B": Decimal(200)}) == [
+        Decimal(400),
+        Decimal(200),
     ]
-    with pytest.raises(RuleViolation) as refused:
-        _allocated(Decimal(600), {"A": Decimal("0.000"), "B": Decimal("0.000")})
-    assert refused.value.field == "decision" and "weights_kg" in refused.value.detail
 
 
 def test_a_batchs_weight_is_bounded_as_a_custody_events_weight() -> None:

@@ -69,10 +69,19 @@ def refused_kg(
             " reject the batch instead",
             field="refused_kg",
         )
-    refused = (
-        stated if stated is not None else declared_kg(work.catalog, batch) - Decimal(weight_kg or 0)
-    )
-    return refused.quantize(MILLI, ROUND_HALF_UP) if refused > 0 else None
+    if stated is not None:
+        return stated.quantize(MILLI, ROUND_HALF_UP) if stated > 0 else None
+    return part_refused(declared_kg(work.catalog, batch), weight_kg)
+
+
+def part_refused(declared: Decimal, weight_kg: Decimal | str | None) -> Decimal | None:
+    """What a receipt weighed at `weight_kg` refuses of a batch that declared `declared` kg:
+    the difference, to the gram; None when nothing is left over (weighed at or above the
+    declaration, or less than half a gram under it). The one rule for whether a partial
+    acceptance refuses a part of a batch: custody splits it off by it, and a manifest's
+    decision judges its batches' weights by it before recording anything."""
+    refused = (declared - Decimal(weight_kg or 0)).quantize(MILLI, ROUND_HALF_UP)
+    return refused if refused > 0 else None
 
 
 def deliverer(batch: Batch, receiver_id: int) -> int:

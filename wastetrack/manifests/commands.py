@@ -99,6 +99,14 @@ class DecisionCommand(Command):
             raise rule_error("method", "method is required when waste is accepted")
         if self.decision != "accepted" and not self.reason:
             raise rule_error("reason", "reason is required when waste is refused in whole or part")
+        if self.decision != "rejected" and self.received_quantity_kg == 0:
+            # Each receipt would be weighed at nothing, and a partial acceptance would refuse
+            # every batch whole: waste received weighs something, and none received is a
+            # rejection.
+            raise rule_error(
+                "received_quantity_kg",
+                "waste accepted in whole or part weighs more than 0 kg: reject it instead",
+            )
         if self.weights_kg is not None:
             # Sent on a rejection, they would be dropped unseen: its receipts weigh nothing.
             if self.decision == "rejected":

@@ -9,7 +9,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.catalog import service as catalog
-from wastetrack.core import cityday
+from wastetrack.core import cityday, codes
 from wastetrack.core.errors import Conflict, Forbidden, RuleViolation, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
@@ -127,10 +127,12 @@ async def decide(
     # A rejection weighs nothing (its receipts carry no weight); the rest is checked before
     # anything is written, so that a refusal changes nothing.
     weights: dict[str, Decimal | None] = dict.fromkeys(manifest.batch_codes)
+    outcomes: dict[str, str] = dict.fromkeys(manifest.batch_codes, decision.decision)
     if decision.decision != "rejected":
         weighed = _weighed(decision, known)
-        _check_refuses_a_part(decision, known, weighed)
         weights.update(weighed)
+        if decision.decision == "partially_accepted":
+            outcomes = _partial_outcomes(known, weighed, stated=decision.weights_kg is not None)
     found: list[tuple[str, str, str]] = []
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
         found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
@@ -150,7 +152,7 @@ async def decide(
                 "event_type": EventType.received,
                 "batch": code,
                 "device_time": manifest.arrived_at,
-                "outcome": decision.decision,
+                "outcome": outcomes[code],
                 "reason": decision.reason,
                 **({} if weight is None else {"weight_kg": weight}),
                 "note": f"联单 {manifest.number}",
@@ -188,15 +190,22 @@ def _weighed(decision: DecisionCommand, known: dict[str, Decimal | None]) -> dic
     their declared masses): as the receiver stated it, one for every batch and none for
     another (the command checked that they add up to the quantity received), else the
     quantity received shared by the declared masses (`_allocated`)."""
-    stated = decision.weights_kg
-    if stated is None:
+    if decision.weights_kg is None:
         return dict(zip(known, _allocated(decision.received_quantity_kg, known), strict=True))
-    for code in stated:
+    # A code as typed or printed on the label (ABCD-EFGH-J, lower case) is the code.
+    stated: dict[str, Decimal] = {}
+    for typed, weight in decision.weights_kg.items():
+        code = codes.normalize(typed)
         if code not in known:
             raise ValidationFailed(
-                f"batch {code} is not on this manifest (its batches: {', '.join(known)})",
-                field=f"weights_kg.{code}",
+                f"{typed} is no batch code of this manifest (its batches: {', '.join(known)})",
+                field=f"weights_kg.{typed}",
             )
+        if code in stated:
+            raise ValidationFailed(
+                f"{typed} weighs batch {code} a second time", field=f"weights_kg.{typed}"
+            )
+        stated[code] = weight
     missing = [code for code in known if code not in stated]
     if missing:
         raise ValidationFailed(
@@ -207,22 +216,23 @@ def _weighed(decision: DecisionCommand, known: dict[str, Decimal | None]) -> dic
     return {code: stated[code] for code in known}
 
 
-def _check_refuses_a_part(
-    decision: DecisionCommand,
-    known: dict[str, Decimal | None],
-    weighed: dict[str, Decimal],
-) -> None:
-    """A partial acceptance refuses a part of what a batch declared: custody splits each
-    batch's refused part off its receipt as the batch's declared mass less its weight
-    (`remainders.refused_kg`), so at least one batch must weigh less than it declared.
-    Received whole, nothing would be split off to go back, and the manifest would say partly
-    refused of waste received in full. A batch of no known mass declares nothing a part could
-    be refused of: it is received whole, at its weight (several such, without weights, are
-    refused before, by `_allocated`)."""
-    if decision.decision != "partially_accepted":
-        return
-    if any(mass is not None and weighed[code] < mass for code, mass in known.items()):
-        return
+def _partial_outcomes(
+    known: dict[str, Decimal | None], weighed: dict[str, Decimal], *, stated: bool
+) -> dict[str, str]:
+    """Each batch's receipt outcome under a partial acceptance: partially accepted where its
+    weight refuses a part of what it declared (`remainders.part_refused`, the rule custody
+    splits the part off by), accepted where it refuses none (weighed at or above its
+    declaration, or of no known mass: received whole). At least one batch must refuse a part:
+    received whole, nothing would be split off to go back, and the manifest would say partly
+    refused of waste received in full."""
+    outcomes = {
+        code: "partially_accepted"
+        if mass is not None and remainders.part_refused(mass, weighed[code]) is not None
+        else "accepted"
+        for code, mass in known.items()
+    }
+    if "partially_accepted" in outcomes.values():
+        return outcomes
     if all(mass is None for mass in known.values()):
         raise RuleViolation(
             "a partial acceptance refuses a part of what a batch declared, and no batch here"
@@ -230,7 +240,7 @@ def _check_refuses_a_part(
             " part can be told from the rest: accept the waste whole or reject it",
             field="decision",
         )
-    if decision.weights_kg is not None:
+    if stated:
         raise ValidationFailed(
             "a partial acceptance refuses a part of what a batch declared: weights_kg weighs"
             " every batch at or above its declared mass (kg, or the catalog's estimate), which"
@@ -240,8 +250,7 @@ def _check_refuses_a_part(
     declared = sum((mass for mass in known.values() if mass is not None), Decimal(0))
     raise ValidationFailed(
         f"a partial acceptance refuses a part of the {declared} kg the batches declared:"
-        f" received_quantity_kg {decision.received_quantity_kg} leaves none (accept the"
-        " waste instead)",
+        " received_quantity_kg leaves none (accept the waste instead)",
         field="received_quantity_kg",
     )
 
@@ -252,35 +261,28 @@ def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[D
     their declared masses are (kg, or the catalog's estimate for items and m³), to the gram by
     the largest remainders: each share rounded down, the grams left over one each to the
     shares that lost most, so the weights add up to what the decision states and none is below
-    zero. A known mass of 0 kg (a small estimate, rounded) is a mass: its share is none.
+    zero.
 
     A weighing is a measurement (docs/metrics.md §3): beside other batches, one of no known
     mass has no share to be given, and any weight set on it (none, an equal part) would be made
-    up yet counted as measured, and its neighbours' weights would be off by as much; masses
-    that add up to nothing give no proportion to share by. Such a share is refused (409 naming
-    `decision`) before anything is written: the receiver states each batch's weight
-    (`weights_kg`) instead."""
+    up yet counted as measured, and its neighbours' weights would be off by as much. So would
+    a share of 0 kg given to an estimate that rounds to 0.000 kg (a few small items): a
+    receipt weighed at nothing. Such a share is refused (409 naming `decision`) before
+    anything is written: the receiver states each batch's weight (`weights_kg`) instead."""
     if len(declared) == 1:
         return [received]
-    unknown = [code for code, mass in declared.items() if mass is None]
+    unknown = [code for code, mass in declared.items() if not mass]
     if unknown:
         raise RuleViolation(
             "the quantity received is shared among the batches by their declared masses, and"
-            f" batch {', '.join(unknown)} declares none known (counted in items or m³, with no"
-            " catalog estimate): its share would be a weighing made up. Send each batch's"
-            " weight as weighed on arrival in weights_kg (batch code: kg, adding up to"
+            f" batch {', '.join(unknown)} declares none (counted in items or m³ with no catalog"
+            " estimate, or estimated at 0 kg): its share would be a weighing made up. Send each"
+            " batch's weight as weighed on arrival in weights_kg (batch code: kg, adding up to"
             " received_quantity_kg), or reject the manifest",
             field="decision",
         )
-    masses = [mass for mass in declared.values() if mass is not None]
+    masses = [mass for mass in declared.values() if mass]
     total = sum(masses, Decimal(0))
-    if total == 0:
-        raise RuleViolation(
-            "the quantity received is shared among the batches by their declared masses, and"
-            " these add up to 0 kg: no share can be told. Send each batch's weight as weighed"
-            " on arrival in weights_kg (batch code: kg, adding up to received_quantity_kg)",
-            field="decision",
-        )
     gram = Decimal("0.001")
     exact = [received * mass / total for mass in masses]
     shares = [value.quantize(gram, ROUND_DOWN) for value in exact]
