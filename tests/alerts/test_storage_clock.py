@@ -18,6 +18,7 @@ from wastetrack.alerts.models import Alert
 from wastetrack.catalog.models import WasteCategory
 from wastetrack.registers import service as registers
 from wastetrack.registers.movements import Scope
+from wastetrack.registry.models import Site
 
 HOUR = timedelta(hours=1)
 LIMIT = 48 * HOUR
@@ -26,6 +27,11 @@ START = (datetime.now(UTC) - timedelta(hours=100)).replace(microsecond=0)
 
 def at(hours: float) -> str:
     return (START + timedelta(hours=hours)).isoformat()
+
+
+def subject(batch: dict[str, Any], since: datetime) -> str:
+    """An overdue-storage alert's subject: the batch and the start of its clock."""
+    return f"{batch['code']}:{int(since.timestamp())}"
 
 
 async def overdue(now: datetime) -> list[Alert]:
@@ -39,7 +45,7 @@ async def test_a_bag_is_overdue_only_after_exactly_48_hours(
     bag = await tag_bag(client, world, device_time=at(0))
     assert await overdue(START + LIMIT) == []
     (alert,) = await overdue(START + LIMIT + timedelta(seconds=1))
-    assert (alert.subject, alert.due_at) == (bag["code"], START + LIMIT)
+    assert (alert.subject, alert.due_at) == (subject(bag, START), START + LIMIT)
 
 
 async def test_a_containers_clock_is_its_oldest_childs_tagging_recursively(
@@ -58,7 +64,7 @@ async def test_a_containers_clock_is_its_oldest_childs_tagging_recursively(
     # The crate was tagged 3 hours before: its clock is still the oldest bag's.
     assert await overdue(START + LIMIT) == []
     (alert,) = await overdue(START + LIMIT + timedelta(minutes=1))
-    assert (alert.subject, alert.due_at) == (crate["code"], START + LIMIT)
+    assert (alert.subject, alert.due_at) == (subject(crate, START), START + LIMIT)
     assert datetime.fromisoformat(alert.details["since"]) == START
 
 
@@ -97,7 +103,7 @@ async def test_an_empty_boxs_tagging_starts_no_clock_in_the_alert_or_the_invento
     a_moment_later = due + timedelta(seconds=1)
     assert (await clinic_stock(world, a_moment_later))[box["code"]]["overdue"] is True
     (alert,) = await overdue(a_moment_later)
-    assert (alert.subject, alert.due_at) == (box["code"], due)
+    assert (alert.subject, alert.due_at) == (subject(box, START + 47 * HOUR), due)
     assert datetime.fromisoformat(alert.details["since"]) == held["since"]
 
 
@@ -123,7 +129,7 @@ async def test_an_empty_box_packed_into_a_crate_starts_no_clock_either(
     )
     assert await overdue(due) == []
     (alert,) = await overdue(due + timedelta(seconds=1))
-    assert (alert.subject, alert.due_at) == (crate["code"], due)
+    assert (alert.subject, alert.due_at) == (subject(crate, START + 20 * HOUR), due)
 
 
 @pytest.fixture
@@ -150,7 +156,71 @@ async def test_a_category_without_a_limit_of_its_own_keeps_its_classs_in_both(
     assert (held["storage_limit_hours"], held["overdue"]) == (48, True)
     (alert,) = await overdue(later)
     assert (alert.subject, alert.due_at, alert.details["limit_hours"]) == (
-        needle["code"],
+        subject(needle, START),
         START + LIMIT,
         48,
     )
+
+
+async def test_a_box_alerted_while_empty_is_alerted_again_once_its_waste_is_overdue(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An empty box counts from its own tagging: alerted after 48 h, and acknowledged ("still
+    empty"). Filled later, its clock starts with the waste put in: the acknowledged alert does
+    not stand for the new one, which comes when that waste is overdue."""
+    box = await tag_bag(client, world, category="med.sharps", device_time=at(0))
+    (empty,) = await overdue(START + LIMIT + HOUR)
+    await Alert.filter(id=empty.id).update(acknowledged_at=START + LIMIT + HOUR)
+    needle = await tag_bag(client, world, category="med.sharps", device_time=at(50))
+    packed = event("aggregated", box["code"], device_time=at(50.5), children=[needle["code"]])
+    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    due = START + 50 * HOUR + LIMIT
+    assert [a.subject for a in await overdue(due) if a.acknowledged_at is None] == []
+    raised = [a for a in await overdue(due + HOUR) if a.acknowledged_at is None]
+    assert [(a.subject, a.due_at) for a in raised] == [(subject(box, START + 50 * HOUR), due)]
+
+
+async def test_a_bag_packed_before_its_box_was_tagged_by_a_slower_clock_keeps_its_clock(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Two phones a few minutes apart: the bag is put into the box at 10:00 by one, the box
+    tagged at 10:05 by the other (within the clock skew allowed). Packing does not restart the
+    bag's clock in the inventory either: the box has stored waste since the bag's tagging."""
+    bag = await tag_bag(client, world, device_time=at(0))
+    box = await tag_bag(client, world, category="med.hw01", device_time=at(10 + 5 / 60))
+    packed = event("aggregated", box["code"], device_time=at(10), children=[bag["code"]])
+    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    held = (await clinic_stock(world, START + 20 * HOUR))[box["code"]]
+    assert held["since"] == START
+    (alert,) = await overdue(START + LIMIT + timedelta(seconds=1))
+    assert alert.subject == subject(box, START)
+
+
+async def test_a_sites_inventory_counts_a_box_from_the_waste_of_another_site_put_in_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A box tagged at one site holds bags from another of the clinic's sites: asked for the
+    box's site, the inventory counts from the bags' tagging, as for the whole clinic."""
+    clinic = world.orgs["clinic"]
+    sites = [
+        await Site.create(
+            organization=clinic,
+            name=name,
+            region=world.regions["village"],
+            latitude=37.16,
+            longitude=122.42,
+        )
+        for name in ("门诊楼", "住院楼")
+    ]
+    bag = await tag_bag(client, world, device_time=at(0), origin_site_id=sites[1].id)
+    box = await tag_bag(
+        client, world, category="med.hw01", device_time=at(20), origin_site_id=sites[0].id
+    )
+    packed = event("aggregated", box["code"], device_time=at(21), children=[bag["code"]])
+    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    days = [moment.astimezone(ZoneInfo(CITY)).date() for moment in (START, START + 30 * HOUR)]
+    for scope in (Scope(organization=clinic), Scope(organization=clinic, site=sites[0])):
+        stock = await registers.inventory(
+            scope=scope, date_from=days[0], date_to=days[1], timezone=CITY, now=START + 30 * HOUR
+        )
+        assert [(b["code"], b["since"]) for b in stock["batches"]] == [(box["code"], START)]

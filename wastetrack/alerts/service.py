@@ -79,7 +79,9 @@ _RULES: dict[str, str] = {
     # sub-category without its own, its class's). The clock starts with the waste: a bag's at
     # its tagging, a container's at the earliest of the batches put into it, down through
     # containers of containers — not at the empty box's tagging, and aggregating old bags does
-    # not restart it. Limit and clock are the inventory's (registers.movements).
+    # not restart it. Limit and clock are the inventory's (registers.movements). The subject
+    # carries the clock's start: a box alerted while empty (from its own tagging) and filled
+    # later raises a new alert once its waste is overdue, even if the first was acknowledged.
     OVERDUE_STORAGE: f"""
         WITH RECURSIVE tree (root_id, id, clock) AS (
             SELECT b.id, b.id, {tagging_clock("b")}
@@ -94,8 +96,8 @@ _RULES: dict[str, str] = {
             JOIN waste_category c ON c.key = b.category_id
             GROUP BY t.root_id, c.key
         )
-        SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2::timestamptz,
-               k.since + make_interval(hours => k.limit_hours),
+        SELECT $1, b.code || ':' || extract(epoch FROM k.since)::bigint, b.id, b.producer_id,
+               b.region_path, $2::timestamptz, k.since + make_interval(hours => k.limit_hours),
                jsonb_build_object('code', b.code, 'category', b.category_id,
                                   'limit_hours', k.limit_hours, 'since', k.since)
         FROM clock k JOIN batch b ON b.id = k.root_id

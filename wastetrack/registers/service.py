@@ -101,7 +101,10 @@ async def inventory(
     start, end = period_bounds(date_from, date_to, timezone)
     as_of = min(end, now or datetime.now(UTC))
     org = scope.organization.id
-    rows = await movements(scope, until=end)
+    site = scope.site.id if scope.site is not None else None
+    # The clocks are the organization's, whatever site is asked for: a box at one site filled
+    # with bags of another starts when they did.
+    rows = await movements(Scope(organization=scope.organization), until=end)
     holding: dict[int, dict[str, Any]] = {}
     opening: dict[int, dict[str, Any]] | None = None
     zero = {"batches": 0, "kg": Decimal(0)}
@@ -110,8 +113,12 @@ async def inventory(
     )
     categories: dict[str, str] = {}
     # When each batch held began to count as stored: None while a container the organization
-    # tagged waits for the first of its batches (`clock_at`).
+    # tagged waits for the first of its batches (`clock_at`). Over every batch the organization
+    # holds (`held`, any site); a bag packed into a box whose tagging comes later in the log (a
+    # phone's clock a few minutes behind another's) leaves its clock for the box (`packed`).
     clock: dict[int, datetime | None] = {}
+    held: set[int] = set()
+    packed: dict[int, datetime | None] = {}
 
     def add(part: str, row: dict[str, Any]) -> None:
         cell = balance[row["category_id"]][part]
@@ -122,20 +129,33 @@ async def inventory(
     for r in rows:
         if org not in (r["custodian"], r["before"]):
             continue  # a refused part it gave back: never in its custody
-        in_period = aware(r["moved_at"]) >= start
-        if in_period and opening is None:
-            opening = dict(holding)
+        batch = r["batch_id"]
         if r["custodian"] == org:
-            holding[r["batch_id"]] = r
-            clock[r["batch_id"]] = aware(r["clock_at"]) if r["clock_at"] else None
-        elif holding.pop(r["batch_id"], None) is not None:
+            held.add(batch)
+            clock[batch] = aware(r["clock_at"]) if r["clock_at"] else packed.pop(batch, None)
+        elif batch in held:
+            held.discard(batch)
             # An aggregation in effect: one a correction undid is no movement at all
             # (`custody.aggregations.aggregation_undone`), so the container never takes the
             # bag's clock.
             container = r["related_batch_id"] if r["event_type"] == EventType.aggregated else None
-            if container in holding:
-                started = (clock[container], clock[r["batch_id"]])
-                clock[container] = min((c for c in started if c is not None), default=None)
+            if container is not None:
+                known = clock.get(container) if container in held else packed.get(container)
+                started = (known, clock.get(batch))
+                earliest = min((c for c in started if c is not None), default=None)
+                if container in held:
+                    clock[container] = earliest
+                else:
+                    packed[container] = earliest
+        if site is not None and r["origin_site_id"] != site:
+            continue  # counted for the clocks only
+        in_period = aware(r["moved_at"]) >= start
+        if in_period and opening is None:
+            opening = dict(holding)
+        if r["custodian"] == org:
+            holding[batch] = r
+        else:
+            holding.pop(batch, None)
         if in_period:
             add("incoming" if r["custodian"] == org else "outgoing", r)
     for r in (holding if opening is None else opening).values():
