@@ -213,6 +213,8 @@ async def overview(
             "cells": seen.cells,
             "streams": seen.streams,
             "period": seen.period,
+            # The chart's buckets are calendar months: its span is their first day to today.
+            "chart_span": (seen.months[0], seen.today),
             "alert_counts": seen.alert_counts,
             "charts": charts,
         },

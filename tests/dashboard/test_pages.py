@@ -3,6 +3,7 @@
 import re
 
 import httpx
+from dateutil.relativedelta import relativedelta
 
 from tests.custody.helpers import tag_bag
 from tests.factories import PASSWORD, World
@@ -68,6 +69,9 @@ async def test_each_indicator_shows_its_own_period_unit_and_definition(
     page = (await client.get("/dashboard")).text
     rows = indicator_rows(page)
     assert f"统计期：{cityday.year_to(today)} 至 {today}" in page
+    # The monthly chart's buckets are calendar months: its heading gives their own span.
+    first_month = today.replace(day=1) - relativedelta(months=11)
+    assert f"按月：{first_month} 至 {today}" in page
     assert {"small_clinic_collection", "sorting_facility_coverage", "straw_utilization"} <= set(
         actuals
     )

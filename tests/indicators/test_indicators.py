@@ -6,14 +6,16 @@ from datetime import date
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery, harbour
 from wastetrack.core import cityday
 from wastetrack.indicators import loader
+from wastetrack.indicators.loader import DIRECTIONS
 from wastetrack.indicators.models import Indicator, IndicatorValue
-from wastetrack.indicators.service import DIRECTIONS, STATUS_RULE, status
+from wastetrack.indicators.service import STATUS_RULE, status
 
 __all__ = ["harbour"]  # the ports' fixture, for the port indicator
 
@@ -215,9 +217,16 @@ async def test_an_at_most_indicator_progresses_down_from_its_baseline() -> None:
     assert status(capped, Decimal("9"), mid_plan) == "on_track"
 
 
-async def test_status_knows_every_direction_of_the_edition() -> None:
+async def test_status_knows_every_direction_of_the_edition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert {i["direction"] for i in loader.read_edition()["items"]} <= set(DIRECTIONS)
     assert "at_most" in STATUS_RULE and "110 %" in STATUS_RULE
+    # An edition naming another direction is refused as it is read, never judged as a floor.
+    sideways = {"items": [{"code": "x", "direction": "sideways"}]}
+    monkeypatch.setattr(loader, "read_data_file", lambda *_: sideways)
+    with pytest.raises(ValueError, match="x improve in a direction other than"):
+        loader.read_edition()
 
 
 async def test_the_spreadsheet_carries_the_status_rule(

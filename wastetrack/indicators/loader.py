@@ -20,9 +20,22 @@ CURRENT_EDITION = PINNED_EDITION
 loads), for readers that check the file against the database; a new edition moves it."""
 
 
+DIRECTIONS: dict[str, int] = {"at_least": 1, "at_most": -1}
+"""Which way an indicator improves (its `direction` in the edition): +1 when higher is better,
+-1 when lower is (a landfill share). `service.status` reads it, so a cap is never judged as a
+floor; an edition naming another direction is refused when read, not a 500 when shown."""
+
+
 def read_edition(edition: str = CURRENT_EDITION) -> dict[str, Any]:
-    """An edition of the indicators, parsed."""
-    return read_data_file("wastetrack.indicators", f"editions/{edition}.json")
+    """An edition of the indicators, parsed; every indicator's direction one of DIRECTIONS."""
+    doc: dict[str, Any] = read_data_file("wastetrack.indicators", f"editions/{edition}.json")
+    unknown = [i["code"] for i in doc["items"] if i["direction"] not in DIRECTIONS]
+    if unknown:
+        raise ValueError(
+            f"indicators edition {edition}: {', '.join(unknown)} improve in a direction other"
+            f" than {' or '.join(DIRECTIONS)}"
+        )
+    return doc
 
 
 async def load_indicators(client: BaseDBAsyncClient, edition: str = PINNED_EDITION) -> None:

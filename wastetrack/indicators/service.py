@@ -13,6 +13,7 @@ from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFail
 from wastetrack.core.metrics import Definition, Rate
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
+from wastetrack.indicators.loader import DIRECTIONS
 from wastetrack.indicators.models import Indicator, IndicatorValue
 from wastetrack.medical import service as medical
 from wastetrack.pesticide import service as pesticide
@@ -21,10 +22,6 @@ from wastetrack.ports import metrics as port_metrics
 PLAN_START, PLAN_END = date(2021, 1, 1), date(2025, 12, 31)
 AT_RISK_MARGIN = Decimal("0.25")
 NEAR_TARGET = Decimal("0.10")
-DIRECTIONS: dict[str, int] = {"at_least": 1, "at_most": -1}
-"""Which way an indicator improves (its `direction` in the edition): +1 when higher is better,
--1 when lower is (a landfill share). STATUS_RULE and status() read it, so a cap is never judged
-as a floor."""
 STATUS_RULE = (
     "a target is met at or above it (direction at_least) or at or below it (at_most); a value "
     "that meets it is on track; otherwise, with a 2020 baseline short of the target: on track "
