@@ -7,6 +7,7 @@ import httpx
 
 from tests.factories import CITY_TODAY, World, medical_bag
 from wastetrack.audit.models import AuditEntry
+from wastetrack.core import cityday
 from wastetrack.registry.models import ServiceAgreement
 
 URL = "/admin/v1/service-agreements"
@@ -40,11 +41,14 @@ async def test_only_collectors_carriers_and_ports_provide_a_service(
 async def test_the_same_agreement_is_not_registered_twice(
     client: httpx.AsyncClient, world: World
 ) -> None:
+    # The city's day the service judges an end by (the stories' day lags behind it in the
+    # first hours of a city day).
+    today = cityday.today(world.settings.timezone)
     h = world.headers("admin")
     first = await client.post(URL, headers=h, json=_body(world, "carrier"))
     assert first.status_code == 201, first.text
     again = await client.post(
-        URL, headers=h, json=_body(world, "carrier", valid_from=CITY_TODAY.isoformat())
+        URL, headers=h, json=_body(world, "carrier", valid_from=today.isoformat())
     )
     assert (again.status_code, again.json()["field"]) == (409, "valid_from"), again.text
     assert str(first.json()["id"]) in again.json()["detail"]
@@ -54,13 +58,13 @@ async def test_the_same_agreement_is_not_registered_twice(
     )
     assert other.status_code == 201, other.text
     ended = await client.post(
-        f"{URL}/{first.json()['id']}/end", headers=h, json={"valid_to": CITY_TODAY.isoformat()}
+        f"{URL}/{first.json()['id']}/end", headers=h, json={"valid_to": today.isoformat()}
     )
     assert ended.status_code == 200, ended.text
     renewed = await client.post(
         URL,
         headers=h,
-        json=_body(world, "carrier", valid_from=(CITY_TODAY + timedelta(days=1)).isoformat()),
+        json=_body(world, "carrier", valid_from=(today + timedelta(days=1)).isoformat()),
     )
     assert renewed.status_code == 201, renewed.text
 
@@ -76,7 +80,10 @@ async def test_an_ended_agreement_stops_its_provider_tagging_for_the_client(
     assert tagged.status_code == 201, tagged.text
 
     end = f"{URL}/{agreement}/end"
-    yesterday = CITY_TODAY - timedelta(days=1)
+    # An end is judged by the city's day (the stories' day lags behind it in the first hours
+    # of a city day); the bags are tagged on the stories' day.
+    today = cityday.today(world.settings.timezone)
+    yesterday = today - timedelta(days=1)
     past = await client.post(end, headers=h, json={"valid_to": yesterday.isoformat()})
     assert (past.status_code, past.json()["field"]) == (422, "valid_to"), past.text
     before_start = await client.post(
@@ -92,16 +99,17 @@ async def test_an_ended_agreement_stops_its_provider_tagging_for_the_client(
         await client.post(f"{URL}/999999/end", headers=h, json={"valid_to": "2099-01-01"})
     ).status_code == 404
 
-    ended = await client.post(end, headers=h, json={"valid_to": CITY_TODAY.isoformat()})
+    ended = await client.post(end, headers=h, json={"valid_to": today.isoformat()})
     assert ended.status_code == 200, ended.text
-    assert ended.json()["valid_to"] == CITY_TODAY.isoformat()
+    assert ended.json()["valid_to"] == today.isoformat()
     entry = await AuditEntry.get(action="service_agreement.ended", subject_id=str(agreement))
     assert entry.before is not None and entry.before["valid_to"] is None
-    assert entry.after is not None and entry.after["valid_to"] == CITY_TODAY.isoformat()
+    assert entry.after is not None and entry.after["valid_to"] == today.isoformat()
     assert entry.actor_user_id == world.users["admin"].id
-    # An agreement whose last day is past has ended: it cannot be ended again.
-    await ServiceAgreement.filter(id=agreement).update(valid_to=yesterday)
-    again = await client.post(end, headers=h, json={"valid_to": CITY_TODAY.isoformat()})
+    # An agreement whose last day is past has ended: it cannot be ended again, nor cover a bag
+    # tagged on the stories' day.
+    await ServiceAgreement.filter(id=agreement).update(valid_to=CITY_TODAY - timedelta(days=1))
+    again = await client.post(end, headers=h, json={"valid_to": today.isoformat()})
     assert (again.status_code, again.json()["field"]) == (409, "agreement_id"), again.text
     bag = medical_bag(producer_organization_id=world.orgs["clinic"].id)
     refused = await client.post("/m/v1/events", headers=world.headers("carrier"), json=bag)
