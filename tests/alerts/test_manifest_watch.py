@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from mobile_api.app import create_app
-from tests.factories import World, medical_bag
+from tests.factories import World
+from tests.manifests.test_custody_rules import tag_oil
 from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     NOW,
     Parties,
@@ -32,21 +33,7 @@ CITY = ZoneInfo("Asia/Shanghai")
 
 async def drums_tagged(client: httpx.AsyncClient, world: World, at: datetime) -> list[str]:
     """Two drums of waste oil the maker tagged at `at`, for a manifest to list."""
-    codes = []
-    for _ in range(2):
-        drum = medical_bag(
-            stream="hazardous",
-            category="hw.08",
-            waste_code="900-249-08",
-            hazard=["T", "I"],
-            quantity="400",
-            device_time=at.isoformat(),
-        )
-        drum.pop("event_type")
-        made = await client.post("/m/v1/batches", json=drum, headers=world.headers("maker"))
-        assert made.status_code == 201, made.text
-        codes.append(made.json()["code"])
-    return codes
+    return [await tag_oil(client, world, device_time=at.isoformat()) for _ in range(2)]
 
 
 async def test_a_batch_on_an_arrived_manifest_is_not_idle_while_the_decision_is_due(
