@@ -64,12 +64,17 @@ _IDLING = sql_list(s for s in State if s not in FINAL_STATES and s != State.tagg
 # producer signed, the carrier not yet) have no manifest alert yet: idle_batch watches them.
 # SQL over the batch row b.
 _MANIFEST_WATCHES = "m.state = 'arrived' OR m.state LIKE 'in_transit_leg_%'"
-_WATCHED_BY_ITS_MANIFEST = f"""EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code
-                          AND ({_MANIFEST_WATCHES}))"""
+
+
+def _on_a_manifest(states: str) -> str:
+    """SQL: whether the batch row b is listed on a manifest whose state `states` accepts."""
+    return f"EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code AND ({states}))"
+
+
+_WATCHED_BY_ITS_MANIFEST = _on_a_manifest(_MANIFEST_WATCHES)
 # A batch on a manifest under way, submitted too: leg_overdue's batches in transit are those on
 # none (a manifest's own legs are watched per leg).
-_ON_MANIFEST_UNDER_WAY = f"""EXISTS (SELECT 1 FROM manifest m WHERE m.batch_codes ? b.code
-                          AND (m.state = 'submitted' OR {_MANIFEST_WATCHES}))"""
+_ON_MANIFEST_UNDER_WAY = _on_a_manifest(f"m.state = 'submitted' OR {_MANIFEST_WATCHES}")
 
 # Each rule is one set-based INSERT … SELECT; ON CONFLICT keeps an alert from being raised
 # twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold. The custody
@@ -83,18 +88,17 @@ _RULES: dict[str, str] = {
     # carries the clock's start: a box alerted while empty (from its own tagging) and filled
     # later raises a new alert once its waste is overdue, even if the first was acknowledged.
     OVERDUE_STORAGE: f"""
-        WITH RECURSIVE tree (root_id, id, clock) AS (
-            SELECT b.id, b.id, {tagging_clock("b")}
+        WITH RECURSIVE tree (root_id, id, clock, limit_hours) AS (
+            SELECT b.id, b.id, {tagging_clock("b")}, l.hours
             FROM batch b JOIN waste_category c ON c.key = b.category_id
-            WHERE b.state = '{State.tagged}' AND {storage_limit_hours("c")} IS NOT NULL
+            CROSS JOIN LATERAL (SELECT {storage_limit_hours("c")} AS hours) l
+            WHERE b.state = '{State.tagged}' AND l.hours IS NOT NULL
           UNION ALL
-            SELECT t.root_id, k.id, {tagging_clock("k")}
+            SELECT t.root_id, k.id, {tagging_clock("k")}, t.limit_hours
             FROM tree t JOIN batch k ON k.parent_id = t.id
         ), clock AS (
-            SELECT t.root_id, min(t.clock) AS since, {storage_limit_hours("c")} AS limit_hours
-            FROM tree t JOIN batch b ON b.id = t.root_id
-            JOIN waste_category c ON c.key = b.category_id
-            GROUP BY t.root_id, c.key
+            SELECT root_id, min(clock) AS since, min(limit_hours) AS limit_hours
+            FROM tree GROUP BY root_id
         )
         SELECT $1, b.code || ':' || extract(epoch FROM k.since)::bigint, b.id, b.producer_id,
                b.region_path, $2::timestamptz, k.since + make_interval(hours => k.limit_hours),
