@@ -984,6 +984,30 @@ def test_a_record_saved_during_a_sync_is_sent_by_it(browser: webdriver.Chrome) -
     assert len(queued) == 2 and all(e["status"] != "pending" for e in queued)
 
 
+MADE_IN_A_RUSH = """
+const done = arguments[arguments.length - 1];
+import('/static/app/store.js').then(async (s) => {
+  const made = [];
+  for (let i = 0; i < 200; i += 1) {
+    const id = crypto.randomUUID();
+    made.push(id);
+    await s.enqueue({ client_event_id: id }, `rush ${i}`, -1);
+  }
+  const kept = (await s.entries()).map((e) => e.client_event_id).filter((id) => made.includes(id));
+  for (const id of made) await s.dropEntry(id);
+  done([made, kept]);
+});
+"""
+
+
+def test_the_queue_keeps_the_order_records_were_made(browser: webdriver.Chrome) -> None:
+    """A round queues its load's tagging, each bag's collection and the aggregation within a
+    millisecond or two: the queue sends them in the order made (the server keeps a batch's
+    events in the order sent), never two of one millisecond in a random order."""
+    made, kept = browser.execute_async_script(MADE_IN_A_RUSH)
+    assert kept == made
+
+
 PLANTED = """
 const [body, field, done] = arguments;
 Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {

@@ -36,19 +36,23 @@ export async function dropPhoto(sha256) { return (await db()).delete('photos', s
 
 // A queue entry: {client_event_id, seq, user_id, body, summary, status, result}; status is
 // `pending` until the server answers, then the result's status (applied, duplicate, conflict,
-// rejected). `user_id` is who recorded it: only they send it (a shared phone).
+// rejected). `user_id` is who recorded it: only they send it (a shared phone). `seq` is the
+// order made, sent in: past every entry already queued (read in the same transaction, so two
+// tabs never share one), the clock's millisecond where that is later. A round queues several
+// records within one millisecond, and the server keeps a batch's events in the order sent.
 export async function enqueue(body, summary, userId) {
-  const database = await db();
+  const tx = (await db()).transaction('queue', 'readwrite');
+  const last = await tx.store.index('seq').openCursor(null, 'prev');
   const entry = {
     client_event_id: body.client_event_id,
-    seq: Date.now() + Math.random(),
+    seq: Math.max(Date.now(), last ? last.value.seq + 1 : 0),
     user_id: userId,
     body,
     summary,
     status: 'pending',
     result: null,
   };
-  await database.put('queue', entry);
+  await Promise.all([tx.store.put(entry), tx.done]);
   return entry;
 }
 export async function entries() { return (await db()).getAllFromIndex('queue', 'seq'); }
