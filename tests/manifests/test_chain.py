@@ -28,7 +28,7 @@ from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests import chain
 from wastetrack.manifests.commands import HANDOVER_STEP, DecisionCommand, step_id
-from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
+from wastetrack.manifests.models import Manifest, ManifestDiscrepancy, ManifestLeg
 from wastetrack.manifests.receiving import _allocated
 
 ACCEPTED = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
@@ -236,9 +236,20 @@ async def test_a_handover_is_judged_by_the_manifest_the_batch_is_on_now(
     parties: Parties,  # noqa: F811
 ) -> None:
     """A draft left unsigned with the same batches has an unsigned first leg of its own; the
-    handover to the second carrier on the signed manifest is judged by that one alone."""
-    assert (await call(client, world, "maker", "", parties.body)).status_code == 201
+    handover to the second carrier on the signed manifest is judged by that one alone. (No
+    draft lists a batch another lists now; a database from before that rule may hold one.)"""
     mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    made = await Manifest.get(id=mid).prefetch_related("legs")
+    columns = {f: getattr(made, f) for f in made._meta.db_fields if f != "id"}
+    stale = await Manifest.create(**{**columns, "number": f"{made.number[:-6]}999999"})
+    for leg in made.legs:
+        await ManifestLeg.create(
+            manifest_id=stale.id,
+            seq=leg.seq,
+            carrier_id=leg.carrier_id,
+            vehicle_plate=leg.vehicle_plate,
+            permit_number=leg.permit_number,
+        )
     assert (await sign_producer(client, world, mid)).status_code == 200
     first = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(minutes=110))
     assert first.status_code == 200, first.text

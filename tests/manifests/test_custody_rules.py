@@ -258,8 +258,7 @@ async def test_a_drum_counted_in_items_leaves_the_quantity_unjudged(
     whole or in part, is refused; a rejection weighs nothing and is taken."""
     counted = await tag_oil(client, world, quantity="1", unit="count")
     body = {**parties.body, "batches": [parties.batches[0], counted], "quantity_kg": "600"}
-    made = await call(client, world, "maker", "", body)
-    assert made.status_code == 201, made.text
+    # Drafted (the quantity unjudged), signed, carried and arrived.
     arrived = await drive_to_arrival(client, world, Parties(body["batches"], body))
     partly = {**PARTLY, "received_quantity_kg": "500"}
     whole = {**PARTLY, "decision": "accepted", "received_quantity_kg": "600"}

@@ -1,6 +1,7 @@
 """Transfer manifests: numbering, locked sections, legs in order, decision, discrepancies,
 revisions, the overdue alert, the PDF."""
 
+import asyncio
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -118,8 +119,9 @@ async def sign_producer(
 async def drive_to_arrival(
     client: httpx.AsyncClient, world: World, parties: Parties, arrived: datetime = NOW
 ) -> dict:
-    made = (await call(client, world, "maker", "", parties.body)).json()
-    mid = made["id"]
+    drafted = await call(client, world, "maker", "", parties.body)
+    assert drafted.status_code == 201, drafted.text
+    mid = drafted.json()["id"]
     signed = await sign_producer(client, world, mid, arrived - timedelta(hours=2))
     assert signed.status_code == 200, signed.text
     for seq, who in ((1, "carrier"), (2, "second")):
@@ -771,6 +773,48 @@ async def test_a_draft_lists_each_batch_once(
     refused = await call(client, world, "maker", "", twice)
     assert (refused.status_code, refused.json()["field"]) == (422, "batches[2]"), refused.text
     assert await Manifest.all().count() == 0
+
+
+async def test_a_batch_is_on_one_manifest_at_a_time(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """A batch on a draft, or on a manifest signed and not yet decided, is refused on another
+    draft (its signature would fail once the first moved the batch, after a serial that is
+    never reused was spent): a 409 naming the batch's place and the other manifest. Once that
+    manifest is cancelled, the batch may be listed again; two drafts at once take turns."""
+    first = await call(client, world, "maker", "", parties.body)
+    assert first.status_code == 201, first.text
+    number = first.json()["number"]
+    again = {**parties.body, "batches": [parties.batches[1]], "quantity_kg": "400"}
+    refused = await call(client, world, "maker", "", again)
+    assert (refused.status_code, refused.json()["field"]) == (409, "batches[0]"), refused.text
+    assert number in refused.json()["detail"]
+    assert await Manifest.all().count() == 1
+    # Signed by its producer, still open: refused as well.
+    assert (await sign_producer(client, world, first.json()["id"])).status_code == 200
+    refused = await call(client, world, "maker", "", again)
+    assert (refused.status_code, refused.json()["field"]) == (409, "batches[0]"), refused.text
+    cancelled = await call(
+        client, world, "maker", f"/{first.json()['id']}/cancel", {"reason": "改派"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    home = event(
+        "handed_over",
+        parties.batches[1],
+        to_organization_id=world.orgs["maker"].id,
+        device_time=(NOW - timedelta(hours=1)).isoformat(),
+    )
+    back = await client.post("/m/v1/events", json=home, headers=world.headers("carrier"))
+    assert back.status_code == 201, back.text
+    # Both at once: one draft takes the batch, the other is told where it is.
+    answers = await asyncio.gather(
+        call(client, world, "maker", "", again), call(client, world, "maker", "", again)
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    made = next(a for a in answers if a.status_code == 201).json()["number"]
+    assert made in next(a for a in answers if a.status_code == 409).json()["detail"]
+    # The serials: the first draft's, then the one draft made; none spent on a refusal.
+    assert int(made[-6:]) == int(number[-6:]) + 1
 
 
 async def test_a_draft_checks_its_legs_vehicles_as_the_producers_signature_will(

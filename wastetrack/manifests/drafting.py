@@ -9,13 +9,20 @@ from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday
-from wastetrack.core.errors import DomainError, Forbidden, RuleViolation, ValidationFailed
+from wastetrack.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    RuleViolation,
+    ValidationFailed,
+)
 from wastetrack.core.principal import Principal
-from wastetrack.custody import remainders, rules
+from wastetrack.custody import remainders, repository, rules
 from wastetrack.custody.rules import EventType
 from wastetrack.fleet.plates import plate_for_carriage
+from wastetrack.manifests import queries
 from wastetrack.manifests.commands import ManifestCommand
-from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial
+from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial, state_label
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -71,6 +78,23 @@ def _check_handed_over_by(principal: Principal, batch: Batch, *, field: str) -> 
         ) from None
 
 
+async def _check_on_no_other_manifest(codes: list[str]) -> None:
+    """A batch travels on one manifest at a time: one listed on a draft or an open manifest
+    (`queries.open_manifest_of`) is refused, before a serial that is never reused is spent on
+    a draft whose signature would fail. The batches are locked first (in id order, as custody
+    locks them: `repository.lock_batches`), so two drafts of one batch at once take turns."""
+    await repository.lock_batches(set(codes))
+    for index, code in enumerate(codes):
+        other = await queries.open_manifest_of(code, drafts=True)
+        if other is not None:
+            raise Conflict(
+                f"batch {code} is on manifest {other.number} ({state_label(other.state)}):"
+                " its producer cancels that manifest, or it is decided, before another lists"
+                " the batch",
+                field=f"batches[{index}]",
+            )
+
+
 async def create_manifest(
     *,
     principal: Principal,
@@ -118,6 +142,7 @@ async def create_manifest(
         _check_handed_over_by(principal, batch, field=f"batches[{index}]")
         codes.append(code)
         listed.append(batch)
+    await _check_on_no_other_manifest(codes)
     await check_declared_quantity(
         batches=listed, quantity=submission.quantity_kg, tolerance=tolerance, field="quantity_kg"
     )

@@ -74,18 +74,14 @@ async def overdue_for_decision(*, now: datetime) -> list[Manifest]:
     return await Manifest.filter(state="arrived", decision_due_at__lt=now)
 
 
-async def open_manifest_of(code: str) -> Manifest | None:
-    """The manifest listing this batch that is open: signed by its producer, not decided by
-    its receiver, not cancelled."""
-    return (
-        await Manifest.filter(
-            batch_codes__contains=[code],
-            producer_signed_at__not_isnull=True,
-            receiver_signed_at__isnull=True,
-        )
-        .exclude(state=CANCELLED)
-        .first()
-    )
+async def open_manifest_of(code: str, *, drafts: bool = False) -> Manifest | None:
+    """The manifest listing this batch that is open: not decided by its receiver, not
+    cancelled, and signed by its producer (with `drafts`, or still a draft). A batch is on
+    one such manifest at a time, drafts included (`drafting.create_manifest`)."""
+    query = Manifest.filter(batch_codes__contains=[code], receiver_signed_at__isnull=True)
+    if not drafts:
+        query = query.filter(producer_signed_at__not_isnull=True)
+    return await query.exclude(state=CANCELLED).order_by("id").first()
 
 
 async def deciding_manifest(
