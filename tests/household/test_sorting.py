@@ -242,7 +242,8 @@ async def test_sorting_coverage_counts_communities_and_villages_apart(
 ) -> None:
     """Urban coverage counts communities, rural coverage villages, each told by its code's last
     three digits (统计用区划代码: 001–199 a residents' committee, 200–399 a villagers'
-    committee); one whose code says neither is in the whole only, and counted apart."""
+    committee); one whose code says neither is in no coverage, only counted apart: the whole
+    is communities plus villages (docs/metrics.md §6), so a sorted 新区 moves no figure."""
     town = world.regions["town"]
     made = {
         name: await registry.create_region(
@@ -264,7 +265,7 @@ async def test_sorting_coverage_counts_communities_and_villages_apart(
         for name in ("coverage", "urban_coverage", "rural_coverage")
     }
     assert figures == {
-        "coverage": ("2", "5", "communities and villages"),
+        "coverage": ("1", "4", "communities and villages"),
         "urban_coverage": ("0", "2", "communities"),
         "rural_coverage": ("1", "2", "villages"),
     }

@@ -339,19 +339,22 @@ def port_figures(
 def sorting_coverage(
     villages: Iterable[tuple[str, date | None]], *, on: date
 ) -> dict[str, tuple[int, int] | int]:
-    """§6 sorting coverage as of `on`, over (village-level code, sorted since) pairs: all
-    together, communities (last three digits 001–199) and villages (200–399) apart, and how
-    many are neither."""
+    """§6 sorting coverage as of `on`, over (village-level code, sorted since) pairs:
+    communities (last three digits 001–199) and villages (200–399) together and apart; one
+    that is neither is in no coverage, only counted."""
     counted = {"coverage": [0, 0], "urban_coverage": [0, 0], "rural_coverage": [0, 0]}
     unclassified = 0
     for code, since in villages:
         own = int(code[-3:])
-        part = "urban_coverage" if 1 <= own <= 199 else "rural_coverage" if own <= 399 else None
+        if 1 <= own <= 199:
+            part = "urban_coverage"
+        elif 200 <= own <= 399:
+            part = "rural_coverage"
+        else:
+            unclassified += 1
+            continue
         covered = since is not None and since <= on
         for name in ("coverage", part):
-            if name is None:
-                unclassified += 1
-                continue
             counted[name][0] += covered
             counted[name][1] += 1
     return {**{name: (n, d) for name, (n, d) in counted.items()}, "unclassified": unclassified}

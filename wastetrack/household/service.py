@@ -34,8 +34,8 @@ ACCURACY = definition("sorting_accuracy")
 
 class Coverage(TypedDict):
     """Sorting coverage of an area: communities and villages together, and each apart
-    (urban: communities; rural: villages); `unclassified` counts those whose code says
-    neither, in the whole only."""
+    (urban: communities; rural: villages); `unclassified` counts the village-level regions
+    whose code says neither, in no coverage (docs/metrics.md §6)."""
 
     coverage: Rate
     urban_coverage: Rate
@@ -180,7 +180,8 @@ async def sorting_metrics(
 
     def coverage(group: list[Region]) -> Coverage:
         """Of these communities and villages, those with sorted collection by the period's
-        last day: all together, and communities and villages each apart."""
+        last day: all together (communities plus villages), and each apart; a region whose
+        code says neither is counted in none, only as unclassified."""
         kinds = [identities.settlement_kind(v.code) for v in group]
         sorted_ = [
             v.sorted_collection_since is not None and v.sorted_collection_since <= date_to
@@ -191,10 +192,13 @@ async def sorting_metrics(
             pairs = [s for s, k in zip(sorted_, kinds, strict=True) if k == kind]
             return sum(pairs), len(pairs)
 
+        urban, rural = of("community"), of("village")
         return {
-            "coverage": ratio(sum(sorted_), len(group), "communities and villages", COVERAGE),
-            "urban_coverage": ratio(*of("community"), "communities", URBAN_COVERAGE),
-            "rural_coverage": ratio(*of("village"), "villages", RURAL_COVERAGE),
+            "coverage": ratio(
+                urban[0] + rural[0], urban[1] + rural[1], "communities and villages", COVERAGE
+            ),
+            "urban_coverage": ratio(*urban, "communities", URBAN_COVERAGE),
+            "rural_coverage": ratio(*rural, "villages", RURAL_COVERAGE),
             "unclassified": kinds.count(None),
         }
 
