@@ -4,7 +4,7 @@ events already recorded under its client ids, read by a second statement after t
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -14,13 +14,14 @@ from tortoise.transactions import in_transaction
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
-from wastetrack.batches.models import Label, Unit
-from wastetrack.core import codes
+from wastetrack.batches.models import Batch, Label, Unit
+from wastetrack.core import cityday, codes
 from wastetrack.core.settings import Settings
 from wastetrack.custody import recorder, repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import OrganizationKind
+from wastetrack.registry.models import OrganizationKind, RegionLevel
+from wastetrack.rollups import service as rollups
 
 
 async def test_one_round_trip_reads_and_locks_what_a_call_touches(
@@ -74,7 +75,9 @@ async def test_one_round_trip_reads_and_locks_what_a_call_touches(
         clinic.id: (OrganizationKind.clinic, world.regions["village"].path),
         carrier.id: (OrganizationKind.carrier, world.regions["city"].path),
     }
-    assert loaded.sites == {site.id: clinic.id}
+    assert {i: (s.organization_id, s.region.path) for i, s in loaded.sites.items()} == {
+        site.id: (clinic.id, world.regions["village"].path)
+    }
     first, second = loaded.batch_ids
     assert second > first > batch.id
     # Of the client ids, the one recorded, with what a resend is told.
@@ -142,3 +145,46 @@ async def test_a_resend_that_waited_for_its_original_is_a_duplicate(
     (first,), (second,) = await first_task, await second_task
     assert first.result.status == "applied"
     assert (second.result.status, second.result.event_id) == ("duplicate", first.result.event_id)
+
+
+async def test_a_batch_tagged_at_a_site_counts_under_the_sites_region(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A site may lie below its organization's region (a town's clinic with a room in a
+    village): what is tagged there counts under the site's region, pinned in the tagging's
+    hashed details as any batch's region is; one tagged without a site, under the
+    producer's."""
+    town, village = (
+        world.regions["other_town"],
+        await registry.create_region(
+            code="371082101201",
+            name="东山村",
+            level=RegionLevel.village,
+            parent_id=world.regions["other_town"].id,
+        ),
+    )
+    site = await registry.create_site(
+        organization_id=world.orgs["other_clinic"].id,
+        name="东山村服务点",
+        region_id=village.id,
+        latitude=36.9,
+        longitude=122.4,
+    )
+    at_site = await tag_bag(client, world, "other_clinic", origin_site_id=site.id)
+    elsewhere = await tag_bag(client, world, "other_clinic")
+    regions = dict(
+        await Batch.filter(code__in=[at_site["code"], elsewhere["code"]]).values_list(
+            "code", "region_path"
+        )
+    )
+    assert regions == {at_site["code"]: village.path, elsewhere["code"]: town.path}
+    verdict = await client.get(
+        f"/m/v1/batches/{at_site['code']}/verify", headers=world.headers("other_clinic")
+    )
+    assert verdict.json()["valid"] is True, verdict.text
+    # The village's figures count it, and it alone: the village's own cohort holds the batch.
+    today = cityday.today(world.settings.timezone)
+    counted = await rollups.utilization(
+        region_path=village.path, date_from=today - timedelta(days=2), date_to=today
+    )
+    assert [s["batches"] for s in counted["streams"]] == [1], counted

@@ -90,10 +90,16 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         label_organization_id=label.organization_id if label else None,
         on=local_date(sub.device_time, work.timezone),
     )
-    if sub.origin_site_id is not None and work.sites.get(sub.origin_site_id) != producer.id:
-        raise ValidationFailed(
-            "the origin site must belong to the producer", field="origin_site_id"
-        )
+    # Where the batch counts: at its origin site's region (a site may lie below its
+    # organization's region, registry.create_site), else at its producer's.
+    region = producer.region
+    if sub.origin_site_id is not None:
+        site = work.sites.get(sub.origin_site_id)
+        if site is None or site.organization_id != producer.id:
+            raise ValidationFailed(
+                "the origin site must belong to the producer", field="origin_site_id"
+            )
+        region = site.region
     carrier = (
         organization(work, sub.carrier_organization_id, "carrier_organization_id").id
         if sub.carrier_organization_id
@@ -129,7 +135,7 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         hazard=sub.hazard or list(category.hazard),
         producer_id=producer.id,
         origin_site_id=sub.origin_site_id,
-        region_path=producer.region.path,
+        region_path=region.path,
         quantity=sub.quantity,
         unit=sub.unit,
         holder_id=producer.id,

@@ -162,6 +162,15 @@ async def allocate_batch_ids(count: int) -> list[int]:
     return [int(row[0]) for row in rows[1]]
 
 
+@dataclass(frozen=True, slots=True)
+class SiteRef:
+    """What recording needs of a site: whose it is, and the region what is tagged there
+    counts under (which may lie below its organization's, `registry.create_site`)."""
+
+    organization_id: int
+    region: Region
+
+
 @dataclass(slots=True)
 class Loaded:
     """What a recording call reads before it decides anything, in one round trip."""
@@ -172,8 +181,8 @@ class Loaded:
     """The labels with the call's other codes (not yet bound to a batch), locked."""
     organizations: list[Organization]
     """With their region."""
-    sites: dict[int, int]
-    """Site id → its organization's id."""
+    sites: dict[int, SiteRef]
+    """Site id → its organization's id and its region."""
     batch_ids: list[int]
     """Fresh batch ids for the batches the call may tag."""
     known: dict[uuid.UUID, dict[str, Any]]
@@ -196,11 +205,13 @@ _LOCK_AND_READ = (
     " SELECT ARRAY(SELECT ROW(b.*)::batch FROM locked b ORDER BY b.id) AS batches,"
     " ARRAY(SELECT ROW(l.*)::label FROM labelled l ORDER BY l.code) AS labels,"
     " ARRAY(SELECT o FROM organization o WHERE o.id = ANY($2::int[])) AS organizations,"
+    # the organizations' regions and the sites'
     " ARRAY(SELECT r FROM region r WHERE r.id IN"
-    " (SELECT region_id FROM organization WHERE id = ANY($2::int[]))) AS regions,"
-    # site id and its organization's id, as pairs
-    " ARRAY(SELECT ARRAY[s.id, s.organization_id] FROM site s WHERE s.id = ANY($3::int[]))"
-    " AS sites,"
+    " (SELECT region_id FROM organization WHERE id = ANY($2::int[])"
+    " UNION ALL SELECT region_id FROM site WHERE id = ANY($3::int[]))) AS regions,"
+    # site id, its organization's id and its region's id, as triples
+    " ARRAY(SELECT ARRAY[s.id, s.organization_id, s.region_id] FROM site s"
+    " WHERE s.id = ANY($3::int[])) AS sites,"
     f" ARRAY({_BATCH_IDS.format(count='$4::int')}) AS batch_ids"
 )
 _KNOWN = (
@@ -273,7 +284,10 @@ async def load(
         batches=[Batch._init_from_db(**r) for r in row["batches"]],
         labels=[Label._init_from_db(**r) for r in row["labels"]],
         organizations=organizations,
-        sites={int(site_id): int(org_id) for site_id, org_id in row["sites"]},
+        sites={
+            int(site_id): SiteRef(int(org_id), regions[region_id])
+            for site_id, org_id, region_id in row["sites"]
+        },
         batch_ids=[int(i) for i in row["batch_ids"]],
         known={
             client_id: {

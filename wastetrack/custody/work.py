@@ -49,7 +49,7 @@ class Work:
     licences: dict[tuple[int, str, date], list[str] | None] = field(default_factory=dict)
     # Per carrier: whether it has registered its fleet (wastetrack.fleet).
     fleets: dict[int, bool] = field(default_factory=dict)
-    sites: dict[int, int] = field(default_factory=dict)
+    sites: dict[int, repository.SiteRef] = field(default_factory=dict)
     batch_ids: list[int] = field(default_factory=list)
     new_labels: list[repository.NewLabel] = field(default_factory=list)
     bound_labels: list[str] = field(default_factory=list)
