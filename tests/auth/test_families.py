@@ -1,5 +1,7 @@
 """Refresh-token families: a reused token ends its whole login; deactivation ends them all."""
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import jwt
 from tortoise import connections
@@ -21,18 +23,49 @@ async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.post("/m/v1/auth/refresh", json={"refresh_token": token})
 
 
+async def past_the_grace(token: str) -> None:
+    """As if the token had been rotated longer ago than a lost answer may be retried in."""
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    rotated = datetime.now(UTC) - auth.REFRESH_REUSE_GRACE - timedelta(seconds=1)
+    assert await RefreshToken.filter(jti=jti).update(revoked_at=rotated) == 1
+
+
 async def test_reusing_a_rotated_refresh_token_revokes_its_whole_family(
     client: httpx.AsyncClient, world: World
 ) -> None:
     stolen = (await login(client, "clinic"))["refresh_token"]
     other_phone = (await login(client, "clinic"))["refresh_token"]
     successor = (await refresh(client, stolen)).json()["refresh_token"]
+    await past_the_grace(stolen)
     replay = await refresh(client, stolen)
     assert replay.status_code == 401
     assert "reused" in replay.json()["detail"]
     assert (await refresh(client, successor)).status_code == 401
     # Another login of the same user is another family and keeps working.
     assert (await refresh(client, other_phone)).status_code == 200
+
+
+async def test_an_answer_lost_on_the_way_may_be_asked_again_while_the_login_lives(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The server rotated the token but the phone never got the answer (2G), or two tabs
+    refreshed at once: within the grace the rotated token is exchanged again, in the same
+    family, and the first answer's tokens keep working. Once the login has ended (log-out),
+    the grace saves nothing: it is a reuse."""
+    first = (await login(client, "clinic"))["refresh_token"]
+    lost = (await refresh(client, first)).json()["refresh_token"]
+    again = await refresh(client, first)
+    assert again.status_code == 200, again.text
+    family = jwt.decode(first, options={"verify_signature": False})["jti"]
+    family = (await RefreshToken.get(jti=family)).family
+    for token in (lost, again.json()["refresh_token"]):
+        jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+        assert (await RefreshToken.get(jti=jti)).family == family
+    assert (await refresh(client, lost)).status_code == 200
+    ended = await client.post("/m/v1/auth/logout", json={"refresh_token": first})
+    assert ended.status_code in (200, 204), ended.text
+    replay = await refresh(client, first)
+    assert replay.status_code == 401 and "reused" in replay.json()["detail"], replay.text
 
 
 async def test_a_refresh_continues_the_family_of_the_token_it_replaces(

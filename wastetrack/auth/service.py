@@ -189,23 +189,35 @@ def _decode(token: str, *, expected: str, settings: Settings) -> dict[str, Any]:
     return claims
 
 
+REFRESH_REUSE_GRACE = timedelta(seconds=60)
+"""How long a rotated refresh token may be exchanged again while its login lives: a phone on
+2G whose answer was lost (the server rotated, the phone kept the old token), or two tabs of
+the app refreshing at once, would otherwise end the login as a theft. Okta's rotation grace
+period, Auth0's reuse interval; at most 60 s, as theirs."""
+
+
 async def refresh(*, refresh_token: str, settings: Settings) -> dict[str, str | int]:
-    """Exchange a refresh token for new tokens; the old one stops working, and presenting it
-    again revokes every token of its family. Runs its own transactions: a refused reuse must
-    still commit the revocation."""
+    """Exchange a refresh token for new tokens; the old one stops working (after
+    `REFRESH_REUSE_GRACE`, while its login lives), and presenting it later revokes every token
+    of its family. Runs its own transactions: a refused reuse must still commit the
+    revocation."""
     claims = _decode(refresh_token, expected="refresh", settings=settings)
     async with in_transaction():
         stored = await RefreshToken.select_for_update().get_or_none(jti=claims.get("jti"))
         if stored is None:
             raise Unauthorized("refresh token revoked")
         now = datetime.now(UTC)
-        reused = stored.revoked_at is not None
+        live = RefreshToken.filter(family=stored.family, revoked_at=None)
+        reused = stored.revoked_at is not None and not (
+            now - stored.revoked_at <= REFRESH_REUSE_GRACE and await live.exists()
+        )
         if reused:
             # The thief and the owner hold the same family and cannot be told apart: end it.
-            await RefreshToken.filter(family=stored.family, revoked_at=None).update(revoked_at=now)
+            await live.update(revoked_at=now)
         else:
-            stored.revoked_at = now
-            await stored.save(update_fields=["revoked_at"])
+            if stored.revoked_at is None:
+                stored.revoked_at = now
+                await stored.save(update_fields=["revoked_at"])
             user = await User.get_or_none(id=int(claims["sub"]), is_active=True)
             if user is None:
                 raise Unauthorized("invalid token")
