@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Response, UploadFile
 
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
 from schemas.batches import PhotoRead
@@ -11,23 +11,32 @@ from wastetrack.evidence import service as evidence
 router = APIRouter(prefix="/m/v1/photos", tags=["photos"])
 
 
-@router.post("", response_model=PhotoRead, status_code=201)
-async def upload_photo(
+async def _inspected(
     file: Annotated[UploadFile, File(description="JPEG or PNG")],
     user: CurrentUser,
     settings: AppSettings,
-    _: Transaction,
-    response: Response,
-) -> PhotoRead:
-    """Upload an evidence photo; the same bytes uploaded again return the stored photo."""
+) -> evidence.Inspected:
+    """The photo checked and on disk, before the request's transaction begins (a dependency
+    the route names before `Transaction`, so solved first): decoding and fsync hold no
+    database connection. After the login check, so no stranger's file is decoded."""
     content = await file.read(settings.photo_max_bytes + 1)
-    photo, created = await evidence.store_photo(
-        principal=user,
+    return await evidence.inspect_photo(
         content=content,
         data_dir=settings.data_dir,
         max_bytes=settings.photo_max_bytes,
         max_pixels=settings.photo_max_pixels,
     )
+
+
+@router.post("", response_model=PhotoRead, status_code=201)
+async def upload_photo(
+    kept: Annotated[evidence.Inspected, Depends(_inspected)],
+    user: CurrentUser,
+    _: Transaction,
+    response: Response,
+) -> PhotoRead:
+    """Upload an evidence photo; the same bytes uploaded again return the stored photo."""
+    photo, created = await evidence.record_photo(principal=user, kept=kept)
     if not created:
         response.status_code = 200
     return PhotoRead(

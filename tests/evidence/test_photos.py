@@ -7,10 +7,12 @@ import struct
 import zlib
 
 import httpx
+import pytest
 from PIL import Image
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
+from wastetrack.core import db
 
 
 def png_bytes(colour: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
@@ -141,3 +143,27 @@ async def test_a_photo_is_evidence_only_for_an_organization_that_uploaded_it(
     assert (own.status_code, own.json()["sha256"]) == (201, sha)
     assert (await post_event(client, world, "clinic", cited)).status_code == 201
     assert len(list((world.settings.data_dir / "photos").rglob(f"{sha}.*"))) == 1
+
+
+async def test_a_photo_is_checked_and_kept_before_its_transaction_waits_for_a_place(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding a photo and its fsync take their time and hold no database connection: with
+    every transaction's place taken, the upload is checked and on disk already, and only its
+    row waits."""
+    admission = asyncio.Semaphore(1)
+    monkeypatch.setattr(db, "_admission", admission)
+    await admission.acquire()  # every request's place taken
+    content = png_bytes("green", (320, 240))
+    sha = hashlib.sha256(content).hexdigest()
+    uploading = asyncio.ensure_future(upload(client, world, content))
+    on_disk = world.settings.data_dir / "photos" / sha[:2] / f"{sha}.png"
+    for _ in range(100):
+        if on_disk.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert on_disk.read_bytes() == content
+    assert not uploading.done()
+    admission.release()
+    answer = await asyncio.wait_for(uploading, timeout=30)
+    assert answer.status_code == 201, answer.text

@@ -6,6 +6,9 @@ import io
 import os
 import tempfile
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from PIL import Image
@@ -60,41 +63,63 @@ def _inspect(content: bytes, *, max_pixels: int) -> tuple[str, int, int, str]:
     return image_format, width, height, hashlib.sha256(content).hexdigest()
 
 
-async def store_photo(
-    *,
-    principal: Principal,
-    content: bytes,
-    data_dir: Path,
-    max_bytes: int,
-    max_pixels: int = 40_000_000,
-) -> tuple[Photo, bool]:
-    """Keep a JPEG or PNG under its SHA-256; a re-upload returns the stored one. Its pixel
-    count is read from the header and checked before anything is decoded."""
+@dataclass(frozen=True, slots=True)
+class Inspected:
+    """A photo checked and on disk under its hash, not yet recorded (`record_photo`)."""
+
+    sha256: str
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+
+
+# Decoding a photo whole takes up to width × height × 4 bytes (160 MB at 40 MP) and a core:
+# at most two at a time per worker, the others queued, whatever the thread pool's size.
+_DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="photo-decode")
+
+
+async def inspect_photo(
+    *, content: bytes, data_dir: Path, max_bytes: int, max_pixels: int = 40_000_000
+) -> Inspected:
+    """Check a JPEG or PNG and keep it on disk under its SHA-256, before any transaction: a
+    decode and an fsync hold no database connection, nor a place among the transactions
+    admitted. Its pixel count is read from the header and checked before anything is
+    decoded."""
     if not content:
         raise ValidationFailed("the file is empty", field="file")
     if len(content) > max_bytes:
         raise ValidationFailed(f"photos may not exceed {max_bytes} bytes", field="file")
     # Checking and hashing megabytes takes CPU: in a thread, the event loop keeps serving.
-    image_format, width, height, sha256 = await asyncio.to_thread(
-        _inspect, content, max_pixels=max_pixels
+    image_format, width, height, sha256 = await asyncio.get_running_loop().run_in_executor(
+        _DECODERS, partial(_inspect, content, max_pixels=max_pixels)
     )
+    content_type, extension = FORMATS[image_format]
+    path = photo_path(data_dir, sha256, extension)
+    # Through a file of this upload's own: two uploads of the same bytes (a phone retrying a
+    # slow one, on another worker) each write a whole file and rename it into place. A file
+    # whose row is never written (a refusal later, a re-upload) holds the bytes its name says
+    # and is harmless.
+    if not path.exists():
+        await asyncio.to_thread(_write, path, content)
+    return Inspected(sha256, content_type, len(content), width, height)
+
+
+async def record_photo(*, principal: Principal, kept: Inspected) -> tuple[Photo, bool]:
+    """Record a photo `inspect_photo` kept, and that the uploader's organization holds it; a
+    re-upload returns the stored one."""
+    sha256 = kept.sha256
     existing = await Photo.get_or_none(sha256=sha256)
     if existing is not None:
         return existing, await _hold(existing, principal)
-    content_type, extension = FORMATS[image_format]
-    # Written before the row, off the event loop, through a file of this upload's own: two
-    # uploads of the same bytes (a phone retrying a slow one, on another worker) each write a
-    # whole file and rename it into place. A file whose row is rolled back holds the bytes
-    # its name says and is harmless.
-    await asyncio.to_thread(_write, photo_path(data_dir, sha256, extension), content)
     try:
         async with in_transaction():
             photo = await Photo.create(
                 sha256=sha256,
-                content_type=content_type,
-                size_bytes=len(content),
-                width=width,
-                height=height,
+                content_type=kept.content_type,
+                size_bytes=kept.size_bytes,
+                width=kept.width,
+                height=kept.height,
                 uploaded_by_id=principal.user_id,
                 organization_id=principal.organization_id,
             )
