@@ -133,6 +133,13 @@ async def test_a_partial_acceptance_with_weights_refuses_each_batchs_declared_ma
         second: "accepted",
         drum: "accepted",
     }
+    # The total agrees with the declaration; each batch weighed off its own is on the record,
+    # the refused 100 kg among them (the drum declared no mass to be off).
+    found = {(d["field"], d["declared"], d["found"]) for d in decided.json()["discrepancies"]}
+    assert found == {
+        (f"weights_kg.{first}", "400.000", "300"),
+        (f"weights_kg.{second}", "400.000", "500"),
+    }
 
 
 async def test_weights_are_named_by_the_code_as_typed_or_printed(

@@ -136,6 +136,14 @@ async def decide(
     found: list[tuple[str, str, str]] = []
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
         found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
+    if decision.weights_kg is not None:
+        # Weighed batch by batch (as e-Manifest records each line): a batch off its declared
+        # mass by the same tolerance is a discrepancy of its own, also where the total agrees
+        # (a part refused of one batch while another weighed more than it declared).
+        for code, weight in weights.items():
+            mass = known[code]
+            if weight is not None and mass and abs(weight - mass) / mass > tolerance:
+                found.append((f"weights_kg.{code}", str(mass), str(weight)))
     for name in ("waste_name", "physical_form", "packaging"):
         value = getattr(decision.found, name)
         if value is not None and value != getattr(manifest, name):
