@@ -91,18 +91,25 @@ async def sorting_metrics(
     format: Format = "json",
 ) -> Any:
     """Sorting coverage by town and sorting accuracy, with their counts."""
-    result = await household.sorting_metrics(
-        principal=user,
-        date_from=period.date_from,
-        date_to=period.date_to,
-        timezone=settings.timezone,
-    )
     if format != "json":
+        # The area's headline first, then each town, then what lies in no town (the city's
+        # own region): the rows below the headline add up to it; every row names its period.
+        rows = await household.sorting_rows(
+            principal=user,
+            date_from=period.date_from,
+            date_to=period.date_to,
+            timezone=settings.timezone,
+        )
         return await export(
-            result["towns"],
+            list(rows),
             name="sorting",
             format=format,
             timezone=settings.timezone,
             headers=period.headers(),
         )
-    return result
+    return await household.sorting_metrics(
+        principal=user,
+        date_from=period.date_from,
+        date_to=period.date_to,
+        timezone=settings.timezone,
+    )

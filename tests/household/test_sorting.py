@@ -1,11 +1,13 @@
 """Household sorting: pickups at collection points with quality checks, coverage, accuracy."""
 
+import csv
 import io
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import openpyxl
 import pytest
 import zxingcpp
 from PIL import Image
@@ -15,8 +17,11 @@ from tests.streams.test_record_once import stored_photo
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import codes
+from wastetrack.core.metrics import period_bounds
 from wastetrack.custody import intake
+from wastetrack.household import service as household
 from wastetrack.household.models import Pickup
+from wastetrack.registry import agreements
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
@@ -304,3 +309,175 @@ async def test_a_check_counts_on_its_batchs_tagging_day_after_corrections(
     assert fixed.status_code == 201, fixed.text
     metrics = await sorting_today(client, world)
     assert (metrics["accuracy"]["numerator"], metrics["accuracy"]["denominator"]) == ("1", "1")
+
+
+async def collection_point_at(
+    world: World, region: str, *, site_region: str | None = None, kind: str = "collection_point"
+) -> str:
+    """The QR URL of a site of a new organization of `kind` registered in `region`, the site
+    in `site_region` (below it) or in the organization's own; the collector's community has a
+    service agreement with it, wherever it lies."""
+    org = await registry.create_organization(
+        name=f"投放点{uuid.uuid4().hex[:6]}",
+        kind=OrganizationKind(kind),
+        region_id=world.regions[region].id,
+    )
+    await agreements.create_service_agreement(
+        provider_organization_id=world.orgs["community"].id,
+        client_organization_id=org.id,
+        streams=["household"],
+        valid_from=date(2024, 1, 1),
+    )
+    site = await registry.create_site(
+        organization_id=org.id,
+        name="1号投放点",
+        region_id=world.regions[site_region].id if site_region else None,
+        latitude=37.16,
+        longitude=122.48,
+    )
+    return codes.qr_url(
+        site.code or "", base_url="http://testserver", secret=world.settings.secret_key
+    )
+
+
+async def test_a_check_counts_in_the_region_its_batch_counts_in(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A collection point registered at its town may have its site in a village below it
+    (registry.create_site). Its pickup's batch counts where its tagging pinned it — for a batch
+    tagged before taggings took their site's region, the organization's town — and its check
+    must count there too, in accuracy, in each town's and in a cell's criterion (all read
+    `quality_checks`): otherwise the village's accuracy would count a check whose waste counts
+    under the town, and the rates would not recount from the batches."""
+    url = await collection_point_at(world, "town", site_region="village")
+    fresh = await post(client, world, pickup(url))
+    old = await post(
+        client, world, pickup(url, quality={"passed": False, "contamination_share": "0.3"})
+    )
+    assert (fresh.status_code, old.status_code) == (201, 201), (fresh.text, old.text)
+    # Tagged as taggings were before: under the producer organization's region, pinned.
+    await Batch.filter(code=old.json()["batch_code"]).update(region_path=world.regions["town"].path)
+    ids = [
+        b.id for b in await Batch.filter(code__in=[r.json()["batch_code"] for r in (fresh, old)])
+    ]
+    start, end = period_bounds(CITY_TODAY, CITY_TODAY, world.settings.timezone)
+    for region in ("city", "town", "village", "other_town"):
+        path = world.regions[region].path
+        checks = household.quality_checks(region_path=path, start=start, end=end)
+        counted = sorted(await checks.values_list("batch_id", flat=True))
+        batches = Batch.filter(id__in=ids, region_path__startswith=path)
+        assert counted == sorted(await batches.values_list("id", flat=True)), region
+    # A manager of the village reads the checks of the batches counted in the village alone.
+    office = await registry.create_organization(
+        name="北山社区居委会",
+        kind=OrganizationKind.authority,
+        region_id=world.regions["village"].id,
+    )
+    await make_user(world, "village_manager", Role.manager, office)
+    day = CITY_TODAY.isoformat()
+    answer = await client.get(
+        "/m/v1/metrics/sorting",
+        headers=world.headers("village_manager"),
+        params={"date_from": day, "date_to": day},
+    )
+    in_village = await Batch.filter(
+        id__in=ids, region_path__startswith=world.regions["village"].path
+    ).count()
+    assert answer.json()["accuracy"]["denominator"] == str(in_village), answer.text
+    metrics = await sorting_today(client, world)
+    by_town = {t["name"]: t for t in metrics["towns"]}
+    assert (
+        by_town["崖头街道"]["accuracy"]["numerator"],
+        by_town["崖头街道"]["accuracy"]["denominator"],
+    ) == ("1", "2")
+
+
+async def test_a_pickup_is_recorded_at_a_collection_point_only(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Every site has a QR plate, but a collection point (投放点) is a site of a
+    `collection_point` organization (docs/streams/household.md): a pickup scanned at a
+    community's office or a factory's yard is refused, naming `site`, and makes no batch — it
+    would otherwise count as household sorting in accuracy; the scan offers none there."""
+    for org in ("community", "enterprise"):
+        url = await collection_point_at(world, "village", kind=org)
+        # Its plate scans as a site, with no pickup offered.
+        scanned = await client.get(
+            "/m/v1/scan", params={"qr": url}, headers=world.headers("collector")
+        )
+        assert (scanned.json()["kind"], scanned.json()["actions"]) == ("site", []), scanned.text
+        refused = await post(client, world, pickup(url))
+        assert (refused.status_code, refused.json()["field"]) == (422, "site"), refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        synced = await client.post(
+            "/m/v1/sync",
+            headers=world.headers("collector"),
+            json={"events": [{**pickup(url), "kind": "pickup"}]},
+        )
+        (result,) = synced.json()["results"]
+        assert result["error"]["field"] == "site", result
+    assert await Batch.all().count() == 0
+    kept = await post(client, world, pickup(await collection_point_at(world, "village")))
+    assert kept.status_code == 201, kept.text
+
+
+async def test_the_sorting_export_adds_up_to_its_headline(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """The export's first row is the area's headline (the figures the JSON answer gives once),
+    then each town, then what lies in no town — a check at a collection point of the city's
+    own region counts in the headline and in no town — so that every count below the headline
+    adds up to it, as a spreadsheet's sum would check."""
+    await client.put(
+        f"/admin/v1/regions/{world.regions['village'].id}/sorting",
+        headers=world.headers("admin"),
+        json={"sorted_collection_since": "2024-01-01"},
+    )
+    failed = {"passed": False, "contamination_share": "0.3"}
+    for url, quality in [
+        (point_url, None),
+        (point_url, failed),
+        (await collection_point_at(world, "other_town"), None),
+        (await collection_point_at(world, "city"), failed),
+        (await collection_point_at(world, "city"), None),
+    ]:
+        body = pickup(url, **({"quality": quality} if quality else {}))
+        assert (await post(client, world, body)).status_code == 201
+    day = CITY_TODAY.isoformat()
+    got = await client.get(
+        "/m/v1/metrics/sorting",
+        headers=world.headers("manager"),
+        params={"date_from": day, "date_to": day, "format": "csv"},
+    )
+    assert got.status_code == 200, got.text
+    assert got.headers["x-period"] == f"{day}/{day}"
+    headline, *rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert (headline["scope"], headline["name"]) == ("area", "荣成市")
+    assert [r["scope"] for r in rows] == ["town", "town", "outside_towns"]
+    assert all((r["date_from"], r["date_to"]) == (day, day) for r in [headline, *rows])
+    counts = [
+        f"{figure}.{part}"
+        for figure in ("coverage", "urban_coverage", "rural_coverage", "accuracy")
+        for part in ("numerator", "denominator")
+    ] + ["unclassified"]
+    for column in counts:
+        assert sum(int(r[column]) for r in rows) == int(headline[column]), column
+    outside = rows[-1]
+    assert (outside["accuracy.numerator"], outside["accuracy.denominator"]) == ("1", "2")
+    json_answer = await sorting_today(client, world)
+    assert (
+        (headline["accuracy.numerator"], headline["accuracy.denominator"])
+        == (
+            json_answer["accuracy"]["numerator"],
+            json_answer["accuracy"]["denominator"],
+        )
+        == ("3", "5")
+    )
+    book = await client.get(
+        "/m/v1/metrics/sorting",
+        headers=world.headers("manager"),
+        params={"date_from": day, "date_to": day, "format": "xlsx"},
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
+    assert sheet is not None
+    assert [c.value for c in sheet["A"]][1:] == ["area", "town", "town", "outside_towns"]

@@ -2,7 +2,7 @@
 which communities and villages sort, and the coverage and accuracy that follow."""
 
 from datetime import date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from tortoise.queryset import QuerySet
 
@@ -21,7 +21,7 @@ from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
 from wastetrack.registry import identities
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import Region, RegionLevel, Site
+from wastetrack.registry.models import OrganizationKind, Region, RegionLevel, Site
 from wastetrack.rollups.service import definition
 
 HOUSEHOLD = "household"
@@ -62,10 +62,22 @@ class SortingMetrics(Coverage):
 async def site_from_scan(scanned: str, *, secret: str, field: str = "site") -> Site:
     """The collection point a scanned plate names; forged codes are refused like unknown ones."""
     code = codes.code_from_scan(scanned, secret=secret)
-    site = await Site.get_or_none(code=code).prefetch_related("region") if code else None
+    site = (
+        await Site.get_or_none(code=code).prefetch_related("region", "organization")
+        if code
+        else None
+    )
     if site is None:
         raise NotFound("no collection point with this code", field=field)
     return site
+
+
+def takes_pickups(site: Site) -> bool:
+    """Whether household pickups are recorded at this site (one `site_from_scan` read): a
+    collection point's (投放点). Every site has a plate; only a collection point's loads are
+    household sorting (docs/streams/household.md), or a clinic's yard would count in
+    accuracy."""
+    return bool(site.organization.kind == OrganizationKind.collection_point)
 
 
 # How a pickup names what its batch's tagging and collection refuse.
@@ -88,6 +100,12 @@ async def record_pickup(
         if principal.role != Role.collector:
             raise Forbidden("pickups are recorded by collectors", field="role")
         site = await site_from_scan(submission.site, secret=secret)
+        if not takes_pickups(site):
+            raise ValidationFailed(
+                f"site {site.code} belongs to a {site.organization.kind}, not a collection"
+                " point: pickups are recorded at collection points",
+                field="site",
+            )
         await catalog.category_for_stream(stream=HOUSEHOLD, category=submission.category)
         quality = submission.quality
         await evidence.require_photos(
@@ -154,28 +172,54 @@ async def set_sorted_collection(*, region_id: int, since: date | None) -> Region
 
 
 def quality_checks(*, region_path: str, start: datetime, end: datetime) -> QuerySet[Pickup]:
-    """The quality checks a period counts (docs/metrics.md §6): of the pickups in the region
-    whose batch was tagged in it and is not cancelled, the batch read after corrections as
-    every figure reads it (a phone's wrong clock corrected moves its check with it)."""
+    """The quality checks a period counts (docs/metrics.md §6): of the pickups whose batch
+    counts in the region and was tagged in the period and is not cancelled, the batch read
+    after corrections as every figure reads it (a phone's wrong clock corrected moves its
+    check with it). The region is the batch's, not the pickup's site's: a site may lie below
+    its organization's region, and a batch's region is pinned by its tagging, so a check
+    counts where its waste does — in accuracy, in each town's and in a cell's criterion."""
     return Pickup.filter(
-        region_path__startswith=region_path,
+        batch__region_path__startswith=region_path,
         quality_checked=True,
         batch__tagged_at__gte=start,
         batch__tagged_at__lt=end,
     ).exclude(batch__state=State.cancelled.value)
 
 
-async def sorting_metrics(
+class AreaSorting(Coverage):
+    """One row of the sorting table: a region's (or what lies in no town's) coverage and
+    accuracy."""
+
+    region_id: int | None
+    name: str | None
+    accuracy: Rate
+
+
+class SortingRow(AreaSorting):
+    """A row of the sorting export: `scope` says whether it is the area's headline, a town,
+    or what lies in the area but in no town (the city's own region); the rows after the
+    headline add up to it."""
+
+    scope: str
+    date_from: date
+    date_to: date
+
+
+# What lies in the area but in no town: the city's own region (a village registered directly
+# under it, a check whose batch counts at city level), counted in the headline and no town.
+OUTSIDE_TOWNS = "镇街以外"
+
+
+async def _sorting(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
-) -> SortingMetrics:
-    """Sorting coverage (communities and villages with sorted collection by the end of the
-    period ÷ all) and sorting accuracy (quality checks passed ÷ performed in the period), for
-    the user's region and per town."""
+) -> tuple[SortingMetrics, AreaSorting, AreaSorting]:
+    """The sorting metrics, the area's own row (its headline) and the row of what lies in the
+    area but in no town, all from one read of the regions and the checks."""
     start, end = period_bounds(date_from, date_to, timezone)
     regions = await Region.filter(path__startswith=principal.region_path).order_by("path")
     villages = [r for r in regions if r.level == RegionLevel.village]
     checks = await quality_checks(region_path=principal.region_path, start=start, end=end).values(
-        "region_path", "quality_passed"
+        "quality_passed", region_path="batch__region_path"
     )
 
     def coverage(group: list[Region]) -> Coverage:
@@ -202,8 +246,18 @@ async def sorting_metrics(
             "unclassified": kinds.count(None),
         }
 
+    def accuracy(group: list[dict[str, Any]]) -> Rate:
+        return ratio(
+            sum(bool(c["quality_passed"]) for c in group), len(group), "quality checks", ACCURACY
+        )
+
+    town_regions = [r for r in regions if r.level == RegionLevel.town]
+
+    def in_a_town(path: str) -> bool:
+        return any(path.startswith(t.path) for t in town_regions)
+
     towns: list[TownSorting] = []
-    for town in (r for r in regions if r.level == RegionLevel.town):
+    for town in town_regions:
         in_town = [v for v in villages if v.path.startswith(town.path)]
         town_checks = [c for c in checks if c["region_path"].startswith(town.path)]
         towns.append(
@@ -211,21 +265,60 @@ async def sorting_metrics(
                 "region_id": town.id,
                 "name": town.name,
                 **coverage(in_town),
-                "accuracy": ratio(
-                    sum(bool(c["quality_passed"]) for c in town_checks),
-                    len(town_checks),
-                    "quality checks",
-                    ACCURACY,
-                ),
+                "accuracy": accuracy(town_checks),
             }
         )
-    return {
+    metrics: SortingMetrics = {
         "date_from": date_from,
         "date_to": date_to,
         "timezone": timezone,
         **coverage(villages),
-        "accuracy": ratio(
-            sum(bool(c["quality_passed"]) for c in checks), len(checks), "quality checks", ACCURACY
-        ),
+        "accuracy": accuracy(checks),
         "towns": towns,
     }
+    area = next((r for r in regions if r.path == principal.region_path), None)
+    headline: AreaSorting = {
+        "region_id": area.id if area else None,
+        "name": area.name if area else None,
+        **coverage(villages),
+        "accuracy": accuracy(checks),
+    }
+    outside: AreaSorting = {
+        "region_id": None,
+        "name": OUTSIDE_TOWNS,
+        **coverage([v for v in villages if not in_a_town(v.path)]),
+        "accuracy": accuracy([c for c in checks if not in_a_town(c["region_path"])]),
+    }
+    return metrics, headline, outside
+
+
+async def sorting_metrics(
+    *, principal: Principal, date_from: date, date_to: date, timezone: str
+) -> SortingMetrics:
+    """Sorting coverage (communities and villages with sorted collection by the end of the
+    period ÷ all) and sorting accuracy (quality checks passed ÷ performed in the period), for
+    the user's region and per town."""
+    metrics, _, _ = await _sorting(
+        principal=principal, date_from=date_from, date_to=date_to, timezone=timezone
+    )
+    return metrics
+
+
+async def sorting_rows(
+    *, principal: Principal, date_from: date, date_to: date, timezone: str
+) -> list[SortingRow]:
+    """The sorting table as the export gives it: the area's headline first (the figures the
+    JSON answer gives once), then each town, then what lies in the area but in no town — so
+    that every count below the headline adds up to it; every row names its period."""
+    metrics, headline, outside = await _sorting(
+        principal=principal, date_from=date_from, date_to=date_to, timezone=timezone
+    )
+    towns: list[SortingRow] = [
+        {"scope": "town", "date_from": date_from, "date_to": date_to, **town}
+        for town in metrics["towns"]
+    ]
+    return [
+        {"scope": "area", "date_from": date_from, "date_to": date_to, **headline},
+        *towns,
+        {"scope": "outside_towns", "date_from": date_from, "date_to": date_to, **outside},
+    ]

@@ -44,7 +44,8 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
             site = await household.site_from_scan(scanned, secret=secret, field="qr")
         except NotFound:
             raise refusal from None
-        actions = [PICKUP] if principal.role == Role.collector else []
+        takes = principal.role == Role.collector and household.takes_pickups(site)
+        actions = [PICKUP] if takes else []
         return Scanned(None, None, None, site, actions)
     may_deliver = (
         principal.role == Role.port_operator and principal.organization_id == berth.port_id
