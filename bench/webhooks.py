@@ -11,6 +11,7 @@ expected, each with a valid signature, none twice.
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -40,7 +41,7 @@ SUBSCRIPTIONS = 5  # issue #13's case; --subscriptions 0 measures the bench's ow
 
 class Listener:
     """A minimal HTTP/1.1 receiver (keep-alive) that writes every request it receives as one
-    JSON line (path, signature header, body) to a file. It runs in its own process
+    JSON line (path, signature headers, body) to a file. It runs in its own process
     (`--listen FILE`), so that receiving does not slow the bench's sync client."""
 
     def __init__(self, out: IO[str]) -> None:
@@ -57,7 +58,9 @@ class Listener:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 received = {
                     "path": head[0].split()[1],
-                    "signature": headers.get("x-wastetrack-signature", ""),
+                    "id": headers.get("webhook-id", ""),
+                    "timestamp": headers.get("webhook-timestamp", ""),
+                    "signature": headers.get("webhook-signature", ""),
                     "body": body.decode(),  # UTF-8 JSON: encodes back to the same bytes
                 }
                 self.out.write(json.dumps(received, ensure_ascii=False) + "\n")
@@ -202,8 +205,11 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
     duplicates = 0
     for delivery in received:
         body = delivery["body"].encode()
-        digest = hmac.new(secrets[delivery["path"]].encode(), body, hashlib.sha256).hexdigest()
-        valid += hmac.compare_digest(delivery["signature"], f"sha256={digest}")
+        signed = f"{delivery['id']}.{delivery['timestamp']}.".encode() + body
+        digest = hmac.new(secrets[delivery["path"]].encode(), signed, hashlib.sha256).digest()
+        valid += hmac.compare_digest(
+            delivery["signature"], "v1," + base64.b64encode(digest).decode()
+        )
         key = (delivery["path"], json.loads(body)["id"])
         duplicates += key in seen
         seen.add(key)

@@ -38,7 +38,7 @@ class WebhookRead(Schema):
 
 class WebhookCreated(WebhookRead):
     secret: str = Field(
-        description="signs every delivery (X-Wastetrack-Signature); shown this once only"
+        description="signs every delivery (webhook-signature); shown this once only"
     )
 
 

@@ -1,8 +1,9 @@
 """Webhooks: integrators subscribe a URL to events and get a signed POST for each."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from mobile_api.deps import AppSettings, ManagerOnly, Transaction
 from schemas.base import Id
@@ -33,22 +34,35 @@ def _delivery(delivery: WebhookDelivery) -> WebhookDeliveryRead:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    body: WebhookCreate
+    target: webhooks.CheckedUrl
+
+
+async def _checked(body: WebhookCreate, user: ManagerOnly, settings: AppSettings) -> _Checked:
+    """The request, its URL checked (resolved: up to RESOLVE_SECONDS for a slow name server)
+    before the transaction opens, so that no database connection waits on DNS; only once the
+    caller is known to be a manager (`user`), so that nobody else makes the server resolve."""
+    target = await webhooks.checked_url(body.url, allow_private=settings.webhooks_allow_private)
+    return _Checked(body, target)
+
+
 @router.post("", response_model=WebhookCreated, status_code=201)
 async def create_webhook(
-    body: WebhookCreate,
+    checked: Annotated[_Checked, Depends(_checked)],
     user: ManagerOnly,
     settings: AppSettings,
-    _: Transaction,
+    _: Transaction,  # after `checked`: dependencies are solved in the order they are declared
     response: Response,
 ) -> WebhookCreated:
     """Subscribe a URL to events you may see; the signing secret is shown this once."""
     response.headers["Cache-Control"] = "no-store"  # kept by no cache, nor as an answer
     subscription, secret = await webhooks.create_subscription(
         principal=user,
-        url=body.url,
-        events=list(body.events),
+        target=checked.target,
+        events=list(checked.body.events),
         master=settings.secret_key,
-        allow_private=settings.webhooks_allow_private,
     )
     return WebhookCreated(**_read(subscription).model_dump(), secret=secret)
 

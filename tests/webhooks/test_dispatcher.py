@@ -1,22 +1,28 @@
 """Deliveries: received by a real HTTP listener, signed with the secret shown at creation, only
 what the owner may see, in order per batch, retried with back-off, disabled with an alert after
-repeated failures, re-enabled, replayed."""
+repeated failures, re-enabled, replayed; nothing sent for a deactivated owner, nothing enqueued
+for a disabled subscription."""
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import httpx
+import pytest
 
 from tests.custody.helpers import advance, tag_bag
 from tests.factories import World
 from tests.webhooks.conftest import Listener, Received
 from tests.webhooks.helpers import drain, subscribe
+from wastetrack.auth.models import User
 from wastetrack.core.settings import Settings
+from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.dispatcher import dispatch_once
 from wastetrack.webhooks.enqueuing import enqueue
 from wastetrack.webhooks.models import WebhookDelivery, WebhookSubscription
@@ -25,10 +31,19 @@ from wastetrack.webhooks.service import masked_url
 
 
 def verified(received: Received, secret: str) -> dict:
-    """The body, after checking its signature as an integrator would."""
-    expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(received.headers["x-wastetrack-signature"], expected)
-    return json.loads(received.body)
+    """The body, after checking its signature as an integrator would (Standard Webhooks): an
+    HMAC-SHA256 under the secret of `id.timestamp.body`, the timestamp fresh, the id the body's.
+    Computed here, not with the service's `sign`, so that a change to either is caught."""
+    message_id = received.headers["webhook-id"]
+    timestamp = received.headers["webhook-timestamp"]
+    assert abs(time.time() - int(timestamp)) <= webhooks.FRESHNESS_SECONDS
+    signed = f"{message_id}.{timestamp}.".encode() + received.body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(digest).decode()
+    assert hmac.compare_digest(received.headers["webhook-signature"], expected)
+    body = json.loads(received.body)
+    assert body["id"] == message_id
+    return body
 
 
 async def deliveries(client: httpx.AsyncClient, world: World, who: str, hook: dict) -> list:
@@ -161,6 +176,16 @@ async def test_a_failed_delivery_is_retried_after_its_back_off_and_later_ones_wa
     assert [b["data"]["event_type"] for b in bodies] == ["tagged", "tagged", "collected"]
     assert bodies[0] == bodies[1]  # the same event id and body on the retry
     assert listener.received[0].body == listener.received[1].body
+    # A captured delivery does not verify with a timestamp other than the one it was signed at.
+    replayed = listener.received[0]
+    stale = str(int(replayed.headers["webhook-timestamp"]) - webhooks.FRESHNESS_SECONDS - 60)
+    with pytest.raises(AssertionError):
+        verified(
+            Received(
+                replayed.path, {**replayed.headers, "webhook-timestamp": stale}, replayed.body
+            ),
+            hook["secret"],
+        )
 
 
 async def test_repeated_failures_disable_the_subscription_with_an_alert_until_enabled(
@@ -253,7 +278,7 @@ async def test_a_private_target_is_refused_again_at_send_time(
     assert (done.delivered, done.failed) == (0, 1)
     assert listener.received == []
     (delivery,) = await deliveries(client, world, "manager", hook)
-    assert delivery["last_error"].startswith("refused: 127.0.0.1 is a private")
+    assert delivery["last_error"] == f"refused: {webhooks.NOT_ALLOWED}"
 
 
 async def test_events_not_asked_for_are_not_delivered(
@@ -396,3 +421,52 @@ def test_deliveries_yield_to_a_burst_of_recording_for_a_bounded_time() -> None:
     # limit 0 never holds, whatever the rate.
     never = Pace(limit=0, longest=5)
     assert not any(never.hold(head=10_000 * t, now=float(t)) for t in range(5))
+
+
+async def test_a_deactivated_owners_waiting_deliveries_are_not_sent(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """A subscription hears what its owner may see: once the owner is deactivated (left the
+    bureau), nothing more goes out in their name, not even what was enqueued before."""
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world)
+    await enqueue(subscriptions=[await WebhookSubscription.get(id=hook["id"])])
+    await User.filter(id=world.users["manager"].id).update(is_active=False)
+
+    done = await drain(settings, sender)
+
+    assert (done.delivered, done.failed) == (0, 0)
+    assert listener.received == []
+    (waiting,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+    assert (waiting.status.value, waiting.attempts) == ("pending", 0)
+
+
+async def test_a_disabled_subscription_gets_nothing_enqueued_until_it_is_enabled(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """A disabled receiver may stay off for months: deliveries must not pile up for it round
+    after round. Its cursor waits, and enabling it catches up from there."""
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await WebhookSubscription.filter(id=hook["id"]).update(active=False)
+    bag = await tag_bag(client, world)
+
+    done = await drain(settings, sender)
+
+    assert done.enqueued == 0
+    assert await WebhookDelivery.filter(subscription_id=hook["id"]).count() == 0
+    enabled = await client.post(
+        f"/m/v1/webhooks/{hook['id']}/enable", headers=world.headers("manager")
+    )
+    assert enabled.status_code == 200, enabled.text
+    await drain(settings, sender)
+    assert [verified(r, hook["secret"])["data"]["batch"] for r in listener.received] == [
+        bag["code"]
+    ]

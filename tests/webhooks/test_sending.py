@@ -1,15 +1,19 @@
 """Sending rounds against a real HTTP listener: a failing round counts once towards disabling,
 one delivery that cannot be sent does not void the others' outcomes, and the address a
-receiver's name resolves to when the connection is made is the one checked (DNS rebinding)."""
+receiver's name resolves to when the connection is made is the one checked (DNS rebinding). A
+reply is read no further than a few KB and never decompressed, each outcome is saved when it is
+known, two deliverers at once never send one delivery, and a round resolves each host once."""
 
 import asyncio
 import socket
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
+from tortoise import connections
 
 from tests.custody.helpers import tag_bag
 from tests.factories import World
@@ -20,6 +24,7 @@ from wastetrack.core.settings import Settings
 from wastetrack.webhooks import sending
 from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.dispatcher import dispatch_once
+from wastetrack.webhooks.enqueuing import enqueue
 from wastetrack.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from wastetrack.webhooks.sending import DispatchRound
 
@@ -174,10 +179,8 @@ async def test_a_name_that_rebinds_to_a_private_address_after_the_check_is_not_c
     assert delivery.status == DeliveryStatus.pending
     assert delivery.last_error is not None
     assert delivery.last_error.startswith("ClientConnectorDNSError: ")
-    assert (
-        "refused: rebind.test resolves to a private, loopback, link-local or reserved address"
-        " (127.0.0.1)" in delivery.last_error
-    )
+    assert f"refused: {webhooks.NOT_ALLOWED}" in delivery.last_error
+    assert "127.0.0.1" not in delivery.last_error
 
 
 async def test_the_senders_resolver_keeps_public_addresses_only_unless_private_is_allowed(
@@ -198,7 +201,7 @@ async def test_the_senders_resolver_keeps_public_addresses_only_unless_private_i
     strict = sending.CheckedResolver(allow_private=False)
 
     assert [r["host"] for r in await strict.resolve("mixed.test", 80)] == ["1.1.1.1"]
-    with pytest.raises(OSError, match=r"refused: localhost resolves to .* \(127\.0\.0\.1"):
+    with pytest.raises(OSError, match=f"refused: {webhooks.NOT_ALLOWED}"):
         await strict.resolve("localhost", 80)
     allowed = sending.CheckedResolver(allow_private=True)
     assert "127.0.0.1" in [r["host"] for r in await allowed.resolve("localhost", 80)]
@@ -250,3 +253,219 @@ def test_every_url_in_an_error_message_is_masked() -> None:
     assert masked.startswith("URL('https://hooks.test/bot/… [")
     assert "http://x.test/a/… [" in masked
     assert webhooks.masked_urls("HTTP 503") == "HTTP 503"
+
+
+class Endless:
+    """A receiver that answers 200 and then a reply that never ends: gzip of ever more zeros
+    (the form of a decompression bomb: a few KB on the wire, gigabytes decoded), or bytes that
+    claim to be gzip and are not."""
+
+    def __init__(self, *, valid_gzip: bool) -> None:
+        self.valid_gzip = valid_gzip
+        self.url = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        packer = zlib.compressobj(wbits=31)  # gzip
+        try:
+            while not writer.is_closing():  # until the sender hangs up
+                if self.valid_gzip:
+                    data = packer.compress(bytes(1 << 20)) + packer.flush(zlib.Z_SYNC_FLUSH)
+                else:
+                    data = b"not gzip at all " * 64
+                writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0)  # the sender shares this loop
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("valid_gzip", [True, False], ids=["gzip-bomb", "bogus-gzip"])
+async def test_a_receivers_reply_is_read_no_further_than_a_few_kb_and_never_decompressed(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    sender: aiohttp.ClientSession,
+    valid_gzip: bool,
+) -> None:
+    """Only the status of a reply counts: the sender reads its first REPLY_BYTES as they came.
+    Read whole and decompressed, a manager's endpoint answering a gzip bomb would have the
+    deliverer decode gigabytes per delivery (here: until the timeout fails it), and a reply that
+    is not the gzip it claims would fail a delivery the receiver accepted."""
+    receiver = Endless(valid_gzip=valid_gzip)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hook = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    await tag_bag(client, world)
+    patient = settings.model_copy(update={"webhooks_timeout_seconds": 3})
+
+    async with server:
+        done = await dispatch_once(settings=patient, client=sender)
+
+    (delivery,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+    assert (delivery.status, delivery.last_status_code, delivery.last_error) == (
+        DeliveryStatus.delivered,
+        200,
+        None,
+    )
+    assert (done.delivered, done.failed) == (1, 0)
+
+
+async def test_each_outcome_is_saved_as_soon_as_it_is_known_not_at_the_rounds_end(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """A deliverer killed mid-round (by whatever a receiver did) must not have every other
+    receiver's delivery sent again after its restart: an outcome is written when it is known,
+    while a slow receiver still holds the round."""
+    answer = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await answer.wait()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    slow = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    fast = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world)
+    patient = settings.model_copy(update={"webhooks_timeout_seconds": 60})
+
+    async with server:
+        round_ = asyncio.create_task(dispatch_once(settings=patient, client=sender))
+        try:
+            saved = None
+            for _ in range(200):  # enqueued, then sent
+                saved = await WebhookDelivery.filter(subscription_id=fast["id"]).first()
+                if saved is not None and saved.status == DeliveryStatus.delivered:
+                    break
+                await asyncio.sleep(0.05)
+            assert not round_.done()  # the slow receiver still holds the round
+            assert saved is not None and saved.status == DeliveryStatus.delivered
+        finally:
+            answer.set()
+            done = await round_
+
+    assert (done.delivered, done.failed) == (2, 0)
+    (held,) = await WebhookDelivery.filter(subscription_id=slow["id"])
+    assert held.status == DeliveryStatus.delivered
+
+
+async def test_two_deliverers_at_once_never_send_one_delivery_twice(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+) -> None:
+    """A deliverer that lost the cluster lock mid-round (its connection dropped) still runs its
+    round while another one starts: the deliveries are leased as they are picked, so the second
+    round finds none of the first one's."""
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    for _ in range(4):  # four batches: four deliveries due at once
+        await tag_bag(client, world)
+    await enqueue(subscriptions=[await WebhookSubscription.get(id=hook["id"])])
+    now = datetime.now(UTC)
+
+    async with (
+        sending.sender(allow_private=True) as first,
+        sending.sender(allow_private=True) as second,
+    ):
+        rounds = await asyncio.gather(
+            sending.send_due(settings=settings, client=first, now=now),
+            sending.send_due(settings=settings, client=second, now=now),
+        )
+
+    ids = [r.headers["x-wastetrack-delivery"] for r in listener.received]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 4
+    assert sum(r.delivered for r in rounds) == 4
+    sent = await WebhookDelivery.filter(subscription_id=hook["id"])
+    assert [(d.status, d.attempts) for d in sent] == [(DeliveryStatus.delivered, 1)] * 4
+
+
+async def test_a_lease_left_by_a_deliverer_that_died_runs_out_and_the_delivery_goes_out(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world)
+    await enqueue(subscriptions=[await WebhookSubscription.get(id=hook["id"])])
+    now = datetime.now(UTC)
+    # A round that leased the delivery, then died before it knew the outcome.
+    (leased,) = await connections.get("default").execute_query_dict(
+        sending._LEASE_DUE, [now, sending.SEND_BATCH, now + timedelta(seconds=60)]
+    )
+    assert leased["subscription_id"] == hook["id"]
+
+    meanwhile = await sending.send_due(settings=settings, client=sender, now=now)
+    later = await sending.send_due(
+        settings=settings, client=sender, now=now + timedelta(seconds=61)
+    )
+
+    assert (meanwhile.delivered, later.delivered) == (0, 1)
+    assert len(listener.received) == 1
+
+
+async def test_a_round_resolves_each_host_once_and_the_hosts_at_once(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round checks its targets again before sending: one after another, each slow name
+    server would add its delay to the round as many times as it has subscriptions; resolved
+    once per host, several at a time, it adds it about once."""
+    hooks = [
+        await subscribe(client, world, "manager", url, ["batch.event_recorded"])
+        for url in ("http://a.test:9/one", "http://a.test:9/two", "http://b.test:9/hooks")
+    ]
+    await tag_bag(client, world)
+    loop = asyncio.get_running_loop()
+    system = loop.getaddrinfo
+    asked: list[str] = []
+    resolving = peak = 0
+
+    async def slow(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal resolving, peak
+        if host not in ("a.test", "b.test"):
+            return await system(host, port, *args, **kwargs)
+        asked.append(host)
+        resolving += 1
+        peak = max(peak, resolving)
+        await asyncio.sleep(0.2)
+        resolving -= 1
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port)))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", slow)
+    strict = settings.model_copy(update={"webhooks_allow_private": False})
+    async with sending.sender(allow_private=False) as strict_sender:
+        done = await dispatch_once(settings=strict, client=strict_sender)
+
+    assert sorted(asked) == ["a.test", "b.test"] and peak == 2
+    assert (done.delivered, done.failed) == (0, 3)
+    for hook in hooks:
+        (delivery,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+        assert delivery.last_error == f"refused: {webhooks.NOT_ALLOWED}"

@@ -2,10 +2,14 @@
 subscription is its owner's alone."""
 
 import asyncio
+import logging
+import socket
 from typing import Any
 
 import httpx
 import pytest
+from tortoise import connections
+from tortoise.backends.base.client import TransactionalDBClient
 
 from mobile_api.app import create_app
 from tests.factories import World
@@ -245,20 +249,78 @@ async def test_two_deletes_at_once_delete_once_and_are_audited_once(
     assert await AuditEntry.filter(action="webhook.deleted").count() == 1
 
 
-async def test_a_name_that_takes_too_long_to_resolve_is_refused(
+def strict_client(settings: Settings) -> httpx.AsyncClient:
+    """The API as deployed: private targets refused."""
+    strict = create_app(
+        settings.model_copy(update={"webhooks_allow_private": False}), manage_database=False
+    )
+    transport = httpx.ASGITransport(app=strict)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.mark.parametrize("host", ["internal.test", "nowhere.test", "hanging.test"])
+async def test_a_refused_name_is_told_apart_from_no_other_nor_its_addresses_named(
+    world: World,
+    settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    host: str,
 ) -> None:
+    """Any manager may name any host: were the answer to say what it resolved to, or tell a
+    name that does not resolve from one that resolves to a private address, the server's
+    resolver would map the internal network for them. The reason is the server log's only."""
     loop = asyncio.get_running_loop()
     system = loop.getaddrinfo
 
-    async def hanging(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "hanging.test":
+    async def internal(name: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if name == "internal.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.20.30.40", int(port)))]
+        if name == "nowhere.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if name == "hanging.test":
             await asyncio.sleep(60)
-        return await system(host, port, *args, **kwargs)
+        return await system(name, port, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "getaddrinfo", hanging)
+    monkeypatch.setattr(loop, "getaddrinfo", internal)
     monkeypatch.setattr(webhooks, "RESOLVE_SECONDS", 0.1)
-    with pytest.raises(webhooks.TargetRefused, match="did not resolve in time"):
-        await asyncio.wait_for(
-            webhooks.check_target("http://hanging.test/hook", allow_private=False), 5
+    caplog.set_level(logging.INFO, logger=webhooks.__name__)
+    async with strict_client(settings) as client:
+        response = await client.post(
+            "/m/v1/webhooks",
+            json={"url": f"http://{host}/hook", "events": ["alert.raised"]},
+            headers=world.headers("manager"),
         )
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert (problem["field"], problem["detail"]) == ("url", webhooks.NOT_ALLOWED)
+    assert "10.20.30.40" not in response.text and host not in problem["detail"]
+    assert host in caplog.text
+    if host == "internal.test":
+        assert "10.20.30.40" in caplog.text
+
+
+async def test_the_target_is_resolved_before_the_requests_transaction_opens(
+    world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name server that takes its time (up to RESOLVE_SECONDS) must not hold one of the
+    database's connections meanwhile: a handful of such requests would take the pool."""
+    loop = asyncio.get_running_loop()
+    system = loop.getaddrinfo
+    in_transaction: list[bool] = []
+
+    async def public(name: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if name != "hooks.test":
+            return await system(name, port, *args, **kwargs)
+        in_transaction.append(isinstance(connections.get("default"), TransactionalDBClient))
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("1.1.1.1", int(port)))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", public)
+    async with strict_client(settings) as client:
+        created = await subscribe(
+            client, world, "manager", "http://hooks.test/hook", ["alert.raised"]
+        )
+
+    assert in_transaction == [False]
+    assert await WebhookSubscription.filter(id=created["id"]).exists()

@@ -29,10 +29,13 @@ log = logging.getLogger(__name__)
 async def dispatch_once(
     *, settings: Settings, client: aiohttp.ClientSession, now: datetime | None = None
 ) -> DispatchRound:
-    """One round: enqueue every subscription's new changes, then send what is due by `now`."""
+    """One round: enqueue the new changes of every enabled subscription (a disabled one's
+    cursor waits where it stopped: nothing piles up while it is off, and enabling it catches
+    up from there; one whose owner is inactive is skipped by `enqueue`), then send what is due
+    by `now`."""
     now = now or datetime.now(UTC)
     result = DispatchRound()
-    subscriptions = await WebhookSubscription.all().order_by("id")
+    subscriptions = await WebhookSubscription.filter(active=True).order_by("id")
     result.enqueued = await enqueue(subscriptions=await behind(subscriptions))
     sent = await send_due(settings=settings, client=client, now=now)
     result.delivered, result.failed, result.disabled = sent.delivered, sent.failed, sent.disabled

@@ -1,8 +1,9 @@
-"""Sending: the deliveries that are due go out, at most one per batch and subscription at a
-time, and each outcome is recorded: delivered, or retried later with a growing delay; a
-subscription whose rounds fail too often in a row is disabled, with an alert for its
-organization. Whatever goes wrong with one delivery fails that delivery only: the round's other
-outcomes are recorded all the same.
+"""Sending: the deliveries that are due are leased (no other deliverer sends them meanwhile)
+and go out, at most one per batch and subscription at a time, and each outcome is recorded as
+soon as it is known: delivered, or retried later with a growing delay; a subscription whose
+rounds fail too often in a row is disabled, with an alert for its organization. Whatever goes
+wrong with one delivery fails that delivery only: the round's other outcomes are recorded all
+the same. Only the first REPLY_BYTES of a reply are read, never decompressed.
 
 Deliveries go out through one aiohttp session (`sender()`), keep-alive per receiver: it spends
 about a tenth of the CPU per delivery that httpx did, which matters where the deliverer shares
@@ -11,6 +12,7 @@ the machine with the workers whose sync it must not slow."""
 import asyncio
 import logging
 import socket
+import time
 import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,11 +30,19 @@ from wastetrack.auth import service as auth
 from wastetrack.auth.models import User
 from wastetrack.core.settings import Settings
 from wastetrack.webhooks import service as webhooks
-from wastetrack.webhooks.models import WebhookDelivery, WebhookSubscription
+from wastetrack.webhooks.models import WebhookSubscription
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
 SEND_CONCURRENCY = 16
+# Receivers' names resolved at once when a round checks its targets.
+RESOLVE_CONCURRENCY = 8
+# How much of a receiver's reply is read (undecoded): its status is all that counts, and a reply
+# is the receiver's to make as large as it likes (5 MB of gzipped zeros are gigabytes).
+REPLY_BYTES = 4096
+# How long a round's deliveries are leased: no other round sends them meanwhile. A round sends
+# nothing once too little of it is left for one more POST (what is left goes back, due again).
+LEASE_SECONDS = 600.0
 _ERROR_CHARS = 500
 
 
@@ -59,24 +69,57 @@ class _Outcome:
     error: str | None
 
 
-# The first pending delivery of each (subscription, order key), when it is due: a later
-# delivery of the same batch waits for the earlier one (in order per batch: by the event's seq,
-# the batch's own order, as `webhooks.WebhookEvent` says; not by id, which follows the order the
-# deliveries were written in). With what sending it needs, so that one statement fetches the
-# round's work. One pass over the pending rows of active subscriptions, whatever the planner
-# believes of the table's size (an anti-join of the table with itself turned quadratic on a
-# plan made before its statistics caught up).
-_DUE = """
-SELECT id, subscription_id, event_type, body, attempts FROM (
-  SELECT DISTINCT ON (d.subscription_id, d.order_key)
-         d.id, d.subscription_id, d.event_type, d.body, d.attempts, d.next_attempt_at
-  FROM webhook_delivery d
-  WHERE d.status = 'pending'
-    AND d.subscription_id IN (SELECT s.id FROM webhook_subscription s WHERE s.active)
-  ORDER BY d.subscription_id, d.order_key, d.seq, d.id
-) AS head
-WHERE head.next_attempt_at <= $1
-ORDER BY head.id LIMIT $2
+# The round's work, leased: the first pending delivery of each (subscription, order key), when
+# it is due, its next attempt moved to the lease's end ($3) in the statement that picks it, with
+# what sending it needs. A later delivery of the same batch waits for the earlier one (in order
+# per batch: by the event's seq, the batch's own order, as `webhooks.WebhookEvent` says; not by
+# id, which follows the order the deliveries were written in). While leased, a delivery is not
+# due, so no other deliverer's round picks it (nor the later ones of its batch) until its
+# outcome is recorded or the lease runs out (a deliverer that died mid-round); FOR UPDATE SKIP
+# LOCKED, whose conditions are checked again on a row another round has just leased, keeps two
+# rounds at the same moment from leasing one row. Only subscriptions that are enabled and whose
+# owner is active. One pass over the pending rows of those subscriptions, whatever the planner
+# believes of the table's size (an anti-join of the table with itself turned quadratic on a plan
+# made before its statistics caught up).
+_LEASE_DUE = """
+WITH head AS (
+  SELECT first.id FROM (
+    SELECT DISTINCT ON (d.subscription_id, d.order_key) d.id, d.next_attempt_at
+    FROM webhook_delivery d
+    WHERE d.status = 'pending'
+      AND d.subscription_id IN (
+        SELECT s.id FROM webhook_subscription s JOIN app_user u ON u.id = s.owner_id
+        WHERE s.active AND u.is_active
+      )
+    ORDER BY d.subscription_id, d.order_key, d.seq, d.id
+  ) AS first
+  WHERE first.next_attempt_at <= $1
+  ORDER BY first.id LIMIT $2
+), claimed AS (
+  SELECT w.id FROM webhook_delivery w
+  WHERE w.id IN (SELECT id FROM head) AND w.status = 'pending' AND w.next_attempt_at <= $1
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_delivery d SET next_attempt_at = $3
+FROM claimed WHERE d.id = claimed.id
+RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.body, d.attempts
+"""
+# An outcome is written only while the row is still this round's lease (pending, its next
+# attempt the lease's end): never over what another deliverer did once the lease ran out, nor
+# over a replay asked for meanwhile.
+_DELIVERED = """
+UPDATE webhook_delivery SET status = 'delivered', attempts = attempts + 1, delivered_at = $1,
+                            last_status_code = $2
+WHERE id = $3 AND status = 'pending' AND next_attempt_at = $4
+"""
+_FAILED = """
+UPDATE webhook_delivery SET attempts = attempts + 1, last_status_code = $1, last_error = $2,
+                            next_attempt_at = $3
+WHERE id = $4 AND status = 'pending' AND next_attempt_at = $5
+"""
+_RELEASED = """
+UPDATE webhook_delivery SET next_attempt_at = $1
+WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3
 """
 
 
@@ -84,6 +127,7 @@ ORDER BY head.id LIMIT $2
 class _Due:
     id: int
     subscription_id: int
+    event_id: str
     event_type: str
     body: bytes
     attempts: int
@@ -127,11 +171,10 @@ class CheckedResolver(AbstractResolver):
             return found
         kept = [r for r in found if not webhooks.refused_address(r["host"])]
         if not kept:
+            # The addresses in the server's log only (`webhooks.NOT_ALLOWED` says why).
             dropped = ", ".join(dict.fromkeys(r["host"] for r in found))
-            raise RefusedAddress(
-                f"refused: {host} resolves to a private, loopback, link-local or reserved"
-                f" address ({dropped})"
-            )
+            log.info("webhook target %s refused at connection: it resolves to %s", host, dropped)
+            raise RefusedAddress(f"refused: {webhooks.NOT_ALLOWED}")
         return kept
 
     async def close(self) -> None:
@@ -142,7 +185,8 @@ def sender(*, allow_private: bool) -> aiohttp.ClientSession:
     """The HTTP session deliveries are sent with (open it inside the event loop, in `async
     with`): keep-alive, SEND_CONCURRENCY * 2 connections at most, no cookies kept between
     deliveries, connecting to public addresses only unless `allow_private` (the setting
-    webhooks_allow_private; `CheckedResolver`). Proxy variables and ~/.netrc are not read: with
+    webhooks_allow_private; `CheckedResolver`), replies never decompressed (only their first
+    REPLY_BYTES are read, as sent: `_glance`). Proxy variables and ~/.netrc are not read: with
     them aiohttp reads both again in a thread for every request, which cost more CPU than the
     request itself."""
     return aiohttp.ClientSession(
@@ -150,7 +194,22 @@ def sender(*, allow_private: bool) -> aiohttp.ClientSession:
             limit=SEND_CONCURRENCY * 2, resolver=CheckedResolver(allow_private=allow_private)
         ),
         cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
     )
+
+
+async def _glance(response: aiohttp.ClientResponse) -> None:
+    """Read the reply's first REPLY_BYTES at most, as sent: a short reply is read to its end,
+    so that its connection serves the next delivery; a longer one's connection is closed
+    instead of read on."""
+    left = REPLY_BYTES
+    while left > 0:
+        chunk = await response.content.read(left)
+        if not chunk:
+            return
+        left -= len(chunk)
+    if not response.content.at_eof():
+        response.close()
 
 
 async def _post(
@@ -164,10 +223,14 @@ async def _post(
     def outcome(ok: bool, code: int | None, error: str | None) -> _Outcome:
         return _Outcome(delivery.id, subscription.id, ok, code, _kept(error))
 
+    timestamp = int(time.time())  # this attempt's: a retry is signed afresh
+    signature = webhooks.sign(delivery.event_id, timestamp, delivery.body, secret)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "wastetrack-webhooks/1",
-        webhooks.SIGNATURE_HEADER: webhooks.sign(delivery.body, secret),
+        webhooks.ID_HEADER: delivery.event_id,
+        webhooks.TIMESTAMP_HEADER: str(timestamp),
+        webhooks.SIGNATURE_HEADER: signature,
         webhooks.DELIVERY_HEADER: str(delivery.id),
         webhooks.EVENT_HEADER: delivery.event_type,
     }
@@ -179,7 +242,7 @@ async def _post(
             timeout=aiohttp.ClientTimeout(total=settings.webhooks_timeout_seconds),
             allow_redirects=False,
         ) as response:
-            await response.read()  # to the end, so that the connection is kept for the next
+            await _glance(response)
     except (aiohttp.ClientError, TimeoutError) as error:
         return outcome(False, None, _described(error))
     if 200 <= response.status < 300:
@@ -191,15 +254,28 @@ async def _refusals(
     subscriptions: dict[int, WebhookSubscription], settings: Settings
 ) -> dict[int, str]:
     """Each subscription's target checked again at send time, once per round (the name may
-    resolve elsewhere now than when it was checked): the refused ones, with why."""
+    resolve elsewhere now than when it was checked): the refused ones, with why. Each host is
+    resolved once however many subscriptions it receives for, RESOLVE_CONCURRENCY at a time (a
+    slow name server delays its own hosts, not the round by as many times)."""
     refused: dict[int, str] = {}
+    by_host: dict[str, list[WebhookSubscription]] = defaultdict(list)
     for subscription in subscriptions.values():
         try:
-            await webhooks.check_target(
-                subscription.url, allow_private=settings.webhooks_allow_private
-            )
+            by_host[webhooks.target_host(subscription.url)].append(subscription)
         except webhooks.TargetRefused as refusal:
             refused[subscription.id] = f"refused: {refusal}"
+    if settings.webhooks_allow_private:
+        return refused
+    gate = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+    async def check(owned: list[WebhookSubscription]) -> None:
+        async with gate:
+            try:
+                await webhooks.check_target(owned[0].url, allow_private=False)
+            except webhooks.TargetRefused as refusal:
+                refused.update((s.id, f"refused: {refusal}") for s in owned)
+
+    await asyncio.gather(*(check(owned) for owned in by_host.values()))
     return refused
 
 
@@ -221,23 +297,45 @@ def _failed(delivery: _Due, error: str) -> _Outcome:
 async def send_due(
     *, settings: Settings, client: aiohttp.ClientSession, now: datetime
 ) -> DispatchRound:
-    """Send the deliveries that are due, at most one per batch and subscription at a time."""
+    """Lease the deliveries that are due (at most one per batch and subscription), send them,
+    and record each outcome as soon as it is known: a round cut short (a deliverer killed
+    mid-way) loses only the outcomes not yet known, whose lease then runs out."""
     result = DispatchRound()
-    rows = await connections.get("default").execute_query_dict(_DUE, [now, SEND_BATCH])
+    leased_until = now + timedelta(seconds=LEASE_SECONDS)
+    # Nothing is sent later than this (monotonic): its outcome might come after the lease.
+    send_by = time.monotonic() + LEASE_SECONDS - settings.webhooks_timeout_seconds - 60
+    rows = await connections.get("default").execute_query_dict(
+        _LEASE_DUE, [now, SEND_BATCH, leased_until]
+    )
     if not rows:
         return result
-    deliveries = [
-        _Due(r["id"], r["subscription_id"], r["event_type"], r["body"].encode(), r["attempts"])
-        for r in rows
-    ]
+    deliveries = sorted(
+        (
+            _Due(
+                r["id"],
+                r["subscription_id"],
+                str(r["event_id"]),
+                r["event_type"],
+                r["body"].encode(),
+                r["attempts"],
+            )
+            for r in rows
+        ),
+        key=lambda d: d.id,
+    )
     subscriptions = {
         s.id: s
         for s in await WebhookSubscription.filter(id__in={d.subscription_id for d in deliveries})
     }
     refused = await _refusals(subscriptions, settings)
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
+    # Each subscription's outcomes in this round, counted once its last one is recorded.
+    left: dict[int, int] = defaultdict(int)
+    for delivery in deliveries:
+        left[delivery.subscription_id] += 1
+    seen: dict[int, list[_Outcome]] = defaultdict(list)
 
-    async def attempt(delivery: _Due) -> _Outcome:
+    async def attempt(delivery: _Due) -> _Outcome | None:
         subscription = subscriptions.get(delivery.subscription_id)
         if subscription is None:  # deleted since the due deliveries were read
             return _failed(delivery, "not sent: the subscription was deleted")
@@ -252,12 +350,15 @@ async def send_due(
                 f"not sent: the signing secret cannot be unsealed ({type(error).__name__})",
             )
         async with gate:
+            if time.monotonic() > send_by:
+                return None
             return await _post(client, delivery, subscription, settings=settings, secret=secret)
 
-    async def send(delivery: _Due) -> _Outcome:
-        """The delivery's outcome: whatever it raises fails this delivery only."""
+    async def send(delivery: _Due) -> None:
+        """Send the delivery and record its outcome: whatever sending raises fails this
+        delivery only."""
         try:
-            return await attempt(delivery)
+            outcome = await attempt(delivery)
         except Exception as error:
             # Where it was raised, and its message with any URL masked.
             log.error(
@@ -266,56 +367,63 @@ async def send_due(
                 _kept(_described(error)),
                 "".join(traceback.format_tb(error.__traceback__)),
             )
-            return _failed(delivery, f"not sent: {_described(error)}")
+            outcome = _failed(delivery, f"not sent: {_described(error)}")
+        if outcome is None:  # not sent: due again at once, for the next round
+            await connections.get("default").execute_query(
+                _RELEASED, [now, delivery.id, leased_until]
+            )
+        elif await _record(outcome, delivery, settings, now=now, leased_until=leased_until):
+            seen[outcome.subscription_id].append(outcome)
+        left[delivery.subscription_id] -= 1
+        subscription = subscriptions.get(delivery.subscription_id)
+        if not left[delivery.subscription_id] and subscription and seen[subscription.id]:
+            async with in_transaction():  # disabled with its alert, or neither
+                await _count_failures(
+                    subscription, seen[subscription.id], settings, result, now=now
+                )
 
-    outcomes = await asyncio.gather(*(send(d) for d in deliveries))
-    await _record(outcomes, {d.id: d for d in deliveries}, subscriptions, settings, now, result)
+    for failure in await asyncio.gather(*(send(d) for d in deliveries), return_exceptions=True):
+        if isinstance(failure, BaseException):
+            raise failure  # recording failed (the database): the round fails, as it used to
+    for outcomes in seen.values():
+        result.delivered += sum(o.ok for o in outcomes)
+        result.failed += sum(not o.ok for o in outcomes)
     return result
 
 
 async def _record(
-    outcomes: list[_Outcome],
-    deliveries: dict[int, _Due],
-    subscriptions: dict[int, WebhookSubscription],
+    outcome: _Outcome,
+    delivery: _Due,
     settings: Settings,
+    *,
     now: datetime,
-    result: DispatchRound,
-) -> None:
-    finished = datetime.now(UTC)
-    by_subscription: dict[int, list[_Outcome]] = defaultdict(list)
-    for outcome in outcomes:
-        by_subscription[outcome.subscription_id].append(outcome)
-    async with in_transaction() as conn:
-        delivered = [o for o in outcomes if o.ok]
-        if delivered:
-            await conn.execute_query(
-                "UPDATE webhook_delivery d SET status = 'delivered', attempts = d.attempts + 1,"
-                " delivered_at = $1, last_status_code = v.code"
-                " FROM unnest($2::bigint[], $3::int[]) AS v (id, code) WHERE d.id = v.id",
-                [finished, [o.delivery_id for o in delivered], [o.status_code for o in delivered]],
-            )
-            result.delivered += len(delivered)
-        for outcome in outcomes:
-            if outcome.ok:
-                continue
-            delivery = deliveries[outcome.delivery_id]
-            attempts = delivery.attempts + 1
-            delay = min(
-                settings.webhooks_retry_seconds * 2 ** (attempts - 1),
-                settings.webhooks_retry_max_seconds,
-            )
-            await WebhookDelivery.filter(id=delivery.id).update(
-                attempts=attempts,
-                last_status_code=outcome.status_code,
-                last_error=outcome.error,
-                next_attempt_at=now + timedelta(seconds=delay),
-            )
-            result.failed += 1
-        for subscription_id, seen in by_subscription.items():
-            if subscription_id in subscriptions:  # not one deleted before the round read it
-                await _count_failures(
-                    subscriptions[subscription_id], seen, settings, result, now=now
-                )
+    leased_until: datetime,
+) -> bool:
+    """Write one delivery's outcome: delivered, or its attempt counted and its next one after
+    its back-off. False when the row is no longer this round's lease (deleted, replayed, or
+    taken by another deliverer once the lease ran out): nothing is written."""
+    db = connections.get("default")
+    if outcome.ok:
+        written = await db.execute_query(
+            _DELIVERED, [datetime.now(UTC), outcome.status_code, delivery.id, leased_until]
+        )
+    else:
+        attempts = delivery.attempts + 1
+        delay = min(
+            settings.webhooks_retry_seconds * 2 ** (attempts - 1),
+            settings.webhooks_retry_max_seconds,
+        )
+        written = await db.execute_query(
+            _FAILED,
+            [
+                outcome.status_code,
+                outcome.error,
+                now + timedelta(seconds=delay),
+                delivery.id,
+                leased_until,
+            ],
+        )
+    return bool(written[0])
 
 
 async def _count_failures(

@@ -5,9 +5,11 @@ The secret is shown once, at creation; the service keeps it AES-GCM encrypted un
 ring's webhook key (`wastetrack.core.keys`), since it must sign every delivery with it."""
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -49,20 +51,42 @@ _SIGNED_STATES = ("submitted",)
 _SIGNED_PREFIX = "in_transit_leg_"
 _DECISIONS = ("accepted", "partially_accepted", "rejected")
 _SECRET_AAD = b"wastetrack/webhook-secret"
-SIGNATURE_HEADER = "X-Wastetrack-Signature"
+# Standard Webhooks' headers (standardwebhooks.com): the event id, when the attempt was signed,
+# and the signature of both with the body, so that a captured delivery stops verifying once its
+# timestamp is older than the receiver's window.
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+# The window docs/integrations.md tells receivers to apply to webhook-timestamp, either way.
+FRESHNESS_SECONDS = 300
 DELIVERY_HEADER = "X-Wastetrack-Delivery"
 EVENT_HEADER = "X-Wastetrack-Event"
 # Not in the audit log: the sealed secret, and the feed position that moves with every round.
 _UNAUDITED = frozenset({"secret_ciphertext", "secret_key_version", "cursor_txid", "cursor_id"})
 
+log = logging.getLogger(__name__)
 
 # The longest a target's name may take to resolve when it is checked: a subscription is checked
-# inside its request's transaction, and each round checks its targets before sending.
+# before its request's transaction opens (`checked_url`), and each round checks its targets
+# before sending.
 RESOLVE_SECONDS = 5.0
+# What a manager is told of a target refused for where its name leads, whatever the reason (it
+# resolves to a private address, does not resolve, or not in time): telling them apart, or
+# naming the addresses, would let any manager map internal names through the server's
+# resolver. The reason and the addresses go to the server's log only.
+NOT_ALLOWED = "not an allowed webhook target: it must resolve to public addresses only"
 
 
 class TargetRefused(ValueError):
     """A webhook URL this service will not call."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedUrl:
+    """A URL `checked_url` let through: what `create_subscription` takes, so that no caller can
+    subscribe a target it has not checked (before its transaction, as the route does)."""
+
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +128,14 @@ def event_for(change: Change) -> WebhookEvent | None:
     return None
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The X-Wastetrack-Signature value: sha256=<hex HMAC-SHA256 of the raw body>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(message_id: str, timestamp: int, body: bytes, secret: str) -> str:
+    """The webhook-signature value, as Standard Webhooks signs: `v1,` and the base64 HMAC-SHA256
+    of `<webhook-id>.<webhook-timestamp>.<raw body>`, keyed with the secret's UTF-8 bytes (all of
+    it, `whsec_` too). The timestamp is signed with the body: a receiver that refuses one
+    older than FRESHNESS_SECONDS refuses a captured delivery sent again later."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
 
 
 def _encrypt(secret: str, master: str) -> tuple[bytes, int]:
@@ -169,6 +198,12 @@ def _parts(url: str) -> tuple[SplitResult, str, int]:
     return parts, host, port
 
 
+def target_host(url: str) -> str:
+    """The URL's host, as `check_target` resolves it; TargetRefused for a URL it refuses as
+    written."""
+    return _parts(url)[1]
+
+
 def masked_url(url: str) -> str:
     """The URL as others may read it (the audit log, the webhook_disabled alert): scheme,
     host, port and the path's first segment, without the credentials or tokens its userinfo,
@@ -206,7 +241,8 @@ def masked_urls(text: str) -> str:
 
 async def check_target(url: str, *, allow_private: bool) -> None:
     """Refuse a URL that is not http(s), or whose host is or resolves to a private, loopback,
-    link-local or reserved address (SSRF) unless private targets are allowed."""
+    link-local or reserved address (SSRF) unless private targets are allowed. A refusal for
+    where the host leads says `NOT_ALLOWED` only; why, and the addresses, are logged."""
     _, host, port = _parts(url)
     if allow_private:
         return
@@ -219,29 +255,39 @@ async def check_target(url: str, *, allow_private: bool) -> None:
                     host, port, type=socket.SOCK_STREAM
                 )
         except TimeoutError:
-            raise TargetRefused(f"the host {host} did not resolve in time") from None
-        except (OSError, UnicodeError):  # UnicodeError: a label IDNA cannot encode ("a..b")
-            raise TargetRefused(f"the host {host} does not resolve") from None
+            log.info("webhook target %s refused: it did not resolve in time", host)
+            raise TargetRefused(NOT_ALLOWED) from None
+        except (OSError, UnicodeError) as error:  # UnicodeError: a label IDNA cannot encode
+            log.info("webhook target %s refused: it does not resolve (%s)", host, error)
+            raise TargetRefused(NOT_ALLOWED) from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in found]
-    for address in addresses:
-        if refused_address(address):
-            raise TargetRefused(
-                f"{host} is a private, loopback, link-local or reserved address ({address})"
-            )
+    refused = [str(a) for a in addresses if refused_address(a)]
+    if refused:
+        log.info("webhook target %s refused: it resolves to %s", host, ", ".join(refused))
+        raise TargetRefused(NOT_ALLOWED)
 
 
-async def create_subscription(
-    *, principal: Principal, url: str, events: list[str], master: str, allow_private: bool
-) -> tuple[WebhookSubscription, str]:
-    """Subscribe `url` to `events` as `principal` (who hears what they may see, from now
-    on); returns the subscription and its signing secret, which is never shown again."""
-    unknown = [name for name in events if name not in EVENT_TYPES]
-    if unknown or not events:
-        raise ValidationFailed(f"events must name some of {', '.join(EVENT_TYPES)}", field="events")
+async def checked_url(url: str, *, allow_private: bool) -> CheckedUrl:
+    """`url` checked as a subscription's target (`check_target`), or a 422 naming `url`. Call
+    it before the request's transaction opens: resolving a name may take RESOLVE_SECONDS, which
+    must not hold a database connection."""
     try:
         await check_target(url, allow_private=allow_private)
     except TargetRefused as refused:
         raise ValidationFailed(str(refused), field="url") from None
+    return CheckedUrl(url)
+
+
+async def create_subscription(
+    *, principal: Principal, target: CheckedUrl, events: list[str], master: str
+) -> tuple[WebhookSubscription, str]:
+    """Subscribe `target` (checked by `checked_url`, outside the transaction) to `events` as
+    `principal` (who hears what they may see, from now on); returns the subscription and its
+    signing secret, which is never shown again."""
+    url = target.url
+    unknown = [name for name in events if name not in EVENT_TYPES]
+    if unknown or not events:
+        raise ValidationFailed(f"events must name some of {', '.join(EVENT_TYPES)}", field="events")
     secret = "whsec_" + secrets.token_urlsafe(32)
     sealed, version = _encrypt(secret, master)
     # Starts after every change of transactions begun before this one: only new changes.
@@ -317,7 +363,8 @@ async def delete_subscription(*, principal: Principal, subscription_id: int) -> 
 
 
 async def enable_subscription(*, principal: Principal, subscription_id: int) -> WebhookSubscription:
-    """Re-enable a disabled subscription; its waiting deliveries are tried again at once."""
+    """Re-enable a disabled subscription; its waiting deliveries are tried again at once, and
+    the next round enqueues the changes since it was disabled (its cursor waited)."""
     subscription = await get_subscription(
         principal=principal, subscription_id=subscription_id, for_update=True
     )
