@@ -16,7 +16,7 @@ from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user
 from tests.streams.test_record_once import stored_photo
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
-from wastetrack.core import codes
+from wastetrack.core import cityday, codes
 from wastetrack.core.metrics import period_bounds
 from wastetrack.custody import intake
 from wastetrack.household import service as household
@@ -481,3 +481,28 @@ async def test_the_sorting_export_adds_up_to_its_headline(
     sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
     assert sheet is not None
     assert [c.value for c in sheet["A"]][1:] == ["area", "town", "town", "outside_towns"]
+
+
+async def test_a_start_of_sorted_collection_planned_ahead_is_not_counted_yet(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An admin records the day a village will start sorting, a month ahead: this year's
+    coverage, asked up to the year's last day, is a standing as of today while the year runs
+    on, so the plan is no sorted collection yet."""
+    today = cityday.today(world.settings.timezone)
+    planned = today + timedelta(days=30)
+    marked = await client.put(
+        f"/admin/v1/regions/{world.regions['village'].id}/sorting",
+        headers=world.headers("admin"),
+        json={"sorted_collection_since": planned.isoformat()},
+    )
+    assert marked.status_code == 200, marked.text
+    year_end = date(planned.year, 12, 31)
+    ahead = await client.get(
+        "/m/v1/metrics/sorting",
+        headers=world.headers("manager"),
+        params={"date_from": today.isoformat(), "date_to": year_end.isoformat()},
+    )
+    assert ahead.status_code == 200, ahead.text
+    assert ahead.json()["coverage"]["numerator"] == "0", ahead.json()["coverage"]
+    assert "while the period runs on" in ahead.json()["coverage"]["definition"]["formula"]

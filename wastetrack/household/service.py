@@ -10,7 +10,7 @@ from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import codes
+from wastetrack.core import cityday, codes
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
@@ -222,13 +222,17 @@ async def _sorting(
         "quality_passed", region_path="batch__region_path"
     )
 
+    # A standing as of the period's last day, or of today while the period runs on: a start
+    # of sorted collection recorded ahead (a plan) is no sorted collection yet.
+    as_of = min(date_to, cityday.today(timezone))
+
     def coverage(group: list[Region]) -> Coverage:
-        """Of these communities and villages, those with sorted collection by the period's
-        last day: all together (communities plus villages), and each apart; a region whose
-        code says neither is counted in none, only as unclassified."""
+        """Of these communities and villages, those with sorted collection by `as_of`: all
+        together (communities plus villages), and each apart; a region whose code says
+        neither is counted in none, only as unclassified."""
         kinds = [identities.settlement_kind(v.code) for v in group]
         sorted_ = [
-            v.sorted_collection_since is not None and v.sorted_collection_since <= date_to
+            v.sorted_collection_since is not None and v.sorted_collection_since <= as_of
             for v in group
         ]
 
