@@ -34,7 +34,7 @@ class PublicBatchRead(Schema):
 class PublicPlateRead(Schema):
     """A fixed QR plate: a household-waste collection point or a berth."""
 
-    kind: Literal["collection_point", "berth"]
+    kind: Literal["collection_point", "site", "berth"]
     code: str
     name: str
     operator: str

@@ -59,13 +59,15 @@ async def record_pickup(
     responses=binary(PNG, description="The collection point's QR plate"),
 )
 async def site_label(code: Code, settings: AppSettings, _: CurrentUser) -> Response:
-    """The collection point's fixed QR plate as a PNG."""
+    """A site's fixed QR plate as a PNG: a collection point's, or another site's."""
     site = await household.site_from_scan(code, secret=settings.secret_key, field="code")
+    # A collection point's plate says so; another organization's site is only a site.
+    point = household.takes_pickups(site)
     text = labels.LabelText(
         code=site.code or "",
         url=codes.qr_url(site.code or "", base_url=settings.base_url, secret=settings.secret_key),
-        category_zh="生活垃圾分类投放点",
-        category_en="Sorting collection point",
+        category_zh="生活垃圾分类投放点" if point else "单位站点",
+        category_en="Sorting collection point" if point else "Site",
         stream_zh=site.name,
         stream_en=site.name,
         colour="#2E8B57",

@@ -81,9 +81,8 @@ def _check_handed_over_by(principal: Principal, batch: Batch, *, field: str) -> 
 async def _check_on_no_other_manifest(codes: list[str]) -> None:
     """A batch travels on one manifest at a time: one listed on a draft or an open manifest
     (`queries.open_manifest_of`) is refused, before a serial that is never reused is spent on
-    a draft whose signature would fail. The batches are locked first (in id order, as custody
-    locks them: `repository.lock_batches`), so two drafts of one batch at once take turns."""
-    await repository.lock_batches(set(codes))
+    a draft whose signature would fail. Its caller has locked the batches, so two drafts of one
+    batch at once take turns."""
     for index, code in enumerate(codes):
         other = await queries.open_manifest_of(code, drafts=True)
         if other is not None:
@@ -130,6 +129,11 @@ async def create_manifest(
                 f"batch {code} is listed twice (batches[{codes.index(code)}])",
                 field=f"batches[{index}]",
             )
+        codes.append(code)
+    # Locked before they are judged (in id order, as custody locks them): a sync that moves a
+    # batch meanwhile, or another draft of it, waits, and what is checked below stands.
+    await repository.lock_batches(set(codes))
+    for index, code in enumerate(codes):
         batch = await batches.get_visible_batch(principal, code)
         if (
             batch.producer_id != principal.organization_id
@@ -140,7 +144,6 @@ async def create_manifest(
                 field=f"batches[{index}]",
             )
         _check_handed_over_by(principal, batch, field=f"batches[{index}]")
-        codes.append(code)
         listed.append(batch)
     await _check_on_no_other_manifest(codes)
     await check_declared_quantity(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from wastetrack.auth.models import Role
-from wastetrack.batches.models import Batch
+from wastetrack.batches.models import Batch, Unit
 from wastetrack.calendar import service as calendar
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday, codes
@@ -137,12 +137,20 @@ async def decide(
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
         found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
     if decision.weights_kg is not None:
-        # Weighed batch by batch (as e-Manifest records each line): a batch off its declared
-        # mass by the same tolerance is a discrepancy of its own, also where the total agrees
-        # (a part refused of one batch while another weighed more than it declared).
+        # Weighed batch by batch (as e-Manifest records each line): a batch off the kg it
+        # declared by the same tolerance is a discrepancy of its own, also where the total
+        # agrees (a part refused of one batch while another weighed more than it declared). A
+        # batch counted in items or m³ declared no kg: the catalog's estimate is no declaration
+        # to be off.
         for code, weight in weights.items():
             mass = known[code]
-            if weight is not None and mass and abs(weight - mass) / mass > tolerance:
+            declared_kg = held[code].unit == Unit.KG
+            if (
+                weight is not None
+                and mass
+                and declared_kg
+                and abs(weight - mass) / mass > tolerance
+            ):
                 found.append((f"weights_kg.{code}", str(mass), str(weight)))
     for name in ("waste_name", "physical_form", "packaging"):
         value = getattr(decision.found, name)

@@ -16,6 +16,7 @@ from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
 from wastetrack.core import codes
 from wastetrack.core.errors import NotFound
+from wastetrack.household import service as household
 from wastetrack.manifests.models import Manifest
 from wastetrack.manifests.queries import party_names
 from wastetrack.ports.deliveries import (
@@ -51,9 +52,10 @@ class PublicBatch:
 
 @dataclass(frozen=True, slots=True)
 class PublicPlate:
-    """A fixed plate: a household-waste collection point or a berth of a port."""
+    """A fixed plate: a household-waste collection point, another organization's site (a
+    clinic's room, a yard), or a berth of a port."""
 
-    kind: str  # "collection_point" or "berth"
+    kind: str  # "collection_point", "site" or "berth"
     code: str
     name: str
     operator: str  # the site's organization or the berth's port
@@ -140,7 +142,8 @@ async def plate_or_batch(*, scanned: str, secret: str) -> PublicBatch | PublicPl
         )
     site = await Site.get_or_none(code=code).prefetch_related("organization")
     if site is not None:
-        return PublicPlate("collection_point", code, site.name, site.organization.name)
+        kind = "collection_point" if household.takes_pickups(site) else "site"
+        return PublicPlate(kind, code, site.name, site.organization.name)
     berth = await Berth.get_or_none(code=code).prefetch_related("port")
     if berth is not None:
         return PublicPlate("berth", code, berth.name, berth.port.name)
