@@ -1,7 +1,9 @@
 """Refresh-token families: a reused token ends its whole login; deactivation ends them all."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import jwt
 from tortoise import connections
@@ -48,24 +50,35 @@ async def test_reusing_a_rotated_refresh_token_revokes_its_whole_family(
 async def test_an_answer_lost_on_the_way_may_be_asked_again_while_the_login_lives(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    """The server rotated the token but the phone never got the answer (2G), or two tabs
-    refreshed at once: within the grace the rotated token is exchanged again, in the same
-    family, and the first answer's tokens keep working. Once the login has ended (log-out),
-    the grace saves nothing: it is a reuse."""
+    """The server rotated the token but the phone never got the answer (2G): within the grace
+    the rotated token is exchanged again, in the same family, and the successor it never got
+    is revoked — a login keeps one live token, so a copy of that answer someone kept is
+    caught at its next refresh, and ends the login. Once the login has ended (log-out), the
+    grace saves nothing."""
     first = (await login(client, "clinic"))["refresh_token"]
     lost = (await refresh(client, first)).json()["refresh_token"]
     again = await refresh(client, first)
     assert again.status_code == 200, again.text
-    family = jwt.decode(first, options={"verify_signature": False})["jti"]
-    family = (await RefreshToken.get(jti=family)).family
-    for token in (lost, again.json()["refresh_token"]):
-        jti = jwt.decode(token, options={"verify_signature": False})["jti"]
-        assert (await RefreshToken.get(jti=jti)).family == family
-    assert (await refresh(client, lost)).status_code == 200
-    ended = await client.post("/m/v1/auth/logout", json={"refresh_token": first})
+    family = (await RefreshToken.get(jti=jti_of(first))).family
+    assert (await RefreshToken.get(jti=jti_of(again.json()["refresh_token"]))).family == family
+    live = await RefreshToken.filter(family=family, revoked_at=None).values_list("jti", flat=True)
+    assert [str(j) for j in live] == [jti_of(again.json()["refresh_token"])]
+    # The lost answer's token, used later by whoever kept it: a reuse, the login ends.
+    await past_the_grace(lost)
+    caught = await refresh(client, lost)
+    assert caught.status_code == 401 and "reused" in caught.json()["detail"], caught.text
+    assert (await refresh(client, again.json()["refresh_token"])).status_code == 401
+    # A new login, logged out: a rotated token of it finds nothing to revive.
+    second = (await login(client, "clinic"))["refresh_token"]
+    assert (await refresh(client, second)).status_code == 200
+    ended = await client.post("/m/v1/auth/logout", json={"refresh_token": second})
     assert ended.status_code in (200, 204), ended.text
-    replay = await refresh(client, first)
+    replay = await refresh(client, second)
     assert replay.status_code == 401 and "reused" in replay.json()["detail"], replay.text
+
+
+def jti_of(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
 
 
 async def test_a_refresh_continues_the_family_of_the_token_it_replaces(
@@ -144,3 +157,26 @@ async def test_an_admin_ends_a_lost_phones_logins_or_deactivates_a_user(
     assert again.status_code == 401
     missing = await client.post("/admin/v1/users/999999/deactivate", headers=world.headers("admin"))
     assert (missing.status_code, missing.json()["field"]) == (404, "user_id")
+
+
+async def test_a_log_out_waits_for_a_refresh_under_way_and_revokes_its_token(
+    client: httpx.AsyncClient, world: World, database_url: str
+) -> None:
+    """Refreshes, log-outs and revocations of one user take turns: a log-out that could not see
+    the token a refresh under way is about to commit would leave that token live, the login
+    revived. Held by another session, the user's turn keeps the log-out waiting."""
+    token = (await login(client, "clinic"))["refresh_token"]
+    other = await asyncpg.connect(database_url)
+    try:
+        await other.execute(
+            "SELECT pg_advisory_lock($1, $2)", auth.LOGIN_LOCK_KEY, world.users["clinic"].id
+        )
+        ending = asyncio.ensure_future(
+            client.post("/m/v1/auth/logout", json={"refresh_token": token})
+        )
+        await asyncio.sleep(0.5)
+        assert not ending.done()
+    finally:
+        await other.close()  # its session, and the lock, end
+    assert (await asyncio.wait_for(ending, timeout=30)).status_code in (200, 204)
+    assert (await refresh(client, token)).status_code == 401

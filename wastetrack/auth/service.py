@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from wastetrack.audit import service as audit
@@ -195,15 +196,32 @@ REFRESH_REUSE_GRACE = timedelta(seconds=60)
 the app refreshing at once, would otherwise end the login as a theft. Okta's rotation grace
 period, Auth0's reuse interval; at most 60 s, as theirs."""
 
+LOGIN_LOCK_KEY = 0x6C6F6769
+"""First half of the advisory lock key one user's refreshes, log-outs and revocations take
+("logi" in ASCII); the user's id is the second."""
+
+
+async def _take_turns(user_id: int) -> None:
+    """Hold, until the transaction ends, the lock of the user's logins: a log-out or a
+    revocation waits for a refresh under way to commit its new token (and revokes it), and a
+    refresh waits for them (and finds its family revoked), never missing each other."""
+    await connections.get("default").execute_query(
+        "SELECT pg_advisory_xact_lock($1, $2)", [LOGIN_LOCK_KEY, user_id]
+    )
+
 
 async def refresh(*, refresh_token: str, settings: Settings) -> dict[str, str | int]:
-    """Exchange a refresh token for new tokens; the old one stops working (after
-    `REFRESH_REUSE_GRACE`, while its login lives), and presenting it later revokes every token
-    of its family. Runs its own transactions: a refused reuse must still commit the
+    """Exchange a refresh token for new tokens. A login has one live token: the exchange
+    replaces it. The token presented is that one; or, within `REFRESH_REUSE_GRACE` of its own
+    rotation and while its login lives, the one it was rotated into, whose answer its holder
+    never got (that successor is revoked, so the login still has one live token: a copy used
+    meanwhile is caught at its next refresh). Any other rotated token presented revokes every
+    token of its family. Runs its own transactions: a refused reuse must still commit the
     revocation."""
     claims = _decode(refresh_token, expected="refresh", settings=settings)
     async with in_transaction():
-        stored = await RefreshToken.select_for_update().get_or_none(jti=claims.get("jti"))
+        await _take_turns(int(claims["sub"]))
+        stored = await RefreshToken.get_or_none(jti=claims.get("jti"))
         if stored is None:
             raise Unauthorized("refresh token revoked")
         now = datetime.now(UTC)
@@ -211,13 +229,10 @@ async def refresh(*, refresh_token: str, settings: Settings) -> dict[str, str | 
         reused = stored.revoked_at is not None and not (
             now - stored.revoked_at <= REFRESH_REUSE_GRACE and await live.exists()
         )
-        if reused:
-            # The thief and the owner hold the same family and cannot be told apart: end it.
-            await live.update(revoked_at=now)
-        else:
-            if stored.revoked_at is None:
-                stored.revoked_at = now
-                await stored.save(update_fields=["revoked_at"])
+        # Reused: the thief and the owner hold the same family and cannot be told apart, so
+        # it ends. Otherwise the login's live token (this one, or its successor) is replaced.
+        await live.update(revoked_at=now)
+        if not reused:
             user = await User.get_or_none(id=int(claims["sub"]), is_active=True)
             if user is None:
                 raise Unauthorized("invalid token")
@@ -233,11 +248,13 @@ async def log_out(*, refresh_token: str, settings: Settings) -> None:
         claims = _decode(refresh_token, expected="refresh", settings=settings)
     except Unauthorized:
         return
-    stored = await RefreshToken.get_or_none(jti=claims.get("jti"))
-    if stored is not None:
-        await RefreshToken.filter(family=stored.family, revoked_at=None).update(
-            revoked_at=datetime.now(UTC)
-        )
+    async with in_transaction():
+        await _take_turns(int(claims["sub"]))
+        stored = await RefreshToken.get_or_none(jti=claims.get("jti"))
+        if stored is not None:
+            await RefreshToken.filter(family=stored.family, revoked_at=None).update(
+                revoked_at=datetime.now(UTC)
+            )
 
 
 async def revoke_sessions(*, user_id: int) -> int:
@@ -247,6 +264,7 @@ async def revoke_sessions(*, user_id: int) -> int:
     user = await User.get_or_none(id=user_id).prefetch_related("organization__region")
     if user is None:
         raise NotFound("no such user", field="user_id")
+    await _take_turns(user_id)
     revoked = await RefreshToken.filter(user_id=user_id, revoked_at=None).update(
         revoked_at=datetime.now(UTC)
     )
