@@ -19,9 +19,8 @@ async def _inspected(
     """The photo checked and on disk, before the request's transaction begins (a dependency
     the route names before `Transaction`, so solved first): decoding and fsync hold no
     database connection. After the login check, so no stranger's file is decoded."""
-    content = await file.read(settings.photo_max_bytes + 1)
     return await evidence.inspect_photo(
-        content=content,
+        source=file.file,
         data_dir=settings.data_dir,
         max_bytes=settings.photo_max_bytes,
         max_pixels=settings.photo_max_pixels,

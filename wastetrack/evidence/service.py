@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 from tortoise import connections
@@ -74,26 +75,32 @@ class Inspected:
     height: int
 
 
-# Decoding a photo whole takes up to width × height × 4 bytes (160 MB at 40 MP) and a core:
-# at most two at a time per worker, the others queued, whatever the thread pool's size.
+# Reading a photo (up to WASTETRACK_PHOTO_MAX_BYTES) and decoding it whole (up to width ×
+# height × 4 bytes: 160 MB at 40 MP) take memory and a core: at most two photos at a time per
+# worker, the others waiting as their spooled uploads, whatever the thread pool's size.
 _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="photo-decode")
 
 
 async def inspect_photo(
-    *, content: bytes, data_dir: Path, max_bytes: int, max_pixels: int = 40_000_000
+    *, source: BinaryIO, data_dir: Path, max_bytes: int, max_pixels: int = 40_000_000
 ) -> Inspected:
-    """Check a JPEG or PNG and keep it on disk under its SHA-256, before any transaction: a
-    decode and an fsync hold no database connection, nor a place among the transactions
-    admitted. Its pixel count is read from the header and checked before anything is
-    decoded."""
+    """Read a JPEG or PNG from `source` (an upload's spooled file), check it and keep it on
+    disk under its SHA-256, before any transaction: the read, the decode and the fsync hold
+    no database connection, nor a place among the transactions admitted. Its pixel count is
+    read from the header and checked before anything is decoded."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _DECODERS,
+        partial(_keep, source, data_dir=data_dir, max_bytes=max_bytes, max_pixels=max_pixels),
+    )
+
+
+def _keep(source: BinaryIO, *, data_dir: Path, max_bytes: int, max_pixels: int) -> Inspected:
+    content = source.read(max_bytes + 1)
     if not content:
         raise ValidationFailed("the file is empty", field="file")
     if len(content) > max_bytes:
         raise ValidationFailed(f"photos may not exceed {max_bytes} bytes", field="file")
-    # Checking and hashing megabytes takes CPU: in a thread, the event loop keeps serving.
-    image_format, width, height, sha256 = await asyncio.get_running_loop().run_in_executor(
-        _DECODERS, partial(_inspect, content, max_pixels=max_pixels)
-    )
+    image_format, width, height, sha256 = _inspect(content, max_pixels=max_pixels)
     content_type, extension = FORMATS[image_format]
     path = photo_path(data_dir, sha256, extension)
     # Through a file of this upload's own: two uploads of the same bytes (a phone retrying a
@@ -101,7 +108,7 @@ async def inspect_photo(
     # whose row is never written (a refusal later, a re-upload) holds the bytes its name says
     # and is harmless.
     if not path.exists():
-        await asyncio.to_thread(_write, path, content)
+        _write(path, content)
     return Inspected(sha256, content_type, len(content), width, height)
 
 
