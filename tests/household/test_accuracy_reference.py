@@ -116,11 +116,12 @@ def recount(checks: list[Check], date_from: date, date_to: date, place: str | No
 
 async def point_in(world: World, region_id: int) -> str:
     """The QR URL of a new collection point's site in a region, which the factory's collector
-    (北山社区) serves under a service agreement."""
+    (北山社区) serves under a service agreement. The organization is registered at the city,
+    above its site: a check counts where its batch does, in the site's region."""
     org = await registry.create_organization(
         name=f"投放点{uuid.uuid4().hex[:8]}",
         kind=OrganizationKind.collection_point,
-        region_id=region_id,
+        region_id=world.regions["city"].id,
     )
     await agreements.create_service_agreement(
         provider_organization_id=world.orgs["community"].id,
@@ -129,7 +130,11 @@ async def point_in(world: World, region_id: int) -> str:
         valid_from=date(2024, 1, 1),
     )
     site = await registry.create_site(
-        organization_id=org.id, name="1号投放点", region_id=None, latitude=37.1, longitude=122.4
+        organization_id=org.id,
+        name="1号投放点",
+        region_id=region_id,
+        latitude=37.1,
+        longitude=122.4,
     )
     return codes.qr_url(
         site.code or "", base_url="http://testserver", secret=world.settings.secret_key
