@@ -18,6 +18,8 @@ from wastetrack.batches.labels import LabelText, render_label_png
 from wastetrack.core.fonts import cjk_repertoire
 from wastetrack.core.timefmt import local_time
 from wastetrack.ports.models import Delivery
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
 
 CITY = "Asia/Shanghai"
 UTC_OR_SECONDS = re.compile(r"\+00:00|\d{2}:\d{2}:\d{2}|T\d{2}:\d{2}")
@@ -130,21 +132,27 @@ async def test_labels_and_plates_draw_chinese_with_the_bundled_font(
 ) -> None:
     batch = await tag_bag(client, world)
     berth_code = harbour.berth_url.rsplit("/q/", 1)[1].split(".")[0]
-    site = await client.post(
-        "/admin/v1/sites",
-        headers=world.headers("admin"),
-        json={
-            "organization_id": world.orgs["community"].id,
-            "name": "北山社区3号投放点",
-            "latitude": 37.165,
-            "longitude": 122.487,
-        },
+    point = await registry.create_organization(
+        name="北山社区投放点管理站",
+        kind=OrganizationKind.collection_point,
+        region_id=world.regions["village"].id,
     )
+    # A collection point's plate says so; another organization's site is only a site.
+    sites = {}
+    for org, name in ((point.id, "北山社区3号投放点"), (world.orgs["clinic"].id, "卫生室后院")):
+        site = await client.post(
+            "/admin/v1/sites",
+            headers=world.headers("admin"),
+            json={"organization_id": org, "name": name, "latitude": 37.165, "longitude": 122.487},
+        )
+        assert site.status_code == 201, site.text
+        sites[name] = site.json()["code"]
     headers = world.headers("clinic")
     for path, title in (
         (f"/m/v1/batches/{batch['code']}/label.png", "感染性废物"),
         (f"/m/v1/berths/{berth_code}/label.png", "泊位 3号泊位"),
-        (f"/m/v1/sites/{site.json()['code']}/label.png", "生活垃圾分类投放点"),
+        (f"/m/v1/sites/{sites['北山社区3号投放点']}/label.png", "生活垃圾分类投放点"),
+        (f"/m/v1/sites/{sites['卫生室后院']}/label.png", "单位站点"),
     ):
         response = await client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.text)
