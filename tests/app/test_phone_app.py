@@ -35,6 +35,7 @@ if not (CHROMIUM and DRIVER):
     pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -219,6 +220,18 @@ def browser(
 
 def _wait(browser: webdriver.Chrome, condition: Any, timeout: float = 15) -> Any:
     return WebDriverWait(browser, timeout).until(condition)
+
+
+def _alert(browser: webdriver.Chrome) -> Any:
+    """The app's question once it has asked it (it reads the queue first)."""
+
+    def asked(b: webdriver.Chrome) -> Any:
+        try:
+            return b.switch_to.alert
+        except NoAlertPresentException:
+            return None
+
+    return _wait(browser, asked)
 
 
 def _find(browser: webdriver.Chrome, css: str) -> Any:
@@ -1226,7 +1239,7 @@ def test_logging_out_keeps_another_users_records_and_ends_the_login(
         if browser.find_element(By.ID, view).is_displayed():
             browser.find_element(By.ID, view).click()
     browser.find_element(By.ID, "logout").click()
-    asked = _wait(browser, lambda b: b.switch_to.alert)
+    asked = _alert(browser)
     question = asked.text
     asked.accept()
     assert "other users stay" in question
@@ -1241,3 +1254,495 @@ def test_logging_out_keeps_another_users_records_and_ends_the_login(
     assert browser.execute_async_script(TOKENS, None) is None
     renewed = httpx.post(f"{served}/m/v1/auth/refresh", json={"refresh_token": tokens["refresh"]})
     assert renewed.status_code == 401
+
+
+def _log_in(browser: webdriver.Chrome) -> None:
+    """The carrier logs in again on the login screen."""
+    username = browser.find_element(By.ID, "username")
+    username.clear()
+    username.send_keys("carrier")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+
+
+def _to_scan(browser: webdriver.Chrome) -> None:
+    for view in ("queue-back", "back"):
+        if browser.find_element(By.ID, view).is_displayed():
+            browser.find_element(By.ID, view).click()
+
+
+def test_the_citys_zone_is_known_though_the_api_does_not_answer(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """The city's zone comes with the labels, which the service worker serves offline: they
+    are read first, so an API that does not answer (a dead cell) leaves no phone in its own
+    zone."""
+    _log_in(browser)
+    browser.execute_async_script(
+        "const [done] = arguments; import('/static/app/store.js')"
+        ".then(async s => { await s.setRef('labels', null); done(); });"
+    )
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/m/v1/catalog/*"]})
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
+    try:
+        browser.refresh()
+        _wait(browser, lambda b: _visible(b, "scan-view"))
+        _wait(
+            browser,
+            lambda b: (
+                (b.execute_async_script(REFERENCE, "labels") or {}).get("items", {}).get("timezone")
+            ),
+        )
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        code = round_data["bags"][2]
+        tagged = httpx.get(
+            f"{served}/m/v1/batches/{code}", headers=_headers(served, "clinic")
+        ).json()["tagged_at"]
+        shown = "return new Date(arguments[0]).toLocaleString('zh-CN', arguments[1])"
+        city = browser.execute_script(shown, tagged, {"timeZone": "Asia/Shanghai"})
+        _look_up(browser, code)
+        assert city in browser.find_element(By.ID, "summary").text
+        browser.find_element(By.ID, "back").click()
+    finally:
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+
+
+THEIRS_REFUSED = """
+const [done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString()};
+  const entry = await s.enqueue(body, 'refused, another user', -1);
+  entry.status = 'rejected';
+  entry.result = {status: 'rejected', error: {field: 'batch', detail: 'planted refusal'}};
+  await s.putEntry(entry);
+  done(body.client_event_id);
+});
+"""
+
+DROP = """
+const [ids, done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  for (const id of ids) await s.dropEntry(id);
+  done();
+});
+"""
+
+
+def test_the_queue_offers_only_the_users_own_records(browser: webdriver.Chrome) -> None:
+    """A shared phone: the queue lists, corrects and discards the logged-in user's records
+    only; another user's refused record waits for them, counted in a line of its own."""
+    theirs = browser.execute_async_script(THEIRS_REFUSED)
+    own = {"client_event_id": str(uuid.uuid4()), "event_type": "collected", "batch": "ABCDEFGH2"}
+    browser.execute_async_script(PLANTED, own, "batch")
+    try:
+        _to_scan(browser)
+        browser.find_element(By.ID, "show-queue").click()
+        _find(browser, f"li[data-id='{own['client_event_id']}'] button.fix")
+        assert not browser.find_elements(By.CSS_SELECTOR, f"li[data-id='{theirs}']")
+        assert "records of other users" in browser.find_element(By.ID, "queue-others").text
+        browser.find_element(By.ID, "queue-back").click()
+    finally:
+        browser.execute_async_script(DROP, [theirs, own["client_event_id"]])
+
+
+NO_LABELS = """
+window.fetch = ((real) => (url, options) => (String(url).includes('/app/labels.json')
+  ? Promise.reject(new TypeError('Failed to fetch')) : real(url, options)))(window.fetch);
+"""
+
+
+def test_a_refused_time_is_not_corrected_in_the_phones_own_zone(browser: webdriver.Chrome) -> None:
+    """Until the phone has read the city's zone once, a refused device_time is shown (in UTC)
+    but not offered for correction: typed in the phone's own zone, it would be sent wrong."""
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "event_type": "collected",
+        "batch": "ABCDEFGH2",
+        "device_time": "2001-02-03T04:05:06.000Z",
+    }
+    browser.execute_async_script(
+        "const [done] = arguments; import('/static/app/store.js')"
+        ".then(async s => { await s.setRef('labels', null); done(); });"
+    )
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": NO_LABELS})
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
+    try:
+        browser.refresh()
+        _wait(browser, lambda b: _visible(b, "scan-view"))
+        _correct(browser, body, "device_time")
+        shown = _find(browser, "#f-edit-device_time")
+        assert shown.get_attribute("type") != "datetime-local"
+        assert shown.get_attribute("value") == body["device_time"]
+        assert "time zone is not known" in browser.find_element(By.ID, "no-zone").text
+        browser.find_element(By.ID, "queue-back").click()
+    finally:
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+        browser.execute_async_script(DROP, [body["client_event_id"]])
+    browser.refresh()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _wait(browser, lambda b: (b.execute_async_script(REFERENCE, "labels") or {}).get("items"))
+
+
+def test_a_record_is_of_the_scan_it_was_made_on(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """Reading the position takes up to three seconds: a tap on Back and another scan
+    meanwhile neither moves the record to the new bag nor closes the new bag's screen."""
+    first, second = (_clinic_bag(served, round_data["carrier"], "1.1") for _ in range(2))
+    _to_scan(browser)
+    # A phone slow to find its position: the app gives up after three seconds.
+    browser.execute_script("navigator.geolocation.getCurrentPosition = () => {};")
+    try:
+        _look_up(browser, first)
+        browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+        _find(browser, "#f-vehicle_plate").send_keys(PLATE)
+        browser.find_element(By.ID, "save").click()
+        browser.find_element(By.ID, "back").click()
+        _look_up(browser, second)
+
+        def collected(b: webdriver.Chrome) -> list[dict[str, Any]]:
+            return [
+                e
+                for e in b.execute_async_script(QUEUE)
+                if e["body"].get("event_type") == "collected"
+                and e["body"].get("batch") in (first, second)
+            ]
+
+        (made,) = _wait(browser, collected)
+        assert made["body"]["batch"] == first
+        assert made["body"]["vehicle_plate"] == PLATE
+        time.sleep(0.5)  # the screen the record would close
+        assert _visible(browser, "result-view")
+        assert second in browser.find_element(By.ID, "summary").text
+        browser.find_element(By.ID, "back").click()
+    finally:
+        browser.execute_script("delete navigator.geolocation.getCurrentPosition;")
+    _wait(browser, lambda b: all(e["status"] != "pending" for e in collected(b)))
+
+
+def test_a_round_is_the_one_finished(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """Finishing a round reads the position (up to three seconds) before it queues: a new
+    round started meanwhile takes nothing from it, and the finished one is queued whole."""
+    carrier = round_data["carrier"]
+    bag = _clinic_bag(served, carrier, "0.9")
+    issued = httpx.post(
+        f"{served}/m/v1/labels",
+        headers=_headers(served, "manager"),
+        json={"organization_id": carrier, "stream": "medical", "count": 1},
+    )
+    assert issued.status_code == 201, issued.text
+    load = _query(
+        round_data["db"],
+        "SELECT code FROM label WHERE organization_id = $1 AND bound_at IS NULL",
+        carrier,
+    )[0]["code"]
+    _to_scan(browser)
+    browser.execute_script("navigator.geolocation.getCurrentPosition = () => {};")
+    try:
+        browser.find_element(By.ID, "round-start").click()
+        for code in (load, bag):
+            browser.find_element(By.ID, "round-typed").send_keys(code)
+            browser.find_element(By.ID, "round-add").click()
+            _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
+        _find(browser, "#f-load_category option[value='med.infectious']").click()
+        browser.find_element(By.ID, "round-plate").send_keys(PLATE)
+        browser.find_element(By.ID, "round-finish").click()
+        browser.find_element(By.ID, "round-cancel").click()
+        browser.find_element(By.ID, "round-start").click()
+
+        def queued(b: webdriver.Chrome) -> list[dict[str, Any]]:
+            ours = (load, bag)
+            return [e for e in b.execute_async_script(QUEUE) if e["body"].get("batch") in ours]
+
+        _wait(browser, lambda b: len(queued(b)) == 3)
+        made = {e["body"]["event_type"]: e["body"] for e in queued(browser)}
+        assert made["aggregated"]["children"] == [bag]
+        assert made["collected"]["vehicle_plate"] == PLATE
+        assert made["tagged"]["category"] == "med.infectious"
+        time.sleep(0.5)  # the screen the round would close
+        assert _visible(browser, "round-view")  # the new round stays
+        assert browser.find_element(By.ID, "round-load").text == "—"
+        browser.find_element(By.ID, "round-cancel").click()
+    finally:
+        browser.execute_script("delete navigator.geolocation.getCurrentPosition;")
+    _wait(browser, lambda b: all(e["status"] != "pending" for e in queued(b)))
+
+
+FAILING_SYNC = """
+const [done] = arguments;
+const real = window.fetch;
+window.syncFails = true;
+// A cell that is dead while the phone says online: every sync request fails to connect.
+window.fetch = async (url, options) => {
+  const dead = String(url).endsWith('/m/v1/sync') && window.syncFails;
+  if (dead) throw new TypeError('Failed to fetch');
+  return real(url, options);
+};
+window.realFetch = real;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString()};
+  await s.enqueue(body, 'retried', me.user_id);
+  done(body.client_event_id);
+});
+"""
+
+
+def test_a_failed_sync_is_tried_again(browser: webdriver.Chrome) -> None:
+    """No `online` event comes when a dead cell recovers or a busy server answers again: while
+    the user's records wait, the app tries again on a timer (30 s first), and at once when the
+    collector comes back to the app."""
+    entry = browser.execute_async_script(FAILING_SYNC)
+
+    def answered(b: webdriver.Chrome, entry_id: str) -> bool:
+        return any(
+            e["client_event_id"] == entry_id and e["status"] != "pending"
+            for e in b.execute_async_script(QUEUE)
+        )
+
+    try:
+        _to_scan(browser)
+        browser.find_element(By.ID, "show-queue").click()
+        browser.find_element(By.ID, "sync").click()
+        _wait(browser, lambda b: "offline" in b.find_element(By.ID, "sync-status").text)
+        browser.execute_script("window.syncFails = false;")
+        assert not answered(browser, entry)
+        _wait(browser, lambda b: answered(b, entry), timeout=75)
+        browser.find_element(By.ID, "queue-back").click()
+        # Back to the app: a record waiting is sent at once.
+        later = browser.execute_async_script(UNPLATED, "ABCDEFGH2")
+        time.sleep(1)
+        assert not answered(browser, later)
+        browser.execute_script("document.dispatchEvent(new Event('visibilitychange'));")
+        _wait(browser, lambda b: answered(b, later))
+        browser.execute_async_script(DROP, [entry, later])
+    finally:
+        browser.execute_script("window.fetch = window.realFetch;")
+
+
+REFRESHED_AFTER_LOG_OUT = """
+const [password, done] = arguments;
+const real = window.fetch;
+let release;
+const gate = new Promise((resolve) => { release = resolve; });
+let asked = false;
+// The server renews the login, but its answer arrives after the user has logged out.
+window.fetch = async (url, options) => {
+  if (!String(url).endsWith('/m/v1/auth/refresh')) return real(url, options);
+  asked = true;
+  const answer = await real(url, options);
+  await gate;
+  return answer;
+};
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const tokens = await s.getKv('tokens');
+  await s.setKv('tokens', {...tokens, access: 'expired-access-token'});
+  const calling = a.call('/m/v1/vehicles').then(() => 'answered', (e) => `refused ${e.status}`);
+  while (!asked) await new Promise((t) => setTimeout(t, 20));
+  await s.setKv('tokens', null);  // log-out meanwhile
+  release();
+  const answer = await calling;
+  const left = await s.getKv('tokens');
+  window.fetch = real;
+  await a.logIn('carrier', password);  // as before, for the tests after this one
+  done({answer, left});
+});
+"""
+
+
+def test_a_renewal_answered_after_log_out_keeps_no_tokens(browser: webdriver.Chrome) -> None:
+    """The renewed tokens would log the phone back in after log-out: they are kept only while
+    the refresh token sent for them is still the phone's."""
+    result = browser.execute_async_script(REFRESHED_AFTER_LOG_OUT, PASSWORD)
+    assert result["left"] is None, result
+    assert result["answer"] == "refused 401"
+
+
+SECOND_TAB = """
+const [done] = arguments;
+// Another tab of the app: a same-origin document with its own copy of the app's modules.
+const frame = document.createElement('iframe');
+frame.id = 'second-tab';
+frame.onload = () => {
+  const modules = frame.contentWindow.eval(
+    "Promise.all([import('/static/app/store.js'), import('/static/app/api.js')])");
+  frame.contentWindow.modules = modules;
+  modules.then(async ([s]) => { await s.entries(); done(true); }, (e) => done(String(e)));
+};
+frame.src = '/static/app/app.css';
+document.body.append(frame);
+"""
+
+BOTH_TABS_RENEW = """
+const [done] = arguments;
+const frame = document.getElementById('second-tab');
+const wait = (ms) => new Promise((t) => setTimeout(t, ms));
+let refused = 0;
+let renewals = 0;
+// Both tabs' calls are refused (their access token has expired) before either renews it.
+for (const w of [window, frame.contentWindow]) {
+  const real = w.fetch;
+  let first = true;
+  w.fetch = async (url, options) => {
+    if (String(url).endsWith('/m/v1/auth/refresh')) renewals += 1;
+    const answer = await real(url, options);
+    if (first && String(url).endsWith('/m/v1/vehicles')) {
+      first = false;
+      refused += 1;
+      while (refused < 2) await wait(10);
+    }
+    return answer;
+  };
+  w.realFetch = real;
+}
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js'),
+             frame.contentWindow.modules]).then(async ([s, a, [, other]]) => {
+  const tokens = await s.getKv('tokens');
+  await s.setKv('tokens', {...tokens, access: 'expired-access-token'});
+  const answers = await Promise.all([a.call('/m/v1/vehicles'), other.call('/m/v1/vehicles')]
+    .map((p) => p.then(() => 'answered', (e) => `refused ${e.status}: ${e.message}`)));
+  for (const w of [window, frame.contentWindow]) w.fetch = w.realFetch;
+  const after = await s.getKv('tokens');
+  frame.remove();
+  done({answers, renewals, renewed: Boolean(after) && after.refresh !== tokens.refresh});
+});
+"""
+
+
+def test_two_tabs_renew_the_login_once(browser: webdriver.Chrome) -> None:
+    """Two tabs whose access token expired together renew it once, the second using what the
+    first got: a refresh token presented twice makes the server revoke the whole login as
+    stolen (past a short grace)."""
+    assert browser.execute_async_script(SECOND_TAB) is True
+    result = browser.execute_async_script(BOTH_TABS_RENEW)
+    assert result["answers"] == ["answered", "answered"], result
+    assert result["renewals"] == 1, result
+    assert result["renewed"]
+
+
+HELD_SYNC = """
+const [done] = arguments;
+const real = window.fetch;
+let asked = false;
+// A sync request slow to go (a weak cell); it goes when released, unless aborted first.
+window.fetch = async (url, options) => {
+  if (!String(url).endsWith('/m/v1/sync')) return real(url, options);
+  asked = true;
+  const signal = options.signal;
+  await Promise.race([
+    new Promise((resolve) => { window.releaseSync = resolve; }),
+    new Promise((resolve) => signal && signal.addEventListener('abort', resolve)),
+  ]);
+  return real(url, options);
+};
+window.realFetch = real;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js'),
+             import('/static/app/sync.js')]).then(async ([s, a, sync]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString()};
+  await s.enqueue(body, 'held', me.user_id);
+  window.heldSync = sync.syncNow().catch(() => null);
+  while (!asked) await new Promise((t) => setTimeout(t, 20));
+  done(body.client_event_id);
+});
+"""
+
+RELEASED = """
+const [done] = arguments;
+if (window.releaseSync) window.releaseSync();
+Promise.resolve(window.heldSync).then(async () => {
+  window.fetch = window.realFetch;
+  await new Promise((t) => setTimeout(t, 500));
+  const s = await import('/static/app/store.js');
+  done((await s.entries()).map((e) => e.client_event_id));
+});
+"""
+
+
+def test_logging_out_during_a_sync_leaves_nothing_behind(browser: webdriver.Chrome) -> None:
+    """Log-out stops the sync running: an answer arriving afterwards does not bring back the
+    records log-out deleted."""
+    entry = browser.execute_async_script(HELD_SYNC)
+    _to_scan(browser)
+    browser.find_element(By.ID, "logout").click()
+    _alert(browser).accept()
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    assert entry not in browser.execute_async_script(RELEASED)
+
+
+def test_logging_out_while_another_tab_is_open(browser: webdriver.Chrome) -> None:
+    """Log-out deletes the database once no tab holds it: another tab lets go at once (log-out
+    does not hang) and opens it again on its next use."""
+    browser.execute_script("document.getElementById('sync-status').textContent = '';")
+    _log_in(browser)
+    _wait(
+        browser,
+        lambda b: "synced" in b.find_element(By.ID, "sync-status").get_attribute("textContent"),
+    )
+    # The records other users left in the tests before: with none, log-out deletes it all.
+    left = [e["client_event_id"] for e in browser.execute_async_script(QUEUE)]
+    browser.execute_async_script(DROP, left)
+    assert browser.execute_async_script(SECOND_TAB) is True
+    browser.find_element(By.ID, "logout").click()
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    names = browser.execute_async_script(
+        "const done = arguments[0]; indexedDB.databases().then(d => done(d.map(x => x.name)));"
+    )
+    assert "wastetrack-app" not in names
+    # The other tab opens it again to record: kept, not lost to a delete that ran late.
+    kept = browser.execute_async_script(
+        "const [done] = arguments; const w = document.getElementById('second-tab').contentWindow;"
+        "w.modules.then(async ([s]) => {"
+        "  const body = {client_event_id: crypto.randomUUID()};"
+        "  await s.enqueue(body, 'second tab', -1);"
+        "  const kept = (await s.entries()).map((e) => e.client_event_id);"
+        "  await s.dropEntry(body.client_event_id);"
+        "  document.getElementById('second-tab').remove();"
+        "  done(kept.includes(body.client_event_id)); });"
+    )
+    assert kept is True
+
+
+REINSTALL = """
+const [done] = arguments;
+(async () => {
+  // A new version of the worker (another script URL counts as one): it installs afresh.
+  for (const name of await caches.keys()) await caches.delete(name);
+  const registration = await navigator.serviceWorker.register(
+    `/app/sw.js?version=${Date.now()}`, {scope: '/app/'});
+  const worker = registration.installing || registration.waiting || registration.active;
+  while (worker.state !== 'activated') {
+    await new Promise((resolve) => worker.addEventListener('statechange', resolve, {once: true}));
+  }
+  const cached = await caches.match('/static/app/app.css');
+  done(cached ? await cached.text() : null);
+})().catch((error) => done(`failed: ${error}`));
+"""
+
+
+def test_the_worker_installs_the_apps_files_from_the_server(browser: webdriver.Chrome) -> None:
+    """A new version of the app is installed from the server, never from the browser's HTTP
+    cache: an old module cached there beside a new one would fail to link offline."""
+    css = Path(__file__).resolve().parents[2] / "mobile_api" / "static" / "app" / "app.css"
+    original = css.read_bytes()
+    # The browser has the stylesheet in its HTTP cache (heuristically fresh: the file is old).
+    browser.execute_async_script(
+        "const [done] = arguments; fetch('/static/app/app.css').then((r) => r.text()).then(done);"
+    )
+    marker = f"/* {uuid.uuid4()} */\n"
+    try:
+        css.write_bytes(original + marker.encode())
+        installed = browser.execute_async_script(REINSTALL)
+    finally:
+        css.write_bytes(original)
+    assert marker in str(installed), installed

@@ -1,6 +1,6 @@
 // The mobile API as the app calls it: OAuth2 password login, the access token on every call,
 // refreshed silently with the one-use refresh token when it has expired.
-import { getKv, setKv } from './store.js';
+import { getKv, replaceTokens, setKv } from './store.js';
 
 export class Offline extends Error {}
 
@@ -23,9 +23,13 @@ function claims(accessToken) {
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
-async function keep(tokens) {
+function profileOf(tokens) {
   const who = claims(tokens.access_token);
-  const profile = { user_id: Number(who.sub), username: who.name, role: who.role, organization_id: who.org };
+  return { user_id: Number(who.sub), username: who.name, role: who.role, organization_id: who.org };
+}
+
+async function keep(tokens) {
+  const profile = profileOf(tokens);
   await setKv('tokens', { access: tokens.access_token, refresh: tokens.refresh_token });
   await setKv('profile', profile);
   return profile;
@@ -46,36 +50,47 @@ export async function logIn(username, password) {
 
 let refreshing = null;
 
-// One refresh at a time: the refresh token is single-use, and presenting it twice revokes
-// the whole login.
-async function refresh() {
+// One refresh at a time, across the app's tabs too: the refresh token is single-use, and
+// presenting it twice revokes the whole login. `used` is the access token the server refused:
+// once this tab holds the lock, tokens another tab renewed meanwhile are simply used. The
+// answer is kept only while the refresh token sent is still the stored one: one that arrives
+// after log-out (or after a new login) writes nothing back.
+async function renew(used) {
+  const tokens = await getKv('tokens');
+  if (!tokens) throw new Problem(401, { detail: '请先登录 · please log in' });
+  if (tokens.access !== used) return; // renewed meanwhile
+  const response = await fetch('/m/v1/auth/refresh', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ refresh_token: tokens.refresh }),
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    // Refused (the token is spent, revoked or expired): log in again. A busy or failing
+    // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
+    if (response.status < 500 && response.status !== 429) {
+      if (await replaceTokens(tokens.refresh, null)) session.dispatchEvent(new Event('ended'));
+    }
+    throw new Problem(response.status, body);
+  }
+  if (!(await replaceTokens(tokens.refresh, { access: body.access_token, refresh: body.refresh_token }, profileOf(body)))) {
+    throw new Problem(401, { detail: '已退出登录 · logged out' });
+  }
+}
+
+function refresh(used) {
   if (!refreshing) {
-    refreshing = (async () => {
-      const tokens = await getKv('tokens');
-      if (!tokens) throw new Problem(401, { detail: '请先登录 · please log in' });
-      const response = await fetch('/m/v1/auth/refresh', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ refresh_token: tokens.refresh }),
-      });
-      const body = await response.json().catch(() => null);
-      if (!response.ok) {
-        // Refused (the token is spent, revoked or expired): log in again. A busy or failing
-        // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
-        if (response.status < 500 && response.status !== 429) {
-          await setKv('tokens', null);
-          session.dispatchEvent(new Event('ended'));
-        }
-        throw new Problem(response.status, body);
-      }
-      await keep(body);
-    })().finally(() => { refreshing = null; });
+    const locked = navigator.locks
+      ? navigator.locks.request('wastetrack-refresh', () => renew(used))
+      : renew(used);
+    refreshing = locked.finally(() => { refreshing = null; });
   }
   return refreshing;
 }
 
-// fetch with the user's token; Offline when the network is unreachable, Problem on an error answer.
-export async function call(path, { method = 'GET', json, form } = {}) {
+// fetch with the user's token; Offline when the network is unreachable (or `signal` aborted
+// the request), Problem on an error answer.
+export async function call(path, { method = 'GET', json, form, signal } = {}) {
   for (let attempt = 0; attempt < 2; attempt += 1) {
     const tokens = await getKv('tokens');
     const headers = { Accept: 'application/json' };
@@ -89,13 +104,13 @@ export async function call(path, { method = 'GET', json, form } = {}) {
     }
     let response;
     try {
-      response = await fetch(path, { method, headers, body });
+      response = await fetch(path, { method, headers, body, signal });
     } catch (error) {
       throw new Offline(String(error));
     }
     if (response.status === 401 && attempt === 0 && tokens && tokens.refresh) {
       try {
-        await refresh();
+        await refresh(tokens.access);
       } catch (error) {
         if (!(error instanceof Problem)) throw new Offline(String(error));
         // A refused renewal ends the login: this call's own answer (401) stands, whatever the

@@ -5,7 +5,7 @@ import { Scanner } from './scanner.js';
 import {
   dropEntry, enqueue, entries, getEntry, getKv, getRef, leave, putEntry, putPhoto, setKv, setRef,
 } from './store.js';
-import { mine, syncNow } from './sync.js';
+import { mine, stopSync, syncNow } from './sync.js';
 
 const $ = (id) => document.getElementById(id);
 const VIEWS = ['login-view', 'scan-view', 'result-view', 'round-view', 'queue-view'];
@@ -148,8 +148,21 @@ async function versionOf(items) {
   return [...new Uint8Array(digest).slice(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+// The city's names and time zone (labels.json, which the service worker serves offline too): a
+// step of its own, first, so that no answer from the API keeps the phone on its own zone.
+async function refreshLabels() {
+  try {
+    const response = await fetch('/app/labels.json');
+    if (!response.ok) return;
+    const fresh = await response.json();
+    labels = fresh;
+    await setRef('labels', { version: await versionOf(fresh), items: fresh });
+  } catch (error) { /* offline and not cached: the kept names stay */ }
+}
+
 // The reference data the forms need, each kept with a version (a hash of its content).
 async function refreshReference() {
+  await refreshLabels();
   const sources = {
     streams: '/m/v1/catalog/streams',
     categories: '/m/v1/catalog/categories',
@@ -176,25 +189,47 @@ async function refreshReference() {
       if (!(error instanceof Problem) || error.status !== 403) throw error;
     }
   }
-  try {
-    const fresh = await fetch('/app/labels.json').then((r) => r.json());
-    labels = fresh;
-    await setRef('labels', { version: await versionOf(fresh), items: fresh });
-  } catch (error) { /* offline: the cached names stay */ }
   await setKv('reference_checked', new Date().toISOString());
   if (changed) status(`参考数据已更新 reference data updated (${changed})`);
 }
 
 async function paintQueueCount() {
   const all = (await entries()).filter((e) => !me || mine(e, me));
-  $('queue-count').textContent = String(all.filter((e) => e.status === 'pending').length);
+  const pending = all.filter((e) => e.status === 'pending').length;
+  $('queue-count').textContent = String(pending);
+  return pending;
+}
+
+// A sync that did not go through (no network though the phone says online, a busy or failing
+// server) is tried again while any of the user's records wait: after 30 s, doubling up to 10
+// min; one that went through starts the wait afresh. Coming back to the app tries at once.
+const RETRY_FIRST = 30 * 1000;
+const RETRY_MOST = 10 * 60 * 1000;
+let retryDelay = RETRY_FIRST;
+let retryTimer = null;
+
+function retryLater(failed, waiting) {
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  if (!failed) retryDelay = RETRY_FIRST;
+  if (!waiting) return;
+  retryTimer = setTimeout(() => { retryTimer = null; sync(); }, retryDelay);
+  if (failed) retryDelay = Math.min(retryDelay * 2, RETRY_MOST);
+}
+
+function stopRetrying() {
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  retryDelay = RETRY_FIRST;
 }
 
 async function sync() {
   if (!(await loggedIn())) return;
   $('sync-status').textContent = '同步中… syncing';
+  let failed = true;
   try {
     const done = await syncNow();
+    failed = done === null;
     if (done === null) {
       $('sync-status').textContent = '离线，稍后同步 offline: will sync when online';
     } else {
@@ -205,12 +240,13 @@ async function sync() {
   } catch (error) {
     $('sync-status').textContent = `同步失败 sync failed: ${error.message}`;
   }
-  await paintQueueCount();
+  const waiting = await paintQueueCount();
+  if (me && (await loggedIn())) retryLater(failed, waiting > 0);
   if (!$('queue-view').hidden) await paintQueue();
 }
 
-async function record(body, summary) {
-  await enqueue(body, summary, me.user_id);
+async function record(body, summary, userId = me.user_id) {
+  await enqueue(body, summary, userId);
   status(`已保存，待同步 saved to the queue: ${summary}`);
   await paintQueueCount();
   if (navigator.onLine) sync();
@@ -236,6 +272,7 @@ async function start() {
   paintNetwork();
   const cached = await getRef('labels');
   if (cached) labels = cached.items;
+  if (!labels.timezone) refreshLabels();
   if (!(await loggedIn())) {
     show('login-view');
     return;
@@ -289,6 +326,10 @@ $('logout').addEventListener('click', async () => {
   const kept = others ? `\n他人的 ${others} 条记录保留在本机。${others} records of other users stay on the phone for them.` : '';
   if (waiting && !window.confirm(`您还有 ${waiting} 条未同步或被拒的记录，退出将删除。Log out and delete your ${waiting} records not applied?${kept}`)) return;
   const leaving = me;
+  stopRetrying();
+  // The sync running stops first (its request aborted): no late answer writes back the
+  // records about to go, and no later request goes with whoever logs in next.
+  await stopSync();
   await endLogin();
   await leave((e) => mine(e, leaving));
   me = null;
@@ -530,12 +571,16 @@ $('action-form').addEventListener('submit', async (event) => {
   }
 });
 
+// Everything the record names (the scan, the form's values, the user) is read at the tap,
+// before the position is awaited (up to 3 s): a tap on Back and another scan meanwhile
+// changes none of it.
 async function recordAction(form) {
+  const scan = current;
+  const userId = me.user_id;
   const action = form.dataset.action;
   const value = (name) => (form.elements[name] ? form.elements[name].value : '');
-  const where = await position();
   const body = { client_event_id: crypto.randomUUID() };
-  const qr = current.qr;
+  const qr = scan.qr;
   if (action === 'pickup') {
     Object.assign(body, { kind: 'pickup', site: qr, category: value('category'), weight_kg: decimal(value('weight_kg')), device_time: deviceTime() });
     if (value('quality_passed')) {
@@ -556,8 +601,11 @@ async function recordAction(form) {
     }
     if (form.dataset.photo) body.photo_sha256 = form.dataset.photo;
   }
+  const where = await position();
+  if (!me || me.user_id !== userId) return; // logged out meanwhile: recorded for nobody
   if (where) Object.assign(body, where);
-  await record(body, `${eventLabel(action)} · ${codeOf(qr)}`);
+  await record(body, `${eventLabel(action)} · ${codeOf(qr)}`, userId);
+  if (current !== scan) return; // another scan is on the screen now: it stays
   form.hidden = true;
   show('scan-view');
 }
@@ -680,41 +728,53 @@ $('round-finish').addEventListener('click', async () => {
 });
 
 async function finishRound() {
-  if (!round.load || !round.bags.length) {
+  // The round as it stands at the tap: the position is awaited (up to 3 s) before it is
+  // queued, and a new round or another scan meanwhile changes nothing of this one.
+  const done = round;
+  const userId = me.user_id;
+  if (!done.load || !done.bags.length) {
     $('round-error').textContent = '请先扫装车标签和至少一袋 · scan the load and at least one bag';
     return;
   }
-  const pins = round.bags.map((b) => (toCollect(b) ? (b.pin || '').trim() : ''));
-  const wrong = round.bags.find((b, i) => pins[i] && !/^\d{6}$/.test(pins[i]));
+  const bags = done.bags.map((b) => ({ ...b }));
+  const pins = bags.map((b) => (toCollect(b) ? (b.pin || '').trim() : ''));
+  const wrong = bags.find((b, i) => pins[i] && !/^\d{6}$/.test(pins[i]));
   if (wrong) {
     $('round-error').textContent = `确认码为6位数字 · a producer PIN has 6 digits (${wrong.code})`;
     return;
   }
   const plate = $('round-plate').value.trim();
-  const where = (await position()) || {};
-  const load = round.load.qr;
+  const load = done.load.qr;
+  const loadCode = done.load.code;
   const fresh = $('f-load_new');
-  if (!$('round-tag').hidden && (!fresh || fresh.checked)) {
-    const quantity = $('f-load_quantity').value || String(round.bags.length);
+  const tagging = !$('round-tag').hidden && (!fresh || fresh.checked) ? {
+    quantity: $('f-load_quantity').value || String(bags.length),
+    category: $('f-load_category').value,
+    unit: $('f-load_unit').value,
+  } : null;
+  const where = (await position()) || {};
+  if (!me || me.user_id !== userId) return; // logged out meanwhile: recorded for nobody
+  if (tagging) {
     await enqueue({
       client_event_id: crypto.randomUUID(), event_type: 'tagged', batch: load, device_time: deviceTime(),
-      category: $('f-load_category').value, quantity, unit: $('f-load_unit').value, ...where,
-    }, `${eventLabel('tagged')} · ${round.load.code}`, me.user_id);
+      ...tagging, ...where,
+    }, `${eventLabel('tagged')} · ${loadCode}`, userId);
   }
   // Each clinic's bag is collected on its own, then goes into the load whole.
   // The round's plate and the bag's PIN go with its collection, each only when typed.
-  for (const [index, bag] of round.bags.entries()) {
+  for (const [index, bag] of bags.entries()) {
     if (toCollect(bag)) {
       const body = { client_event_id: crypto.randomUUID(), event_type: 'collected', batch: bag.qr, device_time: deviceTime(), ...where };
       if (plate) body.vehicle_plate = plate;
       if (pins[index]) body.producer_pin = pins[index];
-      await enqueue(body, `${eventLabel('collected')} · ${bag.code}`, me.user_id);
+      await enqueue(body, `${eventLabel('collected')} · ${bag.code}`, userId);
     }
   }
   await record({
     client_event_id: crypto.randomUUID(), event_type: 'aggregated', batch: load, device_time: deviceTime(),
-    children: round.bags.map((b) => b.qr), ...where,
-  }, `${eventLabel('aggregated')} · ${round.load.code} ← ${round.bags.length}`);
+    children: bags.map((b) => b.qr), ...where,
+  }, `${eventLabel('aggregated')} · ${loadCode} ← ${bags.length}`, userId);
+  if (round !== done) return; // a new round started meanwhile: it stays
   round = null;
   show('scan-view');
 }
@@ -731,11 +791,19 @@ function resultText(entry) {
   return parts.join(' · ');
 }
 
+// The logged-in user's own records only (a shared phone): another user's are neither shown nor
+// corrected nor discarded here, only counted; they wait for that user.
 async function paintQueue() {
   const list = $('queue');
   list.replaceChildren();
   const all = (await entries()).reverse();
-  for (const entry of all) {
+  const own = all.filter((e) => me && mine(e, me));
+  const others = all.length - own.length;
+  $('queue-others').hidden = !others;
+  $('queue-others').textContent = others
+    ? `本机另有他人的 ${others} 条记录，待其登录后处理 · ${others} records of other users wait on this phone for them`
+    : '';
+  for (const entry of own) {
     const item = el('li', { class: entry.status, 'data-id': entry.client_event_id },
       el('div', { text: entry.summary }),
       el('div', { class: 'status', text: resultText(entry) }));
@@ -757,6 +825,7 @@ async function paintQueue() {
 // record's time is offered only when the server named it (a phone clock that was wrong).
 async function editEntry(id) {
   const entry = await getEntry(id);
+  if (!entry || !me || !mine(entry, me)) return;
   const form = $('edit-form');
   form.replaceChildren(el('h3', { text: `修改 Correct: ${entry.summary}` }));
   form.dataset.id = id;
@@ -776,7 +845,12 @@ async function editEntry(id) {
   for (const key of keys) {
     const value = entry.body[key];
     let input;
-    if (key === 'device_time') {
+    if (key === 'device_time' && !labels.timezone) {
+      // The city's zone is not known yet (never online since the app was installed): a time
+      // typed in the phone's own zone would be sent wrong, so the time is only shown (UTC).
+      input = el('input', { readonly: true });
+      input.value = value;
+    } else if (key === 'device_time') {
       input = el('input', { type: 'datetime-local', step: '1', required: true });
       input.value = cityInput(value);
     } else if (Array.isArray(value)) {
@@ -789,6 +863,9 @@ async function editEntry(id) {
     const wrapped = field(`edit-${key}`, key === namedRoot ? `${key} — ${entry.result.error.detail}` : key, input);
     if (key === namedRoot) wrapped.classList.add('error');
     form.append(wrapped);
+    if (input.readOnly) {
+      form.append(el('p', { class: 'hint', id: 'no-zone', text: '城市时区未知，联网打开一次后再改时间 · the city\'s time zone is not known yet: open the app online once, then correct the time' }));
+    }
   }
   form.append(el('button', { type: 'submit', id: 'resend', class: 'primary', text: '重新发送 Resend' }));
   form.hidden = false;
@@ -798,10 +875,14 @@ $('edit-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.target;
   const entry = await getEntry(form.dataset.id);
+  if (!entry || !me || !mine(entry, me)) {
+    form.hidden = true; // discarded meanwhile, or another user's
+    return;
+  }
   if (form.dataset.added && !(form.dataset.added in entry.body)) entry.body[form.dataset.added] = '';
   for (const key of Object.keys(entry.body)) {
     const input = form.elements[`edit-${key}`];
-    if (!input) continue;
+    if (!input || input.readOnly) continue;
     const old = entry.body[key];
     const text = input.value.trim();
     if (input.type === 'datetime-local') {
@@ -842,6 +923,10 @@ window.addEventListener('online', () => {
   sync();
 });
 window.addEventListener('offline', paintNetwork);
+document.addEventListener('visibilitychange', async () => {
+  if (document.visibilityState !== 'visible' || !me) return;
+  if ((await paintQueueCount()) > 0) sync();
+});
 
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch((error) => status(`离线缓存不可用 no offline cache: ${error.message}`));

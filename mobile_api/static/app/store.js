@@ -5,9 +5,13 @@ import { openDB, deleteDB } from '/static/vendor/idb.js';
 const NAME = 'wastetrack-app';
 let opened = null;
 
+// Another tab deleting the database (log-out) or opening a newer version waits until every
+// tab lets go: this one closes its connection at once and opens a new one on its next use (the
+// delete runs first, so nothing made meanwhile is deleted with it). A connection the browser
+// closed (storage cleared) is opened again the same way.
 function db() {
   if (!opened) {
-    opened = openDB(NAME, 1, {
+    const opening = openDB(NAME, 1, {
       upgrade(database) {
         database.createObjectStore('kv');
         database.createObjectStore('ref');
@@ -15,13 +19,38 @@ function db() {
         queue.createIndex('seq', 'seq');
         database.createObjectStore('photos');
       },
+      blocking(oldVersion, newVersion, event) {
+        event.target.close();
+        if (opened === opening) opened = null;
+      },
+      terminated() {
+        if (opened === opening) opened = null;
+      },
     });
+    opened = opening;
+    opening.catch(() => { if (opened === opening) opened = null; });
   }
   return opened;
 }
 
 export async function getKv(key) { return (await db()).get('kv', key); }
 export async function setKv(key, value) { return (await db()).put('kv', value, key); }
+// New tokens (and their profile) kept only while the stored refresh token is still `sent`, the
+// one presented for them, read and written in one transaction: a renewal answered after
+// log-out, or after another tab renewed, writes nothing. `tokens` null forgets the login.
+export async function replaceTokens(sent, tokens, profile) {
+  const tx = (await db()).transaction('kv', 'readwrite');
+  const [kept] = await Promise.all([
+    tx.store.get('tokens').then(async (now) => {
+      if (!now || now.refresh !== sent) return false;
+      await tx.store.put(tokens, 'tokens');
+      if (profile !== undefined) await tx.store.put(profile, 'profile');
+      return true;
+    }),
+    tx.done,
+  ]);
+  return kept;
+}
 
 export async function getRef(name) { return (await db()).get('ref', name); }
 export async function setRef(name, value) { return (await db()).put('ref', value, name); }
@@ -57,6 +86,16 @@ export async function enqueue(body, summary, userId) {
 }
 export async function entries() { return (await db()).getAllFromIndex('queue', 'seq'); }
 export async function putEntry(entry) { return (await db()).put('queue', entry); }
+// An entry written back only if it is still queued (read and written in one transaction): a
+// sync's answer arriving after log-out, or after the entry was discarded, re-creates nothing.
+export async function updateEntry(entry) {
+  const tx = (await db()).transaction('queue', 'readwrite');
+  const [kept] = await Promise.all([
+    tx.store.get(entry.client_event_id).then((old) => (old ? tx.store.put(entry).then(() => true) : false)),
+    tx.done,
+  ]);
+  return kept;
+}
 export async function getEntry(id) { return (await db()).get('queue', id); }
 export async function dropEntry(id) { return (await db()).delete('queue', id); }
 
@@ -92,7 +131,8 @@ export async function leave(isTheirs) {
 }
 
 async function wipe() {
-  if (opened) (await opened).close();
+  const open = opened;
   opened = null;
+  if (open) await open.then((database) => database.close(), () => {});
   await deleteDB(NAME);
 }

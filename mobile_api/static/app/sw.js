@@ -1,6 +1,6 @@
 // The app's service worker: the shell comes from the cache (refreshed in the background), the
 // API always from the network (the page keeps its own queue and reference data in IndexedDB).
-const CACHE = 'wastetrack-app-v5';
+const CACHE = 'wastetrack-app-v6';
 const SHELL = [
   '/app/',
   '/app/manifest.webmanifest',
@@ -18,8 +18,14 @@ const SHELL = [
   '/static/vendor/jsQR.js',
 ];
 
+// Installed from the server itself, never from the browser's HTTP cache: an old api.js cached
+// there beside a new main.js would fail to link offline.
 self.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+  event.waitUntil(
+    caches.open(CACHE)
+      .then((cache) => cache.addAll(SHELL.map((url) => new Request(url, { cache: 'reload' }))))
+      .then(() => self.skipWaiting()),
+  );
 });
 
 self.addEventListener('activate', (event) => {

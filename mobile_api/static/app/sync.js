@@ -2,7 +2,7 @@
 // the pending entries the logged-in user recorded, in requests of at most 500, each entry's
 // answer kept beside it. Another user's entries wait for them (a shared phone).
 import { call, Offline, Problem, profile } from './api.js';
-import { dropPhoto, entries, photos, photosNamed, putEntry } from './store.js';
+import { dropPhoto, entries, photos, photosNamed, updateEntry } from './store.js';
 
 export const BATCH = 500;
 let running = null;
@@ -17,7 +17,7 @@ const REFUSED_PHOTO = [413, 415, 422];
 // The server takes a photo as evidence for the uploader's organization alone: a photo only
 // another user's waiting records name waits for that user's own sync (a shared phone), and
 // one they name too stays on the phone after this user's upload.
-async function uploadPhotos(me) {
+async function uploadPhotos(me, pass) {
   // Entries still to be applied: an applied one names a photo the server has already.
   const queued = (await entries()).filter((e) => e.status === 'pending' || e.status === 'rejected');
   const named = (filter) => new Set(queued.filter(filter).flatMap((e) => photosNamed(e.body)));
@@ -25,11 +25,12 @@ async function uploadPhotos(me) {
   const theirs = named((e) => !mine(e, me));
   for (const [sha256, blob] of await photos()) {
     if (theirs.has(sha256) && !ours.has(sha256)) continue;
+    await pass.check();
     const form = new FormData();
     form.append('file', blob, `${sha256}.jpg`);
     let stored;
     try {
-      stored = await call('/m/v1/photos', { method: 'POST', form });
+      stored = await call('/m/v1/photos', { method: 'POST', form, signal: pass.signal });
     } catch (error) {
       if (!(error instanceof Problem) || [401, 403, 429].includes(error.status) || error.status >= 500) throw error;
       if (REFUSED_PHOTO.includes(error.status)) await dropPhoto(sha256);
@@ -51,9 +52,26 @@ export function mine(entry, me) {
   return entry.user_id === undefined || entry.user_id === me.user_id;
 }
 
+// A pass is the user's who is logged in when it starts: it stops (Stopped) before any request
+// once another user is logged in, nobody is, or log-out has begun in this tab (stopSync, which
+// also aborts the request on its way). Answers are written back only to entries still queued.
+class Stopped extends Error {}
+let generation = 0;
+let controller = new AbortController();
+
 async function run() {
+  const started = generation;
+  const { signal } = controller;
   const me = await profile();
-  await uploadPhotos(me);
+  if (!me) return { sent: 0, refused: 0 };
+  const pass = {
+    signal,
+    async check() {
+      const now = await profile();
+      if (started !== generation || !now || now.user_id !== me.user_id) throw new Stopped('logged out');
+    },
+  };
+  await uploadPhotos(me, pass);
   const pending = (await entries()).filter((e) => e.status === 'pending' && mine(e, me));
   let sent = 0;
   let refused = 0;
@@ -61,8 +79,9 @@ async function run() {
   for (let start = 0; start < pending.length; start += size) {
     const chunk = pending.slice(start, start + size);
     let answer;
+    await pass.check();
     try {
-      answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) } });
+      answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) }, signal });
       if (!answer || !Array.isArray(answer.results)) throw new Offline('no answer from the API');
     } catch (error) {
       if (!tooLarge(error) || chunk.length === 1) throw error;
@@ -76,12 +95,22 @@ async function run() {
       entry.status = result.status;
       entry.result = result;
       entry.synced_at = new Date().toISOString();
-      await putEntry(entry);
+      if (!(await updateEntry(entry))) continue; // discarded meanwhile, or logged out
       if (result.status === 'rejected' || result.status === 'conflict') refused += 1;
     }
     sent += chunk.length;
   }
   return { sent, refused };
+}
+
+// Log-out: the pass running stops (its request aborted) before the user's records go, and
+// resolves before this does; a later syncNow starts afresh for whoever is logged in then.
+export async function stopSync() {
+  generation += 1;
+  again = false;
+  controller.abort();
+  controller = new AbortController();
+  if (running) await running.catch(() => null);
 }
 
 // Sync now if nothing else is; resolves to {sent, refused}, or null when offline. Asked while
@@ -99,7 +128,7 @@ async function passes() {
       total.refused += done.refused;
     } while (again);
   } catch (error) {
-    if (error instanceof Offline) return null;
+    if (error instanceof Offline || error instanceof Stopped) return null;
     throw error;
   } finally {
     // In the same turn as the last look at `again`: a later ask starts a sync of its own.
