@@ -36,7 +36,7 @@ class Coverage(Schema):
     rural_coverage: Ratio
     unclassified: int = Field(
         description="communities and villages whose code says neither (统计用区划代码: 001–199"
-        " a community, 200–399 a village): in coverage only"
+        " a community, 200–399 a village): counted apart, in no coverage"
     )
 
 
@@ -46,9 +46,19 @@ class TownSorting(Coverage):
     accuracy: Ratio
 
 
+class OutsideTownsSorting(Coverage):
+    region_id: None = Field(default=None, description="always null: no one region")
+    name: str = Field(description="镇街以外: what lies in the area but in no town")
+    accuracy: Ratio
+
+
 class SortingMetricsRead(Coverage):
     date_from: date
     date_to: date
     timezone: str
     accuracy: Ratio
     towns: list[TownSorting]
+    outside_towns: OutsideTownsSorting = Field(
+        description="what lies in the area but in no town (a village or collection point of"
+        " the city's own region): with the towns it adds up to the area's figures"
+    )

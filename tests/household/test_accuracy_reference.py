@@ -212,6 +212,12 @@ async def test_sorting_accuracy_equals_a_recount_on_random_histories(
         # Towns of earlier examples hold no check of this one.
         others = [t for t in answer["towns"] if t["region_id"] not in region_of.values()]
         assert all(counts(t["accuracy"])[1] == 0 for t in others)
+        # What lies in no town is a part of its own, and the parts add up to the whole.
+        outside = answer["outside_towns"]
+        assert counts(outside["accuracy"]) == recount(recorded, date_from, date_to, "city")
+        for figure in ("accuracy", "coverage", "urban_coverage", "rural_coverage"):
+            parts = [counts(t[figure]) for t in [*answer["towns"], outside]]
+            assert tuple(map(sum, zip(*parts, strict=True))) == counts(answer[figure]), figure
         sheet = await client.get(
             "/m/v1/metrics/sorting", params={**params, "format": "csv"}, headers=manager
         )

@@ -49,14 +49,25 @@ class TownSorting(Coverage):
     accuracy: Rate
 
 
+class AreaSorting(Coverage):
+    """One row of the sorting table: a region's (or what lies in no town's) coverage and
+    accuracy."""
+
+    region_id: int | None
+    name: str | None
+    accuracy: Rate
+
+
 class SortingMetrics(Coverage):
-    """Sorting coverage and accuracy for a region, and per town."""
+    """Sorting coverage and accuracy for a region, per town, and for what lies in the region
+    but in no town: the towns and `outside_towns` add up to the region's figures."""
 
     date_from: date
     date_to: date
     timezone: str
     accuracy: Rate
     towns: list[TownSorting]
+    outside_towns: AreaSorting
 
 
 async def site_from_scan(scanned: str, *, secret: str, field: str = "site") -> Site:
@@ -186,15 +197,6 @@ def quality_checks(*, region_path: str, start: datetime, end: datetime) -> Query
     ).exclude(batch__state=State.cancelled.value)
 
 
-class AreaSorting(Coverage):
-    """One row of the sorting table: a region's (or what lies in no town's) coverage and
-    accuracy."""
-
-    region_id: int | None
-    name: str | None
-    accuracy: Rate
-
-
 class SortingRow(AreaSorting):
     """A row of the sorting export: `scope` says whether it is the area's headline, a town,
     or what lies in the area but in no town (the city's own region); the rows after the
@@ -212,9 +214,9 @@ OUTSIDE_TOWNS = "镇街以外"
 
 async def _sorting(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
-) -> tuple[SortingMetrics, AreaSorting, AreaSorting]:
-    """The sorting metrics, the area's own row (its headline) and the row of what lies in the
-    area but in no town, all from one read of the regions and the checks."""
+) -> tuple[SortingMetrics, AreaSorting]:
+    """The sorting metrics and the area's own row (its headline), from one read of the regions
+    and the checks."""
     start, end = period_bounds(date_from, date_to, timezone)
     regions = await Region.filter(path__startswith=principal.region_path).order_by("path")
     villages = [r for r in regions if r.level == RegionLevel.village]
@@ -272,6 +274,12 @@ async def _sorting(
                 "accuracy": accuracy(town_checks),
             }
         )
+    outside: AreaSorting = {
+        "region_id": None,
+        "name": OUTSIDE_TOWNS,
+        **coverage([v for v in villages if not in_a_town(v.path)]),
+        "accuracy": accuracy([c for c in checks if not in_a_town(c["region_path"])]),
+    }
     metrics: SortingMetrics = {
         "date_from": date_from,
         "date_to": date_to,
@@ -279,6 +287,7 @@ async def _sorting(
         **coverage(villages),
         "accuracy": accuracy(checks),
         "towns": towns,
+        "outside_towns": outside,
     }
     area = next((r for r in regions if r.path == principal.region_path), None)
     headline: AreaSorting = {
@@ -287,13 +296,7 @@ async def _sorting(
         **coverage(villages),
         "accuracy": accuracy(checks),
     }
-    outside: AreaSorting = {
-        "region_id": None,
-        "name": OUTSIDE_TOWNS,
-        **coverage([v for v in villages if not in_a_town(v.path)]),
-        "accuracy": accuracy([c for c in checks if not in_a_town(c["region_path"])]),
-    }
-    return metrics, headline, outside
+    return metrics, headline
 
 
 async def sorting_metrics(
@@ -301,8 +304,8 @@ async def sorting_metrics(
 ) -> SortingMetrics:
     """Sorting coverage (communities and villages with sorted collection by the end of the
     period ÷ all) and sorting accuracy (quality checks passed ÷ performed in the period), for
-    the user's region and per town."""
-    metrics, _, _ = await _sorting(
+    the user's region, per town and for what lies in it but in no town."""
+    metrics, _ = await _sorting(
         principal=principal, date_from=date_from, date_to=date_to, timezone=timezone
     )
     return metrics
@@ -312,9 +315,10 @@ async def sorting_rows(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> list[SortingRow]:
     """The sorting table as the export gives it: the area's headline first (the figures the
-    JSON answer gives once), then each town, then what lies in the area but in no town — so
-    that every count below the headline adds up to it; every row names its period."""
-    metrics, headline, outside = await _sorting(
+    JSON answer gives at its top level), then each town, then what lies in the area but in no
+    town — so that every count below the headline adds up to it; every row names its
+    period."""
+    metrics, headline = await _sorting(
         principal=principal, date_from=date_from, date_to=date_to, timezone=timezone
     )
     towns: list[SortingRow] = [
@@ -324,5 +328,10 @@ async def sorting_rows(
     return [
         {"scope": "area", "date_from": date_from, "date_to": date_to, **headline},
         *towns,
-        {"scope": "outside_towns", "date_from": date_from, "date_to": date_to, **outside},
+        {
+            "scope": "outside_towns",
+            "date_from": date_from,
+            "date_to": date_to,
+            **metrics["outside_towns"],
+        },
     ]
