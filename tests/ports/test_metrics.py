@@ -1,6 +1,8 @@
 """Port figures: a delivery and its lines fall in the same period, the day of its lines'
 tagging after corrections."""
 
+import csv
+import io
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -188,3 +190,50 @@ async def test_a_vessel_of_exactly_400_gt_is_expected_no_sewage(
     await arrive(client, world, at_threshold)
     _, groups = await headline_of(client, world)
     assert (groups["garbage"]["expected"], groups["sewage"]["expected"]) == ("120.0", "0")
+
+
+async def test_the_spreadsheet_has_the_headline_first_and_every_row_names_its_period(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """The file a manager keeps has the figure the city is judged on — 渔港污水和垃圾收集处置率,
+    with its numerator, denominator, unit and own definition — first, then the listed ports'
+    pooled groups, then each port's; a saved file has no X-Period header, so every row names
+    its period."""
+    await arrive(client, world, harbour.small)
+    line = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"}
+    assert (await deliver(client, world, delivery(harbour, harbour.small, line))).status_code == 201
+    period = {"date_from": SINCE_ARRIVAL.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    headers = world.headers("manager")
+    answer = (await client.get("/m/v1/metrics/ports", headers=headers, params=period)).json()
+    got = await client.get(
+        "/m/v1/metrics/ports", headers=headers, params={**period, "format": "csv"}
+    )
+    assert got.status_code == 200, got.text
+    rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert all(
+        (r["date_from"], r["date_to"]) == (period["date_from"], period["date_to"]) for r in rows
+    )
+    assert [r["figure"] for r in rows[:3]] == ["headline", "listed_ports", "listed_ports"]
+    headline, want = rows[0], answer["listed_ports"]["headline"]
+    rate = "collection_treatment_rate"
+    assert headline["group"] == want["group"]
+    for key in ("numerator", "denominator", "rate", "unit"):
+        assert headline[f"{rate}.{key}"] == want[key], key
+    assert headline[f"{rate}.definition.formula"] == want["definition"]["formula"]
+    assert headline[f"{rate}.definition.source"] == want["definition"]["source"]
+    pooled = {r["group"]: r for r in rows if r["figure"] == "listed_ports"}
+    for group in answer["listed_ports"]["groups"]:
+        assert pooled[group["group"]][f"{rate}.denominator"] == group[rate]["denominator"]
+    ours = [r for r in rows if r["figure"] == "port" and r["port_id"] == str(world.orgs["port"].id)]
+    assert [(r["group"], r["delivered"], r["listed"]) for r in ours] == [
+        ("garbage", "30.000", "True"),
+        ("sewage", "0", "True"),
+    ]
+    areas = await client.get(
+        "/m/v1/metrics/sea-areas", headers=headers, params={**period, "format": "csv"}
+    )
+    area_rows = list(csv.DictReader(io.StringIO(areas.content.decode("utf-8-sig"))))
+    assert area_rows and all(
+        (r["date_from"], r["date_to"]) == (period["date_from"], period["date_to"])
+        for r in area_rows
+    )

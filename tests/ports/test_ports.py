@@ -3,6 +3,7 @@ clean-ups, and the port metrics with their counts."""
 
 import asyncio
 import io
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,7 +19,7 @@ from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, forged, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
-from wastetrack.ports.models import Delivery
+from wastetrack.ports.models import Delivery, PortCall
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind, Vessel
@@ -476,6 +477,44 @@ async def test_two_arrivals_of_one_vessel_sent_at_once_open_one_call(
         )
     )
     assert sorted(a.status_code for a in answers) == [201, 409]
+
+
+async def test_a_departure_and_an_arrival_elsewhere_sent_at_once_end_the_call_once(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """The port records the vessel's departure while another port records its arrival, which
+    ends the same call: one of them ends it, the other is refused, and the vessel's calls never
+    overlap (a departure after the arrival elsewhere would)."""
+    other = await registry.create_organization(
+        name="俚岛渔港",
+        kind=OrganizationKind.fishing_port,
+        region_id=world.orgs["port"].region_id,
+    )
+    await make_user(world, "other_port", Role.port_operator, other)
+    for vessel in (harbour.small, harbour.large):
+        call = await arrive(client, world, vessel)
+        departure = client.post(
+            f"/m/v1/port-calls/{call['id']}/departure",
+            headers=world.headers("port"),
+            json={"departed_at": (ARRIVED_AT + timedelta(hours=2)).isoformat()},
+        )
+        elsewhere = client.post(
+            "/m/v1/port-calls",
+            headers=world.headers("other_port"),
+            json={
+                "vessel_id": vessel.id,
+                "arrived_at": (ARRIVED_AT + timedelta(hours=1)).isoformat(),
+                "days_at_sea": 1,
+                "crew": 3,
+            },
+        )
+        answers = await asyncio.gather(departure, elsewhere)
+        assert sorted(a.status_code < 300 for a in answers) == [False, True], [
+            a.text for a in answers
+        ]
+        calls = await PortCall.filter(vessel_id=vessel.id).order_by("arrived_at")
+        for earlier, later in itertools.pairwise(calls):
+            assert earlier.departed_at is not None and earlier.departed_at <= later.arrived_at
 
 
 async def test_open_port_calls_are_one_per_vessel(

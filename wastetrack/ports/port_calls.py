@@ -102,6 +102,11 @@ async def close_port_call(
     call = await PortCall.get_or_none(id=port_call_id, port_id=port_id)
     if call is None:
         raise NotFound(f"no port call {port_call_id} at your port", field="port_call_id")
+    # The vessel's row is locked, as an arrival locks it, and the call read again under it: an
+    # arrival at another port ends this call too, and sent at the same moment the two take
+    # turns, so the call ends once and never past the vessel's next arrival.
+    await get_vessel(call.vessel_id, lock=True)
+    await call.refresh_from_db(fields=["departed_at"])
     if call.departed_at is not None:
         raise Conflict("the port call is closed already", field="port_call_id")
     check_reported(departed_at, now=datetime.now(UTC), field="departed_at")
