@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import httpx
 
@@ -179,6 +180,42 @@ async def test_computed_criteria_cover_the_twelve_months_ending_on_the_assessmen
         await assess(client, world, await cell(client, world, "西山社区"), "county", EVIDENCE, on)
     ).json()
     assert result["scores"]["sorting_accuracy"]["value"] == "100.00", result
+
+
+async def test_a_computed_criterion_keeps_what_it_counted_its_period_and_definition(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An auditor reading an assessment sees each computed value with its numerator,
+    denominator and unit, the twelve months it covers and the definition with its source, as
+    every figure is shown (docs/metrics.md §6)."""
+    made = await sorted_pickups(client, world, passed=3, failed=1)
+    await recycle(client, world, made[0])
+    result = (
+        await assess(client, world, await cell(client, world, "北山社区"), "county", EVIDENCE)
+    ).json()
+    period = (cityday.year_to(CITY_TODAY).isoformat(), CITY_TODAY.isoformat())
+    accuracy = result["scores"]["sorting_accuracy"]
+    assert (accuracy["value"], accuracy["numerator"], accuracy["denominator"]) == (
+        "75.00",
+        "3",
+        "4",
+    )
+    assert (accuracy["unit"], (accuracy["date_from"], accuracy["date_to"])) == (
+        "quality checks",
+        period,
+    )
+    assert accuracy["definition"]["source"].endswith("docs/metrics.md §6")
+    share = result["scores"]["recovery_share"]
+    assert share["value"] == "25.00"
+    assert (Decimal(share["numerator"]), Decimal(share["denominator"]), share["unit"]) == (
+        Decimal(10),
+        Decimal(40),
+        "kg",
+    )
+    assert (share["date_from"], share["date_to"]) == period
+    assert share["definition"]["formula"].startswith("Σ mass of the batches tagged in the period")
+    # An entered criterion is the assessors' finding, with its evidence: no count of the tracker.
+    assert "numerator" not in result["scores"]["publicity"]
 
 
 async def test_a_criterion_is_judged_as_it_is_shown(

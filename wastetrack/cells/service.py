@@ -157,9 +157,18 @@ async def list_cells(*, principal: Principal) -> list[Cell]:
     return await Cell.filter(region_path__startswith=principal.region_path).order_by("id")
 
 
-async def _metric(metric: str, cell: Cell, day: date, timezone: str) -> Decimal | None:
+class Measured(TypedDict):
+    """A computed criterion as the tracker gave it: the rate (numerator, denominator, unit,
+    definition with its source) over the twelve months ending on the assessment day."""
+
+    rate: Rate
+    date_from: date
+    date_to: date
+
+
+async def _measure(metric: str, cell: Cell, day: date, timezone: str) -> Measured:
     """A computed criterion over the twelve months ending on ``day`` (the assessment's, in the
-    city) in the cell's region, in percent."""
+    city) in the cell's region."""
     first = cityday.year_to(day)
     if metric == "sorting_accuracy":
         start, end = cityday.days_bounds(first, day, timezone)
@@ -171,8 +180,8 @@ async def _metric(metric: str, cell: Cell, day: date, timezone: str) -> Decimal 
         )
         total = sum(c["n"] for c in checks)
         passed = sum(c["n"] for c in checks if c["quality_passed"])
-        return Decimal(passed * 100) / total if total else None
-    if metric == "recovery_share":
+        rate = ratio(passed, total, "quality checks", rollups.definition("sorting_accuracy"))
+    elif metric == "recovery_share":
         answer = await rollups.utilization(
             region_path=cell.region_path, date_from=first, date_to=day
         )
@@ -183,8 +192,17 @@ async def _metric(metric: str, cell: Cell, day: date, timezone: str) -> Decimal 
             (Decimal(c["utilization_rate"]["denominator"]) for c in answer["categories"]),
             Decimal(0),
         )
-        return recovered * 100 / final if final else None
-    raise ValueError(f"unknown cell metric {metric}")
+        rate = ratio(recovered, final, "kg", rollups.definition("utilization_rate"))
+    else:
+        raise ValueError(f"unknown cell metric {metric}")
+    return {"rate": rate, "date_from": first, "date_to": day}
+
+
+def _percent(rate: Rate) -> Decimal | None:
+    """A computed criterion's value in percent, from its counts (not its rounded rate)."""
+    if not rate["denominator"]:
+        return None
+    return Decimal(rate["numerator"]) * 100 / Decimal(rate["denominator"])
 
 
 async def assess(
@@ -231,13 +249,25 @@ async def assess(
     mandatory_failed = False
     for criterion in TYPES[cell.cell_type]["criteria"]:
         code = criterion["code"]
+        counted: dict[str, Any] = {}
         if criterion["kind"] == "computed":
-            value = await _metric(criterion["metric"], cell, assessed_on, timezone)
+            measured = await _measure(criterion["metric"], cell, assessed_on, timezone)
+            rate = measured["rate"]
+            value = _percent(rate)
             note = (
                 "computed from the tracker over the twelve months ending on the assessment day"
                 if value is not None
                 else "no data in the tracker"
             )
+            # What it counted, over which days, by which definition: an auditor can check it.
+            counted = {
+                "numerator": str(rate["numerator"]),
+                "denominator": str(rate["denominator"]),
+                "unit": rate["unit"],
+                "date_from": measured["date_from"].isoformat(),
+                "date_to": measured["date_to"].isoformat(),
+                "definition": rate["definition"],
+            }
         else:
             given = entered.get(code)
             if given is None or not str(given.get("evidence", "")).strip():
@@ -263,6 +293,7 @@ async def assess(
             "mandatory": criterion["mandatory"],
             "passed": passed,
             "note": note,
+            **counted,
         }
     if mandatory_failed or total < CONFIG["achieved_score"]:
         tier = "not_achieved"
