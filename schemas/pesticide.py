@@ -114,6 +114,12 @@ class PesticideMetricsRead(Schema):
     date_from: date
     date_to: date
     timezone: str
+    sold: int
+    returned: int
+    returned_uncounted_kg: Decimal = Field(
+        description="returned weighed and not counted: outside the rate, which counts"
+        " containers; in the kg rate"
+    )
     recovery_rate: Ratio
     kg: KgRecovery
     materials: list[MaterialRecovery]

@@ -140,8 +140,18 @@ async def recovery(
         timezone=settings.timezone,
     )
     if format != "json":
+        # The region's own figure (the one the plan judges) leads the default table, its
+        # `material` empty, as the cells' and sorting's spreadsheets lead with theirs.
+        headline = {
+            "material": None,
+            "sold": result["sold"],
+            "returned": result["returned"],
+            "returned_uncounted_kg": result["returned_uncounted_kg"],
+            "recovery_rate": result["recovery_rate"],
+            "kg": result["kg"],
+        }
         tables: dict[str, Sequence[Mapping[str, Any]]] = {
-            "materials": result["materials"],
+            "materials": [headline, *result["materials"]],
             "shops": result["by_shop"],
             "towns": result["by_town"],
         }

@@ -260,3 +260,38 @@ async def test_a_material_without_a_unit_mass_leaves_the_kg_rate_out_saying_why(
     materials = {m["material"]: m["kg"] for m in answer["materials"]}
     assert materials[paper]["omitted"] == reason
     assert materials["agri.drum"]["omitted"] is None
+
+
+async def test_the_materials_spreadsheet_leads_with_the_regions_own_figure(
+    client: httpx.AsyncClient, towns: World
+) -> None:
+    """The region's rate — the one the plan judges, in containers and in kg — is the first row
+    of the default table (`material` empty), as in the cells' and sorting's spreadsheets; the
+    JSON gives its counts and what came back weighed and not counted beside it too."""
+    await sell(client, towns, "shop", "agri.drum", 100)
+    await sell(client, towns, "away", "agri.plastic_bottle", 50)
+    await bring_back(
+        client,
+        towns,
+        "shop",
+        {"material": "agri.drum", "count": 20},
+        {"material": "agri.drum", "count": 0, "weight_kg": "3"},
+    )
+    await bring_back(client, towns, "away", {"material": "agri.plastic_bottle", "count": 10})
+    answer = await metrics(client, towns)
+    assert counts(answer) == (30, 150, "0.2000")
+    assert Decimal(answer["returned_uncounted_kg"]) == 3
+    sheet = await client.get(
+        "/m/v1/metrics/pesticide",
+        params={**DAY, "format": "csv"},
+        headers=towns.headers("manager"),
+    )
+    assert sheet.status_code == 200, sheet.text
+    rows = list(csv.DictReader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+    assert [r["material"] for r in rows] == ["", "agri.drum", "agri.plastic_bottle"]
+    headline = rows[0]
+    assert counts_of(headline) == (30, 150, "0.2000")
+    assert Decimal(headline["returned_uncounted_kg"]) == 3
+    assert headline["kg.recovery_rate.numerator"] == answer["kg"]["recovery_rate"]["numerator"]
+    assert headline["kg.recovery_rate.rate"] == answer["kg"]["recovery_rate"]["rate"]
+    assert [counts_of(r) for r in rows[1:]] == [(20, 100, "0.2000"), (10, 50, "0.2000")]

@@ -51,6 +51,26 @@ def a_return(**extra: object) -> dict:
     }
 
 
+BOTTLES_AND_DRUMS = (
+    {"material": "agri.plastic_bottle", "count": 240, "weight_kg": "12.5"},
+    {"material": "agri.drum", "count": 6, "weight_kg": "9"},
+)
+
+
+async def send(
+    client: httpx.AsyncClient, world: World, *lines: dict, who: str = "station", **extra: object
+) -> httpx.Response:
+    """A consignment from the point to the unlicensed treatment site, sent three hours ago."""
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "destination_organization_id": world.orgs["unlicensed"].id,
+        "sent_at": (NOW - timedelta(hours=3)).isoformat(),
+        "lines": list(lines),
+        **extra,
+    }
+    return await post(client, world, body, who=who, path="/m/v1/pesticide/consignments")
+
+
 async def post(
     client: httpx.AsyncClient,
     world: World,
@@ -107,21 +127,7 @@ async def test_return_refusals_name_the_field(client: httpx.AsyncClient, points:
 async def test_consignment_sends_a_batch_per_material_to_treatment(
     client: httpx.AsyncClient, points: World
 ) -> None:
-    response = await post(
-        client,
-        points,
-        {
-            "client_event_id": str(uuid.uuid4()),
-            "destination_organization_id": points.orgs["unlicensed"].id,
-            "sent_at": (NOW - timedelta(minutes=30)).isoformat(),
-            "lines": [
-                {"material": "agri.plastic_bottle", "count": 240, "weight_kg": "12.5"},
-                {"material": "agri.drum", "count": 6, "weight_kg": "9"},
-            ],
-        },
-        who="station",
-        path="/m/v1/pesticide/consignments",
-    )
+    response = await send(client, points, *BOTTLES_AND_DRUMS)
     assert response.status_code == 201, response.text
     codes = [line["batch_code"] for line in response.json()["lines"]]
     for batch in await Batch.filter(code__in=codes):
@@ -141,18 +147,7 @@ async def test_a_consignment_sent_at_an_implausible_time_is_refused_naming_sent_
     client: httpx.AsyncClient, points: World, sent_at: str
 ) -> None:
     """The request has no device_time: its refusal names the field the request has."""
-    refused = await post(
-        client,
-        points,
-        {
-            "client_event_id": str(uuid.uuid4()),
-            "destination_organization_id": points.orgs["unlicensed"].id,
-            "sent_at": sent_at,
-            "lines": [{"material": "agri.drum", "count": 6, "weight_kg": "9"}],
-        },
-        who="station",
-        path="/m/v1/pesticide/consignments",
-    )
+    refused = await send(client, points, BOTTLES_AND_DRUMS[1], sent_at=sent_at)
     assert (refused.status_code, refused.json()["field"]) == (422, "sent_at"), refused.text
     assert await Batch.all().count() == 0
 

@@ -14,7 +14,7 @@ from tortoise.expressions import Q
 from tortoise.functions import Sum
 
 from wastetrack.auth.models import Role
-from wastetrack.batches.models import Unit
+from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday, keys
 from wastetrack.core.cityday import local_date
@@ -25,6 +25,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
+from wastetrack.custody.rules import State
 from wastetrack.pesticide.commands import (
     ConsignmentCommand,
     FarmerIdentity,
@@ -34,6 +35,7 @@ from wastetrack.pesticide.commands import (
 from wastetrack.pesticide.models import Consignment, Farmer, PackageSale, PackagingReturn
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind, Region, RegionLevel
+from wastetrack.rollups.models import BatchFact
 from wastetrack.rollups.service import definition
 
 STREAM = "agri_packaging"
@@ -116,6 +118,9 @@ class RecoveryMetrics(TypedDict):
     date_from: date
     date_to: date
     timezone: str
+    sold: int
+    returned: int
+    returned_uncounted_kg: Decimal
     recovery_rate: Rate
     kg: KgRecovery
     materials: list[MaterialRecovery]
@@ -325,7 +330,10 @@ def _point_scope(principal: Principal, field: str) -> Q:
 async def ledger(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> tuple[list[str], list[list[Any]]]:
-    """The 台账: every return and consignment in the period, a row per material."""
+    """The 台账: every return and consignment in the period, a row per material. A
+    consignment's rows are its batches as every register reads them (docs/registers.md): a
+    batch cancelled since is in none, and each shows its material after corrections and its
+    one mass (docs/metrics.md §3). Masses, counts and points are numbers a spreadsheet sums."""
     start, end = period_bounds(date_from, date_to, timezone)
     returns = await PackagingReturn.filter(
         _point_scope(principal, "point"),
@@ -337,9 +345,20 @@ async def ledger(
         sent_at__gte=start,
         sent_at__lt=end,
     ).prefetch_related("destination", "point")
+    batches = {
+        batch.code: batch
+        for batch in await Batch.filter(
+            code__in=[line["batch_code"] for consignment in sent for line in consignment.lines]
+        )
+    }
+    facts = {
+        fact.batch_id: fact
+        for fact in await BatchFact.filter(batch_id__in=[b.id for b in batches.values()])
+    }
     rows: list[tuple[datetime, list[Any]]] = []
     for record in returns:
         for number, line in enumerate(record.lines):
+            weight = line.get("weight_kg")
             rows.append(
                 (
                     record.returned_at,
@@ -349,16 +368,20 @@ async def ledger(
                         f"{record.point.name} ← 农户 {record.farmer.masked}",
                         line["material"],
                         line["count"],
-                        line.get("weight_kg"),
+                        None if weight is None else Decimal(str(weight)),
                         None,
                         # The points the return was awarded, as the farmer's balance holds
                         # them (rules change), on its first row.
-                        str(record.points) if number == 0 else None,
+                        record.points if number == 0 else None,
                     ],
                 )
             )
     for consignment in sent:
         for line in consignment.lines:
+            batch = batches[str(line["batch_code"])]
+            if batch.state == State.cancelled:
+                continue
+            fact = facts.get(batch.id)
             rows.append(
                 (
                     consignment.sent_at,
@@ -366,10 +389,11 @@ async def ledger(
                         local_date(consignment.sent_at, timezone).isoformat(),
                         "consignment",
                         consignment.point.name,
-                        line["material"],
-                        line["count"],
-                        line["weight_kg"],
-                        f"{consignment.destination.name} ({line['batch_code']})",
+                        batch.category_id,
+                        # A tagging corrected into items says how many; else the count sent.
+                        int(batch.quantity) if batch.unit == Unit.COUNT else line["count"],
+                        None if fact is None or fact.mass_unknown else fact.mass_kg,
+                        f"{consignment.destination.name} ({batch.code})",
                         None,
                     ],
                 )
@@ -565,6 +589,9 @@ async def recovery_metrics(
         "date_from": date_from,
         "date_to": date_to,
         "timezone": timezone,
+        "sold": whole["sold"],
+        "returned": whole["returned"],
+        "returned_uncounted_kg": whole["returned_uncounted_kg"],
         "recovery_rate": whole["recovery_rate"],
         "kg": whole["kg"],
         "materials": region.per_material(basis),

@@ -1,0 +1,79 @@
+"""The pesticide ledger (台账) reads a consignment's batches as the custody log holds them: a
+batch cancelled since is in no ledger, and a corrected tagging shows its corrected material and
+kg (docs/streams/pesticide.md, as docs/registers.md for every register)."""
+
+import csv
+import io
+from decimal import Decimal
+
+import httpx
+import openpyxl
+
+from tests.custody.helpers import post_event
+from tests.factories import CITY_TODAY, World, event
+from tests.pesticide.test_take_back import BOTTLES_AND_DRUMS, a_return, points, post, send
+
+__all__ = ["points"]  # the fixture used here
+
+DAY = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+
+
+async def consignment_rows(client: httpx.AsyncClient, world: World, who: str) -> list[dict]:
+    response = await client.get(
+        "/m/v1/pesticide/ledger.csv", params=DAY, headers=world.headers(who)
+    )
+    assert response.status_code == 200, response.text
+    rows = csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
+    return [row for row in rows if row["类型 kind"] == "consignment"]
+
+
+async def test_a_consignment_reads_its_batches_after_corrections_and_cancellations(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    sent = await send(client, points, *BOTTLES_AND_DRUMS)
+    assert sent.status_code == 201, sent.text
+    bottles, drums = (line["batch_code"] for line in sent.json()["lines"])
+    # The drums were never sent (recorded by mistake); the bottles weighed 21.5 kg, not 12.5.
+    cancelled = await post_event(
+        client, points, "station", event("cancelled", drums, minutes=5, reason="recorded twice")
+    )
+    assert cancelled.status_code == 201, cancelled.text
+    history = await client.get(f"/m/v1/batches/{bottles}/events", headers=points.headers("station"))
+    tagging = history.json()[0]["id"]
+    fix = event("corrected", bottles, minutes=5, corrects=tagging, quantity="21.5")
+    corrected = await post_event(client, points, "station", fix)
+    assert corrected.status_code == 201, corrected.text
+    for who in ("station", "manager"):
+        rows = await consignment_rows(client, points, who)
+        assert [(r["材质 material"], Decimal(r["重量 weight_kg"])) for r in rows] == [
+            ("agri.plastic_bottle", Decimal("21.5"))
+        ], who
+        assert bottles in rows[0]["去向 destination"]
+
+
+async def test_the_ledgers_weights_and_points_are_numbers_a_spreadsheet_sums(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """In XLSX a mass or a count is a number cell (docs/registers.md): a column of text would
+    sum to 0."""
+    assert (await post(client, points, a_return())).status_code == 201
+    sent = await send(
+        client, points, {"material": "agri.drum", "count": 6, "weight_kg": "9.25"}, who="shop"
+    )
+    assert sent.status_code == 201, sent.text
+    xlsx = await client.get(
+        "/m/v1/pesticide/ledger.xlsx", params=DAY, headers=points.headers("shop")
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None
+    header = [cell.value for cell in sheet[1]]
+    kind, weight, count, awarded = (
+        header.index(name) for name in ("类型 kind", "重量 weight_kg", "数量 count", "积分 points")
+    )
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows(min_row=2)]
+    assert [(r[kind], r[count], r[weight]) for r in rows] == [
+        ("consignment", 6, 9.25),
+        ("return", 12, 0.6),
+        ("return", 1, None),
+    ]
+    assert [r[awarded] for r in rows if r[awarded] is not None] == [17]
