@@ -12,6 +12,7 @@ from tests.rollups import reference_indicators as ref
 from wastetrack.cells import service as cells
 from wastetrack.cells.models import Cell, CellAssessment
 from wastetrack.core.errors import RuleViolation
+from wastetrack.indicators.models import Indicator
 
 EVIDENCE = {
     "reduction_measures": {"value": "95", "evidence": "现场检查记录"},
@@ -87,6 +88,19 @@ async def test_on_the_same_date_the_higher_level_governs_then_the_later_record(
     assert (result["share"]["numerator"], result["share"]["denominator"]) == (2, 3)
     assert result["definition"]["formula"].startswith("registered cells whose latest")
     assert result["target_share"] == Decimal("0.70")
+
+
+async def test_the_target_is_the_indicators_of_the_loaded_edition(world: World) -> None:
+    """One target: the share is judged against what /m/v1/indicators shows for the plan's
+    zero-waste cells, so an edition that moves it moves both."""
+    indicator = await Indicator.get(code=cells.TARGET_INDICATOR)
+    assert indicator.target == Decimal(70)
+    try:
+        await Indicator.filter(code=indicator.code).update(target=Decimal("72.5"))
+        result = await cells.achievement(principal=world.principals["manager"], today=date.today())
+        assert result["target_share"] == Decimal("0.725")
+    finally:
+        await Indicator.filter(code=indicator.code).update(target=indicator.target)
 
 
 async def test_achievement_ends_on_the_exact_expiry_day(world: World) -> None:

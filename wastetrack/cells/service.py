@@ -1,6 +1,7 @@
 """Zero-waste cell assessments: criteria computed from the tracker's data over the last 12
 months or entered with evidence, weighted scores, mandatory criteria, tiers, levels, expiry,
-and the achievement rate against the plan's target (70 % of city cells by the end of 2025)."""
+and the achievement rate against the plan's target (the indicator zero_waste_cells: 70 % of city
+cells by the end of 2025)."""
 
 from datetime import date
 from decimal import Decimal
@@ -17,6 +18,7 @@ from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation,
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.household import service as household
+from wastetrack.indicators.models import Indicator
 from wastetrack.registry import access
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
@@ -24,7 +26,8 @@ from wastetrack.rollups import service as rollups
 CONFIG = read_data_file("wastetrack.cells", "cell_types.json")
 TYPES = {t["code"]: t for t in CONFIG["items"]}
 LEVELS: list[str] = CONFIG["levels"]
-TARGET_SHARE = Decimal("0.70")
+# The plan's target for the share is the indicator's (its edition, loaded by a migration).
+TARGET_INDICATOR = "zero_waste_cells"
 ACHIEVED_TIERS = ("achieved", "excellent")
 ACHIEVEMENT_DEFINITION: Definition = {
     "formula": (
@@ -33,7 +36,8 @@ ACHIEVEMENT_DEFINITION: Definition = {
         " passed, the day being strictly before the same calendar date three years on"
         " (29 February → 28 February) ÷ registered cells; an assessment above county counts"
         " only while the level below, by its latest assessment on or before that assessment's"
-        " day, is achieved and unexpired on it, read from the whole history; target 70 %"
+        " day, is achieved and unexpired on it, read from the whole history; target_share is the"
+        " target of the indicator zero_waste_cells"
     ),
     "source": (
         "荣成市“十四五”生态环境保护规划 第九章第四节"
@@ -313,7 +317,10 @@ async def assess(
 
 async def achievement(*, principal: Principal, today: date) -> Achievement:
     """Registered cells achieving the standard on a day (their latest assessment governs) ÷ all
-    registered cells, per type and in all, against the plan's 70 % target."""
+    registered cells, per type and in all, against the plan's target (the indicator's)."""
+    target = (await Indicator.get(code=TARGET_INDICATOR)).target
+    if target is None:
+        raise RuntimeError(f"the indicator edition gives {TARGET_INDICATOR} no target")
     cells = await Cell.filter(region_path__startswith=principal.region_path)
     by_cell: dict[int, list[CellAssessment]] = {c.id: [] for c in cells}
     for assessment in await CellAssessment.filter(
@@ -343,7 +350,7 @@ async def achievement(*, principal: Principal, today: date) -> Achievement:
             )
     return {
         "today": today,
-        "target_share": TARGET_SHARE,
+        "target_share": target / 100,
         "share": ratio(len(achieved), len(cells), "cells", ACHIEVEMENT_DEFINITION),
         "types": per_type,
         "definition": ACHIEVEMENT_DEFINITION,
