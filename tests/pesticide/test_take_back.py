@@ -12,7 +12,7 @@ import pytest
 from tests.factories import CITY_TODAY, NOW, World, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
-from wastetrack.pesticide.models import Farmer, PackagingReturn
+from wastetrack.pesticide.models import Farmer, PackageSale, PackagingReturn
 from wastetrack.pesticide.service import CREDIT_RULES
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -253,11 +253,13 @@ async def test_admin_narrowed_to_a_town_counts_only_its_points(
     assert (recovery["actual"]["numerator"], recovery["actual"]["denominator"]) == ("13", "100")
 
 
-async def test_another_shops_sale_id_is_a_conflict_that_shows_nothing(
+async def test_a_sale_id_resent_by_another_shop_or_with_other_content_is_a_conflict(
     client: httpx.AsyncClient, points: World
 ) -> None:
-    """A sale is kept by its client id alone; a resend of that id by another shop must not be
-    answered with the first shop's row."""
+    """A sale is kept by its client id: a resend of that id by another shop must not be
+    answered with the first shop's row, and the same id with another count or material (a
+    phone that reused an id, or an edit sent as a resend) is refused, never taken for the
+    first; neither changes anything."""
     other = await registry.create_organization(
         name="石岛农资店",
         kind=OrganizationKind.agri_input_shop,
@@ -274,5 +276,11 @@ async def test_another_shops_sale_id_is_a_conflict_that_shows_nothing(
     taken = await post(client, points, sale, "other_shop", "/m/v1/pesticide/sales")
     assert (taken.status_code, taken.json()["field"]) == (409, "client_event_id"), taken.text
     assert "100" not in taken.text and str(points.orgs["shop"].id) not in taken.text
+    for changed in ({"count": 120}, {"material": "agri.drum"}):
+        other = await post(client, points, {**sale, **changed}, path="/m/v1/pesticide/sales")
+        assert (other.status_code, other.json()["field"]) == (409, "client_event_id"), other.text
     again = await post(client, points, sale, path="/m/v1/pesticide/sales")
     assert again.status_code == 201 and again.json()["count"] == 100
+    assert [(s.material, s.count) for s in await PackageSale.all()] == [
+        ("agri.plastic_bottle", 100)
+    ]

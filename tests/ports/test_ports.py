@@ -681,6 +681,12 @@ async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, wor
             "/m/v1/float-replacements", json=body, headers=world.headers("port")
         )
         assert response.status_code == 201
+    changed = await client.post(
+        "/m/v1/float-replacements",
+        json={**body, "foam_floats_removed": 1500},
+        headers=world.headers("port"),
+    )
+    assert (changed.status_code, changed.json()["field"]) == (409, "client_event_id")
     listed = (await client.get("/m/v1/float-replacements", headers=world.headers("manager"))).json()
     assert [r["foam_floats_removed"] for r in listed] == [1200]
 

@@ -132,16 +132,24 @@ async def kept_once(
     *,
     model: type[M],
     client_event_id: uuid.UUID,
+    content: Mapping[str, Any],
     create: Callable[[], Awaitable[M]],
     owned: Callable[[M], bool],
 ) -> M:
-    """A tally kept by client_event_id alone (no digest: a sale, a float replacement): a
-    resend, even one racing the first send, gets the stored row and counts nothing twice. A
-    row the caller does not own (`owned`) is never shown: its id is a conflict."""
+    """A tally kept by client_event_id (a sale, a float replacement), its row holding what was
+    sent (`content`, field by field): a resend, even one racing the first send, gets the stored
+    row and counts nothing twice; the id sent again with other content is a conflict, as for a
+    record (`seen`), and changes nothing. A row the caller does not own (`owned`) is never
+    shown: its id is a conflict."""
 
     def resent(known: M) -> M:
         if not owned(known):
             raise others_id()
+        if any(getattr(known, name) != value for name, value in content.items()):
+            raise Conflict(
+                "this client_event_id was already used for a record with other content",
+                field="client_event_id",
+            )
         return known
 
     known = await model.get_or_none(client_event_id=client_event_id)

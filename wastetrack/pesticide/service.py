@@ -250,6 +250,7 @@ async def record_sale(*, principal: Principal, submission: SaleCommand) -> Packa
     return await intake.kept_once(
         model=PackageSale,
         client_event_id=submission.client_event_id,
+        content=submission.model_dump(exclude={"client_event_id"}),
         create=create,
         owned=lambda sale: sale.shop_id == shop.id,
     )

@@ -129,6 +129,7 @@ async def record_float_replacement(
     return await intake.kept_once(
         model=FloatReplacement,
         client_event_id=submission.client_event_id,
+        content=submission.model_dump(exclude={"client_event_id"}),
         create=create,
         owned=lambda kept: kept.organization_id == principal.organization_id,
     )
