@@ -164,9 +164,10 @@ async def test_ledger_exports_and_recovery_rate(
     }
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
-    ahead = {**sale, "client_event_id": str(uuid.uuid4()), "sold_on": "2199-01-01"}
-    refused = await post(client, points, ahead, path="/m/v1/pesticide/sales")
-    assert (refused.status_code, refused.json()["field"]) == (422, "sold_on")
+    for day in ((CITY_TODAY + timedelta(days=1)).isoformat(), "1999-12-31"):
+        odd = {**sale, "client_event_id": str(uuid.uuid4()), "sold_on": day}
+        refused = await post(client, points, odd, path="/m/v1/pesticide/sales")
+        assert (refused.status_code, refused.json()["field"]) == (422, "sold_on"), day
     by_station = await post(
         client,
         points,

@@ -691,6 +691,26 @@ async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, wor
     assert [r["foam_floats_removed"] for r in listed] == [1200]
 
 
+@pytest.mark.parametrize(
+    "replaced_on",
+    [(CITY_TODAY + timedelta(days=1)).isoformat(), "1999-12-31"],
+    ids=["the_citys_tomorrow", "before_2000"],
+)
+async def test_a_float_replacement_on_a_day_not_come_or_before_2000_is_refused(
+    client: httpx.AsyncClient, world: World, replaced_on: str
+) -> None:
+    """A count dated ahead would fall in a period that has not come: refused by the city's
+    today (whatever the phone's zone), naming the field, and nothing is kept."""
+    refused = await client.post(
+        "/m/v1/float-replacements",
+        json=float_replacement(world, replaced_on=replaced_on),
+        headers=world.headers("port"),
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "replaced_on"), refused.text
+    listed = await client.get("/m/v1/float-replacements", headers=world.headers("manager"))
+    assert listed.json() == []
+
+
 async def test_berth_plate_decodes_to_the_berth(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

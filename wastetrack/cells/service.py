@@ -17,6 +17,7 @@ from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_day_come
 from wastetrack.household import service as household
 from wastetrack.indicators.models import Indicator
 from wastetrack.registry import access
@@ -225,11 +226,12 @@ async def assess(
     cell = await _cell(principal, cell_id)
     # The computed criteria cover the twelve months ending on the assessment day: months that
     # have not happened yet would score as empty.
-    if assessed_on > cityday.today(timezone):
-        raise ValidationFailed(
-            "assessed_on lies in the future: a cell is assessed on a day that has come",
-            field="assessed_on",
-        )
+    check_day_come(
+        assessed_on,
+        timezone=timezone,
+        field="assessed_on",
+        why="a cell is assessed on a day that has come",
+    )
     if level not in LEVELS:
         raise ValidationFailed(f"level must be one of {', '.join(LEVELS)}", field="level")
     index = LEVELS.index(level)

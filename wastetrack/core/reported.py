@@ -1,8 +1,11 @@
 """Times a client reports (an event's device time, a handover, an arrival, a GPS fix, a return):
-one rule bounds them by the server's clock."""
+one rule bounds them by the server's clock; and days it reports (a sale's, a float replacement's,
+an assessment's, a period's end), one rule by the city's today."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from wastetrack.core import cityday
 from wastetrack.core.errors import ValidationFailed
 
 CLOCK_SKEW = timedelta(minutes=10)
@@ -27,4 +30,18 @@ def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
         raise ValidationFailed(
             f"{field} precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}: the phone's clock is wrong",
             field=field,
+        )
+
+
+def check_day_come(day: date, *, timezone: str | ZoneInfo, field: str, why: str = "") -> None:
+    """Refuse a day that has not come yet in the city (its today, whatever the phone's zone), or
+    that precedes DEVICE_TIME_FLOOR's day, naming the field; `why` says what a later day would
+    spoil."""
+    if day > cityday.today(timezone):
+        raise ValidationFailed(
+            f"{field} lies in the future{': ' + why if why else ''}", field=field
+        )
+    if day < DEVICE_TIME_FLOOR.date():
+        raise ValidationFailed(
+            f"{field} precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}, before any record", field=field
         )

@@ -12,6 +12,7 @@ from wastetrack.core import cityday
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate
 from wastetrack.core.principal import Principal
+from wastetrack.core.reported import check_day_come
 from wastetrack.household import service as household
 from wastetrack.indicators.loader import DIRECTIONS
 from wastetrack.indicators.models import Indicator, IndicatorValue
@@ -229,11 +230,12 @@ async def enter_value(
         raise NotFound(f"no indicator {code!r}", field="code")
     if indicator.computed_by:
         raise Conflict("this indicator is computed from the tracker's own data", field="code")
-    if period_end > cityday.today(timezone):
-        raise ValidationFailed(
-            "period_end lies in the future: a value is entered once its period has ended",
-            field="period_end",
-        )
+    check_day_come(
+        period_end,
+        timezone=timezone,
+        field="period_end",
+        why="a value is entered once its period has ended",
+    )
     if indicator.unit == "%" and value > 100:
         raise ValidationFailed("a share is at most 100 %", field="value")
     return await IndicatorValue.create(

@@ -16,13 +16,13 @@ from tortoise.functions import Sum
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import cityday, keys
+from wastetrack.core import keys
 from wastetrack.core.cityday import local_date
 from wastetrack.core.data import read_data_file
-from wastetrack.core.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from wastetrack.core.errors import DomainError, Forbidden, NotFound
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_reported
+from wastetrack.core.reported import check_day_come, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.custody.rules import State
@@ -240,8 +240,7 @@ async def record_sale(*, principal: Principal, submission: SaleCommand) -> Packa
     if shop.kind != OrganizationKind.agri_input_shop:
         raise Forbidden("sales are recorded by agri-input shops", field="role")
     # A sale estimates what comes back: one dated ahead would swell a later period's figure.
-    if submission.sold_on > cityday.today(get_settings().timezone):
-        raise ValidationFailed("sold_on lies in the future", field="sold_on")
+    check_day_come(submission.sold_on, timezone=get_settings().timezone, field="sold_on")
 
     async def create() -> PackageSale:
         await _check_materials([submission.material], ["material"])

@@ -13,7 +13,8 @@ from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_reported
+from wastetrack.core.reported import check_day_come, check_reported
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
 from wastetrack.ports.access import readable
@@ -117,6 +118,8 @@ async def record_float_replacement(
     """Record aquaculture floats replaced (the plan's 浮球整治); a resend is not counted twice."""
     if principal.role == Role.auditor:
         raise Forbidden("auditors read; they do not record", field="role")
+    # A count dated ahead would fall in a period that has not come.
+    check_day_come(submission.replaced_on, timezone=get_settings().timezone, field="replaced_on")
 
     async def create() -> FloatReplacement:
         await registry.get_region(submission.region_id)
