@@ -662,6 +662,31 @@ async def test_cleanup_enters_the_custody_chain(
     assert synced["applied"] == 1
 
 
+async def test_a_delivery_or_clean_up_that_ends_before_it_starts_is_refused_naming_its_end(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """One rule for both, on their commands: posted or in an offline sync, the refusal names
+    `ended_at` and nothing is kept."""
+    backwards = {
+        "started_at": (NOW - timedelta(hours=1)).isoformat(),
+        "ended_at": (NOW - timedelta(hours=2)).isoformat(),
+    }
+    refused = await deliver(client, world, delivery(harbour, harbour.small, **backwards))
+    assert (refused.status_code, refused.json()["field"]) == (422, "ended_at"), refused.text
+    posted = await client.post(
+        "/m/v1/cleanups", json=cleanup(world, **backwards), headers=world.headers("port")
+    )
+    assert (posted.status_code, posted.json()["field"]) == (422, "ended_at"), posted.text
+    synced = await client.post(
+        "/m/v1/sync",
+        headers=world.headers("collector"),
+        json={"events": [{**cleanup(world, **backwards), "kind": "cleanup"}]},
+    )
+    (result,) = synced.json()["results"]
+    assert (result["status"], result["error"]["field"]) == ("rejected", "ended_at"), synced.text
+    assert await Batch.all().count() == 0
+
+
 def float_replacement(world: World, region: str = "other_town", **extra: object) -> dict:
     return {
         "client_event_id": str(uuid.uuid4()),

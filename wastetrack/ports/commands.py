@@ -1,6 +1,7 @@
 """What the ports accept: a port call's advance waste notification, a vessel's delivery at a
 berth, a clean-up and a float replacement, each checked field by field when it is made."""
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
@@ -54,6 +55,12 @@ class DeliveryLineCommand(Command):
         return self
 
 
+def _check_in_order(started_at: datetime, ended_at: datetime) -> None:
+    """A delivery's or a clean-up's end is not before its start."""
+    if ended_at < started_at:
+        raise rule_error("ended_at", "ended_at precedes started_at")
+
+
 class DeliveryCommand(Located):
     """What a vessel hands over at a berth, recorded by the port's operator; `kind` tells it
     apart in an offline sync."""
@@ -71,8 +78,7 @@ class DeliveryCommand(Located):
 
     @model_validator(mode="after")
     def _times_in_order(self) -> "DeliveryCommand":
-        if self.ended_at < self.started_at:
-            raise rule_error("ended_at", "ended_at precedes started_at")
+        _check_in_order(self.started_at, self.ended_at)
         return self
 
 
@@ -93,6 +99,11 @@ class CleanUpCommand(Command):
     item_counts: dict[Key, Annotated[int, Field(ge=0, le=10_000_000)]] = Field(max_length=40)
     total_weight_kg: Mass = Field(gt=0)
     photos: list[Sha256] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> "CleanUpCommand":
+        _check_in_order(self.started_at, self.ended_at)
+        return self
 
 
 class FloatReplacementCommand(Command):
