@@ -2,6 +2,7 @@
 clean-ups, and the port metrics with their counts."""
 
 import asyncio
+import importlib
 import io
 import itertools
 import uuid
@@ -14,6 +15,7 @@ import pypdf
 import pytest
 import zxingcpp
 from PIL import Image
+from tortoise import connections
 
 from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, forged, make_user
@@ -790,6 +792,45 @@ async def test_port_records_are_read_by_the_parties_they_name_and_their_region(
         "clinic": (0, 0),
         "plant": (0, 0),
     }
+
+
+async def test_a_vessel_sold_on_leaves_its_deliveries_with_the_owner_it_delivered_for(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A receipt is the owner's of the day it was made: when the vessel changes hands the new
+    owner reads none of the old one's (a 404, as a delivery that does not exist), the old
+    owner keeps reading its own, and the receipt still bears the old owner's name. Deliveries
+    recorded before the owner was kept get it from their batches' producer (migration 0045)."""
+    await arrive(client, world, harbour.small)
+    made = await deliver(client, world, delivery(harbour, harbour.small))
+    assert made.status_code == 201, made.text
+    delivery_id = made.json()["id"]
+    buyer = await registry.create_organization(
+        name="荣成远洋渔业公司",
+        kind=OrganizationKind.vessel_owner,
+        region_id=world.regions["town"].id,
+    )
+    await make_user(world, "buyer", Role.generator, buyer)
+    await Vessel.filter(id=harbour.small.id).update(owner_id=buyer.id)
+    read = {
+        who: (await client.get(f"/m/v1/deliveries/{delivery_id}", headers=world.headers(who)))
+        for who in ("crew", "buyer")
+    }
+    assert (read["crew"].status_code, read["buyer"].status_code) == (200, 404)
+    assert len((await client.get("/m/v1/deliveries", headers=world.headers("buyer"))).json()) == 0
+    receipt = await client.get(
+        f"/m/v1/deliveries/{delivery_id}/receipt.pdf", headers=world.headers("crew")
+    )
+    text = "".join(
+        page.extract_text() for page in pypdf.PdfReader(io.BytesIO(receipt.content)).pages
+    )
+    assert world.orgs["owner"].name in text and buyer.name not in text
+    # The backfill finds the owner of a delivery recorded before 0045 from its batches.
+    await Delivery.filter(id=delivery_id).update(owner_id=None)
+    await connections.get("default").execute_script(
+        importlib.import_module("migrations.0045_delivery_owner").BACKFILL
+    )
+    assert (await Delivery.get(id=delivery_id)).owner_id == world.orgs["owner"].id
 
 
 async def test_a_region_reader_still_reads_its_own_records_outside_its_region(

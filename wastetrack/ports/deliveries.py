@@ -166,6 +166,7 @@ async def record_delivery(
             receipt_number=f"pending-{submission.client_event_id.hex[:20]}",
             vessel=vessel,
             port_id=berth.port_id,
+            owner_id=vessel.owner_id,
             berth=berth,
             port_call=call,
             started_at=submission.started_at,
@@ -232,12 +233,13 @@ async def _port_call_for(
 
 
 def _readable_deliveries(principal: Principal) -> QuerySet[Delivery]:
-    """Deliveries at the user's port or by their organization's vessels, and for region
-    readers every delivery at a port in their region."""
+    """Deliveries at the user's port or made for their organization (the vessel's owner when it
+    delivered: a vessel sold on takes none of them along), and for region readers every
+    delivery at a port in their region."""
     return readable(
         Delivery.all(),
         principal,
-        organization=("port_id", "vessel__owner_id"),
+        organization=("port_id", "owner_id"),
         region="port__region__path",
     )
 
@@ -248,7 +250,7 @@ async def get_delivery(*, principal: Principal, delivery_id: int) -> Delivery:
         await _readable_deliveries(principal)
         .filter(id=delivery_id)
         .first()
-        .prefetch_related("lines__batch", "vessel__owner", "port", "berth", "recorded_by")
+        .prefetch_related("lines__batch", "vessel", "owner", "port", "berth", "recorded_by")
     )
     if delivery is None:
         raise NotFound(f"no delivery {delivery_id}", field="delivery_id")
@@ -473,7 +475,7 @@ async def receipt_pdf(
             imo_number=vessel.imo_number,
             gross_tonnage=vessel.gross_tonnage,
             ship_type=vessel.vessel_type,
-            owner=vessel.owner.name if vessel.owner else None,
+            owner=delivery.owner.name if delivery.owner else None,
             flag_state=vessel.flag_state,
             lines=[
                 ReceiptLine(

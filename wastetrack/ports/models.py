@@ -89,6 +89,15 @@ class Delivery(IdempotentRecord):
     port: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="deliveries", on_delete=fields.RESTRICT
     )
+    # The vessel's owner when it delivered (none if it had none): who reads the receipt, and
+    # whose name it bears, even after the vessel changes hands.
+    owner_id: int | None
+    owner: fields.ForeignKeyNullableRelation["Organization"] = fields.ForeignKeyField(
+        "wastetrack.Organization",
+        related_name="owned_deliveries",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
     berth_id: int
     berth: fields.ForeignKeyRelation["Berth"] = fields.ForeignKeyField(
         "wastetrack.Berth", related_name="deliveries", on_delete=fields.RESTRICT
