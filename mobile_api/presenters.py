@@ -85,7 +85,7 @@ def delivery_read(
         ended_at=delivery.ended_at,
         distance_m=delivery.distance_m,
         flags=delivery.flags,
-        recorded_by="port" if deliveries.signed_by_port(delivery) else "vessel",
+        recorded_by="port" if delivery.signed_by_port else "vessel",
         lines=[
             DeliveryLineRead(
                 category=line.category_id,

@@ -1,6 +1,7 @@
 """A delivery's receipt and its public check say who recorded it (the port's signature or the
 vessel's declaration) and where each line stands with the reception facility now."""
 
+import importlib
 import io
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -9,11 +10,14 @@ from typing import Any
 import httpx
 import pypdf
 import pytest
+from tortoise import connections
 
 from tests.custody.helpers import post_event
-from tests.factories import World, event
+from tests.factories import World, event, make_user
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery
+from wastetrack.auth.models import Role, User
 from wastetrack.ports.deliveries import Acceptance, acceptance
+from wastetrack.ports.models import Delivery
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
 
 KG_LINE = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"}
@@ -106,6 +110,40 @@ async def test_a_ports_delivery_is_signed_and_shows_a_part_refused_later(
     assert "partially accepted" in await receipt_text(client, world, made["id"])
     checked = await public_check(client, made)
     assert [line["acceptance"] for line in checked["lines"]] == ["partially_accepted"]
+
+
+async def test_a_signature_stays_when_its_operator_moves_to_another_organization(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """The port signed when its operator recorded the delivery; the operator later working for
+    another organization unsigns nothing: the receipt, its public check and the read still say
+    the port, and its lines stay accepted. Deliveries recorded before the flag was kept get it
+    from their recorder (migration 0046)."""
+    await arrive(client, world, harbour.small)
+    response = await deliver(client, world, delivery(harbour, harbour.small, KG_LINE))
+    assert response.status_code == 201, response.text
+    made = response.json()
+    await User.filter(id=world.users["port"].id).update(organization_id=world.orgs["other_port"].id)
+    await make_user(world, "port_now", Role.port_operator, world.orgs["port"])
+    one = await client.get(f"/m/v1/deliveries/{made['id']}", headers=world.headers("port_now"))
+    assert (one.json()["recorded_by"], one.json()["lines"][0]["acceptance"]) == (
+        "port",
+        "accepted",
+    )
+    checked = await public_check(client, made)
+    assert (checked["recorded_by"], checked["lines"][0]["acceptance"]) == ("port", "accepted")
+    pdf = await client.get(
+        f"/m/v1/deliveries/{made['id']}/receipt.pdf", headers=world.headers("port_now")
+    )
+    text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert "Signed for the reception facility" in text
+    # The backfill reads the recorder's organization, as the flag was read before it was kept.
+    await User.filter(id=world.users["port"].id).update(organization_id=world.orgs["port"].id)
+    await Delivery.filter(id=made["id"]).update(signed_by_port=False)
+    await connections.get("default").execute_script(
+        importlib.import_module("migrations.0046_delivery_port_signed").BACKFILL
+    )
+    assert (await Delivery.get(id=made["id"])).signed_by_port
 
 
 @pytest.mark.parametrize(

@@ -177,6 +177,7 @@ async def record_delivery(
             distance_m=distance,
             flags=flags,
             recorded_by_id=principal.user_id,
+            signed_by_port=principal.organization_id == berth.port_id,
             client_event_id=submission.client_event_id,
             payload_digest=payload_digest,
         )
@@ -262,7 +263,7 @@ async def list_deliveries(*, principal: Principal, vessel_id: int | None) -> lis
     query = _readable_deliveries(principal).order_by("-started_at")
     if vessel_id is not None:
         query = query.filter(vessel_id=vessel_id)
-    return await query.limit(500).prefetch_related("lines__batch", "recorded_by")
+    return await query.limit(500).prefetch_related("lines__batch")
 
 
 async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
@@ -274,19 +275,11 @@ async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:
     if not sig or not codes.verify(number, sig, secret):
         raise NotFound("no receipt with this number", field="receipt")
     delivery = await Delivery.get_or_none(receipt_number=number).prefetch_related(
-        "lines__batch", "vessel", "port", "berth", "recorded_by"
+        "lines__batch", "vessel", "port", "berth"
     )
     if delivery is None:
         raise NotFound("no receipt with this number", field="receipt")
     return delivery
-
-
-def signed_by_port(delivery: Delivery) -> bool:
-    """Whether the port signed for the delivery: one of its users recorded it. A delivery the
-    vessel's crew recorded is the vessel's declaration, which the port has not signed; its
-    lines are accepted only as receipts decide them (`acceptances`). `recorded_by` must be
-    fetched."""
-    return delivery.recorded_by.organization_id == delivery.port_id
 
 
 class Acceptance(StrEnum):
@@ -353,9 +346,8 @@ def acceptance(
 
 async def _acceptances(found: list[Delivery]) -> dict[tuple[int, int], Acceptance]:
     """Each line's acceptance (`acceptance`), by delivery and batch id, as its batch stands
-    now, in one query for all the deliveries; their lines and `recorded_by` must be
-    fetched."""
-    port_signed = {d.id: signed_by_port(d) for d in found}
+    now, in one query for all the deliveries; their lines must be fetched."""
+    port_signed = {d.id: d.signed_by_port for d in found}
     delivery_of = {line.batch_id: d.id for d in found for line in d.lines}
     if not delivery_of:
         return {}
@@ -400,8 +392,8 @@ async def current_lines(delivery: Delivery) -> list[LineNow]:
 
 
 async def lines_now(found: list[Delivery]) -> dict[int, list[LineNow]]:
-    """Each delivery's lines as their batches stand, by delivery id; the lines, their batches
-    and `recorded_by` must be fetched. A line whose batch no correction changed reads as
+    """Each delivery's lines as their batches stand, by delivery id; the lines and their batches
+    must be fetched. A line whose batch no correction changed reads as
     recorded; a corrected one takes the batch's category and its kg, or its m³ and the mass
     the category's density gives (derived). Each carries its acceptance."""
     snap = await catalog.snapshot()
@@ -494,7 +486,7 @@ async def receipt_pdf(
             ],
             flags=delivery.flags,
             recorded_by=delivery.recorded_by.username,
-            signed_by_port=signed_by_port(delivery),
+            signed_by_port=delivery.signed_by_port,
             recorded_at=delivery.recorded_at.astimezone(tz),
             timezone=timezone,
         ),

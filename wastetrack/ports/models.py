@@ -109,6 +109,10 @@ class Delivery(IdempotentRecord):
     started_at = fields.DatetimeField()
     ended_at = fields.DatetimeField()
     recorded_at = fields.DatetimeField()
+    # The port signed for it: one of its operators recorded it. A delivery the vessel's crew
+    # recorded is the vessel's declaration, which the port has not signed; its lines are
+    # accepted only as receipts decide them. Kept as it was when recorded.
+    signed_by_port = fields.BooleanField(default=False, db_default=False)
     latitude = fields.FloatField(null=True)
     longitude = fields.FloatField(null=True)
     distance_m = fields.FloatField(null=True)

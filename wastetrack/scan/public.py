@@ -23,7 +23,6 @@ from wastetrack.ports.deliveries import (
     ACCEPTANCE_LABELS,
     current_lines,
     receipt_from_scan,
-    signed_by_port,
 )
 from wastetrack.ports.models import Berth
 from wastetrack.registry.models import Site
@@ -167,7 +166,7 @@ async def receipt(*, scanned: str, secret: str) -> PublicReceipt:
         registration_number=delivery.vessel.registration_number,
         started_at=delivery.started_at,
         ended_at=delivery.ended_at,
-        recorded_by="port" if signed_by_port(delivery) else "vessel",
+        recorded_by="port" if delivery.signed_by_port else "vessel",
         lines=[
             PublicReceiptLine(
                 category_code=snap.categories[line.category_id].code,
