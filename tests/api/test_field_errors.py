@@ -58,3 +58,7 @@ async def test_delivery_rules_name_the_field_and_the_line(
     body["lines"] = [body["lines"][0], {"annex_v": "A"}]
     line = await client.post("/m/v1/deliveries", json=body, headers=world.headers("port"))
     assert (line.status_code, line.json()["field"]) == (422, "lines[1].scheme_version")
+    # A catalog key with a scheme version says two things: refused, not read as one.
+    body["lines"] = [body["lines"][0], {"category": "marine.sewage", "scheme_version": "2013"}]
+    both = await client.post("/m/v1/deliveries", json=body, headers=world.headers("port"))
+    assert (both.status_code, both.json()["field"]) == (422, "lines[1].scheme_version")

@@ -50,6 +50,12 @@ class DeliveryLineCommand(Command):
             raise rule_error("category", "give either category or annex_v (with scheme_version)")
         if self.annex_v is not None and self.scheme_version is None:
             raise rule_error("scheme_version", "annex_v needs scheme_version (2013 or 2018)")
+        # A scheme version beside a catalog key would be kept nowhere and checked against
+        # nothing: a line that says two things is refused, not read as one of them.
+        if self.category is not None and self.scheme_version is not None:
+            raise rule_error(
+                "scheme_version", "scheme_version goes with annex_v; a category names itself"
+            )
         if not (self.volume_m3 or self.mass_kg):
             raise rule_error("volume_m3", "a line needs a positive volume_m3 or mass_kg")
         return self
