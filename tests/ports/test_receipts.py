@@ -118,7 +118,7 @@ async def test_a_signature_stays_when_its_operator_moves_to_another_organization
     """The port signed when its operator recorded the delivery; the operator later working for
     another organization unsigns nothing: the receipt, its public check and the read still say
     the port, and its lines stay accepted. Deliveries recorded before the flag was kept get it
-    from their recorder (migration 0046)."""
+    from the custody log (migration 0047)."""
     await arrive(client, world, harbour.small)
     response = await deliver(client, world, delivery(harbour, harbour.small, KG_LINE))
     assert response.status_code == 201, response.text
@@ -137,13 +137,16 @@ async def test_a_signature_stays_when_its_operator_moves_to_another_organization
     )
     text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
     assert "Signed for the reception facility" in text
-    # The backfill reads the recorder's organization, as the flag was read before it was kept.
-    await User.filter(id=world.users["port"].id).update(organization_id=world.orgs["port"].id)
-    await Delivery.filter(id=made["id"]).update(signed_by_port=False)
+    # Deliveries recorded before the flag was kept get it from the custody log (migration 0047):
+    # their lines were tagged for the port, whoever the operator works for now.
+    crews = await deliver(client, world, delivery(harbour, harbour.small, KG_LINE), who="crew")
+    assert crews.status_code == 201, crews.text
+    await Delivery.all().update(signed_by_port=False)
     await connections.get("default").execute_script(
-        importlib.import_module("migrations.0046_delivery_port_signed").BACKFILL
+        importlib.import_module("migrations.0047_delivery_port_signed_from_log").BACKFILL
     )
-    assert (await Delivery.get(id=made["id"])).signed_by_port
+    signed = {d.id: d.signed_by_port for d in await Delivery.all()}
+    assert signed == {made["id"]: True, crews.json()["id"]: False}
 
 
 @pytest.mark.parametrize(
