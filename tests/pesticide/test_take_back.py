@@ -9,9 +9,10 @@ import httpx
 import openpyxl
 import pytest
 
-from tests.factories import CITY_TODAY, NOW, World, make_user
+from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
+from wastetrack.core import cityday
 from wastetrack.pesticide.models import Farmer, PackageSale, PackagingReturn
 from wastetrack.pesticide.service import CREDIT_RULES
 from wastetrack.registry import service as registry
@@ -164,7 +165,8 @@ async def test_ledger_exports_and_recovery_rate(
     }
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
-    for day in ((CITY_TODAY + timedelta(days=1)).isoformat(), "1999-12-31"):
+    # The city's real tomorrow: CITY_TODAY is the day before in the city's first hours.
+    for day in ((cityday.today(CITY_ZONE) + timedelta(days=1)).isoformat(), "1999-12-31"):
         odd = {**sale, "client_event_id": str(uuid.uuid4()), "sold_on": day}
         refused = await post(client, points, odd, path="/m/v1/pesticide/sales")
         assert (refused.status_code, refused.json()["field"]) == (422, "sold_on"), day

@@ -21,6 +21,7 @@ from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, forged, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
+from wastetrack.core import cityday
 from wastetrack.ports.models import Delivery, PortCall
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
@@ -720,7 +721,8 @@ async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, wor
 
 @pytest.mark.parametrize(
     "replaced_on",
-    [(CITY_TODAY + timedelta(days=1)).isoformat(), "1999-12-31"],
+    # The city's real tomorrow: CITY_TODAY is the day before in the city's first hours.
+    [(cityday.today(CITY_ZONE) + timedelta(days=1)).isoformat(), "1999-12-31"],
     ids=["the_citys_tomorrow", "before_2000"],
 )
 async def test_a_float_replacement_on_a_day_not_come_or_before_2000_is_refused(
