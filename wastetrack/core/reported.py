@@ -2,7 +2,7 @@
 one rule bounds them by the server's clock; and days it reports (a sale's, a float replacement's,
 an assessment's, a period's end), one rule by the city's today."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from wastetrack.core import cityday
@@ -11,8 +11,9 @@ from wastetrack.core.errors import ValidationFailed
 CLOCK_SKEW = timedelta(minutes=10)
 """How far a phone's clock may run ahead of the server's."""
 
-# No phone records waste before this; earlier times are clocks reset to their epoch.
-DEVICE_TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+# No phone records waste before this day; earlier times are clocks reset to their epoch.
+DAY_FLOOR = date(2000, 1, 1)
+DEVICE_TIME_FLOOR = datetime.combine(DAY_FLOOR, time(), UTC)
 
 
 def plausible(moment: datetime, *, now: datetime) -> bool:
@@ -35,13 +36,13 @@ def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
 
 def check_day_come(day: date, *, timezone: str | ZoneInfo, field: str, why: str = "") -> None:
     """Refuse a day that has not come yet in the city (its today, whatever the phone's zone), or
-    that precedes DEVICE_TIME_FLOOR's day, naming the field; `why` says what a later day would
+    that precedes DAY_FLOOR, naming the field; `why` says what a later day would
     spoil."""
     if day > cityday.today(timezone):
         raise ValidationFailed(
             f"{field} lies in the future{': ' + why if why else ''}", field=field
         )
-    if day < DEVICE_TIME_FLOOR.date():
+    if day < DAY_FLOOR:
         raise ValidationFailed(
-            f"{field} precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}, before any record", field=field
+            f"{field} precedes {DAY_FLOOR:%Y-%m-%d}, before any record", field=field
         )
