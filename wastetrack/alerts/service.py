@@ -18,6 +18,7 @@ from wastetrack.custody.aggregations import is_step
 from wastetrack.custody.rules import FINAL_STATES, State, sql_list
 from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
 from wastetrack.registers.movements import storage_limit_hours, tagging_clock
+from wastetrack.rollups.facts import Fate
 
 OVERDUE_STORAGE = "overdue_storage"
 MANIFEST_OVERDUE = "manifest_overdue"
@@ -112,7 +113,7 @@ _RULES: dict[str, str] = {
     # remainders declare; not a remainder's estimated kg; a load against its bags', whose
     # shares of its weighing raise nothing of their own). Cleared
     # when a correction brings the two together.
-    WEIGHT_DISCREPANCY: """
+    WEIGHT_DISCREPANCY: f"""
         SELECT $1, b.code, b.id, b.producer_id, b.region_path, $2::timestamptz, NULL::timestamptz,
                jsonb_build_object('code', b.code, 'declared_kg', f.balance_declared_kg,
                                   'weighed_kg', f.balance_weighed_kg)
@@ -121,7 +122,7 @@ _RULES: dict[str, str] = {
           AND abs(f.balance_weighed_kg - f.balance_declared_kg) / f.balance_declared_kg > $3
           -- A bag's share of its load's weighing: the load's own comparison raises the alert.
           AND NOT EXISTS (SELECT 1 FROM batch_fact l WHERE l.batch_id = b.parent_id
-                          AND l.fate = 'container' AND l.balance_declared_kg IS NOT NULL)""",
+                          AND l.fate = '{Fate.container}' AND l.balance_declared_kg IS NOT NULL)""",
     # A batch left in one live state longer than allowed, since the last step anyone took with
     # it (its latest device time; a correction is not a step), unless its manifest watches it
     # (`_WATCHED_BY_ITS_MANIFEST`). The subject carries that moment, so a batch idle again

@@ -16,7 +16,7 @@ from wastetrack.ports.models import FishingPort, PortCall, SeaArea
 from wastetrack.ports.rules import PORT_RULES, small_vessel
 from wastetrack.registry.models import Organization, OrganizationKind, Vessel
 from wastetrack.rollups import service as rollups
-from wastetrack.rollups.facts import OUTSIDE_COHORT
+from wastetrack.rollups.facts import HARMLESS_FATES, OUTSIDE_COHORT, Fate
 
 
 class GroupTotals(TypedDict):
@@ -126,11 +126,11 @@ M3 = Decimal("0.001")
 # counts that line on), so a corrected tagging time moves the delivery with its lines. A line
 # that became a container still dates its delivery: the vessel did deliver it, though its mass
 # is counted through what the port loaded into it.
-_DELIVERIES = """
+_DELIVERIES = f"""
 SELECT d.id, d.port_id, d.vessel_id, jsonb_array_length(d.flags) > 0 AS flagged
 FROM delivery d JOIN delivery_line l ON l.delivery_id = d.id
 JOIN batch_fact f ON f.batch_id = l.batch_id
-WHERE d.port_id = ANY($1::int[]) AND f.fate <> 'cancelled'
+WHERE d.port_id = ANY($1::int[]) AND f.fate <> '{Fate.cancelled}'
 GROUP BY d.id
 HAVING MIN(f.day) BETWEEN $2 AND $3
 ORDER BY d.id
@@ -177,13 +177,13 @@ def line_amounts(
     parts, and of those treated harmlessly. In m³: its volume, and that volume in proportion
     to the harmlessly treated share of its parts' mass (to 0.001 m³); a line whose parts have
     no mass counts by its own batch's fate."""
-    harmless = [mass for fate, mass in parts if fate in rollups.HARMLESS_FATES]
+    harmless = [mass for fate, mass in parts if fate in HARMLESS_FATES]
     if unit == "kg":
         return sum((mass for _, mass in parts), Decimal(0)), sum(harmless, Decimal(0))
     volume = Decimal(volume_m3 or 0)
     total = sum((mass for _, mass in parts), Decimal(0))
     if total == 0:
-        return volume, volume if parts[0][0] in rollups.HARMLESS_FATES else Decimal(0)
+        return volume, volume if parts[0][0] in HARMLESS_FATES else Decimal(0)
     treated = volume * sum(harmless, Decimal(0)) / total
     return volume, treated.quantize(M3, ROUND_HALF_UP)
 

@@ -23,6 +23,7 @@ from wastetrack.custody.aggregations import aggregation_undone
 from wastetrack.custody.rules import FINAL_STATES, SPECS, Carrier, EventType, Holder, State
 from wastetrack.registry import access
 from wastetrack.registry.models import Organization, OrganizationKind, Site
+from wastetrack.rollups.facts import Fate
 
 # Which organization an event leaves as the batch's holder (None: the holder is unchanged), as
 # the custody spec's `holder` effect says and the custody service sets batches.holder_id. SQL
@@ -280,7 +281,7 @@ LEFT JOIN batch rel ON rel.id = m.related_batch_id
 WHERE m.custodian IS DISTINCT FROM m.before
   AND (m.custodian = $1 OR m.before = $1 OR m.refused_by = $1)
   AND m.moved_at < $2
-  AND COALESCE(f.fate, '') <> 'cancelled'
+  AND COALESCE(f.fate, '') <> '{Fate.cancelled}'
 ORDER BY m.moved_at, m.batch_id, m.seq
 """
 

@@ -6,6 +6,7 @@ sums (readers add what is not folded yet); a rebuild computes every fact from th
 incremental sums and a rebuild agree exactly, on any history."""
 
 import json
+from enum import StrEnum
 from typing import Any
 
 from tortoise import connections
@@ -35,17 +36,28 @@ from wastetrack.custody.rules import (
 DEFINITION_VERSION = "2026-12-cohorts-8"
 
 RECOVERY_MODES = ["reuse", "recycling", "energy_recovery", "other_recovery"]
+
+
+class Fate(StrEnum):
+    """Where a batch stands in the figures (docs/metrics.md §3): the one name of each fate, in
+    the fact's SQL and in every reader of `batch_fact.fate`."""
+
+    recovered = "recovered"
+    disposed_harmless = "disposed_harmless"
+    disposed_not_harmless = "disposed_not_harmless"
+    pending = "pending"
+    rejected = "rejected"
+    in_progress = "in_progress"
+    cancelled = "cancelled"
+    container = "container"
+
+
 # Fates that leave every figure (a cancelled batch) or are counted through their children
 # (a container).
-OUTSIDE_COHORT = ("cancelled", "container")
-FATES = (
-    "recovered",
-    "disposed_harmless",
-    "disposed_not_harmless",
-    "pending",
-    "rejected",
-    "in_progress",
-)
+OUTSIDE_COHORT = (Fate.cancelled, Fate.container)
+# The fates a cohort's mass is shared among, and those counted as treated harmlessly.
+FATES = tuple(f for f in Fate if f not in OUTSIDE_COHORT)
+HARMLESS_FATES = (Fate.recovered, Fate.disposed_harmless)
 # Events after which a batch's fact may differ; the rest cost nothing to record (the custody
 # spec's `rollup`). The fate-deciding ones are the receipt, the treatment and the cancellation.
 FACT_EVENTS = frozenset(events_counted(Rollup.fact, Rollup.fate))
@@ -62,11 +74,11 @@ SUMS: dict[str, tuple[str, str | None]] = {
     "mass_kg": ("mass_kg", None),
     "estimated_kg": ("CASE WHEN estimated THEN mass_kg ELSE 0 END", None),
     "balance_weighed_kg": (
-        "CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_weighed_kg, 0) END",
+        f"CASE WHEN fate = '{Fate.container}' THEN 0 ELSE COALESCE(balance_weighed_kg, 0) END",
         None,
     ),
     "balance_declared_kg": (
-        "CASE WHEN fate = 'container' THEN 0 ELSE COALESCE(balance_declared_kg, 0) END",
+        f"CASE WHEN fate = '{Fate.container}' THEN 0 ELSE COALESCE(balance_declared_kg, 0) END",
         None,
     ),
     "volume_m3": ("volume_m3", None),
@@ -181,14 +193,14 @@ ev AS (
 ),
 decided AS (
     SELECT DISTINCT ON (ev.batch_id) ev.batch_id,
-           CASE WHEN ev.event_type = '{kinds.cancelled}' THEN 'cancelled'
+           CASE WHEN ev.event_type = '{kinds.cancelled}' THEN '{Fate.cancelled}'
                 WHEN ev.event_type = '{kinds.received}' AND ev.outcome = '{outcomes.rejected}'
-                    THEN 'rejected'
-                WHEN ev.event_type = '{kinds.received}' THEN 'in_progress'
-                WHEN m.mode = 'pending' THEN 'pending'
-                WHEN m.mode = ANY($2::text[]) THEN 'recovered'
-                WHEN m.harmless THEN 'disposed_harmless'
-                ELSE 'disposed_not_harmless' END AS fate,
+                    THEN '{Fate.rejected}'
+                WHEN ev.event_type = '{kinds.received}' THEN '{Fate.in_progress}'
+                WHEN m.mode = 'pending' THEN '{Fate.pending}'
+                WHEN m.mode = ANY($2::text[]) THEN '{Fate.recovered}'
+                WHEN m.harmless THEN '{Fate.disposed_harmless}'
+                ELSE '{Fate.disposed_not_harmless}' END AS fate,
            CASE WHEN ev.event_type = '{kinds.treated}' THEN m.mode ELSE '' END AS mode,
            CASE WHEN ev.event_type = '{kinds.treated}' THEN ev.method END AS method
     FROM ev LEFT JOIN treatment_method m ON m.code = ev.method
@@ -241,7 +253,8 @@ parts AS (
 basis AS ({MASS_BASIS})
 SELECT b.id AS batch_id, (b.tagged_at AT TIME ZONE $1)::date AS day, b.region_path,
        b.stream_id, b.category_id,
-       CASE WHEN k.id IS NOT NULL THEN 'container' ELSE COALESCE(d.fate, 'in_progress') END
+       CASE WHEN k.id IS NOT NULL THEN '{Fate.container}'
+            ELSE COALESCE(d.fate, '{Fate.in_progress}') END
            AS fate,
        CASE WHEN k.id IS NOT NULL THEN '' ELSE COALESCE(d.mode, '') END AS mode,
        COALESCE(m.kg, 0)::numeric(14, 3) AS mass_kg, m.kg IS NULL AS mass_unknown,

@@ -13,8 +13,10 @@ from wastetrack.core.data import read_data_file
 from wastetrack.core.metrics import Definition, Rate, ratio
 from wastetrack.rollups.facts import (
     FATES,
+    HARMLESS_FATES,
     OUTSIDE_COHORT,
     SUMS,
+    Fate,
     apply,
     ensure_current,
     fold,
@@ -35,8 +37,6 @@ __all__ = [
     "sums_query",
     "utilization",
 ]
-
-HARMLESS_FATES = ("recovered", "disposed_harmless")
 
 
 class CohortFigures(TypedDict):
@@ -188,7 +188,7 @@ def _cohort_figures(bucket: _Bucket) -> CohortFigures:
     """The figures of one cohort from its sums per fate and mode."""
     generated: Decimal = sum(bucket["fates"].values(), Decimal(0))
     harmless = sum((bucket["fates"].get(f, Decimal(0)) for f in HARMLESS_FATES), Decimal(0))
-    recovered = bucket["fates"].get("recovered", Decimal(0))
+    recovered = bucket["fates"].get(Fate.recovered, Decimal(0))
     return {
         "batches": bucket["batches"],
         "batches_without_mass": bucket["batches_without_mass"],
@@ -280,7 +280,7 @@ async def monthly_series(
         cell = stream[month]
         cell["generated"] += Decimal(row["mass_kg"])
         cell["batches_without_mass"] += int(row["batches_without_mass"])
-        if row["fate"] == "recovered":
+        if row["fate"] == Fate.recovered:
             cell["recovered"] += Decimal(row["mass_kg"])
     for stream in series.values():
         for cell in stream.values():
@@ -295,7 +295,7 @@ async def mass_balance(*, region_path: str, date_from: date, date_to: date) -> M
     accepted receipt or at treatment: kilograms weighed against kilograms declared."""
     totals: dict[tuple[str, str], dict[str, Decimal]] = {}
     for row in await _rows(region_path, date_from, date_to):
-        if row["fate"] == "cancelled" or not row["balance_declared_kg"]:
+        if row["fate"] == Fate.cancelled or not row["balance_declared_kg"]:
             continue
         cell = totals.setdefault(
             (row["stream_id"], row["category_id"]),
