@@ -14,6 +14,7 @@ from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet import plates
 from wastetrack.registry import service as registry
@@ -369,8 +370,8 @@ async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
 ) -> None:
     code, lag = await _in_transit_since_100_minutes(client, world)
     # In transit since 1 h 40 min ago: overdue at one hour, not at two.
-    assert await alerts.refresh(leg_overdue_hours=2) == 0
-    await alerts.refresh(leg_overdue_hours=1)
+    assert await alerts.refresh(settings=Settings(leg_overdue_hours=2)) == 0
+    await alerts.refresh(settings=Settings(leg_overdue_hours=1))
     (alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE)
     assert (alert.details["code"], alert.organization_id) == (code, world.orgs["carrier"].id)
     assert alert.acknowledged_at is None
@@ -378,7 +379,7 @@ async def test_an_in_transit_batch_overdue_raises_an_alert_cleared_on_receipt(
     assert [a["kind"] for a in listed.json()] == [alerts.LEG_OVERDUE]
     received = event("received", code, minutes=60 + lag, outcome="accepted", weight_kg="3.4")
     assert (await post_event(client, world, "facility", received)).status_code == 201
-    await alerts.refresh(leg_overdue_hours=1)
+    await alerts.refresh(settings=Settings(leg_overdue_hours=1))
     await alert.refresh_from_db()
     assert alert.acknowledged_at is not None and alert.acknowledged_by_id is None
     assert "cleared_at" in alert.details
@@ -391,14 +392,14 @@ async def test_a_batch_overdue_again_on_a_later_journey_raises_a_new_alert(
     alerted again (its first alert cleared when the plant refused it)."""
     code, lag = await _in_transit_since_100_minutes(client, world)
     facility = world.orgs["facility"].id
-    assert await alerts.refresh(leg_overdue_hours=1) == 1
+    assert await alerts.refresh(settings=Settings(leg_overdue_hours=1)) == 1
     refused = event("received", code, minutes=30 + lag, outcome="rejected", reason="leaking")
     assert (await post_event(client, world, "facility", refused)).status_code == 201
-    await alerts.refresh(leg_overdue_hours=1)
+    await alerts.refresh(settings=Settings(leg_overdue_hours=1))
     assert not await Alert.filter(kind=alerts.LEG_OVERDUE, acknowledged_at=None).exists()
     again = event("in_transit", code, minutes=40 + lag, destination_organization_id=facility)
     assert (await post_event(client, world, "carrier", again)).status_code == 201
-    assert await alerts.refresh(leg_overdue_hours=1) == 1
+    assert await alerts.refresh(settings=Settings(leg_overdue_hours=1)) == 1
     (open_alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE, acknowledged_at=None)
     assert open_alert.details["code"] == code
     assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 2
@@ -411,7 +412,7 @@ async def test_an_alert_raised_before_occurrences_were_told_apart_is_rewritten_i
     clears an alert still due nor raises a second one beside it."""
     rewrite = importlib.import_module("migrations.0033_alert_occurrence_subjects").REWRITE
     code, _ = await _in_transit_since_100_minutes(client, world)
-    assert await alerts.refresh(leg_overdue_hours=1) == 1
+    assert await alerts.refresh(settings=Settings(leg_overdue_hours=1)) == 1
     (alert,) = await Alert.filter(kind=alerts.LEG_OVERDUE)
     written = alert.subject
     due = datetime(2027, 1, 6, 16, 0, 0, 500000, tzinfo=UTC)
@@ -430,7 +431,7 @@ async def test_an_alert_raised_before_occurrences_were_told_apart_is_rewritten_i
     await old_manifest.refresh_from_db()
     assert alert.subject == written
     assert old_manifest.subject == f"20263710000042:{int(due.timestamp())}"
-    assert await alerts.refresh(leg_overdue_hours=1) == 0
+    assert await alerts.refresh(settings=Settings(leg_overdue_hours=1)) == 0
     await alert.refresh_from_db()
     assert alert.acknowledged_at is None
     assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 1

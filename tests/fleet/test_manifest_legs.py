@@ -15,6 +15,7 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
 )
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
+from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
 
 
@@ -71,7 +72,7 @@ async def test_a_leg_overdue_raises_an_alert_cleared_by_the_next_step(
         assert (await call(client, world, who, f"/{mid}/legs/{seq}/sign", body)).status_code == 200
 
     async def open_legs() -> list[str]:
-        await alerts.refresh(leg_overdue_hours=1)
+        await alerts.refresh(settings=Settings(leg_overdue_hours=1))
         return sorted(
             a.subject for a in await Alert.filter(kind=alerts.LEG_OVERDUE, acknowledged_at=None)
         )

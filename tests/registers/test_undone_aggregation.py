@@ -145,6 +145,7 @@ async def test_a_bag_taken_out_idles_from_its_own_latest_step(
 
     from wastetrack.alerts import service as alerts
     from wastetrack.batches.models import Batch
+    from wastetrack.core.settings import Settings
 
     carrier = world.orgs["carrier"].id
     (bag,) = [(await tag_bag(client, world, carrier_organization_id=carrier))["code"]]
@@ -155,7 +156,9 @@ async def test_a_bag_taken_out_idles_from_its_own_latest_step(
     collected = datetime.fromisoformat(event("collected", bag, minutes=2)["device_time"])
     assert (await Batch.get(code=bag)).last_device_time == collected
     # An hour idle, counted from the collection: due 62 minutes in, not 90.
-    await alerts.refresh(now=collected + timedelta(minutes=70), idle_hours=1)
+    await alerts.refresh(
+        now=collected + timedelta(minutes=70), settings=Settings(idle_batch_hours=1)
+    )
     raised = await connections.get("default").execute_query_dict(
         "SELECT details->>'since' AS since FROM alert a JOIN batch b ON b.id = a.batch_id"
         " WHERE a.kind = 'idle_batch' AND b.code = $1",

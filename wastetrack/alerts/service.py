@@ -182,25 +182,10 @@ _RULES: dict[str, str] = {
 _SELF_CLEARING = (LEG_OVERDUE, OVERDUE_STORAGE, IDLE_BATCH, WEIGHT_DISCREPANCY)
 
 
-async def refresh(
-    *,
-    settings: Settings | None = None,
-    now: datetime | None = None,
-    weight_tolerance: float | None = None,
-    idle_hours: int | None = None,
-    leg_overdue_hours: int | None = None,
-) -> int:
+async def refresh(*, settings: Settings | None = None, now: datetime | None = None) -> int:
     """Raise every alert a rule calls for and has not raised yet; returns how many. Thresholds
-    and the city's time zone are the app's `settings` (the CLI and the demo: the process's); a
-    threshold given here overrides its setting."""
-    overrides = {
-        "weight_discrepancy_tolerance": weight_tolerance,
-        "idle_batch_hours": idle_hours,
-        "leg_overdue_hours": leg_overdue_hours,
-    }
-    settings = (settings or get_settings()).model_copy(
-        update={name: value for name, value in overrides.items() if value is not None}
-    )
+    and the city's time zone are the app's `settings` (the CLI and the demo: the process's)."""
+    settings = settings or get_settings()
     now = now or datetime.now(UTC)
     thresholds = {
         WEIGHT_DISCREPANCY: settings.weight_discrepancy_tolerance,
