@@ -1,6 +1,7 @@
 """Household sorting: pickups at collection points with quality checks, coverage, accuracy."""
 
 import csv
+import importlib
 import io
 import uuid
 from datetime import date, timedelta
@@ -11,10 +12,12 @@ import openpyxl
 import pytest
 import zxingcpp
 from PIL import Image
+from tortoise import connections
 
 from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user
 from tests.streams.test_record_once import stored_photo
-from wastetrack.auth.models import Role
+from wastetrack.auth import service as auth
+from wastetrack.auth.models import Role, User
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday, codes
 from wastetrack.core.metrics import period_bounds
@@ -166,6 +169,41 @@ async def test_pickups_sync_offline_exactly_once(
     assert again.status_code == 200, again.text
     assert again.json()["id"] == answer["results"][0]["record_id"]
     assert await Pickup.all().count() == 1
+
+
+async def test_a_pickup_stays_with_the_organization_it_was_recorded_for(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """A collector who moves to another organization takes none of their pickups along: their
+    resend from there is another organization's conflict showing nothing of it, while the old
+    organization still gets it back. Pickups recorded before the organization was kept get it
+    from the custody log (migration 0048)."""
+    body = pickup(point_url)
+    made = await post(client, world, body)
+    assert made.status_code == 201, made.text
+    pickup_id = made.json()["id"]
+    other = await registry.create_organization(
+        name="崖头社区", kind=OrganizationKind.community, region_id=world.regions["village"].id
+    )
+    collector = world.users["collector"]
+    await User.filter(id=collector.id).update(organization_id=other.id)
+    tokens = await auth.issue_tokens(user=await User.get(id=collector.id), settings=world.settings)
+    world.tokens["collector"] = str(tokens["access_token"])
+    resent = await post(client, world, body)
+    assert resent.status_code == 409, resent.text
+    assert resent.json()["field"] == "client_event_id" and str(pickup_id) not in resent.text
+    # The old organization's colleague resending it from the shared phone gets it back.
+    await make_user(world, "stayed", Role.collector, world.orgs["community"])
+    again = await post(client, world, body, "stayed")
+    assert (again.status_code, again.json()["id"]) == (200, pickup_id)
+    assert await Pickup.all().count() == 1
+    # Before 0048 no organization was kept: the backfill reads it from the batch's tagging,
+    # not from where the recorder works now.
+    await Pickup.filter(id=pickup_id).update(organization_id=other.id)
+    await connections.get("default").execute_script(
+        importlib.import_module("migrations.0048_pickup_organization").BACKFILL
+    )
+    assert (await Pickup.get(id=pickup_id)).organization_id == world.orgs["community"].id
 
 
 async def test_a_resend_that_raced_its_first_send_is_answered_as_a_duplicate(

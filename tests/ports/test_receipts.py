@@ -15,6 +15,7 @@ from tortoise import connections
 from tests.custody.helpers import post_event
 from tests.factories import World, event, make_user
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery
+from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
 from wastetrack.ports.deliveries import Acceptance, acceptance
 from wastetrack.ports.models import Delivery
@@ -116,15 +117,27 @@ async def test_a_signature_stays_when_its_operator_moves_to_another_organization
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:
     """The port signed when its operator recorded the delivery; the operator later working for
-    another organization unsigns nothing: the receipt, its public check and the read still say
-    the port, and its lines stay accepted. Deliveries recorded before the flag was kept get it
-    from the custody log (migration 0047)."""
+    another organization unsigns nothing and takes nothing along: a resend from there is a
+    conflict, the receipt, its public check and the read still say the port, and its lines
+    stay accepted. Deliveries recorded before the flag was kept get it from the custody log
+    (migration 0047)."""
     await arrive(client, world, harbour.small)
-    response = await deliver(client, world, delivery(harbour, harbour.small, KG_LINE))
+    body = delivery(harbour, harbour.small, KG_LINE)
+    response = await deliver(client, world, body)
     assert response.status_code == 201, response.text
     made = response.json()
     await User.filter(id=world.users["port"].id).update(organization_id=world.orgs["other_port"].id)
     await make_user(world, "port_now", Role.port_operator, world.orgs["port"])
+    # The delivery stays the port's: the moved operator resending it from the other port gets
+    # a conflict that shows nothing of it; the port's operator resending it gets it back.
+    moved = await User.get(id=world.users["port"].id)
+    world.tokens["port"] = str(
+        (await auth.issue_tokens(user=moved, settings=world.settings))["access_token"]
+    )
+    resent = await deliver(client, world, body)
+    assert resent.status_code == 409 and made["receipt_number"] not in resent.text
+    again = await deliver(client, world, body, who="port_now")
+    assert (again.status_code, again.json()["id"]) == (200, made["id"]), again.text
     one = await client.get(f"/m/v1/deliveries/{made['id']}", headers=world.headers("port_now"))
     assert (one.json()["recorded_by"], one.json()["lines"][0]["acceptance"]) == (
         "port",

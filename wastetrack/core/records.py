@@ -11,8 +11,13 @@ class IdempotentRecord(Model):
     client_event_id = fields.UUIDField(unique=True)
     payload_digest = fields.CharField(max_length=64)
     recorded_by_id: int
-    """Whose record it is (each record names its recording user, with its own back-relation):
-    a resend from another organization is not answered from it."""
+    """Who recorded it (each record names its recording user, with its own back-relation)."""
 
     class Meta:
         abstract = True
+
+    def recorded_for(self) -> int | None:
+        """The organization the record was made for — its recorder's at the time, kept on the
+        record itself, so a recorder who later moves organization takes none of it along: a
+        resend from any other organization is not answered from it."""
+        raise NotImplementedError

@@ -14,7 +14,6 @@ from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from wastetrack.auth.models import User
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -72,8 +71,7 @@ async def seen(
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is None:
         return None
-    recording_user = await User.get(id=known.recorded_by_id)
-    if recording_user.organization_id != principal.organization_id:
+    if known.recorded_for() != principal.organization_id:
         return RecordResult(client_event_id, "conflict", None, others_id())
     if known.payload_digest == payload_digest:
         return RecordResult(

@@ -10,7 +10,7 @@ from wastetrack.core.records import IdempotentRecord
 if TYPE_CHECKING:
     from wastetrack.auth.models import User
     from wastetrack.batches.models import Batch
-    from wastetrack.registry.models import Site
+    from wastetrack.registry.models import Organization, Site
 
 
 class Pickup(IdempotentRecord):
@@ -36,6 +36,14 @@ class Pickup(IdempotentRecord):
     recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="pickups", on_delete=fields.RESTRICT
     )
+    organization_id: int
+    organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
+        "wastetrack.Organization", related_name="pickups", on_delete=fields.RESTRICT
+    )
+    """The collector's organization when the pickup was recorded (the batch's custodian)."""
 
     class Meta:
         table = "pickup"
+
+    def recorded_for(self) -> int:
+        return self.organization_id

@@ -149,6 +149,7 @@ async def record_pickup(
             contamination_share=quality.contamination_share if quality else None,
             photo_sha256=quality.photo_sha256 if quality else None,
             recorded_by_id=principal.user_id,
+            organization_id=principal.organization_id,
             client_event_id=submission.client_event_id,
             payload_digest=payload_digest,
         )
@@ -163,7 +164,7 @@ async def get_pickup(*, principal: Principal, pickup_id: int) -> Pickup:
     answered with it, as the record's owner is its organization) or the user manages."""
     pickup = await Pickup.get_or_none(id=pickup_id).prefetch_related("batch", "recorded_by")
     if pickup is None or not (
-        pickup.recorded_by.organization_id == principal.organization_id
+        pickup.organization_id == principal.organization_id
         or principal.role == Role.admin
         or (principal.sees_region and pickup.region_path.startswith(principal.region_path))
     ):

@@ -46,6 +46,9 @@ class PackagingReturn(IdempotentRecord):
     class Meta:
         table = "packaging_return"
 
+    def recorded_for(self) -> int:
+        return self.point_id
+
 
 class PackageSale(Model):
     """Pesticide packages a shop sold: what take-back is measured against."""
@@ -87,3 +90,6 @@ class Consignment(IdempotentRecord):
 
     class Meta:
         table = "consignment"
+
+    def recorded_for(self) -> int:
+        return self.point_id

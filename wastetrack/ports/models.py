@@ -126,6 +126,10 @@ class Delivery(IdempotentRecord):
     class Meta:
         table = "delivery"
 
+    def recorded_for(self) -> int | None:
+        """The port when one of its operators recorded it, else the vessel's owner (its crew)."""
+        return self.port_id if self.signed_by_port else self.owner_id
+
 
 class DeliveryLine(Model):
     id = fields.IntField(primary_key=True)
@@ -181,6 +185,9 @@ class CleanUp(IdempotentRecord):
 
     class Meta:
         table = "cleanup"
+
+    def recorded_for(self) -> int:
+        return self.organization_id
 
 
 class FloatReplacement(Model):
