@@ -1,7 +1,8 @@
 """A small, independent reading of docs/metrics.md §6 in plain Python — small medical
-institutions covered, zero-waste cells achieved, fishing-port garbage and sewage — over the
-histories the tests recorded, against which the service's figures are checked. No SQL and
-nothing from wastetrack: batch fates and masses come from tests/rollups/reference.py."""
+institutions covered, zero-waste cells achieved, fishing-port garbage and sewage, the vessels
+of zero-waste sea areas with deliveries — over the histories the tests recorded, against which
+the service's figures are checked. No SQL and nothing from wastetrack: batch fates and masses
+come from tests/rollups/reference.py."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -334,6 +335,60 @@ def port_figures(
         "pooled": pooled,
         "headline": headline,
     }
+
+
+# ---- zero-waste sea areas ---------------------------------------------------------------------
+
+
+def inside(point: tuple[float, float], polygon: list[list[float]]) -> bool:
+    """Whether (lon, lat) lies inside the ring, by its winding number (the service counts
+    crossings: a second method, so a mistake in either shows)."""
+    x, y = point
+    winding = 0
+    for (x1, y1), (x2, y2) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        cross = (x2 - x1) * (y - y1) - (x - x1) * (y2 - y1)
+        if y1 <= y < y2 and cross > 0:
+            winding += 1
+        elif y2 <= y < y1 and cross < 0:
+            winding -= 1
+    return winding != 0
+
+
+@dataclass(frozen=True)
+class AreaCall:
+    vessel: int
+    arrived_at: datetime
+    area: str | None
+
+
+def sea_area_figures(
+    *,
+    areas: dict[str, list[list[float]]],
+    homes: dict[int, tuple[float, float] | None],
+    calls: list[AreaCall],
+    deliveries: list[tuple[int, list[int]]],
+    facts: dict[int, Fact],
+    date_from: date,
+    date_to: date,
+    timezone: str,
+) -> dict[str, tuple[int, int]]:
+    """Per sea area: (vessels counted in it, those with a delivery in the period). `homes`:
+    each vessel's home port's (lon, lat) when that port is among the ports asked for, else
+    None; `calls` and `deliveries` (vessel, its lines' batches) at the ports asked for. A vessel
+    counts in an area when its home port lies inside the polygon, or when a call of the period
+    declared the area; a delivery belongs to the day of its earliest line not cancelled."""
+    in_period = [c for c in calls if date_from <= city_day(c.arrived_at, timezone) <= date_to]
+    delivered = set()
+    for vessel, batches in deliveries:
+        days = [facts[b].day for b in batches if facts[b].fate != "cancelled"]
+        if days and date_from <= min(days) <= date_to:
+            delivered.add(vessel)
+    figures = {}
+    for code, polygon in areas.items():
+        members = {v for v, home in homes.items() if home is not None and inside(home, polygon)}
+        members |= {c.vessel for c in in_period if c.area == code}
+        figures[code] = (len(members), len(members & delivered))
+    return figures
 
 
 def sorting_coverage(

@@ -1,17 +1,18 @@
-"""The service's small-medical-institution coverage, zero-waste cell achievement, a cell's
-computed sorting accuracy, sorting coverage and fishing-port garbage and sewage rates equal an
-independent reading of docs/metrics.md §6 (tests/rollups/reference_indicators.py) over randomized
-histories recorded through the API: bed counts either side of 19 and unknown, events either
-side of the city's midnight sent in +08:00, in UTC and at −10:00, cancellations, other
-streams, assessments on random dates (29 February too) and failed re-assessments, pickups
-either side of the midnights that bound an assessment's twelve months, port calls,
-deliveries in kg and m³, receipts, rejections, treatments harmless or not, and lines
-aggregated into containers treated or not."""
+"""The service's small-medical-institution coverage, zero-waste cell achievement, a cell's computed
+sorting accuracy, sorting coverage, fishing-port garbage and sewage rates and the sea-area
+delivery share equal an independent reading of docs/metrics.md §6
+(tests/rollups/reference_indicators.py) over randomized histories recorded through the API: bed
+counts either side of 19 and unknown, events either side of the city's midnight sent in +08:00,
+in UTC and at −10:00, cancellations, other streams, assessments on random dates (29 February
+too) and failed re-assessments, pickups either side of the midnights that bound an assessment's
+twelve months, port calls declaring a sea area or none, vessels homed in the town or elsewhere,
+deliveries in kg and m³, receipts, rejections, treatments harmless or not, and lines aggregated
+into containers treated or not."""
 
 import itertools
 import json
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -600,7 +601,9 @@ async def test_sorting_coverage_equals_the_reference_on_random_villages(
 
 # ---- fishing ports ----------------------------------------------------------------------------
 
-BERTH = (36.8930, 122.4280)
+BERTH = (36.8930, 122.4280)  # inside 石岛东南水域
+ELSEWHERE = (37.5000, 122.5000)  # a port outside the town, inside 成山头西北水域
+SEA_AREAS = ("shidao_se", "chengshantou_nw")
 GROSS_TONNAGES = (Decimal(98), Decimal(400), Decimal(455))  # under, at and over 400 GT
 LINE = st.fixed_dictionaries(
     {
@@ -630,11 +633,15 @@ CALL = st.fixed_dictionaries(
         "offset": st.sampled_from(["+08:00", "Z"]),
         "crew": st.integers(min_value=1, max_value=12),
         "days": st.integers(min_value=0, max_value=20),
+        "area": st.sampled_from([None, *SEA_AREAS]),
     }
 )
 HARBOUR = st.fixed_dictionaries(
     {
         "listed": st.lists(st.booleans(), min_size=2, max_size=2),
+        # Each vessel's home port: one of the town's two, or a port elsewhere (whose vessels
+        # count in an area only by a call that declares it).
+        "homes": st.lists(st.integers(min_value=0, max_value=2), min_size=3, max_size=3),
         "calls": st.lists(CALL, max_size=4),
         "deliveries": st.lists(DELIVERY, max_size=3),
         "container": st.sampled_from([None, "R1", "D4", "D10"]),
@@ -703,40 +710,64 @@ async def deliver_onwards(
         await post(client, world, plant, "/m/v1/events", {**treated, "device_time": at(99, "Z")})
 
 
+@dataclass
+class Harbour:
+    """What a harbour history recorded, as the references read it."""
+
+    listed: dict[int, bool]  # the town's ports: listed or not
+    calls: list[ref.PortCall]
+    lines: list[tuple[int, str, dict[str, Any]]]  # port, batch code, what was delivered
+    homes: dict[int, tuple[float, float] | None]  # vessel: its home port (lon, lat) in the town
+    area_calls: list[ref.AreaCall]
+    deliveries: list[tuple[int, list[str]]]  # vessel, its lines' batch codes
+
+
+async def new_port(
+    client: httpx.AsyncClient,
+    world: World,
+    region_id: int,
+    where: tuple[float, float],
+    listed: bool,
+) -> int:
+    port = await new_organization(client, world, "fishing_port", region_id)
+    response = await client.put(
+        f"/admin/v1/ports/{port['id']}",
+        headers=world.headers("admin"),
+        json={
+            "grade": "一级",
+            "latitude": where[0],
+            "longitude": where[1],
+            "reception_facility": True,
+            "listed": listed,
+        },
+    )
+    assert response.status_code == 200, response.text
+    port_id: int = port["id"]
+    return port_id
+
+
 async def record_harbour(
     client: httpx.AsyncClient, world: World, town: dict[str, Any], plan: dict[str, Any]
-) -> tuple[dict[int, bool], list[ref.PortCall], list[tuple[int, str, dict[str, Any]]]]:
-    admin = world.headers("admin")
+) -> Harbour:
     owner = await new_organization(client, world, "vessel_owner", town["id"])
     listed, operators, berths = {}, [], []
     for flag in plan["listed"]:
-        port = await new_organization(client, world, "fishing_port", town["id"])
-        response = await client.put(
-            f"/admin/v1/ports/{port['id']}",
-            headers=admin,
-            json={
-                "grade": "一级",
-                "latitude": BERTH[0],
-                "longitude": BERTH[1],
-                "reception_facility": True,
-                "listed": flag,
-            },
-        )
-        assert response.status_code == 200, response.text
+        port = await new_port(client, world, town["id"], BERTH, flag)
         berth = await post(
             client,
             world,
             "admin",
-            f"/admin/v1/ports/{port['id']}/berths",
+            f"/admin/v1/ports/{port}/berths",
             {"name": "1号泊位", "latitude": BERTH[0], "longitude": BERTH[1]},
             record=False,
         )
-        listed[port["id"]] = flag
-        operators.append(await user_of(world, port["id"], Role.port_operator))
+        listed[port] = flag
+        operators.append(await user_of(world, port, Role.port_operator))
         berths.append(berth["qr_url"])
     ports = list(listed)
-    vessels = []
-    for tonnage in GROSS_TONNAGES:
+    elsewhere = await new_port(client, world, world.regions["other_town"].id, ELSEWHERE, False)
+    vessels, homes = [], {}
+    for tonnage, home in zip(GROSS_TONNAGES, plan["homes"], strict=True):
         vessel = await post(
             client,
             world,
@@ -746,13 +777,14 @@ async def record_harbour(
                 "name": f"鲁荣渔{next(SERIAL)}",
                 "registration_number": f"3710822{next(SERIAL):05d}",
                 "gross_tonnage": str(tonnage),
-                "home_port_id": ports[0],
+                "home_port_id": ports[home] if home < len(ports) else elsewhere,
                 "owner_id": owner["id"],
             },
             record=False,
         )
         vessels.append(vessel["id"])
-    calls = []
+        homes[vessel["id"]] = (BERTH[1], BERTH[0]) if home < len(ports) else None
+    calls, area_calls = [], []
     # A vessel's calls are entered in order and never overlap (the service refuses otherwise):
     # in arrival order, a call arriving before the vessel's last departure is not made.
     left: dict[int, datetime] = {}
@@ -776,8 +808,12 @@ async def record_harbour(
                 "arrived_at": arrived,
                 "days_at_sea": call["days"],
                 "crew": call["crew"],
+                "fishing_area": call["area"],
             },
             record=False,
+        )
+        area_calls.append(
+            ref.AreaCall(vessels[call["vessel"]], datetime.fromisoformat(arrived), call["area"])
         )
         departure = at(call["minutes"] + 1, call["offset"])
         response = await client.post(
@@ -795,7 +831,8 @@ async def record_harbour(
                 GROSS_TONNAGES[call["vessel"]],
             )
         )
-    lines: list[tuple[int, str, dict[str, Any]]] = []  # port, batch code, what was delivered
+    lines: list[tuple[int, str, dict[str, Any]]] = []
+    deliveries: list[tuple[int, list[str]]] = []
     loads: dict[int, list[str]] = {}
     for delivery in plan["deliveries"]:
         index = delivery["port"]
@@ -816,6 +853,9 @@ async def record_harbour(
             },
         )
         assert datetime.fromisoformat(answer["ended_at"]) == ended
+        deliveries.append(
+            (vessels[delivery["vessel"]], [made["batch_code"] for made in answer["lines"]])
+        )
         for line, made in zip(delivery["lines"], answer["lines"], strict=True):
             lines.append((ports[index], made["batch_code"], made))
             if line["fate"] == "container":
@@ -874,7 +914,7 @@ async def record_harbour(
                 {**collected, "batch": container["code"]},
             )
             await deliver_onwards(client, world, operators[index], container["code"], step)
-    return listed, calls, lines
+    return Harbour(listed, calls, lines, homes, area_calls, deliveries)
 
 
 async def batch_facts() -> tuple[dict[int, reference.Fact], dict[str, int], dict[str, str | None]]:
@@ -954,14 +994,86 @@ async def assert_ports(
     assert (None if headline is None else Decimal(headline)) == want["headline"]
 
 
+async def assert_sea_areas(
+    client: httpx.AsyncClient,
+    world: World,
+    town: dict[str, Any],
+    harbour: Harbour,
+    facts: dict[int, reference.Fact],
+    ids: dict[str, int],
+    date_from: date,
+    date_to: date,
+) -> None:
+    polygons = await client.get("/m/v1/sea-areas", headers=world.headers("manager"))
+    areas = {a["code"]: a["polygon"] for a in polygons.json()}
+    assert set(areas) == set(SEA_AREAS)
+    want = ref.sea_area_figures(
+        areas=areas,
+        homes=harbour.homes,
+        calls=harbour.area_calls,
+        deliveries=[(v, [ids[code] for code in codes]) for v, codes in harbour.deliveries],
+        facts=facts,
+        date_from=date_from,
+        date_to=date_to,
+        timezone=TZ,
+    )
+    answer = await client.get(
+        "/m/v1/metrics/sea-areas",
+        params={
+            "region_id": town["id"],
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+        },
+        headers=world.headers("manager"),
+    )
+    assert answer.status_code == 200, answer.text
+    got = {a["code"]: a for a in answer.json()["areas"]}
+    assert set(got) == set(want)
+    for code, (members, with_deliveries) in want.items():
+        area = got[code]
+        assert (area["vessels"], area["vessels_with_deliveries"]) == (members, with_deliveries), (
+            code,
+            date_from,
+            date_to,
+        )
+        assert_ratio(area["share"], with_deliveries, members)
+
+
 # Every boundary once: sewage expected only under 400 GT, a container treated harmlessly, a
 # rejection, a non-harmless treatment (D4), fishing gear that is neither group, m³ garbage.
+# Sea areas: a vessel homed elsewhere counted by its call's declared area, on the day the call
+# arrived; one homed in the town counted in the area around its home port every day.
 PORT_BOUNDARIES = {
     "listed": [True, False],
+    "homes": [0, 1, 2],
     "calls": [
-        {"port": 0, "vessel": 0, "minutes": -5, "offset": "Z", "crew": 8, "days": 10},
-        {"port": 0, "vessel": 1, "minutes": 5, "offset": "+08:00", "crew": 5, "days": 3},
-        {"port": 1, "vessel": 2, "minutes": 30, "offset": "Z", "crew": 4, "days": 7},
+        {
+            "port": 0,
+            "vessel": 0,
+            "minutes": -5,
+            "offset": "Z",
+            "crew": 8,
+            "days": 10,
+            "area": "chengshantou_nw",
+        },
+        {
+            "port": 0,
+            "vessel": 1,
+            "minutes": 5,
+            "offset": "+08:00",
+            "crew": 5,
+            "days": 3,
+            "area": None,
+        },
+        {
+            "port": 1,
+            "vessel": 2,
+            "minutes": 30,
+            "offset": "Z",
+            "crew": 4,
+            "days": 7,
+            "area": "shidao_se",
+        },
     ],
     "deliveries": [
         {
@@ -1003,7 +1115,8 @@ async def test_port_rates_equal_the_reference_on_random_histories(
 ) -> None:
     await reset()
     town = await new_town(client, world)
-    listed, calls, delivered = await record_harbour(client, world, town, plan)
+    harbour = await record_harbour(client, world, town, plan)
+    listed, calls, delivered = harbour.listed, harbour.calls, harbour.lines
     facts, ids, parent = await batch_facts()
     # A remainder's tagging names the batch a receipt split it from.
     tagged_remainders = await connections.get("default").execute_query_dict(
@@ -1033,6 +1146,8 @@ async def test_port_rates_equal_the_reference_on_random_histories(
             timezone=TZ,
         )
         await assert_ports(client, world, town, want, date_from, date_to)
+        await assert_sea_areas(client, world, town, harbour, facts, ids, date_from, date_to)
     # The same after the roll-ups are rebuilt from the log.
     await rollups.rebuild(timezone=TZ)
     await assert_ports(client, world, town, want, date_from, date_to)
+    await assert_sea_areas(client, world, town, harbour, facts, ids, date_from, date_to)
