@@ -244,6 +244,23 @@ async def test_a_control_character_in_text_is_refused_naming_the_field(
     assert await IndicatorValue.all().count() == 0
 
 
+async def test_an_unknown_key_is_named_even_when_it_is_empty(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An unknown key is refused naming it; the empty key too, as JSON writes it (a null
+    field would read as a refusal of the whole body)."""
+    bag = medical_bag()
+    for key, field in (("colour", "colour"), ("", '""')):
+        response = await client.post(
+            "/m/v1/events", json={**bag, key: 1}, headers=world.headers("clinic")
+        )
+        assert_refused(response, field)
+        assert response.json()["errors"][0]["rule"] == "extra_forbidden"
+    sync_answer = await sync(client, world, "clinic", [{**bag, "": 1}])
+    assert sync_answer["results"][0]["error"]["field"] == '""', sync_answer
+    assert await Batch.all().count() == 0
+
+
 async def test_tabs_and_line_breaks_stay_allowed_in_text(
     client: httpx.AsyncClient, world: World
 ) -> None:

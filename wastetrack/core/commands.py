@@ -96,6 +96,9 @@ def field_of(location: tuple[Any, ...] | list[Any]) -> str:
             parts[-1] = f"{parts[-1]}[{part}]"
         elif isinstance(part, int):
             parts.append(f"[{part}]")
+        elif part == "":
+            # A key that is the empty string (refused as unknown): named as JSON writes it.
+            parts.append('""')
         elif part not in ("body", "query", "path", "form"):
             parts.append(str(part))
     return ".".join(parts)
