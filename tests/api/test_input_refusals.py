@@ -179,6 +179,17 @@ async def test_a_farmer_number_in_full_width_digits_is_refused(
     assert await PackagingReturn.all().count() == 0
 
 
+async def test_an_amount_in_full_width_digits_is_the_number_it_writes(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Amounts are decimals, read as the number they write in any digits (an identifier is
+    not: above); the stored quantity is that number."""
+    bag = medical_bag(quantity="3.5".translate(FULL_WIDTH))
+    response = await client.post("/m/v1/events", json=bag, headers=world.headers("clinic"))
+    assert response.status_code == 201, response.text
+    assert (await Batch.get()).quantity == Decimal("3.5")
+
+
 async def test_vessel_numbers_and_tonnage_are_what_their_columns_hold(
     client: httpx.AsyncClient, world: World
 ) -> None:
