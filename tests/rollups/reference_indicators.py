@@ -356,6 +356,7 @@ def inside(point: tuple[float, float], polygon: list[list[float]]) -> bool:
 
 @dataclass(frozen=True)
 class AreaCall:
+    port: int
     vessel: int
     arrived_at: datetime
     area: str | None
@@ -364,28 +365,34 @@ class AreaCall:
 def sea_area_figures(
     *,
     areas: dict[str, list[list[float]]],
-    homes: dict[int, tuple[float, float] | None],
+    ports: dict[int, tuple[float, float]],
+    homes: dict[int, int],
     calls: list[AreaCall],
-    deliveries: list[tuple[int, list[int]]],
+    deliveries: list[tuple[int, int, list[int]]],
     facts: dict[int, Fact],
     date_from: date,
     date_to: date,
     timezone: str,
 ) -> dict[str, tuple[int, int]]:
-    """Per sea area: (vessels counted in it, those with a delivery in the period). `homes`:
-    each vessel's home port's (lon, lat) when that port is among the ports asked for, else
-    None; `calls` and `deliveries` (vessel, its lines' batches) at the ports asked for. A vessel
-    counts in an area when its home port lies inside the polygon, or when a call of the period
-    declared the area; a delivery belongs to the day of its earliest line not cancelled."""
-    in_period = [c for c in calls if date_from <= city_day(c.arrived_at, timezone) <= date_to]
+    """Per sea area: (vessels counted in it, those with a delivery in the period), over the
+    `ports` asked for (id → (lon, lat)). `homes`: each vessel's home port; `calls` and
+    `deliveries` (port, vessel, its lines' batches) at any port. A vessel counts in an area
+    when its home port is among the ports and lies inside the polygon, or when a call of the
+    period at one of the ports declared the area; a delivery counts at one of the ports, on the
+    day of its earliest line not cancelled."""
+    in_period = [
+        c
+        for c in calls
+        if c.port in ports and date_from <= city_day(c.arrived_at, timezone) <= date_to
+    ]
     delivered = set()
-    for vessel, batches in deliveries:
+    for port, vessel, batches in deliveries:
         days = [facts[b].day for b in batches if facts[b].fate != "cancelled"]
-        if days and date_from <= min(days) <= date_to:
+        if port in ports and days and date_from <= min(days) <= date_to:
             delivered.add(vessel)
     figures = {}
     for code, polygon in areas.items():
-        members = {v for v, home in homes.items() if home is not None and inside(home, polygon)}
+        members = {v for v, home in homes.items() if home in ports and inside(ports[home], polygon)}
         members |= {c.vessel for c in in_period if c.area == code}
         figures[code] = (len(members), len(members & delivered))
     return figures

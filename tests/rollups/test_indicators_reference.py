@@ -618,7 +618,7 @@ LINE = st.fixed_dictionaries(
 )
 DELIVERY = st.fixed_dictionaries(
     {
-        "port": st.integers(min_value=0, max_value=1),
+        "port": st.integers(min_value=0, max_value=2),  # 2: the port elsewhere
         "vessel": st.integers(min_value=0, max_value=2),
         "minutes": st.integers(min_value=-60, max_value=60),
         "offset": st.sampled_from(["+08:00", "Z"]),
@@ -627,7 +627,7 @@ DELIVERY = st.fixed_dictionaries(
 )
 CALL = st.fixed_dictionaries(
     {
-        "port": st.integers(min_value=0, max_value=1),
+        "port": st.integers(min_value=0, max_value=2),  # 2: the port elsewhere
         "vessel": st.integers(min_value=0, max_value=2),
         "minutes": st.integers(min_value=-60, max_value=60),
         "offset": st.sampled_from(["+08:00", "Z"]),
@@ -639,8 +639,8 @@ CALL = st.fixed_dictionaries(
 HARBOUR = st.fixed_dictionaries(
     {
         "listed": st.lists(st.booleans(), min_size=2, max_size=2),
-        # Each vessel's home port: one of the town's two, or a port elsewhere (whose vessels
-        # count in an area only by a call that declares it).
+        # Each vessel's home port: one of the town's two, or the port elsewhere (its vessels
+        # count in an area only by a call at one of the town's ports that declares it).
         "homes": st.lists(st.integers(min_value=0, max_value=2), min_size=3, max_size=3),
         "calls": st.lists(CALL, max_size=4),
         "deliveries": st.lists(DELIVERY, max_size=3),
@@ -717,9 +717,9 @@ class Harbour:
     listed: dict[int, bool]  # the town's ports: listed or not
     calls: list[ref.PortCall]
     lines: list[tuple[int, str, dict[str, Any]]]  # port, batch code, what was delivered
-    homes: dict[int, tuple[float, float] | None]  # vessel: its home port (lon, lat) in the town
+    homes: dict[int, int]  # vessel: its home port
     area_calls: list[ref.AreaCall]
-    deliveries: list[tuple[int, list[str]]]  # vessel, its lines' batch codes
+    deliveries: list[tuple[int, int, list[str]]]  # port, vessel, its lines' batch codes
 
 
 async def new_port(
@@ -751,21 +751,26 @@ async def record_harbour(
 ) -> Harbour:
     owner = await new_organization(client, world, "vessel_owner", town["id"])
     listed, operators, berths = {}, [], []
-    for flag in plan["listed"]:
-        port = await new_port(client, world, town["id"], BERTH, flag)
+    # The town's two ports, then one elsewhere: its calls and deliveries count in no figure
+    # of the town.
+    places = [(town["id"], BERTH, flag) for flag in plan["listed"]]
+    places.append((world.regions["other_town"].id, ELSEWHERE, False))
+    ports = []
+    for region_id, where, flag in places:
+        port = await new_port(client, world, region_id, where, flag)
         berth = await post(
             client,
             world,
             "admin",
             f"/admin/v1/ports/{port}/berths",
-            {"name": "1号泊位", "latitude": BERTH[0], "longitude": BERTH[1]},
+            {"name": "1号泊位", "latitude": where[0], "longitude": where[1]},
             record=False,
         )
-        listed[port] = flag
+        if region_id == town["id"]:
+            listed[port] = flag
+        ports.append(port)
         operators.append(await user_of(world, port, Role.port_operator))
         berths.append(berth["qr_url"])
-    ports = list(listed)
-    elsewhere = await new_port(client, world, world.regions["other_town"].id, ELSEWHERE, False)
     vessels, homes = [], {}
     for tonnage, home in zip(GROSS_TONNAGES, plan["homes"], strict=True):
         vessel = await post(
@@ -777,13 +782,13 @@ async def record_harbour(
                 "name": f"鲁荣渔{next(SERIAL)}",
                 "registration_number": f"3710822{next(SERIAL):05d}",
                 "gross_tonnage": str(tonnage),
-                "home_port_id": ports[home] if home < len(ports) else elsewhere,
+                "home_port_id": ports[home],
                 "owner_id": owner["id"],
             },
             record=False,
         )
         vessels.append(vessel["id"])
-        homes[vessel["id"]] = (BERTH[1], BERTH[0]) if home < len(ports) else None
+        homes[vessel["id"]] = ports[home]
     calls, area_calls = [], []
     # A vessel's calls are entered in order and never overlap (the service refuses otherwise):
     # in arrival order, a call arriving before the vessel's last departure is not made.
@@ -813,7 +818,9 @@ async def record_harbour(
             record=False,
         )
         area_calls.append(
-            ref.AreaCall(vessels[call["vessel"]], datetime.fromisoformat(arrived), call["area"])
+            ref.AreaCall(
+                port, vessels[call["vessel"]], datetime.fromisoformat(arrived), call["area"]
+            )
         )
         departure = at(call["minutes"] + 1, call["offset"])
         response = await client.post(
@@ -832,7 +839,7 @@ async def record_harbour(
             )
         )
     lines: list[tuple[int, str, dict[str, Any]]] = []
-    deliveries: list[tuple[int, list[str]]] = []
+    deliveries: list[tuple[int, int, list[str]]] = []
     loads: dict[int, list[str]] = {}
     for delivery in plan["deliveries"]:
         index = delivery["port"]
@@ -853,9 +860,8 @@ async def record_harbour(
             },
         )
         assert datetime.fromisoformat(answer["ended_at"]) == ended
-        deliveries.append(
-            (vessels[delivery["vessel"]], [made["batch_code"] for made in answer["lines"]])
-        )
+        codes = [made["batch_code"] for made in answer["lines"]]
+        deliveries.append((ports[index], vessels[delivery["vessel"]], codes))
         for line, made in zip(delivery["lines"], answer["lines"], strict=True):
             lines.append((ports[index], made["batch_code"], made))
             if line["fate"] == "container":
@@ -1009,9 +1015,10 @@ async def assert_sea_areas(
     assert set(areas) == set(SEA_AREAS)
     want = ref.sea_area_figures(
         areas=areas,
+        ports={port: (BERTH[1], BERTH[0]) for port in harbour.listed},
         homes=harbour.homes,
         calls=harbour.area_calls,
-        deliveries=[(v, [ids[code] for code in codes]) for v, codes in harbour.deliveries],
+        deliveries=[(p, v, [ids[c] for c in codes]) for p, v, codes in harbour.deliveries],
         facts=facts,
         date_from=date_from,
         date_to=date_to,
@@ -1074,6 +1081,16 @@ PORT_BOUNDARIES = {
             "days": 7,
             "area": "shidao_se",
         },
+        # At the port elsewhere: declares an area, counted in none of the town's figures.
+        {
+            "port": 2,
+            "vessel": 2,
+            "minutes": -30,
+            "offset": "Z",
+            "crew": 4,
+            "days": 2,
+            "area": "chengshantou_nw",
+        },
     ],
     "deliveries": [
         {
@@ -1101,6 +1118,14 @@ PORT_BOUNDARIES = {
                 {"kind": "nets", "amount": 300, "fate": "R1", "weight": None},
                 {"kind": "sewage", "amount": 70, "fate": "cancel", "weight": None},
             ],
+        },
+        # Vessel 0 delivers elsewhere too, the next day: no delivery of the town's on it.
+        {
+            "port": 2,
+            "vessel": 0,
+            "minutes": 20,
+            "offset": "+08:00",
+            "lines": [{"kind": "garbage_kg", "amount": 60, "fate": "R1", "weight": None}],
         },
     ],
     "container": "D10",
