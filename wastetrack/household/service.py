@@ -162,7 +162,7 @@ async def record_pickup(
 async def get_pickup(*, principal: Principal, pickup_id: int) -> Pickup:
     """A pickup the user's organization recorded (a colleague's resend on a shared phone is
     answered with it, as the record's owner is its organization) or the user manages."""
-    pickup = await Pickup.get_or_none(id=pickup_id).prefetch_related("batch", "recorded_by")
+    pickup = await Pickup.get_or_none(id=pickup_id).prefetch_related("batch")
     if pickup is None or not (
         pickup.organization_id == principal.organization_id
         or principal.role == Role.admin
