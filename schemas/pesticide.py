@@ -7,7 +7,12 @@ from typing import Any
 from pydantic import Field
 
 from schemas.base import Ratio, Schema
-from wastetrack.pesticide.commands import ConsignmentCommand, ReturnCommand, SaleCommand
+from wastetrack.pesticide.commands import (
+    ConsignmentCommand,
+    ReturnCommand,
+    SaleCancelCommand,
+    SaleCommand,
+)
 
 # A credit query's body is the farmer's identity exactly as the domain takes it.
 from wastetrack.pesticide.commands import FarmerIdentity as FarmerIdentity
@@ -38,12 +43,18 @@ class SaleCreate(SaleCommand):
     """Packages a shop sold: the estimate of what farmers should bring back."""
 
 
+class SaleCancellation(SaleCancelCommand):
+    """Cancelling a sale entered wrong (作废): it counts in no figure; record the right one anew."""
+
+
 class SaleRead(Schema):
     id: int
     shop_id: int
     sold_on: date
     material: str
     count: int
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
 
 class ConsignmentCreate(ConsignmentCommand):

@@ -17,6 +17,7 @@ from mobile_api.deps import (
 from mobile_api.media import CSV, XLSX, binary
 from mobile_api.presenters import recorded_id
 from mobile_api.tables import Format, download, export
+from schemas.base import Id
 from schemas.pesticide import (
     ConsignmentCreate,
     ConsignmentRead,
@@ -25,6 +26,7 @@ from schemas.pesticide import (
     PesticideMetricsRead,
     ReturnCreate,
     ReturnRead,
+    SaleCancellation,
     SaleCreate,
     SaleRead,
 )
@@ -69,6 +71,15 @@ async def farmer_credits(body: FarmerIdentity, settings: AppSettings) -> Mapping
 async def record_sale(body: SaleCreate, user: CurrentUser, _: Transaction) -> object:
     """A shop records pesticide packages sold, against which take-back is measured."""
     return await pesticide.record_sale(principal=user, submission=body)
+
+
+@router.post("/m/v1/pesticide/sales/{sale_id}/cancel", response_model=SaleRead)
+async def cancel_sale(
+    sale_id: Id, body: SaleCancellation, user: CurrentUser, _: Transaction
+) -> object:
+    """The shop cancels a sale entered wrong (作废), with a reason: it counts in no recovery
+    figure from then on; record the right sale anew. Cancelling it again changes nothing."""
+    return await pesticide.cancel_sale(principal=user, sale_id=sale_id, reason=body.reason)
 
 
 @router.post("/m/v1/pesticide/consignments", response_model=ConsignmentRead, status_code=201)

@@ -2,18 +2,19 @@
 (docs/streams/pesticide.md, definitions `pesticide_recovery` and `pesticide_recovery_kg`): sales
 and returns at shops and recovery points in two towns, their villages and the city's own region,
 returns either side of the city's midnights (16:00 UTC), sent with a UTC or a +08:00 offset,
-alone or in an offline sync; lines counted, weighed, both, weighed and not counted, or weighed at
-0 kg; resends, resends with other content and another shop's id, refused records; shops and
-points moved to another region by an admin between records (their records follow them); a
-material the catalog gives no unit mass. Each figure — the region's, each material's, each
-shop's and each town's, in containers and in kg, with `partial` and the shops and points
-counted — is compared over several periods and regions with a recount that reads only the list
-of what the test submitted and the service accepted, and the mass basis's data file."""
+alone or in an offline sync; lines counted, weighed, both, weighed and not counted, or weighed
+at 0 kg; resends, resends with other content and another shop's id, sales cancelled by their
+shop (and entered anew or not), refused records; shops and points moved to another region by an
+admin between records (their records follow them); a material the catalog gives no unit mass.
+Each figure — the region's, each material's, each shop's and each town's, in containers and in
+kg, with `partial` and the shops and points counted — is compared over several periods and
+regions with a recount that reads only the list of what the test submitted and the service
+accepted, and the mass basis's data file."""
 
 import json
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
@@ -380,9 +381,10 @@ class History:
             "material": sale.material,
             "count": sale.count,
         }
-        await self.post_sale(sale, body)
-        # A resend keeps the first; the id with another count, or another shop's, is refused.
-        twist = rng.choice([None, "resend", "other_count", "other_shop"])
+        made = await self.post_sale(sale, body)
+        # A resend keeps the first; the id with another count, or another shop's, is refused;
+        # a sale entered wrong is cancelled by its shop (counted nowhere) and entered anew.
+        twist = rng.choice([None, "resend", "other_count", "other_shop", "cancel"])
         if twist == "resend":
             again = await self.post(sale.shop, "/m/v1/pesticide/sales", body)
             assert (again.status_code, again.json()["count"]) == (201, sale.count), again.text
@@ -395,8 +397,15 @@ class History:
             other = rng.choice([s for s in SELLERS if s != sale.shop])
             taken = await self.post(other, "/m/v1/pesticide/sales", body)
             assert taken.status_code == 409, taken.text
+        elif twist == "cancel":
+            url = f"/m/v1/pesticide/sales/{made['id']}/cancel"
+            cancelled = await self.post(sale.shop, url, {"reason": "entered wrong"})
+            assert cancelled.status_code == 200, cancelled.text
+            self.submitted.sales.remove(sale)
+            if rng.random() < 0.5:
+                await self.post_sale(replace(sale, count=max(1, sale.count // 10)))
 
-    async def post_sale(self, sale: Sale, body: dict[str, Any] | None = None) -> None:
+    async def post_sale(self, sale: Sale, body: dict[str, Any] | None = None) -> dict[str, Any]:
         body = body or {
             "client_event_id": str(uuid.uuid4()),
             "sold_on": sale.sold_on.isoformat(),
@@ -406,6 +415,8 @@ class History:
         response = await self.post(sale.shop, "/m/v1/pesticide/sales", body)
         assert response.status_code == 201, response.text
         self.submitted.sales.append(sale)
+        made: dict[str, Any] = response.json()
+        return made
 
     def line(self) -> Line:
         rng = self.rng

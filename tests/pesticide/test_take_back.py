@@ -287,3 +287,71 @@ async def test_a_sale_id_resent_by_another_shop_or_with_other_content_is_a_confl
     assert [(s.material, s.count) for s in await PackageSale.all()] == [
         ("agri.plastic_bottle", 100)
     ]
+
+
+async def test_a_sale_entered_wrong_is_cancelled_by_its_shop_and_counts_no_more(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """A count typed ten times too large would swell the recovery rate's denominator for good:
+    the shop cancels the sale (作废) with a reason and records the right one. The cancelled
+    sale stays, counted in no figure, and the audit log says who cancelled it and why; a
+    resend of it, or cancelling it again, changes nothing; no one else can cancel it."""
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+
+    async def sold() -> int:
+        metrics = await client.get(
+            "/m/v1/metrics/pesticide", params=day, headers=points.headers("manager")
+        )
+        return int(metrics.json()["sold"])
+
+    wrong = {
+        "client_event_id": str(uuid.uuid4()),
+        "sold_on": CITY_TODAY.isoformat(),
+        "material": "agri.plastic_bottle",
+        "count": 1000,
+    }
+    made = await post(client, points, wrong, path="/m/v1/pesticide/sales")
+    assert made.status_code == 201, made.text
+    assert made.json()["cancelled_at"] is None
+    assert await sold() == 1000
+    url = f"/m/v1/pesticide/sales/{made.json()['id']}/cancel"
+    for who, body, status, field in (
+        ("shop", {"reason": ""}, 422, "reason"),
+        ("shop", {}, 422, "reason"),
+        ("station", {"reason": "not ours"}, 404, "sale_id"),
+        ("manager", {"reason": "not ours"}, 404, "sale_id"),
+    ):
+        refused = await client.post(url, json=body, headers=points.headers(who))
+        assert (refused.status_code, refused.json()["field"]) == (status, field), who
+    assert await sold() == 1000
+    cancelled = await client.post(
+        url, json={"reason": "录入错误：应为100"}, headers=points.headers("shop")
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["cancel_reason"] == "录入错误：应为100"
+    assert await sold() == 0
+    right = {**wrong, "client_event_id": str(uuid.uuid4()), "count": 100}
+    assert (await post(client, points, right, path="/m/v1/pesticide/sales")).status_code == 201
+    assert await sold() == 100
+    # Resent from a phone's queue, or cancelled again: answered as it stands, nothing changes.
+    resent = await post(client, points, wrong, path="/m/v1/pesticide/sales")
+    assert resent.json()["cancelled_at"] == cancelled.json()["cancelled_at"]
+    again = await client.post(url, json={"reason": "again"}, headers=points.headers("shop"))
+    assert again.json() == cancelled.json()
+    assert await sold() == 100
+    assert await PackageSale.all().count() == 2
+    entries = await client.get(
+        "/m/v1/audit",
+        params={"subject_type": "package_sale"},
+        headers=points.headers("manager"),
+    )
+    assert entries.status_code == 200, entries.text
+    (entry,) = entries.json()["entries"]
+    assert (entry["action"], entry["actor_user_id"]) == (
+        "package_sale.cancelled",
+        points.users["shop"].id,
+    )
+    assert (entry["before"]["cancelled_at"], entry["after"]["cancel_reason"]) == (
+        None,
+        "录入错误：应为100",
+    )

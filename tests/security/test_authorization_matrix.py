@@ -201,6 +201,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/m/v1/pesticide/ledger.{extension}"): USERS,
     ("POST", "/m/v1/pesticide/returns"): USERS,
     ("POST", "/m/v1/pesticide/sales"): USERS,
+    ("POST", "/m/v1/pesticide/sales/{sale_id}/cancel"): USERS,
     ("POST", "/m/v1/photos"): USERS,
     ("POST", "/m/v1/pickups"): USERS,
     ("GET", "/m/v1/registers/incoming"): USERS,

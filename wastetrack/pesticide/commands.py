@@ -62,6 +62,12 @@ class SaleCommand(Command):
     count: int = Field(gt=0, le=1_000_000)
 
 
+class SaleCancelCommand(Command):
+    """Cancelling a sale entered wrong (作废), with the reason the audit log keeps."""
+
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
 class ConsignmentLineCommand(Command):
     """Packaging of one material sent on: it becomes one batch."""
 

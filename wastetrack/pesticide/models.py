@@ -62,6 +62,17 @@ class PackageSale(Model):
     material = fields.CharField(max_length=64)
     count = fields.IntField()
     client_event_id = fields.UUIDField(unique=True)
+    # 作废: a sale entered wrong is cancelled by its shop, with a reason, and counts in no
+    # figure; the right one is recorded anew. The row stays, as the audit log's entry does.
+    cancelled_at = fields.DatetimeField(null=True)
+    cancelled_by_id: int | None
+    cancelled_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
+        "wastetrack.User",
+        related_name="package_sales_cancelled",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    cancel_reason: str | None = fields.TextField(null=True)
 
     class Meta:
         table = "package_sale"

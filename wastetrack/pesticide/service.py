@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 from tortoise.expressions import Q
 from tortoise.functions import Sum
 
+from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog import service as catalog
@@ -253,6 +254,26 @@ async def record_sale(*, principal: Principal, submission: SaleCommand) -> Packa
         create=create,
         owned=lambda sale: sale.shop_id == shop.id,
     )
+
+
+async def cancel_sale(*, principal: Principal, sale_id: int, reason: str) -> PackageSale:
+    """The shop cancels one of its sales (作废): it counts in no figure from then on, and the
+    right one is recorded anew. Cancelling it again changes nothing and answers it as it is;
+    another organization's sale is not found."""
+    sale = await PackageSale.get_or_none(id=sale_id, shop_id=principal.organization_id)
+    if sale is None:
+        raise NotFound(f"no sale {sale_id} of this shop", field="sale_id")
+    if sale.cancelled_at is None:
+        shop = await Organization.get(id=sale.shop_id).prefetch_related("region")
+        await audit.updated(
+            "package_sale.cancelled",
+            sale,
+            within=shop,
+            cancelled_at=datetime.now(UTC),
+            cancelled_by_id=principal.user_id,
+            cancel_reason=reason,
+        )
+    return sale
 
 
 async def record_consignment(
@@ -523,6 +544,7 @@ async def recovery_metrics(
         _point_scope(principal, "shop"),
         sold_on__gte=date_from,
         sold_on__lte=date_to,
+        cancelled_at__isnull=True,
     ).values("shop_id", "material", "count")
     returns = await PackagingReturn.filter(
         _point_scope(principal, "point"),
