@@ -1,5 +1,6 @@
 """Pesticide packaging take-back: returns with credits, sales, consignments, ledger, recovery."""
 
+import asyncio
 import io
 import uuid
 from datetime import timedelta
@@ -10,6 +11,7 @@ import openpyxl
 import pytest
 
 from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, make_user
+from wastetrack.audit.models import AuditEntry
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
@@ -355,3 +357,29 @@ async def test_a_sale_entered_wrong_is_cancelled_by_its_shop_and_counts_no_more(
         None,
         "录入错误：应为100",
     )
+
+
+async def test_cancels_of_one_sale_at_once_write_one_cancellation(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """A phone's retry and a colleague's cancel at the same moment: the first cancels the
+    sale, the others find it cancelled; one audit entry, one answer for all."""
+    sale = {
+        "client_event_id": str(uuid.uuid4()),
+        "sold_on": CITY_TODAY.isoformat(),
+        "material": "agri.drum",
+        "count": 40,
+    }
+    made = await post(client, points, sale, path="/m/v1/pesticide/sales")
+    url = f"/m/v1/pesticide/sales/{made.json()['id']}/cancel"
+    answers = await asyncio.gather(
+        *(
+            client.post(url, json={"reason": f"reason {i}"}, headers=points.headers("shop"))
+            for i in range(4)
+        )
+    )
+    assert {a.status_code for a in answers} == {200}
+    assert len({(a.json()["cancel_reason"], a.json()["cancelled_at"]) for a in answers}) == 1
+    stored = await PackageSale.get(id=made.json()["id"])
+    assert stored.cancel_reason == answers[0].json()["cancel_reason"]
+    assert await AuditEntry.filter(action="package_sale.cancelled").count() == 1

@@ -260,7 +260,13 @@ async def cancel_sale(*, principal: Principal, sale_id: int, reason: str) -> Pac
     """The shop cancels one of its sales (作废): it counts in no figure from then on, and the
     right one is recorded anew. Cancelling it again changes nothing and answers it as it is;
     another organization's sale is not found."""
-    sale = await PackageSale.get_or_none(id=sale_id, shop_id=principal.organization_id)
+    # Locked in the request's transaction: two cancels at once take turns, and the second
+    # finds the sale cancelled and writes nothing.
+    sale = (
+        await PackageSale.filter(id=sale_id, shop_id=principal.organization_id)
+        .select_for_update()
+        .first()
+    )
     if sale is None:
         raise NotFound(f"no sale {sale_id} of this shop", field="sale_id")
     if sale.cancelled_at is None:
