@@ -54,6 +54,16 @@ def a_return(**extra: object) -> dict:
     }
 
 
+def a_sale(material: str = "agri.plastic_bottle", count: int = 100) -> dict:
+    """Packages the shop sold today, under a new client_event_id."""
+    return {
+        "client_event_id": str(uuid.uuid4()),
+        "sold_on": CITY_TODAY.isoformat(),
+        "material": material,
+        "count": count,
+    }
+
+
 BOTTLES_AND_DRUMS = (
     {"material": "agri.plastic_bottle", "count": 240, "weight_kg": "12.5"},
     {"material": "agri.drum", "count": 6, "weight_kg": "9"},
@@ -159,12 +169,7 @@ async def test_ledger_exports_and_recovery_rate(
     client: httpx.AsyncClient, points: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await post(client, points, a_return())
-    sale = {
-        "client_event_id": str(uuid.uuid4()),
-        "sold_on": CITY_TODAY.isoformat(),
-        "material": "agri.plastic_bottle",
-        "count": 100,
-    }
+    sale = a_sale()
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
     # The city's real tomorrow: CITY_TODAY is the day before in the city's first hours.
@@ -232,12 +237,7 @@ async def test_admin_narrowed_to_a_town_counts_only_its_points(
     )
     await make_user(points, "away_shop", Role.generator, away)
     for who, count in (("shop", 100), ("away_shop", 50)):
-        sale = {
-            "client_event_id": str(uuid.uuid4()),
-            "sold_on": CITY_TODAY.isoformat(),
-            "material": "agri.plastic_bottle",
-            "count": count,
-        }
+        sale = a_sale(count=count)
         assert (await post(client, points, sale, who, "/m/v1/pesticide/sales")).status_code == 201
         assert (await post(client, points, a_return(), who)).status_code == 201
     admin = points.headers("admin")
@@ -271,12 +271,7 @@ async def test_a_sale_id_resent_by_another_shop_or_with_other_content_is_a_confl
         region_id=points.regions["other_town"].id,
     )
     await make_user(points, "other_shop", Role.generator, other)
-    sale = {
-        "client_event_id": str(uuid.uuid4()),
-        "sold_on": CITY_TODAY.isoformat(),
-        "material": "agri.plastic_bottle",
-        "count": 100,
-    }
+    sale = a_sale()
     assert (await post(client, points, sale, path="/m/v1/pesticide/sales")).status_code == 201
     taken = await post(client, points, sale, "other_shop", "/m/v1/pesticide/sales")
     assert (taken.status_code, taken.json()["field"]) == (409, "client_event_id"), taken.text
@@ -306,12 +301,7 @@ async def test_a_sale_entered_wrong_is_cancelled_by_its_shop_and_counts_no_more(
         )
         return int(metrics.json()["sold"])
 
-    wrong = {
-        "client_event_id": str(uuid.uuid4()),
-        "sold_on": CITY_TODAY.isoformat(),
-        "material": "agri.plastic_bottle",
-        "count": 1000,
-    }
+    wrong = a_sale(count=1000)
     made = await post(client, points, wrong, path="/m/v1/pesticide/sales")
     assert made.status_code == 201, made.text
     assert made.json()["cancelled_at"] is None
@@ -364,12 +354,7 @@ async def test_cancels_of_one_sale_at_once_write_one_cancellation(
 ) -> None:
     """A phone's retry and a colleague's cancel at the same moment: the first cancels the
     sale, the others find it cancelled; one audit entry, one answer for all."""
-    sale = {
-        "client_event_id": str(uuid.uuid4()),
-        "sold_on": CITY_TODAY.isoformat(),
-        "material": "agri.drum",
-        "count": 40,
-    }
+    sale = a_sale("agri.drum", 40)
     made = await post(client, points, sale, path="/m/v1/pesticide/sales")
     url = f"/m/v1/pesticide/sales/{made.json()['id']}/cancel"
     answers = await asyncio.gather(

@@ -963,6 +963,29 @@ def test_the_reference_port_rules_are_the_configured_ones() -> None:
     assert (rules["garbage"]["vessels"], rules["sewage"]["vessels"]) == ("all", "small")
 
 
+async def town_figures(
+    client: httpx.AsyncClient,
+    world: World,
+    metric: str,
+    town: dict[str, Any],
+    date_from: date,
+    date_to: date,
+) -> dict[str, Any]:
+    """A metric's answer for the town over the period, as its manager reads it."""
+    response = await client.get(
+        f"/m/v1/metrics/{metric}",
+        params={
+            "region_id": town["id"],
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+        },
+        headers=world.headers("manager"),
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
 async def assert_ports(
     client: httpx.AsyncClient,
     world: World,
@@ -971,17 +994,7 @@ async def assert_ports(
     date_from: date,
     date_to: date,
 ) -> None:
-    answer = await client.get(
-        "/m/v1/metrics/ports",
-        params={
-            "region_id": town["id"],
-            "date_from": date_from.isoformat(),
-            "date_to": date_to.isoformat(),
-        },
-        headers=world.headers("manager"),
-    )
-    assert answer.status_code == 200, answer.text
-    got = answer.json()
+    got = await town_figures(client, world, "ports", town, date_from, date_to)
     assert {p["port_id"] for p in got["ports"]} == set(want["ports"])
     for port in got["ports"]:
         assert port["port_calls"] == want["calls"][port["port_id"]]
@@ -1024,17 +1037,8 @@ async def assert_sea_areas(
         date_to=date_to,
         timezone=TZ,
     )
-    answer = await client.get(
-        "/m/v1/metrics/sea-areas",
-        params={
-            "region_id": town["id"],
-            "date_from": date_from.isoformat(),
-            "date_to": date_to.isoformat(),
-        },
-        headers=world.headers("manager"),
-    )
-    assert answer.status_code == 200, answer.text
-    got = {a["code"]: a for a in answer.json()["areas"]}
+    answer = await town_figures(client, world, "sea-areas", town, date_from, date_to)
+    got = {a["code"]: a for a in answer["areas"]}
     assert set(got) == set(want)
     for code, (members, with_deliveries) in want.items():
         area = got[code]
