@@ -27,6 +27,10 @@ Text = Annotated[str, StringConstraints(pattern=NO_CONTROL)]
 """Any string the API accepts: no control characters but tab, line feed and carriage return;
 lengths come from the column, per field."""
 
+Reason = Annotated[Text, Field(min_length=1, max_length=2000)]
+"""Why a party changes what was recorded (a revision, a cancellation): required, as the audit
+and the other parties read it."""
+
 Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
 """A row id: the columns are PostgreSQL integers (int32)."""
 

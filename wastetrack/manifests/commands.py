@@ -11,7 +11,17 @@ from pydantic import ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict
 
 from wastetrack.core import keys
-from wastetrack.core.commands import Command, Hazard, Id, Key, Moment, Scanned, Text, rule_error
+from wastetrack.core.commands import (
+    Command,
+    Hazard,
+    Id,
+    Key,
+    Moment,
+    Reason,
+    Scanned,
+    Text,
+    rule_error,
+)
 from wastetrack.custody.commands import EventCommand
 
 # The declaration's fields, as the draft states them and a revision changes them (the columns'
@@ -140,7 +150,7 @@ class RevisionCommand(Command):
     a value the manifest could have been drafted with, so one every party approves applies."""
 
     changes: RevisionChanges
-    reason: Text = Field(min_length=1, max_length=2000)
+    reason: Reason
 
     @model_validator(mode="after")
     def _a_change(self) -> "RevisionCommand":
@@ -153,7 +163,7 @@ class CancelCommand(Command):
     """Cancelling a manifest before it arrives (作废), with the reason the parties and the
     authority read on it."""
 
-    reason: Text = Field(min_length=1, max_length=2000)
+    reason: Reason
 
 
 class ManifestStep(EventCommand):

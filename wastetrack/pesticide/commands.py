@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from wastetrack.core.commands import Command, Day, Id, Moment, Text, rule_error
+from wastetrack.core.commands import Command, Day, Id, Moment, Reason, Text, rule_error
 
 # ASCII digits only: \d takes full-width and other digits too, and 13８... would hash to a
 # second identity of the same farmer.
@@ -65,7 +65,7 @@ class SaleCommand(Command):
 class SaleCancelCommand(Command):
     """Cancelling a sale entered wrong (作废), with the reason the audit log keeps."""
 
-    reason: Text = Field(min_length=1, max_length=2000)
+    reason: Reason
 
 
 class ConsignmentLineCommand(Command):
