@@ -8,9 +8,9 @@ from pydantic import Field
 
 from schemas.base import Ratio, Schema
 from wastetrack.pesticide.commands import (
+    CancelCommand,
     ConsignmentCommand,
     ReturnCommand,
-    SaleCancelCommand,
     SaleCommand,
 )
 
@@ -31,6 +31,8 @@ class ReturnRead(Schema):
     lines: list[dict[str, Any]]
     points: Decimal
     balance: Decimal
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
 
 class CreditRead(Schema):
@@ -43,8 +45,9 @@ class SaleCreate(SaleCommand):
     """Packages a shop sold: the estimate of what farmers should bring back."""
 
 
-class SaleCancellation(SaleCancelCommand):
-    """Cancelling a sale entered wrong (作废): it counts in no figure; record the right one anew."""
+class Cancellation(CancelCommand):
+    """Cancelling a sale or a return entered wrong (作废): it counts in no figure; record the
+    right one anew."""
 
 
 class SaleRead(Schema):

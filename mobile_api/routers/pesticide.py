@@ -19,6 +19,7 @@ from mobile_api.presenters import recorded_id
 from mobile_api.tables import Format, download, export
 from schemas.base import Id
 from schemas.pesticide import (
+    Cancellation,
     ConsignmentCreate,
     ConsignmentRead,
     CreditRead,
@@ -26,10 +27,10 @@ from schemas.pesticide import (
     PesticideMetricsRead,
     ReturnCreate,
     ReturnRead,
-    SaleCancellation,
     SaleCreate,
     SaleRead,
 )
+from wastetrack.core.principal import Principal
 from wastetrack.pesticide import service as pesticide
 
 router = APIRouter(tags=["pesticide packaging"])
@@ -47,8 +48,23 @@ async def record_return(
     result = await pesticide.record_return(
         principal=user, submission=body, secret=settings.secret_key
     )
-    record_id = recorded_id(result, response)
-    record, balance = await pesticide.get_return(principal=user, return_id=record_id)
+    return await _return_read(user, recorded_id(result, response))
+
+
+@router.post("/m/v1/pesticide/returns/{return_id}/cancel", response_model=ReturnRead)
+async def cancel_return(
+    return_id: Id, body: Cancellation, user: CurrentUser, _: Transaction
+) -> ReturnRead:
+    """The point cancels a return entered wrong (作废), with a reason: it counts in no recovery
+    figure, no ledger and not in the farmer's points from then on; record the right return
+    anew. Cancelling it again changes nothing."""
+    await pesticide.cancel_return(principal=user, return_id=return_id, reason=body.reason)
+    return await _return_read(user, return_id)
+
+
+async def _return_read(user: Principal, return_id: int) -> ReturnRead:
+    """A return of the user's point as it stands, with its farmer's balance."""
+    record, balance = await pesticide.get_return(principal=user, return_id=return_id)
     return ReturnRead(
         id=record.id,
         point_id=record.point_id,
@@ -57,6 +73,8 @@ async def record_return(
         lines=record.lines,
         points=record.points,
         balance=balance,
+        cancelled_at=record.cancelled_at,
+        cancel_reason=record.cancel_reason,
     )
 
 
@@ -74,9 +92,7 @@ async def record_sale(body: SaleCreate, user: CurrentUser, _: Transaction) -> ob
 
 
 @router.post("/m/v1/pesticide/sales/{sale_id}/cancel", response_model=SaleRead)
-async def cancel_sale(
-    sale_id: Id, body: SaleCancellation, user: CurrentUser, _: Transaction
-) -> object:
+async def cancel_sale(sale_id: Id, body: Cancellation, user: CurrentUser, _: Transaction) -> object:
     """The shop cancels a sale entered wrong (作废), with a reason: it counts in no recovery
     figure from then on; record the right sale anew. Cancelling it again changes nothing."""
     return await pesticide.cancel_sale(principal=user, sale_id=sale_id, reason=body.reason)

@@ -4,8 +4,9 @@ and returns at shops and recovery points in two towns, their villages and the ci
 returns either side of the city's midnights (16:00 UTC), sent with a UTC or a +08:00 offset,
 alone or in an offline sync; lines counted, weighed, both, weighed and not counted, or weighed
 at 0 kg; resends, resends with other content and another shop's id, sales cancelled by their
-shop (and entered anew or not), refused records; shops and points moved to another region by an
-admin between records (their records follow them); a material the catalog gives no unit mass.
+shop and returns by their point (entered anew or not, resent after), refused records; shops
+and points moved to another region by an admin between records (their records follow them); a
+material the catalog gives no unit mass.
 Each figure — the region's, each material's, each shop's and each town's, in containers and in
 kg, with `partial` and the shops and points counted — is compared over several periods and
 regions with a recount that reads only the list of what the test submitted and the service
@@ -442,7 +443,7 @@ class History:
         seconds = rng.choice([0, -1, 1, -0.001, near, near, inside])
         return midnight + timedelta(seconds=seconds)
 
-    async def bring_back(self, record: Return) -> None:
+    async def bring_back(self, record: Return, *, cancellable: bool = True) -> None:
         rng = self.rng
         at = record.at.astimezone(rng.choice([UTC, PLUS_EIGHT]))
         body: dict[str, Any] = {
@@ -459,31 +460,48 @@ class History:
             ],
         }
         offline = rng.random() < 0.3
-        await self.send(record.point, body, offline, expect="applied")
+        made = await self.send(record.point, body, offline, expect="applied")
         self.submitted.returns.append(record)
-        twist = rng.choice([None, None, "resend", "other_content"])
+        twists = [None, None, "resend", "other_content", *(["cancel"] if cancellable else [])]
+        twist = rng.choice(twists)
         if twist == "resend":
             await self.send(record.point, body, rng.random() < 0.5, expect="duplicate")
         elif twist == "other_content":
             changed = {**body, "lines": [{"material": MATERIALS[0], "count": 999}]}
             await self.send(record.point, changed, rng.random() < 0.5, expect="conflict")
+        elif twist == "cancel":
+            # Entered wrong: its point cancels it (counted nowhere), a phone's queue may resend
+            # it (still nowhere), and the right return may be entered anew.
+            url = f"/m/v1/pesticide/returns/{made}/cancel"
+            cancelled = await self.post(record.point, url, {"reason": "entered wrong"})
+            assert cancelled.status_code == 200, cancelled.text
+            self.submitted.returns.remove(record)
+            if rng.random() < 0.5:
+                await self.send(record.point, body, rng.random() < 0.5, expect="duplicate")
+            if rng.random() < 0.5:
+                await self.bring_back(replace(record, lines=record.lines[:1]))
 
     def farmer(self) -> dict[str, str]:
         if self.rng.random() < 0.7:
             return {"farmer_phone": f"138{self.rng.randint(0, 99_999_999):08d}"}
         return {"farmer_id_number": f"3710821980010{self.rng.randint(1000, 9999)}"[:17] + "X"}
 
-    async def send(self, who: str, body: dict[str, Any], offline: bool, *, expect: str) -> None:
-        """A return posted alone, or as an entry of an offline sync."""
+    async def send(
+        self, who: str, body: dict[str, Any], offline: bool, *, expect: str
+    ) -> int | None:
+        """A return posted alone, or as an entry of an offline sync; the id of the return
+        made or found (none with a conflict)."""
         if offline:
             response = await self.post(who, "/m/v1/sync", {"events": [{**body, "kind": "return"}]})
             assert response.status_code == 200, response.text
             (result,) = response.json()["results"]
             assert result["status"] == expect, result
-            return
+            record_id: int | None = result["record_id"]
+            return record_id
         response = await self.post(who, "/m/v1/pesticide/returns", body)
         status = {"applied": 201, "duplicate": 200, "conflict": 409}[expect]
         assert response.status_code == status, response.text
+        return response.json()["id"] if status != 409 else None
 
     async def refused(self) -> None:
         """Records the service refuses: none of them may count."""
@@ -562,7 +580,8 @@ class History:
         sold = sum(sale.count for sale in self.submitted.sales if sale.shop == "shop_other")
         await self.post_sale(Sale("shop_other", CITY_TODAY, MATERIALS[0], 10))
         late = MIDNIGHT + timedelta(minutes=5)
-        await self.bring_back(Return("shop_other", late, (Line(MATERIALS[0], sold + 11, None),)))
+        older = Return("shop_other", late, (Line(MATERIALS[0], sold + 11, None),))
+        await self.bring_back(older, cancellable=False)
 
 
 VIEWS = [

@@ -332,31 +332,108 @@ async def test_a_sale_entered_wrong_is_cancelled_by_its_shop_and_counts_no_more(
     assert again.json() == cancelled.json()
     assert await sold() == 100
     assert await PackageSale.all().count() == 2
+    await the_cancellation_is_audited(
+        client, points, "package_sale", by="shop", reason="录入错误：应为100"
+    )
+
+
+async def the_cancellation_is_audited(
+    client: httpx.AsyncClient, world: World, subject_type: str, *, by: str, reason: str
+) -> None:
+    """The audit log holds one entry for the subject type: its cancellation, by whom and why."""
     entries = await client.get(
-        "/m/v1/audit",
-        params={"subject_type": "package_sale"},
-        headers=points.headers("manager"),
+        "/m/v1/audit", params={"subject_type": subject_type}, headers=world.headers("manager")
     )
     assert entries.status_code == 200, entries.text
     (entry,) = entries.json()["entries"]
     assert (entry["action"], entry["actor_user_id"]) == (
-        "package_sale.cancelled",
-        points.users["shop"].id,
+        f"{subject_type}.cancelled",
+        world.users[by].id,
     )
-    assert (entry["before"]["cancelled_at"], entry["after"]["cancel_reason"]) == (
-        None,
-        "录入错误：应为100",
-    )
+    assert (entry["before"]["cancelled_at"], entry["after"]["cancel_reason"]) == (None, reason)
 
 
-async def test_cancels_of_one_sale_at_once_write_one_cancellation(
+async def test_a_return_entered_wrong_is_cancelled_by_its_point_and_counts_no_more(
     client: httpx.AsyncClient, points: World
 ) -> None:
+    """A count typed ten times too large would swell the recovery rate and the farmer's credit
+    points for good: the point cancels the return (作废) with a reason and records the right
+    one. The cancelled return stays, in no figure, no ledger and no balance, and the audit log
+    says who cancelled it and why; a resend of it (alone or in a sync), or cancelling it again,
+    changes nothing; no one else can cancel it."""
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+
+    async def standing() -> tuple[int, str, int, int]:
+        """Containers returned, the farmer's points and returns, the ledger's rows."""
+        metrics = await client.get(
+            "/m/v1/metrics/pesticide", params=day, headers=points.headers("manager")
+        )
+        credits = (await client.post("/p/v1/credits", json={"farmer_phone": PHONE})).json()
+        ledger = await client.get(
+            "/m/v1/pesticide/ledger.csv", params=day, headers=points.headers("manager")
+        )
+        rows = len(ledger.content.decode("utf-8-sig").splitlines()) - 1
+        return int(metrics.json()["returned"]), credits["points"], credits["returns"], rows
+
+    wrong = a_return(lines=[{"material": "agri.plastic_bottle", "count": 120}])
+    made = await post(client, points, wrong, who="station")
+    assert made.status_code == 201, made.text
+    assert made.json()["cancelled_at"] is None
+    assert await standing() == (120, "120.0", 1, 1)
+    url = f"/m/v1/pesticide/returns/{made.json()['id']}/cancel"
+    for who, body, status, field in (
+        ("station", {"reason": " "}, 422, "reason"),
+        ("station", {}, 422, "reason"),
+        ("shop", {"reason": "not ours"}, 404, "return_id"),
+        ("manager", {"reason": "not ours"}, 404, "return_id"),
+    ):
+        refused = await client.post(url, json=body, headers=points.headers(who))
+        assert (refused.status_code, refused.json()["field"]) == (status, field), who
+    assert await standing() == (120, "120.0", 1, 1)
+    cancelled = await client.post(
+        url, json={"reason": "录入错误：应为12"}, headers=points.headers("station")
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["cancel_reason"] == "录入错误：应为12"
+    assert (cancelled.json()["points"], cancelled.json()["balance"]) == ("120.0", "0")
+    assert await standing() == (0, "0", 0, 0)
+    right = a_return(lines=[{"material": "agri.plastic_bottle", "count": 12}])
+    assert (await post(client, points, right, who="station")).status_code == 201
+    assert await standing() == (12, "12.0", 1, 1)
+    # Resent from a phone's queue, alone or in a sync, or cancelled again: answered as it
+    # stands, nothing changes.
+    resent = await post(client, points, wrong, who="station")
+    assert resent.json()["cancelled_at"] == cancelled.json()["cancelled_at"]
+    synced = await client.post(
+        "/m/v1/sync",
+        json={"events": [{**wrong, "kind": "return"}]},
+        headers=points.headers("station"),
+    )
+    assert synced.json()["results"][0]["status"] == "duplicate"
+    again = await client.post(url, json={"reason": "again"}, headers=points.headers("station"))
+    assert again.json() == {**cancelled.json(), "balance": "12.0"}
+    assert await standing() == (12, "12.0", 1, 1)
+    assert await PackagingReturn.all().count() == 2
+    await the_cancellation_is_audited(
+        client, points, "packaging_return", by="station", reason="录入错误：应为12"
+    )
+
+
+@pytest.mark.parametrize("kind", ["sale", "return"])
+async def test_cancels_of_one_record_at_once_write_one_cancellation(
+    client: httpx.AsyncClient, points: World, kind: str
+) -> None:
     """A phone's retry and a colleague's cancel at the same moment: the first cancels the
-    sale, the others find it cancelled; one audit entry, one answer for all."""
-    sale = a_sale("agri.drum", 40)
-    made = await post(client, points, sale, path="/m/v1/pesticide/sales")
-    url = f"/m/v1/pesticide/sales/{made.json()['id']}/cancel"
+    sale or return, the others find it cancelled; one audit entry, one answer for all."""
+    if kind == "sale":
+        made = await post(client, points, a_sale("agri.drum", 40), path="/m/v1/pesticide/sales")
+        model: type[PackageSale | PackagingReturn] = PackageSale
+        url, action = "/m/v1/pesticide/sales/{}/cancel", "package_sale.cancelled"
+    else:
+        made = await post(client, points, a_return())
+        model = PackagingReturn
+        url, action = "/m/v1/pesticide/returns/{}/cancel", "packaging_return.cancelled"
+    url = url.format(made.json()["id"])
     answers = await asyncio.gather(
         *(
             client.post(url, json={"reason": f"reason {i}"}, headers=points.headers("shop"))
@@ -365,6 +442,6 @@ async def test_cancels_of_one_sale_at_once_write_one_cancellation(
     )
     assert {a.status_code for a in answers} == {200}
     assert len({(a.json()["cancel_reason"], a.json()["cancelled_at"]) for a in answers}) == 1
-    stored = await PackageSale.get(id=made.json()["id"])
+    stored = await model.get(id=made.json()["id"])
     assert stored.cancel_reason == answers[0].json()["cancel_reason"]
-    assert await AuditEntry.filter(action="package_sale.cancelled").count() == 1
+    assert await AuditEntry.filter(action=action).count() == 1

@@ -200,6 +200,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/m/v1/pesticide/consignments"): USERS,
     ("GET", "/m/v1/pesticide/ledger.{extension}"): USERS,
     ("POST", "/m/v1/pesticide/returns"): USERS,
+    ("POST", "/m/v1/pesticide/returns/{return_id}/cancel"): USERS,
     ("POST", "/m/v1/pesticide/sales"): USERS,
     ("POST", "/m/v1/pesticide/sales/{sale_id}/cancel"): USERS,
     ("POST", "/m/v1/photos"): USERS,

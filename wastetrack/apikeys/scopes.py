@@ -28,6 +28,7 @@ WRITES: dict[tuple[str, str], Scope] = {
     ("POST", "/m/v1/pesticide/sales"): Scope.events,
     ("POST", "/m/v1/pesticide/sales/{sale_id}/cancel"): Scope.events,
     ("POST", "/m/v1/pesticide/returns"): Scope.events,
+    ("POST", "/m/v1/pesticide/returns/{return_id}/cancel"): Scope.events,
     ("POST", "/m/v1/pesticide/consignments"): Scope.events,
     # A vehicle's GPS box reports its positions with a key of its carrier.
     ("POST", "/m/v1/vehicles/{plate}/positions"): Scope.events,

@@ -62,8 +62,9 @@ class SaleCommand(Command):
     count: int = Field(gt=0, le=1_000_000)
 
 
-class SaleCancelCommand(Command):
-    """Cancelling a sale entered wrong (作废), with the reason the audit log keeps."""
+class CancelCommand(Command):
+    """Cancelling a sale or a return entered wrong (作废), with the reason the audit log
+    keeps."""
 
     reason: Reason
 

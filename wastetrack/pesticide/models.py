@@ -42,6 +42,17 @@ class PackagingReturn(IdempotentRecord):
     recorded_by: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="packaging_returns", on_delete=fields.RESTRICT
     )
+    # 作废, as a sale is: a return entered wrong is cancelled by its point, with a reason, and
+    # counts in no figure and no farmer's balance; the right one is recorded anew.
+    cancelled_at = fields.DatetimeField(null=True)
+    cancelled_by_id: int | None
+    cancelled_by: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
+        "wastetrack.User",
+        related_name="packaging_returns_cancelled",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    cancel_reason: str | None = fields.TextField(null=True)
 
     class Meta:
         table = "packaging_return"

@@ -8,10 +8,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from tortoise.expressions import Q
 from tortoise.functions import Sum
+from tortoise.queryset import QuerySet
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
@@ -169,6 +170,49 @@ def points_for(lines: list[dict[str, Any]]) -> Decimal:
     return total.quantize(Decimal("0.1"))
 
 
+Cancellable = TypeVar("Cancellable", PackageSale, PackagingReturn)
+
+
+def counted(model: type[Cancellable]) -> QuerySet[Cancellable]:
+    """The sales or returns that count: one its organization cancelled (作废) counts in no
+    figure, no balance and no ledger — every reader starts here."""
+    return model.filter(cancelled_at__isnull=True)
+
+
+async def _cancel(
+    model: type[Cancellable],
+    *,
+    owner: str,
+    record_id: int,
+    field: str,
+    principal: Principal,
+    reason: str,
+) -> Cancellable:
+    """The organization cancels one of its sales or returns: it counts in no figure from then
+    on, and the right one is recorded anew. Cancelling it again changes nothing and answers it
+    as it is; another organization's is not found. The audit log keeps who, when and why."""
+    # Locked in the request's transaction: two cancels at once take turns, and the second
+    # finds the record cancelled and writes nothing.
+    owned: dict[str, Any] = {owner: principal.organization_id}
+    record = await model.filter(id=record_id, **owned).select_for_update().first()
+    noun = field.removesuffix("_id")
+    if record is None:
+        raise NotFound(f"no {noun} {record_id} of this organization", field=field)
+    if record.cancelled_at is None:
+        organization = await Organization.get(id=principal.organization_id).prefetch_related(
+            "region"
+        )
+        await audit.updated(
+            f"{model._meta.db_table}.cancelled",
+            record,
+            within=organization,
+            cancelled_at=datetime.now(UTC),
+            cancelled_by_id=principal.user_id,
+            cancel_reason=reason,
+        )
+    return record
+
+
 async def record_return(
     *, principal: Principal, submission: ReturnCommand, secret: str
 ) -> intake.RecordResult:
@@ -213,9 +257,23 @@ async def get_return(*, principal: Principal, return_id: int) -> tuple[Packaging
     return record, await balance_of(record.farmer_id)
 
 
+async def cancel_return(*, principal: Principal, return_id: int, reason: str) -> None:
+    """The point cancels one of its returns entered wrong (作废): from then on it counts in no
+    recovery figure, no ledger and not in the farmer's credit points."""
+    await _cancel(
+        PackagingReturn,
+        owner="point_id",
+        record_id=return_id,
+        field="return_id",
+        principal=principal,
+        reason=reason,
+    )
+
+
 async def balance_of(farmer_id: int) -> Decimal:
     rows = (
-        await PackagingReturn.filter(farmer_id=farmer_id)
+        await counted(PackagingReturn)
+        .filter(farmer_id=farmer_id)
         .annotate(total=Sum("points"))
         .values("total")
     )
@@ -231,7 +289,7 @@ async def credits(*, identity: FarmerIdentity, secret: str) -> Credits:
     return {
         "farmer": farmer.masked,
         "points": await balance_of(farmer.id),
-        "returns": await PackagingReturn.filter(farmer_id=farmer.id).count(),
+        "returns": await counted(PackagingReturn).filter(farmer_id=farmer.id).count(),
     }
 
 
@@ -257,29 +315,16 @@ async def record_sale(*, principal: Principal, submission: SaleCommand) -> Packa
 
 
 async def cancel_sale(*, principal: Principal, sale_id: int, reason: str) -> PackageSale:
-    """The shop cancels one of its sales (作废): it counts in no figure from then on, and the
-    right one is recorded anew. Cancelling it again changes nothing and answers it as it is;
-    another organization's sale is not found."""
-    # Locked in the request's transaction: two cancels at once take turns, and the second
-    # finds the sale cancelled and writes nothing.
-    sale = (
-        await PackageSale.filter(id=sale_id, shop_id=principal.organization_id)
-        .select_for_update()
-        .first()
+    """The shop cancels one of its sales entered wrong (作废): from then on it counts in no
+    recovery figure."""
+    return await _cancel(
+        PackageSale,
+        owner="shop_id",
+        record_id=sale_id,
+        field="sale_id",
+        principal=principal,
+        reason=reason,
     )
-    if sale is None:
-        raise NotFound(f"no sale {sale_id} of this shop", field="sale_id")
-    if sale.cancelled_at is None:
-        shop = await Organization.get(id=sale.shop_id).prefetch_related("region")
-        await audit.updated(
-            "package_sale.cancelled",
-            sale,
-            within=shop,
-            cancelled_at=datetime.now(UTC),
-            cancelled_by_id=principal.user_id,
-            cancel_reason=reason,
-        )
-    return sale
 
 
 async def record_consignment(
@@ -354,6 +399,17 @@ def _point_scope(principal: Principal, field: str) -> Q:
     return Q(**own)
 
 
+def _returns(
+    principal: Principal, date_from: date, date_to: date, timezone: str
+) -> QuerySet[PackagingReturn]:
+    """The returns a user reads for the city days `date_from`…`date_to`: each counts on the
+    city day of its moment, and one cancelled counts on none."""
+    start, end = period_bounds(date_from, date_to, timezone)
+    return counted(PackagingReturn).filter(
+        _point_scope(principal, "point"), returned_at__gte=start, returned_at__lt=end
+    )
+
+
 async def ledger(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> tuple[list[str], list[list[Any]]]:
@@ -361,12 +417,10 @@ async def ledger(
     consignment's rows are its batches as every register reads them (docs/registers.md): a
     batch cancelled since is in none, and each shows its material after corrections and its
     one mass (docs/metrics.md §3). Masses, counts and points are numbers a spreadsheet sums."""
+    returns = await _returns(principal, date_from, date_to, timezone).prefetch_related(
+        "farmer", "point"
+    )
     start, end = period_bounds(date_from, date_to, timezone)
-    returns = await PackagingReturn.filter(
-        _point_scope(principal, "point"),
-        returned_at__gte=start,
-        returned_at__lt=end,
-    ).prefetch_related("farmer", "point")
     sent = await Consignment.filter(
         _point_scope(principal, "point"),
         sent_at__gte=start,
@@ -544,19 +598,17 @@ async def recovery_metrics(
     per material and in all, in the user's region, by shop and by town; and the same in kg
     where the catalog gives the unit masses. A shop's returns count for the shop and its town,
     a recovery point's for its town alone: it sold nothing to measure them against."""
-    start, end = period_bounds(date_from, date_to, timezone)
     # A sale is dated by its city day already; a return's moment falls on the city's day.
-    sales = await PackageSale.filter(
-        _point_scope(principal, "shop"),
-        sold_on__gte=date_from,
-        sold_on__lte=date_to,
-        cancelled_at__isnull=True,
-    ).values("shop_id", "material", "count")
-    returns = await PackagingReturn.filter(
-        _point_scope(principal, "point"),
-        returned_at__gte=start,
-        returned_at__lt=end,
-    ).values("point_id", "lines")
+    sales = (
+        await counted(PackageSale)
+        .filter(
+            _point_scope(principal, "shop"),
+            sold_on__gte=date_from,
+            sold_on__lte=date_to,
+        )
+        .values("shop_id", "material", "count")
+    )
+    returns = await _returns(principal, date_from, date_to, timezone).values("point_id", "lines")
     tallies: defaultdict[int, _Tally] = defaultdict(_Tally)
     for sale in sales:
         tallies[sale["shop_id"]].sold[sale["material"]] += sale["count"]
