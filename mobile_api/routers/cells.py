@@ -49,10 +49,16 @@ async def list_cells(user: ManagerOnly) -> Sequence[object]:
 
 @router.post("/m/v1/cells/{cell_id}/assessments", response_model=AssessmentRead, status_code=201)
 async def assess(
-    cell_id: Id, body: AssessmentCreate, user: ManagerOnly, settings: AppSettings, _: Transaction
+    cell_id: Id,
+    body: AssessmentCreate,
+    user: ManagerOnly,
+    settings: AppSettings,
+    _: Transaction,
+    response: Response,
 ) -> object:
-    """Assess a cell at a level (county, then city, then province)."""
-    return await cells.assess(
+    """Assess a cell at a level (county, then city, then province). The same assessment sent
+    again while it is the latest of its level and day is answered with it (200), once."""
+    assessment, created = await cells.assess(
         principal=user,
         cell_id=cell_id,
         level=body.level,
@@ -60,6 +66,9 @@ async def assess(
         entered={k: v.model_dump() for k, v in body.entered.items()},
         timezone=settings.timezone,
     )
+    if not created:
+        response.status_code = 200
+    return assessment
 
 
 @router.get("/m/v1/metrics/cells", response_model=CellAchievementRead)

@@ -1,5 +1,6 @@
 """Zero-waste cells: computed and evidenced criteria, mandatory ones, levels, achievement."""
 
+import asyncio
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -292,3 +293,43 @@ async def test_a_place_is_registered_as_a_cell_once(
     assert await Cell.filter(name="北山社区").count() == 2
     achieved = (await client.get("/m/v1/metrics/cells", headers=world.headers("manager"))).json()
     assert achieved["share"]["denominator"] == str(await Cell.all().count())
+
+
+async def test_an_assessment_sent_again_is_recorded_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A phone's retry without an Idempotency-Key, or several at once: the same finding on the
+    same day is answered with the one recorded (200), once. A different finding is a record of
+    its own, and the first finding sent after it is too — it must govern the day again; so is
+    the same finding once the tracker's data have changed what it computes."""
+    await sorted_pickups(client, world, passed=9, failed=1)
+    cell_id = await cell(client, world, "北山社区")
+    # The first send and its retries at the same moment: one records it, the others find it.
+    sent = await asyncio.gather(
+        *(assess(client, world, cell_id, "county", EVIDENCE) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in sent) == [200, 200, 200, 201], [a.text for a in sent]
+    first = next(a for a in sent if a.status_code == 201)
+    assert {a.json()["id"] for a in sent} == {first.json()["id"]}
+    again = await assess(client, world, cell_id, "county", EVIDENCE)
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert await CellAssessment.filter(cell_id=cell_id).count() == 1
+    # Another assessor finding the same is a record of their own.
+    by_admin = await client.post(
+        f"/m/v1/cells/{cell_id}/assessments",
+        headers=world.headers("admin"),
+        json={"level": "county", "entered": EVIDENCE, "assessed_on": CITY_TODAY.isoformat()},
+    )
+    assert by_admin.status_code == 201, by_admin.text
+    lower = {**EVIDENCE, "publicity": {"value": "40", "evidence": "复查记录"}}
+    changed = await assess(client, world, cell_id, "county", lower)
+    assert (changed.status_code, changed.json()["tier"]) == (201, "not_achieved")
+    back = await assess(client, world, cell_id, "county", EVIDENCE)
+    assert back.status_code == 201 and back.json()["tier"] == first.json()["tier"]
+    assert (await assess(client, world, cell_id, "county", EVIDENCE)).status_code == 200
+    # More quality checks today: the computed accuracy reads otherwise, a new finding.
+    await sorted_pickups(client, world, passed=0, failed=5)
+    rescored = await assess(client, world, cell_id, "county", EVIDENCE)
+    assert rescored.status_code == 201, rescored.text
+    assert rescored.json()["scores"]["sorting_accuracy"]["value"] == "60.00"
+    assert await CellAssessment.filter(cell_id=cell_id).count() == 5

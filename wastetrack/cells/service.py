@@ -218,12 +218,17 @@ async def assess(
     assessed_on: date,
     entered: dict[str, dict[str, Any]],
     timezone: str,
-) -> CellAssessment:
+) -> tuple[CellAssessment, bool]:
     """Score a cell at a level on a day up to the city's today: computed criteria from the
     tracker, the others as entered with evidence; a failed mandatory criterion fails the cell
-    whatever its score."""
+    whatever its score. Sent again by the same assessor while it is still the latest of its
+    level and day, scoring the same, it is answered with the stored one and recorded once: the
+    assessment, and whether this call created it."""
     _manager(principal)
     cell = await _cell(principal, cell_id)
+    # Locked in the request's transaction: assessments of one cell take turns, so a resend
+    # racing the first finds it.
+    await Cell.filter(id=cell.id).select_for_update().first()
     # The computed criteria cover the twelve months ending on the assessment day: months that
     # have not happened yet would score as empty.
     check_day_come(
@@ -305,7 +310,22 @@ async def assess(
         tier = "not_achieved"
     else:
         tier = "excellent" if total >= CONFIG["excellent_score"] else "achieved"
-    return await CellAssessment.create(
+    # A phone's retry, or a second tap: the same finding again is the one already recorded. An
+    # assessment that differs — or the same one after another of its level and day, which it
+    # must then govern again — is a record of its own.
+    latest = (
+        await CellAssessment.filter(cell_id=cell.id, level=level, assessed_on=assessed_on)
+        .order_by("-id")
+        .first()
+    )
+    if latest is not None and (latest.assessor_id, latest.scores, latest.total, latest.tier) == (
+        principal.user_id,
+        scores,
+        total,
+        tier,
+    ):
+        return latest, False
+    made = await CellAssessment.create(
         cell=cell,
         level=level,
         assessed_on=assessed_on,
@@ -315,6 +335,7 @@ async def assess(
         tier=tier,
         assessor_id=principal.user_id,
     )
+    return made, True
 
 
 async def achievement(*, principal: Principal, today: date) -> Achievement:
