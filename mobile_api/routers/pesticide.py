@@ -86,9 +86,15 @@ async def farmer_credits(body: FarmerIdentity, settings: AppSettings) -> Mapping
 
 
 @router.post("/m/v1/pesticide/sales", response_model=SaleRead, status_code=201)
-async def record_sale(body: SaleCreate, user: CurrentUser, _: Transaction) -> object:
-    """A shop records pesticide packages sold, against which take-back is measured."""
-    return await pesticide.record_sale(principal=user, submission=body)
+async def record_sale(
+    body: SaleCreate, user: CurrentUser, _: Transaction, response: Response
+) -> object:
+    """A shop records pesticide packages sold, against which take-back is measured; the same
+    sale sent again is answered with the one recorded (200)."""
+    sale, created = await pesticide.record_sale(principal=user, submission=body)
+    if not created:
+        response.status_code = 200
+    return sale
 
 
 @router.post("/m/v1/pesticide/sales/{sale_id}/cancel", response_model=SaleRead)

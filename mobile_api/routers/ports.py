@@ -200,10 +200,14 @@ async def list_cleanups(user: CurrentUser) -> list[CleanUpRead]:
 
 @router.post("/m/v1/float-replacements", response_model=FloatReplacementRead, status_code=201)
 async def record_float_replacement(
-    body: FloatReplacementCreate, user: CurrentUser, _: Transaction
+    body: FloatReplacementCreate, user: CurrentUser, _: Transaction, response: Response
 ) -> object:
-    """Record aquaculture floats replaced (浮球整治)."""
-    return await cleanups.record_float_replacement(principal=user, submission=body)
+    """Record aquaculture floats replaced (浮球整治); the same record sent again is answered
+    with the one kept (200)."""
+    replacement, created = await cleanups.record_float_replacement(principal=user, submission=body)
+    if not created:
+        response.status_code = 200
+    return replacement
 
 
 @router.get("/m/v1/float-replacements", response_model=list[FloatReplacementRead])

@@ -704,11 +704,11 @@ def float_replacement(world: World, region: str = "other_town", **extra: object)
 
 async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, world: World) -> None:
     body = float_replacement(world)
-    for _ in range(2):
+    for status in (201, 200):  # the resend is answered with the one kept
         response = await client.post(
             "/m/v1/float-replacements", json=body, headers=world.headers("port")
         )
-        assert response.status_code == 201
+        assert response.status_code == status
     changed = await client.post(
         "/m/v1/float-replacements",
         json={**body, "foam_floats_removed": 1500},

@@ -107,7 +107,8 @@ async def test_a_tally_resent_while_its_first_send_is_held_is_counted_once(
         )
         await waiting_on_locks(conn, 2)  # both past their repeat check, held at the INSERT
     responses = await sends
-    assert [r.status_code for r in responses] == [201, 201], [r.text for r in responses]
+    # One made it, the other found it made: answered with it (200).
+    assert sorted(r.status_code for r in responses) == [200, 201], [r.text for r in responses]
     assert responses[0].json()["id"] == responses[1].json()["id"]
     assert await FloatReplacement.all().count() == 1
 

@@ -133,14 +133,14 @@ async def kept_once(
     content: Mapping[str, Any],
     create: Callable[[], Awaitable[M]],
     owned: Callable[[M], bool],
-) -> M:
+) -> tuple[M, bool]:
     """A tally kept by client_event_id (a sale, a float replacement), its row holding what was
-    sent (`content`, field by field): a resend, even one racing the first send, gets the stored
-    row and counts nothing twice; the id sent again with other content is a conflict, as for a
-    record (`seen`), and changes nothing. A row the caller does not own (`owned`) is never
-    shown: its id is a conflict."""
+    sent (`content`, field by field), and whether this call created it: a resend, even one
+    racing the first send, gets the stored row and counts nothing twice; the id sent again with
+    other content is a conflict, as for a record (`seen`), and changes nothing. A row the caller
+    does not own (`owned`) is never shown: its id is a conflict."""
 
-    def resent(known: M) -> M:
+    def resent(known: M) -> tuple[M, bool]:
         if not owned(known):
             raise others_id()
         if any(getattr(known, name) != value for name, value in content.items()):
@@ -148,14 +148,14 @@ async def kept_once(
                 "this client_event_id was already used for a record with other content",
                 field="client_event_id",
             )
-        return known
+        return known, False
 
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is not None:
         return resent(known)
     try:
         async with in_transaction():
-            return await create()
+            return await create(), True
     except IntegrityError:
         known = await model.get_or_none(client_event_id=client_event_id)
         if known is None:

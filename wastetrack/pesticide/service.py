@@ -293,8 +293,9 @@ async def credits(*, identity: FarmerIdentity, secret: str) -> Credits:
     }
 
 
-async def record_sale(*, principal: Principal, submission: SaleCommand) -> PackageSale:
-    """A shop records packages sold; a resend is not counted twice."""
+async def record_sale(*, principal: Principal, submission: SaleCommand) -> tuple[PackageSale, bool]:
+    """A shop records packages sold; a resend is not counted twice. The sale, and whether this
+    call recorded it."""
     shop = await _point(principal)
     if shop.kind != OrganizationKind.agri_input_shop:
         raise Forbidden("sales are recorded by agri-input shops", field="role")

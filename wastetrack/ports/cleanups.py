@@ -112,8 +112,9 @@ async def list_cleanups(*, principal: Principal) -> list[CleanUp]:
 
 async def record_float_replacement(
     *, principal: Principal, submission: FloatReplacementCommand
-) -> FloatReplacement:
-    """Record aquaculture floats replaced (the plan's 浮球整治); a resend is not counted twice."""
+) -> tuple[FloatReplacement, bool]:
+    """Record aquaculture floats replaced (the plan's 浮球整治); a resend is not counted twice.
+    The record, and whether this call made it."""
     if principal.role == Role.auditor:
         raise Forbidden("auditors read; they do not record", field="role")
     # A count dated ahead would fall in a period that has not come.
