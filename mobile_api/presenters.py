@@ -1,6 +1,9 @@
 """Shapes domain objects into response contracts where a field needs the server's settings."""
 
+from typing import Any
+
 from fastapi import Response
+from pydantic import BaseModel
 
 from schemas.batches import BatchRead
 from schemas.manifests import DiscrepancyRead, LegRead, ManifestRead, RevisionRead
@@ -132,6 +135,17 @@ def manifest_read(manifest: Manifest) -> ManifestRead:
             "revisions": [RevisionRead.model_validate(r) for r in manifest.revisions],
         }
     )
+
+
+def resent(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that answers a resend with what its first send recorded:
+    the 200 beside the first send's 201, in the same shape (docs/integrations.md)."""
+    return {
+        200: {
+            "model": model,
+            "description": "Sent before: what the first send recorded, which stays written once",
+        }
+    }
 
 
 def recorded_id(result: RecordResult, response: Response) -> int:

@@ -15,7 +15,7 @@ from mobile_api.deps import (
     Transaction,
 )
 from mobile_api.media import PDF, PNG, binary
-from mobile_api.presenters import batch_read, berth_read
+from mobile_api.presenters import batch_read, berth_read, resent
 from schemas.base import Code, Text
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
@@ -67,7 +67,12 @@ _AS_SENT = {"batch": "label"}
 """The tagging event's fields as this request names them."""
 
 
-@router.post("/batches", response_model=BatchRead, status_code=201)
+@router.post(
+    "/batches",
+    response_model=BatchRead,
+    status_code=201,
+    responses=resent(BatchRead),
+)
 async def create_batch(
     body: BatchCreate, user: CurrentUser, settings: AppSettings, queue: Posts, response: Response
 ) -> BatchRead:

@@ -14,6 +14,7 @@ from mobile_api.deps import (
     ReplicaRead,
     Transaction,
 )
+from mobile_api.presenters import resent
 from mobile_api.tables import Format, export
 from schemas.base import Id
 from schemas.cells import (
@@ -47,7 +48,12 @@ async def list_cells(user: ManagerOnly) -> Sequence[object]:
     return await cells.list_cells(principal=user)
 
 
-@router.post("/m/v1/cells/{cell_id}/assessments", response_model=AssessmentRead, status_code=201)
+@router.post(
+    "/m/v1/cells/{cell_id}/assessments",
+    response_model=AssessmentRead,
+    status_code=201,
+    responses=resent(AssessmentRead),
+)
 async def assess(
     cell_id: Id,
     body: AssessmentCreate,

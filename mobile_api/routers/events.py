@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Response
 
 from mobile_api.deps import AppSettings, CurrentUser, Posts, Transaction
+from mobile_api.presenters import resent
 from schemas.events import EventCreate, EventResult
 from schemas.sync import SyncRequest, SyncResponse
 from wastetrack.custody import posts
@@ -11,7 +12,12 @@ from wastetrack.sync import service as offline_sync
 router = APIRouter(prefix="/m/v1", tags=["events"])
 
 
-@router.post("/events", response_model=EventResult, status_code=201)
+@router.post(
+    "/events",
+    response_model=EventResult,
+    status_code=201,
+    responses=resent(EventResult),
+)
 async def record_event(
     body: EventCreate, user: CurrentUser, queue: Posts, response: Response
 ) -> EventResult:

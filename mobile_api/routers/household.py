@@ -15,7 +15,7 @@ from mobile_api.deps import (
     Transaction,
 )
 from mobile_api.media import PNG, binary
-from mobile_api.presenters import recorded_id
+from mobile_api.presenters import recorded_id, resent
 from mobile_api.tables import Format, export
 from schemas.base import Code, Id
 from schemas.household import PickupCreate, PickupRead, RegionSorting, SortingMetricsRead
@@ -27,7 +27,12 @@ from wastetrack.household import service as household
 router = APIRouter(tags=["household"])
 
 
-@router.post("/m/v1/pickups", response_model=PickupRead, status_code=201)
+@router.post(
+    "/m/v1/pickups",
+    response_model=PickupRead,
+    status_code=201,
+    responses=resent(PickupRead),
+)
 async def record_pickup(
     body: PickupCreate,
     user: CurrentUser,

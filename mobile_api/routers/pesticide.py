@@ -15,7 +15,7 @@ from mobile_api.deps import (
     Transaction,
 )
 from mobile_api.media import CSV, XLSX, binary
-from mobile_api.presenters import recorded_id
+from mobile_api.presenters import recorded_id, resent
 from mobile_api.tables import Format, download, export
 from schemas.base import Id
 from schemas.pesticide import (
@@ -36,7 +36,12 @@ from wastetrack.pesticide import service as pesticide
 router = APIRouter(tags=["pesticide packaging"])
 
 
-@router.post("/m/v1/pesticide/returns", response_model=ReturnRead, status_code=201)
+@router.post(
+    "/m/v1/pesticide/returns",
+    response_model=ReturnRead,
+    status_code=201,
+    responses=resent(ReturnRead),
+)
 async def record_return(
     body: ReturnCreate,
     user: CurrentUser,
@@ -85,7 +90,12 @@ async def farmer_credits(body: FarmerIdentity, settings: AppSettings) -> Mapping
     return await pesticide.credits(identity=body, secret=settings.secret_key)
 
 
-@router.post("/m/v1/pesticide/sales", response_model=SaleRead, status_code=201)
+@router.post(
+    "/m/v1/pesticide/sales",
+    response_model=SaleRead,
+    status_code=201,
+    responses=resent(SaleRead),
+)
 async def record_sale(
     body: SaleCreate, user: CurrentUser, _: Transaction, response: Response
 ) -> object:
@@ -104,7 +114,12 @@ async def cancel_sale(sale_id: Id, body: Cancellation, user: CurrentUser, _: Tra
     return await pesticide.cancel_sale(principal=user, sale_id=sale_id, reason=body.reason)
 
 
-@router.post("/m/v1/pesticide/consignments", response_model=ConsignmentRead, status_code=201)
+@router.post(
+    "/m/v1/pesticide/consignments",
+    response_model=ConsignmentRead,
+    status_code=201,
+    responses=resent(ConsignmentRead),
+)
 async def record_consignment(
     body: ConsignmentCreate,
     user: CurrentUser,

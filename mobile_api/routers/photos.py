@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Response, UploadFile
 
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
+from mobile_api.presenters import resent
 from schemas.batches import PhotoRead
 from wastetrack.evidence import service as evidence
 
@@ -27,7 +28,12 @@ async def _inspected(
     )
 
 
-@router.post("", response_model=PhotoRead, status_code=201)
+@router.post(
+    "",
+    response_model=PhotoRead,
+    status_code=201,
+    responses=resent(PhotoRead),
+)
 async def upload_photo(
     kept: Annotated[evidence.Inspected, Depends(_inspected)],
     user: CurrentUser,

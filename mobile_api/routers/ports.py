@@ -22,6 +22,7 @@ from mobile_api.presenters import (
     cleanup_read,
     delivery_read,
     recorded_id,
+    resent,
 )
 from mobile_api.tables import Format, export
 from schemas.base import Code, Id
@@ -125,7 +126,12 @@ async def list_port_calls(
     )
 
 
-@router.post("/m/v1/deliveries", response_model=DeliveryRead, status_code=201)
+@router.post(
+    "/m/v1/deliveries",
+    response_model=DeliveryRead,
+    status_code=201,
+    responses=resent(DeliveryRead),
+)
 async def record_delivery(
     body: DeliveryCreate,
     user: CurrentUser,
@@ -176,7 +182,12 @@ async def delivery_receipt(delivery_id: Id, user: CurrentUser, settings: AppSett
     return Response(pdf, media_type="application/pdf")
 
 
-@router.post("/m/v1/cleanups", response_model=CleanUpRead, status_code=201)
+@router.post(
+    "/m/v1/cleanups",
+    response_model=CleanUpRead,
+    status_code=201,
+    responses=resent(CleanUpRead),
+)
 async def record_cleanup(
     body: CleanUpCreate,
     user: CurrentUser,
@@ -198,7 +209,12 @@ async def list_cleanups(user: CurrentUser) -> list[CleanUpRead]:
     return [cleanup_read(c) for c in await cleanups.list_cleanups(principal=user)]
 
 
-@router.post("/m/v1/float-replacements", response_model=FloatReplacementRead, status_code=201)
+@router.post(
+    "/m/v1/float-replacements",
+    response_model=FloatReplacementRead,
+    status_code=201,
+    responses=resent(FloatReplacementRead),
+)
 async def record_float_replacement(
     body: FloatReplacementCreate, user: CurrentUser, _: Transaction, response: Response
 ) -> object:
