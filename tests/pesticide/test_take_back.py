@@ -140,7 +140,8 @@ async def test_return_refusals_name_the_field(client: httpx.AsyncClient, points:
 async def test_consignment_sends_a_batch_per_material_to_treatment(
     client: httpx.AsyncClient, points: World
 ) -> None:
-    response = await send(client, points, *BOTTLES_AND_DRUMS)
+    sent_once = str(uuid.uuid4())
+    response = await send(client, points, *BOTTLES_AND_DRUMS, client_event_id=sent_once)
     assert response.status_code == 201, response.text
     codes = [line["batch_code"] for line in response.json()["lines"]]
     for batch in await Batch.filter(code__in=codes):
@@ -149,6 +150,10 @@ async def test_consignment_sends_a_batch_per_material_to_treatment(
             points.orgs["station"].id,
             points.orgs["unlicensed"].id,
         )
+    # Resent from a phone's queue: answered with the consignment made, no batch twice.
+    resent = await send(client, points, *BOTTLES_AND_DRUMS, client_event_id=sent_once)
+    assert (resent.status_code, resent.json()) == (200, response.json())
+    assert await Batch.all().count() == len(codes) == 2
 
 
 @pytest.mark.parametrize(
