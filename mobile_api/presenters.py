@@ -1,6 +1,6 @@
 """Shapes domain objects into response contracts where a field needs the server's settings."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Response
 from pydantic import BaseModel
@@ -38,6 +38,9 @@ _BATCH_ATTRIBUTES = (
     "created_at",
     "last_seq",
 )
+
+
+T = TypeVar("T")
 
 
 def batch_read(batch: Batch, settings: Settings, links: SplitLinks | None = None) -> BatchRead:
@@ -146,6 +149,14 @@ def resent(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
             "description": "Sent before: what the first send recorded, which stays written once",
         }
     }
+
+
+def kept(made: tuple[T, bool], response: Response) -> T:
+    """The row a write made (201), or found made by an earlier send of the same (200)."""
+    row, created = made
+    if not created:
+        response.status_code = 200
+    return row
 
 
 def recorded_id(result: RecordResult, response: Response) -> int:

@@ -14,7 +14,7 @@ from mobile_api.deps import (
     ReplicaRead,
     Transaction,
 )
-from mobile_api.presenters import resent
+from mobile_api.presenters import kept, resent
 from mobile_api.tables import Format, export
 from schemas.base import Id
 from schemas.cells import (
@@ -64,7 +64,7 @@ async def assess(
 ) -> object:
     """Assess a cell at a level (county, then city, then province). The same assessment sent
     again while it is the latest of its level and day is answered with it (200), once."""
-    assessment, created = await cells.assess(
+    assessed = await cells.assess(
         principal=user,
         cell_id=cell_id,
         level=body.level,
@@ -72,9 +72,7 @@ async def assess(
         entered={k: v.model_dump() for k, v in body.entered.items()},
         timezone=settings.timezone,
     )
-    if not created:
-        response.status_code = 200
-    return assessment
+    return kept(assessed, response)
 
 
 @router.get("/m/v1/metrics/cells", response_model=CellAchievementRead)

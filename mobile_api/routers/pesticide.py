@@ -15,7 +15,7 @@ from mobile_api.deps import (
     Transaction,
 )
 from mobile_api.media import CSV, XLSX, binary
-from mobile_api.presenters import recorded_id, resent
+from mobile_api.presenters import kept, recorded_id, resent
 from mobile_api.tables import Format, download, export
 from schemas.base import Id
 from schemas.pesticide import (
@@ -101,10 +101,7 @@ async def record_sale(
 ) -> object:
     """A shop records pesticide packages sold, against which take-back is measured; the same
     sale sent again is answered with the one recorded (200)."""
-    sale, created = await pesticide.record_sale(principal=user, submission=body)
-    if not created:
-        response.status_code = 200
-    return sale
+    return kept(await pesticide.record_sale(principal=user, submission=body), response)
 
 
 @router.post("/m/v1/pesticide/sales/{sale_id}/cancel", response_model=SaleRead)

@@ -21,6 +21,7 @@ from mobile_api.presenters import (
     berth_read,
     cleanup_read,
     delivery_read,
+    kept,
     recorded_id,
     resent,
 )
@@ -220,10 +221,8 @@ async def record_float_replacement(
 ) -> object:
     """Record aquaculture floats replaced (浮球整治); the same record sent again is answered
     with the one kept (200)."""
-    replacement, created = await cleanups.record_float_replacement(principal=user, submission=body)
-    if not created:
-        response.status_code = 200
-    return replacement
+    made = await cleanups.record_float_replacement(principal=user, submission=body)
+    return kept(made, response)
 
 
 @router.get("/m/v1/float-replacements", response_model=list[FloatReplacementRead])

@@ -399,12 +399,17 @@ class History:
             taken = await self.post(other, "/m/v1/pesticide/sales", body)
             assert taken.status_code == 409, taken.text
         elif twist == "cancel":
-            url = f"/m/v1/pesticide/sales/{made['id']}/cancel"
-            cancelled = await self.post(sale.shop, url, {"reason": "entered wrong"})
-            assert cancelled.status_code == 200, cancelled.text
+            await self.cancel(sale.shop, f"sales/{made['id']}")
             self.submitted.sales.remove(sale)
             if rng.random() < 0.5:
                 await self.post_sale(replace(sale, count=max(1, sale.count // 10)))
+
+    async def cancel(self, who: str, record: str) -> None:
+        """The organization cancels its sale or return (`sales/ID`, `returns/ID`) as entered
+        wrong."""
+        url = f"/m/v1/pesticide/{record}/cancel"
+        cancelled = await self.post(who, url, {"reason": "entered wrong"})
+        assert cancelled.status_code == 200, cancelled.text
 
     async def post_sale(self, sale: Sale, body: dict[str, Any] | None = None) -> dict[str, Any]:
         body = body or {
@@ -472,9 +477,7 @@ class History:
         elif twist == "cancel":
             # Entered wrong: its point cancels it (counted nowhere), a phone's queue may resend
             # it (still nowhere), and the right return may be entered anew.
-            url = f"/m/v1/pesticide/returns/{made}/cancel"
-            cancelled = await self.post(record.point, url, {"reason": "entered wrong"})
-            assert cancelled.status_code == 200, cancelled.text
+            await self.cancel(record.point, f"returns/{made}")
             self.submitted.returns.remove(record)
             if rng.random() < 0.5:
                 await self.send(record.point, body, rng.random() < 0.5, expect="duplicate")

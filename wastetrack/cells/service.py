@@ -150,7 +150,9 @@ async def create_cell(
 
 
 async def _cell(principal: Principal, cell_id: int) -> Cell:
-    cell = await Cell.get_or_none(id=cell_id)
+    """A cell the user may assess, locked in the request's transaction: assessments of one cell
+    take turns, so a resend racing the first finds it."""
+    cell = await Cell.filter(id=cell_id).select_for_update().first()
     if cell is None or not (
         principal.role == Role.admin or cell.region_path.startswith(principal.region_path)
     ):
@@ -226,9 +228,6 @@ async def assess(
     assessment, and whether this call created it."""
     _manager(principal)
     cell = await _cell(principal, cell_id)
-    # Locked in the request's transaction: assessments of one cell take turns, so a resend
-    # racing the first finds it.
-    await Cell.filter(id=cell.id).select_for_update().first()
     # The computed criteria cover the twelve months ending on the assessment day: months that
     # have not happened yet would score as empty.
     check_day_come(
