@@ -3,17 +3,18 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
+from mobile_api.presenters import link_next
 from schemas.base import Id
 from wastetrack.apikeys import service as apikeys
 from wastetrack.audit import service as audit
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core import cityday, db, idempotency, observability, ratelimit, replica
+from wastetrack.core import cityday, db, idempotency, observability, paging, ratelimit, replica
 from wastetrack.core.commands import Day
 from wastetrack.core.errors import Forbidden, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -253,3 +254,49 @@ async def _open_period(
 
 # The same checks for a route that gives an omitted period its own meaning (the last N days).
 OpenPeriod = Annotated[tuple[date | None, date | None], Depends(_open_period)]
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a list a client asks for (docs/integrations.md, "Reading a list")."""
+
+    limit: int
+    cursor: str | None
+    request: Request
+    response: Response
+
+    def answer(self, rows: T, next_cursor: str | None) -> T:
+        """The page's rows; a `Link` header to the next page when there is one."""
+        if next_cursor is not None:
+            link_next(self.request, self.response, cursor=next_cursor)
+        return rows
+
+    async def read(
+        self, lister: Callable[..., Awaitable[tuple[T, str | None]]], **filters: Any
+    ) -> T:
+        """The page `lister` (a service's list, given `filters`) reads, answered as above."""
+        return self.answer(*await lister(**filters, limit=self.limit, cursor=self.cursor))
+
+
+async def _paging(
+    request: Request,
+    response: Response,
+    limit: Annotated[
+        int, Query(ge=1, le=paging.MAX_LIMIT, description="the most rows in this page")
+    ] = paging.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description='the next page: from the `Link: <…>; rel="next"` header of the last',
+        ),
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor, request=request, response=response)
+
+
+Paging = Annotated[PageRequest, Depends(_paging)]

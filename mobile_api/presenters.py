@@ -2,7 +2,7 @@
 
 from typing import Any, TypeVar
 
-from fastapi import Response
+from fastapi import Request, Response
 from pydantic import BaseModel
 
 from schemas.batches import BatchRead
@@ -149,6 +149,24 @@ def resent(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
             "description": "Sent before: what the first send recorded, which stays written once",
         }
     }
+
+
+def link_next(request: Request, response: Response, **query: str) -> None:
+    """Point the client at the next page or file: a `Link: <…>; rel="next"` header (RFC 8288)
+    to this request's URL with `query` replacing its parameters of those names."""
+    following = request.url.include_query_params(**query)
+    response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+
+
+NEXT_PAGE = {
+    "headers": {
+        "Link": {
+            "description": 'the next page, `<…&cursor=…>; rel="next"`; absent on the last page',
+            "schema": {"type": "string"},
+        }
+    }
+}
+"""The 200's documentation for a list read page by page (``responses={200: NEXT_PAGE}``)."""
 
 
 def kept(made: tuple[T, bool], response: Response) -> T:

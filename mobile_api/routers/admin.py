@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from mobile_api.deps import AdminOnly, AppSettings, CurrentUser, ManagerOnly, Period, Transaction
+from mobile_api.deps import (
+    AdminOnly,
+    AppSettings,
+    CurrentUser,
+    ManagerOnly,
+    Paging,
+    Period,
+    Transaction,
+)
+from mobile_api.presenters import NEXT_PAGE
 from schemas.auth import SessionsRevokedRead, UserCreate, UserRead
 from schemas.base import Id, Text
 from schemas.calendar import CalendarDayRead, CalendarDayUpdate, CalendarLoadRead
@@ -65,15 +74,18 @@ async def update_organization(
     )
 
 
-@router.get("/organizations", response_model=list[OrganizationRead])
+@router.get("/organizations", response_model=list[OrganizationRead], responses={200: NEXT_PAGE})
 async def list_organizations(
     user: ManagerOnly,
+    paged: Paging,
     kind: Annotated[OrganizationKind | None, Query()] = None,
     credit_code: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Sequence[object]:
-    """Organizations the user may read, optionally of one kind or by unified social credit code
-    (统一社会信用代码; spaces, hyphens and case ignored)."""
-    return await registry.list_organizations(principal=user, kind=kind, credit_code=credit_code)
+    """Organizations the user may read, oldest first, optionally of one kind or by unified
+    social credit code (统一社会信用代码; spaces, hyphens and case ignored)."""
+    return await paged.read(
+        registry.list_organizations, principal=user, kind=kind, credit_code=credit_code
+    )
 
 
 @router.post("/sites", response_model=SiteRead, status_code=201)
@@ -82,10 +94,12 @@ async def create_site(body: SiteCreate, _: AdminOnly, __: Transaction) -> object
     return await registry.create_site(**body.model_dump())
 
 
-@router.get("/sites", response_model=list[SiteRead])
-async def list_sites(user: ManagerOnly, organization_id: Id | None = None) -> Sequence[object]:
-    """Sites the user may read, optionally of one organization."""
-    return await registry.list_sites(principal=user, organization_id=organization_id)
+@router.get("/sites", response_model=list[SiteRead], responses={200: NEXT_PAGE})
+async def list_sites(
+    user: ManagerOnly, paged: Paging, organization_id: Id | None = None
+) -> Sequence[object]:
+    """Sites the user may read, oldest first, optionally of one organization."""
+    return await paged.read(registry.list_sites, principal=user, organization_id=organization_id)
 
 
 @router.post(
@@ -120,15 +134,20 @@ async def create_vessel(body: VesselCreate, _: AdminOnly, __: Transaction) -> ob
     return await vessels.create_vessel(**body.model_dump())
 
 
-@router.get("/vessels", response_model=list[VesselRead])
+@router.get("/vessels", response_model=list[VesselRead], responses={200: NEXT_PAGE})
 async def list_vessels(
     user: CurrentUser,
+    paged: Paging,
     home_port_id: Id | None = None,
     registration_number: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
 ) -> Sequence[object]:
-    """Vessels the user may read; a port operator finds any vessel by registration number."""
-    return await vessels.list_vessels(
-        principal=user, home_port_id=home_port_id, registration_number=registration_number
+    """Vessels the user may read, oldest first; a port operator finds any vessel by
+    registration number."""
+    return await paged.read(
+        vessels.list_vessels,
+        principal=user,
+        home_port_id=home_port_id,
+        registration_number=registration_number,
     )
 
 
@@ -156,10 +175,12 @@ async def end_service_agreement(
     )
 
 
-@router.get("/service-agreements", response_model=list[ServiceAgreementRead])
-async def list_service_agreements(user: CurrentUser) -> Sequence[object]:
-    """Service agreements the user may read."""
-    return await agreements.list_service_agreements(principal=user)
+@router.get(
+    "/service-agreements", response_model=list[ServiceAgreementRead], responses={200: NEXT_PAGE}
+)
+async def list_service_agreements(user: CurrentUser, paged: Paging) -> Sequence[object]:
+    """Service agreements the user may read, oldest first."""
+    return await paged.read(agreements.list_service_agreements, principal=user)
 
 
 @router.post("/users", response_model=UserRead, status_code=201)
@@ -183,10 +204,11 @@ async def revoke_sessions(user_id: Id, _: AdminOnly, __: Transaction) -> object:
     return {"revoked": await auth.revoke_sessions(user_id=user_id)}
 
 
-@router.get("/users", response_model=list[UserRead])
-async def list_users(user: ManagerOnly) -> Sequence[object]:
-    """Users the caller may read: all (admins), or of the manager's region subtree."""
-    return await auth.list_users(principal=user)
+@router.get("/users", response_model=list[UserRead], responses={200: NEXT_PAGE})
+async def list_users(user: ManagerOnly, paged: Paging) -> Sequence[object]:
+    """Users the caller may read, oldest first: all (admins), or of the manager's region
+    subtree."""
+    return await paged.read(auth.list_users, principal=user)
 
 
 @router.get("/calendar", response_model=list[CalendarDayRead])

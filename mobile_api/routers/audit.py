@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from mobile_api import media
 from mobile_api.deps import AppSettings, require
+from mobile_api.presenters import link_next
 from schemas.audit import AuditEntryRead, AuditPage
 from schemas.base import Id
 from wastetrack.audit import service as audit
@@ -88,9 +89,9 @@ async def export_audit(
         actor=actor,
     )
     headers = {"Content-Disposition": 'attachment; filename="audit.csv"'}
-    if more is not None:
-        following = request.url.include_query_params(after=encode_cursor(more))
-        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
-    return Response(
+    answer = Response(
         to_csv(audit.CSV_HEADERS, rows), media_type="text/csv; charset=utf-8", headers=headers
     )
+    if more is not None:
+        link_next(request, answer, after=encode_cursor(more))
+    return answer

@@ -11,11 +11,12 @@ from mobile_api.deps import (
     AppSettings,
     CurrentUser,
     ManagerOnly,
+    Paging,
     Posts,
     Transaction,
 )
 from mobile_api.media import PDF, PNG, binary
-from mobile_api.presenters import batch_read, berth_read, resent
+from mobile_api.presenters import NEXT_PAGE, batch_read, berth_read, resent
 from schemas.base import Code, Text
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
@@ -100,17 +101,20 @@ async def create_batch(
     return batch_read(batch, settings)
 
 
-@router.get("/batches", response_model=BatchPage)
+@router.get("/batches", response_model=BatchPage, responses={200: NEXT_PAGE})
 async def list_batches(
     user: CurrentUser,
     settings: AppSettings,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    paged: Paging,
     state: Annotated[Text | None, Query(max_length=24)] = None,
 ) -> BatchPage:
-    """The user's batches, newest first; pass next_cursor to get the next page."""
-    page, next_cursor = await batches.list_recent(user, limit=limit, cursor=cursor, state=state)
-    return BatchPage(items=[batch_read(b, settings) for b in page], next_cursor=next_cursor)
+    """The user's batches, newest first; pass next_cursor (the `Link` header's) to get the
+    next page."""
+    page, next_cursor = await batches.list_recent(
+        user, limit=paged.limit, cursor=paged.cursor, state=state
+    )
+    items = [batch_read(b, settings) for b in page]
+    return paged.answer(BatchPage(items=items, next_cursor=next_cursor), next_cursor)
 
 
 @router.get("/batches/{code}", response_model=BatchRead)

@@ -10,11 +10,12 @@ from mobile_api.deps import (
     CityPeriod,
     CurrentUser,
     ManagerOnly,
+    Paging,
     RegionScoped,
     ReplicaRead,
     Transaction,
 )
-from mobile_api.presenters import kept, resent
+from mobile_api.presenters import NEXT_PAGE, kept, resent
 from mobile_api.tables import Format, export
 from schemas.base import Id
 from schemas.cells import (
@@ -42,10 +43,10 @@ async def create_cell(body: CellCreate, user: ManagerOnly, _: Transaction) -> ob
     return await cells.create_cell(principal=user, **body.model_dump())
 
 
-@router.get("/m/v1/cells", response_model=list[CellRead])
-async def list_cells(user: ManagerOnly) -> Sequence[object]:
-    """Cells in your region."""
-    return await cells.list_cells(principal=user)
+@router.get("/m/v1/cells", response_model=list[CellRead], responses={200: NEXT_PAGE})
+async def list_cells(user: ManagerOnly, paged: Paging) -> Sequence[object]:
+    """Cells in your region, oldest first."""
+    return await paged.read(cells.list_cells, principal=user)
 
 
 @router.post(

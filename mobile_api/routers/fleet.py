@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from mobile_api.deps import CurrentUser, Transaction, require
+from mobile_api.deps import CurrentUser, Paging, Transaction, require
+from mobile_api.presenters import NEXT_PAGE
 from schemas.base import Code, Id
 from schemas.fleet import (
     DriverCreate,
@@ -49,13 +50,14 @@ async def create_vehicle(body: VehicleCreate, user: FleetManager, _: Transaction
     return await fleet.create_vehicle(principal=user, **body.model_dump())
 
 
-@router.get("/vehicles", response_model=list[VehicleRead])
+@router.get("/vehicles", response_model=list[VehicleRead], responses={200: NEXT_PAGE})
 async def list_vehicles(
     user: FleetReader,
+    paged: Paging,
     include_retired: Annotated[bool, Query(description="also retired vehicles")] = False,
 ) -> object:
-    """Your fleet's vehicles (managers: their region's carriers')."""
-    return await fleet.list_vehicles(principal=user, include_retired=include_retired)
+    """Your fleet's vehicles (managers: their region's carriers'), by plate."""
+    return await paged.read(fleet.list_vehicles, principal=user, include_retired=include_retired)
 
 
 @router.patch("/vehicles/{plate}", response_model=VehicleRead)
@@ -98,13 +100,14 @@ async def create_driver(body: DriverCreate, user: FleetManager, _: Transaction) 
     return await fleet.create_driver(principal=user, **body.model_dump())
 
 
-@router.get("/drivers", response_model=list[DriverRead])
+@router.get("/drivers", response_model=list[DriverRead], responses={200: NEXT_PAGE})
 async def list_drivers(
     user: FleetReader,
+    paged: Paging,
     include_retired: Annotated[bool, Query(description="also retired drivers")] = False,
 ) -> object:
-    """Your fleet's drivers (managers: their region's carriers')."""
-    return await fleet.list_drivers(principal=user, include_retired=include_retired)
+    """Your fleet's drivers (managers: their region's carriers'), by name."""
+    return await paged.read(fleet.list_drivers, principal=user, include_retired=include_retired)
 
 
 @router.delete("/drivers/{driver_id}", response_model=DriverRead)

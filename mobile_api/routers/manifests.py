@@ -5,9 +5,9 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 
-from mobile_api.deps import AppSettings, CurrentUser, Transaction
+from mobile_api.deps import AppSettings, CurrentUser, Paging, Transaction
 from mobile_api.media import PDF, binary
-from mobile_api.presenters import manifest_read
+from mobile_api.presenters import NEXT_PAGE, manifest_read
 from schemas.base import Id, Int32
 from schemas.cosign import BulkSign, BulkSigned, BulkSignResult
 from schemas.manifests import (
@@ -74,13 +74,16 @@ async def sign_many(
     )
 
 
-@router.get("", response_model=list[ManifestRead])
-async def list_manifests(user: CurrentUser, discrepant: bool = False) -> list[ManifestRead]:
-    """Manifests you are party to (managers: your region); discrepant=true for mismatches."""
-    return [
-        manifest_read(m)
-        for m in await queries.list_manifests(principal=user, discrepant=discrepant)
-    ]
+@router.get("", response_model=list[ManifestRead], responses={200: NEXT_PAGE})
+async def list_manifests(
+    user: CurrentUser, paged: Paging, discrepant: bool = False
+) -> list[ManifestRead]:
+    """Manifests you are party to (managers: your region), newest first; discrepant=true for
+    mismatches."""
+    found, next_cursor = await queries.list_manifests(
+        principal=user, discrepant=discrepant, limit=paged.limit, cursor=paged.cursor
+    )
+    return paged.answer([manifest_read(m) for m in found], next_cursor)
 
 
 @router.get("/{manifest_id}", response_model=ManifestRead)

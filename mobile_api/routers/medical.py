@@ -12,11 +12,13 @@ from mobile_api.deps import (
     CurrentUser,
     ManagerOnly,
     OpenPeriod,
+    Paging,
     Period,
     RegionScoped,
     ReplicaRead,
     Transaction,
 )
+from mobile_api.presenters import NEXT_PAGE
 from mobile_api.tables import Format, export
 from schemas.alerts import AlertRead, MedicalCoverageRead
 from schemas.base import Code, Id
@@ -30,25 +32,29 @@ from wastetrack.rollups import service as rollups
 router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
 
 
-@router.get("/alerts", response_model=list[AlertRead])
+@router.get("/alerts", response_model=list[AlertRead], responses={200: NEXT_PAGE})
 async def list_alerts(
     user: CurrentUser,
     settings: AppSettings,
     _: Transaction,
+    paged: Paging,
     open_only: bool = True,
     format: Format = "json",
 ) -> Any:
-    """Alerts of your organization (managers: their region): overdue storage or manifest
-    decisions, weight discrepancies, idle batches, scan anomalies."""
-    result = await alerts.list_alerts(principal=user, open_only=open_only)
+    """Alerts of your organization (managers: their region), newest first: overdue storage or
+    manifest decisions, weight discrepancies, idle batches, scan anomalies. A file (csv, xlsx)
+    holds every one from the cursor on."""
     if format != "json":
+        every, __ = await alerts.list_alerts(
+            principal=user, open_only=open_only, limit=None, cursor=paged.cursor
+        )
         return await export(
-            [AlertRead.model_validate(a) for a in result],
+            [AlertRead.model_validate(a) for a in every],
             name="alerts",
             format=format,
             timezone=settings.timezone,
         )
-    return result
+    return await paged.read(alerts.list_alerts, principal=user, open_only=open_only)
 
 
 @router.post("/alerts/refresh")

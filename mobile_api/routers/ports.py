@@ -11,6 +11,7 @@ from mobile_api.deps import (
     AppSettings,
     CityPeriod,
     CurrentUser,
+    Paging,
     Period,
     RegionScoped,
     ReplicaRead,
@@ -18,6 +19,7 @@ from mobile_api.deps import (
 )
 from mobile_api.media import PDF, PNG, binary
 from mobile_api.presenters import (
+    NEXT_PAGE,
     berth_read,
     cleanup_read,
     delivery_read,
@@ -117,13 +119,13 @@ async def close_port_call(
     )
 
 
-@router.get("/m/v1/port-calls", response_model=list[PortCallRead])
+@router.get("/m/v1/port-calls", response_model=list[PortCallRead], responses={200: NEXT_PAGE})
 async def list_port_calls(
-    user: CurrentUser, vessel_id: Id | None = None, open_only: bool = False
+    user: CurrentUser, paged: Paging, vessel_id: Id | None = None, open_only: bool = False
 ) -> Sequence[object]:
-    """Port calls at your port (managers: in their region), newest first."""
-    return await port_calls.list_port_calls(
-        principal=user, vessel_id=vessel_id, open_only=open_only
+    """Port calls at your port (managers: in their region), latest arrival first."""
+    return await paged.read(
+        port_calls.list_port_calls, principal=user, vessel_id=vessel_id, open_only=open_only
     )
 
 
@@ -149,14 +151,16 @@ async def record_delivery(
     return delivery_read(delivery, await deliveries.current_lines(delivery), settings)
 
 
-@router.get("/m/v1/deliveries", response_model=list[DeliveryRead])
+@router.get("/m/v1/deliveries", response_model=list[DeliveryRead], responses={200: NEXT_PAGE})
 async def list_deliveries(
-    user: CurrentUser, settings: AppSettings, vessel_id: Id | None = None
+    user: CurrentUser, settings: AppSettings, paged: Paging, vessel_id: Id | None = None
 ) -> list[DeliveryRead]:
     """Deliveries, newest first; with vessel_id, that vessel's receipts."""
-    found = await deliveries.list_deliveries(principal=user, vessel_id=vessel_id)
+    found, next_cursor = await deliveries.list_deliveries(
+        principal=user, vessel_id=vessel_id, limit=paged.limit, cursor=paged.cursor
+    )
     lines = await deliveries.lines_now(found)
-    return [delivery_read(d, lines[d.id], settings) for d in found]
+    return paged.answer([delivery_read(d, lines[d.id], settings) for d in found], next_cursor)
 
 
 @router.get("/m/v1/deliveries/{delivery_id}", response_model=DeliveryRead)
@@ -204,10 +208,13 @@ async def record_cleanup(
     return cleanup_read(await cleanups.get_cleanup(principal=user, cleanup_id=record_id))
 
 
-@router.get("/m/v1/cleanups", response_model=list[CleanUpRead])
-async def list_cleanups(user: CurrentUser) -> list[CleanUpRead]:
-    """Clean-ups of your organization (managers: in their region)."""
-    return [cleanup_read(c) for c in await cleanups.list_cleanups(principal=user)]
+@router.get("/m/v1/cleanups", response_model=list[CleanUpRead], responses={200: NEXT_PAGE})
+async def list_cleanups(user: CurrentUser, paged: Paging) -> list[CleanUpRead]:
+    """Clean-ups of your organization (managers: in their region), newest first."""
+    found, next_cursor = await cleanups.list_cleanups(
+        principal=user, limit=paged.limit, cursor=paged.cursor
+    )
+    return paged.answer([cleanup_read(c) for c in found], next_cursor)
 
 
 @router.post(
@@ -225,10 +232,14 @@ async def record_float_replacement(
     return kept(made, response)
 
 
-@router.get("/m/v1/float-replacements", response_model=list[FloatReplacementRead])
-async def list_float_replacements(user: CurrentUser) -> Sequence[object]:
-    """Float replacements of your organization (managers: in their region)."""
-    return await cleanups.list_float_replacements(principal=user)
+@router.get(
+    "/m/v1/float-replacements",
+    response_model=list[FloatReplacementRead],
+    responses={200: NEXT_PAGE},
+)
+async def list_float_replacements(user: CurrentUser, paged: Paging) -> Sequence[object]:
+    """Float replacements of your organization (managers: in their region), latest first."""
+    return await paged.read(cleanups.list_float_replacements, principal=user)
 
 
 @router.get("/m/v1/sea-areas", response_model=list[SeaAreaRead])

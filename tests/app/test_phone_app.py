@@ -535,9 +535,10 @@ def test_a_carrier_records_its_vehicle_and_the_producers_pin(
     bag = _clinic_bag(served, round_data["carrier"], "1.5")
     # The carrier registers a vehicle (from now on its medical collections name one) and the
     # manager prints the clinic's one-time PINs; reopened, the app offers the vehicle.
+    carrier = _headers(served, "carrier")
     vehicle = httpx.post(
         f"{served}/m/v1/vehicles",
-        headers=_headers(served, "carrier"),
+        headers=carrier,
         json={"plate": PLATE, "permit_number": "鲁交运管荣字371082000001", "capacity_kg": "2000"},
     )
     assert vehicle.status_code == 201, vehicle.text
@@ -551,6 +552,21 @@ def test_a_carrier_records_its_vehicle_and_the_producers_pin(
     browser.refresh()
     _wait(browser, lambda b: _visible(b, "scan-view"))
     _wait(browser, lambda b: PLATE in str(b.execute_async_script(REFERENCE, "vehicles")))
+    # Reference lists come a page at a time: the app follows each page's Link to the last.
+    for n in range(3):
+        driver = httpx.post(
+            f"{served}/m/v1/drivers",
+            headers=carrier,
+            json={"name": f"司机{n}", "licence_number": f"3710821980010100{n:02d}"},
+        )
+        assert driver.status_code == 201, driver.text
+    whole = httpx.get(f"{served}/m/v1/drivers?limit=500", headers=carrier)
+    walked = browser.execute_async_script(
+        "const done = arguments[0];"
+        "import('/static/app/api.js').then("
+        "  async (a) => done(await a.callAll('/m/v1/drivers?limit=1')), (e) => done(String(e)));"
+    )
+    assert [d["id"] for d in walked] == [d["id"] for d in whole.json()] and len(walked) >= 3
     typed = browser.find_element(By.ID, "typed")
     typed.clear()
     typed.send_keys(bag)

@@ -233,10 +233,10 @@ async def test_organizations_are_found_by_credit_code(world: World) -> None:
         name="华为", kind=OrganizationKind.enterprise, region_id=world.regions["city"].id,
         credit_code="914403001922038216",
     )  # fmt: skip
-    found = await registry.list_organizations(
+    found, more = await registry.list_organizations(
         principal=world.principals["admin"], credit_code="914403001922038216"
     )
-    assert [o.id for o in found] == [org.id]
+    assert [o.id for o in found] == [org.id] and more is None
     with pytest.raises(ValidationFailed):
         await registry.list_organizations(principal=world.principals["admin"], credit_code="x")
 

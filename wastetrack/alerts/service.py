@@ -11,6 +11,7 @@ from tortoise.functions import Count
 
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
+from wastetrack.core import paging
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings, get_settings
@@ -357,14 +358,19 @@ def _scope(principal: Principal) -> Q:
     return scope
 
 
-async def list_alerts(*, principal: Principal, open_only: bool) -> list[Alert]:
-    """Alerts of the user's organization (managers: their region), newest first. Reading
-    writes nothing: the service's background round (or POST /m/v1/alerts/refresh, or
-    `wastetrack alerts-refresh`) raises them."""
-    query = Alert.filter(_scope(principal)).order_by("-raised_at", "-id")
+NEWEST_RAISED = paging.Order("raised_at", datetime)
+
+
+async def list_alerts(
+    *, principal: Principal, open_only: bool, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[Alert], str | None]:
+    """Alerts of the user's organization (managers: their region), newest first, a page at a
+    time (every one without a limit). Reading writes nothing: the service's background round
+    (or POST /m/v1/alerts/refresh, or `wastetrack alerts-refresh`) raises them."""
+    query = Alert.filter(_scope(principal))
     if open_only:
         query = query.filter(acknowledged_at=None)
-    return await query.limit(500)
+    return await paging.page(query, NEWEST_RAISED, limit=limit, cursor=cursor)
 
 
 async def count_by_kind(*, principal: Principal) -> dict[str, dict[str, int]]:

@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import RefreshToken, Role, User
-from wastetrack.core import keys, ratelimit
+from wastetrack.core import keys, paging, ratelimit
 from wastetrack.core.commands import ascii_digits
 from wastetrack.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -349,6 +349,9 @@ async def principal_from_access_token(*, token: str, settings: Settings) -> Prin
     return principal
 
 
-async def list_users(*, principal: Principal) -> list[User]:
-    """The users `principal` may read (registry read scope), oldest first."""
-    return await access.readable(User.all(), principal).order_by("id")
+async def list_users(
+    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[User], str | None]:
+    """The users `principal` may read (registry read scope), oldest first, a page at a time."""
+    query = access.readable(User.all(), principal)
+    return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)

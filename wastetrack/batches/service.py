@@ -1,7 +1,6 @@
 """Batches as a user may see them, and label stock."""
 
 import asyncio
-import base64
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 from PIL import Image
-from pydantic import TypeAdapter
 from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
@@ -21,9 +19,8 @@ from wastetrack.batches.hj1276 import HazardousLabelText, LabelSize, render_hj12
 from wastetrack.batches.labels import LabelText, render_label_png, render_label_sheet_pdf
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
-from wastetrack.core import codes
+from wastetrack.core import codes, paging
 from wastetrack.core.cityday import local_date
-from wastetrack.core.commands import Id, Moment
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.cosign import service as cosign
@@ -182,34 +179,20 @@ async def get_label_for_binding(principal: Principal, code: str, *, on: date) ->
     return label
 
 
-def encode_cursor(batch: Batch) -> str:
-    return base64.urlsafe_b64encode(f"{batch.created_at.isoformat()}|{batch.id}".encode()).decode()
-
-
-# A cursor comes back from the client: its time and id are checked as any other input.
-_CURSOR: TypeAdapter[tuple[datetime, int]] = TypeAdapter(tuple[Moment, Id])
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        stamp, batch_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return _CURSOR.validate_python((datetime.fromisoformat(stamp), int(batch_id)))
-    except (ValueError, UnicodeDecodeError):  # a ValidationError is a ValueError
-        raise ValidationFailed("cursor is not one this server issued", field="cursor") from None
-
-
 async def list_recent(
     principal: Principal, *, limit: int, cursor: str | None = None, state: str | None = None
 ) -> tuple[list[Batch], str | None]:
     """The user's batches, newest first, one page at a time."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = paging.decode(cursor, datetime) if cursor else None
     sql, params = page_query(principal, limit=limit + 1, after=after, state=state)
     rows = await connections.get("default").execute_query_dict(sql, params)
     ids = [row["id"] for row in rows]
     found = {b.id: b for b in await Batch.filter(id__in=ids).prefetch_related("category")}
     page = [found[batch_id] for batch_id in ids if batch_id in found]
-    next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
-    return page[:limit], next_cursor
+    if len(page) <= limit:
+        return page, None
+    last = page[limit - 1]
+    return page[:limit], paging.encode(last.created_at, last.id)
 
 
 def page_query(

@@ -12,7 +12,7 @@ from tortoise.functions import Count
 
 from wastetrack.auth.models import Role
 from wastetrack.cells.models import Cell, CellAssessment
-from wastetrack.core import cityday
+from wastetrack.core import cityday, paging
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
@@ -160,8 +160,12 @@ async def _cell(principal: Principal, cell_id: int) -> Cell:
     return cell
 
 
-async def list_cells(*, principal: Principal) -> list[Cell]:
-    return await Cell.filter(region_path__startswith=principal.region_path).order_by("id")
+async def list_cells(
+    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[Cell], str | None]:
+    """Cells in the user's region subtree, oldest first, a page at a time."""
+    query = Cell.filter(region_path__startswith=principal.region_path)
+    return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)
 
 
 class Measured(TypedDict):

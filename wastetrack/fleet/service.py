@@ -8,6 +8,7 @@ from typing import Any
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
+from wastetrack.core import paging
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.fleet.models import Driver, Vehicle
@@ -111,14 +112,24 @@ async def create_vehicle(
     return vehicle
 
 
-async def list_vehicles(*, principal: Principal, include_retired: bool = False) -> list[Vehicle]:
+BY_PLATE = paging.Order("plate", str, descending=False)
+BY_NAME = paging.Order("name", str, descending=False)
+
+
+async def list_vehicles(
+    *,
+    principal: Principal,
+    include_retired: bool = False,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Vehicle], str | None]:
     """The vehicles the user may read: a carrier's own, a manager's region's, an admin's all."""
     if principal.role not in FLEET_READERS:
         raise Forbidden("fleets are read by their carrier and the managers", field="role")
     query = access.readable(Vehicle.all(), principal)
     if not include_retired:
         query = query.filter(retired_at=None)
-    return await query.order_by("plate").limit(1000)
+    return await paging.page(query, BY_PLATE, limit=limit, cursor=cursor)
 
 
 async def update_vehicle(*, principal: Principal, plate: str, changes: dict[str, Any]) -> Vehicle:
@@ -190,14 +201,20 @@ async def create_driver(
     return driver
 
 
-async def list_drivers(*, principal: Principal, include_retired: bool = False) -> list[Driver]:
+async def list_drivers(
+    *,
+    principal: Principal,
+    include_retired: bool = False,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Driver], str | None]:
     """The drivers the user may read, by the same rule as vehicles."""
     if principal.role not in FLEET_READERS:
         raise Forbidden("fleets are read by their carrier and the managers", field="role")
     query = access.readable(Driver.all(), principal)
     if not include_retired:
         query = query.filter(retired_at=None)
-    return await query.order_by("name", "id").limit(1000)
+    return await paging.page(query, BY_NAME, limit=limit, cursor=cursor)
 
 
 async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:

@@ -8,6 +8,7 @@ from uuid import UUID
 from tortoise.expressions import Q
 
 from wastetrack.auth.models import Role
+from wastetrack.core import paging
 from wastetrack.core.errors import Conflict, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
@@ -51,11 +52,20 @@ async def open_for_action(*, principal: Principal, manifest_id: int) -> Manifest
     return manifest
 
 
-async def list_manifests(*, principal: Principal, discrepant: bool) -> list[Manifest]:
-    query = Manifest.filter(_scope(principal)).distinct().order_by("-id")
+async def list_manifests(
+    *,
+    principal: Principal,
+    discrepant: bool,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Manifest], str | None]:
+    """Manifests the user is party to (managers: their region), newest first, a page at a
+    time; only those with a discrepancy when asked."""
+    query = Manifest.filter(_scope(principal)).distinct()
     if discrepant:
         query = query.filter(discrepancies__id__not_isnull=True)
-    return await query.limit(200).prefetch_related("legs", "discrepancies", "revisions")
+    query = query.prefetch_related("legs", "discrepancies", "revisions")
+    return await paging.page(query, paging.NEWEST_ID, limit=limit, cursor=cursor)
 
 
 def parties(manifest: Manifest) -> set[int]:

@@ -1,7 +1,7 @@
 """Clean-ups and floats: beach and sea-surface clean-ups (净滩行动), whose litter enters the
 custody chain as one batch, and aquaculture float replacement (浮球整治)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from tortoise.models import Model
@@ -10,6 +10,7 @@ from tortoise.queryset import QuerySet
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
+from wastetrack.core import paging
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -100,14 +101,16 @@ async def get_cleanup(*, principal: Principal, cleanup_id: int) -> CleanUp:
     return found
 
 
-async def list_cleanups(*, principal: Principal) -> list[CleanUp]:
-    """Clean-ups of the user's organization (managers: in their region), newest first."""
-    return (
-        await _readable(CleanUp.all(), principal)
-        .order_by("-started_at")
-        .limit(500)
-        .prefetch_related("batch")
-    )
+NEWEST_STARTED = paging.Order("started_at", datetime)
+
+
+async def list_cleanups(
+    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[CleanUp], str | None]:
+    """Clean-ups of the user's organization (managers: in their region), newest first, a
+    page at a time."""
+    query = _readable(CleanUp.all(), principal).prefetch_related("batch")
+    return await paging.page(query, NEWEST_STARTED, limit=limit, cursor=cursor)
 
 
 async def record_float_replacement(
@@ -137,5 +140,13 @@ async def record_float_replacement(
     )
 
 
-async def list_float_replacements(*, principal: Principal) -> list[FloatReplacement]:
-    return await _readable(FloatReplacement.all(), principal).order_by("-replaced_on")
+LATEST_DAY = paging.Order("replaced_on", date)
+
+
+async def list_float_replacements(
+    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[FloatReplacement], str | None]:
+    """Float replacements of the user's organization (managers: in their region), latest
+    day first, a page at a time."""
+    query = _readable(FloatReplacement.all(), principal)
+    return await paging.page(query, LATEST_DAY, limit=limit, cursor=cursor)

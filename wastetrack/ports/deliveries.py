@@ -16,7 +16,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
-from wastetrack.core import codes
+from wastetrack.core import codes, paging
 from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.geometry import distance_m
@@ -258,12 +258,21 @@ async def get_delivery(*, principal: Principal, delivery_id: int) -> Delivery:
     return delivery
 
 
-async def list_deliveries(*, principal: Principal, vessel_id: int | None) -> list[Delivery]:
-    """Deliveries, newest first, per vessel when asked: the vessel's receipts."""
-    query = _readable_deliveries(principal).order_by("-started_at")
+NEWEST_STARTED = paging.Order("started_at", datetime)
+
+
+async def list_deliveries(
+    *,
+    principal: Principal,
+    vessel_id: int | None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Delivery], str | None]:
+    """Deliveries, newest first, a page at a time; per vessel when asked: its receipts."""
+    query = _readable_deliveries(principal).prefetch_related("lines__batch")
     if vessel_id is not None:
         query = query.filter(vessel_id=vessel_id)
-    return await query.limit(500).prefetch_related("lines__batch")
+    return await paging.page(query, NEWEST_STARTED, limit=limit, cursor=cursor)
 
 
 async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:

@@ -6,6 +6,7 @@ from typing import Any
 
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
+from wastetrack.core import paging
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
@@ -117,15 +118,24 @@ async def close_port_call(
     return call
 
 
+LATEST_ARRIVAL = paging.Order("arrived_at", datetime)
+
+
 async def list_port_calls(
-    *, principal: Principal, vessel_id: int | None, open_only: bool
-) -> list[PortCall]:
-    """Port calls at the user's port (managers: in their region)."""
+    *,
+    principal: Principal,
+    vessel_id: int | None,
+    open_only: bool,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[PortCall], str | None]:
+    """Port calls at the user's port (managers: in their region), latest arrival first, a
+    page at a time."""
     query = readable(
         PortCall.all(), principal, organization=("port_id",), region="port__region__path"
-    ).order_by("-arrived_at")
+    )
     if vessel_id is not None:
         query = query.filter(vessel_id=vessel_id)
     if open_only:
         query = query.filter(departed_at=None)
-    return await query.limit(500)
+    return await paging.page(query, LATEST_ARRIVAL, limit=limit, cursor=cursor)

@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 
 from wastetrack.audit import service as audit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import cityday
+from wastetrack.core import cityday, paging
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
@@ -143,7 +143,9 @@ async def end_service_agreement(
     return agreement
 
 
-async def list_service_agreements(*, principal: Principal) -> list[ServiceAgreement]:
+async def list_service_agreements(
+    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+) -> tuple[list[ServiceAgreement], str | None]:
     """Agreements the user may read: its organization's, as provider or client, or those of
     clients in its region."""
     query = access.readable(
@@ -152,4 +154,4 @@ async def list_service_agreements(*, principal: Principal) -> list[ServiceAgreem
         organization=("provider_id", "client_id"),
         region="client__region__path",
     )
-    return await query.order_by("id")
+    return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)

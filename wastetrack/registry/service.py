@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 
 from wastetrack.audit import service as audit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import cityday, codes
+from wastetrack.core import cityday, codes, paging
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
@@ -177,8 +177,11 @@ async def list_organizations(
     principal: Principal,
     kind: OrganizationKind | None = None,
     credit_code: str | None = None,
-) -> list[Organization]:
-    """Organizations the user may read, optionally of one kind or by credit code."""
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Organization], str | None]:
+    """Organizations the user may read, oldest first, a page at a time; optionally of one
+    kind or by credit code."""
     query = access.readable(
         Organization.all(), principal, organization=("id",), region="region__path"
     )
@@ -186,7 +189,8 @@ async def list_organizations(
         query = query.filter(kind=kind)
     if credit_code is not None:
         query = query.filter(credit_code=identities.normalize_credit_code(credit_code))
-    return await query.prefetch_related("region").order_by("id")
+    query = query.prefetch_related("region")
+    return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)
 
 
 async def create_site(
@@ -229,13 +233,20 @@ async def create_site(
     return site
 
 
-async def list_sites(*, principal: Principal, organization_id: int | None = None) -> list[Site]:
-    """Sites the user may read, optionally of one organization: a manager reads those in its
-    region subtree by the site's own region, the one its pickups count under."""
+async def list_sites(
+    *,
+    principal: Principal,
+    organization_id: int | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Site], str | None]:
+    """Sites the user may read, oldest first, a page at a time, optionally of one
+    organization: a manager reads those in its region subtree by the site's own region, the
+    one its pickups count under."""
     query = access.readable(Site.all(), principal, region="region__path")
     if organization_id:
         query = query.filter(organization_id=organization_id)
-    return await query.order_by("id")
+    return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)
 
 
 async def add_licence(

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
+from wastetrack.core import paging
 from wastetrack.core.commands import ascii_digits
 from wastetrack.core.errors import Conflict, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -58,7 +59,9 @@ async def list_vessels(
     principal: Principal,
     home_port_id: int | None = None,
     registration_number: str | None = None,
-) -> list[Vessel]:
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> tuple[list[Vessel], str | None]:
     """Vessels the user may read (home port or owner theirs, or in their region); a port
     operator also finds any vessel by its exact registration number, since a port receives
     every vessel's waste."""
@@ -74,4 +77,4 @@ async def list_vessels(
         )
     if home_port_id:
         query = query.filter(home_port_id=home_port_id)
-    return await query.order_by("id")
+    return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)

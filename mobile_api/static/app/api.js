@@ -90,7 +90,29 @@ function refresh(used) {
 
 // fetch with the user's token; Offline when the network is unreachable (or `signal` aborted
 // the request), Problem on an error answer.
-export async function call(path, { method = 'GET', json, form, signal } = {}) {
+export async function call(path, options = {}) {
+  return (await exchange(path, options)).answer;
+}
+
+// Every row of a list the API gives page by page: each page's `Link: <…>; rel="next"` header
+// names the next one, and the last page has none.
+export async function callAll(path) {
+  const rows = [];
+  for (let next = path; next;) {
+    const page = await exchange(next);
+    rows.push(...page.answer);
+    next = page.next;
+  }
+  return rows;
+}
+
+function nextPage(response) {
+  const link = response.headers.get('Link') || '';
+  const found = /<([^>]+)>;\s*rel="next"/.exec(link);
+  return found ? found[1] : null;
+}
+
+async function exchange(path, { method = 'GET', json, form, signal } = {}) {
   for (let attempt = 0; attempt < 2; attempt += 1) {
     const tokens = await getKv('tokens');
     const headers = { Accept: 'application/json' };
@@ -122,7 +144,7 @@ export async function call(path, { method = 'GET', json, form, signal } = {}) {
     }
     const answer = await response.json().catch(() => null);
     if (!response.ok) throw new Problem(response.status, answer);
-    return answer;
+    return { answer, next: nextPage(response) };
   }
   throw new Problem(401, { detail: '请重新登录 · please log in again' });
 }

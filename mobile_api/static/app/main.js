@@ -1,5 +1,5 @@
 // The collector's phone: log in, scan, record each action into a durable queue, sync it.
-import { call, endLogin, logIn, loggedIn, Offline, Problem, profile, session } from './api.js';
+import { call, callAll, endLogin, logIn, loggedIn, Offline, Problem, profile, session } from './api.js';
 import { checkTyped } from './checkchar.js';
 import { Scanner } from './scanner.js';
 import {
@@ -179,7 +179,7 @@ async function refreshReference() {
   let changed = 0;
   for (const [name, path] of Object.entries(sources)) {
     try {
-      const items = await call(path);
+      const items = await callAll(path);
       const version = await versionOf(items);
       const old = await getRef(name);
       if (!old || old.version !== version) changed += 1;

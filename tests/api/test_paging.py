@@ -1,0 +1,249 @@
+"""Every list that grows with the records is read page by page, one way (docs/integrations.md,
+"Reading a list"): `limit` and `cursor`, a `Link: <…>; rel="next"` header while more remain.
+Walking the pages gives each row once, in the order of the whole list, rows that tie on the
+order column included; a cursor or a limit this server did not issue is a 422 naming it."""
+
+import base64
+import re
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.factories import World, medical_bag
+from wastetrack.alerts.models import Alert
+from wastetrack.core import paging
+from wastetrack.fleet import service as fleet
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
+
+# Lists that do not grow with the records: reference data of a bounded size, one batch's or
+# one period's rows, a user's own few keys and subscriptions. Every other list is paged.
+UNPAGED = {
+    "/admin/v1/regions",  # the city's administrative divisions
+    "/admin/v1/calendar",  # the official calendar's days
+    "/m/v1/catalog/streams",
+    "/m/v1/catalog/categories",
+    "/m/v1/catalog/methods",
+    "/m/v1/sea-areas",
+    "/m/v1/ports/{port_id}/berths",
+    "/m/v1/batches/{code}/events",  # one batch's chain
+    "/m/v1/registers/incoming",  # one period's register (and its file)
+    "/m/v1/registers/outgoing",
+    "/m/v1/registers/medical-handover",
+    "/m/v1/api-keys",
+    "/m/v1/webhooks",
+    "/m/v1/webhooks/{webhook_id}/deliveries",  # its own `limit`: the latest attempts
+    "/admin/v1/organizations/{organization_id}/licences",
+    "/m/v1/checkpoints",  # one per sealed day, from `since`
+}
+# Feeds read on in the order of their transactions (`after`, and `next` in the body) as they
+# grow: a client polls them for what is new, which a list's cursor cannot promise.
+FEEDS = {"/m/v1/changes", "/m/v1/audit"}
+
+
+def _lists(app: FastAPI) -> dict[str, dict[str, Any]]:
+    """GET operations whose answer is a JSON array or a page of one."""
+    found = {}
+    for path, item in app.openapi()["paths"].items():
+        operation = item.get("get")
+        if operation is None:
+            continue
+        content = operation["responses"].get("200", {}).get("content", {})
+        schema = content.get("application/json", {}).get("schema", {})
+        if schema.get("type") == "array" or schema.get("$ref", "").endswith("Page"):
+            found[path] = operation
+    return found
+
+
+def test_every_list_that_grows_is_paged_the_one_way(app: FastAPI) -> None:
+    lists = _lists(app)
+    assert UNPAGED <= set(lists), UNPAGED - set(lists)
+    paged = {path: op for path, op in lists.items() if path not in UNPAGED | FEEDS}
+    assert {"/m/v1/deliveries", "/admin/v1/organizations", "/m/v1/batches"} <= set(paged)
+    unpaged = []
+    for path, operation in paged.items():
+        names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        if not {"limit", "cursor"} <= names or "Link" not in operation["responses"]["200"].get(
+            "headers", {}
+        ):
+            unpaged.append(path)
+    assert unpaged == []
+    for path in UNPAGED:
+        names = {p["name"] for p in lists[path].get("parameters", []) if p["in"] == "query"}
+        assert "cursor" not in names, path
+
+
+async def _walk(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], limit: int
+) -> tuple[list[Any], int]:
+    """Every row of a list, following the Link headers from its first page of `limit` rows
+    (or from the page `path` names); and how many pages it took."""
+    rows: list[Any] = []
+    pages = 0
+    url: str | None = path if "limit=" in path else f"{path}?limit={limit}"
+    while url is not None:
+        assert pages < 50, "the pages do not come to an end"
+        answer = await client.get(url, headers=headers)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        page = body["items"] if isinstance(body, dict) else body
+        assert len(page) <= limit
+        rows += page
+        pages += 1
+        found = re.fullmatch(r'<([^>]+)>; rel="next"', answer.headers.get("Link", ""))
+        url = found[1] if found else None
+        assert url is None or len(page) == limit
+    return rows, pages
+
+
+def _float_replacement(world: World, day: date) -> dict[str, Any]:
+    return {
+        "client_event_id": str(uuid.uuid4()),
+        "region_id": world.regions["other_town"].id,
+        "replaced_on": day.isoformat(),
+        "foam_floats_removed": 100,
+        "new_floats_installed": 90,
+        "new_float_type": "环保型塑料浮球",
+    }
+
+
+async def test_float_replacements_tied_on_their_day_come_once_each_in_order(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    today = datetime.now(UTC).date() - timedelta(days=1)
+    days = [today] * 5 + [today - timedelta(days=1)] * 3 + [today - timedelta(days=9)]
+    for day in days:
+        made = await client.post(
+            "/m/v1/float-replacements",
+            json=_float_replacement(world, day),
+            headers=world.headers("port"),
+        )
+        assert made.status_code == 201, made.text
+    headers = world.headers("manager")
+    whole = (await client.get("/m/v1/float-replacements?limit=500", headers=headers)).json()
+    assert (
+        len(whole) == len(days)
+        and "Link"
+        not in (await client.get("/m/v1/float-replacements?limit=500", headers=headers)).headers
+    )
+    for limit in (1, 2, 3, 4):
+        rows, pages = await _walk(client, "/m/v1/float-replacements", headers, limit)
+        assert [r["id"] for r in rows] == [r["id"] for r in whole], limit
+        assert pages == -(-len(days) // limit)
+    assert [r["replaced_on"] for r in whole] == sorted(
+        (r["replaced_on"] for r in whole), reverse=True
+    )
+
+
+async def test_alerts_tied_on_their_time_come_once_each_newest_first(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    moment = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
+    for n in range(7):
+        await Alert.create(
+            kind="idle_batch",
+            subject=f"S{n}",
+            organization=world.orgs["clinic"],
+            region_path=world.regions["village"].path,
+            raised_at=moment if n < 5 else moment - timedelta(microseconds=1),
+        )
+    headers = world.headers("manager")
+    rows, pages = await _walk(client, "/m/v1/alerts", headers, limit=2)
+    expected = await Alert.all().order_by("-raised_at", "-id").values_list("id", flat=True)
+    assert [r["id"] for r in rows] == expected and pages == 4
+    # A file holds every alert, whatever a page's limit.
+    file = await client.get("/m/v1/alerts?format=csv&limit=2", headers=headers)
+    assert file.status_code == 200 and len(file.text.strip().splitlines()) == 1 + 7
+
+
+async def test_a_page_read_before_new_rows_arrive_reads_on_without_repeats(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Unlike an offset, a cursor holds its place: rows made after page one neither repeat a
+    row of it nor push one out of the next page (oldest-first lists give them at the end)."""
+    city = world.regions["city"].id
+    first = await client.get("/admin/v1/organizations?limit=4", headers=world.headers("admin"))
+    seen = [o["id"] for o in first.json()]
+    for n in range(3):
+        await registry.create_organization(
+            name=f"新企业{n}", kind=OrganizationKind.enterprise, region_id=city
+        )
+    url = re.fullmatch(r'<([^>]+)>; rel="next"', first.headers["Link"])
+    assert url is not None
+    rest, _ = await _walk(client, url[1], world.headers("admin"), 4)
+    ids = seen + [o["id"] for o in rest]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == len(world.orgs) + 3
+
+
+async def test_drivers_sharing_a_name_come_once_each_by_name(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    carrier = world.principals["carrier"]
+    for n, name in enumerate(["王师傅", "李师傅", "王师傅", "王师傅", "张师傅", "李师傅"]):
+        await fleet.create_driver(
+            principal=carrier, name=name, licence_number=f"37108219800101{n:04d}"
+        )
+    rows, _ = await _walk(client, "/m/v1/drivers", world.headers("carrier"), limit=2)
+    assert [(r["name"], r["id"]) for r in rows] == sorted((r["name"], r["id"]) for r in rows)
+    assert len({r["id"] for r in rows}) == 6
+
+
+async def test_the_batch_page_gives_its_cursor_in_the_body_and_the_link(
+    client: httpx.AsyncClient, world: World
+) -> None:
+
+    for _ in range(3):
+        made = await client.post(
+            "/m/v1/events", json=medical_bag(), headers=world.headers("clinic")
+        )
+        assert made.status_code == 201, made.text
+    first = await client.get("/m/v1/batches?limit=2", headers=world.headers("clinic"))
+    cursor = first.json()["next_cursor"]
+    assert cursor and f"cursor={cursor}" in unquote(first.headers["Link"])
+    rows, _ = await _walk(client, "/m/v1/batches", world.headers("clinic"), limit=2)
+    assert len({r["code"] for r in rows}) == 3
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/m/v1/deliveries", "cursor=not-a-cursor", "cursor"),
+        ("/m/v1/deliveries", f"cursor={_cursor('yesterday|5')}", "cursor"),
+        ("/m/v1/deliveries", f"cursor={_cursor('2026-01-01T00:00:00|5')}", "cursor"),  # no zone
+        ("/m/v1/deliveries", f"cursor={_cursor('9999-01-01T00:00:00+00:00|5')}", "cursor"),
+        ("/m/v1/float-replacements", f"cursor={_cursor('2026-13-01|5')}", "cursor"),
+        ("/admin/v1/organizations", f"cursor={_cursor('5|99999999999')}", "cursor"),
+        ("/admin/v1/organizations", f"cursor={_cursor('5|-1')}", "cursor"),
+        ("/m/v1/drivers", "cursor=" + _cursor("王\x00|5"), "cursor"),
+        ("/m/v1/drivers", "cursor=" + "A" * 201, "cursor"),
+        ("/m/v1/manifests", "cursor=", "cursor"),
+        ("/m/v1/manifests", "limit=0", "limit"),
+        ("/m/v1/batches", f"limit={paging.MAX_LIMIT + 1}", "limit"),
+    ],
+)
+async def test_a_cursor_or_limit_not_issued_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World, path: str, query: str, field: str
+) -> None:
+    who = "carrier" if path == "/m/v1/drivers" else "admin"
+    answer = await client.get(f"{path}?{query}", headers=world.headers(who))
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == field
+
+
+def test_a_cursor_carries_its_row_and_nothing_else() -> None:
+    moment = datetime(2026, 12, 3, 1, 2, 3, 4, tzinfo=UTC)
+    assert paging.decode(paging.encode(moment, 7), datetime) == (moment, 7)
+    assert paging.decode(paging.encode(date(2026, 1, 2), 8), date) == (date(2026, 1, 2), 8)
+    assert paging.decode(paging.encode("鲁K|123", 9), str) == ("鲁K|123", 9)
+    assert paging.decode(paging.encode(Decimal(5), 5), int) == (5, 5)
