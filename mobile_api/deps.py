@@ -290,13 +290,13 @@ async def _paging(
     cursor: Annotated[
         str | None,
         Query(
-            min_length=1,
-            max_length=200,
-            description='the next page: from the `Link: <…>; rel="next"` header of the last',
+            max_length=512,
+            description='the next page: from the `Link: <…>; rel="next"` header of the last;'
+            " empty or absent, the first",
         ),
     ] = None,
 ) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor, request=request, response=response)
+    return PageRequest(limit=limit, cursor=cursor or None, request=request, response=response)
 
 
 Paging = Annotated[PageRequest, Depends(_paging)]

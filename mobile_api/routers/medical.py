@@ -18,13 +18,13 @@ from mobile_api.deps import (
     ReplicaRead,
     Transaction,
 )
-from mobile_api.presenters import NEXT_PAGE
+from mobile_api.presenters import NEXT_PAGE, link_next
 from mobile_api.tables import Format, export
 from schemas.alerts import AlertRead, MedicalCoverageRead
 from schemas.base import Code, Id
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
-from wastetrack.core import cityday
+from wastetrack.core import cityday, paging
 from wastetrack.custody import epcis, queries
 from wastetrack.medical import service as medical
 from wastetrack.rollups import service as rollups
@@ -43,17 +43,20 @@ async def list_alerts(
 ) -> Any:
     """Alerts of your organization (managers: their region), newest first: overdue storage or
     manifest decisions, weight discrepancies, idle batches, scan anomalies. A file (csv, xlsx)
-    holds every one from the cursor on."""
+    holds them all from the cursor on, up to 100,000 a file (a `Link` names the next)."""
     if format != "json":
-        every, __ = await alerts.list_alerts(
-            principal=user, open_only=open_only, limit=None, cursor=paged.cursor
+        found, more = await alerts.list_alerts(
+            principal=user, open_only=open_only, limit=paging.FILE_LIMIT, cursor=paged.cursor
         )
-        return await export(
-            [AlertRead.model_validate(a) for a in every],
+        file = await export(
+            [AlertRead.model_validate(a) for a in found],
             name="alerts",
             format=format,
             timezone=settings.timezone,
         )
+        if more is not None:  # a file is answered as it is: its own Link header
+            link_next(paged.request, file, cursor=more)
+        return file
     return await paged.read(alerts.list_alerts, principal=user, open_only=open_only)
 
 

@@ -194,6 +194,44 @@ async def test_drivers_sharing_a_name_come_once_each_by_name(
     assert len({r["id"] for r in rows}) == 6
 
 
+async def test_the_longest_names_link_to_a_page_that_is_read(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A cursor carries the order column's value: the longest name the column holds, in
+    four-byte characters, still makes a cursor the server reads back."""
+    carrier = world.principals["carrier"]
+    for n in range(3):
+        await fleet.create_driver(principal=carrier, name="𠀀" * 64, licence_number=f"L{n}")
+    rows, pages = await _walk(client, "/m/v1/drivers", world.headers("carrier"), limit=1)
+    assert len({r["id"] for r in rows}) == 3 and pages == 3
+    first = await client.get("/m/v1/drivers?cursor=", headers=world.headers("carrier"))
+    assert [r["id"] for r in first.json()] == [r["id"] for r in rows]  # empty: the first page
+
+
+async def test_an_alerts_file_past_its_size_links_to_the_next_file(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paging, "FILE_LIMIT", 3)
+    moment = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    for n in range(7):
+        await Alert.create(
+            kind="idle_batch",
+            subject=f"F{n}",
+            organization=world.orgs["clinic"],
+            region_path=world.regions["village"].path,
+            raised_at=moment,
+        )
+    sizes = []
+    url: str | None = "/m/v1/alerts?format=csv"
+    while url is not None:
+        file = await client.get(url, headers=world.headers("manager"))
+        assert file.status_code == 200, file.text
+        sizes.append(len(file.text.strip().splitlines()) - 1)
+        found = re.fullmatch(r'<([^>]+)>; rel="next"', file.headers.get("Link", ""))
+        url = found[1] if found else None
+    assert sizes == [3, 3, 1]
+
+
 async def test_the_batch_page_gives_its_cursor_in_the_body_and_the_link(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -225,8 +263,11 @@ def _cursor(text: str) -> str:
         ("/admin/v1/organizations", f"cursor={_cursor('5|99999999999')}", "cursor"),
         ("/admin/v1/organizations", f"cursor={_cursor('5|-1')}", "cursor"),
         ("/m/v1/drivers", "cursor=" + _cursor("王\x00|5"), "cursor"),
-        ("/m/v1/drivers", "cursor=" + "A" * 201, "cursor"),
-        ("/m/v1/manifests", "cursor=", "cursor"),
+        ("/m/v1/drivers", "cursor=" + "A" * 513, "cursor"),
+        ("/m/v1/drivers", "cursor=" + _cursor("x" * 65 + "|1"), "cursor"),  # names hold 64
+        ("/m/v1/drivers", "cursor=" + _cursor("|5"), "cursor"),  # no name is empty
+        ("/m/v1/vehicles", "cursor=" + _cursor("A" * 17 + "|1"), "cursor"),  # plates hold 16
+        ("/m/v1/vehicles", "cursor=" + _cursor("2026-01-01T00:00:00Z|1"), "cursor"),
         ("/m/v1/manifests", "limit=0", "limit"),
         ("/m/v1/batches", f"limit={paging.MAX_LIMIT + 1}", "limit"),
     ],
@@ -234,7 +275,7 @@ def _cursor(text: str) -> str:
 async def test_a_cursor_or_limit_not_issued_is_refused_naming_it(
     client: httpx.AsyncClient, world: World, path: str, query: str, field: str
 ) -> None:
-    who = "carrier" if path == "/m/v1/drivers" else "admin"
+    who = "carrier" if path in ("/m/v1/drivers", "/m/v1/vehicles") else "admin"
     answer = await client.get(f"{path}?{query}", headers=world.headers(who))
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")

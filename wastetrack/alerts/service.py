@@ -362,10 +362,14 @@ NEWEST_RAISED = paging.Order("raised_at", datetime)
 
 
 async def list_alerts(
-    *, principal: Principal, open_only: bool, limit: int | None = None, cursor: str | None = None
+    *,
+    principal: Principal,
+    open_only: bool,
+    limit: int = paging.DEFAULT_LIMIT,
+    cursor: str | None = None,
 ) -> tuple[list[Alert], str | None]:
     """Alerts of the user's organization (managers: their region), newest first, a page at a
-    time (every one without a limit). Reading writes nothing: the service's background round
+    time. Reading writes nothing: the service's background round
     (or POST /m/v1/alerts/refresh, or `wastetrack alerts-refresh`) raises them."""
     query = Alert.filter(_scope(principal))
     if open_only:

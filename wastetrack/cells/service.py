@@ -161,7 +161,7 @@ async def _cell(principal: Principal, cell_id: int) -> Cell:
 
 
 async def list_cells(
-    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+    *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
 ) -> tuple[list[Cell], str | None]:
     """Cells in the user's region subtree, oldest first, a page at a time."""
     query = Cell.filter(region_path__startswith=principal.region_path)

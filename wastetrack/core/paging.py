@@ -23,6 +23,8 @@ M = TypeVar("M", bound=Model)
 MAX_LIMIT = 500
 """The most rows one page holds."""
 DEFAULT_LIMIT = 50
+FILE_LIMIT = 100_000
+"""The most rows one downloaded file of a list holds; a `Link` names the next file."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,15 @@ _ADAPTERS: dict[type, TypeAdapter[Any]] = {
 _PARSERS = {datetime: datetime.fromisoformat, date: date.fromisoformat}
 
 
-def decode(cursor: str, kind: type) -> tuple[Any, int]:
-    """A cursor a client sent back, checked as any other input: (column value, id)."""
+def decode(cursor: str, kind: type, *, longest: int | None = None) -> tuple[Any, int]:
+    """A cursor a client sent back, checked as any other input: (column value, id); a text
+    value is as its column holds one, 1 to `longest` characters."""
     try:
         text, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().rpartition("|")
         value: object = _PARSERS[kind](text) if kind in _PARSERS else text
         decoded: tuple[Any, int] = _ADAPTERS[kind].validate_python((value, int(row_id)))
+        if kind is str and not 0 < len(text) <= (longest or len(text)):
+            raise ValueError(text)
     except (ValueError, UnicodeDecodeError):  # a ValidationError is a ValueError
         raise ValidationFailed("cursor is not one this server issued", field="cursor") from None
     return decoded
@@ -79,7 +84,8 @@ def after(query: QuerySet[M], order: Order, cursor: str | None) -> QuerySet[M]:
     )
     if cursor is None:
         return ordered
-    value, row_id = decode(cursor, order.kind)
+    column = query.model._meta.fields_map[order.column]
+    value, row_id = decode(cursor, order.kind, longest=getattr(column, "max_length", None))
     beyond = "lt" if order.descending else "gt"
     if order.column == "id":
         return ordered.filter(**{f"id__{beyond}": row_id})
@@ -90,14 +96,10 @@ def after(query: QuerySet[M], order: Order, cursor: str | None) -> QuerySet[M]:
 
 
 async def page(
-    query: QuerySet[M], order: Order, *, limit: int | None, cursor: str | None
+    query: QuerySet[M], order: Order, *, limit: int, cursor: str | None
 ) -> tuple[list[M], str | None]:
-    """One page of `query` in `order` and the cursor of the next (None after the last);
-    with no limit, every row from the cursor on (a file export)."""
-    ordered = after(query, order, cursor)
-    if limit is None:
-        return list(await ordered), None
-    rows = list(await ordered.limit(limit + 1))
+    """One page of `query` in `order` and the cursor of the next (None after the last)."""
+    rows = list(await after(query, order, cursor).limit(limit + 1))
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]

@@ -120,7 +120,7 @@ async def list_vehicles(
     *,
     principal: Principal,
     include_retired: bool = False,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[Vehicle], str | None]:
     """The vehicles the user may read: a carrier's own, a manager's region's, an admin's all."""
@@ -205,7 +205,7 @@ async def list_drivers(
     *,
     principal: Principal,
     include_retired: bool = False,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[Driver], str | None]:
     """The drivers the user may read, by the same rule as vehicles."""

@@ -56,7 +56,7 @@ async def list_manifests(
     *,
     principal: Principal,
     discrepant: bool,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[Manifest], str | None]:
     """Manifests the user is party to (managers: their region), newest first, a page at a

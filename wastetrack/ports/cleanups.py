@@ -105,7 +105,7 @@ NEWEST_STARTED = paging.Order("started_at", datetime)
 
 
 async def list_cleanups(
-    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+    *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
 ) -> tuple[list[CleanUp], str | None]:
     """Clean-ups of the user's organization (managers: in their region), newest first, a
     page at a time."""
@@ -144,7 +144,7 @@ LATEST_DAY = paging.Order("replaced_on", date)
 
 
 async def list_float_replacements(
-    *, principal: Principal, limit: int | None = None, cursor: str | None = None
+    *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
 ) -> tuple[list[FloatReplacement], str | None]:
     """Float replacements of the user's organization (managers: in their region), latest
     day first, a page at a time."""

@@ -265,7 +265,7 @@ async def list_deliveries(
     *,
     principal: Principal,
     vessel_id: int | None,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[Delivery], str | None]:
     """Deliveries, newest first, a page at a time; per vessel when asked: its receipts."""

@@ -126,7 +126,7 @@ async def list_port_calls(
     principal: Principal,
     vessel_id: int | None,
     open_only: bool,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[PortCall], str | None]:
     """Port calls at the user's port (managers: in their region), latest arrival first, a

@@ -177,7 +177,7 @@ async def list_organizations(
     principal: Principal,
     kind: OrganizationKind | None = None,
     credit_code: str | None = None,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[Organization], str | None]:
     """Organizations the user may read, oldest first, a page at a time; optionally of one
@@ -237,7 +237,7 @@ async def list_sites(
     *,
     principal: Principal,
     organization_id: int | None = None,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[Site], str | None]:
     """Sites the user may read, oldest first, a page at a time, optionally of one

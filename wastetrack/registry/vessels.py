@@ -59,7 +59,7 @@ async def list_vessels(
     principal: Principal,
     home_port_id: int | None = None,
     registration_number: str | None = None,
-    limit: int | None = None,
+    limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> tuple[list[Vessel], str | None]:
     """Vessels the user may read (home port or owner theirs, or in their region); a port

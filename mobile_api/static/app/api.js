@@ -98,7 +98,8 @@ export async function call(path, options = {}) {
 // names the next one, and the last page has none.
 export async function callAll(path) {
   const rows = [];
-  for (let next = path; next;) {
+  const most = path.includes('limit=') ? '' : `${path.includes('?') ? '&' : '?'}limit=500`;
+  for (let next = path + most; next;) {
     const page = await exchange(next);
     rows.push(...page.answer);
     next = page.next;
