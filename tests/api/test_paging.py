@@ -141,18 +141,23 @@ async def test_float_replacements_tied_on_their_day_come_once_each_in_order(
     )
 
 
-async def test_alerts_tied_on_their_time_come_once_each_newest_first(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    moment = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
-    for n in range(7):
+async def _alerts(world: World, *times: datetime) -> None:
+    """Open alerts of the clinic's, raised at `times`."""
+    for n, moment in enumerate(times):
         await Alert.create(
             kind="idle_batch",
             subject=f"S{n}",
             organization=world.orgs["clinic"],
             region_path=world.regions["village"].path,
-            raised_at=moment if n < 5 else moment - timedelta(microseconds=1),
+            raised_at=moment,
         )
+
+
+async def test_alerts_tied_on_their_time_come_once_each_newest_first(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    moment = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
+    await _alerts(world, *[moment] * 5, *[moment - timedelta(microseconds=1)] * 2)
     headers = world.headers("manager")
     rows, pages = await _walk(client, "/m/v1/alerts", headers, limit=2)
     expected = await Alert.all().order_by("-raised_at", "-id").values_list("id", flat=True)
@@ -212,15 +217,7 @@ async def test_an_alerts_file_past_its_size_links_to_the_next_file(
     client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(paging, "FILE_LIMIT", 3)
-    moment = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-    for n in range(7):
-        await Alert.create(
-            kind="idle_batch",
-            subject=f"F{n}",
-            organization=world.orgs["clinic"],
-            region_path=world.regions["village"].path,
-            raised_at=moment,
-        )
+    await _alerts(world, *[datetime(2026, 3, 1, 8, 0, tzinfo=UTC)] * 7)
     sizes = []
     url: str | None = "/m/v1/alerts?format=csv"
     while url is not None:
