@@ -367,7 +367,7 @@ async def list_alerts(
     open_only: bool,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Alert], str | None]:
+) -> paging.Page[Alert]:
     """Alerts of the user's organization (managers: their region), newest first, a page at a
     time. Reading writes nothing: the service's background round
     (or POST /m/v1/alerts/refresh, or `wastetrack alerts-refresh`) raises them."""

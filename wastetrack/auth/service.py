@@ -351,7 +351,7 @@ async def principal_from_access_token(*, token: str, settings: Settings) -> Prin
 
 async def list_users(
     *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
-) -> tuple[list[User], str | None]:
+) -> paging.Page[User]:
     """The users `principal` may read (registry read scope), oldest first, a page at a time."""
     query = access.readable(User.all(), principal)
     return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)

@@ -179,20 +179,20 @@ async def get_label_for_binding(principal: Principal, code: str, *, on: date) ->
     return label
 
 
+NEWEST_CREATED = paging.Order("created_at", datetime)
+"""The order of a user's batches, which `page_query` reads."""
+
+
 async def list_recent(
     principal: Principal, *, limit: int, cursor: str | None = None, state: str | None = None
-) -> tuple[list[Batch], str | None]:
+) -> paging.Page[Batch]:
     """The user's batches, newest first, one page at a time."""
-    after = paging.decode(cursor, datetime) if cursor else None
+    after = paging.decode(cursor, NEWEST_CREATED.kind) if cursor else None
     sql, params = page_query(principal, limit=limit + 1, after=after, state=state)
     rows = await connections.get("default").execute_query_dict(sql, params)
     ids = [row["id"] for row in rows]
     found = {b.id: b for b in await Batch.filter(id__in=ids).prefetch_related("category")}
-    page = [found[batch_id] for batch_id in ids if batch_id in found]
-    if len(page) <= limit:
-        return page, None
-    last = page[limit - 1]
-    return page[:limit], paging.encode(last.created_at, last.id)
+    return paging.cut([found[i] for i in ids if i in found], NEWEST_CREATED, limit=limit)
 
 
 def page_query(

@@ -162,7 +162,7 @@ async def _cell(principal: Principal, cell_id: int) -> Cell:
 
 async def list_cells(
     *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
-) -> tuple[list[Cell], str | None]:
+) -> paging.Page[Cell]:
     """Cells in the user's region subtree, oldest first, a page at a time."""
     query = Cell.filter(region_path__startswith=principal.region_path)
     return await paging.page(query, paging.OLDEST_ID, limit=limit, cursor=cursor)

@@ -19,6 +19,10 @@ from wastetrack.core.commands import Day, Id, Moment, Text
 from wastetrack.core.errors import ValidationFailed
 
 M = TypeVar("M", bound=Model)
+R = TypeVar("R")
+
+Page = tuple[list[R], str | None]
+"""A page's rows and the cursor of the next page (None after the last)."""
 
 MAX_LIMIT = 500
 """The most rows one page holds."""
@@ -95,11 +99,14 @@ def after(query: QuerySet[M], order: Order, cursor: str | None) -> QuerySet[M]:
     )
 
 
-async def page(
-    query: QuerySet[M], order: Order, *, limit: int, cursor: str | None
-) -> tuple[list[M], str | None]:
-    """One page of `query` in `order` and the cursor of the next (None after the last)."""
-    rows = list(await after(query, order, cursor).limit(limit + 1))
+async def page(query: QuerySet[M], order: Order, *, limit: int, cursor: str | None) -> Page[M]:
+    """One page of `query` in `order` and the cursor of the next."""
+    return cut(list(await after(query, order, cursor).limit(limit + 1)), order, limit=limit)
+
+
+def cut(rows: list[M], order: Order, *, limit: int) -> Page[M]:
+    """The page of `rows`, read with one row more than `limit` to learn whether another page
+    follows, and the cursor after its last row in `order`."""
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]

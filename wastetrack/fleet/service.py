@@ -122,7 +122,7 @@ async def list_vehicles(
     include_retired: bool = False,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Vehicle], str | None]:
+) -> paging.Page[Vehicle]:
     """The vehicles the user may read: a carrier's own, a manager's region's, an admin's all."""
     if principal.role not in FLEET_READERS:
         raise Forbidden("fleets are read by their carrier and the managers", field="role")
@@ -207,7 +207,7 @@ async def list_drivers(
     include_retired: bool = False,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Driver], str | None]:
+) -> paging.Page[Driver]:
     """The drivers the user may read, by the same rule as vehicles."""
     if principal.role not in FLEET_READERS:
         raise Forbidden("fleets are read by their carrier and the managers", field="role")

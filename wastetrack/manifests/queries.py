@@ -58,7 +58,7 @@ async def list_manifests(
     discrepant: bool,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Manifest], str | None]:
+) -> paging.Page[Manifest]:
     """Manifests the user is party to (managers: their region), newest first, a page at a
     time; only those with a discrepancy when asked."""
     query = Manifest.filter(_scope(principal)).distinct()

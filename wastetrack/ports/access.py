@@ -5,16 +5,21 @@ differ from registry rows in one way: a record stays readable by the organizatio
 (the port, the vessel's owner, the team that cleaned up) even when a manager's region does not
 cover where it happened, so a region reader sees their region's records *and* their own."""
 
+from datetime import datetime
 from typing import TypeVar
 
 from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from wastetrack.core import paging
 from wastetrack.core.principal import Principal
 from wastetrack.registry.access import read_scope
 
 M = TypeVar("M", bound=Model)
+
+NEWEST_STARTED = paging.Order("started_at", datetime)
+"""Deliveries and clean-ups, the latest begun first."""
 
 
 def readable(

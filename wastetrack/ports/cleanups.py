@@ -18,7 +18,7 @@ from wastetrack.core.reported import check_day_come, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
-from wastetrack.ports.access import readable
+from wastetrack.ports.access import NEWEST_STARTED, readable
 from wastetrack.ports.commands import CleanUpCommand, FloatReplacementCommand
 from wastetrack.ports.models import CleanUp, FloatReplacement
 from wastetrack.ports.rules import MARINE_STREAM
@@ -101,12 +101,9 @@ async def get_cleanup(*, principal: Principal, cleanup_id: int) -> CleanUp:
     return found
 
 
-NEWEST_STARTED = paging.Order("started_at", datetime)
-
-
 async def list_cleanups(
     *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
-) -> tuple[list[CleanUp], str | None]:
+) -> paging.Page[CleanUp]:
     """Clean-ups of the user's organization (managers: in their region), newest first, a
     page at a time."""
     query = _readable(CleanUp.all(), principal).prefetch_related("batch")
@@ -145,7 +142,7 @@ LATEST_DAY = paging.Order("replaced_on", date)
 
 async def list_float_replacements(
     *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
-) -> tuple[list[FloatReplacement], str | None]:
+) -> paging.Page[FloatReplacement]:
     """Float replacements of the user's organization (managers: in their region), latest
     day first, a page at a time."""
     query = _readable(FloatReplacement.all(), principal)

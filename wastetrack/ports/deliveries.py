@@ -25,7 +25,7 @@ from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.custody.rules import EventType, Outcome, State
-from wastetrack.ports.access import readable
+from wastetrack.ports.access import NEWEST_STARTED, readable
 from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
 from wastetrack.ports.models import Delivery, DeliveryLine, PortCall
@@ -258,16 +258,13 @@ async def get_delivery(*, principal: Principal, delivery_id: int) -> Delivery:
     return delivery
 
 
-NEWEST_STARTED = paging.Order("started_at", datetime)
-
-
 async def list_deliveries(
     *,
     principal: Principal,
     vessel_id: int | None,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Delivery], str | None]:
+) -> paging.Page[Delivery]:
     """Deliveries, newest first, a page at a time; per vessel when asked: its receipts."""
     query = _readable_deliveries(principal).prefetch_related("lines__batch")
     if vessel_id is not None:

@@ -128,7 +128,7 @@ async def list_port_calls(
     open_only: bool,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[PortCall], str | None]:
+) -> paging.Page[PortCall]:
     """Port calls at the user's port (managers: in their region), latest arrival first, a
     page at a time."""
     query = readable(

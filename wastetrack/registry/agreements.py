@@ -145,7 +145,7 @@ async def end_service_agreement(
 
 async def list_service_agreements(
     *, principal: Principal, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
-) -> tuple[list[ServiceAgreement], str | None]:
+) -> paging.Page[ServiceAgreement]:
     """Agreements the user may read: its organization's, as provider or client, or those of
     clients in its region."""
     query = access.readable(

@@ -179,7 +179,7 @@ async def list_organizations(
     credit_code: str | None = None,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Organization], str | None]:
+) -> paging.Page[Organization]:
     """Organizations the user may read, oldest first, a page at a time; optionally of one
     kind or by credit code."""
     query = access.readable(
@@ -239,7 +239,7 @@ async def list_sites(
     organization_id: int | None = None,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Site], str | None]:
+) -> paging.Page[Site]:
     """Sites the user may read, oldest first, a page at a time, optionally of one
     organization: a manager reads those in its region subtree by the site's own region, the
     one its pickups count under."""

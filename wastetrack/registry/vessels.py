@@ -61,7 +61,7 @@ async def list_vessels(
     registration_number: str | None = None,
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> tuple[list[Vessel], str | None]:
+) -> paging.Page[Vessel]:
     """Vessels the user may read (home port or owner theirs, or in their region); a port
     operator also finds any vessel by its exact registration number, since a port receives
     every vessel's waste."""
