@@ -167,6 +167,45 @@ async def test_alerts_tied_on_their_time_come_once_each_newest_first(
     assert file.status_code == 200 and len(file.text.strip().splitlines()) == 1 + 7
 
 
+async def test_alerts_read_for_two_reasons_come_once_each_in_the_order_of_the_whole(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A town manager reads their office's alerts and every alert in their town: an alert
+    both reasons cover comes once, one neither covers never, ties on the time keep their
+    order, and the walk is the recount of the rule over every alert."""
+    office, town = world.orgs["town_office"], world.regions["other_town"]
+    where = [  # (organization, region): both reasons, own only, region only, neither
+        (office, town),
+        (office, world.regions["village"]),
+        (world.orgs["other_clinic"], town),
+        (world.orgs["clinic"], world.regions["village"]),
+    ]
+    moment = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    for n in range(18):
+        organization, region = where[n % 4]
+        await Alert.create(
+            kind="idle_batch",
+            subject=f"W{n}",
+            organization=organization,
+            region_path=region.path,
+            raised_at=moment - timedelta(minutes=n // 3),  # ties in threes
+            acknowledged_at=moment if n % 5 == 0 else None,
+        )
+    reads = [
+        a
+        for a in await Alert.all()
+        if a.organization_id == office.id or a.region_path.startswith(town.path)
+    ]
+    newest_first = sorted(reads, key=lambda a: (a.raised_at, a.id), reverse=True)
+    headers = world.headers("town_manager")
+    for limit in (1, 2, 3, 5, 500):
+        every = f"/m/v1/alerts?open_only=false&limit={limit}"
+        rows, _ = await _walk(client, every, headers, limit)
+        assert [r["id"] for r in rows] == [a.id for a in newest_first], limit
+        opened, _ = await _walk(client, "/m/v1/alerts", headers, limit)  # open ones
+        assert [r["id"] for r in opened] == [a.id for a in newest_first if not a.acknowledged_at]
+
+
 async def test_a_page_read_before_new_rows_arrive_reads_on_without_repeats(
     client: httpx.AsyncClient, world: World
 ) -> None:

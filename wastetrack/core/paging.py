@@ -93,9 +93,12 @@ def after(query: QuerySet[M], order: Order, cursor: str | None) -> QuerySet[M]:
     beyond = "lt" if order.descending else "gt"
     if order.column == "id":
         return ordered.filter(**{f"id__{beyond}": row_id})
+    # The first condition is implied by the second; it lets an index on the order column
+    # start at the cursor rather than at the top of the list.
     return ordered.filter(
+        Q(**{f"{order.column}__{beyond}e": value}),
         Q(**{f"{order.column}__{beyond}": value})
-        | Q(**{order.column: value, f"id__{beyond}": row_id})
+        | Q(**{order.column: value, f"id__{beyond}": row_id}),
     )
 
 

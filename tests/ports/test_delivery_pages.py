@@ -1,0 +1,59 @@
+"""A port reads the deliveries at its port and those made for it as a vessel's owner, page by
+page (`wastetrack.core.paging`): a delivery it may read for both reasons comes once."""
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+
+from tests.api.test_paging import _walk
+from tests.factories import NOW, World
+from tests.ports.test_ports import Harbour
+from wastetrack.ports.models import Berth, Delivery
+from wastetrack.registry import vessels
+
+
+async def test_a_port_reads_deliveries_as_port_and_as_owner_once_each_newest_first(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    port, other = world.orgs["port"], world.orgs["other_port"]
+    own = await vessels.create_vessel(
+        name="鲁荣渔60001",
+        registration_number="371082200003",
+        gross_tonnage=Decimal(50),
+        home_port_id=port.id,
+        owner_id=port.id,
+    )
+    berths = {port.id: harbour.berth_id, other.id: (await Berth.get(port_id=other.id)).id}
+    # the port's own vessel at the port (both reasons), at the other port (as owner only); the
+    # owner's vessel at the port (as port only), at the other port (neither)
+    plan = [(own, port), (own, other), (harbour.small, port), (harbour.small, other)]
+    for n in range(18):
+        vessel, at = plan[n % 4]
+        started = NOW - timedelta(days=2, hours=n // 3)  # ties in threes
+        await Delivery.create(
+            client_event_id=uuid.uuid4(),
+            payload_digest="0" * 64,
+            receipt_number=f"T{n:04d}",
+            vessel=vessel,
+            port=at,
+            owner_id=vessel.owner_id,
+            berth_id=berths[at.id],
+            started_at=started,
+            ended_at=started + timedelta(minutes=30),
+            recorded_at=started + timedelta(hours=1),
+            recorded_by=world.users["port"],
+        )
+    reads = [d for d in await Delivery.all() if port.id in (d.port_id, d.owner_id)]
+    expected = [d.id for d in sorted(reads, key=lambda d: (d.started_at, d.id), reverse=True)]
+    assert len(expected) == 14
+    for limit in (1, 2, 3, 5, 500):
+        rows, _ = await _walk(client, "/m/v1/deliveries", world.headers("port"), limit)
+        assert [r["id"] for r in rows] == expected, limit
+    for_own, _ = await _walk(
+        client, f"/m/v1/deliveries?vessel_id={own.id}&limit=2", world.headers("port"), 2
+    )
+    assert [r["id"] for r in for_own] == [
+        i for i in expected if i in {d.id for d in reads if d.vessel_id == own.id}
+    ]
