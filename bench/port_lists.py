@@ -1,0 +1,279 @@
+"""List speed for records a user may read for more than one reason: a port's deliveries (at
+its port, and for it as a vessel's owner) and a manager's alerts (their office's, and their
+region's), on a small and on a large table, side by side in the same run.
+
+    python bench/port_lists.py --json [--small 10000] [--large 1000000]
+
+Makes two databases on one server, each with a city (22 towns of 8 villages), 20 fishing ports
+and 40 vessel owners in the towns, 400 vessels (one in ten owned by a port itself, one in five by
+one fishing group) and a berth per port, then records `--small` deliveries and as many alerts in
+one and `--large` in the other, spread over three years (the first port takes one delivery and
+one alert in twenty; alerts fall on the ports, the owners and the towns' offices, half of them
+acknowledged), and vacuums and analyzes both as autovacuum would. It then times, for five users
+— a port, a vessel owner, a town manager, a port reading its alerts and an administrator — the
+first page of 50 and the fifth (following the cursor) through the services the routes call
+(`list_deliveries`, `list_alerts`), the databases taking turns round by round. As a reference in
+the same run it drops the indexes of migration 0051 and times the same pages again
+(`unindexed_*`): the lists as they were read before.
+
+Prints one JSON object with `list_p95_ms` on each table, per user, and `list_growth` = large ÷
+small (target: <= 2, as for the batch list in bench/lists.py), and the same without the indexes.
+"""
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from lists import p95
+from rollup import seed_registry
+
+from wastetrack.alerts import service as alerts
+from wastetrack.auth.models import Role
+from wastetrack.core import db, paging
+from wastetrack.core.principal import Principal
+from wastetrack.ports import deliveries
+
+INDEXES = importlib.import_module("migrations.0051_port_and_alert_list_indexes")
+START = datetime(2023, 12, 1, tzinfo=UTC)
+SPAN = timedelta(days=3 * 365)
+PORTS, OWNERS, VESSELS = 20, 40, 400
+PAGE = 50
+
+# Ports and owners in the towns (`$1`: the town ids, `$2`: how many ports), a port record and
+# a berth for each port; vessels, one in ten owned by a port, the rest by the owners (the first,
+# a fishing group, owns one in five).
+REGISTRY = """
+INSERT INTO organization (name, kind, region_id, created_at)
+SELECT CASE WHEN g <= $2::int THEN 'port ' ELSE 'owner ' END || g,
+       CASE WHEN g <= $2::int THEN 'fishing_port' ELSE 'vessel_owner' END,
+       ($1::int[])[1 + g % cardinality($1::int[])], now()
+FROM generate_series(1, $2::int + $3::int) AS g;
+"""
+PORT_ROWS = """
+INSERT INTO fishing_port (organization_id, grade, latitude, longitude, reception_facility, listed)
+SELECT id, '一级渔港', 36.9, 122.4, true, true FROM organization WHERE kind = 'fishing_port';
+INSERT INTO berth (port_id, name, code, latitude, longitude, geofence_m)
+SELECT id, '1号泊位', 'B' || id, 36.9, 122.4, 300 FROM organization WHERE kind = 'fishing_port';
+"""
+VESSEL_ROWS = """
+INSERT INTO vessel (name, registration_number, gross_tonnage, vessel_type, flag_state,
+                    home_port_id, owner_id)
+SELECT '鲁荣渔' || g, '3710822' || lpad(g::text, 5, '0'), 98, 'fishing', 'CHN',
+       ($1::int[])[1 + g % cardinality($1::int[])],
+       CASE WHEN g % 10 = 0 THEN ($1::int[])[1 + g % cardinality($1::int[])]
+            WHEN g % 5 = 1 THEN ($2::int[])[1]
+            ELSE ($2::int[])[1 + g % cardinality($2::int[])] END
+FROM generate_series(1, $3) AS g;
+"""
+# Deliveries `$1`..`$2`, delivery g begun at `$3` + (g - 1) × `$4`, by a vessel drawn from `$5`
+# (ids) with its owner `$6`, at a port drawn from `$7` with its berth `$8`, recorded by `$9`.
+DELIVERIES = """
+INSERT INTO delivery (client_event_id, payload_digest, receipt_number, vessel_id, port_id,
+                      owner_id, berth_id, started_at, ended_at, recorded_at, signed_by_port,
+                      flags, recorded_by_id)
+SELECT gen_random_uuid(), '', 'R' || lpad(g::text, 12, '0'), ($5::int[])[v.i], ($7::int[])[p.i],
+       ($6::int[])[v.i], ($8::int[])[p.i], t.at, t.at + interval '30 minutes',
+       t.at + interval '1 hour', true, '[]', $9
+FROM generate_series($1::bigint, $2::bigint) AS g,
+     LATERAL (SELECT 1 + floor(random() * cardinality($5::int[]))::int + 0 * g AS i) AS v,
+     -- the first port takes one delivery in twenty
+     LATERAL (SELECT CASE WHEN random() < 0.05 THEN 1
+                          ELSE 1 + floor(random() * cardinality($7::int[]))::int END + 0 * g
+              AS i) AS p,
+     LATERAL (SELECT $3::timestamptz + (g - 1) * $4::interval AS at) AS t
+"""
+# Alerts `$1`..`$2`, raised at `$3` + (g - 1) × `$4` on an organization drawn from `$5` (ids)
+# whose region path is in `$6` (the first, a port, has one alert in twenty); half acknowledged.
+ALERTS = """
+INSERT INTO alert (kind, subject, organization_id, region_path, raised_at, details,
+                   acknowledged_at)
+SELECT 'idle_batch', 'S' || g, ($5::int[])[o.i], ($6::text[])[o.i],
+       $3::timestamptz + (g - 1) * $4::interval, '{}',
+       CASE WHEN random() < 0.5 THEN $3::timestamptz + g * $4::interval END
+FROM generate_series($1::bigint, $2::bigint) AS g,
+     LATERAL (SELECT CASE WHEN random() < 0.05 THEN 1
+                          ELSE 1 + floor(random() * cardinality($5::int[]))::int END + 0 * g
+              AS i) AS o
+"""
+
+
+async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
+    """A fresh database with the registry and `rows` deliveries and alerts; its URL and the
+    ids of the users' organizations and regions."""
+    url = db.with_database(server_url, f"wastetrack_port_lists_{uuid.uuid4().hex[:8]}")
+    await db.migrate(url)
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        await conn.execute("SELECT setseed(0.2026)")
+        villages, orgs = await seed_registry(conn)
+        towns = sorted({"/".join(path.split("/")[:3]) + "/" for path in villages})
+        town_ids = [int(path.rstrip("/").split("/")[-1]) for path in towns]
+        await conn.execute(REGISTRY, town_ids, PORTS, OWNERS)
+        offices = [
+            await conn.fetchval(
+                "INSERT INTO organization (name, kind, region_id, created_at)"
+                " VALUES ($1, 'authority', $2, now()) RETURNING id",
+                f"office {town}",
+                town,
+            )
+            for town in town_ids
+        ]
+        await conn.execute(PORT_ROWS)
+        kinds = await conn.fetch(
+            "SELECT o.id, o.kind, r.path FROM organization o JOIN region r ON r.id = o.region_id"
+            " WHERE o.kind IN ('fishing_port', 'vessel_owner', 'authority') ORDER BY o.id"
+        )
+        ports = [r["id"] for r in kinds if r["kind"] == "fishing_port"]
+        owners = [r["id"] for r in kinds if r["kind"] == "vessel_owner"]
+        await conn.execute(VESSEL_ROWS, ports, owners, VESSELS)
+        vessels = await conn.fetch("SELECT id, owner_id FROM vessel ORDER BY id")
+        berths = {r["port_id"]: r["id"] for r in await conn.fetch("SELECT id, port_id FROM berth")}
+        await conn.execute(
+            DELIVERIES,
+            1,
+            rows,
+            START,
+            SPAN / rows,
+            [v["id"] for v in vessels],
+            [v["owner_id"] for v in vessels],
+            ports,
+            [berths[p] for p in ports],
+            orgs["user"],
+        )
+        await conn.execute(
+            ALERTS,
+            1,
+            rows,
+            START,
+            SPAN / rows,
+            [r["id"] for r in kinds],
+            [r["path"] for r in kinds],
+        )
+        for name in ("delivery", "alert"):
+            await conn.execute(f"VACUUM ANALYZE {name}")
+        return url, {
+            "port": ports[0],
+            "owner": owners[0],
+            "office": offices[0],
+            "town": towns[0],
+            "city": "/".join(towns[0].split("/")[:2]) + "/",
+        }
+    finally:
+        await conn.close()
+
+
+Reader = Callable[[Principal, str | None], Awaitable[paging.Page[Any]]]
+
+
+async def _deliveries(user: Principal, cursor: str | None) -> paging.Page[Any]:
+    return await deliveries.list_deliveries(
+        principal=user, vessel_id=None, limit=PAGE, cursor=cursor
+    )
+
+
+async def _alerts(user: Principal, cursor: str | None) -> paging.Page[Any]:
+    return await alerts.list_alerts(principal=user, open_only=False, limit=PAGE, cursor=cursor)
+
+
+def users(ids: dict[str, Any]) -> dict[str, tuple[Principal, Reader]]:
+    """The five readers, each with the service it reads through."""
+    port = Principal(0, "p", Role.port_operator, ids["port"], ids["town"])
+    return {
+        "port": (port, _deliveries),
+        "owner": (Principal(0, "o", Role.generator, ids["owner"], ids["town"]), _deliveries),
+        "town_manager": (Principal(0, "t", Role.manager, ids["office"], ids["town"]), _alerts),
+        "port_alerts": (port, _alerts),
+        "admin": (Principal(0, "a", Role.admin, ids["office"], ids["city"]), _deliveries),
+    }
+
+
+async def pages(url: str, readers: dict[str, tuple[Principal, Reader]]) -> dict[str, list[float]]:
+    """Each reader's first and fifth page, in milliseconds."""
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    async with db.database(url, pool_size=2):
+        for user, read in readers.values():  # connect, and warm the caches
+            await read(user, None)
+        for name, (user, read) in readers.items():
+            cursor: str | None = None
+            for number in range(1, 6):
+                began = time.perf_counter()
+                rows, cursor = await read(user, cursor)
+                if number in (1, 5):
+                    times[name].append((time.perf_counter() - began) * 1000)
+                assert len(rows) == PAGE and cursor is not None, (name, number)
+    return times
+
+
+async def drop_indexes(url: str) -> None:
+    """The tables as they were before migration 0051."""
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        await conn.execute(INDEXES.DROP)
+        for name in ("delivery", "alert"):
+            await conn.execute(f"ANALYZE {name}")
+    finally:
+        await conn.close()
+
+
+async def main(arguments: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="wastetrack-bench-port-lists-"))
+    server_url = os.environ.get("WASTETRACK_DATABASE_URL") or db.start_embedded_server(work)
+    result: dict[str, Any] = {"small": arguments.small, "large": arguments.large}
+    made: dict[str, str] = {}
+    readers: dict[str, dict[str, tuple[Principal, Reader]]] = {}
+    times: dict[str, dict[str, dict[str, list[float]]]] = {}
+    try:
+        began = time.perf_counter()
+        for size in ("small", "large"):
+            made[size], ids = await table(server_url, getattr(arguments, size))
+            readers[size] = users(ids)
+        result["load_s"] = round(time.perf_counter() - began, 1)
+        for phase in ("list", "unindexed_list"):
+            if phase == "unindexed_list":
+                for url in made.values():
+                    await drop_indexes(url)
+            spent = times[phase] = {"small": {}, "large": {}}
+            for round_ in range(arguments.runs):
+                # Each table goes first in every other round.
+                for size in ("small", "large")[:: 1 if round_ % 2 == 0 else -1]:
+                    for name, taken in (await pages(made[size], readers[size])).items():
+                        spent[size].setdefault(name, []).extend(taken)
+    finally:
+        for url in made.values():
+            await db.drop_database(url)
+    for phase, spent in times.items():
+        for size in ("small", "large"):
+            every = [t for by_user in spent[size].values() for t in by_user]
+            result[f"{phase}_p50_ms_{size}"] = round(statistics.median(every), 2)
+            result[f"{phase}_p95_ms_{size}"] = p95(every)
+        result[f"{phase}_growth"] = round(
+            result[f"{phase}_p95_ms_large"] / result[f"{phase}_p95_ms_small"], 2
+        )
+        result[f"{phase}_by_user_p95_ms"] = {
+            name: {size: p95(spent[size][name]) for size in ("small", "large")}
+            for name in spent["small"]
+        }
+    result["target"] = {"list_growth": "<= 2"}
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=20, help="rounds of pages per user")
+    arguments = parser.parse_args()
+    result = asyncio.run(main(arguments))
+    print(json.dumps(result) if arguments.json else json.dumps(result, indent=2))
