@@ -11,7 +11,9 @@ from tests.api.test_paging import _walk
 from tests.factories import NOW, World
 from tests.ports.test_ports import Harbour
 from wastetrack.ports.models import Berth, Delivery
+from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
+from wastetrack.registry.models import OrganizationKind
 
 
 async def test_a_port_reads_deliveries_as_port_and_as_owner_once_each_newest_first(
@@ -25,12 +27,24 @@ async def test_a_port_reads_deliveries_as_port_and_as_owner_once_each_newest_fir
         home_port_id=port.id,
         owner_id=port.id,
     )
-    berths = {port.id: harbour.berth_id, other.id: (await Berth.get(port_id=other.id)).id}
-    # the port's own vessel at the port (both reasons), at the other port (as owner only); the
-    # owner's vessel at the port (as port only), at the other port (neither)
-    plan = [(own, port), (own, other), (harbour.small, port), (harbour.small, other)]
-    for n in range(18):
-        vessel, at = plan[n % 4]
+    third = await registry.create_organization(
+        name="俚岛渔港", kind=OrganizationKind.fishing_port, region_id=world.regions["town"].id
+    )
+    berths = {
+        port.id: harbour.berth_id,
+        other.id: (await Berth.get(port_id=other.id)).id,
+        third.id: (
+            await Berth.create(
+                port=third, name="1号泊位", code="LD-1", latitude=37.16, longitude=122.61
+            )
+        ).id,
+    }
+    # the port's own vessel at the port (both reasons), at the other ports (as owner only); the
+    # owner's vessel at the port (as port only), at the other ports (neither)
+    plan = [(own, port), (own, other), (own, third), (harbour.small, port)]
+    plan += [(harbour.small, other), (harbour.small, third)]
+    for n in range(24):
+        vessel, at = plan[n % len(plan)]
         started = NOW - timedelta(days=2, hours=n // 3)  # ties in threes
         await Delivery.create(
             client_event_id=uuid.uuid4(),
@@ -47,7 +61,7 @@ async def test_a_port_reads_deliveries_as_port_and_as_owner_once_each_newest_fir
         )
     reads = [d for d in await Delivery.all() if port.id in (d.port_id, d.owner_id)]
     expected = [d.id for d in sorted(reads, key=lambda d: (d.started_at, d.id), reverse=True)]
-    assert len(expected) == 14
+    assert len(expected) == 16
     for limit in (1, 2, 3, 5, 500):
         rows, _ = await _walk(client, "/m/v1/deliveries", world.headers("port"), limit)
         assert [r["id"] for r in rows] == expected, limit
@@ -57,3 +71,9 @@ async def test_a_port_reads_deliveries_as_port_and_as_owner_once_each_newest_fir
     assert [r["id"] for r in for_own] == [
         i for i in expected if i in {d.id for d in reads if d.vessel_id == own.id}
     ]
+    # The town's manager reads the deliveries at ports in their town (not at the third port,
+    # in another town), whoever owns the vessel.
+    in_town = [d for d in await Delivery.all() if d.port_id in (port.id, other.id)]
+    newest_first = sorted(in_town, key=lambda d: (d.started_at, d.id), reverse=True)
+    rows, _ = await _walk(client, "/m/v1/deliveries", world.headers("town_manager"), 3)
+    assert [r["id"] for r in rows] == [d.id for d in newest_first] and len(rows) == 16
