@@ -5,16 +5,22 @@ region's), on a small and on a large table, side by side in the same run.
     python bench/port_lists.py --json [--small 10000] [--large 1000000]
 
 Makes two databases on one server, each with a city (22 towns of 8 villages), 20 fishing ports
-and 40 vessel owners in the towns, 400 vessels (one in ten owned by a port itself, one in five by
-one fishing group) and a berth per port, then records `--small` deliveries and as many alerts in
-one and `--large` in the other, spread over three years (the first port takes one delivery and
-one alert in twenty; alerts fall on the ports, the owners and the towns' offices, half of them
-acknowledged), and vacuums and analyzes both as autovacuum would. It then times, for five users
-— a port, a vessel owner, a town manager, a port reading its alerts and an administrator — the
-first page of 50 and the fifth (following the cursor) through the services the routes call
-(`list_deliveries`, `list_alerts`), the databases taking turns round by round. As a reference in
-the same run it drops the indexes of migration 0051 and times the same pages again
-(`unindexed_*`): the lists as they were read before.
+and 40 vessel owners in the towns and an office per town, 400 vessels (one in ten owned by a
+port itself, one in five by one fishing group) and a berth per port, then records `--small`
+deliveries (one line each, its own batch, received) and as many alerts in one and `--large` in
+the other, spread over three years, and vacuums and analyzes both as autovacuum would. The
+first port takes one delivery in twenty besides its share (with its own vessels' deliveries,
+about one in seven is its to read) and one alert in twenty besides its share; one alert in
+five is acknowledged. It then times, for five users — the first port, the fishing group, the
+manager of the first port's town, the port reading its alerts and an administrator — the first
+page of 50 and the fifth (following the cursor) as the routes read them (`list_deliveries` and
+each line as its batch stands, `lines_now`; `list_alerts` of the open alerts, as
+`GET /m/v1/alerts` by default), the databases taking turns round by round. As a reference in
+the same run it then drops the indexes of migrations 0051 and 0052 and times the same pages
+again (`unindexed_*`): the lists as they were read before.
+
+Every user here has a fair share of its list, spread over the three years; a user with few
+rows, all old, is not timed (docs/benchmarks.md says what such a page costs).
 
 Prints one JSON object with `list_p95_ms` on each table, per user, and `list_growth` = large ÷
 small (target: <= 2, as for the batch list in bench/lists.py), and the same without the indexes.
@@ -44,7 +50,10 @@ from wastetrack.core import db, paging
 from wastetrack.core.principal import Principal
 from wastetrack.ports import deliveries
 
-INDEXES = importlib.import_module("migrations.0051_port_and_alert_list_indexes")
+INDEXED = [
+    importlib.import_module(f"migrations.{name}")
+    for name in ("0051_port_and_alert_list_indexes", "0052_delivery_line_indexes")
+]
 START = datetime(2023, 12, 1, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)
 PORTS, OWNERS, VESSELS = 20, 40, 400
@@ -84,7 +93,7 @@ INSERT INTO delivery (client_event_id, payload_digest, receipt_number, vessel_id
                       flags, recorded_by_id)
 SELECT gen_random_uuid(), '', 'R' || lpad(g::text, 12, '0'), ($5::int[])[v.i], ($7::int[])[p.i],
        ($6::int[])[v.i], ($8::int[])[p.i], t.at, t.at + interval '30 minutes',
-       t.at + interval '1 hour', true, '[]', $9
+       t.at + interval '1 hour', false, '[]', $9
 FROM generate_series($1::bigint, $2::bigint) AS g,
      LATERAL (SELECT 1 + floor(random() * cardinality($5::int[]))::int + 0 * g AS i) AS v,
      -- the first port takes one delivery in twenty
@@ -94,17 +103,39 @@ FROM generate_series($1::bigint, $2::bigint) AS g,
      LATERAL (SELECT $3::timestamptz + (g - 1) * $4::interval AS at) AS t
 """
 # Alerts `$1`..`$2`, raised at `$3` + (g - 1) × `$4` on an organization drawn from `$5` (ids)
-# whose region path is in `$6` (the first, a port, has one alert in twenty); half acknowledged.
+# whose region path is in `$6` (the first, a port, has one alert in twenty more); one in five
+# acknowledged, by `$7`.
 ALERTS = """
 INSERT INTO alert (kind, subject, organization_id, region_path, raised_at, details,
-                   acknowledged_at)
+                   acknowledged_at, acknowledged_by_id)
 SELECT 'idle_batch', 'S' || g, ($5::int[])[o.i], ($6::text[])[o.i],
-       $3::timestamptz + (g - 1) * $4::interval, '{}',
-       CASE WHEN random() < 0.5 THEN $3::timestamptz + g * $4::interval END
+       $3::timestamptz + (g - 1) * $4::interval, '{}', a.at,
+       CASE WHEN a.at IS NOT NULL THEN $7::int END
 FROM generate_series($1::bigint, $2::bigint) AS g,
+     LATERAL (SELECT CASE WHEN random() < 0.2 THEN $3::timestamptz + g * $4::interval END
+                     + 0 * g * interval '1 s' AS at) AS a,
      LATERAL (SELECT CASE WHEN random() < 0.05 THEN 1
                           ELSE 1 + floor(random() * cardinality($5::int[]))::int END + 0 * g
               AS i) AS o
+"""
+
+
+# One line a delivery, each its own batch of MARPOL waste (10 kg), produced by the vessel's owner
+# (the port for a vessel without one) and received by the port, tagged when the delivery began;
+# consistent by construction, so the foreign-key triggers are skipped.
+LINES = """
+SET session_replication_role = replica;
+INSERT INTO batch (id, code, stream_id, category_id, unit, quantity, state, region_path,
+                   tagged_at, last_seq, producer_id, holder_id, carrier_id, destination_id,
+                   created_at, updated_at, last_hash)
+SELECT d.id, 'M' || lpad(d.id::text, 11, '0'), 'marine', 'marine.marpol', 'kg', 10, 'received',
+       r.path, d.started_at, 1, coalesce(d.owner_id, d.port_id), d.port_id, NULL, d.port_id,
+       d.started_at, d.started_at, ''
+FROM delivery d JOIN organization o ON o.id = d.port_id JOIN region r ON r.id = o.region_id;
+INSERT INTO delivery_line (delivery_id, category_id, mass_kg, mass_derived, batch_id)
+SELECT id, 'marine.marpol', 10, false, id FROM delivery;
+SET session_replication_role = DEFAULT;
+SELECT setval(pg_get_serial_sequence('batch', 'id'), (SELECT max(id) FROM batch));
 """
 
 
@@ -159,15 +190,19 @@ async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
             SPAN / rows,
             [r["id"] for r in kinds],
             [r["path"] for r in kinds],
+            orgs["user"],
         )
-        for name in ("delivery", "alert"):
+        await conn.execute(LINES)
+        for name in ("delivery", "delivery_line", "batch", "alert"):
             await conn.execute(f"VACUUM ANALYZE {name}")
+        # The town manager's town: the first port's, where alerts are the most frequent.
+        town = next(r["path"] for r in kinds if r["id"] == ports[0])
         return url, {
             "port": ports[0],
             "owner": owners[0],
-            "office": offices[0],
-            "town": towns[0],
-            "city": "/".join(towns[0].split("/")[:2]) + "/",
+            "office": offices[towns.index(town)],
+            "town": town,
+            "city": "/".join(town.split("/")[:2]) + "/",
         }
     finally:
         await conn.close()
@@ -177,13 +212,18 @@ Reader = Callable[[Principal, str | None], Awaitable[paging.Page[Any]]]
 
 
 async def _deliveries(user: Principal, cursor: str | None) -> paging.Page[Any]:
-    return await deliveries.list_deliveries(
+    """What GET /m/v1/deliveries reads: the page, its lines and their batches, and each line as
+    its batch stands now."""
+    found, after = await deliveries.list_deliveries(
         principal=user, vessel_id=None, limit=PAGE, cursor=cursor
     )
+    await deliveries.lines_now(found)
+    return found, after
 
 
 async def _alerts(user: Principal, cursor: str | None) -> paging.Page[Any]:
-    return await alerts.list_alerts(principal=user, open_only=False, limit=PAGE, cursor=cursor)
+    """What GET /m/v1/alerts reads by default: the open alerts."""
+    return await alerts.list_alerts(principal=user, open_only=True, limit=PAGE, cursor=cursor)
 
 
 def users(ids: dict[str, Any]) -> dict[str, tuple[Principal, Reader]]:
@@ -216,11 +256,12 @@ async def pages(url: str, readers: dict[str, tuple[Principal, Reader]]) -> dict[
 
 
 async def drop_indexes(url: str) -> None:
-    """The tables as they were before migration 0051."""
+    """The tables as they were before migrations 0051 and 0052."""
     conn = await asyncpg.connect(**db.credentials_from_url(url))
     try:
-        await conn.execute(INDEXES.DROP)
-        for name in ("delivery", "alert"):
+        for migration in INDEXED:
+            await conn.execute(migration.DROP)
+        for name in ("delivery", "delivery_line", "alert"):
             await conn.execute(f"ANALYZE {name}")
     finally:
         await conn.close()
