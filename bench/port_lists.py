@@ -20,7 +20,10 @@ the same run it then drops the indexes of migrations 0051 and 0052 and times the
 again (`unindexed_*`): the lists as they were read before.
 
 Every user here has a fair share of its list, spread over the three years; a user with few
-rows, all old, is not timed (docs/benchmarks.md says what such a page costs).
+rows, all old, is not timed (docs/benchmarks.md says what such a page costs), nor a manager's
+deliveries; the custody log is left empty. The seeding skips foreign-key triggers
+(`session_replication_role`), so an external server (`WASTETRACK_DATABASE_URL`) needs a
+superuser.
 
 Prints one JSON object with `list_p95_ms` on each table, per user, and `list_growth` = large ÷
 small (target: <= 2, as for the batch list in bench/lists.py), and the same without the indexes.

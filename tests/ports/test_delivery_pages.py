@@ -1,5 +1,6 @@
 """A port reads the deliveries at its port and those made for it as a vessel's owner, page by
-page (`wastetrack.core.paging`): a delivery it may read for both reasons comes once."""
+page (`wastetrack.core.paging`): a delivery it may read for both reasons comes once; a town's
+manager reads those at the ports in their town."""
 
 import uuid
 from datetime import timedelta
@@ -16,7 +17,7 @@ from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind
 
 
-async def test_a_port_reads_deliveries_as_port_and_as_owner_once_each_newest_first(
+async def test_port_and_town_manager_walk_their_deliveries_once_each_newest_first(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:
     port, other = world.orgs["port"], world.orgs["other_port"]
@@ -76,4 +77,5 @@ async def test_a_port_reads_deliveries_as_port_and_as_owner_once_each_newest_fir
     in_town = [d for d in await Delivery.all() if d.port_id in (port.id, other.id)]
     newest_first = sorted(in_town, key=lambda d: (d.started_at, d.id), reverse=True)
     rows, _ = await _walk(client, "/m/v1/deliveries", world.headers("town_manager"), 3)
-    assert [r["id"] for r in rows] == [d.id for d in newest_first] and len(rows) == 16
+    assert len(rows) == 16
+    assert [r["id"] for r in rows] == [d.id for d in newest_first]
