@@ -4,7 +4,7 @@ wastetrack.fleet.tracking."""
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
@@ -21,6 +21,8 @@ from wastetrack.registry.models import Organization, OrganizationKind
 
 FLEET_MANAGERS = frozenset({Role.carrier, Role.admin})
 FLEET_READERS = frozenset({Role.carrier, Role.manager, Role.auditor, Role.admin})
+
+F = TypeVar("F", Vehicle, Driver)
 
 
 async def _managed_organization(principal: Principal, organization_id: int | None) -> Organization:
@@ -124,12 +126,24 @@ async def list_vehicles(
     cursor: str | None = None,
 ) -> paging.Page[Vehicle]:
     """The vehicles the user may read: a carrier's own, a manager's region's, an admin's all."""
+    return await _fleet_page(Vehicle, BY_PLATE, principal, include_retired, limit, cursor)
+
+
+async def _fleet_page(
+    model: type[F],
+    order: paging.Order,
+    principal: Principal,
+    include_retired: bool,
+    limit: int,
+    cursor: str | None,
+) -> paging.Page[F]:
+    """A page of a fleet's `model` rows the user may read, in `order`; retired ones when asked."""
     if principal.role not in FLEET_READERS:
         raise Forbidden("fleets are read by their carrier and the managers", field="role")
-    query = access.readable(Vehicle.all(), principal)
+    query = access.readable(model.all(), principal)
     if not include_retired:
         query = query.filter(retired_at=None)
-    return await paging.page(query, BY_PLATE, limit=limit, cursor=cursor)
+    return await paging.page(query, order, limit=limit, cursor=cursor)
 
 
 async def update_vehicle(*, principal: Principal, plate: str, changes: dict[str, Any]) -> Vehicle:
@@ -209,12 +223,7 @@ async def list_drivers(
     cursor: str | None = None,
 ) -> paging.Page[Driver]:
     """The drivers the user may read, by the same rule as vehicles."""
-    if principal.role not in FLEET_READERS:
-        raise Forbidden("fleets are read by their carrier and the managers", field="role")
-    query = access.readable(Driver.all(), principal)
-    if not include_retired:
-        query = query.filter(retired_at=None)
-    return await paging.page(query, BY_NAME, limit=limit, cursor=cursor)
+    return await _fleet_page(Driver, BY_NAME, principal, include_retired, limit, cursor)
 
 
 async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:
