@@ -14,11 +14,18 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from fastapi import FastAPI
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
 from tests.factories import World, medical_bag
+from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
+from wastetrack.auth import service as auth
 from wastetrack.core import paging
 from wastetrack.fleet import service as fleet
+from wastetrack.ports import deliveries
+from wastetrack.ports.access import NEWEST_STARTED
+from wastetrack.ports.models import Delivery
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -324,3 +331,158 @@ def test_a_cursor_carries_its_row_and_nothing_else() -> None:
     assert paging.decode(paging.encode(date(2026, 1, 2), 8), date) == (date(2026, 1, 2), 8)
     assert paging.decode(paging.encode("鲁K|123", 9), str) == ("鲁K|123", 9)
     assert paging.decode(paging.encode(Decimal(5), 5), int) == (5, 5)
+
+
+@pytest.mark.parametrize(
+    ("who", "listed", "indexes"),
+    [
+        # Their office's alerts, and their town's.
+        ("town_manager", "alerts", ["alert_organization", "alert_region_path_pattern"]),
+        # Deliveries at their port, and those made for them as a vessel's owner.
+        ("port", "deliveries", ["delivery_port", "delivery_owner"]),
+    ],
+)
+async def test_each_reason_to_read_a_row_is_read_from_an_index_of_its_own(
+    world: World, who: str, listed: str, indexes: list[str]
+) -> None:
+    """A page merges one keyset-ordered read per reason (`paging.merged`), each of which may
+    stop after a page whatever the table's size: with the whole list's own index gone and
+    scans of the table ruled out (a handful of rows, so the planner may rightly prefer
+    either), the plan shows an index for each reason, sought from the cursor on."""
+    principal = await auth.principal_for(world.users[who])
+    query, order, reasons = {
+        "alerts": (Alert.filter(acknowledged_at=None), alerts.NEWEST_RAISED, alerts.reasons),
+        "deliveries": (Delivery.all(), NEWEST_STARTED, deliveries.delivery_reasons),
+    }[listed]
+    cursor = paging.encode(datetime(2026, 3, 1, tzinfo=UTC), 10**6)
+    sql, params = paging.merged(query, order, reasons(principal), limit=51, cursor=cursor)
+    async with in_transaction() as conn:
+        await conn.execute_query("SET LOCAL enable_seqscan = off")
+        await conn.execute_query("SET LOCAL lock_timeout = '10s'")
+        await conn.execute_query(f"DROP INDEX {query.model._meta.db_table}_keyset_idx")
+        rows = await conn.execute_query_dict(f"EXPLAIN {sql}", params)
+        await conn.rollback()
+    plan = "\n".join(row["QUERY PLAN"] for row in rows)
+    assert "Seq Scan" not in plan, plan
+    # One read per reason, each stopping after a page, merged.
+    assert plan.count("->  Limit") == len(indexes) and "Append" in plan, plan
+    for index in indexes:
+        assert f"{index}_keyset_idx" in plan or f"{index}_idx" in plan, plan
+    # Each read starts at the cursor: the order column bounds its index range.
+    sought = re.findall(rf"Index Cond: .*\({order.column} <= ", plan)
+    assert len(sought) == len(indexes), plan
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        alerts.NEWEST_RAISED,
+        paging.Order("raised_at", datetime, descending=False),
+        paging.NEWEST_ID,
+        paging.OLDEST_ID,
+    ],
+)
+async def test_a_page_merged_from_its_reasons_is_the_page_of_their_or(
+    world: World, order: paging.Order
+) -> None:
+    """However the list is ordered, a page merged from one read per reason holds the rows, and
+    the cursor the place, that one query for the OR of the reasons gives (ties included), page
+    after page, with a filter common to all reasons (open alerts only)."""
+    office, town = world.orgs["town_office"], world.regions["other_town"]
+    moment = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    for n in range(23):
+        await Alert.create(
+            kind="idle_batch",
+            subject=f"M{n}",
+            organization=[office, world.orgs["clinic"], world.orgs["other_clinic"]][n % 3],
+            region_path=[town.path, world.regions["village"].path][n % 2],
+            raised_at=moment - timedelta(minutes=(n * 7) % 5),  # ties, out of id order
+            acknowledged_at=moment if n % 6 == 0 else None,
+        )
+    reasons = [Q(organization_id=office.id), Q(region_path__startswith=town.path)]
+    opened = Alert.filter(acknowledged_at=None)
+    for limit in (1, 2, 4, 50):
+        cursor: str | None = None
+        merged: list[int] = []
+        while True:
+            rows, next_cursor = await paging.page(
+                opened, order, limit=limit, cursor=cursor, reasons=reasons
+            )
+            plain, plain_cursor = await paging.page(
+                opened.filter(paging.any_of(reasons)), order, limit=limit, cursor=cursor
+            )
+            assert [a.id for a in rows] == [a.id for a in plain], (limit, cursor)
+            assert next_cursor == plain_cursor
+            merged += [a.id for a in rows]
+            if next_cursor is None:
+                break
+            cursor = next_cursor
+        expected = [
+            a.id
+            for a in await opened
+            if a.organization_id == office.id or a.region_path.startswith(town.path)
+        ]
+        assert sorted(merged) == sorted(expected) and len(set(merged)) == len(merged), limit
+
+
+async def test_a_row_that_leaves_the_list_while_its_page_is_read_does_not_end_the_walk(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page is read in two statements (the merged keys, then the rows): an alert
+    acknowledged in between is left out of the open alerts' page, and the walk still goes on
+    to the alerts after it."""
+    office, town = world.orgs["town_office"], world.regions["other_town"]
+    moment = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    made = [
+        await Alert.create(
+            kind="idle_batch",
+            subject=f"L{n}",
+            organization=office,
+            region_path=town.path,
+            raised_at=moment - timedelta(minutes=n),
+        )
+        for n in range(4)
+    ]
+    real = paging._merged
+
+    class Meddling:
+        """The database, with the newest alert acknowledged right after the keys are read."""
+
+        def __init__(self, connection: Any) -> None:
+            self.connection = connection
+
+        async def execute_query(self, sql: str, params: list[Any]) -> Any:
+            answer = await self.connection.execute_query(sql, params)
+            await Alert.filter(id=made[0].id).update(acknowledged_at=moment)
+            return answer
+
+    def meddled(*args: Any, **kwargs: Any) -> tuple[str, list[Any], Any]:
+        sql, params, connection = real(*args, **kwargs)
+        return sql, params, Meddling(connection)
+
+    monkeypatch.setattr(paging, "_merged", meddled)
+    principal = await auth.principal_for(world.users["town_manager"])
+    rows, cursor = await alerts.list_alerts(principal=principal, open_only=True, limit=2)
+    assert [a.id for a in rows] == [made[1].id] and cursor is not None
+    rest, last = await alerts.list_alerts(
+        principal=principal, open_only=True, limit=2, cursor=cursor
+    )
+    assert [a.id for a in rest] == [made[2].id, made[3].id] and last is None
+
+
+async def test_a_file_of_alerts_holds_more_rows_than_a_statement_has_parameters(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A file is read whole, in one query for the OR of the reader's reasons: 33,000 alerts, more
+    than one statement may carry parameters (32,767), come in one file."""
+    office, town = world.orgs["town_office"], world.regions["other_town"]
+    async with in_transaction() as conn:
+        await conn.execute_query(
+            "INSERT INTO alert (kind, subject, organization_id, region_path, raised_at, details)"
+            " SELECT 'idle_batch', 'F' || g, $1, $2, $3::timestamptz - g * interval '1 s', '{}'"
+            " FROM generate_series(1, 33000) AS g",
+            [office.id, town.path, datetime(2026, 3, 1, tzinfo=UTC)],
+        )
+    file = await client.get("/m/v1/alerts?format=csv", headers=world.headers("town_manager"))
+    assert file.status_code == 200, file.text
+    assert len(file.text.strip().splitlines()) == 1 + 33000

@@ -56,7 +56,7 @@ async def test_the_list_query_reads_indexes_not_the_table(
     world: World, chains: None, who: str
 ) -> None:
     principal = await auth.principal_for(world.users[who])
-    sql, params = batches.page_query(principal, limit=51, after=None, state=None)
+    sql, params = batches.page_query(principal, limit=51, cursor=None, state=None)
     async with in_transaction() as conn:
         # A handful of rows, so the planner may rightly read the whole table or walk the city-wide
         # (created_at, id) index and filter. Rule both out, inside a transaction that is rolled
@@ -68,6 +68,8 @@ async def test_the_list_query_reads_indexes_not_the_table(
         await conn.rollback()
     plan = "\n".join(row["QUERY PLAN"] for row in rows)
     assert "Seq Scan" not in plan, plan
+    # One read per way of seeing a batch, each stopping after a page, merged.
+    assert plan.count("->  Limit") == len(batches.reasons(principal)), plan
     for index in ("producer", "holder", "carrier", "destination"):
         assert f"batch_{index}_keyset_idx" in plan, plan
     if who == "town_manager":

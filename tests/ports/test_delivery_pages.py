@@ -11,7 +11,7 @@ import httpx
 from tests.api.test_paging import _walk
 from tests.factories import NOW, World
 from tests.ports.test_ports import Harbour
-from wastetrack.ports.models import Berth, Delivery
+from wastetrack.ports.models import Berth, Delivery, PortCall
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind
@@ -79,3 +79,37 @@ async def test_port_and_town_manager_walk_their_deliveries_once_each_newest_firs
     rows, _ = await _walk(client, "/m/v1/deliveries", world.headers("town_manager"), 3)
     assert len(rows) == 16
     assert [r["id"] for r in rows] == [d.id for d in newest_first]
+
+
+async def test_port_calls_are_walked_once_each_latest_arrival_first(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A port reads the calls at its port; a town's manager those at the ports in their town
+    (their office's none: a port call names only its port), a reason through a join."""
+    port, other = world.orgs["port"], world.orgs["other_port"]
+    third = await registry.create_organization(
+        name="俚岛渔港", kind=OrganizationKind.fishing_port, region_id=world.regions["town"].id
+    )
+    for n in range(15):
+        await PortCall.create(
+            vessel=harbour.small if n % 2 else harbour.large,
+            port=[port, other, third][n % 3],
+            arrived_at=NOW - timedelta(days=3, hours=n // 4),  # ties in fours
+            departed_at=None if n % 4 else NOW - timedelta(days=1),
+            days_at_sea=3,
+            crew=5,
+            recorded_by=world.users["port"],
+        )
+    readers = {"port": {port.id}, "town_manager": {port.id, other.id}}
+    for who, ports in readers.items():
+        for open_only in (False, True):
+            reads = [
+                c
+                for c in await PortCall.all()
+                if c.port_id in ports and (c.departed_at is None or not open_only)
+            ]
+            expected = [c.id for c in sorted(reads, key=lambda c: (c.arrived_at, c.id))][::-1]
+            for limit in (1, 2, 4, 500):
+                path = f"/m/v1/port-calls?open_only={str(open_only).lower()}&limit={limit}"
+                rows, _ = await _walk(client, path, world.headers(who), limit)
+                assert [r["id"] for r in rows] == expected, (who, open_only, limit)

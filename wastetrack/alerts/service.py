@@ -349,13 +349,20 @@ async def flag_webhook_disabled(
     return alert
 
 
-def _scope(principal: Principal) -> Q:
+def reasons(principal: Principal) -> list[Q]:
+    """The ways a user comes to read an alert: any alert (administrators); one of their own
+    organization; for region readers, one in their region."""
     if principal.role == Role.admin:
-        return Q()
-    scope = Q(organization_id=principal.organization_id)
+        return [Q()]
+    found = [Q(organization_id=principal.organization_id)]
     if principal.sees_region:
-        scope |= Q(region_path__startswith=principal.region_path)
-    return scope
+        found.append(Q(region_path__startswith=principal.region_path))
+    return found
+
+
+def _scope(principal: Principal) -> Q:
+    """The alerts a user may read, as one condition: for counts, lookups and the dashboard."""
+    return paging.any_of(reasons(principal))
 
 
 NEWEST_RAISED = paging.Order("raised_at", datetime)
@@ -371,10 +378,10 @@ async def list_alerts(
     """Alerts of the user's organization (managers: their region), newest first, a page at a
     time. Reading writes nothing: the service's background round
     (or POST /m/v1/alerts/refresh, or `wastetrack alerts-refresh`) raises them."""
-    query = Alert.filter(_scope(principal))
-    if open_only:
-        query = query.filter(acknowledged_at=None)
-    return await paging.page(query, NEWEST_RAISED, limit=limit, cursor=cursor)
+    query = Alert.filter(acknowledged_at=None) if open_only else Alert.all()
+    return await paging.page(
+        query, NEWEST_RAISED, limit=limit, cursor=cursor, reasons=reasons(principal)
+    )
 
 
 async def count_by_kind(*, principal: Principal) -> dict[str, dict[str, int]]:

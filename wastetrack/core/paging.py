@@ -6,11 +6,14 @@ strictly after it. Rows written between two requests neither repeat nor shift a 
 offset would make them do, and no page reads the rows of the pages before it."""
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
+from pypika_tortoise.terms import Parameterizer
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -102,9 +105,97 @@ def after(query: QuerySet[M], order: Order, cursor: str | None) -> QuerySet[M]:
     )
 
 
-async def page(query: QuerySet[M], order: Order, *, limit: int, cursor: str | None) -> Page[M]:
-    """One page of `query` in `order` and the cursor of the next."""
+async def page(
+    query: QuerySet[M],
+    order: Order,
+    *,
+    limit: int,
+    cursor: str | None,
+    reasons: Sequence[Q] | None = None,
+) -> Page[M]:
+    """One page of `query` in `order` and the cursor of the next. With `reasons` (the ways a
+    user may come to read a row), only the rows that meet at least one of them: for two or
+    more, each reason read on its own and merged (`merged`), except a file's worth of rows,
+    which is read whole anyway."""
+    if reasons is not None and len(reasons) > 1 and limit <= MAX_LIMIT:
+        return await _merged_page(query, order, reasons, limit=limit, cursor=cursor)
+    if reasons is not None:
+        query = query.filter(any_of(reasons))
     return cut(list(await after(query, order, cursor).limit(limit + 1)), order, limit=limit)
+
+
+async def _merged_page(
+    query: QuerySet[M], order: Order, reasons: Sequence[Q], *, limit: int, cursor: str | None
+) -> Page[M]:
+    sql, params, connection = _merged(query, order, reasons, limit=limit + 1, cursor=cursor)
+    keys = [tuple(row) for row in (await connection.execute_query(sql, params))[1]]
+    # The next cursor comes from the merged keys, not from the rows read after them: a row that
+    # leaves the list in between (acknowledged, moved on, deleted) is not shown, and must not
+    # end the walk before the rows after it.
+    following = None
+    if len(keys) > limit:
+        last = keys[limit - 1]
+        following = encode(last[-1], last[0])  # (id, column value), or (id,) by id alone
+        keys = keys[:limit]
+    ids = [key[0] for key in keys]
+    found = {row.pk: row for row in await query.filter(id__in=ids)} if ids else {}
+    return [found[i] for i in ids if i in found], following
+
+
+def any_of(reasons: Sequence[Q]) -> Q:
+    """The rows read for at least one of `reasons`, as one condition: for a lookup or a count,
+    where no page is read."""
+    return Q(*_given(reasons), join_type=Q.OR)
+
+
+def merged(
+    query: QuerySet[M], order: Order, reasons: Sequence[Q], *, limit: int, cursor: str | None
+) -> tuple[str, list[Any]]:
+    """SQL and parameters for the keys (id, then the order column's value unless the order is
+    by id) of the first `limit` rows of `query` in `order` after `cursor` that meet any of
+    `reasons`: each reason's rows read on their own, stopping after `limit` rows, then merged (a
+    row met for two reasons comes once).
+
+    The OR of the reasons in one query leaves the planner one choice for all of them: walk the
+    whole list in order and filter (slow for a user whose rows are few and old), or read all
+    the user's rows and sort (slow for a user with many). Apart, a reason on a party column
+    with an index on (that column, order column, id) reads at most `limit` rows whatever the
+    table's size; a region subtree (a path prefix, whose index is not in the list's order) or
+    a reason through a join is still the planner's choice of the two, for that reason alone."""
+    sql, params, _ = _merged(query, order, reasons, limit=limit, cursor=cursor)
+    return sql, params
+
+
+def _merged(
+    query: QuerySet[M], order: Order, reasons: Sequence[Q], *, limit: int, cursor: str | None
+) -> tuple[str, list[Any], BaseDBAsyncClient]:
+    """`merged`, and the connection its statement was built for."""
+    query = after(query, order, cursor)
+    columns = ("id",) if order.column == "id" else ("id", order.column)
+    parameterizer = Parameterizer()
+    branches = []
+    for reason in _given(reasons):
+        branch = query.filter(reason).limit(limit).values_list(*columns)
+        # Each branch keeps its own ORDER BY and LIMIT (QuerySet.union cannot: it leaves the
+        # branches unbracketed); one parameterizer numbers the parameters of all of them.
+        branch._choose_db_if_not_chosen()
+        branch._make_query()
+        context = branch.query.QUERY_CLS.SQL_CONTEXT.copy(
+            parameterizer=parameterizer, subquery=True
+        )
+        branches.append(branch.query.get_sql(context))
+    direction = "DESC" if order.descending else "ASC"
+    keys = f"1 {direction}" if order.column == "id" else f"2 {direction}, 1 {direction}"
+    page_size = parameterizer.create_param(limit).get_sql(context)
+    sql = f"SELECT * FROM ({' UNION '.join(branches)}) AS met ORDER BY {keys} LIMIT {page_size}"
+    return sql, parameterizer.values, branch._db
+
+
+def _given(reasons: Sequence[Q]) -> Sequence[Q]:
+    """`reasons`, which must not be empty: an empty OR would read every row."""
+    if not reasons:
+        raise ValueError("a user with no reason to read a row reads none; give at least one")
+    return reasons
 
 
 def cut(rows: list[M], order: Order, *, limit: int) -> Page[M]:

@@ -6,7 +6,7 @@ differ from registry rows in one way: a record stays readable by the organizatio
 cover where it happened, so a region reader sees their region's records *and* their own."""
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tortoise.expressions import Q
 from tortoise.models import Model
@@ -22,16 +22,20 @@ NEWEST_STARTED = paging.Order("started_at", datetime)
 """Deliveries and clean-ups, the latest begun first."""
 
 
-def readable(
-    query: QuerySet[M], principal: Principal, *, organization: tuple[str, ...], region: str
-) -> QuerySet[M]:
-    """`query` narrowed to the port records `principal` may read: those naming their
-    organization in any of the `organization` id fields, and, for region readers, those whose
-    `region` path lies in their subtree; admins read everything."""
+def reasons(principal: Principal, *, organization: tuple[str, ...], region: str) -> list[Q]:
+    """The ways `principal` comes to read a port record: naming their organization in one of
+    the `organization` id fields (one reason each) and, for region readers, having its `region`
+    path in their subtree; admins read every record (one reason that holds for all)."""
     scope = read_scope(principal)
     if scope.everything:
-        return query
-    own = Q(*(Q(**{name: principal.organization_id}) for name in organization), join_type="OR")  # type: ignore[arg-type]
+        return [Q()]
+    own: list[dict[str, Any]] = [{name: principal.organization_id} for name in organization]
+    found = [Q(**where) for where in own]
     if scope.region_path is not None:
-        own |= Q(**{f"{region}__startswith": scope.region_path})
-    return query.filter(own)
+        found.append(Q(**{f"{region}__startswith": scope.region_path}))
+    return found
+
+
+def readable(query: QuerySet[M], met: list[Q]) -> QuerySet[M]:
+    """`query` narrowed to the records read for any of `met` (a user's `reasons`)."""
+    return query.filter(paging.any_of(met))

@@ -4,6 +4,7 @@ custody chain as one batch, and aquaculture float replacement (浮球整治)."""
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
+from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -18,7 +19,7 @@ from wastetrack.core.reported import check_day_come, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
-from wastetrack.ports.access import NEWEST_STARTED, readable
+from wastetrack.ports.access import NEWEST_STARTED, readable, reasons
 from wastetrack.ports.commands import CleanUpCommand, FloatReplacementCommand
 from wastetrack.ports.models import CleanUp, FloatReplacement
 from wastetrack.ports.rules import MARINE_STREAM
@@ -85,10 +86,14 @@ async def record_cleanup(
     )
 
 
-def _readable(query: QuerySet[M], principal: Principal) -> QuerySet[M]:
+def _reasons(principal: Principal) -> list[Q]:
     """Records of the user's organization, and for region readers every record in their
     region: clean-ups and float replacements alike."""
-    return readable(query, principal, organization=("organization_id",), region="region__path")
+    return reasons(principal, organization=("organization_id",), region="region__path")
+
+
+def _readable(query: QuerySet[M], principal: Principal) -> QuerySet[M]:
+    return readable(query, _reasons(principal))
 
 
 async def get_cleanup(*, principal: Principal, cleanup_id: int) -> CleanUp:
@@ -106,8 +111,10 @@ async def list_cleanups(
 ) -> paging.Page[CleanUp]:
     """Clean-ups of the user's organization (managers: in their region), newest first, a
     page at a time."""
-    query = _readable(CleanUp.all(), principal).prefetch_related("batch")
-    return await paging.page(query, NEWEST_STARTED, limit=limit, cursor=cursor)
+    query = CleanUp.all().prefetch_related("batch")
+    return await paging.page(
+        query, NEWEST_STARTED, limit=limit, cursor=cursor, reasons=_reasons(principal)
+    )
 
 
 async def record_float_replacement(
@@ -145,5 +152,6 @@ async def list_float_replacements(
 ) -> paging.Page[FloatReplacement]:
     """Float replacements of the user's organization (managers: in their region), latest
     day first, a page at a time."""
-    query = _readable(FloatReplacement.all(), principal)
-    return await paging.page(query, LATEST_DAY, limit=limit, cursor=cursor)
+    return await paging.page(
+        FloatReplacement.all(), LATEST_DAY, limit=limit, cursor=cursor, reasons=_reasons(principal)
+    )

@@ -25,7 +25,7 @@ from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.custody.rules import EventType, Outcome, State
-from wastetrack.ports.access import NEWEST_STARTED, readable
+from wastetrack.ports.access import NEWEST_STARTED, readable, reasons
 from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
 from wastetrack.ports.models import Delivery, DeliveryLine, PortCall
@@ -233,16 +233,15 @@ async def _port_call_for(
     return await covering.order_by("-arrived_at").first()
 
 
-def _readable_deliveries(principal: Principal) -> QuerySet[Delivery]:
+def delivery_reasons(principal: Principal) -> list[Q]:
     """Deliveries at the user's port or made for their organization (the vessel's owner when it
     delivered: a vessel sold on takes none of them along), and for region readers every
     delivery at a port in their region."""
-    return readable(
-        Delivery.all(),
-        principal,
-        organization=("port_id", "owner_id"),
-        region="port__region__path",
-    )
+    return reasons(principal, organization=("port_id", "owner_id"), region="port__region__path")
+
+
+def _readable_deliveries(principal: Principal) -> QuerySet[Delivery]:
+    return readable(Delivery.all(), delivery_reasons(principal))
 
 
 async def get_delivery(*, principal: Principal, delivery_id: int) -> Delivery:
@@ -266,10 +265,12 @@ async def list_deliveries(
     cursor: str | None = None,
 ) -> paging.Page[Delivery]:
     """Deliveries, newest first, a page at a time; per vessel when asked: its receipts."""
-    query = _readable_deliveries(principal).prefetch_related("lines__batch")
+    query = Delivery.all().prefetch_related("lines__batch")
     if vessel_id is not None:
         query = query.filter(vessel_id=vessel_id)
-    return await paging.page(query, NEWEST_STARTED, limit=limit, cursor=cursor)
+    return await paging.page(
+        query, NEWEST_STARTED, limit=limit, cursor=cursor, reasons=delivery_reasons(principal)
+    )
 
 
 async def receipt_from_scan(*, scanned: str, secret: str) -> Delivery:

@@ -10,7 +10,7 @@ from wastetrack.core import paging
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
-from wastetrack.ports.access import readable
+from wastetrack.ports.access import reasons
 from wastetrack.ports.commands import NotificationLineCommand
 from wastetrack.ports.models import PortCall, SeaArea
 from wastetrack.ports.rules import MARINE_STREAM
@@ -131,11 +131,10 @@ async def list_port_calls(
 ) -> paging.Page[PortCall]:
     """Port calls at the user's port (managers: in their region), latest arrival first, a
     page at a time."""
-    query = readable(
-        PortCall.all(), principal, organization=("port_id",), region="port__region__path"
-    )
+    query = PortCall.all()
     if vessel_id is not None:
         query = query.filter(vessel_id=vessel_id)
     if open_only:
         query = query.filter(departed_at=None)
-    return await paging.page(query, LATEST_ARRIVAL, limit=limit, cursor=cursor)
+    met = reasons(principal, organization=("port_id",), region="port__region__path")
+    return await paging.page(query, LATEST_ARRIVAL, limit=limit, cursor=cursor, reasons=met)
