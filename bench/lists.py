@@ -10,10 +10,10 @@ producer, its carrier once collected, its facility once delivered, the holder it
 implies), then vacuums and analyzes both as autovacuum would. It then times, for five users —
 a carrier's collector, a clinic, a town manager, the city's manager and an administrator — the
 first page of 50 and the fifth (following the cursor) with the statements the route runs
-(`wastetrack.batches.service.page_query`: the page's ids from one keyset-ordered index scan per
-way of seeing a batch; then the batches by id, then their categories), alternating between the
-two databases page by page (each going first in every other round), so that whatever else the
-machine does weighs on both alike.
+(`wastetrack.batches.service.page_query`, that is `wastetrack.core.paging.merged`: the page's
+ids from one keyset-ordered index scan per way of seeing a batch; then the batches by id, then
+their categories), alternating between the two databases page by page (each going first in
+every other round), so that whatever else the machine does weighs on both alike.
 Prints one JSON object with `list_p95_ms` on each table, per user, and `list_growth` = large ÷
 small. Target (issue #12): `list_growth` <= 2.
 """
@@ -35,7 +35,7 @@ from rollup import seed_registry
 
 from wastetrack.auth.models import Role
 from wastetrack.batches.service import page_query
-from wastetrack.core import db
+from wastetrack.core import db, paging
 from wastetrack.core.principal import Principal
 
 START = datetime(2023, 12, 1, tzinfo=UTC)
@@ -128,12 +128,10 @@ async def grow(conn: asyncpg.Connection, first: int, last: int, parties: dict[st
     await conn.execute("VACUUM ANALYZE batch")
 
 
-async def page(
-    conn: asyncpg.Connection, user: Principal, after: tuple[datetime, int] | None
-) -> tuple[datetime, int]:
-    """One page as `list_recent` reads it; the keyset position of its last batch."""
-    sql, params = page_query(user, limit=PAGE + 1, after=after, state=None)
-    ids = [row["id"] for row in await conn.fetch(sql, *params)]
+async def page(conn: asyncpg.Connection, user: Principal, after: str | None) -> str:
+    """One page as `list_recent` reads it; the cursor after its last batch."""
+    sql, params = page_query(user, limit=PAGE + 1, cursor=after, state=None)
+    ids = [row[0] for row in await conn.fetch(sql, *params)]
     rows = await conn.fetch("SELECT * FROM batch WHERE id = ANY($1::int[])", ids)
     await conn.fetch(
         "SELECT * FROM waste_category WHERE key = ANY($1::text[])",
@@ -141,7 +139,7 @@ async def page(
     )
     assert len(ids) == PAGE + 1, (user.username, after, len(ids))
     last = {row["id"]: row for row in rows}[ids[PAGE - 1]]
-    return last["created_at"], last["id"]
+    return paging.encode(last["created_at"], last["id"])
 
 
 async def pages(
@@ -154,7 +152,7 @@ async def pages(
         # Each table goes first in every other round.
         order = list(tables.items())[:: 1 if round_ % 2 == 0 else -1]
         for name, user in users.items():
-            after: dict[str, tuple[datetime, int] | None] = dict.fromkeys(tables)
+            after: dict[str, str | None] = dict.fromkeys(tables)
             for number in range(1, 6):
                 for table, conn in order:
                     began = time.perf_counter()
@@ -205,7 +203,9 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
             "city_manager": Principal(0, "m", Role.manager, bureau, f"/{city}/"),
             "admin": Principal(0, "a", Role.admin, bureau, f"/{city}/"),
         }
-        times = await pages({"small": small, "large": large}, users, arguments.runs)
+        # The ORM builds the statements (it reads nothing here); the bench runs them itself.
+        async with db.database(url, pool_size=1):
+            times = await pages({"small": small, "large": large}, users, arguments.runs)
     finally:
         for url, conn in made:
             await conn.close()
