@@ -136,6 +136,12 @@ def _leaked(browser: webdriver.Chrome) -> set[str]:
     return set(KEY.findall(text))
 
 
+def _wait(browser: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
+    """A wait that reads the page again when a navigation replaced the element it was reading
+    (a click that submits a form: the old page's nodes go stale before the new page is up)."""
+    return WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException])
+
+
 def _log_in(browser: webdriver.Chrome, base: str) -> None:
     browser.get(f"{base}/dashboard")
     if not browser.current_url.endswith("/dashboard/login"):
@@ -143,7 +149,7 @@ def _log_in(browser: webdriver.Chrome, base: str) -> None:
     browser.find_element(By.ID, "username").send_keys("demo_manager")
     browser.find_element(By.ID, "password").send_keys("demo-manager-2025")
     browser.find_element(By.ID, "login").click()
-    WebDriverWait(browser, 20).until(expected_conditions.url_to_be(f"{base}/dashboard"))
+    _wait(browser).until(expected_conditions.url_to_be(f"{base}/dashboard"))
 
 
 def test_the_key_pattern_catches_keys_and_spares_words() -> None:
@@ -156,7 +162,7 @@ def test_manager_logs_in_and_sees_every_panel(served: str, browser: webdriver.Ch
     browser.get(f"{served}/dashboard")
     assert browser.current_url.endswith("/dashboard/login")
     _log_in(browser, served)
-    wait = WebDriverWait(browser, 20)
+    wait = _wait(browser)
     for chart in ("utilization", "sorting", "cells"):
         wait.until(
             expected_conditions.presence_of_element_located((By.CSS_SELECTOR, f"#{chart} canvas"))
@@ -194,7 +200,7 @@ def test_manager_logs_in_and_sees_every_panel(served: str, browser: webdriver.Ch
 
 def test_no_page_shows_an_internal_key(served: str, browser: webdriver.Chrome) -> None:
     _log_in(browser, served)
-    wait = WebDriverWait(browser, 20)
+    wait = _wait(browser)
     pages = ["/dashboard", "/dashboard/alerts", "/dashboard/alerts?state=all&page=2"]
     pages += [
         f"/dashboard/batches?code={_a_batch_code(served, s)}" for s in ("treated", "in_transit")
@@ -222,7 +228,7 @@ def test_alerts_are_grouped_paginated_and_acknowledged_in_bulk(
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr.alert")) == 20
     assert "第 1 /" in browser.find_element(By.ID, "pages").text
     browser.find_element(By.ID, "next").click()
-    WebDriverWait(browser, 20).until(lambda b: "第 2 /" in b.find_element(By.ID, "pages").text)
+    _wait(browser).until(lambda b: "第 2 /" in b.find_element(By.ID, "pages").text)
     browser.get(f"{served}/dashboard/alerts")
     browser.find_element(By.ID, "select-all").click()
     picks = browser.find_elements(By.CSS_SELECTOR, "input.pick")
@@ -231,7 +237,7 @@ def test_alerts_are_grouped_paginated_and_acknowledged_in_bulk(
     picks[0].click()
     picks[1].click()
     browser.find_element(By.ID, "ack-selected").click()
-    patient = WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException])
+    patient = _wait(browser)
     patient.until(
         lambda b: f"（{open_total - 2} 条）" in b.find_element(By.CSS_SELECTOR, "#alerts h2").text
     )
@@ -266,7 +272,7 @@ def test_the_api_reference_renders_from_the_service_alone(
     pages' Content-Security-Policy refuses."""
     browser.get_log("browser")  # what the module's earlier pages logged is not this page's
     browser.get(f"{served}/docs")
-    wait = WebDriverWait(browser, 20)
+    wait = _wait(browser)
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
     paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
     assert "/m/v1/sync" in paths and "/m/v1/auth/logout" in paths
