@@ -78,8 +78,8 @@ async def sign_many(
 async def list_manifests(
     user: CurrentUser, paged: Paging, discrepant: bool = False
 ) -> list[ManifestRead]:
-    """Manifests you are party to (managers: your region), newest first; discrepant=true for
-    mismatches."""
+    """Manifests you are party to (managers and auditors: your region), newest first;
+    discrepant=true for mismatches."""
     found, next_cursor = await queries.list_manifests(
         principal=user, discrepant=discrepant, limit=paged.limit, cursor=paged.cursor
     )

@@ -23,6 +23,8 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
 from wastetrack.core import paging
 from wastetrack.fleet import service as fleet
+from wastetrack.manifests import queries as manifests
+from wastetrack.manifests.models import Manifest
 from wastetrack.ports import deliveries
 from wastetrack.ports.access import NEWEST_STARTED
 from wastetrack.ports.models import Delivery
@@ -340,26 +342,41 @@ def test_a_cursor_carries_its_row_and_nothing_else() -> None:
         ("town_manager", "alerts", ["alert_organization", "alert_region_path_pattern"]),
         # Deliveries at their port, and those made for them as a vessel's owner.
         ("port", "deliveries", ["delivery_port", "delivery_owner"]),
+        # Manifests their office produced, receives or carries (a leg's), and their town's.
+        (
+            "town_manager",
+            "manifests",
+            [
+                "manifest_producer",
+                "manifest_receiver",
+                "manifest_leg_carrier",
+                "manifest_region_path_pattern",
+            ],
+        ),
     ],
 )
 async def test_each_reason_to_read_a_row_is_read_from_an_index_of_its_own(
     world: World, who: str, listed: str, indexes: list[str]
 ) -> None:
     """A page merges one keyset-ordered read per reason (`paging.merged`), each of which may
-    stop after a page whatever the table's size: with the whole list's own index gone and
-    scans of the table ruled out (a handful of rows, so the planner may rightly prefer
-    either), the plan shows an index for each reason, sought from the cursor on."""
+    stop after a page whatever the table's size: with the whole list's own index gone (a
+    list by id keeps its primary key) and scans of the table ruled out (a handful of rows, so
+    the planner may rightly prefer either), the plan shows an index for each reason, sought
+    from the cursor on (a carrier's, through its legs, at the manifest's key)."""
     principal = await auth.principal_for(world.users[who])
     query, order, reasons = {
         "alerts": (Alert.filter(acknowledged_at=None), alerts.NEWEST_RAISED, alerts.reasons),
         "deliveries": (Delivery.all(), NEWEST_STARTED, deliveries.delivery_reasons),
+        "manifests": (Manifest.all(), paging.NEWEST_ID, manifests.reasons),
     }[listed]
-    cursor = paging.encode(datetime(2026, 3, 1, tzinfo=UTC), 10**6)
+    last = datetime(2026, 3, 1, tzinfo=UTC) if order.kind is datetime else 10**6
+    cursor = paging.encode(last, 10**6)
     sql, params = paging.merged(query, order, reasons(principal), limit=51, cursor=cursor)
     async with in_transaction() as conn:
         await conn.execute_query("SET LOCAL enable_seqscan = off")
         await conn.execute_query("SET LOCAL lock_timeout = '10s'")
-        await conn.execute_query(f"DROP INDEX {query.model._meta.db_table}_keyset_idx")
+        if order.column != "id":
+            await conn.execute_query(f"DROP INDEX {query.model._meta.db_table}_keyset_idx")
         rows = await conn.execute_query_dict(f"EXPLAIN {sql}", params)
         await conn.rollback()
     plan = "\n".join(row["QUERY PLAN"] for row in rows)
@@ -369,7 +386,8 @@ async def test_each_reason_to_read_a_row_is_read_from_an_index_of_its_own(
     for index in indexes:
         assert f"{index}_keyset_idx" in plan or f"{index}_idx" in plan, plan
     # Each read starts at the cursor: the order column bounds its index range.
-    sought = re.findall(rf"Index Cond: .*\({order.column} <= ", plan)
+    bound = "<" if order.column == "id" else "<="  # by id alone, the cursor's id is the bound
+    sought = re.findall(rf"Index Cond: .*\({order.column} {bound} ", plan)
     assert len(sought) == len(indexes), plan
 
 

@@ -13,6 +13,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from tests.api.test_paging import _walk
 from tests.factories import NOW as STORY_NOW
 from tests.factories import World, event, make_user, medical_bag
 from wastetrack.alerts import service as alerts
@@ -21,7 +22,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.custody import repository
-from wastetrack.manifests.models import Manifest, ManifestRevision
+from wastetrack.manifests.models import Manifest, ManifestDiscrepancy, ManifestRevision
 from wastetrack.manifests.receiving import decision_due, settle_deadlines
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -57,22 +58,7 @@ async def parties(client: httpx.AsyncClient, world: World) -> Parties:
     await make_user(world, "maker", Role.generator, maker)
     await make_user(world, "plant", Role.facility_operator, plant)
     await make_user(world, "second", Role.carrier, second)
-    codes = []
-    for _ in range(2):
-        bag = medical_bag(
-            stream="hazardous",
-            category="hw.08",
-            waste_code="900-249-08",
-            hazard=["T", "I"],
-            quantity="400",
-            # Before every handover these tests sign (from NOW - 2 h), however long ago NOW,
-            # taken when the module was imported, is by the time a slow suite gets here.
-            device_time=(NOW - timedelta(hours=3)).isoformat(),
-        )
-        bag.pop("event_type")
-        made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
-        assert made.status_code == 201, made.text
-        codes.append(made.json()["code"])
+    codes = await _drums_of_oil(client, world, "maker")
     body = {
         "category": "hw.08",
         "waste_code": "900-249-08",
@@ -98,6 +84,32 @@ async def parties(client: httpx.AsyncClient, world: World) -> Parties:
         ],
     }
     return Parties(codes, body)
+
+
+async def _drums_of_oil(
+    client: httpx.AsyncClient,
+    world: World,
+    who: str,
+    tagged: datetime = NOW - timedelta(hours=3),
+) -> list[str]:
+    """The codes of two batches of waste mineral oil (HW08, 400 kg each) `who` tags, by
+    default before every handover these tests sign (from NOW - 2 h): however long ago NOW,
+    taken when the module was imported, is by the time a slow suite gets here."""
+    codes = []
+    for _ in range(2):
+        bag = medical_bag(
+            stream="hazardous",
+            category="hw.08",
+            waste_code="900-249-08",
+            hazard=["T", "I"],
+            quantity="400",
+            device_time=tagged.isoformat(),
+        )
+        bag.pop("event_type")
+        made = await client.post("/m/v1/batches", json=bag, headers=world.headers(who))
+        assert made.status_code == 201, made.text
+        codes.append(made.json()["code"])
+    return codes
 
 
 async def call(
@@ -373,23 +385,9 @@ async def test_a_revision_proposes_only_what_the_manifest_holds(
 async def test_undecided_manifest_raises_an_alert_after_5_working_days(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:
-    old = []
-    for _ in range(2):
-        bag = medical_bag(
-            stream="hazardous",
-            category="hw.08",
-            waste_code="900-249-08",
-            hazard=["T", "I"],
-            quantity="400",
-            device_time=(NOW - timedelta(days=12)).isoformat(),
-        )
-        bag.pop("event_type")
-        old.append(
-            (await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))).json()[
-                "code"
-            ]
-        )
-    parties.body["batches"] = old
+    parties.body["batches"] = await _drums_of_oil(
+        client, world, "maker", tagged=NOW - timedelta(days=12)
+    )
     arrived = await drive_to_arrival(client, world, parties, arrived=NOW - timedelta(days=9))
     await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
     alerts = (await client.get("/m/v1/alerts", headers=world.headers("plant"))).json()
@@ -829,3 +827,68 @@ async def test_a_draft_checks_its_legs_vehicles_as_the_producers_signature_will(
     assert (refused.status_code, refused.json()["field"]) == (422, "legs[0].vehicle_plate")
     assert "licence" in refused.json()["detail"]
     assert await Manifest.all().count() == 0
+
+
+async def _draft(
+    client: httpx.AsyncClient, world: World, parties: Parties, maker: str, carriers: list[str]
+) -> int:
+    """A manifest `maker` drafts for two new batches of its own, carried by `carriers` in turn
+    to the plant."""
+    codes = await _drums_of_oil(client, world, maker)
+    legs = [
+        {**parties.body["legs"][0], "carrier_organization_id": world.orgs[who].id}
+        for who in carriers
+    ]
+    body = {**parties.body, "batches": codes, "legs": legs}
+    drafted = await call(client, world, maker, "", body)
+    assert drafted.status_code == 201, drafted.text
+    return int(drafted.json()["id"])
+
+
+async def test_each_party_walks_the_manifests_it_is_party_to_once_each_newest_first(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """The list reads each reason to see a manifest on its own (producer, receiver, a leg's
+    carrier, a manager's or auditor's region) and merges them: every party's walk, one row a
+    page or more, gives its manifests once each (a carrier of two legs too), newest first,
+    and so does the walk of those with a discrepancy; a lookup finds the same manifests."""
+    town_maker = await registry.create_organization(
+        name="石岛某修船厂",
+        kind=OrganizationKind.enterprise,
+        region_id=world.regions["other_town"].id,
+    )
+    world.orgs["town_maker"] = town_maker
+    await make_user(world, "town_maker", Role.generator, town_maker)
+    both = await _draft(client, world, parties, "maker", ["carrier", "second"])
+    twice = await _draft(client, world, parties, "maker", ["second", "second"])
+    in_town = await _draft(client, world, parties, "town_maker", ["carrier"])
+    alone = await _draft(client, world, parties, "maker", ["carrier"])
+    expected = {
+        "maker": [alone, twice, both],
+        "carrier": [alone, in_town, both],
+        "second": [twice, both],
+        "plant": [alone, in_town, twice, both],
+        "manager": [alone, in_town, twice, both],
+        "auditor": [alone, in_town, twice, both],
+        "admin": [alone, in_town, twice, both],
+        "town_manager": [in_town],
+        "town_maker": [in_town],
+        "clinic": [],
+    }
+    for mid in (in_town, both):
+        for field in ("quantity_kg", "packaging"):  # two discrepancies: the manifest comes once
+            await ManifestDiscrepancy.create(
+                manifest_id=mid, field=field, declared="800", found="640", recorded_at=NOW
+            )
+    for who, ids in expected.items():
+        for limit in (1, 2, 50):
+            rows, _ = await _walk(client, "/m/v1/manifests", world.headers(who), limit)
+            assert [m["id"] for m in rows] == ids, (who, limit)
+            path = f"/m/v1/manifests?discrepant=true&limit={limit}"
+            rows, _ = await _walk(client, path, world.headers(who), limit)
+            assert [m["id"] for m in rows] == [i for i in ids if i in (in_town, both)]
+        lookups = [
+            (await client.get(f"/m/v1/manifests/{mid}", headers=world.headers(who))).status_code
+            for mid in (both, twice, in_town, alone)
+        ]
+        assert lookups == [200 if mid in ids else 404 for mid in (both, twice, in_town, alone)]

@@ -5,7 +5,7 @@ custody events a manifest recorded."""
 from datetime import datetime
 from uuid import UUID
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from wastetrack.auth.models import Role
 from wastetrack.core import paging
@@ -14,24 +14,28 @@ from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.commands import HANDOVER_STEP, RECEIVED_STEP, recorded_step_ids
-from wastetrack.manifests.models import CANCELLED, Manifest
+from wastetrack.manifests.models import CANCELLED, Manifest, ManifestDiscrepancy, ManifestLeg
 from wastetrack.registry.models import Organization
 
 
-def _scope(principal: Principal) -> Q:
+def reasons(principal: Principal) -> list[Q]:
+    """The ways a user comes to read a manifest: their organization is its producer, its
+    receiver or a leg's carrier (one reason each); managers and auditors, in their region
+    subtree; administrators, any. A carrier's reason is a subquery of the legs, so a manifest
+    with several legs comes once, and a list can read each reason on its own (`paging.page`)."""
     if principal.role == Role.admin:
-        return Q()
+        return [Q()]
     org = principal.organization_id
-    scope = Q(producer_id=org) | Q(receiver_id=org) | Q(legs__carrier_id=org)
+    carried = ManifestLeg.filter(carrier_id=org).values("manifest_id")
+    found = [Q(producer_id=org), Q(receiver_id=org), Q(id__in=Subquery(carried))]
     if principal.sees_region:
-        scope |= Q(region_path__startswith=principal.region_path)
-    return scope
+        found.append(Q(region_path__startswith=principal.region_path))
+    return found
 
 
 async def get_manifest(*, principal: Principal, manifest_id: int, lock: bool = False) -> Manifest:
     """A manifest the user is party to (managers and auditors: in their region)."""
-    query = Manifest.filter(_scope(principal), id=manifest_id).distinct()
-    found = await query.first()
+    found = await Manifest.filter(paging.any_of(reasons(principal)), id=manifest_id).first()
     if found is None:
         raise NotFound(f"no manifest {manifest_id}", field="manifest_id")
     if lock:
@@ -59,13 +63,16 @@ async def list_manifests(
     limit: int = paging.DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> paging.Page[Manifest]:
-    """Manifests the user is party to (managers: their region), newest first, a page at a
-    time; only those with a discrepancy when asked."""
-    query = Manifest.filter(_scope(principal)).distinct()
+    """Manifests the user is party to (managers and auditors: their region), newest first, a
+    page at a time; only those with a discrepancy when asked."""
+    query = Manifest.all()
     if discrepant:
-        query = query.filter(discrepancies__id__not_isnull=True)
+        found = ManifestDiscrepancy.all().values("manifest_id")
+        query = query.filter(id__in=Subquery(found))
     query = query.prefetch_related("legs", "discrepancies", "revisions")
-    return await paging.page(query, paging.NEWEST_ID, limit=limit, cursor=cursor)
+    return await paging.page(
+        query, paging.NEWEST_ID, limit=limit, cursor=cursor, reasons=reasons(principal)
+    )
 
 
 def parties(manifest: Manifest) -> set[int]:
