@@ -30,15 +30,13 @@ small (target: <= 2, as for the batch list in bench/lists.py), and the same with
 """
 
 import argparse
-import asyncio
 import importlib
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from port_lists import PAGE, REFERENCE, SPARSE_SHARE, Reader, measure
+from port_lists import PAGE, REFERENCE, SPARSE_SHARE, Reader, command_line, measure
 from rollup import seed_registry
 from tortoise.expressions import Q
 
@@ -211,11 +209,4 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=20, help="rounds of pages per user")
-    arguments = parser.parse_args()
-    result = asyncio.run(main(arguments))
-    print(json.dumps(result) if arguments.json else json.dumps(result, indent=2))
+    command_line(main, __doc__)

@@ -445,6 +445,21 @@ async def measure(
     return result
 
 
+def command_line(
+    main: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]], doc: str | None
+) -> None:
+    """A list bench's command line (`--json`, `--small`, `--large`, `--runs`): runs `main`
+    and prints its result."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=20, help="rounds of pages per user")
+    arguments = parser.parse_args()
+    result = asyncio.run(main(arguments))
+    print(json.dumps(result) if arguments.json else json.dumps(result, indent=2))
+
+
 async def main(arguments: argparse.Namespace) -> dict[str, Any]:
     result = await measure(arguments, table, users, drop_indexes, apart=(REGION_LIMIT,))
     for name in (REGION_LIMIT, f"{REFERENCE}{REGION_LIMIT}"):
@@ -455,11 +470,4 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=20, help="rounds of pages per user")
-    arguments = parser.parse_args()
-    result = asyncio.run(main(arguments))
-    print(json.dumps(result) if arguments.json else json.dumps(result, indent=2))
+    command_line(main, __doc__)

@@ -578,20 +578,9 @@ async def test_a_deadline_moved_but_still_passed_keeps_one_alert(
 async def test_an_arrival_sent_in_utc_late_in_the_evening_counts_from_the_next_city_day(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:
-    tagged = []
-    for _ in range(2):
-        bag = medical_bag(
-            stream="hazardous",
-            category="hw.08",
-            waste_code="900-249-08",
-            hazard=["T", "I"],
-            quantity="400",
-            device_time="2026-11-15T08:00:00+08:00",
-        )
-        bag.pop("event_type")
-        made = await client.post("/m/v1/batches", json=bag, headers=world.headers("maker"))
-        tagged.append(made.json()["code"])
-    parties.body["batches"] = tagged
+    parties.body["batches"] = await _drums_of_oil(
+        client, world, "maker", tagged=datetime.fromisoformat("2026-11-15T08:00:00+08:00")
+    )
     # Monday 16 November 16:30 UTC = Tuesday 17 November 00:30 in Rongcheng.
     arrived = await drive_to_arrival(
         client, world, parties, arrived=datetime(2026, 11, 16, 16, 30, tzinfo=UTC)
