@@ -11,7 +11,7 @@ from tortoise.functions import Count
 
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
-from wastetrack.core import paging
+from wastetrack.core import paging, regions
 from wastetrack.core.errors import Conflict, Forbidden, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings, get_settings
@@ -356,7 +356,7 @@ def reasons(principal: Principal) -> list[Q]:
         return [Q()]
     found = [Q(organization_id=principal.organization_id)]
     if principal.sees_region:
-        found.append(Q(region_path__startswith=principal.region_path))
+        found.append(regions.subtree(principal.region_path))
     return found
 
 

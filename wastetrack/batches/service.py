@@ -18,7 +18,7 @@ from wastetrack.batches.hj1276 import HazardousLabelText, LabelSize, render_hj12
 from wastetrack.batches.labels import LabelText, render_label_png, render_label_sheet_pdf
 from wastetrack.batches.models import Batch, Label
 from wastetrack.catalog import service as catalog
-from wastetrack.core import codes, paging
+from wastetrack.core import codes, paging, regions
 from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
@@ -42,7 +42,7 @@ def reasons(principal: Principal) -> list[Q]:
     party: list[dict[str, Any]] = [{column: org} for column in PARTY_COLUMNS]
     found = [Q(**where) for where in party]
     if principal.sees_region:
-        found.append(Q(region_path__startswith=principal.region_path))
+        found.append(regions.subtree(principal.region_path))
     return found
 
 

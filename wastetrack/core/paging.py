@@ -160,8 +160,9 @@ def merged(
     whole list in order and filter (slow for a user whose rows are few and old), or read all
     the user's rows and sort (slow for a user with many). Apart, a reason on a party column
     with an index on (that column, order column, id) reads at most `limit` rows whatever the
-    table's size; a region subtree (a path prefix, whose index is not in the list's order) or
-    a reason through a join is still the planner's choice of the two, for that reason alone."""
+    table's size, and so does a region subtree asked as an equality with an index of its own
+    (`regions.subtree`); a reason through a join is still the planner's choice of the two, for
+    that reason alone."""
     sql, params, _ = _merged(query, order, reasons, limit=limit, cursor=cursor)
     return sql, params
 

@@ -4,16 +4,18 @@ which communities and villages sort, and the coverage and accuracy that follow."
 from datetime import date, datetime
 from typing import Any, TypedDict
 
+from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
-from wastetrack.batches.models import Unit
+from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday, codes
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
+from wastetrack.core.regions import subtree
 from wastetrack.custody import intake
 from wastetrack.custody.rules import State
 from wastetrack.evidence import service as evidence
@@ -190,12 +192,10 @@ def quality_checks(*, region_path: str, start: datetime, end: datetime) -> Query
     check with it). The region is the batch's, not the pickup's site's: a site may lie below
     its organization's region, and a batch's region is pinned by its tagging, so a check
     counts where its waste does — in accuracy, in each town's and in a cell's criterion."""
-    return Pickup.filter(
-        batch__region_path__startswith=region_path,
-        quality_checked=True,
-        batch__tagged_at__gte=start,
-        batch__tagged_at__lt=end,
-    ).exclude(batch__state=State.cancelled.value)
+    counted = Batch.filter(subtree(region_path), tagged_at__gte=start, tagged_at__lt=end).exclude(
+        state=State.cancelled.value
+    )
+    return Pickup.filter(quality_checked=True, batch_id__in=Subquery(counted.values("id")))
 
 
 class SortingRow(AreaSorting):

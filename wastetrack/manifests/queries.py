@@ -8,7 +8,7 @@ from uuid import UUID
 from tortoise.expressions import Q, Subquery
 
 from wastetrack.auth.models import Role
-from wastetrack.core import paging
+from wastetrack.core import paging, regions
 from wastetrack.core.errors import Conflict, NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody.models import CustodyEvent
@@ -29,7 +29,7 @@ def reasons(principal: Principal) -> list[Q]:
     carried = ManifestLeg.filter(carrier_id=org).values("manifest_id")
     found = [Q(producer_id=org), Q(receiver_id=org), Q(id__in=Subquery(carried))]
     if principal.sees_region:
-        found.append(Q(region_path__startswith=principal.region_path))
+        found.append(regions.subtree(principal.region_path))
     return found
 
 

@@ -53,7 +53,9 @@ class Region(Model):
     parent: fields.ForeignKeyNullableRelation["Region"] = fields.ForeignKeyField(
         "wastetrack.Region", related_name="children", null=True, on_delete=fields.RESTRICT
     )
-    # Materialized path "/1/4/17/" so a subtree is one indexed prefix match.
+    # Materialized path "/1/4/17/": the ids from the city down, written once when the region
+    # is made under its parent (a region never moves), so a subtree is the records whose path
+    # names its root at the root's depth (wastetrack.core.regions).
     path = fields.CharField(max_length=255, db_index=True)
     # Since when the community or village has sorted household-waste collection (分类收集).
     sorted_collection_since = fields.DateField(null=True)

@@ -53,10 +53,11 @@ async def create_region(
     )
     if await Region.exists(code=code):
         raise Conflict(f"region code {code!r} is taken", field="code")
-    region = await Region.create(code=code, name=name, level=level, parent=parent, path="/")
-    region.path = f"{parent.path if parent else '/'}{region.id}/"
-    await region.save(update_fields=["path"])
-    await audit.created("region.created", region, within=region)
+    async with in_transaction():  # a region is never left without its path
+        region = await Region.create(code=code, name=name, level=level, parent=parent, path="/")
+        region.path = f"{parent.path if parent else '/'}{region.id}/"
+        await region.save(update_fields=["path"])
+        await audit.created("region.created", region, within=region)
     return region
 
 
