@@ -18,7 +18,8 @@ discrepancies and revisions; the bench records none of the latter two, so those 
 none), the databases taking turns round by round. Alongside, as a reference outside `list_*`,
 the town manager and the old producer as the list was read up to migration 0053 (`one_query:`:
 the OR of the reasons in one query, the carriers through a join of the legs, made distinct).
-Then it drops the indexes of migration 0053 and times the same pages again (`unindexed_*`).
+Then it drops the indexes of migrations 0053 and 0054 (a region's) and times the same pages
+again (`unindexed_*`).
 
 A carrier's reason goes through the legs (a subquery): the planner reads either all of the
 carrier's legs and sorts their manifests, or walks the manifests newest first and looks each
@@ -46,7 +47,10 @@ from wastetrack.core.principal import Principal
 from wastetrack.manifests import queries as manifests
 from wastetrack.manifests.models import Manifest
 
-INDEXED = importlib.import_module("migrations.0053_manifest_list_indexes")
+INDEXED = [
+    importlib.import_module(f"migrations.{name}")
+    for name in ("0053_manifest_list_indexes", "0054_region_subtree_indexes")
+]
 START = datetime(2023, 12, 1, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)
 ENTERPRISES, CARRIERS, FACILITIES = 100, 10, 5
@@ -194,10 +198,11 @@ def users(ids: dict[str, Any]) -> dict[str, tuple[Principal, Reader]]:
 
 
 async def drop_indexes(url: str) -> None:
-    """The tables as they were before migration 0053."""
+    """The tables as they were before migrations 0053 and 0054."""
     conn = await asyncpg.connect(**db.credentials_from_url(url))
     try:
-        await conn.execute(INDEXED.DROP)
+        for migration in INDEXED:
+            await conn.execute(migration.DROP)
         for name in ("manifest", "manifest_leg"):
             await conn.execute(f"ANALYZE {name}")
     finally:

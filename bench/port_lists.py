@@ -13,24 +13,24 @@ first port takes one delivery in twenty besides its share (with its own vessels'
 about one in seven is its to read) and one alert in twenty besides its share; one alert in
 five is acknowledged. Two more users' rows, each 3 % of a table's (at least 300), all lie in
 its first tenth of the three years: a port that took deliveries only then, and the office of a
-district of its own with its open alerts in eight places of the district. It then times, for
-seven users — the first port, the fishing group, the manager of the first port's town, the port
-reading its alerts, the port of old deliveries, the manager of the old district and an
-administrator — the first page of 50 and the fifth (following the cursor) as the routes read
-them (`list_deliveries` and each line as its batch stands, `lines_now`; `list_alerts` of the
-open alerts, as `GET /m/v1/alerts` by default), the databases taking turns round by round.
-Alongside, as a reference outside `list_*`, the town manager, the old port and the old
+district of its own (a town of eight villages) with its open alerts in the villages. It then
+times, for seven users — the first port, the fishing group, the manager of the first port's
+town, the port reading its alerts, the port of old deliveries, the manager of the old district
+and an administrator — the first page of 50 and the fifth (following the cursor) as the routes
+read them (`list_deliveries` and each line as its batch stands, `lines_now`; `list_alerts` of
+the open alerts, as `GET /m/v1/alerts` by default), the databases taking turns round by round.
+Alongside, as references outside `list_*`: the town manager, the old port and the old
 district's manager as their lists were read before each reason had a read of its own
-(`one_query:`, the OR of the reasons in one query). Then it drops the indexes of migrations
-0051 and 0052 and times the same pages again (`unindexed_*`): the lists as they were read
-before those indexes.
+(`one_query:`, the OR of the reasons in one query), and the old district's manager as read up
+to migration 0054 (`path_prefix:`, the region's reason a prefix of the path, whose index is in
+path order). Then it drops the indexes of migrations 0051, 0052 and 0054 and times the same
+pages again (`unindexed_*`): the lists as they were read before those indexes.
 
-`list_*` leave out the old district's manager, whose page still grows with the table (no index
-orders a region subtree by time): their figures are `sparse_region_growth` (and
-`sparse_region_growth_one_query`) and by user. A manager's deliveries (their region through a
-join) are not timed; the custody log is left empty. The seeding skips foreign-key triggers
-(`session_replication_role`), so an external server (`WASTETRACK_DATABASE_URL`) needs a
-superuser.
+The old district's manager has a figure of their own besides, `sparse_region_growth` (and
+`sparse_region_growth_one_query`, `sparse_region_growth_path_prefix`). A manager's deliveries
+(their region through a join) are not timed; the custody log is left empty. The seeding skips
+foreign-key triggers (`session_replication_role`), so an external server
+(`WASTETRACK_DATABASE_URL`) needs a superuser.
 
 Prints one JSON object with `list_p95_ms` on each table, per user, and `list_growth` = large ÷
 small (target: <= 2, as for the batch list in bench/lists.py), and the same without the indexes.
@@ -54,6 +54,7 @@ from typing import Any
 import asyncpg
 from lists import p95
 from rollup import seed_registry
+from tortoise.expressions import Q
 
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
@@ -66,7 +67,11 @@ from wastetrack.ports.models import Delivery
 
 INDEXED = [
     importlib.import_module(f"migrations.{name}")
-    for name in ("0051_port_and_alert_list_indexes", "0052_delivery_line_indexes")
+    for name in (
+        "0051_port_and_alert_list_indexes",
+        "0052_delivery_line_indexes",
+        "0054_region_subtree_indexes",
+    )
 ]
 START = datetime(2023, 12, 1, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)
@@ -135,8 +140,8 @@ FROM generate_series($1::bigint, $2::bigint) AS g,
 
 # A port that took deliveries only in its first months, and an office whose district's alerts
 # are all old: `$6` deliveries at port `$3` (berth `$4`) by vessels drawn from `$1` with their
-# owners `$2`, recorded by `$5`; `$5` open alerts of organization `$1` in eight places under
-# region `$2`; each from `$7` (`$3`) on, `$8` (`$4`) apart.
+# owners `$2`, recorded by `$5`; `$5` open alerts of organization `$1` in the eight villages
+# `$2` in turn; each from `$7` (`$3`) on, `$8` (`$4`) apart.
 SPARSE_DELIVERIES = """
 INSERT INTO delivery (client_event_id, payload_digest, receipt_number, vessel_id, port_id,
                       owner_id, berth_id, started_at, ended_at, recorded_at, signed_by_port,
@@ -149,7 +154,7 @@ FROM generate_series(1, $6::int) AS g,
 """
 SPARSE_ALERTS = """
 INSERT INTO alert (kind, subject, organization_id, region_path, raised_at, details)
-SELECT 'idle_batch', 'Z' || g, $1, $2 || (1 + g % 8) || '/',
+SELECT 'idle_batch', 'Z' || g, $1, ($2::text[])[1 + g % 8],
        $3::timestamptz + (g - 1) * $4::interval, '{}'
 FROM generate_series(1, $5::int) AS g
 """
@@ -229,7 +234,8 @@ async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
             [r["path"] for r in kinds],
             orgs["user"],
         )
-        sparse = await sparse_users(conn, rows, vessels, town_ids[-1], towns[-1], orgs["user"])
+        city = "/".join(towns[0].split("/")[:2]) + "/"
+        sparse = await sparse_users(conn, rows, vessels, town_ids[-1], city, orgs["user"])
         await conn.execute(LINES)
         for name in ("delivery", "delivery_line", "batch", "alert"):
             await conn.execute(f"VACUUM ANALYZE {name}")
@@ -240,7 +246,7 @@ async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
             "owner": owners[0],
             "office": offices[towns.index(town)],
             "town": town,
-            "city": "/".join(town.split("/")[:2]) + "/",
+            "city": city,
             **sparse,
         }
     finally:
@@ -252,22 +258,28 @@ async def sparse_users(
     rows: int,
     vessels: list[Any],
     town_id: int,
-    town: str,
+    city: str,
     recorder: int,
 ) -> dict[str, Any]:
     """A port and an office whose rows (a share of `rows`) all lie in the first tenth of the
-    three years; their ids and the office's district."""
+    three years, the office in a district of eight villages of its own (a town), where its
+    alerts are; their ids and the district's path."""
     count = max(6 * PAGE, int(rows * SPARSE_SHARE))
     step = SPAN / 10 / count
+    district = await region(conn, "371082999", "town", city)
+    villages = [await region(conn, f"371082999{n:03d}", "village", district) for n in range(1, 9)]
     port, office = [
         await conn.fetchval(
             "INSERT INTO organization (name, kind, region_id, created_at)"
             " VALUES ($1, $2, $3, now()) RETURNING id",
             name,
             kind,
-            town_id,
+            where,
         )
-        for name, kind in (("port sparse", "fishing_port"), ("office sparse", "authority"))
+        for name, kind, where in (
+            ("port sparse", "fishing_port", town_id),
+            ("office sparse", "authority", region_id(district)),
+        )
     ]
     await conn.execute(
         "INSERT INTO fishing_port (organization_id, grade, latitude, longitude,"
@@ -281,9 +293,27 @@ async def sparse_users(
     )
     ids, owners = [v["id"] for v in vessels], [v["owner_id"] for v in vessels]
     await conn.execute(SPARSE_DELIVERIES, ids, owners, port, berth, recorder, count, START, step)
-    district = "/".join(town.split("/")[:2]) + "/sparse/"
-    await conn.execute(SPARSE_ALERTS, office, district, START, step, count)
+    await conn.execute(SPARSE_ALERTS, office, villages, START, step, count)
     return {"sparse_port": port, "sparse_office": office, "sparse_region": district}
+
+
+async def region(conn: asyncpg.Connection, code: str, level: str, parent: str) -> str:
+    """A new region of `level` under the region at path `parent`: its path."""
+    made = await conn.fetchval(
+        "INSERT INTO region (code, name, level, parent_id, path)"
+        " VALUES ($1, $1, $2, $3, '/') RETURNING id",
+        code,
+        level,
+        region_id(parent),
+    )
+    path = f"{parent}{made}/"
+    await conn.execute("UPDATE region SET path = $1 WHERE id = $2", path, made)
+    return path
+
+
+def region_id(path: str) -> int:
+    """The id of the region at `path`."""
+    return int(path.strip("/").split("/")[-1])
 
 
 Reader = Callable[[Principal, str | None], Awaitable[paging.Page[Any]]]
@@ -322,17 +352,29 @@ async def _alerts_in_one_query(user: Principal, cursor: str | None) -> paging.Pa
     return await paging.page(query, alerts.NEWEST_RAISED, limit=PAGE, cursor=cursor)
 
 
+async def _alerts_by_path_prefix(user: Principal, cursor: str | None) -> paging.Page[Any]:
+    """The open alerts as `list_alerts` read them up to migration 0054: each reason on its own,
+    a region's as a prefix of the path, whose index is ordered by path, so that the region's
+    alerts were all read and sorted (the same-run reference)."""
+    ways = [Q(organization_id=user.organization_id), Q(region_path__startswith=user.region_path)]
+    query = Alert.filter(acknowledged_at=None)
+    return await paging.page(query, alerts.NEWEST_RAISED, limit=PAGE, cursor=cursor, reasons=ways)
+
+
 REFERENCE = "one_query:"
-"""The prefix of the readers timed as a reference, outside `list_*`."""
-REGION_LIMIT = "sparse_manager"
-"""The reader whose region's alerts are few and all old, timed outside `list_*`: no index
-orders a region subtree by time, so their page still passes the newer rows of other regions
-(`sparse_region_growth`, the limit docs/benchmarks.md describes)."""
+"""The readers timed as a reference, outside `list_*`, are named `how:user`; this one, the OR
+of the reasons in one query."""
+PATH_PREFIX = "path_prefix:"
+"""The reference of a region's reason read as a prefix of the path."""
+SPARSE_REGION = "sparse_manager"
+"""The reader whose region's alerts are few and all old: a region's page used to grow with
+the rows of other regions newer than theirs (`sparse_region_growth`)."""
 
 
 def users(ids: dict[str, Any]) -> dict[str, tuple[Principal, Reader]]:
-    """The six readers, each with the service it reads through, and the two managers again as
-    the alerts were read before (`one_query:`)."""
+    """The seven readers, each with the service it reads through; the two managers again as
+    the alerts were read before (`one_query:`), and the old district's as up to migration 0054
+    (`path_prefix:`)."""
     port = Principal(0, "p", Role.port_operator, ids["port"], ids["town"])
     manager = Principal(0, "t", Role.manager, ids["office"], ids["town"])
     sparse = Principal(0, "s", Role.manager, ids["sparse_office"], ids["sparse_region"])
@@ -343,11 +385,12 @@ def users(ids: dict[str, Any]) -> dict[str, tuple[Principal, Reader]]:
         "town_manager": (manager, _alerts),
         "port_alerts": (port, _alerts),
         "sparse_port": (closed, _deliveries),
-        "sparse_manager": (sparse, _alerts),
+        SPARSE_REGION: (sparse, _alerts),
         "admin": (Principal(0, "a", Role.admin, ids["office"], ids["city"]), _deliveries),
         f"{REFERENCE}town_manager": (manager, _alerts_in_one_query),
         f"{REFERENCE}sparse_port": (closed, _deliveries_in_one_query),
-        f"{REFERENCE}sparse_manager": (sparse, _alerts_in_one_query),
+        f"{REFERENCE}{SPARSE_REGION}": (sparse, _alerts_in_one_query),
+        f"{PATH_PREFIX}{SPARSE_REGION}": (sparse, _alerts_by_path_prefix),
     }
 
 
@@ -373,7 +416,7 @@ async def pages(url: str, readers: dict[str, tuple[Principal, Reader]]) -> dict[
 
 
 async def drop_indexes(url: str) -> None:
-    """The tables as they were before migrations 0051 and 0052."""
+    """The tables as they were before migrations 0051, 0052 and 0054."""
     conn = await asyncpg.connect(**db.credentials_from_url(url))
     try:
         for migration in INDEXED:
@@ -393,12 +436,10 @@ async def measure(
     table: Table,
     users: Callable[[dict[str, Any]], dict[str, tuple[Principal, Reader]]],
     drop_indexes: Callable[[str], Awaitable[None]],
-    *,
-    apart: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Both tables made by `table`, each user's pages timed on both, the tables taking turns
     round by round, with the indexes and after `drop_indexes`: `list_*` over every user but
-    the references and those `apart`, which have their figures by user."""
+    the references (named `how:user`), which have their figures by user."""
     work = Path(tempfile.mkdtemp(prefix="wastetrack-bench-lists-"))
     server_url = os.environ.get("WASTETRACK_DATABASE_URL") or db.start_embedded_server(work)
     result: dict[str, Any] = {"small": arguments.small, "large": arguments.large}
@@ -426,12 +467,7 @@ async def measure(
             await db.drop_database(url)
     for phase, spent in times.items():
         for size in ("small", "large"):
-            every = [
-                t
-                for name, by_user in spent[size].items()
-                if not name.startswith(REFERENCE) and name not in apart
-                for t in by_user
-            ]
+            every = [t for name, by_user in spent[size].items() if ":" not in name for t in by_user]
             result[f"{phase}_p50_ms_{size}"] = round(statistics.median(every), 2)
             result[f"{phase}_p95_ms_{size}"] = p95(every)
         result[f"{phase}_growth"] = round(
@@ -461,10 +497,10 @@ def command_line(
 
 
 async def main(arguments: argparse.Namespace) -> dict[str, Any]:
-    result = await measure(arguments, table, users, drop_indexes, apart=(REGION_LIMIT,))
-    for name in (REGION_LIMIT, f"{REFERENCE}{REGION_LIMIT}"):
-        by_size = result["list_by_user_p95_ms"][name]
-        key = "sparse_region_growth" + ("_one_query" if name.startswith(REFERENCE) else "")
+    result = await measure(arguments, table, users, drop_indexes)
+    for how in ("", REFERENCE, PATH_PREFIX):
+        by_size = result["list_by_user_p95_ms"][f"{how}{SPARSE_REGION}"]
+        key = "_".join(filter(None, ["sparse_region_growth", how.rstrip(":")]))
         result[key] = round(by_size["large"] / by_size["small"], 2)
     return result
 
