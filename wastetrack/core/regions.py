@@ -11,7 +11,9 @@ or walked the whole list newest first and filtered: either way it grew with the 
 subtree's root is the root's id, `split_part(region_path, '/', depth + 1) = 'id'`. An index
 on (that expression, the list's order column, id), one per level of division below the city
 (migration 0054), reads a region's page from the cursor in order and stops after it, as a
-party's index does; a city's subtree is its whole instance, read in the list's own order.
+party's index does. A city's subtree is read in the list's own order, as its instance's
+whole list (docs/scale-out.md: an instance per city); were a second city registered in the
+same instance, its manager's page would pass over the other city's newer rows.
 The two conditions hold for the same records: a region's id is unique and its path never
 changes (a region is made under its parent and never moved), so a path whose component at
 the root's depth is the root's id lies under the root's path."""
