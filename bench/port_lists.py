@@ -53,7 +53,7 @@ from typing import Any
 
 import asyncpg
 from lists import p95
-from rollup import seed_registry
+from rollup import region, region_id, seed_registry
 from tortoise.expressions import Q
 
 from wastetrack.alerts import service as alerts
@@ -266,8 +266,11 @@ async def sparse_users(
     alerts are; their ids and the district's path."""
     count = max(6 * PAGE, int(rows * SPARSE_SHARE))
     step = SPAN / 10 / count
-    district = await region(conn, "371082999", "town", city)
-    villages = [await region(conn, f"371082999{n:03d}", "village", district) for n in range(1, 9)]
+    district = await region(conn, "371082999", "旧区", "town", city)
+    villages = [
+        await region(conn, f"371082999{n:03d}", f"旧区{n}村", "village", district)
+        for n in range(1, 9)
+    ]
     port, office = [
         await conn.fetchval(
             "INSERT INTO organization (name, kind, region_id, created_at)"
@@ -295,25 +298,6 @@ async def sparse_users(
     await conn.execute(SPARSE_DELIVERIES, ids, owners, port, berth, recorder, count, START, step)
     await conn.execute(SPARSE_ALERTS, office, villages, START, step, count)
     return {"sparse_port": port, "sparse_office": office, "sparse_region": district}
-
-
-async def region(conn: asyncpg.Connection, code: str, level: str, parent: str) -> str:
-    """A new region of `level` under the region at path `parent`: its path."""
-    made = await conn.fetchval(
-        "INSERT INTO region (code, name, level, parent_id, path)"
-        " VALUES ($1, $1, $2, $3, '/') RETURNING id",
-        code,
-        level,
-        region_id(parent),
-    )
-    path = f"{parent}{made}/"
-    await conn.execute("UPDATE region SET path = $1 WHERE id = $2", path, made)
-    return path
-
-
-def region_id(path: str) -> int:
-    """The id of the region at `path`."""
-    return int(path.strip("/").split("/")[-1])
 
 
 Reader = Callable[[Principal, str | None], Awaitable[paging.Page[Any]]]

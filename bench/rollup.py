@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from wastetrack.core import db
+from wastetrack.core import db, regions
 from wastetrack.rollups import facts
 from wastetrack.rollups.service import sums_query
 
@@ -77,34 +77,42 @@ GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 """
 
 
+async def region(
+    conn: asyncpg.Connection, code: str, name: str, level: str, parent: str | None = None
+) -> str:
+    """A new region of `level` under the region at path `parent` (a city: none), written once
+    with its path as the service writes it: its path."""
+    made = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('region', 'id'))")
+    path = regions.path_of(made, parent)
+    await conn.execute(
+        "INSERT INTO region (id, code, name, level, parent_id, path) VALUES ($1, $2, $3, $4, $5,"
+        " $6)",
+        made,
+        code,
+        name,
+        level,
+        region_id(parent) if parent else None,
+        path,
+    )
+    return path
+
+
+def region_id(path: str) -> int:
+    """The id of the region at `path`."""
+    return int(path.strip("/").split("/")[-1])
+
+
 async def seed_registry(conn: asyncpg.Connection) -> tuple[list[str], dict[str, int]]:
     """A city, 22 towns with 8 villages each, and one organization per role."""
-    city = await conn.fetchval(
-        "INSERT INTO region (code, name, level, path) VALUES"
-        " ('371082', '荣成市', 'city', '/') RETURNING id"
-    )
-    await conn.execute("UPDATE region SET path = $1 WHERE id = $2", f"/{city}/", city)
+    city = await region(conn, "371082", "荣成市", "city")
     villages = []
     for town_index in range(22):
-        town = await conn.fetchval(
-            "INSERT INTO region (code, name, level, parent_id, path) VALUES ($1, $2, 'town', $3,"
-            " '/') RETURNING id",
-            f"371082{town_index + 1:03d}",
-            f"镇{town_index}",
-            city,
-        )
-        await conn.execute("UPDATE region SET path = $1 WHERE id = $2", f"/{city}/{town}/", town)
+        town = await region(conn, f"371082{town_index + 1:03d}", f"镇{town_index}", "town", city)
         for village_index in range(8):
-            village = await conn.fetchval(
-                "INSERT INTO region (code, name, level, parent_id, path) VALUES ($1, $2,"
-                " 'village', $3, '/') RETURNING id",
-                f"371082{town_index + 1:03d}{village_index + 1:03d}",
-                f"村{town_index}-{village_index}",
-                town,
+            code = f"371082{town_index + 1:03d}{village_index + 1:03d}"
+            villages.append(
+                await region(conn, code, f"村{town_index}-{village_index}", "village", town)
             )
-            path = f"/{city}/{town}/{village}/"
-            await conn.execute("UPDATE region SET path = $1 WHERE id = $2", path, village)
-            villages.append(path)
     orgs = {}
     for key, kind in (
         ("producer", "community"),
@@ -116,7 +124,7 @@ async def seed_registry(conn: asyncpg.Connection) -> tuple[list[str], dict[str, 
             " now()) RETURNING id",
             key,
             kind,
-            city,
+            region_id(city),
         )
     orgs["user"] = await conn.fetchval(
         "INSERT INTO app_user (username, password_hash, full_name, role, organization_id,"

@@ -304,6 +304,7 @@ async def test_migration_keeps_old_rows_and_guards_new_ones(database_url: str) -
         async with conn.transaction():
             await conn.execute(
                 "ALTER TABLE region DROP CONSTRAINT region_code_format;"
+                "ALTER TABLE region DROP CONSTRAINT region_path_format;"  # 0055's, after this
                 "ALTER TABLE organization DROP CONSTRAINT organization_credit_code_format;"
                 "INSERT INTO region (code, name, level, path) VALUES ('R-OLD', 'old', 'city', '/');"
                 "INSERT INTO organization (name, kind, region_id, credit_code, created_at)"

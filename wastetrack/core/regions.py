@@ -29,6 +29,17 @@ PATH = re.compile(r"(/[0-9]+)+/")
 """A region's materialized path: its ancestors' ids and its own, from the city down."""
 
 
+def path_of(region_id: int, parent_path: str | None) -> str:
+    """The path of region `region_id` made under the region at `parent_path` (a city: none)."""
+    return f"{parent_path or '/'}{region_id}/"
+
+
+def path_check_sql() -> str:
+    """The database CHECK on a region's stored path: the form of `PATH` (also a POSIX regular
+    expression), ending in the region's own id; the ancestors are the service's to write."""
+    return f"path ~ '^{PATH.pattern}$' AND path LIKE ('%/' || id || '/')"
+
+
 class _Subtree(Q):
     """The records whose `column` holds a path in the subtree of the region at `path`."""
 

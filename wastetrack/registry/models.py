@@ -6,6 +6,7 @@ from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 
+from wastetrack.core import regions
 from wastetrack.registry import identities
 
 
@@ -53,9 +54,9 @@ class Region(Model):
     parent: fields.ForeignKeyNullableRelation["Region"] = fields.ForeignKeyField(
         "wastetrack.Region", related_name="children", null=True, on_delete=fields.RESTRICT
     )
-    # Materialized path "/1/4/17/": the ids from the city down, written once when the region
-    # is made under its parent (a region never moves), so a subtree is the records whose path
-    # names its root at the root's depth (wastetrack.core.regions).
+    # Materialized path "/1/4/17/": the ids from the city down, written with the region under
+    # its parent (a region never moves), so a subtree is the records whose path names its root
+    # at the root's depth (wastetrack.core.regions).
     path = fields.CharField(max_length=255, db_index=True)
     # Since when the community or village has sorted household-waste collection (分类收集).
     sorted_collection_since = fields.DateField(null=True)
@@ -65,6 +66,7 @@ class Region(Model):
         # The format by level; that a child's code extends its parent's is the service's rule.
         constraints = (
             CheckConstraint(check=identities.region_code_check_sql(), name="region_code_format"),
+            CheckConstraint(check=regions.path_check_sql(), name="region_path_format"),
         )
 
 

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from wastetrack.audit import service as audit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import cityday, codes, paging
+from wastetrack.core import cityday, codes, paging, regions
 from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import get_settings
@@ -53,10 +54,17 @@ async def create_region(
     )
     if await Region.exists(code=code):
         raise Conflict(f"region code {code!r} is taken", field="code")
-    async with in_transaction():  # a region is never left without its path
-        region = await Region.create(code=code, name=name, level=level, parent=parent, path="/")
-        region.path = f"{parent.path if parent else '/'}{region.id}/"
-        await region.save(update_fields=["path"])
+    # The id is drawn first so that the region is written once, with its path.
+    connection = connections.get("default")
+    _, rows = await connection.execute_query(
+        "SELECT nextval(pg_get_serial_sequence('region', 'id'))"
+    )
+    region_id = rows[0][0]
+    path = regions.path_of(region_id, parent.path if parent else None)
+    async with in_transaction():
+        region = await Region.create(
+            id=region_id, code=code, name=name, level=level, parent=parent, path=path
+        )
         await audit.created("region.created", region, within=region)
     return region
 
