@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from rollup import seed_registry
+from rollup import ancestor, region_id, seed_registry
 
 from wastetrack.auth.models import Role
 from wastetrack.batches.service import page_query
@@ -78,7 +78,7 @@ async def seed_parties(
     conn: asyncpg.Connection, villages: list[str]
 ) -> dict[str, list[int] | list[str]]:
     """Producers in the villages, carriers and facilities in the city."""
-    city_id = int(villages[0].split("/")[1])
+    city = ancestor(villages[0], 1)
     made: dict[str, list[int] | list[str]] = {"paths": []}
     for key, kind, count in (
         ("producers", "clinic", PRODUCERS),
@@ -87,15 +87,14 @@ async def seed_parties(
     ):
         ids = []
         for n in range(count):
-            path = villages[n % len(villages)] if key == "producers" else f"/{city_id}/"
-            region = int(path.rstrip("/").split("/")[-1])
+            path = villages[n % len(villages)] if key == "producers" else city
             ids.append(
                 await conn.fetchval(
                     "INSERT INTO organization (name, kind, region_id, created_at)"
                     " VALUES ($1, $2, $3, now()) RETURNING id",
                     f"{kind} {n}",
                     kind,
-                    region,
+                    region_id(path),
                 )
             )
             if key == "producers":
@@ -193,15 +192,14 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         url, large, _, _ = await table(server_url, arguments.large)
         made.append((url, large))
         result["load_s"] = round(time.perf_counter() - began, 1)
-        city = villages[0].split("/")[1]
-        town = "/".join(villages[0].split("/")[:3]) + "/"
+        city, town = ancestor(villages[0], 1), ancestor(villages[0], 2)
         bureau = await small.fetchval("SELECT id FROM organization WHERE kind = 'community'")
         users = {
-            "collector": Principal(0, "c", Role.collector, parties["carriers"][0], f"/{city}/"),
+            "collector": Principal(0, "c", Role.collector, parties["carriers"][0], city),
             "clinic": Principal(0, "g", Role.generator, parties["producers"][0], villages[0]),
             "town_manager": Principal(0, "t", Role.manager, bureau, town),
-            "city_manager": Principal(0, "m", Role.manager, bureau, f"/{city}/"),
-            "admin": Principal(0, "a", Role.admin, bureau, f"/{city}/"),
+            "city_manager": Principal(0, "m", Role.manager, bureau, city),
+            "admin": Principal(0, "a", Role.admin, bureau, city),
         }
         # The ORM builds the statements (it reads nothing here); the bench runs them itself.
         async with db.database(url, pool_size=1):

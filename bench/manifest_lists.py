@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 from port_lists import PAGE, REFERENCE, SPARSE_SHARE, Reader, command_line, measure
-from rollup import seed_registry
+from rollup import ancestor, region_id, seed_registry
 from tortoise.expressions import Q
 
 from wastetrack.auth.models import Role
@@ -106,8 +106,8 @@ async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
     try:
         await conn.execute("SELECT setseed(0.2026)")
         villages, orgs = await seed_registry(conn)
-        towns = sorted({"/".join(path.split("/")[:3]) + "/" for path in villages})
-        town_ids = [int(path.rstrip("/").split("/")[-1]) for path in towns]
+        towns = sorted({ancestor(path, 2) for path in villages})
+        town_ids = [region_id(path) for path in towns]
         makers = await organizations(conn, "enterprise", town_ids, ENTERPRISES)
         carriers = await organizations(conn, "carrier", town_ids, CARRIERS)
         plants = await organizations(conn, "treatment_facility", town_ids, FACILITIES)
@@ -149,7 +149,7 @@ async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
             "plant": plant_ids[0],
             "office": office,
             "town": town,
-            "city": "/".join(town.split("/")[:2]) + "/",
+            "city": ancestor(town, 1),
             "old": old["id"],
         }
     finally:

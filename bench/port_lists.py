@@ -53,7 +53,7 @@ from typing import Any
 
 import asyncpg
 from lists import p95
-from rollup import region, region_id, seed_registry
+from rollup import ancestor, region, region_id, seed_registry
 from tortoise.expressions import Q
 
 from wastetrack.alerts import service as alerts
@@ -190,8 +190,8 @@ async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
     try:
         await conn.execute("SELECT setseed(0.2026)")
         villages, orgs = await seed_registry(conn)
-        towns = sorted({"/".join(path.split("/")[:3]) + "/" for path in villages})
-        town_ids = [int(path.rstrip("/").split("/")[-1]) for path in towns]
+        towns = sorted({ancestor(path, 2) for path in villages})
+        town_ids = [region_id(path) for path in towns]
         await conn.execute(REGISTRY, town_ids, PORTS, OWNERS)
         offices = [
             await conn.fetchval(
@@ -234,7 +234,7 @@ async def table(server_url: str, rows: int) -> tuple[str, dict[str, Any]]:
             [r["path"] for r in kinds],
             orgs["user"],
         )
-        city = "/".join(towns[0].split("/")[:2]) + "/"
+        city = ancestor(towns[0], 1)
         sparse = await sparse_users(conn, rows, vessels, town_ids[-1], city, orgs["user"])
         await conn.execute(LINES)
         for name in ("delivery", "delivery_line", "batch", "alert"):

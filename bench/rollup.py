@@ -102,6 +102,11 @@ def region_id(path: str) -> int:
     return int(path.strip("/").split("/")[-1])
 
 
+def ancestor(path: str, depth: int) -> str:
+    """The path of the region at `depth` (the city: 1) on the way to the region at `path`."""
+    return "/".join(path.split("/")[: depth + 1]) + "/"
+
+
 async def seed_registry(conn: asyncpg.Connection) -> tuple[list[str], dict[str, int]]:
     """A city, 22 towns with 8 villages each, and one organization per role."""
     city = await region(conn, "371082", "荣成市", "city")
@@ -313,12 +318,11 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
         began = time.perf_counter()
         await build_rollups(conn)
         rebuild_s = time.perf_counter() - began
-        city = villages[0].split("/")[1]
-        town = "/".join(villages[0].split("/")[:3]) + "/"
+        city, town = ancestor(villages[0], 1), ancestor(villages[0], 2)
         questions = [  # what the dashboard asks: the city over 12 months, a town over a month
-            (date(2025, 12, 1), date(2026, 11, 30), f"/{city}/"),
+            (date(2025, 12, 1), date(2026, 11, 30), city),
             (date(2026, 10, 1), date(2026, 10, 31), town),
-            (date(2023, 12, 1), date(2026, 11, 30), f"/{city}/"),
+            (date(2023, 12, 1), date(2026, 11, 30), city),
         ]
         dashboard: list[float] = []
         raw: list[float] = []
