@@ -196,6 +196,9 @@ def browser(
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
+        # A reload in a new document (Chromium 150 on) loses the emulated network, so that the
+        # app "reopened in airplane mode" would be online; one document per tab keeps it.
+        "--disable-features=RenderDocument",
         "--window-size=420,900",
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
