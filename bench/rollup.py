@@ -82,7 +82,7 @@ async def region(
 ) -> str:
     """A new region of `level` under the region at path `parent` (a city: none), written once
     with its path as the service writes it: its path."""
-    made = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('region', 'id'))")
+    made = await conn.fetchval(regions.NEXT_ID)
     path = regions.path_of(made, parent)
     await conn.execute(
         "INSERT INTO region (id, code, name, level, parent_id, path) VALUES ($1, $2, $3, $4, $5,"

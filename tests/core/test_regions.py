@@ -80,8 +80,8 @@ def test_what_is_not_a_region_path_is_refused(path: str) -> None:
 async def test_a_region_is_made_with_its_path_or_not_at_all(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A region is written first with a placeholder path (its id is not known before); were it
-    left so, its users' subtree would be no region's."""
+    """A region and its audit entry are one transaction: a region the audit refused is not
+    left behind."""
 
     async def audit_down(*args: object, **kwargs: object) -> None:
         raise RuntimeError("audit log unavailable")

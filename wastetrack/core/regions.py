@@ -29,6 +29,10 @@ PATH = re.compile(r"(/[0-9]+)+/")
 """A region's materialized path: its ancestors' ids and its own, from the city down."""
 
 
+NEXT_ID = "SELECT nextval(pg_get_serial_sequence('region', 'id'))"
+"""Draws a region's id before it is written, so that it is written once, with its path."""
+
+
 def path_of(region_id: int, parent_path: str | None) -> str:
     """The path of region `region_id` made under the region at `parent_path` (a city: none)."""
     return f"{parent_path or '/'}{region_id}/"

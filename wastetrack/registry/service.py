@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
@@ -54,14 +53,10 @@ async def create_region(
     )
     if await Region.exists(code=code):
         raise Conflict(f"region code {code!r} is taken", field="code")
-    # The id is drawn first so that the region is written once, with its path.
-    connection = connections.get("default")
-    _, rows = await connection.execute_query(
-        "SELECT nextval(pg_get_serial_sequence('region', 'id'))"
-    )
-    region_id = rows[0][0]
-    path = regions.path_of(region_id, parent.path if parent else None)
-    async with in_transaction():
+    async with in_transaction() as connection:
+        _, rows = await connection.execute_query(regions.NEXT_ID)
+        region_id = rows[0][0]
+        path = regions.path_of(region_id, parent.path if parent else None)
         region = await Region.create(
             id=region_id, code=code, name=name, level=level, parent=parent, path=path
         )
