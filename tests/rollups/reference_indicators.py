@@ -103,6 +103,9 @@ class Assessment:
     on: date
     tier: str
     order: int  # the order in which it was recorded
+    # What the assessor entered (criterion code and value); the computed criteria of one cell
+    # on one day are the same for every assessment of it.
+    entered: tuple[tuple[str, int], ...] = ()
 
 
 def expiry(on: date) -> date:
@@ -182,6 +185,24 @@ def may_assess(assessments: Iterable[Assessment], *, cell: int, level: str, on: 
 def may_record(assessments: Iterable[Assessment], *, cell: int, level: str, on: date) -> bool:
     """Whether the service takes an assessment now: `may_assess` among those that stand."""
     return may_assess(_replayed(assessments, cell), cell=cell, level=level, on=on)
+
+
+def resent(
+    assessments: Iterable[Assessment],
+    *,
+    cell: int,
+    level: str,
+    on: date,
+    entered: tuple[tuple[str, int], ...],
+) -> Assessment | None:
+    """The assessment the service answers with instead of recording another (docs/metrics.md
+    §6): the latest recorded of the cell's level and day, when it was entered the same (one
+    assessor, so the same findings score the same)."""
+    same_day = [a for a in assessments if (a.cell, a.level, a.on) == (cell, level, on)]
+    if not same_day:
+        return None
+    latest = max(same_day, key=lambda a: a.order)
+    return latest if latest.entered == entered else None
 
 
 def achieved_on(assessments: Iterable[Assessment], *, cell: int, day: date) -> bool:

@@ -381,6 +381,17 @@ CELL_BOUNDARIES = [
             {"level": "county", "when": -50, "values": [0, 0, 0]},
         ],
     },
+    # The same finding sent again is the one recorded; after a different one of its level and
+    # day it is a record of its own, and governs the day again.
+    {
+        "type": "hospital",
+        "assessments": [
+            {"level": "county", "when": -30, "values": [100, 100, 100]},
+            {"level": "county", "when": -30, "values": [100, 100, 100]},
+            {"level": "county", "when": -30, "values": [0, 0, 0]},
+            {"level": "county", "when": -30, "values": [100, 100, 100]},
+        ],
+    },
 ]
 
 
@@ -397,6 +408,7 @@ async def test_cell_achievement_equals_the_reference_on_random_histories(
     today = datetime.now(CITY).date()
     cells: dict[int, str] = {}
     made: list[ref.Assessment] = []
+    recorded: list[int] = []  # the id of made[i]
     for plan in plans:
         cell = await post(
             client,
@@ -426,6 +438,13 @@ async def test_cell_achievement_equals_the_reference_on_random_histories(
             if not ref.may_record(made, cell=cell["id"], level=entry["level"], on=on):
                 assert response.status_code == 409, response.text
                 continue
+            kept = ref.resent(
+                made, cell=cell["id"], level=entry["level"], on=on, entered=tuple(values.items())
+            )
+            if kept is not None:  # the same finding sent again: the one recorded, once
+                assert response.status_code == 200, response.text
+                assert response.json()["id"] == recorded[kept.order]
+                continue
             assert response.status_code == 201, response.text
             # Computed criteria have no tracker data in this town: they are not met.
             expected_tier = ref.tier(criteria, {k: Decimal(v) for k, v in values.items()}, config)
@@ -434,7 +453,12 @@ async def test_cell_achievement_equals_the_reference_on_random_histories(
                 expected_tier,
                 ref.expiry(on).isoformat(),
             )
-            made.append(ref.Assessment(cell["id"], entry["level"], on, expected_tier, len(made)))
+            made.append(
+                ref.Assessment(
+                    cell["id"], entry["level"], on, expected_tier, len(made), tuple(values.items())
+                )
+            )
+            recorded.append(answer["id"])
     got = await client.get("/m/v1/metrics/cells", params={"region_id": town["id"]}, headers=manager)
     assert got.status_code == 200, got.text
     assert Decimal(got.json()["target_share"]) == Decimal("0.70")
