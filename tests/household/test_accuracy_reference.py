@@ -17,9 +17,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tests.depth import randomized
 from tests.factories import World
 from tests.rollups.test_indicators_reference import new_town, reset
 from wastetrack.batches.models import Batch
@@ -38,12 +39,7 @@ PERIODS = [
     (DAY - timedelta(days=1), DAY - timedelta(days=1)),
 ]
 PLACES = ("town0", "town1", "city")
-EXAMPLES = settings(
-    max_examples=5,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
-)
+EXAMPLES = randomized(5)
 
 MOMENT = st.tuples(st.integers(min_value=-90, max_value=90), st.sampled_from(["+08:00", "Z"]))
 PICKUP = st.fixed_dictionaries(

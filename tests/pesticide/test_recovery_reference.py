@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.depth import seeds
 from tests.factories import CITY_TODAY, World, make_user
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
@@ -70,7 +71,7 @@ PLACES = {
 }
 SELLERS = ["shop_village", "shop_town", "shop_other", "shop_city"]
 TAKERS = [*SELLERS, "point_village", "point_other", "point_city"]
-SEEDS = [11, 23, 37, 41, 59, 73, 89, 97, 101, 131]
+SEEDS = seeds([11, 23, 37, 41, 59, 73, 89, 97, 101, 131])
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from tortoise import connections
 
+from tests.depth import randomized
 from tests.factories import World, make_user
 from tests.rollups import reference
 from tests.rollups import reference_indicators as ref
@@ -46,12 +47,7 @@ PERIODS = [
 SERIAL = itertools.count(1)
 # Town codes 371082200–371082999: valid 9-digit codes under the city, apart from the factory's.
 TOWN_SERIAL = itertools.count()
-EXAMPLES = settings(
-    max_examples=6,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
-)
+EXAMPLES = randomized(6)
 
 
 def at(minutes: int, offset: str) -> str:

@@ -19,10 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import Phase, example, given
 from hypothesis import strategies as st
 from tortoise import connections
 
+from tests.depth import randomized
 from tests.factories import CITY_TODAY, World
 from tests.rollups import reference
 from wastetrack.registry import service as registry
@@ -860,14 +861,11 @@ def _month_end(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
+@randomized(
+    10,
     # Each example posts a few dozen events: a failure is reported as drawn, not shrunk for
     # minutes (the failing plans are printed; add them as an @example to debug).
     phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
 )
 @given(plans=st.lists(PLAN, min_size=1, max_size=6), load_end=st.sampled_from(LOAD_ENDS))
 @example(
