@@ -434,9 +434,8 @@ async def test_cell_achievement_equals_the_reference_on_random_histories(
             if not ref.may_record(made, cell=cell["id"], level=entry["level"], on=on):
                 assert response.status_code == 409, response.text
                 continue
-            kept = ref.resent(
-                made, cell=cell["id"], level=entry["level"], on=on, entered=tuple(values.items())
-            )
+            findings = tuple(values.items())
+            kept = ref.resent(made, cell=cell["id"], level=entry["level"], on=on, entered=findings)
             if kept is not None:  # the same finding sent again: the one recorded, once
                 assert response.status_code == 200, response.text
                 assert response.json()["id"] == recorded[kept.order]
@@ -450,9 +449,7 @@ async def test_cell_achievement_equals_the_reference_on_random_histories(
                 ref.expiry(on).isoformat(),
             )
             made.append(
-                ref.Assessment(
-                    cell["id"], entry["level"], on, expected_tier, len(made), tuple(values.items())
-                )
+                ref.Assessment(cell["id"], entry["level"], on, expected_tier, len(made), findings)
             )
             recorded.append(answer["id"])
     got = await client.get("/m/v1/metrics/cells", params={"region_id": town["id"]}, headers=manager)
