@@ -116,6 +116,42 @@ async def test_changes_of_another_organizations_batch_are_not_visible(
     assert batches(await feed(client, world, "carrier")) == []
 
 
+async def test_a_sync_s_events_come_in_the_order_it_recorded_them(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A sync's events are written by one statement, their log rows by its trigger: a sync
+    interleaving three batches, in the order of its device times, is listed in that order, in
+    one transaction."""
+    carrier = world.orgs["carrier"].id
+    a, b, c = [
+        (await tag_bag(client, world, carrier_organization_id=carrier))["code"] for _ in "abc"
+    ]
+    start = (await feed(client, world, "clinic"))["next"]
+    facility = {"destination_organization_id": world.orgs["facility"].id}
+    steps = [
+        event("collected", c, minutes=10),
+        event("collected", a, minutes=11),
+        event("in_transit", c, minutes=20, **facility),
+        event("collected", b, minutes=21),
+        event("in_transit", a, minutes=22, **facility),
+    ]
+    synced = await client.post(
+        "/m/v1/sync", json={"events": steps}, headers=world.headers("carrier")
+    )
+    assert [r["status"] for r in synced.json()["results"]] == ["applied"] * 5, synced.text
+
+    page = await feed(client, world, "clinic", after=start)
+    assert [(x["data"]["batch"], x["data"]["seq"]) for x in page["changes"]] == [
+        (c, 2),
+        (a, 2),
+        (c, 3),
+        (b, 2),
+        (a, 3),
+    ]
+    assert [x["data"]["event_type"] for x in page["changes"]] == [s["event_type"] for s in steps]
+    assert len({changes.decode_cursor(x["cursor"]).txid for x in page["changes"]}) == 1
+
+
 async def test_paging_returns_every_change_exactly_once(
     client: httpx.AsyncClient, world: World
 ) -> None:
