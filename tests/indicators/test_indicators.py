@@ -15,7 +15,7 @@ from wastetrack.core import cityday
 from wastetrack.indicators import loader
 from wastetrack.indicators.loader import DIRECTIONS
 from wastetrack.indicators.models import Indicator, IndicatorValue
-from wastetrack.indicators.service import STATUS_RULE, status
+from wastetrack.indicators.service import STATUS_RULE, elapsed_share, status
 
 __all__ = ["harbour"]  # the ports' fixture, for the port indicator
 
@@ -122,6 +122,27 @@ async def test_status_rule_with_a_baseline() -> None:
     assert status(sewage, Decimal("44"), mid_plan) == "off_track"  # 5 %
     assert status(sewage, Decimal("55"), date(2026, 1, 1)) == "on_track"
     assert status(sewage, None, mid_plan) == "no_data"
+
+
+def test_the_elapsed_share_counts_the_day_it_is_judged_at_the_end_of() -> None:
+    """STATUS_RULE judges a value at the end of its period: by then that day has passed. The
+    plan has 1826 days, both ends included."""
+    assert elapsed_share(date(2020, 12, 31)) == 0
+    assert elapsed_share(date(2021, 1, 1)) == Decimal(1) / 1826
+    assert elapsed_share(date(2021, 12, 31)) == Decimal(365) / 1826
+    assert elapsed_share(date(2023, 12, 31)) == Decimal(1095) / 1826  # docs/metrics.md §6
+    assert elapsed_share(date(2025, 12, 30)) == Decimal(1825) / 1826
+    assert elapsed_share(date(2025, 12, 31)) == 1
+    assert elapsed_share(date(2030, 6, 1)) == 1
+
+
+async def test_a_value_just_short_of_the_elapsed_share_is_at_risk(orm: list[str]) -> None:
+    """43.97 on 43.4 → 55 is 0.04914 of the way; by the end of 2021-03-31, 90 of 1826 days
+    (0.04929) have passed: short, within 25 points. Counting 89 of 1825 days (0.04877), as
+    the rule once was computed, called it on track."""
+    sewage = await Indicator.get(code="rural_sewage_treatment")
+    assert status(sewage, Decimal("43.97"), date(2021, 3, 31)) == "at_risk"
+    assert status(sewage, Decimal("43.98"), date(2021, 3, 31)) == "on_track"  # 0.05000
 
 
 async def test_sections_follow_the_plan(orm: list[str]) -> None:

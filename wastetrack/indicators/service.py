@@ -123,6 +123,14 @@ async def _computed(
     }
 
 
+def elapsed_share(as_of: date) -> Decimal:
+    """The share of the plan's days (2021-01-01 to 2025-12-31, both included: 1826) that have
+    passed at the end of `as_of`: the day itself counts, so the share is 1/1826 at the end of
+    the first day and 1 at the end of the last; 0 before the plan, 1 after it."""
+    days = (PLAN_END - PLAN_START).days + 1
+    return Decimal(min(max((as_of - PLAN_START).days + 1, 0), days)) / days
+
+
 def status(indicator: Indicator, value: Decimal | None, as_of: date) -> Status:
     """on_track, at_risk, off_track, no_data or no_target, by STATUS_RULE, for a value as of
     the end of its own period (an entered year's figure is judged at that year's end, not at
@@ -142,10 +150,7 @@ def status(indicator: Indicator, value: Decimal | None, as_of: date) -> Status:
     # it means something only while the baseline itself fell short of the target.
     if baseline is not None and (target - baseline) * sign > 0:
         progress = (value - baseline) / (target - baseline)
-        elapsed = (
-            Decimal(min(max((as_of - PLAN_START).days, 0), (PLAN_END - PLAN_START).days))
-            / (PLAN_END - PLAN_START).days
-        )
+        elapsed = elapsed_share(as_of)
         if progress >= elapsed:
             return "on_track"
         return "at_risk" if progress >= elapsed - AT_RISK_MARGIN else "off_track"
