@@ -4,11 +4,12 @@ reaches."""
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from mobile_api.deps import (
     AppSettings,
+    CityPeriod,
     CurrentUser,
     ManagerOnly,
     OpenPeriod,
@@ -144,12 +145,14 @@ async def medical_coverage(
     settings: AppSettings,
     period: OpenPeriod,
     _: ReplicaRead,
+    response: Response,
     days: Annotated[int, Query(ge=1, le=366, description="without a period: the last N days")] = 30,
     format: Format = "json",
 ) -> Any:
     """Medical institutions reached by the central collection in a period (a medical batch
     collected by or handed over to a carrier): small ones (known beds ≤ 19) apart, unknown bed
-    counts listed apart, and the ones missed."""
+    counts listed apart, and the ones missed (the file lists those); the period used in
+    X-Period, as every metric gives it."""
     result = await medical.collection_coverage(
         principal=user,
         today=cityday.today(settings.timezone),
@@ -158,11 +161,14 @@ async def medical_coverage(
         date_to=period[1],
         days=days,
     )
+    used = CityPeriod(date_from=result["date_from"], date_to=result["date_to"]).headers()
     if format != "json":
         return await export(
             result["not_collected"],
             name="medical-coverage-missed",
             format=format,
             timezone=settings.timezone,
+            headers=used,
         )
+    response.headers.update(used)
     return result

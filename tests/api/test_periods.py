@@ -2,7 +2,7 @@
 refused naming date_to, an omitted one is the city's current year to date, and the response
 says which period it used (the X-Period header)."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -70,6 +70,27 @@ async def test_an_omitted_period_is_this_year_to_date_and_said(
     response = await client.get(path, headers=world.headers("manager"))
     assert response.status_code == 200, response.text
     assert response.headers["x-period"] == f"{TODAY.year}-01-01/{TODAY.isoformat()}"
+
+
+async def test_medical_coverage_says_its_period_the_last_days_or_the_one_given(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Its omitted period is the last N days, not the year: the answer and its file of the
+    institutions missed both say which days they counted."""
+    headers = world.headers("manager")
+    week = f"{(TODAY - timedelta(days=6)).isoformat()}/{TODAY.isoformat()}"
+    for format in ("json", "csv"):
+        last = await client.get(COVERAGE, params={"days": 7, "format": format}, headers=headers)
+        assert last.status_code == 200, last.text
+        assert last.headers["x-period"] == week
+        if format == "json":
+            assert (last.json()["date_from"], last.json()["days"]) == (week[:10], 7)
+        given = await client.get(
+            COVERAGE,
+            params={"date_from": "2025-02-01", "date_to": "2025-02-28", "format": format},
+            headers=headers,
+        )
+        assert given.headers["x-period"] == "2025-02-01/2025-02-28"
 
 
 async def test_ledger_without_dates_names_the_year_to_date_in_its_file(
