@@ -1,5 +1,6 @@
 """Every date and time a client may send is bounded, so that converting it to the city's day or
-storing it cannot overflow: an extreme value is a 422 naming the field, never a 500."""
+storing it cannot overflow: an extreme value is a 422 naming the field, never a 500. A day is
+sent as its date alone: a time and an offset would name another zone's day."""
 
 import typing
 from datetime import date, datetime
@@ -8,10 +9,11 @@ import annotated_types
 import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime, BaseModel, NaiveDatetime
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, NaiveDatetime
 from pydantic.fields import FieldInfo
 
 from tests.factories import World, medical_bag
+from wastetrack.core.commands import Day
 
 _TIMES = (datetime, date, AwareDatetime, NaiveDatetime)
 _LOWER = (annotated_types.Ge, annotated_types.Gt)
@@ -30,12 +32,19 @@ def _bounded(metadata: list[object]) -> bool:
     return lower and upper
 
 
-def _unbounded(annotation: object, bounded: bool, where: str, seen: set[type]) -> list[str]:
+# How `Day` reads a day: its date alone.
+(DATE_ALONE,) = [m for m in typing.get_args(Day)[1:] if isinstance(m, BeforeValidator)]
+
+
+def _unbounded(
+    annotation: object, bounded: bool, where: str, seen: set[type], alone: bool = False
+) -> list[str]:
+    """Where a time is accepted without bounds, or a day without `Day`'s reading of it."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         base, *metadata = typing.get_args(annotation)
         bounded = bounded or _bounded(metadata)
-        return _unbounded(base, bounded, where, seen)
+        return _unbounded(base, bounded, where, seen, alone or DATE_ALONE in metadata)
     if origin is not None:  # a union, a list, a dict …: each of its types
         return [
             found
@@ -53,12 +62,14 @@ def _unbounded(annotation: object, bounded: bool, where: str, seen: set[type]) -
         ]
     if annotation in _TIMES and not bounded:
         return [where]
+    if annotation is date and not alone:
+        return [f"{where} (a day not read as Day reads it)"]
     return []
 
 
 def _field(field: FieldInfo, where: str, seen: set[type]) -> list[str]:
     bounded = _bounded(field.metadata)
-    return _unbounded(field.annotation, bounded, where, seen)
+    return _unbounded(field.annotation, bounded, where, seen, DATE_ALONE in field.metadata)
 
 
 def _routes(app: FastAPI) -> list[APIRoute]:
@@ -76,7 +87,9 @@ def _routes(app: FastAPI) -> list[APIRoute]:
     return found
 
 
-def test_every_date_and_time_a_route_accepts_is_bounded(app: FastAPI) -> None:
+def test_every_date_and_time_a_route_accepts_is_bounded_and_every_day_a_day(
+    app: FastAPI,
+) -> None:
     unbounded: list[str] = []
     for route in _routes(app):
         pending = [route.dependant]
@@ -126,3 +139,30 @@ async def test_a_period_from_year_one_is_a_named_422(
     )
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "date_from"
+
+
+async def test_a_day_with_a_time_or_as_a_number_is_a_named_422(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """2026-10-01T00:00:00+14:00 is 30 September in the city: a day with a time and offset was
+    once read as the offset's date (National Day). In a path, a query and a body alike."""
+    manager = world.headers("manager")
+    for moment in ("2026-10-01T00:00:00+14:00", "2026-10-01T00:00:00", "1790812800"):
+        in_path = await client.get(f"/admin/v1/calendar/{moment}", headers=manager)
+        in_query = await client.get(
+            "/admin/v1/calendar",
+            params={"date_from": "2026-09-01", "date_to": moment},
+            headers=manager,
+        )
+        in_body = await client.post(
+            "/m/v1/indicators/rural_sewage_treatment/values",
+            json={"value": "50", "period_end": moment, "source_note": "年报"},
+            headers=manager,
+        )
+        for answer, field in ((in_path, "day"), (in_query, "date_to"), (in_body, "period_end")):
+            assert answer.status_code == 422, (moment, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["field"] == field
+            assert "YYYY-MM-DD" in answer.json()["detail"]
+    plain = await client.get("/admin/v1/calendar/2026-10-01", headers=manager)
+    assert (plain.status_code, plain.json()["day"]) == (200, "2026-10-01")

@@ -3,6 +3,7 @@ their fields share. HTTP contracts in ``schemas/`` build on these; the domain ne
 ``schemas/``."""
 
 import hashlib
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -10,6 +11,7 @@ from annotated_types import Interval
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -56,8 +58,27 @@ Moment = Annotated[
 can always be computed (an extreme year overflowed there, a 500). Rules of the domain narrow it
 further, a device clock to 2000 and after, say."""
 
-Day = Annotated[date, Interval(ge=date(1900, 1, 1), le=date(2199, 12, 31))]
-"""A calendar day a client sends, in the same years as a `Moment`."""
+_DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date_alone(value: Any) -> Any:
+    """A day is sent as its date alone. Pydantic would also take a midnight time with an offset
+    (or a count of seconds) and keep that offset's date, which need not be the city's day of
+    the instant: 2026-10-01T00:00:00+14:00 is 30 September in Rongcheng."""
+    if isinstance(value, str) and _DAY_TEXT.fullmatch(value):
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    raise PydanticCustomError(
+        "day_format", "a day is a calendar date written YYYY-MM-DD, without a time or an offset"
+    )
+
+
+Day = Annotated[
+    date, BeforeValidator(_date_alone), Interval(ge=date(1900, 1, 1), le=date(2199, 12, 31))
+]
+"""A calendar day a client sends, as YYYY-MM-DD (the city's day: it carries no time or offset
+to read in another zone), in the same years as a `Moment`."""
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
