@@ -66,13 +66,16 @@ class Idempotency:
         await self._first(scope, _replay(body, receive), send, owner=owner, key=key)
 
     async def _owner(self, authorization: bytes | None) -> str | None:
-        """Whose key it is: a user (from a valid access token) or an API key."""
+        """Whose key it is: a user (from a valid access token) or a live API key. Credentials
+        the route would refuse own nothing, so it answers them (401), kept answers or not: a
+        key revoked after its first request gets no replay of it."""
         scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
-        if token.startswith(apikeys.TOKEN_PREFIX):
-            return "key:" + hashlib.sha256(token.encode()).hexdigest()
         try:
+            if token.startswith(apikeys.TOKEN_PREFIX):
+                await apikeys.key_principal(token=token, secret=self.settings.secret_key)
+                return "key:" + hashlib.sha256(token.encode()).hexdigest()
             principal = await auth.principal_from_access_token(token=token, settings=self.settings)
         except DomainError:
             return None

@@ -11,11 +11,9 @@ from starlette.types import Message
 
 from mobile_api.idempotency import Idempotency
 from tests.factories import World
-from wastetrack.apikeys import service as apikeys
 from wastetrack.apikeys.models import ApiKey
 from wastetrack.cells.models import Cell
 from wastetrack.core import db, idempotency
-from wastetrack.core.settings import get_settings
 
 
 def _cell(world: World, name: str) -> dict[str, object]:
@@ -121,12 +119,20 @@ async def test_an_answer_holding_a_secret_is_given_once_and_not_kept(
     assert kept == [{"body": None}]
 
 
-def _direct(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+async def _direct(
+    app: Any, monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient, world: World
+) -> Any:
     """The middleware around a bare ASGI app, with a lease of two seconds, called directly:
-    one request named by a key, its answer's status."""
+    one request named by a key, sent with a live API key, its answer's status."""
     monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=2))
-    middleware = Idempotency(app, get_settings())
-    token = f"Bearer {apikeys.TOKEN_PREFIX}direct".encode()
+    middleware = Idempotency(app, world.settings)
+    issued = await client.post(
+        "/m/v1/api-keys",
+        headers=world.headers("admin"),
+        json={"name": "direct", "scopes": ["events"], "organization_id": world.orgs["clinic"].id},
+    )
+    assert issued.status_code == 201, issued.text
+    token = f"Bearer {issued.json()['key']}".encode()
 
     async def send_once() -> int:
         scope = {
@@ -151,7 +157,7 @@ def _direct(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 async def test_a_request_running_past_its_lease_keeps_its_key(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A request that waited for the pool or ran long renews its claim: a resend meanwhile is
     told to wait, and the request runs once."""
@@ -164,7 +170,7 @@ async def test_a_request_running_past_its_lease_keeps_its_key(
         await send({"type": "http.response.start", "status": 201, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    send_once = _direct(slow, monkeypatch)
+    send_once = await _direct(slow, monkeypatch, client, world)
     first = asyncio.create_task(send_once())
     await asyncio.sleep(3.5)
     assert await send_once() == 409  # still being answered
@@ -174,7 +180,7 @@ async def test_a_request_running_past_its_lease_keeps_its_key(
 
 
 async def test_an_answer_not_kept_at_first_is_kept_on_a_later_try(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The request's writes are committed when its answer is kept: a failure to keep it is
     tried again, so a resend gets the answer instead of running the request twice."""
@@ -196,7 +202,7 @@ async def test_an_answer_not_kept_at_first_is_kept_on_a_later_try(
         await keep(**answer)
 
     monkeypatch.setattr(idempotency, "keep", flaky)
-    send_once = _direct(quick, monkeypatch)
+    send_once = await _direct(quick, monkeypatch, client, world)
     assert await send_once() == 201
     await asyncio.sleep(2.5)  # past the lease
     assert await send_once() == 201
@@ -226,7 +232,7 @@ async def test_a_committed_request_whose_answer_is_lost_never_runs_again(
 
 
 async def test_a_committed_request_that_fails_afterwards_never_runs_again(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its writes committed (the transaction marked the claim), then its answer failed (a
     serialization error, a middleware): the claim is not freed, and a resend is told it was
@@ -240,7 +246,7 @@ async def test_a_committed_request_that_fails_afterwards_never_runs_again(
         await idempotency.mark_committed(owner=owner, key=key)
         raise RuntimeError("the answer could not be written")
 
-    send_once = _direct(fails_after_commit, monkeypatch)
+    send_once = await _direct(fails_after_commit, monkeypatch, client, world)
     with pytest.raises(RuntimeError):
         await send_once()
     assert await send_once() == 409

@@ -125,6 +125,27 @@ async def test_a_revoked_or_unknown_key_is_refused(client: httpx.AsyncClient, wo
     assert response.status_code == 401 and "revoked" in response.json()["detail"]
 
 
+async def test_a_revoked_key_gets_no_kept_answer_for_a_resend(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An Idempotency-Key's kept answer goes only to credentials the route would accept: the
+    key revoked after its first request is refused on the resend too, and nothing is written."""
+    key = await issue(client, world, ["events"])
+    body = medical_bag()
+    body.pop("event_type")
+    headers = bearer(key) | {"Idempotency-Key": "weighbridge-1"}
+    first = await client.post("/m/v1/batches", headers=headers, json=body)
+    assert first.status_code == 201, first.text
+    again = await client.post("/m/v1/batches", headers=headers, json=body)
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (201, "true")
+    revoked = await client.delete(f"/m/v1/api-keys/{key['id']}", headers=world.headers("admin"))
+    assert revoked.status_code == 200, revoked.text
+    refused = await client.post("/m/v1/batches", headers=headers, json=body)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"], refused.text
+    assert "idempotent-replayed" not in refused.headers
+    assert await CustodyEvent.all().count() == 1
+
+
 async def test_keys_cannot_issue_keys(client: httpx.AsyncClient, world: World) -> None:
     key = await issue(client, world, ["read", "events", "manifests"], org="bureau", role="manager")
     response = await client.post(

@@ -149,7 +149,7 @@ async def authenticate(
     proxy's address shared by every client must not let one integrator lock out the rest)."""
     failures = settings.rate_limit_api_key_failures
     try:
-        principal, scopes = await _key_principal(token=token, secret=settings.secret_key)
+        principal, scopes = await key_principal(token=token, secret=settings.secret_key)
     except Unauthorized:
         await ratelimit.test(scope="api-key-failures", key=address, rate=failures)
         await ratelimit.count(scope="api-key-failures", key=address, rate=failures)
@@ -160,8 +160,10 @@ async def authenticate(
     return principal, scopes
 
 
-async def _key_principal(*, token: str, secret: str) -> tuple[Principal, frozenset[Scope]]:
-    """The key's service principal and scopes; notes the use at most once a minute."""
+async def key_principal(*, token: str, secret: str) -> tuple[Principal, frozenset[Scope]]:
+    """The key's service principal and scopes, 401 for an unknown, malformed or revoked key
+    (`authenticate` without its rate limits: also what the Idempotency-Key middleware asks
+    before it answers from a kept response); notes the use at most once a minute."""
     match = _TOKEN.match(token)
     if match is None:
         raise Unauthorized("invalid API key")
