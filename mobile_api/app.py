@@ -194,6 +194,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by routers.apidocs, with no CDN
         redoc_url=None,
+        # A path is answered as written or not at all: a code or plate ending in an encoded
+        # slash ("%2F") would otherwise be redirected (307) to the record without it.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     # The worker's single posts, recorded together (wastetrack.custody.posts).

@@ -232,6 +232,40 @@ async def test_a_plate_with_a_nul_is_refused_naming_plate(
     assert_refused(response, "plate")
 
 
+async def test_a_plate_or_code_ending_in_an_encoded_slash_names_no_other_record(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """ "%2F" is decoded before routing: a path ending in it was redirected (307) to the record
+    without the slash, and a client following the redirect retired a vehicle it did not name.
+    A path is answered as written or is a 404."""
+    carrier = world.headers("carrier")
+    made = await client.post(
+        "/m/v1/vehicles",
+        json={"plate": "鲁K12345", "permit_number": "鲁交运危 001", "capacity_kg": "1000"},
+        headers=carrier,
+    )
+    assert made.status_code == 201, made.text
+    for method, path in (
+        ("DELETE", "/m/v1/vehicles/鲁K12345%2F"),
+        ("PATCH", "/m/v1/vehicles/鲁K12345%2F"),
+        ("GET", "/m/v1/batches/ABC%2F"),
+        ("GET", "/m/v1/batches/"),
+    ):
+        response = await client.request(
+            method,
+            path,
+            json={"capacity_kg": "1"} if method == "PATCH" else None,
+            headers=carrier,
+            follow_redirects=True,
+        )
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert response.headers["content-type"] == "application/problem+json"
+    vehicles = (await client.get("/m/v1/vehicles", headers=carrier)).json()
+    assert [(v["plate"], Decimal(v["capacity_kg"]), v.get("retired_at")) for v in vehicles] == [
+        ("鲁K12345", 1000, None)
+    ]
+
+
 # ---- control characters in text ---------------------------------------------------------------
 
 
