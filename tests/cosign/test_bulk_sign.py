@@ -1,6 +1,6 @@
 """A carrier signs the manifests of one round in one request: all or nothing, idempotent."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -146,6 +146,38 @@ async def test_a_retried_bulk_signature_changes_nothing(
         headers=world.headers("carrier"),
     )
     assert (other.status_code, other.json()["field"]) == (409, "manifests[0]")
+
+
+async def test_a_producer_s_retry_is_its_signature_and_another_time_is_refused(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    """As for a carrier: the same handover again is reported signed already, changing nothing;
+    another handover time is a different signature, refused (the section is locked), the time
+    recorded kept. Without a time the retry asks nothing new."""
+    assert (await bulk(client, world, "maker", "producer", round_of_three)).status_code == 200
+    events = await CustodyEvent.all().count()
+    again = await bulk(client, world, "maker", "producer", round_of_three)
+    assert (again.json()["signed"], again.json()["already_signed"]) == (0, 3), again.text
+    same_instant = (NOW - timedelta(hours=2)).astimezone(timezone(timedelta(hours=8)))
+    for handover_at, status in (
+        (same_instant.isoformat(), 200),
+        (None, 200),
+        ((NOW - timedelta(minutes=30)).isoformat(), 409),
+    ):
+        item = {"manifest_id": round_of_three[1], "handover_at": handover_at}
+        resent = await client.post(
+            "/m/v1/manifests/sign",
+            json={"role": "producer", "manifests": [item]},
+            headers=world.headers("maker"),
+        )
+        assert resent.status_code == status, (handover_at, resent.text)
+    assert resent.json()["field"] == "manifests[0]"
+    assert resent.json()["errors"][0]["item_field"] == "producer"
+    assert await CustodyEvent.all().count() == events
+    handovers = await CustodyEvent.filter(event_type="handed_over").values_list(
+        "device_time", flat=True
+    )
+    assert set(handovers) == {NOW - timedelta(hours=2)}
 
 
 async def test_a_carrier_must_say_when_and_where_for_each_item(

@@ -317,6 +317,11 @@ async def _sign_as_producer(principal: Principal, signature: Signature, secret: 
     if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
         raise Forbidden("only the producer signs the producer's section", field="role")
     if manifest.producer_signed_at is not None:
+        # A retry is the same signature: one naming another handover time is not (as for a
+        # carrier's leg, below), when the signature recorded the handover it can be read from.
+        recorded = await producer_handover(manifest=manifest, secret=secret)
+        if signature.handover_at not in (None, recorded) and recorded is not None:
+            raise Conflict(LOCKED, field="producer")
         return Signed(manifest, None, already=True)
     signed = await sign_producer(
         principal=principal,
