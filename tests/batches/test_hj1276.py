@@ -12,6 +12,7 @@ import pypdf
 import pytest
 import zxingcpp
 from PIL import Image
+from tortoise import connections
 
 from tests.custody.helpers import tag_bag
 from tests.factories import World, event, make_user, medical_bag
@@ -105,6 +106,37 @@ async def test_concurrent_taggings_never_share_an_identifier(
     assert numbers == [f"{n:03d}" for n in range(1, 9)]
     stored = await Batch.filter(identifier__isnull=False).values_list("identifier", flat=True)
     assert len(set(stored)) == len(stored) == 8
+
+
+async def test_a_full_day_refuses_its_own_tagging_not_the_sync_it_came_in(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    """HJ 1276 numbers 999 batches per unit, waste code and day. The 1000th tagging is refused
+    on its own (409 naming waste_code, alone or as its entry of a sync), and the sync's other
+    entries are recorded: a phone's backlog is never stuck on it."""
+    when = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    full = f"{CREDIT_CODE}90024908{city_day(when)}"
+    await connections.get("default").execute_query(
+        "INSERT INTO identifier_sequence (prefix, last_number) VALUES ($1, 998)", [full]
+    )
+    entries = [
+        drum(device_time=when) | {"event_type": "tagged"},
+        drum(device_time=when) | {"event_type": "tagged"},
+        drum(device_time=when, waste_code="900-214-08") | {"event_type": "tagged"},
+    ]
+    synced = await client.post("/m/v1/sync", json={"events": entries}, headers=world.headers(maker))
+    assert synced.status_code == 200, synced.text
+    results = synced.json()["results"]
+    assert [r["status"] for r in results] == ["applied", "rejected", "applied"], results
+    assert results[1]["error"]["field"] == "waste_code"
+    assert "999" in results[1]["error"]["detail"]
+    stored = await Batch.filter(identifier__isnull=False).values_list("identifier", flat=True)
+    assert set(stored) == {f"{full}999", f"{CREDIT_CODE}90021408{city_day(when)}001"}
+    alone = await client.post(
+        "/m/v1/batches", json=drum(device_time=when), headers=world.headers(maker)
+    )
+    assert (alone.status_code, alone.json()["field"]) == (409, "waste_code")
+    assert await Batch.all().count() == 2
 
 
 async def test_non_hazardous_and_uncoded_producers_get_no_identifier(

@@ -95,6 +95,28 @@ def pending_prefix(
     )
 
 
+FULL = (
+    f"{STANDARD} numbers at most {MAX_SEQUENCE} batches per unit, waste code and day;"
+    " this one is full"
+)
+
+
+async def check_room(prefix: str, counted: dict[str, int]) -> None:
+    """Refuse (409, naming waste_code) one more batch under `prefix` when no number is left:
+    those given out before the call (read once per prefix) and those its taggings took so far,
+    counted in `counted`. So a full day refuses its own tagging, not the whole call it came
+    in; read without a lock, the numbering at the end (`number`) still refuses the call when a
+    concurrent one took the last numbers meanwhile."""
+    if prefix not in counted:
+        rows = await connections.get("default").execute_query_dict(
+            "SELECT last_number FROM identifier_sequence WHERE prefix = $1", [prefix]
+        )
+        counted[prefix] = int(rows[0]["last_number"]) if rows else 0
+    if counted[prefix] >= MAX_SEQUENCE:
+        raise Conflict(FULL, field="waste_code")
+    counted[prefix] += 1
+
+
 async def number(batches: Iterable[Batch]) -> None:
     """Complete every pending prefix with its sequence number: one upsert per prefix, in prefix
     order, so that calls tagging several keys always lock their counters in the same order."""
@@ -114,11 +136,7 @@ async def number(batches: Iterable[Batch]) -> None:
         )
         last = int(rows[0]["last_number"])
         if last > MAX_SEQUENCE:
-            raise Conflict(
-                f"{STANDARD} numbers at most {MAX_SEQUENCE} batches per unit, waste code and"
-                " day; this one is full",
-                field="waste_code",
-            )
+            raise Conflict(FULL, field="waste_code")
         for offset, batch in enumerate(group):
             batch.identifier = f"{key}{last - len(group) + offset + 1:0{SEQUENCE_LENGTH}d}"
 

@@ -119,6 +119,8 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         timezone=work.timezone,
         require_credit_code=get_settings().hj1276_require_credit_code,
     )
+    if identifier is not None:  # the last check: a tagging refused after it would keep a number
+        await identifiers.check_room(identifier, work.identifier_numbers)
     if label is None:
         code = issue_label(work, stream)
     else:

@@ -63,6 +63,9 @@ class Work:
     # every batch the call locked (`transitions.contents`): most are no containers.
     stored_children: dict[int, dict[int, str]] = field(default_factory=dict)
     clock_anomalies: list[alerts.ClockAnomaly] = field(default_factory=list)
+    # Per HJ 1276 prefix the call tags under: the numbers given out before it and those its
+    # taggings took (`identifiers.check_room`).
+    identifier_numbers: dict[str, int] = field(default_factory=dict)
 
 
 def code_by_id(work: Work, batch_id: int) -> str:
