@@ -8,7 +8,7 @@ import openpyxl
 
 from tests.custody.helpers import advance, tag_bag
 from tests.factories import CITY_TODAY, World
-from wastetrack.core.exports import to_xlsx
+from wastetrack.core.exports import to_csv, to_xlsx
 from wastetrack.indicators.models import IndicatorValue
 
 DAY = CITY_TODAY.isoformat()
@@ -99,6 +99,20 @@ async def test_a_control_character_stored_before_it_was_refused_does_not_break_t
     assert sheet is not None
     column = [c.value for c in sheet[1]].index("actual.source_note")
     assert "县农业局统计表\t一" in [row[column].value for row in sheet.iter_rows(min_row=2)]
+
+
+def test_a_header_that_would_start_a_formula_is_text_too() -> None:
+    """Column names come from the rows' keys: none a user types today, but the header row is
+    written as the others are."""
+    rows = list(
+        csv.reader(io.StringIO(to_csv(["=名称", "数量"], [["=a", -3]]).decode("utf-8-sig")))
+    )
+    assert rows == [["'=名称", "数量"], ["'=a", "-3"]]
+    book = to_xlsx(["=名称", "数量"], [["=a", -3]], title="表")
+    sheet = openpyxl.load_workbook(io.BytesIO(book)).active
+    assert sheet is not None
+    assert [(c.value, c.data_type) for c in sheet[1]] == [("=名称", "s"), ("数量", "s")]
+    assert [(c.value, c.data_type) for c in sheet[2]] == [("=a", "s"), (-3, "n")]
 
 
 def test_headers_and_title_lose_what_a_spreadsheet_cannot_hold() -> None:

@@ -19,12 +19,13 @@ def _formula(value: object) -> bool:
 
 def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     """Text that would start a formula gets a leading apostrophe, which spreadsheet programs
-    take as "this is text" and do not show."""
+    take as "this is text" and do not show: in the header row too, whose names come from the
+    rows' keys."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(headers)
     writer.writerows(
-        ["" if v is None else "'" + v if _formula(v) else v for v in row] for row in rows
+        ["" if v is None else "'" + v if _formula(v) else v for v in row]
+        for row in (headers, *rows)
     )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
@@ -47,8 +48,7 @@ def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str
     sheet = book.active
     assert sheet is not None
     sheet.title = ILLEGAL_CHARACTERS_RE.sub("", title)[:31]
-    sheet.append([plain(h) for h in headers])
-    for row in rows:
+    for row in (headers, *rows):
         sheet.append([plain(v) for v in row])
         for cell in sheet[sheet.max_row]:  # text, never a formula: the cell's type says so
             if _formula(cell.value):
