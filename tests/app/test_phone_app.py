@@ -1016,6 +1016,58 @@ def test_a_record_saved_during_a_sync_is_sent_by_it(browser: webdriver.Chrome) -
     assert len(queued) == 2 and all(e["status"] != "pending" for e in queued)
 
 
+PHOTO_RACE = """
+const [done] = arguments;
+const real = window.fetch;
+let release;
+const gate = new Promise((resolve) => { release = resolve; });
+const log = [];
+let uploads = 0;
+// The first photo's upload waits until a record with a photo of its own is saved meanwhile.
+window.fetch = async (url, options) => {
+  const path = String(url);
+  if (path.endsWith('/m/v1/photos')) {
+    log.push(['photo', options.body.get('file').name.slice(0, 1)]);
+    if (uploads++ === 0) await gate;
+  } else if (path.endsWith('/m/v1/sync')) {
+    log.push(['sync', JSON.parse(options.body).events.map((e) => e.client_event_id)]);
+  }
+  return real(url, options);
+};
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js'),
+             import('/static/app/sync.js')]).then(async ([s, a, sync]) => {
+  const me = await a.profile();
+  const record = async (summary, photo) => {
+    const id = crypto.randomUUID();
+    await s.putPhoto(photo, new Blob([summary], {type: 'image/jpeg'}));
+    await s.enqueue({client_event_id: id, event_type: 'collected', batch: 'ABCDEFGH2',
+      device_time: new Date().toISOString(), photo_sha256: photo}, summary, me.user_id);
+    return id;
+  };
+  const first = await record('photo race 1', 'a'.repeat(64));
+  const pass = sync.syncNow();
+  while (!uploads) await new Promise((t) => setTimeout(t, 20));
+  const second = await record('photo race 2', 'b'.repeat(64));
+  sync.syncNow();
+  release();
+  await pass;
+  window.fetch = real;
+  for (const id of [first, second]) await s.dropEntry(id);
+  done([log, first, second]);
+});
+"""
+
+
+def test_a_record_saved_while_photos_upload_goes_after_its_own_photo(
+    browser: webdriver.Chrome,
+) -> None:
+    """A sync reads the photos to upload, then sends the records: one saved with a new photo
+    while the first upload was on its way went in the same request, before its photo, and came
+    back refused on photo_sha256. It now waits for the next pass, after its photo."""
+    log, first, second = browser.execute_async_script(PHOTO_RACE)
+    assert log == [["photo", "a"], ["sync", [first]], ["photo", "b"], ["sync", [second]]], log
+
+
 MADE_IN_A_RUSH = """
 const done = arguments[arguments.length - 1];
 import('/static/app/store.js').then(async (s) => {

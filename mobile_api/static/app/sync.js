@@ -71,8 +71,16 @@ async function run() {
       if (started !== generation || !now || now.user_id !== me.user_id) throw new Stopped('logged out');
     },
   };
+  // A pass sends the records queued before its photos went, the photos they name among them: a
+  // record saved while the photos upload may name one taken after their list was read, and
+  // would reach the server before its photo (refused on photo_sha256). It waits for the next
+  // pass, which saving it asked for (syncNow), as do those discarded meanwhile.
+  const mineBefore = (await entries()).filter((e) => e.status === 'pending' && mine(e, me));
+  const before = new Set(mineBefore.map((e) => e.client_event_id));
   await uploadPhotos(me, pass);
-  const pending = (await entries()).filter((e) => e.status === 'pending' && mine(e, me));
+  const pending = (await entries()).filter(
+    (e) => e.status === 'pending' && mine(e, me) && before.has(e.client_event_id),
+  );
   let sent = 0;
   let refused = 0;
   let size = BATCH;
