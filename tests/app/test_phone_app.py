@@ -3,6 +3,7 @@ the tests' small world: log in, scan a real label through a fake camera, record 
 round offline, sync it exactly once, correct and resend a rejected event, log out."""
 
 import asyncio
+import functools
 import io
 import json
 import os
@@ -99,7 +100,10 @@ def served(env: dict[str, str]) -> Iterator[str]:
         server.wait(timeout=20)
 
 
+@functools.cache
 def _headers(base: str, username: str) -> dict[str, str]:
+    """A user's bearer header, logged in once per server: the tests log in from one address,
+    under the service's per-address login limit."""
     tokens = httpx.post(
         f"{base}/m/v1/auth/token", data={"username": username, "password": PASSWORD}
     )
@@ -524,6 +528,48 @@ def test_an_action_records_weight_position_and_a_downscaled_photo(
     )
     assert row["weight_kg"] == Decimal("7.25") and row["latitude"] == pytest.approx(37.1652)
     assert (row["width"], row["height"]) == (1600, 1200)
+
+
+SLOW_PHONE = """
+window.fastImageBitmap = window.createImageBitmap;
+window.createImageBitmap = async (...args) => {
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return window.fastImageBitmap(...args);
+};
+"""
+
+
+def test_record_tapped_while_the_photo_is_kept_waits_for_it(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """Keeping a photo takes a second or more on a slow phone (here its decoding is made to
+    take 1.5 s): a tap on Record at once used to save the record without it. The record waits
+    for the photo chosen before the tap."""
+    bag = _clinic_bag(served, round_data["carrier"], "1.5")
+    Image.new("RGB", (3200, 2400), "teal").save(tmp_path / "big.jpg", quality=95)
+    _look_up(browser, bag)
+    browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+    _find(browser, "#f-weight_kg").send_keys("1.5")
+    browser.execute_script(SLOW_PHONE)
+    try:
+        browser.find_element(By.ID, "f-photo").send_keys(str(tmp_path / "big.jpg"))
+        browser.find_element(By.ID, "save").click()  # no wait for the preview
+    finally:
+        browser.execute_script("window.createImageBitmap = window.fastImageBitmap;")
+    _wait(
+        browser,
+        lambda b: any(
+            e["body"].get("batch") == bag and e["status"] == "applied"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+    (row,) = _query(
+        round_data["db"],
+        "SELECT p.width FROM custody_event e JOIN batch b ON b.id = e.batch_id"
+        " JOIN photo p ON p.sha256 = e.photo_sha256 WHERE b.code = $1",
+        bag,
+    )
+    assert row["width"] == 1600
 
 
 REFERENCE = """

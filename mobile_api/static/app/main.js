@@ -544,14 +544,21 @@ async function openForm(action) {
   if (!['pickup', 'delivery'].includes(action)) add(field('note', '备注 Note', el('input', { maxlength: '1000' })));
   const photo = el('input', { type: 'file', accept: 'image/*', capture: 'environment' });
   const preview = el('img', { class: 'photo-preview', alt: '', hidden: true });
-  photo.addEventListener('change', async () => {
+  // Keeping a photo (decoding, resizing, hashing) takes a second or more on a slow phone: a tap
+  // on Record meanwhile waits for the photo chosen before it (recordAction), and a photo kept
+  // after its form was closed goes to no other form.
+  photo.addEventListener('change', () => {
     if (!photo.files.length) return;
-    const kept = await keepPhoto(photo.files[0]);
-    form.dataset.photo = kept.sha256;
-    preview.src = kept.preview;
-    preview.hidden = false;
+    form.photoKept = keepPhoto(photo.files[0]).then((kept) => {
+      if (!photo.isConnected) return null;
+      form.dataset.photo = kept.sha256;
+      preview.src = kept.preview;
+      preview.hidden = false;
+      return kept.sha256;
+    }).catch(() => null); // a file the phone cannot read as an image: the record goes without it
   });
   delete form.dataset.photo;
+  form.photoKept = null;
   add(field('photo', '照片 Photo (optional)', photo), preview);
   add(el('button', { type: 'submit', id: 'save', class: 'primary', text: '记录 Record' }));
   form.hidden = false;
@@ -581,10 +588,11 @@ async function recordAction(form) {
   const value = (name) => (form.elements[name] ? form.elements[name].value : '');
   const body = { client_event_id: crypto.randomUUID() };
   const qr = scan.qr;
+  const photoKept = form.photoKept || Promise.resolve(form.dataset.photo || null);
   if (action === 'pickup') {
     Object.assign(body, { kind: 'pickup', site: qr, category: value('category'), weight_kg: decimal(value('weight_kg')), device_time: deviceTime() });
     if (value('quality_passed')) {
-      body.quality = { passed: value('quality_passed') === 'yes', contamination_share: decimal(value('contamination_share')) || '0', photo_sha256: form.dataset.photo || null };
+      body.quality = { passed: value('quality_passed') === 'yes', contamination_share: decimal(value('contamination_share')) || '0', photo_sha256: null };
     }
   } else if (action === 'delivery') {
     const now = deviceTime();
@@ -599,8 +607,10 @@ async function recordAction(form) {
     for (const name of ['to_organization_id', 'destination_organization_id', 'producer_organization_id']) {
       if (value(name)) body[name] = Number(value(name));
     }
-    if (form.dataset.photo) body.photo_sha256 = form.dataset.photo;
   }
+  const photoSha = await photoKept;
+  if (photoSha && body.quality) body.quality.photo_sha256 = photoSha;
+  else if (photoSha && !['pickup', 'delivery'].includes(action)) body.photo_sha256 = photoSha;
   const where = await position();
   if (!me || me.user_id !== userId) return; // logged out meanwhile: recorded for nobody
   if (where) Object.assign(body, where);
