@@ -229,6 +229,20 @@ def _wait(browser: webdriver.Chrome, condition: Any, timeout: float = 15) -> Any
     return WebDriverWait(browser, timeout).until(condition)
 
 
+def _applied(browser: webdriver.Chrome, batch: str, event_type: str | None = None) -> None:
+    """Wait until the queue holds a record on `batch` (of `event_type`, when given) that the
+    server applied."""
+    _wait(
+        browser,
+        lambda b: any(
+            e["body"].get("batch") == batch
+            and event_type in (None, e["body"].get("event_type"))
+            and e["status"] == "applied"
+            for e in b.execute_async_script(QUEUE)
+        ),
+    )
+
+
 def _alert(browser: webdriver.Chrome) -> Any:
     """The app's question once it has asked it (it reads the queue first)."""
 
@@ -510,15 +524,7 @@ def test_an_action_records_weight_position_and_a_downscaled_photo(
     browser.find_element(By.ID, "f-photo").send_keys(str(tmp_path / "bag.jpg"))
     _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".photo-preview").is_displayed())
     browser.find_element(By.ID, "save").click()
-    _wait(
-        browser,
-        lambda b: any(
-            e["body"].get("event_type") == "collected"
-            and e["body"]["batch"] == load
-            and e["status"] == "applied"
-            for e in b.execute_async_script(QUEUE)
-        ),
-    )
+    _applied(browser, load, "collected")
     (row,) = _query(
         round_data["db"],
         "SELECT e.weight_kg, e.latitude, p.width, p.height, p.size_bytes FROM custody_event e"
@@ -556,13 +562,7 @@ def test_record_tapped_while_the_photo_is_kept_waits_for_it(
         browser.find_element(By.ID, "save").click()  # no wait for the preview
     finally:
         browser.execute_script("window.createImageBitmap = window.fastImageBitmap;")
-    _wait(
-        browser,
-        lambda b: any(
-            e["body"].get("batch") == bag and e["status"] == "applied"
-            for e in b.execute_async_script(QUEUE)
-        ),
-    )
+    _applied(browser, bag)
     (row,) = _query(
         round_data["db"],
         "SELECT p.width FROM custody_event e JOIN batch b ON b.id = e.batch_id"
@@ -631,15 +631,7 @@ def test_a_carrier_records_its_vehicle_and_the_producers_pin(
     browser.find_element(By.ID, "f-vehicle_plate").send_keys(PLATE)
     browser.find_element(By.ID, "f-producer_pin").send_keys(pin)
     browser.find_element(By.ID, "save").click()
-    _wait(
-        browser,
-        lambda b: any(
-            e["body"].get("event_type") == "collected"
-            and e["body"]["batch"] == bag
-            and e["status"] == "applied"
-            for e in b.execute_async_script(QUEUE)
-        ),
-    )
+    _applied(browser, bag, "collected")
     (row,) = _query(
         round_data["db"],
         "SELECT e.details FROM custody_event e JOIN batch b ON b.id = e.batch_id"
@@ -676,15 +668,7 @@ def test_a_clinics_label_tags_the_clinics_waste_and_a_handover_takes_no_pin(
     assert producer.get_attribute("value") == str(clinic)
     browser.find_element(By.ID, "f-quantity").send_keys("1.5")
     browser.find_element(By.ID, "save").click()
-    _wait(
-        browser,
-        lambda b: any(
-            e["body"].get("event_type") == "tagged"
-            and e["body"].get("batch") == label
-            and e["status"] == "applied"
-            for e in b.execute_async_script(QUEUE)
-        ),
-    )
+    _applied(browser, label, "tagged")
     (batch,) = _query(round_data["db"], "SELECT producer_id FROM batch WHERE code = $1", label)
     assert batch["producer_id"] == clinic
     collected = httpx.post(
