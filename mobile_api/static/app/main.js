@@ -551,14 +551,12 @@ async function openForm(action) {
     if (!photo.files.length) return;
     form.photoKept = keepPhoto(photo.files[0]).then((kept) => {
       if (!photo.isConnected) return null;
-      form.dataset.photo = kept.sha256;
       preview.src = kept.preview;
       preview.hidden = false;
       return kept.sha256;
     }).catch(() => null); // a file the phone cannot read as an image: the record goes without it
   });
-  delete form.dataset.photo;
-  form.photoKept = null;
+  form.photoKept = null; // the chosen photo's hash, to come (null: no photo chosen)
   add(field('photo', '照片 Photo (optional)', photo), preview);
   add(el('button', { type: 'submit', id: 'save', class: 'primary', text: '记录 Record' }));
   form.hidden = false;
@@ -588,7 +586,7 @@ async function recordAction(form) {
   const value = (name) => (form.elements[name] ? form.elements[name].value : '');
   const body = { client_event_id: crypto.randomUUID() };
   const qr = scan.qr;
-  const photoKept = form.photoKept || Promise.resolve(form.dataset.photo || null);
+  const photoKept = form.photoKept;
   if (action === 'pickup') {
     Object.assign(body, { kind: 'pickup', site: qr, category: value('category'), weight_kg: decimal(value('weight_kg')), device_time: deviceTime() });
     if (value('quality_passed')) {
