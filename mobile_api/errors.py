@@ -154,12 +154,46 @@ def _refusal(error: Any) -> dict[str, Any]:
     if error["type"] == "json_invalid":
         # FastAPI locates a body that is no JSON at the parser's character position: no field.
         position, why = error["loc"][-1], (error.get("ctx") or {}).get("error", error["msg"])
+        at = f" (at character {position})" if isinstance(position, int) else ""
         return {
             "field": None,
             "rule": "json_invalid",
-            "detail": f"the body is not valid JSON: {why} (at character {position})",
+            "detail": f"the body is not valid JSON: {why}{at}",
         }
     return {"field": error_field(error) or None, "rule": error["type"], "detail": error["msg"]}
+
+
+def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
+    """A JSON body FastAPI could not parse for a reason other than its syntax (bytes that are
+    no UTF-8, nesting deeper than the parser goes) as the same `json_invalid` refusal a syntax
+    error gets; FastAPI itself answers these with a bare 400."""
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        why = f"its bytes are not UTF-8 ({cause.reason})"
+        return {
+            "type": "json_invalid",
+            "loc": ("body", cause.start),
+            "msg": why,
+            "ctx": {"error": why},
+        }
+    if isinstance(cause, RecursionError):
+        why = "it nests arrays or objects deeper than the parser goes"
+        return {"type": "json_invalid", "loc": ("body",), "msg": why, "ctx": {"error": why}}
+    return None
+
+
+def _invalid_input(errors: list[dict[str, Any]]) -> JSONResponse:
+    refusals = [_refusal(e) for e in errors]
+    first = refusals[0] if refusals else {"field": None, "detail": "invalid request"}
+    field, why = first["field"], str(first["detail"])
+    return problem(
+        status=422,
+        title="Invalid input",
+        code="validation_failed",
+        detail=f"{field}: {why}" if field else why,
+        field=field,
+        errors=refusals,
+    )
 
 
 def _document_problems(app: FastAPI) -> None:
@@ -216,20 +250,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [_refusal(e) for e in error.errors()]
-        first = errors[0] if errors else {"field": None, "detail": "invalid request"}
-        field, why = first["field"], str(first["detail"])
-        return problem(
-            status=422,
-            title="Invalid input",
-            code="validation_failed",
-            detail=f"{field}: {why}" if field else why,
-            field=field,
-            errors=errors,
-        )
+        return _invalid_input(list(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        unparsed = _unparsed_body(error)
+        if unparsed is not None:
+            return _invalid_input([unparsed])
         return problem(
             status=error.status_code,
             title=str(error.detail),

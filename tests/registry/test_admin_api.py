@@ -178,6 +178,33 @@ async def test_malformed_json_names_the_problem(client: httpx.AsyncClient, world
     assert problem["detail"].startswith("the body is not valid JSON: Expecting property name")
 
 
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"name": "\xff"}', "the body is not valid JSON: its bytes are not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "the body is not valid JSON: it nests arrays"),
+    ],
+    ids=["not-utf8", "too-deep"],
+)
+async def test_a_body_the_parser_cannot_read_is_refused_as_json_invalid(
+    client: httpx.AsyncClient, world: World, body: bytes, why: str
+) -> None:
+    # FastAPI answers these with a bare 400 "error parsing the body"; they are the same fault
+    # as a syntax error and get the same answer, naming the rule.
+    response = await client.post(
+        "/admin/v1/regions",
+        headers={**world.headers("admin"), "content-type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "validation_failed"
+    assert problem["field"] is None
+    assert [(e["field"], e["rule"]) for e in problem["errors"]] == [(None, "json_invalid")]
+    assert problem["detail"].startswith(why)
+
+
 @pytest.mark.parametrize("body", [b"", b"null", b"[]"])
 async def test_a_body_that_is_no_object_is_refused_naming_no_field(
     client: httpx.AsyncClient, world: World, body: bytes
