@@ -1123,12 +1123,12 @@ def test_the_queue_keeps_the_order_records_were_made(browser: webdriver.Chrome) 
 
 
 PLANTED = """
-const [body, field, done] = arguments;
+const [body, field, status, done] = arguments;
 Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
   const me = await a.profile();
   const entry = await s.enqueue(body, `refused on ${field}`, me.user_id);
-  entry.status = 'rejected';
-  entry.result = {status: 'rejected', error: {field, detail: 'planted refusal'}};
+  entry.status = status;
+  entry.result = {status, error: {field, detail: 'planted refusal'}};
   await s.putEntry(entry);
   done();
 });
@@ -1137,7 +1137,7 @@ Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then
 
 def _correct(browser: webdriver.Chrome, body: dict[str, Any], field: str) -> None:
     """A record the server refused naming `field`, opened for correction in the queue."""
-    browser.execute_async_script(PLANTED, body, field)
+    browser.execute_async_script(PLANTED, body, field, "rejected")
     for view in ("queue-back", "back"):
         if browser.find_element(By.ID, view).is_displayed():
             browser.find_element(By.ID, view).click()
@@ -1326,7 +1326,7 @@ def test_logging_out_keeps_another_users_records_and_ends_the_login(
     theirs, mine = browser.execute_async_script(PHOTO), browser.execute_async_script(PHOTO)
     browser.execute_async_script(THEIRS, theirs)
     own = {"client_event_id": str(uuid.uuid4()), "photo_sha256": mine}
-    browser.execute_async_script(PLANTED, own, "batch")
+    browser.execute_async_script(PLANTED, own, "batch", "rejected")
     # A sync sends this user's photos only: the server would take another's as evidence for
     # this user's organization, and the other user's record would lose it.
     synced = browser.execute_async_script(
@@ -1437,7 +1437,7 @@ def test_the_queue_offers_only_the_users_own_records(browser: webdriver.Chrome) 
     only; another user's refused record waits for them, counted in a line of its own."""
     theirs = browser.execute_async_script(THEIRS_REFUSED)
     own = {"client_event_id": str(uuid.uuid4()), "event_type": "collected", "batch": "ABCDEFGH2"}
-    browser.execute_async_script(PLANTED, own, "batch")
+    browser.execute_async_script(PLANTED, own, "batch", "rejected")
     try:
         _to_scan(browser)
         browser.find_element(By.ID, "show-queue").click()
@@ -1447,6 +1447,110 @@ def test_the_queue_offers_only_the_users_own_records(browser: webdriver.Chrome) 
         browser.find_element(By.ID, "queue-back").click()
     finally:
         browser.execute_async_script(DROP, [theirs, own["client_event_id"]])
+
+
+def test_a_conflicting_record_can_only_be_discarded(browser: webdriver.Chrome) -> None:
+    """`conflict`: the server keeps other content under the record's id, so it cannot be
+    corrected and sent again under it; the queue offers to discard it, and nothing else."""
+    body = {"client_event_id": str(uuid.uuid4()), "event_type": "collected", "batch": "ABCDEFGH2"}
+    browser.execute_async_script(PLANTED, body, "client_event_id", "conflict")
+    try:
+        _to_scan(browser)
+        browser.find_element(By.ID, "show-queue").click()
+        item = f"li[data-id='{body['client_event_id']}']"
+        discard = _find(browser, f"{item} button.discard")
+        assert not browser.find_elements(By.CSS_SELECTOR, f"{item} button.fix")
+        discard.click()
+        _wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, item))
+        queued = [e["client_event_id"] for e in browser.execute_async_script(QUEUE)]
+        assert body["client_event_id"] not in queued
+        browser.find_element(By.ID, "queue-back").click()
+    finally:
+        browser.execute_async_script(DROP, [body["client_event_id"]])
+
+
+LATE_ANSWER = """
+const [done] = arguments;
+const real = window.fetch;
+let release;
+const gate = new Promise((resolve) => { release = resolve; });
+let answered = false;
+// The server has answered the sync, but the answer reaches the queue only after the record
+// has been corrected meanwhile (in another tab, or here while the request was on its way).
+window.fetch = async (url, options) => {
+  if (!String(url).endsWith('/m/v1/sync')) return real(url, options);
+  const answer = await real(url, options);
+  answered = true;
+  await gate;
+  return answer;
+};
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js'),
+             import('/static/app/sync.js')]).then(async ([s, a, sync]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString()};
+  await s.enqueue(body, 'answered late', me.user_id);
+  const syncing = sync.syncNow();
+  while (!answered) await new Promise((t) => setTimeout(t, 20));
+  const corrected = await s.getEntry(body.client_event_id);
+  corrected.body = {...body, batch: 'ABCDEFGH3'};
+  await s.correctEntry(corrected);
+  release();
+  await syncing;
+  window.fetch = real;
+  const kept = await s.getEntry(body.client_event_id);
+  await s.dropEntry(body.client_event_id);
+  done(kept);
+});
+"""
+
+
+def test_a_late_answer_does_not_undo_a_correction(browser: webdriver.Chrome) -> None:
+    """The answer is about the body sent: a correction saved while it was on its way stays
+    queued, to be sent by the next sync, and is not marked with the old body's refusal."""
+    kept = browser.execute_async_script(LATE_ANSWER)
+    assert kept["body"]["batch"] == "ABCDEFGH3"
+    assert (kept["status"], kept["result"], kept["revision"]) == ("pending", None, 1)
+
+
+STALLED_SYNC = """
+const [done] = arguments;
+const real = window.fetch;
+// A sync request the network never answers (a dead cell that keeps the connection open).
+window.fetch = (url, options) => (String(url).endsWith('/m/v1/sync')
+  ? new Promise((_, reject) => options.signal.addEventListener(
+      'abort', () => reject(options.signal.reason)))
+  : real(url, options));
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js'),
+             import('/static/app/sync.js')]).then(async ([s, a, sync]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString()};
+  await s.enqueue(body, 'stalled', me.user_id);
+  const limit = a.limits.requestMs;
+  a.limits.requestMs = 1000;
+  const started = performance.now();
+  const answer = await Promise.race([
+    sync.syncNow(), new Promise((t) => setTimeout(() => t('hung'), 10000))]);
+  const waited = performance.now() - started;
+  if (answer === 'hung') await sync.stopSync();
+  a.limits.requestMs = limit;
+  window.fetch = real;
+  const next = await sync.syncNow();  // the network answers again
+  const entry = await s.getEntry(body.client_event_id);
+  await s.dropEntry(body.client_event_id);
+  done({answer, waited, next, status: entry.status});
+});
+"""
+
+
+def test_a_sync_the_network_never_answers_is_given_up(browser: webdriver.Chrome) -> None:
+    """A stalled request counts as offline once its time is up (shortened here to 1 s), so
+    the app's next sync can go; otherwise every later sync would wait on it for good."""
+    found = browser.execute_async_script(STALLED_SYNC)
+    assert found["answer"] is None, found
+    assert 1000 <= found["waited"] < 10000
+    assert found["next"]["sent"] >= 1 and found["status"] != "pending"
 
 
 NO_LABELS = """

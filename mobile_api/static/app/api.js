@@ -4,6 +4,18 @@ import { getKv, replaceTokens, setKv } from './store.js';
 
 export class Offline extends Error {}
 
+// A request the network holds without an answer (a dead cell that keeps the connection open, a
+// proxy that never replies) is given up after `requestMs`, body included, and counts as
+// offline: a sync is tried again later, and a resend of what did arrive is answered
+// `duplicate`. Without it one stalled request would hold the sync, or the renewal lock every
+// tab waits on, until the app is closed.
+export const limits = { requestMs: 120 * 1000 };
+
+function send(path, init = {}, ms = limits.requestMs) {
+  const timeout = AbortSignal.timeout(ms);
+  return fetch(path, { ...init, signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+}
+
 export class Problem extends Error {
   constructor(status, body) {
     super((body && (body.detail || body.title)) || `HTTP ${status}`);
@@ -39,7 +51,7 @@ export async function logIn(username, password) {
   const form = new URLSearchParams({ grant_type: 'password', username, password });
   let response;
   try {
-    response = await fetch('/m/v1/auth/token', { method: 'POST', body: form });
+    response = await send('/m/v1/auth/token', { method: 'POST', body: form });
   } catch (error) {
     throw new Offline('offline');
   }
@@ -59,7 +71,7 @@ async function renew(used) {
   const tokens = await getKv('tokens');
   if (!tokens) throw new Problem(401, { detail: '请先登录 · please log in' });
   if (tokens.access !== used) return; // renewed meanwhile
-  const response = await fetch('/m/v1/auth/refresh', {
+  const response = await send('/m/v1/auth/refresh', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ refresh_token: tokens.refresh }),
@@ -127,7 +139,7 @@ async function exchange(path, { method = 'GET', json, form, signal } = {}) {
     }
     let response;
     try {
-      response = await fetch(path, { method, headers, body, signal });
+      response = await send(path, { method, headers, body, signal });
     } catch (error) {
       throw new Offline(String(error));
     }
@@ -156,12 +168,11 @@ export async function endLogin() {
   const tokens = await getKv('tokens');
   if (tokens && tokens.refresh && navigator.onLine) {
     try {
-      await fetch('/m/v1/auth/logout', {
+      await send('/m/v1/auth/logout', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ refresh_token: tokens.refresh }),
-        signal: AbortSignal.timeout(5000),
-      });
+      }, 5000);
     } catch (error) { /* offline or slow: the login ends with its refresh token's expiry */ }
   }
   await setKv('tokens', null);

@@ -3,7 +3,7 @@ import { call, callAll, endLogin, logIn, loggedIn, Offline, Problem, profile, se
 import { checkTyped } from './checkchar.js';
 import { Scanner } from './scanner.js';
 import {
-  dropEntry, enqueue, entries, getEntry, getKv, getRef, leave, putEntry, putPhoto, setKv, setRef,
+  correctEntry, dropEntry, enqueue, entries, getEntry, getKv, getRef, leave, putPhoto, setKv, setRef,
 } from './store.js';
 import { mine, stopSync, syncNow } from './sync.js';
 
@@ -815,15 +815,20 @@ async function paintQueue() {
     const item = el('li', { class: entry.status, 'data-id': entry.client_event_id },
       el('div', { text: entry.summary }),
       el('div', { class: 'status', text: resultText(entry) }));
+    // A rejected record can be corrected and sent again under its id; a conflicting one
+    // cannot (the server keeps other content under that id), only discarded.
     if (entry.status === 'rejected') {
       const fix = el('button', { type: 'button', class: 'fix', text: '修改并重发 Correct and resend' });
       fix.addEventListener('click', () => editEntry(entry.client_event_id));
+      item.append(fix);
+    }
+    if (entry.status === 'rejected' || entry.status === 'conflict') {
       const discard = el('button', { type: 'button', class: 'discard', text: '放弃 Discard' });
       discard.addEventListener('click', async () => {
         await dropEntry(entry.client_event_id);
         await paintQueue();
       });
-      item.append(fix, discard);
+      item.append(discard);
     }
     list.append(item);
   }
@@ -907,10 +912,9 @@ $('edit-form').addEventListener('submit', async (event) => {
       entry.body[key] = text === '' ? null : text;
     }
   }
-  // Never applied (a rejection is not stored), so it keeps its client_event_id.
-  entry.status = 'pending';
-  entry.result = null;
-  await putEntry(entry);
+  // Never applied (a rejection is not stored), so it keeps its client_event_id, queued again
+  // as a new revision unless discarded meanwhile.
+  await correctEntry(entry);
   form.hidden = true;
   await paintQueue();
   await paintQueueCount();

@@ -63,12 +63,13 @@ export async function photos() {
 }
 export async function dropPhoto(sha256) { return (await db()).delete('photos', sha256); }
 
-// A queue entry: {client_event_id, seq, user_id, body, summary, status, result}; status is
-// `pending` until the server answers, then the result's status (applied, duplicate, conflict,
-// rejected). `user_id` is who recorded it: only they send it (a shared phone). `seq` is the
-// order made, sent in: past every entry already queued (read in the same transaction, so two
-// tabs never share one), the clock's millisecond where that is later. A round queues several
-// records within one millisecond, and the server keeps a batch's events in the order sent.
+// A queue entry: {client_event_id, seq, user_id, body, summary, status, result, revision};
+// status is `pending` until the server answers, then the result's status (applied, duplicate,
+// conflict, rejected). `user_id` is who recorded it: only they send it (a shared phone).
+// `revision` counts its corrections (none: absent). `seq` is the order made, sent in: past
+// every entry already queued (read in the same transaction, so two tabs never share one), the
+// clock's millisecond where that is later. A round queues several records within one
+// millisecond, and the server keeps a batch's events in the order sent.
 export async function enqueue(body, summary, userId) {
   const tx = (await db()).transaction('queue', 'readwrite');
   const last = await tx.store.index('seq').openCursor(null, 'prev');
@@ -86,15 +87,34 @@ export async function enqueue(body, summary, userId) {
 }
 export async function entries() { return (await db()).getAllFromIndex('queue', 'seq'); }
 export async function putEntry(entry) { return (await db()).put('queue', entry); }
-// An entry written back only if it is still queued (read and written in one transaction): a
-// sync's answer arriving after log-out, or after the entry was discarded, re-creates nothing.
-export async function updateEntry(entry) {
+// Both writes below read and write the stored entry in one transaction; an entry no longer
+// stored (discarded, or its user logged out) is not re-created. `revision` counts the
+// entry's corrections: a sync's answer is about the revision it sent.
+async function rewrite(id, change) {
   const tx = (await db()).transaction('queue', 'readwrite');
   const [kept] = await Promise.all([
-    tx.store.get(entry.client_event_id).then((old) => (old ? tx.store.put(entry).then(() => true) : false)),
+    tx.store.get(id).then(async (stored) => {
+      const changed = stored && change(stored);
+      if (changed) await tx.store.put(changed);
+      return Boolean(changed);
+    }),
     tx.done,
   ]);
   return kept;
+}
+// The server's answer to `sent`, kept only while the entry is still the revision sent: a late
+// answer (another tab's sync, or this one's, still on its way) never undoes a correction made
+// meanwhile.
+export function answerEntry(sent, result) {
+  return rewrite(sent.client_event_id, (stored) => ((stored.revision || 0) !== (sent.revision || 0)
+    ? null
+    : { ...stored, status: result.status, result, synced_at: new Date().toISOString() }));
+}
+// A corrected body, queued again as a new revision.
+export function correctEntry(entry) {
+  return rewrite(entry.client_event_id, (stored) => ({
+    ...stored, body: entry.body, revision: (stored.revision || 0) + 1, status: 'pending', result: null,
+  }));
 }
 export async function getEntry(id) { return (await db()).get('queue', id); }
 export async function dropEntry(id) { return (await db()).delete('queue', id); }

@@ -2,7 +2,7 @@
 // the pending entries the logged-in user recorded, in requests of at most 500, each entry's
 // answer kept beside it. Another user's entries wait for them (a shared phone).
 import { call, Offline, Problem, profile } from './api.js';
-import { dropPhoto, entries, photos, photosNamed, updateEntry } from './store.js';
+import { answerEntry, dropPhoto, entries, photos, photosNamed } from './store.js';
 
 export const BATCH = 500;
 let running = null;
@@ -54,7 +54,8 @@ export function mine(entry, me) {
 
 // A pass is the user's who is logged in when it starts: it stops (Stopped) before any request
 // once another user is logged in, nobody is, or log-out has begun in this tab (stopSync, which
-// also aborts the request on its way). Answers are written back only to entries still queued.
+// also aborts the request on its way). Answers are written back only to entries still queued
+// as sent (store.answerEntry).
 class Stopped extends Error {}
 let generation = 0;
 let controller = new AbortController();
@@ -100,10 +101,7 @@ async function run() {
     // One result per entry, in the order sent.
     for (const [index, entry] of chunk.entries()) {
       const result = answer.results[index];
-      entry.status = result.status;
-      entry.result = result;
-      entry.synced_at = new Date().toISOString();
-      if (!(await updateEntry(entry))) continue; // discarded meanwhile, or logged out
+      if (!(await answerEntry(entry, result))) continue; // discarded or corrected meanwhile
       if (result.status === 'rejected' || result.status === 'conflict') refused += 1;
     }
     sent += chunk.length;
