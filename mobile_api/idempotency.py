@@ -6,9 +6,12 @@ once (a phone's client_event_id) need none; every other create route gets it thi
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,11 +57,7 @@ class Idempotency:
         body = await _whole_body(receive)
         if body is None:  # cut off (the client left, or the body cap stopped it): no claim
             return
-        fingerprint = hashlib.sha256(
-            b"\n".join(
-                [scope["method"].encode(), scope["path"].encode(), scope["query_string"], body]
-            )
-        ).hexdigest()
+        fingerprint = await _fingerprint(scope, body)
         kept = await idempotency.claim(owner=owner, key=key, fingerprint=fingerprint)
         if kept is not None:
             await _answer_kept(kept, fingerprint, scope, receive, send)
@@ -154,6 +153,45 @@ async def _hold(answered: asyncio.Event, *, owner: str, key: str) -> None:
             await idempotency.renew(owner=owner, key=key)
         except Exception:  # the next round tries again; the lease is four rounds long
             log.warning("renewing an idempotency claim failed", exc_info=True)
+
+
+async def _fingerprint(scope: Scope, body: bytes) -> str:
+    """The request a key names: its method, path, query and content. A multipart body's
+    content is its parts as the route reads them, not its bytes: a resend is framed by a new
+    random boundary."""
+    content = body
+    media = (_first_header(scope, b"content-type") or b"").partition(b";")[0].strip().lower()
+    if media == b"multipart/form-data":
+        content = await _parts(scope, body) or body
+    request = [scope["method"].encode(), scope["path"].encode(), scope["query_string"], content]
+    return hashlib.sha256(b"\n".join(request)).hexdigest()
+
+
+async def _parts(scope: Scope, body: bytes) -> bytes | None:
+    """Each part of a multipart body, in order, as Starlette's parser reads it for the route:
+    a field's name and value, a file's name, filename, type and SHA-256. None when the body
+    does not parse; the route refuses it, and its bytes name it."""
+
+    async def once() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(scope, once).form()
+    except Exception:  # MultiPartException, or a malformed header python-multipart rejects
+        return None
+    parts: list[list[str | None]] = []
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                digest = hashlib.sha256()
+                while chunk := await value.read(1 << 16):
+                    digest.update(chunk)
+                parts.append(["file", name, value.filename, value.content_type, digest.hexdigest()])
+            else:
+                parts.append(["field", name, value])
+    finally:
+        await form.close()
+    return json.dumps(parts, ensure_ascii=False).encode()
 
 
 def _first_header(scope: Scope, name: bytes) -> bytes | None:

@@ -10,6 +10,7 @@ import pytest
 from starlette.types import Message
 
 from mobile_api.idempotency import Idempotency
+from tests.evidence.test_photos import png_bytes
 from tests.factories import World
 from wastetrack.apikeys.models import ApiKey
 from wastetrack.cells.models import Cell
@@ -251,3 +252,24 @@ async def test_a_committed_request_that_fails_afterwards_never_runs_again(
         await send_once()
     assert await send_once() == 409
     assert runs == 1
+
+
+async def test_a_multipart_resend_is_known_by_its_parts_not_its_boundary(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """httpx frames each multipart request with a new random boundary, as browsers and phone
+    libraries do: a resend of the same photo is the same request, another photo is not."""
+    headers = {**world.headers("carrier"), "Idempotency-Key": "photo-1"}
+    first, other = png_bytes("olive", (32, 32)), png_bytes("navy", (32, 32))
+
+    async def send(content: bytes) -> httpx.Response:
+        files = {"file": ("p.png", content, "image/png")}
+        return await client.post("/m/v1/photos", files=files, headers=headers)
+
+    sent = await send(first)
+    assert sent.status_code == 201, sent.text
+    again = await send(first)
+    assert (again.status_code, again.json()) == (201, sent.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    refused = await send(other)
+    assert (refused.status_code, refused.json()["code"]) == (422, "idempotency_key_reused")

@@ -37,8 +37,9 @@ async def test_photo_is_stored_by_hash_and_reupload_is_idempotent(
     content = png_bytes()
     first = await upload(client, world, content)
     assert first.status_code == 201
-    assert first.json()["sha256"] == hashlib.sha256(content).hexdigest()
-    stored = list((world.settings.data_dir / "photos").rglob("*.png"))
+    sha = hashlib.sha256(content).hexdigest()
+    assert first.json()["sha256"] == sha
+    stored = [p for p in (world.settings.data_dir / "photos").rglob("*") if sha in p.name]
     assert [p.read_bytes() for p in stored] == [content]
     again = await upload(client, world, content)
     assert again.status_code == 200
