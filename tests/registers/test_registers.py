@@ -5,7 +5,7 @@ import csv
 import io
 import random
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -167,6 +167,48 @@ async def test_a_corrected_weight_shows_and_a_cancelled_batch_is_in_no_register(
     assert codes == {bag["code"]}
     stock = await rows(client, world, "clinic", "inventory")
     assert stock["batches"] == []  # type: ignore[index]
+
+
+async def test_a_correction_dated_later_does_not_move_a_handover_synced_after_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The clinic corrects a bag at 00:10; the carrier's phone, offline, had collected it at
+    23:50 the day before and syncs afterwards. The handover was on that day, at 23:50, as for
+    a bag nobody corrected: a correction moves nothing, so it moves no movement's time."""
+    day = today() - timedelta(days=2)
+
+    def at(on: date, hour: int, minute: int) -> str:
+        return datetime.combine(on, time(hour, minute), ZONE).isoformat()
+
+    carrier = world.orgs["carrier"].id
+    corrected, plain = [
+        await tag_bag(client, world, device_time=at(day, 22, 0), carrier_organization_id=carrier)
+        for _ in range(2)
+    ]
+    tagging = (
+        await client.get(
+            f"/m/v1/batches/{corrected['code']}/events", headers=world.headers("clinic")
+        )
+    ).json()[0]
+    fix = event("corrected", corrected["code"], corrects=tagging["id"], quantity="4.0")
+    fix["device_time"] = at(day + timedelta(days=1), 0, 10)
+    assert (await post_event(client, world, "clinic", fix)).status_code == 201
+    for bag in (corrected, plain):
+        collected = event("collected", bag["code"])
+        collected["device_time"] = at(day, 23, 50)
+        assert (await post_event(client, world, "carrier", collected)).status_code == 201
+
+    both = sorted([corrected["code"], plain["code"]])
+    on_day = {"days": (day, day)}
+    assert (
+        sorted(r["code"] for r in await rows(client, world, "clinic", "outgoing", **on_day)) == both
+    )
+    assert (
+        sorted(r["code"] for r in await rows(client, world, "carrier", "incoming", **on_day))
+        == both
+    )
+    handed = await rows(client, world, "clinic", "medical-handover", **on_day)
+    assert [r["local_time"] for r in handed] == [f"{day.isoformat()} 23:50"] * 2
 
 
 async def test_the_inventory_balances_over_a_random_history(

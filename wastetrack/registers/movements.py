@@ -7,8 +7,9 @@ the holder of a live batch until the event that makes someone else the holder or
 batch's life (treated, aggregated into a container; an aggregation a correction undid is no
 step at all, `aggregation_undone`). Mass, fate and cancellation are the
 roll-up facts' (`batch_fact`, docs/metrics.md §2–4): one mass per batch, after corrections; a
-cancelled batch is in no register. Movement times are device times made monotonic per batch (a
-phone with a late clock cannot take a batch out before it came in)."""
+cancelled batch is in no register. Movement times are device times made monotonic over the
+batch's movements (a phone with a late clock cannot take a batch out before it came in; an event
+that moves nothing, a correction say, moves no time)."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -180,12 +181,19 @@ held AS ({_fold("settled")}),
 -- An undone aggregation leaves the child with its holder (`aggregation_undone`).
 steps AS (
     SELECT h.*,
-           CASE WHEN h.state_after NOT IN ({_ENDED}) OR h.undone THEN h.holder END AS custodian,
-           max(h.at) OVER (PARTITION BY batch_id ORDER BY seq) AS moved_at
+           CASE WHEN h.state_after NOT IN ({_ENDED}) OR h.undone THEN h.holder END AS custodian
     FROM held h
 ),
-moves AS (
+changes AS (
     SELECT s.*, lag(custodian) OVER (PARTITION BY batch_id ORDER BY seq) AS before FROM steps s
+),
+-- A movement's time: never before an earlier movement of the batch. Only movements count: a
+-- correction (or any event that moves nothing) dated later does not push a movement synced
+-- after it to its time.
+moves AS (
+    SELECT c.*, max(CASE WHEN c.custodian IS DISTINCT FROM c.before THEN c.at END)
+               OVER (PARTITION BY batch_id ORDER BY seq) AS moved_at
+    FROM changes c
 )"""
 
 
