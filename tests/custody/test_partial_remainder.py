@@ -452,6 +452,33 @@ async def test_a_corrected_tagging_time_moves_the_remainder_with_its_original(
     )
 
 
+async def test_a_remainders_own_tagging_time_is_not_corrected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The refused part was tagged when its original was, in the same cohort: the receiver
+    that recorded its tagging cannot move it to another day, away from the accepted part."""
+    code = await _delivered(client, world)
+    await _receive_in_part(client, world, code, "2.0")
+    remainder = await _remainder_of(client, world, code)
+    tagging = (
+        await client.get(
+            f"/m/v1/batches/{remainder['code']}/events", headers=world.headers("carrier")
+        )
+    ).json()[0]
+    earlier = datetime.fromisoformat(remainder["tagged_at"]) - timedelta(days=1)
+    fix = event(
+        "corrected",
+        remainder["code"],
+        minutes=70,
+        corrects=tagging["id"],
+        event_time=earlier.isoformat(),
+    )
+    refused = await post_event(client, world, "facility", fix)
+    assert (refused.status_code, refused.json()["field"]) == (409, "event_time"), refused.text
+    kept = await _batch(client, world, "carrier", remainder["code"])
+    assert kept["tagged_at"] == remainder["tagged_at"]
+
+
 async def test_a_remainder_takes_its_originals_corrected_category_and_keeps_its_size(
     client: httpx.AsyncClient, world: World
 ) -> None:

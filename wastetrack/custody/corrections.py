@@ -277,11 +277,19 @@ async def _check_not_resized(work: Work, batch: Batch, changed: dict[str, Any]) 
     quantity and unit, and for a batch in items or m³ the category's unit mass or density too
     (correct the receipt, which resizes the part). Nor is a remainder's own size, which is its
     original's receipt's: the refused kg, and its category when the original is in items or
-    m³, whose estimate sized it."""
+    m³, whose estimate sized it; nor its tagging time, its original's (the same cohort: a
+    correction of the original's carries over)."""
     if batch.split_from_id is not None:
         original = next(
             (b for b in work.batches.values() if b.id == batch.split_from_id), None
         ) or await Batch.get(id=batch.split_from_id)
+        if "event_time" in changed:
+            raise RuleViolation(
+                f"this batch is the part a receipt refused of batch {original.code}: it was"
+                f" tagged when that batch was, in the same cohort, so correct the tagging of"
+                f" {original.code}, which carries over to this part",
+                field="event_time",
+            )
         sizing = ["quantity", "unit"] + (["category"] if original.unit != Unit.KG else [])
         resized = [name for name in sizing if name in changed]
         if resized:
