@@ -3,6 +3,8 @@
 from datetime import date, datetime
 from decimal import Decimal
 
+from pydantic import Field
+
 from schemas.base import Schema
 
 
@@ -66,6 +68,10 @@ class InventoryBatchRead(RegisterBatch):
 class Count(Schema):
     batches: int
     kg: Decimal
+    without_mass: int = Field(
+        description="of `batches`, those whose mass is not known (items of a category without"
+        " a unit mass, not weighed): `kg` leaves them out"
+    )
 
 
 class BalanceRead(Schema):

@@ -101,10 +101,10 @@ async def test_inventory_lists_what_is_held_with_storage_days(
         {
             "category": "med.infectious",
             "category_name": "感染性废物",
-            "opening": {"batches": 0, "kg": "0"},
-            "incoming": {"batches": 1, "kg": "3.500"},
-            "outgoing": {"batches": 0, "kg": "0"},
-            "closing": {"batches": 1, "kg": "3.500"},
+            "opening": {"batches": 0, "kg": "0", "without_mass": 0},
+            "incoming": {"batches": 1, "kg": "3.500", "without_mass": 0},
+            "outgoing": {"batches": 0, "kg": "0", "without_mass": 0},
+            "closing": {"batches": 1, "kg": "3.500", "without_mass": 0},
         }
     ]
     # The period that ended before the tagging holds nothing.
@@ -136,6 +136,20 @@ async def test_packing_old_bags_into_a_box_keeps_their_storage_clock(
     held = [(b["code"], b["storage_days"], b["overdue"]) for b in stock["batches"]]  # type: ignore[index]
     assert held == [(box["code"], 3, True)]
     assert datetime.fromisoformat(stock["batches"][0]["since"]) == three_days_ago  # type: ignore[index]
+
+
+async def test_a_batch_without_a_known_mass_shows_none_not_zero_kg(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Items of a category with no unit mass have no mass until weighed (metrics §3): the
+    registers show none, not 0 kg estimated, and the balance counts the batch apart."""
+    bag = await tag_bag(client, world, quantity="5", unit="count")
+    (row,) = await rows(client, world, "clinic", "incoming")
+    assert (row["code"], row["mass_kg"], row["estimated"]) == (bag["code"], None, False)
+    stock = await rows(client, world, "clinic", "inventory")
+    assert [b["mass_kg"] for b in stock["batches"]] == [None]  # type: ignore[index]
+    (line,) = stock["balance"]  # type: ignore[index]
+    assert line["closing"] == {"batches": 1, "kg": "0", "without_mass": 1}
 
 
 async def test_a_corrected_weight_shows_and_a_cancelled_batch_is_in_no_register(

@@ -6,8 +6,9 @@ with, as the custody service sets it. An organization holds a batch from the eve
 the holder of a live batch until the event that makes someone else the holder or ends the
 batch's life (treated, aggregated into a container; an aggregation a correction undid is no
 step at all, `aggregation_undone`). Mass, fate and cancellation are the
-roll-up facts' (`batch_fact`, docs/metrics.md §2–4): one mass per batch, after corrections; a
-cancelled batch is in no register. Movement times are device times made monotonic over the
+roll-up facts' (`batch_fact`, docs/metrics.md §2–4): one mass per batch, after corrections, or
+none where it is not known (items of a category without a unit mass); a cancelled batch is in
+no register. Movement times are device times made monotonic over the
 batch's movements (a phone with a late clock cannot take a batch out before it came in; an event
 that moves nothing, a correction say, moves no time)."""
 
@@ -280,7 +281,9 @@ SELECT m.batch_id, m.seq, m.event_type, m.moved_at, m.custodian, m.before, m.act
        CASE WHEN m.event_type = {_TAGGED} AND b.split_from_id IS NULL THEN {tagging_clock("b")}
             ELSE m.moved_at END AS clock_at,
        b.waste_code, b.identifier, b.quantity, b.unit, b.producer_id, b.origin_site_id,
-       b.destination_id, b.split_from_id, f.mass_kg, f.estimated, f.fate, f.mode
+       b.destination_id, b.split_from_id,
+       CASE WHEN NOT f.mass_unknown THEN f.mass_kg END AS mass_kg,
+       f.estimated AND NOT f.mass_unknown AS estimated, f.fate, f.mode
 FROM moves m
 JOIN batch b ON b.id = m.batch_id
 JOIN waste_category c ON c.key = b.category_id

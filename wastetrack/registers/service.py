@@ -93,7 +93,8 @@ async def inventory(
 ) -> dict[str, Any]:
     """库存: the batches in the organization's custody at the end of the period (not handed
     on, treated or put into a container), with their storage days against the category's
-    storage limit, and per waste category opening + in - out = closing (batches and kg).
+    storage limit, and per waste category opening + in - out = closing (batches, kg, and the
+    batches whose mass is not known, whose kg are in no sum).
     Storage starts when the waste came into the organization's hands: a container's when the
     first of the batches put into it did (down through containers of containers), not when the
     empty box was tagged (`movements.tagging_clock`, which the overdue-storage alert reads too),
@@ -107,7 +108,7 @@ async def inventory(
     rows = await movements(Scope(organization=scope.organization), until=end)
     holding: dict[int, dict[str, Any]] = {}
     opening: dict[int, dict[str, Any]] | None = None
-    zero = {"batches": 0, "kg": Decimal(0)}
+    zero = {"batches": 0, "kg": Decimal(0), "without_mass": 0}
     balance: dict[str, dict[str, Any]] = defaultdict(
         lambda: {key: dict(zero) for key in ("opening", "incoming", "outgoing", "closing")}
     )
@@ -123,7 +124,10 @@ async def inventory(
     def add(part: str, row: dict[str, Any]) -> None:
         cell = balance[row["category_id"]][part]
         cell["batches"] += 1
-        cell["kg"] += Decimal(row["mass_kg"] or 0)
+        if row["mass_kg"] is None:
+            cell["without_mass"] += 1
+        else:
+            cell["kg"] += Decimal(row["mass_kg"])
         categories[row["category_id"]] = row["category_name"]
 
     for r in rows:
