@@ -447,3 +447,24 @@ async def test_a_category_corrected_after_a_receipt_is_judged_by_that_receipts_l
     assert (refused.status_code, refused.json()["field"]) == (403, "category"), refused.text
     fine = _fix(child.code, str(tagging.id), 71, category="med.infectious", note="checked")
     await _post(client, world, "clinic", fine)
+
+
+async def test_a_refusal_weighed_by_a_correction_is_accepted_with_that_weight(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A receipt accepting waste states its weight; one a correction gave the receipt counts
+    as stated, so the refusal weighed afterwards may be corrected into an acceptance alone."""
+    code = await _delivered(client, world)
+    refusal = event("received", code, minutes=60, outcome="rejected", reason="leaking")
+    receipt = (await _post(client, world, "facility", refusal))["event_id"]
+    await _post(client, world, "facility", _fix(code, receipt, 62, weight_kg="9"))
+    await _post(client, world, "facility", _fix(code, receipt, 64, outcome="accepted"))
+    batch = await _batch(client, world, code)
+    assert (batch["state"], batch["holder_id"]) == ("received", world.orgs["facility"].id)
+    unweighed = await _delivered(client, world)
+    refusal = event("received", unweighed, minutes=60, outcome="rejected", reason="leaking")
+    receipt = (await _post(client, world, "facility", refusal))["event_id"]
+    accepted = await post_event(
+        client, world, "facility", _fix(unweighed, receipt, 64, outcome="accepted")
+    )
+    assert (accepted.status_code, accepted.json()["field"]) == (422, "weight_kg")

@@ -417,7 +417,10 @@ async def _corrected_state(
         outcome = Outcome(changed["outcome"])
         if outcome == Outcome.partially_accepted and not (sub.reason or target.reason):
             raise ValidationFailed("reason is required for a partial acceptance", field="reason")
-        if outcome != Outcome.rejected and sub.weight_kg is None and target.weight_kg is None:
+        weighed = sub.weight_kg
+        if weighed is None:  # the receipt's weight, as its corrections so far leave it
+            weighed = await remainders.corrected_value(work, target, "weight_kg", "weight_kg")
+        if outcome != Outcome.rejected and weighed is None:
             raise ValidationFailed(
                 "weight_kg is required when waste is accepted", field="weight_kg"
             )
