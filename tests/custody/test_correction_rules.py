@@ -468,3 +468,21 @@ async def test_a_refusal_weighed_by_a_correction_is_accepted_with_that_weight(
         client, world, "facility", _fix(unweighed, receipt, 64, outcome="accepted")
     )
     assert (accepted.status_code, accepted.json()["field"]) == (422, "weight_kg")
+
+
+async def test_a_unit_that_makes_the_quantity_implausible_is_named(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """50,000 kg is a plausible batch; 50,000 m³ is not. A correction sending only the unit
+    is refused naming `unit`, the field it sent, and one sending the quantity names that."""
+    code = (await tag_bag(client, world, quantity="50000"))["code"]
+    tagging = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
+    ).json()[0]["id"]
+    for minutes, fields, named in (
+        (5, {"unit": "m3"}, "unit"),
+        (6, {"unit": "m3", "quantity": "20000"}, "quantity"),
+    ):
+        refused = await post_event(client, world, "clinic", _fix(code, tagging, minutes, **fields))
+        assert (refused.status_code, refused.json()["field"]) == (422, named), refused.text
+    assert (await _batch(client, world, code))["unit"] == "kg"

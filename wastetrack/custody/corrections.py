@@ -366,9 +366,11 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
     unit = changed.get("unit", batch.unit)
     quantity = Decimal(changed.get("quantity", batch.quantity))
     if quantity > MAX_QUANTITY[Unit(unit)]:
+        # The field the correction sent: a unit alone can make the kept quantity implausible.
         raise ValidationFailed(
-            f"quantity above {MAX_QUANTITY[Unit(unit)]} {unit} is implausible for one batch",
-            field="quantity",
+            f"quantity {quantity} {unit} is implausible for one batch (at most"
+            f" {MAX_QUANTITY[Unit(unit)]} {unit})",
+            field="quantity" if "quantity" in changed else "unit",
         )
     if "category" in changed or "unit" in changed:
         await delivery_lines.check_corrected_line(
