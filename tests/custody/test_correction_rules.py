@@ -486,3 +486,23 @@ async def test_a_unit_that_makes_the_quantity_implausible_is_named(
         refused = await post_event(client, world, "clinic", _fix(code, tagging, minutes, **fields))
         assert (refused.status_code, refused.json()["field"]) == (422, named), refused.text
     assert (await _batch(client, world, code))["unit"] == "kg"
+
+
+async def test_a_recorder_that_no_longer_sees_the_batch_is_not_told_its_state(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A facility corrects its own rejection after the carrier took the batch on: the answer,
+    and its resend's, do not say where the batch stands now (the facility cannot see it)."""
+    code = await _delivered(client, world)
+    refusal = event("received", code, minutes=60, outcome="rejected", reason="leaking")
+    receipt = (await _post(client, world, "facility", refusal))["event_id"]
+    await _post(client, world, "carrier", event("in_transit", code, minutes=70))
+    hidden = await client.get(f"/m/v1/batches/{code}", headers=world.headers("facility"))
+    assert hidden.status_code == 404
+    note = _fix(code, receipt, 80, note="photo of the leak follows")
+    for status in (201, 200):  # the correction, then its resend
+        answer = await post_event(client, world, "facility", note)
+        assert (answer.status_code, answer.json()["state"]) == (status, None), answer.text
+    # Whoever sees the batch is told, as for any event: the region's manager.
+    managed = await _post(client, world, "manager", _fix(code, receipt, 81, note="seen"))
+    assert managed["state"] == "in_transit"

@@ -174,7 +174,7 @@ async def _record(
             digest = sub.digest()
             seen = known.get(sub.client_event_id)
             if seen is not None:
-                outcomes[index] = _seen_before(sub, seen, digest, work.principal)
+                outcomes[index] = _seen_before(sub, seen, digest, work)
                 continue
             try:
                 event = await _apply(work, sub, codes_of[index], digest)
@@ -196,7 +196,7 @@ async def _record(
                     status="applied",
                     batch_code=batch.code,
                     event_id=event.id,
-                    state=event.state_after,
+                    state=_state_shown(work, sub, batch, event.state_after),
                 ),
                 batch=as_left[-1][0],
             )
@@ -335,13 +335,22 @@ def _rejected(sub: EventCommand, error: DomainError) -> Recorded:
     return Recorded(EntryResult.refused(sub.client_event_id, error), error)
 
 
-def _seen_before(
-    sub: EventCommand, seen: dict[str, Any], digest: str, principal: Principal
-) -> Recorded:
+def _state_shown(work: Work, sub: EventCommand, batch: Batch | None, state: str) -> str | None:
+    """The batch state an answer gives. A correction's is the batch's state when it was made,
+    which its recorder may no longer see (it corrects its own record of a batch that has left
+    it, docs/custody.md): such a recorder is not told it."""
+    if sub.event_type == EventType.corrected and (
+        batch is None or not batches.parties(work.principal, batch)
+    ):
+        return None
+    return state
+
+
+def _seen_before(sub: EventCommand, seen: dict[str, Any], digest: str, work: Work) -> Recorded:
     """A resend's answer from the event recorded under its client id: that event, or a
     conflict when the content differs. An id another organization recorded under is a
     conflict that shows nothing of that organization's event."""
-    if seen["organization_id"] != principal.organization_id:
+    if seen["organization_id"] != work.principal.organization_id:
         error = others_id()
         return Recorded(EntryResult.refused(sub.client_event_id, error, status="conflict"), error)
     if seen["payload_digest"] == digest:
@@ -351,7 +360,9 @@ def _seen_before(
                 status="duplicate",
                 batch_code=seen["batch__code"],
                 event_id=seen["id"],
-                state=seen["state_after"],
+                state=_state_shown(
+                    work, sub, work.batches.get(seen["batch__code"]), seen["state_after"]
+                ),
             )
         )
     error = Conflict(
