@@ -192,3 +192,179 @@ def test_only_the_owner_may_read_a_backup(empty_database: str, tmp_path: Path) -
         os.umask(umask)
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert not archive.with_name(archive.name + ".partial").exists()
+
+
+def _archive_with_photos(database_url: str, tmp_path: Path, count: int) -> Path:
+    source = tmp_path / "source"
+    for n in range(count):
+        photo = source / "photos" / "ef" / (f"ef{n}" + "2" * 61 + ".jpg")
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(2000))
+    archive = tmp_path / "wastetrack.tar"
+    _backup(database_url, source, archive)
+    return archive
+
+
+def _rewritten(archive: Path, out: Path, change: str) -> Path:
+    """The archive as a broken copy would leave it."""
+    data = archive.read_bytes()
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+    if change == "cut inside a photo":
+        out.write_bytes(data[: members[-1].offset_data + 100])
+    elif change == "lost its last photo":  # cut at the last photo's header, padded as a tar ends
+        out.write_bytes(data[: members[-1].offset] + bytes(1024))
+    else:
+        with tarfile.open(archive) as tar, tarfile.open(out, "w") as copy:
+            for member in tar.getmembers():
+                content = tar.extractfile(member).read()  # type: ignore[union-attr]
+                if member.name == "manifest.json":
+                    content = {"not json": b"{format: 1", "a list": b"[1, 2]"}[change]
+                    member.size = len(content)
+                copy.addfile(member, io.BytesIO(content))
+    return out
+
+
+@pytest.mark.parametrize(
+    "change", ["cut inside a photo", "lost its last photo", "not json", "a list"]
+)
+def test_a_damaged_archive_is_refused_before_anything_is_restored(
+    empty_database: str, tmp_path: Path, change: str
+) -> None:
+    archive = _archive_with_photos(empty_database, tmp_path, 2)
+    broken = _rewritten(archive, tmp_path / "broken.tar", change)
+    target_dir = tmp_path / "target"
+    target_url = db.with_database(empty_database, f"wastetrack_restore_{uuid.uuid4().hex[:8]}")
+    try:
+        done = _cli(
+            "restore",
+            str(broken),
+            database_url=target_url,
+            data_dir=target_dir,
+            secret=secrets.token_hex(24),
+        )
+        assert done.returncode == 2, done.stderr
+        assert "error (archive)" in done.stderr and "Traceback" not in done.stderr
+        assert not (target_dir / "photos").exists()
+    finally:
+        asyncio.run(db.drop_database(target_url))
+
+
+async def _burn_past(url: str, target: int) -> int:
+    """Transaction ids used until the server's next one is past `target`: an installation
+    that has run for a while."""
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        while (now := int(await conn.fetchval(_NEXT_TXID))) <= target:
+            await conn.fetchval("SELECT pg_current_xact_id()")
+        return now
+    finally:
+        await conn.close()
+
+
+_NEXT_TXID = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text"
+
+# What the change feed and the audit log show of their rows, read as they read them
+# (wastetrack.changes.paging): the rows of transactions that have all ended.
+_SHOWN = """
+import asyncio, json, sys
+from wastetrack.auth.models import Role
+from wastetrack.audit import service as audit
+from wastetrack.changes import service as changes
+from wastetrack.changes.models import START
+from wastetrack.core import db
+from wastetrack.core.principal import Principal
+
+async def main(url):
+    admin = Principal(user_id=0, username="t", role=Role.admin, organization_id=0,
+                      region_path="")
+    async with db.database(url, pool_size=2):
+        entries, _ = await audit.list_entries(principal=admin, after=START, limit=500)
+        found, _ = await changes.read_changes(principal=admin, after=START, limit=500)
+    print(json.dumps({"audit_entry": len(entries), "change_log": len(found)}))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.fixture
+def young_server(tmp_path: Path) -> Iterator[str]:
+    """A new machine's embedded server, as an external one: its URL."""
+    server = db._embedded_server(tmp_path / "young")
+    yield db.with_database(server.get_uri(), "wastetrack")
+    server.cleanup()
+
+
+async def test_a_restore_into_a_younger_server_keeps_the_feed_and_the_audit_log(
+    client: httpx.AsyncClient, world: World, database_url: str, tmp_path: Path, young_server: str
+) -> None:
+    """A new machine's server has given fewer transaction ids than the backed-up one: the
+    restored rows would be hidden from the change feed and the audit log. An external server
+    is refused, nothing restored; the embedded one is moved on past the backup's ids."""
+    young_url = young_server
+    young_next = await _fetch_one(db.with_database(young_url, "postgres"), _NEXT_TXID)
+    await _burn_past(database_url, int(str(young_next)) + 100)
+    changed = await client.patch(
+        f"/admin/v1/organizations/{world.orgs['clinic'].id}",
+        json={"contact_phone": "0631-7000001"},
+        headers=world.headers("admin"),
+    )
+    assert changed.status_code == 200, changed.text
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="collected")
+    archive = tmp_path / "wastetrack.tar"
+    await asyncio.to_thread(_backup, database_url, tmp_path / "source", archive)
+    secret = world.settings.secret_key
+
+    refused = await asyncio.to_thread(
+        _cli, "restore", str(archive), database_url=young_url, data_dir=tmp_path, secret=secret
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "pg_resetwal -e" in refused.stderr and "nothing was restored" in refused.stderr
+    assert (
+        await _fetch_one(young_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        == 0
+    )
+
+    # The embedded server of a new data directory (no WASTETRACK_DATABASE_URL).
+    target_dir = tmp_path / "target"
+    env = {k: v for k, v in os.environ.items() if k != "WASTETRACK_DATABASE_URL"}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "wastetrack.cli", "restore", str(archive)],
+        env={
+            **env,
+            "WASTETRACK_DATA_DIR": str(target_dir),
+            "WASTETRACK_SECRET_KEY": secret,
+            "WASTETRACK_ENVIRONMENT": "test",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    target = db._embedded_server(target_dir)
+    restored = db.with_database(target.get_uri(), "wastetrack")
+    try:
+        counts = await _row_counts(restored)
+        shown = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", _SHOWN, restored],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        listed = json.loads(shown.stdout)
+        assert listed == {t: min(counts[t], 500) for t in listed} and all(listed.values())
+    finally:
+        target.cleanup()
+
+
+async def _fetch_one(url: str, sql: str) -> object:
+    conn = await asyncpg.connect(**db.credentials_from_url(url))
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from wastetrack.cli.running import print_on_server
+from wastetrack.cli.running import or_exit, print_on_server
 from wastetrack.core import db
 from wastetrack.core.settings import get_settings
 
@@ -42,6 +42,8 @@ def restore(archive: Annotated[Path, typer.Argument(help="a file written by back
     from wastetrack.core import backup as backups
 
     settings = get_settings()
+    if not settings.database_url:
+        or_exit(lambda: backups.move_embedded_server_on(settings, archive))
     summary = print_on_server(
         lambda url: backups.restore(
             database_url=url,

