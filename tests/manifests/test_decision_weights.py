@@ -137,8 +137,8 @@ async def test_a_partial_acceptance_with_weights_refuses_each_batchs_declared_ma
     # the refused 100 kg among them (the drum declared no mass to be off).
     found = {(d["field"], d["declared"], d["found"]) for d in decided.json()["discrepancies"]}
     assert found == {
-        (f"weights_kg.{first}", "400.000", "300"),
-        (f"weights_kg.{second}", "400.000", "500"),
+        (f"weights_kg.{first}", "400.000", "300.000"),
+        (f"weights_kg.{second}", "400.000", "500.000"),
     }
 
 

@@ -259,7 +259,10 @@ async def test_mismatches_become_discrepancies_for_producer_and_authority(
     )
     assert decided.status_code == 200, decided.text
     fields = {d["field"]: d for d in decided.json()["discrepancies"]}
-    assert fields["quantity_kg"]["found"] == "640"
+    assert (fields["quantity_kg"]["declared"], fields["quantity_kg"]["found"]) == (
+        "800.000",
+        "640.000",
+    )
     assert fields["packaging"]["declared"] == "200L铁桶×4"
     for who in ("maker", "manager"):
         listed = (
@@ -268,6 +271,43 @@ async def test_mismatches_become_discrepancies_for_producer_and_authority(
             )
         ).json()
         assert [m["id"] for m in listed] == [arrived["id"]]
+
+
+async def test_a_quantity_is_kept_as_the_manifest_states_it_however_it_was_typed(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """1e3 kg received is 1000.000 kg, in the decision and in the discrepancy it makes."""
+    arrived = await drive_to_arrival(client, world, parties)
+    body = {"decision": "accepted", "received_quantity_kg": "1e3", "method": "D10"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", body)
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["received_quantity_kg"] == "1000.000"
+    found = {d["field"]: d["found"] for d in decided.json()["discrepancies"]}
+    assert found["quantity_kg"] == "1000.000"
+
+
+async def test_a_rejection_names_no_method_and_its_pdf_prints_its_0_kg(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    arrived = await drive_to_arrival(client, world, parties)
+    path = f"/{arrived['id']}/decision"
+    rejection = {"decision": "rejected", "received_quantity_kg": "0", "reason": "包装破损"}
+    treated = await call(client, world, "plant", path, {**rejection, "method": "D10"})
+    assert (treated.status_code, treated.json()["field"]) == (422, "method"), treated.text
+    rejected = await call(client, world, "plant", path, rejection)
+    assert rejected.status_code == 200, rejected.text
+    assert (rejected.json()["received_quantity_kg"], rejected.json()["method_id"]) == (
+        "0.000",
+        None,
+    )
+    pdf = await client.get(
+        f"/m/v1/manifests/{arrived['id']}/manifest.pdf", headers=world.headers("maker")
+    )
+    text = " ".join(
+        " ".join(page.extract_text().split())
+        for page in pypdf.PdfReader(io.BytesIO(pdf.content)).pages
+    )
+    assert "已拒收 0.000 kg" in text, text
 
 
 async def test_manifest_refusals(client: httpx.AsyncClient, world: World, parties: Parties) -> None:

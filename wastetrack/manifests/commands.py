@@ -107,6 +107,9 @@ class DecisionCommand(Command):
     def _complete(self) -> "DecisionCommand":
         if self.decision != "rejected" and self.method is None:
             raise rule_error("method", "method is required when waste is accepted")
+        if self.decision == "rejected" and self.method is not None:
+            # Kept, it would say the refused waste was treated so.
+            raise rule_error("method", "a rejection treats nothing: send no method")
         if self.decision != "accepted" and not self.reason:
             raise rule_error("reason", "reason is required when waste is refused in whole or part")
         if self.decision != "rejected" and self.received_quantity_kg == 0:

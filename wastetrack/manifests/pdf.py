@@ -98,9 +98,10 @@ def render_manifest_pdf(
             else ""
         ),
     )
+    received = manifest.received_quantity_kg  # 0 kg (a rejection) is printed, as the JSON has it
     row(
         "接收决定 Decision",
-        f"{named(manifest.decision)} {manifest.received_quantity_kg or ''} kg "
+        f"{named(manifest.decision)} {'' if received is None else received} kg "
         f"{manifest.method_id or ''}",
     )
     row("接受人签字 Signed", manifest.receiver_signed_at)

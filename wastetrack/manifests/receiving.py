@@ -88,6 +88,11 @@ async def arrive(
     return manifest
 
 
+def _kg(value: Decimal) -> str:
+    """A mass as the manifest keeps it (three places), however the client wrote it (1e3)."""
+    return f"{value:.3f}"
+
+
 async def decide(
     *,
     principal: Principal,
@@ -135,7 +140,7 @@ async def decide(
             outcomes = _partial_outcomes(known, weighed, stated=decision.weights_kg is not None)
     found: list[tuple[str, str, str]] = []
     if declared and abs(decision.received_quantity_kg - declared) / declared > tolerance:
-        found.append(("quantity_kg", str(declared), str(decision.received_quantity_kg)))
+        found.append(("quantity_kg", _kg(declared), _kg(decision.received_quantity_kg)))
     if decision.weights_kg is not None:
         # Weighed batch by batch (as e-Manifest records each line): a batch off the kg it
         # declared by the same tolerance is a discrepancy of its own, also where the total
@@ -151,7 +156,7 @@ async def decide(
                 and declared_kg
                 and abs(weight - mass) / mass > tolerance
             ):
-                found.append((f"weights_kg.{code}", str(mass), str(weight)))
+                found.append((f"weights_kg.{code}", _kg(mass), _kg(weight)))
     for name in ("waste_name", "physical_form", "packaging"):
         value = getattr(decision.found, name)
         if value is not None and value != getattr(manifest, name):
