@@ -610,6 +610,7 @@ async def _aggregated(
             error.field = field_name
             raise
         check_order(work, sub, child, field=field_name)
+        await _check_not_on_open_manifest(work, child, field=field_name)
         children.append(child)
     ancestor = parent.parent_id
     if ancestor and any(child.id == ancestor for child in children):
@@ -636,6 +637,23 @@ async def _aggregated(
         digest=digest,
         details={"children": [c.code for c in children]},
     )
+
+
+async def _check_not_on_open_manifest(work: Work, batch: Batch, *, field: str) -> None:
+    """A batch on an open manifest is not packed into a container until the receiver's
+    decision: the manifest records its legs and decision on the batch itself, which once
+    aggregated (a final state) could take no step."""
+    if not (work.catalog.streams[batch.stream_id].rules or {}).get("manifest"):
+        return
+    manifest = await open_manifest_of(batch.code)
+    if manifest is not None:
+        raise RuleViolation(
+            f"batch {batch.code} is on transfer manifest {manifest.number}, open until its"
+            " receiver's decision: it is packed into a container only after that (the manifest"
+            " records its steps on the batch itself)",
+            field=field,
+            manifest_id=manifest.id,
+        )
 
 
 async def _cancelled(
