@@ -227,6 +227,6 @@ async def test_the_new_stream_enters_and_leaves_the_registers(
     assert [b["code"] for b in stock["batches"]] == [codes["collected"]]
     closing = {c["category"]: c["closing"] for c in stock["balance"]}
     assert closing == {
-        "tx.clothing": {"batches": 0, "kg": "0"},
-        "tx.home": {"batches": 1, "kg": "5.000"},
+        "tx.clothing": {"batches": 0, "kg": "0", "without_mass": 0},
+        "tx.home": {"batches": 1, "kg": "5.000", "without_mass": 0},
     }
