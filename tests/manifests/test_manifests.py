@@ -21,11 +21,12 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
+from wastetrack.core.settings import Settings
 from wastetrack.custody import repository
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy, ManifestRevision
 from wastetrack.manifests.receiving import decision_due, settle_deadlines
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import OrganizationKind
+from wastetrack.registry.models import FacilityLicence, OrganizationKind
 
 # The suite's story clock (tests.factories.NOW), not the real now: in the first hours of a
 # city day it ends a minute before midnight, and these stories mix their own times with the
@@ -335,6 +336,25 @@ async def test_a_batch_on_an_open_manifest_is_not_packed_into_a_container(
     assert packed.json()["manifest_id"] == mid
     leg = await sign_leg(client, world, mid, 1, "carrier", NOW - timedelta(hours=1))
     assert leg.status_code == 200, leg.text
+
+
+async def test_a_receiver_whose_licence_lapsed_before_the_arrival_rejects_the_waste(
+    client: httpx.AsyncClient, world: World, settings: Settings, parties: Parties
+) -> None:
+    """Refusing waste takes nothing in and needs no licence (as a custody receipt): else the
+    arrived manifest could be neither decided nor cancelled. Accepting it still needs one."""
+    arrived = await drive_to_arrival(client, world, parties)
+    day = NOW.astimezone(ZoneInfo(settings.timezone)).date()
+    await FacilityLicence.filter(organization_id=world.orgs["plant"].id).update(
+        valid_until=day - timedelta(days=1)
+    )
+    path = f"/{arrived['id']}/decision"
+    accepted = {"decision": "accepted", "received_quantity_kg": "800", "method": "D10"}
+    refused = await call(client, world, "plant", path, accepted)
+    assert (refused.status_code, refused.json()["field"]) == (403, "method"), refused.text
+    rejection = {"decision": "rejected", "received_quantity_kg": "0", "reason": "资质过期"}
+    rejected = await call(client, world, "plant", path, rejection)
+    assert (rejected.status_code, rejected.json()["decision"]) == (200, "rejected"), rejected.text
 
 
 async def test_manifest_refusals(client: httpx.AsyncClient, world: World, parties: Parties) -> None:

@@ -111,19 +111,24 @@ async def decide(
     if manifest.arrived_at is None:
         raise RuleViolation("record the arrival first", field="decision")
     # The receipts below are the batches' custody events at the arrival, which custody judges
-    # on their own city day: the licence is the one valid on that day, as there.
+    # on their own city day: the licence is the one valid on that day, as there. A rejection
+    # takes nothing in and needs none, as in custody: a receiver whose licence lapsed before
+    # the waste arrived refuses it (else nobody could close the manifest).
     arrival_day = cityday.local_date(manifest.arrived_at, timezone)
-    licence = await registry.licence_covering(
-        organization_id=manifest.receiver_id, category_key=manifest.category_id, on=arrival_day
-    )
-    if licence is None or (
-        decision.method is not None and decision.method not in licence.method_codes
-    ):
-        raise Forbidden(
-            f"your licence did not cover {decision.method or 'receiving'} for"
-            f" {manifest.category_id} on the day of arrival ({arrival_day.isoformat()})",
-            field="method" if decision.method is not None else "decision",
+    if decision.decision != "rejected":
+        licence = await registry.licence_covering(
+            organization_id=manifest.receiver_id,
+            category_key=manifest.category_id,
+            on=arrival_day,
         )
+        if licence is None or (
+            decision.method is not None and decision.method not in licence.method_codes
+        ):
+            raise Forbidden(
+                f"your licence did not cover {decision.method or 'receiving'} for"
+                f" {manifest.category_id} on the day of arrival ({arrival_day.isoformat()})",
+                field="method" if decision.method is not None else "decision",
+            )
     now = datetime.now(UTC)
     declared = manifest.quantity_kg
     held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
