@@ -142,6 +142,15 @@ def _wait(browser: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
     return WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException])
 
 
+def _text_of(browser: webdriver.Chrome, css: str) -> str:
+    """An element's text, read in one script: no element handle to go stale (Chromium reports
+    a node the navigation replaced as an unknown error, not a stale element, at times)."""
+    text = browser.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css
+    )
+    return str(text)
+
+
 def _log_in(browser: webdriver.Chrome, base: str) -> None:
     browser.get(f"{base}/dashboard")
     if not browser.current_url.endswith("/dashboard/login"):
@@ -228,7 +237,7 @@ def test_alerts_are_grouped_paginated_and_acknowledged_in_bulk(
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr.alert")) == 20
     assert "第 1 /" in browser.find_element(By.ID, "pages").text
     browser.find_element(By.ID, "next").click()
-    _wait(browser).until(lambda b: "第 2 /" in b.find_element(By.ID, "pages").text)
+    _wait(browser).until(lambda b: "第 2 /" in _text_of(b, "#pages"))
     browser.get(f"{served}/dashboard/alerts")
     browser.find_element(By.ID, "select-all").click()
     picks = browser.find_elements(By.CSS_SELECTOR, "input.pick")
@@ -238,13 +247,9 @@ def test_alerts_are_grouped_paginated_and_acknowledged_in_bulk(
     picks[1].click()
     browser.find_element(By.ID, "ack-selected").click()
     patient = _wait(browser)
-    patient.until(
-        lambda b: f"（{open_total - 2} 条）" in b.find_element(By.CSS_SELECTOR, "#alerts h2").text
-    )
+    patient.until(lambda b: f"（{open_total - 2} 条）" in _text_of(b, "#alerts h2"))
     browser.find_elements(By.CSS_SELECTOR, "button.ack-one")[0].click()
-    patient.until(
-        lambda b: f"（{open_total - 3} 条）" in b.find_element(By.CSS_SELECTOR, "#alerts h2").text
-    )
+    patient.until(lambda b: f"（{open_total - 3} 条）" in _text_of(b, "#alerts h2"))
 
 
 def _manager_get(base: str, path: str, params: dict[str, str | int] | None = None) -> Any:
