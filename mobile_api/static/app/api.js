@@ -11,9 +11,16 @@ export class Offline extends Error {}
 // tab waits on, until the app is closed.
 export const limits = { requestMs: 120 * 1000 };
 
+// The request's signal: aborted by `init.signal` (a sync pass's, at log-out) or once `ms` have
+// passed, whichever comes first. Made by hand, not with AbortSignal.any or .timeout, which the
+// older phones' browsers lack.
 function send(path, init = {}, ms = limits.requestMs) {
-  const timeout = AbortSignal.timeout(ms);
-  return fetch(path, { ...init, signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DOMException('no answer in time', 'TimeoutError')), ms);
+  const { signal } = init;
+  if (signal && signal.aborted) controller.abort(signal.reason);
+  else if (signal) signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+  return fetch(path, { ...init, signal: controller.signal });
 }
 
 export class Problem extends Error {
