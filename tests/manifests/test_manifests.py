@@ -318,19 +318,8 @@ async def test_a_batch_on_an_open_manifest_is_not_packed_into_a_container(
     manifest: the carrier's own leg would be refused. The packing is refused instead."""
     mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
     assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
-    box = medical_bag(
-        stream="hazardous",
-        category="hw.08",
-        waste_code="900-249-08",
-        hazard=["T", "I"],
-        quantity="1",
-        device_time=(NOW - timedelta(hours=3)).isoformat(),
-        producer_organization_id=world.orgs["carrier"].id,
-    )
-    box.pop("event_type")
-    made = await client.post("/m/v1/batches", json=box, headers=world.headers("carrier"))
-    assert made.status_code == 201, made.text
-    packing = event("aggregated", made.json()["code"], minutes=10, children=parties.batches)
+    box = (await _drums_of_oil(client, world, "carrier"))[0]  # the carrier's own load
+    packing = event("aggregated", box, minutes=10, children=parties.batches)
     packed = await client.post("/m/v1/events", json=packing, headers=world.headers("carrier"))
     assert (packed.status_code, packed.json()["field"]) == (409, "children[0]"), packed.text
     assert packed.json()["manifest_id"] == mid

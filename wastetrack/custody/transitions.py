@@ -235,15 +235,12 @@ async def _manifest_rule(
         return
     action = _MANIFEST_ACTIONS.get(event_type)
     if action is not None and not own_step:
-        manifest = await open_manifest_of(batch.code)
-        if manifest is not None:
-            raise RuleViolation(
-                f"batch {batch.code} is on transfer manifest {manifest.number}, open until its"
-                f" receiver's decision: the manifest records its {event_type.value} step"
-                f" ({action})",
-                field="event_type",
-                manifest_id=manifest.id,
-            )
+        await _refuse_while_manifest_open(
+            rules,
+            batch,
+            why=f"the manifest records its {event_type.value} step ({action})",
+            field="event_type",
+        )
     if taker_id == batch.holder_id:
         return
     field = "to_organization_id" if handover else "batch"
@@ -274,6 +271,23 @@ async def _manifest_rule(
             "an earlier leg of the manifest is not signed yet: its carrier signs it before"
             " handing the batch on to this carrier",
             field=field,
+        )
+
+
+async def _refuse_while_manifest_open(
+    rules: dict[str, Any], batch: Batch, *, why: str, field: str
+) -> None:
+    """The one refusal of a step that an open manifest (signed by its producer, not yet
+    decided by its receiver) owns on its batch, saying `why` and naming the manifest."""
+    if not rules.get("manifest"):
+        return
+    manifest = await open_manifest_of(batch.code)
+    if manifest is not None:
+        raise RuleViolation(
+            f"batch {batch.code} is on transfer manifest {manifest.number}, open until its"
+            f" receiver's decision: {why}",
+            field=field,
+            manifest_id=manifest.id,
         )
 
 
@@ -610,7 +624,14 @@ async def _aggregated(
             error.field = field_name
             raise
         check_order(work, sub, child, field=field_name)
-        await _check_not_on_open_manifest(work, child, field=field_name)
+        # Packed (aggregated, a final state), it could take no leg or decision of its manifest.
+        await _refuse_while_manifest_open(
+            work.catalog.streams[child.stream_id].rules or {},
+            child,
+            why="it is packed into a container only after that (the manifest records its steps"
+            " on the batch itself)",
+            field=field_name,
+        )
         children.append(child)
     ancestor = parent.parent_id
     if ancestor and any(child.id == ancestor for child in children):
@@ -637,23 +658,6 @@ async def _aggregated(
         digest=digest,
         details={"children": [c.code for c in children]},
     )
-
-
-async def _check_not_on_open_manifest(work: Work, batch: Batch, *, field: str) -> None:
-    """A batch on an open manifest is not packed into a container until the receiver's
-    decision: the manifest records its legs and decision on the batch itself, which once
-    aggregated (a final state) could take no step."""
-    if not (work.catalog.streams[batch.stream_id].rules or {}).get("manifest"):
-        return
-    manifest = await open_manifest_of(batch.code)
-    if manifest is not None:
-        raise RuleViolation(
-            f"batch {batch.code} is on transfer manifest {manifest.number}, open until its"
-            " receiver's decision: it is packed into a container only after that (the manifest"
-            " records its steps on the batch itself)",
-            field=field,
-            manifest_id=manifest.id,
-        )
 
 
 async def _cancelled(
