@@ -14,13 +14,14 @@ import zxingcpp
 from PIL import Image
 from tortoise import connections
 
-from tests.custody.helpers import tag_bag
+from tests.custody.helpers import as_superuser_without_triggers, tag_bag
 from tests.factories import World, event, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
-from wastetrack.batches.models import Batch
+from wastetrack.batches.models import Batch, Label
 from wastetrack.core import codes
 from wastetrack.core.settings import get_settings
+from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -357,3 +358,57 @@ def test_identifier_text_is_recognized_only_in_its_own_shape() -> None:
     assert identifiers.normalize(identifier.replace("Y", "O")) is None  # no O in credit codes
     assert identifiers.normalize(identifier[:-1]) is None
     assert identifiers.normalize("R98H0PN9Q") is None
+
+
+async def test_the_identifier_is_pinned_by_the_batch_chain(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    """The number is issued when the call writes, after tagging was hashed: the call then
+    writes it into the tagging and hashes the chain again, the events after the tagging in the
+    same call too. So a row whose identifier is rewritten (another number, none, or one given
+    to a batch that had none) no longer verifies."""
+    printed = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs[maker].id, "stream": "hazardous", "count": 2},
+    )
+    assert printed.status_code == 201, printed.text
+    first, second = await Label.filter(organization=world.orgs[maker]).values_list(
+        "code", flat=True
+    )
+    entries = [
+        drum(batch=first) | {"event_type": "tagged"},
+        event("cancelled", first, minutes=5, reason="贴错标签"),
+        drum(batch=second) | {"event_type": "tagged"},
+    ]
+    synced = await client.post("/m/v1/sync", json={"events": entries}, headers=world.headers(maker))
+    assert [r["status"] for r in synced.json()["results"]] == ["applied"] * 3, synced.text
+    bag = await tag_bag(client, world)
+
+    async def verdict(who: str, code: str) -> dict:
+        answer = await client.get(f"/m/v1/batches/{code}/verify", headers=world.headers(who))
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    numbered = dict(await Batch.filter(code__in=[first, second]).values_list("code", "identifier"))
+    for code in (first, second):
+        tagging = await CustodyEvent.get(batch__code=code, seq=1)
+        assert tagging.details["identifier"] == numbered[code]
+        assert (await verdict(maker, code))["valid"] is True
+    assert (await verdict("clinic", bag["code"]))["valid"] is True
+    unissued = numbered[first][:-3] + "999"
+    for who, code, forged in (
+        (maker, first, unissued),
+        (maker, second, None),
+        ("clinic", bag["code"], unissued),
+    ):
+        await as_superuser_without_triggers(
+            ("UPDATE batch SET identifier = $1 WHERE code = $2", [forged, code])
+        )
+        found = await verdict(who, code)
+        assert (found["valid"], found["broken_at_seq"]) == (False, 1), (code, found)
+        assert "identifier" in found["detail"]
+        await as_superuser_without_triggers(
+            ("UPDATE batch SET identifier = $1 WHERE code = $2", [numbered.get(code), code])
+        )
+        assert (await verdict(who, code))["valid"] is True

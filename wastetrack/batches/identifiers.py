@@ -15,6 +15,8 @@ credit code's length, the 名录 code's digits, an 8-digit date and the remainde
 issued at the end of the recording call, in prefix order, from one counter row per prefix
 (``identifier_sequence``): concurrent taggings wait for each other's commit instead of
 colliding, and the unique index on ``batch.identifier`` refuses any duplicate all the same.
+The call then writes each number into its tagging, whose hash it was not in yet
+(``custody.work.pin_identifiers``).
 """
 
 import re

@@ -68,6 +68,9 @@ _FIXED = {
     "origin_site": "origin_site_id",
     "hazard": "hazard",
     "region": "region_path",
+    # HJ 1276: the bare prefix when tagging hashes it, the full number once the call has issued
+    # it (work.pin_identifiers).
+    "identifier": "identifier",
 }
 # And what the tagging sets that a correction of it may change (its details, then each
 # correction's `corrected`): the row keeps the last word.
@@ -76,8 +79,8 @@ _CORRECTED = {"category": "category_id", "quantity": "quantity", "unit": "unit"}
 
 def fixed_at_tagging(batch: Batch) -> dict[str, Any]:
     """The tagging's details that pin the batch row's fields set once for its life: who
-    produced it, where, its hazard characteristics and its region (taggings recorded before
-    these details were written are pinned in their stream and waste code only)."""
+    produced it, where, its hazard characteristics, its region and its HJ 1276 identifier
+    (taggings recorded before these details were written are pinned in what they held)."""
     return {name: getattr(batch, column) for name, column in _FIXED.items()}
 
 

@@ -37,7 +37,7 @@ from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.results import EntryResult, others_id
 from wastetrack.custody.rules import EventType, Party
 from wastetrack.custody.transitions import check_allowed
-from wastetrack.custody.work import Work, check_common, code_by_id, remember
+from wastetrack.custody.work import Work, check_common, code_by_id, pin_identifiers, remember
 from wastetrack.evidence import service as evidence
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FACT_EVENTS
@@ -206,7 +206,8 @@ async def _record(
         await writes.abandon(error)
         raise
     for left, batch in as_left:  # what the write gave every batch it wrote
-        left.identifier, left.updated_at = batch.identifier, batch.updated_at
+        left.identifier, left.last_hash = batch.identifier, batch.last_hash
+        left.updated_at = batch.updated_at
     applied = {e.client_event_id for e in work.new_events}
     await alerts.flag_clock_anomalies(
         anomalies=[a for a in work.clock_anomalies if a.client_event_id in applied], now=work.now
@@ -260,6 +261,7 @@ class _Writes:
         if len(work.new_events) > self.events:
             made = self._made()
             await identifiers.number(made)
+            pin_identifiers(work, made)
             await repository.write(self._take(made))
         if work.new_events:
             await rollups.apply(

@@ -32,7 +32,7 @@ class NewEvent:
     server_time: datetime
     actor_id: int
     organization_id: int
-    prev_hash: str
+    prev_hash: str = ""  # both set when the event is chained (work._link)
     hash: str = ""
     outcome: str | None = None
     reason: str | None = None

@@ -159,20 +159,12 @@ def new_event(
         photo_sha256=sub.photo_sha256 if sub else None,
         client_event_id=sub.client_event_id if sub else None,
         payload_digest=digest,
-        prev_hash=batch.last_hash or "0" * 64,
         details=details,
         **values,
     )
-    related = values.get("related_batch_id")
-    event.hash = event_hash(
-        event,
-        batch_code=batch.code,
-        related_code=code_by_id(work, related) if related else None,
-        key=keys.ring(work.secret).key(keys.CHAIN_MAC),
-    )
+    _link(work, batch, event)
     batch.state = state
     batch.last_seq = event.seq
-    batch.last_hash = event.hash
     # The latest device time of a step taken with the batch: a late-synced event does not turn
     # it back, and a correction (an act on the record, not on the waste) does not move it.
     if event_type != EventType.corrected:
@@ -181,6 +173,37 @@ def new_event(
     work.new_events.append(event)
     work.touched[batch.id] = batch
     return event
+
+
+def _link(work: Work, batch: Batch, event: repository.NewEvent) -> None:
+    """Chain `event` to its batch's head and hash it under the chain key: it is the head now."""
+    event.prev_hash = batch.last_hash or "0" * 64
+    related = event.related_batch_id
+    event.hash = event_hash(
+        event,
+        batch_code=batch.code,
+        related_code=code_by_id(work, related) if related else None,
+        key=keys.ring(work.secret).key(keys.CHAIN_MAC),
+    )
+    batch.last_hash = event.hash
+
+
+def pin_identifiers(work: Work, numbered: list[Batch]) -> None:
+    """Write into the tagging of each batch the call numbered its HJ 1276 identifier, which
+    tagging hashed as the bare prefix (the number is issued when the call writes), and hash
+    the batch's chain again from there: the batch is new, so its whole chain is in the call and
+    not written yet. `chain.check_chain` then finds a rewritten identifier as it finds a
+    rewritten producer."""
+    pinned = {batch.id: batch for batch in numbered if batch.identifier is not None}
+    for batch in pinned.values():
+        batch.last_hash = ""
+    for event in work.new_events:
+        numbered_batch = pinned.get(event.batch_id)
+        if numbered_batch is None:
+            continue
+        if event.seq == 1:
+            event.details = {**event.details, "identifier": numbered_batch.identifier}
+        _link(work, numbered_batch, event)
 
 
 def issue_label(work: Work, stream: str) -> str:
