@@ -383,6 +383,7 @@ async def test_the_identifier_is_pinned_by_the_batch_chain(
     ]
     synced = await client.post("/m/v1/sync", json={"events": entries}, headers=world.headers(maker))
     assert [r["status"] for r in synced.json()["results"]] == ["applied"] * 3, synced.text
+    alone = (await tag(client, world, maker))["code"]  # a single post, group-committed
     bag = await tag_bag(client, world)
 
     async def verdict(who: str, code: str) -> dict:
@@ -390,8 +391,10 @@ async def test_the_identifier_is_pinned_by_the_batch_chain(
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
-    numbered = dict(await Batch.filter(code__in=[first, second]).values_list("code", "identifier"))
-    for code in (first, second):
+    numbered = dict(
+        await Batch.filter(code__in=[first, second, alone]).values_list("code", "identifier")
+    )
+    for code in (first, second, alone):
         tagging = await CustodyEvent.get(batch__code=code, seq=1)
         assert tagging.details["identifier"] == numbered[code]
         assert (await verdict(maker, code))["valid"] is True

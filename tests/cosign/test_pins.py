@@ -189,6 +189,25 @@ async def test_a_producer_with_its_own_users_may_hand_over_without_a_pin(
     assert "producer_confirmed" not in events.json()[-1]["details"]
 
 
+async def test_an_api_key_of_the_producer_is_not_a_user_who_could_confirm(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """An API key acts as a service user of its organization: a BI tool's read-only key (or
+    any key) given to a clinic without staff accounts leaves its PINs required."""
+    assert (await issue(client, world, "manager", farm_clinic.id)).status_code == 201
+    code = await tag(client, world, farm_clinic)
+    for scopes in (["read"], ["read", "events"]):
+        key = await client.post(
+            "/m/v1/api-keys",
+            headers=world.headers("admin"),
+            json={"name": "BI", "scopes": scopes, "organization_id": farm_clinic.id},
+        )
+        assert key.status_code == 201, key.text
+        refused = await collect(client, world, code, None)
+        assert (refused.status_code, refused.json()["field"]) == (422, "producer_pin")
+    assert (await Batch.get(code=code)).state == "tagged"
+
+
 def test_codes_depend_on_the_producer_and_the_list() -> None:
     secret = "pin-test-secret-" + "y" * 40
     lists = [

@@ -8,7 +8,8 @@ of the list's serial and position under a per-producer key, derived with HKDF fr
 (purpose `producer_pin`, the master version recorded on the list); only spent positions are.
 
 Whether a PIN is required is one rule, `pin_required`: the stream's `producer_pin` rule
-(`always`, or `without_users`: only producers with no active user account of their own; the
+(`always`, or `without_users`: only producers with no active user account of their own, an
+API key's service user being none; the
 medical stream's is `without_users`, set by migration 0027). Elsewhere a PIN is optional, and
 checked when given."""
 
@@ -21,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from tortoise.expressions import Subquery
 
+from wastetrack.apikeys.models import ApiKey
 from wastetrack.auth.models import Role, User
 from wastetrack.batches.labels import PinPage, render_pin_list_pdf
 from wastetrack.batches.models import Batch
@@ -155,7 +158,13 @@ async def _required(*, rules: dict[str, Any], producer_id: int) -> bool:
     if rule == ALWAYS:
         return True
     if rule == WITHOUT_USERS:
-        return not await User.filter(organization_id=producer_id, is_active=True).exists()
+        # A person of its own: an API key acts as a service user of the organization, which
+        # is no one there who could confirm a handover (a BI tool's read-only key, say).
+        keys_users = ApiKey.filter(organization_id=producer_id).values("user_id")
+        people = User.filter(organization_id=producer_id, is_active=True).exclude(
+            id__in=Subquery(keys_users)
+        )
+        return not await people.exists()
     return False
 
 
