@@ -230,21 +230,26 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def headers_of(error: DomainError) -> dict[str, str] | None:
+    """The headers a refusal carries whatever the page shows it: Retry-After when it says
+    when to try again (a rate limit, a login back-off)."""
+    if "retry_after" in error.extra:
+        return {"Retry-After": str(error.extra["retry_after"])}
+    return None
+
+
 def install(app: FastAPI) -> None:
     _document_problems(app)
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
-        headers = None
-        if "retry_after" in error.extra:
-            headers = {"Retry-After": str(error.extra["retry_after"])}
         return problem(
             status=error.status,
             title=error.title,
             detail=error.detail,
             code=error.code,
             field=error.field,
-            headers=headers,
+            headers=headers_of(error),
             **error.extra,
         )
 

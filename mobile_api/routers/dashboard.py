@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from mobile_api import errors
 from mobile_api.deps import (
     AppSettings,
     ClientAddress,
@@ -137,7 +138,11 @@ async def login(
         )
     except DomainError as error:
         return templates.TemplateResponse(
-            request, "login.html", {"error": error.detail}, status_code=error.status
+            request,
+            "login.html",
+            {"error": error.detail},
+            status_code=error.status,
+            headers=errors.headers_of(error),
         )
     if user.role not in READERS:
         return templates.TemplateResponse(

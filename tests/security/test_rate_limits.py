@@ -119,6 +119,23 @@ async def test_failed_logins_back_off_per_address_and_never_lock_out_the_owner(
     assert await _login(client, "admin", PASSWORD, "192.0.2.1") == 200
 
 
+async def test_the_dashboard_login_backs_off_with_retry_after_too(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    """The dashboard answers its login form with a page, and a back-off with when to come back."""
+    client = workers[0]
+    form = {"username": "manager", "password": "wrong-password"}
+    same = {"Sec-Fetch-Site": "same-origin", **_from("192.0.2.77")}
+    for _ in range(2):
+        assert (await client.post("/dashboard/login", data=form, headers=same)).status_code == 401
+    refused = await client.post(
+        "/dashboard/login", data={**form, "password": PASSWORD}, headers=same
+    )
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("text/html")
+    assert 0 < int(refused.headers["Retry-After"]) <= 30
+
+
 def test_back_off_doubles_and_is_capped() -> None:
     waits = [backoff_seconds(failures=n, free=3, first=30, longest=900) for n in range(2, 10)]
     assert waits == [0, 30, 60, 120, 240, 480, 900, 900]
