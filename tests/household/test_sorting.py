@@ -544,3 +544,41 @@ async def test_a_start_of_sorted_collection_planned_ahead_is_not_counted_yet(
     assert ahead.status_code == 200, ahead.text
     assert ahead.json()["coverage"]["numerator"] == "0", ahead.json()["coverage"]
     assert "while the period runs on" in ahead.json()["coverage"]["definition"]["formula"]
+
+
+async def test_only_a_community_of_the_area_or_a_provider_picks_up_at_a_point(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """A point's waste is tagged for it by a community collector of its area (or anyone under
+    a service agreement, docs/security.md): not a pesticide recovery point's collector, not a
+    neighbouring point's, not a community of another town. Each is refused (403, nothing
+    written), and the scan of the point's plate offers none of them a pickup."""
+    outsiders = (
+        ("station", OrganizationKind.recovery_point, "village"),
+        ("other_point", OrganizationKind.collection_point, "village"),
+        ("far_collector", OrganizationKind.community, "other_town"),
+    )
+    for who, kind, region in outsiders:
+        org = await registry.create_organization(
+            name=f"{who}组织", kind=kind, region_id=world.regions[region].id
+        )
+        await make_user(world, who, Role.collector, org)
+        refused = await post(client, world, pickup(point_url), who=who)
+        assert refused.status_code == 403, (who, refused.text)
+        scanned = await client.get(
+            "/m/v1/scan", params={"qr": point_url}, headers=world.headers(who)
+        )
+        assert (scanned.json()["kind"], scanned.json()["actions"]) == ("site", []), who
+    assert await Pickup.all().count() == await Batch.all().count() == 0
+    # An agreement to serve the point lets the recovery point's collector pick up there.
+    await agreements.create_service_agreement(
+        provider_organization_id=world.users["station"].organization_id,
+        client_organization_id=world.orgs["point"].id,
+        streams=["household"],
+        valid_from=CITY_TODAY - timedelta(days=1),
+    )
+    scanned = await client.get(
+        "/m/v1/scan", params={"qr": point_url}, headers=world.headers("station")
+    )
+    assert scanned.json()["actions"] == ["pickup"]
+    assert (await post(client, world, pickup(point_url), who="station")).status_code == 201

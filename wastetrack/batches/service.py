@@ -166,19 +166,15 @@ async def get_label_for_binding(principal: Principal, code: str, *, on: date) ->
     """An unbound label the user may tag a batch on, or None, as for an unknown code: its own
     organization's stock, or another's whose waste the user may tag on that stock (a carrier
     at a clinic's pre-printed bag), by the rule tagging applies with the label's organization
-    as the producer (`access.check_may_tag_for`)."""
+    as the producer (`access.may_tag_for`)."""
     label = await Label.get_or_none(code=code, bound_at=None)
-    if label is None:
-        return None
-    try:
-        await access.check_may_tag_for(
-            principal=principal,
-            producer_id=label.organization_id,
-            stream=label.stream_id,
-            label_organization_id=label.organization_id,
-            on=on,
-        )
-    except Forbidden:
+    if label is None or not await access.may_tag_for(
+        principal=principal,
+        producer_id=label.organization_id,
+        stream=label.stream_id,
+        label_organization_id=label.organization_id,
+        on=on,
+    ):
         return None
     return label
 

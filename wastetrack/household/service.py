@@ -21,7 +21,7 @@ from wastetrack.custody.rules import State
 from wastetrack.evidence import service as evidence
 from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
-from wastetrack.registry import identities
+from wastetrack.registry import access, identities
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind, Region, RegionLevel, Site
 from wastetrack.rollups.service import definition
@@ -91,6 +91,24 @@ def takes_pickups(site: Site) -> bool:
     household sorting (docs/streams/household.md), or a clinic's yard would count in
     accuracy."""
     return bool(site.organization.kind == OrganizationKind.collection_point)
+
+
+async def may_pick_up(principal: Principal, site: Site, *, on: date) -> bool:
+    """Whether the user may record a pickup at this site on day `on` (what `record_pickup`
+    refuses, as the scan's offer): a collector, at a collection point, whose organization may
+    tag the point's waste (`access.may_tag_for`: a community's collector of its area, or one
+    serving it under an agreement)."""
+    return (
+        principal.role == Role.collector
+        and takes_pickups(site)
+        and await access.may_tag_for(
+            principal=principal,
+            producer_id=site.organization_id,
+            stream=HOUSEHOLD,
+            label_organization_id=None,
+            on=on,
+        )
+    )
 
 
 # How a pickup names what its batch's tagging and collection refuse.

@@ -138,7 +138,10 @@ async def _holds(
     if relationship == Relationship.port_reception:
         return await Vessel.exists(owner_id=producer_id)
     if relationship == Relationship.local_collection_point:
+        # A community's collectors: not a recovery point's, nor another collection point's.
         return await Organization.exists(
+            id=principal.organization_id, kind=OrganizationKind.community
+        ) and await Organization.exists(
             id=producer_id,
             kind=OrganizationKind.collection_point,
             region__path__startswith=principal.region_path,
@@ -152,18 +155,18 @@ async def _holds(
     return any(stream in streams for streams in agreements)
 
 
-async def check_may_tag_for(
+async def may_tag_for(
     *,
     principal: Principal,
     producer_id: int,
     stream: str,
     label_organization_id: int | None,
     on: date,
-) -> None:
-    """Refuse to tag waste as `producer_id`'s unless it is the user's own organization or a
-    registered relationship (TAGGING_FOR_OTHERS) allows it."""
+) -> bool:
+    """Whether the user may tag waste as `producer_id`'s: its own organization's, or through a
+    registered relationship (TAGGING_FOR_OTHERS) that holds on day `on`."""
     if producer_id == principal.organization_id:
-        return
+        return True
     for relationship in sorted(TAGGING_FOR_OTHERS.get(principal.role, frozenset())):
         if await _holds(
             relationship,
@@ -173,9 +176,28 @@ async def check_may_tag_for(
             label_organization_id=label_organization_id,
             on=on,
         ):
-            return
-    raise Forbidden(
-        f"your organization may not tag {stream} waste for organization {producer_id}:"
-        " register a service agreement with it, or use label stock issued to it",
-        field="producer_organization_id",
-    )
+            return True
+    return False
+
+
+async def check_may_tag_for(
+    *,
+    principal: Principal,
+    producer_id: int,
+    stream: str,
+    label_organization_id: int | None,
+    on: date,
+) -> None:
+    """Refuse to tag waste as `producer_id`'s unless `may_tag_for` allows it."""
+    if not await may_tag_for(
+        principal=principal,
+        producer_id=producer_id,
+        stream=stream,
+        label_organization_id=label_organization_id,
+        on=on,
+    ):
+        raise Forbidden(
+            f"your organization may not tag {stream} waste for organization {producer_id}:"
+            " register a service agreement with it, or use label stock issued to it",
+            field="producer_organization_id",
+        )

@@ -2,12 +2,15 @@
 collection point's plate."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from wastetrack.auth.models import Role
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
+from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import queries
 from wastetrack.household import service as household
 from wastetrack.ports.berths import berth_from_scan
@@ -44,7 +47,8 @@ async def scan(*, principal: Principal, scanned: str, secret: str) -> Scanned:
             site = await household.site_from_scan(scanned, secret=secret, field="qr")
         except NotFound:
             raise refusal from None
-        takes = principal.role == Role.collector and household.takes_pickups(site)
+        today = local_date(datetime.now(UTC), get_settings().timezone)
+        takes = await household.may_pick_up(principal, site, on=today)
         actions = [PICKUP] if takes else []
         return Scanned(None, None, None, site, actions)
     may_deliver = (
