@@ -43,6 +43,10 @@ class Coverage(Schema):
 class TownSorting(Coverage):
     region_id: int
     name: str
+    partial: bool = Field(
+        description="the figures cover only the part of the town inside the region asked for"
+        " (?region_id= a village)"
+    )
     accuracy: Ratio
 
 
@@ -60,5 +64,6 @@ class SortingMetricsRead(Coverage):
     towns: list[TownSorting]
     outside_towns: OutsideTownsSorting = Field(
         description="what lies in the area but in no town (a village or collection point of"
-        " the city's own region): with the towns it adds up to the area's figures"
+        " the city's own region; nothing for an area inside a town): with the towns it adds"
+        " up to the area's figures"
     )

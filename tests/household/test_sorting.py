@@ -582,3 +582,46 @@ async def test_only_a_community_of_the_area_or_a_provider_picks_up_at_a_point(
     )
     assert scanned.json()["actions"] == ["pickup"]
     assert (await post(client, world, pickup(point_url), who="station")).status_code == 201
+
+
+async def test_an_area_inside_a_town_is_that_towns_part_and_nothing_outside_towns(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """Asked for a village (a manager of it, or the city's manager with ?region_id=), its
+    figures are its town's part — one town row, `partial` — and nothing lies in no town
+    (镇街以外 is the city's own region's, which the village is not); the CSV says the same."""
+    office = await registry.create_organization(
+        name="北山社区居委会",
+        kind=OrganizationKind.authority,
+        region_id=world.regions["village"].id,
+    )
+    await make_user(world, "village_manager", Role.manager, office)
+    assert (await post(client, world, pickup(point_url))).status_code == 201
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    village = {**day, "region_id": world.regions["village"].id}
+    for who, params in (("village_manager", day), ("manager", village)):
+        answer = (
+            await client.get("/m/v1/metrics/sorting", params=params, headers=world.headers(who))
+        ).json()
+        assert answer["accuracy"]["denominator"] == "1", answer
+        (town,) = answer["towns"]
+        assert (town["name"], town["partial"]) == ("崖头街道", True)
+        assert (town["accuracy"]["denominator"], town["coverage"]["denominator"]) == ("1", "1")
+        outside = answer["outside_towns"]
+        assert (outside["accuracy"]["denominator"], outside["coverage"]["denominator"]) == (
+            "0",
+            "0",
+        )
+    table = await client.get(
+        "/m/v1/metrics/sorting",
+        params={**village, "format": "csv"},
+        headers=world.headers("manager"),
+    )
+    rows = list(csv.DictReader(io.StringIO(table.content.decode("utf-8-sig"))))
+    assert [(r["scope"], r["partial"]) for r in rows] == [
+        ("area", "False"),
+        ("town", "True"),
+        ("outside_towns", "False"),
+    ], rows
+    whole = (await sorting_today(client, world))["towns"]
+    assert {t["name"]: t["partial"] for t in whole} == {"崖头街道": False, "石岛管理区": False}

@@ -38,6 +38,13 @@ def path_of(region_id: int, parent_path: str | None) -> str:
     return f"{parent_path or '/'}{region_id}/"
 
 
+def lineage(path: str) -> list[str]:
+    """The paths of the region at `path` and of every region above it, from the city down:
+    "/1/4/17/" → ["/1/", "/1/4/", "/1/4/17/"]."""
+    ids = path.strip("/").split("/")
+    return ["/" + "/".join(ids[: n + 1]) + "/" for n in range(len(ids))]
+
+
 def path_check_sql() -> str:
     """The database CHECK on a region's stored path: the form of `PATH` (also a POSIX regular
     expression), ending in the region's own id; the ancestors are the service's to write."""

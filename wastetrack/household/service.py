@@ -15,7 +15,7 @@ from wastetrack.core import cityday, codes
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
-from wastetrack.core.regions import subtree
+from wastetrack.core.regions import lineage, subtree
 from wastetrack.custody import intake
 from wastetrack.custody.rules import State
 from wastetrack.evidence import service as evidence
@@ -48,6 +48,8 @@ class Coverage(TypedDict):
 class TownSorting(Coverage):
     region_id: int
     name: str
+    # Asked for an area inside the town (`?region_id=` a village): the figures of its part.
+    partial: bool
     accuracy: Rate
 
 
@@ -224,10 +226,12 @@ class SortingRow(AreaSorting):
     scope: str
     date_from: date
     date_to: date
+    partial: bool  # a town's row: as TownSorting's; the others' never
 
 
 # What lies in the area but in no town: the city's own region (a village registered directly
-# under it, a check whose batch counts at city level), counted in the headline and no town.
+# under it, a check whose batch counts at city level), counted in the headline and no town;
+# nothing, for an area inside a town.
 OUTSIDE_TOWNS = "镇街以外"
 
 
@@ -276,7 +280,12 @@ async def _sorting(
             sum(bool(c["quality_passed"]) for c in group), len(group), "quality checks", ACCURACY
         )
 
-    town_regions = [r for r in regions if r.level == RegionLevel.town]
+    # The towns in the area, or the one it lies in (a village's): what lies in the area
+    # inside a town is that town's, whichever the area asked for.
+    above = await Region.filter(
+        path__in=lineage(principal.region_path)[:-1], level=RegionLevel.town
+    )
+    town_regions = [*above, *(r for r in regions if r.level == RegionLevel.town)]
 
     def in_a_town(path: str) -> bool:
         return any(path.startswith(t.path) for t in town_regions)
@@ -289,6 +298,8 @@ async def _sorting(
             {
                 "region_id": town.id,
                 "name": town.name,
+                "partial": town.path != principal.region_path
+                and principal.region_path.startswith(town.path),
                 **coverage(in_town),
                 "accuracy": accuracy(town_checks),
             }
@@ -345,12 +356,13 @@ async def sorting_rows(
         for town in metrics["towns"]
     ]
     return [
-        {"scope": "area", "date_from": date_from, "date_to": date_to, **headline},
+        {"scope": "area", "date_from": date_from, "date_to": date_to, "partial": False, **headline},
         *towns,
         {
             "scope": "outside_towns",
             "date_from": date_from,
             "date_to": date_to,
+            "partial": False,
             **metrics["outside_towns"],
         },
     ]

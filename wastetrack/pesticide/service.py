@@ -24,6 +24,7 @@ from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import DomainError, Forbidden, NotFound
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
+from wastetrack.core.regions import lineage
 from wastetrack.core.reported import check_day_come, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
@@ -578,10 +579,7 @@ async def _towns(organizations: list[Organization]) -> dict[int, Region]:
     """The town of each organization (by id): the region at town level on its region's path,
     or its region itself when that lies above any town (registered at the city's own region),
     so that every shop and point falls in one entry."""
-    prefixes: set[str] = set()
-    for org in organizations:
-        ids = org.region.path.strip("/").split("/")
-        prefixes |= {"/" + "/".join(ids[: n + 1]) + "/" for n in range(len(ids))}
+    prefixes = {path for org in organizations for path in lineage(org.region.path)}
     towns = {r.path: r for r in await Region.filter(path__in=prefixes, level=RegionLevel.town)}
     found: dict[int, Region] = {}
     for org in organizations:
