@@ -13,6 +13,7 @@ from PIL import Image
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.core import db
+from wastetrack.evidence.models import Photo
 
 
 def png_bytes(colour: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
@@ -103,6 +104,55 @@ async def test_malformed_images_are_refused_and_camera_jpegs_taken(
     sha = taken.json()["sha256"]
     (stored,) = (world.settings.data_dir / "photos").rglob(f"{sha}.*")
     assert (stored.suffix, taken.json()["content_type"]) == (".jpg", "image/jpeg")
+
+
+async def test_a_png_missing_part_of_its_image_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Pillow loads a PNG whose image data stops early, the rest blank: one that lost its last
+    bytes (IEND, the data's checksum) or declares 3000 rows and holds 64 is not the photo
+    taken, refused as a JPEG cut short is; the whole PNG and an interlaced one are kept."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    def grey(width: int, height: int, rows: int, interlace: int = 0) -> bytes:
+        header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, interlace)
+        pixels = zlib.compress(b"\0" * (1 + width) * rows, 9)
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", pixels)
+            + chunk(b"IEND", b"")
+        )
+
+    noise = io.BytesIO()
+    Image.effect_noise((256, 256), 64).convert("RGB").save(noise, format="PNG")
+    for broken in (noise.getvalue()[:-20], noise.getvalue()[:-12], grey(3000, 3000, 64)):
+        with Image.open(io.BytesIO(broken)) as image:
+            image.load()  # what Pillow alone accepts
+        refused = await upload(client, world, broken)
+        assert (refused.status_code, refused.json()["field"]) == (422, "file"), refused.text
+    assert await Photo.all().count() == 0
+    # Adam7 on an 8 × 8 grey image: seven passes of 1, 1, 2, 4, 8, 16 and 32 pixels, each row a
+    # filter byte and its pixels: 15 rows and 79 bytes in all.
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 1)
+    passes = b"".join(b"\0" + b"\x80" * columns for columns, rows in ADAM7_8x8 for _ in range(rows))
+    interlaced = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(passes))
+        + chunk(b"IEND", b"")
+    )
+    for whole in (noise.getvalue(), grey(300, 200, 200), interlaced):
+        kept = await upload(client, world, whole)
+        assert kept.status_code == 201, kept.text
+
+
+# Adam7's passes on an 8 × 8 image: columns and rows of each.
+ADAM7_8x8 = ((1, 1), (1, 1), (2, 1), (2, 2), (4, 2), (4, 4), (8, 4))
 
 
 async def test_events_refer_only_to_uploaded_photos(

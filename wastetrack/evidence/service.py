@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 from wastetrack.core.backup import PART, PHOTOS
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
+from wastetrack.evidence import png
 from wastetrack.evidence.models import Photo, PhotoHolder
 
 FORMATS = {
@@ -60,6 +61,10 @@ def _inspect(content: bytes, *, max_pixels: int) -> tuple[str, int, int, str]:
     except Exception:  # any parser's complaint about a malformed file (an IndexError, say)
         raise ValidationFailed(NOT_AN_IMAGE, field="file") from None
     if image_format not in FORMATS:
+        raise ValidationFailed(NOT_AN_IMAGE, field="file")
+    # Pillow's PNG decoder stops where the image data does: a file cut short, or holding fewer
+    # rows than its header says, would load with the rest blank. (Its JPEG decoder refuses.)
+    if image_format == "PNG" and not png.is_whole(content):
         raise ValidationFailed(NOT_AN_IMAGE, field="file")
     return image_format, width, height, hashlib.sha256(content).hexdigest()
 
