@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from mobile_api.deps import AppSettings, PublicRateLimit
 from mobile_api.errors import problem
 from mobile_api.presenters import STATE_NAMES_ZH
-from schemas.base import Code
 from schemas.public import PublicBatchRead, PublicManifestRead, PublicPlateRead, PublicReceiptRead
 from wastetrack.core.errors import NotFound
 from wastetrack.core.timefmt import local_time
@@ -28,6 +27,9 @@ templates.env.filters["local_time"] = local_time
 router = APIRouter(tags=["public"], dependencies=[PublicRateLimit])
 
 _HTML = {"text/html": {"schema": {"type": "string"}}}
+# Each route's token is any text, unbounded in the contract: one too long, or holding a control
+# character, is a mistyped code, answered by the one 404 as an unknown or forged one is (the
+# services look a code up only once its signature holds).
 _VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep them apart
 
 
@@ -85,7 +87,7 @@ def _refusal(request: Request, error: NotFound) -> Response:
     response_model=PublicBatchRead | PublicPlateRead,
     responses={200: {"content": _HTML}, 404: {"description": "no such code"}},
 )
-async def public_code(token: Code, request: Request, settings: AppSettings) -> Response:
+async def public_code(token: str, request: Request, settings: AppSettings) -> Response:
     """What a label or a plate names: a batch's category and state (no parties), or a
     collection point or berth."""
     try:
@@ -103,7 +105,7 @@ async def public_code(token: Code, request: Request, settings: AppSettings) -> R
     response_model=PublicReceiptRead,
     responses={200: {"content": _HTML}, 404: {"description": "no such receipt"}},
 )
-async def public_receipt(token: Code, request: Request, settings: AppSettings) -> Response:
+async def public_receipt(token: str, request: Request, settings: AppSettings) -> Response:
     """The page a receipt's QR opens: which vessel delivered what, where and when."""
     try:
         found = await public.receipt(scanned=f"/r/{token}", secret=settings.secret_key)
@@ -119,7 +121,7 @@ async def public_receipt(token: Code, request: Request, settings: AppSettings) -
     response_model=PublicManifestRead,
     responses={200: {"content": _HTML}, 404: {"description": "no such manifest"}},
 )
-async def public_manifest(token: Code, request: Request, settings: AppSettings) -> Response:
+async def public_manifest(token: str, request: Request, settings: AppSettings) -> Response:
     """The page a transfer manifest's QR opens: number, waste, parties, state, signatures."""
     try:
         found = await public.manifest(scanned=f"/t/{token}", secret=settings.secret_key)

@@ -165,6 +165,11 @@ async def test_forged_unknown_and_unsigned_codes_get_one_and_the_same_refusal(
         "/r/WDR0000.1AAAAAAAA",
         "/t/20263710000001.1AAAAAAAA",
         "/t/nothing",
+        # Mistyped past any code's shape: too long for one, or with a control character.
+        "/q/" + "A" * 600,
+        "/q/AB%00CD",
+        "/r/" + "7" * 600,
+        "/t/AB%01CD.1AAAAAAAA",
     ]
     pages = [await client.get(path, headers=BROWSER) for path in refusals]
     assert {(p.status_code, p.headers["content-type"]) for p in pages} == {
