@@ -69,6 +69,32 @@ async def test_the_same_agreement_is_not_registered_twice(
     assert renewed.status_code == 201, renewed.text
 
 
+async def test_an_agreement_backdated_over_an_ended_ones_days_is_a_conflict(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Ended is history, and its days stay its own: a new agreement of the same provider,
+    client and streams sharing any of them is the same service registered twice; one that
+    starts the day after the old one's last is not."""
+    today = cityday.today(world.settings.timezone)
+    h = world.headers("admin")
+    old = _body(
+        world,
+        "carrier",
+        valid_from=(today - timedelta(days=60)).isoformat(),
+        valid_to=(today - timedelta(days=2)).isoformat(),
+    )
+    first = await client.post(URL, headers=h, json=old)
+    assert first.status_code == 201, first.text
+    for starts in (today - timedelta(days=30), today - timedelta(days=2)):
+        again = await client.post(
+            URL, headers=h, json=_body(world, "carrier", valid_from=starts.isoformat())
+        )
+        assert (again.status_code, again.json()["field"]) == (409, "valid_from"), again.text
+    assert await ServiceAgreement.all().count() == 1
+    after = _body(world, "carrier", valid_from=(today - timedelta(days=1)).isoformat())
+    assert (await client.post(URL, headers=h, json=after)).status_code == 201
+
+
 async def test_an_ended_agreement_stops_its_provider_tagging_for_the_client(
     client: httpx.AsyncClient, world: World
 ) -> None:

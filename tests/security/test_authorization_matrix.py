@@ -422,7 +422,7 @@ async def test_a_service_agreement_lets_its_provider_tag_for_its_client(
         client, world, "carrier", "clinic", ["medical"], valid_to=CITY_TODAY - timedelta(days=1)
     )
     assert await _tag(client, world, "carrier", producer_organization_id=clinic) == 403
-    await _agreement(client, world, "carrier", "clinic", ["medical"])
+    await _agreement(client, world, "carrier", "clinic", ["medical"], valid_from=CITY_TODAY)
     assert await _tag(client, world, "carrier", producer_organization_id=clinic) == 201
     other = world.orgs["other_clinic"].id
     assert await _tag(client, world, "carrier", producer_organization_id=other) == 403
@@ -505,3 +505,15 @@ async def test_a_port_tags_for_a_registered_vessel_owner_only(
     assert await _tag(client, world, "port", producer_organization_id=owner, **marine) == 201
     clinic = world.orgs["clinic"].id
     assert await _tag(client, world, "port", producer_organization_id=clinic, **marine) == 403
+    # Ship waste only: a vessel owner's other waste is not the port's to tag, nor is a clinic's
+    # once it is registered as a boat's owner.
+    assert await _tag(client, world, "port", producer_organization_id=owner) == 403
+    await vessels.create_vessel(
+        name="卫生室小艇",
+        registration_number="LRY-0002",
+        gross_tonnage=3,
+        home_port_id=harbour["other_port"],
+        owner_id=clinic,
+    )
+    assert await _tag(client, world, "port", producer_organization_id=clinic) == 403
+    assert await _tag(client, world, "port", producer_organization_id=clinic, **marine) == 201

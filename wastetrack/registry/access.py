@@ -13,6 +13,7 @@ from tortoise.queryset import QuerySet
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import Forbidden, NotFound
 from wastetrack.core.principal import Principal
+from wastetrack.ports.rules import MARINE_STREAM
 from wastetrack.registry.models import (
     Organization,
     OrganizationKind,
@@ -86,7 +87,7 @@ class Relationship(StrEnum):
 
     service_agreement = "service_agreement"  # it serves the producer under a registered agreement
     label_stock = "label_stock"  # the label bound was issued to the producer
-    port_reception = "port_reception"  # a port receives any registered vessel's waste
+    port_reception = "port_reception"  # a port receives any registered vessel's ship waste
     # a community's sorting collectors serve the collection points (投放点) of their area
     local_collection_point = "local_collection_point"
 
@@ -136,7 +137,9 @@ async def _holds(
             id=producer_id, kind__in=_OWN_STOCK_ONLY
         )
     if relationship == Relationship.port_reception:
-        return await Vessel.exists(owner_id=producer_id)
+        # Ship waste delivered ashore (the marine stream), of an organization owning a vessel:
+        # not the rest of that organization's waste, whatever kind it is.
+        return stream == MARINE_STREAM and await Vessel.exists(owner_id=producer_id)
     if relationship == Relationship.local_collection_point:
         # A community's collectors: not a recovery point's, nor another collection point's.
         return await Organization.exists(

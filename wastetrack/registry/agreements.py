@@ -37,13 +37,11 @@ async def create_service_agreement(
     streams: list[str],
     valid_from: date,
     valid_to: date | None = None,
-    timezone: str | None = None,
 ) -> ServiceAgreement:
     """Register that a carrier or collector serves a client for some streams: it may then tag
     the client's waste of those streams. The provider is of a kind that tags for others under
-    an agreement (PROVIDER_KINDS); an active agreement (not ended before today in the city)
-    of the same provider, client and streams sharing a day with the new one is a conflict."""
-    today = cityday.today(timezone or get_settings().timezone)
+    an agreement (PROVIDER_KINDS); an agreement of the same provider, client and streams
+    sharing a day with the new one, ended or not, is a conflict."""
     provider = await get_organization(provider_organization_id, field="provider_organization_id")
     client = await get_organization(client_organization_id, field="client_organization_id")
     if provider.id == client.id:
@@ -67,10 +65,10 @@ async def create_service_agreement(
         # The client's row is locked while its agreements are compared, so two identical
         # requests at once make one agreement.
         await Organization.filter(id=client.id).select_for_update().first()
-        # Active (not ended before today) and sharing a day with the new one: one that has
-        # ended is history, and a new one may follow it over the same days.
+        # Sharing a day with the new one: an ended one too (a new one backdated over its
+        # days would register the same service twice for them).
         overlapping = ServiceAgreement.filter(
-            Q(valid_to__isnull=True) | Q(valid_to__gte=max(valid_from, today)),
+            Q(valid_to__isnull=True) | Q(valid_to__gte=valid_from),
             provider_id=provider.id,
             client_id=client.id,
         )
