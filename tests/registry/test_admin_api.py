@@ -64,6 +64,10 @@ async def test_region_levels_must_nest(client: httpx.AsyncClient, world: World) 
     )
     assert response.status_code == 422
     assert response.json()["field"] == "level"
+    # An unknown parent is named as the request names it.
+    orphan = {"code": "371082001999", "name": "x", "level": "village", "parent_id": 999999}
+    unknown = await client.post("/admin/v1/regions", headers=world.headers("admin"), json=orphan)
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "parent_id"), unknown.text
 
 
 async def test_beds_belong_to_clinics_and_hospitals(

@@ -1,11 +1,13 @@
 """A site lies in its organization's region or below it, and is read and audited under its own
 region: the one its household pickups count under."""
 
+import asyncio
+
 import httpx
 
 from tests.factories import World
 from wastetrack.registry import service as registry
-from wastetrack.registry.models import RegionLevel
+from wastetrack.registry.models import OrganizationKind, RegionLevel, Site
 
 
 def _site(world: World, org: str, region: str | int | None) -> dict[str, object]:
@@ -88,3 +90,29 @@ async def test_an_organization_cannot_move_away_from_its_sites(
         json={"region_id": world.regions["town"].id},
     )
     assert down.status_code == 200, down.text
+
+
+async def test_a_site_added_while_its_organization_moves_never_lies_outside_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The move checks the sites and the site checks the region, each on the organization's
+    locked row: at the same time, one of them waits and is refused (422 naming region_id),
+    never both recorded with the site in 崖头 and the organization in 石岛."""
+    h = world.headers("admin")
+    for attempt in range(4):
+        org = await registry.create_organization(
+            name=f"运输{attempt}", kind=OrganizationKind.carrier, region_id=world.regions["city"].id
+        )
+        world.orgs["mover"] = org
+        move, site = await asyncio.gather(
+            client.patch(
+                f"/admin/v1/organizations/{org.id}",
+                headers=h,
+                json={"region_id": world.regions["other_town"].id},
+            ),
+            client.post("/admin/v1/sites", headers=h, json=_site(world, "mover", "town")),
+        )
+        statuses = sorted([move.status_code, site.status_code])
+        assert statuses in ([200, 422], [201, 422]), (move.text, site.text)
+    for placed in await Site.all().prefetch_related("region", "organization__region"):
+        assert placed.region.path.startswith(placed.organization.region.path)

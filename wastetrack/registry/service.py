@@ -29,10 +29,10 @@ from wastetrack.registry.models import (
 _CHILD_LEVEL = {RegionLevel.city: RegionLevel.town, RegionLevel.town: RegionLevel.village}
 
 
-async def get_region(region_id: int) -> Region:
+async def get_region(region_id: int, *, field: str = "region_id") -> Region:
     region = await Region.get_or_none(id=region_id)
     if region is None:
-        raise NotFound(f"no region {region_id}", field="region_id")
+        raise NotFound(f"no region {region_id}", field=field)
     return region
 
 
@@ -41,7 +41,7 @@ async def create_region(
 ) -> Region:
     """Add a region under its parent: city → town/street → village/community, keyed by its
     administrative-division code, which extends its parent's."""
-    parent = await get_region(parent_id) if parent_id is not None else None
+    parent = await get_region(parent_id, field="parent_id") if parent_id is not None else None
     if parent is None and level != RegionLevel.city:
         raise ValidationFailed("only a city may have no parent", field="parent_id")
     if parent is not None and _CHILD_LEVEL.get(parent.level) != level:
@@ -73,8 +73,15 @@ async def list_regions(*, principal: Principal) -> list[Region]:
     return await query.distinct().order_by("path")
 
 
-async def get_organization(organization_id: int, *, field: str = "organization_id") -> Organization:
-    org = await Organization.get_or_none(id=organization_id).prefetch_related("region")
+async def get_organization(
+    organization_id: int, *, field: str = "organization_id", for_update: bool = False
+) -> Organization:
+    """An organization with its region; `for_update` locks its row until the transaction
+    ends, read after the lock is granted."""
+    query = Organization.filter(id=organization_id)
+    if for_update:
+        query = query.select_for_update()
+    org = await query.prefetch_related("region").first()
     if org is None:
         raise NotFound(f"no organization {organization_id}", field=field)
     return org
@@ -135,8 +142,10 @@ async def _free_credit_code(
 
 
 async def update_organization(*, organization_id: int, changes: dict[str, Any]) -> Organization:
-    """Change an organization's name, region, credit code, beds or contact."""
-    org = await get_organization(organization_id)
+    """Change an organization's name, region, credit code, beds or contact. Its row is locked
+    (as `create_site` locks it): a site added while it moves is checked against the region it
+    moves to, or the move against the site."""
+    org = await get_organization(organization_id, for_update=True)
     before = audit.snapshot(org)
     if "credit_code" in changes:
         changes["credit_code"] = await _free_credit_code(
@@ -203,8 +212,9 @@ async def create_site(
     """Add a site with coordinates to an organization, in the organization's region or a
     region below it (default: the organization's own). What is collected at the site counts
     under the site's region, so a site elsewhere — another town, another city — is refused:
-    it would count one region's waste under another's."""
-    org = await get_organization(organization_id)
+    it would count one region's waste under another's. The organization's row is locked, as
+    `update_organization` locks it, so a move at the same time waits or is waited for."""
+    org = await get_organization(organization_id, for_update=True)
     region = await get_region(region_id) if region_id else org.region
     if not region.path.startswith(org.region.path):
         raise ValidationFailed(
