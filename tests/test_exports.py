@@ -2,12 +2,13 @@
 
 import csv
 import io
+from datetime import datetime
 
 import httpx
 import openpyxl
 
-from tests.custody.helpers import advance, tag_bag
-from tests.factories import CITY_TODAY, World
+from tests.custody.helpers import advance, post_event, tag_bag
+from tests.factories import CITY_TODAY, World, event
 from wastetrack.core.exports import to_csv, to_xlsx
 from wastetrack.indicators.models import IndicatorValue
 
@@ -120,3 +121,38 @@ def test_headers_and_title_lose_what_a_spreadsheet_cannot_hold() -> None:
     sheet = openpyxl.load_workbook(io.BytesIO(book)).active
     assert sheet is not None and sheet.title == "表"
     assert [[c.value for c in row] for row in sheet.iter_rows()] == [["名称", "数量"], ["ab", 3]]
+
+
+async def test_moments_kept_as_text_in_details_are_on_the_citys_clock_too(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """An alert's details keep its moments as text (a clock anomaly's device times, a cleared
+    alert's `cleared_at`): the download gives them on the city's clock, as it gives
+    `raised_at`, in CSV and XLSX alike; text of another shape is left as it is."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    collected = event("collected", bag["code"], minutes=60)
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    late = event(
+        "in_transit", bag["code"], minutes=20, destination_organization_id=world.orgs["facility"].id
+    )
+    assert (await post_event(client, world, "carrier", late)).status_code == 201
+    params = {"open_only": "false"}
+    listed = await client.get("/m/v1/alerts", params=params, headers=world.headers("manager"))
+    (anomaly,) = [a for a in listed.json() if a["kind"] == "scan_anomaly"]
+    assert anomaly["details"]["device_time"].endswith("+00:00")  # as the JSON keeps it
+    for format in ("csv", "xlsx"):
+        got = await client.get(
+            "/m/v1/alerts", params={**params, "format": format}, headers=world.headers("manager")
+        )
+        if format == "csv":
+            rows = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+        else:
+            sheet = openpyxl.load_workbook(io.BytesIO(got.content)).active
+            rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+        (row,) = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+        for column in ("raised_at", "details.device_time", "details.previous_device_time"):
+            assert str(row[column]).endswith("+08:00"), (format, column, row[column])
+        assert datetime.fromisoformat(row["details.device_time"]) == datetime.fromisoformat(
+            anomaly["details"]["device_time"]
+        )
+        assert row["details.code"] == bag["code"]
