@@ -318,6 +318,10 @@ async def alert_list(
     )
 
 
+# The page an alerts form returns to (checked by `_back`): text of a URL's length, no NUL.
+Back = Annotated[Text, Form(max_length=2000)]
+
+
 def _back(url: str) -> str:
     """Back to the alerts page the form was on; any other target is refused (no open
     redirect through the form)."""
@@ -333,7 +337,7 @@ async def acknowledge_many(
     user: Reader,
     _: Transaction,
     ids: Annotated[list[Id] | None, Form()] = None,
-    back: Annotated[str, Form()] = "/dashboard/alerts",
+    back: Back = "/dashboard/alerts",
 ) -> Response:
     """Acknowledge the alerts ticked on the alerts page (ones acknowledged meanwhile are
     skipped)."""
@@ -354,7 +358,7 @@ async def acknowledge(
     alert_id: Id,
     user: Reader,
     _: Transaction,
-    back: Annotated[str, Form()] = "/dashboard/alerts",
+    back: Back = "/dashboard/alerts",
 ) -> Response:
     """Acknowledge one alert from the dashboard."""
     if user is None:
