@@ -170,6 +170,9 @@ async def test_forged_unknown_and_unsigned_codes_get_one_and_the_same_refusal(
         "/q/AB%00CD",
         "/r/" + "7" * 600,
         "/t/AB%01CD.1AAAAAAAA",
+        "/t/20263710000001.1éééééééé",
+        "/r/WDR0000.1éééééééé",
+        "/q/ABCDEFGHJ.1éééééééé",
     ]
     pages = [await client.get(path, headers=BROWSER) for path in refusals]
     assert {(p.status_code, p.headers["content-type"]) for p in pages} == {

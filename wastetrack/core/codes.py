@@ -81,7 +81,8 @@ def verify(value: str, sig: str, secret: str) -> bool:
         expected = sig[0] + _mac(ring.key(keys.QR, version), value)
     else:
         return False
-    return hmac.compare_digest(sig, expected)
+    # As bytes: compare_digest refuses str holding other than ASCII (a mistyped link's é).
+    return hmac.compare_digest(sig.encode(), expected.encode())
 
 
 def qr_url(code: str, *, base_url: str, secret: str) -> str:
