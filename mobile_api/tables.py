@@ -2,7 +2,6 @@
 turns its rows (nested fields flattened as `coverage.numerator`) into a spreadsheet."""
 
 import asyncio
-import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -19,18 +18,6 @@ Format = Annotated[
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-# A moment kept as text in a JSON column (an alert's `details.cleared_at`, say): ISO 8601 with
-# its offset, as the service writes one.
-_MOMENT_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
-
-
-def _moment(text: str) -> datetime | str:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:  # the shape of one, not a day and time that exist (month 13)
-        return text
-
-
 def _flat(value: Any, timezone: str, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, BaseModel):
         value = value.model_dump()
@@ -39,8 +26,6 @@ def _flat(value: Any, timezone: str, prefix: str = "") -> dict[str, Any]:
         for key, item in value.items():
             out.update(_flat(item, timezone, f"{prefix}{key}."))
         return out
-    if isinstance(value, str) and _MOMENT_TEXT.fullmatch(value):
-        value = _moment(value)
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
     elif isinstance(value, datetime):  # the city's clock and day, with its offset

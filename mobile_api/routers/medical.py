@@ -50,7 +50,12 @@ async def list_alerts(
             principal=user, open_only=open_only, limit=paging.FILE_LIMIT, cursor=paged.cursor
         )
         file = await export(
-            [AlertRead.model_validate(a) for a in found],
+            [
+                AlertRead.model_validate(a).model_copy(
+                    update={"details": alerts.details_with_moments(a.details)}
+                )
+                for a in found
+            ],
             name="alerts",
             format=format,
             timezone=settings.timezone,

@@ -4,6 +4,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise import connections
 from tortoise.expressions import Q
@@ -38,6 +39,22 @@ KINDS_ZH = {
     WEBHOOK_DISABLED: "推送订阅已停用",
 }
 """Every kind of alert the service raises, with its name on the dashboard."""
+
+
+# The details that hold a moment: written as ISO 8601 text into the alert's JSON, by the rules'
+# SQL (`since`, `cleared_at`) and by `flag_clock_anomalies`.
+MOMENT_DETAILS = frozenset({"since", "cleared_at", "device_time", "previous_device_time"})
+
+
+def details_with_moments(details: dict[str, Any]) -> dict[str, Any]:
+    """An alert's details with its moments as datetimes, which a file puts on the city's clock
+    as it does `raised_at` (the text would keep the zone it was written in)."""
+    return {
+        key: datetime.fromisoformat(value)
+        if key in MOMENT_DETAILS and isinstance(value, str)
+        else value
+        for key, value in details.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
