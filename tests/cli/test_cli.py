@@ -246,3 +246,40 @@ def test_service_on_uvicorn_tags_and_serves_a_decodable_label(cli_env: dict[str,
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_bad_arguments_are_refused_naming_them_and_change_nothing(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The registry commands read their input by the API's own contract, and a file that
+    cannot be written where asked is said: each bad argument exits 2 with a message naming
+    it, never a traceback, and nothing is written (no vessel, no licence, no half backup)."""
+    too_long = "名" * 200
+    vessel = ["registry", "vessel", "--name", "鲁荣渔1", "--registration", "R1", "--home-port", "1"]
+    licence = ["registry", "licence", "--org", "1", "--category", "hw.08"]
+    cases = [
+        ([*vessel, "--gt", "abc"], "gross_tonnage"),
+        ([*vessel, "--gt", "NaN"], "gross_tonnage"),
+        ([*vessel, "--gt", "1e20"], "gross_tonnage"),
+        ([*vessel, "--gt", "0.001"], "gross_tonnage"),
+        ([*vessel[:3], "", *vessel[4:], "--gt", "12"], "name"),
+        ([*licence, "--methods", " , "], "method_codes"),
+        ([*licence, "--methods", "R1", "--valid-from", "notaday"], "valid_from"),
+        (["registry", "org", "--name", too_long, "--kind", "clinic", "--region", "1"], "name"),
+        (
+            ["registry", "site", "--org", "1", "--name", too_long, "--lat", "1", "--lon", "1"],
+            "name",
+        ),
+        (["checkpoints", "export", "--out", str(tmp_path)], "out"),
+        (["checkpoints", "export", "--out", str(tmp_path / "missing" / "c.json")], "out"),
+        (["backup", "--out", str(tmp_path)], "out"),
+        (["serve", "--port", "70000"], "port"),
+    ]
+    for args, field in cases:
+        done = run(cli_env, *args)
+        said = (done.returncode, "Traceback" in done.stderr, field in done.stderr)
+        assert said == (2, False, True), (args, done.stderr[-600:])
+    assert not list(tmp_path.glob("*.partial"))
+    city = run_json(cli_env, "registry", "region", "--code", "371082", "--name", "荣成市",
+                    "--level", "city")  # fmt: skip
+    assert city["id"] == 1  # the first region: nothing before it was written

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from wastetrack.auth.models import Role
-from wastetrack.cli.running import run_and_print
+from wastetrack.cli.running import run_and_print, write_file
 from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import get_settings
 
@@ -85,7 +85,7 @@ def labels_issue(
             base_url=settings.base_url,
             secret=settings.secret_key,
         )
-        out.write_bytes(pdf)
+        write_file(out, pdf)  # a path that cannot take it: nothing issued (rolled back)
         return {"issued": len(issued), "first": issued[0].code, "pdf": str(out)}
 
     run_and_print(work)

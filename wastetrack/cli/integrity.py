@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wastetrack.cli.running import echo, run, run_and_print
+from wastetrack.cli.running import echo, run, run_and_print, write_file
 from wastetrack.core.settings import get_settings
 
 keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
@@ -67,5 +67,5 @@ def checkpoints_export(
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text)
+        write_file(out, text.encode())
         echo({"checkpoints": len(exported), "file": str(out)})

@@ -2,12 +2,18 @@
 vessels), the working-day calendar, and the Rongcheng demo that loads a world of both."""
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated
 
 import typer
 
-from wastetrack.cli.running import run_and_print
+from schemas.registry import (
+    LicenceCreate,
+    OrganizationCreate,
+    RegionCreate,
+    SiteCreate,
+    VesselCreate,
+)
+from wastetrack.cli.running import contract, run_and_print
 from wastetrack.core.settings import get_settings
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
@@ -33,10 +39,10 @@ def region_create(
     """Add a region."""
     from wastetrack.registry import service as registry
 
+    body = contract(RegionCreate, code=code, name=name, level=level, parent_id=parent_id)
+
     async def work() -> dict[str, object]:
-        region = await registry.create_region(
-            code=code, name=name, level=level, parent_id=parent_id
-        )
+        region = await registry.create_region(**body.model_dump())
         return {"id": region.id, "code": region.code, "path": region.path}
 
     run_and_print(work)
@@ -55,10 +61,17 @@ def organization_create(
     """Register an organization."""
     from wastetrack.registry import service as registry
 
+    body = contract(
+        OrganizationCreate,
+        name=name,
+        kind=kind,
+        region_id=region_id,
+        bed_count=bed_count,
+        credit_code=credit_code,
+    )
+
     async def work() -> dict[str, object]:
-        org = await registry.create_organization(
-            name=name, kind=kind, region_id=region_id, bed_count=bed_count, credit_code=credit_code
-        )
+        org = await registry.create_organization(**body.model_dump())
         return {
             "id": org.id,
             "name": org.name,
@@ -103,14 +116,16 @@ def site_create(
     """Add a site with coordinates."""
     from wastetrack.registry import service as registry
 
+    body = contract(
+        SiteCreate,
+        organization_id=organization_id,
+        name=name,
+        latitude=latitude,
+        longitude=longitude,
+    )
+
     async def work() -> dict[str, object]:
-        site = await registry.create_site(
-            organization_id=organization_id,
-            name=name,
-            region_id=None,
-            latitude=latitude,
-            longitude=longitude,
-        )
+        site = await registry.create_site(**body.model_dump())
         return {"id": site.id, "name": site.name}
 
     run_and_print(work)
@@ -136,16 +151,21 @@ def licence_add(
     from wastetrack.registry import service as registry
 
     timezone = get_settings().timezone
+    body = contract(
+        LicenceCreate,
+        category_key=category,
+        method_codes=[m.strip() for m in methods.split(",") if m.strip()],
+        permit_number=permit_number,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        reason=reason,
+    )
 
     async def work() -> dict[str, object]:
         licence = await registry.add_licence(
             organization_id=organization_id,
-            category_key=category,
-            method_codes=[m.strip() for m in methods.split(",") if m.strip()],
-            permit_number=permit_number,
-            valid_from=date.fromisoformat(valid_from) if valid_from else cityday.today(timezone),
-            valid_until=date.fromisoformat(valid_until) if valid_until else None,
-            reason=reason,
+            **body.model_dump(exclude={"valid_from"}),
+            valid_from=body.valid_from or cityday.today(timezone),
             timezone=timezone,
         )
         return {"id": licence.id, "category": licence.category_key, "methods": licence.method_codes}
@@ -165,15 +185,18 @@ def vessel_create(
     """Register a vessel with its home port."""
     from wastetrack.registry import vessels
 
+    body = contract(
+        VesselCreate,
+        name=name,
+        registration_number=registration_number,
+        gross_tonnage=gross_tonnage,
+        home_port_id=home_port_id,
+        imo_number=imo_number,
+        mmsi=mmsi,
+    )
+
     async def work() -> dict[str, object]:
-        vessel = await vessels.create_vessel(
-            name=name,
-            registration_number=registration_number,
-            gross_tonnage=Decimal(gross_tonnage),
-            home_port_id=home_port_id,
-            imo_number=imo_number,
-            mmsi=mmsi,
-        )
+        vessel = await vessels.create_vessel(**body.model_dump())
         return {"id": vessel.id, "registration_number": vessel.registration_number}
 
     run_and_print(work)

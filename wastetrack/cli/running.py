@@ -6,9 +6,11 @@ command goes through these, so scripts (.ci/fresh-clone, the docs' examples) can
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from tortoise.transactions import in_transaction
 
 from wastetrack.core import db
@@ -16,6 +18,7 @@ from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import get_settings
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
@@ -59,6 +62,27 @@ def or_exit(work: Callable[[], T]) -> T:
     except DomainError as error:
         field = f" ({error.field})" if error.field else ""
         typer.echo(f"error{field}: {error.detail}", err=True)
+        raise typer.Exit(2) from None
+
+
+def contract(model: type[M], **values: object) -> M:
+    """A command's input read by the API's own contract (`schemas`): what the API refuses, the
+    command refuses too, naming the field, with exit status 2, before the database is used."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        typer.echo(f"error ({field}): {first['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def write_file(path: Path, content: bytes) -> None:
+    """Write a command's file; one that cannot be written there is said, with exit status 2."""
+    try:
+        path.write_bytes(content)
+    except OSError as error:
+        typer.echo(f"error (out): cannot write {path}: {error.strerror or error}", err=True)
         raise typer.Exit(2) from None
 
 

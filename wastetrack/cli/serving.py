@@ -26,7 +26,9 @@ sockets sharing a port (Linux)."""
 
 def serve(
     host: Annotated[str | None, typer.Option(help="default: WASTETRACK_HOST")] = None,
-    port: Annotated[int | None, typer.Option(help="default: WASTETRACK_PORT")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="default: WASTETRACK_PORT")
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="worker processes; default: the CPU count")
     ] = None,

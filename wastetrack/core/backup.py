@@ -143,10 +143,14 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
                 tar.add(dump, arcname=DUMP)
                 for photo in photos:
                     tar.add(photo, arcname=f"{PHOTOS}/{photo.relative_to(photos_dir).as_posix()}")
-    except BaseException:
+        partial.replace(out)  # never a half-written file under the final name
+    except BaseException as error:
         partial.unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, `out` a directory: said, not a traceback
+            raise BackupFailed(
+                f"cannot write {out}: {error.strerror or error}", field="out"
+            ) from error
         raise
-    partial.replace(out)  # never a half-written file under the final name
     return {"backup": str(out), "bytes": out.stat().st_size, **manifest}
 
 

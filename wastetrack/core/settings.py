@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         " code (else the batch is tagged without an HJ 1276 数字识别码)",
     )
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     access_token_minutes: int = 15
     refresh_token_days: int = 30
     login_max_failures: int = Field(
