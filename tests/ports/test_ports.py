@@ -237,6 +237,35 @@ async def test_port_call_delivery_reaches_treatment_and_counts(
     assert (shidao["vessels"], shidao["vessels_with_deliveries"]) == (2, 1)
 
 
+async def test_a_delivery_at_a_port_without_its_position_counts_in_its_sea_area(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """The sea-area share counts vessels with a delivery "as the port figures count it": at
+    every fishing port of the region, also one whose grade and position were never recorded
+    (its berths may be, and it receives); only a home port's own area needs its position."""
+    bare = await registry.create_organization(
+        name="桃园渔港", kind=OrganizationKind.fishing_port, region_id=world.orgs["port"].region_id
+    )
+    await make_user(world, "bare_port", Role.port_operator, bare)
+    berth = await client.post(
+        f"/admin/v1/ports/{bare.id}/berths",
+        headers=world.headers("admin"),
+        json={"name": "1号泊位", "latitude": BERTH[0], "longitude": BERTH[1]},
+    )
+    assert berth.status_code == 201, berth.text
+    at_bare = delivery(harbour, harbour.small, berth=berth.json()["qr_url"])
+    assert (await deliver(client, world, at_bare, who="bare_port")).status_code == 201
+    since = {"date_from": (CITY_TODAY - timedelta(days=1)).isoformat()}
+    params = {**since, "date_to": CITY_TODAY.isoformat()}
+    ports = await client.get("/m/v1/metrics/ports", headers=world.headers("manager"), params=params)
+    assert sum(p["deliveries"] for p in ports.json()["ports"]) == 1
+    areas = await client.get(
+        "/m/v1/metrics/sea-areas", headers=world.headers("manager"), params=params
+    )
+    shidao = next(a for a in areas.json()["areas"] if a["code"] == "shidao_se")
+    assert (shidao["vessels"], shidao["vessels_with_deliveries"]) == (2, 1)
+
+
 async def test_port_figures_count_a_line_as_its_batch_after_corrections(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

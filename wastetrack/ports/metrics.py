@@ -192,6 +192,14 @@ def _group_rate(treated: Decimal, expected: Decimal, unit: str) -> Rate:
     return ratio(treated, expected, unit, rollups.definition("port_collection_treatment_rate"))
 
 
+async def _ports_of(principal: Principal) -> list[Organization]:
+    """The fishing ports whose calls and deliveries the user's figures count: every one in the
+    region subtree, with a grade and position recorded (`FishingPort`) or not."""
+    return await Organization.filter(
+        kind=OrganizationKind.fishing_port, region__path__startswith=principal.region_path
+    ).order_by("id")
+
+
 async def port_metrics(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> PortMetrics:
@@ -200,9 +208,7 @@ async def port_metrics(
     ratio, and the headline 污水和垃圾收集处置率 (the lower of the two)."""
     start, end = period_bounds(date_from, date_to, timezone)
     snap = await catalog.snapshot()
-    ports = await Organization.filter(
-        kind=OrganizationKind.fishing_port, region__path__startswith=principal.region_path
-    ).order_by("id")
+    ports = await _ports_of(principal)
     profiles = {
         p.organization_id: p
         for p in await FishingPort.filter(organization_id__in=[p.id for p in ports])
@@ -320,20 +326,18 @@ async def sea_area_metrics(
     """Per sea area: vessels counted in it (home port inside it, or a port call declaring it),
     and the share of them whose deliveries were recorded in the period."""
     start, end = period_bounds(date_from, date_to, timezone)
-    ports = {
-        p.organization_id: p
-        for p in await FishingPort.filter(
-            organization__region__path__startswith=principal.region_path
-        )
-    }
+    port_ids = [p.id for p in await _ports_of(principal)]
+    # A home port lies in an area by its recorded position: one without it places no vessel,
+    # but its calls and deliveries count, as the port figures count them.
+    ports = {p.organization_id: p for p in await FishingPort.filter(organization_id__in=port_ids)}
     vessels = await Vessel.filter(home_port_id__in=list(ports)).only("id", "home_port_id")
     calls = await PortCall.filter(
-        port_id__in=list(ports),
+        port_id__in=port_ids,
         arrived_at__gte=start,
         arrived_at__lt=end,
         fishing_area__not_isnull=True,
     ).values("vessel_id", "fishing_area")
-    delivered = {d["vessel_id"] for d in await _deliveries(list(ports), date_from, date_to)}
+    delivered = {d["vessel_id"] for d in await _deliveries(port_ids, date_from, date_to)}
     areas: list[SeaAreaFigures] = []
     for area in await list_sea_areas():
         members = {
