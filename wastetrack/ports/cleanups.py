@@ -19,10 +19,10 @@ from wastetrack.core.reported import check_day_come, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
+from wastetrack.ports import MARINE_STREAM
 from wastetrack.ports.access import NEWEST_STARTED, readable, reasons
 from wastetrack.ports.commands import CleanUpCommand, FloatReplacementCommand
 from wastetrack.ports.models import CleanUp, FloatReplacement
-from wastetrack.ports.rules import MARINE_STREAM
 from wastetrack.registry import service as registry
 
 LITTER_ITEMS = {

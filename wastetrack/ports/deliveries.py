@@ -25,13 +25,14 @@ from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.custody.rules import EventType, Outcome, State
+from wastetrack.ports import MARINE_STREAM
 from wastetrack.ports.access import NEWEST_STARTED, readable, reasons
 from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
 from wastetrack.ports.models import Delivery, DeliveryLine, PortCall
 from wastetrack.ports.port_calls import get_vessel
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
-from wastetrack.ports.rules import MARINE_STREAM, volume_group
+from wastetrack.ports.rules import volume_group
 from wastetrack.registry.models import Vessel
 
 NO_PORT_CALL = "no_open_port_call"

@@ -10,10 +10,10 @@ from wastetrack.core import paging
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
+from wastetrack.ports import MARINE_STREAM
 from wastetrack.ports.access import reasons
 from wastetrack.ports.commands import NotificationLineCommand
 from wastetrack.ports.models import PortCall, SeaArea
-from wastetrack.ports.rules import MARINE_STREAM
 from wastetrack.registry.models import Vessel
 
 

@@ -1,5 +1,5 @@
 """Port reference data: the rules of the port collection-and-treatment indicator
-(port_rules.json, with its source and edition) and the waste stream ports handle."""
+(port_rules.json, with its source and edition)."""
 
 from decimal import Decimal
 from typing import Any
@@ -8,7 +8,6 @@ from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core.data import read_data_file
 
 PORT_RULES: dict[str, Any] = read_data_file("wastetrack.ports", "port_rules.json")
-MARINE_STREAM = "marine"
 
 
 def small_vessel(gross_tonnage: Decimal) -> bool:

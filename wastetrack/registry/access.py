@@ -13,7 +13,7 @@ from tortoise.queryset import QuerySet
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import Forbidden, NotFound
 from wastetrack.core.principal import Principal
-from wastetrack.ports.rules import MARINE_STREAM
+from wastetrack.ports import MARINE_STREAM
 from wastetrack.registry.models import (
     Organization,
     OrganizationKind,
