@@ -17,7 +17,7 @@ from wastetrack.batches.models import Label
 from wastetrack.core import cityday, codes
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
-from wastetrack.registry.models import OrganizationKind
+from wastetrack.registry.models import OrganizationKind, Vessel
 
 ROLES = (
     "anonymous",
@@ -505,15 +505,17 @@ async def test_a_port_tags_for_a_registered_vessel_owner_only(
     assert await _tag(client, world, "port", producer_organization_id=owner, **marine) == 201
     clinic = world.orgs["clinic"].id
     assert await _tag(client, world, "port", producer_organization_id=clinic, **marine) == 403
-    # Ship waste only: a vessel owner's other waste is not the port's to tag, nor is a clinic's
-    # once it is registered as a boat's owner.
+    # Ship waste only: a vessel owner's other waste is not the port's to tag; and a clinic is
+    # no vessel's owner (it would be a producer every port could tag for).
     assert await _tag(client, world, "port", producer_organization_id=owner) == 403
-    await vessels.create_vessel(
-        name="卫生室小艇",
-        registration_number="LRY-0002",
-        gross_tonnage=3,
-        home_port_id=harbour["other_port"],
-        owner_id=clinic,
-    )
-    assert await _tag(client, world, "port", producer_organization_id=clinic) == 403
-    assert await _tag(client, world, "port", producer_organization_id=clinic, **marine) == 201
+    boat = {
+        "name": "卫生室小艇",
+        "registration_number": "LRY-0002",
+        "gross_tonnage": "3",
+        "home_port_id": harbour["other_port"],
+        "owner_id": clinic,
+    }
+    refused = await client.post("/admin/v1/vessels", headers=world.headers("admin"), json=boat)
+    assert (refused.status_code, refused.json()["field"]) == (422, "owner_id"), refused.text
+    assert not await Vessel.exists(registration_number="LRY-0002")
+    assert await _tag(client, world, "port", producer_organization_id=clinic, **marine) == 403

@@ -13,6 +13,11 @@ from wastetrack.registry import access
 from wastetrack.registry.models import OrganizationKind, Vessel
 from wastetrack.registry.service import get_organization
 
+# Who owns a vessel: a vessel owner (船东: a fishing company, a fisher), or a port its own boats.
+# A port tags its owner's ship waste (access.Relationship.port_reception): a clinic or a plant
+# registered as an owner would be a producer whose waste every port could tag.
+OWNER_KINDS = (OrganizationKind.vessel_owner, OrganizationKind.fishing_port)
+
 
 async def create_vessel(
     *,
@@ -40,6 +45,11 @@ async def create_vessel(
             f"vessel {registration_number!r} is registered already", field="registration_number"
         )
     owner = await get_organization(owner_id, field="owner_id") if owner_id else None
+    if owner is not None and owner.kind not in OWNER_KINDS:
+        raise ValidationFailed(
+            f"a vessel's owner is a vessel owner or a fishing port, not a {owner.kind.value}",
+            field="owner_id",
+        )
     vessel = await Vessel.create(
         name=name,
         registration_number=registration_number,
