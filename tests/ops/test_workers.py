@@ -211,3 +211,26 @@ def test_a_worker_loads_the_pdf_and_spreadsheet_libraries_only_to_use_them() -> 
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_served_without_a_trusted_proxy_x_forwarded_for_moves_no_login_limit(
+    serve_env: dict[str, str],
+) -> None:
+    """Unless WASTETRACK_TRUST_PROXY says a proxy writes it, X-Forwarded-For is the client's own
+    word: served by uvicorn (whose default believes any loopback peer's), a peer over its login
+    limit stays over it whatever address the header names."""
+    port = free_port()
+    server = start_serving({**serve_env, "WASTETRACK_RATE_LIMIT_LOGIN": "3/minute"}, port)
+    try:
+        both_workers(server, port)
+        url = f"http://127.0.0.1:{port}/m/v1/auth/token"
+        wrong = {"username": "nobody", "password": "wrong-password"}
+        direct = [httpx.post(url, data=wrong).status_code for _ in range(3)]
+        assert direct == [401, 401, 401]
+        forwarded = [
+            httpx.post(url, data=wrong, headers={"X-Forwarded-For": f"198.51.100.{n}"})
+            for n in range(1, 4)
+        ]
+        assert [answer.status_code for answer in forwarded] == [429, 429, 429]
+    finally:
+        stop(server)

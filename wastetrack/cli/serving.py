@@ -24,6 +24,19 @@ _OWN_SOCKETS = hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
 sockets sharing a port (Linux)."""
 
 
+SERVER_OPTIONS: dict[str, Any] = {
+    # uvicorn keeps the app's structured logging (one line per request is the app's own, so
+    # uvicorn's access log is off).
+    "log_config": None,
+    "access_log": False,
+    # The client's address and scheme are the app's to read (deps: X-Forwarded-For only under
+    # WASTETRACK_TRUST_PROXY): uvicorn would take them from any loopback peer's headers, and a
+    # local process could then rotate X-Forwarded-For past the per-address login limits.
+    "proxy_headers": False,
+}
+"""How uvicorn serves the app, one worker or several."""
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="default: WASTETRACK_HOST")] = None,
     port: Annotated[
@@ -80,8 +93,7 @@ def serve(
                 create_app(settings, migrate=False),
                 host=settings.host,
                 port=settings.port,
-                log_config=None,
-                access_log=False,
+                **SERVER_OPTIONS,
             )
 
 
@@ -162,16 +174,8 @@ def run_workers(app: str, *, host: str, port: int, workers: int) -> None:
         if _OWN_SOCKETS:
             port = held.enter_context(_claiming(host, port))
             listener = _OwnSocketPerWorker(host, port)
-        # log_config=None: uvicorn keeps the app's structured logging (one line per request
-        # is the app's own, so uvicorn's access log is off).
         config = uvicorn.Config(
-            app,
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
+            app, factory=True, workers=workers, host=host, port=port, **SERVER_OPTIONS
         )
         if not _OWN_SOCKETS:
             listener = config.bind_socket()
