@@ -3,15 +3,18 @@
 import io
 import json
 import logging
+import secrets
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.factories import World, event, medical_bag
+from mobile_api.app import create_app
+from tests.factories import PASSWORD, World, event, medical_bag
 from tests.household import test_sorting as household
-from wastetrack.core import observability
+from wastetrack.core import observability, ratelimit
+from wastetrack.core.settings import Settings
 
 point_url = household.point_url  # a collection point's QR URL, for pickups
 
@@ -106,3 +109,38 @@ async def test_standard_library_records_become_json(log_lines: io.StringIO) -> N
     assert line["event"] == "port 8000 in use"
     assert line["level"] == "warning"
     assert line["logger"] == "uvicorn.error"
+
+
+async def test_an_unexpected_error_is_answered_with_the_request_id_and_logs_no_secret(
+    settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login that fails after its password was checked (the database gone, here a failing
+    call): the 500 carries the request id and nosniff as every answer does, so the client can
+    name the log line; and that line, on a console for people, prints the traceback without
+    each frame's variables — neither the password sent nor the master secret."""
+    master = secrets.token_hex(32)
+    app = create_app(settings.model_copy(update={"secret_key": master}), manage_database=False)
+    stream = io.StringIO()
+    observability.configure_logging("console", stream=stream)
+
+    async def gone(**_: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(ratelimit, "forget", gone)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            failed = await c.post(
+                "/m/v1/auth/token",
+                data={"username": "collector", "password": PASSWORD},
+                headers={"X-Request-ID": "probe-2"},
+            )
+    finally:
+        observability.configure_logging("json")
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert failed.headers["x-request-id"] == "probe-2"
+    assert failed.headers["x-content-type-options"] == "nosniff"
+    logged = stream.getvalue()
+    assert "database went away" in logged and "probe-2" in logged
+    assert PASSWORD not in logged and master[:16] not in logged

@@ -111,7 +111,9 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer()
+        # Tracebacks without each frame's local variables (rich's default shows them): a
+        # login's password, a settings object's secret would be printed with them.
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

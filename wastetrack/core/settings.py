@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field(
         "",
+        repr=False,  # never in a log line or a traceback that prints the settings
         validation_alias=AliasChoices("WASTETRACK_SECRET", "WASTETRACK_SECRET_KEY"),
         description="master secret (>= 32 chars); unset: generated in <data_dir>/keys/master.key",
     )
