@@ -14,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api.tables import XLSX
@@ -142,34 +141,6 @@ def _internal_error(error: BaseException) -> JSONResponse:
         code="internal_error",
         detail="the server failed to answer this request; it has been logged",
     )
-
-
-class _UnexpectedErrors:
-    """Answers an exception no handler took with the 500 problem inside the app's middleware,
-    so the answer carries the request id and the security headers as every other one does: an
-    `Exception` handler runs in Starlette's outermost middleware, past them. The handler stays
-    for what fails in the middleware itself."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_started(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_started)
-        except Exception as error:
-            if started:  # the answer has begun: nothing else can be sent
-                raise
-            await _internal_error(error)(scope, receive, send)
 
 
 def _lost_race(why: str) -> JSONResponse:
@@ -333,6 +304,3 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
         return _internal_error(error)
-
-    # The first middleware added is the innermost: an unexpected error is answered within them.
-    app.add_middleware(_UnexpectedErrors)
