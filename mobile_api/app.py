@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from mobile_api import errors, media
 from mobile_api.idempotency import Idempotency
@@ -187,7 +188,7 @@ def create_app(
                             await task
                     await lock.close()
 
-    app = FastAPI(
+    app = _App(
         title="wastetrack",
         version="0.1.0",
         summary="Tracks solid waste from the QR tag to final treatment (无废城市).",
@@ -247,9 +248,16 @@ def create_app(
 
     # A resend named by an Idempotency-Key gets the first answer; inside the body cap.
     app.add_middleware(Idempotency, settings=settings)
-    # Bodies are capped before any route reads them; every response gets its security headers.
+    # Bodies are capped before any route reads them.
     app.add_middleware(BodyLimit, settings=settings)
-    app.add_middleware(SecurityHeaders)
-    # Last, so its middleware is the outermost: every request is timed and logged, refused or not.
-    ops.install(app)
+    app.include_router(ops.router)
     return app
+
+
+class _App(FastAPI):
+    """The app, with the request observer and the security headers outside Starlette's error
+    middleware: every request is timed and logged, refused or not, and every answer carries
+    its request id and security headers, the 500 of an unexpected error too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ops.RequestObserver(SecurityHeaders(super().build_middleware_stack()))

@@ -9,7 +9,7 @@ import uuid
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -150,9 +150,3 @@ def _line(scope: Scope, status: int, started: float) -> dict[str, Any]:
         "status": status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
     }
-
-
-def install(app: FastAPI) -> None:
-    """Add the ops routes and the request middleware to the app."""
-    app.include_router(router)
-    app.add_middleware(RequestObserver)

@@ -138,6 +138,8 @@ async def test_an_unexpected_error_logs_no_password_nor_secret_on_a_console(
         observability.configure_logging("json")
     assert failed.status_code == 500
     assert failed.headers["content-type"] == "application/problem+json"
+    assert failed.headers["x-request-id"] == "probe-2"  # the client can name the log line
+    assert failed.headers["x-content-type-options"] == "nosniff"
     logged = stream.getvalue()
     assert "database went away" in logged and "probe-2" in logged
     assert PASSWORD not in logged and master[:16] not in logged

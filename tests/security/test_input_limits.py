@@ -135,11 +135,14 @@ async def test_an_unexpected_error_is_still_problem_json(settings: Settings, wor
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        response = await client.get("/boom")
+        response = await client.get("/boom", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["code"] == "internal_error"
     assert "unexpected" not in response.text
+    # Answered like any other: the request id to quote, and no sniffing of the body.
+    assert response.headers["x-request-id"] == "boom-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_a_login_with_an_odd_username_is_a_named_422_never_a_500(
