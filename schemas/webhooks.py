@@ -46,7 +46,9 @@ class WebhookDeliveryRead(Schema):
     id: int = Field(description="the X-Wastetrack-Delivery header; replay by this id")
     event_id: str = Field(description="the body's id: the same on every retry and replay")
     type: EventType
-    status: Literal["pending", "delivered"]
+    status: Literal["pending", "delivered", "withheld"] = Field(
+        description="withheld: not sent, its owner no longer seeing its change when it was due"
+    )
     attempts: int
     last_status_code: int | None
     last_error: str | None

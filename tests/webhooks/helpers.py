@@ -33,5 +33,6 @@ async def drain(
         total.enqueued += done.enqueued
         total.delivered += done.delivered
         total.failed += done.failed
+        total.withheld += done.withheld
         total.disabled += done.disabled
     raise AssertionError("the dispatcher never ran out of work")

@@ -109,6 +109,44 @@ async def test_a_subscription_hears_only_what_its_owner_may_see(
     ]
 
 
+async def test_a_delivery_waiting_when_its_owner_loses_sight_of_it_is_withheld(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """What the owner may see is checked again when a delivery is due: a retry queued while the
+    city's manager could see the 崖头 clinic's bag is not sent once they have moved to 石岛's
+    office (which may not see it), nor replayed; it is withheld, which is no failure of the
+    receiver's. Moved back, a replay sends it."""
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world, "clinic")
+    listener.plan = [500]
+    first = await drain(settings, sender)
+    assert (first.delivered, first.failed) == (0, 1)
+    manager = world.users["manager"]
+    await User.filter(id=manager.id).update(organization_id=world.orgs["town_office"].id)
+
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert (await drain(settings, sender, now=later)).withheld == 1
+    (delivery,) = await deliveries(client, world, "manager", hook)
+    assert delivery["status"] == "withheld" and delivery["next_attempt_at"] is None
+    assert "no longer see" in delivery["last_error"]
+    url = f"/m/v1/webhooks/{hook['id']}/deliveries/{delivery['id']}/replay"
+    assert (await client.post(url, headers=world.headers("manager"))).status_code == 202
+    assert (await drain(settings, sender, now=later)).withheld == 1
+    assert len(listener.received) == 1  # the first try only
+    subscription = await WebhookSubscription.get(id=hook["id"])
+    assert subscription.consecutive_failures == 1 and subscription.active
+
+    await User.filter(id=manager.id).update(organization_id=manager.organization_id)
+    assert (await client.post(url, headers=world.headers("manager"))).status_code == 202
+    assert (await drain(settings, sender, now=later)).delivered == 1
+    first_try, replayed = (verified(r, hook["secret"]) for r in listener.received)
+    assert first_try == replayed
+
+
 async def test_a_batch_s_deliveries_go_out_in_its_order_whatever_their_ids(
     client: httpx.AsyncClient,
     world: World,

@@ -23,6 +23,18 @@ from wastetrack.core.errors import ValidationFailed
 Param = Callable[[object], str]
 """Adds a value to a statement's parameters and gives its placeholder ($n)."""
 
+
+def placeholders(*first: object) -> tuple[list[object], Param]:
+    """A statement's parameters, starting with `first` ($1…), and the `Param` that adds more."""
+    params = list(first)
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    return params, param
+
+
 _CURSOR = re.compile(r"^([0-9]{1,20})\.([0-9]{1,19})$")
 _BAD_CURSOR = "after is not a cursor this server issued"
 
@@ -64,12 +76,7 @@ async def read_page(
     with the placeholders `Param` gives) after `after`, at most `limit`, each with its position
     and `columns`; with the position to read from next (`after` itself when nothing new is
     readable yet)."""
-    params: list[object] = []
-
-    def param(value: object) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
+    params, param = placeholders()
     chosen = "".join(f", c.{name}" for name in columns)
     named = "".join(f", {name}" for name in columns)
     # One statement, so one snapshot: the page and the horizon (the last row of a finished

@@ -34,12 +34,11 @@ async def dispatch_once(
     up from there; one whose owner is inactive is skipped by `enqueue`), then send what is due
     by `now`."""
     now = now or datetime.now(UTC)
-    result = DispatchRound()
     subscriptions = await WebhookSubscription.filter(active=True).order_by("id")
-    result.enqueued = await enqueue(subscriptions=await behind(subscriptions))
+    enqueued = await enqueue(subscriptions=await behind(subscriptions))
     sent = await send_due(settings=settings, client=client, now=now)
-    result.delivered, result.failed, result.disabled = sent.delivered, sent.failed, sent.disabled
-    return result
+    sent.enqueued = enqueued
+    return sent
 
 
 async def _head() -> int:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 class DeliveryStatus(StrEnum):
     pending = "pending"
     delivered = "delivered"
+    # Not sent: by the time it was due, the owner could no longer see its change (access
+    # lost: another organization, an agreement ended). A replay tries again.
+    withheld = "withheld"
 
 
 class WebhookSubscription(Model):

@@ -28,6 +28,7 @@ from tortoise.transactions import in_transaction
 from wastetrack.alerts import service as alerts
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import User
+from wastetrack.changes import service as changes
 from wastetrack.core.settings import Settings
 from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.models import WebhookSubscription
@@ -48,16 +49,18 @@ _ERROR_CHARS = 500
 
 @dataclass(slots=True)
 class DispatchRound:
-    """What one round did: deliveries created, delivered, and failed (to be retried)."""
+    """What one round did: deliveries created, delivered, failed (to be retried), and withheld
+    (their owner may no longer see their change)."""
 
     enqueued: int = 0
     delivered: int = 0
     failed: int = 0
+    withheld: int = 0
     disabled: list[int] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
-        return bool(self.enqueued or self.delivered or self.failed)
+        return bool(self.enqueued or self.delivered or self.failed or self.withheld)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ WITH head AS (
 )
 UPDATE webhook_delivery d SET next_attempt_at = $3
 FROM claimed WHERE d.id = claimed.id
-RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.body, d.attempts
+RETURNING d.id, d.subscription_id, d.change_id, d.event_id, d.event_type, d.body, d.attempts
 """
 # An outcome is written only while the row is still this round's lease (pending, its next
 # attempt the lease's end): never over what another deliverer did once the lease ran out, nor
@@ -117,6 +120,10 @@ UPDATE webhook_delivery SET attempts = attempts + 1, last_status_code = $1, last
                             next_attempt_at = $3
 WHERE id = $4 AND status = 'pending' AND next_attempt_at = $5
 """
+_WITHHELD = """
+UPDATE webhook_delivery SET status = 'withheld', last_error = $1
+WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3
+"""
 _RELEASED = """
 UPDATE webhook_delivery SET next_attempt_at = $1
 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3
@@ -127,6 +134,7 @@ WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3
 class _Due:
     id: int
     subscription_id: int
+    change_id: int
     event_id: str
     event_type: str
     body: bytes
@@ -279,6 +287,29 @@ async def _refusals(
     return refused
 
 
+_WITHHELD_WHY = "not sent: its owner may no longer see this change"
+
+
+async def _unseen(
+    deliveries: list[_Due], subscriptions: dict[int, WebhookSubscription]
+) -> set[int]:
+    """The deliveries whose change their subscription's owner may no longer see (read rights
+    are checked as the change is queued and again as it is sent: one query per owner)."""
+    by_owner: dict[int, list[_Due]] = defaultdict(list)
+    for delivery in deliveries:
+        subscription = subscriptions.get(delivery.subscription_id)
+        if subscription is not None:
+            by_owner[subscription.owner_id].append(delivery)
+    unseen: set[int] = set()
+    for owner in await User.filter(id__in=list(by_owner)):
+        due = by_owner[owner.id]
+        seen = await changes.readable(
+            principal=await auth.principal_for(owner), change_ids=[d.change_id for d in due]
+        )
+        unseen.update(d.id for d in due if d.change_id not in seen)
+    return unseen
+
+
 def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
@@ -314,6 +345,7 @@ async def send_due(
             _Due(
                 r["id"],
                 r["subscription_id"],
+                r["change_id"],
                 str(r["event_id"]),
                 r["event_type"],
                 r["body"].encode(),
@@ -328,6 +360,7 @@ async def send_due(
         for s in await WebhookSubscription.filter(id__in={d.subscription_id for d in deliveries})
     }
     refused = await _refusals(subscriptions, settings)
+    unseen = await _unseen(deliveries, subscriptions)
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
     # Each subscription's outcomes in this round, counted once its last one is recorded.
     left: dict[int, int] = defaultdict(int)
@@ -357,23 +390,29 @@ async def send_due(
     async def send(delivery: _Due) -> None:
         """Send the delivery and record its outcome: whatever sending raises fails this
         delivery only."""
-        try:
-            outcome = await attempt(delivery)
-        except Exception as error:
-            # Where it was raised, and its message with any URL masked.
-            log.error(
-                "webhook delivery %s not sent: %s\n%s",
-                delivery.id,
-                _kept(_described(error)),
-                "".join(traceback.format_tb(error.__traceback__)),
-            )
-            outcome = _failed(delivery, f"not sent: {_described(error)}")
-        if outcome is None:  # not sent: due again at once, for the next round
+        if delivery.id in unseen:  # neither sent nor failed: the receiver is not at fault
             await connections.get("default").execute_query(
-                _RELEASED, [now, delivery.id, leased_until]
+                _WITHHELD, [_WITHHELD_WHY, delivery.id, leased_until]
             )
-        elif await _record(outcome, delivery, settings, now=now, leased_until=leased_until):
-            seen[outcome.subscription_id].append(outcome)
+            result.withheld += 1
+        else:
+            try:
+                outcome = await attempt(delivery)
+            except Exception as error:
+                # Where it was raised, and its message with any URL masked.
+                log.error(
+                    "webhook delivery %s not sent: %s\n%s",
+                    delivery.id,
+                    _kept(_described(error)),
+                    "".join(traceback.format_tb(error.__traceback__)),
+                )
+                outcome = _failed(delivery, f"not sent: {_described(error)}")
+            if outcome is None:  # not sent: due again at once, for the next round
+                await connections.get("default").execute_query(
+                    _RELEASED, [now, delivery.id, leased_until]
+                )
+            elif await _record(outcome, delivery, settings, now=now, leased_until=leased_until):
+                seen[outcome.subscription_id].append(outcome)
         left[delivery.subscription_id] -= 1
         subscription = subscriptions.get(delivery.subscription_id)
         if not left[delivery.subscription_id] and subscription and seen[subscription.id]:
