@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import yarl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tortoise import connections
 
@@ -187,6 +188,9 @@ def _parts(url: str) -> tuple[SplitResult, str, int]:
     try:
         parts = urlsplit(url)
         host = parts.hostname
+        # As the sender (aiohttp) reads it too: where the two readings part (a backslash in
+        # the host, which urlsplit takes for a path), the URL could never be delivered.
+        yarl.URL(url)
     except ValueError:
         raise TargetRefused("the URL's host is not a valid name or [IPv6] address") from None
     if parts.scheme not in ("http", "https") or not host:
