@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import httpx
 
-from tests.custody.helpers import post_event
+from tests.custody.helpers import post_event, tag_bag
 from tests.factories import CITY_TODAY, NOW, World, event
 from wastetrack.cells.models import Cell, CellAssessment
 from wastetrack.core import cityday, codes
@@ -215,8 +215,47 @@ async def test_a_computed_criterion_keeps_what_it_counted_its_period_and_definit
     )
     assert (share["date_from"], share["date_to"]) == period
     assert share["definition"]["formula"].startswith("Σ mass of the batches tagged in the period")
+    assert (share["batches_without_mass"], Decimal(share["estimated_kg"])) == (0, 0)
     # An entered criterion is the assessors' finding, with its evidence: no count of the tracker.
     assert "numerator" not in result["scores"]["publicity"]
+
+
+async def test_the_recovery_share_says_which_batches_it_could_not_weigh(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """As every cohort figure does (docs/metrics.md §3): a bag counted in items of a category
+    with no unit mass is in neither sum and is counted apart, and the estimated part of the
+    denominator is given; a region whose batches all lack a mass is not 'no data'."""
+    carrier = world.orgs["carrier"].id
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="4", unit="count")
+    alone = (
+        await assess(client, world, await cell(client, world, "北山社区"), "county", EVIDENCE)
+    ).json()["scores"]["recovery_share"]
+    assert (alone["value"], alone["batches_without_mass"]) == (None, 1)
+    assert alone["note"] == "no batch of those months has a known mass (batches_without_mass)"
+
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="3.5")
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="0.02", unit="m3")
+    share = (
+        await assess(client, world, await cell(client, world, "南山社区"), "county", EVIDENCE)
+    ).json()["scores"]["recovery_share"]
+    estimated = Decimal(share["denominator"]) - Decimal("3.5")  # the m³ bag, by its density
+    assert estimated > 0 and Decimal(share["estimated_kg"]) == estimated
+    assert share["batches_without_mass"] == 1
+
+
+async def test_an_entered_criterion_the_type_does_not_enter_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A misspelt code, or a computed criterion's, would be dropped without a word: the
+    assessor would believe a value kept that was not."""
+    cell_id = await cell(client, world, "北山社区")
+    for code in ("publicty", "sorting_accuracy"):
+        entered = {**EVIDENCE, code: {"value": "100", "evidence": "x"}}
+        refused = await assess(client, world, cell_id, "county", entered)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["field"] == f"entered.{code}"
+    assert not await CellAssessment.filter(cell_id=cell_id).exists()
 
 
 async def test_a_criterion_is_judged_as_it_is_shown(
@@ -293,6 +332,26 @@ async def test_a_place_is_registered_as_a_cell_once(
     assert await Cell.filter(name="北山社区").count() == 2
     achieved = (await client.get("/m/v1/metrics/cells", headers=world.headers("manager"))).json()
     assert achieved["share"]["denominator"] == str(await Cell.all().count())
+
+
+async def test_registrations_of_one_place_sent_at_once_name_the_first(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The same registration sent four times at once (a phone's retries on a bad line): one
+    cell, and each of the others a 409 naming `name` and the cell made, not a bare lost race."""
+    village = world.regions["village"].id
+    for round_ in range(4):
+        body = {"cell_type": "community", "name": f"同名社区{round_}", "region_id": village}
+        answers = await asyncio.gather(
+            *(
+                client.post("/m/v1/cells", headers=world.headers("manager"), json=body)
+                for _ in range(4)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
+        (made,) = [a.json()["id"] for a in answers if a.status_code == 201]
+        refused = [a.json() for a in answers if a.status_code == 409]
+        assert [(r["field"], r["cell_id"]) for r in refused] == [("name", made)] * 3
 
 
 async def test_an_assessment_sent_again_is_recorded_once(

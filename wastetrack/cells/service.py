@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 from dateutil.relativedelta import relativedelta
+from tortoise import connections
 from tortoise.functions import Count
 
 from wastetrack.auth.models import Role
@@ -106,6 +107,11 @@ def is_achieved(assessment: CellAssessment | None, day: date) -> bool:
     )
 
 
+CELL_LOCK_KEY = 0x63656C6C
+"""First half of the advisory lock key registrations of one cell take ("cell" in ASCII); a hash
+of its region, type and name is the second."""
+
+
 def _manager(principal: Principal) -> None:
     if principal.role not in (Role.manager, Role.admin):
         raise Forbidden("zero-waste cells are managed by managers", field="role")
@@ -132,7 +138,12 @@ async def create_cell(
         await access.readable_organization(principal, organization_id)
     name = name.strip()
     # Every registered cell is in the achievement's denominator: a second registration of the
-    # same place (a resent request) would lower the rate with a cell never assessed.
+    # same place (a resent request) would lower the rate with a cell never assessed. Two sent
+    # at once take turns, so the second finds the first and names it.
+    await connections.get("default").execute_query(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [CELL_LOCK_KEY, f"{region_id} {cell_type} {name}"],
+    )
     existing = await Cell.get_or_none(region_id=region_id, cell_type=cell_type, name=name)
     if existing is not None:
         raise Conflict(
@@ -170,11 +181,14 @@ async def list_cells(
 
 class Measured(TypedDict):
     """A computed criterion as the tracker gave it: the rate (numerator, denominator, unit,
-    definition with its source) over the twelve months ending on the assessment day."""
+    definition with its source) over the twelve months ending on the assessment day, and for a
+    rate over masses what the cohort figures give beside it (§3 of docs/metrics.md): the
+    batches of no known mass, outside both sums, and the estimated part of the denominator."""
 
     rate: Rate
     date_from: date
     date_to: date
+    mass: dict[str, Any]
 
 
 async def _measure(metric: str, cell: Cell, day: date, timezone: str) -> Measured:
@@ -192,6 +206,7 @@ async def _measure(metric: str, cell: Cell, day: date, timezone: str) -> Measure
         total = sum(c["n"] for c in checks)
         passed = sum(c["n"] for c in checks if c["quality_passed"])
         rate = ratio(passed, total, "quality checks", rollups.definition("sorting_accuracy"))
+        mass: dict[str, Any] = {}
     elif metric == "recovery_share":
         answer = await rollups.utilization(
             region_path=cell.region_path, date_from=first, date_to=day
@@ -204,9 +219,16 @@ async def _measure(metric: str, cell: Cell, day: date, timezone: str) -> Measure
             Decimal(0),
         )
         rate = ratio(recovered, final, "kg", rollups.definition("utilization_rate"))
+        estimated = sum(
+            (Decimal(c["estimated_share"]["numerator"]) for c in answer["categories"]), Decimal(0)
+        )
+        mass = {
+            "batches_without_mass": sum(c["batches_without_mass"] for c in answer["categories"]),
+            "estimated_kg": str(estimated),
+        }
     else:
         raise ValueError(f"unknown cell metric {metric}")
-    return {"rate": rate, "date_from": first, "date_to": day}
+    return {"rate": rate, "date_from": first, "date_to": day, "mass": mass}
 
 
 def _percent(rate: Rate) -> Decimal | None:
@@ -258,21 +280,35 @@ async def assess(
                 f" {assessed_on.isoformat()} to be achieved and unexpired",
                 field="level",
             )
+    criteria = {c["code"]: c for c in TYPES[cell.cell_type]["criteria"]}
+    for code in entered:  # an assessor must not believe a value was kept that was not
+        if code not in criteria:
+            raise ValidationFailed(
+                f"a {cell.cell_type} cell has no criterion {code!r}", field=f"entered.{code}"
+            )
+        if criteria[code]["kind"] == "computed":
+            raise ValidationFailed(
+                f"{code} is computed from the tracker, not entered", field=f"entered.{code}"
+            )
     scores: dict[str, Any] = {}
     total = Decimal(0)
     mandatory_failed = False
-    for criterion in TYPES[cell.cell_type]["criteria"]:
+    for criterion in criteria.values():
         code = criterion["code"]
         counted: dict[str, Any] = {}
         if criterion["kind"] == "computed":
             measured = await _measure(criterion["metric"], cell, assessed_on, timezone)
             rate = measured["rate"]
             value = _percent(rate)
-            note = (
-                "computed from the tracker over the twelve months ending on the assessment day"
-                if value is not None
-                else "no data in the tracker"
-            )
+            unweighed = measured["mass"].get("batches_without_mass", 0)
+            if value is not None:
+                note = (
+                    "computed from the tracker over the twelve months ending on the assessment day"
+                )
+            elif unweighed:
+                note = "no batch of those months has a known mass (batches_without_mass)"
+            else:
+                note = "no data in the tracker"
             # What it counted, over which days, by which definition: an auditor can check it.
             counted = {
                 "numerator": str(rate["numerator"]),
@@ -281,6 +317,7 @@ async def assess(
                 "date_from": measured["date_from"].isoformat(),
                 "date_to": measured["date_to"].isoformat(),
                 "definition": rate["definition"],
+                **measured["mass"],
             }
         else:
             given = entered.get(code)

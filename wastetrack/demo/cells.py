@@ -27,6 +27,11 @@ async def load_cells(demo: Demo) -> None:
                 cell_id=cell.id,
                 level=spec["level"],
                 assessed_on=today,
-                entered=spec["evidence"],
+                # The evidence of the criteria its type enters.
+                entered={
+                    c["code"]: spec["evidence"][c["code"]]
+                    for c in cells.TYPES[cell.cell_type]["criteria"]
+                    if c["kind"] != "computed"
+                },
                 timezone=demo.timezone,
             )
