@@ -373,3 +373,46 @@ async def test_a_batch_on_an_open_manifest_goes_only_to_the_parties_it_names(
     refused = await post(client, world, "second", astray)
     assert (refused.status_code, refused.json()["field"]) == (409, "to_organization_id")
     assert (await Batch.get(code=code)).holder_id == world.orgs["second"].id
+
+
+async def test_the_arrival_waits_for_batches_a_carrier_took_back(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Every leg signed, the last carrier may hand a batch back to another of the manifest's
+    carriers; the receiver cannot receive it from there, so the arrival is refused (on
+    `arrived_at`, naming the batch) until that carrier hands it over; once arrived, a batch
+    goes to the receiver only, so the decision — a rejection too — can always close it."""
+    drafted = await call(client, world, "maker", "", parties.body)
+    manifest = drafted.json()["id"]
+    assert (await sign_producer(client, world, manifest, NOW - timedelta(hours=3))).is_success
+    assert (
+        await sign_leg(client, world, manifest, 1, "carrier", NOW - timedelta(hours=2))
+    ).is_success
+    assert (
+        await sign_leg(client, world, manifest, 2, "second", NOW - timedelta(hours=1))
+    ).is_success
+    taken, kept = parties.batches[:2]
+
+    def handover(code: str, to: str, minutes: int) -> dict:
+        at = NOW - timedelta(minutes=minutes)
+        return event(
+            "handed_over", code, to_organization_id=world.orgs[to].id, device_time=at.isoformat()
+        )
+
+    assert (await post(client, world, "second", handover(taken, "carrier", 40))).status_code == 201
+    arrival = {"arrived_at": (NOW - timedelta(minutes=20)).isoformat()}
+    early = await call(client, world, "plant", f"/{manifest}/arrival", arrival)
+    assert (early.status_code, early.json()["field"]) == (409, "arrived_at")
+    assert taken in early.json()["detail"]
+    assert (await Manifest.get(id=manifest)).arrived_at is None
+
+    assert (await post(client, world, "carrier", handover(taken, "plant", 30))).status_code == 201
+    arrived = await call(client, world, "plant", f"/{manifest}/arrival", arrival)
+    assert arrived.status_code == 200, arrived.text
+    astray = await post(client, world, "second", handover(kept, "carrier", 10))
+    assert (astray.status_code, astray.json()["field"]) == (409, "to_organization_id")
+    rejected = {"decision": "rejected", "received_quantity_kg": "0", "reason": "漏液"}
+    decided = await call(client, world, "plant", f"/{manifest}/decision", rejected)
+    assert decided.status_code == 200, decided.text

@@ -320,7 +320,7 @@ _GOVERNING_MANIFEST = (
     " UNION ALL SELECT p.code, p.split_from_id, l.holder_id, l.producer_id, l.depth + 1"
     " FROM lineage l JOIN batch p ON p.id = l.split_from_id)"
     " SELECT m.id, m.state, m.decision, m.receiver_id, m.producer_id, m.receiver_signed_at,"
-    " l.holder_id AS batch_holder_id, l.producer_id AS batch_producer_id, l.depth"
+    " m.arrived_at, l.holder_id AS batch_holder_id, l.producer_id AS batch_producer_id, l.depth"
     " FROM lineage l JOIN manifest m ON m.batch_codes @> jsonb_build_array(l.code)"
     " WHERE m.producer_signed_at IS NOT NULL"
     f" ORDER BY l.depth, (m.state <> '{CANCELLED}' AND m.receiver_signed_at IS NULL) DESC,"
@@ -333,7 +333,8 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
     next. An open one (signed by its producer, not decided, not cancelled): while a leg is
     unsigned, only the carrier of an unsigned leg (`later_leg` then wants the first), as that
     leg's signature takes the batch from the previous carrier; once every leg is signed, its
-    receiver or one of its carriers. A decided one opens only the way back of what it refused
+    receiver or one of its carriers, and once its arrival is recorded, its receiver only (the
+    decision receives every batch). A decided one opens only the way back of what it refused
     (the batch is `rejected`, as `producer` says, or its decision was a rejection, or the batch
     is the refused part split from one of its batches) until the batch is back with its
     producer: the producer and the manifest's carriers. A cancelled one names only its
@@ -348,8 +349,8 @@ async def on_signed_manifest(code: str, organization_id: int, *, producer: bool)
         " AND l.signed_at IS NULL)"
         " THEN EXISTS (SELECT 1 FROM manifest_leg l WHERE l.manifest_id = m.id"
         " AND l.signed_at IS NULL AND l.carrier_id = $2)"
-        " ELSE m.receiver_id = $2 OR EXISTS (SELECT 1 FROM manifest_leg l"
-        " WHERE l.manifest_id = m.id AND l.carrier_id = $2) END"
+        " ELSE m.receiver_id = $2 OR (m.arrived_at IS NULL AND EXISTS (SELECT 1"
+        " FROM manifest_leg l WHERE l.manifest_id = m.id AND l.carrier_id = $2)) END"
         f" ELSE ($3 OR m.decision = '{Outcome.rejected.value}' OR m.depth > 0)"
         " AND m.batch_holder_id IS DISTINCT FROM m.batch_producer_id"
         " AND (m.producer_id = $2 OR EXISTS (SELECT 1 FROM manifest_leg l"
