@@ -48,17 +48,19 @@ def check_allowed(
     rules.check_allowed(event_type, role=principal.role, state=batch.state, relation=relation)
 
 
+def refusal(principal: Principal, batch: Batch, event_type: EventType) -> str | None:
+    """Why the spec would refuse this user the event on this batch now (`check_allowed`), or
+    None where it allows it."""
+    try:
+        check_allowed(principal, batch, batches.parties(principal, batch), event_type)
+    except DomainError as refused:
+        return refused.detail
+    return None
+
+
 def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
     """The event types this user may record next on this batch."""
-    relation = batches.parties(principal, batch)
-    actions = []
-    for event_type in SPECS:
-        try:
-            check_allowed(principal, batch, relation, event_type)
-        except DomainError:
-            continue
-        actions.append(event_type.value)
-    return actions
+    return [e.value for e in SPECS if refusal(principal, batch, e) is None]
 
 
 async def next_actions(principal: Principal, batch: Batch) -> list[str]:

@@ -11,13 +11,12 @@ from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday
 from wastetrack.core.errors import (
     Conflict,
-    DomainError,
     Forbidden,
     RuleViolation,
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
-from wastetrack.custody import remainders, repository, rules
+from wastetrack.custody import remainders, repository, transitions
 from wastetrack.custody.rules import EventType
 from wastetrack.fleet.plates import plate_for_carriage
 from wastetrack.manifests import queries
@@ -63,19 +62,13 @@ def _check_handed_over_by(principal: Principal, batch: Batch, *, field: str) -> 
     (`rules.check_allowed`): a batch it would refuse (stored at a carrier's depot, say) is
     refused at the draft, before a serial that is never reused is spent on it, and one back in
     the producer's hands (a refused part returned to it, still `handed_over`) is taken."""
-    try:
-        rules.check_allowed(
-            EventType.handed_over,
-            role=principal.role,
-            state=batch.state,
-            relation=batches.parties(principal, batch),
-        )
-    except DomainError as refusal:
+    refused = transitions.refusal(principal, batch, EventType.handed_over)
+    if refused is not None:
         raise RuleViolation(
             f"batch {batch.code} could not be handed over to the first carrier when you sign:"
-            f" {refusal.detail}",
+            f" {refused}",
             field=field,
-        ) from None
+        )
 
 
 async def _check_on_no_other_manifest(codes: list[str]) -> None:

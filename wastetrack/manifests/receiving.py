@@ -6,21 +6,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from wastetrack.auth.models import Role
-from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.calendar import service as calendar
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday, codes
 from wastetrack.core.errors import (
     Conflict,
-    DomainError,
     Forbidden,
     RuleViolation,
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
-from wastetrack.custody import remainders, rules
+from wastetrack.custody import remainders, transitions
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.chain import record
 from wastetrack.manifests.commands import RECEIVED_STEP, DecisionCommand, step_id
@@ -84,19 +82,13 @@ async def arrive(
     # The decision receives every batch: each must be one the receiver may receive (in transit
     # to it, or handed over to it), as custody's rule for a receipt says.
     for batch in await Batch.filter(code__in=manifest.batch_codes).order_by("id"):
-        try:
-            rules.check_allowed(
-                EventType.received,
-                role=principal.role,
-                state=batch.state,
-                relation=batches.parties(principal, batch),
-            )
-        except DomainError as refusal:
+        refused = transitions.refusal(principal, batch, EventType.received)
+        if refused is not None:
             raise RuleViolation(
-                f"batch {batch.code} has not come to you ({refusal.detail}): whoever holds it"
-                " hands it over to you first",
+                f"batch {batch.code} has not come to you ({refused}): whoever holds it hands it"
+                " over to you first",
                 field="arrived_at",
-            ) from None
+            )
     check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
     last_handover = max(leg.handover_at for leg in manifest.legs if leg.handover_at)
     if arrived_at < last_handover:
