@@ -1,7 +1,8 @@
 """A small, independent reading of docs/metrics.md §2–5 in plain Python over the custody
 events — no roll-up SQL — against which the service's figures are checked. A partial
 acceptance's remainder is a batch with a chain of its own, so `facts` counts it like any other;
-`remainders` says independently what each remainder should weigh."""
+`remainders` says independently what each remainder should weigh. A method's fate comes from
+the reference's own table (`METHOD_FATES`), never from the catalog the service reads."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -10,8 +11,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-RECOVERY = {"reuse", "recycling", "energy_recovery", "other_recovery"}
 MILLI = Decimal("0.001")
+# Each treatment method's fate, written out from the definitions (reference metrics.md §4, and
+# RU, preparing for re-use, which docs/metrics.md §4 counts as recovered) rather than read from
+# the catalog the service reads: a mode or harmless flag loaded wrongly there is caught.
+METHOD_FATES: dict[str, str] = {
+    **dict.fromkeys(["RU", *(f"R{n}" for n in range(1, 12))], "recovered"),
+    **dict.fromkeys(["D1", "D5", "D8", "D9", "D10"], "disposed_harmless"),
+    **dict.fromkeys(["D2", "D3", "D4", "D6", "D7", "D11", "D12"], "disposed_not_harmless"),
+    **dict.fromkeys(["R12", "R13", "D13", "D14", "D15"], "pending"),
+}
 
 
 @dataclass
@@ -19,8 +28,6 @@ class Catalog:
     parent: dict[str, str | None]
     unit_mass: dict[str, Decimal | None]
     density: dict[str, Decimal | None]
-    mode: dict[str, str]
-    harmless: dict[str, bool]
 
     def factor(self, category: str, unit: str) -> Decimal | None:
         table = self.unit_mass if unit == "count" else self.density
@@ -114,12 +121,7 @@ def facts(
             return "cancelled"
         if last["event_type"] == "received":
             return "rejected" if value(last, "outcome") == "rejected" else "in_progress"
-        method = value(last, "method", "method_id")
-        if catalog.mode[method] == "pending":
-            return "pending"
-        if catalog.mode[method] in RECOVERY:
-            return "recovered"
-        return "disposed_harmless" if catalog.harmless[method] else "disposed_not_harmless"
+        return METHOD_FATES[value(last, "method", "method_id")]
 
     def weighed(batch_id: int) -> Decimal | None:
         found = None

@@ -955,13 +955,10 @@ async def batch_facts() -> tuple[dict[int, reference.Fact], dict[str, int], dict
     categories = await db.execute_query_dict(
         "SELECT key, parent_key, unit_mass_kg, density_kg_m3 FROM waste_category"
     )
-    methods = await db.execute_query_dict("SELECT code, mode, harmless FROM treatment_method")
     catalog = reference.Catalog(
         parent={c["key"]: c["parent_key"] for c in categories},
         unit_mass={c["key"]: c["unit_mass_kg"] for c in categories},
         density={c["key"]: c["density_kg_m3"] for c in categories},
-        mode={m["code"]: m["mode"] for m in methods},
-        harmless={m["code"]: m["harmless"] for m in methods},
     )
     regions = {b["id"]: b["region_path"] for b in batches}
     return (
