@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query, Response
 from pydantic import BaseModel
 
+from mobile_api.deps import CityPeriod
 from wastetrack.core.cityday import in_city
 from wastetrack.core.exports import to_csv, to_xlsx
 
@@ -42,9 +43,16 @@ async def export(
     format: str,
     timezone: str,
     headers: dict[str, str] | None = None,
+    period: CityPeriod | None = None,
 ) -> Response:
     """The rows as a CSV or XLSX download, columns in first-seen order, times in the city's
-    zone (`timezone`); headers added (e.g. the period used)."""
+    zone (`timezone`); headers added. Figures over a `period` name it in every row (`date_from`,
+    `date_to` first, unless a row names its own) and in `X-Period`: a saved file says which
+    days it counts."""
+    if period is not None:
+        days = {"date_from": period.date_from, "date_to": period.date_to}
+        rows = [{**days, **_flat(row, timezone)} for row in rows]
+        headers = {**(headers or {}), **period.headers()}
     flat = [_flat(row, timezone) for row in rows]
     columns: list[str] = []
     for row in flat:

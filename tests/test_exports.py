@@ -27,6 +27,17 @@ VIEWS = [
     ("/m/v1/alerts", {}, "kind"),
 ]
 
+# Figures counted over a period (not a standing on one day, nor a list of records).
+FIGURES_OVER_A_PERIOD = {
+    "/m/v1/metrics/utilization",
+    "/m/v1/metrics/sorting",
+    "/m/v1/metrics/mass-balance",
+    "/m/v1/metrics/ports",
+    "/m/v1/metrics/sea-areas",
+    "/m/v1/metrics/pesticide",
+    "/m/v1/metrics/medical-coverage",
+}
+
 
 async def test_table_views_download_as_csv_and_xlsx(
     client: httpx.AsyncClient, world: World
@@ -51,6 +62,11 @@ async def test_table_views_download_as_csv_and_xlsx(
         )
         sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
         assert sheet is not None and sheet.max_row == max(len(rows), 1), path
+        if path in FIGURES_OVER_A_PERIOD and len(rows) > 1:
+            # A saved file says which days it counts: every row names the period used.
+            days = got.headers["x-period"].split("/")
+            first, last = rows[0].index("date_from"), rows[0].index("date_to")
+            assert all([r[first], r[last]] == days for r in rows[1:]), path
 
 
 async def test_text_that_would_start_a_formula_is_exported_as_text(

@@ -112,7 +112,7 @@ async def sorting_metrics(
             name="sorting",
             format=format,
             timezone=settings.timezone,
-            headers=period.headers(),
+            period=period,
         )
     return await household.sorting_metrics(
         principal=user,

@@ -115,7 +115,7 @@ async def utilization(
             name="utilization",
             format=format,
             timezone=settings.timezone,
-            headers=period.headers(),
+            period=period,
         )
     return result
 
@@ -139,7 +139,7 @@ async def mass_balance(
             name="mass-balance",
             format=format,
             timezone=settings.timezone,
-            headers=period.headers(),
+            period=period,
         )
     return result
 
@@ -166,14 +166,14 @@ async def medical_coverage(
         date_to=period[1],
         days=days,
     )
-    used = CityPeriod(date_from=result["date_from"], date_to=result["date_to"]).headers()
+    used = CityPeriod(date_from=result["date_from"], date_to=result["date_to"])
     if format != "json":
         return await export(
             result["not_collected"],
             name="medical-coverage-missed",
             format=format,
             timezone=settings.timezone,
-            headers=used,
+            period=used,
         )
-    response.headers.update(used)
+    response.headers.update(used.headers())
     return result

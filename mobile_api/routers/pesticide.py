@@ -206,6 +206,6 @@ async def recovery(
             name=f"pesticide-recovery-{table}",
             format=format,
             timezone=settings.timezone,
-            headers=period.headers(),
+            period=period,
         )
     return result

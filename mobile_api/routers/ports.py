@@ -271,7 +271,7 @@ async def _metrics_answer(
             name=name,
             format=format,
             timezone=settings.timezone,
-            headers=period.headers(),
+            period=period,
         )
     return result
 

@@ -518,7 +518,9 @@ async def test_the_sorting_export_adds_up_to_its_headline(
     )
     sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
     assert sheet is not None
-    assert [c.value for c in sheet["A"]][1:] == ["area", "town", "town", "outside_towns"]
+    # The period first, as in every figure's file, then the scope.
+    assert [c.value for c in sheet[1]][:3] == ["date_from", "date_to", "scope"]
+    assert [c.value for c in sheet["C"]][1:] == ["area", "town", "town", "outside_towns"]
 
 
 async def test_a_start_of_sorted_collection_planned_ahead_is_not_counted_yet(
