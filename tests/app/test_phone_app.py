@@ -1161,24 +1161,138 @@ def _resent(browser: webdriver.Chrome, entry: str) -> dict[str, Any]:
     return found
 
 
-def test_a_refusal_inside_a_field_is_corrected_in_that_field(browser: webdriver.Chrome) -> None:
-    """`quality.photo_sha256` names a part of `quality`: the form offers `quality`, and the
-    resent record gains no key the server would refuse as unknown."""
-    body = {
+def _checked_pickup(*, photo_sha256: str | None) -> dict[str, Any]:
+    """A pickup of kitchen waste whose quality check failed, as the app queues it."""
+    return {
         "client_event_id": str(uuid.uuid4()),
         "kind": "pickup",
         "site": "ABCDEFGH2",
         "category": "hh.kitchen",
         "weight_kg": "1.5",
         "device_time": _now(),
-        "quality": {"passed": False, "contamination_share": "0.2", "photo_sha256": "0" * 64},
+        "quality": {"passed": False, "contamination_share": "0.2", "photo_sha256": photo_sha256},
     }
+
+
+def test_a_refusal_inside_a_field_is_corrected_in_that_field(browser: webdriver.Chrome) -> None:
+    """`quality.photo_sha256` names a part of `quality`: the form offers `quality`, and the
+    resent record gains no key the server would refuse as unknown."""
+    body = _checked_pickup(photo_sha256="0" * 64)
     _correct(browser, body, "quality.photo_sha256")
     label = _find(browser, "label[for='f-edit-quality']")
     assert "error" in (label.get_attribute("class") or "")
     resent = _resent(browser, body["client_event_id"])
     assert [k for k in resent["body"] if "." in k] == []
     assert resent["body"]["quality"] == body["quality"]
+
+
+# Typed numbers a number input would read otherwise than the user meant, or not at all: a
+# comma (7,5 became 75), a Chinese numeral, a sign, an exponent.
+UNREADABLE = ["7,5", "七点五", "-3", "1e400"]
+
+
+def _queued_for(browser: webdriver.Chrome, code: str) -> list[dict[str, Any]]:
+    queued = browser.execute_async_script(QUEUE)
+    return [e["body"] for e in queued if e["body"].get("batch") == code]
+
+
+def _start_round(browser: webdriver.Chrome, *scanned: str) -> None:
+    """A carrier's round begun with these codes typed, the load's first."""
+    browser.find_element(By.ID, "round-start").click()
+    for code in scanned:
+        browser.find_element(By.ID, "round-typed").send_keys(code)
+        browser.find_element(By.ID, "round-add").click()
+        _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
+
+
+def _each_refused(
+    browser: webdriver.Chrome,
+    typed_in: Any,
+    button: str,
+    shown: str,
+    label: str,
+    batches: list[str],
+) -> None:
+    """Each UNREADABLE number typed in `typed_in`, then `button` tapped: refused in `shown`,
+    naming the field's `label` and what was typed, and nothing queued for `batches`."""
+    for typed in UNREADABLE:
+        typed_in.clear()
+        typed_in.send_keys(typed)
+        browser.find_element(By.ID, button).click()
+        _wait(browser, lambda b, t=typed: t in b.find_element(By.ID, shown).text)
+        assert label in browser.find_element(By.ID, shown).text
+        assert all(_queued_for(browser, code) == [] for code in batches)
+
+
+def test_a_number_the_app_cannot_read_is_refused_naming_the_field(
+    browser: webdriver.Chrome,
+) -> None:
+    """What the user typed is read as typed: a weight it cannot read records nothing and says
+    which field and why; a full-width one is the number it shows."""
+    _to_scan(browser)
+    code = codes.new_code()
+    _network(browser, offline=True)
+    try:
+        _look_up(browser, code)
+        _find(browser, "#actions button[data-action='collected']").click()
+        weight = _find(browser, "#f-weight_kg")
+        _each_refused(browser, weight, "save", "form-error", "称重 Weight (kg)", [code])
+        weight.clear()
+        weight.send_keys("７.５")  # full-width digits, as a Chinese keyboard may type them
+        browser.find_element(By.ID, "save").click()
+        _wait(browser, lambda b: _queued_for(b, code))
+        assert [body["weight_kg"] for body in _queued_for(browser, code)] == ["7.5"]
+        browser.execute_async_script(
+            "const [code, done] = arguments;"
+            "import('/static/app/store.js').then(async (s) => {"
+            "  for (const e of await s.entries()) if (e.body.batch === code)"
+            "    await s.dropEntry(e.client_event_id);"
+            "  done(); });",
+            code,
+        )
+    finally:
+        _network(browser, offline=False)
+
+
+def test_a_rounds_load_quantity_the_app_cannot_read_is_refused(browser: webdriver.Chrome) -> None:
+    """The load's quantity is not a bag count the app makes up when it cannot read what was
+    typed: the round says so and queues nothing."""
+    _to_scan(browser)
+    load, bag = codes.new_code(), codes.new_code()
+    _network(browser, offline=True)
+    try:
+        _start_round(browser, load, bag)
+        quantity = _find(browser, "#f-load_quantity")
+        _each_refused(browser, quantity, "round-finish", "round-error", "袋数或重量", [load, bag])
+        browser.find_element(By.ID, "round-cancel").click()
+    finally:
+        _network(browser, offline=False)
+
+
+def test_a_correction_that_is_not_json_is_refused_naming_the_field(
+    browser: webdriver.Chrome,
+) -> None:
+    """A field kept as JSON (`quality`) typed broken: the form says which field, and the
+    record waits as it was, not a button that does nothing."""
+    body = _checked_pickup(photo_sha256=None)
+    _correct(browser, body, "quality")
+    typed = _find(browser, "#f-edit-quality")
+    typed.clear()
+    typed.send_keys('{"passed": false, "contamination_share": 0,2}')
+    browser.find_element(By.ID, "resend").click()
+    _wait(browser, lambda b: "quality" in b.find_element(By.ID, "edit-error").text)
+    (entry,) = [
+        e
+        for e in browser.execute_async_script(QUEUE)
+        if e["client_event_id"] == body["client_event_id"]
+    ]
+    assert (entry["status"], entry["body"]["quality"]) == ("rejected", body["quality"])
+    browser.execute_async_script(
+        "const [id, done] = arguments;"
+        "import('/static/app/store.js').then(async (s) => { await s.dropEntry(id); done(); });",
+        body["client_event_id"],
+    )
+    _to_scan(browser)
 
 
 def test_a_refused_device_time_is_corrected_in_the_citys_time(browser: webdriver.Chrome) -> None:
@@ -1658,11 +1772,7 @@ def test_a_round_is_the_one_finished(
     _to_scan(browser)
     browser.execute_script("navigator.geolocation.getCurrentPosition = () => {};")
     try:
-        browser.find_element(By.ID, "round-start").click()
-        for code in (load, bag):
-            browser.find_element(By.ID, "round-typed").send_keys(code)
-            browser.find_element(By.ID, "round-add").click()
-            _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
+        _start_round(browser, load, bag)
         _find(browser, "#f-load_category option[value='med.infectious']").click()
         browser.find_element(By.ID, "round-plate").send_keys(PLATE)
         browser.find_element(By.ID, "round-finish").click()

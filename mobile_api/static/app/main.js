@@ -96,7 +96,28 @@ async function streamName(code) {
   return found ? `${found.name_zh} ${found.name_en}` : code;
 }
 
-function decimal(value) { return value === '' || value === null || value === undefined ? null : String(value); }
+// A refusal of what the user typed, naming the field (its label) and why.
+class FieldError extends Error {
+  constructor(field, message) { super(`${field}: ${message}`); this.field = field; }
+}
+
+// A number as typed: digits with one decimal point; full-width forms read as their ASCII ones.
+// Never guessed: a comma (a decimal or a thousands separator?), a sign, an exponent or a
+// Chinese numeral is refused, naming the field (`label`). Empty: null.
+function decimal(value, label) {
+  const text = String(value ?? '').normalize('NFKC').trim();
+  if (text === '') return null;
+  if (!/^(\d+(\.\d+)?|\.\d+)$/.test(text)) {
+    throw new FieldError(label, `请填数字，小数用点，如 7.5 · type a number with a decimal point, such as 7.5 (not ${text})`);
+  }
+  return text;
+}
+
+// The input a number is typed in: text, so that what was typed reaches `decimal` as typed (a
+// number input drops a comma or a Chinese numeral without a word), with the decimal keypad.
+function numberInput(attributes = {}) {
+  return el('input', { type: 'text', inputmode: 'decimal', autocomplete: 'off', ...attributes });
+}
 
 // The phone's position when the user has granted it, within three seconds; none otherwise.
 function position() {
@@ -489,7 +510,7 @@ async function openForm(action) {
     const streamCode = stream || 'household';
     const unit = ((await reference('streams')).find((s) => s.code === streamCode) || {}).default_unit || 'kg';
     add(field('category', '类别 Category', select(await categoriesOf(streamCode))));
-    add(field('quantity', '数量 Quantity', el('input', { type: 'number', step: '0.001', min: '0', required: true })));
+    add(field('quantity', '数量 Quantity', numberInput({ required: true })));
     const units = select(Object.entries(UNITS));
     units.value = unit;
     add(field('unit', '单位 Unit', units));
@@ -507,7 +528,7 @@ async function openForm(action) {
   }
   if (action === 'received') {
     add(field('outcome', '结果 Outcome', select(Object.entries(OUTCOMES))));
-    add(field('refused_kg', '拒收重量 Refused kg (if partly accepted)', el('input', { type: 'number', step: '0.001', min: '0' })));
+    add(field('refused_kg', '拒收重量 Refused kg (if partly accepted)', numberInput()));
     add(field('reason', '原因 Reason (if rejected)', el('input')));
   }
   if (action === 'treated') {
@@ -529,17 +550,17 @@ async function openForm(action) {
   if (action === 'pickup') {
     add(field('category', '类别 Category', select(await categoriesOf('household'))));
     add(field('quality_passed', '分类合格 Sorted correctly', select([['', '未检查 not checked'], ['yes', '合格 passed'], ['no', '不合格 failed']])));
-    add(field('contamination_share', '混入比例 Contamination share (0–1)', el('input', { type: 'number', step: '0.01', min: '0', max: '1' })));
+    add(field('contamination_share', '混入比例 Contamination share (0–1)', numberInput()));
   }
   if (action === 'delivery') {
     const vessels = (await reference('vessels')).map((v) => [String(v.id), `${v.name} ${v.registration_number}`]);
     add(field('vessel_id', '船舶 Vessel', select(vessels)));
     add(field('category', '类别 Category', select(await categoriesOf('marine'))));
-    add(field('volume_m3', '体积 Volume (m³)', el('input', { type: 'number', step: '0.001', min: '0' })));
+    add(field('volume_m3', '体积 Volume (m³)', numberInput()));
   }
   if (action !== 'cancelled') {
     const required = action === 'pickup';
-    add(field('weight_kg', '称重 Weight (kg)', el('input', { type: 'number', step: '0.001', min: '0', required })));
+    add(field('weight_kg', '称重 Weight (kg)', numberInput({ required })));
   }
   if (!['pickup', 'delivery'].includes(action)) add(field('note', '备注 Note', el('input', { maxlength: '1000' })));
   const photo = el('input', { type: 'file', accept: 'image/*', capture: 'environment' });
@@ -558,6 +579,7 @@ async function openForm(action) {
   });
   form.photoKept = null; // the chosen photo's hash, to come (null: no photo chosen)
   add(field('photo', '照片 Photo (optional)', photo), preview);
+  add(el('p', { id: 'form-error', class: 'error', role: 'alert' }));
   add(el('button', { type: 'submit', id: 'save', class: 'primary', text: '记录 Record' }));
   form.hidden = false;
 }
@@ -569,8 +591,12 @@ $('action-form').addEventListener('submit', async (event) => {
   // A second tap while the position is read would record the action twice.
   if (button.disabled) return;
   button.disabled = true;
+  $('form-error').textContent = '';
   try {
     await recordAction(form);
+  } catch (error) {
+    if (!(error instanceof FieldError)) throw error;
+    $('form-error').textContent = error.message; // nothing was recorded
   } finally {
     button.disabled = false;
   }
@@ -584,23 +610,25 @@ async function recordAction(form) {
   const userId = me.user_id;
   const action = form.dataset.action;
   const value = (name) => (form.elements[name] ? form.elements[name].value : '');
+  // A number as typed, refused (FieldError) naming the field as the form labels it.
+  const number = (name) => decimal(value(name), form.elements[name].closest('label').firstChild.textContent);
   const body = { client_event_id: crypto.randomUUID() };
   const qr = scan.qr;
   const photoKept = form.photoKept;
   if (action === 'pickup') {
-    Object.assign(body, { kind: 'pickup', site: qr, category: value('category'), weight_kg: decimal(value('weight_kg')), device_time: deviceTime() });
+    Object.assign(body, { kind: 'pickup', site: qr, category: value('category'), weight_kg: number('weight_kg'), device_time: deviceTime() });
     if (value('quality_passed')) {
-      body.quality = { passed: value('quality_passed') === 'yes', contamination_share: decimal(value('contamination_share')) || '0', photo_sha256: null };
+      body.quality = { passed: value('quality_passed') === 'yes', contamination_share: number('contamination_share') || '0', photo_sha256: null };
     }
   } else if (action === 'delivery') {
     const now = deviceTime();
     Object.assign(body, {
       kind: 'delivery', berth: qr, vessel_id: Number(value('vessel_id')), started_at: now, ended_at: now,
-      lines: [{ category: value('category'), volume_m3: decimal(value('volume_m3')), mass_kg: decimal(value('weight_kg')) }],
+      lines: [{ category: value('category'), volume_m3: number('volume_m3'), mass_kg: number('weight_kg') }],
     });
   } else {
     Object.assign(body, { event_type: action, batch: qr, device_time: deviceTime() });
-    for (const name of ['weight_kg', 'quantity', 'refused_kg']) if (value(name)) body[name] = decimal(value(name));
+    for (const name of ['weight_kg', 'quantity', 'refused_kg']) if (value(name)) body[name] = number(name);
     for (const name of ['note', 'reason', 'outcome', 'method', 'category', 'unit', 'producer_pin', 'vehicle_plate']) if (value(name)) body[name] = value(name);
     for (const name of ['to_organization_id', 'destination_organization_id', 'producer_organization_id']) {
       if (value(name)) body[name] = Number(value(name));
@@ -692,7 +720,7 @@ async function addToRound(qr) {
       const tag = $('round-tag');
       tag.replaceChildren(
         field('load_category', '装车类别 Load category', select(await categoriesOf(unbound ? scanned.found.label.stream : null))),
-        field('load_quantity', '袋数或重量 Bags or weight', el('input', { type: 'number', step: '0.001', min: '0' })),
+        field('load_quantity', '袋数或重量 Bags or weight', numberInput()),
         field('load_unit', '单位 Unit', select(Object.entries(UNITS))),
       );
       if (!unbound) {
@@ -755,8 +783,16 @@ async function finishRound() {
   const load = done.load.qr;
   const loadCode = done.load.code;
   const fresh = $('f-load_new');
-  const tagging = !$('round-tag').hidden && (!fresh || fresh.checked) ? {
-    quantity: $('f-load_quantity').value || String(bags.length),
+  const tags = !$('round-tag').hidden && (!fresh || fresh.checked);
+  let quantity = null;
+  try {
+    if (tags) quantity = decimal($('f-load_quantity').value, '袋数或重量 Bags or weight');
+  } catch (error) {
+    $('round-error').textContent = error.message; // nothing is queued
+    return;
+  }
+  const tagging = tags ? {
+    quantity: quantity || String(bags.length),
     category: $('f-load_category').value,
     unit: $('f-load_unit').value,
   } : null;
@@ -884,6 +920,34 @@ async function editEntry(id) {
   form.hidden = false;
 }
 
+// A corrected field's value as typed in its input (`old`: the value it replaces, whose type
+// it keeps); FieldError naming the field when the text cannot be one.
+function edited(key, old, input) {
+  const text = input.value.trim();
+  const parsed = (part) => {
+    try {
+      return JSON.parse(part);
+    } catch {
+      throw new FieldError(key, `不是有效的 JSON · not valid JSON: ${part}`);
+    }
+  };
+  if (input.type === 'datetime-local') {
+    // Typed in the city's time, sent as the instant it names (ISO 8601 in UTC).
+    return fromCityInput(text);
+  }
+  if (Array.isArray(old)) {
+    return text.split('\n').map((s) => s.trim()).filter(Boolean)
+      .map((s) => (s.startsWith('{') ? parsed(s) : s));
+  }
+  if (typeof old === 'number') {
+    if (text === '') return null;
+    if (!Number.isFinite(Number(text))) throw new FieldError(key, `请填数字 · type a number (not ${text})`);
+    return Number(text);
+  }
+  if (old !== null && typeof old === 'object') return parsed(text);
+  return text === '' ? null : text;
+}
+
 $('edit-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.target;
@@ -893,24 +957,22 @@ $('edit-form').addEventListener('submit', async (event) => {
     return;
   }
   if (form.dataset.added && !(form.dataset.added in entry.body)) entry.body[form.dataset.added] = '';
-  for (const key of Object.keys(entry.body)) {
-    const input = form.elements[`edit-${key}`];
-    if (!input || input.readOnly) continue;
-    const old = entry.body[key];
-    const text = input.value.trim();
-    if (input.type === 'datetime-local') {
-      // Typed in the city's time, sent as the instant it names (ISO 8601 in UTC).
-      entry.body[key] = fromCityInput(text);
-    } else if (Array.isArray(old)) {
-      entry.body[key] = text.split('\n').map((s) => s.trim()).filter(Boolean)
-        .map((s) => (s.startsWith('{') ? JSON.parse(s) : s));
-    } else if (typeof old === 'number') {
-      entry.body[key] = text === '' ? null : Number(text);
-    } else if (old !== null && typeof old === 'object') {
-      entry.body[key] = JSON.parse(text);
-    } else {
-      entry.body[key] = text === '' ? null : text;
+  let shown = $('edit-error');
+  if (!shown) {
+    shown = el('p', { id: 'edit-error', class: 'error', role: 'alert' });
+    form.querySelector('#resend').before(shown);
+  }
+  shown.textContent = '';
+  try {
+    for (const key of Object.keys(entry.body)) {
+      const input = form.elements[`edit-${key}`];
+      if (!input || input.readOnly) continue;
+      entry.body[key] = edited(key, entry.body[key], input);
     }
+  } catch (error) {
+    if (!(error instanceof FieldError)) throw error;
+    shown.textContent = error.message; // nothing is queued again
+    return;
   }
   // Never applied (a rejection is not stored), so it keeps its client_event_id, queued again
   // as a new revision unless discarded meanwhile.
