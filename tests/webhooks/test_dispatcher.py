@@ -20,6 +20,7 @@ from tests.custody.helpers import advance, tag_bag
 from tests.factories import World
 from tests.webhooks.conftest import Listener, Received
 from tests.webhooks.helpers import drain, subscribe
+from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import User
 from wastetrack.core.settings import Settings
 from wastetrack.webhooks import service as webhooks
@@ -270,6 +271,27 @@ async def test_repeated_failures_disable_the_subscription_with_an_alert_until_en
     log = await deliveries(client, world, "manager", hook)
     assert [d["status"] for d in log] == ["delivered"] * 2
     assert len(listener.received) == settings.webhooks_max_failures + 2
+
+
+async def test_a_subscription_disabled_after_its_owner_moved_alerts_the_owners_organization(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """石岛's manager moves to the city's bureau (which still sees 石岛's bags): the alert that
+    its receiver went dark goes to the bureau, not to the office it left."""
+    await subscribe(client, world, "town_manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world, "other_clinic")
+    bureau = world.orgs["bureau"].id
+    await User.filter(id=world.users["town_manager"].id).update(organization_id=bureau)
+    listener.plan = [503] * settings.webhooks_max_failures
+    start = datetime.now(UTC)
+    for day in range(settings.webhooks_max_failures):
+        await dispatch_once(settings=settings, client=sender, now=start + timedelta(days=day))
+    (alert,) = await Alert.filter(kind="webhook_disabled")
+    assert alert.organization_id == bureau
 
 
 async def test_a_delivery_is_replayed_by_id_with_the_same_event(

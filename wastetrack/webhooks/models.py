@@ -32,6 +32,8 @@ class WebhookSubscription(Model):
     owner: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "wastetrack.User", related_name="webhooks", on_delete=fields.CASCADE
     )
+    # The owner's organization when it subscribed (a record); what the subscription hears, its
+    # alerts and its audit entries follow the owner's organization as it is now.
     organization_id: int
     organization: fields.ForeignKeyRelation["Organization"] = fields.ForeignKeyField(
         "wastetrack.Organization", related_name="webhooks", on_delete=fields.CASCADE

@@ -499,7 +499,8 @@ async def _count_failures(
         await alerts.flag_webhook_disabled(
             subscription_id=subscription.id,
             times_disabled=subscription.times_disabled + 1,
-            organization_id=subscription.organization_id,
+            # The owner's organization now, as its region: one it left hears no more of it.
+            organization_id=principal.organization_id,
             region_path=principal.region_path,
             url=webhooks.masked_url(subscription.url),
             failures=failures,

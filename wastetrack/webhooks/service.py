@@ -330,7 +330,8 @@ async def _audit(
     await audit.record(
         action=action,
         subject=subscription,
-        organization_id=subscription.organization_id,
+        # The owner's (who alone acts on it) organization now: not one it has left.
+        organization_id=principal.organization_id,
         region_path=principal.region_path,
         before=before,
         after=None if gone else _snapshot(subscription),
