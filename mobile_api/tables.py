@@ -4,7 +4,8 @@ turns its rows (nested fields flattened as `coverage.numerator`) into a spreadsh
 import asyncio
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import Query, Response
 from pydantic import BaseModel
@@ -36,6 +37,21 @@ def _flat(value: Any, timezone: str, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
+def _columns(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """A read model's columns as `_flat` names them: a nested model's fields (optional or not)
+    each a column of their own; a mapping's keys, which vary, are the rows' to add."""
+    columns: list[str] = []
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if get_origin(kind) in (Union, UnionType):  # optional: X | None
+            kind = next((a for a in get_args(kind) if a is not type(None)), kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            columns += _columns(kind, f"{prefix}{name}.")
+        elif get_origin(kind) is not dict:
+            columns.append(f"{prefix}{name}")
+    return columns
+
+
 async def export(
     rows: list[Any],
     *,
@@ -44,17 +60,23 @@ async def export(
     timezone: str,
     headers: dict[str, str] | None = None,
     period: CityPeriod | None = None,
+    model: type[BaseModel] | None = None,
 ) -> Response:
-    """The rows as a CSV or XLSX download, columns in first-seen order, times in the city's
-    zone (`timezone`); headers added. Figures over a `period` name it in every row (`date_from`,
-    `date_to` first, unless a row names its own) and in `X-Period`: a saved file says which
-    days it counts."""
+    """The rows as a CSV or XLSX download, times in the city's zone (`timezone`); headers
+    added. Rows of a read `model` have its columns, in its order, whatever they hold (an empty
+    file its header, a party none of them names its `.id` and `.name`); other columns follow in
+    first-seen order. Figures over a `period` name it in every row (`date_from`, `date_to`
+    first, unless a row names its own) and in `X-Period`: a saved file says which days it
+    counts."""
+    columns = _columns(model) if model is not None else []
     if period is not None:
         days = {"date_from": period.date_from, "date_to": period.date_to}
         rows = [{**days, **_flat(row, timezone)} for row in rows]
+        columns = ["date_from", "date_to", *(c for c in columns if c not in days)]
         headers = {**(headers or {}), **period.headers()}
-    flat = [_flat(row, timezone) for row in rows]
-    columns: list[str] = []
+    # A nested model left empty flattens to its bare name: its columns stand for it.
+    nested = {".".join(c.split(".")[:n]) for c in columns for n in range(1, c.count(".") + 1)}
+    flat = [{k: v for k, v in _flat(row, timezone).items() if k not in nested} for row in rows]
     for row in flat:
         columns += [key for key in row if key not in columns]
     table = [[row.get(h) for h in columns] for row in flat]

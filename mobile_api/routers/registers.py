@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query
 from mobile_api.deps import AppSettings, CurrentUser, Period
 from mobile_api.tables import Format, export
 from schemas.base import Id, Schema
-from schemas.registers import IncomingRead, InventoryRead, MedicalHandoverRead, OutgoingRead
+from schemas.registers import (
+    BalanceRead,
+    IncomingRead,
+    InventoryBatchRead,
+    InventoryRead,
+    MedicalHandoverRead,
+    OutgoingRead,
+)
 from wastetrack.registers import handovers, movements
 from wastetrack.registers import service as registers
 
@@ -60,6 +67,7 @@ async def _answer(
         format=format,
         timezone=timezone,
         headers=period.headers(),
+        model=read,
     )
 
 
@@ -145,13 +153,15 @@ async def inventory(
         )
     )
     if format != "json":
-        rows = result.batches if table == "batches" else result.balance
+        # Both tables are counted over the period (the batches held at its end, their storage
+        # days to it; the balance from its first day to its last): every row names it.
         return await export(
-            rows,
+            result.batches if table == "batches" else result.balance,
             name=f"inventory-{table}",
             format=format,
             timezone=settings.timezone,
-            headers=period.headers(),
+            period=period,
+            model=InventoryBatchRead if table == "batches" else BalanceRead,
         )
     return result
 

@@ -380,6 +380,46 @@ async def test_csv_and_xlsx_hold_the_same_rows(client: httpx.AsyncClient, world:
     assert [(r["category"], r["closing.batches"]) for r in lines] == [("med.infectious", "2")]
 
 
+async def _head(client: httpx.AsyncClient, world: World, who: str, kind: str, **kw: str) -> list:
+    """A register's CSV download, as lists: its header first."""
+    response = await register(client, world, who, kind, format="csv", **kw)
+    assert response.status_code == 200, response.text
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+async def test_a_registers_file_has_its_columns_whatever_it_holds(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The read model's columns, in its order: an empty register still has its header, and a
+    file before and after a handover (a party named, or none) has the same columns, a party
+    as its `.id` and `.name`, never a bare empty column."""
+    (empty,) = await _head(client, world, "facility", "incoming")
+    assert empty[0] == "code" and "from_organization.name" in empty
+    bag = await tag_bag(client, world)
+    before = (await _head(client, world, "clinic", "incoming"))[0]
+    other, clinic = world.orgs["other_clinic"].id, world.orgs["clinic"].id
+    away = event("handed_over", bag["code"], minutes=5, to_organization_id=other)
+    assert (await post_event(client, world, "clinic", away)).status_code == 201
+    back = event("handed_over", bag["code"], minutes=10, to_organization_id=clinic)
+    assert (await post_event(client, world, "other_clinic", back)).status_code == 201
+    after = (await _head(client, world, "clinic", "incoming"))[0]
+    assert before == after == empty
+    assert "from_organization" not in after and "carrier" not in after
+
+
+async def test_the_inventorys_files_name_the_period_they_count(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The batches held at the end of the period (their storage days to it) and the balance
+    over it: every row names the period, as X-Period does."""
+    await tag_bag(client, world)
+    days = [(today() - timedelta(days=1)).isoformat(), today().isoformat()]
+    for table in ("batches", "balance"):
+        head, *lines = await _head(client, world, "clinic", "inventory", table=table)
+        assert head[:2] == ["date_from", "date_to"] and lines, table
+        assert all(line[:2] == days for line in lines), table
+
+
 async def test_who_may_read_an_organizations_registers(
     client: httpx.AsyncClient, world: World
 ) -> None:
