@@ -69,14 +69,15 @@ async def export(
     first, unless a row names its own) and in `X-Period`: a saved file says which days it
     counts."""
     columns = _columns(model) if model is not None else []
+    flat = [_flat(row, timezone) for row in rows]
     if period is not None:
-        days = {"date_from": period.date_from, "date_to": period.date_to}
-        rows = [{**days, **_flat(row, timezone)} for row in rows]
-        columns = ["date_from", "date_to", *(c for c in columns if c not in days)]
+        days = _flat({"date_from": period.date_from, "date_to": period.date_to}, timezone)
+        flat = [{**days, **row} for row in flat]
+        columns = [*days, *(c for c in columns if c not in days)]
         headers = {**(headers or {}), **period.headers()}
     # A nested model left empty flattens to its bare name: its columns stand for it.
     nested = {".".join(c.split(".")[:n]) for c in columns for n in range(1, c.count(".") + 1)}
-    flat = [{k: v for k, v in _flat(row, timezone).items() if k not in nested} for row in rows]
+    flat = [{k: v for k, v in row.items() if k not in nested} for row in flat]
     for row in flat:
         columns += [key for key in row if key not in columns]
     table = [[row.get(h) for h in columns] for row in flat]
