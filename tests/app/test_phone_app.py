@@ -36,7 +36,11 @@ if not (CHROMIUM and DRIVER):
     pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -1142,7 +1146,27 @@ def _correct(browser: webdriver.Chrome, body: dict[str, Any], field: str) -> Non
         if browser.find_element(By.ID, view).is_displayed():
             browser.find_element(By.ID, view).click()
     browser.find_element(By.ID, "show-queue").click()
-    _find(browser, f"li[data-id='{body['client_event_id']}'] button.fix").click()
+    entry = body["client_event_id"]
+
+    def clicked(b: webdriver.Chrome) -> bool:
+        # The queue is drawn after an IndexedDB read: a button of a list being redrawn goes
+        # stale, and is clicked again in the list that replaced it.
+        try:
+            b.find_element(By.CSS_SELECTOR, f"li[data-id='{entry}'] button.fix").click()
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return True
+
+    _wait(browser, clicked)
+    # A form left from an earlier correction holds inputs of the same names until this
+    # entry's form replaces them (again after a read): wait for this entry's.
+    _wait(
+        browser,
+        lambda b: (
+            (form := b.find_element(By.ID, "edit-form")).is_displayed()
+            and form.get_attribute("data-id") == entry
+        ),
+    )
 
 
 def _resent(browser: webdriver.Chrome, entry: str) -> dict[str, Any]:
