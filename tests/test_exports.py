@@ -172,3 +172,23 @@ async def test_moments_kept_as_text_in_details_are_on_the_citys_clock_too(
             anomaly["details"]["device_time"]
         )
         assert row["details.code"] == bag["code"]
+
+
+async def test_a_list_file_with_no_rows_has_its_columns(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A list's file takes its columns from the list's read model, not from the rows it
+    happens to hold: an empty one still has its header, so two files of one list stack."""
+    got = await client.get(
+        "/m/v1/alerts", params={"format": "csv"}, headers=world.headers("manager")
+    )
+    assert got.content.decode("utf-8-sig").splitlines() == [
+        "id,kind,batch_id,organization_id,raised_at,due_at,acknowledged_by_id,acknowledged_at"
+    ]
+    got = await client.get(
+        "/m/v1/metrics/medical-coverage",
+        params={"format": "csv"},
+        headers=world.headers("manager"),
+    )
+    header = got.content.decode("utf-8-sig").splitlines()[0]
+    assert header == "date_from,date_to,id,name,kind,bed_count"

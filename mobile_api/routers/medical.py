@@ -21,7 +21,7 @@ from mobile_api.deps import (
 )
 from mobile_api.presenters import NEXT_PAGE, link_next
 from mobile_api.tables import Format, export
-from schemas.alerts import AlertRead, MedicalCoverageRead
+from schemas.alerts import AlertRead, MedicalCoverageRead, MissedInstitution
 from schemas.base import Code, Id
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
@@ -59,6 +59,7 @@ async def list_alerts(
             name="alerts",
             format=format,
             timezone=settings.timezone,
+            model=AlertRead,
         )
         if more is not None:  # a file is answered as it is: its own Link header
             link_next(paged.request, file, cursor=more)
@@ -174,6 +175,7 @@ async def medical_coverage(
             format=format,
             timezone=settings.timezone,
             period=used,
+            model=MissedInstitution,
         )
     response.headers.update(used.headers())
     return result
