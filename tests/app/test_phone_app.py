@@ -463,8 +463,7 @@ def test_an_offline_round_syncs_exactly_once(
     _wait(browser, lambda b: len(b.execute_async_script(QUEUE)) == len(queued) - 1)
     gone = f"li[data-id='{unknown['client_event_id']}']"
     _wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, gone))
-    shown = _find(browser, f"li[data-id='{rejected['client_event_id']}']")
-    shown.find_element(By.CSS_SELECTOR, "button.fix").click()
+    _open_correction(browser, rejected["client_event_id"])
     children = _find(browser, "#f-edit-children")
     children.clear()
     children.send_keys("\n".join(bags))
@@ -919,7 +918,7 @@ def test_a_refusal_naming_a_field_the_record_lacks_can_be_corrected(
     )
     browser.find_element(By.ID, "queue-back").click()  # the list is drawn again on return
     browser.find_element(By.ID, "show-queue").click()
-    _find(browser, f"li[data-id='{entry}'] button.fix").click()
+    _open_correction(browser, entry)
     _find(browser, "#f-edit-vehicle_plate").send_keys(PLATE)
     browser.find_element(By.ID, "resend").click()
     _wait(
@@ -1146,7 +1145,11 @@ def _correct(browser: webdriver.Chrome, body: dict[str, Any], field: str) -> Non
         if browser.find_element(By.ID, view).is_displayed():
             browser.find_element(By.ID, view).click()
     browser.find_element(By.ID, "show-queue").click()
-    entry = body["client_event_id"]
+    _open_correction(browser, body["client_event_id"])
+
+
+def _open_correction(browser: webdriver.Chrome, entry: str) -> None:
+    """Click the queued `entry`'s correct button (the queue on screen) and wait for its form."""
 
     def clicked(b: webdriver.Chrome) -> bool:
         # The queue is drawn after an IndexedDB read: a button of a list being redrawn goes
