@@ -24,6 +24,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
+from wastetrack.custody.corrected import corrected_field
 from wastetrack.custody.rules import EventType, Outcome, State
 from wastetrack.ports import MARINE_STREAM
 from wastetrack.ports.access import NEWEST_STARTED, readable, reasons
@@ -309,8 +310,8 @@ ACCEPTANCE_LABELS: dict[Acceptance, str] = {
 # Per line batch: the latest receipt or treatment of the batch, or of the outermost container
 # it was aggregated into (whose fate it follows), with the receipt's outcome after corrections;
 # and whether a remainder not cancelled was split from either (a receipt refused part of it).
-# $2 the deciding event types, $3 the correction type, $4 the cancelled state.
-_DECISIONS = """
+# $2 the deciding event types, $3 the cancelled state.
+_DECISIONS = f"""
 WITH RECURSIVE up (line_batch, id, parent_id) AS (
     SELECT b.id, b.id, b.parent_id FROM batch b WHERE b.id = ANY($1::int[])
     UNION ALL
@@ -319,15 +320,11 @@ WITH RECURSIVE up (line_batch, id, parent_id) AS (
 root AS (SELECT line_batch, id FROM up WHERE parent_id IS NULL)
 SELECT root.line_batch AS batch_id, decided.event_type, decided.outcome,
        EXISTS (SELECT 1 FROM batch r
-               WHERE r.split_from_id IN (root.id, root.line_batch) AND r.state <> $4) AS split
+               WHERE r.split_from_id IN (root.id, root.line_batch) AND r.state <> $3) AS split
 FROM root
 LEFT JOIN LATERAL (
     SELECT e.event_type,
-           COALESCE((SELECT c.details->'corrected'->>'outcome' FROM custody_event c
-                     WHERE c.batch_id = e.batch_id AND c.event_type = $3
-                       AND c.corrects_id = e.id AND c.details->'corrected' ? 'outcome'
-                     ORDER BY c.seq DESC LIMIT 1),
-                    e.outcome) AS outcome
+           {corrected_field("e", "outcome", "outcome")} AS outcome
     FROM custody_event e
     WHERE e.batch_id = root.id AND e.event_type = ANY($2::text[])
     ORDER BY e.seq DESC LIMIT 1
@@ -364,7 +361,6 @@ async def _acceptances(found: list[Delivery]) -> dict[tuple[int, int], Acceptanc
         [
             list(delivery_of),
             [EventType.received.value, EventType.treated.value],
-            EventType.corrected.value,
             State.cancelled.value,
         ],
     )

@@ -22,7 +22,15 @@ from tortoise import connections
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody.aggregations import aggregation_undone
-from wastetrack.custody.rules import FINAL_STATES, SPECS, Carrier, EventType, Holder, State
+from wastetrack.custody.corrected import corrected_field
+from wastetrack.custody.rules import (
+    FINAL_STATES,
+    SPECS,
+    Carrier,
+    EventType,
+    Holder,
+    Outcome,
+)
 from wastetrack.registry import access
 from wastetrack.registry.models import Organization, OrganizationKind, Site
 from wastetrack.rollups.facts import Fate
@@ -37,22 +45,34 @@ _HOLDER_SQL: dict[Holder, str] = {
     Holder.actor: "e.organization_id",
     Holder.receiver: "e.to_organization_id",
 }
-# Holder.acceptor: a receipt's receiver holds an accepted batch, and a receipt's outcome
-# corrected to an acceptance makes its receiver the holder; a rejected one goes back to whoever
-# delivered it (`delivered_by` in the receipt's details, or in the details of the correction
-# that rejected it; receipts recorded before they kept it leave the holder unchanged).
+# Holder.acceptor: a receipt leaves the batch as its outcome after corrections says (`oc`):
+# with its receiver when it took the waste in, else back with whoever delivered it
+# (`delivered_by` in the receipt's details, or in the details of the correction that rejected
+# it; receipts recorded before they kept it leave the holder unchanged). A corrected outcome is
+# the receipt's own, at the receipt's time, as an undone aggregation never happened: the
+# correction itself moves nothing (a rejection corrected into an acceptance enters the
+# receiver's register when the waste arrived; an acceptance corrected into a rejection was
+# never the receiver's to hold). An outcome may only be corrected so while the receipt is the
+# batch's latest step (custody.corrections), so no movement lies between.
 _ACCEPTOR: dict[EventType, str] = {
     EventType.received: (
-        f"CASE WHEN e.state_after = '{State.received}' THEN e.organization_id"
-        " ELSE (e.details->>'delivered_by')::int END"
+        f"CASE WHEN oc.outcome = '{Outcome.rejected}'"
+        " THEN COALESCE((e.details->>'delivered_by')::int, oc.delivered_by)"
+        " ELSE e.organization_id END"
     ),
-    EventType.corrected: (
-        f"CASE WHEN t.event_type = '{EventType.received}' AND e.state_after = '{State.received}'"
-        " AND e.details->'corrected' ? 'outcome' THEN t.organization_id"
-        f" WHEN t.event_type = '{EventType.received}' AND e.state_after = '{State.rejected}'"
-        " AND e.details->'corrected' ? 'outcome' THEN (e.details->>'delivered_by')::int END"
-    ),
+    EventType.corrected: "NULL",
 }
+# A receipt's outcome after its corrections, and the deliverer the latest of its corrections
+# that rejected it recorded (for a receipt recorded before receipts kept it), joined as `oc`
+# on the receipt `e`.
+_OUTCOME_CORRECTED = f"""LEFT JOIN LATERAL (
+        SELECT {corrected_field("e", "outcome", "outcome")} AS outcome,
+               (SELECT (c.details->>'delivered_by')::int FROM custody_event c
+                WHERE c.batch_id = e.batch_id AND c.corrects_id = e.id
+                  AND c.details ? 'delivered_by'
+                ORDER BY c.seq DESC LIMIT 1) AS delivered_by
+        WHERE e.event_type = '{EventType.received}'
+    ) oc ON true"""
 HOLDER_RULES: dict[EventType, str] = {
     event: _ACCEPTOR[event] if spec.holder == Holder.acceptor else _HOLDER_SQL[spec.holder]
     for event, spec in SPECS.items()
@@ -138,7 +158,10 @@ WITH {scope},
 ev0 AS (
     SELECT e.batch_id, e.seq, e.event_type, e.state_after, e.actor_id, e.details, e.corrects_id,
            e.organization_id AS actor_org, e.to_organization_id, e.related_batch_id,
-           CASE WHEN e.event_type = {_TAGGED} THEN b.tagged_at ELSE e.device_time END AS at,
+           CASE WHEN e.event_type = {_TAGGED} THEN b.tagged_at
+                -- a receipt's correction (which may split off a refused part) at its time
+                WHEN t.event_type = '{EventType.received}' THEN t.device_time
+                ELSE e.device_time END AS at,
            {_HOLDER_CASE} AS sets,
            {_case(CARRIER_SETS)} AS c_hard,
            {_case(CARRIER_IF_NONE)} AS c_soft,
@@ -149,6 +172,7 @@ ev0 AS (
     FROM custody_event e JOIN batch b ON b.id = e.batch_id
     LEFT JOIN custody_event t ON t.batch_id = e.batch_id AND t.id = e.corrects_id
     LEFT JOIN organization o ON o.id = e.to_organization_id
+    {_OUTCOME_CORRECTED}
     WHERE e.batch_id IN (SELECT id FROM scope)
 ),
 -- A tagging's carrier: the one it recorded. Recorded before taggings kept it: the collector,
