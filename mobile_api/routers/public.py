@@ -4,6 +4,7 @@ transfer manifests (``/t/``). A browser gets a page in Chinese; a client whose `
 header prefers ``application/json`` gets the same facts as JSON. Unknown, forged and mistyped
 codes all get the same 404 (a page, or problem+json), so the pages are no oracle."""
 
+import unicodedata
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,17 @@ _HTML = {"text/html": {"schema": {"type": "string"}}}
 # Each route's token is any text, unbounded in the contract: one too long, or holding a control
 # character, is a mistyped code, answered by the one 404 as an unknown or forged one is (the
 # services look a code up only once its signature holds).
+
+
+def _scanned(marker: str, token: str) -> str:
+    """The path a printed QR names: a token holding whitespace or a control character (even at
+    its end, which reading a typed or scanned code would strip) was never printed, so it names
+    nothing."""
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in token):
+        raise NotFound(public.NOT_FOUND, field="code")
+    return f"{marker}{token}"
+
+
 _VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep them apart
 
 
@@ -91,7 +103,9 @@ async def public_code(token: str, request: Request, settings: AppSettings) -> Re
     """What a label or a plate names: a batch's category and state (no parties), or a
     collection point or berth."""
     try:
-        found = await public.plate_or_batch(scanned=f"/q/{token}", secret=settings.secret_key)
+        found = await public.plate_or_batch(
+            scanned=_scanned("/q/", token), secret=settings.secret_key
+        )
     except NotFound as refusal:
         return _refusal(request, refusal)
     if isinstance(found, public.PublicPlate):
@@ -108,7 +122,7 @@ async def public_code(token: str, request: Request, settings: AppSettings) -> Re
 async def public_receipt(token: str, request: Request, settings: AppSettings) -> Response:
     """The page a receipt's QR opens: which vessel delivered what, where and when."""
     try:
-        found = await public.receipt(scanned=f"/r/{token}", secret=settings.secret_key)
+        found = await public.receipt(scanned=_scanned("/r/", token), secret=settings.secret_key)
     except NotFound as refusal:
         return _refusal(request, refusal)
     return _answer(
@@ -124,7 +138,7 @@ async def public_receipt(token: str, request: Request, settings: AppSettings) ->
 async def public_manifest(token: str, request: Request, settings: AppSettings) -> Response:
     """The page a transfer manifest's QR opens: number, waste, parties, state, signatures."""
     try:
-        found = await public.manifest(scanned=f"/t/{token}", secret=settings.secret_key)
+        found = await public.manifest(scanned=_scanned("/t/", token), secret=settings.secret_key)
     except NotFound as refusal:
         return _refusal(request, refusal)
     return _answer(

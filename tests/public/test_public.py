@@ -173,6 +173,11 @@ async def test_forged_unknown_and_unsigned_codes_get_one_and_the_same_refusal(
         "/t/20263710000001.1éééééééé",
         "/r/WDR0000.1éééééééé",
         "/q/ABCDEFGHJ.1éééééééé",
+        # A signed link with whitespace or a control character added, even at its end (where
+        # reading a typed code would strip it): no printed QR names it.
+        *(path_of(batch["qr_url"]) + tail for tail in ("%0A", "%09", "%0D", "%0B", "%1F", "%20")),
+        path_of(made["receipt_url"]) + "%0A",
+        path_of(batch["qr_url"]).replace(".", "%20."),
     ]
     pages = [await client.get(path, headers=BROWSER) for path in refusals]
     assert {(p.status_code, p.headers["content-type"]) for p in pages} == {
