@@ -17,7 +17,7 @@ from mobile_api.deps import (
 )
 from mobile_api.media import PDF, PNG, binary
 from mobile_api.presenters import NEXT_PAGE, batch_read, berth_read, resent
-from schemas.base import Code, Text
+from schemas.base import Scanned, Text
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
@@ -118,14 +118,14 @@ async def list_batches(
 
 
 @router.get("/batches/{code}", response_model=BatchRead)
-async def get_batch(code: Code, user: CurrentUser, settings: AppSettings) -> BatchRead:
+async def get_batch(code: Scanned, user: CurrentUser, settings: AppSettings) -> BatchRead:
     """One batch the user may see, with the batches a partial acceptance links it to."""
     batch = await batches.get_visible_batch(user, code)
     return batch_read(batch, settings, await batches.split_links(batch))
 
 
 @router.get("/batches/{code}/events", response_model=list[EventRead])
-async def batch_events(code: Code, user: CurrentUser) -> Sequence[object]:
+async def batch_events(code: Scanned, user: CurrentUser) -> Sequence[object]:
     """A batch's custody events in order."""
     _, events = await chain.history(principal=user, code=code)
     return events
@@ -133,7 +133,7 @@ async def batch_events(code: Code, user: CurrentUser) -> Sequence[object]:
 
 @router.get("/batches/{code}/verify", response_model=ChainVerification)
 async def verify_batch(
-    code: Code, user: CurrentUser, settings: AppSettings
+    code: Scanned, user: CurrentUser, settings: AppSettings
 ) -> Mapping[str, object]:
     """Recompute the batch's hash chain and say whether it is intact."""
     return await chain.verify_chain(principal=user, code=code, secret=settings.secret_key)
@@ -149,7 +149,7 @@ async def verify_batch(
     ),
 )
 async def batch_label(
-    code: Code,
+    code: Scanned,
     user: CurrentUser,
     settings: AppSettings,
     size: Annotated[

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from mobile_api.deps import CurrentUser, Paging, Transaction, require
 from mobile_api.presenters import NEXT_PAGE
-from schemas.base import Code, Id
+from schemas.base import Id, Scanned
 from schemas.fleet import (
     DriverCreate,
     DriverRead,
@@ -117,7 +117,7 @@ async def retire_driver(driver_id: Id, user: FleetManager, _: Transaction) -> ob
 
 
 @router.get("/batches/{code}/trajectory", response_model=Trajectory)
-async def batch_trajectory(code: Code, user: CurrentUser) -> Trajectory:
+async def batch_trajectory(code: Scanned, user: CurrentUser) -> Trajectory:
     """The batch's path as a GeoJSON LineString: its carriers' vehicle positions between each
     pickup and the batch's next step."""
     found = await tracking.trajectory(principal=user, code=code)

@@ -22,7 +22,7 @@ from mobile_api.deps import (
 from mobile_api.presenters import NEXT_PAGE, link_next
 from mobile_api.tables import Format, export
 from schemas.alerts import AlertRead, MedicalCoverageRead, MissedInstitution
-from schemas.base import Code, Id
+from schemas.base import Id, Scanned
 from schemas.batches import FateRead
 from wastetrack.alerts import service as alerts
 from wastetrack.core import cityday, paging
@@ -81,7 +81,7 @@ async def acknowledge_alert(alert_id: Id, user: ManagerOnly, _: Transaction) -> 
 
 
 @router.get("/batches/{code}/fate", response_model=FateRead)
-async def batch_fate(code: Code, user: CurrentUser) -> Mapping[str, object]:
+async def batch_fate(code: Scanned, user: CurrentUser) -> Mapping[str, object]:
     """What became of a batch, followed into the containers it was aggregated into."""
     return await queries.fate(principal=user, code=code)
 
@@ -91,7 +91,7 @@ async def batch_fate(code: Code, user: CurrentUser) -> Mapping[str, object]:
     response_class=JSONResponse,
     responses={200: {"content": {"application/ld+json": {}}}},
 )
-async def batch_epcis(code: Code, user: CurrentUser, settings: AppSettings) -> JSONResponse:
+async def batch_epcis(code: Scanned, user: CurrentUser, settings: AppSettings) -> JSONResponse:
     """The batch's custody history as a GS1 EPCIS 2.0 JSON-LD document."""
     document = await epcis.batch_document(principal=user, code=code, timezone=settings.timezone)
     return JSONResponse(document, media_type="application/ld+json")

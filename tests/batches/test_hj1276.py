@@ -171,6 +171,12 @@ async def test_scan_and_lookup_accept_the_identifier(
         assert (scanned.json()["kind"], scanned.json()["batch"]["code"]) == ("batch", made["code"])
     found = await client.get(f"/m/v1/batches/{identifier}", headers=world.headers(maker))
     assert found.json()["code"] == made["code"]
+    # Scanned with a scanner's group separator (GS) between the segments, on every route that
+    # names a batch by its code.
+    scanned = "%1D".join(identifiers.segments(identifier))
+    for view in ("", "/events", "/verify", "/fate", "/epcis.jsonld", "/trajectory", "/label.png"):
+        got = await client.get(f"/m/v1/batches/{scanned}{view}", headers=world.headers(maker))
+        assert got.status_code == 200, (view, got.text)
     # The code typed off the label as it prints it, in any case, is the same batch; a code
     # whose check fails is no batch.
     printed = codes.printed(made["code"])
