@@ -292,6 +292,25 @@ async def test_hazardous_label_has_its_true_size_and_decodes(
     assert [r.text for r in zxingcpp.read_barcodes(image)] == [made["qr_url"]]
 
 
+async def test_a_label_whose_fields_do_not_fit_its_size_is_refused_for_a_larger_one(
+    client: httpx.AsyncClient, world: World, maker: str
+) -> None:
+    """Five hazards' precautions and a producer's name of thirty characters overrun a 150 mm
+    label at its 5 mm text: refused naming `size`, never printed overlapping; 200 mm fits."""
+    world.orgs[maker].name = "山东省威海市荣成市石岛管理区某某某船舶修造与海洋工程有限公司"
+    await world.orgs[maker].save(update_fields=["name"])
+    made = await tag(client, world, maker, hazard=["T", "C", "I", "R", "In"])
+    label = f"/m/v1/batches/{made['code']}/label.png"
+    small = await client.get(label, params={"size": "150"}, headers=world.headers(maker))
+    assert (small.status_code, small.json()["field"]) == (422, "size")
+    assert "150 × 150 mm" in small.json()["detail"]
+    large = await client.get(label, params={"size": "200"}, headers=world.headers(maker))
+    assert large.status_code == 200, large.text
+    image = Image.open(io.BytesIO(large.content))
+    assert image.info["OverflowPx"] == "0"
+    assert [r.text for r in zxingcpp.read_barcodes(image)] == [made["qr_url"]]
+
+
 async def test_label_size_applies_to_hazardous_waste_only(
     client: httpx.AsyncClient, world: World
 ) -> None:
