@@ -399,7 +399,8 @@ async def lines_now(found: list[Delivery]) -> dict[int, list[LineNow]]:
     """Each delivery's lines as their batches stand, by delivery id; the lines and their batches
     must be fetched. A line whose batch no correction changed reads as
     recorded; a corrected one takes the batch's category and its kg, or its m³ and the mass
-    the category's density gives (derived). Each carries its acceptance."""
+    the category's density gives (derived); in any other unit it keeps the m³ measured on the
+    line. Each carries its acceptance."""
     snap = await catalog.snapshot()
     accepted = await _acceptances(found)
     return {
@@ -433,12 +434,12 @@ def _line_now(line: DeliveryLine, snap: catalog.CatalogSnapshot, accepted: Accep
             corrected=False,
             acceptance=accepted,
         )
+    # The m³ the port figures count (metrics._LINE_PARTS): the batch's when it is in m³, else
+    # the line's measured ones, whatever unit a correction gave the batch.
+    volume = batch.quantity if batch.unit == Unit.M3 else line.volume_m3
     if batch.unit == Unit.KG:
-        return LineNow(
-            batch.category_id, line.volume_m3, batch.quantity, False, batch.code, True, accepted
-        )
+        return LineNow(batch.category_id, volume, batch.quantity, False, batch.code, True, accepted)
     mass = snap.estimated_kg(batch.category_id, batch.unit, batch.quantity)
-    volume = batch.quantity if batch.unit == Unit.M3 else None
     return LineNow(batch.category_id, volume, mass, mass is not None, batch.code, True, accepted)
 
 
