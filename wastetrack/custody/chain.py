@@ -119,10 +119,29 @@ def _row_disagrees(batch: Batch, events: list[CustodyEvent]) -> str | None:
     return None
 
 
+async def read(batch_id: int) -> tuple[Batch, list[CustodyEvent]]:
+    """A batch's row and its events in order, as one moment saw them: a step committed while
+    they are read (it moves the row's head with its event) would make an intact chain look cut
+    short, so the events are read again until the head is the same before and after them (every
+    step moves it). Any transaction will do; every reader that checks a chain against its head
+    reads it so."""
+    batch = await Batch.get(id=batch_id)
+    for _ in range(_READS):
+        events = await CustodyEvent.filter(batch_id=batch_id).order_by("seq")
+        after = await Batch.get(id=batch_id)
+        if (after.last_seq, after.last_hash) == (batch.last_seq, batch.last_hash):
+            break
+        batch = after
+    return batch, list(events)
+
+
+# A busy batch gets a step now and then, not one per read: a few tries find a quiet moment.
+_READS = 5
+
+
 async def history(*, principal: Principal, code: str) -> tuple[Batch, list[CustodyEvent]]:
     """A visible batch and its events in order."""
-    batch = await batches.get_visible_batch(principal, code)
-    return batch, await CustodyEvent.filter(batch_id=batch.id).order_by("seq")
+    return await read((await batches.get_visible_batch(principal, code)).id)
 
 
 async def verify_chain(*, principal: Principal, code: str, secret: str) -> dict[str, Any]:
