@@ -586,6 +586,44 @@ async def test_only_a_community_of_the_area_or_a_provider_picks_up_at_a_point(
     assert (await post(client, world, pickup(point_url), who="station")).status_code == 201
 
 
+async def test_a_towns_point_is_picked_up_by_the_community_whose_area_holds_its_site(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A collection point registered at the town with its 投放点 in a village: the village's
+    community collects there (the site lies in its area, and its pickups count there), as the
+    point's own collectors do; a community of another town does not."""
+    point = await registry.create_organization(
+        name="崖头街道物业投放点",
+        kind=OrganizationKind.collection_point,
+        region_id=world.regions["town"].id,
+    )
+    site = await registry.create_site(
+        organization_id=point.id,
+        name="北山社区1号投放点",
+        region_id=world.regions["village"].id,
+        latitude=37.16,
+        longitude=122.48,
+    )
+    url = codes.qr_url(
+        site.code or "", base_url="http://testserver", secret=world.settings.secret_key
+    )
+    far = await registry.create_organization(
+        name="远方社区", kind=OrganizationKind.community, region_id=world.regions["other_town"].id
+    )
+    await make_user(world, "far_collector", Role.collector, far)
+    await make_user(world, "point_staff", Role.collector, point)  # the point's own collector
+    offers = {}
+    for who in ("collector", "far_collector", "point_staff"):
+        scanned = await client.get("/m/v1/scan", params={"qr": url}, headers=world.headers(who))
+        offers[who] = scanned.json()["actions"]
+    assert offers == {"collector": ["pickup"], "far_collector": [], "point_staff": ["pickup"]}
+    assert (await post(client, world, pickup(url), who="far_collector")).status_code == 403
+    made = await post(client, world, pickup(url), who="collector")
+    assert made.status_code == 201, made.text
+    batch = await Batch.get(code=made.json()["batch_code"])
+    assert batch.region_path == world.regions["village"].path  # counted where the site lies
+
+
 async def test_an_area_inside_a_town_is_that_towns_part_and_nothing_outside_towns(
     client: httpx.AsyncClient, world: World, point_url: str
 ) -> None:

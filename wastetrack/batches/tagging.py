@@ -83,18 +83,20 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
     producer = organization(
         work, sub.producer_organization_id or principal.organization_id, "producer_organization_id"
     )
+    # Where the batch counts: at its origin site's region (a site may lie below its
+    # organization's region, registry.create_site), else at its producer's; a collection
+    # point's waste is a community's to tag where the site lies in its area.
+    site = work.sites.get(sub.origin_site_id) if sub.origin_site_id is not None else None
     await access.check_may_tag_for(
         principal=principal,
         producer_id=producer.id,
         stream=stream,
         label_organization_id=label.organization_id if label else None,
         on=local_date(sub.device_time, work.timezone),
+        site_region_path=site.region.path if site and site.organization_id == producer.id else None,
     )
-    # Where the batch counts: at its origin site's region (a site may lie below its
-    # organization's region, registry.create_site), else at its producer's.
     region = producer.region
     if sub.origin_site_id is not None:
-        site = work.sites.get(sub.origin_site_id)
         if site is None or site.organization_id != producer.id:
             raise ValidationFailed(
                 "the origin site must belong to the producer", field="origin_site_id"

@@ -109,6 +109,7 @@ async def may_pick_up(principal: Principal, site: Site, *, on: date) -> bool:
             stream=HOUSEHOLD,
             label_organization_id=None,
             on=on,
+            site_region_path=site.region.path,
         )
     )
 

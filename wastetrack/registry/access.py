@@ -129,6 +129,7 @@ async def _holds(
     stream: str,
     label_organization_id: int | None,
     on: date,
+    site_region_path: str | None,
 ) -> bool:
     if relationship == Relationship.label_stock:
         # A producer's stock, for those who collect its waste: not another handler's own
@@ -141,10 +142,19 @@ async def _holds(
         # not the rest of that organization's waste, whatever kind it is.
         return stream == MARINE_STREAM and await Vessel.exists(owner_id=producer_id)
     if relationship == Relationship.local_collection_point:
-        # A community's collectors: not a recovery point's, nor another collection point's.
-        return await Organization.exists(
+        # A community's collectors, at a point in its area: the site the waste is tagged at
+        # when one is named (a town's collection point may have its 投放点 in a village, and the
+        # site's region is where its pickups count), else the point's own region. Not a
+        # recovery point's collectors, nor another collection point's.
+        if not await Organization.exists(
             id=principal.organization_id, kind=OrganizationKind.community
-        ) and await Organization.exists(
+        ):
+            return False
+        if site_region_path is not None:
+            return site_region_path.startswith(principal.region_path) and (
+                await Organization.exists(id=producer_id, kind=OrganizationKind.collection_point)
+            )
+        return await Organization.exists(
             id=producer_id,
             kind=OrganizationKind.collection_point,
             region__path__startswith=principal.region_path,
@@ -165,9 +175,11 @@ async def may_tag_for(
     stream: str,
     label_organization_id: int | None,
     on: date,
+    site_region_path: str | None = None,
 ) -> bool:
     """Whether the user may tag waste as `producer_id`'s: its own organization's, or through a
-    registered relationship (TAGGING_FOR_OTHERS) that holds on day `on`."""
+    registered relationship (TAGGING_FOR_OTHERS) that holds on day `on` (at the producer's site
+    in region `site_region_path`, when the tagging names one)."""
     if producer_id == principal.organization_id:
         return True
     for relationship in sorted(TAGGING_FOR_OTHERS.get(principal.role, frozenset())):
@@ -178,6 +190,7 @@ async def may_tag_for(
             stream=stream,
             label_organization_id=label_organization_id,
             on=on,
+            site_region_path=site_region_path,
         ):
             return True
     return False
@@ -190,6 +203,7 @@ async def check_may_tag_for(
     stream: str,
     label_organization_id: int | None,
     on: date,
+    site_region_path: str | None = None,
 ) -> None:
     """Refuse to tag waste as `producer_id`'s unless `may_tag_for` allows it."""
     if not await may_tag_for(
@@ -198,6 +212,7 @@ async def check_may_tag_for(
         stream=stream,
         label_organization_id=label_organization_id,
         on=on,
+        site_region_path=site_region_path,
     ):
         raise Forbidden(
             f"your organization may not tag {stream} waste for organization {producer_id}:"
