@@ -19,6 +19,7 @@ from typing import Any
 
 from tortoise import connections
 
+from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.errors import NotFound
 from wastetrack.core.principal import Principal
 from wastetrack.custody.aggregations import aggregation_undone
@@ -124,6 +125,18 @@ def _case(rules: dict[EventType, str]) -> str:
 
 
 _ENDED = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
+# Whether the event ends its holder's custody: it leaves the batch in a final state (treated,
+# aggregated, cancelled) — a treatment as its method after corrections says (a final mode
+# treats, pending storage keeps the batch with the facility; a method the catalogue no longer
+# lists, as the event recorded it), as custody.corrections sets the state.
+_FINAL_MODES = ", ".join(f"'{mode}'" for mode in sorted(FINAL_MODES))
+_ENDS_CUSTODY = (
+    f"CASE WHEN e.event_type = '{EventType.treated}' THEN COALESCE("
+    f"(SELECT m.mode IN ({_FINAL_MODES})"
+    f" FROM treatment_method m WHERE m.code = {corrected_field('e', 'method', 'method_id')}),"
+    f" e.state_after IN ({_ENDED}))"
+    f" ELSE e.state_after IN ({_ENDED}) END"
+)
 _TAGGED = f"'{EventType.tagged}'"
 
 
@@ -168,7 +181,8 @@ ev0 AS (
            (e.event_type = {_TAGGED} AND b.split_from_id IS NULL) AS original_tagging,
            CASE WHEN e.organization_id <> b.producer_id THEN e.organization_id END AS tagger,
            b.carrier_id AS latest_carrier,
-           {aggregation_undone("e")} AS undone
+           {aggregation_undone("e")} AS undone,
+           {_ENDS_CUSTODY} AS ends
     FROM custody_event e JOIN batch b ON b.id = e.batch_id
     LEFT JOIN custody_event t ON t.batch_id = e.batch_id AND t.id = e.corrects_id
     LEFT JOIN organization o ON o.id = e.to_organization_id
@@ -197,17 +211,26 @@ first_pass AS ({_fold("ev")}),
 settled AS (
     SELECT ev.batch_id, ev.seq, ev.event_type, ev.state_after, ev.actor_id, ev.details,
            ev.actor_org, ev.to_organization_id, ev.related_batch_id, ev.c_soft, ev.undone,
+           ev.ends,
            COALESCE(ev.sets, ro.holder) AS sets, COALESCE(ro.carrier, ev.c_set) AS c_set,
            COALESCE(ro.split_at, ev.at) AS at, ro.refused_by, ro.refused_actor
     FROM ev LEFT JOIN remainder_origin ro
         ON ev.event_type = {_TAGGED} AND ro.batch_id = ev.batch_id
 ),
 held AS ({_fold("settled")}),
--- An undone aggregation leaves the child with its holder (`aggregation_undone`).
-steps AS (
-    SELECT h.*,
-           CASE WHEN h.state_after NOT IN ({_ENDED}) OR h.undone THEN h.holder END AS custodian
+-- An undone aggregation leaves the child with its holder (`aggregation_undone`). A correction
+-- moves nothing: the batch stays with whoever held it after the step before it (what it
+-- corrects is read into the step it corrects: `_ENDS_CUSTODY`, `_ACCEPTOR`).
+own_steps AS (
+    SELECT h.*, CASE WHEN NOT h.ends OR h.undone THEN h.holder END AS own_custodian,
+           count(*) FILTER (WHERE h.event_type <> '{EventType.corrected}')
+               OVER (PARTITION BY h.batch_id ORDER BY h.seq) AS step_no
     FROM held h
+),
+steps AS (
+    SELECT o.*, max(o.own_custodian) FILTER (WHERE o.event_type <> '{EventType.corrected}')
+               OVER (PARTITION BY o.batch_id, o.step_no) AS custodian
+    FROM own_steps o
 ),
 changes AS (
     SELECT s.*, lag(custodian) OVER (PARTITION BY batch_id ORDER BY seq) AS before FROM steps s

@@ -1,6 +1,6 @@
-"""A receipt's outcome corrected later is the receipt's own, at the receipt's time: the
-registers read the waste as the corrected receipt would have left it, as they read an undone
-aggregation as never having happened (docs/registers.md). The correction moves nothing."""
+"""A correction moves nothing: what it corrects is read into the step it corrects, at that
+step's time (a receipt's outcome, a treatment's method), as the registers read an undone
+aggregation as never having happened (docs/registers.md)."""
 
 from datetime import datetime
 from typing import Any
@@ -89,3 +89,61 @@ async def test_a_part_refused_by_a_correction_goes_back_when_the_receipt_was_mad
         if r["how"] == "refused_remainder"
     ]
     assert datetime.fromisoformat(refused["time"]) == at
+
+
+async def _treated(
+    client: httpx.AsyncClient, world: World, method: str
+) -> tuple[str, dict[str, Any], datetime]:
+    """A bag accepted an hour in and treated by `method` half an hour later."""
+    code, _, _ = await _receipt(client, world, "accepted", weight_kg="3.4")
+    body = event("treated", code, minutes=90, method=method)
+    return code, await posted(client, world, "facility", body), _at(body)
+
+
+async def test_a_treatment_corrected_into_pending_storage_leaves_the_waste_in_stock(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Recorded as incinerated (D10), corrected to storage pending treatment (D15): the
+    facility still holds the bag since it came in; no row took it out, none brought it back."""
+    code, treated, _ = await _treated(client, world, "D10")
+    body = event("corrected", code, minutes=95, corrects=treated["event_id"], method="D15")
+    await posted(client, world, "facility", body)
+    assert _moves(await rows(client, world, "facility", "outgoing"), code) == []
+    (came,) = _moves(await rows(client, world, "facility", "incoming"), code)
+    stock = await rows(client, world, "facility", "inventory")
+    (held,) = [b for b in stock["batches"] if b["code"] == code]
+    assert (came[0], datetime.fromisoformat(held["since"])) == ("received", came[1])
+
+
+async def test_a_pending_storage_corrected_into_a_treatment_leaves_when_it_was_treated(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    code, treated, at = await _treated(client, world, "D15")
+    body = event("corrected", code, minutes=95, corrects=treated["event_id"], method="D10")
+    await posted(client, world, "facility", body)
+    assert _moves(await rows(client, world, "facility", "outgoing"), code) == [("treated", at)]
+    stock = await rows(client, world, "facility", "inventory")
+    assert code not in [b["code"] for b in stock["batches"]]
+
+
+async def test_a_note_on_a_bag_in_a_load_later_taken_out_again_moves_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A bag scanned into the carrier's load, annotated there, then taken out again (the scan
+    undone): it never left the carrier, note or no note."""
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    code = bag["code"]
+    await advance(client, world, code, until="collected")
+    box = await tag_bag(client, world, "carrier", producer_organization_id=carrier)
+    into = event("aggregated", box["code"], minutes=65, children=[code])
+    await posted(client, world, "carrier", into)
+    listed = await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("carrier"))
+    steps = {e["event_type"]: e["id"] for e in listed.json()}
+    note = event("corrected", code, minutes=70, corrects=steps["collected"], note="seal checked")
+    await posted(client, world, "carrier", note)
+    undo = event("corrected", code, minutes=75, corrects=steps["aggregated"], aggregated=False)
+    await posted(client, world, "carrier", undo)
+    incoming = await rows(client, world, "carrier", "incoming")
+    assert [how for how, _ in _moves(incoming, code)] == ["collected"]
+    assert _moves(await rows(client, world, "carrier", "outgoing"), code) == []
