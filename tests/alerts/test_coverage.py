@@ -276,3 +276,40 @@ async def test_a_refused_part_moving_later_does_not_reach_the_clinic_again(
         client, world, date_from=str(today - timedelta(days=1)), date_to=str(today)
     )
     assert now["small_institutions"]["numerator"] == "0"
+
+
+async def test_a_bag_a_facility_rejects_back_to_a_carrier_that_never_collected_it_covers_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The clinic hands its bag straight to the facility, whose receipt refuses it (recorded
+    so, or an acceptance corrected into a rejection): custody gives it back to the carrier the
+    label names, but no carrier took it from the clinic, so the clinic is not covered."""
+    facility = world.orgs["facility"].id
+    for corrected in (False, True):
+        bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+        handed = event("handed_over", bag["code"], minutes=10, to_organization_id=facility)
+        assert (await post_event(client, world, "clinic", handed)).status_code == 201
+        outcome = (
+            {"outcome": "accepted", "weight_kg": "3.4"}
+            if corrected
+            else {
+                "outcome": "rejected",
+                "reason": "leaking",
+            }
+        )
+        receipt = await post_event(
+            client, world, "facility", event("received", bag["code"], minutes=60, **outcome)
+        )
+        assert receipt.status_code == 201, receipt.text
+        if corrected:
+            fix = event(
+                "corrected",
+                bag["code"],
+                minutes=65,
+                corrects=receipt.json()["event_id"],
+                outcome="rejected",
+                reason="leaking",
+            )
+            assert (await post_event(client, world, "facility", fix)).status_code == 201
+        found = await coverage(client, world)
+        assert found["small_institutions"]["numerator"] == "0", (corrected, found)

@@ -33,7 +33,7 @@ from wastetrack.custody.rules import (
     Outcome,
 )
 from wastetrack.registry import access
-from wastetrack.registry.models import Organization, OrganizationKind, Site
+from wastetrack.registry.models import MEDICAL_KINDS, Organization, OrganizationKind, Site
 from wastetrack.rollups.facts import Fate
 
 # Which organization an event leaves as the batch's holder (None: the holder is unchanged), as
@@ -347,7 +347,8 @@ ORDER BY m.moved_at, m.batch_id, m.seq
 # batch of the stream first came into a carrier's hands in the period — the movement collecting
 # it (or handing it over, or a carrier putting it into its load), from the producer or from the
 # institution that gathered it nearby (就近集中收集: a township hospital handing a village
-# clinic's bags on); never a later step between carriers, nor a refused part coming back
+# clinic's bags on: a medical institution gives it); never a later step between carriers, nor a
+# refused part coming back, nor a facility's rejection handing the batch to a carrier
 # (docs/metrics.md §6).
 _PRODUCER_SCOPE = """
 scope AS (
@@ -363,7 +364,9 @@ FROM (
     FROM moves m
     JOIN organization taker ON taker.id = COALESCE(
         m.custodian, CASE WHEN m.event_type = '{EventType.aggregated}' THEN m.actor_org END)
+    JOIN organization giver ON giver.id = m.before
     WHERE taker.kind = '{OrganizationKind.carrier}' AND m.refused_by IS NULL
+      AND giver.kind IN ({", ".join(f"'{kind}'" for kind in sorted(MEDICAL_KINDS))})
       AND m.custodian IS DISTINCT FROM m.before
     ORDER BY m.batch_id, m.seq
 ) reached
