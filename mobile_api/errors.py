@@ -238,20 +238,25 @@ def headers_of(error: DomainError) -> dict[str, str] | None:
     return None
 
 
+def problem_of(error: DomainError) -> JSONResponse:
+    """A domain error's answer: its problem document, with the headers it carries."""
+    return problem(
+        status=error.status,
+        title=error.title,
+        detail=error.detail,
+        code=error.code,
+        field=error.field,
+        headers=headers_of(error),
+        **error.extra,
+    )
+
+
 def install(app: FastAPI) -> None:
     _document_problems(app)
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
-        return problem(
-            status=error.status,
-            title=error.title,
-            detail=error.detail,
-            code=error.code,
-            field=error.field,
-            headers=headers_of(error),
-            **error.extra,
-        )
+        return problem_of(error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mobile_api.errors import problem
+from mobile_api.errors import problem, problem_of
 from wastetrack.apikeys import service as apikeys
 from wastetrack.auth import service as auth
 from wastetrack.core import idempotency
 from wastetrack.core.errors import DomainError
+from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,35 +51,46 @@ class Idempotency:
             refusal = _refusal("bad_request")
             await refusal(scope, receive, send)
             return
-        owner = await self._owner(_first_header(scope, b"authorization"))
-        if owner is None:  # no credentials the key could belong to: the route answers
+        found = await self._owner(_first_header(scope, b"authorization"))
+        if found is None:  # no credentials the key could belong to: the route answers
             await self.app(scope, receive, send)
             return
+        owner, principal = found
         body = await _whole_body(receive)
         if body is None:  # cut off (the client left, or the body cap stopped it): no claim
             return
         fingerprint = await _fingerprint(scope, body)
         kept = await idempotency.claim(owner=owner, key=key, fingerprint=fingerprint)
         if kept is not None:
+            if principal.api_key_id is not None:
+                # A resend is a request of the key's, whatever answers it: the route counts a
+                # first request, the key's rate limit this one.
+                try:
+                    await apikeys.count_use(principal, self.settings)
+                except DomainError as error:
+                    await problem_of(error)(scope, receive, send)
+                    return
             await _answer_kept(kept, fingerprint, scope, receive, send)
             return
         await self._first(scope, _replay(body, receive), send, owner=owner, key=key)
 
-    async def _owner(self, authorization: bytes | None) -> str | None:
-        """Whose key it is: a user (from a valid access token) or a live API key. Credentials
-        the route would refuse own nothing, so it answers them (401), kept answers or not: a
-        key revoked after its first request gets no replay of it."""
+    async def _owner(self, authorization: bytes | None) -> tuple[str, Principal] | None:
+        """Whose key it is, and who: a user (from a valid access token) or a live API key.
+        Credentials the route would refuse own nothing, so it answers them (401), kept answers
+        or not: a key revoked after its first request gets no replay of it."""
         scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
         try:
             if token.startswith(apikeys.TOKEN_PREFIX):
-                await apikeys.key_principal(token=token, secret=self.settings.secret_key)
-                return "key:" + hashlib.sha256(token.encode()).hexdigest()
+                principal, _ = await apikeys.key_principal(
+                    token=token, secret=self.settings.secret_key
+                )
+                return "key:" + hashlib.sha256(token.encode()).hexdigest(), principal
             principal = await auth.principal_from_access_token(token=token, settings=self.settings)
         except DomainError:
             return None
-        return f"user:{principal.user_id}"
+        return f"user:{principal.user_id}", principal
 
     async def _first(
         self, scope: Scope, receive: Receive, send: Send, *, owner: str, key: str
@@ -254,7 +266,7 @@ async def _answer_kept(
     refusal = None
     if kept.fingerprint != fingerprint:
         refusal = _refusal("idempotency_key_reused")
-    elif kept.status is None:
+    elif kept.status is None or kept.answering:
         refusal = _refusal("request_in_progress")
         refusal.headers["Retry-After"] = "1"
     elif kept.body is None or kept.status == idempotency.COMMITTED:

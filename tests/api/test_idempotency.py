@@ -210,6 +210,33 @@ async def test_an_answer_not_kept_at_first_is_kept_on_a_later_try(
     assert runs == 1
 
 
+async def test_a_resend_while_the_answer_is_being_kept_is_told_to_wait(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the request's commit and its answer being kept, a resend is told to wait (409
+    with Retry-After), not that the answer was lost; the next one gets the answer."""
+    keep = idempotency.keep
+    keeping, kept = asyncio.Event(), asyncio.Event()
+
+    async def slow(**answer: Any) -> None:
+        keeping.set()
+        await kept.wait()
+        await keep(**answer)
+
+    monkeypatch.setattr(idempotency, "keep", slow)
+    body = _cell(world, "窗口社区")
+    first = asyncio.create_task(_create(client, world, body, "k-window"))
+    await asyncio.wait_for(keeping.wait(), 30)
+    meanwhile = await _create(client, world, body, "k-window")
+    kept.set()
+    assert (await first).status_code == 201
+    after = await _create(client, world, body, "k-window")
+    assert (meanwhile.status_code, meanwhile.json()["code"]) == (409, "request_in_progress")
+    assert meanwhile.headers["Retry-After"] == "1"
+    assert (after.status_code, after.headers["Idempotent-Replayed"]) == (201, "true")
+    assert await Cell.filter(name="窗口社区").count() == 1
+
+
 async def test_a_committed_request_whose_answer_is_lost_never_runs_again(
     client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -220,6 +220,24 @@ async def test_requests_are_limited_per_key(
     assert other.status_code == 200  # each key has its own count
 
 
+async def test_a_resend_answered_from_a_kept_answer_counts_against_the_key(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    """A key that used up its requests is refused a replay too (429 with Retry-After): a
+    resend is a request of the key's, whatever answers it."""
+    key = await issue(client, world, ["events"])
+    body = medical_bag()
+    body.pop("event_type")
+    once = bearer(key) | {"Idempotency-Key": "weighbridge-7"}
+    async with await _limited_client(settings, rate_limit_api_key="2/minute") as limited:
+        assert (await limited.post("/m/v1/batches", headers=once, json=body)).status_code == 201
+        replayed = await limited.post("/m/v1/batches", headers=once, json=body)
+        refused = await limited.post("/m/v1/batches", headers=once, json=body)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert (refused.status_code, refused.json()["code"]) == (429, "too_many_requests")
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
 async def test_failed_keys_are_limited_per_client_address(
     client: httpx.AsyncClient, world: World, settings: Settings
 ) -> None:

@@ -154,10 +154,16 @@ async def authenticate(
         await ratelimit.test(scope="api-key-failures", key=address, rate=failures)
         await ratelimit.count(scope="api-key-failures", key=address, rate=failures)
         raise
+    await count_use(principal, settings)
+    return principal, scopes
+
+
+async def count_use(principal: Principal, settings: Settings) -> None:
+    """One request of the key against WASTETRACK_RATE_LIMIT_API_KEY, 429 (with Retry-After)
+    past it: every request the key sends, a resend answered from a kept answer too."""
     await ratelimit.hit(
         scope="api-key", key=str(principal.api_key_id), rate=settings.rate_limit_api_key
     )
-    return principal, scopes
 
 
 async def key_principal(*, token: str, secret: str) -> tuple[Principal, frozenset[Scope]]:

@@ -29,6 +29,8 @@ class Kept:
     body: bytes | None
     """None with a status: answered with a secret (`Cache-Control: no-store`), or committed
     and its answer lost (`COMMITTED`): not kept."""
+    answering: bool = False
+    """Committed within the lease, its answer still being sent and kept: a resend waits."""
 
 
 async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
@@ -55,14 +57,18 @@ async def claim(*, owner: str, key: str, fingerprint: str) -> Kept | None:
         if taken:
             return None
         row = await connection.fetchrow(
-            "SELECT fingerprint, status, content_type, body FROM idempotency_key"
-            " WHERE owner = $1 AND key = $2",
+            "SELECT fingerprint, status, content_type, body,"
+            f" status = {COMMITTED} AND created_at >= now() - $3::interval AS answering"
+            " FROM idempotency_key WHERE owner = $1 AND key = $2",
             owner,
             key,
+            LEASE,
         )
     if row is None:  # forgotten meanwhile: a new request after all
         return await claim(owner=owner, key=key, fingerprint=fingerprint)
-    return Kept(row["fingerprint"], row["status"], row["content_type"], row["body"])
+    return Kept(
+        row["fingerprint"], row["status"], row["content_type"], row["body"], row["answering"]
+    )
 
 
 CLAIM = "idempotency_claim"
@@ -70,14 +76,16 @@ CLAIM = "idempotency_claim"
 COMMITTED = 0
 """The status of a claim whose request committed its writes, its answer not kept yet: set in
 the request's own transaction (`mark_committed`), so a resend never runs the request again —
-whatever befalls the answer — and no lease frees it."""
+whatever befalls the answer — and no lease frees it. Within its lease the answer is still being
+sent and kept (a resend is told to wait); past it, the answer was lost."""
 
 
 async def mark_committed(*, owner: str, key: str) -> None:
-    """Inside the request's transaction, just before it commits: the claim's writes are done.
-    Commits, or rolls back, with them."""
+    """Inside the request's transaction, just before it commits: the claim's writes are done,
+    and its lease starts again (at this moment, not the transaction's start). Commits, or rolls
+    back, with them."""
     await connections.get("default").execute_query(
-        f"UPDATE idempotency_key SET status = {COMMITTED}"
+        f"UPDATE idempotency_key SET status = {COMMITTED}, created_at = clock_timestamp()"
         " WHERE owner = $1 AND key = $2 AND status IS NULL",
         [owner, key],
     )
@@ -85,10 +93,10 @@ async def mark_committed(*, owner: str, key: str) -> None:
 
 async def renew(*, owner: str, key: str) -> None:
     """The claimed request is still being answered: its lease starts again, so a request that
-    waited for the pool or ran long keeps its key from a resend."""
+    waited for the pool or ran long (before or after its commit) keeps its key from a resend."""
     await _run(
         "UPDATE idempotency_key SET created_at = now()"
-        " WHERE owner = $1 AND key = $2 AND status IS NULL",
+        f" WHERE owner = $1 AND key = $2 AND (status IS NULL OR status = {COMMITTED})",
         owner,
         key,
     )
@@ -111,11 +119,19 @@ async def keep(*, owner: str, key: str, status: int, content_type: str, body: by
 async def release(*, owner: str, key: str) -> None:
     """The claimed request failed (or was refused): a resend may try again — unless its writes
     committed (`COMMITTED`, whatever failed after: the answer's serialization, a middleware),
-    which never run twice."""
+    which never run twice: its answer is lost now, so its lease ends (a resend is told so,
+    not to wait)."""
     await _run(
         "DELETE FROM idempotency_key WHERE owner = $1 AND key = $2 AND status IS NULL",
         owner,
         key,
+    )
+    await _run(
+        "UPDATE idempotency_key SET created_at = now() - $3::interval"
+        f" WHERE owner = $1 AND key = $2 AND status = {COMMITTED}",
+        owner,
+        key,
+        LEASE,
     )
 
 
