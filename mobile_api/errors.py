@@ -238,15 +238,16 @@ def headers_of(error: DomainError) -> dict[str, str] | None:
     return None
 
 
-def problem_of(error: DomainError) -> JSONResponse:
-    """A domain error's answer: its problem document, with the headers it carries."""
+def problem_of(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A domain error's answer: its problem document, with the headers it carries (and
+    `headers`)."""
     return problem(
         status=error.status,
         title=error.title,
         detail=error.detail,
         code=error.code,
         field=error.field,
-        headers=headers_of(error),
+        headers={**(headers_of(error) or {}), **(headers or {})} or None,
         **error.extra,
     )
 

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from mobile_api.deps import AppSettings, PublicRateLimit
-from mobile_api.errors import problem
+from mobile_api.errors import problem_of
 from mobile_api.presenters import STATE_NAMES_ZH
 from schemas.public import PublicBatchRead, PublicManifestRead, PublicPlateRead, PublicReceiptRead
 from wastetrack.core.errors import NotFound
@@ -81,14 +81,7 @@ def _answer(
 def _refusal(request: Request, error: NotFound) -> Response:
     """One answer for every code that names nothing a stranger may see."""
     if wants_json(request):
-        return problem(
-            status=error.status,
-            title=error.title,
-            detail=error.detail,
-            code=error.code,
-            field=error.field,
-            headers=_VARY,
-        )
+        return problem_of(error, headers=_VARY)
     return templates.TemplateResponse(
         request, "public_not_found.html", {}, status_code=404, headers=_VARY
     )
