@@ -117,14 +117,17 @@ class Idempotency:
         scope.setdefault("state", {})[idempotency.CLAIM] = (owner, key)
         answered = asyncio.Event()
         holding = asyncio.create_task(_hold(answered, owner=owner, key=key))
+        failed = False
         try:
             await self.app(scope, receive, keeping)
         except BaseException:
-            await idempotency.release(owner=owner, key=key)
+            failed = True
             raise
         finally:
             answered.set()  # the holder stops after a renewal under way, never inside one
             await holding
+            if failed:  # released once no renewal can land after it
+                await idempotency.release(owner=owner, key=key)
         if not 200 <= status < 300:
             await idempotency.release(owner=owner, key=key)
             return

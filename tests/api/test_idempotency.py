@@ -281,6 +281,35 @@ async def test_a_committed_request_that_fails_afterwards_never_runs_again(
     assert runs == 1
 
 
+async def test_a_request_failing_after_commit_is_not_kept_waiting_by_a_late_renewal(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Committed, run on past a quarter lease (a renewal starts, and waits a moment for a
+    connection), then failed: the renewal lands before the claim's lease is ended, never
+    after, so a resend is told the answer was lost rather than to wait for it."""
+    renew = idempotency.renew
+    claims: list[tuple[str, str]] = []
+
+    async def slow_renew(**claim: Any) -> None:
+        await asyncio.sleep(0.4)  # waiting for a pool connection
+        await renew(**claim)
+
+    async def fails_after_commit(scope: Any, receive: Any, send: Any) -> None:
+        owner, key = scope["state"][idempotency.CLAIM]
+        claims.append((owner, key))
+        await idempotency.mark_committed(owner=owner, key=key)
+        await asyncio.sleep(0.7)  # a renewal starts at a quarter lease, 0.5 s
+        raise RuntimeError("the answer could not be written")
+
+    monkeypatch.setattr(idempotency, "renew", slow_renew)
+    send_once = await _direct(fails_after_commit, monkeypatch, client, world)
+    with pytest.raises(RuntimeError):
+        await send_once()
+    ((owner, key),) = claims
+    kept = await idempotency.claim(owner=owner, key=key, fingerprint="the same request")
+    assert kept is not None and (kept.status, kept.answering) == (idempotency.COMMITTED, False)
+
+
 async def test_a_multipart_resend_is_known_by_its_parts_not_its_boundary(
     client: httpx.AsyncClient, world: World
 ) -> None:
