@@ -5,8 +5,9 @@ from typing import Annotated
 
 import typer
 
+from schemas.auth import UserCreate
 from wastetrack.auth.models import Role
-from wastetrack.cli.running import run_and_print, write_file
+from wastetrack.cli.running import contract, run_and_print, write_file
 from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import get_settings
 
@@ -25,13 +26,22 @@ def user_create(
     """Create a user bound to an organization."""
     from wastetrack.auth import service as auth
 
+    body = contract(
+        UserCreate,
+        username=username,
+        password=password,
+        role=role,
+        organization_id=organization_id,
+        full_name=full_name,
+    )
+
     async def work() -> dict[str, object]:
         user = await auth.create_user(
-            username=username,
-            password=password,
-            role=role,
-            organization_id=organization_id,
-            full_name=full_name,
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            organization_id=body.organization_id,
+            full_name=body.full_name,
         )
         return {"id": user.id, "username": user.username, "role": user.role.value}
 

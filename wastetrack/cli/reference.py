@@ -6,10 +6,13 @@ from typing import Annotated
 
 import typer
 
+from schemas.base import Day
+from schemas.calendar import CalendarDayUpdate
 from schemas.registry import (
     LicenceCreate,
     OrganizationCreate,
     RegionCreate,
+    ServiceAgreementCreate,
     SiteCreate,
     VesselCreate,
 )
@@ -93,13 +96,22 @@ def agreement_create(
     """Register a service agreement: the provider may tag the client's waste of these streams."""
     from wastetrack.registry import agreements
 
+    body = contract(
+        ServiceAgreementCreate,
+        provider_organization_id=provider_id,
+        client_organization_id=client_id,
+        streams=streams,
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
+
     async def work() -> dict[str, object]:
         agreement = await agreements.create_service_agreement(
-            provider_organization_id=provider_id,
-            client_organization_id=client_id,
-            streams=streams,
-            valid_from=valid_from,
-            valid_to=valid_to,
+            provider_organization_id=body.provider_organization_id,
+            client_organization_id=body.client_organization_id,
+            streams=body.streams,
+            valid_from=body.valid_from,
+            valid_to=body.valid_to,
         )
         return {"id": agreement.id, "streams": agreement.streams}
 
@@ -212,6 +224,12 @@ def calendar_load(
     run_and_print(lambda: calendar.load_from_library(year=year))
 
 
+class _CalendarDaySet(CalendarDayUpdate):
+    """`PUT /admin/v1/calendar/{day}`'s contract: the day its path takes, and its body."""
+
+    day: Day
+
+
 @calendar_app.command("set")
 def calendar_set(
     day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
@@ -224,19 +242,15 @@ def calendar_set(
     """Declare one day a working day or a holiday (e.g. a year the library does not know)."""
     from wastetrack.calendar import service as calendar
 
-    try:
-        when = date.fromisoformat(day)
-    except ValueError:
-        typer.echo("error (day): give the day as YYYY-MM-DD", err=True)
-        raise typer.Exit(2) from None
+    body = contract(_CalendarDaySet, day=day, is_working_day=working, name=name, reason=reason)
 
     async def work() -> dict[str, object]:
         info = await calendar.set_day(
-            day=when,
-            is_working_day=working,
-            name=name,
+            day=body.day,
+            is_working_day=body.is_working_day,
+            name=body.name,
             source="admin (command line)",
-            reason=reason,
+            reason=body.reason,
         )
         return {
             "day": info.day,
