@@ -264,6 +264,21 @@ def _find(browser: webdriver.Chrome, css: str) -> Any:
     return _wait(browser, lambda b: (b.find_elements(By.CSS_SELECTOR, css) or [None])[0])
 
 
+def _on(browser: webdriver.Chrome, css: str, act: Any) -> None:
+    """`act` on the element once drawn; drawn again meanwhile (after another IndexedDB read,
+    or new reference data), the element found goes stale, and the one that replaced it is
+    acted on instead."""
+
+    def acted(b: webdriver.Chrome) -> bool:
+        try:
+            act(b.find_element(By.CSS_SELECTOR, css))
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return True
+
+    _wait(browser, acted)
+
+
 def _visible(browser: webdriver.Chrome, element_id: str) -> bool:
     return bool(browser.find_element(By.ID, element_id).is_displayed())
 
@@ -429,7 +444,7 @@ def test_an_offline_round_syncs_exactly_once(
         _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
     # Offline the load's label is unknown: the app offers to tag it as a new load.
     _wait(browser, lambda b: _visible(b, "round-tag"))
-    _find(browser, "#f-load_category option[value='med.infectious']").click()
+    _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
     browser.find_element(By.ID, "f-load_quantity").send_keys("7.5")
     browser.find_element(By.ID, "round-finish").click()
     _wait(browser, lambda b: _visible(b, "scan-view"))
@@ -459,7 +474,7 @@ def test_an_offline_round_syncs_exactly_once(
 
     # The user discards the pickup of a bag that does not exist, drops it from the load
     # and sends the load again.
-    _find(browser, f"li[data-id='{unknown['client_event_id']}'] button.discard").click()
+    _on(browser, f"li[data-id='{unknown['client_event_id']}'] button.discard", lambda e: e.click())
     _wait(browser, lambda b: len(b.execute_async_script(QUEUE)) == len(queued) - 1)
     gone = f"li[data-id='{unknown['client_event_id']}']"
     _wait(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, gone))
@@ -523,7 +538,7 @@ def test_an_action_records_weight_position_and_a_downscaled_photo(
     browser.find_element(By.ID, "queue-back").click()
     _look_up(browser, load)
     browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
-    _find(browser, "#f-weight_kg").send_keys("7.25")
+    _on(browser, "#f-weight_kg", lambda e: e.send_keys("7.25"))
     browser.find_element(By.ID, "f-photo").send_keys(str(tmp_path / "bag.jpg"))
     _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, ".photo-preview").is_displayed())
     browser.find_element(By.ID, "save").click()
@@ -558,7 +573,7 @@ def test_record_tapped_while_the_photo_is_kept_waits_for_it(
     Image.new("RGB", (3200, 2400), "teal").save(tmp_path / "big.jpg", quality=95)
     _look_up(browser, bag)
     browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
-    _find(browser, "#f-weight_kg").send_keys("1.5")
+    _on(browser, "#f-weight_kg", lambda e: e.send_keys("1.5"))
     browser.execute_script(SLOW_PHONE)
     try:
         browser.find_element(By.ID, "f-photo").send_keys(str(tmp_path / "big.jpg"))
@@ -790,9 +805,13 @@ def test_a_round_records_the_vehicle_and_each_producers_pin(
         _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
     assert untagged not in browser.find_element(By.ID, "round-bags").text
     _wait(browser, lambda b: _visible(b, "round-tag"))  # the unused label becomes the load
-    _find(browser, "#f-load_category option[value='med.infectious']").click()
+    _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
     browser.find_element(By.ID, "round-plate").send_keys(PLATE)
-    _find(browser, f"#round-bags li[data-code='{farm_bag}'] input.round-pin").send_keys(pin)
+    _on(
+        browser,
+        f"#round-bags li[data-code='{farm_bag}'] input.round-pin",
+        lambda e: e.send_keys(pin),
+    )
     browser.find_element(By.ID, "round-finish").click()
     _wait(browser, lambda b: _visible(b, "scan-view"))
 
@@ -872,7 +891,7 @@ def test_a_second_tap_on_record_records_once(
         browser.find_element(By.ID, "back").click()
     _look_up(browser, code)
     browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
-    _find(browser, "#f-vehicle_plate").send_keys(PLATE)
+    _on(browser, "#f-vehicle_plate", lambda e: e.send_keys(PLATE))
     browser.execute_script("const s = document.getElementById('save'); s.click(); s.click();")
     _wait(browser, lambda b: _visible(b, "scan-view"))
     time.sleep(0.5)  # a second entry, if any, would be queued by now
@@ -919,7 +938,7 @@ def test_a_refusal_naming_a_field_the_record_lacks_can_be_corrected(
     browser.find_element(By.ID, "queue-back").click()  # the list is drawn again on return
     browser.find_element(By.ID, "show-queue").click()
     _open_correction(browser, entry)
-    _find(browser, "#f-edit-vehicle_plate").send_keys(PLATE)
+    _on(browser, "#f-edit-vehicle_plate", lambda e: e.send_keys(PLATE))
     browser.find_element(By.ID, "resend").click()
     _wait(
         browser,
@@ -1261,7 +1280,7 @@ def test_a_number_the_app_cannot_read_is_refused_naming_the_field(
     _network(browser, offline=True)
     try:
         _look_up(browser, code)
-        _find(browser, "#actions button[data-action='collected']").click()
+        _on(browser, "#actions button[data-action='collected']", lambda e: e.click())
         weight = _find(browser, "#f-weight_kg")
         _each_refused(browser, weight, "save", "form-error", "称重 Weight (kg)", [code])
         weight.clear()
@@ -1753,7 +1772,7 @@ def test_a_record_is_of_the_scan_it_was_made_on(
     try:
         _look_up(browser, first)
         browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
-        _find(browser, "#f-vehicle_plate").send_keys(PLATE)
+        _on(browser, "#f-vehicle_plate", lambda e: e.send_keys(PLATE))
         browser.find_element(By.ID, "save").click()
         browser.find_element(By.ID, "back").click()
         _look_up(browser, second)
@@ -1800,7 +1819,7 @@ def test_a_round_is_the_one_finished(
     browser.execute_script("navigator.geolocation.getCurrentPosition = () => {};")
     try:
         _start_round(browser, load, bag)
-        _find(browser, "#f-load_category option[value='med.infectious']").click()
+        _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
         browser.find_element(By.ID, "round-plate").send_keys(PLATE)
         browser.find_element(By.ID, "round-finish").click()
         browser.find_element(By.ID, "round-cancel").click()
