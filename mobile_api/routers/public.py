@@ -28,11 +28,12 @@ templates.env.filters["local_time"] = local_time
 router = APIRouter(tags=["public"], dependencies=[PublicRateLimit])
 
 _HTML = {"text/html": {"schema": {"type": "string"}}}
+_VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep them apart
+
+
 # Each route's token is any text, unbounded in the contract: one too long, or holding a control
 # character, is a mistyped code, answered by the one 404 as an unknown or forged one is (the
 # services look a code up only once its signature holds).
-
-
 def _scanned(marker: str, token: str) -> str:
     """The path a printed QR names: a token holding whitespace or a control character (even at
     its end, which reading a typed or scanned code would strip) was never printed, so it names
@@ -40,9 +41,6 @@ def _scanned(marker: str, token: str) -> str:
     if any(c.isspace() or unicodedata.category(c) == "Cc" for c in token):
         raise NotFound(public.NOT_FOUND, field="code")
     return f"{marker}{token}"
-
-
-_VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep them apart
 
 
 def wants_json(request: Request) -> bool:
