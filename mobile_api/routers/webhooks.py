@@ -3,9 +3,10 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Response
 
-from mobile_api.deps import AppSettings, ManagerOnly, Transaction
+from mobile_api.deps import AppSettings, ManagerOnly, Paging, Transaction
+from mobile_api.presenters import NEXT_PAGE
 from schemas.base import Id
 from schemas.webhooks import WebhookCreate, WebhookCreated, WebhookDeliveryRead, WebhookRead
 from wastetrack.webhooks import service as webhooks
@@ -92,15 +93,20 @@ async def enable_webhook(webhook_id: Id, user: ManagerOnly, _: Transaction) -> W
     return _read(await webhooks.enable_subscription(principal=user, subscription_id=webhook_id))
 
 
-@router.get("/{webhook_id}/deliveries", response_model=list[WebhookDeliveryRead])
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=list[WebhookDeliveryRead],
+    responses={200: NEXT_PAGE},
+)
 async def list_webhook_deliveries(
-    webhook_id: Id,
-    user: ManagerOnly,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    webhook_id: Id, user: ManagerOnly, paged: Paging
 ) -> list[WebhookDeliveryRead]:
-    """The subscription's deliveries, newest first: status, attempts, last error, next try."""
-    found = await webhooks.list_deliveries(principal=user, subscription_id=webhook_id, limit=limit)
-    return [_delivery(d) for d in found]
+    """The subscription's deliveries, newest first, a page at a time: status, attempts, last
+    error, next try."""
+    found, next_cursor = await webhooks.list_deliveries(
+        principal=user, subscription_id=webhook_id, limit=paged.limit, cursor=paged.cursor
+    )
+    return paged.answer([_delivery(d) for d in found], next_cursor)
 
 
 @router.post(

@@ -47,7 +47,6 @@ UNPAGED = {
     "/m/v1/registers/medical-handover",
     "/m/v1/api-keys",
     "/m/v1/webhooks",
-    "/m/v1/webhooks/{webhook_id}/deliveries",  # its own `limit`: the latest attempts
     "/admin/v1/organizations/{organization_id}/licences",
     "/m/v1/checkpoints",  # one per sealed day, from `since`
 }

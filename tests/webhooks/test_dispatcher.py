@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -259,6 +260,12 @@ async def test_repeated_failures_disable_the_subscription_with_an_alert_until_en
     (alert,) = [a for a in alerts if a["kind"] == "webhook_disabled"]
     assert alert["details"]["webhook_id"] == hook["id"]
     assert alert["details"]["url"] == masked_url(url)
+    # The audit log keeps the change, as it keeps the owner's: no person made it.
+    log = await client.get("/m/v1/audit", params={"subject_type": "webhook"}, headers=headers)
+    (disabled,) = [e for e in log.json()["entries"] if e["action"] == "webhook.disabled"]
+    assert disabled["actor_user_id"] is None and disabled["subject_id"] == str(hook["id"])
+    assert (disabled["before"]["active"], disabled["after"]["active"]) == (True, False)
+    assert disabled["after"]["url"] == masked_url(url)
     # Disabled: nothing is sent, however late it gets.
     await tag_bag(client, world)
     await drain(settings, sender, now=start + timedelta(days=30))
@@ -320,6 +327,31 @@ async def test_a_delivery_is_replayed_by_id_with_the_same_event(
         f"/m/v1/webhooks/{hook['id']}/deliveries/999999/replay", headers=world.headers("manager")
     )
     assert missing.status_code == 404
+
+
+async def test_a_webhooks_deliveries_are_read_newest_first_a_page_at_a_time(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """The log grows with every event: older deliveries, to be replayed, are reached by the
+    `Link` to the next page, as on every list that grows."""
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    for _ in range(5):
+        await tag_bag(client, world)
+    await drain(settings, sender)
+    ids: list[int] = []
+    url: str | None = f"/m/v1/webhooks/{hook['id']}/deliveries?limit=2"
+    while url is not None:
+        page = await client.get(url, headers=world.headers("manager"))
+        assert page.status_code == 200, page.text
+        ids += [d["id"] for d in page.json()]
+        found = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers.get("Link", ""))
+        url = found[1] if found else None
+    stored = await WebhookDelivery.filter(subscription_id=hook["id"]).values_list("id", flat=True)
+    assert ids == sorted(stored, reverse=True) and len(ids) == 5
 
 
 async def test_a_private_target_is_refused_again_at_send_time(

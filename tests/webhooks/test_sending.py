@@ -255,6 +255,17 @@ def test_every_url_in_an_error_message_is_masked() -> None:
     assert webhooks.masked_urls("HTTP 503") == "HTTP 503"
 
 
+async def _read_request(reader: asyncio.StreamReader) -> None:
+    """Read one request, its head and the body its Content-Length announces."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+
+
 class Endless:
     """A receiver that answers 200 and then a reply that never ends: gzip of ever more zeros
     (the form of a decompression bomb: a few KB on the wire, gigabytes decoded), or bytes that
@@ -265,13 +276,7 @@ class Endless:
         self.url = ""
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
+        await _read_request(reader)
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
@@ -469,3 +474,54 @@ async def test_a_round_resolves_each_host_once_and_the_hosts_at_once(
     for hook in hooks:
         (delivery,) = await WebhookDelivery.filter(subscription_id=hook["id"])
         assert delivery.last_error == f"refused: {webhooks.NOT_ALLOWED}"
+
+
+class BrokenOff:
+    """A receiver that accepts the event (200) and then sends less body than it announced:
+    closing the connection after two bytes, or stalling past the sender's timeout."""
+
+    def __init__(self, *, stall: bool) -> None:
+        self.stall = stall
+        self.received = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        self.received += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nok")
+        await writer.drain()
+        if self.stall:
+            await asyncio.sleep(5)
+        writer.close()
+
+
+@pytest.mark.parametrize("stall", [False, True], ids=["cut-short", "stalled"])
+async def test_a_2xx_whose_body_breaks_off_counts_as_received(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    sender: aiohttp.ClientSession,
+    stall: bool,
+) -> None:
+    """Only the reply's status counts, and the receiver gave it: a body that then breaks off or
+    stalls fails nothing. Counted as failed, the event went out again every round and the
+    receiver that had taken it was in the end disabled."""
+    receiver = BrokenOff(stall=stall)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hook = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    await tag_bag(client, world)
+    patient = settings.model_copy(update={"webhooks_timeout_seconds": 2})
+
+    async with server:
+        done = await dispatch_once(settings=patient, client=sender)
+        await drain(patient, sender, now=datetime.now(UTC) + timedelta(days=1))
+
+    (delivery,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+    assert (delivery.status, delivery.last_status_code, delivery.last_error) == (
+        DeliveryStatus.delivered,
+        200,
+        None,
+    )
+    assert (done.delivered, done.failed, receiver.received) == (1, 0, 1)

@@ -48,6 +48,7 @@ async def test_the_secret_is_shown_once_and_not_kept_in_clear(
         ({"url": "ftp://example.org/x", "events": ["alert.raised"]}, "url"),
         ({"url": "not a url", "events": ["alert.raised"]}, "url"),
         ({"url": "http://example.org:99999/", "events": ["alert.raised"]}, "url"),
+        ({"url": "http://example.org:0/", "events": ["alert.raised"]}, "url"),  # none listens
         ({"url": "http://[::1/hooks", "events": ["alert.raised"]}, "url"),
         ({"url": "http://[bogus]/", "events": ["alert.raised"]}, "url"),
         ({"url": "http://user@[::1/hooks", "events": ["alert.raised"]}, "url"),

@@ -209,13 +209,17 @@ def sender(*, allow_private: bool) -> aiohttp.ClientSession:
 async def _glance(response: aiohttp.ClientResponse) -> None:
     """Read the reply's first REPLY_BYTES at most, as sent: a short reply is read to its end,
     so that its connection serves the next delivery; a longer one's connection is closed
-    instead of read on."""
+    instead of read on, as is one whose body breaks off or stalls: only the reply's status
+    counts, and the receiver has given it."""
     left = REPLY_BYTES
-    while left > 0:
-        chunk = await response.content.read(left)
-        if not chunk:
-            return
-        left -= len(chunk)
+    try:
+        while left > 0:
+            chunk = await response.content.read(left)
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (aiohttp.ClientError, TimeoutError):
+        pass
     if not response.content.at_eof():
         response.close()
 
@@ -507,6 +511,7 @@ async def _count_failures(
             last_error=next((o.error for o in reversed(seen) if not o.ok), None),
             now=now,
         )
+        await webhooks.audit_disabled(principal, subscription, updates)
         result.disabled.append(subscription.id)
         log.warning("webhook %s disabled after %s failures", subscription.id, failures)
     await WebhookSubscription.filter(id=subscription.id).update(**updates)

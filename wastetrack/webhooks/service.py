@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,7 @@ from tortoise import connections
 
 from wastetrack.audit import service as audit
 from wastetrack.changes.models import Change, ChangeKind
-from wastetrack.core import keys
+from wastetrack.core import keys, paging
 from wastetrack.core.errors import NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.manifests.models import CANCELLED
@@ -196,10 +197,12 @@ def _parts(url: str) -> tuple[SplitResult, str, int]:
     if parts.scheme not in ("http", "https") or not host:
         raise TargetRefused("the URL must be http:// or https:// with a host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError:
-        raise TargetRefused("the URL's port is not a number between 0 and 65535") from None
-    return parts, host, port
+        port = 0
+    if port == 0:  # out of range, or 0: no receiver listens there
+        raise TargetRefused("the URL's port is not a number between 1 and 65535")
+    return parts, host, port or (443 if parts.scheme == "https" else 80)
 
 
 def target_host(url: str) -> str:
@@ -338,6 +341,23 @@ async def _audit(
     )
 
 
+async def audit_disabled(
+    principal: Principal, subscription: WebhookSubscription, updates: Mapping[str, Any]
+) -> None:
+    """The audit log's entry for the deliverer disabling a failing subscription with `updates`
+    (no person acts: the entry names no actor), in its owner's organization as it is now."""
+    before = _snapshot(subscription)
+    after = {**before, **{name: audit.plain(value) for name, value in updates.items()}}
+    await audit.record(
+        action="webhook.disabled",
+        subject=subscription,
+        organization_id=principal.organization_id,
+        region_path=principal.region_path,
+        before=before,
+        after=after,
+    )
+
+
 async def list_subscriptions(*, principal: Principal) -> list[WebhookSubscription]:
     """The principal's own subscriptions, oldest first."""
     return await WebhookSubscription.filter(owner_id=principal.user_id).order_by("id")
@@ -390,13 +410,16 @@ async def enable_subscription(*, principal: Principal, subscription_id: int) -> 
 
 
 async def list_deliveries(
-    *, principal: Principal, subscription_id: int, limit: int = 100
-) -> list[WebhookDelivery]:
-    """A subscription's deliveries, newest first."""
+    *,
+    principal: Principal,
+    subscription_id: int,
+    limit: int = paging.DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> paging.Page[WebhookDelivery]:
+    """A page of a subscription's deliveries, newest first."""
     await get_subscription(principal=principal, subscription_id=subscription_id)
-    return (
-        await WebhookDelivery.filter(subscription_id=subscription_id).order_by("-id").limit(limit)
-    )
+    query = WebhookDelivery.filter(subscription_id=subscription_id)
+    return await paging.page(query, paging.NEWEST_ID, limit=limit, cursor=cursor)
 
 
 async def replay_delivery(
