@@ -82,7 +82,9 @@ async def _remainder_of(client: httpx.AsyncClient, world: World, code: str) -> d
     return await _batch(client, world, "carrier", remainder)
 
 
-async def _utilization(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
+async def _utilization(
+    client: httpx.AsyncClient, world: World, category: str = "med.infectious"
+) -> dict[str, Any]:
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     response = await client.get(
         "/m/v1/metrics/utilization",
@@ -90,7 +92,7 @@ async def _utilization(client: httpx.AsyncClient, world: World) -> dict[str, Any
         headers=world.headers("manager"),
     )
     assert response.status_code == 200, response.text
-    (cell,) = [c for c in response.json()["categories"] if c["category"] == "med.infectious"]
+    (cell,) = [c for c in response.json()["categories"] if c["category"] == category]
     return dict(cell)
 
 
@@ -498,6 +500,38 @@ async def test_a_remainder_takes_its_originals_corrected_category_and_keeps_its_
     refused = await post_event(client, world, "clinic", resized)
     assert (refused.status_code, refused.json()["field"]) == (409, "quantity"), refused.text
     assert Decimal((await _batch(client, world, "clinic", code))["quantity"]) == Decimal("3.5")
+
+
+async def test_a_remainders_own_category_stays_when_only_its_originals_time_is_corrected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A refused part in kg may take a category of its own; correcting only its original's
+    tagging time carries the time over, not the original's category: it moved the part's
+    kilograms back into the original's category in every figure."""
+    code = await _delivered(client, world)
+    await _receive_in_part(client, world, code, "2.0")
+    remainder = (await _remainder_of(client, world, code))["code"]
+    own = (
+        await client.get(f"/m/v1/batches/{remainder}/events", headers=world.headers("manager"))
+    ).json()[0]["id"]
+    fix = event("corrected", remainder, minutes=70, corrects=own, category="med.sharps")
+    assert (await post_event(client, world, "manager", fix)).status_code == 201
+    history = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
+    ).json()
+    earlier = datetime.fromisoformat(history[0]["device_time"]) - timedelta(minutes=10)
+    moved = event(
+        "corrected", code, minutes=71, corrects=history[0]["id"], event_time=earlier.isoformat()
+    )
+    assert (await post_event(client, world, "clinic", moved)).status_code == 201
+    part = await _batch(client, world, "manager", remainder)
+    assert (part["category"], datetime.fromisoformat(part["tagged_at"])) == ("med.sharps", earlier)
+    original = await _batch(client, world, "clinic", code)
+    assert original["category"] != "med.sharps"
+    sharps = await _utilization(client, world, "med.sharps")
+    assert Decimal(sharps["generated_kg"]) == Decimal(part["quantity"])
+    accepted = await _utilization(client, world, original["category"])
+    assert Decimal(accepted["generated_kg"]) == Decimal("2.0")
 
 
 async def test_a_receipt_corrected_to_partial_after_later_steps_returns_the_part_to_its_deliverer(

@@ -146,8 +146,8 @@ async def corrected(
     if target.event_type == EventType.tagged:
         await _check_not_resized(work, batch, changed)
         await _correct_tagging(work, batch, changed)
-        if changed.keys() & {"event_time", "category"}:
-            await remainders.follow_tagging(work, sub, batch)
+        if followed := changed.keys() & {"event_time", "category"}:
+            await remainders.follow_tagging(work, sub, batch, followed)
     returned: dict[str, int] = {}
     if target.event_type != EventType.tagged and ("outcome" in changed or "method" in changed):
         state = await _corrected_state(work, sub, batch, target, changed, deliverer=deliverer)

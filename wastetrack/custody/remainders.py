@@ -3,7 +3,7 @@ receipt as a batch of its own, in the original's cohort, rejected and back with 
 delivered it, so it follows its own fate (returned, re-delivered) and is counted once."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -189,10 +189,14 @@ async def check_splittable(work: Work, batch: Batch) -> None:
         )
 
 
-async def follow_tagging(work: Work, sub: EventCommand, batch: Batch) -> None:
+async def follow_tagging(
+    work: Work, sub: EventCommand, batch: Batch, fields: Collection[str]
+) -> None:
     """A remainder is its original's waste, in its cohort: a corrected tagging time or
-    category carries over to the remainders split from the batch (and to theirs), as
-    corrections in their chains."""
+    category (`fields`: those of `event_time` and `category` the correction changed) carries
+    over to the remainders split from the batch (and to theirs), as corrections in their
+    chains. Only what was corrected: a remainder's own category (one in kg may take its
+    own) stays when only the time was."""
     found = {b.code for b in work.batches.values() if b.split_from_id == batch.id}
     found |= {
         str(code)
@@ -205,9 +209,9 @@ async def follow_tagging(work: Work, sub: EventCommand, batch: Batch) -> None:
     for code in sorted(found):
         remainder = work.batches[code]
         corrected: dict[str, str] = {}
-        if remainder.tagged_at != batch.tagged_at:
+        if "event_time" in fields and remainder.tagged_at != batch.tagged_at:
             corrected["event_time"] = batch.tagged_at.isoformat()
-        if remainder.category_id != batch.category_id:
+        if "category" in fields and remainder.category_id != batch.category_id:
             corrected["category"] = batch.category_id
         if not corrected:
             continue
@@ -230,9 +234,11 @@ async def follow_tagging(work: Work, sub: EventCommand, batch: Batch) -> None:
                 "corrected": corrected,
             },
         )
-        remainder.tagged_at = batch.tagged_at
-        remainder.category_id = batch.category_id
-        await follow_tagging(work, sub, remainder)
+        if "event_time" in corrected:
+            remainder.tagged_at = batch.tagged_at
+        if "category" in corrected:
+            remainder.category_id = batch.category_id
+        await follow_tagging(work, sub, remainder, corrected.keys())
 
 
 async def has_live_remainder(work: Work, batch: Batch) -> bool:
