@@ -19,7 +19,9 @@ async def _inspected(
 ) -> evidence.Inspected:
     """The photo checked and on disk, before the request's transaction begins (a dependency
     the route names before `Transaction`, so solved first): decoding and fsync hold no
-    database connection. After the login check, so no stranger's file is decoded."""
+    database connection. After the login check, so no stranger's file is decoded, nor an
+    auditor's (refused again where the photo is recorded)."""
+    user.check_may_write()
     return await evidence.inspect_photo(
         source=file.file,
         data_dir=settings.data_dir,

@@ -47,6 +47,21 @@ async def test_photo_is_stored_by_hash_and_reupload_is_idempotent(
     assert again.json()["created"] is False
 
 
+async def test_an_auditor_uploads_no_photo(client: httpx.AsyncClient, world: World) -> None:
+    """Auditors read, they never write: a photo they uploaded would be evidence their
+    organization's managers could cite."""
+    content = png_bytes("purple", (33, 17))
+    refused = await client.post(
+        "/m/v1/photos",
+        files={"file": ("p.png", content, "image/png")},
+        headers=world.headers("auditor"),
+    )
+    assert (refused.status_code, refused.json()["field"]) == (403, "role"), refused.text
+    assert await Photo.all().count() == 0
+    sha = hashlib.sha256(content).hexdigest()
+    assert not list((world.settings.data_dir / "photos").rglob(f"{sha}.*"))
+
+
 async def test_the_same_photo_uploaded_twice_at_once_is_stored_once(
     client: httpx.AsyncClient, world: World
 ) -> None:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from wastetrack.auth.models import Role
+from wastetrack.core.errors import Forbidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +20,9 @@ class Principal:
     def sees_region(self) -> bool:
         """Managers and auditors see every batch produced in their region subtree."""
         return self.role in (Role.manager, Role.auditor)
+
+    def check_may_write(self) -> None:
+        """Auditors read; they never write (an event, a record, a photo): the one rule every
+        write by whoever may record anything asks."""
+        if self.role == Role.auditor:
+            raise Forbidden("auditors read; they do not record", field="role")

@@ -114,7 +114,7 @@ async def record_one(
 ) -> recorder.Recorded:
     """Record one single post through the worker's queue; a refusal or a conflicting resend
     raises its error (logged and counted in the post's own request)."""
-    recorder.check_may_record(principal)  # before queueing: it is the poster's, not the flush's
+    principal.check_may_write()  # before queueing: it is the poster's, not the flush's
     outcome = await queue.record(principal=principal, submission=submission)
     observability.posted_results("event", [outcome.result])
     if outcome.error is not None:

@@ -18,7 +18,6 @@ from typing import Any
 from tortoise.exceptions import TransactionManagementError
 
 from wastetrack.alerts import service as alerts
-from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
@@ -27,7 +26,6 @@ from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
-    Forbidden,
     NotFound,
 )
 from wastetrack.core.principal import Principal
@@ -60,7 +58,7 @@ async def record_events(
 ) -> list[Recorded]:
     """Apply events exactly once each, in the order `sync_order` gives; a refused event is
     reported and never stops the others. Runs inside the caller's transaction."""
-    check_may_record(principal)
+    principal.check_may_write()
     return await _record([principal] * len(submissions), submissions, sync_order, secret)
 
 
@@ -118,12 +116,6 @@ async def record_posts(
         lambda submissions, _batches: list(range(len(submissions))),
         secret,
     )
-
-
-def check_may_record(principal: Principal) -> None:
-    """Auditors read; everyone else may record."""
-    if principal.role == Role.auditor:
-        raise Forbidden("auditors read; they do not record events", field="role")
 
 
 async def _record(

@@ -119,7 +119,8 @@ def _keep(source: BinaryIO, *, data_dir: Path, max_bytes: int, max_pixels: int) 
 
 async def record_photo(*, principal: Principal, kept: Inspected) -> tuple[Photo, bool]:
     """Record a photo `inspect_photo` kept, and that the uploader's organization holds it; a
-    re-upload returns the stored one."""
+    re-upload returns the stored one. Auditors upload none (they never write)."""
+    principal.check_may_write()
     sha256 = kept.sha256
     existing = await Photo.get_or_none(sha256=sha256)
     if existing is not None:

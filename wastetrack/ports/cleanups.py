@@ -122,8 +122,7 @@ async def record_float_replacement(
 ) -> tuple[FloatReplacement, bool]:
     """Record aquaculture floats replaced (the plan's 浮球整治); a resend is not counted twice.
     The record, and whether this call made it."""
-    if principal.role == Role.auditor:
-        raise Forbidden("auditors read; they do not record", field="role")
+    principal.check_may_write()
     # A count dated ahead would fall in a period that has not come.
     check_day_come(submission.replaced_on, timezone=get_settings().timezone, field="replaced_on")
 
