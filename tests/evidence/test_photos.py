@@ -170,6 +170,32 @@ async def test_a_png_missing_part_of_its_image_is_refused(
 ADAM7_8x8 = ((1, 1), (1, 1), (2, 1), (2, 2), (4, 2), (4, 4), (8, 4))
 
 
+async def test_a_jpeg_missing_part_of_its_image_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Pillow loads a JPEG whose coded data stops at a marker (an end-of-image after half the
+    file), the rest grey: half the photo taken, refused as one cut short is, baseline or
+    progressive; the whole ones, in colour, grey or CMYK, are kept."""
+    for progressive in (False, True):
+        whole = io.BytesIO()
+        noise = Image.effect_noise((256, 256), 64).convert("RGB")
+        noise.save(whole, format="JPEG", progressive=progressive)
+        half = whole.getvalue()[: len(whole.getvalue()) // 2] + b"\xff\xd9"
+        with Image.open(io.BytesIO(half)) as image:
+            image.load()  # what Pillow alone accepts
+        stored = await Photo.all().count()
+        refused = await upload(client, world, half, "half.jpg")
+        assert (refused.status_code, refused.json()["field"]) == (422, "file"), refused.text
+        assert await Photo.all().count() == stored
+        kept = await upload(client, world, whole.getvalue(), "whole.jpg")
+        assert kept.status_code == 201, kept.text
+    for mode in ("L", "CMYK"):
+        other = io.BytesIO()
+        Image.effect_noise((96, 64), 64).convert(mode).save(other, format="JPEG")
+        kept = await upload(client, world, other.getvalue(), f"{mode}.jpg")
+        assert (kept.status_code, kept.json()["width"]) == (201, 96), kept.text
+
+
 async def test_events_refer_only_to_uploaded_photos(
     client: httpx.AsyncClient, world: World
 ) -> None:

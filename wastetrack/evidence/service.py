@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 from wastetrack.core.backup import PART, PHOTOS
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.evidence import png
+from wastetrack.evidence import jpeg, png
 from wastetrack.evidence.models import Photo, PhotoHolder
 
 FORMATS = {
@@ -53,18 +53,21 @@ def _inspect(content: bytes, *, max_pixels: int) -> tuple[str, int, int, str]:
             width, height = image.size
             if width * height > max_pixels:
                 raise too_large
-            image.load()
+            # Pillow's decoders fill what a file lacks with blank: a PNG cut short or holding
+            # fewer rows than its header says, a JPEG whose coded data stops at a marker. Each
+            # format's own check reads the image whole (a JPEG's, not Pillow: jpeg.py).
+            if image_format == "PNG":
+                image.load()
+                whole = png.is_whole(content)
+            else:
+                whole = jpeg.is_whole(content)
     except Image.DecompressionBombError:  # Pillow's own, higher ceiling
         raise too_large from None
     except ValidationFailed:
         raise
     except Exception:  # any parser's complaint about a malformed file (an IndexError, say)
         raise ValidationFailed(NOT_AN_IMAGE, field="file") from None
-    if image_format not in FORMATS:
-        raise ValidationFailed(NOT_AN_IMAGE, field="file")
-    # Pillow's PNG decoder stops where the image data does: a file cut short, or holding fewer
-    # rows than its header says, would load with the rest blank. (Its JPEG decoder refuses.)
-    if image_format == "PNG" and not png.is_whole(content):
+    if image_format not in FORMATS or not whole:
         raise ValidationFailed(NOT_AN_IMAGE, field="file")
     return image_format, width, height, hashlib.sha256(content).hexdigest()
 
@@ -80,9 +83,10 @@ class Inspected:
     height: int
 
 
-# Reading a photo (up to WASTETRACK_PHOTO_MAX_BYTES) and decoding it whole (up to width ×
-# height × 4 bytes: 160 MB at 40 MP) take memory and a core: at most two photos at a time per
-# worker, the others waiting as their spooled uploads, whatever the thread pool's size.
+# Reading a photo (up to WASTETRACK_PHOTO_MAX_BYTES) and decoding it whole (a PNG up to width
+# × height × 4 bytes: 160 MB at 40 MP; a JPEG at an eighth of its size) take memory and a
+# core: at most two photos at a time per worker, the others waiting as their spooled uploads,
+# whatever the thread pool's size.
 _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="photo-decode")
 
 
