@@ -202,6 +202,8 @@ async def overview(
         "cells": {
             "types": [t["name_zh"] for t in seen.cells["types"]],
             "share": [_percent(t["share"]["rate"]) for t in seen.cells["types"]],
+            # The loaded edition's target, as the heading says it (cells.achievement).
+            "target": _percent(seen.cells["target_share"]),
         },
     }
     return templates.TemplateResponse(

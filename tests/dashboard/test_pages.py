@@ -1,13 +1,17 @@
 """The dashboard's pages through the ASGI app: login, refusals, content."""
 
+import json
 import re
+from decimal import Decimal
 
 import httpx
 from dateutil.relativedelta import relativedelta
 
 from tests.custody.helpers import tag_bag
 from tests.factories import PASSWORD, World
+from wastetrack.cells import service as cells
 from wastetrack.core import cityday
+from wastetrack.indicators.models import Indicator
 
 
 async def login(
@@ -44,6 +48,24 @@ async def test_overview_shows_targets_and_counts(client: httpx.AsyncClient, worl
     assert "cdn" not in page.text.lower()
     script = await client.get("/static/vendor/echarts.min.js")
     assert script.status_code == 200 and len(script.content) > 500_000
+
+
+async def test_the_cells_target_is_the_loaded_editions(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The heading and the chart's target line say the target the share is judged against
+    (the indicator of the loaded edition), not a number of their own."""
+    indicator = await Indicator.get(code=cells.TARGET_INDICATOR)
+    await login(client, "manager")
+    try:
+        await Indicator.filter(code=indicator.code).update(target=Decimal("72.5"))
+        page = (await client.get("/dashboard")).text
+    finally:
+        await Indicator.filter(code=indicator.code).update(target=indicator.target)
+    assert "“无废细胞”达标率（目标 72.5%）" in page
+    charts = json.loads(re.search(r"const data = (.*?);\n", page)[1])  # type: ignore[index]
+    assert charts["cells"]["target"] == 72.5
+    assert "yAxis: data.cells.target" in page
 
 
 def indicator_rows(page: str) -> dict[str, str]:
