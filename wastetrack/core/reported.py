@@ -34,6 +34,16 @@ def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
         )
 
 
+def check_day_ended(day: date, *, timezone: str | ZoneInfo, field: str, why: str = "") -> None:
+    """As `check_day_come`, and the day must be over in the city: the last day of a period
+    whose figure is counted once it has ended (today has not)."""
+    if day >= cityday.today(timezone):
+        raise ValidationFailed(
+            f"{field} has not ended yet in the city{': ' + why if why else ''}", field=field
+        )
+    check_day_come(day, timezone=timezone, field=field, why=why)
+
+
 def check_day_come(day: date, *, timezone: str | ZoneInfo, field: str, why: str = "") -> None:
     """Refuse a day that has not come yet in the city (its today, whatever the phone's zone), or
     that precedes DAY_FLOOR, naming the field; `why` says what a later day would

@@ -12,7 +12,7 @@ from wastetrack.core import cityday
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_day_come
+from wastetrack.core.reported import check_day_ended
 from wastetrack.household import service as household
 from wastetrack.indicators.loader import DIRECTIONS
 from wastetrack.indicators.models import Indicator, IndicatorValue
@@ -235,7 +235,7 @@ async def enter_value(
         raise NotFound(f"no indicator {code!r}", field="code")
     if indicator.computed_by:
         raise Conflict("this indicator is computed from the tracker's own data", field="code")
-    check_day_come(
+    check_day_ended(
         period_end,
         timezone=timezone,
         field="period_end",
