@@ -21,7 +21,7 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     sign_producer,
 )
 from wastetrack.batches.models import Batch
-from wastetrack.core.errors import RuleViolation
+from wastetrack.core.errors import RuleViolation, ValidationFailed
 from wastetrack.core.settings import Settings
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
@@ -282,18 +282,22 @@ async def test_the_first_leg_may_precede_the_producers_signing_moment_by_a_clock
 
 def test_the_received_quantity_is_shared_without_a_negative_part() -> None:
     """By the largest remainders: the shares add up to the quantity received, and none is below
-    zero however many round up."""
+    a gram however many round up; a quantity too small to give each batch a gram weighs none at
+    nothing, refused naming it."""
     cases = [
         (Decimal("1000.003"), [Decimal(1), Decimal(1), Decimal(2)]),
         (Decimal("10.3"), [Decimal("2.5")] * 200),
-        (Decimal("0.003"), [Decimal(1)] * 5),
+        (Decimal("0.005"), [Decimal(1)] * 5),
     ]
     for received, declared in cases:
         shares = _allocated(received, {f"B{i}": mass for i, mass in enumerate(declared)})
-        assert sum(shares) == received and min(shares) >= 0, (received, shares)
+        assert sum(shares) == received and min(shares) >= Decimal("0.001"), (received, shares)
         assert max(s / d for s, d in zip(shares, declared, strict=True)) - min(
             s / d for s, d in zip(shares, declared, strict=True)
         ) <= Decimal("0.001")
+    with pytest.raises(ValidationFailed) as refused:
+        _allocated(Decimal("0.003"), {f"B{i}": Decimal(1) for i in range(5)})
+    assert refused.value.field == "received_quantity_kg" and "B3, B4" in refused.value.detail
 
 
 def test_a_share_of_a_batch_of_no_known_mass_is_never_made_up() -> None:

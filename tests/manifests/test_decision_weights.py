@@ -184,6 +184,35 @@ async def test_nothing_received_is_a_rejection_not_an_acceptance(
     assert await receipts(parties.batches) == {}
 
 
+async def test_a_quantity_too_small_to_weigh_each_batch_is_refused(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A gram shared by two 400 kg drums weighs one at 0.000 kg: a receipt weighed at nothing,
+    refused as a quantity of 0 is, naming it, before anything is written."""
+    arrived = await drive_to_arrival(client, world, parties)
+    body = {**ACCEPTED, "received_quantity_kg": "0.001"}
+    refused = await call(client, world, "plant", f"/{arrived['id']}/decision", body)
+    assert (refused.status_code, refused.json()["field"]) == (422, "received_quantity_kg")
+    assert "0.000 kg" in refused.json()["detail"]
+    assert (await Manifest.get(id=arrived["id"])).state == "arrived"
+    assert await receipts(parties.batches) == {}
+
+
+async def test_a_rejection_of_minus_zero_kg_states_its_discrepancy_as_the_manifest_keeps_it(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    arrived = await drive_to_arrival(client, world, parties)
+    body = {"decision": "rejected", "received_quantity_kg": "-0", "reason": "包装破损"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", body)
+    assert decided.status_code == 200, decided.text
+    found = {d["field"]: d["found"] for d in decided.json()["discrepancies"]}
+    assert found["quantity_kg"] == decided.json()["received_quantity_kg"] == "0.000"
+
+
 async def test_a_partial_acceptance_whose_weights_refuse_no_part_is_refused(
     client: httpx.AsyncClient,
     world: World,

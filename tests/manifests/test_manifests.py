@@ -853,10 +853,12 @@ async def test_a_batch_is_on_one_manifest_at_a_time(
     assert (refused.status_code, refused.json()["field"]) == (409, "batches[0]"), refused.text
     assert number in refused.json()["detail"]
     assert await Manifest.all().count() == 1
-    # Signed by its producer, still open: refused as well.
+    # Signed by its producer, still open: refused as well, naming it (though the batch is now
+    # the carrier's, which the handover's refusal alone would say).
     assert (await sign_producer(client, world, first.json()["id"])).status_code == 200
     refused = await call(client, world, "maker", "", again)
     assert (refused.status_code, refused.json()["field"]) == (409, "batches[0]"), refused.text
+    assert f"{number} (" in refused.json()["detail"], refused.text
     cancelled = await call(
         client, world, "maker", f"/{first.json()['id']}/cancel", {"reason": "改派"}
     )

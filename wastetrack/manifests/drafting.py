@@ -71,20 +71,19 @@ def _check_handed_over_by(principal: Principal, batch: Batch, *, field: str) -> 
         )
 
 
-async def _check_on_no_other_manifest(codes: list[str]) -> None:
+async def _check_on_no_other_manifest(code: str, *, field: str) -> None:
     """A batch travels on one manifest at a time: one listed on a draft or an open manifest
-    (`queries.open_manifest_of`) is refused, before a serial that is never reused is spent on
-    a draft whose signature would fail. Its caller has locked the batches, so two drafts of one
-    batch at once take turns."""
-    for index, code in enumerate(codes):
-        other = await queries.open_manifest_of(code, drafts=True)
-        if other is not None:
-            raise Conflict(
-                f"batch {code} is on manifest {other.number} ({state_label(other.state)}):"
-                " its producer cancels that manifest, or it is decided, before another lists"
-                " the batch",
-                field=f"batches[{index}]",
-            )
+    (`queries.open_manifest_of`) is refused, naming that manifest, before a serial that is
+    never reused is spent on a draft whose signature would fail. Its caller has locked the
+    batch, so two drafts of one batch at once take turns."""
+    other = await queries.open_manifest_of(code, drafts=True)
+    if other is not None:
+        raise Conflict(
+            f"batch {code} is on manifest {other.number} ({state_label(other.state)}):"
+            " its producer cancels that manifest, or it is decided, before another lists"
+            " the batch",
+            field=field,
+        )
 
 
 async def create_manifest(
@@ -136,9 +135,11 @@ async def create_manifest(
                 "every batch must be yours and of the manifest's waste code",
                 field=f"batches[{index}]",
             )
+        # Its manifest first: on a signed one, the batch is the carrier's, and the handover's
+        # refusal would not say why.
+        await _check_on_no_other_manifest(code, field=f"batches[{index}]")
         _check_handed_over_by(principal, batch, field=f"batches[{index}]")
         listed.append(batch)
-    await _check_on_no_other_manifest(codes)
     await check_declared_quantity(
         batches=listed, quantity=submission.quantity_kg, tolerance=tolerance, field="quantity_kg"
     )

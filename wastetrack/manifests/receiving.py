@@ -104,8 +104,9 @@ async def arrive(
 
 
 def _kg(value: Decimal) -> str:
-    """A mass as the manifest keeps it (three places), however the client wrote it (1e3)."""
-    return f"{value:.3f}"
+    """A mass as the manifest keeps it (three places), however the client wrote it (1e3, or
+    -0, which the manifest keeps as 0.000)."""
+    return f"{value.copy_abs() if not value else value:.3f}"
 
 
 async def decide(
@@ -331,4 +332,12 @@ def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[D
     by_loss = sorted(range(len(shares)), key=lambda i: exact[i] - shares[i], reverse=True)
     for index in by_loss[:left]:
         shares[index] += gram
+    nothing = [code for code, share in zip(declared, shares, strict=True) if not share]
+    if nothing:  # the quantity received is too small to weigh each batch at a gram at least
+        raise ValidationFailed(
+            f"the quantity received, shared among the batches by their declared masses, weighs"
+            f" batch {', '.join(nothing)} at 0.000 kg: a receipt weighed at nothing. State the"
+            " quantity received as weighed, or each batch's weight in weights_kg",
+            field="received_quantity_kg",
+        )
     return shares
