@@ -3,7 +3,7 @@ trusted, bad ones reported."""
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import httpx
@@ -37,6 +37,38 @@ async def test_resend_is_a_duplicate_and_changes_nothing(
     assert result["batch_code"] == first.json()["results"][0]["batch_code"]
     assert await Batch.all().count() == 1
     assert await CustodyEvent.all().count() == 1
+
+
+def _written_otherwise(body: dict, offset_hours: int) -> dict:
+    """The same content written as another client might: the instant in another UTC offset,
+    the quantity with trailing zeros."""
+    moment = datetime.fromisoformat(body["device_time"])
+    shown = moment.astimezone(timezone(timedelta(hours=offset_hours))).isoformat()
+    return {**body, "device_time": shown, "quantity": body["quantity"] + "00"}
+
+
+async def test_the_same_content_written_otherwise_is_a_duplicate(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Same content is the same values, whatever the offset an instant is written in or the
+    zeros a number has: by sync, and by a single post, which answers with the same batch."""
+    bag = medical_bag(carrier_organization_id=world.orgs["carrier"].id)
+    first = (await sync(client, world, "clinic", [bag])).json()["results"][0]
+    for hours in (8, -10, 14):
+        again = (await sync(client, world, "clinic", [_written_otherwise(bag, hours)])).json()
+        assert again["results"][0] == {**first, "status": "duplicate"}, again
+    single = medical_bag()
+    single.pop("event_type")
+    made = await client.post("/m/v1/batches", json=single, headers=world.headers("clinic"))
+    assert made.status_code == 201, made.text
+    resent = await client.post(
+        "/m/v1/batches", json=_written_otherwise(single, -10), headers=world.headers("clinic")
+    )
+    assert (resent.status_code, resent.json()["code"]) == (200, made.json()["code"]), resent.text
+    other = {**single, "quantity": "3.51"}  # another value is other content still
+    refused = await client.post("/m/v1/batches", json=other, headers=world.headers("clinic"))
+    assert (refused.status_code, refused.json()["field"]) == (409, "client_event_id")
+    assert await Batch.all().count() == 2
 
 
 async def test_same_id_with_other_content_is_a_conflict(

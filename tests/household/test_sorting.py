@@ -1,10 +1,11 @@
 """Household sorting: pickups at collection points with quality checks, coverage, accuracy."""
 
 import csv
+import hashlib
 import importlib
 import io
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from wastetrack.core import cityday, codes
 from wastetrack.core.metrics import period_bounds
 from wastetrack.custody import intake
 from wastetrack.household import service as household
+from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
 from wastetrack.registry import agreements
 from wastetrack.registry import service as registry
@@ -204,6 +206,37 @@ async def test_a_pickup_stays_with_the_organization_it_was_recorded_for(
         importlib.import_module("migrations.0048_pickup_organization").BACKFILL
     )
     assert (await Pickup.get(id=pickup_id)).organization_id == world.orgs["community"].id
+
+
+async def test_a_pickup_resent_written_otherwise_or_digested_as_written_before_is_a_duplicate(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """A record's content is its values: a resend with the instant in another offset and the
+    numbers, nested ones too, with other zeros is a duplicate. A record stored before digests
+    read values (December 2026) kept the digest of its content as written, +08:00 and all: a
+    resend written the same way is still a duplicate, and other content a conflict."""
+    body = pickup(
+        point_url, weight_kg="42.50", quality={"passed": True, "contamination_share": "0.040"}
+    )
+    moment = datetime.fromisoformat(body["device_time"])
+    body["device_time"] = moment.astimezone(timezone(timedelta(hours=8))).isoformat()
+    first = await post(client, world, body)
+    assert first.status_code == 201, first.text
+    otherwise = {
+        **body,
+        "device_time": moment.astimezone(UTC).isoformat(),
+        "weight_kg": "42.5",
+        "quality": {"passed": True, "contamination_share": "0.04"},
+    }
+    again = await post(client, world, otherwise)
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"]), again.text
+    written = PickupCommand.model_validate(body).model_dump_json()
+    await Pickup.all().update(payload_digest=hashlib.sha256(written.encode()).hexdigest())
+    resent = await post(client, world, body)
+    assert (resent.status_code, resent.json()["id"]) == (200, first.json()["id"]), resent.text
+    changed = await post(client, world, {**body, "weight_kg": "42.6"})
+    assert (changed.status_code, changed.json()["field"]) == (409, "client_event_id")
+    assert await Pickup.all().count() == 1
 
 
 async def test_a_resend_that_raced_its_first_send_is_answered_as_a_duplicate(

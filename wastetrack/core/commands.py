@@ -5,7 +5,9 @@ their fields share. HTTP contracts in ``schemas/`` build on these; the domain ne
 import hashlib
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, Self
+from uuid import UUID
 
 from annotated_types import Interval
 from pydantic import (
@@ -99,11 +101,53 @@ class Command(BaseModel):
     """Fields added after clients first stored digests of this command."""
 
     def digest(self) -> str:
-        """What makes a resend a duplicate: the same content always serializes the same way
-        (fields in declaration order). Late fields count only when given, so a resend recorded
-        before they existed stays a duplicate."""
-        late = {name for name in self.LATE_FIELDS if getattr(self, name) is None}
-        return hashlib.sha256(self.model_dump_json(exclude=late).encode()).hexdigest()
+        """What makes a resend a duplicate: the same content always digests the same, however
+        it was written: an instant in any UTC offset, a number with trailing zeros (2.40, 2.4)
+        or as -0, each read as its value (fields in declaration order). Late fields count only
+        when given, so a resend recorded before they existed stays a duplicate. Content
+        written so already (the phone app's) digests as it did before values were read."""
+        return _written_digest(_canonical(self), self._late())
+
+    def same_content(self, digest: str) -> bool:
+        """Whether a record stored with `digest` holds this command's content: its digest, or,
+        for one stored before digests read values (December 2026), the digest of the content as
+        it was written then, which a resend of that request still matches."""
+        return digest in (self.digest(), _written_digest(self, self._late()))
+
+    def _late(self) -> set[str]:
+        return {name for name in self.LATE_FIELDS if getattr(self, name) is None}
+
+
+def _written_digest(command: BaseModel, exclude: set[str]) -> str:
+    return hashlib.sha256(command.model_dump_json(exclude=exclude).encode()).hexdigest()
+
+
+_ZERO = Decimal(0)
+_AS_WRITTEN = frozenset({str, int, bool, UUID})  # a field's value its digest takes as it is
+
+
+def _canonical(value: Any) -> Any:
+    """`value` (a command, or one of its fields) with each instant in UTC and each number as
+    its value's shortest text (2.4 for 2.40, 10 for 1E+1, 0 for -0); itself when it is so
+    already, as most are."""
+    if isinstance(value, BaseModel):
+        changed = {}
+        for name, item in value.__dict__.items():
+            if item is None or type(item) in _AS_WRITTEN:
+                continue
+            canonical = _canonical(item)
+            if canonical is not item:
+                changed[name] = canonical
+        return value.model_copy(update=changed) if changed else value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.utcoffset() else value
+    if isinstance(value, Decimal):
+        number = Decimal(format(value.normalize(), "f")) if value else _ZERO
+        return value if str(number) == str(value) else number
+    if isinstance(value, list):
+        items = [_canonical(item) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    return value
 
 
 def ascii_digits(text: str, *, most: int) -> bool:

@@ -48,6 +48,8 @@ class Submission(Protocol):
 
     def digest(self) -> str: ...
 
+    def same_content(self, digest: str) -> bool: ...
+
 
 R = TypeVar("R", bound=IdempotentRecord)
 M = TypeVar("M", bound=Model)
@@ -60,20 +62,20 @@ class Raced(Exception):
 
 async def seen(
     model: type[R],
-    client_event_id: uuid.UUID,
-    payload_digest: str,
+    submission: Submission,
     principal: Principal,
     flags: Callable[[R], list[str]] | None = None,
 ) -> RecordResult | None:
     """A resend's answer, when a record with this client_event_id exists: duplicate with the
     same content (and the record's flags, as its first answer gave them), conflict with other
     content; a record of another organization is a conflict that shows nothing of it."""
+    client_event_id = submission.client_event_id
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is None:
         return None
     if known.recorded_for() != principal.organization_id:
         return RecordResult(client_event_id, "conflict", None, others_id())
-    if known.payload_digest == payload_digest:
+    if submission.same_content(known.payload_digest):
         return RecordResult(
             client_event_id, "duplicate", known.id, flags=flags(known) if flags else None
         )
@@ -101,7 +103,7 @@ async def record_once(
     its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
     client_event_id = submission.client_event_id
     payload_digest = submission.digest()
-    answer = await seen(model, client_event_id, payload_digest, principal, flags)
+    answer = await seen(model, submission, principal, flags)
     if answer is not None:
         return answer
     try:
@@ -112,7 +114,7 @@ async def record_once(
         # record or custody-event id refused this one, or its events were found recorded):
         # answer as its resend. Any other integrity fault (a log partition missing, say)
         # goes on to its own handler.
-        answer = await seen(model, client_event_id, payload_digest, principal, flags)
+        answer = await seen(model, submission, principal, flags)
         if answer is not None:
             return answer
         if isinstance(error, Raced):

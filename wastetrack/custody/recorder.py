@@ -166,7 +166,7 @@ async def _record(
             digest = sub.digest()
             seen = known.get(sub.client_event_id)
             if seen is not None:
-                outcomes[index] = _seen_before(sub, seen, digest, work)
+                outcomes[index] = _seen_before(sub, seen, work)
                 continue
             try:
                 event = await _apply(work, sub, codes_of[index], digest)
@@ -340,14 +340,14 @@ def _state_shown(work: Work, sub: EventCommand, batch: Batch | None, state: str)
     return state
 
 
-def _seen_before(sub: EventCommand, seen: dict[str, Any], digest: str, work: Work) -> Recorded:
+def _seen_before(sub: EventCommand, seen: dict[str, Any], work: Work) -> Recorded:
     """A resend's answer from the event recorded under its client id: that event, or a
     conflict when the content differs. An id another organization recorded under is a
     conflict that shows nothing of that organization's event."""
     if seen["organization_id"] != work.principal.organization_id:
         error = others_id()
         return Recorded(EntryResult.refused(sub.client_event_id, error, status="conflict"), error)
-    if seen["payload_digest"] == digest:
+    if sub.same_content(seen["payload_digest"]):
         return Recorded(
             EntryResult(
                 client_event_id=sub.client_event_id,
