@@ -1,6 +1,6 @@
 """Zero-waste cells."""
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -44,6 +44,23 @@ class AssessmentRead(Schema):
     scores: dict[str, Any]
     total: Decimal
     tier: str
+
+
+class AssessmentListed(AssessmentRead):
+    assessor_id: int
+    created_at: datetime = Field(description="when it was recorded")
+    stands: bool = Field(
+        description="counts: at the first level always, above it only while the level below"
+        " is achieved on its day"
+    )
+
+
+class CellStandingRead(Schema):
+    cell_id: int
+    today: date = Field(description="the city's day the standing is read on")
+    achieved: bool = Field(description="as /m/v1/metrics/cells counts the cell today")
+    governing_id: int | None = Field(description="the assessment that decides it, if any")
+    assessments: list[AssessmentListed] = Field(description="every one, in the order recorded")
 
 
 class TypeShare(Schema):

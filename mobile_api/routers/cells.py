@@ -24,6 +24,7 @@ from schemas.cells import (
     CellAchievementRead,
     CellCreate,
     CellRead,
+    CellStandingRead,
 )
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
@@ -74,6 +75,17 @@ async def assess(
         timezone=settings.timezone,
     )
     return kept(assessed, response)
+
+
+@router.get("/m/v1/cells/{cell_id}/assessments", response_model=CellStandingRead)
+async def list_assessments(
+    cell_id: Id, user: ManagerOnly, settings: AppSettings, _: ReplicaRead
+) -> object:
+    """A cell's assessments with what each scored and counted, whether each stands, and the
+    one that governs the cell's standing today: the achievement's count, cell by cell."""
+    return await cells.list_assessments(
+        principal=user, cell_id=cell_id, today=cityday.today(settings.timezone)
+    )
 
 
 @router.get("/m/v1/metrics/cells", response_model=CellAchievementRead)

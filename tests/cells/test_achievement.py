@@ -255,3 +255,36 @@ async def test_the_same_assessments_give_the_same_standing_in_any_order_of_recor
     assert await achieved_on(world, date(2025, 7, 1)) == ("0", "1")
     # Before the failure the county pass stood.
     assert await achieved_on(world, date(2025, 2, 1)) == ("1", "1")
+
+
+async def test_a_cells_assessments_are_read_back_with_the_one_that_governs(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """What the achievement counted, cell by cell: every assessment with its scores, whether it
+    stands, and the one governing today, for an auditor's recount. A county failure dated
+    before a city pass but recorded after it takes the city pass down."""
+    cell = await make_cell(world)
+    passed = await record(world, cell, "county", date(2025, 1, 10), "achieved")
+    city = await record(world, cell, "city", date(2025, 3, 1), "achieved")
+    failed = await record(world, cell, "county", date(2025, 2, 1), "not_achieved")
+    other = await make_cell(world, "南山社区")
+    kept = await record(world, other, "county", date(2025, 6, 1), "achieved")
+    h = world.headers("manager")
+
+    read = await client.get(f"/m/v1/cells/{cell.id}/assessments", headers=h)
+    assert read.status_code == 200, read.text
+    standing = read.json()
+    assert [(a["id"], a["stands"]) for a in standing["assessments"]] == [
+        (passed.id, True),
+        (city.id, False),
+        (failed.id, True),
+    ]
+    assert (standing["governing_id"], standing["achieved"]) == (failed.id, False)
+    assert standing["assessments"][0]["expires_on"] == "2028-01-10"
+    second = (await client.get(f"/m/v1/cells/{other.id}/assessments", headers=h)).json()
+    assert (second["governing_id"], second["achieved"]) == (kept.id, True)
+    share = (await client.get("/m/v1/metrics/cells", headers=h)).json()["share"]
+    assert (str(share["numerator"]), str(share["denominator"])) == ("1", "2")
+    for who, cell_id in (("town_manager", cell.id), ("manager", 2**31 - 1)):
+        missing = await client.get(f"/m/v1/cells/{cell_id}/assessments", headers=world.headers(who))
+        assert (missing.status_code, missing.json()["field"]) == (404, "cell_id"), missing.text

@@ -158,6 +158,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/m/v1/cells"): MANAGERS,
     ("POST", "/m/v1/cells"): MANAGERS,
     ("POST", "/m/v1/cells/{cell_id}/assessments"): MANAGERS,
+    ("GET", "/m/v1/cells/{cell_id}/assessments"): MANAGERS,
     ("GET", "/m/v1/checkpoints"): OVERSIGHT,
     ("GET", "/m/v1/checkpoints/proof"): OVERSIGHT,
     ("GET", "/m/v1/cleanups"): USERS,

@@ -160,10 +160,11 @@ async def create_cell(
     )
 
 
-async def _cell(principal: Principal, cell_id: int) -> Cell:
-    """A cell the user may assess, locked in the request's transaction: assessments of one cell
-    take turns, so a resend racing the first finds it."""
-    cell = await Cell.filter(id=cell_id).select_for_update().first()
+async def _cell(principal: Principal, cell_id: int, *, lock: bool = True) -> Cell:
+    """A cell the user may assess, locked in the request's transaction (unless only read):
+    assessments of one cell take turns, so a resend racing the first finds it."""
+    query = Cell.filter(id=cell_id)
+    cell = await (query.select_for_update() if lock else query).first()
     if cell is None or not (
         principal.role == Role.admin or cell.region_path.startswith(principal.region_path)
     ):
@@ -376,6 +377,53 @@ async def assess(
         assessor_id=principal.user_id,
     )
     return made, True
+
+
+class Standing(TypedDict):
+    """A cell's assessments as its standing on a day reads them (`list_assessments`)."""
+
+    cell_id: int
+    today: date
+    achieved: bool
+    governing_id: int | None
+    assessments: list[dict[str, Any]]
+
+
+async def list_assessments(*, principal: Principal, cell_id: int, today: date) -> Standing:
+    """Every assessment of a cell the manager may see, in the order recorded, each with
+    whether it stands (`stands`), and the one that governs its standing today, whether it
+    achieves: what `achievement` counted for the cell, to be recounted."""
+    _manager(principal)
+    cell = await _cell(principal, cell_id, lock=False)
+    assessments = await CellAssessment.filter(cell_id=cell.id).order_by("id")
+    ruling = governs(assessments, today)
+    return {
+        "cell_id": cell.id,
+        "today": today,
+        "achieved": is_achieved(ruling, today),
+        "governing_id": None if ruling is None else ruling.id,
+        "assessments": [
+            {
+                **{name: getattr(a, name) for name in _ASSESSMENT_FIELDS},
+                "stands": stands(assessments, a),
+            }
+            for a in assessments
+        ],
+    }
+
+
+_ASSESSMENT_FIELDS = (
+    "id",
+    "cell_id",
+    "level",
+    "assessed_on",
+    "expires_on",
+    "scores",
+    "total",
+    "tier",
+    "assessor_id",
+    "created_at",
+)
 
 
 async def achievement(*, principal: Principal, today: date) -> Achievement:
