@@ -694,6 +694,31 @@ async def test_cleanup_enters_the_custody_chain(
     assert synced["applied"] == 1
 
 
+async def test_a_clean_up_resent_written_otherwise_is_a_duplicate(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """Its content is its values: a mapping's members in another order, a latitude of -0.0
+    for 0.0, an instant in another offset are the same clean-up, posted or synced again."""
+    body = cleanup(world, latitude=0.0)
+    first = await client.post("/m/v1/cleanups", json=body, headers=world.headers("port"))
+    assert first.status_code == 201, first.text
+    moment = datetime.fromisoformat(body["started_at"])
+    otherwise = {
+        **body,
+        "item_counts": dict(reversed(body["item_counts"].items())),
+        "latitude": -0.0,
+        "started_at": moment.astimezone(timezone(timedelta(hours=-10))).isoformat(),
+    }
+    again = await client.post("/m/v1/cleanups", json=otherwise, headers=world.headers("port"))
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"]), again.text
+    synced = await client.post(
+        "/m/v1/sync",
+        headers=world.headers("port"),
+        json={"events": [{**otherwise, "kind": "cleanup"}]},
+    )
+    assert synced.json()["results"][0]["status"] == "duplicate", synced.text
+
+
 async def test_a_delivery_or_clean_up_that_ends_before_it_starts_is_refused_naming_its_end(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

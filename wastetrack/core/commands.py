@@ -127,9 +127,10 @@ _AS_WRITTEN = frozenset({str, int, bool, UUID})  # a field's value its digest ta
 
 
 def _canonical(value: Any) -> Any:
-    """`value` (a command, or one of its fields) with each instant in UTC and each number as
-    its value's shortest text (2.4 for 2.40, 10 for 1E+1, 0 for -0); itself when it is so
-    already, as most are."""
+    """`value` (a command, or one of its fields) with each instant in UTC, each number as its
+    value's shortest text (2.4 for 2.40, 10 for 1E+1, 0 for -0 and -0.0) and each mapping's
+    keys in order (a JSON object's members have none); itself when it is so already, as most
+    are."""
     if isinstance(value, BaseModel):
         changed = {}
         for name, item in value.__dict__.items():
@@ -144,9 +145,15 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, Decimal):
         number = Decimal(format(value.normalize(), "f")) if value else _ZERO
         return value if str(number) == str(value) else number
+    if isinstance(value, float):
+        return 0.0 if value == 0 else value  # -0.0 is 0.0
     if isinstance(value, list):
         items = [_canonical(item) for item in value]
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if isinstance(value, dict):
+        members = {key: _canonical(value[key]) for key in sorted(value)}
+        same = list(members) == list(value) and all(members[k] is value[k] for k in value)
+        return value if same else members
     return value
 
 
