@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
@@ -507,7 +509,8 @@ async def test_a_remainders_own_category_stays_when_only_its_originals_time_is_c
 ) -> None:
     """A refused part in kg may take a category of its own; correcting only its original's
     tagging time carries the time over, not the original's category: it moved the part's
-    kilograms back into the original's category in every figure."""
+    kilograms back into the original's category in every figure. Restating the category as
+    it is (a form sends every field again) corrects only the time too."""
     code = await _delivered(client, world)
     await _receive_in_part(client, world, code, "2.0")
     remainder = (await _remainder_of(client, world, code))["code"]
@@ -524,6 +527,10 @@ async def test_a_remainders_own_category_stays_when_only_its_originals_time_is_c
         "corrected", code, minutes=71, corrects=history[0]["id"], event_time=earlier.isoformat()
     )
     assert (await post_event(client, world, "clinic", moved)).status_code == 201
+    restated = {**moved, "client_event_id": str(uuid.uuid4()), "category": "med.infectious"}
+    restated["event_time"] = (earlier - timedelta(minutes=1)).isoformat()
+    earlier -= timedelta(minutes=1)
+    assert (await post_event(client, world, "clinic", restated)).status_code == 201
     part = await _batch(client, world, "manager", remainder)
     assert (part["category"], datetime.fromisoformat(part["tagged_at"])) == ("med.sharps", earlier)
     original = await _batch(client, world, "clinic", code)
@@ -532,6 +539,45 @@ async def test_a_remainders_own_category_stays_when_only_its_originals_time_is_c
     assert Decimal(sharps["generated_kg"]) == Decimal(part["quantity"])
     accepted = await _utilization(client, world, original["category"])
     assert Decimal(accepted["generated_kg"]) == Decimal("2.0")
+
+
+async def _correct_category(
+    client: httpx.AsyncClient, world: World, code: str, category: str, minutes: int
+) -> None:
+    tagging = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("manager"))
+    ).json()[0]["id"]
+    fix = event("corrected", code, minutes=minutes, corrects=tagging, category=category)
+    answer = await post_event(client, world, "manager", fix)
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize("middle_held", ["its own", "the original's"])
+async def test_a_corrected_category_reaches_a_remainders_remainder(
+    client: httpx.AsyncClient, world: World, middle_held: str
+) -> None:
+    """A → B (its refused part) → C (a part refused of B delivered again), C with a category
+    of its own: the original corrected, the whole line takes its category, whether or not B
+    held it already (the walk stopped at a B that did)."""
+    a = await _delivered(client, world)
+    await _receive_in_part(client, world, a, "2.0")
+    b = (await _remainder_of(client, world, a))["code"]
+    if middle_held == "its own":
+        await _correct_category(client, world, b, "med.sharps", 70)
+    onward = event(
+        "in_transit", b, minutes=80, destination_organization_id=world.orgs["facility"].id
+    )
+    again = event(
+        "received", b, minutes=90, outcome="partially_accepted", weight_kg="1.0", reason="torn"
+    )
+    for who, body in (("carrier", onward), ("facility", again)):
+        answer = await post_event(client, world, who, body)
+        assert answer.status_code == 201, answer.text
+    (c,) = (await _batch(client, world, "manager", b))["remainders"]
+    await _correct_category(client, world, c, "med.pathological", 95)
+    await _correct_category(client, world, a, "med.sharps", 100)
+    held = [(await _batch(client, world, "manager", code))["category"] for code in (a, b, c)]
+    assert held == ["med.sharps"] * 3
 
 
 async def test_a_receipt_corrected_to_partial_after_later_steps_returns_the_part_to_its_deliverer(

@@ -145,8 +145,11 @@ async def corrected(
     batch_state_before = batch.state
     if target.event_type == EventType.tagged:
         await _check_not_resized(work, batch, changed)
+        before = {"event_time": batch.tagged_at, "category": batch.category_id}
         await _correct_tagging(work, batch, changed)
-        if followed := changed.keys() & {"event_time", "category"}:
+        after = {"event_time": batch.tagged_at, "category": batch.category_id}
+        # What the correction changed, not what it restated (a form sends every field again).
+        if followed := {name for name in before if before[name] != after[name]}:
             await remainders.follow_tagging(work, sub, batch, followed)
     returned: dict[str, int] = {}
     if target.event_type != EventType.tagged and ("outcome" in changed or "method" in changed):

@@ -196,7 +196,8 @@ async def follow_tagging(
     category (`fields`: those of `event_time` and `category` the correction changed) carries
     over to the remainders split from the batch (and to theirs), as corrections in their
     chains. Only what was corrected: a remainder's own category (one in kg may take its
-    own) stays when only the time was."""
+    own) stays when only the time was. Every remainder down the line is reached, whether or
+    not the one between already held what was corrected."""
     found = {b.code for b in work.batches.values() if b.split_from_id == batch.id}
     found |= {
         str(code)
@@ -213,32 +214,38 @@ async def follow_tagging(
             corrected["event_time"] = batch.tagged_at.isoformat()
         if "category" in fields and remainder.category_id != batch.category_id:
             corrected["category"] = batch.category_id
-        if not corrected:
-            continue
-        tagging = next(
-            (e for e in work.new_events if e.batch_id == remainder.id and e.seq == 1), None
-        ) or await CustodyEvent.get(batch_id=remainder.id, seq=1)
-        new_event(
-            work,
-            remainder,
-            None,
-            event_type=EventType.corrected,
-            state=remainder.state,
-            digest=None,
-            device_time=sub.device_time,
-            corrects_id=tagging.id,
-            reason=f"the tagging of {batch.code} was corrected",
-            details={
-                "split_from": batch.code,
-                "corrected_fields": sorted(corrected),
-                "corrected": corrected,
-            },
-        )
-        if "event_time" in corrected:
-            remainder.tagged_at = batch.tagged_at
-        if "category" in corrected:
-            remainder.category_id = batch.category_id
-        await follow_tagging(work, sub, remainder, corrected.keys())
+        if corrected:  # one that holds them already is left so; its own are reached still
+            await _correct_remainder_tagging(work, sub, batch, remainder, corrected)
+        await follow_tagging(work, sub, remainder, fields)
+
+
+async def _correct_remainder_tagging(
+    work: Work, sub: EventCommand, batch: Batch, remainder: Batch, corrected: dict[str, str]
+) -> None:
+    """The correction in the remainder's chain that carries its original's over."""
+    tagging = next(
+        (e for e in work.new_events if e.batch_id == remainder.id and e.seq == 1), None
+    ) or await CustodyEvent.get(batch_id=remainder.id, seq=1)
+    new_event(
+        work,
+        remainder,
+        None,
+        event_type=EventType.corrected,
+        state=remainder.state,
+        digest=None,
+        device_time=sub.device_time,
+        corrects_id=tagging.id,
+        reason=f"the tagging of {batch.code} was corrected",
+        details={
+            "split_from": batch.code,
+            "corrected_fields": sorted(corrected),
+            "corrected": corrected,
+        },
+    )
+    if "event_time" in corrected:
+        remainder.tagged_at = batch.tagged_at
+    if "category" in corrected:
+        remainder.category_id = batch.category_id
 
 
 async def has_live_remainder(work: Work, batch: Batch) -> bool:
