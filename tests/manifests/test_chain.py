@@ -295,9 +295,16 @@ def test_the_received_quantity_is_shared_without_a_negative_part() -> None:
         assert max(s / d for s, d in zip(shares, declared, strict=True)) - min(
             s / d for s, d in zip(shares, declared, strict=True)
         ) <= Decimal("0.001")
+    # Enough grams for each, though one's share by mass would round to none: a gram each,
+    # then the rest shared.
+    assert _allocated(Decimal(1), {"A": Decimal(1), "B": Decimal(1), "C": Decimal("0.001")}) == [
+        Decimal("0.499"),
+        Decimal("0.499"),
+        Decimal("0.002"),
+    ]
     with pytest.raises(ValidationFailed) as refused:
         _allocated(Decimal("0.003"), {f"B{i}": Decimal(1) for i in range(5)})
-    assert refused.value.field == "received_quantity_kg" and "B3, B4" in refused.value.detail
+    assert refused.value.field == "received_quantity_kg" and "5 batches" in refused.value.detail
 
 
 def test_a_share_of_a_batch_of_no_known_mass_is_never_made_up() -> None:

@@ -300,10 +300,10 @@ def _partial_outcomes(
 def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[Decimal]:
     """The quantity received as each batch's weighing, in the order of `declared` (batch code:
     its declared mass): the whole of it for a single batch, else shared among the batches as
-    their declared masses are (kg, or the catalog's estimate for items and m³), to the gram by
-    the largest remainders: each share rounded down, the grams left over one each to the
-    shares that lost most, so the weights add up to what the decision states and none is below
-    zero.
+    their declared masses are (kg, or the catalog's estimate for items and m³), to the gram:
+    a gram each, then the rest by the largest remainders (each share rounded down, the grams
+    left over one each to the shares that lost most), so the weights add up to what the
+    decision states and none weighs nothing.
 
     A weighing is a measurement (docs/metrics.md §3): beside other batches, one of no known
     mass has no share to be given, and any weight set on it (none, an equal part) would be made
@@ -326,18 +326,20 @@ def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[D
     masses = [mass for mass in declared.values() if mass]
     total = sum(masses, Decimal(0))
     gram = Decimal("0.001")
-    exact = [received * mass / total for mass in masses]
+    # Each batch weighs a gram at least (a receipt weighed at nothing is no weighing): a gram
+    # each first, then the rest shared.
+    rest = received - gram * len(masses)
+    if rest < 0:
+        raise ValidationFailed(
+            f"the quantity received is shared among {len(masses)} batches and cannot weigh"
+            " each at a gram at least: state the quantity received as weighed, or reject the"
+            " manifest",
+            field="received_quantity_kg",
+        )
+    exact = [rest * mass / total for mass in masses]
     shares = [value.quantize(gram, ROUND_DOWN) for value in exact]
-    left = int((received - sum(shares, Decimal(0))) / gram)
+    left = int((rest - sum(shares, Decimal(0))) / gram)
     by_loss = sorted(range(len(shares)), key=lambda i: exact[i] - shares[i], reverse=True)
     for index in by_loss[:left]:
         shares[index] += gram
-    nothing = [code for code, share in zip(declared, shares, strict=True) if not share]
-    if nothing:  # the quantity received is too small to weigh each batch at a gram at least
-        raise ValidationFailed(
-            f"the quantity received, shared among the batches by their declared masses, weighs"
-            f" batch {', '.join(nothing)} at 0.000 kg: a receipt weighed at nothing. State the"
-            " quantity received as weighed, or each batch's weight in weights_kg",
-            field="received_quantity_kg",
-        )
-    return shares
+    return [share + gram for share in shares]
