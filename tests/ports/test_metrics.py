@@ -12,6 +12,7 @@ from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, CITY_ZONE, World, event
 from tests.ports.test_ports import ARRIVED_AT, Harbour, arrive, deliver, delivery
 from wastetrack.ports.rules import PORT_RULES, small_vessel
+from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
 
 
@@ -157,6 +158,41 @@ async def test_the_headline_carries_its_counts_period_and_own_definition(
     assert headline["definition"] != sewage["definition"]
     assert "the lower of" in headline["definition"]["formula"]
     assert headline["definition"]["source"]
+
+
+async def test_the_headline_is_the_lower_group_though_both_round_alike(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """Sewage 1.4 of 4.8 m³ (0.29167) is below garbage 35.008 of 120 kg (0.29173), though both
+    show as 0.2917: the headline is sewage's, as a recount of the counts shown finds, not the
+    group listed first."""
+    plant = world.orgs["plant"].id
+    await registry.add_licence(
+        organization_id=plant, category_key="marine.sewage", method_codes=["D9"]
+    )
+    await arrive(client, world, harbour.small)  # 8 crew × 10 days: 120 kg and 4.8 m³ expected
+    garbage = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "35.008"}
+    sewage = {"category": "marine.sewage", "volume_m3": "1.4"}
+    made = await deliver(client, world, delivery(harbour, harbour.small, garbage, sewage))
+    assert made.status_code == 201, made.text
+    codes = [line["batch_code"] for line in made.json()["lines"]]
+    for code, weight, method in zip(codes, ("35.008", "1400"), ("R1", "D9"), strict=True):
+        steps = [
+            ("port", event("in_transit", code, minutes=5, destination_organization_id=plant)),
+            ("plant", event("received", code, minutes=30, outcome="accepted", weight_kg=weight)),
+            ("plant", event("treated", code, minutes=35, method=method)),
+        ]
+        for who, step in steps:
+            answer = await post_event(client, world, who, step)
+            assert answer.status_code == 201, answer.text
+    headline, groups = await headline_of(client, world)
+    rates = {name: g["collection_treatment_rate"] for name, g in groups.items()}
+    assert rates["garbage"]["rate"] == rates["sewage"]["rate"] == "0.2917"
+    assert (headline["group"], headline["numerator"], headline["unit"]) == (
+        "sewage",
+        rates["sewage"]["numerator"],
+        "m3",
+    )
 
 
 async def test_without_a_sewage_expectation_the_headline_shows_why_it_has_no_figure(

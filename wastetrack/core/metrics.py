@@ -51,6 +51,14 @@ def ratio(
     }
 
 
+def exact(rate: Rate) -> Decimal | None:
+    """A rate's quotient before it is rounded to four places: what two rates are compared by
+    (two that round alike may still differ)."""
+    if not rate["denominator"]:
+        return None
+    return Decimal(rate["numerator"]) / Decimal(rate["denominator"])
+
+
 def period_bounds(date_from: date, date_to: date, timezone: str) -> tuple[datetime, datetime]:
     """Calendar days in the city's time zone, both ends included, as [start, end)."""
     if date_to < date_from:

@@ -10,7 +10,7 @@ from tortoise import connections
 
 from wastetrack.catalog import service as catalog
 from wastetrack.core.geometry import point_in_polygon
-from wastetrack.core.metrics import Rate, period_bounds, ratio
+from wastetrack.core.metrics import Rate, exact, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.ports.models import FishingPort, PortCall, SeaArea
 from wastetrack.ports.rules import PORT_RULES, small_vessel
@@ -286,7 +286,8 @@ async def port_metrics(
     # The headline is only as good as its weaker half; it is a figure only when both are, so
     # while a group has no expectation the headline shows that group's counts and no rate.
     rates = {g["group"]: g["collection_treatment_rate"] for g in listed_groups}
-    known = {name: rate["rate"] for name, rate in rates.items() if rate["rate"] is not None}
+    # Compared exactly: two rates that round alike to four places still have a lower one.
+    known = {name: q for name, rate in rates.items() if (q := exact(rate)) is not None}
     missing = [name for name in rates if name not in known]
     group = missing[0] if missing else min(known, key=known.__getitem__)
     listed_profiles = [p for p in profiles.values() if p.listed]
