@@ -6,6 +6,7 @@ carriers."""
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
 
 from tests.custody.helpers import collect, post_event, tag_bag
 from tests.factories import World, event, make_user
@@ -204,11 +205,13 @@ async def test_the_definitions_cite_public_sources(client: httpx.AsyncClient, wo
         assert "生态环境保护规划" in source
 
 
+@pytest.mark.parametrize("how", ["loose", "in the hospital's box"])
 async def test_a_clinic_whose_bags_a_township_hospital_gathers_is_covered(
-    client: httpx.AsyncClient, world: World
+    client: httpx.AsyncClient, world: World, how: str
 ) -> None:
     """就近集中收集: the village clinic hands its bag to the township hospital, which hands it
-    on to the carrier today; the clinic's waste first reached a carrier today."""
+    on to the carrier today, loose or packed into a box of its own (the bag comes into the
+    carrier's hands with the box); the clinic's waste first reached a carrier today."""
     hospital = await registry.create_organization(
         name="崖头卫生院",
         kind=OrganizationKind.township_hospital,
@@ -216,16 +219,24 @@ async def test_a_clinic_whose_bags_a_township_hospital_gathers_is_covered(
         bed_count=40,
     )
     await make_user(world, "township", Role.generator, hospital)
-    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
     gathered = event("handed_over", bag["code"], minutes=5, to_organization_id=hospital.id)
     assert (await post_event(client, world, "clinic", gathered)).status_code == 201, gathered
-    handed = event(
-        "handed_over", bag["code"], minutes=30, to_organization_id=world.orgs["carrier"].id
-    )
+    handed_on = bag["code"]
+    if how != "loose":
+        box = await tag_bag(client, world, "township", carrier_organization_id=carrier)
+        packed = event("aggregated", box["code"], minutes=10, children=[bag["code"]])
+        response = await post_event(client, world, "township", packed)
+        assert response.status_code == 201, response.text
+        handed_on = box["code"]
+    handed = event("handed_over", handed_on, minutes=30, to_organization_id=carrier)
     response = await post_event(client, world, "township", handed)
     assert response.status_code == 201, response.text
-    small = (await coverage(client, world))["small_institutions"]
+    found = await coverage(client, world)
+    small = found["small_institutions"]
     assert (small["numerator"], small["denominator"]) == ("1", "2")
+    assert world.orgs["clinic"].name not in {m["name"] for m in found["not_collected"]}
 
 
 async def test_a_refused_part_moving_later_does_not_reach_the_clinic_again(

@@ -91,6 +91,10 @@ async def test_medical_coverage_says_its_period_the_last_days_or_the_one_given(
             headers=headers,
         )
         assert given.headers["x-period"] == "2025-02-01/2025-02-28"
+    # One end alone is no window of N days: the refusal names the end that is missing.
+    for given_end, missing in (("date_from", "date_to"), ("date_to", "date_from")):
+        half = await client.get(COVERAGE, params={given_end: "2025-02-01"}, headers=headers)
+        assert (half.status_code, half.json()["field"]) == (422, missing), half.text
 
 
 async def test_ledger_without_dates_names_the_year_to_date_in_its_file(

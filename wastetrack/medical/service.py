@@ -17,13 +17,13 @@ MEDICAL_STREAM = "medical"
 MAX_PERIOD_DAYS = 366
 
 # Covered: a batch of the institution's first came into a carrier's hands (collected by a
-# carrier, handed over to one, or put into a carrier's load), from the institution or from the
-# one that gathered it nearby, on a day of the period.
+# carrier, handed over to one, or put into a carrier's load; loose or in a container), from the
+# institution or from the one that gathered it nearby, on a day of the period.
 _REACHED = (
     " with at least one medical-stream batch that first came into a carrier's hands (collected"
-    " by it, handed over to it, or put into a carrier's load; from the institution or from the"
-    " one that gathered it nearby, 就近集中收集) on a day of the period (city time); later steps"
-    " between carriers do not count"
+    " by it, handed over to it, or put into a carrier's load; loose or in a container; from the"
+    " institution or from the one that gathered it nearby, 就近集中收集) on a day of the period"
+    " (city time); later steps between carriers do not count"
 )
 _PLAN = "荣成市“十四五”生态环境保护规划 第九章第三节"
 SMALL_DEFINITION: Definition = {
@@ -72,7 +72,10 @@ def _period(
             raise ValidationFailed("days must lie between 1 and 366", field="days")
         return today - timedelta(days=span - 1), today
     if date_from is None or date_to is None:
-        raise ValidationFailed("give both date_from and date_to", field="date_from")
+        missing = "date_from" if date_from is None else "date_to"
+        raise ValidationFailed(
+            f"give both date_from and date_to: {missing} is missing", field=missing
+        )
     if date_to < date_from:
         raise ValidationFailed("date_to precedes date_from", field="date_to")
     if (date_to - date_from).days >= MAX_PERIOD_DAYS:

@@ -167,7 +167,7 @@ def _moves(scope: str) -> str:
     batch's carrier after it, and for a remainder's tagging the refused-part origin
     (`refused_by`, `refused_actor`: see `remainder_origin`)."""
     return f"""
-WITH {scope},
+WITH RECURSIVE {scope},
 ev0 AS (
     SELECT e.batch_id, e.seq, e.event_type, e.state_after, e.actor_id, e.details, e.corrects_id,
            e.organization_id AS actor_org, e.to_organization_id, e.related_batch_id,
@@ -347,18 +347,26 @@ ORDER BY m.moved_at, m.batch_id, m.seq
 # batch of the stream first came into a carrier's hands in the period — the movement collecting
 # it (or handing it over, or a carrier putting it into its load), from the producer or from the
 # institution that gathered it nearby (就近集中收集: a township hospital handing a village
-# clinic's bags on: a medical institution gives it); never a later step between carriers, nor a
-# refused part coming back, nor a facility's rejection handing the batch to a carrier
-# (docs/metrics.md §6).
+# clinic's bags on, loose or packed into its own box: a medical institution gives it); never a
+# later step between carriers, nor a refused part coming back, nor a facility's rejection
+# handing the batch to a carrier (docs/metrics.md §6). A bag inside a container (`up`: the bag
+# and every container it is in) comes into a carrier's hands with the container, when that is
+# first taken after the bag was tagged.
 _PRODUCER_SCOPE = """
-scope AS (
-    SELECT b.id FROM batch b
+bags AS (
+    SELECT b.id, b.parent_id, b.tagged_at FROM batch b
     WHERE b.producer_id = ANY($1::int[]) AND b.stream_id = $2 AND b.split_from_id IS NULL
-      AND (b.tagged_at >= $3 OR EXISTS (
+      AND (b.tagged_at >= $3 OR b.parent_id IS NOT NULL OR EXISTS (
           SELECT 1 FROM custody_event e WHERE e.batch_id = b.id AND e.device_time >= $3))
-)"""
+),
+up (bag, id, parent_id) AS (
+    SELECT id, id, parent_id FROM bags
+    UNION SELECT up.bag, c.id, c.parent_id FROM up JOIN batch c ON c.id = up.parent_id
+),
+scope AS (SELECT DISTINCT id FROM up)"""
 HANDED_TO_CARRIER = f"""{_moves(_PRODUCER_SCOPE)}
-SELECT DISTINCT b.producer_id
+SELECT DISTINCT b.producer_id FROM batch b WHERE b.id IN (
+SELECT up.bag
 FROM (
     SELECT DISTINCT ON (m.batch_id) m.batch_id, m.moved_at
     FROM moves m
@@ -370,8 +378,11 @@ FROM (
       AND m.custodian IS DISTINCT FROM m.before
     ORDER BY m.batch_id, m.seq
 ) reached
-JOIN batch b ON b.id = reached.batch_id
-WHERE reached.moved_at >= $3 AND reached.moved_at < $4
+JOIN up ON up.id = reached.batch_id
+JOIN bags ON bags.id = up.bag
+WHERE up.id = up.bag OR reached.moved_at >= bags.tagged_at
+GROUP BY up.bag
+HAVING min(reached.moved_at) >= $3 AND min(reached.moved_at) < $4)
 """
 
 
