@@ -295,13 +295,17 @@ def test_the_received_quantity_is_shared_without_a_negative_part() -> None:
         assert max(s / d for s, d in zip(shares, declared, strict=True)) - min(
             s / d for s, d in zip(shares, declared, strict=True)
         ) <= Decimal("0.001")
-    # Enough grams for each, though one's share by mass would round to none: a gram each,
-    # then the rest shared.
+    # Enough grams for each, though one's share by mass would round to none: it takes a gram
+    # from the largest.
     assert _allocated(Decimal(1), {"A": Decimal(1), "B": Decimal(1), "C": Decimal("0.001")}) == [
         Decimal("0.499"),
-        Decimal("0.499"),
-        Decimal("0.002"),
+        Decimal("0.500"),
+        Decimal("0.001"),
     ]
+    # Shared by mass, each within a gram of its proportional share: a 200 kg drum and nine
+    # 5 kg bags received at what they declared weigh what they declared.
+    declared = {"drum": Decimal(200), **{f"bag{i}": Decimal(5) for i in range(9)}}
+    assert _allocated(Decimal(245), declared) == list(declared.values())
     with pytest.raises(ValidationFailed) as refused:
         _allocated(Decimal("0.003"), {f"B{i}": Decimal(1) for i in range(5)})
     assert refused.value.field == "received_quantity_kg" and "5 batches" in refused.value.detail

@@ -300,10 +300,10 @@ def _partial_outcomes(
 def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[Decimal]:
     """The quantity received as each batch's weighing, in the order of `declared` (batch code:
     its declared mass): the whole of it for a single batch, else shared among the batches as
-    their declared masses are (kg, or the catalog's estimate for items and m³), to the gram:
-    a gram each, then the rest by the largest remainders (each share rounded down, the grams
-    left over one each to the shares that lost most), so the weights add up to what the
-    decision states and none weighs nothing.
+    their declared masses are (kg, or the catalog's estimate for items and m³), to the gram by
+    the largest remainders (each share rounded down, the grams left over one each to the
+    shares that lost most), so the weights add up to what the decision states; a share that
+    comes to nothing takes a gram from the largest.
 
     A weighing is a measurement (docs/metrics.md §3): beside other batches, one of no known
     mass has no share to be given, and any weight set on it (none, an equal part) would be made
@@ -326,20 +326,23 @@ def _allocated(received: Decimal, declared: dict[str, Decimal | None]) -> list[D
     masses = [mass for mass in declared.values() if mass]
     total = sum(masses, Decimal(0))
     gram = Decimal("0.001")
-    # Each batch weighs a gram at least (a receipt weighed at nothing is no weighing): a gram
-    # each first, then the rest shared.
-    rest = received - gram * len(masses)
-    if rest < 0:
+    if received < gram * len(masses):
         raise ValidationFailed(
             f"the quantity received is shared among {len(masses)} batches and cannot weigh"
             " each at a gram at least: state the quantity received as weighed, or reject the"
             " manifest",
             field="received_quantity_kg",
         )
-    exact = [rest * mass / total for mass in masses]
+    exact = [received * mass / total for mass in masses]
     shares = [value.quantize(gram, ROUND_DOWN) for value in exact]
-    left = int((rest - sum(shares, Decimal(0))) / gram)
+    left = int((received - sum(shares, Decimal(0))) / gram)
     by_loss = sorted(range(len(shares)), key=lambda i: exact[i] - shares[i], reverse=True)
     for index in by_loss[:left]:
         shares[index] += gram
-    return [share + gram for share in shares]
+    # A receipt weighed at nothing is no weighing: a share that came to 0 g takes a gram from
+    # the largest (there is one of 2 g at least, the quantity having a gram for each).
+    for index in [i for i, share in enumerate(shares) if not share]:
+        largest = max(range(len(shares)), key=shares.__getitem__)
+        shares[largest] -= gram
+        shares[index] += gram
+    return shares
