@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.custody.helpers import collect, post_event, tag_bag
-from tests.factories import World, event, make_user
+from tests.factories import CITY_ZONE, World, event, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.registry import service as registry
@@ -237,6 +237,89 @@ async def test_a_clinic_whose_bags_a_township_hospital_gathers_is_covered(
     small = found["small_institutions"]
     assert (small["numerator"], small["denominator"]) == ("1", "2")
     assert world.orgs["clinic"].name not in {m["name"] for m in found["not_collected"]}
+
+
+async def test_a_box_taken_before_the_bag_was_put_in_does_not_date_the_bag(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The township hospital's empty box went to the carrier and back two days ago, while the
+    clinic's bag was still at the clinic; today the bag is packed into it and the box handed
+    on: the bag first came into a carrier's hands today."""
+    hospital = await registry.create_organization(
+        name="崖头卫生院",
+        kind=OrganizationKind.township_hospital,
+        region_id=world.regions["town"].id,
+        bed_count=40,
+    )
+    await make_user(world, "township", Role.generator, hospital)
+    carrier = world.orgs["carrier"].id
+    noon = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)  # 12:00 city
+    if noon > datetime.now(UTC):
+        noon -= timedelta(days=1)
+    early, before = noon - timedelta(days=3), noon - timedelta(days=2)
+    bag = await tag_bag(
+        client, world, carrier_organization_id=carrier, device_time=early.isoformat()
+    )
+    box = await tag_bag(
+        client, world, "township", carrier_organization_id=carrier, device_time=early.isoformat()
+    )
+    steps = [
+        (
+            "township",
+            event(
+                "handed_over",
+                box["code"],
+                device_time=before.isoformat(),
+                to_organization_id=carrier,
+            ),
+        ),
+        (
+            "carrier",
+            event(
+                "handed_over",
+                box["code"],
+                device_time=(before + timedelta(hours=1)).isoformat(),
+                to_organization_id=hospital.id,
+            ),
+        ),
+        (
+            "clinic",
+            event(
+                "handed_over",
+                bag["code"],
+                device_time=noon.isoformat(),
+                to_organization_id=hospital.id,
+            ),
+        ),
+        (
+            "township",
+            event(
+                "aggregated",
+                box["code"],
+                device_time=(noon + timedelta(minutes=5)).isoformat(),
+                children=[bag["code"]],
+            ),
+        ),
+        (
+            "township",
+            event(
+                "handed_over",
+                box["code"],
+                device_time=(noon + timedelta(minutes=30)).isoformat(),
+                to_organization_id=carrier,
+            ),
+        ),
+    ]
+    for who, step in steps:
+        response = await post_event(client, world, who, step)
+        assert response.status_code == 201, response.text
+    clinic = world.orgs["clinic"].name
+    missed = {}
+    for moment in (before, noon):
+        day = moment.astimezone(CITY_ZONE).date().isoformat()
+        found = await coverage(client, world, date_from=day, date_to=day)
+        missed[moment] = clinic in {m["name"] for m in found["not_collected"]}
+    assert (missed[before], missed[noon]) == (True, False)
 
 
 async def test_a_refused_part_moving_later_does_not_reach_the_clinic_again(

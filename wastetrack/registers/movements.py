@@ -351,7 +351,7 @@ ORDER BY m.moved_at, m.batch_id, m.seq
 # later step between carriers, nor a refused part coming back, nor a facility's rejection
 # handing the batch to a carrier (docs/metrics.md §6). A bag inside a container (`up`: the bag
 # and every container it is in) comes into a carrier's hands with the container, when that is
-# first taken after the bag was tagged.
+# first taken after the bag was put in.
 _PRODUCER_SCOPE = """
 bags AS (
     SELECT b.id, b.parent_id, b.tagged_at FROM batch b
@@ -367,8 +367,10 @@ scope AS (SELECT DISTINCT id FROM up)"""
 HANDED_TO_CARRIER = f"""{_moves(_PRODUCER_SCOPE)}
 SELECT DISTINCT b.producer_id FROM batch b WHERE b.id IN (
 SELECT up.bag
-FROM (
-    SELECT DISTINCT ON (m.batch_id) m.batch_id, m.moved_at
+FROM up
+JOIN bags ON bags.id = up.bag
+JOIN (
+    SELECT m.batch_id, m.moved_at
     FROM moves m
     JOIN organization taker ON taker.id = COALESCE(
         m.custodian, CASE WHEN m.event_type = '{EventType.aggregated}' THEN m.actor_org END)
@@ -376,13 +378,14 @@ FROM (
     WHERE taker.kind = '{OrganizationKind.carrier}' AND m.refused_by IS NULL
       AND giver.kind IN ({", ".join(f"'{kind}'" for kind in sorted(MEDICAL_KINDS))})
       AND m.custodian IS DISTINCT FROM m.before
-    ORDER BY m.batch_id, m.seq
-) reached
-JOIN up ON up.id = reached.batch_id
-JOIN bags ON bags.id = up.bag
-WHERE up.id = up.bag OR reached.moved_at >= bags.tagged_at
+) taken ON taken.batch_id = up.id
+-- A container's taking counts for the bag once the bag was put in (its latest packing).
+WHERE up.id = up.bag OR taken.moved_at >= COALESCE((
+    SELECT max(packed.moved_at) FROM moves packed
+    WHERE packed.batch_id = up.bag AND packed.event_type = '{EventType.aggregated}'
+), bags.tagged_at)
 GROUP BY up.bag
-HAVING min(reached.moved_at) >= $3 AND min(reached.moved_at) < $4)
+HAVING min(taken.moved_at) >= $3 AND min(taken.moved_at) < $4)
 """
 
 
