@@ -24,16 +24,22 @@ async def coverage(client: httpx.AsyncClient, world: World, **params: str) -> di
     return response.json()
 
 
+async def township_hospital(world: World, name: str, *, beds: int) -> Organization:
+    """A township hospital in the town, with its user `township`."""
+    hospital = await registry.create_organization(
+        name=name,
+        kind=OrganizationKind.township_hospital,
+        region_id=world.regions["town"].id,
+        bed_count=beds,
+    )
+    await make_user(world, "township", Role.generator, hospital)
+    return hospital
+
+
 async def test_a_township_hospital_of_15_beds_is_a_small_institution(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    hospital = await registry.create_organization(
-        name="人和镇卫生院",
-        kind=OrganizationKind.township_hospital,
-        region_id=world.regions["town"].id,
-        bed_count=15,
-    )
-    await make_user(world, "township", Role.generator, hospital)
+    await township_hospital(world, "人和镇卫生院", beds=15)
     bag = await tag_bag(client, world, "township", carrier_organization_id=world.orgs["carrier"].id)
     assert (
         await post_event(client, world, "carrier", event("collected", bag["code"], minutes=5))
@@ -212,13 +218,7 @@ async def test_a_clinic_whose_bags_a_township_hospital_gathers_is_covered(
     """就近集中收集: the village clinic hands its bag to the township hospital, which hands it
     on to the carrier today, loose or packed into a box of its own (the bag comes into the
     carrier's hands with the box); the clinic's waste first reached a carrier today."""
-    hospital = await registry.create_organization(
-        name="崖头卫生院",
-        kind=OrganizationKind.township_hospital,
-        region_id=world.regions["town"].id,
-        bed_count=40,
-    )
-    await make_user(world, "township", Role.generator, hospital)
+    hospital = await township_hospital(world, "崖头卫生院", beds=40)
     carrier = world.orgs["carrier"].id
     bag = await tag_bag(client, world, carrier_organization_id=carrier)
     gathered = event("handed_over", bag["code"], minutes=5, to_organization_id=hospital.id)
@@ -245,13 +245,7 @@ async def test_a_box_taken_before_the_bag_was_put_in_does_not_date_the_bag(
     """The township hospital's empty box went to the carrier and back two days ago, while the
     clinic's bag was still at the clinic; today the bag is packed into it and the box handed
     on: the bag first came into a carrier's hands today."""
-    hospital = await registry.create_organization(
-        name="崖头卫生院",
-        kind=OrganizationKind.township_hospital,
-        region_id=world.regions["town"].id,
-        bed_count=40,
-    )
-    await make_user(world, "township", Role.generator, hospital)
+    hospital = await township_hospital(world, "崖头卫生院", beds=40)
     carrier = world.orgs["carrier"].id
     noon = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)  # 12:00 city
     if noon > datetime.now(UTC):

@@ -379,6 +379,21 @@ async def assess(
     return made, True
 
 
+# An assessment as its read gives it (beside `stands`).
+_ASSESSMENT_FIELDS = (
+    "id",
+    "cell_id",
+    "level",
+    "assessed_on",
+    "expires_on",
+    "scores",
+    "total",
+    "tier",
+    "assessor_id",
+    "created_at",
+)
+
+
 class Standing(TypedDict):
     """A cell's assessments as its standing on a day reads them (`list_assessments`)."""
 
@@ -410,20 +425,6 @@ async def list_assessments(*, principal: Principal, cell_id: int, today: date) -
             for a in assessments
         ],
     }
-
-
-_ASSESSMENT_FIELDS = (
-    "id",
-    "cell_id",
-    "level",
-    "assessed_on",
-    "expires_on",
-    "scores",
-    "total",
-    "tier",
-    "assessor_id",
-    "created_at",
-)
 
 
 async def achievement(*, principal: Principal, today: date) -> Achievement:

@@ -112,7 +112,7 @@ class Command(BaseModel):
         """Whether a record stored with `digest` holds this command's content: its digest, or,
         for one stored before digests read values (December 2026), the digest of the content as
         it was written then, which a resend of that request still matches."""
-        return digest in (self.digest(), _written_digest(self, self._late()))
+        return digest == self.digest() or digest == _written_digest(self, self._late())
 
     def _late(self) -> set[str]:
         return {name for name in self.LATE_FIELDS if getattr(self, name) is None}

@@ -345,17 +345,12 @@ async def audit_disabled(
     principal: Principal, subscription: WebhookSubscription, updates: Mapping[str, Any]
 ) -> None:
     """The audit log's entry for the deliverer disabling a failing subscription with `updates`
-    (no person acts: the entry names no actor), in its owner's organization as it is now."""
+    (no person acts: the entry names no actor), in its owner's organization as it is now; the
+    round's copy of the subscription takes the updates."""
     before = _snapshot(subscription)
-    after = {**before, **{name: audit.plain(value) for name, value in updates.items()}}
-    await audit.record(
-        action="webhook.disabled",
-        subject=subscription,
-        organization_id=principal.organization_id,
-        region_path=principal.region_path,
-        before=before,
-        after=after,
-    )
+    for name, value in updates.items():
+        setattr(subscription, name, value)
+    await _audit("webhook.disabled", principal, subscription, before=before)
 
 
 async def list_subscriptions(*, principal: Principal) -> list[WebhookSubscription]:
