@@ -70,6 +70,43 @@ async def test_table_views_download_as_csv_and_xlsx(
             assert all([r[first], r[last]] == days for r in rows[1:]), path
 
 
+async def test_utilization_per_stream_downloads_as_its_own_table(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The per-stream rows (the figure a stream is judged on) come as a file too, the same
+    numbers as the JSON's `streams`; the default file stays per stream and category."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="treated")
+    await tag_bag(client, world, category="med.sharps", waste_code="841-002-01")
+    answer = await client.get(
+        "/m/v1/metrics/utilization", params=PERIOD, headers=world.headers("manager")
+    )
+    streams = answer.json()["streams"]
+    assert [s["stream"] for s in streams] == ["medical"] and len(answer.json()["categories"]) == 2
+    got = await client.get(
+        "/m/v1/metrics/utilization",
+        params={**PERIOD, "format": "csv", "table": "streams"},
+        headers=world.headers("manager"),
+    )
+    assert got.status_code == 200, got.text
+    assert "utilization-streams.csv" in got.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert len(rows) == 1 and "category" not in rows[0]
+    row, figures = rows[0], streams[0]
+    assert row["stream"] == "medical"
+    assert [row["date_from"], row["date_to"]] == [DAY, DAY]
+    for name in ("utilization_rate", "harmless_treatment_rate"):
+        for part in ("numerator", "denominator"):
+            assert row[f"{name}.{part}"] == str(figures[name][part]), (name, part)
+    assert int(row["batches"]) == figures["batches"] == 2
+    wrong = await client.get(
+        "/m/v1/metrics/utilization",
+        params={**PERIOD, "format": "csv", "table": "towns"},
+        headers=world.headers("manager"),
+    )
+    assert wrong.status_code == 422 and '"table"' in wrong.text
+
+
 async def test_text_that_would_start_a_formula_is_exported_as_text(
     client: httpx.AsyncClient, world: World
 ) -> None:

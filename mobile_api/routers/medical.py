@@ -2,7 +2,7 @@
 reaches."""
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
@@ -104,16 +104,22 @@ async def utilization(
     period: Period,
     _: ReplicaRead,
     format: Format = "json",
+    table: Annotated[
+        Literal["categories", "streams"],
+        Query(
+            description="which table a CSV or XLSX holds: per stream and category, or per stream"
+        ),
+    ] = "categories",
 ) -> Any:
     """Generated and treated kilograms by stream, category and mode, with the utilization and
-    harmless-treatment rates, from the daily roll-ups."""
+    harmless-treatment rates, from the daily roll-ups; a table is one of the two levels."""
     result = await rollups.utilization(
         region_path=user.region_path, date_from=period.date_from, date_to=period.date_to
     )
     if format != "json":
         return await export(
-            result["categories"],
-            name="utilization",
+            result[table],
+            name="utilization" if table == "categories" else "utilization-streams",
             format=format,
             timezone=settings.timezone,
             period=period,
