@@ -8,11 +8,11 @@ from uuid import UUID
 from pydantic import Field
 
 from schemas.base import Id, Moment, Schema, Text
-from schemas.events import Hazard, Latitude, Longitude
+from schemas.events import Latitude, Longitude
 from schemas.ports import BerthRead
 from schemas.registry import SiteRead
 from wastetrack.batches.models import Unit
-from wastetrack.core.commands import Located
+from wastetrack.core.commands import Hazards, Located
 from wastetrack.custody.commands import QUANTITY_BOUND
 
 
@@ -24,7 +24,7 @@ class BatchCreate(Schema, Located):
     stream: Text | None = Field(None, max_length=32)
     category: Text = Field(max_length=64)
     waste_code: Text | None = Field(None, max_length=16)
-    hazard: list[Hazard] | None = Field(None, max_length=5)
+    hazard: Hazards | None = None
     quantity: Decimal = Field(gt=0, le=QUANTITY_BOUND, max_digits=12, decimal_places=3)
     unit: Unit
     producer_organization_id: Id | None = None

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import httpx
 import pytest
+from pydantic import ValidationError
 from tortoise import connections
 
 from tests.custody.helpers import tag_bag
@@ -18,6 +19,7 @@ from wastetrack.custody import repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.recorder import sync_order
+from wastetrack.manifests.commands import FoundCommand
 from wastetrack.rollups import service as rollups
 
 
@@ -69,6 +71,28 @@ async def test_the_same_content_written_otherwise_is_a_duplicate(
     refused = await client.post("/m/v1/batches", json=other, headers=world.headers("clinic"))
     assert (refused.status_code, refused.json()["field"]) == (409, "client_event_id")
     assert await Batch.all().count() == 2
+
+
+async def test_hazards_are_a_set_each_named_once(client: httpx.AsyncClient, world: World) -> None:
+    """A resend naming the same hazard characteristics in another order is the same record (the
+    first order stays, the label's); one naming a characteristic twice is refused, as a new
+    record or a manifest's line."""
+    bag = medical_bag(category="med.chemical", waste_code="841-004-01", hazard=["T", "C"])
+    first = (await sync(client, world, "clinic", [bag])).json()["results"][0]
+    assert first["status"] == "applied", first
+    again = (await sync(client, world, "clinic", [{**bag, "hazard": ["C", "T"]}])).json()
+    assert again["results"][0] == {**first, "status": "duplicate"}, again
+    assert (await Batch.get(code=first["batch_code"])).hazard == ["T", "C"]
+    twice = medical_bag(hazard=["In", "In"])
+    result = (await sync(client, world, "clinic", [twice])).json()["results"][0]
+    assert (result["status"], result["error"]["field"]) == ("rejected", "hazard"), result
+    single = {**twice}
+    single.pop("event_type")
+    refused = await client.post("/m/v1/batches", json=single, headers=world.headers("clinic"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "hazard"), refused.text
+    assert await Batch.all().count() == 1
+    with pytest.raises(ValidationError, match="each hazard characteristic once"):
+        FoundCommand(hazard=["T", "T"])
 
 
 async def test_same_id_with_other_content_is_a_conflict(

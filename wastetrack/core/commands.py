@@ -11,6 +11,7 @@ from uuid import UUID
 
 from annotated_types import Interval
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -90,6 +91,18 @@ Hazard = Literal["T", "C", "I", "R", "In"]
 """Hazard characteristics: toxicity, corrosivity, ignitability, reactivity, infectivity."""
 
 
+def _each_once(items: list[Any]) -> list[Any]:
+    if len(set(items)) != len(items):
+        raise PydanticCustomError("unique_items", "names each hazard characteristic once")
+    return items
+
+
+Hazards = Annotated[list[Hazard], AfterValidator(_each_once), Field(max_length=5)]
+"""A batch's hazard characteristics: a set, each named once. The order they are sent in is the
+order a label prints them, not content: a command lists the field in `UNORDERED_FIELDS`, so a
+resend naming them in another order is the same record."""
+
+
 class Command(BaseModel):
     """A request to the domain, checked field by field when it is made: a phone's event, a
     port's delivery, a manifest. The API's contracts extend these with their documentation;
@@ -99,6 +112,9 @@ class Command(BaseModel):
 
     LATE_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Fields added after clients first stored digests of this command."""
+
+    UNORDERED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """List fields that hold a set: their digest reads the items in sorted order."""
 
     def digest(self) -> str:
         """What makes a resend a duplicate: the same content always digests the same, however
@@ -129,14 +145,17 @@ _AS_WRITTEN = frozenset({str, int, bool, UUID})  # a field's value its digest ta
 def _canonical(value: Any) -> Any:
     """`value` (a command, or one of its fields) with each instant in UTC, each number as its
     value's shortest text (2.4 for 2.40, 10 for 1E+1, 0 for -0 and -0.0) and each mapping's
-    keys in order (a JSON object's members have none); itself when it is so already, as most
-    are."""
+    keys in order (a JSON object's members have none), each set (a command's
+    `UNORDERED_FIELDS`) in sorted order; itself when it is so already, as most are."""
     if isinstance(value, BaseModel):
         changed = {}
+        unordered = getattr(value, "UNORDERED_FIELDS", ())
         for name, item in value.__dict__.items():
             if item is None or type(item) in _AS_WRITTEN:
                 continue
             canonical = _canonical(item)
+            if name in unordered and canonical != sorted(canonical):
+                canonical = sorted(canonical)
             if canonical is not item:
                 changed[name] = canonical
         return value.model_copy(update=changed) if changed else value

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from wastetrack.batches.models import Unit
 from wastetrack.core.commands import (
-    Hazard,
+    Hazards,
     Id,
     Latitude,
     Located,
@@ -43,6 +43,7 @@ class EventCommand(Located):
         "vehicle_plate",
         "aggregated",
     )
+    UNORDERED_FIELDS: ClassVar[tuple[str, ...]] = ("hazard",)
 
     client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
     event_type: EventType
@@ -61,8 +62,8 @@ class EventCommand(Located):
     stream: Text | None = Field(None, max_length=32)
     category: Text | None = Field(None, max_length=64)
     waste_code: Text | None = Field(None, max_length=16)
-    hazard: list[Hazard] | None = Field(
-        None, max_length=5, description="hazard characteristics; default: the category's"
+    hazard: Hazards | None = Field(
+        None, description="hazard characteristics, each once; default: the category's"
     )
     quantity: Decimal | None = Field(None, gt=0, le=QUANTITY_BOUND, max_digits=12, decimal_places=3)
     unit: Unit | None = None

@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 from wastetrack.core import keys
 from wastetrack.core.commands import (
     Command,
-    Hazard,
+    Hazards,
     Id,
     Key,
     Moment,
@@ -52,7 +52,7 @@ class ManifestCommand(Command):
     category: Text = Field(max_length=64, description="the HW category, e.g. hw.08")
     waste_code: Text = Field(max_length=16)
     waste_name: WasteName
-    hazard: list[Hazard] = Field(min_length=1, max_length=5)
+    hazard: Hazards = Field(min_length=1)
     physical_form: PhysicalForm
     packaging: Packaging
     quantity_kg: Quantity
@@ -77,7 +77,7 @@ class FoundCommand(Command):
     """What the receiver found, where it differs from the declaration."""
 
     waste_name: Text | None = Field(None, max_length=128)
-    hazard: list[Hazard] | None = Field(None, max_length=5)
+    hazard: Hazards | None = None
     physical_form: Text | None = Field(None, max_length=32)
     packaging: Text | None = Field(None, max_length=64)
 
