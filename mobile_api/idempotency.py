@@ -10,6 +10,7 @@ import json
 import logging
 import re
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
@@ -77,8 +78,10 @@ class Idempotency:
     async def _owner(self, authorization: bytes | None) -> tuple[str, Principal] | None:
         """Whose key it is, and who: a user (from a valid access token) or a live API key.
         Credentials the route would refuse own nothing, so it answers them (401), kept answers
-        or not: a key revoked after its first request gets no replay of it."""
-        scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
+        or not: a key revoked after its first request gets no replay of it. The header is read
+        as the routes read it (their OAuth2PasswordBearer), so a request they authenticate is
+        one this owns."""
+        scheme, token = get_authorization_scheme_param((authorization or b"").decode("latin-1"))
         if scheme.lower() != "bearer" or not token:
             return None
         try:

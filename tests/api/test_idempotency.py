@@ -41,6 +41,21 @@ async def test_a_resend_gets_the_first_answer_and_writes_nothing(
     assert await Cell.filter(name="东山社区").count() == 1
 
 
+async def test_a_resend_is_known_however_its_bearer_is_spaced(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The key's owner is read from Authorization as the route reads it: "Bearer  <token>"
+    (two spaces), which the route authenticates, was owned by nobody and so ran twice."""
+    token = world.tokens["manager"]
+    for n, spaced in enumerate((f"Bearer  {token}", f"bearer {token} ")):
+        headers = {"Authorization": spaced, "Idempotency-Key": f"k-spaced-{n}"}
+        body = _cell(world, f"宽空格社区{n}")
+        answers = [await client.post("/m/v1/cells", json=body, headers=headers) for _ in (1, 2)]
+        assert [a.status_code for a in answers] == [201, 201], answers[0].text
+        assert answers[1].headers.get("idempotent-replayed") == "true", spaced
+        assert await Cell.filter(name=body["name"]).count() == 1
+
+
 async def test_a_key_names_one_request(client: httpx.AsyncClient, world: World) -> None:
     assert (await _create(client, world, _cell(world, "西山社区"), "k-2")).status_code == 201
     other = await _create(client, world, _cell(world, "南山社区"), "k-2")
