@@ -1,6 +1,7 @@
 """Rate limits per client address and account, counted in PostgreSQL so that every worker
 shares them, answered with 429 problem+json and Retry-After."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -117,6 +118,24 @@ async def test_failed_logins_back_off_per_address_and_never_lock_out_the_owner(
     assert 0 < int(refused.headers["Retry-After"]) <= 30
     # The attacker's failures do not reach the admin's own address.
     assert await _login(client, "admin", PASSWORD, "192.0.2.1") == 200
+
+
+async def test_a_burst_of_guesses_is_held_to_the_back_off_and_the_cap(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    """Guesses sent at once are counted as they start, not after their hash: twelve at once
+    were all checked against the account, the right one among them let in, and twelve names
+    sprayed at once all checked against an address allowed five failures an hour."""
+    client = workers[0]
+    guesses = [_login(client, "admin", f"wrong-{n}", "192.0.2.88") for n in range(11)]
+    statuses = await asyncio.gather(*guesses, _login(client, "admin", PASSWORD, "192.0.2.88"))
+    assert len([s for s in statuses if s != 429]) <= 2, statuses  # two are free, then 30 s
+    sprayed = [_login(workers[n % 2], f"c{n}", "wrong", "192.0.2.89") for n in range(12)]
+    assert (await asyncio.gather(*sprayed)).count(401) <= 5
+    # A right password takes its count back: the owner's logins never use the cap up.
+    for _ in range(6):
+        assert await _login(client, "clinic", PASSWORD, "192.0.2.90") == 200
+    assert await _login(client, "c-new", "wrong", "192.0.2.90") == 401
 
 
 async def test_the_dashboard_login_backs_off_with_retry_after_too(

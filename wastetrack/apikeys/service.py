@@ -151,8 +151,7 @@ async def authenticate(
     try:
         principal, scopes = await key_principal(token=token, secret=settings.secret_key)
     except Unauthorized:
-        await ratelimit.test(scope="api-key-failures", key=address, rate=failures)
-        await ratelimit.count(scope="api-key-failures", key=address, rate=failures)
+        await ratelimit.hit(scope="api-key-failures", key=address, rate=failures)
         raise
     await count_use(principal, settings)
     return principal, scopes

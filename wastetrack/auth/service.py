@@ -103,25 +103,28 @@ async def authenticate(
     address can never lock an account out; failures per address across all accounts are
     capped, so spraying usernames from one address is throttled."""
     key = f"login|{address}|{username.casefold()}"
-    await ratelimit.check_backoff(
+    # Each attempt counts as a failure from its start, so attempts sent at once are held to
+    # the back-off and the cap as attempts one after another are; a right password takes its
+    # count back.
+    await ratelimit.claim_failure(
         key=key,
         free=settings.login_max_failures,
         first=settings.login_lock_seconds,
         longest=settings.login_lock_max_seconds,
+        forget_after=settings.login_forget_seconds,
     )
-    await ratelimit.test(
-        scope="login-failures", key=address, rate=settings.rate_limit_login_failures
-    )
+    failures = {
+        "scope": "login-failures",
+        "key": address,
+        "rate": settings.rate_limit_login_failures,
+    }
+    await ratelimit.hit(**failures)
     user = await User.get_or_none(username=username, is_active=True)
     # A missing user costs a hash all the same: the time taken tells nothing.
     matches = await password_matches(user.password_hash if user else _DUMMY_HASH, password)
-    ok = matches and user is not None
-    if not ok or user is None:
-        await ratelimit.record_failure(key=key, forget_after=settings.login_forget_seconds)
-        await ratelimit.count(
-            scope="login-failures", key=address, rate=settings.rate_limit_login_failures
-        )
+    if not matches or user is None:
         raise Unauthorized(_REFUSED)
+    await ratelimit.refund(**failures)
     await ratelimit.forget(key=key)
     return user
 

@@ -130,18 +130,24 @@ async def hit(*, scope: str, key: str, rate: str) -> None:
     raise TooManyRequests(f"too many requests; try again in {wait} s", field=None, retry_after=wait)
 
 
-async def count(*, scope: str, key: str, rate: str) -> None:
-    """Count one event of `key` against `rate` without refusing it (a later `test` will)."""
-    await _limiter.hit(limit(rate), scope, key)
-
-
 async def count_once(*, scope: str, key: str, rate: str, attempt: str) -> None:
-    """`count`, once per attempt however often it is judged (a post retried alone after its
-    flush failed, a sync resent after its answer was lost): the attempt is remembered for the
-    rate's window."""
+    """Count one event of `key` against `rate` without refusing it (a later `test` will), once
+    per attempt however often it is judged (a post retried alone after its flush failed, a sync
+    resent after its answer was lost): the attempt is remembered for the rate's window."""
     item = limit(rate)
     if await _storage.incr(f"attempt|{scope}|{key}|{attempt}", item.get_expiry()) == 1:
         await _limiter.hit(item, scope, key)
+
+
+async def refund(*, scope: str, key: str, rate: str) -> None:
+    """Give back one `hit` of `key` against `rate` in its window (an attempt counted
+    as it started that turned out not to count: a login whose password was right)."""
+    async with db.pool().acquire_connection() as connection:
+        await connection.execute(
+            "UPDATE rate_limit_counter SET count = count - 1"
+            " WHERE key = $1 AND expires_at > now() AND count > 0",
+            _stored(limit(rate).key_for(scope, key)),
+        )
 
 
 async def test(*, scope: str, key: str, rate: str) -> None:
@@ -162,29 +168,46 @@ def backoff_seconds(*, failures: int, free: int, first: int, longest: int) -> in
     return min(longest, first * (1 << (failures - free)))
 
 
-async def check_backoff(*, key: str, free: int, first: int, longest: int) -> None:
-    """Refuse while the back-off earned by earlier failures of `key` lasts."""
+# A failure claimed before its attempt is judged, and only while the back-off earned by the
+# failures before it has run out (the row locked, so attempts at once queue on it): a burst
+# of guesses is held to the back-off as guesses one after another are. The wait doubles from
+# its first seconds ($4) with each failure past the free ones ($3), up to the longest ($5).
+_CLAIM_FAILURE = """
+INSERT INTO rate_limit_counter AS c (key, count, expires_at, touched_at)
+VALUES ($1, 1, now() + make_interval(secs => $2), now())
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN c.expires_at <= now() THEN 1 ELSE c.count + 1 END,
+    expires_at = CASE WHEN c.expires_at <= now() THEN EXCLUDED.expires_at ELSE c.expires_at END,
+    touched_at = now()
+WHERE c.expires_at <= now() OR c.count < $3 OR c.touched_at + make_interval(
+    secs => least($5, $4 * power(2, least(c.count - $3, 30)))) <= now()
+RETURNING count
+"""
+
+
+async def claim_failure(
+    *, key: str, free: int, first: int, longest: int, forget_after: int
+) -> None:
+    """Count an attempt of `key` as a failure before it is judged, refusing it while the
+    back-off earned by earlier failures lasts (`free` of them wait nothing, then `first`
+    seconds doubling up to `longest`); `forget` wipes the slate when it succeeds. The count is
+    forgotten `forget_after` seconds after the first failure."""
+    stored = _stored(f"backoff|{key}")
     async with db.pool().acquire_connection() as connection:
-        row = await connection.fetchrow(
-            "SELECT count, touched_at FROM rate_limit_counter"
-            " WHERE key = $1 AND expires_at > now()",
-            _stored(f"backoff|{key}"),
+        claimed = await connection.fetchval(
+            _CLAIM_FAILURE, stored, float(forget_after), free, first, longest
         )
-    if row is None:
-        return
+        if claimed is not None:
+            return
+        row = await connection.fetchrow(
+            "SELECT count, touched_at FROM rate_limit_counter WHERE key = $1", stored
+        )
     wait = backoff_seconds(failures=row["count"], free=free, first=first, longest=longest)
     until = row["touched_at"] + timedelta(seconds=wait)
-    remaining = math.ceil((until - datetime.now(UTC)).total_seconds())
-    if remaining > 0:
-        raise TooManyRequests(
-            "too many failed attempts from this address; try again later",
-            retry_after=remaining,
-        )
-
-
-async def record_failure(*, key: str, forget_after: int) -> int:
-    """Count a failure of `key`; the count is forgotten `forget_after` seconds after the first."""
-    return await _storage.incr(f"backoff|{key}", forget_after)
+    raise TooManyRequests(
+        "too many failed attempts from this address; try again later",
+        retry_after=max(1, math.ceil((until - datetime.now(UTC)).total_seconds())),
+    )
 
 
 async def forget(*, key: str) -> None:
