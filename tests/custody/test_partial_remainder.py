@@ -605,3 +605,75 @@ async def test_a_receipt_corrected_to_partial_after_later_steps_returns_the_part
     remainder = await _remainder_of(client, world, code)
     assert (remainder["state"], remainder["holder_id"]) == ("rejected", world.orgs["carrier"].id)
     assert Decimal(remainder["quantity"]) == Decimal("1.5")
+
+
+async def _recorded(client: httpx.AsyncClient, world: World, who: str, body: dict) -> None:
+    response = await post_event(client, world, who, body)
+    assert response.status_code == 201, response.text
+
+
+async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A batch the receiver was handed goes back, refused, to whoever handed it over — the
+    clinic that brought its own bag, the facility that passed on what it had accepted — not to
+    the carrier named at tagging or one that handed it on earlier."""
+    clinic, carrier = world.orgs["clinic"].id, world.orgs["carrier"].id
+    f1, f2 = world.orgs["facility"].id, world.orgs["unlicensed"].id
+    await registry.add_licence(organization_id=f2, category_key="med.hw01", method_codes=["D10"])
+    # The clinic names a carrier, then brings the bags to the facility itself.
+    whole = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    part = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    for code in (whole, part):
+        await _recorded(
+            client, world, "clinic", event("handed_over", code, minutes=10, to_organization_id=f1)
+        )
+    await _recorded(
+        client,
+        world,
+        "facility",
+        event("received", whole, minutes=20, outcome="rejected", reason="leaking"),
+    )
+    await _recorded(
+        client,
+        world,
+        "facility",
+        event(
+            "received",
+            part,
+            minutes=20,
+            outcome="partially_accepted",
+            weight_kg="2.0",
+            reason="wet",
+        ),
+    )
+    remainder = await Batch.get(split_from__code=part)
+    assert (await Batch.get(code=whole)).holder_id == remainder.holder_id == clinic
+    # A carrier's bag, accepted by one facility and handed on to another, which refuses it.
+    code = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    await _recorded(client, world, "carrier", event("collected", code, minutes=5))
+    await _recorded(
+        client,
+        world,
+        "carrier",
+        event("in_transit", code, minutes=10, destination_organization_id=f1),
+    )
+    await _recorded(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=20, outcome="accepted", weight_kg="3.5"),
+    )
+    await _recorded(
+        client, world, "facility", event("handed_over", code, minutes=30, to_organization_id=f2)
+    )
+    await _recorded(
+        client,
+        world,
+        "unlicensed",
+        event("received", code, minutes=40, outcome="rejected", reason="not ours"),
+    )
+    refused = await Batch.get(code=code)
+    assert (refused.state, refused.holder_id) == ("rejected", f1)
+    receipt = await CustodyEvent.get(batch_id=refused.id, event_type="received", organization_id=f2)
+    assert receipt.details["delivered_by"] == f1

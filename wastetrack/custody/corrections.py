@@ -132,7 +132,7 @@ async def corrected(
         deliverer = (target.details or {}).get("delivered_by")
         if deliverer is None and await _is_latest_step(work, batch, target):
             # A receipt recorded before receipts kept it: the batch is still as delivered.
-            deliverer = remainders.deliverer(batch, target.organization_id)
+            deliverer = await remainders.deliverer(work, batch, target.organization_id)
         follow = await remainders.follow_remainder(
             work,
             sub,
@@ -471,7 +471,7 @@ async def _corrected_state(
             EventType.received,
             actor=target.organization_id,
             outcome=outcome,
-            deliverer=deliverer or remainders.deliverer(batch, target.organization_id),
+            deliverer=deliverer or await remainders.deliverer(work, batch, target.organization_id),
         )
     return new_state.value
 

@@ -84,9 +84,33 @@ def part_refused(declared: Decimal, weight_kg: Decimal | str | None) -> Decimal 
     return refused if refused > 0 else None
 
 
-def deliverer(batch: Batch, receiver_id: int) -> int:
-    """Who brought the batch to the receiver, and so takes the refused part back."""
-    for org_id in (batch.holder_id, batch.carrier_id):
+async def deliverer(work: Work, batch: Batch, receiver_id: int) -> int:
+    """Who brought the batch to the receiver, and so takes the refused part back: its holder;
+    for a batch the receiver holds already, whoever handed it over to the receiver last (a
+    clinic that brought its own bag, a facility that passed on what it had accepted); else,
+    for one the receiver took itself, its carrier, else its producer."""
+    if batch.holder_id != receiver_id:
+        return batch.holder_id
+    handovers = [
+        e
+        for e in work.new_events
+        if e.batch_id == batch.id
+        and e.event_type == EventType.handed_over.value
+        and e.to_organization_id == receiver_id
+    ]
+    handover = (
+        max(handovers, key=lambda e: e.seq)
+        if handovers
+        else await CustodyEvent.filter(
+            batch_id=batch.id,
+            event_type=EventType.handed_over.value,
+            to_organization_id=receiver_id,
+        )
+        .order_by("-seq")
+        .first()
+    )
+    giver = handover.organization_id if handover is not None else None
+    for org_id in (giver, batch.carrier_id):
         if org_id is not None and org_id != receiver_id:
             return org_id
     return batch.producer_id

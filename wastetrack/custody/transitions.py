@@ -501,7 +501,7 @@ async def _received(
     )
     if refused is not None:
         await remainders.check_splittable(work, batch)  # before the batch changes
-    deliverer = remainders.deliverer(batch, work.principal.organization_id)
+    deliverer = await remainders.deliverer(work, batch, work.principal.organization_id)
     take_custody(
         batch,
         EventType.received,
