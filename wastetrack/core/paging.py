@@ -69,13 +69,17 @@ _PARSERS = {datetime: datetime.fromisoformat, date: date.fromisoformat}
 
 def decode(cursor: str, kind: type, *, longest: int | None = None) -> tuple[Any, int]:
     """A cursor a client sent back, checked as any other input: (column value, id); a text
-    value is as its column holds one, 1 to `longest` characters."""
+    value is as its column holds one, 1 to `longest` characters. Only a cursor this server
+    could have issued is one: it encodes back to itself (a digit of another script, `+7`,
+    `07`, a week date or a time written otherwise is none)."""
     try:
         text, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().rpartition("|")
         value: object = _PARSERS[kind](text) if kind in _PARSERS else text
         decoded: tuple[Any, int] = _ADAPTERS[kind].validate_python((value, int(row_id)))
         if kind is str and not 0 < len(text) <= (longest or len(text)):
             raise ValueError(text)
+        if encode(*decoded) != cursor:
+            raise ValueError(cursor)
     except (ValueError, UnicodeDecodeError):  # a ValidationError is a ValueError
         raise ValidationFailed("cursor is not one this server issued", field="cursor") from None
     return decoded
