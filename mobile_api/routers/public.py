@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
+from starlette.convertors import Convertor, register_url_convertor
 
 from mobile_api.deps import AppSettings, PublicRateLimit
 from mobile_api.errors import problem_of
@@ -34,11 +35,28 @@ _VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep the
 # Each route's token is any text, unbounded in the contract: one too long, or holding a control
 # character, is a mistyped code, answered by the one 404 as an unknown or forged one is (the
 # services look a code up only once its signature holds).
+class _Printed(Convertor[str]):
+    """The rest of a public path, whatever it holds: slashes, a line feed at its end (which
+    `path`'s `.*` and the route's `$` would drop), nothing at all; `_scanned` judges it."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("printed", _Printed())
+
+
 def _scanned(marker: str, token: str) -> str:
-    """The path a printed QR names: a token holding whitespace or a control character (even at
-    its end, which reading a typed or scanned code would strip) was never printed, so it names
-    nothing."""
-    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in token):
+    """The path a printed QR names: a token holding whitespace, a control character (even at
+    its end, which reading a typed or scanned code would strip) or a slash (the routes take
+    the rest of the path, so a link mistyped with one gets this same refusal) was never
+    printed, so it names nothing."""
+    if not token or any(c == "/" or c.isspace() or unicodedata.category(c) == "Cc" for c in token):
         raise NotFound(public.NOT_FOUND, field="code")
     return f"{marker}{token}"
 
@@ -86,7 +104,7 @@ def _refusal(request: Request, error: NotFound) -> Response:
 
 
 @router.get(
-    "/q/{token}",
+    "/q/{token:printed}",
     response_model=PublicBatchRead | PublicPlateRead,
     responses={200: {"content": _HTML}, 404: {"description": "no such code"}},
 )
@@ -106,7 +124,7 @@ async def public_code(token: str, request: Request, settings: AppSettings) -> Re
 
 
 @router.get(
-    "/r/{token}",
+    "/r/{token:printed}",
     response_model=PublicReceiptRead,
     responses={200: {"content": _HTML}, 404: {"description": "no such receipt"}},
 )
@@ -122,7 +140,7 @@ async def public_receipt(token: str, request: Request, settings: AppSettings) ->
 
 
 @router.get(
-    "/t/{token}",
+    "/t/{token:printed}",
     response_model=PublicManifestRead,
     responses={200: {"content": _HTML}, 404: {"description": "no such manifest"}},
 )

@@ -178,6 +178,16 @@ async def test_forged_unknown_and_unsigned_codes_get_one_and_the_same_refusal(
         *(path_of(batch["qr_url"]) + tail for tail in ("%0A", "%09", "%0D", "%0B", "%1F", "%20")),
         path_of(made["receipt_url"]) + "%0A",
         path_of(batch["qr_url"]).replace(".", "%20."),
+        # A slash typed after a signed link (or before it), or no code at all.
+        *(
+            path_of(link) + tail
+            for link in (batch["qr_url"], made["receipt_url"])
+            for tail in ("/", "%2F")
+        ),
+        path_of(batch["qr_url"]).replace("/q/", "/q//"),
+        "/q/",
+        "/r/",
+        "/t/",
     ]
     pages = [await client.get(path, headers=BROWSER) for path in refusals]
     assert {(p.status_code, p.headers["content-type"]) for p in pages} == {
