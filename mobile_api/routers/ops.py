@@ -3,7 +3,6 @@ that times and logs every request under a request id."""
 
 import hmac
 import ipaddress
-import re
 import time
 import uuid
 from typing import Annotated, Any
@@ -22,7 +21,6 @@ from wastetrack.core.errors import Forbidden, Unauthorized
 
 router = APIRouter(tags=["ops"])
 _bearer = HTTPBearer(auto_error=False)
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 log = structlog.get_logger("wastetrack.request")
 
@@ -135,7 +133,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             candidate: str = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(candidate):
+            if observability.REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
     return uuid.uuid4().hex

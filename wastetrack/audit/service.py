@@ -104,7 +104,7 @@ async def record(
         region_path=region_path,
         before=clean_before if before is not None else None,
         after=clean_after if after is not None else None,
-        request_id=str(request_id)[:64] if request_id else None,
+        request_id=str(request_id) if request_id else None,
     )
 
 

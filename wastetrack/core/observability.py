@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -162,6 +163,11 @@ class _StderrHandler(logging.StreamHandler[IO[str]]):
 _request_party: ContextVar[dict[str, int | None] | None] = ContextVar(
     "wastetrack_request_party", default=None
 )
+
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+"""A client's `X-Request-ID` taken as the request's id: a sane one, short enough for every
+place that keeps it (an audit entry's `request_id`, 64 characters)."""
 
 
 @contextlib.contextmanager
