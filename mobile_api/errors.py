@@ -165,8 +165,9 @@ def _refusal(error: Any) -> dict[str, Any]:
 
 def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
     """A JSON body FastAPI could not parse for a reason other than its syntax (bytes that are
-    no UTF-8, nesting deeper than the parser goes) as the same `json_invalid` refusal a syntax
-    error gets; FastAPI itself answers these with a bare 400."""
+    no UTF-8, nesting deeper than the parser goes, an integer of over 4,300 digits) as the
+    same `json_invalid` refusal a syntax error gets; FastAPI itself answers these with a bare
+    400."""
     cause = error.__cause__
     if isinstance(cause, UnicodeDecodeError):
         why = f"its bytes are not UTF-8 ({cause.reason})"
@@ -178,6 +179,9 @@ def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
         }
     if isinstance(cause, RecursionError):
         why = "it nests arrays or objects deeper than the parser goes"
+        return {"type": "json_invalid", "loc": ("body",), "msg": why, "ctx": {"error": why}}
+    if type(cause) is ValueError and "integer string conversion" in str(cause):
+        why = f"it holds a number longer than the parser reads ({cause})"
         return {"type": "json_invalid", "loc": ("body",), "msg": why, "ctx": {"error": why}}
     return None
 

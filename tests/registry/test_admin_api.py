@@ -187,8 +187,9 @@ async def test_malformed_json_names_the_problem(client: httpx.AsyncClient, world
     [
         (b'{"name": "\xff"}', "the body is not valid JSON: its bytes are not UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "the body is not valid JSON: it nests arrays"),
+        (b'{"parent_id": ' + b"9" * 5000 + b"}", "the body is not valid JSON: it holds a number"),
     ],
-    ids=["not-utf8", "too-deep"],
+    ids=["not-utf8", "too-deep", "too-long-a-number"],
 )
 async def test_a_body_the_parser_cannot_read_is_refused_as_json_invalid(
     client: httpx.AsyncClient, world: World, body: bytes, why: str
