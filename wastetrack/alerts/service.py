@@ -72,8 +72,18 @@ class ClockAnomaly:
     client_event_id: uuid.UUID | None
 
 
-# A batch idles in a live state other than `tagged`, which overdue_storage watches. Named by
-# inclusion, so the scan reads the live batches through the state index, not every batch.
+# The live states, named by inclusion, so a scan reads the live batches through the state
+# index, not every batch.
+_LIVE = sql_list(s for s in State if s not in FINAL_STATES)
+# Waste stored at its producer, which overdue_storage watches when its category has a storage
+# limit: the batch row b, live and held by whoever produced it — as tagged, or back from a
+# receiver that refused it or an organization that handed it back. SQL over b.
+_AT_ITS_PRODUCER = f"b.state IN ({_LIVE}) AND b.holder_id = b.producer_id"
+_HAS_STORAGE_LIMIT = (
+    "EXISTS (SELECT 1 FROM waste_category c WHERE c.key = b.category_id"
+    f" AND {storage_limit_hours('c')} IS NOT NULL)"
+)
+# A batch idles in a live state other than `tagged`, unless overdue_storage watches it.
 _IDLING = sql_list(s for s in State if s not in FINAL_STATES and s != State.tagged)
 
 # A batch on a manifest on a signed leg, or arrived and awaiting the receiver's decision, is
@@ -99,8 +109,9 @@ _ON_MANIFEST_UNDER_WAY = _on_a_manifest(f"m.state = 'submitted' OR {_MANIFEST_WA
 # twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold. The custody
 # spec's state and event keys are formatted in once, at import.
 _RULES: dict[str, str] = {
-    # A batch still at its producer past its category's storage limit (医疗废物: 48 h; a
-    # sub-category without its own, its class's). The clock starts with the waste: a bag's at
+    # A batch still at its producer (`_AT_ITS_PRODUCER`: as tagged, or back there) past its
+    # category's storage limit (医疗废物: 48 h; a sub-category without its own, its class's).
+    # The clock starts with the waste: a bag's at
     # its tagging, a container's at the earliest of the batches put into it, down through
     # containers of containers — not at the empty box's tagging, and aggregating old bags does
     # not restart it. Limit and clock are the inventory's (registers.movements). The subject
@@ -111,7 +122,7 @@ _RULES: dict[str, str] = {
             SELECT b.id, b.id, {tagging_clock("b")}, l.hours
             FROM batch b JOIN waste_category c ON c.key = b.category_id
             CROSS JOIN LATERAL (SELECT {storage_limit_hours("c")} AS hours) l
-            WHERE b.state = '{State.tagged}' AND l.hours IS NOT NULL
+            WHERE {_AT_ITS_PRODUCER} AND l.hours IS NOT NULL
           UNION ALL
             SELECT t.root_id, k.id, {tagging_clock("k")}, t.limit_hours
             FROM tree t JOIN batch k ON k.parent_id = t.id
@@ -153,7 +164,8 @@ _RULES: dict[str, str] = {
         FROM batch b
         WHERE b.state IN ({_IDLING})
           AND b.last_device_time + make_interval(hours => $3::int) < $2
-          AND NOT {_WATCHED_BY_ITS_MANIFEST}""",
+          AND NOT {_WATCHED_BY_ITS_MANIFEST}
+          AND NOT ({_AT_ITS_PRODUCER} AND {_HAS_STORAGE_LIMIT})""",
     # A delivery scanned far from its berth, or with no open port call.
     SCAN_ANOMALY: """
         SELECT $1, d.receipt_number, NULL::int, d.port_id, o.region_path_, $2,

@@ -306,8 +306,9 @@ def tagging_clock(batch: str) -> str:
 # $1 the organization, $2 the end of the period (exclusive, UTC). Every movement of a batch
 # that ever passed through the organization: `custodian` holds it after the event, `before`
 # held it before; and the refused parts it gave back (`refused_by`). `clock_at`: when the
-# movement starts the batch's storage clock with its custodian (`tagging_clock`; NULL for a
-# container's own tagging, whose clock its batches set).
+# movement starts the batch's storage clock with its custodian: the waste's own
+# (`tagging_clock`; NULL for a container's, whose clock its batches set) at its tagging and
+# whenever it is back with its producer, however long it was away; else the movement's time.
 _ORGANIZATION_SCOPE = """
 seen AS (
     SELECT batch_id AS id FROM custody_event WHERE organization_id = $1 OR to_organization_id = $1
@@ -325,7 +326,8 @@ SELECT m.batch_id, m.seq, m.event_type, m.moved_at, m.custodian, m.before, m.act
        m.carrier AS carrier_id, m.refused_by, m.refused_actor,
        b.code, b.stream_id, b.category_id, c.code AS category_code, c.name_zh AS category_name,
        {storage_limit_hours("c")} AS storage_limit_hours,
-       CASE WHEN m.event_type = {_TAGGED} AND b.split_from_id IS NULL THEN {tagging_clock("b")}
+       CASE WHEN m.event_type = {_TAGGED} AND b.split_from_id IS NULL
+              OR m.custodian = b.producer_id THEN {tagging_clock("b")}
             ELSE m.moved_at END AS clock_at,
        b.waste_code, b.identifier, b.quantity, b.unit, b.producer_id, b.origin_site_id,
        b.destination_id, b.split_from_id,

@@ -136,7 +136,9 @@ async def inventory(
         batch = r["batch_id"]
         if r["custodian"] == org:
             held.add(batch)
-            clock[batch] = aware(r["clock_at"]) if r["clock_at"] else packed.pop(batch, None)
+            # A container back with its producer keeps the clock its batches gave it.
+            kept = packed.pop(batch, clock.get(batch))
+            clock[batch] = aware(r["clock_at"]) if r["clock_at"] else kept
         elif batch in held:
             held.discard(batch)
             # An aggregation in effect: one a correction undid is no movement at all
