@@ -42,6 +42,20 @@ async def inventory(client: httpx.AsyncClient, world: World, who: str) -> dict[s
     return response.json()  # type: ignore[no-any-return]
 
 
+async def _watched_alike(client: httpx.AsyncClient, world: World, code: str | None) -> None:
+    """The clinic's inventory counts the batch (`code`, else its only one) overdue, and one
+    overdue_storage alert says so, from the same start."""
+    stock = await inventory(client, world, "clinic")
+    (held,) = [b for b in stock["batches"] if code is None or b["code"] == code]
+    await alerts.refresh(now=datetime.now(UTC))
+    raised = await Alert.filter(kind=alerts.OVERDUE_STORAGE, batch__code=held["code"])
+    assert held["overdue"] is True
+    assert len(raised) == 1, (held, [(a.subject, a.details) for a in raised])
+    assert datetime.fromisoformat(held["since"]) == datetime.fromisoformat(
+        raised[0].details["since"]
+    )
+
+
 async def test_a_bag_rejected_back_to_the_clinic_that_produced_it_is_watched_by_the_alert(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -56,17 +70,7 @@ async def test_a_bag_rejected_back_to_the_clinic_that_produced_it_is_watched_by_
     await ok(
         client, world, "facility", body("received", bag, 2, outcome="rejected", reason="wrong bag")
     )
-    stock = await inventory(client, world, "clinic")
-    (held,) = [b for b in stock["batches"] if b["code"] == bag]
-    await alerts.refresh(now=datetime.now(UTC))
-    raised = await Alert.filter(kind=alerts.OVERDUE_STORAGE, batch__code=bag)
-    # The inventory counts the bag overdue at its producer; the alert must say so too, and
-    # both count from the same start.
-    assert held["overdue"] is True
-    assert len(raised) == 1, (held, [(a.subject, a.details) for a in raised])
-    assert datetime.fromisoformat(held["since"]) == datetime.fromisoformat(
-        raised[0].details["since"]
-    )
+    await _watched_alike(client, world, bag)
 
 
 async def test_a_bag_handed_back_to_the_clinic_that_produced_it_is_watched_by_the_alert(
@@ -78,15 +82,7 @@ async def test_a_bag_handed_back_to_the_clinic_that_produced_it_is_watched_by_th
     other, clinic = world.orgs["other_clinic"].id, world.orgs["clinic"].id
     await ok(client, world, "clinic", body("handed_over", bag, 1, to_organization_id=other))
     await ok(client, world, "other_clinic", body("handed_over", bag, 2, to_organization_id=clinic))
-    stock = await inventory(client, world, "clinic")
-    (held,) = [b for b in stock["batches"] if b["code"] == bag]
-    await alerts.refresh(now=datetime.now(UTC))
-    raised = await Alert.filter(kind=alerts.OVERDUE_STORAGE, batch__code=bag)
-    assert held["overdue"] is True
-    assert len(raised) == 1, (held, [(a.subject, a.details) for a in raised])
-    assert datetime.fromisoformat(held["since"]) == datetime.fromisoformat(
-        raised[0].details["since"]
-    )
+    await _watched_alike(client, world, bag)
 
 
 async def test_the_refused_part_back_at_the_clinic_that_produced_it_is_watched_by_the_alert(
@@ -104,12 +100,7 @@ async def test_the_refused_part_back_at_the_clinic_that_produced_it_is_watched_b
         "facility",
         body("received", bag, 2, outcome="partially_accepted", weight_kg="2.0", reason="torn"),
     )
-    stock = await inventory(client, world, "clinic")
-    (held,) = stock["batches"]
-    await alerts.refresh(now=datetime.now(UTC))
-    raised = await Alert.filter(kind=alerts.OVERDUE_STORAGE, batch__code=held["code"])
-    assert held["overdue"] is True
-    assert len(raised) == 1, (held, [(a.subject, a.details) for a in raised])
+    await _watched_alike(client, world, None)  # the refused part, all the clinic holds
 
 
 async def test_a_box_of_the_clinics_own_bag_counts_from_the_same_start_in_both(
