@@ -806,6 +806,7 @@ def test_a_round_records_the_vehicle_and_each_producers_pin(
     assert untagged not in browser.find_element(By.ID, "round-bags").text
     _wait(browser, lambda b: _visible(b, "round-tag"))  # the unused label becomes the load
     _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
+    browser.find_element(By.ID, "f-load_quantity").send_keys("2")
     browser.find_element(By.ID, "round-plate").send_keys(PLATE)
     _on(
         browser,
@@ -1382,6 +1383,22 @@ const [done] = arguments;
 import('/static/app/store.js').then(async (s) => done((await s.photos()).map(([k]) => k)));
 """
 
+NAMING = """
+const [sha, done] = arguments;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                batch: 'ABCDEFGH2', device_time: new Date().toISOString(), photo_sha256: sha};
+  await s.enqueue(body, 'names a photo', me.user_id);
+  done(body.client_event_id);
+});
+"""
+
+DROP_PHOTO = """
+const [sha, done] = arguments;
+import('/static/app/store.js').then(async (s) => { await s.dropPhoto(sha); done(); });
+"""
+
 CAPTIVE = """
 const [done] = arguments;
 const real = window.fetch;
@@ -1400,8 +1417,13 @@ import('/static/app/sync.js').then(async (sync) => {
 
 def test_a_photo_answered_by_a_captive_portal_is_kept(browser: webdriver.Chrome) -> None:
     sha = browser.execute_async_script(PHOTO)
-    assert browser.execute_async_script(CAPTIVE) is None  # offline, as far as the app knows
-    assert sha in browser.execute_async_script(PHOTOS)
+    entry = browser.execute_async_script(NAMING, sha)  # a sync sends only photos records name
+    try:
+        assert browser.execute_async_script(CAPTIVE) is None  # offline, as far as the app knows
+        assert sha in browser.execute_async_script(PHOTOS)
+    finally:
+        browser.execute_async_script(DROP, [entry])
+        browser.execute_async_script(DROP_PHOTO, sha)
 
 
 ENDED = """
@@ -1820,6 +1842,7 @@ def test_a_round_is_the_one_finished(
     try:
         _start_round(browser, load, bag)
         _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
+        browser.find_element(By.ID, "f-load_quantity").send_keys("0.9")
         browser.find_element(By.ID, "round-plate").send_keys(PLATE)
         browser.find_element(By.ID, "round-finish").click()
         browser.find_element(By.ID, "round-cancel").click()
@@ -2113,3 +2136,350 @@ def test_the_worker_installs_the_apps_files_from_the_server(browser: webdriver.C
     finally:
         css.write_bytes(original)
     assert marker in str(installed), installed
+
+
+# ---- the forms record only what the record carries, and nothing made up --------------------
+# These switch users (a collector, a port's operator, the carrier): they come last.
+
+
+def _as(browser: webdriver.Chrome, served: str, username: str) -> None:
+    """`username` logged in on the scan screen (whoever was before logged out, their records
+    discarded with them)."""
+    browser.get(f"{served}/app/")
+    _wait(browser, lambda b: _visible(b, "login-view") or _visible(b, "scan-view"))
+    if _visible(browser, "scan-view"):
+        if browser.find_element(By.ID, "who").text == username:
+            return
+        browser.find_element(By.ID, "logout").click()
+
+        def out(b: webdriver.Chrome) -> bool:
+            try:  # asked first when records wait
+                b.switch_to.alert.accept()
+            except NoAlertPresentException:
+                pass
+            return _visible(b, "login-view")
+
+        _wait(browser, out)
+    typed = browser.find_element(By.ID, "username")
+    typed.clear()
+    typed.send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+
+
+def _collection_point(served: str, name: str) -> str:
+    """A collection point (投放点) with its plate in the collector's village: its code."""
+    admin = _headers(served, "admin")
+    regions = httpx.get(f"{served}/admin/v1/regions", headers=admin).json()
+    village = next(r for r in regions if r["name"] == "北山社区")
+    org = httpx.post(
+        f"{served}/admin/v1/organizations",
+        headers=admin,
+        json={"name": f"{name}单位", "kind": "collection_point", "region_id": village["id"]},
+    )
+    assert org.status_code == 201, org.text
+    site = httpx.post(
+        f"{served}/admin/v1/sites",
+        headers=admin,
+        json={
+            "organization_id": org.json()["id"],
+            "name": name,
+            "region_id": village["id"],
+            "latitude": 37.1652,
+            "longitude": 122.4867,
+        },
+    )
+    assert site.status_code == 201, site.text
+    return str(site.json()["code"])
+
+
+def _open_plate(browser: webdriver.Chrome, code: str, field: str) -> None:
+    """A plate's code typed on the scan screen: its form, once it shows `field`."""
+    _to_scan(browser)
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(code)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(browser, lambda b: _visible(b, "action-form") and b.find_elements(By.ID, f"f-{field}"))
+
+
+def _photo_file(tmp_path: Path, name: str, colour: tuple[int, int, int]) -> str:
+    path = tmp_path / name
+    Image.new("RGB", (300, 200), colour).save(path)
+    return str(path)
+
+
+def _kept_once_shown(browser: webdriver.Chrome, before: list[str]) -> str:
+    """The photo the form kept, once its preview shows."""
+    _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, "img.photo-preview").is_displayed())
+    (sha,) = set(browser.execute_async_script(PHOTOS)) - set(before)
+    return str(sha)
+
+
+def _recorded(browser: webdriver.Chrome, key: str, code: str, count: int) -> dict[str, Any]:
+    """The last of `count` records the queue holds naming `code` in `key`, once answered."""
+
+    def answered(b: webdriver.Chrome) -> dict[str, Any] | None:
+        made = [e for e in b.execute_async_script(QUEUE) if e["body"].get(key) == code]
+        done = len(made) == count and all(e["status"] != "pending" for e in made)
+        return dict(max(made, key=lambda e: e["seq"])) if done else None
+
+    found: dict[str, Any] = _wait(browser, answered, timeout=30)
+    return found
+
+
+def test_a_pickups_photo_is_its_sorting_checks(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any], tmp_path: Path
+) -> None:
+    """A pickup carries a photo only in its sorting check: the photo is offered once a check is
+    chosen, and goes in it. One chosen before the check was set back to none is let go: the
+    pickup does not name it, and the sync never uploads it attached to nothing."""
+    from selenium.webdriver.support.ui import Select
+
+    code = _collection_point(served, "东山投放点")
+    _as(browser, served, "collector")
+    _open_plate(browser, code, "weight_kg")
+    assert not browser.find_element(By.ID, "f-photo").is_displayed()  # no check, no photo
+    Select(browser.find_element(By.ID, "f-quality_passed")).select_by_value("no")
+    assert browser.find_element(By.ID, "f-photo").is_displayed()
+    browser.find_element(By.ID, "f-weight_kg").send_keys("1.5")
+    browser.find_element(By.ID, "f-contamination_share").send_keys("0.2")
+    before = browser.execute_async_script(PHOTOS)
+    browser.find_element(By.ID, "f-photo").send_keys(_photo_file(tmp_path, "a.jpg", (200, 30, 30)))
+    checked = _kept_once_shown(browser, before)
+    browser.find_element(By.ID, "save").click()
+    entry = _recorded(browser, "site", code, 1)
+    assert entry["status"] == "applied", entry
+    assert entry["body"]["quality"] == {
+        "passed": False,
+        "contamination_share": "0.2",
+        "photo_sha256": checked,
+    }
+    (row,) = _query(
+        round_data["db"],
+        "SELECT photo_sha256 FROM pickup WHERE client_event_id = $1",
+        uuid.UUID(entry["client_event_id"]),
+    )
+    assert row["photo_sha256"] == checked
+
+    # A photo chosen with a check, the check then set back to none: let go with it.
+    _open_plate(browser, code, "weight_kg")
+    check = Select(browser.find_element(By.ID, "f-quality_passed"))
+    check.select_by_value("yes")
+    before = browser.execute_async_script(PHOTOS)
+    browser.find_element(By.ID, "f-photo").send_keys(_photo_file(tmp_path, "b.jpg", (30, 200, 30)))
+    dropped = _kept_once_shown(browser, before)
+    check.select_by_value("")
+    assert not browser.find_element(By.ID, "f-photo").is_displayed()
+    assert not browser.find_element(By.CSS_SELECTOR, "img.photo-preview").is_displayed()
+    browser.find_element(By.ID, "f-weight_kg").send_keys("2")
+    browser.find_element(By.ID, "save").click()
+    entry = _recorded(browser, "site", code, 2)
+    assert entry["status"] == "applied", entry
+    assert "quality" not in entry["body"] and dropped not in json.dumps(entry["body"])
+    uploaded = _query(
+        round_data["db"], "SELECT sha256 FROM photo WHERE sha256 = ANY($1::text[])", [dropped]
+    )
+    assert uploaded == []
+
+
+def test_a_photo_no_record_names_is_never_uploaded(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A photo kept on a form left without recording is evidence of nothing: a sync does not
+    upload it (the server would keep it for the organization, attached to nothing)."""
+    _as(browser, served, "collector")
+    sha = browser.execute_async_script(PHOTO)
+    try:
+        synced = browser.execute_async_script(
+            "const [done] = arguments; import('/static/app/sync.js')"
+            ".then(async (s) => done(await s.syncNow().catch((e) => `failed: ${e}`)));"
+        )
+        assert isinstance(synced, dict), synced
+        assert _query(round_data["db"], "SELECT sha256 FROM photo WHERE sha256 = $1", sha) == []
+        assert sha in browser.execute_async_script(PHOTOS)  # it goes at log-out
+    finally:
+        browser.execute_async_script(DROP_PHOTO, sha)
+
+
+def test_a_failed_check_needs_its_contamination_share(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A failed sorting check with no share typed is not recorded as a share of 0: refused on
+    the spot, naming the field, and nothing is recorded."""
+    from selenium.webdriver.support.ui import Select
+
+    code = _collection_point(served, "西山投放点")
+    _as(browser, served, "collector")
+    _open_plate(browser, code, "weight_kg")
+    browser.find_element(By.ID, "f-weight_kg").send_keys("2")
+    Select(browser.find_element(By.ID, "f-quality_passed")).select_by_value("no")
+    browser.find_element(By.ID, "save").click()
+    _wait(browser, lambda b: "Contamination share" in b.find_element(By.ID, "form-error").text)
+    time.sleep(0.5)  # what a record would take to be queued
+    assert [e for e in browser.execute_async_script(QUEUE) if e["body"].get("site") == code] == []
+
+
+def test_the_delivery_form_offers_no_photo(
+    served: str, browser: webdriver.Chrome, small_world: dict[str, Any]
+) -> None:
+    """A delivery carries no photo: its form offers none (one chosen there was kept on the
+    phone, named by no record, and uploaded attached to nothing)."""
+    admin = _headers(served, "admin")
+    port = small_world["orgs"]["port"]
+    registered = httpx.put(
+        f"{served}/admin/v1/ports/{port}",
+        headers=admin,
+        json={"grade": "一级", "latitude": 36.9, "longitude": 122.4},
+    )
+    assert registered.status_code == 200, registered.text
+    berth = httpx.post(
+        f"{served}/admin/v1/ports/{port}/berths",
+        headers=admin,
+        json={"name": "1号泊位", "latitude": 36.9, "longitude": 122.4},
+    )
+    assert berth.status_code == 201, berth.text
+    vessel = httpx.post(
+        f"{served}/admin/v1/vessels",
+        headers=admin,
+        json={
+            "name": "鲁荣渔1号",
+            "registration_number": "R-0001",
+            "gross_tonnage": "50",
+            "home_port_id": port,
+        },
+    )
+    assert vessel.status_code == 201, vessel.text
+    code = berth.json()["code"]
+    _as(browser, served, "port")
+    _wait(browser, lambda b: (b.execute_async_script(REFERENCE, "vessels") or {}).get("items"))
+    _open_plate(browser, code, "volume_m3")
+    assert browser.find_elements(By.ID, "f-photo") == []
+    browser.find_element(By.ID, "f-volume_m3").send_keys("1.2")
+    browser.find_element(By.ID, "save").click()
+    entry = _recorded(browser, "berth", code, 1)
+    assert entry["status"] == "applied", entry
+
+
+def test_a_deliverys_times_are_corrected_in_the_citys_time(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """A delivery refused on its started_at offers its start and end in the city's time,
+    whatever the phone's zone (here UTC), each sent back as the instant it names; a time left
+    as shown is sent as it was, to the millisecond."""
+    _as(browser, served, "carrier")
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "kind": "delivery",
+        "berth": "ABCDEFGH2",
+        "vessel_id": 1,
+        "started_at": "2001-02-03T04:05:06.000Z",
+        "ended_at": "2001-02-03T04:35:06.789Z",
+        "lines": [{"category": "mar.garbage", "volume_m3": "1", "mass_kg": None}],
+    }
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
+    _network(browser, offline=True)
+    try:
+        _correct(browser, body, "started_at")
+        shown = {
+            key: (field.get_attribute("type"), field.get_attribute("value"))
+            for key in ("started_at", "ended_at")
+            for field in [_find(browser, f"#f-edit-{key}")]
+        }
+        # 04:05:06 UTC is 12:05:06 in Asia/Shanghai
+        assert shown == {
+            "started_at": ("datetime-local", "2001-02-03T12:05:06"),
+            "ended_at": ("datetime-local", "2001-02-03T12:35:06"),
+        }
+        started = browser.find_element(By.ID, "f-edit-started_at")
+        browser.execute_script("arguments[0].value = '2001-02-03T12:00:00';", started)
+        resent = _resent(browser, body["client_event_id"])
+    finally:
+        _network(browser, offline=False)
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+        browser.execute_async_script(DROP, [body["client_event_id"]])
+    assert resent["body"]["started_at"] == "2001-02-03T04:00:00.000Z"
+    assert resent["body"]["ended_at"] == body["ended_at"]
+
+
+def test_a_corrected_number_is_read_as_the_forms_read_it(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A weight kept as a decimal string, corrected as `1e3` (the server read it as 1000 kg) or
+    `7,5`, or a share typed bare in a field kept as JSON: refused there, naming the field, and
+    the record waits as it was; a number as typed is sent as the decimal string."""
+    _as(browser, served, "carrier")
+    bag = _clinic_bag(served, round_data["carrier"], "1.0")
+    body = {
+        "client_event_id": str(uuid.uuid4()),
+        "event_type": "collected",
+        "batch": bag,
+        "device_time": _now(),
+        "vehicle_plate": PLATE,
+        "weight_kg": "1.5",
+    }
+    _correct(browser, body, "weight_kg")
+    weight = _find(browser, "#f-edit-weight_kg")
+    for typed in ("1e3", "7,5", "-3"):
+        weight.clear()
+        weight.send_keys(typed)
+        browser.find_element(By.ID, "resend").click()
+        _wait(browser, lambda b, t=typed: t in b.find_element(By.ID, "edit-error").text)
+        assert "weight_kg" in browser.find_element(By.ID, "edit-error").text
+        (entry,) = [
+            e
+            for e in browser.execute_async_script(QUEUE)
+            if e["client_event_id"] == body["client_event_id"]
+        ]
+        assert (entry["status"], entry["body"]["weight_kg"]) == ("rejected", "1.5")
+    weight.clear()
+    weight.send_keys("2.5")
+    assert _resent(browser, body["client_event_id"])["body"]["weight_kg"] == "2.5"
+    _applied(browser, bag, "collected")
+    (row,) = _query(
+        round_data["db"],
+        "SELECT weight_kg FROM custody_event WHERE client_event_id = $1",
+        uuid.UUID(body["client_event_id"]),
+    )
+    assert row["weight_kg"] == Decimal("2.5")
+
+    pickup = _checked_pickup(photo_sha256=None)
+    _correct(browser, pickup, "quality")
+    quality = _find(browser, "#f-edit-quality")
+    quality.clear()
+    quality.send_keys('{"passed": false, "contamination_share": 1e-1, "photo_sha256": null}')
+    browser.find_element(By.ID, "resend").click()
+    _wait(
+        browser,
+        lambda b: "quality.contamination_share" in b.find_element(By.ID, "edit-error").text,
+    )
+    (entry,) = [
+        e
+        for e in browser.execute_async_script(QUEUE)
+        if e["client_event_id"] == pickup["client_event_id"]
+    ]
+    assert (entry["status"], entry["body"]["quality"]) == ("rejected", pickup["quality"])
+    browser.execute_async_script(DROP, [pickup["client_event_id"]])
+
+
+def test_a_rounds_load_left_without_a_quantity_is_refused(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """The load's quantity left empty is not made up from the bag count (2 bags became 2 kg,
+    the unit select's default): the round says so, naming the field, and queues nothing."""
+    _as(browser, served, "carrier")
+    load, bags = codes.new_code(), [codes.new_code() for _ in range(2)]
+    _network(browser, offline=True)
+    try:
+        _start_round(browser, load, *bags)
+        _wait(browser, lambda b: _visible(b, "round-tag"))
+        assert browser.find_element(By.ID, "f-load_quantity").get_attribute("value") == ""
+        browser.find_element(By.ID, "round-finish").click()
+        _wait(browser, lambda b: "袋数或重量" in b.find_element(By.ID, "round-error").text)
+        time.sleep(0.5)  # what a round would take to be queued
+        assert all(_queued_for(browser, code) == [] for code in [load, *bags])
+        assert _visible(browser, "round-view")
+        browser.find_element(By.ID, "round-cancel").click()
+    finally:
+        _network(browser, offline=False)

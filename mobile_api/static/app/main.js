@@ -563,22 +563,44 @@ async function openForm(action) {
     add(field('weight_kg', '称重 Weight (kg)', numberInput({ required })));
   }
   if (!['pickup', 'delivery'].includes(action)) add(field('note', '备注 Note', el('input', { maxlength: '1000' })));
-  const photo = el('input', { type: 'file', accept: 'image/*', capture: 'environment' });
-  const preview = el('img', { class: 'photo-preview', alt: '', hidden: true });
-  // Keeping a photo (decoding, resizing, hashing) takes a second or more on a slow phone: a tap
-  // on Record meanwhile waits for the photo chosen before it (recordAction), and a photo kept
-  // after its form was closed goes to no other form.
-  photo.addEventListener('change', () => {
-    if (!photo.files.length) return;
-    form.photoKept = keepPhoto(photo.files[0]).then((kept) => {
-      if (!photo.isConnected) return null;
-      preview.src = kept.preview;
-      preview.hidden = false;
-      return kept.sha256;
-    }).catch(() => null); // a file the phone cannot read as an image: the record goes without it
-  });
   form.photoKept = null; // the chosen photo's hash, to come (null: no photo chosen)
-  add(field('photo', '照片 Photo (optional)', photo), preview);
+  // A photo is offered only where the record carries it: a custody event's own, a pickup's
+  // sorting check's (so only once a check is chosen); a delivery carries none.
+  if (action !== 'delivery') {
+    const photo = el('input', { type: 'file', accept: 'image/*', capture: 'environment' });
+    const preview = el('img', { class: 'photo-preview', alt: '', hidden: true });
+    // Keeping a photo (decoding, resizing, hashing) takes a second or more on a slow phone: a
+    // tap on Record meanwhile waits for the photo chosen before it (recordAction), and a photo
+    // kept after its form was closed, or after it was let go, goes to no form.
+    photo.addEventListener('change', () => {
+      if (!photo.files.length) return;
+      const keeping = keepPhoto(photo.files[0]).then((kept) => {
+        if (!photo.isConnected || form.photoKept !== keeping) return null;
+        preview.src = kept.preview;
+        preview.hidden = false;
+        return kept.sha256;
+      }).catch(() => null); // a file the phone cannot read as an image: the record goes without it
+      form.photoKept = keeping;
+    });
+    const label = action === 'pickup' ? '检查照片 Photo of the sorting check (optional)' : '照片 Photo (optional)';
+    const wrapped = field('photo', label, photo);
+    add(wrapped, preview);
+    if (action === 'pickup') {
+      // No check, no photo: the choice made before the check was set back to none is let go.
+      const check = form.elements.quality_passed;
+      const offer = () => {
+        const checked = Boolean(check.value);
+        wrapped.hidden = !checked;
+        if (checked) return;
+        form.photoKept = null;
+        photo.value = '';
+        preview.hidden = true;
+        preview.removeAttribute('src');
+      };
+      check.addEventListener('change', offer);
+      offer();
+    }
+  }
   add(el('p', { id: 'form-error', class: 'error', role: 'alert' }));
   add(el('button', { type: 'submit', id: 'save', class: 'primary', text: '记录 Record' }));
   form.hidden = false;
@@ -602,6 +624,9 @@ $('action-form').addEventListener('submit', async (event) => {
   }
 });
 
+// A form field's name as the form labels it.
+function labelOf(form, name) { return form.elements[name].closest('label').firstChild.textContent; }
+
 // Everything the record names (the scan, the form's values, the user) is read at the tap,
 // before the position is awaited (up to 3 s): a tap on Back and another scan meanwhile
 // changes none of it.
@@ -611,14 +636,18 @@ async function recordAction(form) {
   const action = form.dataset.action;
   const value = (name) => (form.elements[name] ? form.elements[name].value : '');
   // A number as typed, refused (FieldError) naming the field as the form labels it.
-  const number = (name) => decimal(value(name), form.elements[name].closest('label').firstChild.textContent);
+  const number = (name) => decimal(value(name), labelOf(form, name));
   const body = { client_event_id: crypto.randomUUID() };
   const qr = scan.qr;
   const photoKept = form.photoKept;
   if (action === 'pickup') {
     Object.assign(body, { kind: 'pickup', site: qr, category: value('category'), weight_kg: number('weight_kg'), device_time: deviceTime() });
     if (value('quality_passed')) {
-      body.quality = { passed: value('quality_passed') === 'yes', contamination_share: number('contamination_share') || '0', photo_sha256: null };
+      const passed = value('quality_passed') === 'yes';
+      const share = number('contamination_share');
+      // A failed check's share is what was typed, never a share of 0 made up for it.
+      if (share === null && !passed) throw new FieldError(labelOf(form, 'contamination_share'), '不合格须填混入比例 · a failed check needs its share (0–1)');
+      body.quality = { passed, contamination_share: share || '0', photo_sha256: null };
     }
   } else if (action === 'delivery') {
     const now = deviceTime();
@@ -635,8 +664,13 @@ async function recordAction(form) {
     }
   }
   const photoSha = await photoKept;
+  // A photo goes with its record, or the record is not made: a pickup carries one only in
+  // its sorting check, a delivery none (its form offers no photo).
+  if (photoSha && action === 'pickup' && !body.quality) {
+    throw new FieldError(labelOf(form, 'photo'), '照片随分类检查记录，请选择检查结果 · a pickup\'s photo goes with its sorting check: choose the check');
+  }
   if (photoSha && body.quality) body.quality.photo_sha256 = photoSha;
-  else if (photoSha && !['pickup', 'delivery'].includes(action)) body.photo_sha256 = photoSha;
+  else if (photoSha && action !== 'delivery') body.photo_sha256 = photoSha;
   const where = await position();
   if (!me || me.user_id !== userId) return; // logged out meanwhile: recorded for nobody
   if (where) Object.assign(body, where);
@@ -720,7 +754,7 @@ async function addToRound(qr) {
       const tag = $('round-tag');
       tag.replaceChildren(
         field('load_category', '装车类别 Load category', select(await categoriesOf(unbound ? scanned.found.label.stream : null))),
-        field('load_quantity', '袋数或重量 Bags or weight', numberInput()),
+        field('load_quantity', '袋数或重量 Bags or weight', numberInput({ required: true })),
         field('load_unit', '单位 Unit', select(Object.entries(UNITS))),
       );
       if (!unbound) {
@@ -786,13 +820,18 @@ async function finishRound() {
   const tags = !$('round-tag').hidden && (!fresh || fresh.checked);
   let quantity = null;
   try {
-    if (tags) quantity = decimal($('f-load_quantity').value, '袋数或重量 Bags or weight');
+    // The load's quantity is what was typed, in the unit chosen: never made up from the bag
+    // count (2 bags are not 2 kg), so a load tagged here needs it.
+    const named = '袋数或重量 Bags or weight';
+    if (tags) quantity = decimal($('f-load_quantity').value, named);
+    if (tags && quantity === null) throw new FieldError(named, '请填写装车数量 · type the load\'s quantity');
   } catch (error) {
+    if (!(error instanceof FieldError)) throw error;
     $('round-error').textContent = error.message; // nothing is queued
     return;
   }
   const tagging = tags ? {
-    quantity: quantity || String(bags.length),
+    quantity,
     category: $('f-load_category').value,
     unit: $('f-load_unit').value,
   } : null;
@@ -870,6 +909,14 @@ async function paintQueue() {
   }
 }
 
+// A record's instants: its time (device_time, event_time) and any other `…_at` (a delivery's
+// started_at and ended_at), corrected in the city's time.
+function isInstant(key) { return key === 'device_time' || key === 'event_time' || /_at$/.test(key); }
+// The numbers the app keeps as decimal strings (decimal), wherever they stand in a record.
+const DECIMALS = ['weight_kg', 'quantity', 'refused_kg', 'contamination_share', 'volume_m3', 'mass_kg', 'total_weight_kg'];
+// Such a number as typed inside a field kept as JSON, until it is read (decimal).
+class Typed { constructor(value) { this.value = value; } }
+
 // A rejected entry's fields, the one the server named first; lists one item a line. The
 // record's time is offered only when the server named it (a phone clock that was wrong).
 async function editEntry(id) {
@@ -891,17 +938,21 @@ async function editEntry(id) {
     form.dataset.added = namedRoot;
   }
   keys.sort((a, b) => (b === namedRoot) - (a === namedRoot));
+  let noZone = false;
   for (const key of keys) {
     const value = entry.body[key];
     let input;
-    if (key === 'device_time' && !labels.timezone) {
+    if (isInstant(key) && !labels.timezone) {
       // The city's zone is not known yet (never online since the app was installed): a time
       // typed in the phone's own zone would be sent wrong, so the time is only shown (UTC).
       input = el('input', { readonly: true });
-      input.value = value;
-    } else if (key === 'device_time') {
-      input = el('input', { type: 'datetime-local', step: '1', required: true });
-      input.value = cityInput(value);
+      input.value = value === null || value === undefined ? '' : String(value);
+      noZone = true;
+    } else if (isInstant(key)) {
+      const given = value !== null && value !== undefined && value !== '';
+      input = el('input', { type: 'datetime-local', step: '1', required: given });
+      input.value = given ? cityInput(value) : '';
+      input.dataset.shown = input.value; // left as shown: the instant as it was, to the ms
     } else if (Array.isArray(value)) {
       input = el('textarea', { rows: String(Math.max(2, value.length)) });
       input.value = value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : v)).join('\n');
@@ -912,28 +963,55 @@ async function editEntry(id) {
     const wrapped = field(`edit-${key}`, key === namedRoot ? `${key} — ${entry.result.error.detail}` : key, input);
     if (key === namedRoot) wrapped.classList.add('error');
     form.append(wrapped);
-    if (input.readOnly) {
-      form.append(el('p', { class: 'hint', id: 'no-zone', text: '城市时区未知，联网打开一次后再改时间 · the city\'s time zone is not known yet: open the app online once, then correct the time' }));
-    }
+  }
+  if (noZone) {
+    form.append(el('p', { class: 'hint', id: 'no-zone', text: '城市时区未知，联网打开一次后再改时间 · the city\'s time zone is not known yet: open the app online once, then correct the time' }));
   }
   form.append(el('button', { type: 'submit', id: 'resend', class: 'primary', text: '重新发送 Resend' }));
   form.hidden = false;
 }
 
 // A corrected field's value as typed in its input (`old`: the value it replaces, whose type
-// it keeps); FieldError naming the field when the text cannot be one.
+// it keeps); FieldError naming the field when the text cannot be one. A number kept as a
+// decimal string, here or inside a field kept as JSON, is read as the forms read it (decimal).
 function edited(key, old, input) {
   const text = input.value.trim();
   const parsed = (part) => {
+    let read;
     try {
-      return JSON.parse(part);
+      // A number typed bare in the JSON is read from its text where the browser gives it
+      // (`1e3` is refused, not read as 1000), kept as the decimal string the forms make.
+      read = JSON.parse(part, (name, value, context) => {
+        if (!DECIMALS.includes(name) || value === null) return value;
+        return new Typed(typeof value === 'number' && context && context.source ? context.source : value);
+      });
     } catch {
       throw new FieldError(key, `不是有效的 JSON · not valid JSON: ${part}`);
     }
+    const decimals = (value, path) => {
+      if (Array.isArray(value)) return value.map((v, i) => decimals(v, `${path}[${i}]`));
+      if (value instanceof Typed) {
+        if (!['string', 'number'].includes(typeof value.value)) throw new FieldError(path, `请填数字 · type a number (not ${JSON.stringify(value.value)})`);
+        return decimal(value.value, path);
+      }
+      if (value === null || typeof value !== 'object') return value;
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decimals(v, `${path}.${k}`)]));
+    };
+    return decimals(read, key);
   };
   if (input.type === 'datetime-local') {
+    if (text === (input.dataset.shown ?? null)) return old; // as shown: the instant as it was
+    if (text === '') {
+      if (old === null || old === undefined || old === '') return null;
+      throw new FieldError(key, '请填时间 · type the time');
+    }
     // Typed in the city's time, sent as the instant it names (ISO 8601 in UTC).
+    const instant = Date.parse(`${text.length === 16 ? `${text}:00` : text}Z`);
+    if (Number.isNaN(instant)) throw new FieldError(key, `不是时间 · not a time: ${text}`);
     return fromCityInput(text);
+  }
+  if (DECIMALS.includes(key) && (old === null || old === undefined || ['string', 'number'].includes(typeof old))) {
+    return decimal(text, key); // empty: null, as the forms leave it
   }
   if (Array.isArray(old)) {
     return text.split('\n').map((s) => s.trim()).filter(Boolean)

@@ -1,6 +1,6 @@
 // The app's service worker: the shell comes from the cache (refreshed in the background), the
 // API always from the network (the page keeps its own queue and reference data in IndexedDB).
-const CACHE = 'wastetrack-app-v7';
+const CACHE = 'wastetrack-app-v8';
 const SHELL = [
   '/app/',
   '/app/manifest.webmanifest',

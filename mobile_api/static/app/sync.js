@@ -14,9 +14,11 @@ let running = null;
 // the next sync, and a page that is not the API's (a captive portal) counts as offline.
 const REFUSED_PHOTO = [413, 415, 422];
 
-// The server takes a photo as evidence for the uploader's organization alone: a photo only
-// another user's waiting records name waits for that user's own sync (a shared phone), and
-// one they name too stays on the phone after this user's upload.
+// The server takes a photo as evidence for the uploader's organization alone: only the photos
+// this user's waiting records name go. One only another user's waiting records name waits for
+// that user's own sync (a shared phone), and one they name too stays on the phone after this
+// user's upload. One no record names (chosen on a form closed without recording) is evidence
+// of nothing: never sent, it goes from the phone at log-out.
 async function uploadPhotos(me, pass) {
   // Entries still to be applied: an applied one names a photo the server has already.
   const queued = (await entries()).filter((e) => e.status === 'pending' || e.status === 'rejected');
@@ -24,7 +26,7 @@ async function uploadPhotos(me, pass) {
   const ours = named((e) => mine(e, me));
   const theirs = named((e) => !mine(e, me));
   for (const [sha256, blob] of await photos()) {
-    if (theirs.has(sha256) && !ours.has(sha256)) continue;
+    if (!ours.has(sha256)) continue;
     await pass.check();
     const form = new FormData();
     form.append('file', blob, `${sha256}.jpg`);
