@@ -286,7 +286,8 @@ async def test_hazardous_label_has_its_true_size_and_decodes(
     assert image.size == (px(side_mm), px(side_mm))
     assert round(image.info["dpi"][0]) == DPI
     assert image.info["Standard"] == "HJ 1276-2022"
-    assert int(image.info["MinTextHeightPx"]) >= px(text_mm)
+    # The height in mm at the PNG's 300 dpi, never a pixel rounded below the minimum.
+    assert int(image.info["MinTextHeightPx"]) / DPI * 25.4 >= text_mm
     assert image.info["OverflowPx"] == "0"
     assert image.info["Identifier"] == made["identifier"]
     assert [r.text for r in zxingcpp.read_barcodes(image)] == [made["qr_url"]]

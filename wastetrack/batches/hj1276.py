@@ -6,6 +6,7 @@ missing (or a caller passes other candidates that are) does the title fall back 
 """
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -120,7 +121,7 @@ def render_hj1276_png(
     canvas = Image.new("RGB", (side, side), HJ1276_BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     cjk = find_font(cjk_fonts)
-    unit = mm(size.text_mm)
+    unit = math.ceil(size.text_mm / 25.4 * DPI)  # the minimum, never rounded below it
     body = _font_of_height(cjk, unit)
     title_font = _font_of_height(cjk, round(unit * 1.6))
     margin, border = mm(3), max(mm(1), 1)
@@ -191,7 +192,7 @@ def render_hj1276_png(
     info = PngInfo()
     info.add_itxt("Standard", "HJ 1276-2022")
     info.add_itxt("Size", f"{size.side_mm}x{size.side_mm}mm")
-    info.add_itxt("MinTextHeightPx", str(_height(body, "危")))
+    info.add_itxt("MinTextHeightPx", str(_height(body, "危" if cjk else "H")))
     info.add_itxt("OverflowPx", str(overflow))
     info.add_itxt("Identifier", text.identifier or "")
     out = io.BytesIO()
