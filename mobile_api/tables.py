@@ -2,7 +2,7 @@
 turns its rows (nested fields flattened as `coverage.numerator`) into a spreadsheet."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -37,18 +37,23 @@ def _flat(value: Any, timezone: str, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def _columns(model: type[BaseModel], prefix: str = "") -> list[str]:
+def _columns(
+    model: type[BaseModel], keys: Mapping[str, Sequence[str]], prefix: str = ""
+) -> list[str]:
     """A read model's columns as `_flat` names them: a nested model's fields (optional or not)
-    each a column of their own; a mapping's keys, which vary, are the rows' to add."""
+    each a column of their own; a mapping's keys a column each when `keys` names them (by the
+    field's name), else, as they vary, the rows' to add."""
     columns: list[str] = []
     for name, info in model.model_fields.items():
         kind = info.annotation
         if get_origin(kind) in (Union, UnionType):  # optional: X | None
             kind = next((a for a in get_args(kind) if a is not type(None)), kind)
         if isinstance(kind, type) and issubclass(kind, BaseModel):
-            columns += _columns(kind, f"{prefix}{name}.")
+            columns += _columns(kind, keys, f"{prefix}{name}.")
         elif get_origin(kind) is not dict:
             columns.append(f"{prefix}{name}")
+        else:
+            columns += [f"{prefix}{name}.{key}" for key in keys.get(f"{prefix}{name}", ())]
     return columns
 
 
@@ -61,14 +66,15 @@ async def export(
     headers: dict[str, str] | None = None,
     period: CityPeriod | None = None,
     model: type[BaseModel] | None = None,
+    keys: Mapping[str, Sequence[str]] | None = None,
 ) -> Response:
     """The rows as a CSV or XLSX download, times in the city's zone (`timezone`); headers
     added. Rows of a read `model` have its columns, in its order, whatever they hold (an empty
-    file its header, a party none of them names its `.id` and `.name`); other columns follow in
-    first-seen order. Figures over a `period` name it in every row (`date_from`, `date_to`
-    first, unless a row names its own) and in `X-Period`: a saved file says which days it
-    counts."""
-    columns = _columns(model) if model is not None else []
+    file its header, a party none of them names its `.id` and `.name`, a mapping the columns
+    `keys` lists for it); other columns follow in first-seen order. Figures over a `period`
+    name it in every row (`date_from`, `date_to` first, unless a row names its own) and in
+    `X-Period`: a saved file says which days it counts."""
+    columns = _columns(model, keys or {}) if model is not None else []
     flat = [_flat(row, timezone) for row in rows]
     if period is not None:
         days = _flat({"date_from": period.date_from, "date_to": period.date_to}, timezone)

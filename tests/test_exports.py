@@ -2,13 +2,17 @@
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta
 
 import httpx
 import openpyxl
+import pytest
 
 from tests.custody.helpers import advance, post_event, tag_bag
 from tests.factories import CITY_TODAY, World, event
+from wastetrack.alerts import service as alerts
+from wastetrack.core import paging
 from wastetrack.core.exports import to_csv, to_xlsx
 from wastetrack.indicators.models import IndicatorValue
 
@@ -220,8 +224,10 @@ async def test_a_list_file_with_no_rows_has_its_columns(
     got = await client.get(
         "/m/v1/alerts", params={"format": "csv"}, headers=world.headers("manager")
     )
+    details = ",".join(f"details.{key}" for key in alerts.DETAILS)
     assert got.content.decode("utf-8-sig").splitlines() == [
-        "id,kind,batch_id,organization_id,raised_at,due_at,acknowledged_by_id,acknowledged_at"
+        f"id,kind,batch_id,organization_id,raised_at,due_at,{details},"
+        "acknowledged_by_id,acknowledged_at"
     ]
     got = await client.get(
         "/m/v1/metrics/medical-coverage",
@@ -230,3 +236,33 @@ async def test_a_list_file_with_no_rows_has_its_columns(
     )
     header = got.content.decode("utf-8-sig").splitlines()[0]
     assert header == "date_from,date_to,id,name,kind,bed_count"
+
+
+async def test_every_file_of_the_alert_list_has_the_same_columns(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two files of one walk of the list, each holding an alert of another kind, have one
+    header, so they stack: the details each kind holds are columns of every file, in one order
+    (an independent review found each file adding only its own rows' details)."""
+    bag = await tag_bag(
+        client, world, quantity="5", carrier_organization_id=world.orgs["carrier"].id
+    )
+    await advance(client, world, bag["code"], until="received")  # weighed 3.4 of 5 kg
+    await tag_bag(client, world, device_time="2020-01-01T08:00:00+08:00")  # overdue
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    monkeypatch.setattr(paging, "FILE_LIMIT", 1)
+    files: list[list[dict[str, str]]] = []
+    url: str | None = "/m/v1/alerts?format=csv"
+    while url is not None:
+        got = await client.get(url, headers=world.headers("manager"))
+        assert got.status_code == 200, got.text
+        files.append(list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig")))))
+        found = re.fullmatch(r'<([^>]+)>; rel="next"', got.headers.get("Link", ""))
+        url = found[1] if found else None
+    assert sorted(f[0]["kind"] for f in files) == ["overdue_storage", "weight_discrepancy"]
+    headers = {tuple(f[0]) for f in files}
+    assert len(headers) == 1
+    (header,) = headers
+    assert [c for c in header if c.startswith("details.")] == [
+        f"details.{k}" for k in alerts.DETAILS
+    ]

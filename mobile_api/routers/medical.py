@@ -60,6 +60,7 @@ async def list_alerts(
             format=format,
             timezone=settings.timezone,
             model=AlertRead,
+            keys={"details": alerts.DETAILS},
         )
         if more is not None:  # a file is answered as it is: its own Link header
             link_next(paged.request, file, cursor=more)

@@ -41,6 +41,35 @@ KINDS_ZH = {
 """Every kind of alert the service raises, with its name on the dashboard."""
 
 
+DETAILS = (
+    "code",
+    "category",
+    "state",
+    "since",
+    "limit_hours",
+    "declared_kg",
+    "weighed_kg",
+    "manifest",
+    "leg",
+    "vehicle_plate",
+    "producer",
+    "receipt",
+    "flags",
+    "distance_m",
+    "seq",
+    "device_time",
+    "previous_device_time",
+    "behind_seconds",
+    "client_event_id",
+    "webhook_id",
+    "url",
+    "consecutive_failures",
+    "last_error",
+    "cleared_at",
+)
+"""Every detail an alert of any kind may hold, in the order a file of alerts gives them a
+column each, whatever kinds the file holds: two files of one list stack."""
+
 # The details that hold a moment: written as ISO 8601 text into the alert's JSON, by the rules'
 # SQL (`since`, `cleared_at`) and by `flag_clock_anomalies`.
 MOMENT_DETAILS = frozenset({"since", "cleared_at", "device_time", "previous_device_time"})
