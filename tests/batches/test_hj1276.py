@@ -18,6 +18,7 @@ from tests.custody.helpers import as_superuser_without_triggers, tag_bag
 from tests.factories import World, event, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
+from wastetrack.batches.hj1276 import HJ1276_SIZES, HazardousLabelText, render_hj1276_png
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import codes
 from wastetrack.core.settings import get_settings
@@ -441,3 +442,29 @@ async def test_the_identifier_is_pinned_by_the_batch_chain(
             ("UPDATE batch SET identifier = $1 WHERE code = $2", [numbered.get(code), code])
         )
         assert (await verdict(who, code))["valid"] is True
+
+
+def test_a_producer_named_beyond_gb2312_is_printed_as_registered() -> None:
+    """Two shipyards whose names differ in one everyday name character outside GB 2312 (喆,
+    镕) got the very same label: both drawn as the font's missing-glyph box."""
+    drawn = [
+        render_hj1276_png(
+            HazardousLabelText(
+                code="R98H0PN9Q",
+                url="https://wastetrack.example.cn/q/R98H0PN9Q.1AAAAAAAA",
+                identifier=None,
+                waste_name="废矿物油与含矿物油废物",
+                category="HW08 废矿物油与含矿物油废物",
+                waste_code="900-249-08",
+                hazards=("T", "I"),
+                producer=producer,
+                contact="0631-7561234",
+                tagged_on=datetime(2026, 11, 30).date(),
+                weight="180 kg",
+            ),
+            size=HJ1276_SIZES[1],
+        )
+        for producer in ("荣成喆丰船舶修造有限公司", "荣成镕丰船舶修造有限公司")
+    ]
+    pixels = [Image.open(io.BytesIO(png)).tobytes() for png in drawn]
+    assert pixels[0] != pixels[1]

@@ -1,5 +1,7 @@
-"""Build the bundled CJK font: Noto Sans CJK SC Regular, subset to GB 2312 plus every character
-the project prints, so labels, receipts and manifests carry Chinese with no system font.
+"""Build the bundled CJK font: Noto Sans CJK SC Regular, subset to the CJK Unified Ideographs
+block (every hanzi of GBK: names of people and companies reach well beyond GB 2312's 6,763),
+GB 2312's symbols and every character the project prints, so labels, receipts and manifests
+carry Chinese with no system font.
 
 Source (OFL-1.1): Noto Sans CJK 2.004 (googlefonts/noto-cjk), as Debian ships it in the package
 ``fonts-noto-cjk`` version ``1:20220127+repack1-1``: face 2 ("Noto Sans CJK SC") of
@@ -70,9 +72,15 @@ def project_text() -> set[str]:
     return chars
 
 
+def unified_ideographs() -> set[str]:
+    """The CJK Unified Ideographs block (U+4E00–U+9FFF), which holds GBK's 20,902 hanzi: a
+    producer named 荣成喆丰 or 镕丰 prints as it is registered, not as boxes."""
+    return {chr(code) for code in range(0x4E00, 0xA000)}
+
+
 def repertoire() -> set[str]:
     latin = {chr(code) for code in range(0x20, 0x7F)} | {chr(code) for code in range(0xA0, 0x100)}
-    return gb2312() | latin | set(EXTRA) | project_text()
+    return gb2312() | unified_ideographs() | latin | set(EXTRA) | project_text()
 
 
 def build(source: Path) -> bytes:
