@@ -138,6 +138,27 @@ async def test_a_burst_of_guesses_is_held_to_the_back_off_and_the_cap(
     assert await _login(client, "c-new", "wrong", "192.0.2.90") == 401
 
 
+async def test_a_login_refused_by_one_limit_counts_against_neither(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    """A right password the address cap refuses (never judged) earns its account no back-off,
+    and a guess the back-off refuses uses none of the address's cap."""
+    client = workers[0]
+    for n in range(5):  # someone at the same address (a clinic's NAT) uses the cap up
+        assert await _login(client, f"d{n}", "wrong", "192.0.2.91") == 401
+    for _ in range(3):
+        assert await _login(client, "clinic", PASSWORD, "192.0.2.91") == 429
+    await RateLimitCounter.filter(key__contains="login-failures").delete()  # the hour ends
+    assert await _login(client, "clinic", PASSWORD, "192.0.2.91") == 200
+    for _ in range(2):  # the account backs off after two failures from this address
+        assert await _login(client, "admin", "wrong", "192.0.2.92") == 401
+    for _ in range(3):
+        assert await _login(client, "admin", "wrong", "192.0.2.92") == 429
+    for n in range(3):  # five failures an hour: two used, the three refused used none
+        assert await _login(client, f"e{n}", "wrong", "192.0.2.92") == 401
+    assert await _login(client, "e9", "wrong", "192.0.2.92") == 429
+
+
 async def test_the_dashboard_login_backs_off_with_retry_after_too(
     workers: list[httpx.AsyncClient],
 ) -> None:

@@ -19,7 +19,13 @@ from wastetrack.audit import service as audit
 from wastetrack.auth.models import RefreshToken, Role, User
 from wastetrack.core import keys, paging, ratelimit
 from wastetrack.core.commands import ascii_digits
-from wastetrack.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from wastetrack.core.errors import (
+    Conflict,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
 from wastetrack.registry import access, roles
@@ -104,21 +110,26 @@ async def authenticate(
     capped, so spraying usernames from one address is throttled."""
     key = f"login|{address}|{username.casefold()}"
     # Each attempt counts as a failure from its start, so attempts sent at once are held to
-    # the back-off and the cap as attempts one after another are; a right password takes its
-    # count back.
-    await ratelimit.claim_failure(
-        key=key,
-        free=settings.login_max_failures,
-        first=settings.login_lock_seconds,
-        longest=settings.login_lock_max_seconds,
-        forget_after=settings.login_forget_seconds,
-    )
+    # the cap and the back-off as attempts one after another are; a right password takes its
+    # counts back. One the cap refuses earns the account no back-off, and one the back-off
+    # refuses uses none of the cap.
     failures = {
         "scope": "login-failures",
         "key": address,
         "rate": settings.rate_limit_login_failures,
     }
     await ratelimit.hit(**failures)
+    try:
+        await ratelimit.claim_failure(
+            key=key,
+            free=settings.login_max_failures,
+            first=settings.login_lock_seconds,
+            longest=settings.login_lock_max_seconds,
+            forget_after=settings.login_forget_seconds,
+        )
+    except TooManyRequests:
+        await ratelimit.refund(**failures)
+        raise
     user = await User.get_or_none(username=username, is_active=True)
     # A missing user costs a hash all the same: the time taken tells nothing.
     matches = await password_matches(user.password_hash if user else _DUMMY_HASH, password)

@@ -194,14 +194,16 @@ async def claim_failure(
     forgotten `forget_after` seconds after the first failure."""
     stored = _stored(f"backoff|{key}")
     async with db.pool().acquire_connection() as connection:
-        claimed = await connection.fetchval(
-            _CLAIM_FAILURE, stored, float(forget_after), free, first, longest
-        )
-        if claimed is not None:
-            return
-        row = await connection.fetchrow(
-            "SELECT count, touched_at FROM rate_limit_counter WHERE key = $1", stored
-        )
+        row = None
+        while row is None:  # a right password may wipe the slate between the two statements
+            claimed = await connection.fetchval(
+                _CLAIM_FAILURE, stored, float(forget_after), free, first, longest
+            )
+            if claimed is not None:
+                return
+            row = await connection.fetchrow(
+                "SELECT count, touched_at FROM rate_limit_counter WHERE key = $1", stored
+            )
     wait = backoff_seconds(failures=row["count"], free=free, first=first, longest=longest)
     until = row["touched_at"] + timedelta(seconds=wait)
     raise TooManyRequests(
