@@ -14,7 +14,7 @@ from tortoise import connections
 from tests.custody.helpers import tag_bag
 from tests.factories import NOW, World, event, medical_bag
 from wastetrack.batches.models import Batch, Label
-from wastetrack.core import db
+from wastetrack.core import commands, db
 from wastetrack.custody import repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
@@ -93,6 +93,18 @@ async def test_hazards_are_a_set_each_named_once(client: httpx.AsyncClient, worl
     assert await Batch.all().count() == 1
     with pytest.raises(ValidationError, match="each hazard characteristic once"):
         FoundCommand(hazard=["T", "T"])
+
+
+def test_a_record_stored_before_sets_were_read_as_sets_matches_its_resend() -> None:
+    """A tagging stored on 5 December 2026 before hazards were read as a set kept the digest
+    of its values with the hazards as sent: a resend in another offset still matches it."""
+    bag = medical_bag(category="med.chemical", waste_code="841-004-01", hazard=["T", "C"])
+    stored = EventCommand.model_validate(bag)
+    then = commands._written_digest(commands._canonical(stored, sets=False), stored._late())
+    assert then != stored.digest()
+    resent = EventCommand.model_validate(_written_otherwise(bag, -10))
+    assert resent.same_content(then)
+    assert not EventCommand.model_validate({**bag, "quantity": "9"}).same_content(then)
 
 
 async def test_same_id_with_other_content_is_a_conflict(

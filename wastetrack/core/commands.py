@@ -127,8 +127,15 @@ class Command(BaseModel):
     def same_content(self, digest: str) -> bool:
         """Whether a record stored with `digest` holds this command's content: its digest, or,
         for one stored before digests read values (December 2026), the digest of the content as
-        it was written then, which a resend of that request still matches."""
-        return digest == self.digest() or digest == _written_digest(self, self._late())
+        it was written then, which a resend of that request still matches; one stored before
+        sets were read as sets, the digest of its values with the set as it came."""
+        late = self._late()
+        if digest in (self.digest(), _written_digest(self, late)):
+            return True
+        # Stored while values were read but sets were not yet (5 December 2026).
+        return bool(self.UNORDERED_FIELDS) and digest == _written_digest(
+            _canonical(self, sets=False), late
+        )
 
     def _late(self) -> set[str]:
         return {name for name in self.LATE_FIELDS if getattr(self, name) is None}
@@ -142,19 +149,20 @@ _ZERO = Decimal(0)
 _AS_WRITTEN = frozenset({str, int, bool, UUID})  # a field's value its digest takes as it is
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any, *, sets: bool = True) -> Any:
     """`value` (a command, or one of its fields) with each instant in UTC, each number as its
     value's shortest text (2.4 for 2.40, 10 for 1E+1, 0 for -0 and -0.0) and each mapping's
     keys in order (a JSON object's members have none), each set (a command's
-    `UNORDERED_FIELDS`) in sorted order; itself when it is so already, as most are."""
+    `UNORDERED_FIELDS`) in sorted order (unless not `sets`); itself when it is so already, as
+    most are."""
     if isinstance(value, BaseModel):
         changed = {}
         unordered = getattr(value, "UNORDERED_FIELDS", ())
         for name, item in value.__dict__.items():
             if item is None or type(item) in _AS_WRITTEN:
                 continue
-            canonical = _canonical(item)
-            if name in unordered and canonical != sorted(canonical):
+            canonical = _canonical(item, sets=sets)
+            if sets and name in unordered and canonical != sorted(canonical):
                 canonical = sorted(canonical)
             if canonical is not item:
                 changed[name] = canonical
@@ -167,10 +175,10 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, float):
         return 0.0 if value == 0 else value  # -0.0 is 0.0
     if isinstance(value, list):
-        items = [_canonical(item) for item in value]
+        items = [_canonical(item, sets=sets) for item in value]
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     if isinstance(value, dict):
-        members = {key: _canonical(value[key]) for key in sorted(value)}
+        members = {key: _canonical(value[key], sets=sets) for key in sorted(value)}
         same = list(members) == list(value) and all(members[k] is value[k] for k in value)
         return value if same else members
     return value
