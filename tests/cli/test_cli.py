@@ -354,7 +354,29 @@ def test_bad_arguments_are_refused_naming_them_and_change_nothing(
         ),
         (["calendar", "set", "9999-12-31", "--holiday", "--reason", "x"], "day"),
         (["calendar", "set", "2031-02-30", "--holiday"], "day"),
+        # Ids no contract held reached the database as a traceback (out of int4's range).
+        (
+            [*licence[:2], "--org", "99999999999", *licence[4:], "--methods", "R1"],
+            "organization_id",
+        ),
+        (
+            [
+                "labels",
+                "issue",
+                "--org",
+                "99999999999",
+                "--stream",
+                "medical",
+                "--count",
+                "2",
+                "--out",
+                str(tmp_path / "l.pdf"),
+            ],
+            "organization_id",
+        ),
+        (["backup", "--out", str(tmp_path / "a-file" / "b.tar")], "out"),
     ]
+    (tmp_path / "a-file").write_text("not a folder")
     for args, field in cases:
         done = run(cli_env, *args)
         said = (done.returncode, "Traceback" in done.stderr, field in done.stderr)
@@ -363,3 +385,54 @@ def test_bad_arguments_are_refused_naming_them_and_change_nothing(
     city = run_json(cli_env, "registry", "region", "--code", "371082", "--name", "荣成市",
                     "--level", "city")  # fmt: skip
     assert city["id"] == 1  # the first region: nothing before it was written
+
+
+def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Where --out cannot take the file, the command says so (exit 2 naming `out`) before it
+    connects: with no database reachable it was a connection traceback."""
+    away = {**cli_env, "WASTETRACK_DATABASE_URL": "postgres://u:p@127.0.0.1:1/none"}
+    (tmp_path / "a-file").write_text("not a folder")
+    for args in (
+        ["checkpoints", "export", "--out", str(tmp_path / "missing" / "c.json")],
+        [
+            "labels",
+            "issue",
+            "--org",
+            "1",
+            "--stream",
+            "medical",
+            "--count",
+            "2",
+            "--out",
+            str(tmp_path / "missing" / "l.pdf"),
+        ],
+        ["backup", "--out", str(tmp_path / "a-file" / "b.tar")],
+        ["backup", "--out", str(tmp_path)],
+    ):
+        done = run(away, *args)
+        said = (done.returncode, "Traceback" in done.stderr, "error (out)" in done.stderr)
+        assert said == (2, False, True), (args, done.stderr[-600:])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WASTETRACK_TIMEZONE", "Asia/Beijing"),
+        ("WASTETRACK_RATE_LIMIT_LOGIN", "lots"),
+        ("WASTETRACK_COSIGN_PIN_FAILURES", "five"),
+        ("WASTETRACK_ENVIRONMENT", "staging"),
+        ("WASTETRACK_SYNC_MAX_EVENTS", "-1"),
+        ("WASTETRACK_ACCESS_TOKEN_MINUTES", "-5"),
+        ("WASTETRACK_PORT", "0"),
+    ],
+)
+def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(
+    cli_env: dict[str, str], variable: str, value: str
+) -> None:
+    """Refused as the settings are read, before any command runs: a rate the limits library
+    cannot read made every login a 500 once the service was up."""
+    done = run({**cli_env, variable: value}, "migrate")
+    said = (done.returncode, "Traceback" in done.stderr, f"error ({variable})" in done.stderr)
+    assert said == (2, False, True), done.stderr[-600:]

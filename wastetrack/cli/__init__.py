@@ -12,6 +12,24 @@ app = typer.Typer(
     help="wastetrack: solid-waste custody from QR tag to treatment.", no_args_is_help=True
 )
 
+
+@app.callback()
+def _settings_first() -> None:
+    """Read the settings before any command: a variable the service cannot use is a message
+    naming it (exit 2), not a traceback from wherever the command first reads it."""
+    from pydantic import ValidationError
+
+    from wastetrack.core.settings import get_settings
+
+    try:
+        get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = f"WASTETRACK_{str(problem['loc'][0]).upper()}" if problem["loc"] else "settings"
+            typer.echo(f"error ({name}): {problem['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
+
+
 for command in (
     serving.serve,
     serving.deliver,

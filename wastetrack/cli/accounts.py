@@ -6,8 +6,9 @@ from typing import Annotated
 import typer
 
 from schemas.auth import UserCreate
+from schemas.batches import LabelIssue
 from wastetrack.auth.models import Role
-from wastetrack.cli.running import contract, run_and_print, write_file
+from wastetrack.cli.running import contract, run_and_print, writable, write_file
 from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import get_settings
 
@@ -80,6 +81,8 @@ def labels_issue(
     from wastetrack.batches import service as batches
 
     settings = get_settings()
+    asked = contract(LabelIssue, organization_id=organization_id, stream=stream, count=count)
+    writable(out)
 
     async def work() -> dict[str, object]:
         query = User.filter(username=manager) if manager else User.filter(role=Role.admin)
@@ -89,9 +92,7 @@ def labels_issue(
         principal = await auth.principal_for(user)
         issued, pdf = await batches.issue_label_sheet(
             principal=principal,
-            organization_id=organization_id,
-            stream=stream,
-            count=count,
+            **asked.model_dump(),
             base_url=settings.base_url,
             secret=settings.secret_key,
         )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from wastetrack.cli.running import or_exit, print_on_server
+from wastetrack.cli.running import or_exit, print_on_server, writable
 from wastetrack.core import db
 from wastetrack.core.settings import get_settings
 
@@ -26,6 +26,7 @@ def backup(out: Annotated[Path, typer.Option(help="tar file to write")]) -> None
     from wastetrack.core import backup as backups
 
     settings = get_settings()
+    writable(out)
     print_on_server(
         lambda url: backups.backup(
             database_url=url,

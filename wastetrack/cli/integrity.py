@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from wastetrack.cli.running import echo, run, run_and_print, write_file
+from wastetrack.cli.running import echo, or_exit, run, run_and_print, writable, write_file
 from wastetrack.core.settings import get_settings
 
 keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
@@ -23,7 +23,7 @@ def keys_rotate() -> None:
     from wastetrack.core import codes, keys
 
     settings = get_settings()
-    version = keys.rotate(master=settings.secret_key, data_dir=settings.data_dir)
+    version = or_exit(lambda: keys.rotate(master=settings.secret_key, data_dir=settings.data_dir))
     echo({"version": version, "kid": codes.ALPHABET[version]})
 
 
@@ -62,6 +62,8 @@ def checkpoints_export(
     """Every checkpoint with its signature and public key, to keep outside the system."""
     from wastetrack.custody import checkpoints
 
+    if out is not None:
+        writable(out)
     exported = run(checkpoints.list_checkpoints)
     text = json.dumps({"checkpoints": exported}, ensure_ascii=False, indent=1)
     if out is None:

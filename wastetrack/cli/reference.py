@@ -16,7 +16,7 @@ from schemas.registry import (
     SiteCreate,
     VesselCreate,
 )
-from wastetrack.cli.running import contract, run_and_print
+from wastetrack.cli.running import contract, identifier, run_and_print
 from wastetrack.core.settings import get_settings
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
@@ -163,6 +163,7 @@ def licence_add(
     from wastetrack.registry import service as registry
 
     timezone = get_settings().timezone
+    organization_id = identifier("organization_id", organization_id)
     body = contract(
         LicenceCreate,
         category_key=category,

@@ -5,15 +5,17 @@ command goes through these, so scripts (.ci/fresh-clone, the docs' examples) can
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from tortoise.transactions import in_transaction
 
 from wastetrack.core import db
+from wastetrack.core.commands import Id
 from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import get_settings
 
@@ -75,6 +77,39 @@ def contract(model: type[M], **values: object) -> M:
         field = ".".join(str(part) for part in first["loc"])
         typer.echo(f"error ({field}): {first['msg']}", err=True)
         raise typer.Exit(2) from None
+
+
+_ID = TypeAdapter(Id)
+
+
+def identifier(field: str, value: int) -> int:
+    """An id a command was given that no contract reads (a route takes it in its path), read
+    as the API reads a path's id: out of range, it is refused naming `field`, exit status 2."""
+    try:
+        return int(_ID.validate_python(value))
+    except ValidationError as error:
+        typer.echo(f"error ({field}): {error.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def writable(path: Path) -> Path:
+    """`path` for a command's file, refused (exit 2, naming `out`) before anything runs when
+    the file could not be written there: a directory, or a folder that does not exist or may
+    not be written. `write_file` still says any other failure."""
+    folder = path.parent
+    why = (
+        "it is a directory"
+        if path.is_dir()
+        else f"{folder} is no directory"
+        if not folder.is_dir()
+        else f"{folder} may not be written"
+        if not os.access(folder, os.W_OK)
+        else None
+    )
+    if why is not None:
+        typer.echo(f"error (out): cannot write {path}: {why}", err=True)
+        raise typer.Exit(2)
+    return path
 
 
 def write_file(path: Path, content: bytes) -> None:

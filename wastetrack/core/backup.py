@@ -97,7 +97,6 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
     owner only (it holds the whole database)."""
     photos_dir = data_dir / PHOTOS
     partial = out.with_name(out.name + ".partial")
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Created here with its mode, never an existing file (which would keep its own).
         fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -106,6 +105,8 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
             f"{partial} exists: another backup is writing it, or one was cut off (remove it)",
             field="out",
         ) from None
+    except OSError as error:  # no such folder, or a file where a folder should be
+        raise BackupFailed(f"cannot write {out}: {error.strerror or error}", field="out") from None
     try:
         with open(fd, "wb") as file, tempfile.TemporaryDirectory() as tmp:
             dump = Path(tmp) / DUMP

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from wastetrack.core.errors import Conflict
+
 JWT = "jwt"
 QR = "qr"
 FARMER_IDENTITY = "farmer_identity"
@@ -211,11 +213,11 @@ def rotate(*, master: str, data_dir: Path) -> int:
     installed = install(master, data_dir)
     version = installed.current + 1
     if version > MAX_VERSION:
-        raise ValueError(f"at most {MAX_VERSION} key versions")
+        raise Conflict(f"at most {MAX_VERSION} key versions: every version is in use")
     if not write_private(
         keys_dir(data_dir) / f"master-v{version}.key", secrets.token_bytes(32).hex().encode()
     ):
-        raise FileExistsError(f"key version {version} is being created by another process")
+        raise Conflict(f"key version {version} is being created by another process")
     return install(master, data_dir).current
 
 

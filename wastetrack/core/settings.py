@@ -3,6 +3,7 @@
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -19,7 +20,7 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    environment: str = Field("development", description="development, test or production")
+    environment: Literal["development", "test", "production"] = "development"
     database_url: str | None = Field(
         None, description="postgres://user:pass@host:port/db; unset starts an embedded server"
     )
@@ -53,8 +54,8 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    access_token_minutes: int = 15
-    refresh_token_days: int = 30
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(30, ge=1, le=366)
     login_max_failures: int = Field(
         5, ge=1, description="failed logins of one account from one address before back-off"
     )
@@ -85,9 +86,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, description="largest request body except photo uploads"
     )
-    photo_max_bytes: int = 5 * 1024 * 1024
+    photo_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     photo_max_pixels: int = Field(40_000_000, ge=1, description="largest photo, width × height")
-    sync_max_events: int = 500
+    sync_max_events: int = Field(500, ge=1)
     db_pool_size: int = Field(
         10, ge=2, description="connections per process: one is kept for writes outside a request"
     )
@@ -178,6 +179,27 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Where phones reach the service: the prefix of every QR URL."""
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @field_validator(
+        "rate_limit_login",
+        "rate_limit_login_failures",
+        "rate_limit_refresh",
+        "rate_limit_public",
+        "rate_limit_api_key",
+        "rate_limit_api_key_failures",
+        "cosign_pin_failures",
+    )
+    @classmethod
+    def _a_rate(cls, rate: str) -> str:
+        # Read when a request is counted: a rate the `limits` library cannot read stops the
+        # start, not every login after it (a 500).
+        from limits import parse
+
+        try:
+            parse(rate)
+        except ValueError as error:
+            raise ValueError(f"{rate!r} is no rate (e.g. 30/minute, 5 per 10 seconds)") from error
+        return rate
 
     @field_validator("timezone")
     @classmethod
