@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.custody.helpers import post_event, tag_bag
+from tests.custody.helpers import recorded, tag_bag
 from tests.factories import World, event
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
@@ -18,11 +18,6 @@ START = (datetime.now(UTC) - timedelta(hours=60)).replace(microsecond=0)
 
 def at(hours: float) -> str:
     return (START + timedelta(hours=hours)).isoformat()
-
-
-async def ok(client: httpx.AsyncClient, world: World, who: str, body: dict[str, Any]) -> None:
-    response = await post_event(client, world, who, body)
-    assert response.status_code == 201, response.text
 
 
 def body(kind: str, code: str, hours: float, **fields: Any) -> dict[str, Any]:
@@ -66,8 +61,10 @@ async def test_a_bag_rejected_back_to_the_clinic_that_produced_it_is_watched_by_
     organization produced the two agree"."""
     bag = (await tag_bag(client, world, device_time=at(0)))["code"]
     facility = world.orgs["facility"].id
-    await ok(client, world, "clinic", body("handed_over", bag, 1, to_organization_id=facility))
-    await ok(
+    await recorded(
+        client, world, "clinic", body("handed_over", bag, 1, to_organization_id=facility)
+    )
+    await recorded(
         client, world, "facility", body("received", bag, 2, outcome="rejected", reason="wrong bag")
     )
     await _watched_alike(client, world, bag)
@@ -80,8 +77,10 @@ async def test_a_bag_handed_back_to_the_clinic_that_produced_it_is_watched_by_th
     at its producer again, 60 h after its tagging."""
     bag = (await tag_bag(client, world, device_time=at(0)))["code"]
     other, clinic = world.orgs["other_clinic"].id, world.orgs["clinic"].id
-    await ok(client, world, "clinic", body("handed_over", bag, 1, to_organization_id=other))
-    await ok(client, world, "other_clinic", body("handed_over", bag, 2, to_organization_id=clinic))
+    await recorded(client, world, "clinic", body("handed_over", bag, 1, to_organization_id=other))
+    await recorded(
+        client, world, "other_clinic", body("handed_over", bag, 2, to_organization_id=clinic)
+    )
     await _watched_alike(client, world, bag)
 
 
@@ -93,8 +92,10 @@ async def test_the_refused_part_back_at_the_clinic_that_produced_it_is_watched_b
     it was produced."""
     bag = (await tag_bag(client, world, device_time=at(0)))["code"]
     facility = world.orgs["facility"].id
-    await ok(client, world, "clinic", body("handed_over", bag, 1, to_organization_id=facility))
-    await ok(
+    await recorded(
+        client, world, "clinic", body("handed_over", bag, 1, to_organization_id=facility)
+    )
+    await recorded(
         client,
         world,
         "facility",
@@ -111,10 +112,12 @@ async def test_a_box_of_the_clinics_own_bag_counts_from_the_same_start_in_both(
     clock, and "for waste the organization produced the two agree"."""
     bag = (await tag_bag(client, world, device_time=at(0)))["code"]
     other, clinic = world.orgs["other_clinic"].id, world.orgs["clinic"].id
-    await ok(client, world, "clinic", body("handed_over", bag, 1, to_organization_id=other))
-    await ok(client, world, "other_clinic", body("handed_over", bag, 2, to_organization_id=clinic))
+    await recorded(client, world, "clinic", body("handed_over", bag, 1, to_organization_id=other))
+    await recorded(
+        client, world, "other_clinic", body("handed_over", bag, 2, to_organization_id=clinic)
+    )
     box = (await tag_bag(client, world, device_time=at(3)))["code"]
-    await ok(client, world, "clinic", body("aggregated", box, 4, children=[bag]))
+    await recorded(client, world, "clinic", body("aggregated", box, 4, children=[bag]))
     stock = await inventory(client, world, "clinic")
     (held,) = stock["batches"]
     assert held["code"] == box

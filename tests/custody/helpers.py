@@ -14,6 +14,14 @@ async def post_event(
     return await client.post("/m/v1/events", json=body, headers=world.headers(who))
 
 
+async def recorded(client: httpx.AsyncClient, world: World, who: str, body: dict) -> dict[str, Any]:
+    """Post an event that must be recorded (201); its answer."""
+    response = await post_event(client, world, who, body)
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
 async def tag_bag(
     client: httpx.AsyncClient, world: World, who: str = "clinic", **fields: Any
 ) -> dict:

@@ -18,7 +18,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
-from tests.custody.helpers import collect, post_event, tag_bag
+from tests.custody.helpers import collect, post_event, recorded, tag_bag
 from tests.factories import World, event
 from wastetrack.batches.models import Batch
 from wastetrack.custody import recorder
@@ -607,11 +607,6 @@ async def test_a_receipt_corrected_to_partial_after_later_steps_returns_the_part
     assert Decimal(remainder["quantity"]) == Decimal("1.5")
 
 
-async def _recorded(client: httpx.AsyncClient, world: World, who: str, body: dict) -> None:
-    response = await post_event(client, world, who, body)
-    assert response.status_code == 201, response.text
-
-
 async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -625,16 +620,16 @@ async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
     whole = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
     part = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
     for code in (whole, part):
-        await _recorded(
+        await recorded(
             client, world, "clinic", event("handed_over", code, minutes=10, to_organization_id=f1)
         )
-    await _recorded(
+    await recorded(
         client,
         world,
         "facility",
         event("received", whole, minutes=20, outcome="rejected", reason="leaking"),
     )
-    await _recorded(
+    await recorded(
         client,
         world,
         "facility",
@@ -651,23 +646,23 @@ async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
     assert (await Batch.get(code=whole)).holder_id == remainder.holder_id == clinic
     # A carrier's bag, accepted by one facility and handed on to another, which refuses it.
     code = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
-    await _recorded(client, world, "carrier", event("collected", code, minutes=5))
-    await _recorded(
+    await recorded(client, world, "carrier", event("collected", code, minutes=5))
+    await recorded(
         client,
         world,
         "carrier",
         event("in_transit", code, minutes=10, destination_organization_id=f1),
     )
-    await _recorded(
+    await recorded(
         client,
         world,
         "facility",
         event("received", code, minutes=20, outcome="accepted", weight_kg="3.5"),
     )
-    await _recorded(
+    await recorded(
         client, world, "facility", event("handed_over", code, minutes=30, to_organization_id=f2)
     )
-    await _recorded(
+    await recorded(
         client,
         world,
         "unlicensed",

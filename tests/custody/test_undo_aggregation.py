@@ -8,16 +8,9 @@ from typing import Any
 import httpx
 from tortoise import connections
 
-from tests.custody.helpers import collect, post_event, tag_bag
+from tests.custody.helpers import collect, post_event, recorded, tag_bag
 from tests.factories import World, event
 from wastetrack.rollups import service as rollups
-
-
-async def _ok(client: httpx.AsyncClient, world: World, who: str, body: dict) -> dict[str, Any]:
-    response = await post_event(client, world, who, body)
-    assert response.status_code == 201, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
 
 
 async def _batch(client: httpx.AsyncClient, world: World, code: str) -> dict[str, Any]:
@@ -51,7 +44,7 @@ async def _load(client: httpx.AsyncClient, world: World, bags: int) -> tuple[str
     ]
     load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
     await collect(client, world, *codes, minutes=2)
-    await _ok(client, world, "carrier", event("aggregated", load, minutes=3, children=codes))
+    await recorded(client, world, "carrier", event("aggregated", load, minutes=3, children=codes))
     return load, codes
 
 
@@ -80,7 +73,7 @@ async def _treat(client: httpx.AsyncClient, world: World, load: str) -> None:
         ("facility", event("received", load, minutes=15, outcome="accepted", weight_kg="7")),
         ("facility", event("treated", load, minutes=20, method="D10")),
     ):
-        await _ok(client, world, who, body)
+        await recorded(client, world, who, body)
 
 
 async def test_a_bag_taken_out_of_a_load_is_as_before_and_its_fate_its_own(
@@ -95,7 +88,7 @@ async def test_a_bag_taken_out_of_a_load_is_as_before_and_its_fate_its_own(
     }
     aggregation = await _own_event(client, world, wrong, "aggregated")
     # Allowed though the load was treated already: the bag was never in it.
-    undone = await _ok(client, world, "carrier", _undo(wrong, aggregation))
+    undone = await recorded(client, world, "carrier", _undo(wrong, aggregation))
     assert undone["state"] == "collected"
     bag = await _batch(client, world, wrong)
     assert (bag["state"], bag["parent_id"], bag["holder_id"]) == (
@@ -116,7 +109,7 @@ async def test_a_bag_taken_out_of_a_load_is_as_before_and_its_fate_its_own(
     assert last["details"]["corrected"] == {"aggregated": "false"}
     assert last["details"]["out_of"] == load
     # The bag goes on with its own steps, and its chain verifies.
-    await _ok(
+    await recorded(
         client,
         world,
         "carrier",
@@ -138,7 +131,7 @@ async def test_a_load_left_empty_is_a_batch_in_its_own_right(
     await _treat(client, world, load)
     assert await _fates(bag, load) == {bag: "disposed_harmless", load: "container"}
     aggregation = await _own_event(client, world, bag, "aggregated")
-    await _ok(client, world, "manager", _undo(bag, aggregation))
+    await recorded(client, world, "manager", _undo(bag, aggregation))
     assert await _fates(bag, load) == {bag: "in_progress", load: "disposed_harmless"}
     incremental = await rollups.snapshot()
     await rollups.rebuild(timezone="Asia/Shanghai")
@@ -152,7 +145,7 @@ async def test_an_emptied_box_still_tagged_may_be_cancelled(
     same sync as the undoing, before the bag's row is written."""
     bag = (await tag_bag(client, world))["code"]
     box = (await tag_bag(client, world))["code"]
-    await _ok(client, world, "clinic", event("aggregated", box, minutes=3, children=[bag]))
+    await recorded(client, world, "clinic", event("aggregated", box, minutes=3, children=[bag]))
     cancel = event("cancelled", box, minutes=40, reason="scanned into the wrong box")
     refused = await post_event(client, world, "clinic", cancel)
     assert (refused.status_code, refused.json()["field"]) == (409, "event_type"), refused.text
@@ -189,7 +182,7 @@ async def test_an_aggregation_is_undone_once_by_its_recorder_or_a_manager(
     assert (tagged.status_code, tagged.json()["field"]) == (422, "aggregated"), tagged.text
     assert (await _batch(client, world, bag))["state"] == "aggregated"
 
-    first = await _ok(client, world, "carrier", _undo(bag, aggregation))
+    first = await recorded(client, world, "carrier", _undo(bag, aggregation))
     again = await post_event(client, world, "manager", _undo(bag, aggregation, minutes=31))
     assert (again.status_code, again.json()["field"]) == (409, "aggregated"), again.text
     # A correction of the undoing correction names the same aggregation: undone already.
@@ -200,12 +193,12 @@ async def test_an_aggregation_is_undone_once_by_its_recorder_or_a_manager(
     # second may be.
     carrier = world.orgs["carrier"].id
     right = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
-    await _ok(client, world, "carrier", event("aggregated", right, minutes=40, children=[bag]))
+    await recorded(client, world, "carrier", event("aggregated", right, minutes=40, children=[bag]))
     stale = await post_event(client, world, "manager", _undo(bag, aggregation, minutes=45))
     assert (stale.status_code, stale.json()["field"]) == (409, "aggregated"), stale.text
     second = await _own_event(client, world, bag, "aggregated")
     assert second != aggregation
-    await _ok(client, world, "manager", _undo(bag, second, minutes=46))
+    await recorded(client, world, "manager", _undo(bag, second, minutes=46))
     assert (await _batch(client, world, bag))["state"] == "collected"
     assert (await _batch(client, world, other))["state"] == "aggregated"
 
@@ -218,7 +211,9 @@ async def test_a_container_taken_out_of_its_outer_load_keeps_its_contents(
     inner, (bag,) = await _load(client, world, 1)
     carrier = world.orgs["carrier"].id
     outer = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
-    await _ok(client, world, "carrier", event("aggregated", outer, minutes=5, children=[inner]))
+    await recorded(
+        client, world, "carrier", event("aggregated", outer, minutes=5, children=[inner])
+    )
     await _treat(client, world, outer)
     assert await _fates(bag, inner, outer) == {
         bag: "disposed_harmless",
@@ -226,7 +221,7 @@ async def test_a_container_taken_out_of_its_outer_load_keeps_its_contents(
         outer: "container",
     }
     aggregation = await _own_event(client, world, inner, "aggregated")
-    undone = await _ok(client, world, "carrier", _undo(inner, aggregation))
+    undone = await recorded(client, world, "carrier", _undo(inner, aggregation))
     # The state the inner load was in when it was scanned: as its own packing left it.
     assert undone["state"] == "tagged"
     assert await _fates(bag, inner, outer) == {

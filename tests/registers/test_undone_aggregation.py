@@ -9,14 +9,9 @@ from typing import Any, cast
 
 import httpx
 
-from tests.custody.helpers import collect, post_event, tag_bag
+from tests.custody.helpers import collect, recorded, tag_bag
 from tests.factories import World, event
 from tests.registers.test_registers import rows, today
-
-
-async def _ok(client: httpx.AsyncClient, world: World, who: str, body: dict[str, Any]) -> None:
-    response = await post_event(client, world, who, body)
-    assert response.status_code == 201, response.text
 
 
 async def _undo(client: httpx.AsyncClient, world: World, who: str, code: str, minutes: int) -> None:
@@ -25,7 +20,7 @@ async def _undo(client: httpx.AsyncClient, world: World, who: str, code: str, mi
     assert listed.status_code == 200, listed.text
     scan = [e for e in listed.json() if e["event_type"] == "aggregated"][-1]
     undo = event("corrected", code, minutes=minutes, corrects=scan["id"], aggregated=False)
-    await _ok(client, world, who, undo)
+    await recorded(client, world, who, undo)
 
 
 def _out(found: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -58,7 +53,7 @@ async def test_a_bag_taken_out_of_a_load_stays_with_its_holder_as_the_load_moves
     load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
     await collect(client, world, right, wrong, minutes=2)
     scan = event("aggregated", load, minutes=3, children=[right, wrong])
-    await _ok(client, world, "carrier", scan)
+    await recorded(client, world, "carrier", scan)
     await _undo(client, world, "carrier", wrong, minutes=4)
     facility = world.orgs["facility"].id
     for who, body in (
@@ -66,7 +61,7 @@ async def test_a_bag_taken_out_of_a_load_stays_with_its_holder_as_the_load_moves
         ("carrier", event("in_transit", load, minutes=10, destination_organization_id=facility)),
         ("facility", event("received", load, minutes=15, outcome="accepted", weight_kg="7")),
     ):
-        await _ok(client, world, who, body)
+        await recorded(client, world, who, body)
 
     outgoing = await rows(client, world, "carrier", "outgoing")
     assert _out(outgoing) == [(right, "aggregated", load), (load, "received", None)]
@@ -94,7 +89,9 @@ async def test_a_bag_taken_out_of_a_box_keeps_its_own_storage_clock_and_not_the_
     carrier = world.orgs["carrier"].id
     new = (await tag_bag(client, world))["code"]
     box = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
-    await _ok(client, world, "clinic", event("aggregated", box, minutes=5, children=[old, new]))
+    await recorded(
+        client, world, "clinic", event("aggregated", box, minutes=5, children=[old, new])
+    )
     await _undo(client, world, "clinic", old, minutes=6)
     days = (today() - timedelta(days=10), today())
 
@@ -103,7 +100,7 @@ async def test_a_bag_taken_out_of_a_box_keeps_its_own_storage_clock_and_not_the_
     assert held == [(old, 3, True), (box, 0, False)]
     assert datetime.fromisoformat(stock["batches"][0]["since"]) == three_days_ago
 
-    await _ok(client, world, "carrier", event("collected", box, minutes=10))
+    await recorded(client, world, "carrier", event("collected", box, minutes=10))
     outgoing = await rows(client, world, "clinic", "outgoing", days=days)
     assert _out(outgoing) == [(new, "aggregated", box), (box, "collected", None)]
     stock = await _stock(client, world, "clinic", days=days)
@@ -124,9 +121,9 @@ async def test_a_bag_taken_out_and_scanned_into_another_load_left_once_into_that
         for _ in range(2)
     ]
     await collect(client, world, bag, minutes=2)
-    await _ok(client, world, "carrier", event("aggregated", first, minutes=3, children=[bag]))
+    await recorded(client, world, "carrier", event("aggregated", first, minutes=3, children=[bag]))
     await _undo(client, world, "carrier", bag, minutes=4)
-    await _ok(client, world, "carrier", event("aggregated", second, minutes=5, children=[bag]))
+    await recorded(client, world, "carrier", event("aggregated", second, minutes=5, children=[bag]))
 
     outgoing = await rows(client, world, "carrier", "outgoing")
     assert _out(outgoing) == [(bag, "aggregated", second)]
@@ -151,7 +148,7 @@ async def test_a_bag_taken_out_idles_from_its_own_latest_step(
     (bag,) = [(await tag_bag(client, world, carrier_organization_id=carrier))["code"]]
     load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
     await collect(client, world, bag, minutes=2)
-    await _ok(client, world, "carrier", event("aggregated", load, minutes=30, children=[bag]))
+    await recorded(client, world, "carrier", event("aggregated", load, minutes=30, children=[bag]))
     await _undo(client, world, "carrier", bag, minutes=31)
     collected = datetime.fromisoformat(event("collected", bag, minutes=2)["device_time"])
     assert (await Batch.get(code=bag)).last_device_time == collected

@@ -247,9 +247,7 @@ async def _correct_remainder_tagging(
     work: Work, sub: EventCommand, batch: Batch, remainder: Batch, corrected: dict[str, str]
 ) -> None:
     """The correction in the remainder's chain that carries its original's over."""
-    tagging = next(
-        (e for e in work.new_events if e.batch_id == remainder.id and e.seq == 1), None
-    ) or await CustodyEvent.get(batch_id=remainder.id, seq=1)
+    tagging = await _tagging(work, remainder)
     new_event(
         work,
         remainder,
