@@ -3,13 +3,13 @@ count ≤ 19; unknown counts apart; covered = a medical batch that first came in
 (collected by it, handed over to it) on a city day of the period, not a later step between
 carriers."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
 import pytest
 
-from tests.custody.helpers import collect, post_event, tag_bag
-from tests.factories import CITY_ZONE, World, event, make_user
+from tests.custody.helpers import collect, post_event, recorded, tag_bag
+from tests.factories import CITY_TODAY, CITY_ZONE, World, event, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.registry import service as registry
@@ -314,6 +314,87 @@ async def test_a_box_taken_before_the_bag_was_put_in_does_not_date_the_bag(
         found = await coverage(client, world, date_from=day, date_to=day)
         missed[moment] = clinic in {m["name"] for m in found["not_collected"]}
     assert (missed[before], missed[noon]) == (True, False)
+
+
+def missed(found: dict) -> set[int]:
+    return {m["id"] for m in found["not_collected"]}
+
+
+async def test_a_box_counts_through_its_contents_never_itself(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A container is never counted, its contents are (docs/custody.md): the township
+    hospital's box holding only the village clinic's bag reaches the carrier; the clinic is
+    covered, the hospital, none of whose own waste moved, is not."""
+    hospital = await township_hospital(world, "崖头卫生院", beds=10)
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    to_hospital = event("handed_over", bag["code"], minutes=5, to_organization_id=hospital.id)
+    await recorded(client, world, "clinic", to_hospital)
+    box = await tag_bag(client, world, "township", carrier_organization_id=carrier)
+    packed = event("aggregated", box["code"], minutes=10, children=[bag["code"]])
+    await recorded(client, world, "township", packed)
+    handed = event("handed_over", box["code"], minutes=30, to_organization_id=carrier)
+    await recorded(client, world, "township", handed)
+    found = missed(await coverage(client, world))
+    assert world.orgs["clinic"].id not in found
+    assert hospital.id in found
+
+
+async def test_a_box_handed_on_by_a_phone_whose_clock_runs_behind_carries_the_bag(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The hospital packs the clinic's bag into its box (phone A, 12:10) and then hands the
+    box to the carrier from phone B, whose clock runs five minutes behind (12:05): recorded
+    after the packing, the taking carried the bag; the clinic is covered that day."""
+    hospital = await township_hospital(world, "崖头卫生院", beds=10)
+    carrier = world.orgs["carrier"].id
+    day = CITY_TODAY - timedelta(days=1)
+    noon = datetime.combine(day, time(12), CITY_ZONE)
+
+    def at(minutes: int) -> str:
+        return (noon + timedelta(minutes=minutes)).isoformat()
+
+    bag = await tag_bag(client, world, carrier_organization_id=carrier, device_time=at(-120))
+    to_hospital = event(
+        "handed_over", bag["code"], device_time=at(0), to_organization_id=hospital.id
+    )
+    await recorded(client, world, "clinic", to_hospital)
+    box = await tag_bag(
+        client, world, "township", carrier_organization_id=carrier, device_time=at(-60)
+    )
+    packed = event("aggregated", box["code"], device_time=at(10), children=[bag["code"]])
+    await recorded(client, world, "township", packed)
+    handed = event("handed_over", box["code"], device_time=at(5), to_organization_id=carrier)
+    await recorded(client, world, "township", handed)
+    for period in ({"date_from": str(day), "date_to": str(day)}, {}):
+        assert world.orgs["clinic"].id not in missed(await coverage(client, world, **period))
+
+
+async def test_a_refused_part_the_clinic_hands_to_a_carrier_first_reaches_one(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The clinic brought its bag to the plant's gate itself; the plant accepted part and the
+    refused part went back to the clinic. No carrier ever took the clinic's waste: when the
+    clinic hands the part to one, its waste first reaches a carrier, and it is covered."""
+    facility = world.orgs["facility"].id
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    to_gate = event("handed_over", bag["code"], minutes=5, to_organization_id=facility)
+    await recorded(client, world, "clinic", to_gate)
+    receipt = event(
+        "received",
+        bag["code"],
+        minutes=10,
+        outcome="partially_accepted",
+        weight_kg="2.0",
+        reason="torn",
+    )
+    await recorded(client, world, "facility", receipt)
+    (part,) = await Batch.filter(split_from__code=bag["code"]).values_list("code", flat=True)
+    assert world.orgs["clinic"].id in missed(await coverage(client, world))
+    handed = event("handed_over", part, minutes=20, to_organization_id=world.orgs["carrier"].id)
+    await recorded(client, world, "clinic", handed)
+    assert world.orgs["clinic"].id not in missed(await coverage(client, world))
 
 
 async def test_a_refused_part_moving_later_does_not_reach_the_clinic_again(

@@ -171,6 +171,7 @@ WITH RECURSIVE {scope},
 ev0 AS (
     SELECT e.batch_id, e.seq, e.event_type, e.state_after, e.actor_id, e.details, e.corrects_id,
            e.organization_id AS actor_org, e.to_organization_id, e.related_batch_id,
+           e.server_time AS recorded_at,
            CASE WHEN e.event_type = {_TAGGED} THEN b.tagged_at
                 -- a receipt's correction (which may split off a refused part) at its time
                 WHEN t.event_type = '{EventType.received}' THEN t.device_time
@@ -211,7 +212,7 @@ first_pass AS ({_fold("ev")}),
 settled AS (
     SELECT ev.batch_id, ev.seq, ev.event_type, ev.state_after, ev.actor_id, ev.details,
            ev.actor_org, ev.to_organization_id, ev.related_batch_id, ev.c_soft, ev.undone,
-           ev.ends,
+           ev.ends, ev.recorded_at,
            COALESCE(ev.sets, ro.holder) AS sets, COALESCE(ro.carrier, ev.c_set) AS c_set,
            COALESCE(ro.split_at, ev.at) AS at, ro.refused_by, ro.refused_actor
     FROM ev LEFT JOIN remainder_origin ro
@@ -350,29 +351,54 @@ ORDER BY m.moved_at, m.batch_id, m.seq
 # it (or handing it over, or a carrier putting it into its load), from the producer or from the
 # institution that gathered it nearby (就近集中收集: a township hospital handing a village
 # clinic's bags on, loose or packed into its own box: a medical institution gives it); never a
-# later step between carriers, nor a refused part coming back, nor a facility's rejection
-# handing the batch to a carrier (docs/metrics.md §6). A bag inside a container (`up`: the bag
-# and every container it is in) comes into a carrier's hands with the container, when that is
-# first taken after the bag was put in.
+# later step between carriers, nor a facility's rejection handing the batch to a carrier
+# (docs/metrics.md §6).
+# - A container counts through its contents, never itself (as in every figure: a batch others
+#   are in): a box holding only a clinic's bag covers the clinic, not the box's producer.
+# - A bag inside a container (`up`: the bag and every container it is in) comes into a
+#   carrier's hands with the container, when that is taken after the bag was put in: later by
+#   the phones' clocks or, a phone's clock running behind, recorded after the packing; at the
+#   later of the two times.
+# - A refused part is its original's waste (`origin`): it first reaches a carrier when the
+#   original had not before — a part the clinic took back from the gate and hands to a carrier
+#   covers it; a part coming back after a carrier took the original does not reach it again.
 _PRODUCER_SCOPE = """
-bags AS (
-    SELECT b.id, b.parent_id, b.tagged_at FROM batch b
-    WHERE b.producer_id = ANY($1::int[]) AND b.stream_id = $2 AND b.split_from_id IS NULL
+active AS (
+    SELECT b.id FROM batch b
+    WHERE b.producer_id = ANY($1::int[]) AND b.stream_id = $2
       AND (b.tagged_at >= $3 OR b.parent_id IS NOT NULL OR EXISTS (
           SELECT 1 FROM custody_event e WHERE e.batch_id = b.id AND e.device_time >= $3))
+),
+lineage (id, at) AS (
+    SELECT id, id FROM active
+    UNION SELECT l.id, b.split_from_id FROM lineage l JOIN batch b ON b.id = l.at
+        WHERE b.split_from_id IS NOT NULL
+),
+bags AS (
+    SELECT DISTINCT b.id, b.parent_id, b.tagged_at, o.at AS origin
+    FROM lineage l
+    JOIN lineage o ON o.id = l.id
+    JOIN batch root ON root.id = o.at AND root.split_from_id IS NULL
+    JOIN batch b ON b.id = l.at
+    WHERE NOT EXISTS (SELECT 1 FROM batch put_in WHERE put_in.parent_id = b.id)
 ),
 up (bag, id, parent_id) AS (
     SELECT id, id, parent_id FROM bags
     UNION SELECT up.bag, c.id, c.parent_id FROM up JOIN batch c ON c.id = up.parent_id
 ),
 scope AS (SELECT DISTINCT id FROM up)"""
-HANDED_TO_CARRIER = f"""{_moves(_PRODUCER_SCOPE)}
+HANDED_TO_CARRIER = f"""{_moves(_PRODUCER_SCOPE)},
+packed AS (
+    SELECT DISTINCT ON (m.batch_id) m.batch_id, m.moved_at, m.recorded_at FROM moves m
+    WHERE m.event_type = '{EventType.aggregated}' AND m.batch_id IN (SELECT id FROM bags)
+    ORDER BY m.batch_id, m.seq DESC
+)
 SELECT DISTINCT b.producer_id FROM batch b WHERE b.id IN (
-SELECT up.bag
+SELECT bags.origin
 FROM up
 JOIN bags ON bags.id = up.bag
 JOIN (
-    SELECT m.batch_id, m.moved_at
+    SELECT m.batch_id, m.moved_at, m.recorded_at
     FROM moves m
     JOIN organization taker ON taker.id = COALESCE(
         m.custodian, CASE WHEN m.event_type = '{EventType.aggregated}' THEN m.actor_org END)
@@ -381,13 +407,12 @@ JOIN (
       AND giver.kind IN ({", ".join(f"'{kind}'" for kind in sorted(MEDICAL_KINDS))})
       AND m.custodian IS DISTINCT FROM m.before
 ) taken ON taken.batch_id = up.id
--- A container's taking counts for the bag once the bag was put in (its latest packing).
-WHERE up.id = up.bag OR taken.moved_at >= COALESCE((
-    SELECT max(packed.moved_at) FROM moves packed
-    WHERE packed.batch_id = up.bag AND packed.event_type = '{EventType.aggregated}'
-), bags.tagged_at)
-GROUP BY up.bag
-HAVING min(taken.moved_at) >= $3 AND min(taken.moved_at) < $4)
+LEFT JOIN packed ON packed.batch_id = up.bag AND up.id <> up.bag
+WHERE up.id = up.bag OR taken.moved_at >= COALESCE(packed.moved_at, bags.tagged_at)
+   OR taken.recorded_at > packed.recorded_at
+GROUP BY bags.origin
+HAVING min(GREATEST(taken.moved_at, packed.moved_at)) >= $3
+   AND min(GREATEST(taken.moved_at, packed.moved_at)) < $4)
 """
 
 
