@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, ReplicaRead, Transaction
 from mobile_api.tables import Format, export
-from schemas.base import Code
+from schemas.base import Key
 from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
 from wastetrack.core import cityday
 from wastetrack.indicators import service as indicators
@@ -34,7 +34,7 @@ async def overview(
 
 @router.post("/{code}/values", response_model=IndicatorValueRead, status_code=201)
 async def enter_value(
-    code: Code,
+    code: Key,
     body: IndicatorValueCreate,
     user: ManagerOnly,
     settings: AppSettings,

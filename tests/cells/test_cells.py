@@ -269,6 +269,12 @@ async def test_a_criterion_is_judged_as_it_is_shown(
     ).json()
     score = result["scores"]["reduction_measures"]
     assert (score["value"], score["threshold"], score["passed"]) == ("60.00", 60, True)
+    # -0 is 0: shown and kept so, as any resend of it is the same record
+    negative_zero = {**entered, "reduction_measures": {"value": "-0", "evidence": "现场检查记录"}}
+    result = (
+        await assess(client, world, await cell(client, world, "北山社区"), "county", negative_zero)
+    ).json()
+    assert result["scores"]["reduction_measures"]["value"] == "0.00"
 
 
 async def test_a_cell_is_not_assessed_on_a_day_to_come(

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -90,6 +91,15 @@ async def test_entered_value_keeps_source_and_author(
     ):
         refused = await client.post(url, json={**body, **wrong}, headers=world.headers("manager"))
         assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+    # A code longer than any indicator's (its column holds 64) is refused naming it, not a 500.
+    too_long = f"/m/v1/indicators/{'x' * 65}/values"
+    refused = await client.post(too_long, json=body, headers=world.headers("manager"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "code"), refused.text
+    # An entered value counts nothing: the dashboard shows no counts for it, not a bare " / ".
+    page = await client.get("/dashboard", cookies={"wt_session": world.tokens["manager"]})
+    row = re.search(r'<tr data-code="straw_utilization">(.*?)</tr>', page.text, re.S)
+    assert row is not None, page.text
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)[6].strip() == "—"
 
 
 async def test_an_entered_value_is_judged_at_its_own_period_end(

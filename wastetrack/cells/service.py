@@ -331,8 +331,8 @@ async def assess(
                 raise ValidationFailed(
                     "values are percentages from 0 to 100", field=f"entered.{code}.value"
                 )
-        if value is not None:  # judged as it is shown, to the hundredth
-            value = value.quantize(Decimal("0.01"))
+        if value is not None:  # judged as it is shown, to the hundredth (-0 shows as 0)
+            value = value.quantize(Decimal("0.01")) + 0
         passed = value is not None and value >= Decimal(str(criterion["threshold"]))
         if passed:
             total += Decimal(str(criterion["weight"]))

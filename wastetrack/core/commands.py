@@ -42,7 +42,8 @@ Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
 Int32 = Annotated[int, Interval(ge=-INT32_MAX - 1, le=INT32_MAX)]
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL)]
-"""A short name used as a JSON object key (item counts, indicator scores)."""
+"""A short name: a JSON object key (item counts, indicator scores) or an indicator's code (its
+column holds 64)."""
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_CONTROL)]
 """A code, a signed token or a scanned URL in a path or query."""
