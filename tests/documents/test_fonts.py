@@ -1,13 +1,15 @@
 """The bundled CJK font: shipped in the package, small, licensed, and able to draw every
 character the project prints; every document uses it, never a system font."""
 
+import io
 from importlib.resources import files
 
+import pypdf
 from PIL import ImageFont
 
-from wastetrack.batches.drawing import CJK_FONT_CANDIDATES
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, MISSING_GLYPH, a4_pdf, add_cjk_font
 from wastetrack.core.fonts import CJK_FONT, cjk_repertoire
-from wastetrack.core.fonts.build_subset import gb2312, project_text, unified_ideographs
+from wastetrack.core.fonts.build_subset import gbk, project_text
 
 
 def test_font_and_licence_ship_inside_the_package() -> None:
@@ -23,19 +25,27 @@ def test_documents_use_only_the_bundled_font() -> None:
     assert ImageFont.truetype(str(CJK_FONT), 12).getname() == ("Noto Sans CJK SC", "Regular")
 
 
-def test_font_draws_gb2312_and_every_character_the_project_prints() -> None:
+def test_font_draws_gbk_and_every_character_the_project_prints() -> None:
     drawable = cjk_repertoire()
-    assert gb2312() <= drawable
-    # Every hanzi of GBK: names reach beyond GB 2312 (荣成喆丰, 镕丰, 璟, 垚 would print as boxes).
-    gbk = set()
-    for lead in range(0x81, 0xFF):
-        for trail in range(0x40, 0xFF):
-            try:
-                gbk.add(bytes((lead, trail)).decode("gbk"))
-            except UnicodeDecodeError:
-                continue
-    assert (gbk & unified_ideographs()) - drawable == set()
-    assert set("喆堃镕昇旻珺璟玥垚") <= drawable
+    # Every character of GBK (GB 2312 within it) but ≒, which the source font lacks: names reach
+    # beyond GB 2312 (荣成喆丰, 镕丰, 璟, 垚), and beyond the Unified Ideographs block (荣成﨑丰,
+    # 二〇二六 would print as boxes).
+    assert gbk() - drawable == {"≒"}
+    assert set("喆堃镕昇旻珺璟玥垚〇﨑﨩") <= drawable
     missing = sorted(project_text() - drawable)
     assert missing == [], f"rebuild wastetrack/core/fonts (see its README) for {missing}"
     assert {"≤", "℃", "，", "（", "³", "→"} <= drawable
+
+
+def test_a_pdf_prints_a_character_its_font_lacks_as_a_box_never_leaving_it_out() -> None:
+    """fpdf2 leaves out a character the font cannot draw: 荣成䶮丰 (Extension A) would print as
+    荣成丰, another company. Every PDF prints it as □ instead; GBK's 﨑 and 〇 print as they are."""
+    pdf = a4_pdf()
+    assert add_cjk_font(pdf, "cjk", CJK_FONT_CANDIDATES)
+    pdf.add_page()
+    pdf.set_font("cjk", size=12)
+    pdf.cell(180, 8, "荣成﨑丰 二〇二六 荣成䶮丰")
+    pdf.multi_cell(180, 8, "\n荣成䶮丰")
+    text = pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text()
+    assert "荣成﨑丰" in text and "二〇二六" in text, text
+    assert text.count(f"荣成{MISSING_GLYPH}丰") == 2, text

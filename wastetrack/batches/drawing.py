@@ -26,12 +26,37 @@ def find_font(candidates: Sequence[str]) -> str | None:
     return next((path for path in candidates if Path(path).is_file()), None)
 
 
-def a4_pdf() -> "FPDF":
-    """A new A4 portrait PDF measured in millimetres. fpdf2 is imported on the first document a
-    process makes: it adds about 17 MB to a worker, and most workers never print."""
+MISSING_GLYPH = "□"
+"""What a document prints for a character its font cannot draw (beyond GBK, say U+4DAE): fpdf2
+would leave it out, and a name printed short names someone else; Pillow draws the font's empty
+box for it on a label, as this is."""
+
+
+@lru_cache(maxsize=1)
+def _document_class() -> "type[FPDF]":
     from fpdf import FPDF
 
-    return FPDF(orientation="P", unit="mm", format="A4")
+    class Document(FPDF):
+        """A PDF whose text in a TrueType font prints a character the font lacks as
+        `MISSING_GLYPH`, never dropping it."""
+
+        def normalize_text(self, text: str) -> str:
+            font = self.current_font
+            if self.is_ttf_font and font is not None:
+                drawable = font.cmap  # type: ignore[union-attr]
+                text = "".join(
+                    c if ord(c) in drawable or c in "\r\n" else MISSING_GLYPH for c in text
+                )
+            return super().normalize_text(text)
+
+    return Document
+
+
+def a4_pdf() -> "FPDF":
+    """A new A4 portrait PDF measured in millimetres, printing a character its font lacks as
+    `MISSING_GLYPH`. fpdf2 is imported on the first document a process makes: it adds about
+    17 MB to a worker, and most workers never print."""
+    return _document_class()(orientation="P", unit="mm", format="A4")
 
 
 def add_cjk_font(pdf: "FPDF", family: str, candidates: Sequence[str]) -> bool:

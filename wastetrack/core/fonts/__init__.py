@@ -1,6 +1,6 @@
 """The CJK font shipped inside the package, so every document prints Chinese on a machine with
-no system fonts: Noto Sans CJK SC Regular subset to the CJK Unified Ideographs (every hanzi of
-GBK), GB 2312's symbols and the project's own characters
+no system fonts: Noto Sans CJK SC Regular subset to GBK, the CJK Unified Ideographs and the
+project's own characters
 (SIL Open Font License 1.1, see OFL.txt; origin and rebuild in README.md and build_subset.py).
 
 It is always used, even where a system CJK font exists: labels, receipts and manifests then look

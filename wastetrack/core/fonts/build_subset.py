@@ -1,6 +1,6 @@
-"""Build the bundled CJK font: Noto Sans CJK SC Regular, subset to the CJK Unified Ideographs
-block (every hanzi of GBK: names of people and companies reach well beyond GB 2312's 6,763),
-GB 2312's symbols and every character the project prints, so labels, receipts and manifests
+"""Build the bundled CJK font: Noto Sans CJK SC Regular, subset to GBK (its 21,791 characters:
+names of people and companies reach well beyond GB 2312's 6,763 hanzi), the CJK Unified
+Ideographs block and every character the project prints, so labels, receipts and manifests
 carry Chinese with no system font.
 
 Source (OFL-1.1): Noto Sans CJK 2.004 (googlefonts/noto-cjk), as Debian ships it in the package
@@ -34,7 +34,7 @@ OUTPUT = HERE / "NotoSansSC-Regular-subset.ttf"
 SOURCE_SHA256 = "b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a"
 SOURCE_FACE = 2  # Noto Sans CJK SC inside the collection
 
-# Beyond GB 2312 and Latin-1: signs the documents print (≤ in indicators, ℃ in treatment
+# Beyond GBK and Latin-1: signs the documents print (≤ in indicators, ℃ in treatment
 # methods, m³, arrows, dashes, full-width punctuation) even before any data uses them.
 EXTRA = "≤≥±×÷℃°³²·—–→←↑↓…‰※•「」『』【】〔〕《》〈〉“”‘’、。，；：？！（）［］｛｝～・　€¥"
 
@@ -47,13 +47,17 @@ SCANNED = {
 SKIPPED = ("mobile_api/static/vendor/", "wastetrack/core/fonts/")
 
 
-def gb2312() -> set[str]:
-    """Every character of GB 2312 (rows 0xA1–0xF7, cells 0xA1–0xFE)."""
+def gbk() -> set[str]:
+    """Every character of GBK (GB 2312 within it): lead bytes 0x81–0xFE, trail bytes 0x40–0xFE
+    but 0x7F. Beyond the CJK Unified Ideographs it holds hanzi a name may carry — 〇 (二〇二六),
+    the compatibility ideographs 﨑 and 﨩 — and the symbols GB 2312 lacks."""
     chars = set()
-    for row in range(0xA1, 0xF8):
-        for cell in range(0xA1, 0xFF):
+    for lead in range(0x81, 0xFF):
+        for trail in range(0x40, 0xFF):
+            if trail == 0x7F:
+                continue
             try:
-                chars.add(bytes((row, cell)).decode("gb2312"))
+                chars.add(bytes((lead, trail)).decode("gbk"))
             except UnicodeDecodeError:
                 continue
     return chars
@@ -80,7 +84,7 @@ def unified_ideographs() -> set[str]:
 
 def repertoire() -> set[str]:
     latin = {chr(code) for code in range(0x20, 0x7F)} | {chr(code) for code in range(0xA0, 0x100)}
-    return gb2312() | unified_ideographs() | latin | set(EXTRA) | project_text()
+    return gbk() | unified_ideographs() | latin | set(EXTRA) | project_text()
 
 
 def build(source: Path) -> bytes:
