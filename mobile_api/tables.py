@@ -42,7 +42,8 @@ def _columns(
 ) -> list[str]:
     """A read model's columns as `_flat` names them: a nested model's fields (optional or not)
     each a column of their own; a mapping's keys a column each when `keys` names them (by the
-    field's name), else, as they vary, the rows' to add."""
+    field's name; a mapping of models, its model's columns per key), else, as they vary, the
+    rows' to add."""
     columns: list[str] = []
     for name, info in model.model_fields.items():
         kind = info.annotation
@@ -52,8 +53,13 @@ def _columns(
             columns += _columns(kind, keys, f"{prefix}{name}.")
         elif get_origin(kind) is not dict:
             columns.append(f"{prefix}{name}")
-        else:
-            columns += [f"{prefix}{name}.{key}" for key in keys.get(f"{prefix}{name}", ())]
+        else:  # a mapping: a column per key it names, or a model's columns per key
+            value = get_args(kind)[-1] if get_args(kind) else None
+            for key in keys.get(f"{prefix}{name}", ()):
+                if isinstance(value, type) and issubclass(value, BaseModel):
+                    columns += _columns(value, keys, f"{prefix}{name}.{key}.")
+                else:
+                    columns.append(f"{prefix}{name}.{key}")
     return columns
 
 

@@ -12,6 +12,7 @@ import pytest
 from tests.custody.helpers import advance, post_event, tag_bag
 from tests.factories import CITY_TODAY, World, event
 from wastetrack.alerts import service as alerts
+from wastetrack.catalog.models import TreatmentMethod
 from wastetrack.core import paging
 from wastetrack.core.exports import to_csv, to_xlsx
 from wastetrack.indicators.models import IndicatorValue
@@ -109,6 +110,54 @@ async def test_utilization_per_stream_downloads_as_its_own_table(
         headers=world.headers("manager"),
     )
     assert wrong.status_code == 422 and '"table"' in wrong.text
+
+
+async def test_figure_files_have_their_read_models_columns_whatever_their_rows_hold(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A file of utilization or mass balance has the columns its answer declares - every fate
+    and every treatment mode of the catalogue, with each rate's parts - even for a period with
+    no batch (a header alone) or whose batches touch a few fates: two files of one figure
+    line up. The OpenAPI document declares the answer's fields too."""
+    empty_day = (CITY_TODAY - timedelta(days=40)).isoformat()
+    modes = sorted({m.mode for m in await TreatmentMethod.all()})
+    headers = {}
+    for params in ({"date_from": empty_day, "date_to": empty_day}, PERIOD):
+        if params is PERIOD:
+            bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+            await advance(client, world, bag["code"], until="treated")
+        for path, table in (
+            ("/m/v1/metrics/utilization", "categories"),
+            ("/m/v1/metrics/utilization", "streams"),
+            ("/m/v1/metrics/mass-balance", "categories"),
+        ):
+            got = await client.get(
+                path,
+                params={**params, "format": "csv", "table": table},
+                headers=world.headers("manager"),
+            )
+            assert got.status_code == 200, got.text
+            header = next(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+            headers.setdefault((path, table), []).append(header)
+    for (path, _), (empty, full) in headers.items():
+        assert empty == full, path
+    utilization = headers[("/m/v1/metrics/utilization", "categories")][0]
+    for fate in ("recovered", "pending", "rejected", "in_progress"):
+        assert f"fates.{fate}.rate" in utilization, utilization
+    assert [f"treated_kg.{mode}" for mode in modes] == [
+        c for c in utilization if c.startswith("treated_kg.")
+    ]
+    assert (
+        "weighed_over_declared.definition.source"
+        in (headers[("/m/v1/metrics/mass-balance", "categories")][0])
+    )
+    document = (await client.get("/openapi.json")).json()
+    for path, model in (
+        ("/m/v1/metrics/utilization", "UtilizationRead"),
+        ("/m/v1/metrics/mass-balance", "MassBalanceRead"),
+    ):
+        answer = document["paths"][path]["get"]["responses"]["200"]["content"]
+        assert answer["application/json"]["schema"]["$ref"].endswith(model), answer
 
 
 async def test_text_that_would_start_a_formula_is_exported_as_text(

@@ -24,11 +24,20 @@ from mobile_api.tables import Format, export
 from schemas.alerts import AlertRead, MedicalCoverageRead, MissedInstitution
 from schemas.base import Id, Scanned
 from schemas.batches import FateRead
+from schemas.rollups import (
+    CategoryBalanceRead,
+    CategoryFiguresRead,
+    MassBalanceRead,
+    StreamFiguresRead,
+    UtilizationRead,
+)
 from wastetrack.alerts import service as alerts
+from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday, paging
 from wastetrack.custody import epcis, queries
 from wastetrack.medical import service as medical
 from wastetrack.rollups import service as rollups
+from wastetrack.rollups.facts import FATES
 
 router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
 
@@ -98,7 +107,7 @@ async def batch_epcis(code: Scanned, user: CurrentUser, settings: AppSettings) -
     return JSONResponse(document, media_type="application/ld+json")
 
 
-@router.get("/metrics/utilization")
+@router.get("/metrics/utilization", response_model=UtilizationRead)
 async def utilization(
     user: RegionScoped,
     settings: AppSettings,
@@ -124,11 +133,13 @@ async def utilization(
             format=format,
             timezone=settings.timezone,
             period=period,
+            model=CategoryFiguresRead if table == "categories" else StreamFiguresRead,
+            keys={"fates": FATES, "treated_kg": await catalog.treatment_modes()},
         )
     return result
 
 
-@router.get("/metrics/mass-balance")
+@router.get("/metrics/mass-balance", response_model=MassBalanceRead)
 async def mass_balance(
     user: RegionScoped,
     settings: AppSettings,
@@ -148,6 +159,7 @@ async def mass_balance(
             format=format,
             timezone=settings.timezone,
             period=period,
+            model=CategoryBalanceRead,
         )
     return result
 

@@ -97,6 +97,12 @@ async def list_methods() -> list[TreatmentMethod]:
     return list((await snapshot()).methods.values())
 
 
+async def treatment_modes() -> list[str]:
+    """The treatment modes of the catalogue's methods (R, D, pending, …), in order: the columns
+    a figure by mode has, whichever modes its rows hold."""
+    return sorted({method.mode for method in await list_methods()})
+
+
 async def category_for_stream(*, stream: str | None, category: str) -> WasteCategory:
     """The category, refused when it is unknown or belongs to another stream than `stream`
     (when one is named)."""
