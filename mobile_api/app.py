@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from mobile_api import errors, media
+from mobile_api import errors, media, openapi
 from mobile_api.idempotency import Idempotency
 from mobile_api.middleware import BodyLimit, SecurityHeaders
 from mobile_api.routers import (
@@ -43,6 +43,7 @@ from mobile_api.routers import (
     webhooks,
 )
 from mobile_api.routers import app as phone_app
+from schemas import sync
 from wastetrack.alerts import service as alerts
 from wastetrack.core import db, idempotency, observability, ratelimit
 from wastetrack.core.settings import Settings, get_settings
@@ -204,6 +205,7 @@ def create_app(
     app.state.posts = PostQueue(settings.secret_key)
     errors.install(app)
     media.document_tables(app)
+    openapi.extend(app, sync.document_entries)
     # Routes are matched in this order, every request: the routers phones post to most come
     # first (matching a post to /m/v1/events took 57 µs behind auth, catalog and batches).
     for module in (

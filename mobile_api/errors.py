@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from mobile_api.tables import XLSX
+from mobile_api import openapi
 from schemas.base import error_field
 from wastetrack.core.errors import DomainError
 from wastetrack.custody import partitions
@@ -202,12 +202,8 @@ def _invalid_input(errors: list[dict[str, Any]]) -> JSONResponse:
 
 def _document_problems(app: FastAPI) -> None:
     """Every error an operation can answer is problem+json: say so in the OpenAPI document."""
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = build()
+    def edit(document: openapi.Document) -> None:
         document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
@@ -220,18 +216,11 @@ def _document_problems(app: FastAPI) -> None:
                     if status[0] in "45":
                         response["content"] = problem_content
                 responses["default"] = {"description": "Problem", "content": problem_content}
-                if any(p.get("name") == "format" for p in operation.get("parameters", [])):
-                    # ?format=csv|xlsx: the same rows as a spreadsheet (mobile_api.tables)
-                    ok.setdefault("text/csv", {"schema": {"type": "string"}})
-                    ok.setdefault(XLSX, {"schema": {"type": "string", "format": "binary"}})
         schemas = document["components"]["schemas"]
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
-        app.openapi_schema = document
-        return document
 
-    # FastAPI's documented way to extend the generated schema; mypy forbids assigning a method.
-    app.openapi = openapi  # type: ignore[method-assign]
+    openapi.extend(app, edit)
 
 
 def headers_of(error: DomainError) -> dict[str, str] | None:

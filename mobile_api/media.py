@@ -5,6 +5,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from mobile_api import openapi
+
 PNG = "image/png"
 PDF = "application/pdf"
 CSV = "text/csv"
@@ -23,12 +25,8 @@ def binary(
 def document_tables(app: FastAPI) -> None:
     """A route taking ``?format=`` (mobile_api.tables.Format) also answers its table as CSV or
     XLSX: add both to its 200 response in the OpenAPI document."""
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = build()
+    def edit(document: openapi.Document) -> None:
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
                 parameters = operation.get("parameters", [])
@@ -40,8 +38,5 @@ def document_tables(app: FastAPI) -> None:
                 ok.setdefault("content", {}).update(
                     binary(CSV, XLSX)[200]["content"],
                 )
-        app.openapi_schema = document
-        return document
 
-    # FastAPI's documented way to extend the generated schema; mypy forbids assigning a method.
-    app.openapi = openapi  # type: ignore[method-assign]
+    openapi.extend(app, edit)

@@ -1,7 +1,8 @@
 """An offline sync as phones send it: a backlog of custody events and stream records, each
 told apart by its `kind` and judged alone."""
 
-from typing import Annotated, Any
+import copy
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -81,6 +82,51 @@ SyncEntry = Annotated[
 ]
 """One entry of a sync: a custody event (no `kind`, or `kind: event`) or a stream's record,
 told apart by `kind`."""
+
+
+def _members() -> dict[str, type[Schema]]:
+    """SyncEntry's members by their tag, as the union names them."""
+    members = {}
+    for member in get_args(get_args(SyncEntry)[0]):
+        model, *metadata = get_args(member)
+        members[next(m.tag for m in metadata if isinstance(m, Tag))] = model
+    return members
+
+
+def document_entries(document: dict[str, Any]) -> None:
+    """The sync entry in the OpenAPI document as the union `SyncEntry` reads, told apart by
+    `kind` (its discriminator): `SyncEvent`, a custody event that may say `kind: event` and is
+    one when it names no kind; `SyncDelivery` and the other records, each with `kind` required
+    (posted to their own routes they need none). Pydantic documents the union's members as
+    they are posted alone, a plain `oneOf`."""
+    schemas = document["components"]["schemas"]
+    records = _members()
+    event = copy.deepcopy(schemas[records.pop("event").__name__])
+    event["title"] = "SyncEvent"
+    event["properties"] = {
+        "kind": {
+            "type": "string",
+            "const": "event",
+            "default": "event",
+            "description": "a custody event when the entry names no kind",
+        },
+        **event["properties"],
+    }
+    members = {"event": ("SyncEvent", event)}
+    for kind, model in records.items():
+        record = copy.deepcopy(schemas[model.__name__])
+        record["title"] = name = "Sync" + model.__name__.removesuffix("Create")
+        record["required"] = ["kind", *record.get("required", [])]
+        members[kind] = (name, record)
+    mapping = {}
+    for kind, (name, schema) in members.items():
+        schemas[name] = schema
+        mapping[kind] = f"#/components/schemas/{name}"
+    entries = schemas[SyncRequest.__name__]["properties"]["events"]
+    entries["items"] = {
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "kind", "mapping": mapping},
+    }
 
 
 class SyncRequest(Schema):
