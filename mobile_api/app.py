@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from mobile_api import errors, media, openapi
 from mobile_api.idempotency import Idempotency
-from mobile_api.middleware import BodyLimit, SecurityHeaders
+from mobile_api.middleware import BodyLimit, HeadAsGet, SecurityHeaders
 from mobile_api.routers import (
     admin,
     apidocs,
@@ -252,6 +252,7 @@ def create_app(
     app.add_middleware(Idempotency, settings=settings)
     # Bodies are capped before any route reads them.
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(HeadAsGet)
     app.include_router(ops.router)
     return app
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api import openapi
@@ -200,6 +201,25 @@ def _invalid_input(errors: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+"""The methods a route of the API may take (HEAD comes with GET)."""
+
+
+def _allowed(request: Request) -> str:
+    """Every method the request's path takes, for a 405's `Allow` (RFC 9110 §15.5.6): each of
+    its routes', where Starlette names only the first route matching the path; HEAD with GET
+    (middleware.HeadAsGet)."""
+    routes = request.app.router.routes
+    methods = {
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def _document_problems(app: FastAPI) -> None:
     """Every error an operation can answer is problem+json: say so in the OpenAPI document."""
 
@@ -257,16 +277,19 @@ def install(app: FastAPI) -> None:
         return _invalid_input(list(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         unparsed = _unparsed_body(error)
         if unparsed is not None:
             return _invalid_input([unparsed])
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed(request)}
         return problem(
             status=error.status_code,
             title=str(error.detail),
             detail=str(error.detail),
             code="http_error",
-            headers=getattr(error, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(IntegrityError)

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware around the whole app: security headers on every HTML page, and request
-bodies capped before they are read."""
+"""Pure ASGI middleware around the whole app: security headers on every HTML page, request
+bodies capped before they are read, and HEAD answered as GET without its body."""
 
 import json
 import secrets
@@ -54,6 +54,28 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class HeadAsGet:
+    """HEAD is answered as GET is, with the same status and headers and no body (RFC 9110
+    §9.3.2: every general-purpose server supports it); the routes declare GET alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
 class BodyLimit:
