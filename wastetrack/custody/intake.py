@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
+from tortoise import Tortoise, connections
 from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
@@ -72,6 +74,16 @@ async def seen(
     client_event_id = submission.client_event_id
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is None:
+        if await _named_elsewhere(model, client_event_id):
+            return RecordResult(
+                client_event_id,
+                "conflict",
+                None,
+                Conflict(
+                    "this client_event_id already names another kind of record or a custody event",
+                    field="client_event_id",
+                ),
+            )
         return None
     if known.recorded_for() != principal.organization_id:
         return RecordResult(client_event_id, "conflict", None, others_id())
@@ -88,6 +100,31 @@ async def seen(
             field="client_event_id",
         ),
     )
+
+
+async def _named_elsewhere(model: type[IdempotentRecord], client_event_id: uuid.UUID) -> bool:
+    """Whether a phone's id for a new record already names another kind of record or a custody
+    event: each kind keeps its own ids, so the same id sent as a clean-up and then as a pickup
+    or a return would be two records of one id (the phone makes a fresh id per record)."""
+    found = await connections.get("default").execute_query_dict(
+        _elsewhere_sql(model._meta.db_table), [client_event_id]
+    )
+    return bool(found)
+
+
+@cache
+def _elsewhere_sql(own: str) -> str:
+    """One statement looking an id up among the ids of every other kind of record, and of the
+    custody events (`client_event`), each by its unique index."""
+    tables = sorted(
+        model._meta.db_table
+        for models in Tortoise.apps.values()
+        for model in models.values()
+        if issubclass(model, IdempotentRecord) and model._meta.db_table != own
+    )
+    lookups = [f"SELECT 1 FROM {table} WHERE client_event_id = $1" for table in tables]
+    lookups.append("SELECT 1 FROM client_event WHERE client_event_id = $1")
+    return " UNION ALL ".join(lookups) + " LIMIT 1"
 
 
 async def record_once(
