@@ -216,6 +216,35 @@ def test_two_small_clock_steps_in_a_row_keep_the_order_sent() -> None:
     assert sync_order(commands, [["A"]] * 3) == [2, 0, 1]
 
 
+def test_a_step_after_one_that_waits_for_a_tagging_waits_too() -> None:
+    """The bag was tagged 3 minutes (by the clock) after the box was packed and handed on; the
+    packing waits for the bag's tagging, and the handover sent after the packing waits for the
+    packing, even when the bag's tagging is sent last."""
+    base = NOW - timedelta(hours=1)
+
+    def at(seconds: int) -> str:
+        return (base + timedelta(seconds=seconds)).isoformat()
+
+    tag_bag_ = medical_bag(batch="BAG") | {"device_time": at(180)}
+    rest = [
+        medical_bag(batch="BOX") | {"device_time": at(0)},
+        event("aggregated", "BOX", children=["BAG"]) | {"device_time": at(5)},
+        event("handed_over", "BOX", to_organization_id=1) | {"device_time": at(6)},
+    ]
+    for sent, batches in (
+        ([tag_bag_, *rest], [["BAG"], ["BOX"], ["BOX", "BAG"], ["BOX"]]),
+        ([*rest, tag_bag_], [["BOX"], ["BOX", "BAG"], ["BOX"], ["BAG"]]),
+    ):
+        commands = [EventCommand.model_validate(body) for body in sent]
+        order = [sent[i] for i in sync_order(commands, batches)]
+        assert [(e["event_type"], e["batch"]) for e in order] == [
+            ("tagged", "BOX"),
+            ("tagged", "BAG"),
+            ("aggregated", "BOX"),
+            ("handed_over", "BOX"),
+        ]
+
+
 async def test_a_carriers_round_then_a_clock_step_keeps_the_bags_in_their_load(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -256,8 +285,9 @@ async def test_a_carriers_round_then_a_clock_step_keeps_the_bags_in_their_load(
 async def test_a_bag_is_tagged_before_it_goes_into_a_box_whatever_the_clock_did(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    """A clinic tags a bag, its clock is pulled back 40 s, it tags a box and packs the bag
-    into it: the packing waits for the bag it takes, not only for its box."""
+    """A clinic tags a bag, its clock is pulled back (40 s, or 3 minutes), it tags a box,
+    packs the bag into it and hands the box to its carrier: the packing waits for the bag it
+    takes, not only for its box, and the handover, sent after the packing, waits for it."""
     base = NOW - timedelta(hours=1)
 
     def at(seconds: int) -> str:
@@ -266,19 +296,27 @@ async def test_a_bag_is_tagged_before_it_goes_into_a_box_whatever_the_clock_did(
     printed = await client.post(
         "/m/v1/labels",
         headers=world.headers("manager"),
-        json={"organization_id": world.orgs["clinic"].id, "stream": "medical", "count": 2},
+        json={"organization_id": world.orgs["clinic"].id, "stream": "medical", "count": 4},
     )
     assert printed.status_code == 201, printed.text
-    bag, box = [label.code for label in await Label.filter(organization=world.orgs["clinic"])]
-    backlog = [
-        medical_bag(batch=bag) | {"device_time": at(30)},
-        medical_bag(batch=box) | {"device_time": at(-10)},
-        event("aggregated", box, children=[bag]) | {"device_time": at(-5)},
-    ]
-    response = await sync(client, world, "clinic", backlog)
-    assert [r["status"] for r in response.json()["results"]] == ["applied"] * 3, response.text
-    packed = await Batch.get(code=bag)
-    assert (packed.state, packed.parent_id) == ("aggregated", (await Batch.get(code=box)).id)
+    labels = [label.code for label in await Label.filter(organization=world.orgs["clinic"])]
+    carrier = world.orgs["carrier"].id
+    for (bag, box), pulled_back in ((labels[:2], 40), (labels[2:], 180)):
+        backlog = [
+            medical_bag(batch=bag) | {"device_time": at(pulled_back - 10)},
+            medical_bag(batch=box) | {"device_time": at(-10)},
+            event("aggregated", box, children=[bag]) | {"device_time": at(-5)},
+            event("handed_over", box, to_organization_id=carrier) | {"device_time": at(-4)},
+        ]
+        response = await sync(client, world, "clinic", backlog)
+        assert [r["status"] for r in response.json()["results"]] == ["applied"] * 4, (
+            pulled_back,
+            response.text,
+        )
+        packed = await Batch.get(code=bag)
+        assert (packed.state, packed.parent_id) == ("aggregated", (await Batch.get(code=box)).id)
+        chain = await CustodyEvent.filter(batch__code=box).order_by("seq")
+        assert [e.event_type for e in chain] == ["tagged", "aggregated", "handed_over"]
 
 
 async def test_bad_event_never_drops_the_good_ones(client: httpx.AsyncClient, world: World) -> None:

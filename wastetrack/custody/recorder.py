@@ -76,14 +76,38 @@ def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> 
     before one sent earlier on the same batch, however its clock reads: per field the latest
     correction wins, and the latest is the one sent last (a clock set back between two
     corrections would otherwise let the earlier one win)."""
+    # The keys are found again until they hold still: a step goes after the taggings of the
+    # batches it acts on, and a later step after that one, even when a tagging is sent after
+    # the steps that need it. Keys only grow, among the device times sent: it ends.
+    tagged_at: dict[str, datetime] = {}
+    keys: list[datetime] = []
+    while True:
+        found, found_tagged = _keys(submissions, batches_of, tagged_at)
+        if found == keys and found_tagged == tagged_at:
+            break
+        keys, tagged_at = found, found_tagged
+    return sorted(
+        range(len(submissions)),
+        key=lambda i: (keys[i], submissions[i].event_type != EventType.tagged, i),
+    )
+
+
+def _keys(
+    submissions: list[EventCommand], batches_of: list[list[str]], tagged_at: dict[str, datetime]
+) -> tuple[list[datetime], dict[str, datetime]]:
+    """One reading of `sync_order`'s keys, with the taggings' keys of the reading before
+    (`tagged_at`, by batch): each event's, and each tagging's by its batch."""
     keys: list[datetime] = []
     # Per batch, each earlier event's own device time, the key it was ordered by and whether
     # it is a correction: the step is judged on the clocks' own readings, the order follows the
     # keys.
     history: dict[str, list[tuple[datetime, datetime, bool]]] = {}
-    tagged_at: dict[str, datetime] = {}
+    found_tagged: dict[str, datetime] = {}
     for sub, acted_on in zip(submissions, batches_of, strict=True):
         key = sub.device_time
+        tagging = sub.event_type == EventType.tagged
+        if not tagging:
+            key = max([key, *(tagged_at[c] for c in acted_on if c in tagged_at)])
         correction = sub.event_type == EventType.corrected
         for code in acted_on:
             for earlier, earlier_key, corrected in history.get(code, ()):
@@ -92,16 +116,9 @@ def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> 
         keys.append(key)
         for code in acted_on:
             history.setdefault(code, []).append((sub.device_time, key, correction))
-        if sub.event_type == EventType.tagged and acted_on:
-            tagged_at[acted_on[0]] = key
-    return sorted(
-        range(len(submissions)),
-        key=lambda i: (
-            max([keys[i], *(tagged_at[c] for c in batches_of[i] if c in tagged_at)]),
-            submissions[i].event_type != EventType.tagged,
-            i,
-        ),
-    )
+        if tagging and acted_on:
+            found_tagged[acted_on[0]] = key
+    return keys, found_tagged
 
 
 async def record_posts(
