@@ -58,6 +58,36 @@ async def test_a_bag_of_infectious_waste_with_the_sharps_code_is_refused_naming_
 
 
 @pytest.mark.parametrize(
+    ("category", "waste_code", "hazard", "kept"),
+    [
+        ("med.sharps", "841-002-01", None, ["In"]),  # the class's, when none are named
+        ("med.sharps", "841-002-01", ["In"], ["In"]),
+        ("med.sharps", "841-002-01", ["C"], None),  # another: the label's pictogram lies
+        ("med.chemical", "841-004-01", ["T", "C"], ["T", "C"]),  # the ones it has
+        ("med.chemical", "841-004-01", ["T", "In"], None),
+    ],
+)
+async def test_a_medical_bag_has_some_of_its_class_hazards(
+    client: httpx.AsyncClient,
+    world: World,
+    category: str,
+    waste_code: str,
+    hazard: list[str] | None,
+    kept: list[str] | None,
+) -> None:
+    """A bag inherits its class's hazard characteristics (docs/streams/medical.md): named at
+    tagging, they are some of the class's, as a chemical waste names its own of T, C, I, R."""
+    named = {"hazard": hazard} if hazard is not None else {}
+    response = await tag(client, world, category=category, waste_code=waste_code, **named)
+    if kept is None:
+        assert (response.status_code, response.json()["field"]) == (422, "hazard"), response.text
+        assert await Batch.all().count() == 0
+    else:
+        assert response.status_code == 201, response.text
+        assert (await Batch.get(code=response.json()["code"])).hazard == kept
+
+
+@pytest.mark.parametrize(
     "waste_code",
     [
         "841-001-01\n",
