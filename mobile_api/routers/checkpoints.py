@@ -1,11 +1,12 @@
 """Signed daily checkpoints of the custody log, for managers and auditors to keep outside it."""
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
 from mobile_api.deps import AppSettings, PublicRateLimit, Transaction, require
+from schemas.checkpoints import CheckpointRead, EventProofRead
 from wastetrack.auth.models import Role
 from wastetrack.core.commands import Day
 from wastetrack.core.principal import Principal
@@ -16,20 +17,20 @@ router = APIRouter(prefix="/m/v1/checkpoints", tags=["checkpoints"])
 Overseer = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.admin))]
 
 
-@router.get("")
+@router.get("", response_model=list[CheckpointRead])
 async def list_checkpoints(
     _: Overseer,
     __: Transaction,
     since: Annotated[Day | None, Query(description="the first day to list")] = None,
-) -> list[dict[str, Any]]:
+) -> object:
     """Every sealed day: event count, Merkle root, Ed25519 signature and public key."""
     return await checkpoints.list_checkpoints(since=since)
 
 
-@router.get("/proof")
+@router.get("/proof", response_model=EventProofRead)
 async def event_proof(
     user: Overseer, settings: AppSettings, __: Transaction, event_id: Annotated[UUID, Query()]
-) -> dict[str, Any]:
+) -> object:
     """The audit path from one custody event of a batch you may see to its day's signed
     checkpoint root."""
     return await checkpoints.inclusion_proof(
