@@ -40,7 +40,9 @@ class EventResult(Schema):
     batch_code: str | None = None
     event_id: UUID | None = None
     state: str | None = None
-    record_id: int | None = Field(None, description="the delivery or clean-up made")
+    record_id: int | None = Field(
+        None, description="the stream record made: a delivery, clean-up, pickup or return"
+    )
     flags: list[str] | None = Field(None, description="a delivery's flags")
     error: EventError | None = None
 
