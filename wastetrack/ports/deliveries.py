@@ -58,8 +58,9 @@ class _Line:
 async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
     """Each line's catalog category (MARPOL letters checked against their scheme version) and
     its mass, derived from volume and the category's density when not weighed. Each line
-    becomes a batch: its mass, weighed or derived, is more than 0 kg and at most what a batch
-    holds."""
+    becomes a batch of what it holds, weighed kg or else m³: more than nothing and at most what
+    a batch holds in that unit (a mass derived from m³ is bound by the m³ limit, as any batch
+    tagged in m³ is)."""
     snap = await catalog.snapshot()
     resolved = []
     for index, line in enumerate(lines):
