@@ -76,49 +76,35 @@ def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> 
     before one sent earlier on the same batch, however its clock reads: per field the latest
     correction wins, and the latest is the one sent last (a clock set back between two
     corrections would otherwise let the earlier one win)."""
-    # The keys are found again until they hold still: a step goes after the taggings of the
-    # batches it acts on, and a later step after that one, even when a tagging is sent after
-    # the steps that need it. Keys only grow, among the device times sent: it ends.
+    # A tagging goes first on its batch, whenever it was sent: its key is its own clock's, and
+    # every other step on the batch waits for it. Every key is then known in one pass in the
+    # order sent, each step after what it waits for, a step sent after it after it.
     tagged_at: dict[str, datetime] = {}
-    keys: list[datetime] = []
-    while True:
-        found, found_tagged = _keys(submissions, batches_of, tagged_at)
-        if found == keys and found_tagged == tagged_at:
-            break
-        keys, tagged_at = found, found_tagged
-    return sorted(
-        range(len(submissions)),
-        key=lambda i: (keys[i], submissions[i].event_type != EventType.tagged, i),
-    )
-
-
-def _keys(
-    submissions: list[EventCommand], batches_of: list[list[str]], tagged_at: dict[str, datetime]
-) -> tuple[list[datetime], dict[str, datetime]]:
-    """One reading of `sync_order`'s keys, with the taggings' keys of the reading before
-    (`tagged_at`, by batch): each event's, and each tagging's by its batch."""
+    for sub, acted_on in zip(submissions, batches_of, strict=True):
+        if sub.event_type == EventType.tagged and acted_on:
+            code = acted_on[0]
+            tagged_at[code] = max(sub.device_time, tagged_at.get(code, sub.device_time))
     keys: list[datetime] = []
     # Per batch, each earlier event's own device time, the key it was ordered by and whether
     # it is a correction: the step is judged on the clocks' own readings, the order follows the
     # keys.
     history: dict[str, list[tuple[datetime, datetime, bool]]] = {}
-    found_tagged: dict[str, datetime] = {}
     for sub, acted_on in zip(submissions, batches_of, strict=True):
         key = sub.device_time
-        tagging = sub.event_type == EventType.tagged
-        if not tagging:
+        if sub.event_type != EventType.tagged:
             key = max([key, *(tagged_at[c] for c in acted_on if c in tagged_at)])
-        correction = sub.event_type == EventType.corrected
-        for code in acted_on:
-            for earlier, earlier_key, corrected in history.get(code, ()):
-                if earlier - sub.device_time <= CLOCK_STEP or (correction and corrected):
-                    key = max(key, earlier_key)
+            correction = sub.event_type == EventType.corrected
+            for code in acted_on:
+                for earlier, earlier_key, corrected in history.get(code, ()):
+                    if earlier - sub.device_time <= CLOCK_STEP or (correction and corrected):
+                        key = max(key, earlier_key)
+            for code in acted_on:
+                history.setdefault(code, []).append((sub.device_time, key, correction))
         keys.append(key)
-        for code in acted_on:
-            history.setdefault(code, []).append((sub.device_time, key, correction))
-        if tagging and acted_on:
-            found_tagged[acted_on[0]] = key
-    return keys, found_tagged
+    return sorted(
+        range(len(submissions)),
+        key=lambda i: (keys[i], submissions[i].event_type != EventType.tagged, i),
+    )
 
 
 async def record_posts(
