@@ -371,6 +371,58 @@ async def test_a_box_handed_on_by_a_phone_whose_clock_runs_behind_carries_the_ba
         assert world.orgs["clinic"].id not in missed(await coverage(client, world, **period))
 
 
+async def test_a_crates_trip_before_the_box_went_in_does_not_carry_the_bag(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The clinic's bag is packed into the township hospital's box three days ago; two days ago
+    the hospital's empty crate went to the carrier and back; today the box goes into the crate
+    (the bag is in it from now on, each step of the chain packed) and, later, the crate to the
+    carrier: the clinic was not reached two days ago, and is today once the crate is taken."""
+    hospital = await township_hospital(world, "崖头卫生院", beds=40)
+    carrier = world.orgs["carrier"].id
+    noon = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)  # 12:00 city
+    if noon > datetime.now(UTC):
+        noon -= timedelta(days=1)
+    early, before = noon - timedelta(days=3), noon - timedelta(days=2)
+
+    def at(moment: datetime, minutes: int = 0) -> str:
+        return (moment + timedelta(minutes=minutes)).isoformat()
+
+    bag, box, crate = [
+        (await tag_bag(client, world, who, carrier_organization_id=carrier, device_time=at(early)))[
+            "code"
+        ]
+        for who in ("clinic", "township", "township")
+    ]
+    for who, step in (
+        (
+            "clinic",
+            event("handed_over", bag, device_time=at(early, 10), to_organization_id=hospital.id),
+        ),
+        ("township", event("aggregated", box, device_time=at(early, 20), children=[bag])),
+        (
+            "township",
+            event("handed_over", crate, device_time=at(before), to_organization_id=carrier),
+        ),
+        (
+            "carrier",
+            event("handed_over", crate, device_time=at(before, 60), to_organization_id=hospital.id),
+        ),
+        ("township", event("aggregated", crate, device_time=at(noon, 5), children=[box])),
+    ):
+        await recorded(client, world, who, step)
+
+    async def reached(moment: datetime) -> bool:
+        day = moment.astimezone(CITY_ZONE).date().isoformat()
+        found = await coverage(client, world, date_from=day, date_to=day)
+        return world.orgs["clinic"].id not in missed(found)
+
+    assert (await reached(before), await reached(noon)) == (False, False)
+    handed = event("handed_over", crate, device_time=at(noon, 30), to_organization_id=carrier)
+    await recorded(client, world, "township", handed)
+    assert (await reached(before), await reached(noon)) == (False, True)
+
+
 async def test_a_refused_part_the_clinic_hands_to_a_carrier_first_reaches_one(
     client: httpx.AsyncClient, world: World
 ) -> None:

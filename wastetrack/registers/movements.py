@@ -356,8 +356,9 @@ ORDER BY m.moved_at, m.batch_id, m.seq
 # - A container counts through its contents, never itself (as in every figure: a batch others
 #   are in): a box holding only a clinic's bag covers the clinic, not the box's producer.
 # - A bag inside a container (`up`: the bag and every container it is in) comes into a
-#   carrier's hands with the container, when that is taken after the bag was put in: later by
-#   the phones' clocks or, a phone's clock running behind, recorded after the packing; at the
+#   carrier's hands with the container, when that is taken after the bag was in it — each step
+#   of the chain packed, the bag into its box, the box into its crate (`entered`): later by the
+#   phones' clocks or, a phone's clock running behind, recorded after the packings; at the
 #   later of the two times.
 # - A refused part is its original's waste (`origin`): it first reaches a carrier when the
 #   original had not before — a part the clinic took back from the gate and hands to a carrier
@@ -382,16 +383,19 @@ bags AS (
     JOIN batch b ON b.id = l.at
     WHERE NOT EXISTS (SELECT 1 FROM batch put_in WHERE put_in.parent_id = b.id)
 ),
-up (bag, id, parent_id) AS (
-    SELECT id, id, parent_id FROM bags
-    UNION SELECT up.bag, c.id, c.parent_id FROM up JOIN batch c ON c.id = up.parent_id
+up (bag, id, parent_id, members, containers) AS (
+    SELECT id, id, parent_id, ARRAY[]::int[], ARRAY[]::int[] FROM bags
+    UNION SELECT up.bag, c.id, c.parent_id, up.members || up.id, up.containers || c.id
+    FROM up JOIN batch c ON c.id = up.parent_id
 ),
 scope AS (SELECT DISTINCT id FROM up)"""
 HANDED_TO_CARRIER = f"""{_moves(_PRODUCER_SCOPE)},
 packed AS (
-    SELECT DISTINCT ON (m.batch_id) m.batch_id, m.moved_at, m.recorded_at FROM moves m
-    WHERE m.event_type = '{EventType.aggregated}' AND m.batch_id IN (SELECT id FROM bags)
-    ORDER BY m.batch_id, m.seq DESC
+    SELECT DISTINCT ON (m.batch_id, m.related_batch_id)
+           m.batch_id, m.related_batch_id AS into_id, m.moved_at, m.recorded_at
+    FROM moves m
+    WHERE m.event_type = '{EventType.aggregated}' AND m.related_batch_id IS NOT NULL
+    ORDER BY m.batch_id, m.related_batch_id, m.seq DESC
 )
 SELECT DISTINCT b.producer_id FROM batch b WHERE b.id IN (
 SELECT bags.origin
@@ -407,12 +411,17 @@ JOIN (
       AND giver.kind IN ({", ".join(f"'{kind}'" for kind in sorted(MEDICAL_KINDS))})
       AND m.custodian IS DISTINCT FROM m.before
 ) taken ON taken.batch_id = up.id
-LEFT JOIN packed ON packed.batch_id = up.bag AND up.id <> up.bag
-WHERE up.id = up.bag OR taken.moved_at >= COALESCE(packed.moved_at, bags.tagged_at)
-   OR taken.recorded_at > packed.recorded_at
+CROSS JOIN LATERAL (
+    -- when the bag was in the container: the latest packing of each step of the chain up to it
+    SELECT max(p.moved_at) AS moved_at, max(p.recorded_at) AS recorded_at
+    FROM unnest(up.members, up.containers) AS step (member, container)
+    JOIN packed p ON p.batch_id = step.member AND p.into_id = step.container
+) entered
+WHERE up.id = up.bag OR taken.moved_at >= COALESCE(entered.moved_at, bags.tagged_at)
+   OR taken.recorded_at > entered.recorded_at
 GROUP BY bags.origin
-HAVING min(GREATEST(taken.moved_at, packed.moved_at)) >= $3
-   AND min(GREATEST(taken.moved_at, packed.moved_at)) < $4)
+HAVING min(GREATEST(taken.moved_at, entered.moved_at)) >= $3
+   AND min(GREATEST(taken.moved_at, entered.moved_at)) < $4)
 """
 
 
