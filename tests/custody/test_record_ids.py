@@ -2,6 +2,9 @@
 another kind of record it is a conflict that records nothing, as a resend with other content
 is; each kind keeps its own ids, so this is looked up across them."""
 
+import asyncio
+import uuid
+
 import httpx
 
 from tests.factories import World
@@ -11,6 +14,7 @@ from tests.ports.test_ports import cleanup, harbour
 from wastetrack.batches.models import Batch
 from wastetrack.household.models import Pickup
 from wastetrack.pesticide.models import PackagingReturn
+from wastetrack.ports.models import CleanUp
 
 __all__ = ["harbour", "point_url", "points"]  # the fixtures the records need
 
@@ -44,3 +48,28 @@ async def test_a_clean_ups_id_sent_again_as_a_return_is_a_conflict(
     got = await results(client, points, "station", first, again)
     assert got == [("applied", None), ("conflict", "client_event_id")]
     assert await PackagingReturn.all().count() == 0
+
+
+async def test_one_id_sent_at_once_as_two_kinds_makes_one_record(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """Two phones' syncs (or a retry on another connection) carrying one id at the same moment,
+    as a clean-up and as a return: they take turns, and the second is the conflict."""
+
+    async def send(entry: dict) -> str:
+        answer = await client.post(
+            "/m/v1/sync", json={"events": [entry]}, headers=points.headers("station")
+        )
+        status: str = answer.json()["results"][0]["status"]
+        return status
+
+    for _ in range(5):
+        shared = str(uuid.uuid4())
+        statuses = await asyncio.gather(
+            send({**cleanup(points), "kind": "cleanup", "client_event_id": shared}),
+            send({**a_return(), "kind": "return", "client_event_id": shared}),
+        )
+        assert sorted(statuses) == ["applied", "conflict"], statuses
+        records = await CleanUp.filter(client_event_id=shared).count()
+        records += await PackagingReturn.filter(client_event_id=shared).count()
+        assert records == 1

@@ -102,6 +102,11 @@ async def seen(
     )
 
 
+RECORD_ID_LOCK_KEY = 0x72656364
+"""First half of the advisory lock key a stream record's id takes while it is recorded ("recd" in
+ASCII); a hash of the id is the second."""
+
+
 async def _named_elsewhere(model: type[IdempotentRecord], client_event_id: uuid.UUID) -> bool:
     """Whether a phone's id for a new record already names another kind of record or a custody
     event: each kind keeps its own ids, so the same id sent as a clean-up and then as a pickup
@@ -140,6 +145,11 @@ async def record_once(
     its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
     client_event_id = submission.client_event_id
     payload_digest = submission.digest()
+    # Records sent at once with one id, of one kind or two, take turns until the first commits:
+    # the second then finds it, in its own kind's table or another's (`seen`).
+    await connections.get("default").execute_query(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))", [RECORD_ID_LOCK_KEY, str(client_event_id)]
+    )
     answer = await seen(model, submission, principal, flags)
     if answer is not None:
         return answer
