@@ -14,7 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api import openapi
@@ -209,12 +210,15 @@ def _allowed(request: Request) -> str:
     """Every method the request's path takes, for a 405's `Allow` (RFC 9110 §15.5.6): each of
     its routes', where Starlette names only the first route matching the path; HEAD with GET
     (middleware.HeadAsGet)."""
-    routes = request.app.router.routes
-    methods = {
-        method
-        for method in _METHODS
-        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
-    }
+    # The app's own path: a mount (the static files) moved its prefix into root_path.
+    scope = {**request.scope, "root_path": request.scope.get("app_root_path", "")}
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Mount):  # static files (the only mounts) take GET alone
+            if route.matches(scope)[0] is not Match.NONE and isinstance(route.app, StaticFiles):
+                methods.add("GET")
+            continue
+        methods |= {m for m in _METHODS if route.matches({**scope, "method": m})[0] is Match.FULL}
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))

@@ -75,7 +75,12 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send_headers_only)
+        finally:  # the route it matched, for the request's log line and its timing
+            if "route" in as_get:
+                scope["route"] = as_get["route"]
 
 
 class BodyLimit:

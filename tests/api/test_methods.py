@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.factories import World
+from wastetrack.core import observability
 
 
 @pytest.mark.parametrize(
@@ -42,3 +43,33 @@ async def test_head_is_answered_as_get_without_its_body(
         assert head.headers["content-type"] == got.headers["content-type"], path
     refused = await client.head("/m/v1/batches")  # unauthenticated: as GET is
     assert refused.status_code == 401 and refused.content == b""
+
+
+async def test_a_405_under_a_mount_names_its_methods(client: httpx.AsyncClient) -> None:
+    """The static files are a mount: its prefix is moved into root_path before the 405."""
+    assert (await client.get("/static/dashboard-trace.js")).status_code == 200
+    refused = await client.post("/static/dashboard-trace.js")
+    assert refused.status_code == 405
+    assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD"}, refused.headers["allow"]
+
+
+async def test_a_head_request_is_timed_under_its_route(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """/metrics times requests by route template (docs/operations.md): a HEAD under its GET
+    route's, not as unmatched."""
+
+    def count(route: str) -> float:
+        for metric in observability.REQUEST_DURATION.collect():
+            for sample in metric.samples:
+                labels = sample.labels
+                if sample.name.endswith("_count") and (labels["method"], labels["route"]) == (
+                    "HEAD",
+                    route,
+                ):
+                    return sample.value
+        return 0.0
+
+    before = count("/m/v1/batches")
+    assert (await client.head("/m/v1/batches", headers=world.headers("clinic"))).status_code == 200
+    assert count("/m/v1/batches") == before + 1
