@@ -69,14 +69,7 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         )
     category = await catalog.category_for_stream(stream=stream, category=sub.category or "")
     await catalog.validate_waste_code(category=category.key, waste_code=sub.waste_code)
-    if sub.hazard and category.hazard and not set(sub.hazard) <= set(category.hazard):
-        # A class that carries its characteristics (a medical class) gives them to its waste:
-        # a bag names some of them (a chemical waste the ones it has) or none, never another.
-        raise ValidationFailed(
-            f"{category.key} waste has the hazard characteristics"
-            f" {', '.join(category.hazard)}: name some of them, or none to take them all",
-            field="hazard",
-        )
+    catalog.check_hazards(category, sub.hazard)  # none named: the category's, below
     rules = work.catalog.streams[stream].rules or {}
     for required in rules.get("tag_requires", []):
         if not getattr(sub, required):

@@ -1,6 +1,7 @@
 """Read access to the reference catalog, cached in memory because it only changes by migration."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -118,6 +119,18 @@ async def category_for_stream(*, stream: str | None, category: str) -> WasteCate
             field="category",
         )
     return found
+
+
+def check_hazards(category: WasteCategory, hazard: Sequence[str] | None) -> None:
+    """A category that carries hazard characteristics (a medical class) gives them to its
+    waste: a batch of it has some of them (a chemical waste the ones it has), never another,
+    or its label would show a pictogram the class does not have."""
+    if hazard and category.hazard and not set(hazard) <= set(category.hazard):
+        raise ValidationFailed(
+            f"{category.key} waste has the hazard characteristics"
+            f" {', '.join(category.hazard)}, not {', '.join(hazard)}",
+            field="hazard",
+        )
 
 
 async def validate_waste_code(*, category: str, waste_code: str | None) -> None:
