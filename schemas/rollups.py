@@ -25,12 +25,21 @@ class CohortFiguresRead(Schema):
     utilization_rate: Ratio
 
 
-class StreamFiguresRead(CohortFiguresRead):
+class _Stream(Schema):
     stream: str
 
 
-class CategoryFiguresRead(StreamFiguresRead):
+class _Category(_Stream):
     category: str
+
+
+# The row's names lead its figures: pydantic takes the fields of the last base first.
+class StreamFiguresRead(CohortFiguresRead, _Stream):
+    pass
+
+
+class CategoryFiguresRead(CohortFiguresRead, _Category):
+    pass
 
 
 class UtilizationRead(Schema):

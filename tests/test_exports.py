@@ -142,6 +142,9 @@ async def test_figure_files_have_their_read_models_columns_whatever_their_rows_h
     for (path, _), (empty, full) in headers.items():
         assert empty == full, path
     utilization = headers[("/m/v1/metrics/utilization", "categories")][0]
+    assert utilization[:4] == ["date_from", "date_to", "stream", "category"], utilization
+    streams = headers[("/m/v1/metrics/utilization", "streams")][0]
+    assert streams[:3] == ["date_from", "date_to", "stream"], streams
     for fate in ("recovered", "pending", "rejected", "in_progress"):
         assert f"fates.{fate}.rate" in utilization, utilization
     assert [f"treated_kg.{mode}" for mode in modes] == [
