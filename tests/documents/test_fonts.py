@@ -46,6 +46,9 @@ def test_a_pdf_prints_a_character_its_font_lacks_as_a_box_never_leaving_it_out()
     pdf.set_font("cjk", size=12)
     pdf.cell(180, 8, "荣成﨑丰 二〇二六 荣成䶮丰")
     pdf.multi_cell(180, 8, "\n荣成䶮丰")
+    # Composed first, a tab as a space, a zero-width space left out: no box for any of them.
+    pdf.multi_cell(180, 8, "\nCafe\u0301\t备注\u200b第二列")
     text = pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text()
     assert "荣成﨑丰" in text and "二〇二六" in text, text
     assert text.count(f"荣成{MISSING_GLYPH}丰") == 2, text
+    assert "Café 备注第二列" in text, text

@@ -3,6 +3,7 @@ is missing), QR codes, and millimetres at print resolution. Labels, label sheets
 port receipts share these, so a font or QR setting changes in one place.
 """
 
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -38,18 +39,26 @@ def _document_class() -> "type[FPDF]":
 
     class Document(FPDF):
         """A PDF whose text in a TrueType font prints a character the font lacks as
-        `MISSING_GLYPH`, never dropping it."""
+        `MISSING_GLYPH`, never dropping it: composed first (e and a combining acute are é), a
+        tab as a space, an invisible format character (a zero-width space) left out."""
 
         def normalize_text(self, text: str) -> str:
             font = self.current_font
             if self.is_ttf_font and font is not None:
                 drawable = font.cmap  # type: ignore[union-attr]
-                text = "".join(
-                    c if ord(c) in drawable or c in "\r\n" else MISSING_GLYPH for c in text
-                )
+                text = "".join(_printed(c, drawable) for c in unicodedata.normalize("NFC", text))
             return super().normalize_text(text)
 
     return Document
+
+
+def _printed(char: str, drawable: dict[int, str]) -> str:
+    """What a PDF prints for `char` in a font that draws `drawable` (code points)."""
+    if ord(char) in drawable or char in "\r\n":
+        return char
+    if char == "\t":
+        return " "
+    return "" if unicodedata.category(char) == "Cf" else MISSING_GLYPH
 
 
 def a4_pdf() -> "FPDF":
