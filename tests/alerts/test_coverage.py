@@ -24,6 +24,12 @@ async def coverage(client: httpx.AsyncClient, world: World, **params: str) -> di
     return response.json()
 
 
+def last_city_noon() -> datetime:
+    """The latest 12:00 on the city's clock, today's or yesterday's, in UTC."""
+    noon = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)
+    return noon if noon <= datetime.now(UTC) else noon - timedelta(days=1)
+
+
 async def township_hospital(world: World, name: str, *, beds: int) -> Organization:
     """A township hospital in the town, with its user `township`."""
     hospital = await registry.create_organization(
@@ -247,9 +253,7 @@ async def test_a_box_taken_before_the_bag_was_put_in_does_not_date_the_bag(
     on: the bag first came into a carrier's hands today."""
     hospital = await township_hospital(world, "崖头卫生院", beds=40)
     carrier = world.orgs["carrier"].id
-    noon = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)  # 12:00 city
-    if noon > datetime.now(UTC):
-        noon -= timedelta(days=1)
+    noon = last_city_noon()
     early, before = noon - timedelta(days=3), noon - timedelta(days=2)
     bag = await tag_bag(
         client, world, carrier_organization_id=carrier, device_time=early.isoformat()
@@ -380,9 +384,7 @@ async def test_a_crates_trip_before_the_box_went_in_does_not_carry_the_bag(
     carrier: the clinic was not reached two days ago, and is today once the crate is taken."""
     hospital = await township_hospital(world, "崖头卫生院", beds=40)
     carrier = world.orgs["carrier"].id
-    noon = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)  # 12:00 city
-    if noon > datetime.now(UTC):
-        noon -= timedelta(days=1)
+    noon = last_city_noon()
     early, before = noon - timedelta(days=3), noon - timedelta(days=2)
 
     def at(moment: datetime, minutes: int = 0) -> str:
