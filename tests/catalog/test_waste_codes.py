@@ -4,12 +4,11 @@ the HW class pattern, ASCII digits only, matched in full."""
 import httpx
 import pytest
 
-from tests.factories import World, event, medical_bag
+from tests.factories import World, medical_bag
 from wastetrack.batches.models import Batch
 from wastetrack.catalog import loader
 from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import ValidationFailed
-from wastetrack.custody.models import CustodyEvent
 
 
 async def tag(client: httpx.AsyncClient, world: World, **fields: str) -> httpx.Response:
@@ -166,27 +165,3 @@ async def test_the_catalog_files_and_the_migrated_rules_agree(orm: list[str]) ->
                 item.get("waste_code"),
                 item.get("waste_code_pattern"),
             ), item["key"]
-
-
-async def test_a_class_corrected_must_fit_the_bags_hazards(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    """The hazards are fixed at tagging (in its hash): a chemical bag marked corrosive is not
-    corrected into an infectious one (refused naming `category`, to be cancelled and tagged
-    anew), while an infectious bag corrected into sharps, both In, is."""
-    for category, hazard, into, accepted in (
-        ("med.chemical", ["C"], "med.infectious", False),
-        ("med.infectious", None, "med.sharps", True),
-    ):
-        named = {"hazard": hazard} if hazard else {}
-        bag = (await tag(client, world, category=category, **named)).json()
-        tagging = await CustodyEvent.get(batch__code=bag["code"], event_type="tagged")
-        fix = event("corrected", bag["code"], minutes=5, corrects=str(tagging.id), category=into)
-        answer = await client.post("/m/v1/events", json=fix, headers=world.headers("clinic"))
-        kept = await Batch.get(code=bag["code"])
-        if accepted:
-            assert answer.status_code == 201, answer.text
-            assert (kept.category_id, kept.hazard) == (into, ["In"])
-        else:
-            assert (answer.status_code, answer.json()["field"]) == (422, "category"), answer.text
-            assert (kept.category_id, kept.hazard) == (category, hazard)

@@ -365,12 +365,6 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
                 f" {batch.waste_code}: {error.detail}"
             )
             raise
-        try:  # the hazards are fixed at tagging (in its hash): the category must fit them
-            catalog.check_hazards(category, batch.hazard)
-        except ValidationFailed as error:
-            error.field = "category"
-            error.detail = f"{error.detail}: cancel the batch and tag it anew"
-            raise
         category_id = category.key
     unit = changed.get("unit", batch.unit)
     quantity = Decimal(changed.get("quantity", batch.quantity))
