@@ -26,8 +26,9 @@ SubjectType = Annotated[
         min_length=1,
         max_length=32,
         pattern=r"^[a-z_]+$",
-        description="region, organization, licence, site, vessel, service_agreement, user, "
-        "api_key, webhook",
+        description="the part of an action before its dot: region, organization, licence, "
+        "site, vessel, service_agreement, port, berth, vehicle, driver, user, api_key, webhook, "
+        "calendar, package_sale, packaging_return, cell, cell_assessment, indicator_value",
     ),
 ]
 Actor = Annotated[Id | None, Query(description="the acting user's id")]

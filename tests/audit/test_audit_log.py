@@ -12,7 +12,7 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from tests.factories import World
+from tests.factories import CITY_TODAY, World
 from wastetrack.audit import service as audit
 from wastetrack.audit.models import AuditEntry
 from wastetrack.auth import service as auth
@@ -330,3 +330,55 @@ async def test_an_entry_id_saved_before_cursors_continues_from_that_entry(
     assert len(everything) >= 2
     after = await entries(client, world, "admin", after=str(everything[0]["id"]))
     assert {e["id"] for e in everything[1:]} <= {e["id"] for e in after}
+
+
+async def test_the_figures_a_manager_enters_are_recorded(
+    client: httpx.AsyncClient, world: World, baseline: str
+) -> None:
+    """A zero-waste cell registered, its assessment and an indicator's value each move a figure
+    the city is judged on: each is in the log with who entered it, read by the region's
+    auditor."""
+    manager = world.headers("manager")
+    made = await client.post(
+        "/m/v1/cells",
+        headers=manager,
+        json={
+            "cell_type": "community",
+            "name": "东山社区",
+            "region_id": world.regions["village"].id,
+        },
+    )
+    assert made.status_code == 201, made.text
+    cell_id = made.json()["id"]
+    entered = {
+        "reduction_measures": {"value": "95", "evidence": "现场检查记录"},
+        "publicity": {"value": "90", "evidence": "宣传活动照片"},
+    }
+    assessed = await client.post(
+        f"/m/v1/cells/{cell_id}/assessments",
+        headers=manager,
+        json={"level": "county", "assessed_on": CITY_TODAY.isoformat(), "entered": entered},
+    )
+    assert assessed.status_code == 201, assessed.text
+    value = await client.post(
+        "/m/v1/indicators/straw_utilization/values",
+        headers=manager,
+        json={"value": "96.5", "period_end": "2025-12-31", "source_note": "市农业农村局年报"},
+    )
+    assert value.status_code == 201, value.text
+    found = await entries(client, world, after=baseline)
+    by_action = {e["action"]: e for e in found}
+    cell = by_action["cell.registered"]
+    assert (cell["subject_type"], cell["subject_id"]) == ("cell", str(cell_id))
+    assert cell["after"]["name"] == "东山社区" and cell["before"] is None
+    assert cell["actor_user_id"] == world.users["manager"].id
+    assessment = by_action["cell_assessment.created"]
+    assert assessment["subject_id"] == str(assessed.json()["id"])
+    assert assessment["after"]["scores"]["publicity"]["value"] == "90.00"
+    indicator = by_action["indicator_value.entered"]
+    assert indicator["subject_type"] == "indicator_value"
+    assert (indicator["after"]["value"], indicator["after"]["source_note"]) == (
+        "96.50",
+        "市农业农村局年报",
+    )
+    assert indicator["actor_user_id"] == world.users["manager"].id

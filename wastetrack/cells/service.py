@@ -11,6 +11,7 @@ from dateutil.relativedelta import relativedelta
 from tortoise import connections
 from tortoise.functions import Count
 
+from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.cells.models import Cell, CellAssessment
 from wastetrack.core import cityday, paging
@@ -151,12 +152,26 @@ async def create_cell(
             field="name",
             cell_id=existing.id,
         )
-    return await Cell.create(
+    made = await Cell.create(
         cell_type=cell_type,
         name=name,
         region_id=region_id,
         region_path=region_path,
         organization_id=organization_id,
+    )
+    await _audited("cell.registered", made, made)
+    return made
+
+
+async def _audited(action: str, row: Cell | CellAssessment, cell: Cell) -> None:
+    """A cell's registration or assessment in the audit log, read by the managers of its
+    region: each counts in the achievement rate the city is judged on."""
+    await audit.record(
+        action=action,
+        subject=row,
+        region_path=cell.region_path,
+        organization_id=cell.organization_id,
+        after=audit.snapshot(row),
     )
 
 
@@ -376,6 +391,7 @@ async def assess(
         tier=tier,
         assessor_id=principal.user_id,
     )
+    await _audited("cell_assessment.created", made, cell)
     return made, True
 
 

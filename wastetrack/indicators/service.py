@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, NotRequired, TypedDict
 
+from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
@@ -243,10 +244,17 @@ async def enter_value(
     )
     if indicator.unit == "%" and value > 100:
         raise ValidationFailed("a share is at most 100 %", field="value")
-    return await IndicatorValue.create(
+    made = await IndicatorValue.create(
         indicator=indicator,
         value=value,
         period_end=period_end,
         source_note=source_note,
         entered_by_id=principal.user_id,
     )
+    await audit.record(
+        action="indicator_value.entered",
+        subject=made,
+        region_path=principal.region_path,
+        after=audit.snapshot(made),
+    )
+    return made
