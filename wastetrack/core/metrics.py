@@ -6,6 +6,7 @@ dashboard and the demo's fingerprint read as they are, and the types name every 
 
 from datetime import date, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import TypedDict
 
 from wastetrack.core.cityday import days_bounds
@@ -36,12 +37,13 @@ def ratio(
     definition: Definition,
 ) -> Rate:
     """A rate with what it was computed from and its definition (the formula in words and its
-    source): no rate is published without one."""
-    rate = (
-        (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"))
-        if denominator
-        else None
-    )
+    source): no rate is published without one. It is the quotient rounded to four places by
+    GB/T 8170-2008 (数值修约规则: a five followed by nothing rounds to the even digit)."""
+    rate = None
+    if denominator:
+        # Rounded once, from the exact quotient (a Decimal division would round it first).
+        places = round(Fraction(numerator) / Fraction(denominator), 4)
+        rate = (Decimal(places.numerator) / places.denominator).quantize(Decimal("0.0001"))
     return {
         "numerator": numerator,
         "denominator": denominator,
