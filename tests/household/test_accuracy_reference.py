@@ -2,7 +2,8 @@
 recount over randomized histories recorded through the API: pickups with passed, failed and no
 quality checks at collection points of two towns and of the city's own region (in no town),
 either side of the city's midnight, sent in UTC and in +08:00; taggings corrected (and corrected
-again: the latest wins) across that midnight; some batches cancelled. The recount reads only
+again: the latest wins) across that midnight; some made containers by the point's own collector
+(a container is in no cohort: its contents are). The recount reads only
 what the test recorded — each check's place, its latest tagging time's city day, its outcome —
 never the service's tables or query: the headline, every town and the export's row for what lies
 in no town must all match it, numerator and denominator, over three periods."""
@@ -21,9 +22,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.depth import randomized
-from tests.factories import World
+from tests.factories import World, make_user
 from tests.rollups.test_indicators_reference import new_town, reset
-from wastetrack.batches.models import Batch
+from wastetrack.auth.models import Role
 from wastetrack.core import codes
 from wastetrack.registry import agreements
 from wastetrack.registry import service as registry
@@ -48,31 +49,31 @@ PICKUP = st.fixed_dictionaries(
         "at": MOMENT,
         "passed": st.sampled_from([True, False, None]),  # None: no quality check
         "corrections": st.lists(MOMENT, max_size=2),
-        "cancelled": st.booleans(),
+        "packed": st.booleans(),
     }
 )
 # Either side of midnight, moved across it by a correction and back by a second one; a failed
-# check in the city's own region; one cancelled; one with no check.
+# check in the city's own region; one made a container; one with no check.
 MIDNIGHT_EDGES = [
-    {"place": "town0", "at": (-1, "Z"), "passed": True, "corrections": [], "cancelled": False},
-    {"place": "town0", "at": (0, "+08:00"), "passed": False, "corrections": [], "cancelled": False},
+    {"place": "town0", "at": (-1, "Z"), "passed": True, "corrections": [], "packed": False},
+    {"place": "town0", "at": (0, "+08:00"), "passed": False, "corrections": [], "packed": False},
     {
         "place": "town1",
         "at": (-30, "+08:00"),
         "passed": True,
         "corrections": [(5, "Z")],
-        "cancelled": False,
+        "packed": False,
     },
     {
         "place": "town1",
         "at": (10, "Z"),
         "passed": False,
         "corrections": [(-1, "Z"), (1, "+08:00")],
-        "cancelled": False,
+        "packed": False,
     },
-    {"place": "city", "at": (-5, "Z"), "passed": False, "corrections": [], "cancelled": False},
-    {"place": "town0", "at": (20, "Z"), "passed": True, "corrections": [], "cancelled": True},
-    {"place": "city", "at": (30, "+08:00"), "passed": None, "corrections": [], "cancelled": False},
+    {"place": "city", "at": (-5, "Z"), "passed": False, "corrections": [], "packed": False},
+    {"place": "town0", "at": (20, "Z"), "passed": True, "corrections": [], "packed": True},
+    {"place": "city", "at": (30, "+08:00"), "passed": None, "corrections": [], "packed": False},
 ]
 
 
@@ -92,28 +93,29 @@ class Check:
     place: str
     tagged_at: datetime
     passed: bool | None
-    cancelled: bool
+    packed: bool
 
 
 def recount(checks: list[Check], date_from: date, date_to: date, place: str | None) -> tuple:
     """Quality checks passed and performed (docs/metrics.md §6): the pickups with a check,
-    whose batch is not cancelled and whose latest tagging time falls on a city day of the
-    period, at `place` (None: anywhere)."""
+    whose batch holds no other (a container is in no cohort) and whose latest tagging time falls
+    on a city day of the period, at `place` (None: anywhere)."""
     counted = [
         c.passed
         for c in checks
         if c.passed is not None
-        and not c.cancelled
+        and not c.packed
         and date_from <= c.tagged_at.astimezone(CITY).date() <= date_to
         and place in (None, c.place)
     ]
     return sum(counted), len(counted)
 
 
-async def point_in(world: World, region_id: int) -> str:
+async def point_in(world: World, region_id: int) -> tuple[str, dict[str, str]]:
     """The QR URL of a new collection point's site in a region, which the factory's collector
-    (北山社区) serves under a service agreement. The organization is registered at the city,
-    above its site: a check counts where its batch does, in the site's region."""
+    (北山社区) serves under a service agreement, and the headers of the point's own collector.
+    The organization is registered at the city, above its site: a check counts where its batch
+    does, in the site's region."""
     org = await registry.create_organization(
         name=f"投放点{uuid.uuid4().hex[:8]}",
         kind=OrganizationKind.collection_point,
@@ -132,9 +134,12 @@ async def point_in(world: World, region_id: int) -> str:
         latitude=37.1,
         longitude=122.4,
     )
-    return codes.qr_url(
+    own = f"own-{org.id}"
+    await make_user(world, own, Role.collector, org)
+    url = codes.qr_url(
         site.code or "", base_url="http://testserver", secret=world.settings.secret_key
     )
+    return url, world.headers(own)
 
 
 def counts(rate: dict[str, Any]) -> tuple[int, int]:
@@ -151,12 +156,14 @@ async def test_sorting_accuracy_equals_a_recount_on_random_histories(
     towns = [await new_town(client, world) for _ in range(2)]
     region_of = {"town0": towns[0]["id"], "town1": towns[1]["id"], "city": world.regions["city"].id}
     points = {place: await point_in(world, region) for place, region in region_of.items()}
-    collector = world.headers("collector")
     recorded: list[Check] = []
     for p in pickups:
+        url, own = points[p["place"]]
+        # Only a load the point tagged itself becomes a container: its own collector's pickup.
+        collector = own if p["packed"] else world.headers("collector")
         body: dict[str, Any] = {
             "client_event_id": str(uuid.uuid4()),
-            "site": points[p["place"]],
+            "site": url,
             "category": "hh.food.household",
             "weight_kg": "12.5",
             "device_time": sent(p["at"]),
@@ -182,18 +189,34 @@ async def test_sorting_accuracy_equals_a_recount_on_random_histories(
                 },
             )
             assert fixed.status_code == 201, fixed.text
-        if p["cancelled"]:
-            # A pickup's batch is collected as it is tagged, and custody cancels only a tagged
-            # batch: it is marked cancelled as the batch table would hold one, so that the
-            # rule "not once the batch is cancelled" is recounted too.
-            await Batch.filter(code=code).update(state="cancelled")
+        if p["packed"]:
+            # A pickup's batch is never cancelled (custody cancels only a tagged batch), but
+            # one becomes a container when its point's collector scans another load into it.
+            bag = await client.post(
+                "/m/v1/pickups",
+                headers=own,
+                json={**body, "client_event_id": str(uuid.uuid4()), "quality": None},
+            )
+            assert bag.status_code == 201, bag.text
+            packed = await client.post(
+                "/m/v1/events",
+                headers=own,
+                json={
+                    "client_event_id": str(uuid.uuid4()),
+                    "event_type": "aggregated",
+                    "batch": code,
+                    "device_time": datetime.now(CITY).isoformat(),
+                    "children": [bag.json()["batch_code"]],
+                },
+            )
+            assert packed.status_code == 201, packed.text
         latest = p["corrections"][-1] if p["corrections"] else p["at"]
         recorded.append(
             Check(
                 place=p["place"],
                 tagged_at=MIDNIGHT + timedelta(minutes=latest[0]),
                 passed=p["passed"],
-                cancelled=p["cancelled"],
+                packed=p["packed"],
             )
         )
     manager = world.headers("manager")

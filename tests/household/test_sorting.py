@@ -21,7 +21,6 @@ from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday, codes
-from wastetrack.core.metrics import period_bounds
 from wastetrack.custody import intake
 from wastetrack.household import service as household
 from wastetrack.household.commands import PickupCommand
@@ -29,6 +28,7 @@ from wastetrack.household.models import Pickup
 from wastetrack.registry import agreements
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind, RegionLevel
+from wastetrack.rollups.models import BatchFact
 
 
 @pytest.fixture
@@ -382,6 +382,54 @@ async def test_a_check_counts_on_its_batchs_tagging_day_after_corrections(
     assert (metrics["accuracy"]["numerator"], metrics["accuracy"]["denominator"]) == ("1", "1")
 
 
+async def test_a_check_counts_while_its_batch_is_in_a_cohort_not_while_it_holds_others(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """The point's own collector scans one pickup's bag into another's: the container is in no
+    cohort (its contents are), so its failed check leaves accuracy as its 40 kg leave every
+    figure; the aggregation undone, it is a batch of its own again and its check counts."""
+    await make_user(world, "own_collector", Role.collector, world.orgs["point"])
+    failed = {"passed": False, "contamination_share": "0.5"}
+    into = await post(client, world, pickup(point_url, quality=failed), who="own_collector")
+    bag = await post(client, world, pickup(point_url), who="own_collector")
+    assert (into.status_code, bag.status_code) == (201, 201), (into.text, bag.text)
+    packed = await client.post(
+        "/m/v1/events",
+        json=event(
+            "aggregated", into.json()["batch_code"], minutes=90, children=[bag.json()["batch_code"]]
+        ),
+        headers=world.headers("own_collector"),
+    )
+    assert packed.status_code == 201, packed.text
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    use = await client.get(
+        "/m/v1/metrics/utilization", headers=world.headers("manager"), params=day
+    )
+    [household_stream] = [s for s in use.json()["streams"] if s["stream"] == "household"]
+    assert household_stream["batches"] == 1
+    accuracy = (await sorting_today(client, world))["accuracy"]
+    assert (accuracy["numerator"], accuracy["denominator"]) == ("1", "1")
+
+    history = await client.get(
+        f"/m/v1/batches/{bag.json()['batch_code']}/events", headers=world.headers("own_collector")
+    )
+    [aggregation] = [e for e in history.json() if e["event_type"] == "aggregated"]
+    undone = await client.post(
+        "/m/v1/events",
+        json=event(
+            "corrected",
+            bag.json()["batch_code"],
+            minutes=100,
+            corrects=aggregation["id"],
+            aggregated=False,
+        ),
+        headers=world.headers("own_collector"),
+    )
+    assert undone.status_code == 201, undone.text
+    accuracy = (await sorting_today(client, world))["accuracy"]
+    assert (accuracy["numerator"], accuracy["denominator"]) == ("1", "2")
+
+
 async def collection_point_at(
     world: World, region: str, *, site_region: str | None = None, kind: str = "collection_point"
 ) -> str:
@@ -426,15 +474,20 @@ async def test_a_check_counts_in_the_region_its_batch_counts_in(
         client, world, pickup(url, quality={"passed": False, "contamination_share": "0.3"})
     )
     assert (fresh.status_code, old.status_code) == (201, 201), (fresh.text, old.text)
-    # Tagged as taggings were before: under the producer organization's region, pinned.
-    await Batch.filter(code=old.json()["batch_code"]).update(region_path=world.regions["town"].path)
+    # Tagged as taggings were before: under the producer organization's region, pinned (its
+    # fact, which every figure counts, says so too).
+    town = world.regions["town"].path
+    await Batch.filter(code=old.json()["batch_code"]).update(region_path=town)
+    pinned = await Batch.get(code=old.json()["batch_code"])
+    await BatchFact.filter(batch_id=pinned.id).update(region_path=town)
     ids = [
         b.id for b in await Batch.filter(code__in=[r.json()["batch_code"] for r in (fresh, old)])
     ]
-    start, end = period_bounds(CITY_TODAY, CITY_TODAY, world.settings.timezone)
     for region in ("city", "town", "village", "other_town"):
         path = world.regions[region].path
-        checks = household.quality_checks(region_path=path, start=start, end=end)
+        checks = household.quality_checks(
+            region_path=path, date_from=CITY_TODAY, date_to=CITY_TODAY
+        )
         counted = sorted(await checks.values_list("batch_id", flat=True))
         batches = Batch.filter(id__in=ids, region_path__startswith=path)
         assert counted == sorted(await batches.values_list("id", flat=True)), region

@@ -212,9 +212,10 @@ async def _measure(metric: str, cell: Cell, day: date, timezone: str) -> Measure
     city) in the cell's region."""
     first = cityday.year_to(day)
     if metric == "sorting_accuracy":
-        start, end = cityday.days_bounds(first, day, timezone)
         checks = (
-            await household.quality_checks(region_path=cell.region_path, start=start, end=end)
+            await household.quality_checks(
+                region_path=cell.region_path, date_from=first, date_to=day
+            )
             .annotate(n=Count("id"))
             .group_by("quality_passed")
             .values("quality_passed", "n")

@@ -1,7 +1,7 @@
 """Household waste sorting (生活垃圾分类): pickups at collection points with a quality check,
 which communities and villages sort, and the coverage and accuracy that follow."""
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypedDict
 
 from tortoise.expressions import Subquery
@@ -9,21 +9,22 @@ from tortoise.queryset import QuerySet
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
-from wastetrack.batches.models import Batch, Unit
+from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday, codes
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
-from wastetrack.core.metrics import Rate, period_bounds, ratio
+from wastetrack.core.metrics import Rate, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.core.regions import lineage, subtree
 from wastetrack.custody import intake
-from wastetrack.custody.rules import State
 from wastetrack.evidence import service as evidence
 from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
 from wastetrack.registry import access, identities
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind, Region, RegionLevel, Site
+from wastetrack.rollups.facts import OUTSIDE_COHORT
+from wastetrack.rollups.models import BatchFact
 from wastetrack.rollups.service import definition
 
 HOUSEHOLD = "household"
@@ -206,17 +207,18 @@ async def set_sorted_collection(*, region_id: int, since: date | None) -> Region
     return region
 
 
-def quality_checks(*, region_path: str, start: datetime, end: datetime) -> QuerySet[Pickup]:
-    """The quality checks a period counts (docs/metrics.md §6): of the pickups whose batch
-    counts in the region and was tagged in the period and is not cancelled, the batch read
-    after corrections as every figure reads it (a phone's wrong clock corrected moves its
-    check with it). The region is the batch's, not the pickup's site's: a site may lie below
-    its organization's region, and a batch's region is pinned by its tagging, so a check
-    counts where its waste does — in accuracy, in each town's and in a cell's criterion."""
-    counted = Batch.filter(subtree(region_path), tagged_at__gte=start, tagged_at__lt=end).exclude(
-        state=State.cancelled.value
+def quality_checks(*, region_path: str, date_from: date, date_to: date) -> QuerySet[Pickup]:
+    """The quality checks a period counts (docs/metrics.md §6): those of the pickups whose batch
+    is in a cohort of the region and period, as every figure reads it — its fact (tagging day
+    and region after corrections; neither cancelled nor a container holding other batches, whose
+    contents count instead). A phone's wrong clock corrected moves its check with it. The region
+    is the batch's, not the pickup's site's: a site may lie below its organization's region, and
+    a batch's region is pinned by its tagging, so a check counts where its waste does — in
+    accuracy, in each town's and in a cell's criterion."""
+    counted = BatchFact.filter(subtree(region_path), day__gte=date_from, day__lte=date_to).exclude(
+        fate__in=[fate.value for fate in OUTSIDE_COHORT]
     )
-    return Pickup.filter(quality_checked=True, batch_id__in=Subquery(counted.values("id")))
+    return Pickup.filter(quality_checked=True, batch_id__in=Subquery(counted.values("batch_id")))
 
 
 class SortingRow(AreaSorting):
@@ -241,12 +243,11 @@ async def _sorting(
 ) -> tuple[SortingMetrics, AreaSorting]:
     """The sorting metrics and the area's own row (its headline), from one read of the regions
     and the checks."""
-    start, end = period_bounds(date_from, date_to, timezone)
     regions = await Region.filter(path__startswith=principal.region_path).order_by("path")
     villages = [r for r in regions if r.level == RegionLevel.village]
-    checks = await quality_checks(region_path=principal.region_path, start=start, end=end).values(
-        "quality_passed", region_path="batch__region_path"
-    )
+    checks = await quality_checks(
+        region_path=principal.region_path, date_from=date_from, date_to=date_to
+    ).values("quality_passed", region_path="batch__region_path")
 
     # A standing as of the period's last day, or of today while the period runs on: a start
     # of sorted collection recorded ahead (a plan) is no sorted collection yet.
