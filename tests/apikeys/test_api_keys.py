@@ -258,3 +258,19 @@ async def test_failed_keys_are_limited_per_client_address(
         elsewhere = await status(wrong, "203.0.113.6")
     assert guesses == [401, 401, 401]
     assert (more, after, elsewhere) == (429, 200, 401)
+
+
+async def test_a_bureaus_manifest_key_may_cancel_a_manifest(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Cancelling (作废) is one of the manifest actions the `manifests` scope opens: a manager's
+    key with it reaches the rule (here: no such manifest), one without it is refused on its
+    scope."""
+    url = "/m/v1/manifests/999999/cancel"
+    body = {"reason": "录入错误"}
+    keyed = await issue(client, world, ["manifests"], org="bureau", role="manager")
+    refused = await client.post(url, headers=bearer(keyed), json=body)
+    assert (refused.status_code, refused.json()["field"]) == (404, "manifest_id"), refused.text
+    reader = await issue(client, world, ["read"], org="bureau", role="manager")
+    refused = await client.post(url, headers=bearer(reader), json=body)
+    assert (refused.status_code, refused.json()["field"]) == (403, "scope"), refused.text

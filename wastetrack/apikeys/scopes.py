@@ -40,6 +40,7 @@ WRITES: dict[tuple[str, str], Scope] = {
     ("POST", "/m/v1/manifests/{manifest_id}/revisions"): Scope.manifests,
     ("POST", "/m/v1/manifests/{manifest_id}/revisions/{revision_id}/{answer}"): Scope.manifests,
     ("POST", "/m/v1/manifests/sign"): Scope.manifests,
+    ("POST", "/m/v1/manifests/{manifest_id}/cancel"): Scope.manifests,
 }
 
 
