@@ -209,16 +209,20 @@ def _years_after(day: date, years: int) -> date:
     return day.replace(year=day.year + years)
 
 
-def check_period(date_from: date | None, date_to: date | None) -> None:
-    """Refuse a reversed period or one longer than MAX_PERIOD_YEARS, naming date_to."""
+def check_period(date_from: date | None, date_to: date | None, *, to_sent: bool = True) -> None:
+    """Refuse a reversed period or one longer than MAX_PERIOD_YEARS, naming date_to — or
+    date_from when date_to was not sent (`to_sent`) but is its default: the field the client
+    sent is the one to change."""
     if date_from is None or date_to is None:
         return
+    field = "date_to" if to_sent else "date_from"
+    given = "" if to_sent else ", its default"
     if date_from > date_to:
         raise ValidationFailed(
-            f"date_to ({date_to}) precedes date_from ({date_from})", field="date_to"
+            f"date_to ({date_to}{given}) precedes date_from ({date_from})", field=field
         )
     if date_to >= _years_after(date_from, MAX_PERIOD_YEARS):
-        raise ValidationFailed(f"a period covers at most {MAX_PERIOD_YEARS} years", field="date_to")
+        raise ValidationFailed(f"a period covers at most {MAX_PERIOD_YEARS} years", field=field)
 
 
 async def _period(
@@ -231,7 +235,7 @@ async def _period(
         date_to=end,
         defaulted=date_from is None and date_to is None,
     )
-    check_period(period.date_from, period.date_to)
+    check_period(period.date_from, period.date_to, to_sent=date_to is not None)
     response.headers.update(period.headers())
     return period
 

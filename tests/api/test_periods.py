@@ -1,6 +1,6 @@
 """Every route with a period takes it from one dependency: reversed and over-long periods are
-refused naming date_to, an omitted one is the city's current year to date, and the response
-says which period it used (the X-Period header)."""
+refused naming date_to (date_from when it was sent alone), an omitted one is the city's current
+year to date, and the response says which period it used (the X-Period header)."""
 
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -46,21 +46,32 @@ def test_every_period_comes_from_the_shared_dependency(app: FastAPI) -> None:
 
 REVERSED = {"date_from": "2026-03-01", "date_to": "2026-02-28"}
 OVER_FIVE_YEARS = {"date_from": "2020-01-01", "date_to": "2025-01-01"}
-FUTURE_START = {"date_from": f"{TODAY.year + 1}-01-01"}  # after today, the default end
+# Sent alone, date_from is the field to change: the end is today, its default.
+FUTURE_START = {"date_from": f"{TODAY.year + 1}-01-01"}
+LONG_AGO = {"date_from": f"{TODAY.year - 6}-01-01"}
 
 
 @pytest.mark.parametrize(
-    ("path", "period"),
-    [(path, period) for path in ROUTES for period in (REVERSED, OVER_FIVE_YEARS, FUTURE_START)]
-    + [(COVERAGE, REVERSED), (COVERAGE, OVER_FIVE_YEARS)],
+    ("path", "period", "field"),
+    [
+        (path, period, field)
+        for path in ROUTES
+        for period, field in (
+            (REVERSED, "date_to"),
+            (OVER_FIVE_YEARS, "date_to"),
+            (FUTURE_START, "date_from"),
+            (LONG_AGO, "date_from"),
+        )
+    ]
+    + [(COVERAGE, REVERSED, "date_to"), (COVERAGE, OVER_FIVE_YEARS, "date_to")],
 )
-async def test_a_bad_period_is_refused_naming_date_to(
-    client: httpx.AsyncClient, world: World, path: str, period: dict
+async def test_a_bad_period_is_refused_naming_the_field_sent(
+    client: httpx.AsyncClient, world: World, path: str, period: dict, field: str
 ) -> None:
     response = await client.get(path, params=period, headers=world.headers("manager"))
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["field"] == "date_to"
+    assert response.json()["field"] == field
 
 
 @pytest.mark.parametrize("path", ROUTES)
