@@ -440,7 +440,7 @@ async def test_a_corrected_tagging_time_moves_the_remainder_with_its_original(
     history = (
         await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
     ).json()
-    for wrong in ("1999-12-31T23:00:00+00:00", "2999-01-01T00:00:00+08:00"):  # a clock's error
+    for wrong in ("1999-12-31T15:59:59+00:00", "2999-01-01T00:00:00+08:00"):  # a clock's error
         refused = event("corrected", code, minutes=70, corrects=history[0]["id"], event_time=wrong)
         answer = await post_event(client, world, "clinic", refused)
         assert (answer.status_code, answer.json()["field"]) == (422, "event_time"), answer.text

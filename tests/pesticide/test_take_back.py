@@ -158,8 +158,8 @@ async def test_consignment_sends_a_batch_per_material_to_treatment(
 
 @pytest.mark.parametrize(
     "sent_at",
-    [(NOW + timedelta(days=1)).isoformat(), "1999-12-31T08:00:00+08:00"],
-    ids=["tomorrow", "before_2000"],
+    [(NOW + timedelta(days=1)).isoformat(), "1999-12-31T08:00:00+08:00", "1999-12-31T15:59:59Z"],
+    ids=["tomorrow", "before_2000", "the_citys_last_second_of_1999"],
 )
 async def test_a_consignment_sent_at_an_implausible_time_is_refused_naming_sent_at(
     client: httpx.AsyncClient, points: World, sent_at: str
@@ -168,6 +168,16 @@ async def test_a_consignment_sent_at_an_implausible_time_is_refused_naming_sent_
     refused = await send(client, points, BOTTLES_AND_DRUMS[1], sent_at=sent_at)
     assert (refused.status_code, refused.json()["field"]) == (422, "sent_at"), refused.text
     assert await Batch.all().count() == 0
+
+
+@pytest.mark.parametrize("sent_at", ["1999-12-31T16:00:00Z", "2000-01-01T07:59:00+08:00"])
+async def test_a_consignment_sent_on_the_citys_first_day_of_2000_is_taken(
+    client: httpx.AsyncClient, points: World, sent_at: str
+) -> None:
+    """The floor of a reported time is 1 January 2000 on the city's clock, whatever the
+    offset sent (its first eight hours are still 1999 in UTC)."""
+    sent = await send(client, points, BOTTLES_AND_DRUMS[1], sent_at=sent_at)
+    assert sent.status_code == 201, sent.text
 
 
 async def test_ledger_exports_and_recovery_rate(

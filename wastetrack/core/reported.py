@@ -2,23 +2,30 @@
 one rule bounds them by the server's clock; and days it reports (a sale's, a float replacement's,
 an assessment's, a period's end), one rule by the city's today."""
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from wastetrack.core import cityday
 from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.settings import get_settings
 
 CLOCK_SKEW = timedelta(minutes=10)
 """How far a phone's clock may run ahead of the server's."""
 
 # No phone records waste before this day; earlier times are clocks reset to their epoch.
 DAY_FLOOR = date(2000, 1, 1)
-DEVICE_TIME_FLOOR = datetime.combine(DAY_FLOOR, time(), UTC)
+
+
+def _floor() -> datetime:
+    """The first moment of DAY_FLOOR on the city's clock (a day is the city's, §1 of
+    docs/metrics.md: the UTC one would refuse its first eight hours in Rongcheng)."""
+    return cityday.day_start(DAY_FLOOR, get_settings().timezone)
 
 
 def plausible(moment: datetime, *, now: datetime) -> bool:
-    """Ahead of the server's clock by CLOCK_SKEW at most, and not before DEVICE_TIME_FLOOR."""
-    return DEVICE_TIME_FLOOR <= moment <= now + CLOCK_SKEW
+    """Ahead of the server's clock by CLOCK_SKEW at most, and not before DAY_FLOOR began in
+    the city."""
+    return _floor() <= moment <= now + CLOCK_SKEW
 
 
 def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
@@ -27,9 +34,9 @@ def check_reported(moment: datetime, *, now: datetime, field: str) -> None:
         return
     if moment > now + CLOCK_SKEW:
         raise ValidationFailed(f"{field} lies in the future", field=field)
-    if moment < DEVICE_TIME_FLOOR:
+    if moment < _floor():
         raise ValidationFailed(
-            f"{field} precedes {DEVICE_TIME_FLOOR:%Y-%m-%d}: the phone's clock is wrong",
+            f"{field} precedes {DAY_FLOOR:%Y-%m-%d} in the city: the phone's clock is wrong",
             field=field,
         )
 
