@@ -7,13 +7,14 @@ import uuid
 
 import httpx
 
+from tests.custody.helpers import tag_bag
 from tests.factories import World
 from tests.household.test_sorting import pickup, point_url
-from tests.pesticide.test_take_back import a_return, points
+from tests.pesticide.test_take_back import BOTTLES_AND_DRUMS, a_return, a_sale, points, post, send
 from tests.ports.test_ports import cleanup, harbour
 from wastetrack.batches.models import Batch
 from wastetrack.household.models import Pickup
-from wastetrack.pesticide.models import PackagingReturn
+from wastetrack.pesticide.models import PackageSale, PackagingReturn
 from wastetrack.ports.models import CleanUp
 
 __all__ = ["harbour", "point_url", "points"]  # the fixtures the records need
@@ -73,3 +74,42 @@ async def test_one_id_sent_at_once_as_two_kinds_makes_one_record(
         records = await CleanUp.filter(client_event_id=shared).count()
         records += await PackagingReturn.filter(client_event_id=shared).count()
         assert records == 1
+
+
+SALES = "/m/v1/pesticide/sales"
+
+
+async def test_a_sales_id_sent_again_as_a_return_or_a_consignment_is_a_conflict(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """A sale is a tally kept by its id, as a float replacement is: its id names it among the
+    records too, and a record's among the tallies."""
+    sale = a_sale()
+    assert (await post(client, points, sale, path=SALES)).status_code == 201
+    as_return = await post(client, points, a_return(client_event_id=sale["client_event_id"]))
+    sent = await send(
+        client, points, *BOTTLES_AND_DRUMS, who="shop", client_event_id=sale["client_event_id"]
+    )
+    for refused in (as_return, sent):
+        assert (refused.status_code, refused.json()["field"]) == (409, "client_event_id")
+    assert await PackagingReturn.all().count() == 0 and await Batch.all().count() == 0
+    returned = a_return()
+    assert (await post(client, points, returned, who="station")).status_code == 201
+    as_sale = await post(
+        client, points, {**a_sale(), "client_event_id": returned["client_event_id"]}, path=SALES
+    )
+    assert (as_sale.status_code, as_sale.json()["field"]) == (409, "client_event_id")
+    assert await PackageSale.all().count() == 1
+
+
+async def test_a_custody_events_id_sent_again_as_a_sale_is_a_conflict(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    bag = await tag_bag(client, points)
+    history = await client.get(
+        f"/m/v1/batches/{bag['code']}/events", headers=points.headers("clinic")
+    )
+    taken = history.json()[0]["client_event_id"]
+    as_sale = await post(client, points, {**a_sale(), "client_event_id": taken}, path=SALES)
+    assert (as_sale.status_code, as_sale.json()["field"]) == (409, "client_event_id")
+    assert await PackageSale.all().count() == 0

@@ -75,15 +75,7 @@ async def seen(
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is None:
         if await _named_elsewhere(model, client_event_id):
-            return RecordResult(
-                client_event_id,
-                "conflict",
-                None,
-                Conflict(
-                    "this client_event_id already names another kind of record or a custody event",
-                    field="client_event_id",
-                ),
-            )
+            return RecordResult(client_event_id, "conflict", None, _elsewhere_refusal())
         return None
     if known.recorded_for() != principal.organization_id:
         return RecordResult(client_event_id, "conflict", None, others_id())
@@ -102,15 +94,32 @@ async def seen(
     )
 
 
+def _elsewhere_refusal() -> Conflict:
+    """The refusal of an id another kind of record, tally or custody event holds."""
+    return Conflict(
+        "this client_event_id already names another kind of record or a custody event",
+        field="client_event_id",
+    )
+
+
 RECORD_ID_LOCK_KEY = 0x72656364
 """First half of the advisory lock key a stream record's id takes while it is recorded ("recd" in
 ASCII); a hash of the id is the second."""
 
 
-async def _named_elsewhere(model: type[IdempotentRecord], client_event_id: uuid.UUID) -> bool:
-    """Whether a phone's id for a new record already names another kind of record or a custody
-    event: each kind keeps its own ids, so the same id sent as a clean-up and then as a pickup
-    or a return would be two records of one id (the phone makes a fresh id per record)."""
+async def _take_turns(client_event_id: uuid.UUID) -> None:
+    """Records sent at once with one id, of one kind or two, take turns until the first commits:
+    the second then finds it, in its own kind's table or another's."""
+    await connections.get("default").execute_query(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))", [RECORD_ID_LOCK_KEY, str(client_event_id)]
+    )
+
+
+async def _named_elsewhere(model: type[Model], client_event_id: uuid.UUID) -> bool:
+    """Whether a phone's id for a new record or tally already names another kind of record or
+    tally, or a custody event: each kind keeps its own ids, so the same id sent as a clean-up
+    and then as a pickup, a return or a sale would be two records of one id (the phone makes a
+    fresh id per record)."""
     found = await connections.get("default").execute_query_dict(
         _elsewhere_sql(model._meta.db_table), [client_event_id]
     )
@@ -119,16 +128,20 @@ async def _named_elsewhere(model: type[IdempotentRecord], client_event_id: uuid.
 
 @cache
 def _elsewhere_sql(own: str) -> str:
-    """One statement looking an id up among the ids of every other kind of record, and of the
-    custody events (`client_event`), each by its unique index."""
+    """One statement looking an id up among the ids of every other table keeping one by it — the
+    records, the tallies (sales, float replacements) and the custody events (`client_event`) —
+    each by its unique index."""
     tables = sorted(
-        model._meta.db_table
-        for models in Tortoise.apps.values()
-        for model in models.values()
-        if issubclass(model, IdempotentRecord) and model._meta.db_table != own
+        {
+            model._meta.db_table
+            for models in Tortoise.apps.values()
+            for model in models.values()
+            if (field := model._meta.fields_map.get("client_event_id")) is not None
+            and (field.unique or field.pk)
+            and model._meta.db_table != own
+        }
     )
     lookups = [f"SELECT 1 FROM {table} WHERE client_event_id = $1" for table in tables]
-    lookups.append("SELECT 1 FROM client_event WHERE client_event_id = $1")
     return " UNION ALL ".join(lookups) + " LIMIT 1"
 
 
@@ -145,11 +158,7 @@ async def record_once(
     its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
     client_event_id = submission.client_event_id
     payload_digest = submission.digest()
-    # Records sent at once with one id, of one kind or two, take turns until the first commits:
-    # the second then finds it, in its own kind's table or another's (`seen`).
-    await connections.get("default").execute_query(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))", [RECORD_ID_LOCK_KEY, str(client_event_id)]
-    )
+    await _take_turns(client_event_id)
     answer = await seen(model, submission, principal, flags)
     if answer is not None:
         return answer
@@ -199,9 +208,12 @@ async def kept_once(
             )
         return known, False
 
+    await _take_turns(client_event_id)
     known = await model.get_or_none(client_event_id=client_event_id)
     if known is not None:
         return resent(known)
+    if await _named_elsewhere(model, client_event_id):
+        raise _elsewhere_refusal()
     try:
         async with in_transaction():
             return await create(), True
