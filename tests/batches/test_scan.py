@@ -45,6 +45,30 @@ async def test_scan_returns_the_batch_and_next_actions(
     assert "collected" in carrier["actions"]
 
 
+async def test_a_correction_is_offered_to_who_may_correct_an_event_of_the_batch(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A correction corrects an event the user's organization recorded, or any for a manager:
+    the carrier, which has recorded nothing on the bag yet, is not offered one it could never
+    record; once it has collected the bag, it is."""
+    batch = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+
+    async def offered(who: str) -> list[str]:
+        scanned = await client.get(
+            "/m/v1/scan", params={"qr": batch["qr_url"]}, headers=world.headers(who)
+        )
+        actions: list[str] = scanned.json()["actions"]
+        return actions
+
+    assert "corrected" in await offered("clinic")
+    assert await offered("carrier") == ["collected"]
+    collected = await post_event(
+        client, world, "carrier", event("collected", batch["code"], minutes=10)
+    )
+    assert collected.status_code == 201, collected.text
+    assert "corrected" in await offered("carrier")
+
+
 async def test_forged_qr_is_refused_like_an_unknown_code(
     client: httpx.AsyncClient, world: World
 ) -> None:

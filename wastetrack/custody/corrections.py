@@ -29,6 +29,7 @@ from wastetrack.custody.rules import (
     Rollup,
     State,
     events_counted,
+    may_correct,
 )
 from wastetrack.custody.work import Work, code_by_id, new_event
 from wastetrack.manifests.queries import deciding_manifest
@@ -102,8 +103,11 @@ async def corrected(
 ) -> repository.NewEvent:
     target = await _correction_target(work, sub, batch)
     principal = work.principal
-    overriders = SPECS[EventType.corrected].overriders
-    if target.organization_id != principal.organization_id and principal.role not in overriders:
+    if not may_correct(
+        role=principal.role,
+        organization_id=principal.organization_id,
+        recorded_by=target.organization_id,
+    ):
         raise Forbidden(
             "only the recording organization or a manager may correct an event", field="corrects"
         )

@@ -401,3 +401,10 @@ def check_allowed(event_type: EventType, *, role: Role, state: str, relation: se
             f" (it must be the batch's {' or '.join(sorted(p.value for p in parties))})",
             field="batch",
         )
+
+
+def may_correct(*, role: Role, organization_id: int | None, recorded_by: int | None) -> bool:
+    """Whether a user may correct an event recorded by the organization `recorded_by`: the
+    recorder's own users may, and a correction's overriders (managers, admins) any event."""
+    overriders = SPECS[EventType.corrected].overriders
+    return role in overriders or (recorded_by is not None and recorded_by == organization_id)

@@ -32,6 +32,7 @@ from wastetrack.custody.rules import (
     Outcome,
     Party,
     State,
+    may_correct,
 )
 from wastetrack.custody.work import Work, check_order, new_event, organization
 from wastetrack.fleet import plates
@@ -67,9 +68,27 @@ async def next_actions(principal: Principal, batch: Batch) -> list[str]:
     """The event types this user may record next on this batch: what the spec allows, less
     the steps the manifest rule would refuse (`_manifest_rule`: an open manifest's own steps,
     a batch taken by an organization no signed manifest names, as a carrier's collection of
-    hazardous waste always is). A handover's taker is the organization it names, unknown
-    until then: the rule judges it when it is recorded."""
+    hazardous waste always is), and a correction where the user may correct none of the
+    batch's events (`rules.may_correct`). A handover's taker is the organization it names,
+    unknown until then: the rule judges it when it is recorded."""
     actions = allowed_actions(principal, batch)
+    if EventType.corrected.value in actions:
+        # A correction corrects an event its organization recorded (or a manager's any).
+        recorders = await (
+            CustodyEvent.filter(batch_id=batch.id)
+            .exclude(event_type=EventType.corrected)
+            .distinct()
+            .values("organization_id")
+        )
+        if not any(
+            may_correct(
+                role=principal.role,
+                organization_id=principal.organization_id,
+                recorded_by=row["organization_id"],
+            )
+            for row in recorders
+        ):
+            actions.remove(EventType.corrected.value)
     rules = (await catalog.snapshot()).streams[batch.stream_id].rules or {}
     if not rules.get("manifest"):
         return actions
