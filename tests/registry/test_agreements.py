@@ -1,12 +1,13 @@
 """Service agreements: provided by those who collect or carry, never twice the same, and
 ended (never deleted) from today on."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import httpx
 
-from tests.factories import CITY_TODAY, World, medical_bag
+from tests.factories import CITY_TODAY, CITY_ZONE, World, event, medical_bag
 from wastetrack.audit.models import AuditEntry
+from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
 from wastetrack.registry.models import ServiceAgreement
 
@@ -160,3 +161,46 @@ async def test_ending_shortens_an_agreement_and_never_extends_it(
     assert shorter.status_code == 200 and shorter.json()["valid_to"] == sooner.isoformat()
     assert (await ServiceAgreement.get(id=made.json()["id"])).valid_to == sooner
     assert date.fromisoformat(shorter.json()["valid_from"]) < sooner
+
+
+async def test_a_tagging_time_corrected_onto_a_day_no_agreement_covers_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The carrier tagged the clinic's bag on the agreement's last day; its own correction of
+    the tagging time is held to the agreement on the new day (a manager's is not)."""
+    first, last = CITY_TODAY - timedelta(days=10), CITY_TODAY - timedelta(days=5)
+    made = await client.post(
+        URL,
+        headers=world.headers("admin"),
+        json=_body(world, "carrier", valid_from=first.isoformat(), valid_to=last.isoformat()),
+    )
+    assert made.status_code == 201, made.text
+    on = datetime.combine(last, time(12), CITY_ZONE)
+    bag = medical_bag(producer_organization_id=world.orgs["clinic"].id, device_time=on.isoformat())
+    tagged = await client.post("/m/v1/events", headers=world.headers("carrier"), json=bag)
+    assert tagged.status_code == 201, tagged.text
+    code = tagged.json()["batch_code"]
+
+    def correction(moment: datetime) -> dict:
+        return event(
+            "corrected",
+            code,
+            minutes=60,
+            corrects=tagged.json()["event_id"],
+            event_time=moment.isoformat(),
+        )
+
+    after = on + timedelta(days=2)
+    refused = await client.post(
+        "/m/v1/events", headers=world.headers("carrier"), json=correction(after)
+    )
+    assert (refused.status_code, refused.json()["field"]) == (403, "event_time"), refused.text
+    assert cityday.local_date((await Batch.get(code=code)).tagged_at, CITY_ZONE) == last
+    within = await client.post(
+        "/m/v1/events", headers=world.headers("carrier"), json=correction(on - timedelta(days=1))
+    )
+    assert within.status_code == 201, within.text
+    by_manager = await client.post(
+        "/m/v1/events", headers=world.headers("manager"), json=correction(after)
+    )
+    assert by_manager.status_code == 201, by_manager.text

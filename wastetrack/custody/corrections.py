@@ -7,7 +7,7 @@ from typing import Any
 
 from tortoise import connections
 
-from wastetrack.batches.models import Batch, Unit
+from wastetrack.batches.models import Batch, Label, Unit
 from wastetrack.batches.tagging import MAX_QUANTITY
 from wastetrack.catalog import service as catalog
 from wastetrack.catalog.service import FINAL_MODES
@@ -34,6 +34,8 @@ from wastetrack.custody.rules import (
 from wastetrack.custody.work import Work, code_by_id, new_event
 from wastetrack.manifests.queries import deciding_manifest
 from wastetrack.ports import lines as delivery_lines
+from wastetrack.registry import access
+from wastetrack.registry.models import Site
 
 # What a correction may change, by the type of the event it corrects (the spec's `correctable`,
 # docs/metrics.md §2); position, photo, reason and note may be corrected on any event.
@@ -150,7 +152,7 @@ async def corrected(
     if target.event_type == EventType.tagged:
         await _check_not_resized(work, batch, changed)
         before = {"event_time": batch.tagged_at, "category": batch.category_id}
-        await _correct_tagging(work, batch, changed)
+        await _correct_tagging(work, batch, changed, tagger=target.organization_id)
         after = {"event_time": batch.tagged_at, "category": batch.category_id}
         # What the correction changed, not what it restated (a form sends every field again).
         if followed := {name for name in before if before[name] != after[name]}:
@@ -338,7 +340,9 @@ async def _check_not_decided_on_manifest(
         )
 
 
-async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) -> None:
+async def _correct_tagging(
+    work: Work, batch: Batch, changed: dict[str, Any], *, tagger: int | None
+) -> None:
     """The batch carries its tagging after corrections: time, quantity, unit, category. Every
     check comes before the first change: a refused correction leaves the batch as it was (other
     events of the same call, a sync's or a flush's, are written with it)."""
@@ -352,6 +356,7 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
                 f" ({first.isoformat()})",
                 field="event_time",
             )
+        await _check_tagged_for_on(work, batch, tagger, tagged_at)
     category_id = batch.category_id
     if "category" in changed:
         category = await catalog.category_for_stream(
@@ -390,6 +395,40 @@ async def _correct_tagging(work: Work, batch: Batch, changed: dict[str, Any]) ->
     batch.category_id = category_id
     batch.quantity = quantity
     batch.unit = Unit(unit)
+
+
+async def _check_tagged_for_on(
+    work: Work, batch: Batch, tagger: int | None, tagged_at: datetime
+) -> None:
+    """A tagging of another organization's waste holds on its day (its service agreement, or
+    label stock issued to the producer, `access.may_tag_for`): its recorder correcting its time
+    is held to the same rule on the new day, or a tagging could be moved onto a day no
+    agreement covered. A manager's correction (an overrider's) is not a tagging of its own."""
+    principal = work.principal
+    if tagger is None or principal.organization_id != tagger or batch.producer_id == tagger:
+        return
+    site = (
+        await Site.get_or_none(id=batch.origin_site_id).prefetch_related("region")
+        if batch.origin_site_id is not None
+        else None
+    )
+    label = await Label.get_or_none(code=batch.code)
+    day = local_date(tagged_at, work.timezone)
+    try:
+        await access.check_may_tag_for(
+            principal=principal,
+            producer_id=batch.producer_id,
+            stream=batch.stream_id,
+            label_organization_id=label.organization_id if label else None,
+            on=day,
+            site_region_path=(
+                site.region.path if site and site.organization_id == batch.producer_id else None
+            ),
+        )
+    except Forbidden as error:
+        error.field = "event_time"
+        error.detail = f"on {day.isoformat()}, {error.detail}"
+        raise
 
 
 async def _first_step_recorded(work: Work, batch: Batch) -> datetime | None:
