@@ -16,14 +16,17 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import httpx
 import pytest
+from tortoise.transactions import in_transaction
 
+from schemas.events import EventCreate
 from tests.custody.helpers import advance, tag_bag
-from tests.factories import World
+from tests.factories import World, event
 from tests.webhooks.conftest import Listener, Received
 from tests.webhooks.helpers import drain, subscribe
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import User
 from wastetrack.core.settings import Settings
+from wastetrack.custody import recorder
 from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.dispatcher import dispatch_once
 from wastetrack.webhooks.enqueuing import enqueue
@@ -423,6 +426,45 @@ async def test_subscriptions_of_one_owner_share_a_read_yet_each_hears_from_its_o
     assert {k: v for k, v in bodies[0].items() if k != "id"} == {
         k: v for k, v in bodies[1].items() if k != "id"
     }
+
+
+async def test_a_sync_open_across_the_subscription_is_heard_for_what_it_records_after(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """A carrier's sync wrote its first event before the manager subscribed and records the
+    next after the subscription committed: the subscription starts at the feed's horizon, so
+    the later event (of a transaction begun earlier) does not fall behind its cursor."""
+    carrier = world.principals["carrier"]
+    first = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    began, subscribed = asyncio.Event(), asyncio.Event()
+
+    async def record(code: str) -> None:
+        body = EventCreate.model_validate(event("collected", code, minutes=10))
+        (result,) = await recorder.record_events(
+            principal=carrier, submissions=[body], secret=world.settings.secret_key
+        )
+        assert result.result.status == "applied", result.result
+
+    async def long_sync() -> None:
+        async with in_transaction():
+            await record(first["code"])
+            began.set()
+            await asyncio.wait_for(subscribed.wait(), timeout=10)
+            await record(bag["code"])
+
+    sync = asyncio.create_task(long_sync())
+    await asyncio.wait_for(began.wait(), timeout=10)
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    subscribed.set()
+    await sync
+    await drain(settings, sender)
+    heard = [verified(r, hook["secret"])["data"]["batch"] for r in listener.received]
+    assert bag["code"] in heard, heard
 
 
 async def test_an_unreachable_receiver_fails_the_delivery_with_the_reason(

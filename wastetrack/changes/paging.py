@@ -17,7 +17,7 @@ from typing import Any
 
 from tortoise import connections
 
-from wastetrack.changes.models import Position
+from wastetrack.changes.models import START, Position
 from wastetrack.core.errors import ValidationFailed
 
 Param = Callable[[object], str]
@@ -62,6 +62,24 @@ def decode_cursor(cursor: str, *, field: str = "after") -> Position:
 
 def _position(row: dict[str, Any]) -> Position:
     return Position(txid=int(row["txid"]), id=int(row["id"]))
+
+
+def _horizon_sql(table: str) -> str:
+    """The last row of a finished transaction (older than every one still running)."""
+    return (
+        f"SELECT txid::text AS txid, id FROM {table}"
+        " WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1"
+    )
+
+
+async def horizon(table: str) -> Position:
+    """Where a reader that has read everything readable now stands: the last row of a finished
+    transaction (START when there is none). A new reader starting there gets every row of the
+    transactions still running, whenever they commit — unlike a position taken from the
+    reader's own transaction id, which rows of a transaction begun earlier and committed later
+    would fall behind."""
+    rows = await connections.get("default").execute_query_dict(_horizon_sql(table))
+    return _position(rows[0]) if rows else START
 
 
 async def read_page(

@@ -10,11 +10,11 @@ import uuid
 from collections import defaultdict
 from datetime import datetime
 
-from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import User
+from wastetrack.changes import paging
 from wastetrack.changes import service as changes
 from wastetrack.changes.models import Position
 from wastetrack.webhooks import service as webhooks
@@ -122,20 +122,10 @@ async def enqueue(*, subscriptions: list[WebhookSubscription]) -> int:
     return made
 
 
-# The last change of a finished transaction: a subscription whose cursor is there has
-# nothing new to read (the feed's own horizon, wastetrack.changes.service.read_changes).
-_HORIZON = """
-SELECT txid::text AS txid, id FROM change_log
-WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1
-"""
-
-
 async def behind(subscriptions: list[WebhookSubscription]) -> list[WebhookSubscription]:
-    """The subscriptions that may have changes to read (one cheap query for all)."""
+    """The subscriptions that may have changes to read (one cheap query for all): a cursor at
+    the feed's horizon (the last change of a finished transaction) has nothing new to read."""
     if not subscriptions:
         return []
-    rows = await connections.get("default").execute_query_dict(_HORIZON)
-    if not rows:
-        return []
-    horizon = (int(rows[0]["txid"]), int(rows[0]["id"]))
-    return [s for s in subscriptions if _key(_after(s)) < horizon]
+    horizon = await paging.horizon("change_log")
+    return [s for s in subscriptions if _key(_after(s)) < _key(horizon)]

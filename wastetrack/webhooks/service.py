@@ -22,9 +22,9 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import yarl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from tortoise import connections
 
 from wastetrack.audit import service as audit
+from wastetrack.changes import paging as feed
 from wastetrack.changes.models import Change, ChangeKind
 from wastetrack.core import keys, paging
 from wastetrack.core.errors import NotFound, ValidationFailed
@@ -297,10 +297,9 @@ async def create_subscription(
         raise ValidationFailed(f"events must name some of {', '.join(EVENT_TYPES)}", field="events")
     secret = "whsec_" + secrets.token_urlsafe(32)
     sealed, version = _encrypt(secret, master)
-    # Starts after every change of transactions begun before this one: only new changes.
-    (row,) = await connections.get("default").execute_query_dict(
-        "SELECT pg_current_xact_id()::text AS txid"
-    )
+    # Starts at the feed's horizon: every change of a transaction still running is new to it,
+    # whenever that transaction began (a phone's sync open across this subscription's).
+    start = await feed.horizon("change_log")
     subscription = await WebhookSubscription.create(
         owner_id=principal.user_id,
         organization_id=principal.organization_id,
@@ -308,8 +307,8 @@ async def create_subscription(
         events=list(dict.fromkeys(events)),
         secret_ciphertext=sealed,
         secret_key_version=version,
-        cursor_txid=int(row["txid"]),
-        cursor_id=0,
+        cursor_txid=start.txid,
+        cursor_id=start.id,
     )
     await _audit("webhook.created", principal, subscription, before=None)
     return subscription, secret
