@@ -6,7 +6,8 @@ from typing import get_args
 import httpx
 
 from schemas.webhooks import EventType
-from tests.factories import World, make_user
+from tests.custody.helpers import advance, post_event, tag_bag
+from tests.factories import World, event, make_user
 from tests.manifests.test_manifests import NOW, Parties, call, drive_to_arrival, parties  # noqa: F401
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery, harbour  # noqa: F401
 from tests.webhooks.conftest import Listener
@@ -120,3 +121,50 @@ async def test_a_port_delivery_is_delivered_to_the_ports_region_only(
 def test_the_contract_lists_every_event_the_service_sends() -> None:
     """The subscription's contract and the events the service makes are one list."""
     assert get_args(EventType) == EVENT_TYPES
+
+
+async def test_an_alert_raised_again_is_delivered_as_raised(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: httpx.AsyncClient,
+) -> None:
+    """A weight discrepancy clears itself once a correction brings the weights together and is
+    raised again when another takes them apart: the feed and the webhooks say `alert.raised`
+    both times (the clearing is an `alert.changed`)."""
+    hook = await subscribe(client, world, "manager", listener.url, ["alert.raised"])
+    manager = world.headers("manager")
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="in_transit")
+    receipt = await post_event(
+        client,
+        world,
+        "facility",
+        event("received", bag["code"], minutes=60, outcome="accepted", weight_kg="2.0"),
+    )
+    assert receipt.status_code == 201, receipt.text
+
+    async def weighed(weight: str, minutes: int) -> int:
+        if weight:
+            body = event(
+                "corrected",
+                bag["code"],
+                minutes=minutes,
+                corrects=receipt.json()["event_id"],
+                weight_kg=weight,
+            )
+            assert (await post_event(client, world, "facility", body)).status_code == 201
+        refreshed = await client.post("/m/v1/alerts/refresh", headers=manager)
+        raised: int = refreshed.json()["raised"]
+        return raised
+
+    assert await weighed("", 0) == 1  # 2.0 of the 3.5 kg declared
+    assert await weighed("3.4", 70) == 0  # within 10 %: cleared
+    assert await weighed("2.0", 80) == 1  # apart again: raised again
+    fed = (await client.get("/m/v1/changes", headers=manager)).json()["changes"]
+    kinds = [c["type"] for c in fed if c["type"].startswith("alert.")]
+    assert kinds == ["alert.raised", "alert.changed", "alert.raised"]
+    await drain(settings, sender)
+    heard = [verified(r, hook["secret"])["type"] for r in listener.received]
+    assert heard == ["alert.raised", "alert.raised"]
