@@ -167,10 +167,8 @@ async def _region_scoped(
 ) -> Principal:
     if region_id is None:
         return user
-    path = await registry.subtree_path(
-        within=user.region_path, region_id=region_id, admin=user.role == Role.admin
-    )
-    return replace(user, region_path=path)
+    region = await registry.named_region(user, region_id)
+    return replace(user, region_path=region.path)
 
 
 # A manager whose region may be narrowed by ?region_id= for metrics over a sub-region.

@@ -22,7 +22,7 @@ from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, forged, ma
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
-from wastetrack.ports.models import Delivery, PortCall
+from wastetrack.ports.models import Delivery, FloatReplacement, PortCall
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind, Vessel
@@ -773,6 +773,36 @@ async def test_float_replacement_is_recorded_once(client: httpx.AsyncClient, wor
     assert [r["foam_floats_removed"] for r in listed] == [1200]
 
 
+async def test_a_manager_records_floats_in_its_own_area_only(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """石岛's manager naming 崖头's village gets what a region that does not exist gets (a 404
+    naming region_id), and 崖头's lists hold nothing of 石岛's; inside its own area it records."""
+    town_manager = world.headers("town_manager")
+    for region_id in (world.regions["village"].id, 999999):
+        refused = await client.post(
+            "/m/v1/float-replacements",
+            json={**float_replacement(world), "region_id": region_id},
+            headers=town_manager,
+        )
+        assert (refused.status_code, refused.json()) == (
+            404,
+            {**refused.json(), "field": "region_id", "detail": f"no region {region_id}"},
+        )
+    own = await client.post(
+        "/m/v1/float-replacements", json=float_replacement(world), headers=town_manager
+    )
+    assert own.status_code == 201, own.text
+    village = await registry.create_organization(
+        name="北山社区居委会",
+        kind=OrganizationKind.authority,
+        region_id=world.regions["village"].id,
+    )
+    await make_user(world, "village_manager", Role.manager, village)
+    listed = await client.get("/m/v1/float-replacements", headers=world.headers("village_manager"))
+    assert listed.json() == []
+
+
 @pytest.mark.parametrize(
     "replaced_on",
     # The city's real tomorrow: CITY_TODAY is the day before in the city's first hours.
@@ -892,12 +922,14 @@ async def test_a_vessel_sold_on_leaves_its_deliveries_with_the_owner_it_delivere
 async def test_a_region_reader_still_reads_its_own_records_outside_its_region(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    response = await client.post(
-        "/m/v1/float-replacements",
-        json=float_replacement(world, region="town"),
-        headers=world.headers("town_manager"),
+    # Recorded by its organization in the other town (before a manager's record was held to
+    # its area; an organization's own users still may name any region).
+    body = float_replacement(world, region="town")
+    await FloatReplacement.create(
+        **body,
+        organization_id=world.orgs["town_office"].id,
+        recorded_by_id=world.users["town_manager"].id,
     )
-    assert response.status_code == 201, response.text
     counts = {
         who: len((await client.get("/m/v1/float-replacements", headers=world.headers(who))).json())
         for who in ("town_manager", "manager", "port", "clinic")

@@ -132,9 +132,7 @@ async def create_cell(
     _manager(principal)
     if cell_type not in TYPES:
         raise ValidationFailed(f"unknown cell type {cell_type!r}", field="cell_type")
-    region_path = await registry.subtree_path(
-        within=principal.region_path, region_id=region_id, admin=principal.role == Role.admin
-    )
+    region_path = (await registry.named_region(principal, region_id)).path
     if organization_id is not None:
         await access.readable_organization(principal, organization_id)
     name = name.strip()

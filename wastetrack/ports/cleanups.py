@@ -58,7 +58,7 @@ async def record_cleanup(
                 f"unknown litter items {unknown}; see the taxonomy",
                 field=f"item_counts.{unknown[0]}",
             )
-        await registry.get_region(submission.region_id)
+        await registry.named_region(principal, submission.region_id)
         await evidence.require_photos(submission.photos, principal=principal, field="photos")
         (batch,) = await intake.take_in(
             principal=principal,
@@ -127,7 +127,7 @@ async def record_float_replacement(
     check_day_come(submission.replaced_on, timezone=get_settings().timezone, field="replaced_on")
 
     async def create() -> FloatReplacement:
-        await registry.get_region(submission.region_id)
+        await registry.named_region(principal, submission.region_id)
         return await FloatReplacement.create(
             **submission.model_dump(),
             organization_id=principal.organization_id,

@@ -393,9 +393,13 @@ async def licence_covering(*, organization_id: int, category_key: str, on: date)
     return Covering(tuple(licences)) if licences else None
 
 
-async def subtree_path(*, within: str, region_id: int, admin: bool) -> str:
-    """The path of a region inside the subtree `within` (anywhere for admins)."""
+async def named_region(principal: Principal, region_id: int) -> Region:
+    """A region a user's record names (a cell, a clean-up, a float replacement): for a region
+    reader (a manager) one of its area, a region outside it a 404 as one that does not exist
+    (ids reveal nothing, and one town writes nothing into another's lists); for admins, and for
+    an organization's users (a team cleans the beach where it works), any."""
     region = await get_region(region_id)
-    if not admin and not region.path.startswith(within):
-        raise NotFound(f"no region {region_id} in your area", field="region_id")
-    return region.path
+    scope = access.read_scope(principal)
+    if scope.region_path is not None and not region.path.startswith(scope.region_path):
+        raise NotFound(f"no region {region_id}", field="region_id")
+    return region
