@@ -290,7 +290,6 @@ async def revoke_sessions(*, user_id: int) -> int:
         before=None,
         after={"revoked": revoked},
     )
-    _forget_verified(user_id)
     return int(revoked)
 
 
@@ -323,20 +322,13 @@ async def deactivate_user(*, user_id: int, acting_user_id: int | None = None) ->
                     field="user_id",
                 )
         await audit.updated("user.deactivated", user, within=user.organization, is_active=False)
-    _forget_verified(user_id)
     return user
 
 
-def _forget_verified(user_id: int) -> None:
-    """This worker stops trusting the user's access tokens it verified (others keep theirs
-    until they expire)."""
-    for token, (_, principal) in list(_verified.items()):
-        if principal.user_id == user_id:
-            _verified.pop(token, None)
-
-
 # Phones send the same access token for its whole life; verifying its signature each time
-# costs more than the rest of the request's authentication. Keyed by the token itself.
+# costs more than the rest of the request's authentication. Keyed by the token itself. A token
+# is trusted by its signature until it expires, cached or not (docs/security.md): revoking a
+# user's sessions or deactivating them ends their refresh tokens, not an access token issued.
 _verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 _VERIFIED_MAX = 4096
 
