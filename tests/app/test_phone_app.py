@@ -3,6 +3,7 @@ the tests' small world: log in, scan a real label through a fake camera, record 
 round offline, sync it exactly once, correct and resend a rejected event, log out."""
 
 import asyncio
+import contextlib
 import functools
 import io
 import json
@@ -81,12 +82,15 @@ def small_world(env: dict[str, str], served: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-@pytest.fixture(scope="module")
-def served(env: dict[str, str]) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(env: dict[str, str], cwd: Path | None = None) -> Iterator[str]:
+    """`wastetrack serve` on a free port (from the code at `cwd`, if given), once healthy: its
+    base URL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wastetrack.cli", "serve", "--port", str(port), "--workers", "1"],
         env=env,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -102,6 +106,12 @@ def served(env: dict[str, str]) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def served(env: dict[str, str]) -> Iterator[str]:
+    with serving(env) as base:
+        yield base
 
 
 @functools.cache
