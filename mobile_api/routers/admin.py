@@ -243,8 +243,21 @@ async def set_calendar_day(
 
 @router.post("/calendar/load", response_model=CalendarLoadRead)
 async def load_calendar(
-    user: AdminOnly, __: Transaction, year: Annotated[int | None, Query(ge=2000, le=2100)] = None
+    user: AdminOnly,
+    settings: AppSettings,
+    __: Transaction,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    reason: Annotated[
+        str | None,
+        Query(
+            max_length=255,
+            description="why, when the load changes a day already past (it moves deadlines"
+            " that have run)",
+        ),
+    ] = None,
 ) -> object:
     """Load a year (or every year) from the installed chinesecalendar library; audited with
-    the days it changed."""
-    return await calendar.load_from_library(year=year, principal=user)
+    the days it changed, and a change of a day already past needs a reason."""
+    return await calendar.load_from_library(
+        year=year, reason=reason, principal=user, timezone=settings.timezone
+    )

@@ -133,7 +133,14 @@ async def test_load_from_the_library_and_refuse_years_it_does_not_know(
     await calendar.set_day(
         day=date(2026, 2, 17), is_working_day=True, name=None, source="a mistake", reason="x"
     )
-    loaded = await calendar.load_from_library(year=2026)
+    # The load would change a day already past (the one set by hand): not without a reason.
+    with pytest.raises(ValidationFailed) as unexplained:
+        await calendar.load_from_library(year=2026, timezone="Asia/Shanghai")
+    assert unexplained.value.field == "reason"
+    assert (await calendar.get_day(day=date(2026, 2, 17))).is_working_day is True
+    loaded = await calendar.load_from_library(
+        year=2026, reason="back to the State Council's", timezone="Asia/Shanghai"
+    )
     assert (loaded["years"], loaded["days"]) == ([2026], 365)
     assert (await calendar.get_day(day=date(2026, 2, 17))).is_working_day is False
     with pytest.raises(ValidationFailed) as refused:
@@ -180,8 +187,16 @@ async def test_a_calendar_change_is_audited_and_a_past_day_needs_a_reason(
     assert entry["after"]["reason"] == "市政府通知 补记"
     assert (entry["before"]["name"], entry["after"]["name"]) != (None, None)
     assert entry["after"]["is_working_day"] is False
+    year = {"year": past.year}
+    refused = await client.post(
+        "/admin/v1/calendar/load", params=year, headers=world.headers("admin")
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
+    assert (await calendar.get_day(day=past)).name == "停工"  # nothing loaded
     loaded = await client.post(
-        "/admin/v1/calendar/load", params={"year": past.year}, headers=world.headers("admin")
+        "/admin/v1/calendar/load",
+        params={**year, "reason": "恢复国务院办公厅通知"},
+        headers=world.headers("admin"),
     )
     assert loaded.status_code == 200, loaded.text
     entries = await client.get(
@@ -189,3 +204,4 @@ async def test_a_calendar_change_is_audited_and_a_past_day_needs_a_reason(
     )
     (load,) = [e for e in entries.json()["entries"] if e["action"] == "calendar.loaded"]
     assert past.isoformat() in [c["day"] for c in load["after"]["changed"]]
+    assert load["after"]["reason"] == "恢复国务院办公厅通知"

@@ -126,6 +126,20 @@ async def get_day(*, day: date) -> DayInfo:
     return DayInfo(row.day, row.is_working_day, row.name, row.source)
 
 
+def _check_reason(days: list[date], reason: str | None, timezone: str | None) -> None:
+    """A change of a day already past (in the city's `timezone`, by default the settings')
+    moves deadlines that have run and clears the alerts they raised: it needs a reason."""
+    today = cityday.today(timezone or get_settings().timezone)
+    past = sorted(day for day in days if day < today)
+    if past and not (reason or "").strip():
+        raise ValidationFailed(
+            f"a day already past ({past[0].isoformat()}"
+            f"{f' and {len(past) - 1} more' if len(past) > 1 else ''}) moves deadlines that"
+            " have run: give the reason",
+            field="reason",
+        )
+
+
 async def set_day(
     *,
     day: date,
@@ -143,11 +157,7 @@ async def set_day(
     and clears alerts."""
     if name is not None and len(name) > 64:
         raise ValidationFailed("name is at most 64 characters", field="name")
-    today = cityday.today(timezone or get_settings().timezone)
-    if day < today and not (reason or "").strip():
-        raise ValidationFailed(
-            "a day already past moves deadlines that have run: give the reason", field="reason"
-        )
+    _check_reason([day], reason, timezone)
     before = await get_day(day=day)
     if not await CalendarDay.filter(
         day__gte=date(day.year, 1, 1), day__lte=date(day.year, 12, 31)
@@ -227,11 +237,16 @@ def _library_exceptions(year: int) -> dict[date, tuple[bool, str]]:
 
 
 async def load_from_library(
-    *, year: int | None, principal: Principal | None = None
+    *,
+    year: int | None,
+    reason: str | None = None,
+    principal: Principal | None = None,
+    timezone: str | None = None,
 ) -> dict[str, Any]:
     """Load one year (or every year) the installed chinesecalendar knows into the table,
     replacing those days; audited with the days it changed (a day an administrator set by hand
-    among them)."""
+    among them). A load that changes a day already past needs a `reason`, as setting it does,
+    and changes nothing without one."""
     import chinese_calendar
 
     known = library_years()
@@ -255,6 +270,7 @@ async def load_from_library(
         for day, w, n, _ in rows
         if (old := held.get(day)) is not None and (old.is_working_day, old.name) != (w, n)
     ]
+    _check_reason([date.fromisoformat(c["day"]) for c in changed], reason, timezone)
     await connections.get("default").execute_many(_UPSERT, rows)
     loaded = {"years": years, "days": len(rows), "source": source}
     first = await CalendarDay.get(day=rows[0][0])
@@ -263,7 +279,7 @@ async def load_from_library(
         subject=first,
         region_path=principal.region_path if principal else "/",
         organization_id=principal.organization_id if principal else None,
-        after={**loaded, "changed": changed},
+        after={**loaded, "changed": changed, "reason": (reason or "").strip() or None},
     )
     return loaded
 

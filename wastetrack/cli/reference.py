@@ -218,11 +218,14 @@ def vessel_create(
 @calendar_app.command("load")
 def calendar_load(
     year: Annotated[int | None, typer.Option(help="default: every year the library knows")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="why, when the load changes a day already past")
+    ] = None,
 ) -> None:
     """Load working days and holidays from the installed chinesecalendar library."""
     from wastetrack.calendar import service as calendar
 
-    run_and_print(lambda: calendar.load_from_library(year=year))
+    run_and_print(lambda: calendar.load_from_library(year=year, reason=reason))
 
 
 class _CalendarDaySet(CalendarDayUpdate):
