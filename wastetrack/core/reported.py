@@ -3,6 +3,7 @@ one rule bounds them by the server's clock; and days it reports (a sale's, a flo
 an assessment's, a period's end), one rule by the city's today."""
 
 from datetime import date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from wastetrack.core import cityday
@@ -19,7 +20,12 @@ DAY_FLOOR = date(2000, 1, 1)
 def _floor() -> datetime:
     """The first moment of DAY_FLOOR on the city's clock (a day is the city's, §1 of
     docs/metrics.md: the UTC one would refuse its first eight hours in Rongcheng)."""
-    return cityday.day_start(DAY_FLOOR, get_settings().timezone)
+    return _floor_in(get_settings().timezone)
+
+
+@cache
+def _floor_in(timezone: str) -> datetime:
+    return cityday.day_start(DAY_FLOOR, timezone)
 
 
 def plausible(moment: datetime, *, now: datetime) -> bool:
