@@ -37,7 +37,9 @@ class EventError(Schema):
 class EventResult(Schema):
     client_event_id: UUID | None
     status: Literal["applied", "duplicate", "conflict", "rejected"]
-    batch_code: str | None = None
+    batch_code: str | None = Field(
+        None, description="the event's batch, or the batch a pickup or clean-up became"
+    )
     event_id: UUID | None = None
     state: str | None = None
     record_id: int | None = Field(

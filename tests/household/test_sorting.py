@@ -165,6 +165,9 @@ async def test_pickups_sync_offline_exactly_once(
         )
     ).json()
     assert [r["status"] for r in answer["results"]] == ["applied", "duplicate"]
+    # Each answer names the batch the pickup became, as a single post's does: the phone's label.
+    made = await Pickup.get(id=answer["results"][0]["record_id"]).prefetch_related("batch")
+    assert [r["batch_code"] for r in answer["results"]] == [made.batch.code] * 2
     # A colleague resending it from the shared phone gets the organization's pickup back.
     await make_user(world, "colleague", Role.collector, world.orgs["community"])
     again = await post(client, world, {k: v for k, v in body.items() if k != "kind"}, "colleague")

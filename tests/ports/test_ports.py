@@ -22,7 +22,7 @@ from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, forged, ma
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
-from wastetrack.ports.models import Delivery, FloatReplacement, PortCall
+from wastetrack.ports.models import CleanUp, Delivery, FloatReplacement, PortCall
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
 from wastetrack.registry.models import OrganizationKind, Vessel
@@ -692,6 +692,9 @@ async def test_cleanup_enters_the_custody_chain(
         )
     ).json()
     assert synced["applied"] == 1
+    [result] = synced["results"]
+    made = await CleanUp.get(id=result["record_id"]).prefetch_related("batch")
+    assert result["batch_code"] == made.batch.code
 
 
 async def test_a_clean_up_resent_written_otherwise_is_a_duplicate(

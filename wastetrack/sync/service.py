@@ -14,8 +14,10 @@ from wastetrack.custody import intake, recorder
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.results import EntryError, EntryResult
 from wastetrack.household import service as household
+from wastetrack.household.models import Pickup
 from wastetrack.pesticide import service as pesticide
 from wastetrack.ports import cleanups, deliveries
+from wastetrack.ports.models import CleanUp
 from wastetrack.sync.entries import Invalid, StreamRecord
 
 Entry = EventCommand | StreamRecord | Invalid
@@ -89,6 +91,20 @@ async def _apply_record(principal: Principal, record: StreamRecord, secret: str)
     return EntryResult(
         client_event_id=record.client_event_id,
         status=result.status,
+        batch_code=await _batch_code(record.kind, result.record_id),
         record_id=result.record_id,
         flags=result.flags,
     )
+
+
+# The records that become one batch, whose code the answer carries as a single post's does (the
+# phone labels the bag with it); a delivery's lines are batches of their own, a return none.
+_ONE_BATCH: dict[str, type[Pickup] | type[CleanUp]] = {"pickup": Pickup, "cleanup": CleanUp}
+
+
+async def _batch_code(kind: str, record_id: int | None) -> str | None:
+    model = _ONE_BATCH.get(kind)
+    if model is None or record_id is None:
+        return None
+    codes = await model.filter(id=record_id).values_list("batch__code", flat=True)
+    return str(codes[0]) if codes else None
