@@ -426,6 +426,12 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_SYNC_MAX_EVENTS", "-1"),
         ("WASTETRACK_ACCESS_TOKEN_MINUTES", "-5"),
         ("WASTETRACK_PORT", "0"),
+        # Read first by logging's set-up, the pool or the key files, each a traceback there.
+        ("WASTETRACK_LOG_LEVEL", "LOUD"),
+        ("WASTETRACK_DATABASE_URL", "mysql://u:p@127.0.0.1:3306/db"),
+        ("WASTETRACK_DATABASE_URL", "postgres://u:p@127.0.0.1:notaport/db"),
+        ("WASTETRACK_SECRET_FILE", "/nonexistent/wastetrack-master.key"),
+        ("WASTETRACK_DATA_DIR", "/etc/passwd"),
     ],
 )
 def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(

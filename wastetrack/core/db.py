@@ -113,9 +113,13 @@ def credentials_from_url(url: str) -> dict[str, Any]:
         )
     query = parse_qs(parsed.query)
     host = query.get("host", [parsed.hostname or "127.0.0.1"])[0]
+    try:
+        port = parsed.port or 5432
+    except ValueError as error:
+        raise ValueError(f"WASTETRACK_DATABASE_URL has no valid port: {error}") from error
     return {
         "host": host,
-        "port": parsed.port or 5432,
+        "port": port,
         "user": unquote(parsed.username or "postgres"),
         "password": unquote(parsed.password or ""),
         "database": (parsed.path or "/postgres").lstrip("/") or "postgres",

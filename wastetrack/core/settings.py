@@ -1,5 +1,6 @@
 """One settings class for the whole service, read from WASTETRACK_* environment variables."""
 
+import logging
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -212,16 +213,52 @@ class Settings(BaseSettings):
             raise ValueError(f"{name!r} is no IANA time zone (e.g. Asia/Shanghai)") from error
         return name
 
+    @field_validator("log_level")
+    @classmethod
+    def _a_level(cls, level: str) -> str:
+        # Read when logging is configured: a name logging lacks stops the start there, with a
+        # traceback, unless it is refused here.
+        if level.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f"{level!r} is no log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+        return level.upper()
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_postgres_url(cls, url: str | None) -> str | None:
+        # Read first when the pool or a migration connects: the same refusal, before any command.
+        from wastetrack.core.db import credentials_from_url
+
+        if url is not None:
+            credentials_from_url(url)
+        return url
+
+    @field_validator("secret_file")
+    @classmethod
+    def _a_readable_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{str(path)!r} is no file the service can read")
+        return path
+
+    @field_validator("data_dir")
+    @classmethod
+    def _a_directory(cls, path: Path) -> Path:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{str(path)!r} is a file, not a directory")
+        return path
+
     @model_validator(mode="after")
     def _resolve_secret(self) -> "Settings":
         # No default secret in any environment: a configured one must be strong, and without
         # one the first start generates a key in the data directory (see wastetrack.core.keys).
         from wastetrack.core import keys
 
-        self.secret_key = keys.resolve_master(
-            configured=self.secret_key, secret_file=self.secret_file, data_dir=self.data_dir
-        )
-        keys.install(self.secret_key, self.data_dir)
+        try:
+            self.secret_key = keys.resolve_master(
+                configured=self.secret_key, secret_file=self.secret_file, data_dir=self.data_dir
+            )
+            keys.install(self.secret_key, self.data_dir)
+        except OSError as error:  # the data directory, or the secret file, cannot be used
+            raise ValueError(f"the key files cannot be read or written: {error}") from error
         return self
 
 
