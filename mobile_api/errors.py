@@ -162,7 +162,19 @@ def _refusal(error: Any) -> dict[str, Any]:
             "rule": "json_invalid",
             "detail": f"the body is not valid JSON: {why}{at}",
         }
-    return {"field": error_field(error) or None, "rule": error["type"], "detail": error["msg"]}
+    # FastAPI puts where the value came from first; a key of the body named "body" (unknown,
+    # refused) is still that key.
+    location = tuple(error["loc"])
+    if location and location[0] in _REQUEST_PARTS:
+        location = location[1:]
+    return {
+        "field": error_field({**error, "loc": location}) or None,
+        "rule": error["type"],
+        "detail": error["msg"],
+    }
+
+
+_REQUEST_PARTS = ("body", "query", "path", "form")
 
 
 def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:

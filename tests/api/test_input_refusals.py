@@ -364,3 +364,21 @@ async def test_tokens_are_given_once_and_not_kept(client: httpx.AsyncClient, wor
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.headers["cache-control"] == "no-store"
     assert await _kept_body("refresh-1") == [{"body": None}]
+
+
+@pytest.mark.parametrize("key", ["body", "query", "path", "form"])
+async def test_an_unknown_key_named_like_where_a_value_comes_from_is_named(
+    client: httpx.AsyncClient, world: World, key: str
+) -> None:
+    """FastAPI puts where a value came from (body, query, path) first in an error's location:
+    only that first part is where; a key of the body named so is the key, refused by name as any
+    unknown key, posted alone or in a sync (field null would say the whole body is at fault)."""
+    response = await client.post(
+        "/m/v1/events", json={**medical_bag(), key: 1}, headers=world.headers("clinic")
+    )
+    assert (response.status_code, response.json()["field"]) == (422, key), response.text
+    synced = await client.post(
+        "/m/v1/sync", json={"events": [{**medical_bag(), key: 1}]}, headers=world.headers("clinic")
+    )
+    assert synced.json()["results"][0]["error"]["field"] == key, synced.text
+    assert await Batch.all().count() == 0

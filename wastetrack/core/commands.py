@@ -203,7 +203,7 @@ def field_of(location: tuple[Any, ...] | list[Any]) -> str:
         elif part == "":
             # A key that is the empty string (refused as unknown): named as JSON writes it.
             parts.append('""')
-        elif part not in ("body", "query", "path", "form"):
+        else:
             parts.append(str(part))
     return ".".join(parts)
 
