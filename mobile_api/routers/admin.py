@@ -17,7 +17,7 @@ from mobile_api.deps import (
 )
 from mobile_api.presenters import NEXT_PAGE
 from schemas.auth import SessionsRevokedRead, UserCreate, UserRead
-from schemas.base import Id, Text
+from schemas.base import NO_CONTROL, Id, Text
 from schemas.calendar import CalendarDayRead, CalendarDayUpdate, CalendarLoadRead
 from schemas.registry import (
     LicenceCreate,
@@ -251,6 +251,7 @@ async def load_calendar(
         str | None,
         Query(
             max_length=255,
+            pattern=NO_CONTROL,
             description="why, when the load changes a day already past (it moves deadlines"
             " that have run)",
         ),

@@ -188,10 +188,11 @@ async def test_a_calendar_change_is_audited_and_a_past_day_needs_a_reason(
     assert (entry["before"]["name"], entry["after"]["name"]) != (None, None)
     assert entry["after"]["is_working_day"] is False
     year = {"year": past.year}
-    refused = await client.post(
-        "/admin/v1/calendar/load", params=year, headers=world.headers("admin")
-    )
-    assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
+    for reason in ({}, {"reason": "x\x01y"}, {"reason": "\x00"}):  # none, or one with a control
+        refused = await client.post(
+            "/admin/v1/calendar/load", params={**year, **reason}, headers=world.headers("admin")
+        )
+        assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
     assert (await calendar.get_day(day=past)).name == "停工"  # nothing loaded
     loaded = await client.post(
         "/admin/v1/calendar/load",
