@@ -96,15 +96,21 @@ async def batch_fate(code: Scanned, user: CurrentUser) -> Mapping[str, object]:
     return await queries.fate(principal=user, code=code)
 
 
+class JsonLd(JSONResponse):
+    """A JSON-LD document: JSON, of its own media type (the only one the route answers)."""
+
+    media_type = "application/ld+json"
+
+
 @router.get(
     "/batches/{code}/epcis.jsonld",
-    response_class=JSONResponse,
-    responses={200: {"content": {"application/ld+json": {}}}},
+    response_class=JsonLd,
+    responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
 )
-async def batch_epcis(code: Scanned, user: CurrentUser, settings: AppSettings) -> JSONResponse:
+async def batch_epcis(code: Scanned, user: CurrentUser, settings: AppSettings) -> JsonLd:
     """The batch's custody history as a GS1 EPCIS 2.0 JSON-LD document."""
     document = await epcis.batch_document(principal=user, code=code, timezone=settings.timezone)
-    return JSONResponse(document, media_type="application/ld+json")
+    return JsonLd(document)
 
 
 @router.get("/metrics/utilization", response_model=UtilizationRead)

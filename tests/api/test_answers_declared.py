@@ -9,8 +9,6 @@ from fastapi import FastAPI
 FREE_FORM = {
     # Counts by alert kind: a mapping of integers, its keys the kinds.
     ("post", "/m/v1/alerts/refresh"),
-    # GS1 EPCIS 2.0 JSON-LD: its own standard's schema, served as application/ld+json.
-    ("get", "/m/v1/batches/{code}/epcis.jsonld"),
     # The cells' configuration (types, criteria, weights, tiers), data of the edition.
     ("get", "/m/v1/cell-types"),
     # Strings by name: the key and how to check a checkpoint with it.
@@ -35,3 +33,10 @@ def test_every_json_answer_declares_its_fields(app: FastAPI) -> None:
                 if status.startswith("2") and json is not None and not declared(json["schema"]):
                     free.add((method, path))
     assert free == FREE_FORM
+
+
+def test_the_epcis_history_is_declared_as_json_ld_only(app: FastAPI) -> None:
+    """GS1 EPCIS 2.0 JSON-LD has its own standard's schema: the route answers
+    application/ld+json, and declares no application/json answer it never gives."""
+    answer = app.openapi()["paths"]["/m/v1/batches/{code}/epcis.jsonld"]["get"]["responses"]["200"]
+    assert set(answer["content"]) == {"application/ld+json"}
