@@ -1042,6 +1042,47 @@ def test_a_sync_refused_for_its_size_goes_again_in_halves(browser: webdriver.Chr
     assert {e["status"] for e in queued} == {"rejected"}  # answered, no longer pending
 
 
+ONE_TOO_LARGE = """
+const [done] = arguments;
+const real = window.fetch;
+// A server whose body limit one record passes alone (a long note typed in the correction form).
+window.fetch = async (url, options) => {
+  if (String(url).endsWith('/m/v1/sync') && options.body.includes('TOOLARGE')) {
+    const refusal = {status: 413, code: 'too_large', detail: 'the body is larger than 2 MB'};
+    return new Response(JSON.stringify(refusal), {status: 413});
+  }
+  return real(url, options);
+};
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  for (const batch of ['ABCDEFGH2', 'TOOLARGE', 'ABCDEFGH2']) {
+    const body = {client_event_id: crypto.randomUUID(), event_type: 'collected', batch,
+                  device_time: new Date().toISOString()};
+    await s.enqueue(body, `one too large ${batch}`, me.user_id);
+  }
+  const sync = await import('/static/app/sync.js');
+  const answer = await sync.syncNow();
+  window.fetch = real;
+  done(answer);
+});
+"""
+
+
+def test_a_record_too_large_to_send_is_refused_on_the_phone_and_the_rest_go(
+    browser: webdriver.Chrome,
+) -> None:
+    answer = browser.execute_async_script(ONE_TOO_LARGE)
+    assert answer["sent"] == 3
+    queued = {
+        e["summary"]: e
+        for e in browser.execute_async_script(QUEUE)
+        if e["summary"].startswith("one too large")
+    }
+    assert {e["status"] for e in queued.values()} == {"rejected"}  # none left pending
+    too_large = queued["one too large TOOLARGE"]["result"]["error"]
+    assert (too_large["code"], too_large["detail"]) == ("too_large", "the body is larger than 2 MB")
+
+
 LATER_PASS = """
 const [done] = arguments;
 const real = window.fetch;

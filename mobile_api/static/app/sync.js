@@ -44,7 +44,8 @@ async function uploadPhotos(me, pass) {
 }
 
 // A request the server refuses whole for its size (a lower limit configured there, or a body
-// over its cap) is sent again in halves, down to single records.
+// over its cap) is sent again in halves, down to single records; a single record refused so is
+// answered refused on the phone, and never holds back the queue behind it.
 function tooLarge(error) {
   return error instanceof Problem && (error.status === 413 || (error.status === 422 && error.field === 'events'));
 }
@@ -95,9 +96,22 @@ async function run() {
       answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) }, signal });
       if (!answer || !Array.isArray(answer.results)) throw new Offline('no answer from the API');
     } catch (error) {
-      if (!tooLarge(error) || chunk.length === 1) throw error;
-      size = Math.max(1, Math.floor(chunk.length / 2));
-      start -= size; // the loop adds it back: the same start, half as many
+      if (!tooLarge(error)) throw error;
+      if (chunk.length > 1) {
+        size = Math.max(1, Math.floor(chunk.length / 2));
+        start -= size; // the loop adds it back: the same start, half as many
+        continue;
+      }
+      // One record the server takes in no request (over its body limit): refused with the
+      // server's reason, to correct or discard, and the records after it still go.
+      const [entry] = chunk;
+      const result = {
+        client_event_id: entry.client_event_id,
+        status: 'rejected',
+        error: { code: error.body.code || 'too_large', field: error.field, detail: error.message },
+      };
+      if (await answerEntry(entry, result)) refused += 1;
+      sent += 1;
       continue;
     }
     // One result per entry, in the order sent.
