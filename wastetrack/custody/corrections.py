@@ -35,7 +35,6 @@ from wastetrack.custody.work import Work, code_by_id, new_event
 from wastetrack.manifests.queries import deciding_manifest
 from wastetrack.ports import lines as delivery_lines
 from wastetrack.registry import access
-from wastetrack.registry.models import Site
 
 # What a correction may change, by the type of the event it corrects (the spec's `correctable`,
 # docs/metrics.md §2); position, photo, reason and note may be corrected on any event.
@@ -407,11 +406,6 @@ async def _check_tagged_for_on(
     principal = work.principal
     if tagger is None or principal.organization_id != tagger or batch.producer_id == tagger:
         return
-    site = (
-        await Site.get_or_none(id=batch.origin_site_id).prefetch_related("region")
-        if batch.origin_site_id is not None
-        else None
-    )
     label = await Label.get_or_none(code=batch.code)
     day = local_date(tagged_at, work.timezone)
     try:
@@ -421,9 +415,8 @@ async def _check_tagged_for_on(
             stream=batch.stream_id,
             label_organization_id=label.organization_id if label else None,
             on=day,
-            site_region_path=(
-                site.region.path if site and site.organization_id == batch.producer_id else None
-            ),
+            # The tagging pinned the batch at its origin site's region (a producer's own site).
+            site_region_path=batch.region_path if batch.origin_site_id is not None else None,
         )
     except Forbidden as error:
         error.field = "event_time"
