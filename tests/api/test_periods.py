@@ -2,15 +2,15 @@
 refused naming date_to (date_from when it was sent alone), an omitted one is the city's current
 year to date, and the response says which period it used (the X-Period header)."""
 
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from mobile_api.deps import DateFrom, OpenFrom
-from tests.factories import World
+from tests.factories import CITY_ZONE, World
+from wastetrack.core import cityday
 
 ROUTES = [
     "/m/v1/metrics/sorting",
@@ -24,7 +24,12 @@ ROUTES = [
     "/admin/v1/calendar",
 ]
 COVERAGE = "/m/v1/metrics/medical-coverage"  # without a period: the last N days
-TODAY = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+def city_today() -> date:
+    """The city's day when a test runs, not when the suite was collected: a run may cross the
+    city's midnight (16:00 UTC) between the two."""
+    return cityday.today(CITY_ZONE)
 
 
 def test_every_period_comes_from_the_shared_dependency(app: FastAPI) -> None:
@@ -46,9 +51,10 @@ def test_every_period_comes_from_the_shared_dependency(app: FastAPI) -> None:
 
 REVERSED = {"date_from": "2026-03-01", "date_to": "2026-02-28"}
 OVER_FIVE_YEARS = {"date_from": "2020-01-01", "date_to": "2025-01-01"}
-# Sent alone, date_from is the field to change: the end is today, its default.
-FUTURE_START = {"date_from": f"{TODAY.year + 1}-01-01"}
-LONG_AGO = {"date_from": f"{TODAY.year - 6}-01-01"}
+# Sent alone, date_from is the field to change: the end is today, its default. The years are
+# counted from the city's year when the test runs.
+FUTURE_START = {"date_from": "{next_year}-01-01"}
+LONG_AGO = {"date_from": "{six_years_ago}-01-01"}
 
 
 @pytest.mark.parametrize(
@@ -68,7 +74,12 @@ LONG_AGO = {"date_from": f"{TODAY.year - 6}-01-01"}
 async def test_a_bad_period_is_refused_naming_the_field_sent(
     client: httpx.AsyncClient, world: World, path: str, period: dict, field: str
 ) -> None:
-    response = await client.get(path, params=period, headers=world.headers("manager"))
+    year = city_today().year
+    sent = {
+        key: value.format(next_year=year + 1, six_years_ago=year - 6)
+        for key, value in period.items()
+    }
+    response = await client.get(path, params=sent, headers=world.headers("manager"))
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"] == field
@@ -78,9 +89,10 @@ async def test_a_bad_period_is_refused_naming_the_field_sent(
 async def test_an_omitted_period_is_this_year_to_date_and_said(
     client: httpx.AsyncClient, world: World, path: str
 ) -> None:
+    today = city_today()
     response = await client.get(path, headers=world.headers("manager"))
     assert response.status_code == 200, response.text
-    assert response.headers["x-period"] == f"{TODAY.year}-01-01/{TODAY.isoformat()}"
+    assert response.headers["x-period"] == f"{today.year}-01-01/{today.isoformat()}"
 
 
 async def test_medical_coverage_says_its_period_the_last_days_or_the_one_given(
@@ -89,7 +101,8 @@ async def test_medical_coverage_says_its_period_the_last_days_or_the_one_given(
     """Its omitted period is the last N days, not the year: the answer and its file of the
     institutions missed both say which days they counted."""
     headers = world.headers("manager")
-    week = f"{(TODAY - timedelta(days=6)).isoformat()}/{TODAY.isoformat()}"
+    today = city_today()
+    week = f"{(today - timedelta(days=6)).isoformat()}/{today.isoformat()}"
     for format in ("json", "csv"):
         last = await client.get(COVERAGE, params={"days": 7, "format": format}, headers=headers)
         assert last.status_code == 200, last.text
@@ -111,9 +124,10 @@ async def test_medical_coverage_says_its_period_the_last_days_or_the_one_given(
 async def test_ledger_without_dates_names_the_year_to_date_in_its_file(
     client: httpx.AsyncClient, world: World
 ) -> None:
+    today = city_today()
     response = await client.get("/m/v1/pesticide/ledger.csv", headers=world.headers("manager"))
     assert response.status_code == 200
-    expected = f'filename="pesticide-ledger-{TODAY.year}-01-01-{TODAY.isoformat()}.csv"'
+    expected = f'filename="pesticide-ledger-{today.year}-01-01-{today.isoformat()}.csv"'
     assert expected in response.headers["content-disposition"]
 
 
@@ -128,7 +142,7 @@ async def test_one_end_given_fills_the_other_within_its_year(
     only_start = await client.get(
         "/m/v1/metrics/utilization", params={"date_from": "2024-05-01"}, headers=headers
     )
-    assert only_start.headers["x-period"] == f"2024-05-01/{TODAY.isoformat()}"
+    assert only_start.headers["x-period"] == f"2024-05-01/{city_today().isoformat()}"
     exported = await client.get(
         "/m/v1/metrics/utilization",
         params={"date_from": "2024-05-01", "date_to": "2024-05-31", "format": "csv"},
