@@ -6,6 +6,7 @@ from decimal import Decimal
 from pydantic import Field
 
 from schemas.base import Day, Ratio, Schema
+from schemas.registry import RegionRead
 from wastetrack.household.commands import PickupCommand
 
 
@@ -26,7 +27,24 @@ class PickupRead(Schema):
 
 class RegionSorting(Schema):
     sorted_collection_since: Day | None = Field(
-        description="since when the community or village has sorted collection; null: none"
+        description="since when the community or village has sorted collection (for the period"
+        " running now, a correction of its start); null: it has none, from `ended_on` on"
+    )
+    ended_on: Day | None = Field(
+        None,
+        description="with sorted_collection_since null: the first day without sorted collection"
+        " (today when left out, never a day to come); the days before it keep counting",
+    )
+
+
+class SortedPeriod(Schema):
+    since: date
+    until: date = Field(description="the first day without sorted collection")
+
+
+class RegionSortingRead(RegionRead):
+    sorted_collection_ended: list[SortedPeriod] = Field(
+        description="the periods of sorted collection that have ended, oldest first"
     )
 
 

@@ -18,7 +18,13 @@ from mobile_api.media import PNG, binary
 from mobile_api.presenters import recorded_id, resent
 from mobile_api.tables import Format, export
 from schemas.base import Code, Id
-from schemas.household import PickupCreate, PickupRead, RegionSorting, SortingMetricsRead
+from schemas.household import (
+    PickupCreate,
+    PickupRead,
+    RegionSorting,
+    RegionSortingRead,
+    SortingMetricsRead,
+)
 from schemas.registry import RegionRead
 from wastetrack.batches import labels
 from wastetrack.core import codes
@@ -81,12 +87,20 @@ async def site_label(code: Code, settings: AppSettings, _: CurrentUser) -> Respo
     return Response(png, media_type="image/png")
 
 
-@router.put("/admin/v1/regions/{region_id}/sorting", response_model=RegionRead)
-async def set_sorting(region_id: Id, body: RegionSorting, _: AdminOnly, __: Transaction) -> object:
-    """Record since when a community or village has sorted collection."""
-    return await household.set_sorted_collection(
-        region_id=region_id, since=body.sorted_collection_since
+@router.put("/admin/v1/regions/{region_id}/sorting", response_model=RegionSortingRead)
+async def set_sorting(
+    region_id: Id, body: RegionSorting, settings: AppSettings, _: AdminOnly, __: Transaction
+) -> object:
+    """Record since when a community or village has sorted collection, or that it has none
+    from a day on; the periods that ended keep counting for their days."""
+    region = await household.set_sorted_collection(
+        region_id=region_id,
+        since=body.sorted_collection_since,
+        ended_on=body.ended_on,
+        timezone=settings.timezone,
     )
+    ended = await household.sorted_collection_ended(region)
+    return {**RegionRead.model_validate(region).model_dump(), "sorted_collection_ended": ended}
 
 
 @router.get("/m/v1/metrics/sorting", response_model=SortingMetricsRead)

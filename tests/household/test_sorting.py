@@ -637,6 +637,77 @@ async def test_a_start_of_sorted_collection_planned_ahead_is_not_counted_yet(
     assert "while the period runs on" in ahead.json()["coverage"]["definition"]["formula"]
 
 
+async def test_sorted_collection_that_ends_keeps_counting_for_the_days_it_covered(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A village sorted from 1 March 2024 and stopped on 1 July 2025: coverage as of June 2025
+    still counts it (the end no longer rewrites the past), as of July does not; a new start
+    cannot reach back into the period that ended, an end cannot be a day to come nor precede
+    its start, and a refused request changes nothing."""
+    village = world.regions["village"].id
+    admin = world.headers("admin")
+
+    async def put(body: dict[str, Any]) -> httpx.Response:
+        return await client.put(f"/admin/v1/regions/{village}/sorting", headers=admin, json=body)
+
+    async def covered(day: str) -> str:
+        answer = await client.get(
+            "/m/v1/metrics/sorting",
+            headers=world.headers("manager"),
+            params={"date_from": day, "date_to": day},
+        )
+        assert answer.status_code == 200, answer.text
+        numerator: str = answer.json()["coverage"]["numerator"]
+        return numerator
+
+    assert (await put({"sorted_collection_since": "2024-03-01"})).status_code == 200
+    today = cityday.today(world.settings.timezone)
+    refused = [
+        (
+            {"sorted_collection_since": None, "ended_on": (today + timedelta(days=1)).isoformat()},
+            "ended_on",
+        ),
+        ({"sorted_collection_since": None, "ended_on": "2024-02-29"}, "ended_on"),
+        ({"sorted_collection_since": "2024-03-01", "ended_on": "2025-07-01"}, "ended_on"),
+    ]
+    for body, field in refused:
+        answer = await put(body)
+        assert (answer.status_code, answer.json()["field"]) == (422, field), answer.text
+    assert (await covered("2025-06-30"), await covered("2025-07-01")) == ("1", "1")
+
+    ended = await put({"sorted_collection_since": None, "ended_on": "2025-07-01"})
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["sorted_collection_since"] is None
+    assert ended.json()["sorted_collection_ended"] == [
+        {"since": "2024-03-01", "until": "2025-07-01"}
+    ]
+    assert (await covered("2024-02-29"), await covered("2024-03-01")) == ("0", "1")
+    assert (await covered("2025-06-30"), await covered("2025-07-01")) == ("1", "0")
+
+    overlapping = await put({"sorted_collection_since": "2025-06-01"})
+    assert (overlapping.status_code, overlapping.json()["field"]) == (
+        422,
+        "sorted_collection_since",
+    ), overlapping.text
+    again = await put({"sorted_collection_since": "2025-09-01"})
+    assert again.json()["sorted_collection_ended"] == ended.json()["sorted_collection_ended"]
+    assert [await covered(day) for day in ("2025-08-31", "2025-09-01")] == ["0", "1"]
+    # Ended again today: today has none, yesterday keeps it; an end with nothing running is
+    # refused, a plain "none" changes nothing.
+    stopped = await put({"sorted_collection_since": None})
+    assert stopped.json()["sorted_collection_ended"][-1] == {
+        "since": "2025-09-01",
+        "until": today.isoformat(),
+    }
+    assert [
+        await covered((today - timedelta(days=1)).isoformat()),
+        await covered(today.isoformat()),
+    ] == ["1", "0"]
+    nothing = await put({"sorted_collection_since": None, "ended_on": today.isoformat()})
+    assert (nothing.status_code, nothing.json()["field"]) == (422, "ended_on")
+    assert (await put({"sorted_collection_since": None})).json() == stopped.json()
+
+
 async def test_only_a_community_of_the_area_or_a_provider_picks_up_at_a_point(
     client: httpx.AsyncClient, world: World, point_url: str
 ) -> None:

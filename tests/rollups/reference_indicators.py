@@ -420,14 +420,14 @@ def sea_area_figures(
 
 
 def sorting_coverage(
-    villages: Iterable[tuple[str, date | None]], *, on: date
+    villages: Iterable[tuple[str, date | None, date | None]], *, on: date
 ) -> dict[str, tuple[int, int] | int]:
-    """§6 sorting coverage as of `on`, over (village-level code, sorted since) pairs:
-    communities (last three digits 001–199) and villages (200–399) together and apart; one
-    that is neither is in no coverage, only counted."""
+    """§6 sorting coverage as of `on`, over (village-level code, sorted since, first day
+    without) triples: communities (last three digits 001–199) and villages (200–399) together
+    and apart; one that is neither is in no coverage, only counted."""
     counted = {"coverage": [0, 0], "urban_coverage": [0, 0], "rural_coverage": [0, 0]}
     unclassified = 0
-    for code, since in villages:
+    for code, since, until in villages:
         own = int(code[-3:])
         if 1 <= own <= 199:
             part = "urban_coverage"
@@ -436,7 +436,7 @@ def sorting_coverage(
         else:
             unclassified += 1
             continue
-        covered = since is not None and since <= on
+        covered = since is not None and since <= on and (until is None or on < until)
         for name in ("coverage", part):
             counted[name][0] += covered
             counted[name][1] += 1

@@ -572,19 +572,22 @@ async def test_a_cells_sorting_accuracy_equals_the_reference_on_random_histories
         st.tuples(
             st.sampled_from([1, 2, 150, 199, 200, 201, 350, 399, 400, 998]),
             st.sampled_from([None, -400, -1, 0, 1]),
+            st.sampled_from([None, -1, 0, 1]),
         ),
         max_size=8,
         unique_by=lambda village: village[0],
     )
 )
 async def test_sorting_coverage_equals_the_reference_on_random_villages(
-    client: httpx.AsyncClient, world: World, villages: list[tuple[int, int | None]]
+    client: httpx.AsyncClient, world: World, villages: list[tuple[int, int | None, int | None]]
 ) -> None:
     """Communities, villages and codes that are neither, with sorted collection from long
-    before, the day before, the day itself or the day after the period's last day."""
+    before, the day before, the day itself or the day after the period's last day, and ended
+    (or not) the day before, the day itself or the day after it: an end before its start is
+    refused and changes nothing."""
     town = await new_town(client, world)
-    recorded: list[tuple[str, date | None]] = []
-    for own, offset in villages:
+    recorded: list[tuple[str, date | None, date | None]] = []
+    for own, offset, end_offset in villages:
         code = f"{town['code']}{own:03d}"
         region = await post(
             client,
@@ -602,7 +605,19 @@ async def test_sorting_coverage_equals_the_reference_on_random_villages(
                 json={"sorted_collection_since": since.isoformat()},
             )
             assert response.status_code == 200, response.text
-        recorded.append((code, since))
+        ended_on = None if end_offset is None or since is None else DAY + timedelta(end_offset)
+        if ended_on is not None:
+            response = await client.put(
+                f"/admin/v1/regions/{region['id']}/sorting",
+                headers=world.headers("admin"),
+                json={"sorted_collection_since": None, "ended_on": ended_on.isoformat()},
+            )
+            if since is not None and ended_on < since:
+                assert (response.status_code, response.json()["field"]) == (422, "ended_on")
+                ended_on = None
+            else:
+                assert response.status_code == 200, response.text
+        recorded.append((code, since, ended_on))
     response = await client.get(
         "/m/v1/metrics/sorting",
         params={"date_from": DAY.isoformat(), "date_to": DAY.isoformat()},

@@ -30,7 +30,9 @@ async def load_household_and_medical(demo: Demo) -> int:
     since = date.fromisoformat(spec["sorted_collection"]["since"])
     for name in spec["sorted_collection"]["villages"]:
         village = await Region.get(name=name)
-        await household.set_sorted_collection(region_id=village.id, since=since)
+        await household.set_sorted_collection(
+            region_id=village.id, since=since, timezone=demo.timezone
+        )
     site = await Site.get(organization_id=demo.orgs[spec["point"]].id)
     point = codes.qr_url(site.code or "", base_url="http://demo", secret=demo.secret)
     rng = random.Random(spec["seed"])

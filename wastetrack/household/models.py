@@ -4,13 +4,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tortoise import fields
+from tortoise.migrations.constraints import CheckConstraint
+from tortoise.models import Model
 
 from wastetrack.core.records import IdempotentRecord
 
 if TYPE_CHECKING:
     from wastetrack.auth.models import User
     from wastetrack.batches.models import Batch
-    from wastetrack.registry.models import Organization, Site
+    from wastetrack.registry.models import Organization, Region, Site
 
 
 class Pickup(IdempotentRecord):
@@ -47,3 +49,24 @@ class Pickup(IdempotentRecord):
 
     def recorded_for(self) -> int:
         return self.organization_id
+
+
+class SortedCollectionEnded(Model):
+    """A period of a community's or village's sorted collection that has ended.
+
+    It ran from `since` to the day before `until`. The period running now is the region's
+    `sorted_collection_since`; ending it moves it here, so the days it covered keep counting in
+    coverage as of them."""
+
+    id = fields.IntField(primary_key=True)
+    region_id: int
+    region: fields.ForeignKeyRelation["Region"] = fields.ForeignKeyField(
+        "wastetrack.Region", related_name="sorted_collection_ended", on_delete=fields.RESTRICT
+    )
+    since = fields.DateField()
+    until = fields.DateField()
+    recorded_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "sorted_collection_ended"
+        constraints = (CheckConstraint(check="until > since", name="sorted_collection_ends_after"),)

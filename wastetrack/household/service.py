@@ -11,7 +11,7 @@ from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Unit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import cityday, codes
+from wastetrack.core import cityday, codes, reported
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate, ratio
 from wastetrack.core.principal import Principal
@@ -19,7 +19,7 @@ from wastetrack.core.regions import lineage, subtree
 from wastetrack.custody import intake
 from wastetrack.evidence import service as evidence
 from wastetrack.household.commands import PickupCommand
-from wastetrack.household.models import Pickup
+from wastetrack.household.models import Pickup, SortedCollectionEnded
 from wastetrack.registry import access, identities
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind, Region, RegionLevel, Site
@@ -196,15 +196,77 @@ async def get_pickup(*, principal: Principal, pickup_id: int) -> Pickup:
     return pickup
 
 
-async def set_sorted_collection(*, region_id: int, since: date | None) -> Region:
-    """Record since when a community or village has sorted collection (None: it has none)."""
-    region = await registry.get_region(region_id)
+async def set_sorted_collection(
+    *, region_id: int, since: date | None, timezone: str, ended_on: date | None = None
+) -> Region:
+    """Record since when a community or village has sorted collection, or (`since` None) that
+    it has none from `ended_on` on (today by default). The period that ends is kept
+    (SortedCollectionEnded), so the days it covered still count as of them; a start recorded
+    for a period running now corrects that start, and never reaches into a period that ended."""
+    await registry.get_region(region_id)
+    # Read under a lock: two admins recording at once each see the other's change.
+    region = await Region.filter(id=region_id).select_for_update().get()
     if region.level != RegionLevel.village:
         raise ValidationFailed(
             "sorted collection is recorded per community or village", field="region_id"
         )
-    await audit.updated("region.updated", region, within=region, sorted_collection_since=since)
+    last = await SortedCollectionEnded.filter(region_id=region.id).order_by("-until").first()
+    if since is not None:
+        if ended_on is not None:
+            raise ValidationFailed(
+                "ended_on ends sorted collection: send it with sorted_collection_since null",
+                field="ended_on",
+            )
+        if last is not None and since < last.until:
+            raise ValidationFailed(
+                f"sorted collection ran from {last.since} until {last.until}: a new start is"
+                f" on or after {last.until}",
+                field="sorted_collection_since",
+            )
+        await audit.updated("region.updated", region, within=region, sorted_collection_since=since)
+        return region
+    started = region.sorted_collection_since
+    if started is None:
+        if ended_on is not None:
+            raise ValidationFailed("the region has no sorted collection to end", field="ended_on")
+        return region
+    today = cityday.today(timezone)
+    if ended_on is not None:
+        reported.check_day_come(
+            ended_on, timezone=timezone, field="ended_on", why="an end ahead is a plan, not an end"
+        )
+        if ended_on < started:
+            raise ValidationFailed(
+                f"sorted collection started on {started}: it ends on or after it",
+                field="ended_on",
+            )
+    until = ended_on or today
+    if until > started:  # a start not yet come (a plan) withdrawn: no day to keep
+        ended = await SortedCollectionEnded.create(region=region, since=started, until=until)
+        await audit.created("region.sorted_collection_ended", ended, within=region)
+    await audit.updated("region.updated", region, within=region, sorted_collection_since=None)
     return region
+
+
+async def sorted_collection_ended(region: Region) -> list[SortedCollectionEnded]:
+    """A community's or village's periods of sorted collection that have ended, oldest first."""
+    return await SortedCollectionEnded.filter(region_id=region.id).order_by("since")
+
+
+async def sorted_on(villages: list[Region], day: date) -> list[bool]:
+    """Whether each community or village had sorted collection on `day`: its period running
+    now had started by then, or a period that ended covered it."""
+    ended = {
+        period.region_id
+        for period in await SortedCollectionEnded.filter(
+            region_id__in=[v.id for v in villages], since__lte=day, until__gt=day
+        ).only("id", "region_id")
+    }
+    return [
+        v.id in ended
+        or (v.sorted_collection_since is not None and v.sorted_collection_since <= day)
+        for v in villages
+    ]
 
 
 def quality_checks(*, region_path: str, date_from: date, date_to: date) -> QuerySet[Pickup]:
@@ -252,16 +314,14 @@ async def _sorting(
     # A standing as of the period's last day, or of today while the period runs on: a start
     # of sorted collection recorded ahead (a plan) is no sorted collection yet.
     as_of = min(date_to, cityday.today(timezone))
+    standing = dict(zip((v.id for v in villages), await sorted_on(villages, as_of), strict=True))
 
     def coverage(group: list[Region]) -> Coverage:
         """Of these communities and villages, those with sorted collection by `as_of`: all
         together (communities plus villages), and each apart; a region whose code says
         neither is counted in none, only as unclassified."""
         kinds = [identities.settlement_kind(v.code) for v in group]
-        sorted_ = [
-            v.sorted_collection_since is not None and v.sorted_collection_since <= as_of
-            for v in group
-        ]
+        sorted_ = [standing[v.id] for v in group]
 
         def of(kind: str) -> tuple[int, int]:
             pairs = [s for s, k in zip(sorted_, kinds, strict=True) if k == kind]
