@@ -3,6 +3,7 @@
 import asyncio
 import io
 import uuid
+from csv import DictReader
 from datetime import timedelta
 from decimal import Decimal
 
@@ -228,6 +229,25 @@ async def test_ledger_exports_and_recovery_rate(
     ).json()
     drums = next(m for m in metrics["materials"] if m["material"] == "agri.drum")
     assert (drums["returned"], Decimal(drums["returned_uncounted_kg"])) == (1, 12)
+
+
+async def test_a_line_weighed_0_kg_is_unweighed_in_the_ledger_as_in_the_figures(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """A weight of 0 is no weighing (a line needs a count or a weight): the figures take the
+    line's mass from its count, so the ledger leaves its weight empty rather than write 0 kg
+    beside two drums."""
+    zero = a_return(lines=[{"material": "agri.drum", "count": 2, "weight_kg": "0"}])
+    assert (await post(client, points, zero)).status_code == 201
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    csv = await client.get("/m/v1/pesticide/ledger.csv", params=day, headers=points.headers("shop"))
+    (row,) = list(DictReader(io.StringIO(csv.content.decode("utf-8-sig"))))
+    assert (row["数量 count"], row["重量 weight_kg"]) == ("2", ""), row
+    metrics = (
+        await client.get("/m/v1/metrics/pesticide", params=day, headers=points.headers("manager"))
+    ).json()
+    drums = next(m for m in metrics["materials"] if m["material"] == "agri.drum")
+    assert (drums["returned"], Decimal(drums["returned_uncounted_kg"])) == (2, 0)
 
 
 async def test_returns_sync_offline_exactly_once(client: httpx.AsyncClient, points: World) -> None:

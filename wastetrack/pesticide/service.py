@@ -401,6 +401,14 @@ def _point_scope(principal: Principal, field: str) -> Q:
     return Q(**own)
 
 
+def weighed_kg(line: dict[str, Any]) -> Decimal | None:
+    """A return line's weighed kg, or None when it was not weighed. A weight of 0 is no
+    weighing, as the return's own check reads it (a line needs a count or a weight): such a
+    line's mass is its count's, in the figures and in the ledger alike."""
+    weight = line.get("weight_kg")
+    return Decimal(str(weight)) if weight is not None and Decimal(str(weight)) else None
+
+
 def _returns(
     principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> QuerySet[PackagingReturn]:
@@ -441,7 +449,6 @@ async def ledger(
     rows: list[tuple[datetime, list[Any]]] = []
     for record in returns:
         for number, line in enumerate(record.lines):
-            weight = line.get("weight_kg")
             rows.append(
                 (
                     record.returned_at,
@@ -451,7 +458,7 @@ async def ledger(
                         f"{record.point.name} ← 农户 {record.farmer.masked}",
                         line["material"],
                         line["count"],
-                        None if weight is None else Decimal(str(weight)),
+                        weighed_kg(line),
                         None,
                         # The points the return was awarded, as the farmer's balance holds
                         # them (rules change), on its first row.
@@ -506,10 +513,8 @@ class _Tally:
     def add_line(self, line: dict[str, Any]) -> None:
         material, count = line["material"], int(line["count"])
         self.returned[material] += count
-        # A weight of 0 is no weight, as the return's own check reads it (a line needs a count
-        # or a weight): such a line's mass is its count's.
-        weight = Decimal(str(line["weight_kg"])) if line.get("weight_kg") is not None else None
-        if weight:
+        weight = weighed_kg(line)
+        if weight is not None:
             self.weighed_kg[material] += weight
             if not count:
                 self.uncounted_kg[material] += weight
