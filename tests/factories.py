@@ -23,11 +23,12 @@ def _clock() -> tuple[date, datetime]:
     """The tests' day in the city and the instant their stories end (their "now"): the real
     now, except in the first three hours of a city day, when the stories end a minute before
     that midnight instead — so that a story of a few hours, told backwards from its end, never
-    straddles two city days, whenever the suite runs."""
+    straddles two city days, whenever the suite runs. Always in UTC: a phone's times sent from
+    it carry the same offset at any hour."""
     now = datetime.now(UTC)
     day = (now.astimezone(CITY_ZONE) - timedelta(hours=3)).date()
     midnight = datetime.combine(day + timedelta(days=1), time(), CITY_ZONE)
-    return day, min(now, midnight - timedelta(minutes=1))
+    return day, min(now, (midnight - timedelta(minutes=1)).astimezone(UTC))
 
 
 CITY_TODAY, NOW = _clock()
