@@ -102,15 +102,21 @@ class MaterialRecovery(Recovery):
     material: str
 
 
-class ShopRecovery(Recovery):
+class ShopFigures(Recovery):
+    """A shop's figures, a row of the shops' file."""
+
     organization_id: int
     name: str
     town_id: int = Field(description="the region of the shop's town")
+
+
+class ShopRecovery(ShopFigures):
     materials: list[MaterialRecovery]
 
 
-class TownRecovery(Recovery):
-    """A town's shops' sales against the returns at its shops and recovery points."""
+class TownFigures(Recovery):
+    """A town's shops' sales against the returns at its shops and recovery points, a row of
+    the towns' file."""
 
     region_id: int
     name: str
@@ -121,6 +127,9 @@ class TownRecovery(Recovery):
     )
     shops: int
     points: int
+
+
+class TownRecovery(TownFigures):
     materials: list[MaterialRecovery]
 
 

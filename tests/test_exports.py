@@ -163,6 +163,32 @@ async def test_figure_files_have_their_read_models_columns_whatever_their_rows_h
         assert answer["application/json"]["schema"]["$ref"].endswith(model), answer
 
 
+async def test_pesticide_and_indicator_files_have_their_columns_with_no_row_to_show_them(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A region with no agri-input shop has a shops' and a towns' file with their header, not
+    an empty file; the indicators' file has every part of a value (a computed one's
+    definition too) whatever the values hold, and no bare `actual` column."""
+    for table, key in (("shops", "organization_id"), ("towns", "region_id")):
+        got = await client.get(
+            "/m/v1/metrics/pesticide",
+            params={**PERIOD, "format": "csv", "table": table},
+            headers=world.headers("manager"),
+        )
+        assert got.status_code == 200, got.text
+        rows = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+        assert len(rows) == 1, rows
+        assert rows[0][:3] == ["date_from", "date_to", "sold"], rows[0]
+        assert {key, "recovery_rate.rate", "kg.recovery_rate.numerator"} <= set(rows[0])
+        assert "materials" not in rows[0]
+    got = await client.get(
+        "/m/v1/indicators", params={"format": "csv"}, headers=world.headers("manager")
+    )
+    header = next(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert "actual" not in header and "actual.definition.formula" in header, header
+    assert header[-1] == "status_rule", header
+
+
 async def test_text_that_would_start_a_formula_is_exported_as_text(
     client: httpx.AsyncClient, world: World
 ) -> None:

@@ -7,7 +7,12 @@ from fastapi import APIRouter
 from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, ReplicaRead, Transaction
 from mobile_api.tables import Format, export
 from schemas.base import Key
-from schemas.indicators import IndicatorsRead, IndicatorValueCreate, IndicatorValueRead
+from schemas.indicators import (
+    IndicatorRead,
+    IndicatorsRead,
+    IndicatorValueCreate,
+    IndicatorValueRead,
+)
 from wastetrack.core import cityday
 from wastetrack.indicators import service as indicators
 
@@ -28,6 +33,7 @@ async def overview(
             name="indicators",
             format=format,
             timezone=settings.timezone,
+            model=IndicatorRead,  # its columns whatever the values hold: files stack
         )
     return {"status_rule": indicators.STATUS_RULE, "indicators": found}
 

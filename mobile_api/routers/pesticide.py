@@ -4,6 +4,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
 
 from mobile_api.deps import (
     AppSettings,
@@ -29,11 +30,15 @@ from schemas.pesticide import (
     ReturnRead,
     SaleCreate,
     SaleRead,
+    ShopFigures,
+    TownFigures,
 )
 from wastetrack.core.principal import Principal
 from wastetrack.pesticide import service as pesticide
 
 router = APIRouter(tags=["pesticide packaging"])
+# A row of the shops' or towns' file: its figures without its materials.
+ROW_MODELS: dict[str, type[BaseModel]] = {"shops": ShopFigures, "towns": TownFigures}
 
 
 @router.post(
@@ -201,11 +206,14 @@ async def recovery(
             "towns": result["by_town"],
         }
         rows = tables[table]
+        # A shop's or town's row without its materials, in its model's columns: a region with
+        # no shop has a file with its header, as a record file does.
         return await export(
             [{k: v for k, v in row.items() if k != "materials"} for row in rows],
             name=f"pesticide-recovery-{table}",
             format=format,
             timezone=settings.timezone,
             period=period,
+            model=ROW_MODELS.get(table),
         )
     return result
