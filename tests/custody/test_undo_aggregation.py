@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 from tortoise import connections
 
-from tests.custody.helpers import collect, post_event, recorded, tag_bag
-from tests.factories import World, event
+from tests.custody.helpers import advance, collect, post_event, recorded, tag_bag
+from tests.factories import World, event, make_user
+from wastetrack.auth.models import Role
 from wastetrack.rollups import service as rollups
 
 
@@ -229,3 +230,38 @@ async def test_a_container_taken_out_of_its_outer_load_keeps_its_contents(
         inner: "container",
         outer: "disposed_harmless",
     }
+
+
+async def test_a_correction_after_a_scan_undone_is_judged_as_if_the_scan_never_was(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A bag stored (D15) at the facility is scanned by mistake into a box of the facility's own
+    crew, and the scan undone: its storage is its latest step again, so correcting the method
+    to a final treatment is accepted and its fate follows (an undone scan is no step, as
+    `aggregations.is_step` says for every reader)."""
+    await make_user(world, "facility_crew", Role.collector, world.orgs["facility"])
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    code = bag["code"]
+    await advance(client, world, code, until="received")
+    stored = await recorded(
+        client, world, "facility", event("treated", code, minutes=70, method="D15")
+    )
+    box = await tag_bag(client, world, "facility_crew", quantity="1")
+    await recorded(
+        client, world, "facility", event("aggregated", box["code"], minutes=80, children=[code])
+    )
+    await recorded(
+        client,
+        world,
+        "facility",
+        _undo(code, await _own_event(client, world, code, "aggregated"), minutes=85),
+    )
+    assert (await _batch(client, world, code))["state"] == "stored"
+    corrected = await post_event(
+        client,
+        world,
+        "facility",
+        event("corrected", code, minutes=90, corrects=stored["event_id"], method="D10"),
+    )
+    assert corrected.status_code == 201, corrected.text
+    assert (await _fates(code))[code] == "disposed_harmless"

@@ -74,25 +74,39 @@ async def _correction_target(work: Work, sub: EventCommand, batch: Batch) -> Any
         wanted = target.corrects_id
 
 
+def _pending_steps(work: Work, batch: Batch) -> list[repository.NewEvent]:
+    """The batch's steps this call records and has not written yet, as `aggregations.is_step`
+    reads the written log: no correction, no scan into a container a correction of this call
+    undid."""
+    mine = [e for e in work.new_events if e.batch_id == batch.id]
+    undone = {
+        e.corrects_id
+        for e in mine
+        if e.event_type == EventType.corrected
+        and (e.details.get("corrected") or {}).get("aggregated") is False
+    }
+    return [e for e in mine if e.event_type != EventType.corrected and e.id not in undone]
+
+
 async def _is_latest_step(
     work: Work, batch: Batch, target: Any, *, among: tuple[EventType, ...] | None = None
 ) -> bool:
-    """Whether no step other than corrections follows the event (its state is the batch's);
-    `among`: no step of these types (the batch's latest receipt or treatment)."""
+    """Whether no step follows the event (its state is the batch's): corrections and undone
+    aggregations are no steps (`aggregations.is_step`); `among`: no step of these types (the
+    batch's latest receipt or treatment)."""
     if any(
-        e.batch_id == batch.id
-        and e.seq > target.seq
-        and e.event_type != EventType.corrected
-        and (among is None or e.event_type in among)
-        for e in work.new_events
+        e.seq > target.seq and (among is None or e.event_type in among)
+        for e in _pending_steps(work, batch)
     ):
         return False
-    later = CustodyEvent.filter(batch_id=batch.id, seq__gt=target.seq).exclude(
-        event_type=EventType.corrected
+    types = [e.value for e in among] if among is not None else None
+    (row,) = await connections.get("default").execute_query_dict(
+        "SELECT EXISTS (SELECT 1 FROM custody_event e WHERE e.batch_id = $1 AND e.seq > $2"
+        f" AND {aggregations.is_step('e')}"
+        " AND ($3::text[] IS NULL OR e.event_type = ANY($3::text[]))) AS later",
+        [batch.id, target.seq, types],
     )
-    if among is not None:
-        later = later.filter(event_type__in=[e.value for e in among])
-    return not await later.exists()
+    return not row["later"]
 
 
 # The steps that decide a batch's fate, and weigh it (docs/metrics.md §3-4).
@@ -252,11 +266,7 @@ async def _latest_step_time(work: Work, batch: Batch, *, before: int) -> datetim
         f" WHERE e.batch_id = $1 AND e.seq < $2 AND {aggregations.is_step('e')}",
         [batch.id, before],
     )
-    pending = [
-        e.device_time
-        for e in work.new_events
-        if e.batch_id == batch.id and e.seq < before and e.event_type != EventType.corrected
-    ]
+    pending = [e.device_time for e in _pending_steps(work, batch) if e.seq < before]
     times = [t for t in (row["at"], *pending) if t is not None]
     return max(times, default=None)
 
@@ -425,21 +435,19 @@ async def _check_tagged_for_on(
 
 
 async def _first_step_recorded(work: Work, batch: Batch) -> datetime | None:
-    """When the server first recorded a step after the tagging (corrections aside), if it has:
-    the tagging happened before then, whatever the phones' clocks said (a tagging corrected for
-    a phone's wrong clock may move past the steps that phone dated, not past their recording)."""
-    if any(
-        e.batch_id == batch.id and e.seq > 1 and e.event_type != EventType.corrected
-        for e in work.new_events
-    ):
+    """When the server first recorded a step after the tagging (`aggregations.is_step`: no
+    correction, no scan undone), if it has: the tagging happened before then, whatever the
+    phones' clocks said (a tagging corrected for a phone's wrong clock may move past the steps
+    that phone dated, not past their recording)."""
+    if any(e.seq > 1 for e in _pending_steps(work, batch)):
         return work.now
-    first = (
-        await CustodyEvent.filter(batch_id=batch.id, seq__gt=1)
-        .exclude(event_type=EventType.corrected)
-        .order_by("server_time")
-        .first()
+    (row,) = await connections.get("default").execute_query_dict(
+        "SELECT min(e.server_time) AS at FROM custody_event e WHERE e.batch_id = $1"
+        f" AND e.seq > 1 AND {aggregations.is_step('e')}",
+        [batch.id],
     )
-    return first.server_time if first is not None else None
+    first: datetime | None = row["at"]
+    return first
 
 
 async def _corrected_state(
