@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.custody.helpers import collect, post_event, tag_bag
-from tests.factories import World, event
+from tests.factories import World, event, medical_bag
 from wastetrack.batches.models import Batch
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry import service as registry
@@ -486,6 +486,38 @@ async def test_a_unit_that_makes_the_quantity_implausible_is_named(
         refused = await post_event(client, world, "clinic", _fix(code, tagging, minutes, **fields))
         assert (refused.status_code, refused.json()["field"]) == (422, named), refused.text
     assert (await _batch(client, world, code))["unit"] == "kg"
+
+
+async def test_items_are_whole_when_tagged_and_when_corrected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """3.5 items is no count (the figures in items add whole ones): a tagging in items with a
+    fraction is refused naming `quantity`, a correction into items of a bag of 3.5 kg names
+    `unit`, the field it sent, and a fraction sent for a bag in items names `quantity`; nothing
+    is kept or changed."""
+    refused = await client.post(
+        "/m/v1/batches",
+        json={
+            k: v for k, v in medical_bag(quantity="3.5", unit="count").items() if k != "event_type"
+        },
+        headers=world.headers("clinic"),
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "quantity"), refused.text
+    code = (await tag_bag(client, world, quantity="3.5"))["code"]
+    counted = (await tag_bag(client, world, quantity="3", unit="count"))["code"]
+    for minutes, batch, fields, named in (
+        (5, code, {"unit": "count"}, "unit"),
+        (6, counted, {"quantity": "2.5"}, "quantity"),
+    ):
+        tagging = (
+            await client.get(f"/m/v1/batches/{batch}/events", headers=world.headers("clinic"))
+        ).json()[0]["id"]
+        refused = await post_event(client, world, "clinic", _fix(batch, tagging, minutes, **fields))
+        assert (refused.status_code, refused.json()["field"]) == (422, named), refused.text
+    assert [(await _batch(client, world, c))["quantity"] for c in (code, counted)] == [
+        "3.500",
+        "3.000",
+    ]
 
 
 async def test_a_recorder_that_no_longer_sees_the_batch_is_not_told_its_state(

@@ -39,6 +39,22 @@ TAGGING_ROLES = SPECS[EventType.tagged].roles
 MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
 
 
+def check_quantity(quantity: Decimal, unit: Unit, *, field: str) -> None:
+    """What one batch holds, as tagged or corrected: no more than MAX_QUANTITY of its unit
+    plausibly fits, and items are whole (3.5 drums is no count: every figure in items adds
+    whole ones)."""
+    if quantity > MAX_QUANTITY[unit]:
+        raise ValidationFailed(
+            f"quantity {quantity} {unit.value} is implausible for one batch (at most"
+            f" {MAX_QUANTITY[unit]} {unit.value})",
+            field=field,
+        )
+    if unit == Unit.COUNT and quantity != quantity.to_integral_value():
+        raise ValidationFailed(
+            f"a quantity in items is a whole number of them, not {quantity}", field=field
+        )
+
+
 async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> repository.NewEvent:
     principal = work.principal
     if principal.role not in TAGGING_ROLES:
@@ -75,12 +91,7 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         if not getattr(sub, required):
             raise ValidationFailed(f"{required} is required to tag {stream} waste", field=required)
     assert sub.quantity is not None and sub.unit is not None
-    if sub.quantity > MAX_QUANTITY[sub.unit]:
-        raise ValidationFailed(
-            f"quantity above {MAX_QUANTITY[sub.unit]} {sub.unit.value} is implausible"
-            " for one batch",
-            field="quantity",
-        )
+    check_quantity(sub.quantity, sub.unit, field="quantity")
     producer = organization(
         work, sub.producer_organization_id or principal.organization_id, "producer_organization_id"
     )

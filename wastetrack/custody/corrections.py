@@ -8,7 +8,7 @@ from typing import Any
 from tortoise import connections
 
 from wastetrack.batches.models import Batch, Label, Unit
-from wastetrack.batches.tagging import MAX_QUANTITY
+from wastetrack.batches.tagging import check_quantity
 from wastetrack.catalog import service as catalog
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.cityday import local_date
@@ -386,13 +386,8 @@ async def _correct_tagging(
         category_id = category.key
     unit = changed.get("unit", batch.unit)
     quantity = Decimal(changed.get("quantity", batch.quantity))
-    if quantity > MAX_QUANTITY[Unit(unit)]:
-        # The field the correction sent: a unit alone can make the kept quantity implausible.
-        raise ValidationFailed(
-            f"quantity {quantity} {unit} is implausible for one batch (at most"
-            f" {MAX_QUANTITY[Unit(unit)]} {unit})",
-            field="quantity" if "quantity" in changed else "unit",
-        )
+    # The field the correction sent: a unit alone can make the kept quantity implausible.
+    check_quantity(quantity, Unit(unit), field="quantity" if "quantity" in changed else "unit")
     if "category" in changed or "unit" in changed:
         await delivery_lines.check_corrected_line(
             batch_id=batch.id,
