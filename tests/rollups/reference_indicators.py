@@ -39,6 +39,7 @@ class Institution:
     kind: str
     beds: int | None
     region: str
+    registered: date  # the city day it was registered
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,9 @@ def medical_coverage(
 ) -> dict[str, Any]:
     """Covered = a medical batch of theirs, not cancelled, collected by a carrier, put into a
     carrier's load, or handed to a carrier on a city day of the period. Small = a medical kind
-    with a known bed count ≤ 19."""
+    with a known bed count ≤ 19. Counted: those registered by the period's last day, and any
+    covered in it."""
     steps = list(steps)
-    medical = [i for i in institutions if i.kind in MEDICAL_KINDS and i.region.startswith(region)]
     cancelled = {s.batch for s in steps if s.event_type == "cancelled"}
     covered = {
         s.producer
@@ -80,6 +81,13 @@ def medical_coverage(
         )
         and date_from <= city_day(s.time, timezone) <= date_to
     }
+    medical = [
+        i
+        for i in institutions
+        if i.kind in MEDICAL_KINDS
+        and i.region.startswith(region)
+        and (i.registered <= date_to or i.id in covered)
+    ]
     small = [i for i in medical if i.beds is not None and i.beds <= SMALL_MAX_BEDS]
     return {
         "all": (sum(i.id in covered for i in medical), len(medical)),

@@ -149,6 +149,8 @@ INSTITUTION = st.fixed_dictionaries(
             st.none(), st.sampled_from([0, 19, 20]), st.integers(min_value=1, max_value=60)
         ),
         "bags": st.lists(BAG, max_size=3),
+        # Registered days before every period, the day before today, or today.
+        "registered": st.sampled_from([-3, -1, 0]),
     }
 )
 CATEGORY = {"medical": "med.infectious", "household": "hh.recyclable.paper"}
@@ -170,7 +172,18 @@ async def record_medical(
                 name=f"旧卫生室{next(SERIAL)}", kind=plan["kind"], region_id=town["id"]
             )
             org = {"id": legacy.id, "kind": plan["kind"], "bed_count": None}
-        institutions.append(ref.Institution(org["id"], org["kind"], org["bed_count"], town["path"]))
+        # Registered earlier than the test: no route dates a registration, so its record is.
+        registered = datetime.now(UTC) + timedelta(days=plan.get("registered", -3))
+        await Organization.filter(id=org["id"]).update(created_at=registered)
+        institutions.append(
+            ref.Institution(
+                org["id"],
+                org["kind"],
+                org["bed_count"],
+                town["path"],
+                registered.astimezone(CITY).date(),
+            )
+        )
         if plan["kind"] == "enterprise":
             continue
         who = await user_of(world, org["id"], Role.generator)
@@ -246,6 +259,9 @@ BOUNDARIES = [
     {"kind": "clinic", "beds": 5, "bags": [bag("medical", "handed_to_facility", 1, "+08:00")]},
     {"kind": "village_clinic", "beds": 3, "bags": [bag("medical", "handed_to_carrier", -20)]},
     {"kind": "enterprise", "beds": None, "bags": []},
+    # Registered today: in no past period's denominator; reached yesterday, in its numerator.
+    {"kind": "clinic", "beds": 10, "bags": [], "registered": 0},
+    {"kind": "clinic", "beds": 12, "bags": [bag("medical", "collected")], "registered": 0},
 ]
 
 

@@ -30,15 +30,17 @@ SMALL_DEFINITION: Definition = {
     "formula": (
         "small medical institutions (any medical kind with a known bed count ≤ 19)"
         + _REACHED
-        + " ÷ small medical institutions; institutions without a known bed count are listed"
-        " apart, never counted"
+        + " ÷ small medical institutions registered by the period's end (or reached in it);"
+        " institutions without a known bed count are listed apart, never counted"
     ),
     "source": (
         f"{_PLAN} (19张床位（含19张床位）以下医疗卫生机构医疗废物就近集中收集); metrics.md §6"
     ),
 }
 ALL_DEFINITION: Definition = {
-    "formula": "medical institutions of every kind" + _REACHED + " ÷ medical institutions",
+    "formula": "medical institutions of every kind"
+    + _REACHED
+    + " ÷ medical institutions registered by the period's end (or reached in it)",
     "source": f"{_PLAN} (医疗废物集中收集处置); metrics.md §6",
 }
 
@@ -118,15 +120,19 @@ async def collection_coverage(
     (default: the last `days` city days up to today): small institutions (known beds ≤ 19)
     apart, unknown bed counts listed apart, and the ones missed."""
     date_from, date_to = _period(date_from=date_from, date_to=date_to, days=days, today=today)
-    institutions = await Organization.filter(
+    medical = await Organization.filter(
         kind__in=sorted(MEDICAL_KINDS), region__path__startswith=principal.region_path
     ).order_by("id")
     covered = await covered_institutions(
-        institution_ids=[o.id for o in institutions],
+        institution_ids=[o.id for o in medical],
         date_from=date_from,
         date_to=date_to,
         timezone=timezone,
     )
+    # Those registered by the period's end (and any reached in it): a clinic registered later
+    # does not lower a past period's coverage.
+    _, end = days_bounds(date_from, date_to, timezone)
+    institutions = [o for o in medical if o.created_at < end or o.id in covered]
     small = [
         o
         for o in institutions
