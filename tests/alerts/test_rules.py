@@ -88,6 +88,33 @@ async def test_the_weight_alert_judges_the_receipt_as_corrected(
     assert await kinds(client, world, "clinic") == [("weight_discrepancy", whole["code"])]
 
 
+async def test_an_open_weight_alert_shows_the_receipt_as_corrected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Received at 2.0 kg of 3.5 declared, corrected to 2.5 kg, still off: the alert stays
+    raised (once, acknowledged as it was) and its details say 2.5 kg, as the mass balance
+    does, not the weighing the record no longer holds (first written by an independent
+    review)."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    await advance(client, world, bag["code"], until="in_transit")
+    receipt = event("received", bag["code"], minutes=60, outcome="accepted", weight_kg="2.0")
+    answer = await post_event(client, world, "facility", receipt)
+    assert answer.status_code == 201, answer.text
+    assert await kinds(client, world, "manager") == [("weight_discrepancy", bag["code"])]
+    (alert,) = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    ack = await client.post(f"/m/v1/alerts/{alert['id']}/ack", headers=world.headers("manager"))
+    assert ack.status_code == 200, ack.text
+    fix = event("corrected", bag["code"], minutes=70, corrects=answer.json()["event_id"])
+    fixed = await post_event(client, world, "facility", {**fix, "weight_kg": "2.5"})
+    assert fixed.status_code == 201, fixed.text
+    assert (await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))).json()[
+        "raised"
+    ] == 0
+    (kept,) = await Alert.filter(kind="weight_discrepancy")
+    assert (kept.id, kept.acknowledged_at is not None) == (alert["id"], True)
+    assert (kept.details["declared_kg"], kept.details["weighed_kg"]) == (3.5, 2.5)
+
+
 async def test_a_batch_idle_raises_one_alert_a_spell_cleared_when_it_moves(
     client: httpx.AsyncClient, world: World
 ) -> None:

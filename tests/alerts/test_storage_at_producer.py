@@ -126,3 +126,32 @@ async def test_a_box_of_the_clinics_own_bag_counts_from_the_same_start_in_both(
     assert datetime.fromisoformat(held["since"]) == datetime.fromisoformat(
         raised.details["since"]
     ), (held["since"], raised.details["since"])
+
+
+async def test_an_acknowledged_alert_is_raised_again_when_the_bag_is_back_overdue(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """medical.md: the alert clears once the bag leaves its producer and is raised again if it
+    falls due again. A manager acknowledged it while the bag waited; the bag went to the
+    township hospital and came back, 60 h after its tagging: a new stay, overdue, raised again
+    (its acknowledgement covered the stay that ended), said `alert.raised` in the change feed;
+    refreshing again changes nothing (first written by an independent review)."""
+    code = (await tag_bag(client, world, device_time=at(0)))["code"]
+    await alerts.refresh(now=datetime.now(UTC))
+    (alert,) = await Alert.filter(kind=alerts.OVERDUE_STORAGE)
+    ack = await client.post(f"/m/v1/alerts/{alert.id}/ack", headers=world.headers("manager"))
+    assert ack.status_code == 200, ack.text
+    other, clinic = world.orgs["other_clinic"].id, world.orgs["clinic"].id
+    await recorded(client, world, "clinic", body("handed_over", code, 50, to_organization_id=other))
+    await alerts.refresh(now=datetime.now(UTC))
+    back = body("handed_over", code, 55, to_organization_id=clinic)
+    await recorded(client, world, "other_clinic", back)
+    for _ in range(2):
+        await alerts.refresh(now=datetime.now(UTC))
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    assert [(a["id"], a["details"]["code"]) for a in listed] == [(alert.id, code)]
+    feed = await client.get(
+        "/m/v1/changes", params={"limit": 500}, headers=world.headers("manager")
+    )
+    raised = [c for c in feed.json()["changes"] if c["type"] == "alert.raised"]
+    assert len(raised) == 2, feed.json()

@@ -263,29 +263,48 @@ async def refresh(*, settings: Settings | None = None, now: datetime | None = No
             f" {_RAISE_AGAIN}",
             params,
         )
-        raised += len(rows)
+        raised += _raised_now(rows, now)
         if kind in _SELF_CLEARING:
             await _clear_resolved(select, params)
     return raised + await _overdue_manifests(now=now, timezone=settings.timezone)
 
 
-# An alert that cleared itself is raised again when its condition returns (a corrected time, a
-# changed threshold, a deadline moved back); one a person acknowledged stays so. Returns the
-# ids of the alerts raised.
+# An alert whose condition ended (it cleared: `cleared_at` in its details, acknowledged by a
+# person before or not) is raised again when its condition returns (a corrected time, a changed
+# threshold, a deadline moved back, a bag back at its producer): a new occurrence, which no
+# earlier acknowledgement covers. One still open, or acknowledged while its condition lasts,
+# keeps its moment and acknowledgement, and takes the rule's details and due time as they are
+# now (a corrected weighing, a corrected state), so it never shows what the record no longer
+# holds. Returns the ids and raised_at of the rows written: those raised now are
+# `_raised_now`.
 _RAISE_AGAIN = (
-    "ON CONFLICT (kind, subject) DO UPDATE SET acknowledged_at = NULL,"
-    " raised_at = EXCLUDED.raised_at, due_at = EXCLUDED.due_at, details = EXCLUDED.details"
-    " WHERE alert.acknowledged_by_id IS NULL AND alert.details ? 'cleared_at'"
-    " RETURNING id"
+    "ON CONFLICT (kind, subject) DO UPDATE SET"
+    " acknowledged_at = CASE WHEN alert.details ? 'cleared_at' THEN NULL"
+    " ELSE alert.acknowledged_at END,"
+    " acknowledged_by_id = CASE WHEN alert.details ? 'cleared_at' THEN NULL"
+    " ELSE alert.acknowledged_by_id END,"
+    " raised_at = CASE WHEN alert.details ? 'cleared_at' THEN EXCLUDED.raised_at"
+    " ELSE alert.raised_at END,"
+    " due_at = EXCLUDED.due_at, details = EXCLUDED.details"
+    " WHERE alert.details ? 'cleared_at' OR alert.details IS DISTINCT FROM EXCLUDED.details"
+    " OR alert.due_at IS DISTINCT FROM EXCLUDED.due_at"
+    " RETURNING id, raised_at"
 )
 
 
-# Closing an open alert of kind $1 at $2 (marked acknowledged by nobody, with the time it
-# cleared in its details), where the condition that follows holds.
+def _raised_now(rows: list[dict[str, Any]], now: datetime) -> int:
+    """Of the rows `_RAISE_AGAIN` wrote, those raised (first or again) at `now`, not the open
+    ones whose details it brought up to date."""
+    return sum(row["raised_at"] == now for row in rows)
+
+
+# Closing the alerts of kind $1 whose condition ended at $2, where the condition that follows
+# holds: the time it cleared goes into its details; one still open is marked acknowledged by
+# nobody, one a person acknowledged keeps who and when.
 _CLEAR = (
-    "UPDATE alert a SET acknowledged_at = $2,"
+    "UPDATE alert a SET acknowledged_at = coalesce(a.acknowledged_at, $2),"
     " details = a.details || jsonb_build_object('cleared_at', $2::timestamptz)"
-    " WHERE a.kind = $1 AND a.acknowledged_at IS NULL AND "
+    " WHERE a.kind = $1 AND NOT a.details ? 'cleared_at' AND "
 )
 
 
@@ -335,7 +354,7 @@ async def _overdue_manifests(*, now: datetime, timezone: str) -> int:
                 json.dumps({"manifest": manifest.number, "producer": manifest.producer_id}),
             ],
         )
-        raised += len(rows)
+        raised += _raised_now(rows, now)
     return raised
 
 
