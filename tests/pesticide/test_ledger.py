@@ -77,3 +77,30 @@ async def test_the_ledgers_weights_and_points_are_numbers_a_spreadsheet_sums(
         ("return", 1, None),
     ]
     assert [r[awarded] for r in rows if r[awarded] is not None] == [17]
+
+
+async def test_a_consignment_refused_at_the_gate_says_so_in_the_ledger(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """The point takes its consignment to the treatment site, which refuses the drums: the
+    ledger's row no longer reads as sent on and done with, its fate says `rejected`, as the
+    figures count it; the bottles, on their way, are `in_progress`."""
+    sent = await send(client, points, *BOTTLES_AND_DRUMS)
+    assert sent.status_code == 201, sent.text
+    bottles, drums = (line["batch_code"] for line in sent.json()["lines"])
+    site = points.orgs["unlicensed"].id
+    for code in (bottles, drums):
+        for step in (
+            event("collected", code, minutes=2),
+            event("in_transit", code, minutes=3, destination_organization_id=site),
+        ):
+            moved = await post_event(client, points, "station", step)
+            assert moved.status_code == 201, moved.text
+    refusal = event("received", drums, minutes=5, outcome="rejected", reason="破损渗漏")
+    refused = await post_event(client, points, "unlicensed", refusal)
+    assert refused.status_code == 201, refused.text
+    rows = await consignment_rows(client, points, "station")
+    assert {r["材质 material"]: r["结果 fate"] for r in rows} == {
+        "agri.plastic_bottle": "in_progress",
+        "agri.drum": "rejected",
+    }

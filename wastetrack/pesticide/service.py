@@ -52,6 +52,9 @@ LEDGER_HEADERS = [
     "数量 count",
     "重量 weight_kg",
     "去向 destination",
+    # A consignment's batch: where it stands now, as every figure reads it (its fact's fate:
+    # rejected at the receiver's gate, pending, recovered...); a return has none.
+    "结果 fate",
     "积分 points",
 ]
 
@@ -460,6 +463,7 @@ async def ledger(
                         line["count"],
                         weighed_kg(line),
                         None,
+                        None,
                         # The points the return was awarded, as the farmer's balance holds
                         # them (rules change), on its first row.
                         record.points if number == 0 else None,
@@ -484,6 +488,7 @@ async def ledger(
                         int(batch.quantity) if batch.unit == Unit.COUNT else line["count"],
                         None if fact is None or fact.mass_unknown else fact.mass_kg,
                         f"{consignment.destination.name} ({batch.code})",
+                        None if fact is None else fact.fate,
                         None,
                     ],
                 )
