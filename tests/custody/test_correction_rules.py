@@ -2,13 +2,16 @@
 receipt's own remainder only, never a part counted beside a later weighing, never a
 remainder's size, and custody as a recorded receipt leaves it (docs/metrics.md §2-3)."""
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.custody.helpers import collect, post_event, tag_bag
 from tests.factories import World, event, medical_bag
+from wastetrack.batches import tagging
 from wastetrack.batches.models import Batch
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry import service as registry
@@ -518,6 +521,23 @@ async def test_items_are_whole_when_tagged_and_when_corrected(
         "3.500",
         "3.000",
     ]
+
+
+async def test_a_correction_of_the_time_alone_leaves_an_older_fraction_of_items_be(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bag tagged as 3.5 items before items had to be whole: a correction of its tagging
+    time alone is judged on the time, not refused naming `unit`, a field it did not send
+    (first written by an independent review)."""
+    monkeypatch.setattr(tagging, "check_quantity", lambda *args, **kwargs: None)
+    code = (await tag_bag(client, world, quantity="3.5", unit="count"))["code"]
+    monkeypatch.undo()
+    tagged = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
+    ).json()[0]["id"]
+    moved = (datetime.fromisoformat(event("x")["device_time"]) - timedelta(minutes=30)).isoformat()
+    answer = await post_event(client, world, "clinic", _fix(code, tagged, 5, event_time=moved))
+    assert answer.status_code == 201, answer.text
 
 
 async def test_a_recorder_that_no_longer_sees_the_batch_is_not_told_its_state(

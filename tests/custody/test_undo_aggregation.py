@@ -232,14 +232,11 @@ async def test_a_container_taken_out_of_its_outer_load_keeps_its_contents(
     }
 
 
-async def test_a_correction_after_a_scan_undone_is_judged_as_if_the_scan_never_was(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    """A bag stored (D15) at the facility is scanned by mistake into a box of the facility's own
-    crew, and the scan undone: its storage is its latest step again, so correcting the method
-    to a final treatment is accepted and its fate follows (an undone scan is no step, as
-    `aggregations.is_step` says for every reader)."""
-    await make_user(world, "facility_crew", Role.collector, world.orgs["facility"])
+async def _stored_and_scanned(client: httpx.AsyncClient, world: World) -> tuple[str, str, str]:
+    """A bag stored (D15) at the facility and scanned by mistake into a box of the facility's
+    own crew: its code, the storage's event id and the scan's."""
+    if "facility_crew" not in world.users:
+        await make_user(world, "facility_crew", Role.collector, world.orgs["facility"])
     bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
     code = bag["code"]
     await advance(client, world, code, until="received")
@@ -250,18 +247,60 @@ async def test_a_correction_after_a_scan_undone_is_judged_as_if_the_scan_never_w
     await recorded(
         client, world, "facility", event("aggregated", box["code"], minutes=80, children=[code])
     )
-    await recorded(
-        client,
-        world,
-        "facility",
-        _undo(code, await _own_event(client, world, code, "aggregated"), minutes=85),
-    )
+    return code, stored["event_id"], await _own_event(client, world, code, "aggregated")
+
+
+async def test_a_correction_after_a_scan_undone_is_judged_as_if_the_scan_never_was(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The mistaken scan undone, the storage is the bag's latest step again: correcting its
+    method to a final treatment is accepted and its fate follows (an undone scan is no step,
+    as `aggregations.is_step` says for every reader) — posted one by one, or as one offline
+    sync, in which the undo is not written yet when the correction is judged."""
+    code, stored, scan = await _stored_and_scanned(client, world)
+    await recorded(client, world, "facility", _undo(code, scan, minutes=85))
     assert (await _batch(client, world, code))["state"] == "stored"
     corrected = await post_event(
         client,
         world,
         "facility",
-        event("corrected", code, minutes=90, corrects=stored["event_id"], method="D10"),
+        event("corrected", code, minutes=90, corrects=stored, method="D10"),
     )
     assert corrected.status_code == 201, corrected.text
     assert (await _fates(code))[code] == "disposed_harmless"
+    code, stored, scan = await _stored_and_scanned(client, world)
+    synced = await client.post(
+        "/m/v1/sync",
+        json={
+            "events": [
+                _undo(code, scan, minutes=85),
+                event("corrected", code, minutes=90, corrects=stored, method="D10"),
+            ]
+        },
+        headers=world.headers("facility"),
+    )
+    assert synced.status_code == 200, synced.text
+    results = synced.json()["results"]
+    assert [r["status"] for r in results] == ["applied", "applied"], results
+    assert (await _fates(code))[code] == "disposed_harmless"
+
+
+async def test_a_scan_again_after_the_undo_is_a_step(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Undone, then scanned into a box again: that scan is a step, so the storage's method
+    is no longer the batch's latest step to correct (409 naming `corrects`)."""
+    code, stored, scan = await _stored_and_scanned(client, world)
+    await recorded(client, world, "facility", _undo(code, scan, minutes=85))
+    box = await tag_bag(client, world, "facility_crew", quantity="1")
+    await recorded(
+        client, world, "facility", event("aggregated", box["code"], minutes=88, children=[code])
+    )
+    corrected = await post_event(
+        client,
+        world,
+        "facility",
+        event("corrected", code, minutes=90, corrects=stored, method="D10"),
+    )
+    assert (corrected.status_code, corrected.json()["field"]) == (409, "corrects"), corrected.text
+    assert (await _fates(code))[code] != "disposed_harmless"

@@ -4,6 +4,7 @@ corrected tagging, receipt or treatment carries over to the batch (docs/metrics.
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from tortoise import connections
 
@@ -74,18 +75,27 @@ async def _correction_target(work: Work, sub: EventCommand, batch: Batch) -> Any
         wanted = target.corrects_id
 
 
-def _pending_steps(work: Work, batch: Batch) -> list[repository.NewEvent]:
-    """The batch's steps this call records and has not written yet, as `aggregations.is_step`
-    reads the written log: no correction, no scan into a container a correction of this call
-    undid."""
+def _steps_in_call(work: Work, batch: Batch) -> tuple[list[repository.NewEvent], list[UUID]]:
+    """What this call, not written yet, changes in the batch's steps, as `aggregations.is_step`
+    reads the written log: the steps it records (no correction, no scan a correction of it
+    undid), and the scans its corrections undid (written before, or in it) — the written log's
+    readers leave those out too. A correction keeps `aggregated` as text ("false")."""
     mine = [e for e in work.new_events if e.batch_id == batch.id]
-    undone = {
+    undone = [
         e.corrects_id
         for e in mine
         if e.event_type == EventType.corrected
-        and (e.details.get("corrected") or {}).get("aggregated") is False
-    }
-    return [e for e in mine if e.event_type != EventType.corrected and e.id not in undone]
+        and e.corrects_id is not None
+        and (e.details.get("corrected") or {}).get("aggregated") == "false"
+    ]
+    steps = [e for e in mine if e.event_type != EventType.corrected and e.id not in undone]
+    return steps, undone
+
+
+# SQL over the custody_event row e: a step, and none a correction of this call undid (its
+# parameter: their ids, `_steps_in_call`).
+def _written_step(undone_parameter: int) -> str:
+    return f"{aggregations.is_step('e')} AND NOT e.id = ANY(${undone_parameter}::uuid[])"
 
 
 async def _is_latest_step(
@@ -94,17 +104,15 @@ async def _is_latest_step(
     """Whether no step follows the event (its state is the batch's): corrections and undone
     aggregations are no steps (`aggregations.is_step`); `among`: no step of these types (the
     batch's latest receipt or treatment)."""
-    if any(
-        e.seq > target.seq and (among is None or e.event_type in among)
-        for e in _pending_steps(work, batch)
-    ):
+    steps, undone = _steps_in_call(work, batch)
+    if any(e.seq > target.seq and (among is None or e.event_type in among) for e in steps):
         return False
     types = [e.value for e in among] if among is not None else None
     (row,) = await connections.get("default").execute_query_dict(
         "SELECT EXISTS (SELECT 1 FROM custody_event e WHERE e.batch_id = $1 AND e.seq > $2"
-        f" AND {aggregations.is_step('e')}"
+        f" AND {_written_step(4)}"
         " AND ($3::text[] IS NULL OR e.event_type = ANY($3::text[]))) AS later",
-        [batch.id, target.seq, types],
+        [batch.id, target.seq, types, undone],
     )
     return not row["later"]
 
@@ -261,12 +269,13 @@ async def _latest_step_time(work: Work, batch: Batch, *, before: int) -> datetim
     """The latest device time of the batch's steps before its event `before`, as `new_event`
     keeps `last_device_time`: corrections and undone aggregations are no steps
     (`aggregations.is_step`). Steps of this call not written yet count too."""
+    steps, undone = _steps_in_call(work, batch)
     (row,) = await connections.get("default").execute_query_dict(
         "SELECT max(e.device_time) AS at FROM custody_event e"
-        f" WHERE e.batch_id = $1 AND e.seq < $2 AND {aggregations.is_step('e')}",
-        [batch.id, before],
+        f" WHERE e.batch_id = $1 AND e.seq < $2 AND {_written_step(3)}",
+        [batch.id, before, undone],
     )
-    pending = [e.device_time for e in _pending_steps(work, batch) if e.seq < before]
+    pending = [e.device_time for e in steps if e.seq < before]
     times = [t for t in (row["at"], *pending) if t is not None]
     return max(times, default=None)
 
@@ -386,8 +395,10 @@ async def _correct_tagging(
         category_id = category.key
     unit = changed.get("unit", batch.unit)
     quantity = Decimal(changed.get("quantity", batch.quantity))
-    # The field the correction sent: a unit alone can make the kept quantity implausible.
-    check_quantity(quantity, Unit(unit), field="quantity" if "quantity" in changed else "unit")
+    if changed.keys() & {"quantity", "unit"}:
+        # The field the correction sent: a unit alone can make the kept quantity implausible.
+        # A correction of neither leaves the quantity as it stands.
+        check_quantity(quantity, Unit(unit), field="quantity" if "quantity" in changed else "unit")
     if "category" in changed or "unit" in changed:
         await delivery_lines.check_corrected_line(
             batch_id=batch.id,
@@ -434,12 +445,13 @@ async def _first_step_recorded(work: Work, batch: Batch) -> datetime | None:
     correction, no scan undone), if it has: the tagging happened before then, whatever the
     phones' clocks said (a tagging corrected for a phone's wrong clock may move past the steps
     that phone dated, not past their recording)."""
-    if any(e.seq > 1 for e in _pending_steps(work, batch)):
+    steps, undone = _steps_in_call(work, batch)
+    if any(e.seq > 1 for e in steps):
         return work.now
     (row,) = await connections.get("default").execute_query_dict(
         "SELECT min(e.server_time) AS at FROM custody_event e WHERE e.batch_id = $1"
-        f" AND e.seq > 1 AND {aggregations.is_step('e')}",
-        [batch.id],
+        f" AND e.seq > 1 AND {_written_step(2)}",
+        [batch.id, undone],
     )
     first: datetime | None = row["at"]
     return first
