@@ -642,8 +642,9 @@ async def test_sorted_collection_that_ends_keeps_counting_for_the_days_it_covere
 ) -> None:
     """A village sorted from 1 March 2024 and stopped on 1 July 2025: coverage as of June 2025
     still counts it (the end no longer rewrites the past), as of July does not; a new start
-    cannot reach back into the period that ended, an end cannot be a day to come nor precede
-    its start, and a refused request changes nothing."""
+    cannot reach back into the period that ended nor before 2000, an end cannot be a day to
+    come nor precede its start, and a refused request changes nothing. The end is in the audit
+    log about the village."""
     village = world.regions["village"].id
     admin = world.headers("admin")
 
@@ -663,6 +664,7 @@ async def test_sorted_collection_that_ends_keeps_counting_for_the_days_it_covere
     assert (await put({"sorted_collection_since": "2024-03-01"})).status_code == 200
     today = cityday.today(world.settings.timezone)
     refused = [
+        ({"sorted_collection_since": "1999-12-31"}, "sorted_collection_since"),
         (
             {"sorted_collection_since": None, "ended_on": (today + timedelta(days=1)).isoformat()},
             "ended_on",
@@ -678,6 +680,9 @@ async def test_sorted_collection_that_ends_keeps_counting_for_the_days_it_covere
     ended = await put({"sorted_collection_since": None, "ended_on": "2025-07-01"})
     assert ended.status_code == 200, ended.text
     assert ended.json()["sorted_collection_since"] is None
+    audit = await client.get("/m/v1/audit", params={"limit": 500}, headers=admin)
+    (entry,) = [e for e in audit.json()["entries"] if e["action"].endswith("collection_ended")]
+    assert (entry["subject_type"], entry["subject_id"]) == ("region", str(village)), entry
     assert ended.json()["sorted_collection_ended"] == [
         {"since": "2024-03-01", "until": "2025-07-01"}
     ]

@@ -217,6 +217,12 @@ async def set_sorted_collection(
                 "ended_on ends sorted collection: send it with sorted_collection_since null",
                 field="ended_on",
             )
+        if since < reported.DAY_FLOOR:
+            raise ValidationFailed(
+                f"sorted_collection_since precedes {reported.DAY_FLOOR:%Y-%m-%d}, before any"
+                " record",
+                field="sorted_collection_since",
+            )
         if last is not None and since < last.until:
             raise ValidationFailed(
                 f"sorted collection ran from {last.since} until {last.until}: a new start is"
@@ -243,7 +249,13 @@ async def set_sorted_collection(
     until = ended_on or today
     if until > started:  # a start not yet come (a plan) withdrawn: no day to keep
         ended = await SortedCollectionEnded.create(region=region, since=started, until=until)
-        await audit.created("region.sorted_collection_ended", ended, within=region)
+        # About the region (its subject), the period kept as what came after.
+        await audit.record(
+            action="region.sorted_collection_ended",
+            subject=region,
+            region_path=region.path,
+            after=audit.snapshot(ended),
+        )
     await audit.updated("region.updated", region, within=region, sorted_collection_since=None)
     return region
 
