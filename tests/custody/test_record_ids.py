@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from tests.custody.helpers import tag_bag
-from tests.factories import World
+from tests.factories import World, event
 from tests.household.test_sorting import pickup, point_url
 from tests.pesticide.test_take_back import BOTTLES_AND_DRUMS, a_return, a_sale, points, post, send
 from tests.ports.test_ports import cleanup, harbour
@@ -38,6 +38,34 @@ async def test_a_clean_ups_id_sent_again_as_a_pickup_is_a_conflict(
     assert await Pickup.all().count() == 0 and await Batch.all().count() == 1
     single = await client.post("/m/v1/pickups", json=again, headers=world.headers("collector"))
     assert (single.status_code, single.json()["field"]) == (409, "client_event_id"), single.text
+
+
+async def test_an_events_id_then_a_pickup_with_it_in_one_sync_is_a_conflict_as_in_two(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """A tagging and then a pickup sent with its id: in one body as in two syncs the pickup is
+    a conflict and records nothing, though a sync writes its records before its events (first
+    written by an independent review)."""
+    for together in (False, True):
+        tagging = {
+            **event("tagged", stream="household", category="hh.food.household"),
+            "quantity": "2",
+            "unit": "kg",
+        }
+        again = {
+            **pickup(point_url),
+            "kind": "pickup",
+            "client_event_id": tagging["client_event_id"],
+        }
+        if together:
+            got = await results(client, world, "collector", tagging, again)
+        else:
+            got = [
+                *await results(client, world, "collector", tagging),
+                *await results(client, world, "collector", again),
+            ]
+        assert got == [("applied", None), ("conflict", "client_event_id")], together
+        assert await Pickup.all().count() == 0
 
 
 async def test_a_clean_ups_id_sent_again_as_a_return_is_a_conflict(
