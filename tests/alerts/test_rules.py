@@ -115,6 +115,40 @@ async def test_an_open_weight_alert_shows_the_receipt_as_corrected(
     assert (kept.details["declared_kg"], kept.details["weighed_kg"]) == (3.5, 2.5)
 
 
+async def test_a_standing_idle_alert_follows_a_corrected_receipt_to_the_holder(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A bag received at the facility nine days ago and left there: idle_batch for the
+    facility. The receipt is corrected to a rejection, so the carrier that delivered it holds
+    it, idle since the same step: the standing alert's details say `rejected`, and it is the
+    carrier's, not the facility's (first written by an independent review)."""
+    nine_days_ago = datetime.now(UTC) - timedelta(days=9)
+
+    def at(body: dict, minutes: int) -> dict:
+        return {**body, "device_time": (nine_days_ago + timedelta(minutes=minutes)).isoformat()}
+
+    carrier, facility = world.orgs["carrier"].id, world.orgs["facility"].id
+    bag = await tag_bag(
+        client, world, carrier_organization_id=carrier, device_time=nine_days_ago.isoformat()
+    )
+    code = bag["code"]
+    for who, body in (
+        ("carrier", at(event("collected", code), 10)),
+        ("carrier", at(event("in_transit", code, destination_organization_id=facility), 20)),
+        ("facility", at(event("received", code, outcome="accepted", weight_kg="3.5"), 60)),
+    ):
+        answer = await post_event(client, world, who, body)
+        assert answer.status_code == 201, answer.text
+    assert await kinds(client, world, "facility") == [("idle_batch", code)]
+    fix = event("corrected", code, corrects=answer.json()["event_id"], outcome="rejected")
+    fixed = await post_event(client, world, "facility", {**fix, "reason": "破损"})
+    assert fixed.status_code == 201, fixed.text
+    assert await kinds(client, world, "facility") == []
+    assert await kinds(client, world, "carrier") == [("idle_batch", code)]
+    (alert,) = await Alert.filter(kind="idle_batch")
+    assert (alert.organization_id, alert.details["state"]) == (carrier, "rejected")
+
+
 async def test_a_batch_idle_raises_one_alert_a_spell_cleared_when_it_moves(
     client: httpx.AsyncClient, world: World
 ) -> None:

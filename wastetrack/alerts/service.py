@@ -273,10 +273,11 @@ async def refresh(*, settings: Settings | None = None, now: datetime | None = No
 # person before or not) is raised again when its condition returns (a corrected time, a changed
 # threshold, a deadline moved back, a bag back at its producer): a new occurrence, which no
 # earlier acknowledgement covers. One still open, or acknowledged while its condition lasts,
-# keeps its moment and acknowledgement, and takes the rule's details and due time as they are
-# now (a corrected weighing, a corrected state), so it never shows what the record no longer
-# holds. Returns the ids and raised_at of the rows written: those raised now are
-# `_raised_now`.
+# keeps its moment and acknowledgement, and takes the rule's details, due time and the
+# organization concerned as they are now (a corrected weighing, a corrected state, a batch a
+# corrected receipt gave back to its deliverer): it never shows what the record no longer
+# holds, nor to whom it no longer concerns. Returns the ids and raised_at of the rows written:
+# those raised now are `_raised_now`.
 _RAISE_AGAIN = (
     "ON CONFLICT (kind, subject) DO UPDATE SET"
     " acknowledged_at = CASE WHEN alert.details ? 'cleared_at' THEN NULL"
@@ -285,9 +286,12 @@ _RAISE_AGAIN = (
     " ELSE alert.acknowledged_by_id END,"
     " raised_at = CASE WHEN alert.details ? 'cleared_at' THEN EXCLUDED.raised_at"
     " ELSE alert.raised_at END,"
-    " due_at = EXCLUDED.due_at, details = EXCLUDED.details"
+    " due_at = EXCLUDED.due_at, details = EXCLUDED.details,"
+    " organization_id = EXCLUDED.organization_id, region_path = EXCLUDED.region_path"
     " WHERE alert.details ? 'cleared_at' OR alert.details IS DISTINCT FROM EXCLUDED.details"
     " OR alert.due_at IS DISTINCT FROM EXCLUDED.due_at"
+    " OR alert.organization_id IS DISTINCT FROM EXCLUDED.organization_id"
+    " OR alert.region_path IS DISTINCT FROM EXCLUDED.region_path"
     " RETURNING id, raised_at"
 )
 
