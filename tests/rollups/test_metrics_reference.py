@@ -16,7 +16,7 @@ UTC offsets, across a month's first midnight, and by every treatment method."""
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,6 +96,13 @@ OTHER_CATEGORIES = {
     "agri_packaging": ["agri.glass_bottle", "agri.metal_can"],
 }
 OTHER_UNITS = {"kg": ["m3", "count"], "m3": ["kg", "count"], "count": ["kg", "m3"]}
+
+
+def _whole(quantity: Any) -> Decimal:
+    """A quantity as a whole number of items, rounded up (items are whole)."""
+    return Decimal(str(quantity)).to_integral_value(rounding=ROUND_CEILING)
+
+
 OTHER = {"facility": "unlicensed", "unlicensed": "facility"}
 # The fates a cohort's mass is shared among (docs/metrics.md §5), each with its share.
 FATES = (
@@ -313,9 +320,14 @@ class History:
             elif name == "later":
                 pair = [{"event_time": _at(abs(t) + 40)}, {"event_time": _at(-abs(t) - 40)}]
             elif name == "quantity":
-                pair = [{"quantity": str(quantity * 2)}, {"quantity": str(quantity * 3)}]
+                base = _whole(quantity) if unit == "count" else quantity
+                pair = [{"quantity": str(base * 2)}, {"quantity": str(base * 3)}]
             elif name == "unit":
-                pair = [{"unit": u} for u in OTHER_UNITS[unit]]
+                # Items are whole: a unit corrected into items brings a whole quantity.
+                pair = [
+                    {"unit": u, **({"quantity": str(_whole(quantity))} if u == "count" else {})}
+                    for u in OTHER_UNITS[unit]
+                ]
             elif name == "category":
                 pair = [{"category": c} for c in OTHER_CATEGORIES[stream]]
             else:
@@ -346,6 +358,7 @@ class History:
             at += 6
             if name == "unit":
                 unit = pair[-1 if plan["recorrect"] else 0]["unit"]
+                quantity = _whole(quantity) if unit == "count" else quantity
 
     async def correct_receipt(
         self,
