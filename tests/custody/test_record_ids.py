@@ -4,15 +4,17 @@ is; each kind keeps its own ids, so this is looked up across them."""
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import httpx
 
 from tests.custody.helpers import tag_bag
-from tests.factories import World, event
+from tests.factories import NOW, World, event, medical_bag
 from tests.household.test_sorting import pickup, point_url
 from tests.pesticide.test_take_back import BOTTLES_AND_DRUMS, a_return, a_sale, points, post, send
 from tests.ports.test_ports import cleanup, harbour
-from wastetrack.batches.models import Batch
+from wastetrack.batches.models import Batch, Label
+from wastetrack.custody.models import CustodyEvent
 from wastetrack.household.models import Pickup
 from wastetrack.pesticide.models import PackageSale, PackagingReturn
 from wastetrack.ports.models import CleanUp
@@ -66,6 +68,86 @@ async def test_an_events_id_then_a_pickup_with_it_in_one_sync_is_a_conflict_as_i
             ]
         assert got == [("applied", None), ("conflict", "client_event_id")], together
         assert await Pickup.all().count() == 0
+
+
+def at(seconds: int) -> str:
+    return (NOW - timedelta(hours=1) + timedelta(seconds=seconds)).isoformat()
+
+
+async def labels(client: httpx.AsyncClient, world: World, count: int) -> list[str]:
+    before = {label.code for label in await Label.filter(organization=world.orgs["clinic"])}
+    printed = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs["clinic"].id, "stream": "medical", "count": count},
+    )
+    assert printed.status_code == 201, printed.text
+    return sorted(
+        label.code
+        for label in await Label.filter(organization=world.orgs["clinic"])
+        if label.code not in before
+    )
+
+
+async def clinic_sync(client: httpx.AsyncClient, world: World, entries: list) -> list[str]:
+    answer = await client.post(
+        "/m/v1/sync", json={"events": entries}, headers=world.headers("clinic")
+    )
+    assert answer.status_code == 200, answer.text
+    return [r["status"] for r in answer.json()["results"]]
+
+
+async def test_a_tagging_sent_after_a_clashing_record_still_goes_before_its_labels_events(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """docs/custody.md: "a tagging goes before its label's other events ... wherever in the body
+    the tagging is". A handover of BAG sent before its tagging is applied after it, whether or
+    not a record reusing another event's id sits between them in the body (the record waits
+    for the events; first written by an independent review)."""
+    carrier = world.orgs["carrier"].id
+    for clash in (False, True):
+        bag, other = await labels(client, world, 2)
+        handover = event("handed_over", bag, to_organization_id=carrier) | {"device_time": at(10)}
+        other_tagging = medical_bag(batch=other) | {"device_time": at(0)}
+        record = {
+            **pickup(point_url),
+            "kind": "pickup",
+            "client_event_id": other_tagging["client_event_id"],
+        }
+        bag_tagging = medical_bag(batch=bag) | {"device_time": at(0)}
+        body = [handover, other_tagging, *([record] if clash else []), bag_tagging]
+        got = await clinic_sync(client, world, body)
+        events_only = [s for i, s in enumerate(got) if not (clash and i == 2)]
+        chain = [e.event_type for e in await CustodyEvent.filter(batch__code=bag).order_by("seq")]
+        assert (events_only, chain) == (["applied"] * 3, ["tagged", "handed_over"]), (clash, got)
+
+
+async def test_events_after_a_clashing_record_still_apply_in_device_time_order(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """docs/custody.md: "the events apply in device-time order (a backlog may come in any
+    order)". The box is packed at +10 s and handed on at +200 s (more than the minute a clock
+    is trusted), sent the other way round: the packing goes first, whether or not a record
+    reusing the handover's id sits between them (first written by an independent review)."""
+    carrier = world.orgs["carrier"].id
+    for clash in (False, True):
+        bag, box = await labels(client, world, 2)
+        tags = [
+            medical_bag(batch=bag) | {"device_time": at(0)},
+            medical_bag(batch=box) | {"device_time": at(1)},
+        ]
+        handover = event("handed_over", box, to_organization_id=carrier) | {"device_time": at(200)}
+        packing = event("aggregated", box, children=[bag]) | {"device_time": at(10)}
+        record = {
+            **pickup(point_url),
+            "kind": "pickup",
+            "client_event_id": handover["client_event_id"],
+        }
+        body = [*tags, handover, *([record] if clash else []), packing]
+        got = await clinic_sync(client, world, body)
+        events_only = [s for i, s in enumerate(got) if not (clash and i == 3)]
+        packed = await Batch.get(code=bag)
+        assert (events_only, packed.state) == (["applied"] * 4, "aggregated"), (clash, got)
 
 
 async def test_a_clean_ups_id_sent_again_as_a_return_is_a_conflict(

@@ -39,23 +39,15 @@ async def apply(
     max_entries: int,
 ) -> list[EntryResult]:
     """One result per entry, in the order sent. Stream records go first (they make batches);
-    events follow, in the order `recorder.sync_order` gives — save that a record sent after an
-    event with its id is judged after that event is recorded, as in a later sync: each kind
-    keeps its own ids (a conflict), however the phone batched its queue."""
+    events follow, in the order `recorder.sync_order` gives. A record sent after an event with
+    its id waits until the events are recorded, and is judged then, as in a later sync: each
+    kind keeps its own ids, however the phone batched its queue (no event can name a batch a
+    record makes: its code is the server's)."""
     if len(entries) > max_entries:
         raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
     results: list[EntryResult | None] = [None] * len(entries)
     events: list[tuple[int, EventCommand]] = []
-
-    async def record_events() -> None:
-        if events:
-            outcomes = await recorder.record_events(
-                principal=principal, submissions=[sub for _, sub in events], secret=secret
-            )
-            for (index, _sub), outcome in zip(events, outcomes, strict=True):
-                results[index] = outcome.result
-            events.clear()
-
+    after_events: list[tuple[int, StreamRecord]] = []
     for index, entry in enumerate(entries):
         if isinstance(entry, Invalid):
             results[index] = EntryResult(
@@ -65,11 +57,18 @@ async def apply(
             )
         elif isinstance(entry, EventCommand):
             events.append((index, entry))
+        elif any(sub.client_event_id == entry.client_event_id for _, sub in events):
+            after_events.append((index, entry))
         else:
-            if any(sub.client_event_id == entry.client_event_id for _, sub in events):
-                await record_events()
             results[index] = await _apply_record(principal, entry, secret)
-    await record_events()
+    if events:
+        outcomes = await recorder.record_events(
+            principal=principal, submissions=[sub for _, sub in events], secret=secret
+        )
+        for (index, _sub), outcome in zip(events, outcomes, strict=True):
+            results[index] = outcome.result
+    for index, record in after_events:
+        results[index] = await _apply_record(principal, record, secret)
     answered = [r for r in results if r is not None]
     observability.sync_results(kinds=[_kind(entry) for entry in entries], results=answered)
     return answered
