@@ -121,7 +121,8 @@ async def test_a_standing_idle_alert_follows_a_corrected_receipt_to_the_holder(
     """A bag received at the facility nine days ago and left there: idle_batch for the
     facility. The receipt is corrected to a rejection, so the carrier that delivered it holds
     it, idle since the same step: the standing alert's details say `rejected`, and it is the
-    carrier's, not the facility's (first written by an independent review)."""
+    carrier's, not the facility's, and its feed is told of it as raised (first written by an
+    independent review)."""
     nine_days_ago = datetime.now(UTC) - timedelta(days=9)
 
     def at(body: dict, minutes: int) -> dict:
@@ -147,6 +148,12 @@ async def test_a_standing_idle_alert_follows_a_corrected_receipt_to_the_holder(
     assert await kinds(client, world, "carrier") == [("idle_batch", code)]
     (alert,) = await Alert.filter(kind="idle_batch")
     assert (alert.organization_id, alert.details["state"]) == (carrier, "rejected")
+    # The carrier's feed (and its webhooks, which send alert.raised) is told of it as raised.
+    feed = await client.get(
+        "/m/v1/changes", params={"limit": 500}, headers=world.headers("carrier")
+    )
+    told = [c["type"] for c in feed.json()["changes"] if c["type"].startswith("alert.")]
+    assert told == ["alert.raised"], told
 
 
 async def test_a_batch_idle_raises_one_alert_a_spell_cleared_when_it_moves(
