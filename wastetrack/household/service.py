@@ -203,9 +203,7 @@ async def set_sorted_collection(
     it has none from `ended_on` on (today by default). The period that ends is kept
     (SortedCollectionEnded), so the days it covered still count as of them; a start recorded
     for a period running now corrects that start, and never reaches into a period that ended."""
-    await registry.get_region(region_id)
-    # Read under a lock: two admins recording at once each see the other's change.
-    region = await Region.filter(id=region_id).select_for_update().get()
+    region = await registry.get_region(region_id, lock=True)
     if region.level != RegionLevel.village:
         raise ValidationFailed(
             "sorted collection is recorded per community or village", field="region_id"

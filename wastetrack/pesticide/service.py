@@ -409,7 +409,8 @@ def weighed_kg(line: dict[str, Any]) -> Decimal | None:
     weighing, as the return's own check reads it (a line needs a count or a weight): such a
     line's mass is its count's, in the figures and in the ledger alike."""
     weight = line.get("weight_kg")
-    return Decimal(str(weight)) if weight is not None and Decimal(str(weight)) else None
+    weighed = None if weight is None else Decimal(str(weight))
+    return weighed or None
 
 
 def _returns(

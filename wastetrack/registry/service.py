@@ -29,8 +29,11 @@ from wastetrack.registry.models import (
 _CHILD_LEVEL = {RegionLevel.city: RegionLevel.town, RegionLevel.town: RegionLevel.village}
 
 
-async def get_region(region_id: int, *, field: str = "region_id") -> Region:
-    region = await Region.get_or_none(id=region_id)
+async def get_region(region_id: int, *, field: str = "region_id", lock: bool = False) -> Region:
+    """The region, or a 404 naming `field`; `lock`: its row locked for the rest of the
+    transaction, read after the lock (two writers at once each see the other's change)."""
+    query = Region.filter(id=region_id)
+    region = await (query.select_for_update() if lock else query).first()
     if region is None:
         raise NotFound(f"no region {region_id}", field=field)
     return region
