@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from tortoise.exceptions import IntegrityError, OperationalError
@@ -180,8 +181,12 @@ _REQUEST_PARTS = ("body", "query", "path", "form")
 def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
     """A JSON body FastAPI could not parse for a reason other than its syntax (bytes that are
     no UTF-8, nesting deeper than the parser goes, an integer of over 4,300 digits) as the
-    same `json_invalid` refusal a syntax error gets; FastAPI itself answers these with a bare
-    400."""
+    same `json_invalid` refusal a syntax error gets, and a multipart body Starlette could not
+    parse (no boundary, no parts) as `multipart_invalid`; FastAPI and Starlette answer these
+    with a bare 400."""
+    if isinstance(error.__context__, MultiPartException):
+        why = f"the body is not valid multipart: {error.__context__.message}"
+        return {"type": "multipart_invalid", "loc": ("body",), "msg": why}
     cause = error.__cause__
     if isinstance(cause, UnicodeDecodeError):
         why = f"its bytes are not UTF-8 ({cause.reason})"

@@ -259,3 +259,31 @@ async def test_a_photo_is_checked_and_kept_before_its_transaction_waits_for_a_pl
     admission.release()
     answer = await asyncio.wait_for(uploading, timeout=30)
     assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "why"),
+    [
+        ("multipart/form-data", b"--x\r\n", "Missing boundary in multipart."),
+        ("multipart/form-data; boundary=x", b"garbage", "Invalid multipart data."),
+    ],
+    ids=["no-boundary", "no-parts"],
+)
+async def test_a_multipart_body_the_parser_cannot_read_is_refused_naming_the_rule(
+    client: httpx.AsyncClient, world: World, content_type: str, body: bytes, why: str
+) -> None:
+    """A body that is no multipart is the client's fault, as a body that is no JSON: a 422
+    naming its rule, not FastAPI's bare 400."""
+    response = await client.post(
+        "/m/v1/photos",
+        content=body,
+        headers={**world.headers("carrier"), "content-type": content_type},
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "validation_failed"
+    assert problem["field"] is None  # the body as a whole, as for a body that is no JSON
+    assert [e["rule"] for e in problem["errors"]] == ["multipart_invalid"]
+    assert problem["detail"] == f"the body is not valid multipart: {why}"
+    assert await Photo.all().count() == 0
