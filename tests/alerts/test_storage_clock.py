@@ -3,6 +3,7 @@ a container's clock is its oldest child's tagging, recursively, never the empty 
 category without a limit of its own keeps its class's. The clinic's inventory (`overdue`)
 counts the same as the alert."""
 
+import importlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from tortoise import connections
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
@@ -29,9 +31,10 @@ def at(hours: float) -> str:
     return (START + timedelta(hours=hours)).isoformat()
 
 
-def subject(batch: dict[str, Any], since: datetime) -> str:
-    """An overdue-storage alert's subject: the batch and the start of its clock."""
-    return f"{batch['code']}:{int(since.timestamp())}"
+def subject(batch: dict[str, Any], *, contents: bool = False) -> str:
+    """An overdue-storage alert's subject: the batch, and whether its clock is the waste put
+    into it (the clock's start is in `due_at` and `details.since`)."""
+    return f"{batch['code']}:contents" if contents else batch["code"]
 
 
 async def overdue(now: datetime) -> list[Alert]:
@@ -45,7 +48,7 @@ async def test_a_bag_is_overdue_only_after_exactly_48_hours(
     bag = await tag_bag(client, world, device_time=at(0))
     assert await overdue(START + LIMIT) == []
     (alert,) = await overdue(START + LIMIT + timedelta(seconds=1))
-    assert (alert.subject, alert.due_at) == (subject(bag, START), START + LIMIT)
+    assert (alert.subject, alert.due_at) == (subject(bag), START + LIMIT)
 
 
 async def test_a_containers_clock_is_its_oldest_childs_tagging_recursively(
@@ -64,7 +67,7 @@ async def test_a_containers_clock_is_its_oldest_childs_tagging_recursively(
     # The crate was tagged 3 hours before: its clock is still the oldest bag's.
     assert await overdue(START + LIMIT) == []
     (alert,) = await overdue(START + LIMIT + timedelta(minutes=1))
-    assert (alert.subject, alert.due_at) == (subject(crate, START), START + LIMIT)
+    assert (alert.subject, alert.due_at) == (subject(crate, contents=True), START + LIMIT)
     assert datetime.fromisoformat(alert.details["since"]) == START
 
 
@@ -103,7 +106,7 @@ async def test_an_empty_boxs_tagging_starts_no_clock_in_the_alert_or_the_invento
     a_moment_later = due + timedelta(seconds=1)
     assert (await clinic_stock(world, a_moment_later))[box["code"]]["overdue"] is True
     (alert,) = await overdue(a_moment_later)
-    assert (alert.subject, alert.due_at) == (subject(box, START + 47 * HOUR), due)
+    assert (alert.subject, alert.due_at) == (subject(box, contents=True), due)
     assert datetime.fromisoformat(alert.details["since"]) == held["since"]
 
 
@@ -129,7 +132,7 @@ async def test_an_empty_box_packed_into_a_crate_starts_no_clock_either(
     )
     assert await overdue(due) == []
     (alert,) = await overdue(due + timedelta(seconds=1))
-    assert (alert.subject, alert.due_at) == (subject(crate, START + 20 * HOUR), due)
+    assert (alert.subject, alert.due_at) == (subject(crate, contents=True), due)
 
 
 @pytest.fixture
@@ -156,7 +159,7 @@ async def test_a_category_without_a_limit_of_its_own_keeps_its_classs_in_both(
     assert (held["storage_limit_hours"], held["overdue"]) == (48, True)
     (alert,) = await overdue(later)
     assert (alert.subject, alert.due_at, alert.details["limit_hours"]) == (
-        subject(needle, START),
+        subject(needle),
         START + LIMIT,
         48,
     )
@@ -177,7 +180,7 @@ async def test_a_box_alerted_while_empty_is_alerted_again_once_its_waste_is_over
     due = START + 50 * HOUR + LIMIT
     assert [a.subject for a in await overdue(due) if a.acknowledged_at is None] == []
     raised = [a for a in await overdue(due + HOUR) if a.acknowledged_at is None]
-    assert [(a.subject, a.due_at) for a in raised] == [(subject(box, START + 50 * HOUR), due)]
+    assert [(a.subject, a.due_at) for a in raised] == [(subject(box, contents=True), due)]
 
 
 async def test_a_bag_packed_before_its_box_was_tagged_by_a_slower_clock_keeps_its_clock(
@@ -193,7 +196,7 @@ async def test_a_bag_packed_before_its_box_was_tagged_by_a_slower_clock_keeps_it
     held = (await clinic_stock(world, START + 20 * HOUR))[box["code"]]
     assert held["since"] == START
     (alert,) = await overdue(START + LIMIT + timedelta(seconds=1))
-    assert alert.subject == subject(box, START)
+    assert alert.subject == subject(box, contents=True)
 
 
 async def test_a_sites_inventory_counts_a_box_from_the_waste_of_another_site_put_in_it(
@@ -224,3 +227,94 @@ async def test_a_sites_inventory_counts_a_box_from_the_waste_of_another_site_put
             scope=scope, date_from=days[0], date_to=days[1], timezone=CITY, now=START + 30 * HOUR
         )
         assert [(b["code"], b["since"]) for b in stock["batches"]] == [(box["code"], START)]
+
+
+async def acknowledged(client: httpx.AsyncClient, world: World, alert: Alert) -> None:
+    answer = await client.post(f"/m/v1/alerts/{alert.id}/ack", headers=world.headers("manager"))
+    assert answer.status_code == 200, answer.text
+
+
+async def test_a_corrected_tagging_time_that_stays_overdue_keeps_the_alert_and_its_ack(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The bag was overdue before the correction and after it: one alert throughout, still
+    acknowledged, its details and due time taking the corrected start (docs/streams/medical.md:
+    an acknowledgement covers the alert while its condition lasts)."""
+    bag = await tag_bag(client, world, device_time=at(10))
+    (alert,) = await overdue(START + LIMIT + 11 * HOUR)
+    await acknowledged(client, world, alert)
+    (tagging,) = (
+        await client.get(f"/m/v1/batches/{bag['code']}/events", headers=world.headers("clinic"))
+    ).json()
+    fix = event("corrected", bag["code"], corrects=tagging["id"], event_time=at(9))
+    assert (await post_event(client, world, "clinic", {**fix, "device_time": at(58)})).is_success
+    (kept,) = await overdue(START + LIMIT + 12 * HOUR)
+    assert (kept.id, kept.subject) == (alert.id, subject(bag))
+    assert kept.acknowledged_at is not None and "cleared_at" not in kept.details
+    assert (datetime.fromisoformat(kept.details["since"]), kept.due_at) == (
+        START + 9 * HOUR,
+        START + 9 * HOUR + LIMIT,
+    )
+    assert (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json() == []
+
+
+async def test_an_older_bag_packed_into_an_overdue_box_keeps_its_alert_and_its_ack(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A box whose waste is overdue, acknowledged, and then given an older bag: overdue
+    throughout, one alert, now counting from the older bag."""
+    newer = await tag_bag(client, world, device_time=at(5))
+    older = await tag_bag(client, world, device_time=at(0))
+    box = await tag_bag(client, world, category="med.hw01", device_time=at(6))
+    for child, hours in ((newer, 7), (older, 58)):
+        packed = event("aggregated", box["code"], device_time=at(hours), children=[child["code"]])
+        assert (await post_event(client, world, "clinic", packed)).status_code == 201
+        if child is newer:  # the older bag, loose, has its own alert
+            (alert,) = [
+                a for a in await overdue(START + LIMIT + 6 * HOUR) if a.subject != older["code"]
+            ]
+            await acknowledged(client, world, alert)
+    # The older bag's own alert clears once it is in the box, which counts from it.
+    (kept,) = [a for a in await overdue(START + LIMIT + 11 * HOUR) if "cleared_at" not in a.details]
+    assert (kept.id, kept.subject) == (alert.id, subject(box, contents=True))
+    assert kept.acknowledged_at is not None and "cleared_at" not in kept.details
+    assert datetime.fromisoformat(kept.details["since"]) == START
+    assert (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json() == []
+
+
+async def test_an_open_storage_alert_of_the_release_before_is_rewritten_in_place(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Migration 0060 gives an open overdue-storage alert the subject the rule now writes: a
+    refresh neither clears it nor raises a second one beside it, and it stays acknowledged."""
+    rewrite = importlib.import_module("migrations.0060_storage_alert_subjects").REWRITE
+    bag = await tag_bag(client, world, device_time=at(0))
+    needle = await tag_bag(client, world, category="med.sharps", device_time=at(1))
+    box = await tag_bag(client, world, category="med.sharps", device_time=at(2))
+    packed = event("aggregated", box["code"], device_time=at(3), children=[needle["code"]])
+    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    now = START + LIMIT + 4 * HOUR
+    written = await overdue(now)
+    assert sorted(a.subject for a in written) == sorted([subject(bag), subject(box, contents=True)])
+    for alert, since in zip(written, (START, START + HOUR), strict=True):
+        await acknowledged(client, world, alert)
+        await Alert.filter(id=alert.id).update(
+            subject=f"{alert.details['code']}:{int(since.timestamp())}"
+        )
+    # A cleared alert of the release before keeps its subject.
+    old = await Alert.create(
+        kind=alerts.OVERDUE_STORAGE,
+        subject=f"{bag['code']}:1",
+        batch_id=written[0].batch_id,
+        organization_id=world.orgs["clinic"].id,
+        region_path=written[0].region_path,
+        raised_at=START,
+        details={"code": bag["code"], "cleared_at": START.isoformat()},
+    )
+    await connections.get("default").execute_script(rewrite)
+    after = await overdue(now + HOUR)
+    assert [(a.id, a.subject) for a in after] == [
+        *[(a.id, a.subject) for a in written],
+        (old.id, old.subject),
+    ]
+    assert all(a.acknowledged_at is not None and "cleared_at" not in a.details for a in after[:2])

@@ -134,6 +134,12 @@ _WATCHED_BY_ITS_MANIFEST = _on_a_manifest(_MANIFEST_WATCHES)
 # none (a manifest's own legs are watched per leg).
 _ON_MANIFEST_UNDER_WAY = _on_a_manifest(f"m.state = 'submitted' OR {_MANIFEST_WATCHES}")
 
+# An overdue-storage alert's subject, SQL over the batch row b: its code, and `:contents` when
+# its clock is the waste put into it, not its own tagging (`tagging_clock` is NULL for it).
+OVERDUE_STORAGE_SUBJECT = (
+    f"b.code || CASE WHEN {tagging_clock('b')} IS NULL THEN ':contents' ELSE '' END"
+)
+
 # Each rule is one set-based INSERT … SELECT; ON CONFLICT keeps an alert from being raised
 # twice for the same subject. Parameters: $1 kind, $2 now, $3 the rule's threshold. The custody
 # spec's state and event keys are formatted in once, at import.
@@ -144,8 +150,12 @@ _RULES: dict[str, str] = {
     # its tagging, a container's at the earliest of the batches put into it, down through
     # containers of containers — not at the empty box's tagging, and aggregating old bags does
     # not restart it. Limit and clock are the inventory's (registers.movements). The subject
-    # carries the clock's start: a box alerted while empty (from its own tagging) and filled
-    # later raises a new alert once its waste is overdue, even if the first was acknowledged.
+    # is the batch, and `:contents` for a container whose clock its waste sets
+    # (`OVERDUE_STORAGE_SUBJECT`): a box alerted while empty (from its own tagging) and
+    # filled later raises a new alert once its waste is overdue, even if the first was
+    # acknowledged; a clock that moves while the batch stays overdue (a corrected tagging
+    # time, an older bag packed in) keeps its alert and acknowledgement, and takes the new
+    # start into its details.
     OVERDUE_STORAGE: f"""
         WITH RECURSIVE tree (root_id, id, clock, limit_hours) AS (
             SELECT b.id, b.id, {tagging_clock("b")}, l.hours
@@ -159,7 +169,7 @@ _RULES: dict[str, str] = {
             SELECT root_id, min(clock) AS since, min(limit_hours) AS limit_hours
             FROM tree GROUP BY root_id
         )
-        SELECT $1, b.code || ':' || extract(epoch FROM k.since)::bigint, b.id, b.producer_id,
+        SELECT $1, {OVERDUE_STORAGE_SUBJECT}, b.id, b.producer_id,
                b.region_path, $2::timestamptz, k.since + make_interval(hours => k.limit_hours),
                jsonb_build_object('code', b.code, 'category', b.category_id,
                                   'limit_hours', k.limit_hours, 'since', k.since)
