@@ -7,10 +7,12 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, CITY_ZONE, World, event
 from tests.ports.test_ports import ARRIVED_AT, Harbour, arrive, deliver, delivery
+from wastetrack.batches.models import Batch
 from wastetrack.ports.rules import PORT_RULES, small_vessel
 from wastetrack.registry import service as registry
 from wastetrack.registry import vessels
@@ -273,3 +275,68 @@ async def test_the_spreadsheet_has_the_headline_first_and_every_row_names_its_pe
         (r["date_from"], r["date_to"]) == (period["date_from"], period["date_to"])
         for r in area_rows
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "corrected_to", "delivered"),
+    [
+        ({"annex_v": "A", "scheme_version": "2018", "mass_kg": "100"}, "marine.oily", "60.000"),
+        ({"category": "marine.oily", "mass_kg": "100"}, "marpol2018.A", "40.000"),
+    ],
+    ids=["out-of-garbage", "into-garbage"],
+)
+async def test_a_refused_part_counts_in_the_group_of_its_corrected_category(
+    client: httpx.AsyncClient,
+    world: World,
+    harbour: Harbour,
+    line: dict[str, str],
+    corrected_to: str,
+    delivered: str,
+) -> None:
+    """100 kg delivered, 60 kg accepted: the 40 kg refused, corrected into another category,
+    is that category's waste in the port figures as in the cohorts (docs/metrics.md §6: each
+    part by its own fate, a line as its batch after corrections)."""
+    await registry.add_licence(
+        organization_id=world.orgs["plant"].id, category_key="marine.oily", method_codes=["R1"]
+    )
+    await arrive(client, world, harbour.small)
+    made = await deliver(client, world, delivery(harbour, harbour.small, line))
+    assert made.status_code == 201, made.text
+    code = made.json()["lines"][0]["batch_code"]
+    plant = world.orgs["plant"].id
+    for who, step in (
+        ("port", event("in_transit", code, minutes=5, destination_organization_id=plant)),
+        (
+            "plant",
+            event(
+                "received",
+                code,
+                minutes=30,
+                outcome="partially_accepted",
+                weight_kg="60",
+                reason="other waste mixed in",
+            ),
+        ),
+    ):
+        assert (await post_event(client, world, who, step)).status_code == 201
+    remainder = await Batch.get(split_from__code=code)
+    history = await client.get(
+        f"/m/v1/batches/{remainder.code}/events", headers=world.headers("manager")
+    )
+    fix = event(
+        "corrected",
+        remainder.code,
+        minutes=40,
+        corrects=history.json()[0]["id"],
+        category=corrected_to,
+        reason="the part refused is other waste",
+    )
+    assert (await post_event(client, world, "manager", fix)).status_code == 201
+    period = {
+        "date_from": (CITY_TODAY - timedelta(days=1)).isoformat(),
+        "date_to": CITY_TODAY.isoformat(),
+    }
+    ports = await client.get("/m/v1/metrics/ports", headers=world.headers("manager"), params=period)
+    port = next(p for p in ports.json()["ports"] if p["port_id"] == world.orgs["port"].id)
+    garbage = next(g for g in port["groups"] if g["group"] == "garbage")
+    assert garbage["delivered"] == delivered

@@ -270,7 +270,6 @@ class PortCall:
 class Line:
     port: int
     batch_id: int
-    category: str
     volume_m3: Decimal | None
 
 
@@ -331,21 +330,26 @@ def port_figures(
                     continue
                 if not date_from <= fact.day <= date_to:
                     continue
-                if not _in_group(line.category, group.root, parent):
-                    continue
-                masses = [(p.mass, p.fate in HARMLESS) for p in parts(line.batch_id)]
-                whole = sum((m for m, _ in masses), Decimal(0))
-                good = sum((m for m, harmless in masses if harmless), Decimal(0))
+                # Each part in the group of its own category after corrections.
+                every = parts(line.batch_id)
+                mine = [p for p in every if _in_group(p.category, group.root, parent)]
+                share = sum((p.mass for p in mine), Decimal(0))
+                good = sum((p.mass for p in mine if p.fate in HARMLESS), Decimal(0))
                 if group.unit == "kg":
-                    delivered += whole
+                    delivered += share
                     treated += good
                     continue
                 volume = line.volume_m3 or Decimal(0)
-                delivered += volume
-                if whole:
-                    treated += (volume * good / whole).quantize(Decimal("0.001"), ROUND_HALF_UP)
-                elif fact.fate in HARMLESS:
-                    treated += volume
+                whole = sum((p.mass for p in every), Decimal(0))
+                if not whole:  # no part has a mass: the line's own batch, whole
+                    if _in_group(fact.category, group.root, parent):
+                        delivered += volume
+                        treated += volume if fact.fate in HARMLESS else Decimal(0)
+                    continue
+                m3 = Decimal("0.001")
+                given = volume * share / whole
+                delivered += volume if share == whole else given.quantize(m3, ROUND_HALF_UP)
+                treated += (volume * good / whole).quantize(m3, ROUND_HALF_UP)
             groups[name] = {"expected": expected, "delivered": delivered, "treated": treated}
         per_port[port] = groups
     pooled = {

@@ -662,6 +662,8 @@ LINE = st.fixed_dictionaries(
         ),
         "weight": st.one_of(st.none(), st.integers(min_value=1, max_value=500)),
         "part": st.booleans(),  # the receipt refuses part of it (a remainder when some is left)
+        # A remainder in kg corrected into another category: out of any group, or into garbage.
+        "recategorise": st.sampled_from([None, "pfw.plastic.nets", "marpol2018.A"]),
     }
 )
 DELIVERY = st.fixed_dictionaries(
@@ -756,6 +758,22 @@ async def deliver_onwards(
     if line["fate"] not in ("received", "rejected"):
         treated = {**event, "event_type": "treated", "method": line["fate"]}
         await post(client, world, plant, "/m/v1/events", {**treated, "device_time": at(99, "Z")})
+    if line.get("part") and line.get("recategorise"):
+        for remainder in await connections.get("default").execute_query_dict(
+            "SELECT r.code, e.id FROM batch r JOIN batch b ON b.id = r.split_from_id"
+            " JOIN custody_event e ON e.batch_id = r.id AND e.event_type = 'tagged'"
+            " WHERE b.code = $1 AND b.unit = 'kg'",  # else its category sized it
+            [code],
+        ):
+            correction = {
+                "batch": remainder["code"],
+                "event_type": "corrected",
+                "corrects": str(remainder["id"]),
+                "category": line["recategorise"],
+                "reason": "the part refused is other waste",
+                "device_time": at(100, "Z"),
+            }
+            await post(client, world, "manager", "/m/v1/events", correction)
 
 
 @dataclass
@@ -1154,6 +1172,15 @@ PORT_BOUNDARIES = {
                 {"kind": "garbage_kg", "amount": 40, "fate": "D4", "weight": None},
                 # Refused in part: 25 kg declared, 10 accepted and treated, 15 left rejected.
                 {"kind": "garbage_kg", "amount": 250, "fate": "D10", "weight": 100, "part": True},
+                # The same, its 15 kg refused corrected out of ship garbage.
+                {
+                    "kind": "garbage_kg",
+                    "amount": 250,
+                    "fate": "R1",
+                    "weight": 100,
+                    "part": True,
+                    "recategorise": "pfw.plastic.nets",
+                },
                 {"kind": "sewage", "amount": 80, "fate": "D10", "weight": 300, "part": True},
             ],
         },
@@ -1202,7 +1229,6 @@ async def test_port_rates_equal_the_reference_on_random_histories(
         ref.Line(
             port,
             ids[code],
-            made["category"],
             None if made["volume_m3"] is None else Decimal(made["volume_m3"]),
         )
         for port, code, made in delivered

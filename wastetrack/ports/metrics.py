@@ -2,6 +2,7 @@
 per port and over the listed ports, and per zero-waste sea area (无废航区) the share of its
 vessels whose deliveries were recorded."""
 
+from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypedDict
@@ -97,10 +98,11 @@ def _no_totals() -> GroupTotals:
 # weighing as well would count them twice and its fate never as treated. Its own declared
 # mass is counted nowhere, as in the cohorts. A line is its batch after corrections: the
 # batch's category, and its volume when it was tagged in m³ (else the volume measured on the
-# line).
+# line). Each part counts in the group of its own category after corrections: a remainder
+# corrected into another category is that category's waste, as the cohorts count it.
 _LINE_PARTS = """
 WITH RECURSIVE line AS (
-    SELECT d.port_id, f.category_id,
+    SELECT d.port_id,
            CASE WHEN b.unit = 'm3' THEN b.quantity ELSE l.volume_m3 END AS volume_m3, l.batch_id
     FROM delivery_line l JOIN delivery d ON d.id = l.delivery_id
     JOIN batch b ON b.id = l.batch_id
@@ -113,7 +115,7 @@ parts (line_batch, batch_id) AS (
     UNION ALL
     SELECT parts.line_batch, b.id FROM parts JOIN batch b ON b.split_from_id = parts.batch_id
 )
-SELECT line.port_id, line.category_id, line.volume_m3, line.batch_id, f.fate, f.mass_kg
+SELECT line.port_id, line.volume_m3, line.batch_id, f.category_id, f.fate, f.mass_kg
 FROM line JOIN parts ON parts.line_batch = line.batch_id
 JOIN batch_fact f ON f.batch_id = parts.batch_id
 WHERE f.fate <> ALL($4::text[])
@@ -148,8 +150,8 @@ async def _deliveries(port_ids: list[int], date_from: date, date_to: date) -> li
 
 
 async def _lines(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
-    """Each line as the figures count it: its port, category, volume and the (fate, mass) of
-    each of its parts."""
+    """Each line as the figures count it: its port, volume and the (category, fate, mass) of
+    each of its parts, the line's own batch first."""
     if not port_ids:
         return []
     rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
@@ -161,31 +163,48 @@ async def _lines(port_ids: list[int], date_from: date, date_to: date) -> list[di
             row["batch_id"],
             {
                 "port_id": row["port_id"],
-                "category_id": row["category_id"],
                 "volume_m3": row["volume_m3"],
                 "parts": [],
             },
         )
-        line["parts"].append((row["fate"], Decimal(row["mass_kg"] or 0)))
+        line["parts"].append((row["category_id"], row["fate"], Decimal(row["mass_kg"] or 0)))
     return list(lines.values())
 
 
 def line_amounts(
-    unit: str, volume_m3: Decimal | None, parts: list[tuple[str, Decimal]]
+    unit: str,
+    volume_m3: Decimal | None,
+    parts: list[tuple[str, str, Decimal]],
+    in_group: Callable[[str], bool],
 ) -> tuple[Decimal, Decimal]:
-    """What a line delivered and what of it was treated harmlessly. In kg: the masses of its
-    parts, and of those treated harmlessly. In m³: its volume, and that volume in proportion
-    to the harmlessly treated share of its parts' mass (to 0.001 m³); a line whose parts have
-    no mass counts by its own batch's fate."""
-    harmless = [mass for fate, mass in parts if fate in HARMLESS_FATES]
+    """What a line delivered of a group and what of that was treated harmlessly, each part
+    (category, fate, mass) counting in the group of its own category. In kg: the masses of its
+    parts in the group, and of those treated harmlessly. In m³: the line's volume in
+    proportion to the mass of its parts in the group, and to that of those treated harmlessly
+    (to 0.001 m³); a line whose parts have no mass counts whole by its own batch (the first
+    part)."""
+    mine = [(fate, mass) for category, fate, mass in parts if in_group(category)]
+    share = sum((mass for _, mass in mine), Decimal(0))
+    harmless = sum((mass for fate, mass in mine if fate in HARMLESS_FATES), Decimal(0))
     if unit == "kg":
-        return sum((mass for _, mass in parts), Decimal(0)), sum(harmless, Decimal(0))
+        return share, harmless
     volume = Decimal(volume_m3 or 0)
-    total = sum((mass for _, mass in parts), Decimal(0))
+    total = sum((mass for _, _, mass in parts), Decimal(0))
     if total == 0:
-        return volume, volume if parts[0][0] in HARMLESS_FATES else Decimal(0)
-    treated = volume * sum(harmless, Decimal(0)) / total
-    return volume, treated.quantize(M3, ROUND_HALF_UP)
+        category, fate, _ = parts[0]
+        if not in_group(category):
+            return Decimal(0), Decimal(0)
+        return volume, volume if fate in HARMLESS_FATES else Decimal(0)
+    if share == 0:  # no part of it in the group
+        return Decimal(0), Decimal(0)
+    given = volume if share == total else (volume * share / total).quantize(M3, ROUND_HALF_UP)
+    return given, (volume * harmless / total).quantize(M3, ROUND_HALF_UP)
+
+
+def _member_of(snap: catalog.CatalogSnapshot, roots: list[str]) -> Callable[[str], bool]:
+    """Whether a category is in a group: one of its roots or under one."""
+    wanted = set(roots)
+    return lambda category: bool(set(snap.ancestors(category)) & wanted)
 
 
 def _group_rate(treated: Decimal, expected: Decimal, unit: str) -> Rate:
@@ -236,12 +255,13 @@ async def port_metrics(
                 Decimal(0),
             )
             delivered = treated = Decimal(0)
+            in_group = _member_of(snap, group["categories"])
             for line in lines:
                 if line["port_id"] != port.id:
                     continue
-                if not set(snap.ancestors(line["category_id"])) & set(group["categories"]):
-                    continue
-                given, good = line_amounts(group["unit"], line["volume_m3"], line["parts"])
+                given, good = line_amounts(
+                    group["unit"], line["volume_m3"], line["parts"], in_group
+                )
                 delivered += given
                 treated += good
             if listed:
