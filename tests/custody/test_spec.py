@@ -33,7 +33,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "collected": ("tagged", FIELD, "producer holder carrier"),
     "handed_over": (LIVE, HANDLERS, "holder"),
     "in_transit": (
-        "collected handed_over stored rejected",
+        "collected handed_over in_transit stored rejected",
         FIELD,
         "holder carrier@collected,rejected",
     ),

@@ -87,3 +87,45 @@ async def test_a_leg_overdue_raises_an_alert_cleared_by_the_next_step(
     cleared = await Alert.filter(kind=alerts.LEG_OVERDUE).order_by("id")
     assert [a.details["leg"] for a in cleared] == [1, 2]
     assert all(a.details.get("cleared_at") for a in cleared)
+
+
+async def test_a_later_leg_of_the_same_carrier_records_its_vehicle_in_the_chain(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    """Two legs of one carrier in two vehicles (a transfer at its depot): the second leg's
+    signature records the batches' departure in its vehicle, so the hash chain keeps the
+    plate (docs/transport.md), as it does for a leg of another carrier."""
+    carrier = world.orgs["carrier"].id
+    legs = [
+        {"carrier_organization_id": carrier, "vehicle_plate": plate, "permit_number": "1"}
+        for plate in ("鲁K12345", "鲁K67890")
+    ]
+    made = await call(client, world, "maker", "", {**parties.body, "legs": legs})
+    assert made.status_code == 201, made.text
+    mid = made.json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=2))).status_code == 200
+    for seq, minutes in ((1, 110), (2, 60)):
+        at = {"handover_at": (NOW - timedelta(minutes=minutes)).isoformat()}
+        signed = await call(
+            client, world, "carrier", f"/{mid}/legs/{seq}/sign", {**at, "handover_place": "石岛"}
+        )
+        assert signed.status_code == 200, signed.text
+    for code in parties.batches:
+        steps = [
+            (e.event_type, e.details.get("vehicle_plate"))
+            for e in await CustodyEvent.filter(batch__code=code).order_by("seq")
+        ]
+        assert steps[-2:] == [("in_transit", "鲁K12345"), ("in_transit", "鲁K67890")], steps
+    # Signed again (a retry), nothing more is written.
+    events = await CustodyEvent.all().count()
+    again = await call(
+        client,
+        world,
+        "carrier",
+        f"/{mid}/legs/2/sign",
+        {"handover_at": (NOW - timedelta(minutes=60)).isoformat(), "handover_place": "石岛"},
+    )
+    assert again.status_code in (200, 409), again.text
+    assert await CustodyEvent.all().count() == events

@@ -209,11 +209,15 @@ SPECS: dict[EventType, EventSpec] = {
     ),
     EventType.in_transit: EventSpec(
         label="运输",
-        from_states=_states(State.collected, State.handed_over, State.stored, State.rejected),
+        from_states=_states(
+            State.collected, State.handed_over, State.stored, State.rejected, State.in_transit
+        ),
         roles=FIELD_ROLES,
         parties=_parties(Party.holder, Party.carrier),
         # The batch's carrier picks it up where it was collected or refused; once handed over
-        # or stored, it moves on only with whoever holds it.
+        # or stored, it moves on only with whoever holds it. In transit already, its holder
+        # sends it on in another vehicle (a transfer at its depot: a later manifest leg of the
+        # same carrier), which the event's plate records.
         party_states={Party.carrier: _states(State.collected, State.rejected)},
         required=_BATCH,
         optional=("destination_organization_id", "vehicle_plate"),

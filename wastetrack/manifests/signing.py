@@ -190,8 +190,9 @@ async def _take_over(
     (联单: the carrier signs as it takes the waste over): recorded in the custody chain, as
     the previous carrier's handover under the user who signed its leg, for every batch that
     carrier still holds; one its carrier scanned over already is left as it is. Returns the
-    batches this leg puts in transit: all but those in transit in its carrier's hands already
-    (the previous leg was its own)."""
+    batches this leg puts in transit: all but those its carrier's phone sent on already. When
+    the previous leg was its own, they are in transit in its hands and go on in this leg's
+    vehicle (a transfer at its depot), which their departure records."""
     rows = await Batch.filter(code__in=manifest.batch_codes).values_list(
         "code", "holder_id", "state"
     )
@@ -201,7 +202,7 @@ async def _take_over(
     for code in manifest.batch_codes:
         holder_id, state = held[code]
         if holder_id == leg.carrier_id:
-            if state != State.in_transit:
+            if state != State.in_transit or previous.carrier_id == leg.carrier_id:
                 moving.append(code)
             continue
         if holder_id != previous.carrier_id:
