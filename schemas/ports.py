@@ -163,6 +163,12 @@ class PortGroupMetric(Schema):
     expected: Decimal
     delivered: Decimal
     treated: Decimal
+    estimated_kg: Decimal = Field(
+        description="kg of the group's parts whose mass is estimated from the catalog (the"
+        " category's density or unit mass, not weighed): in a group counted in kg, the"
+        " estimated part of `delivered`; in one counted in m³, of the masses that share its"
+        " volume between fates"
+    )
     collection_treatment_rate: Ratio
 
 

@@ -299,6 +299,7 @@ def _port_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
             "expected": None,
             "delivered": None,
             "treated": None,
+            "estimated_kg": None,
             "collection_treatment_rate": {key: headline[key] for key in rate_keys},
         },
         *(

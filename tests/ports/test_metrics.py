@@ -340,3 +340,35 @@ async def test_a_refused_part_counts_in_the_group_of_its_corrected_category(
     port = next(p for p in ports.json()["ports"] if p["port_id"] == world.orgs["port"].id)
     garbage = next(g for g in port["groups"] if g["group"] == "garbage")
     assert garbage["delivered"] == delivered
+
+
+async def test_a_groups_estimated_mass_is_marked_in_the_answer_and_its_file(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """0.5 m³ of plastics not weighed is 25 kg from the catalog's density, beside 30 kg weighed:
+    the garbage group says 25 of its 55 kg are estimated (docs/metrics.md §3: every figure gives
+    the estimated share of its mass), per port, pooled and in the file."""
+    await arrive(client, world, harbour.small)
+    lines = [
+        {"annex_v": "A", "scheme_version": "2018", "volume_m3": "0.5"},
+        {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"},
+    ]
+    made = await deliver(client, world, delivery(harbour, harbour.small, *lines))
+    assert made.status_code == 201, made.text
+    period = {
+        "date_from": (CITY_TODAY - timedelta(days=1)).isoformat(),
+        "date_to": CITY_TODAY.isoformat(),
+    }
+    headers = world.headers("manager")
+    answer = (await client.get("/m/v1/metrics/ports", headers=headers, params=period)).json()
+    port = next(p for p in answer["ports"] if p["port_id"] == world.orgs["port"].id)
+    garbage = next(g for g in port["groups"] if g["group"] == "garbage")
+    assert (garbage["delivered"], garbage["estimated_kg"]) == ("55.000", "25.000")
+    pooled = next(g for g in answer["listed_ports"]["groups"] if g["group"] == "garbage")
+    assert pooled["estimated_kg"] == garbage["estimated_kg"]
+    sheet = await client.get(
+        "/m/v1/metrics/ports", headers=headers, params={**period, "format": "csv"}
+    )
+    rows = list(csv.DictReader(io.StringIO(sheet.text.lstrip("\ufeff"))))
+    assert [r["estimated_kg"] for r in rows if r["figure"] != "headline"][:1] == ["25.000"]
+    assert [r["estimated_kg"] for r in rows if r["figure"] == "headline"] == [""]

@@ -323,7 +323,7 @@ def port_figures(
                 ),
                 Decimal(0),
             )
-            delivered = treated = Decimal(0)
+            delivered = treated = estimated = Decimal(0)
             for line in lines:
                 fact = facts[line.batch_id]
                 if line.port != port or fact.fate in NOT_COUNTED:
@@ -335,6 +335,7 @@ def port_figures(
                 mine = [p for p in every if _in_group(p.category, group.root, parent)]
                 share = sum((p.mass for p in mine), Decimal(0))
                 good = sum((p.mass for p in mine if p.fate in HARMLESS), Decimal(0))
+                estimated += sum((p.mass for p in mine if p.estimated), Decimal(0))
                 if group.unit == "kg":
                     delivered += share
                     treated += good
@@ -350,12 +351,17 @@ def port_figures(
                 given = volume * share / whole
                 delivered += volume if share == whole else given.quantize(m3, ROUND_HALF_UP)
                 treated += (volume * good / whole).quantize(m3, ROUND_HALF_UP)
-            groups[name] = {"expected": expected, "delivered": delivered, "treated": treated}
+            groups[name] = {
+                "expected": expected,
+                "delivered": delivered,
+                "treated": treated,
+                "estimated_kg": estimated,
+            }
         per_port[port] = groups
     pooled = {
         name: {
             key: sum((per_port[p][name][key] for p in ports if ports[p]), Decimal(0))
-            for key in ("expected", "delivered", "treated")
+            for key in ("expected", "delivered", "treated", "estimated_kg")
         }
         for name in GROUPS
     }

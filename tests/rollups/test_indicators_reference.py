@@ -1063,13 +1063,13 @@ async def assert_ports(
         assert port["port_calls"] == want["calls"][port["port_id"]]
         for group in port["groups"]:
             figures = want["ports"][port["port_id"]][group["group"]]
-            for key in ("expected", "delivered", "treated"):
+            for key in ("expected", "delivered", "treated", "estimated_kg"):
                 assert Decimal(group[key]) == figures[key], (port["port_id"], group, key)
             rate = group["collection_treatment_rate"]
             assert_ratio(rate, figures["treated"], figures["expected"])
     for group in got["listed_ports"]["groups"]:
         figures = want["pooled"][group["group"]]
-        for key in ("expected", "delivered", "treated"):
+        for key in ("expected", "delivered", "treated", "estimated_kg"):
             assert Decimal(group[key]) == figures[key], (group, key)
         assert_ratio(group["collection_treatment_rate"], figures["treated"], figures["expected"])
     headline = got["listed_ports"]["headline"]["rate"]

@@ -5,7 +5,7 @@ vessels whose deliveries were recorded."""
 from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from tortoise import connections
 
@@ -21,11 +21,13 @@ from wastetrack.rollups.facts import HARMLESS_FATES, OUTSIDE_COHORT, Fate
 
 
 class GroupTotals(TypedDict):
-    """Garbage or sewage: expected from the port calls, delivered, harmlessly treated."""
+    """Garbage or sewage: expected from the port calls, delivered, harmlessly treated, and the
+    kg of its parts whose mass is estimated (docs/metrics.md §3)."""
 
     expected: Decimal
     delivered: Decimal
     treated: Decimal
+    estimated_kg: Decimal
 
 
 class GroupFigures(GroupTotals):
@@ -85,7 +87,12 @@ class SeaAreaMetrics(TypedDict):
 
 
 def _no_totals() -> GroupTotals:
-    return {"expected": Decimal(0), "delivered": Decimal(0), "treated": Decimal(0)}
+    return {
+        "expected": Decimal(0),
+        "delivered": Decimal(0),
+        "treated": Decimal(0),
+        "estimated_kg": Decimal(0),
+    }
 
 
 # Each delivery line whose batch was tagged in the period and is in a cohort, with the facts
@@ -115,7 +122,8 @@ parts (line_batch, batch_id) AS (
     UNION ALL
     SELECT parts.line_batch, b.id FROM parts JOIN batch b ON b.split_from_id = parts.batch_id
 )
-SELECT line.port_id, line.volume_m3, line.batch_id, f.category_id, f.fate, f.mass_kg
+SELECT line.port_id, line.volume_m3, line.batch_id, f.category_id, f.fate, f.mass_kg,
+       f.estimated
 FROM line JOIN parts ON parts.line_batch = line.batch_id
 JOIN batch_fact f ON f.batch_id = parts.batch_id
 WHERE f.fate <> ALL($4::text[])
@@ -150,8 +158,8 @@ async def _deliveries(port_ids: list[int], date_from: date, date_to: date) -> li
 
 
 async def _lines(port_ids: list[int], date_from: date, date_to: date) -> list[dict[str, Any]]:
-    """Each line as the figures count it: its port, volume and the (category, fate, mass) of
-    each of its parts, the line's own batch first."""
+    """Each line as the figures count it: its port, volume and its parts, the line's own batch
+    first."""
     if not port_ids:
         return []
     rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(
@@ -167,38 +175,48 @@ async def _lines(port_ids: list[int], date_from: date, date_to: date) -> list[di
                 "parts": [],
             },
         )
-        line["parts"].append((row["category_id"], row["fate"], Decimal(row["mass_kg"] or 0)))
+        line["parts"].append(
+            Part(row["category_id"], row["fate"], Decimal(row["mass_kg"] or 0), row["estimated"])
+        )
     return list(lines.values())
 
 
+class Part(NamedTuple):
+    """A part of a delivery line as the figures count it: its batch's fact after
+    corrections."""
+
+    category: str
+    fate: str
+    mass_kg: Decimal
+    estimated: bool
+
+
 def line_amounts(
-    unit: str,
-    volume_m3: Decimal | None,
-    parts: list[tuple[str, str, Decimal]],
-    in_group: Callable[[str], bool],
-) -> tuple[Decimal, Decimal]:
-    """What a line delivered of a group and what of that was treated harmlessly, each part
-    (category, fate, mass) counting in the group of its own category. In kg: the masses of its
-    parts in the group, and of those treated harmlessly. In m³: the line's volume in
-    proportion to the mass of its parts in the group, and to that of those treated harmlessly
-    (to 0.001 m³); a line whose parts have no mass counts whole by its own batch (the first
-    part)."""
-    mine = [(fate, mass) for category, fate, mass in parts if in_group(category)]
-    share = sum((mass for _, mass in mine), Decimal(0))
-    harmless = sum((mass for fate, mass in mine if fate in HARMLESS_FATES), Decimal(0))
+    unit: str, volume_m3: Decimal | None, parts: list[Part], in_group: Callable[[str], bool]
+) -> tuple[Decimal, Decimal, Decimal]:
+    """What a line delivered of a group, what of that was treated harmlessly, and the kg of
+    its parts in the group whose mass is estimated; each part counts in the group of its own
+    category. In kg: the masses of its parts in the group, and of those treated harmlessly.
+    In m³: the line's volume in proportion to the mass of its parts in the group, and to that
+    of those treated harmlessly (to 0.001 m³); a line whose parts have no mass counts whole by
+    its own batch (the first part)."""
+    mine = [part for part in parts if in_group(part.category)]
+    share = sum((part.mass_kg for part in mine), Decimal(0))
+    harmless = sum((p.mass_kg for p in mine if p.fate in HARMLESS_FATES), Decimal(0))
+    estimated = sum((part.mass_kg for part in mine if part.estimated), Decimal(0))
     if unit == "kg":
-        return share, harmless
+        return share, harmless, estimated
     volume = Decimal(volume_m3 or 0)
-    total = sum((mass for _, _, mass in parts), Decimal(0))
+    total = sum((part.mass_kg for part in parts), Decimal(0))
     if total == 0:
-        category, fate, _ = parts[0]
-        if not in_group(category):
-            return Decimal(0), Decimal(0)
-        return volume, volume if fate in HARMLESS_FATES else Decimal(0)
+        own = parts[0]
+        if not in_group(own.category):
+            return Decimal(0), Decimal(0), Decimal(0)
+        return volume, volume if own.fate in HARMLESS_FATES else Decimal(0), Decimal(0)
     if share == 0:  # no part of it in the group
-        return Decimal(0), Decimal(0)
+        return Decimal(0), Decimal(0), Decimal(0)
     given = volume if share == total else (volume * share / total).quantize(M3, ROUND_HALF_UP)
-    return given, (volume * harmless / total).quantize(M3, ROUND_HALF_UP)
+    return given, (volume * harmless / total).quantize(M3, ROUND_HALF_UP), estimated
 
 
 def _member_of(snap: catalog.CatalogSnapshot, roots: list[str]) -> Callable[[str], bool]:
@@ -254,21 +272,23 @@ async def port_metrics(
                 ),
                 Decimal(0),
             )
-            delivered = treated = Decimal(0)
+            delivered = treated = estimated = Decimal(0)
             in_group = _member_of(snap, group["categories"])
             for line in lines:
                 if line["port_id"] != port.id:
                     continue
-                given, good = line_amounts(
+                given, good, guessed = line_amounts(
                     group["unit"], line["volume_m3"], line["parts"], in_group
                 )
                 delivered += given
                 treated += good
+                estimated += guessed
             if listed:
                 total = pooled.setdefault(name, _no_totals())
                 total["expected"] += expected
                 total["delivered"] += delivered
                 total["treated"] += treated
+                total["estimated_kg"] += estimated
             groups.append(
                 {
                     "group": name,
@@ -276,6 +296,7 @@ async def port_metrics(
                     "expected": expected,
                     "delivered": delivered,
                     "treated": treated,
+                    "estimated_kg": estimated,
                     "collection_treatment_rate": _group_rate(treated, expected, group["unit"]),
                 }
             )
