@@ -4,13 +4,14 @@ kg (docs/streams/pesticide.md, as docs/registers.md for every register)."""
 
 import csv
 import io
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 import openpyxl
 
 from tests.custody.helpers import post_event
-from tests.factories import CITY_TODAY, World, event
+from tests.factories import CITY_TODAY, CITY_ZONE, World, event
 from tests.pesticide.test_take_back import BOTTLES_AND_DRUMS, a_return, points, post, send
 
 __all__ = ["points"]  # the fixture used here
@@ -18,9 +19,12 @@ __all__ = ["points"]  # the fixture used here
 DAY = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
 
 
-async def consignment_rows(client: httpx.AsyncClient, world: World, who: str) -> list[dict]:
+async def consignment_rows(
+    client: httpx.AsyncClient, world: World, who: str, day: date | None = None
+) -> list[dict]:
+    period = DAY if day is None else {"date_from": day.isoformat(), "date_to": day.isoformat()}
     response = await client.get(
-        "/m/v1/pesticide/ledger.csv", params=DAY, headers=world.headers(who)
+        "/m/v1/pesticide/ledger.csv", params=period, headers=world.headers(who)
     )
     assert response.status_code == 200, response.text
     rows = csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
@@ -104,3 +108,32 @@ async def test_a_consignment_refused_at_the_gate_says_so_in_the_ledger(
         "agri.plastic_bottle": "in_progress",
         "agri.drum": "rejected",
     }
+
+
+async def test_a_consignment_batch_is_on_the_day_of_its_corrected_tagging(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """The point records today a consignment it sent two days ago and corrects its bottles'
+    tagging time: the ledger puts their row on that day, as the incoming register and the
+    cohorts do; the drums, not corrected, stay today (first written by an independent
+    review)."""
+    sent = await send(client, points, *BOTTLES_AND_DRUMS)
+    assert sent.status_code == 201, sent.text
+    bottles, drums = (line["batch_code"] for line in sent.json()["lines"])
+    history = await client.get(f"/m/v1/batches/{bottles}/events", headers=points.headers("station"))
+    true_time = datetime.now(UTC) - timedelta(days=2)
+    fix = event("corrected", bottles, minutes=5, corrects=history.json()[0]["id"])
+    fix |= {"event_time": true_time.isoformat(), "reason": "sent two days ago"}
+    assert (await post_event(client, points, "station", fix)).status_code == 201
+    true_day = true_time.astimezone(CITY_ZONE).date()
+    today = datetime.now(UTC).astimezone(CITY_ZONE).date()
+    incoming = await client.get(
+        "/m/v1/registers/incoming",
+        params={"date_from": true_day.isoformat(), "date_to": true_day.isoformat()},
+        headers=points.headers("station"),
+    )
+    assert [b["code"] for b in incoming.json()] == [bottles]
+    for day, codes in ((true_day, [bottles]), (today, [drums])):
+        rows = await consignment_rows(client, points, "station", day)
+        assert [r["日期 date"] for r in rows] == [day.isoformat()] * len(codes)
+        assert [r["去向 destination"].split("(")[-1].rstrip(")") for r in rows] == codes

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar
 
+from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.functions import Sum
 from tortoise.queryset import QuerySet
@@ -424,27 +425,34 @@ def _returns(
     )
 
 
+# The consignments with a batch tagged in [$1, $2) after corrections (a consignment's batch is
+# tagged when it is sent, unless a correction gave the true time), and those batches' codes.
+_CONSIGNED_BATCHES = """
+SELECT c.id, b.code FROM consignment c
+CROSS JOIN LATERAL jsonb_array_elements(c.lines) line
+JOIN batch b ON b.code = line->>'batch_code'
+WHERE b.tagged_at >= $1 AND b.tagged_at < $2
+"""
+
+
 async def ledger(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> tuple[list[str], list[list[Any]]]:
     """The 台账: every return and consignment in the period, a row per material. A
-    consignment's rows are its batches as every register reads them (docs/registers.md): a
-    batch cancelled since is in none, and each shows its material after corrections and its
-    one mass (docs/metrics.md §3). Masses, counts and points are numbers a spreadsheet sums."""
+    consignment's rows are its batches as every register reads them (docs/registers.md): on
+    the day of their tagging after corrections, a batch cancelled since in none, each with its
+    material after corrections and its one mass (docs/metrics.md §3). Masses, counts and
+    points are numbers a spreadsheet sums."""
     returns = await _returns(principal, date_from, date_to, timezone).prefetch_related(
         "farmer", "point"
     )
     start, end = period_bounds(date_from, date_to, timezone)
+    tagged = await connections.get("default").execute_query_dict(_CONSIGNED_BATCHES, [start, end])
     sent = await Consignment.filter(
-        _point_scope(principal, "point"),
-        sent_at__gte=start,
-        sent_at__lt=end,
+        _point_scope(principal, "point"), id__in={row["id"] for row in tagged}
     ).prefetch_related("destination", "point")
     batches = {
-        batch.code: batch
-        for batch in await Batch.filter(
-            code__in=[line["batch_code"] for consignment in sent for line in consignment.lines]
-        )
+        batch.code: batch for batch in await Batch.filter(code__in=[row["code"] for row in tagged])
     }
     facts = {
         fact.batch_id: fact
@@ -473,15 +481,15 @@ async def ledger(
             )
     for consignment in sent:
         for line in consignment.lines:
-            batch = batches[str(line["batch_code"])]
-            if batch.state == State.cancelled:
-                continue
+            batch = batches.get(str(line["batch_code"]))
+            if batch is None or batch.state == State.cancelled:
+                continue  # tagged on another day, or cancelled
             fact = facts.get(batch.id)
             rows.append(
                 (
-                    consignment.sent_at,
+                    batch.tagged_at,
                     [
-                        local_date(consignment.sent_at, timezone).isoformat(),
+                        local_date(batch.tagged_at, timezone).isoformat(),
                         "consignment",
                         consignment.point.name,
                         batch.category_id,
