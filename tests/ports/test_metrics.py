@@ -277,10 +277,65 @@ async def test_the_spreadsheet_has_the_headline_first_and_every_row_names_its_pe
     )
 
 
+async def port_groups(client: httpx.AsyncClient, world: World) -> dict[str, dict]:
+    """The port's groups over yesterday and today, by name."""
+    period = {
+        "date_from": (CITY_TODAY - timedelta(days=1)).isoformat(),
+        "date_to": CITY_TODAY.isoformat(),
+    }
+    ports = await client.get("/m/v1/metrics/ports", headers=world.headers("manager"), params=period)
+    port = next(p for p in ports.json()["ports"] if p["port_id"] == world.orgs["port"].id)
+    return {group["group"]: group for group in port["groups"]}
+
+
+async def recategorise_refused_part(
+    client: httpx.AsyncClient, world: World, harbour: Harbour, line: dict, category: str
+) -> httpx.Response:
+    """A line of 100 kg delivered, 60 kg of it accepted; the manager corrects the category of
+    the 40 kg refused. The correction's answer."""
+    await registry.add_licence(
+        organization_id=world.orgs["plant"].id, category_key="marine.oily", method_codes=["R1"]
+    )
+    await arrive(client, world, harbour.small)
+    made = await deliver(client, world, delivery(harbour, harbour.small, line))
+    assert made.status_code == 201, made.text
+    code = made.json()["lines"][0]["batch_code"]
+    plant = world.orgs["plant"].id
+    received = event(
+        "received",
+        code,
+        minutes=30,
+        outcome="partially_accepted",
+        weight_kg="60",
+        reason="other waste mixed in",
+    )
+    for who, step in (
+        ("port", event("in_transit", code, minutes=5, destination_organization_id=plant)),
+        ("plant", received),
+    ):
+        assert (await post_event(client, world, who, step)).status_code == 201
+    remainder = await Batch.get(split_from__code=code)
+    history = await client.get(
+        f"/m/v1/batches/{remainder.code}/events", headers=world.headers("manager")
+    )
+    fix = event(
+        "corrected",
+        remainder.code,
+        minutes=40,
+        corrects=history.json()[0]["id"],
+        category=category,
+        reason="the part refused is other waste",
+    )
+    return await post_event(client, world, "manager", fix)
+
+
+GARBAGE_KG = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "100"}
+
+
 @pytest.mark.parametrize(
     ("line", "corrected_to", "delivered"),
     [
-        ({"annex_v": "A", "scheme_version": "2018", "mass_kg": "100"}, "marine.oily", "60.000"),
+        (GARBAGE_KG, "marine.oily", "60.000"),
         ({"category": "marine.oily", "mass_kg": "100"}, "marpol2018.A", "40.000"),
     ],
     ids=["out-of-garbage", "into-garbage"],
@@ -296,50 +351,32 @@ async def test_a_refused_part_counts_in_the_group_of_its_corrected_category(
     """100 kg delivered, 60 kg accepted: the 40 kg refused, corrected into another category,
     is that category's waste in the port figures as in the cohorts (docs/metrics.md §6: each
     part by its own fate, a line as its batch after corrections)."""
-    await registry.add_licence(
-        organization_id=world.orgs["plant"].id, category_key="marine.oily", method_codes=["R1"]
-    )
-    await arrive(client, world, harbour.small)
-    made = await deliver(client, world, delivery(harbour, harbour.small, line))
-    assert made.status_code == 201, made.text
-    code = made.json()["lines"][0]["batch_code"]
-    plant = world.orgs["plant"].id
-    for who, step in (
-        ("port", event("in_transit", code, minutes=5, destination_organization_id=plant)),
-        (
-            "plant",
-            event(
-                "received",
-                code,
-                minutes=30,
-                outcome="partially_accepted",
-                weight_kg="60",
-                reason="other waste mixed in",
-            ),
-        ),
-    ):
-        assert (await post_event(client, world, who, step)).status_code == 201
-    remainder = await Batch.get(split_from__code=code)
-    history = await client.get(
-        f"/m/v1/batches/{remainder.code}/events", headers=world.headers("manager")
-    )
-    fix = event(
-        "corrected",
-        remainder.code,
-        minutes=40,
-        corrects=history.json()[0]["id"],
-        category=corrected_to,
-        reason="the part refused is other waste",
-    )
-    assert (await post_event(client, world, "manager", fix)).status_code == 201
-    period = {
-        "date_from": (CITY_TODAY - timedelta(days=1)).isoformat(),
-        "date_to": CITY_TODAY.isoformat(),
-    }
-    ports = await client.get("/m/v1/metrics/ports", headers=world.headers("manager"), params=period)
-    port = next(p for p in ports.json()["ports"] if p["port_id"] == world.orgs["port"].id)
-    garbage = next(g for g in port["groups"] if g["group"] == "garbage")
-    assert garbage["delivered"] == delivered
+    answer = await recategorise_refused_part(client, world, harbour, line, corrected_to)
+    assert answer.status_code == 201, answer.text
+    assert (await port_groups(client, world))["garbage"]["delivered"] == delivered
+
+
+async def test_a_refused_part_goes_into_sewage_only_when_its_line_measured_m3(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """Sewage is counted in m³, a refused part by its share of its line's volume: the part of a
+    line that measured none would count as nothing, so the correction is refused, as it is for
+    the line itself (first written by an independent review); with the line's 0.2 m³
+    measured, it counts its share."""
+    refused = await recategorise_refused_part(client, world, harbour, GARBAGE_KG, "marine.sewage")
+    assert (refused.status_code, refused.json()["field"]) == (422, "category"), refused.text
+    groups = await port_groups(client, world)
+    assert (groups["garbage"]["delivered"], groups["sewage"]["delivered"]) == ("100.000", "0")
+
+
+async def test_a_refused_part_of_a_line_with_its_m3_counts_its_share_in_sewage(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    line = {**GARBAGE_KG, "volume_m3": "0.2"}
+    answer = await recategorise_refused_part(client, world, harbour, line, "marine.sewage")
+    assert answer.status_code == 201, answer.text
+    groups = await port_groups(client, world)
+    assert (groups["garbage"]["delivered"], groups["sewage"]["delivered"]) == ("60.000", "0.080")
 
 
 async def test_a_groups_estimated_mass_is_marked_in_the_answer_and_its_file(

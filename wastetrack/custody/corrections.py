@@ -402,6 +402,7 @@ async def _correct_tagging(
     if "category" in changed or "unit" in changed:
         await delivery_lines.check_corrected_line(
             batch_id=batch.id,
+            split_from_id=batch.split_from_id,
             category=category_id,
             unit=Unit(unit),
             field="category" if "category" in changed else "unit",
