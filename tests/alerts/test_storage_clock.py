@@ -17,7 +17,6 @@ from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
-from wastetrack.batches.models import Batch
 from wastetrack.catalog.models import WasteCategory
 from wastetrack.registers import service as registers
 from wastetrack.registers.movements import Scope
@@ -319,61 +318,3 @@ async def test_an_open_storage_alert_of_the_release_before_is_rewritten_in_place
         (old.id, old.subject),
     ]
     assert all(a.acknowledged_at is not None and "cleared_at" not in a.details for a in after[:2])
-
-
-async def test_an_empty_boxs_alert_filled_before_the_upgrade_does_not_stand_for_its_waste(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    """An empty box's alert of the release before (its clock the box's own tagging),
-    acknowledged; the box is filled with an overdue needle before the upgrade. Migration 0060
-    names the alert after the box's waste, and 0061 clears it (it never measured the waste),
-    so the waste raises an alert of its own, unacknowledged (first written by an independent
-    review)."""
-    scripts = [
-        importlib.import_module(f"migrations.{name}")
-        for name in ("0060_storage_alert_subjects", "0061_storage_alert_clock_kind")
-    ]
-    needle = await tag_bag(client, world, category="med.sharps", device_time=at(0))
-    box = await tag_bag(client, world, category="med.sharps", device_time=at(1))
-    now = START + 50 * HOUR
-    empty = await Alert.create(
-        kind=alerts.OVERDUE_STORAGE,
-        subject=f"{box['code']}:{int((START + HOUR).timestamp())}",
-        batch_id=(await Batch.get(code=box["code"])).id,
-        organization_id=world.orgs["clinic"].id,
-        region_path=world.principals["clinic"].region_path,
-        raised_at=now - HOUR,
-        due_at=START + HOUR + LIMIT,
-        details={"code": box["code"], "since": (START + HOUR).isoformat()},
-        acknowledged_at=now - HOUR,
-    )
-    packed = event("aggregated", box["code"], device_time=at(49.5), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
-    await connections.get("default").execute_script(scripts[0].REWRITE)
-    await connections.get("default").execute_script(scripts[1].CLEAR)
-    await empty.refresh_from_db()
-    assert "cleared_at" in empty.details and empty.acknowledged_at == now - HOUR
-    standing = [a for a in await overdue(now) if "cleared_at" not in a.details]
-    assert [(a.subject, a.acknowledged_at) for a in standing] == [
-        (subject(box, contents=True), None)
-    ]
-    assert datetime.fromisoformat(standing[0].details["since"]) == START
-
-
-async def test_the_clearing_after_the_upgrade_leaves_alerts_that_measured_their_clock(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    """0061 clears only an alert whose `since` is of the other clock: a bag's and a filled
-    box's alerts, as the rule writes them, stand."""
-    clear = importlib.import_module("migrations.0061_storage_alert_clock_kind").CLEAR
-    await tag_bag(client, world, device_time=at(0))
-    needle = await tag_bag(client, world, category="med.sharps", device_time=at(1))
-    box = await tag_bag(client, world, category="med.sharps", device_time=at(2))
-    packed = event("aggregated", box["code"], device_time=at(3), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
-    written = await overdue(START + LIMIT + 4 * HOUR)
-    assert len(written) == 2
-    await connections.get("default").execute_script(clear)
-    assert [a.details for a in await Alert.filter(kind=alerts.OVERDUE_STORAGE).order_by("id")] == [
-        a.details for a in written
-    ]
