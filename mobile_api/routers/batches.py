@@ -17,14 +17,14 @@ from mobile_api.deps import (
 )
 from mobile_api.media import PDF, PNG, binary
 from mobile_api.presenters import NEXT_PAGE, batch_read, berth_read, resent
-from schemas.base import Scanned, Text
+from schemas.base import Scanned
 from schemas.batches import BatchCreate, BatchPage, BatchRead, LabelIssue, LabelRead, ScanRead
 from schemas.events import ChainVerification, EventCreate, EventRead
 from schemas.registry import SiteRead
 from wastetrack.batches import service as batches
 from wastetrack.core.errors import DomainError, ValidationFailed
 from wastetrack.custody import chain, posts
-from wastetrack.custody.rules import EventType
+from wastetrack.custody.rules import EventType, State
 from wastetrack.scan import service as scanning
 
 router = APIRouter(prefix="/m/v1", tags=["batches"])
@@ -106,7 +106,7 @@ async def list_batches(
     user: CurrentUser,
     settings: AppSettings,
     paged: Paging,
-    state: Annotated[Text | None, Query(max_length=24)] = None,
+    state: Annotated[State | None, Query(description="only batches in this state")] = None,
 ) -> BatchPage:
     """The user's batches, newest first; pass next_cursor (the `Link` header's) to get the
     next page."""

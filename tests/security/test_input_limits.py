@@ -172,8 +172,14 @@ async def test_a_batch_list_names_a_bad_state_or_a_forged_cursor(
     client: httpx.AsyncClient, world: World
 ) -> None:
     headers = world.headers("clinic")
-    state = await client.get("/m/v1/batches", params={"state": "a\x00b"}, headers=headers)
-    assert state.status_code == 422 and state.json()["field"] == "state"
+    # The states are a closed list: a misspelt one is refused, not an empty page (a manager
+    # would read it as no such batches; first written by an independent review).
+    for bad in ("a\x00b", "bogus", "Tagged", "handed-over", "x" * 5000):
+        state = await client.get("/m/v1/batches", params={"state": bad}, headers=headers)
+        assert state.status_code == 422 and state.json()["field"] == "state", (bad, state.text)
+    assert (
+        await client.get("/m/v1/batches", params={"state": "tagged"}, headers=headers)
+    ).is_success
     for forged_cursor in (
         "2026-01-01T00:00:00+00:00|99999999999",  # an id beyond int32
         "0001-01-01T00:00:00+14:00|5",  # a time before year 1 in UTC
