@@ -1,9 +1,12 @@
 """A user's role fits its organization's kind, and administrators cannot lock everyone out."""
 
+import asyncio
+
 import httpx
 import pytest
 
 from tests.factories import PASSWORD, World, make_user
+from wastetrack.audit.models import AuditEntry
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
 from wastetrack.core.errors import ValidationFailed
@@ -125,3 +128,27 @@ async def test_the_command_line_may_deactivate_the_last_administrator(world: Wor
     loopback) can always create another with `wastetrack user create`."""
     user = await auth.deactivate_user(user_id=world.users["admin"].id)
     assert not user.is_active
+
+
+async def test_a_user_deactivated_again_is_audited_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Deactivated twice in a row and twice at once: one change, one audit entry (the audit
+    records changes; the second request changes nothing; first written by an independent
+    review)."""
+    for who in ("collector", "carrier"):
+        url = f"/admin/v1/users/{world.users[who].id}/deactivate"
+        if who == "collector":
+            answers = [await client.post(url, headers=world.headers("admin")) for _ in range(2)]
+        else:
+            answers = list(
+                await asyncio.gather(
+                    *(client.post(url, headers=world.headers("admin")) for _ in range(2))
+                )
+            )
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        assert all(a.json()["is_active"] is False for a in answers)
+    entries = await AuditEntry.filter(action="user.deactivated").values_list(
+        "subject_id", flat=True
+    )
+    assert sorted(entries) == sorted(str(world.users[who].id) for who in ("collector", "carrier"))

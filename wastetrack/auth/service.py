@@ -302,17 +302,26 @@ async def deactivate_user(*, user_id: int, acting_user_id: int | None = None) ->
     to manage accounts. Active administrators are locked while counted, so two deactivating
     each other at once cannot both succeed. The command line acts as nobody and may (the
     operator at the machine can always `wastetrack user create` another administrator, and
-    deactivates the demo's before serving beyond loopback)."""
+    deactivates the demo's before serving beyond loopback). A user deactivated already is
+    answered as it stands."""
     acting = acting_user_id if acting_user_id is not None else audit.current_actor().user_id
     if acting == user_id:
         raise Conflict(
             f"user {user_id} is you: another administrator deactivates you", field="user_id"
         )
     async with in_transaction():
-        user = await User.get_or_none(id=user_id).prefetch_related("organization__region")
+        # Locked: two deactivations at once deactivate, and audit, once.
+        user = (
+            await User.filter(id=user_id)
+            .select_for_update()
+            .prefetch_related("organization__region")
+            .first()
+        )
         if user is None:
             raise NotFound("no such user", field="user_id")
-        if acting is not None and user.is_active and user.role == Role.admin:
+        if not user.is_active:
+            return user  # deactivated already: nothing changes, and nothing is audited
+        if acting is not None and user.role == Role.admin:
             admins = await (
                 User.filter(role=Role.admin, is_active=True).order_by("id").select_for_update()
             )
