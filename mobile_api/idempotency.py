@@ -9,6 +9,8 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
+from tempfile import SpooledTemporaryFile
 
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import UploadFile
@@ -57,23 +59,24 @@ class Idempotency:
             await self.app(scope, receive, send)
             return
         owner, principal = found
-        body = await _whole_body(receive)
+        body = await _spooled_body(receive)
         if body is None:  # cut off (the client left, or the body cap stopped it): no claim
             return
-        fingerprint = await _fingerprint(scope, body)
-        kept = await idempotency.claim(owner=owner, key=key, fingerprint=fingerprint)
-        if kept is not None:
-            if principal.api_key_id is not None:
-                # A resend is a request of the key's, whatever answers it: the route counts a
-                # first request, the key's rate limit this one.
-                try:
-                    await apikeys.count_use(principal, self.settings)
-                except DomainError as error:
-                    await problem_of(error)(scope, receive, send)
-                    return
-            await _answer_kept(kept, fingerprint, scope, receive, send)
-            return
-        await self._first(scope, _replay(body, receive), send, owner=owner, key=key)
+        with body:
+            fingerprint = await _fingerprint(scope, body)
+            kept = await idempotency.claim(owner=owner, key=key, fingerprint=fingerprint)
+            if kept is not None:
+                if principal.api_key_id is not None:
+                    # A resend is a request of the key's, whatever answers it: the route
+                    # counts a first request, the key's rate limit this one.
+                    try:
+                        await apikeys.count_use(principal, self.settings)
+                    except DomainError as error:
+                        await problem_of(error)(scope, receive, send)
+                        return
+                await _answer_kept(kept, fingerprint, scope, receive, send)
+                return
+            await self._first(scope, _replay(body, receive), send, owner=owner, key=key)
 
     async def _owner(self, authorization: bytes | None) -> tuple[str, Principal] | None:
         """Whose key it is, and who: a user (from a valid access token) or a live API key.
@@ -173,28 +176,29 @@ async def _hold(answered: asyncio.Event, *, owner: str, key: str) -> None:
             log.warning("renewing an idempotency claim failed", exc_info=True)
 
 
-async def _fingerprint(scope: Scope, body: bytes) -> str:
+async def _fingerprint(scope: Scope, body: SpooledTemporaryFile[bytes]) -> str:
     """The request a key names: its method, path, query and content. A multipart body's
     content is its parts as the route reads them, not its bytes: a resend is framed by a new
     random boundary."""
-    content = body
+    digest = hashlib.sha256(
+        b"\n".join([scope["method"].encode(), scope["path"].encode(), scope["query_string"], b""])
+    )
     media = (_first_header(scope, b"content-type") or b"").partition(b";")[0].strip().lower()
-    if media == b"multipart/form-data":
-        content = await _parts(scope, body) or body
-    request = [scope["method"].encode(), scope["path"].encode(), scope["query_string"], content]
-    return hashlib.sha256(b"\n".join(request)).hexdigest()
+    parts = await _parts(scope, body) if media == b"multipart/form-data" else None
+    if parts is not None:
+        digest.update(parts)
+    else:
+        async for chunk in _chunks(body):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-async def _parts(scope: Scope, body: bytes) -> bytes | None:
+async def _parts(scope: Scope, body: SpooledTemporaryFile[bytes]) -> bytes | None:
     """Each part of a multipart body, in order, as Starlette's parser reads it for the route:
     a field's name and value, a file's name, filename, type and SHA-256. None when the body
     does not parse; the route refuses it, and its bytes name it."""
-
-    async def once() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
     try:
-        form = await Request(scope, once).form()
+        form = await Request(scope, _streamed(body, None)).form()
     except Exception:  # MultiPartException, or a malformed header python-multipart rejects
         return None
     parts: list[list[str | None]] = []
@@ -240,30 +244,64 @@ def _refusal(code: str) -> Response:
     return problem(status=status, title=title, detail=f"{FIELD} {rule}", code=code, field=FIELD)
 
 
-async def _whole_body(receive: Receive) -> bytes | None:
-    """The request's body, or None when it was cut off before its end."""
-    chunks = []
+_IN_MEMORY = 1 << 20
+"""A body is read whole before its key is claimed: up to this many bytes in memory, the rest of
+a larger one (a photo) spooled to disk, so uploads sent at once do not hold their bytes."""
+_CHUNK = 1 << 16
+
+
+async def _spooled_body(receive: Receive) -> SpooledTemporaryFile[bytes] | None:
+    """The request's body, read to its end into a spool, or None when it was cut off."""
+    spool: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(max_size=_IN_MEMORY)
     while True:
         message = await receive()
         if message["type"] != "http.request":
+            spool.close()
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        if spool.tell() + len(chunk) > _IN_MEMORY:
+            await asyncio.to_thread(spool.write, chunk)  # on disk: off the event loop
+        else:
+            spool.write(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return spool
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+async def _chunks(body: SpooledTemporaryFile[bytes]) -> AsyncIterator[bytes]:
+    """The spooled body from its start, a chunk at a time (read off the event loop once it
+    is on disk)."""
+    on_disk = body.seek(0, 2) > _IN_MEMORY
+    body.seek(0)
+    while chunk := await asyncio.to_thread(body.read, _CHUNK) if on_disk else body.read(_CHUNK):
+        yield chunk
+
+
+def _streamed(body: SpooledTemporaryFile[bytes], then: Receive | None) -> Receive:
+    """The spooled body as a request's messages, then whatever the client sends next (a
+    disconnect) when `then` is given."""
+    chunks: AsyncIterator[bytes] | None = None
+    ahead: bytes | None = None
+    done = False
+
+    async def receive() -> Message:
+        nonlocal chunks, ahead, done
+        if done:
+            if then is None:
+                return {"type": "http.disconnect"}
+            return await then()
+        if chunks is None:
+            chunks = _chunks(body)
+            ahead = await anext(chunks, b"")
+        current, ahead = ahead or b"", await anext(chunks, None)
+        done = ahead is None
+        return {"type": "http.request", "body": current, "more_body": not done}
+
+    return receive
+
+
+def _replay(body: SpooledTemporaryFile[bytes], receive: Receive) -> Receive:
     """The body read already, then whatever the client sends next (a disconnect)."""
-    given = False
-
-    async def again() -> Message:
-        nonlocal given
-        if given:
-            return await receive()
-        given = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return again
+    return _streamed(body, receive)
 
 
 async def _answer_kept(
