@@ -1,6 +1,6 @@
 // The mobile API as the app calls it: OAuth2 password login, the access token on every call,
 // refreshed silently with the one-use refresh token when it has expired.
-import { getKv, replaceTokens, setKv } from './store.js';
+import { forgetAnother, getKv, replaceTokens, setKv } from './store.js';
 
 export class Offline extends Error {}
 
@@ -49,6 +49,7 @@ function profileOf(tokens) {
 
 async function keep(tokens) {
   const profile = profileOf(tokens);
+  await forgetAnother(profile.user_id);
   await setKv('tokens', { access: tokens.access_token, refresh: tokens.refresh_token });
   await setKv('profile', profile);
   return profile;

@@ -52,6 +52,17 @@ export async function replaceTokens(sent, tokens, profile) {
   return kept;
 }
 
+// What the phone kept for the user before — scans, reference lists, their profile — once
+// another user logs in after that login ended without a log-out (revoked, or expired): only the
+// queue, each record its recorder's, and its photos stay, as at a log-out.
+export async function forgetAnother(userId) {
+  const database = await db();
+  const before = await database.get('kv', 'profile');
+  if (!before || before.user_id === userId) return;
+  const tx = database.transaction(['kv', 'ref'], 'readwrite');
+  await Promise.all([tx.objectStore('kv').clear(), tx.objectStore('ref').clear(), tx.done]);
+}
+
 export async function getRef(name) { return (await db()).get('ref', name); }
 export async function setRef(name, value) { return (await db()).put('ref', value, name); }
 

@@ -1,0 +1,125 @@
+"""A shared phone after a login that ended without a log-out (revoked, or expired offline):
+the next user to log in is not shown what the phone kept for the one before — their scans,
+the actions those offered, their reference lists (docs/app.md, Offline). First written by an
+independent review."""
+
+import time
+from typing import Any
+
+import httpx
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+
+from tests.app.test_phone_app import (
+    _clinic_bag,
+    _headers,
+    _look_up,
+    _network,
+    _visible,
+    _wait,
+    browser,
+    env,
+    round_data,
+    served,
+    small_world,
+)
+from tests.factories import PASSWORD
+
+__all__ = ["browser", "env", "round_data", "served", "small_world"]
+
+
+def _login_as(browser: webdriver.Chrome, username: str) -> None:
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    typed = browser.find_element(By.ID, "username")
+    typed.clear()
+    typed.send_keys(username)
+    browser.find_element(By.ID, "password").clear()
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _wait(browser, lambda b: b.find_element(By.ID, "who").text == username)
+
+
+END_LOGIN = """
+const [done] = arguments;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const t = await s.getKv('tokens');
+  // A manager revokes the login on the server (here: the login's own revocation, RFC 7009).
+  await fetch('/m/v1/auth/logout', {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({refresh_token: t.refresh})});
+  await s.setKv('tokens', {...t, access: 'expired-access-token'});
+  const answer = await a.call('/m/v1/vehicles').then(
+    () => 'answered', (e) => `refused ${e.status}`);
+  done(answer);
+});
+"""
+
+REF = """
+const [name, done] = arguments;
+import('/static/app/store.js').then(async s => done(await s.getRef(name)));
+"""
+
+
+def test_an_ended_login_leaves_no_cached_scan_for_the_next_user(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md (Scan and record): another organization's label/batch is, "to anyone else
+    ... unknown, as a code never printed". A shared phone whose login ended (revoked, or
+    expired offline): the next user who logs in, offline, is shown the previous user's cached
+    scan of a batch the server refuses to show them."""
+    bag = _clinic_bag(served, round_data["carrier"], "2.5")
+    # The server itself says the bag is unknown to the other clinic's user.
+    other = httpx.get(
+        f"{served}/m/v1/scan", params={"qr": bag}, headers=_headers(served, "other_clinic")
+    )
+    assert other.status_code == 404, other.text
+    browser.get(f"{served}/app/")
+    _login_as(browser, "clinic")
+    _look_up(browser, bag)  # online: the answer is kept for offline use
+    assert "Infectious" in browser.find_element(By.ID, "summary").text
+    browser.find_element(By.ID, "back").click()
+    assert browser.execute_async_script(END_LOGIN) == "refused 401"
+    _wait(browser, lambda b: "登录已失效" in b.find_element(By.ID, "login-error").text)
+    _login_as(browser, "other_clinic")
+    _network(browser, offline=True)
+    try:
+        _wait(browser, lambda b: "离线" in b.find_element(By.ID, "net").text)
+        _look_up(browser, bag)
+        summary = browser.find_element(By.ID, "summary").text
+        actions = [
+            b.get_attribute("data-action")
+            for b in browser.find_elements(By.CSS_SELECTOR, "#actions button")
+        ]
+    finally:
+        _network(browser, offline=False)
+    assert "Infectious" not in summary and "2.5" not in summary, (summary, actions)
+
+
+def _switch(browser: webdriver.Chrome, served: str, username: str) -> None:
+    browser.get(f"{served}/app/")
+    _wait(browser, lambda b: _visible(b, "login-view") or _visible(b, "scan-view"))
+    if _visible(browser, "scan-view"):
+        if browser.find_element(By.ID, "who").text == username:
+            return
+        browser.find_element(By.ID, "logout").click()
+        try:
+            _wait(browser, lambda b: b.switch_to.alert, timeout=2).accept()
+        except Exception:
+            pass
+    _login_as(browser, username)
+
+
+def test_an_ended_login_leaves_no_reference_lists_for_the_next_user(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """The manager's organizations list (fetched for managers only) stays on the phone after the
+    manager's login ended, and is what the next user's forms offer."""
+    _switch(browser, served, "manager")
+    _wait(browser, lambda b: (b.execute_async_script(REF, "organizations") or {}).get("items"))
+    assert browser.execute_async_script(END_LOGIN) == "refused 401"
+    _wait(browser, lambda b: "登录已失效" in b.find_element(By.ID, "login-error").text)
+    _login_as(browser, "other_clinic")
+    time.sleep(3)  # the reference data is refreshed for the new user
+    kept = browser.execute_async_script(REF, "organizations")
+    names = [o["name"] for o in (kept or {}).get("items", [])]
+    assert names == [], names
