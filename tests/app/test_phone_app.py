@@ -2513,6 +2513,32 @@ def test_a_corrected_number_is_read_as_the_forms_read_it(
     assert (entry["status"], entry["body"]["quality"]) == ("rejected", pickup["quality"])
     browser.execute_async_script(DROP, [pickup["client_event_id"]])
 
+    # An id kept as a number is read as typed too: `0x10` is not 16, nor `1e1` 10 (first
+    # written by an independent review).
+    sent_on = {
+        "client_event_id": str(uuid.uuid4()),
+        "event_type": "in_transit",
+        "batch": bag,
+        "device_time": _now(),
+        "destination_organization_id": 999999,
+    }
+    _correct(browser, sent_on, "destination_organization_id")
+    typed_id = _find(browser, "#f-edit-destination_organization_id")
+    for typed in ("0x10", "1e1", "Infinity"):
+        typed_id.clear()
+        typed_id.send_keys(typed)
+        browser.find_element(By.ID, "resend").click()
+        _wait(browser, lambda b, t=typed: t in b.find_element(By.ID, "edit-error").text)
+        error = browser.find_element(By.ID, "edit-error").text
+        assert "destination_organization_id" in error, error
+        (entry,) = [
+            e
+            for e in browser.execute_async_script(QUEUE)
+            if e["client_event_id"] == sent_on["client_event_id"]
+        ]
+        assert entry["body"]["destination_organization_id"] == 999999
+    browser.execute_async_script(DROP, [sent_on["client_event_id"]])
+
 
 def test_a_rounds_load_left_without_a_quantity_is_refused(
     served: str, browser: webdriver.Chrome

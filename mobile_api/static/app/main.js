@@ -1018,9 +1018,12 @@ function edited(key, old, input) {
       .map((s) => (s.startsWith('{') ? parsed(s) : s));
   }
   if (typeof old === 'number') {
-    if (text === '') return null;
-    if (!Number.isFinite(Number(text))) throw new FieldError(key, `请填数字 · type a number (not ${text})`);
-    return Number(text);
+    // An id or a coordinate, read as typed (full-width digits as their ASCII ones): never a
+    // guess such as `0x10` for 16 or `1e1` for 10.
+    const typed = text.normalize('NFKC');
+    if (typed === '') return null;
+    if (!/^-?(\d+(\.\d+)?|\.\d+)$/.test(typed)) throw new FieldError(key, `请填数字 · type a number (not ${text})`);
+    return Number(typed);
   }
   if (old !== null && typeof old === 'object') return parsed(text);
   return text === '' ? null : text;
