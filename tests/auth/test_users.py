@@ -152,3 +152,22 @@ async def test_a_user_deactivated_again_is_audited_once(
         "subject_id", flat=True
     )
     assert sorted(entries) == sorted(str(world.users[who].id) for who in ("collector", "carrier"))
+
+
+async def test_two_of_three_administrators_deactivate_each_other_at_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """With a third administrator left, both deactivations stand (no deadlock between their
+    locks, no 409 for a request that breaks no rule)."""
+    second = await make_user(world, "second_admin", Role.admin, world.orgs["bureau"])
+    await make_user(world, "third_admin", Role.admin, world.orgs["bureau"])
+    admin = world.users["admin"]
+    answers = await asyncio.gather(
+        client.post(f"/admin/v1/users/{second.id}/deactivate", headers=world.headers("admin")),
+        client.post(
+            f"/admin/v1/users/{admin.id}/deactivate", headers=world.headers("second_admin")
+        ),
+    )
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert not (await User.get(id=admin.id)).is_active
+    assert not (await User.get(id=second.id)).is_active

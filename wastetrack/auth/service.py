@@ -310,26 +310,26 @@ async def deactivate_user(*, user_id: int, acting_user_id: int | None = None) ->
             f"user {user_id} is you: another administrator deactivates you", field="user_id"
         )
     async with in_transaction():
-        # Locked: two deactivations at once deactivate, and audit, once.
-        user = (
-            await User.filter(id=user_id)
-            .select_for_update()
-            .prefetch_related("organization__region")
-            .first()
-        )
+        user = await User.get_or_none(id=user_id).prefetch_related("organization__region")
         if user is None:
             raise NotFound("no such user", field="user_id")
-        if not user.is_active:
-            return user  # deactivated already: nothing changes, and nothing is audited
-        if acting is not None and user.role == Role.admin:
-            admins = await (
-                User.filter(role=Role.admin, is_active=True).order_by("id").select_for_update()
+        # Locked before it is judged, so two deactivations at once deactivate, and audit,
+        # once. An administrator's row is locked with every active administrator's, in one
+        # order, so two deactivating each other at once neither both succeed nor deadlock.
+        guarded = acting is not None and user.role == Role.admin
+        if guarded:
+            locked = User.filter(role=Role.admin, is_active=True).order_by("id")
+        else:
+            locked = User.filter(id=user_id, is_active=True)
+        active = {a.id for a in await locked.select_for_update()}
+        if user.id not in active:
+            user.is_active = False  # deactivated already: nothing changes, nothing is audited
+            return user
+        if guarded and active == {user.id}:
+            raise Conflict(
+                f"user {user_id} is the last active administrator: create another first",
+                field="user_id",
             )
-            if {a.id for a in admins} == {user.id}:
-                raise Conflict(
-                    f"user {user_id} is the last active administrator: create another first",
-                    field="user_id",
-                )
         await audit.updated("user.deactivated", user, within=user.organization, is_active=False)
     return user
 
