@@ -7,12 +7,14 @@ from dataclasses import astuple
 
 import httpx
 import pytest
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
 from tests.custody.helpers import advance, tag_bag
 from tests.factories import World, event, medical_bag
 from tests.manifests.test_manifests import Parties, call, parties  # noqa: F401 (fixture)
+from wastetrack.changes import paging
 from wastetrack.changes import service as changes
 from wastetrack.changes.models import Position
 from wastetrack.custody import recorder
@@ -307,3 +309,34 @@ async def test_limit_out_of_bounds_is_refused(
 def test_cursor_round_trips() -> None:
     position = Position(txid=2**63 + 5, id=12345)
     assert changes.decode_cursor(changes.encode_cursor(position)) == position
+
+
+# A row of each log, its transaction id given as text ({txid}: a number, or DEFAULT for the
+# writing transaction's own).
+LOG_ROWS = {
+    "change_log": "INSERT INTO change_log (txid, kind, subject, region_path, occurred_at, data)"
+    " VALUES ({txid}, 'batch.event', 'x', '/', now(), '{{}}')",
+    "audit_entry": "INSERT INTO audit_entry (txid, at, action, subject_type, subject_id,"
+    " region_path) VALUES ({txid}, now(), 'test.horizon', 'test', 'x', '/')",
+}
+
+
+@pytest.mark.parametrize("table", list(LOG_ROWS))
+async def test_the_horizon_is_the_greatest_transaction_id_not_its_text(
+    world: World, table: str
+) -> None:
+    """Transaction ids are numbers: 9 comes before 1001, though "9" sorts after "1001" as text.
+    A horizon read as text stuck at an old row once ids gained a digit, so webhooks stopped
+    and new subscriptions heard nothing (first written by an independent review)."""
+    db = connections.get("default")
+    ((now,),) = (await db.execute_query("SELECT pg_current_xact_id()::text"))[1]
+    # An earlier id (fewer digits) whose text sorts after the ids being written now: 9 before
+    # 1234, 99 before 950.
+    earlier = next(n for n in ("9" * k for k in range(1, len(now))) if n > now)
+    await db.execute_script(LOG_ROWS[table].format(txid=f"'{earlier}'"))
+    await db.execute_script(LOG_ROWS[table].format(txid="DEFAULT"))
+    (newest,) = await db.execute_query_dict(
+        f"SELECT t.txid::text AS txid, t.id FROM {table} t ORDER BY t.txid DESC, t.id DESC LIMIT 1"
+    )
+    assert int(newest["txid"]) > int(earlier)
+    assert await paging.horizon(table) == Position(int(newest["txid"]), newest["id"])

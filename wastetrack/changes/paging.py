@@ -65,10 +65,13 @@ def _position(row: dict[str, Any]) -> Position:
 
 
 def _horizon_sql(table: str) -> str:
-    """The last row of a finished transaction (older than every one still running)."""
+    """The last row of a finished transaction (older than every one still running). Ordered
+    by the row's own columns: a bare `txid` in ORDER BY would name the text the row's id is
+    given out as, which puts 999 after 1001."""
     return (
-        f"SELECT txid::text AS txid, id FROM {table}"
-        " WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1"
+        f"SELECT t.txid::text AS txid, t.id FROM {table} t"
+        " WHERE t.txid < pg_snapshot_xmin(pg_current_snapshot())"
+        " ORDER BY t.txid DESC, t.id DESC LIMIT 1"
     )
 
 
