@@ -340,3 +340,22 @@ async def test_the_horizon_is_the_greatest_transaction_id_not_its_text(
     )
     assert int(newest["txid"]) > int(earlier)
     assert await paging.horizon(table) == Position(int(newest["txid"]), newest["id"])
+
+
+@pytest.mark.parametrize("path", ["/m/v1/changes", "/m/v1/audit"])
+async def test_a_cursor_beyond_every_transaction_begun_is_refused_naming_after(
+    client: httpx.AsyncClient, world: World, path: str
+) -> None:
+    """Well formed, but in a transaction not begun yet: never issued, so a 422 naming `after`
+    (docs/custody.md), not an empty feed until ids catch up (suspected by an independent
+    review, proved here). A cursor that was issued reads on."""
+    db = connections.get("default")
+    ((now,),) = (await db.execute_query("SELECT pg_current_xact_id()::text"))[1]
+    ahead = paging.encode_cursor(Position(txid=int(now) + 10**6, id=1))
+    refused = await client.get(path, params={"after": ahead}, headers=world.headers("admin"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "after"), refused.text
+    issued = await client.get(path, headers=world.headers("admin"))
+    assert issued.status_code == 200, issued.text
+    cursor = issued.json()["next"]
+    again = await client.get(path, params={"after": cursor}, headers=world.headers("admin"))
+    assert again.status_code == 200, again.text

@@ -96,7 +96,17 @@ async def read_page(
     """The rows of `table` (aliased `c` in `where`, the SQL condition a row must meet, built
     with the placeholders `Param` gives) after `after`, at most `limit`, each with its position
     and `columns`; with the position to read from next (`after` itself when nothing new is
-    readable yet)."""
+    readable yet). A position in a transaction not begun yet was never issued: refused,
+    naming `after`, rather than read as an empty feed until ids catch up with it."""
+    if after != START:
+        ((issued,),) = (
+            await connections.get("default").execute_query(
+                "SELECT $1::text::xid8 < pg_snapshot_xmax(pg_current_snapshot())",
+                [str(after.txid)],
+            )
+        )[1]
+        if not issued:
+            raise ValidationFailed(_BAD_CURSOR, field="after")
     params, param = placeholders()
     chosen = "".join(f", c.{name}" for name in columns)
     named = "".join(f", {name}" for name in columns)
