@@ -137,3 +137,14 @@ async def test_a_consignment_batch_is_on_the_day_of_its_corrected_tagging(
         rows = await consignment_rows(client, points, "station", day)
         assert [r["日期 date"] for r in rows] == [day.isoformat()] * len(codes)
         assert [r["去向 destination"].split("(")[-1].rstrip(")") for r in rows] == codes
+
+
+async def test_a_ledger_holds_the_consignments_of_the_readers_points_only(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """The point and its region's manager read its consignment; another town's manager and a
+    shop read none of it (first written by an independent review)."""
+    sent = await send(client, points, *BOTTLES_AND_DRUMS)
+    assert sent.status_code == 201, sent.text
+    for who, rows in (("manager", 2), ("station", 2), ("town_manager", 0), ("shop", 0)):
+        assert len(await consignment_rows(client, points, who)) == rows, who

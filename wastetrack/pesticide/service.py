@@ -425,13 +425,14 @@ def _returns(
     )
 
 
-# The consignments with a batch tagged in [$1, $2) after corrections (a consignment's batch is
-# tagged when it is sent, unless a correction gave the true time), and those batches' codes.
+# The consignments of the points $3 with a batch tagged in [$1, $2) after corrections (a
+# consignment's batch is tagged when it is sent, unless a correction gave the true time), and
+# those batches' codes.
 _CONSIGNED_BATCHES = """
 SELECT c.id, b.code FROM consignment c
 CROSS JOIN LATERAL jsonb_array_elements(c.lines) line
 JOIN batch b ON b.code = line->>'batch_code'
-WHERE b.tagged_at >= $1 AND b.tagged_at < $2
+WHERE c.point_id = ANY($3::int[]) AND b.tagged_at >= $1 AND b.tagged_at < $2
 """
 
 
@@ -447,10 +448,14 @@ async def ledger(
         "farmer", "point"
     )
     start, end = period_bounds(date_from, date_to, timezone)
-    tagged = await connections.get("default").execute_query_dict(_CONSIGNED_BATCHES, [start, end])
-    sent = await Consignment.filter(
-        _point_scope(principal, "point"), id__in={row["id"] for row in tagged}
-    ).prefetch_related("destination", "point")
+    # Only the reader's points' consignments are read, not every one of the city.
+    points = await Organization.filter(_point_scope(principal, "")).values_list("id", flat=True)
+    tagged = await connections.get("default").execute_query_dict(
+        _CONSIGNED_BATCHES, [start, end, list(points)]
+    )
+    sent = await Consignment.filter(id__in={row["id"] for row in tagged}).prefetch_related(
+        "destination", "point"
+    )
     batches = {
         batch.code: batch for batch in await Batch.filter(code__in=[row["code"] for row in tagged])
     }
