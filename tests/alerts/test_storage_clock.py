@@ -37,6 +37,18 @@ def subject(batch: dict[str, Any], *, contents: bool = False) -> str:
     return f"{batch['code']}:contents" if contents else batch["code"]
 
 
+async def pack(
+    client: httpx.AsyncClient,
+    world: World,
+    box: dict[str, Any],
+    child: dict[str, Any],
+    hours: float,
+) -> None:
+    """The clinic puts `child` into `box` `hours` after START."""
+    packed = event("aggregated", box["code"], device_time=at(hours), children=[child["code"]])
+    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+
+
 async def overdue(now: datetime) -> list[Alert]:
     await alerts.refresh(now=now)
     return await Alert.filter(kind=alerts.OVERDUE_STORAGE).order_by("id")
@@ -94,8 +106,7 @@ async def test_an_empty_boxs_tagging_starts_no_clock_in_the_alert_or_the_invento
     Wednesday (docs/registers.md): the inventory's `overdue` and the alert agree."""
     box = await tag_bag(client, world, category="med.sharps", device_time=at(0))
     needle = await tag_bag(client, world, category="med.sharps", device_time=at(47))
-    packed = event("aggregated", box["code"], device_time=at(47.5), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, needle, 47.5)
     two_days_after_the_box = START + timedelta(hours=50)
     (held,) = (await clinic_stock(world, two_days_after_the_box)).values()
     assert (held["code"], held["since"], held["overdue"]) == (box["code"], START + 47 * HOUR, False)
@@ -175,8 +186,7 @@ async def test_a_box_alerted_while_empty_is_alerted_again_once_its_waste_is_over
     (empty,) = await overdue(START + LIMIT + HOUR)
     await Alert.filter(id=empty.id).update(acknowledged_at=START + LIMIT + HOUR)
     needle = await tag_bag(client, world, category="med.sharps", device_time=at(50))
-    packed = event("aggregated", box["code"], device_time=at(50.5), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, needle, 50.5)
     due = START + 50 * HOUR + LIMIT
     assert [a.subject for a in await overdue(due) if a.acknowledged_at is None] == []
     raised = [a for a in await overdue(due + HOUR) if a.acknowledged_at is None]
@@ -191,8 +201,7 @@ async def test_a_bag_packed_before_its_box_was_tagged_by_a_slower_clock_keeps_it
     bag's clock in the inventory either: the box has stored waste since the bag's tagging."""
     bag = await tag_bag(client, world, device_time=at(0))
     box = await tag_bag(client, world, category="med.hw01", device_time=at(10 + 5 / 60))
-    packed = event("aggregated", box["code"], device_time=at(10), children=[bag["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, bag, 10)
     held = (await clinic_stock(world, START + 20 * HOUR))[box["code"]]
     assert held["since"] == START
     (alert,) = await overdue(START + LIMIT + timedelta(seconds=1))
@@ -219,8 +228,7 @@ async def test_a_sites_inventory_counts_a_box_from_the_waste_of_another_site_put
     box = await tag_bag(
         client, world, category="med.hw01", device_time=at(20), origin_site_id=sites[0].id
     )
-    packed = event("aggregated", box["code"], device_time=at(21), children=[bag["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, bag, 21)
     days = [moment.astimezone(ZoneInfo(CITY)).date() for moment in (START, START + 30 * HOUR)]
     for scope in (Scope(organization=clinic), Scope(organization=clinic, site=sites[0])):
         stock = await registers.inventory(
@@ -267,8 +275,7 @@ async def test_an_older_bag_packed_into_an_overdue_box_keeps_its_alert_and_its_a
     older = await tag_bag(client, world, device_time=at(0))
     box = await tag_bag(client, world, category="med.hw01", device_time=at(6))
     for child, hours in ((newer, 7), (older, 58)):
-        packed = event("aggregated", box["code"], device_time=at(hours), children=[child["code"]])
-        assert (await post_event(client, world, "clinic", packed)).status_code == 201
+        await pack(client, world, box, child, hours)
         if child is newer:  # the older bag, loose, has its own alert
             (alert,) = [
                 a for a in await overdue(START + LIMIT + 6 * HOUR) if a.subject != older["code"]
@@ -291,8 +298,7 @@ async def test_an_open_storage_alert_of_the_release_before_is_rewritten_in_place
     bag = await tag_bag(client, world, device_time=at(0))
     needle = await tag_bag(client, world, category="med.sharps", device_time=at(1))
     box = await tag_bag(client, world, category="med.sharps", device_time=at(2))
-    packed = event("aggregated", box["code"], device_time=at(3), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, needle, 3)
     now = START + LIMIT + 4 * HOUR
     written = await overdue(now)
     assert sorted(a.subject for a in written) == sorted([subject(bag), subject(box, contents=True)])

@@ -10,7 +10,16 @@ from datetime import datetime
 import httpx
 from tortoise import connections
 
-from tests.alerts.test_storage_clock import HOUR, LIMIT, START, acknowledged, at, overdue, subject
+from tests.alerts.test_storage_clock import (
+    HOUR,
+    LIMIT,
+    START,
+    acknowledged,
+    at,
+    overdue,
+    pack,
+    subject,
+)
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.alerts.models import Alert
@@ -47,8 +56,7 @@ async def test_a_bag_a_box_never_filled_and_a_filled_box_keep_their_alerts(
     empty = await tag_bag(client, world, category="med.sharps", device_time=at(0.5))
     needle = await tag_bag(client, world, category="med.sharps", device_time=at(1))
     box = await tag_bag(client, world, category="med.sharps", device_time=at(2))
-    packed = event("aggregated", box["code"], device_time=at(3), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, needle, 3)
     now = START + LIMIT + 4 * HOUR
     written = await overdue(now)
     assert [a.subject for a in written] == [
@@ -93,8 +101,7 @@ async def test_a_box_whose_waste_was_tagged_with_it_keeps_its_alert(
     """Its `since` is the box's tagging time and its waste's alike: it measured the waste."""
     needle = await tag_bag(client, world, category="med.sharps", device_time=at(1))
     box = await tag_bag(client, world, category="med.sharps", device_time=at(1))
-    packed = event("aggregated", box["code"], device_time=at(2), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, needle, 2)
     now = START + LIMIT + 4 * HOUR
     (alert,) = await overdue(now)
     await acknowledged(client, world, alert)
@@ -118,8 +125,7 @@ async def test_an_empty_boxs_alert_filled_before_the_upgrade_does_not_stand_for_
     (empty,) = alerts
     await acknowledged(client, world, empty)
     await release_before(empty, START + HOUR)
-    packed = event("aggregated", box["code"], device_time=at(49.5), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, needle, 49.5)
     await upgrade()
     await empty.refresh_from_db()
     assert "cleared_at" in empty.details and empty.acknowledged_at is not None
@@ -136,8 +142,7 @@ async def test_a_box_emptied_before_the_upgrade_raises_its_own_clocks_alert_anew
     theirs, unacknowledged."""
     needle = await tag_bag(client, world, category="med.sharps", device_time=at(0))
     box = await tag_bag(client, world, category="med.sharps", device_time=at(1))
-    packed = event("aggregated", box["code"], device_time=at(2), children=[needle["code"]])
-    assert (await post_event(client, world, "clinic", packed)).status_code == 201
+    await pack(client, world, box, needle, 2)
     now = START + LIMIT + 4 * HOUR
     (alert,) = await overdue(now)
     await acknowledged(client, world, alert)

@@ -11,6 +11,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from tests.app.test_phone_app import (
+    _as,
     _clinic_bag,
     _headers,
     _look_up,
@@ -95,26 +96,12 @@ def test_an_ended_login_leaves_no_cached_scan_for_the_next_user(
     assert "Infectious" not in summary and "2.5" not in summary, (summary, actions)
 
 
-def _switch(browser: webdriver.Chrome, served: str, username: str) -> None:
-    browser.get(f"{served}/app/")
-    _wait(browser, lambda b: _visible(b, "login-view") or _visible(b, "scan-view"))
-    if _visible(browser, "scan-view"):
-        if browser.find_element(By.ID, "who").text == username:
-            return
-        browser.find_element(By.ID, "logout").click()
-        try:
-            _wait(browser, lambda b: b.switch_to.alert, timeout=2).accept()
-        except Exception:
-            pass
-    _login_as(browser, username)
-
-
 def test_an_ended_login_leaves_no_reference_lists_for_the_next_user(
     served: str, browser: webdriver.Chrome
 ) -> None:
     """The manager's organizations list (fetched for managers only) stays on the phone after the
     manager's login ended, and is what the next user's forms offer."""
-    _switch(browser, served, "manager")
+    _as(browser, served, "manager")
     _wait(browser, lambda b: (b.execute_async_script(REF, "organizations") or {}).get("items"))
     assert browser.execute_async_script(END_LOGIN) == "refused 401"
     _wait(browser, lambda b: "登录已失效" in b.find_element(By.ID, "login-error").text)
