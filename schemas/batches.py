@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
+from fastapi import UploadFile
 from pydantic import Field
 
 from schemas.base import Id, Moment, Schema, Text
@@ -95,6 +96,13 @@ class LabelIssue(Schema):
     organization_id: Id
     stream: Text = Field(max_length=32)
     count: int = Field(ge=1, le=1000)
+
+
+class PhotoForm(Schema):
+    """An evidence photo, sent as a multipart form: its one `file` part and no other (an unknown
+    part is refused by name, as an unknown key of a JSON body is)."""
+
+    file: UploadFile = Field(description="JPEG or PNG")
 
 
 class PhotoRead(Schema):

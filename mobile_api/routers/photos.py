@@ -2,18 +2,20 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Request, Response
 
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
 from mobile_api.presenters import resent
-from schemas.batches import PhotoRead
+from schemas.batches import PhotoForm, PhotoRead
+from wastetrack.core.errors import ValidationFailed
 from wastetrack.evidence import service as evidence
 
 router = APIRouter(prefix="/m/v1/photos", tags=["photos"])
 
 
 async def _inspected(
-    file: Annotated[UploadFile, File(description="JPEG or PNG")],
+    form: Annotated[PhotoForm, File()],
+    request: Request,
     user: CurrentUser,
     settings: AppSettings,
 ) -> evidence.Inspected:
@@ -22,8 +24,11 @@ async def _inspected(
     database connection. After the login check, so no stranger's file is decoded, nor an
     auditor's (refused again where the photo is recorded)."""
     user.check_may_write()
+    # A form keeps one value of a repeated part: a second photo would be dropped unseen.
+    if len((await request.form()).getlist("file")) > 1:
+        raise ValidationFailed("send one photo a request", field="file")
     return await evidence.inspect_photo(
-        source=file.file,
+        source=form.file.file,
         data_dir=settings.data_dir,
         max_bytes=settings.photo_max_bytes,
         max_pixels=settings.photo_max_pixels,

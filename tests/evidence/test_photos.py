@@ -13,7 +13,7 @@ from PIL import Image
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import World, event
 from wastetrack.core import db
-from wastetrack.evidence.models import Photo
+from wastetrack.evidence.models import Photo, PhotoHolder
 
 
 def png_bytes(colour: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
@@ -287,3 +287,34 @@ async def test_a_multipart_body_the_parser_cannot_read_is_refused_naming_the_rul
     assert [e["rule"] for e in problem["errors"]] == ["multipart_invalid"]
     assert problem["detail"] == f"the body is not valid multipart: {why}"
     assert await Photo.all().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("parts", "field"),
+    [
+        (
+            [("file", ("a.png", png_bytes("red"), "image/png")), ("batch", (None, "ABC123"))],
+            "batch",
+        ),
+        (
+            [
+                ("file", ("a.png", png_bytes("red"), "image/png")),
+                ("file", ("b.png", png_bytes("blue"), "image/png")),
+            ],
+            "file",
+        ),
+    ],
+    ids=["unknown part", "second photo"],
+)
+async def test_a_photo_upload_holds_its_one_file_and_nothing_else(
+    client: httpx.AsyncClient, world: World, parts: list[tuple[str, object]], field: str
+) -> None:
+    """A part the server does not read (a batch code the client thinks is kept with the photo)
+    or a second photo (a form keeps one value of a repeated part) is refused by name, as an
+    unknown key of a JSON body is, and nothing is kept."""
+    response = await client.post("/m/v1/photos", files=parts, headers=world.headers("carrier"))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == field
+    assert await Photo.all().count() == 0
+    assert await PhotoHolder.all().count() == 0
