@@ -286,6 +286,51 @@ async def test_a_receipt_corrected_to_a_rejection_leaves_the_batch_with_its_deli
     assert (await Batch.get(code=direct)).holder_id == facility
 
 
+async def test_a_refusal_keeps_its_reason_through_corrections(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A receipt refusing waste in whole or part states why, as its corrections leave it, as a
+    receipt recorded so must: an acceptance corrected into a refusal without a reason, or a
+    refusal's reason corrected to nothing, is a 422 naming `reason` that writes nothing."""
+    accepted = await _delivered(client, world)
+    receipt = await _post(
+        client,
+        world,
+        "facility",
+        event("received", accepted, minutes=60, outcome="accepted", weight_kg="9"),
+    )
+    rejected = await _delivered(client, world)
+    refusal = await _post(
+        client,
+        world,
+        "facility",
+        event("received", rejected, minutes=60, outcome="rejected", reason="leaking"),
+    )
+    before = await CustodyEvent.all().count()
+    for code, target, fields in (
+        (accepted, receipt, {"outcome": "rejected"}),
+        (accepted, receipt, {"outcome": "partially_accepted", "weight_kg": "6"}),
+        (rejected, refusal, {"reason": ""}),
+        (rejected, refusal, {"outcome": "partially_accepted", "weight_kg": "6", "reason": ""}),
+    ):
+        response = await post_event(
+            client, world, "facility", _fix(code, target["event_id"], 70, **fields)
+        )
+        assert (response.status_code, response.json()["field"]) == (422, "reason"), fields
+    assert await CustodyEvent.all().count() == before
+    assert (await Batch.get(code=accepted)).state == "received"
+    # The reason a refusal states may be corrected into another; one given with the refusal
+    # it turns the receipt into stands.
+    await _post(client, world, "facility", _fix(rejected, refusal["event_id"], 75, reason="漏液"))
+    await _post(
+        client,
+        world,
+        "facility",
+        _fix(accepted, receipt["event_id"], 75, outcome="rejected", reason="漏液"),
+    )
+    assert (await Batch.get(code=accepted)).state == "rejected"
+
+
 async def test_a_category_that_breaks_the_waste_code_is_refused_on_category(
     client: httpx.AsyncClient, world: World
 ) -> None:

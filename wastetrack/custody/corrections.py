@@ -24,6 +24,8 @@ from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
     CORRECTABLE_ON_ANY,
+    REFUSAL_NEEDS_REASON,
+    REFUSING,
     SPECS,
     EventType,
     Outcome,
@@ -152,6 +154,8 @@ async def corrected(
         )
     if target.event_type == EventType.received:
         await _check_not_decided_on_manifest(work, batch, target, changed)
+        if changed.keys() & {"outcome", "reason"}:
+            await _check_refusal_reasoned(work, target, changed)
     state = batch.state
     follow = None
     deliverer: int | None = None
@@ -458,6 +462,21 @@ async def _first_step_recorded(work: Work, batch: Batch) -> datetime | None:
     return first
 
 
+async def _check_refusal_reasoned(work: Work, target: Any, changed: dict[str, Any]) -> None:
+    """A receipt that refuses waste states why (`REFUSING`) as its corrections leave it, as
+    when it was recorded: a correction may neither turn a receipt into a refusal without a
+    reason nor take a refusal's reason away."""
+    outcome = Outcome(
+        changed.get("outcome")
+        or await remainders.corrected_value(work, target, "outcome", "outcome")
+    )
+    reason = changed.get("reason")
+    if reason is None:
+        reason = await remainders.corrected_value(work, target, "reason", "reason")
+    if outcome in REFUSING and not reason:
+        raise ValidationFailed(REFUSAL_NEEDS_REASON, field="reason")
+
+
 async def _corrected_state(
     work: Work,
     sub: EventCommand,
@@ -472,8 +491,6 @@ async def _corrected_state(
     step."""
     if target.event_type == EventType.received:
         outcome = Outcome(changed["outcome"])
-        if outcome == Outcome.partially_accepted and not (sub.reason or target.reason):
-            raise ValidationFailed("reason is required for a partial acceptance", field="reason")
         weighed = sub.weight_kg
         if weighed is None:  # the receipt's weight, as its corrections so far leave it
             weighed = await remainders.corrected_value(work, target, "weight_kg", "weight_kg")

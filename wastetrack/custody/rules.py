@@ -46,6 +46,12 @@ class Outcome(StrEnum):
     rejected = "rejected"
 
 
+REFUSING = frozenset({Outcome.partially_accepted, Outcome.rejected})
+"""The receipts that refuse waste, in whole or part: each states why, as recorded, decided on a
+manifest or left by its corrections (`REFUSAL_NEEDS_REASON`)."""
+REFUSAL_NEEDS_REASON = "reason is required when waste is refused in whole or part"
+
+
 class Party(StrEnum):
     """How the actor's organization stands to the batch."""
 

@@ -25,6 +25,8 @@ from wastetrack.custody import remainders, repository, rules
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import (
+    REFUSAL_NEEDS_REASON,
+    REFUSING,
     SPECS,
     Carrier,
     EventType,
@@ -510,10 +512,8 @@ async def _received(
     outcome = sub.outcome
     if outcome in (Outcome.accepted, Outcome.partially_accepted) and sub.weight_kg is None:
         raise ValidationFailed("weight_kg is required when waste is accepted", field="weight_kg")
-    if outcome in (Outcome.partially_accepted, Outcome.rejected) and not sub.reason:
-        raise ValidationFailed(
-            "reason is required when waste is refused in whole or part", field="reason"
-        )
+    if outcome in REFUSING and not sub.reason:
+        raise ValidationFailed(REFUSAL_NEEDS_REASON, field="reason")
     assert outcome is not None
     refused = remainders.refused_kg(
         work, batch, outcome=outcome, weight_kg=sub.weight_kg, stated=sub.refused_kg

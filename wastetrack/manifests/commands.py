@@ -23,6 +23,7 @@ from wastetrack.core.commands import (
     rule_error,
 )
 from wastetrack.custody.commands import EventCommand
+from wastetrack.custody.rules import REFUSAL_NEEDS_REASON, REFUSING, Outcome
 
 # The declaration's fields, as the draft states them and a revision changes them (the columns'
 # lengths and precision).
@@ -110,8 +111,8 @@ class DecisionCommand(Command):
         if self.decision == "rejected" and self.method is not None:
             # Kept, it would say the refused waste was treated so.
             raise rule_error("method", "a rejection treats nothing: send no method")
-        if self.decision != "accepted" and not self.reason:
-            raise rule_error("reason", "reason is required when waste is refused in whole or part")
+        if Outcome(self.decision) in REFUSING and not self.reason:
+            raise rule_error("reason", REFUSAL_NEEDS_REASON)
         if self.decision != "rejected" and self.received_quantity_kg == 0:
             # Each receipt would be weighed at nothing, and a partial acceptance would refuse
             # every batch whole: waste received weighs something, and none received is a
