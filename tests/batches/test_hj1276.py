@@ -468,3 +468,34 @@ def test_a_producer_named_beyond_gb2312_is_printed_as_registered() -> None:
     ]
     pixels = [Image.open(io.BytesIO(png)).tobytes() for png in drawn]
     assert pixels[0] != pixels[1]
+
+
+def test_a_line_break_or_tab_in_a_name_prints_as_a_space() -> None:
+    """A name the registry accepts may hold a line break or a tab: Pillow measured no text
+    holding a line break (a 500 for every label of that producer), failed on a carriage
+    return, and drew a tab as the font's empty box. Each prints as a space, as in a PDF."""
+
+    def drawn(producer: str, contact: str = "0631-7561234") -> bytes:
+        return render_hj1276_png(
+            HazardousLabelText(
+                code="R98H0PN9Q",
+                url="https://wastetrack.example.cn/q/R98H0PN9Q.1AAAAAAAA",
+                identifier=None,
+                waste_name="废矿物油与含矿物油废物",
+                category="HW08 废矿物油与含矿物油废物",
+                waste_code="900-249-08",
+                hazards=("T",),
+                producer=producer,
+                contact=contact,
+                tagged_on=datetime(2026, 11, 30).date(),
+                weight="180 kg",
+            )
+        )
+
+    spaced = drawn("荣成某船舶 有限公司")
+    for producer in ("荣成某船舶\n有限公司", "荣成某船舶\r\n有限公司", "荣成某船舶\r有限公司"):
+        assert drawn(producer) == spaced
+    assert drawn("荣成某船舶\t有限公司") == spaced
+    assert drawn("荣成某船舶 有限公司", "0631-7561234\n138") == drawn(
+        "荣成某船舶 有限公司", "0631-7561234 138"
+    )

@@ -49,6 +49,31 @@ def test_label_falls_back_to_ascii_without_a_cjk_font() -> None:
     assert decode(Image.open(io.BytesIO(with_cjk))) == ["http://t/q/R98H0PN9Q.AAAAAAAA"]
 
 
+async def test_a_plate_prints_a_name_holding_a_line_break(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A site's name the registry accepts with a line break in it was a 500 on its plate
+    (Pillow measures no text holding one): it prints on one line, the break a space."""
+    for name in ("北山社区\r\n3号投放点", "北山社区\n3号投放点"):
+        site = await client.post(
+            "/admin/v1/sites",
+            headers=world.headers("admin"),
+            json={
+                "organization_id": world.orgs["community"].id,
+                "name": name,
+                "latitude": 37.165,
+                "longitude": 122.487,
+            },
+        )
+        assert site.status_code == 201, site.text
+        png = await client.get(
+            f"/m/v1/sites/{site.json()['code']}/label.png", headers=world.headers("manager")
+        )
+        assert png.status_code == 200, png.text
+        (url,) = decode(Image.open(io.BytesIO(png.content)))
+        assert url.startswith("http")
+
+
 async def test_manager_issues_label_stock_as_a_pdf_sheet(
     client: httpx.AsyncClient, world: World
 ) -> None:

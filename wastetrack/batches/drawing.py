@@ -61,6 +61,15 @@ def _printed(char: str, drawable: dict[int, str]) -> str:
     return "" if unicodedata.category(char) == "Cf" else MISSING_GLYPH
 
 
+def one_line(text: str) -> str:
+    """Text as a PNG label prints it on one line, as a PDF would: composed, each line break (a
+    name may hold one) and tab a space, an invisible format character left out. Pillow measures
+    no text holding a line break, its layout fails on a carriage return, and it draws a tab as
+    the font's empty box."""
+    spaced = " ".join(unicodedata.normalize("NFC", text).replace("\t", " ").splitlines())
+    return "".join(c for c in spaced if unicodedata.category(c) != "Cf")
+
+
 def a4_pdf() -> "FPDF":
     """A new A4 portrait PDF measured in millimetres, printing a character its font lacks as
     `MISSING_GLYPH`. fpdf2 is imported on the first document a process makes: it adds about

@@ -23,6 +23,7 @@ from wastetrack.batches.drawing import (
     find_font,
     load_font,
     mm,
+    one_line,
     qr_image,
 )
 from wastetrack.batches.pictograms import draw_pictogram
@@ -223,6 +224,7 @@ def _wrap(
 ) -> list[str]:
     """The line broken into pieces that fit room pixels: at split characters when given
     (never inside a segment), else anywhere (Chinese has no spaces to break at)."""
+    line = one_line(line)
     pieces = line.split(split) if split else list(line)
     glue = split or ""
     lines: list[str] = []

@@ -25,6 +25,7 @@ from wastetrack.batches.drawing import (
     latin1,
     load_font,
     mm,
+    one_line,
     qr_image,
 )
 from wastetrack.core import codes
@@ -64,9 +65,9 @@ def render_label_png(text: LabelText, *, cjk_fonts: Sequence[str] = CJK_FONT_CAN
     draw.rectangle([left, mm(1), width - mm(1), mm(1) + band], fill=text.colour)
     cjk = find_font(cjk_fonts)
     if cjk:
-        title, subtitle = text.category_zh, text.stream_zh
+        title, subtitle = one_line(text.category_zh), one_line(text.stream_zh)
     else:
-        title, subtitle = text.category_en, text.stream_en
+        title, subtitle = one_line(text.category_en), one_line(text.stream_en)
     fit = _fitted(draw, title, cjk, width - left - mm(2), 40)
     draw.text((left + mm(1), mm(1) + band // 2), title, fill="white", anchor="lm", font=fit)
     draw.text(
