@@ -14,6 +14,7 @@ import zxingcpp
 from PIL import Image
 
 from tests.api.test_paging import _walk
+from tests.custody.helpers import tag_bag
 from tests.factories import NOW as STORY_NOW
 from tests.factories import World, event, make_user, medical_bag
 from wastetrack.alerts import service as alerts
@@ -21,6 +22,7 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
+from wastetrack.core import codes
 from wastetrack.core.settings import Settings
 from wastetrack.custody import repository
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy, ManifestRevision
@@ -835,6 +837,11 @@ async def test_a_draft_lists_each_batch_once(
     twice = {**parties.body, "batches": [*parties.batches, parties.batches[0]]}
     refused = await call(client, world, "maker", "", twice)
     assert (refused.status_code, refused.json()["field"]) == (422, "batches[2]"), refused.text
+    # A batch the producer cannot see, or a code of no batch, is named where it was listed.
+    for stranger in ((await tag_bag(client, world))["code"], codes.new_code()):
+        body = {**parties.body, "batches": [parties.batches[0], stranger]}
+        refused = await call(client, world, "maker", "", body)
+        assert (refused.status_code, refused.json()["field"]) == (404, "batches[1]"), refused.text
     assert await Manifest.all().count() == 0
 
 

@@ -120,9 +120,10 @@ async def get_resent_tagging(code: str) -> Batch:
     return await Batch.get(code=code)
 
 
-async def get_visible_batch(principal: Principal, code: str) -> Batch:
+async def get_visible_batch(principal: Principal, code: str, *, field: str = "code") -> Batch:
     """A batch the user may see, by its code (typed as a label prints it, `ABCD-EFGH-J`, in
-    any case, with the typos the check character forgives) or its HJ 1276 数字识别码."""
+    any case, with the typos the check character forgives) or its HJ 1276 数字识别码; a
+    refusal names `field`, where the request gave the code."""
     identifier = identifiers.normalize(code)
     typed = codes.normalize(code)
     if identifier:
@@ -130,10 +131,10 @@ async def get_visible_batch(principal: Principal, code: str) -> Batch:
     elif codes.is_valid_code(typed):
         where = {"code": typed}
     else:
-        raise NotFound(NOT_FOUND, field="code")
+        raise NotFound(NOT_FOUND, field=field)
     batch = await visible_batches(principal).get_or_none(**where)
     if batch is None:
-        raise NotFound(NOT_FOUND, field="code")
+        raise NotFound(NOT_FOUND, field=field)
     return batch
 
 

@@ -126,7 +126,7 @@ async def create_manifest(
     # batch meanwhile, or another draft of it, waits, and what is checked below stands.
     await repository.lock_batches(set(codes))
     for index, code in enumerate(codes):
-        batch = await batches.get_visible_batch(principal, code)
+        batch = await batches.get_visible_batch(principal, code, field=f"batches[{index}]")
         if (
             batch.producer_id != principal.organization_id
             or batch.waste_code != submission.waste_code
