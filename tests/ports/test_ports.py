@@ -641,6 +641,14 @@ async def test_an_arrival_at_another_port_ends_the_call_left_open_there(
     earlier = {**body, "arrived_at": (ARRIVED_AT - timedelta(days=3)).isoformat()}
     late_entry = await client.post("/m/v1/port-calls", headers=world.headers("port"), json=earlier)
     assert (late_entry.status_code, late_entry.json()["field"]) == (409, "arrived_at")
+    # Before the call open at its own port too: its time is wrong, closing that call would not
+    # let it in; after the open call's start, that call is what stands in the way.
+    for hours, field in ((2, "arrived_at"), (4, "vessel_id")):
+        again = {**body, "arrived_at": (ARRIVED_AT + timedelta(hours=hours)).isoformat()}
+        refused = await client.post(
+            "/m/v1/port-calls", headers=world.headers("other_port"), json=again
+        )
+        assert (refused.status_code, refused.json()["field"]) == (409, field)
 
 
 def cleanup(world: World, **extra: object) -> dict:

@@ -69,9 +69,8 @@ async def open_port_call(
     vessel = await get_vessel(vessel_id, lock=True)
     if fishing_area is not None and not await SeaArea.exists(code=fishing_area):
         raise ValidationFailed(f"unknown sea area {fishing_area!r}", field="fishing_area")
-    left_open = await PortCall.filter(vessel_id=vessel.id, departed_at=None).first()
-    if left_open is not None and left_open.port_id == port_id:
-        raise Conflict("the vessel has a port call that is still open", field="vessel_id")
+    # The order first: an arrival before a call, open here or not, is wrong in its time (closing
+    # that call would not let it in).
     calls = PortCall.filter(vessel_id=vessel.id)
     if await calls.filter(arrived_at__gte=arrived_at).exists() or (
         await calls.filter(departed_at__gt=arrived_at).exists()
@@ -80,6 +79,9 @@ async def open_port_call(
             "the vessel's port calls already reach this arrival: enter them in order",
             field="arrived_at",
         )
+    left_open = await PortCall.filter(vessel_id=vessel.id, departed_at=None).first()
+    if left_open is not None and left_open.port_id == port_id:
+        raise Conflict("the vessel has a port call that is still open", field="vessel_id")
     if left_open is not None:
         left_open.departed_at = arrived_at
         await left_open.save(update_fields=["departed_at"])
