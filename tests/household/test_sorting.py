@@ -16,6 +16,7 @@ from PIL import Image
 from tortoise import connections
 
 from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user
+from tests.ports.test_ports import cleanup
 from tests.streams.test_record_once import stored_photo
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
@@ -25,6 +26,7 @@ from wastetrack.custody import intake
 from wastetrack.household import service as household
 from wastetrack.household.commands import PickupCommand
 from wastetrack.household.models import Pickup
+from wastetrack.ports.models import CleanUp
 from wastetrack.registry import agreements
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind, RegionLevel
@@ -830,3 +832,26 @@ async def test_an_area_inside_a_town_is_that_towns_part_and_nothing_outside_town
     ], rows
     whole = (await sorting_today(client, world))["towns"]
     assert {t["name"]: t["partial"] for t in whole} == {"崖头街道": False, "石岛管理区": False}
+
+
+async def test_an_auditor_records_nothing_posted_or_synced(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """One rule (`Principal.check_may_write`) before any stream's own: an auditor's record is
+    a 403 naming `role`, and so is an auditor's sync whatever it holds (one holding only records
+    was answered 200, each refused by its stream's own role rule)."""
+    headers = world.headers("auditor")
+    synced = [{**pickup(point_url), "kind": "pickup"}, {**cleanup(world), "kind": "cleanup"}]
+    answers = [
+        await post(client, world, pickup(point_url), "auditor"),
+        await client.post("/m/v1/cleanups", json=cleanup(world), headers=headers),
+        *[
+            await client.post("/m/v1/sync", json={"events": [entry]}, headers=headers)
+            for entry in synced
+        ],
+    ]
+    for answer in answers:
+        assert (answer.status_code, answer.json()["field"]) == (403, "role"), answer.text
+        assert answer.json()["detail"] == "auditors read; they do not record"
+    assert await Pickup.all().count() == 0
+    assert await CleanUp.all().count() == 0

@@ -155,7 +155,9 @@ async def record_once(
 ) -> RecordResult:
     """Apply a stream's record exactly once: a resend is answered from the stored record
     (duplicate, or conflict when its content differs); otherwise `apply(payload_digest)` runs
-    its checks and writes in one savepoint, and a refusal it raises undoes all it wrote."""
+    its checks and writes in one savepoint, and a refusal it raises undoes all it wrote. An
+    auditor records nothing (`check_may_write`, before any stream's own rule)."""
+    principal.check_may_write()
     client_event_id = submission.client_event_id
     payload_digest = submission.digest()
     await _take_turns(client_event_id)

@@ -42,7 +42,9 @@ async def apply(
     events follow, in the order `recorder.sync_order` gives. A record sent after an event with
     its id waits until the events are recorded, and is judged then, as in a later sync: each
     kind keeps its own ids, however the phone batched its queue (no event can name a batch a
-    record makes: its code is the server's)."""
+    record makes: its code is the server's). An auditor's sync is refused whole, whatever it
+    holds, as an auditor's post is."""
+    principal.check_may_write()
     if len(entries) > max_entries:
         raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
     results: list[EntryResult | None] = [None] * len(entries)
