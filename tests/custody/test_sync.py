@@ -2,6 +2,7 @@
 trusted, bad ones reported."""
 
 import asyncio
+import itertools
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -218,31 +219,40 @@ def test_two_small_clock_steps_in_a_row_keep_the_order_sent() -> None:
 
 def test_a_step_after_one_that_waits_for_a_tagging_waits_too() -> None:
     """The bag was tagged 3 minutes (by the clock) after the box was packed and handed on; the
-    packing waits for the bag's tagging, and the handover sent after the packing waits for the
-    packing, even when the bag's tagging is sent last."""
+    packing waits for the bag's tagging, and the handover, after the packing by the clock,
+    waits for the packing: in whatever order the four were sent, the handover two minutes after
+    the packing (sent first, it once waited for nothing sent before it, and the box left
+    without the bag), or a second after it and sent after it."""
     base = NOW - timedelta(hours=1)
 
     def at(seconds: int) -> str:
         return (base + timedelta(seconds=seconds)).isoformat()
 
-    tag_bag_ = medical_bag(batch="BAG") | {"device_time": at(180)}
-    rest = [
-        medical_bag(batch="BOX") | {"device_time": at(0)},
-        event("aggregated", "BOX", children=["BAG"]) | {"device_time": at(5)},
-        event("handed_over", "BOX", to_organization_id=1) | {"device_time": at(6)},
-    ]
-    for sent, batches in (
-        ([tag_bag_, *rest], [["BAG"], ["BOX"], ["BOX", "BAG"], ["BOX"]]),
-        ([*rest, tag_bag_], [["BOX"], ["BOX", "BAG"], ["BOX"], ["BAG"]]),
-    ):
-        commands = [EventCommand.model_validate(body) for body in sent]
-        order = [sent[i] for i in sync_order(commands, batches)]
-        assert [(e["event_type"], e["batch"]) for e in order] == [
-            ("tagged", "BOX"),
-            ("tagged", "BAG"),
-            ("aggregated", "BOX"),
-            ("handed_over", "BOX"),
+    for handover in (6, 120):
+        steps = [
+            (medical_bag(batch="BAG") | {"device_time": at(180)}, ["BAG"]),
+            (medical_bag(batch="BOX") | {"device_time": at(0)}, ["BOX"]),
+            (
+                event("aggregated", "BOX", children=["BAG"]) | {"device_time": at(5)},
+                ["BOX", "BAG"],
+            ),
+            (
+                event("handed_over", "BOX", to_organization_id=1) | {"device_time": at(handover)},
+                ["BOX"],
+            ),
         ]
+        for sent in itertools.permutations(steps):
+            kinds = [body["event_type"] for body, _ in sent]
+            if handover == 6 and kinds.index("handed_over") < kinds.index("aggregated"):
+                continue  # a second apart, the order sent is trusted: the phone's own
+            commands = [EventCommand.model_validate(body) for body, _ in sent]
+            order = [sent[i][0] for i in sync_order(commands, [batches for _, batches in sent])]
+            assert [(e["event_type"], e["batch"]) for e in order] == [
+                ("tagged", "BOX"),
+                ("tagged", "BAG"),
+                ("aggregated", "BOX"),
+                ("handed_over", "BOX"),
+            ], (handover, kinds)
 
 
 async def test_a_carriers_round_then_a_clock_step_keeps_the_bags_in_their_load(

@@ -75,32 +75,53 @@ def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> 
     not reorder them), nor before the tagging of any of those batches. A correction never goes
     before one sent earlier on the same batch, however its clock reads: per field the latest
     correction wins, and the latest is the one sent last (a clock set back between two
-    corrections would otherwise let the earlier one win)."""
+    corrections would otherwise let the earlier one win). A step that waits goes on before the
+    steps its clock puts after it on the same batches, wherever they were sent: those wait too
+    (a box handed on after a bag was packed into it waits for the packing, which waits for the
+    bag's tagging, even when the handover was sent first)."""
     # A tagging goes first on its batch, whenever it was sent: its key is its own clock's, and
-    # every other step on the batch waits for it. Every key is then known in one pass in the
-    # order sent, each step after what it waits for, a step sent after it after it.
+    # every other step on the batch waits for it.
     tagged_at: dict[str, datetime] = {}
     for sub, acted_on in zip(submissions, batches_of, strict=True):
         if sub.event_type == EventType.tagged and acted_on:
             code = acted_on[0]
             tagged_at[code] = max(sub.device_time, tagged_at.get(code, sub.device_time))
-    keys: list[datetime] = []
-    # Per batch, each earlier event's own device time, the key it was ordered by and whether
-    # it is a correction: the step is judged on the clocks' own readings, the order follows the
-    # keys.
-    history: dict[str, list[tuple[datetime, datetime, bool]]] = {}
-    for sub, acted_on in zip(submissions, batches_of, strict=True):
+    # Each step's key: the time it is applied at, and how many steps it was put after at that
+    # time (ties go in the order sent).
+    keys: list[tuple[datetime, int]] = []
+    on_batch: dict[str, list[int]] = {}
+    for index, (sub, acted_on) in enumerate(zip(submissions, batches_of, strict=True)):
         key = sub.device_time
         if sub.event_type != EventType.tagged:
             key = max([key, *(tagged_at[c] for c in acted_on if c in tagged_at)])
-            correction = sub.event_type == EventType.corrected
-            for code in acted_on:
-                for earlier, earlier_key, corrected in history.get(code, ()):
-                    if earlier - sub.device_time <= CLOCK_STEP or (correction and corrected):
-                        key = max(key, earlier_key)
-            for code in acted_on:
-                history.setdefault(code, []).append((sub.device_time, key, correction))
-        keys.append(key)
+            for code in dict.fromkeys(acted_on):
+                on_batch.setdefault(code, []).append(index)
+        keys.append((key, 0))
+    # For each two steps on a batch, judged on the clocks' own readings: the one sent later
+    # waits for the other unless its clock is more than CLOCK_STEP earlier (`waits`); if it is,
+    # the one sent earlier goes after it once a wait moves it past (`follows`).
+    waits: list[tuple[int, int]] = []
+    follows: list[tuple[int, int]] = []
+    for sent in on_batch.values():
+        for position, first in enumerate(sent):
+            for later in sent[position + 1 :]:
+                a, b = submissions[first], submissions[later]
+                corrections = a.event_type == b.event_type == EventType.corrected
+                if a.device_time - b.device_time <= CLOCK_STEP or corrections:
+                    waits.append((first, later))
+                else:
+                    follows.append((later, first))
+    # Until nothing moves: a key only grows, and `follows` moves a step only to a later time,
+    # so steps whose clocks disagree in a circle keep the order sent.
+    moved = True
+    while moved:
+        moved = False
+        for before, after in waits:
+            if keys[after] < keys[before]:
+                keys[after], moved = keys[before], True
+        for before, after in follows:
+            if keys[before][0] > keys[after][0]:
+                keys[after], moved = (keys[before][0], keys[before][1] + 1), True
     return sorted(
         range(len(submissions)),
         key=lambda i: (keys[i], submissions[i].event_type != EventType.tagged, i),
