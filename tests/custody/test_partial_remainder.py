@@ -413,6 +413,18 @@ async def test_a_correction_is_refused_once_the_remainder_has_moved_on(
     )
     unchanged = event("corrected", code, minutes=95, corrects=receipt["event_id"], note="ok")
     assert (await post_event(client, world, "facility", unchanged)).status_code == 201
+    # A part the receiver stated stays as it is whatever the weight: the correction that
+    # changes nothing of it stands.
+    stated = await _delivered(client, world)
+    receipt = await _receive_in_part(client, world, stated, "2.0", refused_kg="1.2")
+    part = (await _remainder_of(client, world, stated))["code"]
+    moved = event(
+        "in_transit", part, minutes=80, destination_organization_id=world.orgs["unlicensed"].id
+    )
+    assert (await post_event(client, world, "carrier", moved)).status_code == 201
+    fix = event("corrected", stated, minutes=90, corrects=receipt["event_id"], weight_kg="2.2")
+    assert (await post_event(client, world, "facility", fix)).status_code == 201
+    assert Decimal((await _batch(client, world, "carrier", part))["quantity"]) == Decimal("1.2")
 
 
 async def test_a_replayed_sync_makes_the_remainder_once(

@@ -360,13 +360,14 @@ async def follow_remainder(
     """The one rule for correcting a receipt's outcome or weight: the remainder that receipt
     refused (`remainder_of_receipt`, never another receipt's) follows (made, resized or
     cancelled) while it still lies where the split left it; once anyone has recorded a step on
-    it, the correction is refused. A part is made or resized only while the receipt is the
-    batch's latest receipt or treatment (`latest`): a later one weighed the batch again, and
-    its mass is that weighing's, so a part refused against the declaration at the earlier
-    receipt would be counted beside it. A new remainder goes back to whoever delivered the
-    batch (None: not known, a receipt recorded before receipts kept it and followed by other
-    steps; then none is made). Checks now, before the correction changes anything, and returns
-    the step that applies it (which gives the remainder's code)."""
+    it, a correction that would change it is refused (one that leaves it as it is stands). A
+    part is made or resized only while the receipt is the batch's latest receipt or treatment
+    (`latest`): a later one weighed the batch again, and its mass is that weighing's, so a part
+    refused against the declaration at the earlier receipt would be counted beside it. A new
+    remainder goes back to whoever delivered the batch (None: not known, a receipt recorded
+    before receipts kept it and followed by other steps; then none is made). Checks now,
+    before the correction changes anything, and returns the step that applies it (which gives
+    the remainder's code)."""
     outcome = Outcome(
         changed.get("outcome") or await corrected_value(work, target, "outcome", "outcome")
     )
