@@ -4,7 +4,6 @@ transfer manifests (``/t/``). A browser gets a page in Chinese; a client whose `
 header prefers ``application/json`` gets the same facts as JSON. Unknown, forged and mistyped
 codes all get the same 404 (a page, or problem+json), so the pages are no oracle."""
 
-import unicodedata
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from mobile_api.deps import AppSettings, PublicRateLimit
 from mobile_api.errors import problem_of
 from mobile_api.presenters import STATE_NAMES_ZH
 from schemas.public import PublicBatchRead, PublicManifestRead, PublicPlateRead, PublicReceiptRead
+from wastetrack.core import codes
 from wastetrack.core.errors import NotFound
 from wastetrack.core.timefmt import local_time
 from wastetrack.manifests.models import state_label as manifest_state_label
@@ -51,12 +51,17 @@ class _Printed(Convertor[str]):
 register_url_convertor("printed", _Printed())
 
 
+_PRINTED = frozenset(codes.ALPHABET + ".")
+
+
 def _scanned(marker: str, token: str) -> str:
-    """The path a printed QR names: a token holding whitespace, a control character (even at
-    its end, which reading a typed or scanned code would strip) or a slash (the routes take
-    the rest of the path, so a link mistyped with one gets this same refusal) was never
-    printed, so it names nothing."""
-    if not token or any(c == "/" or c.isspace() or unicodedata.category(c) == "Cc" for c in token):
+    """The path a printed QR names: a name and its signature, in the codes' alphabet as printed
+    (capitals and digits) and a dot. A token holding anything else was never printed, so it
+    names nothing: whitespace or a control character (even at its end, which reading a typed
+    or scanned code would strip), a slash (the routes take the rest of the path, so a link
+    mistyped with one gets this same refusal), and the small letters and hyphens a code typed
+    into the app may hold."""
+    if not token or any(c not in _PRINTED for c in token):
         raise NotFound(public.NOT_FOUND, field="code")
     return f"{marker}{token}"
 
