@@ -284,7 +284,8 @@ def _period_of(result: Mapping[str, Any]) -> dict[str, Any]:
 def _port_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ports' file: the headline 渔港污水和垃圾收集处置率 first (the figure the city is
     judged on, with the weaker group's counts and its own definition), then the listed ports'
-    pooled groups, then each port's groups; `figure` tells them apart."""
+    pooled groups, then each port's groups, and last the share of listed ports with a reception
+    facility (its own columns); `figure` tells them apart."""
     listed = result["listed_ports"]
     headline = listed["headline"]
     rate_keys = ("numerator", "denominator", "rate", "unit", "definition")
@@ -317,6 +318,12 @@ def _port_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
             for port in result["ports"]
             for group in port["groups"]
         ),
+        {
+            "figure": "reception_facility_share",
+            "listed": True,
+            "name_zh": "配备接收设施的渔港占比",
+            "reception_facility_share": result["reception_facility_share"],
+        },
     ]
     return [{**_period_of(result), **row} for row in rows]
 

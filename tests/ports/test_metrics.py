@@ -267,6 +267,12 @@ async def test_the_spreadsheet_has_the_headline_first_and_every_row_names_its_pe
         ("garbage", "30.000", "True"),
         ("sewage", "0", "True"),
     ]
+    # Last, the share of listed ports with a reception facility, in columns of its own.
+    share, want = rows[-1], answer["reception_facility_share"]
+    assert share["figure"] == "reception_facility_share"
+    for key in ("numerator", "denominator", "rate", "unit"):
+        assert share[f"reception_facility_share.{key}"] == str(want[key] or ""), key
+    assert share["reception_facility_share.definition.formula"] == want["definition"]["formula"]
     areas = await client.get(
         "/m/v1/metrics/sea-areas", headers=headers, params={**period, "format": "csv"}
     )
