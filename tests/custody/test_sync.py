@@ -3,6 +3,7 @@ trusted, bad ones reported."""
 
 import asyncio
 import itertools
+import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -217,42 +218,96 @@ def test_two_small_clock_steps_in_a_row_keep_the_order_sent() -> None:
     assert sync_order(commands, [["A"]] * 3) == [2, 0, 1]
 
 
-def test_a_step_after_one_that_waits_for_a_tagging_waits_too() -> None:
-    """The bag was tagged 3 minutes (by the clock) after the box was packed and handed on; the
-    packing waits for the bag's tagging, and the handover, after the packing by the clock,
-    waits for the packing: in whatever order the four were sent, the handover two minutes after
-    the packing (sent first, it once waited for nothing sent before it, and the box left
-    without the bag), or a second after it and sent after it."""
+@pytest.mark.parametrize(
+    ("bag", "box", "handover"),
+    [(180, 0, 120), (180, 0, 180), (0, 180, 120), (180, 0, 6)],
+    ids=["bag-late", "handover-at-bag-tagging", "box-late", "handover-a-second-after"],
+)
+def test_a_step_after_one_that_waits_for_a_tagging_waits_too(
+    bag: int, box: int, handover: int
+) -> None:
+    """The box was packed (5 s) and handed on, by the clock, before one of the two taggings:
+    the packing waits for the taggings, and the handover, after the packing by the clock,
+    waits for the packing, in whatever order the four were sent (a handover sent first once
+    waited for nothing sent before it, or tied with the packing at a tagging's time, and the
+    box left without the bag); a second after the packing, it is after it only if sent after
+    it (the phone's own order)."""
     base = NOW - timedelta(hours=1)
 
     def at(seconds: int) -> str:
         return (base + timedelta(seconds=seconds)).isoformat()
 
-    for handover in (6, 120):
-        steps = [
-            (medical_bag(batch="BAG") | {"device_time": at(180)}, ["BAG"]),
-            (medical_bag(batch="BOX") | {"device_time": at(0)}, ["BOX"]),
-            (
-                event("aggregated", "BOX", children=["BAG"]) | {"device_time": at(5)},
-                ["BOX", "BAG"],
-            ),
-            (
-                event("handed_over", "BOX", to_organization_id=1) | {"device_time": at(handover)},
-                ["BOX"],
-            ),
+    steps = [
+        (medical_bag(batch="BAG") | {"device_time": at(bag)}, ["BAG"]),
+        (medical_bag(batch="BOX") | {"device_time": at(box)}, ["BOX"]),
+        (
+            event("aggregated", "BOX", children=["BAG"]) | {"device_time": at(5)},
+            ["BOX", "BAG"],
+        ),
+        (
+            event("handed_over", "BOX", to_organization_id=1) | {"device_time": at(handover)},
+            ["BOX"],
+        ),
+    ]
+    for sent in itertools.permutations(steps):
+        kinds = [body["event_type"] for body, _ in sent]
+        if handover == 6 and kinds.index("handed_over") < kinds.index("aggregated"):
+            continue
+        commands = [EventCommand.model_validate(body) for body, _ in sent]
+        order = [sent[i][0] for i in sync_order(commands, [batches for _, batches in sent])]
+        applied = [(e["event_type"], e["batch"]) for e in order]
+        assert applied[2:] == [("aggregated", "BOX"), ("handed_over", "BOX")], kinds
+        assert sorted(applied[:2]) == [("tagged", "BAG"), ("tagged", "BOX")]
+
+
+def test_a_backlog_in_any_order_keeps_the_sync_promises() -> None:
+    """Random backlogs on a few batches, clocks stepping a little and a lot, shuffled: the
+    order is a permutation of the steps; a tagging goes before its batch's other steps; of two
+    steps on a batch, the one sent later goes after the other unless its clock is more than a
+    minute earlier, and two corrections always in the order sent."""
+    rng = random.Random(20261205)
+    base = NOW - timedelta(hours=1)
+    for _ in range(400):
+        codes_ = [f"B{k}" for k in range(rng.randint(1, 4))]
+        steps: list[tuple[dict, list[str]]] = [
+            (medical_bag(batch=code) | {"device_time": base.isoformat()}, [code])
+            for code in codes_
+            if rng.random() < 0.8
         ]
-        for sent in itertools.permutations(steps):
-            kinds = [body["event_type"] for body, _ in sent]
-            if handover == 6 and kinds.index("handed_over") < kinds.index("aggregated"):
-                continue  # a second apart, the order sent is trusted: the phone's own
-            commands = [EventCommand.model_validate(body) for body, _ in sent]
-            order = [sent[i][0] for i in sync_order(commands, [batches for _, batches in sent])]
-            assert [(e["event_type"], e["batch"]) for e in order] == [
-                ("tagged", "BOX"),
-                ("tagged", "BAG"),
-                ("aggregated", "BOX"),
-                ("handed_over", "BOX"),
-            ], (handover, kinds)
+        for _ in range(rng.randint(2, 9)):
+            kind = rng.choice(["in_transit", "aggregated", "corrected", "handed_over"])
+            acted = [rng.choice(codes_)]
+            if kind == "aggregated":
+                others = [c for c in codes_ if c != acted[0]]
+                acted += rng.sample(others, k=min(len(others), rng.randint(0, 2)))
+            seconds = rng.choice([0, 5, 30, 61, 90, 120, 180, 181, 300, 600])
+            step = event("in_transit", acted[0]) | {
+                "event_type": kind,
+                "device_time": (base + timedelta(seconds=seconds)).isoformat(),
+            }
+            steps.append((step, acted))
+        rng.shuffle(steps)
+        commands = [EventCommand.model_construct(**body) for body, _ in steps]
+        for command, (body, _) in zip(commands, steps, strict=True):
+            command.device_time = datetime.fromisoformat(body["device_time"])
+        batches = [acted for _, acted in steps]
+        order = sync_order(commands, batches)
+        assert sorted(order) == list(range(len(steps)))
+        place = {step: position for position, step in enumerate(order)}
+        for i, j in itertools.combinations(range(len(steps)), 2):
+            shared = set(batches[i]) & set(batches[j])
+            if not shared:
+                continue
+            a, b = commands[i], commands[j]
+            if a.event_type == "tagged" and b.event_type != "tagged" and batches[i][0] in shared:
+                assert place[i] < place[j]
+            elif b.event_type == "tagged" and a.event_type != "tagged" and batches[j][0] in shared:
+                assert place[j] < place[i]
+            elif "tagged" not in (a.event_type, b.event_type):
+                if a.event_type == b.event_type == "corrected":
+                    assert place[i] < place[j]
+                elif a.device_time - b.device_time <= timedelta(minutes=1):
+                    assert place[i] < place[j]
 
 
 async def test_a_carriers_round_then_a_clock_step_keeps_the_bags_in_their_load(

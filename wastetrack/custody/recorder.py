@@ -8,6 +8,7 @@ is still being decided (`_Writes`)."""
 
 import asyncio
 import copy
+import heapq
 import logging
 import uuid
 from collections.abc import Callable
@@ -78,54 +79,114 @@ def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> 
     corrections would otherwise let the earlier one win). A step that waits goes on before the
     steps its clock puts after it on the same batches, wherever they were sent: those wait too
     (a box handed on after a bag was packed into it waits for the packing, which waits for the
-    bag's tagging, even when the handover was sent first)."""
-    # A tagging goes first on its batch, whenever it was sent: its key is its own clock's, and
-    # every other step on the batch waits for it.
-    tagged_at: dict[str, datetime] = {}
-    for sub, acted_on in zip(submissions, batches_of, strict=True):
-        if sub.event_type == EventType.tagged and acted_on:
-            code = acted_on[0]
-            tagged_at[code] = max(sub.device_time, tagged_at.get(code, sub.device_time))
-    # Each step's key: the time it is applied at, and how many steps it was put after at that
-    # time (ties go in the order sent).
-    keys: list[tuple[datetime, int]] = []
+    bag's tagging, even when the handover was sent first). Steps whose clocks disagree in a
+    circle (pulled back a little at a time) go in the order sent."""
+    # Which steps go after which: a batch's tagging before its other steps; of two other steps
+    # on a batch, judged on the clocks' own readings, the one sent later after the other unless
+    # its clock is more than CLOCK_STEP earlier, and then before it.
+    tagging = [sub.event_type == EventType.tagged for sub in submissions]
+    taggings: dict[str, list[int]] = {}
     on_batch: dict[str, list[int]] = {}
-    for index, (sub, acted_on) in enumerate(zip(submissions, batches_of, strict=True)):
-        key = sub.device_time
-        if sub.event_type != EventType.tagged:
-            key = max([key, *(tagged_at[c] for c in acted_on if c in tagged_at)])
+    for index, acted_on in enumerate(batches_of):
+        if tagging[index]:
+            if acted_on:
+                taggings.setdefault(acted_on[0], []).append(index)
+        else:
             for code in dict.fromkeys(acted_on):
                 on_batch.setdefault(code, []).append(index)
-        keys.append((key, 0))
-    # For each two steps on a batch, judged on the clocks' own readings: the one sent later
-    # waits for the other unless its clock is more than CLOCK_STEP earlier (`waits`); if it is,
-    # the one sent earlier goes after it once a wait moves it past (`follows`).
-    waits: list[tuple[int, int]] = []
-    follows: list[tuple[int, int]] = []
-    for sent in on_batch.values():
+    after: list[set[int]] = [set() for _ in submissions]
+    for code, sent in on_batch.items():
+        for first in taggings.get(code, ()):
+            after[first].update(sent)
         for position, first in enumerate(sent):
             for later in sent[position + 1 :]:
                 a, b = submissions[first], submissions[later]
                 corrections = a.event_type == b.event_type == EventType.corrected
                 if a.device_time - b.device_time <= CLOCK_STEP or corrections:
-                    waits.append((first, later))
+                    after[first].add(later)
                 else:
-                    follows.append((later, first))
-    # Until nothing moves: a key only grows, and `follows` moves a step only to a later time,
-    # so steps whose clocks disagree in a circle keep the order sent.
-    moved = True
-    while moved:
-        moved = False
-        for before, after in waits:
-            if keys[after] < keys[before]:
-                keys[after], moved = keys[before], True
-        for before, after in follows:
-            if keys[before][0] > keys[after][0]:
-                keys[after], moved = (keys[before][0], keys[before][1] + 1), True
-    return sorted(
-        range(len(submissions)),
-        key=lambda i: (keys[i], submissions[i].event_type != EventType.tagged, i),
-    )
+                    after[later].add(first)
+    # A circle of steps is one group, in the order sent (a tagging never is in one: nothing
+    # goes before it). The groups go by device time, each at the latest time of its own steps
+    # and of the groups it waits for; a tagging first at a time, then the order sent.
+    groups = _circles(after)
+    group_of = [0] * len(submissions)
+    for number, members in enumerate(groups):
+        for member in members:
+            group_of[member] = number
+    following: list[set[int]] = [set() for _ in groups]
+    waiting = [0] * len(groups)
+    for step, steps_after in enumerate(after):
+        for later in steps_after:
+            here, there = group_of[step], group_of[later]
+            if here != there and there not in following[here]:
+                following[here].add(there)
+                waiting[there] += 1
+    times = [max(submissions[m].device_time for m in members) for members in groups]
+
+    def rank(number: int) -> tuple[datetime, bool, int, int]:
+        members = groups[number]
+        return (times[number], not tagging[members[0]], members[0], number)
+
+    ready = [rank(number) for number in range(len(groups)) if not waiting[number]]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        time, *_, number = heapq.heappop(ready)
+        order += groups[number]
+        for later in following[number]:
+            times[later] = max(times[later], time)
+            waiting[later] -= 1
+            if not waiting[later]:
+                heapq.heappush(ready, rank(later))
+    return order
+
+
+def _circles(after: list[set[int]]) -> list[list[int]]:
+    """The strongly connected components of the graph `after` (node -> the nodes that follow
+    it), each in ascending order (Tarjan's algorithm, without recursion: a sync holds up to 500
+    steps). The standard library's graphlib sorts only a graph without circles."""
+    index: list[int | None] = [None] * len(after)
+    low = [0] * len(after)
+    on_stack = [False] * len(after)
+    stack: list[int] = []
+    found: list[list[int]] = []
+    counter = 0
+    for root in range(len(after)):
+        if index[root] is not None:
+            continue
+        work = [(root, iter(sorted(after[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            node, successors = work[-1]
+            for successor in successors:
+                if index[successor] is None:
+                    index[successor] = low[successor] = counter
+                    counter += 1
+                    stack.append(successor)
+                    on_stack[successor] = True
+                    work.append((successor, iter(sorted(after[successor]))))
+                    break
+                if on_stack[successor]:
+                    low[node] = min(low[node], index[successor] or 0)
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    members: list[int] = []
+                    while True:
+                        member = stack.pop()
+                        on_stack[member] = False
+                        members.append(member)
+                        if member == node:
+                            break
+                    found.append(sorted(members))
+    return found
 
 
 async def record_posts(
