@@ -282,7 +282,11 @@ async def _note(client: httpx.AsyncClient, world: World, note: str) -> httpx.Res
 
 
 @pytest.mark.parametrize(
-    "note", ["县\x01农业局", "县\x08农业局", "县\x0b农业局", "县\x0c农业局", "县\x1f农业局"]
+    "note",
+    [
+        *("县\x01农业局", "县\x08农业局", "县\x0b农业局", "县\x0c农业局", "县\x1f农业局"),
+        *("县\x7f农业局", "县\x85农业局", "县\x9b农业局"),  # DEL, NEL and another C1 control
+    ],
 )
 async def test_a_control_character_in_text_is_refused_naming_the_field(
     client: httpx.AsyncClient, world: World, note: str
