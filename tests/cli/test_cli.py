@@ -420,6 +420,15 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
     ("variable", "value"),
     [
         ("WASTETRACK_TIMEZONE", "Asia/Beijing"),
+        # Files of the system's zone folder Python opens and PostgreSQL does not know: every
+        # dated command failed with a traceback (`verify` with its "chain broken" status).
+        ("WASTETRACK_TIMEZONE", "posix/Asia/Shanghai"),
+        ("WASTETRACK_TIMEZONE", "localtime"),
+        # Past what the database's integer holds, or no finite number of seconds: every alert
+        # round (or login) failed, or a background round stopped without a word.
+        ("WASTETRACK_IDLE_BATCH_HOURS", "3000000000"),
+        ("WASTETRACK_LOGIN_MAX_FAILURES", "99999999999"),
+        ("WASTETRACK_ALERT_REFRESH_SECONDS", "inf"),
         ("WASTETRACK_RATE_LIMIT_LOGIN", "lots"),
         ("WASTETRACK_COSIGN_PIN_FAILURES", "five"),
         ("WASTETRACK_ENVIRONMENT", "staging"),
@@ -442,3 +451,16 @@ def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(
     done = run({**cli_env, variable: value}, "migrate")
     said = (done.returncode, "Traceback" in done.stderr, f"error ({variable})" in done.stderr)
     assert said == (2, False, True), done.stderr[-600:]
+
+
+def test_a_secret_file_of_raw_bytes_is_a_message_naming_it(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`head -c 32 /dev/urandom > secret` makes no text secret: said naming the variable and
+    the file, not as a codec's error about "settings"."""
+    secret = tmp_path / "master.secret"
+    secret.write_bytes(bytes(range(128, 256)))
+    env = {k: v for k, v in cli_env.items() if k != "WASTETRACK_SECRET_KEY"}
+    done = run({**env, "WASTETRACK_SECRET_FILE": str(secret)}, "migrate")
+    assert (done.returncode, "Traceback" in done.stderr) == (2, False), done.stderr[-600:]
+    assert f"WASTETRACK_SECRET_FILE ({secret}) is not UTF-8 text" in done.stderr

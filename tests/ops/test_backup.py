@@ -326,7 +326,9 @@ async def test_a_restore_into_a_younger_server_keeps_the_feed_and_the_audit_log(
         == 0
     )
 
-    # The embedded server of a new data directory (no WASTETRACK_DATABASE_URL).
+    # The embedded server of a new data directory (no WASTETRACK_DATABASE_URL), named
+    # relative to the working directory (pg_resetwal runs in the cluster's own folder, where
+    # the relative name once named another).
     target_dir = tmp_path / "target"
     env = {k: v for k, v in os.environ.items() if k != "WASTETRACK_DATABASE_URL"}
     done = await asyncio.to_thread(
@@ -334,10 +336,11 @@ async def test_a_restore_into_a_younger_server_keeps_the_feed_and_the_audit_log(
         [sys.executable, "-m", "wastetrack.cli", "restore", str(archive)],
         env={
             **env,
-            "WASTETRACK_DATA_DIR": str(target_dir),
+            "WASTETRACK_DATA_DIR": "target",
             "WASTETRACK_SECRET_KEY": secret,
             "WASTETRACK_ENVIRONMENT": "test",
         },
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,

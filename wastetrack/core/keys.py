@@ -80,6 +80,17 @@ def check_secret(value: str, *, source: str) -> str:
     return value
 
 
+def secret_text(raw: bytes, *, source: str) -> str:
+    """A secret read from a file, as text: raw random bytes (`head -c 32 /dev/urandom`) are no
+    secret the settings can hold, and the refusal names where they came from."""
+    try:
+        return raw.decode().strip()
+    except UnicodeDecodeError:
+        raise WeakSecret(
+            f"{source} is not UTF-8 text; write a random text secret (openssl rand -base64 32)"
+        ) from None
+
+
 def keys_dir(data_dir: Path) -> Path:
     path = data_dir / "keys"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -119,11 +130,11 @@ def resolve_master(*, configured: str | None, secret_file: Path | None, data_dir
     if configured:
         return check_secret(configured, source="WASTETRACK_SECRET")
     if secret_file is not None:
-        return check_secret(
-            secret_file.read_text().strip(), source=f"WASTETRACK_SECRET_FILE ({secret_file})"
-        )
+        source = f"WASTETRACK_SECRET_FILE ({secret_file})"
+        return check_secret(secret_text(secret_file.read_bytes(), source=source), source=source)
     generated = keys_dir(data_dir) / "master.key"
-    return check_secret(read_or_create(generated).decode().strip(), source=str(generated))
+    source = str(generated)
+    return check_secret(secret_text(read_or_create(generated), source=source), source=source)
 
 
 def _rotated_versions(data_dir: Path) -> dict[int, bytes]:
@@ -135,7 +146,7 @@ def _rotated_versions(data_dir: Path) -> dict[int, bytes]:
         match = _VERSION_FILE.match(path.name)
         if match:
             # An empty or cut-short file (a full disk) would be a key anyone knows.
-            text = check_secret(path.read_bytes().decode().strip(), source=str(path))
+            text = check_secret(secret_text(path.read_bytes(), source=str(path)), source=str(path))
             found[int(match.group(1))] = text.encode()
     return found
 

@@ -5,11 +5,13 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 import platformdirs
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wastetrack.core.commands import INT32_MAX
 
 
 class Settings(BaseSettings):
@@ -19,6 +21,8 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,
         # `Settings(secret_key=…)` in code; the environment names only WASTETRACK_* variables.
         populate_by_name=True,
+        # A number of seconds that is inf or nan would stop a background round without a word.
+        allow_inf_nan=False,
     )
 
     environment: Literal["development", "test", "production"] = "development"
@@ -105,9 +109,15 @@ class Settings(BaseSettings):
         le=10,
         description="weighed vs declared kg (a batch's mass balance) before an alert",
     )
-    idle_batch_hours: int = Field(168, ge=1, description="hours in one state before an alert")
+    # At most ten years: an interval of more hours than PostgreSQL's integer would fail.
+    idle_batch_hours: int = Field(
+        168, ge=1, le=87_840, description="hours in one state before an alert"
+    )
     leg_overdue_hours: int = Field(
-        48, ge=1, description="hours a manifest leg or an in-transit batch may take before an alert"
+        48,
+        ge=1,
+        le=87_840,
+        description="hours a manifest leg or an in-transit batch may take before an alert",
     )
     alert_refresh_seconds: float = Field(
         300,
@@ -202,15 +212,24 @@ class Settings(BaseSettings):
             raise ValueError(f"{rate!r} is no rate (e.g. 30/minute, 5 per 10 seconds)") from error
         return rate
 
+    @field_validator("*")
+    @classmethod
+    def _an_integer_the_database_holds(cls, value: object) -> object:
+        # Limits and counts reach SQL as parameters typed integer: one past its range would
+        # fail every query that reads it (each alert round, each login), not the start.
+        if type(value) is int and not -INT32_MAX <= value <= INT32_MAX:
+            raise ValueError(f"must be at most {INT32_MAX} (the database's integer)")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
-        # Every day, period and deadline is read in this zone: a name the time-zone database
-        # lacks ("Asia/Beijing") stops the start, not every dated request after it.
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"{name!r} is no IANA time zone (e.g. Asia/Shanghai)") from error
+        # Every day, period and deadline is read in this zone, in Python and in PostgreSQL: a
+        # name the time-zone database lacks ("Asia/Beijing") stops the start, not every dated
+        # request after it. The IANA names alone: ZoneInfo opens any file of the system's
+        # zone folder too (posix/…, right/…, localtime), which PostgreSQL does not know.
+        if name not in _iana_zones():
+            raise ValueError(f"{name!r} is no IANA time zone (e.g. Asia/Shanghai)")
         return name
 
     @field_validator("log_level")
@@ -244,7 +263,9 @@ class Settings(BaseSettings):
     def _a_directory(cls, path: Path) -> Path:
         if path.exists() and not path.is_dir():
             raise ValueError(f"{str(path)!r} is a file, not a directory")
-        return path
+        # Absolute: PostgreSQL's tools run with a working directory of their own (pg_resetwal
+        # and pg_basebackup inside the cluster's folder), where a relative path names another.
+        return path.expanduser().absolute()
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> "Settings":
@@ -260,6 +281,11 @@ class Settings(BaseSettings):
         except OSError as error:  # the data directory, or the secret file, cannot be used
             raise ValueError(f"the key files cannot be read or written: {error}") from error
         return self
+
+
+@lru_cache(maxsize=1)
+def _iana_zones() -> frozenset[str]:
+    return frozenset(available_timezones() - {"localtime"})
 
 
 @lru_cache
