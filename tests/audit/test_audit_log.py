@@ -253,12 +253,21 @@ async def test_an_entry_committed_late_is_not_skipped_by_a_poller(
     params = {"subject_type": "organization", "after": baseline}
     while_open = await client.get("/m/v1/audit", headers=world.headers("admin"), params=params)
     assert while_open.json() == {"entries": [], "next": baseline}
+    # A file has no cursor: held back, the committed entry is announced by a link to the next
+    # file (a file without one holds every entry committed so far).
+    held = await client.get("/m/v1/audit.csv", headers=world.headers("admin"), params=params)
+    assert held.content.decode("utf-8-sig").count("\n") == 1  # the header alone
+    next_file = held.headers["link"].removeprefix("<").removesuffix('>; rel="next"')
 
     release.set()
     await task
     params["after"] = while_open.json()["next"]
     found = await entries(client, world, "admin", **params)
     assert [e["after"]["name"] for e in found] == ["先写后交", "后写先交"]
+    rest = await client.get(next_file, headers=world.headers("admin"))
+    rows = list(csv.DictReader(io.StringIO(rest.content.decode("utf-8-sig"))))
+    assert [int(r["id"]) for r in rows] == [e["id"] for e in found]
+    assert "link" not in rest.headers
 
 
 async def test_the_csv_gives_the_city_s_clock_and_links_to_the_next_file_when_more_remain(

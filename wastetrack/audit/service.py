@@ -238,7 +238,8 @@ async def export_rows(
 ) -> tuple[list[list[Any]], Position | None]:
     """The entries `list_entries` gives after `after`, at most MAX_EXPORT, as CSV rows of
     CSV_HEADERS with times on the city's clock (`timezone`); with the position the next file
-    starts from when more remain (None when these are all)."""
+    starts from when more remain, or entries committed are held back behind a transaction
+    still running (None when these are every entry committed so far)."""
     rows: list[list[Any]] = []
     while len(rows) < MAX_EXPORT:
         wanted = min(MAX_LIMIT, MAX_EXPORT - len(rows))
@@ -247,7 +248,7 @@ async def export_rows(
         )
         rows += [_csv_row(entry, timezone) for entry in page]
         if len(page) < wanted:
-            return rows, None
+            return rows, position if await paging.held_back("audit_entry") else None
         after = position
     more, _ = await list_entries(
         principal=principal, after=after, limit=1, subject_type=subject_type, actor=actor

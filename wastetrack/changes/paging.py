@@ -137,3 +137,16 @@ async def read_page(
     if horizon and (horizon[0].txid, horizon[0].id) > (after.txid, after.id):
         return page, horizon[0]
     return page, after
+
+
+async def held_back(table: str) -> bool:
+    """Whether `table` holds rows committed that `read_page` does not give yet: written by a
+    transaction that began after one still running (a reader told "that is all" would miss
+    them; its next read from the position it was given finds them once that one ends)."""
+    ((found,),) = (
+        await connections.get("default").execute_query(
+            f"SELECT EXISTS (SELECT 1 FROM {table}"
+            " WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))"
+        )
+    )[1]
+    return bool(found)
