@@ -4,6 +4,7 @@ change (or not at all), readable by managers (their region), auditors and admins
 import asyncio
 import csv
 import io
+import json
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -16,6 +17,7 @@ from tests.factories import CITY_TODAY, World
 from wastetrack.audit import service as audit
 from wastetrack.audit.models import AuditEntry
 from wastetrack.auth import service as auth
+from wastetrack.changes import paging
 from wastetrack.changes.models import START, Position
 from wastetrack.changes.paging import encode_cursor
 from wastetrack.registry import service as registry
@@ -391,3 +393,61 @@ async def test_the_figures_a_manager_enters_are_recorded(
         "市农业农村局年报",
     )
     assert indicator["actor_user_id"] == world.users["manager"].id
+
+
+@pytest.mark.parametrize("case", ["full file", "ends before the check"])
+async def test_an_audit_file_links_on_while_committed_entries_are_held_back(
+    client: httpx.AsyncClient,
+    world: World,
+    baseline: str,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    """A file that fills up exactly while an entry is held back, or one read just before the
+    transaction holding it back ends, still links on: neither holds every entry committed."""
+    city = world.regions["city"].id
+    if case == "full file":
+        monkeypatch.setattr(audit, "MAX_EXPORT", 2)
+        for name in ("一", "二"):
+            await registry.create_organization(
+                name=name, kind=OrganizationKind.carrier, region_id=city
+            )
+    written, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> None:
+        async with in_transaction():
+            await registry.create_organization(
+                name="先写后交", kind=OrganizationKind.carrier, region_id=city
+            )
+            written.set()
+            await asyncio.wait_for(release.wait(), timeout=10)
+
+    task = asyncio.create_task(slow())
+    await asyncio.wait_for(written.wait(), timeout=10)
+    await registry.create_organization(
+        name="后写先交", kind=OrganizationKind.carrier, region_id=city
+    )
+    if case == "ends before the check":
+        looked = paging.committed_after
+
+        async def after_it_ends(**given: object) -> bool:
+            release.set()
+            await task
+            return await looked(**given)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(paging, "committed_after", after_it_ends)
+    params = {"subject_type": "organization", "after": baseline}
+    try:
+        got = await client.get("/m/v1/audit.csv", headers=world.headers("admin"), params=params)
+    finally:
+        release.set()
+        await task
+    rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
+    assert len(rows) == (2 if case == "full file" else 0)
+    url = got.headers["link"].removeprefix("<").removesuffix('>; rel="next"')
+    rest = await client.get(url, headers=world.headers("admin"))
+    names = [
+        json.loads(r["after"])["name"]
+        for r in csv.DictReader(io.StringIO(rest.content.decode("utf-8-sig")))
+    ]
+    assert names == ["先写后交", "后写先交"]

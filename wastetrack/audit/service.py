@@ -243,14 +243,13 @@ async def export_rows(
     rows: list[list[Any]] = []
     while len(rows) < MAX_EXPORT:
         wanted = min(MAX_LIMIT, MAX_EXPORT - len(rows))
-        page, position = await list_entries(
+        page, after = await list_entries(
             principal=principal, after=after, limit=wanted, subject_type=subject_type, actor=actor
         )
         rows += [_csv_row(entry, timezone) for entry in page]
         if len(page) < wanted:
-            return rows, position if await paging.held_back("audit_entry") else None
-        after = position
-    more, _ = await list_entries(
-        principal=principal, after=after, limit=1, subject_type=subject_type, actor=actor
+            break
+    more = await paging.committed_after(
+        table="audit_entry", where=_readable(principal, subject_type, actor), after=after
     )
     return rows, after if more else None

@@ -139,14 +139,17 @@ async def read_page(
     return page, after
 
 
-async def held_back(table: str) -> bool:
-    """Whether `table` holds rows committed that `read_page` does not give yet: written by a
-    transaction that began after one still running (a reader told "that is all" would miss
-    them; its next read from the position it was given finds them once that one ends)."""
-    ((found,),) = (
-        await connections.get("default").execute_query(
-            f"SELECT EXISTS (SELECT 1 FROM {table}"
-            " WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))"
-        )
-    )[1]
+async def committed_after(*, table: str, where: Callable[[Param], str], after: Position) -> bool:
+    """Whether `table` holds a row meeting `where` after `after` that is committed now, whether
+    `read_page` gives it yet or holds it back behind a transaction still running: a reader
+    given everything up to `after` is told that more remain (its next read from `after` finds
+    them, once read_page does). A fresh look, so a transaction that ended after the page was
+    read counts too."""
+    params, param = placeholders()
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {table} c"
+        f" WHERE (c.txid, c.id) > ({param(str(after.txid))}::text::xid8, {param(after.id)}::bigint)"
+        f" AND ({where(param)}))"
+    )
+    ((found,),) = (await connections.get("default").execute_query(sql, params))[1]
     return bool(found)
