@@ -429,6 +429,8 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_IDLE_BATCH_HOURS", "3000000000"),
         ("WASTETRACK_LOGIN_MAX_FAILURES", "99999999999"),
         ("WASTETRACK_ALERT_REFRESH_SECONDS", "inf"),
+        ("WASTETRACK_WEBHOOKS_DISABLE_AFTER_HOURS", "1e11"),
+        ("WASTETRACK_DATA_DIR", "~wastetrack_no_such_user/data"),
         ("WASTETRACK_RATE_LIMIT_LOGIN", "lots"),
         ("WASTETRACK_COSIGN_PIN_FAILURES", "five"),
         ("WASTETRACK_ENVIRONMENT", "staging"),

@@ -217,7 +217,9 @@ class Settings(BaseSettings):
     def _an_integer_the_database_holds(cls, value: object) -> object:
         # Limits and counts reach SQL as parameters typed integer: one past its range would
         # fail every query that reads it (each alert round, each login), not the start.
-        if type(value) is int and not -INT32_MAX <= value <= INT32_MAX:
+        # A number of seconds or hours that large overflows the time arithmetic besides.
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and abs(value) > INT32_MAX:  # type: ignore[arg-type]
             raise ValueError(f"must be at most {INT32_MAX} (the database's integer)")
         return value
 
@@ -265,7 +267,10 @@ class Settings(BaseSettings):
             raise ValueError(f"{str(path)!r} is a file, not a directory")
         # Absolute: PostgreSQL's tools run with a working directory of their own (pg_resetwal
         # and pg_basebackup inside the cluster's folder), where a relative path names another.
-        return path.expanduser().absolute()
+        try:
+            return path.expanduser().absolute()
+        except RuntimeError as error:  # ~someone of no home this machine knows
+            raise ValueError(f"{str(path)!r} names no home directory here") from error
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> "Settings":
