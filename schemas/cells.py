@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Day, Definition, Id, Key, Ratio, Schema, Text
+from schemas.base import Day, Definition, Id, MapKey, Ratio, Schema, Text
 
 
 class CellCreate(Schema):
@@ -32,7 +32,7 @@ class Entered(Schema):
 class AssessmentCreate(Schema):
     level: Literal["county", "city", "province"]
     assessed_on: Day
-    entered: dict[Key, Entered] = Field(default_factory=dict)
+    entered: dict[MapKey, Entered] = Field(default_factory=dict)
 
 
 class AssessmentRead(Schema):

@@ -133,6 +133,9 @@ async def test_cell_climbs_the_levels_and_counts_towards_the_target(
     assert (early.status_code, early.json()["field"]) == (409, "level")
     missing = await assess(client, world, good, "county", {"publicity": EVIDENCE["publicity"]})
     assert (missing.status_code, missing.json()["field"]) == (422, "entered.reduction_measures")
+    twice = {**EVIDENCE, "publicity ": EVIDENCE["publicity"]}
+    padded = await assess(client, world, good, "county", twice)
+    assert (padded.status_code, padded.json()["field"]) == (422, "entered.publicity ")
     county = (await assess(client, world, good, "county", EVIDENCE)).json()
     # 4 of the 10 batches generated were recycled (a cohort share, metrics.md §5).
     assert county["scores"]["recovery_share"]["value"] == "40.00"

@@ -688,6 +688,15 @@ async def test_cleanup_enters_the_custody_chain(
     )
     assert unknown.status_code == 422
     assert unknown.json()["field"] == "item_counts.kelp"
+    # A key with whitespace around it is refused, not stripped onto another (120 bottles were
+    # silently replaced by 5).
+    padded = await client.post(
+        "/m/v1/cleanups",
+        json=cleanup(world, item_counts={"bottles": 120, " bottles": 5}),
+        headers=world.headers("port"),
+    )
+    assert (padded.status_code, padded.json()["field"]) == (422, "item_counts. bottles")
+    assert padded.json()["errors"][0]["rule"] == "key_padded"
     by_clinic = await client.post(
         "/m/v1/cleanups", json=cleanup(world), headers=world.headers("clinic")
     )

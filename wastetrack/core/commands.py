@@ -43,8 +43,26 @@ Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
 Int32 = Annotated[int, Interval(ge=-INT32_MAX - 1, le=INT32_MAX)]
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL)]
-"""A short name: a JSON object key (item counts, indicator scores) or an indicator's code (its
-column holds 64)."""
+"""A short name: an indicator's code (its column holds 64), a stream's code."""
+
+
+def _unpadded(key: str) -> str:
+    if key != key.strip():
+        raise PydanticCustomError(
+            "key_padded",
+            "a key has no leading or trailing whitespace (stripped, it would name another key"
+            " of the object, whose value one of the two would silently replace)",
+        )
+    return key
+
+
+MapKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, min_length=1, max_length=64, pattern=NO_CONTROL),
+    AfterValidator(_unpadded),
+]
+"""A JSON object's key (item counts, a criterion's entry, a batch's weight): taken as sent, not
+stripped as other strings are, and refused when it has whitespace around it."""
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_CONTROL)]
 """A code, a signed token or a scanned URL in a path or query."""
@@ -204,6 +222,8 @@ def field_of(location: tuple[Any, ...] | list[Any]) -> str:
         elif part == "":
             # A key that is the empty string (refused as unknown): named as JSON writes it.
             parts.append('""')
+        elif part == "[key]":
+            continue  # pydantic's mark of an object's key refused itself: named by the key
         else:
             parts.append(str(part))
     return ".".join(parts)

@@ -15,7 +15,7 @@ from wastetrack.core.commands import (
     Command,
     Hazards,
     Id,
-    Key,
+    MapKey,
     Moment,
     Reason,
     Scanned,
@@ -90,7 +90,7 @@ class DecisionCommand(Command):
 
     decision: Literal["accepted", "partially_accepted", "rejected"]
     received_quantity_kg: Decimal = Field(ge=0, le=1_000_000, max_digits=12, decimal_places=3)
-    weights_kg: dict[Key, BatchWeight] | None = Field(
+    weights_kg: dict[MapKey, BatchWeight] | None = Field(
         None,
         min_length=1,
         max_length=MAX_BATCHES,

@@ -12,10 +12,10 @@ from wastetrack.core.commands import (
     Command,
     Day,
     Id,
-    Key,
     Latitude,
     Located,
     Longitude,
+    MapKey,
     Moment,
     Sha256,
     Text,
@@ -102,7 +102,7 @@ class CleanUpCommand(Command):
     latitude: Latitude
     longitude: Longitude
     participants: int | None = Field(None, ge=1, le=10_000)
-    item_counts: dict[Key, Annotated[int, Field(ge=0, le=10_000_000)]] = Field(max_length=40)
+    item_counts: dict[MapKey, Annotated[int, Field(ge=0, le=10_000_000)]] = Field(max_length=40)
     total_weight_kg: Mass = Field(gt=0)
     photos: list[Sha256] = Field(default_factory=list, max_length=20)
 
