@@ -697,6 +697,13 @@ async def test_cleanup_enters_the_custody_chain(
     )
     assert (padded.status_code, padded.json()["field"]) == (422, "item_counts. bottles")
     assert padded.json()["errors"][0]["rule"] == "key_padded"
+    # A value under a key spelled as pydantic's mark of a refused key is still named by it.
+    marked = await client.post(
+        "/m/v1/cleanups",
+        json=cleanup(world, item_counts={"[key]": -1}),
+        headers=world.headers("port"),
+    )
+    assert (marked.status_code, marked.json()["field"]) == (422, "item_counts.[key]")
     by_clinic = await client.post(
         "/m/v1/cleanups", json=cleanup(world), headers=world.headers("clinic")
     )

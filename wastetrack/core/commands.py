@@ -222,8 +222,6 @@ def field_of(location: tuple[Any, ...] | list[Any]) -> str:
         elif part == "":
             # A key that is the empty string (refused as unknown): named as JSON writes it.
             parts.append('""')
-        elif part == "[key]":
-            continue  # pydantic's mark of an object's key refused itself: named by the key
         else:
             parts.append(str(part))
     return ".".join(parts)
@@ -236,8 +234,14 @@ def rule_error(field: str, message: str) -> PydanticCustomError:
 
 
 def error_field(error: Any) -> str:
-    """The field a pydantic error names: its location, and a model rule's own field."""
-    name = field_of(error["loc"])
+    """The field a pydantic error names: its location, and a model rule's own field. An
+    object's key refused itself is named by the key: pydantic marks it with a last part
+    "[key]" after the key it refused (the error's input), which a value under a key spelled
+    "[key]" does not have."""
+    location = tuple(error["loc"])
+    if len(location) >= 2 and location[-1] == "[key]" and location[-2] == error.get("input"):
+        location = location[:-1]
+    name = field_of(location)
     own = (error.get("ctx") or {}).get("field") if error.get("type") == "model_rule" else None
     if own:
         return f"{name}.{own}" if name else str(own)
