@@ -229,25 +229,32 @@ async def test_region_and_port_changes_are_recorded(
     assert added["action"] == "berth.created" and added["after"]["name"] == "一号泊位"
 
 
-async def test_an_entry_committed_late_is_not_skipped_by_a_poller(
-    client: httpx.AsyncClient, world: World, baseline: str
-) -> None:
-    """Entry ids are given as entries are written, mid-transaction: a poller that read a later
-    entry of a transaction that committed first must still get the earlier one, once its
-    transaction commits."""
+async def _held_open(name: str, region_id: int) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """An organization created (and its entry written) in a transaction left open until the
+    event returned is set; the task ends once it has committed."""
     written, release = asyncio.Event(), asyncio.Event()
-    city = world.regions["city"].id
 
     async def slow() -> None:
         async with in_transaction():
             await registry.create_organization(
-                name="先写后交", kind=OrganizationKind.carrier, region_id=city
+                name=name, kind=OrganizationKind.carrier, region_id=region_id
             )
             written.set()
             await asyncio.wait_for(release.wait(), timeout=10)
 
     task = asyncio.create_task(slow())
     await asyncio.wait_for(written.wait(), timeout=10)
+    return release, task
+
+
+async def test_an_entry_committed_late_is_not_skipped_by_a_poller(
+    client: httpx.AsyncClient, world: World, baseline: str
+) -> None:
+    """Entry ids are given as entries are written, mid-transaction: a poller that read a later
+    entry of a transaction that committed first must still get the earlier one, once its
+    transaction commits."""
+    city = world.regions["city"].id
+    release, task = await _held_open("先写后交", city)
     async with in_transaction():
         await registry.create_organization(
             name="后写先交", kind=OrganizationKind.carrier, region_id=city
@@ -412,18 +419,7 @@ async def test_an_audit_file_links_on_while_committed_entries_are_held_back(
             await registry.create_organization(
                 name=name, kind=OrganizationKind.carrier, region_id=city
             )
-    written, release = asyncio.Event(), asyncio.Event()
-
-    async def slow() -> None:
-        async with in_transaction():
-            await registry.create_organization(
-                name="先写后交", kind=OrganizationKind.carrier, region_id=city
-            )
-            written.set()
-            await asyncio.wait_for(release.wait(), timeout=10)
-
-    task = asyncio.create_task(slow())
-    await asyncio.wait_for(written.wait(), timeout=10)
+    release, task = await _held_open("先写后交", city)
     await registry.create_organization(
         name="后写先交", kind=OrganizationKind.carrier, region_id=city
     )

@@ -18,7 +18,12 @@ from tests.custody.helpers import as_superuser_without_triggers, tag_bag
 from tests.factories import World, event, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
-from wastetrack.batches.hj1276 import HJ1276_SIZES, HazardousLabelText, render_hj1276_png
+from wastetrack.batches.hj1276 import (
+    HJ1276_SIZES,
+    HazardousLabelText,
+    LabelSize,
+    render_hj1276_png,
+)
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import codes
 from wastetrack.core.settings import get_settings
@@ -444,26 +449,37 @@ async def test_the_identifier_is_pinned_by_the_batch_chain(
         assert (await verdict(who, code))["valid"] is True
 
 
+def _shipyard_label(
+    producer: str,
+    *,
+    contact: str = "0631-7561234",
+    hazards: tuple[str, ...] = ("T",),
+    size: LabelSize = HJ1276_SIZES[0],
+) -> bytes:
+    """A shipyard's waste-oil drum label, drawn straight from its text."""
+    return render_hj1276_png(
+        HazardousLabelText(
+            code="R98H0PN9Q",
+            url="https://wastetrack.example.cn/q/R98H0PN9Q.1AAAAAAAA",
+            identifier=None,
+            waste_name="废矿物油与含矿物油废物",
+            category="HW08 废矿物油与含矿物油废物",
+            waste_code="900-249-08",
+            hazards=hazards,
+            producer=producer,
+            contact=contact,
+            tagged_on=datetime(2026, 11, 30).date(),
+            weight="180 kg",
+        ),
+        size=size,
+    )
+
+
 def test_a_producer_named_beyond_gb2312_is_printed_as_registered() -> None:
     """Two shipyards whose names differ in one everyday name character outside GB 2312 (喆,
     镕) got the very same label: both drawn as the font's missing-glyph box."""
     drawn = [
-        render_hj1276_png(
-            HazardousLabelText(
-                code="R98H0PN9Q",
-                url="https://wastetrack.example.cn/q/R98H0PN9Q.1AAAAAAAA",
-                identifier=None,
-                waste_name="废矿物油与含矿物油废物",
-                category="HW08 废矿物油与含矿物油废物",
-                waste_code="900-249-08",
-                hazards=("T", "I"),
-                producer=producer,
-                contact="0631-7561234",
-                tagged_on=datetime(2026, 11, 30).date(),
-                weight="180 kg",
-            ),
-            size=HJ1276_SIZES[1],
-        )
+        _shipyard_label(producer, hazards=("T", "I"), size=HJ1276_SIZES[1])
         for producer in ("荣成喆丰船舶修造有限公司", "荣成镕丰船舶修造有限公司")
     ]
     pixels = [Image.open(io.BytesIO(png)).tobytes() for png in drawn]
@@ -475,27 +491,10 @@ def test_a_line_break_or_tab_in_a_name_prints_as_a_space() -> None:
     holding a line break (a 500 for every label of that producer), failed on a carriage
     return, and drew a tab as the font's empty box. Each prints as a space, as in a PDF."""
 
-    def drawn(producer: str, contact: str = "0631-7561234") -> bytes:
-        return render_hj1276_png(
-            HazardousLabelText(
-                code="R98H0PN9Q",
-                url="https://wastetrack.example.cn/q/R98H0PN9Q.1AAAAAAAA",
-                identifier=None,
-                waste_name="废矿物油与含矿物油废物",
-                category="HW08 废矿物油与含矿物油废物",
-                waste_code="900-249-08",
-                hazards=("T",),
-                producer=producer,
-                contact=contact,
-                tagged_on=datetime(2026, 11, 30).date(),
-                weight="180 kg",
-            )
-        )
-
-    spaced = drawn("荣成某船舶 有限公司")
+    spaced = _shipyard_label("荣成某船舶 有限公司")
     for producer in ("荣成某船舶\n有限公司", "荣成某船舶\r\n有限公司", "荣成某船舶\r有限公司"):
-        assert drawn(producer) == spaced
-    assert drawn("荣成某船舶\t有限公司") == spaced
-    assert drawn("荣成某船舶 有限公司", "0631-7561234\n138") == drawn(
-        "荣成某船舶 有限公司", "0631-7561234 138"
+        assert _shipyard_label(producer) == spaced
+    assert _shipyard_label("荣成某船舶\t有限公司") == spaced
+    assert _shipyard_label("荣成某船舶 有限公司", contact="0631-7561234\n138") == (
+        _shipyard_label("荣成某船舶 有限公司", contact="0631-7561234 138")
     )
