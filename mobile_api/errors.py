@@ -21,7 +21,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api import openapi
 from schemas.base import error_field
-from wastetrack.core.errors import DomainError
+from wastetrack.core.errors import DomainError, Unauthorized
 from wastetrack.custody import partitions
 
 PROBLEM = "application/problem+json"
@@ -266,10 +266,14 @@ def _document_problems(app: FastAPI) -> None:
 
 def headers_of(error: DomainError) -> dict[str, str] | None:
     """The headers a refusal carries whatever the page shows it: Retry-After when it says
-    when to try again (a rate limit, a login back-off)."""
+    when to try again (a rate limit, a login back-off), and on a 401 the scheme that would
+    get in (RFC 9110 §15.5.2: a bearer token, an access token's or an API key's)."""
+    headers = {}
     if "retry_after" in error.extra:
-        return {"Retry-After": str(error.extra["retry_after"])}
-    return None
+        headers["Retry-After"] = str(error.extra["retry_after"])
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="wastetrack"'
+    return headers or None
 
 
 def problem_of(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -62,6 +62,9 @@ def concrete(path: str) -> str:
 async def call(client: httpx.AsyncClient, world: World, role: str, method: str, path: str) -> int:
     headers = world.headers(role) if role != "anonymous" else {}
     response = await client.request(method, concrete(path), headers=headers, json={})
+    if response.status_code == 401:
+        # RFC 9110 §15.5.2: a 401 names the scheme that would get in.
+        assert response.headers.get("www-authenticate") == 'Bearer realm="wastetrack"', path
     return response.status_code
 
 
