@@ -252,6 +252,11 @@ def test_a_header_that_would_start_a_formula_is_text_too() -> None:
     assert [(c.value, c.data_type) for c in sheet[2]] == [("=a", "s"), (-3, "n")]
 
 
+def test_a_yes_or_no_is_spelled_as_the_json_spells_it() -> None:
+    rows = list(csv.reader(io.StringIO(to_csv(["逾期"], [[True], [False]]).decode("utf-8-sig"))))
+    assert rows == [["逾期"], ["true"], ["false"]]
+
+
 def test_headers_and_title_lose_what_a_spreadsheet_cannot_hold() -> None:
     book = to_xlsx(["名\x0b称", "数量"], [["a\x0cb", 3]], title="表\x02")
     sheet = openpyxl.load_workbook(io.BytesIO(book)).active

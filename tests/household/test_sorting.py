@@ -826,9 +826,9 @@ async def test_an_area_inside_a_town_is_that_towns_part_and_nothing_outside_town
     )
     rows = list(csv.DictReader(io.StringIO(table.content.decode("utf-8-sig"))))
     assert [(r["scope"], r["partial"]) for r in rows] == [
-        ("area", "False"),
-        ("town", "True"),
-        ("outside_towns", "False"),
+        ("area", "false"),
+        ("town", "true"),
+        ("outside_towns", "false"),
     ], rows
     whole = (await sorting_today(client, world))["towns"]
     assert {t["name"]: t["partial"] for t in whole} == {"崖头街道": False, "石岛管理区": False}

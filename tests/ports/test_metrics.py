@@ -264,8 +264,8 @@ async def test_the_spreadsheet_has_the_headline_first_and_every_row_names_its_pe
         assert pooled[group["group"]][f"{rate}.denominator"] == group[rate]["denominator"]
     ours = [r for r in rows if r["figure"] == "port" and r["port_id"] == str(world.orgs["port"].id)]
     assert [(r["group"], r["delivered"], r["listed"]) for r in ours] == [
-        ("garbage", "30.000", "True"),
-        ("sewage", "0", "True"),
+        ("garbage", "30.000", "true"),
+        ("sewage", "0", "true"),
     ]
     # Last, the share of listed ports with a reception facility, in columns of its own.
     share, want = rows[-1], answer["reception_facility_share"]

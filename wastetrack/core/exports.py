@@ -17,16 +17,25 @@ def _formula(value: object) -> bool:
     return isinstance(value, str) and bool(_FORMULA.match(value)) and not _NUMBER.match(value)
 
 
+def _csv_cell(value: object) -> object:
+    """A value as the JSON of the same view spells it (`true`, not Python's `True`); nothing
+    is an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if _formula(value):
+        return "'" + str(value)
+    return value
+
+
 def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     """Text that would start a formula gets a leading apostrophe, which spreadsheet programs
     take as "this is text" and do not show: in the header row too, whose names come from the
     rows' keys."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerows(
-        ["" if v is None else "'" + v if _formula(v) else v for v in row]
-        for row in (headers, *rows)
-    )
+    writer.writerows([_csv_cell(v) for v in row] for row in (headers, *rows))
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
