@@ -375,6 +375,43 @@ async def test_a_box_handed_on_by_a_phone_whose_clock_runs_behind_carries_the_ba
         assert world.orgs["clinic"].id not in missed(await coverage(client, world, **period))
 
 
+async def test_a_trip_recorded_after_the_packing_but_dated_days_before_counts_and_is_flagged(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Custody follows the order steps were recorded in: a box's trip to the carrier and back,
+    recorded after the packing but dated two days before it, is read as a phone running
+    behind — the service cannot tell it from a trip synced late — so it carries the bag (on
+    the packing's day, docs/metrics.md §6), and the manager sees it flagged."""
+    hospital = await township_hospital(world, "崖头卫生院", beds=40)
+    carrier = world.orgs["carrier"].id
+    noon = datetime.combine(CITY_TODAY - timedelta(days=1), time(12), CITY_ZONE)
+    early, before = noon - timedelta(days=3), noon - timedelta(days=2)
+    bag = await tag_bag(
+        client, world, carrier_organization_id=carrier, device_time=early.isoformat()
+    )
+    box = await tag_bag(
+        client, world, "township", carrier_organization_id=carrier, device_time=early.isoformat()
+    )
+    steps = [
+        ("clinic", bag, noon, {"to_organization_id": hospital.id}),
+        ("township", box, noon + timedelta(minutes=5), {"children": [bag["code"]]}),
+        ("township", box, before, {"to_organization_id": carrier}),
+        ("carrier", box, before + timedelta(hours=1), {"to_organization_id": hospital.id}),
+    ]
+    for who, batch, at, fields in steps:
+        kind = "aggregated" if "children" in fields else "handed_over"
+        await recorded(
+            client, world, who, event(kind, batch["code"], device_time=at.isoformat(), **fields)
+        )
+    for day, covered in ((before.date(), False), (noon.date(), True)):
+        found = await coverage(client, world, date_from=str(day), date_to=str(day))
+        assert (world.orgs["clinic"].id not in missed(found)) is covered, day
+    await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+    listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    flagged = {a["details"]["code"] for a in listed if a["kind"] == "scan_anomaly"}
+    assert flagged == {box["code"]}
+
+
 async def test_a_crates_trip_before_the_box_went_in_does_not_carry_the_bag(
     client: httpx.AsyncClient, world: World
 ) -> None:
