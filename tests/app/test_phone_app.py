@@ -96,12 +96,18 @@ def serving(env: dict[str, str], cwd: Path | None = None) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+        # Starting migrates a fresh database: about 10 s alone, several times that on a busy
+        # machine. A server that exits or never answers fails here, not in the first request.
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, f"wastetrack serve exited ({server.returncode})"
             try:
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.2)
+                pass
+            assert time.monotonic() < deadline, "wastetrack serve did not answer /healthz"
+            time.sleep(0.2)
         yield base
     finally:
         server.terminate()
