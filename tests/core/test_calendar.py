@@ -1,6 +1,7 @@
 """Working days from the official calendar table (pinned chinesecalendar edition), in the city's
 time zone; Monday–Friday only for years without data, and said so."""
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -85,6 +86,31 @@ async def test_the_first_day_entered_for_a_year_begins_it(
     assert (await calendar.get_day(day=date(NO_DATA_YEAR, 1, 1))).name == "元旦"
 
 
+async def test_two_admins_beginning_a_year_at_once_both_keep_their_day(
+    client: httpx.AsyncClient, world: World, restore_calendar: None
+) -> None:
+    """Each of two days entered at once for a year the table lacks would begin the year; the
+    later fill wrote over the day the other had just set (both answered 200). They take
+    turns: the second finds the year begun."""
+    holiday = {"is_working_day": False, "name": "春节"}
+    for year in range(NO_DATA_YEAR, NO_DATA_YEAR + 4):
+        days = [f"{year}-02-11", f"{year}-02-12"]
+        answers = await asyncio.gather(
+            *(
+                client.put(
+                    f"/admin/v1/calendar/{day}", json=holiday, headers=world.headers("admin")
+                )
+                for day in days
+            )
+        )
+        assert [a.status_code for a in answers] == [200, 200]
+        for day in days:
+            kept = await calendar.get_day(day=date.fromisoformat(day))
+            assert (kept.is_working_day, kept.name) == (False, "春节"), day
+        days_in_year = (date(year + 1, 1, 1) - date(year, 1, 1)).days
+        assert await CalendarDay.filter(day__year=year).count() == days_in_year
+
+
 async def test_an_admin_declares_a_new_years_holiday(
     client: httpx.AsyncClient, world: World, restore_calendar: None
 ) -> None:
@@ -118,6 +144,11 @@ async def test_an_admin_declares_a_new_years_holiday(
         headers=world.headers("manager"),
     )
     assert (too_long.status_code, too_long.json()["field"]) == (422, "date_to")
+    # With date_to left to its default (today), the field sent is the one to change.
+    from_only = await client.get(
+        "/admin/v1/calendar", params={"date_from": "2024-01-01"}, headers=world.headers("manager")
+    )
+    assert (from_only.status_code, from_only.json()["field"]) == (422, "date_from")
     nul = await client.put(url, json={**body, "name": "春\u0000节"}, headers=world.headers("admin"))
     assert (nul.status_code, nul.json()["errors"][0]["field"]) == (422, "name"), nul.text
     absurd = await client.post(

@@ -3,14 +3,16 @@
 The table holds every day of each year it knows (weekends, public holidays, make-up working days
 调休). A day the table does not hold falls back to Monday–Friday, and the answer says so."""
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from wastetrack.audit import service as audit
 from wastetrack.calendar.models import CalendarDay
@@ -158,35 +160,53 @@ async def set_day(
     if name is not None and len(name) > 64:
         raise ValidationFailed("name is at most 64 characters", field="name")
     _check_reason([day], reason, timezone)
-    before = await get_day(day=day)
-    if not await CalendarDay.filter(
-        day__gte=date(day.year, 1, 1), day__lte=date(day.year, 12, 31)
-    ).exists():
-        # The first day entered for a year begins it: its other days are Monday to Friday
-        # until they are entered too, and the year is no longer assumed (deadlines counted in
-        # it stop saying so). An operator enters a year's holidays and make-up days together.
-        await connections.get("default").execute_many(
-            _UPSERT, _year_rows(day.year, {}, f"{YEAR_BEGUN} ({source})")
+    async with _writing():
+        before = await get_day(day=day)
+        begun = not await CalendarDay.filter(
+            day__gte=date(day.year, 1, 1), day__lte=date(day.year, 12, 31)
+        ).exists()
+        if begun:
+            # The first day entered for a year begins it: its other days are Monday to Friday
+            # until they are entered too, and the year is no longer assumed (deadlines counted
+            # in it stop saying so). An operator enters a year's holidays and make-up days
+            # together.
+            await connections.get("default").execute_many(
+                _UPSERT, _year_rows(day.year, {}, f"{YEAR_BEGUN} ({source})")
+            )
+        row, _ = await CalendarDay.update_or_create(
+            day=day,
+            defaults={"is_working_day": is_working_day, "name": name, "source": source[:128]},
         )
-    row, _ = await CalendarDay.update_or_create(
-        day=day, defaults={"is_working_day": is_working_day, "name": name, "source": source[:128]}
-    )
-    after = await get_day(day=day)
-    await audit.record(
-        action="calendar.day_set",
-        subject=row,
-        region_path=principal.region_path if principal else "/",
-        organization_id=principal.organization_id if principal else None,
-        before=audit.plain(asdict(before)),
-        after=audit.plain({**asdict(after), "reason": reason}),
-    )
+        after = await get_day(day=day)
+        await audit.record(
+            action="calendar.day_set",
+            subject=row,
+            region_path=principal.region_path if principal else "/",
+            organization_id=principal.organization_id if principal else None,
+            before=audit.plain(asdict(before)),
+            after=audit.plain(
+                {**asdict(after), "reason": reason, **({"year_begun": day.year} if begun else {})}
+            ),
+        )
     return after
 
 
+# One calendar write at a time, to the end of its transaction: two administrators entering the
+# first days of a new year at once would each begin the year, the later filling over the day
+# the other had just set; a load reads the days it is about to change, for its audit entry.
+CALENDAR_LOCK_KEY = 0x63616C65
+
+
+@contextlib.asynccontextmanager
+async def _writing() -> AsyncIterator[None]:
+    """A transaction of its own (a savepoint in the request's) holding the calendar's lock."""
+    async with in_transaction() as client:
+        await client.execute_query("SELECT pg_advisory_xact_lock($1)", [CALENDAR_LOCK_KEY])
+        yield
+
+
 async def list_days(*, date_from: date, date_to: date) -> list[DayInfo]:
-    """Every day of a period (at most a year), as the calendar has it."""
-    if date_to < date_from or (date_to - date_from).days >= 366:
-        raise ValidationFailed("give a period of at most 366 days", field="date_to")
+    """Every day of a period (the route bounds it to a year), as the calendar has it."""
     rows = {r.day: r for r in await CalendarDay.filter(day__gte=date_from, day__lte=date_to)}
     out = []
     day = date_from
@@ -259,28 +279,33 @@ async def load_from_library(
         )
     source = f"chinesecalendar {chinese_calendar.__version__}"
     rows = [r for y in years for r in _year_rows(y, _library_exceptions(y), source)]
-    held = {
-        r.day: r
-        for r in await CalendarDay.filter(
-            day__gte=date(years[0], 1, 1), day__lte=date(years[-1], 12, 31)
+    async with _writing():
+        held = {
+            r.day: r
+            for r in await CalendarDay.filter(
+                day__gte=date(years[0], 1, 1), day__lte=date(years[-1], 12, 31)
+            )
+        }
+        changed = [
+            {
+                "day": day.isoformat(),
+                "was": [old.is_working_day, old.name, old.source],
+                "now": [w, n],
+            }
+            for day, w, n, _ in rows
+            if (old := held.get(day)) is not None and (old.is_working_day, old.name) != (w, n)
+        ]
+        _check_reason([date.fromisoformat(c["day"]) for c in changed], reason, timezone)
+        await connections.get("default").execute_many(_UPSERT, rows)
+        loaded = {"years": years, "days": len(rows), "source": source}
+        first = await CalendarDay.get(day=rows[0][0])
+        await audit.record(
+            action="calendar.loaded",
+            subject=first,
+            region_path=principal.region_path if principal else "/",
+            organization_id=principal.organization_id if principal else None,
+            after={**loaded, "changed": changed, "reason": (reason or "").strip() or None},
         )
-    }
-    changed = [
-        {"day": day.isoformat(), "was": [old.is_working_day, old.name, old.source], "now": [w, n]}
-        for day, w, n, _ in rows
-        if (old := held.get(day)) is not None and (old.is_working_day, old.name) != (w, n)
-    ]
-    _check_reason([date.fromisoformat(c["day"]) for c in changed], reason, timezone)
-    await connections.get("default").execute_many(_UPSERT, rows)
-    loaded = {"years": years, "days": len(rows), "source": source}
-    first = await CalendarDay.get(day=rows[0][0])
-    await audit.record(
-        action="calendar.loaded",
-        subject=first,
-        region_path=principal.region_path if principal else "/",
-        organization_id=principal.organization_id if principal else None,
-        after={**loaded, "changed": changed, "reason": (reason or "").strip() or None},
-    )
     return loaded
 
 
