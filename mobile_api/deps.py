@@ -207,10 +207,16 @@ def _years_after(day: date, years: int) -> date:
     return day.replace(year=day.year + years)
 
 
-def check_period(date_from: date | None, date_to: date | None, *, to_sent: bool = True) -> None:
-    """Refuse a reversed period or one longer than MAX_PERIOD_YEARS, naming date_to — or
-    date_from when date_to was not sent (`to_sent`) but is its default: the field the client
-    sent is the one to change."""
+def check_period(
+    date_from: date | None,
+    date_to: date | None,
+    *,
+    to_sent: bool = True,
+    most_days: int | None = None,
+) -> None:
+    """Refuse a reversed period or one longer than MAX_PERIOD_YEARS (or `most_days`), naming
+    date_to — or date_from when date_to was not sent (`to_sent`) but is its default: the field
+    the client sent is the one to change."""
     if date_from is None or date_to is None:
         return
     field = "date_to" if to_sent else "date_from"
@@ -219,28 +225,40 @@ def check_period(date_from: date | None, date_to: date | None, *, to_sent: bool 
         raise ValidationFailed(
             f"date_to ({date_to}{given}) precedes date_from ({date_from})", field=field
         )
+    if most_days is not None and (date_to - date_from).days >= most_days:
+        raise ValidationFailed(f"a period covers at most {most_days} days", field=field)
     if date_to >= _years_after(date_from, MAX_PERIOD_YEARS):
         raise ValidationFailed(f"a period covers at most {MAX_PERIOD_YEARS} years", field=field)
 
 
-async def _period(
-    response: Response, settings: AppSettings, date_from: DateFrom = None, date_to: DateTo = None
-) -> CityPeriod:
-    today = cityday.today(settings.timezone)
-    end = date_to or today
-    period = CityPeriod(
-        date_from=date_from or end.replace(month=1, day=1),
-        date_to=end,
-        defaulted=date_from is None and date_to is None,
-    )
-    check_period(period.date_from, period.date_to, to_sent=date_to is not None)
-    response.headers.update(period.headers())
+def _periods(*, most_days: int | None = None) -> Callable[..., Awaitable[CityPeriod]]:
+    async def period(
+        response: Response,
+        settings: AppSettings,
+        date_from: DateFrom = None,
+        date_to: DateTo = None,
+    ) -> CityPeriod:
+        today = cityday.today(settings.timezone)
+        end = date_to or today
+        period = CityPeriod(
+            date_from=date_from or end.replace(month=1, day=1),
+            date_to=end,
+            defaulted=date_from is None and date_to is None,
+        )
+        check_period(
+            period.date_from, period.date_to, to_sent=date_to is not None, most_days=most_days
+        )
+        response.headers.update(period.headers())
+        return period
+
     return period
 
 
 # ?date_from=&date_to=, both optional: the current calendar year to date by default. The period
 # used comes back in the X-Period header (routes answering a file add period.headers()).
-Period = Annotated[CityPeriod, Depends(_period)]
+Period = Annotated[CityPeriod, Depends(_periods())]
+# The same, of at most a year: a list with a row per day (the calendar's).
+YearPeriod = Annotated[CityPeriod, Depends(_periods(most_days=366))]
 
 
 OpenFrom = Annotated[Day | None, Query(description="first city day, included")]

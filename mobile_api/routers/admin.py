@@ -12,8 +12,8 @@ from mobile_api.deps import (
     CurrentUser,
     ManagerOnly,
     Paging,
-    Period,
     Transaction,
+    YearPeriod,
 )
 from mobile_api.presenters import NEXT_PAGE
 from schemas.auth import SessionsRevokedRead, UserCreate, UserRead
@@ -212,7 +212,7 @@ async def list_users(user: ManagerOnly, paged: Paging) -> Sequence[object]:
 
 
 @router.get("/calendar", response_model=list[CalendarDayRead])
-async def list_calendar(_: ManagerOnly, period: Period) -> Sequence[object]:
+async def list_calendar(_: ManagerOnly, period: YearPeriod) -> Sequence[object]:
     """Working days and holidays of a period (at most a year; default: this year to date),
     with where each comes from."""
     return await calendar.list_days(date_from=period.date_from, date_to=period.date_to)
