@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -145,6 +145,10 @@ def create_worker_app() -> FastAPI:
     return create_app(get_settings(), migrate=False)
 
 
+# Every route of the API refuses a query parameter it does not take (errors.refuse_unknown_query).
+KnownQuery = Depends(errors.refuse_unknown_query)
+
+
 def create_app(
     settings: Settings | None = None, *, manage_database: bool = True, migrate: bool = True
 ) -> FastAPI:
@@ -232,9 +236,11 @@ def create_app(
         cosign,
         fleet,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[KnownQuery])
+    # The pages a printed QR opens take what a link may carry: a chat app adds its own
+    # parameters to a scanned label's link.
     app.include_router(public.router)
-    app.include_router(checkpoints.public_router)
+    app.include_router(checkpoints.public_router, dependencies=[KnownQuery])
     app.include_router(phone_app.router)
     apidocs.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

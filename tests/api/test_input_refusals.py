@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
+from tests.custody.helpers import tag_bag
 from tests.factories import CITY_TODAY, NOW, PASSWORD, World, medical_bag
 from tests.household.test_sorting import pickup, point_url
 from tests.pesticide.test_take_back import a_return, points
@@ -312,6 +313,34 @@ async def test_an_unknown_key_is_named_even_when_it_is_empty(
     sync_answer = await sync(client, world, "clinic", [{**bag, "": 1}])
     assert sync_answer["results"][0]["error"]["field"] == '""', sync_answer
     assert await Batch.all().count() == 0
+
+
+async def test_a_query_parameter_the_operation_does_not_take_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A misspelt filter was dropped: the sorting rate of one village's manager asked with
+    `regoin_id` came back for the whole area. Refused as an unknown key of a body is, on a
+    read and on a write (which writes nothing); the parameters an operation takes, from its
+    dependencies too (a period, a page), still pass."""
+    manager = world.headers("manager")
+    read = await client.get(
+        "/m/v1/metrics/sorting", params={"regoin_id": world.regions["town"].id}, headers=manager
+    )
+    assert_refused(read, "regoin_id")
+    assert read.json()["errors"][0]["rule"] == "extra_forbidden"
+    wrote = await client.post(
+        "/m/v1/events", params={"dry_run": "1"}, json=medical_bag(), headers=world.headers("clinic")
+    )
+    assert_refused(wrote, "dry_run")
+    assert await Batch.all().count() == 0
+    taken = {"date_from": str(CITY_TODAY), "region_id": world.regions["town"].id, "format": "json"}
+    assert (await client.get("/m/v1/metrics/sorting", params=taken, headers=manager)).is_success
+    paged = await client.get("/m/v1/batches", params={"limit": 5, "cursor": ""}, headers=manager)
+    assert paged.status_code == 200, paged.text
+    # A page takes what its link carries: a chat app adds its own to a scanned label's link.
+    label = (await tag_bag(client, world))["qr_url"]
+    shared = {"from": "singlemessage", "isappinstalled": "0"}
+    assert (await client.get(httpx.URL(label).path, params=shared)).status_code == 200
 
 
 async def test_tabs_and_line_breaks_stay_allowed_in_text(

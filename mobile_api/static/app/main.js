@@ -188,13 +188,13 @@ async function refreshReference() {
     streams: '/m/v1/catalog/streams',
     categories: '/m/v1/catalog/categories',
     methods: '/m/v1/catalog/methods',
-    vessels: '/admin/v1/vessels',
-    agreements: '/admin/v1/service-agreements',
-    vehicles: '/m/v1/vehicles',
+    vessels: '/admin/v1/vessels?limit=500',
+    agreements: '/admin/v1/service-agreements?limit=500',
+    vehicles: '/m/v1/vehicles?limit=500',
   };
   if (me && ['manager', 'admin'].includes(me.role)) {
-    sources.organizations = '/admin/v1/organizations';
-    sources.sites = '/admin/v1/sites';
+    sources.organizations = '/admin/v1/organizations?limit=500';
+    sources.sites = '/admin/v1/sites?limit=500';
   }
   if (me && me.role === 'port_operator') sources.berths = `/m/v1/ports/${me.organization_id}/berths`;
   let changed = 0;
