@@ -38,15 +38,24 @@ async def get_app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
+def proxied(request: Request, settings: Settings, header: str) -> str | None:
+    """What a proxy the service trusts says in an X-Forwarded-* header: its last hop. The
+    hops before it are the client's to write (a proxy appends to what it was sent, on the
+    same line or on a line of its own: RFC 9110 §5.3 reads the lines as one list, in order),
+    so an earlier hop would let each request pose as a new address. None when the service
+    trusts no proxy or the header is absent."""
+    if not settings.trust_proxy:
+        return None
+    last = ",".join(request.headers.getlist(header)).split(",")[-1].strip()
+    return last or None
+
+
 async def _client_address(request: Request, settings: AppSettings) -> str:
     """Who is asking, for rate limits: the peer, or, behind a proxy the service trusts, the
-    address that proxy added: the last X-Forwarded-For hop. The hops before it are the
-    client's to write (a proxy appends to what it was sent), so a first hop would let each
-    request pose as a new address."""
-    if settings.trust_proxy:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
-        if forwarded:
-            return forwarded[:64]
+    address that proxy added (`proxied`)."""
+    forwarded = proxied(request, settings, "x-forwarded-for")
+    if forwarded:
+        return forwarded[:64]
     return request.client.host if request.client else "unknown"
 
 
@@ -58,8 +67,7 @@ def served_over_https(request: Request, settings: Settings) -> bool:
     or through a trusted proxy that says so in X-Forwarded-Proto."""
     if request.url.scheme == "https":
         return True
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return settings.trust_proxy and forwarded == "https"
+    return (proxied(request, settings, "x-forwarded-proto") or "").lower() == "https"
 
 
 def _limited(scope: str, setting: str) -> Any:

@@ -17,6 +17,7 @@ from mobile_api.deps import (
     LoginRateLimit,
     ReplicaRead,
     Transaction,
+    proxied,
     served_over_https,
 )
 from schemas.base import INT32_MAX, Id, Text
@@ -86,7 +87,7 @@ async def _same_origin(request: Request, settings: AppSettings) -> None:
         origin = request.headers.get("origin")
         if origin is None:
             return  # no browser of this century: SameSite keeps the cookie from it
-        forwarded = request.headers.get("x-forwarded-host") if settings.trust_proxy else None
+        forwarded = proxied(request, settings, "x-forwarded-host")
         # The service's own public address too: a proxy may pass Host as its upstream's.
         ours = {forwarded or request.headers.get("host"), urlsplit(settings.base_url).netloc}
         found = urlsplit(origin).netloc

@@ -103,6 +103,23 @@ async def test_hops_a_client_writes_before_the_proxys_own_change_no_address(
     assert await _login(client, "clinic", PASSWORD, "10.9.9.99, 192.0.2.20") == 429
 
 
+async def test_a_proxys_hop_on_a_header_line_of_its_own_is_the_address(
+    workers: list[httpx.AsyncClient],
+) -> None:
+    """A proxy may append its hop as a line of its own (RFC 9110 §5.3 reads the lines as one
+    list): the client's first line, new each time, was taken for the address."""
+    client = workers[0]
+
+    async def login(first: str, username: str, password: str) -> int:
+        lines = [("X-Forwarded-For", first), ("X-Forwarded-For", "192.0.2.21")]
+        form = {"username": username, "password": password}
+        return (await client.post("/m/v1/auth/token", data=form, headers=lines)).status_code
+
+    for n in range(5):
+        assert await login(f"10.8.8.{n}", f"c{n}", "wrong-password") == 401
+    assert await login("10.8.8.99", "clinic", PASSWORD) == 429
+
+
 async def test_failed_logins_back_off_per_address_and_never_lock_out_the_owner(
     workers: list[httpx.AsyncClient],
 ) -> None:
