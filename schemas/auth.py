@@ -16,9 +16,11 @@ class PasswordForm(Schema):
     grant_type: Literal["password"] | None = None
     username: Text = Field(max_length=64)  # the column's length: no longer name exists
     password: str = Field(max_length=256)
-    scope: str = ""
-    client_id: str | None = None
-    client_secret: str | None = None
+    # Unused (a token's scope is its role; clients are not registered), yet text as any input:
+    # no control character, a bound.
+    scope: Text = Field("", max_length=1024)
+    client_id: Text | None = Field(None, max_length=255)
+    client_secret: Text | None = Field(None, max_length=255)
 
 
 class TokenRead(Schema):

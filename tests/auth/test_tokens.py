@@ -4,6 +4,7 @@ import httpx
 
 from tests.auth.test_families import past_the_grace
 from tests.factories import PASSWORD, World
+from wastetrack.auth.models import RefreshToken
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
@@ -19,6 +20,19 @@ async def test_password_login_issues_both_tokens(client: httpx.AsyncClient, worl
         "/m/v1/batches", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert me.status_code == 200
+
+
+async def test_the_forms_other_fields_are_text_as_any_input(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """scope, client_id and client_secret are unused, yet a control character in one is a
+    422 naming it, and no login is issued (they were taken as any string)."""
+    before = await RefreshToken.all().count()
+    for field in ("scope", "client_id", "client_secret"):
+        form = {"username": "clinic", "password": PASSWORD, field: "a\x00b"}
+        refused = await client.post("/m/v1/auth/token", data=form)
+        assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+    assert await RefreshToken.all().count() == before
 
 
 async def test_refusal_does_not_reveal_whether_the_user_exists(
