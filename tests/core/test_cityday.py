@@ -60,6 +60,12 @@ def test_days_are_half_open_from_the_citys_midnight() -> None:
         (date(2027, 2, 28), date(2026, 3, 1)),
         (date(2028, 2, 29), date(2027, 3, 1)),
         (date(2026, 12, 1), date(2025, 12, 2)),
+        # After a leap year, February's last day closes March to February: 29 February of the
+        # year before is the thirteenth month's.
+        (date(2025, 2, 28), date(2024, 3, 1)),
+        # In a leap year, 28 February is not February's last day: the year before had no 29th.
+        (date(2024, 2, 28), date(2023, 3, 1)),
+        (date(2024, 3, 1), date(2023, 3, 2)),
     ],
 )
 def test_twelve_months_end_on_a_day(day: date, first: date) -> None:

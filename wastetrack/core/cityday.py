@@ -9,8 +9,6 @@ the rest of the code."""
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from dateutil.relativedelta import relativedelta
-
 
 def zone(timezone: str | ZoneInfo) -> ZoneInfo:
     """The zone for a name (``Asia/Shanghai``); a zone as it is."""
@@ -43,10 +41,14 @@ def day_start(day: date, timezone: str | ZoneInfo) -> datetime:
 
 
 def year_to(day: date) -> date:
-    """The first day of the twelve months that end on ``day``, both days included: 2026-03-01
-    for 2027-02-28, 2027-03-01 for 2028-02-29."""
-    a_year_before: date = day - relativedelta(years=1)
-    return a_year_before + timedelta(days=1)
+    """The first day of the twelve months that end on ``day``, both days included: the day
+    after it, a year before — 2026-03-01 for 2027-02-28, 2027-03-01 for 2028-02-29,
+    2024-03-01 for 2025-02-28 — or 1 March for a 29 February that year lacks (2023-03-01
+    for 2024-02-28)."""
+    after = day + timedelta(days=1)
+    if (after.month, after.day) == (2, 29):
+        return date(after.year - 1, 3, 1)
+    return after.replace(year=after.year - 1)
 
 
 def days_bounds(first: date, last: date, timezone: str | ZoneInfo) -> tuple[datetime, datetime]:
