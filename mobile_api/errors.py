@@ -226,7 +226,8 @@ async def refuse_unknown_query(request: Request) -> None:
     a body is (422 `extra_forbidden`, named), before the route reads anything: a misspelt
     filter (`regoin_id`) would otherwise be dropped, and a rate answered for the whole city.
     A dependency of the API's routers, first of each route's; the dashboard's pages (not in
-    the OpenAPI) and the public ones a label's QR opens take what a link may carry."""
+    the OpenAPI) and the public ones a label's QR opens take what a link may carry, and the
+    probes (/healthz, /readyz, /metrics) what a monitor adds."""
     if not request.scope["query_string"]:
         return
     route = request.scope.get("route")
