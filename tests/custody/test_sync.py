@@ -475,6 +475,9 @@ async def test_a_sync_that_loses_a_deadlock_is_a_409_and_writes_nothing(
         await write(rows)
 
     async def other_side() -> None:
+        # Its own deadlock check waits far longer than the sync's (1 s): on a loaded machine
+        # it could otherwise run first and roll this side back instead.
+        await other.execute("SET deadlock_timeout = '60s'")
         async with other.transaction():
             await other.execute("SELECT pg_advisory_xact_lock(2)")
             await asyncio.wait_for(waiting.wait(), 10)
