@@ -125,17 +125,24 @@ def expiry(on: date) -> date:
         return date(year, 2, 28)
 
 
+def twelve_months_to(on: date) -> date:
+    """The first day of the twelve months ending on `on` (docs/metrics.md §6): the day after
+    it, a year before — 1 March where that year has no 29 February (twelve months ending
+    28 February 2025 begin on 1 March 2024)."""
+    after = on + timedelta(days=1)
+    try:
+        return after.replace(year=after.year - 1)
+    except ValueError:
+        return date(after.year - 1, 3, 1)
+
+
 def sorting_accuracy(
     checks: list[tuple[datetime, bool]], *, on: date, timezone: str
 ) -> Decimal | None:
     """A cell's computed sorting accuracy when assessed on `on` (docs/metrics.md §6): of the
-    quality-checked pickups whose city day lies in the twelve months ending on `on` — after the
-    same date a year before (after 28 February for a 29 February) — the share that passed, in
-    percent to the hundredth."""
-    try:
-        first = on.replace(year=on.year - 1) + timedelta(days=1)
-    except ValueError:
-        first = date(on.year - 1, 3, 1)
+    quality-checked pickups whose city day lies in the twelve months ending on `on`, the share
+    that passed, in percent to the hundredth."""
+    first = twelve_months_to(on)
     inside = [passed for moment, passed in checks if first <= city_day(moment, timezone) <= on]
     if not inside:
         return None

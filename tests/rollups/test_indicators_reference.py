@@ -29,7 +29,7 @@ from tests.rollups import reference
 from tests.rollups import reference_indicators as ref
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells_service
-from wastetrack.core import codes
+from wastetrack.core import cityday, codes
 from wastetrack.ports.rules import PORT_RULES
 from wastetrack.registry.models import Organization
 from wastetrack.rollups import service as rollups
@@ -521,10 +521,7 @@ async def test_a_cells_sorting_accuracy_equals_the_reference_on_random_histories
         record=False,
     )
     on = datetime.now(CITY).date() - timedelta(days=days_ago)
-    try:
-        first = on.replace(year=on.year - 1) + timedelta(days=1)
-    except ValueError:
-        first = date(on.year - 1, 3, 1)
+    first = ref.twelve_months_to(on)
     midnights = {
         "first": datetime.combine(first, datetime.min.time(), CITY),
         "end": datetime.combine(on + timedelta(days=1), datetime.min.time(), CITY),
@@ -1015,6 +1012,15 @@ async def batch_facts() -> tuple[dict[int, reference.Fact], dict[str, int], dict
         {b["code"]: b["id"] for b in batches},
         catalog.parent,
     )
+
+
+def test_the_references_twelve_months_are_the_services_on_every_day() -> None:
+    """The twelve-month window each flow reads, written twice: every day of 2023–2029, leap
+    Februaries and the years after them included."""
+    day = date(2023, 1, 1)
+    while day.year < 2030:
+        assert ref.twelve_months_to(day) == cityday.year_to(day), day
+        day += timedelta(days=1)
 
 
 def test_the_reference_port_rules_are_the_configured_ones() -> None:
