@@ -21,7 +21,7 @@ from schemas.events import EventCreate
 from tests.custody.helpers import collect, post_event, recorded, tag_bag
 from tests.factories import World, event
 from wastetrack.batches.models import Batch
-from wastetrack.custody import recorder
+from wastetrack.custody import recorder, remainders
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
@@ -311,6 +311,54 @@ async def test_a_part_refused_against_an_estimate_is_an_estimate(
     incremental = await rollups.snapshot()
     await rollups.rebuild(timezone="Asia/Shanghai")
     assert await rollups.snapshot() == incremental
+
+
+async def test_a_part_of_a_batch_of_no_known_mass_is_stated_or_the_receipt_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Five items of a category without a unit mass declare no mass to set a weighing
+    against: a partial acceptance without `refused_kg` was recorded with no part split off,
+    the refused waste counted nowhere. It is refused naming `refused_kg`, as is a correction
+    into one naming `outcome`; nothing is written. With the part stated, it is split off."""
+    code = await _delivered(client, world, quantity="5", unit="count")
+    events = await CustodyEvent.filter(batch__code=code).count()
+    refused = await post_event(client, world, "facility", _partial(code, "2.0"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "refused_kg"), refused.text
+    assert await CustodyEvent.filter(batch__code=code).count() == events
+    assert (await _batch(client, world, "carrier", code))["state"] == "in_transit"
+    await _receive_in_part(client, world, code, "2.0", refused_kg="1.5")
+    assert Decimal((await _remainder_of(client, world, code))["quantity"]) == Decimal("1.5")
+    whole = await _delivered(client, world, quantity="5", unit="count")
+    accepted = event("received", whole, minutes=60, outcome="accepted", weight_kg="2.0")
+    receipt = await post_event(client, world, "facility", accepted)
+    assert receipt.status_code == 201, receipt.text
+    into_part = event(
+        "corrected",
+        whole,
+        minutes=70,
+        corrects=receipt.json()["event_id"],
+        outcome="partially_accepted",
+        reason="two bags torn",
+    )
+    fixed = await post_event(client, world, "facility", into_part)
+    assert (fixed.status_code, fixed.json()["field"]) == (422, "outcome"), fixed.text
+    assert (await _batch(client, world, "facility", whole))["remainders"] == []
+
+
+async def test_a_weight_correction_of_a_partial_receipt_recorded_before_that_rule_stands(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial receipt of items of no known mass recorded before the rule split nothing off;
+    correcting its weight, which splits nothing off either, still stands (a correction cannot
+    state the part the rule asks for)."""
+    code = await _delivered(client, world, quantity="5", unit="count")
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(remainders, "refused_kg", lambda *args, **kwargs: None)
+        receipt = await _receive_in_part(client, world, code, "2.0")
+    fix = event("corrected", code, minutes=70, corrects=receipt["event_id"], weight_kg="2.4")
+    fixed = await post_event(client, world, "facility", fix)
+    assert fixed.status_code == 201, fixed.text
+    assert (await _batch(client, world, "facility", code))["remainders"] == []
 
 
 async def test_a_remainder_re_delivered_elsewhere_is_counted_once_where_it_is_treated(

@@ -28,6 +28,9 @@ from tortoise import connections
 from tests.depth import randomized
 from tests.factories import CITY_TODAY, World
 from tests.rollups import reference
+from wastetrack.batches.models import Batch
+from wastetrack.catalog import service as catalog
+from wastetrack.custody import remainders
 from wastetrack.registry import service as registry
 from wastetrack.rollups import service as rollups
 
@@ -153,6 +156,12 @@ class History:
         answer: dict[str, Any] = found.json()
         return answer
 
+    async def mass_known(self, code: str) -> bool:
+        """Whether the batch declares a mass a receipt's weighing is set against: in kg, or
+        in items or m³ of a category the catalog estimates."""
+        batch = await Batch.get(code=code)
+        return remainders.known_kg(await catalog.snapshot(), batch) is not None
+
     async def live_remainder(self, code: str) -> bool:
         """Whether a receipt refused part of the batch and that part is not cancelled."""
         for remainder in (await self.batch(code))["remainders"]:
@@ -197,6 +206,9 @@ class History:
         whole = KINDS[plan["kind"]][3] == "kg" and (plan["refused"] or 0) >= plan["quantity"]
         if outcome == "partially_accepted" and plan["refused"] is not None and not whole:
             body["refused_kg"] = str(plan["refused"])
+        elif outcome == "partially_accepted" and not await self.mass_known(code):
+            # Of no known mass, the part refused must be stated (metrics.md §3).
+            body["refused_kg"] = str(plan["refused"] or Decimal("0.5"))
         answer = await self.post(facility, body)
         event_id: str = answer["event_id"]
         if outcome == "rejected" and plan["redeliver"]:
@@ -390,9 +402,14 @@ class History:
         if "outcome" not in plan["corrections"] or not latest:
             return
         cycle = ["partially_accepted", "rejected", "accepted"]
+        if not await self.mass_known(code):
+            # A correction states no refused part, and of no known mass none can be told.
+            cycle.remove("partially_accepted")
         to = plan["outcome_to"]
-        if to == outcome:
-            to = cycle[(cycle.index(to) + 1) % 3]
+        if to not in cycle:
+            to = cycle[0] if cycle[0] != outcome else cycle[1]
+        elif to == outcome:
+            to = cycle[(cycle.index(to) + 1) % len(cycle)]
         then = outcome  # corrected back: the latest correction's outcome wins
 
         def fix(value: str) -> dict[str, Any]:

@@ -99,7 +99,8 @@ class EventCommand(Located):
         decimal_places=3,
         description="received, partially_accepted: the mass refused, which leaves as a"
         " remainder batch of its own; default: the declared kg (for batches counted in units or"
-        " m³, the catalog's estimate) minus weight_kg",
+        " m³, the catalog's estimate) minus weight_kg — required where the batch declares no"
+        " known mass (items of a category without a unit mass)",
     )
     # treated
     method: Text | None = Field(None, max_length=8)

@@ -35,11 +35,6 @@ def known_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal | None:
     return catalog.estimated_kg(batch.category_id, batch.unit, batch.quantity)
 
 
-def declared_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal:
-    """The mass a receipt is set against (`known_kg`, 0 when not known)."""
-    return known_kg(catalog, batch) or Decimal(0)
-
-
 async def estimated_basis(work: Work, batch: Batch) -> bool:
     """Whether the declared mass a refused part is set against is the catalog's estimate: the
     batch is counted in items or m³, or is itself a remainder sized against an estimate."""
@@ -57,10 +52,16 @@ def refused_kg(
     outcome: Outcome,
     weight_kg: Decimal | str | None,
     stated: Decimal | None,
+    field: str | None = "refused_kg",
 ) -> Decimal | None:
     """What a receipt refuses in part: as stated, else the declared mass minus the accepted
     weight; None when nothing is left over. A part stated as heavy as a declaration in kg is
-    no part: refusing it all is a rejection."""
+    no part: refusing it all is a rejection. Of a batch whose mass is not known (items of a
+    category without a unit mass) only a stated part can be told from the rest: without one,
+    the receipt is refused, naming `field` (`refused_kg` on a receipt, `outcome` on a
+    correction into a partial acceptance), else the part would be refused and counted nowhere;
+    a correction that leaves a partial receipt recorded before this rule partial (`field`
+    None) refuses no part, as it did."""
     if outcome != Outcome.partially_accepted:
         return None
     if stated is not None and batch.unit == Unit.KG and stated >= batch.quantity:
@@ -71,7 +72,22 @@ def refused_kg(
         )
     if stated is not None:
         return stated.quantize(MILLI, ROUND_HALF_UP) if stated > 0 else None
-    return part_refused(declared_kg(work.catalog, batch), weight_kg)
+    declared = known_kg(work.catalog, batch)
+    if declared is None and field is None:
+        return None
+    if declared is None:
+        instead = (
+            "state the refused part (refused_kg)"
+            if field == "refused_kg"
+            else "a correction states no refused part"
+        )
+        raise ValidationFailed(
+            f"{batch.code} declares no known mass ({batch.quantity} {batch.unit}, no catalog"
+            f" estimate), so no part of it can be told from the rest: {instead}; accept or"
+            " reject the batch whole",
+            field=field,
+        )
+    return part_refused(declared, weight_kg)
 
 
 def part_refused(declared: Decimal, weight_kg: Decimal | str | None) -> Decimal | None:
@@ -376,10 +392,17 @@ async def follow_remainder(
         weight = await corrected_value(work, target, "weight_kg", "weight_kg")
     details = target.details or {}
     stated = Decimal(details["refused_kg"]) if details.get("refused_basis") == "stated" else None
-    refused = refused_kg(work, batch, outcome=outcome, weight_kg=weight, stated=stated)
+    field = "outcome" if "outcome" in changed else "weight_kg"
+    refused = refused_kg(
+        work,
+        batch,
+        outcome=outcome,
+        weight_kg=weight,
+        stated=stated,
+        field="outcome" if "outcome" in changed else None,
+    )
     remainder = await remainder_of_receipt(work, batch, target)
     reason = f"the partial acceptance of {batch.code} was corrected"
-    field = "outcome" if "outcome" in changed else "weight_kg"
     sized = Decimal(remainder.quantity) if remainder is not None else None
     if refused is not None and refused != sized and not latest:
         raise RuleViolation(
