@@ -414,7 +414,7 @@ class History:
 
         def fix(value: str) -> dict[str, Any]:
             body: dict[str, Any] = {"outcome": value}
-            if value == "partially_accepted":
+            if value != "accepted":  # a refusal, in whole or part, gives its reason
                 body["reason"] = "two bags torn"
             if value != "rejected" and outcome == "rejected":
                 body["weight_kg"] = "0.9"  # a receipt accepting waste states its weight
