@@ -233,13 +233,17 @@ async def refuse_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not route.include_in_schema:
         return
-    taken = _TAKEN.get(id(route))
-    if taken is None:
-        taken = _TAKEN[id(route)] = frozenset(
-            field.alias
-            for field in get_flat_params(route.dependant)
-            if isinstance(field.field_info, params.Query)
+    known = _TAKEN.get(id(route))
+    if known is None or known[0] is not route:
+        known = _TAKEN[id(route)] = (
+            route,
+            frozenset(
+                field.alias
+                for field in get_flat_params(route.dependant)
+                if isinstance(field.field_info, params.Query)
+            ),
         )
+    taken = known[1]
     for name in request.query_params:
         if name not in taken:
             refused = {
@@ -250,9 +254,9 @@ async def refuse_unknown_query(request: Request) -> None:
             raise RequestValidationError([refused])
 
 
-# The query parameters each route takes, by the route's identity (routes live as long as the
-# app, and compare equal by path and methods).
-_TAKEN: dict[int, frozenset[str]] = {}
+# The query parameters each route takes, by the route's identity (routes compare equal by path
+# and methods), the route kept beside them: its id is never another's while it lives.
+_TAKEN: dict[int, tuple[APIRoute, frozenset[str]]] = {}
 
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -358,6 +358,17 @@ async def test_a_weight_correction_of_a_partial_receipt_recorded_before_that_rul
     fix = event("corrected", code, minutes=70, corrects=receipt["event_id"], weight_kg="2.4")
     fixed = await post_event(client, world, "facility", fix)
     assert fixed.status_code == 201, fixed.text
+    # A form sends the outcome again with the weight: still no change into a partial one.
+    again = event(
+        "corrected",
+        code,
+        minutes=75,
+        corrects=receipt["event_id"],
+        outcome="partially_accepted",
+        weight_kg="2.3",
+    )
+    fixed = await post_event(client, world, "facility", again)
+    assert fixed.status_code == 201, fixed.text
     assert (await _batch(client, world, "facility", code))["remainders"] == []
 
 

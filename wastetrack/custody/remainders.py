@@ -384,9 +384,8 @@ async def follow_remainder(
     before receipts kept it and followed by other steps; then none is made). Checks now,
     before the correction changes anything, and returns the step that applies it (which gives
     the remainder's code)."""
-    outcome = Outcome(
-        changed.get("outcome") or await corrected_value(work, target, "outcome", "outcome")
-    )
+    was = Outcome(await corrected_value(work, target, "outcome", "outcome"))
+    outcome = Outcome(changed.get("outcome") or was)
     weight = changed.get("weight_kg")
     if weight is None:
         weight = await corrected_value(work, target, "weight_kg", "weight_kg")
@@ -399,7 +398,9 @@ async def follow_remainder(
         outcome=outcome,
         weight_kg=weight,
         stated=stated,
-        field="outcome" if "outcome" in changed else None,
+        # Into a partial acceptance names the outcome; one left partial (a form sends every
+        # field again) refuses no part it did not before.
+        field="outcome" if outcome != was else None,
     )
     remainder = await remainder_of_receipt(work, batch, target)
     reason = f"the partial acceptance of {batch.code} was corrected"
