@@ -245,6 +245,25 @@ async def test_a_clinic_whose_bags_a_township_hospital_gathers_is_covered(
     assert world.orgs["clinic"].name not in {m["name"] for m in found["not_collected"]}
 
 
+async def _bag_and_box(
+    client: httpx.AsyncClient, world: World, *, tagged_at: datetime
+) -> tuple[dict, dict]:
+    """The clinic's bag and the township hospital's box, both tagged at `tagged_at`, for the
+    carrier."""
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(
+        client, world, carrier_organization_id=carrier, device_time=tagged_at.isoformat()
+    )
+    box = await tag_bag(
+        client,
+        world,
+        "township",
+        carrier_organization_id=carrier,
+        device_time=tagged_at.isoformat(),
+    )
+    return bag, box
+
+
 async def test_a_box_taken_before_the_bag_was_put_in_does_not_date_the_bag(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -255,12 +274,7 @@ async def test_a_box_taken_before_the_bag_was_put_in_does_not_date_the_bag(
     carrier = world.orgs["carrier"].id
     noon = last_city_noon()
     early, before = noon - timedelta(days=3), noon - timedelta(days=2)
-    bag = await tag_bag(
-        client, world, carrier_organization_id=carrier, device_time=early.isoformat()
-    )
-    box = await tag_bag(
-        client, world, "township", carrier_organization_id=carrier, device_time=early.isoformat()
-    )
+    bag, box = await _bag_and_box(client, world, tagged_at=early)
     steps = [
         (
             "township",
@@ -386,12 +400,7 @@ async def test_a_trip_recorded_after_the_packing_but_dated_days_before_counts_an
     carrier = world.orgs["carrier"].id
     noon = datetime.combine(CITY_TODAY - timedelta(days=1), time(12), CITY_ZONE)
     early, before = noon - timedelta(days=3), noon - timedelta(days=2)
-    bag = await tag_bag(
-        client, world, carrier_organization_id=carrier, device_time=early.isoformat()
-    )
-    box = await tag_bag(
-        client, world, "township", carrier_organization_id=carrier, device_time=early.isoformat()
-    )
+    bag, box = await _bag_and_box(client, world, tagged_at=early)
     steps = [
         ("clinic", bag, noon, {"to_organization_id": hospital.id}),
         ("township", box, noon + timedelta(minutes=5), {"children": [bag["code"]]}),
