@@ -84,6 +84,39 @@ async def test_licence_number_and_expiry_go_together(
     )
     assert response.status_code == 422
     assert response.json()["field"] == "hazardous_licence_expires"
+    response = await client.post(
+        "/m/v1/vehicles",
+        json={**VEHICLE, "hazardous_licence_expires": "2030-01-01"},
+        headers=world.headers("carrier"),
+    )
+    assert (response.status_code, response.json()["field"]) == (422, "hazardous_licence_number")
+
+
+async def test_removing_half_a_licence_names_the_half_removed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    plate = (
+        await register(
+            client,
+            world,
+            hazardous_licence_number="鲁交危许字371000001",
+            hazardous_licence_expires="2030-01-01",
+        )
+    )["plate"]
+    headers = world.headers("carrier")
+    response = await client.patch(
+        f"/m/v1/vehicles/{plate}",
+        json={"hazardous_licence_number": None},
+        headers=headers,
+    )
+    assert (response.status_code, response.json()["field"]) == (422, "hazardous_licence_number")
+    response = await client.patch(
+        f"/m/v1/vehicles/{plate}",
+        json={"hazardous_licence_number": None, "hazardous_licence_expires": None},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert response.json()["hazardous_licence_number"] is None
 
 
 async def test_admin_registers_for_a_named_carrier_only(

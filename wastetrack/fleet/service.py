@@ -73,10 +73,12 @@ async def _check_driver(organization_id: int, driver_id: int | None) -> None:
 
 
 def _check_licence(number: str | None, expires: date | None) -> None:
+    """A hazardous-goods licence has a number and an expiry, or neither; the half missing is
+    the field named."""
     if (number is None) != (expires is None):
         raise ValidationFailed(
             "the hazardous-goods licence number and its expiry go together",
-            field="hazardous_licence_expires",
+            field="hazardous_licence_number" if number is None else "hazardous_licence_expires",
         )
 
 
