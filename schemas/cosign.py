@@ -38,6 +38,20 @@ class BulkSign(Schema):
                         )
         return self
 
+    @model_validator(mode="after")
+    def _each_signature_once(self) -> "BulkSign":
+        """An item names one signature (a manifest's section, or its leg `seq`); the same one
+        listed again in a request is refused rather than reported signed already."""
+        first: dict[tuple[int, int | None], int] = {}
+        for index, item in enumerate(self.manifests):
+            earlier = first.setdefault((item.manifest_id, item.seq), index)
+            if earlier != index:
+                raise rule_error(
+                    f"manifests[{index}].manifest_id",
+                    f"the same signature is listed already as manifests[{earlier}]",
+                )
+        return self
+
 
 class BulkSignResult(Schema):
     manifest_id: int

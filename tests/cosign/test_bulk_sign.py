@@ -180,6 +180,17 @@ async def test_a_producer_s_retry_is_its_signature_and_another_time_is_refused(
     assert set(handovers) == {NOW - timedelta(hours=2)}
 
 
+async def test_one_signature_listed_twice_is_refused(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    first, second, _ = round_of_three
+    response = await bulk(client, world, "maker", "producer", [first, second, first])
+    assert (response.status_code, response.json()["field"]) == (422, "manifests[2].manifest_id")
+    assert "manifests[0]" in response.json()["detail"]
+    assert await ManifestLeg.filter(signed_at__not_isnull=True).count() == 0
+    assert await Batch.filter(state="handed_over").count() == 0
+
+
 async def test_a_carrier_must_say_when_and_where_for_each_item(
     client: httpx.AsyncClient, world: World, round_of_three: list[int]
 ) -> None:
