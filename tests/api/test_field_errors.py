@@ -17,6 +17,8 @@ async def test_event_missing_a_field_of_its_type_names_it(
     for body, field in (
         (event("treated", batch["code"], minutes=5), "method"),
         (event("cancelled", batch["code"], minutes=5), "reason"),
+        (event("cancelled", batch["code"], minutes=5, reason=""), "reason"),
+        (event("cancelled", batch["code"], minutes=5, reason="   "), "reason"),
         (event("collected", minutes=5), "batch"),
         (event("collected", batch["code"], minutes=5, latitude=37.2), "longitude"),
     ):

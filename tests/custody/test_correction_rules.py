@@ -331,6 +331,25 @@ async def test_a_refusal_keeps_its_reason_through_corrections(
     assert (await Batch.get(code=accepted)).state == "rejected"
 
 
+async def test_a_cancellation_keeps_its_reason_through_corrections(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A cancellation states why (the audit and the other parties read it): a blank reason,
+    when cancelling or in a correction of the cancellation, is a 422 naming `reason`."""
+    bag = await tag_bag(client, world)
+    cancelled = await _post(
+        client, world, "clinic", event("cancelled", bag["code"], minutes=5, reason="贴错标签")
+    )
+    before = await CustodyEvent.all().count()
+    for reason in ("", "  "):
+        response = await post_event(
+            client, world, "clinic", _fix(bag["code"], cancelled["event_id"], 6, reason=reason)
+        )
+        assert (response.status_code, response.json()["field"]) == (422, "reason")
+    assert await CustodyEvent.all().count() == before
+    await _post(client, world, "clinic", _fix(bag["code"], cancelled["event_id"], 7, reason="重复"))
+
+
 async def test_a_category_that_breaks_the_waste_code_is_refused_on_category(
     client: httpx.AsyncClient, world: World
 ) -> None:

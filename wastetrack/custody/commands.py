@@ -90,7 +90,9 @@ class EventCommand(Located):
     )
     # received, cancelled, corrected
     outcome: Outcome | None = None
-    reason: Text | None = Field(None, max_length=1000)
+    reason: Text | None = Field(
+        None, min_length=1, max_length=1000, description="a blank reason is no reason: refused"
+    )
     refused_kg: Decimal | None = Field(
         None,
         gt=0,
