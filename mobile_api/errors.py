@@ -207,6 +207,26 @@ def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
     return None
 
 
+def _not_read_as_json(error: Any) -> bool:
+    """FastAPI hands an operation that takes a JSON body the raw bytes when the request's
+    Content-Type is not JSON (none, a form, text): the body as a whole then fails as no
+    object, which names no field and blames the content rather than the header."""
+    return tuple(error["loc"]) == ("body",) and isinstance(error.get("input"), bytes)
+
+
+def _media_type_refused(content_type: str | None) -> JSONResponse:
+    sent = f"sent as {content_type}" if content_type else "sent without a Content-Type"
+    why = f"the body is {sent}; this operation reads application/json"
+    return problem(
+        status=415,
+        title="Unsupported media type",
+        code="unsupported_media_type",
+        detail=f"Content-Type: {why}",
+        field="Content-Type",
+        errors=[{"field": "Content-Type", "rule": "media_type", "detail": why}],
+    )
+
+
 def _invalid_input(errors: list[dict[str, Any]]) -> JSONResponse:
     refusals = [_refusal(e) for e in errors]
     first = refusals[0] if refusals else {"field": None, "detail": "invalid request"}
@@ -338,8 +358,11 @@ def install(app: FastAPI) -> None:
         return problem_of(error)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return _invalid_input(list(error.errors()))
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = list(error.errors())
+        if any(_not_read_as_json(e) for e in errors):
+            return _media_type_refused(request.headers.get("content-type"))
+        return _invalid_input(errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -1,9 +1,12 @@
 """The registry through the admin API."""
 
+import json
+
 import httpx
 import pytest
 
 from tests.factories import World
+from wastetrack.registry.models import Region
 
 
 async def test_admin_builds_a_region_tree_with_an_organization_and_user(
@@ -223,3 +226,31 @@ async def test_a_body_that_is_no_object_is_refused_naming_no_field(
     problem = response.json()
     assert problem["field"] is None and problem["errors"][0]["field"] is None
     assert not problem["detail"].startswith(":")
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/x-www-form-urlencoded", "text/plain", "application/xml"]
+)
+async def test_a_json_body_under_another_media_type_names_the_content_type(
+    client: httpx.AsyncClient, world: World, content_type: str | None
+) -> None:
+    """FastAPI reads a body as JSON only under a JSON media type; `curl -d` sends a form's. The
+    header is the fault, and the answer names it rather than the body."""
+    body = json.dumps(
+        {
+            "code": "371082102",
+            "name": "俚岛镇",
+            "level": "town",
+            "parent_id": world.regions["city"].id,
+        }
+    ).encode()
+    headers = world.headers("admin")
+    if content_type is not None:
+        headers["content-type"] = content_type
+    response = await client.post("/admin/v1/regions", headers=headers, content=body)
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("unsupported_media_type", "Content-Type")
+    assert [(e["field"], e["rule"]) for e in problem["errors"]] == [("Content-Type", "media_type")]
+    assert not await Region.exists(code="371082102")
