@@ -83,6 +83,19 @@ async def test_a_crews_delivery_is_the_vessels_declaration_until_a_receipt_decid
     assert one.json()["lines"][0]["acceptance"] == "rejected"
 
 
+async def test_a_line_measured_at_zero_m3_prints_it_as_the_json_states_it(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """An empty cell is a quantity not measured; a measured 0.000 m³ beside the kg is printed."""
+    await arrive(client, world, harbour.small)
+    line = {**KG_LINE, "volume_m3": "0"}
+    response = await deliver(client, world, delivery(harbour, harbour.small, line))
+    assert response.status_code == 201, response.text
+    made = response.json()
+    assert (made["lines"][0]["volume_m3"], made["lines"][0]["mass_kg"]) == ("0.000", "30.000")
+    assert "塑料 0.000 30.000" in await receipt_text(client, world, made["id"])
+
+
 async def test_a_ports_delivery_is_signed_and_shows_a_part_refused_later(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

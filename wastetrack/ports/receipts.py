@@ -122,8 +122,8 @@ def render_receipt_pdf(
             table.row(
                 (
                     text(name),
-                    f"{line.volume_m3 or ''}",
-                    f"{line.mass_kg or ''}",
+                    "" if line.volume_m3 is None else f"{line.volume_m3}",
+                    "" if line.mass_kg is None else f"{line.mass_kg}",
                     ("是 yes" if cjk else "yes") if line.mass_derived else "",
                     f"{line.batch_code}{' *' if line.corrected else ''}",
                     f"{line.acceptance_zh} {english}" if cjk else english,
