@@ -2,7 +2,8 @@
 
 import logging
 import re
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from asyncpg.exceptions import (
     DataError,
@@ -245,6 +246,8 @@ async def refuse_unknown_query(request: Request) -> None:
     """A query parameter an operation of the API does not take is refused as an unknown key of
     a body is (422 `extra_forbidden`, named), before the route reads anything: a misspelt
     filter (`regoin_id`) would otherwise be dropped, and a rate answered for the whole city.
+    One it takes once, sent twice (`region_id=1&region_id=2`), is refused likewise (`repeated`):
+    the framework would read the last and answer for it alone.
     A dependency of the API's routers, first of each route's; the dashboard's pages (not in
     the OpenAPI) and the public ones a label's QR opens take what a link may carry, and the
     probes (/healthz, /readyz, /metrics) what a monitor adds."""
@@ -255,16 +258,19 @@ async def refuse_unknown_query(request: Request) -> None:
         return
     known = _TAKEN.get(id(route))
     if known is None or known[0] is not route:
+        queries = [
+            field
+            for field in get_flat_params(route.dependant)
+            if isinstance(field.field_info, params.Query)
+        ]
         known = _TAKEN[id(route)] = (
             route,
-            frozenset(
-                field.alias
-                for field in get_flat_params(route.dependant)
-                if isinstance(field.field_info, params.Query)
-            ),
+            frozenset(field.alias for field in queries),
+            frozenset(field.alias for field in queries if _many(field.field_info.annotation)),
         )
-    taken = known[1]
-    for name in request.query_params:
+    _, taken, repeatable = known
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
         if name not in taken:
             refused = {
                 "type": "extra_forbidden",
@@ -272,11 +278,27 @@ async def refuse_unknown_query(request: Request) -> None:
                 "msg": "the operation takes no such query parameter",
             }
             raise RequestValidationError([refused])
+        if name in seen and name not in repeatable:
+            refused = {
+                "type": "repeated",
+                "loc": ("query", name),
+                "msg": "the operation takes this query parameter once",
+            }
+            raise RequestValidationError([refused])
+        seen.add(name)
 
 
-# The query parameters each route takes, by the route's identity (routes compare equal by path
-# and methods), the route kept beside them: its id is never another's while it lives.
-_TAKEN: dict[int, tuple[APIRoute, frozenset[str]]] = {}
+def _many(annotation: Any) -> bool:
+    """Whether a query parameter's type takes the parameter repeated (a list, optional or not)."""
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_many(each) for each in get_args(annotation))
+    return get_origin(annotation) in (list, set, frozenset, tuple)
+
+
+# The query parameters each route takes, and those it takes as a list, by the route's identity
+# (routes compare equal by path and methods), the route kept beside them: its id is never
+# another's while it lives.
+_TAKEN: dict[int, tuple[APIRoute, frozenset[str], frozenset[str]]] = {}
 
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -343,6 +343,26 @@ async def test_a_query_parameter_the_operation_does_not_take_is_refused_naming_i
     assert (await client.get(httpx.URL(label).path, params=shared)).status_code == 200
 
 
+async def test_a_query_parameter_taken_once_and_sent_twice_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The framework reads the last of a repeated parameter: `region_id=town&region_id=city`
+    would be answered for the city alone, and `format=csv&format=xlsx` as a spreadsheet."""
+    manager = world.headers("manager")
+    towns = [("region_id", world.regions["town"].id), ("region_id", world.regions["city"].id)]
+    for path, query in (
+        ("/m/v1/metrics/sorting", towns),
+        ("/m/v1/metrics/sorting", [("format", "csv"), ("format", "xlsx")]),
+        ("/m/v1/batches", [("limit", 1), ("limit", 1)]),
+    ):
+        response = await client.get(path, params=query, headers=manager)
+        assert_refused(response, query[0][0])
+        assert response.json()["errors"][0]["rule"] == "repeated"
+    # Each once, any order, passes.
+    once = [("format", "json"), ("region_id", world.regions["town"].id)]
+    assert (await client.get("/m/v1/metrics/sorting", params=once, headers=manager)).is_success
+
+
 async def test_tabs_and_line_breaks_stay_allowed_in_text(
     client: httpx.AsyncClient, world: World
 ) -> None:
