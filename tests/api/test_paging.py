@@ -21,7 +21,9 @@ from tests.factories import World, medical_bag
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
+from wastetrack.batches.models import Batch
 from wastetrack.core import paging
+from wastetrack.core.errors import ValidationFailed
 from wastetrack.fleet import service as fleet
 from wastetrack.manifests import queries as manifests
 from wastetrack.manifests.models import Manifest
@@ -30,6 +32,7 @@ from wastetrack.ports.access import NEWEST_STARTED
 from wastetrack.ports.models import Delivery
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
+from wastetrack.webhooks.models import WebhookDelivery
 
 # Lists that do not grow with the records: reference data of a bounded size, one batch's or
 # one period's rows, a user's own few keys and subscriptions. Every other list is paged.
@@ -332,6 +335,17 @@ def test_a_cursor_carries_its_row_and_nothing_else() -> None:
     assert paging.decode(paging.encode(date(2026, 1, 2), 8), date) == (date(2026, 1, 2), 8)
     assert paging.decode(paging.encode("鲁K|123", 9), str) == ("鲁K|123", 9)
     assert paging.decode(paging.encode(Decimal(5), 5), int) == (5, 5)
+
+
+def test_a_cursors_id_is_as_wide_as_its_tables_key() -> None:
+    """A bigint-keyed table's cursor carries ids past 2³¹ − 1; a 32-bit table's cannot."""
+    past = paging.encode(2**31, 2**31)
+    assert paging.decode(past, int, wide=True) == (2**31, 2**31)
+    assert paging.wide_ids(WebhookDelivery) and not paging.wide_ids(Batch)
+    with pytest.raises(ValidationFailed):
+        paging.decode(past, int)
+    with pytest.raises(ValidationFailed):
+        paging.decode(paging.encode(2**63, 2**63), int, wide=True)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import httpx
 import pytest
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
@@ -604,3 +605,32 @@ async def test_a_disabled_subscription_gets_nothing_enqueued_until_it_is_enabled
     assert [verified(r, hook["secret"])["data"]["batch"] for r in listener.received] == [
         bag["code"]
     ]
+
+
+async def test_a_webhooks_deliveries_page_on_past_32_bit_ids(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """Deliveries are keyed by a bigint (one row per change and subscription): the next page's
+    link, which carries the last id given, is followed past 2³¹ − 1 as before it."""
+    await connections.get("default").execute_query(
+        "SELECT setval(pg_get_serial_sequence('webhook_delivery', 'id'), 2147483645)"
+    )
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    for _ in range(5):
+        await tag_bag(client, world)
+    await drain(settings, sender)
+    stored = await WebhookDelivery.filter(subscription_id=hook["id"]).values_list("id", flat=True)
+    assert max(stored) > 2**31 - 1
+    ids: list[int] = []
+    url: str | None = f"/m/v1/webhooks/{hook['id']}/deliveries?limit=2"
+    while url is not None:
+        page = await client.get(url, headers=world.headers("manager"))
+        assert page.status_code == 200, (url, page.text)
+        ids += [d["id"] for d in page.json()]
+        found = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers.get("Link", ""))
+        url = found[1] if found else None
+    assert ids == sorted(stored, reverse=True)

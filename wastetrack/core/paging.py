@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
+from annotated_types import Interval
 from pydantic import StringConstraints, TypeAdapter
 from pypika_tortoise.terms import Parameterizer
+from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.models import Model
@@ -61,26 +63,42 @@ def encode(value: object, row_id: int) -> str:
 # PostgreSQL stores no NUL in text.
 _Stored = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
-_ADAPTERS: dict[type, TypeAdapter[Any]] = {
-    datetime: TypeAdapter(tuple[Moment, Id]),
-    date: TypeAdapter(tuple[Day, Id]),
-    int: TypeAdapter(tuple[Id, Id]),
-    str: TypeAdapter(tuple[_Stored, Id]),
+BIGINT_MAX = 2**63 - 1
+_BigId = Annotated[int, Interval(ge=1, le=BIGINT_MAX)]
+"""A row id of a table keyed by a bigint (a webhook's deliveries, the audit log)."""
+
+_ADAPTERS: dict[tuple[type, bool], TypeAdapter[Any]] = {
+    (datetime, False): TypeAdapter(tuple[Moment, Id]),
+    (date, False): TypeAdapter(tuple[Day, Id]),
+    (int, False): TypeAdapter(tuple[Id, Id]),
+    (str, False): TypeAdapter(tuple[_Stored, Id]),
+    (datetime, True): TypeAdapter(tuple[Moment, _BigId]),
+    (date, True): TypeAdapter(tuple[Day, _BigId]),
+    (int, True): TypeAdapter(tuple[_BigId, _BigId]),
+    (str, True): TypeAdapter(tuple[_Stored, _BigId]),
 }
+
+
+def wide_ids(model: type[Model]) -> bool:
+    """Whether `model`'s rows are keyed by a bigint: its cursors carry ids past 2³¹ − 1."""
+    return isinstance(model._meta.pk, fields.BigIntField)
 
 
 _PARSERS = {datetime: datetime.fromisoformat, date: date.fromisoformat}
 
 
-def decode(cursor: str, kind: type, *, longest: int | None = None) -> tuple[Any, int]:
+def decode(
+    cursor: str, kind: type, *, longest: int | None = None, wide: bool = False
+) -> tuple[Any, int]:
     """A cursor a client sent back, checked as any other input: (column value, id); a text
-    value is as its column holds one, 1 to `longest` characters. Only a cursor this server
-    could have issued is one: it encodes back to itself (a digit of another script, `+7`,
-    `07`, a week date or a time written otherwise is none)."""
+    value is as its column holds one, 1 to `longest` characters, an id as the table's key
+    holds one (a bigint when `wide`, else 32 bits). Only a cursor this server could have
+    issued is one: it encodes back to itself (a digit of another script, `+7`, `07`, a week
+    date or a time written otherwise is none)."""
     try:
         text, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().rpartition("|")
         value: object = _PARSERS[kind](text) if kind in _PARSERS else text
-        decoded: tuple[Any, int] = _ADAPTERS[kind].validate_python((value, int(row_id)))
+        decoded: tuple[Any, int] = _ADAPTERS[kind, wide].validate_python((value, int(row_id)))
         if kind is str and not 0 < len(text) <= (longest or len(text)):
             raise ValueError(text)
         if encode(*decoded) != cursor:
@@ -101,7 +119,12 @@ def after(query: QuerySet[M], order: Order, cursor: str | None) -> QuerySet[M]:
     if cursor is None:
         return ordered
     column = query.model._meta.fields_map[order.column]
-    value, row_id = decode(cursor, order.kind, longest=getattr(column, "max_length", None))
+    value, row_id = decode(
+        cursor,
+        order.kind,
+        longest=getattr(column, "max_length", None),
+        wide=wide_ids(query.model),
+    )
     beyond = "lt" if order.descending else "gt"
     if order.column == "id":
         return ordered.filter(**{f"id__{beyond}": row_id})
