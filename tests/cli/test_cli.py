@@ -443,6 +443,7 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_DATABASE_URL", "postgres://u:p@127.0.0.1:notaport/db"),
         ("WASTETRACK_SECRET_FILE", "/nonexistent/wastetrack-master.key"),
         ("WASTETRACK_DATA_DIR", "/etc/passwd"),
+        ("WASTETRACK_DATA_DIR", "/etc/passwd/wastetrack"),
     ],
 )
 def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(
@@ -452,6 +453,25 @@ def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(
     cannot read made every login a 500 once the service was up."""
     done = run({**cli_env, variable: value}, "migrate")
     said = (done.returncode, "Traceback" in done.stderr, f"error ({variable})" in done.stderr)
+    assert said == (2, False, True), done.stderr[-600:]
+
+
+@pytest.mark.parametrize("secret", [True, False])
+def test_a_data_directory_through_the_home_that_is_a_file_is_a_message_naming_it(
+    cli_env: dict[str, str], tmp_path: Path, secret: bool
+) -> None:
+    """`~/a-file` was checked as written (no such path) and then used expanded: a traceback
+    where the key files were made, or, with no secret configured, an error of "settings"."""
+    (tmp_path / "a-file").write_text("not a folder")
+    env = {**cli_env, "HOME": str(tmp_path), "WASTETRACK_DATA_DIR": "~/a-file"}
+    if not secret:
+        env.pop("WASTETRACK_SECRET_KEY")
+    done = run(env, "migrate")
+    said = (
+        done.returncode,
+        "Traceback" in done.stderr,
+        "error (WASTETRACK_DATA_DIR)" in done.stderr,
+    )
     assert said == (2, False, True), done.stderr[-600:]
 
 

@@ -263,14 +263,18 @@ class Settings(BaseSettings):
     @field_validator("data_dir")
     @classmethod
     def _a_directory(cls, path: Path) -> Path:
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{str(path)!r} is a file, not a directory")
         # Absolute: PostgreSQL's tools run with a working directory of their own (pg_resetwal
         # and pg_basebackup inside the cluster's folder), where a relative path names another.
         try:
-            return path.expanduser().absolute()
+            found = path.expanduser().absolute()
         except RuntimeError as error:  # ~someone of no home this machine knows
             raise ValueError(f"{str(path)!r} names no home directory here") from error
+        # The path it names is checked, not as written: `~/a-file` is a file too, and so is
+        # the nearest part of `a-file/data` that exists.
+        there = next(part for part in (found, *found.parents) if part.exists())
+        if not there.is_dir():
+            raise ValueError(f"{str(path)!r} is, or lies under, a file, not a directory")
+        return found
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> "Settings":
