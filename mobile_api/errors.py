@@ -2,6 +2,7 @@
 
 import logging
 import re
+from dataclasses import dataclass
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -16,6 +17,7 @@ from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 from starlette.routing import Match, Mount
@@ -23,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api import openapi
+from mobile_api.bodies import RepeatedMember
 from schemas.base import error_field
 from wastetrack.core.errors import DomainError, Unauthorized
 from wastetrack.custody import partitions
@@ -184,7 +187,8 @@ _REQUEST_PARTS = ("body", "query", "path", "form")
 def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
     """A JSON body FastAPI could not parse for a reason other than its syntax (bytes that are
     no UTF-8, nesting deeper than the parser goes, an integer of over 4,300 digits) as the
-    same `json_invalid` refusal a syntax error gets, and a multipart body Starlette could not
+    same `json_invalid` refusal a syntax error gets, a member an object names twice as
+    `repeated`, naming it (`mobile_api.bodies`), and a multipart body Starlette could not
     parse (no boundary, no parts) as `multipart_invalid`; FastAPI and Starlette answer these
     with a bare 400."""
     if isinstance(error.__context__, MultiPartException):
@@ -205,6 +209,9 @@ def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
     if type(cause) is ValueError and "integer string conversion" in str(cause):
         why = f"it holds a number longer than the parser reads ({cause})"
         return {"type": "json_invalid", "loc": ("body",), "msg": why, "ctx": {"error": why}}
+    if isinstance(cause, RepeatedMember):
+        # Named as an unknown key is: the object's member, at its place in the body.
+        return {"type": "repeated", "loc": ("body", *cause.path), "msg": str(cause)}
     return None
 
 
@@ -247,58 +254,97 @@ async def refuse_unknown_query(request: Request) -> None:
     a body is (422 `extra_forbidden`, named), before the route reads anything: a misspelt
     filter (`regoin_id`) would otherwise be dropped, and a rate answered for the whole city.
     One it takes once, sent twice (`region_id=1&region_id=2`), is refused likewise (`repeated`):
-    the framework would read the last and answer for it alone.
-    A dependency of the API's routers, first of each route's; the dashboard's pages (not in
+    the framework would read the last and answer for it alone; so is a field of a form sent
+    twice (a login's `username`, a photo upload's `file`), on every route, pages' forms too.
+    A dependency of the app's routers, first of each route's; the dashboard's pages (not in
     the OpenAPI) and the public ones a label's QR opens take what a link may carry, and the
     probes (/healthz, /readyz, /metrics) what a monitor adds."""
-    if not request.scope["query_string"]:
-        return
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not route.include_in_schema:
+    if not isinstance(route, APIRoute):
         return
     known = _TAKEN.get(id(route))
-    if known is None or known[0] is not route:
-        queries = [
-            field
-            for field in get_flat_params(route.dependant)
-            if isinstance(field.field_info, params.Query)
-        ]
-        known = _TAKEN[id(route)] = (
-            route,
-            frozenset(field.alias for field in queries),
-            frozenset(field.alias for field in queries if _many(field.field_info.annotation)),
-        )
-    _, taken, repeatable = known
+    if known is None or known.route is not route:
+        known = _TAKEN[id(route)] = _Taken.of(route)
+    form = getattr(request, "_form", None)  # read before any dependency, when the body is one
+    if form is not None:
+        _refuse_repeats("body", form.multi_items(), known.many_fields)
+    if request.scope["query_string"] and route.include_in_schema:
+        for name, _value in request.query_params.multi_items():
+            if name not in known.queries:
+                refused = {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": "the operation takes no such query parameter",
+                }
+                raise RequestValidationError([refused])
+        _refuse_repeats("query", request.query_params.multi_items(), known.many_queries)
+
+
+_PARTS = {"body": "field of its form", "query": "query parameter"}
+
+
+def _refuse_repeats(part: str, items: list[tuple[str, Any]], many: frozenset[str]) -> None:
     seen: set[str] = set()
-    for name, _value in request.query_params.multi_items():
-        if name not in taken:
-            refused = {
-                "type": "extra_forbidden",
-                "loc": ("query", name),
-                "msg": "the operation takes no such query parameter",
-            }
-            raise RequestValidationError([refused])
-        if name in seen and name not in repeatable:
+    for name, _value in items:
+        if name in seen and name not in many:
             refused = {
                 "type": "repeated",
-                "loc": ("query", name),
-                "msg": "the operation takes this query parameter once",
+                "loc": (part, name),
+                "msg": f"the operation takes this {_PARTS[part]} once",
             }
             raise RequestValidationError([refused])
         seen.add(name)
 
 
 def _many(annotation: Any) -> bool:
-    """Whether a query parameter's type takes the parameter repeated (a list, optional or not)."""
+    """Whether a parameter's type takes the parameter repeated (a list, optional or not)."""
     if get_origin(annotation) in (Union, UnionType):
         return any(_many(each) for each in get_args(annotation))
     return get_origin(annotation) in (list, set, frozenset, tuple)
 
 
-# The query parameters each route takes, and those it takes as a list, by the route's identity
-# (routes compare equal by path and methods), the route kept beside them: its id is never
-# another's while it lives.
-_TAKEN: dict[int, tuple[APIRoute, frozenset[str], frozenset[str]]] = {}
+@dataclass(frozen=True)
+class _Taken:
+    """What a route takes: its query parameters, those of them and of its form's fields that
+    may come more than once."""
+
+    route: APIRoute
+    queries: frozenset[str]
+    many_queries: frozenset[str]
+    many_fields: frozenset[str]
+
+    @classmethod
+    def of(cls, route: APIRoute) -> "_Taken":
+        queries = [
+            field
+            for field in get_flat_params(route.dependant)
+            if isinstance(field.field_info, params.Query)
+        ]
+        fields: list[tuple[str, Any]] = []
+        dependants = [route.dependant]
+        while dependants:
+            dependant = dependants.pop()
+            dependants.extend(dependant.dependencies)
+            for field in dependant.body_params:
+                model = field.field_info.annotation
+                if isinstance(model, type) and issubclass(model, BaseModel):  # a form model
+                    fields.extend(
+                        (each.alias or name, each.annotation)
+                        for name, each in model.model_fields.items()
+                    )
+                else:
+                    fields.append((field.alias, model))
+        return cls(
+            route=route,
+            queries=frozenset(field.alias for field in queries),
+            many_queries=frozenset(f.alias for f in queries if _many(f.field_info.annotation)),
+            many_fields=frozenset(name for name, annotation in fields if _many(annotation)),
+        )
+
+
+# What each route takes, by the route's identity (routes compare equal by path and methods),
+# the route kept beside it: its id is never another's while it lives.
+_TAKEN: dict[int, _Taken] = {}
 
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -4,8 +4,9 @@ vessels, berths and service agreements are also read by the organizations they c
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AdminOnly,
     AppSettings,
@@ -43,7 +44,7 @@ from wastetrack.registry import agreements, vessels
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
-router = APIRouter(prefix="/admin/v1", tags=["admin"])
+router = Router(prefix="/admin/v1", tags=["admin"])
 
 
 @router.post("/regions", response_model=RegionRead, status_code=201)

@@ -7,11 +7,13 @@ import html
 from pathlib import Path
 
 import swagger_ui_bundle
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-router = APIRouter(include_in_schema=False)
+from mobile_api.bodies import Router
+
+router = Router(include_in_schema=False)
 
 ASSETS = "/docs/assets"
 _PAGE = """<!doctype html>

@@ -3,15 +3,16 @@ administrators; only people manage keys, a key never does."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AdminOnly, AppSettings, Transaction
 from schemas.apikeys import ApiKeyCreate, ApiKeyIssued, ApiKeyRead
 from schemas.base import Id
 from wastetrack.apikeys import service as apikeys
 from wastetrack.apikeys.models import ApiKey
 
-router = APIRouter(prefix="/m/v1/api-keys", tags=["api-keys"])
+router = Router(prefix="/m/v1/api-keys", tags=["api-keys"])
 
 
 async def _read(key: ApiKey) -> ApiKeyRead:

@@ -6,9 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings
 from wastetrack.core.settings import Settings
 from wastetrack.custody.labels import EVENT_TYPE_LABELS, STATE_LABELS
@@ -19,7 +20,7 @@ VENDOR = STATIC.parent / "vendor"
 REVALIDATE = {"Cache-Control": "no-cache"}
 VERSION_MARK = "__APP_VERSION__"
 
-router = APIRouter(prefix="/app", tags=["app"], include_in_schema=False)
+router = Router(prefix="/app", tags=["app"], include_in_schema=False)
 
 
 def _labels(settings: Settings) -> dict[str, object]:

@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from mobile_api import media
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, require
 from mobile_api.presenters import link_next
 from schemas.audit import AuditEntryRead, AuditPage
@@ -17,7 +18,7 @@ from wastetrack.core.commands import ascii_digits
 from wastetrack.core.exports import to_csv
 from wastetrack.core.principal import Principal
 
-router = APIRouter(prefix="/m/v1", tags=["audit"])
+router = Router(prefix="/m/v1", tags=["audit"])
 
 Overseer = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.admin))]
 SubjectType = Annotated[

@@ -3,8 +3,9 @@
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response
+from fastapi import Form, Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AppSettings,
     ClientAddress,
@@ -15,7 +16,7 @@ from mobile_api.deps import (
 from schemas.auth import PasswordForm, RefreshCreate, TokenRead
 from wastetrack.auth import service as auth
 
-router = APIRouter(prefix="/m/v1/auth", tags=["auth"])
+router = Router(prefix="/m/v1/auth", tags=["auth"])
 
 # Tokens are kept by no cache (RFC 6749 §5.1), nor as an Idempotency-Key's answer.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -4,9 +4,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from pydantic import ValidationError
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AppSettings,
     CurrentUser,
@@ -27,7 +28,7 @@ from wastetrack.custody import chain, posts
 from wastetrack.custody.rules import EventType, State
 from wastetrack.scan import service as scanning
 
-router = APIRouter(prefix="/m/v1", tags=["batches"])
+router = Router(prefix="/m/v1", tags=["batches"])
 
 
 @router.get("/scan", response_model=ScanRead)

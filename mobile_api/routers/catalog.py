@@ -2,14 +2,13 @@
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter
-
+from mobile_api.bodies import Router
 from mobile_api.deps import CurrentUser
 from schemas.base import Key
 from schemas.catalog import CategoryRead, MethodRead, StreamRead
 from wastetrack.catalog import service as catalog
 
-router = APIRouter(prefix="/m/v1/catalog", tags=["catalog"])
+router = Router(prefix="/m/v1/catalog", tags=["catalog"])
 
 
 @router.get("/streams", response_model=list[StreamRead])

@@ -3,8 +3,9 @@
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AppSettings,
     CityPeriod,
@@ -29,7 +30,7 @@ from schemas.cells import (
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
 
-router = APIRouter(tags=["zero-waste cells"])
+router = Router(tags=["zero-waste cells"])
 
 
 @router.get("/m/v1/cell-types")

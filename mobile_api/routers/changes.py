@@ -2,14 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
+from mobile_api.bodies import Router
 from mobile_api.deps import CurrentUser
 from schemas.changes import ChangePage, ChangeRead
 from wastetrack.changes import service as changes
 from wastetrack.changes.models import START
 
-router = APIRouter(prefix="/m/v1/changes", tags=["changes"])
+router = Router(prefix="/m/v1/changes", tags=["changes"])
 
 
 @router.get("", response_model=ChangePage)

@@ -3,8 +3,9 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, PublicRateLimit, Transaction, require
 from schemas.checkpoints import CheckpointRead, EventProofRead
 from wastetrack.auth.models import Role
@@ -12,7 +13,7 @@ from wastetrack.core.commands import Day
 from wastetrack.core.principal import Principal
 from wastetrack.custody import checkpoints
 
-router = APIRouter(prefix="/m/v1/checkpoints", tags=["checkpoints"])
+router = Router(prefix="/m/v1/checkpoints", tags=["checkpoints"])
 
 Overseer = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.admin))]
 
@@ -38,7 +39,7 @@ async def event_proof(
     )
 
 
-public_router = APIRouter(prefix="/p/v1/checkpoints", tags=["checkpoints"])
+public_router = Router(prefix="/p/v1/checkpoints", tags=["checkpoints"])
 
 
 @public_router.get("/key", dependencies=[PublicRateLimit])

@@ -1,13 +1,14 @@
 """Co-signature without an app: a producer's printed list of one-time handover PINs."""
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
 from mobile_api.media import PDF, binary
 from schemas.base import Id
 from wastetrack.cosign import service as cosign
 
-router = APIRouter(prefix="/m/v1/organizations", tags=["co-signature"])
+router = Router(prefix="/m/v1/organizations", tags=["co-signature"])
 
 
 @router.post(

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from mobile_api import errors
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AppSettings,
     ClientAddress,
@@ -57,7 +58,7 @@ UNITS_ZH = {
 (kg, m³) is shown as it is."""
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 templates.env.filters["local_time"] = local_time
-router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
+router = Router(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 
 
 async def _reader(request: Request, settings: AppSettings) -> Principal | None:

@@ -1,7 +1,8 @@
 """Record custody events, one at a time or as an offline sync."""
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, CurrentUser, Posts, Transaction
 from mobile_api.presenters import resent
 from schemas.events import EventCreate, EventResult
@@ -9,7 +10,7 @@ from schemas.sync import SyncRequest, SyncResponse
 from wastetrack.custody import posts
 from wastetrack.sync import service as offline_sync
 
-router = APIRouter(prefix="/m/v1", tags=["events"])
+router = Router(prefix="/m/v1", tags=["events"])
 
 
 @router.post(

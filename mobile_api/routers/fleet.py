@@ -2,8 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Depends, Path, Query
 
+from mobile_api.bodies import Router
 from mobile_api.deps import CurrentUser, Paging, Transaction, require
 from mobile_api.presenters import NEXT_PAGE
 from schemas.base import Id, Scanned
@@ -24,7 +25,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.fleet import service as fleet
 from wastetrack.fleet import tracking
 
-router = APIRouter(prefix="/m/v1", tags=["fleet"])
+router = Router(prefix="/m/v1", tags=["fleet"])
 
 
 FleetManager = Annotated[

@@ -3,8 +3,9 @@
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AdminOnly,
     AppSettings,
@@ -30,7 +31,7 @@ from wastetrack.batches import labels
 from wastetrack.core import codes
 from wastetrack.household import service as household
 
-router = APIRouter(tags=["household"])
+router = Router(tags=["household"])
 
 
 @router.post(

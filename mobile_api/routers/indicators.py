@@ -2,8 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, ManagerOnly, RegionScoped, ReplicaRead, Transaction
 from mobile_api.tables import Format, export
 from schemas.base import Key
@@ -16,7 +15,7 @@ from schemas.indicators import (
 from wastetrack.core import cityday
 from wastetrack.indicators import service as indicators
 
-router = APIRouter(prefix="/m/v1/indicators", tags=["indicators"])
+router = Router(prefix="/m/v1/indicators", tags=["indicators"])
 
 
 @router.get("", response_model=IndicatorsRead)

@@ -3,8 +3,9 @@
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, CurrentUser, Paging, Transaction
 from mobile_api.media import PDF, binary
 from mobile_api.presenters import NEXT_PAGE, manifest_read
@@ -25,7 +26,7 @@ from wastetrack.manifests import cancelling, drafting, queries, receiving, revis
 from wastetrack.manifests.pdf import render_manifest_pdf
 from wastetrack.scan import public
 
-router = APIRouter(prefix="/m/v1/manifests", tags=["manifests"])
+router = Router(prefix="/m/v1/manifests", tags=["manifests"])
 
 
 @router.post("", response_model=ManifestRead, status_code=201)

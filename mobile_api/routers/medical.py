@@ -4,9 +4,10 @@ reaches."""
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from fastapi.responses import JSONResponse
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AppSettings,
     CityPeriod,
@@ -39,7 +40,7 @@ from wastetrack.medical import service as medical
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FATES
 
-router = APIRouter(prefix="/m/v1", tags=["medical", "alerts"])
+router = Router(prefix="/m/v1", tags=["medical", "alerts"])
 
 
 @router.get("/alerts", response_model=list[AlertRead], responses={200: NEXT_PAGE})

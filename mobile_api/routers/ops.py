@@ -8,18 +8,19 @@ import uuid
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
 from wastetrack.core import observability, replica
 from wastetrack.core.errors import Forbidden, Unauthorized
 
-router = APIRouter(tags=["ops"])
+router = Router(tags=["ops"])
 _bearer = HTTPBearer(auto_error=False)
 _PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 log = structlog.get_logger("wastetrack.request")

@@ -3,9 +3,10 @@
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 from pydantic import BaseModel
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AppSettings,
     CurrentUser,
@@ -36,7 +37,7 @@ from schemas.pesticide import (
 from wastetrack.core.principal import Principal
 from wastetrack.pesticide import service as pesticide
 
-router = APIRouter(tags=["pesticide packaging"])
+router = Router(tags=["pesticide packaging"])
 # A row of the shops' or towns' file: its figures without its materials.
 ROW_MODELS: dict[str, type[BaseModel]] = {"shops": ShopFigures, "towns": TownFigures}
 

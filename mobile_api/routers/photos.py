@@ -2,20 +2,19 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Request, Response
+from fastapi import Depends, File, Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, CurrentUser, Transaction
 from mobile_api.presenters import resent
 from schemas.batches import PhotoForm, PhotoRead
-from wastetrack.core.errors import ValidationFailed
 from wastetrack.evidence import service as evidence
 
-router = APIRouter(prefix="/m/v1/photos", tags=["photos"])
+router = Router(prefix="/m/v1/photos", tags=["photos"])
 
 
 async def _inspected(
     form: Annotated[PhotoForm, File()],
-    request: Request,
     user: CurrentUser,
     settings: AppSettings,
 ) -> evidence.Inspected:
@@ -24,9 +23,8 @@ async def _inspected(
     database connection. After the login check, so no stranger's file is decoded, nor an
     auditor's (refused again where the photo is recorded)."""
     user.check_may_write()
-    # A form keeps one value of a repeated part: a second photo would be dropped unseen.
-    if len((await request.form()).getlist("file")) > 1:
-        raise ValidationFailed("send one photo a request", field="file")
+    # A second photo, which a form would drop unseen, is refused with any repeated field
+    # (`errors.refuse_unknown_query`).
     return await evidence.inspect_photo(
         source=form.file.file,
         data_dir=settings.data_dir,

@@ -4,8 +4,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import (
     AdminOnly,
     AppSettings,
@@ -54,7 +55,7 @@ from wastetrack.core.settings import Settings
 from wastetrack.ports import berths, cleanups, deliveries, metrics, port_calls
 from wastetrack.registry import access
 
-router = APIRouter(tags=["ports"])
+router = Router(tags=["ports"])
 
 
 @router.put("/admin/v1/ports/{port_id}", response_model=FishingPortRead)

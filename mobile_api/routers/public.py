@@ -8,12 +8,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, PublicRateLimit
 from mobile_api.errors import problem_of
 from mobile_api.presenters import STATE_NAMES_ZH
@@ -26,7 +27,7 @@ from wastetrack.scan import public
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 templates.env.filters["local_time"] = local_time
-router = APIRouter(tags=["public"], dependencies=[PublicRateLimit])
+router = Router(tags=["public"], dependencies=[PublicRateLimit])
 
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 _VARY = {"Vary": "Accept"}  # one URL, two representations: caches must keep them apart

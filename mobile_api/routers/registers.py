@@ -4,8 +4,9 @@ handover register, as JSON, CSV or XLSX."""
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, CurrentUser, Period
 from mobile_api.tables import Format, export
 from schemas.base import Id, Schema
@@ -20,7 +21,7 @@ from schemas.registers import (
 from wastetrack.registers import handovers, movements
 from wastetrack.registers import service as registers
 
-router = APIRouter(prefix="/m/v1/registers", tags=["registers"])
+router = Router(prefix="/m/v1/registers", tags=["registers"])
 
 OrganizationId = Annotated[
     Id | None, Query(description="whose register; default your own organization")

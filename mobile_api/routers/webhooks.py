@@ -3,8 +3,9 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import Depends, Path, Response
 
+from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, ManagerOnly, Paging, Transaction
 from mobile_api.presenters import NEXT_PAGE
 from schemas.base import Id
@@ -12,7 +13,7 @@ from schemas.webhooks import WebhookCreate, WebhookCreated, WebhookDeliveryRead,
 from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
-router = APIRouter(prefix="/m/v1/webhooks", tags=["webhooks"])
+router = Router(prefix="/m/v1/webhooks", tags=["webhooks"])
 
 
 def _read(subscription: WebhookSubscription) -> WebhookRead:

@@ -4,6 +4,7 @@ refuses, digits that are not ASCII, a plate with a NUL, text with a control char
 spreadsheet cannot hold, a tonnage its column cannot hold; and
 an answer holding a secret is never kept for an Idempotency-Key's resend."""
 
+import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -11,8 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from mobile_api.bodies import JsonRoute
 from tests.custody.helpers import tag_bag
 from tests.factories import CITY_TODAY, NOW, PASSWORD, World, medical_bag
 from tests.household.test_sorting import pickup, point_url
@@ -313,6 +317,70 @@ async def test_an_unknown_key_is_named_even_when_it_is_empty(
     sync_answer = await sync(client, world, "clinic", [{**bag, "": 1}])
     assert sync_answer["results"][0]["error"]["field"] == '""', sync_answer
     assert await Batch.all().count() == 0
+
+
+async def test_a_member_sent_twice_in_one_object_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The parser kept the last of a member sent twice: a bag written `"quantity": "3.5"` and
+    again `"quantity": "350"` was recorded as 350 kg. Refused, named where it lies, on a single
+    post and inside a sync; a body opening with UTF-8's byte order mark is still read."""
+    bag = medical_bag()
+    twice = json.dumps(bag, ensure_ascii=False)[:-1] + ', "quantity": "350"}'
+    headers = {**world.headers("clinic"), "content-type": "application/json"}
+    for path, body, field in (
+        ("/m/v1/events", twice, "quantity"),
+        ("/m/v1/sync", '{"events": [' + twice + "]}", "events[0].quantity"),
+        ("/m/v1/sync", '{"events": [], "events": [' + twice + "]}", "events"),
+    ):
+        response = await client.post(path, content=body.encode(), headers=headers)
+        assert_refused(response, field)
+        assert response.json()["errors"][0]["rule"] == "repeated"
+    assert await Batch.all().count() == 0
+    marked = "\ufeff" + json.dumps(bag, ensure_ascii=False)
+    response = await client.post("/m/v1/events", content=marked.encode(), headers=headers)
+    assert response.status_code == 201, response.text
+
+
+async def test_a_form_field_sent_twice_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A form keeps the last of a field sent twice: `username=nobody&username=clinic` logged
+    in as the clinic (RFC 6749 §3.1: a parameter is sent once), on the API and the pages."""
+    for path, body, field in (
+        ("/m/v1/auth/token", f"username=nobody&username=clinic&password={PASSWORD}", "username"),
+        ("/m/v1/auth/token", f"username=clinic&password=guess&password={PASSWORD}", "password"),
+        ("/dashboard/login", f"username=nobody&username=manager&password={PASSWORD}", "username"),
+    ):
+        response = await client.post(
+            path,
+            content=body.encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert_refused(response, field)
+        assert response.json()["errors"][0]["rule"] == "repeated"
+    # A field a form takes as a list still comes many times (the alerts page's ticked ids).
+    manager = world.headers("manager")
+    ticked = await client.post(
+        "/dashboard/alerts/ack",
+        content=b"ids=1&ids=2",
+        headers=manager | {"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert "repeated" not in ticked.text, ticked.text
+
+
+def test_every_route_reads_its_json_body_strictly(app: FastAPI) -> None:
+    """One reader of JSON bodies: a router made otherwise would take a member sent twice."""
+    routes: list[APIRoute] = []
+    routers = [app.router]
+    while routers:
+        for route in routers.pop().routes:
+            if isinstance(route, APIRoute):
+                routes.append(route)
+            elif hasattr(route, "original_router"):  # an included router, as it is served
+                routers.append(route.original_router)
+    assert len(routes) > 100
+    assert [r.path for r in routes if not isinstance(r, JsonRoute)] == []
 
 
 async def test_a_query_parameter_the_operation_does_not_take_is_refused_naming_it(

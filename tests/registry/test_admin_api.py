@@ -189,10 +189,14 @@ async def test_malformed_json_names_the_problem(client: httpx.AsyncClient, world
     ("body", "why"),
     [
         (b'{"name": "\xff"}', "the body is not valid JSON: its bytes are not UTF-8"),
+        # Python's parser reads these, guessing from the first bytes; JSON between systems
+        # is UTF-8 (RFC 8259 §8.1).
+        ('{"name": "俚岛镇"}'.encode("utf-16"), "the body is not valid JSON: its bytes are not"),
+        ('{"name": "俚岛镇"}'.encode("utf-32"), "the body is not valid JSON: its bytes are not"),
         (b"[" * 100_000 + b"]" * 100_000, "the body is not valid JSON: it nests arrays"),
         (b'{"parent_id": ' + b"9" * 5000 + b"}", "the body is not valid JSON: it holds a number"),
     ],
-    ids=["not-utf8", "too-deep", "too-long-a-number"],
+    ids=["not-utf8", "utf16", "utf32", "too-deep", "too-long-a-number"],
 )
 async def test_a_body_the_parser_cannot_read_is_refused_as_json_invalid(
     client: httpx.AsyncClient, world: World, body: bytes, why: str

@@ -1,0 +1,92 @@
+"""A request's JSON body read as the Internet's JSON is (RFC 8259 §8.1, I-JSON, RFC 7493): its
+bytes UTF-8 (a leading byte order mark ignored), each member of an object named once.
+
+Python's `json.loads` guesses UTF-16 or UTF-32 from a body's first bytes, and keeps the last of
+a member sent twice: `{"quantity": "3.5", …, "quantity": "350"}` was recorded as 350, the first
+value dropped unseen. Every route of the app is a `JsonRoute` (`Router` makes them), whose
+request reads its body here; what it refuses reaches the error handlers as FastAPI's bare 400,
+its cause the reason (`mobile_api.errors`)."""
+
+import functools
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+
+class RepeatedMember(ValueError):
+    """An object of the body names a member twice; `path` locates the second (keys and list
+    indexes from the body's top)."""
+
+    def __init__(self, path: tuple[str | int, ...]) -> None:
+        super().__init__(f"the member {path[-1]!r} is sent twice in one object")
+        self.path = path
+
+
+class _Repeated(dict[str, Any]):
+    """An object that named `name` twice, marked where it lies until its path is found."""
+
+    name: str
+
+
+def _marked(items: list[tuple[str, Any]], made: dict[str, Any]) -> _Repeated:
+    names = [name for name, _ in items]
+    marked = _Repeated(made)
+    marked.name = next(name for at, name in enumerate(names) if name in names[:at])
+    return marked
+
+
+def _first_repeat(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """The path of the first member sent twice, in the body's order."""
+    if isinstance(value, _Repeated):
+        return (*path, value.name)
+    children = value.items() if isinstance(value, dict) else enumerate(value)
+    if isinstance(value, dict | list):
+        for key, child in children:
+            found = _first_repeat(child, (*path, key))
+            if found is not None:
+                return found
+    return None
+
+
+def loads(body: bytes) -> Any:
+    """The body's JSON value; UnicodeDecodeError for bytes that are no UTF-8, RepeatedMember
+    for a member named twice, JSONDecodeError for bad syntax."""
+    repeats: list[_Repeated] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        made = dict(items)
+        if len(made) == len(items):
+            return made
+        repeats.append(_marked(items, made))
+        return repeats[-1]
+
+    value = json.loads(body.decode("utf-8-sig"), object_pairs_hook=pairs)
+    if repeats:
+        raise RepeatedMember(_first_repeat(value) or (repeats[0].name,))
+    return value
+
+
+class _JsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads(await self.body())
+        return self._json
+
+
+class JsonRoute(APIRoute):
+    """A route whose JSON body is read by `loads`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_strictly(request: Request) -> Response:
+            return await handler(_JsonRequest(request.scope, request.receive))
+
+        return read_strictly
+
+
+Router = functools.partial(APIRouter, route_class=JsonRoute)
+"""An APIRouter whose routes are `JsonRoute`s: every router of the app is made by it."""
