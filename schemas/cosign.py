@@ -40,16 +40,27 @@ class BulkSign(Schema):
 
     @model_validator(mode="after")
     def _each_signature_once(self) -> "BulkSign":
-        """An item names one signature (a manifest's section, or its leg `seq`); the same one
-        listed again in a request is refused rather than reported signed already."""
-        first: dict[tuple[int, int | None], int] = {}
+        """An item names one signature, and a request each one once, rather than reporting
+        the second signed already: a producer signs a manifest's section (its `seq` means
+        nothing), so a manifest is listed once; a carrier signs a leg, and lists a manifest
+        again only naming each of its legs by `seq` (one without stands for the first leg not
+        yet signed, which another item may name)."""
+        first: dict[int, int] = {}
+        legs: dict[tuple[int, int | None], int] = {}
         for index, item in enumerate(self.manifests):
-            earlier = first.setdefault((item.manifest_id, item.seq), index)
-            if earlier != index:
-                raise rule_error(
-                    f"manifests[{index}].manifest_id",
-                    f"the same signature is listed already as manifests[{earlier}]",
-                )
+            earlier = first.setdefault(item.manifest_id, index)
+            if earlier == index:
+                legs[item.manifest_id, item.seq] = index
+                continue
+            if self.role == "carrier" and item.seq is not None and self.manifests[earlier].seq:
+                earlier = legs.setdefault((item.manifest_id, item.seq), index)
+                if earlier == index:
+                    continue
+            raise rule_error(
+                f"manifests[{index}].manifest_id",
+                f"the manifest is listed already as manifests[{earlier}]"
+                + (": name each leg by its seq" if self.role == "carrier" else ""),
+            )
         return self
 
 

@@ -189,6 +189,23 @@ async def test_one_signature_listed_twice_is_refused(
     assert "manifests[0]" in response.json()["detail"]
     assert await ManifestLeg.filter(signed_at__not_isnull=True).count() == 0
     assert await Batch.filter(state="handed_over").count() == 0
+    # A producer's item names the section whatever its seq; a carrier's without a seq may be
+    # the leg another names.
+    at = (NOW - timedelta(hours=2)).isoformat()
+    place = {"handover_at": at, "handover_place": "石岛"}
+    for role, who in (("producer", "maker"), ("carrier", "carrier")):
+        items = [{"manifest_id": first, **place}, {"manifest_id": first, "seq": 1, **place}]
+        response = await client.post(
+            "/m/v1/manifests/sign",
+            json={"role": role, "manifests": items},
+            headers=world.headers(who),
+        )
+        assert (response.status_code, response.json()["field"]) == (
+            422,
+            "manifests[1].manifest_id",
+        ), role
+    assert await ManifestLeg.filter(signed_at__not_isnull=True).count() == 0
+    assert await Batch.filter(state="handed_over").count() == 0
 
 
 async def test_a_carrier_must_say_when_and_where_for_each_item(
