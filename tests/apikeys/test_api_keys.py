@@ -12,6 +12,8 @@ from mobile_api.app import create_app
 from tests.factories import World, medical_bag
 from tests.security.test_authorization_matrix import ANYONE, EXPECTED, concrete, route_table
 from wastetrack.apikeys.scopes import WRITES, Scope
+from wastetrack.audit.models import AuditEntry
+from wastetrack.auth.models import User
 from wastetrack.core import keys
 from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
@@ -123,6 +125,22 @@ async def test_a_revoked_or_unknown_key_is_refused(client: httpx.AsyncClient, wo
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
     response = await client.get("/m/v1/batches", headers=bearer(key))
     assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+async def test_deactivating_a_keys_service_user_revokes_the_key(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The key was refused but listed live (`revoked_at` null): it is revoked, as DELETE
+    leaves it, and audited so."""
+    key = await issue(client, world, ["read"])
+    (service_user,) = await User.filter(username__startswith="apikey.").values_list("id", flat=True)
+    admin = world.headers("admin")
+    done = await client.post(f"/admin/v1/users/{service_user}/deactivate", headers=admin)
+    assert done.status_code == 200, done.text
+    assert (await client.get("/m/v1/batches", headers=bearer(key))).status_code == 401
+    listed = {k["id"]: k for k in (await client.get("/m/v1/api-keys", headers=admin)).json()}
+    assert listed[key["id"]]["revoked_at"] is not None
+    assert await AuditEntry.filter(action="api_key.revoked").count() == 1
 
 
 async def test_a_revoked_key_gets_no_kept_answer_for_a_resend(

@@ -124,10 +124,23 @@ async def revoke_key(*, principal: Principal, key_id: int) -> ApiKey:
         raise NotFound(f"no API key {key_id}", field="key_id")
     if key.revoked_at is not None:
         return key
+    await User.filter(id=key.user_id).update(is_active=False)
+    await _revoked(key)
+    return key
+
+
+async def revoke_keys_of(user_id: int) -> None:
+    """A key whose service user was deactivated (an administrator's `user deactivate`) is
+    refused from then on, and is revoked so: listed and audited as `DELETE` leaves it."""
+    keys_of = ApiKey.filter(user_id=user_id, revoked_at=None).select_for_update()
+    for key in await keys_of.prefetch_related("organization__region", "created_by", "user"):
+        await _revoked(key)
+
+
+async def _revoked(key: ApiKey) -> None:
     before = _public(key)
     key.revoked_at = datetime.now(UTC)
     await key.save(update_fields=["revoked_at"])
-    await User.filter(id=key.user_id).update(is_active=False)
     await audit.record(
         action="api_key.revoked",
         subject=key,
@@ -136,7 +149,6 @@ async def revoke_key(*, principal: Principal, key_id: int) -> ApiKey:
         before=before,
         after=_public(key),
     )
-    return key
 
 
 async def authenticate(

@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from wastetrack.apikeys import service as apikeys
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import RefreshToken, Role, User
 from wastetrack.core import keys, paging, ratelimit
@@ -331,6 +332,7 @@ async def deactivate_user(*, user_id: int, acting_user_id: int | None = None) ->
                 field="user_id",
             )
         await audit.updated("user.deactivated", user, within=user.organization, is_active=False)
+        await apikeys.revoke_keys_of(user.id)
     return user
 
 
