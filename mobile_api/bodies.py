@@ -32,9 +32,13 @@ class _Repeated(dict[str, Any]):
 
 
 def _marked(items: list[tuple[str, Any]], made: dict[str, Any]) -> _Repeated:
-    names = [name for name, _ in items]
     marked = _Repeated(made)
-    marked.name = next(name for at, name in enumerate(names) if name in names[:at])
+    seen: set[str] = set()
+    for name, _ in items:
+        if name in seen:
+            marked.name = name
+            break
+        seen.add(name)
     return marked
 
 
