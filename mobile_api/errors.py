@@ -267,7 +267,7 @@ async def refuse_unknown_query(request: Request) -> None:
         known = _TAKEN[id(route)] = _Taken.of(route)
     form = getattr(request, "_form", None)  # read before any dependency, when the body is one
     if form is not None:
-        _refuse_repeats("body", form.multi_items(), known.many_fields)
+        _refuse_repeats("body", form.multi_items(), known.once_fields)
     if request.scope["query_string"] and route.include_in_schema:
         for name, _value in request.query_params.multi_items():
             if name not in known.queries:
@@ -277,16 +277,18 @@ async def refuse_unknown_query(request: Request) -> None:
                     "msg": "the operation takes no such query parameter",
                 }
                 raise RequestValidationError([refused])
-        _refuse_repeats("query", request.query_params.multi_items(), known.many_queries)
+        _refuse_repeats("query", request.query_params.multi_items(), known.once_queries)
 
 
 _PARTS = {"body": "field of its form", "query": "query parameter"}
 
 
-def _refuse_repeats(part: str, items: list[tuple[str, Any]], many: frozenset[str]) -> None:
+def _refuse_repeats(part: str, items: list[tuple[str, Any]], once: frozenset[str]) -> None:
+    """A parameter the route takes once, sent again; one it does not take is no concern here
+    (a page's form may carry its others' fields: a row's button posts the ticked `ids`)."""
     seen: set[str] = set()
     for name, _value in items:
-        if name in seen and name not in many:
+        if name in seen and name in once:
             refused = {
                 "type": "repeated",
                 "loc": (part, name),
@@ -305,13 +307,13 @@ def _many(annotation: Any) -> bool:
 
 @dataclass(frozen=True)
 class _Taken:
-    """What a route takes: its query parameters, those of them and of its form's fields that
-    may come more than once."""
+    """What a route takes: its query parameters, and those of them and of its form's fields
+    that come once (not lists)."""
 
     route: APIRoute
     queries: frozenset[str]
-    many_queries: frozenset[str]
-    many_fields: frozenset[str]
+    once_queries: frozenset[str]
+    once_fields: frozenset[str]
 
     @classmethod
     def of(cls, route: APIRoute) -> "_Taken":
@@ -337,8 +339,8 @@ class _Taken:
         return cls(
             route=route,
             queries=frozenset(field.alias for field in queries),
-            many_queries=frozenset(f.alias for f in queries if _many(f.field_info.annotation)),
-            many_fields=frozenset(name for name, annotation in fields if _many(annotation)),
+            once_queries=frozenset(f.alias for f in queries if not _many(f.field_info.annotation)),
+            once_fields=frozenset(name for name, annotation in fields if not _many(annotation)),
         )
 
 
