@@ -141,6 +141,15 @@ async def test_deactivating_a_keys_service_user_revokes_the_key(
     listed = {k["id"]: k for k in (await client.get("/m/v1/api-keys", headers=admin)).json()}
     assert listed[key["id"]]["revoked_at"] is not None
     assert await AuditEntry.filter(action="api_key.revoked").count() == 1
+    # A key an older release left live beside its deactivated user is revoked by deactivating
+    # the user again.
+    left = await issue(client, world, ["read"])
+    user = await User.get(username__startswith="apikey.", is_active=True)
+    await User.filter(id=user.id).update(is_active=False)
+    again = await client.post(f"/admin/v1/users/{user.id}/deactivate", headers=admin)
+    assert again.status_code == 200, again.text
+    listed = {k["id"]: k for k in (await client.get("/m/v1/api-keys", headers=admin)).json()}
+    assert listed[left["id"]]["revoked_at"] is not None
 
 
 async def test_a_revoked_key_gets_no_kept_answer_for_a_resend(

@@ -325,6 +325,7 @@ async def deactivate_user(*, user_id: int, acting_user_id: int | None = None) ->
         active = {a.id for a in await locked.select_for_update()}
         if user.id not in active:
             user.is_active = False  # deactivated already: nothing changes, nothing is audited
+            await apikeys.revoke_keys_of(user.id)  # but a key left live by an older release
             return user
         if guarded and active == {user.id}:
             raise Conflict(
