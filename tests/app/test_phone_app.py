@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -604,6 +605,40 @@ def test_record_tapped_while_the_photo_is_kept_waits_for_it(
         bag,
     )
     assert row["width"] == 1600
+
+
+def test_a_record_after_the_phones_clock_is_set_right_takes_the_clocks_time(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """Device times increase strictly within a round; a clock a day ahead and then set right
+    stamped every later record with the wrong day's time plus a millisecond, until a reload."""
+    _as(browser, served, "carrier")  # as the tests before it are
+    codes_ = [_clinic_bag(served, round_data["carrier"], "1.5") for _ in range(2)]
+    ahead = "window.realNow = Date.now; Date.now = () => window.realNow.call(Date) + 86400000;"
+    try:
+        for setting, code in zip((ahead, "Date.now = window.realNow;"), codes_, strict=True):
+            browser.execute_script(setting)
+            if _visible(browser, "result-view"):
+                browser.find_element(By.ID, "back").click()
+            _look_up(browser, code)
+            browser.find_element(
+                By.CSS_SELECTOR, "#actions button[data-action='collected']"
+            ).click()
+            _on(browser, "#f-weight_kg", lambda e: e.send_keys("1.5"))
+            browser.find_element(By.ID, "save").click()
+            _wait(browser, lambda b: _visible(b, "scan-view"))
+        entries = [
+            e for e in browser.execute_async_script(QUEUE) if e["body"].get("batch") in codes_
+        ]
+        stamped = {
+            e["body"]["batch"]: datetime.fromisoformat(e["body"]["device_time"]) for e in entries
+        }
+        now = datetime.now(UTC)
+        assert (stamped[codes_[0]] - now).total_seconds() > 80_000  # as the phone said
+        assert abs((stamped[codes_[1]] - now).total_seconds()) < 120, stamped
+    finally:
+        browser.execute_script("if (window.realNow) Date.now = window.realNow;")
+        browser.execute_async_script(DROP, [e["client_event_id"] for e in entries])
 
 
 REFERENCE = """

@@ -148,10 +148,12 @@ async function keepPhoto(file) {
   return { sha256, preview: canvas.toDataURL('image/jpeg', 0.6) };
 }
 
-// Device times strictly increase, so the server applies a round's events in the order made.
+// Device times strictly increase, so the server applies a round's events in the order made;
+// a clock set back by more than a second was set right, not jittering: its time is taken.
 let lastTime = 0;
 function deviceTime() {
-  lastTime = Math.max(Date.now(), lastTime + 1);
+  const now = Date.now();
+  lastTime = now > lastTime || lastTime - now > 1000 ? now : lastTime + 1;
   return new Date(lastTime).toISOString();
 }
 
