@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import itertools
 import json
 import os
 import random
@@ -615,6 +616,7 @@ def test_a_record_after_the_phones_clock_is_set_right_takes_the_clocks_time(
     _as(browser, served, "carrier")  # as the tests before it are
     codes_ = [_clinic_bag(served, round_data["carrier"], "1.5") for _ in range(2)]
     ahead = "window.realNow = Date.now; Date.now = () => window.realNow.call(Date) + 86400000;"
+    entries: list[dict[str, Any]] = []
     try:
         for setting, code in zip((ahead, "Date.now = window.realNow;"), codes_, strict=True):
             browser.execute_script(setting)
@@ -639,6 +641,30 @@ def test_a_record_after_the_phones_clock_is_set_right_takes_the_clocks_time(
     finally:
         browser.execute_script("if (window.realNow) Date.now = window.realNow;")
         browser.execute_async_script(DROP, [e["client_event_id"] for e in entries])
+
+
+def test_a_rounds_device_times_keep_their_order_through_a_clock_jitter(
+    browser: webdriver.Chrome,
+) -> None:
+    """main.js's own deviceTime, run in the browser against a stubbed clock: a round queued
+    within one millisecond (tag, 500 collections, the aggregation) and then a clock jittering
+    back 0.6 s keeps every record after the one before; a clock set back a day is taken."""
+    source = (Path(__file__).parents[2] / "mobile_api/static/app/main.js").read_text()
+    found = re.search(r"let lastTime = 0;\n.*?function deviceTime\(\) \{.*?\n\}\n", source, re.S)
+    assert found, "deviceTime is not where this test reads it"
+    start = 1_750_000_000_000
+    readings = [start] * 502 + [start - 600, start - 599, start - 86_400_000]
+    stamped = browser.execute_script(
+        "const readings = arguments[0]; let i = 0; const clock = () => readings[i];"
+        + found.group(0).replace("Date.now()", "clock()")
+        + "const out = [];"
+        " for (i = 0; i < readings.length; i++) out.push(Date.parse(deviceTime()));"
+        " return out;",
+        readings,
+    )
+    round_and_jitter = stamped[:-1]
+    assert all(b > a for a, b in itertools.pairwise(round_and_jitter)), stamped[500:]
+    assert stamped[-1] == start - 86_400_000
 
 
 REFERENCE = """

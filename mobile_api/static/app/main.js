@@ -149,11 +149,14 @@ async function keepPhoto(file) {
 }
 
 // Device times strictly increase, so the server applies a round's events in the order made;
-// a clock set back by more than a second was set right, not jittering: its time is taken.
+// a clock read more than a second before its last reading was set right, not jittering: its
+// time is taken. (The last reading, not the last time given, which a round's bumps push on.)
 let lastTime = 0;
+let lastClock = 0;
 function deviceTime() {
   const now = Date.now();
-  lastTime = now > lastTime || lastTime - now > 1000 ? now : lastTime + 1;
+  lastTime = now > lastTime || lastClock - now > 1000 ? now : lastTime + 1;
+  lastClock = now;
   return new Date(lastTime).toISOString();
 }
 
