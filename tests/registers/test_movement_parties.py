@@ -192,3 +192,52 @@ async def test_a_manager_correcting_a_receipt_into_a_partial_one_is_not_the_give
         ),
     )
     await _refused_part(client, world, bag["code"], back_to="carrier")
+
+
+async def test_a_refused_part_comes_back_no_earlier_than_the_bag_went(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A receiving phone 40 minutes behind dated the partial receipt before the carrier's
+    collection: the receipt counts at the collection's time, and its refused part came back to
+    the carrier at the phone's — on the day before, held by the carrier before it had the bag."""
+    midnight = datetime.combine(today() - timedelta(days=1), datetime.min.time(), ZONE)
+    carrier, facility = world.orgs["carrier"].id, world.orgs["facility"].id
+    tagged = (midnight - timedelta(hours=5)).isoformat()
+    bag = (await tag_bag(client, world, device_time=tagged, carrier_organization_id=carrier))[
+        "code"
+    ]
+    collected = midnight + timedelta(minutes=30)
+    for who, kind, at, fields in (
+        ("carrier", "collected", collected, {}),
+        ("carrier", "in_transit", collected, {"destination_organization_id": facility}),
+        (
+            "facility",
+            "received",
+            midnight - timedelta(minutes=10),
+            {"outcome": "partially_accepted", "weight_kg": "1.0", "reason": "破损"},
+        ),
+    ):
+        await posted(
+            client, world, who, event(kind, bag, **fields) | {"device_time": at.isoformat()}
+        )
+    manager = world.headers("manager")
+    span = {"date_from": (today() - timedelta(days=2)).isoformat(), "date_to": today().isoformat()}
+    back = [
+        row
+        for row in (
+            await client.get(
+                "/m/v1/registers/incoming",
+                params={**span, "organization_id": carrier},
+                headers=manager,
+            )
+        ).json()
+        if row["how"] == "refused_remainder"
+    ]
+    assert [datetime.fromisoformat(row["time"]) for row in back] == [collected]
+    day_before = (today() - timedelta(days=2)).isoformat()
+    held = await client.get(
+        "/m/v1/registers/inventory",
+        params={"date_from": day_before, "date_to": day_before, "organization_id": carrier},
+        headers=manager,
+    )
+    assert held.json()["batches"] == []

@@ -246,15 +246,15 @@ moves AS (
 )"""
 
 
-# The refused-part origin, one rule for every register: a remainder (the refused part of a
-# partial acceptance) starts, at the time of the event that split it off (its tagging keeps the
-# original's time for the cohort), in the hands of whoever delivered the original, as custody
-# chose (custody.remainders.deliverer) and the receipt recorded it (`delivered_by`; for a
-# correction, the corrected receipt's); for a receipt recorded before receipts kept it, the
-# same rule read from the log: the holder before the split, unless it is the receiver, else the
-# carrier then, else the producer. It is given back by the receipt's receiver (`refused_by`,
-# never the organization of a manager correcting the receipt), whose user recorded the receipt
-# (`refused_actor`); its carrier is the original's then.
+# The refused-part origin, one rule for every register: a remainder (the refused part of a partial
+# acceptance) starts, at the time of the event that split it off, never before an earlier movement
+# of the original (its tagging keeps the original's time for the cohort), in the hands of whoever
+# delivered the original, as custody chose (custody.remainders.deliverer) and the receipt recorded
+# it (`delivered_by`; for a correction, the corrected receipt's); for a receipt recorded before
+# receipts kept it, the same rule read from the log: the holder before the split, unless it is the
+# receiver, else the carrier then, else the producer. It is given back by the receipt's receiver
+# (`refused_by`, never the organization of a manager correcting the receipt), whose user recorded
+# the receipt (`refused_actor`); its carrier is the original's then.
 REMAINDER_ORIGIN = f"""
 remainder_origin AS (
     SELECT DISTINCT ON (r.id) r.id AS batch_id,
@@ -265,9 +265,19 @@ remainder_origin AS (
                CASE WHEN p.carrier <> rcv.org THEN p.carrier END,
                r.producer_id
            ) AS holder,
-           x.carrier, x.at AS split_at, rcv.org AS refused_by, rcv.actor AS refused_actor
+           x.carrier, GREATEST(x.at, came.at) AS split_at, rcv.org AS refused_by,
+           rcv.actor AS refused_actor
     FROM batch r
     JOIN first_pass x ON x.batch_id = r.split_from_id AND x.details->>'remainder' = r.code
+    -- As any movement of the original, never before an earlier one (a receiving phone behind
+    -- the carrier's does not send the part back before the carrier took the batch).
+    CROSS JOIN LATERAL (
+        SELECT max(f.at) AS at FROM (
+            SELECT f.at, f.seq, f.holder IS DISTINCT FROM lag(f.holder) OVER (ORDER BY f.seq)
+                       AS moved
+            FROM first_pass f WHERE f.batch_id = x.batch_id
+        ) f WHERE f.seq < x.seq AND f.moved
+    ) came
     LEFT JOIN custody_event t ON t.batch_id = x.batch_id AND t.id = x.corrects_id
     CROSS JOIN LATERAL (
         SELECT CASE WHEN x.event_type = '{EventType.corrected}' THEN t.organization_id
