@@ -80,7 +80,7 @@ _ADAPTERS: dict[tuple[type, bool], TypeAdapter[Any]] = {
 
 
 def wide_ids(model: type[Model]) -> bool:
-    """Whether `model`'s rows are keyed by a bigint: its cursors carry ids past 2³¹ − 1."""
+    """Whether `model`'s rows are keyed by a bigint: its cursors carry ids past 2**31 - 1."""
     return isinstance(model._meta.pk, fields.BigIntField)
 
 
