@@ -342,6 +342,29 @@ async def test_a_member_sent_twice_in_one_object_is_refused_naming_it(
     assert response.status_code == 201, response.text
 
 
+async def test_a_member_sent_twice_after_a_number_or_null_is_named(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The search for a repeat's path took every value for a container: one behind a number,
+    `null` or `true` (a bag's GPS position, a photo not taken) was FastAPI's bare 400 naming
+    nothing. Found in one walk over the body's objects and arrays; a deeply nested body is
+    named all the way down."""
+    headers = {**world.headers("clinic"), "content-type": "application/json"}
+    placed = json.dumps(medical_bag(latitude=37.2, longitude=121.4))
+    twice = json.dumps(medical_bag(), ensure_ascii=False)[:-1] + ', "quantity": "350"}'
+    bare = json.dumps({**medical_bag(), "photo_id": None, "gps_fix": True})[:-1]
+    nested = "[" * 300 + '{"a": 1, "a": 2}' + "]" * 300
+    for path, body, field in (
+        ("/m/v1/sync", '{"events": [' + placed + ", " + twice + "]}", "events[1].quantity"),
+        ("/m/v1/events", bare + ', "extra": {"x": 1, "x": 2}}', "extra.x"),
+        ("/m/v1/events", '{"extra": ' + nested + "}", "extra" + "[0]" * 300 + ".a"),
+    ):
+        response = await client.post(path, content=body.encode(), headers=headers)
+        assert_refused(response, field)
+        assert response.json()["errors"][0]["rule"] == "repeated"
+    assert await Batch.all().count() == 0
+
+
 async def test_a_form_field_sent_twice_is_refused_naming_it(
     client: httpx.AsyncClient, world: World
 ) -> None:
