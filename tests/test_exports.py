@@ -227,7 +227,7 @@ async def test_a_control_character_stored_before_it_was_refused_does_not_break_t
         headers=world.headers("manager"),
     )
     assert response.status_code == 201, response.text
-    await IndicatorValue.all().update(source_note="县农业局\x01统计\x1f表\t一")
+    await IndicatorValue.all().update(source_note="县农业局\x01统计\x1f表\uffff\t一\ufffe")
     book = await client.get(
         "/m/v1/indicators", params={"format": "xlsx"}, headers=world.headers("manager")
     )

@@ -25,8 +25,11 @@ from pydantic_core import PydanticCustomError
 # Control characters are refused at the edge, naming the field: PostgreSQL stores no NUL in
 # text or JSON, and a spreadsheet holds none of the others but tab, line feed and carriage
 # return (an XLSX download of the row would fail), which stay allowed; nor DEL and the C1
-# controls (U+0080-U+009F: NEL is a line break no printed document expects), which no one types.
-NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+# controls (U+0080-U+009F: NEL is a line break no printed document expects), which no one types;
+# nor the noncharacters U+FFFE and U+FFFF, which no XML document, so no XLSX file, may hold.
+UNHELD = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff"
+"""The characters no text of the service holds, as a regular expression's character range."""
+NO_CONTROL = rf"^[^{UNHELD}]*$"
 INT32_MAX = 2**31 - 1
 
 Text = Annotated[str, StringConstraints(pattern=NO_CONTROL)]

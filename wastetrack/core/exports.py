@@ -7,10 +7,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from wastetrack.core.commands import UNHELD
+
 # Text a spreadsheet would run as a formula ("CSV injection"): a name or note a user typed may
 # begin so. A plain number (a negative one, say) is no formula.
 _FORMULA = re.compile(r"^[=+\-@\t\r]")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_UNHELD = re.compile(f"[{UNHELD}]")
 
 
 def _formula(value: object) -> bool:
@@ -41,22 +44,22 @@ def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 
 def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str) -> bytes:
     """Numbers stay numbers (a spreadsheet sums them); anything else is its text, less the
-    control characters a spreadsheet cannot hold (the API refuses them, but rows stored before
-    it did may have them): openpyxl would refuse the whole file."""
+    characters the API's text refuses (`commands.UNHELD`: rows stored before it did may hold
+    them), among them the ones a spreadsheet cannot hold: openpyxl would refuse the whole file,
+    or write one that no spreadsheet opens."""
     # Imported on the first XLSX a process makes: openpyxl adds about 7 MB to a worker, and
     # most workers never export a spreadsheet.
     from openpyxl import Workbook
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     def plain(value: Any) -> Any:
         if value is None or isinstance(value, int | float | Decimal):
             return value
-        return ILLEGAL_CHARACTERS_RE.sub("", str(value))
+        return _UNHELD.sub("", str(value))
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = ILLEGAL_CHARACTERS_RE.sub("", title)[:31]
+    sheet.title = _UNHELD.sub("", title)[:31]
     for row in (headers, *rows):
         sheet.append([plain(v) for v in row])
         for cell in sheet[sheet.max_row]:  # text, never a formula: the cell's type says so
