@@ -608,6 +608,49 @@ async def test_open_port_calls_are_one_per_vessel(
     assert by_clinic.status_code == 403
 
 
+async def test_a_call_ends_no_earlier_than_a_delivery_it_covers(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """Recorded departure first, a delivery after it is flagged (and naming the call is
+    refused); recorded the other way round, the same facts ended the call before the delivery
+    it covers, which kept naming it unflagged. A departure, or an arrival elsewhere that ends
+    the call, is refused before a delivery the call covers began (within the clock skew it is
+    taken), and the call stays open."""
+    await make_user(world, "other_port", Role.port_operator, world.orgs["other_port"])
+    open_calls = {"open_only": "true"}
+    for vessel in (harbour.small, harbour.large):
+        call = await arrive(client, world, vessel)
+        made = await deliver(client, world, delivery(harbour, vessel))  # began at NOW - 3 h
+        assert made.json()["port_call_id"] == call["id"], made.text
+        early = (NOW - timedelta(hours=4)).isoformat()
+        if vessel is harbour.small:
+            refused = await client.post(
+                f"/m/v1/port-calls/{call['id']}/departure",
+                headers=world.headers("port"),
+                json={"departed_at": early},
+            )
+            field = "departed_at"
+        else:
+            refused = await client.post(
+                "/m/v1/port-calls",
+                headers=world.headers("other_port"),
+                json={"vessel_id": vessel.id, "arrived_at": early, "days_at_sea": 1, "crew": 3},
+            )
+            field = "arrived_at"
+        assert (refused.status_code, refused.json()["field"]) == (409, field), refused.text
+        calls = await client.get(
+            "/m/v1/port-calls", headers=world.headers("port"), params=open_calls
+        )
+        assert call["id"] in [c["id"] for c in calls.json()]
+    skewed = (NOW - timedelta(hours=3, minutes=5)).isoformat()
+    departed = await client.post(
+        f"/m/v1/port-calls/{call['id']}/departure",
+        headers=world.headers("port"),
+        json={"departed_at": skewed},
+    )
+    assert departed.status_code == 200, departed.text
+
+
 async def test_an_arrival_at_another_port_ends_the_call_left_open_there(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

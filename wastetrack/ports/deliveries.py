@@ -21,7 +21,7 @@ from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import Forbidden, NotFound, ValidationFailed
 from wastetrack.core.geometry import distance_m
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import CLOCK_SKEW, check_reported
+from wastetrack.core.reported import check_reported
 from wastetrack.core.settings import get_settings
 from wastetrack.custody import intake
 from wastetrack.custody.corrected import corrected_field
@@ -31,7 +31,7 @@ from wastetrack.ports.access import NEWEST_STARTED, readable, reasons
 from wastetrack.ports.berths import berth_from_scan
 from wastetrack.ports.commands import DeliveryCommand, DeliveryLineCommand
 from wastetrack.ports.models import Delivery, DeliveryLine, PortCall
-from wastetrack.ports.port_calls import get_vessel
+from wastetrack.ports.port_calls import covering, get_vessel
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
 from wastetrack.ports.rules import volume_group
 from wastetrack.registry.models import Vessel
@@ -127,7 +127,9 @@ async def record_delivery(
         for name in ("started_at", "ended_at"):
             check_reported(getattr(submission, name), now=now, field=name)
         berth = await berth_from_scan(submission.berth, secret=secret)
-        vessel = await get_vessel(submission.vessel_id)
+        # The vessel's row is locked, as a departure or an arrival locks it: the call found to
+        # cover this delivery does not end before it while the two are written.
+        vessel = await get_vessel(submission.vessel_id, lock=True)
         if principal.role == Role.port_operator:
             if berth.port_id != principal.organization_id:
                 raise Forbidden("this berth belongs to another port", field="berth")
@@ -216,24 +218,23 @@ async def record_delivery(
 async def _port_call_for(
     submission: DeliveryCommand, *, vessel: Vessel, port_id: int
 ) -> PortCall | None:
-    """The vessel's call at the port that covers the delivery (arrived by its end, not
-    departed before its start, give or take the clock skew every reported time is allowed:
-    the port's and the crew's clocks differ): the one named, else the latest such."""
-    covering = PortCall.filter(
-        Q(departed_at=None) | Q(departed_at__gte=submission.started_at - CLOCK_SKEW),
+    """The vessel's call at the port that covers the delivery (`port_calls.covering`): the one
+    named, else the latest such."""
+    calls = covering(
         vessel_id=vessel.id,
         port_id=port_id,
-        arrived_at__lte=submission.ended_at + CLOCK_SKEW,
+        started_at=submission.started_at,
+        ended_at=submission.ended_at,
     )
     if submission.port_call_id is not None:
-        call = await covering.filter(id=submission.port_call_id).first()
+        call = await calls.filter(id=submission.port_call_id).first()
         if call is None:
             raise ValidationFailed(
                 "the port call is not this vessel's at this port at the delivery's time",
                 field="port_call_id",
             )
         return call
-    return await covering.order_by("-arrived_at").first()
+    return await calls.order_by("-arrived_at").first()
 
 
 def delivery_reasons(principal: Principal) -> list[Q]:

@@ -4,16 +4,19 @@ departure, recorded by the port's operators."""
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
 from wastetrack.core import paging
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_reported
+from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.ports import MARINE_STREAM
 from wastetrack.ports.access import reasons
 from wastetrack.ports.commands import NotificationLineCommand
-from wastetrack.ports.models import PortCall, SeaArea
+from wastetrack.ports.models import Delivery, PortCall, SeaArea
 from wastetrack.registry.models import Vessel
 
 
@@ -31,6 +34,38 @@ async def get_vessel(vessel_id: int, *, lock: bool = False) -> Vessel:
     if vessel is None:
         raise NotFound(f"no vessel {vessel_id}", field="vessel_id")
     return vessel
+
+
+def covering(
+    *, vessel_id: int, port_id: int, started_at: datetime, ended_at: datetime
+) -> QuerySet[PortCall]:
+    """The vessel's calls at the port that cover a delivery from `started_at` to `ended_at`:
+    arrived by its end, not departed before its start, give or take the clock skew every
+    reported time is allowed (the port's and the crew's clocks differ). A call's end is held to
+    the same rule once it covers a delivery (`_check_end`)."""
+    return PortCall.filter(
+        Q(departed_at=None) | Q(departed_at__gte=started_at - CLOCK_SKEW),
+        vessel_id=vessel_id,
+        port_id=port_id,
+        arrived_at__lte=ended_at + CLOCK_SKEW,
+    )
+
+
+async def _check_end(call: PortCall, end: datetime, *, field: str) -> None:
+    """A call ends no earlier than a delivery it covers began, as `covering` judges it: ended
+    before, the call would no longer cover the delivery that names it (and the delivery would
+    have been flagged `no_open_port_call` had the departure come first)."""
+    uncovered = (
+        await Delivery.filter(port_call_id=call.id, started_at__gt=end + CLOCK_SKEW)
+        .order_by("started_at")
+        .first()
+    )
+    if uncovered is not None:
+        raise Conflict(
+            f"the port call covers delivery {uncovered.receipt_number}, which began after this"
+            " time: the call cannot end before it",
+            field=field,
+        )
 
 
 async def _check_notification(lines: list[NotificationLineCommand]) -> list[dict[str, Any]]:
@@ -60,8 +95,9 @@ async def open_port_call(
     """Record a vessel's arrival at the operator's port, with its advance waste notification.
     A call the vessel left open at another port before this arrival ends at it (the vessel left
     to come here; a port cannot hold a vessel by not closing its call); a call open at this
-    port, or an arrival within or before another of the vessel's calls, is refused: calls are
-    entered in order, so a vessel's calls never overlap."""
+    port, an arrival within or before another of the vessel's calls, or one that would end the
+    call left open before a delivery it covers began, is refused: calls are entered in order,
+    so a vessel's calls never overlap."""
     port_id = _operator_port(principal)
     check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
     # The vessel's row is locked while its open call is looked for: two arrivals of one vessel
@@ -83,6 +119,7 @@ async def open_port_call(
     if left_open is not None and left_open.port_id == port_id:
         raise Conflict("the vessel has a port call that is still open", field="vessel_id")
     if left_open is not None:
+        await _check_end(left_open, arrived_at, field="arrived_at")
         left_open.departed_at = arrived_at
         await left_open.save(update_fields=["departed_at"])
     return await PortCall.create(
@@ -100,7 +137,8 @@ async def open_port_call(
 async def close_port_call(
     *, principal: Principal, port_call_id: int, departed_at: datetime
 ) -> PortCall:
-    """Record the vessel's departure."""
+    """Record the vessel's departure: not before the arrival, nor before a delivery the call
+    covers began."""
     port_id = _operator_port(principal)
     call = await PortCall.get_or_none(id=port_call_id, port_id=port_id)
     if call is None:
@@ -115,6 +153,7 @@ async def close_port_call(
     check_reported(departed_at, now=datetime.now(UTC), field="departed_at")
     if departed_at < call.arrived_at:
         raise ValidationFailed("departed_at precedes the arrival", field="departed_at")
+    await _check_end(call, departed_at, field="departed_at")
     call.departed_at = departed_at
     await call.save(update_fields=["departed_at"])
     return call
