@@ -200,6 +200,12 @@ async def test_drivers_are_registered_listed_and_retired(
         headers=headers,
     )
     assert (half.status_code, half.json()["field"]) == (422, "qualification_expires")
+    other_half = await client.post(
+        "/m/v1/drivers",
+        json={"name": "李师傅", "licence_number": "3710", "qualification_expires": "2029-06-30"},
+        headers=headers,
+    )
+    assert (other_half.status_code, other_half.json()["field"]) == (422, "qualification_number")
     created = await client.post(
         "/m/v1/drivers",
         json={

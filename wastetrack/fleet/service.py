@@ -72,14 +72,18 @@ async def _check_driver(organization_id: int, driver_id: int | None) -> None:
         raise ValidationFailed(f"no driver {driver_id} in this fleet", field="driver_id")
 
 
-def _check_licence(number: str | None, expires: date | None) -> None:
-    """A hazardous-goods licence has a number and an expiry, or neither; the half missing is
-    the field named."""
+def _check_pair(number: str | None, expires: date | None, *, what: str, fields: str) -> None:
+    """A certificate (a vehicle's hazardous-goods licence, a driver's qualification) has a
+    number and an expiry, or neither; the half missing is the field named: `fields` is the
+    pair's prefix (`<prefix>_number`, `<prefix>_expires`)."""
     if (number is None) != (expires is None):
         raise ValidationFailed(
-            "the hazardous-goods licence number and its expiry go together",
-            field="hazardous_licence_number" if number is None else "hazardous_licence_expires",
+            f"{what}'s number and its expiry go together",
+            field=f"{fields}_number" if number is None else f"{fields}_expires",
         )
+
+
+_LICENCE = {"what": "the hazardous-goods licence", "fields": "hazardous_licence"}
 
 
 # ---- vehicles -------------------------------------------------------------------------------
@@ -101,7 +105,7 @@ async def create_vehicle(
     normalized = normalize_plate(plate)
     if await Vehicle.exists(plate=normalized):
         raise Conflict(f"the plate {normalized} is registered already", field="plate")
-    _check_licence(hazardous_licence_number, hazardous_licence_expires)
+    _check_pair(hazardous_licence_number, hazardous_licence_expires, **_LICENCE)
     await _check_driver(org.id, driver_id)
     vehicle = await Vehicle.create(
         organization_id=org.id,
@@ -154,9 +158,10 @@ async def update_vehicle(*, principal: Principal, plate: str, changes: dict[str,
     if vehicle.retired_at is not None:
         raise Conflict("the vehicle is retired", field="plate")
     before = audit.snapshot(vehicle)
-    _check_licence(
+    _check_pair(
         changes.get("hazardous_licence_number", vehicle.hazardous_licence_number),
         changes.get("hazardous_licence_expires", vehicle.hazardous_licence_expires),
+        **_LICENCE,
     )
     if "driver_id" in changes:
         await _check_driver(vehicle.organization_id, changes["driver_id"])
@@ -200,11 +205,12 @@ async def create_driver(
 ) -> Driver:
     """Register a driver of a carrier, with the dangerous-goods qualification if held."""
     org = await _managed_organization(principal, organization_id)
-    if (qualification_number is None) != (qualification_expires is None):
-        raise ValidationFailed(
-            "the qualification certificate and its expiry go together",
-            field="qualification_expires",
-        )
+    _check_pair(
+        qualification_number,
+        qualification_expires,
+        what="the dangerous-goods qualification certificate",
+        fields="qualification",
+    )
     driver = await Driver.create(
         organization_id=org.id,
         name=name,
