@@ -77,10 +77,10 @@ class LegSignCommand(Command):
 class FoundCommand(Command):
     """What the receiver found, where it differs from the declaration."""
 
-    waste_name: Text | None = Field(None, max_length=128)
+    waste_name: WasteName | None = None
     hazard: Hazards | None = None
-    physical_form: Text | None = Field(None, max_length=32)
-    packaging: Text | None = Field(None, max_length=64)
+    physical_form: PhysicalForm | None = None
+    packaging: Packaging | None = None
 
 
 class DecisionCommand(Command):
