@@ -280,15 +280,17 @@ async def test_a_finding_the_manifest_could_not_hold_is_refused_naming_it(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:
     """What the receiver found is a value the manifest itself could hold (a name, form or
-    packaging of at least one character): an empty or blank finding was signed and kept as a
-    discrepancy "found ''" for the producer and the authority. Refused, nothing written."""
+    packaging of at least one character, at least one hazard characteristic): an empty or blank
+    finding was signed and kept as a discrepancy "found ''" for the producer and the authority.
+    Refused, nothing written."""
     arrived = await drive_to_arrival(client, world, parties)
     decision = {"decision": "accepted", "received_quantity_kg": "800", "method": "R9"}
-    for name in ("waste_name", "physical_form", "packaging"):
-        for value in ("", "   "):
-            body = {**decision, "found": {name: value}}
-            decided = await call(client, world, "plant", f"/{arrived['id']}/decision", body)
-            assert (decided.status_code, decided.json()["field"]) == (422, f"found.{name}")
+    texts = ("waste_name", "physical_form", "packaging")
+    blank: list[tuple[str, object]] = [(name, v) for name in texts for v in ("", "   ")]
+    for name, value in (*blank, ("hazard", [])):
+        body = {**decision, "found": {name: value}}
+        decided = await call(client, world, "plant", f"/{arrived['id']}/decision", body)
+        assert (decided.status_code, decided.json()["field"]) == (422, f"found.{name}")
     assert await ManifestDiscrepancy.all().count() == 0
     assert (await Manifest.get(id=arrived["id"])).receiver_signed_at is None
 

@@ -28,6 +28,7 @@ from wastetrack.custody.rules import REFUSAL_NEEDS_REASON, REFUSING, Outcome
 # The declaration's fields, as the draft states them and a revision changes them (the columns'
 # lengths and precision).
 WasteName = Annotated[Text, Field(min_length=1, max_length=128)]
+DeclaredHazards = Annotated[Hazards, Field(min_length=1)]
 PhysicalForm = Annotated[Text, Field(min_length=1, max_length=32, description="e.g. 液态, 固态")]
 Packaging = Annotated[Text, Field(min_length=1, max_length=64, description="e.g. 200L铁桶×4")]
 Quantity = Annotated[Decimal, Field(gt=0, le=1_000_000, max_digits=12, decimal_places=3)]
@@ -53,7 +54,7 @@ class ManifestCommand(Command):
     category: Text = Field(max_length=64, description="the HW category, e.g. hw.08")
     waste_code: Text = Field(max_length=16)
     waste_name: WasteName
-    hazard: Hazards = Field(min_length=1)
+    hazard: DeclaredHazards
     physical_form: PhysicalForm
     packaging: Packaging
     quantity_kg: Quantity
@@ -78,7 +79,7 @@ class FoundCommand(Command):
     """What the receiver found, where it differs from the declaration."""
 
     waste_name: WasteName | None = None
-    hazard: Hazards | None = None
+    hazard: DeclaredHazards | None = None
     physical_form: PhysicalForm | None = None
     packaging: Packaging | None = None
 
