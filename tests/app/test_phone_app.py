@@ -30,6 +30,7 @@ from PIL import Image
 
 from tests.cli.test_cli import free_port
 from tests.factories import PASSWORD
+from tests.serving import wait_until_serving
 from wastetrack.core import codes, db
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -98,18 +99,7 @@ def serving(env: dict[str, str], cwd: Path | None = None) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        # Starting migrates a fresh database: about 10 s alone, several times that on a busy
-        # machine. A server that exits or never answers fails here, not in the first request.
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, f"wastetrack serve exited ({server.returncode})"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "wastetrack serve did not answer /healthz"
-            time.sleep(0.2)
+        wait_until_serving(server, base)
         yield base
     finally:
         server.terminate()

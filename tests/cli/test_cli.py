@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from tests.serving import wait_until_serving
 from wastetrack.core import db
 
 
@@ -213,13 +213,8 @@ def test_service_on_uvicorn_tags_and_serves_a_decodable_label(cli_env: dict[str,
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        wait_until_serving(server, base)
         with httpx.Client(base_url=base, timeout=10) as http:
-            for _ in range(100):
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             tokens = http.post(
                 "/m/v1/auth/token", data={"username": "nurse", "password": "nurse-password"}
             ).json()

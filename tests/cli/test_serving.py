@@ -5,13 +5,12 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.factories import World
+from tests.serving import wait_until_serving
 from wastetrack import demo
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
@@ -100,16 +99,7 @@ def test_serve_beyond_loopback_with_demo_logins_when_told_to(
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-        assert answer.status_code == 200
+        assert wait_until_serving(server, f"http://127.0.0.1:{port}").status_code == 200
     finally:
         server.terminate()
         server.wait(timeout=30)

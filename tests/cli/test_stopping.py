@@ -7,12 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import psutil
 
+from tests.serving import wait_until_serving
 from wastetrack.core import db
 from wastetrack.core.backup import pg_tool
 
@@ -86,15 +85,7 @@ def test_sigterm_to_a_single_worker_serve_stops_the_embedded_server(
     postmaster = tmp_path / "pgdata" / "postmaster.pid"
     postgres: psutil.Process | None = None
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "serve did not answer within 120 s"
-                time.sleep(0.2)
+        assert wait_until_serving(server, f"http://127.0.0.1:{port}").status_code == 200
         postgres = psutil.Process(int(postmaster.read_text().split()[0]))
         assert postgres.is_running()
 

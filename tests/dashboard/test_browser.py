@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.cli.test_cli import free_port, run
+from tests.serving import wait_until_serving
 from wastetrack.catalog import loader
 from wastetrack.core import db
 from wastetrack.custody.labels import MODE_LABELS
@@ -61,12 +61,7 @@ def served(demo_env: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_serving(server, base)
         yield base
     finally:
         server.terminate()
