@@ -174,7 +174,7 @@ async def test_a_farmer_number_in_full_width_digits_is_refused(
 ) -> None:
     for field, number in (
         ("farmer_phone", "13812345678"),
-        ("farmer_id_number", "371082198001011234"),
+        ("farmer_id_number", "371082198001011234"),  # its check character is 4: valid
     ):
         body = {**a_return(farmer_phone=None), field: number.translate(FULL_WIDTH)}
         response = await client.post(

@@ -74,6 +74,12 @@ TAKERS = [*SELLERS, "point_village", "point_other", "point_city"]
 SEEDS = seeds([11, 23, 37, 41, 59, 73, 89, 97, 101, 131])
 
 
+def check_character(body: str) -> str:
+    """GB 11643-1999's check character of a resident ID number's first 17 digits."""
+    weights = [2 ** (17 - i) % 11 for i in range(17)]
+    return "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
 @dataclass(frozen=True)
 class Sale:
     shop: str
@@ -488,7 +494,8 @@ class History:
     def farmer(self) -> dict[str, str]:
         if self.rng.random() < 0.7:
             return {"farmer_phone": f"138{self.rng.randint(0, 99_999_999):08d}"}
-        return {"farmer_id_number": f"3710821980010{self.rng.randint(1000, 9999)}"[:17] + "X"}
+        body = f"37108219800101{self.rng.randint(100, 999)}"
+        return {"farmer_id_number": body + check_character(body)}
 
     async def send(
         self, who: str, body: dict[str, Any], offline: bool, *, expect: str

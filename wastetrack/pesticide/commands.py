@@ -1,25 +1,57 @@
 """What pesticide-packaging take-back accepts: a farmer's return, a shop's sale and a point's
 consignment to treatment, each checked field by field when it is made."""
 
+from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from wastetrack.core.commands import Command, Day, Id, Moment, Reason, Text, rule_error
 
 # ASCII digits only: \d takes full-width and other digits too, and 13８... would hash to a
 # second identity of the same farmer.
 Phone = Field(None, pattern=r"^1[0-9]{10}$", description="mainland mobile number")
-IdNumber = Field(None, pattern=r"^[0-9]{17}[0-9Xx]$", description="resident ID number")
+IdNumber = Field(None, description="resident ID number")
+
+# GB 11643-1999 公民身份号码: a 6-digit address code, the 8-digit birth date, a 3-digit sequence
+# and a check character over the first 17 (ISO 7064 MOD 11-2: digit i weighs 2^(17-i) mod 11,
+# the sum mod 11 indexes ID_CHECK). The standard's example: 11010519491231002X.
+ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+ID_CHECK = "10X98765432"
+
+
+def _resident_id(number: str) -> str:
+    """A resident ID number whose birth date is a day and whose check character holds: one
+    digit mistyped would credit a farmer who does not exist, whose balance no one looks up."""
+    try:
+        date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        raise PydanticCustomError(
+            "id_number_birth_date", "digits 7-14 of a resident ID number are a birth date"
+        ) from None
+    if ID_CHECK[sum(int(d) * w for d, w in zip(number, ID_WEIGHTS, strict=False)) % 11] != (
+        number[17].upper()
+    ):
+        raise PydanticCustomError(
+            "id_number_check",
+            "the check character does not hold over the first 17 digits: a digit is mistyped",
+        )
+    return number
+
+
+ResidentId = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{17}[0-9Xx]$"), AfterValidator(_resident_id)
+]
 
 
 class FarmerIdentity(Command):
     """A farmer needs no account: a phone number or ID number, kept only as a keyed hash."""
 
     farmer_phone: Text | None = Phone
-    farmer_id_number: Text | None = IdNumber
+    farmer_id_number: ResidentId | None = IdNumber
 
     @model_validator(mode="after")
     def _one_identity(self) -> "FarmerIdentity":
