@@ -43,7 +43,8 @@ def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str) -> bytes:
-    """Numbers stay numbers (a spreadsheet sums them); anything else is its text, less the
+    """Numbers stay numbers (a spreadsheet sums them), and a yes or no a spreadsheet's boolean
+    (a bool is an int: TRUE or FALSE, filtered as such); anything else is its text, less the
     characters the API's text refuses (`commands.UNHELD`: rows stored before it did may hold
     them), among them the ones a spreadsheet cannot hold: openpyxl would refuse the whole file,
     or write one that no spreadsheet opens."""

@@ -74,7 +74,7 @@ _FIXED = {
 }
 # And what the tagging sets that a correction of it may change (its details, then each
 # correction's `corrected`): the row keeps the last word.
-_CORRECTED = {"category": "category_id", "quantity": "quantity", "unit": "unit"}
+TAGGING_CORRECTED = {"category": "category_id", "quantity": "quantity", "unit": "unit"}
 
 
 def fixed_at_tagging(batch: Batch) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def _row_disagrees(batch: Batch, events: list[CustodyEvent]) -> str | None:
         "stream_id": details.get("stream"),
         "waste_code": details.get("waste_code"),
         "tagged_at": tagging.device_time,
-        **{column: details[name] for name, column in _CORRECTED.items() if name in details},
+        **{column: details[name] for name, column in TAGGING_CORRECTED.items() if name in details},
         **{column: details[name] for name, column in _FIXED.items() if name in details},
     }
     for event in events[1:]:
@@ -104,8 +104,8 @@ def _row_disagrees(batch: Batch, events: list[CustodyEvent]) -> str | None:
         for name, value in corrected.items():
             if name == "event_time":
                 stated["tagged_at"] = datetime.fromisoformat(value)
-            elif name in _CORRECTED:
-                stated[_CORRECTED[name]] = value
+            elif name in TAGGING_CORRECTED:
+                stated[TAGGING_CORRECTED[name]] = value
     for column, value in stated.items():
         kept = getattr(batch, column)
         if column == "quantity":

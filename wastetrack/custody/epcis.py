@@ -12,6 +12,7 @@ from wastetrack.batches.models import Batch
 from wastetrack.catalog import service as catalog
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.principal import Principal
+from wastetrack.custody import chain
 from wastetrack.custody.models import CustodyEvent
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -30,7 +31,7 @@ STEPS = {
 }
 # A corrected field → the event's attribute it sets, where the two differ, and how its text
 # (a correction keeps every value as text) reads back. A tagging's quantity, unit and category
-# are the details it stated.
+# (`chain.TAGGING_CORRECTED`) are the details it stated.
 _ATTRIBUTE = {"event_time": "device_time", "method": "method_id"}
 _READ: dict[str, Any] = {
     "event_time": datetime.fromisoformat,
@@ -38,7 +39,6 @@ _READ: dict[str, Any] = {
     "latitude": float,
     "longitude": float,
 }
-_TAGGING_STATES = ("category", "quantity", "unit")
 
 
 def epc(code: str) -> str:
@@ -71,8 +71,10 @@ def _quantity(category: str, amount: Decimal, unit: str) -> list[dict[str, Any]]
 def _declared(fix: CustodyEvent, *, void: bool = False) -> dict[str, Any]:
     """An errorDeclaration: the event was declared wrong by the correction `fix`, whose
     corrective event (under its id) stands in its place, unless the correction voids it."""
-    declaration: dict[str, Any] = {"declarationTime": _time(fix.server_time)}
-    declaration["reason"] = "incorrect_data"
+    declaration: dict[str, Any] = {
+        "declarationTime": _time(fix.server_time),
+        "reason": "incorrect_data",
+    }
     if not void:
         declaration["correctiveEventIDs"] = [f"urn:uuid:{fix.id}"]
     return declaration
@@ -93,7 +95,7 @@ def _corrective(
     details = dict(event.details or {})
     for fix in fixes:
         for name, text in ((fix.details or {}).get("corrected") or {}).items():
-            if event.event_type == "tagged" and name in _TAGGING_STATES:
+            if event.event_type == "tagged" and name in chain.TAGGING_CORRECTED:
                 details[name] = text
                 continue
             setattr(fixed, _ATTRIBUTE.get(name, name), _READ.get(name, str)(text))
@@ -229,13 +231,15 @@ async def batch_document(*, principal: Principal, code: str, timezone: str) -> d
             )
             continue
         target = originals[event.corrects_id]
-        chain = fixes[target.id]
-        if any(_undoes(fix) for fix in chain):
+        its_fixes = fixes[target.id]
+        if any(_undoes(fix) for fix in its_fixes):
             continue  # the event never happened: nothing stands in its place
-        upto = chain.index(event) + 1
-        corrective = _corrective(target, chain[:upto], modes)
+        upto = its_fixes.index(event) + 1
+        corrective = _corrective(target, its_fixes[:upto], modes)
         written.append(
-            to_epcis_event(corrective, batch=batch, codes=codes, tz=tz, error=error(chain[upto:]))
+            to_epcis_event(
+                corrective, batch=batch, codes=codes, tz=tz, error=error(its_fixes[upto:])
+            )
         )
     return {
         "@context": [CONTEXT],
