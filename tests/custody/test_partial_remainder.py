@@ -190,6 +190,25 @@ async def test_a_part_is_lighter_than_the_declaration_it_is_refused_from(
     assert (await _batch(client, world, "clinic", code))["state"] == "in_transit"
 
 
+async def test_a_partial_acceptance_accepts_more_than_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Weighed at 0 kg, a "partial" acceptance would split off the whole declaration and leave
+    the batch received at nothing: it is a rejection, received or corrected so. Nothing is
+    written."""
+    code = await _delivered(client, world)
+    for fields in ({}, {"refused_kg": "1.2"}):
+        response = await post_event(client, world, "facility", _partial(code, "0", **fields))
+        assert (response.status_code, response.json()["field"]) == (422, "weight_kg")
+    assert (await _batch(client, world, "clinic", code))["state"] == "in_transit"
+    receipt = await _receive_in_part(client, world, code, "2.0")
+    fix = event("corrected", code, minutes=70, corrects=receipt["event_id"], weight_kg="0")
+    response = await post_event(client, world, "facility", fix)
+    assert (response.status_code, response.json()["field"]) == (422, "weight_kg")
+    remainder = await _remainder_of(client, world, code)
+    assert Decimal(remainder["quantity"]) == Decimal("1.5")
+
+
 async def test_a_load_is_not_accepted_in_part(client: httpx.AsyncClient, world: World) -> None:
     """Its mass is its bags': a part refused from the load would be counted beside them."""
     carrier = world.orgs["carrier"].id

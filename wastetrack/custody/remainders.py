@@ -61,9 +61,15 @@ def refused_kg(
     the receipt is refused, naming `field` (`refused_kg` on a receipt, `outcome` on a
     correction into a partial acceptance), else the part would be refused and counted nowhere;
     a correction that leaves a partial receipt recorded before this rule partial (`field`
-    None) refuses no part, as it did."""
+    None) refuses no part, as it did. A partial acceptance weighed at 0 kg accepts nothing: it
+    is refused naming `weight_kg` (a rejection says so), whether received or corrected so."""
     if outcome != Outcome.partially_accepted:
         return None
+    if weight_kg is not None and Decimal(weight_kg) == 0:
+        raise ValidationFailed(
+            "a partial acceptance weighed at 0 kg accepts nothing: reject the batch instead",
+            field="weight_kg",
+        )
     if stated is not None and batch.unit == Unit.KG and stated >= batch.quantity:
         raise ValidationFailed(
             f"refused_kg {stated} is not a part of the {batch.quantity} kg declared:"
