@@ -27,15 +27,23 @@ class BulkSign(Schema):
     manifests: list[BulkSignItem] = Field(min_length=1, max_length=100)
 
     @model_validator(mode="after")
-    def _carrier_says_when_and_where(self) -> "BulkSign":
-        if self.role == "carrier":
-            for index, item in enumerate(self.manifests):
-                for name in ("handover_at", "handover_place"):
-                    if getattr(item, name) is None:
-                        raise rule_error(
-                            f"manifests[{index}].{name}",
-                            f"{name} is required when a carrier signs",
-                        )
+    def _fields_of_the_role(self) -> "BulkSign":
+        """A carrier says when and where it took the waste over; a producer signs its section,
+        which has no leg and no place: an item naming either is refused, never signed with it
+        silently dropped."""
+        for index, item in enumerate(self.manifests):
+            for name in ("handover_at", "handover_place"):
+                if self.role == "carrier" and getattr(item, name) is None:
+                    raise rule_error(
+                        f"manifests[{index}].{name}",
+                        f"{name} is required when a carrier signs",
+                    )
+            for name in ("seq", "handover_place"):
+                if self.role == "producer" and getattr(item, name) is not None:
+                    raise rule_error(
+                        f"manifests[{index}].{name}",
+                        f"{name} is a carrier's: a producer signs its section, which has none",
+                    )
         return self
 
     @model_validator(mode="after")

@@ -192,9 +192,10 @@ async def test_one_signature_listed_twice_is_refused(
     # A producer's item names the section whatever its seq; a carrier's without a seq may be
     # the leg another names.
     at = (NOW - timedelta(hours=2)).isoformat()
-    place = {"handover_at": at, "handover_place": "石岛"}
     for role, who in (("producer", "maker"), ("carrier", "carrier")):
-        items = [{"manifest_id": first, **place}, {"manifest_id": first, "seq": 1, **place}]
+        place = {"handover_at": at} | ({"handover_place": "石岛"} if role == "carrier" else {})
+        seq = {"seq": 1} if role == "carrier" else {}
+        items = [{"manifest_id": first, **place}, {"manifest_id": first, **seq, **place}]
         response = await client.post(
             "/m/v1/manifests/sign",
             json={"role": role, "manifests": items},
@@ -205,6 +206,24 @@ async def test_one_signature_listed_twice_is_refused(
             "manifests[1].manifest_id",
         ), role
     assert await ManifestLeg.filter(signed_at__not_isnull=True).count() == 0
+    assert await Batch.filter(state="handed_over").count() == 0
+
+
+async def test_a_producer_names_no_leg_and_no_place(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    """The producer's section has neither: an item naming one is refused, not signed with it
+    silently dropped. Nothing is signed."""
+    at = (NOW - timedelta(hours=2)).isoformat()
+    for name, value in (("seq", 2), ("handover_place", "石岛")):
+        items = [{"manifest_id": m, "handover_at": at} for m in round_of_three]
+        items[1][name] = value
+        response = await client.post(
+            "/m/v1/manifests/sign",
+            json={"role": "producer", "manifests": items},
+            headers=world.headers("maker"),
+        )
+        assert (response.status_code, response.json()["field"]) == (422, f"manifests[1].{name}")
     assert await Batch.filter(state="handed_over").count() == 0
 
 
