@@ -1,6 +1,7 @@
 """A delivery's receipt and its public check say who recorded it (the port's signature or the
 vessel's declaration) and where each line stands with the reception facility now."""
 
+import dataclasses
 import importlib
 import io
 from datetime import UTC, datetime
@@ -10,6 +11,9 @@ from typing import Any
 import httpx
 import pypdf
 import pytest
+import zxingcpp
+from PIL import Image
+from pypdf.generic import ContentStream
 from tortoise import connections
 
 from tests.custody.helpers import post_event
@@ -196,9 +200,8 @@ def test_a_lines_acceptance_follows_its_latest_receipt(
     assert found == expected
 
 
-def test_long_texts_wrap_within_the_page() -> None:
-    """A provider's long name wraps, and the notice that the vessel declared the delivery stays
-    on the paper (each text drawn starts and, at the font's widest, ends within the page)."""
+def _receipt(**changes: Any) -> ReceiptText:
+    """A vessel-declared receipt of one line, with long names, changed as given."""
     when = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)
     line = ReceiptLine(
         category_code="A",
@@ -213,7 +216,7 @@ def test_long_texts_wrap_within_the_page() -> None:
     )
     receipt = ReceiptText(
         number="R-1",
-        url="http://testserver/t/R-1",
+        url="http://testserver/r/R-1.1ABCDEFGH",
         port_name="石岛中心渔港",
         berth_name="一号泊位",
         reception_provider="荣成市石岛湾船舶污染物接收转运处置服务有限公司第二分公司",
@@ -233,6 +236,13 @@ def test_long_texts_wrap_within_the_page() -> None:
         recorded_at=when,
         timezone="Asia/Shanghai",
     )
+    return dataclasses.replace(receipt, **changes)
+
+
+def test_long_texts_wrap_within_the_page() -> None:
+    """A provider's long name wraps, and the notice that the vessel declared the delivery stays
+    on the paper (each text drawn starts and, at the font's widest, ends within the page)."""
+    receipt = _receipt()
     page = pypdf.PdfReader(io.BytesIO(render_receipt_pdf(receipt))).pages[0]
     right = float(page.mediabox.width)
     drawn: list[tuple[float, str]] = []
@@ -247,3 +257,54 @@ def test_long_texts_wrap_within_the_page() -> None:
     text = page.extract_text(visitor_text=seen)
     assert "未经接收单位签字" in "".join(text.split())
     assert drawn and all(end <= right for end, _ in drawn), [d for d in drawn if d[0] > right]
+
+
+# A berth's name takes up to 64 characters (schemas.ports.BerthCreate); this has 32.
+LONG_BERTH = "石岛新港区第三作业区船舶垃圾污染物接收转运专用泊位北侧一号至三号"
+
+
+def _qr_box(page: Any) -> tuple[float, float, float, float]:
+    """The rectangle (x0, y0, x1, y1, in pt) the page draws its one image, the QR, into."""
+    stream = ContentStream(page.get_contents(), page.pdf)
+    matrix = None
+    for operands, operator in stream.operations:
+        if operator == b"cm":
+            matrix = [float(v) for v in operands]
+        if operator == b"Do":
+            assert matrix is not None
+            a, _, _, d, e, f = matrix
+            return e, f, e + a, f + d
+    raise AssertionError("no image on the page")
+
+
+def test_a_long_berth_name_wraps_short_of_the_receipts_qr() -> None:
+    """The first row (port · berth) starts beside the QR (x 165-197 mm, y 10-42 mm): a name of
+    more than ~29 hanzi without a space ran to the right margin across the QR's lower module
+    rows, and the printed receipt's QR no longer scanned (rasterised by poppler, zxing read
+    nothing). It wraps short of the QR, and the QR decodes to the record."""
+    pdf = render_receipt_pdf(_receipt(berth_name=LONG_BERTH))
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    x0, y0, x1, y1 = _qr_box(page)
+    over: list[str] = []
+
+    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if not text.strip():
+            return
+        scale = size * max(tm[0], 1) * cm[0]
+        left = cm[0] * tm[4] + cm[2] * tm[5] + cm[4]
+        base = cm[1] * tm[4] + cm[3] * tm[5] + cm[5]
+        x = left
+        for char in text:
+            width = (1.0 if ord(char) >= 0x2E80 else 0.5) * scale
+            # the glyph's ink box: from a little under the baseline to about 0.85 em above
+            if not char.isspace() and x < x1 and x + width > x0:
+                if base - 0.12 * scale < y1 and base + 0.85 * scale > y0:
+                    over.append(char)
+            x += width
+
+    page.extract_text(visitor_text=seen)
+    assert over == [], f"text drawn over the QR: {''.join(over)!r}"
+    assert LONG_BERTH in "".join(page.extract_text().split())  # all of it, wrapped
+    (picture,) = page.images
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(picture.data)))]
+    assert decoded == [_receipt().url]

@@ -3,8 +3,10 @@ is missing), QR codes, and millimetres at print resolution. Labels, label sheets
 port receipts share these, so a font or QR setting changes in one place.
 """
 
+import io
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,6 +109,34 @@ def qr_image(url: str, *, box_size: int = 10) -> Image.Image:
     qr.make(fit=True)
     image: Image.Image = qr.make_image(fill_color="black", back_color="white").get_image()
     return image.convert("RGB")
+
+
+QR_GAP_MM = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class CornerQR:
+    """A QR code drawn in a page's top right corner, and the one rule that keeps text off it
+    (text printed over its modules or quiet zone, a long berth's name, left it unreadable):
+    a text starting beside it wraps short of its left edge, one starting below it runs to the
+    right margin."""
+
+    left: float
+    bottom: float
+
+    def width(self, pdf: "FPDF") -> float:
+        """The width of a text cell starting at the page's cursor (0: to the right margin)."""
+        if pdf.get_y() < self.bottom:
+            return self.left - QR_GAP_MM - pdf.get_x()
+        return 0
+
+
+def corner_qr(pdf: "FPDF", url: str, *, x: float, y: float, size: float) -> CornerQR:
+    """Draw url's QR code at (x, y), size millimetres square, on the current page."""
+    image = io.BytesIO()
+    qr_image(url, box_size=6).save(image, format="PNG")
+    pdf.image(image, x=x, y=y, w=size, h=size)
+    return CornerQR(left=x, bottom=y + size)
 
 
 def mm(value: float) -> int:

@@ -1,10 +1,9 @@
 """A transfer manifest as a PDF with its QR code."""
 
-import io
 from collections.abc import Sequence
 from datetime import datetime
 
-from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, a4_pdf, add_cjk_font, latin1, qr_image
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, a4_pdf, add_cjk_font, corner_qr, latin1
 from wastetrack.batches.identifiers import spaced
 from wastetrack.core.timefmt import local_time, through_day
 from wastetrack.manifests.models import Manifest, state_label
@@ -41,15 +40,13 @@ def render_manifest_pdf(
     def row(label: str, value: object) -> None:
         # Labels are "中文 English": without a CJK font only the English half is printed.
         pdf.cell(58, 6, label if cjk else latin1(label.split(" ", 1)[-1]))
-        pdf.multi_cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(qr.width(pdf), 6, text(value), new_x="LMARGIN", new_y="NEXT")
 
     pdf.set_font(family, size=14)
     title = "危险废物转移联单 Hazardous waste transfer manifest"
     pdf.cell(0, 10, title if cjk else latin1(title.split(" ", 1)[1]))
     pdf.ln(12)
-    qr = io.BytesIO()
-    qr_image(url, box_size=6).save(qr, format="PNG")
-    pdf.image(qr, x=170, y=8, w=30, h=30)
+    qr = corner_qr(pdf, url, x=170, y=8, size=30)
     pdf.set_font(family, size=9)
     row("联单编号 Number", manifest.number)
     row("状态 State", named(manifest.state))

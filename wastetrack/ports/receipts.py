@@ -1,13 +1,12 @@
 """The waste delivery receipt handed to the vessel, after the IMO receipt's fields
 (MEPC.1/Circ.834/Rev.1), as a PDF with a QR code back to the record."""
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, a4_pdf, add_cjk_font, latin1, qr_image
+from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, a4_pdf, add_cjk_font, corner_qr, latin1
 from wastetrack.core.timefmt import local_time
 
 
@@ -74,9 +73,7 @@ def render_receipt_pdf(
     pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, size=9)
     pdf.cell(0, 6, f"No. {receipt.number}", new_x="LMARGIN", new_y="NEXT")
-    qr = io.BytesIO()
-    qr_image(receipt.url, box_size=6).save(qr, format="PNG")
-    pdf.image(qr, x=165, y=10, w=32, h=32)
+    qr = corner_qr(pdf, receipt.url, x=165, y=10, size=32)
     provider = receipt.reception_provider
     if not receipt.signed_by_port:
         unsigned = "declared by the vessel, not signed for"
@@ -100,7 +97,7 @@ def render_receipt_pdf(
     pdf.set_font(family, size=9)
     for label, value in rows:
         pdf.cell(62, 6, label if cjk else latin1(label.split(" ", 1)[1]))
-        pdf.multi_cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(qr.width(pdf), 6, text(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     widths = (50, 20, 22, 14, 36, 48)
     heads = ("类别 Category", "m³", "kg", "折算 est.", "批次 Batch", "接收 Acceptance")
