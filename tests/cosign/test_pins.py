@@ -3,13 +3,15 @@
 import asyncio
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import httpx
 import pypdf
 import pytest
 
 from tests.factories import CITY_TODAY, World, event, medical_bag
+from wastetrack.batches.labels import PinPage, render_pin_list_pdf
 from wastetrack.batches.models import Batch
 from wastetrack.cosign import service as cosign
 from wastetrack.cosign.models import PinList, PinUse
@@ -341,3 +343,25 @@ async def test_an_organization_outside_yours_is_not_found_like_one_that_does_not
             answer = await client.post(url, json=json, headers=world.headers(who))
             answers.append((answer.status_code, answer.json()["field"]))
         assert answers == [(404, "organization_id")] * 2, (who, path, answers)
+
+
+def test_a_long_producer_name_is_printed_whole_within_the_page() -> None:
+    """An organization's name takes up to 128 characters; one line at 11 pt holds about 46
+    hanzi, and the rest ran past the page's edge. It shrinks, then wraps onto two lines."""
+    name = "荣成市石岛管理区" + "某某镇卫生院第二分院" * 12
+    assert len(name) == 128
+    pdf = render_pin_list_pdf(PinPage(name, 1, ["123456"] * 40, date(2026, 3, 3)))
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    right = float(page.mediabox.width)
+    ends: list[float] = []
+
+    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip():
+            x = cm[0] * tm[4] + cm[2] * tm[5] + cm[4]
+            ems = sum(1.0 if ord(c) >= 0x2E80 else 0.6 for c in text)
+            ends.append(x + ems * size * max(tm[0], 1) * cm[0])
+
+    text = page.extract_text(visitor_text=seen)
+    assert name in "".join(text.split())
+    assert ends and max(ends) <= right, max(ends)
+    assert printed_codes(pdf) == ["123456"] * 40

@@ -180,7 +180,12 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     pdf.cell(180, 9, heading)
     pdf.set_font(family, size=11)
     pdf.set_xy(15, 26)
-    pdf.cell(180, 6, pins.organization if cjk else latin1(pins.organization))
+    # A name takes up to 128 characters: it is printed whole, smaller (down to 7 pt) and then
+    # on two lines, in the 7 mm above the list's number, never past the page's edge.
+    name = pins.organization if cjk else latin1(pins.organization)
+    while pdf.font_size_pt > 7 and pdf.get_string_width(name) > 180:
+        pdf.set_font_size(pdf.font_size_pt - 0.5)
+    pdf.multi_cell(180, 6 if pdf.get_string_width(name) <= 180 else 3.5, name)
     pdf.set_xy(15, 33)
     dated = f" · {pins.issued_on.isoformat()}" if cjk else ""
     pdf.cell(180, 6, f"No. {pins.serial}{dated}")
