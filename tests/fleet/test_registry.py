@@ -222,3 +222,42 @@ async def test_drivers_are_registered_listed_and_retired(
     gone = await client.delete(f"/m/v1/drivers/{created.json()['id']}", headers=headers)
     assert gone.status_code == 200
     assert (await client.get("/m/v1/drivers", headers=headers)).json() == []
+
+
+async def test_a_retired_driver_is_no_vehicles_driver(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Its vehicles have no driver from then on, in the list and the audit log; assigning it
+    again is refused naming driver_id."""
+    headers = world.headers("carrier")
+    plate = (await register(client, world))["plate"]
+    driver = await client.post(
+        "/m/v1/drivers", json={"name": "王师傅", "licence_number": "3711"}, headers=headers
+    )
+    assert driver.status_code == 201, driver.text
+    driver_id = driver.json()["id"]
+    assigned = await client.patch(
+        f"/m/v1/vehicles/{plate}", json={"driver_id": driver_id}, headers=headers
+    )
+    assert (assigned.status_code, assigned.json()["driver_id"]) == (200, driver_id), assigned.text
+    assert (await client.delete(f"/m/v1/drivers/{driver_id}", headers=headers)).status_code == 200
+    (vehicle,) = [
+        v
+        for v in (await client.get("/m/v1/vehicles", headers=headers)).json()
+        if v["plate"] == plate
+    ]
+    assert vehicle["driver_id"] is None
+    again = await client.patch(
+        f"/m/v1/vehicles/{plate}", json={"driver_id": driver_id}, headers=headers
+    )
+    assert (again.status_code, again.json()["field"]) == (422, "driver_id")
+    audit = await client.get(
+        "/m/v1/audit", params={"subject_type": "vehicle"}, headers=world.headers("manager")
+    )
+    assert audit.status_code == 200, audit.text
+    assert any(
+        e["action"] == "vehicle.updated"
+        and e["after"]["driver_id"] is None
+        and e["before"]["driver_id"] == driver_id
+        for e in audit.json()["entries"]
+    )

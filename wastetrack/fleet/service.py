@@ -66,8 +66,13 @@ async def managed_vehicle(principal: Principal, plate: str) -> Vehicle:
 
 
 async def _check_driver(organization_id: int, driver_id: int | None) -> None:
-    if driver_id is not None and not await Driver.exists(
-        id=driver_id, organization_id=organization_id, retired_at=None
+    """A driver assigned to a vehicle is one of its fleet in service; the row is locked, so
+    that a driver retired at the same time is not assigned after its vehicles were freed."""
+    if (
+        driver_id is not None
+        and not await Driver.filter(id=driver_id, organization_id=organization_id, retired_at=None)
+        .select_for_update()
+        .exists()
     ):
         raise ValidationFailed(f"no driver {driver_id} in this fleet", field="driver_id")
 
@@ -235,7 +240,8 @@ async def list_drivers(
 
 
 async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:
-    """A driver leaves the fleet; kept for the record."""
+    """A driver leaves the fleet; kept for the record. The vehicles it was assigned to have no
+    driver from then on (each change in the audit log), rather than a retired one."""
     driver = (
         await Driver.filter(id=driver_id, **_managed_rows(principal))
         .select_for_update()
@@ -249,4 +255,6 @@ async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:
     await audit.updated(
         "driver.retired", driver, within=driver.organization, retired_at=datetime.now(UTC)
     )
+    for vehicle in await Vehicle.filter(driver_id=driver.id).select_for_update():
+        await audit.updated("vehicle.updated", vehicle, within=driver.organization, driver_id=None)
     return driver
