@@ -427,6 +427,11 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_WEBHOOKS_DISABLE_AFTER_HOURS", "1e11"),
         ("WASTETRACK_DATA_DIR", "~wastetrack_no_such_user/data"),
         ("WASTETRACK_RATE_LIMIT_LOGIN", "lots"),
+        # Read as rates, then a window past PostgreSQL's interval made every login a 500, and
+        # a count of 0 refused every one for ever.
+        ("WASTETRACK_RATE_LIMIT_LOGIN_FAILURES", "1/1000000000 years"),
+        ("WASTETRACK_RATE_LIMIT_LOGIN", "0/minute"),
+        ("WASTETRACK_RATE_LIMIT_API_KEY", "0 per 10 seconds"),
         ("WASTETRACK_COSIGN_PIN_FAILURES", "five"),
         ("WASTETRACK_ENVIRONMENT", "staging"),
         ("WASTETRACK_SYNC_MAX_EVENTS", "-1"),
@@ -436,6 +441,10 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_LOG_LEVEL", "LOUD"),
         ("WASTETRACK_DATABASE_URL", "mysql://u:p@127.0.0.1:3306/db"),
         ("WASTETRACK_DATABASE_URL", "postgres://u:p@127.0.0.1:notaport/db"),
+        # Read only as a worker started, after serve had migrated: a traceback there.
+        ("WASTETRACK_REPLICA_URL", "mysql://u:p@127.0.0.1:3306/db"),
+        # Read as the working directory, where the database, keys and photos then went.
+        ("WASTETRACK_DATA_DIR", ""),
         ("WASTETRACK_SECRET_FILE", "/nonexistent/wastetrack-master.key"),
         ("WASTETRACK_DATA_DIR", "/etc/passwd"),
         ("WASTETRACK_DATA_DIR", "/etc/passwd/wastetrack"),
@@ -468,6 +477,23 @@ def test_a_data_directory_through_the_home_that_is_a_file_is_a_message_naming_it
         "error (WASTETRACK_DATA_DIR)" in done.stderr,
     )
     assert said == (2, False, True), done.stderr[-600:]
+
+
+@pytest.mark.parametrize("name", ["wastetrack data", "R&D"])
+def test_an_embedded_database_folder_a_shell_would_split_is_a_message_naming_it(
+    cli_env: dict[str, str], tmp_path: Path, name: str
+) -> None:
+    """The embedded server's wheel hands its folder to pg_ctl through a shell, unquoted: a
+    space split it and `&` ran the rest as a command, each a traceback. Refused before anything
+    is made; with an external database the same folder holds photos and keys, and serves."""
+    data_dir = tmp_path / name / "data"
+    embedded = {k: v for k, v in cli_env.items() if k != "WASTETRACK_DATABASE_URL"}
+    done = run({**embedded, "WASTETRACK_DATA_DIR": str(data_dir)}, "migrate")
+    named = "error (WASTETRACK_DATA_DIR)" in done.stderr
+    assert (done.returncode, "Traceback" in done.stderr, named) == (2, False, True), done.stderr
+    assert not (tmp_path / name).exists()
+    done = run({**cli_env, "WASTETRACK_DATA_DIR": str(data_dir)}, "migrate")
+    assert done.returncode == 0, done.stderr[-600:]
 
 
 def test_a_secret_file_of_raw_bytes_is_a_message_naming_it(

@@ -62,6 +62,9 @@ def _gone(process: psutil.Process) -> bool:
 def test_sigterm_to_a_single_worker_serve_stops_the_embedded_server(
     database_url: str, tmp_path: Path
 ) -> None:
+    # A folder name of other scripts and a `+` (the server's URL names it as it is, and a `+`
+    # read as a space there was a folder that does not exist).
+    tmp_path = tmp_path / "c++数据"
     _migrated_embedded_server(tmp_path, database_url)
     env = {
         key: value

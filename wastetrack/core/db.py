@@ -108,15 +108,15 @@ def credentials_from_url(url: str) -> dict[str, Any]:
     """Split a postgres URL (TCP or ?host=/socket/dir) into asyncpg credentials."""
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql"):
-        raise ValueError(
-            f"WASTETRACK_DATABASE_URL must be a postgres:// URL, got {parsed.scheme!r}"
-        )
-    query = parse_qs(parsed.query)
+        raise ValueError(f"must be a postgres:// URL, got {parsed.scheme!r}")
+    # Percent-decoded as libpq decodes a URI, a `+` kept: the embedded server's URL names its
+    # socket folder as it is (`?host=/srv/c++/data/pgdata`), and `+` is no space there.
+    query = parse_qs(parsed.query.replace("+", "%2B"))
     host = query.get("host", [parsed.hostname or "127.0.0.1"])[0]
     try:
         port = parsed.port or 5432
     except ValueError as error:
-        raise ValueError(f"WASTETRACK_DATABASE_URL has no valid port: {error}") from error
+        raise ValueError(f"has no valid port: {error}") from error
     return {
         "host": host,
         "port": port,

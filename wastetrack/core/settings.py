@@ -8,10 +8,15 @@ from typing import Literal
 from zoneinfo import available_timezones
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wastetrack.core.commands import INT32_MAX
+
+_LONGEST_RATE_WINDOW = 366 * 86_400  # seconds
+# What a folder of the embedded server may hold besides letters and digits (any script): what
+# a shell takes as part of one word and a URL's query as it is.
+_SERVER_PATH = frozenset("/._-+,@")
 
 
 class Settings(BaseSettings):
@@ -207,9 +212,15 @@ class Settings(BaseSettings):
         from limits import parse
 
         try:
-            parse(rate)
+            item = parse(rate)
         except ValueError as error:
             raise ValueError(f"{rate!r} is no rate (e.g. 30/minute, 5 per 10 seconds)") from error
+        # A count of 0 refuses every request for ever; a window past a year is no rate a
+        # service means, and one past PostgreSQL's interval made every login a 500.
+        if item.amount < 1:
+            raise ValueError(f"{rate!r} allows nothing: a rate counts at least 1")
+        if item.get_expiry() > _LONGEST_RATE_WINDOW:
+            raise ValueError(f"{rate!r} has a window longer than a year")
         return rate
 
     @field_validator("*")
@@ -243,7 +254,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{level!r} is no log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
         return level.upper()
 
-    @field_validator("database_url")
+    @field_validator("database_url", "replica_url")
     @classmethod
     def _a_postgres_url(cls, url: str | None) -> str | None:
         # Read first when the pool or a migration connects: the same refusal, before any command.
@@ -260,9 +271,18 @@ class Settings(BaseSettings):
             raise ValueError(f"{str(path)!r} is no file the service can read")
         return path
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _named(cls, path: object) -> object:
+        # An empty value (`WASTETRACK_DATA_DIR=` in an env file) is read as a Path of the
+        # working directory, where the database, keys and photos would go unannounced.
+        if isinstance(path, str) and not path.strip():
+            raise ValueError("is empty: name a directory, or leave the variable unset")
+        return path
+
     @field_validator("data_dir")
     @classmethod
-    def _a_directory(cls, path: Path) -> Path:
+    def _a_directory(cls, path: Path, info: ValidationInfo) -> Path:
         # Absolute: PostgreSQL's tools run with a working directory of their own (pg_resetwal
         # and pg_basebackup inside the cluster's folder), where a relative path names another.
         try:
@@ -274,6 +294,17 @@ class Settings(BaseSettings):
         there = next(part for part in (found, *found.parents) if part.exists())
         if not there.is_dir():
             raise ValueError(f"{str(path)!r} is, or lies under, a file, not a directory")
+        # The embedded server's wheel hands its folder to pg_ctl through a shell, unquoted: a
+        # space or `&` there failed every command with a traceback. With an external database
+        # the directory holds photos and keys only, and any name serves.
+        if info.data.get("database_url") is None:
+            odd = sorted({c for c in str(found) if not (c.isalnum() or c in _SERVER_PATH)})
+            if odd:
+                raise ValueError(
+                    f"{str(found)!r} holds {''.join(odd)!r}: the embedded database's folder takes"
+                    f" letters, digits and {''.join(sorted(_SERVER_PATH))!r} only (or set"
+                    " WASTETRACK_DATABASE_URL)"
+                )
         return found
 
     @model_validator(mode="after")
