@@ -220,6 +220,39 @@ async def test_a_declared_quantity_its_batches_do_not_bear_out_is_refused(
     assert await ManifestRevision.filter(manifest_id=mid).count() == 0
 
 
+async def test_a_listed_batchs_declaration_is_not_corrected_off_its_manifests_quantity(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A drum of 400 kg corrected to 40 on an 800 kg manifest, a draft or signed, would have
+    the manifest print a quantity its batches do not bear out (and the receiver's honest
+    440 kg a discrepancy): refused naming `quantity` and the manifest, nothing written. Within
+    5 %, or once the manifest is cancelled, the correction stands."""
+    made = await call(client, world, "maker", "", parties.body)
+    assert made.status_code == 201, made.text
+    mid, number = made.json()["id"], made.json()["number"]
+    code = parties.batches[0]
+    events = await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("maker"))
+    tagging = events.json()[0]["id"]
+
+    def correction(quantity: str) -> dict:
+        return event("corrected", code, minutes=-50, corrects=tagging, quantity=quantity)
+
+    for signed in (False, True):
+        if signed:
+            assert (await sign_producer(client, world, mid)).status_code == 200
+        refused = await post(client, world, "maker", correction("40"))
+        assert (refused.status_code, refused.json()["field"]) == (409, "quantity"), refused.text
+        assert number in refused.json()["detail"] and "440" in refused.json()["detail"]
+        assert (await Batch.get(code=code)).quantity == Decimal("400")
+    assert (await post(client, world, "maker", correction("390"))).status_code == 201
+    cancel = {"reason": "重新申报"}
+    assert (await call(client, world, "manager", f"/{mid}/cancel", cancel)).status_code == 200
+    assert (await post(client, world, "maker", correction("40"))).status_code == 201
+    assert (await Batch.get(code=code)).quantity == Decimal("40")
+
+
 async def test_the_decision_judges_the_receivers_licence_on_the_day_of_arrival(
     client: httpx.AsyncClient,
     world: World,

@@ -1,6 +1,7 @@
 """Corrections: what a correction may change, by the type of the event it corrects, and how a
 corrected tagging, receipt or treatment carries over to the batch (docs/metrics.md §2)."""
 
+import copy
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,7 +36,8 @@ from wastetrack.custody.rules import (
     may_correct,
 )
 from wastetrack.custody.work import Work, code_by_id, new_event
-from wastetrack.manifests.queries import deciding_manifest
+from wastetrack.manifests import quantity as manifest_quantity
+from wastetrack.manifests.queries import deciding_manifest, open_manifest_of
 from wastetrack.ports import lines as delivery_lines
 from wastetrack.registry import access
 
@@ -411,10 +413,39 @@ async def _correct_tagging(
             unit=Unit(unit),
             field="category" if "category" in changed else "unit",
         )
+    if sizing := [name for name in ("quantity", "unit", "category") if name in changed]:
+        declared = copy.copy(batch)
+        declared.category_id, declared.quantity, declared.unit = category_id, quantity, Unit(unit)
+        await _check_manifest_quantity(work, declared, field=sizing[0])
     batch.tagged_at = tagged_at
     batch.category_id = category_id
     batch.quantity = quantity
     batch.unit = Unit(unit)
+
+
+async def _check_manifest_quantity(work: Work, declared: Batch, *, field: str) -> None:
+    """A batch on a draft or open transfer manifest keeps that manifest's quantity within the
+    tolerance of what its batches declare (`manifests.quantity`, the draft's and a revision's
+    rule): a declaration corrected out of it would have the manifest print a quantity its
+    batches do not bear out and make the receiver's honest weighing a discrepancy. The
+    manifest's quantity is revised first (a revision, or a draft drafted again)."""
+    manifest = await open_manifest_of(declared.code, drafts=True)
+    if manifest is None:
+        return
+    listed = [
+        declared if other.id == declared.id else work.batches.get(other.code, other)
+        for other in await Batch.filter(code__in=manifest.batch_codes)
+    ]
+    sum_kg = manifest_quantity.declared_kg(work.catalog, listed)
+    if manifest_quantity.off(Decimal(manifest.quantity_kg), sum_kg, work.manifest_tolerance):
+        raise RuleViolation(
+            f"batch {declared.code} is on transfer manifest {manifest.number}, which declares"
+            f" {manifest.quantity_kg} kg: corrected so, its batches would declare {sum_kg} kg,"
+            f" more than {(work.manifest_tolerance * 100).normalize():f} % off; revise the"
+            " manifest's quantity first",
+            field=field,
+            manifest_id=manifest.id,
+        )
 
 
 async def _check_tagged_for_on(

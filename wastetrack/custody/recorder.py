@@ -222,6 +222,7 @@ async def _record(
         now=datetime.now(UTC),
         catalog=await catalog.snapshot(),
         timezone=get_settings().timezone,
+        manifest_tolerance=get_settings().manifest_quantity_tolerance,
     )
     outcomes: list[Recorded | None] = [None] * len(submissions)
     codes_of: list[str | None] = []

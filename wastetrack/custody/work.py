@@ -5,6 +5,7 @@ batch's chain, issuing a label, a batch about to be tagged)."""
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from wastetrack.alerts import service as alerts
@@ -40,6 +41,8 @@ class Work:
     now: datetime
     catalog: CatalogSnapshot
     timezone: str
+    manifest_tolerance: Decimal
+    """How far a transfer manifest's quantity may be off its batches' declared masses."""
     batches: dict[str, Batch] = field(default_factory=dict)
     codes_by_id: dict[int, str] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)

@@ -16,12 +16,13 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
-from wastetrack.custody import remainders, repository, transitions
+from wastetrack.custody import repository, transitions
 from wastetrack.custody.rules import EventType
 from wastetrack.fleet.plates import plate_for_carriage
 from wastetrack.manifests import queries
 from wastetrack.manifests.commands import ManifestCommand
 from wastetrack.manifests.models import Manifest, ManifestLeg, ManifestSerial, state_label
+from wastetrack.manifests.quantity import check_declared_quantity
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -34,26 +35,6 @@ async def _next_number(*, area_code: str, year: int) -> str:
     serial.last_serial += 1
     await serial.save(update_fields=["last_serial"])
     return f"{key}{serial.last_serial:06d}"
-
-
-async def check_declared_quantity(
-    *, batches: list[Batch], quantity: Decimal, tolerance: Decimal, field: str
-) -> None:
-    """A manifest's quantity is its batches' declared masses added up (kg, or the catalog's
-    estimate for items and m³, as the decision shares the quantity received among them), within
-    the tolerance its receipt is judged by: a typo (80 for 800) would be printed on the manifest
-    and make an honest receipt a discrepancy. A batch of no known mass leaves nothing to judge."""
-    snapshot = await catalog.snapshot()
-    masses = [remainders.known_kg(snapshot, batch) for batch in batches]
-    if any(mass is None for mass in masses):
-        return  # a drum counted in items, of no known mass: the sum would say too little
-    declared = sum((mass for mass in masses if mass is not None), Decimal(0))
-    if declared > 0 and abs(quantity - declared) / declared > tolerance:
-        raise ValidationFailed(
-            f"{field} {quantity} is more than {(tolerance * 100).normalize():f} % off the"
-            f" {declared} kg the batches declare",
-            field=field,
-        )
 
 
 def _check_handed_over_by(principal: Principal, batch: Batch, *, field: str) -> None:
@@ -140,8 +121,12 @@ async def create_manifest(
         await _check_on_no_other_manifest(code, field=f"batches[{index}]")
         _check_handed_over_by(principal, batch, field=f"batches[{index}]")
         listed.append(batch)
-    await check_declared_quantity(
-        batches=listed, quantity=submission.quantity_kg, tolerance=tolerance, field="quantity_kg"
+    check_declared_quantity(
+        await catalog.snapshot(),
+        batches=listed,
+        quantity=submission.quantity_kg,
+        tolerance=tolerance,
+        field="quantity_kg",
     )
     receiver = await registry.get_organization(
         submission.receiver_organization_id, field="receiver_organization_id"

@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from wastetrack.batches.models import Batch
+from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from wastetrack.core.principal import Principal
 from wastetrack.manifests.commands import FoundCommand, RevisionCommand
-from wastetrack.manifests.drafting import check_declared_quantity
 from wastetrack.manifests.models import Manifest, ManifestRevision
+from wastetrack.manifests.quantity import check_declared_quantity
 from wastetrack.manifests.queries import open_for_action, parties
 
 # The declaration's fields the receiver's decision compared with what arrived (the quantity,
@@ -35,7 +36,8 @@ async def _check_quantity(
 ) -> None:
     """A revised quantity is judged against the batches' declared masses, as the draft's is."""
     if "quantity_kg" in changes:
-        await check_declared_quantity(
+        check_declared_quantity(
+            await catalog.snapshot(),
             batches=await Batch.filter(code__in=manifest.batch_codes),
             quantity=Decimal(changes["quantity_kg"]),
             tolerance=tolerance,
