@@ -1597,6 +1597,37 @@ def test_an_ended_login_keeps_the_queue_and_its_photos_for_the_next_login(
     assert row["photo_sha256"] == sha
 
 
+def test_an_ended_login_is_told_in_every_tab(served: str, browser: webdriver.Chrome) -> None:
+    """The tab whose renewal the server refused showed the login screen; another tab of the
+    app kept showing the collector logged in, and its Sync now did nothing and said nothing
+    (records made there waited unsent, no one told why). Every tab shows it."""
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    second = browser.current_window_handle
+    try:
+        browser.get(f"{served}/app/")
+        _wait(browser, lambda b: _visible(b, "scan-view"))
+        browser.switch_to.window(first)
+        browser.execute_async_script(ENDED)
+        # This tab's next call is refused and its renewal too (whichever tab calls first, the
+        # other is told).
+        browser.execute_async_script(
+            "const [done] = arguments; import('/static/app/api.js').then((a) =>"
+            " a.call('/m/v1/batches?limit=1').catch(() => null)).then(() => done());"
+        )
+        for tab in (first, second):
+            browser.switch_to.window(tab)
+            _wait(browser, lambda b: _visible(b, "login-view"))
+            assert "登录已失效" in browser.find_element(By.ID, "login-error").text
+            assert browser.find_element(By.ID, "username").get_attribute("value") == "carrier"
+            assert not browser.find_element(By.ID, "logout").is_displayed()
+    finally:
+        browser.switch_to.window(second)
+        browser.close()
+        browser.switch_to.window(first)
+    _log_in(browser)
+
+
 THEIRS = """
 const [sha, done] = arguments;
 import('/static/app/store.js').then(async (s) => {

@@ -33,8 +33,17 @@ export class Problem extends Error {
 }
 
 // Says `ended` when the server has refused the refresh token (spent, revoked, or expired after
-// long offline): the user must log in again; what they recorded stays on the phone.
+// long offline): the user must log in again; what they recorded stays on the phone. Every tab
+// of the app says it: the tab whose renewal was refused tells the others (their tokens were
+// the same), which otherwise kept showing the user logged in and queued records no sync sent.
 export const session = new EventTarget();
+const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('wastetrack-session') : null;
+if (tabs) tabs.onmessage = (message) => { if (message.data === 'ended') session.dispatchEvent(new Event('ended')); };
+
+function loginEnded() {
+  session.dispatchEvent(new Event('ended'));
+  if (tabs) tabs.postMessage('ended');
+}
 
 function claims(accessToken) {
   const part = accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
@@ -89,7 +98,7 @@ async function renew(used) {
     // Refused (the token is spent, revoked or expired): log in again. A busy or failing
     // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
     if (response.status < 500 && response.status !== 429) {
-      if (await replaceTokens(tokens.refresh, null)) session.dispatchEvent(new Event('ended'));
+      if (await replaceTokens(tokens.refresh, null)) loginEnded();
     }
     throw new Problem(response.status, body);
   }

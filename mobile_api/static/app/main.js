@@ -250,7 +250,12 @@ function stopRetrying() {
 }
 
 async function sync() {
-  if (!(await loggedIn())) return;
+  if (!(await loggedIn())) {
+    // Logged in here, yet the login is gone: ended in another tab (a browser without
+    // BroadcastChannel did not say so) or cleared by it. Said, never a silent no-op.
+    if (me) showLoginEnded();
+    return;
+  }
   $('sync-status').textContent = '同步中… syncing';
   let failed = true;
   try {
@@ -334,13 +339,15 @@ $('login-form').addEventListener('submit', async (event) => {
 // The login has ended without a log-out (the server refused to renew it: revoked, or expired
 // after a long time offline): the user logs in again, and what they recorded stays queued for
 // their next login.
-session.addEventListener('ended', () => {
+function showLoginEnded() {
   if (me) $('username').value = me.username;
+  stopRetrying();
   $('who').textContent = '';
   $('logout').hidden = true;
   $('login-error').textContent = '登录已失效，请重新登录；记录仍保存在本机 · your login has ended: log in again, your records are kept';
   show('login-view');
-});
+}
+session.addEventListener('ended', showLoginEnded);
 
 $('logout').addEventListener('click', async () => {
   // Not yet applied: waiting to be sent, or refused and waiting for a correction. Only the
@@ -362,6 +369,7 @@ $('logout').addEventListener('click', async () => {
   $('who').textContent = '';
   $('logout').hidden = true;
   $('storage-warning').hidden = true;
+  $('login-error').textContent = '';
   show('login-view');
   if (others) status(`他人的 ${others} 条记录保留在本机 · ${others} records of other users stay on the phone`);
 });
