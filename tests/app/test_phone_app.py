@@ -1534,6 +1534,35 @@ def test_a_photo_answered_by_a_captive_portal_is_kept(browser: webdriver.Chrome)
         browser.execute_async_script(DROP_PHOTO, sha)
 
 
+CAPTIVE_LOGIN = """
+const [done] = arguments;
+const real = window.fetch;
+window.fetch = async (url, options) => String(url).startsWith('/m/')
+  ? new Response('<html>Log in to the Wi-Fi</html>',
+                 {status: 200, headers: {'Content-Type': 'text/html'}})
+  : real(url, options);
+Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then(async ([a, s]) => {
+  const before = JSON.stringify(await s.getKv('tokens'));
+  let said;
+  try {
+    await a.logIn('carrier', 'whatever');
+    said = 'logged in';
+  } catch (error) {
+    said = error instanceof a.Offline ? 'offline' : `${error.name}: ${error.message}`;
+  }
+  window.fetch = real;
+  done([said, JSON.stringify(await s.getKv('tokens')) === before]);
+});
+"""
+
+
+def test_a_login_answered_by_a_captive_portal_is_offline(browser: webdriver.Chrome) -> None:
+    """A Wi-Fi login page answering the log-in with its own HTML was read as tokens: the login
+    screen said "登录失败 · Cannot read properties of null". It is offline ("cannot log in
+    offline"), and nothing is kept."""
+    assert browser.execute_async_script(CAPTIVE_LOGIN) == ["offline", True]
+
+
 ENDED = """
 const [done] = arguments;
 // Once any sync still running has ended, the tokens become ones the server refuses.

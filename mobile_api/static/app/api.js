@@ -74,6 +74,9 @@ export async function logIn(username, password) {
   }
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Problem(response.status, body);
+  // An answer that is not the service's (a Wi-Fi login page answering every request with its
+  // own HTML) logs no one in: offline, as a sync takes it, never a script error.
+  if (!body || typeof body.access_token !== 'string') throw new Offline('not the service');
   return keep(body);
 }
 
