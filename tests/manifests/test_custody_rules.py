@@ -253,6 +253,29 @@ async def test_a_listed_batchs_declaration_is_not_corrected_off_its_manifests_qu
     assert (await Batch.get(code=code)).quantity == Decimal("40")
 
 
+async def test_a_batch_listed_on_a_draft_is_not_cancelled(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Cancelled, the draft would list a batch in no register or figure, and the producer's
+    signature would fail on it: refused naming the batch and the manifest, nothing written;
+    once the manifest is cancelled, the batch may be."""
+    made = await call(client, world, "maker", "", parties.body)
+    assert made.status_code == 201, made.text
+    mid, number = made.json()["id"], made.json()["number"]
+    code = parties.batches[0]
+    cancel = event("cancelled", code, minutes=-50, reason="标签打错")
+    refused = await post(client, world, "maker", cancel)
+    assert (refused.status_code, refused.json()["field"]) == (409, "batch"), refused.text
+    assert number in refused.json()["detail"]
+    assert (await Batch.get(code=code)).state == "tagged"
+    assert (
+        await call(client, world, "maker", f"/{mid}/cancel", {"reason": "重开"})
+    ).status_code == 200
+    assert (await post(client, world, "maker", cancel)).status_code == 201
+
+
 async def test_the_decision_judges_the_receivers_licence_on_the_day_of_arrival(
     client: httpx.AsyncClient,
     world: World,

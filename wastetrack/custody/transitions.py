@@ -39,6 +39,7 @@ from wastetrack.custody.rules import (
 from wastetrack.custody.work import Work, check_order, new_event, organization
 from wastetrack.fleet import plates
 from wastetrack.manifests.commands import ManifestStep
+from wastetrack.manifests.models import state_label
 from wastetrack.manifests.queries import open_manifest_of
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Organization, OrganizationKind
@@ -693,6 +694,16 @@ async def _cancelled(
     ):
         raise RuleViolation(
             "a container that holds batches cannot be cancelled", field="event_type"
+        )
+    # A batch on a draft manifest is one the producer means to send: cancelled, the draft would
+    # list a batch in no register or figure, and its signature would fail on it.
+    manifest = await open_manifest_of(batch.code, drafts=True)
+    if manifest is not None:
+        raise RuleViolation(
+            f"batch {batch.code} is listed on transfer manifest {manifest.number}"
+            f" ({state_label(manifest.state)}): cancel that manifest first",
+            field="batch",
+            manifest_id=manifest.id,
         )
     return step(work, sub, batch, digest, reason=sub.reason)
 
