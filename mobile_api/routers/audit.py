@@ -39,12 +39,11 @@ After = Annotated[
 ]
 
 
-def _position(after: str | None) -> Position:
-    """The cursor's position. A plain entry id is the `next` pages gave before they were paged
-    by transaction: every entry up to it was written before then (transaction 0), so reading
-    on from it skips none."""
+async def _position(after: str | None) -> Position:
+    """The cursor's position; a plain entry id, the `next` pages gave before they were paged by
+    transaction, as `audit.legacy_position` reads it."""
     if after is not None and ascii_digits(after, most=19) and int(after) < 2**63:
-        return Position(txid=0, id=int(after))
+        return await audit.legacy_position(int(after))
     return decode_cursor(after) if after is not None else START
 
 
@@ -60,7 +59,7 @@ async def read_audit(
     cursor; an empty page means nothing newer yet (poll again with `next`)."""
     entries, next_position = await audit.list_entries(
         principal=user,
-        after=_position(after),
+        after=await _position(after),
         limit=limit,
         subject_type=subject_type,
         actor=actor,
@@ -86,7 +85,7 @@ async def export_audit(
     rows, more = await audit.export_rows(
         principal=user,
         timezone=settings.timezone,
-        after=_position(after),
+        after=await _position(after),
         subject_type=subject_type,
         actor=actor,
     )

@@ -343,11 +343,26 @@ async def test_an_entry_id_saved_before_cursors_continues_from_that_entry(
 ) -> None:
     """A poller that saved an integer `next` before the pages followed transactions reads on
     from that entry: none after it skipped (entries written since, in transactions of their
-    own, all follow it; those before cursors came, in transaction 0, those after the id)."""
+    own, all follow it; those before cursors came, in transaction 0, those after the id). An
+    id beyond the last entry written before was never such a `next`: read as one, it replayed
+    the whole log since; it is refused naming `after`."""
+    for day in (1, 2):  # two entries as written before cursors came (migration 0038's default)
+        await connections.get("default").execute_query(
+            "INSERT INTO audit_entry (at, action, subject_type, subject_id, region_path, txid)"
+            " VALUES (now(), 'region.updated', 'region', $1, '', '0'::xid8)",
+            [f"legacy-{day}"],
+        )
     everything = await entries(client, world, "admin")
-    assert len(everything) >= 2
-    after = await entries(client, world, "admin", after=str(everything[0]["id"]))
-    assert {e["id"] for e in everything[1:]} <= {e["id"] for e in after}
+    old = [e for e in everything if e["subject_id"].startswith("legacy-")]
+    assert [e["subject_id"] for e in old] == ["legacy-1", "legacy-2"]
+    after = await entries(client, world, "admin", after=str(old[0]["id"]))
+    assert {e["id"] for e in everything if e["id"] != old[0]["id"]} <= {e["id"] for e in after}
+    assert old[0]["id"] not in {e["id"] for e in after}
+    for never in (old[1]["id"] + 1, 10**12):
+        refused = await client.get(
+            "/m/v1/audit", headers=world.headers("admin"), params={"after": str(never)}
+        )
+        assert (refused.status_code, refused.json()["field"]) == (422, "after"), never
 
 
 async def test_the_figures_a_manager_enters_are_recorded(

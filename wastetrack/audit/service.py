@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
+from tortoise import connections
 from tortoise.models import Model
 
 from wastetrack.audit.models import AuditEntry
@@ -24,6 +25,7 @@ from wastetrack.changes import paging
 from wastetrack.changes.models import START, Position
 from wastetrack.changes.paging import Param
 from wastetrack.core.cityday import in_city
+from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.registry import access
 from wastetrack.registry.models import Organization, Region
@@ -148,6 +150,24 @@ async def updated(
         before=before,
         after=snapshot(row),
     )
+
+
+async def legacy_position(entry_id: int) -> Position:
+    """Where a plain entry id reads on from: the `next` pages gave before they were paged by
+    transaction, so every entry up to it was written before then (transaction 0) and reading
+    on from it skips none. An id no such page gave (beyond the last entry written before) is
+    refused naming `after`, rather than read as an old position that replays the whole log."""
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT max(id) AS last FROM audit_entry WHERE txid = '0'::xid8"
+    )
+    last = rows[0]["last"]
+    if last is None or entry_id > last:
+        raise ValidationFailed(
+            "after is not a cursor this server issued (an entry id is read only as the `next`"
+            " of a page given before pages followed transactions)",
+            field="after",
+        )
+    return Position(txid=0, id=entry_id)
 
 
 def _readable(
