@@ -16,7 +16,7 @@ from starlette.types import Message
 from mobile_api.idempotency import Idempotency, _chunks
 from mobile_api.idempotency import _spooled_body as spooled_body
 from tests.evidence.test_photos import png_bytes
-from tests.factories import World
+from tests.factories import PASSWORD, World
 from wastetrack.apikeys.models import ApiKey
 from wastetrack.cells.models import Cell
 from wastetrack.core import db, idempotency
@@ -138,6 +138,31 @@ async def test_an_answer_holding_a_secret_is_given_once_and_not_kept(
     assert await ApiKey.filter(name="称重系统").count() == 1
     kept = await db.pool().execute_query_dict("SELECT body FROM idempotency_key WHERE key = 'k-7'")
     assert kept == [{"body": None}]
+
+
+async def test_a_route_of_no_credentials_ignores_the_key(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The log-in and the refresh have no sender to own a key (docs/integrations.md): a resend
+    is a new log-in, a refresh resent in its grace minute answers new tokens, and nothing is
+    kept; the key takes no claim, so another body under it is no reuse either."""
+    user = world.users["clinic"].username
+    form = {"username": user, "password": PASSWORD}
+    headers = {"Idempotency-Key": "login-once"}
+    first = await client.post("/m/v1/auth/token", data=form, headers=headers)
+    again = await client.post("/m/v1/auth/token", data=form, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 200), again.text
+    assert first.json()["refresh_token"] != again.json()["refresh_token"]
+    body = {"refresh_token": again.json()["refresh_token"]}
+    renewed = await client.post("/m/v1/auth/refresh", json=body, headers=headers)
+    resent = await client.post("/m/v1/auth/refresh", json=body, headers=headers)
+    assert (renewed.status_code, resent.status_code) == (200, 200), resent.text
+    mine = {"Authorization": f"Bearer {resent.json()['access_token']}"}
+    assert (await client.get("/m/v1/batches?limit=1", headers=mine)).status_code == 200
+    kept = await db.pool().execute_query_dict(
+        "SELECT 1 FROM idempotency_key WHERE key = 'login-once'"
+    )
+    assert kept == []
 
 
 async def _direct(
