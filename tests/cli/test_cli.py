@@ -496,6 +496,22 @@ def test_an_embedded_database_folder_a_shell_would_split_is_a_message_naming_it(
     assert done.returncode == 0, done.stderr[-600:]
 
 
+def test_the_default_data_directory_is_checked_too(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The per-user default (macOS's lies under `Application Support`) is held to the same
+    rule as one set: with a space in it, a message naming the variable, not pg_ctl's
+    traceback."""
+    home = tmp_path / "a home"
+    embedded = {
+        k: v
+        for k, v in cli_env.items()
+        if k not in ("WASTETRACK_DATABASE_URL", "WASTETRACK_DATA_DIR")
+    }
+    done = run({**embedded, "HOME": str(home), "XDG_DATA_HOME": str(home / "data")}, "migrate")
+    named = "error (WASTETRACK_DATA_DIR)" in done.stderr
+    assert (done.returncode, "Traceback" in done.stderr, named) == (2, False, True), done.stderr
+    assert not home.exists()
+
+
 def test_a_secret_file_of_raw_bytes_is_a_message_naming_it(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:

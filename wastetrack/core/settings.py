@@ -302,8 +302,8 @@ class Settings(BaseSettings):
             if odd:
                 raise ValueError(
                     f"{str(found)!r} holds {''.join(odd)!r}: the embedded database's folder takes"
-                    f" letters, digits and {''.join(sorted(_SERVER_PATH))!r} only (or set"
-                    " WASTETRACK_DATABASE_URL)"
+                    f" letters, digits and {''.join(sorted(_SERVER_PATH))!r} only; choose a"
+                    " WASTETRACK_DATA_DIR without them, or set WASTETRACK_DATABASE_URL"
                 )
         return found
 
