@@ -13,6 +13,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -159,6 +160,65 @@ def test_restore_refuses_a_member_that_would_land_outside_the_photos(
         assert done.returncode == 2, done.stderr
         assert "photos/../keys/master-v9.key" in done.stderr
         assert "nothing was restored" in done.stderr
+    finally:
+        asyncio.run(db.drop_database(target_url))
+
+
+def test_a_restore_is_whole_or_nothing_for_the_photos_too(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The photos were unpacked after the database was restored: a full disk then left a
+    restored database with part of its evidence. They are unpacked first, beside their folder,
+    and put in place once the database is; a failure leaves neither. A data directory that
+    holds photos already is refused before anything is restored."""
+    source = tmp_path / "source"
+    photo = source / "photos" / "ab" / ("ab" + "0" * 62 + ".jpg")
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not much of a photo")
+    archive = tmp_path / "wastetrack.tar"
+    _backup(database_url, source, archive)
+    target_dir = tmp_path / "target"
+    target_url = db.with_database(database_url, f"wastetrack_restore_{uuid.uuid4().hex[:8]}")
+    asyncio.run(db.ensure_database(target_url))
+    extract = tarfile.TarFile.extractall
+
+    def full_disk(self: tarfile.TarFile, path: Any = ".", *args: Any, **kwargs: Any) -> None:
+        if Path(path).name.startswith(".photos-"):
+            raise OSError(28, "No space left on device")
+        extract(self, path, *args, **kwargs)
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(tarfile.TarFile, "extractall", full_disk)
+            with pytest.raises(OSError):
+                backups.restore(
+                    database_url=target_url, data_dir=target_dir, archive=archive, external=True
+                )
+        assert asyncio.run(_row_counts(target_url)) == {}
+        assert [p.name for p in target_dir.iterdir()] == []
+        kept = target_dir / "photos" / "cd" / "kept.jpg"
+        kept.parent.mkdir(parents=True)
+        kept.write_bytes(b"another installation's photo")
+        done = _cli(
+            "restore",
+            str(archive),
+            database_url=target_url,
+            data_dir=target_dir,
+            secret=secrets.token_hex(24),
+        )
+        assert done.returncode == 2, done.stderr
+        assert "nothing was restored" in done.stderr
+        assert asyncio.run(_row_counts(target_url)) == {}
+        kept.unlink()
+        kept.parent.rmdir()
+        secret = secrets.token_hex(24)
+        restored = _cli(
+            "restore", str(archive), database_url=target_url, data_dir=target_dir, secret=secret
+        )
+        assert restored.returncode == 0, restored.stderr
+        assert json.loads(restored.stdout.splitlines()[-1])["photos"] == 1
+        assert (target_dir / photo.relative_to(source)).read_bytes() == photo.read_bytes()
+        assert [p.name for p in target_dir.iterdir()] == ["photos"]
     finally:
         asyncio.run(db.drop_database(target_url))
 

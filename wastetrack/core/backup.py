@@ -169,24 +169,41 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
                 field="archive",
             )
         asyncio.run(_require_empty(database_url))
+        photos_dir = data_dir / PHOTOS
+        if photos_dir.is_dir() and any(photos_dir.iterdir()):
+            raise ValidationFailed(
+                f"{photos_dir} holds files already: restore into a data directory without"
+                " photos; nothing was restored",
+                field="data_dir",
+            )
         needed = manifest.get("next_txid")
         if isinstance(needed, int) and asyncio.run(_next_txid(database_url)) < needed:
             raise Conflict(
                 TXID_BEHIND.format(needed=needed, epoch=_epoch_past(needed)), field="database"
             )
-        _run(
-            [
-                pg_tool("pg_restore", database_url=database_url, external=external),
-                "--no-owner",
-                "--no-privileges",
-                "--exit-on-error",
-                "--single-transaction",
-                f"--dbname={db.credentials_from_url(database_url)['database']}",
-                str(Path(tmp) / DUMP),
-            ],
-            database_url,
-        )
-        tar.extractall(data_dir / PHOTOS, members=photos, filter="data")
+        # The photos are unpacked first, beside their folder (a full disk stops the restore
+        # there, with nothing restored), and put in place once the database is.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".photos-restoring-", dir=data_dir))
+        try:
+            tar.extractall(staging, members=photos, filter="data")
+            _run(
+                [
+                    pg_tool("pg_restore", database_url=database_url, external=external),
+                    "--no-owner",
+                    "--no-privileges",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    f"--dbname={db.credentials_from_url(database_url)['database']}",
+                    str(Path(tmp) / DUMP),
+                ],
+                database_url,
+            )
+            if photos_dir.is_dir():
+                photos_dir.rmdir()  # empty, as checked above
+            staging.rename(photos_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     chains = asyncio.run(_verify_chains(database_url))
     return {"restored": str(archive), "photos": len(photos), "chains": chains}
 
