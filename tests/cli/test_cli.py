@@ -479,12 +479,13 @@ def test_a_data_directory_through_the_home_that_is_a_file_is_a_message_naming_it
     assert said == (2, False, True), done.stderr[-600:]
 
 
-@pytest.mark.parametrize("name", ["wastetrack data", "R&D"])
+@pytest.mark.parametrize("name", ["wastetrack data", "R&D", "waste,track"])
 def test_an_embedded_database_folder_a_shell_would_split_is_a_message_naming_it(
     cli_env: dict[str, str], tmp_path: Path, name: str
 ) -> None:
     """The embedded server's wheel hands its folder to pg_ctl through a shell, unquoted: a
-    space split it and `&` ran the rest as a command, each a traceback. Refused before anything
+    space split it and `&` ran the rest as a command; PostgreSQL reads a comma there as a list
+    of socket folders: each a traceback. Refused before anything
     is made; with an external database the same folder holds photos and keys, and serves."""
     data_dir = tmp_path / name / "data"
     embedded = {k: v for k, v in cli_env.items() if k != "WASTETRACK_DATABASE_URL"}

@@ -15,8 +15,9 @@ from wastetrack.core.commands import INT32_MAX
 
 _LONGEST_RATE_WINDOW = 366 * 86_400  # seconds
 # What a folder of the embedded server may hold besides letters and digits (any script): what
-# a shell takes as part of one word and a URL's query as it is.
-_SERVER_PATH = frozenset("/._-+,@")
+# a shell takes as part of one word, a URL's query as it is, and PostgreSQL's socket setting
+# and libpq's PGHOST as one folder (both split a list on commas).
+_SERVER_PATH = frozenset("/._-+@")
 
 
 class Settings(BaseSettings):
