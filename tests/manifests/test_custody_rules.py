@@ -204,8 +204,9 @@ async def test_a_declared_quantity_its_batches_do_not_bear_out_is_refused(
     world: World,
     parties: Parties,  # noqa: F811
 ) -> None:
-    """80 kg typed for batches that declare 800 kg: refused at the draft and as a revision,
-    naming the field, with the batches' sum; 5 % off is let through."""
+    """80 kg typed for batches that declare 800 kg: refused at the draft and as a revision
+    when its last approval would apply it, naming the field, with the batches' sum; 5 % off is
+    let through."""
     typo = await call(client, world, "maker", "", {**parties.body, "quantity_kg": "80"})
     assert (typo.status_code, typo.json()["field"]) == (422, "quantity_kg"), typo.text
     assert "800.000 kg" in typo.json()["detail"]
@@ -216,8 +217,15 @@ async def test_a_declared_quantity_its_batches_do_not_bear_out_is_refused(
     assert (await sign_producer(client, world, mid)).status_code == 200
     change = {"changes": {"quantity_kg": "80"}, "reason": "更正"}
     revised = await call(client, world, "carrier", f"/{mid}/revisions", change)
-    assert (revised.status_code, revised.json()["field"]) == (422, "changes.quantity_kg")
-    assert await ManifestRevision.filter(manifest_id=mid).count() == 0
+    assert revised.status_code == 201, revised.text
+    rid = revised.json()["id"]
+    for who in ("maker", "second"):
+        approved = await call(client, world, who, f"/{mid}/revisions/{rid}/approve")
+        assert approved.status_code == 200, approved.text
+    last = await call(client, world, "plant", f"/{mid}/revisions/{rid}/approve")
+    assert (last.status_code, last.json()["field"]) == (422, "changes.quantity_kg"), last.text
+    assert (await Manifest.get(id=mid)).quantity_kg == Decimal("760")
+    assert (await ManifestRevision.get(id=rid)).state == "pending"
 
 
 async def test_a_listed_batchs_declaration_is_not_corrected_off_its_manifests_quantity(
@@ -239,14 +247,26 @@ async def test_a_listed_batchs_declaration_is_not_corrected_off_its_manifests_qu
     def correction(quantity: str) -> dict:
         return event("corrected", code, minutes=-50, corrects=tagging, quantity=quantity)
 
-    for signed in (False, True):
+    for signed, then in ((False, "cancel the draft"), (True, "propose a revision")):
         if signed:
             assert (await sign_producer(client, world, mid)).status_code == 200
         refused = await post(client, world, "maker", correction("40"))
         assert (refused.status_code, refused.json()["field"]) == (409, "quantity"), refused.text
         assert number in refused.json()["detail"] and "440" in refused.json()["detail"]
+        assert then in refused.json()["detail"]
         assert (await Batch.get(code=code)).quantity == Decimal("400")
     assert (await post(client, world, "maker", correction("390"))).status_code == 201
+    # The way the refusal names: a revision first, the correction while it is pending, the
+    # revision applied by the last approval.
+    change = {"changes": {"quantity_kg": "1000"}, "reason": "一桶实为600公斤"}
+    proposed = await call(client, world, "maker", f"/{mid}/revisions", change)
+    assert proposed.status_code == 201, proposed.text
+    assert (await post(client, world, "maker", correction("600"))).status_code == 201
+    rid = proposed.json()["id"]
+    for who in ("carrier", "second", "plant"):
+        approved = await call(client, world, who, f"/{mid}/revisions/{rid}/approve")
+        assert approved.status_code == 200, approved.text
+    assert (await Manifest.get(id=mid)).quantity_kg == Decimal("1000")
     cancel = {"reason": "重新申报"}
     assert (await call(client, world, "manager", f"/{mid}/cancel", cancel)).status_code == 200
     assert (await post(client, world, "maker", correction("40"))).status_code == 201

@@ -37,6 +37,7 @@ from wastetrack.custody.rules import (
 )
 from wastetrack.custody.work import Work, code_by_id, new_event
 from wastetrack.manifests import quantity as manifest_quantity
+from wastetrack.manifests.models import ManifestRevision
 from wastetrack.manifests.queries import deciding_manifest, open_manifest_of
 from wastetrack.ports import lines as delivery_lines
 from wastetrack.registry import access
@@ -427,8 +428,10 @@ async def _check_manifest_quantity(work: Work, declared: Batch, *, field: str) -
     """A batch on a draft or open transfer manifest keeps that manifest's quantity within the
     tolerance of what its batches declare (`manifests.quantity`, the draft's and a revision's
     rule): a declaration corrected out of it would have the manifest print a quantity its
-    batches do not bear out and make the receiver's honest weighing a discrepancy. The
-    manifest's quantity is revised first (a revision, or a draft drafted again)."""
+    batches do not bear out and make the receiver's honest weighing a discrepancy. A signed
+    manifest's quantity is revised first: a pending revision's quantity that the corrected
+    declarations bear out lets the correction through, and the revision applies once every
+    party approves. A draft is not revised: it is cancelled and drafted again."""
     manifest = await open_manifest_of(declared.code, drafts=True)
     if manifest is None:
         return
@@ -437,12 +440,21 @@ async def _check_manifest_quantity(work: Work, declared: Batch, *, field: str) -
         for other in await Batch.filter(code__in=manifest.batch_codes)
     ]
     sum_kg = manifest_quantity.declared_kg(work.catalog, listed)
-    if manifest_quantity.off(Decimal(manifest.quantity_kg), sum_kg, work.manifest_tolerance):
+    tolerance = work.manifest_tolerance
+    pending = await ManifestRevision.filter(manifest_id=manifest.id, state="pending")
+    quantities = [Decimal(manifest.quantity_kg)] + [
+        Decimal(r.changes["quantity_kg"]) for r in pending if "quantity_kg" in r.changes
+    ]
+    if all(manifest_quantity.off(quantity, sum_kg, tolerance) for quantity in quantities):
+        then = (
+            "propose a revision of its quantity_kg first, which applies once every party approves"
+            if manifest.producer_signed_at is not None
+            else "cancel the draft and draft it again"
+        )
         raise RuleViolation(
             f"batch {declared.code} is on transfer manifest {manifest.number}, which declares"
             f" {manifest.quantity_kg} kg: corrected so, its batches would declare {sum_kg} kg,"
-            f" more than {(work.manifest_tolerance * 100).normalize():f} % off; revise the"
-            " manifest's quantity first",
+            f" more than {(tolerance * 100).normalize():f} % off; {then}",
             field=field,
             manifest_id=manifest.id,
         )

@@ -49,14 +49,17 @@ async def propose_revision(
     *, principal: Principal, manifest_id: int, revision: RevisionCommand, tolerance: Decimal
 ) -> ManifestRevision:
     """A party proposes a correction to a signed manifest; the others must approve it (a new
-    quantity within `tolerance` of what the batches declare)."""
+    quantity within `tolerance` of what the batches declare when the last approval applies
+    it)."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     if principal.organization_id not in parties(manifest):
         raise Forbidden("only the manifest's parties propose revisions", field="role")
     if manifest.producer_signed_at is None:
         raise RuleViolation("a draft is edited by its producer, not revised", field="changes")
     _check_undecided(manifest, revision.changes)
-    await _check_quantity(manifest, revision.changes, tolerance)
+    # A quantity is judged against the batches' declarations when it applies (the last
+    # approval), not when proposed: a drum's declaration corrected to a quantity the manifest
+    # does not bear out waits for a pending revision that does (custody's correction rule).
     # Each change was checked as the draft checks its field (RevisionCommand); kept as text.
     changes = {
         name: format(value, "f") if isinstance(value, Decimal) else value
