@@ -8,7 +8,13 @@ from typing import Any
 
 from wastetrack.batches.models import Batch
 from wastetrack.catalog import service as catalog
-from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation
+from wastetrack.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    ValidationFailed,
+)
 from wastetrack.core.principal import Principal
 from wastetrack.manifests.commands import FoundCommand, RevisionCommand
 from wastetrack.manifests.models import Manifest, ManifestRevision
@@ -34,15 +40,23 @@ def _check_undecided(manifest: Manifest, changes: Iterable[str]) -> None:
 async def _check_quantity(
     manifest: Manifest, changes: Mapping[str, Any], tolerance: Decimal
 ) -> None:
-    """A revised quantity is judged against the batches' declared masses, as the draft's is."""
+    """A revised quantity is judged against the batches' declared masses, as the draft's is,
+    when it applies; refused, the revision stays pending, and its refusal says how to go on."""
     if "quantity_kg" in changes:
-        check_declared_quantity(
-            await catalog.snapshot(),
-            batches=await Batch.filter(code__in=manifest.batch_codes),
-            quantity=Decimal(changes["quantity_kg"]),
-            tolerance=tolerance,
-            field="changes.quantity_kg",
-        )
+        try:
+            check_declared_quantity(
+                await catalog.snapshot(),
+                batches=await Batch.filter(code__in=manifest.batch_codes),
+                quantity=Decimal(changes["quantity_kg"]),
+                tolerance=tolerance,
+                field="changes.quantity_kg",
+            )
+        except ValidationFailed as error:
+            error.detail += (
+                ": correct the listed batches' declarations first (a correction that this"
+                " pending revision's quantity bears out is taken), then approve again"
+            )
+            raise
 
 
 async def propose_revision(
