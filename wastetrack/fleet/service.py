@@ -241,7 +241,10 @@ async def list_drivers(
 
 async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:
     """A driver leaves the fleet; kept for the record. The vehicles it was assigned to have no
-    driver from then on (each change in the audit log), rather than a retired one."""
+    driver from then on (each change in the audit log), rather than a retired one. Its vehicles
+    are locked before the driver, in the order a vehicle's change locks them (the vehicle, then
+    the driver it names), so the two never wait on each other."""
+    await Vehicle.filter(driver_id=driver_id).select_for_update()
     driver = (
         await Driver.filter(id=driver_id, **_managed_rows(principal))
         .select_for_update()
@@ -255,6 +258,7 @@ async def retire_driver(*, principal: Principal, driver_id: int) -> Driver:
     await audit.updated(
         "driver.retired", driver, within=driver.organization, retired_at=datetime.now(UTC)
     )
+    # Read again under the driver's lock: one assigned it and committed meanwhile is freed too.
     for vehicle in await Vehicle.filter(driver_id=driver.id).select_for_update():
         await audit.updated("vehicle.updated", vehicle, within=driver.organization, driver_id=None)
     return driver
