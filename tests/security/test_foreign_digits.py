@@ -75,12 +75,3 @@ async def test_an_audit_cursor_of_other_digits_is_refused_naming_after(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["field"] == "after"
-
-
-async def test_an_audit_entry_id_still_reads_on_from_it(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    response = await client.get(
-        "/m/v1/audit", params={"after": "1"}, headers=world.headers("admin")
-    )
-    assert response.status_code == 200, response.text
