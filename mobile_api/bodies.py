@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from wastetrack.core.errors import ValidationFailed
+
 
 class RepeatedMember(ValueError):
     """An object of the body names a member twice; `path` locates the second (keys and list
@@ -97,15 +99,33 @@ class _JsonRequest(Request):
 
 
 class JsonRoute(APIRoute):
-    """A route whose JSON body is read by `loads`."""
+    """A route whose JSON body is read by `loads`. A route that takes no body refuses a JSON
+    object with members, naming the first, as a route with a body refuses a member it does not
+    know: `{"seq": 2}` sent to a producer's signature would otherwise sign with it unread. An
+    empty object, or no body, is no request of anything."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        bodiless = self.body_field is None
 
         async def read_strictly(request: Request) -> Response:
-            return await handler(_JsonRequest(request.scope, request.receive))
+            strict = _JsonRequest(request.scope, request.receive)
+            if bodiless and _json_type(strict.headers.get("content-type", "")):
+                sent = await strict.body()
+                found = loads(sent) if sent.strip() else None
+                if isinstance(found, dict) and found:
+                    name = next(iter(found))
+                    raise ValidationFailed(
+                        f"{name}: this route takes no body; nothing was done", field=name
+                    )
+            return await handler(strict)
 
         return read_strictly
+
+
+def _json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 Router = functools.partial(APIRouter, route_class=JsonRoute)

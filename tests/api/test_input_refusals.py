@@ -231,8 +231,9 @@ async def test_vessel_numbers_and_tonnage_are_what_their_columns_hold(
 async def test_a_plate_with_a_nul_is_refused_naming_plate(
     client: httpx.AsyncClient, world: World, method: str
 ) -> None:
+    body = {"capacity_kg": "1"} if method == "PATCH" else None  # a retirement takes no body
     response = await client.request(
-        method, "/m/v1/vehicles/%00", json={"capacity_kg": "1"}, headers=world.headers("carrier")
+        method, "/m/v1/vehicles/%00", json=body, headers=world.headers("carrier")
     )
     assert_refused(response, "plate")
 
@@ -520,3 +521,22 @@ async def test_an_unknown_key_named_like_where_a_value_comes_from_is_named(
     )
     assert synced.json()["results"][0]["error"]["field"] == key, synced.text
     assert await Batch.all().count() == 0
+
+
+async def test_a_route_of_no_body_refuses_one_with_members(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A JSON object sent to a route that takes no body was read by no one: a retirement sent
+    `{"reason": …}`, or a producer's signature `{"seq": 2}`, went through as if the client had
+    asked nothing. Refused naming the first member, nothing done; `{}` asks nothing."""
+    headers = world.headers("carrier")
+    driver = await client.post(
+        "/m/v1/drivers", json={"name": "赵师傅", "licence_number": "3712"}, headers=headers
+    )
+    assert driver.status_code == 201, driver.text
+    path = f"/m/v1/drivers/{driver.json()['id']}"
+    refused = await client.request("DELETE", path, json={"reason": "离职"}, headers=headers)
+    assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
+    listed = (await client.get("/m/v1/drivers", headers=headers)).json()
+    assert driver.json()["id"] in [d["id"] for d in listed]
+    assert (await client.request("DELETE", path, json={}, headers=headers)).status_code == 200
