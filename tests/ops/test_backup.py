@@ -199,19 +199,15 @@ def test_a_restore_is_whole_or_nothing_for_the_photos_too(
         kept = target_dir / "photos" / "cd" / "kept.jpg"
         kept.parent.mkdir(parents=True)
         kept.write_bytes(b"another installation's photo")
+        secret = secrets.token_hex(24)
         done = _cli(
-            "restore",
-            str(archive),
-            database_url=target_url,
-            data_dir=target_dir,
-            secret=secrets.token_hex(24),
+            "restore", str(archive), database_url=target_url, data_dir=target_dir, secret=secret
         )
         assert done.returncode == 2, done.stderr
         assert "nothing was restored" in done.stderr
         assert asyncio.run(_row_counts(target_url)) == {}
         kept.unlink()
         kept.parent.rmdir()
-        secret = secrets.token_hex(24)
         restored = _cli(
             "restore", str(archive), database_url=target_url, data_dir=target_dir, secret=secret
         )

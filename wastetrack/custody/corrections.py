@@ -454,7 +454,7 @@ async def _check_manifest_quantity(work: Work, declared: Batch, *, field: str) -
         raise RuleViolation(
             f"batch {declared.code} is on transfer manifest {manifest.number}, which declares"
             f" {manifest.quantity_kg} kg: corrected so, its batches would declare {sum_kg} kg,"
-            f" more than {(tolerance * 100).normalize():f} % off; {then}",
+            f" more than {manifest_quantity.percent(tolerance)} % off; {then}",
             field=field,
             manifest_id=manifest.id,
         )

@@ -28,6 +28,11 @@ def off(quantity: Decimal, declared: Decimal | None, tolerance: Decimal) -> bool
     return declared is not None and declared > 0 and abs(quantity - declared) / declared > tolerance
 
 
+def percent(tolerance: Decimal) -> str:
+    """The tolerance as a refusal states it: `5` for 0.05."""
+    return f"{(tolerance * 100).normalize():f}"
+
+
 def check_declared_quantity(
     snapshot: CatalogSnapshot,
     *,
@@ -40,7 +45,7 @@ def check_declared_quantity(
     declared = declared_kg(snapshot, batches)
     if off(quantity, declared, tolerance):
         raise ValidationFailed(
-            f"{field} {quantity} is more than {(tolerance * 100).normalize():f} % off the"
+            f"{field} {quantity} is more than {percent(tolerance)} % off the"
             f" {declared} kg the batches declare",
             field=field,
         )
