@@ -523,3 +523,17 @@ async def test_a_port_tags_for_a_registered_vessel_owner_only(
     assert (refused.status_code, refused.json()["field"]) == (422, "owner_id"), refused.text
     assert not await Vessel.exists(registration_number="LRY-0002")
     assert await _tag(client, world, "port", producer_organization_id=clinic, **marine) == 403
+
+
+async def test_head_and_options_open_no_gate(client: httpx.AsyncClient) -> None:
+    """The matrix lists the methods the routes declare. HEAD answers as GET does, gate and
+    all (405 where GET is), with no body; OPTIONS (no CORS here) is 405 everywhere. So neither
+    is a way past a gate the matrix checks."""
+    for path in sorted({p for _, p in EXPECTED}):
+        client.cookies.clear()
+        head = await client.head(concrete(path), follow_redirects=False)
+        get = await client.get(concrete(path), follow_redirects=False)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        options = await client.options(concrete(path), follow_redirects=False)
+        assert options.status_code == 405, path
