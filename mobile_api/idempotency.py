@@ -6,6 +6,7 @@ once (a phone's client_event_id) need none; every other create route gets it thi
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mobile_api.errors import problem, problem_of
 from wastetrack.apikeys import service as apikeys
 from wastetrack.auth import service as auth
-from wastetrack.core import idempotency
+from wastetrack.core import idempotency, keys
 from wastetrack.core.errors import DomainError
 from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings
@@ -63,7 +64,8 @@ class Idempotency:
         if body is None:  # cut off (the client left, or the body cap stopped it): no claim
             return
         with body:
-            fingerprint = await _fingerprint(scope, body)
+            plain = await _fingerprint(scope, body)
+            fingerprint = _keyed(plain, keys.ring(self.settings.secret_key).kept_digest)
             kept = await idempotency.claim(owner=owner, key=key, fingerprint=fingerprint)
             if kept is not None:
                 if principal.api_key_id is not None:
@@ -74,7 +76,7 @@ class Idempotency:
                     except DomainError as error:
                         await problem_of(error)(scope, receive, send)
                         return
-                await _answer_kept(kept, fingerprint, scope, receive, send)
+                await _answer_kept(kept, (fingerprint, plain), scope, receive, send)
                 return
             await self._first(scope, _replay(body, receive), send, owner=owner, key=key)
 
@@ -174,6 +176,13 @@ async def _hold(answered: asyncio.Event, *, owner: str, key: str) -> None:
             await idempotency.renew(owner=owner, key=key)
         except Exception:  # the next round tries again; the lease is four rounds long
             log.warning("renewing an idempotency claim failed", exc_info=True)
+
+
+def _keyed(plain: str, key: bytes) -> str:
+    """The fingerprint kept: the request's digest under the installation's key. A plain one
+    would give back what the body held and its sender can guess the rest of (a farmer's number
+    behind its masked form)."""
+    return hmac.new(key, plain.encode(), hashlib.sha256).hexdigest()
 
 
 async def _fingerprint(scope: Scope, body: SpooledTemporaryFile[bytes]) -> str:
@@ -305,10 +314,16 @@ def _replay(body: SpooledTemporaryFile[bytes], receive: Receive) -> Receive:
 
 
 async def _answer_kept(
-    kept: idempotency.Kept, fingerprint: str, scope: Scope, receive: Receive, send: Send
+    kept: idempotency.Kept,
+    fingerprints: tuple[str, str],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
 ) -> None:
+    """`fingerprints`: the request's kept one, and its plain one, which a key claimed before
+    they were keyed (December 2026) still holds."""
     refusal = None
-    if kept.fingerprint != fingerprint:
+    if kept.fingerprint not in fingerprints:
         refusal = _refusal("idempotency_key_reused")
     elif kept.status is None or kept.answering:
         refusal = _refusal("request_in_progress")

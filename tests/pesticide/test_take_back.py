@@ -1,7 +1,9 @@
 """Pesticide packaging take-back: returns with credits, sales, consignments, ledger, recovery."""
 
 import asyncio
+import hashlib
 import io
+import json
 import uuid
 from csv import DictReader
 from datetime import timedelta
@@ -10,12 +12,14 @@ from decimal import Decimal
 import httpx
 import openpyxl
 import pytest
+from tortoise import connections
 
 from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, make_user
 from wastetrack.audit.models import AuditEntry
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
+from wastetrack.pesticide.commands import ReturnCommand
 from wastetrack.pesticide.models import Farmer, PackageSale, PackagingReturn
 from wastetrack.pesticide.service import CREDIT_RULES
 from wastetrack.registry import service as registry
@@ -501,3 +505,53 @@ async def test_cancels_of_one_record_at_once_write_one_cancellation(
     stored = await model.get(id=made.json()["id"])
     assert stored.cancel_reason == answers[0].json()["cancel_reason"]
     assert await AuditEntry.filter(action=action).count() == 1
+
+
+async def test_what_is_kept_to_know_a_resend_gives_no_farmers_number_back(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """A return's content digest and the fingerprint an Idempotency-Key keeps of its request
+    were plain SHA-256s: with the seven digits the masked form shows, the farmer's number came
+    back from a database dump in 10,000 tries. Both are keyed now, and resends are still known
+    (by the digest, by a key), as are those kept plain before (a digest dropped by migration
+    0063, a fingerprint of a key claimed before)."""
+    body = a_return()
+    raw = json.dumps(body).encode()
+    headers = {**points.headers("shop"), "Content-Type": "application/json"}
+    keyed = {**headers, "Idempotency-Key": "return-1"}
+    first = await client.post("/m/v1/pesticide/returns", content=raw, headers=keyed)
+    assert first.status_code == 201, first.text
+    row = await PackagingReturn.get(id=first.json()["id"]).prefetch_related("farmer")
+    (fingerprint,) = await connections.get("default").execute_query_dict(
+        "SELECT fingerprint FROM idempotency_key WHERE key = 'return-1'"
+    )
+    masked = row.farmer.masked
+    found = []
+    for hidden in range(10_000):
+        guess = f"{masked[:3]}{hidden:04d}{masked[-4:]}"
+        content = ReturnCommand.model_validate({**body, "farmer_phone": guess})
+        digest = hashlib.sha256(content.model_dump_json().encode()).hexdigest()
+        sent = raw.replace(PHONE.encode(), guess.encode())
+        request = hashlib.sha256(b"POST\n/m/v1/pesticide/returns\n\n" + sent).hexdigest()
+        if row.payload_digest == digest or fingerprint["fingerprint"] == request:
+            found.append(guess)
+    assert found == []
+    with pytest.raises(TypeError):  # digested only as keyed
+        ReturnCommand.model_validate(body).digest()
+    # Resends are known still: by the key, by the content, and another farmer is not the same.
+    assert (await client.post("/m/v1/pesticide/returns", content=raw, headers=keyed)).headers[
+        "idempotent-replayed"
+    ] == "true"
+    assert (await post(client, points, body)).status_code == 200
+    other = {**body, "farmer_phone": "13900000000"}
+    assert (await post(client, points, other)).json()["field"] == "client_event_id"
+    # Kept plain before: known by the client_event_id, and by the plain fingerprint.
+    await PackagingReturn.filter(id=row.id).update(payload_digest="")
+    plain = hashlib.sha256(b"POST\n/m/v1/pesticide/returns\n\n" + raw).hexdigest()
+    await connections.get("default").execute_query(
+        "UPDATE idempotency_key SET fingerprint = $1 WHERE key = 'return-1'", [plain]
+    )
+    assert (await post(client, points, body)).status_code == 200
+    replayed = await client.post("/m/v1/pesticide/returns", content=raw, headers=keyed)
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert await PackagingReturn.all().count() == 1

@@ -3,6 +3,7 @@ their fields share. HTTP contracts in ``schemas/`` build on these; the domain ne
 ``schemas/``."""
 
 import hashlib
+import hmac
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -17,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     model_validator,
 )
@@ -139,19 +141,47 @@ class Command(BaseModel):
     UNORDERED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """List fields that hold a set: their digest reads the items in sorted order."""
 
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Text fields that identify a person (a farmer's phone or ID number). A digest is kept in
+    the database, and a plain one gives such a field back to anyone who tries the values its
+    masked form leaves open; so the command is digested only as `keyed` gives it, each of these
+    fields replaced by its keyed hash."""
+
+    _keyed: bool = PrivateAttr(default=False)
+
+    def keyed(self, key: bytes) -> Self:
+        """This command as its digest reads it: each personal field's value replaced by its
+        HMAC-SHA256 under `key` (`keys.KeyRing.kept_digest`). Itself when it has none."""
+        if not self.PERSONAL_FIELDS:
+            return self
+        hashed = {
+            name: hmac.new(key, f"{name}:{value}".encode(), hashlib.sha256).hexdigest()
+            for name in self.PERSONAL_FIELDS
+            if (value := getattr(self, name)) is not None
+        }
+        copy = self.model_copy(update=hashed)
+        copy._keyed = True
+        return copy
+
     def digest(self) -> str:
         """What makes a resend a duplicate: the same content always digests the same, however
         it was written: an instant in any UTC offset, a number with trailing zeros (2.40, 2.4)
         or as -0, each read as its value (fields in declaration order). Late fields count only
         when given, so a resend recorded before they existed stays a duplicate. Content
         written so already (the phone app's) digests as it did before values were read."""
+        if self.PERSONAL_FIELDS and not self._keyed:
+            raise TypeError(f"{type(self).__name__} holds personal fields: digest it keyed")
         return _written_digest(_canonical(self), self._late())
 
     def same_content(self, digest: str) -> bool:
         """Whether a record stored with `digest` holds this command's content: its digest, or,
         for one stored before digests read values (December 2026), the digest of the content as
         it was written then, which a resend of that request still matches; one stored before
-        sets were read as sets, the digest of its values with the set as it came."""
+        sets were read as sets, the digest of its values with the set as it came. A record
+        with personal fields kept with no digest is taken as this content: its plain digest was
+        dropped (migration 0063), and the client_event_id alone names it."""
+        if self.PERSONAL_FIELDS and not digest:
+            return True
         late = self._late()
         if digest in (self.digest(), _written_digest(self, late)):
             return True

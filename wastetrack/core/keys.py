@@ -32,7 +32,18 @@ WEBHOOK = "webhook"
 API_KEY = "api_key"
 PRODUCER_PIN = "producer_pin"
 MANIFEST_STEP = "manifest_step"
-PURPOSES = (JWT, QR, FARMER_IDENTITY, CHAIN_MAC, WEBHOOK, API_KEY, PRODUCER_PIN, MANIFEST_STEP)
+KEPT_DIGEST = "kept_digest"
+PURPOSES = (
+    JWT,
+    QR,
+    FARMER_IDENTITY,
+    CHAIN_MAC,
+    WEBHOOK,
+    API_KEY,
+    PRODUCER_PIN,
+    MANIFEST_STEP,
+    KEPT_DIGEST,
+)
 
 MIN_SECRET_LENGTH = 32
 # A version travels as one character of the codes' alphabet in QR URLs.
@@ -199,6 +210,14 @@ class KeyRing:
         """The key of a manifest step's client id: from master version 1, so a key rotation
         between a step and its retry does not change the id."""
         return self.key(MANIFEST_STEP, 1)
+
+    @cached_property
+    def kept_digest(self) -> bytes:
+        """The key of what the database keeps to know a resend (a record's personal fields in
+        its content digest, a request's fingerprint under an Idempotency-Key): a plain hash of
+        a farmer's number is reversed in 10,000 tries from its masked form. From master version
+        1, so a key rotation between a send and its resend changes no digest."""
+        return self.key(KEPT_DIGEST, 1)
 
 
 _rings: dict[str, KeyRing] = {}

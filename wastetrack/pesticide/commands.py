@@ -50,6 +50,8 @@ ResidentId = Annotated[
 class FarmerIdentity(Command):
     """A farmer needs no account: a phone number or ID number, kept only as a keyed hash."""
 
+    PERSONAL_FIELDS = ("farmer_phone", "farmer_id_number")
+
     farmer_phone: Text | None = Phone
     farmer_id_number: ResidentId | None = IdNumber
 

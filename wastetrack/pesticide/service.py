@@ -246,7 +246,10 @@ async def record_return(
         )
 
     return await intake.record_once(
-        model=PackagingReturn, principal=principal, submission=submission, apply=apply
+        model=PackagingReturn,
+        principal=principal,
+        submission=submission.keyed(keys.ring(secret).kept_digest),
+        apply=apply,
     )
 
 
