@@ -29,7 +29,7 @@ from wastetrack.manifests.models import (
     ManifestRevision,
     ManifestSerial,
 )
-from wastetrack.registry.models import FacilityLicence
+from wastetrack.registry.models import FacilityLicence, Organization
 
 PARTLY = {
     "decision": "partially_accepted",
@@ -478,3 +478,33 @@ async def test_a_draft_takes_a_refused_part_returned_to_its_producer(
     assert signed.status_code == 200, signed.text
     part = await Batch.get(id=part.id)
     assert (part.state, part.holder_id) == ("handed_over", world.orgs["carrier"].id)
+
+
+async def test_a_refused_part_takes_an_hj1276_identifier_of_its_own(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A remainder is a batch of its own with a label of its own; split from a drum that has
+    an HJ 1276 identifier, it is numbered under the drum's unit, waste code and day (it had
+    none, and its label printed a dash), and its chain pins the number as a tagging's does."""
+    await Organization.filter(id=world.orgs["maker"].id).update(credit_code="91350100M000100Y43")
+    codes = [await tag_oil(client, world) for _ in range(2)]
+    body = {**parties.body, "batches": codes}
+    arrived = await drive_to_arrival(client, world, Parties(codes, body))
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", PARTLY)
+    assert decided.status_code == 200, decided.text
+    drums = await Batch.filter(code__in=codes).order_by("id")
+    parts = await Batch.filter(split_from_id__in=[d.id for d in drums]).order_by("split_from_id")
+    assert len(parts) == 2
+    last = max(int(d.identifier[-3:]) for d in drums if d.identifier)
+    for number, (drum, part) in enumerate(zip(drums, parts, strict=True), start=last + 1):
+        assert part.identifier == f"{drum.identifier[:-3]}{number:03d}"
+        tagging = await CustodyEvent.get(batch_id=part.id, seq=1)
+        assert tagging.details["identifier"] == part.identifier
+        found = await client.get(f"/m/v1/batches/{part.code}", headers=world.headers("maker"))
+        assert found.json()["identifier"] == part.identifier
+        verdict = await client.get(
+            f"/m/v1/batches/{part.code}/verify", headers=world.headers("maker")
+        )
+        assert verdict.json()["valid"] is True, verdict.text

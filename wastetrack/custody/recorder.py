@@ -34,7 +34,7 @@ from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.results import EntryResult, others_id
-from wastetrack.custody.rules import EventType, Party
+from wastetrack.custody.rules import EventType, Outcome, Party
 from wastetrack.custody.transitions import check_allowed
 from wastetrack.custody.work import Work, check_common, code_by_id, pin_identifiers, remember
 from wastetrack.evidence import service as evidence
@@ -310,12 +310,10 @@ class _Writes:
 
     def __init__(self, work: Work, submissions: list[EventCommand]) -> None:
         self.work = work
-        # A tagging with a waste code may take an HJ 1276 identifier, numbered at the end in
+        # A batch the call makes may take an HJ 1276 identifier, numbered at the end in
         # prefix order (`identifiers.number`) before the call's client ids are claimed, as
         # every call does, so that no two calls wait for each other's counters and ids.
-        self.in_parts = not any(
-            sub.event_type == EventType.tagged and sub.waste_code for sub in submissions
-        )
+        self.in_parts = not any(_may_number(sub) for sub in submissions)
         # How many of the work's events, labels, bound labels and new batches are taken.
         self.events = self.labels = self.bound = self.batches = 0
         self.sent: asyncio.Task[None] | None = None
@@ -395,6 +393,17 @@ class _Writes:
         self.events, self.labels = len(work.new_events), len(work.new_labels)
         self.bound, self.batches = len(work.bound_labels), len(work.new_batches)
         return rows
+
+
+def _may_number(sub: EventCommand) -> bool:
+    """Whether the event may make a batch that takes an HJ 1276 identifier: a tagging with a
+    waste code, or a step that may split off a refused part (`remainders.split`): a partial
+    acceptance, or a correction (of a receipt into one)."""
+    if sub.event_type == EventType.tagged:
+        return bool(sub.waste_code)
+    return sub.event_type == EventType.corrected or (
+        sub.event_type == EventType.received and sub.outcome == Outcome.partially_accepted
+    )
 
 
 def _children_of(sub: EventCommand, reader: batches.ScanReader) -> list[str]:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Collection
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from wastetrack.batches import identifiers
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core.errors import RuleViolation, ValidationFailed
@@ -150,7 +151,9 @@ async def split(
     receipt: uuid.UUID,
 ) -> Batch:
     """A new batch for the refused part: its own code, the original's tagging time, refused by
-    the receiver (a tagging and a rejection in its chain) and held by the deliverer. Its kg is
+    the receiver (a tagging and a rejection in its chain) and held by the deliverer; an HJ 1276
+    identifier of its own when the original has one, numbered under the original's unit,
+    waste code and day (`hj1276_prefix`) when the call writes. Its kg is
     an estimate when it was not stated and the declared mass it is set against is one. Its
     tagging names the receipt that refused it (`receipt`: that event's id), whose corrections
     alone resize or cancel it. The caller has checked `check_splittable` before changing
@@ -175,6 +178,7 @@ async def split(
         destination_id=None,
         split_from_id=batch.id,
         tagged_at=batch.tagged_at,
+        identifier=hj1276_prefix(batch),
     )
     new_event(
         work,
@@ -214,11 +218,22 @@ async def split(
     return remainder
 
 
+def hj1276_prefix(batch: Batch) -> str | None:
+    """What a remainder of `batch` stores until its call numbers it: the prefix of the
+    original's HJ 1276 identifier (unit, waste code, day), or None when it has none. The
+    refused part is a batch of its own, with a label of its own, and the identifier names one
+    batch."""
+    if batch.identifier is None:
+        return None
+    return batch.identifier[: identifiers.PREFIX_LENGTH]
+
+
 async def check_splittable(work: Work, batch: Batch) -> None:
     """A refused part is split from a single batch, once. A load is accepted or rejected whole:
     its mass is its bags', so a part refused from it would be counted beside them, under no
     bag. A batch with a remainder is not partially accepted again: the second refusal would be
-    set against the whole declared mass, counting the first refused part twice."""
+    set against the whole declared mass, counting the first refused part twice. A remainder
+    needs an HJ 1276 number left under its prefix (`identifiers.check_room`)."""
     if any(b.parent_id == batch.id for b in work.batches.values()) or await Batch.exists(
         parent_id=batch.id
     ):
@@ -233,6 +248,9 @@ async def check_splittable(work: Work, batch: Batch) -> None:
             " a later receipt accepts or rejects it whole",
             field="outcome",
         )
+    prefix = hj1276_prefix(batch)
+    if prefix is not None:
+        await identifiers.check_room(prefix, work.identifier_numbers)
 
 
 async def follow_tagging(
