@@ -384,6 +384,30 @@ async def test_a_bag_is_tagged_before_it_goes_into_a_box_whatever_the_clock_did(
         assert [e.event_type for e in chain] == ["tagged", "aggregated", "handed_over"]
 
 
+async def test_a_box_emptied_then_cancelled_keeps_the_order_sent_whatever_the_clock_did(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Taking a bag out of its box (a correction undoing the packing) is a step of the box as
+    packing it was: the box's cancellation, sent after it with a clock pulled back 20 s, went
+    first and was refused (the box still held the bag). Now the two keep the order sent; a
+    clock more than a minute earlier still puts the cancellation first."""
+    for pulled_back, statuses in ((20, ["applied", "applied"]), (90, ["applied", "rejected"])):
+        bag = (await tag_bag(client, world))["code"]
+        box = (await tag_bag(client, world))["code"]
+        packing = event("aggregated", box, minutes=3, children=[bag])
+        assert (await sync(client, world, "clinic", [packing])).status_code == 200
+        packed = await CustodyEvent.get(batch__code=bag, event_type="aggregated")
+        undo = event("corrected", bag, minutes=40, corrects=str(packed.id), aggregated=False)
+        cancel = event("cancelled", box, minutes=40, reason="scanned into the wrong box")
+        back = datetime.fromisoformat(undo["device_time"]) - timedelta(seconds=pulled_back)
+        cancel["device_time"] = back.isoformat()
+        response = await sync(client, world, "clinic", [undo, cancel])
+        results = response.json()["results"]
+        assert [r["status"] for r in results] == statuses, (pulled_back, results)
+        expected = "cancelled" if pulled_back == 20 else "tagged"
+        assert (await Batch.get(code=box)).state == expected
+
+
 async def test_bad_event_never_drops_the_good_ones(client: httpx.AsyncClient, world: World) -> None:
     good = medical_bag()
     refused = medical_bag(category="hh.recyclable.paper")

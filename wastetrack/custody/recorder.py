@@ -71,16 +71,16 @@ without its backlog being reordered."""
 def sync_order(submissions: list[EventCommand], batches_of: list[list[str]]) -> list[int]:
     """The order a phone's backlog is applied in: by device time, as a backlog may come in any
     order, except that clocks are trusted only so far. An event never goes before one sent
-    earlier on a batch it acts on (its own, and the children an aggregation takes) unless it is
-    more than `CLOCK_STEP` earlier (a clock pulled back a few seconds between two steps does
-    not reorder them), nor before the tagging of any of those batches. A correction never goes
-    before one sent earlier on the same batch, however its clock reads: per field the latest
-    correction wins, and the latest is the one sent last (a clock set back between two
-    corrections would otherwise let the earlier one win). A step that waits goes on before the
-    steps its clock puts after it on the same batches, wherever they were sent: those wait too
-    (a box handed on after a bag was packed into it waits for the packing, which waits for the
-    bag's tagging, even when the handover was sent first). Steps whose clocks disagree in a
-    circle (pulled back a little at a time) go in the order sent."""
+    earlier on a batch it acts on (its own, the children an aggregation takes, the container an
+    undone aggregation empties) unless it is more than `CLOCK_STEP` earlier (a clock pulled back
+    a few seconds between two steps does not reorder them), nor before the tagging of any of
+    those batches. A correction never goes before one sent earlier on the same batch, however
+    its clock reads: per field the latest correction wins, and the latest is the one sent last
+    (a clock set back between two corrections would otherwise let the earlier one win). A step
+    that waits goes on before the steps its clock puts after it on the same batches, wherever
+    they were sent: those wait too (a box handed on after a bag was packed into it waits for the
+    packing, which waits for the bag's tagging, even when the handover was sent first). Steps
+    whose clocks disagree in a circle (pulled back a little at a time) go in the order sent."""
     # Which steps go after which: a batch's tagging before its other steps; of two other steps
     # on a batch, judged on the clocks' own readings, the one sent later after the other unless
     # its clock is more than CLOCK_STEP earlier, and then before it.
@@ -239,7 +239,7 @@ async def _record(
         # post of a flush, say) go on changing the batch itself.
         as_left: list[tuple[Batch, Batch]] = []
         acted_on = [
-            [code, *_children_of(sub, work.reader)] if code is not None else []
+            [code, *_others_of(work, sub, code)] if code is not None else []
             for sub, code in zip(submissions, codes_of, strict=True)
         ]
         for index in ordered(submissions, acted_on):
@@ -406,12 +406,19 @@ def _may_number(sub: EventCommand) -> bool:
     )
 
 
-def _children_of(sub: EventCommand, reader: batches.ScanReader) -> list[str]:
-    """The codes of the batches an aggregation takes (unreadable ones left to its handler)."""
-    if sub.event_type != EventType.aggregated or not sub.children:
-        return []
-    found = (reader.code(scanned) for scanned in sub.children)
-    return [code for code in found if code]
+def _others_of(work: Work, sub: EventCommand, code: str) -> list[str]:
+    """The codes of the other batches an event on `code` acts on, which `sync_order` orders it
+    among: the children an aggregation takes (unreadable ones left to its handler), and the
+    container an undone aggregation takes its child out of (the container's contents change,
+    as they did when the child was packed)."""
+    if sub.event_type == EventType.aggregated and sub.children:
+        found = (work.reader.code(scanned) for scanned in sub.children)
+        return [child for child in found if child]
+    if sub.event_type == EventType.corrected and sub.aggregated is False:
+        child = work.batches.get(code)
+        container = None if child is None else work.codes_by_id.get(child.parent_id or 0)
+        return [container] if container else []
+    return []
 
 
 def _code_of(sub: EventCommand, reader: batches.ScanReader) -> str | None:
