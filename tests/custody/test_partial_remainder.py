@@ -762,3 +762,58 @@ async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
     assert (refused.state, refused.holder_id) == ("rejected", f1)
     receipt = await CustodyEvent.get(batch_id=refused.id, event_type="received", organization_id=f2)
     assert receipt.details["delivered_by"] == f1
+
+
+def _fix(code: str, target: str | int, minutes: int, **fields: Any) -> dict[str, Any]:
+    return event("corrected", code, minutes=minutes, corrects=str(target), **fields)
+
+
+async def test_a_correction_back_into_a_part_no_longer_a_part_names_its_outcome(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A receipt refused a stated 4 kg of a 10 kg bag; corrected into an acceptance (the part
+    cancelled), the bag's declaration to 3 kg; corrected back into a partial acceptance, the
+    stated 4 kg is no part of 3 kg. The refusal named `refused_kg`, which a correction cannot
+    carry: it names the correction's `outcome`, and writes nothing."""
+    code = await _delivered(client, world, quantity="10")
+    receipt = await post_event(client, world, "facility", _partial(code, "6", refused_kg="4"))
+    assert receipt.status_code == 201, receipt.text
+    receipt_id = receipt.json()["event_id"]
+    tagging = await CustodyEvent.get(batch__code=code, seq=1)
+    for who, body in (
+        ("facility", _fix(code, receipt_id, 61, outcome="accepted")),
+        ("clinic", _fix(code, tagging.id, 62, quantity="3")),
+    ):
+        assert (await post_event(client, world, who, body)).status_code == 201
+    before = await CustodyEvent.all().count()
+    back = _fix(code, receipt_id, 63, outcome="partially_accepted", weight_kg="2")
+    refused = await post_event(client, world, "facility", back)
+    assert (refused.status_code, refused.json()["field"]) == (422, "outcome"), refused.text
+    assert await CustodyEvent.all().count() == before
+
+
+async def test_a_parts_refusal_is_corrected_only_through_the_receipt_that_made_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The remainder's own rejection is its original's receipt refusing the part. Corrected on
+    the part into an acceptance at 40 kg, it was taken: the log said both that the receipt
+    refused 4 kg and that they were accepted, and a 10 kg bag's cohort weighed 46 kg. It is a
+    409 naming the field; the receipt's correction is the way (the cohort stays 10 kg)."""
+    code = await _delivered(client, world, quantity="10")
+    await _receive_in_part(client, world, code, "6")
+    remainder = await _remainder_of(client, world, code)
+    rejection = await CustodyEvent.get(batch__code=remainder["code"], event_type="received")
+    for fields in ({"outcome": "accepted", "weight_kg": "40"}, {"weight_kg": "3"}):
+        fix = _fix(remainder["code"], rejection.id, 70, **fields)
+        answer = await post_event(client, world, "facility", fix)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["field"] == next(iter(fields)), answer.text
+    part = await _batch(client, world, "manager", remainder["code"])
+    assert (part["state"], Decimal(part["quantity"])) == ("rejected", Decimal("4"))
+    assert Decimal((await _utilization(client, world))["generated_kg"]) == Decimal("10")
+    receipt = await CustodyEvent.get(batch__code=code, event_type="received")
+    taken_in = await post_event(
+        client, world, "facility", _fix(code, receipt.id, 71, outcome="accepted", weight_kg="10")
+    )
+    assert taken_in.status_code == 201, taken_in.text
+    assert Decimal((await _utilization(client, world))["generated_kg"]) == Decimal("10")

@@ -156,6 +156,7 @@ async def corrected(
             field="corrects",
         )
     if target.event_type == EventType.received:
+        _check_not_the_parts_refusal(batch, target, changed)
         await _check_not_decided_on_manifest(work, batch, target, changed)
         if changed.keys() & {"outcome", "reason"}:
             await _check_refusal_reasoned(work, target, changed)
@@ -304,6 +305,25 @@ async def _state_before(work: Work, batch: Batch, target: Any) -> str:
         (e for e in work.new_events if e.batch_id == batch.id and e.seq == target.seq - 1), None
     ) or await CustodyEvent.get(batch_id=batch.id, seq=target.seq - 1)
     return str(previous.state_after)
+
+
+def _check_not_the_parts_refusal(
+    batch: Batch, target: CustodyEvent, changed: dict[str, Any]
+) -> None:
+    """A remainder's own rejection is the refusal its original's receipt made of the part (its
+    details name the batch it was split from): its outcome and weight are that receipt's, and
+    are corrected there (which takes the part in, resizes it or cancels it). Corrected on the
+    part, the log would say both that the receipt refused it and that it was accepted, and
+    its cohort would weigh it beside the accepted rest."""
+    split_from = (target.details or {}).get("split_from")
+    named = [name for name in ("outcome", "weight_kg") if name in changed]
+    if split_from is None or batch.split_from_id is None or not named:
+        return
+    raise RuleViolation(
+        f"this is the refusal of a part of batch {split_from} made by its receipt: correct that"
+        " receipt (its outcome or weight), which takes the part in, resizes it or cancels it",
+        field=named[0],
+    )
 
 
 async def _check_not_resized(work: Work, batch: Batch, changed: dict[str, Any]) -> None:

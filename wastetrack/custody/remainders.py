@@ -61,6 +61,8 @@ def refused_kg(
     category without a unit mass) only a stated part can be told from the rest: without one,
     the receipt is refused, naming `field` (`refused_kg` on a receipt, `outcome` on a
     correction into a partial acceptance), else the part would be refused and counted nowhere;
+    so is a stated part as heavy as the declaration (a correction carries no part: it names
+    its `outcome`);
     a correction that leaves a partial receipt recorded before this rule partial (`field`
     None) refuses no part, as it did. A partial acceptance weighed at 0 kg accepts nothing: it
     is refused naming `weight_kg` (a rejection says so), whether received or corrected so."""
@@ -75,7 +77,7 @@ def refused_kg(
         raise ValidationFailed(
             f"refused_kg {stated} is not a part of the {batch.quantity} kg declared:"
             " reject the batch instead",
-            field="refused_kg",
+            field=field or "outcome",
         )
     if stated is not None:
         return stated.quantize(MILLI, ROUND_HALF_UP) if stated > 0 else None
