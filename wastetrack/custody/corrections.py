@@ -455,6 +455,10 @@ async def _check_manifest_quantity(work: Work, declared: Batch, *, field: str) -
     manifest = await open_manifest_of(declared.code, drafts=True)
     if manifest is None:
         return
+    await manifest_quantity.judged_alone(manifest.id)
+    manifest = await open_manifest_of(declared.code, drafts=True)  # as it stands now
+    if manifest is None:
+        return
     listed = [
         declared if other.id == declared.id else work.batches.get(other.code, other)
         for other in await Batch.filter(code__in=manifest.batch_codes)

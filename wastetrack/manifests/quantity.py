@@ -4,6 +4,8 @@ a draft, a revision and a custody correction of a listed batch's declaration are
 from collections.abc import Iterable
 from decimal import Decimal
 
+from tortoise import connections
+
 from wastetrack.batches.models import Batch
 from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core.errors import ValidationFailed
@@ -49,3 +51,22 @@ def check_declared_quantity(
             f" {declared} kg the batches declare",
             field=field,
         )
+
+
+JUDGED_LOCK_KEY = 0x6D717479
+"""First half of the advisory lock key a manifest's quantity is judged under ("mqty" in
+ASCII); the manifest's id is the second."""
+
+
+async def judged_alone(manifest_id: int) -> None:
+    """Hold, for the rest of the transaction, the right to judge this manifest's quantity
+    against its batches' declarations. A listed batch's correction and a revision's last
+    approval each read what the other changes (the batches' masses, the manifest's quantity),
+    so two judged at once could each pass on what the other has not yet written: two drums
+    corrected together past the tolerance, a revision applied beside a correction that
+    contradicts it. Taken before they read, the second reads what the first wrote. An advisory
+    lock, not the manifest's row: a correction holds its batch first, and signing locks the
+    manifest before its batches."""
+    await connections.get("default").execute_query(
+        "SELECT pg_advisory_xact_lock($1, $2)", [JUDGED_LOCK_KEY, manifest_id]
+    )

@@ -18,7 +18,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
-from wastetrack.custody import remainders, transitions
+from wastetrack.custody import remainders, repository, transitions
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.chain import record
 from wastetrack.manifests.commands import RECEIVED_STEP, DecisionCommand, step_id
@@ -80,8 +80,10 @@ async def arrive(
     if manifest.arrived_at is not None:
         raise Conflict("the arrival is recorded already", field="arrived_at")
     # The decision receives every batch: each must be one the receiver may receive (in transit
-    # to it, or handed over to it), as custody's rule for a receipt says.
-    for batch in await Batch.filter(code__in=manifest.batch_codes).order_by("id"):
+    # to it, or handed over to it), as custody's rule for a receipt says. Locked (the manifest
+    # first, then its batches, as signing does): a step recorded on one at the same moment
+    # either comes first, and is judged here, or waits and finds the manifest arrived.
+    for batch in await repository.lock_batches(set(manifest.batch_codes)):
         refused = transitions.refusal(principal, batch, EventType.received)
         if refused is not None:
             raise RuleViolation(

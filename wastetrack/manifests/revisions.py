@@ -18,7 +18,7 @@ from wastetrack.core.errors import (
 from wastetrack.core.principal import Principal
 from wastetrack.manifests.commands import FoundCommand, RevisionCommand
 from wastetrack.manifests.models import Manifest, ManifestRevision
-from wastetrack.manifests.quantity import check_declared_quantity
+from wastetrack.manifests.quantity import check_declared_quantity, judged_alone
 from wastetrack.manifests.queries import open_for_action, parties
 
 # The declaration's fields the receiver's decision compared with what arrived (the quantity,
@@ -43,6 +43,7 @@ async def _check_quantity(
     """A revised quantity is judged against the batches' declared masses, as the draft's is,
     when it applies; refused, the revision stays pending, and its refusal says how to go on."""
     if "quantity_kg" in changes:
+        await judged_alone(manifest.id)
         try:
             check_declared_quantity(
                 await catalog.snapshot(),
