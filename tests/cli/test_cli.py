@@ -126,6 +126,36 @@ def test_registry_users_and_labels_from_the_command_line(
         r.text for p in page.images for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(p.data)))
     ]
     assert len(urls) == 5 and all("/q/" in u for u in urls)
+    # Labels are issued by an active administrator: the first one gone, by the next, and one
+    # deactivated is not asked for by name (the stock would be issued by someone who left).
+    run_json(cli_env, "user", "create", "--username", "root2", "--role", "admin",
+             "--org", str(bureau["id"]), "--password", "root2-admin-password")  # fmt: skip
+    run_json(cli_env, "user", "deactivate", "--username", "root")
+    label = ("labels", "issue", "--org", str(ids["clinic"]), "--stream", "medical",
+             "--count", "1", "--out", str(out))  # fmt: skip
+    again = run_json(cli_env, *label)
+    assert issuer_of(cli_env["WASTETRACK_DATABASE_URL"], again["first"]) == "root2"
+    named = run(cli_env, *label, "--manager", "root")
+    assert (named.returncode, "manager" in named.stderr) == (2, True), named.stderr
+
+
+def issuer_of(url: str, code: str) -> str:
+    """Who issued the label `code`, read from the database."""
+
+    async def read() -> str:
+        conn = await asyncpg.connect(**db.credentials_from_url(url))
+        try:
+            return str(
+                await conn.fetchval(
+                    "SELECT u.username FROM label l JOIN app_user u ON u.id = l.issued_by_id"
+                    " WHERE l.code = $1",
+                    code,
+                )
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
 
 
 def test_demo_loads_once_and_ends_with_the_logins(cli_env: dict[str, str]) -> None:

@@ -72,7 +72,7 @@ def labels_issue(
     count: Annotated[int, typer.Option()],
     out: Annotated[Path, typer.Option(help="PDF file to write")],
     manager: Annotated[
-        str | None, typer.Option(help="issue as this manager (default: first admin)")
+        str | None, typer.Option(help="issue as this manager (default: first active admin)")
     ] = None,
 ) -> None:
     """Issue N unbound label codes for an organization and write them as an A4 PDF sheet."""
@@ -85,10 +85,13 @@ def labels_issue(
     writable(out)
 
     async def work() -> dict[str, object]:
+        # Label stock and its PIN list record who issued them: never someone deactivated.
         query = User.filter(username=manager) if manager else User.filter(role=Role.admin)
-        user = await query.order_by("id").first()
+        user = await query.filter(is_active=True).order_by("id").first()
         if user is None:
-            raise DomainError("no such manager; create an admin or pass --manager", field="manager")
+            raise DomainError(
+                "no such active manager; create an admin or pass --manager", field="manager"
+            )
         principal = await auth.principal_for(user)
         issued, pdf = await batches.issue_label_sheet(
             principal=principal,
