@@ -277,6 +277,12 @@ async def test_repeated_failures_disable_the_subscription_with_an_alert_until_en
 
     enabled = await client.post(f"/m/v1/webhooks/{hook['id']}/enable", headers=headers)
     assert enabled.status_code == 200 and enabled.json()["active"] is True
+    # What the alert reported has ended: it clears (it stayed open, enabled or not).
+    still = (await client.get("/m/v1/alerts", headers=headers)).json()
+    assert [a for a in still if a["kind"] == "webhook_disabled"] == []
+    everything = await client.get("/m/v1/alerts", params={"open_only": False}, headers=headers)
+    (cleared,) = [a for a in everything.json() if a["kind"] == "webhook_disabled"]
+    assert cleared["details"]["cleared_at"] and cleared["acknowledged_by_id"] is None
     await drain(settings, sender)
 
     log = await deliveries(client, world, "manager", hook)

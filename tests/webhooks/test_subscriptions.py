@@ -4,6 +4,7 @@ subscription is its owner's alone."""
 import asyncio
 import logging
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,6 +15,8 @@ from tortoise.backends.base.client import TransactionalDBClient
 from mobile_api.app import create_app
 from tests.factories import World
 from tests.webhooks.helpers import subscribe
+from wastetrack.alerts import service as alerts
+from wastetrack.alerts.models import Alert
 from wastetrack.audit.models import AuditEntry
 from wastetrack.core.settings import Settings
 from wastetrack.webhooks import service as webhooks
@@ -251,6 +254,28 @@ async def test_two_deletes_at_once_delete_once_and_are_audited_once(
     )
     assert sorted(a.status_code for a in answers) == [204, 404]
     assert await AuditEntry.filter(action="webhook.deleted").count() == 1
+
+
+async def test_deleting_a_disabled_subscription_clears_its_alert(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A webhook_disabled alert reports deliveries waiting on a disabled subscription; once
+    the subscription is deleted nothing waits, and the alert clears (it stayed open)."""
+    created = await subscribe(client, world, "manager", HOOK, ["alert.raised"])
+    raised = await alerts.flag_webhook_disabled(
+        subscription_id=created["id"],
+        times_disabled=1,
+        organization_id=world.orgs["bureau"].id,
+        region_path=world.regions["city"].path,
+        url=HOOK,
+        failures=10,
+        last_error="503",
+        now=datetime.now(UTC),
+    )
+    h = world.headers("manager")
+    assert (await client.delete(f"/m/v1/webhooks/{created['id']}", headers=h)).status_code == 204
+    after = await Alert.get(id=raised.id)
+    assert after.acknowledged_at is not None and "cleared_at" in after.details
 
 
 def strict_client(settings: Settings) -> httpx.AsyncClient:

@@ -440,6 +440,15 @@ async def flag_webhook_disabled(
     return alert
 
 
+async def clear_webhook_disabled(*, subscription_id: int, now: datetime) -> None:
+    """Close the webhook_disabled alerts of a subscription enabled again or deleted: what they
+    report (deliveries waiting on a disabled subscription) has ended, and an alert whose
+    condition ended clears, as a self-clearing rule's does."""
+    await connections.get("default").execute_query(
+        f"{_CLEAR} a.details->>'webhook_id' = $3", [WEBHOOK_DISABLED, now, str(subscription_id)]
+    )
+
+
 def reasons(principal: Principal) -> list[Q]:
     """The ways a user comes to read an alert: any alert (administrators); one of their own
     organization; for region readers, one in their region."""

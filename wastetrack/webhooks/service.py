@@ -23,6 +23,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import yarl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from wastetrack.alerts import service as alerts
 from wastetrack.audit import service as audit
 from wastetrack.changes import paging as feed
 from wastetrack.changes.models import Change, ChangeKind
@@ -378,6 +379,7 @@ async def delete_subscription(*, principal: Principal, subscription_id: int) -> 
     )
     before = _snapshot(subscription)
     await subscription.delete()
+    await alerts.clear_webhook_disabled(subscription_id=subscription_id, now=datetime.now(UTC))
     await _audit("webhook.deleted", principal, subscription, before=before, gone=True)
 
 
@@ -399,6 +401,7 @@ async def enable_subscription(*, principal: Principal, subscription_id: int) -> 
     await WebhookDelivery.filter(
         subscription_id=subscription.id, status=DeliveryStatus.pending
     ).update(next_attempt_at=now)
+    await alerts.clear_webhook_disabled(subscription_id=subscription.id, now=now)
     await _audit("webhook.enabled", principal, subscription, before=before)
     return subscription
 
