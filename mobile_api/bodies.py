@@ -12,7 +12,8 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from wastetrack.core.errors import ValidationFailed
@@ -100,9 +101,11 @@ class _JsonRequest(Request):
 
 class JsonRoute(APIRoute):
     """A route whose JSON body is read by `loads`. A route that takes no body refuses a JSON
-    object with members, naming the first, as a route with a body refuses a member it does not
-    know: `{"seq": 2}` sent to a producer's signature would otherwise sign with it unread. An
-    empty object, or no body, is no request of anything."""
+    object with members, as a route with a body refuses a member it does not know: `{"seq": 2}`
+    sent to a producer's signature would otherwise sign with it unread. Sent as JSON, the first
+    member is named (and a body that is no JSON is refused as a route with a body refuses it);
+    sent as anything else (`curl -d` sends a form's type), the media type is refused, as a
+    route with a body refuses it. An empty object, or no body, is no request of anything."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -110,17 +113,51 @@ class JsonRoute(APIRoute):
 
         async def read_strictly(request: Request) -> Response:
             strict = _JsonRequest(request.scope, request.receive)
-            if bodiless and _json_type(strict.headers.get("content-type", "")):
-                sent = await strict.body()
-                found = loads(sent) if sent.strip() else None
-                if isinstance(found, dict) and found:
-                    name = next(iter(found))
-                    raise ValidationFailed(
-                        f"{name}: this route takes no body; nothing was done", field=name
-                    )
+            if bodiless:
+                await _refuse_a_request(strict)
             return await handler(strict)
 
         return read_strictly
+
+
+async def _refuse_a_request(request: Request) -> None:
+    """Refuse a body sent to a route that takes none when it asks something (see `JsonRoute`),
+    through the refusals FastAPI's own reading of a body raises for a route that takes one."""
+    sent = await request.body()
+    if not sent.strip():
+        return
+    if not _json_type(request.headers.get("content-type", "")):
+        try:
+            found = loads(sent)
+        except Exception:  # no JSON: a form or text asks nothing this rule knows
+            return
+        if isinstance(found, dict) and found:
+            # The body as FastAPI hands a route bytes of another media type: a 415.
+            raise RequestValidationError(
+                [{"type": "model_attributes_type", "loc": ("body",), "msg": "", "input": sent}]
+            )
+        return
+    try:
+        found = loads(sent)
+    except json.JSONDecodeError as error:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", error.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": error.msg},
+                }
+            ]
+        ) from error
+    except Exception as error:  # not UTF-8, a member twice, too deep: the cause says which
+        raise HTTPException(
+            status_code=400, detail="There was an error parsing the body"
+        ) from error
+    if isinstance(found, dict) and found:
+        name = next(iter(found))
+        raise ValidationFailed(f"{name}: this route takes no body; nothing was done", field=name)
 
 
 def _json_type(content_type: str) -> bool:
