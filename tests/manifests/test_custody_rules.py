@@ -19,7 +19,7 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     sign_leg,
     sign_producer,
 )
-from wastetrack.batches.models import Batch
+from wastetrack.batches.models import Batch, IdentifierSequence
 from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.custody.rules import EventType
@@ -508,3 +508,13 @@ async def test_a_refused_part_takes_an_hj1276_identifier_of_its_own(
             f"/m/v1/batches/{part.code}/verify", headers=world.headers("maker")
         )
         assert verdict.json()["valid"] is True, verdict.text
+    # A day with no number left refuses the partial decision, naming the decision (it named
+    # the tagging's waste_code), and writes nothing.
+    more = [await tag_oil(client, world) for _ in range(2)]
+    arrived = await drive_to_arrival(client, world, Parties(more, {**body, "batches": more}))
+    prefix = (await Batch.get(code=more[0])).identifier[:-3]
+    await IdentifierSequence.filter(prefix=prefix).update(last_number=999)
+    before = await CustodyEvent.all().count()
+    full = await call(client, world, "plant", f"/{arrived['id']}/decision", PARTLY)
+    assert (full.status_code, full.json()["field"]) == (409, "decision"), full.text
+    assert await CustodyEvent.all().count() == before

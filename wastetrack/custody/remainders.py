@@ -10,7 +10,7 @@ from typing import Any
 from wastetrack.batches import identifiers
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog.service import CatalogSnapshot
-from wastetrack.core.errors import RuleViolation, ValidationFailed
+from wastetrack.core.errors import Conflict, RuleViolation, ValidationFailed
 from wastetrack.custody import chain, repository
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
@@ -252,7 +252,15 @@ async def check_splittable(work: Work, batch: Batch) -> None:
         )
     prefix = hj1276_prefix(batch)
     if prefix is not None:
-        await identifiers.check_room(prefix, work.identifier_numbers)
+        try:
+            await identifiers.check_room(prefix, work.identifier_numbers)
+        except Conflict as full:
+            raise Conflict(
+                f"the refused part would be a batch of its own, numbered under {batch.code}'s"
+                f" HJ 1276 unit, waste code and day, and that day has no number left"
+                f" ({full.detail}): accept or reject the batch whole",
+                field="outcome",
+            ) from None
 
 
 async def follow_tagging(
