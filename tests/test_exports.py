@@ -9,8 +9,11 @@ import httpx
 import openpyxl
 import pytest
 
+from mobile_api.routers import ports as ports_router
+from schemas.ports import PortMetric
 from tests.custody.helpers import advance, post_event, tag_bag
 from tests.factories import CITY_TODAY, World, event
+from tests.ports.test_ports import Harbour, arrive, deliver, delivery, harbour  # noqa: F401
 from wastetrack.alerts import service as alerts
 from wastetrack.catalog.models import TreatmentMethod
 from wastetrack.core import paging
@@ -349,3 +352,79 @@ async def test_every_file_of_the_alert_list_has_the_same_columns(
     assert [c for c in header if c.startswith("details.")] == [
         f"details.{k}" for k in alerts.DETAILS
     ]
+
+
+async def test_a_ports_file_row_carries_the_ports_own_fields_as_the_json_does(
+    client: httpx.AsyncClient,
+    world: World,
+    harbour: Harbour,  # noqa: F811
+) -> None:
+    """Each port's rows carry every field its JSON entry has beside its groups - port_calls,
+    deliveries, flagged_deliveries (what a manager checks) - with the JSON's values, in the CSV
+    and the XLSX alike: one call, two deliveries, one flagged (the large vessel never
+    arrived)."""
+    await arrive(client, world, harbour.small)
+    assert (await deliver(client, world, delivery(harbour, harbour.small))).status_code == 201
+    flagged = await deliver(client, world, delivery(harbour, harbour.large))
+    assert flagged.json()["flags"] == ["no_open_port_call"], flagged.text
+    period = {"date_from": ENDED, "date_to": DAY}
+    headers = world.headers("manager")
+    answer = (await client.get("/m/v1/metrics/ports", headers=headers, params=period)).json()
+    port = next(p for p in answer["ports"] if p["port_id"] == world.orgs["port"].id)
+    assert (port["port_calls"], port["deliveries"], port["flagged_deliveries"]) == (1, 2, 1)
+    own = {key: value for key, value in port.items() if key != "groups"}
+    got = await client.get(
+        "/m/v1/metrics/ports", headers=headers, params={**period, "format": "csv"}
+    )
+    rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
+    ours = [r for r in rows if r["figure"] == "port" and r["port_id"] == str(port["port_id"])]
+    assert [r["group"] for r in ours] == [g["group"] for g in port["groups"]]
+    want = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in own.items()}
+    for row in ours:
+        assert {k: row[k] for k in own} == want, row["group"]
+    book = await client.get(
+        "/m/v1/metrics/ports", headers=headers, params={**period, "format": "xlsx"}
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
+    assert sheet is not None
+    header, *cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    for key in ("port_calls", "deliveries", "flagged_deliveries"):
+        column = header.index(key)
+        found = {r[column] for r in cells if r[header.index("port_id")] == port["port_id"]}
+        assert found == {port[key]}, (key, found)
+
+
+def test_a_port_without_groups_still_has_its_row() -> None:
+    """The file's port rows come from the port entry's fields (all but `groups`), so a field
+    the JSON gains is in the file too; a port with no group (no group in the rules) still has
+    a row of its own."""
+    port = {
+        "port_id": 7,
+        "port_name": "龙眼港",
+        "listed": False,
+        "port_calls": 3,
+        "deliveries": 2,
+        "flagged_deliveries": 1,
+        "groups": [],
+    }
+    result = {
+        "date_from": DAY,
+        "date_to": DAY,
+        "ports": [port],
+        "listed_ports": {
+            "groups": [],
+            "headline": {
+                "group": "garbage",
+                "numerator": "0",
+                "denominator": "0",
+                "rate": None,
+                "unit": "kg",
+                "definition": {},
+            },
+        },
+        "reception_facility_share": {},
+    }
+    rows = [r for r in ports_router._port_rows(result) if r["figure"] == "port"]
+    own = {k: v for k, v in port.items() if k != "groups"}
+    assert rows == [{"date_from": DAY, "date_to": DAY, "figure": "port", **own}]
+    assert set(PortMetric.model_fields) - {"groups"} == set(own)

@@ -44,6 +44,7 @@ from schemas.ports import (
     PortCallClose,
     PortCallCreate,
     PortCallRead,
+    PortMetric,
     PortMetricsRead,
     SeaAreaMetricsRead,
     SeaAreaRead,
@@ -282,20 +283,25 @@ def _period_of(result: Mapping[str, Any]) -> dict[str, Any]:
     return {"date_from": result["date_from"], "date_to": result["date_to"]}
 
 
+# A port's own fields, every row of its groups carries them: the port entry's fields but its
+# groups (read from the read model, so a field the JSON gains is in the file too).
+_PORT_FIELDS = tuple(name for name in PortMetric.model_fields if name != "groups")
+
+
 def _port_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ports' file: the headline 渔港污水和垃圾收集处置率 first (the figure the city is
     judged on, with the weaker group's counts and its own definition), then the listed ports'
-    pooled groups, then each port's groups, and last the share of listed ports with a reception
-    facility (its own columns); `figure` tells them apart."""
+    pooled groups, then each port's groups, each row with the port's own fields (`_PORT_FIELDS`;
+    a port with no group has one row of them), and last the share of listed ports with a
+    reception facility (its own columns); `figure` tells them apart."""
     listed = result["listed_ports"]
     headline = listed["headline"]
     rate_keys = ("numerator", "denominator", "rate", "unit", "definition")
+    no_port = {**dict.fromkeys(_PORT_FIELDS), "listed": True}
     rows: list[dict[str, Any]] = [
         {
             "figure": "headline",
-            "port_id": None,
-            "port": None,
-            "listed": True,
+            **no_port,
             "group": headline["group"],
             "name_zh": "渔港污水和垃圾收集处置率",
             "expected": None,
@@ -304,20 +310,11 @@ def _port_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
             "estimated_kg": None,
             "collection_treatment_rate": {key: headline[key] for key in rate_keys},
         },
+        *({"figure": "listed_ports", **no_port, **group} for group in listed["groups"]),
         *(
-            {"figure": "listed_ports", "port_id": None, "port": None, "listed": True, **group}
-            for group in listed["groups"]
-        ),
-        *(
-            {
-                "figure": "port",
-                "port_id": port["port_id"],
-                "port": port["port_name"],
-                "listed": port["listed"],
-                **group,
-            }
+            {"figure": "port", **{name: port[name] for name in _PORT_FIELDS}, **group}
             for port in result["ports"]
-            for group in port["groups"]
+            for group in port["groups"] or [{}]
         ),
         {
             "figure": "reception_facility_share",

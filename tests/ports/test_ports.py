@@ -462,6 +462,26 @@ async def test_crew_delivery_hands_the_waste_to_the_port(
     assert stranger.status_code == 403
 
 
+async def test_a_refused_delivery_names_the_vessel_not_theirs_or_the_role_that_never_records(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A crew (role generator) records its own company's vessels: naming another owner's
+    vessel is refused on `vessel_id`, as its role may record deliveries. A role that never
+    records one (a carrier) is refused on `role`, whatever the vessel."""
+    rival = await registry.create_organization(
+        name="另一渔业公司",
+        kind=OrganizationKind.vessel_owner,
+        region_id=world.regions["other_town"].id,
+    )
+    await make_user(world, "rival_crew", Role.generator, rival)
+    await arrive(client, world, harbour.small)
+    for who, field in (("rival_crew", "vessel_id"), ("carrier", "role")):
+        refused = await deliver(client, world, delivery(harbour, harbour.small), who=who)
+        assert (refused.status_code, refused.json()["field"]) == (403, field), refused.text
+    assert await Delivery.all().count() == 0
+    assert await Batch.all().count() == 0
+
+
 async def test_deliveries_and_cleanups_sync_exactly_once(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

@@ -24,6 +24,7 @@ from wastetrack.auth.models import Role, User
 from wastetrack.ports.deliveries import Acceptance, acceptance
 from wastetrack.ports.models import Delivery
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
+from wastetrack.registry import vessels
 
 KG_LINE = {"annex_v": "A", "scheme_version": "2018", "mass_kg": "30"}
 
@@ -308,3 +309,66 @@ def test_a_long_berth_name_wraps_short_of_the_receipts_qr() -> None:
     (picture,) = page.images
     decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(picture.data)))]
     assert decoded == [_receipt().url]
+
+
+async def test_a_line_packed_into_a_load_follows_the_loads_receipts_since_it_went_in(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A line the plant rejected and the port took back is packed into the port's own load (a
+    line of a vessel without an owner): until a receipt decides on the load, the line's latest
+    receipt is still its own rejection. The plant then rejects the load; a line the port
+    signed for, packed into it after that, is not refused by it. Once the plant accepts the
+    load, both lines are accepted: on the read, the receipt and its public check alike."""
+    ownerless = await vessels.create_vessel(
+        name="鲁荣渔50001",
+        registration_number="371082200009",
+        gross_tonnage=Decimal(60),
+        home_port_id=world.orgs["port"].id,
+    )
+    await arrive(client, world, harbour.small)
+    made = []
+    for vessel in (harbour.small, harbour.small, ownerless):
+        response = await deliver(client, world, delivery(harbour, vessel, KG_LINE))
+        assert response.status_code == 201, response.text
+        made.append(response.json())
+    refused, fresh = made[:2]
+    refused_code, fresh_code, load_code = (d["lines"][0]["batch_code"] for d in made)
+    plant = world.orgs["plant"].id
+
+    async def record(*steps: tuple[str, dict]) -> None:
+        for who, step in steps:
+            response = await post_event(client, world, who, step)
+            assert response.status_code == 201, response.text
+
+    async def standing() -> list[str]:
+        found = []
+        for one in (refused, fresh):
+            read = await client.get(f"/m/v1/deliveries/{one['id']}", headers=world.headers("port"))
+            checked = await public_check(client, one)
+            assert read.json()["lines"][0]["acceptance"] == checked["lines"][0]["acceptance"]
+            found.append(read.json()["lines"][0]["acceptance"])
+        return found
+
+    def sent_back(code: str, at: int) -> list[tuple[str, dict]]:
+        """To the plant, which rejects it, and back with the port."""
+        return [
+            ("port", event("in_transit", code, minutes=at, destination_organization_id=plant)),
+            ("plant", event("received", code, minutes=at + 5, outcome="rejected", reason="混杂")),
+            ("port", event("in_transit", code, minutes=at + 10)),
+        ]
+
+    await record(*sent_back(refused_code, 0))
+    assert await standing() == ["rejected", "accepted"]
+    await record(("port", event("aggregated", load_code, minutes=20, children=[refused_code])))
+    assert await standing() == ["rejected", "accepted"]
+    assert "rejected" in await receipt_text(client, world, refused["id"])
+    await record(*sent_back(load_code, 30))
+    await record(("port", event("aggregated", load_code, minutes=50, children=[fresh_code])))
+    assert await standing() == ["rejected", "accepted"]
+    # The load goes to the plant again, which accepts it: its lines follow it.
+    await record(
+        ("port", event("in_transit", load_code, minutes=60, destination_organization_id=plant)),
+        ("plant", event("received", load_code, minutes=65, outcome="accepted", weight_kg="90")),
+    )
+    assert await standing() == ["accepted", "accepted"]
+    assert "rejected" not in await receipt_text(client, world, refused["id"])
