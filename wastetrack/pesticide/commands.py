@@ -25,15 +25,19 @@ ID_CHECK = "10X98765432"
 
 def _resident_id(number: str) -> str:
     """A resident ID number whose birth date is a day and whose check character holds: one
-    digit mistyped would credit a farmer who does not exist, whose balance no one looks up."""
+    digit mistyped would credit a farmer who does not exist, whose balance no one looks up.
+    Read with its check character upper-case, as GB 11643 writes it: `x` and `X` are one
+    number (one farmer, one content digest)."""
+    number = number.upper()
     try:
         date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         raise PydanticCustomError(
             "id_number_birth_date", "digits 7-14 of a resident ID number are a birth date"
         ) from None
-    if ID_CHECK[sum(int(d) * w for d, w in zip(number, ID_WEIGHTS, strict=False)) % 11] != (
-        number[17].upper()
+    if (
+        ID_CHECK[sum(int(d) * w for d, w in zip(number, ID_WEIGHTS, strict=False)) % 11]
+        != number[17]
     ):
         raise PydanticCustomError(
             "id_number_check",

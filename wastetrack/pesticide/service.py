@@ -137,7 +137,7 @@ class RecoveryMetrics(TypedDict):
 
 def farmer_key(identity: FarmerIdentity, *, secret: str) -> tuple[str, str]:
     """A keyed hash of the phone or ID number (never stored in clear) and a masked form."""
-    value = (identity.farmer_phone or identity.farmer_id_number or "").upper()
+    value = identity.farmer_phone or identity.farmer_id_number or ""
     identity_key = keys.ring(secret).farmer_identity
     key = hmac.new(identity_key, b"farmer:" + value.encode(), hashlib.sha256).hexdigest()
     masked = (
