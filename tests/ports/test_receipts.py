@@ -311,14 +311,16 @@ def test_a_long_berth_name_wraps_short_of_the_receipts_qr() -> None:
     assert decoded == [_receipt().url]
 
 
-async def test_a_line_packed_into_a_load_follows_the_loads_receipts_since_it_went_in(
+async def test_a_line_packed_into_a_load_follows_the_loads_receipts_and_its_own_until_then(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:
     """A line the plant rejected and the port took back is packed into the port's own load (a
     line of a vessel without an owner): until a receipt decides on the load, the line's latest
-    receipt is still its own rejection. The plant then rejects the load; a line the port
-    signed for, packed into it after that, is not refused by it. Once the plant accepts the
-    load, both lines are accepted: on the read, the receipt and its public check alike."""
+    receipt is still its own rejection (it read accepted, the port's signature). Once a
+    receipt decides on the load, its lines follow it, as their fate does in the figures (a
+    line packed into a load refused before is refused with it until the load's next receipt).
+    Once the plant accepts the load, both lines are accepted: on the read, the receipt and its
+    public check alike."""
     ownerless = await vessels.create_vessel(
         name="鲁荣渔50001",
         registration_number="371082200009",
@@ -364,7 +366,7 @@ async def test_a_line_packed_into_a_load_follows_the_loads_receipts_since_it_wen
     assert "rejected" in await receipt_text(client, world, refused["id"])
     await record(*sent_back(load_code, 30))
     await record(("port", event("aggregated", load_code, minutes=50, children=[fresh_code])))
-    assert await standing() == ["rejected", "accepted"]
+    assert await standing() == ["rejected", "rejected"]
     # The load goes to the plant again, which accepts it: its lines follow it.
     await record(
         ("port", event("in_transit", load_code, minutes=60, destination_organization_id=plant)),

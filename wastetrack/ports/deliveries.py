@@ -316,44 +316,30 @@ ACCEPTANCE_LABELS: dict[Acceptance, str] = {
     Acceptance.rejected: "已拒收",
 }
 
-# Per line batch: the latest receipt or treatment across its chain - the batch and each
-# container above it (`up`), a container's counting only after the batch below went in (`since`:
-# its latest aggregation of that batch), so the outermost one with any decides - with the
-# receipt's outcome after corrections; and whether a remainder not cancelled was split from the
-# batch, or from a container of its chain after the batch below went in (a receipt refused part
-# of it). $2 the deciding event types, $3 the cancelled state.
+# Per line batch: the latest receipt or treatment of the outermost container it was aggregated
+# into (whose fate it shares in the figures, docs/metrics.md §4), or of the batch itself while
+# that container has none (a line a receipt refused, packed into a load no receipt has decided
+# on, is still refused), with the receipt's outcome after corrections; and whether a remainder
+# not cancelled was split from either (a receipt refused part of it). $2 the deciding event
+# types, $3 the cancelled state.
 _DECISIONS = f"""
-WITH RECURSIVE up (line_batch, id, below, parent_id, depth) AS (
-    SELECT b.id, b.id, NULL::int, b.parent_id, 0 FROM batch b WHERE b.id = ANY($1::int[])
+WITH RECURSIVE up (line_batch, id, parent_id) AS (
+    SELECT b.id, b.id, b.parent_id FROM batch b WHERE b.id = ANY($1::int[])
     UNION ALL
-    SELECT up.line_batch, p.id, up.id, p.parent_id, up.depth + 1
-    FROM up JOIN batch p ON p.id = up.parent_id
+    SELECT up.line_batch, p.id, p.parent_id FROM up JOIN batch p ON p.id = up.parent_id
 ),
-chain AS (
-    SELECT up.line_batch, up.id, up.depth,
-           COALESCE((SELECT max(a.seq) FROM custody_event a JOIN batch c ON c.id = up.below
-                     WHERE a.batch_id = up.id AND a.event_type = '{EventType.aggregated}'
-                       AND a.details->'children' ? c.code), 0) AS since
-    FROM up
-)
-SELECT own.line_batch AS batch_id, decided.event_type, decided.outcome,
-       EXISTS (SELECT 1 FROM chain k JOIN batch r ON r.split_from_id = k.id
-               WHERE k.line_batch = own.line_batch AND r.state <> $3
-                 AND (k.depth = 0 OR EXISTS (
-                     SELECT 1 FROM custody_event t JOIN custody_event e
-                         ON e.batch_id = k.id AND e.id::text = t.details->>'receipt'
-                     WHERE t.batch_id = r.id AND t.event_type = '{EventType.tagged}'
-                       AND e.seq > k.since))) AS split
-FROM chain own
+root AS (SELECT line_batch, id FROM up WHERE parent_id IS NULL)
+SELECT root.line_batch AS batch_id, decided.event_type, decided.outcome,
+       EXISTS (SELECT 1 FROM batch r
+               WHERE r.split_from_id IN (root.id, root.line_batch) AND r.state <> $3) AS split
+FROM root
 LEFT JOIN LATERAL (
     SELECT e.event_type,
            {corrected_field("e", "outcome", "outcome")} AS outcome
-    FROM chain k JOIN custody_event e ON e.batch_id = k.id
-    WHERE k.line_batch = own.line_batch AND e.seq > k.since
-      AND e.event_type = ANY($2::text[])
-    ORDER BY k.depth DESC, e.seq DESC LIMIT 1
+    FROM custody_event e
+    WHERE e.batch_id IN (root.id, root.line_batch) AND e.event_type = ANY($2::text[])
+    ORDER BY e.batch_id = root.id DESC, e.seq DESC LIMIT 1
 ) decided ON true
-WHERE own.depth = 0
 """
 
 
