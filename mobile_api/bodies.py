@@ -127,9 +127,9 @@ async def _refuse_a_request(request: Request) -> None:
     if not sent.strip():
         return
     if not _json_type(request.headers.get("content-type", "")):
-        try:
-            found = loads(sent)
-        except Exception:  # no JSON: a form or text asks nothing this rule knows
+        try:  # read leniently (any encoding, members repeated): whether it is JSON at all
+            found = json.loads(sent)
+        except (ValueError, RecursionError):  # no JSON: a form or text asks nothing here
             return
         if isinstance(found, dict) and found:
             # The body as FastAPI hands a route bytes of another media type: a 415.

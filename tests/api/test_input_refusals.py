@@ -554,9 +554,21 @@ async def test_a_route_of_no_body_refuses_one_with_members(
         # body refuses it (it was carried out, the body unread).
         ("application/x-www-form-urlencoded", '{"reason": "离职"}'.encode(), 415, None, None),
         ("text/plain", b'{"reason": "x"}', 415, None, None),
+        ("text/plain", b'{"reason": "a", "reason": "b"}', 415, None, None),
+        ("text/plain", '{"reason": "离职"}'.encode("utf-16"), 415, None, None),
         (None, b'{"reason": "x"}', 415, None, None),
     ],
-    ids=["cut_short", "not_utf8", "repeated", "too_deep", "form", "text", "no_type"],
+    ids=[
+        "cut_short",
+        "not_utf8",
+        "repeated",
+        "too_deep",
+        "form",
+        "text",
+        "text_repeated",
+        "text_utf16",
+        "no_type",
+    ],
 )
 async def test_a_route_of_no_body_refuses_a_body_as_a_route_with_one_does(
     app: FastAPI,
