@@ -83,6 +83,7 @@ async def site_label(code: Code, settings: AppSettings, _: CurrentUser) -> Respo
         stream_zh=site.name,
         stream_en=site.name,
         colour="#2E8B57",
+        subtitle_field="name",
     )
     png = await asyncio.to_thread(labels.render_label_png, text)  # CPU: off the event loop
     return Response(png, media_type="image/png")

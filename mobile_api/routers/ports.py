@@ -98,6 +98,7 @@ async def berth_label(code: Code, settings: AppSettings, _: CurrentUser) -> Resp
         stream_zh="船舶垃圾交付扫码",
         stream_en="Scan to deliver ship waste",
         colour="#0077B6",
+        title_field="name",
     )
     png = await asyncio.to_thread(labels.render_label_png, text)  # CPU: off the event loop
     return Response(png, media_type="image/png")

@@ -924,6 +924,44 @@ async def test_berth_plate_decodes_to_the_berth(
     assert decoded == [harbour.berth_url]
 
 
+async def test_a_plate_never_prints_a_name_cut_short(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A berth's name (up to 64 characters) printed on its 50 x 30 mm plate past the colour
+    band, white on white, and a site's (up to 128) past the label's edge: 泊位 荣成市…第三作业区北
+    names another berth or none. A name too long to print whole even at the smallest size is
+    refused naming `name` (rename the berth or site); a short one prints as before."""
+    berth = "荣成市石岛镇石岛渔港东港区第三作业区北侧冷藏加工码头三号泊位"
+    made = await client.post(
+        f"/admin/v1/ports/{world.orgs['port'].id}/berths",
+        headers=world.headers("admin"),
+        json={"name": berth, "latitude": 36.88, "longitude": 122.43},
+    )
+    assert made.status_code == 201, made.text
+    code = made.json()["qr_url"].rsplit("/", 1)[1].split(".")[0]
+    plate = await client.get(f"/m/v1/berths/{code}/label.png", headers=world.headers("port"))
+    assert (plate.status_code, plate.json()["field"]) == (422, "name"), plate.text
+    site = await client.post(
+        "/admin/v1/sites",
+        headers=world.headers("admin"),
+        json={
+            "organization_id": world.orgs["community"].id,
+            "name": "荣成市宁津街道东墩社区居民委员会第三网格"
+            + "北山路十八号院内东侧生活垃圾分类投放点",
+            "latitude": 37.165,
+            "longitude": 122.487,
+        },
+    )
+    assert site.status_code == 201, site.text
+    plate = await client.get(
+        f"/m/v1/sites/{site.json()['code']}/label.png", headers=world.headers("manager")
+    )
+    assert (plate.status_code, plate.json()["field"]) == (422, "name"), plate.text
+    short = harbour.berth_url.rsplit("/", 1)[1].split(".")[0]
+    printed = await client.get(f"/m/v1/berths/{short}/label.png", headers=world.headers("port"))
+    assert printed.status_code == 200
+
+
 async def test_scanning_a_berth_plate_offers_a_delivery(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

@@ -29,6 +29,7 @@ from wastetrack.batches.drawing import (
     qr_image,
 )
 from wastetrack.core import codes
+from wastetrack.core.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -46,6 +47,10 @@ class LabelText:
     stream_en: str
     colour: str
     tagged_on: date | None = None  # the city's calendar day
+    # What a title or subtitle too long to print whole is refused naming (a berth's or site's
+    # own name on its plate).
+    title_field: str = "category"
+    subtitle_field: str = "stream"
 
 
 def render_label_png(text: LabelText, *, cjk_fonts: Sequence[str] = CJK_FONT_CANDIDATES) -> bytes:
@@ -68,20 +73,20 @@ def render_label_png(text: LabelText, *, cjk_fonts: Sequence[str] = CJK_FONT_CAN
         title, subtitle = one_line(text.category_zh), one_line(text.stream_zh)
     else:
         title, subtitle = one_line(text.category_en), one_line(text.stream_en)
-    fit = _fitted(draw, title, cjk, width - left - mm(2), 40)
+    fit = _fitted(draw, title, cjk, width - left - mm(2), 40, field=text.title_field)
     draw.text((left + mm(1), mm(1) + band // 2), title, fill="white", anchor="lm", font=fit)
     draw.text(
         (left, mm(9)),
         subtitle,
         fill="black",
-        font=_fitted(draw, subtitle, cjk, width - left - mm(1), 30),
+        font=_fitted(draw, subtitle, cjk, width - left - mm(1), 30, field=text.subtitle_field),
     )
     code = codes.printed(text.code)
     draw.text(
         (left, mm(15)),
         code,
         fill="black",
-        font=_fitted(draw, code, cjk, width - left - mm(1), 44),
+        font=_fitted(draw, code, cjk, width - left - mm(1), 44, field="code"),
     )
     if text.tagged_on:
         draw.text((left, mm(23)), text.tagged_on.isoformat(), fill="black", font=load_font(cjk, 28))
@@ -95,14 +100,23 @@ def render_label_png(text: LabelText, *, cjk_fonts: Sequence[str] = CJK_FONT_CAN
     return out.getvalue()
 
 
-def _fitted(draw: ImageDraw.ImageDraw, text: str, path: str | None, room: int, size: int) -> Font:
-    """The largest font up to size whose rendering of text fits in room pixels."""
-    while size > 10:
+def _fitted(
+    draw: ImageDraw.ImageDraw, text: str, path: str | None, room: int, size: int, *, field: str
+) -> Font:
+    """The largest font up to size, down to 10 px (0.85 mm), whose rendering of text fits in
+    room pixels. A text that does not fit even then is refused naming `field`: cut at the
+    label's edge (or past its colour band, white on paper), a name printed short names another
+    berth or site, or none."""
+    while size >= 10:
         candidate = load_font(path, size)
         if draw.textlength(text, font=candidate) <= room:
             return candidate
         size -= 2
-    return load_font(path, size)
+    raise ValidationFailed(
+        f"{field} {text!r} is too long to print whole on a {LABEL_MM[0]} x {LABEL_MM[1]} mm"
+        " label: shorten it",
+        field=field,
+    )
 
 
 def render_label_sheet_pdf(
