@@ -86,6 +86,44 @@ async def test_a_batch_row_rewritten_behind_its_chain_is_detected(
     assert (await verdict(client, world, code))["valid"] is True
 
 
+async def test_a_rewritten_state_or_container_in_the_row_is_detected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The figures read a batch's state (a cancelled one counts nowhere) and its container (a
+    bag shares its container's fate) from the row, and both are what the hashed steps say: the
+    latest step's state, and the container of the latest packing no correction undid. A row
+    rewritten to say otherwise verified; it no longer does, packed or taken out again."""
+    carrier = world.orgs["carrier"].id
+    bag = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    for step in (
+        ("carrier", event("collected", bag, minutes=2)),
+        ("carrier", event("aggregated", load, minutes=3, children=[bag])),
+    ):
+        assert (await post_event(client, world, *step)).status_code == 201
+    packed = (await Batch.get(code=load)).id
+
+    async def forged(column: str, value: object, kept: object) -> None:
+        assert (await verdict_as(client, world, "carrier", bag))["valid"] is True
+        await as_superuser_without_triggers(
+            (f"UPDATE batch SET {column} = $1 WHERE code = $2", [value, bag])
+        )
+        found = await verdict_as(client, world, "carrier", bag)
+        assert (found["valid"], found["broken_at_seq"]) == (False, 1), (column, found)
+        assert column in found["detail"], found
+        await as_superuser_without_triggers(
+            (f"UPDATE batch SET {column} = $1 WHERE code = $2", [kept, bag])
+        )
+        assert (await verdict_as(client, world, "carrier", bag))["valid"] is True
+
+    await forged("state", "cancelled", "aggregated")
+    await forged("parent_id", None, packed)
+    into = await CustodyEvent.get(batch__code=bag, event_type="aggregated")
+    undo = event("corrected", bag, minutes=5, corrects=str(into.id), aggregated=False)
+    assert (await post_event(client, world, "carrier", undo)).status_code == 201
+    await forged("parent_id", packed, None)
+
+
 async def verdict_as(client: httpx.AsyncClient, world: World, who: str, code: str) -> dict:
     response = await client.get(f"/m/v1/batches/{code}/verify", headers=world.headers(who))
     assert response.status_code == 200, response.text

@@ -14,6 +14,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.custody import repository
 from wastetrack.custody.checkpoints import LegacyChain
 from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import EventType
 
 
 def event_hash(
@@ -86,8 +87,8 @@ def fixed_at_tagging(batch: Batch) -> dict[str, Any]:
 
 def _row_disagrees(batch: Batch, events: list[CustodyEvent]) -> str | None:
     """The first field of the batch row that no longer says what its hashed events say, if
-    any: the tagging's fixed details and its stream and waste code, and its time, category,
-    quantity and unit after the corrections of it, in order."""
+    any: the tagging's fixed details and its stream and waste code, its time, category,
+    quantity and unit after the corrections of it, its state and its container, in order."""
     tagging = events[0]
     details = tagging.details or {}
     stated: dict[str, Any] = {
@@ -106,6 +107,15 @@ def _row_disagrees(batch: Batch, events: list[CustodyEvent]) -> str | None:
                 stated["tagged_at"] = datetime.fromisoformat(value)
             elif name in TAGGING_CORRECTED:
                 stated[TAGGING_CORRECTED[name]] = value
+    # What the steps leave: the state of the latest, and the container of the latest packing
+    # of the batch that no correction undid (`out_of`), which the figures read from the row.
+    stated["state"] = events[-1].state_after
+    stated["parent_id"] = None
+    for event in events[1:]:
+        if event.event_type == EventType.aggregated and event.related_batch_id is not None:
+            stated["parent_id"] = event.related_batch_id
+        elif event.event_type == EventType.corrected and "out_of" in (event.details or {}):
+            stated["parent_id"] = None
     for column, value in stated.items():
         kept = getattr(batch, column)
         if column == "quantity":
