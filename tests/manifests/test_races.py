@@ -20,6 +20,7 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     Parties,
     call,
     parties,
+    sign_leg,
     sign_producer,
 )
 from wastetrack.batches.models import Batch
@@ -166,14 +167,7 @@ async def test_an_arrival_and_a_handover_back_to_a_carrier_at_once_leave_the_man
     mid = made.json()["id"]
     assert (await sign_producer(client, world, mid, NOW - timedelta(hours=2))).status_code == 200
     for seq, who in ((1, "carrier"), (2, "second")):
-        at = (NOW - timedelta(hours=3 - seq)).isoformat()
-        signed = await call(
-            client,
-            world,
-            who,
-            f"/{mid}/legs/{seq}/sign",
-            {"handover_at": at, "handover_place": "石岛"},
-        )
+        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=3 - seq))
         assert signed.status_code == 200, signed.text
     back = event(
         "handed_over",
