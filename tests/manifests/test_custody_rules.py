@@ -518,3 +518,70 @@ async def test_a_refused_part_takes_an_hj1276_identifier_of_its_own(
     full = await call(client, world, "plant", f"/{arrived['id']}/decision", PARTLY)
     assert (full.status_code, full.json()["field"]) == (409, "decision"), full.text
     assert await CustodyEvent.all().count() == before
+
+
+async def _load_holding_hw49(client: httpx.AsyncClient, world: World) -> str:
+    """An HW08 load of the maker's (900-249-08) into which a drum of HW49 waste was packed."""
+    drum = medical_bag(
+        stream="hazardous",
+        category="hw.49",
+        waste_code="900-041-49",
+        hazard=["T"],
+        quantity="100",
+        device_time=(NOW - timedelta(hours=3)).isoformat(),
+    )
+    drum.pop("event_type")
+    made = await client.post("/m/v1/batches", json=drum, headers=world.headers("maker"))
+    assert made.status_code == 201, made.text
+    load = await tag_oil(client, world, quantity="100")
+    packed = event(
+        "aggregated",
+        load,
+        children=[made.json()["code"]],
+        device_time=(NOW - timedelta(minutes=170)).isoformat(),
+    )
+    assert (await post(client, world, "maker", packed)).status_code == 201
+    return load
+
+
+async def test_the_receiver_must_be_licensed_for_what_the_listed_loads_hold(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The receiver holds an HW08 licence only; the HW08 load listed holds a drum of HW49. Its
+    receipt would be refused (a container's waste is its contents'), so the draft is, naming
+    the receiver and what it lacks, nothing written."""
+    load = await _load_holding_hw49(client, world)
+    body = {**parties.body, "batches": [load], "quantity_kg": "100"}
+    refused = await call(client, world, "maker", "", body)
+    assert (refused.status_code, refused.json()["field"]) == (403, "receiver_organization_id")
+    assert "hw.49" in refused.json()["detail"]
+    assert await Manifest.all().count() == 0
+
+
+async def test_the_decisions_method_must_be_licensed_for_everything_the_load_holds(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """HW08 licensed for R9 and D10, HW49 for D10 only: the load holding both may be accepted
+    by D10, not by R9 (403 naming `method`, nothing decided), as its treatment would be judged."""
+    from wastetrack.registry import service as registry
+
+    await registry.add_licence(
+        organization_id=world.orgs["plant"].id, category_key="hw.49", method_codes=["D10"]
+    )
+    load = await _load_holding_hw49(client, world)
+    body = {**parties.body, "batches": [load], "quantity_kg": "100"}
+    arrived = await drive_to_arrival(client, world, Parties([load], body))
+    path = f"/{arrived['id']}/decision"
+    accepted = {"decision": "accepted", "received_quantity_kg": "100", "method": "R9"}
+    refused = await call(client, world, "plant", path, accepted)
+    assert (refused.status_code, refused.json()["field"]) == (403, "method"), refused.text
+    assert "D10" in refused.json()["detail"]
+    assert (await Manifest.get(id=arrived["id"])).state == "arrived"
+    assert not await CustodyEvent.filter(batch__code=load, event_type=EventType.received)
+    decided = await call(client, world, "plant", path, {**accepted, "method": "D10"})
+    assert decided.status_code == 200, decided.text
+    assert (await Batch.get(code=load)).state == "received"

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import TransactionManagementError
@@ -23,20 +23,18 @@ from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch
 from wastetrack.batches.tagging import tag
-from wastetrack.catalog import service as catalog
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
     NotFound,
 )
 from wastetrack.core.principal import Principal
-from wastetrack.core.settings import get_settings
 from wastetrack.custody import corrections, repository, transitions
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.results import EntryResult, others_id
 from wastetrack.custody.rules import EventType, Outcome, Party
 from wastetrack.custody.transitions import check_allowed
-from wastetrack.custody.work import Work, check_common, code_by_id, pin_identifiers, remember
+from wastetrack.custody.work import Work, begin, check_common, code_by_id, pin_identifiers, remember
 from wastetrack.evidence import service as evidence
 from wastetrack.rollups import service as rollups
 from wastetrack.rollups.facts import FACT_EVENTS
@@ -212,17 +210,10 @@ async def _record(
     """Apply submissions[i] as principals[i], in the order `ordered` gives from the
     submissions and the codes of the batches each acts on; one read before, the writes after
     (in parts while deciding, see `_Writes`)."""
-    work = Work(
-        principal=principals[0],
+    work = await begin(
+        principals[0],
         secret=secret,
-        reader=await batches.scan_reader(
-            (text for sub in submissions for text in (sub.batch, *(sub.children or ()))),
-            secret=secret,
-        ),
-        now=datetime.now(UTC),
-        catalog=await catalog.snapshot(),
-        timezone=get_settings().timezone,
-        manifest_tolerance=get_settings().manifest_quantity_tolerance,
+        texts=(text for sub in submissions for text in (sub.batch, *(sub.children or ()))),
     )
     outcomes: list[Recorded | None] = [None] * len(submissions)
     codes_of: list[str | None] = []

@@ -36,7 +36,7 @@ from wastetrack.custody.rules import (
     State,
     may_correct,
 )
-from wastetrack.custody.work import Work, check_order, new_event, organization
+from wastetrack.custody.work import Work, begin, check_order, new_event, organization, remember
 from wastetrack.fleet import plates
 from wastetrack.manifests.commands import ManifestStep
 from wastetrack.manifests.models import state_label
@@ -439,6 +439,23 @@ async def licensed_methods(
         methods = allowed if methods is None else [m for m in methods if m in allowed]
     assert methods is not None
     return methods
+
+
+async def receivable_methods(
+    principal: Principal, held: list[Batch], *, facility_id: int, on: date, secret: str
+) -> list[str]:
+    """The methods the facility may use on these batches taken in together on the day, by the
+    rule their receipts and treatments are judged by (`licensed_methods`, for each batch and
+    everything aggregated into it): for a transfer manifest's receiver, judged before the
+    batches' receipts are recorded. Refused (403 on `batch`) where a licence is missing."""
+    work = await begin(principal, secret=secret)
+    for batch in held:
+        remember(work, batch)
+    methods: list[str] | None = None
+    for batch in held:
+        allowed = await licensed_methods(work, batch, on=on, facility_id=facility_id)
+        methods = allowed if methods is None else [m for m in methods if m in allowed]
+    return methods or []
 
 
 async def check_licensed_history(work: Work, batch: Batch, category: str) -> None:

@@ -3,14 +3,17 @@ the end, and the steps every event type shares (the common checks, appending an 
 batch's chain, issuing a label, a batch about to be tagged)."""
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from wastetrack.alerts import service as alerts
+from wastetrack.batches import service as batches
 from wastetrack.batches.models import Batch, Label
 from wastetrack.batches.service import ScanReader
+from wastetrack.catalog import service as catalog
 from wastetrack.catalog.service import CatalogSnapshot
 from wastetrack.core import codes, keys
 from wastetrack.core.errors import (
@@ -18,6 +21,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import CLOCK_SKEW, check_reported
+from wastetrack.core.settings import get_settings
 from wastetrack.custody import repository
 from wastetrack.custody.chain import event_hash
 from wastetrack.custody.commands import EventCommand
@@ -69,6 +73,19 @@ class Work:
     # Per HJ 1276 prefix the call tags under: the numbers given out before it and those its
     # taggings took (`identifiers.check_room`).
     identifier_numbers: dict[str, int] = field(default_factory=dict)
+
+
+async def begin(principal: Principal, *, secret: str, texts: Iterable[str | None] = ()) -> Work:
+    """A call's unit of work, acting as the principal, with a reader of the texts it scans."""
+    return Work(
+        principal=principal,
+        secret=secret,
+        reader=await batches.scan_reader(texts, secret=secret),
+        now=datetime.now(UTC),
+        catalog=await catalog.snapshot(),
+        timezone=get_settings().timezone,
+        manifest_tolerance=get_settings().manifest_quantity_tolerance,
+    )
 
 
 def code_by_id(work: Work, batch_id: int) -> str:

@@ -131,14 +131,16 @@ async def create_manifest(
     receiver = await registry.get_organization(
         submission.receiver_organization_id, field="receiver_organization_id"
     )
-    licence = await registry.licence_covering(
-        organization_id=receiver.id, category_key=category.key, on=today
-    )
-    if receiver.kind != OrganizationKind.treatment_facility or licence is None:
-        raise Forbidden(
-            f"the receiver holds no valid licence for {category.key}",
-            field="receiver_organization_id",
+    # The receiver as the batches' receipts will judge it: a treatment facility licensed today
+    # for each batch's category and for everything aggregated into it (a load holding a drum
+    # of another category is received with it).
+    try:
+        await transitions.receivable_methods(
+            principal, listed, facility_id=receiver.id, on=today, secret=secret
         )
+    except Forbidden as error:
+        error.field = "receiver_organization_id"
+        raise
     # The vehicles as the stream's rule wants them on the day, as the hand-overs will check
     # them: a leg the producer's signature would refuse is refused while the draft can change.
     vehicle_rule = (stream.rules or {}).get("vehicle_required")

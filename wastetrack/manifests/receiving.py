@@ -25,7 +25,6 @@ from wastetrack.manifests.commands import RECEIVED_STEP, DecisionCommand, step_i
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy
 from wastetrack.manifests.queries import get_manifest, open_for_action
 from wastetrack.manifests.signing import LOCKED
-from wastetrack.registry import service as registry
 
 DECISION_WORKING_DAYS = 5
 
@@ -132,24 +131,32 @@ async def decide(
     # on their own city day: the licence is the one valid on that day, as there. A rejection
     # takes nothing in and needs none, as in custody: a receiver whose licence lapsed before
     # the waste arrived refuses it (else nobody could close the manifest).
+    # The method, by the rule the receipts and the treatment are judged by: one the licences
+    # allow for every category listed and aggregated into the batches.
     arrival_day = cityday.local_date(manifest.arrived_at, timezone)
+    held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
     if decision.decision != "rejected":
-        licence = await registry.licence_covering(
-            organization_id=manifest.receiver_id,
-            category_key=manifest.category_id,
-            on=arrival_day,
-        )
-        if licence is None or (
-            decision.method is not None and decision.method not in licence.method_codes
-        ):
+        named = "method" if decision.method is not None else "decision"
+        try:
+            allowed = await transitions.receivable_methods(
+                principal,
+                [held[code] for code in manifest.batch_codes],
+                facility_id=manifest.receiver_id,
+                on=arrival_day,
+                secret=secret,
+            )
+        except Forbidden as error:
+            error.field = named
+            raise
+        if decision.method is not None and decision.method not in allowed:
             raise Forbidden(
-                f"your licence did not cover {decision.method or 'receiving'} for"
-                f" {manifest.category_id} on the day of arrival ({arrival_day.isoformat()})",
-                field="method" if decision.method is not None else "decision",
+                f"your licences did not cover {decision.method} for all the waste listed on the"
+                f" day of arrival ({arrival_day.isoformat()}): {', '.join(allowed) or 'none'}"
+                " would",
+                field="method",
             )
     now = datetime.now(UTC)
     declared = manifest.quantity_kg
-    held = {b.code: b for b in await Batch.filter(code__in=manifest.batch_codes)}
     snapshot = await catalog.snapshot()
     known = {code: remainders.known_kg(snapshot, held[code]) for code in manifest.batch_codes}
     # A rejection weighs nothing (its receipts carry no weight); the rest is checked before
