@@ -193,6 +193,40 @@ async def test_trajectory_follows_the_vehicle_from_pickup_to_receipt(
     assert '"trace-track">[[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]<' in page.text
 
 
+async def test_a_fix_where_one_carriage_hands_on_to_the_next_is_on_the_path_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Collected at +10 min, taken in transit in the same vehicle at +20, received at +60: the
+    fix at +20, where one carriage ends and the next begins, is one position, not two."""
+    await register(client, world)
+    code = await bag_for_carrier(client, world)
+    start = NOW.replace(microsecond=0) - timedelta(hours=2)
+    collected = event("collected", code, minutes=10, vehicle_plate=PLATE)
+    assert (await post_event(client, world, "carrier", collected)).status_code == 201
+    in_transit = event(
+        "in_transit",
+        code,
+        destination_organization_id=world.orgs["facility"].id,
+        vehicle_plate=PLATE,
+        device_time=(start + timedelta(minutes=20)).isoformat(),
+    )
+    assert (await post_event(client, world, "carrier", in_transit)).status_code == 201
+    received = event("received", code, minutes=60, outcome="accepted", weight_kg="3.4")
+    assert (await post_event(client, world, "facility", received)).status_code == 201
+    points = [fix(15, 37.1, 122.1, start), fix(20, 37.2, 122.2, start), fix(30, 37.3, 122.3, start)]
+    posted = await client.post(
+        f"/m/v1/vehicles/{PLATE}/positions",
+        json={"positions": points},
+        headers=world.headers("carrier"),
+    )
+    assert posted.json()["stored"] == 3, posted.text
+    found = await client.get(f"/m/v1/batches/{code}/trajectory", headers=world.headers("clinic"))
+    feature = found.json()
+    assert feature["geometry"]["coordinates"] == [[122.1, 37.1], [122.2, 37.2], [122.3, 37.3]]
+    assert len(feature["properties"]["times"]) == 3
+    assert len(feature["properties"]["carriages"]) == 2
+
+
 async def test_a_plate_stated_by_another_carrier_shows_none_of_the_vehicles_positions(
     client: httpx.AsyncClient, world: World
 ) -> None:

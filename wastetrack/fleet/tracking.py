@@ -144,6 +144,9 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
     longest = timedelta(hours=get_settings().leg_overdue_hours)
     stretches = await _carried(batch.id, longest=longest, now=now)
     points: list[tuple[datetime, float, float]] = []
+    # A fix at the second one carriage of a vehicle ends and the next begins (a manifest leg's
+    # handover and departure share it) is one position of the path, not two.
+    taken: set[int] = set()
     # A plate is the carrier's own vehicle only: one stated by a carrier that had not
     # registered its fleet may be another carrier's, whose positions are not this batch's.
     vehicles = {
@@ -162,9 +165,10 @@ async def trajectory(*, principal: Principal, code: str) -> Trajectory:
         rows = (
             await query.order_by("time")
             .limit(MAX_TRAJECTORY_POINTS)
-            .values_list("time", "latitude", "longitude")
+            .values_list("id", "time", "latitude", "longitude")
         )
-        points.extend(rows)
+        points.extend((time, lat, lon) for id_, time, lat, lon in rows if id_ not in taken)
+        taken.update(id_ for id_, *_ in rows)
     return Trajectory(batch_code=batch.code, carriages=stretches, points=points)
 
 
