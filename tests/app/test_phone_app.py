@@ -2677,3 +2677,42 @@ def test_a_rounds_load_left_without_a_quantity_is_refused(
         browser.find_element(By.ID, "round-cancel").click()
     finally:
         _network(browser, offline=False)
+
+
+CAUGHT = """
+window.__caught = [];
+window.addEventListener('error', (e) => window.__caught.push(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => window.__caught.push(String(e.reason)));
+"""
+
+
+def test_a_camera_started_on_one_screen_stops_when_the_app_leaves_it(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """A camera hands what it reads to the screen that started it. Scan tapped, then the round
+    before anything was read: the scan's camera went on reading in the round and took the app
+    out of it to the label's bag. A round's Scan, then Cancel: its camera went on reading on
+    the scan screen and handed the label to the round that was gone (a TypeError). Leaving a
+    screen stops its camera, whichever of the two it is."""
+    _as(browser, served, "carrier")
+    browser.execute_script(CAUGHT)
+    on = "return Boolean(document.getElementById('video').srcObject)"
+    # Both taps in one go, before the fake camera (the label from its first frame) is open.
+    browser.execute_script(
+        "document.getElementById('camera').click();document.getElementById('round-start').click();"
+    )
+    time.sleep(3)  # far longer than the camera takes to open and read the label
+    assert _visible(browser, "round-view") and not _visible(browser, "result-view")
+    assert not browser.execute_script(on)
+    browser.execute_script(
+        "document.getElementById('round-scan').click();"
+        "document.getElementById('round-cancel').click();"
+    )
+    time.sleep(3)
+    assert _visible(browser, "scan-view")
+    assert not browser.execute_script(on)
+    assert browser.execute_script("return window.__caught") == []
+    # The camera still reads for the screen that starts it.
+    browser.find_element(By.ID, "camera").click()
+    _wait(browser, lambda b: _visible(b, "result-view"), timeout=20)
+    browser.find_element(By.ID, "back").click()

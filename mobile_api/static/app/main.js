@@ -30,9 +30,14 @@ let round = null; // {load: {qr, code, found}, bags: [{qr, code, found, pin}]}
 
 // ---- small helpers -------------------------------------------------------------------------
 
+let shown = null; // the view on screen
+
 function show(view) {
   for (const id of VIEWS) $(id).hidden = id !== view;
-  if (view !== 'scan-view' && view !== 'round-view' && scanner) scanner.stop();
+  // A reading camera hands its code to the view that started it (a scan looks the code up, a
+  // round adds it): leaving that view stops it.
+  if (view !== shown && scanner) scanner.stop();
+  shown = view;
 }
 
 function el(tag, attributes = {}, ...children) {

@@ -6,15 +6,24 @@ export class Scanner {
     this.canvas = canvas;
     this.stream = null;
     this.running = false;
+    this.run = 0; // each start's number: a reading loop or a camera of an earlier one stops
   }
 
   async start(onCode) {
-    this.stream = await navigator.mediaDevices.getUserMedia({
+    this.stop(); // one camera and one reading loop at a time
+    const run = this.run;
+    const stream = await navigator.mediaDevices.getUserMedia({
       video: { facingMode: 'environment', width: { ideal: 1280 } },
       audio: false,
     });
-    this.video.srcObject = this.stream;
+    if (run !== this.run) { // stopped (or started again) while the camera opened
+      stream.getTracks().forEach((track) => track.stop());
+      return;
+    }
+    this.stream = stream;
+    this.video.srcObject = stream;
     await this.video.play();
+    if (run !== this.run) return;
     let detector = null;
     if ('BarcodeDetector' in window) {
       const formats = await window.BarcodeDetector.getSupportedFormats();
@@ -24,7 +33,7 @@ export class Scanner {
     this.running = true;
     const context = this.canvas.getContext('2d', { willReadFrequently: true });
     const tick = async () => {
-      if (!this.running) return;
+      if (!this.running || run !== this.run) return;
       const { videoWidth: width, videoHeight: height } = this.video;
       let text = null;
       if (width && height) {
@@ -40,6 +49,7 @@ export class Scanner {
           if (found && found.data) text = found.data;
         }
       }
+      if (run !== this.run) return; // stopped while this frame was read
       if (text) {
         this.stop();
         onCode(text);
@@ -51,6 +61,7 @@ export class Scanner {
   }
 
   stop() {
+    this.run += 1;
     this.running = false;
     if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
     this.stream = null;
