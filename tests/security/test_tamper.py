@@ -124,6 +124,56 @@ async def test_a_rewritten_state_or_container_in_the_row_is_detected(
     await forged("parent_id", packed, None)
 
 
+async def test_a_remainder_detached_from_its_original_in_the_row_is_detected(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The figures add a partial receipt's refused part up by the remainder row's link to the
+    batch it was split from (and the remainder rules read it); the remainder's tagging names
+    that batch. A row detached from it, or tied to another, no longer verifies; nor does a
+    batch no split made, tied to one."""
+    carrier = world.orgs["carrier"].id
+    bag = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    for who, step in (
+        ("carrier", event("collected", bag, minutes=10)),
+        (
+            "carrier",
+            event(
+                "in_transit", bag, minutes=20, destination_organization_id=world.orgs["facility"].id
+            ),
+        ),
+        (
+            "facility",
+            event(
+                "received",
+                bag,
+                minutes=60,
+                outcome="partially_accepted",
+                weight_kg="2.0",
+                reason="袋破",
+            ),
+        ),
+    ):
+        assert (await post_event(client, world, who, step)).status_code == 201
+    (part,) = await Batch.filter(split_from__code=bag)
+    other = (await tag_bag(client, world))["code"]
+    original, elsewhere = (await Batch.get(code=bag)).id, (await Batch.get(code=other)).id
+    for code, forged, kept in (
+        (part.code, None, original),
+        (part.code, elsewhere, original),
+        (other, original, None),
+    ):
+        assert (await verdict_as(client, world, "clinic", code))["valid"] is True
+        await as_superuser_without_triggers(
+            ("UPDATE batch SET split_from_id = $1 WHERE code = $2", [forged, code])
+        )
+        found = await verdict_as(client, world, "clinic", code)
+        assert (found["valid"], found["broken_at_seq"]) == (False, 1), found
+        assert "split_from_id" in found["detail"], found
+        await as_superuser_without_triggers(
+            ("UPDATE batch SET split_from_id = $1 WHERE code = $2", [kept, code])
+        )
+
+
 async def verdict_as(client: httpx.AsyncClient, world: World, who: str, code: str) -> dict:
     response = await client.get(f"/m/v1/batches/{code}/verify", headers=world.headers(who))
     assert response.status_code == 200, response.text

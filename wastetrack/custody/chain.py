@@ -87,13 +87,17 @@ def fixed_at_tagging(batch: Batch) -> dict[str, Any]:
 
 def _row_disagrees(batch: Batch, events: list[CustodyEvent]) -> str | None:
     """The first field of the batch row that no longer says what its hashed events say, if
-    any: the tagging's fixed details and its stream and waste code, its time, category,
-    quantity and unit after the corrections of it, its state and its container, in order."""
+    any: the tagging's fixed details and its stream and waste code, the batch a remainder was
+    split from, its time, category, quantity and unit after the corrections of it, its state
+    and its container, in order."""
     tagging = events[0]
     details = tagging.details or {}
     stated: dict[str, Any] = {
         "stream_id": details.get("stream"),
         "waste_code": details.get("waste_code"),
+        # A remainder's tagging names the batch it was split from (its related batch, hashed
+        # by code); the figures add the parts up by the row's link to it.
+        "split_from_id": tagging.related_batch_id if "split_from" in details else None,
         "tagged_at": tagging.device_time,
         **{column: details[name] for name, column in TAGGING_CORRECTED.items() if name in details},
         **{column: details[name] for name, column in _FIXED.items() if name in details},
