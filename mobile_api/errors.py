@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from asyncpg.exceptions import (
     DataError,
@@ -268,6 +269,8 @@ async def refuse_unknown_query(request: Request) -> None:
     form = getattr(request, "_form", None)  # read before any dependency, when the body is one
     if form is not None:
         _refuse_repeats("body", form.multi_items(), known.once_fields)
+    if request.scope["query_string"]:
+        _refuse_undecodable(request.scope["query_string"], known.queries)
     if request.scope["query_string"] and route.include_in_schema:
         for name, _value in request.query_params.multi_items():
             if name not in known.queries:
@@ -278,6 +281,26 @@ async def refuse_unknown_query(request: Request) -> None:
                 }
                 raise RequestValidationError([refused])
         _refuse_repeats("query", request.query_params.multi_items(), known.once_queries)
+
+
+def _refuse_undecodable(query: bytes, taken: frozenset[str]) -> None:
+    """A parameter the route takes whose bytes are no UTF-8 (`%ED%A0%80`, an overlong `%C0%AF`):
+    the framework reads each such byte as U+FFFD, and the route would act on, and keep, text
+    nobody sent (a calendar load's reason in the audit log). Refused as a body's bytes are."""
+    for pair in query.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        name = unquote_plus(raw_name.decode("latin-1"), errors="replace")
+        if name not in taken:
+            continue  # one the route does not take is refused by its name, or ignored by a page
+        try:
+            unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            refused = {
+                "type": "string_unicode",
+                "loc": ("query", name),
+                "msg": "the parameter's bytes are not UTF-8 text",
+            }
+            raise RequestValidationError([refused]) from None
 
 
 _PARTS = {"body": "field of its form", "query": "query parameter"}

@@ -22,6 +22,7 @@ from tests.factories import CITY_TODAY, NOW, PASSWORD, World, medical_bag
 from tests.household.test_sorting import pickup, point_url
 from tests.pesticide.test_take_back import a_return, points
 from tests.ports.test_ports import Harbour, delivery, harbour
+from wastetrack.audit.models import AuditEntry
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.core import db
 from wastetrack.core.errors import ValidationFailed
@@ -447,6 +448,32 @@ async def test_a_query_parameter_taken_once_and_sent_twice_is_refused_naming_it(
     # Each once, any order, passes.
     once = [("format", "json"), ("region_id", world.regions["town"].id)]
     assert (await client.get("/m/v1/metrics/sorting", params=once, headers=manager)).is_success
+
+
+async def test_a_query_parameter_whose_bytes_are_no_utf8_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World, restore_calendar: None
+) -> None:
+    """The framework reads bytes that are no UTF-8 in a query (a lone surrogate's `%ED%A0%80`,
+    an overlong `%C0%AF`) as U+FFFD: a calendar load ran, and kept `���` as its reason in the
+    audit log. Refused naming the parameter, nothing done; a page still ignores what a link
+    adds that it does not take."""
+    admin = world.headers("admin")
+    year = CITY_TODAY.year
+    for raw in ("%ED%A0%80", "%C0%AF", "ok%FF"):
+        loaded = await client.post(
+            f"/admin/v1/calendar/load?year={year}&reason={raw}", headers=admin
+        )
+        assert_refused(loaded, "reason")
+        assert loaded.json()["errors"][0]["rule"] == "string_unicode"
+        listed = await client.get(f"/m/v1/batches?cursor={raw}", headers=world.headers("manager"))
+        assert_refused(listed, "cursor")
+    assert not await AuditEntry.filter(action="calendar.loaded").exists()
+    named = await client.post(
+        f"/admin/v1/calendar/load?year={year}&reason=%E8%A1%A5", headers=admin
+    )
+    assert named.status_code == 200, named.text
+    label = (await tag_bag(client, world))["qr_url"]
+    assert (await client.get(httpx.URL(label).path + "?from=%C0%AF")).status_code == 200
 
 
 async def test_tabs_and_line_breaks_stay_allowed_in_text(
