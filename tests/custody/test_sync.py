@@ -15,6 +15,8 @@ from tortoise import connections
 
 from tests.custody.helpers import tag_bag
 from tests.factories import NOW, World, event, medical_bag
+from wastetrack.alerts.models import Alert
+from wastetrack.alerts.service import SCAN_ANOMALY
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import commands, db
 from wastetrack.custody import repository
@@ -41,6 +43,38 @@ async def test_resend_is_a_duplicate_and_changes_nothing(
     assert result["batch_code"] == first.json()["results"][0]["batch_code"]
     assert await Batch.all().count() == 1
     assert await CustodyEvent.all().count() == 1
+
+
+async def test_a_refused_entry_resent_is_judged_again_unless_the_key_replays_the_answer(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A refusal is no record: the phone's backlog put the bag's departure (+15 min) before its
+    collection (+30), so the departure was refused from a bag still tagged; the same body sent
+    again, its answer lost, is judged against the log as it stands: the collection is a
+    duplicate and the departure, now after it, is applied (flagged, its clock behind). Sent
+    with the first request's Idempotency-Key, the resend gets the first answer whole."""
+    bag = (await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id))["code"]
+    backlog = [
+        event("in_transit", bag, minutes=15, destination_organization_id=world.orgs["facility"].id),
+        event("collected", bag, minutes=30),
+    ]
+    keyed = {**world.headers("carrier"), "Idempotency-Key": f"resend-{bag}"}
+    first = await client.post("/m/v1/sync", json={"events": backlog}, headers=keyed)
+    assert [r["status"] for r in first.json()["results"]] == ["rejected", "applied"]
+    assert first.json()["results"][0]["error"]["field"] == "event_type"
+    replayed = await client.post("/m/v1/sync", json={"events": backlog}, headers=keyed)
+    assert replayed.json() == first.json()
+    assert await CustodyEvent.filter(batch__code=bag).count() == 2
+    again = await sync(client, world, "carrier", backlog)
+    results = again.json()["results"]
+    assert [r["status"] for r in results] == ["applied", "duplicate"], results
+    (flagged,) = await Alert.filter(kind=SCAN_ANOMALY, batch__code=bag)
+    assert flagged.details["flags"] == ["device_clock_behind"]
+    assert [e.event_type for e in await CustodyEvent.filter(batch__code=bag).order_by("seq")] == [
+        "tagged",
+        "collected",
+        "in_transit",
+    ]
 
 
 def _written_otherwise(body: dict, offset_hours: int) -> dict:
