@@ -268,6 +268,12 @@ def _rewritten(archive: Path, out: Path, change: str) -> Path:
         members = tar.getmembers()
     if change == "cut inside a photo":
         out.write_bytes(data[: members[-1].offset_data + 100])
+    elif change in ("a photo's byte changed", "a byte of the dump changed"):
+        # A bad disk or copy: the names, sizes and headers as they were.
+        member = members[-1] if change.startswith("a photo") else members[1]
+        changed = bytearray(data)
+        changed[member.offset_data + member.size // 2] ^= 0x55
+        out.write_bytes(bytes(changed))
     elif change == "lost its last photo":  # cut at the last photo's header, padded as a tar ends
         out.write_bytes(data[: members[-1].offset] + bytes(1024))
     else:
@@ -275,14 +281,32 @@ def _rewritten(archive: Path, out: Path, change: str) -> Path:
             for member in tar.getmembers():
                 content = tar.extractfile(member).read()  # type: ignore[union-attr]
                 if member.name == "manifest.json":
-                    content = {"not json": b"{format: 1", "a list": b"[1, 2]"}[change]
+                    content = {
+                        "not json": b"{format: 1",
+                        "a list": b"[1, 2]",
+                        "a photo's digest left out": json.dumps(
+                            {**json.loads(content), "sha256": {"database.dump": "0" * 64}}
+                        ).encode(),
+                        "written before digests": json.dumps(
+                            {k: v for k, v in json.loads(content).items() if k != "sha256"}
+                        ).encode(),
+                    }[change]
                     member.size = len(content)
                 copy.addfile(member, io.BytesIO(content))
     return out
 
 
 @pytest.mark.parametrize(
-    "change", ["cut inside a photo", "lost its last photo", "not json", "a list"]
+    "change",
+    [
+        "cut inside a photo",
+        "lost its last photo",
+        "not json",
+        "a list",
+        "a photo's byte changed",
+        "a byte of the dump changed",
+        "a photo's digest left out",
+    ],
 )
 def test_a_damaged_archive_is_refused_before_anything_is_restored(
     empty_database: str, tmp_path: Path, change: str
@@ -302,6 +326,27 @@ def test_a_damaged_archive_is_refused_before_anything_is_restored(
         assert done.returncode == 2, done.stderr
         assert "error (archive)" in done.stderr and "Traceback" not in done.stderr
         assert not (target_dir / "photos").exists()
+    finally:
+        asyncio.run(db.drop_database(target_url))
+
+
+def test_a_backup_written_before_its_manifest_held_digests_is_restored(
+    database_url: str, tmp_path: Path
+) -> None:
+    archive = _archive_with_photos(database_url, tmp_path, 2)
+    older = _rewritten(archive, tmp_path / "older.tar", "written before digests")
+    target_dir = tmp_path / "target"
+    target_url = db.with_database(database_url, f"wastetrack_restore_{uuid.uuid4().hex[:8]}")
+    try:
+        done = _cli(
+            "restore",
+            str(older),
+            database_url=target_url,
+            data_dir=target_dir,
+            secret=secrets.token_hex(24),
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(list((target_dir / "photos").rglob("*.jpg"))) == 2
     finally:
         asyncio.run(db.drop_database(target_url))
 

@@ -4,6 +4,7 @@ custody chain, so a damaged or partial restore is noticed at once."""
 
 import asyncio
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -15,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 
@@ -127,6 +128,10 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
                 if photos_dir.exists()
                 else []
             )
+            members = {
+                DUMP: dump,
+                **{f"{PHOTOS}/{p.relative_to(photos_dir).as_posix()}": p for p in photos},
+            }
             manifest = {
                 "format": FORMAT,
                 "created_at": datetime.now(UTC).isoformat(),
@@ -135,15 +140,16 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
                 "photos": len(photos),
                 # Past every transaction id the dumped rows name (`_next_txid`).
                 "next_txid": asyncio.run(_next_txid(database_url)),
+                # What each member's bytes are, checked before a restore (`_check_digests`).
+                "sha256": {name: _sha256(path.open("rb")) for name, path in members.items()},
             }
             manifest_file = Path(tmp) / MANIFEST
             manifest_file.write_text(json.dumps(manifest, indent=2))
             # The dump is compressed already, and so are the photos (JPEG, PNG).
             with tarfile.open(fileobj=file, mode="w") as tar:
                 tar.add(manifest_file, arcname=MANIFEST)
-                tar.add(dump, arcname=DUMP)
-                for photo in photos:
-                    tar.add(photo, arcname=f"{PHOTOS}/{photo.relative_to(photos_dir).as_posix()}")
+                for name, path in members.items():
+                    tar.add(path, arcname=name)
         partial.replace(out)  # never a half-written file under the final name
     except BaseException as error:
         partial.unlink(missing_ok=True)
@@ -274,7 +280,43 @@ def _backup_archive(
                 f" {manifest.get('photos')}; nothing was restored",
                 field="archive",
             )
+        try:
+            _check_digests(tar, manifest)
+        except (tarfile.TarError, EOFError, OSError):
+            raise damaged from None
         yield tar, manifest, photos
+
+
+def _sha256(file: IO[bytes]) -> str:
+    hashed = hashlib.sha256()
+    with file:
+        while chunk := file.read(1 << 20):
+            hashed.update(chunk)
+    return hashed.hexdigest()
+
+
+def _check_digests(tar: tarfile.TarFile, manifest: dict[str, Any]) -> None:
+    """Every member's bytes are what the backup wrote (their SHA-256 in the manifest): a byte a
+    bad disk or copy changed, the sizes left as they were, would restore a photo that is no
+    longer the evidence its name hashes, or a dump pg_restore misreads. An archive written
+    before the manifest held digests is judged by its sizes and counts alone."""
+    digests = manifest.get("sha256")
+    if digests is None:
+        return
+    members = [m for m in tar.getmembers() if m.name != MANIFEST]
+    if not isinstance(digests, dict) or set(digests) != {m.name for m in members}:
+        raise ValidationFailed(
+            "the archive's files are not those its manifest lists; nothing was restored",
+            field="archive",
+        )
+    for member in members:
+        content = tar.extractfile(member)
+        if content is None or _sha256(content) != digests[member.name]:
+            raise ValidationFailed(
+                f"the archive's {member.name} is not what the backup wrote (its SHA-256"
+                " differs: damaged in a copy?); nothing was restored",
+                field="archive",
+            )
 
 
 def move_embedded_server_on(settings: Settings, archive: Path) -> None:
