@@ -15,6 +15,7 @@ from PIL import Image
 from tortoise import connections
 
 from tests.custody.helpers import as_superuser_without_triggers, tag_bag
+from tests.dashboard.test_pages import login
 from tests.factories import World, event, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches import identifiers
@@ -203,6 +204,11 @@ async def test_scan_and_lookup_accept_the_identifier(
     ]
     assert [a.status_code for a in answers] == [404, 404, 404]
     assert len({a.json()["detail"] for a in answers}) == 1
+    # The dashboard's trace page names it as the API does, a scanner's GS too.
+    await login(client, "manager")
+    gs = "\x1d".join(identifiers.segments(identifier))
+    page = await client.get("/dashboard/batches", params={"code": gs})
+    assert page.status_code == 200 and made["code"] in page.text, page.text
 
 
 async def test_records_and_manifests_take_the_identifier_as_scanned(
