@@ -2716,3 +2716,56 @@ def test_a_camera_started_on_one_screen_stops_when_the_app_leaves_it(
     browser.find_element(By.ID, "camera").click()
     _wait(browser, lambda b: _visible(b, "result-view"), timeout=20)
     browser.find_element(By.ID, "back").click()
+
+
+def test_a_screen_left_while_its_camera_opens_or_its_code_is_looked_up_stays_left(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """The round tapped as the scan's camera starts to play: the camera stops, and the scan
+    screen says nothing of a camera error (stopping cut the video's play short; nothing is
+    wrong with the camera). The round tapped while a code the scan read is being looked up
+    (a slow network): its answer no longer takes the app out of the round to the bag."""
+    _as(browser, served, "carrier")
+    browser.execute_script(CAUGHT)
+    browser.execute_script(
+        """
+        const play = HTMLMediaElement.prototype.play;
+        HTMLMediaElement.prototype.play = function () {
+          const pending = play.call(this);
+          if (!window.__tapped) {
+            window.__tapped = true;
+            document.getElementById('round-start').click();
+          }
+          return pending;
+        };
+        """
+    )
+    browser.execute_script("document.getElementById('camera').click();")
+    time.sleep(3)
+    assert browser.execute_script("return window.__tapped")
+    assert _visible(browser, "round-view")
+    assert not browser.execute_script("return Boolean(document.getElementById('video').srcObject)")
+    browser.find_element(By.ID, "round-cancel").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    assert browser.find_element(By.ID, "scan-error").text == ""
+    assert browser.execute_script("return window.__caught") == []
+    _as(browser, served, "carrier")  # the page again, as it was
+    browser.execute_script(
+        """
+        const real = window.fetch;
+        window.fetch = async (...args) => {
+          if (String((args[0] && args[0].url) || args[0]).includes('/m/v1/scan')) {
+            window.__looking = true;
+            await new Promise((resolve) => setTimeout(resolve, 2000));
+          }
+          return real(...args);
+        };
+        """
+    )
+    browser.find_element(By.ID, "camera").click()
+    _wait(browser, lambda b: b.execute_script("return window.__looking === true"), timeout=20)
+    browser.find_element(By.ID, "round-start").click()
+    time.sleep(4)
+    shown = [v for v in ("scan-view", "result-view", "round-view") if _visible(browser, v)]
+    assert shown == ["round-view"], shown
+    browser.find_element(By.ID, "round-cancel").click()

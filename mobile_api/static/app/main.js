@@ -31,12 +31,16 @@ let round = null; // {load: {qr, code, found}, bags: [{qr, code, found, pin}]}
 // ---- small helpers -------------------------------------------------------------------------
 
 let shown = null; // the view on screen
+let moves = 0; // how many times the screen changed: an answer awaited on one is dropped on another
 
 function show(view) {
   for (const id of VIEWS) $(id).hidden = id !== view;
   // A reading camera hands its code to the view that started it (a scan looks the code up, a
-  // round adds it): leaving that view stops it.
-  if (view !== shown && scanner) scanner.stop();
+  // round adds it): leaving that view stops it, and what it read is no longer shown there.
+  if (view !== shown) {
+    if (scanner) scanner.stop();
+    moves += 1;
+  }
   shown = view;
 }
 
@@ -414,13 +418,18 @@ async function scanQr(qr) {
 
 async function lookUp(qr) {
   $('scan-error').textContent = '';
+  const on = moves;
+  let found;
   try {
-    current = await scanQr(qr);
+    found = await scanQr(qr);
   } catch (error) {
+    if (moves !== on) return; // the user went elsewhere meanwhile (a round, say)
     $('scan-error').textContent = `查无此码 · ${error.message}`;
     show('scan-view');
     return;
   }
+  if (moves !== on) return;
+  current = found;
   await paintResult();
 }
 
@@ -748,7 +757,9 @@ $('round-start').addEventListener('click', async () => {
 
 async function addToRound(qr) {
   $('round-error').textContent = '';
+  const started = round;
   const scanned = await scanQr(qr).catch((error) => ({ error }));
+  if (!started || round !== started) return; // the round was left, or another begun, meanwhile
   if (scanned.error) {
     $('round-error').textContent = `查无此码 · ${scanned.error.message}`;
     return;

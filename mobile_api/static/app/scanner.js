@@ -12,17 +12,28 @@ export class Scanner {
   async start(onCode) {
     this.stop(); // one camera and one reading loop at a time
     const run = this.run;
-    const stream = await navigator.mediaDevices.getUserMedia({
-      video: { facingMode: 'environment', width: { ideal: 1280 } },
-      audio: false,
-    });
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: 'environment', width: { ideal: 1280 } },
+        audio: false,
+      });
+    } catch (error) {
+      if (run !== this.run) return; // stopped meanwhile: no camera was wanted any more
+      throw error;
+    }
     if (run !== this.run) { // stopped (or started again) while the camera opened
       stream.getTracks().forEach((track) => track.stop());
       return;
     }
     this.stream = stream;
     this.video.srcObject = stream;
-    await this.video.play();
+    try {
+      await this.video.play();
+    } catch (error) {
+      if (run !== this.run) return; // stopping cleared the video while it started to play
+      throw error;
+    }
     if (run !== this.run) return;
     let detector = null;
     if ('BarcodeDetector' in window) {
