@@ -585,3 +585,40 @@ async def test_the_decisions_method_must_be_licensed_for_everything_the_load_hol
     decided = await call(client, world, "plant", path, {**accepted, "method": "D10"})
     assert decided.status_code == 200, decided.text
     assert (await Batch.get(code=load)).state == "received"
+
+
+async def test_a_batch_a_draft_lists_is_packed_nowhere_and_its_load_takes_nothing_more(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A drafted drum packed into a load would be `aggregated` (final), and the producer's
+    signature then fail on it; a listed load taking a drum of HW49 would hold waste its
+    receiver (HW08 only) may not take and a mass the manifest does not declare. Both packings
+    are a 409 naming the manifest, from the draft on, nothing packed; the draft is signed."""
+    load = await tag_oil(client, world, quantity="100")
+    listed = [*parties.batches, load]
+    body = {**parties.body, "batches": listed, "quantity_kg": "900"}
+    made = await call(client, world, "maker", "", body)
+    assert made.status_code == 201, made.text
+    other = await tag_oil(client, world, quantity="100")
+    into_other = event("aggregated", other, minutes=-50, children=[parties.batches[0]])
+    refused = await post(client, world, "maker", into_other)
+    assert (refused.status_code, refused.json()["field"]) == (409, "children[0]"), refused.text
+    assert refused.json()["manifest_id"] == made.json()["id"]
+    drum = medical_bag(
+        stream="hazardous",
+        category="hw.49",
+        waste_code="900-041-49",
+        hazard=["T"],
+        quantity="100",
+        device_time=(NOW - timedelta(hours=3)).isoformat(),
+    )
+    drum.pop("event_type")
+    tagged = await client.post("/m/v1/batches", json=drum, headers=world.headers("maker"))
+    into_load = event("aggregated", load, minutes=-50, children=[tagged.json()["code"]])
+    refused = await post(client, world, "maker", into_load)
+    assert (refused.status_code, refused.json()["field"]) == (409, "batch"), refused.text
+    assert refused.json()["manifest_id"] == made.json()["id"]
+    assert await Batch.filter(parent_id__not_isnull=True).count() == 0
+    assert (await sign_producer(client, world, made.json()["id"])).status_code == 200

@@ -299,17 +299,18 @@ async def _manifest_rule(
 
 
 async def _refuse_while_manifest_open(
-    rules: dict[str, Any], batch: Batch, *, why: str, field: str
+    rules: dict[str, Any], batch: Batch, *, why: str, field: str, drafts: bool = False
 ) -> None:
     """The one refusal of a step that an open manifest (signed by its producer, not yet
-    decided by its receiver) owns on its batch, saying `why` and naming the manifest."""
+    decided by its receiver; with `drafts`, a draft too) owns on its batch, saying `why` and
+    naming the manifest."""
     if not rules.get("manifest"):
         return
-    manifest = await open_manifest_of(batch.code)
+    manifest = await open_manifest_of(batch.code, drafts=drafts)
     if manifest is not None:
         raise RuleViolation(
-            f"batch {batch.code} is on transfer manifest {manifest.number}, open until its"
-            f" receiver's decision: {why}",
+            f"batch {batch.code} is on transfer manifest {manifest.number}"
+            f" ({state_label(manifest.state)}), open until its receiver's decision: {why}",
             field=field,
             manifest_id=manifest.id,
         )
@@ -664,14 +665,25 @@ async def _aggregated(
             raise
         check_order(work, sub, child, field=field_name)
         # Packed (aggregated, a final state), it could take no leg or decision of its manifest.
+        # Listed, a draft included: the manifest records its steps on the batch itself, and the
+        # producer's signature hands it over as listed.
         await _refuse_while_manifest_open(
             work.catalog.streams[child.stream_id].rules or {},
             child,
-            why="it is packed into a container only after that (the manifest records its steps"
-            " on the batch itself)",
+            why="it is packed into a container only after that",
             field=field_name,
+            drafts=True,
         )
         children.append(child)
+    # A listed load takes no more waste: the manifest declares its mass and its receiver was
+    # judged licensed for what it held.
+    await _refuse_while_manifest_open(
+        work.catalog.streams[parent.stream_id].rules or {},
+        parent,
+        why="a listed load takes no more waste until then",
+        field="batch",
+        drafts=True,
+    )
     ancestor = parent.parent_id
     if ancestor and any(child.id == ancestor for child in children):
         raise ValidationFailed("a batch cannot contain its own container", field="children")
