@@ -2769,3 +2769,111 @@ def test_a_screen_left_while_its_camera_opens_or_its_code_is_looked_up_stays_lef
     shown = [v for v in ("scan-view", "result-view", "round-view") if _visible(browser, v)]
     assert shown == ["round-view"], shown
     browser.find_element(By.ID, "round-cancel").click()
+
+
+def _shown(browser: webdriver.Chrome) -> list[str]:
+    views = ("login-view", "scan-view", "result-view", "round-view", "queue-view")
+    return [v for v in views if _visible(browser, v)]
+
+
+def test_a_round_begun_while_a_record_reads_the_position_stays_on_screen(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """Record tapped on a bag's screen; the position takes up to three seconds. Meanwhile the
+    carrier taps Back and Carrier's round: once the record is saved, the round stays on screen
+    (it jumped to the scan screen, and the round begun was lost). First written by an
+    independent review."""
+    _as(browser, served, "carrier")
+    bag = _clinic_bag(served, round_data["carrier"], "1.2")
+    browser.execute_script("navigator.geolocation.getCurrentPosition = () => {};")
+    try:
+        _look_up(browser, bag)
+        browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+        _on(browser, "#f-vehicle_plate", lambda e: e.send_keys(PLATE))
+        browser.find_element(By.ID, "save").click()
+        browser.find_element(By.ID, "back").click()
+        browser.find_element(By.ID, "round-start").click()
+        assert _shown(browser) == ["round-view"]
+        _wait(
+            browser,
+            lambda b: any(
+                e["body"].get("batch") == bag and e["body"].get("event_type") == "collected"
+                for e in b.execute_async_script(QUEUE)
+            ),
+        )
+        time.sleep(1)  # the screen change that follows the save
+        assert _shown(browser) == ["round-view"]
+    finally:
+        browser.execute_script("delete navigator.geolocation.getCurrentPosition;")
+        _as(browser, served, "carrier")
+
+
+def test_the_queue_opened_while_a_record_reads_the_position_stays_on_screen(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """Record tapped, then Back and Queue (to correct a refused record, say) while the position
+    is read: the saved record leaves the queue on screen (it took the app out of it, and a
+    correction form being typed there with it)."""
+    _as(browser, served, "carrier")
+    bag = _clinic_bag(served, round_data["carrier"], "1.4")
+    browser.execute_script("navigator.geolocation.getCurrentPosition = () => {};")
+    try:
+        _look_up(browser, bag)
+        browser.find_element(By.CSS_SELECTOR, "#actions button[data-action='collected']").click()
+        _on(browser, "#f-vehicle_plate", lambda e: e.send_keys(PLATE))
+        browser.find_element(By.ID, "save").click()
+        browser.find_element(By.ID, "back").click()
+        browser.find_element(By.ID, "show-queue").click()
+        assert _shown(browser) == ["queue-view"]
+        _wait(
+            browser,
+            lambda b: any(
+                e["body"].get("batch") == bag and e["body"].get("event_type") == "collected"
+                for e in b.execute_async_script(QUEUE)
+            ),
+        )
+        time.sleep(1)
+        assert _shown(browser) == ["queue-view"]
+    finally:
+        browser.execute_script("delete navigator.geolocation.getCurrentPosition;")
+        _as(browser, served, "carrier")
+
+
+SLOW_SCANS = """
+// A slow network: the first look-up answers after 1 s, the second after 3 s.
+const real = window.fetch;
+window.__asked = [];
+window.fetch = async (...args) => {
+  const url = String((args[0] && args[0].url) || args[0]);
+  if (url.includes('/m/v1/scan')) {
+    window.__asked.push(url);
+    const wait = window.__asked.length === 1 ? 1000 : 3000;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+  return real(...args);
+};
+"""
+
+
+def test_the_last_code_asked_on_the_scan_screen_is_the_one_shown(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A slow network: the collector looks up one bag's code, then, still on the scan screen,
+    the right one. The first answer is dropped (a later code was asked) and the second shown:
+    painting the first must not count as the collector leaving the screen."""
+    _as(browser, served, "carrier")
+    wrong, right = (_clinic_bag(served, round_data["carrier"], "0.7") for _ in range(2))
+    browser.execute_script(SLOW_SCANS)
+    try:
+        for code in (wrong, right):
+            typed = browser.find_element(By.ID, "typed")
+            typed.clear()
+            typed.send_keys(code)
+            browser.find_element(By.ID, "lookup").click()
+        time.sleep(5)  # both answered
+        assert browser.execute_script("return window.__asked.length") == 2
+        summary = browser.find_element(By.ID, "summary").text
+        assert _shown(browser) == ["result-view"]
+        assert right in summary and wrong not in summary, summary
+    finally:
+        _as(browser, served, "carrier")

@@ -32,6 +32,7 @@ let round = null; // {load: {qr, code, found}, bags: [{qr, code, found, pin}]}
 
 let shown = null; // the view on screen
 let moves = 0; // how many times the screen changed: an answer awaited on one is dropped on another
+let asked = 0; // the look-ups asked: an answer to one asked before the latest is dropped
 
 function show(view) {
   for (const id of VIEWS) $(id).hidden = id !== view;
@@ -419,16 +420,20 @@ async function scanQr(qr) {
 async function lookUp(qr) {
   $('scan-error').textContent = '';
   const on = moves;
+  const ask = ++asked;
+  // Shown only while it is the latest code asked and the user is still where it was asked:
+  // gone elsewhere meanwhile (a round, say), the answer is dropped.
+  const wanted = () => ask === asked && moves === on;
   let found;
   try {
     found = await scanQr(qr);
   } catch (error) {
-    if (moves !== on) return; // the user went elsewhere meanwhile (a round, say)
+    if (!wanted()) return;
     $('scan-error').textContent = `查无此码 · ${error.message}`;
     show('scan-view');
     return;
   }
-  if (moves !== on) return;
+  if (!wanted()) return;
   current = found;
   await paintResult();
 }
@@ -659,6 +664,7 @@ function labelOf(form, name) { return form.elements[name].closest('label').first
 // changes none of it.
 async function recordAction(form) {
   const scan = current;
+  const on = moves;
   const userId = me.user_id;
   const action = form.dataset.action;
   const value = (name) => (form.elements[name] ? form.elements[name].value : '');
@@ -704,7 +710,7 @@ async function recordAction(form) {
   await record(body, `${eventLabel(action)} · ${codeOf(qr)}`, userId);
   if (current !== scan) return; // another scan is on the screen now: it stays
   form.hidden = true;
-  show('scan-view');
+  if (moves === on) show('scan-view'); // gone elsewhere meanwhile (a round, the queue): it stays
 }
 
 // ---- a carrier's round: bags into one load -------------------------------------------------
@@ -830,6 +836,7 @@ async function finishRound() {
   // The round as it stands at the tap: the position is awaited (up to 3 s) before it is
   // queued, and a new round or another scan meanwhile changes nothing of this one.
   const done = round;
+  const on = moves;
   const userId = me.user_id;
   if (!done.load || !done.bags.length) {
     $('round-error').textContent = '请先扫装车标签和至少一袋 · scan the load and at least one bag';
@@ -888,7 +895,7 @@ async function finishRound() {
   }, `${eventLabel('aggregated')} · ${loadCode} ← ${bags.length}`, userId);
   if (round !== done) return; // a new round started meanwhile: it stays
   round = null;
-  show('scan-view');
+  if (moves === on) show('scan-view'); // gone elsewhere meanwhile: it stays
 }
 
 // ---- the queue: results, correction and resend ---------------------------------------------
