@@ -20,6 +20,7 @@ from tests.factories import World
 from tests.webhooks.conftest import Listener
 from tests.webhooks.helpers import drain, subscribe
 from wastetrack.alerts.models import Alert
+from wastetrack.audit.models import AuditEntry
 from wastetrack.core.settings import Settings
 from wastetrack.webhooks import sending
 from wastetrack.webhooks import service as webhooks
@@ -525,3 +526,65 @@ async def test_a_2xx_whose_body_breaks_off_counts_as_received(
         None,
     )
     assert (done.delivered, done.failed, receiver.received) == (1, 0, 1)
+
+
+async def test_deleting_a_failing_subscription_mid_round_leaves_no_webhook_disabled_alert(
+    client: httpx.AsyncClient, world: World, settings: Settings, sender: aiohttp.ClientSession
+) -> None:
+    """The receiver has been failing for a day; its owner deletes the subscription while the
+    deliverer's round is still waiting on one of its deliveries. The round, counting from the
+    copy it read before sending, disabled the deleted subscription: an open webhook_disabled
+    alert nobody could clear, and `webhook.disabled` audited after `webhook.deleted`. The
+    count is judged on the row, locked, as it is now. First written by an independent review."""
+    first_seen = asyncio.Event()
+    release = asyncio.Event()
+    arrived: list[int] = []
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        arrived.append(1)
+        if len(arrived) == 1:
+            first_seen.set()
+        else:
+            await release.wait()  # the second one hangs, as a failing receiver does
+        writer.write(b"HTTP/1.1 503 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(receiver, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hook = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    # Two batches: two deliveries due in one round.
+    await tag_bag(client, world)
+    await tag_bag(client, world)
+    # It has failed often enough, for long enough: this round's failure disables it.
+    await WebhookSubscription.filter(id=hook["id"]).update(
+        consecutive_failures=settings.webhooks_max_failures - 1,
+        failing_since=datetime.now(UTC)
+        - timedelta(hours=settings.webhooks_disable_after_hours + 1),
+    )
+    patient = settings.model_copy(update={"webhooks_timeout_seconds": 60})
+    async with server:
+        round_ = asyncio.create_task(dispatch_once(settings=patient, client=sender))
+        try:
+            for _ in range(400):  # the quick failure recorded, the other one still held
+                failed = await WebhookDelivery.filter(subscription_id=hook["id"], attempts=1)
+                if failed and len(arrived) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(arrived) == 2 and not round_.done()
+            gone = await client.delete(
+                f"/m/v1/webhooks/{hook['id']}", headers=world.headers("manager")
+            )
+            assert gone.status_code == 204, gone.text
+        finally:
+            release.set()
+            await round_
+
+    open_alerts = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+    assert [a for a in open_alerts if a["kind"] == "webhook_disabled"] == []
+    assert not await Alert.filter(kind="webhook_disabled", acknowledged_at=None).exists()
+    actions = [e.action for e in await AuditEntry.filter(subject_type="webhook").order_by("id")]
+    assert actions == ["webhook.created", "webhook.deleted"]

@@ -483,7 +483,13 @@ async def _count_failures(
     is retried with its own back-off); one that got through resets both. A subscription is
     disabled, with an alert for its organization, once it has failed that many rounds in a row
     and for `webhooks_disable_after_hours` as well: back-to-back rounds of new deliveries during
-    a receiver's short outage do not disable it."""
+    a receiver's short outage do not disable it. Judged on the subscription's row as it is now,
+    locked as its owner's enabling and deleting lock it: one deleted during the round is not
+    counted, alerted or audited, one enabled is counted from its fresh start."""
+    locked = await WebhookSubscription.filter(id=subscription.id).select_for_update().first()
+    if locked is None:
+        return  # deleted while its deliveries were sent: nothing of it is kept
+    subscription = locked
     failures = 0 if any(o.ok for o in seen) else subscription.consecutive_failures + 1
     since = (subscription.failing_since or now) if failures else None
     reached = (
