@@ -253,3 +253,27 @@ async def test_a_retry_without_seq_does_not_sign_the_carriers_next_leg(
     assert (again.json()["signed"], again.json()["already_signed"]) == (0, 1), again.text
     legs = await ManifestLeg.filter(manifest_id=manifest).order_by("seq")
     assert [leg.signed_at is not None for leg in legs] == [True, False]
+
+
+async def test_an_item_naming_a_leg_the_manifest_lacks_is_refused_naming_seq(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    """Each item is signed by a single signature's rule: a leg number the manifest has no leg
+    of is a 404 naming the item's `seq` (it was a 403 on `role`, as if the carrier might not
+    sign), nothing signed; a leg that is not the signer's stays a 403 on `role`."""
+    manifest = round_of_three[0]
+    assert (await bulk(client, world, "maker", "producer", [manifest])).status_code == 200
+    item = {
+        "manifest_id": manifest,
+        "seq": 3,
+        "handover_at": (NOW - timedelta(hours=1)).isoformat(),
+        "handover_place": "石岛",
+    }
+    signed = await client.post(
+        "/m/v1/manifests/sign",
+        json={"role": "carrier", "manifests": [item]},
+        headers=world.headers("carrier"),
+    )
+    found = signed.json()
+    assert (signed.status_code, found["field"], found["item_field"]) == (404, "manifests[0]", "seq")
+    assert await ManifestLeg.filter(manifest_id=manifest, signed_at__not_isnull=True).count() == 0

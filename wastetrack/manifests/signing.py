@@ -78,6 +78,15 @@ async def sign_producer(
     return manifest
 
 
+def _numbered(manifest: Manifest, seq: int) -> ManifestLeg:
+    """The manifest's leg numbered `seq`; a number it has no leg of is a 404 naming `seq`, for
+    a single signature and a bulk item alike (before whose leg it is)."""
+    leg = next((leg for leg in manifest.legs if leg.seq == seq), None)
+    if leg is None:
+        raise NotFound(f"no leg {seq}", field="seq")
+    return leg
+
+
 async def sign_leg(
     *,
     principal: Principal,
@@ -94,9 +103,7 @@ async def sign_leg(
     receiver takes the batches in transit, as always)."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
     legs = sorted(manifest.legs, key=lambda leg: leg.seq)
-    leg = next((leg for leg in legs if leg.seq == seq), None)
-    if leg is None:
-        raise NotFound(f"no leg {seq}", field="seq")
+    leg = _numbered(manifest, seq)
     if principal.organization_id != leg.carrier_id or principal.role != Role.carrier:
         raise Forbidden("only the leg's carrier signs it", field="role")
     if leg.signed_at is not None:
@@ -344,6 +351,7 @@ async def _sign_as_carrier(
         key=lambda leg: leg.seq,
     )
     if signature.seq is not None:
+        _numbered(manifest, signature.seq)
         own = [leg for leg in own if leg.seq == signature.seq]
     if not own or principal.role != Role.carrier:
         raise Forbidden("only the leg's carrier signs it", field="role")
