@@ -621,4 +621,12 @@ async def test_a_batch_a_draft_lists_is_packed_nowhere_and_its_load_takes_nothin
     assert (refused.status_code, refused.json()["field"]) == (409, "batch"), refused.text
     assert refused.json()["manifest_id"] == made.json()["id"]
     assert await Batch.filter(parent_id__not_isnull=True).count() == 0
+    # Nor does the scan offer what would be refused: a listed drum's cancellation, more waste
+    # into the listed load; the load not listed offers it.
+    for code, offered in ((parties.batches[0], False), (load, False), (other, True)):
+        scanned = await client.get(
+            "/m/v1/scan", params={"qr": code}, headers=world.headers("maker")
+        )
+        actions = scanned.json()["actions"]
+        assert ("aggregated" in actions, "cancelled" in actions) == (offered, offered), actions
     assert (await sign_producer(client, world, made.json()["id"])).status_code == 200

@@ -71,7 +71,8 @@ async def next_actions(principal: Principal, batch: Batch) -> list[str]:
     """The event types this user may record next on this batch: what the spec allows, less
     the steps the manifest rule would refuse (`_manifest_rule`: an open manifest's own steps,
     a batch taken by an organization no signed manifest names, as a carrier's collection of
-    hazardous waste always is), and a correction where the user may correct none of the
+    hazardous waste always is; `_LISTED`: a listed batch's cancellation, more waste into a
+    listed load), and a correction where the user may correct none of the
     batch's events (`rules.may_correct`). A handover's taker is the organization it names,
     unknown until then: the rule judges it when it is recorded."""
     actions = allowed_actions(principal, batch)
@@ -113,6 +114,11 @@ async def next_actions(principal: Principal, batch: Batch) -> list[str]:
             if refused[kind]:
                 continue
         offered.append(action)
+    if any(action in _LISTED for action in offered):
+        try:
+            await _refuse_while_manifest_open(rules, batch, why="", field="batch", drafts=True)
+        except DomainError:
+            offered = [action for action in offered if action not in _LISTED]
     return offered
 
 
@@ -296,6 +302,17 @@ async def _manifest_rule(
             " handing the batch on to this carrier",
             field=field,
         )
+
+
+# The steps a batch a manifest lists, a draft included, takes no more, whoever records them:
+# the producer's signature hands it over as listed, so it is cancelled nowhere (and packed into
+# nothing, which `_aggregated` asks of each child), and a listed load takes no more waste (the
+# manifest declares its mass, and its receiver was judged licensed for what it held). The scan
+# offers neither (`next_actions`).
+_LISTED = {
+    EventType.cancelled: "cancel that manifest first",
+    EventType.aggregated: "a listed load takes no more waste until then",
+}
 
 
 async def _refuse_while_manifest_open(
@@ -675,12 +692,10 @@ async def _aggregated(
             drafts=True,
         )
         children.append(child)
-    # A listed load takes no more waste: the manifest declares its mass and its receiver was
-    # judged licensed for what it held.
     await _refuse_while_manifest_open(
         work.catalog.streams[parent.stream_id].rules or {},
         parent,
-        why="a listed load takes no more waste until then",
+        why=_LISTED[EventType.aggregated],
         field="batch",
         drafts=True,
     )
@@ -724,16 +739,14 @@ async def _cancelled(
         raise RuleViolation(
             "a container that holds batches cannot be cancelled", field="event_type"
         )
-    # A batch on a draft manifest is one the producer means to send: cancelled, the draft would
-    # list a batch in no register or figure, and its signature would fail on it.
-    manifest = await open_manifest_of(batch.code, drafts=True)
-    if manifest is not None:
-        raise RuleViolation(
-            f"batch {batch.code} is listed on transfer manifest {manifest.number}"
-            f" ({state_label(manifest.state)}): cancel that manifest first",
-            field="batch",
-            manifest_id=manifest.id,
-        )
+    # Cancelled, a draft would list a batch in no register or figure, and its signature fail.
+    await _refuse_while_manifest_open(
+        work.catalog.streams[batch.stream_id].rules or {},
+        batch,
+        why=_LISTED[EventType.cancelled],
+        field="batch",
+        drafts=True,
+    )
     return step(work, sub, batch, digest, reason=sub.reason)
 
 
