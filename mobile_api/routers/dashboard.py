@@ -2,7 +2,7 @@
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ from mobile_api.deps import (
     proxied,
     served_over_https,
 )
-from schemas.base import INT32_MAX, Id, Scanned, Text
+from schemas.base import INT32_MAX, Id, SearchedFor, Text
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
@@ -376,7 +376,7 @@ async def trace(
     request: Request,
     user: Reader,
     settings: AppSettings,
-    code: Annotated[Scanned | Literal[""], Query()] = "",
+    code: Annotated[SearchedFor, Query()] = "",
 ) -> Response:
     """The trace of one batch: a timeline of its custody events and their points on a map. It
     is named as the API names a batch: by what was typed or scanned (a scanner's GS too)."""

@@ -77,6 +77,8 @@ Scanned = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern
 """What a phone scanned or a user typed to name a batch: a code, a QR URL or an HJ 1276
 数字识别码. As `Code`, and a scanner's group separator (GS, 0x1D) is allowed too: it is read
 as a gap between an identifier's segments, and the text is never stored."""
+SearchedFor = Annotated[str, StringConstraints(max_length=512, pattern=SCANNED)]
+"""A search box's `Scanned`, or blank: nothing asked yet (the dashboard's trace page)."""
 
 Moment = Annotated[
     AwareDatetime,
