@@ -4,14 +4,14 @@ kg (docs/streams/pesticide.md, as docs/registers.md for every register)."""
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import httpx
 import openpyxl
 
 from tests.custody.helpers import post_event
-from tests.factories import CITY_TODAY, CITY_ZONE, World, event
+from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event
 from tests.pesticide.test_take_back import BOTTLES_AND_DRUMS, a_return, points, post, send
 
 __all__ = ["points"]  # the fixture used here
@@ -121,12 +121,12 @@ async def test_a_consignment_batch_is_on_the_day_of_its_corrected_tagging(
     assert sent.status_code == 201, sent.text
     bottles, drums = (line["batch_code"] for line in sent.json()["lines"])
     history = await client.get(f"/m/v1/batches/{bottles}/events", headers=points.headers("station"))
-    true_time = datetime.now(UTC) - timedelta(days=2)
+    true_time = NOW - timedelta(days=2)
     fix = event("corrected", bottles, minutes=5, corrects=history.json()[0]["id"])
     fix |= {"event_time": true_time.isoformat(), "reason": "sent two days ago"}
     assert (await post_event(client, points, "station", fix)).status_code == 201
     true_day = true_time.astimezone(CITY_ZONE).date()
-    today = datetime.now(UTC).astimezone(CITY_ZONE).date()
+    today = CITY_TODAY  # the tests' day, as the consignment's time is (NOW - 3 h)
     incoming = await client.get(
         "/m/v1/registers/incoming",
         params={"date_from": true_day.isoformat(), "date_to": true_day.isoformat()},
