@@ -520,8 +520,8 @@ async def test_a_refused_part_takes_an_hj1276_identifier_of_its_own(
     assert await CustodyEvent.all().count() == before
 
 
-async def _load_holding_hw49(client: httpx.AsyncClient, world: World) -> str:
-    """An HW08 load of the maker's (900-249-08) into which a drum of HW49 waste was packed."""
+async def _tag_hw49_drum(client: httpx.AsyncClient, world: World) -> str:
+    """A 100 kg drum of the maker's HW49 waste (900-041-49); its code."""
     drum = medical_bag(
         stream="hazardous",
         category="hw.49",
@@ -533,11 +533,17 @@ async def _load_holding_hw49(client: httpx.AsyncClient, world: World) -> str:
     drum.pop("event_type")
     made = await client.post("/m/v1/batches", json=drum, headers=world.headers("maker"))
     assert made.status_code == 201, made.text
+    return str(made.json()["code"])
+
+
+async def _load_holding_hw49(client: httpx.AsyncClient, world: World) -> str:
+    """An HW08 load of the maker's (900-249-08) into which a drum of HW49 waste was packed."""
+    drum = await _tag_hw49_drum(client, world)
     load = await tag_oil(client, world, quantity="100")
     packed = event(
         "aggregated",
         load,
-        children=[made.json()["code"]],
+        children=[drum],
         device_time=(NOW - timedelta(minutes=170)).isoformat(),
     )
     assert (await post(client, world, "maker", packed)).status_code == 201
@@ -606,17 +612,8 @@ async def test_a_batch_a_draft_lists_is_packed_nowhere_and_its_load_takes_nothin
     refused = await post(client, world, "maker", into_other)
     assert (refused.status_code, refused.json()["field"]) == (409, "children[0]"), refused.text
     assert refused.json()["manifest_id"] == made.json()["id"]
-    drum = medical_bag(
-        stream="hazardous",
-        category="hw.49",
-        waste_code="900-041-49",
-        hazard=["T"],
-        quantity="100",
-        device_time=(NOW - timedelta(hours=3)).isoformat(),
-    )
-    drum.pop("event_type")
-    tagged = await client.post("/m/v1/batches", json=drum, headers=world.headers("maker"))
-    into_load = event("aggregated", load, minutes=-50, children=[tagged.json()["code"]])
+    drum = await _tag_hw49_drum(client, world)
+    into_load = event("aggregated", load, minutes=-50, children=[drum])
     refused = await post(client, world, "maker", into_load)
     assert (refused.status_code, refused.json()["field"]) == (409, "batch"), refused.text
     assert refused.json()["manifest_id"] == made.json()["id"]

@@ -315,6 +315,17 @@ _LISTED = {
 }
 
 
+async def _refuse_if_listed(work: Work, batch: Batch, event_type: EventType) -> None:
+    """A step of `_LISTED` on a batch a manifest lists, a draft included: refused naming it."""
+    await _refuse_while_manifest_open(
+        work.catalog.streams[batch.stream_id].rules or {},
+        batch,
+        why=_LISTED[event_type],
+        field="batch",
+        drafts=True,
+    )
+
+
 async def _refuse_while_manifest_open(
     rules: dict[str, Any], batch: Batch, *, why: str, field: str, drafts: bool = False
 ) -> None:
@@ -692,13 +703,7 @@ async def _aggregated(
             drafts=True,
         )
         children.append(child)
-    await _refuse_while_manifest_open(
-        work.catalog.streams[parent.stream_id].rules or {},
-        parent,
-        why=_LISTED[EventType.aggregated],
-        field="batch",
-        drafts=True,
-    )
+    await _refuse_if_listed(work, parent, EventType.aggregated)
     ancestor = parent.parent_id
     if ancestor and any(child.id == ancestor for child in children):
         raise ValidationFailed("a batch cannot contain its own container", field="children")
@@ -740,13 +745,7 @@ async def _cancelled(
             "a container that holds batches cannot be cancelled", field="event_type"
         )
     # Cancelled, a draft would list a batch in no register or figure, and its signature fail.
-    await _refuse_while_manifest_open(
-        work.catalog.streams[batch.stream_id].rules or {},
-        batch,
-        why=_LISTED[EventType.cancelled],
-        field="batch",
-        drafts=True,
-    )
+    await _refuse_if_listed(work, batch, EventType.cancelled)
     return step(work, sub, batch, digest, reason=sub.reason)
 
 
