@@ -282,6 +282,26 @@ async def test_a_line_weighed_0_kg_is_unweighed_in_the_ledger_as_in_the_figures(
     assert (drums["returned"], Decimal(drums["returned_uncounted_kg"])) == (2, 0)
 
 
+async def test_a_weight_sent_in_exponent_form_is_kept_and_shown_in_plain_figures(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """`1E+1` and `2.5e0` are 10 and 2.5 kg: a return's lines keep them as the ledger, its
+    files and the phone show them, never in exponent form."""
+    sent = a_return(
+        lines=[
+            {"material": "agri.drum", "count": 1, "weight_kg": "1E+1"},
+            {"material": "agri.plastic_bottle", "count": 3, "weight_kg": "2.5e0"},
+        ]
+    )
+    assert (await post(client, points, sent)).status_code == 201
+    kept = await PackagingReturn.get(client_event_id=sent["client_event_id"])
+    assert [line["weight_kg"] for line in kept.lines] == ["10", "2.5"]
+    day = {"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()}
+    csv = await client.get("/m/v1/pesticide/ledger.csv", params=day, headers=points.headers("shop"))
+    rows = list(DictReader(io.StringIO(csv.content.decode("utf-8-sig"))))
+    assert [row["重量 weight_kg"] for row in rows] == ["10", "2.5"]
+
+
 async def test_returns_sync_offline_exactly_once(client: httpx.AsyncClient, points: World) -> None:
     body = {**a_return(), "kind": "return"}
     answer = (

@@ -147,6 +147,22 @@ async def deliver(
     return await client.post("/m/v1/deliveries", json=body, headers=world.headers(who))
 
 
+async def test_a_notification_in_exponent_form_is_kept_in_plain_figures(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """A vessel's advance notification keeps `1E+1` m³ as 10, as the port's screen shows it."""
+    call = await arrive(
+        client,
+        world,
+        harbour.small,
+        notification=[
+            {"category": "marpol2018.A", "to_deliver_m3": "5E-1", "storage_capacity_m3": "1E+1"}
+        ],
+    )
+    (line,) = call["notification"]
+    assert (line["to_deliver_m3"], line["storage_capacity_m3"]) == ("0.5", "10"), line
+
+
 async def test_port_call_delivery_reaches_treatment_and_counts(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

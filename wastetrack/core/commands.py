@@ -175,6 +175,13 @@ class Command(BaseModel):
             raise TypeError(f"{type(self).__name__} holds personal fields: digest it keyed")
         return _written_digest(_canonical(self), self._late())
 
+    def as_kept(self) -> dict[str, Any]:
+        """This command (a line of a return, a consignment, a notification) as a record keeps
+        it in JSON: each number in plain figures as its value reads (10 for 1E+1, 2.4 for 2.40,
+        0 for -0), each instant in UTC; what the ledger, the files and the phone then show."""
+        kept: dict[str, Any] = _canonical(self, sets=False).model_dump(mode="json")
+        return kept
+
     def same_content(self, digest: str) -> bool:
         """Whether a record stored with `digest` holds this command's content: its digest, or,
         for one stored before digests read values (December 2026), the digest of the content as

@@ -233,7 +233,7 @@ async def record_return(
         )
         key, masked = farmer_key(submission, secret=secret)
         farmer, _ = await Farmer.get_or_create(key=key, defaults={"masked": masked})
-        lines = [line.model_dump(mode="json") for line in submission.lines]
+        lines = [line.as_kept() for line in submission.lines]
         return await PackagingReturn.create(
             point=point,
             farmer=farmer,
@@ -376,7 +376,7 @@ async def record_consignment(
             destination=destination,
             sent_at=submission.sent_at,
             lines=[
-                {**line.model_dump(mode="json"), "batch_code": batch.code}
+                {**line.as_kept(), "batch_code": batch.code}
                 for line, batch in zip(submission.lines, batches, strict=True)
             ],
             recorded_by_id=principal.user_id,

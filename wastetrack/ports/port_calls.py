@@ -78,7 +78,7 @@ async def _check_notification(lines: list[NotificationLineCommand]) -> list[dict
                 f"{line.category!r} is not a marine waste category",
                 field=f"notification[{index}].category",
             )
-        checked.append(line.model_dump(mode="json"))
+        checked.append(line.as_kept())
     return checked
 
 
