@@ -46,12 +46,12 @@ class Idempotency:
         if scope["type"] != "http" or scope["method"] not in _WRITES:
             await self.app(scope, receive, send)
             return
-        raw_key = _first_header(scope, HEADER)
-        if raw_key is None:
+        sent = [value for name, value in scope.get("headers", []) if name == HEADER]
+        if not sent:
             await self.app(scope, receive, send)
             return
-        key = raw_key.decode("latin-1")
-        if not _KEY.match(key):
+        key = sent[0].decode("latin-1")
+        if len(sent) > 1 or not _KEY.match(key):
             refusal = _refusal("bad_request")
             await refusal(scope, receive, send)
             return
@@ -232,7 +232,11 @@ def _first_header(scope: Scope, name: bytes) -> bytes | None:
 
 # Each refusal of a key: its status, title and what the key did.
 _REFUSALS = {
-    "bad_request": (400, "Bad request", "is 1 to 255 visible ASCII characters"),
+    "bad_request": (
+        400,
+        "Bad request",
+        "is sent once, its value 1 to 255 visible ASCII characters",
+    ),
     "idempotency_key_reused": (
         422,
         "Idempotency key reused",

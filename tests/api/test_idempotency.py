@@ -71,6 +71,21 @@ async def test_a_key_names_one_request(client: httpx.AsyncClient, world: World) 
     assert (bad.status_code, bad.json()["field"]) == (400, "Idempotency-Key")
 
 
+async def test_a_key_sent_twice_in_one_request_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The key is one header's value (the IETF draft's single Item): two of them, equal or
+    not, name no one request, so the request is refused whole rather than keyed by the first."""
+    body = _cell(world, "双键社区")
+    for second in ("k-twice", "k-twice-other"):
+        headers = [*world.headers("manager").items(), ("Idempotency-Key", "k-twice")]
+        headers.append(("Idempotency-Key", second))
+        refused = await client.post("/m/v1/cells", json=body, headers=headers)
+        assert (refused.status_code, refused.json()["field"]) == (400, "Idempotency-Key")
+        assert "once" in refused.json()["detail"], refused.json()
+    assert await Cell.filter(name="双键社区").count() == 0
+
+
 async def test_a_refused_request_frees_its_key(client: httpx.AsyncClient, world: World) -> None:
     refused = await _create(client, world, {**_cell(world, "中山社区"), "cell_type": "x"}, "k-3")
     assert refused.status_code == 422
