@@ -421,6 +421,38 @@ async def test_a_trip_recorded_after_the_packing_but_dated_days_before_counts_an
     assert flagged == {box["code"]}
 
 
+@pytest.mark.parametrize("depth", [1, 2], ids=["box", "box_in_a_crate"])
+async def test_packings_and_the_handover_in_one_sync_behind_the_clock_carry_the_bag(
+    client: httpx.AsyncClient, world: World, depth: int
+) -> None:
+    """One sync packs the clinic's bag into a box (and the box into a crate), then hands the
+    outer one to the carrier, each step dated 15 s before the one it follows: custody applies
+    them in the order sent, so the handover is recorded after the packings, though every
+    event of one call has one server time; the clinic is reached (docs/metrics.md §6)."""
+    carrier = world.orgs["carrier"].id
+    bag, *containers = [
+        (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+        for _ in range(depth + 1)
+    ]
+    steps = [
+        event("aggregated", outer, minutes=40, children=[inner])
+        for inner, outer in zip([bag, *containers], containers, strict=False)
+    ]
+    steps.append(event("handed_over", containers[-1], minutes=40, to_organization_id=carrier))
+    start = datetime.fromisoformat(steps[0]["device_time"])
+    for n, step in enumerate(steps):
+        step["device_time"] = (start - timedelta(seconds=15 * n)).isoformat()
+    synced = await client.post(
+        "/m/v1/sync", json={"events": steps}, headers=world.headers("clinic")
+    )
+    assert [r["status"] for r in synced.json()["results"]] == ["applied"] * len(steps)
+    assert (await Batch.get(code=containers[-1])).holder_id == carrier
+    day = str(CITY_TODAY)
+    assert world.orgs["clinic"].id not in missed(
+        await coverage(client, world, date_from=day, date_to=day)
+    )
+
+
 async def test_a_crates_trip_before_the_box_went_in_does_not_carry_the_bag(
     client: httpx.AsyncClient, world: World
 ) -> None:

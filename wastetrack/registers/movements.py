@@ -402,17 +402,23 @@ scope AS (SELECT DISTINCT id FROM up)"""
 HANDED_TO_CARRIER = f"""{_moves(_PRODUCER_SCOPE)},
 packed AS (
     SELECT DISTINCT ON (m.batch_id, m.related_batch_id)
-           m.batch_id, m.related_batch_id AS into_id, m.moved_at, m.recorded_at
+           m.batch_id, m.related_batch_id AS into_id, m.moved_at
     FROM moves m
     WHERE m.event_type = '{EventType.aggregated}' AND m.related_batch_id IS NOT NULL
     ORDER BY m.batch_id, m.related_batch_id, m.seq DESC
+),
+-- each packing as its container's chain recorded it: the child it took, at the container's seq
+filled AS (
+    SELECT m.batch_id AS into_id, m.seq, child.code
+    FROM moves m CROSS JOIN LATERAL jsonb_array_elements_text(m.details->'children') child (code)
+    WHERE m.event_type = '{EventType.aggregated}' AND m.related_batch_id IS NULL
 )
 SELECT DISTINCT b.producer_id FROM batch b WHERE b.id IN (
 SELECT bags.origin
 FROM up
 JOIN bags ON bags.id = up.bag
 JOIN (
-    SELECT m.batch_id, m.moved_at, m.recorded_at
+    SELECT m.batch_id, m.moved_at, m.seq
     FROM moves m
     JOIN organization taker ON taker.id = COALESCE(
         m.custodian, CASE WHEN m.event_type = '{EventType.aggregated}' THEN m.actor_org END)
@@ -423,12 +429,21 @@ JOIN (
 ) taken ON taken.batch_id = up.id
 CROSS JOIN LATERAL (
     -- when the bag was in the container: the latest packing of each step of the chain up to it
-    SELECT max(p.moved_at) AS moved_at, max(p.recorded_at) AS recorded_at
+    SELECT max(p.moved_at) AS moved_at
     FROM unnest(up.members, up.containers) AS step (member, container)
     JOIN packed p ON p.batch_id = step.member AND p.into_id = step.container
 ) entered
+-- recorded after it: after the latest packing of the step into the container taken, in the
+-- container's own chain (the events of one call share their server time; its seq is the order
+-- custody applied them in). The steps below it were recorded before it: a container packed
+-- into another takes nothing more until that packing is undone.
+CROSS JOIN LATERAL (
+    SELECT max(f.seq) AS seq
+    FROM batch member JOIN filled f ON f.into_id = up.id AND f.code = member.code
+    WHERE member.id = up.members[cardinality(up.members)]
+) top
 WHERE up.id = up.bag OR taken.moved_at >= COALESCE(entered.moved_at, bags.tagged_at)
-   OR taken.recorded_at > entered.recorded_at
+   OR taken.seq > top.seq
 GROUP BY bags.origin
 HAVING min(GREATEST(taken.moved_at, entered.moved_at)) >= $3
    AND min(GREATEST(taken.moved_at, entered.moved_at)) < $4)
