@@ -148,3 +148,31 @@ async def test_a_ledger_holds_the_consignments_of_the_readers_points_only(
     assert sent.status_code == 201, sent.text
     for who, rows in (("manager", 2), ("station", 2), ("town_manager", 0), ("shop", 0)):
         assert len(await consignment_rows(client, points, who)) == rows, who
+
+
+async def test_a_consignment_batch_sent_elsewhere_shows_the_destination_custody_holds(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """The bottles consigned to the recycler leave for the disposal centre instead (the
+    departure names it): the ledger's 去向 is where the batch is going or went, as custody and
+    the fate beside it read it, not the destination typed on the consignment."""
+    sent = await send(client, points, *BOTTLES_AND_DRUMS)
+    assert sent.status_code == 201, sent.text
+    bottles, drums = (line["batch_code"] for line in sent.json()["lines"])
+    elsewhere = points.orgs["facility"]
+    for step in (
+        event("collected", bottles, minutes=2),
+        event("in_transit", bottles, minutes=3, destination_organization_id=elsewhere.id),
+    ):
+        moved = await post_event(client, points, "station", step)
+        assert moved.status_code == 201, moved.text
+    shown = {
+        code: row["去向 destination"]
+        for row in await consignment_rows(client, points, "station")
+        for code in (bottles, drums)
+        if code in row["去向 destination"]
+    }
+    assert shown == {
+        bottles: f"{elsewhere.name} ({bottles})",
+        drums: f"{points.orgs['unlicensed'].name} ({drums})",
+    }

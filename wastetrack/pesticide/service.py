@@ -460,7 +460,10 @@ async def ledger(
         "destination", "point"
     )
     batches = {
-        batch.code: batch for batch in await Batch.filter(code__in=[row["code"] for row in tagged])
+        batch.code: batch
+        for batch in await Batch.filter(code__in=[row["code"] for row in tagged]).prefetch_related(
+            "destination"
+        )
     }
     facts = {
         fact.batch_id: fact
@@ -504,7 +507,9 @@ async def ledger(
                         # A tagging corrected into items says how many; else the count sent.
                         int(batch.quantity) if batch.unit == Unit.COUNT else line["count"],
                         None if fact is None or fact.mass_unknown else fact.mass_kg,
-                        f"{consignment.destination.name} ({batch.code})",
+                        # Where custody sends it, or took it in (the fate beside it); the
+                        # consignment's own once a gate rejected it.
+                        f"{(batch.destination or consignment.destination).name} ({batch.code})",
                         None if fact is None else fact.fate,
                         None,
                     ],
