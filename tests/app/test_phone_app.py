@@ -1563,6 +1563,93 @@ def test_a_login_answered_by_a_captive_portal_is_offline(browser: webdriver.Chro
     assert browser.execute_async_script(CAPTIVE_LOGIN) == ["offline", True]
 
 
+CAPTIVE_CALLS = """
+const [done] = arguments;
+const real = window.fetch;
+window.fetch = async (url, options) => String(url).startsWith('/m/')
+  ? new Response('<html>Log in to the Wi-Fi</html>',
+                 {status: 200, headers: {'Content-Type': 'text/html'}})
+  : real(url, options);
+import('/static/app/api.js').then(async (a) => {
+  const said = [];
+  const asked = [() => a.call('/m/v1/scan?qr=X'), () => a.callAll('/m/v1/catalog/categories')];
+  for (const asking of asked) {
+    try {
+      said.push(JSON.stringify(await asking()));
+    } catch (error) {
+      said.push(error instanceof a.Offline ? 'offline' : `${error.name}: ${error.message}`);
+    }
+  }
+  window.fetch = real;
+  done(said);
+});
+"""
+
+
+def test_any_call_answered_by_a_captive_portal_is_offline(browser: webdriver.Chrome) -> None:
+    """A Wi-Fi login page's 200 was a `null` answer to a call (a scan kept it over the bag's
+    last known state) and a TypeError to a list's reading (shown on the status line): every
+    call takes a success with no JSON as offline, one rule in `exchange`."""
+    assert browser.execute_async_script(CAPTIVE_CALLS) == ["offline", "offline"]
+
+
+CAPTIVE_PAGE = """
+window.realFetch = window.realFetch || window.fetch;
+window.fetch = async (url, options) => String(url).startsWith('/m/')
+  ? new Response('<html>Log in to the Wi-Fi</html>',
+                 {status: 200, headers: {'Content-Type': 'text/html'}})
+  : window.realFetch(url, options);
+"""
+
+KEPT_SCAN = """
+const [qr, done] = arguments;
+import('/static/app/store.js').then(async (s) => done((await s.getKv(`scan:${qr}`)) ?? null));
+"""
+
+
+def test_a_scan_behind_a_captive_portal_shows_the_last_known_batch(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: a page that is not the API's counts as offline, and offline a bag scanned
+    before shows its last known state: the portal's answer erased it ("recorded now")."""
+    _as(browser, served, "carrier")
+    code = round_data["bags"][0]
+    _look_up(browser, code)  # online: the phone keeps what it found
+    _to_scan(browser)
+    browser.execute_script(CAPTIVE_PAGE)
+    try:
+        _look_up(browser, code)
+        summary = browser.find_element(By.ID, "summary").text
+        kept = browser.execute_async_script(KEPT_SCAN, code)
+    finally:
+        browser.execute_script("window.fetch = window.realFetch;")
+    assert kept is not None and kept["kind"] == "batch", kept
+    assert "offline: last known" in summary and code in summary, summary
+
+
+def test_a_places_plate_is_no_bag_of_a_round(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A round takes a load, then bags: a collection point's plate scanned as a bag was listed,
+    and Finish queued a collection of the plate that the sync refused."""
+    _as(browser, served, "carrier")
+    plate = _collection_point(served, "环卫七号点")
+    browser.find_element(By.ID, "round-start").click()
+    _wait(browser, lambda b: _visible(b, "round-view"))
+    try:
+        for code in (round_data["bags"][1], plate):
+            typed = browser.find_element(By.ID, "round-typed")
+            typed.clear()
+            typed.send_keys(code)
+            browser.find_element(By.CSS_SELECTOR, "#round-typed-form button").click()
+        _wait(browser, lambda b: b.find_element(By.ID, "round-error").text)
+        listed = browser.find_elements(By.CSS_SELECTOR, "#round-bags li")
+        assert plate not in [li.get_attribute("data-code") for li in listed]
+        assert "plate" in browser.find_element(By.ID, "round-error").text
+    finally:
+        browser.find_element(By.ID, "round-cancel").click()
+
+
 ENDED = """
 const [done] = arguments;
 // Once any sync still running has ended, the tokens become ones the server refuses.

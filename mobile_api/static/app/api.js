@@ -133,6 +133,7 @@ export async function callAll(path) {
   const rows = [];
   for (let next = path; next;) {
     const page = await exchange(next);
+    if (!Array.isArray(page.answer)) throw new Offline('not the service');
     rows.push(...page.answer);
     next = page.next;
   }
@@ -177,6 +178,9 @@ async function exchange(path, { method = 'GET', json, form, signal } = {}) {
     }
     const answer = await response.json().catch(() => null);
     if (!response.ok) throw new Problem(response.status, answer);
+    // A success with no JSON is not the service's (a Wi-Fi login page answering every request
+    // with its own HTML): offline, as a log-in takes it, never a batch nobody knows.
+    if (answer === null && response.status !== 204) throw new Offline('not the service');
     return { answer, next: nextPage(response) };
   }
   throw new Problem(401, { detail: '请重新登录 · please log in again' });

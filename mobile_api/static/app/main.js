@@ -771,6 +771,11 @@ async function addToRound(qr) {
     return;
   }
   const item = { qr, code: codeOf(qr), found: scanned.found };
+  // A plate (a collection point's, a berth's) is no waste: a round takes batches and labels.
+  if (scanned.found && !['batch', 'label'].includes(scanned.found.kind)) {
+    $('round-error').textContent = '这是地点码，不是袋或装车标签 · a place\'s plate, not a bag or a load';
+    return;
+  }
   // An unused label names no batch yet: a bag is tagged before a round collects it, and a
   // load is tagged on the carrier's own stock (another's label is that producer's waste).
   const label = scanned.found && scanned.found.kind === 'label' ? scanned.found.label : null;
