@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import importlib
 import io
 import json
 import uuid
@@ -300,6 +301,13 @@ async def test_a_weight_sent_in_exponent_form_is_kept_and_shown_in_plain_figures
     csv = await client.get("/m/v1/pesticide/ledger.csv", params=day, headers=points.headers("shop"))
     rows = list(DictReader(io.StringIO(csv.content.decode("utf-8-sig"))))
     assert [row["重量 weight_kg"] for row in rows] == ["10", "2.5"]
+    # Kept before in exponent form (the command's JSON): migration 0064 writes it plainly.
+    before = [{**kept.lines[0], "weight_kg": "1E+1"}, {**kept.lines[1], "weight_kg": "2.5e0"}]
+    await PackagingReturn.filter(id=kept.id).update(lines=before)
+    await connections.get("default").execute_script(
+        importlib.import_module("migrations.0064_kept_lines_in_plain_figures").PLAIN
+    )
+    assert (await PackagingReturn.get(id=kept.id)).lines == kept.lines
 
 
 async def test_returns_sync_offline_exactly_once(client: httpx.AsyncClient, points: World) -> None:

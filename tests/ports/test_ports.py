@@ -161,6 +161,15 @@ async def test_a_notification_in_exponent_form_is_kept_in_plain_figures(
     )
     (line,) = call["notification"]
     assert (line["to_deliver_m3"], line["storage_capacity_m3"]) == ("0.5", "10"), line
+    # Kept before in exponent form: migration 0064 writes it plainly, the rest as it was.
+    await PortCall.filter(id=call["id"]).update(
+        notification=[{**line, "storage_capacity_m3": "1E+1", "retained_m3": "0E-3"}]
+    )
+    await connections.get("default").execute_script(
+        importlib.import_module("migrations.0064_kept_lines_in_plain_figures").PLAIN
+    )
+    kept = (await PortCall.get(id=call["id"])).notification
+    assert kept == [{**line, "storage_capacity_m3": "10", "retained_m3": "0.000"}], kept
 
 
 async def test_port_call_delivery_reaches_treatment_and_counts(
