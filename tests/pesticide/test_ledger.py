@@ -13,6 +13,7 @@ import openpyxl
 from tests.custody.helpers import post_event
 from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event
 from tests.pesticide.test_take_back import BOTTLES_AND_DRUMS, a_return, points, post, send
+from wastetrack.registry import service as registry
 
 __all__ = ["points"]  # the fixture used here
 
@@ -176,3 +177,42 @@ async def test_a_consignment_batch_sent_elsewhere_shows_the_destination_custody_
         bottles: f"{elsewhere.name} ({bottles})",
         drums: f"{points.orgs['unlicensed'].name} ({drums})",
     }
+
+
+async def test_a_batch_packed_into_a_load_or_taken_in_elsewhere_shows_where_it_went(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """Both consigned to the recycler: the bottles are packed into the drums' load, which the
+    disposal centre receives and treats (the bottles travel inside it, their fate the load's);
+    a second consignment's bottles are handed to the centre, which stores and treats them (no
+    receipt). The ledger's 去向 is the centre for both, as custody holds it."""
+    first, second = [
+        await send(client, points, *lines) for lines in (BOTTLES_AND_DRUMS, BOTTLES_AND_DRUMS[:1])
+    ]
+    bottles, drums = (line["batch_code"] for line in first.json()["lines"])
+    (handed,) = (line["batch_code"] for line in second.json()["lines"])
+    centre = points.orgs["facility"]
+    for material in ("agri.drum", "agri.plastic_bottle"):
+        await registry.add_licence(
+            organization_id=centre.id, category_key=material, method_codes=["R3"]
+        )
+    for who, step in (
+        ("station", event("aggregated", drums, minutes=1, children=[bottles])),
+        ("station", event("collected", drums, minutes=2)),
+        ("station", event("in_transit", drums, minutes=3, destination_organization_id=centre.id)),
+        ("facility", event("received", drums, minutes=20, outcome="accepted", weight_kg="21.5")),
+        ("facility", event("treated", drums, minutes=30, method="R3")),
+        ("station", event("handed_over", handed, minutes=2, to_organization_id=centre.id)),
+        ("facility", event("stored", handed, minutes=20)),
+        ("facility", event("treated", handed, minutes=30, method="R3")),
+    ):
+        moved = await post_event(client, points, who, step)
+        assert moved.status_code == 201, moved.text
+    shown = {
+        code: (row["去向 destination"], row["结果 fate"])
+        for row in await consignment_rows(client, points, "station")
+        for code in (bottles, drums, handed)
+        if code in row["去向 destination"]
+    }
+    fates = {bottles: "recovered", drums: "container", handed: "recovered"}
+    assert shown == {code: (f"{centre.name} ({code})", fate) for code, fate in fates.items()}

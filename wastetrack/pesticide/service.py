@@ -439,6 +439,38 @@ WHERE c.point_id = ANY($3::int[]) AND b.tagged_at >= $1 AND b.tagged_at < $2
 """
 
 
+# Each batch's outermost load (itself when packed in none), which carries it from then on.
+_OUTERMOST = """
+WITH RECURSIVE up (start, id, parent_id, depth) AS (
+    SELECT id, id, parent_id, 0 FROM batch WHERE id = ANY($1::int[])
+    UNION ALL SELECT up.start, p.id, p.parent_id, up.depth + 1
+    FROM up JOIN batch p ON p.id = up.parent_id
+)
+SELECT DISTINCT ON (up.start) up.start, top.state, top.holder_id, top.destination_id
+FROM up JOIN batch top ON top.id = up.id
+ORDER BY up.start, up.depth DESC
+"""
+
+
+_TAKEN_IN = frozenset({State.received, State.stored, State.treated})
+
+
+async def _went_to(batches: list[Batch], points: dict[int, int]) -> dict[int, int | None]:
+    """Where each consignment batch went, as custody holds it (the batch, or the outermost load
+    it is packed in, carries it): the organization that received, stored or treated it, else
+    the destination it is sent to; None once a gate rejected it (back with its deliverer, no
+    destination). A batch its own point (`points`: each batch's) stored is not taken in."""
+    tops = await connections.get("default").execute_query_dict(
+        _OUTERMOST, [[batch.id for batch in batches]]
+    )
+    went: dict[int, int | None] = {}
+    for top in tops:
+        took_in = top["state"] in _TAKEN_IN and top["holder_id"] != points[top["start"]]
+        went[top["start"]] = top["holder_id"] if took_in else top["destination_id"]
+    return went
+
+
+
 async def ledger(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> tuple[list[str], list[list[Any]]]:
@@ -460,11 +492,18 @@ async def ledger(
         "destination", "point"
     )
     batches = {
-        batch.code: batch
-        for batch in await Batch.filter(code__in=[row["code"] for row in tagged]).prefetch_related(
-            "destination"
-        )
+        batch.code: batch for batch in await Batch.filter(code__in=[row["code"] for row in tagged])
     }
+    point_of = {
+        batches[str(line["batch_code"])].id: consignment.point_id
+        for consignment in sent
+        for line in consignment.lines
+        if str(line["batch_code"]) in batches
+    }
+    went = await _went_to(list(batches.values()), point_of)
+    names = dict(
+        await Organization.filter(id__in={i for i in went.values() if i}).values_list("id", "name")
+    )
     facts = {
         fact.batch_id: fact
         for fact in await BatchFact.filter(batch_id__in=[b.id for b in batches.values()])
@@ -507,9 +546,10 @@ async def ledger(
                         # A tagging corrected into items says how many; else the count sent.
                         int(batch.quantity) if batch.unit == Unit.COUNT else line["count"],
                         None if fact is None or fact.mass_unknown else fact.mass_kg,
-                        # Where custody sends it, or took it in (the fate beside it); the
-                        # consignment's own once a gate rejected it.
-                        f"{(batch.destination or consignment.destination).name} ({batch.code})",
+                        # Where custody says it went (the fate beside it), else where the
+                        # consignment sends it.
+                        f"{names.get(went.get(batch.id)) or consignment.destination.name}"
+                        f" ({batch.code})",
                         None if fact is None else fact.fate,
                         None,
                     ],
