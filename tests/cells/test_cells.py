@@ -363,6 +363,39 @@ async def test_registrations_of_one_place_sent_at_once_name_the_first(
         assert [(r["field"], r["cell_id"]) for r in refused] == [("name", made)] * 3
 
 
+async def test_a_resent_assessment_is_answered_though_the_level_below_failed_since(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The phone's answer to a city assessment was lost; meanwhile another assessor recorded a
+    failing county re-assessment of the day. The retry is still the latest city assessment of
+    its day: answered with it (200), recorded once, not refused for the level below (which
+    decides whether a new one may be recorded; the city one no longer stands)."""
+    batches = await sorted_pickups(client, world, passed=9, failed=1)
+    for code in batches[:4]:
+        await recycle(client, world, code)
+    cell_id = await cell(client, world, "北山社区")
+    assert (await assess(client, world, cell_id, "county", EVIDENCE)).status_code == 201
+    city = await assess(client, world, cell_id, "city", EVIDENCE)
+    assert city.status_code == 201, city.text
+    failing = await client.post(
+        f"/m/v1/cells/{cell_id}/assessments",
+        headers=world.headers("admin"),
+        json={
+            "level": "county",
+            "assessed_on": CITY_TODAY.isoformat(),
+            "entered": {code: {"value": "10", "evidence": "复查记录"} for code in EVIDENCE},
+        },
+    )
+    assert (failing.status_code, failing.json()["tier"]) == (201, "not_achieved"), failing.text
+    retry = await assess(client, world, cell_id, "city", EVIDENCE)
+    assert (retry.status_code, retry.json()["id"]) == (200, city.json()["id"]), retry.text
+    assert await CellAssessment.filter(cell_id=cell_id, level="city").count() == 1
+    # Another city finding is a new record, and the failed county assessment refuses it.
+    other = {code: {"value": "99", "evidence": "新证据"} for code in EVIDENCE}
+    refused = await assess(client, world, cell_id, "city", other)
+    assert (refused.status_code, refused.json()["field"]) == (409, "level"), refused.text
+
+
 async def test_an_assessment_sent_again_is_recorded_once(
     client: httpx.AsyncClient, world: World
 ) -> None:

@@ -279,22 +279,6 @@ async def assess(
     )
     if level not in LEVELS:
         raise ValidationFailed(f"level must be one of {', '.join(LEVELS)}", field="level")
-    index = LEVELS.index(level)
-    if index > 0:
-        # The level below stands as it stands in the achievement: by its latest assessment on
-        # or before the day. An older pass does not carry a re-assessment that failed.
-        below = LEVELS[index - 1]
-        standing = governs(
-            await CellAssessment.filter(cell_id=cell.id, assessed_on__lte=assessed_on),
-            assessed_on,
-            level=below,
-        )
-        if not is_achieved(standing, assessed_on):
-            raise RuleViolation(
-                f"a {level} assessment needs the latest {below} assessment on or before"
-                f" {assessed_on.isoformat()} to be achieved and unexpired",
-                field="level",
-            )
     criteria = {c["code"]: c for c in TYPES[cell.cell_type]["criteria"]}
     for code in entered:  # an assessor must not believe a value was kept that was not
         if code not in criteria:
@@ -380,6 +364,7 @@ async def assess(
         tier,
     ):
         return latest, False
+    await _refuse_unless_below_stands(cell, level, assessed_on)
     made = await CellAssessment.create(
         cell=cell,
         level=level,
@@ -392,6 +377,28 @@ async def assess(
     )
     await _audited("cell_assessment.created", made, cell)
     return made, True
+
+
+async def _refuse_unless_below_stands(cell: Cell, level: str, assessed_on: date) -> None:
+    """A new assessment above the first level needs the level below to stand as it stands in
+    the achievement: by its latest assessment on or before the day (an older pass does not
+    carry a re-assessment that failed). What decides a new record only: a resend of one
+    recorded is answered with it whatever was recorded below since."""
+    index = LEVELS.index(level)
+    if index == 0:
+        return
+    below = LEVELS[index - 1]
+    standing = governs(
+        await CellAssessment.filter(cell_id=cell.id, assessed_on__lte=assessed_on),
+        assessed_on,
+        level=below,
+    )
+    if not is_achieved(standing, assessed_on):
+        raise RuleViolation(
+            f"a {level} assessment needs the latest {below} assessment on or before"
+            f" {assessed_on.isoformat()} to be achieved and unexpired",
+            field="level",
+        )
 
 
 # An assessment as its read gives it (beside `stands`).
