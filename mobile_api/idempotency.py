@@ -47,17 +47,14 @@ class Idempotency:
             await self.app(scope, receive, send)
             return
         sent = [value for name, value in scope.get("headers", []) if name == HEADER]
-        if not sent:
+        found = await self._owner(_first_header(scope, b"authorization")) if sent else None
+        if found is None:  # no key, or no credentials it could belong to: the route answers
             await self.app(scope, receive, send)
             return
         key = sent[0].decode("latin-1")
-        if len(sent) > 1 or not _KEY.match(key):
+        if len(sent) > 1 or not _KEY.fullmatch(key):
             refusal = _refusal("bad_request")
             await refusal(scope, receive, send)
-            return
-        found = await self._owner(_first_header(scope, b"authorization"))
-        if found is None:  # no credentials the key could belong to: the route answers
-            await self.app(scope, receive, send)
             return
         owner, principal = found
         body = await _spooled_body(receive)

@@ -178,6 +178,10 @@ async def test_a_route_of_no_credentials_ignores_the_key(
         "SELECT 1 FROM idempotency_key WHERE key = 'login-once'"
     )
     assert kept == []
+    # Ignored whole: a key no sender owns is not read, malformed or sent twice.
+    for odd in ([("Idempotency-Key", "not a key")], [("Idempotency-Key", "a")] * 2):
+        logged_in = await client.post("/m/v1/auth/token", data=form, headers=odd)
+        assert logged_in.status_code == 200, logged_in.text
 
 
 async def _direct(
