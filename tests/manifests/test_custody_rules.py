@@ -627,3 +627,34 @@ async def test_a_batch_a_draft_lists_is_packed_nowhere_and_its_load_takes_nothin
         actions = scanned.json()["actions"]
         assert ("aggregated" in actions, "cancelled" in actions) == (offered, offered), actions
     assert (await sign_producer(client, world, made.json()["id"])).status_code == 200
+
+
+async def test_a_listed_load_gives_nothing_back_until_its_manifest_is_cancelled(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """The draft lists a load holding a drum: taking the drum out (its packing undone) would
+    leave the manifest declaring a mass the load no longer holds, and free the drum for a
+    second manifest. A 409 naming the manifest, nothing undone, from the draft on; once the
+    manifest is cancelled, the packing may be undone."""
+    drum = await tag_oil(client, world, quantity="100")
+    load = await tag_oil(client, world, quantity="100")
+    packed = event("aggregated", load, minutes=-55, children=[drum])
+    assert (await post(client, world, "maker", packed)).status_code == 201
+    (packing,) = await CustodyEvent.filter(batch__code=drum, event_type=EventType.aggregated)
+    made = await call(
+        client, world, "maker", "", {**parties.body, "batches": [load], "quantity_kg": "100"}
+    )
+    assert made.status_code == 201, made.text
+    undo = event("corrected", drum, minutes=-50, corrects=str(packing.id), aggregated=False)
+    refused = await post(client, world, "maker", undo)
+    assert (refused.status_code, refused.json()["field"]) == (409, "aggregated"), refused.text
+    assert refused.json()["manifest_id"] == made.json()["id"]
+    assert (await Batch.get(code=drum)).parent_id is not None
+    cancel = {"reason": "重开"}
+    assert (
+        await call(client, world, "maker", f"/{made.json()['id']}/cancel", cancel)
+    ).status_code == 200
+    assert (await post(client, world, "maker", undo)).status_code == 201
+    assert (await Batch.get(code=drum)).parent_id is None

@@ -306,22 +306,26 @@ async def _manifest_rule(
 
 # The steps a batch a manifest lists, a draft included, takes no more, whoever records them:
 # the producer's signature hands it over as listed, so it is cancelled nowhere (and packed into
-# nothing, which `_aggregated` asks of each child), and a listed load takes no more waste (the
-# manifest declares its mass, and its receiver was judged licensed for what it held). The scan
-# offers neither (`next_actions`).
+# nothing, which `_aggregated` asks of each child), and a listed load's contents stay as listed:
+# it takes no more waste, nor gives a batch back by an undone packing (the manifest declares
+# its mass, and its receiver was judged licensed for what it held). The scan offers neither
+# (`next_actions`).
 _LISTED = {
     EventType.cancelled: "cancel that manifest first",
-    EventType.aggregated: "a listed load takes no more waste until then",
+    EventType.aggregated: "a listed load holds what it held, no more and no less, until then",
 }
 
 
-async def _refuse_if_listed(work: Work, batch: Batch, event_type: EventType) -> None:
-    """A step of `_LISTED` on a batch a manifest lists, a draft included: refused naming it."""
+async def refuse_if_listed(
+    work: Work, batch: Batch, event_type: EventType, *, field: str = "batch"
+) -> None:
+    """A step of `_LISTED` on a batch a manifest lists, a draft included: refused naming the
+    manifest (and `field`)."""
     await _refuse_while_manifest_open(
         work.catalog.streams[batch.stream_id].rules or {},
         batch,
         why=_LISTED[event_type],
-        field="batch",
+        field=field,
         drafts=True,
     )
 
@@ -703,7 +707,7 @@ async def _aggregated(
             drafts=True,
         )
         children.append(child)
-    await _refuse_if_listed(work, parent, EventType.aggregated)
+    await refuse_if_listed(work, parent, EventType.aggregated)
     ancestor = parent.parent_id
     if ancestor and any(child.id == ancestor for child in children):
         raise ValidationFailed("a batch cannot contain its own container", field="children")
@@ -745,7 +749,7 @@ async def _cancelled(
             "a container that holds batches cannot be cancelled", field="event_type"
         )
     # Cancelled, a draft would list a batch in no register or figure, and its signature fail.
-    await _refuse_if_listed(work, batch, EventType.cancelled)
+    await refuse_if_listed(work, batch, EventType.cancelled)
     return step(work, sub, batch, digest, reason=sub.reason)
 
 
