@@ -470,7 +470,6 @@ async def _went_to(batches: list[Batch], points: dict[int, int]) -> dict[int, in
     return went
 
 
-
 async def ledger(
     *, principal: Principal, date_from: date, date_to: date, timezone: str
 ) -> tuple[list[str], list[list[Any]]]:
