@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from tempfile import SpooledTemporaryFile
+from typing import Any
 
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import UploadFile
@@ -47,8 +48,10 @@ class Idempotency:
             await self.app(scope, receive, send)
             return
         sent = [value for name, value in scope.get("headers", []) if name == HEADER]
-        found = await self._owner(_first_header(scope, b"authorization")) if sent else None
-        if found is None:  # no key, or no credentials it could belong to: the route answers
+        found = None
+        if sent and _takes_a_sender(scope):
+            found = await self._owner(_first_header(scope, b"authorization"))
+        if found is None:  # no key, or no sender it could belong to: the route answers
             await self.app(scope, receive, send)
             return
         key = sent[0].decode("latin-1")
@@ -220,6 +223,33 @@ async def _parts(scope: Scope, body: SpooledTemporaryFile[bytes]) -> bytes | Non
     finally:
         await form.close()
     return json.dumps(parts, ensure_ascii=False).encode()
+
+
+def _takes_a_sender(scope: Scope) -> bool:
+    """Whether the route answering `scope` authenticates a sender from `Authorization`: the
+    writes the API document gives no security (the log-in, the refresh, the log-out, the
+    public credits look-up) do not, so a key sent to them, with credentials or without, has
+    no owner and is ignored (the dashboard's forms, outside the document, carry none)."""
+    app = scope.get("app")
+    if app is None:
+        return True
+    unsecured = getattr(app.state, "writes_without_sender", None)
+    if unsecured is None:
+        unsecured = app.state.writes_without_sender = _writes_without_sender(app.openapi())
+    return not any(
+        method == scope["method"] and path.fullmatch(scope["path"]) for method, path in unsecured
+    )
+
+
+def _writes_without_sender(document: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
+    """Each write the API document lists with no security: its method and its path's pattern
+    (a `{parameter}` is one segment)."""
+    return [
+        (method.upper(), re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))))
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if method.upper() in _WRITES and not operation.get("security")
+    ]
 
 
 def _first_header(scope: Scope, name: bytes) -> bytes | None:

@@ -178,10 +178,23 @@ async def test_a_route_of_no_credentials_ignores_the_key(
         "SELECT 1 FROM idempotency_key WHERE key = 'login-once'"
     )
     assert kept == []
-    # Ignored whole: a key no sender owns is not read, malformed or sent twice.
+    # Ignored whole: a key no sender owns is not read, malformed or sent twice, nor when the
+    # client sends its bearer along (as a client library does with every call).
+    bearer = ("Authorization", f"Bearer {world.tokens['clinic']}")
     for odd in ([("Idempotency-Key", "not a key")], [("Idempotency-Key", "a")] * 2):
-        logged_in = await client.post("/m/v1/auth/token", data=form, headers=odd)
-        assert logged_in.status_code == 200, logged_in.text
+        for sent in (odd, [*odd, bearer]):
+            logged_in = await client.post("/m/v1/auth/token", data=form, headers=sent)
+            assert logged_in.status_code == 200, logged_in.text
+    keyed = {"Idempotency-Key": "refresh-with-bearer", "Authorization": bearer[1]}
+    body = {"refresh_token": logged_in.json()["refresh_token"]}
+    twice = [await client.post("/m/v1/auth/refresh", json=body, headers=keyed) for _ in (1, 2)]
+    assert [a.status_code for a in twice] == [200, 200], twice[1].text
+    assert (
+        await db.pool().execute_query_dict(
+            "SELECT 1 FROM idempotency_key WHERE key = 'refresh-with-bearer'"
+        )
+        == []
+    )
 
 
 async def _direct(
