@@ -5,13 +5,16 @@ import asyncio
 import json
 import os
 import secrets
+import struct
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import asyncpg
+import pytest
 
+from wastetrack.core import backup as backups
 from wastetrack.core import db
 
 
@@ -159,3 +162,45 @@ async def test_start_ups_at_once_migrate_and_refresh_the_services_role_in_turn(
     urls = {out.decode().strip() for out, _ in done}
     assert len(urls) == 1
     assert db.credentials_from_url(urls.pop())["user"] == db.APP_ROLE
+
+
+SSL_REQUEST = 80877103
+
+
+async def test_a_database_url_asking_for_tls_never_sends_its_password_without_it() -> None:
+    """`?sslmode=require` was dropped: asyncpg fell back to plain TCP when the server (or a
+    man in the middle) answered "no TLS", and sent the password in the clear. The mode is
+    obeyed (no connection without TLS), by the tools too; a parameter not read is refused."""
+    seen: dict[str, bytes] = {}
+
+    async def no_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            _, code = struct.unpack("!ii", await reader.readexactly(8))
+            if code == SSL_REQUEST:
+                writer.write(b"N")  # "this server speaks no TLS"
+                await writer.drain()
+                (length,) = struct.unpack("!i", await reader.readexactly(4))
+                seen["startup"] = await reader.readexactly(length - 4)
+                writer.write(b"R" + struct.pack("!ii", 8, 3))  # a cleartext password, please
+                await writer.drain()
+                await reader.readexactly(5)
+                seen["password"] = await reader.read(100)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(no_tls, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"postgres://wastetrack:pw-s3cret-9@127.0.0.1:{port}/wastetrack?sslmode=require"
+    try:
+        with pytest.raises((ConnectionError, OSError, asyncpg.PostgresError)):
+            await asyncio.wait_for(db.ensure_database(url), 20)
+    finally:
+        server.close()
+    assert seen == {}
+    assert db.credentials_from_url(url)["ssl"] == "require"
+    assert backups._libpq_env(url)["PGSSLMODE"] == "require"
+    for odd, named in (("sslmode=sometimes", "sslmode"), ("sslrootcert=/ca.pem", "sslrootcert")):
+        with pytest.raises(ValueError, match=named):
+            db.credentials_from_url(f"postgres://u@h/db?{odd}")

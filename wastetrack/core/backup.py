@@ -81,6 +81,7 @@ def _libpq_env(database_url: str) -> dict[str, str]:
         "PGUSER": credentials["user"],
         "PGPASSWORD": credentials["password"],
         "PGDATABASE": credentials["database"],
+        **({"PGSSLMODE": credentials["ssl"]} if "ssl" in credentials else {}),
     }
 
 

@@ -104,26 +104,41 @@ def server_database_url(settings: Settings) -> Iterator[str]:
         server.cleanup()
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+"""libpq's `sslmode` values, which asyncpg's `ssl` takes as they are."""
+
+
 def credentials_from_url(url: str) -> dict[str, Any]:
-    """Split a postgres URL (TCP or ?host=/socket/dir) into asyncpg credentials."""
+    """Split a postgres URL (TCP or ?host=/socket/dir, and ?sslmode= as libpq reads it) into
+    asyncpg credentials. A parameter it does not read is refused, never dropped: a URL asking
+    for TLS that connected without it would send the password in the clear."""
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql"):
         raise ValueError(f"must be a postgres:// URL, got {parsed.scheme!r}")
     # Percent-decoded as libpq decodes a URI, a `+` kept: the embedded server's URL names its
     # socket folder as it is (`?host=/srv/c++/data/pgdata`), and `+` is no space there.
-    query = parse_qs(parsed.query.replace("+", "%2B"))
+    query = parse_qs(parsed.query.replace("+", "%2B"), keep_blank_values=True)
+    unread = sorted(set(query) - {"host", "sslmode"})
+    if unread:
+        raise ValueError(f"takes the parameters host and sslmode only, not {', '.join(unread)}")
     host = query.get("host", [parsed.hostname or "127.0.0.1"])[0]
     try:
         port = parsed.port or 5432
     except ValueError as error:
         raise ValueError(f"has no valid port: {error}") from error
-    return {
+    credentials = {
         "host": host,
         "port": port,
         "user": unquote(parsed.username or "postgres"),
         "password": unquote(parsed.password or ""),
         "database": (parsed.path or "/postgres").lstrip("/") or "postgres",
     }
+    if "sslmode" in query:
+        mode = query["sslmode"][0]
+        if mode not in SSL_MODES:
+            raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}, not {mode!r}")
+        credentials["ssl"] = mode
+    return credentials
 
 
 def with_database(url: str, database: str) -> str:
