@@ -177,7 +177,7 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
             )
         asyncio.run(_require_empty(database_url))
         photos_dir = data_dir / PHOTOS
-        if photos_dir.is_dir() and any(photos_dir.iterdir()):
+        if photos_dir.is_dir() and any(p.is_file() for p in photos_dir.rglob("*")):
             raise ValidationFailed(
                 f"{photos_dir} holds files already: restore into a data directory without"
                 " photos; nothing was restored",
@@ -188,10 +188,13 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
             raise Conflict(
                 TXID_BEHIND.format(needed=needed, epoch=_epoch_past(needed)), field="database"
             )
-        # The photos are unpacked first, beside their folder (a full disk stops the restore
-        # there, with nothing restored), and put in place once the database is.
+        # The photos are unpacked first (a full disk stops the restore there, with nothing
+        # restored), and put in place once the database is: inside a photos folder already
+        # there (a link to another disk, a disk mounted there: kept, the photos on its disk),
+        # else beside it.
         data_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".photos-restoring-", dir=data_dir))
+        home = photos_dir if photos_dir.is_dir() else data_dir
+        staging = Path(tempfile.mkdtemp(prefix=".photos-restoring-", dir=home))
         try:
             tar.extractall(staging, members=photos, filter="data")
             _run(
@@ -206,9 +209,11 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
                 ],
                 database_url,
             )
-            if photos_dir.is_dir():
-                photos_dir.rmdir()  # empty, as checked above
-            staging.rename(photos_dir)
+            if home == photos_dir:  # it holds no file, as checked above
+                for entry in staging.iterdir():
+                    entry.replace(photos_dir / entry.name)
+            else:
+                staging.rename(photos_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     chains = asyncio.run(_verify_chains(database_url))
