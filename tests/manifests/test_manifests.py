@@ -308,7 +308,7 @@ async def test_a_quantity_is_kept_as_the_manifest_states_it_however_it_was_typed
     assert found["quantity_kg"] == "1000.000"
 
 
-async def test_a_rejection_names_no_method_and_its_pdf_prints_its_0_kg(
+async def test_a_rejection_names_no_method_receives_nothing_and_its_pdf_prints_its_0_kg(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:
     arrived = await drive_to_arrival(client, world, parties)
@@ -316,6 +316,9 @@ async def test_a_rejection_names_no_method_and_its_pdf_prints_its_0_kg(
     rejection = {"decision": "rejected", "received_quantity_kg": "0", "reason": "包装破损"}
     treated = await call(client, world, "plant", path, {**rejection, "method": "D10"})
     assert (treated.status_code, treated.json()["field"]) == (422, "method"), treated.text
+    # Nor does it receive anything: 800 kg "received" would print beside no receipt's weight.
+    weighed = await call(client, world, "plant", path, {**rejection, "received_quantity_kg": "800"})
+    assert (weighed.status_code, weighed.json()["field"]) == (422, "received_quantity_kg")
     rejected = await call(client, world, "plant", path, rejection)
     assert rejected.status_code == 200, rejected.text
     assert (rejected.json()["received_quantity_kg"], rejected.json()["method_id"]) == (

@@ -133,6 +133,13 @@ class DecisionCommand(Command):
                     f"the batches' weights add up to {stated} kg, not to the"
                     f" received_quantity_kg {self.received_quantity_kg}",
                 )
+        if self.decision == "rejected" and self.received_quantity_kg != 0:
+            # Kept, the manifest, its PDF and its public page would say waste was received
+            # that no receipt weighs, and the discrepancy of its quantity would go unrecorded.
+            raise rule_error(
+                "received_quantity_kg",
+                "a rejection receives nothing: its received_quantity_kg is 0",
+            )
         return self
 
 
