@@ -204,3 +204,5 @@ async def test_a_database_url_asking_for_tls_never_sends_its_password_without_it
     for odd, named in (("sslmode=sometimes", "sslmode"), ("sslrootcert=/ca.pem", "sslrootcert")):
         with pytest.raises(ValueError, match=named):
             db.credentials_from_url(f"postgres://u@h/db?{odd}")
+    with pytest.raises(ValueError, match="port"):  # was read as 5432
+        db.credentials_from_url("postgres://u@h:0/db")

@@ -123,9 +123,11 @@ def credentials_from_url(url: str) -> dict[str, Any]:
         raise ValueError(f"takes the parameters host and sslmode only, not {', '.join(unread)}")
     host = query.get("host", [parsed.hostname or "127.0.0.1"])[0]
     try:
-        port = parsed.port or 5432
+        port = 5432 if parsed.port is None else parsed.port
     except ValueError as error:
         raise ValueError(f"has no valid port: {error}") from error
+    if port == 0:  # no server listens there: it is no stand-in for the default
+        raise ValueError("has no valid port: 0")
     credentials = {
         "host": host,
         "port": port,
