@@ -226,29 +226,30 @@ async def _parts(scope: Scope, body: SpooledTemporaryFile[bytes]) -> bytes | Non
 
 
 def _takes_a_sender(scope: Scope) -> bool:
-    """Whether the route answering `scope` authenticates a sender from `Authorization`: the
-    writes the API document gives no security (the log-in, the refresh, the log-out, the
-    public credits look-up) do not, so a key sent to them, with credentials or without, has
-    no owner and is ignored (the dashboard's forms, outside the document, carry none)."""
+    """Whether the route answering `scope` authenticates a sender from `Authorization`: a write
+    the API document gives security. The others — the log-in, the refresh, the log-out, the
+    public credits look-up, and the dashboard's forms outside the document, which a cookie
+    authenticates — do not, so a key sent to them, with credentials or without, has no owner
+    and is ignored."""
     app = scope.get("app")
     if app is None:
         return True
-    unsecured = getattr(app.state, "writes_without_sender", None)
-    if unsecured is None:
-        unsecured = app.state.writes_without_sender = _writes_without_sender(app.openapi())
-    return not any(
-        method == scope["method"] and path.fullmatch(scope["path"]) for method, path in unsecured
+    secured = getattr(app.state, "writes_with_sender", None)
+    if secured is None:
+        secured = app.state.writes_with_sender = _writes_with_sender(app.openapi())
+    return any(
+        method == scope["method"] and path.fullmatch(scope["path"]) for method, path in secured
     )
 
 
-def _writes_without_sender(document: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
-    """Each write the API document lists with no security: its method and its path's pattern
-    (a `{parameter}` is one segment)."""
+def _writes_with_sender(document: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
+    """Each write the API document gives security: its method and its path's pattern (a
+    `{parameter}` is one segment)."""
     return [
         (method.upper(), re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))))
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
-        if method.upper() in _WRITES and not operation.get("security")
+        if method.upper() in _WRITES and operation.get("security")
     ]
 
 

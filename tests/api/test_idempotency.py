@@ -185,6 +185,10 @@ async def test_a_route_of_no_credentials_ignores_the_key(
         for sent in (odd, [*odd, bearer]):
             logged_in = await client.post("/m/v1/auth/token", data=form, headers=sent)
             assert logged_in.status_code == 200, logged_in.text
+            # The dashboard's forms, outside the API document, a cookie authenticates.
+            manager = {"username": world.users["manager"].username, "password": PASSWORD}
+            page = await client.post("/dashboard/login", data=manager, headers=sent)
+            assert (page.status_code, page.headers.get("location")) == (303, "/dashboard")
     keyed = {"Idempotency-Key": "refresh-with-bearer", "Authorization": bearer[1]}
     body = {"refresh_token": logged_in.json()["refresh_token"]}
     twice = [await client.post("/m/v1/auth/refresh", json=body, headers=keyed) for _ in (1, 2)]
