@@ -634,27 +634,36 @@ async def test_a_listed_load_gives_nothing_back_until_its_manifest_is_cancelled(
     world: World,
     parties: Parties,  # noqa: F811
 ) -> None:
-    """The draft lists a load holding a drum: taking the drum out (its packing undone) would
-    leave the manifest declaring a mass the load no longer holds, and free the drum for a
-    second manifest. A 409 naming the manifest, nothing undone, from the draft on; once the
-    manifest is cancelled, the packing may be undone."""
+    """The draft lists a load holding a box holding a drum: taking either out (a packing
+    undone, at any depth) would leave the manifest declaring a mass the load no longer holds,
+    and free it for a second manifest. A 409 naming the manifest, nothing undone, from the
+    draft on; once the manifest is cancelled, the packing may be undone."""
     drum = await tag_oil(client, world, quantity="100")
+    box = await tag_oil(client, world, quantity="100")
     load = await tag_oil(client, world, quantity="100")
-    packed = event("aggregated", load, minutes=-55, children=[drum])
-    assert (await post(client, world, "maker", packed)).status_code == 201
-    (packing,) = await CustodyEvent.filter(batch__code=drum, event_type=EventType.aggregated)
+    for child, container, at in ((drum, box, -58), (box, load, -55)):
+        packed = event("aggregated", container, minutes=at, children=[child])
+        assert (await post(client, world, "maker", packed)).status_code == 201
     made = await call(
         client, world, "maker", "", {**parties.body, "batches": [load], "quantity_kg": "100"}
     )
     assert made.status_code == 201, made.text
-    undo = event("corrected", drum, minutes=-50, corrects=str(packing.id), aggregated=False)
-    refused = await post(client, world, "maker", undo)
-    assert (refused.status_code, refused.json()["field"]) == (409, "aggregated"), refused.text
-    assert refused.json()["manifest_id"] == made.json()["id"]
-    assert (await Batch.get(code=drum)).parent_id is not None
+    # The box out of the load, or the drum out of the box inside it: the load gives it back.
+    undos = [
+        event("corrected", child, minutes=-50, corrects=str(packing.id), aggregated=False)
+        for child in (box, drum)
+        for packing in await CustodyEvent.filter(
+            batch__code=child, event_type=EventType.aggregated, related_batch_id__not_isnull=True
+        )
+    ]
+    for undo in undos:
+        refused = await post(client, world, "maker", undo)
+        assert (refused.status_code, refused.json()["field"]) == (409, "aggregated"), refused.text
+        assert refused.json()["manifest_id"] == made.json()["id"]
+    assert await Batch.filter(code__in=[drum, box], parent_id=None).count() == 0
     cancel = {"reason": "重开"}
     assert (
         await call(client, world, "maker", f"/{made.json()['id']}/cancel", cancel)
     ).status_code == 200
-    assert (await post(client, world, "maker", undo)).status_code == 201
+    assert (await post(client, world, "maker", undos[1])).status_code == 201
     assert (await Batch.get(code=drum)).parent_id is None

@@ -320,14 +320,21 @@ async def refuse_if_listed(
     work: Work, batch: Batch, event_type: EventType, *, field: str = "batch"
 ) -> None:
     """A step of `_LISTED` on a batch a manifest lists, a draft included: refused naming the
-    manifest (and `field`)."""
-    await _refuse_while_manifest_open(
-        work.catalog.streams[batch.stream_id].rules or {},
-        batch,
-        why=_LISTED[event_type],
-        field=field,
-        drafts=True,
-    )
+    manifest (and `field`). A container's contents are the contents of every load it is packed
+    in, at any depth: a packing is judged against each of them."""
+    container: Batch | None = batch
+    while container is not None:
+        await _refuse_while_manifest_open(
+            work.catalog.streams[container.stream_id].rules or {},
+            container,
+            why=_LISTED[event_type],
+            field=field,
+            drafts=True,
+        )
+        if event_type != EventType.aggregated or container.parent_id is None:
+            return
+        known = work.batches.get(work.codes_by_id.get(container.parent_id, ""))
+        container = known if known is not None else await Batch.get(id=container.parent_id)
 
 
 async def _refuse_while_manifest_open(
