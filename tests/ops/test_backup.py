@@ -474,14 +474,15 @@ async def _fetch_one(url: str, sql: str) -> object:
         await conn.close()
 
 
-@pytest.mark.parametrize("layout", ["linked", "mounted"])
+@pytest.mark.parametrize("layout", ["linked", "mounted", "emptied"])
 def test_a_photos_folder_on_another_disk_is_restored_into(
     database_url: str, tmp_path: Path, layout: str
 ) -> None:
     """The photos grow fastest, so `<data_dir>/photos` is often a link to a bigger disk, or the
     mount point of one (a fresh disk holds an empty `lost+found`, no file). The link failed the
     restore after the database was in (a traceback, no photo); the mounted disk was refused as
-    holding files. The photos are staged on that disk and put in place beside what it holds."""
+    holding files; folders left with no file failed the restore after the database was in. The
+    photos are staged on that disk and put in place, file by file, beside what it holds."""
     archive = _archive_with_photos(database_url, tmp_path, 2)
     target_dir = tmp_path / "target"
     disk = tmp_path / "bigger-disk" / "photos"
@@ -489,6 +490,10 @@ def test_a_photos_folder_on_another_disk_is_restored_into(
     target_dir.mkdir()
     if layout == "linked":
         (target_dir / "photos").symlink_to(disk, target_is_directory=True)
+    elif layout == "emptied":  # folders of photos moved away before, no file left
+        (disk / "ef" / "old").mkdir(parents=True)
+        disk.rename(target_dir / "photos")
+        disk = target_dir / "photos"
     else:
         disk.rename(target_dir / "photos")
         disk = target_dir / "photos"
@@ -505,7 +510,7 @@ def test_a_photos_folder_on_another_disk_is_restored_into(
         assert done.returncode == 0, done.stderr[-800:]
         assert json.loads(done.stdout.splitlines()[-1])["photos"] == 2
         assert sorted(p.name for p in disk.iterdir()) == ["ef", "lost+found"]
-        assert len(list((target_dir / "photos" / "ef").iterdir())) == 2
+        assert len([p for p in (target_dir / "photos" / "ef").iterdir() if p.is_file()]) == 2
         assert (target_dir / "photos").is_symlink() == (layout == "linked")
     finally:
         asyncio.run(db.drop_database(target_url))

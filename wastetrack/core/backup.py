@@ -209,9 +209,11 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
                 ],
                 database_url,
             )
-            if home == photos_dir:  # it holds no file, as checked above
-                for entry in staging.iterdir():
-                    entry.replace(photos_dir / entry.name)
+            if home == photos_dir:  # it holds no file, as checked above: only folders
+                for staged in sorted(p for p in staging.rglob("*") if p.is_file()):
+                    placed = photos_dir / staged.relative_to(staging)
+                    placed.parent.mkdir(parents=True, exist_ok=True)
+                    staged.replace(placed)
             else:
                 staging.rename(photos_dir)
         finally:
