@@ -206,3 +206,8 @@ async def test_a_database_url_asking_for_tls_never_sends_its_password_without_it
             db.credentials_from_url(f"postgres://u@h/db?{odd}")
     with pytest.raises(ValueError, match="port"):  # was read as 5432
         db.credentials_from_url("postgres://u@h:0/db")
+    # An empty host= leaves the URL's host; a repeated sslmode is read as libpq reads it.
+    read = db.credentials_from_url(
+        "postgres://u@db.example:6432/x?host=&sslmode=allow&sslmode=require"
+    )
+    assert (read["host"], read["port"], read["ssl"]) == ("db.example", 6432, "require")

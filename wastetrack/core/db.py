@@ -121,7 +121,7 @@ def credentials_from_url(url: str) -> dict[str, Any]:
     unread = sorted(set(query) - {"host", "sslmode"})
     if unread:
         raise ValueError(f"takes the parameters host and sslmode only, not {', '.join(unread)}")
-    host = query.get("host", [parsed.hostname or "127.0.0.1"])[0]
+    host = query.get("host", [""])[0] or parsed.hostname or "127.0.0.1"
     try:
         port = 5432 if parsed.port is None else parsed.port
     except ValueError as error:
@@ -136,7 +136,7 @@ def credentials_from_url(url: str) -> dict[str, Any]:
         "database": (parsed.path or "/postgres").lstrip("/") or "postgres",
     }
     if "sslmode" in query:
-        mode = query["sslmode"][0]
+        mode = query["sslmode"][-1]  # the last one, as libpq reads a repeated parameter
         if mode not in SSL_MODES:
             raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}, not {mode!r}")
         credentials["ssl"] = mode
