@@ -1507,20 +1507,27 @@ const [sha, done] = arguments;
 import('/static/app/store.js').then(async (s) => { await s.dropPhoto(sha); done(); });
 """
 
-CAPTIVE = """
-const [done] = arguments;
-const real = window.fetch;
-// A hotel or village Wi-Fi login page answers every request with its own HTML.
+# A hotel or village Wi-Fi login page answers every request of the API with its own HTML:
+# run before a script, it stands in for the network until `window.fetch = window.realFetch`.
+PORTAL = """
+window.realFetch = window.realFetch || window.fetch;
 window.fetch = async (url, options) => String(url).startsWith('/m/')
   ? new Response('<html>Log in to the Wi-Fi</html>',
                  {status: 200, headers: {'Content-Type': 'text/html'}})
-  : real(url, options);
+  : window.realFetch(url, options);
+"""
+
+CAPTIVE = (
+    PORTAL
+    + """
+const [done] = arguments;
 import('/static/app/sync.js').then(async (sync) => {
   const answer = await sync.syncNow().catch((error) => `failed: ${error}`);
-  window.fetch = real;
+  window.fetch = window.realFetch;
   done(answer);
 });
 """
+)
 
 
 def test_a_photo_answered_by_a_captive_portal_is_kept(browser: webdriver.Chrome) -> None:
@@ -1534,13 +1541,10 @@ def test_a_photo_answered_by_a_captive_portal_is_kept(browser: webdriver.Chrome)
         browser.execute_async_script(DROP_PHOTO, sha)
 
 
-CAPTIVE_LOGIN = """
+CAPTIVE_LOGIN = (
+    PORTAL
+    + """
 const [done] = arguments;
-const real = window.fetch;
-window.fetch = async (url, options) => String(url).startsWith('/m/')
-  ? new Response('<html>Log in to the Wi-Fi</html>',
-                 {status: 200, headers: {'Content-Type': 'text/html'}})
-  : real(url, options);
 Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then(async ([a, s]) => {
   const before = JSON.stringify(await s.getKv('tokens'));
   let said;
@@ -1550,10 +1554,11 @@ Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then
   } catch (error) {
     said = error instanceof a.Offline ? 'offline' : `${error.name}: ${error.message}`;
   }
-  window.fetch = real;
+  window.fetch = window.realFetch;
   done([said, JSON.stringify(await s.getKv('tokens')) === before]);
 });
 """
+)
 
 
 def test_a_login_answered_by_a_captive_portal_is_offline(browser: webdriver.Chrome) -> None:
@@ -1563,13 +1568,10 @@ def test_a_login_answered_by_a_captive_portal_is_offline(browser: webdriver.Chro
     assert browser.execute_async_script(CAPTIVE_LOGIN) == ["offline", True]
 
 
-CAPTIVE_CALLS = """
+CAPTIVE_CALLS = (
+    PORTAL
+    + """
 const [done] = arguments;
-const real = window.fetch;
-window.fetch = async (url, options) => String(url).startsWith('/m/')
-  ? new Response('<html>Log in to the Wi-Fi</html>',
-                 {status: 200, headers: {'Content-Type': 'text/html'}})
-  : real(url, options);
 import('/static/app/api.js').then(async (a) => {
   const said = [];
   const asked = [() => a.call('/m/v1/scan?qr=X'), () => a.callAll('/m/v1/catalog/categories')];
@@ -1580,10 +1582,11 @@ import('/static/app/api.js').then(async (a) => {
       said.push(error instanceof a.Offline ? 'offline' : `${error.name}: ${error.message}`);
     }
   }
-  window.fetch = real;
+  window.fetch = window.realFetch;
   done(said);
 });
 """
+)
 
 
 def test_any_call_answered_by_a_captive_portal_is_offline(browser: webdriver.Chrome) -> None:
@@ -1592,14 +1595,6 @@ def test_any_call_answered_by_a_captive_portal_is_offline(browser: webdriver.Chr
     call takes a success with no JSON as offline, one rule in `exchange`."""
     assert browser.execute_async_script(CAPTIVE_CALLS) == ["offline", "offline"]
 
-
-CAPTIVE_PAGE = """
-window.realFetch = window.realFetch || window.fetch;
-window.fetch = async (url, options) => String(url).startsWith('/m/')
-  ? new Response('<html>Log in to the Wi-Fi</html>',
-                 {status: 200, headers: {'Content-Type': 'text/html'}})
-  : window.realFetch(url, options);
-"""
 
 KEPT_SCAN = """
 const [qr, done] = arguments;
@@ -1616,7 +1611,7 @@ def test_a_scan_behind_a_captive_portal_shows_the_last_known_batch(
     code = round_data["bags"][0]
     _look_up(browser, code)  # online: the phone keeps what it found
     _to_scan(browser)
-    browser.execute_script(CAPTIVE_PAGE)
+    browser.execute_script(PORTAL)
     try:
         _look_up(browser, code)
         summary = browser.find_element(By.ID, "summary").text

@@ -488,15 +488,12 @@ def test_a_photos_folder_on_another_disk_is_restored_into(
     disk = tmp_path / "bigger-disk" / "photos"
     (disk / "lost+found").mkdir(parents=True)
     target_dir.mkdir()
+    if layout == "emptied":  # folders of photos moved away before, no file left
+        (disk / "ef" / "old").mkdir(parents=True)
     if layout == "linked":
         (target_dir / "photos").symlink_to(disk, target_is_directory=True)
-    elif layout == "emptied":  # folders of photos moved away before, no file left
-        (disk / "ef" / "old").mkdir(parents=True)
-        disk.rename(target_dir / "photos")
-        disk = target_dir / "photos"
     else:
-        disk.rename(target_dir / "photos")
-        disk = target_dir / "photos"
+        disk = disk.rename(target_dir / "photos")
     target_url = db.with_database(database_url, f"wastetrack_restore_{uuid.uuid4().hex[:8]}")
     asyncio.run(db.ensure_database(target_url))
     try:
