@@ -171,7 +171,6 @@ WITH RECURSIVE {scope},
 ev0 AS (
     SELECT e.batch_id, e.seq, e.event_type, e.state_after, e.actor_id, e.details, e.corrects_id,
            e.organization_id AS actor_org, e.to_organization_id, e.related_batch_id,
-           e.server_time AS recorded_at,
            CASE WHEN e.event_type = {_TAGGED} THEN b.tagged_at
                 -- a receipt's correction (which may split off a refused part) at its time
                 WHEN t.event_type = '{EventType.received}' THEN t.device_time
@@ -212,7 +211,7 @@ first_pass AS ({_fold("ev")}),
 settled AS (
     SELECT ev.batch_id, ev.seq, ev.event_type, ev.state_after, ev.actor_id, ev.details,
            ev.actor_org, ev.to_organization_id, ev.related_batch_id, ev.c_soft, ev.undone,
-           ev.ends, ev.recorded_at,
+           ev.ends,
            COALESCE(ev.sets, ro.holder) AS sets, COALESCE(ro.carrier, ev.c_set) AS c_set,
            COALESCE(ro.split_at, ev.at) AS at, ro.refused_by, ro.refused_actor
     FROM ev LEFT JOIN remainder_origin ro
