@@ -80,6 +80,11 @@ async def test_events_arrive_in_order_signed_with_the_secret_shown_once(
         ("batch.event_recorded", bag["code"], "collected"),
         ("batch.event_recorded", bag["code"], "in_transit"),
     ]
+    # Each body says what the change feed says of its change, written the same way.
+    feed = await client.get("/m/v1/changes", headers=world.headers("manager"))
+    assert [(b["type"], b["occurred_at"], b["data"]) for b in bodies] == [
+        (c["type"], c["occurred_at"], c["data"]) for c in feed.json()["changes"]
+    ]
     assert {r.path for r in listener.received} == {"/hooks"}
     log = await deliveries(client, world, "manager", hook)
     assert [(d["status"], d["attempts"], d["next_attempt_at"]) for d in log] == [

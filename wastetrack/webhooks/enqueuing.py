@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from datetime import datetime
 
+from pydantic_core import to_jsonable_python
 from tortoise.transactions import in_transaction
 
 from wastetrack.auth import service as auth
@@ -82,7 +83,8 @@ async def enqueue(*, subscriptions: list[WebhookSubscription]) -> int:
                             rest = json.dumps(
                                 {
                                     "type": event.type,
-                                    "occurred_at": change.occurred_at.isoformat(),
+                                    # as the feed's answer writes it (`…Z`)
+                                    "occurred_at": to_jsonable_python(change.occurred_at),
                                     "data": change.data,
                                 },
                                 ensure_ascii=False,
