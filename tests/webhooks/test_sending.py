@@ -64,6 +64,44 @@ async def test_one_failing_round_counts_once_and_its_deliveries_are_retried(
     assert len(listener.received) == 2 * heads
 
 
+async def test_a_delivery_failing_for_weeks_is_still_retried_hourly(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    listener: Listener,
+    sender: aiohttp.ClientSession,
+) -> None:
+    # A receiver whose handler crashes on one event (500) while it takes every other one: the
+    # subscription is never disabled (each round gets something through), and that delivery
+    # is retried at most hourly (docs/integrations.md: "10 s, doubling, at most an hour").
+    # After some 43 days of hourly retries it has been attempted 1,024 times.
+    hook = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
+    await tag_bag(client, world)
+    listener.plan = [500]
+    now = datetime.now(UTC)
+    first = await dispatch_once(settings=settings, client=sender, now=now)
+    assert first.failed == 1
+    (delivery,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+    await WebhookDelivery.filter(id=delivery.id).update(attempts=1024)  # 43 days of history
+
+    listener.plan = [500]
+    later = now + timedelta(hours=2)
+    raised: list[BaseException] = []
+    try:
+        await dispatch_once(settings=settings, client=sender, now=later)
+    except Exception as error:  # the deliverer logs a failed round and runs the next
+        raised.append(error)
+
+    assert raised == [], repr(raised)
+    delivery = await WebhookDelivery.get(id=delivery.id)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.pending, 1025)
+    assert delivery.next_attempt_at == later + timedelta(
+        seconds=settings.webhooks_retry_max_seconds
+    )
+    subscription = await WebhookSubscription.get(id=hook["id"])
+    assert subscription.consecutive_failures == 2  # the round counted, as every failing one
+
+
 async def test_a_short_outage_under_steady_traffic_does_not_disable_the_subscription(
     client: httpx.AsyncClient,
     world: World,

@@ -452,9 +452,8 @@ async def _record(
         )
     else:
         attempts = delivery.attempts + 1
-        delay = min(
-            settings.webhooks_retry_seconds * 2 ** (attempts - 1),
-            settings.webhooks_retry_max_seconds,
+        delay = backoff(
+            attempts, settings.webhooks_retry_seconds, settings.webhooks_retry_max_seconds
         )
         written = await db.execute_query(
             _FAILED,
@@ -467,6 +466,18 @@ async def _record(
             ],
         )
     return bool(written[0])
+
+
+def backoff(attempts: int, first: float, longest: float) -> float:
+    """The wait after a delivery's `attempts`-th failure: `first`, doubling with each, at most
+    `longest` — however many attempts (a delivery one receiver always refuses is retried for
+    weeks; `first * 2 ** n` overflows a float past n = 1023)."""
+    delay = first
+    for _ in range(attempts - 1):
+        if delay >= longest:
+            break
+        delay *= 2
+    return min(delay, longest)
 
 
 async def _count_failures(
