@@ -365,3 +365,23 @@ def test_a_long_producer_name_is_printed_whole_within_the_page() -> None:
     assert name in "".join(text.split())
     assert ends and max(ends) <= right, max(ends)
     assert printed_codes(pdf) == ["123456"] * 40
+
+
+def test_a_name_holding_line_breaks_is_printed_above_the_lists_number() -> None:
+    """A name may hold line breaks (the registry keeps them); each printed a line of its own,
+    running over the list's number and the instructions placed below the name."""
+    name = "西村卫生室\n东院\r\n二号楼\n门诊部"
+    pdf = render_pin_list_pdf(PinPage(name, 1, ["123456"] * 4, date(2026, 3, 3)))
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    top = float(page.mediabox.height)
+    lines: list[tuple[str, float]] = []  # each text run and its baseline, in mm from the top
+
+    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip():
+            lines.append((text.strip(), (top - (tm[5] * cm[3] + cm[5])) * 25.4 / 72))
+
+    page.extract_text(visitor_text=seen)
+    number = next(y for text, y in lines if text.startswith("No. 1"))
+    of_name = [y for text, y in lines if any(part in text for part in ("东院", "门诊部"))]
+    assert of_name and max(of_name) <= number - 4, lines
+    assert "西村卫生室 东院 二号楼 门诊部" in page.extract_text()

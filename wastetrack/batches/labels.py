@@ -195,8 +195,10 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     pdf.set_font(family, size=11)
     pdf.set_xy(15, 26)
     # A name takes up to 128 characters: it is printed whole, smaller (down to 7 pt) and then
-    # on two lines, in the 7 mm above the list's number, never past the page's edge.
-    name = pins.organization if cjk else latin1(pins.organization)
+    # on two lines, in the 7 mm above the list's number, never past the page's edge. Its own
+    # line breaks are spaces, as on a PNG label: each would add a line over the number.
+    name = one_line(pins.organization)
+    name = name if cjk else latin1(name)
     while pdf.font_size_pt > 7 and pdf.get_string_width(name) > 180:
         pdf.set_font_size(pdf.font_size_pt - 0.5)
     pdf.multi_cell(180, 6 if pdf.get_string_width(name) <= 180 else 3.5, name)
