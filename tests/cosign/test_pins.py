@@ -243,6 +243,20 @@ async def test_one_pin_confirms_every_bag_the_carrier_takes_on_the_same_visit(
     assert {b.state for b in await Batch.filter(code__in=bags)} == {"collected"}
 
 
+async def test_a_visit_spans_30_minutes_either_way_of_the_bag_that_spent_its_pin(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """A visit's bags reach the server in any order: the one synced first spends the code, a
+    bag collected 25 minutes before it still confirms, one 35 minutes after it does not."""
+    codes = printed_codes((await issue(client, world, "manager", farm_clinic.id)).content)
+    spent, before, after = [await tag(client, world, farm_clinic) for _ in range(3)]
+    assert (await collect(client, world, spent, codes[0], minutes=60)).status_code == 201
+    assert (await collect(client, world, before, codes[0], minutes=35)).status_code == 201
+    late = await collect(client, world, after, codes[0], minutes=95)
+    assert (late.status_code, late.json()["field"]) == (422, "producer_pin")
+    assert (await Batch.get(code=after)).state == "tagged"
+
+
 async def test_a_visits_pin_replayed_days_later_under_a_clock_set_back_is_refused(
     client: httpx.AsyncClient, world: World, farm_clinic: Organization
 ) -> None:
