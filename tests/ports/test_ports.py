@@ -834,6 +834,21 @@ async def test_a_clean_up_resent_written_otherwise_is_a_duplicate(
     assert synced.json()["results"][0]["status"] == "duplicate", synced.text
 
 
+async def test_a_delivery_resent_with_its_annex_letter_in_the_other_case_is_a_duplicate(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """`annex_v` takes `a` or `A`, one category (kept as marpol2018.A either way): the same
+    delivery resent with the letter in the other case is answered as its resend, not a 409."""
+    await arrive(client, world, harbour.small)
+    line = {"annex_v": "a", "scheme_version": "2018", "mass_kg": "30"}
+    body = delivery(harbour, harbour.small, line)
+    first = await deliver(client, world, body)
+    assert first.status_code == 201, first.text
+    again = await deliver(client, world, {**body, "lines": [{**line, "annex_v": "A"}]})
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"]), again.text
+    assert await Delivery.all().count() == 1
+
+
 async def test_a_delivery_or_clean_up_that_ends_before_it_starts_is_refused_naming_its_end(
     client: httpx.AsyncClient, world: World, harbour: Harbour
 ) -> None:

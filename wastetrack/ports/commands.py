@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from wastetrack.core.commands import (
     Command,
@@ -39,7 +39,8 @@ class DeliveryLineCommand(Command):
     """A category handed over: by catalog key, or by MARPOL Annex V letter and scheme version."""
 
     category: Text | None = Field(None, max_length=64)
-    annex_v: Text | None = Field(None, pattern=r"^[A-Ka-k]$")
+    # Read upper-case, as Annex V writes it: `a` and `A` are one category (one content digest).
+    annex_v: Annotated[Text, Field(pattern=r"^[A-Ka-k]$"), AfterValidator(str.upper)] | None = None
     scheme_version: Literal["2013", "2018"] | None = None
     volume_m3: Volume | None = None
     mass_kg: Mass | None = None

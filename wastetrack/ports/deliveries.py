@@ -65,10 +65,10 @@ async def _resolve_lines(lines: list[DeliveryLineCommand]) -> list[_Line]:
     resolved = []
     for index, line in enumerate(lines):
         if line.annex_v is not None:
-            key = f"marpol{line.scheme_version}.{line.annex_v.upper()}"
+            key = f"marpol{line.scheme_version}.{line.annex_v}"
             if key not in snap.categories:
                 raise ValidationFailed(
-                    f"MARPOL Annex V has no category {line.annex_v.upper()} in the"
+                    f"MARPOL Annex V has no category {line.annex_v} in the"
                     f" {line.scheme_version} scheme",
                     field=f"lines[{index}].annex_v",
                 )
