@@ -12,6 +12,7 @@ import httpx
 import pytest
 from tortoise import connections
 
+from tests.custody import helpers
 from tests.custody.helpers import tag_bag
 from tests.factories import World, event, medical_bag
 from wastetrack.batches.models import Batch
@@ -234,6 +235,39 @@ async def test_a_refused_correction_leaves_no_trace_on_a_batch_the_flush_writes(
         before.quantity,
     )
     assert after.state == "collected"
+
+
+async def test_a_load_emptied_earlier_in_the_flush_is_judged_as_a_single_batch(
+    client: httpx.AsyncClient, queue: posts.PostQueue, world: World, code: str
+) -> None:
+    """A load left holding nothing is an ordinary batch again (docs/custody.md), whether its
+    packing was undone in an earlier call or earlier in the same flush: the receipt asked
+    the stored rows, which still held the bag, and refused a partial acceptance."""
+    carrier = world.orgs["carrier"].id
+    load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    await helpers.collect(client, world, code, minutes=2)
+    for body in (
+        event("aggregated", load, minutes=3, children=[code]),
+        event("collected", load, minutes=10),
+        event(
+            "in_transit", load, minutes=20, destination_organization_id=world.orgs["facility"].id
+        ),
+    ):
+        await helpers.recorded(client, world, "carrier", body)
+    packing = await CustodyEvent.get(batch__code=code, event_type="aggregated")
+    undo = event("corrected", code, minutes=30, corrects=str(packing.id), aggregated=False)
+    receipt = event(
+        "received", load, minutes=40, outcome="partially_accepted", weight_kg="2", reason="破损"
+    )
+    undone, received = map(
+        recorded, await together(queue, world, ("manager", undo), ("facility", receipt))
+    )
+    assert undone.result.status == "applied"
+    assert received.error is None, received.error
+    assert received.result.status == "applied"
+    row = await Batch.get(code=load)
+    assert row.state == "received"
+    assert await Batch.filter(split_from_id=row.id).count() == 1
 
 
 async def test_each_post_is_answered_with_its_batch_as_its_own_event_left_it(

@@ -19,7 +19,7 @@ from wastetrack.custody.rules import (
     Outcome,
     State,
 )
-from wastetrack.custody.work import Work, issue_label, new_batch, new_event, remember
+from wastetrack.custody.work import Work, children, issue_label, new_batch, new_event, remember
 
 # The remainder of a partial acceptance (docs/metrics.md §3): the refused part leaves the
 # receipt as a batch of its own, in the original's cohort, rejected and back with whoever
@@ -236,9 +236,7 @@ async def check_splittable(work: Work, batch: Batch) -> None:
     bag. A batch with a remainder is not partially accepted again: the second refusal would be
     set against the whole declared mass, counting the first refused part twice. A remainder
     needs an HJ 1276 number left under its prefix (`identifiers.check_room`)."""
-    if any(b.parent_id == batch.id for b in work.batches.values()) or await Batch.exists(
-        parent_id=batch.id
-    ):
+    if await children(work, [batch.id]):  # a load emptied earlier in the call is none
         raise RuleViolation(
             "a load is accepted or rejected whole; partial acceptance is for a single batch",
             field="outcome",

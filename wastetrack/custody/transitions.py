@@ -36,7 +36,15 @@ from wastetrack.custody.rules import (
     State,
     may_correct,
 )
-from wastetrack.custody.work import Work, begin, check_order, new_event, organization, remember
+from wastetrack.custody.work import (
+    Work,
+    begin,
+    check_order,
+    children,
+    new_event,
+    organization,
+    remember,
+)
 from wastetrack.fleet import plates
 from wastetrack.manifests.commands import ManifestStep
 from wastetrack.manifests.models import state_label
@@ -418,39 +426,13 @@ async def _licence(work: Work, org_id: int, category: str, day: date) -> list[st
     return work.licences[key]
 
 
-async def _stored_children(work: Work, parents: list[int]) -> dict[int, str]:
-    """The children the database holds of these batches (id -> category): read once for every
-    batch the call has locked, then for deeper containers as the climb down meets them."""
-    if not work.stored_children:
-        parents = [*{b.id for b in work.batches.values()} | set(parents)]
-    missing = [p for p in parents if p not in work.stored_children]
-    if missing:
-        work.stored_children.update({p: {} for p in missing})
-        rows = await Batch.filter(parent_id__in=missing).values("id", "category_id", "parent_id")
-        for row in rows:
-            work.stored_children[row["parent_id"]][row["id"]] = row["category_id"]
-    return {i: c for p in parents for i, c in work.stored_children[p].items()}
-
-
 async def _contents(work: Work, batch: Batch) -> list[str]:
     """The categories of everything aggregated into the batch, at any depth (none for a
     single batch): a container's waste is its contents'."""
     categories: dict[int, str] = {}
     frontier = [batch.id]
-    # One pass over the call's batches, not one per level and receipt: a sync of 500 receipts
-    # would otherwise cost 500 times its own size.
-    in_containers = [b for b in work.batches.values() if b.parent_id is not None]
     while frontier:
-        found = await _stored_children(work, frontier)
-        found |= {b.id: b.category_id for b in in_containers if b.parent_id in frontier}
-        for child_id in list(found):  # as this call leaves them (taken out, recategorized)
-            code = work.codes_by_id.get(child_id)
-            known = work.batches[code] if code is not None else None
-            if known is not None:
-                if known.parent_id not in frontier:
-                    del found[child_id]
-                else:
-                    found[child_id] = known.category_id
+        found = await children(work, frontier)
         frontier = [i for i in found if i not in categories and i != batch.id]
         categories |= found
     return sorted(set(categories.values()) - {batch.category_id})
@@ -745,13 +727,7 @@ async def _aggregated(
 async def _cancelled(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    # What the call changed counts as it stands now (a child taken out of it by an undone
-    # aggregation no longer holds it, though its row is not written yet).
-    changed = [b.id for b in work.touched.values() if b.parent_id != batch.id]
-    held = Batch.filter(parent_id=batch.id)
-    if await (held.exclude(id__in=changed) if changed else held).exists() or any(
-        b.parent_id == batch.id for b in work.touched.values()
-    ):
+    if await children(work, [batch.id]):
         raise RuleViolation(
             "a container that holds batches cannot be cancelled", field="event_type"
         )

@@ -255,3 +255,39 @@ def new_batch(work: Work, **fields: Any) -> Batch:
     remember(work, batch)
     work.new_batches[batch.id] = batch
     return batch
+
+
+async def _stored_children(work: Work, parents: list[int]) -> dict[int, str]:
+    """The children the database holds of these batches (id -> category): read once for every
+    batch the call has locked, then for deeper containers as a climb down meets them."""
+    if not work.stored_children:
+        parents = [*{b.id for b in work.batches.values()} | set(parents)]
+    missing = [p for p in parents if p not in work.stored_children]
+    if missing:
+        work.stored_children.update({p: {} for p in missing})
+        rows = await Batch.filter(parent_id__in=missing).values("id", "category_id", "parent_id")
+        for row in rows:
+            work.stored_children[row["parent_id"]][row["id"]] = row["category_id"]
+    return {i: c for p in parents for i, c in work.stored_children[p].items()}
+
+
+async def children(work: Work, parents: list[int]) -> dict[int, str]:
+    """The batches packed directly into any of `parents` (id -> category) as this call leaves
+    them: the stored ones but those the call took out (an undone packing) or recategorized,
+    and those the call packed in, whose rows are not written yet. Every rule that asks what a
+    container holds asks it here."""
+    found = await _stored_children(work, parents)
+    found |= {
+        b.id: b.category_id
+        for b in work.batches.values()
+        if b.parent_id is not None and b.parent_id in parents
+    }
+    for child_id in list(found):
+        code = work.codes_by_id.get(child_id)
+        known = work.batches[code] if code is not None else None
+        if known is not None:
+            if known.parent_id not in parents:
+                del found[child_id]
+            else:
+                found[child_id] = known.category_id
+    return found
