@@ -566,6 +566,29 @@ async def test_the_receiver_must_be_licensed_for_what_the_listed_loads_hold(
     assert await Manifest.all().count() == 0
 
 
+async def test_a_receiver_whose_licences_share_no_method_for_the_load_is_refused_at_the_draft(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """HW08 licensed for R9 and D10, HW49 for R4 only: no method treats the load holding both,
+    so its decision could accept it by none and the waste would travel to be rejected. The
+    draft judges the receiver as the load's receipt will be: refused, nothing written, no
+    serial spent."""
+    from wastetrack.registry import service as registry
+
+    await registry.add_licence(
+        organization_id=world.orgs["plant"].id, category_key="hw.49", method_codes=["R4"]
+    )
+    load = await _load_holding_hw49(client, world)
+    body = {**parties.body, "batches": [load], "quantity_kg": "100"}
+    refused = await call(client, world, "maker", "", body)
+    assert (refused.status_code, refused.json()["field"]) == (403, "receiver_organization_id")
+    assert "share no method" in refused.json()["detail"], refused.text
+    assert await Manifest.all().count() == 0
+    assert not await ManifestSerial.filter(last_serial__gt=0).exists()
+
+
 async def test_the_decisions_method_must_be_licensed_for_everything_the_load_holds(
     client: httpx.AsyncClient,
     world: World,

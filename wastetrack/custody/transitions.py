@@ -446,20 +446,28 @@ async def licensed_methods(
     synced after midnight is judged on its own day): those its licences allow for the
     batch's category and, for a container, for every category aggregated into it, at any
     depth (each bag's waste is received and treated with it); refused without a valid
-    licence for each."""
+    licence for each, or when those licences share no method (the waste could be taken in
+    and never treated)."""
     org = await _facility(work, facility_id or work.principal.organization_id)
+    whose = "your" if org.id == work.principal.organization_id else "the treating"
+    categories = (batch.category_id, *await _contents(work, batch))
     methods: list[str] | None = None
-    for category in (batch.category_id, *await _contents(work, batch)):
+    for category in categories:
         allowed = await _licence(work, org.id, category, on)
         if allowed is None:
             inside = "" if category == batch.category_id else f" (aggregated into {batch.code})"
             raise Forbidden(
-                f"{'your' if org.id == work.principal.organization_id else 'the treating'}"
-                f" facility holds no valid licence for {category}{inside} on {on.isoformat()}",
+                f"{whose} facility holds no valid licence for {category}{inside} on"
+                f" {on.isoformat()}",
                 field="batch",
             )
         methods = allowed if methods is None else [m for m in methods if m in allowed]
-    assert methods is not None
+    if not methods:
+        raise Forbidden(
+            f"{whose} facility's licences for {', '.join(categories)} (aggregated into"
+            f" {batch.code}) share no method on {on.isoformat()}: nothing could treat it",
+            field="batch",
+        )
     return methods
 
 
@@ -469,7 +477,8 @@ async def receivable_methods(
     """The methods the facility may use on these batches taken in together on the day, by the
     rule their receipts and treatments are judged by (`licensed_methods`, for each batch and
     everything aggregated into it): for a transfer manifest's receiver, judged before the
-    batches' receipts are recorded. Refused (403 on `batch`) where a licence is missing."""
+    batches' receipts are recorded. Refused (403 on `batch`) where a licence is missing, or
+    where no one method covers them all (one decision names one method for them all)."""
     work = await begin(principal, secret=secret)
     for batch in held:
         remember(work, batch)
@@ -477,7 +486,13 @@ async def receivable_methods(
     for batch in held:
         allowed = await licensed_methods(work, batch, on=on, facility_id=facility_id)
         methods = allowed if methods is None else [m for m in methods if m in allowed]
-    return methods or []
+    if not methods:
+        raise Forbidden(
+            f"the facility's licences share no method for {', '.join(b.code for b in held)}"
+            f" on {on.isoformat()}: nothing could treat them together",
+            field="batch",
+        )
+    return methods
 
 
 async def check_licensed_history(work: Work, batch: Batch, category: str) -> None:
