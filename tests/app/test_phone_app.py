@@ -2571,13 +2571,8 @@ def test_a_failed_check_needs_its_contamination_share(
     assert [e for e in browser.execute_async_script(QUEUE) if e["body"].get("site") == code] == []
 
 
-def test_the_delivery_form_offers_no_photo(
-    served: str, browser: webdriver.Chrome, small_world: dict[str, Any]
-) -> None:
-    """A delivery carries no photo: its form offers none (one chosen there was kept on the
-    phone, named by no record, and uploaded attached to nothing)."""
-    admin = _headers(served, "admin")
-    port = small_world["orgs"]["port"]
+def _berth(served: str, admin: dict[str, str], port: int, name: str) -> str:
+    """The port registered (its grade and place) with a berth of this name: the plate's code."""
     registered = httpx.put(
         f"{served}/admin/v1/ports/{port}",
         headers=admin,
@@ -2587,9 +2582,22 @@ def test_the_delivery_form_offers_no_photo(
     berth = httpx.post(
         f"{served}/admin/v1/ports/{port}/berths",
         headers=admin,
-        json={"name": "1号泊位", "latitude": 36.9, "longitude": 122.4},
+        json={"name": name, "latitude": 36.9, "longitude": 122.4},
     )
     assert berth.status_code == 201, berth.text
+    return str(berth.json()["code"])
+
+
+def test_the_delivery_form_offers_no_photo(
+    served: str, browser: webdriver.Chrome, small_world: dict[str, Any]
+) -> None:
+    """A delivery carries no photo: its form offers none (one chosen there was kept on the
+    phone, named by no record, and uploaded attached to nothing)."""
+    from selenium.webdriver.support.ui import Select
+
+    admin = _headers(served, "admin")
+    port = small_world["orgs"]["port"]
+    code = _berth(served, admin, port, "1号泊位")
     vessel = httpx.post(
         f"{served}/admin/v1/vessels",
         headers=admin,
@@ -2601,15 +2609,124 @@ def test_the_delivery_form_offers_no_photo(
         },
     )
     assert vessel.status_code == 201, vessel.text
-    code = berth.json()["code"]
     _as(browser, served, "port")
     _wait(browser, lambda b: (b.execute_async_script(REFERENCE, "vessels") or {}).get("items"))
     _open_plate(browser, code, "volume_m3")
     assert browser.find_elements(By.ID, "f-photo") == []
+    Select(browser.find_element(By.ID, "f-vessel_id")).select_by_value(str(vessel.json()["id"]))
     browser.find_element(By.ID, "f-volume_m3").send_keys("1.2")
     browser.find_element(By.ID, "save").click()
     entry = _recorded(browser, "berth", code, 1)
     assert entry["status"] == "applied", entry
+
+
+def test_a_visiting_vessels_delivery_is_recorded_by_its_registration_number(
+    served: str,
+    browser: webdriver.Chrome,
+    small_world: dict[str, Any],
+    round_data: dict[str, Any],
+) -> None:
+    """A port receives every vessel's waste: the delivery form offers the port's own vessels
+    with none chosen (Record refused on the form until one is, nothing queued), and any other
+    vessel by its registration number, looked up online and then kept on the phone. The
+    visitor's delivery is recorded and synced under the visitor, not the port's own vessel."""
+    from selenium.webdriver.support.ui import Select
+
+    admin = _headers(served, "admin")
+    port = small_world["orgs"]["port"]
+    code = _berth(served, admin, port, "3号泊位")
+    regions = httpx.get(f"{served}/admin/v1/regions", headers=admin).json()
+    town = next(r for r in regions if r["name"] == "崖头街道")
+    other_port = httpx.post(
+        f"{served}/admin/v1/organizations",
+        headers=admin,
+        json={"name": "石岛渔港", "kind": "fishing_port", "region_id": town["id"]},
+    )
+    assert other_port.status_code == 201, other_port.text
+    vessels: dict[str, int] = {}
+    for name, number, home in (
+        ("鲁荣渔3号", "R-0003", port),
+        ("鲁石渔7号", "R-VISIT-7", other_port.json()["id"]),
+    ):
+        made = httpx.post(
+            f"{served}/admin/v1/vessels",
+            headers=admin,
+            json={
+                "name": name,
+                "registration_number": number,
+                "gross_tonnage": "60",
+                "home_port_id": home,
+            },
+        )
+        assert made.status_code == 201, made.text
+        vessels[number] = made.json()["id"]
+    visitor = vessels["R-VISIT-7"]
+
+    def kept(b: webdriver.Chrome) -> list[str]:
+        items = (b.execute_async_script(REFERENCE, "vessels") or {}).get("items") or []
+        return [v["registration_number"] for v in items]
+
+    _as(browser, served, "port")
+    _wait(browser, lambda b: "R-0003" in kept(b))
+    assert "R-VISIT-7" not in kept(browser)  # the port does not list a visiting vessel
+    _open_plate(browser, code, "vessel_id")
+    chosen = Select(browser.find_element(By.ID, "f-vessel_id"))
+    assert chosen.first_selected_option.get_attribute("value") == ""  # none chosen
+    assert any("R-0003" in o.text for o in chosen.options)
+
+    # Record with no vessel chosen: refused on the form, naming the vessel; nothing queued.
+    browser.find_element(By.ID, "f-volume_m3").send_keys("1.5")
+    browser.find_element(By.ID, "save").click()
+    _wait(browser, lambda b: "Vessel" in b.find_element(By.ID, "form-error").text)
+    time.sleep(0.5)  # what a record would take to be queued
+    assert [e for e in browser.execute_async_script(QUEUE) if e["body"].get("berth") == code] == []
+
+    # A number no vessel has: said on the form, none chosen.
+    typed = browser.find_element(By.ID, "f-registration_number")
+    typed.send_keys("R-NOWHERE")
+    browser.find_element(By.ID, "vessel-lookup").click()
+    _wait(browser, lambda b: "no vessel" in b.find_element(By.ID, "vessel-found").text)
+    assert chosen.first_selected_option.get_attribute("value") == ""
+
+    # The visitor's number, as typed (spaces around it): found, chosen, and kept on the phone.
+    typed.clear()
+    typed.send_keys("  R-VISIT-7 ")
+    browser.find_element(By.ID, "vessel-lookup").click()
+    _wait(browser, lambda b: chosen.first_selected_option.get_attribute("value") == str(visitor))
+    assert "R-VISIT-7" in kept(browser)
+    browser.find_element(By.ID, "save").click()
+    entry = _recorded(browser, "berth", code, 1)
+    assert entry["status"] == "applied", entry
+    assert entry["body"]["vessel_id"] == visitor
+    rows = _query(
+        round_data["db"],
+        "SELECT vessel_id FROM delivery WHERE client_event_id = $1",
+        uuid.UUID(entry["client_event_id"]),
+    )
+    assert [r["vessel_id"] for r in rows] == [visitor]
+
+    # Next time, offline: the visitor is offered (none chosen) and found on the phone by its
+    # number; a vessel not on the phone cannot be looked up, and the user is told so.
+    _open_plate(browser, code, "vessel_id")
+    chosen = Select(browser.find_element(By.ID, "f-vessel_id"))
+    assert chosen.first_selected_option.get_attribute("value") == ""
+    assert any("R-VISIT-7" in o.text for o in chosen.options)
+    _network(browser, offline=True)
+    try:
+        typed = browser.find_element(By.ID, "f-registration_number")
+        typed.send_keys("R-VISIT-7")
+        browser.find_element(By.ID, "vessel-lookup").click()
+        _wait(
+            browser, lambda b: chosen.first_selected_option.get_attribute("value") == str(visitor)
+        )
+        typed.clear()
+        typed.send_keys("R-ELSEWHERE")
+        browser.find_element(By.ID, "vessel-lookup").click()
+        _wait(browser, lambda b: "needs the network" in b.find_element(By.ID, "vessel-found").text)
+        assert chosen.first_selected_option.get_attribute("value") == ""
+    finally:
+        _network(browser, offline=False)
+    _to_scan(browser)
 
 
 def test_a_deliverys_times_are_corrected_in_the_citys_time(

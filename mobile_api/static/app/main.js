@@ -215,11 +215,17 @@ async function refreshReference() {
   let changed = 0;
   for (const [name, path] of Object.entries(sources)) {
     try {
-      const items = await callAll(path);
-      const version = await versionOf(items);
+      const listed = await callAll(path);
       const old = await getRef(name);
+      // The vessels looked up by registration number (a visiting vessel, which the port may not
+      // list) stay kept with the listed ones, to be offered offline too.
+      const lookedUp = (name === 'vessels' && old && old.looked_up) || [];
+      const items = withVessels(listed, lookedUp);
+      const version = await versionOf(items);
       if (!old || old.version !== version) changed += 1;
-      await setRef(name, { version, fetched_at: new Date().toISOString(), items });
+      const kept = { version, fetched_at: new Date().toISOString(), items };
+      if (lookedUp.length) kept.looked_up = lookedUp;
+      await setRef(name, kept);
     } catch (error) {
       if (error instanceof Offline) return;
       if (!(error instanceof Problem) || error.status !== 403) throw error;
@@ -227,6 +233,24 @@ async function refreshReference() {
   }
   await setKv('reference_checked', new Date().toISOString());
   if (changed) status(`参考数据已更新 reference data updated (${changed})`);
+}
+
+// `vessels` with `more` the list lacks (by id) after them.
+function withVessels(vessels, more) {
+  const ids = new Set(vessels.map((v) => v.id));
+  return [...vessels, ...more.filter((v) => !ids.has(v.id))];
+}
+
+// A vessel looked up by its registration number, kept in the `vessels` reference (and across
+// its refreshes, see refreshReference): the delivery form offers it from then on, offline too.
+async function keepVessel(vessel) {
+  const old = (await getRef('vessels')) || { items: [] };
+  const listed = old.items.some((v) => v.id === vessel.id) && !(old.looked_up || []).some((v) => v.id === vessel.id);
+  const items = withVessels(old.items.map((v) => (v.id === vessel.id ? vessel : v)), [vessel]);
+  const kept = { ...old, version: await versionOf(items), items };
+  // One the port lists comes again with the list; another is kept as looked up.
+  if (!listed) kept.looked_up = [...(old.looked_up || []).filter((v) => v.id !== vessel.id), vessel];
+  await setRef('vessels', kept);
 }
 
 async function paintQueueCount() {
@@ -585,8 +609,22 @@ async function openForm(action) {
     add(field('contamination_share', '混入比例 Contamination share (0–1)', numberInput()));
   }
   if (action === 'delivery') {
-    const vessels = (await reference('vessels')).map((v) => [String(v.id), `${v.name} ${v.registration_number}`]);
-    add(field('vessel_id', '船舶 Vessel', select(vessels)));
+    // The vessels kept on the phone (the port's own, and those looked up before) are offered,
+    // none chosen: a visiting vessel's waste is never filed under the first one by default.
+    // Any other vessel is looked up by its registration number (the API finds any vessel for a
+    // port operator, since a port receives every vessel's waste).
+    const vessels = select((await reference('vessels')).map(vesselOption), { blank: '— 请选择船舶 choose the vessel —' });
+    add(field('vessel_id', '船舶 Vessel', vessels));
+    const registration = el('input', { maxlength: '64', autocomplete: 'off', enterkeyhint: 'search' });
+    const lookUp = el('button', { type: 'button', id: 'vessel-lookup', text: '查找 Look up' });
+    const said = el('p', { id: 'vessel-found', class: 'hint', role: 'status' });
+    add(el('div', { class: 'lookup' }, field('registration_number', '船舶登记号 Registration number', registration), lookUp), said);
+    lookUp.addEventListener('click', () => lookUpVessel(form, vessels, registration, said));
+    registration.addEventListener('keydown', (event) => {
+      if (event.key !== 'Enter') return;
+      event.preventDefault(); // Enter looks the vessel up, it records nothing
+      lookUpVessel(form, vessels, registration, said);
+    });
     add(field('category', '类别 Category', select(await categoriesOf('marine'))));
     add(field('volume_m3', '体积 Volume (m³)', numberInput()));
   }
@@ -638,6 +676,59 @@ async function openForm(action) {
   form.hidden = false;
 }
 
+function vesselOption(v) { return [String(v.id), `${v.name} ${v.registration_number}`]; }
+
+// The delivery form's vessel by its registration number (exact, trimmed): online, asked of the
+// API, chosen and kept on the phone; offline, found among the vessels kept on the phone, or
+// the user is told that a vessel not on the phone needs the network. Not found: none chosen.
+async function lookUpVessel(form, vessels, registration, said) {
+  const number = registration.value.trim();
+  const tell = (text, error = false) => {
+    said.textContent = text;
+    said.className = error ? 'error' : 'hint';
+  };
+  if (!number) {
+    tell('请输入船舶登记号 · type the registration number', true);
+    return;
+  }
+  const asking = (form.vesselAsked = (form.vesselAsked || 0) + 1);
+  // An answer is the form's that asked it, and the last asked's: a form closed or asked again
+  // meanwhile takes none.
+  const stale = () => !vessels.isConnected || form.vesselAsked !== asking;
+  tell(`查找中… looking up ${number}…`);
+  let vessel;
+  let offline = false;
+  try {
+    const rows = await callAll(`/admin/v1/vessels?registration_number=${encodeURIComponent(number)}`);
+    vessel = rows.find((v) => v.registration_number === number);
+    if (vessel) await keepVessel(vessel);
+  } catch (error) {
+    if (stale()) return;
+    if (error instanceof Problem) {
+      vessels.value = '';
+      tell(`查找失败 · the look-up was refused (${error.status}): ${error.message}`, true);
+      return;
+    }
+    if (!(error instanceof Offline)) throw error;
+    offline = true;
+    vessel = (await reference('vessels')).find((v) => v.registration_number === number);
+  }
+  if (stale()) return;
+  if (!vessel) {
+    vessels.value = '';
+    tell(offline
+      ? `离线：查找手机上没有的船舶需要联网，可从已保存的船舶中选择 · Offline: looking up a vessel not kept on the phone needs the network; the vessels kept on the phone can still be chosen (${number})`
+      : `未找到登记号为 ${number} 的船舶 · no vessel is registered as ${number}`, true);
+    return;
+  }
+  const [value, text] = vesselOption(vessel);
+  const option = [...vessels.options].find((o) => o.value === value);
+  if (option) option.textContent = text;
+  else vessels.append(el('option', { value, text }));
+  vessels.value = value;
+  tell(`已选择 chosen: ${text}`);
+}
+
 $('action-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.target;
@@ -683,6 +774,8 @@ async function recordAction(form) {
       body.quality = { passed, contamination_share: share || '0', photo_sha256: null };
     }
   } else if (action === 'delivery') {
+    // No vessel chosen is refused here: never a delivery of vessel 0, nor of a vessel guessed.
+    if (!value('vessel_id')) throw new FieldError(labelOf(form, 'vessel_id'), '请选择船舶，或输入登记号查找 · choose the vessel, or look it up by its registration number');
     const now = deviceTime();
     Object.assign(body, {
       kind: 'delivery', berth: qr, vessel_id: Number(value('vessel_id')), started_at: now, ended_at: now,
