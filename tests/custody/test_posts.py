@@ -270,6 +270,30 @@ async def test_a_load_emptied_earlier_in_the_flush_is_judged_as_a_single_batch(
     assert await Batch.filter(split_from_id=row.id).count() == 1
 
 
+async def test_a_bag_is_cancelled_in_the_flush_that_collects_another_partys_load(
+    client: httpx.AsyncClient, queue: posts.PostQueue, world: World, code: str
+) -> None:
+    """Each post is judged alone: the carrier's load, read with the flush's other batches, lent
+    its bag to the clinic's stray bag, whose cancellation was refused as a container's."""
+    carrier = world.orgs["carrier"].id
+    stray = (await tag_bag(client, world))["code"]
+    load = (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+    await helpers.collect(client, world, code, minutes=2)
+    packed = event("aggregated", load, minutes=3, children=[code])
+    await helpers.recorded(client, world, "carrier", packed)
+    cancelled, collected = map(
+        recorded,
+        await together(
+            queue,
+            world,
+            ("clinic", event("cancelled", stray, minutes=30, reason="tagged by mistake")),
+            ("carrier", event("collected", load, minutes=40)),
+        ),
+    )
+    assert (cancelled.error, collected.error) == (None, None)
+    assert (await Batch.get(code=stray)).state == "cancelled"
+
+
 async def test_each_post_is_answered_with_its_batch_as_its_own_event_left_it(
     queue: posts.PostQueue, world: World, code: str
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 from tortoise import connections
 
-from tests.custody.helpers import tag_bag
+from tests.custody.helpers import recorded, tag_bag
 from tests.factories import NOW, World, event, medical_bag
 from wastetrack.alerts.models import Alert
 from wastetrack.alerts.service import SCAN_ANOMALY
@@ -562,3 +562,25 @@ async def test_a_sync_that_loses_a_deadlock_is_a_409_and_writes_nothing(
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["code"] == "concurrent_write"
     assert await Batch.all().count() == 0
+
+
+async def test_a_bag_is_cancelled_in_the_sync_that_hands_over_a_box_of_bags(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """What a batch holds is its own children only: the box's bags, read for the whole call,
+    were counted as the stray bag's, and its cancellation refused as a container's."""
+    stray, inside, box = [(await tag_bag(client, world))["code"] for _ in range(3)]
+    await recorded(client, world, "clinic", event("aggregated", box, minutes=3, children=[inside]))
+    answer = await sync(
+        client,
+        world,
+        "clinic",
+        [
+            event("cancelled", stray, minutes=30, reason="tagged by mistake"),
+            event("handed_over", box, minutes=40, to_organization_id=world.orgs["carrier"].id),
+        ],
+    )
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == ["applied", "applied"], results
+    assert (await Batch.get(code=stray)).state == "cancelled"

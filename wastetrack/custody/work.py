@@ -259,10 +259,12 @@ def new_batch(work: Work, **fields: Any) -> Batch:
 
 async def _stored_children(work: Work, parents: list[int]) -> dict[int, str]:
     """The children the database holds of these batches (id -> category): read once for every
-    batch the call has locked, then for deeper containers as a climb down meets them."""
+    batch the call has locked, then for deeper containers as a climb down meets them; the
+    answer is of `parents` alone."""
+    read = parents
     if not work.stored_children:
-        parents = [*{b.id for b in work.batches.values()} | set(parents)]
-    missing = [p for p in parents if p not in work.stored_children]
+        read = [*{b.id for b in work.batches.values()} | set(parents)]
+    missing = [p for p in read if p not in work.stored_children]
     if missing:
         work.stored_children.update({p: {} for p in missing})
         rows = await Batch.filter(parent_id__in=missing).values("id", "category_id", "parent_id")
