@@ -17,6 +17,7 @@ from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet import plates
+from wastetrack.fleet.models import Vehicle
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -46,6 +47,8 @@ async def test_medical_collection_needs_a_registered_vehicle_of_the_carrier(
     await register(client, world)
     await register(client, world, plate="鲁K54321")
     await client.delete("/m/v1/vehicles/鲁K54321", headers=world.headers("carrier"))
+    # Retired before the collection's moment (a carriage before it, recorded after, stands).
+    await Vehicle.filter(plate="鲁K54321").update(retired_at=NOW - timedelta(hours=3))
     code = await bag_for_carrier(client, world)
     for plate, why in [
         (None, "name the vehicle"),
@@ -94,7 +97,7 @@ async def test_hazardous_waste_needs_a_licence_valid_on_the_day(world: World) ->
 
     async def check(plate: str, on: date, rule: str = plates.HAZARDOUS_LICENCE) -> str | None:
         return await plates.plate_for_carriage(
-            organization_id=carrier, plate=plate, rule=rule, on=on
+            organization_id=carrier, plate=plate, rule=rule, on=on, at=NOW
         )
 
     assert await check(PLATE, date(2026, 6, 30)) == PLATE

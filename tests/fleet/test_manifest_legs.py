@@ -57,6 +57,38 @@ async def test_a_legs_vehicle_must_be_the_carriers_and_licensed_on_the_day(
     assert ("handed_over", "鲁K12345") in plates and ("in_transit", "鲁K12345") in plates
 
 
+async def test_a_leg_handed_over_before_its_vehicle_was_retired_is_signed(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    """The carrier took the drums over in its vehicle, retired (sold) since, and signs its leg
+    at the end of its round: the carriage happened in a vehicle in service, as the licence is
+    judged on the handover's day. A handover after the retirement is refused."""
+    vehicle = {
+        "plate": "鲁K12345",
+        "permit_number": "1",
+        "capacity_kg": "5000",
+        "hazardous_licence_number": "鲁交危许字1",
+        "hazardous_licence_expires": "2099-12-31",
+    }
+    headers = world.headers("carrier")
+    assert (await client.post("/m/v1/vehicles", json=vehicle, headers=headers)).status_code == 201
+    made = await call(client, world, "maker", "", parties.body)
+    assert made.status_code == 201, made.text
+    mid = made.json()["id"]
+    handed = NOW - timedelta(hours=2)
+    assert (await sign_producer(client, world, mid, handed)).status_code == 200
+    retired = await client.delete("/m/v1/vehicles/鲁K12345", headers=headers)
+    assert retired.status_code == 200, retired.text
+    late = {"handover_at": (NOW + timedelta(minutes=1)).isoformat(), "handover_place": "石岛"}
+    refused = await call(client, world, "carrier", f"/{mid}/legs/1/sign", late)
+    assert (refused.status_code, refused.json()["field"]) == (422, "legs[0].vehicle_plate")
+    on_time = {"handover_at": (handed + timedelta(minutes=5)).isoformat(), "handover_place": "石岛"}
+    signed = await call(client, world, "carrier", f"/{mid}/legs/1/sign", on_time)
+    assert signed.status_code == 200, signed.text
+
+
 async def test_a_leg_overdue_raises_an_alert_cleared_by_the_next_step(
     client: httpx.AsyncClient,
     world: World,

@@ -202,6 +202,7 @@ async def _vehicle(work: Work, sub: EventCommand, batch: Batch, carrier_id: int)
         plate=sub.vehicle_plate,
         rule=rule,
         on=local_date(sub.device_time, work.timezone),
+        at=sub.device_time,
         enrolled_cache=work.fleets,
     )
     return {"vehicle_plate": plate} if plate else {}

@@ -2,7 +2,7 @@
 carriage, checked against its fleet."""
 
 import re
-from datetime import date
+from datetime import date, datetime
 
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.fleet.models import Vehicle
@@ -52,15 +52,18 @@ async def plate_for_carriage(
     plate: str | None,
     rule: str | None,
     on: date,
+    at: datetime,
     field: str = "vehicle_plate",
     enrolled_cache: dict[int, bool] | None = None,
 ) -> str | None:
     """The normalized plate a carrier names for a carriage, checked against its fleet.
 
-    A carrier that has registered its fleet must name one of its vehicles, not retired, where
-    the stream's rule (`vehicle_required`) asks for one, and any plate it names must be such a
-    vehicle; under the `hazardous_licence` rule the vehicle's 道路危险货物运输许可 must be valid
-    on the day. Until a carrier registers its first vehicle, a plate is recorded as stated."""
+    A carrier that has registered its fleet must name one of its vehicles, not retired at the
+    carriage's moment `at` (a handover made before the vehicle was retired, recorded after,
+    stands), where the stream's rule (`vehicle_required`) asks for one, and any plate it names
+    must be such a vehicle; under the `hazardous_licence` rule the vehicle's 道路危险货物运输许可
+    must be valid on the day `on` (the city day of `at`). Until a carrier registers its first
+    vehicle, a plate is recorded as stated."""
     if plate is None and rule is None:
         return None
     normalized = normalize_plate(plate, field=field) if plate is not None else None
@@ -81,8 +84,8 @@ async def plate_for_carriage(
         raise ValidationFailed(
             f"{normalized} is not a registered vehicle of the carrier", field=field
         )
-    if vehicle.retired_at is not None:
-        raise ValidationFailed(f"{normalized} is retired", field=field)
+    if vehicle.retired_at is not None and vehicle.retired_at <= at:
+        raise ValidationFailed(f"{normalized} was retired before {at.isoformat()}", field=field)
     if rule == HAZARDOUS_LICENCE and (
         vehicle.hazardous_licence_expires is None or vehicle.hazardous_licence_expires < on
     ):

@@ -2,6 +2,7 @@
 one waste type, each once, a licensed receiver, carriers' vehicles fit for the stream, and its
 number."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from wastetrack.auth.models import Role
@@ -159,6 +160,7 @@ async def create_manifest(
                 plate=leg.vehicle_plate,
                 rule=vehicle_rule,
                 on=today,
+                at=datetime.now(UTC),
                 field=f"legs[{index}].vehicle_plate",
             )
         )

@@ -140,6 +140,7 @@ async def sign_leg(
         plate=leg.vehicle_plate,
         rule=HAZARDOUS_LICENCE,
         on=cityday.local_date(signature.handover_at, timezone),
+        at=signature.handover_at,
         field=plate_field,
     )
     moving = list(manifest.batch_codes)
