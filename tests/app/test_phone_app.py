@@ -2620,6 +2620,95 @@ def test_the_delivery_form_offers_no_photo(
     assert entry["status"] == "applied", entry
 
 
+# The look-up's answer comes from the server at once, and reaches the app only when released
+# (a weak cell): the user logs out meanwhile.
+HELD_LOOKUP = """
+const [done] = arguments;
+const real = window.fetch;
+window.lookupAsked = false;
+window.fetch = async (url, options) => {
+  const answer = await real(url, options);
+  if (String(url).includes('registration_number=')) {
+    window.lookupAsked = true;
+    await new Promise((resolve) => { window.releaseLookup = resolve; });
+  }
+  return answer;
+};
+window.realFetch = real;
+done(true);
+"""
+
+RELEASE_LOOKUP = """
+const [done] = arguments;
+window.releaseLookup();
+window.fetch = window.realFetch;
+setTimeout(async () => {
+  const s = await import('/static/app/store.js');
+  done((await s.getRef('vessels')) || null);
+}, 1000);
+"""
+
+
+def test_a_look_up_answered_after_log_out_keeps_no_vessel_for_the_next_user(
+    served: str, browser: webdriver.Chrome, small_world: dict[str, Any]
+) -> None:
+    """docs/app.md: log-out "deletes from the phone the tokens, the kept data"; another user
+    "starts as after a log-out". A vessel looked up by the port operator, whose answer arrives
+    after the log-out, is kept all the same (keepVessel writes into the emptied store), and
+    the next user's refresh keeps it as "looked up": a clinic in another region is offered a
+    vessel it cannot read (GET /admin/v1/vessels does not list it to the clinic)."""
+    admin = _headers(served, "admin")
+    port = small_world["orgs"]["port"]
+    code = _berth(served, admin, port, "9号泊位")
+    regions = httpx.get(f"{served}/admin/v1/regions", headers=admin).json()
+    town = next(r for r in regions if r["name"] == "崖头街道")
+    home = httpx.post(
+        f"{served}/admin/v1/organizations",
+        headers=admin,
+        json={"name": "远方渔港", "kind": "fishing_port", "region_id": town["id"]},
+    )
+    assert home.status_code == 201, home.text
+    number = "R-LATE-9"
+    made = httpx.post(
+        f"{served}/admin/v1/vessels",
+        headers=admin,
+        json={
+            "name": "鲁远渔9号",
+            "registration_number": number,
+            "gross_tonnage": "60",
+            "home_port_id": home.json()["id"],
+        },
+    )
+    assert made.status_code == 201, made.text
+    clinic_reads = httpx.get(f"{served}/admin/v1/vessels", headers=_headers(served, "clinic"))
+    assert number not in clinic_reads.text  # the clinic may not read the visiting vessel
+
+    _as(browser, served, "port")
+    _open_plate(browser, code, "vessel_id")
+    assert browser.execute_async_script(HELD_LOOKUP) is True
+    browser.find_element(By.ID, "f-registration_number").send_keys(number)
+    browser.find_element(By.ID, "vessel-lookup").click()
+    _wait(browser, lambda b: b.execute_script("return window.lookupAsked"))
+    browser.find_element(By.ID, "back").click()
+    browser.find_element(By.ID, "logout").click()
+
+    def out(b: webdriver.Chrome) -> bool:
+        try:
+            b.switch_to.alert.accept()
+        except Exception:  # no dialog: one is asked only when records wait
+            pass
+        return _visible(b, "login-view")
+
+    _wait(browser, out)
+    left = browser.execute_async_script(RELEASE_LOOKUP)
+    _as(browser, served, "clinic")
+    # The clinic's own reference refresh has run.
+    _wait(browser, lambda b: (b.execute_async_script(REFERENCE, "vessels") or {}).get("fetched_at"))
+    kept = browser.execute_async_script(REFERENCE, "vessels") or {}
+    numbers = [v["registration_number"] for v in kept.get("items") or []]
+    assert number not in numbers, (left, kept)
+
+
 def test_a_visiting_vessels_delivery_is_recorded_by_its_registration_number(
     served: str,
     browser: webdriver.Chrome,

@@ -196,8 +196,18 @@ async function refreshLabels() {
   } catch (error) { /* offline and not cached: the kept names stay */ }
 }
 
+// A reference list kept for the login that asked for it: an answer that comes after its user
+// logged out (or another logged in) is kept for nobody — the phone was emptied for the next.
+async function keepRef(name, value, userId) {
+  if (!me || me.user_id !== userId) return false;
+  await setRef(name, value);
+  return true;
+}
+
 // The reference data the forms need, each kept with a version (a hash of its content).
 async function refreshReference() {
+  if (!me) return;
+  const userId = me.user_id;
   await refreshLabels();
   const sources = {
     streams: '/m/v1/catalog/streams',
@@ -225,7 +235,7 @@ async function refreshReference() {
       if (!old || old.version !== version) changed += 1;
       const kept = { version, fetched_at: new Date().toISOString(), items };
       if (lookedUp.length) kept.looked_up = lookedUp;
-      await setRef(name, kept);
+      if (!(await keepRef(name, kept, userId))) return;
     } catch (error) {
       if (error instanceof Offline) return;
       if (!(error instanceof Problem) || error.status !== 403) throw error;
@@ -243,14 +253,14 @@ function withVessels(vessels, more) {
 
 // A vessel looked up by its registration number, kept in the `vessels` reference (and across
 // its refreshes, see refreshReference): the delivery form offers it from then on, offline too.
-async function keepVessel(vessel) {
+async function keepVessel(vessel, userId) {
   const old = (await getRef('vessels')) || { items: [] };
   const listed = old.items.some((v) => v.id === vessel.id) && !(old.looked_up || []).some((v) => v.id === vessel.id);
   const items = withVessels(old.items.map((v) => (v.id === vessel.id ? vessel : v)), [vessel]);
   const kept = { ...old, version: await versionOf(items), items };
   // One the port lists comes again with the list; another is kept as looked up.
   if (!listed) kept.looked_up = [...(old.looked_up || []).filter((v) => v.id !== vessel.id), vessel];
-  await setRef('vessels', kept);
+  await keepRef('vessels', kept, userId);
 }
 
 async function paintQueueCount() {
@@ -398,8 +408,8 @@ $('logout').addEventListener('click', async () => {
   // records about to go, and no later request goes with whoever logs in next.
   await stopSync();
   await endLogin();
+  me = null; // before the phone is emptied: a late answer keeps nothing for nobody (keepRef)
   await leave((e) => mine(e, leaving));
-  me = null;
   $('who').textContent = '';
   $('logout').hidden = true;
   $('storage-warning').hidden = true;
@@ -692,16 +702,17 @@ async function lookUpVessel(form, vessels, registration, said) {
     return;
   }
   const asking = (form.vesselAsked = (form.vesselAsked || 0) + 1);
-  // An answer is the form's that asked it, and the last asked's: a form closed or asked again
-  // meanwhile takes none.
-  const stale = () => !vessels.isConnected || form.vesselAsked !== asking;
+  const userId = me.user_id;
+  // An answer is the form's that asked it, the last asked's and its user's: a form closed or
+  // asked again, or a log-out, meanwhile takes none.
+  const stale = () => !vessels.isConnected || form.vesselAsked !== asking || !me || me.user_id !== userId;
   tell(`查找中… looking up ${number}…`);
   let vessel;
   let offline = false;
   try {
     const rows = await callAll(`/admin/v1/vessels?registration_number=${encodeURIComponent(number)}`);
     vessel = rows.find((v) => v.registration_number === number);
-    if (vessel) await keepVessel(vessel);
+    if (vessel && !stale()) await keepVessel(vessel, userId);
   } catch (error) {
     if (stale()) return;
     if (error instanceof Problem) {
