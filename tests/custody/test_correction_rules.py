@@ -516,6 +516,32 @@ async def test_a_category_corrected_after_a_receipt_is_judged_by_that_receipts_l
     await _post(client, world, "clinic", fine)
 
 
+async def test_a_category_corrected_into_one_its_receipts_licences_share_no_method_with(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Infectious waste licensed for D10 only, chemical for D9 only: a load of infectious bags
+    received there, one bag corrected to chemical waste would leave a load its receiver took in
+    and may treat by no method. Judged as the receipt was (`licensed_methods`): refused."""
+    facility = world.orgs["unlicensed"].id
+    await registry.add_licence(
+        organization_id=facility, category_key="med.infectious", method_codes=["D10"]
+    )
+    await registry.add_licence(
+        organization_id=facility, category_key="med.chemical", method_codes=["D9"]
+    )
+    load = await _load_to(client, world, "unlicensed", "med.infectious")
+    received = event("received", load, minutes=60, outcome="accepted", weight_kg="9")
+    await _post(client, world, "unlicensed", received)
+    (child,) = await Batch.filter(parent__code=load)
+    tagging = await CustodyEvent.get(batch_id=child.id, seq=1)
+    refused = await post_event(
+        client, world, "clinic", _fix(child.code, str(tagging.id), 70, category="med.chemical")
+    )
+    assert (refused.status_code, refused.json()["field"]) == (403, "category"), refused.text
+    assert "share no method" in refused.json()["detail"]
+    assert (await Batch.get(id=child.id)).category_id == "med.infectious"
+
+
 async def test_a_refusal_weighed_by_a_correction_is_accepted_with_that_weight(
     client: httpx.AsyncClient, world: World
 ) -> None:

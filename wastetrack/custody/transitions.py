@@ -3,6 +3,7 @@ custody effect and target state (`step`), and what only some event types do besi
 manifests, vehicles, remainders, aggregation)."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -427,20 +428,27 @@ async def _licence(work: Work, org_id: int, category: str, day: date) -> list[st
     return work.licences[key]
 
 
-async def _contents(work: Work, batch: Batch) -> list[str]:
+async def _contents(work: Work, batch: Batch, recategorized: Mapping[int, str]) -> list[str]:
     """The categories of everything aggregated into the batch, at any depth (none for a
-    single batch): a container's waste is its contents'."""
+    single batch): a container's waste is its contents'. A batch `recategorized` names counts
+    with the category given there."""
     categories: dict[int, str] = {}
     frontier = [batch.id]
     while frontier:
         found = await children(work, frontier)
         frontier = [i for i in found if i not in categories and i != batch.id]
         categories |= found
-    return sorted(set(categories.values()) - {batch.category_id})
+    own = recategorized.get(batch.id, batch.category_id)
+    return sorted({recategorized.get(i, c) for i, c in categories.items()} - {own})
 
 
 async def licensed_methods(
-    work: Work, batch: Batch, *, on: date, facility_id: int | None = None
+    work: Work,
+    batch: Batch,
+    *,
+    on: date,
+    facility_id: int | None = None,
+    recategorized: Mapping[int, str] | None = None,
 ) -> list[str]:
     """The methods the facility (by default the acting one) may use on this batch on the day
     of the event (its city day, as for agreements and vehicle permits: an offline receipt
@@ -448,15 +456,18 @@ async def licensed_methods(
     batch's category and, for a container, for every category aggregated into it, at any
     depth (each bag's waste is received and treated with it); refused without a valid
     licence for each, or when those licences share no method (the waste could be taken in
-    and never treated)."""
+    and never treated). `recategorized` judges batches (this one, or any inside it) as if of
+    the category it gives them (a tagging's category corrected: `check_licensed_history`)."""
     org = await _facility(work, facility_id or work.principal.organization_id)
     whose = "your" if org.id == work.principal.organization_id else "the treating"
-    categories = (batch.category_id, *await _contents(work, batch))
+    as_if = recategorized or {}
+    own = as_if.get(batch.id, batch.category_id)
+    categories = (own, *await _contents(work, batch, as_if))
     methods: list[str] | None = None
     for category in categories:
         allowed = await _licence(work, org.id, category, on)
         if allowed is None:
-            inside = "" if category == batch.category_id else f" (aggregated into {batch.code})"
+            inside = "" if category == own else f" (aggregated into {batch.code})"
             raise Forbidden(
                 f"{whose} facility holds no valid licence for {category}{inside} on"
                 f" {on.isoformat()}",
@@ -531,6 +542,7 @@ async def check_licensed_history(work: Work, batch: Batch, category: str) -> Non
             if e.batch_id in holders and e.event_type in (EventType.received, EventType.treated)
         ),
     ]
+    as_if = dict.fromkeys((b.id for b in batches), category)
     for event in judged:
         if (
             event.event_type == EventType.received
@@ -539,14 +551,21 @@ async def check_licensed_history(work: Work, batch: Batch, category: str) -> Non
         ):
             continue  # a refusal at the gate took nothing in
         day = local_date(event.device_time, work.timezone)
-        allowed = await _licence(work, event.organization_id, category, day)
-        if allowed is None:
+        try:
+            allowed = await licensed_methods(
+                work,
+                holders[event.batch_id],
+                on=day,
+                facility_id=event.organization_id,
+                recategorized=as_if,
+            )
+        except Forbidden as error:
             raise Forbidden(
                 f"batch {holders[event.batch_id].code} was {event.event_type} on"
-                f" {day.isoformat()} by a facility that holds no valid licence for {category}"
-                " on that day",
+                f" {day.isoformat()} by a facility that, with the category {category}, would"
+                f" have been refused: {error.detail}",
                 field="category",
-            )
+            ) from None
         if event.event_type == EventType.treated:
             method = await remainders.corrected_value(work, event, "method", "method_id")
             if method not in allowed:
