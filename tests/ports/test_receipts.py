@@ -21,6 +21,7 @@ from tests.factories import World, event, make_user
 from tests.ports.test_ports import Harbour, arrive, deliver, delivery
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
+from wastetrack.batches.models import Batch
 from wastetrack.ports.deliveries import Acceptance, acceptance
 from wastetrack.ports.models import Delivery
 from wastetrack.ports.receipts import ReceiptLine, ReceiptText, render_receipt_pdf
@@ -129,6 +130,20 @@ async def test_a_ports_delivery_is_signed_and_shows_a_part_refused_later(
     assert "partially accepted" in await receipt_text(client, world, made["id"])
     checked = await public_check(client, made)
     assert [line["acceptance"] for line in checked["lines"]] == ["partially_accepted"]
+    # The refused part, back with the port, is sent again: partially accepted while it is out,
+    # accepted once a receipt takes it in.
+    remainder = (await Batch.get(split_from__code=code)).code
+    plant = world.orgs["plant"].id
+    again = event("in_transit", remainder, minutes=40, destination_organization_id=plant)
+    assert (await post_event(client, world, "port", again)).status_code == 201
+    checked = await public_check(client, made)
+    assert [line["acceptance"] for line in checked["lines"]] == ["partially_accepted"]
+    taken = event("received", remainder, minutes=50, outcome="accepted", weight_kg="10")
+    assert (await post_event(client, world, "plant", taken)).status_code == 201
+    checked = await public_check(client, made)
+    assert [line["acceptance"] for line in checked["lines"]] == ["accepted"]
+    read = await client.get(f"/m/v1/deliveries/{made['id']}", headers=world.headers("port"))
+    assert [line["acceptance"] for line in read.json()["lines"]] == ["accepted"]
 
 
 async def test_a_signature_stays_when_its_operator_moves_to_another_organization(

@@ -316,12 +316,10 @@ ACCEPTANCE_LABELS: dict[Acceptance, str] = {
     Acceptance.rejected: "已拒收",
 }
 
-# Per line batch: the latest receipt or treatment of the outermost container it was aggregated
-# into (whose fate it shares in the figures, docs/metrics.md §4), or of the batch itself while
-# that container has none (a line a receipt refused, packed into a load no receipt has decided
-# on, is still refused), with the receipt's outcome after corrections; and whether a remainder
-# not cancelled was split from either (a receipt refused part of it). $2 the deciding event
-# types, $3 the cancelled state.
+# Per batch: the latest receipt or treatment of the outermost container it was aggregated into
+# (whose fate it shares in the figures, docs/metrics.md §4), or of the batch itself while that
+# container has none (a line a receipt refused, packed into a load no receipt has decided on,
+# is still refused), with the receipt's outcome after corrections. $2 the deciding event types.
 _DECISIONS = f"""
 WITH RECURSIVE up (line_batch, id, parent_id) AS (
     SELECT b.id, b.id, b.parent_id FROM batch b WHERE b.id = ANY($1::int[])
@@ -329,9 +327,7 @@ WITH RECURSIVE up (line_batch, id, parent_id) AS (
     SELECT up.line_batch, p.id, p.parent_id FROM up JOIN batch p ON p.id = up.parent_id
 ),
 root AS (SELECT line_batch, id FROM up WHERE parent_id IS NULL)
-SELECT root.line_batch AS batch_id, decided.event_type, decided.outcome,
-       EXISTS (SELECT 1 FROM batch r
-               WHERE r.split_from_id IN (root.id, root.line_batch) AND r.state <> $3) AS split
+SELECT root.line_batch AS batch_id, root.id AS root_id, decided.event_type, decided.outcome
 FROM root
 LEFT JOIN LATERAL (
     SELECT e.event_type,
@@ -341,16 +337,30 @@ LEFT JOIN LATERAL (
     ORDER BY e.batch_id = root.id DESC, e.seq DESC LIMIT 1
 ) decided ON true
 """
+# The parts receipts refused of these batches (or of the containers they stand for), at any
+# depth (a refused part partly refused again), not cancelled: (batch, part). $2 the cancelled
+# state.
+_REFUSED_PARTS = """
+WITH RECURSIVE parts (of_batch, id) AS (
+    SELECT o.of_batch, r.id
+    FROM unnest($1::int[], $2::int[]) AS o (of_batch, origin)
+    JOIN batch r ON r.split_from_id = o.origin
+    UNION
+    SELECT parts.of_batch, r.id FROM parts JOIN batch r ON r.split_from_id = parts.id
+)
+SELECT parts.of_batch, parts.id FROM parts JOIN batch b ON b.id = parts.id WHERE b.state <> $3
+"""
 
 
 def acceptance(
     *, decided_by: str | None, outcome: str | None, split: bool, port_signed: bool
 ) -> Acceptance:
     """A line's acceptance from its batch's latest receipt or treatment (`decided_by`, None
-    when neither happened) and whether a part of it was refused: rejected when the latest
-    receipt refused it, partially accepted while a refused part remains, accepted once
-    received or treated; undecided, accepted when the port signed for it at delivery and
-    pending when only the vessel declared it."""
+    when neither happened) and whether a part of it a receipt refused is still out (`split`:
+    not taken in by a receipt since): rejected when the latest receipt refused it, partially
+    accepted while a refused part is out, accepted once received or treated; undecided,
+    accepted when the port signed for it at delivery and pending when only the vessel
+    declared it."""
     if decided_by == EventType.received and outcome == Outcome.rejected:
         return Acceptance.rejected
     if split:
@@ -360,26 +370,42 @@ def acceptance(
     return Acceptance.pending
 
 
+def _taken_in(decided_by: str | None, outcome: str | None) -> bool:
+    """Whether a batch's latest receipt or treatment (`_DECISIONS`) took it in."""
+    return decided_by is not None and not (
+        decided_by == EventType.received and outcome == Outcome.rejected
+    )
+
+
 async def _acceptances(found: list[Delivery]) -> dict[tuple[int, int], Acceptance]:
     """Each line's acceptance (`acceptance`), by delivery and batch id, as its batch stands
-    now, in one query for all the deliveries; their lines must be fetched."""
+    now, in three queries for all the deliveries; their lines must be fetched. A part a
+    receipt refused is out until a receipt takes it in (re-landed and accepted, or treated),
+    judged as the line is (`_DECISIONS`)."""
     port_signed = {d.id: d.signed_by_port for d in found}
     delivery_of = {line.batch_id: d.id for d in found for line in d.lines}
     if not delivery_of:
         return {}
-    rows = await connections.get("default").execute_query_dict(
-        _DECISIONS,
-        [
-            list(delivery_of),
-            [EventType.received.value, EventType.treated.value],
-            State.cancelled.value,
-        ],
+    db = connections.get("default")
+    deciding = [EventType.received.value, EventType.treated.value]
+    rows = await db.execute_query_dict(_DECISIONS, [list(delivery_of), deciding])
+    origins = [(row["batch_id"], o) for row in rows for o in {row["batch_id"], row["root_id"]}]
+    parts = await db.execute_query_dict(
+        _REFUSED_PARTS,
+        [[b for b, _ in origins], [o for _, o in origins], State.cancelled.value],
     )
+    out: set[int] = set()
+    if parts:
+        decided = await db.execute_query_dict(
+            _DECISIONS, [list({p["id"] for p in parts}), deciding]
+        )
+        still_out = {d["batch_id"] for d in decided if not _taken_in(d["event_type"], d["outcome"])}
+        out = {p["of_batch"] for p in parts if p["id"] in still_out}
     return {
         (delivery_of[row["batch_id"]], row["batch_id"]): acceptance(
             decided_by=row["event_type"],
             outcome=row["outcome"],
-            split=row["split"],
+            split=row["batch_id"] in out,
             port_signed=port_signed[delivery_of[row["batch_id"]]],
         )
         for row in rows
