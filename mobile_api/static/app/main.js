@@ -197,9 +197,12 @@ async function refreshLabels() {
 }
 
 // A reference list kept for the login that asked for it: an answer that comes after its user
-// logged out (or another logged in) is kept for nobody — the phone was emptied for the next.
+// logged out, or after the login ended and another user's log-in emptied the phone (the
+// profile kept is then none, or theirs), is kept for nobody.
 async function keepRef(name, value, userId) {
   if (!me || me.user_id !== userId) return false;
+  const kept = await profile();
+  if (!kept || kept.user_id !== userId) return false;
   await setRef(name, value);
   return true;
 }
