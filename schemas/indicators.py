@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.base import Day, Definition, Schema, Text
+from wastetrack.indicators.loader import Direction
 from wastetrack.indicators.service import Status
 
 
@@ -41,6 +42,10 @@ class IndicatorRead(Schema):
     baseline_2020: Decimal | None
     target_2025: Decimal | None
     target_text: str | None
+    direction: Direction = Field(
+        description="which way it improves, as `status_rule` reads it: at_least (met at or"
+        " above the target) or at_most (a cap, met at or below it)"
+    )
     section: str
     actual: Actual | None
     status: Status

@@ -278,3 +278,21 @@ async def test_the_spreadsheet_carries_the_status_rule(
     table = list(csv.DictReader(io.StringIO(answer.text.lstrip("\ufeff"))))
     assert table and all(row["status_rule"] == STATUS_RULE for row in table)
     assert list(table[0]).index("status_rule") == list(table[0]).index("status") + 1
+
+
+async def test_every_indicator_says_which_way_it_improves(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Its status follows `status_rule`, which turns on the indicator's direction: the answer
+    and its file carry it, so a status can be checked against the rule it quotes."""
+    edition = {i["code"]: i["direction"] for i in loader.read_edition()["items"]}
+    answer = await client.get("/m/v1/indicators", headers=world.headers("manager"))
+    assert answer.status_code == 200, answer.text
+    assert "direction" in answer.json()["status_rule"]
+    entries = {i["code"]: i for i in answer.json()["indicators"]}
+    assert {code: entries[code].get("direction") for code in edition} == edition
+    exported = await client.get(
+        "/m/v1/indicators", params={"format": "csv"}, headers=world.headers("manager")
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
+    assert {row["code"]: row.get("direction") for row in rows} == edition

@@ -5,7 +5,7 @@ one by name, so a fresh database gets what each migration loaded when it was wri
 correction is a new edition (a new file, the old one kept) and a new data migration that loads
 it with `edition=` its name."""
 
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -20,6 +20,7 @@ CURRENT_EDITION = PINNED_EDITION
 loads), for readers that check the file against the database; a new edition moves it."""
 
 
+Direction = Literal["at_least", "at_most"]
 DIRECTIONS: dict[str, int] = {"at_least": 1, "at_most": -1}
 """Which way an indicator improves (its `direction` in the edition): +1 when higher is better,
 -1 when lower is (a landfill share). `service.status` reads it, so a cap is never judged as a

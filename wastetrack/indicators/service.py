@@ -4,7 +4,7 @@ stated rule."""
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, cast
 
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
@@ -15,7 +15,7 @@ from wastetrack.core.metrics import Definition, Rate
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_day_ended
 from wastetrack.household import service as household
-from wastetrack.indicators.loader import DIRECTIONS
+from wastetrack.indicators.loader import DIRECTIONS, Direction
 from wastetrack.indicators.models import Indicator, IndicatorValue
 from wastetrack.medical import service as medical
 from wastetrack.pesticide import service as pesticide
@@ -63,6 +63,7 @@ class IndicatorStatus(TypedDict):
     baseline_2020: Decimal | None
     target_2025: Decimal | None
     target_text: str | None
+    direction: Direction
     section: str
     actual: Actual | None
     status: Status
@@ -192,6 +193,7 @@ async def overview(*, principal: Principal, today: date, timezone: str) -> list[
                 "baseline_2020": indicator.baseline,
                 "target_2025": indicator.target,
                 "target_text": indicator.target_text,
+                "direction": cast(Direction, indicator.direction),
                 "section": indicator.section,
                 "actual": actual,
                 "status": status(
