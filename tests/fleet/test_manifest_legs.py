@@ -17,6 +17,7 @@ from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
+from wastetrack.fleet.models import Vehicle
 
 
 async def test_a_legs_vehicle_must_be_the_carriers_and_licensed_on_the_day(
@@ -81,7 +82,13 @@ async def test_a_leg_handed_over_before_its_vehicle_was_retired_is_signed(
     assert (await sign_producer(client, world, mid, handed)).status_code == 200
     retired = await client.delete("/m/v1/vehicles/鲁K12345", headers=headers)
     assert retired.status_code == 200, retired.text
-    late = {"handover_at": (NOW + timedelta(minutes=1)).isoformat(), "handover_place": "石岛"}
+    # After the retirement (the server's clock, not the tests' NOW, set when they started).
+    retired_at = (await Vehicle.get(plate="鲁K12345")).retired_at
+    assert retired_at is not None
+    late = {
+        "handover_at": (retired_at + timedelta(seconds=30)).isoformat(),
+        "handover_place": "石岛",
+    }
     refused = await call(client, world, "carrier", f"/{mid}/legs/1/sign", late)
     assert (refused.status_code, refused.json()["field"]) == (422, "legs[0].vehicle_plate")
     on_time = {"handover_at": (handed + timedelta(minutes=5)).isoformat(), "handover_place": "石岛"}
