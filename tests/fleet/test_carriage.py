@@ -2,7 +2,8 @@
 the alert on a leg overdue."""
 
 import importlib
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -96,8 +97,11 @@ async def test_hazardous_waste_needs_a_licence_valid_on_the_day(world: World) ->
     )
 
     async def check(plate: str, on: date, rule: str = plates.HAZARDOUS_LICENCE) -> str | None:
+        # The licence is judged on the city's day of the carriage: 00:30 in the city is
+        # still the previous day in UTC.
+        at = datetime.combine(on, time(0, 30), tzinfo=ZoneInfo("Asia/Shanghai"))
         return await plates.plate_for_carriage(
-            organization_id=carrier, plate=plate, rule=rule, on=on, at=NOW
+            organization_id=carrier, plate=plate, rule=rule, at=at, timezone="Asia/Shanghai"
         )
 
     assert await check(PLATE, date(2026, 6, 30)) == PLATE

@@ -202,8 +202,8 @@ async def _vehicle(work: Work, sub: EventCommand, batch: Batch, carrier_id: int)
         organization_id=carrier.id,
         plate=sub.vehicle_plate,
         rule=rule,
-        on=local_date(sub.device_time, work.timezone),
         at=sub.device_time,
+        timezone=work.timezone,
         enrolled_cache=work.fleets,
     )
     return {"vehicle_plate": plate} if plate else {}

@@ -2,8 +2,10 @@
 carriage, checked against its fleet."""
 
 import re
-from datetime import date, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+from wastetrack.core import cityday
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.fleet.models import Vehicle
 
@@ -51,8 +53,8 @@ async def plate_for_carriage(
     organization_id: int,
     plate: str | None,
     rule: str | None,
-    on: date,
     at: datetime,
+    timezone: str | ZoneInfo,
     field: str = "vehicle_plate",
     enrolled_cache: dict[int, bool] | None = None,
 ) -> str | None:
@@ -62,7 +64,7 @@ async def plate_for_carriage(
     carriage's moment `at` (a handover made before the vehicle was retired, recorded after,
     stands), where the stream's rule (`vehicle_required`) asks for one, and any plate it names
     must be such a vehicle; under the `hazardous_licence` rule the vehicle's 道路危险货物运输许可
-    must be valid on the day `on` (the city day of `at`). Until a carrier registers its first
+    must be valid on the city's day of `at`. Until a carrier registers its first
     vehicle, a plate is recorded as stated."""
     if plate is None and rule is None:
         return None
@@ -86,6 +88,7 @@ async def plate_for_carriage(
         )
     if vehicle.retired_at is not None and vehicle.retired_at <= at:
         raise ValidationFailed(f"{normalized} was retired before {at.isoformat()}", field=field)
+    on = cityday.local_date(at, timezone)
     if rule == HAZARDOUS_LICENCE and (
         vehicle.hazardous_licence_expires is None or vehicle.hazardous_licence_expires < on
     ):

@@ -79,7 +79,8 @@ async def create_manifest(
 ) -> Manifest:
     """The producer drafts a manifest for one trip of one waste type and its batches, its
     quantity within `tolerance` of what they declare."""
-    today = cityday.today(timezone)
+    now = datetime.now(UTC)
+    today = cityday.local_date(now, timezone)
     if principal.role != Role.generator:
         raise Forbidden("the producer (移出人) drafts the manifest", field="role")
     category = await catalog.category_for_stream(stream=None, category=submission.category)
@@ -159,8 +160,8 @@ async def create_manifest(
                 organization_id=carrier.id,
                 plate=leg.vehicle_plate,
                 rule=vehicle_rule,
-                on=today,
-                at=datetime.now(UTC),
+                at=now,
+                timezone=timezone,
                 field=f"legs[{index}].vehicle_plate",
             )
         )

@@ -8,7 +8,6 @@ from typing import Literal
 
 from wastetrack.auth.models import Role, User
 from wastetrack.batches.models import Batch
-from wastetrack.core import cityday
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
@@ -139,8 +138,8 @@ async def sign_leg(
         organization_id=leg.carrier_id,
         plate=leg.vehicle_plate,
         rule=HAZARDOUS_LICENCE,
-        on=cityday.local_date(signature.handover_at, timezone),
         at=signature.handover_at,
+        timezone=timezone,
         field=plate_field,
     )
     moving = list(manifest.batch_codes)
