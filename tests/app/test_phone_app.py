@@ -2588,6 +2588,35 @@ def _berth(served: str, admin: dict[str, str], port: int, name: str) -> str:
     return str(berth.json()["code"])
 
 
+def _other_port(served: str, admin: dict[str, str], name: str) -> int:
+    """A second fishing port, in 崖头街道: the home of visiting vessels."""
+    regions = httpx.get(f"{served}/admin/v1/regions", headers=admin).json()
+    town = next(r for r in regions if r["name"] == "崖头街道")
+    made = httpx.post(
+        f"{served}/admin/v1/organizations",
+        headers=admin,
+        json={"name": name, "kind": "fishing_port", "region_id": town["id"]},
+    )
+    assert made.status_code == 201, made.text
+    return int(made.json()["id"])
+
+
+def _vessel(served: str, admin: dict[str, str], name: str, number: str, home: int) -> int:
+    """A vessel registered at its home port: its id."""
+    made = httpx.post(
+        f"{served}/admin/v1/vessels",
+        headers=admin,
+        json={
+            "name": name,
+            "registration_number": number,
+            "gross_tonnage": "60",
+            "home_port_id": home,
+        },
+    )
+    assert made.status_code == 201, made.text
+    return int(made.json()["id"])
+
+
 def test_the_delivery_form_offers_no_photo(
     served: str, browser: webdriver.Chrome, small_world: dict[str, Any]
 ) -> None:
@@ -2598,22 +2627,12 @@ def test_the_delivery_form_offers_no_photo(
     admin = _headers(served, "admin")
     port = small_world["orgs"]["port"]
     code = _berth(served, admin, port, "1号泊位")
-    vessel = httpx.post(
-        f"{served}/admin/v1/vessels",
-        headers=admin,
-        json={
-            "name": "鲁荣渔1号",
-            "registration_number": "R-0001",
-            "gross_tonnage": "50",
-            "home_port_id": port,
-        },
-    )
-    assert vessel.status_code == 201, vessel.text
+    vessel = _vessel(served, admin, "鲁荣渔1号", "R-0001", port)
     _as(browser, served, "port")
     _wait(browser, lambda b: (b.execute_async_script(REFERENCE, "vessels") or {}).get("items"))
     _open_plate(browser, code, "volume_m3")
     assert browser.find_elements(By.ID, "f-photo") == []
-    Select(browser.find_element(By.ID, "f-vessel_id")).select_by_value(str(vessel.json()["id"]))
+    Select(browser.find_element(By.ID, "f-vessel_id")).select_by_value(str(vessel))
     browser.find_element(By.ID, "f-volume_m3").send_keys("1.2")
     browser.find_element(By.ID, "save").click()
     entry = _recorded(browser, "berth", code, 1)
@@ -2653,33 +2672,15 @@ def test_a_look_up_answered_after_log_out_keeps_no_vessel_for_the_next_user(
     served: str, browser: webdriver.Chrome, small_world: dict[str, Any]
 ) -> None:
     """docs/app.md: log-out "deletes from the phone the tokens, the kept data"; another user
-    "starts as after a log-out". A vessel looked up by the port operator, whose answer arrives
-    after the log-out, is kept all the same (keepVessel writes into the emptied store), and
-    the next user's refresh keeps it as "looked up": a clinic in another region is offered a
-    vessel it cannot read (GET /admin/v1/vessels does not list it to the clinic)."""
+    "starts as after a log-out". A vessel the port operator looked up, whose answer arrives
+    after the log-out, is not kept: a reference is kept only for the login that asked
+    (`keepRef`), so the next user — a clinic that may not read the visiting vessel — is never
+    offered it."""
     admin = _headers(served, "admin")
     port = small_world["orgs"]["port"]
     code = _berth(served, admin, port, "9号泊位")
-    regions = httpx.get(f"{served}/admin/v1/regions", headers=admin).json()
-    town = next(r for r in regions if r["name"] == "崖头街道")
-    home = httpx.post(
-        f"{served}/admin/v1/organizations",
-        headers=admin,
-        json={"name": "远方渔港", "kind": "fishing_port", "region_id": town["id"]},
-    )
-    assert home.status_code == 201, home.text
     number = "R-LATE-9"
-    made = httpx.post(
-        f"{served}/admin/v1/vessels",
-        headers=admin,
-        json={
-            "name": "鲁远渔9号",
-            "registration_number": number,
-            "gross_tonnage": "60",
-            "home_port_id": home.json()["id"],
-        },
-    )
-    assert made.status_code == 201, made.text
+    _vessel(served, admin, "鲁远渔9号", number, _other_port(served, admin, "远方渔港"))
     clinic_reads = httpx.get(f"{served}/admin/v1/vessels", headers=_headers(served, "clinic"))
     assert number not in clinic_reads.text  # the clinic may not read the visiting vessel
 
@@ -2724,32 +2725,10 @@ def test_a_visiting_vessels_delivery_is_recorded_by_its_registration_number(
     admin = _headers(served, "admin")
     port = small_world["orgs"]["port"]
     code = _berth(served, admin, port, "3号泊位")
-    regions = httpx.get(f"{served}/admin/v1/regions", headers=admin).json()
-    town = next(r for r in regions if r["name"] == "崖头街道")
-    other_port = httpx.post(
-        f"{served}/admin/v1/organizations",
-        headers=admin,
-        json={"name": "石岛渔港", "kind": "fishing_port", "region_id": town["id"]},
+    _vessel(served, admin, "鲁荣渔3号", "R-0003", port)
+    visitor = _vessel(
+        served, admin, "鲁石渔7号", "R-VISIT-7", _other_port(served, admin, "石岛渔港")
     )
-    assert other_port.status_code == 201, other_port.text
-    vessels: dict[str, int] = {}
-    for name, number, home in (
-        ("鲁荣渔3号", "R-0003", port),
-        ("鲁石渔7号", "R-VISIT-7", other_port.json()["id"]),
-    ):
-        made = httpx.post(
-            f"{served}/admin/v1/vessels",
-            headers=admin,
-            json={
-                "name": name,
-                "registration_number": number,
-                "gross_tonnage": "60",
-                "home_port_id": home,
-            },
-        )
-        assert made.status_code == 201, made.text
-        vessels[number] = made.json()["id"]
-    visitor = vessels["R-VISIT-7"]
 
     def kept(b: webdriver.Chrome) -> list[str]:
         items = (b.execute_async_script(REFERENCE, "vessels") or {}).get("items") or []
