@@ -5,6 +5,7 @@ import io
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import uuid
@@ -107,20 +108,18 @@ def test_registry_users_and_labels_from_the_command_line(
     made = run_json(cli_env, *agreement, "--from", "2026-11-01", "--to", "2027-10-31")
     assert made["streams"] == ["medical"]
     out = tmp_path / "labels.pdf"
-    issued = run_json(
-        cli_env,
-        "labels",
-        "issue",
-        "--org",
-        str(ids["clinic"]),
-        "--stream",
-        "medical",
-        "--count",
-        "5",
-        "--out",
-        str(out),
-    )
+    out.write_bytes(b"an older sheet, readable by all")
+    out.chmod(0o644)
+    umask = os.umask(0o022)  # the usual one, which leaves new files readable by everyone
+    try:
+        issued = run_json(cli_env, "labels", "issue", "--org", str(ids["clinic"]),
+                          "--stream", "medical", "--count", "5", "--out", str(out))  # fmt: skip
+    finally:
+        os.umask(umask)
     assert issued["issued"] == 5
+    # A sheet may end with the producer's one-time PINs (docs/transport.md): the file, put in
+    # the older one's place, is readable by its owner only, as a backup is.
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
     page = pypdf.PdfReader(out).pages[0]
     urls = [
         r.text for p in page.images for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(p.data)))

@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from tortoise.transactions import in_transaction
 
-from wastetrack.core import db
+from wastetrack.core import db, keys
 from wastetrack.core.commands import Id
 from wastetrack.core.errors import DomainError
 from wastetrack.core.settings import get_settings
@@ -113,9 +113,11 @@ def writable(path: Path) -> Path:
 
 
 def write_file(path: Path, content: bytes) -> None:
-    """Write a command's file; one that cannot be written there is said, with exit status 2."""
+    """Write a command's file, readable by its owner only and whole or not at all (a label
+    sheet may end with a producer's one-time PINs, an export is the city's record); one that
+    cannot be written there is said, with exit status 2."""
     try:
-        path.write_bytes(content)
+        keys.write_private(path, content, replace=True)
     except OSError as error:
         typer.echo(f"error (out): cannot write {path}: {error.strerror or error}", err=True)
         raise typer.Exit(2) from None

@@ -108,11 +108,11 @@ def keys_dir(data_dir: Path) -> Path:
     return path
 
 
-def write_private(path: Path, data: bytes) -> bool:
-    """Write data to a new file readable by the owner only, whole or not at all: written and
+def write_private(path: Path, data: bytes, *, replace: bool = False) -> bool:
+    """Write data to a file readable by the owner only, whole or not at all: written and
     synced under a temporary name, then linked to its own, so another process never reads it
     cut short. False when the file already exists (another process won the race, and its file
-    is the one to use)."""
+    is the one to use), unless `replace` says to put the new file in its place."""
     part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -120,6 +120,9 @@ def write_private(path: Path, data: bytes) -> bool:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        if replace:
+            os.replace(part, path)
+            return True
         try:
             os.link(part, path)
         except FileExistsError:
