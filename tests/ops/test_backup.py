@@ -239,6 +239,32 @@ def test_a_photo_stored_while_the_backup_starts_is_in_it(
         assert f"photos/cd/{photo.name}" in tar.getnames()
 
 
+def test_a_photo_in_a_linked_prefix_folder_is_in_the_backup(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """A disk filling up is relieved by moving a prefix folder (`photos/ab`) to another disk and
+    linking it back, where the service keeps reading and writing: its photos are in the backup
+    (they were left out, the manifest counting only the others); a link back into the photos
+    folder is walked once."""
+    data_dir = tmp_path / "data"
+    other_disk = tmp_path / "other-disk" / "ab"
+    other_disk.mkdir(parents=True)
+    moved = other_disk / ("ab" + "0" * 62 + ".jpg")
+    moved.write_bytes(b"\xff\xd8\xff\xe0 on the other disk")
+    kept = data_dir / "photos" / "cd" / ("cd" + "1" * 62 + ".jpg")
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"\xff\xd8\xff\xe0 on the data disk")
+    (data_dir / "photos" / "ab").symlink_to(other_disk, target_is_directory=True)
+    (data_dir / "photos" / "cd" / "loop").symlink_to(data_dir / "photos", target_is_directory=True)
+    made = _backup(empty_database, data_dir, tmp_path / "wastetrack.tar")
+    assert made["photos"] == 2
+    with tarfile.open(tmp_path / "wastetrack.tar") as tar:
+        assert {m.name for m in tar.getmembers() if m.isfile()} >= {
+            f"photos/ab/{moved.name}",
+            f"photos/cd/{kept.name}",
+        }
+
+
 def test_only_the_owner_may_read_a_backup(empty_database: str, tmp_path: Path) -> None:
     archive = tmp_path / "wastetrack.tar"
     umask = os.umask(0o022)  # the usual one, which leaves new files readable by everyone

@@ -94,6 +94,22 @@ def _run(command: list[str], database_url: str) -> None:
         raise BackupFailed(f"{tool} failed: {done.stderr.strip()[-2000:]}")
 
 
+def _photo_files(photos_dir: Path) -> list[Path]:
+    """Every file under the photos folder, sorted, through linked folders too (a full disk is
+    relieved by moving prefix folders to another and linking them back, and the service reads
+    through the link); a folder reached twice is walked once."""
+    seen: set[tuple[int, int]] = set()
+    found: list[Path] = []
+    for folder, subfolders, files in os.walk(photos_dir, followlinks=True):
+        where = os.stat(folder)
+        if (where.st_dev, where.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((where.st_dev, where.st_ino))
+        found.extend(p for p in (Path(folder, name) for name in files) if p.is_file())
+    return sorted(found)
+
+
 def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> dict[str, Any]:
     """Write the database and the photos under data_dir into the tar file out, readable by its
     owner only (it holds the whole database)."""
@@ -124,11 +140,7 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
             )
             # Listed after the dump: an upload writes its file before it commits the row, so
             # every photo a dumped row names is on disk by now.
-            photos = (
-                sorted(p for p in photos_dir.rglob("*") if p.is_file() and p.suffix != PART)
-                if photos_dir.exists()
-                else []
-            )
+            photos = [p for p in _photo_files(photos_dir) if p.suffix != PART]
             members = {
                 DUMP: dump,
                 **{f"{PHOTOS}/{p.relative_to(photos_dir).as_posix()}": p for p in photos},
@@ -177,7 +189,7 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
             )
         asyncio.run(_require_empty(database_url))
         photos_dir = data_dir / PHOTOS
-        if photos_dir.is_dir() and any(p.is_file() for p in photos_dir.rglob("*")):
+        if _photo_files(photos_dir):
             raise ValidationFailed(
                 f"{photos_dir} holds files already: restore into a data directory without"
                 " photos; nothing was restored",
