@@ -143,6 +143,51 @@ def test_a_record_stored_before_sets_were_read_as_sets_matches_its_resend() -> N
     assert not EventCommand.model_validate({**bag, "quantity": "9"}).same_content(then)
 
 
+async def test_a_batch_is_the_same_content_however_it_was_scanned_or_typed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A resend names its batches as another client might (a phone that scanned the QR, an
+    integration that typed the printed code, lower case with hyphens) and a packing's children
+    in another order: the same batches, so a duplicate; another batch is other content."""
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    code = bag["code"]
+    scanned = event("collected", bag["qr_url"], minutes=5)
+    first = (await sync(client, world, "carrier", [scanned])).json()["results"][0]
+    assert first["status"] == "applied", first
+    typed = f"{code[:4]}-{code[4:8]}-{code[8:]}".lower()
+    again = (await sync(client, world, "carrier", [{**scanned, "batch": typed}])).json()
+    assert again["results"][0] == {**first, "status": "duplicate"}, again
+    other = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    refused = (await sync(client, world, "carrier", [{**scanned, "batch": other}])).json()
+    assert refused["results"][0]["status"] == "conflict", refused
+    one, two, box = [await tag_bag(client, world) for _ in range(3)]
+    packing = event("aggregated", box["code"], minutes=5, children=[one["qr_url"], two["code"]])
+    first = (await sync(client, world, "clinic", [packing])).json()["results"][0]
+    assert first["status"] == "applied", first
+    turned = {**packing, "children": [two["qr_url"], one["code"].lower()]}
+    again = (await sync(client, world, "clinic", [turned])).json()
+    assert again["results"][0] == {**first, "status": "duplicate"}, again
+    assert await CustodyEvent.filter(batch__code__in=[code, other]).count() == 3
+
+
+def test_a_record_stored_before_scanned_texts_were_read_matches_its_resend() -> None:
+    """A packing stored before 7 December 2026 kept the digest of its children as sent (in
+    their order, a QR URL as the URL): the same body resent still matches it."""
+    texts = {"https://w.example/q/ONE": "AAAA", "https://w.example/q/TWO": "BBBB"}
+    sent = event("aggregated", "CCCC", minutes=5, children=list(reversed(texts)))
+    stored = EventCommand.model_validate(sent)
+    then = commands._written_digest(commands._canonical(stored, sets=False), stored._late())
+    resent = EventCommand.model_validate(sent).named(texts.get)
+    assert resent.children == ["BBBB", "AAAA"] and resent.digest() != then
+    assert resent.same_content(then)
+    assert (
+        not EventCommand.model_validate({**sent, "children": ["x"]})
+        .named(texts.get)
+        .same_content(then)
+    )
+
+
 async def test_same_id_with_other_content_is_a_conflict(
     client: httpx.AsyncClient, world: World
 ) -> None:

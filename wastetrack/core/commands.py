@@ -5,6 +5,7 @@ their fields share. HTTP contracts in ``schemas/`` build on these; the domain ne
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -143,6 +144,11 @@ class Command(BaseModel):
     UNORDERED_FIELDS: ClassVar[tuple[str, ...]] = ()
     """List fields that hold a set: their digest reads the items in sorted order."""
 
+    SCANNED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields naming batches as a phone scanned or a user typed them (a QR URL, a code in any
+    case, with or without hyphens, an HJ 1276 数字识别码): their content is the batch named, so
+    a digest reads the code each names (`named`)."""
+
     PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Text fields that identify a person (a farmer's phone or ID number). A digest is kept in
     the database, and a plain one gives such a field back to anyone who tries the values its
@@ -163,6 +169,26 @@ class Command(BaseModel):
         }
         copy = self.model_copy(update=hashed)
         copy._keyed = True
+        return copy
+
+    _as_sent: "Command | None" = PrivateAttr(default=None)
+
+    def named(self, code_of: Callable[[str], str | None]) -> Self:
+        """This command as its digest reads it: each text of a scanned field replaced by the
+        code of the batch it names (`code_of`; one naming none is kept as written, and the
+        command is refused). Itself when it has no such field."""
+        update: dict[str, Any] = {}
+        for name in self.SCANNED_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                update[name] = code_of(value) or value
+            elif isinstance(value, list):
+                update[name] = [code_of(text) or text for text in value]
+        if all(update[name] == getattr(self, name) for name in update):
+            return self
+        copy = self.model_copy(update=update)
+        copy._keyed = self._keyed
+        copy._as_sent = self
         return copy
 
     def digest(self) -> str:
@@ -186,7 +212,8 @@ class Command(BaseModel):
         """Whether a record stored with `digest` holds this command's content: its digest, or,
         for one stored before digests read values (December 2026), the digest of the content as
         it was written then, which a resend of that request still matches; one stored before
-        sets were read as sets, the digest of its values with the set as it came. A record
+        sets were read as sets, the digest of its values with the set as it came; one stored
+        before scanned texts were read as the batches they name, the same as sent. A record
         with personal fields kept with no digest is taken as this content: its plain digest was
         dropped (migration 0063), and the client_event_id alone names it."""
         if self.PERSONAL_FIELDS and not digest:
@@ -195,9 +222,10 @@ class Command(BaseModel):
         if digest in (self.digest(), _written_digest(self, late)):
             return True
         # Stored while values were read but sets were not yet (5 December 2026).
-        return bool(self.UNORDERED_FIELDS) and digest == _written_digest(
-            _canonical(self, sets=False), late
-        )
+        if self.UNORDERED_FIELDS and digest == _written_digest(_canonical(self, sets=False), late):
+            return True
+        # Stored while scanned texts were digested as sent (7 December 2026).
+        return self._as_sent is not None and self._as_sent.same_content(digest)
 
     def _late(self) -> set[str]:
         return {name for name in self.LATE_FIELDS if getattr(self, name) is None}

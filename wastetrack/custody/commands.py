@@ -43,7 +43,8 @@ class EventCommand(Located):
         "vehicle_plate",
         "aggregated",
     )
-    UNORDERED_FIELDS: ClassVar[tuple[str, ...]] = ("hazard",)
+    UNORDERED_FIELDS: ClassVar[tuple[str, ...]] = ("hazard", "children")
+    SCANNED_FIELDS: ClassVar[tuple[str, ...]] = ("batch", "children")
 
     client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
     event_type: EventType

@@ -240,10 +240,12 @@ async def _record(
             # The rules, the event's actor and organization, its labels and clock anomalies are
             # the submitter's.
             work.principal = principals[index]
-            digest = sub.digest()
+            # Content is the batches named, however the phone scanned or typed them.
+            named = sub.named(work.reader.code)
+            digest = named.digest()
             seen = known.get(sub.client_event_id)
             if seen is not None:
-                outcomes[index] = _seen_before(sub, seen, work)
+                outcomes[index] = _seen_before(named, seen, work)
                 continue
             try:
                 event = await _apply(work, sub, codes_of[index], digest)
