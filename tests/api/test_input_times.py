@@ -9,7 +9,7 @@ import annotated_types
 import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, NaiveDatetime
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, NaiveDatetime
 from pydantic.fields import FieldInfo
 
 from tests.factories import World, medical_bag
@@ -29,11 +29,12 @@ def _bounded(metadata: list[object]) -> bool:
             upper = upper or item.le is not None or item.lt is not None
         lower = lower or isinstance(item, _LOWER)
         upper = upper or isinstance(item, _UPPER)
-    return lower and upper
+    return (lower and upper) or DAY_RANGE in metadata
 
 
-# How `Day` reads a day: its date alone.
+# How `Day` reads a day: its date alone, from 1900 to 2199.
 (DATE_ALONE,) = [m for m in typing.get_args(Day)[1:] if isinstance(m, BeforeValidator)]
+(DAY_RANGE,) = [m for m in typing.get_args(Day)[1:] if isinstance(m, AfterValidator)]
 
 
 def _unbounded(
@@ -139,6 +140,13 @@ async def test_a_period_from_year_one_is_a_named_422(
     )
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "date_from"
+    # The rule in the days' own form, not pydantic's `datetime.date(1900, 1, 1)`.
+    refusal = response.json()["errors"][0]
+    assert (refusal["field"], refusal["rule"], refusal["detail"]) == (
+        "date_from",
+        "day_range",
+        "a day from 1900-01-01 to 2199-12-31",
+    )
 
 
 async def test_a_day_with_a_time_or_as_a_number_is_a_named_422(

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -105,8 +106,30 @@ def _date_alone(value: Any) -> Any:
     )
 
 
+_FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
+def _within_years(value: date) -> date:
+    # Said in the days' own form: pydantic's own bound reads `datetime.date(1900, 1, 1)`.
+    if not _FIRST_DAY <= value <= _LAST_DAY:
+        raise PydanticCustomError(
+            "day_range", f"a day from {_FIRST_DAY.isoformat()} to {_LAST_DAY.isoformat()}"
+        )
+    return value
+
+
 Day = Annotated[
-    date, BeforeValidator(_date_alone), Interval(ge=date(1900, 1, 1), le=date(2199, 12, 31))
+    date,
+    BeforeValidator(_date_alone),
+    AfterValidator(_within_years),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "ge": _FIRST_DAY.isoformat(),
+            "le": _LAST_DAY.isoformat(),
+        }
+    ),
 ]
 """A calendar day a client sends, as YYYY-MM-DD (the city's day: it carries no time or offset
 to read in another zone), in the same years as a `Moment`."""
