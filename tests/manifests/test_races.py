@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.factories import World, event
+from tests.manifests.test_custody_rules import post, tag_oil
 from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     NOW,
     Parties,
@@ -24,7 +25,9 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     sign_producer,
 )
 from wastetrack.batches.models import Batch
-from wastetrack.custody import corrections, repository
+from wastetrack.custody import corrections, repository, transitions
+from wastetrack.custody.models import CustodyEvent
+from wastetrack.custody.rules import EventType
 from wastetrack.manifests import receiving, revisions
 from wastetrack.manifests.models import Manifest
 
@@ -197,3 +200,35 @@ async def test_an_arrival_and_a_handover_back_to_a_carrier_at_once_leave_the_man
         f" {drum.holder_id} (the first carrier is {world.orgs['carrier'].id}):"
         f" {handover.text} / {arrival.text}"
     )
+
+
+async def test_a_packing_undone_while_its_load_is_drafted_leaves_one_winner(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/custody.md: a packing is not undone while a manifest lists the load it is packed
+    in, a draft included. The producer's phone syncs the undoing of a drum's packing while its
+    office drafts a manifest of the load: the undo locked only the drum and the draft only the
+    load, so both passed, and the manifest listed a load no longer holding the drum it was
+    judged and declared with. The undo locks the load it climbs to: one of the two wins."""
+    drum = await tag_oil(client, world, quantity="100")
+    load = await tag_oil(client, world, quantity="100")
+    packed = event("aggregated", load, minutes=-58, children=[drum])
+    assert (await post(client, world, "maker", packed)).status_code == 201
+    packing = await CustodyEvent.get(
+        batch__code=drum, event_type=EventType.aggregated, related_batch_id__not_isnull=True
+    )
+    undo = event("corrected", drum, minutes=-50, corrects=str(packing.id), aggregated=False)
+    _held_at_the_check(monkeypatch, transitions, "refuse_if_listed", expected=2)
+    _held_at_the_check(monkeypatch, transitions, "receivable_methods", expected=2)
+    draft = {**parties.body, "batches": [load], "quantity_kg": "100"}
+    synced, drafted = await asyncio.gather(
+        _sync(client, world, undo), call(client, world, "maker", "", draft)
+    )
+    undone, listed = _status(synced) == "applied", drafted.status_code == 201
+    assert undone != listed, (synced.text, drafted.text)
+    drafts = await Manifest.filter(state="draft").count()
+    out = (await Batch.get(code=drum)).parent_id is None
+    assert (drafts, out) == ((0, True) if undone else (1, False)), (synced.text, drafted.text)

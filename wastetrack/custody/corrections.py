@@ -35,7 +35,7 @@ from wastetrack.custody.rules import (
     events_counted,
     may_correct,
 )
-from wastetrack.custody.work import Work, new_event
+from wastetrack.custody.work import Work, locked_container, new_event
 from wastetrack.manifests import quantity as manifest_quantity
 from wastetrack.manifests.models import ManifestRevision
 from wastetrack.manifests.queries import deciding_manifest, open_manifest_of
@@ -247,8 +247,7 @@ async def _undo_aggregation(work: Work, batch: Batch, target: Any, value: bool) 
             " batch taken out, on that batch, not the container's",
             field="aggregated",
         )
-    known = work.batches.get(work.codes_by_id.get(container_id, ""))
-    held_by = known if known is not None else await Batch.get(id=container_id)
+    held_by = await locked_container(work, container_id)
     container = held_by.code
     await transitions.refuse_if_listed(work, held_by, EventType.aggregated, field="aggregated")
     undone = await _aggregation_undone(work, batch, target)

@@ -42,6 +42,7 @@ from wastetrack.custody.work import (
     begin,
     check_order,
     children,
+    locked_container,
     new_event,
     organization,
     remember,
@@ -331,7 +332,8 @@ async def refuse_if_listed(
 ) -> None:
     """A step of `_LISTED` on a batch a manifest lists, a draft included: refused naming the
     manifest (and `field`). A container's contents are the contents of every load it is packed
-    in, at any depth: a packing is judged against each of them."""
+    in, at any depth: a packing is judged against each of them, each load locked as it is
+    climbed (`work.locked_container`), so a draft of one made at the same moment has one winner."""
     container: Batch | None = batch
     while container is not None:
         await _refuse_while_manifest_open(
@@ -343,8 +345,7 @@ async def refuse_if_listed(
         )
         if event_type != EventType.aggregated or container.parent_id is None:
             return
-        known = work.batches.get(work.codes_by_id.get(container.parent_id, ""))
-        container = known if known is not None else await Batch.get(id=container.parent_id)
+        container = await locked_container(work, container.parent_id)
 
 
 async def _refuse_while_manifest_open(

@@ -97,6 +97,16 @@ def remember(work: Work, batch: Batch) -> None:
     work.codes_by_id[batch.id] = batch.code
 
 
+async def locked_container(work: Work, batch_id: int) -> Batch:
+    """A container whose contents or manifests a step judges, locked for the rest of the
+    transaction as the call's own batches are, so that a manifest drafted of it at the same
+    moment waits for the step or is waited for; the call's own copy when it holds it."""
+    code = work.codes_by_id.get(batch_id)
+    if code is not None and code in work.batches:
+        return work.batches[code]
+    return await Batch.filter(id=batch_id).select_for_update().get()
+
+
 def organization(work: Work, organization_id: int, field_name: str) -> Organization:
     org = work.organizations.get(organization_id)
     if org is None:
