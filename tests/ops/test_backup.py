@@ -23,6 +23,7 @@ from tests.custody.helpers import advance, tag_bag
 from tests.factories import World
 from wastetrack.core import backup as backups
 from wastetrack.core import db
+from wastetrack.core.errors import ValidationFailed
 
 
 def _cli(*args: str, database_url: str, data_dir: Path, secret: str) -> subprocess.CompletedProcess:
@@ -256,13 +257,53 @@ def test_a_photo_in_a_linked_prefix_folder_is_in_the_backup(
     kept.write_bytes(b"\xff\xd8\xff\xe0 on the data disk")
     (data_dir / "photos" / "ab").symlink_to(other_disk, target_is_directory=True)
     (data_dir / "photos" / "cd" / "loop").symlink_to(data_dir / "photos", target_is_directory=True)
+    (data_dir / "photos" / "aa").symlink_to(data_dir / "photos" / "cd", target_is_directory=True)
     made = _backup(empty_database, data_dir, tmp_path / "wastetrack.tar")
     assert made["photos"] == 2
     with tarfile.open(tmp_path / "wastetrack.tar") as tar:
-        assert {m.name for m in tar.getmembers() if m.isfile()} >= {
+        # Each under the name the service reads it by: the links back are aliases.
+        assert {m.name for m in tar.getmembers() if m.isfile()} == {
+            backups.MANIFEST,
+            "database.dump",
             f"photos/ab/{moved.name}",
             f"photos/cd/{kept.name}",
         }
+
+
+def test_a_link_to_a_disk_not_mounted_is_refused_before_anything_is_done(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """A prefix folder linked to a disk that is not mounted: a backup would leave its photos
+    out, and a restore tripped on it once the database was loaded (a traceback, the database
+    restored without those photos). Both refuse it first, naming the data directory."""
+    source = tmp_path / "source"
+    kept = source / "photos" / "ef" / ("ef" + "2" * 62 + ".jpg")
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"\xff\xd8\xff\xe0 evidence")
+    archive = tmp_path / "wastetrack.tar"
+    _backup(empty_database, source, archive)
+    (source / "photos" / "ab").symlink_to(tmp_path / "unmounted" / "ab", target_is_directory=True)
+    refused = tmp_path / "refused.tar"
+    with pytest.raises(ValidationFailed, match="mount it or remove the link") as backed:
+        _backup(empty_database, source, refused)
+    assert backed.value.field == "data_dir"
+    assert list(tmp_path.glob("refused.tar*")) == []
+    target_dir = tmp_path / "target"
+    (target_dir / "photos").mkdir(parents=True)
+    (target_dir / "photos" / "ef").symlink_to(
+        tmp_path / "unmounted" / "ef", target_is_directory=True
+    )
+    target_url = db.with_database(empty_database, f"wastetrack_restore_{uuid.uuid4().hex[:8]}")
+    asyncio.run(db.ensure_database(target_url))
+    try:
+        with pytest.raises(ValidationFailed, match="nothing was restored") as restored:
+            backups.restore(
+                database_url=target_url, data_dir=target_dir, archive=archive, external=True
+            )
+        assert restored.value.field == "data_dir"
+        assert asyncio.run(_row_counts(target_url)) == {}
+    finally:
+        asyncio.run(db.drop_database(target_url))
 
 
 def test_only_the_owner_may_read_a_backup(empty_database: str, tmp_path: Path) -> None:

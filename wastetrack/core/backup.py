@@ -94,19 +94,49 @@ def _run(command: list[str], database_url: str) -> None:
         raise BackupFailed(f"{tool} failed: {done.stderr.strip()[-2000:]}")
 
 
-def _photo_files(photos_dir: Path) -> list[Path]:
+def _photo_files(photos_dir: Path, *, nothing: str) -> list[Path]:
     """Every file under the photos folder, sorted, through linked folders too (a full disk is
     relieved by moving prefix folders to another and linking them back, and the service reads
-    through the link); a folder reached twice is walked once."""
+    through the link), each under the name the service reads it by: a link back into the
+    photos folder is an alias, and a folder reached twice is walked once. A link that leads
+    nowhere (a disk not mounted) or a folder that cannot be read is refused, naming it: its
+    photos would be left out of a backup, and a restore would trip on it once the database is
+    loaded (`nothing` says what was not done then)."""
+    if not photos_dir.exists():
+        return []
+    root = photos_dir.resolve()
+
+    def unreadable(error: OSError) -> None:
+        raise ValidationFailed(
+            f"cannot read {error.filename}: {error.strerror or error}; {nothing}",
+            field="data_dir",
+        )
+
     seen: set[tuple[int, int]] = set()
     found: list[Path] = []
-    for folder, subfolders, files in os.walk(photos_dir, followlinks=True):
+    for folder, subfolders, files in os.walk(photos_dir, onerror=unreadable, followlinks=True):
         where = os.stat(folder)
         if (where.st_dev, where.st_ino) in seen:
             subfolders.clear()
             continue
         seen.add((where.st_dev, where.st_ino))
-        found.extend(p for p in (Path(folder, name) for name in files) if p.is_file())
+        subfolders[:] = [
+            name
+            for name in subfolders
+            if not (
+                Path(folder, name).is_symlink()
+                and Path(folder, name).resolve().is_relative_to(root)
+            )
+        ]
+        for path in (Path(folder, name) for name in files):
+            if not path.exists():
+                raise ValidationFailed(
+                    f"{path} is a link to {os.readlink(path)}, which does not exist (a disk not"
+                    f" mounted?): mount it or remove the link; {nothing}",
+                    field="data_dir",
+                )
+            if path.is_file():
+                found.append(path)
     return sorted(found)
 
 
@@ -140,7 +170,11 @@ def backup(*, database_url: str, data_dir: Path, out: Path, external: bool) -> d
             )
             # Listed after the dump: an upload writes its file before it commits the row, so
             # every photo a dumped row names is on disk by now.
-            photos = [p for p in _photo_files(photos_dir) if p.suffix != PART]
+            photos = [
+                p
+                for p in _photo_files(photos_dir, nothing="no backup was written")
+                if p.suffix != PART
+            ]
             members = {
                 DUMP: dump,
                 **{f"{PHOTOS}/{p.relative_to(photos_dir).as_posix()}": p for p in photos},
@@ -189,7 +223,7 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
             )
         asyncio.run(_require_empty(database_url))
         photos_dir = data_dir / PHOTOS
-        if _photo_files(photos_dir):
+        if _photo_files(photos_dir, nothing="nothing was restored"):
             raise ValidationFailed(
                 f"{photos_dir} holds files already: restore into a data directory without"
                 " photos; nothing was restored",
