@@ -331,6 +331,32 @@ async def test_a_refusal_keeps_its_reason_through_corrections(
     assert (await Batch.get(code=accepted)).state == "rejected"
 
 
+async def test_a_treatment_corrected_twice_is_refused_from_the_state_its_corrections_left(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A treatment by D10 corrected into storage (D15), the batch then treated by D9: the
+    first treatment corrected back to D10 would change the state it leaves, stored, into
+    treated behind a later step. The refusal says so (it said "from treated to treated",
+    quoting the state as first recorded)."""
+    code = await _delivered(client, world)
+    await _post(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=60, outcome="accepted", weight_kg="9"),
+    )
+    first = await _post(client, world, "facility", event("treated", code, minutes=90, method="D10"))
+    await _post(client, world, "facility", _fix(code, first["event_id"], 95, method="D15"))
+    await _post(client, world, "facility", event("treated", code, minutes=100, method="D9"))
+    before = await CustodyEvent.all().count()
+    response = await post_event(
+        client, world, "facility", _fix(code, first["event_id"], 105, method="D10")
+    )
+    assert (response.status_code, response.json()["field"]) == (409, "corrects"), response.text
+    assert "from stored to treated" in response.json()["detail"], response.text
+    assert await CustodyEvent.all().count() == before
+
+
 async def test_a_cancellation_keeps_its_reason_through_corrections(
     client: httpx.AsyncClient, world: World
 ) -> None:

@@ -591,11 +591,12 @@ async def _corrected_state(
         except Forbidden as error:
             error.field = "method"  # what the correction changes, whatever the licence lacks
             raise
-    if new_state == await _state_left(work, target):
+    left = await _state_left(work, target)
+    if new_state == left:
         return batch.state
     if not await _is_latest_step(work, batch, target):
         raise RuleViolation(
-            f"this correction would change the batch's state from {target.state_after} to"
+            f"this correction would change the batch's state from {left.value} to"
             f" {new_state.value}, but later steps follow that event: correct those first",
             field="corrects",
         )
