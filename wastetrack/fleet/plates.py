@@ -27,8 +27,11 @@ HAZARDOUS_LICENCE = "hazardous_licence"
 
 
 def compact_plate(plate: str) -> str:
-    """The plate as stored: upper-case, separators dropped (its form unchecked, for lookups)."""
-    return _PLATE_SEPARATORS.sub("", plate).upper()
+    """The plate as stored: upper-case, separators dropped (its form unchecked, for lookups).
+    Only ASCII letters are upper-cased: `str.upper` makes ASCII of some others (ſ is S, ﬀ is
+    FF), which would store a plate nobody typed."""
+    compact = _PLATE_SEPARATORS.sub("", plate)
+    return "".join(c.upper() if c.isascii() else c for c in compact)
 
 
 def normalize_plate(plate: str, *, field: str = "plate") -> str:
