@@ -3,14 +3,18 @@ into the wrong load is taken out by `aggregated: false` on its own `aggregated` 
 again as it was before the scan, its fate its own; the container keeps its history, and its
 facts follow what it still holds."""
 
+import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from tortoise import connections
 
 from tests.custody.helpers import advance, collect, post_event, recorded, tag_bag
 from tests.factories import World, event, make_user
 from wastetrack.auth.models import Role
+from wastetrack.batches.models import Batch
+from wastetrack.custody import corrections, transitions
 from wastetrack.rollups import service as rollups
 
 
@@ -304,3 +308,89 @@ async def test_a_scan_again_after_the_undo_is_a_step(
     )
     assert (corrected.status_code, corrected.json()["field"]) == (409, "corrects"), corrected.text
     assert (await _fates(code))[code] != "disposed_harmless"
+
+
+async def test_two_syncs_taking_bags_out_of_one_boxed_crate_do_not_deadlock(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A carrier's box B1 of two bags is packed into its crate C. Phone 1 syncs the undoing of
+    bag 1's packing; phone 2 syncs, at the same moment, a second box packed into the crate and
+    the undoing of bag 2's packing. Had phone 1 locked bag 1, then B1 (the undo), then C (the
+    climb), and phone 2 B2, C and bag 2, then B1, each would wait for the other (PostgreSQL
+    ends one: a 409 for a valid sync). The containers an undo judges are locked with the
+    call's own batches, in one id order (`recorder._load`): both records are applied."""
+    carrier = world.orgs["carrier"].id
+    bag1, bag2 = [
+        (await tag_bag(client, world, carrier_organization_id=carrier))["code"] for _ in range(2)
+    ]
+    box1, crate, box2 = [
+        (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+        for _ in range(3)
+    ]
+    await collect(client, world, bag1, bag2, minutes=2)
+    await recorded(
+        client, world, "carrier", event("aggregated", box1, minutes=3, children=[bag1, bag2])
+    )
+    await recorded(client, world, "carrier", event("aggregated", crate, minutes=4, children=[box1]))
+    first = await _own_event(client, world, bag1, "aggregated")
+    second = await _own_event(client, world, bag2, "aggregated")
+
+    # Hold each call at the moment the other would reach it (a second at most), so the two
+    # phones' syncs meet every run as they meet by chance in the field.
+    phone1_holds_box, phone2_waits = asyncio.Event(), asyncio.Event()
+    undo_lock = corrections.locked_container
+    climb_lock = transitions.locked_container
+
+    async def undo_locks(work: Any, batch_id: int) -> Any:
+        if crate in work.batches:  # phone 2
+            try:
+                await asyncio.wait_for(phone1_holds_box.wait(), 3)
+            except TimeoutError:
+                pass
+            phone2_waits.set()
+            return await undo_lock(work, batch_id)
+        held = await undo_lock(work, batch_id)
+        phone1_holds_box.set()
+        return held
+
+    async def climb_locks(work: Any, batch_id: int) -> Any:
+        if crate not in work.batches:  # phone 1, climbing from the box to the crate
+            try:
+                await asyncio.wait_for(phone2_waits.wait(), 3)
+            except TimeoutError:
+                pass
+            await asyncio.sleep(0.3)  # phone 2's lock request is in
+        return await climb_lock(work, batch_id)
+
+    monkeypatch.setattr(corrections, "locked_container", undo_locks)
+    monkeypatch.setattr(transitions, "locked_container", climb_locks)
+
+    async def phone1() -> httpx.Response:
+        return await client.post(
+            "/m/v1/sync",
+            json={"events": [_undo(bag1, first)]},
+            headers=world.headers("carrier"),
+        )
+
+    async def phone2() -> httpx.Response:
+        await asyncio.sleep(0.2)
+        return await client.post(
+            "/m/v1/sync",
+            json={
+                "events": [
+                    event("aggregated", crate, minutes=20, children=[box2]),
+                    _undo(bag2, second, minutes=31),
+                ]
+            },
+            headers=world.headers("carrier"),
+        )
+
+    one, two = await asyncio.gather(phone1(), phone2())
+    answers = (one.status_code, two.status_code)
+    assert answers == (200, 200), (one.text, two.text)
+    assert [r["status"] for r in one.json()["results"]] == ["applied"], one.text
+    assert [r["status"] for r in two.json()["results"]] == ["applied", "applied"], two.text
+    assert {b.code: b.parent_id for b in await Batch.filter(code__in=[bag1, bag2])} == {
+        bag1: None,
+        bag2: None,
+    }

@@ -202,17 +202,18 @@ async def test_an_arrival_and_a_handover_back_to_a_carrier_at_once_leave_the_man
     )
 
 
-async def test_a_packing_undone_while_its_load_is_drafted_leaves_one_winner(
+async def test_a_packing_undone_while_its_load_is_being_drafted_waits_for_the_draft(
     client: httpx.AsyncClient,
     world: World,
     parties: Parties,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """docs/custody.md: a packing is not undone while a manifest lists the load it is packed
-    in, a draft included. The producer's phone syncs the undoing of a drum's packing while its
-    office drafts a manifest of the load: the undo locked only the drum and the draft only the
-    load, so both passed, and the manifest listed a load no longer holding the drum it was
-    judged and declared with. The undo locks the load it climbs to: one of the two wins."""
+    in, a draft included. The producer's office drafts a manifest of the load; while the draft
+    is being written (judged, not yet committed), the producer's phone syncs the undoing of a
+    drum's packing. The undo locked only the drum, saw no manifest yet and took the drum out:
+    the manifest listed a load no longer holding the drum it was judged with. The undo locks
+    the containers it judges with its own batches: it waits for the draft, and is refused."""
     drum = await tag_oil(client, world, quantity="100")
     load = await tag_oil(client, world, quantity="100")
     packed = event("aggregated", load, minutes=-58, children=[drum])
@@ -221,14 +222,27 @@ async def test_a_packing_undone_while_its_load_is_drafted_leaves_one_winner(
         batch__code=drum, event_type=EventType.aggregated, related_batch_id__not_isnull=True
     )
     undo = event("corrected", drum, minutes=-50, corrects=str(packing.id), aggregated=False)
-    _held_at_the_check(monkeypatch, transitions, "refuse_if_listed", expected=2)
-    _held_at_the_check(monkeypatch, transitions, "receivable_methods", expected=2)
+    judged = asyncio.Event()
+    check = transitions.receivable_methods
+
+    async def draft_judged(*args: Any, **kwargs: Any) -> Any:
+        result = await check(*args, **kwargs)
+        judged.set()
+        await asyncio.sleep(1.0)  # the draft is still being written
+        return result
+
+    monkeypatch.setattr(transitions, "receivable_methods", draft_judged)
+
+    async def undo_meanwhile() -> httpx.Response:
+        await asyncio.wait_for(judged.wait(), 10)
+        return await _sync(client, world, undo)
+
     draft = {**parties.body, "batches": [load], "quantity_kg": "100"}
-    synced, drafted = await asyncio.gather(
-        _sync(client, world, undo), call(client, world, "maker", "", draft)
+    drafted, synced = await asyncio.gather(
+        call(client, world, "maker", "", draft), undo_meanwhile()
     )
-    undone, listed = _status(synced) == "applied", drafted.status_code == 201
-    assert undone != listed, (synced.text, drafted.text)
-    drafts = await Manifest.filter(state="draft").count()
-    out = (await Batch.get(code=drum)).parent_id is None
-    assert (drafts, out) == ((0, True) if undone else (1, False)), (synced.text, drafted.text)
+    assert drafted.status_code == 201, drafted.text
+    result = synced.json()["results"][0]
+    assert result["status"] == "rejected", synced.text  # it was applied
+    assert result["error"]["field"] == "aggregated", synced.text
+    assert (await Batch.get(code=drum)).parent_id is not None

@@ -496,6 +496,16 @@ async def _load(
             code = work.reader.code(child)
             if code:
                 wanted.add(code)
+    # An undone packing judges the containers its batch is in, up to the outermost: they are
+    # locked with the call's own batches, in one id order, so that two calls never wait on
+    # each other (`work.locked_container` finds them held).
+    undoing = [
+        code
+        for sub, code in zip(submissions, codes_of, strict=True)
+        if code and sub.event_type == EventType.corrected and sub.aggregated is False
+    ]
+    if undoing:
+        wanted |= await repository.containers_of(undoing)
     org_ids = {
         principal.organization_id
         for principal, sub in zip(principals, submissions, strict=True)

@@ -151,6 +151,20 @@ async def lock_batches(codes: set[str]) -> list[Batch]:
     return [Batch._init_from_db(**row) for row in rows]
 
 
+_CONTAINERS_OF = (
+    "WITH RECURSIVE up AS (SELECT parent_id AS id FROM batch WHERE code = ANY($1::text[])"
+    " AND parent_id IS NOT NULL UNION SELECT b.parent_id FROM batch b JOIN up ON b.id = up.id"
+    " WHERE b.parent_id IS NOT NULL) SELECT code FROM batch WHERE id IN (SELECT id FROM up)"
+)
+
+
+async def containers_of(codes: list[str]) -> set[str]:
+    """The codes of the containers these batches are packed in, at any depth, as stored (read
+    unlocked: a call locks them with its own batches, in one id order)."""
+    rows = await connections.get("default").execute_query(_CONTAINERS_OF, [codes])
+    return {str(row[0]) for row in rows[1]}
+
+
 async def allocate_batch_ids(count: int) -> list[int]:
     """Batch ids taken from the table's sequence before the rows exist, so events made in the
     same call can point at batches made in the same call."""
