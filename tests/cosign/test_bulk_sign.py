@@ -148,6 +148,37 @@ async def test_a_retried_bulk_signature_changes_nothing(
     assert (other.status_code, other.json()["field"]) == (409, "manifests[0]")
 
 
+async def test_a_retry_after_a_manifest_of_the_round_was_cancelled_is_already_signed(
+    client: httpx.AsyncClient, world: World, round_of_three: list[int]
+) -> None:
+    """docs/transport.md: "a retry returns the items as `already_signed` and writes nothing".
+    A round signed, its answer lost, then one of its manifests cancelled by the region's
+    manager: the retry (the producer's and the carrier's) was refused whole, "nothing was
+    signed", though every section of it is. A new signature of a cancelled manifest is still
+    refused."""
+    first, middle, last = round_of_three
+    assert (await bulk(client, world, "maker", "producer", [first, middle])).status_code == 200
+    assert (await bulk(client, world, "carrier", "carrier", [first, middle])).status_code == 200
+    for cancelled in (middle, last):
+        answer = await client.post(
+            f"/m/v1/manifests/{cancelled}/cancel",
+            json={"reason": "改派"},
+            headers=world.headers("manager"),
+        )
+        assert answer.status_code == 200, answer.text
+    events = await CustodyEvent.all().count()
+    for who, role in (("maker", "producer"), ("carrier", "carrier")):
+        again = await bulk(client, world, who, role, [first, middle])
+        assert again.status_code == 200, again.text
+        assert (again.json()["signed"], again.json()["already_signed"]) == (0, 2), again.text
+        states = [r["state"] for r in again.json()["results"]]
+        assert states[1] == "cancelled", again.text
+    assert await CustodyEvent.all().count() == events
+    refused = await bulk(client, world, "maker", "producer", [last])
+    assert (refused.status_code, refused.json()["field"]) == (409, "manifests[0]"), refused.text
+    assert "cancelled" in refused.json()["detail"]
+
+
 async def test_a_producer_s_retry_is_its_signature_and_another_time_is_refused(
     client: httpx.AsyncClient, world: World, round_of_three: list[int]
 ) -> None:

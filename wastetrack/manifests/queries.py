@@ -48,12 +48,17 @@ async def open_for_action(*, principal: Principal, manifest_id: int) -> Manifest
     """A manifest the user is party to, locked for a signature, an arrival, a decision, a
     revision or a cancellation: refused once it is cancelled."""
     manifest = await get_manifest(principal=principal, manifest_id=manifest_id, lock=True)
+    refuse_if_cancelled(manifest)
+    return manifest
+
+
+def refuse_if_cancelled(manifest: Manifest) -> None:
+    """Nothing is done on a cancelled manifest: refused, naming it."""
     if manifest.state == CANCELLED:
         raise Conflict(
             f"manifest {manifest.number} is cancelled ({manifest.cancel_reason})",
             field="manifest_id",
         )
-    return manifest
 
 
 async def list_manifests(

@@ -29,7 +29,12 @@ from wastetrack.manifests.commands import (
     transit_step,
 )
 from wastetrack.manifests.models import Manifest, ManifestLeg
-from wastetrack.manifests.queries import open_for_action, producer_handover
+from wastetrack.manifests.queries import (
+    get_manifest,
+    open_for_action,
+    producer_handover,
+    refuse_if_cancelled,
+)
 from wastetrack.registry.models import Organization
 
 LOCKED = "this section is signed and locked; propose a revision instead"
@@ -321,7 +326,9 @@ async def sign_many(
 
 
 async def _sign_as_producer(principal: Principal, signature: Signature, secret: str) -> Signed:
-    manifest = await open_for_action(principal=principal, manifest_id=signature.manifest_id)
+    # Read as it stands, cancelled or not: a retry of a section signed before a cancellation
+    # is that signature; a new one is refused.
+    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id, lock=True)
     if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
         raise Forbidden("only the producer signs the producer's section", field="role")
     if manifest.producer_signed_at is not None:
@@ -331,6 +338,7 @@ async def _sign_as_producer(principal: Principal, signature: Signature, secret: 
         if signature.handover_at not in (None, recorded) and recorded is not None:
             raise Conflict(LOCKED, field="producer")
         return Signed(manifest, None, already=True)
+    refuse_if_cancelled(manifest)
     signed = await sign_producer(
         principal=principal,
         manifest_id=manifest.id,
@@ -345,7 +353,8 @@ async def _sign_as_carrier(
 ) -> Signed:
     if signature.handover_at is None or not signature.handover_place:
         raise ValidationFailed("a carrier signs with the handover's time and place", field="role")
-    manifest = await open_for_action(principal=principal, manifest_id=signature.manifest_id)
+    # As the producer's (above): a retry is its signature, a new one refused once cancelled.
+    manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id, lock=True)
     own = sorted(
         (leg for leg in manifest.legs if leg.carrier_id == principal.organization_id),
         key=lambda leg: leg.seq,
@@ -369,13 +378,9 @@ async def _sign_as_carrier(
     )
     if same is not None:
         return Signed(manifest, same.seq, already=True)
+    refuse_if_cancelled(manifest)
     leg = next((leg for leg in own if leg.signed_at is None), own[-1])
     if leg.signed_at is not None:
-        if (leg.handover_at, leg.handover_place) == (
-            signature.handover_at,
-            signature.handover_place,
-        ):
-            return Signed(manifest, leg.seq, already=True)
         raise Conflict(LOCKED, field=f"legs[{leg.seq - 1}]")
     signed = await sign_leg(
         principal=principal,
