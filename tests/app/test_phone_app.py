@@ -2639,7 +2639,40 @@ def test_the_delivery_form_offers_no_photo(
     assert entry["status"] == "applied", entry
 
 
-# The look-up's answer comes from the server at once, and reaches the app only when released
+def test_a_berth_plate_kept_on_the_phone_opens_the_delivery_form_offline(
+    served: str, browser: webdriver.Chrome, small_world: dict[str, Any]
+) -> None:
+    """docs/app.md: a berth plate opens the delivery form, and the port operator's berths are
+    kept on the phone for the forms. Offline, a berth of the list never scanned on this phone
+    was an unknown code offering batch actions; it opens the delivery form."""
+    admin = _headers(served, "admin")
+    code = _berth(served, admin, small_world["orgs"]["port"], "7号泊位")
+    _as(browser, served, "port")
+
+    def kept(b: webdriver.Chrome) -> list[str]:
+        items = (b.execute_async_script(REFERENCE, "berths") or {}).get("items") or []
+        return [x["code"] for x in items]
+
+    _wait(browser, lambda b: code in kept(b))
+    _network(browser, offline=True)
+    try:
+        _to_scan(browser)
+        typed = browser.find_element(By.ID, "typed")
+        typed.clear()
+        typed.send_keys(f"{code[:4]}-{code[4:]}".lower())  # as typed from the plate
+        browser.find_element(By.ID, "lookup").click()
+        _wait(browser, lambda b: _visible(b, "result-view"))
+        offered = [
+            b.get_attribute("data-action")
+            for b in browser.find_elements(By.CSS_SELECTOR, "#actions button")
+        ]
+        assert offered == ["delivery"], browser.find_element(By.ID, "summary").text
+        _wait(browser, lambda b: b.find_elements(By.ID, "f-vessel_id"))
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+
+
 # (a weak cell): the user logs out meanwhile.
 HELD_LOOKUP = """
 const [done] = arguments;

@@ -450,8 +450,16 @@ async function scanQr(qr) {
     return { qr, found, offline: false };
   } catch (error) {
     if (!(error instanceof Offline)) throw error;
-    return { qr, found: await getKv(`scan:${qr}`), offline: true };
+    return { qr, found: (await getKv(`scan:${qr}`)) || (await keptBerth(qr)), offline: true };
   }
+}
+
+// A plate of one of the port's own berths, which the phone keeps for the forms, opens the
+// delivery form offline as it does online (the server listed the berths as the port's).
+async function keptBerth(qr) {
+  const code = codeOf(qr).replace(/[\s-]/g, '').toUpperCase();
+  const berth = (await reference('berths')).find((b) => b.code === code);
+  return berth ? { kind: 'berth', berth, actions: ['delivery'] } : null;
 }
 
 async function lookUp(qr) {
