@@ -14,7 +14,7 @@ from tests.custody.helpers import advance, collect, post_event, recorded, tag_ba
 from tests.factories import World, event, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
-from wastetrack.custody import corrections, transitions
+from wastetrack.custody import corrections, repository, transitions
 from wastetrack.rollups import service as rollups
 
 
@@ -394,3 +394,85 @@ async def test_two_syncs_taking_bags_out_of_one_boxed_crate_do_not_deadlock(
         bag1: None,
         bag2: None,
     }
+
+
+async def test_an_undo_whose_crate_was_boxed_meanwhile_does_not_deadlock(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two bags in crate C; box X was tagged before C (a lower id). Phone 1 syncs the undoing
+    of bag 1's packing: it reads C's containers (none: C is loose). Phone 3 then packs C into X
+    (committed). Phone 2 syncs the undoing of bag 2's packing: it reads {C, X} and locks
+    bag 2, X, C in id order. Had phone 1 kept bag 1 and C locked and climbed to X last, out of
+    order, each would wait for the other (a 409 for a valid sync). Phone 1 reads the
+    containers again once its batches are locked, finds X, and takes its locks again with it,
+    in id order (`repository.load`): both undos are applied."""
+    carrier = world.orgs["carrier"].id
+    bag1, bag2 = [
+        (await tag_bag(client, world, carrier_organization_id=carrier))["code"] for _ in range(2)
+    ]
+    box, crate = [
+        (await tag_bag(client, world, "carrier", producer_organization_id=carrier))["code"]
+        for _ in range(2)
+    ]
+    await collect(client, world, bag1, bag2, minutes=2)
+    await recorded(
+        client, world, "carrier", event("aggregated", crate, minutes=3, children=[bag1, bag2])
+    )
+    first = await _own_event(client, world, bag1, "aggregated")
+    second = await _own_event(client, world, bag2, "aggregated")
+    ids = {b.code: b.id for b in await Batch.filter(code__in=[bag1, bag2, box, crate])}
+    assert ids[bag1] < ids[box] < ids[crate] and ids[bag2] < ids[box]
+
+    phone1_read, boxed, phone1_climbs, phone2_locks = (asyncio.Event() for _ in range(4))
+    read = repository.containers_of
+    climb = transitions.locked_container
+
+    async def containers_of(codes: list[str]) -> set[str]:
+        found = await read(codes)
+        if codes == [bag1]:  # phone 1: read before the crate is boxed, locked after
+            phone1_read.set()
+            await asyncio.wait_for(boxed.wait(), 10)
+        elif codes == [bag2]:  # phone 2: its LOAD follows at once
+            phone2_locks.set()
+        return found
+
+    async def climbing(work: Any, batch_id: int) -> Any:
+        if bag1 in work.batches and batch_id == ids[box]:  # phone 1, climbing to the box
+            phone1_climbs.set()
+            await asyncio.wait_for(phone2_locks.wait(), 10)
+            await asyncio.sleep(0.5)  # phone 2's lock requests are in
+        return await climb(work, batch_id)
+
+    monkeypatch.setattr(repository, "containers_of", containers_of)
+    monkeypatch.setattr(transitions, "locked_container", climbing)
+
+    async def phone1() -> httpx.Response:
+        return await client.post(
+            "/m/v1/sync", json={"events": [_undo(bag1, first)]}, headers=world.headers("carrier")
+        )
+
+    async def phone3() -> httpx.Response:
+        await asyncio.wait_for(phone1_read.wait(), 10)
+        try:
+            return await client.post(
+                "/m/v1/sync",
+                json={"events": [event("aggregated", box, minutes=20, children=[crate])]},
+                headers=world.headers("carrier"),
+            )
+        finally:
+            boxed.set()
+
+    async def phone2() -> httpx.Response:
+        await asyncio.wait_for(phone1_climbs.wait(), 10)
+        return await client.post(
+            "/m/v1/sync",
+            json={"events": [_undo(bag2, second, minutes=31)]},
+            headers=world.headers("carrier"),
+        )
+
+    one, three, two = await asyncio.gather(phone1(), phone3(), phone2())
+    assert three.status_code == 200, three.text
+    assert [r["status"] for r in three.json()["results"]] == ["applied"], three.text
+    assert (one.status_code, two.status_code) == (200, 200), (one.text, two.text)
+    assert [r["status"] for r in one.json()["results"]] == ["applied"], one.text
+    assert [r["status"] for r in two.json()["results"]] == ["applied"], two.text

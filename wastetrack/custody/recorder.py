@@ -504,8 +504,6 @@ async def _load(
         for sub, code in zip(submissions, codes_of, strict=True)
         if code and sub.event_type == EventType.corrected and sub.aggregated is False
     ]
-    if undoing:
-        wanted |= await repository.containers_of(undoing)
     org_ids = {
         principal.organization_id
         for principal, sub in zip(principals, submissions, strict=True)
@@ -524,6 +522,7 @@ async def _load(
         )
     loaded = await repository.load(
         codes=wanted,
+        undoing=undoing,
         organization_ids=org_ids,
         site_ids={sub.origin_site_id for sub in submissions if sub.origin_site_id},
         new_batches=sum(sub.event_type == EventType.tagged for sub in submissions),

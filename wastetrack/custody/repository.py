@@ -262,17 +262,33 @@ LOAD = SqlFunction(
 async def load(
     *,
     codes: set[str],
+    undoing: list[str],
     organization_ids: set[int],
     site_ids: set[int],
     new_batches: int,
     client_event_ids: list[uuid.UUID],
 ) -> Loaded:
     """Lock the call's batches and labels, read what the call refers to, then the events
-    already recorded under its client ids, in one round trip (see `LOAD`)."""
-    (row,) = await connections.get("default").execute_query_dict(
-        LOAD.call,
-        [list(codes), list(organization_ids), list(site_ids), new_batches, client_event_ids],
-    )
+    already recorded under its client ids, in one round trip (see `LOAD`). The containers the
+    `undoing` batches are packed in, at any depth, which an undone packing judges, are locked
+    with them in the one id order: read unlocked first, then again once the batches are
+    locked; a container packed into another meanwhile (whose lock, taken later, could wait on
+    a call waiting on this one) has every lock released to a savepoint and taken again with
+    it, until the read finds no container unlocked."""
+    connection = connections.get("default")
+    if undoing:
+        codes = codes | await containers_of(undoing)
+        await connection.execute_script("SAVEPOINT wastetrack_load")
+    while True:
+        (row,) = await connection.execute_query_dict(
+            LOAD.call,
+            [list(codes), list(organization_ids), list(site_ids), new_batches, client_event_ids],
+        )
+        more = await containers_of(undoing) - codes if undoing else set()
+        if not more:
+            break
+        await connection.execute_script("ROLLBACK TO SAVEPOINT wastetrack_load")
+        codes = codes | more
     regions = {r["id"]: Region._init_from_db(**r) for r in row["regions"]}
     organizations = []
     for record in row["organizations"]:
