@@ -47,6 +47,7 @@ async def test_one_round_trip_reads_and_locks_what_a_call_touches(
     async with in_transaction():
         loaded = await repository.load(
             codes={code, spare, "NOSUCHCODE"},
+            undoing=[],
             organization_ids={clinic.id, carrier.id},
             site_ids={site.id},
             new_batches=2,
@@ -90,7 +91,12 @@ async def test_one_round_trip_reads_and_locks_what_a_call_touches(
 async def test_a_call_that_touches_nothing_reads_nothing(orm: list[str]) -> None:
     async with in_transaction():
         loaded = await repository.load(
-            codes=set(), organization_ids=set(), site_ids=set(), new_batches=0, client_event_ids=[]
+            codes=set(),
+            undoing=[],
+            organization_ids=set(),
+            site_ids=set(),
+            new_batches=0,
+            client_event_ids=[],
         )
     assert loaded == repository.Loaded([], [], [], {}, [], {})
 

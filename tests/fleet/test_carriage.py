@@ -56,8 +56,8 @@ async def test_medical_collection_needs_a_registered_vehicle_of_the_carrier(
         ("鲁K99999", "not a registered vehicle"),
         ("鲁K54321", "retired"),
         ("K12345", "not a Chinese plate"),
-        ("鲁Kſ2345", "not a Chinese plate"),  # ſ upper-cased is S: a plate nobody typed
-        ("鲁Kﬀ123", "not a Chinese plate"),
+        ("鲁K\u017f2345", "not a Chinese plate"),  # the long s upper-cased is S
+        ("鲁K\ufb00123", "not a Chinese plate"),  # the ligature ff upper-cased is FF
     ]:
         fields = {"vehicle_plate": plate} if plate else {}
         response = await post_event(

@@ -28,8 +28,8 @@ HAZARDOUS_LICENCE = "hazardous_licence"
 
 def compact_plate(plate: str) -> str:
     """The plate as stored: upper-case, separators dropped (its form unchecked, for lookups).
-    Only ASCII letters are upper-cased: `str.upper` makes ASCII of some others (ſ is S, ﬀ is
-    FF), which would store a plate nobody typed."""
+    Only ASCII letters are upper-cased: `str.upper` makes ASCII of some others (the long s,
+    U+017F, is S; the ligature U+FB00 is FF), which would store a plate nobody typed."""
     compact = _PLATE_SEPARATORS.sub("", plate)
     return "".join(c.upper() if c.isascii() else c for c in compact)
 
