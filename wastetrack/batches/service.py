@@ -78,14 +78,22 @@ class ScanReader:
 
     secret: str
     by_identifier: dict[str, str] = field(default_factory=dict)
+    # Each text read once a call: the recorder reads a text to find its batch and again to
+    # digest the command (`Command.named`), and a signed URL's check is an HMAC.
+    _read: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     def code(self, scanned: str) -> str | None:
         """The code a text names, or None when it is forged, mistyped or an unknown
         identifier."""
+        if scanned in self._read:
+            return self._read[scanned]
         identifier = identifiers.normalize(scanned)
         if identifier is not None:
-            return self.by_identifier.get(identifier)
-        return codes.code_from_scan(scanned, secret=self.secret)
+            found = self.by_identifier.get(identifier)
+        else:
+            found = codes.code_from_scan(scanned, secret=self.secret)
+        self._read[scanned] = found
+        return found
 
     def resolve(self, scanned: str, *, field: str = "batch") -> str:
         """The code a text names; forged, mistyped and unknown ones are refused with the same
