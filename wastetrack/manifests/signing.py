@@ -46,8 +46,19 @@ async def sign_producer(
     """The producer signs its section (locking it): the batches go to the first carrier, at
     `handed_over_at` by the producer's clock (default: now)."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
+    return await _producer_signs(principal, manifest, secret, handed_over_at)
+
+
+def _producer_only(principal: Principal, manifest: Manifest) -> None:
     if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
         raise Forbidden("only the producer signs the producer's section", field="role")
+
+
+async def _producer_signs(
+    principal: Principal, manifest: Manifest, secret: str, handed_over_at: datetime | None
+) -> Manifest:
+    """`sign_producer` on the manifest, open and locked."""
+    _producer_only(principal, manifest)
     if manifest.producer_signed_at is not None:
         raise Conflict(LOCKED, field="producer")
     first = min(manifest.legs, key=lambda leg: leg.seq)
@@ -106,6 +117,18 @@ async def sign_leg(
     unless a scan recorded it first (so the custody chain follows the manifest, and the
     receiver takes the batches in transit, as always)."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
+    return await _leg_signed(principal, manifest, seq, signature, secret, timezone)
+
+
+async def _leg_signed(
+    principal: Principal,
+    manifest: Manifest,
+    seq: int,
+    signature: LegSignCommand,
+    secret: str,
+    timezone: str,
+) -> Manifest:
+    """`sign_leg` on the manifest, open and locked."""
     legs = sorted(manifest.legs, key=lambda leg: leg.seq)
     leg = _numbered(manifest, seq)
     if principal.organization_id != leg.carrier_id or principal.role != Role.carrier:
@@ -329,8 +352,7 @@ async def _sign_as_producer(principal: Principal, signature: Signature, secret: 
     # Read as it stands, cancelled or not: a retry of a section signed before a cancellation
     # is that signature; a new one is refused.
     manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id, lock=True)
-    if principal.organization_id != manifest.producer_id or principal.role != Role.generator:
-        raise Forbidden("only the producer signs the producer's section", field="role")
+    _producer_only(principal, manifest)
     if manifest.producer_signed_at is not None:
         # A retry is the same signature: one naming another handover time is not (as for a
         # carrier's leg, below), when the signature recorded the handover it can be read from.
@@ -339,12 +361,7 @@ async def _sign_as_producer(principal: Principal, signature: Signature, secret: 
             raise Conflict(LOCKED, field="producer")
         return Signed(manifest, None, already=True)
     refuse_if_cancelled(manifest)
-    signed = await sign_producer(
-        principal=principal,
-        manifest_id=manifest.id,
-        secret=secret,
-        handed_over_at=signature.handover_at,
-    )
+    signed = await _producer_signs(principal, manifest, secret, signature.handover_at)
     return Signed(signed, None, already=False)
 
 
@@ -382,14 +399,12 @@ async def _sign_as_carrier(
     leg = next((leg for leg in own if leg.signed_at is None), own[-1])
     if leg.signed_at is not None:
         raise Conflict(LOCKED, field=f"legs[{leg.seq - 1}]")
-    signed = await sign_leg(
-        principal=principal,
-        manifest_id=manifest.id,
-        seq=leg.seq,
-        signature=LegSignCommand(
-            handover_at=signature.handover_at, handover_place=signature.handover_place
-        ),
-        secret=secret,
-        timezone=timezone,
+    signed = await _leg_signed(
+        principal,
+        manifest,
+        leg.seq,
+        LegSignCommand(handover_at=signature.handover_at, handover_place=signature.handover_place),
+        secret,
+        timezone,
     )
     return Signed(signed, leg.seq, already=False)
