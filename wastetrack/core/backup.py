@@ -94,6 +94,11 @@ def _run(command: list[str], database_url: str) -> None:
         raise BackupFailed(f"{tool} failed: {done.stderr.strip()[-2000:]}")
 
 
+def _alias(folder: Path, root: Path) -> bool:
+    """A linked folder leading back into the photos folder: its files are there already."""
+    return folder.is_symlink() and folder.resolve().is_relative_to(root)
+
+
 def _photo_files(photos_dir: Path, *, nothing: str) -> list[Path]:
     """Every file under the photos folder, sorted, through linked folders too (a full disk is
     relieved by moving prefix folders to another and linking them back, and the service reads
@@ -120,14 +125,7 @@ def _photo_files(photos_dir: Path, *, nothing: str) -> list[Path]:
             subfolders.clear()
             continue
         seen.add((where.st_dev, where.st_ino))
-        subfolders[:] = [
-            name
-            for name in subfolders
-            if not (
-                Path(folder, name).is_symlink()
-                and Path(folder, name).resolve().is_relative_to(root)
-            )
-        ]
+        subfolders[:] = [name for name in subfolders if not _alias(Path(folder, name), root)]
         for path in (Path(folder, name) for name in files):
             if not path.exists():
                 raise ValidationFailed(

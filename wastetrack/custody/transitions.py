@@ -333,7 +333,8 @@ async def refuse_if_listed(
     """A step of `_LISTED` on a batch a manifest lists, a draft included: refused naming the
     manifest (and `field`). A container's contents are the contents of every load it is packed
     in, at any depth: a packing is judged against each of them, each load locked as it is
-    climbed (`work.locked_container`), so a draft of one made at the same moment has one winner."""
+    climbed (`work.locked_container`; an undone packing's loads were locked with the call's
+    batches, `repository.load`), so a draft of one made at the same moment has one winner."""
     container: Batch | None = batch
     while container is not None:
         await _refuse_while_manifest_open(
