@@ -155,6 +155,46 @@ async def test_an_arrived_manifest_is_decided_not_cancelled(
     assert (await Manifest.get(id=arrived["id"])).state == "arrived"
 
 
+async def test_waste_handed_over_to_the_receiver_has_arrived_and_is_not_cancelled(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """Every leg signed, the last carrier hands a drum to the receiver by scan before the
+    arrival is recorded: cancelled then, the manifest would leave the drum at the facility
+    with no decision to take it in or send it back (and its receipt judged by no manifest)."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (
+        await sign_producer(client, world, mid, NOW - timedelta(minutes=130))
+    ).status_code == 200
+    for seq, who, ago in ((1, "carrier", 120), (2, "second", 110)):
+        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(minutes=ago))
+        assert signed.status_code == 200, signed.text
+    code = parties.batches[0]
+    given = event(
+        "handed_over",
+        code,
+        to_organization_id=world.orgs["plant"].id,
+        device_time=(NOW - timedelta(minutes=100)).isoformat(),
+    )
+    assert (await post(client, world, "second", given)).status_code == 201
+    refused = await call(client, world, "manager", f"/{mid}/cancel", REASON)
+    assert (refused.status_code, refused.json()["field"]) == (409, "manifest_id"), refused.text
+    assert code in refused.json()["detail"]
+    assert (await Manifest.get(id=mid)).state == "in_transit_leg_2"
+    # The receiver takes the drum in by the manifest's decision, not by a scan.
+    taken = event(
+        "received",
+        code,
+        outcome="accepted",
+        weight_kg="400",
+        device_time=(NOW - timedelta(minutes=60)).isoformat(),
+    )
+    scanned = await post(client, world, "plant", taken)
+    assert (scanned.status_code, scanned.json()["field"]) == (409, "event_type"), scanned.text
+    assert (await Batch.get(code=code)).holder_id == world.orgs["plant"].id
+
+
 async def test_after_a_cancellation_a_batch_goes_back_only_to_its_producer(
     client: httpx.AsyncClient,
     world: World,

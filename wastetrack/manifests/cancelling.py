@@ -1,13 +1,15 @@
 """Cancelling a manifest (作废) before it arrives: its producer alone while no carrier has
-signed a leg, the region's manager (the authority) at any time before arrival, as when a
-later carrier never signs. The custody chain keeps every step the manifest recorded; the
-batches are no longer the manifest's, and may go back to their producer from where they are."""
+signed a leg, the region's manager (the authority) at any time before arrival (recorded, or a
+batch handed over to the receiver), as when a later carrier never signs. The custody chain
+keeps every step the manifest recorded; the batches are no longer the manifest's, and may go
+back to their producer from where they are."""
 
 from datetime import UTC, datetime
 
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import Forbidden, RuleViolation
 from wastetrack.core.principal import Principal
+from wastetrack.custody import repository
 from wastetrack.manifests.models import CANCELLED, Manifest, ManifestRevision
 from wastetrack.manifests.queries import open_for_action
 
@@ -24,6 +26,21 @@ async def cancel(*, principal: Principal, manifest_id: int, reason: str) -> Mani
     if manifest.arrived_at is not None:
         raise RuleViolation(
             "the manifest has arrived: its receiver decides (a rejection sends the batches back)",
+            field="manifest_id",
+        )
+    # Waste in the receiver's hands has arrived, recorded or not: void, the manifest would leave
+    # it at a facility with no decision to take it in or send it back. Locked (the manifest
+    # first, then its batches, as an arrival does): a hand-over scanned at the same moment
+    # comes first and is seen here, or waits and finds the manifest cancelled.
+    held = [
+        batch.code
+        for batch in await repository.lock_batches(set(manifest.batch_codes))
+        if batch.holder_id == manifest.receiver_id
+    ]
+    if held:
+        raise RuleViolation(
+            f"batch {min(held)} has been handed over to the receiver: the waste has arrived, and"
+            " its receiver records the arrival and decides (a rejection sends the batches back)",
             field="manifest_id",
         )
     signed = [leg.seq for leg in manifest.legs if leg.signed_at is not None]
