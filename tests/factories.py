@@ -138,6 +138,13 @@ def medical_bag(**fields: Any) -> dict:
     return event("tagged", minutes=0, **{**values, **fields})
 
 
+def typed(url: str) -> str:
+    """The code a signed QR URL carries as a user types it from the plate or label: lower
+    case, with a hyphen."""
+    code = url.rsplit("/", 1)[1].split(".")[0]
+    return f"{code[:4]}-{code[4:]}".lower()
+
+
 def forged(url: str) -> str:
     """The same URL with its last character changed: a signature that does not match."""
     return url[:-1] + ("A" if url[-1] != "A" else "B")

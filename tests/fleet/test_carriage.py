@@ -74,6 +74,21 @@ async def test_medical_collection_needs_a_registered_vehicle_of_the_carrier(
     assert recorded.details["vehicle_plate"] == PLATE
 
 
+async def test_a_collection_resent_with_its_plate_written_otherwise_is_a_duplicate(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """`鲁k 12345` is recorded as the vehicle `鲁K12345`: the same collection resent with the
+    plate written as stored is its resend, not a conflict (content is values)."""
+    await register(client, world)
+    code = await bag_for_carrier(client, world)
+    collected = event("collected", code, minutes=10, vehicle_plate="鲁k 12345")
+    first = await post_event(client, world, "carrier", collected)
+    assert first.status_code == 201, first.text
+    again = await post_event(client, world, "carrier", {**collected, "vehicle_plate": PLATE})
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate"), again.text
+    assert again.json()["event_id"] == first.json()["event_id"]
+
+
 async def test_a_carrier_without_a_registered_fleet_is_not_held_to_the_plate_rule(
     client: httpx.AsyncClient, world: World
 ) -> None:

@@ -15,7 +15,7 @@ import zxingcpp
 from PIL import Image
 from tortoise import connections
 
-from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user
+from tests.factories import CITY_TODAY, NOW, World, event, forged, make_user, typed
 from tests.ports.test_ports import cleanup
 from tests.streams.test_record_once import stored_photo
 from wastetrack.auth import service as auth
@@ -855,3 +855,27 @@ async def test_an_auditor_records_nothing_posted_or_synced(
         assert answer.json()["detail"] == "auditors read; they do not record"
     assert await Pickup.all().count() == 0
     assert await CleanUp.all().count() == 0
+
+
+async def test_a_pickup_resent_naming_its_plate_by_the_typed_code_is_a_duplicate(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """Content is what the plate names, not how it was written (docs/custody.md): a pickup
+    synced with the plate's QR URL and resent naming it by its code as typed is the same
+    pickup, by sync and by single post."""
+    body = {**pickup(point_url), "kind": "pickup"}
+    sync = "/m/v1/sync"
+    headers = world.headers("collector")
+    first = (await client.post(sync, json={"events": [body]}, headers=headers)).json()
+    assert first["results"][0]["status"] == "applied", first
+    resent = {**body, "site": typed(point_url)}
+    again = (await client.post(sync, json={"events": [resent]}, headers=headers)).json()
+    single = await client.post(
+        "/m/v1/pickups", json={k: v for k, v in resent.items() if k != "kind"}, headers=headers
+    )
+    assert again["results"][0]["status"] == "duplicate", again
+    assert (single.status_code, single.json()["id"]) == (
+        200,
+        first["results"][0]["record_id"],
+    ), single.text
+    assert await Pickup.all().count() == 1

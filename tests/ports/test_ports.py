@@ -18,7 +18,16 @@ from PIL import Image
 from tortoise import connections
 
 from tests.custody.helpers import post_event
-from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, forged, make_user
+from tests.factories import (
+    CITY_TODAY,
+    CITY_ZONE,
+    NOW,
+    World,
+    event,
+    forged,
+    make_user,
+    typed,
+)
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
@@ -846,6 +855,26 @@ async def test_a_delivery_resent_with_its_annex_letter_in_the_other_case_is_a_du
     assert first.status_code == 201, first.text
     again = await deliver(client, world, {**body, "lines": [{**line, "annex_v": "A"}]})
     assert (again.status_code, again.json()["id"]) == (200, first.json()["id"]), again.text
+    assert await Delivery.all().count() == 1
+
+
+async def test_a_delivery_resent_naming_its_berth_by_the_typed_code_is_a_duplicate(
+    client: httpx.AsyncClient, world: World, harbour: Harbour
+) -> None:
+    """`berth` is the scanned berth QR or its code: resent naming the berth the other way, a
+    delivery is its resend (docs/custody.md: content is values, not how they are written)."""
+    await arrive(client, world, harbour.small)
+    body = delivery(harbour, harbour.small)
+    first = await deliver(client, world, body)
+    assert first.status_code == 201, first.text
+    again = await deliver(client, world, {**body, "berth": typed(harbour.berth_url)})
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"]), again.text
+    synced = await client.post(
+        "/m/v1/sync",
+        headers=world.headers("port"),
+        json={"events": [{**body, "berth": typed(harbour.berth_url), "kind": "delivery"}]},
+    )
+    assert synced.json()["results"][0]["status"] == "duplicate", synced.text
     assert await Delivery.all().count() == 1
 
 

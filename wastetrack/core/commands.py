@@ -168,9 +168,14 @@ class Command(BaseModel):
     """List fields that hold a set: their digest reads the items in sorted order."""
 
     SCANNED_FIELDS: ClassVar[tuple[str, ...]] = ()
-    """Fields naming batches as a phone scanned or a user typed them (a QR URL, a code in any
-    case, with or without hyphens, an HJ 1276 数字识别码): their content is the batch named, so
-    a digest reads the code each names (`named`)."""
+    """Fields naming a batch, a collection point or a berth as a phone scanned or a user typed
+    it (a QR URL, a code in any case, with or without hyphens, an HJ 1276 数字识别码): their
+    content is what they name, so a digest reads the code each names (`named`)."""
+
+    READ_FIELDS: ClassVar[dict[str, Callable[[str], str]]] = {}
+    """Text fields whose value is written several ways (a plate in any case, with or without
+    its separator), each with the reading of its value, as the record stores it: a digest
+    reads the value (`named`)."""
 
     PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ()
     """Text fields that identify a person (a farmer's phone or ID number). A digest is kept in
@@ -198,8 +203,9 @@ class Command(BaseModel):
 
     def named(self, code_of: Callable[[str], str | None]) -> Self:
         """This command as its digest reads it: each text of a scanned field replaced by the
-        code of the batch it names (`code_of`; one naming none is kept as written, and the
-        command is refused). Itself when it has no such field."""
+        code of what it names (`code_of`; one naming nothing is kept as written, and the
+        command is refused), each of `READ_FIELDS` by its value. Itself when that changes
+        nothing."""
         update: dict[str, Any] = {}
         for name in self.SCANNED_FIELDS:
             value = getattr(self, name)
@@ -207,6 +213,9 @@ class Command(BaseModel):
                 update[name] = code_of(value) or value
             elif isinstance(value, list):
                 update[name] = [code_of(text) or text for text in value]
+        for name, read in self.READ_FIELDS.items():
+            if isinstance(value := getattr(self, name), str):
+                update[name] = read(value)
         if all(update[name] == getattr(self, name) for name in update):
             return self
         copy = self.model_copy(update=update)

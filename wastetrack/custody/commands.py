@@ -1,5 +1,6 @@
 """A custody event as the domain accepts it: one command per step in a batch's custody."""
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
@@ -27,6 +28,7 @@ from wastetrack.custody.rules import (
     foreign_field_rule,
     required_rule,
 )
+from wastetrack.fleet.plates import compact_plate
 
 QUANTITY_BOUND = 1_000_000
 """The bound of a quantity in a request's contract; what one batch plausibly holds, per unit,
@@ -45,6 +47,7 @@ class EventCommand(Located):
     )
     UNORDERED_FIELDS: ClassVar[tuple[str, ...]] = ("hazard", "children")
     SCANNED_FIELDS: ClassVar[tuple[str, ...]] = ("batch", "children")
+    READ_FIELDS: ClassVar[dict[str, Callable[[str], str]]] = {"vehicle_plate": compact_plate}
 
     client_event_id: UUID = Field(description="made by the phone; a resend is applied once")
     event_type: EventType

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from pydantic import ValidationError
 from tortoise import Tortoise, connections
@@ -43,10 +43,15 @@ class RecordResult:
 
 
 class Submission(Protocol):
-    """What a phone sends for a record: its own id for it, and content to digest."""
+    """What a phone sends for a record: its own id for it, and content to digest (a
+    `core.commands.Command`)."""
+
+    SCANNED_FIELDS: ClassVar[tuple[str, ...]]
 
     @property
     def client_event_id(self) -> uuid.UUID: ...
+
+    def named(self, code_of: Callable[[str], str | None]) -> Self: ...
 
     def digest(self) -> str: ...
 
@@ -152,12 +157,17 @@ async def record_once(
     submission: Submission,
     apply: Callable[[str], Awaitable[R]],
     flags: Callable[[R], list[str]] | None = None,
+    code_of: Callable[[str], str | None] | None = None,
 ) -> RecordResult:
     """Apply a stream's record exactly once: a resend is answered from the stored record
-    (duplicate, or conflict when its content differs); otherwise `apply(payload_digest)` runs
-    its checks and writes in one savepoint, and a refusal it raises undoes all it wrote. An
-    auditor records nothing (`check_may_write`, before any stream's own rule)."""
+    (duplicate, or conflict when its content differs, content being what its scanned fields
+    name, by `code_of`); otherwise `apply(payload_digest)` runs its checks and writes in one
+    savepoint, and a refusal it raises undoes all it wrote. An auditor records nothing
+    (`check_may_write`, before any stream's own rule)."""
     principal.check_may_write()
+    if submission.SCANNED_FIELDS and code_of is None:
+        raise TypeError(f"{type(submission).__name__} names what it scanned: read it by code_of")
+    submission = submission.named(code_of or (lambda text: None))
     client_event_id = submission.client_event_id
     payload_digest = submission.digest()
     await _take_turns(client_event_id)

@@ -2,7 +2,7 @@
 the sorting-quality check of what was put out, checked field by field when it is made."""
 
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -22,6 +22,8 @@ class QualityCheckCommand(Command):
 
 class PickupCommand(Located):
     """One class picked up at a collection point; `kind` tells it apart in an offline sync."""
+
+    SCANNED_FIELDS: ClassVar[tuple[str, ...]] = ("site",)
 
     client_event_id: UUID
     kind: Literal["pickup"] = "pickup"

@@ -179,7 +179,11 @@ async def record_pickup(
         )
 
     return await intake.record_once(
-        model=Pickup, principal=principal, submission=submission, apply=apply
+        model=Pickup,
+        principal=principal,
+        submission=submission,
+        apply=apply,
+        code_of=lambda text: codes.code_from_scan(text, secret=secret),
     )
 
 

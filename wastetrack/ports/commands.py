@@ -3,7 +3,7 @@ berth, a clean-up and a float replacement, each checked field by field when it i
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, Field, model_validator
@@ -71,6 +71,8 @@ def _check_in_order(started_at: datetime, ended_at: datetime) -> None:
 class DeliveryCommand(Located):
     """What a vessel hands over at a berth, recorded by the port's operator; `kind` tells it
     apart in an offline sync."""
+
+    SCANNED_FIELDS: ClassVar[tuple[str, ...]] = ("berth",)
 
     client_event_id: UUID
     kind: Literal["delivery"] = "delivery"

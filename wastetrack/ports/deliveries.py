@@ -219,6 +219,7 @@ async def record_delivery(
         submission=submission,
         apply=apply,
         flags=lambda d: d.flags,
+        code_of=lambda text: codes.code_from_scan(text, secret=secret),
     )
 
 
