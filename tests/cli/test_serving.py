@@ -14,6 +14,8 @@ from tests.serving import wait_until_serving
 from wastetrack import demo
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
+from wastetrack.cli import serving
+from wastetrack.core.settings import Settings
 
 
 def _serve_env(database_url: str, data_dir: Path) -> dict[str, str]:
@@ -86,6 +88,47 @@ def test_serve_beyond_loopback_refuses_published_demo_logins(
     assert demo_admin.username in done.stderr
     assert "wastetrack user deactivate" in done.stderr
     assert "--allow-demo-logins" in done.stderr
+
+
+def test_serve_on_loopback_behind_a_tls_proxy_refuses_published_demo_logins(
+    demo_admin: User, database_url: str, tmp_path: Path
+) -> None:
+    """docs/security.md's production set-up serves on loopback behind nginx: other machines
+    reach it all the same, so the demo's published logins are refused there too."""
+    env = {**_serve_env(database_url, tmp_path), "WASTETRACK_TRUST_PROXY": "true"}
+    done = subprocess.run(
+        _serve("--host", "127.0.0.1", "--port", str(_free_port())),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "error (WASTETRACK_TRUST_PROXY)" in done.stderr
+    assert demo_admin.username in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "setting"),
+    [
+        ({}, None),
+        ({"public_base_url": "http://127.0.0.1:8000"}, None),
+        ({"host": "0.0.0.0"}, "host"),
+        ({"host": "wastetrack.lan"}, "host"),
+        ({"trust_proxy": True}, "WASTETRACK_TRUST_PROXY"),
+        ({"public_base_url": "https://wastetrack.example.cn"}, "WASTETRACK_PUBLIC_BASE_URL"),
+        ({"environment": "production"}, "WASTETRACK_ENVIRONMENT"),
+    ],
+)
+def test_other_machines_reach_the_service_by_any_setting_that_says_so(
+    settings: dict[str, object], setting: str | None
+) -> None:
+    """Loopback with no proxy, no public address elsewhere and not in production is this
+    machine alone (the quick start); each of the others says other machines reach it."""
+    configured = Settings(secret_key=secrets.token_hex(24), **settings)  # type: ignore[arg-type]
+    reached = serving._reached_by_others(configured)
+    assert (reached[0] if reached else None) == setting
 
 
 def test_serve_beyond_loopback_with_demo_logins_when_told_to(

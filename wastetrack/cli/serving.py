@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from types import FrameType
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -53,8 +54,9 @@ def serve(
     ] = False,
 ) -> None:
     """Start the HTTP service (migrating first; embedded PostgreSQL unless a URL is set) and
-    the webhook deliverer process beside it. Beyond loopback it refuses to start while demo
-    accounts can log in with the passwords published in the source."""
+    the webhook deliverer process beside it. Reached by other machines (`_reached_by_others`)
+    it refuses to start while demo accounts can log in with the passwords published in the
+    source."""
     import uvicorn
 
     from wastetrack.core import observability
@@ -71,8 +73,9 @@ def serve(
 
     async def prepare(url: str) -> str:
         service_url = await db.migrate_for_service(url, settings)
-        if not allow_demo_logins and not _loopback(settings.host):
-            await _refuse_published_logins(url, host=settings.host)
+        reached = None if allow_demo_logins else _reached_by_others(settings)
+        if reached is not None:
+            await _refuse_published_logins(url, reached=reached)
         return service_url
 
     with _stopping_on_sigterm(), db.server_database_url(settings) as url:
@@ -127,7 +130,24 @@ def _loopback(host: str) -> bool:
         return False
 
 
-async def _refuse_published_logins(url: str, *, host: str) -> None:
+def _reached_by_others(settings: Settings) -> tuple[str, str] | None:
+    """What says that other machines reach the service (the setting, and why), or None when
+    only this one does: a host beyond loopback, a trusted proxy in front of it (nginx
+    terminating TLS on this machine, as docs/security.md advises), a public URL naming another
+    host, or the production environment."""
+    if not _loopback(settings.host):
+        return "host", f"{settings.host} is reachable from other machines"
+    if settings.trust_proxy:
+        return "WASTETRACK_TRUST_PROXY", "a proxy serves it to other machines"
+    public = urlsplit(settings.public_base_url or "").hostname
+    if public is not None and not _loopback(public):
+        return "WASTETRACK_PUBLIC_BASE_URL", f"its public address names {public}"
+    if settings.environment == "production":
+        return "WASTETRACK_ENVIRONMENT", "it is served in production"
+    return None
+
+
+async def _refuse_published_logins(url: str, *, reached: tuple[str, str]) -> None:
     """Refuse to serve other machines while anyone could log in to a demo account, an
     administrator's among them, with the password printed in the source."""
     from wastetrack import demo
@@ -135,11 +155,12 @@ async def _refuse_published_logins(url: str, *, host: str) -> None:
     async with db.database(url, pool_size=2):
         exposed = await demo.published_logins()
     if exposed:
+        setting, why = reached
         raise RuleViolation(
             f"the demo accounts {', '.join(exposed)} still have their published passwords and"
-            f" {host} is reachable from other machines: deactivate each (`wastetrack user"
-            " deactivate --username U`), serve on 127.0.0.1, or pass --allow-demo-logins",
-            field="host",
+            f" {why}: deactivate each (`wastetrack user deactivate --username U`), or pass"
+            " --allow-demo-logins to show the demo to others on purpose",
+            field=setting,
         )
 
 
