@@ -7,7 +7,13 @@ from importlib.resources import files
 import pypdf
 from PIL import ImageFont
 
-from wastetrack.batches.drawing import CJK_FONT_CANDIDATES, MISSING_GLYPH, a4_pdf, add_cjk_font
+from wastetrack.batches.drawing import (
+    CJK_FONT_CANDIDATES,
+    MISSING_GLYPH,
+    a4_pdf,
+    add_cjk_font,
+    one_line,
+)
 from wastetrack.core.fonts import CJK_FONT, cjk_repertoire
 from wastetrack.core.fonts.build_subset import gbk, project_text
 
@@ -52,3 +58,18 @@ def test_a_pdf_prints_a_character_its_font_lacks_as_a_box_never_leaving_it_out()
     assert "荣成﨑丰" in text and "二〇二六" in text, text
     assert text.count(f"荣成{MISSING_GLYPH}丰") == 2, text
     assert "Café 备注第二列" in text, text
+
+
+def test_a_variation_selector_prints_as_nothing_in_a_pdf_as_on_a_png_label() -> None:
+    """A variation selector picks a variant of the character before it and has no glyph of its
+    own: a PDF printed 荣成葛<selector>丰 as 荣成葛□丰 where a PNG label drew 荣成葛丰, one producer
+    under two names. Both leave it out."""
+    for selector in ("\ufe00", "\U000e0100"):
+        pdf = a4_pdf()
+        assert add_cjk_font(pdf, "cjk", CJK_FONT_CANDIDATES)
+        pdf.add_page()
+        pdf.set_font("cjk", size=12)
+        pdf.cell(180, 8, f"荣成葛{selector}丰")
+        text = pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text()
+        assert text.strip() == "荣成葛丰", (selector, text)
+        assert one_line(f"荣成葛{selector}丰") == "荣成葛丰"

@@ -42,7 +42,7 @@ def _document_class() -> "type[FPDF]":
     class Document(FPDF):
         """A PDF whose text in a TrueType font prints a character the font lacks as
         `MISSING_GLYPH`, never dropping it: composed first (e and a combining acute are é), a
-        tab as a space, an invisible format character (a zero-width space) left out."""
+        tab as a space, a character with no glyph of its own (`_invisible`) left out."""
 
         def normalize_text(self, text: str) -> str:
             font = self.current_font
@@ -54,22 +54,36 @@ def _document_class() -> "type[FPDF]":
     return Document
 
 
+def _invisible(char: str) -> bool:
+    """A character with no glyph of its own, printed as nothing on a label and in a PDF alike:
+    a format character (a zero-width space) or a variation selector, which picks a variant of
+    the character before it (U+FE00-FE0F, the ideographic U+E0100-E01EF, the Mongolian
+    U+180B-180D and U+180F)."""
+    point = ord(char)
+    return (
+        unicodedata.category(char) == "Cf"
+        or 0xFE00 <= point <= 0xFE0F
+        or 0xE0100 <= point <= 0xE01EF
+        or 0x180B <= point <= 0x180F
+    )
+
+
 def _printed(char: str, drawable: dict[int, str]) -> str:
     """What a PDF prints for `char` in a font that draws `drawable` (code points)."""
     if ord(char) in drawable or char in "\r\n":
         return char
     if char == "\t":
         return " "
-    return "" if unicodedata.category(char) == "Cf" else MISSING_GLYPH
+    return "" if _invisible(char) else MISSING_GLYPH
 
 
 def one_line(text: str) -> str:
     """Text as a PNG label prints it on one line, as a PDF would: composed, each line break (a
-    name may hold one) and tab a space, an invisible format character left out. Pillow measures
-    no text holding a line break, its layout fails on a carriage return, and it draws a tab as
-    the font's empty box."""
+    name may hold one) and tab a space, a character with no glyph of its own left out. Pillow
+    measures no text holding a line break, its layout fails on a carriage return, and it draws
+    a tab as the font's empty box."""
     spaced = " ".join(unicodedata.normalize("NFC", text).replace("\t", " ").splitlines())
-    return "".join(c for c in spaced if unicodedata.category(c) != "Cf")
+    return "".join(c for c in spaced if not _invisible(c))
 
 
 def a4_pdf() -> "FPDF":
