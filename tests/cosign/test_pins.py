@@ -381,6 +381,26 @@ def test_a_long_producer_name_is_printed_whole_within_the_page() -> None:
     assert printed_codes(pdf) == ["123456"] * 40
 
 
+def test_a_long_name_broken_at_its_spaces_stays_on_two_lines_above_the_number() -> None:
+    """128 characters in three words of 42: broken at its spaces, the name took three lines at
+    7 pt, the third over the list's number. Two lines hold it broken anywhere."""
+    name = "荣" * 42 + " " + "成" * 42 + " " + "丰" * 42
+    pdf = render_pin_list_pdf(PinPage(name, 1, ["123456"] * 4, date(2026, 3, 3)))
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    top = float(page.mediabox.height)
+    lines: list[tuple[str, float]] = []  # each text run and its baseline, in mm from the top
+
+    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip():
+            lines.append((text.strip(), (top - (tm[5] * cm[3] + cm[5])) * 25.4 / 72))
+
+    page.extract_text(visitor_text=seen)
+    number = next(y for text, y in lines if text.startswith("No. 1"))
+    of_name = [y for text, y in lines if text[0] in "荣成丰"]
+    assert len(of_name) == 2 and max(of_name) <= number - 4, lines
+    assert "".join(name.split()) in "".join(page.extract_text().split())
+
+
 def test_a_name_holding_line_breaks_is_printed_above_the_lists_number() -> None:
     """A name may hold line breaks (the registry keeps them); each printed a line of its own,
     running over the list's number and the instructions placed below the name."""

@@ -186,6 +186,8 @@ def render_pin_list_pdf(pins: PinPage, *, cjk_fonts: Sequence[str] = CJK_FONT_CA
 def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     """One A4 page of the producer's one-time PINs (交接确认码), numbered, each with a box to
     tick when it is given to a carrier; kept by the producer with its label stock."""
+    from fpdf.enums import MethodReturnValue, WrapMode  # fpdf2 is loaded on printing (a4_pdf)
+
     family = "label" if cjk else "Helvetica"
     pdf.add_page()
     pdf.set_font(family, size=16)
@@ -196,12 +198,18 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     pdf.set_xy(15, 26)
     # A name takes up to 128 characters: it is printed whole, smaller (down to 7 pt) and then
     # on two lines, in the 7 mm above the list's number, never past the page's edge. Its own
-    # line breaks are spaces, as on a PNG label: each would add a line over the number.
+    # line breaks are spaces, as on a PNG label: each would add a line over the number. Two
+    # lines broken at spaces may not hold it (a long word after one): then broken anywhere.
     name = one_line(pins.organization)
     name = name if cjk else latin1(name)
     while pdf.font_size_pt > 7 and pdf.get_string_width(name) > 180:
         pdf.set_font_size(pdf.font_size_pt - 0.5)
-    pdf.multi_cell(180, 6 if pdf.get_string_width(name) <= 180 else 3.5, name)
+    if pdf.get_string_width(name) <= 180:
+        pdf.multi_cell(180, 6, name)
+    else:
+        broken = pdf.multi_cell(180, 3.5, name, dry_run=True, output=MethodReturnValue.LINES)
+        wrap = WrapMode.WORD if len(broken) <= 2 else WrapMode.CHAR
+        pdf.multi_cell(180, 3.5, name, wrapmode=wrap)
     pdf.set_xy(15, 33)
     dated = f" · {pins.issued_on.isoformat()}" if cjk else ""
     pdf.cell(180, 6, f"No. {pins.serial}{dated}")
