@@ -21,6 +21,7 @@ from mobile_api.deps import (
     proxied,
     served_over_https,
 )
+from mobile_api.routers.auth import NO_STORE
 from schemas.base import INT32_MAX, Id, SearchedFor, Text
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
@@ -151,7 +152,8 @@ async def login(
             request, "login.html", {"error": "仪表盘仅供管理人员使用"}, status_code=403
         )
     tokens = await auth.issue_tokens(user=user, settings=settings)
-    response = RedirectResponse("/dashboard", status_code=303)
+    # The cookie is a token: kept by no cache, as the API's token answers.
+    response = RedirectResponse("/dashboard", status_code=303, headers=NO_STORE)
     response.set_cookie(
         COOKIE,
         str(tokens["access_token"]),

@@ -29,6 +29,7 @@ async def test_pages_need_a_manager_login(client: httpx.AsyncClient, world: Worl
     ok = await login(client, "manager")
     assert (ok.status_code, ok.headers["location"]) == (303, "/dashboard")
     assert "httponly" in ok.headers["set-cookie"].lower()
+    assert ok.headers["cache-control"] == "no-store"  # the cookie is a token
 
 
 async def test_overview_shows_targets_and_counts(client: httpx.AsyncClient, world: World) -> None:
