@@ -10,7 +10,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
@@ -207,7 +207,11 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     if pdf.get_string_width(name) <= 180:
         pdf.multi_cell(180, 6, name)
     else:
-        broken = pdf.multi_cell(180, 3.5, name, dry_run=True, output=MethodReturnValue.LINES)
+        # The lines, as `output` asks (fpdf2 types every output its argument may ask).
+        broken = cast(
+            list[str],
+            pdf.multi_cell(180, 3.5, name, dry_run=True, output=MethodReturnValue.LINES),
+        )
         wrap = WrapMode.WORD if len(broken) <= 2 else WrapMode.CHAR
         pdf.multi_cell(180, 3.5, name, wrapmode=wrap)
     pdf.set_xy(15, 33)
