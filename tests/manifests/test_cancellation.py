@@ -8,17 +8,19 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pypdf
 
-from tests.factories import World, event
+from tests.factories import World, event, make_user
 from tests.manifests.test_chain import post
 from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     NOW,
     Parties,
+    _drums_of_oil,
     call,
     drive_to_arrival,
     parties,
     sign_leg,
     sign_producer,
 )
+from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.manifests.models import Manifest, ManifestRevision
@@ -193,6 +195,24 @@ async def test_waste_handed_over_to_the_receiver_has_arrived_and_is_not_cancelle
     scanned = await post(client, world, "plant", taken)
     assert (scanned.status_code, scanned.json()["field"]) == (409, "event_type"), scanned.text
     assert (await Batch.get(code=code)).holder_id == world.orgs["plant"].id
+
+
+async def test_a_draft_naming_its_producer_as_receiver_is_cancelled_by_the_producer(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """A plant making hazardous waste of its own drafts a manifest naming itself the receiver
+    by mistake: its drums, in its own hands, were taken nowhere by the draft, which it cancels
+    (else the drums could go on no other manifest)."""
+    plant = world.orgs["plant"]
+    await make_user(world, "plant_office", Role.generator, plant)
+    codes = await _drums_of_oil(client, world, "plant_office", NOW - timedelta(hours=3))
+    body = {**parties.body, "batches": codes, "receiver_organization_id": plant.id}
+    drafted = await call(client, world, "plant_office", "", body)
+    assert drafted.status_code == 201, drafted.text
+    cancelled = await call(client, world, "plant_office", f"/{drafted.json()['id']}/cancel", REASON)
+    assert cancelled.status_code == 200, cancelled.text
 
 
 async def test_after_a_cancellation_a_batch_goes_back_only_to_its_producer(

@@ -28,13 +28,20 @@ async def cancel(*, principal: Principal, manifest_id: int, reason: str) -> Mani
             "the manifest has arrived: its receiver decides (a rejection sends the batches back)",
             field="manifest_id",
         )
-    # Waste in the receiver's hands has arrived, recorded or not: void, the manifest would leave
-    # it at a facility with no decision to take it in or send it back. Locked (the manifest
+    # Waste the manifest took to its receiver has arrived, recorded or not: void, the manifest
+    # would leave it at a facility with no decision to take it in or send it back. It takes
+    # waste there once its producer and every leg have signed (`on_signed_manifest`); a draft's
+    # batches are with their producer, which may be the receiver itself. Locked (the manifest
     # first, then its batches, as an arrival does): a hand-over scanned at the same moment
     # comes first and is seen here, or waits and finds the manifest cancelled.
+    delivering = manifest.producer_signed_at is not None and all(
+        leg.signed_at is not None for leg in manifest.legs
+    )
     held = [
         batch.code
-        for batch in await repository.lock_batches(set(manifest.batch_codes))
+        for batch in (
+            await repository.lock_batches(set(manifest.batch_codes)) if delivering else []
+        )
         if batch.holder_id == manifest.receiver_id
     ]
     if held:
