@@ -9,13 +9,14 @@ import httpx
 import pytest
 from tortoise import connections
 
-from tests.custody.helpers import post_event, tag_bag
+from tests.custody.helpers import as_superuser_without_triggers, post_event, tag_bag
 from tests.factories import NOW, World, event, make_user
 from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.settings import Settings
+from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.fleet import plates
 from wastetrack.fleet.models import Vehicle
@@ -87,6 +88,30 @@ async def test_a_collection_resent_with_its_plate_written_otherwise_is_a_duplica
     again = await post_event(client, world, "carrier", {**collected, "vehicle_plate": PLATE})
     assert (again.status_code, again.json()["status"]) == (200, "duplicate"), again.text
     assert again.json()["event_id"] == first.json()["event_id"]
+
+
+async def test_a_collection_stored_while_only_its_batch_was_read_matches_its_resend(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Each reading of a resend's content came in its own release: a record stored while the
+    batch was read as its code but the plate as sent (7 December 2026, before plates were
+    read) still matches the same body resent after both are."""
+    await register(client, world)
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    body = event("collected", bag["qr_url"], minutes=10, vehicle_plate="鲁k 12345")
+    carrier = world.headers("carrier")
+    first = await client.post("/m/v1/sync", json={"events": [body]}, headers=carrier)
+    assert first.json()["results"][0]["status"] == "applied", first.text
+    stored = EventCommand.model_validate(body).model_copy(update={"batch": bag["code"]}).digest()
+    # The log is append-only: the digest is set as the earlier release wrote it.
+    await as_superuser_without_triggers(
+        (
+            "UPDATE custody_event SET payload_digest = $1 WHERE client_event_id = $2",
+            [stored, body["client_event_id"]],
+        )
+    )
+    again = await client.post("/m/v1/sync", json={"events": [body]}, headers=carrier)
+    assert again.json()["results"][0]["status"] == "duplicate", again.text
 
 
 async def test_a_carrier_without_a_registered_fleet_is_not_held_to_the_plate_rule(

@@ -204,8 +204,9 @@ class Command(BaseModel):
     def named(self, code_of: Callable[[str], str | None]) -> Self:
         """This command as its digest reads it: each text of a scanned field replaced by the
         code of what it names (`code_of`; one naming nothing is kept as written, and the
-        command is refused), each of `READ_FIELDS` by its value. Itself when that changes
-        nothing."""
+        command is refused), then each of `READ_FIELDS` by its value. Itself when that changes
+        nothing. Each reading came in its own release, so each step keeps the command before
+        it (`same_content` matches a record stored by any of them)."""
         update: dict[str, Any] = {}
         for name in self.SCANNED_FIELDS:
             value = getattr(self, name)
@@ -213,9 +214,18 @@ class Command(BaseModel):
                 update[name] = code_of(value) or value
             elif isinstance(value, list):
                 update[name] = [code_of(text) or text for text in value]
-        for name, read in self.READ_FIELDS.items():
-            if isinstance(value := getattr(self, name), str):
-                update[name] = read(value)
+        scanned = self._read_as(update)
+        return scanned._read_as(
+            {
+                name: read(value)
+                for name, read in self.READ_FIELDS.items()
+                if isinstance(value := getattr(self, name), str)
+            }
+        )
+
+    def _read_as(self, update: dict[str, Any]) -> Self:
+        """This command with `update`'s values, keeping this one as the content before
+        (`_as_sent`); itself when they are its own."""
         if all(update[name] == getattr(self, name) for name in update):
             return self
         copy = self.model_copy(update=update)
@@ -256,7 +266,8 @@ class Command(BaseModel):
         # Stored while values were read but sets were not yet (5 December 2026).
         if self.UNORDERED_FIELDS and digest == _written_digest(_canonical(self, sets=False), late):
             return True
-        # Stored while scanned texts were digested as sent (7 December 2026).
+        # Stored while scanned texts were digested as sent, or plates were (7 December 2026):
+        # the command before each reading, in turn.
         return self._as_sent is not None and self._as_sent.same_content(digest)
 
     def _late(self) -> set[str]:
