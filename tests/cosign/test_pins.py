@@ -381,6 +381,29 @@ def test_a_long_producer_name_is_printed_whole_within_the_page() -> None:
     assert printed_codes(pdf) == ["123456"] * 40
 
 
+def test_a_name_just_short_of_the_cells_width_is_printed_on_one_line_above_the_number() -> None:
+    """46 hanzi at 11 pt measure 178.5 mm: within 180 mm, but a 180 mm cell holds 178 mm of
+    text (its margins), so the last one wrapped to a second 6 mm line, over the number."""
+    name = (
+        "荣成市石岛管理区海洋与渔业综合服务中心"
+        "医疗废物暂存点及港口船舶污染物接收转运处置有限责任公司"
+    )
+    assert len(name) == 46
+    pdf = render_pin_list_pdf(PinPage(name, 1, ["123456"] * 4, date(2026, 3, 3)))
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    top = float(page.mediabox.height)
+    lines: list[tuple[str, float]] = []  # each text run and its baseline, in mm from the top
+
+    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip():
+            lines.append((text.strip(), (top - (tm[5] * cm[3] + cm[5])) * 25.4 / 72))
+
+    page.extract_text(visitor_text=seen)
+    number = next(y for text, y in lines if text.startswith("No. 1"))
+    of_name = [y for text, y in lines if text in name]
+    assert len(of_name) == 1 and of_name[0] <= number - 4, lines
+
+
 def test_a_long_name_broken_at_its_spaces_stays_on_two_lines_above_the_number() -> None:
     """128 characters in three words of 42: broken at its spaces, the name took three lines at
     7 pt, the third over the list's number. Two lines hold it broken anywhere."""

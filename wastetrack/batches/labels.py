@@ -202,9 +202,10 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     # lines broken at spaces may not hold it (a long word after one): then broken anywhere.
     name = one_line(pins.organization)
     name = name if cjk else latin1(name)
-    while pdf.font_size_pt > 7 and pdf.get_string_width(name) > 180:
+    text_width = 180 - 2 * pdf.c_margin  # what a 180 mm cell holds of text
+    while pdf.font_size_pt > 7 and pdf.get_string_width(name) > text_width:
         pdf.set_font_size(pdf.font_size_pt - 0.5)
-    if pdf.get_string_width(name) <= 180:
+    if pdf.get_string_width(name) <= text_width:
         pdf.multi_cell(180, 6, name)
     else:
         # The lines, as `output` asks (fpdf2 types every output its argument may ask).
