@@ -60,11 +60,12 @@ def test_a_pdf_prints_a_character_its_font_lacks_as_a_box_never_leaving_it_out()
     assert "Café 备注第二列" in text, text
 
 
-def test_a_variation_selector_prints_as_nothing_in_a_pdf_as_on_a_png_label() -> None:
+def test_a_default_ignorable_character_prints_as_nothing_in_a_pdf_as_on_a_png_label() -> None:
     """A variation selector picks a variant of the character before it and has no glyph of its
-    own: a PDF printed 荣成葛<selector>丰 as 荣成葛□丰 where a PNG label drew 荣成葛丰, one producer
-    under two names. Both leave it out."""
-    for selector in ("\ufe00", "\U000e0100"):
+    own, nor has a combining grapheme joiner or a Khmer inherent vowel: a PDF printed
+    荣成葛<selector>丰 as 荣成葛□丰 where a PNG label drew 荣成葛丰, one producer under two names.
+    Both leave each out."""
+    for selector in ("\ufe00", "\U000e0100", "\u034f", "\u17b4", "\u2065", "\U000e0fff"):
         pdf = a4_pdf()
         assert add_cjk_font(pdf, "cjk", CJK_FONT_CANDIDATES)
         pdf.add_page()

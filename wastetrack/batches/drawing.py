@@ -54,18 +54,29 @@ def _document_class() -> "type[FPDF]":
     return Document
 
 
+# Unicode's default-ignorable code points that are not format characters (DerivedCoreProperties,
+# Default_Ignorable_Code_Point; the format characters, category Cf, are the rest): what the
+# labels' text layout (HarfBuzz, through Pillow) draws as nothing. The Hangul fillers, which it
+# draws as a blank, are not among them.
+_IGNORABLE = (
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian variation selectors
+    (0x2065, 0x2065),
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),  # tags and the ideographic variation selectors among them
+)
+
+
 def _invisible(char: str) -> bool:
     """A character with no glyph of its own, printed as nothing on a label and in a PDF alike:
-    a format character (a zero-width space) or a variation selector, which picks a variant of
-    the character before it (U+FE00-FE0F, the ideographic U+E0100-E01EF, the Mongolian
-    U+180B-180D and U+180F)."""
+    a format character (a zero-width space) or another default-ignorable one, such as a
+    variation selector, which picks a variant of the character before it."""
+    if unicodedata.category(char) == "Cf":
+        return True
     point = ord(char)
-    return (
-        unicodedata.category(char) == "Cf"
-        or 0xFE00 <= point <= 0xFE0F
-        or 0xE0100 <= point <= 0xE01EF
-        or 0x180B <= point <= 0x180F
-    )
+    return any(first <= point <= last for first, last in _IGNORABLE)
 
 
 def _printed(char: str, drawable: dict[int, str]) -> str:
