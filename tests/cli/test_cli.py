@@ -477,6 +477,10 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_SECRET_FILE", "/nonexistent/wastetrack-master.key"),
         ("WASTETRACK_DATA_DIR", "/etc/passwd"),
         ("WASTETRACK_DATA_DIR", "/etc/passwd/wastetrack"),
+        # Printed on every label; `serve` reads its host (an unclosed bracket: a traceback).
+        ("WASTETRACK_PUBLIC_BASE_URL", "http://[::1"),
+        ("WASTETRACK_PUBLIC_BASE_URL", "wastetrack.example.cn"),
+        ("WASTETRACK_PUBLIC_BASE_URL", "ftp://wastetrack.example.cn"),
     ],
 )
 def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(

@@ -5,6 +5,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import platformdirs
@@ -263,6 +264,22 @@ class Settings(BaseSettings):
 
         if url is not None:
             credentials_from_url(url)
+        return url
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _a_web_address(cls, url: str | None) -> str | None:
+        """An http(s) address with a host: the labels' QR codes print it, and `serve` reads its
+        host to tell whether other machines reach the service."""
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError as error:  # an unclosed IPv6 bracket, say
+            raise ValueError(f"{url!r} is not a web address: {error}") from None
+        if parts.scheme.lower() not in ("http", "https") or not host:
+            raise ValueError(f"{url!r} is not a web address: http:// or https://, then a host")
         return url
 
     @field_validator("secret_file")
