@@ -9,7 +9,8 @@ import httpx
 from tortoise import connections
 
 from tests.custody.helpers import advance, post_event, tag_bag
-from tests.factories import World, event
+from tests.factories import NOW, World, event
+from wastetrack.alerts import service as alerts
 from wastetrack.alerts.models import Alert
 from wastetrack.registry import vessels
 
@@ -255,4 +256,25 @@ async def test_flagged_delivery_is_a_scan_anomaly(client: httpx.AsyncClient, wor
     listed = (await client.get("/m/v1/alerts", headers=world.headers("port"))).json()
     assert [(a["kind"], a["details"]["flags"]) for a in listed] == [
         ("scan_anomaly", ["no_open_port_call"])
+    ]
+
+
+async def test_a_tagged_batch_no_storage_limit_watches_raises_idle_batch(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Household paper has no storage limit: tagged three weeks ago and never collected, it is
+    a live batch left in one state, which idle_batch watches (tagged included); only waste
+    under a storage limit at its producer is overdue_storage's."""
+    paper = await tag_bag(
+        client,
+        world,
+        "collector",
+        stream="household",
+        category="hh.recyclable.paper",
+        device_time=(NOW - timedelta(days=21)).isoformat(),
+    )
+    await alerts.refresh(now=NOW)
+    raised = await Alert.all().values_list("kind", "details")
+    assert [(kind, details["code"]) for kind, details in raised] == [
+        (alerts.IDLE_BATCH, paper["code"])
     ]

@@ -112,8 +112,6 @@ _HAS_STORAGE_LIMIT = (
     "EXISTS (SELECT 1 FROM waste_category c WHERE c.key = b.category_id"
     f" AND {storage_limit_hours('c')} IS NOT NULL)"
 )
-# A batch idles in a live state other than `tagged`, unless overdue_storage watches it.
-_IDLING = sql_list(s for s in State if s not in FINAL_STATES and s != State.tagged)
 
 # A batch on a manifest on a signed leg, or arrived and awaiting the receiver's decision, is
 # watched by its manifest's alerts (leg_overdue per leg, manifest_overdue once arrived), not by
@@ -191,9 +189,10 @@ _RULES: dict[str, str] = {
           -- A bag's share of its load's weighing: the load's own comparison raises the alert.
           AND NOT EXISTS (SELECT 1 FROM batch_fact l WHERE l.batch_id = b.parent_id
                           AND l.fate = '{Fate.container}' AND l.balance_declared_kg IS NOT NULL)""",
-    # A batch left in one live state longer than allowed, since the last step anyone took with
-    # it (its latest device time; a correction is not a step), unless its manifest watches it
-    # (`_WATCHED_BY_ITS_MANIFEST`). The subject carries that moment, so a batch idle again
+    # A batch left in one live state (tagged included) longer than allowed, since the last step
+    # anyone took with it (its latest device time; a correction is not a step), unless its
+    # manifest watches it (`_WATCHED_BY_ITS_MANIFEST`) or overdue_storage does (it waits at its
+    # producer under a storage limit). The subject carries that moment, so a batch idle again
     # later raises a new alert; cleared once it moves.
     IDLE_BATCH: f"""
         SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
@@ -201,7 +200,7 @@ _RULES: dict[str, str] = {
                b.last_device_time + make_interval(hours => $3::int),
                jsonb_build_object('code', b.code, 'state', b.state, 'since', b.last_device_time)
         FROM batch b
-        WHERE b.state IN ({_IDLING})
+        WHERE b.state IN ({_LIVE})
           AND b.last_device_time + make_interval(hours => $3::int) < $2
           AND NOT {_WATCHED_BY_ITS_MANIFEST}
           AND NOT ({_AT_ITS_PRODUCER} AND {_HAS_STORAGE_LIMIT})""",
