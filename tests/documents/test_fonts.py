@@ -74,3 +74,18 @@ def test_a_default_ignorable_character_prints_as_nothing_in_a_pdf_as_on_a_png_la
         text = pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text()
         assert text.strip() == "荣成葛丰", (selector, text)
         assert one_line(f"荣成葛{selector}丰") == "荣成葛丰"
+
+
+def test_a_format_character_with_a_glyph_of_its_own_prints_as_a_box_not_left_out() -> None:
+    """An Arabic number sign or a Kaithi number sign is a format character with a glyph of its
+    own, which the labels' layout draws (the font's box here): left out, a name would print
+    short, naming another company. Only a default-ignorable character is left out."""
+    for mark in ("\u0600", "\u06dd", "\u070f", "\U000110bd"):
+        pdf = a4_pdf()
+        assert add_cjk_font(pdf, "cjk", CJK_FONT_CANDIDATES)
+        pdf.add_page()
+        pdf.set_font("cjk", size=12)
+        pdf.cell(180, 8, f"荣成{mark}丰")
+        text = pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text()
+        assert text.strip() == f"荣成{MISSING_GLYPH}丰", (hex(ord(mark)), text)
+        assert one_line(f"荣成{mark}丰") == f"荣成{mark}丰"

@@ -54,38 +54,43 @@ def _document_class() -> "type[FPDF]":
     return Document
 
 
-# Unicode's default-ignorable code points that are not format characters (DerivedCoreProperties,
-# Default_Ignorable_Code_Point; the format characters, category Cf, are the rest): what the
-# labels' text layout (HarfBuzz, through Pillow) draws as nothing. The Hangul fillers, which it
-# draws as a blank, are not among them.
+# Unicode's default-ignorable code points (DerivedCoreProperties, Default_Ignorable_Code_Point):
+# what the labels' text layout (HarfBuzz, through Pillow) draws as nothing. Not the Hangul
+# fillers, which it draws as the font's box, as a PDF prints them; nor the other format
+# characters (an Arabic number sign), which have a glyph of their own.
 _IGNORABLE = (
+    (0x00AD, 0x00AD),  # soft hyphen
     (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),
     (0x17B4, 0x17B5),  # Khmer inherent vowels
-    (0x180B, 0x180F),  # Mongolian variation selectors
-    (0x2065, 0x2065),
+    (0x180B, 0x180F),  # Mongolian variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero-width space, joiners, direction marks
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
     (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),
     (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
     (0xE0000, 0xE0FFF),  # tags and the ideographic variation selectors among them
 )
 
 
 def _invisible(char: str) -> bool:
-    """A character with no glyph of its own, printed as nothing on a label and in a PDF alike:
-    a format character (a zero-width space) or another default-ignorable one, such as a
-    variation selector, which picks a variant of the character before it."""
-    if unicodedata.category(char) == "Cf":
-        return True
+    """A character with no glyph of its own (a zero-width space, a variation selector, which
+    picks a variant of the character before it), printed as nothing on a label and in a PDF
+    alike."""
     point = ord(char)
     return any(first <= point <= last for first, last in _IGNORABLE)
 
 
 def _printed(char: str, drawable: dict[int, str]) -> str:
     """What a PDF prints for `char` in a font that draws `drawable` (code points)."""
+    if _invisible(char):
+        return ""
     if ord(char) in drawable or char in "\r\n":
         return char
-    if char == "\t":
-        return " "
-    return "" if _invisible(char) else MISSING_GLYPH
+    return " " if char == "\t" else MISSING_GLYPH
 
 
 def one_line(text: str) -> str:
