@@ -381,6 +381,20 @@ def test_a_long_producer_name_is_printed_whole_within_the_page() -> None:
     assert printed_codes(pdf) == ["123456"] * 40
 
 
+def _runs(pdf: bytes) -> list[tuple[str, float]]:
+    """Each text run of a PIN page and its baseline, in mm from the top."""
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    top = float(page.mediabox.height)
+    lines: list[tuple[str, float]] = []
+
+    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip():
+            lines.append((text.strip(), (top - (tm[5] * cm[3] + cm[5])) * 25.4 / 72))
+
+    page.extract_text(visitor_text=seen)
+    return lines
+
+
 def test_a_name_just_short_of_the_cells_width_is_printed_on_one_line_above_the_number() -> None:
     """46 hanzi at 11 pt measure 178.5 mm: within 180 mm, but a 180 mm cell holds 178 mm of
     text (its margins), so the last one wrapped to a second 6 mm line, over the number."""
@@ -389,19 +403,21 @@ def test_a_name_just_short_of_the_cells_width_is_printed_on_one_line_above_the_n
         "医疗废物暂存点及港口船舶污染物接收转运处置有限责任公司"
     )
     assert len(name) == 46
-    pdf = render_pin_list_pdf(PinPage(name, 1, ["123456"] * 4, date(2026, 3, 3)))
-    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
-    top = float(page.mediabox.height)
-    lines: list[tuple[str, float]] = []  # each text run and its baseline, in mm from the top
-
-    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
-        if text.strip():
-            lines.append((text.strip(), (top - (tm[5] * cm[3] + cm[5])) * 25.4 / 72))
-
-    page.extract_text(visitor_text=seen)
+    lines = _runs(render_pin_list_pdf(PinPage(name, 1, ["123456"] * 4, date(2026, 3, 3))))
     number = next(y for text, y in lines if text.startswith("No. 1"))
     of_name = [y for text, y in lines if text in name]
     assert len(of_name) == 1 and of_name[0] <= number - 4, lines
+
+
+@pytest.mark.parametrize("letter", ["\u0958", "\ufb2c"])
+def test_a_name_printed_longer_than_written_still_stays_above_the_number(letter: str) -> None:
+    """Some letters print as two or three characters (NFC decomposes U+0958 into क and a
+    nukta): 128 of them took four to six lines at 7 pt, over the number. Smaller still, the
+    name keeps to two lines."""
+    lines = _runs(render_pin_list_pdf(PinPage(letter * 128, 1, ["1"] * 4, date(2026, 3, 3))))
+    number = next(y for text, y in lines if text.startswith("No. 1"))
+    of_name = [y for text, y in lines if set(text) <= {"□"}]
+    assert of_name and max(of_name) <= number - 4, (number, of_name)
 
 
 def test_a_long_name_broken_at_its_spaces_stays_on_two_lines_above_the_number() -> None:
@@ -409,19 +425,12 @@ def test_a_long_name_broken_at_its_spaces_stays_on_two_lines_above_the_number() 
     7 pt, the third over the list's number. Two lines hold it broken anywhere."""
     name = "荣" * 42 + " " + "成" * 42 + " " + "丰" * 42
     pdf = render_pin_list_pdf(PinPage(name, 1, ["123456"] * 4, date(2026, 3, 3)))
-    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
-    top = float(page.mediabox.height)
-    lines: list[tuple[str, float]] = []  # each text run and its baseline, in mm from the top
-
-    def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
-        if text.strip():
-            lines.append((text.strip(), (top - (tm[5] * cm[3] + cm[5])) * 25.4 / 72))
-
-    page.extract_text(visitor_text=seen)
+    lines = _runs(pdf)
     number = next(y for text, y in lines if text.startswith("No. 1"))
     of_name = [y for text, y in lines if text[0] in "荣成丰"]
     assert len(of_name) == 2 and max(of_name) <= number - 4, lines
-    assert "".join(name.split()) in "".join(page.extract_text().split())
+    text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "".join(name.split()) in "".join(text.split())
 
 
 def test_a_name_holding_line_breaks_is_printed_above_the_lists_number() -> None:

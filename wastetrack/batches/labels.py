@@ -33,6 +33,7 @@ from wastetrack.core.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from fpdf import FPDF
+    from fpdf.enums import WrapMode
 
 LABEL_MM = (50, 30)
 
@@ -183,10 +184,21 @@ def render_pin_list_pdf(pins: PinPage, *, cjk_fonts: Sequence[str] = CJK_FONT_CA
     return bytes(pdf.output())
 
 
+def _lines(pdf: "FPDF", text: str, wrap: "WrapMode") -> int:
+    """How many lines a 180 mm cell breaks `text` into, at the current size."""
+    from fpdf.enums import MethodReturnValue
+
+    # The lines, as `output` asks (fpdf2 types every output its argument may ask).
+    broken = pdf.multi_cell(
+        180, 3.5, text, dry_run=True, output=MethodReturnValue.LINES, wrapmode=wrap
+    )
+    return len(cast(list[str], broken))
+
+
 def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     """One A4 page of the producer's one-time PINs (交接确认码), numbered, each with a box to
     tick when it is given to a carrier; kept by the producer with its label stock."""
-    from fpdf.enums import MethodReturnValue, WrapMode  # fpdf2 is loaded on printing (a4_pdf)
+    from fpdf.enums import WrapMode  # fpdf2 is loaded on printing (a4_pdf)
 
     family = "label" if cjk else "Helvetica"
     pdf.add_page()
@@ -208,12 +220,10 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     if pdf.get_string_width(name) <= text_width:
         pdf.multi_cell(180, 6, name)
     else:
-        # The lines, as `output` asks (fpdf2 types every output its argument may ask).
-        broken = cast(
-            list[str],
-            pdf.multi_cell(180, 3.5, name, dry_run=True, output=MethodReturnValue.LINES),
-        )
-        wrap = WrapMode.WORD if len(broken) <= 2 else WrapMode.CHAR
+        wrap = WrapMode.WORD if _lines(pdf, name, WrapMode.WORD) <= 2 else WrapMode.CHAR
+        # A letter printed as two or three characters (one NFC decomposes) may need less.
+        while _lines(pdf, name, wrap) > 2 and pdf.font_size_pt > 1:
+            pdf.set_font_size(pdf.font_size_pt - 0.5)
         pdf.multi_cell(180, 3.5, name, wrapmode=wrap)
     pdf.set_xy(15, 33)
     dated = f" · {pins.issued_on.isoformat()}" if cjk else ""
