@@ -481,6 +481,8 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_PUBLIC_BASE_URL", "http://[::1"),
         ("WASTETRACK_PUBLIC_BASE_URL", "wastetrack.example.cn"),
         ("WASTETRACK_PUBLIC_BASE_URL", "ftp://wastetrack.example.cn"),
+        ("WASTETRACK_PUBLIC_BASE_URL", "http://wastetrack.example.cn:notaport"),
+        ("WASTETRACK_PUBLIC_BASE_URL", "https://wastetrack.example.cn/?from=qr"),
     ],
 )
 def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(

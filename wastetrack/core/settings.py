@@ -275,11 +275,14 @@ class Settings(BaseSettings):
             return url
         try:
             parts = urlsplit(url)
-            host = parts.hostname
-        except ValueError as error:  # an unclosed IPv6 bracket, say
+            host, _ = parts.hostname, parts.port
+        except ValueError as error:  # an unclosed IPv6 bracket, a port that is no number
             raise ValueError(f"{url!r} is not a web address: {error}") from None
         if parts.scheme.lower() not in ("http", "https") or not host:
             raise ValueError(f"{url!r} is not a web address: http:// or https://, then a host")
+        if parts.query or parts.fragment:
+            # A label's path follows the prefix: after a query or a fragment, no QR code opens it.
+            raise ValueError(f"{url!r} holds a query or a fragment: a QR code's path follows it")
         return url
 
     @field_validator("secret_file")
