@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.custody.helpers import collect, post_event, recorded, tag_bag
-from tests.factories import CITY_TODAY, CITY_ZONE, World, event, make_user
+from tests.factories import CITY_TODAY, CITY_ZONE, NOW, World, event, make_user
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.registry import service as registry
@@ -25,9 +25,11 @@ async def coverage(client: httpx.AsyncClient, world: World, **params: str) -> di
 
 
 def last_city_noon() -> datetime:
-    """The latest 12:00 on the city's clock, today's or yesterday's, in UTC."""
-    noon = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0)
-    return noon if noon <= datetime.now(UTC) else noon - timedelta(days=1)
+    """The latest 12:00 on the city's clock an hour or more before the tests' now (the stories
+    told from it run half an hour past it), today's or yesterday's, in UTC. Read from the real
+    clock, it failed between 12:00 and 12:30 city time: the stories' last steps lay ahead."""
+    noon = datetime.combine(CITY_TODAY, time(12), CITY_ZONE).astimezone(UTC)
+    return noon if noon <= NOW - timedelta(hours=1) else noon - timedelta(days=1)
 
 
 async def township_hospital(world: World, name: str, *, beds: int) -> Organization:
