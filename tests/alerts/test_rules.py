@@ -278,3 +278,32 @@ async def test_a_tagged_batch_no_storage_limit_watches_raises_idle_batch(
     assert [(kind, details["code"]) for kind, details in raised] == [
         (alerts.IDLE_BATCH, paper["code"])
     ]
+
+
+async def test_a_tagged_batch_whose_tagging_time_is_corrected_idles_from_the_corrected_time(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A phone dated a tagging three weeks back; the collector corrects its time to yesterday.
+    The tagging is the batch's one step, at its corrected time: the batch has not idled a
+    week (as a storage limit counts from the corrected time too)."""
+    paper = await tag_bag(
+        client,
+        world,
+        "collector",
+        stream="household",
+        category="hh.recyclable.paper",
+        device_time=(NOW - timedelta(days=21)).isoformat(),
+    )
+    events = f"/m/v1/batches/{paper['code']}/events"
+    (tagging,) = (await client.get(events, headers=world.headers("collector"))).json()
+    fix = event(
+        "corrected",
+        paper["code"],
+        corrects=tagging["id"],
+        event_time=(NOW - timedelta(days=1)).isoformat(),
+        device_time=(NOW - timedelta(hours=1)).isoformat(),
+    )
+    answer = await post_event(client, world, "collector", fix)
+    assert answer.status_code == 201, answer.text
+    await alerts.refresh(now=NOW)
+    assert await Alert.filter(kind=alerts.IDLE_BATCH).count() == 0

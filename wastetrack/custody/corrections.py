@@ -273,17 +273,19 @@ async def _undo_aggregation(work: Work, batch: Batch, target: Any, value: bool) 
     return before, container
 
 
-async def _latest_step_time(work: Work, batch: Batch, *, before: int) -> datetime | None:
-    """The latest device time of the batch's steps before its event `before`, as `new_event`
-    keeps `last_device_time`: corrections and undone aggregations are no steps
+async def _latest_step_time(
+    work: Work, batch: Batch, *, before: int, after: int = 0
+) -> datetime | None:
+    """The latest device time of the batch's steps between its events `after` and `before`, as
+    `new_event` keeps `last_device_time`: corrections and undone aggregations are no steps
     (`aggregations.is_step`). Steps of this call not written yet count too."""
     steps, undone = _steps_in_call(work, batch)
     (row,) = await connections.get("default").execute_query_dict(
         "SELECT max(e.device_time) AS at FROM custody_event e"
-        f" WHERE e.batch_id = $1 AND e.seq < $2 AND {_written_step(3)}",
-        [batch.id, before, undone],
+        f" WHERE e.batch_id = $1 AND e.seq < $2 AND e.seq > $4 AND {_written_step(3)}",
+        [batch.id, before, undone, after],
     )
-    pending = [e.device_time for e in steps if e.seq < before]
+    pending = [e.device_time for e in steps if after < e.seq < before]
     times = [t for t in (row["at"], *pending) if t is not None]
     return max(times, default=None)
 
@@ -438,6 +440,11 @@ async def _correct_tagging(
         declared = copy.copy(batch)
         declared.category_id, declared.quantity, declared.unit = category_id, quantity, Unit(unit)
         await _check_manifest_quantity(work, declared, field=sizing[0])
+    if "event_time" in changed:
+        # The tagging (the batch's first event) is a step at its corrected time: a tagged
+        # batch idles from it, as its storage limit counts from it.
+        later = await _latest_step_time(work, batch, before=batch.last_seq + 1, after=1)
+        batch.last_device_time = max(t for t in (tagged_at, later) if t is not None)
     batch.tagged_at = tagged_at
     batch.category_id = category_id
     batch.quantity = quantity
