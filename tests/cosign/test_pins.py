@@ -420,6 +420,26 @@ def test_a_name_printed_longer_than_written_still_stays_above_the_number(letter:
     assert of_name and max(of_name) <= number - 4, (number, of_name)
 
 
+@pytest.mark.parametrize("name", ["\ufb2c" * 128, "荣成" * 64])
+def test_the_lists_number_keeps_its_size_whatever_the_name(name: str) -> None:
+    """The number tells a producer which list is current: it was printed at the size the name
+    was shrunk to (2.5 pt for 128 letters NFC decomposes into three)."""
+
+    def number_size(name: str) -> float:
+        pdf = render_pin_list_pdf(PinPage(name, 1, ["123456"] * 4, date(2026, 3, 3)))
+        sizes: list[float] = []
+
+        def seen(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+            if text.strip().startswith("No. 1"):
+                sizes.append(size * (tm[0] or 1))
+
+        pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text(visitor_text=seen)
+        (printed,) = sizes
+        return printed
+
+    assert number_size(name) == number_size("西村卫生室")
+
+
 def test_a_long_name_broken_at_its_spaces_stays_on_two_lines_above_the_number() -> None:
     """128 characters in three words of 42: broken at its spaces, the name took three lines at
     7 pt, the third over the list's number. Two lines hold it broken anywhere."""

@@ -225,6 +225,7 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
         while _lines(pdf, name, wrap) > 2 and pdf.font_size_pt > 1:
             pdf.set_font_size(pdf.font_size_pt - 0.5)
         pdf.multi_cell(180, 3.5, name, wrapmode=wrap)
+    pdf.set_font(family, size=11)  # the number keeps its size, whatever the name took
     pdf.set_xy(15, 33)
     dated = f" · {pins.issued_on.isoformat()}" if cjk else ""
     pdf.cell(180, 6, f"No. {pins.serial}{dated}")
