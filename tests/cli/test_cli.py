@@ -483,6 +483,10 @@ def test_a_file_that_cannot_be_written_is_said_before_the_database_is_reached(
         ("WASTETRACK_PUBLIC_BASE_URL", "ftp://wastetrack.example.cn"),
         ("WASTETRACK_PUBLIC_BASE_URL", "http://wastetrack.example.cn:notaport"),
         ("WASTETRACK_PUBLIC_BASE_URL", "https://wastetrack.example.cn/?from=qr"),
+        # Printed as written: a bare `?`, a blank or a tab would be in every QR code.
+        ("WASTETRACK_PUBLIC_BASE_URL", "https://wastetrack.example.cn/?"),
+        ("WASTETRACK_PUBLIC_BASE_URL", " https://wastetrack.example.cn"),
+        ("WASTETRACK_PUBLIC_BASE_URL", "https://wastetrack.example.cn\t"),
     ],
 )
 def test_a_setting_the_service_cannot_use_is_a_message_naming_its_variable(

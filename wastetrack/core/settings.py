@@ -273,6 +273,13 @@ class Settings(BaseSettings):
         host to tell whether other machines reach the service."""
         if url is None:
             return url
+        if any(char.isspace() or not char.isprintable() or char in "?#" for char in url):
+            # Printed on every label as written: a blank or a control character makes a QR code
+            # text, not a link, and a label's path after a query or a fragment opens the root.
+            raise ValueError(
+                f"{url!r} holds a blank, a control character, a query or a fragment: a QR code"
+                " prints the address with a label's path after it"
+            )
         try:
             parts = urlsplit(url)
             host, _ = parts.hostname, parts.port
@@ -280,9 +287,6 @@ class Settings(BaseSettings):
             raise ValueError(f"{url!r} is not a web address: {error}") from None
         if parts.scheme.lower() not in ("http", "https") or not host:
             raise ValueError(f"{url!r} is not a web address: http:// or https://, then a host")
-        if parts.query or parts.fragment:
-            # A label's path follows the prefix: after a query or a fragment, no QR code opens it.
-            raise ValueError(f"{url!r} holds a query or a fragment: a QR code's path follows it")
         return url
 
     @field_validator("secret_file")
