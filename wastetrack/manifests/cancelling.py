@@ -37,19 +37,16 @@ async def cancel(*, principal: Principal, manifest_id: int, reason: str) -> Mani
     delivering = manifest.producer_signed_at is not None and all(
         leg.signed_at is not None for leg in manifest.legs
     )
-    held = [
-        batch.code
-        for batch in (
-            await repository.lock_batches(set(manifest.batch_codes)) if delivering else []
-        )
-        if batch.holder_id == manifest.receiver_id
-    ]
-    if held:
-        raise RuleViolation(
-            f"batch {min(held)} has been handed over to the receiver: the waste has arrived, and"
-            " its receiver records the arrival and decides (a rejection sends the batches back)",
-            field="manifest_id",
-        )
+    if delivering:
+        locked = await repository.lock_batches(set(manifest.batch_codes))
+        held = [batch.code for batch in locked if batch.holder_id == manifest.receiver_id]
+        if held:
+            raise RuleViolation(
+                f"batch {min(held)} has been handed over to the receiver: the waste has arrived,"
+                " and its receiver records the arrival and decides (a rejection sends the"
+                " batches back)",
+                field="manifest_id",
+            )
     signed = [leg.seq for leg in manifest.legs if leg.signed_at is not None]
     if signed and not authority:
         raise RuleViolation(
