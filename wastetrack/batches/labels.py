@@ -215,15 +215,20 @@ def _pin_page(pdf: "FPDF", pins: PinPage, *, cjk: bool) -> None:
     name = one_line(pins.organization)
     name = name if cjk else latin1(name)
     text_width = 180 - 2 * pdf.c_margin  # what a 180 mm cell holds of text
-    while pdf.font_size_pt > 7 and pdf.get_string_width(name) > text_width:
+    # Smaller until it fits: on one line down to 7 pt, then on two (a letter NFC prints as two
+    # or three characters may take it below 7 pt).
+    wrap: WrapMode | None = None  # one line
+    while pdf.get_string_width(name) > text_width:
+        if pdf.font_size_pt <= 7:
+            wrap = WrapMode.WORD if _lines(pdf, name, WrapMode.WORD) <= 2 else WrapMode.CHAR
+            if _lines(pdf, name, wrap) <= 2 or pdf.font_size_pt <= 1:
+                break
         pdf.set_font_size(pdf.font_size_pt - 0.5)
-    if pdf.get_string_width(name) <= text_width:
+    else:
+        wrap = None  # it fits on one line at this size
+    if wrap is None:
         pdf.multi_cell(180, 6, name)
     else:
-        wrap = WrapMode.WORD if _lines(pdf, name, WrapMode.WORD) <= 2 else WrapMode.CHAR
-        # A letter printed as two or three characters (one NFC decomposes) may need less.
-        while _lines(pdf, name, wrap) > 2 and pdf.font_size_pt > 1:
-            pdf.set_font_size(pdf.font_size_pt - 0.5)
         pdf.multi_cell(180, 3.5, name, wrapmode=wrap)
     pdf.set_font(family, size=11)  # the number keeps its size, whatever the name took
     pdf.set_xy(15, 33)
