@@ -149,7 +149,7 @@ async def test_a_bag_scanned_into_a_carriers_load_is_collected(
 
 async def test_the_period_is_in_city_days(client: httpx.AsyncClient, world: World) -> None:
     # Collected at 16:30 UTC: the next day in the city.
-    evening = (datetime.now(UTC) - timedelta(days=3)).replace(
+    evening = (NOW - timedelta(days=3)).replace(
         hour=16, minute=30, second=0, microsecond=0
     )
     city_day = (evening + timedelta(hours=8)).date()
@@ -187,7 +187,7 @@ async def test_only_the_step_from_the_clinic_into_a_carriers_hands_counts(
         region_id=world.regions["city"].id,
     )
     await make_user(world, "carrier_b", Role.carrier, b_org)
-    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    three_days_ago = NOW - timedelta(days=3)
     bag = await tag_bag(
         client,
         world,
@@ -201,7 +201,7 @@ async def test_only_the_step_from_the_clinic_into_a_carriers_hands_counts(
     load = await tag_bag(client, world, "carrier_b", producer_organization_id=b_org.id)
     packed = event("aggregated", load["code"], minutes=40, children=[bag["code"]])
     assert (await post_event(client, world, "carrier_b", packed)).status_code == 201
-    today = (datetime.now(UTC) + timedelta(hours=8)).date()  # the city's day
+    today = CITY_TODAY
     since = str(today - timedelta(days=1))
     now = await coverage(client, world, date_from=since, date_to=str(today))
     assert now["small_institutions"]["numerator"] == "0"
@@ -536,7 +536,7 @@ async def test_a_refused_part_moving_later_does_not_reach_the_clinic_again(
 ) -> None:
     """Collected and partly refused three days ago; today the carrier takes the refused part
     on: the clinic was reached three days ago, not today."""
-    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    three_days_ago = NOW - timedelta(days=3)
 
     def then(minutes: int) -> str:
         return (three_days_ago + timedelta(minutes=minutes)).isoformat()
@@ -574,7 +574,7 @@ async def test_a_refused_part_moving_later_does_not_reach_the_clinic_again(
     onward = event("in_transit", part, destination_organization_id=facility)
     response = await post_event(client, world, "carrier", onward)
     assert response.status_code == 201, response.text
-    today = (datetime.now(UTC) + timedelta(hours=8)).date()  # the city's day
+    today = CITY_TODAY
     now = await coverage(
         client, world, date_from=str(today - timedelta(days=1)), date_to=str(today)
     )
