@@ -1622,6 +1622,36 @@ def test_a_scan_behind_a_captive_portal_shows_the_last_known_batch(
     assert "offline: last known" in summary and code in summary, summary
 
 
+FORGET_SCAN = """
+const [qr, done] = arguments;
+import('/static/app/store.js').then(async (s) => done(await s.setKv(`scan:${qr}`, undefined)));
+"""
+
+
+def test_a_bag_scanned_by_camera_is_known_offline_when_its_code_is_typed(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: offline, only a code the phone has not seen cannot be looked up. The
+    label's QR URL and the 9 characters printed under it are one bag: scanned by the camera
+    online, then typed offline (too dark to focus), it shows its last known state. The phone
+    kept it under the URL scanned, so the typed code was a stranger ("recorded now")."""
+    _as(browser, served, "carrier")
+    code = round_data["bags"][0]
+    browser.execute_async_script(FORGET_SCAN, code)  # what earlier stories kept of it
+    browser.find_element(By.ID, "camera").click()  # the fake camera shows bags[0]'s label
+    _wait(browser, lambda b: _visible(b, "result-view"), timeout=20)
+    assert code in browser.find_element(By.ID, "summary").text
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        _look_up(browser, code)
+        summary = browser.find_element(By.ID, "summary").text
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert "offline: last known" in summary and "Infectious waste" in summary, summary
+
+
 def test_a_places_plate_is_no_bag_of_a_round(
     served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
 ) -> None:

@@ -446,18 +446,18 @@ $('typed-form').addEventListener('submit', (event) => {
 async function scanQr(qr) {
   try {
     const found = await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`);
-    await setKv(`scan:${qr}`, found);
+    await setKv(`scan:${codeOf(qr)}`, found);
     return { qr, found, offline: false };
   } catch (error) {
     if (!(error instanceof Offline)) throw error;
-    return { qr, found: (await getKv(`scan:${qr}`)) || (await keptBerth(qr)), offline: true };
+    return { qr, found: (await getKv(`scan:${codeOf(qr)}`)) || (await keptBerth(qr)), offline: true };
   }
 }
 
 // A plate of one of the port's own berths, which the phone keeps for the forms, opens the
 // delivery form offline as it does online (the server listed the berths as the port's).
 async function keptBerth(qr) {
-  const code = codeOf(qr).replace(/[\s-]/g, '').toUpperCase();
+  const code = codeOf(qr);
   const berth = (await reference('berths')).find((b) => b.code === code);
   return berth ? { kind: 'berth', berth, actions: ['delivery'] } : null;
 }
@@ -483,9 +483,12 @@ async function lookUp(qr) {
   await paintResult();
 }
 
+// What a scanned or typed text names, one way: the code of a label's QR URL, or the text as
+// typed, without blanks or hyphens, in upper case. The phone keeps what it learned of a code
+// under it, so a bag scanned by camera is known when its 9 characters are typed, and back.
 function codeOf(qr) {
   const match = /\/q\/([0-9A-Za-z-]+)\./.exec(qr);
-  return match ? match[1].toUpperCase() : qr;
+  return (match ? match[1] : qr).replace(/[\s-]/g, '').toUpperCase();
 }
 
 async function paintResult() {
