@@ -149,9 +149,7 @@ async def test_a_bag_scanned_into_a_carriers_load_is_collected(
 
 async def test_the_period_is_in_city_days(client: httpx.AsyncClient, world: World) -> None:
     # Collected at 16:30 UTC: the next day in the city.
-    evening = (NOW - timedelta(days=3)).replace(
-        hour=16, minute=30, second=0, microsecond=0
-    )
+    evening = (NOW - timedelta(days=3)).replace(hour=16, minute=30, second=0, microsecond=0)
     city_day = (evening + timedelta(hours=8)).date()
     bag = await tag_bag(
         client,
