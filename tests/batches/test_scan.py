@@ -2,13 +2,20 @@
 
 import httpx
 
-from tests.custody.helpers import advance, post_event, tag_bag
+from tests.custody.helpers import advance, collect, post_event, recorded, tag_bag
 from tests.factories import World, event, forged, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import codes
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
+
+
+async def scan_actions(client: httpx.AsyncClient, world: World, who: str, qr: str) -> list[str]:
+    found = await client.get("/m/v1/scan", params={"qr": qr}, headers=world.headers(who))
+    assert found.status_code == 200, found.text
+    actions: list[str] = found.json()["actions"]
+    return actions
 
 
 async def issue(client: httpx.AsyncClient, world: World, org: str, count: int = 1) -> list[str]:
@@ -237,6 +244,39 @@ async def test_a_hazardous_batch_offers_its_carrier_no_collection_the_manifest_r
     assert refused.status_code == 409, refused.text
     producer = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("maker"))
     assert "handed_over" in producer.json()["actions"]
+
+
+async def test_the_scan_offers_no_cancellation_of_a_container_holding_batches(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The scan's actions are the state machine's answer (docs/architecture.md): a box the
+    clinic packed a bag into is refused a cancellation while it holds it, so not offered."""
+    box = await tag_bag(client, world)
+    bag = await tag_bag(client, world)
+    assert "cancelled" in await scan_actions(client, world, "clinic", box["qr_url"])
+    packing = event("aggregated", box["code"], minutes=3, children=[bag["code"]])
+    await recorded(client, world, "clinic", packing)
+    assert "cancelled" not in await scan_actions(client, world, "clinic", box["qr_url"])
+    cancel = event("cancelled", box["code"], minutes=5, reason="wrong box")
+    refused = await post_event(client, world, "clinic", cancel)
+    assert (refused.status_code, refused.json()["field"]) == (409, "event_type")
+
+
+async def test_the_scan_offers_no_packing_into_another_producers_bag(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A container is a load its user's organization tagged: the carrier holding a clinic's
+    bag is not offered to pack into it, and its own load is."""
+    carrier = world.orgs["carrier"].id
+    bag = await tag_bag(client, world, carrier_organization_id=carrier)
+    other = await tag_bag(client, world, carrier_organization_id=carrier)
+    await collect(client, world, bag["code"], other["code"])
+    assert "aggregated" not in await scan_actions(client, world, "carrier", bag["qr_url"])
+    packing = event("aggregated", bag["code"], minutes=8, children=[other["code"]])
+    refused = await post_event(client, world, "carrier", packing)
+    assert (refused.status_code, refused.json()["field"]) == (409, "batch")
+    load = await tag_bag(client, world, "carrier", producer_organization_id=carrier)
+    assert "aggregated" in await scan_actions(client, world, "carrier", load["qr_url"])
 
 
 async def test_label_stream_must_match(client: httpx.AsyncClient, world: World) -> None:

@@ -77,15 +77,46 @@ def allowed_actions(principal: Principal, batch: Batch) -> list[str]:
     return [e.value for e in SPECS if refusal(principal, batch, e) is None]
 
 
+def refuse_on_batch(
+    principal: Principal, batch: Batch, event_type: EventType, *, holds: bool
+) -> None:
+    """The rules of a step that ask of its batch itself, beyond the spec (`check_allowed`): a
+    container is a load the user's organization tagged itself (a container is never in a
+    cohort, its contents are, docs/metrics.md §4: another producer's waste would lose its
+    own mass by becoming one); a container that `holds` batches is not cancelled. The handlers
+    judge a step by them, and the scan offers no step they refuse (`next_actions`)."""
+    if event_type is EventType.aggregated and batch.producer_id != principal.organization_id:
+        raise RuleViolation(
+            "a container is a load your organization tagged itself; another producer's waste"
+            " does not become a container",
+            field="batch",
+        )
+    if event_type is EventType.cancelled and holds:
+        raise RuleViolation(
+            "a container that holds batches cannot be cancelled", field="event_type"
+        )
+
+
 async def next_actions(principal: Principal, batch: Batch) -> list[str]:
     """The event types this user may record next on this batch: what the spec allows, less
     the steps the manifest rule would refuse (`_manifest_rule`: an open manifest's own steps,
     a batch taken by an organization no signed manifest names, as a carrier's collection of
     hazardous waste always is; `_LISTED`: a listed batch's cancellation, more waste into a
-    listed load), and a correction where the user may correct none of the
-    batch's events (`rules.may_correct`). A handover's taker is the organization it names,
-    unknown until then: the rule judges it when it is recorded."""
-    actions = allowed_actions(principal, batch)
+    listed load), the steps the batch itself refuses (`refuse_on_batch`), and a correction
+    where the user may correct none of the batch's events (`rules.may_correct`). A handover's
+    taker is the organization it names, unknown until then: the rule judges it when it is
+    recorded."""
+    allowed = allowed_actions(principal, batch)
+    holds = EventType.cancelled.value in allowed and (
+        await Batch.filter(parent_id=batch.id).exists()
+    )
+    actions = []
+    for action in allowed:
+        try:
+            refuse_on_batch(principal, batch, EventType(action), holds=holds)
+        except DomainError:
+            continue
+        actions.append(action)
     if EventType.corrected.value in actions:
         # A correction corrects an event its organization recorded (or a manager's any).
         recorders = await (
@@ -694,14 +725,7 @@ async def _aggregated(
     work: Work, sub: EventCommand, parent: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.children is not None
-    if parent.producer_id != work.principal.organization_id:
-        # A container is never in a cohort itself, its contents are (docs/metrics.md §4): a
-        # batch of another producer's waste would lose its own mass by becoming one.
-        raise RuleViolation(
-            "a container is a load your organization tagged itself; another producer's waste"
-            " does not become a container",
-            field="batch",
-        )
+    refuse_on_batch(work.principal, parent, EventType.aggregated, holds=False)
     children: list[Batch] = []
     for index, scanned in enumerate(sub.children):
         field_name = f"children[{index}]"
@@ -764,10 +788,8 @@ async def _aggregated(
 async def _cancelled(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
-    if await children(work, [batch.id]):
-        raise RuleViolation(
-            "a container that holds batches cannot be cancelled", field="event_type"
-        )
+    holds = bool(await children(work, [batch.id]))
+    refuse_on_batch(work.principal, batch, EventType.cancelled, holds=holds)
     # Cancelled, a draft would list a batch in no register or figure, and its signature fail.
     await refuse_if_listed(work, batch, EventType.cancelled)
     return step(work, sub, batch, digest, reason=sub.reason)
