@@ -61,6 +61,38 @@ async def test_a_batch_on_an_arrived_manifest_is_not_idle_while_the_decision_is_
     ]
 
 
+@pytest.mark.parametrize("decision", ["accepted", "partially_accepted"])
+async def test_a_decided_manifests_batches_are_idle_from_the_decision_not_the_arrival(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+    decision: str,
+) -> None:
+    """Arrived nine days ago and decided now: the decision's receipts are timed at the arrival,
+    but the days the manifest watched the drums (arrived, the decision due) are no idleness.
+    The round right after the decision found the drums (and the refused part back with the
+    carrier) idle for nine days at once; they are idle a week after the decision."""
+    parties.body["batches"] = await drums_tagged(client, world, NOW - timedelta(days=10))
+    arrived = await drive_to_arrival(client, world, parties, arrived=NOW - timedelta(days=9))
+    body = {"decision": decision, "method": "R9", "received_quantity_kg": "800"}
+    if decision == "partially_accepted":
+        body |= {"received_quantity_kg": "500", "reason": "一桶渗漏"}
+    decided = await call(client, world, "plant", f"/{arrived['id']}/decision", body)
+    assert decided.status_code == 200, decided.text
+    signed = (await Manifest.get(id=arrived["id"])).receiver_signed_at
+    assert signed is not None
+    await alerts.refresh(now=signed + timedelta(hours=1))
+    assert await Alert.filter(kind=alerts.IDLE_BATCH).count() == 0
+    await alerts.refresh(now=signed + timedelta(hours=169))
+    idle = await Alert.filter(kind=alerts.IDLE_BATCH).values_list("details", flat=True)
+    stored = set(parties.batches)  # the fixture's own drums, tagged and kept at the maker
+    moved = [d for d in idle if d["code"] not in stored]
+    assert {d["state"] for d in moved} == (
+        {"received"} if decision == "accepted" else {"received", "rejected"}
+    )
+    assert {datetime.fromisoformat(d["since"]) for d in moved} == {signed}, moved
+
+
 async def test_a_batch_handed_over_on_a_submitted_manifest_no_carrier_signed_is_idle(
     client: httpx.AsyncClient,
     world: World,

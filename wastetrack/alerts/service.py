@@ -132,6 +132,17 @@ _WATCHED_BY_ITS_MANIFEST = _on_a_manifest(_MANIFEST_WATCHES)
 # none (a manifest's own legs are watched per leg).
 _ON_MANIFEST_UNDER_WAY = _on_a_manifest(f"m.state = 'submitted' OR {_MANIFEST_WATCHES}")
 
+# When a batch's idleness starts, SQL over the batch row b: its latest step, or the decision of
+# a manifest that watched it, if later. A decision's receipts are timed at the arrival (the
+# custody chain's moment), but the time from arrival to decision the manifest watched
+# (`_MANIFEST_WATCHES`) is no idleness: a decision taken on time, a week after the arrival,
+# left the batch idle at once. A part the decision refused is split from the batch it lists.
+_IDLE_SINCE = (
+    "greatest(b.last_device_time, (SELECT max(m.receiver_signed_at) FROM manifest m"
+    " WHERE m.batch_codes ?| ARRAY[b.code,"
+    " (SELECT s.code FROM batch s WHERE s.id = b.split_from_id)]))"
+)
+
 # An overdue-storage alert's subject, SQL over the batch row b: its code, and `:contents` when
 # its clock is the waste put into it, not its own tagging (`tagging_clock` is NULL for it).
 OVERDUE_STORAGE_SUBJECT = (
@@ -190,18 +201,21 @@ _RULES: dict[str, str] = {
           AND NOT EXISTS (SELECT 1 FROM batch_fact l WHERE l.batch_id = b.parent_id
                           AND l.fate = '{Fate.container}' AND l.balance_declared_kg IS NOT NULL)""",
     # A batch left in one live state (tagged included) longer than allowed, since the last step
-    # anyone took with it (its latest device time; a correction is not a step), unless its
-    # manifest watches it (`_WATCHED_BY_ITS_MANIFEST`) or overdue_storage does (it waits at its
-    # producer under a storage limit). The subject carries that moment, so a batch idle again
-    # later raises a new alert; cleared once it moves.
+    # anyone took with it (its latest device time; a correction is not a step) or its
+    # manifest's decision (`_IDLE_SINCE`), unless its manifest watches it
+    # (`_WATCHED_BY_ITS_MANIFEST`) or overdue_storage does (it waits at its producer under a
+    # storage limit). The subject carries that moment, so a batch idle again later raises a new
+    # alert; cleared once it moves. (Its latest step is never later than that moment: read
+    # first, it spares the manifests' scan for the batches that moved lately.)
     IDLE_BATCH: f"""
-        SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
+        SELECT $1, b.code || ':' || extract(epoch FROM i.since)::bigint, b.id,
                b.holder_id, b.region_path, $2::timestamptz,
-               b.last_device_time + make_interval(hours => $3::int),
-               jsonb_build_object('code', b.code, 'state', b.state, 'since', b.last_device_time)
-        FROM batch b
+               i.since + make_interval(hours => $3::int),
+               jsonb_build_object('code', b.code, 'state', b.state, 'since', i.since)
+        FROM batch b CROSS JOIN LATERAL (SELECT {_IDLE_SINCE} AS since) i
         WHERE b.state IN ({_LIVE})
           AND b.last_device_time + make_interval(hours => $3::int) < $2
+          AND i.since + make_interval(hours => $3::int) < $2
           AND NOT {_WATCHED_BY_ITS_MANIFEST}
           AND NOT ({_AT_ITS_PRODUCER} AND {_HAS_STORAGE_LIMIT})""",
     # A delivery scanned far from its berth, or with no open port call.
