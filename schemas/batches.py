@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import UploadFile
 from pydantic import Field
 
-from schemas.base import Id, Moment, Schema, Text
+from schemas.base import Id, Integer, Moment, Schema, Text
 from schemas.events import Latitude, Longitude
 from schemas.ports import BerthRead
 from schemas.registry import SiteRead
@@ -95,7 +95,7 @@ class ScanRead(Schema):
 class LabelIssue(Schema):
     organization_id: Id
     stream: Text = Field(max_length=32)
-    count: int = Field(ge=1, le=1000)
+    count: Integer = Field(ge=1, le=1000)
 
 
 class PhotoForm(Schema):

@@ -4,12 +4,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from schemas.base import Id, Moment, Schema, Text, rule_error
+from schemas.base import Id, Integer, Moment, Schema, Text, rule_error
 
 
 class BulkSignItem(Schema):
     manifest_id: Id
-    seq: int | None = Field(
+    seq: Integer | None = Field(
         None, ge=1, le=5, description="carrier: the leg to sign; default your first unsigned leg"
     )
     handover_at: Moment | None = Field(None, description="carrier: required; producer: default now")

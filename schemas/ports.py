@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Id, Moment, Ratio, Schema, Text
+from schemas.base import Id, Integer, Moment, Ratio, Schema, Text
 from wastetrack.core.commands import Latitude, Longitude
 from wastetrack.ports.commands import (
     CleanUpCommand,
@@ -32,7 +32,7 @@ class BerthCreate(Schema):
     name: Text = Field(min_length=1, max_length=64)
     latitude: Latitude
     longitude: Longitude
-    geofence_m: int | None = Field(None, ge=10, le=5000)
+    geofence_m: Integer | None = Field(None, ge=10, le=5000)
 
 
 class BerthRead(Schema):
@@ -49,8 +49,8 @@ class BerthRead(Schema):
 class PortCallCreate(Schema):
     vessel_id: Id
     arrived_at: Moment
-    days_at_sea: int = Field(ge=0, le=400)
-    crew: int = Field(ge=1, le=500)
+    days_at_sea: Integer = Field(ge=0, le=400)
+    crew: Integer = Field(ge=1, le=500)
     fishing_area: Text | None = Field(None, max_length=32)
     notification: list[NotificationLineCommand] = Field(default_factory=list, max_length=40)
 

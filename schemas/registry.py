@@ -5,7 +5,8 @@ from decimal import Decimal
 
 from pydantic import AliasPath, Field, model_validator
 
-from schemas.base import Day, Id, Key, Schema, Text, rule_error
+from schemas.base import Day, Id, Integer, Key, Schema, Text, rule_error
+from wastetrack.core.commands import Latitude, Longitude
 from wastetrack.registry.models import OrganizationKind, RegionLevel
 
 
@@ -42,7 +43,7 @@ class OrganizationCreate(Schema):
     kind: OrganizationKind
     region_id: Id
     credit_code: Text | None = Field(None, max_length=32, description=CREDIT_CODE)
-    bed_count: int | None = Field(None, ge=0, le=100_000)
+    bed_count: Integer | None = Field(None, ge=0, le=100_000)
     contact_phone: Text | None = Field(None, max_length=32)
 
 
@@ -50,7 +51,7 @@ class OrganizationUpdate(Schema):
     name: Text | None = Field(None, min_length=1, max_length=128)
     region_id: Id | None = None
     credit_code: Text | None = Field(None, max_length=32, description=CREDIT_CODE)
-    bed_count: int | None = Field(None, ge=0, le=100_000)
+    bed_count: Integer | None = Field(None, ge=0, le=100_000)
     contact_phone: Text | None = Field(None, max_length=32)
 
     @model_validator(mode="after")
@@ -80,8 +81,8 @@ class SiteCreate(Schema):
     organization_id: Id
     name: Text = Field(min_length=1, max_length=128)
     region_id: Id | None = None
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: Latitude
+    longitude: Longitude
 
 
 class SiteRead(Schema):

@@ -44,10 +44,28 @@ Reason = Annotated[Text, Field(min_length=1, max_length=2000)]
 """Why a party changes what was recorded (a revision, a cancellation): required, as the audit
 and the other parties read it."""
 
-Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
+
+def _not_true_or_false(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "a number: true and false are not numbers")
+    return value
+
+
+NoBoolean = BeforeValidator(_not_true_or_false)
+"""JSON's true and false are no numbers; pydantic reads them as 1 and 0 (a return of
+`"count": true` credited a drum no one returned, `"to_organization_id": true` named
+organization 1). Every number a client sends is one of the types below, which refuse them."""
+
+Integer = Annotated[int, NoBoolean]
+"""A whole number a client sends (its bounds per field)."""
+
+Number = Annotated[float, NoBoolean]
+"""A number a client sends that need not be whole (its bounds per field)."""
+
+Id = Annotated[int, NoBoolean, Interval(ge=1, le=INT32_MAX)]
 """A row id: the columns are PostgreSQL integers (int32)."""
 
-Int32 = Annotated[int, Interval(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Int32 = Annotated[int, NoBoolean, Interval(ge=-INT32_MAX - 1, le=INT32_MAX)]
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL)]
 """A short name: an indicator's code (its column holds 64), a stream's code."""
@@ -134,8 +152,8 @@ Day = Annotated[
 """A calendar day a client sends, as YYYY-MM-DD (the city's day: it carries no time or offset
 to read in another zone), in the same years as a `Moment`."""
 
-Latitude = Annotated[float, Field(ge=-90, le=90)]
-Longitude = Annotated[float, Field(ge=-180, le=180)]
+Latitude = Annotated[float, NoBoolean, Field(ge=-90, le=90)]
+Longitude = Annotated[float, NoBoolean, Field(ge=-180, le=180)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 """A photo's SHA-256, lower-case hex, as the evidence store names it."""
 Hazard = Literal["T", "C", "I", "R", "In"]

@@ -9,7 +9,16 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from wastetrack.core.commands import Command, Day, Id, Moment, Reason, Text, rule_error
+from wastetrack.core.commands import (
+    Command,
+    Day,
+    Id,
+    Integer,
+    Moment,
+    Reason,
+    Text,
+    rule_error,
+)
 
 # ASCII digits only: \d takes full-width and other digits too, and 13８... would hash to a
 # second identity of the same farmer.
@@ -70,7 +79,7 @@ class PackagingLineCommand(Command):
     """Containers of one material handed back: counted, weighed, or both."""
 
     material: Text = Field(max_length=64, description="an agri_packaging category, e.g. agri.drum")
-    count: int = Field(ge=0, le=100_000)
+    count: Integer = Field(ge=0, le=100_000)
     weight_kg: Decimal | None = Field(None, ge=0, le=100_000, max_digits=10, decimal_places=3)
 
     @model_validator(mode="after")
@@ -97,7 +106,7 @@ class SaleCommand(Command):
     client_event_id: UUID
     sold_on: Day
     material: Text = Field(max_length=64)
-    count: int = Field(gt=0, le=1_000_000)
+    count: Integer = Field(gt=0, le=1_000_000)
 
 
 class CancelCommand(Command):
@@ -111,7 +120,7 @@ class ConsignmentLineCommand(Command):
     """Packaging of one material sent on: it becomes one batch."""
 
     material: Text = Field(max_length=64)
-    count: int = Field(ge=0, le=1_000_000)
+    count: Integer = Field(ge=0, le=1_000_000)
     weight_kg: Decimal = Field(gt=0, le=100_000, max_digits=10, decimal_places=3)
 
 

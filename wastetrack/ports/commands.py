@@ -12,6 +12,7 @@ from wastetrack.core.commands import (
     Command,
     Day,
     Id,
+    Integer,
     Latitude,
     Located,
     Longitude,
@@ -104,7 +105,7 @@ class CleanUpCommand(Command):
     ended_at: Moment
     latitude: Latitude
     longitude: Longitude
-    participants: int | None = Field(None, ge=1, le=10_000)
+    participants: Integer | None = Field(None, ge=1, le=10_000)
     item_counts: dict[MapKey, Annotated[int, Field(ge=0, le=10_000_000)]] = Field(max_length=40)
     total_weight_kg: Mass = Field(gt=0)
     photos: list[Sha256] = Field(default_factory=list, max_length=20)
@@ -121,6 +122,6 @@ class FloatReplacementCommand(Command):
     client_event_id: UUID
     region_id: Id
     replaced_on: Day
-    foam_floats_removed: int = Field(ge=0, le=10_000_000)
-    new_floats_installed: int = Field(ge=0, le=10_000_000)
+    foam_floats_removed: Integer = Field(ge=0, le=10_000_000)
+    new_floats_installed: Integer = Field(ge=0, le=10_000_000)
     new_float_type: Text = Field(min_length=1, max_length=64)
