@@ -54,13 +54,11 @@ def _not_true_or_false(value: Any) -> Any:
 NoBoolean = BeforeValidator(_not_true_or_false)
 """JSON's true and false are no numbers; pydantic reads them as 1 and 0 (a return of
 `"count": true` credited a drum no one returned, `"to_organization_id": true` named
-organization 1). Every number a client sends is one of the types below, which refuse them."""
+organization 1). Every number a client sends is one of the types below, `Latitude` or
+`Longitude`, which refuse them."""
 
 Integer = Annotated[int, NoBoolean]
 """A whole number a client sends (its bounds per field)."""
-
-Number = Annotated[float, NoBoolean]
-"""A number a client sends that need not be whole (its bounds per field)."""
 
 Id = Annotated[int, NoBoolean, Interval(ge=1, le=INT32_MAX)]
 """A row id: the columns are PostgreSQL integers (int32)."""
