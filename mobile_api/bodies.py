@@ -16,8 +16,6 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from wastetrack.core.errors import ValidationFailed
-
 
 class RepeatedMember(ValueError):
     """An object of the body names a member twice; `path` locates the second (keys and list
@@ -156,8 +154,18 @@ async def _refuse_a_request(request: Request) -> None:
             status_code=400, detail="There was an error parsing the body"
         ) from error
     if isinstance(found, dict) and found:
+        # Refused as a route with a body refuses an unknown member (the empty key named `""`).
         name = next(iter(found))
-        raise ValidationFailed(f"{name}: this route takes no body; nothing was done", field=name)
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("body", name),
+                    "msg": "this route takes no body; nothing was done",
+                    "input": found[name],
+                }
+            ]
+        )
 
 
 def _json_type(content_type: str) -> bool:
