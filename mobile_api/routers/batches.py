@@ -35,7 +35,7 @@ router = Router(prefix="/m/v1", tags=["batches"])
 async def scan(
     user: CurrentUser,
     settings: AppSettings,
-    qr: Annotated[str, Query(min_length=1, max_length=512, description="scanned URL or code")],
+    qr: Annotated[Scanned, Query(description="scanned URL or code")],
 ) -> ScanRead:
     """What a scanned QR code or typed code is, and what this user may do next."""
     found = await scanning.scan(principal=user, scanned=qr, secret=settings.secret_key)

@@ -1,12 +1,14 @@
 """Scanning, binding pre-printed labels, listing and the public page."""
 
 import httpx
+from fastapi import FastAPI
 
 from tests.custody.helpers import advance, collect, post_event, recorded, tag_bag
 from tests.factories import World, event, forged, make_user, medical_bag
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch, Label
 from wastetrack.core import codes
+from wastetrack.core.commands import SCANNED
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -244,6 +246,21 @@ async def test_a_hazardous_batch_offers_its_carrier_no_collection_the_manifest_r
     assert refused.status_code == 409, refused.text
     producer = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("maker"))
     assert "handed_over" in producer.json()["actions"]
+
+
+async def test_the_scan_refuses_a_control_character_as_every_text_does(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    """docs/security.md: no string takes NUL or another control character (DEL and
+    U+0080-U+009F too) nor U+FFFE: `qr` was a plain string, looked up as a code (404). A
+    scanner's group separator (GS) is an identifier's gap, as in a body's scanned fields."""
+    for qr in ("ABCD%00EFGH", "ABCD%7FEFGH", "ABCD%C2%85EFGH", "ABCD%EF%BF%BEEFGH"):
+        answer = await client.get(f"/m/v1/scan?qr={qr}", headers=world.headers("clinic"))
+        assert (answer.status_code, answer.json()["field"]) == (422, "qr"), (qr, answer.text)
+    gap = await client.get("/m/v1/scan?qr=ABCD%1DEFGH", headers=world.headers("clinic"))
+    assert (gap.status_code, gap.json()["field"]) == (404, "qr"), gap.text
+    (qr,) = app.openapi()["paths"]["/m/v1/scan"]["get"]["parameters"]
+    assert qr["schema"]["pattern"] == SCANNED
 
 
 async def test_the_scan_offers_no_cancellation_of_a_container_holding_batches(

@@ -90,11 +90,13 @@ stripped as other strings are, and refused when it has whitespace around it."""
 Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_CONTROL)]
 """A code, a signed token or a scanned URL in a path or query."""
 
-SCANNED = r"^[^\x00-\x08\x0b\x0c\x0e-\x1c\x1e\x1f]*$"
+SCANNED = r"^[^\x00-\x08\x0b\x0c\x0e-\x1c\x1e\x1f\x7f-\x9f\ufffe\uffff]*$"
+"""`NO_CONTROL` but the group separator: what no text of the service holds (`UNHELD`) but GS."""
 Scanned = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=SCANNED)]
-"""What a phone scanned or a user typed to name a batch: a code, a QR URL or an HJ 1276
-数字识别码. As `Code`, and a scanner's group separator (GS, 0x1D) is allowed too: it is read
-as a gap between an identifier's segments, and the text is never stored."""
+"""What a phone scanned or a user typed to name a batch, a collection point or a berth (the
+scan's `qr` too): a code, a QR URL or an HJ 1276 数字识别码. As `Code`, and a scanner's group
+separator (GS, 0x1D) is allowed too: it is read as a gap between an identifier's segments, and
+the text is never stored."""
 SearchedFor = Annotated[str, StringConstraints(max_length=512, pattern=SCANNED)]
 """A search box's `Scanned`, or blank: nothing asked yet (the dashboard's trace page)."""
 
