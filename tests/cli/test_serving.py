@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.factories import World
 from tests.serving import wait_until_serving
 from wastetrack import demo
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
-from wastetrack.cli import serving
 from wastetrack.core.settings import Settings
 
 
@@ -109,6 +109,46 @@ def test_serve_on_loopback_behind_a_tls_proxy_refuses_published_demo_logins(
     assert demo_admin.username in done.stderr
 
 
+def test_demo_refuses_to_plant_its_logins_where_other_machines_reach_the_service(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`serve` checks once, at its start: on an empty database it passed, and `wastetrack demo`
+    run then planted the published logins on the service other machines reach."""
+    env = {**_serve_env(database_url, tmp_path), "WASTETRACK_TRUST_PROXY": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "wastetrack.cli", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "error (WASTETRACK_TRUST_PROXY)" in done.stderr
+    assert "--allow-demo-logins" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "base_url"),
+    [("::1", "http://[::1]:8000"), ("wastetrack.lan", "http://wastetrack.lan:8000")],
+)
+def test_the_labels_address_from_the_host_is_a_url(host: str, base_url: str) -> None:
+    """Unset, the public base URL is `http://{HOST}:{PORT}`: `::1` printed `http://::1:8000`,
+    no URL (no host, no port)."""
+    assert Settings(secret_key=secrets.token_hex(24), host=host).base_url == base_url
+
+
+@pytest.mark.parametrize("host", ["bad host", "", "a/b", "-lan", "x" * 64])
+def test_a_host_that_is_no_ip_address_or_dns_name_is_refused_naming_it(host: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(secret_key=secrets.token_hex(24), host=host)
+    assert refused.value.errors()[0]["loc"] == ("host",)
+    done = subprocess.run(
+        _serve("--host", host or "bad host"), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2 and "--host" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(
     ("settings", "setting"),
     [
@@ -127,7 +167,7 @@ def test_other_machines_reach_the_service_by_any_setting_that_says_so(
     """Loopback with no proxy, no public address elsewhere and not in production is this
     machine alone (the quick start); each of the others says other machines reach it."""
     configured = Settings(secret_key=secrets.token_hex(24), **settings)  # type: ignore[arg-type]
-    reached = serving._reached_by_others(configured)
+    reached = configured.reached_by_others()
     assert (reached[0] if reached else None) == setting
 
 

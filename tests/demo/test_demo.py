@@ -7,6 +7,7 @@ which a public holiday can delay) are left out; roll-ups are taken over a window
 """
 
 import json
+import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from wastetrack.auth import service as auth
 from wastetrack.auth.models import User
 from wastetrack.cells import service as cells
 from wastetrack.core.errors import RuleViolation
-from wastetrack.demo import DEMO_USERS, PASSWORDS, load_demo
+from wastetrack.core.settings import Settings
+from wastetrack.demo import CITY_CODE, DEMO_USERS, PASSWORDS, load_demo
 from wastetrack.household import service as household
 from wastetrack.registry.models import Region
 from wastetrack.rollups import service as rollups
@@ -63,6 +65,20 @@ async def test_the_demo_is_never_loaded_in_production(orm: list[str]) -> None:
             await load_demo(secret="s" * 48, echo=lines.append, environment=environment)
         assert refused.value.field == "WASTETRACK_ENVIRONMENT"
     assert lines == []
+
+
+async def test_the_demo_is_not_loaded_where_other_machines_reach_the_service(
+    orm: list[str],
+) -> None:
+    """`serve` refuses to serve other machines while the demo's published logins work; loaded
+    after `serve` started on an empty database, the demo planted them there unchecked."""
+    lines: list[str] = []
+    reached = Settings(secret_key=secrets.token_hex(24), host="0.0.0.0").reached_by_others()
+    with pytest.raises(RuleViolation) as refused:
+        await load_demo(secret="s" * 48, echo=lines.append, environment="test", reached=reached)
+    assert refused.value.field == "host"
+    assert "--allow-demo-logins" in refused.value.detail
+    assert lines == [] and not await Region.exists(code=CITY_CODE)
 
 
 async def _table_counts(tables: list[str]) -> dict[str, int]:

@@ -266,13 +266,26 @@ def calendar_set(
     run_and_print(work)
 
 
-def demo() -> None:
-    """Load (idempotently) a small Rongcheng data set; the last line maps demo roles to logins."""
+def demo(
+    allow_demo_logins: Annotated[
+        bool,
+        typer.Option(
+            help="load it though other machines reach the service (its logins are published)"
+        ),
+    ] = False,
+) -> None:
+    """Load (idempotently) a small Rongcheng data set; the last line maps demo roles to logins.
+    Refused where other machines reach the service (as `serve` refuses to serve them while the
+    demo's published logins work), unless told `--allow-demo-logins`; never in production."""
     from wastetrack.demo import load_demo
 
     settings = get_settings()
+    reached = None if allow_demo_logins else settings.reached_by_others()
     run_and_print(
         lambda: load_demo(
-            secret=settings.secret_key, echo=typer.echo, environment=settings.environment
+            secret=settings.secret_key,
+            echo=typer.echo,
+            environment=settings.environment,
+            reached=reached,
         )
     )

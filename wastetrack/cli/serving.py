@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import signal
 import socket
@@ -11,14 +10,13 @@ import tempfile
 from collections.abc import Iterator
 from types import FrameType
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 
 from wastetrack.cli.running import or_exit
 from wastetrack.core import db
 from wastetrack.core.errors import RuleViolation
-from wastetrack.core.settings import Settings, get_settings
+from wastetrack.core.settings import Settings, a_host, get_settings
 
 _OWN_SOCKETS = hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux"
 """Whether each worker binds a socket of its own: where the kernel spreads connections over
@@ -38,8 +36,18 @@ SERVER_OPTIONS: dict[str, Any] = {
 """How uvicorn serves the app, one worker or several."""
 
 
+def _a_host_option(host: str | None) -> str | None:
+    """`--host`, held to WASTETRACK_HOST's rule (every label prints it); empty: the setting."""
+    try:
+        return a_host(host) if host else host
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 def serve(
-    host: Annotated[str | None, typer.Option(help="default: WASTETRACK_HOST")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="default: WASTETRACK_HOST", callback=_a_host_option)
+    ] = None,
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="default: WASTETRACK_PORT")
     ] = None,
@@ -54,7 +62,7 @@ def serve(
     ] = False,
 ) -> None:
     """Start the HTTP service (migrating first; embedded PostgreSQL unless a URL is set) and
-    the webhook deliverer process beside it. Reached by other machines (`_reached_by_others`)
+    the webhook deliverer process beside it. Reached by other machines (`reached_by_others`)
     it refuses to start while demo accounts can log in with the passwords published in the
     source."""
     import uvicorn
@@ -73,7 +81,7 @@ def serve(
 
     async def prepare(url: str) -> str:
         service_url = await db.migrate_for_service(url, settings)
-        reached = None if allow_demo_logins else _reached_by_others(settings)
+        reached = None if allow_demo_logins else settings.reached_by_others()
         if reached is not None:
             await _refuse_published_logins(url, reached=reached)
         return service_url
@@ -118,33 +126,6 @@ def _stopping_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _loopback(host: str) -> bool:
-    """Whether only this machine reaches host (a name other than localhost is taken as not)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _reached_by_others(settings: Settings) -> tuple[str, str] | None:
-    """What says that other machines reach the service (the setting, and why), or None when
-    only this one does: a host beyond loopback, a trusted proxy in front of it (nginx
-    terminating TLS on this machine, as docs/security.md advises), a public URL naming another
-    host, or the production environment."""
-    if not _loopback(settings.host):
-        return "host", f"{settings.host} is reachable from other machines"
-    if settings.trust_proxy:
-        return "WASTETRACK_TRUST_PROXY", "a proxy serves it to other machines"
-    public = urlsplit(settings.public_base_url or "").hostname
-    if public is not None and not _loopback(public):
-        return "WASTETRACK_PUBLIC_BASE_URL", f"its public address names {public}"
-    if settings.environment == "production":
-        return "WASTETRACK_ENVIRONMENT", "it is served in production"
-    return None
 
 
 async def _refuse_published_logins(url: str, *, reached: tuple[str, str]) -> None:

@@ -1,6 +1,8 @@
 """One settings class for the whole service, read from WASTETRACK_* environment variables."""
 
+import ipaddress
 import logging
+import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +21,37 @@ _LONGEST_RATE_WINDOW = 366 * 86_400  # seconds
 # a shell takes as part of one word, a URL's query as it is, and PostgreSQL's socket setting
 # and libpq's PGHOST as one folder (both split a list on commas).
 _SERVER_PATH = frozenset("/._-+@")
+
+
+# A DNS name (RFC 1123): labels of letters, digits and inner hyphens, joined by dots.
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def a_host(host: str) -> str:
+    """A host the service listens on, which every label prints unless a public base URL is set:
+    an IP address or a DNS name (`WASTETRACK_HOST`, `serve --host`)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _DNS_NAME.fullmatch(host):
+            raise ValueError(
+                f"{host!r} is no host: an IP address or a DNS name (letters, digits, hyphens"
+                " and dots)"
+            ) from None
+    return host
+
+
+def loopback(host: str) -> bool:
+    """Whether only this machine reaches host (a name other than localhost is taken as not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -195,8 +228,32 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        """Where phones reach the service: the prefix of every QR URL."""
-        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """Where phones reach the service: the prefix of every QR URL (an IPv6 host in
+        brackets, as a URL writes it)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (self.public_base_url or f"http://{host}:{self.port}").rstrip("/")
+
+    def reached_by_others(self) -> tuple[str, str] | None:
+        """What says that other machines reach the service (the setting, and why), or None
+        when only this one does: a host beyond loopback, a trusted proxy in front of it (nginx
+        terminating TLS on this machine, as docs/security.md advises), a public URL naming
+        another host, or the production environment. `serve` and `demo` then refuse the demo's
+        published logins."""
+        if not loopback(self.host):
+            return "host", f"{self.host} is reachable from other machines"
+        if self.trust_proxy:
+            return "WASTETRACK_TRUST_PROXY", "a proxy serves it to other machines"
+        public = urlsplit(self.public_base_url or "").hostname
+        if public is not None and not loopback(public):
+            return "WASTETRACK_PUBLIC_BASE_URL", f"its public address names {public}"
+        if self.environment == "production":
+            return "WASTETRACK_ENVIRONMENT", "it is served in production"
+        return None
+
+    @field_validator("host")
+    @classmethod
+    def _a_host(cls, host: str) -> str:
+        return a_host(host)
 
     @field_validator(
         "rate_limit_login",

@@ -40,14 +40,27 @@ __all__ = [
 
 
 async def load_demo(
-    *, secret: str, echo: Callable[[str], Any], environment: str
+    *,
+    secret: str,
+    echo: Callable[[str], Any],
+    environment: str,
+    reached: tuple[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Create the demo registry and chains unless they exist; return the demo logins. Never in
-    production: the demo's passwords, an administrator's among them, are published."""
+    production: the demo's passwords, an administrator's among them, are published. Nor where
+    other machines reach the service (`reached`: the setting that says so, and why;
+    `Settings.reached_by_others`), as `serve` refuses to serve them while those logins work."""
     if environment.strip().lower() in ("production", "prod"):
         raise RuleViolation(
             "the demo's accounts have published passwords: it is not loaded in production",
             field="WASTETRACK_ENVIRONMENT",
+        )
+    if reached is not None:
+        setting, why = reached
+        raise RuleViolation(
+            f"the demo's accounts have published passwords and {why}: pass"
+            " --allow-demo-logins to show the demo to others on purpose",
+            field=setting,
         )
     if await Region.exists(code=CITY_CODE):
         echo("demo data already loaded; nothing changed")

@@ -14,7 +14,6 @@ still take the workers' CPU."""
 import asyncio
 import contextlib
 import ctypes
-import ipaddress
 import logging
 import os
 import signal
@@ -28,7 +27,7 @@ import psutil
 from tortoise import Tortoise
 
 from wastetrack.core import db
-from wastetrack.core.settings import Settings
+from wastetrack.core.settings import Settings, loopback
 from wastetrack.webhooks import dispatcher, sending
 
 log = logging.getLogger(__name__)
@@ -44,12 +43,7 @@ APPLICATION_NAME = "wastetrack-deliverer"
 
 def _is_local(host: str) -> bool:
     """A Unix socket directory or a loopback address: the server may run on this machine."""
-    if host.startswith("/") or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host.startswith("/") or loopback(host)
 
 
 class BackendPriority:
