@@ -259,13 +259,9 @@ async def test_flagged_delivery_is_a_scan_anomaly(client: httpx.AsyncClient, wor
     ]
 
 
-async def test_a_tagged_batch_no_storage_limit_watches_raises_idle_batch(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    """Household paper has no storage limit: tagged three weeks ago and never collected, it is
-    a live batch left in one state, which idle_batch watches (tagged included); only waste
-    under a storage limit at its producer is overdue_storage's."""
-    paper = await tag_bag(
+async def paper_tagged_three_weeks_ago(client: httpx.AsyncClient, world: World) -> dict:
+    """A bag of household paper (a category with no storage limit) tagged three weeks ago."""
+    return await tag_bag(
         client,
         world,
         "collector",
@@ -273,6 +269,15 @@ async def test_a_tagged_batch_no_storage_limit_watches_raises_idle_batch(
         category="hh.recyclable.paper",
         device_time=(NOW - timedelta(days=21)).isoformat(),
     )
+
+
+async def test_a_tagged_batch_no_storage_limit_watches_raises_idle_batch(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Household paper has no storage limit: tagged three weeks ago and never collected, it is
+    a live batch left in one state, which idle_batch watches (tagged included); only waste
+    under a storage limit at its producer is overdue_storage's."""
+    paper = await paper_tagged_three_weeks_ago(client, world)
     await alerts.refresh(now=NOW)
     raised = await Alert.all().values_list("kind", "details")
     assert [(kind, details["code"]) for kind, details in raised] == [
@@ -286,14 +291,7 @@ async def test_a_tagged_batch_whose_tagging_time_is_corrected_idles_from_the_cor
     """A phone dated a tagging three weeks back; the collector corrects its time to yesterday.
     The tagging is the batch's one step, at its corrected time: the batch has not idled a
     week (as a storage limit counts from the corrected time too)."""
-    paper = await tag_bag(
-        client,
-        world,
-        "collector",
-        stream="household",
-        category="hh.recyclable.paper",
-        device_time=(NOW - timedelta(days=21)).isoformat(),
-    )
+    paper = await paper_tagged_three_weeks_ago(client, world)
     events = f"/m/v1/batches/{paper['code']}/events"
     (tagging,) = (await client.get(events, headers=world.headers("collector"))).json()
     fix = event(

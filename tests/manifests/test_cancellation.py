@@ -17,6 +17,7 @@ from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     call,
     drive_to_arrival,
     parties,
+    sign_both_legs,
     sign_leg,
     sign_producer,
 )
@@ -169,15 +170,13 @@ async def test_waste_handed_over_to_the_receiver_has_arrived_and_is_not_cancelle
     assert (
         await sign_producer(client, world, mid, NOW - timedelta(minutes=130))
     ).status_code == 200
-    for seq, who, ago in ((1, "carrier", 120), (2, "second", 110)):
-        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(minutes=ago))
-        assert signed.status_code == 200, signed.text
+    await sign_both_legs(client, world, mid)
     code = parties.batches[0]
     given = event(
         "handed_over",
         code,
         to_organization_id=world.orgs["plant"].id,
-        device_time=(NOW - timedelta(minutes=100)).isoformat(),
+        device_time=(NOW - timedelta(minutes=50)).isoformat(),
     )
     assert (await post(client, world, "second", given)).status_code == 201
     refused = await call(client, world, "manager", f"/{mid}/cancel", REASON)
@@ -190,7 +189,7 @@ async def test_waste_handed_over_to_the_receiver_has_arrived_and_is_not_cancelle
         code,
         outcome="accepted",
         weight_kg="400",
-        device_time=(NOW - timedelta(minutes=60)).isoformat(),
+        device_time=(NOW - timedelta(minutes=30)).isoformat(),
     )
     scanned = await post(client, world, "plant", taken)
     assert (scanned.status_code, scanned.json()["field"]) == (409, "event_type"), scanned.text

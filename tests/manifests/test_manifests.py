@@ -232,12 +232,17 @@ async def sign_leg(
     return await call(client, world, who, f"/{mid}/legs/{seq}/sign", body)
 
 
-async def drive_to_arrival_after_producer(
-    client: httpx.AsyncClient, world: World, mid: int
-) -> dict:
+async def sign_both_legs(client: httpx.AsyncClient, world: World, mid: int) -> None:
+    """The two carriers sign their legs, two hours and an hour before the tests' now."""
     for seq, who in ((1, "carrier"), (2, "second")):
         signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=3 - seq))
         assert signed.status_code == 200, signed.text
+
+
+async def drive_to_arrival_after_producer(
+    client: httpx.AsyncClient, world: World, mid: int
+) -> dict:
+    await sign_both_legs(client, world, mid)
     return (
         await call(client, world, "plant", f"/{mid}/arrival", {"arrived_at": NOW.isoformat()})
     ).json()
