@@ -196,21 +196,28 @@ async def test_waste_handed_over_to_the_receiver_has_arrived_and_is_not_cancelle
     assert (await Batch.get(code=code)).holder_id == world.orgs["plant"].id
 
 
-async def test_a_draft_naming_its_producer_as_receiver_is_cancelled_by_the_producer(
+async def test_a_draft_naming_its_producer_as_receiver_is_refused_and_one_stored_is_cancelled(
     client: httpx.AsyncClient,
     world: World,
     parties: Parties,  # noqa: F811
 ) -> None:
     """A plant making hazardous waste of its own drafts a manifest naming itself the receiver
-    by mistake: its drums, in its own hands, were taken nowhere by the draft, which it cancels
-    (else the drums could go on no other manifest)."""
+    by mistake: refused, naming the receiver (a transfer goes to another organization), and
+    nothing drafted. One stored before that rule took its drums, in its own hands, nowhere:
+    its producer cancels it (else the drums could go on no other manifest)."""
     plant = world.orgs["plant"]
     await make_user(world, "plant_office", Role.generator, plant)
     codes = await _drums_of_oil(client, world, "plant_office", NOW - timedelta(hours=3))
     body = {**parties.body, "batches": codes, "receiver_organization_id": plant.id}
-    drafted = await call(client, world, "plant_office", "", body)
+    refused = await call(client, world, "plant_office", "", body)
+    assert (refused.status_code, refused.json()["field"]) == (422, "receiver_organization_id")
+    assert not await Manifest.filter(producer_id=plant.id).exists()
+    drafted = await call(client, world, "maker", "", parties.body)
     assert drafted.status_code == 201, drafted.text
-    cancelled = await call(client, world, "plant_office", f"/{drafted.json()['id']}/cancel", REASON)
+    stored = await Manifest.get(id=drafted.json()["id"])
+    stored.receiver_id = stored.producer_id  # as a draft of a stop before the rule
+    await stored.save(update_fields=["receiver_id"])
+    cancelled = await call(client, world, "maker", f"/{stored.id}/cancel", REASON)
     assert cancelled.status_code == 200, cancelled.text
 
 

@@ -133,6 +133,14 @@ async def create_manifest(
     receiver = await registry.get_organization(
         submission.receiver_organization_id, field="receiver_organization_id"
     )
+    if receiver.id == principal.organization_id:
+        # A manifest transfers waste (转移) from its producer to another organization: waste a
+        # facility treats where it was made moves by custody steps alone. Drafted, it took the
+        # drums nowhere and held them from any other manifest.
+        raise ValidationFailed(
+            "a manifest takes waste to another organization: its receiver is not its producer",
+            field="receiver_organization_id",
+        )
     # The receiver as the batches' receipts will judge it: a treatment facility licensed today
     # for each batch's category and for everything aggregated into it (a load holding a drum
     # of another category is received with it).
