@@ -140,10 +140,16 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+# The methods the app answers; any other token a client sends (PROPFIND, PURGE, ... any at all
+# under h11) is "other": each would add a histogram series per route until a restart.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _line(scope: Scope, status: int, started: float) -> dict[str, Any]:
     route = scope.get("route")
+    method = scope["method"]
     return {
-        "method": scope["method"],
+        "method": method if method in _METHODS else "other",
         # The template, never the raw path: bounded label values, no codes or ids.
         "route": getattr(route, "path", None) or "unmatched",
         "status": status,

@@ -108,6 +108,22 @@ async def test_latency_is_labelled_by_route_template(
     assert code not in text  # raw paths never become label values
 
 
+async def test_a_method_no_route_takes_is_labelled_other(client: httpx.AsyncClient) -> None:
+    """Any anonymous client may send PROPFIND, PURGE ... (any token under h11) to any path: each
+    method kept as sent added a histogram series per route, in every worker until a restart."""
+    for method in ("PROPFIND", "MKCOL", "PURGE", "SEARCH", "UNLOCK"):
+        assert (await client.request(method, "/healthz")).status_code == 405
+    scraped = (await client.get("/metrics")).text
+    methods = {
+        sample.labels.get("method")
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "wastetrack_http_request_duration_seconds"
+        for sample in family.samples
+    }
+    assert "other" in methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
 async def test_open_alerts_by_kind_are_read_at_scrape_time(
     client: httpx.AsyncClient, world: World
 ) -> None:
