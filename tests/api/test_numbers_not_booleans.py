@@ -5,12 +5,12 @@ refuses them, naming the field (`core.commands.NoBoolean`)."""
 
 import importlib
 import pkgutil
-import types
 import typing
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -18,8 +18,9 @@ from pydantic import ValidationError
 import wastetrack
 from tests.factories import World
 from tests.pesticide.test_take_back import PHONE, a_return, a_sale, points, post
-from wastetrack.core.commands import Command
+from wastetrack.core.commands import Command, NoBoolean
 from wastetrack.pesticide.models import PackageSale, PackagingReturn
+from wastetrack.ports.commands import CleanUpCommand
 
 __all__ = ["points"]
 
@@ -70,16 +71,40 @@ def _taken_models(app: FastAPI) -> set[type[Command]]:
     return seen
 
 
+def _bare_numbers(annotation: Any, metadata: tuple[Any, ...] = ()) -> Iterator[Any]:
+    """The int and float types an annotation holds at any depth (a map's values, a list's
+    items, a union's members) that no `NoBoolean` guards."""
+    if NoBoolean in metadata and set(_types(annotation)) <= {int, float, type(None)}:
+        return
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        yield from _bare_numbers(args[0], annotation.__metadata__)
+    elif args:
+        for arg in args:
+            yield from _bare_numbers(arg)
+    elif annotation in (int, float):
+        yield annotation
+
+
+def test_every_number_a_request_takes_is_guarded(app: FastAPI) -> None:
+    """Structurally: each int or float, at any depth, carries `NoBoolean` (a clean-up's
+    `item_counts`, a map of counts, took `true` as 1 past a check of the top level alone)."""
+    bare = [
+        f"{model.__module__}.{model.__name__}.{field.alias or name}"
+        for model in _taken_models(app)
+        for name, field in model.model_fields.items()
+        if any(_bare_numbers(field.annotation, tuple(field.metadata)))
+    ]
+    assert sorted(bare) == []
+
+
 def test_every_number_a_request_takes_refuses_true_and_false(app: FastAPI) -> None:
+    """Behaviourally, for each field that is a number itself: `true` is refused naming it."""
     taken = []
     for model in sorted(_taken_models(app), key=lambda m: f"{m.__module__}.{m.__name__}"):
         for name, field in model.model_fields.items():
             kinds = set(_types(field.annotation))
-            if bool in kinds or not kinds & {int, float}:
-                continue
-            if typing.get_origin(field.annotation) in (list, tuple, dict, types.UnionType) and (
-                not kinds <= {int, float, type(None)}
-            ):
+            if not kinds & {int, float} or not kinds <= {int, float, type(None)}:
                 continue
             key = field.alias or name
             try:
@@ -89,6 +114,16 @@ def test_every_number_a_request_takes_refuses_true_and_false(app: FastAPI) -> No
                     continue
             taken.append(f"{model.__module__}.{model.__name__}.{key}")
     assert taken == [], "\n".join(taken)
+
+
+def test_a_clean_up_item_count_of_true_is_refused_naming_it() -> None:
+    """A map of counts: `{"bottles": true}` was stored as 1 bottle."""
+    with pytest.raises(ValidationError) as refused:
+        CleanUpCommand.model_validate({"item_counts": {"bottles": True}})
+    assert any(
+        e["loc"] == ("item_counts", "bottles") and e["type"] == "number_type"
+        for e in refused.value.errors()
+    )
 
 
 async def test_a_count_of_true_is_refused_naming_it_and_earns_no_points(

@@ -106,7 +106,7 @@ class CleanUpCommand(Command):
     latitude: Latitude
     longitude: Longitude
     participants: Integer | None = Field(None, ge=1, le=10_000)
-    item_counts: dict[MapKey, Annotated[int, Field(ge=0, le=10_000_000)]] = Field(max_length=40)
+    item_counts: dict[MapKey, Annotated[Integer, Field(ge=0, le=10_000_000)]] = Field(max_length=40)
     total_weight_kg: Mass = Field(gt=0)
     photos: list[Sha256] = Field(default_factory=list, max_length=20)
 
