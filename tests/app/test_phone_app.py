@@ -1652,6 +1652,91 @@ def test_a_bag_scanned_by_camera_is_known_offline_when_its_code_is_typed(
     assert "offline: last known" in summary and "Infectious waste" in summary, summary
 
 
+SEEN_QR = """
+const done = arguments[arguments.length - 1];
+window.seenQr = [];
+window.plainFetch = window.plainFetch || window.fetch;
+window.fetch = (input, init) => {
+  const url = String(input.url || input);
+  const found = /\\/m\\/v1\\/scan\\?qr=([^&]*)/.exec(url);
+  if (found) window.seenQr.push(decodeURIComponent(found[1]));
+  return window.plainFetch(input, init);
+};
+done(true);
+"""
+
+AS_BEFORE_THE_UPDATE = """
+const [qr, code, done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  const found = await s.getKv(`scan:${code}`);
+  await s.setKv(`scan:${qr}`, found);   // where the app before 9f54ec3 kept it
+  await s.setKv(`scan:${code}`, undefined);
+  done(found ? found.kind : null);
+});
+"""
+
+
+def test_a_bag_scanned_before_the_update_is_still_known_offline(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: offline, a scan shows "the bag's last known state". An app of before
+    December 2026 kept what it learned under the text scanned (`scan:<url>`); the app now
+    keeps it under the code, and finds (and moves) an answer kept the old way: the same label
+    scanned offline after the update was a stranger ("recorded now")."""
+    _as(browser, served, "carrier")
+    code = round_data["bags"][0]
+    browser.execute_async_script(SEEN_QR)
+    try:
+        browser.find_element(By.ID, "camera").click()  # the fake camera shows bags[0]'s label
+        _wait(browser, lambda b: _visible(b, "result-view"), timeout=20)
+        qr = browser.execute_script("return window.seenQr[0];")
+    finally:
+        browser.execute_script("window.fetch = window.plainFetch;")
+    assert qr and f"/q/{code}." in qr, qr
+    # The phone as the app before the update left it: what it learned, under the URL scanned.
+    assert browser.execute_async_script(AS_BEFORE_THE_UPDATE, qr, code) == "batch"
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        browser.find_element(By.ID, "camera").click()
+        _wait(browser, lambda b: _visible(b, "result-view"), timeout=20)
+        summary = browser.find_element(By.ID, "summary").text
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert "offline: last known" in summary, summary
+
+
+def test_a_producers_bag_is_not_taken_as_the_rounds_load(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/custody.md: the scan offers no packing into another producer's batch, and the round
+    refuses another organization's unused label as the load on the spot. A clinic's bag as
+    the load (its scan offers no `aggregated`) was taken all the same: Finish then queued the
+    bags' collections and a packing the server refuses (409 on `batch`)."""
+    _as(browser, served, "carrier")
+    clinic_bag = round_data["bags"][2]
+    browser.find_element(By.ID, "round-start").click()
+    _wait(browser, lambda b: _visible(b, "round-view"))
+    try:
+        typed = browser.find_element(By.ID, "round-typed")
+        typed.clear()
+        typed.send_keys(clinic_bag)
+        browser.find_element(By.CSS_SELECTOR, "#round-typed-form button").click()
+        _wait(
+            browser,
+            lambda b: (
+                b.find_element(By.ID, "round-error").text
+                or b.find_element(By.ID, "round-load").text != "—"
+            ),
+        )
+        load = browser.find_element(By.ID, "round-load").text
+        error = browser.find_element(By.ID, "round-error").text
+    finally:
+        browser.find_element(By.ID, "round-cancel").click()
+    assert load == "—" and error, (load, error)
+
+
 def test_a_places_plate_is_no_bag_of_a_round(
     served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
 ) -> None:

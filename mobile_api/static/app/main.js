@@ -450,8 +450,19 @@ async function scanQr(qr) {
     return { qr, found, offline: false };
   } catch (error) {
     if (!(error instanceof Offline)) throw error;
-    return { qr, found: (await getKv(`scan:${codeOf(qr)}`)) || (await keptBerth(qr)), offline: true };
+    return { qr, found: (await keptScan(qr)) || (await keptBerth(qr)), offline: true };
   }
+}
+
+// What the phone learned of a code by an earlier scan. The app kept it under the text scanned
+// before it kept it under the code: such an answer is found once there and moved.
+async function keptScan(qr) {
+  const code = codeOf(qr);
+  const found = await getKv(`scan:${code}`);
+  if (found || code === qr) return found;
+  const before = await getKv(`scan:${qr}`);
+  if (before) await setKv(`scan:${code}`, before);
+  return before;
 }
 
 // A plate of one of the port's own berths, which the phone keeps for the forms, opens the
@@ -901,6 +912,13 @@ async function addToRound(qr) {
     $('round-error').textContent = round.load
       ? '未登记的标签：先贴标登记 · an unused label: tag the bag first'
       : '他单位的标签不能作装车标签 · another organization\'s label cannot be the load';
+    return;
+  }
+  // A batch is the load only where the scan offers to pack into it (a load this organization
+  // tagged itself, not another producer's waste): else Finish would queue a refused packing.
+  const batch = scanned.found && scanned.found.kind === 'batch';
+  if (!round.load && batch && !(scanned.found.actions || []).includes('aggregated')) {
+    $('round-error').textContent = '不能装入此批次：装车标签须为本单位所贴 · not a load: a load is one your organization tagged';
     return;
   }
   if (!round.load) {
