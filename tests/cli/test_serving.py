@@ -15,6 +15,7 @@ from tests.serving import wait_until_serving
 from wastetrack import demo
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role, User
+from wastetrack.core.errors import Forbidden
 from wastetrack.core.settings import Settings
 
 
@@ -126,6 +127,27 @@ def test_demo_refuses_to_plant_its_logins_where_other_machines_reach_the_service
     assert done.returncode == 2, done.stderr
     assert "error (WASTETRACK_TRUST_PROXY)" in done.stderr
     assert "--allow-demo-logins" in done.stderr
+
+
+async def test_the_service_refuses_a_published_demo_login_where_others_reach_it(
+    demo_admin: User, settings: Settings
+) -> None:
+    """`serve --host 0.0.0.0` started on an empty database, then `wastetrack demo` in a shell
+    whose settings said loopback: the published administrator's login was let in. The service
+    refuses it itself while other machines reach it (403 naming `username`), unless told to
+    allow the demo's logins; on loopback it is let in."""
+    password = demo.PASSWORDS["admin"]
+    local = settings.model_copy(update={"public_base_url": "http://127.0.0.1:8000"})
+    reached = local.model_copy(update={"host": "0.0.0.0"})
+    with pytest.raises(Forbidden) as refused:
+        await auth.authenticate(username=demo_admin.username, password=password, settings=reached)
+    assert refused.value.field == "username" and "0.0.0.0" in refused.value.detail
+    allowed = reached.model_copy(update={"allow_demo_logins": True})
+    for told in (allowed, local):
+        user = await auth.authenticate(
+            username=demo_admin.username, password=password, settings=told
+        )
+        assert user.id == demo_admin.id
 
 
 @pytest.mark.parametrize(

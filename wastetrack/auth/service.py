@@ -22,6 +22,7 @@ from wastetrack.core import keys, paging, ratelimit
 from wastetrack.core.commands import ascii_digits
 from wastetrack.core.errors import (
     Conflict,
+    Forbidden,
     NotFound,
     TooManyRequests,
     Unauthorized,
@@ -138,6 +139,19 @@ async def authenticate(
         raise Unauthorized(_REFUSED)
     await ratelimit.refund(**failures)
     await ratelimit.forget(key=key)
+    refused = settings.demo_logins_refused()
+    if refused is not None:
+        from wastetrack import demo  # which reads this module
+
+        if demo.is_published_login(user.username, password):
+            # Checked here too, not only when `serve` starts or `demo` loads: the demo loaded
+            # into a service started with `--host 0.0.0.0` (the demo's own settings said
+            # loopback) let the published administrator's login in.
+            raise Forbidden(
+                f"the demo's logins are published in its source and {refused[1]}: an"
+                " administrator deactivates the account (`wastetrack user deactivate`)",
+                field="username",
+            )
     return user
 
 

@@ -280,7 +280,9 @@ def demo(
     from wastetrack.demo import load_demo
 
     settings = get_settings()
-    reached = None if allow_demo_logins else settings.reached_by_others()
+    if allow_demo_logins:
+        settings = settings.model_copy(update={"allow_demo_logins": True})
+    reached = settings.demo_logins_refused()
     run_and_print(
         lambda: load_demo(
             secret=settings.secret_key,

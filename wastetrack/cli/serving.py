@@ -72,7 +72,11 @@ def serve(
 
     settings = get_settings()
     settings = settings.model_copy(
-        update={"host": host or settings.host, "port": port or settings.port}
+        update={
+            "host": host or settings.host,
+            "port": port or settings.port,
+            "allow_demo_logins": allow_demo_logins or settings.allow_demo_logins,
+        }
     )
     workers = workers or os.cpu_count() or 1
     observability.configure_logging(settings.log_format, level=settings.log_level)
@@ -81,7 +85,7 @@ def serve(
 
     async def prepare(url: str) -> str:
         service_url = await db.migrate_for_service(url, settings)
-        reached = None if allow_demo_logins else settings.reached_by_others()
+        reached = settings.demo_logins_refused()
         if reached is not None:
             await _refuse_published_logins(url, reached=reached)
         return service_url
@@ -152,6 +156,7 @@ def _serve_workers(settings: Settings, workers: int) -> None:
         # The workers are spawned: they read their settings from this environment.
         os.environ["WASTETRACK_HOST"] = settings.host
         os.environ["WASTETRACK_PORT"] = str(settings.port)
+        os.environ["WASTETRACK_ALLOW_DEMO_LOGINS"] = str(settings.allow_demo_logins).lower()
         # Every worker writes its metric samples there and /metrics sums them.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
         run_workers(

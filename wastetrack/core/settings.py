@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     trust_proxy: bool = Field(
         False, description="take the client address and scheme from X-Forwarded-For/-Proto"
     )
+    allow_demo_logins: bool = Field(
+        False,
+        description="let the demo's published logins in though other machines reach the"
+        " service (`serve --allow-demo-logins`, `demo --allow-demo-logins`)",
+    )
     max_body_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, description="largest request body except photo uploads"
     )
@@ -237,8 +242,7 @@ class Settings(BaseSettings):
         """What says that other machines reach the service (the setting, and why), or None
         when only this one does: a host beyond loopback, a trusted proxy in front of it (nginx
         terminating TLS on this machine, as docs/security.md advises), a public URL naming
-        another host, or the production environment. `serve` and `demo` then refuse the demo's
-        published logins."""
+        another host, or the production environment (`demo_logins_refused`)."""
         if not loopback(self.host):
             return "host", f"{self.host} is reachable from other machines"
         if self.trust_proxy:
@@ -249,6 +253,13 @@ class Settings(BaseSettings):
         if self.environment == "production":
             return "WASTETRACK_ENVIRONMENT", "it is served in production"
         return None
+
+    def demo_logins_refused(self) -> tuple[str, str] | None:
+        """Why the demo's published logins are refused here (`reached_by_others`), or None:
+        only this machine reaches the service, or it was told `allow_demo_logins`. `serve`
+        refuses to start while such a login works, `demo` to create them, and a login with
+        one is refused (whatever order the two commands ran in)."""
+        return None if self.allow_demo_logins else self.reached_by_others()
 
     @field_validator("host")
     @classmethod

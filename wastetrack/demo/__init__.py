@@ -34,6 +34,7 @@ __all__ = [
     "SCENARIO",
     "TOWNS",
     "VILLAGES",
+    "is_published_login",
     "load_demo",
     "published_logins",
 ]
@@ -78,6 +79,14 @@ async def load_demo(
     return {
         role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
     }
+
+
+def is_published_login(username: str, password: str) -> bool:
+    """Whether this is one of the demo's accounts with the password published in this source."""
+    return any(
+        username == account and password == password_of(name)
+        for name, (account, _, _) in {**DEMO_USERS, **EXTRA_USERS}.items()
+    )
 
 
 async def published_logins() -> list[str]:
