@@ -40,6 +40,15 @@ def _serve(*options: str) -> list[str]:
     return [sys.executable, "-m", "wastetrack.cli", "serve", "--workers", "1", *options]
 
 
+def _refused(command: list[str], env: dict[str, str] | None = None) -> str:
+    """Run a command that must stop with exit status 2 (a refusal); what it said."""
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    return done.stderr
+
+
 @pytest.fixture
 async def demo_admin(world: World) -> User:
     """The demo's administrator with its published password, as `wastetrack demo` makes it."""
@@ -77,18 +86,10 @@ def test_serve_beyond_loopback_refuses_published_demo_logins(
     demo_admin: User, database_url: str, tmp_path: Path
 ) -> None:
     env = _serve_env(database_url, tmp_path)
-    done = subprocess.run(
-        _serve("--host", "0.0.0.0", "--port", str(_free_port())),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert demo_admin.username in done.stderr
-    assert "wastetrack user deactivate" in done.stderr
-    assert "--allow-demo-logins" in done.stderr
+    stderr = _refused(_serve("--host", "0.0.0.0", "--port", str(_free_port())), env)
+    assert demo_admin.username in stderr
+    assert "wastetrack user deactivate" in stderr
+    assert "--allow-demo-logins" in stderr
 
 
 def test_serve_on_loopback_behind_a_tls_proxy_refuses_published_demo_logins(
@@ -97,17 +98,9 @@ def test_serve_on_loopback_behind_a_tls_proxy_refuses_published_demo_logins(
     """docs/security.md's production set-up serves on loopback behind nginx: other machines
     reach it all the same, so the demo's published logins are refused there too."""
     env = {**_serve_env(database_url, tmp_path), "WASTETRACK_TRUST_PROXY": "true"}
-    done = subprocess.run(
-        _serve("--host", "127.0.0.1", "--port", str(_free_port())),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "error (WASTETRACK_TRUST_PROXY)" in done.stderr
-    assert demo_admin.username in done.stderr
+    stderr = _refused(_serve("--host", "127.0.0.1", "--port", str(_free_port())), env)
+    assert "error (WASTETRACK_TRUST_PROXY)" in stderr
+    assert demo_admin.username in stderr
 
 
 def test_demo_refuses_to_plant_its_logins_where_other_machines_reach_the_service(
@@ -116,17 +109,9 @@ def test_demo_refuses_to_plant_its_logins_where_other_machines_reach_the_service
     """`serve` checks once, at its start: on an empty database it passed, and `wastetrack demo`
     run then planted the published logins on the service other machines reach."""
     env = {**_serve_env(database_url, tmp_path), "WASTETRACK_TRUST_PROXY": "true"}
-    done = subprocess.run(
-        [sys.executable, "-m", "wastetrack.cli", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "error (WASTETRACK_TRUST_PROXY)" in done.stderr
-    assert "--allow-demo-logins" in done.stderr
+    stderr = _refused([sys.executable, "-m", "wastetrack.cli", "demo"], env)
+    assert "error (WASTETRACK_TRUST_PROXY)" in stderr
+    assert "--allow-demo-logins" in stderr
 
 
 async def test_the_service_refuses_a_published_demo_login_where_others_reach_it(
@@ -165,10 +150,7 @@ def test_a_host_that_is_no_ip_address_or_dns_name_is_refused_naming_it(host: str
     with pytest.raises(ValidationError) as refused:
         Settings(secret_key=secrets.token_hex(24), host=host)
     assert refused.value.errors()[0]["loc"] == ("host",)
-    done = subprocess.run(
-        _serve("--host", host or "bad host"), capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 2 and "--host" in done.stderr, done.stderr
+    assert "--host" in _refused(_serve("--host", host or "bad host"))
 
 
 @pytest.mark.parametrize(
