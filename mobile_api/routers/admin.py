@@ -80,7 +80,7 @@ async def list_organizations(
     user: ManagerOnly,
     paged: Paging,
     kind: Annotated[OrganizationKind | None, Query()] = None,
-    credit_code: Annotated[str | None, Query(max_length=32)] = None,
+    credit_code: Annotated[Text | None, Query(max_length=32)] = None,
 ) -> Sequence[object]:
     """Organizations the user may read, oldest first, optionally of one kind or by unified
     social credit code (统一社会信用代码; spaces, hyphens and case ignored)."""

@@ -7,7 +7,7 @@ from fastapi import Depends, Path, Query
 from mobile_api.bodies import Router
 from mobile_api.deps import CurrentUser, Paging, Transaction, require
 from mobile_api.presenters import NEXT_PAGE
-from schemas.base import Id, Scanned
+from schemas.base import Id, Scanned, Text
 from schemas.fleet import (
     DriverCreate,
     DriverRead,
@@ -42,7 +42,7 @@ CarrierOnly = Annotated[
     Principal,
     Depends(require(Role.carrier, detail="a carrier's phones report its vehicles")),
 ]
-Plate = Annotated[str, Path(min_length=1, max_length=32, description="the plate, e.g. 鲁K12345")]
+Plate = Annotated[Text, Path(min_length=1, max_length=32, description="the plate, e.g. 鲁K12345")]
 
 
 @router.post("/vehicles", response_model=VehicleRead, status_code=201)

@@ -636,3 +636,37 @@ async def test_a_route_of_no_body_refuses_a_body_as_a_route_with_one_does(
         form = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
         done = await client.request("DELETE", path, content=b"a=b", headers=form)
         assert done.status_code == 200, done.text
+
+
+# Parameters whose text is opaque to the contract: a page's cursor and a feed's position (read
+# by their own decoders, refused naming them), a public page's token (a documented 404), and a
+# label's volume (a number read as a decimal).
+OPAQUE_PARAMETERS = {"cursor", "after", "token", "volume_l"}
+
+
+def test_every_text_parameter_refuses_control_characters_in_the_contract(app: FastAPI) -> None:
+    """docs/security.md: no string takes NUL or another control character. A vehicle's `plate`
+    in the path and an organization's `credit_code` in the query were plain strings (no
+    pattern in the document, a NUL looked up); every text parameter carries one."""
+    bare = []
+    for path, methods in app.openapi()["paths"].items():
+        for method, operation in methods.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                texts = [
+                    s
+                    for s in (schema, *schema.get("anyOf", []))
+                    if s.get("type") == "string" and "enum" not in s and "format" not in s
+                ]
+                if parameter["name"] in OPAQUE_PARAMETERS or all("pattern" in s for s in texts):
+                    continue
+                bare.append(f"{method.upper()} {path} {parameter['name']}")
+    assert bare == []
+
+
+async def test_a_plate_in_the_path_with_a_control_character_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    headers = world.headers("carrier")
+    answer = await client.delete("/m/v1/vehicles/%E9%B2%81K%0012345", headers=headers)
+    assert (answer.status_code, answer.json()["field"]) == (422, "plate"), answer.text
