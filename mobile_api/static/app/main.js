@@ -918,7 +918,7 @@ async function addToRound(qr) {
   // tagged itself, not another producer's waste): else Finish would queue a refused packing.
   const batch = scanned.found && scanned.found.kind === 'batch';
   if (!round.load && batch && !(scanned.found.actions || []).includes('aggregated')) {
-    $('round-error').textContent = '不能装入此批次：装车标签须为本单位所贴 · not a load: a load is one your organization tagged';
+    $('round-error').textContent = '此批次现不能装入废物（他单位的废物，或已装箱、已在途）· this batch takes no waste now: another producer\'s, or packed, or under way';
     return;
   }
   if (!round.load) {
