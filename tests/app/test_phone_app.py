@@ -1351,12 +1351,19 @@ def _queued_for(browser: webdriver.Chrome, code: str) -> list[dict[str, Any]]:
     return [e["body"] for e in queued if e["body"].get("batch") == code]
 
 
+def _type_in_round(browser: webdriver.Chrome, code: str) -> None:
+    """Type a code into the round and add it (what the round then shows is the caller's)."""
+    typed = browser.find_element(By.ID, "round-typed")
+    typed.clear()
+    typed.send_keys(code)
+    browser.find_element(By.ID, "round-add").click()
+
+
 def _start_round(browser: webdriver.Chrome, *scanned: str) -> None:
     """A carrier's round begun with these codes typed, the load's first."""
     browser.find_element(By.ID, "round-start").click()
     for code in scanned:
-        browser.find_element(By.ID, "round-typed").send_keys(code)
-        browser.find_element(By.ID, "round-add").click()
+        _type_in_round(browser, code)
         _wait(browser, lambda b, c=code: c in b.find_element(By.ID, "round-view").text)
 
 
@@ -1719,10 +1726,7 @@ def test_a_producers_bag_is_not_taken_as_the_rounds_load(
     browser.find_element(By.ID, "round-start").click()
     _wait(browser, lambda b: _visible(b, "round-view"))
     try:
-        typed = browser.find_element(By.ID, "round-typed")
-        typed.clear()
-        typed.send_keys(clinic_bag)
-        browser.find_element(By.CSS_SELECTOR, "#round-typed-form button").click()
+        _type_in_round(browser, clinic_bag)
         _wait(
             browser,
             lambda b: (

@@ -43,6 +43,16 @@ def test_font_draws_gbk_and_every_character_the_project_prints() -> None:
     assert {"≤", "℃", "，", "（", "³", "→"} <= drawable
 
 
+def _printed_in_a_pdf(text: str) -> str:
+    """What a PDF page holding `text` in one cell of the bundled font reads back as."""
+    pdf = a4_pdf()
+    assert add_cjk_font(pdf, "cjk", CJK_FONT_CANDIDATES)
+    pdf.add_page()
+    pdf.set_font("cjk", size=12)
+    pdf.cell(180, 8, text)
+    return pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text().strip()
+
+
 def test_a_pdf_prints_a_character_its_font_lacks_as_a_box_never_leaving_it_out() -> None:
     """fpdf2 leaves out a character the font cannot draw: 荣成䶮丰 (Extension A) would print as
     荣成丰, another company. Every PDF prints it as □ instead; GBK's 﨑 and 〇 print as they are."""
@@ -66,13 +76,8 @@ def test_a_default_ignorable_character_prints_as_nothing_in_a_pdf_as_on_a_png_la
     荣成葛<selector>丰 as 荣成葛□丰 where a PNG label drew 荣成葛丰, one producer under two names.
     Both leave each out."""
     for selector in ("\ufe00", "\U000e0100", "\u034f", "\u17b4", "\u2065", "\U000e0fff"):
-        pdf = a4_pdf()
-        assert add_cjk_font(pdf, "cjk", CJK_FONT_CANDIDATES)
-        pdf.add_page()
-        pdf.set_font("cjk", size=12)
-        pdf.cell(180, 8, f"荣成葛{selector}丰")
-        text = pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text()
-        assert text.strip() == "荣成葛丰", (selector, text)
+        text = _printed_in_a_pdf(f"荣成葛{selector}丰")
+        assert text == "荣成葛丰", (selector, text)
         assert one_line(f"荣成葛{selector}丰") == "荣成葛丰"
 
 
@@ -81,11 +86,6 @@ def test_a_format_character_with_a_glyph_of_its_own_prints_as_a_box_not_left_out
     own, which the labels' layout draws (the font's box here): left out, a name would print
     short, naming another company. Only a default-ignorable character is left out."""
     for mark in ("\u0600", "\u06dd", "\u070f", "\U000110bd"):
-        pdf = a4_pdf()
-        assert add_cjk_font(pdf, "cjk", CJK_FONT_CANDIDATES)
-        pdf.add_page()
-        pdf.set_font("cjk", size=12)
-        pdf.cell(180, 8, f"荣成{mark}丰")
-        text = pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text()
-        assert text.strip() == f"荣成{MISSING_GLYPH}丰", (hex(ord(mark)), text)
+        text = _printed_in_a_pdf(f"荣成{mark}丰")
+        assert text == f"荣成{MISSING_GLYPH}丰", (hex(ord(mark)), text)
         assert one_line(f"荣成{mark}丰") == f"荣成{mark}丰"
