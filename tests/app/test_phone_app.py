@@ -173,6 +173,23 @@ def _clinic_bag(served: str, carrier: int, quantity: str) -> str:
     return code
 
 
+def _new_load_label(served: str, round_data: dict[str, Any]) -> str:
+    """A label the manager issues to the carrier for a load: its code."""
+    carrier = round_data["carrier"]
+    issued = httpx.post(
+        f"{served}/m/v1/labels",
+        headers=_headers(served, "manager"),
+        json={"organization_id": carrier, "stream": "medical", "count": 1},
+    )
+    assert issued.status_code == 201, issued.text
+    code: str = _query(
+        round_data["db"],
+        "SELECT code FROM label WHERE organization_id = $1 AND bound_at IS NULL",
+        carrier,
+    )[0]["code"]
+    return code
+
+
 def _now() -> str:
     from datetime import UTC, datetime
 
@@ -1764,6 +1781,131 @@ def test_a_places_plate_is_no_bag_of_a_round(
         browser.find_element(By.ID, "round-cancel").click()
 
 
+def test_a_label_the_phone_tagged_as_a_load_is_not_tagged_again_offline(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: what the phone knows of a code is the server's last answer and the
+    phone's own records since. A label scanned online as unused and tagged as a round's load
+    stayed "unused" on the phone: the next round, offline, tagged it again (refused at sync as
+    bound already, a record to discard) and its scan offered tagging it."""
+    carrier = round_data["carrier"]
+    first, second = (_clinic_bag(served, carrier, "0.4") for _ in range(2))
+    load = _new_load_label(served, round_data)
+    _as(browser, served, "carrier")
+    _start_round(browser, load, first)  # online: the scan answers, and the phone keeps, unused
+    _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
+    browser.find_element(By.ID, "f-load_quantity").send_keys("0.4")
+    browser.find_element(By.ID, "round-plate").send_keys(PLATE)
+    browser.find_element(By.ID, "round-finish").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _applied(browser, load, "aggregated")
+    _network(browser, offline=True)
+    try:
+        browser.execute_async_script(COLLECTED, second, PLATE)  # picked up alone, offline
+        _look_up(browser, load)
+        summary = browser.find_element(By.ID, "summary").text
+        offered = [
+            b.get_attribute("data-action")
+            for b in browser.find_elements(By.CSS_SELECTOR, "#actions button")
+        ]
+        _to_scan(browser)
+        _start_round(browser, load, second)
+        if _visible(browser, "round-tag"):  # what the round offers for the load, as it stands
+            _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
+            browser.find_element(By.ID, "f-load_quantity").send_keys("0.4")
+        browser.find_element(By.ID, "round-plate").send_keys(PLATE)
+        browser.find_element(By.ID, "round-finish").click()
+        _wait(browser, lambda b: _visible(b, "scan-view"))
+        made = [body["event_type"] for body in _queued_for(browser, load)]
+        pickups = [body["event_type"] for body in _queued_for(browser, second)]
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert "recorded on this phone since" in summary and "tagged" not in offered, (
+        summary,
+        offered,
+    )
+    assert made.count("tagged") == 1 and made.count("aggregated") == 2, made
+    assert pickups == ["collected"], pickups  # not collected again by the round
+
+    def sent(b: webdriver.Chrome) -> bool:
+        ours = [
+            e for e in b.execute_async_script(QUEUE) if e["body"].get("batch") in (load, second)
+        ]
+        return all(e["status"] != "pending" for e in ours)
+
+    _wait(browser, sent)
+    children = _query(
+        round_data["db"],
+        "SELECT b.code FROM batch b JOIN batch p ON p.id = b.parent_id WHERE p.code = $1",
+        load,
+    )
+    assert {r["code"] for r in children} == {first, second}
+
+
+COLLECTED = """
+const [code, plate, done] = arguments;
+const modules = [import('/static/app/store.js'), import('/static/app/api.js')];
+Promise.all(modules).then(async ([s, a]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected', batch: code,
+                vehicle_plate: plate, device_time: new Date().toISOString()};
+  await s.enqueue(body, `collected ${code}`, me.user_id);
+  done(true);
+});
+"""
+
+FAKE_CAMERA = """
+const [text, done] = arguments;
+import('/static/app/scanner.js').then((m) => {
+  // The camera reads `text` at once (another system's drum label, say).
+  window.realStart = window.realStart || m.Scanner.prototype.start;
+  m.Scanner.prototype.start = function (onCode) { onCode(text); return Promise.resolve(); };
+  done(true);
+});
+"""
+
+REAL_CAMERA = """
+const [done] = arguments;
+import('/static/app/scanner.js').then((m) => {
+  if (window.realStart) m.Scanner.prototype.start = window.realStart;
+  done(true);
+});
+"""
+
+
+def test_a_drum_scanned_by_its_identifier_is_known_offline_by_its_code(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: seen is seen either way. A scanned HJ 1276 数字识别码 names its batch:
+    the phone kept the answer under the identifier only, so the batch's 9 characters typed
+    offline were a stranger ("recorded now")."""
+    from wastetrack.batches import identifiers
+
+    bag = _clinic_bag(served, round_data["carrier"], "1.1")
+    identifier = f"91350100M000100Y43{identifiers.waste_code_digits('841-001-01')}20261130001"
+    _query(round_data["db"], "UPDATE batch SET identifier = $1 WHERE code = $2", identifier, bag)
+    _as(browser, served, "carrier")
+    browser.execute_async_script(FAKE_CAMERA, identifier)
+    try:
+        browser.find_element(By.ID, "camera").click()
+        _wait(
+            browser,
+            lambda b: _visible(b, "result-view") and bag in b.find_element(By.ID, "summary").text,
+        )
+    finally:
+        browser.execute_async_script(REAL_CAMERA)
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        _look_up(browser, bag)
+        summary = browser.find_element(By.ID, "summary").text
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert "offline: last known" in summary, summary
+
+
 ENDED = """
 const [done] = arguments;
 // Once any sync still running has ended, the tokens become ones the server refuses.
@@ -2195,17 +2337,7 @@ def test_a_round_is_the_one_finished(
     round started meanwhile takes nothing from it, and the finished one is queued whole."""
     carrier = round_data["carrier"]
     bag = _clinic_bag(served, carrier, "0.9")
-    issued = httpx.post(
-        f"{served}/m/v1/labels",
-        headers=_headers(served, "manager"),
-        json={"organization_id": carrier, "stream": "medical", "count": 1},
-    )
-    assert issued.status_code == 201, issued.text
-    load = _query(
-        round_data["db"],
-        "SELECT code FROM label WHERE organization_id = $1 AND bound_at IS NULL",
-        carrier,
-    )[0]["code"]
+    load = _new_load_label(served, round_data)
     _to_scan(browser)
     browser.execute_script("navigator.geolocation.getCurrentPosition = () => {};")
     try:

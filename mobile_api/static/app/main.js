@@ -25,7 +25,7 @@ const OFFLINE_ACTIONS = ['collected', 'handed_over', 'in_transit', 'stored'];
 let labels = { events: {}, states: {} };
 let me = null;
 let scanner = null;
-let current = null; // the scan being acted on: {qr, found, offline}
+let current = null; // the scan being acted on: {qr, found, offline, since}
 let round = null; // {load: {qr, code, found}, bags: [{qr, code, found, pin}]}
 
 // ---- small helpers -------------------------------------------------------------------------
@@ -444,14 +444,45 @@ $('typed-form').addEventListener('submit', (event) => {
 });
 
 async function scanQr(qr) {
+  let found;
+  let offline = false;
   try {
-    const found = await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`);
-    await setKv(`scan:${codeOf(qr)}`, found);
-    return { qr, found, offline: false };
+    found = await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`);
+    await keepScan(qr, found);
   } catch (error) {
     if (!(error instanceof Offline)) throw error;
-    return { qr, found: (await keptScan(qr)) || (await keptBerth(qr)), offline: true };
+    found = (await keptScan(qr)) || (await keptBerth(qr));
+    offline = true;
   }
+  return { qr, found, offline, since: await recordedSince(qr, found) };
+}
+
+// What the server answered, kept under the code scanned and under the code it names (a drum's
+// HJ 1276 identifier names its batch's code), with the time it was kept.
+async function keepScan(qr, found) {
+  const kept = { ...found, kept_at: new Date().toISOString() };
+  for (const code of new Set([codeOf(qr), codeOfFound(found)].filter(Boolean))) {
+    await setKv(`scan:${code}`, kept);
+  }
+}
+
+function codeOfFound(found) {
+  const named = found && (found.batch || found.label || found.berth || found.site);
+  return named && named.code ? codeOf(named.code) : null;
+}
+
+// The phone's own records on a code that the answer it has does not show yet: waiting to be
+// sent, or applied after the answer was kept. A refused record changed nothing. What the phone
+// knows of a code is that answer and these: a label it tagged as a round's load is no longer
+// unused, though the kept answer says so.
+async function recordedSince(qr, found) {
+  const names = new Set([codeOf(qr), codeOfFound(found)].filter(Boolean));
+  const keptAt = (found && found.kept_at) || '';
+  const shown = (e) => e.status === 'pending'
+    || (['applied', 'duplicate'].includes(e.status) && (e.synced_at || '') > keptAt);
+  const naming = (body) => [body.batch, ...(body.children || [])]
+    .some((named) => typeof named === 'string' && names.has(codeOf(named)));
+  return (await entries()).filter((e) => shown(e) && naming(e.body)).map((e) => e.body.event_type);
 }
 
 // What the phone learned of a code by an earlier scan. The app kept it under the text scanned
@@ -503,17 +534,22 @@ function codeOf(qr) {
 }
 
 async function paintResult() {
-  const { found, offline, qr } = current;
+  const { found, offline, qr, since } = current;
   const summary = $('summary');
   summary.replaceChildren();
   const card = el('div', { class: 'card' });
   const rows = [];
-  let actions;
+  // Once the phone recorded on the code past what the server answered, the answer's actions
+  // are no longer the code's: the usual field actions are offered, checked on sync.
+  let actions = since.length ? OFFLINE_ACTIONS : found && found.actions;
+  if (since.length) {
+    const done = [...new Set(since)].map(eventLabel).join('、');
+    card.append(el('p', { class: 'hint', text: `本机已记录、待核对 · recorded on this phone since: ${done}` }));
+  }
   if (!found) {
     card.append(el('p', { text: `离线：暂不能查询此码，可先记录，联网后核对。Offline: recorded now, checked on sync. (${codeOf(qr)})` }));
     actions = OFFLINE_ACTIONS;
   } else {
-    actions = found.actions;
     if (offline) card.append(el('p', { class: 'hint', text: '离线：显示上次查询结果 · offline: last known' }));
     if (found.kind === 'batch') {
       const b = found.batch;
@@ -868,10 +904,11 @@ function paintRound() {
   $('round-scan').textContent = round.load ? '扫袋 Scan a bag' : '扫装车标签 Scan the load label';
 }
 
-// A bag the round collects before it goes into the load: one still with its producer.
+// A bag the round collects before it goes into the load: one still with its producer, which
+// this phone has not moved on since (collected, handed over) itself.
 function toCollect(bag) {
   const state = bag.found && bag.found.batch && bag.found.batch.state;
-  return !state || state === 'tagged';
+  return (!state || state === 'tagged') && bag.since.every((type) => type === 'tagged');
 }
 
 $('round-start').addEventListener('click', async () => {
@@ -899,7 +936,11 @@ async function addToRound(qr) {
     $('round-error').textContent = `查无此码 · ${scanned.error.message}`;
     return;
   }
-  const item = { qr, code: codeOf(qr), found: scanned.found };
+  // An answer the phone's own records have gone past is no longer the code's: the round takes
+  // such a code as one it does not know (its load is tagged only if the user says it is new).
+  const since = scanned.since;
+  const found = since.length ? null : scanned.found;
+  const item = { qr, code: codeOf(qr), found, since };
   // A plate (a collection point's, a berth's) is no waste: a round takes batches and labels.
   if (scanned.found && !['batch', 'label'].includes(scanned.found.kind)) {
     $('round-error').textContent = '这是地点码，不是袋或装车标签 · a place\'s plate, not a bag or a load';
@@ -907,7 +948,7 @@ async function addToRound(qr) {
   }
   // An unused label names no batch yet: a bag is tagged before a round collects it, and a
   // load is tagged on the carrier's own stock (another's label is that producer's waste).
-  const label = scanned.found && scanned.found.kind === 'label' ? scanned.found.label : null;
+  const label = found && found.kind === 'label' ? found.label : null;
   if (label && (round.load || !me || label.organization_id !== me.organization_id)) {
     $('round-error').textContent = round.load
       ? '未登记的标签：先贴标登记 · an unused label: tag the bag first'
@@ -916,26 +957,29 @@ async function addToRound(qr) {
   }
   // A batch is the load only where the scan offers to pack into it (a load this organization
   // tagged itself, not another producer's waste): else Finish would queue a refused packing.
-  const batch = scanned.found && scanned.found.kind === 'batch';
-  if (!round.load && batch && !(scanned.found.actions || []).includes('aggregated')) {
+  const batch = found && found.kind === 'batch';
+  if (!round.load && batch && !(found.actions || []).includes('aggregated')) {
     $('round-error').textContent = '此批次现不能装入废物（他单位的废物，或已装箱、已在途）· this batch takes no waste now: another producer\'s, or packed, or under way';
     return;
   }
   if (!round.load) {
     round.load = item;
-    const unbound = scanned.found && scanned.found.kind === 'label';
-    if (unbound || !scanned.found) {
+    const unbound = found && found.kind === 'label';
+    if (unbound || !found) {
       // A new load on a pre-printed label is tagged first. Offline the app cannot tell a
-      // new label from a batch: the user says which.
+      // new label from a batch: the user says which (not new where this phone tagged it).
       const tag = $('round-tag');
       tag.replaceChildren(
-        field('load_category', '装车类别 Load category', select(await categoriesOf(unbound ? scanned.found.label.stream : null))),
+        field('load_category', '装车类别 Load category', select(await categoriesOf(unbound ? found.label.stream : null))),
         field('load_quantity', '袋数或重量 Bags or weight', numberInput({ required: true })),
         field('load_unit', '单位 Unit', select(Object.entries(UNITS))),
       );
       if (!unbound) {
-        const fresh = el('input', { type: 'checkbox', checked: true });
-        tag.prepend(field('load_new', '离线未知：这是新标签，登记装车 Offline: a new label, tag the load', fresh));
+        const fresh = el('input', { type: 'checkbox', checked: !since.includes('tagged') });
+        const said = since.length
+          ? '本机已记录此码，待核对：这是新标签，登记装车 Recorded on this phone, not yet checked: a new label, tag the load'
+          : '离线未知：这是新标签，登记装车 Offline: a new label, tag the load';
+        tag.prepend(field('load_new', said, fresh));
       }
       tag.hidden = false;
     }
