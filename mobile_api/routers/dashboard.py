@@ -2,7 +2,7 @@
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -34,6 +34,7 @@ from wastetrack.core.timefmt import local_time
 from wastetrack.custody import chain, labels
 from wastetrack.dashboard import service as dashboard
 from wastetrack.fleet import tracking
+from wastetrack.household.service import SortingMetrics
 
 COOKIE = "wt_session"
 READERS = (Role.manager, Role.admin, Role.auditor)
@@ -113,7 +114,7 @@ async def _zh() -> dict[str, dict[str, str]]:
         "modes": dict(labels.MODE_LABELS),
         "events": {str(k): v for k, v in labels.EVENT_TYPE_LABELS.items()},
         "states": {str(k): v for k, v in labels.STATE_LABELS.items()},
-        "alerts": alerts.KINDS_ZH,
+        "alerts": {str(k): v for k, v in alerts.KINDS_ZH.items()},
         "status": STATUS_ZH,
         "units": UNITS_ZH,
     }
@@ -198,11 +199,7 @@ async def overview(
                 for stream, values in seen.monthly.items()
             },
         },
-        "sorting": {
-            "towns": [t["name"] for t in seen.sorting["towns"]],
-            # A town without villages (a cell type without cells) has no rate: a gap, not 0 %.
-            "covered": [_percent(t["coverage"]["rate"]) for t in seen.sorting["towns"]],
-        },
+        "sorting": _sorting_bars(seen.sorting, seen.area),
         "cells": {
             "types": [t["name_zh"] for t in seen.cells["types"]],
             "share": [_percent(t["share"]["rate"]) for t in seen.cells["types"]],
@@ -232,8 +229,28 @@ async def overview(
     )
 
 
+def _sorting_bars(sorting: SortingMetrics, area: str) -> dict[str, list[Any]]:
+    """The sorting chart's bars: the rows of the JSON answer, each town's, then what lies in
+    no town where there is any, so that the bars add up to the caption's figure. A town row of
+    an area inside the town holds the area's part of it, and is named so."""
+    rows = [
+        *((f"{t['name']}（{area}）" if t["partial"] else t["name"], t) for t in sorting["towns"]),
+        *(
+            [(sorting["outside_towns"]["name"], sorting["outside_towns"])]
+            if sorting["outside_towns"]["coverage"]["denominator"]
+            else []
+        ),
+    ]
+    # A town without villages (a cell type without cells) has no rate: a gap, not 0 %.
+    return {
+        "towns": [name for name, _ in rows],
+        "covered": [_percent(row["coverage"]["rate"]) for _, row in rows],
+    }
+
+
 ALERTS_PER_PAGE = 20
-ALERT_STATES = {"open": False, "acknowledged": True, "all": None}
+AlertState = Literal["open", "acknowledged", "all"]
+ALERT_STATES: dict[AlertState, bool | None] = {"open": False, "acknowledged": True, "all": None}
 
 
 def _alert_subject(alert: Alert, zh: dict[str, dict[str, str]]) -> str:
@@ -274,16 +291,14 @@ async def alert_list(
     user: Reader,
     settings: AppSettings,
     _: Transaction,
-    kind: Annotated[str | None, Query()] = None,
-    state: Annotated[str, Query()] = "open",
+    kind: Annotated[alerts.Kind | None, Query()] = None,
+    state: Annotated[AlertState, Query()] = "open",
     page: Annotated[int, Query(ge=1, le=INT32_MAX)] = 1,
 ) -> Response:
     """Alerts grouped by kind with counts, filtered by kind and state, a page at a time."""
     if user is None:
         return RedirectResponse(TO_LOGIN, status_code=303)
     zh = await _zh()
-    kind = kind if kind in alerts.KINDS_ZH else None
-    state = state if state in ALERT_STATES else "open"
     found, total = await alerts.alert_page(
         principal=user,
         kind=kind,

@@ -2,16 +2,21 @@
 
 import json
 import re
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from dateutil.relativedelta import relativedelta
 
 from tests.custody.helpers import tag_bag
-from tests.factories import PASSWORD, World
+from tests.factories import CITY_TODAY, PASSWORD, World, make_user
+from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
 from wastetrack.indicators.models import Indicator
+from wastetrack.registry import service as registry
+from wastetrack.registry.models import Region, RegionLevel
 
 
 async def login(
@@ -64,7 +69,7 @@ async def test_the_cells_target_is_the_loaded_editions(
     finally:
         await Indicator.filter(code=indicator.code).update(target=indicator.target)
     assert "“无废细胞”达标率（目标 72.5%）" in page
-    charts = json.loads(re.search(r"const data = (.*?);\n", page)[1])  # type: ignore[index]
+    charts = _charts(page)
     assert charts["cells"]["target"] == 72.5
     assert "yAxis: data.cells.target" in page
 
@@ -121,6 +126,37 @@ async def test_the_overview_names_the_region_its_figures_cover(
     assert "石岛管理区：" in page.text and "全市：" not in page.text
     await login(client, "manager")
     assert "荣成市：" in (await client.get("/dashboard")).text
+
+
+def _charts(page: str) -> dict[str, Any]:
+    """The data the page's charts draw."""
+    found = re.search(r"const data = (.*?);\n", page)
+    assert found, page
+    charts: dict[str, Any] = json.loads(found[1])
+    return charts
+
+
+async def test_a_villages_sorting_bar_is_named_as_its_part_of_the_town(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """docs/streams/household.md: an area inside a town gives one town row with `partial:
+    true`, the figures of the area's part of it. A village manager's chart drew its village's
+    100 % as 崖头街道's, where the city's manager sees 崖头街道 at 50 % (rdash review)."""
+    town = world.regions["town"]
+    await registry.create_region(
+        code="371082001201", name="南山村", level=RegionLevel.village, parent_id=town.id
+    )
+    await Region.filter(id=world.regions["village"].id).update(
+        sorted_collection_since=CITY_TODAY - timedelta(days=10)
+    )
+    await make_user(world, "village_manager", Role.manager, world.orgs["community"])
+    bars = {}
+    for who in ("manager", "village_manager"):
+        await login(client, who)
+        sorting = _charts((await client.get("/dashboard")).text)["sorting"]
+        bars[who] = dict(zip(sorting["towns"], sorting["covered"], strict=True))
+    assert bars["manager"]["崖头街道"] == 50.0
+    assert bars["village_manager"] == {"崖头街道（北山社区）": 100.0}, bars
 
 
 async def test_trace_page_shows_a_batch_the_manager_may_see(

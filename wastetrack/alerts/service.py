@@ -4,7 +4,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from tortoise import connections
 from tortoise.expressions import Q
@@ -22,14 +22,24 @@ from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
 from wastetrack.registers.movements import storage_limit_hours, tagging_clock
 from wastetrack.rollups.facts import Fate
 
-OVERDUE_STORAGE = "overdue_storage"
-MANIFEST_OVERDUE = "manifest_overdue"
-SCAN_ANOMALY = "scan_anomaly"
-LEG_OVERDUE = "leg_overdue"
-WEBHOOK_DISABLED = "webhook_disabled"
-WEIGHT_DISCREPANCY = "weight_discrepancy"
-IDLE_BATCH = "idle_batch"
-KINDS_ZH = {
+OVERDUE_STORAGE: Final = "overdue_storage"
+MANIFEST_OVERDUE: Final = "manifest_overdue"
+SCAN_ANOMALY: Final = "scan_anomaly"
+LEG_OVERDUE: Final = "leg_overdue"
+WEBHOOK_DISABLED: Final = "webhook_disabled"
+WEIGHT_DISCREPANCY: Final = "weight_discrepancy"
+IDLE_BATCH: Final = "idle_batch"
+Kind = Literal[
+    "overdue_storage",
+    "manifest_overdue",
+    "weight_discrepancy",
+    "idle_batch",
+    "scan_anomaly",
+    "leg_overdue",
+    "webhook_disabled",
+]
+"""Every kind of alert the service raises (each named in `KINDS_ZH`)."""
+KINDS_ZH: dict[Kind, str] = {
     OVERDUE_STORAGE: "医废暂存超时",
     MANIFEST_OVERDUE: "联单逾期未确认",
     WEIGHT_DISCREPANCY: "重量差异",
