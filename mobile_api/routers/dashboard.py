@@ -230,21 +230,14 @@ async def overview(
 
 
 def _sorting_bars(sorting: SortingMetrics, area: str) -> dict[str, list[Any]]:
-    """The sorting chart's bars: the rows of the JSON answer, each town's, then what lies in
-    no town where there is any, so that the bars add up to the caption's figure. A town row of
-    an area inside the town holds the area's part of it, and is named so."""
-    rows = [
-        *((f"{t['name']}（{area}）" if t["partial"] else t["name"], t) for t in sorting["towns"]),
-        *(
-            [(sorting["outside_towns"]["name"], sorting["outside_towns"])]
-            if sorting["outside_towns"]["coverage"]["denominator"]
-            else []
-        ),
-    ]
-    # A town without villages (a cell type without cells) has no rate: a gap, not 0 %.
+    """The sorting chart's bars: the JSON answer's town rows (every village lies in a town,
+    so their coverage adds up to the caption's). The row of an area inside a town holds the
+    area's part of it, and is named so."""
+    towns = sorting["towns"]
     return {
-        "towns": [name for name, _ in rows],
-        "covered": [_percent(row["coverage"]["rate"]) for _, row in rows],
+        "towns": [f"{t['name']}（{area}）" if t["partial"] else t["name"] for t in towns],
+        # A town without villages (a cell type without cells) has no rate: a gap, not 0 %.
+        "covered": [_percent(t["coverage"]["rate"]) for t in towns],
     }
 
 
