@@ -237,3 +237,39 @@ async def test_a_calendar_change_is_audited_and_a_past_day_needs_a_reason(
     (load,) = [e for e in entries.json()["entries"] if e["action"] == "calendar.loaded"]
     assert past.isoformat() in [c["day"] for c in load["after"]["changed"]]
     assert load["after"]["reason"] == "恢复国务院办公厅通知"
+
+
+async def test_a_load_turning_past_days_the_table_lacked_needs_a_reason_and_lists_them(
+    client: httpx.AsyncClient,
+    world: World,
+    restore_calendar: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/metrics.md §1: a load changing a day already past needs a reason and lists the
+    days it changed. A past day the table lacked (a year not entered: counted Monday to
+    Friday) turned into a holiday by a load was no change to either check, though it moved
+    every deadline counted over it (dates review). 2003 stands in for such a year, as 2027
+    will be once the installed library knows it before the table does."""
+    from chinese_calendar import constants
+
+    national_day = date(2003, 10, 1)  # a Wednesday, before the pinned edition's years
+    monkeypatch.setitem(constants.holidays, national_day, "National Day")
+    assert not await CalendarDay.filter(day=national_day).exists()
+    due = await calendar.add_working_days(start=date(2003, 9, 30), n=1)
+    assert due.day == national_day  # counted a working day
+    load = "/admin/v1/calendar/load"
+    refused = await client.post(load, params={"year": 2003}, headers=world.headers("admin"))
+    assert (refused.status_code, refused.json()["field"]) == (422, "reason"), refused.text
+    assert not await CalendarDay.filter(day=national_day).exists()  # nothing loaded
+    loaded = await client.post(
+        load, params={"year": 2003, "reason": "补录 2003 年"}, headers=world.headers("admin")
+    )
+    assert loaded.status_code == 200, loaded.text
+    assert (await calendar.get_day(day=national_day)).is_working_day is False
+    entries = await client.get(
+        "/m/v1/audit", params={"subject_type": "calendar"}, headers=world.headers("admin")
+    )
+    (entry,) = [e for e in entries.json()["entries"] if e["action"] == "calendar.loaded"]
+    changed = {c["day"]: c for c in entry["after"]["changed"]}
+    assert changed[national_day.isoformat()]["was"] == [True, None, calendar.WEEKDAY_RULE]
+    assert changed[national_day.isoformat()]["now"] == [False, "National Day"]

@@ -280,10 +280,12 @@ async def load_from_library(
     source = f"chinesecalendar {chinese_calendar.__version__}"
     rows = [r for y in years for r in _year_rows(y, _library_exceptions(y), source)]
     async with _writing():
+        # Each day as deadlines counted it: a day the table lacks by the weekday rule, so a
+        # load turning a past one into a holiday needs a reason as a stored day's change does.
         held = {
-            r.day: r
-            for r in await CalendarDay.filter(
-                day__gte=date(years[0], 1, 1), day__lte=date(years[-1], 12, 31)
+            d.day: d
+            for d in await list_days(
+                date_from=date(years[0], 1, 1), date_to=date(years[-1], 12, 31)
             )
         }
         changed = [
