@@ -1906,6 +1906,188 @@ def test_a_drum_scanned_by_its_identifier_is_known_offline_by_its_code(
     assert "offline: last known" in summary, summary
 
 
+SYNCED = """
+const [done] = arguments;
+import('/static/app/sync.js').then(async (s) => done(await s.syncNow()));
+"""
+
+# The phone's clock was an hour ahead when the sync answered (set right since): the entry's
+# synced_at, written by that clock, is an hour past what the clock reads now.
+CLOCK_WAS_AHEAD = """
+const [code, done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  for (const e of await s.entries()) {
+    if (e.body.batch === code && e.status === 'applied') {
+      e.synced_at = new Date(Date.now() + 3600 * 1000).toISOString();
+      await s.putEntry(e);
+    }
+  }
+  done(true);
+});
+"""
+
+# Another user's record left waiting on a shared phone (their login ended without a log-out).
+THEIRS_WAITING = """
+const [code, plate, done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'collected', batch: code,
+                vehicle_plate: plate, device_time: new Date().toISOString()};
+  await s.enqueue(body, 'another user, waiting for them', -1);
+  done(true);
+});
+"""
+
+THEIRS_GONE = """
+const [done] = arguments;
+import('/static/app/store.js').then(async (s) => {
+  for (const e of await s.entries()) if (e.user_id === -1) await s.dropEntry(e.client_event_id);
+  done(true);
+});
+"""
+
+
+def _offered(browser: webdriver.Chrome) -> list[str]:
+    return [
+        str(b.get_attribute("data-action"))
+        for b in browser.find_elements(By.CSS_SELECTOR, "#actions button")
+    ]
+
+
+def test_a_batch_the_phone_collected_offline_is_not_tagged_as_a_new_load(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A clinic's bag, scanned online (kept: a batch, another producer's, no packing into it),
+    then collected by this phone offline. The next round offline took it as its load as "a
+    new label", ticked, dropping the kept answer because a record followed it, and queued a
+    tagging of an existing batch and a packing into another producer's bag, both refused at
+    sync (diff review of 5c8385f). A batch stays a batch: refused as the load on the spot."""
+    theirs = _clinic_bag(served, round_data["carrier"], "0.6")
+    _as(browser, served, "carrier")
+    _look_up(browser, theirs)  # online: kept as the clinic's batch
+    assert "aggregated" not in _offered(browser)
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        browser.execute_async_script(COLLECTED, theirs, PLATE)  # picked up alone, offline
+        browser.find_element(By.ID, "round-start").click()
+        _type_in_round(browser, theirs)
+        _wait(browser, lambda b: b.find_element(By.ID, "round-error").text)
+        load = browser.find_element(By.ID, "round-load").text
+        shown = _visible(browser, "round-tag")
+        browser.find_element(By.ID, "round-cancel").click()
+        made = [body["event_type"] for body in _queued_for(browser, theirs)]
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert (load, shown, made) == ("—", False, ["collected"])
+
+
+def test_a_drum_collected_by_its_identifier_is_recorded_since_under_its_code(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: a drum scanned by its HJ 1276 identifier is known by its batch's code too,
+    and what the phone knows of a code is the last answer and its own records since. The phone
+    recorded a collection on the drum scanned by its identifier (the record names the
+    identifier, which the server resolves); the drum's code typed offline shows the kept
+    answer (still with its producer, "collect") as if nothing had been recorded since:
+    recordedSince matched the scanned text and the answer's code, not the answer's
+    identifier (diff review of 5c8385f)."""
+    from wastetrack.batches import identifiers
+
+    bag = _clinic_bag(served, round_data["carrier"], "1.3")
+    identifier = f"91350100M000100Y43{identifiers.waste_code_digits('841-001-01')}20261130002"
+    _query(round_data["db"], "UPDATE batch SET identifier = $1 WHERE code = $2", identifier, bag)
+    _as(browser, served, "carrier")
+    browser.execute_async_script(FAKE_CAMERA, identifier)
+    try:
+        browser.find_element(By.ID, "camera").click()
+        _wait(
+            browser,
+            lambda b: _visible(b, "result-view") and bag in b.find_element(By.ID, "summary").text,
+        )
+    finally:
+        browser.execute_async_script(REAL_CAMERA)
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        # What the app queues when the user records a collection on that scan: batch = qr.
+        browser.execute_async_script(COLLECTED, identifier, PLATE)
+        _look_up(browser, bag)
+        by_code = browser.find_element(By.ID, "summary").text
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    browser.execute_async_script(SYNCED)
+    _applied(browser, identifier, "collected")  # the server takes the record by identifier
+    assert "recorded on this phone since" in by_code, by_code
+
+
+def test_a_fresh_online_answer_is_not_hidden_by_a_record_synced_under_a_fast_clock(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """The phone ordered its kept answers and sync answers by its wall clock (kept_at,
+    synced_at). A collection synced while the clock ran an hour fast (set right since): the
+    server's answer asked online afterwards already shows it, yet the phone read the record as
+    "applied after the answer was kept", hid the fresh answer's actions behind "recorded on
+    this phone since" for an hour, and a round would not collect the bag. Answers are
+    numbered in the order taken now (diff review of 5c8385f)."""
+    bag = _clinic_bag(served, round_data["carrier"], "0.7")
+    _as(browser, served, "carrier")
+    browser.execute_async_script(COLLECTED, bag, PLATE)
+    browser.execute_async_script(SYNCED)
+    _applied(browser, bag, "collected")
+    browser.execute_async_script(CLOCK_WAS_AHEAD, bag)
+    _look_up(browser, bag)  # online, after the sync: the server's answer shows the collection
+    summary = browser.find_element(By.ID, "summary").text
+    _to_scan(browser)
+    assert "recorded on this phone since" not in summary, summary
+
+
+def test_another_users_waiting_record_does_not_stop_this_users_round_collecting(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A shared phone: another user's collection of a bag waits on the phone for them (their
+    login ended without a log-out; sync sends only the logged-in user's records). This user's
+    round, online, scans the bag (the server: still with the clinic) and the load label: the
+    round takes the other user's waiting record as this phone's, does not collect the bag, and
+    queues only a packing of a bag the carrier does not hold -- refused at sync (diff review
+    of 5c8385f)."""
+    carrier = round_data["carrier"]
+    bag = _clinic_bag(served, carrier, "0.8")
+    load = _new_load_label(served, round_data)
+    _as(browser, served, "carrier")
+    browser.execute_async_script(THEIRS_WAITING, bag, PLATE)
+    try:
+        _start_round(browser, load, bag)
+        _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
+        browser.find_element(By.ID, "f-load_quantity").send_keys("0.8")
+        browser.find_element(By.ID, "round-plate").send_keys(PLATE)
+        browser.find_element(By.ID, "round-finish").click()
+        _wait(browser, lambda b: _visible(b, "scan-view"))
+        queued = browser.execute_async_script(QUEUE)
+    finally:
+        browser.execute_async_script(THEIRS_GONE)
+    ours = [
+        e["body"]["event_type"]
+        for e in queued
+        if e["body"].get("batch") == bag and e["user_id"] != -1
+    ]
+    _wait(
+        browser,
+        lambda b: all(
+            e["status"] != "pending"
+            for e in b.execute_async_script(QUEUE)
+            if e["user_id"] != -1 and e["body"].get("batch") == load
+        ),
+    )
+    packed = [
+        (e["body"]["event_type"], e["status"])
+        for e in browser.execute_async_script(QUEUE)
+        if e["body"].get("batch") == load and e["body"]["event_type"] == "aggregated"
+    ]
+    assert ours == ["collected"], (ours, packed)
+
+
 ENDED = """
 const [done] = arguments;
 // Once any sync still running has ended, the tokens become ones the server refuses.

@@ -3,7 +3,7 @@ import { call, callAll, endLogin, logIn, loggedIn, Offline, Problem, profile, se
 import { checkTyped } from './checkchar.js';
 import { Scanner } from './scanner.js';
 import {
-  correctEntry, dropEntry, enqueue, entries, getEntry, getKv, getRef, leave, putPhoto, setKv, setRef,
+  answersSoFar, correctEntry, dropEntry, enqueue, entries, getEntry, getKv, getRef, leave, putPhoto, setKv, setRef,
 } from './store.js';
 import { mine, stopSync, syncNow } from './sync.js';
 
@@ -447,8 +447,9 @@ async function scanQr(qr) {
   let found;
   let offline = false;
   try {
+    const after = await answersSoFar(); // the sync answers the server's answer may not show
     found = await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`);
-    await keepScan(qr, found);
+    found = await keepScan(qr, found, after);
   } catch (error) {
     if (!(error instanceof Offline)) throw error;
     found = (await keptScan(qr)) || (await keptBerth(qr));
@@ -457,32 +458,37 @@ async function scanQr(qr) {
   return { qr, found, offline, since: await recordedSince(qr, found) };
 }
 
-// What the server answered, kept under the code scanned and under the code it names (a drum's
-// HJ 1276 identifier names its batch's code), with the time it was kept.
-async function keepScan(qr, found) {
-  const kept = { ...found, kept_at: new Date().toISOString() };
-  for (const code of new Set([codeOf(qr), codeOfFound(found)].filter(Boolean))) {
-    await setKv(`scan:${code}`, kept);
-  }
+// What the server answered, kept under every code it goes by (the code scanned, its batch's
+// code and a drum's HJ 1276 identifier), with how many sync answers the phone had taken when
+// it was asked (`after`): a record answered later may not show in it.
+async function keepScan(qr, found, after) {
+  const kept = { ...found, kept_after: after };
+  for (const code of namesOf(qr, found)) await setKv(`scan:${code}`, kept);
+  return kept;
 }
 
-function codeOfFound(found) {
+// Every code a scanned text and the server's answer to it name, one way (codeOf).
+function namesOf(qr, found) {
   const named = found && (found.batch || found.label || found.berth || found.site);
-  return named && named.code ? codeOf(named.code) : null;
+  const texts = [qr, ...(named ? [named.code, named.identifier] : [])];
+  return [...new Set(texts.filter(Boolean).map(codeOf))];
 }
 
-// The phone's own records on a code that the answer it has does not show yet: waiting to be
-// sent, or applied after the answer was kept. A refused record changed nothing. What the phone
-// knows of a code is that answer and these: a label it tagged as a round's load is no longer
-// unused, though the kept answer says so.
+// The logged-in user's own records on a code that the answer the phone has does not show:
+// waiting to be sent, or answered after the answer was asked for (an answer kept before
+// answers were numbered shows none). A refused record changed nothing, and another user's
+// waits for them. What the phone knows of a code is that answer and these: a label it tagged
+// as a round's load is no longer unused, though the kept answer says so.
 async function recordedSince(qr, found) {
-  const names = new Set([codeOf(qr), codeOfFound(found)].filter(Boolean));
-  const keptAt = (found && found.kept_at) || '';
+  const names = new Set(namesOf(qr, found));
+  const after = found && found.kept_after !== undefined ? found.kept_after : -1;
   const shown = (e) => e.status === 'pending'
-    || (['applied', 'duplicate'].includes(e.status) && (e.synced_at || '') > keptAt);
+    || (['applied', 'duplicate'].includes(e.status) && (e.answered || 0) > after);
   const naming = (body) => [body.batch, ...(body.children || [])]
     .some((named) => typeof named === 'string' && names.has(codeOf(named)));
-  return (await entries()).filter((e) => shown(e) && naming(e.body)).map((e) => e.body.event_type);
+  return (await entries())
+    .filter((e) => me && mine(e, me) && shown(e) && naming(e.body))
+    .map((e) => e.body.event_type);
 }
 
 // What the phone learned of a code by an earlier scan. The app kept it under the text scanned
@@ -936,19 +942,18 @@ async function addToRound(qr) {
     $('round-error').textContent = `查无此码 · ${scanned.error.message}`;
     return;
   }
-  // An answer the phone's own records have gone past is no longer the code's: the round takes
-  // such a code as one it does not know (its load is tagged only if the user says it is new).
-  const since = scanned.since;
-  const found = since.length ? null : scanned.found;
+  const { found, since } = scanned;
   const item = { qr, code: codeOf(qr), found, since };
   // A plate (a collection point's, a berth's) is no waste: a round takes batches and labels.
-  if (scanned.found && !['batch', 'label'].includes(scanned.found.kind)) {
+  if (found && !['batch', 'label'].includes(found.kind)) {
     $('round-error').textContent = '这是地点码，不是袋或装车标签 · a place\'s plate, not a bag or a load';
     return;
   }
   // An unused label names no batch yet: a bag is tagged before a round collects it, and a
   // load is tagged on the carrier's own stock (another's label is that producer's waste).
-  const label = found && found.kind === 'label' ? found.label : null;
+  // A code this phone tagged names a batch, whatever the answer kept from before said.
+  const tagged = since.includes('tagged');
+  const label = found && found.kind === 'label' && !tagged ? found.label : null;
   if (label && (round.load || !me || label.organization_id !== me.organization_id)) {
     $('round-error').textContent = round.load
       ? '未登记的标签：先贴标登记 · an unused label: tag the bag first'
@@ -964,22 +969,18 @@ async function addToRound(qr) {
   }
   if (!round.load) {
     round.load = item;
-    const unbound = found && found.kind === 'label';
-    if (unbound || !found) {
+    if (label || (!found && !tagged)) {
       // A new load on a pre-printed label is tagged first. Offline the app cannot tell a
-      // new label from a batch: the user says which (not new where this phone tagged it).
+      // new label from a batch: the user says which.
       const tag = $('round-tag');
       tag.replaceChildren(
-        field('load_category', '装车类别 Load category', select(await categoriesOf(unbound ? found.label.stream : null))),
+        field('load_category', '装车类别 Load category', select(await categoriesOf(label ? label.stream : null))),
         field('load_quantity', '袋数或重量 Bags or weight', numberInput({ required: true })),
         field('load_unit', '单位 Unit', select(Object.entries(UNITS))),
       );
-      if (!unbound) {
-        const fresh = el('input', { type: 'checkbox', checked: !since.includes('tagged') });
-        const said = since.length
-          ? '本机已记录此码，待核对：这是新标签，登记装车 Recorded on this phone, not yet checked: a new label, tag the load'
-          : '离线未知：这是新标签，登记装车 Offline: a new label, tag the load';
-        tag.prepend(field('load_new', said, fresh));
+      if (!label) {
+        const fresh = el('input', { type: 'checkbox', checked: true });
+        tag.prepend(field('load_new', '离线未知：这是新标签，登记装车 Offline: a new label, tag the load', fresh));
       }
       tag.hidden = false;
     }

@@ -100,14 +100,23 @@ export async function entries() { return (await db()).getAllFromIndex('queue', '
 export async function putEntry(entry) { return (await db()).put('queue', entry); }
 // Both writes below read and write the stored entry in one transaction; an entry no longer
 // stored (discarded, or its user logged out) is not re-created. `revision` counts the
-// entry's corrections: a sync's answer is about the revision it sent.
-async function rewrite(id, change) {
-  const tx = (await db()).transaction('queue', 'readwrite');
+// entry's corrections: a sync's answer is about the revision it sent. An answer is numbered
+// (`answered`) in the order the phone took answers in, whatever its clock says.
+const ANSWERS = 'answers';
+async function rewrite(id, change, { answer = false } = {}) {
+  const tx = (await db()).transaction(['queue', 'kv'], 'readwrite');
+  const queue = tx.objectStore('queue');
+  const kv = tx.objectStore('kv');
   const [kept] = await Promise.all([
-    tx.store.get(id).then(async (stored) => {
+    queue.get(id).then(async (stored) => {
       const changed = stored && change(stored);
-      if (changed) await tx.store.put(changed);
-      return Boolean(changed);
+      if (!changed) return false;
+      if (answer) {
+        changed.answered = ((await kv.get(ANSWERS)) || 0) + 1;
+        await kv.put(changed.answered, ANSWERS);
+      }
+      await queue.put(changed);
+      return true;
     }),
     tx.done,
   ]);
@@ -119,8 +128,10 @@ async function rewrite(id, change) {
 export function answerEntry(sent, result) {
   return rewrite(sent.client_event_id, (stored) => ((stored.revision || 0) !== (sent.revision || 0)
     ? null
-    : { ...stored, status: result.status, result, synced_at: new Date().toISOString() }));
+    : { ...stored, status: result.status, result, synced_at: new Date().toISOString() }), { answer: true });
 }
+// How many answers the phone has taken: an entry answered later has a greater `answered`.
+export async function answersSoFar() { return (await getKv(ANSWERS)) || 0; }
 // A corrected body, queued again as a new revision.
 export function correctEntry(entry) {
   return rewrite(entry.client_event_id, (stored) => ({
