@@ -537,6 +537,42 @@ async def test_arrival_cannot_precede_the_last_handover(
     assert (early.status_code, early.json()["field"]) == (422, "arrived_at")
 
 
+async def test_arrival_cannot_precede_a_handover_to_the_receiver_scanned_after_the_legs(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """docs/transport.md: the last carrier may still scan the drums over to the receiver. An
+    arrival timed after the legs' handovers but before that scan was taken, and the decision's
+    receipts, timed at the arrival, put the receiver's taking of the waste an hour before it
+    was handed it (manifests review)."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    for seq, who, hours in ((1, "carrier", 3), (2, "second", 2)):
+        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=hours))
+        assert signed.status_code == 200, signed.text
+    scanned = NOW - timedelta(minutes=30)
+    for code in parties.batches:
+        given = event(
+            "handed_over",
+            code,
+            to_organization_id=world.orgs["plant"].id,
+            device_time=scanned.isoformat(),
+        )
+        posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
+        assert posted.status_code == 201, posted.text
+    early = await call(
+        client,
+        world,
+        "plant",
+        f"/{mid}/arrival",
+        {"arrived_at": (scanned - timedelta(hours=1)).isoformat()},
+    )
+    assert (early.status_code, early.json()["field"]) == (422, "arrived_at"), early.text
+    arrived = await call(
+        client, world, "plant", f"/{mid}/arrival", {"arrived_at": scanned.isoformat()}
+    )
+    assert arrived.status_code == 200, arrived.text
+
+
 async def test_a_handover_or_arrival_in_the_future_is_refused(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:

@@ -18,6 +18,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import check_reported
+from wastetrack.core.timefmt import local_time
 from wastetrack.custody import remainders, repository, transitions
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.chain import record
@@ -82,7 +83,8 @@ async def arrive(
     # to it, or handed over to it), as custody's rule for a receipt says. Locked (the manifest
     # first, then its batches, as signing does): a step recorded on one at the same moment
     # either comes first, and is judged here, or waits and finds the manifest arrived.
-    for batch in await repository.lock_batches(set(manifest.batch_codes)):
+    batches = await repository.lock_batches(set(manifest.batch_codes))
+    for batch in batches:
         refused = transitions.refusal(principal, batch, EventType.received)
         if refused is not None:
             raise RuleViolation(
@@ -91,9 +93,18 @@ async def arrive(
                 field="arrived_at",
             )
     check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
-    last_handover = max(leg.handover_at for leg in manifest.legs if leg.handover_at)
+    # The decision's receipts are timed at the arrival: it follows every step its batches went
+    # through, the legs' signed handovers and a handover to the receiver scanned after them.
+    last_handover = max(
+        [leg.handover_at for leg in manifest.legs if leg.handover_at]
+        + [b.last_device_time for b in batches if b.last_device_time]
+    )
     if arrived_at < last_handover:
-        raise ValidationFailed("arrived_at precedes the last handover", field="arrived_at")
+        raise ValidationFailed(
+            f"arrived_at precedes the last handover ({local_time(last_handover, timezone)},"
+            " city time)",
+            field="arrived_at",
+        )
     manifest.arrived_at = arrived_at
     due, assumed = await decision_due(arrived_at=arrived_at, timezone=timezone)
     manifest.decision_due_at, manifest.decision_due_assumed = due, assumed or None
