@@ -1874,16 +1874,16 @@ import('/static/app/scanner.js').then((m) => {
 """
 
 
-def test_a_drum_scanned_by_its_identifier_is_known_offline_by_its_code(
-    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
-) -> None:
-    """docs/app.md: seen is seen either way. A scanned HJ 1276 数字识别码 names its batch:
-    the phone kept the answer under the identifier only, so the batch's 9 characters typed
-    offline were a stranger ("recorded now")."""
+def _scanned_by_identifier(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any], quantity: str, seq: int
+) -> tuple[str, str]:
+    """A clinic's bag given an HJ 1276 identifier (number `seq` of the day), scanned online by
+    the carrier's camera reading the identifier: the bag's code and the identifier."""
     from wastetrack.batches import identifiers
 
-    bag = _clinic_bag(served, round_data["carrier"], "1.1")
-    identifier = f"91350100M000100Y43{identifiers.waste_code_digits('841-001-01')}20261130001"
+    bag = _clinic_bag(served, round_data["carrier"], quantity)
+    digits = identifiers.waste_code_digits("841-001-01")
+    identifier = f"91350100M000100Y43{digits}20261130{seq:03d}"
     _query(round_data["db"], "UPDATE batch SET identifier = $1 WHERE code = $2", identifier, bag)
     _as(browser, served, "carrier")
     browser.execute_async_script(FAKE_CAMERA, identifier)
@@ -1895,6 +1895,16 @@ def test_a_drum_scanned_by_its_identifier_is_known_offline_by_its_code(
         )
     finally:
         browser.execute_async_script(REAL_CAMERA)
+    return bag, identifier
+
+
+def test_a_drum_scanned_by_its_identifier_is_known_offline_by_its_code(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: seen is seen either way. A scanned HJ 1276 数字识别码 names its batch:
+    the phone kept the answer under the identifier only, so the batch's 9 characters typed
+    offline were a stranger ("recorded now")."""
+    bag, _ = _scanned_by_identifier(served, browser, round_data, "1.1", 1)
     _to_scan(browser)
     _network(browser, offline=True)
     try:
@@ -1992,21 +2002,7 @@ def test_a_drum_collected_by_its_identifier_is_recorded_since_under_its_code(
     answer (still with its producer, "collect") as if nothing had been recorded since:
     recordedSince matched the scanned text and the answer's code, not the answer's
     identifier (diff review of 5c8385f)."""
-    from wastetrack.batches import identifiers
-
-    bag = _clinic_bag(served, round_data["carrier"], "1.3")
-    identifier = f"91350100M000100Y43{identifiers.waste_code_digits('841-001-01')}20261130002"
-    _query(round_data["db"], "UPDATE batch SET identifier = $1 WHERE code = $2", identifier, bag)
-    _as(browser, served, "carrier")
-    browser.execute_async_script(FAKE_CAMERA, identifier)
-    try:
-        browser.find_element(By.ID, "camera").click()
-        _wait(
-            browser,
-            lambda b: _visible(b, "result-view") and bag in b.find_element(By.ID, "summary").text,
-        )
-    finally:
-        browser.execute_async_script(REAL_CAMERA)
+    bag, identifier = _scanned_by_identifier(served, browser, round_data, "1.3", 2)
     _to_scan(browser)
     _network(browser, offline=True)
     try:
