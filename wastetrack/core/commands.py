@@ -90,7 +90,9 @@ stripped as other strings are, and refused when it has whitespace around it."""
 Code = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_CONTROL)]
 """A code, a signed token or a scanned URL in a path or query."""
 
-SCANNED = r"^[^\x00-\x08\x0b\x0c\x0e-\x1c\x1e\x1f\x7f-\x9f\ufffe\uffff]*$"
+# UNHELD with GS (\x1d) cut out of its range \x0e-\x1f: a scanner writes it (the scan stories
+# send one, so a range written otherwise in UNHELD fails them rather than drifting apart).
+SCANNED = "^[^" + UNHELD.replace(r"\x0e-\x1f", r"\x0e-\x1c\x1e\x1f") + "]*$"
 """`NO_CONTROL` but the group separator: what no text of the service holds (`UNHELD`) but GS."""
 Scanned = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=SCANNED)]
 """What a phone scanned or a user typed to name a batch, a collection point or a berth (the
