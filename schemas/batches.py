@@ -126,4 +126,8 @@ class FateRead(Schema):
     )
     method: str | None = Field(description="the treatment method, after corrections")
     mode: str | None
-    treated_at: datetime | None
+    treated_at: datetime | None = Field(
+        description="when the treatment step giving `method` was recorded; for a pending"
+        " method (storage or grouping, fate `pending`) when the waste went into it, not a"
+        " final treatment"
+    )
