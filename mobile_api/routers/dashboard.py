@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BeforeValidator
 
 from mobile_api import errors
 from mobile_api.bodies import Router
@@ -284,7 +285,8 @@ async def alert_list(
     user: Reader,
     settings: AppSettings,
     _: Transaction,
-    kind: Annotated[alerts.Kind | None, Query()] = None,
+    # The filter form's "every kind" sends `kind=` (empty): no filter, not an unknown kind.
+    kind: Annotated[alerts.Kind | None, BeforeValidator(lambda v: v or None), Query()] = None,
     state: Annotated[AlertState, Query()] = "open",
     page: Annotated[int, Query(ge=1, le=INT32_MAX)] = 1,
 ) -> Response:

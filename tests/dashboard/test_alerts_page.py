@@ -175,3 +175,16 @@ async def test_a_kind_or_state_the_page_does_not_know_is_refused_naming_it(
         assert (await client.get("/dashboard/alerts", params={"kind": kind})).status_code == 200
     for state in ("open", "acknowledged", "all"):
         assert (await client.get("/dashboard/alerts", params={"state": state})).status_code == 200
+
+
+async def test_alerts_filter_form_all_kinds_is_answered(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The page's own filter form (alerts.html) submits its first option, 全部类型, as
+    `kind=` (empty): every kind, not an unknown one refused (diff review of ba75512)."""
+    await raise_alerts(world, "idle_batch", 2)
+    await raise_alerts(world, "scan_anomaly", 1, seq=3)
+    await login(client, "manager")
+    page = await client.get("/dashboard/alerts?kind=&state=open")
+    assert page.status_code == 200, page.text
+    assert len(ids_on(page)) == 3

@@ -573,6 +573,36 @@ async def test_arrival_cannot_precede_a_handover_to_the_receiver_scanned_after_t
     assert arrived.status_code == 200, arrived.text
 
 
+async def test_arrival_allows_the_carriers_phone_clock_skew(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """docs/custody.md: a device time within 10 minutes (CLOCK_SKEW, "for two phones' clocks")
+    of the latest step is neither refused nor flagged. The last carrier's phone, 5 minutes
+    fast, scans the drums over to the receiver as the truck arrives; the receiver's office
+    records the arrival at that moment by its own (right) clock. The receipts the decision
+    times at the arrival would be 5 minutes behind the scan: custody would take them
+    unflagged, and the arrival took them too (diff review of 144dec7)."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
+    for seq, who, hours in ((1, "carrier", 3), (2, "second", 2)):
+        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=hours))
+        assert signed.status_code == 200, signed.text
+    truth = NOW - timedelta(minutes=30)
+    for code in parties.batches:
+        given = event(
+            "handed_over",
+            code,
+            to_organization_id=world.orgs["plant"].id,
+            device_time=(truth + timedelta(minutes=5)).isoformat(),
+        )
+        posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
+        assert posted.status_code == 201, posted.text
+    arrived = await call(
+        client, world, "plant", f"/{mid}/arrival", {"arrived_at": truth.isoformat()}
+    )
+    assert arrived.status_code == 200, arrived.text
+
+
 async def test_a_handover_or_arrival_in_the_future_is_refused(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:

@@ -17,7 +17,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.principal import Principal
-from wastetrack.core.reported import check_reported
+from wastetrack.core.reported import CLOCK_SKEW, check_reported
 from wastetrack.core.timefmt import local_time
 from wastetrack.custody import remainders, repository, transitions
 from wastetrack.custody.rules import EventType
@@ -94,10 +94,11 @@ async def arrive(
             )
     check_reported(arrived_at, now=datetime.now(UTC), field="arrived_at")
     # The decision's receipts are timed at the arrival: it follows every step its batches went
-    # through, the legs' signed handovers and a handover to the receiver scanned after them.
+    # through, the legs' signed handovers and a handover to the receiver scanned after them (a
+    # phone's time within the clock skew custody allows two phones' clocks).
     last_handover = max(
         [leg.handover_at for leg in manifest.legs if leg.handover_at]
-        + [b.last_device_time for b in batches if b.last_device_time]
+        + [b.last_device_time - CLOCK_SKEW for b in batches if b.last_device_time]
     )
     if arrived_at < last_handover:
         raise ValidationFailed(
