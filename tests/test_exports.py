@@ -255,6 +255,18 @@ def test_a_header_that_would_start_a_formula_is_text_too() -> None:
     assert [(c.value, c.data_type) for c in sheet[2]] == [("=a", "s"), (-3, "n")]
 
 
+def test_text_spelled_as_a_spreadsheet_error_is_text_in_xlsx() -> None:
+    """An organization renamed `#N/A` (the admin route takes it) came out of every XLSX as the
+    spreadsheet's error value, which each formula reading the column then carries on
+    (exports review): text is a text cell, whatever its spelling."""
+    errors = ["#N/A", "#DIV/0!", "#REF!", "#NAME?", "#NUM!", "#NULL!", "#VALUE!"]
+    book = to_xlsx(["名称"], [[e] for e in errors], title="表")
+    sheet = openpyxl.load_workbook(io.BytesIO(book)).active
+    assert sheet is not None
+    cells = [row[0] for row in sheet.iter_rows(min_row=2)]
+    assert [(c.value, c.data_type) for c in cells] == [(e, "s") for e in errors]
+
+
 def test_a_yes_or_no_is_spelled_as_the_json_spells_it() -> None:
     rows = list(csv.reader(io.StringIO(to_csv(["逾期"], [[True], [False]]).decode("utf-8-sig"))))
     assert rows == [["逾期"], ["true"], ["false"]]

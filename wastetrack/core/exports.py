@@ -63,8 +63,10 @@ def to_xlsx(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str
     sheet.title = _UNHELD.sub("", title)[:31]
     for row in (headers, *rows):
         sheet.append([plain(v) for v in row])
-        for cell in sheet[sheet.max_row]:  # text, never a formula: the cell's type says so
-            if _formula(cell.value):
+        # Text is text, whatever openpyxl guesses from its spelling (a formula for `=1+2`, an
+        # error value for `#N/A`): the cell's type says so.
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
                 cell.data_type = "s"
     out = io.BytesIO()
     book.save(out)
