@@ -471,3 +471,36 @@ def test_a_name_holding_line_breaks_is_printed_above_the_lists_number() -> None:
     of_name = [y for text, y in lines if any(part in text for part in ("东院", "门诊部"))]
     assert of_name and max(of_name) <= number - 4, lines
     assert "西村卫生室 东院 二号楼 门诊部" in page.extract_text()
+
+
+async def test_two_label_sheets_at_once_for_a_pin_producer_both_print_a_list(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """Two managers print medical label stock at once for a clinic that confirms handovers by
+    PIN (it has a list already). `cosign._new_list` locks the producer's last list so that two
+    issues "must not both see the same last serial"; they both do, and one is refused."""
+    assert (await issue(client, world, "manager", farm_clinic.id)).status_code == 201
+    body = {"organization_id": farm_clinic.id, "stream": "medical", "count": 3}
+    answers = await asyncio.gather(
+        *(
+            client.post("/m/v1/labels", headers=world.headers(who), json=body)
+            for who in ("manager", "admin")
+        )
+    )
+    refused = [a.json() for a in answers if a.status_code != 201]
+    assert [a.status_code for a in answers] == [201, 201], refused
+    lists = await PinList.filter(organization_id=farm_clinic.id).order_by("serial")
+    assert [(p.serial, p.revoked_at is None) for p in lists] == [(1, False), (2, False), (3, True)]
+
+
+async def test_a_producers_first_two_pin_lists_issued_at_once_both_print(
+    client: httpx.AsyncClient, world: World, farm_clinic: Organization
+) -> None:
+    """The same race on a producer's first list: there is no row to lock at all."""
+    answers = await asyncio.gather(
+        *(issue(client, world, who, farm_clinic.id) for who in ("manager", "admin"))
+    )
+    refused = [a.json() for a in answers if a.status_code != 201]
+    assert [a.status_code for a in answers] == [201, 201], refused
+    lists = await PinList.filter(organization_id=farm_clinic.id).order_by("serial")
+    assert [(p.serial, p.revoked_at is None) for p in lists] == [(1, False), (2, True)]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from tortoise import connections
 from tortoise.expressions import Subquery
 
 from wastetrack.apikeys.models import ApiKey
@@ -126,14 +127,22 @@ async def pins_for_label_sheet(
     return (await _new_list(principal=principal, org=org, secret=secret, timezone=timezone))[1]
 
 
+PIN_LIST_LOCK_KEY = 0x70696E73
+"""First half of the advisory lock key a producer's PIN lists are issued under ("pins" in
+ASCII); the producer's id is the second."""
+
+
 async def _new_list(
     *, principal: Principal, org: Organization, secret: str, timezone: str
 ) -> tuple[PinList, PinPage]:
     now = datetime.now(UTC)
-    # Locked: two issues at once must not both see the same last serial.
-    current = (
-        await PinList.filter(organization_id=org.id).select_for_update().order_by("-serial").first()
+    # Two issues at once take turns, the second reading the serial the first wrote: a lock on
+    # the last list's row would find no row to lock for a first list, and a second issue
+    # waiting on it would read the same last serial again once the first committed.
+    await connections.get("default").execute_query(
+        "SELECT pg_advisory_xact_lock($1, $2)", [PIN_LIST_LOCK_KEY, org.id]
     )
+    current = await PinList.filter(organization_id=org.id).order_by("-serial").first()
     await PinList.filter(organization_id=org.id, revoked_at=None).update(revoked_at=now)
     pin_list = await PinList.create(
         organization_id=org.id,
