@@ -175,19 +175,7 @@ def _clinic_bag(served: str, carrier: int, quantity: str) -> str:
 
 def _new_load_label(served: str, round_data: dict[str, Any]) -> str:
     """A label the manager issues to the carrier for a load: its code."""
-    carrier = round_data["carrier"]
-    issued = httpx.post(
-        f"{served}/m/v1/labels",
-        headers=_headers(served, "manager"),
-        json={"organization_id": carrier, "stream": "medical", "count": 1},
-    )
-    assert issued.status_code == 201, issued.text
-    code: str = _query(
-        round_data["db"],
-        "SELECT code FROM label WHERE organization_id = $1 AND bound_at IS NULL",
-        carrier,
-    )[0]["code"]
-    return code
+    return _label_for(served, round_data, round_data["carrier"])
 
 
 def _now() -> str:
@@ -2082,6 +2070,169 @@ def test_another_users_waiting_record_does_not_stop_this_users_round_collecting(
         if e["body"].get("batch") == load and e["body"]["event_type"] == "aggregated"
     ]
     assert ours == ["collected"], (ours, packed)
+
+
+def _login_as(browser: webdriver.Chrome, username: str) -> None:
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    typed = browser.find_element(By.ID, "username")
+    typed.clear()
+    typed.send_keys(username)
+    browser.find_element(By.ID, "password").clear()
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _wait(browser, lambda b: b.find_element(By.ID, "who").text == username)
+
+
+# The login ends without a log-out (revoked on the server): the app shows the login screen and
+# keeps the user's records.
+END_LOGIN = """
+const [done] = arguments;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const t = await s.getKv('tokens');
+  await fetch('/m/v1/auth/logout', {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({refresh_token: t.refresh})});
+  await s.setKv('tokens', {...t, access: 'expired-access-token'});
+  const answer = await a.call('/m/v1/vehicles').then(
+    () => 'answered', (e) => `refused ${e.status}`);
+  done(answer);
+});
+"""
+
+COUNTER = """
+const [done] = arguments;
+import('/static/app/store.js').then(async (s) => done(await s.answersSoFar()));
+"""
+
+
+def test_a_shared_phones_answer_count_is_not_restarted_under_records_it_numbered(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md (Offline): what the phone knows of a code is the server's last answer and
+    the user's own records "answered by a sync after the answer was asked for (the phone
+    numbers the answers it takes ...)". The count of answers lives in kv, which a log-in of
+    another user (forgetAnother) and a log-out (leave) clear, while the records it numbered
+    stay on a shared phone for their user. The count started again at 0 under them: the
+    carrier's collection, applied long before, read as answered after every answer asked
+    since, so a fresh online scan of the bag said "recorded on this phone since: collected"
+    and offered the field actions instead of the server's (diff review of 61d59d6)."""
+    bag = _clinic_bag(served, round_data["carrier"], "0.9")
+    _as(browser, served, "carrier")
+    browser.execute_async_script(COLLECTED, bag, PLATE)
+    browser.execute_async_script(SYNCED)
+    _applied(browser, bag, "collected")
+    numbered = [
+        e["answered"] for e in browser.execute_async_script(QUEUE) if e["body"].get("batch") == bag
+    ]
+    _to_scan(browser)
+    # The carrier's login ends without a log-out; the clinic uses the phone, then logs out.
+    assert browser.execute_async_script(END_LOGIN) == "refused 401"
+    _login_as(browser, "clinic")
+    browser.find_element(By.ID, "logout").click()
+    _wait(browser, lambda b: _visible(b, "login-view"))
+    # The carrier again, online: the server's answer asked now shows the collection.
+    _login_as(browser, "carrier")
+    counted = browser.execute_async_script(COUNTER)
+    _look_up(browser, bag)
+    summary = browser.find_element(By.ID, "summary").text
+    _to_scan(browser)
+    assert "recorded on this phone since" not in summary, (summary, numbered, counted)
+
+
+# What the tagging form queues on another organization's label: that organization chosen as
+# the producer (docs/app.md, Scan and record).
+TAGGED_FOR = """
+const [code, producer, done] = arguments;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  const body = {client_event_id: crypto.randomUUID(), event_type: 'tagged', batch: code,
+                category: 'med.infectious', quantity: '1.5', unit: 'kg',
+                producer_organization_id: producer, device_time: new Date().toISOString()};
+  await s.enqueue(body, `tagged ${code}`, me.user_id);
+  done(true);
+});
+"""
+
+
+def _label_for(served: str, round_data: dict[str, Any], organization: int) -> str:
+    """A medical label the manager issues to the organization: its code."""
+    before = {
+        r["code"]
+        for r in _query(
+            round_data["db"], "SELECT code FROM label WHERE organization_id = $1", organization
+        )
+    }
+    issued = httpx.post(
+        f"{served}/m/v1/labels",
+        headers=_headers(served, "manager"),
+        json={"organization_id": organization, "stream": "medical", "count": 1},
+    )
+    assert issued.status_code == 201, issued.text
+    (code,) = {
+        r["code"]
+        for r in _query(
+            round_data["db"], "SELECT code FROM label WHERE organization_id = $1", organization
+        )
+    } - before
+    return str(code)
+
+
+def test_a_clinics_label_the_carrier_tagged_for_the_clinic_is_not_the_rounds_load(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md: the round refuses, as the load, another organization's label and "a batch
+    the scan offers no packing into (another producer's bag: a load is one the carrier tagged
+    itself)". A clinic's unused label scanned online by its carrier (kept: the clinic's label)
+    and tagged by the carrier for the clinic (the form chooses the clinic as producer): the
+    tagging, recorded on this phone, makes the round skip every check of the load
+    (`label = ... && !tagged`, the batch check needs kind 'batch'), so it takes the clinic's
+    bag as the load and queued a packing into another producer's bag, refused at sync
+    (transitions.refuse_on_batch; diff review of 61d59d6)."""
+    clinic = round_data["clinic"]
+    label = _label_for(served, round_data, clinic)
+    bag = _clinic_bag(served, round_data["carrier"], "0.5")
+    _as(browser, served, "carrier")
+    _look_up(browser, label)  # online: the clinic's unused label, kept
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        browser.execute_async_script(TAGGED_FOR, label, clinic)
+        browser.find_element(By.ID, "round-start").click()
+        _type_in_round(browser, label)
+        _wait(
+            browser,
+            lambda b: (
+                b.find_element(By.ID, "round-error").text
+                or b.find_element(By.ID, "round-load").text != "—"
+            ),
+        )
+        load = browser.find_element(By.ID, "round-load").text
+        if load != "—":
+            _type_in_round(browser, bag)
+            _wait(browser, lambda b: bag in b.find_element(By.ID, "round-view").text)
+            browser.find_element(By.ID, "round-plate").send_keys(PLATE)
+            browser.find_element(By.ID, "round-finish").click()
+            _wait(browser, lambda b: _visible(b, "scan-view"))
+        else:
+            browser.find_element(By.ID, "round-cancel").click()
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    browser.execute_async_script(SYNCED)
+    _wait(
+        browser,
+        lambda b: all(
+            e["status"] != "pending"
+            for e in b.execute_async_script(QUEUE)
+            if e["body"].get("batch") in (label, bag)
+        ),
+    )
+    answered = [
+        (e["body"]["event_type"], e["status"], (e["result"] or {}).get("error"))
+        for e in browser.execute_async_script(QUEUE)
+        if e["body"].get("batch") in (label, bag)
+    ]
+    assert all(status == "applied" for _, status, _ in answered), (load, answered)
 
 
 ENDED = """

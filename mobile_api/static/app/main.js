@@ -488,7 +488,7 @@ async function recordedSince(qr, found) {
     .some((named) => typeof named === 'string' && names.has(codeOf(named)));
   return (await entries())
     .filter((e) => me && mine(e, me) && shown(e) && naming(e.body))
-    .map((e) => e.body.event_type);
+    .map((e) => e.body);
 }
 
 // What the phone learned of a code by an earlier scan. The app kept it under the text scanned
@@ -549,7 +549,7 @@ async function paintResult() {
   // are no longer the code's: the usual field actions are offered, checked on sync.
   let actions = since.length ? OFFLINE_ACTIONS : found && found.actions;
   if (since.length) {
-    const done = [...new Set(since)].map(eventLabel).join('、');
+    const done = [...new Set(since.map((body) => body.event_type))].map(eventLabel).join('、');
     card.append(el('p', { class: 'hint', text: `本机已记录、待核对 · recorded on this phone since: ${done}` }));
   }
   if (!found) {
@@ -914,7 +914,7 @@ function paintRound() {
 // this phone has not moved on since (collected, handed over) itself.
 function toCollect(bag) {
   const state = bag.found && bag.found.batch && bag.found.batch.state;
-  return (!state || state === 'tagged') && bag.since.every((type) => type === 'tagged');
+  return (!state || state === 'tagged') && bag.since.every((body) => body.event_type === 'tagged');
 }
 
 $('round-start').addEventListener('click', async () => {
@@ -951,9 +951,13 @@ async function addToRound(qr) {
   }
   // An unused label names no batch yet: a bag is tagged before a round collects it, and a
   // load is tagged on the carrier's own stock (another's label is that producer's waste).
-  // A code this phone tagged names a batch, whatever the answer kept from before said.
-  const tagged = since.includes('tagged');
+  // A code this phone tagged names a batch, whatever the answer kept from before said: the
+  // waste of the producer the tagging named, else of the label's owner, else the user's own.
+  const tagging = since.find((body) => body.event_type === 'tagged');
+  const tagged = Boolean(tagging);
   const label = found && found.kind === 'label' && !tagged ? found.label : null;
+  const owner = found && found.kind === 'label' ? found.label.organization_id : null;
+  const producer = tagging && (tagging.producer_organization_id || owner || (me && me.organization_id));
   if (label && (round.load || !me || label.organization_id !== me.organization_id)) {
     $('round-error').textContent = round.load
       ? '未登记的标签：先贴标登记 · an unused label: tag the bag first'
@@ -963,7 +967,8 @@ async function addToRound(qr) {
   // A batch is the load only where the scan offers to pack into it (a load this organization
   // tagged itself, not another producer's waste): else Finish would queue a refused packing.
   const batch = found && found.kind === 'batch';
-  if (!round.load && batch && !(found.actions || []).includes('aggregated')) {
+  const notOurs = tagging && !(me && producer === me.organization_id);
+  if (!round.load && ((batch && !(found.actions || []).includes('aggregated')) || notOurs)) {
     $('round-error').textContent = '此批次现不能装入废物（他单位的废物，或已装箱、已在途）· this batch takes no waste now: another producer\'s, or packed, or under way';
     return;
   }

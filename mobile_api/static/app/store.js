@@ -3,6 +3,7 @@
 import { openDB, deleteDB } from '/static/vendor/idb.js';
 
 const NAME = 'wastetrack-app';
+const ANSWERS = 'answers'; // kv: how many sync answers the phone has taken (rewrite)
 let opened = null;
 
 // Another tab deleting the database (log-out) or opening a newer version waits until every
@@ -60,7 +61,15 @@ export async function forgetAnother(userId) {
   const before = await database.get('kv', 'profile');
   if (!before || before.user_id === userId) return;
   const tx = database.transaction(['kv', 'ref'], 'readwrite');
-  await Promise.all([tx.objectStore('kv').clear(), tx.objectStore('ref').clear(), tx.done]);
+  await Promise.all([clearKv(tx.objectStore('kv')), tx.objectStore('ref').clear(), tx.done]);
+}
+
+// The kept data goes, but the count of sync answers stays: the records left on the phone hold
+// numbers it gave, and a count begun again would read them as answered after any new scan.
+async function clearKv(kv) {
+  const answers = await kv.get(ANSWERS);
+  await kv.clear();
+  if (answers !== undefined) await kv.put(answers, ANSWERS);
 }
 
 export async function getRef(name) { return (await db()).get('ref', name); }
@@ -102,7 +111,6 @@ export async function putEntry(entry) { return (await db()).put('queue', entry);
 // stored (discarded, or its user logged out) is not re-created. `revision` counts the
 // entry's corrections: a sync's answer is about the revision it sent. An answer is numbered
 // (`answered`) in the order the phone took answers in, whatever its clock says.
-const ANSWERS = 'answers';
 async function rewrite(id, change, { answer = false } = {}) {
   const tx = (await db()).transaction(['queue', 'kv'], 'readwrite');
   const queue = tx.objectStore('queue');
@@ -164,7 +172,7 @@ export async function leave(isTheirs) {
   const queued = await tx.objectStore('queue').getAllKeys();
   const photoKeys = await tx.objectStore('photos').getAllKeys();
   await Promise.all([
-    tx.objectStore('kv').clear(),
+    clearKv(tx.objectStore('kv')),
     tx.objectStore('ref').clear(),
     ...queued.filter((id) => !ids.has(id)).map((id) => tx.objectStore('queue').delete(id)),
     ...photoKeys.filter((sha) => !keep.has(sha)).map((sha) => tx.objectStore('photos').delete(sha)),
