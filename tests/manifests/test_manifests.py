@@ -24,6 +24,7 @@ from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.core import codes
 from wastetrack.core.settings import Settings
+from wastetrack.core.timefmt import local_time
 from wastetrack.custody import repository
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy, ManifestRevision
 from wastetrack.manifests.receiving import decision_due, settle_deadlines
@@ -567,6 +568,8 @@ async def test_arrival_cannot_precede_a_handover_to_the_receiver_scanned_after_t
         {"arrived_at": (scanned - timedelta(hours=1)).isoformat()},
     )
     assert (early.status_code, early.json()["field"]) == (422, "arrived_at"), early.text
+    # The handover's own time, not the bound less the phones' allowance (diff review of 32eec9d).
+    assert local_time(scanned, world.settings.timezone) in early.json()["detail"]
     arrived = await call(
         client, world, "plant", f"/{mid}/arrival", {"arrived_at": scanned.isoformat()}
     )

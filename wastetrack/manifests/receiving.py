@@ -96,14 +96,13 @@ async def arrive(
     # The decision's receipts are timed at the arrival: it follows every step its batches went
     # through, the legs' signed handovers and a handover to the receiver scanned after them (a
     # phone's time within the clock skew custody allows two phones' clocks).
-    last_handover = max(
-        [leg.handover_at for leg in manifest.legs if leg.handover_at]
-        + [b.last_device_time - CLOCK_SKEW for b in batches if b.last_device_time]
-    )
-    if arrived_at < last_handover:
+    signed = [leg.handover_at for leg in manifest.legs if leg.handover_at]
+    scanned = [b.last_device_time for b in batches if b.last_device_time]
+    if arrived_at < max(signed + [t - CLOCK_SKEW for t in scanned]):
+        last = max(signed + scanned)
         raise ValidationFailed(
-            f"arrived_at precedes the last handover ({local_time(last_handover, timezone)},"
-            " city time)",
+            f"arrived_at precedes the last handover ({local_time(last, timezone)}, city time;"
+            f" a scanned step's phone time is allowed {CLOCK_SKEW.seconds // 60} minutes)",
             field="arrived_at",
         )
     manifest.arrived_at = arrived_at
