@@ -2235,6 +2235,90 @@ def test_a_clinics_label_the_carrier_tagged_for_the_clinic_is_not_the_rounds_loa
     assert all(status == "applied" for _, status, _ in answered), (load, answered)
 
 
+# A slow network: the scan's request goes at once, its answer reaches the app only when the
+# test lets it (window.__release()).
+HOLD_SCAN = """
+const [done] = arguments;
+const real = window.fetch;
+window.__realFetch = real;
+window.__held = [];
+window.__release = () => { for (const go of window.__held.splice(0)) go(); };
+window.fetch = (input, init) => {
+  const url = String((input && input.url) || input);
+  const answer = real(input, init);
+  if (!url.includes('/m/v1/scan')) return answer;
+  return new Promise((resolve, reject) => window.__held.push(() => answer.then(resolve, reject)));
+};
+done(true);
+"""
+
+HELD = "const [done] = arguments; done(window.__held ? window.__held.length : -1);"
+RELEASE = (
+    "const [done] = arguments; window.fetch = window.__realFetch; window.__release(); done(true);"
+)
+
+KV = """
+const [done] = arguments;
+const open = indexedDB.open('wastetrack-app');
+open.onsuccess = () => {
+  const database = open.result;
+  if (!database.objectStoreNames.contains('kv')) { done({}); database.close(); return; }
+  const store = database.transaction('kv').objectStore('kv');
+  const keys = store.getAllKeys();
+  const values = store.getAll();
+  values.onsuccess = () => {
+    const out = {};
+    keys.result.forEach((k, i) => { out[String(k)] = values.result[i]; });
+    done(out);
+    database.close();
+  };
+};
+"""
+
+
+def _scan_answered_after_log_out(
+    browser: webdriver.Chrome, served: str, round_data: dict[str, Any], code: str
+) -> None:
+    """The carrier, with sync answers taken (the count above 0), types `code` on the scan
+    screen and logs out before the server's answer reaches the phone; then it does."""
+    _as(browser, served, "carrier")
+    bags = [_clinic_bag(served, round_data["carrier"], "0.3") for _ in range(3)]
+    for bag in bags:
+        browser.execute_async_script(COLLECTED, bag, PLATE)
+    browser.execute_async_script(SYNCED)
+    for bag in bags:
+        _applied(browser, bag, "collected")
+    _to_scan(browser)
+    browser.execute_async_script(HOLD_SCAN)
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(code)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(browser, lambda b: b.execute_async_script(HELD) == 1)
+    _log_out(browser)
+    browser.execute_async_script(RELEASE)
+
+
+def test_a_scan_answered_after_the_log_out_is_not_kept_on_the_phone(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md (Offline): Log out "deletes from the phone the tokens, the kept data, ...;
+    a reference list or a vessel look-up answered after the log-out is kept for nobody". A scan
+    answered after the log-out was kept all the same (keepScan wrote whoever was logged in,
+    unlike keepRef), into the database the log-out had just deleted; the next user's log-in
+    cleared nothing (forgetAnother finds no profile), so the carrier's label answer was there
+    for whoever logged in next, and its count of sync answers above the count begun again
+    (diff review of 94572af)."""
+    label = _new_load_label(served, round_data)
+    _scan_answered_after_log_out(browser, served, round_data, label)
+    time.sleep(2)  # the answer's write, if any
+    _login_as(browser, "clinic")
+    kv = browser.execute_async_script(KV)
+    _as(browser, served, "carrier")  # as the stories after this one expect
+    scans = sorted(k for k in kv if k.startswith("scan:"))
+    assert scans == [], (scans, {k: kv[k] for k in scans})
+
+
 ENDED = """
 const [done] = arguments;
 // Once any sync still running has ended, the tokens become ones the server refuses.
@@ -2972,6 +3056,21 @@ def test_the_worker_installs_the_apps_files_from_the_server(browser: webdriver.C
 # These switch users (a collector, a port's operator, the carrier): they come last.
 
 
+def _log_out(browser: webdriver.Chrome) -> None:
+    """Tap Log out, saying yes where the app asks first (records of the user wait), until the
+    login screen shows."""
+    browser.find_element(By.ID, "logout").click()
+
+    def out(b: webdriver.Chrome) -> bool:
+        try:
+            b.switch_to.alert.accept()
+        except NoAlertPresentException:
+            pass
+        return _visible(b, "login-view")
+
+    _wait(browser, out)
+
+
 def _as(browser: webdriver.Chrome, served: str, username: str) -> None:
     """`username` logged in on the scan screen (whoever was before logged out, their records
     discarded with them)."""
@@ -2980,16 +3079,7 @@ def _as(browser: webdriver.Chrome, served: str, username: str) -> None:
     if _visible(browser, "scan-view"):
         if browser.find_element(By.ID, "who").text == username:
             return
-        browser.find_element(By.ID, "logout").click()
-
-        def out(b: webdriver.Chrome) -> bool:
-            try:  # asked first when records wait
-                b.switch_to.alert.accept()
-            except NoAlertPresentException:
-                pass
-            return _visible(b, "login-view")
-
-        _wait(browser, out)
+        _log_out(browser)
     typed = browser.find_element(By.ID, "username")
     typed.clear()
     typed.send_keys(username)
@@ -3304,16 +3394,7 @@ def test_a_look_up_answered_after_log_out_keeps_no_vessel_for_the_next_user(
     browser.find_element(By.ID, "vessel-lookup").click()
     _wait(browser, lambda b: b.execute_script("return window.lookupAsked"))
     browser.find_element(By.ID, "back").click()
-    browser.find_element(By.ID, "logout").click()
-
-    def out(b: webdriver.Chrome) -> bool:
-        try:
-            b.switch_to.alert.accept()
-        except Exception:  # no dialog: one is asked only when records wait
-            pass
-        return _visible(b, "login-view")
-
-    _wait(browser, out)
+    _log_out(browser)
     left = browser.execute_async_script(RELEASE_LOOKUP)
     _as(browser, served, "clinic")
     # The clinic's own reference refresh has run.

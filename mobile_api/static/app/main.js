@@ -196,15 +196,19 @@ async function refreshLabels() {
   } catch (error) { /* offline and not cached: the kept names stay */ }
 }
 
-// A reference list kept for the login that asked for it: an answer that comes after its user
-// logged out, or after the login ended and another user's log-in emptied the phone (the
-// profile kept is then none, or theirs), is kept for nobody.
-async function keepRef(name, value, userId) {
+// What the server answered is kept for the login that asked for it: an answer that comes after
+// its user logged out, or after the login ended and another user's log-in emptied the phone
+// (the profile kept is then none, or theirs), is kept for nobody.
+async function keepFor(userId, write) {
   if (!me || me.user_id !== userId) return false;
   const kept = await profile();
   if (!kept || kept.user_id !== userId) return false;
-  await setRef(name, value);
+  await write();
   return true;
+}
+
+function keepRef(name, value, userId) {
+  return keepFor(userId, () => setRef(name, value));
 }
 
 // The reference data the forms need, each kept with a version (a hash of its content).
@@ -411,7 +415,7 @@ $('logout').addEventListener('click', async () => {
   // records about to go, and no later request goes with whoever logs in next.
   await stopSync();
   await endLogin();
-  me = null; // before the phone is emptied: a late answer keeps nothing for nobody (keepRef)
+  me = null; // before the phone is emptied: a late answer keeps nothing for nobody (keepFor)
   await leave((e) => mine(e, leaving));
   $('who').textContent = '';
   $('logout').hidden = true;
@@ -447,9 +451,10 @@ async function scanQr(qr) {
   let found;
   let offline = false;
   try {
+    const asker = me && me.user_id;
     const after = await answersSoFar(); // the sync answers the server's answer may not show
-    found = await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`);
-    found = await keepScan(qr, found, after);
+    found = { ...(await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`)), kept_after: after };
+    await keepScan(qr, found, asker);
   } catch (error) {
     if (!(error instanceof Offline)) throw error;
     found = (await keptScan(qr)) || (await keptBerth(qr));
@@ -460,11 +465,11 @@ async function scanQr(qr) {
 
 // What the server answered, kept under every code it goes by (the code scanned, its batch's
 // code and a drum's HJ 1276 identifier), with how many sync answers the phone had taken when
-// it was asked (`after`): a record answered later may not show in it.
-async function keepScan(qr, found, after) {
-  const kept = { ...found, kept_after: after };
-  for (const code of namesOf(qr, found)) await setKv(`scan:${code}`, kept);
-  return kept;
+// it was asked (`kept_after`): a record answered later may not show in it.
+function keepScan(qr, found, userId) {
+  return keepFor(userId, async () => {
+    for (const code of namesOf(qr, found)) await setKv(`scan:${code}`, found);
+  });
 }
 
 // Every code a scanned text and the server's answer to it name, one way (codeOf).
@@ -952,12 +957,11 @@ async function addToRound(qr) {
   // An unused label names no batch yet: a bag is tagged before a round collects it, and a
   // load is tagged on the carrier's own stock (another's label is that producer's waste).
   // A code this phone tagged names a batch, whatever the answer kept from before said: the
-  // waste of the producer the tagging named, else of the label's owner, else the user's own.
+  // waste of the producer the tagging named, else the user's own (as the server reads it).
   const tagging = since.find((body) => body.event_type === 'tagged');
   const tagged = Boolean(tagging);
   const label = found && found.kind === 'label' && !tagged ? found.label : null;
-  const owner = found && found.kind === 'label' ? found.label.organization_id : null;
-  const producer = tagging && (tagging.producer_organization_id || owner || (me && me.organization_id));
+  const producer = tagging && Number(tagging.producer_organization_id || (me && me.organization_id));
   if (label && (round.load || !me || label.organization_id !== me.organization_id)) {
     $('round-error').textContent = round.load
       ? '未登记的标签：先贴标登记 · an unused label: tag the bag first'
