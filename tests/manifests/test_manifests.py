@@ -606,6 +606,44 @@ async def test_arrival_allows_the_carriers_phone_clock_skew(
     assert arrived.status_code == 200, arrived.text
 
 
+async def test_arrival_refusal_names_the_step_that_binds_it(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """docs/streams/hazardous.md: an earlier `arrived_at` is a 422 naming it, the last
+    handover's own time and the allowance. The last leg is signed at S; its carrier scans the
+    drums over 5 minutes later (S+5). An arrival at S-2 is refused by the signed handover (S),
+    but the message named S+5 with a 10-minute allowance, which puts S-2 inside it (diff
+    review of f367b0a): the step that binds is the one named."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (
+        await sign_producer(client, world, mid, NOW - timedelta(minutes=110))
+    ).status_code == 200
+    signed_at = NOW - timedelta(minutes=90)
+    for seq, who, at in ((1, "carrier", NOW - timedelta(minutes=100)), (2, "second", signed_at)):
+        signed = await sign_leg(client, world, mid, seq, who, at)
+        assert signed.status_code == 200, signed.text
+    scanned = signed_at + timedelta(minutes=5)
+    for code in parties.batches:
+        given = event(
+            "handed_over",
+            code,
+            to_organization_id=world.orgs["plant"].id,
+            device_time=scanned.isoformat(),
+        )
+        posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
+        assert posted.status_code == 201, posted.text
+    early = await call(
+        client,
+        world,
+        "plant",
+        f"/{mid}/arrival",
+        {"arrived_at": (signed_at - timedelta(minutes=2)).isoformat()},
+    )
+    assert (early.status_code, early.json()["field"]) == (422, "arrived_at"), early.text
+    detail = early.json()["detail"]
+    assert local_time(signed_at, world.settings.timezone) in detail, detail
+
+
 async def test_a_handover_or_arrival_in_the_future_is_refused(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:

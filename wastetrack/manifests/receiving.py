@@ -96,13 +96,22 @@ async def arrive(
     # The decision's receipts are timed at the arrival: it follows every step its batches went
     # through, the legs' signed handovers and a handover to the receiver scanned after them (a
     # phone's time within the clock skew custody allows two phones' clocks).
-    signed = [leg.handover_at for leg in manifest.legs if leg.handover_at]
-    scanned = [b.last_device_time for b in batches if b.last_device_time]
-    if arrived_at < max(signed + [t - CLOCK_SKEW for t in scanned]):
-        last = max(signed + scanned)
+    # Each step as (the earliest arrival it allows, its own time, what is said of it).
+    steps = [(leg.handover_at, leg.handover_at, "") for leg in manifest.legs if leg.handover_at]
+    steps += [
+        (
+            t - CLOCK_SKEW,
+            t,
+            f"; a scanned step's phone time is allowed {CLOCK_SKEW.seconds // 60} minutes",
+        )
+        for t in (b.last_device_time for b in batches)
+        if t
+    ]
+    earliest, last, allowance = max(steps)
+    if arrived_at < earliest:
         raise ValidationFailed(
-            f"arrived_at precedes the last handover ({local_time(last, timezone)}, city time;"
-            f" a scanned step's phone time is allowed {CLOCK_SKEW.seconds // 60} minutes)",
+            f"arrived_at precedes the last handover ({local_time(last, timezone)}, city time"
+            f"{allowance})",
             field="arrived_at",
         )
     manifest.arrived_at = arrived_at
