@@ -1364,6 +1364,23 @@ def _type_in_round(browser: webdriver.Chrome, code: str) -> None:
     browser.find_element(By.ID, "round-add").click()
 
 
+def _offer_as_load(browser: webdriver.Chrome, code: str) -> str:
+    """Begin a round and type `code` as its load, until the round takes it or says why not:
+    the load the round then shows ("—" where it refused it)."""
+    browser.find_element(By.ID, "round-start").click()
+    _wait(browser, lambda b: _visible(b, "round-view"))
+    _type_in_round(browser, code)
+    _wait(
+        browser,
+        lambda b: (
+            b.find_element(By.ID, "round-error").text
+            or b.find_element(By.ID, "round-load").text != "—"
+        ),
+    )
+    load: str = browser.find_element(By.ID, "round-load").text
+    return load
+
+
 def _start_round(browser: webdriver.Chrome, *scanned: str) -> None:
     """A carrier's round begun with these codes typed, the load's first."""
     browser.find_element(By.ID, "round-start").click()
@@ -1728,18 +1745,8 @@ def test_a_producers_bag_is_not_taken_as_the_rounds_load(
     bags' collections and a packing the server refuses (409 on `batch`)."""
     _as(browser, served, "carrier")
     clinic_bag = round_data["bags"][2]
-    browser.find_element(By.ID, "round-start").click()
-    _wait(browser, lambda b: _visible(b, "round-view"))
     try:
-        _type_in_round(browser, clinic_bag)
-        _wait(
-            browser,
-            lambda b: (
-                b.find_element(By.ID, "round-error").text
-                or b.find_element(By.ID, "round-load").text != "—"
-            ),
-        )
-        load = browser.find_element(By.ID, "round-load").text
+        load = _offer_as_load(browser, clinic_bag)
         error = browser.find_element(By.ID, "round-error").text
     finally:
         browser.find_element(By.ID, "round-cancel").click()
@@ -1967,10 +1974,7 @@ def test_a_batch_the_phone_collected_offline_is_not_tagged_as_a_new_load(
     _network(browser, offline=True)
     try:
         browser.execute_async_script(COLLECTED, theirs, PLATE)  # picked up alone, offline
-        browser.find_element(By.ID, "round-start").click()
-        _type_in_round(browser, theirs)
-        _wait(browser, lambda b: b.find_element(By.ID, "round-error").text)
-        load = browser.find_element(By.ID, "round-load").text
+        load = _offer_as_load(browser, theirs)
         shown = _visible(browser, "round-tag")
         browser.find_element(By.ID, "round-cancel").click()
         made = [body["event_type"] for body in _queued_for(browser, theirs)]
@@ -2073,6 +2077,7 @@ def test_another_users_waiting_record_does_not_stop_this_users_round_collecting(
 
 
 def _login_as(browser: webdriver.Chrome, username: str) -> None:
+    """Log `username` in on the login screen the app shows, until the scan screen names them."""
     _wait(browser, lambda b: _visible(b, "login-view"))
     typed = browser.find_element(By.ID, "username")
     typed.clear()
@@ -2197,16 +2202,7 @@ def test_a_clinics_label_the_carrier_tagged_for_the_clinic_is_not_the_rounds_loa
     _network(browser, offline=True)
     try:
         browser.execute_async_script(TAGGED_FOR, label, clinic)
-        browser.find_element(By.ID, "round-start").click()
-        _type_in_round(browser, label)
-        _wait(
-            browser,
-            lambda b: (
-                b.find_element(By.ID, "round-error").text
-                or b.find_element(By.ID, "round-load").text != "—"
-            ),
-        )
-        load = browser.find_element(By.ID, "round-load").text
+        load = _offer_as_load(browser, label)
         if load != "—":
             _type_in_round(browser, bag)
             _wait(browser, lambda b: bag in b.find_element(By.ID, "round-view").text)
@@ -2317,6 +2313,58 @@ def test_a_scan_answered_after_the_log_out_is_not_kept_on_the_phone(
     _as(browser, served, "carrier")  # as the stories after this one expect
     scans = sorted(k for k in kv if k.startswith("scan:"))
     assert scans == [], (scans, {k: kv[k] for k in scans})
+
+
+def test_a_scan_asked_before_a_log_out_is_not_kept_for_the_same_users_next_login(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md (Offline): Log out "deletes from the phone ... the kept data ...; a reference
+    list, a vessel look-up or a scan answered after the log-out is kept for nobody", and
+    main.js keepFor: "kept for the login that asked for it". The carrier asks a scan, logs out
+    before the answer comes, logs in again as the carrier; the answer of the ended login was
+    then written into the new login's emptied phone, keepFor comparing user ids only (diff
+    review of 40b71fb)."""
+    label = _new_load_label(served, round_data)
+    _as(browser, served, "carrier")
+    _to_scan(browser)
+    browser.execute_async_script(HOLD_SCAN)
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(label)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(browser, lambda b: b.execute_async_script(HELD) == 1)
+    _log_out(browser)
+    _login_as(browser, "carrier")
+    browser.execute_async_script(RELEASE)
+    time.sleep(2)  # the answer's write, if any
+    kv = browser.execute_async_script(KV)
+    _to_scan(browser)
+    scans = sorted(k for k in kv if k.startswith("scan:"))
+    assert scans == [], (scans, {k: kv[k] for k in scans})
+
+
+def test_a_clinics_label_the_carrier_tagged_naming_no_producer_is_not_the_rounds_load(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/app.md (Offline): a label this phone tagged is the waste of the producer the tagging
+    named, else the user's own, on a label of the user's organization or that producer. A
+    clinic's label, kept from an online scan, tagged offline by the carrier with no producer
+    chosen: the round read its producer as the carrier and took the clinic's label as the
+    load; the server refuses that tagging (batches/tagging.py) and the packing (diff review of
+    40b71fb)."""
+    label = _label_for(served, round_data, round_data["clinic"])
+    _as(browser, served, "carrier")
+    _look_up(browser, label)  # online: the clinic's unused label, kept
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        browser.execute_async_script(TAGGED_FOR, label, None)
+        load = _offer_as_load(browser, label)
+        browser.find_element(By.ID, "round-cancel").click()
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert load == "—", load
 
 
 ENDED = """

@@ -11,12 +11,13 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from tests.app.test_phone_app import (
+    END_LOGIN,
     _as,
     _clinic_bag,
     _headers,
+    _login_as,
     _look_up,
     _network,
-    _visible,
     _wait,
     browser,
     env,
@@ -24,36 +25,9 @@ from tests.app.test_phone_app import (
     served,
     small_world,
 )
-from tests.factories import PASSWORD
 
 __all__ = ["browser", "env", "round_data", "served", "small_world"]
 
-
-def _login_as(browser: webdriver.Chrome, username: str) -> None:
-    _wait(browser, lambda b: _visible(b, "login-view"))
-    typed = browser.find_element(By.ID, "username")
-    typed.clear()
-    typed.send_keys(username)
-    browser.find_element(By.ID, "password").clear()
-    browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "login").click()
-    _wait(browser, lambda b: _visible(b, "scan-view"))
-    _wait(browser, lambda b: b.find_element(By.ID, "who").text == username)
-
-
-END_LOGIN = """
-const [done] = arguments;
-Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
-  const t = await s.getKv('tokens');
-  // A manager revokes the login on the server (here: the login's own revocation, RFC 7009).
-  await fetch('/m/v1/auth/logout', {method: 'POST', headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({refresh_token: t.refresh})});
-  await s.setKv('tokens', {...t, access: 'expired-access-token'});
-  const answer = await a.call('/m/v1/vehicles').then(
-    () => 'answered', (e) => `refused ${e.status}`);
-  done(answer);
-});
-"""
 
 REF = """
 const [name, done] = arguments;

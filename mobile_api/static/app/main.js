@@ -196,25 +196,26 @@ async function refreshLabels() {
   } catch (error) { /* offline and not cached: the kept names stay */ }
 }
 
-// What the server answered is kept for the login that asked for it: an answer that comes after
-// its user logged out, or after the login ended and another user's log-in emptied the phone
-// (the profile kept is then none, or theirs), is kept for nobody.
-async function keepFor(userId, write) {
-  if (!me || me.user_id !== userId) return false;
+// What the server answered is kept for the login that asked for it (`asker`, this tab's `me`
+// when it asked): an answer that comes after its user logged out, even if they logged in again
+// meanwhile, or after the login ended and another user's log-in emptied the phone (the profile
+// kept is then none, or theirs), is kept for nobody.
+async function keepFor(asker, write) {
+  if (!me || me !== asker) return false;
   const kept = await profile();
-  if (!kept || kept.user_id !== userId) return false;
+  if (!kept || kept.user_id !== asker.user_id) return false;
   await write();
   return true;
 }
 
-function keepRef(name, value, userId) {
-  return keepFor(userId, () => setRef(name, value));
+function keepRef(name, value, asker) {
+  return keepFor(asker, () => setRef(name, value));
 }
 
 // The reference data the forms need, each kept with a version (a hash of its content).
 async function refreshReference() {
   if (!me) return;
-  const userId = me.user_id;
+  const asker = me;
   await refreshLabels();
   const sources = {
     streams: '/m/v1/catalog/streams',
@@ -242,7 +243,7 @@ async function refreshReference() {
       if (!old || old.version !== version) changed += 1;
       const kept = { version, fetched_at: new Date().toISOString(), items };
       if (lookedUp.length) kept.looked_up = lookedUp;
-      if (!(await keepRef(name, kept, userId))) return;
+      if (!(await keepRef(name, kept, asker))) return;
     } catch (error) {
       if (error instanceof Offline) return;
       if (!(error instanceof Problem) || error.status !== 403) throw error;
@@ -260,14 +261,14 @@ function withVessels(vessels, more) {
 
 // A vessel looked up by its registration number, kept in the `vessels` reference (and across
 // its refreshes, see refreshReference): the delivery form offers it from then on, offline too.
-async function keepVessel(vessel, userId) {
+async function keepVessel(vessel, asker) {
   const old = (await getRef('vessels')) || { items: [] };
   const listed = old.items.some((v) => v.id === vessel.id) && !(old.looked_up || []).some((v) => v.id === vessel.id);
   const items = withVessels(old.items.map((v) => (v.id === vessel.id ? vessel : v)), [vessel]);
   const kept = { ...old, version: await versionOf(items), items };
   // One the port lists comes again with the list; another is kept as looked up.
   if (!listed) kept.looked_up = [...(old.looked_up || []).filter((v) => v.id !== vessel.id), vessel];
-  await keepRef('vessels', kept, userId);
+  await keepRef('vessels', kept, asker);
 }
 
 async function paintQueueCount() {
@@ -451,7 +452,7 @@ async function scanQr(qr) {
   let found;
   let offline = false;
   try {
-    const asker = me && me.user_id;
+    const asker = me;
     const after = await answersSoFar(); // the sync answers the server's answer may not show
     found = { ...(await call(`/m/v1/scan?qr=${encodeURIComponent(qr)}`)), kept_after: after };
     await keepScan(qr, found, asker);
@@ -466,8 +467,8 @@ async function scanQr(qr) {
 // What the server answered, kept under every code it goes by (the code scanned, its batch's
 // code and a drum's HJ 1276 identifier), with how many sync answers the phone had taken when
 // it was asked (`kept_after`): a record answered later may not show in it.
-function keepScan(qr, found, userId) {
-  return keepFor(userId, async () => {
+function keepScan(qr, found, asker) {
+  return keepFor(asker, async () => {
     for (const code of namesOf(qr, found)) await setKv(`scan:${code}`, found);
   });
 }
@@ -774,17 +775,17 @@ async function lookUpVessel(form, vessels, registration, said) {
     return;
   }
   const asking = (form.vesselAsked = (form.vesselAsked || 0) + 1);
-  const userId = me.user_id;
-  // An answer is the form's that asked it, the last asked's and its user's: a form closed or
+  const asker = me;
+  // An answer is the form's that asked it, the last asked's and its login's: a form closed or
   // asked again, or a log-out, meanwhile takes none.
-  const stale = () => !vessels.isConnected || form.vesselAsked !== asking || !me || me.user_id !== userId;
+  const stale = () => !vessels.isConnected || form.vesselAsked !== asking || !me || me !== asker;
   tell(`查找中… looking up ${number}…`);
   let vessel;
   let offline = false;
   try {
     const rows = await callAll(`/admin/v1/vessels?registration_number=${encodeURIComponent(number)}`);
     vessel = rows.find((v) => v.registration_number === number);
-    if (vessel && !stale()) await keepVessel(vessel, userId);
+    if (vessel && !stale()) await keepVessel(vessel, asker);
   } catch (error) {
     if (stale()) return;
     if (error instanceof Problem) {
@@ -957,11 +958,13 @@ async function addToRound(qr) {
   // An unused label names no batch yet: a bag is tagged before a round collects it, and a
   // load is tagged on the carrier's own stock (another's label is that producer's waste).
   // A code this phone tagged names a batch, whatever the answer kept from before said: the
-  // waste of the producer the tagging named, else the user's own (as the server reads it).
+  // waste of the producer the tagging named, else the user's own (as the server reads it), on
+  // a label of the user's organization or of that producer (else the server refuses it).
   const tagging = since.find((body) => body.event_type === 'tagged');
   const tagged = Boolean(tagging);
   const label = found && found.kind === 'label' && !tagged ? found.label : null;
   const producer = tagging && Number(tagging.producer_organization_id || (me && me.organization_id));
+  const owner = found && found.kind === 'label' ? found.label.organization_id : null;
   if (label && (round.load || !me || label.organization_id !== me.organization_id)) {
     $('round-error').textContent = round.load
       ? '未登记的标签：先贴标登记 · an unused label: tag the bag first'
@@ -971,7 +974,8 @@ async function addToRound(qr) {
   // A batch is the load only where the scan offers to pack into it (a load this organization
   // tagged itself, not another producer's waste): else Finish would queue a refused packing.
   const batch = found && found.kind === 'batch';
-  const notOurs = tagging && !(me && producer === me.organization_id);
+  // A load is the user's own organization's waste, on its own label.
+  const notOurs = tagging && !(me && producer === me.organization_id && [null, producer].includes(owner));
   if (!round.load && ((batch && !(found.actions || []).includes('aggregated')) || notOurs)) {
     $('round-error').textContent = '此批次现不能装入废物（他单位的废物，或已装箱、已在途）· this batch takes no waste now: another producer\'s, or packed, or under way';
     return;
