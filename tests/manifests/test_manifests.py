@@ -538,19 +538,21 @@ async def test_arrival_cannot_precede_the_last_handover(
     assert (early.status_code, early.json()["field"]) == (422, "arrived_at")
 
 
-async def test_arrival_cannot_precede_a_handover_to_the_receiver_scanned_after_the_legs(
-    client: httpx.AsyncClient, world: World, parties: Parties
-) -> None:
-    """docs/transport.md: the last carrier may still scan the drums over to the receiver. An
-    arrival timed after the legs' handovers but before that scan was taken, and the decision's
-    receipts, timed at the arrival, put the receiver's taking of the waste an hour before it
-    was handed it (manifests review)."""
-    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
-    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
-    for seq, who, hours in ((1, "carrier", 3), (2, "second", 2)):
-        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=hours))
+async def _scanned_to_the_plant(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,
+    *,
+    legs: tuple[datetime, datetime],
+    scanned: datetime,
+) -> int:
+    """A manifest its producer signed with the first leg, its two legs signed at `legs`, and
+    every drum then scanned over to the plant by the last carrier at `scanned`: its id."""
+    mid: int = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, legs[0])).status_code == 200
+    for seq, who, at in ((1, "carrier", legs[0]), (2, "second", legs[1])):
+        signed = await sign_leg(client, world, mid, seq, who, at)
         assert signed.status_code == 200, signed.text
-    scanned = NOW - timedelta(minutes=30)
     for code in parties.batches:
         given = event(
             "handed_over",
@@ -560,16 +562,30 @@ async def test_arrival_cannot_precede_a_handover_to_the_receiver_scanned_after_t
         )
         posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
         assert posted.status_code == 201, posted.text
-    early = await call(
-        client,
-        world,
-        "plant",
-        f"/{mid}/arrival",
-        {"arrived_at": (scanned - timedelta(hours=1)).isoformat()},
-    )
+    return mid
+
+
+async def _refused_arrival(client: httpx.AsyncClient, world: World, mid: int, at: datetime) -> str:
+    """The plant records the arrival at `at`, refused (422 on `arrived_at`): the refusal's text."""
+    early = await call(client, world, "plant", f"/{mid}/arrival", {"arrived_at": at.isoformat()})
     assert (early.status_code, early.json()["field"]) == (422, "arrived_at"), early.text
+    detail: str = early.json()["detail"]
+    return detail
+
+
+async def test_arrival_cannot_precede_a_handover_to_the_receiver_scanned_after_the_legs(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """docs/transport.md: the last carrier may still scan the drums over to the receiver. An
+    arrival timed after the legs' handovers but before that scan was taken, and the decision's
+    receipts, timed at the arrival, put the receiver's taking of the waste an hour before it
+    was handed it (manifests review)."""
+    legs = (NOW - timedelta(hours=3), NOW - timedelta(hours=2))
+    scanned = NOW - timedelta(minutes=30)
+    mid = await _scanned_to_the_plant(client, world, parties, legs=legs, scanned=scanned)
+    detail = await _refused_arrival(client, world, mid, scanned - timedelta(hours=1))
     # The handover's own time, not the bound less the phones' allowance (diff review of 32eec9d).
-    assert local_time(scanned, world.settings.timezone) in early.json()["detail"]
+    assert local_time(scanned, world.settings.timezone) in detail
     arrived = await call(
         client, world, "plant", f"/{mid}/arrival", {"arrived_at": scanned.isoformat()}
     )
@@ -585,21 +601,10 @@ async def test_arrival_allows_the_carriers_phone_clock_skew(
     records the arrival at that moment by its own (right) clock. The receipts the decision
     times at the arrival would be 5 minutes behind the scan: custody would take them
     unflagged, and the arrival took them too (diff review of 144dec7)."""
-    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
-    assert (await sign_producer(client, world, mid, NOW - timedelta(hours=3))).status_code == 200
-    for seq, who, hours in ((1, "carrier", 3), (2, "second", 2)):
-        signed = await sign_leg(client, world, mid, seq, who, NOW - timedelta(hours=hours))
-        assert signed.status_code == 200, signed.text
+    legs = (NOW - timedelta(hours=3), NOW - timedelta(hours=2))
     truth = NOW - timedelta(minutes=30)
-    for code in parties.batches:
-        given = event(
-            "handed_over",
-            code,
-            to_organization_id=world.orgs["plant"].id,
-            device_time=(truth + timedelta(minutes=5)).isoformat(),
-        )
-        posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
-        assert posted.status_code == 201, posted.text
+    fast = truth + timedelta(minutes=5)  # the carrier's phone
+    mid = await _scanned_to_the_plant(client, world, parties, legs=legs, scanned=fast)
     arrived = await call(
         client, world, "plant", f"/{mid}/arrival", {"arrived_at": truth.isoformat()}
     )
@@ -614,33 +619,11 @@ async def test_arrival_refusal_names_the_step_that_binds_it(
     drums over 5 minutes later (S+5). An arrival at S-2 is refused by the signed handover (S),
     but the message named S+5 with a 10-minute allowance, which puts S-2 inside it (diff
     review of f367b0a): the step that binds is the one named."""
-    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
-    assert (
-        await sign_producer(client, world, mid, NOW - timedelta(minutes=110))
-    ).status_code == 200
     signed_at = NOW - timedelta(minutes=90)
-    for seq, who, at in ((1, "carrier", NOW - timedelta(minutes=100)), (2, "second", signed_at)):
-        signed = await sign_leg(client, world, mid, seq, who, at)
-        assert signed.status_code == 200, signed.text
+    legs = (NOW - timedelta(minutes=100), signed_at)
     scanned = signed_at + timedelta(minutes=5)
-    for code in parties.batches:
-        given = event(
-            "handed_over",
-            code,
-            to_organization_id=world.orgs["plant"].id,
-            device_time=scanned.isoformat(),
-        )
-        posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
-        assert posted.status_code == 201, posted.text
-    early = await call(
-        client,
-        world,
-        "plant",
-        f"/{mid}/arrival",
-        {"arrived_at": (signed_at - timedelta(minutes=2)).isoformat()},
-    )
-    assert (early.status_code, early.json()["field"]) == (422, "arrived_at"), early.text
-    detail = early.json()["detail"]
+    mid = await _scanned_to_the_plant(client, world, parties, legs=legs, scanned=scanned)
+    detail = await _refused_arrival(client, world, mid, signed_at - timedelta(minutes=2))
     assert local_time(signed_at, world.settings.timezone) in detail, detail
 
 
