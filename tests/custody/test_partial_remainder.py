@@ -764,6 +764,69 @@ async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
     assert receipt.details["delivered_by"] == f1
 
 
+async def test_a_carrier_picks_up_what_was_refused_from_its_deliverer_never_from_its_producer(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The carrier named on a clinic's bag picks it up where it was refused from whoever
+    delivered it, but a bag (or its refused part) back with the clinic that brought it in itself
+    is in its producer's hands: the clinic hands it over again (for a tagged bag the carrier's
+    taking it would have been a collection, with the producer's PIN where the stream asks)."""
+    clinic, carrier = world.orgs["clinic"].id, world.orgs["carrier"].id
+    f1, f2 = world.orgs["facility"].id, world.orgs["unlicensed"].id
+    await registry.add_licence(organization_id=f2, category_key="med.hw01", method_codes=["D10"])
+    whole = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    part = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    for code in (whole, part):
+        await recorded(
+            client, world, "clinic", event("handed_over", code, minutes=10, to_organization_id=f1)
+        )
+    refusals = {
+        whole: {"outcome": "rejected", "reason": "leaking"},
+        part: {"outcome": "partially_accepted", "weight_kg": "2.0", "reason": "wet"},
+    }
+    for code, refusal in refusals.items():
+        await recorded(client, world, "facility", event("received", code, minutes=20, **refusal))
+    remainder = (await Batch.get(split_from__code=part)).code
+    for code in (whole, remainder):
+        before = await CustodyEvent.all().count()
+        taken = await post_event(client, world, "carrier", event("in_transit", code, minutes=30))
+        assert (taken.status_code, taken.json()["field"]) == (403, "batch"), taken.text
+        assert await CustodyEvent.all().count() == before
+        scan = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("carrier"))
+        assert "in_transit" not in scan.json()["actions"], scan.json()
+        await recorded(
+            client,
+            world,
+            "clinic",
+            event("handed_over", code, minutes=31, to_organization_id=carrier),
+        )
+        await recorded(client, world, "carrier", event("in_transit", code, minutes=32))
+        assert (await Batch.get(code=code)).holder_id == carrier != clinic
+    # Passed on by the facility that accepted it and refused back to that facility, the bag is
+    # its deliverer's, not its producer's: its carrier picks it up there.
+    code = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    await recorded(
+        client, world, "clinic", event("handed_over", code, minutes=10, to_organization_id=f1)
+    )
+    await recorded(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=20, outcome="accepted", weight_kg="3.5"),
+    )
+    await recorded(
+        client, world, "facility", event("handed_over", code, minutes=30, to_organization_id=f2)
+    )
+    await recorded(
+        client,
+        world,
+        "unlicensed",
+        event("received", code, minutes=40, outcome="rejected", reason="not ours"),
+    )
+    await recorded(client, world, "carrier", event("in_transit", code, minutes=50))
+    assert (await Batch.get(code=code)).holder_id == carrier
+
+
 def _fix(code: str, target: str | int, minutes: int, **fields: Any) -> dict[str, Any]:
     return event("corrected", code, minutes=minutes, corrects=str(target), **fields)
 

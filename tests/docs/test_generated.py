@@ -79,6 +79,11 @@ def render_custody_rules() -> str:
         parties = _names(spec.parties, Party)
         for party, states in spec.party_states.items():
             parties += f"; `{party.value}` only from {_names(states, State)}"
+            if spec.not_from_producer:
+                parties += (
+                    f" (from {_names(spec.not_from_producer, State)} not while its producer holds"
+                    " it)"
+                )
         lines.append(
             f"| `{event.value}` | {spec.label} | {_names(spec.from_states, State)} | {roles}"
             f" | {parties} |"

@@ -136,6 +136,10 @@ class EventSpec:
     # Parties that may act only from some of `from_states`: one that does not hold the batch
     # takes it only as it comes to them (a destination, as the batch arrives).
     party_states: Mapping[Party, frozenset[State]] = field(default_factory=dict)
+    # States in which those parties take the batch only from another than its producer: there
+    # the producer gives its waste up itself (a refused bag back with the clinic that handed it
+    # over is handed over again, with the PIN where the stream asks, as a tagged one is collected).
+    not_from_producer: frozenset[State] = frozenset()
     note: str = ""  # how the handler picks its target or holder, where it computes them
 
     @property
@@ -143,10 +147,14 @@ class EventSpec:
         """The state the event always leaves, or None where the handler computes it."""
         return self.targets[0] if len(self.targets) == 1 else None
 
-    def parties_in(self, state: str) -> frozenset[Party]:
-        """The parties one of which may record the event on a batch in this state."""
+    def parties_in(self, state: str, *, producer_holds: bool) -> frozenset[Party]:
+        """The parties one of which may record the event on a batch in this state, held by its
+        producer or not."""
         return frozenset(
-            p for p in self.parties if state in self.party_states.get(p, self.from_states)
+            p
+            for p in self.parties
+            if state in self.party_states.get(p, self.from_states)
+            and not (p in self.party_states and producer_holds and state in self.not_from_producer)
         )
 
 
@@ -220,11 +228,13 @@ SPECS: dict[EventType, EventSpec] = {
         ),
         roles=FIELD_ROLES,
         parties=_parties(Party.holder, Party.carrier),
-        # The batch's carrier picks it up where it was collected or refused; once handed over
-        # or stored, it moves on only with whoever holds it. In transit already, its holder
-        # sends it on in another vehicle (a transfer at its depot: a later manifest leg of the
-        # same carrier), which the event's plate records.
+        # The batch's carrier picks it up where it was collected or refused (from whoever
+        # delivered it, not from its producer, which hands it over); once handed over or stored,
+        # it moves on only with whoever holds it. In transit already, its holder sends it on in
+        # another vehicle (a transfer at its depot: a later manifest leg of the same carrier),
+        # which the event's plate records.
         party_states={Party.carrier: _states(State.collected, State.rejected)},
+        not_from_producer=_states(State.rejected),
         required=_BATCH,
         optional=("destination_organization_id", "vehicle_plate"),
         targets=(State.in_transit,),
@@ -388,9 +398,17 @@ def estimated_remainder(batch: str) -> str:
     )
 
 
-def check_allowed(event_type: EventType, *, role: Role, state: str, relation: set[Party]) -> None:
+def check_allowed(
+    event_type: EventType,
+    *,
+    role: Role,
+    state: str,
+    relation: set[Party],
+    producer_holds: bool,
+) -> None:
     """Refuse an event the spec does not allow here: by role, by the batch's state, by how the
-    actor's organization stands to the batch (checked in that order)."""
+    actor's organization stands to the batch, held by its producer or not (checked in that
+    order)."""
     spec = SPECS[event_type]
     if role not in spec.roles:
         raise Forbidden(
@@ -403,7 +421,7 @@ def check_allowed(event_type: EventType, *, role: Role, state: str, relation: se
             else f"a {event_type.value} event cannot follow the state {state}"
         )
         raise RuleViolation(detail, field="event_type")
-    parties = spec.parties_in(state)
+    parties = spec.parties_in(state, producer_holds=producer_holds)
     if not relation & parties:
         raise Forbidden(
             f"your organization may not record {event_type.value} for this batch"

@@ -59,7 +59,13 @@ def check_allowed(
     principal: Principal, batch: Batch, relation: set[Party], event_type: EventType
 ) -> None:
     """Refuse an event the spec does not allow this user on this batch (`rules.check_allowed`)."""
-    rules.check_allowed(event_type, role=principal.role, state=batch.state, relation=relation)
+    rules.check_allowed(
+        event_type,
+        role=principal.role,
+        state=batch.state,
+        relation=relation,
+        producer_holds=batch.holder_id == batch.producer_id,
+    )
 
 
 def refusal(principal: Principal, batch: Batch, event_type: EventType) -> str | None:
