@@ -21,7 +21,7 @@ from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch
 from wastetrack.core import cityday
 from wastetrack.pesticide.commands import ReturnCommand
-from wastetrack.pesticide.models import Farmer, PackageSale, PackagingReturn
+from wastetrack.pesticide.models import Consignment, Farmer, PackageSale, PackagingReturn
 from wastetrack.pesticide.service import CREDIT_RULES
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -188,6 +188,19 @@ async def test_consignment_sends_a_batch_per_material_to_treatment(
     resent = await send(client, points, *BOTTLES_AND_DRUMS, client_event_id=sent_once)
     assert (resent.status_code, resent.json()) == (200, response.json())
     assert await Batch.all().count() == len(codes) == 2
+
+
+async def test_a_consignment_to_an_organization_that_treats_no_waste_is_refused_naming_it(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """Custody lets only a treatment facility receive waste: a consignment sent to a clinic
+    would never arrive. A 422 naming the destination, and nothing written."""
+    line = {"material": "agri.drum", "count": 3, "weight_kg": "4.5"}
+    answer = await send(client, points, line, destination_organization_id=points.orgs["clinic"].id)
+    assert (answer.status_code, answer.json()["field"]) == (422, "destination_organization_id")
+    assert "not a treatment facility" in answer.json()["detail"], answer.text
+    assert await Consignment.all().count() == 0
+    assert await Batch.all().count() == 0
 
 
 @pytest.mark.parametrize(

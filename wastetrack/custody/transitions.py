@@ -450,7 +450,7 @@ async def _facility(work: Work, org_id: int) -> Organization:
     org = work.organizations.get(org_id)
     if org is None:  # a treatment's facility, met through a manager's correction
         org = work.organizations[org_id] = await Organization.get(id=org_id)
-    if org.kind != OrganizationKind.treatment_facility:
+    if not registry.treats(org):
         raise Forbidden("only a treatment facility may receive or treat waste", field="batch")
     return org
 

@@ -22,7 +22,7 @@ from wastetrack.catalog import service as catalog
 from wastetrack.core import keys
 from wastetrack.core.cityday import local_date
 from wastetrack.core.data import read_data_file
-from wastetrack.core.errors import DomainError, Forbidden, NotFound
+from wastetrack.core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Rate, period_bounds, ratio
 from wastetrack.core.principal import Principal
 from wastetrack.core.regions import lineage
@@ -354,6 +354,13 @@ async def record_consignment(
         destination = await registry.get_organization(
             submission.destination_organization_id, field="destination_organization_id"
         )
+        if not registry.treats(destination):
+            # Custody lets only a facility receive it: sent anywhere else, it would never arrive.
+            raise ValidationFailed(
+                f"a consignment is sent on to treatment: {destination.name} is not a treatment"
+                " facility",
+                field="destination_organization_id",
+            )
         batches = await intake.take_in(
             principal=principal,
             record_id=submission.client_event_id,

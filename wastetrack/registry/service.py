@@ -76,6 +76,12 @@ async def list_regions(*, principal: Principal) -> list[Region]:
     return await query.distinct().order_by("path")
 
 
+def treats(org: Organization) -> bool:
+    """Whether the organization receives and treats waste (custody's receipts and treatments,
+    a treatment licence, a consignment sent on to treatment): a treatment facility."""
+    return org.kind == OrganizationKind.treatment_facility
+
+
 async def get_organization(
     organization_id: int, *, field: str = "organization_id", for_update: bool = False
 ) -> Organization:
@@ -301,7 +307,7 @@ async def add_licence(
             f"valid_until precedes valid_from ({valid_from.isoformat()})", field="valid_until"
         )
     org = await get_organization(organization_id)
-    if org.kind != OrganizationKind.treatment_facility:
+    if not treats(org):
         raise ValidationFailed(
             "only treatment facilities hold treatment licences", field="organization_id"
         )
