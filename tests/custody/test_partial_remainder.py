@@ -19,11 +19,16 @@ from tortoise.transactions import in_transaction
 
 from schemas.events import EventCreate
 from tests.custody.helpers import collect, post_event, recorded, tag_bag
-from tests.factories import World, event
+from tests.factories import CITY_TODAY, World, event
+from wastetrack.auth import service as auth
 from wastetrack.batches.models import Batch
+from wastetrack.cosign import service as cosign
+from wastetrack.cosign.models import PinList
 from wastetrack.custody import recorder, remainders
 from wastetrack.custody.models import CustodyEvent
+from wastetrack.registry import agreements
 from wastetrack.registry import service as registry
+from wastetrack.registry.models import OrganizationKind
 from wastetrack.rollups import service as rollups
 
 JSON = {"Accept": "application/json"}
@@ -825,6 +830,103 @@ async def test_a_carrier_picks_up_what_was_refused_from_its_deliverer_never_from
     )
     await recorded(client, world, "carrier", event("in_transit", code, minutes=50))
     assert (await Batch.get(code=code)).holder_id == carrier
+
+
+async def _pins(client: httpx.AsyncClient, world: World, organization_id: int) -> list[str]:
+    """A PIN list the manager issues to a producer: its codes."""
+    issued = await client.post(
+        f"/m/v1/organizations/{organization_id}/pins", headers=world.headers("manager")
+    )
+    assert issued.status_code == 201, issued.text
+    return cosign.list_codes(
+        secret=world.settings.secret_key,
+        pin_list=await PinList.get(organization_id=organization_id),
+    )
+
+
+async def test_a_bag_refused_back_to_its_clinic_is_collected_again_with_its_pin(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The clinic brought its own bag to the facility, which refused it; then the clinic's only
+    user left, so its waste leaves it with its PIN (medical `producer_pin: without_users`). Its
+    carrier does not drive off with it, but collects it again as a tagged bag is: with the
+    PIN, never without (diff review of 80df57f: the bag was stuck with nobody able to move it)."""
+    clinic, carrier = world.orgs["clinic"].id, world.orgs["carrier"].id
+    code = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    await recorded(
+        client,
+        world,
+        "clinic",
+        event("handed_over", code, minutes=10, to_organization_id=world.orgs["facility"].id),
+    )
+    await recorded(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=20, outcome="rejected", reason="leaking"),
+    )
+    await auth.deactivate_user(user_id=world.users["clinic"].id)
+    pins = await _pins(client, world, clinic)
+    scan = await client.get("/m/v1/scan", params={"qr": code}, headers=world.headers("carrier"))
+    assert "collected" in scan.json()["actions"], scan.json()
+    driven_off = await post_event(client, world, "carrier", event("in_transit", code, minutes=30))
+    assert driven_off.status_code == 403, driven_off.text
+    unconfirmed = await post_event(client, world, "carrier", event("collected", code, minutes=31))
+    assert (unconfirmed.status_code, unconfirmed.json()["field"]) == (422, "producer_pin")
+    await recorded(
+        client, world, "carrier", event("collected", code, minutes=32, producer_pin=pins[0])
+    )
+    batch = await Batch.get(code=code)
+    assert (batch.state, batch.holder_id) == ("collected", carrier)
+    taken = await CustodyEvent.get(batch_id=batch.id, event_type="collected")
+    assert taken.details["producer_confirmed"] == "pin"
+
+
+async def test_a_bag_handed_back_to_its_clinic_is_collected_again_and_from_nobody_else(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A village clinic with no account: its carrier collects a bag with its PIN, the facility
+    refuses it, and the carrier hands it back to the clinic. The carrier collects it again with
+    the next PIN (the bag was stuck: `collected` followed `tagged` only). A batch another holds
+    is not collected: it moves with its holder."""
+    carrier, facility = world.orgs["carrier"].id, world.orgs["facility"].id
+    farm = await registry.create_organization(
+        name="西村卫生室",
+        kind=OrganizationKind.clinic,
+        region_id=world.regions["village"].id,
+        bed_count=0,
+    )
+    await agreements.create_service_agreement(
+        provider_organization_id=carrier,
+        client_organization_id=farm.id,
+        streams=["medical"],
+        valid_from=CITY_TODAY - timedelta(days=30),
+    )
+    pins = await _pins(client, world, farm.id)
+    code = (await tag_bag(client, world, "carrier", producer_organization_id=farm.id))["code"]
+    steps = [
+        event("collected", code, minutes=10, producer_pin=pins[0]),
+        event("in_transit", code, minutes=20, destination_organization_id=facility),
+        event("received", code, minutes=30, outcome="rejected", reason="not sorted"),
+        event("handed_over", code, minutes=60, to_organization_id=farm.id),
+        event("collected", code, minutes=90, producer_pin=pins[1]),
+    ]
+    for step in steps:
+        await recorded(
+            client, world, "facility" if step["event_type"] == "received" else "carrier", step
+        )
+    assert (await Batch.get(code=code)).holder_id == carrier
+    # The clinic's own bag, handed over to the facility: the carrier does not collect it there.
+    other = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    await recorded(
+        client,
+        world,
+        "clinic",
+        event("handed_over", other, minutes=10, to_organization_id=facility),
+    )
+    refused = await post_event(client, world, "carrier", event("collected", other, minutes=20))
+    assert (refused.status_code, refused.json()["field"]) == (403, "batch"), refused.text
+    assert "only while its producer holds it" in refused.json()["detail"]
 
 
 def _fix(code: str, target: str | int, minutes: int, **fields: Any) -> dict[str, Any]:

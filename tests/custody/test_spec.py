@@ -30,7 +30,7 @@ EVERY_STATE = f"{LIVE} treated aggregated cancelled"
 # party that may act only from those states.
 EXPECTED: dict[str, tuple[str, str, str]] = {
     "tagged": ("", "generator collector carrier port_operator", ""),
-    "collected": ("tagged", FIELD, "producer holder carrier"),
+    "collected": ("tagged handed_over rejected", FIELD, "producer holder carrier"),
     "handed_over": (LIVE, HANDLERS, "holder"),
     "in_transit": (
         "collected handed_over in_transit stored rejected",
@@ -62,6 +62,9 @@ FINAL = {"treated", "aggregated", "cancelled"}
 # whoever delivered it; a refused bag back with the clinic that handed it over is handed over
 # again by the clinic).
 NOT_FROM_PRODUCER: dict[str, str] = {"in_transit": "rejected"}
+# event: the states it follows only while the batch's producer holds it (a bag handed or
+# refused back to its clinic is collected again, as a tagged one is).
+PRODUCER_ONLY: dict[str, str] = {"collected": "handed_over rejected"}
 
 # The relations an organization may have to a batch: none, or one party (several parties allow
 # what any one of them allows).
@@ -93,6 +96,8 @@ def _expected_refusal(
     if state not in states:
         return "state"
     parties = set()
+    if state in PRODUCER_ONLY.get(event, "").split() and not producer_holds:
+        party_cells = set()
     for cell in party_cells:
         party, _, only = cell.partition("@")
         limited_away = only and producer_holds and state in NOT_FROM_PRODUCER.get(event, "").split()

@@ -77,6 +77,10 @@ def render_custody_rules() -> str:
             lines.append(f"| `{event.value}` | {spec.label} | (creates the batch) | {roles} | |")
             continue
         parties = _names(spec.parties, Party)
+        if spec.producer_only:
+            parties += (
+                f" (from {_names(spec.producer_only, State)} only while its producer holds it)"
+            )
         for party, states in spec.party_states.items():
             parties += f"; `{party.value}` only from {_names(states, State)}"
             if spec.not_from_producer:

@@ -136,10 +136,13 @@ class EventSpec:
     # Parties that may act only from some of `from_states`: one that does not hold the batch
     # takes it only as it comes to them (a destination, as the batch arrives).
     party_states: Mapping[Party, frozenset[State]] = field(default_factory=dict)
-    # States in which those parties take the batch only from another than its producer: there
-    # the producer gives its waste up itself (a refused bag back with the clinic that handed it
-    # over is handed over again, with the PIN where the stream asks, as a tagged one is collected).
+    # States in which those parties take the batch only from another than its producer: from
+    # the producer's hands it goes by its own handover or by a collection (`producer_only`).
     not_from_producer: frozenset[State] = frozenset()
+    # States from which the event follows only while the batch's producer holds it: a refused
+    # or returned bag back with its clinic is collected again as a tagged one is (with the
+    # producer's PIN where the stream asks, cosign.producer_confirmation).
+    producer_only: frozenset[State] = frozenset()
     note: str = ""  # how the handler picks its target or holder, where it computes them
 
     @property
@@ -150,6 +153,8 @@ class EventSpec:
     def parties_in(self, state: str, *, producer_holds: bool) -> frozenset[Party]:
         """The parties one of which may record the event on a batch in this state, held by its
         producer or not."""
+        if state in self.producer_only and not producer_holds:
+            return frozenset()
         return frozenset(
             p
             for p in self.parties
@@ -193,7 +198,10 @@ SPECS: dict[EventType, EventSpec] = {
     ),
     EventType.collected: EventSpec(
         label="收集",
-        from_states=_states(State.tagged),
+        # A tagged batch is its producer's; a batch handed back to its producer, or refused
+        # back to it, is collected again from it, and from nobody else.
+        from_states=_states(State.tagged, State.handed_over, State.rejected),
+        producer_only=_states(State.handed_over, State.rejected),
         roles=FIELD_ROLES,
         parties=_parties(Party.producer, Party.holder, Party.carrier),
         required=_BATCH,
@@ -423,10 +431,14 @@ def check_allowed(
         raise RuleViolation(detail, field="event_type")
     parties = spec.parties_in(state, producer_holds=producer_holds)
     if not relation & parties:
+        who = (
+            f"it must be the batch's {' or '.join(sorted(p.value for p in parties))}"
+            if parties
+            else "only while its producer holds it"
+        )
         raise Forbidden(
             f"your organization may not record {event_type.value} for this batch"
-            f" while it is {state}"
-            f" (it must be the batch's {' or '.join(sorted(p.value for p in parties))})",
+            f" while it is {state} ({who})",
             field="batch",
         )
 
