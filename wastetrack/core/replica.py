@@ -36,7 +36,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClie
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
-from wastetrack.core.db import credentials_from_url
+from wastetrack.core.db import credentials_from_url, keep_socket_private
 from wastetrack.core.errors import Conflict
 from wastetrack.core.settings import Settings
 
@@ -203,6 +203,8 @@ def _base_backup(primary_url: str, pgdata: Path, user: str | None) -> None:
             "hot_standby_feedback = on\n"
         ),
     )
+    # Copied with the primary's configuration; written here too for a primary set up before.
+    keep_socket_private(pgdata)
 
 
 def _postmaster(pgdata: Path) -> Any:
