@@ -36,9 +36,11 @@ def known_kg(catalog: CatalogSnapshot, batch: Batch) -> Decimal | None:
     return catalog.estimated_kg(batch.category_id, batch.unit, batch.quantity)
 
 
-async def estimated_basis(work: Work, batch: Batch) -> bool:
-    """Whether the declared mass a refused part is set against is the catalog's estimate: the
-    batch is counted in items or m³, or is itself a remainder sized against an estimate."""
+async def estimated_basis(work: Work | None, batch: Batch) -> bool:
+    """Whether the batch's declared mass is the catalog's estimate, no declaration in kg (a
+    refused part set against it is one too; a weighing is never off it): the batch is counted
+    in items or m³, or is itself a remainder sized against an estimate. Outside a recording
+    (`work` None: a manifest's decision judging its weighings) the tagging is the stored one."""
     if batch.unit != Unit.KG:
         return True
     if batch.split_from_id is None:
@@ -354,9 +356,10 @@ async def _live_remainder(work: Work, batch: Batch) -> Batch | None:
     return live[0] if live else None
 
 
-async def _tagging(work: Work, batch: Batch) -> CustodyEvent | repository.NewEvent:
+async def _tagging(work: Work | None, batch: Batch) -> CustodyEvent | repository.NewEvent:
+    made = () if work is None else work.new_events
     return next(
-        (e for e in work.new_events if e.batch_id == batch.id and e.seq == 1), None
+        (e for e in made if e.batch_id == batch.id and e.seq == 1), None
     ) or await CustodyEvent.get(batch_id=batch.id, seq=1)
 
 

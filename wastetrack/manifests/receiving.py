@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from wastetrack.auth.models import Role
-from wastetrack.batches.models import Batch, Unit
+from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.catalog import service as catalog
 from wastetrack.core import cityday, codes
@@ -195,16 +195,15 @@ async def decide(
         # Weighed batch by batch (as e-Manifest records each line): a batch off the kg it
         # declared by the same tolerance is a discrepancy of its own, also where the total
         # agrees (a part refused of one batch while another weighed more than it declared). A
-        # batch counted in items or m³ declared no kg: the catalog's estimate is no declaration
-        # to be off.
+        # batch counted in items or m³, or a part refused of one, declared no kg: the catalog's
+        # estimate is no declaration to be off (`remainders.estimated_basis`).
         for code, weight in weights.items():
             mass = known[code]
-            declared_kg = held[code].unit == Unit.KG
             if (
                 weight is not None
                 and mass
-                and declared_kg
                 and abs(weight - mass) / mass > tolerance
+                and not await remainders.estimated_basis(None, held[code])
             ):
                 found.append((f"weights_kg.{code}", _kg(mass), _kg(weight)))
     for name in ("waste_name", "physical_form", "packaging"):
