@@ -929,6 +929,24 @@ async def test_a_bag_handed_back_to_its_clinic_is_collected_again_and_from_nobod
     assert "only while its producer holds it" in refused.json()["detail"]
 
 
+async def test_a_bag_handed_back_and_stored_by_its_clinic_is_collected_again(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A bag handed back to its clinic and stored there (贮存, which the clinic as its holder
+    may record) is still in its producer's hands: it is collected again, as it would be
+    unstored (diff review of 1b06ad9: it could then leave by the clinic's handover alone)."""
+    clinic, carrier = world.orgs["clinic"].id, world.orgs["carrier"].id
+    code = (await tag_bag(client, world, carrier_organization_id=carrier))["code"]
+    await collect(client, world, code, minutes=10)
+    await recorded(
+        client, world, "carrier", event("handed_over", code, minutes=20, to_organization_id=clinic)
+    )
+    await recorded(client, world, "clinic", event("stored", code, minutes=30))
+    await recorded(client, world, "carrier", event("collected", code, minutes=40))
+    batch = await Batch.get(code=code)
+    assert (batch.state, batch.holder_id) == ("collected", carrier)
+
+
 def _fix(code: str, target: str | int, minutes: int, **fields: Any) -> dict[str, Any]:
     return event("corrected", code, minutes=minutes, corrects=str(target), **fields)
 

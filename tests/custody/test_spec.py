@@ -30,7 +30,7 @@ EVERY_STATE = f"{LIVE} treated aggregated cancelled"
 # party that may act only from those states.
 EXPECTED: dict[str, tuple[str, str, str]] = {
     "tagged": ("", "generator collector carrier port_operator", ""),
-    "collected": ("tagged handed_over rejected", FIELD, "producer holder carrier"),
+    "collected": ("tagged handed_over rejected stored", FIELD, "producer holder carrier"),
     "handed_over": (LIVE, HANDLERS, "holder"),
     "in_transit": (
         "collected handed_over in_transit stored rejected",
@@ -64,7 +64,7 @@ FINAL = {"treated", "aggregated", "cancelled"}
 NOT_FROM_PRODUCER: dict[str, str] = {"in_transit": "rejected"}
 # event: the states it follows only while the batch's producer holds it (a bag handed or
 # refused back to its clinic is collected again, as a tagged one is).
-PRODUCER_ONLY: dict[str, str] = {"collected": "handed_over rejected"}
+PRODUCER_ONLY: dict[str, str] = {"collected": "handed_over rejected stored"}
 
 # The relations an organization may have to a batch: none, or one party (several parties allow
 # what any one of them allows).

@@ -199,9 +199,9 @@ SPECS: dict[EventType, EventSpec] = {
     EventType.collected: EventSpec(
         label="收集",
         # A tagged batch is its producer's; a batch handed back to its producer, or refused
-        # back to it, is collected again from it, and from nobody else.
-        from_states=_states(State.tagged, State.handed_over, State.rejected),
-        producer_only=_states(State.handed_over, State.rejected),
+        # back to it, and stored there or not, is collected again from it, and from nobody else.
+        from_states=_states(State.tagged, State.handed_over, State.rejected, State.stored),
+        producer_only=_states(State.handed_over, State.rejected, State.stored),
         roles=FIELD_ROLES,
         parties=_parties(Party.producer, Party.holder, Party.carrier),
         required=_BATCH,
