@@ -1,9 +1,11 @@
 // The collector's phone: log in, scan, record each action into a durable queue, sync it.
 import { call, callAll, endLogin, logIn, loggedIn, Offline, Problem, profile, session } from './api.js';
 import { checkTyped } from './checkchar.js';
+import { codeOf } from './codes.js';
 import { Scanner } from './scanner.js';
 import {
-  answersSoFar, correctEntry, dropEntry, enqueue, entries, getEntry, getKv, getRef, leave, putPhoto, setKv, setRef,
+  answersSoFar, correctEntry, dropEntry, enqueue, entries, entriesIn, entriesNaming, getEntry, getKv, getRef, leave,
+  putPhoto, setKv, setRef,
 } from './store.js';
 import { mine, stopSync, syncNow } from './sync.js';
 
@@ -272,8 +274,7 @@ async function keepVessel(vessel, asker) {
 }
 
 async function paintQueueCount() {
-  const all = (await entries()).filter((e) => !me || mine(e, me));
-  const pending = all.filter((e) => e.status === 'pending').length;
+  const pending = (await entriesIn(['pending'])).filter((e) => !me || mine(e, me)).length;
   $('queue-count').textContent = String(pending);
   return pending;
 }
@@ -339,7 +340,7 @@ async function record(body, summary, userId = me.user_id) {
 
 // A shared phone: records another user left are theirs to send; said last, so it stays shown.
 async function noteOthers() {
-  const others = (await entries()).filter((e) => e.status === 'pending' && !mine(e, me)).length;
+  const others = (await entriesIn(['pending'])).filter((e) => !mine(e, me)).length;
   if (others) status(`本机还有他人的 ${others} 条未同步记录，待其登录后同步 ${others} records of another user wait for them`);
 }
 
@@ -486,14 +487,11 @@ function namesOf(qr, found) {
 // waits for them. What the phone knows of a code is that answer and these: a label it tagged
 // as a round's load is no longer unused, though the kept answer says so.
 async function recordedSince(qr, found) {
-  const names = new Set(namesOf(qr, found));
   const after = found && found.kept_after !== undefined ? found.kept_after : -1;
   const shown = (e) => e.status === 'pending'
     || (['applied', 'duplicate'].includes(e.status) && (e.answered || 0) > after);
-  const naming = (body) => [body.batch, ...(body.children || [])]
-    .some((named) => typeof named === 'string' && names.has(codeOf(named)));
-  return (await entries())
-    .filter((e) => me && mine(e, me) && shown(e) && naming(e.body))
+  return (await entriesNaming(namesOf(qr, found)))
+    .filter((e) => me && mine(e, me) && shown(e))
     .map((e) => e.body);
 }
 
@@ -540,11 +538,6 @@ async function lookUp(qr) {
 // What a scanned or typed text names, one way: the code of a label's QR URL, or the text as
 // typed, without blanks or hyphens, in upper case. The phone keeps what it learned of a code
 // under it, so a bag scanned by camera is known when its 9 characters are typed, and back.
-function codeOf(qr) {
-  const match = /\/q\/([0-9A-Za-z-]+)\./.exec(qr);
-  return (match ? match[1] : qr).replace(/[\s-]/g, '').toUpperCase();
-}
-
 async function paintResult() {
   const { found, offline, qr, since } = current;
   const summary = $('summary');

@@ -1,8 +1,10 @@
 // What the phone keeps: tokens and profile (kv), reference data with its version (ref), the
 // durable queue of recorded actions (queue) and photos waiting for upload (photos).
 import { openDB, deleteDB } from '/static/vendor/idb.js';
+import { namedIn } from './codes.js';
 
 const NAME = 'wastetrack-app';
+const VERSION = 2; // 2: the queue's `named` and `status` indexes
 const ANSWERS = 'answers'; // kv: how many sync answers the phone has taken (rewrite)
 let opened = null;
 
@@ -12,17 +14,31 @@ let opened = null;
 // closed (storage cleared) is opened again the same way.
 function db() {
   if (!opened) {
-    const opening = openDB(NAME, 1, {
-      upgrade(database) {
-        database.createObjectStore('kv');
-        database.createObjectStore('ref');
-        const queue = database.createObjectStore('queue', { keyPath: 'client_event_id' });
-        queue.createIndex('seq', 'seq');
-        database.createObjectStore('photos');
+    const opening = openDB(NAME, VERSION, {
+      async upgrade(database, oldVersion, newVersion, transaction) {
+        if (oldVersion < 1) {
+          database.createObjectStore('kv');
+          database.createObjectStore('ref');
+          database.createObjectStore('queue', { keyPath: 'client_event_id' }).createIndex('seq', 'seq');
+          database.createObjectStore('photos');
+        }
+        if (oldVersion < 2) {
+          // A scan, the count of waiting records and a sync read the records they need by
+          // index, not the whole queue, which keeps every applied record until log-out.
+          const queue = transaction.objectStore('queue');
+          queue.createIndex('named', 'named', { multiEntry: true });
+          queue.createIndex('status', 'status');
+          for (let cursor = await queue.openCursor(); cursor; cursor = await cursor.continue()) {
+            await cursor.update({ ...cursor.value, named: namedIn(cursor.value.body) });
+          }
+        }
       },
       blocking(oldVersion, newVersion, event) {
         event.target.close();
         if (opened === opening) opened = null;
+        // The app was updated in another tab, whose database this page's code cannot open:
+        // what it recorded is kept; it comes back as the new version (the service worker's).
+        if (newVersion !== null && newVersion > VERSION) window.location.reload();
       },
       terminated() {
         if (opened === opening) opened = null;
@@ -83,7 +99,8 @@ export async function photos() {
 }
 export async function dropPhoto(sha256) { return (await db()).delete('photos', sha256); }
 
-// A queue entry: {client_event_id, seq, user_id, body, summary, status, result, revision};
+// A queue entry: {client_event_id, seq, user_id, body, named, summary, status, result,
+// revision}; `named` is the codes its body names (`namedIn`, indexed);
 // status is `pending` until the server answers, then the result's status (applied, duplicate,
 // conflict, rejected). `user_id` is who recorded it: only they send it (a shared phone).
 // `revision` counts its corrections (none: absent). `seq` is the order made, sent in: past
@@ -98,6 +115,7 @@ export async function enqueue(body, summary, userId) {
     seq: Math.max(Date.now(), last ? last.value.seq + 1 : 0),
     user_id: userId,
     body,
+    named: namedIn(body),
     summary,
     status: 'pending',
     result: null,
@@ -106,6 +124,21 @@ export async function enqueue(body, summary, userId) {
   return entry;
 }
 export async function entries() { return (await db()).getAllFromIndex('queue', 'seq'); }
+
+function inOrder(found) {
+  const byId = new Map(found.flat().map((e) => [e.client_event_id, e]));
+  return [...byId.values()].sort((a, b) => a.seq - b.seq);
+}
+// The entries in these statuses, in the order made.
+export async function entriesIn(statuses) {
+  const database = await db();
+  return inOrder(await Promise.all(statuses.map((s) => database.getAllFromIndex('queue', 'status', s))));
+}
+// The entries whose bodies name any of these codes (`namedIn`), in the order made.
+export async function entriesNaming(codes) {
+  const database = await db();
+  return inOrder(await Promise.all(codes.map((c) => database.getAllFromIndex('queue', 'named', c))));
+}
 export async function putEntry(entry) { return (await db()).put('queue', entry); }
 // Both writes below read and write the stored entry in one transaction; an entry no longer
 // stored (discarded, or its user logged out) is not re-created. `revision` counts the
@@ -143,7 +176,12 @@ export async function answersSoFar() { return (await getKv(ANSWERS)) || 0; }
 // A corrected body, queued again as a new revision.
 export function correctEntry(entry) {
   return rewrite(entry.client_event_id, (stored) => ({
-    ...stored, body: entry.body, revision: (stored.revision || 0) + 1, status: 'pending', result: null,
+    ...stored,
+    body: entry.body,
+    named: namedIn(entry.body),
+    revision: (stored.revision || 0) + 1,
+    status: 'pending',
+    result: null,
   }));
 }
 export async function getEntry(id) { return (await db()).get('queue', id); }

@@ -17,6 +17,7 @@ const SHELL = [
   '/static/app/main.js',
   '/static/app/api.js',
   '/static/app/checkchar.js',
+  '/static/app/codes.js',
   '/static/app/scanner.js',
   '/static/app/store.js',
   '/static/app/sync.js',

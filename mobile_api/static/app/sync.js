@@ -2,7 +2,7 @@
 // the pending entries the logged-in user recorded, in requests of at most 500, each entry's
 // answer kept beside it. Another user's entries wait for them (a shared phone).
 import { call, Offline, Problem, profile } from './api.js';
-import { answerEntry, dropPhoto, entries, photos, photosNamed } from './store.js';
+import { answerEntry, dropPhoto, entriesIn, photos, photosNamed } from './store.js';
 
 export const BATCH = 500;
 let running = null;
@@ -21,7 +21,7 @@ const REFUSED_PHOTO = [413, 415, 422];
 // of nothing: never sent, it goes from the phone at log-out.
 async function uploadPhotos(me, pass) {
   // Entries still to be applied: an applied one names a photo the server has already.
-  const queued = (await entries()).filter((e) => e.status === 'pending' || e.status === 'rejected');
+  const queued = await entriesIn(['pending', 'rejected']);
   const named = (filter) => new Set(queued.filter(filter).flatMap((e) => photosNamed(e.body)));
   const ours = named((e) => mine(e, me));
   const theirs = named((e) => !mine(e, me));
@@ -79,11 +79,11 @@ async function run() {
   // record saved while the photos upload may name one taken after their list was read, and
   // would reach the server before its photo (refused on photo_sha256). It waits for the next
   // pass, which saving it asked for (syncNow), as do those discarded meanwhile.
-  const mineBefore = (await entries()).filter((e) => e.status === 'pending' && mine(e, me));
+  const mineBefore = (await entriesIn(['pending'])).filter((e) => mine(e, me));
   const before = new Set(mineBefore.map((e) => e.client_event_id));
   await uploadPhotos(me, pass);
-  const pending = (await entries()).filter(
-    (e) => e.status === 'pending' && mine(e, me) && before.has(e.client_event_id),
+  const pending = (await entriesIn(['pending'])).filter(
+    (e) => mine(e, me) && before.has(e.client_event_id),
   );
   let sent = 0;
   let refused = 0;
