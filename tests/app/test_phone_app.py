@@ -1952,6 +1952,51 @@ def test_a_queue_kept_before_its_indexes_is_indexed_and_still_known_offline(
     assert browser.find_element(By.ID, "who").text == "carrier"
 
 
+def _posted_event(served: str, user: str, body: dict[str, Any]) -> None:
+    """An event the user records through the API (another phone, say)."""
+    posted = httpx.post(
+        f"{served}/m/v1/events",
+        headers=_headers(served, user),
+        json={"client_event_id": str(uuid.uuid4()), "device_time": _now(), **body},
+    )
+    assert posted.status_code == 201, posted.text
+
+
+def test_a_round_collects_a_bag_handed_back_to_its_clinic_before_packing_it(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """The carrier handed a clinic's bag back to the clinic; the server offers to collect it
+    again (docs/custody.md), and the round picks it up as a tagged bag before packing it. It
+    judged "to collect" by the state `tagged` alone, a copy of the spec's rule: no pickup was
+    queued and the packing was refused (diff review of 1b06ad9)."""
+    carrier, clinic = round_data["carrier"], round_data["clinic"]
+    bag = _clinic_bag(served, carrier, "1.3")
+    _posted_event(
+        served, "carrier", {"event_type": "collected", "batch": bag, "vehicle_plate": PLATE}
+    )
+    _posted_event(
+        served, "carrier", {"event_type": "handed_over", "batch": bag, "to_organization_id": clinic}
+    )
+    load = _new_load_label(served, round_data)
+    _as(browser, served, "carrier")
+    _start_round(browser, load, bag)
+    _wait(browser, lambda b: _visible(b, "round-tag"))
+    _on(browser, "#f-load_category option[value='med.infectious']", lambda e: e.click())
+    browser.find_element(By.ID, "f-load_quantity").send_keys("1.3")
+    browser.find_element(By.ID, "round-plate").send_keys(PLATE)
+    browser.find_element(By.ID, "round-finish").click()
+    _wait(browser, lambda b: _visible(b, "scan-view"))
+    _applied(browser, load, "aggregated")
+    made = [body["event_type"] for body in _queued_for(browser, bag)]
+    assert made == ["collected"], made
+    held = _query(
+        round_data["db"],
+        "SELECT b.state, p.code FROM batch b JOIN batch p ON p.id = b.parent_id WHERE b.code = $1",
+        bag,
+    )
+    assert [(r["state"], r["code"]) for r in held] == [("aggregated", load)], held
+
+
 COLLECTED = """
 const [code, plate, done] = arguments;
 const modules = [import('/static/app/store.js'), import('/static/app/api.js')];

@@ -909,11 +909,13 @@ function paintRound() {
   $('round-scan').textContent = round.load ? '扫袋 Scan a bag' : '扫装车标签 Scan the load label';
 }
 
-// A bag the round collects before it goes into the load: one still with its producer, which
-// this phone has not moved on since (collected, handed over) itself.
+// A bag the round collects before it goes into the load: one the server offered to collect
+// (still with its producer, tagged or back in its hands: the custody spec's rule, not a copy of
+// it) or one the phone knows nothing of, which this phone has not moved on since (collected,
+// handed over) itself.
 function toCollect(bag) {
-  const state = bag.found && bag.found.batch && bag.found.batch.state;
-  return (!state || state === 'tagged') && bag.since.every((body) => body.event_type === 'tagged');
+  const offered = !(bag.found && bag.found.batch) || (bag.found.actions || []).includes('collected');
+  return offered && bag.since.every((body) => body.event_type === 'tagged');
 }
 
 $('round-start').addEventListener('click', async () => {
