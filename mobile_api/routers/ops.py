@@ -63,7 +63,7 @@ async def health() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "database unreachable or migrations pending"}},
+    responses={503: {"description": "database unreachable, or its migrations not the code's"}},
 )
 async def ready(settings: AppSettings) -> dict[str, Any]:
     """Readiness: the database answers and every migration shipped with the code is applied;

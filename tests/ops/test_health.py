@@ -39,6 +39,27 @@ async def test_not_ready_while_a_migration_is_pending(client: httpx.AsyncClient)
     assert (await client.get("/readyz")).status_code == 200
 
 
+async def test_not_ready_on_a_database_a_newer_release_migrated(client: httpx.AsyncClient) -> None:
+    """A release rolled back onto a database a newer one migrated does not know the schema it
+    would write to: not ready, naming the migrations it lacks (ops review)."""
+    db = connections.get("default")
+    newer = "9999_from_a_newer_release"
+    await db.execute_query(
+        "INSERT INTO tortoise_migrations (app, name, applied_at) VALUES ('wastetrack', $1, now())",
+        [newer],
+    )
+    try:
+        response = await client.get("/readyz")
+    finally:
+        await db.execute_query(
+            "DELETE FROM tortoise_migrations WHERE app = 'wastetrack' AND name = $1", [newer]
+        )
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert (body["field"], body["unknown"]) == ("migrations", [newer]), body
+    assert (await client.get("/readyz")).status_code == 200
+
+
 async def test_not_ready_when_the_database_is_unreachable(client: httpx.AsyncClient) -> None:
     # A real client aimed at a port where nothing listens.
     dead = AsyncpgDBClient(

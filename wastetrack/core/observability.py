@@ -73,7 +73,8 @@ log = structlog.get_logger("wastetrack")
 
 
 class NotReady(DomainError):
-    """The service runs but cannot serve: database unreachable or migrations pending."""
+    """The service runs but cannot serve: database unreachable, or its migrations not the
+    code's (pending, or applied by a newer release)."""
 
     status = 503
     code = "not_ready"
@@ -323,7 +324,8 @@ def migrations_on_disk(app_label: str = "wastetrack", module: str = "migrations"
 async def readiness(
     *, app_label: str = "wastetrack", within_seconds: float = 2.0
 ) -> dict[str, Any]:
-    """The database answers and every migration file is applied; raises NotReady otherwise."""
+    """The database answers, every migration file is applied and none it does not ship is;
+    raises NotReady otherwise."""
     try:
         async with asyncio.timeout(within_seconds):
             client = connections.get("default")
@@ -342,11 +344,22 @@ async def readiness(
         log.warning("database_unreachable", error=type(error).__name__)
         raise NotReady("the database does not answer", field="database") from None
     applied = {row["name"] for row in rows}
-    pending = sorted(migrations_on_disk() - applied)
+    shipped = migrations_on_disk()
+    pending = sorted(shipped - applied)
     if pending:
         raise NotReady(
             f"{len(pending)} migration(s) not applied: {', '.join(pending)}",
             field="migrations",
             pending=pending,
+        )
+    # A release rolled back onto a database a newer one migrated: this code does not know the
+    # schema it would write to.
+    unknown = sorted(applied - shipped)
+    if unknown:
+        raise NotReady(
+            f"the database has {len(unknown)} migration(s) this code does not know (a newer"
+            f" release migrated it): {', '.join(unknown)}",
+            field="migrations",
+            unknown=unknown,
         )
     return {"status": "ready", "migrations": len(applied)}
