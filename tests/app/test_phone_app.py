@@ -1952,6 +1952,46 @@ def test_a_queue_kept_before_its_indexes_is_indexed_and_still_known_offline(
     assert browser.find_element(By.ID, "who").text == "carrier"
 
 
+def test_a_drum_recorded_by_its_gs_separated_identifier_is_recorded_since_under_its_code(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """docs/labels.md: an identifier is taken "with a scanner's group separator (GS, 0x1D)
+    between [segments]; the phone sends the text it scanned"; docs/app.md: "A record names
+    the code by any name the answer gives it, its batch's code or a drum's HJ 1276
+    identifier". The server reads GS as a gap (Python's `\\s`), the phone's `codeOf` (JS `\\s`)
+    keeps it: the record's `named` key is the identifier with GS inside, which no scan of the
+    drum's code or identifier asks the index for, so the kept answer ("collect") showed as if
+    nothing had been recorded since (diff review of 08f5ebd)."""
+    from wastetrack.batches import identifiers
+
+    bag = _clinic_bag(served, round_data["carrier"], "1.4")
+    digits = identifiers.waste_code_digits("841-001-01")
+    identifier = f"91350100M000100Y43{digits}20261130077"
+    _query(round_data["db"], "UPDATE batch SET identifier = $1 WHERE code = $2", identifier, bag)
+    scanned = "\x1d".join(identifiers.segments(identifier))  # as a scanner writes it
+    _as(browser, served, "carrier")
+    browser.execute_async_script(FAKE_CAMERA, scanned)
+    try:
+        browser.find_element(By.ID, "camera").click()
+        _wait(
+            browser,
+            lambda b: _visible(b, "result-view") and bag in b.find_element(By.ID, "summary").text,
+        )
+    finally:
+        browser.execute_async_script(REAL_CAMERA)
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        # What the app queues when the user records a collection on that scan: batch = qr.
+        browser.execute_async_script(COLLECTED, scanned, PLATE)
+        _look_up(browser, bag)
+        by_code = browser.find_element(By.ID, "summary").text
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert "recorded on this phone since" in by_code, by_code
+
+
 def _posted_event(served: str, user: str, body: dict[str, Any]) -> None:
     """An event the user records through the API (another phone, say)."""
     posted = httpx.post(
