@@ -171,3 +171,24 @@ async def test_two_of_three_administrators_deactivate_each_other_at_once(
     assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
     assert not (await User.get(id=admin.id)).is_active
     assert not (await User.get(id=second.id)).is_active
+
+
+async def test_a_username_differing_from_one_taken_only_in_case_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """`Clinic` beside `clinic` would read as the same user in every list and audit entry, and
+    share its login back-off (keyed case-folded): one account a name, whatever its case
+    (security review)."""
+    response = await client.post(
+        "/admin/v1/users",
+        headers=world.headers("admin"),
+        json={
+            "username": "Clinic",
+            "password": "another-password-1",
+            "role": "generator",
+            "organization_id": world.orgs["other_clinic"].id,
+        },
+    )
+    assert (response.status_code, response.json()["field"]) == (409, "username"), response.text
+    assert "as 'clinic'" in response.json()["detail"]
+    assert not await User.filter(username="Clinic").exists()

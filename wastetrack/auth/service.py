@@ -78,8 +78,15 @@ async def create_user(
         )
     org = await registry.get_organization(organization_id)
     roles.check_role_fits(role, org.kind)
-    if await User.exists(username=username):
-        raise Conflict(f"username {username!r} is taken", field="username")
+    # One account a name whatever its case: `Clinic` beside `clinic` would read as the same
+    # user in every list and audit entry, and share its login back-off (keyed case-folded).
+    taken = await User.filter(username__iexact=username).first()
+    if taken is not None:
+        raise Conflict(
+            f"username {username!r} is taken"
+            + ("" if taken.username == username else f" (as {taken.username!r})"),
+            field="username",
+        )
     user = await User.create(
         username=username,
         password_hash=await _in_argon2_thread(hash_password, password),
