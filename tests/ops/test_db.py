@@ -18,6 +18,7 @@ import pytest
 
 from wastetrack.core import backup as backups
 from wastetrack.core import db
+from wastetrack.custody import repository
 
 
 async def _waiting_for_migration_lock(url: str) -> int:
@@ -248,3 +249,55 @@ def test_the_embedded_servers_socket_is_its_owners_alone_wherever_it_lies(tmp_pa
         assert conf.read_text().count(db.PRIVATE_SOCKET) == 1
     finally:
         server.cleanup()
+
+
+def _cli_migrate(url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WASTETRACK_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "wastetrack.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def test_older_code_refuses_to_migrate_a_database_a_newer_release_migrated(
+    database_url: str,
+) -> None:
+    """A database holding migrations this code does not ship is one whose schema this code does
+    not know (/readyz 503). `wastetrack migrate` (and `serve`, and every command through
+    running.run) said "migrations applied" and put its own recording functions and roll-up
+    facts back over the newer release's; it refuses, exit 2 naming them, and writes nothing
+    (diff review of fcd13e5)."""
+    newer = "9999_from_a_newer_release"
+    function = repository.FUNCTIONS[0]
+    conn = await asyncpg.connect(**db.credentials_from_url(database_url))
+    try:
+        await conn.execute(
+            "INSERT INTO tortoise_migrations (app, name, applied_at)"
+            " VALUES ('wastetrack', $1, now())",
+            newer,
+        )
+        # The newer release's definition of the recording function (its fingerprint differs).
+        signature = f"{function.name}({', '.join(function.parameters)})"
+        await conn.execute(f"COMMENT ON FUNCTION {signature} IS 'wastetrack newer-release'")
+        try:
+            result = _cli_migrate(database_url)
+            comment = await conn.fetchval(
+                "SELECT obj_description(oid, 'pg_proc') FROM pg_proc WHERE proname = $1",
+                function.name,
+            )
+        finally:
+            await conn.execute(
+                "DELETE FROM tortoise_migrations WHERE app = 'wastetrack' AND name = $1", newer
+            )
+    finally:
+        await conn.close()
+    assert (result.returncode, comment) != (0, function.fingerprint), (
+        "older code's migrate succeeded on a newer database and reinstalled its own function:"
+        f" exit {result.returncode}, stdout {result.stdout!r}, function comment now {comment!r}"
+    )
+    assert result.returncode != 0 and "9999_from_a_newer_release" in result.stderr, result
+    assert comment == "wastetrack newer-release", comment

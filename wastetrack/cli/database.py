@@ -17,7 +17,7 @@ def migrate() -> None:
     settings = get_settings()
     with db.server_database_url(settings) as url:
         # On the embedded server, also (re)create the service's own role and its grants.
-        asyncio.run(db.migrate_for_service(url, settings))
+        or_exit(lambda: asyncio.run(db.migrate_for_service(url, settings)))
     typer.echo("migrations applied")
 
 

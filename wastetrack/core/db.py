@@ -284,10 +284,38 @@ async def migrate_for_service(url: str, settings: Settings) -> str:
         )
 
 
+async def _refuse_a_newer_database(url: str) -> None:
+    """A database a newer release migrated is left as it is: this code would plan nothing for
+    the migrations it does not know, then put back its own recording functions and roll-up
+    facts over the newer release's (`_ensure_derived`). Refused naming `migrations`, before
+    anything is written (`observability.newer_migrations`, which readiness reads too)."""
+    import asyncpg
+
+    from wastetrack.core.errors import RuleViolation
+    from wastetrack.core.observability import newer_migrations
+
+    conn = await asyncpg.connect(**credentials_from_url(url))
+    try:
+        # A database never migrated has no ledger yet.
+        ledger = await conn.fetchval("SELECT to_regclass('tortoise_migrations') IS NOT NULL")
+        query = "SELECT name FROM tortoise_migrations WHERE app = $1"
+        rows = await conn.fetch(query, APP_LABEL) if ledger else []
+    finally:
+        await conn.close()
+    unknown = newer_migrations(row["name"] for row in rows)
+    if unknown:
+        raise RuleViolation(
+            f"the database has {len(unknown)} migration(s) this code does not know (a newer"
+            f" release migrated it; run that release): {', '.join(unknown)}",
+            field="migrations",
+        )
+
+
 async def _migrate_holding_lock(url: str) -> None:
     from tortoise.migrations.api import migrate as run_migrations
 
     await ensure_database(url)
+    await _refuse_a_newer_database(url)
     # Planned here, with the lock held: what another process applied meanwhile is done.
     await run_migrations(config=tortoise_config(url, pool_size=2))
     await Tortoise.close_connections()

@@ -321,6 +321,12 @@ def migrations_on_disk(app_label: str = "wastetrack", module: str = "migrations"
     )
 
 
+def newer_migrations(applied: Iterable[str]) -> list[str]:
+    """The migrations applied that this code does not ship: a newer release migrated the
+    database, whose schema this code does not know (readiness says so; migrating refuses)."""
+    return sorted(set(applied) - migrations_on_disk())
+
+
 async def readiness(
     *, app_label: str = "wastetrack", within_seconds: float = 2.0
 ) -> dict[str, Any]:
@@ -344,17 +350,14 @@ async def readiness(
         log.warning("database_unreachable", error=type(error).__name__)
         raise NotReady("the database does not answer", field="database") from None
     applied = {row["name"] for row in rows}
-    shipped = migrations_on_disk()
-    pending = sorted(shipped - applied)
+    pending = sorted(migrations_on_disk() - applied)
     if pending:
         raise NotReady(
             f"{len(pending)} migration(s) not applied: {', '.join(pending)}",
             field="migrations",
             pending=pending,
         )
-    # A release rolled back onto a database a newer one migrated: this code does not know the
-    # schema it would write to.
-    unknown = sorted(applied - shipped)
+    unknown = newer_migrations(applied)
     if unknown:
         raise NotReady(
             f"the database has {len(unknown)} migration(s) this code does not know (a newer"
