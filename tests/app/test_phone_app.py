@@ -1992,6 +1992,85 @@ def test_a_drum_recorded_by_its_gs_separated_identifier_is_recorded_since_under_
     assert "recorded on this phone since" in by_code, by_code
 
 
+def _camera_reads(browser: webdriver.Chrome, text: str) -> str:
+    """The fake camera reads `text`; the result or the error shown."""
+    browser.execute_async_script(FAKE_CAMERA, text)
+    try:
+        browser.find_element(By.ID, "camera").click()
+        _wait(
+            browser,
+            lambda b: _visible(b, "result-view") or b.find_element(By.ID, "scan-error").text,
+        )
+    finally:
+        browser.execute_async_script(REAL_CAMERA)
+    if _visible(browser, "result-view"):
+        return str(browser.find_element(By.ID, "summary").text)
+    return "error: " + str(browser.find_element(By.ID, "scan-error").text)
+
+
+def _typed(browser: webdriver.Chrome, code: str) -> str:
+    typed = browser.find_element(By.ID, "typed")
+    typed.clear()
+    typed.send_keys(code)
+    browser.find_element(By.ID, "lookup").click()
+    _wait(browser, lambda b: _visible(b, "result-view"))
+    return str(browser.find_element(By.ID, "summary").text)
+
+
+def test_a_text_naming_two_codes_is_the_last_one_to_the_phone_as_to_the_server(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """codes.js: codeOf reads a text as the server does (`ScanReader.code`). The server reads
+    the last `/q/CODE.SIG` (anchored at the end), the phone read the first `/q/CODE.`: a text
+    naming A then B's signed URL was B to the server, A to the phone, which kept B's answer
+    under A; offline, A's own label then showed as B (diff review of 89d2b80)."""
+    a = _clinic_bag(served, round_data["carrier"], "1.1")
+    b = _clinic_bag(served, round_data["carrier"], "1.2")
+    url_b = httpx.get(f"{served}/m/v1/batches/{b}", headers=_headers(served, "clinic")).json()[
+        "qr_url"
+    ]
+    hostile = f"{served}/q/{a}.0" + url_b[url_b.index("/q/") :]
+    _as(browser, served, "carrier")
+    _to_scan(browser)
+    online = _camera_reads(browser, hostile)
+    assert b in online, online  # the server read B
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        offline = _typed(browser, a)
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert b not in offline, f"A's code typed offline shows B's batch: {offline!r}"
+
+
+def test_a_gs_inside_a_scanned_nine_character_code_is_no_code_to_the_phone_either(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """For a 9-character code the server (codes.normalize) drops spaces and hyphens only: a GS
+    inside the code is no code (查无此码 online), where the phone read it as the code and,
+    offline, showed its kept answer and offered its actions, for a record the server refuses
+    (diff review of 89d2b80)."""
+    bag = _clinic_bag(served, round_data["carrier"], "1.3")
+    _as(browser, served, "carrier")
+    _to_scan(browser)
+    assert bag in _typed(browser, bag)  # known to the phone
+    _to_scan(browser)
+    text = bag[:4] + "\x1d" + bag[4:]
+    online = _camera_reads(browser, text)
+    _to_scan(browser)
+    _network(browser, offline=True)
+    try:
+        offline = _camera_reads(browser, text)
+    finally:
+        _network(browser, offline=False)
+        _to_scan(browser)
+    assert online.startswith("error:"), online  # the server reads no code
+    assert bag not in offline or "批次 Batch" not in offline, (
+        f"online: {online!r}; offline the phone shows the batch: {offline!r}"
+    )
+
+
 def _posted_event(served: str, user: str, body: dict[str, Any]) -> None:
     """An event the user records through the API (another phone, say)."""
     posted = httpx.post(
