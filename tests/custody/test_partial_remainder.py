@@ -702,6 +702,28 @@ async def test_a_receipt_corrected_to_partial_after_later_steps_returns_the_part
     assert Decimal(remainder["quantity"]) == Decimal("1.5")
 
 
+async def _passed_on_and_refused(
+    client: httpx.AsyncClient, world: World, code: str, *, to: int
+) -> None:
+    """The facility accepts the bag delivered to it, hands it on to `to` (the unlicensed
+    site), which refuses it back to the facility."""
+    await recorded(
+        client,
+        world,
+        "facility",
+        event("received", code, minutes=20, outcome="accepted", weight_kg="3.5"),
+    )
+    await recorded(
+        client, world, "facility", event("handed_over", code, minutes=30, to_organization_id=to)
+    )
+    await recorded(
+        client,
+        world,
+        "unlicensed",
+        event("received", code, minutes=40, outcome="rejected", reason="not ours"),
+    )
+
+
 async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -748,21 +770,7 @@ async def test_what_is_refused_goes_back_to_whoever_handed_it_over(
         "carrier",
         event("in_transit", code, minutes=10, destination_organization_id=f1),
     )
-    await recorded(
-        client,
-        world,
-        "facility",
-        event("received", code, minutes=20, outcome="accepted", weight_kg="3.5"),
-    )
-    await recorded(
-        client, world, "facility", event("handed_over", code, minutes=30, to_organization_id=f2)
-    )
-    await recorded(
-        client,
-        world,
-        "unlicensed",
-        event("received", code, minutes=40, outcome="rejected", reason="not ours"),
-    )
+    await _passed_on_and_refused(client, world, code, to=f2)
     refused = await Batch.get(code=code)
     assert (refused.state, refused.holder_id) == ("rejected", f1)
     receipt = await CustodyEvent.get(batch_id=refused.id, event_type="received", organization_id=f2)
@@ -813,21 +821,7 @@ async def test_a_carrier_picks_up_what_was_refused_from_its_deliverer_never_from
     await recorded(
         client, world, "clinic", event("handed_over", code, minutes=10, to_organization_id=f1)
     )
-    await recorded(
-        client,
-        world,
-        "facility",
-        event("received", code, minutes=20, outcome="accepted", weight_kg="3.5"),
-    )
-    await recorded(
-        client, world, "facility", event("handed_over", code, minutes=30, to_organization_id=f2)
-    )
-    await recorded(
-        client,
-        world,
-        "unlicensed",
-        event("received", code, minutes=40, outcome="rejected", reason="not ours"),
-    )
+    await _passed_on_and_refused(client, world, code, to=f2)
     await recorded(client, world, "carrier", event("in_transit", code, minutes=50))
     assert (await Batch.get(code=code)).holder_id == carrier
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.test_migrations import _cli_migrate
 from wastetrack.core import backup as backups
 from wastetrack.core import db
 from wastetrack.custody import repository
@@ -249,18 +250,6 @@ def test_the_embedded_servers_socket_is_its_owners_alone_wherever_it_lies(tmp_pa
         assert conf.read_text().count(db.PRIVATE_SOCKET) == 1
     finally:
         server.cleanup()
-
-
-def _cli_migrate(url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WASTETRACK_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "wastetrack.cli", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 async def test_older_code_refuses_to_migrate_a_database_a_newer_release_migrated(
