@@ -22,12 +22,14 @@ def test_every_kind_has_its_roles_and_only_authorities_oversee() -> None:
     assert roles.default_role(OrganizationKind.village_clinic) == Role.generator
 
 
-async def _create(client: httpx.AsyncClient, world: World, role: str, org: str) -> httpx.Response:
+async def _create(
+    client: httpx.AsyncClient, world: World, role: str, org: str, username: str | None = None
+) -> httpx.Response:
     return await client.post(
         "/admin/v1/users",
         headers=world.headers("admin"),
         json={
-            "username": f"new_{role}_{org}",
+            "username": username or f"new_{role}_{org}",
             "password": PASSWORD,
             "role": role,
             "organization_id": world.orgs[org].id,
@@ -173,22 +175,30 @@ async def test_two_of_three_administrators_deactivate_each_other_at_once(
     assert not (await User.get(id=second.id)).is_active
 
 
+async def test_usernames_one_with_the_case_folded_are_one_account_even_created_at_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The rule is the login back-off's own, the case folded (`STRASSE` is `straße`, which
+    SQL's UPPER does not say), and two creations at once take turns (diff review of
+    607b37e: both were made)."""
+    assert (await _create(client, world, "generator", "other_clinic", "straße")).status_code == 201
+    refused = await _create(client, world, "generator", "other_clinic", "STRASSE")
+    assert (refused.status_code, refused.json()["field"]) == (409, "username"), refused.text
+    answers = await asyncio.gather(
+        _create(client, world, "generator", "other_clinic", "Racer"),
+        _create(client, world, "generator", "other_clinic", "racer"),
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    assert await User.filter(username__in=["Racer", "racer", "STRASSE"]).count() == 1
+
+
 async def test_a_username_differing_from_one_taken_only_in_case_is_refused(
     client: httpx.AsyncClient, world: World
 ) -> None:
     """`Clinic` beside `clinic` would read as the same user in every list and audit entry, and
     share its login back-off (keyed case-folded): one account a name, whatever its case
     (security review)."""
-    response = await client.post(
-        "/admin/v1/users",
-        headers=world.headers("admin"),
-        json={
-            "username": "Clinic",
-            "password": "another-password-1",
-            "role": "generator",
-            "organization_id": world.orgs["other_clinic"].id,
-        },
-    )
+    response = await _create(client, world, "generator", "other_clinic", "Clinic")
     assert (response.status_code, response.json()["field"]) == (409, "username"), response.text
     assert "as 'clinic'" in response.json()["detail"]
     assert not await User.filter(username="Clinic").exists()

@@ -78,24 +78,36 @@ async def create_user(
         )
     org = await registry.get_organization(organization_id)
     roles.check_role_fits(role, org.kind)
-    # One account a name whatever its case: `Clinic` beside `clinic` would read as the same
-    # user in every list and audit entry, and share its login back-off (keyed case-folded).
-    taken = await User.filter(username__iexact=username).first()
-    if taken is not None:
-        raise Conflict(
-            f"username {username!r} is taken"
-            + ("" if taken.username == username else f" (as {taken.username!r})"),
-            field="username",
+    name = account_name(username)
+    async with in_transaction() as conn:
+        # Two creations of one name at once take turns, on the name as folded.
+        await conn.execute_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [f"user:{name}"]
         )
-    user = await User.create(
-        username=username,
-        password_hash=await _in_argon2_thread(hash_password, password),
-        role=role,
-        organization=org,
-        full_name=full_name,
-    )
-    await audit.created("user.created", user, within=org)
+        usernames = [str(u) for u in await User.all().values_list("username", flat=True)]
+        taken = next((u for u in usernames if account_name(u) == name), None)
+        if taken is not None:
+            raise Conflict(
+                f"username {username!r} is taken"
+                + ("" if taken == username else f" (as {taken!r})"),
+                field="username",
+            )
+        user = await User.create(
+            username=username,
+            password_hash=await _in_argon2_thread(hash_password, password),
+            role=role,
+            organization=org,
+            full_name=full_name,
+        )
+        await audit.created("user.created", user, within=org)
     return user
+
+
+def account_name(username: str) -> str:
+    """What makes two usernames one account: the name with its case folded (`Clinic` beside
+    `clinic`, `STRASSE` beside `straße`, would read as one user in every list and audit entry),
+    which is also the login back-off's key."""
+    return username.casefold()
 
 
 async def principal_for(user: User) -> Principal:
@@ -117,7 +129,7 @@ async def authenticate(
     Failures back off per client address and account (a wait that doubles), so another
     address can never lock an account out; failures per address across all accounts are
     capped, so spraying usernames from one address is throttled."""
-    key = f"login|{address}|{username.casefold()}"
+    key = f"login|{address}|{account_name(username)}"
     # Each attempt counts as a failure from its start, so attempts sent at once are held to
     # the cap and the back-off as attempts one after another are; a right password takes its
     # counts back. One the cap refuses earns the account no back-off, and one the back-off
