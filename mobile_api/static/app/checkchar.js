@@ -15,8 +15,19 @@ export function checkCharacter(body) {
   return ALPHABET[(32 - (total % 32)) % 32];
 }
 
+// Python's whitespace (str.strip, and re's \s on str), which the server reads a text with:
+// JavaScript's \s less U+FEFF, with U+001C–U+001F (a scanner's group separator, GS, among them)
+// and U+0085.
+export const SPACE = '\\t\\n\\v\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const ENDS = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, 'g');
+
+// The text without the whitespace Python's str.strip() takes off its ends.
+export function strip(text) {
+  return text.replace(ENDS, '');
+}
+
 export function normalize(typed) {
-  return typed.trim().toUpperCase().replace(/[- ]/g, '').replace(/[ILO]/g, (c) => TYPOS[c]);
+  return strip(typed).toUpperCase().replace(/[- ]/g, '').replace(/[ILO]/g, (c) => TYPOS[c]);
 }
 
 export function isValidCode(code) {
