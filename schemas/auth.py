@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from schemas.base import Id, Schema, Text
-from wastetrack.auth.models import Role
+from wastetrack.auth.models import USERNAME, Role
 
 
 class PasswordForm(Schema):
@@ -37,7 +37,8 @@ class RefreshCreate(Schema):
 
 
 class UserCreate(Schema):
-    username: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")
+    # The pattern in the annotation: `Text`'s own pattern would replace one given beside it.
+    username: Annotated[str, StringConstraints(pattern=USERNAME)]
     # Taken as typed, as the login form takes it: trimmed, it would not be the one the admin
     # gives the user.
     password: Annotated[Text, StringConstraints(strip_whitespace=False)] = Field(

@@ -21,6 +21,11 @@ class Role(StrEnum):
     admin = "admin"
 
 
+USERNAME = r"^[A-Za-z0-9_.]{1,64}$"
+"""A username: 1-64 ASCII letters, digits, dots or underscores (a letter of another script
+reading as a Latin one, Cyrillic с for c, would be another account looking like one)."""
+
+
 class User(Model):
     id = fields.IntField(primary_key=True)
     username = fields.CharField(max_length=64, unique=True)

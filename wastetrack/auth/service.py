@@ -1,6 +1,7 @@
 """Passwords, tokens and throttled logins."""
 
 import asyncio
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from wastetrack.apikeys import service as apikeys
 from wastetrack.audit import service as audit
-from wastetrack.auth.models import RefreshToken, Role, User
+from wastetrack.auth.models import USERNAME, RefreshToken, Role, User
 from wastetrack.core import keys, paging, ratelimit
 from wastetrack.core.commands import ascii_digits
 from wastetrack.core.errors import (
@@ -68,13 +69,9 @@ async def create_user(
     """Create a user bound to one organization, in a role its kind holds (registry.roles)."""
     if len(password) < 8:
         raise ValidationFailed("password must have at least 8 characters", field="password")
-    if (
-        not username
-        or len(username) > 64
-        or not username.replace("_", "").replace(".", "").isalnum()
-    ):
+    if not re.fullmatch(USERNAME, username):
         raise ValidationFailed(
-            "username must be 1-64 letters, digits, dots or underscores", field="username"
+            "username must be 1-64 ASCII letters, digits, dots or underscores", field="username"
         )
     org = await registry.get_organization(organization_id)
     roles.check_role_fits(role, org.kind)
@@ -105,8 +102,8 @@ async def create_user(
 
 def account_name(username: str) -> str:
     """What makes two usernames one account: the name with its case folded (`Clinic` beside
-    `clinic`, `STRASSE` beside `straße`, would read as one user in every list and audit entry),
-    which is also the login back-off's key."""
+    `clinic` would read as one user in every list and audit entry), which is also the login
+    back-off's key."""
     return username.casefold()
 
 
