@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -1964,21 +1964,11 @@ def test_a_drum_recorded_by_its_gs_separated_identifier_is_recorded_since_under_
     nothing had been recorded since (diff review of 08f5ebd)."""
     from wastetrack.batches import identifiers
 
-    bag = _clinic_bag(served, round_data["carrier"], "1.4")
-    digits = identifiers.waste_code_digits("841-001-01")
-    identifier = f"91350100M000100Y43{digits}20261130077"
-    _query(round_data["db"], "UPDATE batch SET identifier = $1 WHERE code = $2", identifier, bag)
-    scanned = "\x1d".join(identifiers.segments(identifier))  # as a scanner writes it
-    _as(browser, served, "carrier")
-    browser.execute_async_script(FAKE_CAMERA, scanned)
-    try:
-        browser.find_element(By.ID, "camera").click()
-        _wait(
-            browser,
-            lambda b: _visible(b, "result-view") and bag in b.find_element(By.ID, "summary").text,
-        )
-    finally:
-        browser.execute_async_script(REAL_CAMERA)
+    def with_gs(identifier: str) -> str:  # as a scanner writes it
+        return "\x1d".join(identifiers.segments(identifier))
+
+    bag, identifier = _scanned_by_identifier(served, browser, round_data, "1.4", 77, with_gs)
+    scanned = with_gs(identifier)
     _to_scan(browser)
     _network(browser, offline=True)
     try:
@@ -2148,10 +2138,16 @@ import('/static/app/scanner.js').then((m) => {
 
 
 def _scanned_by_identifier(
-    served: str, browser: webdriver.Chrome, round_data: dict[str, Any], quantity: str, seq: int
+    served: str,
+    browser: webdriver.Chrome,
+    round_data: dict[str, Any],
+    quantity: str,
+    seq: int,
+    written: Callable[[str], str] = str,
 ) -> tuple[str, str]:
     """A clinic's bag given an HJ 1276 identifier (number `seq` of the day), scanned online by
-    the carrier's camera reading the identifier: the bag's code and the identifier."""
+    the carrier's camera reading the identifier as `written` gives it: the bag's code and the
+    identifier."""
     from wastetrack.batches import identifiers
 
     bag = _clinic_bag(served, round_data["carrier"], quantity)
@@ -2159,7 +2155,7 @@ def _scanned_by_identifier(
     identifier = f"91350100M000100Y43{digits}20261130{seq:03d}"
     _query(round_data["db"], "UPDATE batch SET identifier = $1 WHERE code = $2", identifier, bag)
     _as(browser, served, "carrier")
-    browser.execute_async_script(FAKE_CAMERA, identifier)
+    browser.execute_async_script(FAKE_CAMERA, written(identifier))
     try:
         browser.find_element(By.ID, "camera").click()
         _wait(
