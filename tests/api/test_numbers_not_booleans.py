@@ -140,4 +140,4 @@ async def test_a_count_of_true_is_refused_naming_it_and_earns_no_points(
     assert await PackagingReturn.all().count() == 0
     assert await PackageSale.all().count() == 0
     credits = await client.post("/p/v1/credits", json={"farmer_phone": PHONE})
-    assert credits.json()["points"] == "0"
+    assert credits.json()["points"] == "0.0"

@@ -7,7 +7,7 @@ import io
 import json
 import uuid
 from csv import DictReader
-from datetime import timedelta
+from datetime import date, timedelta, timezone
 from decimal import Decimal
 
 import httpx
@@ -116,7 +116,7 @@ async def test_return_awards_points_and_keeps_no_phone_number(
     lookup = await client.post("/p/v1/credits", json={"farmer_phone": PHONE})
     assert lookup.json() == {"farmer": "138****5678", "points": "34.0", "returns": 2}
     stranger = await client.post("/p/v1/credits", json={"farmer_phone": "13900000000"})
-    assert stranger.json()["points"] == "0"
+    assert stranger.json()["points"] == "0.0"
     tomorrow = (NOW + timedelta(days=1)).isoformat()
     ahead = await post(client, points, a_return(returned_at=tomorrow))
     assert (ahead.status_code, ahead.json()["field"]) == (422, "returned_at")
@@ -148,6 +148,47 @@ async def test_a_resident_id_number_must_hold_its_check_and_birth_date(
     assert (await post(client, points, first)).status_code == 201
     resent = {**first, "farmer_id_number": "11010519491231002x"}
     assert (await post(client, points, resent)).status_code == 200
+
+
+def an_id_number(born: date) -> str:
+    """A resident ID number of Rongcheng (371082) born on `born`, its check character right."""
+    body = f"371082{born:%Y%m%d}123"
+    weights = [2 ** (17 - i) % 11 for i in range(17)]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+async def test_an_id_number_born_after_the_return_names_no_one(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """A birth date after the city's day of the return (its check character right: a digit of
+    the date mistyped) names no farmer yet: a 422 naming `farmer_id_number`, alone or in a
+    sync, and nothing written. The day is the city's whatever offset the phone sent: a
+    return at 23:30 in Rongcheng sent as New York time is still that day, and a farmer born
+    on it is taken."""
+    returned = cityday.day_start(CITY_TODAY, CITY_ZONE) - timedelta(minutes=30)
+    day = returned.astimezone(CITY_ZONE).date()
+    sent = returned.astimezone(timezone(timedelta(hours=-5))).isoformat()
+    late = a_return(farmer_phone=None, farmer_id_number=an_id_number(day + timedelta(days=1)))
+    late["returned_at"] = sent
+    refused = await post(client, points, late)
+    assert (refused.status_code, refused.json()["field"]) == (422, "farmer_id_number")
+    assert refused.json()["errors"][0]["rule"] == "id_number_birth_date"
+    synced = await client.post(
+        "/m/v1/sync",
+        json={"events": [{**late, "kind": "return"}]},
+        headers=points.headers("station"),
+    )
+    assert synced.json()["results"][0]["status"] == "rejected", synced.text
+    assert synced.json()["results"][0]["error"]["field"] == "farmer_id_number"
+    lookup = await client.post(
+        "/p/v1/credits", json={"farmer_id_number": an_id_number(date(2099, 1, 1))}
+    )
+    assert (lookup.status_code, lookup.json()["field"]) == (422, "farmer_id_number")
+    assert await PackagingReturn.all().count() == 0
+    assert await Farmer.all().count() == 0
+    born = a_return(farmer_phone=None, farmer_id_number=an_id_number(day))
+    born["returned_at"] = sent
+    assert (await post(client, points, born)).status_code == 201
 
 
 async def test_return_refusals_name_the_field(client: httpx.AsyncClient, points: World) -> None:
@@ -503,8 +544,8 @@ async def test_a_return_entered_wrong_is_cancelled_by_its_point_and_counts_no_mo
     )
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["cancel_reason"] == "录入错误：应为12"
-    assert (cancelled.json()["points"], cancelled.json()["balance"]) == ("120.0", "0")
-    assert await standing() == (0, "0", 0, 0)
+    assert (cancelled.json()["points"], cancelled.json()["balance"]) == ("120.0", "0.0")
+    assert await standing() == (0, "0.0", 0, 0)
     right = a_return(lines=[{"material": "agri.plastic_bottle", "count": 12}])
     assert (await post(client, points, right, who="station")).status_code == 201
     assert await standing() == (12, "12.0", 1, 1)

@@ -19,6 +19,7 @@ from wastetrack.core.commands import (
     Text,
     rule_error,
 )
+from wastetrack.core.errors import ValidationFailed
 
 # ASCII digits only: \d takes full-width and other digits too, and 13８... would hash to a
 # second identity of the same farmer.
@@ -32,6 +33,11 @@ ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 ID_CHECK = "10X98765432"
 
 
+def born_on(number: str) -> date:
+    """The birth date a resident ID number carries (digits 7-14); ValueError if it is no day."""
+    return date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+
+
 def _resident_id(number: str) -> str:
     """A resident ID number whose birth date is a day and whose check character holds: one
     digit mistyped would credit a farmer who does not exist, whose balance no one looks up.
@@ -39,7 +45,7 @@ def _resident_id(number: str) -> str:
     number (one farmer, one content digest)."""
     number = number.upper()
     try:
-        date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        born_on(number)
     except ValueError:
         raise PydanticCustomError(
             "id_number_birth_date", "digits 7-14 of a resident ID number are a birth date"
@@ -73,6 +79,21 @@ class FarmerIdentity(Command):
         if (self.farmer_phone is None) == (self.farmer_id_number is None):
             raise rule_error("farmer_phone", "give farmer_phone or farmer_id_number")
         return self
+
+    def check_born_by(self, day: date) -> None:
+        """An ID number whose birth date is after `day` (the city's day of the return, or its
+        today) names no one yet: its check character holds, but a digit of the date is
+        mistyped. A 422 naming the field, as the check character's own refusal."""
+        if self.farmer_id_number is None or born_on(self.farmer_id_number) <= day:
+            return
+        detail = f"the birth date is after {day.isoformat()}: a digit of it is mistyped"
+        raise ValidationFailed(
+            f"farmer_id_number: {detail}",
+            field="farmer_id_number",
+            errors=[
+                {"field": "farmer_id_number", "rule": "id_number_birth_date", "detail": detail}
+            ],
+        )
 
 
 class PackagingLineCommand(Command):

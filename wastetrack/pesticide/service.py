@@ -19,7 +19,7 @@ from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.batches.models import Batch, Unit
 from wastetrack.catalog import service as catalog
-from wastetrack.core import keys
+from wastetrack.core import cityday, keys
 from wastetrack.core.cityday import local_date
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import DomainError, Forbidden, NotFound, ValidationFailed
@@ -165,6 +165,11 @@ async def _check_materials(materials: list[str], fields: list[str]) -> None:
             raise
 
 
+POINT = Decimal("0.1")
+"""Credit points are kept to a tenth (the column's scale): a balance reads so too, `0.0`
+where no return counts, as `17.0` where one does."""
+
+
 def points_for(lines: list[dict[str, Any]]) -> Decimal:
     """Credit points by the configured rule: points per item of each material."""
     per_item = CREDIT_RULES["points_per_item"]
@@ -172,7 +177,7 @@ def points_for(lines: list[dict[str, Any]]) -> Decimal:
         (Decimal(str(per_item.get(line["material"], 0))) * int(line["count"]) for line in lines),
         Decimal(0),
     )
-    return total.quantize(Decimal("0.1"))
+    return total.quantize(POINT)
 
 
 Cancellable = TypeVar("Cancellable", PackageSale, PackagingReturn)
@@ -226,6 +231,7 @@ async def record_return(
 
     async def apply(payload_digest: str) -> PackagingReturn:
         check_reported(submission.returned_at, now=datetime.now(UTC), field="returned_at")
+        submission.check_born_by(local_date(submission.returned_at, get_settings().timezone))
         point = await _point(principal)
         await _check_materials(
             [line.material for line in submission.lines],
@@ -285,15 +291,16 @@ async def balance_of(farmer_id: int) -> Decimal:
         .annotate(total=Sum("points"))
         .values("total")
     )
-    return Decimal(rows[0]["total"] or 0) if rows else Decimal(0)
+    return Decimal(rows[0]["total"] or 0 if rows else 0).quantize(POINT)
 
 
 async def credits(*, identity: FarmerIdentity, secret: str) -> Credits:
     """A farmer's credit balance, asked with the phone or ID number the returns were made with."""
+    identity.check_born_by(cityday.today(get_settings().timezone))
     key, masked = farmer_key(identity, secret=secret)
     farmer = await Farmer.get_or_none(key=key)
     if farmer is None:
-        return {"farmer": masked, "points": Decimal(0), "returns": 0}
+        return {"farmer": masked, "points": Decimal(0).quantize(POINT), "returns": 0}
     return {
         "farmer": farmer.masked,
         "points": await balance_of(farmer.id),
