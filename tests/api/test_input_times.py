@@ -3,7 +3,7 @@ storing it cannot overflow: an extreme value is a 422 naming the field, never a 
 sent as its date alone: a time and an offset would name another zone's day."""
 
 import typing
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
 import annotated_types
 import httpx
@@ -12,8 +12,9 @@ from fastapi.routing import APIRoute
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, NaiveDatetime
 from pydantic.fields import FieldInfo
 
-from tests.factories import World, medical_bag
-from wastetrack.core.commands import Day
+from tests.factories import NOW, World, medical_bag
+from wastetrack.batches.models import Batch
+from wastetrack.core.commands import Day, Moment
 
 _TIMES = (datetime, date, AwareDatetime, NaiveDatetime)
 _LOWER = (annotated_types.Ge, annotated_types.Gt)
@@ -35,17 +36,26 @@ def _bounded(metadata: list[object]) -> bool:
 # How `Day` reads a day: its date alone, from 1900 to 2199.
 (DATE_ALONE,) = [m for m in typing.get_args(Day)[1:] if isinstance(m, BeforeValidator)]
 (DAY_RANGE,) = [m for m in typing.get_args(Day)[1:] if isinstance(m, AfterValidator)]
+# How `Moment` reads a time: written, not a number.
+(WRITTEN,) = [m for m in typing.get_args(Moment)[1:] if isinstance(m, BeforeValidator)]
 
 
 def _unbounded(
-    annotation: object, bounded: bool, where: str, seen: set[type], alone: bool = False
+    annotation: object,
+    bounded: bool,
+    where: str,
+    seen: set[type],
+    alone: bool = False,
+    written: bool = False,
 ) -> list[str]:
-    """Where a time is accepted without bounds, or a day without `Day`'s reading of it."""
+    """Where a time is accepted without bounds or without `Moment`'s reading of it, or a day
+    without `Day`'s."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         base, *metadata = typing.get_args(annotation)
         bounded = bounded or _bounded(metadata)
-        return _unbounded(base, bounded, where, seen, alone or DATE_ALONE in metadata)
+        alone = alone or DATE_ALONE in metadata
+        return _unbounded(base, bounded, where, seen, alone, written or WRITTEN in metadata)
     if origin is not None:  # a union, a list, a dict …: each of its types
         return [
             found
@@ -63,6 +73,8 @@ def _unbounded(
         ]
     if annotation in _TIMES and not bounded:
         return [where]
+    if annotation in (datetime, AwareDatetime, NaiveDatetime) and not written:
+        return [f"{where} (a time not read as Moment reads it)"]
     if annotation is date and not alone:
         return [f"{where} (a day not read as Day reads it)"]
     return []
@@ -70,7 +82,8 @@ def _unbounded(
 
 def _field(field: FieldInfo, where: str, seen: set[type]) -> list[str]:
     bounded = _bounded(field.metadata)
-    return _unbounded(field.annotation, bounded, where, seen, DATE_ALONE in field.metadata)
+    alone, written = DATE_ALONE in field.metadata, WRITTEN in field.metadata
+    return _unbounded(field.annotation, bounded, where, seen, alone, written)
 
 
 def _routes(app: FastAPI) -> list[APIRoute]:
@@ -128,6 +141,46 @@ async def test_an_extreme_device_time_is_a_named_422_alone_or_rejected_alone_in_
         results = synced.json()["results"]
         assert [r["status"] for r in results] == ["rejected", "applied"]
         assert results[0]["error"]["field"] == "device_time"
+
+
+async def test_a_time_as_a_number_or_in_an_offset_no_clock_keeps_is_a_named_422(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A number was read as Unix seconds (or, past 2e10, milliseconds: a phone's count in the
+    other unit another instant), and `+23:59`, which ISO 8601 allows and no clock keeps, put
+    the instant a day from what the phone showed. Alone or in a sync, nothing written; the
+    widest offsets clocks keep are taken."""
+    for sent, rule in (
+        (1790812800, "moment_format"),
+        ("1790812800", "moment_format"),
+        (1790812800000.0, "moment_format"),
+        ("2026-10-01T08:00:00+23:59", "moment_offset"),
+        ("2026-10-01T08:00:00-14:01", "moment_offset"),
+    ):
+        alone = await client.post(
+            "/m/v1/events", headers=world.headers("clinic"), json=medical_bag(device_time=sent)
+        )
+        assert (alone.status_code, alone.json()["field"]) == (422, "device_time"), sent
+        assert alone.json()["errors"][0]["rule"] == rule
+        synced = await client.post(
+            "/m/v1/sync",
+            headers=world.headers("clinic"),
+            json={"events": [medical_bag(device_time=sent)]},
+        )
+        assert synced.json()["results"][0]["error"]["field"] == "device_time", sent
+    assert await Batch.all().count() == 0
+    for widest in ("+14:00", "-12:00"):
+        at = (NOW - timedelta(hours=1)).astimezone(timezone(_offset(widest))).isoformat()
+        taken = await client.post(
+            "/m/v1/events", headers=world.headers("clinic"), json=medical_bag(device_time=at)
+        )
+        assert taken.status_code == 201, taken.text
+
+
+def _offset(written: str) -> timedelta:
+    hours, minutes = written[1:].split(":")
+    sign = -1 if written[0] == "-" else 1
+    return sign * timedelta(hours=int(hours), minutes=int(minutes))
 
 
 async def test_a_period_from_year_one_is_a_named_422(

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
@@ -102,13 +102,44 @@ the text is never stored."""
 SearchedFor = Annotated[str, StringConstraints(max_length=512, pattern=SCANNED)]
 """A search box's `Scanned`, or blank: nothing asked yet (the dashboard's trace page)."""
 
+MOST_OFFSET = timedelta(hours=14)
+"""The widest UTC offset a clock keeps (Kiribati's +14:00; the westernmost is -12:00)."""
+
+
+_NUMBER = re.compile(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*")
+
+
+def _moment_text(value: Any) -> Any:
+    """A moment is written, as ISO 8601 with its offset. Pydantic would also take a number,
+    as Unix seconds or, past 2e10, milliseconds: a phone's count in the other unit would be
+    another instant, and no offset says which it meant."""
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.fullmatch(value)):
+        return value
+    raise PydanticCustomError(
+        "moment_format", "a time is written as ISO 8601 with its UTC offset, not as a number"
+    )
+
+
+def _offset_of_a_clock(value: datetime) -> datetime:
+    """An offset no clock keeps (`+23:59`, ISO 8601's widest) is a mistyped one: its instant
+    would be a day away from what the phone showed."""
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MOST_OFFSET:
+        raise PydanticCustomError(
+            "moment_offset", "a UTC offset lies within -14:00 and +14:00, as clocks keep them"
+        )
+    return value
+
+
 Moment = Annotated[
     AwareDatetime,
+    BeforeValidator(_moment_text),
+    AfterValidator(_offset_of_a_clock),
     Interval(ge=datetime(1900, 1, 1, tzinfo=UTC), lt=datetime(2200, 1, 1, tzinfo=UTC)),
 ]
-"""A time a client sends, with its UTC offset, from 1900 to 2199: its city day and its column
-can always be computed (an extreme year overflowed there, a 500). Rules of the domain narrow it
-further, a device clock to 2000 and after, say."""
+"""A time a client sends, written as ISO 8601 with its UTC offset (within ±14:00), from 1900 to
+2199: its city day and its column can always be computed (an extreme year overflowed there, a
+500). Rules of the domain narrow it further, a device clock to 2000 and after, say."""
 
 _DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
