@@ -1,6 +1,7 @@
 """The managers' dashboard: server-rendered pages in Chinese, charts by the vendored ECharts,
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -174,9 +175,33 @@ async def logout() -> Response:
     return response
 
 
-def _percent(rate: Any) -> float | None:
-    """A rate for the charts, in %: none stays none (a gap in the chart, not 0 %)."""
-    return None if rate is None else float(rate) * 100
+def percent(rate: Any) -> str:
+    """A rate as the page prints it, in % to a tenth: 99.95 % of a share is not all of it, so
+    it reads 99.9 %, never 100.0 %, and a share above nothing never reads 0.0 %; a rate
+    beyond 1 (the mass balance, not a share) reads as rounded. No rate reads "—"."""
+    if rate is None:
+        return "—"
+    exact = Decimal(str(rate))
+    tenths = (exact * 1000).quantize(Decimal(1), ROUND_HALF_EVEN)
+    if 0 < exact < 1:
+        tenths = min(max(tenths, Decimal(1)), Decimal(999))
+    return f"{tenths / 10:.1f}%"
+
+
+templates.env.filters["percent"] = percent
+
+
+def _point(rate: Any) -> dict[str, Any] | None:
+    """A rate for the charts: its height in %, and what its tooltip says (the page's reading,
+    with numerator and denominator); no rate is none, a gap in the chart, not 0 %."""
+    if rate is None or rate["rate"] is None:
+        return None
+    return {
+        "value": float(rate["rate"]) * 100,
+        "text": percent(rate["rate"]),
+        "numerator": str(rate["numerator"]),
+        "denominator": str(rate["denominator"]),
+    }
 
 
 @router.get("", response_class=HTMLResponse)
@@ -194,18 +219,16 @@ async def overview(
             "months": [m.strftime("%Y-%m") for m in seen.months],
             # A month with nothing generated has no rate: a gap, not 0 %.
             "streams": {
-                zh["streams"].get(stream, stream): [
-                    _percent(v["rate"]["rate"]) for v in values.values()
-                ]
+                zh["streams"].get(stream, stream): [_point(v["rate"]) for v in values.values()]
                 for stream, values in seen.monthly.items()
             },
         },
         "sorting": _sorting_bars(seen.sorting, seen.area),
         "cells": {
             "types": [t["name_zh"] for t in seen.cells["types"]],
-            "share": [_percent(t["share"]["rate"]) for t in seen.cells["types"]],
+            "share": [_point(t["share"]) for t in seen.cells["types"]],
             # The loaded edition's target, as the heading says it (cells.achievement).
-            "target": _percent(seen.cells["target_share"]),
+            "target": float(seen.cells["target_share"]) * 100,
         },
     }
     return templates.TemplateResponse(
@@ -238,7 +261,7 @@ def _sorting_bars(sorting: SortingMetrics, area: str) -> dict[str, list[Any]]:
     return {
         "towns": [f"{t['name']}（{area}）" if t["partial"] else t["name"] for t in towns],
         # A town without villages (a cell type without cells) has no rate: a gap, not 0 %.
-        "covered": [_percent(t["coverage"]["rate"]) for t in towns],
+        "covered": [_point(t["coverage"]) for t in towns],
     }
 
 

@@ -220,6 +220,35 @@ def test_no_page_shows_an_internal_key(served: str, browser: webdriver.Chrome) -
         assert _leaked(browser) == set(), page
 
 
+SHOW_TIP = """
+const chart = echarts.getInstanceByDom(document.getElementById(arguments[0]));
+const series = chart.getOption().series;
+const s = series.findIndex(x => (x.data || []).some(d => d));
+if (s < 0) return null;
+const i = series[s].data.findIndex(d => d);
+chart.dispatchAction({type: 'showTip', seriesIndex: s, dataIndex: i});
+return series[s].data[i];
+"""
+
+
+def test_a_charts_tooltip_says_the_rate_with_its_numerator_and_denominator(
+    served: str, browser: webdriver.Chrome
+) -> None:
+    """A chart drew its shares as bare heights: its tooltip said 99.95 with no count behind it
+    (rdash review). It says the page's reading and what it is a share of."""
+    _log_in(browser, served)
+    browser.get(f"{served}/dashboard")
+    wait = _wait(browser)
+    for chart in ("utilization", "sorting", "cells"):
+        wait.until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, f"#{chart} canvas"))
+        )
+        point = browser.execute_script(SHOW_TIP, chart)
+        assert point is not None, f"the demo draws no {chart} point"
+        said = f"{point['text']}（{point['numerator']} / {point['denominator']}）"
+        wait.until(lambda b, c=chart, t=said: t in _text_of(b, f"#{c}"))
+
+
 def test_alerts_are_grouped_paginated_and_acknowledged_in_bulk(
     served: str, browser: webdriver.Chrome
 ) -> None:

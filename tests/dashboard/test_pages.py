@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from dateutil.relativedelta import relativedelta
 
+from mobile_api.routers.dashboard import percent
 from tests.custody.helpers import tag_bag
 from tests.factories import CITY_TODAY, PASSWORD, World, make_user
 from wastetrack.auth.models import Role
@@ -155,8 +156,39 @@ async def test_a_villages_sorting_bar_is_named_as_its_part_of_the_town(
         await login(client, who)
         sorting = _charts((await client.get("/dashboard")).text)["sorting"]
         bars[who] = dict(zip(sorting["towns"], sorting["covered"], strict=True))
-    assert bars["manager"]["崖头街道"] == 50.0
-    assert bars["village_manager"] == {"崖头街道（北山社区）": 100.0}, bars
+    assert bars["manager"]["崖头街道"] == {
+        "value": 50.0,
+        "text": "50.0%",
+        "numerator": "1",
+        "denominator": "2",
+    }
+    assert bars["village_manager"] == {
+        "崖头街道（北山社区）": {
+            "value": 100.0,
+            "text": "100.0%",
+            "numerator": "1",
+            "denominator": "1",
+        }
+    }, bars
+
+
+def test_a_share_short_of_all_never_reads_100_percent_nor_one_above_none_0() -> None:
+    """The page prints a rate to a tenth of a percent: 1,999 of 2,000 bags treated read
+    100.0 % (and one of 20,000, 0.0 %), a manager told all was done where one bag was not
+    (rdash review). A rate beyond 1 (the mass balance, not a share) reads as rounded."""
+    for rate, shown in (
+        (Decimal("0.9995"), "99.9%"),
+        (Decimal("0.99949"), "99.9%"),
+        (Decimal(1), "100.0%"),
+        (Decimal("0.00005"), "0.1%"),
+        (Decimal(0), "0.0%"),
+        (Decimal("0.5"), "50.0%"),
+        (Decimal("0.6667"), "66.7%"),
+        (Decimal("1.0004"), "100.0%"),
+        (Decimal("1.2"), "120.0%"),
+        (None, "—"),
+    ):
+        assert percent(rate) == shown, rate
 
 
 async def test_trace_page_shows_a_batch_the_manager_may_see(
