@@ -279,6 +279,13 @@ async def test_repeated_failures_disable_the_subscription_with_an_alert_until_en
     await tag_bag(client, world)
     await drain(settings, sender, now=start + timedelta(days=30))
     assert len(listener.received) == settings.webhooks_max_failures
+    # A replay would wait for the enabling unsaid: refused, naming the webhook, nothing changed.
+    waiting = await deliveries(client, world, "manager", hook)
+    replay = f"/m/v1/webhooks/{hook['id']}/deliveries/{waiting[-1]['id']}/replay"
+    refused = await client.post(replay, headers=headers)
+    assert (refused.status_code, refused.json()["field"]) == (409, "webhook_id"), refused.text
+    assert "/enable" in refused.json()["detail"]
+    assert await deliveries(client, world, "manager", hook) == waiting
 
     enabled = await client.post(f"/m/v1/webhooks/{hook['id']}/enable", headers=headers)
     assert enabled.status_code == 200 and enabled.json()["active"] is True

@@ -28,7 +28,7 @@ from wastetrack.audit import service as audit
 from wastetrack.changes import paging as feed
 from wastetrack.changes.models import Change, ChangeKind
 from wastetrack.core import keys, paging
-from wastetrack.core.errors import NotFound, ValidationFailed
+from wastetrack.core.errors import Conflict, NotFound, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.manifests.models import CANCELLED
 from wastetrack.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
@@ -422,8 +422,20 @@ async def list_deliveries(
 async def replay_delivery(
     *, principal: Principal, subscription_id: int, delivery_id: int
 ) -> WebhookDelivery:
-    """Send a delivery again (same event id, same body), as soon as the dispatcher runs."""
-    await get_subscription(principal=principal, subscription_id=subscription_id)
+    """Send a delivery again (same event id, same body), as soon as the dispatcher runs. Not
+    on a disabled subscription: nothing would go out until it is enabled, and enabling tries
+    its waiting deliveries at once (a 409 naming `webhook_id`, nothing changed). Locked, as
+    enabling locks it, so the two never cross."""
+    subscription = await get_subscription(
+        principal=principal, subscription_id=subscription_id, for_update=True
+    )
+    if not subscription.active:
+        raise Conflict(
+            f"webhook {subscription_id} is disabled: nothing is sent until it is enabled"
+            f" (POST /m/v1/webhooks/{subscription_id}/enable), which tries its waiting"
+            " deliveries at once",
+            field="webhook_id",
+        )
     delivery = (
         await WebhookDelivery.filter(id=delivery_id, subscription_id=subscription_id)
         .select_for_update()
