@@ -9,6 +9,7 @@ its cause the reason (`mobile_api.errors`)."""
 
 import functools
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -24,6 +25,39 @@ class RepeatedMember(ValueError):
     def __init__(self, path: tuple[str | int, ...]) -> None:
         super().__init__(f"the member {path[-1]!r} is sent twice in one object")
         self.path = path
+
+
+class LoneSurrogate(ValueError):
+    """A string of the body (a key or a value) holds half of a UTF-16 surrogate pair, escaped
+    (`\\ud800`): JSON's syntax allows it, but it is no Unicode text (RFC 8259 §8.2; I-JSON,
+    RFC 7493 §2.1, forbids it), no column keeps it and no answer can name it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a string holds a lone UTF-16 surrogate (an escape such as \\ud800 without its"
+            " pair), which is no Unicode text"
+        )
+
+
+# A surrogate's escape, in either half: only a body holding one can carry a lone one (UTF-8
+# bytes of a surrogate are no UTF-8, refused at decoding).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_a_lone_surrogate(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            todo.extend(node.keys())
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return False
 
 
 class _Repeated(dict[str, Any]):
@@ -73,8 +107,9 @@ def _first_repeat(value: Any) -> tuple[str | int, ...] | None:
 
 
 def loads(body: bytes) -> Any:
-    """The body's JSON value; UnicodeDecodeError for bytes that are no UTF-8, RepeatedMember
-    for a member named twice, JSONDecodeError for bad syntax."""
+    """The body's JSON value; UnicodeDecodeError for bytes that are no UTF-8, LoneSurrogate
+    for a string escaping half a surrogate pair, RepeatedMember for a member named twice,
+    JSONDecodeError for bad syntax."""
     repeats: list[_Repeated] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -84,7 +119,10 @@ def loads(body: bytes) -> Any:
         repeats.append(_marked(items, made))
         return repeats[-1]
 
-    value = json.loads(body.decode("utf-8-sig"), object_pairs_hook=pairs)
+    text = body.decode("utf-8-sig")
+    value = json.loads(text, object_pairs_hook=pairs)
+    if _SURROGATE_ESCAPE.search(text) and _holds_a_lone_surrogate(value):
+        raise LoneSurrogate
     if repeats:
         raise RepeatedMember(_first_repeat(value) or (repeats[0].name,))
     return value

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api import openapi
-from mobile_api.bodies import RepeatedMember
+from mobile_api.bodies import LoneSurrogate, RepeatedMember
 from schemas.base import error_field
 from wastetrack.core.errors import DomainError, Unauthorized
 from wastetrack.custody import partitions
@@ -203,6 +203,13 @@ def _unparsed_body(error: StarletteHTTPException) -> dict[str, Any] | None:
             "loc": ("body", cause.start),
             "msg": why,
             "ctx": {"error": why},
+        }
+    if isinstance(cause, LoneSurrogate):
+        return {
+            "type": "json_invalid",
+            "loc": ("body",),
+            "msg": str(cause),
+            "ctx": {"error": str(cause)},
         }
     if isinstance(cause, RecursionError):
         why = "it nests arrays or objects deeper than the parser goes"

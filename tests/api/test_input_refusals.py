@@ -582,6 +582,9 @@ async def test_a_route_of_no_body_refuses_one_with_members(
         ("application/json", b'{"reason": "\xff"}', 422, None, "json_invalid"),
         ("application/json", b'{"reason": "a", "reason": "b"}', 422, "reason", "repeated"),
         ("application/json", b"[" * 100_000, 422, None, "json_invalid"),
+        # Half a surrogate pair escaped: JSON's syntax, no Unicode (its answer was a 500).
+        ("application/json", b'{"\\ud800": 1}', 422, None, "json_invalid"),
+        ("application/json", b'{"\\udc00": 1, "\\udc00": 2}', 422, None, "json_invalid"),
         # JSON under another media type (curl -d's form type, text, none), as a route with a
         # body refuses it (it was carried out, the body unread).
         ("application/x-www-form-urlencoded", '{"reason": "离职"}'.encode(), 415, None, None),
@@ -595,6 +598,8 @@ async def test_a_route_of_no_body_refuses_one_with_members(
         "not_utf8",
         "repeated",
         "too_deep",
+        "lone_surrogate",
+        "lone_surrogate_repeated",
         "form",
         "text",
         "text_repeated",
@@ -670,3 +675,36 @@ async def test_a_plate_in_the_path_with_a_control_character_is_refused_naming_it
     headers = world.headers("carrier")
     answer = await client.delete("/m/v1/vehicles/%E9%B2%81K%0012345", headers=headers)
     assert (answer.status_code, answer.json()["field"]) == (422, "plate"), answer.text
+
+
+async def test_half_a_surrogate_pair_anywhere_in_a_body_is_a_named_json_invalid(
+    app: FastAPI, world: World
+) -> None:
+    """`\\ud800` is JSON's syntax and no Unicode text (RFC 8259 §8.2; I-JSON forbids it): a
+    key of it sent twice was a 500, the refusal naming it unable to be written (contracts
+    review). In a key or a value, the body is refused whole, nothing written; a pair escaped
+    (an emoji as Python's json writes it) is text."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        headers = {"Content-Type": "application/json", **world.headers("clinic")}
+        for path, body in (
+            ("/m/v1/batches", b'{"\\ud800": 1, "\\ud800": 2}'),
+            ("/m/v1/sync", b'{"events": [{"\\ud800": {"a": 1, "a": 2}}]}'),
+            ("/m/v1/sync", b'{"events": [{"note": "\\udfff"}]}'),
+            ("/m/v1/alerts/refresh", b'{"\\ud800": 1}'),
+        ):
+            for sent in (headers, {"Content-Type": "application/json"}):
+                refused = await client.post(path, content=body, headers=sent)
+                assert refused.status_code == 422, (path, refused.text)
+                assert refused.headers["content-type"] == "application/problem+json"
+                problem = refused.json()
+                assert (problem["field"], problem["errors"][0]["rule"]) == (None, "json_invalid")
+                assert "surrogate" in problem["detail"], problem
+        assert await Batch.all().count() == 0
+        pair = medical_bag(note="\U0001f600")
+        taken = await client.post(
+            "/m/v1/events",
+            content=json.dumps(pair).encode(),  # ensure_ascii: the emoji as \\ud83d\\ude00
+            headers=headers,
+        )
+        assert taken.status_code == 201, taken.text
