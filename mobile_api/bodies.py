@@ -128,9 +128,26 @@ def loads(body: bytes) -> Any:
     return value
 
 
+class ForeignCharset(ValueError):
+    """A JSON body declared in a character set other than UTF-8: JSON is exchanged as UTF-8
+    (RFC 8259 §8.1), and read so its text would be another's (Latin-1's `Ã©` is UTF-8's
+    `é`)."""
+
+
+def check_charset(content_type: str) -> None:
+    """ForeignCharset unless the media type's `charset`, when it names one, is UTF-8."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            if charset not in ("utf-8", "utf8"):
+                raise ForeignCharset(charset)
+
+
 class _JsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
+            check_charset(self.headers.get("content-type", ""))
             self._json = loads(await self.body())
         return self._json
 
@@ -174,6 +191,7 @@ async def _refuse_a_request(request: Request) -> None:
             )
         return
     try:
+        check_charset(request.headers.get("content-type", ""))
         found = loads(sent)
     except json.JSONDecodeError as error:
         raise RequestValidationError(
@@ -187,7 +205,7 @@ async def _refuse_a_request(request: Request) -> None:
                 }
             ]
         ) from error
-    except Exception as error:  # not UTF-8, a member twice, too deep: the cause says which
+    except Exception as error:  # not UTF-8, a member twice, too deep, a charset: the cause says
         raise HTTPException(
             status_code=400, detail="There was an error parsing the body"
         ) from error

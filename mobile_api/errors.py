@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from mobile_api import openapi
-from mobile_api.bodies import LoneSurrogate, RepeatedMember
+from mobile_api.bodies import ForeignCharset, LoneSurrogate, RepeatedMember
 from schemas.base import error_field
 from wastetrack.core.errors import DomainError, Unauthorized
 from wastetrack.custody import partitions
@@ -232,7 +232,7 @@ def _not_read_as_json(error: Any) -> bool:
 
 def _media_type_refused(content_type: str | None) -> JSONResponse:
     sent = f"sent as {content_type}" if content_type else "sent without a Content-Type"
-    why = f"the body is {sent}; this operation reads application/json"
+    why = f"the body is {sent}; this operation reads application/json, in UTF-8"
     return problem(
         status=415,
         title="Unsupported media type",
@@ -466,6 +466,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if isinstance(error.__cause__, ForeignCharset):
+            return _media_type_refused(request.headers.get("content-type"))
         unparsed = _unparsed_body(error)
         if unparsed is not None:
             return _invalid_input([unparsed])

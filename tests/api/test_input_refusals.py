@@ -592,6 +592,8 @@ async def test_a_route_of_no_body_refuses_one_with_members(
         ("text/plain", b'{"reason": "a", "reason": "b"}', 415, None, None),
         ("text/plain", '{"reason": "离职"}'.encode("utf-16"), 415, None, None),
         (None, b'{"reason": "x"}', 415, None, None),
+        # JSON declared in a set other than UTF-8, as a route with a body refuses it.
+        ("application/json; charset=utf-16", '{"reason": "x"}'.encode("utf-16"), 415, None, None),
     ],
     ids=[
         "cut_short",
@@ -605,6 +607,7 @@ async def test_a_route_of_no_body_refuses_one_with_members(
         "text_repeated",
         "text_utf16",
         "no_type",
+        "json_utf16",
     ],
 )
 async def test_a_route_of_no_body_refuses_a_body_as_a_route_with_one_does(
