@@ -1,6 +1,8 @@
 """A user's role fits its organization's kind, and administrators cannot lock everyone out."""
 
 import asyncio
+import base64
+import json
 
 import httpx
 import pytest
@@ -206,3 +208,39 @@ async def test_a_username_differing_from_one_taken_only_in_case_is_refused(
     assert (response.status_code, response.json()["field"]) == (409, "username"), response.text
     assert "as 'clinic'" in response.json()["detail"]
     assert not await User.filter(username="Clinic").exists()
+
+
+async def test_a_username_logs_in_whatever_its_case(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Creation and the back-off fold a username's case; the login read it as written, so
+    `Clinic` typed on a phone that capitalises was refused as a wrong password. It names the
+    one account folded alike; of two made before creation folded (one a name, written so),
+    each logs in as written and a third spelling names neither."""
+
+    async def logged_in_as(username: str) -> str | None:
+        answer = await client.post(
+            "/m/v1/auth/token", data={"username": username, "password": PASSWORD}
+        )
+        if answer.status_code != 200:
+            assert answer.status_code == 401, answer.text
+            return None
+        payload = answer.json()["access_token"].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["name"])
+
+    assert await logged_in_as("CLINIC") == "clinic"
+    assert await logged_in_as("Clinic") == "clinic"
+    organization = world.orgs["clinic"].id
+    for twin in ("Twin", "twin"):  # as an installation of before stop 69 may hold them
+        await User.create(
+            username=twin,
+            password_hash=auth.hash_password(PASSWORD),
+            role=Role.generator,
+            organization_id=organization,
+        )
+    assert (await logged_in_as("Twin"), await logged_in_as("twin")) == ("Twin", "twin")
+    assert await logged_in_as("TWIN") is None
+    assert await auth.find_account("TWIN") is None
+    await auth.deactivate_user(user_id=(await User.get(username="Twin")).id)
+    assert await logged_in_as("TWIN") == "twin"

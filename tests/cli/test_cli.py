@@ -129,13 +129,16 @@ def test_registry_users_and_labels_from_the_command_line(
     # deactivated is not asked for by name (the stock would be issued by someone who left).
     run_json(cli_env, "user", "create", "--username", "root2", "--role", "admin",
              "--org", str(bureau["id"]), "--password", "root2-admin-password")  # fmt: skip
-    run_json(cli_env, "user", "deactivate", "--username", "root")
+    # A username is read as a login reads it, its case folded (`ROOT` is `root`).
+    run_json(cli_env, "user", "deactivate", "--username", "ROOT")
     label = ("labels", "issue", "--org", str(ids["clinic"]), "--stream", "medical",
              "--count", "1", "--out", str(out))  # fmt: skip
     again = run_json(cli_env, *label)
     assert issuer_of(cli_env["WASTETRACK_DATABASE_URL"], again["first"]) == "root2"
     named = run(cli_env, *label, "--manager", "root")
     assert (named.returncode, "manager" in named.stderr) == (2, True), named.stderr
+    by_name = run_json(cli_env, *label, "--manager", "Root2")
+    assert issuer_of(cli_env["WASTETRACK_DATABASE_URL"], by_name["first"]) == "root2"
 
 
 def issuer_of(url: str, code: str) -> str:

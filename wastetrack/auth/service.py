@@ -107,6 +107,25 @@ def account_name(username: str) -> str:
     return username.casefold()
 
 
+async def find_account(username: str, *, active: bool | None = None) -> User | None:
+    """The account a username names, as a login, a deactivation or a label issue reads it: the
+    one written so, else the one account equal to it with the case folded (`Clinic` is
+    `clinic`, as creation and the back-off read it). Of two accounts one name folds to (made
+    before creation folded the case), only the one written so. `active` narrows to active (or
+    inactive) accounts."""
+    accounts = User.all() if active is None else User.filter(is_active=active)
+    exact = await accounts.filter(username=username).first()
+    if exact is not None:
+        return exact
+    name = account_name(username)
+    alike = [
+        user
+        for user in await accounts.filter(username__iexact=username)
+        if account_name(user.username) == name
+    ]
+    return alike[0] if len(alike) == 1 else None
+
+
 async def principal_for(user: User) -> Principal:
     await user.fetch_related("organization__region")
     return Principal(
@@ -148,7 +167,7 @@ async def authenticate(
     except TooManyRequests:
         await ratelimit.refund(**failures)
         raise
-    user = await User.get_or_none(username=username, is_active=True)
+    user = await find_account(username, active=True)
     # A missing user costs a hash all the same: the time taken tells nothing.
     matches = await password_matches(user.password_hash if user else _DUMMY_HASH, password)
     if not matches or user is None:

@@ -53,10 +53,9 @@ def user_create(
 def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
     """Stop a user from logging in; their refresh tokens are revoked at once."""
     from wastetrack.auth import service as auth
-    from wastetrack.auth.models import User
 
     async def work() -> dict[str, object]:
-        user = await User.get_or_none(username=username)
+        user = await auth.find_account(username)
         if user is None:
             raise DomainError("no such user", field="username")
         user = await auth.deactivate_user(user_id=user.id)
@@ -86,8 +85,10 @@ def labels_issue(
 
     async def work() -> dict[str, object]:
         # Label stock and its PIN list record who issued them: never someone deactivated.
-        query = User.filter(username=manager) if manager else User.filter(role=Role.admin)
-        user = await query.filter(is_active=True).order_by("id").first()
+        if manager:
+            user = await auth.find_account(manager, active=True)
+        else:
+            user = await User.filter(role=Role.admin, is_active=True).order_by("id").first()
         if user is None:
             raise DomainError(
                 "no such active manager; create an admin or pass --manager", field="manager"
