@@ -106,14 +106,16 @@ MOST_OFFSET = timedelta(hours=14)
 """The widest UTC offset a clock keeps (Kiribati's +14:00; the westernmost is -12:00)."""
 
 
-_NUMBER = re.compile(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*")
+# How an ISO 8601 date-time begins: its year and a hyphen (pydantic reads a number in any
+# spelling, `1.79e9` or `.5`, as Unix time: the check names what a time is, not what it is not).
+_DATE_TIME = re.compile(r"\s*[0-9]{4}-")
 
 
 def _moment_text(value: Any) -> Any:
     """A moment is written, as ISO 8601 with its offset. Pydantic would also take a number,
     as Unix seconds or, past 2e10, milliseconds: a phone's count in the other unit would be
     another instant, and no offset says which it meant."""
-    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.fullmatch(value)):
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME.match(value)):
         return value
     raise PydanticCustomError(
         "moment_format", "a time is written as ISO 8601 with its UTC offset, not as a number"
