@@ -1,7 +1,9 @@
 """The managers' dashboard: server-rendered pages in Chinese, charts by the vendored ECharts,
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections.abc import Mapping
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -175,17 +177,19 @@ async def logout() -> Response:
     return response
 
 
-def percent(rate: Any) -> str:
-    """A rate as the page prints it, in % to a tenth: 99.95 % of a share is not all of it, so
-    it reads 99.9 %, never 100.0 %, and a share above nothing never reads 0.0 %; a rate
-    beyond 1 (the mass balance, not a share) reads as rounded. No rate reads "—"."""
-    if rate is None:
+def percent(rate: Mapping[str, Any] | None, places: int = 1) -> str:
+    """A rate (its numerator and denominator) as a page prints it, in %: its exact quotient
+    rounded once (GB/T 8170, as `metrics.ratio`), and a share short of all never reading 100 %
+    (19,999 of 20,000, whose four-place rate is 1.0000, reads 99.9 %), nor one above nothing
+    0 %; a rate beyond 1 (the mass balance) reads as rounded. No rate reads "—"."""
+    if rate is None or not rate["denominator"]:
         return "—"
-    exact = Decimal(str(rate))
-    tenths = (exact * 1000).quantize(Decimal(1), ROUND_HALF_EVEN)
+    exact = Fraction(Decimal(str(rate["numerator"]))) / Fraction(Decimal(str(rate["denominator"])))
+    whole = 100 * 10**places
+    shown = round(exact * whole)
     if 0 < exact < 1:
-        tenths = min(max(tenths, Decimal(1)), Decimal(999))
-    return f"{tenths / 10:.1f}%"
+        shown = min(max(shown, 1), whole - 1)
+    return f"{Decimal(shown).scaleb(-places):.{places}f}%"
 
 
 templates.env.filters["percent"] = percent
@@ -198,7 +202,7 @@ def _point(rate: Any) -> dict[str, Any] | None:
         return None
     return {
         "value": float(rate["rate"]) * 100,
-        "text": percent(rate["rate"]),
+        "text": percent(rate),
         "numerator": str(rate["numerator"]),
         "denominator": str(rate["denominator"]),
     }

@@ -12,12 +12,15 @@ from dateutil.relativedelta import relativedelta
 from mobile_api.routers.dashboard import percent
 from tests.custody.helpers import tag_bag
 from tests.factories import CITY_TODAY, PASSWORD, World, make_user
+from tests.pesticide.test_take_back import a_return, a_sale, points
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
 from wastetrack.indicators.models import Indicator
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Region, RegionLevel
+
+__all__ = ["points"]  # a fixture used here
 
 
 async def login(
@@ -175,20 +178,48 @@ async def test_a_villages_sorting_bar_is_named_as_its_part_of_the_town(
 def test_a_share_short_of_all_never_reads_100_percent_nor_one_above_none_0() -> None:
     """The page prints a rate to a tenth of a percent: 1,999 of 2,000 bags treated read
     100.0 % (and one of 20,000, 0.0 %), a manager told all was done where one bag was not
-    (rdash review). A rate beyond 1 (the mass balance, not a share) reads as rounded."""
-    for rate, shown in (
-        (Decimal("0.9995"), "99.9%"),
-        (Decimal("0.99949"), "99.9%"),
-        (Decimal(1), "100.0%"),
-        (Decimal("0.00005"), "0.1%"),
-        (Decimal(0), "0.0%"),
-        (Decimal("0.5"), "50.0%"),
-        (Decimal("0.6667"), "66.7%"),
-        (Decimal("1.0004"), "100.0%"),
-        (Decimal("1.2"), "120.0%"),
-        (None, "—"),
+    (rdash review). It reads the exact quotient: 19,999 of 20,000, whose four-place rate is
+    1.0000, read 100.0 % still (diff review). A rate beyond 1 (the mass balance, not a share)
+    reads as rounded; an indicator's value reads to a hundredth, by the same rule."""
+
+    def rate(numerator: int, denominator: int) -> dict[str, Any]:
+        return {"numerator": Decimal(numerator), "denominator": Decimal(denominator)}
+
+    for (numerator, denominator), shown in (
+        ((1999, 2000), "99.9%"),
+        ((19999, 20000), "99.9%"),
+        ((1, 1), "100.0%"),
+        ((1, 20000), "0.1%"),
+        ((0, 5), "0.0%"),
+        ((1, 2), "50.0%"),
+        ((2, 3), "66.7%"),
+        ((1, 8), "12.5%"),
+        ((3, 8), "37.5%"),
+        ((10001, 10000), "100.0%"),
+        ((6, 5), "120.0%"),
     ):
-        assert percent(rate) == shown, rate
+        assert percent(rate(numerator, denominator)) == shown, (numerator, denominator)
+    assert percent(rate(19999, 20000), 2) == "99.99%"
+    assert percent(rate(199999, 200000), 2) == "99.99%"
+    assert (percent(None), percent(rate(0, 0))) == ("—", "—")
+
+
+async def test_the_indicator_table_never_reads_a_share_short_of_all_as_100(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """The plan-indicator table printed a computed indicator's value, its rate to a hundredth
+    of a percent: 19,999 of 20,000 containers recovered read 100.00 beside "19999 / 20000"
+    (diff review). It reads as the stream table does, from the exact quotient."""
+    sale = {**a_sale(count=20000)}
+    made = await client.post("/m/v1/pesticide/sales", json=sale, headers=points.headers("shop"))
+    assert made.status_code == 201, made.text
+    back = a_return(lines=[{"material": "agri.plastic_bottle", "count": 19999}])
+    taken = await client.post("/m/v1/pesticide/returns", json=back, headers=points.headers("shop"))
+    assert taken.status_code == 201, taken.text
+    await login(client, "manager")
+    row = indicator_rows((await client.get("/dashboard")).text)["pesticide_packaging_recovery"]
+    assert "19999 / 20000" in row, row
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[4] == "99.99%", row
 
 
 async def test_trace_page_shows_a_batch_the_manager_may_see(
