@@ -198,9 +198,12 @@ async def test_a_batch_idle_raises_one_alert_a_spell_cleared_when_it_moves(
 async def test_an_idle_alert_of_the_release_before_is_rewritten_in_place(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    """Migration 0035 gives an idle alert the subject the rule now writes: a refresh neither
-    clears it nor raises a second one beside it."""
-    rewrite = importlib.import_module("migrations.0035_idle_alert_occurrences").REWRITE
+    """Migrations 0035 and 0065 give an idle alert the subject the rule now writes: a refresh
+    neither clears it nor raises a second one beside it."""
+    rewrites = [
+        importlib.import_module(f"migrations.{name}").REWRITE
+        for name in ("0035_idle_alert_occurrences", "0065_idle_alert_spells")
+    ]
     old = (datetime.now(UTC) - timedelta(days=9)).isoformat()
     bag = await tag_bag(
         client, world, carrier_organization_id=world.orgs["carrier"].id, device_time=old
@@ -212,13 +215,60 @@ async def test_an_idle_alert_of_the_release_before_is_rewritten_in_place(
     (alert,) = await Alert.filter(kind="idle_batch")
     written = alert.subject
     await Alert.filter(id=alert.id).update(subject=f"{bag['code']}:collected")  # as before
-    await connections.get("default").execute_script(rewrite)
+    for rewrite in rewrites:
+        await connections.get("default").execute_script(rewrite)
     await alert.refresh_from_db()
     assert alert.subject == written
     assert await kinds(client, world, "carrier") == [("idle_batch", bag["code"])]
     await alert.refresh_from_db()
     assert alert.acknowledged_at is None
     assert await Alert.filter(kind="idle_batch").count() == 1
+
+
+async def test_an_acknowledged_idle_alert_survives_a_tagging_time_corrected_within_the_spell(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Paper tagged three weeks ago and never collected: one idle alert, acknowledged. Its
+    tagging time corrected by an hour, the batch still idle: the alert stands with its
+    acknowledgement and moment, its details taking the new start (the subject named the spell
+    by its start, so the correction cleared it and raised a second one, unacknowledged: alerts
+    review). Migration 0065 gives a standing alert of the release before that subject."""
+    paper = await tag_bag(
+        client,
+        world,
+        "collector",
+        stream="household",
+        category="hh.recyclable.paper",
+        device_time=(NOW - timedelta(days=21)).isoformat(),
+    )
+    await alerts.refresh(now=NOW)
+    (alert,) = await Alert.filter(kind=alerts.IDLE_BATCH)
+    ack = await client.post(f"/m/v1/alerts/{alert.id}/ack", headers=world.headers("manager"))
+    assert ack.status_code == 200, ack.text
+    events = f"/m/v1/batches/{paper['code']}/events"
+    (tagging,) = (await client.get(events, headers=world.headers("collector"))).json()
+    moved = NOW - timedelta(days=21, hours=1)
+    fix = event(
+        "corrected",
+        paper["code"],
+        corrects=tagging["id"],
+        event_time=moved.isoformat(),
+        device_time=(NOW - timedelta(hours=1)).isoformat(),
+    )
+    answer = await post_event(client, world, "collector", fix)
+    assert answer.status_code == 201, answer.text
+    assert await alerts.refresh(now=NOW + timedelta(minutes=5)) == 0
+    (standing,) = await Alert.filter(kind=alerts.IDLE_BATCH)
+    assert (standing.id, standing.raised_at) == (alert.id, alert.raised_at)
+    assert standing.acknowledged_at is not None and "cleared_at" not in standing.details
+    assert datetime.fromisoformat(standing.details["since"]) == moved
+    # As the release before wrote it, named by the spell's start: 0065 renames it in place.
+    await Alert.filter(id=alert.id).update(subject=f"{paper['code']}:{int(moved.timestamp())}")
+    rewrite = importlib.import_module("migrations.0065_idle_alert_spells").REWRITE
+    await connections.get("default").execute_script(rewrite)
+    assert (await Alert.get(id=alert.id)).subject == standing.subject
+    assert await alerts.refresh(now=NOW + timedelta(minutes=10)) == 0
+    assert await Alert.filter(kind=alerts.IDLE_BATCH).count() == 1
 
 
 async def test_flagged_delivery_is_a_scan_anomaly(client: httpx.AsyncClient, world: World) -> None:

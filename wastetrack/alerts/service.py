@@ -153,6 +153,15 @@ _IDLE_SINCE = (
     " (SELECT s.code FROM batch s WHERE s.id = b.split_from_id)]))"
 )
 
+# An idle spell's subject, SQL over the batch row b: its code and the seq of its latest step
+# (a correction is no step, nor an aggregation undone), which a corrected time cannot move: a
+# tagging time corrected while the batch stays idle keeps the alert and its acknowledgement,
+# and a new step (a decision's receipts too) begins a new spell.
+IDLE_BATCH_SUBJECT = (
+    "b.code || ':' || (SELECT max(e.seq) FROM custody_event e"
+    f" WHERE e.batch_id = b.id AND {is_step('e')})"
+)
+
 # An overdue-storage alert's subject, SQL over the batch row b: its code, and `:contents` when
 # its clock is the waste put into it, not its own tagging (`tagging_clock` is NULL for it).
 OVERDUE_STORAGE_SUBJECT = (
@@ -214,11 +223,12 @@ _RULES: dict[str, str] = {
     # anyone took with it (its latest device time; a correction is not a step) or its
     # manifest's decision (`_IDLE_SINCE`), unless its manifest watches it
     # (`_WATCHED_BY_ITS_MANIFEST`) or overdue_storage does (it waits at its producer under a
-    # storage limit). The subject carries that moment, so a batch idle again later raises a new
-    # alert; cleared once it moves. (Its latest step is never later than that moment: read
-    # first, it spares the manifests' scan for the batches that moved lately.)
+    # storage limit). The subject names the spell by its latest step (`IDLE_BATCH_SUBJECT`),
+    # so a batch idle again later raises a new alert; cleared once it moves. (Its latest step
+    # is never later than that moment: read first, it spares the manifests' scan for the
+    # batches that moved lately.)
     IDLE_BATCH: f"""
-        SELECT $1, b.code || ':' || extract(epoch FROM i.since)::bigint, b.id,
+        SELECT $1, {IDLE_BATCH_SUBJECT}, b.id,
                b.holder_id, b.region_path, $2::timestamptz,
                i.since + make_interval(hours => $3::int),
                jsonb_build_object('code', b.code, 'state', b.state, 'since', i.since)
