@@ -101,6 +101,18 @@ def test_registry_users_and_labels_from_the_command_line(
     assert "bed_count" in refused.stderr
     carrier = run_json(cli_env, "registry", "org", "--name", "运输公司", "--kind", "carrier",
                        "--region", str(ids["city"]))  # fmt: skip
+    # A vessel with its owner, the producer of what it delivers (the command took none: ports
+    # review); an owner of another kind is refused naming it.
+    port = run_json(cli_env, "registry", "org", "--name", "石岛渔港", "--kind", "fishing_port",
+                    "--region", str(ids["city"]))  # fmt: skip
+    owner = run_json(cli_env, "registry", "org", "--name", "荣成远洋渔业", "--kind",
+                     "vessel_owner", "--region", str(ids["city"]))  # fmt: skip
+    vessel = ("registry", "vessel", "--name", "鲁荣渔1", "--registration", "R1", "--gt", "80",
+              "--home-port", str(port["id"]))  # fmt: skip
+    owned = run_json(cli_env, *vessel, "--owner", str(owner["id"]))
+    assert owned["owner_id"] == owner["id"]
+    misowned = run(cli_env, *vessel[:5], "R2", *vessel[6:], "--owner", str(ids["clinic"]))
+    assert misowned.returncode == 2 and "owner_id" in misowned.stderr, misowned.stderr
     agreement = ("registry", "agreement", "--provider", str(carrier["id"]),
                  "--client", str(ids["clinic"]), "--stream", "medical")  # fmt: skip
     bad_day = run(cli_env, *agreement, "--from", "2026-13-01")

@@ -194,8 +194,13 @@ def vessel_create(
     home_port_id: Annotated[int, typer.Option("--home-port")],
     imo_number: Annotated[str | None, typer.Option("--imo")] = None,
     mmsi: Annotated[str | None, typer.Option()] = None,
+    owner_id: Annotated[
+        int | None, typer.Option("--owner", help="the owner's organization (船东), if any")
+    ] = None,
+    vessel_type: Annotated[str, typer.Option("--type")] = "fishing",
 ) -> None:
-    """Register a vessel with its home port."""
+    """Register a vessel with its home port, and its owner: the producer of what it delivers
+    (without one, the port is)."""
     from wastetrack.registry import vessels
 
     body = contract(
@@ -206,11 +211,17 @@ def vessel_create(
         home_port_id=home_port_id,
         imo_number=imo_number,
         mmsi=mmsi,
+        owner_id=owner_id,
+        vessel_type=vessel_type,
     )
 
     async def work() -> dict[str, object]:
         vessel = await vessels.create_vessel(**body.model_dump())
-        return {"id": vessel.id, "registration_number": vessel.registration_number}
+        return {
+            "id": vessel.id,
+            "registration_number": vessel.registration_number,
+            "owner_id": vessel.owner_id,
+        }
 
     run_and_print(work)
 
