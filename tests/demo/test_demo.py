@@ -55,6 +55,16 @@ async def test_the_demo_builds_the_same_world_on_an_empty_database(orm: list[str
     assert await load_demo(secret="other", echo=again.append, environment="test") == logins
     assert again == ["demo data already loaded; nothing changed"]
     assert await _table_counts(list(expected["tables"])) == expected["tables"]
+    # Run again once an account is deactivated, and another's password changed: it prints the
+    # logins that still work, not the ones that no longer do.
+    (manager, carrier) = (DEMO_USERS[role][0] for role in ("manager", "carrier"))
+    gone = await User.get(username=manager)
+    await auth.deactivate_user(user_id=gone.id)
+    await User.filter(username=carrier).update(
+        password_hash=auth.hash_password(secrets.token_urlsafe(16))
+    )
+    left = await load_demo(secret="other", echo=[].append, environment="test")
+    assert left == {r: v for r, v in logins.items() if v["username"] not in (manager, carrier)}
 
 
 async def test_the_demo_is_never_loaded_in_production(orm: list[str]) -> None:

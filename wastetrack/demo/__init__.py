@@ -76,8 +76,13 @@ async def load_demo(
         count += await load_messy_histories(demo)
         await load_cells(demo)
         echo(f"loaded {len(orgs)} organizations and {count} batches with their custody chains")
+    # Loaded before, an account may have been deactivated or given another password since:
+    # the logins printed are those that still work.
+    working = set(await published_logins())
     return {
-        role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]} for role in DEMO_USERS
+        role: {"username": DEMO_USERS[role][0], "password": PASSWORDS[role]}
+        for role in DEMO_USERS
+        if DEMO_USERS[role][0] in working
     }
 
 
