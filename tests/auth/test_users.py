@@ -242,5 +242,18 @@ async def test_a_username_logs_in_whatever_its_case(
     assert (await logged_in_as("Twin"), await logged_in_as("twin")) == ("Twin", "twin")
     assert await logged_in_as("TWIN") is None
     assert await auth.find_account("TWIN") is None
+    # A deactivated twin's own name names it, refused, never the other twin (diff review: the
+    # login and `labels issue --manager Twin` took `twin`).
     await auth.deactivate_user(user_id=(await User.get(username="Twin")).id)
-    assert await logged_in_as("TWIN") == "twin"
+    assert await logged_in_as("Twin") is None
+    assert await auth.find_account("Twin", active=True) is None
+    assert await logged_in_as("twin") == "twin"
+    # Folded as creation folds it (Python's casefold, not PostgreSQL's upper): a legacy
+    # `Straße`, which makes `strasse` taken, logs in as `strasse` (diff review).
+    await User.create(
+        username="Straße",
+        password_hash=auth.hash_password(PASSWORD),
+        role=Role.generator,
+        organization_id=organization,
+    )
+    assert await logged_in_as("strasse") == "Straße"

@@ -109,21 +109,20 @@ def account_name(username: str) -> str:
 
 async def find_account(username: str, *, active: bool | None = None) -> User | None:
     """The account a username names, as a login, a deactivation or a label issue reads it: the
-    one written so, else the one account equal to it with the case folded (`Clinic` is
-    `clinic`, as creation and the back-off read it). Of two accounts one name folds to (made
-    before creation folded the case), only the one written so. `active` narrows to active (or
-    inactive) accounts."""
-    accounts = User.all() if active is None else User.filter(is_active=active)
-    exact = await accounts.filter(username=username).first()
-    if exact is not None:
-        return exact
-    name = account_name(username)
-    alike = [
-        user
-        for user in await accounts.filter(username__iexact=username)
-        if account_name(user.username) == name
-    ]
-    return alike[0] if len(alike) == 1 else None
+    one written so, else the one account equal to it with the case folded as creation folds it
+    (`account_name`: `CLINIC` is `clinic`, `strasse` is `Straße`). Of two accounts one name
+    folds to (made before creation folded the case), only the one written so. The name is
+    resolved first, over every account; `active` then asks the account named to be active (or
+    inactive): a deactivated twin's name never names the other twin."""
+    user = await User.get_or_none(username=username)
+    if user is None:
+        name = account_name(username)
+        usernames = [str(u) for u in await User.all().values_list("username", flat=True)]
+        alike = [u for u in usernames if account_name(u) == name]
+        user = await User.get(username=alike[0]) if len(alike) == 1 else None
+    if user is None or (active is not None and user.is_active != active):
+        return None
+    return user
 
 
 async def principal_for(user: User) -> Principal:
