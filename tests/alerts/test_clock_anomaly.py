@@ -123,3 +123,37 @@ async def test_a_label_tagged_before_it_was_printed_is_flagged(
     (anomaly,) = [a for a in listed if a["kind"] == "scan_anomaly"]
     assert (anomaly["details"]["code"], anomaly["details"]["seq"]) == (label.code, 1)
     assert 48 * 3600 - 120 < anomaly["details"]["behind_seconds"] < 48 * 3600 + 120
+
+
+async def test_a_label_tagging_corrected_to_before_it_was_printed_is_flagged(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A pre-printed label tagged in time, its tagging then corrected to two days before the
+    sheet was printed: flagged as the tagging would have been (the correction moved it there
+    unflagged: corrections review). A correction within the printing is not."""
+    printed = await client.post(
+        "/m/v1/labels",
+        headers=world.headers("manager"),
+        json={"organization_id": world.orgs["clinic"].id, "stream": "medical", "count": 1},
+    )
+    assert printed.status_code == 201, printed.text
+    (label,) = await Label.filter(organization=world.orgs["clinic"])
+    body = medical_bag(batch=label.code, device_time=ago(0))
+    tagged = await post_event(client, world, "clinic", body)
+    assert tagged.status_code == 201, tagged.text
+    tagging = tagged.json()["event_id"]
+    for hours, seq in ((0.05, None), (48, 3)):
+        fix = event(
+            "corrected",
+            label.code,
+            corrects=tagging,
+            event_time=ago(hours),
+            device_time=ago(0),
+            reason="钟错",
+        )
+        corrected = await post_event(client, world, "clinic", fix)
+        assert corrected.status_code == 201, corrected.text
+        await client.post("/m/v1/alerts/refresh", headers=world.headers("manager"))
+        listed = (await client.get("/m/v1/alerts", headers=world.headers("manager"))).json()
+        flagged = [a["details"]["seq"] for a in listed if a["kind"] == "scan_anomaly"]
+        assert flagged == ([] if seq is None else [seq]), (hours, listed)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from wastetrack.batches import identifiers
 from wastetrack.batches import service as batches
-from wastetrack.batches.models import Label, Unit
+from wastetrack.batches.models import Batch, Label, Unit
 from wastetrack.catalog import service as catalog
 from wastetrack.core.cityday import local_date
 from wastetrack.core.errors import (
@@ -37,6 +37,13 @@ TAGGING_ROLES = SPECS[EventType.tagged].roles
 
 
 MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3: Decimal(10_000)}
+
+
+def flag_before_printing(work: Work, sub: EventCommand, batch: Batch, label: Label) -> None:
+    """A label cannot be tagged before it was printed: a batch whose tagging is dated so, as
+    recorded or as corrected (`sub` the tagging or its correction), is flagged, not refused (a
+    phone's wrong clock)."""
+    flag_if_behind(work, sub, batch, label.issued_at, at=batch.tagged_at)
 
 
 def check_quantity(quantity: Decimal, unit: Unit, *, field: str) -> None:
@@ -159,8 +166,8 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         destination_id=destination,
         tagged_at=sub.device_time,
     )
-    if label is not None:  # a label cannot be tagged before it was printed
-        flag_if_behind(work, sub, batch, label.issued_at)
+    if label is not None:
+        flag_before_printing(work, sub, batch, label)
     return new_event(
         work,
         batch,

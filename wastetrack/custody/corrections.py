@@ -10,7 +10,7 @@ from uuid import UUID
 from tortoise import connections
 
 from wastetrack.batches.models import Batch, Label, Unit
-from wastetrack.batches.tagging import check_quantity
+from wastetrack.batches.tagging import check_quantity, flag_before_printing
 from wastetrack.catalog import service as catalog
 from wastetrack.catalog.service import FINAL_MODES
 from wastetrack.core.cityday import local_date
@@ -183,6 +183,10 @@ async def corrected(
         before = {"event_time": batch.tagged_at, "category": batch.category_id}
         await _correct_tagging(work, batch, changed, tagger=target.organization_id)
         after = {"event_time": batch.tagged_at, "category": batch.category_id}
+        if before["event_time"] != after["event_time"]:
+            label = await Label.get_or_none(code=batch.code)
+            if label is not None:
+                flag_before_printing(work, sub, batch, label)
         # What the correction changed, not what it restated (a form sends every field again).
         if followed := {name for name in before if before[name] != after[name]}:
             await remainders.follow_tagging(work, sub, batch, followed)

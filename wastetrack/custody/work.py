@@ -135,12 +135,20 @@ def check_order(work: Work, sub: EventCommand, batch: Batch, *, field: str | Non
     flag_if_behind(work, sub, batch, batch.last_device_time)
 
 
-def flag_if_behind(work: Work, sub: EventCommand, batch: Batch, known: datetime | None) -> None:
-    """Flag (not refuse) the event about to be appended to `batch` when its device time runs
-    behind `known`, a moment the batch had certainly reached (its latest step, its label's
-    printing), by more than the clock skew: a phone with a wrong clock, or one that synced
-    late."""
-    if known is not None and sub.device_time < known - CLOCK_SKEW:
+def flag_if_behind(
+    work: Work,
+    sub: EventCommand,
+    batch: Batch,
+    known: datetime | None,
+    *,
+    at: datetime | None = None,
+) -> None:
+    """Flag (not refuse) the event about to be appended to `batch` when its device time (or
+    `at`, the moment it dates: a tagging's corrected time) runs behind `known`, a moment the
+    batch had certainly reached (its latest step, its label's printing), by more than the clock
+    skew: a phone with a wrong clock, or one that synced late."""
+    moment = sub.device_time if at is None else at
+    if known is not None and moment < known - CLOCK_SKEW:
         work.clock_anomalies.append(
             alerts.ClockAnomaly(
                 batch_id=batch.id,
@@ -148,7 +156,7 @@ def flag_if_behind(work: Work, sub: EventCommand, batch: Batch, known: datetime 
                 seq=batch.last_seq + 1,
                 organization_id=work.principal.organization_id,
                 region_path=batch.region_path,
-                device_time=sub.device_time,
+                device_time=moment,
                 previous_device_time=known,
                 client_event_id=sub.client_event_id,
             )
