@@ -5,6 +5,7 @@ from decimal import Decimal
 from wastetrack.core.commands import (
     INT32_MAX,
     NO_CONTROL,
+    Boolean,
     Code,
     Command,
     Day,
@@ -25,6 +26,7 @@ from wastetrack.core.commands import (
 __all__ = [
     "INT32_MAX",
     "NO_CONTROL",
+    "Boolean",
     "Code",
     "Day",
     "Definition",

@@ -4,7 +4,7 @@ from datetime import date
 
 from pydantic import Field
 
-from schemas.base import Schema
+from schemas.base import Boolean, Schema
 from wastetrack.core.commands import Text
 
 
@@ -16,7 +16,7 @@ class CalendarDayRead(Schema):
 
 
 class CalendarDayUpdate(Schema):
-    is_working_day: bool
+    is_working_day: Boolean
     name: Text | None = Field(None, max_length=64)
     reason: Text | None = Field(
         None,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Id, Integer, Moment, Ratio, Schema, Text
+from schemas.base import Boolean, Id, Integer, Moment, Ratio, Schema, Text
 from wastetrack.core.commands import Latitude, Longitude
 from wastetrack.ports.commands import (
     CleanUpCommand,
@@ -20,8 +20,8 @@ class FishingPortCreate(Schema):
     grade: Text = Field(min_length=1, max_length=16, description="e.g. 中心渔港, 一级, 二级, 三级")
     latitude: Latitude
     longitude: Longitude
-    reception_facility: bool = False
-    listed: bool = Field(True, description="on the city's list of managed fishing ports")
+    reception_facility: Boolean = False
+    listed: Boolean = Field(True, description="on the city's list of managed fishing ports")
 
 
 class FishingPortRead(FishingPortCreate):

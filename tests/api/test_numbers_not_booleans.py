@@ -17,12 +17,14 @@ from pydantic import ValidationError
 
 import wastetrack
 from tests.factories import World
+from tests.household.test_sorting import pickup, point_url
 from tests.pesticide.test_take_back import PHONE, a_return, a_sale, points, post
-from wastetrack.core.commands import Command, NoBoolean
+from wastetrack.core.commands import Command, NoBoolean, OnlyBoolean
+from wastetrack.household.models import Pickup
 from wastetrack.pesticide.models import PackageSale, PackagingReturn
 from wastetrack.ports.commands import CleanUpCommand
 
-__all__ = ["points"]
+__all__ = ["point_url", "points"]
 
 
 def _types(annotation: Any) -> Iterator[Any]:
@@ -114,6 +116,61 @@ def test_every_number_a_request_takes_refuses_true_and_false(app: FastAPI) -> No
                     continue
             taken.append(f"{model.__module__}.{model.__name__}.{key}")
     assert taken == [], "\n".join(taken)
+
+
+def _bare_booleans(annotation: Any, metadata: tuple[Any, ...] = ()) -> Iterator[Any]:
+    """The bool types an annotation holds at any depth that no `OnlyBoolean` guards."""
+    if OnlyBoolean in metadata and set(_types(annotation)) <= {bool, type(None)}:
+        return
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        yield from _bare_booleans(args[0], annotation.__metadata__)
+    elif args:
+        for arg in args:
+            yield from _bare_booleans(arg)
+    elif annotation is bool:
+        yield annotation
+
+
+def test_every_boolean_a_request_takes_is_true_or_false_only(app: FastAPI) -> None:
+    """The mirror of numbers: pydantic read `1`, `0`, `"yes"`, `"off"` as true and false, so
+    `"passed": 1` counted a sorting check passed (household review). Structurally each bool
+    carries `OnlyBoolean`; behaviourally `1` and `"yes"` are refused naming the field."""
+    bare = [
+        f"{model.__module__}.{model.__name__}.{field.alias or name}"
+        for model in _taken_models(app)
+        for name, field in model.model_fields.items()
+        if any(_bare_booleans(field.annotation, tuple(field.metadata)))
+    ]
+    assert sorted(bare) == []
+    taken = []
+    for model in sorted(_taken_models(app), key=lambda m: f"{m.__module__}.{m.__name__}"):
+        for name, field in model.model_fields.items():
+            kinds = set(_types(field.annotation))
+            if bool not in kinds or not kinds <= {bool, type(None)}:
+                continue
+            key = field.alias or name
+            for sent in (1, 0, "yes", "off"):
+                try:
+                    model.model_validate({key: sent})
+                except ValidationError as refused:
+                    if any(
+                        e["loc"] == (key,) and e["type"] == "bool_type" for e in refused.errors()
+                    ):
+                        continue
+                taken.append(f"{model.__module__}.{model.__name__}.{key}={sent!r}")
+    assert taken == [], "\n".join(taken)
+
+
+async def test_a_sorting_check_passed_as_1_or_yes_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World, point_url: str
+) -> None:
+    """Stored as passed, it was the numerator of sorting accuracy; nothing is written."""
+    for sent in (1, "yes", 0, "no"):
+        body = pickup(point_url, quality={"passed": sent, "contamination_share": "0.1"})
+        refused = await client.post("/m/v1/pickups", json=body, headers=world.headers("collector"))
+        assert (refused.status_code, refused.json()["field"]) == (422, "quality.passed"), sent
+    assert await Pickup.all().count() == 0
 
 
 def test_a_clean_up_item_count_of_true_is_refused_naming_it() -> None:

@@ -57,6 +57,19 @@ NoBoolean = BeforeValidator(_not_true_or_false)
 organization 1). Every number a client sends is one of the types below, `Latitude` or
 `Longitude`, which refuse them."""
 
+
+def _true_or_false(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "true or false: not a number, nor a word")
+    return value
+
+
+OnlyBoolean = BeforeValidator(_true_or_false)
+Boolean = Annotated[bool, OnlyBoolean]
+"""A yes or no a client sends: JSON's true or false only. Pydantic's lax reading takes 1 and 0,
+"yes", "no", "on", "off", "t" and "f" too, so `"passed": 1` counted a sorting check passed;
+every boolean a request or a command takes refuses them, naming the field."""
+
 Integer = Annotated[int, NoBoolean]
 """A whole number a client sends (its bounds per field)."""
 

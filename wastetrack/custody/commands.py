@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from wastetrack.batches.models import Unit
 from wastetrack.core.commands import (
+    Boolean,
     Hazards,
     Id,
     Latitude,
@@ -117,7 +118,7 @@ class EventCommand(Located):
     event_time: Moment | None = Field(
         None, description="corrected: the corrected event's true time (of a `tagged` event)"
     )
-    aggregated: bool | None = Field(
+    aggregated: Boolean | None = Field(
         None,
         description="corrected: `false` undoes the aggregation a child's own `aggregated` event"
         " recorded (the batch was never in that container)",

@@ -7,13 +7,22 @@ from uuid import UUID
 
 from pydantic import Field
 
-from wastetrack.core.commands import Command, Latitude, Located, Longitude, Moment, Sha256, Text
+from wastetrack.core.commands import (
+    Boolean,
+    Command,
+    Latitude,
+    Located,
+    Longitude,
+    Moment,
+    Sha256,
+    Text,
+)
 
 
 class QualityCheckCommand(Command):
     """The collector's sorting-quality check (分类质量) of what was put out."""
 
-    passed: bool
+    passed: Boolean
     contamination_share: Decimal = Field(
         ge=0, le=1, max_digits=4, decimal_places=3, description="share of wrongly sorted material"
     )
