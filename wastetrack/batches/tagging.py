@@ -26,6 +26,7 @@ from wastetrack.custody.work import (
     Work,
     check_common,
     flag_if_behind,
+    holding_organization,
     issue_label,
     new_batch,
     new_event,
@@ -127,7 +128,9 @@ async def tag(work: Work, sub: EventCommand, code: str | None, digest: str) -> r
         else (principal.organization_id if principal.organization_id != producer.id else None)
     )
     destination = (
-        organization(work, sub.destination_organization_id, "destination_organization_id").id
+        holding_organization(
+            work, sub.destination_organization_id, "destination_organization_id"
+        ).id
         if sub.destination_organization_id
         else None
     )

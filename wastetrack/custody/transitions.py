@@ -42,6 +42,7 @@ from wastetrack.custody.work import (
     begin,
     check_order,
     children,
+    holding_organization,
     locked_container,
     new_event,
     organization,
@@ -408,7 +409,7 @@ async def _handed_over(
     work: Work, sub: EventCommand, batch: Batch, digest: str
 ) -> repository.NewEvent:
     assert sub.to_organization_id is not None
-    receiver = organization(work, sub.to_organization_id, "to_organization_id")
+    receiver = holding_organization(work, sub.to_organization_id, "to_organization_id")
     await _check_manifest(work, sub, batch, receiver.id, handover=True)
     if receiver.id == batch.holder_id:
         raise ValidationFailed(
@@ -434,7 +435,7 @@ async def _in_transit(
     await _check_manifest(work, sub, batch, work.principal.organization_id)
     vehicle = await _vehicle(work, sub, batch, work.principal.organization_id)
     if sub.destination_organization_id:
-        destination = organization(
+        destination = holding_organization(
             work, sub.destination_organization_id, "destination_organization_id"
         )
         batch.destination_id = destination.id

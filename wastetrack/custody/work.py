@@ -26,10 +26,12 @@ from wastetrack.custody import repository
 from wastetrack.custody.chain import event_hash
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.rules import (
+    HANDLER_ROLES,
     EventType,
     State,
 )
 from wastetrack.evidence import service as evidence
+from wastetrack.registry import roles
 from wastetrack.registry.models import Organization
 
 
@@ -111,6 +113,27 @@ def organization(work: Work, organization_id: int, field_name: str) -> Organizat
     org = work.organizations.get(organization_id)
     if org is None:
         raise ValidationFailed(f"no organization {organization_id}", field=field_name)
+    return org
+
+
+# The kinds of organization whose staff may record a step that moves a batch on: only they may
+# be named to hold it (a handover's receiver, a destination). An authority's managers and
+# auditors record none, so a bag handed to the bureau stayed there for good.
+HOLDER_KINDS = roles.kinds_for(HANDLER_ROLES)
+
+
+def holding_organization(work: Work, organization_id: int, field_name: str) -> Organization:
+    """An organization named to hold the batch (a handover's receiver, a transit's or a
+    tagging's destination): one that may hold waste (`HOLDER_KINDS`), or a 422 naming the
+    field, nothing written."""
+    org = organization(work, organization_id, field_name)
+    if org.kind not in HOLDER_KINDS:
+        staff = ", ".join(r.value for r in roles.ROLES_BY_KIND[org.kind])
+        raise ValidationFailed(
+            f"{org.name} ({org.kind.value}) holds no waste: its staff ({staff}) record no step"
+            " that would move it on",
+            field=field_name,
+        )
     return org
 
 
