@@ -182,12 +182,17 @@ async def propose_revision(
 async def answer_revision(
     manifest_id: Id,
     revision_id: Id,
-    answer: Literal["approve", "reject"],
+    answer: Literal["approve", "reject", "withdraw"],
     user: CurrentUser,
     settings: AppSettings,
     _: Transaction,
 ) -> object:
-    """Approve or reject a proposed correction."""
+    """Approve or reject a proposed correction (another party), or withdraw it (the
+    organization that proposed it)."""
+    if answer == "withdraw":
+        return await revisions.withdraw_revision(
+            principal=user, manifest_id=manifest_id, revision_id=revision_id
+        )
     return await revisions.answer_revision(
         principal=user,
         manifest_id=manifest_id,

@@ -425,6 +425,8 @@ async def test_revision_applies_only_when_every_other_party_approves(
         {"changes": {"quantity_kg": "780"}, "reason": "称重更正"},
     )
     assert draft_revision.status_code == 409
+    # As the docs say a draft is corrected: cancelled and drafted again (it said "edited").
+    assert "cancels it and drafts it again" in draft_revision.json()["detail"]
     await call(client, world, "maker", f"/{mid}/sign")
     proposed = (
         await call(
@@ -456,6 +458,36 @@ async def test_revision_applies_only_when_every_other_party_approves(
     assert refused["state"] == "rejected"
     outsider = await call(client, world, "clinic", f"/{mid}/revisions/{second['id']}/approve")
     assert outsider.status_code == 404
+
+
+async def test_the_proposing_organization_withdraws_its_pending_revision(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """A mistaken proposal stayed pending until another party rejected it: its proposer could
+    neither reject it (it had answered already) nor take it back (hazardous review). It
+    withdraws it; nothing applies, and it is answered no more. Another party cannot withdraw
+    it, nor anyone one that is no longer pending."""
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    await call(client, world, "maker", f"/{mid}/sign")
+    proposed = await call(
+        client,
+        world,
+        "carrier",
+        f"/{mid}/revisions",
+        {"changes": {"quantity_kg": "780"}, "reason": "称重更正"},
+    )
+    rid = proposed.json()["id"]
+    for who in ("maker", "plant"):
+        refused = await call(client, world, who, f"/{mid}/revisions/{rid}/withdraw")
+        assert (refused.status_code, refused.json()["field"]) == (403, "role"), refused.text
+    withdrawn = await call(client, world, "carrier", f"/{mid}/revisions/{rid}/withdraw")
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert (withdrawn.json()["state"], withdrawn.json()["previous"]) == ("withdrawn", {})
+    for who, answer in (("maker", "approve"), ("plant", "reject"), ("carrier", "withdraw")):
+        late = await call(client, world, who, f"/{mid}/revisions/{rid}/{answer}")
+        assert (late.status_code, late.json()["field"]) == (409, "revision_id"), late.text
+    manifest = (await client.get(f"/m/v1/manifests/{mid}", headers=world.headers("maker"))).json()
+    assert manifest["quantity_kg"] == "800.000"
 
 
 @pytest.mark.parametrize(

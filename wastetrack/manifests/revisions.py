@@ -70,7 +70,10 @@ async def propose_revision(
     if principal.organization_id not in parties(manifest):
         raise Forbidden("only the manifest's parties propose revisions", field="role")
     if manifest.producer_signed_at is None:
-        raise RuleViolation("a draft is edited by its producer, not revised", field="changes")
+        raise RuleViolation(
+            "a draft is not revised: its producer cancels it and drafts it again",
+            field="changes",
+        )
     _check_undecided(manifest, revision.changes)
     # A quantity is judged against the batches' declarations when it applies (the last
     # approval), not when proposed: a drum's declaration corrected to a quantity the manifest
@@ -128,4 +131,27 @@ async def answer_revision(
             await manifest.save(update_fields=list(revision.changes))
             revision.state, revision.decided_at = "approved", now
     await revision.save()
+    return revision
+
+
+async def withdraw_revision(
+    *, principal: Principal, manifest_id: int, revision_id: int
+) -> ManifestRevision:
+    """The proposing organization takes back its pending revision (a mistaken proposal, or one
+    the batches no longer bear out): it ends `withdrawn`, nothing applied, as a rejection ends
+    it. Another party answers it instead (approve or reject)."""
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
+    revision = await ManifestRevision.get_or_none(id=revision_id, manifest_id=manifest.id)
+    if revision is None:
+        raise NotFound(f"no revision {revision_id}", field="revision_id")
+    if principal.organization_id != revision.proposer_organization_id:
+        raise Forbidden(
+            "only the organization that proposed a revision withdraws it; the others approve"
+            " or reject it",
+            field="role",
+        )
+    if revision.state != "pending":
+        raise Conflict(f"the revision is {revision.state} already", field="revision_id")
+    revision.state, revision.decided_at = "withdrawn", datetime.now(UTC)
+    await revision.save(update_fields=["state", "decided_at"])
     return revision
