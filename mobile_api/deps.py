@@ -140,6 +140,13 @@ async def _current_user(
         )
     else:
         principal = await auth.principal_from_access_token(token=token, settings=settings)
+    return acting(principal)
+
+
+def acting(principal: Principal) -> Principal:
+    """The one place a request names who makes it, however it logged in (a bearer token, an
+    API key, the dashboard's cookie): its log line's user and organization, and the audit
+    log's actor."""
     observability.bind_principal(
         user_id=principal.user_id, organization_id=principal.organization_id
     )

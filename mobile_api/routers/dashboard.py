@@ -22,6 +22,7 @@ from mobile_api.deps import (
     LoginRateLimit,
     ReplicaRead,
     Transaction,
+    acting,
     proxied,
     served_over_https,
 )
@@ -75,7 +76,7 @@ async def _reader(request: Request, settings: AppSettings) -> Principal | None:
         principal = await auth.principal_from_access_token(token=token, settings=settings)
     except DomainError:
         return None
-    return principal if principal.role in READERS else None
+    return acting(principal) if principal.role in READERS else None
 
 
 Reader = Annotated[Principal | None, Depends(_reader)]

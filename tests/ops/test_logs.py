@@ -6,13 +6,16 @@ import logging
 import secrets
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
 
 from mobile_api.app import create_app
-from tests.factories import PASSWORD, World, event, medical_bag
+from tests.factories import NOW, PASSWORD, World, event, medical_bag
 from tests.household import test_sorting as household
+from wastetrack.alerts.models import Alert
+from wastetrack.batches.models import Batch
 from wastetrack.core import observability, ratelimit
 from wastetrack.core.settings import Settings
 
@@ -88,6 +91,41 @@ async def test_pickup_posts_are_logged_with_their_client_event_id(
     ]
     assert entries[1]["request_id"] == response.headers["X-Request-ID"]
     assert entries[1]["user"] == world.users["collector"].id
+
+
+async def test_a_dashboard_request_is_logged_with_its_user_and_organization(
+    client: httpx.AsyncClient, world: World, log_lines: io.StringIO
+) -> None:
+    """docs/operations.md: each request's line names its user and organization. The dashboard's
+    cookie login named neither, so a manager's acknowledgement of an alert there was logged as
+    nobody's (readme review); one function (`deps.acting`) names them for every login."""
+    bag = await client.post("/m/v1/events", json=medical_bag(), headers=world.headers("clinic"))
+    assert bag.status_code == 201, bag.text
+    alert = await Alert.create(
+        kind="idle_batch",
+        subject=f"{bag.json()['batch_code']}:1",
+        batch_id=(await Batch.get(code=bag.json()["batch_code"])).id,
+        organization_id=world.orgs["clinic"].id,
+        region_path=world.principals["clinic"].region_path,
+        raised_at=NOW - timedelta(hours=1),
+        details={"code": bag.json()["batch_code"], "state": "tagged"},
+    )
+    login = await client.post(
+        "/dashboard/login", data={"username": "manager", "password": PASSWORD}
+    )
+    assert login.status_code == 303, login.text
+    assert (await client.get("/dashboard/alerts")).status_code == 200
+    ack = await client.post(f"/dashboard/alerts/{alert.id}/ack", data={"back": "/dashboard/alerts"})
+    assert ack.status_code == 303, ack.text
+    manager = world.principals["manager"]
+    logged = {
+        (line["method"], line["route"]): (line["user"], line["organization"])
+        for line in parsed(log_lines)
+        if line.get("event") == "request"
+    }
+    named = (manager.user_id, manager.organization_id)
+    assert logged[("GET", "/dashboard/alerts")] == named
+    assert logged[("POST", "/dashboard/alerts/{alert_id}/ack")] == named
 
 
 @pytest.mark.parametrize("sent", [None, "has spaces", "x" * 65, "a/b"])
