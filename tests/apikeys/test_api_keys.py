@@ -9,11 +9,11 @@ import pytest
 from tortoise import connections
 
 from mobile_api.app import create_app
-from tests.factories import World, medical_bag
+from tests.factories import World, make_user, medical_bag
 from tests.security.test_authorization_matrix import ANYONE, EXPECTED, concrete, route_table
 from wastetrack.apikeys.scopes import WRITES, Scope
 from wastetrack.audit.models import AuditEntry
-from wastetrack.auth.models import User
+from wastetrack.auth.models import Role, User
 from wastetrack.core import keys
 from wastetrack.core.settings import Settings
 from wastetrack.custody.models import CustodyEvent
@@ -150,6 +150,28 @@ async def test_deactivating_a_keys_service_user_revokes_the_key(
     assert again.status_code == 200, again.text
     listed = {k["id"]: k for k in (await client.get("/m/v1/api-keys", headers=admin)).json()}
     assert listed[left["id"]]["revoked_at"] is not None
+
+
+async def test_a_key_outlives_the_administrator_who_issued_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """docs/security.md: a key belongs to its organization (an integration does not stop when a
+    person leaves); it works until revoked, and the list still names who issued it."""
+    key = await issue(client, world, ["read"])
+    await make_user(world, "second_admin", Role.admin, world.orgs["bureau"])
+    issuer = world.users["admin"].id
+    done = await client.post(
+        f"/admin/v1/users/{issuer}/deactivate", headers=world.headers("second_admin")
+    )
+    assert done.status_code == 200, done.text
+    assert (await client.get("/m/v1/batches", headers=bearer(key))).status_code == 200
+    listed = (await client.get("/m/v1/api-keys", headers=world.headers("second_admin"))).json()
+    assert [(k["created_by_username"], k["revoked_at"]) for k in listed] == [("admin", None)]
+    revoked = await client.delete(
+        f"/m/v1/api-keys/{key['id']}", headers=world.headers("second_admin")
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert (await client.get("/m/v1/batches", headers=bearer(key))).status_code == 401
 
 
 async def test_a_revoked_key_gets_no_kept_answer_for_a_resend(
