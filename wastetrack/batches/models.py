@@ -40,6 +40,12 @@ class Label(Model):
     class Meta:
         table = "label"
 
+    @property
+    def pre_printed(self) -> bool:
+        """Printed on label stock before its batch was tagged, not made with it (a label made
+        by its tagging is issued and bound by the same call, at the same moment)."""
+        return self.bound_at is None or self.issued_at < self.bound_at
+
 
 class Batch(Model):
     id = fields.IntField(primary_key=True)

@@ -41,10 +41,12 @@ MAX_QUANTITY = {Unit.KG: Decimal(100_000), Unit.COUNT: Decimal(100_000), Unit.M3
 
 
 def flag_before_printing(work: Work, sub: EventCommand, batch: Batch, label: Label) -> None:
-    """A label cannot be tagged before it was printed: a batch whose tagging is dated so, as
-    recorded or as corrected (`sub` the tagging or its correction), is flagged, not refused (a
-    phone's wrong clock)."""
-    flag_if_behind(work, sub, batch, label.issued_at, at=batch.tagged_at)
+    """A pre-printed label cannot be tagged before it was printed: a batch whose tagging is
+    dated so, as recorded or as corrected (`sub` the tagging or its correction), is flagged, not
+    refused (a phone's wrong clock). A label made with its batch was issued when the server
+    recorded the tagging, which a phone offline dates earlier rightly."""
+    if label.pre_printed:
+        flag_if_behind(work, sub, batch, label.issued_at, at=batch.tagged_at)
 
 
 def check_quantity(quantity: Decimal, unit: Unit, *, field: str) -> None:
