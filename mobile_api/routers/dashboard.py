@@ -2,8 +2,6 @@
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
 from collections.abc import Mapping
-from decimal import Decimal
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -33,6 +31,7 @@ from wastetrack.alerts.models import Alert
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
 from wastetrack.catalog import service as catalog
+from wastetrack.core import metrics
 from wastetrack.core.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.core.timefmt import local_time
@@ -179,18 +178,10 @@ async def logout() -> Response:
 
 
 def percent(rate: Mapping[str, Any] | None, places: int = 1) -> str:
-    """A rate (its numerator and denominator) as a page prints it, in %: its exact quotient
-    rounded once (GB/T 8170, as `metrics.ratio`), and a share short of all never reading 100 %
-    (19,999 of 20,000, whose four-place rate is 1.0000, reads 99.9 %), nor one above nothing
-    0 %; a rate beyond 1 (the mass balance) reads as rounded. No rate reads "—"."""
-    if rate is None or not rate["denominator"]:
-        return "—"
-    exact = Fraction(Decimal(str(rate["numerator"]))) / Fraction(Decimal(str(rate["denominator"])))
-    whole = 100 * 10**places
-    shown = round(exact * whole)
-    if 0 < exact < 1:
-        shown = min(max(shown, 1), whole - 1)
-    return f"{Decimal(shown).scaleb(-places):.{places}f}%"
+    """A rate as a page prints it (`metrics.percent`: its exact quotient rounded once, a share
+    short of all never 100 % nor one above nothing 0 %), with its sign; no rate reads "—"."""
+    shown = None if rate is None else metrics.percent(rate, places)
+    return "—" if shown is None else f"{shown:.{places}f}%"
 
 
 templates.env.filters["percent"] = percent

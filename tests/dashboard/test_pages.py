@@ -220,6 +220,13 @@ async def test_the_indicator_table_never_reads_a_share_short_of_all_as_100(
     row = indicator_rows((await client.get("/dashboard")).text)["pesticide_packaging_recovery"]
     assert "19999 / 20000" in row, row
     assert re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[4] == "99.99%", row
+    # The value itself, which the indicator's status judges and its file carries, by one rule
+    # (`metrics.percent`): it read 100.00 too.
+    listed = await client.get("/m/v1/indicators", headers=points.headers("manager"))
+    (recovery,) = [
+        i for i in listed.json()["indicators"] if i["code"] == "pesticide_packaging_recovery"
+    ]
+    assert recovery["actual"]["value"] == "99.99", recovery
 
 
 async def test_trace_page_shows_a_batch_the_manager_may_see(

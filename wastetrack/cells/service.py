@@ -14,7 +14,7 @@ from tortoise.functions import Count
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.cells.models import Cell, CellAssessment
-from wastetrack.core import cityday, paging
+from wastetrack.core import cityday, metrics, paging
 from wastetrack.core.data import read_data_file
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate, ratio
@@ -246,13 +246,6 @@ async def _measure(metric: str, cell: Cell, day: date, timezone: str) -> Measure
     return {"rate": rate, "date_from": first, "date_to": day, "mass": mass}
 
 
-def _percent(rate: Rate) -> Decimal | None:
-    """A computed criterion's value in percent, from its counts (not its rounded rate)."""
-    if not rate["denominator"]:
-        return None
-    return Decimal(rate["numerator"]) * 100 / Decimal(rate["denominator"])
-
-
 async def assess(
     *,
     principal: Principal,
@@ -298,7 +291,8 @@ async def assess(
         if criterion["kind"] == "computed":
             measured = await _measure(criterion["metric"], cell, assessed_on, timezone)
             rate = measured["rate"]
-            value = _percent(rate)
+            # To the hundredth, as shown and judged (`metrics.percent`: from its counts).
+            value = metrics.percent(rate, 2)
             unweighed = measured["mass"].get("batches_without_mass", 0)
             if value is not None:
                 note = (

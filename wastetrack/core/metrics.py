@@ -4,10 +4,11 @@ the city's time zone. A rate is never shown bare.
 Metric results are typed dicts: the answers are JSON documents that routes, spreadsheets, the
 dashboard and the demo's fingerprint read as they are, and the types name every key."""
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from wastetrack.core.cityday import days_bounds
 from wastetrack.core.errors import ValidationFailed
@@ -51,6 +52,24 @@ def ratio(
         "unit": unit,
         "definition": definition,
     }
+
+
+def percent(rate: Mapping[str, Any], places: int) -> Decimal | None:
+    """A rate in percent to `places` decimals, as the dashboard, an indicator's value and a
+    cell's computed score show it: its exact quotient (numerator over denominator, not the
+    four-place `rate`) rounded once by GB/T 8170, and a share short of all never 100 nor one
+    above nothing 0 (19,999 of 20,000, whose `rate` is 1.0000, is 99.99 to the hundredth); a
+    rate beyond 1 (a mass balance) as rounded. None without a denominator."""
+    if not rate["denominator"]:
+        return None
+    quotient = Fraction(Decimal(str(rate["numerator"]))) / Fraction(
+        Decimal(str(rate["denominator"]))
+    )
+    whole = 100 * 10**places
+    shown = round(quotient * whole)
+    if 0 < quotient < 1:
+        shown = min(max(shown, 1), whole - 1)
+    return Decimal(shown).scaleb(-places)
 
 
 def exact(rate: Rate) -> Decimal | None:

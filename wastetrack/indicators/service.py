@@ -9,7 +9,7 @@ from typing import Literal, NotRequired, TypedDict, cast
 from wastetrack.audit import service as audit
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells
-from wastetrack.core import cityday
+from wastetrack.core import cityday, metrics
 from wastetrack.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from wastetrack.core.metrics import Definition, Rate
 from wastetrack.core.principal import Principal
@@ -111,10 +111,11 @@ async def _computed(
         )["recovery_rate"]
     else:
         return None
-    if ratio["rate"] is None:
+    value = metrics.percent(ratio, 2)  # a share short of all never 100 (as the page shows)
+    if value is None:
         return None
     return {
-        "value": (Decimal(ratio["rate"]) * 100).quantize(Decimal("0.01")),
+        "value": value,
         "numerator": ratio["numerator"],
         "denominator": ratio["denominator"],
         "unit": ratio["unit"],
