@@ -7,7 +7,7 @@ from fastapi import Depends, Path, Query
 from mobile_api.bodies import Router
 from mobile_api.deps import CurrentUser, Paging, Transaction, require
 from mobile_api.presenters import NEXT_PAGE
-from schemas.base import Id, Scanned, Text
+from schemas.base import Id, QueryBoolean, Scanned, Text
 from schemas.fleet import (
     DriverCreate,
     DriverRead,
@@ -55,7 +55,7 @@ async def create_vehicle(body: VehicleCreate, user: FleetManager, _: Transaction
 async def list_vehicles(
     user: FleetReader,
     paged: Paging,
-    include_retired: Annotated[bool, Query(description="also retired vehicles")] = False,
+    include_retired: Annotated[QueryBoolean, Query(description="also retired vehicles")] = False,
 ) -> object:
     """Your fleet's vehicles (managers: their region's carriers'), by plate."""
     return await paged.read(fleet.list_vehicles, principal=user, include_retired=include_retired)
@@ -105,7 +105,7 @@ async def create_driver(body: DriverCreate, user: FleetManager, _: Transaction) 
 async def list_drivers(
     user: FleetReader,
     paged: Paging,
-    include_retired: Annotated[bool, Query(description="also retired drivers")] = False,
+    include_retired: Annotated[QueryBoolean, Query(description="also retired drivers")] = False,
 ) -> object:
     """Your fleet's drivers (managers: their region's carriers'), by name."""
     return await paged.read(fleet.list_drivers, principal=user, include_retired=include_retired)

@@ -9,7 +9,7 @@ from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, CurrentUser, Paging, Transaction
 from mobile_api.media import PDF, binary
 from mobile_api.presenters import NEXT_PAGE, manifest_read
-from schemas.base import Id, Int32
+from schemas.base import Id, Int32, QueryBoolean
 from schemas.cosign import BulkSign, BulkSigned, BulkSignResult
 from schemas.manifests import (
     Arrival,
@@ -77,7 +77,7 @@ async def sign_many(
 
 @router.get("", response_model=list[ManifestRead], responses={200: NEXT_PAGE})
 async def list_manifests(
-    user: CurrentUser, paged: Paging, discrepant: bool = False
+    user: CurrentUser, paged: Paging, discrepant: QueryBoolean = False
 ) -> list[ManifestRead]:
     """Manifests you are party to (managers and auditors: your region), newest first;
     discrepant=true for mismatches."""

@@ -23,7 +23,7 @@ from mobile_api.deps import (
 from mobile_api.presenters import NEXT_PAGE, link_next
 from mobile_api.tables import Format, export
 from schemas.alerts import AlertRead, MedicalCoverageRead, MissedInstitution
-from schemas.base import Id, Scanned
+from schemas.base import Id, QueryBoolean, Scanned
 from schemas.batches import FateRead
 from schemas.rollups import (
     CategoryBalanceRead,
@@ -49,7 +49,7 @@ async def list_alerts(
     settings: AppSettings,
     _: Transaction,
     paged: Paging,
-    open_only: bool = True,
+    open_only: QueryBoolean = True,
     format: Format = "json",
 ) -> Any:
     """Alerts of your organization (managers: their region), newest first: overdue storage or

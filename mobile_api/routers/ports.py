@@ -29,7 +29,7 @@ from mobile_api.presenters import (
     resent,
 )
 from mobile_api.tables import Format, export
-from schemas.base import Code, Id
+from schemas.base import Code, Id, QueryBoolean
 from schemas.ports import (
     BerthCreate,
     BerthRead,
@@ -124,7 +124,10 @@ async def close_port_call(
 
 @router.get("/m/v1/port-calls", response_model=list[PortCallRead], responses={200: NEXT_PAGE})
 async def list_port_calls(
-    user: CurrentUser, paged: Paging, vessel_id: Id | None = None, open_only: bool = False
+    user: CurrentUser,
+    paged: Paging,
+    vessel_id: Id | None = None,
+    open_only: QueryBoolean = False,
 ) -> Sequence[object]:
     """Port calls at your port (managers: in their region), latest arrival first."""
     return await paged.read(

@@ -16,10 +16,11 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 import wastetrack
+from tests.api.test_input_times import _routes as every_route
 from tests.factories import World
 from tests.household.test_sorting import pickup, point_url
 from tests.pesticide.test_take_back import PHONE, a_return, a_sale, points, post
-from wastetrack.core.commands import Command, NoBoolean, OnlyBoolean
+from wastetrack.core.commands import Command, NoBoolean, OnlyBoolean, OnlyWrittenBoolean
 from wastetrack.household.models import Pickup
 from wastetrack.pesticide.models import PackageSale, PackagingReturn
 from wastetrack.ports.commands import CleanUpCommand
@@ -160,6 +161,45 @@ def test_every_boolean_a_request_takes_is_true_or_false_only(app: FastAPI) -> No
                         continue
                 taken.append(f"{model.__module__}.{model.__name__}.{key}={sent!r}")
     assert taken == [], "\n".join(taken)
+
+
+def test_every_yes_or_no_a_query_takes_is_true_or_false_only(app: FastAPI) -> None:
+    """Structurally: a query string's bool carries `OnlyWrittenBoolean` (FastAPI read `yes`,
+    `off` and `1`, so `open_only=off` listed every alert: diff review)."""
+    bare = []
+    for route in every_route(app):
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            pending.extend(dependant.dependencies)
+            for param in dependant.query_params:
+                info = param.field_info
+                if bool in set(_types(info.annotation)) and OnlyWrittenBoolean not in info.metadata:
+                    bare.append(f"{route.path} {param.name}")
+    assert sorted(bare) == []
+    assert any(r.path == "/m/v1/alerts" for r in every_route(app))  # the walk reaches them
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/m/v1/manifests", "discrepant"),
+        ("/m/v1/alerts", "open_only"),
+        ("/m/v1/port-calls", "open_only"),
+        ("/m/v1/vehicles", "include_retired"),
+    ],
+)
+async def test_a_query_yes_or_no_is_true_or_false_only(
+    client: httpx.AsyncClient, world: World, path: str, name: str
+) -> None:
+    who = "carrier" if path == "/m/v1/vehicles" else "manager"
+    for sent in ("yes", "off", "1", "True"):
+        answer = await client.get(path, params={name: sent}, headers=world.headers(who))
+        assert (answer.status_code, answer.json()["field"]) == (422, name), sent
+        assert answer.json()["errors"][0]["rule"] == "bool_type"
+    for sent in ("true", "false"):
+        answer = await client.get(path, params={name: sent}, headers=world.headers(who))
+        assert answer.status_code == 200, (sent, answer.text)
 
 
 async def test_a_sorting_check_passed_as_1_or_yes_is_refused_naming_it(

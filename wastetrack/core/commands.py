@@ -70,6 +70,20 @@ Boolean = Annotated[bool, OnlyBoolean]
 "yes", "no", "on", "off", "t" and "f" too, so `"passed": 1` counted a sorting check passed;
 every boolean a request or a command takes refuses them, naming the field."""
 
+
+def _true_or_false_written(value: Any) -> Any:
+    if isinstance(value, bool):  # a default
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise PydanticCustomError("bool_type", "true or false: not a number, nor a word")
+
+
+OnlyWrittenBoolean = BeforeValidator(_true_or_false_written)
+QueryBoolean = Annotated[bool, OnlyWrittenBoolean]
+"""A yes or no in a query string: `true` or `false`, as JSON writes them; FastAPI would read
+`1`, `yes`, `off` too (`open_only=off` listed every alert)."""
+
 Integer = Annotated[int, NoBoolean]
 """A whole number a client sends (its bounds per field)."""
 
