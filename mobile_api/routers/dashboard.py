@@ -188,12 +188,15 @@ templates.env.filters["percent"] = percent
 
 
 def _point(rate: Any) -> dict[str, Any] | None:
-    """A rate for the charts: its height in %, and what its tooltip says (the page's reading,
-    with numerator and denominator); no rate is none, a gap in the chart, not 0 %."""
-    if rate is None or rate["rate"] is None:
+    """A rate for the charts: its height in % and what its tooltip says, one reading
+    (`metrics.percent`: 19,999 of 20,000 is drawn at 99.9, not at the top, and 1 of 20,001 at
+    0.1, not as nothing), with numerator and denominator; no rate is none, a gap in the chart,
+    not 0 %."""
+    shown = None if rate is None else metrics.percent(rate, 1)
+    if shown is None:
         return None
     return {
-        "value": float(rate["rate"]) * 100,
+        "value": float(shown),
         "text": percent(rate),
         "numerator": str(rate["numerator"]),
         "denominator": str(rate["denominator"]),

@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 from dateutil.relativedelta import relativedelta
 
-from mobile_api.routers.dashboard import percent
+from mobile_api.routers.dashboard import _point, percent
 from tests.custody.helpers import tag_bag
 from tests.factories import CITY_TODAY, PASSWORD, World, make_user
 from tests.pesticide.test_take_back import a_return, a_sale, points
 from wastetrack.auth.models import Role
 from wastetrack.cells import service as cells
 from wastetrack.core import cityday
+from wastetrack.core.metrics import Definition, ratio
 from wastetrack.indicators.models import Indicator
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import Region, RegionLevel
@@ -202,6 +203,19 @@ def test_a_share_short_of_all_never_reads_100_percent_nor_one_above_none_0() -> 
     assert percent(rate(19999, 20000), 2) == "99.99%"
     assert percent(rate(199999, 200000), 2) == "99.99%"
     assert (percent(None), percent(rate(0, 0))) == ("—", "—")
+
+
+def test_a_charts_point_is_drawn_at_the_reading_its_tooltip_says() -> None:
+    """A chart drew its point at the four-place rate: 19,999 of 20,000 kg at the axis's top
+    while its tooltip said 99.9 %, and 1 kg of 20,001 as nothing while it said 0.1 % (diff
+    review). Height and tooltip are one reading."""
+    definition: Definition = {"formula": "utilized ÷ generated", "source": "test"}
+    almost_all = _point(ratio(Decimal(19999), Decimal(20000), "kg", definition))
+    almost_none = _point(ratio(Decimal(1), Decimal(20001), "kg", definition))
+    assert almost_all is not None and almost_none is not None
+    assert (almost_all["text"], almost_none["text"]) == ("99.9%", "0.1%")
+    assert (almost_all["value"], almost_none["value"]) == (99.9, 0.1)
+    assert _point(ratio(0, 0, "kg", definition)) is None
 
 
 async def test_the_indicator_table_never_reads_a_share_short_of_all_as_100(
