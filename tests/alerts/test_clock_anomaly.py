@@ -103,11 +103,8 @@ async def test_a_late_event_does_not_turn_the_batchs_clock_back(
     assert 3500 < behind[4] < 3700
 
 
-async def test_a_label_tagged_before_it_was_printed_is_flagged(
-    client: httpx.AsyncClient, world: World
-) -> None:
-    """A pre-printed label's tagging dated two days before the sheet was printed: a phone whose
-    clock is wrong (its cohort day would be too). Recorded, and flagged to the manager."""
+async def printed_label(client: httpx.AsyncClient, world: World) -> Label:
+    """One label of the clinic's, printed on a sheet now (the server's clock)."""
     printed = await client.post(
         "/m/v1/labels",
         headers=world.headers("manager"),
@@ -115,6 +112,15 @@ async def test_a_label_tagged_before_it_was_printed_is_flagged(
     )
     assert printed.status_code == 201, printed.text
     (label,) = await Label.filter(organization=world.orgs["clinic"])
+    return label
+
+
+async def test_a_label_tagged_before_it_was_printed_is_flagged(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A pre-printed label's tagging dated two days before the sheet was printed: a phone whose
+    clock is wrong (its cohort day would be too). Recorded, and flagged to the manager."""
+    label = await printed_label(client, world)
     body = medical_bag(batch=label.code, device_time=ago(48))
     tagged = await post_event(client, world, "clinic", body)
     assert tagged.status_code == 201, tagged.text
@@ -131,13 +137,7 @@ async def test_a_label_tagging_corrected_to_before_it_was_printed_is_flagged(
     """A pre-printed label tagged in time, its tagging then corrected to two days before the
     sheet was printed: flagged as the tagging would have been (the correction moved it there
     unflagged: corrections review). A correction within the printing is not."""
-    printed = await client.post(
-        "/m/v1/labels",
-        headers=world.headers("manager"),
-        json={"organization_id": world.orgs["clinic"].id, "stream": "medical", "count": 1},
-    )
-    assert printed.status_code == 201, printed.text
-    (label,) = await Label.filter(organization=world.orgs["clinic"])
+    label = await printed_label(client, world)
     body = medical_bag(batch=label.code, device_time=ago(0))
     tagged = await post_event(client, world, "clinic", body)
     assert tagged.status_code == 201, tagged.text

@@ -74,19 +74,25 @@ def _taken_models(app: FastAPI) -> set[type[Command]]:
     return seen
 
 
-def _bare_numbers(annotation: Any, metadata: tuple[Any, ...] = ()) -> Iterator[Any]:
-    """The int and float types an annotation holds at any depth (a map's values, a list's
-    items, a union's members) that no `NoBoolean` guards."""
-    if NoBoolean in metadata and set(_types(annotation)) <= {int, float, type(None)}:
+def _unguarded(
+    annotation: Any, guard: Any, kinds: set[Any], metadata: tuple[Any, ...] = ()
+) -> Iterator[Any]:
+    """The types of `kinds` an annotation holds at any depth (a map's values, a list's items,
+    a union's members) that no `guard` guards."""
+    if guard in metadata and set(_types(annotation)) <= kinds | {type(None)}:
         return
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Annotated:
-        yield from _bare_numbers(args[0], annotation.__metadata__)
+        yield from _unguarded(args[0], guard, kinds, annotation.__metadata__)
     elif args:
         for arg in args:
-            yield from _bare_numbers(arg)
-    elif annotation in (int, float):
+            yield from _unguarded(arg, guard, kinds)
+    elif annotation in kinds:
         yield annotation
+
+
+def _bare_numbers(annotation: Any, metadata: tuple[Any, ...] = ()) -> Iterator[Any]:
+    return _unguarded(annotation, NoBoolean, {int, float}, metadata)
 
 
 def test_every_number_a_request_takes_is_guarded(app: FastAPI) -> None:
@@ -120,17 +126,7 @@ def test_every_number_a_request_takes_refuses_true_and_false(app: FastAPI) -> No
 
 
 def _bare_booleans(annotation: Any, metadata: tuple[Any, ...] = ()) -> Iterator[Any]:
-    """The bool types an annotation holds at any depth that no `OnlyBoolean` guards."""
-    if OnlyBoolean in metadata and set(_types(annotation)) <= {bool, type(None)}:
-        return
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is typing.Annotated:
-        yield from _bare_booleans(args[0], annotation.__metadata__)
-    elif args:
-        for arg in args:
-            yield from _bare_booleans(arg)
-    elif annotation is bool:
-        yield annotation
+    return _unguarded(annotation, OnlyBoolean, {bool}, metadata)
 
 
 def test_every_boolean_a_request_takes_is_true_or_false_only(app: FastAPI) -> None:
