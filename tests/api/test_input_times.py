@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 
 from tests.factories import NOW, World, medical_bag
 from wastetrack.batches.models import Batch
-from wastetrack.core.commands import Day, Moment
+from wastetrack.core.commands import Day, Moment, MomentRange
 
 _TIMES = (datetime, date, AwareDatetime, NaiveDatetime)
 _LOWER = (annotated_types.Ge, annotated_types.Gt)
@@ -30,7 +30,7 @@ def _bounded(metadata: list[object]) -> bool:
             upper = upper or item.le is not None or item.lt is not None
         lower = lower or isinstance(item, _LOWER)
         upper = upper or isinstance(item, _UPPER)
-    return (lower and upper) or DAY_RANGE in metadata
+    return (lower and upper) or DAY_RANGE in metadata or MomentRange in metadata
 
 
 # How `Day` reads a day: its date alone, from 1900 to 2199.
@@ -185,6 +185,32 @@ def _offset(written: str) -> timedelta:
     hours, minutes = written[1:].split(":")
     sign = -1 if written[0] == "-" else 1
     return sign * timedelta(hours=int(hours), minutes=int(minutes))
+
+
+async def test_a_time_out_of_its_years_is_refused_in_its_own_words(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """`Moment`'s bound read pydantic's `datetime.datetime(1900, 1, 1, 0, 0, tzinfo=…)` and
+    refused a time written in 1900 east of Greenwich (dates review): the years are the ones
+    written, the rule said in them."""
+    for sent in ("1899-12-31T23:00:00+08:00", "2200-01-01T00:00:00-10:00"):
+        response = await client.post(
+            "/m/v1/events", headers=world.headers("clinic"), json=medical_bag(device_time=sent)
+        )
+        assert (response.status_code, response.json()["field"]) == (422, "device_time"), sent
+        refusal = response.json()["errors"][0]
+        assert (refusal["rule"], refusal["detail"]) == (
+            "moment_range",
+            "a time written in the years 1900 to 2199",
+        )
+    # Within its years, refused only by the device clock's own rule (2000 and after).
+    written = await client.post(
+        "/m/v1/events",
+        headers=world.headers("clinic"),
+        json=medical_bag(device_time="1900-01-01T00:00:00+08:00"),
+    )
+    assert (written.status_code, written.json()["field"]) == (422, "device_time")
+    assert "precedes 2000-01-01" in written.json()["detail"], written.text
 
 
 async def test_a_period_from_year_one_is_a_named_422(

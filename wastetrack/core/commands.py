@@ -160,15 +160,31 @@ def _offset_of_a_clock(value: datetime) -> datetime:
     return value
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
+def _written_within_years(value: datetime) -> datetime:
+    """A time written in the years 1900–2199 (in its own offset, as the client wrote it): its
+    city day and its column can always be computed (an extreme year overflowed there, a 500).
+    Said in the times' own form: pydantic's bound read `datetime.datetime(1900, 1, 1, …)`."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise PydanticCustomError(
+            "moment_range", f"a time written in the years {FIRST_YEAR} to {LAST_YEAR}"
+        )
+    return value
+
+
+MomentRange = AfterValidator(_written_within_years)
+
 Moment = Annotated[
     AwareDatetime,
     BeforeValidator(_moment_text),
     AfterValidator(_offset_of_a_clock),
-    Interval(ge=datetime(1900, 1, 1, tzinfo=UTC), lt=datetime(2200, 1, 1, tzinfo=UTC)),
+    MomentRange,
 ]
-"""A time a client sends, written as ISO 8601 with its UTC offset (within ±14:00), from 1900 to
-2199: its city day and its column can always be computed (an extreme year overflowed there, a
-500). Rules of the domain narrow it further, a device clock to 2000 and after, say."""
+"""A time a client sends, written as ISO 8601 with its UTC offset (within ±14:00), in the years
+1900 to 2199 (`MomentRange`). Rules of the domain narrow it further, a device clock to 2000 and
+after, say."""
 
 _DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
