@@ -203,7 +203,9 @@ async def test_the_new_stream_shows_on_the_dashboard(
     # per cent (in the city's first hours of a month, the suite's day is still the last one's).
     chart = json.loads(page.text.split("const data = ")[1].split(";\n")[0])["utilization"]
     tagged_in = chart["months"].index(CITY_TODAY.strftime("%Y-%m"))
-    assert chart["streams"]["废旧纺织品"][tagged_in] == pytest.approx(46.56)
+    point = chart["streams"]["废旧纺织品"][tagged_in]
+    assert (point["value"], point["text"]) == (46.6, "46.6%")
+    assert (point["numerator"], point["denominator"]) == ("11.500", "24.700")
 
 
 async def test_the_new_stream_enters_and_leaves_the_registers(
