@@ -2,6 +2,7 @@
 the same accounts as the API (the access token rides in an HttpOnly cookie)."""
 
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -180,7 +181,10 @@ async def logout() -> Response:
 def percent(rate: Mapping[str, Any] | None, places: int = 1) -> str:
     """A rate as a page prints it (`metrics.percent`: its exact quotient rounded once, a share
     short of all never 100 % nor one above nothing 0 %), with its sign; no rate reads "—"."""
-    shown = None if rate is None else metrics.percent(rate, places)
+    return _written(None if rate is None else metrics.percent(rate, places), places)
+
+
+def _written(shown: Decimal | None, places: int) -> str:
     return "—" if shown is None else f"{shown:.{places}f}%"
 
 
@@ -197,7 +201,7 @@ def _point(rate: Any) -> dict[str, Any] | None:
         return None
     return {
         "value": float(shown),
-        "text": percent(rate),
+        "text": _written(shown, 1),
         "numerator": str(rate["numerator"]),
         "denominator": str(rate["denominator"]),
     }

@@ -81,8 +81,7 @@ async def create_user(
         await conn.execute_query(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [f"user:{name}"]
         )
-        usernames = [str(u) for u in await User.all().values_list("username", flat=True)]
-        taken = next((u for u in usernames if account_name(u) == name), None)
+        taken = next(iter(await _alike(name)), None)
         if taken is not None:
             raise Conflict(
                 f"username {username!r} is taken"
@@ -107,6 +106,13 @@ def account_name(username: str) -> str:
     return username.casefold()
 
 
+async def _alike(name: str) -> list[str]:
+    """The usernames that are the account `name` (an `account_name`), folded in Python as
+    creation folds them (PostgreSQL's upper is no casefold: `ß` is not `SS`)."""
+    usernames = [str(u) for u in await User.all().values_list("username", flat=True)]
+    return [u for u in usernames if account_name(u) == name]
+
+
 async def find_account(username: str, *, active: bool | None = None) -> User | None:
     """The account a username names, as a login, a deactivation or a label issue reads it: the
     one written so, else the one account equal to it with the case folded as creation folds it
@@ -116,9 +122,7 @@ async def find_account(username: str, *, active: bool | None = None) -> User | N
     inactive): a deactivated twin's name never names the other twin."""
     user = await User.get_or_none(username=username)
     if user is None:
-        name = account_name(username)
-        usernames = [str(u) for u in await User.all().values_list("username", flat=True)]
-        alike = [u for u in usernames if account_name(u) == name]
+        alike = await _alike(account_name(username))
         user = await User.get(username=alike[0]) if len(alike) == 1 else None
     if user is None or (active is not None and user.is_active != active):
         return None

@@ -31,6 +31,11 @@ class Rate(TypedDict):
     definition: Definition
 
 
+def quotient(numerator: Any, denominator: Any) -> Fraction:
+    """Numerator over denominator exactly (counts, Decimals, or their text in an answer)."""
+    return Fraction(Decimal(str(numerator))) / Fraction(Decimal(str(denominator)))
+
+
 def ratio(
     numerator: Decimal | int,
     denominator: Decimal | int,
@@ -43,7 +48,7 @@ def ratio(
     rate = None
     if denominator:
         # Rounded once, from the exact quotient (a Decimal division would round it first).
-        places = round(Fraction(numerator) / Fraction(denominator), 4)
+        places = round(quotient(numerator, denominator), 4)
         rate = (Decimal(places.numerator) / places.denominator).quantize(Decimal("0.0001"))
     return {
         "numerator": numerator,
@@ -62,12 +67,10 @@ def percent(rate: Mapping[str, Any], places: int) -> Decimal | None:
     rate beyond 1 (a mass balance) as rounded. None without a denominator."""
     if not rate["denominator"]:
         return None
-    quotient = Fraction(Decimal(str(rate["numerator"]))) / Fraction(
-        Decimal(str(rate["denominator"]))
-    )
+    exactly = quotient(rate["numerator"], rate["denominator"])
     whole = 100 * 10**places
-    shown = round(quotient * whole)
-    if 0 < quotient < 1:
+    shown = round(exactly * whole)
+    if 0 < exactly < 1:
         shown = min(max(shown, 1), whole - 1)
     return Decimal(shown).scaleb(-places)
 

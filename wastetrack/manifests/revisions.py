@@ -94,6 +94,23 @@ async def propose_revision(
     )
 
 
+async def _revision(
+    principal: Principal, manifest_id: int, revision_id: int
+) -> tuple[Manifest, ManifestRevision]:
+    """The manifest, locked for the action, and its revision (a 404 naming `revision_id`)."""
+    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
+    revision = await ManifestRevision.get_or_none(id=revision_id, manifest_id=manifest.id)
+    if revision is None:
+        raise NotFound(f"no revision {revision_id}", field="revision_id")
+    return manifest, revision
+
+
+def _check_pending(revision: ManifestRevision) -> None:
+    """A revision is answered or withdrawn while pending only (a 409 naming `revision_id`)."""
+    if revision.state != "pending":
+        raise Conflict(f"the revision is {revision.state} already", field="revision_id")
+
+
 async def answer_revision(
     *,
     principal: Principal,
@@ -104,15 +121,11 @@ async def answer_revision(
 ) -> ManifestRevision:
     """Another party approves or rejects; approved by all, the change applies and the old
     values stay in the revision."""
-    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
-    revision = await ManifestRevision.get_or_none(id=revision_id, manifest_id=manifest.id)
-    if revision is None:
-        raise NotFound(f"no revision {revision_id}", field="revision_id")
+    manifest, revision = await _revision(principal, manifest_id, revision_id)
     party_ids = parties(manifest)
     if principal.organization_id not in party_ids:
         raise Forbidden("only the manifest's parties answer revisions", field="role")
-    if revision.state != "pending":
-        raise Conflict(f"the revision is {revision.state} already", field="revision_id")
+    _check_pending(revision)
     if principal.organization_id in revision.approvals:
         raise Conflict("your organization has answered already", field="revision_id")
     now = datetime.now(UTC)
@@ -140,18 +153,14 @@ async def withdraw_revision(
     """The proposing organization takes back its pending revision (a mistaken proposal, or one
     the batches no longer bear out): it ends `withdrawn`, nothing applied, as a rejection ends
     it. Another party answers it instead (approve or reject)."""
-    manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
-    revision = await ManifestRevision.get_or_none(id=revision_id, manifest_id=manifest.id)
-    if revision is None:
-        raise NotFound(f"no revision {revision_id}", field="revision_id")
+    _, revision = await _revision(principal, manifest_id, revision_id)
     if principal.organization_id != revision.proposer_organization_id:
         raise Forbidden(
             "only the organization that proposed a revision withdraws it; the others approve"
             " or reject it",
             field="role",
         )
-    if revision.state != "pending":
-        raise Conflict(f"the revision is {revision.state} already", field="revision_id")
+    _check_pending(revision)
     revision.state, revision.decided_at = "withdrawn", datetime.now(UTC)
     await revision.save(update_fields=["state", "decided_at"])
     return revision
