@@ -74,7 +74,10 @@ async def test_the_same_photo_uploaded_twice_at_once_is_stored_once(
     assert {a.json()["sha256"] for a in answers} == {sha}
     kept = [p for p in (world.settings.data_dir / "photos" / sha[:2]).iterdir() if sha in p.name]
     assert [p.read_bytes() for p in kept] == [content]
-    assert kept[0].stat().st_mode & 0o777 == 0o644
+    # Evidence may show people and places: the service user's alone, folders too.
+    assert kept[0].stat().st_mode & 0o777 == 0o600
+    photos = world.settings.data_dir / "photos"
+    assert [f.stat().st_mode & 0o777 for f in (photos, kept[0].parent)] == [0o700, 0o700]
 
 
 async def test_non_images_and_oversized_files_are_refused(

@@ -111,6 +111,9 @@ async def test_backup_and_restore_round_trip(
         assert await _row_counts(target_url) == source_counts
         copied = target_dir / photo.relative_to(source_dir)
         assert copied.read_bytes() == photo.read_bytes()
+        # A photo an older version left readable by all is restored as the service's alone.
+        modes = [p.stat().st_mode & 0o777 for p in (copied, copied.parent, copied.parent.parent)]
+        assert modes == [0o600, 0o700, 0o700]
 
         again = _cli(
             "restore", str(archive), database_url=target_url, data_dir=target_dir, secret=secret

@@ -31,6 +31,9 @@ PHOTOS = "photos"
 """The photos' folder under the data directory."""
 PART = ".part"
 """The suffix of a photo file being written: not a photo yet, so never backed up."""
+# Evidence may show people and places: its files and folders are the service user's alone.
+PHOTO_FILE_MODE = 0o600
+PHOTO_FOLDER_MODE = 0o700
 
 
 class BackupFailed(DomainError):
@@ -241,6 +244,8 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
         staging = Path(tempfile.mkdtemp(prefix=".photos-restoring-", dir=home))
         try:
             tar.extractall(staging, members=photos, filter="data")
+            for restored in staging.rglob("*"):  # as written by an older version, too
+                restored.chmod(PHOTO_FOLDER_MODE if restored.is_dir() else PHOTO_FILE_MODE)
             _run(
                 [
                     pg_tool("pg_restore", database_url=database_url, external=external),
@@ -256,7 +261,7 @@ def restore(*, database_url: str, data_dir: Path, archive: Path, external: bool)
             if home == photos_dir:  # it holds no file, as checked above: only folders
                 for staged in sorted(p for p in staging.rglob("*") if p.is_file()):
                     placed = photos_dir / staged.relative_to(staging)
-                    placed.parent.mkdir(parents=True, exist_ok=True)
+                    placed.parent.mkdir(mode=PHOTO_FOLDER_MODE, parents=True, exist_ok=True)
                     staged.replace(placed)
             else:
                 staging.rename(photos_dir)

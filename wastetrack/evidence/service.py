@@ -17,7 +17,7 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from wastetrack.core.backup import PART, PHOTOS
+from wastetrack.core.backup import PART, PHOTO_FILE_MODE, PHOTO_FOLDER_MODE, PHOTOS
 from wastetrack.core.errors import ValidationFailed
 from wastetrack.core.principal import Principal
 from wastetrack.evidence import jpeg, png
@@ -162,7 +162,11 @@ async def _hold(photo: Photo, principal: Principal) -> bool:
 
 
 def _write(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a photo whole or not at all, readable by the service's own user only (mode 0600 in
+    folders of 0700: evidence may show people and places), synced before its row commits."""
+    for level in (path.parent.parent, path.parent):
+        level.mkdir(mode=PHOTO_FOLDER_MODE, parents=True, exist_ok=True)
+        level.chmod(PHOTO_FOLDER_MODE)  # a folder made before this rule, or under another umask
     part = tempfile.NamedTemporaryFile(dir=path.parent, suffix=PART, delete=False)
     written = Path(part.name)
     try:
@@ -170,7 +174,7 @@ def _write(path: Path, content: bytes) -> None:
             part.write(content)
             part.flush()
             os.fsync(part.fileno())  # whole on disk before its name says it is the photo
-        written.chmod(0o644)  # as a plain write would leave it, not a temporary file's 0600
+        written.chmod(PHOTO_FILE_MODE)
         written.replace(path)
     except BaseException:
         written.unlink(missing_ok=True)
