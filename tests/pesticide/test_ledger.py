@@ -216,3 +216,50 @@ async def test_a_batch_packed_into_a_load_or_taken_in_elsewhere_shows_where_it_w
     }
     fates = {bottles: "recovered", drums: "container", handed: "recovered"}
     assert shown == {code: (f"{centre.name} ({code})", fate) for code, fate in fates.items()}
+
+
+async def test_a_part_refused_at_the_gate_stays_in_the_ledger(
+    client: httpx.AsyncClient, points: World
+) -> None:
+    """12.5 kg of bottles consigned; the centre accepts 10 kg and refuses the rest, which goes
+    back to the station as a remainder batch (its incoming register lists it). The ledger's
+    consignment rows are "its batches as every register reads them": the refused 2.5 kg, now
+    `rejected` and back with the station, stays in the ledger, a row of its own weighed and not
+    counted (pesticide review: it vanished, and the ledger's kg no longer added up)."""
+    sent = await send(client, points, BOTTLES_AND_DRUMS[0])
+    assert sent.status_code == 201, sent.text
+    (bottles,) = (line["batch_code"] for line in sent.json()["lines"])
+    centre = points.orgs["facility"]
+    await registry.add_licence(
+        organization_id=centre.id, category_key="agri.plastic_bottle", method_codes=["R3"]
+    )
+    for who, step in (
+        ("station", event("collected", bottles, minutes=2)),
+        ("station", event("in_transit", bottles, minutes=3, destination_organization_id=centre.id)),
+        (
+            "facility",
+            event(
+                "received",
+                bottles,
+                minutes=20,
+                outcome="partially_accepted",
+                weight_kg="10",
+                reason="部分破损",
+            ),
+        ),
+    ):
+        moved = await post_event(client, points, who, step)
+        assert moved.status_code == 201, moved.text
+    # The station's incoming register holds the refused part, back with it, as a batch.
+    incoming = await client.get(
+        "/m/v1/registers/incoming",
+        params={"date_from": CITY_TODAY.isoformat(), "date_to": CITY_TODAY.isoformat()},
+        headers=points.headers("station"),
+    )
+    back = [b for b in incoming.json() if b.get("how") == "refused_remainder"]
+    assert len(back) == 1, incoming.text
+    rows = await consignment_rows(client, points, "station")
+    assert sum(Decimal(r["重量 weight_kg"]) for r in rows) == Decimal("12.5"), rows
+    assert sorted(r["结果 fate"] for r in rows) == ["in_progress", "rejected"], rows
+    counts = {r["结果 fate"]: r["数量 count"] for r in rows}
+    assert counts["rejected"] == "" and counts["in_progress"] != "", rows  # the pieces once

@@ -444,12 +444,21 @@ def _returns(
 
 # The consignments of the points $3 with a batch tagged in [$1, $2) after corrections (a
 # consignment's batch is tagged when it is sent, unless a correction gave the true time), and
-# those batches' codes.
+# those batches' codes with the code of the line each stems from: a line's batch, and every
+# part refused from it at a gate, a batch of its own (a remainder: tagged when its original
+# was, the same waste in the same cohort), as every register reads them.
 _CONSIGNED_BATCHES = """
-SELECT c.id, b.code FROM consignment c
-CROSS JOIN LATERAL jsonb_array_elements(c.lines) line
-JOIN batch b ON b.code = line->>'batch_code'
-WHERE c.point_id = ANY($3::int[]) AND b.tagged_at >= $1 AND b.tagged_at < $2
+WITH RECURSIVE sent (id, line_code, batch_id) AS (
+    SELECT c.id, b.code, b.id FROM consignment c
+    CROSS JOIN LATERAL jsonb_array_elements(c.lines) line
+    JOIN batch b ON b.code = line->>'batch_code'
+    WHERE c.point_id = ANY($3::int[]) AND b.tagged_at >= $1 AND b.tagged_at < $2
+    UNION ALL SELECT sent.id, sent.line_code, part.id
+    FROM sent JOIN batch part ON part.split_from_id = sent.batch_id
+)
+SELECT sent.id, sent.line_code, b.code FROM sent JOIN batch b ON b.id = sent.batch_id
+WHERE b.tagged_at >= $1 AND b.tagged_at < $2
+ORDER BY b.id
 """
 
 
@@ -507,11 +516,15 @@ async def ledger(
     batches = {
         batch.code: batch for batch in await Batch.filter(code__in=[row["code"] for row in tagged])
     }
+    # Each line's batches: the line's own first, then the parts refused from it.
+    stemming: defaultdict[str, list[Batch]] = defaultdict(list)
+    for row in tagged:
+        stemming[row["line_code"]].append(batches[row["code"]])
     point_of = {
-        batches[str(line["batch_code"])].id: consignment.point_id
+        batch.id: consignment.point_id
         for consignment in sent
         for line in consignment.lines
-        if str(line["batch_code"]) in batches
+        for batch in stemming[str(line["batch_code"])]
     }
     went = await _went_to(list(batches.values()), point_of)
     names = dict(
@@ -543,11 +556,18 @@ async def ledger(
                 )
             )
     for consignment in sent:
-        for line in consignment.lines:
-            batch = batches.get(str(line["batch_code"]))
-            if batch is None or batch.state == State.cancelled:
-                continue  # tagged on another day, or cancelled
+        for line, batch in (
+            (sent_line, batch)
+            for sent_line in consignment.lines
+            for batch in stemming[str(sent_line["batch_code"])]
+        ):
+            if batch.state == State.cancelled:
+                continue
             fact = facts.get(batch.id)
+            if batch.unit == Unit.COUNT:  # a tagging corrected into items says how many
+                count = int(batch.quantity)
+            else:  # the count sent, on the line's own batch: a refused part is weighed only
+                count = line["count"] if batch.split_from_id is None else None
             rows.append(
                 (
                     batch.tagged_at,
@@ -556,8 +576,7 @@ async def ledger(
                         "consignment",
                         consignment.point.name,
                         batch.category_id,
-                        # A tagging corrected into items says how many; else the count sent.
-                        int(batch.quantity) if batch.unit == Unit.COUNT else line["count"],
+                        count,
                         None if fact is None or fact.mass_unknown else fact.mass_kg,
                         # Where custody says it went (the fate beside it), else where the
                         # consignment sends it.
