@@ -564,10 +564,11 @@ async def ledger(
             if batch.state == State.cancelled:
                 continue
             fact = facts.get(batch.id)
+            count: int | None
             if batch.unit == Unit.COUNT:  # a tagging corrected into items says how many
                 count = int(batch.quantity)
             else:  # the count sent, on the line's own batch: a refused part is weighed only
-                count = line["count"] if batch.split_from_id is None else None
+                count = int(line["count"]) if batch.split_from_id is None else None
             rows.append(
                 (
                     batch.tagged_at,
