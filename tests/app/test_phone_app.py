@@ -1537,15 +1537,23 @@ const [sha, done] = arguments;
 import('/static/app/store.js').then(async (s) => { await s.dropPhoto(sha); done(); });
 """
 
-# A hotel or village Wi-Fi login page answers every request of the API with its own HTML:
-# run before a script, it stands in for the network until `window.fetch = window.realFetch`.
-PORTAL = """
+
+def _answered_by(status: int, body: str, media_type: str = "text/html") -> str:
+    """A script that has every request of the API answered with this status and body: run
+    before a script, it stands in for the network until `window.fetch = window.realFetch`."""
+    return f"""
 window.realFetch = window.realFetch || window.fetch;
 window.fetch = async (url, options) => String(url).startsWith('/m/')
-  ? new Response('<html>Log in to the Wi-Fi</html>',
-                 {status: 200, headers: {'Content-Type': 'text/html'}})
+  ? new Response({json.dumps(body)},
+                 {{status: {status}, headers: {{'Content-Type': '{media_type}'}}}})
   : window.realFetch(url, options);
 """
+
+
+# A hotel or village Wi-Fi login page answers every request of the API with its own HTML.
+PORTAL = _answered_by(200, "<html>Log in to the Wi-Fi</html>")
+# A proxy or gateway in front of the service, on a weak network: its own error page.
+GATEWAY = _answered_by(504, "<html><body>504 Gateway Time-out</body></html>")
 
 CAPTIVE = (
     PORTAL
@@ -1598,9 +1606,7 @@ def test_a_login_answered_by_a_captive_portal_is_offline(browser: webdriver.Chro
     assert browser.execute_async_script(CAPTIVE_LOGIN) == ["offline", True]
 
 
-CAPTIVE_CALLS = (
-    PORTAL
-    + """
+CALLS = """
 const [done] = arguments;
 import('/static/app/api.js').then(async (a) => {
   const said = [];
@@ -1609,21 +1615,38 @@ import('/static/app/api.js').then(async (a) => {
     try {
       said.push(JSON.stringify(await asking()));
     } catch (error) {
-      said.push(error instanceof a.Offline ? 'offline' : `${error.name}: ${error.message}`);
+      said.push(error instanceof a.Offline ? 'offline'
+        : error instanceof a.Problem ? `problem ${error.status}`
+          : `${error.name}: ${error.message}`);
     }
   }
   window.fetch = window.realFetch;
   done(said);
 });
 """
+
+
+@pytest.mark.parametrize(
+    ("network", "said"),
+    [
+        (PORTAL, "offline"),
+        (GATEWAY, "offline"),
+        (_answered_by(502, ""), "offline"),
+        # A body too large says so whoever answers (a proxy's limit too): the sync sends less.
+        (_answered_by(413, "<html>Request Entity Too Large</html>"), "problem 413"),
+        # The service's own refusal stays its refusal.
+        (_answered_by(503, '{"detail": "busy"}', "application/problem+json"), "problem 503"),
+    ],
+    ids=["portal-200", "gateway-504", "empty-502", "proxy-413", "service-503"],
 )
-
-
-def test_any_call_answered_by_a_captive_portal_is_offline(browser: webdriver.Chrome) -> None:
+def test_any_call_answered_by_a_page_not_the_services_is_offline(
+    browser: webdriver.Chrome, network: str, said: str
+) -> None:
     """A Wi-Fi login page's 200 was a `null` answer to a call (a scan kept it over the bag's
-    last known state) and a TypeError to a list's reading (shown on the status line): every
-    call takes a success with no JSON as offline, one rule in `exchange`."""
-    assert browser.execute_async_script(CAPTIVE_CALLS) == ["offline", "offline"]
+    last known state) and a TypeError to a list's reading (shown on the status line); a
+    gateway's 504 page was the service refusing the code (phoneapp review): every call takes
+    an answer with no JSON as offline, but a 413, one rule in `exchange`."""
+    assert browser.execute_async_script(network + CALLS) == [said, said]
 
 
 KEPT_SCAN = """
@@ -1632,16 +1655,18 @@ import('/static/app/store.js').then(async (s) => done((await s.getKv(`scan:${qr}
 """
 
 
+@pytest.mark.parametrize("network", [PORTAL, GATEWAY], ids=["portal-200", "gateway-504"])
 def test_a_scan_behind_a_captive_portal_shows_the_last_known_batch(
-    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any], network: str
 ) -> None:
     """docs/app.md: a page that is not the API's counts as offline, and offline a bag scanned
-    before shows its last known state: the portal's answer erased it ("recorded now")."""
+    before shows its last known state: the portal's answer erased it ("recorded now"), and a
+    gateway's 504 page said 查无此码 *no such code* (phoneapp review)."""
     _as(browser, served, "carrier")
     code = round_data["bags"][0]
     _look_up(browser, code)  # online: the phone keeps what it found
     _to_scan(browser)
-    browser.execute_script(PORTAL)
+    browser.execute_script(network)
     try:
         _look_up(browser, code)
         summary = browser.find_element(By.ID, "summary").text
@@ -1650,6 +1675,34 @@ def test_a_scan_behind_a_captive_portal_shows_the_last_known_batch(
         browser.execute_script("window.fetch = window.realFetch;")
     assert kept is not None and kept["kind"] == "batch", kept
     assert "offline: last known" in summary and code in summary, summary
+
+
+def test_a_look_up_the_service_refuses_but_for_no_such_code_says_so(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """Every refusal of a look-up said 查无此码 *no such code*: only the service's 404 does; a
+    busy service's own 503 says the look-up failed, in its words (phoneapp review)."""
+    _as(browser, served, "carrier")
+    said = {}
+    for name, code in (("busy", round_data["bags"][0]), ("unknown", codes.new_code())):
+        _to_scan(browser)
+        if name == "busy":
+            browser.execute_script(
+                _answered_by(
+                    503, '{"detail": "the database is not ready"}', "application/problem+json"
+                )
+            )
+        try:
+            typed = browser.find_element(By.ID, "typed")
+            typed.clear()
+            typed.send_keys(code)
+            browser.find_element(By.ID, "lookup").click()
+            _wait(browser, lambda b: b.find_element(By.ID, "scan-error").text)
+            said[name] = browser.find_element(By.ID, "scan-error").text
+        finally:
+            browser.execute_script("window.fetch = window.realFetch || window.fetch;")
+    assert said["busy"] == "查询失败 · look-up failed · the database is not ready", said
+    assert said["unknown"].startswith("查无此码 · "), said
 
 
 FORGET_SCAN = """

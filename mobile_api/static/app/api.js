@@ -121,7 +121,7 @@ function refresh(used) {
 }
 
 // fetch with the user's token; Offline when the network is unreachable (or `signal` aborted
-// the request), Problem on an error answer.
+// the request) or what answered is not the service, Problem on the service's error answer.
 export async function call(path, options = {}) {
   return (await exchange(path, options)).answer;
 }
@@ -177,10 +177,13 @@ async function exchange(path, { method = 'GET', json, form, signal } = {}) {
       continue;
     }
     const answer = await response.json().catch(() => null);
+    // An answer with no JSON is not the service's — a Wi-Fi login page answering every request
+    // with its own HTML, a proxy's or gateway's error page (502, 504) on a weak network —:
+    // offline, as a log-in takes it, never a batch nobody knows nor the service's refusal. A
+    // body too large (413) is the one status that says the same whoever answers it: the sync
+    // sends less.
+    if (answer === null && ![204, 413].includes(response.status)) throw new Offline('not the service');
     if (!response.ok) throw new Problem(response.status, answer);
-    // A success with no JSON is not the service's (a Wi-Fi login page answering every request
-    // with its own HTML): offline, as a log-in takes it, never a batch nobody knows.
-    if (answer === null && response.status !== 204) throw new Offline('not the service');
     return { answer, next: nextPage(response) };
   }
   throw new Problem(401, { detail: '请重新登录 · please log in again' });

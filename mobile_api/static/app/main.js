@@ -514,6 +514,13 @@ async function keptBerth(qr) {
   return berth ? { kind: 'berth', berth, actions: ['delivery'] } : null;
 }
 
+// Why a code was not looked up: no such code only when the service says so (404); any other
+// refusal (a login ended, a busy service) in the service's own words.
+function lookUpFailed(error) {
+  if (error instanceof Problem && error.status === 404) return `查无此码 · ${error.message}`;
+  return `查询失败 · look-up failed · ${error.message}`;
+}
+
 async function lookUp(qr) {
   $('scan-error').textContent = '';
   const on = moves;
@@ -526,7 +533,7 @@ async function lookUp(qr) {
     found = await scanQr(qr);
   } catch (error) {
     if (!wanted()) return;
-    $('scan-error').textContent = `查无此码 · ${error.message}`;
+    $('scan-error').textContent = lookUpFailed(error);
     show('scan-view');
     return;
   }
@@ -940,7 +947,7 @@ async function addToRound(qr) {
   const scanned = await scanQr(qr).catch((error) => ({ error }));
   if (!started || round !== started) return; // the round was left, or another begun, meanwhile
   if (scanned.error) {
-    $('round-error').textContent = `查无此码 · ${scanned.error.message}`;
+    $('round-error').textContent = lookUpFailed(scanned.error);
     return;
   }
   const { found, since } = scanned;
