@@ -280,6 +280,48 @@ async def test_a_batch_s_events_come_in_their_order_when_an_older_transaction_re
     assert len(page["changes"]) == 3
 
 
+async def test_a_manifest_s_changes_come_in_their_order_when_an_older_transaction_writes_later(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811
+) -> None:
+    """As a batch's events: a transaction given its id before the producer signed (a carrier's
+    bulk signature that locked another manifest first, then waited for this one) writes the
+    manifest's next change after the signature commits. The feed, and webhooks in its order,
+    listed that change before the signature, so a subscriber kept `submitted` as the manifest's
+    state (webhooks review)."""
+    made = await call(client, world, "maker", "", parties.body)
+    assert made.status_code == 201, made.text
+    manifest_id = made.json()["id"]
+    start = (await feed(client, world, "maker"))["next"]
+    began, signed = asyncio.Event(), asyncio.Event()
+
+    async def older() -> None:
+        async with in_transaction() as conn:
+            await conn.execute_query("SELECT pg_current_xact_id()")  # its id is given here
+            began.set()
+            await asyncio.wait_for(signed.wait(), timeout=10)
+            # Any later write of the manifest, as the waiting signature's own would be.
+            await conn.execute_query(
+                "UPDATE manifest SET emergency_measures = emergency_measures || '.' WHERE id = $1",
+                [manifest_id],
+            )
+
+    writer = asyncio.create_task(older())
+    await asyncio.wait_for(began.wait(), timeout=10)
+    answer = await call(client, world, "maker", f"/{manifest_id}/sign")
+    assert answer.status_code == 200, answer.text
+    signed.set()
+    await writer
+
+    page = await feed(client, world, "maker", after=start)
+    assert [
+        (c["data"]["previous_state"], c["data"]["state"])
+        for c in page["changes"]
+        if c["type"] == "manifest.changed"
+    ] == [("draft", "submitted"), ("submitted", "submitted")]
+
+
 @pytest.mark.parametrize(
     "after",
     ["not-a-cursor", "MS4y=", changes.encode_cursor(Position(1, 2)) + "x", "LTEuMg", "%%%"],
