@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from mobile_api import errors, media, openapi
 from mobile_api.idempotency import Idempotency
-from mobile_api.middleware import BodyLimit, HeadAsGet, SecurityHeaders
+from mobile_api.middleware import BodyLimit, HeadAsGet, KnownHost, SecurityHeaders
 from mobile_api.routers import (
     admin,
     apidocs,
@@ -259,6 +259,8 @@ def create_app(
     # Bodies are capped before any route reads them.
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(HeadAsGet)
+    # Outermost: a request for a name not the service's reaches nothing.
+    app.add_middleware(KnownHost, settings=settings)
     app.include_router(ops.router)
     return app
 

@@ -1,12 +1,15 @@
-"""Pure ASGI middleware around the whole app: security headers on every HTML page, request
-bodies capped before they are read, and HEAD answered as GET without its body."""
+"""Pure ASGI middleware around the whole app: security headers on every HTML page, requests
+for a host not the service's refused, request bodies capped before they are read, and HEAD
+answered as GET without its body."""
 
 import json
 import secrets
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mobile_api.deps import proxied
 from wastetrack.core.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -83,6 +86,36 @@ class HeadAsGet:
                 scope["route"] = as_get["route"]
 
 
+class KnownHost:
+    """Refuse a request naming in Host a name this service does not answer to
+    (`Settings.answers_to`): a 400 problem naming `Host`, before any route runs. A web page
+    whose owner points its name at this machine (DNS rebinding) is then no page of this
+    service's, so the browser's same-origin rule keeps it from reading any answer."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            # The name the client asked for: Host, and what a proxy the service trusts says
+            # it was asked (X-Forwarded-Host), which the dashboard takes as its own origin.
+            for named in (
+                request.headers.get("host"),
+                proxied(request, self.settings, "x-forwarded-host"),
+            ):
+                if named is not None and not self.settings.answers_to(named):
+                    detail = (
+                        f"this service does not answer to {named[:255]!r}: a name not its own may"
+                        " be a web page's pointed at this machine; list it in"
+                        " WASTETRACK_ALLOWED_HOSTS or WASTETRACK_PUBLIC_BASE_URL"
+                    )
+                    await _refuse(send, 400, detail, "host_unknown", field="Host")
+                    return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuse a request body larger than the route allows before reading it (Content-Length),
     and stop one sent without a length (chunked) as soon as it passes the cap: 413
@@ -149,14 +182,21 @@ class BodyLimit:
             await _refuse(send, 413, f"the request body may not exceed {cap} bytes")
 
 
-async def _refuse(send: Send, status: int, detail: str, code: str = "body_too_large") -> None:
+async def _refuse(
+    send: Send,
+    status: int,
+    detail: str,
+    code: str = "body_too_large",
+    *,
+    field: str | None = None,
+) -> None:
     body: dict[str, Any] = {
         "type": f"https://wastetrack.dev/problems/{code}",
         "title": "Request body too large" if status == 413 else "Bad request",
         "status": status,
         "detail": detail,
         "code": code,
-        "field": None,
+        "field": field,
     }
     payload = json.dumps(body).encode()
     await send(

@@ -132,6 +132,7 @@ async def test_a_form_posted_from_another_site_acknowledges_nothing(
     # A sandboxed page's Origin is "null": no address matches it, a base URL without its
     # scheme (no host to compare) neither.
     monkeypatch.setattr(world.settings, "public_base_url", "track.example.com")
+    monkeypatch.setattr(world.settings, "allowed_hosts", "testserver")  # the client's Host
     null = await client.post(url, data={}, headers={"origin": "null"})
     assert (null.status_code, null.json()["field"]) == (403, "origin")
     monkeypatch.undo()

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     trust_proxy: bool = Field(
         False, description="take the client address and scheme from X-Forwarded-For/-Proto"
     )
+    allowed_hosts: str = Field(
+        "",
+        description="further DNS names requests may name in Host, comma-separated (besides"
+        " IP addresses, localhost, the host and the public base URL's)",
+    )
     allow_demo_logins: bool = Field(
         False,
         description="let the demo's published logins in though other machines reach the"
@@ -238,6 +243,35 @@ class Settings(BaseSettings):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return (self.public_base_url or f"http://{host}:{self.port}").rstrip("/")
 
+    def answers_to(self, authority: str) -> bool:
+        """Whether a request whose Host names this authority (a name or address, a port
+        aside) is for this service: an IP address (no web page can point one at this machine),
+        localhost, the host it listens on, its public base URL's or one `allowed_hosts` names.
+        Any other name may be a web page's whose owner pointed it at this machine (DNS
+        rebinding): the browser would let that page read every answer, a login's tokens with
+        the quick start's published passwords too."""
+        try:
+            name = urlsplit(f"//{authority}").hostname
+        except ValueError:
+            return False
+        if not name:
+            return False
+        name = name.removesuffix(".")
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            pass
+        public = urlsplit(self.public_base_url or "").hostname
+        ours = {"localhost", self.host.lower().removesuffix("."), *self.allowed_names()}
+        return name in ours or (public is not None and name == public.removesuffix("."))
+
+    def allowed_names(self) -> list[str]:
+        """The names `allowed_hosts` lists, each as Host would carry it (lower case)."""
+        return [
+            n.strip().lower().removesuffix(".") for n in self.allowed_hosts.split(",") if n.strip()
+        ]
+
     def reached_by_others(self) -> tuple[str, str] | None:
         """What says that other machines reach the service (the setting, and why), or None
         when only this one does: a host beyond loopback, a trusted proxy in front of it (nginx
@@ -265,6 +299,14 @@ class Settings(BaseSettings):
     @classmethod
     def _a_host(cls, host: str) -> str:
         return a_host(host)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _names(cls, names: str) -> str:
+        for name in names.split(","):
+            if name.strip():
+                a_host(name.strip())
+        return names
 
     @field_validator(
         "rate_limit_login",
