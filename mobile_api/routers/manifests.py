@@ -98,7 +98,12 @@ async def sign_producer(
     manifest_id: Id, user: CurrentUser, settings: AppSettings, _: Transaction
 ) -> ManifestRead:
     """The producer signs (and so locks) its section; the batches go to the first carrier."""
-    await signing.sign_producer(principal=user, manifest_id=manifest_id, secret=settings.secret_key)
+    await signing.sign_producer(
+        principal=user,
+        manifest_id=manifest_id,
+        secret=settings.secret_key,
+        timezone=settings.timezone,
+    )
     return manifest_read(await queries.get_manifest(principal=user, manifest_id=manifest_id))
 
 

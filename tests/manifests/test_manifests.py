@@ -376,6 +376,41 @@ async def test_a_receiver_whose_licence_lapsed_before_the_arrival_rejects_the_wa
     assert (rejected.status_code, rejected.json()["decision"]) == (200, "rejected"), rejected.text
 
 
+async def test_the_producer_sends_no_waste_to_a_receiver_whose_licence_lapsed_since_the_draft(
+    client: httpx.AsyncClient, world: World, settings: Settings, parties: Parties
+) -> None:
+    """The receiver's licence was judged at the draft only: a draft kept while it lapsed was
+    signed, and the drums left for a facility that could only reject them (hazardous review).
+    The producer's signature judges it again on the handover's city day, by either route:
+    a 403 naming the receiver, nothing signed, the drums still at their producer."""
+    drafted = await call(client, world, "maker", "", parties.body)
+    assert drafted.status_code == 201, drafted.text
+    mid = drafted.json()["id"]
+    day = NOW.astimezone(ZoneInfo(settings.timezone)).date()
+    await FacilityLicence.filter(organization_id=world.orgs["plant"].id).update(
+        valid_until=day - timedelta(days=1)
+    )
+    bulk = await sign_producer(client, world, mid, NOW - timedelta(minutes=30))
+    assert (bulk.status_code, bulk.json()["field"], bulk.json()["item_field"]) == (
+        403,
+        "manifests[0]",
+        "receiver_organization_id",
+    ), bulk.text
+    single = await call(client, world, "maker", f"/{mid}/sign")
+    assert (single.status_code, single.json()["field"]) == (403, "receiver_organization_id")
+    manifest = await Manifest.get(id=mid)
+    holders = {b.holder_id for b in await Batch.filter(code__in=parties.batches)}
+    assert (manifest.state, manifest.producer_signed_at, holders) == (
+        "draft",
+        None,
+        {world.orgs["maker"].id},
+    )
+    # Its licence valid through the handover's day: signed.
+    await FacilityLicence.filter(organization_id=world.orgs["plant"].id).update(valid_until=day)
+    renewed = await sign_producer(client, world, mid, NOW - timedelta(minutes=30))
+    assert renewed.status_code == 200, renewed.text
+
+
 async def test_manifest_refusals(client: httpx.AsyncClient, world: World, parties: Parties) -> None:
     household = {**parties.body, "category": "hh.hazardous.battery"}
     exempt = await call(client, world, "maker", "", household)

@@ -61,6 +61,7 @@ async def _shipment(demo: Demo, start: datetime, *, undecided: bool) -> list[str
         principal=demo.principals[producer],
         manifest_id=manifest.id,
         secret=demo.secret,
+        timezone=demo.timezone,
         handed_over_at=start + after(spec["handed_over"]),
     )
     await signing.sign_leg(

@@ -2,7 +2,7 @@
 one waste type, each once, a licensed receiver, carriers' vehicles fit for the stream, and its
 number."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from wastetrack.auth.models import Role
@@ -141,16 +141,7 @@ async def create_manifest(
             "a manifest takes waste to another organization: its receiver is not its producer",
             field="receiver_organization_id",
         )
-    # The receiver as the batches' receipts will judge it: a treatment facility licensed today
-    # for each batch's category and for everything aggregated into it (a load holding a drum
-    # of another category is received with it).
-    try:
-        await transitions.receivable_methods(
-            principal, listed, facility_id=receiver.id, on=today, secret=secret
-        )
-    except Forbidden as error:
-        error.field = "receiver_organization_id"
-        raise
+    await check_receiver(principal, listed, receiver_id=receiver.id, on=today, secret=secret)
     # The vehicles as the stream's rule wants them on the day, as the hand-overs will check
     # them: a leg the producer's signature would refuse is refused while the draft can change.
     vehicle_rule = (stream.rules or {}).get("vehicle_required")
@@ -204,3 +195,22 @@ async def create_manifest(
         ]
     )
     return manifest
+
+
+async def check_receiver(
+    principal: Principal, listed: list[Batch], *, receiver_id: int, on: date, secret: str
+) -> None:
+    """The receiver as the batches' receipts will judge it: a treatment facility licensed on
+    the day for each batch's category and for everything aggregated into it (a load holding a
+    drum of another category is received with it), one method covering them all. Judged when
+    the manifest is drafted (today) and again when its producer signs, on the handover's city
+    day, as the waste leaves for it then (危险废物转移管理办法: the 移出人 makes sure of the
+    receiver's licence before the transfer): a draft kept while the licence lapsed sent drums
+    where they could only be rejected. A 403 naming `receiver_organization_id`."""
+    try:
+        await transitions.receivable_methods(
+            principal, listed, facility_id=receiver_id, on=on, secret=secret
+        )
+    except Forbidden as error:
+        error.field = "receiver_organization_id"
+        raise

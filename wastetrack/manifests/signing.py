@@ -8,6 +8,7 @@ from typing import Literal
 
 from wastetrack.auth.models import Role, User
 from wastetrack.batches.models import Batch
+from wastetrack.core import cityday
 from wastetrack.core.errors import (
     Conflict,
     DomainError,
@@ -28,6 +29,7 @@ from wastetrack.manifests.commands import (
     step_id,
     transit_step,
 )
+from wastetrack.manifests.drafting import check_receiver
 from wastetrack.manifests.models import Manifest, ManifestLeg
 from wastetrack.manifests.queries import (
     get_manifest,
@@ -41,12 +43,17 @@ LOCKED = "this section is signed and locked; propose a revision instead"
 
 
 async def sign_producer(
-    *, principal: Principal, manifest_id: int, secret: str, handed_over_at: datetime | None = None
+    *,
+    principal: Principal,
+    manifest_id: int,
+    secret: str,
+    timezone: str,
+    handed_over_at: datetime | None = None,
 ) -> Manifest:
     """The producer signs its section (locking it): the batches go to the first carrier, at
     `handed_over_at` by the producer's clock (default: now)."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
-    return await _producer_signs(principal, manifest, secret, handed_over_at)
+    return await _producer_signs(principal, manifest, secret, timezone, handed_over_at)
 
 
 def _producer_only(principal: Principal, manifest: Manifest) -> None:
@@ -55,9 +62,14 @@ def _producer_only(principal: Principal, manifest: Manifest) -> None:
 
 
 async def _producer_signs(
-    principal: Principal, manifest: Manifest, secret: str, handed_over_at: datetime | None
+    principal: Principal,
+    manifest: Manifest,
+    secret: str,
+    timezone: str,
+    handed_over_at: datetime | None,
 ) -> Manifest:
-    """`sign_producer` on the manifest, open and locked."""
+    """`sign_producer` on the manifest, open and locked: the receiver judged again on the
+    handover's city day (`drafting.check_receiver`), the batches having left then."""
     _producer_only(principal, manifest)
     if manifest.producer_signed_at is not None:
         raise Conflict(LOCKED, field="producer")
@@ -89,6 +101,14 @@ async def _producer_signs(
             "vehicle_plate": f"legs[{first.seq - 1}].vehicle_plate",
             "device_time": "handover_at",
         },
+    )
+    # After the handover's own checks (its time first), in the same transaction.
+    await check_receiver(
+        principal,
+        await Batch.filter(code__in=manifest.batch_codes),
+        receiver_id=manifest.receiver_id,
+        on=cityday.local_date(handed_over_at or now, timezone),
+        secret=secret,
     )
     return manifest
 
@@ -324,7 +344,7 @@ async def sign_many(
     for index, signature in enumerate(signatures):
         try:
             if role == "producer":
-                done.append(await _sign_as_producer(principal, signature, secret))
+                done.append(await _sign_as_producer(principal, signature, secret, timezone))
             else:
                 done.append(await _sign_as_carrier(principal, signature, secret, timezone))
         except DomainError as error:
@@ -348,7 +368,9 @@ async def sign_many(
     return done
 
 
-async def _sign_as_producer(principal: Principal, signature: Signature, secret: str) -> Signed:
+async def _sign_as_producer(
+    principal: Principal, signature: Signature, secret: str, timezone: str
+) -> Signed:
     # Read as it stands, cancelled or not: a retry of a section signed before a cancellation
     # is that signature; a new one is refused.
     manifest = await get_manifest(principal=principal, manifest_id=signature.manifest_id, lock=True)
@@ -361,7 +383,7 @@ async def _sign_as_producer(principal: Principal, signature: Signature, secret: 
             raise Conflict(LOCKED, field="producer")
         return Signed(manifest, None, already=True)
     refuse_if_cancelled(manifest)
-    signed = await _producer_signs(principal, manifest, secret, signature.handover_at)
+    signed = await _producer_signs(principal, manifest, secret, timezone, signature.handover_at)
     return Signed(signed, None, already=False)
 
 
