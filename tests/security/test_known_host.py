@@ -84,6 +84,11 @@ async def test_a_dashboard_login_under_a_rebound_name_is_refused(
         "192.0.2.10:8000",  # the machine's own address, as another machine on the LAN names it
         "wastetrack.example.org",  # WASTETRACK_PUBLIC_BASE_URL's host
         "Intranet.Example.org:8443",  # WASTETRACK_ALLOWED_HOSTS lists it
+        # Names in another script, in the ASCII form browsers send (ops review: refused).
+        "荣成环卫.中国".encode("idna").decode("ascii"),
+        "荣成环卫.中国".encode("idna").decode("ascii").upper() + ":443",
+        "xn--fiq228c.example.org",  # 中文.example.org, listed as written
+        "[fe80::1%25eth0]:8000",
     ],
 )
 async def test_the_service_answers_to_its_own_names_and_any_address(
@@ -92,7 +97,7 @@ async def test_the_service_answers_to_its_own_names_and_any_address(
     own = settings.model_copy(
         update={
             "public_base_url": "https://wastetrack.example.org",
-            "allowed_hosts": "intranet.example.org, other.example.org",
+            "allowed_hosts": "intranet.example.org, 中文.example.org, 荣成环卫.中国",
         }
     )
     transport = httpx.ASGITransport(app=create_app(own, manage_database=False))
@@ -102,7 +107,21 @@ async def test_the_service_answers_to_its_own_names_and_any_address(
 
 
 @pytest.mark.parametrize(
-    "host", [REBOUND, "testserver.attacker.example", "localhost.attacker.example", "", "a b", "::"]
+    "host",
+    [
+        REBOUND,
+        "testserver.attacker.example",
+        "localhost.attacker.example",
+        "127.0.0.1.attacker.example",
+        "0x7f.1",
+        "",
+        "a b",
+        "::",
+        # Anything but a host and a port, which no browser sends, is no name of the service's.
+        "attacker.example@127.0.0.1",
+        "127.0.0.1/attacker",
+        "127.0.0.1:port",
+    ],
 )
 async def test_any_other_name_is_refused_before_any_route(
     client: httpx.AsyncClient, host: str
@@ -121,6 +140,19 @@ async def test_behind_a_trusted_proxy_the_name_it_was_asked_counts_too(
         own = await c.get("/healthz", headers={"X-Forwarded-Host": "testserver"})
         assert own.status_code == 200, own.text
         _refused(await c.get("/healthz", headers={"X-Forwarded-Host": REBOUND}))
+
+
+async def test_a_public_base_url_in_another_script_is_answered_as_browsers_send_it(
+    settings: Settings, orm: list[str]
+) -> None:
+    """A city's public address in its own script prints on every label; a phone opening one
+    sends the name's ASCII (IDNA) form in Host, which was refused (ops review)."""
+    own = settings.model_copy(update={"public_base_url": "https://荣成环卫.中国"})
+    sent = "荣成环卫.中国".encode("idna").decode("ascii")
+    transport = httpx.ASGITransport(app=create_app(own, manage_database=False))
+    async with httpx.AsyncClient(transport=transport, base_url=f"https://{sent}") as c:
+        answer = await c.get("/healthz")
+    assert answer.status_code == 200, answer.text
 
 
 def test_a_listed_name_must_be_a_host() -> None:

@@ -44,6 +44,33 @@ def a_host(host: str) -> str:
     return host
 
 
+# A Host header's authority: a bracketed IPv6 address (with its zone) or a name or IPv4
+# address, then a port or none; nothing else (no user, path or query).
+_AUTHORITY = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+(?:%[^\[\]/?#@\s]+)?)\]|(?P<name>[^\[\]:/?#@\s]+))(?::[0-9]*)?"
+)
+
+
+def wire_name(name: str) -> str | None:
+    """A host name as a request carries it in Host: in lower case, a name in another script in
+    its ASCII form (IDNA: `荣成环卫.中国` as `xn--…`, which browsers send), without a trailing
+    dot; None for what is no DNS name."""
+    name = name.strip().lower().removesuffix(".")
+    try:
+        carried = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return carried if _DNS_NAME.fullmatch(carried) else None
+
+
+def _address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def loopback(host: str) -> bool:
     """Whether only this machine reaches host (a name other than localhost is taken as not)."""
     if host == "localhost":
@@ -246,30 +273,31 @@ class Settings(BaseSettings):
     def answers_to(self, authority: str) -> bool:
         """Whether a request whose Host names this authority (a name or address, a port
         aside) is for this service: an IP address (no web page can point one at this machine),
-        localhost, the host it listens on, its public base URL's or one `allowed_hosts` names.
-        Any other name may be a web page's whose owner pointed it at this machine (DNS
-        rebinding): the browser would let that page read every answer, a login's tokens with
-        the quick start's published passwords too."""
-        try:
-            name = urlsplit(f"//{authority}").hostname
-        except ValueError:
+        localhost, the host it listens on, its public base URL's or one `allowed_hosts` names,
+        names compared as requests carry them (`wire_name`). Any other name may be a web
+        page's whose owner pointed it at this machine (DNS rebinding): the browser would let
+        that page read every answer, a login's tokens with the quick start's published
+        passwords too. So may anything but a host and a port (a user, a path)."""
+        found = _AUTHORITY.fullmatch(authority)
+        if found is None:
             return False
-        if not name:
-            return False
-        name = name.removesuffix(".")
-        try:
-            ipaddress.ip_address(name)
+        if found["v6"] is not None:
+            return _address(found["v6"])
+        if _address(found["name"].removesuffix(".")):
             return True
-        except ValueError:
-            pass
         public = urlsplit(self.public_base_url or "").hostname
-        ours = {"localhost", self.host.lower().removesuffix("."), *self.allowed_names()}
-        return name in ours or (public is not None and name == public.removesuffix("."))
+        ours = {"localhost", *self.allowed_names()} | {
+            wire_name(name) for name in (self.host, public) if name
+        }
+        name = wire_name(found["name"])
+        return name is not None and name in ours
 
     def allowed_names(self) -> list[str]:
-        """The names `allowed_hosts` lists, each as Host would carry it (lower case)."""
+        """The names `allowed_hosts` lists, each as requests carry it (`wire_name`)."""
         return [
-            n.strip().lower().removesuffix(".") for n in self.allowed_hosts.split(",") if n.strip()
+            name
+            for name in (wire_name(n) for n in self.allowed_hosts.split(",") if n.strip())
+            if name is not None
         ]
 
     def reached_by_others(self) -> tuple[str, str] | None:
@@ -304,8 +332,11 @@ class Settings(BaseSettings):
     @classmethod
     def _names(cls, names: str) -> str:
         for name in names.split(","):
-            if name.strip():
-                a_host(name.strip())
+            if name.strip() and wire_name(name) is None:
+                raise ValueError(
+                    f"{name.strip()!r} is no host name: letters (any script), digits, hyphens"
+                    " and dots"
+                )
         return names
 
     @field_validator(
