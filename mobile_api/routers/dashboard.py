@@ -191,20 +191,25 @@ def _written(shown: Decimal | None, places: int) -> str:
 templates.env.filters["percent"] = percent
 
 
-def _point(rate: Any) -> dict[str, Any] | None:
+def _point(rate: Any, without_mass: int = 0) -> dict[str, Any] | None:
     """A rate for the charts: its height in % and what its tooltip says, one reading
     (`metrics.percent`: 19,999 of 20,000 is drawn at 99.9, not at the top, and 1 of 20,001 at
-    0.1, not as nothing), with numerator and denominator; no rate is none, a gap in the chart,
-    not 0 %."""
+    0.1, not as nothing), with numerator and denominator, and the batches of no known mass left
+    out of it (`without_mass`, docs/metrics.md §5). No rate is a gap in the chart, not 0 %:
+    none at all where nothing was generated, a point of no height that says why where only
+    batches of no known mass were."""
     shown = None if rate is None else metrics.percent(rate, 1)
-    if shown is None:
+    if shown is None and not without_mass:
         return None
-    return {
-        "value": float(shown),
+    point: dict[str, Any] = {
+        "value": None if shown is None else float(shown),
         "text": _written(shown, 1),
-        "numerator": str(rate["numerator"]),
-        "denominator": str(rate["denominator"]),
+        "numerator": None if rate is None else str(rate["numerator"]),
+        "denominator": None if rate is None else str(rate["denominator"]),
     }
+    if without_mass:
+        point["batches_without_mass"] = without_mass
+    return point
 
 
 @router.get("", response_class=HTMLResponse)
@@ -222,7 +227,9 @@ async def overview(
             "months": [m.strftime("%Y-%m") for m in seen.months],
             # A month with nothing generated has no rate: a gap, not 0 %.
             "streams": {
-                zh["streams"].get(stream, stream): [_point(v["rate"]) for v in values.values()]
+                zh["streams"].get(stream, stream): [
+                    _point(v["rate"], v["batches_without_mass"]) for v in values.values()
+                ]
                 for stream, values in seen.monthly.items()
             },
         },

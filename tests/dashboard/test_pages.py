@@ -258,3 +258,68 @@ async def test_trace_page_shows_a_batch_the_manager_may_see(
     pasted = await client.get("/dashboard/batches", params={"code": "X" * 513})
     assert pasted.status_code == 422 and "code" in pasted.text
     assert (await client.get("/dashboard/batches", params={"code": ""})).status_code == 200
+
+
+def _medical_month(page: str) -> Any:
+    charts = _charts(page)
+    months = charts["utilization"]["months"]
+    (series,) = [v for k, v in charts["utilization"]["streams"].items() if "医疗" in k]
+    return series[months.index(CITY_TODAY.strftime("%Y-%m"))]
+
+
+async def test_chart_month_says_its_batches_without_mass(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """docs/metrics.md §5: "`batches_without_mass` … The monthly series of the dashboard's
+    utilization chart gives it per stream and month too." A bag in items (med.infectious has no
+    unit mass) beside one in kg: the chart's point for the month carried no such count (rdash
+    review)."""
+    carrier = world.orgs["carrier"].id
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="3.5")
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="4", unit="count")
+    await login(client, "manager")
+    point = _medical_month((await client.get("/dashboard")).text)
+    assert point is not None
+    assert point["batches_without_mass"] == 1 and point["denominator"] == "3.500", point
+
+
+async def test_chart_month_of_unweighed_batches_is_not_a_month_without_waste(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Only bags of no known mass this month: the chart drew a gap, which its caption read as
+    "当月无产生量则空缺" (nothing generated), and nothing on the page said the month held a
+    batch (rdash review)."""
+    carrier = world.orgs["carrier"].id
+    await tag_bag(client, world, carrier_organization_id=carrier, quantity="4", unit="count")
+    await login(client, "manager")
+    page = (await client.get("/dashboard")).text
+    # A point of no height (a gap in the line) that says why: not "nothing generated".
+    assert _medical_month(page) == {
+        "value": None,
+        "text": "—",
+        "numerator": "0",
+        "denominator": "0.000",
+        "batches_without_mass": 1,
+    }
+    assert "质量未知的批次不计入" in page
+
+
+async def test_stream_table_shares_carry_their_definition_source(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The review standard: every share shown carries numerator, denominator, period,
+    definition and source: the stream table's 无害化处理率 / 资源化利用率 showed neither the
+    definition's source nor its formula, as the indicator table does (rdash review)."""
+    await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id, quantity="3.5")
+    day = CITY_TODAY.isoformat()
+    answer = await client.get(
+        "/m/v1/metrics/utilization",
+        headers=world.headers("manager"),
+        params={"date_from": day, "date_to": day},
+    )
+    (stream,) = answer.json()["streams"]
+    source = stream["harmless_treatment_rate"]["definition"]["source"]
+    await login(client, "manager")
+    page = (await client.get("/dashboard")).text
+    section = re.search(r'<section class="wide" id="streams">(.*?)</section>', page, re.S)[1]
+    assert source in section, source
