@@ -1579,9 +1579,7 @@ def test_a_photo_answered_by_a_captive_portal_is_kept(browser: webdriver.Chrome)
         browser.execute_async_script(DROP_PHOTO, sha)
 
 
-CAPTIVE_LOGIN = (
-    PORTAL
-    + """
+LOGIN = """
 const [done] = arguments;
 Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then(async ([a, s]) => {
   const before = JSON.stringify(await s.getKv('tokens'));
@@ -1596,14 +1594,55 @@ Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then
   done([said, JSON.stringify(await s.getKv('tokens')) === before]);
 });
 """
-)
 
 
-def test_a_login_answered_by_a_captive_portal_is_offline(browser: webdriver.Chrome) -> None:
+@pytest.mark.parametrize("network", [PORTAL, GATEWAY], ids=["portal-200", "gateway-504"])
+def test_a_login_answered_by_a_page_not_the_services_is_offline(
+    browser: webdriver.Chrome, network: str
+) -> None:
     """A Wi-Fi login page answering the log-in with its own HTML was read as tokens: the login
-    screen said "登录失败 · Cannot read properties of null". It is offline ("cannot log in
-    offline"), and nothing is kept."""
-    assert browser.execute_async_script(CAPTIVE_LOGIN) == ["offline", True]
+    screen said "登录失败 · Cannot read properties of null"; a gateway's 504 page was the
+    service refusing the password (diff review). It is offline ("cannot log in offline"), and
+    nothing is kept."""
+    assert browser.execute_async_script(network + LOGIN) == ["offline", True]
+
+
+# The renewal of an expired login answered by a page not the service's (an authenticating
+# proxy's or a firewall's own 403): the call is offline and the login kept.
+RENEWAL = """
+const [done] = arguments;
+Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then(async ([a, s]) => {
+  const kept = await s.getKv('tokens');
+  await s.setKv('tokens', { ...kept, access: 'expired' });  // the service answers 401
+  window.realFetch = window.realFetch || window.fetch;
+  window.fetch = async (url, options) => String(url).startsWith('/m/v1/auth/refresh')
+    ? new Response('<html><body>403 Forbidden</body></html>',
+                   { status: 403, headers: { 'Content-Type': 'text/html' } })
+    : window.realFetch(url, options);
+  let said;
+  try {
+    await a.call('/m/v1/catalog/categories');
+    said = 'answered';
+  } catch (error) {
+    said = error instanceof a.Offline ? 'offline'
+      : error instanceof a.Problem ? `problem ${error.status}` : `${error.name}: ${error.message}`;
+  }
+  window.fetch = window.realFetch;
+  const after = await s.getKv('tokens');
+  await s.setKv('tokens', kept);
+  done([said, after !== null && after.refresh === kept.refresh]);
+});
+"""
+
+
+def test_a_renewal_answered_by_a_page_not_the_services_keeps_the_login(
+    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+) -> None:
+    """A proxy's HTML 403 to the renewal was read as the service refusing the refresh token:
+    the tokens were deleted and every tab said the login had ended, though the service never
+    saw the token (diff review). The renewal reads answers by the same rule as every call."""
+    _as(browser, served, "carrier")
+    assert browser.execute_async_script(RENEWAL) == ["offline", True]
 
 
 CALLS = """

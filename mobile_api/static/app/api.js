@@ -72,12 +72,23 @@ export async function logIn(username, password) {
   } catch (error) {
     throw new Offline('offline');
   }
-  const body = await response.json().catch(() => null);
+  const body = await answerOf(response);
   if (!response.ok) throw new Problem(response.status, body);
-  // An answer that is not the service's (a Wi-Fi login page answering every request with its
-  // own HTML) logs no one in: offline, as a sync takes it, never a script error.
+  // JSON that holds no tokens is no log-in of the service's either.
   if (!body || typeof body.access_token !== 'string') throw new Offline('not the service');
   return keep(body);
+}
+
+// What the service answered, as JSON: an answer with no JSON is not the service's — a Wi-Fi
+// login page answering every request with its own HTML, a proxy's or gateway's error page
+// (403, 502, 504) on a weak network — and Offline, for a log-in, a renewal and every call
+// alike: never a batch nobody knows, nor the service refusing a password, a refresh token or a
+// record. A body too large (413) is the one status that says the same whoever answers it (the
+// sync sends less); a 204 has no body.
+async function answerOf(response) {
+  const answer = await response.json().catch(() => null);
+  if (answer === null && ![204, 413].includes(response.status)) throw new Offline('not the service');
+  return answer;
 }
 
 let refreshing = null;
@@ -96,7 +107,7 @@ async function renew(used) {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ refresh_token: tokens.refresh }),
   });
-  const body = await response.json().catch(() => null);
+  const body = await answerOf(response);
   if (!response.ok) {
     // Refused (the token is spent, revoked or expired): log in again. A busy or failing
     // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
@@ -176,13 +187,7 @@ async function exchange(path, { method = 'GET', json, form, signal } = {}) {
       }
       continue;
     }
-    const answer = await response.json().catch(() => null);
-    // An answer with no JSON is not the service's — a Wi-Fi login page answering every request
-    // with its own HTML, a proxy's or gateway's error page (502, 504) on a weak network —:
-    // offline, as a log-in takes it, never a batch nobody knows nor the service's refusal. A
-    // body too large (413) is the one status that says the same whoever answers it: the sync
-    // sends less.
-    if (answer === null && ![204, 413].includes(response.status)) throw new Offline('not the service');
+    const answer = await answerOf(response);
     if (!response.ok) throw new Problem(response.status, answer);
     return { answer, next: nextPage(response) };
   }
