@@ -88,6 +88,9 @@ async def test_a_dashboard_login_under_a_rebound_name_is_refused(
         "荣成环卫.中国".encode("idna").decode("ascii"),
         "荣成环卫.中国".encode("idna").decode("ascii").upper() + ":443",
         "xn--fiq228c.example.org",  # 中文.example.org, listed as written
+        # As browsers write them (UTS #46), not Python's IDNA 2003 (`fass.example`): diff review.
+        "xn--fa-hia.example",  # faß.example
+        "xn--kxa6ajbbmh.example",  # σίσυφος.example
         "[fe80::1%25eth0]:8000",
     ],
 )
@@ -97,7 +100,8 @@ async def test_the_service_answers_to_its_own_names_and_any_address(
     own = settings.model_copy(
         update={
             "public_base_url": "https://wastetrack.example.org",
-            "allowed_hosts": "intranet.example.org, 中文.example.org, 荣成环卫.中国",
+            "allowed_hosts": "intranet.example.org, 中文.example.org, 荣成环卫.中国,"
+            " faß.example, σίσυφος.example",
         }
     )
     transport = httpx.ASGITransport(app=create_app(own, manage_database=False))

@@ -10,6 +10,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
+import idna
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,12 +54,14 @@ _AUTHORITY = re.compile(
 
 def wire_name(name: str) -> str | None:
     """A host name as a request carries it in Host: in lower case, a name in another script in
-    its ASCII form (IDNA: `荣成环卫.中国` as `xn--…`, which browsers send), without a trailing
-    dot; None for what is no DNS name."""
-    name = name.strip().lower().removesuffix(".")
+    its ASCII form as browsers write it (UTS #46 non-transitional, the WHATWG URL standard:
+    `荣成环卫.中国` as `xn--rlrr45axjnnzo.xn--fiqs8s`, `faß.de` as `xn--fa-hia.de` where
+    Python's own IDNA 2003 codec wrote `fass.de`), without a trailing dot; None for what is no
+    DNS name."""
+    name = name.strip().removesuffix(".").removesuffix("。")
     try:
-        carried = name.encode("idna").decode("ascii")
-    except UnicodeError:
+        carried = idna.encode(name, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return None
     return carried if _DNS_NAME.fullmatch(carried) else None
 
