@@ -323,3 +323,26 @@ async def test_stream_table_shares_carry_their_definition_source(
     page = (await client.get("/dashboard")).text
     section = re.search(r'<section class="wide" id="streams">(.*?)</section>', page, re.S)[1]
     assert source in section, source
+
+
+async def test_the_sorting_and_cells_shares_carry_their_definition_source(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Every share the page shows carries its definition's source: the sorting section's
+    coverage and accuracy, and the cells' share, printed counts and periods only (recount
+    review)."""
+    a, b = cityday.year_to(CITY_TODAY), CITY_TODAY
+    period = {"date_from": a.isoformat(), "date_to": b.isoformat()}
+    manager = world.headers("manager")
+    sorting = (await client.get("/m/v1/metrics/sorting", headers=manager, params=period)).json()
+    cells_figures = (await client.get("/m/v1/metrics/cells", headers=manager)).json()
+    await login(client, "manager")
+    page = (await client.get("/dashboard")).text
+    for heading, rates in (
+        ("生活垃圾分类覆盖率", [sorting["coverage"], sorting["accuracy"]]),
+        ("“无废细胞”达标率", [cells_figures["share"]]),
+    ):
+        section = re.search(f"<section><h2>{heading}.*?</section>", page, re.S)
+        assert section is not None, heading
+        for rate in rates:
+            assert rate["definition"]["source"] in section[0], (heading, rate["definition"])
