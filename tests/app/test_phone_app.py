@@ -1146,6 +1146,48 @@ def test_a_record_too_large_to_send_is_refused_on_the_phone_and_the_rest_go(
     assert (too_large["code"], too_large["detail"]) == ("too_large", "the body is larger than 2 MB")
 
 
+ONE_UNREADABLE = """
+const [done] = arguments;
+Promise.all([import('/static/app/store.js'), import('/static/app/api.js')]).then(async ([s, a]) => {
+  const me = await a.profile();
+  // The middle note holds half of an emoji (a note cut short between its two halves), which
+  // JSON.stringify writes as an escape no JSON parser may read as text.
+  for (const [name, note] of [['first', 'whole'], ['cut', 'cut \\uD83D'], ['last', 'whole']]) {
+    const body = {client_event_id: crypto.randomUUID(), event_type: 'collected',
+                  batch: 'ABCDEFGH2', device_time: new Date().toISOString(), note};
+    await s.enqueue(body, `unreadable ${name}`, me.user_id);
+  }
+  const sync = await import('/static/app/sync.js');
+  const answer = await sync.syncNow();
+  // Their answers, and the records gone from the queue: the cut note is no text the browser
+  // driver can hand back either.
+  const ours = (await s.entriesIn(['pending', 'rejected'])).filter(
+    (e) => e.summary.startsWith('unreadable'));
+  for (const e of ours) await s.dropEntry(e.client_event_id);
+  done({answer, errors: Object.fromEntries(ours.map((e) => [e.summary, e.result.error]))});
+});
+"""
+
+
+def test_a_record_the_server_cannot_read_is_refused_on_the_phone_and_the_rest_go(
+    browser: webdriver.Chrome,
+) -> None:
+    """One record the server reads as no JSON (a lone surrogate) refused the whole sync
+    (422 naming no field), and the phone sent the same body again and again: the queue
+    behind it never went. It is split as a sync too large is, the one record refused on the
+    phone with the server's reason."""
+    synced = browser.execute_async_script(ONE_UNREADABLE)
+    assert synced["answer"] is not None and synced["answer"]["sent"] == 3, synced
+    queued = synced["errors"]
+    assert len(queued) == 3
+    cut = queued["unreadable cut"]
+    assert (cut["code"], cut["field"]) == ("validation_failed", None), cut
+    # The other two reached the server and were judged on their own (no such batch here).
+    assert {queued["unreadable first"]["field"], queued["unreadable last"]["field"]} == {"batch"}, (
+        queued
+    )
+
+
 LATER_PASS = """
 const [done] = arguments;
 const real = window.fetch;

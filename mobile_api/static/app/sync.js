@@ -43,11 +43,14 @@ async function uploadPhotos(me, pass) {
   }
 }
 
-// A request the server refuses whole for its size (a lower limit configured there, or a body
-// over its cap) is sent again in halves, down to single records; a single record refused so is
-// answered refused on the phone, and never holds back the queue behind it.
-function tooLarge(error) {
-  return error instanceof Problem && (error.status === 413 || (error.status === 422 && error.field === 'events'));
+// A request the server refuses whole — for its size (a lower limit configured there: a 422
+// naming `events`; a body over its cap: 413) or as a body it cannot read (a 422 naming no
+// field: one record's text holding half of an emoji's surrogate pair, which no JSON carries) —
+// is sent again in halves, down to single records; a single record refused so is answered
+// refused on the phone, with the server's reason, and never holds back the queue behind it.
+function refusedWhole(error) {
+  return error instanceof Problem
+    && (error.status === 413 || (error.status === 422 && [null, 'events'].includes(error.field)));
 }
 
 export function mine(entry, me) {
@@ -96,14 +99,14 @@ async function run() {
       answer = await call('/m/v1/sync', { method: 'POST', json: { events: chunk.map((e) => e.body) }, signal });
       if (!answer || !Array.isArray(answer.results)) throw new Offline('no answer from the API');
     } catch (error) {
-      if (!tooLarge(error)) throw error;
+      if (!refusedWhole(error)) throw error;
       if (chunk.length > 1) {
         size = Math.max(1, Math.floor(chunk.length / 2));
         start -= size; // the loop adds it back: the same start, half as many
         continue;
       }
-      // One record the server takes in no request (over its body limit): refused with the
-      // server's reason, to correct or discard, and the records after it still go.
+      // One record the server takes in no request (over its body limit, or unreadable): refused
+      // with the server's reason, to correct or discard, and the records after it still go.
       const [entry] = chunk;
       const result = {
         client_event_id: entry.client_event_id,
