@@ -1652,14 +1652,13 @@ def test_a_login_answered_by_a_page_not_the_services_is_offline(
 # The renewal of an expired login answered by a page not the service's (an authenticating
 # proxy's or a firewall's own 403): the call is offline and the login kept.
 RENEWAL = """
-const [done] = arguments;
+const [status, page, type, done] = arguments;
 Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then(async ([a, s]) => {
   const kept = await s.getKv('tokens');
   await s.setKv('tokens', { ...kept, access: 'expired' });  // the service answers 401
   window.realFetch = window.realFetch || window.fetch;
   window.fetch = async (url, options) => String(url).startsWith('/m/v1/auth/refresh')
-    ? new Response('<html><body>403 Forbidden</body></html>',
-                   { status: 403, headers: { 'Content-Type': 'text/html' } })
+    ? new Response(page, { status, headers: { 'Content-Type': type } })
     : window.realFetch(url, options);
   let said;
   try {
@@ -1677,14 +1676,29 @@ Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then
 """
 
 
+@pytest.mark.parametrize(
+    ("status", "page", "media_type"),
+    [
+        (403, "<html><body>403 Forbidden</body></html>", "text/html"),
+        (413, "<html><body>413 Request Entity Too Large</body></html>", "text/html"),
+        (200, '{"hello": "world"}', "application/json"),
+    ],
+    ids=["proxy-403", "proxy-413", "json-without-tokens"],
+)
 def test_a_renewal_answered_by_a_page_not_the_services_keeps_the_login(
-    served: str, browser: webdriver.Chrome, round_data: dict[str, Any]
+    served: str,
+    browser: webdriver.Chrome,
+    round_data: dict[str, Any],
+    status: int,
+    page: str,
+    media_type: str,
 ) -> None:
     """A proxy's HTML 403 to the renewal was read as the service refusing the refresh token:
     the tokens were deleted and every tab said the login had ended, though the service never
-    saw the token (diff review). The renewal reads answers by the same rule as every call."""
+    saw the token (diff review); JSON holding no tokens was kept as tokens. The renewal reads
+    answers by the same rule as every call and the log-in."""
     _as(browser, served, "carrier")
-    assert browser.execute_async_script(RENEWAL) == ["offline", True]
+    assert browser.execute_async_script(RENEWAL, status, page, media_type) == ["offline", True]
 
 
 CALLS = """

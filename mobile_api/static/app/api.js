@@ -74,9 +74,15 @@ export async function logIn(username, password) {
   }
   const body = await answerOf(response);
   if (!response.ok) throw new Problem(response.status, body);
-  // JSON that holds no tokens is no log-in of the service's either.
-  if (!body || typeof body.access_token !== 'string') throw new Offline('not the service');
-  return keep(body);
+  return keep(tokensIn(body));
+}
+
+// The tokens of a log-in or a renewal: JSON that holds none is no answer of the service's.
+function tokensIn(body) {
+  if (!body || typeof body.access_token !== 'string' || typeof body.refresh_token !== 'string') {
+    throw new Offline('not the service');
+  }
+  return body;
 }
 
 // What the service answered, as JSON: an answer with no JSON is not the service's — a Wi-Fi
@@ -108,6 +114,8 @@ async function renew(used) {
     body: JSON.stringify({ refresh_token: tokens.refresh }),
   });
   const body = await answerOf(response);
+  // A renewal carries no body a proxy could find too large: its 413 page is no refusal.
+  if (body === null && !response.ok) throw new Offline('not the service');
   if (!response.ok) {
     // Refused (the token is spent, revoked or expired): log in again. A busy or failing
     // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
@@ -116,7 +124,8 @@ async function renew(used) {
     }
     throw new Problem(response.status, body);
   }
-  if (!(await replaceTokens(tokens.refresh, { access: body.access_token, refresh: body.refresh_token }, profileOf(body)))) {
+  const renewed = tokensIn(body);
+  if (!(await replaceTokens(tokens.refresh, { access: renewed.access_token, refresh: renewed.refresh_token }, profileOf(renewed)))) {
     throw new Problem(401, { detail: '已退出登录 · logged out' });
   }
 }
