@@ -25,7 +25,9 @@ class CellRead(Schema):
 
 
 class Entered(Schema):
-    value: Decimal = Field(ge=0, le=100)
+    # Kept and judged to the hundredth of a per cent, as written: 89.995 would be kept as
+    # 90.00 and pass a threshold of 90 unsaid (as an indicator's entered value, two places).
+    value: Decimal = Field(ge=0, le=100, max_digits=5, decimal_places=2)
     evidence: Text = Field(min_length=1, max_length=500, description="document, visit, photo…")
 
 

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from tests.custody.helpers import post_event, tag_bag
 from tests.factories import CITY_TODAY, NOW, World, event
@@ -105,6 +106,24 @@ async def assess(
             "assessed_on": on.isoformat(),
         },
     )
+
+
+@pytest.mark.parametrize("value", ["89.995", "99.999", "1E-1000000"])
+async def test_an_entered_value_finer_than_a_hundredth_is_refused_naming_it(
+    client: httpx.AsyncClient, world: World, value: str
+) -> None:
+    """A criterion is judged to the hundredth as shown: 89.995 was kept as 90.00 and passed a
+    threshold of 90 unsaid, and "1E-1000000" was taken as a resend of "0" (cells review). Two
+    places at most, as an indicator's entered value; nothing written."""
+    cell_id = await cell(client, world, "北山社区")
+    entered = {**EVIDENCE, "publicity": {"value": value, "evidence": "宣传活动照片"}}
+    refused = await assess(client, world, cell_id, "county", entered)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "entered.publicity.value", refused.text
+    listed = await client.get(
+        f"/m/v1/cells/{cell_id}/assessments", headers=world.headers("manager")
+    )
+    assert listed.json()["assessments"] == [], listed.text
 
 
 async def test_failed_mandatory_criterion_fails_the_cell(
@@ -264,9 +283,10 @@ async def test_an_entered_criterion_the_type_does_not_enter_is_refused(
 async def test_a_criterion_is_judged_as_it_is_shown(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    """59.995 shows as 60.00 against a threshold of 60: it passes, as shown."""
+    """60.00 against a threshold of 60 passes, as shown (an entered value has two places at
+    most: 59.995 is refused, see above)."""
     await sorted_pickups(client, world, passed=3, failed=2)
-    entered = {**EVIDENCE, "reduction_measures": {"value": "59.995", "evidence": "现场检查记录"}}
+    entered = {**EVIDENCE, "reduction_measures": {"value": "60.00", "evidence": "现场检查记录"}}
     result = (
         await assess(client, world, await cell(client, world, "南山社区"), "county", entered)
     ).json()
