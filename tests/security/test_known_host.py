@@ -91,6 +91,10 @@ async def test_a_dashboard_login_under_a_rebound_name_is_refused(
         # As browsers write them (UTS #46), not Python's IDNA 2003 (`fass.example`): diff review.
         "xn--fa-hia.example",  # faß.example
         "xn--kxa6ajbbmh.example",  # σίσυφος.example
+        # Nor IDNA 2008's checks, which browsers skip (diff review): hyphens in the 3rd and 4th
+        # places, a symbol's label.
+        "rc--hw.example.org",
+        "xn--26h.example.org",  # ♻.example.org
         "[fe80::1%25eth0]:8000",
     ],
 )
@@ -101,7 +105,7 @@ async def test_the_service_answers_to_its_own_names_and_any_address(
         update={
             "public_base_url": "https://wastetrack.example.org",
             "allowed_hosts": "intranet.example.org, 中文.example.org, 荣成环卫.中国,"
-            " faß.example, σίσυφος.example",
+            " faß.example, σίσυφος.example, rc--hw.example.org, ♻.example.org",
         }
     )
     transport = httpx.ASGITransport(app=create_app(own, manage_database=False))
@@ -146,16 +150,26 @@ async def test_behind_a_trusted_proxy_the_name_it_was_asked_counts_too(
         _refused(await c.get("/healthz", headers={"X-Forwarded-Host": REBOUND}))
 
 
+# A public address as written, and what Chromium sends in Host for it (`new URL(…).host`).
+BROWSERS_SEND = {
+    "荣成环卫.中国": "xn--rlrr45axjnnzo.xn--fiqs8s",
+    "faß.example": "xn--fa-hia.example",
+    "rc--hw.example.org": "rc--hw.example.org",
+    "♻.example.org": "xn--26h.example.org",
+}
+
+
+@pytest.mark.parametrize(("written", "sent"), list(BROWSERS_SEND.items()))
 async def test_a_public_base_url_in_another_script_is_answered_as_browsers_send_it(
-    settings: Settings, orm: list[str]
+    settings: Settings, orm: list[str], written: str, sent: str
 ) -> None:
     """A city's public address in its own script prints on every label; a phone opening one
-    sends the name's ASCII (IDNA) form in Host, which was refused (ops review)."""
-    own = settings.model_copy(update={"public_base_url": "https://荣成环卫.中国"})
-    sent = "荣成环卫.中国".encode("idna").decode("ascii")
+    sends the name's ASCII form in Host, which was refused (ops review), and then a name
+    browsers write otherwise than IDNA 2008 (diff reviews)."""
+    own = settings.model_copy(update={"public_base_url": f"https://{written}"})
     transport = httpx.ASGITransport(app=create_app(own, manage_database=False))
-    async with httpx.AsyncClient(transport=transport, base_url=f"https://{sent}") as c:
-        answer = await c.get("/healthz")
+    async with httpx.AsyncClient(transport=transport, base_url="https://127.0.0.1") as c:
+        answer = await c.get("/healthz", headers={"Host": sent})
     assert answer.status_code == 200, answer.text
 
 

@@ -53,17 +53,35 @@ _AUTHORITY = re.compile(
 
 
 def wire_name(name: str) -> str | None:
-    """A host name as a request carries it in Host: in lower case, a name in another script in
-    its ASCII form as browsers write it (UTS #46 non-transitional, the WHATWG URL standard:
-    `荣成环卫.中国` as `xn--rlrr45axjnnzo.xn--fiqs8s`, `faß.de` as `xn--fa-hia.de` where
-    Python's own IDNA 2003 codec wrote `fass.de`), without a trailing dot; None for what is no
-    DNS name."""
-    name = name.strip().removesuffix(".").removesuffix("。")
+    """A host name as a request carries it in Host, as browsers write it (the WHATWG URL
+    standard's domain to ASCII: UTS #46 mapping, non-transitional, then each label not in ASCII
+    as Punycode, with no IDNA 2008 check of hyphens or symbols): in lower case (full-width and
+    circled letters mapped), `荣成环卫.中国` as `xn--rlrr45axjnnzo.xn--fiqs8s`, `faß.de` as
+    `xn--fa-hia.de`, `♻.example` as `xn--26h.example`, `rc--hw.example` as it is, without a
+    trailing dot (of any script); None for what is no DNS name."""
     try:
-        carried = idna.encode(name, uts46=True, transitional=False).decode("ascii")
+        mapped = idna.uts46_remap(name.strip(), std3_rules=False, transitional=False)
     except (idna.IDNAError, UnicodeError):
         return None
+    labels = mapped.removesuffix(".").split(".")
+    try:
+        carried = ".".join(
+            label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+            for label in labels
+        )
+    except UnicodeError:
+        return None
     return carried if _DNS_NAME.fullmatch(carried) else None
+
+
+@lru_cache(maxsize=8)
+def _own_names(host: str, public_base_url: str | None, allowed_hosts: str) -> frozenset[str]:
+    """The names the service answers to, as requests carry them (`wire_name`): localhost, its
+    host, its public base URL's and those `allowed_hosts` lists; worked out once per setting
+    (every request asks)."""
+    public = urlsplit(public_base_url or "").hostname
+    named = [host, public or "", *allowed_hosts.split(",")]
+    return frozenset({"localhost"} | {n for n in map(wire_name, named) if n is not None})
 
 
 def _address(text: str) -> bool:
@@ -288,20 +306,10 @@ class Settings(BaseSettings):
             return _address(found["v6"])
         if _address(found["name"].removesuffix(".")):
             return True
-        public = urlsplit(self.public_base_url or "").hostname
-        ours = {"localhost", *self.allowed_names()} | {
-            wire_name(name) for name in (self.host, public) if name
-        }
         name = wire_name(found["name"])
-        return name is not None and name in ours
-
-    def allowed_names(self) -> list[str]:
-        """The names `allowed_hosts` lists, each as requests carry it (`wire_name`)."""
-        return [
-            name
-            for name in (wire_name(n) for n in self.allowed_hosts.split(",") if n.strip())
-            if name is not None
-        ]
+        return name is not None and name in _own_names(
+            self.host, self.public_base_url, self.allowed_hosts
+        )
 
     def reached_by_others(self) -> tuple[str, str] | None:
         """What says that other machines reach the service (the setting, and why), or None

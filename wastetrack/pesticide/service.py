@@ -520,12 +520,13 @@ async def ledger(
     stemming: defaultdict[str, list[Batch]] = defaultdict(list)
     for row in tagged:
         stemming[row["line_code"]].append(batches[row["code"]])
-    point_of = {
-        batch.id: consignment.point_id
+    consigned = [
+        (consignment, line, batch)
         for consignment in sent
         for line in consignment.lines
         for batch in stemming[str(line["batch_code"])]
-    }
+    ]
+    point_of = {batch.id: consignment.point_id for consignment, _, batch in consigned}
     went = await _went_to(list(batches.values()), point_of)
     names = dict(
         await Organization.filter(id__in={i for i in went.values() if i}).values_list("id", "name")
@@ -555,39 +556,34 @@ async def ledger(
                     ],
                 )
             )
-    for consignment in sent:
-        for line, batch in (
-            (sent_line, batch)
-            for sent_line in consignment.lines
-            for batch in stemming[str(sent_line["batch_code"])]
-        ):
-            if batch.state == State.cancelled:
-                continue
-            fact = facts.get(batch.id)
-            count: int | None
-            if batch.unit == Unit.COUNT:  # a tagging corrected into items says how many
-                count = int(batch.quantity)
-            else:  # the count sent, on the line's own batch: a refused part is weighed only
-                count = int(line["count"]) if batch.split_from_id is None else None
-            rows.append(
-                (
-                    batch.tagged_at,
-                    [
-                        local_date(batch.tagged_at, timezone).isoformat(),
-                        "consignment",
-                        consignment.point.name,
-                        batch.category_id,
-                        count,
-                        None if fact is None or fact.mass_unknown else fact.mass_kg,
-                        # Where custody says it went (the fate beside it), else where the
-                        # consignment sends it.
-                        f"{names.get(went.get(batch.id)) or consignment.destination.name}"
-                        f" ({batch.code})",
-                        None if fact is None else fact.fate,
-                        None,
-                    ],
-                )
+    for consignment, line, batch in consigned:
+        if batch.state == State.cancelled:
+            continue
+        fact = facts.get(batch.id)
+        count: int | None
+        if batch.unit == Unit.COUNT:  # a tagging corrected into items says how many
+            count = int(batch.quantity)
+        else:  # the count sent, on the line's own batch: a refused part is weighed only
+            count = int(line["count"]) if batch.split_from_id is None else None
+        rows.append(
+            (
+                batch.tagged_at,
+                [
+                    local_date(batch.tagged_at, timezone).isoformat(),
+                    "consignment",
+                    consignment.point.name,
+                    batch.category_id,
+                    count,
+                    None if fact is None or fact.mass_unknown else fact.mass_kg,
+                    # Where custody says it went (the fate beside it), else where the
+                    # consignment sends it.
+                    f"{names.get(went.get(batch.id)) or consignment.destination.name}"
+                    f" ({batch.code})",
+                    None if fact is None else fact.fate,
+                    None,
+                ],
             )
+        )
     return LEDGER_HEADERS, [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
