@@ -11,7 +11,7 @@ from mobile_api.app import create_app
 from tests.factories import World
 from wastetrack.auth import service as auth
 from wastetrack.auth.models import Role
-from wastetrack.core.settings import Settings
+from wastetrack.core.settings import Settings, wire_name
 from wastetrack.demo.registry import DEMO_USERS, password_of
 
 # A web page the user opens, whose name its owner then points at 127.0.0.1: the browser
@@ -95,6 +95,9 @@ async def test_a_dashboard_login_under_a_rebound_name_is_refused(
         # places, a symbol's label.
         "rc--hw.example.org",
         "xn--26h.example.org",  # ♻.example.org
+        # An nginx upstream's or a container's name, as docs/security.md says to list them.
+        "wastetrack_app",
+        "wastetrack_api_1:8000",
         "[fe80::1%25eth0]:8000",
     ],
 )
@@ -105,7 +108,8 @@ async def test_the_service_answers_to_its_own_names_and_any_address(
         update={
             "public_base_url": "https://wastetrack.example.org",
             "allowed_hosts": "intranet.example.org, 中文.example.org, 荣成环卫.中国,"
-            " faß.example, σίσυφος.example, rc--hw.example.org, ♻.example.org",
+            " faß.example, σίσυφος.example, rc--hw.example.org, ♻.example.org,"
+            " wastetrack_app, wastetrack_api_1",
         }
     )
     transport = httpx.ASGITransport(app=create_app(own, manage_database=False))
@@ -171,6 +175,18 @@ async def test_a_public_base_url_in_another_script_is_answered_as_browsers_send_
     async with httpx.AsyncClient(transport=transport, base_url="https://127.0.0.1") as c:
         answer = await c.get("/healthz", headers={"Host": sent})
     assert answer.status_code == 200, answer.text
+
+
+def test_a_name_this_python_composes_otherwise_than_browsers_is_refused() -> None:
+    """A name holding a character newer than this Python's Unicode (14.0 on 3.11) would be
+    composed otherwise than a browser of a newer one writes it (U+113C2 twice is U+113C5 in
+    Unicode 16): the service would answer to another name than the one it was given; it is
+    refused at start instead (diff review)."""
+    assert wire_name("a\U000113c2\U000113c2.example") is None
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        Settings(allowed_hosts="a\U000113c2\U000113c2.example")
+    # An upstream's name with an underscore may be listed (it was refused at start).
+    assert Settings(allowed_hosts="wastetrack_app").answers_to("wastetrack_app:8000")
 
 
 def test_a_listed_name_must_be_a_host() -> None:

@@ -3,6 +3,7 @@
 import ipaddress
 import logging
 import re
+import unicodedata
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -52,13 +53,23 @@ _AUTHORITY = re.compile(
 )
 
 
+# A host name as a request carries it: labels of ASCII letters, digits, hyphens and underscores
+# (the WHATWG URL standard forbids none of those: an nginx upstream's or a container's name such
+# as `wastetrack_app` is one), at most 63 of them each, 253 in all, joined by dots.
+_WIRE_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
+
+
 def wire_name(name: str) -> str | None:
     """A host name as a request carries it in Host, as browsers write it (the WHATWG URL
     standard's domain to ASCII: UTS #46 mapping, non-transitional, then each label not in ASCII
     as Punycode, with no IDNA 2008 check of hyphens or symbols): in lower case (full-width and
     circled letters mapped), `荣成环卫.中国` as `xn--rlrr45axjnnzo.xn--fiqs8s`, `faß.de` as
     `xn--fa-hia.de`, `♻.example` as `xn--26h.example`, `rc--hw.example` as it is, without a
-    trailing dot (of any script); None for what is no DNS name."""
+    trailing dot (of any script); None for what is no host name, and for a name holding a
+    character this Python's Unicode does not know (it would compose it otherwise than a
+    browser of a newer Unicode, and answer to another name)."""
+    if any(unicodedata.category(c) == "Cn" for c in name):
+        return None
     try:
         mapped = idna.uts46_remap(name.strip(), std3_rules=False, transitional=False)
     except (idna.IDNAError, UnicodeError):
@@ -71,7 +82,7 @@ def wire_name(name: str) -> str | None:
         )
     except UnicodeError:
         return None
-    return carried if _DNS_NAME.fullmatch(carried) else None
+    return carried if _WIRE_NAME.fullmatch(carried) else None
 
 
 @lru_cache(maxsize=8)
@@ -345,8 +356,8 @@ class Settings(BaseSettings):
         for name in names.split(","):
             if name.strip() and wire_name(name) is None:
                 raise ValueError(
-                    f"{name.strip()!r} is no host name: letters (any script), digits, hyphens"
-                    " and dots"
+                    f"{name.strip()!r} is no host name: letters (any script), digits, hyphens,"
+                    " underscores and dots (no port, no wildcard)"
                 )
         return names
 
