@@ -1682,8 +1682,10 @@ Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then
         (403, "<html><body>403 Forbidden</body></html>", "text/html"),
         (413, "<html><body>413 Request Entity Too Large</body></html>", "text/html"),
         (200, '{"hello": "world"}', "application/json"),
+        # A gateway's own refusal in JSON: the call fails with it, the login is kept.
+        (403, '{"error": "blocked by policy"}', "application/json"),
     ],
-    ids=["proxy-403", "proxy-413", "json-without-tokens"],
+    ids=["proxy-403", "proxy-413", "json-without-tokens", "gateway-json-403"],
 )
 def test_a_renewal_answered_by_a_page_not_the_services_keeps_the_login(
     served: str,
@@ -1698,7 +1700,8 @@ def test_a_renewal_answered_by_a_page_not_the_services_keeps_the_login(
     saw the token (diff review); JSON holding no tokens was kept as tokens. The renewal reads
     answers by the same rule as every call and the log-in."""
     _as(browser, served, "carrier")
-    assert browser.execute_async_script(RENEWAL, status, page, media_type) == ["offline", True]
+    said = "problem 403" if media_type == "application/json" and status == 403 else "offline"
+    assert browser.execute_async_script(RENEWAL, status, page, media_type) == [said, True]
 
 
 CALLS = """

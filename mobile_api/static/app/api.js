@@ -117,11 +117,10 @@ async function renew(used) {
   // A renewal carries no body a proxy could find too large: its 413 page is no refusal.
   if (body === null && !response.ok) throw new Offline('not the service');
   if (!response.ok) {
-    // Refused (the token is spent, revoked or expired): log in again. A busy or failing
-    // server (429, 5xx) refused nothing: the tokens stay, and the next call tries again.
-    if (response.status < 500 && response.status !== 429) {
-      if (await replaceTokens(tokens.refresh, null)) loginEnded();
-    }
+    // The service refuses a token spent, revoked or expired with a 401: log in again. Any
+    // other answer refused nothing of the login (a busy server's 429 or 5xx, a gateway's own
+    // 403 in JSON): the tokens stay, and the next call tries again.
+    if (response.status === 401 && (await replaceTokens(tokens.refresh, null))) loginEnded();
     throw new Problem(response.status, body);
   }
   const renewed = tokensIn(body);
@@ -189,9 +188,8 @@ async function exchange(path, { method = 'GET', json, form, signal } = {}) {
         await refresh(tokens.access);
       } catch (error) {
         if (!(error instanceof Problem)) throw new Offline(String(error));
-        // A refused renewal ends the login: this call's own answer (401) stands, whatever the
-        // renewal was answered; a busy server's answer (429, 5xx) says to try again later.
-        if (error.status < 500 && error.status !== 429) throw new Problem(401, error.body);
+        // A renewal refused (401) ended the login: this call's own answer (401) stands; any
+        // other answer to it is the call's answer (a busy server's says to try again later).
         throw error;
       }
       continue;
