@@ -120,7 +120,7 @@ async def answered_by(port: int, connections: int) -> list[int]:
     opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
     pids = []
     for reader, writer in opened:
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = (await reader.readuntil(b"\r\n\r\n")).decode().lower().split("\r\n")
         pids.append(int(next(h for h in head if h.startswith("x-worker-pid:")).split(":")[1]))
         writer.close()

@@ -64,7 +64,7 @@ def wire_name(name: str) -> str | None:
     standard's domain to ASCII: UTS #46 mapping, non-transitional, then each label not in ASCII
     as Punycode, with no IDNA 2008 check of hyphens or symbols): in lower case (full-width and
     circled letters mapped), `荣成环卫.中国` as `xn--rlrr45axjnnzo.xn--fiqs8s`, `faß.de` as
-    `xn--fa-hia.de`, `♻.example` as `xn--26h.example`, `rc--hw.example` as it is, without a
+    `xn--fa-hia.de`, a symbol's label (U+267B) as `xn--26h`, `rc--hw.example` as it is, without a
     trailing dot (of any script); None for what is no host name, and for a name holding a
     character this Python's Unicode does not know (it would compose it otherwise than a
     browser of a newer Unicode, and answer to another name)."""
