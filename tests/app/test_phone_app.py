@@ -1621,7 +1621,16 @@ def test_a_photo_answered_by_a_captive_portal_is_kept(browser: webdriver.Chrome)
         browser.execute_async_script(DROP_PHOTO, sha)
 
 
-LOGIN = """
+# How a script names what a call threw: offline, the service's refusal, or anything else.
+SAYS = """
+const says = (a, error) => error instanceof a.Offline ? 'offline'
+  : error instanceof a.Problem ? `problem ${error.status}` : `${error.name}: ${error.message}`;
+"""
+
+
+LOGIN = (
+    SAYS
+    + """
 const [done] = arguments;
 Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then(async ([a, s]) => {
   const before = JSON.stringify(await s.getKv('tokens'));
@@ -1630,12 +1639,13 @@ Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then
     await a.logIn('carrier', 'whatever');
     said = 'logged in';
   } catch (error) {
-    said = error instanceof a.Offline ? 'offline' : `${error.name}: ${error.message}`;
+    said = says(a, error);
   }
   window.fetch = window.realFetch;
   done([said, JSON.stringify(await s.getKv('tokens')) === before]);
 });
 """
+)
 
 
 @pytest.mark.parametrize("network", [PORTAL, GATEWAY], ids=["portal-200", "gateway-504"])
@@ -1649,9 +1659,12 @@ def test_a_login_answered_by_a_page_not_the_services_is_offline(
     assert browser.execute_async_script(network + LOGIN) == ["offline", True]
 
 
-# The renewal of an expired login answered by a page not the service's (an authenticating
-# proxy's or a firewall's own 403): the call is offline and the login kept.
-RENEWAL = """
+# The renewal of an expired login answered by someone not the service (an authenticating
+# proxy's or a firewall's own page, a gateway's JSON refusal): the call is offline or fails
+# with that refusal, and the login is kept.
+RENEWAL = (
+    SAYS
+    + """
 const [status, page, type, done] = arguments;
 Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then(async ([a, s]) => {
   const kept = await s.getKv('tokens');
@@ -1665,8 +1678,7 @@ Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then
     await a.call('/m/v1/catalog/categories');
     said = 'answered';
   } catch (error) {
-    said = error instanceof a.Offline ? 'offline'
-      : error instanceof a.Problem ? `problem ${error.status}` : `${error.name}: ${error.message}`;
+    said = says(a, error);
   }
   window.fetch = window.realFetch;
   const after = await s.getKv('tokens');
@@ -1674,6 +1686,7 @@ Promise.all([import('/static/app/api.js'), import('/static/app/store.js')]).then
   done([said, after !== null && after.refresh === kept.refresh]);
 });
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -1704,7 +1717,9 @@ def test_a_renewal_answered_by_a_page_not_the_services_keeps_the_login(
     assert browser.execute_async_script(RENEWAL, status, page, media_type) == [said, True]
 
 
-CALLS = """
+CALLS = (
+    SAYS
+    + """
 const [done] = arguments;
 import('/static/app/api.js').then(async (a) => {
   const said = [];
@@ -1713,15 +1728,14 @@ import('/static/app/api.js').then(async (a) => {
     try {
       said.push(JSON.stringify(await asking()));
     } catch (error) {
-      said.push(error instanceof a.Offline ? 'offline'
-        : error instanceof a.Problem ? `problem ${error.status}`
-          : `${error.name}: ${error.message}`);
+      said.push(says(a, error));
     }
   }
   window.fetch = window.realFetch;
   done(said);
 });
 """
+)
 
 
 @pytest.mark.parametrize(
