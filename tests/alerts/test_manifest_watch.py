@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mobile_api.app import create_app
-from tests.factories import World
+from tests.factories import World, event
 from tests.manifests.test_custody_rules import tag_oil
 from tests.manifests.test_manifests import (  # noqa: F401 (the fixture)
     NOW,
@@ -112,6 +112,54 @@ async def test_a_batch_handed_over_on_a_submitted_manifest_no_carrier_signed_is_
     idle = await Alert.filter(kind=alerts.IDLE_BATCH).values_list("details", flat=True)
     assert sorted(d["code"] for d in idle) == sorted(parties.body["batches"])  # type: ignore[index]
     assert await Alert.filter(kind=alerts.LEG_OVERDUE).count() == 0
+
+
+async def test_waste_scanned_over_to_the_receiver_ends_the_last_leg(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    """Both legs signed four days ago; an hour later the second carrier hands one drum to the
+    plant by scan, which never records the arrival. The waste has arrived (docs/transport.md,
+    as cancelling judges it): the carrier's last leg was overdue no more, while the plant,
+    holding a drum with no decision due, was watched by nobody (alerts review). The leg's
+    alert is not raised; the drum the carrier still holds is its overdue batch in transit;
+    the plant's drum is idle a week after the handover, the plant's alert."""
+    start = NOW - timedelta(days=4)
+    parties.body["batches"] = codes = await drums_tagged(client, world, start - timedelta(hours=1))
+    mid = (await call(client, world, "maker", "", parties.body)).json()["id"]
+    assert (await sign_producer(client, world, mid, start)).status_code == 200
+    for seq, who in ((1, "carrier"), (2, "second")):
+        signed = await sign_leg(client, world, mid, seq, who, start + timedelta(minutes=seq))
+        assert signed.status_code == 200, signed.text
+    handed = start + timedelta(hours=1)
+    given = event(
+        "handed_over",
+        codes[0],
+        to_organization_id=world.orgs["plant"].id,
+        device_time=handed.isoformat(),
+    )
+    posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
+    assert posted.status_code == 201, posted.text
+    number = (await Manifest.get(id=mid)).number
+    second, plant = world.orgs["second"].id, world.orgs["plant"].id
+
+    await alerts.refresh(now=NOW)
+    raised = await Alert.filter(acknowledged_at=None).values_list(
+        "kind", "organization_id", "subject"
+    )
+    assert [(kind, org) for kind, org, _ in raised] == [(alerts.LEG_OVERDUE, second)]
+    assert not raised[0][2].startswith(number) and raised[0][2].startswith(codes[1]), raised
+
+    week = timedelta(hours=get_settings().idle_batch_hours)
+    await alerts.refresh(now=handed + week + timedelta(minutes=1))
+    idle = await Alert.filter(kind=alerts.IDLE_BATCH).values_list("organization_id", "details")
+    # The carrier's drum is idle too, as any batch in transit on no manifest under way.
+    assert sorted((org, d["code"]) for org, d in idle) == [  # type: ignore[index]
+        (plant, codes[0]),
+        (second, codes[1]),
+    ]
+    assert await Alert.filter(kind=alerts.LEG_OVERDUE, subject__startswith=number).count() == 0
 
 
 async def client_of(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:

@@ -18,6 +18,7 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody.aggregations import is_step
 from wastetrack.custody.rules import FINAL_STATES, State, sql_list
+from wastetrack.manifests.cancelling import waste_arrived
 from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
 from wastetrack.registers.movements import storage_limit_hours, tagging_clock
 from wastetrack.rollups.facts import Fate
@@ -127,9 +128,14 @@ _HAS_STORAGE_LIMIT = (
 # watched by its manifest's alerts (leg_overdue per leg, manifest_overdue once arrived), not by
 # idle_batch: recording an arrival writes no custody event, so such a batch stays `in_transit`
 # for as long as the receiver lawfully takes to decide. A submitted manifest's batches (the
-# producer signed, the carrier not yet) have no manifest alert yet: idle_batch watches them.
-# SQL over the batch row b.
-_MANIFEST_WATCHES = "m.state = 'arrived' OR m.state LIKE 'in_transit_leg_%'"
+# producer signed, the carrier not yet) have no manifest alert yet: idle_batch watches them;
+# so it does those of a manifest whose waste reached its receiver by scan, the arrival not
+# recorded (`waste_arrived`): no leg is overdue then, and no decision is due yet — each batch
+# is its holder's to move on (the receiver's to record the arrival of), or a carrier's still
+# in transit. SQL over the manifest row m.
+_MANIFEST_WATCHES = (
+    f"m.state = 'arrived' OR (m.state LIKE 'in_transit_leg_%' AND NOT {waste_arrived('m')})"
+)
 
 
 def _on_a_manifest(states: str) -> str:
@@ -248,10 +254,11 @@ _RULES: dict[str, str] = {
         JOIN (SELECT o.id, r.path AS region_path_ FROM organization o
               JOIN region r ON r.id = o.region_id) o ON o.id = d.port_id
         WHERE jsonb_array_length(d.flags) > 0""",
-    # A signed manifest leg whose next step (the next leg's signature, or the receiver's
-    # arrival) has not come within the expected hours of its handover; and a batch in transit
-    # as long on no manifest under way (`_ON_MANIFEST_UNDER_WAY`), with
-    # the plate of its latest step (not a correction's, nor an undone aggregation's).
+    # A signed manifest leg whose next step (the next leg's signature, or the waste's arrival at
+    # the receiver, recorded or by scan: `waste_arrived`) has not come within the expected
+    # hours of its handover; and a batch in transit as long on no manifest under way
+    # (`_ON_MANIFEST_UNDER_WAY`), with the plate of its latest step (not a correction's, nor
+    # an undone aggregation's).
     # Cleared (see _clear_resolved) once the step comes. A batch's subject carries the moment
     # its journey began, so a batch overdue again on a later journey raises a new alert (one
     # subject holds one alert).
@@ -264,7 +271,7 @@ _RULES: dict[str, str] = {
         LEFT JOIN manifest_leg n ON n.manifest_id = l.manifest_id AND n.seq = l.seq + 1
         WHERE l.handover_at IS NOT NULL AND m.state <> '{MANIFEST_CANCELLED}'
           AND l.handover_at + make_interval(hours => $3::int) < $2
-          AND CASE WHEN n.id IS NULL THEN m.arrived_at IS NULL ELSE n.signed_at IS NULL END
+          AND CASE WHEN n.id IS NULL THEN NOT {waste_arrived("m")} ELSE n.signed_at IS NULL END
       UNION ALL
         SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
                b.holder_id, b.region_path, $2,
