@@ -160,15 +160,32 @@ async def test_the_link_shows_both_ways_on_scan_and_public_pages(
     assert remainder["code"] in page.text and "拒收部分" in page.text
 
 
-async def test_a_stated_refused_mass_wins_and_nothing_left_makes_no_remainder(
+async def test_a_stated_refused_mass_wins_and_a_partial_acceptance_refuses_a_part(
     client: httpx.AsyncClient, world: World
 ) -> None:
+    """A partial acceptance weighed at or above the 3.5 kg declared, no part stated, refused
+    nothing: it was kept as `partially_accepted` with no remainder, a receipt saying part was
+    refused of a batch received whole (custody review). It is a 422 naming `weight_kg` (an
+    acceptance says so), nothing written; stating the part refused splits it off."""
     stated = await _delivered(client, world)
     await _receive_in_part(client, world, stated, "2.0", refused_kg="1.2")
     assert Decimal((await _remainder_of(client, world, stated))["quantity"]) == Decimal("1.2")
     heavier = await _delivered(client, world)
-    await _receive_in_part(client, world, heavier, "3.6")
-    assert (await _batch(client, world, "clinic", heavier))["remainders"] == []
+    for weight in ("3.5", "3.6"):
+        response = await post_event(client, world, "facility", _partial(heavier, weight))
+        assert (response.status_code, response.json()["field"]) == (422, "weight_kg")
+        assert "refuses nothing" in response.json()["detail"]
+    assert (await _batch(client, world, "clinic", heavier))["state"] == "in_transit"
+    await _receive_in_part(client, world, heavier, "3.6", refused_kg="0.4")
+    assert Decimal((await _remainder_of(client, world, heavier))["quantity"]) == Decimal("0.4")
+    # Corrected so, a partial receipt refuses nothing either: its part stays as it was.
+    weighed = await _delivered(client, world)
+    receipt = await _receive_in_part(client, world, weighed, "2.0")
+    fix = event("corrected", weighed, minutes=70, corrects=receipt["event_id"], weight_kg="3.5")
+    response = await post_event(client, world, "facility", fix)
+    assert (response.status_code, response.json()["field"]) == (422, "weight_kg")
+    assert "correct the outcome to accepted" in response.json()["detail"]
+    assert Decimal((await _remainder_of(client, world, weighed))["quantity"]) == Decimal("1.5")
 
 
 async def test_refused_kg_belongs_to_a_partial_acceptance_only(

@@ -67,7 +67,10 @@ def refused_kg(
     its `outcome`);
     a correction that leaves a partial receipt recorded before this rule partial (`field`
     None) refuses no part, as it did. A partial acceptance weighed at 0 kg accepts nothing: it
-    is refused naming `weight_kg` (a rejection says so), whether received or corrected so."""
+    is refused naming `weight_kg` (a rejection says so), whether received or corrected so;
+    weighed at or above the declaration with no part stated it refuses nothing, and is refused
+    naming `weight_kg` too (an acceptance says so), else the log would keep a receipt that
+    says part was refused of a batch received whole."""
     if outcome != Outcome.partially_accepted:
         return None
     if weight_kg is not None and Decimal(weight_kg) == 0:
@@ -98,7 +101,19 @@ def refused_kg(
             " reject the batch whole",
             field=field,
         )
-    return part_refused(declared, weight_kg)
+    refused = part_refused(declared, weight_kg)
+    if refused is None:
+        instead = (
+            "accept the batch, or state the part refused (refused_kg)"
+            if field == "refused_kg"
+            else "correct the outcome to accepted"
+        )
+        raise ValidationFailed(
+            f"{batch.code} weighed at {weight_kg} kg, at or above the {declared} kg declared:"
+            f" a partial acceptance of it refuses nothing; {instead}",
+            field="weight_kg",
+        )
+    return refused
 
 
 def part_refused(declared: Decimal, weight_kg: Decimal | str | None) -> Decimal | None:
