@@ -8,6 +8,7 @@ from mobile_api import media
 from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, require
 from mobile_api.presenters import link_next
+from mobile_api.tables import download
 from schemas.audit import AuditEntryRead, AuditPage
 from schemas.base import Id
 from wastetrack.audit import service as audit
@@ -15,7 +16,6 @@ from wastetrack.auth.models import Role
 from wastetrack.changes.models import START, Position
 from wastetrack.changes.paging import decode_cursor, encode_cursor
 from wastetrack.core.commands import ascii_digits
-from wastetrack.core.exports import to_csv
 from wastetrack.core.principal import Principal
 
 router = Router(prefix="/m/v1", tags=["audit"])
@@ -89,9 +89,8 @@ async def export_audit(
         subject_type=subject_type,
         actor=actor,
     )
-    headers = {"Content-Disposition": 'attachment; filename="audit.csv"'}
-    answer = Response(
-        to_csv(audit.CSV_HEADERS, rows), media_type="text/csv; charset=utf-8", headers=headers
+    answer = await download(
+        audit.CSV_HEADERS, rows, filename="audit.csv", sheet="audit", format="csv"
     )
     if more is not None:
         link_next(request, answer, after=encode_cursor(more))

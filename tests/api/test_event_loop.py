@@ -3,12 +3,22 @@ coroutine, so none of them costs a hop through the thread pool on each request (
 plain function there). CPU-heavy steps go off the loop explicitly, with asyncio.to_thread."""
 
 import inspect
+import re
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+
+from mobile_api import tables
+from tests.factories import World
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
@@ -52,3 +62,35 @@ def test_every_endpoint_and_dependency_runs_on_the_event_loop(app: FastAPI) -> N
         if not _is_coroutine(call)
     }
     assert not offenders, sorted(offenders)
+
+
+def test_table_files_are_written_by_one_mechanism() -> None:
+    """A CSV or XLSX file is written by `mobile_api.tables.download`, in a thread: the audit
+    CSV (up to 100,000 entries) was encoded on the event loop, stalling every request of its
+    worker meanwhile (exports review). No other module calls the writers."""
+    writers = re.compile(r"\bto_(csv|xlsx)\b")
+    callers = {
+        str(path.relative_to(ROOT))
+        for folder in ("mobile_api", "wastetrack")
+        for path in (ROOT / folder).rglob("*.py")
+        if writers.search(path.read_text(encoding="utf-8"))
+    }
+    assert callers == {"mobile_api/tables.py", "wastetrack/core/exports.py"}
+
+
+async def test_the_audit_file_is_written_off_the_event_loop(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = threading.get_ident()
+    seen: list[int] = []
+    real = tables.to_csv
+
+    def spy(*args: Any, **kwargs: Any) -> bytes:
+        seen.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tables, "to_csv", spy)
+    got = await client.get("/m/v1/audit.csv", headers=world.headers("admin"))
+    assert got.status_code == 200, got.text
+    assert got.headers["content-disposition"] == 'attachment; filename="audit.csv"'
+    assert seen and loop not in seen
