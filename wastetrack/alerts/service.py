@@ -18,7 +18,6 @@ from wastetrack.core.principal import Principal
 from wastetrack.core.settings import Settings, get_settings
 from wastetrack.custody.aggregations import is_step
 from wastetrack.custody.rules import FINAL_STATES, State, sql_list
-from wastetrack.manifests.cancelling import waste_arrived
 from wastetrack.manifests.models import CANCELLED as MANIFEST_CANCELLED
 from wastetrack.registers.movements import storage_limit_hours, tagging_clock
 from wastetrack.rollups.facts import Fate
@@ -129,12 +128,18 @@ _HAS_STORAGE_LIMIT = (
 # idle_batch: recording an arrival writes no custody event, so such a batch stays `in_transit`
 # for as long as the receiver lawfully takes to decide. A submitted manifest's batches (the
 # producer signed, the carrier not yet) have no manifest alert yet: idle_batch watches them;
-# so it does those of a manifest whose waste reached its receiver by scan, the arrival not
-# recorded (`waste_arrived`): no leg is overdue then, and no decision is due yet — each batch
-# is its holder's to move on (the receiver's to record the arrival of), or a carrier's still
-# in transit. SQL over the manifest row m.
+# so it does a batch the receiver holds, handed over by scan, the arrival not recorded: no
+# leg waits for it (`_LEG_CARRIER_HOLDS`), no decision is due, and it is the receiver's to
+# record the arrival of. SQL over the manifest row m and the batch row b.
 _MANIFEST_WATCHES = (
-    f"m.state = 'arrived' OR (m.state LIKE 'in_transit_leg_%' AND NOT {waste_arrived('m')})"
+    "m.state = 'arrived'"
+    " OR (m.state LIKE 'in_transit_leg_%' AND b.holder_id IS DISTINCT FROM m.receiver_id)"
+)
+# Whether the carrier of the manifest leg l still holds any of the manifest m's batches, which
+# it delivers on its leg; read per listed code, by the batch's code index. SQL.
+_LEG_CARRIER_HOLDS = (
+    "EXISTS (SELECT 1 FROM jsonb_array_elements_text(m.batch_codes) AS c(code)"
+    " JOIN batch h ON h.code = c.code WHERE h.holder_id = l.carrier_id)"
 )
 
 
@@ -254,9 +259,10 @@ _RULES: dict[str, str] = {
         JOIN (SELECT o.id, r.path AS region_path_ FROM organization o
               JOIN region r ON r.id = o.region_id) o ON o.id = d.port_id
         WHERE jsonb_array_length(d.flags) > 0""",
-    # A signed manifest leg whose next step (the next leg's signature, or the waste's arrival at
-    # the receiver, recorded or by scan: `waste_arrived`) has not come within the expected
-    # hours of its handover; and a batch in transit as long on no manifest under way
+    # A signed manifest leg whose next step (the next leg's signature; the last leg's, the
+    # arrival recorded, or its carrier holding none of the waste, all handed over to the
+    # receiver by scan: `_LEG_CARRIER_HOLDS`) has not come within the expected hours of its
+    # handover; and a batch in transit as long on no manifest under way
     # (`_ON_MANIFEST_UNDER_WAY`), with the plate of its latest step (not a correction's, nor
     # an undone aggregation's).
     # Cleared (see _clear_resolved) once the step comes. A batch's subject carries the moment
@@ -271,7 +277,8 @@ _RULES: dict[str, str] = {
         LEFT JOIN manifest_leg n ON n.manifest_id = l.manifest_id AND n.seq = l.seq + 1
         WHERE l.handover_at IS NOT NULL AND m.state <> '{MANIFEST_CANCELLED}'
           AND l.handover_at + make_interval(hours => $3::int) < $2
-          AND CASE WHEN n.id IS NULL THEN NOT {waste_arrived("m")} ELSE n.signed_at IS NULL END
+          AND CASE WHEN n.id IS NULL THEN m.arrived_at IS NULL AND {_LEG_CARRIER_HOLDS}
+                   ELSE n.signed_at IS NULL END
       UNION ALL
         SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
                b.holder_id, b.region_path, $2,

@@ -14,22 +14,6 @@ from wastetrack.manifests.models import CANCELLED, Manifest, ManifestRevision
 from wastetrack.manifests.queries import open_for_action
 
 
-def waste_arrived(m: str) -> str:
-    """SQL over the manifest row `m`: whether its waste has arrived — its arrival is recorded,
-    or, its producer and every leg signed, the receiver holds any of its batches (the last
-    carrier handed them over by scan, the arrival not yet recorded). A draft's batches are
-    with their producer, which may be the receiver itself. `cancel` judges the same rule on
-    the batches it locks; the alert rounds read it here (the last leg's `leg_overdue` ends,
-    and the batches are no longer the manifest's to watch)."""
-    return (
-        f"({m}.arrived_at IS NOT NULL OR ({m}.producer_signed_at IS NOT NULL"
-        f" AND NOT EXISTS (SELECT 1 FROM manifest_leg g WHERE g.manifest_id = {m}.id"
-        " AND g.signed_at IS NULL)"
-        f" AND EXISTS (SELECT 1 FROM batch h WHERE {m}.batch_codes ? h.code"
-        f" AND h.holder_id = {m}.receiver_id)))"
-    )
-
-
 async def cancel(*, principal: Principal, manifest_id: int, reason: str) -> Manifest:
     """Cancel the manifest with a reason; its pending revisions are withdrawn."""
     manifest = await open_for_action(principal=principal, manifest_id=manifest_id)
@@ -44,11 +28,10 @@ async def cancel(*, principal: Principal, manifest_id: int, reason: str) -> Mani
             "the manifest has arrived: its receiver decides (a rejection sends the batches back)",
             field="manifest_id",
         )
-    # Waste the manifest took to its receiver has arrived, recorded or not (`waste_arrived`):
-    # void, the manifest would leave it at a facility with no decision to take it in or send it
-    # back. It takes waste there once its producer and every leg have signed
-    # (`on_signed_manifest`); a draft's batches are with their producer, which may be the
-    # receiver itself. Locked (the manifest
+    # Waste the manifest took to its receiver has arrived, recorded or not: void, the manifest
+    # would leave it at a facility with no decision to take it in or send it back. It takes
+    # waste there once its producer and every leg have signed (`on_signed_manifest`); a draft's
+    # batches are with their producer, which may be the receiver itself. Locked (the manifest
     # first, then its batches, as an arrival does): a hand-over scanned at the same moment
     # comes first and is seen here, or waits and finds the manifest cancelled.
     delivering = manifest.producer_signed_at is not None and all(
