@@ -109,8 +109,8 @@ def refused_kg(
             else "correct the outcome to accepted"
         )
         raise ValidationFailed(
-            f"{batch.code} weighed at {weight_kg} kg, at or above the {declared} kg declared:"
-            f" a partial acceptance of it refuses nothing; {instead}",
+            f"{batch.code} weighed at {weight_kg} kg of the {declared} kg declared leaves no"
+            f" part refused: a partial acceptance of it refuses nothing; {instead}",
             field="weight_kg",
         )
     return refused
