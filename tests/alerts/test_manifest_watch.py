@@ -181,6 +181,32 @@ async def test_the_last_leg_ends_when_its_carrier_has_handed_every_drum_over(
     assert [i for i in idle if i[2] in codes] == [(alerts.IDLE_BATCH, plant, codes[0])]
 
 
+async def test_the_last_leg_stands_while_drums_are_with_an_earlier_carrier(
+    client: httpx.AsyncClient,
+    world: World,
+    parties: Parties,  # noqa: F811 (the fixture)
+) -> None:
+    """The last carrier scans both drums over to the first leg's carrier (custody lets any of
+    the manifest's carriers take them): the waste has not arrived. Read as "its carrier
+    holds none", the leg's alert cleared and nothing watched the drums (diff review); the
+    leg's alert stands."""
+    start = NOW - timedelta(days=6)
+    mid, codes = await _on_the_last_leg(client, world, parties, start)
+    number = (await Manifest.get(id=mid)).number
+    for code in codes:
+        given = event(
+            "handed_over",
+            code,
+            to_organization_id=world.orgs["carrier"].id,
+            device_time=(NOW - timedelta(hours=2)).isoformat(),
+        )
+        posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
+        assert posted.status_code == 201, posted.text
+    await alerts.refresh(now=NOW)
+    standing = [(a.kind, a.subject) for a in await _standing()]
+    assert (alerts.LEG_OVERDUE, f"{number}:2") in standing
+
+
 async def _standing() -> list[Alert]:
     """The alerts whose condition lasts (a cleared one says when it cleared)."""
     return [a for a in await Alert.all().order_by("id") if "cleared_at" not in a.details]

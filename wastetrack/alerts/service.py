@@ -129,17 +129,18 @@ _HAS_STORAGE_LIMIT = (
 # for as long as the receiver lawfully takes to decide. A submitted manifest's batches (the
 # producer signed, the carrier not yet) have no manifest alert yet: idle_batch watches them;
 # so it does a batch the receiver holds, handed over by scan, the arrival not recorded: no
-# leg waits for it (`_LEG_CARRIER_HOLDS`), no decision is due, and it is the receiver's to
-# record the arrival of. SQL over the manifest row m and the batch row b.
+# leg waits for it (`_AWAY_FROM_THE_RECEIVER`), no decision is due, and it is the receiver's
+# to record the arrival of. SQL over the manifest row m and the batch row b.
 _MANIFEST_WATCHES = (
     "m.state = 'arrived'"
     " OR (m.state LIKE 'in_transit_leg_%' AND b.holder_id IS DISTINCT FROM m.receiver_id)"
 )
-# Whether the carrier of the manifest leg l still holds any of the manifest m's batches, which
-# it delivers on its leg; read per listed code, by the batch's code index. SQL.
-_LEG_CARRIER_HOLDS = (
+# Whether any of the manifest m's batches is away from its receiver (with any of its carriers,
+# which may hand drums among themselves, every leg signed): the batches `_MANIFEST_WATCHES`
+# leaves to its last leg. Read per listed code, by the batch's code index. SQL.
+_AWAY_FROM_THE_RECEIVER = (
     "EXISTS (SELECT 1 FROM jsonb_array_elements_text(m.batch_codes) AS c(code)"
-    " JOIN batch h ON h.code = c.code WHERE h.holder_id = l.carrier_id)"
+    " JOIN batch h ON h.code = c.code WHERE h.holder_id IS DISTINCT FROM m.receiver_id)"
 )
 
 
@@ -260,11 +261,10 @@ _RULES: dict[str, str] = {
               JOIN region r ON r.id = o.region_id) o ON o.id = d.port_id
         WHERE jsonb_array_length(d.flags) > 0""",
     # A signed manifest leg whose next step (the next leg's signature; the last leg's, the
-    # arrival recorded, or its carrier holding none of the waste, all handed over to the
-    # receiver by scan: `_LEG_CARRIER_HOLDS`) has not come within the expected hours of its
-    # handover; and a batch in transit as long on no manifest under way
-    # (`_ON_MANIFEST_UNDER_WAY`), with the plate of its latest step (not a correction's, nor
-    # an undone aggregation's).
+    # arrival recorded, or every batch handed over to the receiver by scan:
+    # `_AWAY_FROM_THE_RECEIVER`) has not come within the expected hours of its handover; and
+    # a batch in transit as long on no manifest under way (`_ON_MANIFEST_UNDER_WAY`), with the
+    # plate of its latest step (not a correction's, nor an undone aggregation's).
     # Cleared (see _clear_resolved) once the step comes. A batch's subject carries the moment
     # its journey began, so a batch overdue again on a later journey raises a new alert (one
     # subject holds one alert).
@@ -277,7 +277,7 @@ _RULES: dict[str, str] = {
         LEFT JOIN manifest_leg n ON n.manifest_id = l.manifest_id AND n.seq = l.seq + 1
         WHERE l.handover_at IS NOT NULL AND m.state <> '{MANIFEST_CANCELLED}'
           AND l.handover_at + make_interval(hours => $3::int) < $2
-          AND CASE WHEN n.id IS NULL THEN m.arrived_at IS NULL AND {_LEG_CARRIER_HOLDS}
+          AND CASE WHEN n.id IS NULL THEN m.arrived_at IS NULL AND {_AWAY_FROM_THE_RECEIVER}
                    ELSE n.signed_at IS NULL END
       UNION ALL
         SELECT $1, b.code || ':' || extract(epoch FROM b.last_device_time)::bigint, b.id,
