@@ -186,6 +186,18 @@ async def test_a_stated_refused_mass_wins_and_a_partial_acceptance_refuses_a_par
     assert (response.status_code, response.json()["field"]) == (422, "weight_kg")
     assert "correct the outcome to accepted" in response.json()["detail"]
     assert Decimal((await _remainder_of(client, world, weighed))["quantity"]) == Decimal("1.5")
+    # An acceptance corrected into a partial one at its weight: the refusal says what to do
+    # (it told the user to correct the outcome to accepted, as it was: diff review).
+    whole = await _delivered(client, world)
+    taken = event("received", whole, minutes=60, outcome="accepted", weight_kg="3.6")
+    receipt = await post_event(client, world, "facility", taken)
+    assert receipt.status_code == 201, receipt.text
+    fix = event(
+        "corrected", whole, minutes=70, corrects=receipt.json()["event_id"], reason="two bags torn"
+    )
+    response = await post_event(client, world, "facility", {**fix, "outcome": "partially_accepted"})
+    assert (response.status_code, response.json()["field"]) == (422, "weight_kg")
+    assert "leave the outcome as it is" in response.json()["detail"]
 
 
 async def test_refused_kg_belongs_to_a_partial_acceptance_only(

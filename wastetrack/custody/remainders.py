@@ -103,11 +103,10 @@ def refused_kg(
         )
     refused = part_refused(declared, weight_kg)
     if refused is None:
-        instead = (
-            "accept the batch, or state the part refused (refused_kg)"
-            if field == "refused_kg"
-            else "correct the outcome to accepted"
-        )
+        instead = {
+            "refused_kg": "accept the batch, or state the part refused (refused_kg)",
+            "outcome": "leave the outcome as it is, or correct weight_kg to what was accepted",
+        }.get(field or "", "correct the outcome to accepted")
         raise ValidationFailed(
             f"{batch.code} weighed at {weight_kg} kg of the {declared} kg declared leaves no"
             f" part refused: a partial acceptance of it refuses nothing; {instead}",
