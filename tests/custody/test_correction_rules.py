@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.custody.helpers import collect, post_event, tag_bag
-from tests.factories import World, event, medical_bag
+from tests.custody.helpers import as_superuser_without_triggers, collect, post_event, tag_bag
+from tests.factories import NOW, World, event, medical_bag
 from wastetrack.batches import tagging
 from wastetrack.batches.models import Batch
+from wastetrack.core.timefmt import local_time
 from wastetrack.custody.models import CustodyEvent
 from wastetrack.registry import service as registry
 
@@ -674,3 +675,29 @@ async def test_a_recorder_that_no_longer_sees_the_batch_is_not_told_its_state(
     # Whoever sees the batch is told, as for any event: the region's manager.
     managed = await _post(client, world, "manager", _fix(code, receipt, 81, note="seen"))
     assert managed["state"] == "in_transit"
+
+
+async def test_a_tagging_moved_past_its_next_steps_recording_is_refused_on_the_city_clock(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A tagging time corrected to after the server recorded the bag's collection is refused
+    naming that moment on the city's clock, as every refusal prints one (`timefmt`): it was
+    the database's UTC text, a day earlier than the city's past 16:00 UTC (dates review)."""
+    bag = await tag_bag(client, world, carrier_organization_id=world.orgs["carrier"].id)
+    code = bag["code"]
+    await collect(client, world, code)
+    recorded = NOW - timedelta(minutes=100)
+    await as_superuser_without_triggers(
+        (
+            "UPDATE custody_event SET server_time = $1 WHERE seq = 2"
+            " AND batch_id = (SELECT id FROM batch WHERE code = $2)",
+            [recorded, code],
+        )
+    )
+    tagged = (
+        await client.get(f"/m/v1/batches/{code}/events", headers=world.headers("clinic"))
+    ).json()[0]["id"]
+    later = (recorded + timedelta(minutes=10)).isoformat()
+    refused = await post_event(client, world, "clinic", _fix(code, tagged, 30, event_time=later))
+    assert (refused.status_code, refused.json()["field"]) == (422, "event_time"), refused.text
+    assert f"({local_time(recorded, 'Asia/Shanghai')}, city time)" in refused.json()["detail"]

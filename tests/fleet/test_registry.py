@@ -1,6 +1,7 @@
 """A carrier's fleet over HTTP: vehicles and drivers registered, validated, changed, retired;
 only the carrier's own users (and admins) manage it, managers read their region's."""
 
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
@@ -8,6 +9,9 @@ import pytest
 
 from tests.factories import World, make_user
 from wastetrack.auth.models import Role
+from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.timefmt import local_time
+from wastetrack.fleet.plates import plate_for_carriage
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
 
@@ -261,3 +265,23 @@ async def test_a_retired_driver_is_no_vehicles_driver(
         and e["before"]["driver_id"] == driver_id
         for e in audit.json()["entries"]
     )
+
+
+async def test_a_retired_vehicle_is_refused_naming_the_moment_on_the_city_clock(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """A carriage in a vehicle retired before it names the carriage's moment as the city reads
+    it, not in whatever offset the phone sent (dates review)."""
+    await register(client, world)
+    retired = await client.delete("/m/v1/vehicles/鲁K12345", headers=world.headers("carrier"))
+    assert retired.status_code == 200, retired.text
+    at = datetime.fromisoformat(retired.json()["retired_at"]) + timedelta(minutes=5)
+    with pytest.raises(ValidationFailed) as refused:
+        await plate_for_carriage(
+            organization_id=world.orgs["carrier"].id,
+            plate="鲁K12345",
+            rule=None,
+            at=at.astimezone(timezone(timedelta(hours=-5))),
+            timezone="Asia/Shanghai",
+        )
+    assert f"before {local_time(at, 'Asia/Shanghai')}, city time" in refused.value.detail

@@ -1150,3 +1150,24 @@ async def test_each_party_walks_the_manifests_it_is_party_to_once_each_newest_fi
             for mid in (both, twice, in_town, alone)
         ]
         assert lookups == [200 if mid in ids else 404 for mid in (both, twice, in_town, alone)]
+
+
+async def test_a_leg_signed_before_the_producers_handover_names_it_on_the_city_clock(
+    client: httpx.AsyncClient, world: World, parties: Parties
+) -> None:
+    """The refusal named the producer's handover as the database's UTC text with microseconds,
+    a day earlier than the city's past 16:00 UTC; it prints it as the arrival's refusal does,
+    the city's time to the minute (dates review)."""
+    made = await call(client, world, "maker", "", parties.body)
+    assert made.status_code == 201, made.text
+    handed = NOW - timedelta(hours=2)
+    assert (await sign_producer(client, world, made.json()["id"], handed)).status_code == 200
+    early = await call(
+        client,
+        world,
+        "carrier",
+        f"/{made.json()['id']}/legs/1/sign",
+        {"handover_at": (NOW - timedelta(hours=5)).isoformat(), "handover_place": "厂区"},
+    )
+    assert (early.status_code, early.json()["field"]) == (422, "handover_at"), early.text
+    assert f"({local_time(handed, 'Asia/Shanghai')}, city time)" in early.json()["detail"]

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from wastetrack.core import cityday
 from wastetrack.core.errors import ValidationFailed
+from wastetrack.core.timefmt import local_time
 from wastetrack.fleet.models import Vehicle
 
 # 机动车号牌 (GA 36): province abbreviation, issuing-office letter (no I or O), then five
@@ -90,7 +91,9 @@ async def plate_for_carriage(
             f"{normalized} is not a registered vehicle of the carrier", field=field
         )
     if vehicle.retired_at is not None and vehicle.retired_at <= at:
-        raise ValidationFailed(f"{normalized} was retired before {at.isoformat()}", field=field)
+        raise ValidationFailed(
+            f"{normalized} was retired before {local_time(at, timezone)}, city time", field=field
+        )
     on = cityday.local_date(at, timezone)
     if rule == HAZARDOUS_LICENCE and (
         vehicle.hazardous_licence_expires is None or vehicle.hazardous_licence_expires < on
