@@ -31,7 +31,7 @@ from wastetrack.custody import recorder
 from wastetrack.webhooks import service as webhooks
 from wastetrack.webhooks.dispatcher import dispatch_once
 from wastetrack.webhooks.enqueuing import enqueue
-from wastetrack.webhooks.models import WebhookDelivery, WebhookSubscription
+from wastetrack.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from wastetrack.webhooks.pace import Pace
 from wastetrack.webhooks.service import masked_url
 
@@ -652,3 +652,59 @@ async def test_a_webhooks_deliveries_page_on_past_32_bit_ids(
         found = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers.get("Link", ""))
         url = found[1] if found else None
     assert ids == sorted(stored, reverse=True)
+
+
+async def test_enabling_an_active_subscription_mid_round_keeps_the_rounds_outcome(
+    client: httpx.AsyncClient,
+    world: World,
+    settings: Settings,
+    sender: aiohttp.ClientSession,
+) -> None:
+    """The receiver answers 200 while its owner presses enable on the active subscription:
+    enable reset every pending delivery's next attempt, the round's lease with it, so the 200
+    was not saved and the event was sent again (webhooks review). Enabling an active
+    subscription changes nothing."""
+    seen = asyncio.Event()
+    release = asyncio.Event()
+    ids: list[str] = []
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        for line in head.split("\r\n"):
+            if line.lower().startswith("webhook-id:"):
+                ids.append(line.split(":", 1)[1].strip())
+        seen.set()
+        if len(ids) == 1:
+            await release.wait()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(receiver, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hook = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    await tag_bag(client, world)
+    patient = settings.model_copy(update={"webhooks_timeout_seconds": 60})
+    async with server:
+        round_ = asyncio.create_task(dispatch_once(settings=patient, client=sender))
+        try:
+            await asyncio.wait_for(seen.wait(), 20)
+            enabled = await client.post(
+                f"/m/v1/webhooks/{hook['id']}/enable", headers=world.headers("manager")
+            )
+            assert enabled.status_code == 200, enabled.text
+        finally:
+            release.set()
+            await round_
+        (after_round,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+        await drain(patient, sender)
+
+    (delivery,) = await WebhookDelivery.filter(subscription_id=hook["id"])
+    assert delivery.status == DeliveryStatus.delivered and delivery.attempts == 1
+    assert (after_round.status, len(ids)) == (DeliveryStatus.delivered, 1), (
+        f"answered 200, then {after_round.status.value} after the round;"
+        f" one event sent {len(ids)} times: {ids}"
+    )
+    assert len(ids) == 1, f"one event sent {len(ids)} times: {ids}"

@@ -385,10 +385,15 @@ async def delete_subscription(*, principal: Principal, subscription_id: int) -> 
 
 async def enable_subscription(*, principal: Principal, subscription_id: int) -> WebhookSubscription:
     """Re-enable a disabled subscription; its waiting deliveries are tried again at once, and
-    the next round enqueues the changes since it was disabled (its cursor waited)."""
+    the next round enqueues the changes since it was disabled (its cursor waited). An active
+    one is left as it is: its deliveries may be leased by a round under way, whose outcomes
+    are saved only while the lease is the round's (`sending`), so resetting their next
+    attempt would drop a receiver's 200 and send the event again; their back-off stands."""
     subscription = await get_subscription(
         principal=principal, subscription_id=subscription_id, for_update=True
     )
+    if subscription.active:
+        return subscription
     now = datetime.now(UTC)
     before = _snapshot(subscription)
     subscription.active = True
