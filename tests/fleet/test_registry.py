@@ -10,7 +10,7 @@ import pytest
 from tests.factories import World, make_user
 from wastetrack.auth.models import Role
 from wastetrack.core.errors import ValidationFailed
-from wastetrack.core.timefmt import local_time
+from wastetrack.core.timefmt import local_limit
 from wastetrack.fleet.plates import plate_for_carriage
 from wastetrack.registry import service as registry
 from wastetrack.registry.models import OrganizationKind
@@ -267,21 +267,23 @@ async def test_a_retired_driver_is_no_vehicles_driver(
     )
 
 
-async def test_a_retired_vehicle_is_refused_naming_the_moment_on_the_city_clock(
+async def test_a_retired_vehicle_is_refused_naming_its_retirement_on_the_city_clock(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    """A carriage in a vehicle retired before it names the carriage's moment as the city reads
-    it, not in whatever offset the phone sent (dates review)."""
+    """A carriage in a vehicle retired before it printed the carriage's moment in whatever
+    offset the phone sent, with microseconds (dates review); the refusal names when the
+    vehicle was retired, the city's time to the second."""
     await register(client, world)
     retired = await client.delete("/m/v1/vehicles/鲁K12345", headers=world.headers("carrier"))
     assert retired.status_code == 200, retired.text
-    at = datetime.fromisoformat(retired.json()["retired_at"]) + timedelta(minutes=5)
+    retired_at = datetime.fromisoformat(retired.json()["retired_at"])
     with pytest.raises(ValidationFailed) as refused:
         await plate_for_carriage(
             organization_id=world.orgs["carrier"].id,
             plate="鲁K12345",
             rule=None,
-            at=at.astimezone(timezone(timedelta(hours=-5))),
+            at=(retired_at + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=-5))),
             timezone="Asia/Shanghai",
         )
-    assert f"before {local_time(at, 'Asia/Shanghai')}, city time" in refused.value.detail
+    limit = local_limit(retired_at, "Asia/Shanghai", earliest=False)
+    assert f"retired at {limit}, city time" in refused.value.detail

@@ -3,6 +3,7 @@ revisions, the overdue alert, the PDF."""
 
 import asyncio
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from wastetrack.batches.models import Batch
 from wastetrack.calendar import service as calendar
 from wastetrack.core import codes
 from wastetrack.core.settings import Settings
-from wastetrack.core.timefmt import local_time
+from wastetrack.core.timefmt import local_limit, local_time
 from wastetrack.custody import repository
 from wastetrack.manifests.models import Manifest, ManifestDiscrepancy, ManifestRevision
 from wastetrack.manifests.receiving import decision_due, settle_deadlines
@@ -1152,22 +1153,42 @@ async def test_each_party_walks_the_manifests_it_is_party_to_once_each_newest_fi
         assert lookups == [200 if mid in ids else 404 for mid in (both, twice, in_town, alone)]
 
 
-async def test_a_leg_signed_before_the_producers_handover_names_it_on_the_city_clock(
+def _printed_limit(detail: str) -> datetime:
+    """The moment a refusal prints as its limit, read on the city's clock."""
+    found = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d), city time", detail)
+    assert found, detail
+    printed = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S")
+    return printed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+async def test_a_handover_or_arrival_too_early_names_its_limit_on_the_city_clock(
     client: httpx.AsyncClient, world: World, parties: Parties
 ) -> None:
-    """The refusal named the producer's handover as the database's UTC text with microseconds,
-    a day earlier than the city's past 16:00 UTC; it prints it as the arrival's refusal does,
-    the city's time to the minute (dates review)."""
+    """A leg signed before the previous handover, an arrival before the last, are refused
+    naming the limit they crossed: it was the database's UTC text with microseconds, a day
+    earlier than the city's after 16:00 UTC (dates review), then the city's minute, which a
+    moment seconds before the limit does not precede (diff review). The city's second,
+    rounded up: the moment printed is itself accepted."""
     made = await call(client, world, "maker", "", parties.body)
     assert made.status_code == 201, made.text
-    handed = NOW - timedelta(hours=2)
-    assert (await sign_producer(client, world, made.json()["id"], handed)).status_code == 200
-    early = await call(
-        client,
-        world,
-        "carrier",
-        f"/{made.json()['id']}/legs/1/sign",
-        {"handover_at": (NOW - timedelta(hours=5)).isoformat(), "handover_place": "厂区"},
-    )
+    mid = made.json()["id"]
+    base = (NOW - timedelta(hours=3)).replace(second=0, microsecond=0)
+    assert (await sign_producer(client, world, mid, base)).status_code == 200
+    early = await sign_leg(client, world, mid, 1, "carrier", base - timedelta(minutes=30))
     assert (early.status_code, early.json()["field"]) == (422, "handover_at"), early.text
-    assert f"({local_time(handed, 'Asia/Shanghai')}, city time)" in early.json()["detail"]
+    assert (
+        f"({local_limit(base, 'Asia/Shanghai', earliest=True)}, city time;"
+        in (early.json()["detail"])
+    )
+    first = base + timedelta(minutes=5, seconds=50, microseconds=300)
+    assert (await sign_leg(client, world, mid, 1, "carrier", first)).status_code == 200
+    sent = base + timedelta(minutes=5, seconds=20)
+    refused = await sign_leg(client, world, mid, 2, "second", sent)
+    assert (refused.status_code, refused.json()["field"]) == (422, "handover_at"), refused.text
+    limit = _printed_limit(refused.json()["detail"])
+    assert sent < first <= limit == first.replace(microsecond=0) + timedelta(seconds=1)
+    assert (await sign_leg(client, world, mid, 2, "second", limit)).status_code == 200
+    arrival = {"arrived_at": (limit - timedelta(seconds=30)).isoformat()}
+    refused = await call(client, world, "plant", f"/{mid}/arrival", arrival)
+    assert (refused.status_code, refused.json()["field"]) == (422, "arrived_at"), refused.text
+    assert limit - timedelta(seconds=30) < _printed_limit(refused.json()["detail"])

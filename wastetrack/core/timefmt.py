@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from wastetrack.core.cityday import in_city, local_date
 
 MINUTE = "%Y-%m-%d %H:%M"
+SECOND = "%Y-%m-%d %H:%M:%S"
 
 
 def local_time(value: datetime | date | None, timezone: str | ZoneInfo, *, empty: str = "—") -> str:
@@ -28,3 +29,15 @@ def through_day(end: datetime | None, timezone: str | ZoneInfo, *, empty: str = 
     if end is None:
         return empty
     return f"{local_date(end - timedelta(microseconds=1), timezone).isoformat()} 当日止 end of day"
+
+
+def local_limit(value: datetime, timezone: str | ZoneInfo, *, earliest: bool) -> str:
+    """A limit a refused moment was judged against, as its refusal prints it: the city's time
+    to the second (the minute would print a limit the refused moment did not cross), rounded
+    so that the moment printed is itself accepted — up for the `earliest` moment allowed, down
+    for the latest."""
+    moment = in_city(value, timezone)
+    whole = moment.replace(microsecond=0)
+    if earliest and whole < moment:
+        whole += timedelta(seconds=1)
+    return whole.strftime(SECOND)

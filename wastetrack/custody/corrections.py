@@ -20,7 +20,7 @@ from wastetrack.core.errors import (
     ValidationFailed,
 )
 from wastetrack.core.reported import check_reported
-from wastetrack.core.timefmt import local_time
+from wastetrack.core.timefmt import local_limit
 from wastetrack.custody import aggregations, remainders, repository, transitions
 from wastetrack.custody.commands import EventCommand
 from wastetrack.custody.models import CustodyEvent
@@ -405,7 +405,7 @@ async def _correct_tagging(
         if first is not None and tagged_at > first:
             raise ValidationFailed(
                 f"event_time would put the tagging after the batch's next step was recorded"
-                f" ({local_time(first, work.timezone)}, city time)",
+                f" ({local_limit(first, work.timezone, earliest=False)}, city time)",
                 field="event_time",
             )
         await _check_tagged_for_on(work, batch, tagger, tagged_at)

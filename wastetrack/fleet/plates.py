@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from wastetrack.core import cityday
 from wastetrack.core.errors import ValidationFailed
-from wastetrack.core.timefmt import local_time
+from wastetrack.core.timefmt import local_limit
 from wastetrack.fleet.models import Vehicle
 
 # 机动车号牌 (GA 36): province abbreviation, issuing-office letter (no I or O), then five
@@ -92,7 +92,10 @@ async def plate_for_carriage(
         )
     if vehicle.retired_at is not None and vehicle.retired_at <= at:
         raise ValidationFailed(
-            f"{normalized} was retired before {local_time(at, timezone)}, city time", field=field
+            f"{normalized} was retired at"
+            f" {local_limit(vehicle.retired_at, timezone, earliest=False)}, city time, before"
+            " this carriage: name a vehicle in service",
+            field=field,
         )
     on = cityday.local_date(at, timezone)
     if rule == HAZARDOUS_LICENCE and (

@@ -18,7 +18,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import CLOCK_SKEW, check_reported
-from wastetrack.core.timefmt import local_time
+from wastetrack.core.timefmt import local_limit
 from wastetrack.custody import remainders, repository, transitions
 from wastetrack.custody.rules import EventType
 from wastetrack.manifests.chain import record
@@ -110,7 +110,8 @@ async def arrive(
     earliest, last, allowance = max(steps)
     if arrived_at < earliest:
         raise ValidationFailed(
-            f"arrived_at precedes the last handover ({local_time(last, timezone)}, city time"
+            f"arrived_at precedes the last handover"
+            f" ({local_limit(last, timezone, earliest=True)}, city time"
             f"{allowance})",
             field="arrived_at",
         )

@@ -19,7 +19,7 @@ from wastetrack.core.errors import (
 )
 from wastetrack.core.principal import Principal
 from wastetrack.core.reported import CLOCK_SKEW, check_reported
-from wastetrack.core.timefmt import local_time
+from wastetrack.core.timefmt import local_limit
 from wastetrack.custody.rules import EventType, State
 from wastetrack.fleet.plates import HAZARDOUS_LICENCE, plate_for_carriage
 from wastetrack.manifests.chain import record
@@ -176,9 +176,12 @@ async def _leg_signed(
     # by the skew every reported time is allowed.
     allowed = CLOCK_SKEW if seq == 1 else timedelta(0)
     if previous is not None and signature.handover_at < previous - allowed:
+        allowance = (
+            f"; a phone's clock is allowed {allowed.seconds // 60} minutes" if allowed else ""
+        )
         raise ValidationFailed(
-            f"handover_at precedes the {whose} handover ({local_time(previous, timezone)},"
-            " city time)",
+            f"handover_at precedes the {whose} handover"
+            f" ({local_limit(previous, timezone, earliest=True)}, city time{allowance})",
             field="handover_at",
         )
     # The leg's vehicle must be the carrier's, licensed for hazardous goods on the day; named
