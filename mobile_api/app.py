@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from mobile_api import errors, media, openapi
-from mobile_api.idempotency import Idempotency
+from mobile_api.idempotency import Idempotency, document_keys
 from mobile_api.middleware import BodyLimit, HeadAsGet, KnownHost, SecurityHeaders
 from mobile_api.routers import (
     admin,
@@ -210,6 +210,7 @@ def create_app(
     errors.install(app)
     media.document_tables(app)
     openapi.extend(app, sync.document_entries)
+    document_keys(app)
     # Routes are matched in this order, every request: the routers phones post to most come
     # first (matching a post to /m/v1/events took 57 µs behind auth, catalog and batches).
     for module in (

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mobile_api import openapi
 from mobile_api.errors import problem, problem_of
 from wastetrack.apikeys import service as apikeys
 from wastetrack.auth import service as auth
@@ -251,6 +253,37 @@ def _writes_with_sender(document: dict[str, Any]) -> list[tuple[str, re.Pattern[
         for method, operation in operations.items()
         if method.upper() in _WRITES and operation.get("security")
     ]
+
+
+def document_keys(app: FastAPI) -> None:
+    """Every write the API document gives security takes the key (`_takes_a_sender`): add the
+    optional header, under the rule the middleware judges it by, to each such operation, so a
+    client generated from the document knows it (and its answers' `Idempotent-Replayed`)."""
+
+    def edit(document: openapi.Document) -> None:
+        for operations in document.get("paths", {}).values():
+            for method, operation in operations.items():
+                if method.upper() not in _WRITES or not operation.get("security"):
+                    continue
+                operation.setdefault("parameters", []).append(
+                    {
+                        "name": FIELD,
+                        "in": "header",
+                        "required": False,
+                        "description": "names the request, so a resend writes nothing and gets"
+                        " the first successful answer again (24 hours): 1 to 255 visible ASCII"
+                        " characters",
+                        "schema": {"type": "string", "pattern": _KEY.pattern},
+                    }
+                )
+                for status, answer in operation.get("responses", {}).items():
+                    if status.startswith("2"):
+                        answer.setdefault("headers", {})["Idempotent-Replayed"] = {
+                            "description": "`true` on the first answer given again to a resend",
+                            "schema": {"type": "string", "enum": ["true"]},
+                        }
+
+    openapi.extend(app, edit)
 
 
 def _first_header(scope: Scope, name: bytes) -> bytes | None:

@@ -15,11 +15,18 @@ BINARY: dict[str, str] = {"type": "string", "format": "binary"}
 
 
 def binary(
-    *media_types: str, status: int = 200, description: str = "The file"
+    *media_types: str,
+    status: int = 200,
+    description: str = "The file",
+    headers: dict[str, Any] | None = None,
 ) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route answering a file in one of media_types."""
+    """``responses=`` for a route answering a file in one of media_types, with the `headers`
+    it may carry (a next file's `Link`)."""
     content = {media: {"schema": dict(BINARY)} for media in media_types}
-    return {status: {"description": description, "content": content}}
+    answer: dict[str, Any] = {"description": description, "content": content}
+    if headers:
+        answer["headers"] = headers
+    return {status: answer}
 
 
 def document_tables(app: FastAPI) -> None:

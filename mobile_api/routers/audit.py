@@ -7,7 +7,7 @@ from fastapi import Depends, Query, Request, Response
 from mobile_api import media
 from mobile_api.bodies import Router
 from mobile_api.deps import AppSettings, require
-from mobile_api.presenters import link_next
+from mobile_api.presenters import NEXT_PAGE, link_next
 from mobile_api.tables import download
 from schemas.audit import AuditEntryRead, AuditPage
 from schemas.base import Id
@@ -70,7 +70,11 @@ async def read_audit(
     )
 
 
-@router.get("/audit.csv", responses=media.binary(media.CSV), response_class=Response)
+@router.get(
+    "/audit.csv",
+    responses=media.binary(media.CSV, headers=NEXT_PAGE["headers"]),
+    response_class=Response,
+)
 async def export_audit(
     request: Request,
     user: Overseer,

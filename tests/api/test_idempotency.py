@@ -4,12 +4,14 @@ again and writes nothing; the key belongs to whoever sent it."""
 import asyncio
 import io
 import os
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 from starlette.types import Message
 
@@ -435,3 +437,21 @@ async def test_a_body_over_a_megabyte_is_spooled_to_disk_before_its_key_is_claim
     with spool:
         assert spool._rolled  # on disk (SpooledTemporaryFile's own flag)
         assert b"".join([c async for c in _chunks(spool)]) == big
+
+
+def test_every_write_with_a_sender_declares_the_key(app: FastAPI) -> None:
+    """Every write the middleware reads the key of (a secured POST, PUT, PATCH or DELETE)
+    declares it, under the rule it is judged by: none did, so a client generated from the
+    document never learnt of it (contracts review)."""
+    writes = {
+        f"{method.upper()} {path}": operation
+        for path, operations in app.openapi()["paths"].items()
+        for method, operation in operations.items()
+        if method.upper() in {"POST", "PUT", "PATCH", "DELETE"} and operation.get("security")
+    }
+    assert len(writes) > 40
+    for name, operation in writes.items():
+        (key,) = [p for p in operation.get("parameters", []) if p["name"] == "Idempotency-Key"]
+        assert (key["in"], key["required"]) == ("header", False), name
+        assert re.fullmatch(key["schema"]["pattern"], "k" * 255), name
+        assert not re.fullmatch(key["schema"]["pattern"], "k" * 256), name

@@ -524,3 +524,30 @@ async def test_a_file_of_alerts_holds_more_rows_than_a_statement_has_parameters(
     file = await client.get("/m/v1/alerts?format=csv", headers=world.headers("town_manager"))
     assert file.status_code == 200, file.text
     assert len(file.text.strip().splitlines()) == 1 + 33000
+
+
+def test_every_answer_pointing_at_a_next_page_or_file_declares_its_link(app: FastAPI) -> None:
+    """A route read page by page or file by file (it takes where to go on from: `cursor`, or
+    the audit file's `after`) declares the `Link: <…>; rel="next"` it answers with: the audit
+    file's did not, so a client generated from the document never learnt of the next file
+    (contracts review)."""
+    paged = {
+        f"{method.upper()} {path}": operation
+        for path, operations in app.openapi()["paths"].items()
+        for method, operation in operations.items()
+        if {"cursor", "after"} & {p["name"] for p in operation.get("parameters", [])}
+    }
+    assert "GET /m/v1/audit.csv" in paged and len(paged) > 10
+    # These say where to go on from in their body (`next`), as a feed does.
+    in_the_body = {"GET /m/v1/changes", "GET /m/v1/audit"}
+    undeclared = [
+        name
+        for name, operation in paged.items()
+        if name not in in_the_body
+        and not any(
+            "Link" in answer.get("headers", {})
+            for status, answer in operation["responses"].items()
+            if status.startswith("2")
+        )
+    ]
+    assert not undeclared, undeclared
