@@ -135,9 +135,12 @@ async def _on_the_last_leg(
     return mid, codes
 
 
-async def _hand_to_plant(client: httpx.AsyncClient, world: World, code: str, at: datetime) -> None:
+async def _handed(
+    client: httpx.AsyncClient, world: World, code: str, at: datetime, to: str = "plant"
+) -> None:
+    """The last leg's carrier hands the drum over by scan: to the plant, or `to`."""
     given = event(
-        "handed_over", code, to_organization_id=world.orgs["plant"].id, device_time=at.isoformat()
+        "handed_over", code, to_organization_id=world.orgs[to].id, device_time=at.isoformat()
     )
     posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
     assert posted.status_code == 201, posted.text
@@ -166,12 +169,12 @@ async def test_the_last_leg_ends_when_its_carrier_has_handed_every_drum_over(
     await leg.save()
 
     first = NOW - timedelta(hours=2)
-    await _hand_to_plant(client, world, codes[0], first)
+    await _handed(client, world, codes[0], first)
     await alerts.refresh(now=NOW)
     kept = [(a.id, a.acknowledged_at) for a in await _standing()]
     assert kept == [(leg.id, leg.acknowledged_at)]  # the carrier still holds a drum
 
-    await _hand_to_plant(client, world, codes[1], NOW - timedelta(hours=1))
+    await _handed(client, world, codes[1], NOW - timedelta(hours=1))
     await alerts.refresh(now=NOW)
     assert await _standing() == []
 
@@ -194,14 +197,7 @@ async def test_the_last_leg_stands_while_drums_are_with_an_earlier_carrier(
     mid, codes = await _on_the_last_leg(client, world, parties, start)
     number = (await Manifest.get(id=mid)).number
     for code in codes:
-        given = event(
-            "handed_over",
-            code,
-            to_organization_id=world.orgs["carrier"].id,
-            device_time=(NOW - timedelta(hours=2)).isoformat(),
-        )
-        posted = await client.post("/m/v1/events", json=given, headers=world.headers("second"))
-        assert posted.status_code == 201, posted.text
+        await _handed(client, world, code, NOW - timedelta(hours=2), to="carrier")
     await alerts.refresh(now=NOW)
     standing = [(a.kind, a.subject) for a in await _standing()]
     assert (alerts.LEG_OVERDUE, f"{number}:2") in standing

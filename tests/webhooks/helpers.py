@@ -1,6 +1,9 @@
 """Subscribe through the API and run the dispatcher until it has nothing left to do."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import httpx
@@ -36,3 +39,18 @@ async def drain(
         total.withheld += done.withheld
         total.disabled += done.disabled
     raise AssertionError("the dispatcher never ran out of work")
+
+
+async def receiver_at(
+    client: httpx.AsyncClient,
+    world: World,
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, dict[str, Any]]:
+    """A receiver on a free local port answering with `handle` (serving once the server is
+    entered), and the manager's subscription to batch events sent there."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hook = await subscribe(
+        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
+    )
+    return server, hook

@@ -23,7 +23,7 @@ from schemas.events import EventCreate
 from tests.custody.helpers import advance, tag_bag
 from tests.factories import World, event
 from tests.webhooks.conftest import Listener, Received
-from tests.webhooks.helpers import drain, subscribe
+from tests.webhooks.helpers import drain, receiver_at, subscribe
 from wastetrack.alerts.models import Alert
 from wastetrack.auth.models import User
 from wastetrack.core.settings import Settings
@@ -514,11 +514,7 @@ async def test_a_receiver_slower_than_the_timeout_fails_the_delivery(
         await asyncio.sleep(1)
         writer.close()
 
-    server = await asyncio.start_server(answer_late, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    hook = await subscribe(
-        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
-    )
+    server, hook = await receiver_at(client, world, answer_late)
     await tag_bag(client, world)
     impatient = settings.model_copy(update={"webhooks_timeout_seconds": 0.2})
 
@@ -680,11 +676,7 @@ async def test_enabling_an_active_subscription_mid_round_keeps_the_rounds_outcom
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(receiver, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    hook = await subscribe(
-        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
-    )
+    server, hook = await receiver_at(client, world, receiver)
     await tag_bag(client, world)
     patient = settings.model_copy(update={"webhooks_timeout_seconds": 60})
     async with server:

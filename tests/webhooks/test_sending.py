@@ -18,7 +18,7 @@ from tortoise import connections
 from tests.custody.helpers import tag_bag
 from tests.factories import World
 from tests.webhooks.conftest import Listener
-from tests.webhooks.helpers import drain, subscribe
+from tests.webhooks.helpers import drain, receiver_at, subscribe
 from wastetrack.alerts.models import Alert
 from wastetrack.audit.models import AuditEntry
 from wastetrack.core.settings import Settings
@@ -348,11 +348,7 @@ async def test_a_receivers_reply_is_read_no_further_than_a_few_kb_and_never_deco
     deliverer decode gigabytes per delivery (here: until the timeout fails it), and a reply that
     is not the gzip it claims would fail a delivery the receiver accepted."""
     receiver = Endless(valid_gzip=valid_gzip)
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    hook = await subscribe(
-        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
-    )
+    server, hook = await receiver_at(client, world, receiver.handle)
     await tag_bag(client, world)
     patient = settings.model_copy(update={"webhooks_timeout_seconds": 3})
 
@@ -387,11 +383,7 @@ async def test_each_outcome_is_saved_as_soon_as_it_is_known_not_at_the_rounds_en
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    slow = await subscribe(
-        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
-    )
+    server, slow = await receiver_at(client, world, hold)
     fast = await subscribe(client, world, "manager", listener.url, ["batch.event_recorded"])
     await tag_bag(client, world)
     patient = settings.model_copy(update={"webhooks_timeout_seconds": 60})
@@ -545,11 +537,7 @@ async def test_a_2xx_whose_body_breaks_off_counts_as_received(
     stalls fails nothing. Counted as failed, the event went out again every round and the
     receiver that had taken it was in the end disabled."""
     receiver = BrokenOff(stall=stall)
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    hook = await subscribe(
-        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
-    )
+    server, hook = await receiver_at(client, world, receiver.handle)
     await tag_bag(client, world)
     patient = settings.model_copy(update={"webhooks_timeout_seconds": 2})
 
@@ -589,11 +577,7 @@ async def test_deleting_a_failing_subscription_mid_round_leaves_no_webhook_disab
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(receiver, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    hook = await subscribe(
-        client, world, "manager", f"http://127.0.0.1:{port}/hooks", ["batch.event_recorded"]
-    )
+    server, hook = await receiver_at(client, world, receiver)
     # Two batches: two deliveries due in one round.
     await tag_bag(client, world)
     await tag_bag(client, world)
