@@ -271,7 +271,8 @@ def document_keys(app: FastAPI) -> None:
                         "in": "header",
                         "required": False,
                         "description": "names the request, so a resend writes nothing and gets"
-                        " the first successful answer again (24 hours): 1 to 255 visible ASCII"
+                        " the first successful answer again (24 hours), or, for an answer holding"
+                        " a secret shown once, a 409 `answer_not_kept`: 1 to 255 visible ASCII"
                         " characters",
                         "schema": {"type": "string", "pattern": _KEY.pattern},
                     }
@@ -279,7 +280,8 @@ def document_keys(app: FastAPI) -> None:
                 for status, answer in operation.get("responses", {}).items():
                     if status.startswith("2"):
                         answer.setdefault("headers", {})["Idempotent-Replayed"] = {
-                            "description": "`true` on the first answer given again to a resend",
+                            "description": "`true` on the first answer given again to a resend"
+                            " (never one holding a secret shown once: it is not kept)",
                             "schema": {"type": "string", "enum": ["true"]},
                         }
 

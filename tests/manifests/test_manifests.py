@@ -1155,10 +1155,9 @@ async def test_each_party_walks_the_manifests_it_is_party_to_once_each_newest_fi
 
 def _printed_limit(detail: str) -> datetime:
     """The moment a refusal prints as its limit, read on the city's clock."""
-    found = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d), city time", detail)
+    found = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+08:00), city time", detail)
     assert found, detail
-    printed = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S")
-    return printed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return datetime.fromisoformat(found.group(1))
 
 
 async def test_a_handover_or_arrival_too_early_names_its_limit_on_the_city_clock(

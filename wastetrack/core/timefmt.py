@@ -1,13 +1,12 @@
 """One way to print a moment on every document and page: the city's local time, to the minute
 (``2026-11-30 14:05``), never UTC with microseconds. Callers pass ``settings.timezone``."""
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from wastetrack.core.cityday import in_city, local_date
 
 MINUTE = "%Y-%m-%d %H:%M"
-SECOND = "%Y-%m-%d %H:%M:%S"
 
 
 def local_time(value: datetime | date | None, timezone: str | ZoneInfo, *, empty: str = "—") -> str:
@@ -33,11 +32,12 @@ def through_day(end: datetime | None, timezone: str | ZoneInfo, *, empty: str = 
 
 def local_limit(value: datetime, timezone: str | ZoneInfo, *, earliest: bool) -> str:
     """A limit a refused moment was judged against, as its refusal prints it: the city's time
-    to the second (the minute would print a limit the refused moment did not cross), rounded
-    so that the moment printed is itself accepted — up for the `earliest` moment allowed, down
-    for the latest."""
-    moment = in_city(value, timezone)
+    to the second with its offset (the minute would print a limit the refused moment did not
+    cross; a wall time without its offset is two moments in a zone's repeated hour), rounded
+    on the time line, not the wall clock, so that the moment printed is itself accepted — up
+    for the `earliest` moment allowed, down for the latest."""
+    moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     whole = moment.replace(microsecond=0)
     if earliest and whole < moment:
         whole += timedelta(seconds=1)
-    return whole.strftime(SECOND)
+    return in_city(whole, timezone).isoformat(sep=" ")
