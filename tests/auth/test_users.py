@@ -6,6 +6,8 @@ import json
 
 import httpx
 import pytest
+from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from tests.factories import PASSWORD, World, make_user
 from wastetrack.audit.models import AuditEntry
@@ -257,3 +259,40 @@ async def test_a_username_logs_in_whatever_its_case(
         organization_id=organization,
     )
     assert await logged_in_as("strasse") == "Straße"
+
+
+async def test_a_name_no_account_has_is_looked_for_by_index_not_among_every_username(
+    world: World,
+) -> None:
+    """A refused login for a name no account has read every username and folded each in
+    Python, a name an account has was found by its index: with a city's accounts, the time of
+    a refusal told which names are accounts (security review). Looked for by migration 0067's
+    indexes, it reads the rows that may fold to the name (here none) among 20,000."""
+    conn = connections.get("default")
+    await conn.execute_query(
+        "INSERT INTO app_user (username, password_hash, full_name, role, organization_id,"
+        " is_active, created_at) SELECT 'user_' || g, $1, '', 'generator', $2, true, now()"
+        " FROM generate_series(1, 20000) g",
+        [world.users["clinic"].password_hash, world.orgs["clinic"].id],
+    )
+    await conn.execute_query("ANALYZE app_user")
+    async with in_transaction() as tx:
+        await tx.execute_query("SET LOCAL enable_seqscan = off")
+        (row,) = await tx.execute_query_dict(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {auth._ALIKE}", [auth.account_name("nobody_7")]
+        )
+        await tx.rollback()
+    plan = row["QUERY PLAN"]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    read = 0.0
+    nodes = [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if node.get("Relation Name") == "app_user":
+            read += (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get(
+                "Actual Loops", 1
+            )
+        nodes += node.get("Plans", [])
+    assert read <= 2, read
+    assert await auth.find_account("USER_7") is not None
+    assert await auth.find_account("nobody_7") is None

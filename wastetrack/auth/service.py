@@ -106,11 +106,21 @@ def account_name(username: str) -> str:
     return username.casefold()
 
 
+# The usernames that may fold to a name ($1, an `account_name`), each by an index of migration
+# 0067: an ASCII one (every username since 41c7737) folds as PostgreSQL's lower() folds it,
+# and one made before, of another script, is read whole (few) and folded in Python — reading
+# every username was a refused login's cost for a name no account has, whose time told it.
+_ALIKE = (
+    "SELECT username FROM app_user WHERE lower(username) = $1"
+    f" UNION SELECT username FROM app_user WHERE username !~ '{USERNAME}'"
+)
+
+
 async def _alike(name: str) -> list[str]:
     """The usernames that are the account `name` (an `account_name`), folded in Python as
     creation folds them (PostgreSQL's upper is no casefold: `ß` is not `SS`)."""
-    usernames = [str(u) for u in await User.all().values_list("username", flat=True)]
-    return [u for u in usernames if account_name(u) == name]
+    rows = await connections.get("default").execute_query_dict(_ALIKE, [name])
+    return sorted(u for u in (str(r["username"]) for r in rows) if account_name(u) == name)
 
 
 async def find_account(username: str, *, active: bool | None = None) -> User | None:
