@@ -152,6 +152,12 @@ class _JsonRequest(Request):
         return self._json
 
 
+def read_json(request: Request) -> Any:
+    """The request's body as its route read it, when it read it as JSON (else None): for a
+    dependency that judges the body before the route's model reads each of its parts."""
+    return getattr(request, "_json", None)
+
+
 class JsonRoute(APIRoute):
     """A route whose JSON body is read by `loads`. A route that takes no body refuses a JSON
     object with members, as a route with a body refuses a member it does not know: `{"seq": 2}`

@@ -4,6 +4,7 @@ trusted, bad ones reported."""
 import asyncio
 import itertools
 import random
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -515,6 +516,26 @@ async def test_more_than_500_events_are_refused_whole(
     assert response.status_code == 422
     assert response.json()["field"] == "events"
     assert await Batch.all().count() == 0
+
+
+async def test_a_sync_over_its_limit_is_refused_before_any_entry_is_read(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """650,000 empty entries under the byte cap were each validated on the worker's loop, about
+    seven seconds in which it answered nobody, before the count refused them (sync review):
+    the count comes first, whoever sends it."""
+    body = '{"events": [' + ",".join(["{}"] * 650_000) + "]}"
+    assert len(body) < world.settings.max_body_bytes
+    for who in ("clinic", "auditor"):
+        started = time.monotonic()
+        response = await client.post(
+            "/m/v1/sync",
+            content=body,
+            headers={**world.headers(who), "Content-Type": "application/json"},
+        )
+        took = time.monotonic() - started
+        assert (response.status_code, response.json()["field"]) == (422, "events"), response.text
+        assert took < 2.0, took
 
 
 async def test_offline_collector_binds_labels_and_collects_in_one_sync(

@@ -31,6 +31,14 @@ _recorders: dict[str, Callable[..., Awaitable[intake.RecordResult]]] = {
 }
 
 
+def check_count(count: int, *, max_entries: int) -> None:
+    """A sync holds at most `max_entries` entries (WASTETRACK_SYNC_MAX_EVENTS): refused whole,
+    naming `events` (the phone sends fewer). The route counts a body's entries by it before
+    any entry is read, and `apply` again."""
+    if count > max_entries:
+        raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
+
+
 async def apply(
     *,
     principal: Principal,
@@ -45,8 +53,7 @@ async def apply(
     record makes: its code is the server's). An auditor's sync is refused whole, whatever it
     holds, as an auditor's post is."""
     principal.check_may_write()
-    if len(entries) > max_entries:
-        raise ValidationFailed(f"send at most {max_entries} entries per sync", field="events")
+    check_count(len(entries), max_entries=max_entries)
     results: list[EntryResult | None] = [None] * len(entries)
     events: list[tuple[int, EventCommand]] = []
     after_events: list[tuple[int, StreamRecord]] = []
